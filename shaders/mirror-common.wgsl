@@ -1,0 +1,167 @@
+// mirror-common.wgsl — shared by every mirror kernel (prepended in TS: WGSL has no #include).
+//
+// The GPU half of an HMM device mirror (lib/test_hmm.c "dmirror", NVIDIA UVM, nouveau):
+//   * `tables` is the mirrored page table, walked like a GPU MMU walks its PDEs/PTEs;
+//   * `ring` is the replayable fault buffer a miss is reported through (UVM's
+//     GMMU fault buffer: PUT advanced by the GPU, drained by the driver);
+//   * `state` holds the per-command done bitmap (replay: a faulted invocation simply runs
+//     again next round) and the per-(uTLB, page) pending bitmap that filters duplicates;
+//   * `dirty` is a per-slot bitmap the driver writes back from (the PTE dirty bit, per slot).
+// Bindings 2 (aperture) and 3 (vram) are declared by each kernel file: plain array<u32>
+// for read/write, array<atomic<u32>> for atomics. All files share one bind group layout.
+
+// Entry format (must match src/device/page-table.ts).
+const PTE_VALID: u32 = 0x1u;      // entry present
+const PTE_WRITE: u32 = 0x2u;      // leaf: writes allowed
+const PTE_EXCLUSIVE: u32 = 0x4u;  // leaf: atomic access granted (make_device_exclusive)
+const PTE_DEVICE: u32 = 0x8u;     // leaf: slot is in device-private memory, not the aperture
+const PTE_HUGE: u32 = 0x10u;      // level-1 leaf mapping 2 MiB (512 contiguous slots)
+const PTE_INDEX_SHIFT: u32 = 8u;  // bits 8..31: child table index, or page slot
+
+const PT_ENTRIES: u32 = 512u;
+const WORDS_PER_PAGE: u32 = 1024u; // 4 KiB / 4
+
+const ACCESS_READ: u32 = 1u;
+const ACCESS_WRITE: u32 = 2u;
+const ACCESS_ATOMIC: u32 = 3u;
+// Set in a record's access word when the PTE was valid but lacked the right
+// (UVM's write/atomic fault types, as opposed to an invalid PDE/PTE).
+const ACCESS_PROTECTION: u32 = 0x100u;
+
+// state[] layout (words): 0 done count (persistent across rounds), 1 missed invocations this
+// round, 2..3 reserved, then the pending bitmap at pendOff (cleared every round), then the
+// done bitmap at doneOff (persistent).
+const STATE_DONE: u32 = 0u;
+const STATE_MISSED: u32 = 1u;
+
+struct Params {
+  vaLo: u32,        // first page of the range, low 32 bits
+  vaHi: u32,        // ... high bits (page numbers reach 2^35)
+  npages: u32,
+  nwords: u32,      // npages * 1024 (or probe count for the probe kernel)
+  nsources: u32,    // uTLBs sharing the fault filter
+  pendOff: u32,     // word offset of the pending bitmap in state[]
+  doneOff: u32,     // word offset of the done bitmap in state[]
+  devDirtyOff: u32, // word offset of the device pool's dirty bits in dirty[]
+}
+
+struct FaultRecord {
+  pageLo: u32,
+  pageHi: u32,
+  access: u32,
+  source: u32,
+}
+
+struct FaultRing {
+  put: atomic<u32>,      // next record index; may run past capacity (then overflow is set)
+  overflow: atomic<u32>, // a record was dropped: the host must replay to find it again
+  _pad0: u32,
+  _pad1: u32,
+  records: array<FaultRecord>,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> tables: array<u32>;
+@group(0) @binding(4) var<storage, read_write> io: array<u32>;
+@group(0) @binding(5) var<storage, read_write> state: array<atomic<u32>>;
+@group(0) @binding(6) var<storage, read_write> ring: FaultRing;
+@group(0) @binding(7) var<storage, read_write> dirty: array<atomic<u32>>;
+
+override WG: u32 = 256u;
+
+// The page walk. Level indices: bits [27..35] (root), [18..26], [9..17], [0..8] of the page
+// number; table t's entries sit at tables[t * 512 ..]; table 0 is the root (the PDB).
+// Returns the leaf entry, with a huge leaf's slot already advanced to the 4 KiB subpage,
+// or 0 when any level is invalid.
+fn translate(pageLo: u32, pageHi: u32) -> u32 {
+  let i3 = ((pageLo >> 27u) | (pageHi << 5u)) & 511u;
+  let i2 = (pageLo >> 18u) & 511u;
+  let i1 = (pageLo >> 9u) & 511u;
+  let i0 = pageLo & 511u;
+  var e = tables[i3];
+  if ((e & PTE_VALID) == 0u) { return 0u; }
+  e = tables[(e >> PTE_INDEX_SHIFT) * PT_ENTRIES + i2];
+  if ((e & PTE_VALID) == 0u) { return 0u; }
+  e = tables[(e >> PTE_INDEX_SHIFT) * PT_ENTRIES + i1];
+  if ((e & PTE_VALID) == 0u) { return 0u; }
+  if ((e & PTE_HUGE) != 0u) {
+    // 2 MiB leaf at the PDE level: slots are contiguous, so the subpage is base + i0.
+    return (((e >> PTE_INDEX_SHIFT) + i0) << PTE_INDEX_SHIFT) | (e & 0xffu);
+  }
+  return tables[(e >> PTE_INDEX_SHIFT) * PT_ENTRIES + i0];
+}
+
+// Linear invocation index over a 1-D or 2-D dispatch (2-D past 65535 workgroups).
+fn linearWorkgroup(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
+  return wg.x + wg.y * nwg.x;
+}
+
+// The uTLB a workgroup's accesses go through.
+fn sourceOf(wgLinear: u32) -> u32 {
+  return wgLinear % params.nsources;
+}
+
+fn isDone(i: u32) -> bool {
+  return (atomicLoad(&state[params.doneOff + i / 32u]) & (1u << (i % 32u))) != 0u;
+}
+
+fn markDone(i: u32) {
+  atomicOr(&state[params.doneOff + i / 32u], 1u << (i % 32u));
+  atomicAdd(&state[STATE_DONE], 1u);
+}
+
+// Marks the slot's page dirty (the GPU wrote it): the host writes back exactly these.
+fn markDirty(entry: u32) {
+  let slot = entry >> PTE_INDEX_SHIFT;
+  let w = select(0u, params.devDirtyOff, (entry & PTE_DEVICE) != 0u) + slot / 32u;
+  let bit = 1u << (slot % 32u);
+  if ((atomicLoad(&dirty[w]) & bit) == 0u) {
+    atomicOr(&dirty[w], bit);
+  }
+}
+
+// A miss. The invocation stays not-done (it is replayed next round); the first miss of this
+// source on this page also appends a record to the fault buffer — the uTLB's filtering of
+// outstanding faults. Other sources may append duplicates: the host coalesces them.
+fn recordFault(rangePage: u32, pageLo: u32, pageHi: u32, access: u32, source: u32) {
+  atomicAdd(&state[STATE_MISSED], 1u);
+  let b = source * params.npages + rangePage;
+  let bit = 1u << (b % 32u);
+  let w = params.pendOff + b / 32u;
+  if ((atomicLoad(&state[w]) & bit) != 0u) { return; }
+  if ((atomicOr(&state[w], bit) & bit) != 0u) { return; }
+  let slot = atomicAdd(&ring.put, 1u);
+  if (slot >= arrayLength(&ring.records)) {
+    // Buffer full: drop the record, flag overflow. Nothing is lost: the invocation is not
+    // done, so the replay faults again.
+    atomicStore(&ring.overflow, 1u);
+    return;
+  }
+  ring.records[slot] = FaultRecord(pageLo, pageHi, access, source);
+}
+
+struct Access {
+  i: u32,
+  word: u32,       // word within the page
+  rangePage: u32,  // page index within the command's range
+  pageLo: u32,
+  pageHi: u32,
+  source: u32,
+}
+
+// Decodes an invocation; ok == false when it is past the range or already done.
+fn decode(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, a: ptr<function, Access>) -> bool {
+  let wgl = linearWorkgroup(wg, nwg);
+  let i = wgl * WG + lidx;
+  if (i >= params.nwords) { return false; }
+  if (isDone(i)) { return false; }
+  let rp = i / WORDS_PER_PAGE;
+  let lo = params.vaLo + rp;
+  (*a).i = i;
+  (*a).word = i % WORDS_PER_PAGE;
+  (*a).rangePage = rp;
+  (*a).pageLo = lo;
+  (*a).pageHi = params.vaHi + select(0u, 1u, lo < params.vaLo);
+  (*a).source = sourceOf(wgl);
+  return true;
+}

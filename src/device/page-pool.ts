@@ -1,0 +1,252 @@
+/**
+ * A pool of 4 KiB page slots in one GPU storage buffer. A mirror device has two:
+ *  - the system-memory aperture: where the GPU reaches system frames (UVM's sysmem
+ *    aperture, reached over PCIe; here the driver uploads the frame's bytes into a slot),
+ *  - device-private memory ("VRAM": what memremap_pages'd MEMORY_DEVICE_PRIVATE pages and
+ *    test_hmm's dmirror chunks stand for), the target of migrate_vma.
+ *
+ * Slot allocation is a bitmap: 4 KiB allocations first-fit from the bottom, 2 MiB
+ * (512 aligned slots) from the top, so small allocations do not fragment every big block.
+ * The pool is fixed-size (bounded by maxStorageBufferBindingSize): a full pool is ENOMEM
+ * and the driver evicts, as UVM does when VRAM is full.
+ */
+import { err } from '../errors.js';
+import { asDeviceError, ensureAlive } from './health.js';
+
+export const PAGE_BYTES = 4096;
+export const HUGE_SLOTS = 512;
+
+export interface PagePoolOptions {
+  slots: number;
+  label?: string;
+}
+
+export interface PagePoolStats {
+  slots: number;
+  used: number;
+  hugeBlocks: number;
+  /** queue.writeBuffer calls made by upload()/uploadPages(). */
+  uploadWrites: number;
+  bytesUploaded: number;
+  readbacks: number;
+  /** copyBufferToBuffer calls made by readback()/copy(). */
+  copies: number;
+}
+
+export interface PageData {
+  slot: number;
+  data: Uint8Array;
+}
+
+export class PagePool {
+  readonly device: GPUDevice;
+  readonly label: string;
+  readonly slots: number;
+  readonly buffer: GPUBuffer;
+  private readonly used: Uint32Array;
+  private readonly huge = new Set<number>(); // first slots of huge allocations
+  private usedCount = 0;
+  private lowHint = 0; // no free bit in used[0 .. lowHint)
+  private readonly counters = { uploadWrites: 0, bytesUploaded: 0, readbacks: 0, copies: 0 };
+
+  constructor(device: GPUDevice, opts: PagePoolOptions) {
+    this.device = device;
+    this.label = opts.label ?? 'page pool';
+    const max = Math.floor(Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize) / PAGE_BYTES);
+    if (!Number.isInteger(opts.slots) || opts.slots < 1 || opts.slots > max) {
+      throw err('EINVAL', `${this.label}: ${opts.slots} slots; this device binds at most ${max} (${max * 4} KiB)`);
+    }
+    ensureAlive(device, this.label);
+    this.slots = opts.slots;
+    this.used = new Uint32Array(Math.ceil(opts.slots / 32));
+    this.buffer = device.createBuffer({
+      label: `${this.label} (${opts.slots} × 4 KiB)`,
+      size: opts.slots * PAGE_BYTES,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+    });
+  }
+
+  get stats(): PagePoolStats {
+    return { slots: this.slots, used: this.usedCount, hugeBlocks: this.huge.size, ...this.counters };
+  }
+
+  get freeSlots(): number {
+    return this.slots - this.usedCount;
+  }
+
+  isAllocated(slot: number): boolean {
+    this.checkSlot(slot, 1, 'isAllocated');
+    return (this.used[slot >>> 5] & (1 << (slot & 31))) !== 0;
+  }
+
+  /** One free slot, lowest first; ENOMEM when the pool is full. */
+  alloc(): number {
+    for (let w = this.lowHint; w < this.used.length; w++) {
+      const bits = this.used[w];
+      if (bits === 0xffffffff) continue;
+      const b = 31 - Math.clz32(~bits & (bits + 1)); // lowest clear bit
+      const slot = w * 32 + b;
+      if (slot >= this.slots) break;
+      this.used[w] = bits | (1 << b);
+      this.usedCount++;
+      this.lowHint = w;
+      return slot;
+    }
+    this.lowHint = this.used.length;
+    throw err('ENOMEM', `${this.label}: all ${this.slots} slots in use`);
+  }
+
+  /** 512 contiguous, 512-aligned slots (for a 2 MiB leaf), highest first; returns the first. */
+  allocHuge(): number {
+    const words = HUGE_SLOTS / 32;
+    for (let first = Math.floor(this.slots / HUGE_SLOTS) * HUGE_SLOTS - HUGE_SLOTS; first >= 0; first -= HUGE_SLOTS) {
+      const w0 = first / 32;
+      let free = true;
+      for (let w = w0; w < w0 + words && free; w++) free = this.used[w] === 0;
+      if (!free) continue;
+      this.used.fill(0xffffffff, w0, w0 + words);
+      this.usedCount += HUGE_SLOTS;
+      this.huge.add(first);
+      return first;
+    }
+    throw err('ENOMEM', `${this.label}: no free aligned 2 MiB block (${this.freeSlots} slots free)`);
+  }
+
+  free(slot: number): void {
+    this.checkSlot(slot, 1, 'free');
+    if (this.huge.has(slot - (slot % HUGE_SLOTS))) {
+      throw err('EINVAL', `${this.label}: slot ${slot} belongs to a huge allocation; use freeHuge`);
+    }
+    const w = slot >>> 5;
+    const bit = 1 << (slot & 31);
+    if (!(this.used[w] & bit)) throw err('EINVAL', `${this.label}: slot ${slot} is not allocated`);
+    this.used[w] &= ~bit;
+    this.usedCount--;
+    if (w < this.lowHint) this.lowHint = w;
+  }
+
+  freeHuge(first: number): void {
+    this.checkSlot(first, HUGE_SLOTS, 'freeHuge');
+    if (!this.huge.delete(first)) throw err('EINVAL', `${this.label}: ${first} is not a huge allocation`);
+    const w0 = first / 32;
+    this.used.fill(0, w0, w0 + HUGE_SLOTS / 32);
+    this.usedCount -= HUGE_SLOTS;
+    if (w0 < this.lowHint) this.lowHint = w0;
+  }
+
+  /** Writes data (a multiple of 4 KiB) into slots [slot, slot + data.length / 4096): one writeBuffer. */
+  upload(slot: number, data: Uint8Array): void {
+    if (data.byteLength === 0 || data.byteLength % PAGE_BYTES !== 0) {
+      throw err('EINVAL', `${this.label}: upload of ${data.byteLength} bytes, not a multiple of 4096`);
+    }
+    this.checkSlot(slot, data.byteLength / PAGE_BYTES, 'upload');
+    ensureAlive(this.device, `${this.label}: upload`);
+    this.device.queue.writeBuffer(this.buffer, slot * PAGE_BYTES, data as Uint8Array<ArrayBuffer>);
+    this.counters.uploadWrites++;
+    this.counters.bytesUploaded += data.byteLength;
+  }
+
+  /** Uploads many pages, one writeBuffer per run of consecutive slots (in the order given). */
+  uploadPages(pages: readonly PageData[]): void {
+    for (const p of pages) {
+      this.checkSlot(p.slot, 1, 'uploadPages');
+      if (p.data.byteLength !== PAGE_BYTES) throw err('EINVAL', `${this.label}: page for slot ${p.slot} is ${p.data.byteLength} bytes`);
+    }
+    ensureAlive(this.device, `${this.label}: upload`);
+    for (const [start, len] of runs(pages.map((p) => p.slot))) {
+      if (len === 1) {
+        this.upload(pages[start].slot, pages[start].data);
+        continue;
+      }
+      const buf = new Uint8Array(len * PAGE_BYTES);
+      for (let k = 0; k < len; k++) buf.set(pages[start + k].data, k * PAGE_BYTES);
+      this.upload(pages[start].slot, buf);
+    }
+  }
+
+  /**
+   * Reads the given slots (any order, repeats allowed) into one array, slot k's bytes at
+   * k * 4096: one copyBufferToBuffer per run of consecutive slots into one staging buffer,
+   * one mapAsync.
+   */
+  async readback(slotList: readonly number[]): Promise<Uint8Array> {
+    for (const s of slotList) this.checkSlot(s, 1, 'readback');
+    ensureAlive(this.device, `${this.label}: readback`);
+    if (slotList.length === 0) return new Uint8Array(0);
+    const staging = this.device.createBuffer({
+      label: `${this.label} readback`,
+      size: slotList.length * PAGE_BYTES,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    try {
+      const enc = this.device.createCommandEncoder({ label: `${this.label} readback` });
+      for (const [start, len] of runs(slotList)) {
+        enc.copyBufferToBuffer(this.buffer, slotList[start] * PAGE_BYTES, staging, start * PAGE_BYTES, len * PAGE_BYTES);
+        this.counters.copies++;
+      }
+      this.device.queue.submit([enc.finish()]);
+      await staging.mapAsync(GPUMapMode.READ);
+      this.counters.readbacks++;
+      return new Uint8Array(staging.getMappedRange().slice(0));
+    } catch (e) {
+      throw await asDeviceError(this.device, e, `${this.label}: readback`);
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  /**
+   * Copies n slots to another pool (migration: aperture → VRAM or back, the copy engine's
+   * job in UVM / nouveau's dmem copy). Queued: visible to work submitted after this call.
+   */
+  copy(srcSlot: number, dst: PagePool, dstSlot: number, n = 1): void {
+    this.checkSlot(srcSlot, n, 'copy (source)');
+    dst.checkSlot(dstSlot, n, 'copy (destination)');
+    if (dst.device !== this.device) throw err('EINVAL', `${this.label}: copy to a pool on another device`);
+    ensureAlive(this.device, `${this.label}: copy`);
+    const enc = this.device.createCommandEncoder({ label: `${this.label} → ${dst.label}` });
+    const bytes = n * PAGE_BYTES;
+    if (dst === this) {
+      // copyBufferToBuffer cannot use one buffer as both source and destination.
+      const tmp = this.device.createBuffer({ label: `${this.label} bounce`, size: bytes, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+      enc.copyBufferToBuffer(this.buffer, srcSlot * PAGE_BYTES, tmp, 0, bytes);
+      enc.copyBufferToBuffer(tmp, 0, this.buffer, dstSlot * PAGE_BYTES, bytes);
+      this.device.queue.submit([enc.finish()]);
+      tmp.destroy();
+      this.counters.copies += 2;
+      return;
+    }
+    enc.copyBufferToBuffer(this.buffer, srcSlot * PAGE_BYTES, dst.buffer, dstSlot * PAGE_BYTES, bytes);
+    this.device.queue.submit([enc.finish()]);
+    this.counters.copies++;
+  }
+
+  /** Zero-fills n slots (a fresh device page must not leak old contents). Queued. */
+  zero(slot: number, n = 1): void {
+    this.checkSlot(slot, n, 'zero');
+    ensureAlive(this.device, `${this.label}: zero`);
+    const enc = this.device.createCommandEncoder({ label: `${this.label} zero` });
+    enc.clearBuffer(this.buffer, slot * PAGE_BYTES, n * PAGE_BYTES);
+    this.device.queue.submit([enc.finish()]);
+  }
+
+  destroy(): void {
+    this.buffer.destroy();
+  }
+
+  private checkSlot(slot: number, n: number, what: string): void {
+    if (!Number.isInteger(slot) || !Number.isInteger(n) || slot < 0 || n < 1 || slot + n > this.slots) {
+      throw err('EINVAL', `${this.label}: ${what}: slots [${slot}, +${n}) outside [0, ${this.slots})`);
+    }
+  }
+}
+
+/** [start index, length] of each run of consecutive values in list. */
+export function* runs(list: readonly number[]): Generator<[number, number]> {
+  let start = 0;
+  for (let k = 1; k <= list.length; k++) {
+    if (k < list.length && list[k] === list[k - 1] + 1) continue;
+    if (k > start) yield [start, k - start];
+    start = k;
+  }
+}

@@ -1,0 +1,491 @@
+/**
+ * The mirrored page table as the GPU walks it: a 4-level radix tree like a GPU MMU's
+ * (NVIDIA GMMU PDE/PTE levels, nouveau's nvkm_vmm), 512 u32 entries per table, all tables
+ * in ONE storage buffer (table i at byte i * 2048; table 0 is the root, the PDB).
+ *
+ * The host keeps a shadow (one Uint32Array per table) and every call is synchronous on it;
+ * `flush()` pushes the dirty entries to the GPU with one queue.writeBuffer per contiguous
+ * run. Nothing changes on the GPU before flush(), and work already submitted may still use
+ * the old entries until it finishes: unmap → flush → fence is the shootdown (TLB invalidate
+ * + membar in UVM terms). See MirrorEngine.shootdown.
+ *
+ * Entry (u32):
+ *   bit 0 VALID, bit 1 WRITE, bit 2 EXCLUSIVE (atomics granted: make_device_exclusive),
+ *   bit 3 DEVICE (slot in device-private memory, not the system-memory aperture),
+ *   bit 4 HUGE (level-1 leaf mapping 2 MiB), bits 8..31 index: a child table for
+ *   directory entries, a page slot for leaves (a huge leaf's first of 512 contiguous slots).
+ * Level indices of page number p (< 2^35): [27..35] root, [18..26], [9..17], [0..8].
+ *
+ * Page numbers are JS numbers up to 2^35: only Math.floor / % / * on them, never 32-bit ops.
+ *
+ * Tables are allocated from a free list and freed as soon as they are empty (unmap), the
+ * parent's directory entry cleared — like free_pgtables / nouveau's PT unref. The GPU
+ * buffer grows on flush (new buffer, copyBufferToBuffer, `generation` bumps so users rebind)
+ * up to `maxTables`; a map that would need more tables than that fails with ENOMEM before
+ * changing anything.
+ */
+import { err } from '../errors.js';
+import { ensureAlive } from './health.js';
+
+export const PTE_VALID = 0x1;
+export const PTE_WRITE = 0x2;
+export const PTE_EXCLUSIVE = 0x4;
+export const PTE_DEVICE = 0x8;
+export const PTE_HUGE = 0x10;
+/** Flags a caller may pass to map()/mapHuge() (VALID is implied, HUGE is mapHuge's). */
+export const PTE_LEAF_FLAGS = PTE_WRITE | PTE_EXCLUSIVE | PTE_DEVICE;
+export const PTE_INDEX_SHIFT = 8;
+/** Table indices and slots are 24-bit. */
+export const PTE_INDEX_LIMIT = 2 ** 24;
+
+export const PT_LEVELS = 4;
+export const PT_ENTRIES = 512;
+export const PT_TABLE_BYTES = PT_ENTRIES * 4;
+/** Page numbers are < 2^35 (VA < 2^47, 4 KiB pages). */
+export const PT_MAX_PAGE = 2 ** 35;
+/** Pages per huge (level-1) leaf. */
+export const HUGE_PAGES = 512;
+
+/** Builds an entry; index < 2^24 so index * 256 + flags stays below 2^32. */
+export function makeEntry(index: number, flags: number): number {
+  return index * 256 + (flags & 0xff);
+}
+export function entryIndex(entry: number): number {
+  return Math.floor(entry / 256);
+}
+export function entryFlags(entry: number): number {
+  return entry % 256;
+}
+
+/** [root, level 2, level 1, level 0] indices of a page number. */
+export function levelIndices(page: number): [number, number, number, number] {
+  return [
+    Math.floor(page / 2 ** 27) % 512,
+    Math.floor(page / 2 ** 18) % 512,
+    Math.floor(page / 2 ** 9) % 512,
+    page % 512,
+  ];
+}
+
+/** What unmap() removed: the caller frees the slot(s) and writes back if dirty. */
+export interface UnmappedLeaf {
+  /** First page the leaf mapped (2 MiB aligned for a huge leaf). */
+  page: number;
+  npages: 1 | 512;
+  /** The leaf's slot (a huge leaf's first slot). */
+  slot: number;
+  /** Entry flags (PTE_*), VALID included. */
+  flags: number;
+  huge: boolean;
+}
+
+export interface PteLookup {
+  /** The entry as the GPU's translate() returns it (huge: slot advanced to the subpage). */
+  entry: number;
+  slot: number;
+  flags: number;
+  huge: boolean;
+}
+
+export interface PageTableStats {
+  /** Live tables, root included. */
+  tables: number;
+  /** Tables the GPU buffer holds now. */
+  tableCapacity: number;
+  maxTables: number;
+  leaves: number;
+  hugeLeaves: number;
+  /** Entries changed on the host and not yet flushed. */
+  dirtyEntries: number;
+  flushes: number;
+  /** queue.writeBuffer calls made by flush(). */
+  writes: number;
+  bytesWritten: number;
+  /** Times the GPU buffer was reallocated bigger. */
+  grows: number;
+}
+
+export interface GpuPageTableOptions {
+  label?: string;
+  /** Tables the first GPU buffer holds (default 16). */
+  initialTables?: number;
+  /** Cap on tables (default and ceiling: what maxStorageBufferBindingSize allows, ≤ 2^24). */
+  maxTables?: number;
+  /** flush() merges runs separated by ≤ this many clean entries into one write (default 0). */
+  mergeGap?: number;
+  /** Slots beyond these are rejected by map() (the sizes of the two page pools). */
+  apertureSlots?: number;
+  deviceSlots?: number;
+}
+
+function checkPage(page: number, what: string): void {
+  if (!Number.isSafeInteger(page) || page < 0 || page >= PT_MAX_PAGE) {
+    throw err('EINVAL', `${what}: page ${page} outside [0, 2^35)`);
+  }
+}
+
+export class GpuPageTable {
+  readonly device: GPUDevice;
+  readonly label: string;
+  readonly maxTables: number;
+  private readonly mergeGap: number;
+  private readonly apertureSlots: number;
+  private readonly deviceSlots: number;
+
+  private gpuBuffer: GPUBuffer;
+  private capacity: number;
+  private gen = 0;
+
+  /** Shadow tables, null when free or never used. */
+  private readonly shadow: (Uint32Array | null)[] = [];
+  /** Valid entries per table. */
+  private readonly live: number[] = [];
+  private readonly freeList: number[] = [];
+  /** Freed tables whose GPU copy may hold old entries: written whole on reuse. */
+  private readonly stale = new Set<number>();
+  /** Global entry indices (table * 512 + k) changed since the last flush. */
+  private readonly dirty = new Set<number>();
+  private liveTables = 0;
+  private leafCount = 0;
+  private hugeCount = 0;
+  private readonly counters = { flushes: 0, writes: 0, bytesWritten: 0, grows: 0 };
+
+  constructor(device: GPUDevice, opts: GpuPageTableOptions = {}) {
+    this.device = device;
+    this.label = opts.label ?? 'mirror page table';
+    const bindMax = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize);
+    const ceiling = Math.min(Math.floor(bindMax / PT_TABLE_BYTES), PTE_INDEX_LIMIT);
+    this.maxTables = Math.min(opts.maxTables ?? ceiling, ceiling);
+    if (!Number.isInteger(this.maxTables) || this.maxTables < 1) throw err('EINVAL', `${this.label}: maxTables must be ≥ 1`);
+    this.mergeGap = Math.max(0, Math.floor(opts.mergeGap ?? 0));
+    this.apertureSlots = Math.min(opts.apertureSlots ?? PTE_INDEX_LIMIT, PTE_INDEX_LIMIT);
+    this.deviceSlots = Math.min(opts.deviceSlots ?? PTE_INDEX_LIMIT, PTE_INDEX_LIMIT);
+    this.capacity = Math.max(1, Math.min(opts.initialTables ?? 16, this.maxTables));
+    ensureAlive(device, this.label);
+    this.gpuBuffer = this.createBuffer(this.capacity);
+    const root = this.allocTable();
+    if (root !== 0) throw new Error('page table: root must be table 0');
+  }
+
+  /** The storage buffer holding every table. Replaced when it grows: see `generation`. */
+  get buffer(): GPUBuffer {
+    return this.gpuBuffer;
+  }
+
+  /** Bumps whenever `buffer` is replaced; bind groups made with an older one are stale. */
+  get generation(): number {
+    return this.gen;
+  }
+
+  get stats(): PageTableStats {
+    return {
+      tables: this.liveTables,
+      tableCapacity: this.capacity,
+      maxTables: this.maxTables,
+      leaves: this.leafCount,
+      hugeLeaves: this.hugeCount,
+      dirtyEntries: this.dirty.size,
+      ...this.counters,
+    };
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Host-side API (synchronous on the shadow).
+
+  /** Maps one 4 KiB page to `slot`; `flags` ⊆ WRITE|EXCLUSIVE|DEVICE. Replaces a 4 KiB leaf. */
+  map(page: number, slot: number, flags = 0): void {
+    checkPage(page, 'map');
+    this.checkLeaf(slot, flags, 1, 'map');
+    const [i3, i2, i1, i0] = levelIndices(page);
+    const root = this.table(0);
+    // Check everything before changing anything: huge leaf in the way, tables available.
+    let need = 0;
+    const e3 = root[i3];
+    if (!(e3 & PTE_VALID)) need = 3;
+    else {
+      const e2 = this.table(entryIndex(e3))[i2];
+      if (!(e2 & PTE_VALID)) need = 2;
+      else {
+        const e1 = this.table(entryIndex(e2))[i1];
+        if (e1 & PTE_HUGE) {
+          throw err('EEXIST', `map: page 0x${page.toString(16)} lies in a huge leaf at 0x${(page - i0).toString(16)}; unmap it first`);
+        }
+        if (!(e1 & PTE_VALID)) need = 1;
+      }
+    }
+    this.reserve(need, 'map');
+    const l2 = this.child(0, i3);
+    const l1 = this.child(l2, i2);
+    const l0 = this.child(l1, i1);
+    if (!(this.table(l0)[i0] & PTE_VALID)) this.leafCount++;
+    this.setEntry(l0, i0, makeEntry(slot, flags | PTE_VALID));
+  }
+
+  /**
+   * Maps the 2 MiB at `page` (512-aligned) to slots [firstSlot, firstSlot + 512) with one
+   * level-1 leaf (a PDE-level big page). firstSlot must be 512-aligned, as hardware wants
+   * physically aligned big pages. Replaces a huge leaf; EEXIST over 4 KiB mappings.
+   */
+  mapHuge(page: number, firstSlot: number, flags = 0): void {
+    checkPage(page, 'mapHuge');
+    if (page % HUGE_PAGES !== 0) throw err('EINVAL', `mapHuge: page 0x${page.toString(16)} not 2 MiB aligned`);
+    if (firstSlot % HUGE_PAGES !== 0) throw err('EINVAL', `mapHuge: slot ${firstSlot} not 512-aligned`);
+    this.checkLeaf(firstSlot, flags, HUGE_PAGES, 'mapHuge');
+    const [i3, i2, i1] = levelIndices(page);
+    const root = this.table(0);
+    let need = 0;
+    const e3 = root[i3];
+    if (!(e3 & PTE_VALID)) need = 2;
+    else {
+      const e2 = this.table(entryIndex(e3))[i2];
+      if (!(e2 & PTE_VALID)) need = 1;
+      else {
+        const e1 = this.table(entryIndex(e2))[i1];
+        if ((e1 & PTE_VALID) && !(e1 & PTE_HUGE)) {
+          throw err('EEXIST', `mapHuge: 4 KiB pages are mapped in [0x${page.toString(16)}, +512); unmap them first`);
+        }
+      }
+    }
+    this.reserve(need, 'mapHuge');
+    const l2 = this.child(0, i3);
+    const l1 = this.child(l2, i2);
+    if (!(this.table(l1)[i1] & PTE_VALID)) {
+      this.leafCount++;
+      this.hugeCount++;
+    }
+    this.setEntry(l1, i1, makeEntry(firstSlot, flags | PTE_VALID | PTE_HUGE));
+  }
+
+  /**
+   * Zaps [page, page + npages): clears every leaf in it and frees tables left empty.
+   * A huge leaf partly inside the range is removed whole (and reported whole).
+   * Returns the removed leaves in address order.
+   */
+  unmap(page: number, npages: number): UnmappedLeaf[] {
+    checkPage(page, 'unmap');
+    if (!Number.isSafeInteger(npages) || npages < 0 || page + npages > PT_MAX_PAGE) {
+      throw err('EINVAL', `unmap: bad range [0x${page.toString(16)}, +${npages})`);
+    }
+    const out: UnmappedLeaf[] = [];
+    if (npages > 0) this.zap(0, 3, 0, page, page + npages, out);
+    return out;
+  }
+
+  /** The shadow's translation of `page`, or null (what the GPU sees after the next flush). */
+  lookup(page: number): PteLookup | null {
+    checkPage(page, 'lookup');
+    const [i3, i2, i1, i0] = levelIndices(page);
+    const e3 = this.table(0)[i3];
+    if (!(e3 & PTE_VALID)) return null;
+    const e2 = this.table(entryIndex(e3))[i2];
+    if (!(e2 & PTE_VALID)) return null;
+    const e1 = this.table(entryIndex(e2))[i1];
+    if (!(e1 & PTE_VALID)) return null;
+    if (e1 & PTE_HUGE) {
+      const slot = entryIndex(e1) + i0;
+      return { entry: makeEntry(slot, entryFlags(e1)), slot, flags: entryFlags(e1), huge: true };
+    }
+    const e0 = this.table(entryIndex(e1))[i0];
+    if (!(e0 & PTE_VALID)) return null;
+    return { entry: e0, slot: entryIndex(e0), flags: entryFlags(e0), huge: false };
+  }
+
+  /**
+   * Drops every mapping at once (device reset / mm teardown): frees all tables but the
+   * root without walking the leaves. Use unmap(0, PT_MAX_PAGE) to get the leaves back.
+   */
+  clear(): void {
+    const root = this.table(0);
+    for (let t = 1; t < this.shadow.length; t++) {
+      if (this.shadow[t]) {
+        this.dropDirty(t);
+        this.freeTable(t);
+      }
+    }
+    for (let k = 0; k < PT_ENTRIES; k++) {
+      if (root[k] !== 0) {
+        root[k] = 0;
+        this.dirty.add(k);
+      }
+    }
+    this.live[0] = 0;
+    this.leafCount = 0;
+    this.hugeCount = 0;
+  }
+
+  /**
+   * Pushes dirty entries to the GPU: grows the buffer if tables outgrew it, then one
+   * queue.writeBuffer per run of dirty entries (runs separated by ≤ mergeGap clean entries
+   * merge). Returns the number of writeBuffer calls. Throws ENODEV, changing nothing, on a
+   * lost device.
+   */
+  flush(): number {
+    ensureAlive(this.device, `${this.label}: flush`);
+    const needed = this.shadow.length;
+    if (needed > this.capacity) this.grow(needed);
+    if (this.dirty.size === 0) return 0;
+    const idx = Float64Array.from(this.dirty).sort();
+    this.dirty.clear();
+    let writes = 0;
+    let start = 0;
+    for (let k = 1; k <= idx.length; k++) {
+      if (k < idx.length && idx[k] - idx[k - 1] <= this.mergeGap + 1) continue;
+      this.writeRun(idx[start], idx[k - 1] + 1);
+      writes++;
+      start = k;
+    }
+    this.counters.flushes++;
+    return writes;
+  }
+
+  /** Destroys the GPU buffer; the shadow stays readable. */
+  destroy(): void {
+    this.gpuBuffer.destroy();
+  }
+
+  // -------------------------------------------------------------------------------------
+
+  private checkLeaf(slot: number, flags: number, n: number, what: string): void {
+    if (!Number.isInteger(flags) || (flags & ~PTE_LEAF_FLAGS) !== 0) {
+      throw err('EINVAL', `${what}: flags 0x${flags.toString(16)} outside WRITE|EXCLUSIVE|DEVICE`);
+    }
+    const limit = flags & PTE_DEVICE ? this.deviceSlots : this.apertureSlots;
+    if (!Number.isSafeInteger(slot) || slot < 0 || slot + n > limit) {
+      throw err('EINVAL', `${what}: slot ${slot} (+${n}) outside the ${flags & PTE_DEVICE ? 'device' : 'aperture'} pool of ${limit}`);
+    }
+  }
+
+  private table(t: number): Uint32Array {
+    const tab = this.shadow[t];
+    if (!tab) throw new Error(`page table corrupt: entry points at free table ${t}`);
+    return tab;
+  }
+
+  private reserve(need: number, what: string): void {
+    const available = this.freeList.length + (this.maxTables - this.shadow.length);
+    if (need > available) {
+      throw err('ENOMEM', `${what}: needs ${need} page-table pages, ${available} left of ${this.maxTables}`);
+    }
+  }
+
+  /** Child table of directory entry (t, k), allocated and linked if absent. */
+  private child(t: number, k: number): number {
+    const e = this.table(t)[k];
+    if (e & PTE_VALID) return entryIndex(e);
+    const c = this.allocTable();
+    this.setEntry(t, k, makeEntry(c, PTE_VALID));
+    return c;
+  }
+
+  private setEntry(t: number, k: number, value: number): void {
+    const tab = this.table(t);
+    const old = tab[k];
+    if (!(old & PTE_VALID) && (value & PTE_VALID)) this.live[t]++;
+    else if ((old & PTE_VALID) && !(value & PTE_VALID)) this.live[t]--;
+    tab[k] = value;
+    this.dirty.add(t * PT_ENTRIES + k);
+  }
+
+  private allocTable(): number {
+    let t = this.freeList.pop();
+    if (t === undefined) {
+      t = this.shadow.length;
+      this.shadow.push(null);
+      this.live.push(0);
+    }
+    this.shadow[t] = new Uint32Array(PT_ENTRIES);
+    this.live[t] = 0;
+    this.liveTables++;
+    if (this.stale.delete(t)) {
+      for (let k = 0; k < PT_ENTRIES; k++) this.dirty.add(t * PT_ENTRIES + k);
+    }
+    return t;
+  }
+
+  private freeTable(t: number): void {
+    // Its GPU copy keeps whatever it held (the unlinking parent entry is what the GPU sees):
+    // rewrite it whole when it is reused.
+    this.stale.add(t);
+    this.shadow[t] = null;
+    this.live[t] = 0;
+    this.freeList.push(t);
+    this.liveTables--;
+  }
+
+  /** The GPU never reads a freed table again, so its pending zeroes need not be written. */
+  private dropDirty(t: number): void {
+    if (this.dirty.size === 0) return;
+    const base = t * PT_ENTRIES;
+    for (let k = 0; k < PT_ENTRIES; k++) this.dirty.delete(base + k);
+  }
+
+  /** Zaps pages [start, end) under table t at `level` whose first page is `base`. */
+  private zap(t: number, level: number, base: number, start: number, end: number, out: UnmappedLeaf[]): void {
+    const tab = this.table(t);
+    const span = 512 ** level;
+    const k0 = Math.floor((start - base) / span);
+    const k1 = Math.min(PT_ENTRIES - 1, Math.ceil((end - base) / span) - 1);
+    for (let k = k0; k <= k1; k++) {
+      const e = tab[k];
+      if (!(e & PTE_VALID)) continue;
+      const eBase = base + k * span;
+      if (level === 0 || (level === 1 && (e & PTE_HUGE))) {
+        const huge = level === 1;
+        out.push({ page: eBase, npages: huge ? 512 : 1, slot: entryIndex(e), flags: entryFlags(e), huge });
+        this.leafCount--;
+        if (huge) this.hugeCount--;
+        this.setEntry(t, k, 0);
+        continue;
+      }
+      const c = entryIndex(e);
+      this.zap(c, level - 1, eBase, Math.max(start, eBase), Math.min(end, eBase + span), out);
+      if (this.live[c] === 0) {
+        this.dropDirty(c);
+        this.freeTable(c);
+        this.setEntry(t, k, 0);
+      }
+    }
+  }
+
+  private createBuffer(tables: number): GPUBuffer {
+    return this.device.createBuffer({
+      label: `${this.label} (${tables} tables)`,
+      size: tables * PT_TABLE_BYTES,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+    });
+  }
+
+  private grow(needed: number): void {
+    let cap = this.capacity;
+    while (cap < needed) cap *= 2;
+    cap = Math.min(cap, this.maxTables);
+    const next = this.createBuffer(cap);
+    const enc = this.device.createCommandEncoder({ label: `${this.label} grow` });
+    enc.copyBufferToBuffer(this.gpuBuffer, 0, next, 0, this.capacity * PT_TABLE_BYTES);
+    this.device.queue.submit([enc.finish()]);
+    this.gpuBuffer.destroy(); // submitted work that uses it still completes
+    this.gpuBuffer = next;
+    this.capacity = cap;
+    this.gen++;
+    this.counters.grows++;
+  }
+
+  /** Writes global entries [from, to) from the shadow (free tables read as zero). */
+  private writeRun(from: number, to: number): void {
+    const t0 = Math.floor(from / PT_ENTRIES);
+    let data: Uint32Array<ArrayBuffer>;
+    if (Math.floor((to - 1) / PT_ENTRIES) === t0) {
+      const tab = this.shadow[t0] ?? new Uint32Array(PT_ENTRIES);
+      data = tab.slice(from - t0 * PT_ENTRIES, to - t0 * PT_ENTRIES);
+    } else {
+      data = new Uint32Array(to - from);
+      for (let g = from; g < to; g++) {
+        const tab = this.shadow[Math.floor(g / PT_ENTRIES)];
+        data[g - from] = tab ? tab[g % PT_ENTRIES] : 0;
+      }
+    }
+    this.device.queue.writeBuffer(this.gpuBuffer, from * 4, data);
+    this.counters.writes++;
+    this.counters.bytesWritten += data.byteLength;
+  }
+}

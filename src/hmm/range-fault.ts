@@ -1,0 +1,92 @@
+/**
+ * hmm_range_fault() as upstream has it since v5.5 (mm/hmm.c): the caller samples the
+ * interval notifier's sequence (mmu_interval_read_begin) into `notifierSeq`, takes the
+ * mmap read lock, and calls this; it walks the range, faulting what the per-page
+ * requests (`hmmPfns.flags`, masked by `pfnFlagsMask`, or'd with `defaultFlags`) ask for,
+ * and fills in what the CPU maps. It fails with EBUSY as soon as the sequence moved, so
+ * the caller goes back to read_begin; the caller's final check is
+ * mmu_interval_read_retry under its own update lock.
+ */
+import { err } from '../errors.js';
+import { PAGE_SIZE, TASK_SIZE } from '../mm/constants.js';
+import type { MmStruct } from '../mm/mm.js';
+import type { MmuIntervalNotifier } from '../mm/notifier.js';
+import { allocHmmPfns, type HmmPfns } from './pfn.js';
+import { walkRange, WALK_BUSY, type WalkState } from './walk.js';
+
+/** struct hmm_range. */
+export interface HmmRange {
+  readonly notifier: MmuIntervalNotifier;
+  /** The value mmu_interval_read_begin returned. */
+  notifierSeq: number;
+  /** Byte addresses, page aligned, [start, end). */
+  readonly start: number;
+  readonly end: number;
+  /** In: per-page HMM_PFN_REQ_* (under pfnFlagsMask). Out: pfn and HMM_PFN_* flags. */
+  readonly hmmPfns: HmmPfns;
+  defaultFlags: number;
+  pfnFlagsMask: number;
+  /** Device-private pages whose pagemap owner is this are reported, not migrated back. */
+  devPrivateOwner: unknown;
+}
+
+export interface HmmRangeInit {
+  notifier: MmuIntervalNotifier;
+  start: number;
+  end: number;
+  defaultFlags?: number;
+  pfnFlagsMask?: number;
+  devPrivateOwner?: unknown;
+  hmmPfns?: HmmPfns;
+}
+
+export function hmmRange(init: HmmRangeInit): HmmRange {
+  const { start, end } = init;
+  if (!Number.isInteger(start) || !Number.isInteger(end) || start % PAGE_SIZE !== 0 || end % PAGE_SIZE !== 0
+    || start < 0 || end > TASK_SIZE || !(start < end)) {
+    throw err('EINVAL', `hmm_range [0x${start.toString(16)}, 0x${end.toString(16)}) is not a page-aligned range`);
+  }
+  const npages = (end - start) / PAGE_SIZE;
+  const hmmPfns = init.hmmPfns ?? allocHmmPfns(npages);
+  if (hmmPfns.pfns.length !== npages || hmmPfns.flags.length !== npages) {
+    throw err('EINVAL', `hmm_pfns holds ${hmmPfns.pfns.length} entries for ${npages} pages`);
+  }
+  return {
+    notifier: init.notifier, notifierSeq: 0, start, end, hmmPfns,
+    defaultFlags: init.defaultFlags ?? 0, pfnFlagsMask: init.pfnFlagsMask ?? 0,
+    devPrivateOwner: init.devPrivateOwner ?? null,
+  };
+}
+
+/** What one call did, for the drivers' per-batch records. */
+export interface RangeFaultStats {
+  /** Walks restarted after faulting pages in (the -EBUSY loop inside hmm_range_fault). */
+  walks: number;
+  /** Pages handed to handle_mm_fault. */
+  faulted: number;
+}
+
+/**
+ * hmm_range_fault(). Needs the mmap lock held (read or write). Throws HmmError:
+ * EBUSY (the notifier sequence moved: read_begin again), EFAULT (a hole, a VMA that
+ * can't be mirrored, or a fault that failed, where a fault was requested), EPERM (a write
+ * fault requested on a read-only VMA).
+ */
+export async function hmmRangeFault(mm: MmStruct, range: HmmRange, stats?: RangeFaultStats): Promise<void> {
+  mm.lock.assertHeld();
+  const s: WalkState = {
+    mm, start: range.start, end: range.end, hmmPfns: range.hmmPfns,
+    defaultFlags: range.defaultFlags, pfnFlagsMask: range.pfnFlagsMask,
+    devPrivateOwner: range.devPrivateOwner, last: range.start, faulted: 0,
+  };
+  try {
+    for (;;) {
+      // If the range is no longer valid force a retry (mmu_interval_check_retry).
+      if (range.notifier.checkRetry(range.notifierSeq)) throw err('EBUSY', 'notifier sequence changed during hmm_range_fault');
+      if (stats) stats.walks++;
+      if ((await walkRange(s, s.last)) !== WALK_BUSY) return;
+    }
+  } finally {
+    if (stats) stats.faulted += s.faulted;
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * PMD-mapped 2 MiB pages (mm/huge_memory.c, mm/hugetlb.c): THP faults and splits, and
+ * hugetlb faults. A compound page keeps its whole refcount in the head: each PMD mapping
+ * holds one, and after __split_huge_pmd each PTE mapping a subpage holds one.
+ */
+import { PAGE_SIZE, PMD_PAGES, PMD_SIZE } from './constants.js';
+import { invalidateEnd, invalidateStart, type MmStruct } from './mm.js';
+import { PTE_ACCESSED, PTE_DIRTY, PTE_PRESENT, PTE_WRITE, PMD_HUGE, pmdIndex } from './page-table.js';
+import { AnonVma, isPrivateAnon, isShared, VM_HUGEPAGE, VM_WRITE, type Vma } from './vma.js';
+
+export const VM_FAULT_OOM = 0x1;
+export const VM_FAULT_SIGBUS = 0x2;
+export const VM_FAULT_SIGSEGV = 0x40;
+/** Internal: the PMD path declined; go on with PTEs (VM_FAULT_FALLBACK). */
+export const VM_FAULT_FALLBACK = 0x800;
+
+export function pmdAlignDown(addr: number): number {
+  return addr - (addr % PMD_SIZE);
+}
+
+/** anon_vma_prepare(): give a private VMA its anon_vma on its first anonymous page. */
+export function anonVmaPrepare(vma: Vma): void {
+  if (vma.anon === null) vma.anon = new AnonVma();
+}
+
+/**
+ * thp_vma_allowable_order + thp_vma_suitable_order: a private anonymous VMA with
+ * VM_HUGEPAGE ("madvise" mode) whose 2 MiB block at haddr lies fully inside it.
+ */
+export function thpSuitable(vma: Vma, haddr: number): boolean {
+  return isPrivateAnon(vma) && (vma.flags & VM_HUGEPAGE) !== 0 && haddr >= vma.start && haddr + PMD_SIZE <= vma.end;
+}
+
+/**
+ * do_huge_pmd_anonymous_page(): a zeroed THP mapped by one PMD leaf. Without a huge zero page
+ * a read fault allocates too (as with use_zero_page=0); writable when the VMA is.
+ * Returns VM_FAULT_FALLBACK when no 2 MiB block is free (count_vm_event(THP_FAULT_FALLBACK)).
+ */
+export function doHugePmdAnonymousPage(mm: MmStruct, vma: Vma, haddr: number): number {
+  const pmd = mm.pgtable.pmd(haddr, true)!;
+  const i = pmdIndex(haddr);
+  if (pmd.flags[i] !== 0 || pmd.tables[i] !== null) return VM_FAULT_FALLBACK;
+  let head: number;
+  try {
+    head = mm.core.allocAnonHuge();
+  } catch {
+    return VM_FAULT_FALLBACK;
+  }
+  anonVmaPrepare(vma);
+  const w = (vma.flags & VM_WRITE) !== 0 ? PTE_WRITE | PTE_DIRTY : 0;
+  pmd.setHuge(i, head, PTE_PRESENT | PTE_ACCESSED | w);
+  return 0;
+}
+
+/**
+ * __split_huge_pmd_locked(): replace the PMD leaf at haddr with a PTE table mapping the same
+ * 512 subpages with the same permissions. When this PMD was the only reference the compound
+ * page is split into order-0 pages at once (what the deferred split would do later), so a
+ * partial unmap frees the rest; otherwise each PTE takes a reference on the head.
+ * Synchronous: the caller has already sent the invalidation.
+ */
+export function splitHugePmdLocked(mm: MmStruct, haddr: number): void {
+  const pmd = mm.pgtable.pmd(haddr, false);
+  const i = pmdIndex(haddr);
+  if (pmd === null || !pmd.isHuge(i)) return;
+  const head = pmd.pfn[i];
+  const flags = pmd.flags[i] & ~PMD_HUGE;
+  pmd.setHuge(i, 0, 0);
+  const t = mm.pgtable.pteTable(haddr, true)!;
+  for (let j = 0; j < PMD_PAGES; j++) t.set(j, head + j, flags);
+  const core = mm.core;
+  if (core.refcount(head) === 1 && core.isAnonPage(head)) {
+    core.ram.splitHuge(head, () => 1); // split_huge_page(): every subpage mapped once
+  } else {
+    core.ram.refcount[head] += PMD_PAGES - 1; // folio_ref_add(folio, HPAGE_PMD_NR - 1)
+  }
+}
+
+/**
+ * __split_huge_pmd(): a CLEAR invalidation over the 2 MiB block, then the split (if the leaf
+ * is still there once the invalidation returns).
+ */
+export async function splitHugePmd(mm: MmStruct, haddr: number): Promise<void> {
+  const range = await invalidateStart(mm, haddr, haddr + PMD_SIZE, 'CLEAR');
+  try {
+    splitHugePmdLocked(mm, haddr);
+  } finally {
+    await invalidateEnd(mm, range);
+  }
+}
+
+/** Whether a THP leaf maps the 2 MiB block around addr while addr is not on its edge. */
+function straddlingThp(mm: MmStruct, addr: number): boolean {
+  if (addr % PMD_SIZE === 0) return false;
+  const pmd = mm.pgtable.pmd(addr, false);
+  return pmd !== null && pmd.isHuge(pmdIndex(addr));
+}
+
+/**
+ * vma_adjust_trans_huge() / the partial-PMD case of zap_pmd_range() and change_pmd_range():
+ * split the THP leaves that [start, end) cuts through. Hugetlb ranges are aligned by the
+ * callers' checks, so any straddling leaf here is a THP.
+ */
+export async function splitPartialHugePmds(mm: MmStruct, start: number, end: number): Promise<void> {
+  for (const a of [start, end]) {
+    if (straddlingThp(mm, a)) await splitHugePmd(mm, pmdAlignDown(a));
+  }
+}
+
+export function hasStraddlingThp(mm: MmStruct, start: number, end: number): boolean {
+  return straddlingThp(mm, start) || straddlingThp(mm, end);
+}
+
+/**
+ * do_huge_pmd_wp_page(): reuse an exclusively owned anonymous THP (make the PMD writable);
+ * otherwise split the PMD and let the PTE path copy the one subpage (as kernels since 5.8).
+ */
+export async function doHugePmdWpPage(mm: MmStruct, vma: Vma, haddr: number): Promise<number> {
+  const pmd = mm.pgtable.pmd(haddr, false);
+  const i = pmdIndex(haddr);
+  if (pmd === null || !pmd.isHuge(i)) return VM_FAULT_FALLBACK;
+  const head = pmd.pfn[i];
+  if (mm.core.isAnonPage(head) && mm.core.refcount(head) === 1) {
+    pmd.setHuge(i, head, (pmd.flags[i] & ~PMD_HUGE) | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED);
+    return 0;
+  }
+  void vma;
+  await splitHugePmd(mm, haddr);
+  return VM_FAULT_FALLBACK;
+}
+
+/**
+ * hugetlb_fault(): hugetlb_no_page (a page from the file's cache for shared mappings, a fresh
+ * anonymous huge page for private ones; SIGBUS when the pool is empty or past EOF) and
+ * hugetlb_wp (reuse when exclusive, else copy 2 MiB under a CLEAR invalidation).
+ */
+export async function hugetlbFault(mm: MmStruct, vma: Vma, addr: number, write: boolean): Promise<number> {
+  const core = mm.core;
+  const haddr = pmdAlignDown(addr);
+  const pmd = mm.pgtable.pmd(haddr, true)!;
+  const i = pmdIndex(haddr);
+  const f = pmd.flags[i];
+  if (f === 0) {
+    if (isShared(vma)) {
+      const file = vma.file!;
+      const hidx = Math.floor((vma.pgoff * PAGE_SIZE + (haddr - vma.start)) / PMD_SIZE);
+      if (hidx * PMD_SIZE >= file.size) return VM_FAULT_SIGBUS;
+      let head: number;
+      try {
+        head = file.findOrCreateHuge(hidx);
+      } catch {
+        return VM_FAULT_SIGBUS; // hugetlb pool exhausted
+      }
+      core.getPage(head);
+      const w = (vma.flags & VM_WRITE) !== 0 ? PTE_WRITE : 0;
+      pmd.setHuge(i, head, PTE_PRESENT | PTE_ACCESSED | w | (write ? PTE_DIRTY : 0));
+      return 0;
+    }
+    let head: number;
+    try {
+      head = core.allocAnonHuge();
+    } catch {
+      return VM_FAULT_SIGBUS;
+    }
+    anonVmaPrepare(vma);
+    // make_huge_pte(writable = VM_SHARED): a private read fault maps read-only.
+    pmd.setHuge(i, head, PTE_PRESENT | PTE_ACCESSED | (write ? PTE_WRITE | PTE_DIRTY : 0));
+    return 0;
+  }
+  if (!write || (f & PTE_WRITE) !== 0) {
+    pmd.flags[i] |= PTE_ACCESSED | (write ? PTE_DIRTY : 0);
+    return 0;
+  }
+  const old = pmd.pfn[i];
+  if (isShared(vma) || (core.isAnonPage(old) && core.refcount(old) === 1)) {
+    pmd.flags[i] |= PTE_WRITE | PTE_DIRTY | PTE_ACCESSED;
+    return 0;
+  }
+  const range = await invalidateStart(mm, haddr, haddr + PMD_SIZE, 'CLEAR');
+  try {
+    if (pmd.pfn[i] !== old || pmd.flags[i] !== f) return 0; // changed under us: retry
+    let head: number;
+    try {
+      head = core.allocAnonHuge();
+    } catch {
+      return VM_FAULT_OOM;
+    }
+    core.ram.hugeData(head).set(core.ram.hugeData(old));
+    anonVmaPrepare(vma);
+    pmd.setHuge(i, 0, 0);
+    pmd.setHuge(i, head, PTE_PRESENT | PTE_ACCESSED | PTE_WRITE | PTE_DIRTY);
+    core.putPage(old);
+    return 0;
+  } finally {
+    await invalidateEnd(mm, range);
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * The machine-wide memory state every mm shares (RAM, swap, device pagemaps, page caches)
+ * and the struct-page helpers on top of it: compound_head, get_page/put_page dispatched to
+ * system RAM or a device pagemap, and the anon/file identity of a frame (folio->mapping).
+ */
+import type { Scheduler } from '../sched/scheduler.js';
+import { WaitQueue } from '../sched/wait-queue.js';
+import { PMD_PAGES } from './constants.js';
+import type { MemFile } from './file.js';
+import { PhysMem } from './frames.js';
+import { PagemapTable } from './pagemap.js';
+import { SwapStore } from './swap.js';
+
+/** folio_test_anon(): the frame holds anonymous memory (reached through PTEs only). */
+export const PG_ANON = 1;
+/** The frame is a page-cache page of a MemFile. */
+export const PG_FILE = 2;
+
+/**
+ * Something outside the page tables and page caches that holds page references (a migration
+ * in flight, a driver's pin). checkFrameAccounting asks each registered holder to report.
+ */
+export interface RefHolder {
+  reportRefs(add: (pfn: number, n: number) => void): void;
+}
+
+export class MemCore {
+  readonly ram: PhysMem;
+  readonly sched: Scheduler;
+  readonly swap = new SwapStore();
+  readonly pagemaps: PagemapTable;
+  /** PG_ANON / PG_FILE of each frame's head; set on every allocation, so stale on free frames. */
+  readonly pageKind: Uint8Array;
+  /** Files with a page cache (user files, shmem and hugetlbfs files) that are still alive. */
+  readonly files = new Set<MemFile>();
+  readonly refHolders = new Set<RefHolder>();
+  /** Woken when migration entries are replaced (the folio unlock migration_entry_wait sleeps on). */
+  readonly migrationWq: WaitQueue;
+
+  constructor(systemPages: number, sched: Scheduler) {
+    this.ram = new PhysMem(systemPages);
+    this.sched = sched;
+    this.pagemaps = new PagemapTable(systemPages);
+    this.pageKind = new Uint8Array(systemPages);
+    this.migrationWq = new WaitQueue(sched);
+  }
+
+  isSystemPfn(pfn: number): boolean {
+    return pfn < this.ram.npages;
+  }
+
+  /** compound_head(): huge pages are 512-aligned blocks, so the head is the block start. */
+  head(pfn: number): number {
+    return pfn < this.ram.npages && this.ram.isTail(pfn) ? pfn - (pfn % PMD_PAGES) : pfn;
+  }
+
+  /** folio_ref_count(). */
+  refcount(pfn: number): number {
+    if (pfn < this.ram.npages) return this.ram.refcount[this.head(pfn)];
+    const pm = this.pagemaps.of(pfn);
+    if (pm === null) throw new Error(`refcount of unknown pfn ${pfn}`);
+    return pm.refcount[pfn - pm.basePfn];
+  }
+
+  /** get_page() on any pfn (the zero page included: it is pinned and never freed). */
+  getPage(pfn: number): void {
+    if (pfn < this.ram.npages) {
+      if (pfn !== this.ram.zeroPfn) this.ram.get(this.head(pfn));
+      return;
+    }
+    const pm = this.pagemaps.of(pfn);
+    if (pm === null) throw new Error(`get_page of unknown pfn ${pfn}`);
+    pm.get(pfn);
+  }
+
+  /** put_page(): the last reference frees (and zeroes) a frame or calls page_free. */
+  putPage(pfn: number): void {
+    if (pfn < this.ram.npages) {
+      this.ram.put(this.head(pfn));
+      return;
+    }
+    const pm = this.pagemaps.of(pfn);
+    if (pm === null) throw new Error(`put_page of unknown pfn ${pfn}`);
+    pm.put(pfn);
+  }
+
+  isAnonPage(pfn: number): boolean {
+    return pfn < this.ram.npages && pfn !== this.ram.zeroPfn && this.pageKind[this.head(pfn)] === PG_ANON;
+  }
+
+  /** A fresh zeroed anonymous frame (alloc_anon_folio). Throws ENOMEM. */
+  allocAnon(): number {
+    const pfn = this.ram.alloc();
+    this.pageKind[pfn] = PG_ANON;
+    return pfn;
+  }
+
+  /** A fresh zeroed 2 MiB anonymous compound page (THP or private hugetlb). Throws ENOMEM. */
+  allocAnonHuge(): number {
+    const head = this.ram.allocHuge();
+    this.pageKind.fill(PG_ANON, head, head + PMD_PAGES);
+    return head;
+  }
+}

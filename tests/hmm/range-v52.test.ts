@@ -1,0 +1,188 @@
+import { describe, expect, it } from 'vitest';
+import { HmmError } from '../../src/errors.js';
+import { HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE } from '../../src/hmm/pfn.js';
+import { hmmRange, hmmRangeFault } from '../../src/hmm/range-fault.js';
+import {
+  Hmm, hmmMirrorRegister, hmmMirrorUnregister, hmmRangeFaultV52, hmmRangeRegister, hmmRangeUnregister, hmmRangeV52,
+  hmmRangeWaitUntilValid, type HmmUpdate,
+} from '../../src/hmm/range-v52.js';
+import { createMachine, MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE } from '../../src/index.js';
+import { mmuNotifierRange } from '../../src/mm/notifier.js';
+import { pmdIndex, pteIndex } from '../../src/mm/page-table.js';
+import type { Process } from '../../src/mm/process.js';
+
+const RW = PROT_READ | PROT_WRITE;
+const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
+
+async function code(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof HmmError) return e.code;
+    throw e;
+  }
+  return 'ok';
+}
+
+function cpuPfn(p: Process, addr: number): number {
+  const t = p.mm.pgtable.pmd(addr, false)!.tables[pmdIndex(addr)]!;
+  return t.pfn[pteIndex(addr)];
+}
+
+async function setup(pages = 8): Promise<{ p: Process; addr: number; hmm: Hmm; updates: HmmUpdate[] }> {
+  const m = await createMachine({ systemPages: 1 << 13 });
+  const p = m.spawn();
+  const addr = await p.mmap(0, pages * PAGE_SIZE, RW, ANON);
+  const updates: HmmUpdate[] = [];
+  await p.mm.lock.writeLock();
+  const hmm = hmmMirrorRegister(p.mm, { syncCpuDevicePagetables: (u) => { updates.push(u); return true; } });
+  p.mm.lock.writeUnlock();
+  return { p, addr, hmm, updates };
+}
+
+describe('HMM v5.2 mirror API', () => {
+  it('hmm_range_register: valid at once when idle, invalid while an invalidation runs', async () => {
+    const { p, addr, hmm } = await setup();
+    const idle = hmmRangeV52(addr, addr + PAGE_SIZE);
+    hmmRangeRegister(idle, hmm);
+    expect(idle.valid).toBe(true);
+    const inflight = mmuNotifierRange(addr, addr + PAGE_SIZE, 'CLEAR');
+    await p.mm.notifiers.invalidateRangeStart(inflight);
+    expect(idle.valid).toBe(false);
+    const late = hmmRangeV52(addr + PAGE_SIZE, addr + 2 * PAGE_SIZE);
+    hmmRangeRegister(late, hmm);
+    expect(late.valid).toBe(false);
+    await p.mm.notifiers.invalidateRangeEnd(inflight);
+    expect(idle.valid && late.valid).toBe(true);
+    expect(() => hmmRangeRegister(late, hmm)).toThrow(HmmError);
+    hmmRangeUnregister(late);
+    expect(late.valid).toBe(false);
+  });
+
+  it('hmm_range_wait_until_valid times out while invalidated and wakes at the last end', async () => {
+    const { p, addr, hmm } = await setup();
+    const r = hmmRangeV52(addr, addr + 4 * PAGE_SIZE);
+    hmmRangeRegister(r, hmm);
+    const a = mmuNotifierRange(addr, addr + PAGE_SIZE, 'CLEAR');
+    const b = mmuNotifierRange(addr + PAGE_SIZE, addr + 2 * PAGE_SIZE, 'UNMAP');
+    await p.mm.notifiers.invalidateRangeStart(a);
+    await p.mm.notifiers.invalidateRangeStart(b);
+    const t0 = performance.now();
+    expect(await hmmRangeWaitUntilValid(r, 30)).toBe(false);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(25);
+    const waiter = hmmRangeWaitUntilValid(r, 10_000);
+    await p.mm.notifiers.invalidateRangeEnd(a);
+    expect(r.valid).toBe(false); // not the last end yet
+    await p.mm.notifiers.invalidateRangeEnd(b);
+    expect(await waiter).toBe(true);
+  });
+
+  it('the v5.2 off-by-one: an update ending exactly at range start invalidates it', async () => {
+    const { p, addr, hmm } = await setup();
+    const r = hmmRangeV52(addr + PAGE_SIZE, addr + 2 * PAGE_SIZE);
+    hmmRangeRegister(r, hmm);
+    const touching = mmuNotifierRange(addr, addr + PAGE_SIZE, 'CLEAR');
+    await p.mm.notifiers.invalidateRangeStart(touching);
+    expect(r.valid).toBe(false);
+    await p.mm.notifiers.invalidateRangeEnd(touching);
+  });
+
+  it('hmm_range_fault (v5.2) faults and returns the number of valid pages; mirrors see updates', async () => {
+    const { p, addr, hmm, updates } = await setup();
+    const r = hmmRangeV52(addr, addr + 8 * PAGE_SIZE, { defaultFlags: HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE });
+    hmmRangeRegister(r, hmm);
+    await p.mm.lock.readLock();
+    expect(await hmmRangeFaultV52(p.mm, r)).toBe(8);
+    p.mm.lock.readUnlock();
+    for (let i = 0; i < 8; i++) {
+      expect(r.hmmPfns.flags[i]).toBe(HMM_PFN_VALID | HMM_PFN_WRITE);
+      expect(r.hmmPfns.pfns[i]).toBe(cpuPfn(p, addr + i * PAGE_SIZE));
+    }
+    await p.madvise(addr, PAGE_SIZE, MADV_DONTNEED);
+    expect(updates.at(-1)).toMatchObject({ start: addr, end: addr + PAGE_SIZE, event: 'CLEAR', blockable: true });
+  });
+
+  it('EAGAIN when the range is invalid, with the mmap lock dropped as v5.2 did', async () => {
+    const { p, addr, hmm } = await setup();
+    const r = hmmRangeV52(addr, addr + PAGE_SIZE, { defaultFlags: HMM_PFN_REQ_FAULT });
+    hmmRangeRegister(r, hmm);
+    const inflight = mmuNotifierRange(addr, addr + PAGE_SIZE, 'CLEAR');
+    await p.mm.notifiers.invalidateRangeStart(inflight);
+    await p.mm.lock.readLock();
+    expect(await code(hmmRangeFaultV52(p.mm, r))).toBe('EAGAIN');
+    expect(p.mm.lock.readers).toBe(0);
+    await p.mm.notifiers.invalidateRangeEnd(inflight);
+  });
+
+  it('EFAULT without a VMA, EPERM for a VMA without read permission', async () => {
+    const { p, addr, hmm } = await setup();
+    await p.mprotect(addr, PAGE_SIZE, PROT_NONE);
+    const noread = hmmRangeV52(addr, addr + PAGE_SIZE, { defaultFlags: HMM_PFN_REQ_FAULT });
+    hmmRangeRegister(noread, hmm);
+    await p.mm.lock.readLock();
+    expect(await code(hmmRangeFaultV52(p.mm, noread))).toBe('EPERM');
+    // Above every VMA (the first mmap is the highest): find_vma() finds nothing.
+    const beyond = hmmRangeV52(addr + 0x4000000, addr + 0x4001000);
+    hmmRangeRegister(beyond, hmm);
+    expect(await code(hmmRangeFaultV52(p.mm, beyond))).toBe('EFAULT');
+    p.mm.lock.readUnlock();
+  });
+
+  it('the A-B-A window: a full invalidation after the fault leaves valid=true and the pfns stale, where read_retry catches it', async () => {
+    const { p, addr, hmm } = await setup();
+    const target = addr + 2 * PAGE_SIZE;
+    // The same interleaving, watched by both schemes at once.
+    const sub = await p.mm.notifiers.insertInterval(addr, 8 * PAGE_SIZE, {
+      invalidate: (s, _r, seq) => { s.setSeq(seq); return true; },
+    });
+    const v52 = hmmRangeV52(target, target + PAGE_SIZE, { defaultFlags: HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE });
+    hmmRangeRegister(v52, hmm);
+    const up = hmmRange({ notifier: sub, start: target, end: target + PAGE_SIZE, defaultFlags: HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE });
+
+    expect(await hmmRangeWaitUntilValid(v52, 1000)).toBe(true);
+    up.notifierSeq = await sub.readBegin();
+    await p.mm.lock.readLock();
+    await hmmRangeFaultV52(p.mm, v52);
+    await hmmRangeFault(p.mm, up);
+    p.mm.lock.readUnlock();
+    const faulted = v52.hmmPfns.pfns[0];
+    expect(up.hmmPfns.pfns[0]).toBe(faulted);
+
+    // A: valid goes false at invalidate_range_start ... B: the page is zapped and its frame
+    // freed ... A: valid goes true again at the last invalidate_range_end.
+    await p.madvise(target, PAGE_SIZE, MADV_DONTNEED);
+    await p.write(addr + 5 * PAGE_SIZE, new Uint8Array([1])); // reuses the freed frame
+    await p.write(target, new Uint8Array([0x42])); // the page now lives in another frame
+
+    // The v5.2 driver's check under its update lock passes: it would program a stale pfn.
+    expect(v52.valid).toBe(true);
+    expect(cpuPfn(p, target)).not.toBe(faulted);
+    // The sequence scheme catches the very same interleaving.
+    expect(sub.readRetry(up.notifierSeq)).toBe(true);
+  });
+
+  it('exit marks the hmm dead, invalidates ranges, wakes waiters and releases mirrors', async () => {
+    const m = await createMachine({ systemPages: 1 << 13 });
+    const p = m.spawn();
+    const addr = await p.mmap(0, PAGE_SIZE, RW, ANON);
+    let released = 0;
+    await p.mm.lock.writeLock();
+    const ops = { syncCpuDevicePagetables: () => true, release: () => { released++; } };
+    const hmm = hmmMirrorRegister(p.mm, ops);
+    p.mm.lock.writeUnlock();
+    const r = hmmRangeV52(addr, addr + PAGE_SIZE);
+    hmmRangeRegister(r, hmm);
+    await p.exit();
+    expect(hmm.dead).toBe(true);
+    expect(r.valid).toBe(false);
+    expect(released).toBe(1);
+    expect(() => hmmRangeRegister(hmmRangeV52(addr, addr + PAGE_SIZE), hmm)).toThrow(/dead/);
+    await hmmMirrorUnregister(hmm, ops);
+  });
+
+  it('hmm_mirror_register demands the mmap lock held for write', async () => {
+    const m = await createMachine({ systemPages: 1 << 13 });
+    const p = m.spawn();
+    expect(() => hmmMirrorRegister(p.mm, { syncCpuDevicePagetables: () => true })).toThrow();
+  });
+});

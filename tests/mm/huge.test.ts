@@ -1,0 +1,210 @@
+import { describe, expect, it } from 'vitest';
+import {
+  BusError, MADV_DONTNEED, MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_FIXED, MAP_HUGETLB, MAP_PRIVATE, MAP_SHARED, PROT_READ,
+  PROT_WRITE,
+} from '../../src/index.js';
+import { PMD_HUGE, PTE_WRITE } from '../../src/mm/page-table.js';
+import { VM_HUGEPAGE } from '../../src/mm/vma.js';
+import { account, destroyAndCheckEmpty, entryAt, fill, HUGE, PG, pattern, recordEvents, smallMachine, vmaList } from './helpers.js';
+import { expectBytes } from './helpers.js';
+
+const RW = PROT_READ | PROT_WRITE;
+const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
+
+describe('hugetlb', () => {
+  it('rounds the length to 2 MiB, aligns the address, maps PMD leaves from the pool', async () => {
+    const m = await smallMachine();
+    const p = m.spawn();
+    const a = await p.mmap(0, HUGE + PG, RW, ANON | MAP_HUGETLB);
+    expect(a % HUGE).toBe(0);
+    expect(vmaList(p)[0]).toMatchObject({ start: a, end: a + 2 * HUGE });
+    await p.write(a + HUGE - 8, pattern(16, 1));
+    const e = entryAt(p.mm, a)!;
+    expect(e.level).toBe('pmd');
+    expect(e.flags & PMD_HUGE).toBe(PMD_HUGE);
+    expect(m.ram.isHead(e.pfn)).toBe(true);
+    expect(entryAt(p.mm, a + HUGE)!.level).toBe('pmd');
+    expectBytes(await p.read(a + HUGE - 8, 16), pattern(16, 1));
+    account(m);
+    await destroyAndCheckEmpty(m);
+  });
+
+  it('munmap/mprotect/MAP_FIXED must cut hugetlb VMAs at 2 MiB boundaries (EINVAL)', async () => {
+    const m = await smallMachine();
+    const p = m.spawn();
+    const a = await p.mmap(0, 2 * HUGE, RW, ANON | MAP_HUGETLB);
+    await p.write(a, fill(16, 1));
+    const vmas = vmaList(p);
+    await expect(p.munmap(a, PG)).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(p.munmap(a + PG, HUGE)).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(p.mprotect(a, HUGE + PG, PROT_READ)).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(p.mmap(a + PG, PG, RW, ANON | MAP_FIXED)).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(p.mmap(a + PG, HUGE, RW, ANON | MAP_FIXED | MAP_HUGETLB)).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(p.madvise(a + PG, PG, MADV_DONTNEED)).rejects.toMatchObject({ code: 'EINVAL' });
+    expect(vmaList(p)).toEqual(vmas);
+    await p.mprotect(a + HUGE, HUGE, PROT_READ);
+    expect(vmaList(p)).toHaveLength(2);
+    await p.munmap(a + HUGE, HUGE);
+    expect((await p.read(a, 1))[0]).toBe(1);
+    account(m);
+    await destroyAndCheckEmpty(m);
+  });
+
+  it('private hugetlb is shared and write-protected across fork, copied on write', async () => {
+    const m = await smallMachine();
+    const p = m.spawn();
+    const a = await p.mmap(0, HUGE, RW, ANON | MAP_HUGETLB);
+    await p.write(a, fill(HUGE, 7));
+    const head = entryAt(p.mm, a)!.pfn;
+    const c = await p.fork();
+    expect(entryAt(c.mm, a)!.pfn).toBe(head);
+    expect(m.ram.refcount[head]).toBe(2);
+    expect(entryAt(p.mm, a)!.flags & PTE_WRITE).toBe(0);
+    const rec = recordEvents(c.mm);
+    await c.write(a + 100, fill(1, 8));
+    expect(rec.starts().map((e) => [e.event, e.start, e.end])).toEqual([['CLEAR', a, a + HUGE]]);
+    expect(entryAt(c.mm, a)!.pfn).not.toBe(head);
+    expect((await p.read(a + 100, 1))[0]).toBe(7);
+    expect((await c.read(a + 99, 2))).toEqual(new Uint8Array([7, 8]));
+    await p.write(a, fill(1, 9)); // now exclusive: reuse
+    expect(entryAt(p.mm, a)!.pfn).toBe(head);
+    account(m);
+    await destroyAndCheckEmpty(m);
+  });
+
+  it('shared hugetlb is visible across fork; DONTNEED keeps its data', async () => {
+    const m = await smallMachine();
+    const p = m.spawn();
+    const a = await p.mmap(0, HUGE, RW, MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB);
+    await p.write(a, fill(8, 3));
+    const c = await p.fork();
+    await c.write(a + 8, fill(8, 4));
+    expect(await p.read(a, 16)).toEqual(new Uint8Array([...fill(8, 3), ...fill(8, 4)]));
+    // DONTNEED rounds a hugetlb end down: a 4 KiB request does nothing.
+    await p.madvise(a, PG, MADV_DONTNEED);
+    expect(entryAt(p.mm, a)).not.toBeNull();
+    await p.madvise(a, HUGE, MADV_DONTNEED);
+    expect(entryAt(p.mm, a)).toBeNull();
+    expect((await p.read(a + 8, 1))[0]).toBe(4);
+    account(m);
+    await destroyAndCheckEmpty(m);
+  });
+
+  it('an empty pool is SIGBUS at fault time', async () => {
+    const m = await smallMachine(2048); // 4 blocks: the first holds the zero page
+    const p = m.spawn();
+    const a = await p.mmap(0, 4 * HUGE, RW, ANON | MAP_HUGETLB);
+    for (let i = 0; i < 3; i++) await p.write(a + i * HUGE, fill(1, 1));
+    await expect(p.write(a + 3 * HUGE, fill(1, 1))).rejects.toBeInstanceOf(BusError);
+    await destroyAndCheckEmpty(m);
+  });
+});
+
+describe('transparent huge pages (MADV_HUGEPAGE)', () => {
+  it('MADV_HUGEPAGE on part of a VMA splits it and sets VM_HUGEPAGE', async () => {
+    const m = await smallMachine();
+    const p = m.spawn();
+    const a = await p.mmap(0, 4 * HUGE, RW, ANON);
+    await p.madvise(a + HUGE, 2 * HUGE, MADV_HUGEPAGE);
+    expect(vmaList(p).map((v) => [v.start - a, v.end - a, (v.flags & VM_HUGEPAGE) !== 0])).toEqual([
+      [0, HUGE, false], [HUGE, 3 * HUGE, true], [3 * HUGE, 4 * HUGE, false],
+    ]);
+    await destroyAndCheckEmpty(m);
+  });
+
+  it('faults map a PMD leaf; partial munmap splits it (CLEAR over 2 MiB first) and keeps data', async () => {
+    const m = await smallMachine();
+    const p = m.spawn();
+    const a = await p.mmap(0, 2 * HUGE, RW, ANON);
+    await p.madvise(a, 2 * HUGE, MADV_HUGEPAGE);
+    const d = pattern(2 * HUGE, 11);
+    await p.write(a, d);
+    const e = entryAt(p.mm, a)!;
+    expect(e.level).toBe('pmd');
+    expect(m.ram.isHead(e.pfn)).toBe(true);
+    expect(entryAt(p.mm, a + HUGE)!.level).toBe('pmd');
+    account(m);
+    let stillHuge = false;
+    const rec = recordEvents(p.mm, (r) => {
+      if (r.event === 'CLEAR') stillHuge = entryAt(p.mm, a)!.level === 'pmd';
+    });
+    const free = m.ram.freePages;
+    await p.munmap(a + 4 * PG, 2 * PG);
+    expect(stillHuge).toBe(true);
+    expect(rec.starts().map((r) => [r.event, r.start - a, r.end - a])).toEqual([
+      ['CLEAR', 0, HUGE], ['UNMAP', 4 * PG, 6 * PG],
+    ]);
+    expect(entryAt(p.mm, a)!.level).toBe('pte');
+    expect(entryAt(p.mm, a + 4 * PG)).toBeNull();
+    expect(m.ram.freePages).toBe(free + 2); // the exclusive THP was split: the hole is freed
+    expectBytes(await p.read(a, 4 * PG), d.subarray(0, 4 * PG));
+    expectBytes(await p.read(a + 6 * PG, HUGE - 6 * PG), d.subarray(6 * PG, HUGE));
+    expect(entryAt(p.mm, a + HUGE)!.level).toBe('pmd'); // the other THP untouched
+    account(m);
+    await destroyAndCheckEmpty(m);
+  });
+
+  it('partial DONTNEED and mprotect split the PMD too', async () => {
+    const m = await smallMachine();
+    const p = m.spawn();
+    const a = await p.mmap(0, 2 * HUGE, RW, ANON);
+    await p.madvise(a, 2 * HUGE, MADV_HUGEPAGE);
+    await p.write(a, fill(2 * HUGE, 0x3c));
+    await p.madvise(a + PG, PG, MADV_DONTNEED);
+    expect(entryAt(p.mm, a)!.level).toBe('pte');
+    expect((await p.read(a + PG, 1))[0]).toBe(0);
+    expect((await p.read(a, 1))[0]).toBe(0x3c);
+    await p.mprotect(a + HUGE + PG, PG, PROT_READ);
+    expect(entryAt(p.mm, a + HUGE)!.level).toBe('pte');
+    expect(entryAt(p.mm, a + HUGE + PG)!.flags & PTE_WRITE).toBe(0);
+    await expect(p.write(a + HUGE + PG, fill(1, 1))).rejects.toMatchObject({ siCode: 'SEGV_ACCERR' });
+    expect((await p.read(a + HUGE + PG, 1))[0]).toBe(0x3c);
+    // A whole-PMD DONTNEED drops the leaf without splitting.
+    const free = m.ram.freePages;
+    await p.munmap(a + HUGE, HUGE);
+    expect(m.ram.freePages).toBe(free + 512);
+    account(m);
+    await destroyAndCheckEmpty(m);
+  });
+
+  it('THP COW after fork: the writer splits and copies one 4 KiB page', async () => {
+    const m = await smallMachine();
+    const p = m.spawn();
+    const a = await p.mmap(0, HUGE, RW, ANON);
+    await p.madvise(a, HUGE, MADV_HUGEPAGE);
+    const d = pattern(HUGE, 12);
+    await p.write(a, d);
+    const head = entryAt(p.mm, a)!.pfn;
+    const c = await p.fork();
+    expect(entryAt(c.mm, a)).toMatchObject({ level: 'pmd', pfn: head });
+    expect(m.ram.refcount[head]).toBe(2);
+    account(m);
+    await c.write(a + 5 * PG, fill(1, 0));
+    expect(entryAt(c.mm, a)!.level).toBe('pte');
+    expect(entryAt(c.mm, a)!.pfn).toBe(head); // still maps the shared subpage
+    expect(entryAt(c.mm, a + 5 * PG)!.pfn).not.toBe(head + 5);
+    expect(entryAt(p.mm, a)!.level).toBe('pmd');
+    expectBytes(await p.read(a, HUGE), d);
+    const cd = d.slice();
+    cd[5 * PG] = 0;
+    expectBytes(await c.read(a, HUGE), cd);
+    account(m);
+    await p.write(a, fill(1, 1)); // parent splits too
+    expect(entryAt(p.mm, a)!.level).toBe('pte');
+    account(m);
+    await c.exit();
+    account(m);
+    await destroyAndCheckEmpty(m);
+  });
+
+  it('falls back to PTEs when no 2 MiB block is free and for unaligned VMA ends', async () => {
+    const m = await smallMachine();
+    const p = m.spawn();
+    const a = await p.mmap(0x40000000 + PG, HUGE, RW, ANON);
+    expect(a).toBe(0x40000000 + PG);
+    await p.madvise(a, HUGE, MADV_HUGEPAGE);
+    await p.write(a, fill(1, 1));
+    expect(entryAt(p.mm, a)!.level).toBe('pte');
+    await destroyAndCheckEmpty(m);
+  });
+});
