@@ -150,12 +150,10 @@ async function doSwapPage(mm: MmStruct, vma: Vma, t: PteTable, j: number, a: num
   if (isDevicePrivate(f)) {
     const pm = core.pagemaps.of(pfn);
     if (pm === null) return VM_FAULT_SIGBUS;
-    core.getPage(pfn); // get_page(vmf->page) across the callback
-    try {
-      await pm.ops.migrateToRam({ mm, vma, addr: a, pfn });
-    } finally {
-      core.putPage(pfn);
-    }
+    // The kernel pins vmf->page across the callback (and migrate_vma_setup allows for it via
+    // args->fault_page); here the entry's own reference keeps the page alive until the
+    // migration's finalize, so no pin is taken and drivers need not pass faultPage.
+    await pm.ops.migrateToRam({ mm, vma, addr: a, pfn });
     return 0;
   }
   if (isDeviceExclusive(f)) {

@@ -158,3 +158,27 @@ describe('mprotect', () => {
     await destroyAndCheckEmpty(m);
   });
 });
+
+describe('vma_merge rules for files and shared anon', () => {
+  it('merges contiguous file offsets of one file, never two shmem objects or a pgoff gap', async () => {
+    const m = await smallMachine();
+    const p = m.spawn();
+    const f = m.createFile(16 * PG);
+    const a = await p.mmap(0x30000000, 2 * PG, RW, MAP_SHARED, f, 0);
+    await p.mmap(a + 2 * PG, 2 * PG, RW, MAP_SHARED, f, 2 * PG); // contiguous: merges
+    expect(vmaList(p)).toHaveLength(1);
+    await p.mmap(a + 4 * PG, PG, RW, MAP_SHARED, f, 8 * PG); // pgoff gap: separate
+    expect(vmaList(p)).toHaveLength(2);
+    const s = await p.mmap(0x40000000, PG, RW, MAP_SHARED | MAP_ANONYMOUS);
+    await p.mmap(s + PG, PG, RW, MAP_SHARED | MAP_ANONYMOUS);
+    expect(vmaList(p)).toHaveLength(4); // each shared anon mapping has its own shmem file
+    // Private anon VMAs with different anon_vmas do not merge back after a munmap hole is refilled.
+    const x = await p.mmap(0x50000000, 3 * PG, RW, MAP_PRIVATE | MAP_ANONYMOUS);
+    await p.write(x, fill(3 * PG, 1));
+    await p.munmap(x + PG, PG);
+    await p.mmap(x + PG, PG, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
+    expect(vmaList(p).filter((v) => v.start >= x && v.end <= x + 3 * PG)).toHaveLength(1); // null anon merges both sides
+    f.close();
+    await destroyAndCheckEmpty(m);
+  });
+});

@@ -1,0 +1,336 @@
+/**
+ * Device migration helpers (mm/migrate_device.c: migrate_vma_setup / migrate_vma_pages /
+ * migrate_vma_finalize, and mm/rmap.c make_device_exclusive). The caller holds the mmap
+ * lock (read is enough) from setup to finalize.
+ *
+ * setup collects each page of [start, end) (one VMA) into src[] — migrate_pfn(pfn) with
+ * MIGRATE_PFN_VALID|MIGRATE_PFN_MIGRATE (|MIGRATE_PFN_WRITE) for a page that will move, bare
+ * MIGRATE_PFN_MIGRATE for a hole or the zero page of an anonymous VMA (the driver allocates
+ * a fresh destination), 0 for anything skipped — under one MIGRATE invalidation whose owner
+ * is pgmapOwner, and replaces every collected page's entry with a migration entry (the
+ * migration now holds the page's reference). The driver copies, fills dst[], calls pages()
+ * (which inserts destinations for holes, under a second MIGRATE invalidation) and finalize()
+ * (which points the migration entries at the new pages, or back at the old ones).
+ *
+ * Skipped, so cpages < npages: pages of shared mappings (only anonymous memory migrates to
+ * device-private memory), page-cache pages of private file mappings, pages another mm also
+ * maps (after fork; without an rmap walk we cannot move the other mm's entries), THP
+ * subpages still shared with another mm, swap entries, device pages of another owner.
+ */
+import { err } from '../errors.js';
+import { PAGE_SIZE, PMD_SIZE } from './constants.js';
+import { handleMmFault, VM_FAULT_ERROR } from './fault.js';
+import { anonVmaPrepare, splitHugePmd } from './huge.js';
+import { invalidateEnd, invalidateStart, type MmStruct } from './mm.js';
+import {
+  isDevicePrivate, isMigration, isPresent, pmdIndex, pteIndex, PTE_ACCESSED, PTE_DIRTY,
+  PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, swpKind, SWP_DEVICE_READ, SWP_DEVICE_WRITE, SWP_EXCLUSIVE_WRITE,
+  SWP_MIGRATION_READ, SWP_MIGRATION_WRITE,
+} from './page-table.js';
+import { PG_ANON, type RefHolder } from './pages.js';
+import { isHugetlb, isPrivateAnon, VM_WRITE, type Vma } from './vma.js';
+
+export const MIGRATE_VMA_SELECT_SYSTEM = 1 << 0;
+export const MIGRATE_VMA_SELECT_DEVICE_PRIVATE = 1 << 1;
+
+export const MIGRATE_PFN_VALID = 1 << 0;
+export const MIGRATE_PFN_MIGRATE = 1 << 1;
+export const MIGRATE_PFN_WRITE = 1 << 3;
+export const MIGRATE_PFN_SHIFT = 6;
+const PFN_MUL = 2 ** MIGRATE_PFN_SHIFT;
+
+/** migrate_pfn(): (pfn << MIGRATE_PFN_SHIFT) | MIGRATE_PFN_VALID, without 32-bit ops. */
+export function migratePfn(pfn: number): number {
+  return pfn * PFN_MUL + MIGRATE_PFN_VALID;
+}
+/** migrate_pfn_to_page()'s pfn. */
+export function migratePfnToPfn(mpfn: number): number {
+  return Math.floor(mpfn / PFN_MUL);
+}
+export function migratePfnFlags(mpfn: number): number {
+  return mpfn % PFN_MUL;
+}
+function has(mpfn: number, flag: number): boolean {
+  return (migratePfnFlags(mpfn) & flag) !== 0;
+}
+function clear(mpfn: number, flag: number): number {
+  return has(mpfn, flag) ? mpfn - flag : mpfn;
+}
+
+export interface MigrateVmaArgs {
+  start: number;
+  end: number;
+  flags: number;
+  pgmapOwner: unknown;
+  /** args->fault_page: a device pfn the caller holds one extra reference on. */
+  faultPage?: number;
+}
+
+/** struct migrate_vma. */
+export class MigrateVma implements RefHolder {
+  readonly mm: MmStruct;
+  readonly vma: Vma;
+  readonly start: number;
+  readonly end: number;
+  readonly flags: number;
+  readonly pgmapOwner: unknown;
+  readonly npages: number;
+  readonly src: Float64Array;
+  readonly dst: Float64Array;
+  /** Pages collected for migration (MIGRATE_PFN_MIGRATE set in src). */
+  cpages = 0;
+  #state: 'collected' | 'paged' | 'finalized' = 'collected';
+
+  constructor(mm: MmStruct, vma: Vma, args: MigrateVmaArgs) {
+    this.mm = mm;
+    this.vma = vma;
+    this.start = args.start;
+    this.end = args.end;
+    this.flags = args.flags;
+    this.pgmapOwner = args.pgmapOwner;
+    this.npages = (args.end - args.start) / PAGE_SIZE;
+    this.src = new Float64Array(this.npages);
+    this.dst = new Float64Array(this.npages);
+  }
+
+  get state(): string {
+    return this.#state;
+  }
+
+  /** @internal */
+  _advance(to: 'paged' | 'finalized'): void {
+    this.#state = to;
+  }
+
+  /** The references a migration in flight holds: collected sources, the driver's destinations. */
+  reportRefs(add: (pfn: number, n: number) => void): void {
+    for (let i = 0; i < this.npages; i++) {
+      if (has(this.src[i], MIGRATE_PFN_VALID)) add(migratePfnToPfn(this.src[i]), 1);
+      if (has(this.dst[i], MIGRATE_PFN_VALID)) add(migratePfnToPfn(this.dst[i]), 1);
+    }
+  }
+}
+
+/** migrate_vma_setup(): validate, collect and unmap. EINVAL for bad ranges or hugetlb VMAs. */
+export async function migrateVmaSetup(mm: MmStruct, args: MigrateVmaArgs): Promise<MigrateVma> {
+  mm.lock.assertHeld();
+  mm.checkAlive();
+  const { start, end } = args;
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start % PAGE_SIZE !== 0 || end % PAGE_SIZE !== 0 || !(start < end)) {
+    throw err('EINVAL', `migrate_vma_setup: bad range [${start}, ${end})`);
+  }
+  const vma = mm.vmas.lookup(start);
+  if (vma === undefined || end > vma.end) throw err('EINVAL', 'migrate_vma_setup: range not inside one VMA');
+  if (isHugetlb(vma)) throw err('EINVAL', 'migrate_vma_setup: hugetlb VMA');
+  const core = mm.core;
+  const sel = args.flags;
+
+  // migrate_vma_collect_pmd splits THPs first (split_huge_pmd).
+  if ((sel & MIGRATE_VMA_SELECT_SYSTEM) !== 0) {
+    for (let h = start - (start % PMD_SIZE); h < end; h += PMD_SIZE) {
+      const pmd = mm.pgtable.pmd(h, false);
+      if (pmd !== null && pmd.isHuge(pmdIndex(h))) await splitHugePmd(mm, h);
+    }
+  }
+
+  const m = new MigrateVma(mm, vma, args);
+  const range = await invalidateStart(mm, start, end, 'MIGRATE', args.pgmapOwner);
+  try {
+    const anonVma = isPrivateAnon(vma);
+    for (let i = 0; i < m.npages; i++) {
+      const a = start + i * PAGE_SIZE;
+      const pmd = mm.pgtable.pmd(a, false);
+      if (pmd !== null && pmd.isHuge(pmdIndex(a))) continue; // a THP raced back in: skip
+      const t = pmd?.tables[pmdIndex(a)] ?? null;
+      const j = pteIndex(a);
+      const f = t === null ? 0 : t.flags[j];
+      if (f === 0) {
+        // migrate_vma_collect_hole: only anonymous memory can be populated.
+        if (anonVma) {
+          m.src[i] = MIGRATE_PFN_MIGRATE;
+          m.cpages++;
+        }
+        continue;
+      }
+      const pfn = t!.pfn[j];
+      if (isPresent(f)) {
+        if ((sel & MIGRATE_VMA_SELECT_SYSTEM) === 0 || (f & PTE_PROTNONE) !== 0) continue;
+        if ((f & PTE_SPECIAL) !== 0) {
+          if (pfn === core.ram.zeroPfn && anonVma) {
+            m.src[i] = MIGRATE_PFN_MIGRATE;
+            m.cpages++;
+          }
+          continue;
+        }
+        if (!anonVma || !core.isAnonPage(pfn) || core.ram.isHead(pfn) || core.ram.isTail(pfn) || core.refcount(pfn) !== 1) continue;
+        const w = (f & PTE_WRITE) !== 0;
+        m.src[i] = migratePfn(pfn) + MIGRATE_PFN_MIGRATE + (w ? MIGRATE_PFN_WRITE : 0);
+        // get_page for the migration; the mapping's reference goes with the PTE.
+        t!.set(j, pfn, w ? SWP_MIGRATION_WRITE : SWP_MIGRATION_READ);
+        m.cpages++;
+        continue;
+      }
+      if (isDevicePrivate(f)) {
+        const pm = core.pagemaps.of(pfn);
+        if ((sel & MIGRATE_VMA_SELECT_DEVICE_PRIVATE) === 0 || pm === null || pm.owner !== args.pgmapOwner) continue;
+        if (core.refcount(pfn) !== (pfn === args.faultPage ? 2 : 1)) continue;
+        const w = swpKind(f) === SWP_DEVICE_WRITE;
+        m.src[i] = migratePfn(pfn) + MIGRATE_PFN_MIGRATE + (w ? MIGRATE_PFN_WRITE : 0);
+        t!.set(j, pfn, w ? SWP_MIGRATION_WRITE : SWP_MIGRATION_READ);
+        m.cpages++;
+      }
+      // Swap, device-exclusive and migration entries are skipped (src 0).
+    }
+    core.refHolders.add(m);
+  } finally {
+    await invalidateEnd(mm, range);
+  }
+  return m;
+}
+
+/**
+ * migrate_vma_pages(): take the driver's destinations (dst[i] = migrate_pfn(new pfn), a
+ * system frame or a device page with one reference). Holes and zero-page entries get their
+ * destination inserted now (migrate_vma_insert_page); a missing destination un-selects the
+ * page. Pages with a source stay behind migration entries until finalize.
+ */
+export async function migrateVmaPages(m: MigrateVma, dst?: ArrayLike<number>): Promise<void> {
+  if (m.state !== 'collected') throw new Error(`migrate_vma_pages in state ${m.state}`);
+  m.mm.lock.assertHeld();
+  if (dst !== undefined) {
+    if (dst.length !== m.npages) throw err('EINVAL', `migrate_vma_pages: dst has ${dst.length} entries, not ${m.npages}`);
+    for (let i = 0; i < m.npages; i++) m.dst[i] = dst[i];
+  }
+  m._advance('paged');
+  const core = m.mm.core;
+  const vma = m.vma;
+  let range = null;
+  try {
+    for (let i = 0; i < m.npages; i++) {
+      const s = m.src[i];
+      const d = m.dst[i];
+      if (!has(s, MIGRATE_PFN_MIGRATE)) continue;
+      if (!has(d, MIGRATE_PFN_VALID)) {
+        m.src[i] = clear(s, MIGRATE_PFN_MIGRATE);
+        continue;
+      }
+      if (has(s, MIGRATE_PFN_VALID)) continue;
+      const a = m.start + i * PAGE_SIZE;
+      if (range === null && m.mm.notifiers.hasSubscriptions) {
+        range = await invalidateStart(m.mm, a, m.end, 'MIGRATE', m.pgmapOwner);
+      }
+      // migrate_vma_insert_page: only into a none entry or over the zero page.
+      const t = m.mm.pgtable.pteTable(a, true);
+      const j = pteIndex(a);
+      const newPfn = migratePfnToPfn(d);
+      if (t === null || (t.flags[j] !== 0 && !(isPresent(t.flags[j]) && t.pfn[j] === core.ram.zeroPfn))) {
+        m.src[i] = clear(s, MIGRATE_PFN_MIGRATE);
+        continue;
+      }
+      const writable = (vma.flags & VM_WRITE) !== 0;
+      core.getPage(newPfn);
+      anonVmaPrepare(vma);
+      if (core.isSystemPfn(newPfn)) {
+        core.pageKind[newPfn] = PG_ANON;
+        t.set(j, newPfn, PTE_PRESENT | PTE_ACCESSED | (writable ? PTE_WRITE | PTE_DIRTY : 0));
+      } else {
+        t.set(j, newPfn, writable ? SWP_DEVICE_WRITE : SWP_DEVICE_READ);
+      }
+    }
+  } finally {
+    if (range !== null) await invalidateEnd(m.mm, range);
+  }
+}
+
+/**
+ * migrate_vma_finalize() (remove_migration_ptes + the final puts): each migration entry
+ * becomes an entry for the new page (device-private for device pfns, a present PTE for
+ * system frames, writable as the migration entry was) or, if the page did not migrate, for
+ * the old one. Then the sources' and the destinations' extra references are dropped.
+ */
+export async function migrateVmaFinalize(m: MigrateVma): Promise<void> {
+  if (m.state === 'finalized') throw new Error('migrate_vma_finalize twice');
+  m.mm.lock.assertHeld();
+  const core = m.mm.core;
+  try {
+    for (let i = 0; i < m.npages; i++) {
+      const s = m.src[i];
+      const d = m.dst[i];
+      const dValid = has(d, MIGRATE_PFN_VALID);
+      if (has(s, MIGRATE_PFN_VALID)) {
+        const oldPfn = migratePfnToPfn(s);
+        const moved = has(s, MIGRATE_PFN_MIGRATE) && dValid;
+        const newPfn = moved ? migratePfnToPfn(d) : oldPfn;
+        const a = m.start + i * PAGE_SIZE;
+        const t = m.mm.pgtable.pteTable(a, false);
+        const j = pteIndex(a);
+        if (t !== null && isMigration(t.flags[j]) && t.pfn[j] === oldPfn) {
+          const w = swpKind(t.flags[j]) === SWP_MIGRATION_WRITE;
+          core.getPage(newPfn);
+          if (core.isSystemPfn(newPfn)) {
+            if (moved) core.pageKind[newPfn] = PG_ANON;
+            t.set(j, newPfn, PTE_PRESENT | PTE_ACCESSED | (w ? PTE_WRITE | PTE_DIRTY : 0));
+          } else {
+            t.set(j, newPfn, w ? SWP_DEVICE_WRITE : SWP_DEVICE_READ);
+          }
+        }
+        m.src[i] = 0;
+        core.putPage(oldPfn);
+      }
+      if (dValid) {
+        m.dst[i] = 0;
+        core.putPage(migratePfnToPfn(d));
+      }
+    }
+  } finally {
+    m._advance('finalized');
+    core.refHolders.delete(m);
+    core.migrationWq.wakeAll();
+  }
+}
+
+/**
+ * make_device_exclusive(): fault the page in for write (GUP FOLL_WRITE, splitting a THP),
+ * then, under an EXCLUSIVE invalidation carrying `owner`, replace its PTE with a
+ * device-exclusive entry. The CPU's next touch restores it (remove_device_exclusive_entry).
+ * Returns the page's pfn (no extra reference: the entry keeps the mapping's). Only
+ * anonymous, order-0 pages qualify (EBUSY otherwise, as nouveau reports a NULL page).
+ */
+export async function makeDeviceExclusive(mm: MmStruct, addr: number, owner: unknown): Promise<number> {
+  mm.lock.assertHeld();
+  mm.checkAlive();
+  if (!Number.isSafeInteger(addr) || addr < 0) throw err('EINVAL', `make_device_exclusive: bad address ${addr}`);
+  const a = addr - (addr % PAGE_SIZE);
+  const core = mm.core;
+  for (let tries = 0; tries < 16; tries++) {
+    const vma = mm.vmas.lookup(a);
+    if (vma === undefined || (vma.flags & VM_WRITE) === 0) throw err('EFAULT', `make_device_exclusive: no writable VMA at 0x${a.toString(16)}`);
+    const pmd = mm.pgtable.pmd(a, false);
+    if (pmd !== null && pmd.isHuge(pmdIndex(a))) {
+      if (isHugetlb(vma)) throw err('EBUSY', 'make_device_exclusive: hugetlb page');
+      await splitHugePmd(mm, a - (a % PMD_SIZE));
+      continue;
+    }
+    const t = mm.pgtable.pteTable(a, false);
+    const j = pteIndex(a);
+    const f = t === null ? 0 : t.flags[j];
+    if (t === null || !isPresent(f) || (f & PTE_WRITE) === 0) {
+      // Not present (an exclusive entry of another owner included: GUP's fault restores it).
+      const r = await handleMmFault(mm, vma, a, { write: true });
+      if ((r & VM_FAULT_ERROR) !== 0) throw err('EFAULT', `make_device_exclusive: fault failed at 0x${a.toString(16)}`);
+      continue;
+    }
+    const pfn = t.pfn[j];
+    if (!core.isAnonPage(pfn) || core.ram.isTail(pfn) || core.ram.isHead(pfn)) throw err('EBUSY', 'make_device_exclusive: not an order-0 anonymous page');
+    const range = await invalidateStart(mm, a, a + PAGE_SIZE, 'EXCLUSIVE', owner);
+    try {
+      if (t.flags[j] !== f || t.pfn[j] !== pfn) continue;
+      t.set(j, pfn, SWP_EXCLUSIVE_WRITE);
+      return pfn;
+    } finally {
+      await invalidateEnd(mm, range);
+    }
+  }
+  throw err('EBUSY', `make_device_exclusive: page at 0x${a.toString(16)} keeps changing`);
+}
+
