@@ -13,7 +13,7 @@ import { PAGE_SIZE, PMD_PAGES, PMD_SIZE } from '../mm/constants.js';
 import { handleMmFault, VM_FAULT_ERROR } from '../mm/fault.js';
 import type { MmStruct } from '../mm/mm.js';
 import {
-  isDeviceExclusive, isDevicePrivate, isMigration, pmdIndex, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE,
+  isDeviceExclusive, isDevicePrivate, isMigration, pmdIndex, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE,
   swpKind, swpWritable, SWP_SWAP,
 } from '../mm/page-table.js';
 import { VM_IO, VM_PFNMAP, VM_READ, VM_WRITE, type Vma } from '../mm/vma.js';
@@ -147,7 +147,7 @@ async function walkPmd(s: WalkState, vma: Vma, addr: number, end: number): Promi
   if (pmd.isHuge(pi)) {
     // hmm_vma_handle_pmd() / hmm_vma_walk_hugetlb_entry(): one entry, order 9.
     const pf = pmd.flags[pi];
-    const cpu = (pf & PTE_PRESENT) === 0 ? 0 : HMM_PFN_VALID | ((pf & PTE_WRITE) !== 0 ? HMM_PFN_WRITE : 0) | PMD_ORDER;
+    const cpu = (pf & PTE_PRESENT) === 0 || (pf & PTE_PROTNONE) !== 0 ? 0 : HMM_PFN_VALID | ((pf & PTE_WRITE) !== 0 ? HMM_PFN_WRITE : 0) | PMD_ORDER;
     const required = rangeNeedFault(s, i0, n, cpu);
     if (required !== 0 || cpu === 0) {
       if (required !== 0) return vmaFault(s, vma, addr, end, required);
@@ -210,7 +210,13 @@ async function walkPmd(s: WalkState, vma: Vma, addr: number, end: number): Promi
       }
       throw err('EFAULT', `unexpected swap entry at 0x${a.toString(16)}`);
     }
-    const cpu = HMM_PFN_VALID | ((pf & PTE_WRITE) !== 0 ? HMM_PFN_WRITE : 0);
+    // pte_to_hmm_pfn_flags(): a PROT_NONE (NUMA-hinting style) entry gives nothing.
+    const cpu = (pf & PTE_PROTNONE) !== 0 ? 0 : HMM_PFN_VALID | ((pf & PTE_WRITE) !== 0 ? HMM_PFN_WRITE : 0);
+    if (cpu === 0 && !(canFault && pteNeedFault(s, flags[i], 0) !== 0)) {
+      pfns[i] = 0;
+      flags[i] = 0;
+      continue;
+    }
     if (canFault) {
       const required = pteNeedFault(s, flags[i], cpu);
       if (required !== 0) return vmaFault(s, vma, a, a + PAGE_SIZE, required);

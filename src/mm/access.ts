@@ -30,6 +30,7 @@ export function cpuWalk(mm: MmStruct, a: number, write: boolean): Uint8Array | n
     const f = pmd.flags[i];
     if ((f & (need | PTE_PROTNONE)) !== need) return null;
     pmd.flags[i] = f | bits;
+    if (write) ram.markWritten(pmd.pfn[i] + pteIndex(a));
     return ram.data(pmd.pfn[i] + pteIndex(a));
   }
   const t = pmd.tables[i];
@@ -38,6 +39,7 @@ export function cpuWalk(mm: MmStruct, a: number, write: boolean): Uint8Array | n
   const f = t.flags[j];
   if ((f & (need | PTE_PROTNONE)) !== need) return null;
   t.flags[j] = f | bits;
+  if (write) ram.markWritten(t.pfn[j]);
   return ram.data(t.pfn[j]);
 }
 

@@ -118,6 +118,7 @@ function doFault(mm: MmStruct, vma: Vma, t: PteTable, j: number, a: number, writ
     return VM_FAULT_OOM;
   }
   core.ram.data(copy).set(core.ram.data(pfn));
+  core.ram.markWritten(copy);
   anonVmaPrepare(vma);
   t.set(j, copy, PTE_PRESENT | PTE_ACCESSED | PTE_DIRTY | PTE_WRITE);
   return 0;
@@ -141,6 +142,7 @@ async function doSwapPage(mm: MmStruct, vma: Vma, t: PteTable, j: number, a: num
       return VM_FAULT_OOM;
     }
     core.ram.data(page).set(core.swap.read(pfn));
+    core.ram.markWritten(page);
     core.swap.free(pfn);
     anonVmaPrepare(vma);
     const w = (vma.flags & VM_WRITE) !== 0 ? PTE_WRITE : 0;
@@ -213,6 +215,7 @@ async function wpPageCopy(mm: MmStruct, vma: Vma, a: number, pfn: number, f: num
       return VM_FAULT_OOM;
     }
     if (pfn !== core.ram.zeroPfn) core.ram.data(copy).set(core.ram.data(pfn));
+    core.ram.markWritten(copy);
     anonVmaPrepare(vma);
     t.set(j, copy, PTE_PRESENT | PTE_ACCESSED | PTE_DIRTY | PTE_WRITE);
     if ((f & PTE_SPECIAL) === 0) core.putPage(pfn);

@@ -150,7 +150,9 @@ export class MemFile {
       const index = Math.floor(pos / PAGE_SIZE);
       const off = pos % PAGE_SIZE;
       const n = Math.min(PAGE_SIZE - off, end - pos);
-      this.core.ram.data(this.findOrCreatePage(index)).set(data.subarray(pos - offset, pos - offset + n), off);
+      const pfn = this.findOrCreatePage(index);
+      this.core.ram.data(pfn).set(data.subarray(pos - offset, pos - offset + n), off);
+      this.core.ram.markWritten(pfn);
       pos += n;
     }
     if (end > this.#size) this.#size = end;

@@ -19,6 +19,15 @@ export class PhysMem {
   readonly refcount: Int32Array;
   /** Per-frame flags: bit 0 = head of a 2 MiB compound page, bit 1 = tail. */
   readonly compound: Uint8Array;
+  /**
+   * Write generation of every frame, bumped whenever the CPU side writes its bytes (stores,
+   * pwrite, COW and swap-in copies, zeroing on free). A device that keeps a copy of a frame
+   * in GPU memory compares generations to know its copy is stale: the coherence a
+   * cache-coherent interconnect would give a real device.
+   */
+  readonly gen: Uint32Array;
+  /** Bumped with every markWritten(): when unchanged, no frame changed since a reader looked. */
+  epoch = 0;
   readonly #chunks: (Uint8Array | null)[];
   /** Free single frames (LIFO) and free aligned 512-frame blocks, like two buddy orders. */
   readonly #free: number[] = [];
@@ -32,6 +41,7 @@ export class PhysMem {
     this.npages = npages;
     this.refcount = new Int32Array(npages);
     this.compound = new Uint8Array(npages);
+    this.gen = new Uint32Array(npages);
     this.#chunks = new Array<Uint8Array | null>(Math.ceil(npages / PMD_PAGES)).fill(null);
     // Block 0 holds the zero page; its other 511 frames go to the single-frame list.
     // Whole aligned blocks above it serve huge allocations first, split on demand.
@@ -61,6 +71,12 @@ export class PhysMem {
   /** Whether host memory backs pfn's chunk yet (checkers read untouched RAM as zero). */
   isBacked(pfn: number): boolean {
     return this.#chunks[Math.floor(pfn / PMD_PAGES)] !== null;
+  }
+
+  /** The CPU side wrote frames [pfn, pfn+n): see `gen`. */
+  markWritten(pfn: number, n = 1): void {
+    for (let i = pfn; i < pfn + n; i++) this.gen[i]++;
+    this.epoch++;
   }
 
   /** The 2 MiB of a compound page starting at head pfn `head`. */
@@ -118,6 +134,7 @@ export class PhysMem {
     if (rc < 0) throw new Error(`put_page underflow on frame ${pfn}`);
     if (this.compound[pfn] === 1) {
       this.hugeData(pfn).fill(0);
+      this.markWritten(pfn, PMD_PAGES);
       this.compound.fill(0, pfn, pfn + PMD_PAGES);
       this.refcount.fill(0, pfn, pfn + PMD_PAGES);
       this.#freeHuge.push(pfn);
@@ -126,6 +143,7 @@ export class PhysMem {
     }
     if (this.compound[pfn] === 2) throw new Error(`put_page on tail frame ${pfn}`);
     this.data(pfn).fill(0);
+    this.markWritten(pfn);
     this.#free.push(pfn);
     this.#freeCount++;
   }
@@ -142,6 +160,7 @@ export class PhysMem {
       this.refcount[head + i] = refs;
       if (refs === 0) {
         this.data(head + i).fill(0);
+        this.markWritten(head + i);
         this.#free.push(head + i);
         this.#freeCount++;
       }

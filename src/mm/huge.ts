@@ -186,6 +186,7 @@ export async function hugetlbFault(mm: MmStruct, vma: Vma, addr: number, write: 
       return VM_FAULT_OOM;
     }
     core.ram.hugeData(head).set(core.ram.hugeData(old));
+    core.ram.markWritten(head, PMD_PAGES);
     anonVmaPrepare(vma);
     pmd.setHuge(i, 0, 0);
     pmd.setHuge(i, head, PTE_PRESENT | PTE_ACCESSED | PTE_WRITE | PTE_DIRTY);

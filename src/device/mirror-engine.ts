@@ -1,0 +1,617 @@
+/**
+ * The per-device object the mirror driver drives (dmirror's struct dmirror_device, UVM's
+ * uvm_gpu_t + its fault servicing loop): owns the mirrored GpuPageTable, the system-memory
+ * aperture pool, the device-private pool ("VRAM"), the replayable fault buffer and the
+ * kernels, and runs commands on the GPU a round at a time:
+ *
+ *   round  = flush the page table, dispatch the command over its range (invocations already
+ *            done skip), drain the fault buffer + the done count in the same submission;
+ *   replay = the next round: every invocation that faulted runs again, so a fault is never
+ *            lost, even when the fault buffer overflowed;
+ *   fence  = queue.onSubmittedWorkDone: after it, no GPU work can still be using page-table
+ *            entries changed before it (the TLB-invalidate + membar of a shootdown).
+ *
+ * One u32 word per invocation, 256 invocations per workgroup; a workgroup's accesses go
+ * through uTLB `workgroup % faultSources`, which reports each (uTLB, page) miss once per
+ * round. The host-side coalescing of duplicates across uTLBs is the driver's job.
+ *
+ * A lost device fails every call with HmmError('ENODEV'); host state (the page-table
+ * shadow, pool allocations, a command's done count) is only updated after the GPU answered.
+ */
+import commonWgsl from '../../shaders/mirror-common.wgsl?raw';
+import accessWgsl from '../../shaders/mirror-access.wgsl?raw';
+import atomicWgsl from '../../shaders/mirror-atomic.wgsl?raw';
+import { err, HmmError } from '../errors.js';
+import { GpuError, withErrorScopes } from './gpu.js';
+import { FaultQueue, type FaultRecord } from './fault-queue.js';
+import { asDeviceError, ensureAlive } from './health.js';
+import { PAGE_BYTES, PagePool, type PageData } from './page-pool.js';
+import { GpuPageTable, PT_MAX_PAGE, type UnmappedLeaf } from './page-table.js';
+
+export const MIRROR_WORKGROUP_SIZE = 256;
+export const WORDS_PER_PAGE = PAGE_BYTES / 4;
+
+export type MirrorOp = 'read' | 'write' | 'atomic';
+
+export interface CommandDesc {
+  op: MirrorOp;
+  /** First page of the virtual range. */
+  page: number;
+  npages: number;
+  /**
+   * write: the words to store (npages * 1024, required). read / atomic: the output's
+   * initial contents (optional, zero otherwise; tests poison it).
+   */
+  data?: Uint32Array;
+}
+
+export interface RoundResult {
+  faults: FaultRecord[];
+  overflow: boolean;
+  /** Invocations that completed in this round. */
+  completed: number;
+  /** Invocations that missed in this round (each will be replayed). */
+  missed: number;
+  /** Invocations done so far, out of `total`. */
+  done: number;
+  total: number;
+  finished: boolean;
+}
+
+/** The driver's fault handler: make the faulting pages accessible (or throw to abort). */
+export type FaultService = (faults: FaultRecord[], overflow: boolean) => Promise<void>;
+
+export interface CommandOutcome {
+  rounds: number;
+  /** Rounds that ended with faults (each followed by a service call and a replay). */
+  faultRounds: number;
+}
+
+export interface MirrorEngineOptions {
+  label?: string;
+  /** System-memory aperture slots (default 4096 = 16 MiB). */
+  apertureSlots?: number;
+  /** Device-private memory slots (default 4096 = 16 MiB). */
+  deviceSlots?: number;
+  /** Fault buffer records (default 4096). */
+  faultCapacity?: number;
+  /** uTLBs that filter faults independently (default 8). */
+  faultSources?: number;
+  /** Page-table options (initial size, cap, flush run merging). */
+  initialTables?: number;
+  maxTables?: number;
+  mergeGap?: number;
+  /** Run each round inside validation/OOM/internal error scopes (default true). */
+  checkErrors?: boolean;
+  /** Test hook: pretend maxComputeWorkgroupsPerDimension is this small (forces 2-D dispatch). */
+  maxWorkgroupsPerDimension?: number;
+}
+
+export interface MirrorEngineStats {
+  rounds: number;
+  faultRecords: number;
+  overflows: number;
+  dispatches: number;
+}
+
+/** The uTLB id the kernels give invocation `word` of a command (for tests and tracing). */
+export function faultSourceOf(word: number, faultSources: number): number {
+  return Math.floor(word / MIRROR_WORKGROUP_SIZE) % faultSources;
+}
+
+const PARAMS_BYTES = 32; // struct Params: 8 × u32
+const STATE_HEADER_WORDS = 4;
+
+/** One command (a "push buffer" of one kernel over one range) and its GPU state. */
+export class MirrorCommand {
+  readonly op: MirrorOp;
+  readonly page: number;
+  readonly npages: number;
+  /** Invocations: npages * 1024. */
+  readonly words: number;
+  /** @internal */ readonly engine: MirrorEngine;
+  /** @internal */ readonly params: GPUBuffer;
+  /** @internal */ readonly io: GPUBuffer;
+  /** @internal */ readonly state: GPUBuffer;
+  /** @internal */ readonly pendWords: number;
+  /** @internal */ readonly doneOff: number;
+  /** @internal */ bindGroup: GPUBindGroup | null = null;
+  /** @internal */ bindGen = -1;
+  private doneCount = 0;
+  private dead = false;
+
+  /** @internal: use MirrorEngine.createCommand. */
+  constructor(engine: MirrorEngine, desc: CommandDesc, faultSources: number, devDirtyOff: number) {
+    this.engine = engine;
+    this.op = desc.op;
+    this.page = desc.page;
+    this.npages = desc.npages;
+    this.words = desc.npages * WORDS_PER_PAGE;
+    const device = engine.device;
+    this.pendWords = Math.ceil((faultSources * desc.npages) / 32);
+    this.doneOff = STATE_HEADER_WORDS + this.pendWords;
+    const stateWords = this.doneOff + Math.ceil(this.words / 32);
+
+    const label = `${engine.label} ${desc.op} [0x${desc.page.toString(16)}, +${desc.npages})`;
+    this.params = device.createBuffer({ label: `${label} params`, size: PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.io = device.createBuffer({
+      label: `${label} io`,
+      size: this.words * 4,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      mappedAtCreation: desc.data !== undefined,
+    });
+    if (desc.data) {
+      new Uint32Array(this.io.getMappedRange()).set(desc.data);
+      this.io.unmap();
+    }
+    this.state = device.createBuffer({
+      label: `${label} state`,
+      size: stateWords * 4,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    const p = new Uint32Array(PARAMS_BYTES / 4);
+    p[0] = desc.page % 2 ** 32;
+    p[1] = Math.floor(desc.page / 2 ** 32);
+    p[2] = desc.npages;
+    p[3] = this.words;
+    p[4] = faultSources;
+    p[5] = STATE_HEADER_WORDS; // pendOff
+    p[6] = this.doneOff;
+    p[7] = devDirtyOff;
+    device.queue.writeBuffer(this.params, 0, p);
+  }
+
+  /** Invocations done so far (as of the last round). */
+  get done(): number {
+    return this.doneCount;
+  }
+
+  get finished(): boolean {
+    return this.doneCount === this.words;
+  }
+
+  get destroyed(): boolean {
+    return this.dead;
+  }
+
+  /** @internal */
+  setDone(n: number): void {
+    this.doneCount = n;
+  }
+
+  /** The io buffer: read results / atomic old values (write: what was stored). */
+  async readOutput(): Promise<Uint32Array> {
+    return new Uint32Array(await this.engine.readGpu(this.io, 0, this.words * 4, 'readOutput'));
+  }
+
+  /** The done bitmap: bit i of word i/32 is invocation i. */
+  async readDone(): Promise<Uint32Array> {
+    return new Uint32Array(await this.engine.readGpu(this.state, this.doneOff * 4, Math.ceil(this.words / 32) * 4, 'readDone'));
+  }
+
+  /**
+   * Makes every invocation not-done again (run the same command once more). Queued: rounds
+   * submitted after it see the cleared state. Not while one of its rounds is in flight.
+   */
+  reset(): void {
+    if (this.dead) throw err('EINVAL', 'reset: command destroyed');
+    ensureAlive(this.engine.device, 'MirrorCommand.reset');
+    const enc = this.engine.device.createCommandEncoder({ label: 'mirror command reset' });
+    enc.clearBuffer(this.state);
+    this.engine.device.queue.submit([enc.finish()]);
+    this.doneCount = 0;
+  }
+
+  destroy(): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.params.destroy();
+    this.io.destroy();
+    this.state.destroy();
+  }
+}
+
+export class MirrorEngine {
+  readonly device: GPUDevice;
+  readonly label: string;
+  readonly pt: GpuPageTable;
+  /** The system-memory aperture: where the GPU reaches system frames. */
+  readonly aperture: PagePool;
+  /** Device-private memory. */
+  readonly vram: PagePool;
+  readonly faults: FaultQueue;
+  readonly faultSources: number;
+
+  private readonly layout: GPUBindGroupLayout;
+  private readonly pipelines: Record<MirrorOp | 'probe', GPUComputePipeline>;
+  /** Dirty bits: aperture slots first, then device slots at devDirtyOff. */
+  private readonly dirty: GPUBuffer;
+  private readonly devDirtyOff: number;
+  /** Round readback: state header (16 B) + the drained fault ring. */
+  private readonly staging: GPUBuffer;
+  private readonly checkErrors: boolean;
+  private readonly maxWgPerDim: number;
+  private readonly commands = new Set<MirrorCommand>();
+  private tail: Promise<unknown> = Promise.resolve();
+  private lostInfo: GPUDeviceLostInfo | null = null;
+  private dead = false;
+  private readonly counters = { rounds: 0, faultRecords: 0, overflows: 0, dispatches: 0 };
+
+  static async create(device: GPUDevice, opts: MirrorEngineOptions = {}): Promise<MirrorEngine> {
+    ensureAlive(device, 'MirrorEngine.create');
+    const label = opts.label ?? 'mirror';
+    try {
+      return await withErrorScopes(device, async () => {
+        const layout = device.createBindGroupLayout({
+          label: `${label} bind group layout`,
+          entries: [
+            { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
+            { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
+            ...[2, 3, 4, 5, 6, 7].map((binding): GPUBindGroupLayoutEntry => (
+              { binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } })),
+          ],
+        });
+        const pipelineLayout = device.createPipelineLayout({ label: `${label} pipeline layout`, bindGroupLayouts: [layout] });
+        const access = device.createShaderModule({ label: 'mirror-access.wgsl', code: commonWgsl + accessWgsl });
+        const atomic = device.createShaderModule({ label: 'mirror-atomic.wgsl', code: commonWgsl + atomicWgsl });
+        const make = (module: GPUShaderModule, entryPoint: string): Promise<GPUComputePipeline> =>
+          device.createComputePipelineAsync({
+            label: `${label} ${entryPoint}`,
+            layout: pipelineLayout,
+            compute: { module, entryPoint },
+          });
+        const [read, write, probe, atomicInc] = await Promise.all([
+          make(access, 'mirror_read'), make(access, 'mirror_write'), make(access, 'mirror_probe'),
+          make(atomic, 'mirror_atomic_inc'),
+        ]);
+        return new MirrorEngine(device, label, opts, layout, { read, write, probe, atomic: atomicInc });
+      });
+    } catch (e) {
+      if (e instanceof HmmError) throw e;
+      throw err('EIO', `${label}: creating the mirror engine failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  private constructor(
+    device: GPUDevice, label: string, opts: MirrorEngineOptions,
+    layout: GPUBindGroupLayout, pipelines: Record<MirrorOp | 'probe', GPUComputePipeline>,
+  ) {
+    this.device = device;
+    this.label = label;
+    this.layout = layout;
+    this.pipelines = pipelines;
+    this.faultSources = opts.faultSources ?? 8;
+    if (!Number.isInteger(this.faultSources) || this.faultSources < 1) throw err('EINVAL', `faultSources ${this.faultSources}`);
+    this.checkErrors = opts.checkErrors ?? true;
+    this.maxWgPerDim = Math.min(opts.maxWorkgroupsPerDimension ?? Infinity, device.limits.maxComputeWorkgroupsPerDimension);
+    const apertureSlots = opts.apertureSlots ?? 4096;
+    const deviceSlots = opts.deviceSlots ?? 4096;
+    this.aperture = new PagePool(device, { slots: apertureSlots, label: `${label} aperture` });
+    this.vram = new PagePool(device, { slots: deviceSlots, label: `${label} vram` });
+    this.pt = new GpuPageTable(device, {
+      label: `${label} page table`, apertureSlots, deviceSlots,
+      initialTables: opts.initialTables, maxTables: opts.maxTables, mergeGap: opts.mergeGap,
+    });
+    this.faults = new FaultQueue(device, opts.faultCapacity ?? 4096, `${label} fault buffer`);
+    this.devDirtyOff = Math.ceil(apertureSlots / 32);
+    this.dirty = device.createBuffer({
+      label: `${label} dirty bitmap`,
+      size: (this.devDirtyOff + Math.ceil(deviceSlots / 32)) * 4,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    this.staging = device.createBuffer({
+      label: `${label} round staging`,
+      size: STATE_HEADER_WORDS * 4 + this.faults.byteSize,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    void device.lost.then((info) => { this.lostInfo = info; });
+  }
+
+  get stats(): MirrorEngineStats {
+    return { ...this.counters };
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Commands.
+
+  createCommand(desc: CommandDesc): MirrorCommand {
+    this.alive('createCommand');
+    if (desc.op !== 'read' && desc.op !== 'write' && desc.op !== 'atomic') throw err('EINVAL', `unknown op ${String(desc.op)}`);
+    if (!Number.isSafeInteger(desc.page) || desc.page < 0 || !Number.isSafeInteger(desc.npages) || desc.npages < 1
+      || desc.page + desc.npages > PT_MAX_PAGE) {
+      throw err('EINVAL', `createCommand: bad range [${desc.page}, +${desc.npages})`);
+    }
+    const bytes = desc.npages * PAGE_BYTES;
+    if (bytes > this.device.limits.maxStorageBufferBindingSize) {
+      throw err('EINVAL', `createCommand: ${desc.npages} pages need a ${bytes}-byte io buffer; this device binds ${this.device.limits.maxStorageBufferBindingSize}`);
+    }
+    const words = desc.npages * WORDS_PER_PAGE;
+    if (desc.op === 'write' && desc.data === undefined) throw err('EINVAL', 'createCommand: write needs data');
+    if (desc.data !== undefined && desc.data.length !== words) {
+      throw err('EINVAL', `createCommand: data has ${desc.data.length} words, the range has ${words}`);
+    }
+    const cmd = new MirrorCommand(this, desc, this.faultSources, this.devDirtyOff);
+    this.commands.add(cmd);
+    return cmd;
+  }
+
+  /**
+   * One round: flush the page table, dispatch `cmd` (done invocations skip), then drain the
+   * fault buffer and read the done count — one submission, one mapAsync.
+   */
+  runRound(cmd: MirrorCommand): Promise<RoundResult> {
+    return this.serial('runRound', async () => {
+      if (cmd.engine !== this || cmd.destroyed) throw err('EINVAL', 'runRound: command is destroyed or not this engine\'s');
+      if (cmd.finished) {
+        return { faults: [], overflow: false, completed: 0, missed: 0, done: cmd.done, total: cmd.words, finished: true };
+      }
+      this.pt.flush();
+      const bind = this.bindGroupFor(cmd);
+      const round = async (): Promise<RoundResult> => {
+        const enc = this.device.createCommandEncoder({ label: `${this.label} round` });
+        // New round: forget last round's misses and the uTLBs' outstanding-fault bits.
+        enc.clearBuffer(cmd.state, 4, (STATE_HEADER_WORDS - 1 + cmd.pendWords) * 4);
+        const pass = enc.beginComputePass({ label: `${this.label} ${cmd.op}` });
+        pass.setPipeline(this.pipelines[cmd.op]);
+        pass.setBindGroup(0, bind);
+        const [x, y] = this.grid(cmd.words);
+        pass.dispatchWorkgroups(x, y);
+        pass.end();
+        enc.copyBufferToBuffer(cmd.state, 0, this.staging, 0, STATE_HEADER_WORDS * 4);
+        this.faults.encodeDrain(enc, this.staging, STATE_HEADER_WORDS * 4);
+        this.device.queue.submit([enc.finish()]);
+        this.counters.dispatches++;
+        await this.staging.mapAsync(GPUMapMode.READ);
+        try {
+          const bytes = this.staging.getMappedRange();
+          const head = new Uint32Array(bytes, 0, STATE_HEADER_WORDS);
+          const done = head[0];
+          const missed = head[1];
+          const batch = this.faults.parse(bytes, STATE_HEADER_WORDS * 4);
+          if (done > cmd.words) throw err('EIO', `${this.label}: done count ${done} > ${cmd.words}`);
+          return {
+            faults: batch.records, overflow: batch.overflow, completed: done - cmd.done, missed,
+            done, total: cmd.words, finished: done === cmd.words,
+          };
+        } finally {
+          this.staging.unmap();
+        }
+      };
+      const r = this.checkErrors ? await withErrorScopes(this.device, round) : await round();
+      cmd.setDone(r.done);
+      this.counters.rounds++;
+      this.counters.faultRecords += r.faults.length;
+      if (r.overflow) this.counters.overflows++;
+      return r;
+    });
+  }
+
+  /**
+   * Runs `cmd` to completion: a round, then while invocations remain, `service(faults)`
+   * (the driver makes the pages accessible) and a replay. An error thrown by service ends
+   * the command with that error; so does a round that faults with nothing recorded, or
+   * more than maxRounds rounds (default 1000) — a fault the driver never resolves is the
+   * fatal (non-replayable) case, which UVM answers by killing the channel.
+   */
+  async runCommand(cmd: MirrorCommand, service: FaultService, opts: { maxRounds?: number } = {}): Promise<CommandOutcome> {
+    const maxRounds = opts.maxRounds ?? 1000;
+    let rounds = 0;
+    let faultRounds = 0;
+    for (;;) {
+      const r = await this.runRound(cmd);
+      rounds++;
+      if (r.finished) return { rounds, faultRounds };
+      faultRounds++;
+      if (r.faults.length === 0 && !r.overflow) {
+        throw err('EIO', `${this.label}: ${r.missed} invocations missed but no fault was recorded`);
+      }
+      if (rounds >= maxRounds) {
+        throw err('EFAULT', `${this.label}: ${cmd.op} [0x${cmd.page.toString(16)}, +${cmd.npages}) still faulting after ${rounds} rounds (${r.done}/${r.total} done)`);
+      }
+      await service(r.faults, r.overflow);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------
+  // Invalidation and write-back.
+
+  /** Pushes page-table changes to the GPU (runRound does it too). */
+  flush(): number {
+    this.alive('flush');
+    return this.pt.flush();
+  }
+
+  /** Resolves when all GPU work submitted so far (and queued writes) has finished. */
+  async fence(): Promise<void> {
+    this.alive('fence');
+    try {
+      await this.device.queue.onSubmittedWorkDone();
+    } catch (e) {
+      throw await asDeviceError(this.device, e, `${this.label}: fence`);
+    }
+    this.alive('fence');
+  }
+
+  /**
+   * Invalidates [page, page + npages) on the device: zap, flush, fence. When it resolves
+   * no GPU work can reach the old pages: the caller may write them back and free the slots.
+   */
+  async shootdown(page: number, npages: number): Promise<UnmappedLeaf[]> {
+    this.alive('shootdown');
+    const leaves = this.pt.unmap(page, npages);
+    this.pt.flush();
+    await this.fence();
+    return leaves;
+  }
+
+  /**
+   * The pages of `pool` the GPU wrote since the last call, with their contents, and their
+   * dirty bits cleared. Bits are read and cleared in one submission, in queue order, so a
+   * write by later work is never lost: it sets the bit again.
+   */
+  writebackDirty(pool: 'aperture' | 'device' = 'aperture'): Promise<PageData[]> {
+    return this.serial('writebackDirty', async () => {
+      const target = pool === 'aperture' ? this.aperture : this.vram;
+      const off = pool === 'aperture' ? 0 : this.devDirtyOff;
+      const words = Math.ceil(target.slots / 32);
+      const staging = this.device.createBuffer({ label: `${this.label} dirty staging`, size: words * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      let slots: number[];
+      try {
+        const enc = this.device.createCommandEncoder({ label: `${this.label} dirty drain` });
+        enc.copyBufferToBuffer(this.dirty, off * 4, staging, 0, words * 4);
+        enc.clearBuffer(this.dirty, off * 4, words * 4);
+        this.device.queue.submit([enc.finish()]);
+        await staging.mapAsync(GPUMapMode.READ);
+        slots = bitsToSlots(new Uint32Array(staging.getMappedRange()), target.slots);
+      } finally {
+        staging.destroy();
+      }
+      const bytes = await target.readback(slots);
+      return slots.map((slot, k) => ({ slot, data: bytes.subarray(k * PAGE_BYTES, (k + 1) * PAGE_BYTES) }));
+    });
+  }
+
+  /** The GPU's own translation of each page (the walk translate() does), for tests/debug. */
+  probe(pages: readonly number[]): Promise<Uint32Array> {
+    return this.serial('probe', async () => {
+      const n = pages.length;
+      if (n === 0) return new Uint32Array(0);
+      for (const p of pages) {
+        if (!Number.isSafeInteger(p) || p < 0 || p >= PT_MAX_PAGE) throw err('EINVAL', `probe: page ${p}`);
+      }
+      this.pt.flush();
+      const io = new Uint32Array(3 * n);
+      pages.forEach((p, k) => { io[2 * k] = p % 2 ** 32; io[2 * k + 1] = Math.floor(p / 2 ** 32); });
+      const d = this.device;
+      const run = async (): Promise<Uint32Array> => {
+        const params = d.createBuffer({ size: PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+        const ioBuf = d.createBuffer({ size: io.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+        const state = d.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
+        try {
+          d.queue.writeBuffer(params, 0, new Uint32Array([0, 0, 0, n, 1, 0, 0, 0]));
+          d.queue.writeBuffer(ioBuf, 0, io);
+          const bind = this.makeBindGroup(params, ioBuf, state);
+          const enc = d.createCommandEncoder({ label: `${this.label} probe` });
+          const pass = enc.beginComputePass();
+          pass.setPipeline(this.pipelines.probe);
+          pass.setBindGroup(0, bind);
+          const [x, y] = this.grid(n);
+          pass.dispatchWorkgroups(x, y);
+          pass.end();
+          d.queue.submit([enc.finish()]);
+          return new Uint32Array(await this.readGpuUnlocked(ioBuf, 8 * n, 4 * n, 'probe'));
+        } finally {
+          params.destroy(); ioBuf.destroy(); state.destroy();
+        }
+      };
+      return this.checkErrors ? withErrorScopes(d, run) : run();
+    });
+  }
+
+  /** Frees every GPU resource; later calls fail with ENODEV. */
+  destroy(): void {
+    if (this.dead) return;
+    this.dead = true;
+    for (const c of this.commands) c.destroy();
+    this.commands.clear();
+    this.pt.destroy();
+    this.aperture.destroy();
+    this.vram.destroy();
+    this.faults.destroy();
+    this.dirty.destroy();
+    this.staging.destroy();
+  }
+
+  // -------------------------------------------------------------------------------------
+
+  /** @internal: reads a buffer region, in turn with rounds. */
+  readGpu(buffer: GPUBuffer, offset: number, size: number, what: string): Promise<ArrayBuffer> {
+    return this.serial(what, () => this.readGpuUnlocked(buffer, offset, size, what));
+  }
+
+  private async readGpuUnlocked(buffer: GPUBuffer, offset: number, size: number, what: string): Promise<ArrayBuffer> {
+    const staging = this.device.createBuffer({ label: `${this.label} ${what}`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    try {
+      const enc = this.device.createCommandEncoder({ label: `${this.label} ${what}` });
+      enc.copyBufferToBuffer(buffer, offset, staging, 0, size);
+      this.device.queue.submit([enc.finish()]);
+      await staging.mapAsync(GPUMapMode.READ);
+      return staging.getMappedRange().slice(0);
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  private alive(what: string): void {
+    if (this.dead) throw err('ENODEV', `${this.label}: ${what}: engine destroyed`);
+    if (this.lostInfo) throw err('ENODEV', `${this.label}: ${what}: GPU device lost (${this.lostInfo.reason}): ${this.lostInfo.message}`);
+    ensureAlive(this.device, `${this.label}: ${what}`);
+  }
+
+  /**
+   * Runs fn after everything queued before it: rounds, drains and readbacks of one engine
+   * never interleave (they share the staging buffer, the fault ring and the error-scope
+   * stack). Errors come out as HmmError.
+   */
+  private serial<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      this.alive(what);
+      try {
+        return await fn();
+      } catch (e) {
+        if (e instanceof HmmError) throw e;
+        if (this.lostInfo || this.dead) throw err('ENODEV', `${this.label}: ${what}: ${e instanceof Error ? e.message : String(e)}`);
+        if (e instanceof GpuError && /device is lost/.test(e.message)) throw err('ENODEV', `${this.label}: ${what}: ${e.message}`);
+        throw await asDeviceError(this.device, e, `${this.label}: ${what}`);
+      }
+    };
+    const p = this.tail.then(run, run);
+    this.tail = p.catch(() => undefined);
+    return p;
+  }
+
+  private grid(invocations: number): [number, number] {
+    const groups = Math.ceil(invocations / MIRROR_WORKGROUP_SIZE);
+    const x = Math.min(groups, this.maxWgPerDim);
+    return [x, Math.ceil(groups / x)];
+  }
+
+  private bindGroupFor(cmd: MirrorCommand): GPUBindGroup {
+    if (!cmd.bindGroup || cmd.bindGen !== this.pt.generation) {
+      cmd.bindGroup = this.makeBindGroup(cmd.params, cmd.io, cmd.state);
+      cmd.bindGen = this.pt.generation;
+    }
+    return cmd.bindGroup;
+  }
+
+  private makeBindGroup(params: GPUBuffer, io: GPUBuffer, state: GPUBuffer): GPUBindGroup {
+    return this.device.createBindGroup({
+      label: `${this.label} bind group`,
+      layout: this.layout,
+      entries: [
+        { binding: 0, resource: { buffer: params } },
+        { binding: 1, resource: { buffer: this.pt.buffer } },
+        { binding: 2, resource: { buffer: this.aperture.buffer } },
+        { binding: 3, resource: { buffer: this.vram.buffer } },
+        { binding: 4, resource: { buffer: io } },
+        { binding: 5, resource: { buffer: state } },
+        { binding: 6, resource: { buffer: this.faults.buffer } },
+        { binding: 7, resource: { buffer: this.dirty } },
+      ],
+    });
+  }
+}
+
+function bitsToSlots(bits: Uint32Array, limit: number): number[] {
+  const out: number[] = [];
+  for (let w = 0; w < bits.length; w++) {
+    let v = bits[w];
+    while (v !== 0) {
+      const b = 31 - Math.clz32(v & -v);
+      const slot = w * 32 + b;
+      if (slot < limit) out.push(slot);
+      v = (v & ~(1 << b)) >>> 0;
+    }
+  }
+  return out;
+}

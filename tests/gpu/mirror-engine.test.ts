@@ -1,0 +1,356 @@
+/**
+ * The mirror engine on the GPU with synthetic mappings: reads through the page walk,
+ * uTLB-filtered fault reporting, replay, protection faults, dirty tracking and write-back,
+ * atomics gated on EXCLUSIVE, fault-buffer overflow, 2-D dispatch, fences and device loss.
+ */
+import { describe, expect } from 'vitest';
+import { requestGpuDevice } from '../../src/device/gpu.js';
+import { HmmError } from '../../src/errors.js';
+import type { FaultRecord } from '../../src/device/fault-queue.js';
+import { faultSourceOf, MirrorEngine, WORDS_PER_PAGE, type MirrorEngineOptions } from '../../src/device/mirror-engine.js';
+import { PTE_DEVICE, PTE_EXCLUSIVE, PTE_WRITE } from '../../src/device/page-table.js';
+import { gpuTest as test } from './fixture.js';
+import { bit, expectAllEqual, patternPage, patternWord, POISON, toyService } from './mirror-helpers.js';
+
+type Gpu = { device: GPUDevice };
+
+async function withEngine<T>(gpu: Gpu, opts: MirrorEngineOptions, fn: (e: MirrorEngine) => Promise<T>): Promise<T> {
+  const e = await MirrorEngine.create(gpu.device, { apertureSlots: 2048, deviceSlots: 1024, ...opts });
+  try {
+    return await fn(e);
+  } finally {
+    e.destroy();
+  }
+}
+
+function poisoned(npages: number): Uint32Array {
+  return new Uint32Array(npages * WORDS_PER_PAGE).fill(POISON);
+}
+
+/** Backs `page` with a fresh aperture slot holding patternPage(page). */
+function backPage(e: MirrorEngine, page: number, flags = 0, salt = 0): number {
+  const slot = e.aperture.alloc();
+  e.aperture.upload(slot, patternPage(page, salt));
+  e.pt.map(page, slot, flags);
+  return slot;
+}
+
+function expectedRead(base: number, npages: number, present: (page: number) => boolean, salt = 0): Uint32Array {
+  const want = poisoned(npages);
+  for (let p = 0; p < npages; p++) {
+    if (!present(base + p)) continue;
+    for (let w = 0; w < WORDS_PER_PAGE; w++) want[p * WORDS_PER_PAGE + w] = patternWord(base + p, w, salt);
+  }
+  return want;
+}
+
+function key(f: FaultRecord): string {
+  return `${f.source}:${f.page}:${f.access}`;
+}
+
+async function rejectsWith(p: Promise<unknown>, errno: string): Promise<void> {
+  const e = await p.then(() => undefined, (x: unknown) => x);
+  expect(e, 'expected a rejection').toBeInstanceOf(HmmError);
+  expect((e as HmmError).code, String(e)).toBe(errno);
+}
+
+describe('MirrorEngine', () => {
+  test('read: every word through the walk (aperture, device pool, huge leaf, pages ≥ 2^32)', async ({ gpu }) => {
+    await withEngine(gpu, {}, async (e) => {
+      const base = 2 ** 32 - 2; // crosses into the high word mid-range
+      const n = 6;
+      for (let p = 0; p < n; p++) {
+        if (p % 3 === 1) {
+          const slot = e.vram.alloc();
+          e.vram.upload(slot, patternPage(base + p));
+          e.pt.map(base + p, slot, PTE_DEVICE);
+        } else {
+          backPage(e, base + p);
+        }
+      }
+      const cmd = e.createCommand({ op: 'read', page: base, npages: n, data: poisoned(n) });
+      const r = await e.runRound(cmd);
+      expect(r).toMatchObject({ faults: [], overflow: false, missed: 0, completed: n * 1024, finished: true });
+      expectAllEqual(await cmd.readOutput(), expectedRead(base, n, () => true), 'read');
+      expect((await cmd.readDone()).every((w) => w === 0xffffffff)).toBe(true);
+      // reset(): the same command runs again, whole.
+      cmd.reset();
+      expect(cmd.done).toBe(0);
+      expect((await cmd.readDone()).every((w) => w === 0)).toBe(true);
+      expect(await e.runRound(cmd)).toMatchObject({ completed: n * 1024, finished: true });
+
+      // A huge leaf in the device pool: subpage k is slot first + k.
+      const hbase = 2 ** 34;
+      const first = e.vram.allocHuge();
+      const pages = [0, 1, 255, 511];
+      e.vram.uploadPages(pages.map((k) => ({ slot: first + k, data: patternPage(hbase + k) })));
+      e.pt.mapHuge(hbase, first, PTE_DEVICE);
+      for (const k of pages) {
+        const c = e.createCommand({ op: 'read', page: hbase + k, npages: 1, data: poisoned(1) });
+        expect((await e.runRound(c)).finished).toBe(true);
+        expectAllEqual(await c.readOutput(), expectedRead(hbase + k, 1, () => true), `huge subpage ${k}`);
+      }
+    });
+  });
+
+  test('read: the DEVICE bit selects the device pool, not the aperture slot of that number', async ({ gpu }) => {
+    await withEngine(gpu, {}, async (e) => {
+      const slot = 7;
+      e.aperture.upload(slot, patternPage(1, 111));
+      e.vram.upload(slot, patternPage(1, 222));
+      e.pt.map(100, slot, 0);
+      e.pt.map(101, slot, PTE_DEVICE);
+      const cmd = e.createCommand({ op: 'read', page: 100, npages: 2 });
+      expect((await e.runRound(cmd)).finished).toBe(true);
+      const out = await cmd.readOutput();
+      const want = new Uint32Array(2048);
+      for (let w = 0; w < 1024; w++) { want[w] = patternWord(1, w, 111); want[1024 + w] = patternWord(1, w, 222); }
+      expectAllEqual(out, want, 'aperture vs device');
+    });
+  });
+
+  test('miss: one record per (uTLB, page), nothing written, not done; map + replay completes', async ({ gpu }) => {
+    await withEngine(gpu, { faultSources: 3 }, async (e) => {
+      const base = 2 ** 35 - 64; // top of the VA space
+      const n = 10;
+      const present = (p: number): boolean => [0, 3, 4, 9].includes(p - base);
+      for (let p = base; p < base + n; p++) if (present(p)) backPage(e, p);
+      const cmd = e.createCommand({ op: 'read', page: base, npages: n, data: poisoned(n) });
+      const r = await e.runRound(cmd);
+      const wantKeys = new Set<string>();
+      for (let i = 0; i < n * WORDS_PER_PAGE; i++) {
+        const p = base + Math.floor(i / WORDS_PER_PAGE);
+        if (!present(p)) wantKeys.add(`${faultSourceOf(i, 3)}:${p}:read`);
+      }
+      const got = r.faults.map(key);
+      expect(new Set(got).size, 'duplicate records from one uTLB').toBe(got.length);
+      expect([...got].sort()).toEqual([...wantKeys].sort());
+      expect(r.faults.every((f) => !f.protection)).toBe(true);
+      // 4 KiB page = 4 workgroups of 256, spread over 3 uTLBs: 3 records for most pages.
+      expect(got.length).toBe(wantKeys.size);
+      expect(r).toMatchObject({ overflow: false, completed: 4 * 1024, missed: 6 * 1024, done: 4 * 1024, finished: false });
+      expectAllEqual(await cmd.readOutput(), expectedRead(base, n, present), 'after the faulting round');
+      const done = await cmd.readDone();
+      for (let i = 0; i < n * WORDS_PER_PAGE; i += 97) {
+        expect(bit(done, i), `done[${i}]`).toBe(present(base + Math.floor(i / WORDS_PER_PAGE)));
+      }
+      // Service (map the pages) and replay.
+      await toyService(e)(r.faults);
+      const r2 = await e.runRound(cmd);
+      expect(r2).toMatchObject({ faults: [], completed: 6 * 1024, finished: true });
+      expectAllEqual(await cmd.readOutput(), expectedRead(base, n, () => true), 'after replay');
+    });
+  });
+
+  test('write: a read-only PTE is a protection fault; upgrade + replay stores every word', async ({ gpu }) => {
+    await withEngine(gpu, {}, async (e) => {
+      const page = 2 ** 33 + 77;
+      const slot = backPage(e, page, 0);
+      const data = new Uint32Array(1024).map((_, w) => (w * 0x01010101) >>> 0);
+      const cmd = e.createCommand({ op: 'write', page, npages: 1, data });
+      const r = await e.runRound(cmd);
+      expect(r.finished).toBe(false);
+      expect(r.faults.length).toBeGreaterThan(0);
+      for (const f of r.faults) expect(f).toMatchObject({ page, access: 'write', protection: true });
+      // Memory untouched, nothing dirty.
+      expectAllEqual(new Uint32Array((await e.aperture.readback([slot])).buffer), new Uint32Array(patternPage(page).buffer), 'untouched');
+      expect(await e.writebackDirty()).toEqual([]);
+      e.pt.map(page, slot, PTE_WRITE);
+      expect((await e.runRound(cmd)).finished).toBe(true);
+      expectAllEqual(new Uint32Array((await e.aperture.readback([slot])).buffer), data, 'written');
+    });
+  });
+
+  test('write marks dirty; writeback returns exactly the written pages and bytes, once', async ({ gpu }) => {
+    await withEngine(gpu, {}, async (e) => {
+      const base = 5000;
+      const slots: number[] = [];
+      for (let p = 0; p < 8; p++) slots.push(backPage(e, base + p, PTE_WRITE));
+      const devSlot = e.vram.alloc();
+      e.pt.map(base + 8, devSlot, PTE_WRITE | PTE_DEVICE);
+      const d1 = new Uint32Array(2048).map((_, i) => (i ^ 0xabc00000) >>> 0);
+      const d2 = new Uint32Array(1024).map((_, i) => (i * 3 + 0x5a000000) >>> 0);
+      const w1 = e.createCommand({ op: 'write', page: base + 2, npages: 2, data: d1 });
+      const w2 = e.createCommand({ op: 'write', page: base + 6, npages: 1, data: d2 });
+      const w3 = e.createCommand({ op: 'write', page: base + 8, npages: 1, data: d2 });
+      for (const c of [w1, w2, w3]) expect((await e.runRound(c)).finished).toBe(true);
+      // Reading does not dirty.
+      expect((await e.runRound(e.createCommand({ op: 'read', page: base, npages: 8 }))).finished).toBe(true);
+
+      const dirty = await e.writebackDirty();
+      expect(dirty.map((d) => d.slot)).toEqual([slots[2], slots[3], slots[6]]);
+      expectAllEqual(new Uint32Array(dirty[0].data.slice().buffer), d1.subarray(0, 1024), 'page 2');
+      expectAllEqual(new Uint32Array(dirty[1].data.slice().buffer), d1.subarray(1024), 'page 3');
+      expectAllEqual(new Uint32Array(dirty[2].data.slice().buffer), d2, 'page 6');
+      expect(await e.writebackDirty()).toEqual([]); // bits were cleared
+      const dev = await e.writebackDirty('device');
+      expect(dev.map((d) => d.slot)).toEqual([devSlot]);
+      expectAllEqual(new Uint32Array(dev[0].data.slice().buffer), d2, 'device page');
+      // Clean pages were not touched.
+      expectAllEqual(new Uint32Array((await e.aperture.readback([slots[5]])).buffer), new Uint32Array(patternPage(base + 5).buffer), 'clean');
+    });
+  });
+
+  test('atomic_inc needs EXCLUSIVE: atomic faults until granted, then every word +1', async ({ gpu }) => {
+    await withEngine(gpu, {}, async (e) => {
+      const page = 2 ** 34 + 3;
+      const slot = backPage(e, page, PTE_WRITE);
+      const cmd = e.createCommand({ op: 'atomic', page, npages: 2, data: poisoned(2) });
+      const r = await e.runRound(cmd);
+      expect(r.finished).toBe(false);
+      const byPage = new Map(r.faults.map((f) => [f.page, f]));
+      expect(byPage.get(page)).toMatchObject({ access: 'atomic', protection: true }); // valid, not exclusive
+      expect(byPage.get(page + 1)).toMatchObject({ access: 'atomic', protection: false }); // not mapped
+      expectAllEqual(await cmd.readOutput(), poisoned(2), 'nothing ran');
+
+      e.pt.map(page, slot, PTE_WRITE | PTE_EXCLUSIVE);
+      const out = await e.runCommand(cmd, toyService(e));
+      expect(out).toEqual({ rounds: 2, faultRounds: 1 });
+      const old = await cmd.readOutput();
+      const want = expectedRead(page, 2, () => true);
+      expectAllEqual(old, want, 'atomic returns the old values');
+      // Run it again: memory is +1 per word after the first, so the old values are want + 1.
+      const again = e.createCommand({ op: 'atomic', page, npages: 2 });
+      expect((await e.runRound(again)).finished).toBe(true);
+      expectAllEqual(await again.readOutput(), want.map((v) => (v + 1) >>> 0), 'second pass');
+      const dirty = await e.writebackDirty();
+      expect(dirty.map((d) => d.slot)).toEqual([slot, e.pt.lookup(page + 1)!.slot].sort((a, b) => a - b));
+      expectAllEqual(new Uint32Array(dirty.find((d) => d.slot === slot)!.data.slice().buffer), want.subarray(0, 1024).map((v) => (v + 2) >>> 0), 'memory');
+    });
+  });
+
+  test('fault buffer overflow: records dropped, flag set, runCommand still completes every word', async ({ gpu }) => {
+    await withEngine(gpu, { faultCapacity: 8, faultSources: 8 }, async (e) => {
+      const base = 2 ** 32 + 40;
+      const n = 48;
+      const cmd = e.createCommand({ op: 'read', page: base, npages: n, data: poisoned(n) });
+      const first = await e.runRound(cmd);
+      expect(first.overflow).toBe(true);
+      expect(first.faults.length).toBe(8);
+      expect(first.missed).toBe(n * 1024);
+      await toyService(e)(first.faults);
+      const log: FaultRecord[][] = [];
+      const out = await e.runCommand(cmd, toyService(e, log));
+      expect(out.faultRounds).toBeGreaterThan(2);
+      expect(log.every((b) => b.length <= 8)).toBe(true);
+      expectAllEqual(await cmd.readOutput(), expectedRead(base, n, () => true), 'every word');
+      expect(e.stats.overflows).toBeGreaterThan(1);
+      // The ring was reset after each drain: a clean round reports nothing.
+      const clean = e.createCommand({ op: 'read', page: base, npages: 1 });
+      expect(await e.runRound(clean)).toMatchObject({ faults: [], overflow: false, finished: true });
+    });
+  });
+
+  test('2-D dispatch past maxComputeWorkgroupsPerDimension', async ({ gpu }) => {
+    // 4 workgroups per page, at most 3 per dimension: a 3 × 11 grid for 8 pages.
+    await withEngine(gpu, { maxWorkgroupsPerDimension: 3, faultSources: 5 }, async (e) => {
+      const base = 123456;
+      const n = 8;
+      const present = (p: number): boolean => (p - base) % 2 === 0;
+      for (let p = base; p < base + n; p++) if (present(p)) backPage(e, p);
+      const cmd = e.createCommand({ op: 'read', page: base, npages: n, data: poisoned(n) });
+      const r = await e.runRound(cmd);
+      const want = new Set<string>();
+      for (let i = 0; i < n * 1024; i++) {
+        const p = base + Math.floor(i / 1024);
+        if (!present(p)) want.add(`${faultSourceOf(i, 5)}:${p}:read`);
+      }
+      expect(r.faults.map(key).sort()).toEqual([...want].sort());
+      expectAllEqual(await cmd.readOutput(), expectedRead(base, n, present), '2-D first round');
+      await e.runCommand(cmd, toyService(e));
+      expectAllEqual(await cmd.readOutput(), expectedRead(base, n, () => true), '2-D complete');
+    });
+  });
+
+  test('runCommand: service errors propagate; an unresolved fault ends in EFAULT', async ({ gpu }) => {
+    await withEngine(gpu, {}, async (e) => {
+      const cmd = e.createCommand({ op: 'read', page: 9, npages: 1 });
+      const boom = new Error('SIGSEGV for the device');
+      await expect(e.runCommand(cmd, async () => { throw boom; })).rejects.toBe(boom);
+      await rejectsWith(e.runCommand(cmd, async () => {}, { maxRounds: 3 }), 'EFAULT');
+      // The engine is still usable.
+      const ok = await e.runCommand(cmd, toyService(e));
+      expect(ok).toEqual({ rounds: 2, faultRounds: 1 });
+    });
+  });
+
+  test('shootdown: zap + flush + fence; the next round faults again', async ({ gpu }) => {
+    await withEngine(gpu, {}, async (e) => {
+      const base = 2 ** 33;
+      for (let p = 0; p < 4; p++) backPage(e, base + p, PTE_WRITE);
+      const cmd = e.createCommand({ op: 'read', page: base, npages: 4 });
+      // A round in flight when the shootdown starts.
+      const inflight = e.runRound(cmd);
+      while (e.stats.dispatches === 0) await new Promise((r) => setTimeout(r, 0));
+      const leaves = await e.shootdown(base + 1, 2);
+      expect(leaves.map((l) => l.page)).toEqual([base + 1, base + 2]);
+      expect((await inflight).finished).toBe(true);
+      const again = e.createCommand({ op: 'read', page: base, npages: 4, data: poisoned(4) });
+      const r = await e.runRound(again);
+      expect(new Set(r.faults.map((f) => f.page))).toEqual(new Set([base + 1, base + 2]));
+      expectAllEqual(await again.readOutput(), expectedRead(base, 4, (p) => p === base || p === base + 3), 'after shootdown');
+    });
+  });
+
+  test('fence resolves after the work submitted before it', async ({ gpu }) => {
+    await withEngine(gpu, {}, async (e) => {
+      const n = 64;
+      for (let p = 0; p < n; p++) e.pt.map(p, p % 16);
+      const cmd = e.createCommand({ op: 'read', page: 0, npages: n });
+      let settled = false;
+      const round = e.runRound(cmd).then((r) => { settled = true; return r; });
+      // Wait until the round is submitted (runRound submits, then waits on mapAsync).
+      while (e.stats.dispatches === 0) await new Promise((r) => setTimeout(r, 0));
+      await e.fence();
+      // The dispatch, the copies and the drain are done: the round needs no more GPU work.
+      const r = await Promise.race([round, new Promise<null>((res) => setTimeout(() => res(null), 5000))]);
+      expect(r, 'round still pending 5 s after its fence').not.toBeNull();
+      expect(settled).toBe(true);
+    });
+  });
+
+  test('device loss: every call fails with ENODEV and host state is kept', async () => {
+    const ctx = await requestGpuDevice({ label: 'mirror doomed' });
+    const e = await MirrorEngine.create(ctx.device, { apertureSlots: 64, deviceSlots: 64 });
+    const slot = backPage(e, 42, PTE_WRITE);
+    const cmd = e.createCommand({ op: 'read', page: 42, npages: 1 });
+    expect((await e.runRound(cmd)).finished).toBe(true);
+    const pending = e.createCommand({ op: 'read', page: 43, npages: 1 });
+    e.pt.map(43, 5); // dirty, unflushed
+    ctx.device.destroy();
+    await ctx.device.lost;
+    await rejectsWith(e.runRound(pending), 'ENODEV');
+    await rejectsWith(e.runCommand(pending, toyService(e)), 'ENODEV');
+    expect(pending.done).toBe(0);
+    await rejectsWith(e.fence(), 'ENODEV');
+    await rejectsWith(e.writebackDirty(), 'ENODEV');
+    await rejectsWith(e.probe([42]), 'ENODEV');
+    await rejectsWith(e.aperture.readback([slot]), 'ENODEV');
+    await rejectsWith(e.faults.fetch(), 'ENODEV');
+    expect(() => e.flush()).toThrow(HmmError);
+    expect(() => e.createCommand({ op: 'read', page: 1, npages: 1 })).toThrow(/ENODEV/);
+    expect(() => e.aperture.upload(slot, new Uint8Array(4096))).toThrow(/ENODEV/);
+    // The shadow is intact and still holds the unflushed change.
+    expect(e.pt.lookup(42)?.slot).toBe(slot);
+    expect(e.pt.lookup(43)?.slot).toBe(5);
+    expect(e.pt.stats.dirtyEntries).toBeGreaterThan(0);
+    expect(cmd.done).toBe(1024);
+    e.destroy();
+  });
+
+  test('device lost with a round in flight: the round fails with ENODEV', async () => {
+    const ctx = await requestGpuDevice({ label: 'mirror doomed 2' });
+    const e = await MirrorEngine.create(ctx.device, { apertureSlots: 64, deviceSlots: 64, checkErrors: false });
+    for (let p = 0; p < 16; p++) e.pt.map(p, p);
+    const cmd = e.createCommand({ op: 'read', page: 0, npages: 16 });
+    const round = e.runRound(cmd);
+    while (e.stats.dispatches === 0) await new Promise((r) => setTimeout(r, 0));
+    ctx.device.destroy();
+    const got = await round.then((r) => r, (x: unknown) => x);
+    // Either the work finished before the loss (then the round is whole), or ENODEV.
+    if (got instanceof HmmError) expect(got.code).toBe('ENODEV');
+    else expect(got).toMatchObject({ finished: true });
+    expect(cmd.done === 0 || cmd.done === 16 * 1024).toBe(true);
+    e.destroy();
+  });
+});

@@ -1,0 +1,244 @@
+/**
+ * The mirrored page table: host shadow semantics, and the GPU's own walk (the probe kernel
+ * runs translate() from mirror-common.wgsl) agreeing with it at every level index,
+ * including page numbers ≥ 2^32 where the walk needs the high word.
+ */
+import { describe, expect } from 'vitest';
+import { HmmError } from '../../src/errors.js';
+import { MirrorEngine } from '../../src/device/mirror-engine.js';
+import {
+  GpuPageTable, levelIndices, makeEntry, PT_MAX_PAGE, PTE_DEVICE, PTE_EXCLUSIVE, PTE_HUGE,
+  PTE_VALID, PTE_WRITE,
+} from '../../src/device/page-table.js';
+import { gpuTest as test } from './fixture.js';
+import { expectAllEqual } from './mirror-helpers.js';
+
+const L3 = 2 ** 27;
+const L2 = 2 ** 18;
+const L1 = 2 ** 9;
+
+function pageOf(i3: number, i2: number, i1: number, i0: number): number {
+  return i3 * L3 + i2 * L2 + i1 * L1 + i0;
+}
+
+function code(e: unknown): string | undefined {
+  return e instanceof HmmError ? e.code : undefined;
+}
+
+function expectErrno(fn: () => unknown, errno: string): void {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (e) {
+    caught = e;
+  }
+  expect(code(caught), String(caught)).toBe(errno);
+}
+
+describe('GpuPageTable', () => {
+  test('level indices split the page number without 32-bit arithmetic', () => {
+    expect(levelIndices(0)).toEqual([0, 0, 0, 0]);
+    expect(levelIndices(PT_MAX_PAGE - 1)).toEqual([255, 511, 511, 511]);
+    expect(levelIndices(pageOf(200, 3, 400, 511))).toEqual([200, 3, 400, 511]);
+    expect(levelIndices(2 ** 32)).toEqual([32, 0, 0, 0]);
+    expect(makeEntry(2 ** 24 - 1, PTE_VALID | PTE_WRITE)).toBe(0xffffff03);
+  });
+
+  test('GPU walk matches the shadow at every level index, incl. pages ≥ 2^32', async ({ gpu }) => {
+    const e = await MirrorEngine.create(gpu.device, { apertureSlots: 4096, deviceSlots: 64 });
+    try {
+      const idx = [0, 1, 255, 256, 510, 511];
+      const pages = new Set<number>();
+      // Each level's index takes every value of idx while the others vary.
+      for (const a of idx) {
+        pages.add(pageOf(a % 256, 7, 9, 11)); // root index < 256: page < 2^35
+        pages.add(pageOf(33, a, 9, 11));
+        pages.add(pageOf(5, 7, a, 11));
+        pages.add(pageOf(255, 511, 3, a));
+      }
+      pages.add(2 ** 32); // lowest page with a high word
+      pages.add(2 ** 32 - 1); // highest without
+      pages.add(PT_MAX_PAGE - 1);
+      const mapped = [...pages];
+      const flagSets = [0, PTE_WRITE, PTE_WRITE | PTE_EXCLUSIVE, PTE_DEVICE];
+      mapped.forEach((p, k) => {
+        const flags = flagSets[k % flagSets.length];
+        e.pt.map(p, flags & PTE_DEVICE ? k % 64 : 100 + k, flags);
+      });
+      // Neighbours that share upper levels but are not mapped must translate to 0.
+      const holes = mapped.flatMap((p) => [p + 1, p - 1, p + L1, p + L2])
+        .filter((p) => p >= 0 && p < PT_MAX_PAGE && !pages.has(p));
+      const probe = [...mapped, ...holes];
+      const want = new Uint32Array(probe.map((p) => e.pt.lookup(p)?.entry ?? 0));
+      expect(want.slice(0, mapped.length).every((v) => (v & PTE_VALID) !== 0)).toBe(true);
+      expect(want.slice(mapped.length).every((v) => v === 0)).toBe(true);
+      expectAllEqual(await e.probe(probe), want, 'translate');
+      expect(e.pt.stats.leaves).toBe(mapped.length);
+    } finally {
+      e.destroy();
+    }
+  });
+
+  test('huge leaf: 512 contiguous slots from one level-1 entry', async ({ gpu }) => {
+    const e = await MirrorEngine.create(gpu.device, { apertureSlots: 2048, deviceSlots: 1024 });
+    try {
+      const base = 2 ** 34 + 7 * 512; // 2 MiB aligned, above 2^32
+      e.pt.mapHuge(base, 1024, PTE_WRITE);
+      e.pt.mapHuge(base + 512, 512, PTE_DEVICE);
+      const probe = [base, base + 1, base + 300, base + 511, base + 512, base + 1023, base + 1024, base - 1];
+      const got = await e.probe(probe);
+      const want = [
+        makeEntry(1024, PTE_VALID | PTE_WRITE | PTE_HUGE), makeEntry(1025, PTE_VALID | PTE_WRITE | PTE_HUGE),
+        makeEntry(1324, PTE_VALID | PTE_WRITE | PTE_HUGE), makeEntry(1535, PTE_VALID | PTE_WRITE | PTE_HUGE),
+        makeEntry(512, PTE_VALID | PTE_DEVICE | PTE_HUGE), makeEntry(1023, PTE_VALID | PTE_DEVICE | PTE_HUGE), 0, 0,
+      ];
+      expectAllEqual(got, new Uint32Array(want), 'huge translate');
+      expect(e.pt.lookup(base + 300)).toEqual({ entry: want[2], slot: 1324, flags: PTE_VALID | PTE_WRITE | PTE_HUGE, huge: true });
+      expect(e.pt.stats).toMatchObject({ leaves: 2, hugeLeaves: 2, tables: 3 });
+
+      expectErrno(() => e.pt.map(base + 5, 3), 'EEXIST'); // 4 KiB inside a huge leaf
+      expectErrno(() => e.pt.mapHuge(base + 1, 0), 'EINVAL'); // misaligned VA
+      expectErrno(() => e.pt.mapHuge(base + 2048, 100), 'EINVAL'); // misaligned slot
+      expectErrno(() => e.pt.mapHuge(base + 2048, 2048), 'EINVAL'); // past the aperture
+      e.pt.map(base + 4096, 9);
+      expectErrno(() => e.pt.mapHuge(base + 4096 - (4096 % 512), 0), 'EEXIST'); // over 4 KiB leaves
+
+      // Zapping one subpage removes (and reports) the whole huge leaf.
+      const gone = e.pt.unmap(base + 700, 1);
+      expect(gone).toEqual([{ page: base + 512, npages: 512, slot: 512, flags: PTE_VALID | PTE_DEVICE | PTE_HUGE, huge: true }]);
+      expect(e.pt.lookup(base + 512)).toBeNull();
+      expectAllEqual(await e.probe([base + 512, base + 700, base]), new Uint32Array([0, 0, want[0]]), 'after zap');
+    } finally {
+      e.destroy();
+    }
+  });
+
+  test('unmap reports leaves in order and frees empty tables down to the root', async ({ gpu }) => {
+    const e = await MirrorEngine.create(gpu.device, { apertureSlots: 4096, deviceSlots: 1024 });
+    try {
+      const pages = [5, 6, 600, 2 ** 20, 2 ** 33 + 3, 2 ** 33 + 4];
+      pages.forEach((p, k) => e.pt.map(p, k));
+      e.pt.mapHuge(2 ** 34, 0, PTE_DEVICE);
+      // root + (l2, l1, l0) for page 5/6, l0 for 600 (other l1 entry), (l2,l1,l0) for 2^20 … :
+      const before = e.pt.stats.tables;
+      expect(before).toBeGreaterThan(6);
+      const partial = e.pt.unmap(6, 2 ** 20 - 6); // 6 and 600, not 2^20
+      expect(partial.map((l) => [l.page, l.slot])).toEqual([[6, 1], [600, 2]]);
+      expect(e.pt.stats.tables).toBe(before - 1); // 600's l0 table emptied
+      const rest = e.pt.unmap(0, PT_MAX_PAGE);
+      expect(rest.map((l) => l.page)).toEqual([5, 2 ** 20, 2 ** 33 + 3, 2 ** 33 + 4, 2 ** 34]);
+      expect(rest[4]).toMatchObject({ huge: true, npages: 512, slot: 0 });
+      expect(e.pt.stats).toMatchObject({ tables: 1, leaves: 0, hugeLeaves: 0 });
+      expectAllEqual(await e.probe([...pages, 2 ** 34 + 1]), new Uint32Array(pages.length + 1), 'all unmapped');
+      expect(e.pt.unmap(0, PT_MAX_PAGE)).toEqual([]);
+    } finally {
+      e.destroy();
+    }
+  });
+
+  test('a reused table never shows its previous life on the GPU', async ({ gpu }) => {
+    const e = await MirrorEngine.create(gpu.device, { apertureSlots: 1024, deviceSlots: 64 });
+    try {
+      const a = 2 ** 32 + 1000;
+      const b = a + 1; // same level-0 table
+      e.pt.map(a, 1);
+      e.pt.map(b, 2);
+      expect(Array.from(await e.probe([a, b]), (v) => v >>> 8)).toEqual([1, 2]);
+      // Freed by unmap (its zeroes never written), then reused for a.
+      e.pt.unmap(a, 2);
+      e.flush();
+      e.pt.map(a, 3);
+      expectAllEqual(await e.probe([a, b]), new Uint32Array([makeEntry(3, PTE_VALID), 0]), 'reuse after unmap');
+      // Freed by clear(), reused.
+      e.pt.map(b, 4);
+      await e.probe([a]);
+      e.pt.clear();
+      expect(e.pt.stats).toMatchObject({ tables: 1, leaves: 0 });
+      expectAllEqual(await e.probe([a, b]), new Uint32Array(2), 'after clear');
+      e.pt.map(b, 5);
+      expectAllEqual(await e.probe([a, b]), new Uint32Array([0, makeEntry(5, PTE_VALID)]), 'reuse after clear');
+    } finally {
+      e.destroy();
+    }
+  });
+
+  test('flush: one writeBuffer per contiguous run of dirty entries', ({ gpu }) => {
+    const pt = new GpuPageTable(gpu.device, { apertureSlots: 4096 });
+    try {
+      const base = 2 ** 33; // a level-0 table's first page
+      for (let k = 0; k < 512; k++) pt.map(base + k, k);
+      pt.flush();
+      const s0 = pt.stats;
+      // Remap the whole table: 512 contiguous entries, directories untouched.
+      for (let k = 0; k < 512; k++) pt.map(base + k, 1000 + k, PTE_WRITE);
+      expect(pt.stats.dirtyEntries).toBe(512);
+      expect(pt.flush()).toBe(1);
+      expect(pt.stats.writes - s0.writes).toBe(1);
+      expect(pt.stats.bytesWritten - s0.bytesWritten).toBe(2048);
+      // Every other entry: 256 runs…
+      for (let k = 0; k < 512; k += 2) pt.map(base + k, k);
+      expect(pt.flush()).toBe(256);
+      // …and nothing when nothing changed.
+      expect(pt.flush()).toBe(0);
+      expect(pt.stats.flushes).toBe(s0.flushes + 2);
+    } finally {
+      pt.destroy();
+    }
+    const merged = new GpuPageTable(gpu.device, { apertureSlots: 4096, mergeGap: 1 });
+    try {
+      for (let k = 0; k < 512; k += 2) merged.map(2 ** 33 + k, k);
+      merged.flush();
+      for (let k = 0; k < 512; k += 2) merged.map(2 ** 33 + k, k + 1);
+      expect(merged.flush()).toBe(1); // gaps of one clean entry merge
+    } finally {
+      merged.destroy();
+    }
+  });
+
+  test('the table buffer grows (copy + rebind) and map fails with ENOMEM at the cap', async ({ gpu }) => {
+    const e = await MirrorEngine.create(gpu.device, { apertureSlots: 1024, deviceSlots: 64, initialTables: 2, maxTables: 40 });
+    try {
+      const gen0 = e.pt.generation;
+      const pages: number[] = [];
+      // Each page in its own level-2 table: 2 tables per page + 1 shared l2 per l3 index.
+      for (let k = 0; k < 12; k++) pages.push(pageOf(k, 0, 0, k));
+      pages.forEach((p, k) => e.pt.map(p, k));
+      expectAllEqual(await e.probe(pages), new Uint32Array(pages.map((_, k) => makeEntry(k, PTE_VALID))), 'after grow');
+      expect(e.pt.generation).toBeGreaterThan(gen0);
+      expect(e.pt.stats.grows).toBeGreaterThan(0);
+      expect(e.pt.stats.tableCapacity).toBeGreaterThanOrEqual(e.pt.stats.tables);
+      // 1 + 12 * 3 = 37 tables; a new l3 index needs 3 more: 40 is the cap.
+      expect(e.pt.stats.tables).toBe(37);
+      e.pt.map(pageOf(100, 0, 0, 0), 50);
+      expect(e.pt.stats.tables).toBe(40);
+      const before = e.pt.stats;
+      expectErrno(() => e.pt.map(pageOf(101, 0, 0, 0), 51), 'ENOMEM');
+      expectErrno(() => e.pt.map(pageOf(100, 0, 1, 0), 51), 'ENOMEM');
+      expect(e.pt.stats).toEqual(before); // nothing changed
+      expect(e.pt.lookup(pageOf(101, 0, 0, 0))).toBeNull();
+      e.pt.map(pageOf(100, 0, 0, 1), 51); // needs no table: fine
+      e.pt.unmap(pageOf(100, 0, 0, 0), 2);
+      e.pt.map(pageOf(101, 0, 0, 0), 52); // freed tables are reused
+      expect((await e.probe([pageOf(101, 0, 0, 0), pageOf(100, 0, 0, 0)]))[0]).toBe(makeEntry(52, PTE_VALID));
+    } finally {
+      e.destroy();
+    }
+  });
+
+  test('bad input is rejected before anything changes', ({ gpu }) => {
+    const pt = new GpuPageTable(gpu.device, { apertureSlots: 100, deviceSlots: 10 });
+    try {
+      expectErrno(() => pt.map(PT_MAX_PAGE, 0), 'EINVAL');
+      expectErrno(() => pt.map(-1, 0), 'EINVAL');
+      expectErrno(() => pt.map(1.5, 0), 'EINVAL');
+      expectErrno(() => pt.map(1, 100), 'EINVAL'); // past the aperture
+      expectErrno(() => pt.map(1, 10, PTE_DEVICE), 'EINVAL'); // past the device pool
+      expectErrno(() => pt.map(1, 0, PTE_HUGE), 'EINVAL');
+      expectErrno(() => pt.map(1, 0, 0x100), 'EINVAL');
+      expectErrno(() => pt.unmap(PT_MAX_PAGE - 1, 2), 'EINVAL');
+      expect(pt.stats).toMatchObject({ tables: 1, leaves: 0, dirtyEntries: 0 });
+    } finally {
+      pt.destroy();
+    }
+  });
+});
