@@ -4,8 +4,9 @@
 //   * `tables` is the mirrored page table, walked like a GPU MMU walks its PDEs/PTEs;
 //   * `ring` is the replayable fault buffer a miss is reported through (UVM's
 //     GMMU fault buffer: PUT advanced by the GPU, drained by the driver);
-//   * `state` holds the per-command done bitmap (replay: a faulted invocation simply runs
-//     again next round) and the per-(uTLB, page) pending bitmap that filters duplicates;
+//   * `done` holds the per-command done bitmaps (replay: a faulted invocation simply runs
+//     again next round), `state` the counters and the per-(uTLB, page) pending bitmap that
+//     filters duplicate fault records;
 //   * `dirty` is a per-slot bitmap the driver writes back from (the PTE dirty bit, per slot).
 // Bindings 2 (aperture) and 3 (vram) are declared by each kernel file: plain array<u32>
 // for read/write, array<atomic<u32>> for atomics. All files share one bind group layout.
@@ -28,9 +29,9 @@ const ACCESS_ATOMIC: u32 = 3u;
 // (UVM's write/atomic fault types, as opposed to an invalid PDE/PTE).
 const ACCESS_PROTECTION: u32 = 0x100u;
 
-// state[] layout (words): 0 done count (persistent across rounds), 1 missed invocations this
-// round, 2..3 reserved, then the pending bitmap at pendOff (cleared every round), then the
-// done bitmap at doneOff (persistent).
+// state[] layout (words): 0 done count (persistent across rounds), 1 invocations left not
+// done by this round (reset each round), 2..3 reserved, then the pending bitmap at pendOff
+// (cleared every round). The done bitmaps are in done[] (see mirrorInvocation).
 const STATE_DONE: u32 = 0u;
 const STATE_MISSED: u32 = 1u;
 
@@ -41,8 +42,12 @@ struct Params {
   nwords: u32,      // npages * 1024 (or probe count for the probe kernel)
   nsources: u32,    // uTLBs sharing the fault filter
   pendOff: u32,     // word offset of the pending bitmap in state[]
-  doneOff: u32,     // word offset of the done bitmap in state[]
+  _reserved: u32,
   devDirtyOff: u32, // word offset of the device pool's dirty bits in dirty[]
+  doneWords: u32,   // words of one done bitmap
+  parity: u32,      // 0: done[] holds prev then next; 1: next then prev
+  _pad0: u32,
+  _pad1: u32,
 }
 
 struct FaultRecord {
@@ -66,8 +71,12 @@ struct FaultRing {
 @group(0) @binding(5) var<storage, read_write> state: array<atomic<u32>>;
 @group(0) @binding(6) var<storage, read_write> ring: FaultRing;
 @group(0) @binding(7) var<storage, read_write> dirty: array<atomic<u32>>;
+// Two done bitmaps of doneWords words each. Plain loads/stores: within a round a word is
+// written by one invocation and only in the bitmap nobody reads this round.
+@group(0) @binding(8) var<storage, read_write> done: array<u32>;
 
-override WG: u32 = 256u;
+// Invocations per workgroup: a workgroup's accesses go through one uTLB (sourceOf).
+const WG: u32 = 256u;
 
 // The page walk. Level indices: bits [27..35] (root), [18..26], [9..17], [0..8] of the page
 // number; table t's entries sit at tables[t * 512 ..]; table 0 is the root (the PDB).
@@ -91,7 +100,7 @@ fn translate(pageLo: u32, pageHi: u32) -> u32 {
   return tables[(e >> PTE_INDEX_SHIFT) * PT_ENTRIES + i0];
 }
 
-// Linear invocation index over a 1-D or 2-D dispatch (2-D past 65535 workgroups).
+// Linear workgroup index over a 1-D or 2-D dispatch (2-D past 65535 workgroups).
 fn linearWorkgroup(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return wg.x + wg.y * nwg.x;
 }
@@ -99,15 +108,6 @@ fn linearWorkgroup(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
 // The uTLB a workgroup's accesses go through.
 fn sourceOf(wgLinear: u32) -> u32 {
   return wgLinear % params.nsources;
-}
-
-fn isDone(i: u32) -> bool {
-  return (atomicLoad(&state[params.doneOff + i / 32u]) & (1u << (i % 32u))) != 0u;
-}
-
-fn markDone(i: u32) {
-  atomicOr(&state[params.doneOff + i / 32u], 1u << (i % 32u));
-  atomicAdd(&state[STATE_DONE], 1u);
 }
 
 // Marks the slot's page dirty (the GPU wrote it): the host writes back exactly these.
@@ -120,11 +120,10 @@ fn markDirty(entry: u32) {
   }
 }
 
-// A miss. The invocation stays not-done (it is replayed next round); the first miss of this
-// source on this page also appends a record to the fault buffer — the uTLB's filtering of
+// A miss. The invocations stay not-done (they are replayed next round); the first miss of
+// this source on this page appends a record to the fault buffer — the uTLB's filtering of
 // outstanding faults. Other sources may append duplicates: the host coalesces them.
 fn recordFault(rangePage: u32, pageLo: u32, pageHi: u32, access: u32, source: u32) {
-  atomicAdd(&state[STATE_MISSED], 1u);
   let b = source * params.npages + rangePage;
   let bit = 1u << (b % 32u);
   let w = params.pendOff + b / 32u;
@@ -132,7 +131,7 @@ fn recordFault(rangePage: u32, pageLo: u32, pageHi: u32, access: u32, source: u3
   if ((atomicOr(&state[w], bit) & bit) != 0u) { return; }
   let slot = atomicAdd(&ring.put, 1u);
   if (slot >= arrayLength(&ring.records)) {
-    // Buffer full: drop the record, flag overflow. Nothing is lost: the invocation is not
+    // Buffer full: drop the record, flag overflow. Nothing is lost: the invocations are not
     // done, so the replay faults again.
     atomicStore(&ring.overflow, 1u);
     return;
@@ -140,28 +139,49 @@ fn recordFault(rangePage: u32, pageLo: u32, pageHi: u32, access: u32, source: u3
   ring.records[slot] = FaultRecord(pageLo, pageHi, access, source);
 }
 
-struct Access {
-  i: u32,
-  word: u32,       // word within the page
-  rangePage: u32,  // page index within the command's range
-  pageLo: u32,
-  pageHi: u32,
-  source: u32,
-}
-
-// Decodes an invocation; ok == false when it is past the range or already done.
-fn decode(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, a: ptr<function, Access>) -> bool {
+// One invocation of a kernel. `need`: entry bits the access requires; `access`: ACCESS_* for
+// the fault record and for doAccess (defined by each kernel file).
+//
+// Done bits are double-buffered: this round reads `prev` and writes `next` (the host flips
+// params.parity between rounds), so a bit set this round is never seen this round. The 32
+// invocations of one done word lie in one page and see the same entry (the tables do not
+// change during a dispatch), so they share one outcome, and the word's first invocation —
+// the leader — does the bookkeeping for all 32: next word, done/missed counts, dirty bit,
+// fault record. No barriers, and one atomic RMW per 32 words instead of per word.
+fn mirrorInvocation(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32) {
   let wgl = linearWorkgroup(wg, nwg);
   let i = wgl * WG + lidx;
-  if (i >= params.nwords) { return false; }
-  if (isDone(i)) { return false; }
-  let rp = i / WORDS_PER_PAGE;
-  let lo = params.vaLo + rp;
-  (*a).i = i;
-  (*a).word = i % WORDS_PER_PAGE;
-  (*a).rangePage = rp;
-  (*a).pageLo = lo;
-  (*a).pageHi = params.vaHi + select(0u, 1u, lo < params.vaLo);
-  (*a).source = sourceOf(wgl);
-  return true;
+  if (i >= params.nwords) { return; }
+  let w = i / 32u;
+  let odd = params.parity != 0u;
+  let prevW = select(0u, params.doneWords, odd) + w;
+  let nextW = select(params.doneWords, 0u, odd) + w;
+  let prev = done[prevW];
+  let leader = (i % 32u) == 0u;
+  if (prev == 0xffffffffu) {
+    if (leader) { done[nextW] = prev; }
+    return;
+  }
+  let rangePage = i / WORDS_PER_PAGE;
+  let pageLo = params.vaLo + rangePage;
+  let pageHi = params.vaHi + select(0u, 1u, pageLo < params.vaLo);
+  let e = translate(pageLo, pageHi);
+  let ok = (e & need) == need;
+  // (A word is all-done or all-pending by the shared-outcome argument; the per-bit test
+  // keeps a partially done word — e.g. one left by a future scatter/gather kernel — right.)
+  if (ok && (prev & (1u << (i % 32u))) == 0u) {
+    doAccess(access, e, i, (e >> PTE_INDEX_SHIFT) * WORDS_PER_PAGE + i % WORDS_PER_PAGE);
+  }
+  if (!leader) { return; }
+  let pending = countOneBits(~prev);
+  if (ok) {
+    done[nextW] = 0xffffffffu;
+    atomicAdd(&state[STATE_DONE], pending);
+    if (access != ACCESS_READ) { markDirty(e); }
+  } else {
+    done[nextW] = prev;
+    atomicAdd(&state[STATE_MISSED], pending);
+    let prot = select(0u, ACCESS_PROTECTION, (e & PTE_VALID) != 0u);
+    recordFault(rangePage, pageLo, pageHi, access | prot, sourceOf(wgl));
+  }
 }

@@ -30,6 +30,8 @@ import { GpuPageTable, PT_MAX_PAGE, type UnmappedLeaf } from './page-table.js';
 
 export const MIRROR_WORKGROUP_SIZE = 256;
 export const WORDS_PER_PAGE = PAGE_BYTES / 4;
+/** Storage buffers the kernels bind (tables, aperture, vram, io, state, faults, dirty, done). */
+export const MIRROR_STORAGE_BUFFERS = 8;
 
 export type MirrorOp = 'read' | 'write' | 'atomic';
 
@@ -50,7 +52,7 @@ export interface RoundResult {
   overflow: boolean;
   /** Invocations that completed in this round. */
   completed: number;
-  /** Invocations that missed in this round (each will be replayed). */
+  /** Invocations left not done by this round (each will be replayed). */
   missed: number;
   /** Invocations done so far, out of `total`. */
   done: number;
@@ -99,7 +101,8 @@ export function faultSourceOf(word: number, faultSources: number): number {
   return Math.floor(word / MIRROR_WORKGROUP_SIZE) % faultSources;
 }
 
-const PARAMS_BYTES = 32; // struct Params: 8 × u32
+const PARAMS_BYTES = 48; // struct Params: 12 × u32
+const PARITY_OFFSET = 36; // Params.parity
 const STATE_HEADER_WORDS = 4;
 
 /** One command (a "push buffer" of one kernel over one range) and its GPU state. */
@@ -113,8 +116,12 @@ export class MirrorCommand {
   /** @internal */ readonly params: GPUBuffer;
   /** @internal */ readonly io: GPUBuffer;
   /** @internal */ readonly state: GPUBuffer;
+  /** @internal: two done bitmaps (see mirrorInvocation in mirror-common.wgsl). */
+  readonly doneBits: GPUBuffer;
   /** @internal */ readonly pendWords: number;
-  /** @internal */ readonly doneOff: number;
+  /** @internal */ readonly doneWords: number;
+  /** @internal: which of the two done bitmaps is current (see mirrorInvocation). */
+  parity = 0;
   /** @internal */ bindGroup: GPUBindGroup | null = null;
   /** @internal */ bindGen = -1;
   private doneCount = 0;
@@ -129,8 +136,8 @@ export class MirrorCommand {
     this.words = desc.npages * WORDS_PER_PAGE;
     const device = engine.device;
     this.pendWords = Math.ceil((faultSources * desc.npages) / 32);
-    this.doneOff = STATE_HEADER_WORDS + this.pendWords;
-    const stateWords = this.doneOff + Math.ceil(this.words / 32);
+    this.doneWords = Math.ceil(this.words / 32);
+    const stateWords = STATE_HEADER_WORDS + this.pendWords;
 
     const label = `${engine.label} ${desc.op} [0x${desc.page.toString(16)}, +${desc.npages})`;
     this.params = device.createBuffer({ label: `${label} params`, size: PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
@@ -149,6 +156,11 @@ export class MirrorCommand {
       size: stateWords * 4,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
+    this.doneBits = device.createBuffer({
+      label: `${label} done`,
+      size: 2 * this.doneWords * 4,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
     const p = new Uint32Array(PARAMS_BYTES / 4);
     p[0] = desc.page % 2 ** 32;
     p[1] = Math.floor(desc.page / 2 ** 32);
@@ -156,8 +168,10 @@ export class MirrorCommand {
     p[3] = this.words;
     p[4] = faultSources;
     p[5] = STATE_HEADER_WORDS; // pendOff
-    p[6] = this.doneOff;
+    p[6] = 0; // reserved
     p[7] = devDirtyOff;
+    p[8] = this.doneWords;
+    p[9] = 0; // parity
     device.queue.writeBuffer(this.params, 0, p);
   }
 
@@ -186,7 +200,8 @@ export class MirrorCommand {
 
   /** The done bitmap: bit i of word i/32 is invocation i. */
   async readDone(): Promise<Uint32Array> {
-    return new Uint32Array(await this.engine.readGpu(this.state, this.doneOff * 4, Math.ceil(this.words / 32) * 4, 'readDone'));
+    const off = this.parity ? this.doneWords : 0;
+    return new Uint32Array(await this.engine.readGpu(this.doneBits, off * 4, this.doneWords * 4, 'readDone'));
   }
 
   /**
@@ -198,7 +213,10 @@ export class MirrorCommand {
     ensureAlive(this.engine.device, 'MirrorCommand.reset');
     const enc = this.engine.device.createCommandEncoder({ label: 'mirror command reset' });
     enc.clearBuffer(this.state);
+    enc.clearBuffer(this.doneBits);
     this.engine.device.queue.submit([enc.finish()]);
+    this.engine.device.queue.writeBuffer(this.params, PARITY_OFFSET, new Uint32Array([0]));
+    this.parity = 0;
     this.doneCount = 0;
   }
 
@@ -208,6 +226,7 @@ export class MirrorCommand {
     this.params.destroy();
     this.io.destroy();
     this.state.destroy();
+    this.doneBits.destroy();
   }
 }
 
@@ -240,6 +259,9 @@ export class MirrorEngine {
   static async create(device: GPUDevice, opts: MirrorEngineOptions = {}): Promise<MirrorEngine> {
     ensureAlive(device, 'MirrorEngine.create');
     const label = opts.label ?? 'mirror';
+    if (device.limits.maxStorageBuffersPerShaderStage < MIRROR_STORAGE_BUFFERS) {
+      throw err('ENODEV', `${label}: the kernels bind ${MIRROR_STORAGE_BUFFERS} storage buffers; this device allows ${device.limits.maxStorageBuffersPerShaderStage} per stage`);
+    }
     try {
       return await withErrorScopes(device, async () => {
         const layout = device.createBindGroupLayout({
@@ -247,7 +269,7 @@ export class MirrorEngine {
           entries: [
             { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
             { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
-            ...[2, 3, 4, 5, 6, 7].map((binding): GPUBindGroupLayoutEntry => (
+            ...[2, 3, 4, 5, 6, 7, 8].map((binding): GPUBindGroupLayoutEntry => (
               { binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } })),
           ],
         });
@@ -347,6 +369,7 @@ export class MirrorEngine {
       }
       this.pt.flush();
       const bind = this.bindGroupFor(cmd);
+      this.device.queue.writeBuffer(cmd.params, PARITY_OFFSET, new Uint32Array([cmd.parity]));
       const round = async (): Promise<RoundResult> => {
         const enc = this.device.createCommandEncoder({ label: `${this.label} round` });
         // New round: forget last round's misses and the uTLBs' outstanding-fault bits.
@@ -379,6 +402,7 @@ export class MirrorEngine {
       };
       const r = this.checkErrors ? await withErrorScopes(this.device, round) : await round();
       cmd.setDone(r.done);
+      cmd.parity ^= 1; // this round's `next` bitmap is the next round's `prev`
       this.counters.rounds++;
       this.counters.faultRecords += r.faults.length;
       if (r.overflow) this.counters.overflows++;
@@ -487,10 +511,11 @@ export class MirrorEngine {
         const params = d.createBuffer({ size: PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
         const ioBuf = d.createBuffer({ size: io.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
         const state = d.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
+        const done = d.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
         try {
-          d.queue.writeBuffer(params, 0, new Uint32Array([0, 0, 0, n, 1, 0, 0, 0]));
+          d.queue.writeBuffer(params, 0, new Uint32Array(PARAMS_BYTES / 4).fill(0).fill(n, 3, 4).fill(1, 4, 5));
           d.queue.writeBuffer(ioBuf, 0, io);
-          const bind = this.makeBindGroup(params, ioBuf, state);
+          const bind = this.makeBindGroup(params, ioBuf, state, done);
           const enc = d.createCommandEncoder({ label: `${this.label} probe` });
           const pass = enc.beginComputePass();
           pass.setPipeline(this.pipelines.probe);
@@ -501,7 +526,7 @@ export class MirrorEngine {
           d.queue.submit([enc.finish()]);
           return new Uint32Array(await this.readGpuUnlocked(ioBuf, 8 * n, 4 * n, 'probe'));
         } finally {
-          params.destroy(); ioBuf.destroy(); state.destroy();
+          params.destroy(); ioBuf.destroy(); state.destroy(); done.destroy();
         }
       };
       return this.checkErrors ? withErrorScopes(d, run) : run();
@@ -578,13 +603,13 @@ export class MirrorEngine {
 
   private bindGroupFor(cmd: MirrorCommand): GPUBindGroup {
     if (!cmd.bindGroup || cmd.bindGen !== this.pt.generation) {
-      cmd.bindGroup = this.makeBindGroup(cmd.params, cmd.io, cmd.state);
+      cmd.bindGroup = this.makeBindGroup(cmd.params, cmd.io, cmd.state, cmd.doneBits);
       cmd.bindGen = this.pt.generation;
     }
     return cmd.bindGroup;
   }
 
-  private makeBindGroup(params: GPUBuffer, io: GPUBuffer, state: GPUBuffer): GPUBindGroup {
+  private makeBindGroup(params: GPUBuffer, io: GPUBuffer, state: GPUBuffer, done: GPUBuffer): GPUBindGroup {
     return this.device.createBindGroup({
       label: `${this.label} bind group`,
       layout: this.layout,
@@ -597,6 +622,7 @@ export class MirrorEngine {
         { binding: 5, resource: { buffer: state } },
         { binding: 6, resource: { buffer: this.faults.buffer } },
         { binding: 7, resource: { buffer: this.dirty } },
+        { binding: 8, resource: { buffer: done } },
       ],
     });
   }

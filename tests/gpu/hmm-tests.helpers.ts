@@ -55,7 +55,11 @@ export interface MirrorDevice {
 
 /** TEMPORARY cast until Machine.devices has the driver's type (see the file comment). */
 export function mirrorDevices(m: Machine): readonly MirrorDevice[] {
-  return m.devices as unknown as readonly MirrorDevice[];
+  const devs = m.devices as unknown as readonly MirrorDevice[];
+  if (devs.length < 2 || typeof devs[1].open !== 'function') {
+    throw new Error(`the machine has ${devs.length} mirror devices, the selftests need 2 (is the dmirror driver in?)`);
+  }
+  return devs;
 }
 
 /** SNAPSHOT bytes (lib/test_hmm_uapi.h). */
@@ -267,13 +271,15 @@ export async function joinAll(...ps: Promise<unknown>[]): Promise<void> {
 }
 
 /**
- * hmm_nanosleep() for the "other thread": `ticks` turns of the event loop (0 = one microtask),
- * so the command under test has started and reached some await point when we go on.
+ * hmm_nanosleep() for the "other thread", in two grains: `n` microtask turns (the command
+ * under test advances by a few await steps, landing the other thread's work early in it),
+ * or `n` event-loop ticks (0 ticks = one microtask; lands it later, e.g. between GPU rounds).
  */
-export async function schedulingDelay(ticks: number): Promise<void> {
-  if (ticks === 0) {
-    await Promise.resolve();
-    return;
-  }
-  for (let t = 0; t < ticks; t++) await new Promise<void>((r) => setTimeout(r, 0));
+export async function yieldMicrotasks(n: number): Promise<void> {
+  for (let k = 0; k < n; k++) await Promise.resolve();
+}
+
+export async function yieldTicks(n: number): Promise<void> {
+  if (n === 0) await Promise.resolve();
+  for (let t = 0; t < n; t++) await new Promise<void>((r) => setTimeout(r, 0));
 }

@@ -134,8 +134,10 @@ describe('MirrorEngine', () => {
       for (let i = 0; i < n * WORDS_PER_PAGE; i += 97) {
         expect(bit(done, i), `done[${i}]`).toBe(present(base + Math.floor(i / WORDS_PER_PAGE)));
       }
-      // Service (map the pages) and replay.
+      // Service (map the pages) and replay. Page 3 is done: zapping it now must not make the
+      // replay fault on it again, and its words keep what round 1 read.
       await toyService(e)(r.faults);
+      e.pt.unmap(base + 3, 1);
       const r2 = await e.runRound(cmd);
       expect(r2).toMatchObject({ faults: [], completed: 6 * 1024, finished: true });
       expectAllEqual(await cmd.readOutput(), expectedRead(base, n, () => true), 'after replay');
@@ -186,6 +188,15 @@ describe('MirrorEngine', () => {
       const dev = await e.writebackDirty('device');
       expect(dev.map((d) => d.slot)).toEqual([devSlot]);
       expectAllEqual(new Uint32Array(dev[0].data.slice().buffer), d2, 'device page');
+      // A replay does not re-dirty what an earlier round wrote: page 0 is written in round 1,
+      // page 1 (read-only until the service) in round 2; the second writeback has only page 1.
+      const w4 = e.createCommand({ op: 'write', page: base, npages: 2, data: d1 });
+      e.pt.map(base + 1, slots[1], 0);
+      expect((await e.runRound(w4)).finished).toBe(false);
+      expect((await e.writebackDirty()).map((d) => d.slot)).toEqual([slots[0]]);
+      e.pt.map(base + 1, slots[1], PTE_WRITE);
+      expect((await e.runRound(w4)).finished).toBe(true);
+      expect((await e.writebackDirty()).map((d) => d.slot)).toEqual([slots[1]]);
       // Clean pages were not touched.
       expectAllEqual(new Uint32Array((await e.aperture.readback([slots[5]])).buffer), new Uint32Array(patternPage(base + 5).buffer), 'clean');
     });
