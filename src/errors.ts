@@ -4,7 +4,7 @@
  */
 export type Errno =
   | 'EINVAL' | 'EFAULT' | 'EPERM' | 'ENOENT' | 'EBUSY' | 'ENOMEM' | 'EAGAIN'
-  | 'ESRCH' | 'EEXIST' | 'EACCES' | 'ENODEV' | 'EIO' | 'ETIMEDOUT' | 'EOVERFLOW';
+  | 'ESRCH' | 'EEXIST' | 'EACCES' | 'ENODEV' | 'EIO' | 'ETIMEDOUT' | 'EOVERFLOW' | 'EBADF';
 
 export class HmmError extends Error {
   readonly code: Errno;

@@ -1,6 +1,7 @@
 /**
  * mirrorlab's public API: an emulated machine whose processes have Linux-like address spaces
- * (mmap/munmap/mprotect/madvise, demand paging, COW, fork/exit, swap, THP and hugetlb).
+ * (mmap/munmap/mprotect/madvise, demand paging, COW, fork/exit, swap, THP and hugetlb), and
+ * GPU mirror devices driven through lib/test_hmm.c's interface.
  */
 export {
   PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE,
@@ -9,7 +10,14 @@ export {
 } from './mm/constants.js';
 export { MADV_PAGEOUT } from './mm/validate.js';
 export { HmmError, SegmentationFault, BusError, type Errno } from './errors.js';
-export { createMachine, Machine, type MachineOptions, type MirrorDevice } from './mm/machine.js';
+export { Machine, type MachineOptions } from './mm/machine.js';
+export { createMachine, type SystemOptions } from './system.js';
+export type { Mirror, MirrorDevice, MirrorResult } from './api.js';
+export {
+  HMM_DMIRROR_PROT_ERROR, HMM_DMIRROR_PROT_NONE, HMM_DMIRROR_PROT_READ, HMM_DMIRROR_PROT_WRITE,
+  HMM_DMIRROR_PROT_PMD, HMM_DMIRROR_PROT_PUD, HMM_DMIRROR_PROT_ZERO,
+  HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE,
+} from './driver/dmirror.js';
 export { Process } from './mm/process.js';
 export { MemFile } from './mm/file.js';
 export type { MmStruct } from './mm/mm.js';

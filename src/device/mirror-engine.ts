@@ -73,8 +73,14 @@ export interface MirrorEngineOptions {
   label?: string;
   /** System-memory aperture slots (default 4096 = 16 MiB). */
   apertureSlots?: number;
-  /** Device-private memory slots (default 4096 = 16 MiB). */
+  /** Device-private memory slots (default 4096 = 16 MiB); ignored when `vram` is given. */
   deviceSlots?: number;
+  /**
+   * Device-private memory shared with other engines of the same device (one per mirrored
+   * process, as dmirror has one page table per open file but one memory per device). The
+   * engine does not destroy a shared pool.
+   */
+  vram?: PagePool;
   /** Fault buffer records (default 4096). */
   faultCapacity?: number;
   /** uTLBs that filter faults independently (default 8). */
@@ -249,6 +255,7 @@ export class MirrorEngine {
   /** Round readback: state header (16 B) + the drained fault ring. */
   private readonly staging: GPUBuffer;
   private readonly checkErrors: boolean;
+  private readonly sharedVram: boolean;
   private readonly maxWgPerDim: number;
   private readonly commands = new Set<MirrorCommand>();
   private tail: Promise<unknown> = Promise.resolve();
@@ -307,9 +314,10 @@ export class MirrorEngine {
     this.checkErrors = opts.checkErrors ?? true;
     this.maxWgPerDim = Math.min(opts.maxWorkgroupsPerDimension ?? Infinity, device.limits.maxComputeWorkgroupsPerDimension);
     const apertureSlots = opts.apertureSlots ?? 4096;
-    const deviceSlots = opts.deviceSlots ?? 4096;
     this.aperture = new PagePool(device, { slots: apertureSlots, label: `${label} aperture` });
-    this.vram = new PagePool(device, { slots: deviceSlots, label: `${label} vram` });
+    this.sharedVram = opts.vram !== undefined;
+    this.vram = opts.vram ?? new PagePool(device, { slots: opts.deviceSlots ?? 4096, label: `${label} vram` });
+    const deviceSlots = this.vram.slots;
     this.pt = new GpuPageTable(device, {
       label: `${label} page table`, apertureSlots, deviceSlots,
       initialTables: opts.initialTables, maxTables: opts.maxTables, mergeGap: opts.mergeGap,
@@ -541,7 +549,7 @@ export class MirrorEngine {
     this.commands.clear();
     this.pt.destroy();
     this.aperture.destroy();
-    this.vram.destroy();
+    if (!this.sharedVram) this.vram.destroy();
     this.faults.destroy();
     this.dirty.destroy();
     this.staging.destroy();

@@ -10,7 +10,7 @@ import { HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE } from '../hmm/pfn.js';
 import { hmmRange, hmmRangeFault } from '../hmm/range-fault.js';
 import { hmmMirrorRegister, hmmRangeFaultV52, hmmRangeRegister, hmmRangeUnregister, hmmRangeV52, hmmRangeWaitUntilValid } from '../hmm/range-v52.js';
 import { PAGE_SIZE, PROT_READ, PROT_WRITE, MAP_ANONYMOUS, MAP_PRIVATE, MADV_DONTNEED } from '../mm/constants.js';
-import { createMachine } from '../mm/machine.js';
+import { createMachine } from '../system.js';
 import type { MmStruct } from '../mm/mm.js';
 import { pmdIndex, pteIndex } from '../mm/page-table.js';
 import { mulberry32 } from '../sched/seeded.js';
@@ -35,7 +35,7 @@ function cpuPfn(mm: MmStruct, addr: number): number {
 export async function mmTour(opts: MmTourOptions): Promise<SchemeResult[]> {
   const results: SchemeResult[] = [];
   for (const scheme of ['seq', 'valid-flag'] as const) {
-    const m = await createMachine({ systemPages: 1 << 16 });
+    const m = await createMachine({ systemPages: 1 << 16, devices: 0 });
     const p = m.spawn();
     const rnd = mulberry32(opts.seed);
     const len = opts.pages * PAGE_SIZE;

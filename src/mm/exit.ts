@@ -24,6 +24,7 @@ export async function exitMmap(mm: MmStruct): Promise<void> {
       }
     } finally {
       mm.exited = true;
+      mm.core.mms.delete(mm);
       await invalidateEnd(mm, range);
     }
   } finally {

@@ -97,6 +97,9 @@ function doAnonymousPage(mm: MmStruct, vma: Vma, t: PteTable, j: number, write: 
 function doFault(mm: MmStruct, vma: Vma, t: PteTable, j: number, a: number, write: boolean): number {
   const core = mm.core;
   const file = vma.file!;
+  // A device file's VM_MIXEDMAP mapping has no ->fault: its pages were all inserted at mmap
+  // time, and a hole (after MADV_DONTNEED) is SIGBUS, as in do_fault().
+  if (file.kind === 'device') return VM_FAULT_SIGBUS;
   const index = vma.pageIndex(a);
   if (index >= file.sizeInPages) return VM_FAULT_SIGBUS;
   let pfn: number;
@@ -152,10 +155,15 @@ async function doSwapPage(mm: MmStruct, vma: Vma, t: PteTable, j: number, a: num
   if (isDevicePrivate(f)) {
     const pm = core.pagemaps.of(pfn);
     if (pm === null) return VM_FAULT_SIGBUS;
-    // The kernel pins vmf->page across the callback (and migrate_vma_setup allows for it via
-    // args->fault_page); here the entry's own reference keeps the page alive until the
-    // migration's finalize, so no pin is taken and drivers need not pass faultPage.
-    await pm.ops.migrateToRam({ mm, vma, addr: a, pfn });
+    // do_swap_page pins vmf->page across the callback (get_page ... put_page);
+    // migrate_vma_setup allows for the pin (args->fault_page) whether or not the driver names
+    // it. The page may be mapped by other mms too (fork): the migration moves them all.
+    core.pinFaultPage(pfn);
+    try {
+      await pm.ops.migrateToRam({ mm, vma, addr: a, pfn });
+    } finally {
+      core.unpinFaultPage(pfn);
+    }
     return 0;
   }
   if (isDeviceExclusive(f)) {

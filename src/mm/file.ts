@@ -13,7 +13,11 @@ import { err } from '../errors.js';
 import { PAGE_SIZE, PMD_PAGES, PMD_SIZE, TASK_SIZE } from './constants.js';
 import { PG_FILE, type MemCore } from './pages.js';
 
-export type FileKind = 'tmpfs' | 'shmem' | 'hugetlbfs';
+/**
+ * 'device': the file of a driver's own mmap (mixedmap.ts) — no page cache and no ->fault;
+ * its VMA maps pages the driver inserted.
+ */
+export type FileKind = 'tmpfs' | 'shmem' | 'hugetlbfs' | 'device';
 
 /** MAX_LFS_FILESIZE stand-in: a file never outgrows the address space. */
 export const MAX_FILE_SIZE = TASK_SIZE;

@@ -4,7 +4,7 @@
  * copy_hugetlb_page_range). The parent's mmap lock is held for write throughout.
  *
  * Like the kernel, only VMAs that need it get their page tables copied (vma_needs_copy: an
- * anon_vma, or hugetlb); shared file/shmem mappings without one are refaulted by the child
+ * anon_vma, hugetlb, or a driver's VM_MIXEDMAP mapping); shared file/shmem mappings without one are refaulted by the child
  * from the page cache. For a private (COW) VMA the parent's range is first invalidated with
  * PROTECTION_PAGE, then each writable entry is write-protected in both mms and its page gains
  * the child's reference.
@@ -17,7 +17,7 @@ import {
   PTRS_PER_TABLE, PMD_HUGE, swpKind, SWP_DEVICE_READ, SWP_DEVICE_WRITE, SWP_MASK, SWP_MIGRATION_READ,
   SWP_MIGRATION_WRITE, SWP_SWAP, type PteTable,
 } from './page-table.js';
-import { AnonVma, isCowMapping, isHugetlb, Vma } from './vma.js';
+import { AnonVma, isCowMapping, isHugetlb, Vma, VM_MIXEDMAP, VM_PFNMAP } from './vma.js';
 
 const PUD_SPAN = PMD_SIZE * PTRS_PER_TABLE;
 
@@ -112,7 +112,8 @@ export async function dupMmap(src: MmStruct, dst: MmStruct): Promise<void> {
       const c = new Vma(v.start, v.end, v.flags, v.pgoff, v.file, v.anon !== null ? new AnonVma() : null);
       v.file?.get();
       dst.vmas.insert(c);
-      if (v.anon === null && !isHugetlb(v)) continue; // !vma_needs_copy
+      // vma_needs_copy(): an anon_vma, hugetlb, or VM_PFNMAP/VM_MIXEDMAP (nothing to refault from).
+      if (v.anon === null && !isHugetlb(v) && (v.flags & (VM_PFNMAP | VM_MIXEDMAP)) === 0) continue;
       const range = isCowMapping(v) ? await invalidateStart(src, v.start, v.end, 'PROTECTION_PAGE') : null;
       try {
         copyPageRange(dst, src, v);

@@ -1,7 +1,8 @@
 /**
  * The emulated machine: system RAM (PhysMem, lazily backed), swap, device pagemaps, files
- * and processes. createMachine() is the entry point of the public API.
+ * and processes. src/system.ts's createMachine() builds one with its mirror devices.
  */
+import type { MirrorDevice } from '../api.js';
 import { err } from '../errors.js';
 import { defaultScheduler, type Scheduler } from '../sched/scheduler.js';
 import { MemFile, MAX_FILE_SIZE } from './file.js';
@@ -21,10 +22,7 @@ export interface MachineOptions {
   scheduler?: Scheduler;
 }
 
-/** Placeholder for the GPU layer's device (filled in by the mirror issue). */
-export interface MirrorDevice {
-  readonly index: number;
-}
+export type { MirrorDevice } from '../api.js';
 
 export const DEFAULT_SYSTEM_PAGES = 1 << 20;
 
@@ -88,8 +86,12 @@ export class Machine implements ProcessHost {
   }
 
   /** Exit every process and close every file: all RAM but the zero page ends up free. */
+  /** Run before teardown (the GPU layer closes its mirrors here). */
+  readonly destroyHooks: (() => Promise<void>)[] = [];
+
   async destroy(): Promise<void> {
     if (this.#destroyed) return;
+    for (const hook of this.destroyHooks.splice(0)) await hook();
     for (const p of [...this.processes.values()]) if (!p.exited) await p.exit();
     for (const f of [...this.core.files]) f.close();
     this.#destroyed = true;
@@ -112,6 +114,3 @@ export class Machine implements ProcessHost {
   }
 }
 
-export async function createMachine(opts: MachineOptions = {}): Promise<Machine> {
-  return new Machine(opts);
-}

@@ -12,10 +12,19 @@
  * (which inserts destinations for holes, under a second MIGRATE invalidation) and finalize()
  * (which points the migration entries at the new pages, or back at the old ones).
  *
- * Skipped, so cpages < npages: pages of shared mappings (only anonymous memory migrates to
- * device-private memory), page-cache pages of private file mappings, pages another mm also
- * maps (after fork; without an rmap walk we cannot move the other mm's entries), THP
- * subpages still shared with another mm, swap entries, device pages of another owner.
+ * Collected: anonymous pages of any private mapping (a private file mapping's COW copies
+ * included), holes and zero pages of anonymous VMAs, device-private pages of the caller's
+ * owner. A page other mms map too (fork shares it) is collected all the same: like
+ * try_to_migrate, setup then replaces every other mapping of it with a migration entry
+ * (under a CLEAR invalidation of that mm; rmap.ts finds them), and finalize points all of
+ * them at the new page (remove_migration_ptes), so every process ends up mapping it.
+ * A page with references beyond its mappings (migrate_vma_check_page: a pin) is restored.
+ *
+ * Skipped, so cpages < npages: page-cache pages (shared mappings, the unwritten pages of a
+ * private file mapping — the kernel collects and unmaps them and then refuses them in
+ * migrate_vma_pages for a device-private destination: the same outcome, without the
+ * round trip), THP subpages still shared with another mm, swap entries, device pages of
+ * another owner, pages another migration holds.
  */
 import { err } from '../errors.js';
 import { PAGE_SIZE, PMD_SIZE } from './constants.js';
@@ -24,11 +33,12 @@ import { anonVmaPrepare, splitHugePmd } from './huge.js';
 import { invalidateEnd, invalidateStart, type MmStruct } from './mm.js';
 import {
   isDevicePrivate, isMigration, isPresent, pmdIndex, pteIndex, PTE_ACCESSED, PTE_DIRTY,
-  PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, swpKind, SWP_DEVICE_READ, SWP_DEVICE_WRITE, SWP_EXCLUSIVE_WRITE,
-  SWP_MIGRATION_READ, SWP_MIGRATION_WRITE,
+  PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, swpKind, swpWritable, SWP_DEVICE_READ, SWP_DEVICE_WRITE,
+  SWP_EXCLUSIVE_WRITE, SWP_MIGRATION_READ, SWP_MIGRATION_WRITE,
 } from './page-table.js';
-import { PG_ANON, type RefHolder } from './pages.js';
-import { isHugetlb, isPrivateAnon, VM_WRITE, type Vma } from './vma.js';
+import { PG_ANON, type MemCore, type RefHolder } from './pages.js';
+import { entryMaps, pteSlot, rmapAt, underMigration } from './rmap.js';
+import { isHugetlb, isPrivateAnon, VM_IO, VM_MIXEDMAP, VM_PFNMAP, VM_WRITE, type Vma } from './vma.js';
 
 export const MIGRATE_VMA_SELECT_SYSTEM = 1 << 0;
 export const MIGRATE_VMA_SELECT_DEVICE_PRIVATE = 1 << 1;
@@ -62,7 +72,10 @@ export interface MigrateVmaArgs {
   end: number;
   flags: number;
   pgmapOwner: unknown;
-  /** args->fault_page: a device pfn the caller holds one extra reference on. */
+  /**
+   * args->fault_page: the device page migrate_to_ram was called for. Optional here: the
+   * reference do_swap_page holds on it is allowed for either way (MemCore.faultPins).
+   */
   faultPage?: number;
 }
 
@@ -122,7 +135,12 @@ export async function migrateVmaSetup(mm: MmStruct, args: MigrateVmaArgs): Promi
   const vma = mm.vmas.lookup(start);
   if (vma === undefined || end > vma.end) throw err('EINVAL', 'migrate_vma_setup: range not inside one VMA');
   if (isHugetlb(vma)) throw err('EINVAL', 'migrate_vma_setup: hugetlb VMA');
+  // VM_SPECIAL (VM_IO | VM_PFNMAP | VM_MIXEDMAP ...): a driver's own mapping.
+  if ((vma.flags & (VM_IO | VM_PFNMAP | VM_MIXEDMAP)) !== 0) throw err('EINVAL', 'migrate_vma_setup: special (VM_IO/PFNMAP/MIXEDMAP) VMA');
   const core = mm.core;
+  if (args.faultPage !== undefined && core.pagemaps.of(args.faultPage) === null) {
+    throw err('EINVAL', `migrate_vma_setup: fault_page ${args.faultPage} is not a device-private page`);
+  }
   const sel = args.flags;
 
   // migrate_vma_collect_pmd splits THPs first (split_huge_pmd).
@@ -162,7 +180,10 @@ export async function migrateVmaSetup(mm: MmStruct, args: MigrateVmaArgs): Promi
           }
           continue;
         }
-        if (!anonVma || !core.isAnonPage(pfn) || core.ram.isHead(pfn) || core.ram.isTail(pfn) || core.refcount(pfn) !== 1) continue;
+        // Any anonymous page of a private mapping (PageAnon; in a private file mapping, the
+        // COW copies). Not page-cache pages (see the header), not THP pieces, not a page
+        // another migration has locked (folio_trylock fails).
+        if (!core.isAnonPage(pfn) || core.ram.isHead(pfn) || core.ram.isTail(pfn) || underMigration(core, a, pfn)) continue;
         const w = (f & PTE_WRITE) !== 0;
         m.src[i] = migratePfn(pfn) + MIGRATE_PFN_MIGRATE + (w ? MIGRATE_PFN_WRITE : 0);
         // get_page for the migration; the mapping's reference goes with the PTE.
@@ -173,7 +194,7 @@ export async function migrateVmaSetup(mm: MmStruct, args: MigrateVmaArgs): Promi
       if (isDevicePrivate(f)) {
         const pm = core.pagemaps.of(pfn);
         if ((sel & MIGRATE_VMA_SELECT_DEVICE_PRIVATE) === 0 || pm === null || pm.owner !== args.pgmapOwner) continue;
-        if (core.refcount(pfn) !== (pfn === args.faultPage ? 2 : 1)) continue;
+        if (underMigration(core, a, pfn)) continue;
         const w = swpKind(f) === SWP_DEVICE_WRITE;
         m.src[i] = migratePfn(pfn) + MIGRATE_PFN_MIGRATE + (w ? MIGRATE_PFN_WRITE : 0);
         t!.set(j, pfn, w ? SWP_MIGRATION_WRITE : SWP_MIGRATION_READ);
@@ -185,7 +206,67 @@ export async function migrateVmaSetup(mm: MmStruct, args: MigrateVmaArgs): Promi
   } finally {
     await invalidateEnd(mm, range);
   }
+  await migrateVmaUnmap(m);
   return m;
+}
+
+/**
+ * migrate_vma_unmap() / migrate_device_unmap(): try_to_migrate each collected page (replace
+ * the mappings other mms have of it with migration entries, each under a CLEAR invalidation
+ * of that mm, dropping the mapping's reference), then migrate_vma_check_page: a page holding
+ * any reference besides the migration's own (and do_swap_page's pins) is restored.
+ */
+async function migrateVmaUnmap(m: MigrateVma): Promise<void> {
+  const core = m.mm.core;
+  for (let i = 0; i < m.npages; i++) {
+    if (!has(m.src[i], MIGRATE_PFN_VALID)) continue;
+    const pfn = migratePfnToPfn(m.src[i]);
+    const a = m.start + i * PAGE_SIZE;
+    for (const o of rmapAt(core, m.mm, a, (f, p) => entryMaps(f, p, pfn))) {
+      const range = await invalidateStart(o.mm, a, a + PAGE_SIZE, 'CLEAR');
+      try {
+        const slot = o.mm.exited ? null : pteSlot(o.mm, a);
+        if (slot === null) continue;
+        const f = slot.t.flags[slot.j];
+        if (!entryMaps(f, slot.t.pfn[slot.j], pfn)) continue; // changed meanwhile (COW, zap)
+        const w = isPresent(f) ? (f & PTE_WRITE) !== 0 : swpWritable(f);
+        slot.t.set(slot.j, pfn, w ? SWP_MIGRATION_WRITE : SWP_MIGRATION_READ);
+        core.putPage(pfn); // try_to_migrate_one: the mapping's reference goes
+      } finally {
+        await invalidateEnd(o.mm, range);
+      }
+    }
+    if (core.refcount(pfn) !== 1 + (core.faultPins.get(pfn) ?? 0)) {
+      // Pinned (or mapped again meanwhile): remove_migration_ptes(folio, folio), folio_put.
+      removeMigrationPtes(core, a, pfn, pfn, false);
+      core.putPage(pfn);
+      m.src[i] = 0;
+      m.cpages--;
+      core.migrationWq.wakeAll();
+    }
+  }
+}
+
+/**
+ * remove_migration_ptes(): every live mm's migration entry for `oldPfn` at `a` (the
+ * migrating mm's and those try_to_migrate or a later fork made) becomes an entry for
+ * `newPfn` — a present PTE for a system frame, a device-private entry for a device page —
+ * writable as the migration entry was, with a reference of its own.
+ */
+function removeMigrationPtes(core: MemCore, a: number, oldPfn: number, newPfn: number, moved: boolean): void {
+  const system = core.isSystemPfn(newPfn);
+  if (moved && system) core.pageKind[newPfn] = PG_ANON;
+  for (const mm of core.mms) {
+    if (mm.exited) continue;
+    const slot = pteSlot(mm, a);
+    if (slot === null) continue;
+    const { t, j } = slot;
+    if (!isMigration(t.flags[j]) || t.pfn[j] !== oldPfn) continue;
+    const w = swpKind(t.flags[j]) === SWP_MIGRATION_WRITE;
+    core.getPage(newPfn);
+    if (system) t.set(j, newPfn, PTE_PRESENT | PTE_ACCESSED | (w ? PTE_WRITE | PTE_DIRTY : 0));
+    else t.set(j, newPfn, w ? SWP_DEVICE_WRITE : SWP_DEVICE_READ);
+  }
 }
 
 /**
@@ -219,8 +300,8 @@ export async function migrateVmaPages(m: MigrateVma, dst?: ArrayLike<number>): P
       if (range === null && m.mm.notifiers.hasSubscriptions) {
         range = await invalidateStart(m.mm, a, m.end, 'MIGRATE', m.pgmapOwner);
       }
-      // migrate_vma_insert_page: only into a none entry or over the zero page.
-      const t = m.mm.pgtable.pteTable(a, true);
+      // migrate_vma_insert_page: only anonymous VMAs, only into a none entry or over the zero page.
+      const t = isPrivateAnon(vma) ? m.mm.pgtable.pteTable(a, true) : null;
       const j = pteIndex(a);
       const newPfn = migratePfnToPfn(d);
       if (t === null || (t.flags[j] !== 0 && !(isPresent(t.flags[j]) && t.pfn[j] === core.ram.zeroPfn))) {
@@ -243,10 +324,10 @@ export async function migrateVmaPages(m: MigrateVma, dst?: ArrayLike<number>): P
 }
 
 /**
- * migrate_vma_finalize() (remove_migration_ptes + the final puts): each migration entry
- * becomes an entry for the new page (device-private for device pfns, a present PTE for
- * system frames, writable as the migration entry was) or, if the page did not migrate, for
- * the old one. Then the sources' and the destinations' extra references are dropped.
+ * migrate_vma_finalize() (remove_migration_ptes + the final puts): each migration entry of
+ * a collected page, in every mm that maps it, becomes an entry for the new page
+ * (device-private for device pfns, a present PTE for system frames, writable as the
+ * migration entry was) or, if the page did not migrate, for the old one. Then the sources' and the destinations' extra references are dropped.
  */
 export async function migrateVmaFinalize(m: MigrateVma): Promise<void> {
   if (m.state === 'finalized') throw new Error('migrate_vma_finalize twice');
@@ -261,19 +342,7 @@ export async function migrateVmaFinalize(m: MigrateVma): Promise<void> {
         const oldPfn = migratePfnToPfn(s);
         const moved = has(s, MIGRATE_PFN_MIGRATE) && dValid;
         const newPfn = moved ? migratePfnToPfn(d) : oldPfn;
-        const a = m.start + i * PAGE_SIZE;
-        const t = m.mm.pgtable.pteTable(a, false);
-        const j = pteIndex(a);
-        if (t !== null && isMigration(t.flags[j]) && t.pfn[j] === oldPfn) {
-          const w = swpKind(t.flags[j]) === SWP_MIGRATION_WRITE;
-          core.getPage(newPfn);
-          if (core.isSystemPfn(newPfn)) {
-            if (moved) core.pageKind[newPfn] = PG_ANON;
-            t.set(j, newPfn, PTE_PRESENT | PTE_ACCESSED | (w ? PTE_WRITE | PTE_DIRTY : 0));
-          } else {
-            t.set(j, newPfn, w ? SWP_DEVICE_WRITE : SWP_DEVICE_READ);
-          }
-        }
+        removeMigrationPtes(core, m.start + i * PAGE_SIZE, oldPfn, newPfn, moved);
         m.src[i] = 0;
         core.putPage(oldPfn);
       }

@@ -36,6 +36,7 @@ export class MmStruct {
     this.core = core;
     this.lock = new MmapLock(core.sched);
     this.notifiers = new MmuNotifierSubscriptions(core.sched);
+    core.mms.add(this);
   }
 
   /** Callers that took the lock check this: a racing exit() may have torn the mm down. */

@@ -8,9 +8,15 @@ import { WaitQueue } from '../sched/wait-queue.js';
 import { PMD_PAGES } from './constants.js';
 import type { MemFile } from './file.js';
 import { PhysMem } from './frames.js';
+import type { MmStruct } from './mm.js';
 import { PagemapTable } from './pagemap.js';
 import { SwapStore } from './swap.js';
 
+/**
+ * A driver's own page (alloc_page) mapped with vm_insert_page into a VM_MIXEDMAP VMA: neither
+ * anonymous nor page cache (folio->mapping NULL). Also the stale value of never-used frames.
+ */
+export const PG_KERNEL = 0;
 /** folio_test_anon(): the frame holds anonymous memory (reached through PTEs only). */
 export const PG_ANON = 1;
 /** The frame is a page-cache page of a MemFile. */
@@ -36,6 +42,17 @@ export class MemCore {
   readonly refHolders = new Set<RefHolder>();
   /** Woken when migration entries are replaced (the folio unlock migration_entry_wait sleeps on). */
   readonly migrationWq: WaitQueue;
+  /**
+   * Every live address space on the machine (added by MmStruct's constructor, removed by
+   * exit_mmap). The reverse map of anonymous and device-private pages walks it (rmap.ts).
+   */
+  readonly mms = new Set<MmStruct>();
+  /**
+   * Device pages do_swap_page holds a reference on across migrate_to_ram (the kernel's
+   * get_page(vmf->page)): pfn → number of such faults in flight. migrate_vma_setup allows for
+   * them (args->fault_page) whether or not the driver passes faultPage.
+   */
+  readonly faultPins = new Map<number, number>();
 
   constructor(systemPages: number, sched: Scheduler) {
     this.ram = new PhysMem(systemPages);
@@ -43,6 +60,22 @@ export class MemCore {
     this.pagemaps = new PagemapTable(systemPages);
     this.pageKind = new Uint8Array(systemPages);
     this.migrationWq = new WaitQueue(sched);
+    this.refHolders.add({ reportRefs: (add) => { for (const [pfn, n] of this.faultPins) add(pfn, n); } });
+  }
+
+  /** get_page() on a device page for the duration of a migrate_to_ram callback. */
+  pinFaultPage(pfn: number): void {
+    this.getPage(pfn);
+    this.faultPins.set(pfn, (this.faultPins.get(pfn) ?? 0) + 1);
+  }
+
+  /** The put_page() after migrate_to_ram returns (may free the device page: page_free). */
+  unpinFaultPage(pfn: number): void {
+    const n = this.faultPins.get(pfn) ?? 0;
+    if (n <= 0) throw new Error(`unpin of unpinned device pfn ${pfn}`);
+    if (n === 1) this.faultPins.delete(pfn);
+    else this.faultPins.set(pfn, n - 1);
+    this.putPage(pfn);
   }
 
   isSystemPfn(pfn: number): boolean {

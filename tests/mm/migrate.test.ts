@@ -23,11 +23,11 @@ class FakeDevice {
   readonly free: number[] = [];
   migrationsToRam = 0;
 
-  constructor(readonly m: Machine, npages: number) {
+  constructor(readonly m: Machine, npages: number, readonly passFaultPage = false) {
     this.pm = m.registerPagemap({
       npages,
       owner: this.owner,
-      migrateToRam: (f) => this.migrateToRam(f.mm, f.addr),
+      migrateToRam: (f) => this.migrateToRam(f.mm, f.addr, f.pfn),
       pageFree: (pfn) => { this.mem.delete(pfn); this.free.push(pfn); },
     });
     for (let i = npages - 1; i >= 0; i--) this.free.push(this.pm.basePfn + i);
@@ -58,9 +58,12 @@ class FakeDevice {
   }
 
   /** dmirror_devmem_fault: bring one page back. */
-  async migrateToRam(mm: MmStruct, addr: number): Promise<void> {
+  async migrateToRam(mm: MmStruct, addr: number, faultPfn?: number): Promise<void> {
     this.migrationsToRam++;
-    const mig = await migrateVmaSetup(mm, { start: addr, end: addr + PG, flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmapOwner: this.owner });
+    const mig = await migrateVmaSetup(mm, {
+      start: addr, end: addr + PG, flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmapOwner: this.owner,
+      ...(this.passFaultPage ? { faultPage: faultPfn } : {}),
+    });
     const dst = [0];
     if ((migratePfnFlags(mig.src[0]) & MIGRATE_PFN_MIGRATE) !== 0) {
       const page = this.m.ram.alloc();
@@ -122,7 +125,7 @@ describe('device-private migration', () => {
     await destroyAndCheckEmpty(m);
   });
 
-  it('skips shared mappings and pages shared with another mm', async () => {
+  it('skips shared mappings; moves every mapping of a page shared after fork (try_to_migrate)', async () => {
     const m = await smallMachine();
     const dev = new FakeDevice(m, 16);
     const p = m.spawn();
@@ -133,10 +136,148 @@ describe('device-private migration', () => {
     await p.write(a, fill(2 * PG, 2));
     const c = await p.fork();
     await c.write(a, fill(1, 3)); // child COWs page 0: parent's page 0 is exclusive again
+    const childEv = recordEvents(c.mm);
     const n = await withRead(p.mm, () => dev.toDevice(p.mm, a, a + 2 * PG));
-    expect(n).toBe(1);
-    expect(isDevicePrivate(entryAt(p.mm, a)!.flags)).toBe(true);
-    expect(entryAt(p.mm, a + PG)!.flags & 1).toBe(1);
+    expect(n).toBe(2);
+    // Page 0 is the parent's alone again but fork write-protected it: a readable migration entry.
+    expect(swpKind(entryAt(p.mm, a)!.flags)).toBe(SWP_DEVICE_READ);
+    // Page 1 was shared read-only: both mms now map the same device page, read-only.
+    const e1 = entryAt(p.mm, a + PG)!;
+    expect(swpKind(e1.flags)).toBe(SWP_DEVICE_READ);
+    expect(entryAt(c.mm, a + PG)).toEqual(e1);
+    expect(dev.pm.refcount[e1.pfn - dev.pm.basePfn]).toBe(2);
+    // The child's mapping went under a CLEAR invalidation of the child's mm.
+    expect(childEv.starts()).toMatchObject([{ event: 'CLEAR', start: a + PG, end: a + 2 * PG }]);
+    expect(entryAt(c.mm, a)!.flags & 1).toBe(1); // the child's own copy of page 0 stays
+    account(m);
+    expect((await c.read(a, 2 * PG)).subarray(1)).toEqual(new Uint8Array([...fill(PG - 1, 2), ...fill(PG, 2)]));
+    expect(dev.migrationsToRam).toBe(1);
+    // migrate_to_ram brought page 1 back for both, still shared read-only.
+    const back = entryAt(c.mm, a + PG)!;
+    expect(back.flags & (1 | PTE_WRITE)).toBe(1);
+    expect(entryAt(p.mm, a + PG)).toEqual(back);
+    expect(m.ram.refcount[back.pfn]).toBe(2);
+    expect(dev.pm.refcount[e1.pfn - dev.pm.basePfn]).toBe(0);
+    account(m);
+    await destroyAndCheckEmpty(m);
+  });
+
+  it('migrates the COW copies of a MAP_PRIVATE file mapping, not its page-cache pages', async () => {
+    const m = await smallMachine();
+    const dev = new FakeDevice(m, 16);
+    const p = m.spawn();
+    const f = m.createFile(4 * PG);
+    await f.pwrite(fill(4 * PG, 0x11), 0);
+    const a = await p.mmap(0, 4 * PG, RW, MAP_PRIVATE, f, 0);
+    const d = pattern(3 * PG, 40);
+    await p.write(a, d); // pages 0-2: anonymous COW copies
+    expect((await p.read(a + 3 * PG, 1))[0]).toBe(0x11); // page 3: the page-cache page
+    const n = await withRead(p.mm, () => dev.toDevice(p.mm, a, a + 4 * PG));
+    expect(n).toBe(3);
+    for (let i = 0; i < 3; i++) expect(swpKind(entryAt(p.mm, a + i * PG)!.flags)).toBe(SWP_DEVICE_WRITE);
+    expect(entryAt(p.mm, a + 3 * PG)!.pfn).toBe(f.cache.get(3));
+    account(m);
+    expectBytes(await p.read(a, 3 * PG), d);
+    expectBytes(await f.pread(4 * PG, 0), fill(4 * PG, 0x11)); // the file never changed
+    account(m);
+    await p.munmap(a, 4 * PG);
+    f.close();
+    await destroyAndCheckEmpty(m);
+    expect(dev.free).toHaveLength(16);
+  });
+
+  for (const passFaultPage of [false, true]) {
+    it(`a CPU touch of a device page shared after fork moves both mappings (faultPage ${passFaultPage ? 'passed' : 'omitted'})`, async () => {
+      const m = await smallMachine();
+      const dev = new FakeDevice(m, 16, passFaultPage);
+      const p = m.spawn();
+      const a = await p.mmap(0, 4 * PG, RW, ANON);
+      const d = pattern(4 * PG, 41);
+      await p.write(a, d);
+      expect(await withRead(p.mm, () => dev.toDevice(p.mm, a, a + 4 * PG))).toBe(4);
+      const c = await p.fork();
+      const dpfn = entryAt(p.mm, a)!.pfn;
+      expect(dev.pm.refcount[dpfn - dev.pm.basePfn]).toBe(2);
+      const parentEv = recordEvents(p.mm);
+      // The child reads page 0: do_swap_page → migrate_to_ram in the child's mm.
+      expectBytes(await c.read(a, PG), d.subarray(0, PG));
+      expect(dev.migrationsToRam).toBe(1);
+      expect(parentEv.starts()).toMatchObject([{ event: 'CLEAR', start: a, end: a + PG }]);
+      const e = entryAt(c.mm, a)!;
+      expect(e.pfn).toBeLessThan(m.ram.npages);
+      expect(e.flags & (1 | PTE_WRITE)).toBe(1);
+      expect(entryAt(p.mm, a)).toEqual(e);
+      expect(m.ram.refcount[e.pfn]).toBe(2);
+      expect(dev.pm.refcount[dpfn - dev.pm.basePfn]).toBe(0);
+      account(m);
+      // The parent writes page 0 (COW copy), the child writes page 1 (migrate back, then COW).
+      await p.write(a, fill(8, 0x77));
+      await c.write(a + PG, fill(8, 0x66));
+      expect(dev.migrationsToRam).toBe(2);
+      expect(m.ram.refcount[e.pfn]).toBe(1);
+      expect(entryAt(c.mm, a)!.pfn).toBe(e.pfn);
+      account(m);
+      expectBytes(await c.read(a, 4 * PG), new Uint8Array([...d.subarray(0, PG), ...fill(8, 0x66), ...d.subarray(PG + 8)]));
+      expectBytes(await p.read(a, 4 * PG), new Uint8Array([...fill(8, 0x77), ...d.subarray(8)]));
+      account(m);
+      await c.exit();
+      // The parent's page 1 now has one mapping: a write reuses it (do_wp_page, no copy).
+      const p1 = entryAt(p.mm, a + PG)!.pfn;
+      await p.write(a + PG, fill(1, 0x55));
+      expect(entryAt(p.mm, a + PG)!.pfn).toBe(p1);
+      account(m);
+      await destroyAndCheckEmpty(m);
+      expect(dev.free).toHaveLength(16);
+    });
+  }
+
+  it('hmm_cow_in_device: a CPU write to a device page shared after fork ends writable in the writer', async () => {
+    const m = await smallMachine();
+    const dev = new FakeDevice(m, 16);
+    const p = m.spawn();
+    const a = await p.mmap(0, 4 * PG, RW, ANON);
+    await p.write(a, pattern(4 * PG, 42));
+    await withRead(p.mm, () => dev.toDevice(p.mm, a, a + 4 * PG));
+    const c = await p.fork();
+    await p.write(a, pattern(4 * PG, 42));
+    for (let i = 0; i < 4; i++) {
+      const pe = entryAt(p.mm, a + i * PG)!;
+      expect(pe.flags & (1 | PTE_WRITE)).toBe(1 | PTE_WRITE);
+      const ce = entryAt(c.mm, a + i * PG)!;
+      expect(ce.flags & (1 | PTE_WRITE)).toBe(1); // the child keeps the old page, read-only
+      expect(ce.pfn).not.toBe(pe.pfn);
+      expect(m.ram.refcount[ce.pfn]).toBe(1);
+    }
+    account(m);
+    await c.exit();
+    account(m);
+    expectBytes(await p.read(a, 4 * PG), pattern(4 * PG, 42));
+    await destroyAndCheckEmpty(m);
+    expect(dev.free).toHaveLength(16);
+  });
+
+  it('a pinned page (extra reference) is restored in every mm that mapped it', async () => {
+    const m = await smallMachine();
+    const dev = new FakeDevice(m, 16);
+    const p = m.spawn();
+    const a = await p.mmap(0, 2 * PG, RW, ANON);
+    await p.write(a, pattern(2 * PG, 43));
+    const c = await p.fork();
+    const pinned = entryAt(p.mm, a)!.pfn;
+    const pin = { reportRefs: (add: (pfn: number, n: number) => void) => add(pinned, 1) };
+    m.core.getPage(pinned);
+    m.core.refHolders.add(pin);
+    expect(await withRead(p.mm, () => dev.toDevice(p.mm, a, a + 2 * PG))).toBe(1);
+    for (const mm of [p.mm, c.mm]) {
+      expect(entryAt(mm, a)).toMatchObject({ pfn: pinned });
+      expect(entryAt(mm, a)!.flags & (1 | PTE_WRITE)).toBe(1);
+    }
+    expect(m.ram.refcount[pinned]).toBe(3);
+    expect(isDevicePrivate(entryAt(c.mm, a + PG)!.flags)).toBe(true);
+    account(m);
+    m.core.refHolders.delete(pin);
+    m.core.putPage(pinned);
+    expectBytes(await c.read(a, 2 * PG), pattern(2 * PG, 43));
     account(m);
     await destroyAndCheckEmpty(m);
   });
