@@ -1,0 +1,196 @@
+/**
+ * The fault-servicing loop of one command (UVM's uvm_gpu_service_replayable_faults):
+ * replay the kernel, fetch up to `batchSize` fault records at a time from what the round
+ * left in the fault buffer, coalesce them, service every group through the chosen retry
+ * protocol under one mmap lock per batch, and replay when the policy says:
+ *
+ *   'block'        after each serviced group (UVM_PERF_FAULT_REPLAY_POLICY_BLOCK)
+ *   'batch'        after each batch; the rest of the buffer is serviced after the replay
+ *   'batch-flush'  after each batch, dropping the rest of the buffer first (UVM's default):
+ *                  the replay regenerates whatever is still missing
+ *   'once'         after every batch in the buffer was serviced
+ *
+ * Faults the mirror already satisfies by the time their batch is processed are dropped as
+ * stale (UVM's "fault already serviced" check), so replaying early never double-services.
+ */
+import type { FaultRecord } from '../device/fault-queue.js';
+import type { MirrorOp, RoundResult } from '../device/mirror-engine.js';
+import { err } from '../errors.js';
+import { PAGE_SIZE } from '../mm/constants.js';
+import { coalesce, perFault, windowBytes, type CoalesceResult, type FaultGroup, type WindowPolicy } from './coalesce.js';
+import { emptyRecord, type BatchRecord } from './records.js';
+import { serviceRange, type LockState, type MirrorTarget, type RetryProtocol } from './retry.js';
+
+export type ReplayPolicy = 'block' | 'batch' | 'batch-flush' | 'once';
+export const REPLAY_POLICIES: readonly ReplayPolicy[] = ['block', 'batch', 'batch-flush', 'once'];
+
+export interface ServicerOptions {
+  /** Faults fetched per batch (uvm_perf_fault_batch_count, 256). Infinity = the whole buffer. */
+  batchSize: number;
+  replay: ReplayPolicy;
+  window: WindowPolicy;
+  /** false: the per-fault baseline (one hmm_range_fault and one mirror write per fault). */
+  coalesce: boolean;
+  protocol: RetryProtocol;
+  timeoutMs: number;
+  fallbackAfter: number;
+  /** dmirror: on a fault-buffer overflow, fault everything from the lowest recorded fault to the command's end. */
+  restOfRangeOnOverflow: boolean;
+  afterRangeFault?: (start: number, end: number) => Promise<void>;
+}
+
+export const DEFAULT_SERVICER: ServicerOptions = {
+  batchSize: 256, replay: 'batch-flush', window: 2097152, coalesce: true, protocol: 'seq',
+  timeoutMs: 1000, fallbackAfter: 3, restOfRangeOnOverflow: false,
+};
+
+/** What the servicer needs beyond the retry protocols. */
+export interface ServiceTarget extends MirrorTarget {
+  /** Does the mirror already map `page` with at least `rank` (0 read, 1 write, 2 atomic)? */
+  isMapped(page: number, rank: number): boolean;
+  /** make_device_exclusive + map atomic, for [start, end); mmap lock held. Returns runs written. */
+  exclusiveMap(start: number, end: number): Promise<number>;
+  /** When the block at this address was last validated (for the 'amd' window), and a setter. */
+  validatedAt: Map<number, number>;
+}
+
+export interface CommandRange {
+  page: number;
+  npages: number;
+  op: MirrorOp;
+}
+
+export class FaultServicer {
+  readonly target: ServiceTarget;
+  readonly opts: ServicerOptions;
+  readonly records: BatchRecord[] = [];
+  readonly #t0: number;
+
+  constructor(target: ServiceTarget, opts: Partial<ServicerOptions> = {}) {
+    this.target = target;
+    this.opts = { ...DEFAULT_SERVICER, ...opts };
+    if (!(this.opts.batchSize >= 1)) throw err('EINVAL', `batch size ${this.opts.batchSize}`);
+    this.#t0 = target.mm.core.sched.now();
+  }
+
+  /**
+   * Run a command to completion: `round()` replays it (one dispatch) and returns the
+   * faults it recorded. Returns the rounds run and those that ended in faults.
+   */
+  async run(round: () => Promise<RoundResult>, cmd: CommandRange, maxRounds = 100_000): Promise<{ rounds: number; faultRounds: number }> {
+    let buffer: FaultRecord[] = [];
+    let overflow = false;
+    let rounds = 0;
+    let faultRounds = 0;
+    for (;;) {
+      const r = await round();
+      rounds++;
+      if (r.finished) return { rounds, faultRounds };
+      if (rounds >= maxRounds) throw err('EFAULT', `command still faulting after ${rounds} rounds`);
+      if (r.faults.length === 0 && !r.overflow && buffer.length === 0) {
+        throw err('EIO', 'a round missed pages without recording a fault');
+      }
+      faultRounds++;
+      buffer = buffer.concat(r.faults);
+      overflow ||= r.overflow;
+      if (overflow && this.opts.restOfRangeOnOverflow) {
+        buffer = buffer.concat(restOfRange(buffer, cmd));
+        overflow = false;
+      }
+      // Service batches until the policy says replay.
+      do {
+        const batch = buffer.splice(0, Math.min(buffer.length, this.opts.batchSize));
+        const leftover = await this.#serviceBatch(batch, rounds);
+        if (leftover.length > 0) buffer = leftover.concat(buffer);
+        if (this.opts.replay === 'batch-flush') buffer = [];
+      } while (buffer.length > 0 && this.opts.replay === 'once');
+      overflow = false;
+    }
+  }
+
+  /** One batch: coalesce, then service its groups under one mmap lock. Returns unserviced faults ('block'). */
+  async #serviceBatch(batch: FaultRecord[], round: number): Promise<FaultRecord[]> {
+    const t = this.target;
+    const sched = t.mm.core.sched;
+    const rec = emptyRecord(this.records.length, sched.now() - this.#t0, round);
+    this.records.push(rec);
+    const t0 = sched.now();
+    const lock: LockState = { mode: 'none' };
+    const batchLock = this.opts.protocol !== 'valid-flag';
+    let leftover: FaultRecord[] = [];
+    let held = 0;
+    try {
+      if (batchLock) {
+        await t.mm.lock.readLock();
+        lock.mode = 'read';
+        held = sched.now();
+        rec.mmapLockWaitMs += held - t0;
+      }
+      t.mm.checkAlive();
+      const c: CoalesceResult = this.opts.coalesce
+        ? coalesce(t.mm, batch, {
+          window: this.opts.window, isMapped: (p, rank) => t.isMapped(p, rank),
+          lastValidated: (b) => t.validatedAt.get(b), now: sched.now(),
+        })
+        : perFault(t.mm, batch);
+      rec.fetched = c.fetched;
+      rec.duplicates = c.duplicates;
+      rec.stale = c.stale;
+      rec.recent = c.recent;
+      rec.unique = c.unique;
+      rec.groups = c.groups.length;
+      if (c.holes.length > 0) throw err('EFAULT', `device fault at 0x${(c.holes[0] * PAGE_SIZE).toString(16)}: no VMA`);
+      for (let g = 0; g < c.groups.length; g++) {
+        await this.#serviceGroup(c.groups[g], lock, rec);
+        if (this.opts.replay === 'block' && g + 1 < c.groups.length) {
+          const rest = new Set(c.groups.slice(g + 1).flatMap((x) => x.pages));
+          leftover = batch.filter((f) => rest.has(f.page));
+          break;
+        }
+      }
+    } finally {
+      if (lock.mode !== 'none') {
+        rec.mmapLockHoldMs += sched.now() - (held || t0);
+        if (lock.mode === 'read') t.mm.lock.readUnlock();
+        else t.mm.lock.writeUnlock();
+      }
+      rec.serviceMs = sched.now() - t0;
+    }
+    return leftover;
+  }
+
+  async #serviceGroup(g: FaultGroup, lock: LockState, rec: BatchRecord): Promise<void> {
+    const t = this.target;
+    if (g.rank === 2) {
+      // Atomic faults: make_device_exclusive on the faulted pages (needs the mmap lock).
+      if (lock.mode === 'none') {
+        await t.mm.lock.readLock();
+        try {
+          for (const p of g.pages) rec.mirrorWrites += await t.exclusiveMap(p * PAGE_SIZE, p * PAGE_SIZE + PAGE_SIZE);
+        } finally {
+          t.mm.lock.readUnlock();
+        }
+      } else {
+        for (const p of g.pages) rec.mirrorWrites += await t.exclusiveMap(p * PAGE_SIZE, p * PAGE_SIZE + PAGE_SIZE);
+      }
+      return;
+    }
+    await serviceRange(t, g.start, g.end, g.rank >= 1, this.opts, lock, rec);
+    if (lock.mode === 'write') {
+      t.mm.lock.downgrade(); // mmap_write_downgrade: the rest of the batch needs only read
+      lock.mode = 'read';
+    }
+    if (this.opts.window === 'amd') t.validatedAt.set(Math.floor(g.start / windowBytes('amd')) * windowBytes('amd'), t.mm.core.sched.now());
+  }
+}
+
+/** dmirror_fault(start, end): every page from the lowest recorded fault to the command's end. */
+function restOfRange(buffer: readonly FaultRecord[], cmd: CommandRange): FaultRecord[] {
+  let from = cmd.page + cmd.npages;
+  for (const f of buffer) if (f.page < from) from = f.page;
+  if (buffer.length === 0) from = cmd.page;
+  const access = cmd.op === 'read' ? 'read' : cmd.op === 'write' ? 'write' : 'atomic';
+  const out: FaultRecord[] = [];
+  for (let p = from; p < cmd.page + cmd.npages; p++) out.push({ page: p, access, source: -1, protection: false });
+  return out;
+}
