@@ -29,6 +29,7 @@ import {
   migrateVmaSetup,
 } from '../mm/migrate.js';
 import type { MmStruct } from '../mm/mm.js';
+import { mmapDevicePages } from '../mm/mixedmap.js';
 import type { MmuIntervalNotifier, MmuNotifierRange } from '../mm/notifier.js';
 import type { Process } from '../mm/process.js';
 import { VM_READ, VM_WRITE } from '../mm/vma.js';
@@ -36,13 +37,6 @@ import { Aperture } from './aperture.js';
 import type { DmirrorDevice } from './dmirror-device.js';
 import { Mutex } from './mutex.js';
 
-/** Set by the mm's device-file mmap once it exists (see mm/mixedmap.ts). */
-let mmapDevicePages: (proc: Process, length: number, prot: number, flags: number) => Promise<number> = async () => {
-  throw err('ENODEV', 'device-file mmap is not available');
-};
-export function setMmapDevicePages(fn: typeof mmapDevicePages): void {
-  mmapDevicePages = fn;
-}
 
 /** HMM_DMIRROR_PROT_* (lib/test_hmm_uapi.h): SNAPSHOT's byte per page. */
 export const HMM_DMIRROR_PROT_ERROR = 0xff;

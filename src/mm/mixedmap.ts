@@ -14,7 +14,7 @@
 import { err } from '../errors.js';
 import { MAP_ANONYMOUS, MAP_HUGETLB, PAGE_SIZE } from './constants.js';
 import { MemFile } from './file.js';
-import type { MmStruct } from './mm.js';
+import { MmStruct } from './mm.js';
 import { getUnmappedArea, unmapRange } from './mmap.js';
 import { pteIndex, PTE_ACCESSED, PTE_PRESENT, PTE_PROTNONE, PTE_WRITE } from './page-table.js';
 import { PG_KERNEL } from './pages.js';
@@ -22,14 +22,18 @@ import { validateMmap } from './validate.js';
 import { protToVmFlags, Vma, VM_MAYWRITE, VM_MIXEDMAP, VM_SHARED, VM_WRITE, vmaAccessible } from './vma.js';
 
 /**
- * mmap(2) of a device file whose mmap handler inserts fresh zeroed pages over the whole VMA.
+ * mmap(2) of a device file whose mmap handler inserts fresh zeroed pages over the whole VMA,
+ * in `target` (a Process or its MmStruct).
  * `flags`: MAP_SHARED or MAP_PRIVATE, optionally MAP_FIXED (then `addr` is the address,
  * otherwise a hint). Checked like mmap before anything changes (EINVAL for bad prot/flags,
  * MAP_ANONYMOUS or MAP_HUGETLB, zero length; ENOMEM when the pages or the address space run
  * out; EPERM for MAP_FIXED below mmap_min_addr). The caller must not hold mm's mmap lock.
  * Returns the mapping's address.
  */
-export async function mmapDevicePages(mm: MmStruct, length: number, prot: number, flags: number, addr = 0): Promise<number> {
+export async function mmapDevicePages(
+  target: MmStruct | { readonly mm: MmStruct }, length: number, prot: number, flags: number, addr = 0,
+): Promise<number> {
+  const mm = target instanceof MmStruct ? target : target.mm;
   if (typeof flags !== 'number' || !Number.isSafeInteger(flags) || flags < 0) throw err('EINVAL', `mmap: flags ${String(flags)}`);
   if ((flags & (MAP_ANONYMOUS | MAP_HUGETLB)) !== 0) throw err('EINVAL', 'mmap of a device file: MAP_ANONYMOUS/MAP_HUGETLB');
   // Everything else as mmap(2) checks a file mapping at offset 0 (MAP_ANONYMOUS only stands
