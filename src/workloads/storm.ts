@@ -1,0 +1,96 @@
+/**
+ * An invalidation storm on the CPU side: at a set rate, operations that make the mm send
+ * mmu notifier invalidations over a mirrored buffer while a device works on it. Every
+ * operation preserves the buffer's contents, so the workloads' own result checks stay
+ * valid — what changes is where the data lives, which is what the device must keep up with:
+ *
+ *   remap    read a page, munmap + mmap MAP_FIXED, write it back (UNMAP; a new frame)
+ *   cow      write a word back unchanged while a forked child shares the page (CLEAR; COW)
+ *   reclaim  MADV_PAGEOUT (CLEAR; the page goes to swap, the next touch swaps it in)
+ *   protect  mprotect(PROT_READ) then back to read-write (PROTECTION_VMA) — only for
+ *            read-only workloads, since a device write in between would rightly get EPERM
+ */
+import { MADV_PAGEOUT } from '../mm/validate.js';
+import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../mm/constants.js';
+import type { Process } from '../mm/process.js';
+import { mulberry32 } from '../sched/seeded.js';
+
+export type StormKind = 'remap' | 'cow' | 'reclaim' | 'protect';
+
+export interface StormOptions {
+  /** Invalidating operations per second (scheduler time). */
+  rate: number;
+  start: number;
+  end: number;
+  seed: number;
+  kinds: readonly StormKind[];
+}
+
+export interface Storm {
+  /** Stop after the operation in flight; resolves with what was done. */
+  stop(): Promise<{ ops: number; byKind: Record<string, number> }>;
+}
+
+export function startStorm(p: Process, opts: StormOptions): Storm {
+  const sched = p.mm.core.sched;
+  const rnd = mulberry32(opts.seed);
+  const pages = (opts.end - opts.start) / PAGE_SIZE;
+  const byKind: Record<string, number> = {};
+  let ops = 0;
+  let stopped = false;
+  let child: Process | null = null;
+
+  const one = async (kind: StormKind): Promise<void> => {
+    const addr = opts.start + Math.floor(rnd() * pages) * PAGE_SIZE;
+    switch (kind) {
+      case 'remap': {
+        const data = await p.read(addr, PAGE_SIZE);
+        await p.munmap(addr, PAGE_SIZE);
+        await p.mmap(addr, PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
+        await p.write(addr, data);
+        break;
+      }
+      case 'cow': {
+        child ??= await p.fork();
+        const word = await p.read(addr, 4);
+        await p.write(addr, word);
+        break;
+      }
+      case 'reclaim':
+        await p.madvise(addr, PAGE_SIZE, MADV_PAGEOUT);
+        break;
+      case 'protect':
+        await p.mprotect(addr, PAGE_SIZE, PROT_READ);
+        await p.mprotect(addr, PAGE_SIZE, PROT_READ | PROT_WRITE);
+        break;
+    }
+    ops++;
+    byKind[kind] = (byKind[kind] ?? 0) + 1;
+  };
+
+  const loop = (async (): Promise<void> => {
+    if (opts.rate <= 0 || opts.kinds.length === 0) return;
+    let last = sched.now();
+    let due = 0;
+    while (!stopped) {
+      await sched.sleep(Math.max(1, 1000 / opts.rate), 'storm');
+      const now = sched.now();
+      // Timers are coarse: run every operation that fell due since the last tick.
+      due += ((now - last) * opts.rate) / 1000;
+      last = now;
+      while (due >= 1 && !stopped) {
+        due--;
+        await one(opts.kinds[Math.floor(rnd() * opts.kinds.length)]);
+      }
+    }
+  })();
+
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      if (child !== null) await child.exit();
+      return { ops, byKind };
+    },
+  };
+}

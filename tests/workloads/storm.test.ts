@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest';
+import { createMachine, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
+import { checkFrameAccounting } from '../../src/mm/accounting.js';
+import { startStorm, type StormKind } from '../../src/workloads/storm.js';
+
+describe('invalidation storm', () => {
+  it('sends invalidations at about the set rate and never changes the contents', async () => {
+    const m = await createMachine({ devices: 0, systemPages: 1 << 13 });
+    const p = m.spawn();
+    const pages = 32;
+    const addr = await p.mmap(0, pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    const data = new Uint8Array(pages * PAGE_SIZE);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 7 + 3) & 0xff;
+    await p.write(addr, data);
+    const events: string[] = [];
+    await p.mm.notifiers.insertInterval(addr, pages * PAGE_SIZE, { invalidate: (s, r, seq) => { s.setSeq(seq); events.push(r.event); return true; } });
+    const kinds: StormKind[] = ['remap', 'cow', 'reclaim', 'protect'];
+    const storm = startStorm(p, { rate: 500, start: addr, end: addr + pages * PAGE_SIZE, seed: 5, kinds });
+    await new Promise((r) => setTimeout(r, 200));
+    const stats = await storm.stop();
+    expect(stats.ops).toBeGreaterThan(40);
+    expect(stats.ops).toBeLessThan(200);
+    for (const k of kinds) expect(stats.byKind[k], k).toBeGreaterThan(0);
+    for (const e of ['UNMAP', 'CLEAR', 'PROTECTION_VMA']) expect(events).toContain(e);
+    expect(await p.read(addr, data.length)).toEqual(data);
+    checkFrameAccounting(m);
+    await m.destroy();
+  });
+});
