@@ -1,32 +1,257 @@
 /**
- * npm run experiment — the project's main job, headless. For now the mm/HMM preset:
- * the retry protocols under CPU-side invalidations (see mm-tour.ts). Options:
- *   --pages N   pages in the mirrored buffer (default 256)
- *   --rounds N  device faults to service per scheme (default 2000)
- *   --seed N    PRNG seed (default 1)
- *   --json FILE write the results as JSON
+ * npm run experiment — the project's main job, headless: parse the options (cli.ts), print
+ * what will run, run the CPU-side mm preset (mm-tour.ts) if chosen, then every GPU run
+ * through the runner (runner.ts: openExperiment + runOne), one progress line per run;
+ * print the table and write report.json, runs.csv, batches.csv, report.html and
+ * figure-*.svg. `npm run experiment -- --help` lists the options.
+ *
+ * The core, runExperiment(), takes the runner as a parameter so tests can inject a fake one;
+ * main() imports the real runner lazily (only when there are GPU runs).
  */
-import { writeFileSync } from 'node:fs';
-import { mmTour } from './mm-tour.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { totals } from '../driver/records.js';
+import {
+  CliError, configKey, describeCommon, describeConfig, expandPresets, parseArgs, resolvePresets, USAGE, varyingAxes, wantsMm,
+  type CliOptions,
+} from './cli.js';
+import { mmTour, type MmTourOptions, type SchemeResult } from './mm-tour.js';
+import { FIGURES, figureHasData, summarizeRun, statusText, toBatchCsv, toCsv, toHtml, toJson, toSvgFigure, toTable } from './report.js';
+import type { ExperimentReport, RunConfig, RunResult } from './types.js';
 
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return def;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isSafeInteger(v) || v <= 0) throw new Error(`--${name} needs a positive integer`);
-  return v;
+/** The runner's contract (runner.ts). */
+export interface Runner {
+  openExperiment(): Promise<{ adapter: string; close(): Promise<void> }>;
+  runOne(config: RunConfig, ctx: { onProgress?: (msg: string) => void }): Promise<RunResult>;
 }
 
-const pages = arg('pages', 256);
-const rounds = arg('rounds', 2000);
-const seed = arg('seed', 1);
-console.log(`mirrorlab experiment: mm/HMM preset — ${rounds} device faults over ${pages} pages, half of them raced by a CPU invalidation (seed ${seed})`);
-const results = await mmTour({ pages, rounds, seed, log: (l) => console.log(l) });
-console.log('');
-console.log('| retry protocol | faults committed | retries | stale pfns committed | time (ms) |');
-console.log('|---|---|---|---|---|');
-for (const r of results) {
-  console.log(`| ${r.scheme} | ${r.committed} | ${r.retries} | ${r.stalePfnsCommitted} | ${r.ms.toFixed(0)} |`);
+export interface ExperimentOptions {
+  /** Preset names for the report (as given). */
+  presets: string[];
+  /** No per-run progress and no runner messages. */
+  quiet?: boolean;
+  /** Raw output for progress (default: process.stdout.write). */
+  write?: (s: string) => void;
+  /** Run the mm preset first with these options (null/undefined: don't). */
+  mm?: MmTourOptions | null;
+  /** The mm preset's implementation (tests inject a fake). */
+  mmTour?: (o: MmTourOptions) => Promise<SchemeResult[]>;
+  /** Wall clock in ms (default performance.now). */
+  now?: () => number;
+  generatedAt?: string;
 }
-const j = process.argv.indexOf('--json');
-if (j > 0) writeFileSync(process.argv[j + 1], JSON.stringify(results, null, 2));
+
+/** The experiment could not go on; `report` holds what was measured before (e.g. the mm preset). */
+export class ExperimentError extends Error {
+  override name = 'ExperimentError';
+  readonly report: ExperimentReport;
+  constructor(message: string, report: ExperimentReport, cause?: unknown) {
+    super(message, { cause });
+    this.report = report;
+  }
+}
+
+/** Error prefix of a run whose runner call threw (a bug, unlike an EBUSY the runner reports). */
+export const RUNNER_THREW = 'runner threw: ';
+
+/** A RunResult for a run whose runner call threw (the runner reports expected failures itself). */
+export function failedResult(config: RunConfig, error: unknown, wallMs: number): RunResult {
+  const msg = error instanceof Error ? `${error.name === 'Error' ? '' : `${error.name}: `}${error.message}` : String(error);
+  return {
+    config, ok: false, error: `${RUNNER_THREW}${msg}`, wallMs, rounds: 0, faultRounds: 0, totals: totals([]), records: [],
+    storm: { ops: 0, byKind: {} }, verify: { checked: 0, mismatches: 0 }, faultsPerSec: 0,
+  };
+}
+
+export function mmTable(results: readonly SchemeResult[]): string {
+  const lines = ['| retry protocol | faults committed | retries | stale pfns committed | time (ms) |', '|---|---:|---:|---:|---:|'];
+  for (const r of results) lines.push(`| ${r.scheme} | ${r.committed} | ${r.retries} | ${r.stalePfnsCommitted} | ${r.ms.toFixed(0)} |`);
+  return lines.join('\n');
+}
+
+/**
+ * Run the configs through `runner` (and the mm preset if asked) and collect the report.
+ * A runner call that throws becomes a failed run (ok: false, its message as the error); the
+ * other runs go on. A config equal to an earlier one except for the preset reuses that
+ * run's result (marked with reusedFrom) instead of measuring again.
+ */
+export async function runExperiment(configs: readonly RunConfig[], runner: Runner, opts: ExperimentOptions): Promise<ExperimentReport> {
+  const write = opts.write ?? ((s: string) => void process.stdout.write(s));
+  const now = opts.now ?? (() => performance.now());
+  const quiet = opts.quiet ?? false;
+  const report: ExperimentReport = {
+    generatedAt: opts.generatedAt ?? new Date().toISOString(),
+    adapter: 'none (no GPU runs)',
+    node: typeof process !== 'undefined' ? process.version : 'unknown',
+    presets: [...opts.presets],
+    runs: [],
+  };
+
+  if (opts.mm) {
+    if (!quiet) write(`mm preset: ${opts.mm.rounds} device faults over ${opts.mm.pages} pages, half of them raced by a CPU invalidation (seed ${opts.mm.seed})\n`);
+    const tour = opts.mmTour ?? mmTour;
+    report.mm = await tour({ ...opts.mm, log: quiet ? undefined : (l) => write(`${l}\n`) });
+    report.mmOptions = { pages: opts.mm.pages, rounds: opts.mm.rounds, seed: opts.mm.seed };
+    write(`\n${mmTable(report.mm)}\n\n`);
+  }
+  if (configs.length === 0) return report;
+
+  let session: Awaited<ReturnType<Runner['openExperiment']>>;
+  try {
+    session = await runner.openExperiment();
+  } catch (e) {
+    throw new ExperimentError(`could not open the GPU: ${e instanceof Error ? e.message : String(e)}`, report, e);
+  }
+  report.adapter = session.adapter;
+  if (!quiet) write(`GPU: ${session.adapter}\n`);
+  const axes = varyingAxes(configs);
+  const width = String(configs.length).length;
+  const measured = new Map<string, number>();
+  try {
+    for (let i = 0; i < configs.length; i++) {
+      const config = configs[i];
+      const tag = `[${String(i + 1).padStart(width)}/${configs.length}]`;
+      const label = `${tag} ${describeConfig(config, axes)}`;
+      const same = measured.get(configKey(config, false));
+      if (same !== undefined) {
+        report.runs.push({ ...report.runs[same], config, reusedFrom: same });
+        if (!quiet) write(`${label} ... same as run ${same + 1}, result reused\n`);
+        continue;
+      }
+      let open = !quiet;
+      if (!quiet) write(`${label} ... `);
+      const onProgress = quiet ? undefined : (msg: string): void => {
+        if (open) write('\n');
+        open = false;
+        write(`      ${msg}\n`);
+      };
+      const t0 = now();
+      let result: RunResult;
+      try {
+        result = await runner.runOne(config, { onProgress });
+      } catch (e) {
+        result = failedResult(config, e, now() - t0);
+      }
+      const secs = ((now() - t0) / 1000).toFixed(1);
+      report.runs.push(result);
+      measured.set(configKey(config, false), report.runs.length - 1);
+      if (!quiet) {
+        const s = summarizeRun(result, report.runs.length - 1);
+        const tail = s.status === 'ok' ? '' : `  ${statusText(s)}`;
+        write(open ? `${secs} s${tail}\n` : `${tag} done in ${secs} s${tail}\n`);
+      }
+    }
+  } finally {
+    try {
+      await session.close();
+    } catch (e) {
+      write(`warning: closing the GPU failed: ${e instanceof Error ? e.message : String(e)}\n`);
+    }
+  }
+  return report;
+}
+
+/** out/experiment-2025-01-31T12-00-00 */
+export function defaultOutDir(date = new Date()): string {
+  return join('out', `experiment-${date.toISOString().replace(/\.\d+Z$/, '').replace(/:/g, '-')}`);
+}
+
+/** Write every output file into `dir` (and the JSON to `json`); returns the file names written in dir. */
+export function writeOutputs(report: ExperimentReport, dir: string, json: string | null = null): string[] {
+  mkdirSync(dir, { recursive: true });
+  const files: [string, string][] = [
+    ['report.json', toJson(report)],
+    ['runs.csv', toCsv(report)],
+    ['batches.csv', toBatchCsv(report)],
+    ['report.html', toHtml(report)],
+  ];
+  for (const f of FIGURES) if (figureHasData(report, f)) files.push([`figure-${f}.svg`, toSvgFigure(report, f)]);
+  for (const [name, text] of files) writeFileSync(join(dir, name), text);
+  if (json !== null) {
+    mkdirSync(dirname(resolve(json)), { recursive: true });
+    writeFileSync(json, files[0][1]);
+  }
+  return files.map(([name]) => name);
+}
+
+function plan(opts: CliOptions, configs: readonly RunConfig[], mm: boolean): string {
+  const presets = resolvePresets(opts.presets).join(', ');
+  const lines = [`mirrorlab experiment — presets: ${presets}${opts.presetGiven ? '' : ' (the default; see --help)'}`];
+  if (mm) lines.push(`  mm: seq vs valid-flag on the CPU side, ${opts.mmRounds} faults over ${opts.mmPages} pages`);
+  if (configs.length > 0) {
+    lines.push(`  ${configs.length} GPU run${configs.length === 1 ? '' : 's'}; all with ${describeCommon(configs)}`);
+    const axes = varyingAxes(configs);
+    configs.forEach((c, i) => lines.push(`  ${String(i + 1).padStart(String(configs.length).length)}. ${describeConfig(c, axes)}`));
+  }
+  return lines.join('\n');
+}
+
+/** A path relative to the working directory when it is below it. */
+function showPath(p: string): string {
+  const r = relative(process.cwd(), resolve(p));
+  return r !== '' && !r.startsWith('..') ? r : resolve(p);
+}
+
+/** The command: returns the exit status (0 ok, 1 a run went wrong or the GPU failed, 2 bad options). */
+export async function main(argv: readonly string[], runner?: Runner): Promise<number> {
+  let opts: CliOptions;
+  try {
+    opts = parseArgs(argv);
+  } catch (e) {
+    if (e instanceof CliError) {
+      console.error(`error: ${e.message}`);
+      console.error('usage: npm run experiment -- [--preset NAME[,NAME]] [options]   (--help for all)');
+      return 2;
+    }
+    throw e;
+  }
+  if (opts.help) {
+    console.log(USAGE.trimEnd());
+    return 0;
+  }
+  const configs = expandPresets(opts);
+  const mm = wantsMm(opts);
+  if (configs.length === 0 && !mm) {
+    console.error('error: nothing to run');
+    return 2;
+  }
+  const seed = opts.overrides.seed?.[0] ?? 1;
+  if (!opts.quiet) console.log(`${plan(opts, configs, mm)}\n`);
+  const outDir = opts.out ?? defaultOutDir();
+  let report: ExperimentReport;
+  let failed = false;
+  try {
+    const r: Runner = runner ?? (configs.length > 0 ? await import('./runner.js') : NO_RUNNER);
+    report = await runExperiment(configs, r, {
+      presets: resolvePresets(opts.presets), quiet: opts.quiet,
+      mm: mm ? { pages: opts.mmPages, rounds: opts.mmRounds, seed } : null,
+    });
+  } catch (e) {
+    console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
+    if (!(e instanceof ExperimentError)) return 1;
+    report = e.report;
+    failed = true;
+  }
+  if (report.runs.length > 0) console.log(`\n${toTable(report)}\n`);
+  const written = writeOutputs(report, outDir, opts.json);
+  console.log(`wrote to ${showPath(outDir)}/: ${written.join(', ')}`);
+  if (opts.json !== null) console.log(`wrote ${showPath(opts.json)}`);
+  console.log(`open ${showPath(join(outDir, 'report.html'))} for the plots`);
+  const sums = report.runs.map(summarizeRun);
+  const wrong = sums.filter((s) => s.status === 'mismatch');
+  const crashed = sums.filter((s) => s.status === 'error' && s.error?.startsWith(RUNNER_THREW));
+  if (wrong.length > 0) console.error(`error: ${wrong.length} run(s) read wrong data from the mirror: ${wrong.map((s) => `#${s.run}`).join(', ')}`);
+  if (crashed.length > 0) console.error(`error: the runner threw in ${crashed.length} run(s): ${crashed.map((s) => `#${s.run}`).join(', ')}`);
+  return failed || wrong.length > 0 || crashed.length > 0 ? 1 : 0;
+}
+
+const NO_RUNNER: Runner = {
+  openExperiment: () => Promise.reject(new Error('no runner')),
+  runOne: () => Promise.reject(new Error('no runner')),
+};
+
+const entry = process.argv[1];
+if (entry !== undefined && import.meta.url === pathToFileURL(resolve(entry)).href) {
+  process.exitCode = await main(process.argv.slice(2));
+}

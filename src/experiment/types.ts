@@ -7,6 +7,7 @@ import type { WindowPolicy } from '../driver/coalesce.js';
 import type { BatchRecord, Totals } from '../driver/records.js';
 import type { RetryProtocol } from '../driver/retry.js';
 import type { ReplayPolicy } from '../driver/servicer.js';
+import type { SchemeResult } from './mm-tour.js';
 
 export type WorkloadName = 'stream' | 'strided' | 'random' | 'stencil' | 'gather' | 'pingpong';
 export const WORKLOADS: readonly WorkloadName[] = ['stream', 'strided', 'random', 'stencil', 'gather', 'pingpong'];
@@ -50,6 +51,12 @@ export interface RunResult {
   verify: { checked: number; mismatches: number };
   /** Unique faults serviced per second of service time. */
   faultsPerSec: number;
+  /**
+   * Set by the experiment driver (main.ts) when this run's config equals an earlier run's
+   * except for the preset: the result is that run's (index into ExperimentReport.runs), not
+   * a second measurement.
+   */
+  reusedFrom?: number;
 }
 
 export interface ExperimentReport {
@@ -58,4 +65,8 @@ export interface ExperimentReport {
   node: string;
   presets: string[];
   runs: RunResult[];
+  /** The 'mm' preset (mm-tour.ts, CPU only): seq vs valid-flag under CPU invalidations. */
+  mm?: SchemeResult[];
+  /** The mm preset's parameters, when it ran. */
+  mmOptions?: { pages: number; rounds: number; seed: number };
 }

@@ -1,0 +1,355 @@
+/**
+ * The experiment's command line: option parsing (no dependency) and the presets, which
+ * expand into the list of RunConfigs the runner measures.
+ *
+ * Semantics: a preset sweeps some axes (coalescing on/off, the window, the batch size, the
+ * retry protocol × storm rate); every other axis takes the base value (BASE_CONFIG). An
+ * axis option (--workload, --size, --window, --batch, --replay, --protocol, --storm,
+ * --seed, --writes, --no-coalesce) fixes that axis for every run of the chosen presets — a
+ * comma list runs each value — and runs that become identical are merged. So
+ * `--preset protocols --protocol seq` is seq under the rising storm rates, and
+ * `--preset windows --workload random,gather` sweeps the windows on those two workloads.
+ */
+import type { WindowPolicy } from '../driver/coalesce.js';
+import { RETRY_PROTOCOLS, type RetryProtocol } from '../driver/retry.js';
+import { REPLAY_POLICIES, type ReplayPolicy } from '../driver/servicer.js';
+import { batchLabel, windowLabel } from './report.js';
+import { WORKLOADS, type RunConfig, type WorkloadName } from './types.js';
+
+export const PRESET_NAMES = ['quick', 'coalescing', 'windows', 'batches', 'protocols', 'mm', 'all'] as const;
+export type PresetName = (typeof PRESET_NAMES)[number];
+/** What `all` means (quick is a subset of these). */
+export const ALL_PRESETS: readonly PresetName[] = ['coalescing', 'windows', 'batches', 'protocols', 'mm'];
+/** The presets run when --preset is not given: the README's main-job command. */
+export const DEFAULT_PRESETS: readonly PresetName[] = ['quick', 'mm'];
+
+/** Every run starts from this; presets and options change some axes. */
+export const BASE_CONFIG: Readonly<Omit<RunConfig, 'preset'>> = {
+  workload: 'stream',
+  sizeMiB: 8,
+  writeFraction: 0.25,
+  window: 2097152,
+  batchSize: 256,
+  replay: 'batch-flush',
+  protocol: 'seq',
+  coalesce: true,
+  stormRate: 0,
+  seed: 1,
+};
+
+export const WINDOWS: readonly WindowPolicy[] = [4096, 65536, 2097152, 'amd'];
+export const PRESET_BATCH_SIZES: readonly number[] = [32, 64, 256, 1024];
+export const PRESET_STORM_RATES: readonly number[] = [0, 100, 1000, 5000];
+/** The quick set's storm rates (a subset of PRESET_STORM_RATES). */
+export const QUICK_STORM_RATES: readonly number[] = [0, 1000, 5000];
+/** Workloads of the windows and batches presets (and of quick's coalescing runs). */
+export const SWEEP_WORKLOADS: readonly WorkloadName[] = ['stream', 'random'];
+/** The one workload of the protocols preset. */
+export const PROTOCOL_WORKLOAD: WorkloadName = 'stream';
+
+/** The axes an option can fix. */
+export type AxisName = 'workload' | 'sizeMiB' | 'writeFraction' | 'window' | 'batchSize' | 'replay' | 'protocol' | 'coalesce' | 'stormRate' | 'seed';
+export type AxisOverrides = { [K in AxisName]?: RunConfig[K][] };
+
+export interface CliOptions {
+  /** As given (or DEFAULT_PRESETS); may contain 'all' and 'quick'. */
+  presets: PresetName[];
+  presetGiven: boolean;
+  overrides: AxisOverrides;
+  /** Output directory; null = out/experiment-<timestamp>/. */
+  out: string | null;
+  quiet: boolean;
+  help: boolean;
+  /** The mm preset (mm-tour.ts): pages in the buffer and device faults per scheme. */
+  mmPages: number;
+  mmRounds: number;
+  /** Also write the JSON report here (the old --json FILE). */
+  json: string | null;
+}
+
+export class CliError extends Error {
+  override name = 'CliError';
+}
+
+export const USAGE = `Usage: npm run experiment -- [options]
+
+Runs fault-servicing experiments on the GPU (and the CPU-side mm preset), prints a table
+and writes report.json, runs.csv, batches.csv, report.html and figure-*.svg.
+
+Presets:
+  --preset NAME[,NAME]   quick | coalescing | windows | batches | protocols | mm | all
+                         (default: quick,mm)
+      quick        coalescing on/off for stream and random, and the three retry
+                   protocols under 0, 1000, 5000 invalidations/s on stream
+      coalescing   coalescing on/off for each workload (${WORKLOADS.join(', ')})
+      windows      each window (4k, 64k, 2m, amd) for stream and random
+      batches      batch sizes ${PRESET_BATCH_SIZES.join(', ')} (replay ${BASE_CONFIG.replay}) for stream and random
+      protocols    seq, valid-flag, lock-fallback under ${PRESET_STORM_RATES.join(', ')} invalidations/s on ${PROTOCOL_WORKLOAD}
+      mm           the CPU-side demo: seq vs valid-flag under CPU invalidations (no GPU)
+      all          coalescing, windows, batches, protocols and mm
+
+Run settings (fix that setting in every run of the presets; a comma list runs each value):
+  --workload NAME        ${WORKLOADS.join(' | ')}   (base: ${BASE_CONFIG.workload})
+  --size MiB             size of the mirrored buffer   (base: ${BASE_CONFIG.sizeMiB})
+  --window W             4k | 64k | 2m | amd   (base: ${windowLabel(BASE_CONFIG.window)})
+  --batch N              faults fetched per batch   (base: ${BASE_CONFIG.batchSize})
+  --replay P             block | batch | batch-flush | once   (base: ${BASE_CONFIG.replay})
+  --protocol P           seq | valid-flag | lock-fallback   (base: ${BASE_CONFIG.protocol})
+  --no-coalesce          the per-fault baseline (no dedup, no window)
+  --storm RATE           CPU invalidations per second, 0 = none   (base: ${BASE_CONFIG.stormRate})
+  --writes F             fraction of accesses that write, 0..1   (base: ${BASE_CONFIG.writeFraction})
+  --seed N               PRNG seed, 0..4294967295   (base: ${BASE_CONFIG.seed}; also the mm preset's)
+
+mm preset:
+  --pages N              pages in the mirrored buffer   (default 256)
+  --rounds N             device faults per retry protocol   (default 2000)
+
+Output:
+  --out DIR              output directory (default out/experiment-<timestamp>/)
+  --json FILE            also write the JSON report to FILE
+  --quiet                no plan and no per-run progress; the table and paths still print
+  -h, --help             this text
+
+Examples:
+  npm run experiment
+  npm run experiment -- --preset protocols --workload random --storm 0,5000
+  npm run experiment -- --preset windows,batches --size 32 --out out/windows
+`;
+
+type Parser<T> = (raw: string, opt: string) => T;
+
+function bad(opt: string, raw: string, what: string): CliError {
+  return new CliError(`${opt}: '${raw}' is not ${what}`);
+}
+
+function oneOf<T extends string>(values: readonly T[], what: string): Parser<T> {
+  return (raw, opt) => {
+    const v = raw.trim().toLowerCase();
+    const hit = values.find((x) => x === v);
+    if (hit === undefined) throw bad(opt, raw, `${what} (one of ${values.join(', ')})`);
+    return hit;
+  };
+}
+
+const positiveInt: Parser<number> = (raw, opt) => {
+  const v = Number(raw);
+  if (raw.trim() === '' || !Number.isSafeInteger(v) || v <= 0) throw bad(opt, raw, 'a positive integer');
+  return v;
+};
+
+const seedParser: Parser<number> = (raw, opt) => {
+  const v = Number(raw);
+  if (raw.trim() === '' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) throw bad(opt, raw, 'a seed (an integer 0..4294967295)');
+  return v;
+};
+
+const sizeParser: Parser<number> = (raw, opt) => {
+  const v = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(v) || v <= 0) throw bad(opt, raw, 'a size in MiB (a positive number)');
+  if (!Number.isInteger(v * 256)) throw bad(opt, raw, 'a whole number of 4 KiB pages (MiB in steps of 1/256)');
+  return v;
+};
+
+const rateParser: Parser<number> = (raw, opt) => {
+  const v = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(v) || v < 0) throw bad(opt, raw, 'a rate (invalidations per second, ≥ 0)');
+  return v;
+};
+
+const fractionParser: Parser<number> = (raw, opt) => {
+  const v = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(v) || v < 0 || v > 1) throw bad(opt, raw, 'a fraction between 0 and 1');
+  return v;
+};
+
+export const windowParser: Parser<WindowPolicy> = (raw, opt) => {
+  const v = raw.trim().toLowerCase();
+  const map: Record<string, WindowPolicy> = {
+    '4k': 4096, '4096': 4096, '64k': 65536, '65536': 65536, '2m': 2097152, '2097152': 2097152, amd: 'amd',
+  };
+  const w = map[v];
+  if (w === undefined) throw bad(opt, raw, 'a window (one of 4k, 64k, 2m, amd)');
+  return w;
+};
+
+function list<T>(p: Parser<T>): Parser<T[]> {
+  return (raw, opt) => {
+    const parts = raw.split(',');
+    if (parts.some((x) => x.trim() === '')) throw new CliError(`${opt}: empty value in '${raw}'`);
+    const out: T[] = [];
+    for (const x of parts) {
+      const v = p(x.trim(), opt);
+      if (!out.includes(v)) out.push(v);
+    }
+    return out;
+  };
+}
+
+const AXIS_OPTIONS: Record<string, { axis: AxisName; parse: Parser<unknown[]> }> = {
+  '--workload': { axis: 'workload', parse: list(oneOf(WORKLOADS, 'a workload')) },
+  '--size': { axis: 'sizeMiB', parse: list(sizeParser) },
+  '--writes': { axis: 'writeFraction', parse: list(fractionParser) },
+  '--window': { axis: 'window', parse: list(windowParser) },
+  '--batch': { axis: 'batchSize', parse: list(positiveInt) },
+  '--replay': { axis: 'replay', parse: list(oneOf(REPLAY_POLICIES, 'a replay policy')) },
+  '--protocol': { axis: 'protocol', parse: list(oneOf(RETRY_PROTOCOLS, 'a retry protocol')) },
+  '--storm': { axis: 'stormRate', parse: list(rateParser) },
+  '--seed': { axis: 'seed', parse: list(seedParser) },
+};
+
+const VALUE_OPTIONS = ['--preset', '--out', '--json', '--pages', '--rounds', ...Object.keys(AXIS_OPTIONS)];
+const FLAG_OPTIONS = ['--no-coalesce', '--quiet', '--help', '-h'];
+
+/** Parse argv (without node and the script). Throws CliError with a message for the user. */
+export function parseArgs(argv: readonly string[]): CliOptions {
+  const o: CliOptions = {
+    presets: [...DEFAULT_PRESETS], presetGiven: false, overrides: {}, out: null, quiet: false, help: false,
+    mmPages: 256, mmRounds: 2000, json: null,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith('-')) throw new CliError(`unexpected argument '${arg}' (options start with --; see --help)`);
+    const eq = arg.indexOf('=');
+    const name = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg;
+    let value: string | undefined = arg.startsWith('--') && eq > 0 ? arg.slice(eq + 1) : undefined;
+    if (FLAG_OPTIONS.includes(name)) {
+      if (value !== undefined) throw new CliError(`${name} takes no value`);
+      if (name === '--no-coalesce') o.overrides.coalesce = [false];
+      else if (name === '--quiet') o.quiet = true;
+      else o.help = true;
+      continue;
+    }
+    if (!VALUE_OPTIONS.includes(name)) {
+      const near = [...VALUE_OPTIONS, ...FLAG_OPTIONS].find((x) => x.startsWith(name) || name.startsWith(x));
+      throw new CliError(`unknown option '${name}'${near ? ` (did you mean ${near}?)` : ''}; see --help`);
+    }
+    if (value === undefined) {
+      const next = argv[i + 1];
+      if (next === undefined || (next.startsWith('--') && next.length > 2)) throw new CliError(`${name} needs a value`);
+      value = next;
+      i++;
+    }
+    if (value.trim() === '') throw new CliError(`${name} needs a value`);
+    switch (name) {
+      case '--preset':
+        o.presets = list(oneOf(PRESET_NAMES, 'a preset'))(value, name);
+        o.presetGiven = true;
+        break;
+      case '--out':
+        o.out = value;
+        break;
+      case '--json':
+        o.json = value;
+        break;
+      case '--pages':
+        o.mmPages = positiveInt(value, name);
+        break;
+      case '--rounds':
+        o.mmRounds = positiveInt(value, name);
+        break;
+      default: {
+        const a = AXIS_OPTIONS[name];
+        (o.overrides as Record<AxisName, unknown[]>)[a.axis] = a.parse(value, name);
+      }
+    }
+  }
+  return o;
+}
+
+/** The named presets with 'all' expanded, in order, without repeats. */
+export function resolvePresets(presets: readonly PresetName[]): PresetName[] {
+  const out: PresetName[] = [];
+  for (const p of presets.flatMap((x) => (x === 'all' ? ALL_PRESETS : [x]))) if (!out.includes(p)) out.push(p);
+  return out;
+}
+
+/** Does the preset list include the CPU-side mm preset? */
+export function wantsMm(opts: Pick<CliOptions, 'presets'>): boolean {
+  return resolvePresets(opts.presets).includes('mm');
+}
+
+function cfg(preset: string, c: Partial<Omit<RunConfig, 'preset'>>): RunConfig {
+  return { preset, ...BASE_CONFIG, ...c };
+}
+
+/** The runs of one preset before options apply. */
+export function presetRuns(p: PresetName): RunConfig[] {
+  switch (p) {
+    case 'coalescing':
+      return WORKLOADS.flatMap((workload) => [true, false].map((coalesce) => cfg(p, { workload, coalesce })));
+    case 'windows':
+      return SWEEP_WORKLOADS.flatMap((workload) => WINDOWS.map((window) => cfg(p, { workload, window })));
+    case 'batches':
+      return SWEEP_WORKLOADS.flatMap((workload) => PRESET_BATCH_SIZES.map((batchSize) => cfg(p, { workload, batchSize })));
+    case 'protocols':
+      return RETRY_PROTOCOLS.flatMap((protocol) => PRESET_STORM_RATES.map((stormRate) => cfg(p, { workload: PROTOCOL_WORKLOAD, protocol, stormRate })));
+    case 'quick':
+      // A subset of coalescing and protocols, labelled with those presets so the plots use them.
+      return [
+        ...SWEEP_WORKLOADS.flatMap((workload) => [true, false].map((coalesce) => cfg('coalescing', { workload, coalesce }))),
+        ...RETRY_PROTOCOLS.flatMap((protocol) => QUICK_STORM_RATES.map((stormRate) => cfg('protocols', { workload: PROTOCOL_WORKLOAD, protocol, stormRate }))),
+      ];
+    case 'mm':
+    case 'all':
+      return [];
+    default:
+      throw new CliError(`unknown preset '${String(p)}'`);
+  }
+}
+
+const AXIS_ORDER: readonly AxisName[] = ['workload', 'sizeMiB', 'writeFraction', 'window', 'batchSize', 'replay', 'protocol', 'coalesce', 'stormRate', 'seed'];
+
+/** Identity of a run: every field, preset included. */
+export function configKey(c: RunConfig, withPreset = true): string {
+  return JSON.stringify([withPreset ? c.preset : '', ...AXIS_ORDER.map((a) => c[a])]);
+}
+
+/**
+ * The GPU runs of the chosen presets (the mm preset adds none: see wantsMm), with the
+ * options' axis values applied (each listed value once), duplicates merged.
+ */
+export function expandPresets(opts: Pick<CliOptions, 'presets' | 'overrides'>): RunConfig[] {
+  let runs = resolvePresets(opts.presets).flatMap(presetRuns);
+  for (const axis of AXIS_ORDER) {
+    const values = opts.overrides[axis];
+    if (values === undefined || values.length === 0) continue;
+    runs = runs.flatMap((c) => values.map((v) => ({ ...c, [axis]: v }) as RunConfig));
+  }
+  const seen = new Set<string>();
+  return runs.filter((c) => {
+    const k = configKey(c);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+const DESCRIBE: Record<AxisName, (c: RunConfig) => string> = {
+  workload: (c) => c.workload,
+  sizeMiB: (c) => `size=${c.sizeMiB}MiB`,
+  writeFraction: (c) => `writes=${c.writeFraction}`,
+  window: (c) => `window=${windowLabel(c.window)}`,
+  batchSize: (c) => `batch=${batchLabel(c.batchSize)}`,
+  replay: (c) => `replay=${c.replay}`,
+  protocol: (c) => `protocol=${c.protocol}`,
+  coalesce: (c) => `coalesce=${c.coalesce ? 'on' : 'off'}`,
+  stormRate: (c) => `storm=${c.stormRate}/s`,
+  seed: (c) => `seed=${c.seed}`,
+};
+
+/** Axes whose value differs among the configs (the workload always counts). */
+export function varyingAxes(configs: readonly RunConfig[]): AxisName[] {
+  return AXIS_ORDER.filter((a) => a === 'workload' || new Set(configs.map((c) => String(c[a]))).size > 1);
+}
+
+/** "coalescing stream window=64k coalesce=off": the preset and the given axes (default: all). */
+export function describeConfig(c: RunConfig, axes: readonly AxisName[] = AXIS_ORDER): string {
+  return [c.preset, ...axes.map((a) => DESCRIBE[a](c))].join(' ');
+}
+
+/** The settings every config shares, e.g. "size=8MiB writes=0.25 replay=batch-flush". */
+export function describeCommon(configs: readonly RunConfig[]): string {
+  if (configs.length === 0) return '';
+  const varying = varyingAxes(configs);
+  return AXIS_ORDER.filter((a) => !varying.includes(a)).map((a) => DESCRIBE[a](configs[0])).join(' ');
+}
