@@ -187,11 +187,18 @@ async function walkPmd(s: WalkState, vma: Vma, addr: number, end: number): Promi
     }
     if ((pf & PTE_PRESENT) === 0) {
       // A swap entry. The caller's own device-private pages are reported, not faulted.
+      // Linux reports them even when a write was asked of a read-only one (after fork);
+      // a device then re-faults forever, so here such a write faults (migrate_to_ram, COW).
       if (isDevicePrivate(pf) && s.devPrivateOwner !== null && s.devPrivateOwner !== undefined
         && s.mm.core.pagemaps.of(t.pfn[j])?.owner === s.devPrivateOwner) {
-        pfns[i] = t.pfn[j];
-        flags[i] = HMM_PFN_VALID | (swpWritable(pf) ? HMM_PFN_WRITE : 0);
-        continue;
+        const cpu = HMM_PFN_VALID | (swpWritable(pf) ? HMM_PFN_WRITE : 0);
+        const required = canFault ? pteNeedFault(s, flags[i], cpu) : 0;
+        if (required === 0) {
+          pfns[i] = t.pfn[j];
+          flags[i] = cpu;
+          continue;
+        }
+        return vmaFault(s, vma, a, a + PAGE_SIZE, required);
       }
       const required = canFault ? pteNeedFault(s, flags[i], 0) : 0;
       if (required === 0) {

@@ -32,10 +32,21 @@ export class RealScheduler implements Scheduler {
   }
 }
 
-const setImmediateish: (cb: () => void) => void =
-  typeof globalThis.setImmediate === 'function'
-    ? (cb) => { globalThis.setImmediate(cb); }
-    : (cb) => { queueMicrotask(cb); };
+/**
+ * A macrotask, never a microtask: a yield must let timers, I/O and GPU completions (mapAsync
+ * callbacks) run, or a task spinning on yield would starve what it waits for. Node has
+ * setImmediate; a browser gets a MessageChannel post (setTimeout(0) is clamped to 4 ms).
+ */
+const setImmediateish: (cb: () => void) => void = (() => {
+  if (typeof globalThis.setImmediate === 'function') return (cb: () => void) => { globalThis.setImmediate(cb); };
+  if (typeof MessageChannel === 'function') {
+    const ch = new MessageChannel();
+    const queue: (() => void)[] = [];
+    ch.port1.onmessage = () => { queue.shift()?.(); };
+    return (cb: () => void) => { queue.push(cb); ch.port2.postMessage(0); };
+  }
+  return (cb: () => void) => { setTimeout(cb, 0); };
+})();
 
 let current: Scheduler = new RealScheduler();
 /** The scheduler in force; machines take one at creation and default to this. */
