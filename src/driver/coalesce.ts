@@ -6,8 +6,9 @@
  * argument (Ralph Campbell, 2019): the VMA found with find_vma bounds how far faults may
  * be coalesced.
  *
- * A group covers one window-aligned block of virtual addresses clipped to one VMA. The
- * whole clipped block is faulted (fault-around, as AMD's svm_range_restore_pages faults its
+ * A group covers one window-aligned block of virtual addresses clipped to one VMA (and to
+ * the command's range: a device faults only what it runs over). The whole clipped block is
+ * faulted (fault-around, as AMD's svm_range_restore_pages faults its
  * granularity), with write access if any fault in it wrote. The caller holds the mmap lock
  * (find_vma).
  */
@@ -59,6 +60,8 @@ export interface CoalesceOptions {
   /** For 'amd': when (scheduler ms) the block starting at this byte address was last validated. */
   lastValidated?: (blockStart: number) => number | undefined;
   now?: number;
+  /** Byte range groups never extend past (the command's range: a device only faults what it runs over). */
+  clip?: { start: number; end: number };
 }
 
 /** Deduplicate (most intrusive access wins) and sort: page → rank. */
@@ -108,7 +111,9 @@ export function coalesce(mm: MmStruct, records: readonly FaultRecord[], opts: Co
       if (rank > cur.rank) cur.rank = rank;
       continue;
     }
-    cur = { start: Math.max(block, vma.start), end: Math.min(block + W, vma.end), pages: [page], rank, vma };
+    const lo = Math.max(block, vma.start, opts.clip?.start ?? 0);
+    const hi = Math.min(block + W, vma.end, opts.clip?.end ?? Infinity);
+    cur = { start: lo, end: hi, pages: [page], rank, vma };
     res.groups.push(cur);
   }
   return res;

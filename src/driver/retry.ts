@@ -39,7 +39,7 @@ export interface MirrorTarget {
   readonly lock: Mutex;
   readonly devPrivateOwner: unknown;
   /** Program the mirror from hmm output; caller holds `lock`. Returns contiguous runs written. */
-  update(start: number, pfns: Uint32Array, flags: Uint8Array): number;
+  update(start: number, pfns: Uint32Array, flags: Uint8Array): Promise<number>;
   /** The mirror's v5.2 hmm_mirror (registered on first use). */
   v52(): Promise<Hmm>;
 }
@@ -106,7 +106,7 @@ async function seq(
         rec.retries++;
         continue;
       }
-      rec.mirrorWrites += t.update(start, range.hmmPfns.pfns, range.hmmPfns.flags);
+      rec.mirrorWrites += await t.update(start, range.hmmPfns.pfns, range.hmmPfns.flags);
       return;
     } finally {
       t.lock.unlock();
@@ -152,7 +152,7 @@ async function validFlag(
             rec.retries++;
             continue;
           }
-          rec.mirrorWrites += t.update(start, range.hmmPfns.pfns, range.hmmPfns.flags);
+          rec.mirrorWrites += await t.update(start, range.hmmPfns.pfns, range.hmmPfns.flags);
           return;
         } finally {
           t.lock.unlock();

@@ -100,7 +100,7 @@ export class FaultServicer {
       // Service batches until the policy says replay.
       do {
         const batch = buffer.splice(0, Math.min(buffer.length, this.opts.batchSize));
-        const leftover = await this.#serviceBatch(batch, rounds);
+        const leftover = await this.#serviceBatch(batch, rounds, cmd);
         if (leftover.length > 0) buffer = leftover.concat(buffer);
         if (this.opts.replay === 'batch-flush') buffer = [];
       } while (buffer.length > 0 && this.opts.replay === 'once');
@@ -109,7 +109,7 @@ export class FaultServicer {
   }
 
   /** One batch: coalesce, then service its groups under one mmap lock. Returns unserviced faults ('block'). */
-  async #serviceBatch(batch: FaultRecord[], round: number): Promise<FaultRecord[]> {
+  async #serviceBatch(batch: FaultRecord[], round: number, cmd: CommandRange): Promise<FaultRecord[]> {
     const t = this.target;
     const sched = t.mm.core.sched;
     const rec = emptyRecord(this.records.length, sched.now() - this.#t0, round);
@@ -131,6 +131,7 @@ export class FaultServicer {
         ? coalesce(t.mm, batch, {
           window: this.opts.window, isMapped: (p, rank) => t.isMapped(p, rank),
           lastValidated: (b) => t.validatedAt.get(b), now: sched.now(),
+          clip: { start: cmd.page * PAGE_SIZE, end: (cmd.page + cmd.npages) * PAGE_SIZE },
         })
         : perFault(t.mm, batch);
       rec.fetched = c.fetched;
