@@ -1,15 +1,22 @@
 // mirror-atomic.wgsl — the atomic kernel (appended to mirror-common.wgsl). Same bindings as
-// mirror-access.wgsl, with the memory pools viewed as atomics.
+// mirror-access.wgsl, with the memory pools viewed as atomics (one word each).
 
 @group(0) @binding(2) var<storage, read_write> aperture: array<atomic<u32>>;
 @group(0) @binding(3) var<storage, read_write> vram: array<atomic<u32>>;
 
-// io[i] = atomicAdd(va, 1): the old value.
-fn doAccess(access: u32, e: u32, i: u32, addr: u32) {
-  if ((e & PTE_DEVICE) != 0u) {
-    io[i] = atomicAdd(&vram[addr], 1u);
-  } else {
-    io[i] = atomicAdd(&aperture[addr], 1u);
+// io word = atomicAdd(va, 1): the old value, for each of the 32 words not done yet.
+fn doAccess(access: u32, e: u32, j: u32, addr: u32, prev: u32) {
+  let dev = (e & PTE_DEVICE) != 0u;
+  for (var b = 0u; b < 32u; b++) {
+    if ((prev & (1u << b)) != 0u) { continue; }
+    let k = b / 4u;
+    let c = b % 4u;
+    let a = (addr + k) * 4u + c;
+    if (dev) {
+      io[j + k][c] = atomicAdd(&vram[a], 1u);
+    } else {
+      io[j + k][c] = atomicAdd(&aperture[a], 1u);
+    }
   }
 }
 
@@ -18,5 +25,5 @@ fn doAccess(access: u32, e: u32, i: u32, addr: u32) {
 @compute @workgroup_size(WG)
 fn mirror_atomic_inc(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lidx: u32) {
-  mirrorInvocation(wg, nwg, lidx, PTE_VALID | PTE_WRITE | PTE_EXCLUSIVE, ACCESS_ATOMIC);
+  mirrorThread(wg, nwg, lidx, PTE_VALID | PTE_WRITE | PTE_EXCLUSIVE, ACCESS_ATOMIC);
 }

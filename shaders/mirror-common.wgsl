@@ -4,12 +4,20 @@
 //   * `tables` is the mirrored page table, walked like a GPU MMU walks its PDEs/PTEs;
 //   * `ring` is the replayable fault buffer a miss is reported through (UVM's
 //     GMMU fault buffer: PUT advanced by the GPU, drained by the driver);
-//   * `done` holds the per-command done bitmaps (replay: a faulted invocation simply runs
-//     again next round), `state` the counters and the per-(uTLB, page) pending bitmap that
+//   * `done` holds the per-command done bitmaps (replay: a faulted word simply runs again
+//     next round), `state` the counters and the per-(uTLB, page) pending bitmap that
 //     filters duplicate fault records;
 //   * `dirty` is a per-slot bitmap the driver writes back from (the PTE dirty bit, per slot).
-// Bindings 2 (aperture) and 3 (vram) are declared by each kernel file: plain array<u32>
+// Bindings 2 (aperture) and 3 (vram) are declared by each kernel file: array<vec4<u32>>
 // for read/write, array<atomic<u32>> for atomics. All files share one bind group layout.
+//
+// Work layout: a command is `npages * 1024` words — the "invocations" of the host-side
+// model: each has a done bit and is replayed until done. A thread serves one done word:
+// 32 consecutive words (8 vec4s), all in one page; 32 threads serve a page and a 256-thread
+// workgroup serves 8 consecutive pages of the range. So the page walk is done once per 32
+// words, not once per word, and within a page (a warp on a GPU) every thread walks the same
+// entries; the walk sits before any branch, and costs no more than that on CPU rasterisers
+// (llvmpipe, SwiftShader) where every storage load is a per-lane gather.
 
 // Entry format (must match src/device/page-table.ts).
 const PTE_VALID: u32 = 0x1u;      // entry present
@@ -21,6 +29,7 @@ const PTE_INDEX_SHIFT: u32 = 8u;  // bits 8..31: child table index, or page slot
 
 const PT_ENTRIES: u32 = 512u;
 const WORDS_PER_PAGE: u32 = 1024u; // 4 KiB / 4
+const VECS_PER_PAGE: u32 = 256u;   // vec4s per page
 
 const ACCESS_READ: u32 = 1u;
 const ACCESS_WRITE: u32 = 2u;
@@ -29,10 +38,11 @@ const ACCESS_ATOMIC: u32 = 3u;
 // (UVM's write/atomic fault types, as opposed to an invalid PDE/PTE).
 const ACCESS_PROTECTION: u32 = 0x100u;
 
-// state[] layout (words): 0 done count (persistent across rounds), 1 invocations left not
-// done by this round (reset each round), 2..3 reserved, then the pending bitmap at pendOff
-// (cleared every round). The done bitmaps are in done[] (see mirrorInvocation).
-const STATE_DONE: u32 = 0u;
+// state[] layout (words): 0 reserved, 1 words left not done by this round (reset each
+// round), 2..3 reserved, then the pending bitmap at pendOff (cleared every round). The done
+// bitmaps are in done[] (see mirrorThread). There is no done counter: every word not done
+// before a round is either done by it or counted missed, so the host knows the done count
+// is nwords - missed, and a round that faults nowhere touches no global atomic at all.
 const STATE_MISSED: u32 = 1u;
 
 struct Params {
@@ -67,37 +77,44 @@ struct FaultRing {
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> tables: array<u32>;
-@group(0) @binding(4) var<storage, read_write> io: array<u32>;
+// The command's data, a vec4 per thread (word w is io[w / 4][w % 4]).
+@group(0) @binding(4) var<storage, read_write> io: array<vec4<u32>>;
 @group(0) @binding(5) var<storage, read_write> state: array<atomic<u32>>;
 @group(0) @binding(6) var<storage, read_write> ring: FaultRing;
 @group(0) @binding(7) var<storage, read_write> dirty: array<atomic<u32>>;
 // Two done bitmaps of doneWords words each. Plain loads/stores: within a round a word is
-// written by one invocation and only in the bitmap nobody reads this round.
+// written by one thread and only in the bitmap nobody reads this round.
 @group(0) @binding(8) var<storage, read_write> done: array<u32>;
 
-// Invocations per workgroup: a workgroup's accesses go through one uTLB (sourceOf).
 const WG: u32 = 256u;
+const THREADS_PER_PAGE: u32 = 32u; // one per done word
+const VECS_PER_THREAD: u32 = 8u;   // 32 words
+// Words per uTLB block: words [256k, 256k + 256) of a command report through uTLB
+// k % nsources (MirrorEngine's faultSourceOf): a page spans 4 blocks.
+const TLB_BLOCK_WORDS: u32 = 256u;
 
 // The page walk. Level indices: bits [27..35] (root), [18..26], [9..17], [0..8] of the page
 // number; table t's entries sit at tables[t * 512 ..]; table 0 is the root (the PDB).
 // Returns the leaf entry, with a huge leaf's slot already advanced to the 4 KiB subpage,
-// or 0 when any level is invalid.
+// or 0 when any level is invalid. Branch-free: an invalid level walks on through the root
+// (a harmless in-bounds read) and the validity is carried along, so when the page number
+// is uniform the four loads stay uniform (no divergent control flow around them).
 fn translate(pageLo: u32, pageHi: u32) -> u32 {
   let i3 = ((pageLo >> 27u) | (pageHi << 5u)) & 511u;
   let i2 = (pageLo >> 18u) & 511u;
   let i1 = (pageLo >> 9u) & 511u;
   let i0 = pageLo & 511u;
-  var e = tables[i3];
-  if ((e & PTE_VALID) == 0u) { return 0u; }
-  e = tables[(e >> PTE_INDEX_SHIFT) * PT_ENTRIES + i2];
-  if ((e & PTE_VALID) == 0u) { return 0u; }
-  e = tables[(e >> PTE_INDEX_SHIFT) * PT_ENTRIES + i1];
-  if ((e & PTE_VALID) == 0u) { return 0u; }
-  if ((e & PTE_HUGE) != 0u) {
-    // 2 MiB leaf at the PDE level: slots are contiguous, so the subpage is base + i0.
-    return (((e >> PTE_INDEX_SHIFT) + i0) << PTE_INDEX_SHIFT) | (e & 0xffu);
-  }
-  return tables[(e >> PTE_INDEX_SHIFT) * PT_ENTRIES + i0];
+  let e3 = tables[i3];
+  let v3 = (e3 & PTE_VALID) != 0u;
+  let e2 = tables[select(0u, e3 >> PTE_INDEX_SHIFT, v3) * PT_ENTRIES + i2];
+  let v2 = v3 & ((e2 & PTE_VALID) != 0u);
+  let e1 = tables[select(0u, e2 >> PTE_INDEX_SHIFT, v2) * PT_ENTRIES + i1];
+  let v1 = v2 & ((e1 & PTE_VALID) != 0u);
+  let huge = (e1 & PTE_HUGE) != 0u;
+  let e0 = tables[select(0u, e1 >> PTE_INDEX_SHIFT, v1 & !huge) * PT_ENTRIES + i0];
+  // 2 MiB leaf at the PDE level: slots are contiguous, so the subpage is base + i0.
+  let hugeLeaf = (((e1 >> PTE_INDEX_SHIFT) + i0) << PTE_INDEX_SHIFT) | (e1 & 0xffu);
+  return select(0u, select(e0, hugeLeaf, huge), v1);
 }
 
 // Linear workgroup index over a 1-D or 2-D dispatch (2-D past 65535 workgroups).
@@ -105,9 +122,9 @@ fn linearWorkgroup(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return wg.x + wg.y * nwg.x;
 }
 
-// The uTLB a workgroup's accesses go through.
-fn sourceOf(wgLinear: u32) -> u32 {
-  return wgLinear % params.nsources;
+// The uTLB word `i` of the command goes through.
+fn sourceOf(i: u32) -> u32 {
+  return (i / TLB_BLOCK_WORDS) % params.nsources;
 }
 
 // Marks the slot's page dirty (the GPU wrote it): the host writes back exactly these.
@@ -120,8 +137,8 @@ fn markDirty(entry: u32) {
   }
 }
 
-// A miss. The invocations stay not-done (they are replayed next round); the first miss of
-// this source on this page appends a record to the fault buffer — the uTLB's filtering of
+// A miss. The words stay not-done (they are replayed next round); the first miss of this
+// source on this page appends a record to the fault buffer — the uTLB's filtering of
 // outstanding faults. Other sources may append duplicates: the host coalesces them.
 fn recordFault(rangePage: u32, pageLo: u32, pageHi: u32, access: u32, source: u32) {
   let b = source * params.npages + rangePage;
@@ -131,7 +148,7 @@ fn recordFault(rangePage: u32, pageLo: u32, pageHi: u32, access: u32, source: u3
   if ((atomicOr(&state[w], bit) & bit) != 0u) { return; }
   let slot = atomicAdd(&ring.put, 1u);
   if (slot >= arrayLength(&ring.records)) {
-    // Buffer full: drop the record, flag overflow. Nothing is lost: the invocations are not
+    // Buffer full: drop the record, flag overflow. Nothing is lost: the words are not
     // done, so the replay faults again.
     atomicStore(&ring.overflow, 1u);
     return;
@@ -139,49 +156,43 @@ fn recordFault(rangePage: u32, pageLo: u32, pageHi: u32, access: u32, source: u3
   ring.records[slot] = FaultRecord(pageLo, pageHi, access, source);
 }
 
-// One invocation of a kernel. `need`: entry bits the access requires; `access`: ACCESS_* for
-// the fault record and for doAccess (defined by each kernel file).
+// One thread of a kernel: done word w = the thread's global index, words 32w .. 32w + 31
+// of the command, vec4s 8w .. 8w + 7 of io, in range page w / 32. `need`: entry bits the
+// access requires; `access`: ACCESS_* for the fault record and for doAccess (defined by each
+// kernel file: doAccess(access, e, j, addr, prev) does the access for io vec4s j .. j + 7 at
+// pool vec4s addr .. addr + 7, leaving alone the words whose bit is set in `prev` — done
+// in an earlier round).
 //
 // Done bits are double-buffered: this round reads `prev` and writes `next` (the host flips
 // params.parity between rounds), so a bit set this round is never seen this round. The 32
-// invocations of one done word lie in one page and see the same entry (the tables do not
-// change during a dispatch), so they share one outcome, and the word's first invocation —
-// the leader — does the bookkeeping for all 32: next word, done/missed counts, dirty bit,
-// fault record. No barriers, and one atomic RMW per 32 words instead of per word.
-fn mirrorInvocation(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32) {
-  let wgl = linearWorkgroup(wg, nwg);
-  let i = wgl * WG + lidx;
-  if (i >= params.nwords) { return; }
-  let w = i / 32u;
-  let odd = params.parity != 0u;
-  let prevW = select(0u, params.doneWords, odd) + w;
-  let nextW = select(params.doneWords, 0u, odd) + w;
-  let prev = done[prevW];
-  let leader = (i % 32u) == 0u;
-  if (prev == 0xffffffffu) {
-    if (leader) { done[nextW] = prev; }
-    return;
-  }
-  let rangePage = i / WORDS_PER_PAGE;
+// words of a done word see the same entry (the tables do not change during a dispatch), so
+// they share one outcome, and their thread does the bookkeeping for all 32: next word,
+// missed count, dirty bit, fault record. No barriers, and no atomics unless it missed.
+fn mirrorThread(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32) {
+  let w = linearWorkgroup(wg, nwg) * WG + lidx;
+  let rangePage = w / THREADS_PER_PAGE;
   let pageLo = params.vaLo + rangePage;
   let pageHi = params.vaHi + select(0u, 1u, pageLo < params.vaLo);
   let e = translate(pageLo, pageHi);
   let ok = (e & need) == need;
-  // (A word is all-done or all-pending by the shared-outcome argument; the per-bit test
-  // keeps a partially done word — e.g. one left by a future scatter/gather kernel — right.)
-  if (ok && (prev & (1u << (i % 32u))) == 0u) {
-    doAccess(access, e, i, (e >> PTE_INDEX_SHIFT) * WORDS_PER_PAGE + i % WORDS_PER_PAGE);
+  if (rangePage >= params.npages) { return; } // the last workgroup may run past the range
+  let odd = params.parity != 0u;
+  let prevW = select(0u, params.doneWords, odd) + w;
+  let nextW = select(params.doneWords, 0u, odd) + w;
+  let prev = done[prevW];
+  if (prev == 0xffffffffu) {
+    done[nextW] = prev;
+    return;
   }
-  if (!leader) { return; }
-  let pending = countOneBits(~prev);
   if (ok) {
+    let addr = (e >> PTE_INDEX_SHIFT) * VECS_PER_PAGE + (w % THREADS_PER_PAGE) * VECS_PER_THREAD;
+    doAccess(access, e, w * VECS_PER_THREAD, addr, prev);
     done[nextW] = 0xffffffffu;
-    atomicAdd(&state[STATE_DONE], pending);
     if (access != ACCESS_READ) { markDirty(e); }
   } else {
     done[nextW] = prev;
-    atomicAdd(&state[STATE_MISSED], pending);
+    atomicAdd(&state[STATE_MISSED], countOneBits(~prev));
     let prot = select(0u, ACCESS_PROTECTION, (e & PTE_VALID) != 0u);
-    recordFault(rangePage, pageLo, pageHi, access | prot, sourceOf(wgl));
+    recordFault(rangePage, pageLo, pageHi, access | prot, sourceOf(w * 32u));
   }
 }

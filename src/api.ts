@@ -8,7 +8,7 @@ import type { Process } from './mm/process.js';
 export interface MirrorResult {
   /** Pages the command completed. */
   cpages: number;
-  /** Replay rounds that ended in device faults: 1 for a fresh buffer. */
+  /** Replay rounds that ended in device faults: 1 for a fresh buffer (one per GPU command: a command bigger than the driver's chunk is split). */
   faults: number;
 }
 

@@ -9,11 +9,15 @@
  *   replay = the next round: every invocation that faulted runs again, so a fault is never
  *            lost, even when the fault buffer overflowed;
  *   fence  = queue.onSubmittedWorkDone: after it, no GPU work can still be using page-table
- *            entries changed before it (the TLB-invalidate + membar of a shootdown).
+ *            entries changed before it (the TLB-invalidate + membar of a shootdown);
+ *            syncWalkers() fences only when a round or probe may still be running.
  *
- * One u32 word per invocation, 256 invocations per workgroup; a workgroup's accesses go
- * through uTLB `workgroup % faultSources`, which reports each (uTLB, page) miss once per
- * round. The host-side coalescing of duplicates across uTLBs is the driver's job.
+ * An "invocation" is one u32 word of the command: each has a done bit and is replayed until
+ * done. On the GPU a thread serves the 32 words of one done word (8 vec4s, one page walk for
+ * all of them), 32 threads a page, a 256-thread workgroup 8 pages (see mirror-common.wgsl).
+ * Words [256k, 256k + 256) go through uTLB `k % faultSources`, which reports each
+ * (uTLB, page) miss once per round; the host-side coalescing of duplicates across uTLBs is
+ * the driver's job.
  *
  * A lost device fails every call with HmmError('ENODEV'); host state (the page-table
  * shadow, pool allocations, a command's done count) is only updated after the GPU answered.
@@ -28,7 +32,12 @@ import { asDeviceError, ensureAlive } from './health.js';
 import { PAGE_BYTES, PagePool, type PageData } from './page-pool.js';
 import { GpuPageTable, PT_MAX_PAGE, type UnmappedLeaf } from './page-table.js';
 
+/** Threads per workgroup (WG in mirror-common.wgsl). */
 export const MIRROR_WORKGROUP_SIZE = 256;
+/** Range pages one workgroup serves: 32 threads of 32 words per page. */
+export const MIRROR_PAGES_PER_WORKGROUP = 8;
+/** Words per uTLB block (TLB_BLOCK_WORDS in mirror-common.wgsl). */
+export const MIRROR_TLB_BLOCK_WORDS = 256;
 export const WORDS_PER_PAGE = PAGE_BYTES / 4;
 /** Storage buffers the kernels bind (tables, aperture, vram, io, state, faults, dirty, done). */
 export const MIRROR_STORAGE_BUFFERS = 8;
@@ -45,6 +54,14 @@ export interface CommandDesc {
    * initial contents (optional, zero otherwise; tests poison it).
    */
   data?: Uint32Array;
+  /**
+   * The command's buffers may be recycled ones (an earlier scratch command's, of the same
+   * page count; done bits and state cleared) and its io buffer then holds old words instead
+   * of zeros: for a command whose output is only read once it has finished, i.e. once every
+   * word was written. Saves allocating and zero-filling an io buffer of up to 128 MiB, and
+   * four buffer creations and destructions, per command. Given `data`, that is written in.
+   */
+  scratch?: boolean;
 }
 
 export interface RoundResult {
@@ -100,14 +117,40 @@ export interface MirrorEngineStats {
   faultRecords: number;
   overflows: number;
   dispatches: number;
+  /** syncWalkers() calls, and those that returned at once (no kernel in flight). */
+  walkerSyncs: number;
+  walkerSyncsSkipped: number;
 }
 
 /** The uTLB id the kernels give invocation `word` of a command (for tests and tracing). */
 export function faultSourceOf(word: number, faultSources: number): number {
-  return Math.floor(word / MIRROR_WORKGROUP_SIZE) % faultSources;
+  return Math.floor(word / MIRROR_TLB_BLOCK_WORDS) % faultSources;
 }
 
 const PARAMS_BYTES = 48; // struct Params: 12 × u32
+/** Spare buffer sets an engine keeps (a chunked command's full chunks and its last one). */
+const MAX_SPARE_SETS = 2;
+
+/** The GPU buffers of one command (recycled between scratch commands). */
+interface CommandBuffers {
+  npages: number;
+  params: GPUBuffer;
+  io: GPUBuffer;
+  state: GPUBuffer;
+  doneBits: GPUBuffer;
+  bindGroup: GPUBindGroup | null;
+  bindGen: number;
+}
+
+function destroySet(b: CommandBuffers): void {
+  b.params.destroy();
+  b.io.destroy();
+  b.state.destroy();
+  b.doneBits.destroy();
+}
+
+/** Readbacks from this size up reuse a staging buffer (see readGpuUnlocked). */
+const SPARE_STAGING_MIN_BYTES = 1 << 20;
 const PARITY_OFFSET = 36; // Params.parity
 const STATE_HEADER_WORDS = 4;
 
@@ -119,14 +162,16 @@ export class MirrorCommand {
   /** Invocations: npages * 1024. */
   readonly words: number;
   /** @internal */ readonly engine: MirrorEngine;
-  /** @internal */ readonly params: GPUBuffer;
-  /** @internal */ readonly io: GPUBuffer;
-  /** @internal */ readonly state: GPUBuffer;
-  /** @internal: two done bitmaps (see mirrorInvocation in mirror-common.wgsl). */
-  readonly doneBits: GPUBuffer;
+  /** @internal */ readonly params!: GPUBuffer;
+  /** @internal */ readonly io!: GPUBuffer;
+  /** @internal */ readonly state!: GPUBuffer;
+  /** @internal: two done bitmaps (see mirrorThread in mirror-common.wgsl). */
+  readonly doneBits!: GPUBuffer;
   /** @internal */ readonly pendWords: number;
+  /** @internal: the buffers go back to the engine's spares on destroy. */
+  readonly scratch: boolean;
   /** @internal */ readonly doneWords: number;
-  /** @internal: which of the two done bitmaps is current (see mirrorInvocation). */
+  /** @internal: which of the two done bitmaps is current (see mirrorThread). */
   parity = 0;
   /** @internal */ bindGroup: GPUBindGroup | null = null;
   /** @internal */ bindGen = -1;
@@ -146,27 +191,42 @@ export class MirrorCommand {
     const stateWords = STATE_HEADER_WORDS + this.pendWords;
 
     const label = `${engine.label} ${desc.op} [0x${desc.page.toString(16)}, +${desc.npages})`;
-    this.params = device.createBuffer({ label: `${label} params`, size: PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-    this.io = device.createBuffer({
-      label: `${label} io`,
-      size: this.words * 4,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-      mappedAtCreation: desc.data !== undefined,
-    });
-    if (desc.data) {
-      new Uint32Array(this.io.getMappedRange()).set(desc.data);
-      this.io.unmap();
+    this.scratch = desc.scratch === true;
+    const spare = this.scratch ? engine.takeSpare(desc.npages) : null;
+    if (spare !== null) {
+      // A finished scratch command's buffers, same size: clear what must start clear.
+      ({ params: this.params, io: this.io, state: this.state, doneBits: this.doneBits } = spare);
+      this.bindGroup = spare.bindGroup;
+      this.bindGen = spare.bindGen;
+      const enc = device.createCommandEncoder({ label: `${label} recycle` });
+      enc.clearBuffer(this.state);
+      enc.clearBuffer(this.doneBits);
+      device.queue.submit([enc.finish()]);
+      if (desc.data) device.queue.writeBuffer(this.io, 0, desc.data as Uint32Array<ArrayBuffer>);
+    } else {
+      const name = this.scratch ? `${engine.label} scratch (${desc.npages} pages)` : label;
+      this.params = device.createBuffer({ label: `${name} params`, size: PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      this.io = device.createBuffer({
+        label: `${name} io`,
+        size: this.words * 4,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+        mappedAtCreation: desc.data !== undefined,
+      });
+      if (desc.data) {
+        new Uint32Array(this.io.getMappedRange()).set(desc.data);
+        this.io.unmap();
+      }
+      this.state = device.createBuffer({
+        label: `${name} state`,
+        size: stateWords * 4,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      });
+      this.doneBits = device.createBuffer({
+        label: `${name} done`,
+        size: 2 * this.doneWords * 4,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      });
     }
-    this.state = device.createBuffer({
-      label: `${label} state`,
-      size: stateWords * 4,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-    });
-    this.doneBits = device.createBuffer({
-      label: `${label} done`,
-      size: 2 * this.doneWords * 4,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-    });
     const p = new Uint32Array(PARAMS_BYTES / 4);
     p[0] = desc.page % 2 ** 32;
     p[1] = Math.floor(desc.page / 2 ** 32);
@@ -229,6 +289,12 @@ export class MirrorCommand {
   destroy(): void {
     if (this.dead) return;
     this.dead = true;
+    this.engine.forget(this);
+    const set: CommandBuffers = {
+      npages: this.npages, params: this.params, io: this.io, state: this.state, doneBits: this.doneBits,
+      bindGroup: this.bindGroup, bindGen: this.bindGen,
+    };
+    if (this.scratch && this.engine.putSpare(set)) return;
     this.params.destroy();
     this.io.destroy();
     this.state.destroy();
@@ -258,10 +324,16 @@ export class MirrorEngine {
   private readonly sharedVram: boolean;
   private readonly maxWgPerDim: number;
   private readonly commands = new Set<MirrorCommand>();
+  /** Buffers of finished scratch commands, one set per page count (MAX_SPARE_SETS, newest last). */
+  private readonly spares: CommandBuffers[] = [];
+  /** The last big readback's staging buffer, unmapped, for the next one of that size. */
+  private spareStaging: GPUBuffer | null = null;
   private tail: Promise<unknown> = Promise.resolve();
   private lostInfo: GPUDeviceLostInfo | null = null;
   private dead = false;
-  private readonly counters = { rounds: 0, faultRecords: 0, overflows: 0, dispatches: 0 };
+  private readonly counters = { rounds: 0, faultRecords: 0, overflows: 0, dispatches: 0, walkerSyncs: 0, walkerSyncsSkipped: 0 };
+  /** Submitted kernels that walk the page table (rounds, probes) not known to be finished. */
+  private walkers = 0;
 
   static async create(device: GPUDevice, opts: MirrorEngineOptions = {}): Promise<MirrorEngine> {
     ensureAlive(device, 'MirrorEngine.create');
@@ -341,6 +413,11 @@ export class MirrorEngine {
     return { ...this.counters };
   }
 
+  /** Bytes a round copies back and maps: the state header and the whole fault ring. */
+  get roundReadbackBytes(): number {
+    return this.staging.size;
+  }
+
   // -------------------------------------------------------------------------------------
   // Commands.
 
@@ -385,21 +462,27 @@ export class MirrorEngine {
         const pass = enc.beginComputePass({ label: `${this.label} ${cmd.op}` });
         pass.setPipeline(this.pipelines[cmd.op]);
         pass.setBindGroup(0, bind);
-        const [x, y] = this.grid(cmd.words);
+        const [x, y] = this.grid(Math.ceil(cmd.npages / MIRROR_PAGES_PER_WORKGROUP));
         pass.dispatchWorkgroups(x, y);
         pass.end();
         enc.copyBufferToBuffer(cmd.state, 0, this.staging, 0, STATE_HEADER_WORDS * 4);
         this.faults.encodeDrain(enc, this.staging, STATE_HEADER_WORDS * 4);
         this.device.queue.submit([enc.finish()]);
         this.counters.dispatches++;
-        await this.staging.mapAsync(GPUMapMode.READ);
+        this.walkers++;
+        try {
+          await this.staging.mapAsync(GPUMapMode.READ); // the whole submission has finished
+        } finally {
+          this.walkers--;
+        }
         try {
           const bytes = this.staging.getMappedRange();
           const head = new Uint32Array(bytes, 0, STATE_HEADER_WORDS);
-          const done = head[0];
+          // Every word not done before the round was either done by it or counted missed.
           const missed = head[1];
+          if (missed > cmd.words - cmd.done) throw err('EIO', `${this.label}: ${missed} words missed, ${cmd.words - cmd.done} were left`);
+          const done = cmd.words - missed;
           const batch = this.faults.parse(bytes, STATE_HEADER_WORDS * 4);
-          if (done > cmd.words) throw err('EIO', `${this.label}: done count ${done} > ${cmd.words}`);
           return {
             faults: batch.records, overflow: batch.overflow, completed: done - cmd.done, missed,
             done, total: cmd.words, finished: done === cmd.words,
@@ -465,14 +548,37 @@ export class MirrorEngine {
   }
 
   /**
-   * Invalidates [page, page + npages) on the device: zap, flush, fence. When it resolves
-   * no GPU work can reach the old pages: the caller may write them back and free the slots.
+   * The TLB-invalidate + membar half of a shootdown, after a flush: resolves once no kernel
+   * that walks the page table (a round, a probe) submitted before the call can still be
+   * running — a fence when one may be, and nothing at all when none is: kernels read the
+   * entries from the table buffer on every access (no translation outlives a dispatch),
+   * and every later dispatch is queued behind the flushed entries. Other GPU work (uploads,
+   * copies, write-back readbacks) never translates, so it need not be waited for.
+   */
+  syncWalkers(): Promise<void> {
+    try {
+      this.alive('syncWalkers');
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    this.counters.walkerSyncs++;
+    if (this.walkers === 0) {
+      this.counters.walkerSyncsSkipped++;
+      return Promise.resolve();
+    }
+    return this.fence(); // (not wrapped in another async frame: a shootdown is latency)
+  }
+
+  /**
+   * Invalidates [page, page + npages) on the device: zap, flush, syncWalkers. When it
+   * resolves no GPU work can reach the old pages: the caller may write them back and free
+   * the slots.
    */
   async shootdown(page: number, npages: number): Promise<UnmappedLeaf[]> {
     this.alive('shootdown');
     const leaves = this.pt.unmap(page, npages);
     this.pt.flush();
-    await this.fence();
+    await this.syncWalkers();
     return leaves;
   }
 
@@ -512,7 +618,7 @@ export class MirrorEngine {
         if (!Number.isSafeInteger(p) || p < 0 || p >= PT_MAX_PAGE) throw err('EINVAL', `probe: page ${p}`);
       }
       this.pt.flush();
-      const io = new Uint32Array(3 * n);
+      const io = new Uint32Array(Math.ceil((3 * n) / 4) * 4); // bound as vec4s
       pages.forEach((p, k) => { io[2 * k] = p % 2 ** 32; io[2 * k + 1] = Math.floor(p / 2 ** 32); });
       const d = this.device;
       const run = async (): Promise<Uint32Array> => {
@@ -528,11 +634,16 @@ export class MirrorEngine {
           const pass = enc.beginComputePass();
           pass.setPipeline(this.pipelines.probe);
           pass.setBindGroup(0, bind);
-          const [x, y] = this.grid(n);
+          const [x, y] = this.grid(Math.ceil(n / MIRROR_WORKGROUP_SIZE));
           pass.dispatchWorkgroups(x, y);
           pass.end();
           d.queue.submit([enc.finish()]);
-          return new Uint32Array(await this.readGpuUnlocked(ioBuf, 8 * n, 4 * n, 'probe'));
+          this.walkers++;
+          try {
+            return new Uint32Array(await this.readGpuUnlocked(ioBuf, 8 * n, 4 * n, 'probe'));
+          } finally {
+            this.walkers--;
+          }
         } finally {
           params.destroy(); ioBuf.destroy(); state.destroy(); done.destroy();
         }
@@ -545,8 +656,11 @@ export class MirrorEngine {
   destroy(): void {
     if (this.dead) return;
     this.dead = true;
-    for (const c of this.commands) c.destroy();
+    for (const c of [...this.commands]) c.destroy();
     this.commands.clear();
+    for (const b of this.spares.splice(0)) destroySet(b);
+    this.spareStaging?.destroy();
+    this.spareStaging = null;
     this.pt.destroy();
     this.aperture.destroy();
     if (!this.sharedVram) this.vram.destroy();
@@ -557,21 +671,60 @@ export class MirrorEngine {
 
   // -------------------------------------------------------------------------------------
 
+  /** @internal: a spare buffer set for `npages`, or null. */
+  takeSpare(npages: number): CommandBuffers | null {
+    const k = this.spares.findIndex((b) => b.npages === npages);
+    return k < 0 ? null : this.spares.splice(k, 1)[0];
+  }
+
+  /** @internal: keeps a finished scratch command's buffers; false when they should just go. */
+  putSpare(set: CommandBuffers): boolean {
+    if (this.dead || this.lostInfo) return false;
+    const same = this.spares.findIndex((b) => b.npages === set.npages);
+    if (same >= 0) destroySet(this.spares.splice(same, 1)[0]);
+    this.spares.push(set);
+    while (this.spares.length > MAX_SPARE_SETS) destroySet(this.spares.shift()!);
+    return true;
+  }
+
+  /** @internal: a destroyed command leaves the engine's list. */
+  forget(cmd: MirrorCommand): void {
+    this.commands.delete(cmd);
+  }
+
   /** @internal: reads a buffer region, in turn with rounds. */
   readGpu(buffer: GPUBuffer, offset: number, size: number, what: string): Promise<ArrayBuffer> {
     return this.serial(what, () => this.readGpuUnlocked(buffer, offset, size, what));
   }
 
   private async readGpuUnlocked(buffer: GPUBuffer, offset: number, size: number, what: string): Promise<ArrayBuffer> {
-    const staging = this.device.createBuffer({ label: `${this.label} ${what}`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    // Big readbacks (a command's output) reuse one staging buffer: creating a MAP_READ
+    // buffer of up to 128 MiB per command costs about as much as the copy.
+    const big = size >= SPARE_STAGING_MIN_BYTES;
+    let staging: GPUBuffer | null = null;
+    if (big && this.spareStaging !== null) {
+      if (this.spareStaging.size === size) staging = this.spareStaging;
+      else this.spareStaging.destroy();
+      this.spareStaging = null;
+    }
+    staging ??= this.device.createBuffer({ label: `${this.label} ${what}`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    let keep = false;
     try {
       const enc = this.device.createCommandEncoder({ label: `${this.label} ${what}` });
       enc.copyBufferToBuffer(buffer, offset, staging, 0, size);
       this.device.queue.submit([enc.finish()]);
       await staging.mapAsync(GPUMapMode.READ);
-      return staging.getMappedRange().slice(0);
+      const out = staging.getMappedRange().slice(0);
+      staging.unmap();
+      keep = big && !this.dead;
+      return out;
     } finally {
-      staging.destroy();
+      if (keep) {
+        this.spareStaging?.destroy();
+        this.spareStaging = staging;
+      } else {
+        staging.destroy();
+      }
     }
   }
 
@@ -603,8 +756,8 @@ export class MirrorEngine {
     return p;
   }
 
-  private grid(invocations: number): [number, number] {
-    const groups = Math.ceil(invocations / MIRROR_WORKGROUP_SIZE);
+  /** A 1-D grid of `groups` workgroups, 2-D past maxComputeWorkgroupsPerDimension. */
+  private grid(groups: number): [number, number] {
     const x = Math.min(groups, this.maxWgPerDim);
     return [x, Math.ceil(groups / x)];
   }

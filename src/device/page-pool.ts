@@ -15,6 +15,8 @@ import { asDeviceError, ensureAlive } from './health.js';
 
 export const PAGE_BYTES = 4096;
 export const HUGE_SLOTS = 512;
+/** Readbacks from this size up reuse a staging buffer (see readback). */
+const SPARE_STAGING_MIN_BYTES = 1 << 20;
 
 export interface PagePoolOptions {
   slots: number;
@@ -48,6 +50,9 @@ export class PagePool {
   private usedCount = 0;
   private lowHint = 0; // no free bit in used[0 .. lowHint)
   private readonly counters = { uploadWrites: 0, bytesUploaded: 0, readbacks: 0, copies: 0 };
+  /** The last big readback's staging buffer (unmapped), for the next one of that size. */
+  private spareStaging: GPUBuffer | null = null;
+  private destroyed = false;
 
   constructor(device: GPUDevice, opts: PagePoolOptions) {
     this.device = device;
@@ -154,13 +159,38 @@ export class PagePool {
     }
     ensureAlive(this.device, `${this.label}: upload`);
     for (const [start, len] of runs(pages.map((p) => p.slot))) {
-      if (len === 1) {
-        this.upload(pages[start].slot, pages[start].data);
-        continue;
+      // Pages that already lie back to back in one ArrayBuffer (consecutive frames of one
+      // RAM chunk, say) go up as one view, without a copy; the rest are gathered first.
+      for (let k = 0; k < len;) {
+        const first = pages[start + k].data;
+        let n = 1;
+        while (k + n < len) {
+          const d = pages[start + k + n].data;
+          if (d.buffer !== first.buffer || d.byteOffset !== first.byteOffset + n * PAGE_BYTES) break;
+          n++;
+        }
+        if (n > 1 || len === 1) {
+          this.upload(pages[start + k].slot, new Uint8Array(first.buffer, first.byteOffset, n * PAGE_BYTES));
+          k += n;
+          continue;
+        }
+        // Gather the following pages that are not back to back.
+        let m = 1;
+        while (k + m < len) {
+          const a = pages[start + k + m - 1].data;
+          const b = pages[start + k + m].data;
+          if (b.buffer === a.buffer && b.byteOffset === a.byteOffset + PAGE_BYTES) break;
+          m++;
+        }
+        if (m === 1) {
+          this.upload(pages[start + k].slot, first);
+        } else {
+          const buf = new Uint8Array(m * PAGE_BYTES);
+          for (let j = 0; j < m; j++) buf.set(pages[start + k + j].data, j * PAGE_BYTES);
+          this.upload(pages[start + k].slot, buf);
+        }
+        k += m;
       }
-      const buf = new Uint8Array(len * PAGE_BYTES);
-      for (let k = 0; k < len; k++) buf.set(pages[start + k].data, k * PAGE_BYTES);
-      this.upload(pages[start].slot, buf);
     }
   }
 
@@ -173,11 +203,23 @@ export class PagePool {
     for (const s of slotList) this.checkSlot(s, 1, 'readback');
     ensureAlive(this.device, `${this.label}: readback`);
     if (slotList.length === 0) return new Uint8Array(0);
-    const staging = this.device.createBuffer({
+    const size = slotList.length * PAGE_BYTES;
+    // Big readbacks (migrations, write-backs) reuse one staging buffer: creating a MAP_READ
+    // buffer of many MiB per call costs about as much as the copy. Taken synchronously, so
+    // two readbacks at once never share it.
+    const big = size >= SPARE_STAGING_MIN_BYTES;
+    let staging: GPUBuffer | null = null;
+    if (big && this.spareStaging !== null) {
+      if (this.spareStaging.size === size) staging = this.spareStaging;
+      else this.spareStaging.destroy();
+      this.spareStaging = null;
+    }
+    staging ??= this.device.createBuffer({
       label: `${this.label} readback`,
-      size: slotList.length * PAGE_BYTES,
+      size,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
+    let keep = false;
     try {
       const enc = this.device.createCommandEncoder({ label: `${this.label} readback` });
       for (const [start, len] of runs(slotList)) {
@@ -187,11 +229,19 @@ export class PagePool {
       this.device.queue.submit([enc.finish()]);
       await staging.mapAsync(GPUMapMode.READ);
       this.counters.readbacks++;
-      return new Uint8Array(staging.getMappedRange().slice(0));
+      const out = new Uint8Array(staging.getMappedRange().slice(0));
+      staging.unmap();
+      keep = big && !this.destroyed;
+      return out;
     } catch (e) {
       throw await asDeviceError(this.device, e, `${this.label}: readback`);
     } finally {
-      staging.destroy();
+      if (keep) {
+        this.spareStaging?.destroy();
+        this.spareStaging = staging;
+      } else {
+        staging.destroy();
+      }
     }
   }
 
@@ -231,7 +281,10 @@ export class PagePool {
   }
 
   destroy(): void {
+    this.destroyed = true;
     this.buffer.destroy();
+    this.spareStaging?.destroy();
+    this.spareStaging = null;
   }
 
   private checkSlot(slot: number, n: number, what: string): void {

@@ -266,9 +266,35 @@ export class GpuPageTable {
     if (!Number.isSafeInteger(npages) || npages < 0 || page + npages > PT_MAX_PAGE) {
       throw err('EINVAL', `unmap: bad range [0x${page.toString(16)}, +${npages})`);
     }
+    if (npages === 1) {
+      const one = this.unmapOne(page);
+      if (one !== null) return one;
+    }
     const out: UnmappedLeaf[] = [];
     if (npages > 0) this.zap(0, 3, 0, page, page + npages, out);
     return out;
+  }
+
+  /**
+   * unmap(page, 1) when it frees no table (the common shootdown of one page): a direct walk.
+   * null: take the general path (a huge leaf, or the leaf table would empty).
+   */
+  private unmapOne(page: number): UnmappedLeaf[] | null {
+    const [i3, i2, i1, i0] = levelIndices(page);
+    const e3 = this.table(0)[i3];
+    if (!(e3 & PTE_VALID)) return [];
+    const e2 = this.table(entryIndex(e3))[i2];
+    if (!(e2 & PTE_VALID)) return [];
+    const e1 = this.table(entryIndex(e2))[i1];
+    if (!(e1 & PTE_VALID)) return [];
+    if (e1 & PTE_HUGE) return null;
+    const t0 = entryIndex(e1);
+    const e0 = this.table(t0)[i0];
+    if (!(e0 & PTE_VALID)) return [];
+    if (this.live[t0] <= 1) return null;
+    this.leafCount--;
+    this.setEntry(t0, i0, 0);
+    return [{ page, npages: 1, slot: entryIndex(e0), flags: entryFlags(e0), huge: false }];
   }
 
   /** The shadow's translation of `page`, or null (what the GPU sees after the next flush). */
@@ -324,7 +350,10 @@ export class GpuPageTable {
     const needed = this.shadow.length;
     if (needed > this.capacity) this.grow(needed);
     if (this.dirty.size === 0) return 0;
-    const idx = Float64Array.from(this.dirty).sort();
+    const idx = new Float64Array(this.dirty.size);
+    let n = 0;
+    for (const g of this.dirty) idx[n++] = g;
+    if (n > 1) idx.sort();
     this.dirty.clear();
     let writes = 0;
     let start = 0;

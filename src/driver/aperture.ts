@@ -8,6 +8,11 @@
  *  - GPU → CPU: at the end of every command, and in every invalidation before the CPU side
  *    changes a PTE, copy back the slots the kernels marked dirty.
  * Each mapped (page → frame) mirror entry holds one reference on its slot.
+ *
+ * acquire() queues a new slot's upload; flushUploads() writes the queue, one writeBuffer per
+ * run of consecutive slots (a fault service maps thousands of pages: one call each would
+ * cost more than the bytes). The driver flushes before it lets go of its lock or awaits —
+ * before a page-table flush can expose the new entries — and syncToGpu() flushes too.
  */
 import type { MirrorEngine } from '../device/mirror-engine.js';
 import type { PhysMem } from '../mm/frames.js';
@@ -21,7 +26,10 @@ interface SlotInfo {
 }
 
 export interface ApertureStats {
+  /** Pages uploaded into a new slot. */
   uploads: number;
+  /** writeBuffer calls those took. */
+  uploadWrites: number;
   refreshes: number;
   writebacks: number;
 }
@@ -32,9 +40,11 @@ export class Aperture {
   readonly #byPfn = new Map<number, SlotInfo>();
   readonly #pfnOfSlot = new Map<number, number>();
   #epochSeen = -1;
+  /** Slots acquired since the last flushUploads(), in order, with their frames. */
+  #pending: { slot: number; pfn: number }[] = [];
   /** Set when a kernel that can write ran since the last write-back. */
   mayBeDirty = false;
-  readonly stats: ApertureStats = { uploads: 0, refreshes: 0, writebacks: 0 };
+  readonly stats: ApertureStats = { uploads: 0, uploadWrites: 0, refreshes: 0, writebacks: 0 };
 
   constructor(engine: MirrorEngine, ram: PhysMem) {
     this.#engine = engine;
@@ -49,12 +59,15 @@ export class Aperture {
     return this.#engine.aperture.freeSlots;
   }
 
-  /** The slot holding `pfn`, uploading it when new: one more reference. Throws ENOMEM when full. */
+  /**
+   * The slot holding `pfn`, its upload queued when new (see flushUploads): one more
+   * reference. Throws ENOMEM when full.
+   */
   acquire(pfn: number): number {
     let s = this.#byPfn.get(pfn);
     if (s === undefined) {
       const slot = this.#engine.aperture.alloc();
-      this.#engine.aperture.upload(slot, this.#ram.data(pfn));
+      this.#pending.push({ slot, pfn });
       this.stats.uploads++;
       s = { slot, gen: this.#ram.gen[pfn], refs: 0 };
       this.#byPfn.set(pfn, s);
@@ -62,6 +75,28 @@ export class Aperture {
     }
     s.refs++;
     return s.slot;
+  }
+
+  /**
+   * Writes the queued uploads of acquire(): each slot gets its frame's bytes as of now (and
+   * that generation), one writeBuffer per run of consecutive slots. Slots released since
+   * are skipped; a slot queued twice (released and acquired again) ends with the later frame.
+   */
+  flushUploads(): void {
+    const q = this.#pending;
+    if (q.length === 0) return;
+    this.#pending = [];
+    const pages: { slot: number; data: Uint8Array }[] = [];
+    for (let k = 0; k < q.length; k++) {
+      const { slot, pfn } = q[k];
+      if (this.#pfnOfSlot.get(slot) !== pfn) continue; // released (and maybe reused: queued again)
+      const s = this.#byPfn.get(pfn)!;
+      s.gen = this.#ram.gen[pfn];
+      pages.push({ slot, data: this.#ram.data(pfn) });
+    }
+    const before = this.#engine.aperture.stats.uploadWrites;
+    this.#engine.aperture.uploadPages(pages);
+    this.stats.uploadWrites += this.#engine.aperture.stats.uploadWrites - before;
   }
 
   pfnOf(slot: number): number | undefined {
@@ -81,6 +116,7 @@ export class Aperture {
 
   /** CPU → GPU: refresh every mapped copy whose frame the CPU side wrote since. */
   syncToGpu(): void {
+    this.flushUploads();
     if (this.#epochSeen === this.#ram.epoch) return;
     for (const [pfn, s] of this.#byPfn) {
       const gen = this.#ram.gen[pfn];
@@ -94,6 +130,7 @@ export class Aperture {
 
   /** GPU → CPU: copy back every slot the GPU wrote. */
   async writeback(): Promise<void> {
+    this.flushUploads();
     if (!this.mayBeDirty) return;
     this.mayBeDirty = false;
     const pages = await this.#engine.writebackDirty('aperture');

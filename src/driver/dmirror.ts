@@ -53,11 +53,13 @@ export const HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE = 0x30;
 export const RANGE_FAULT_TIMEOUT_MS = 1000;
 /** Largest group serviced by one hmm_range_fault (the 2 MiB block). */
 const MAX_GROUP_PAGES = 512;
+/** Most pages one GPU command covers (its io buffer: 128 MiB, llvmpipe's binding limit). */
+export const MAX_COMMAND_PAGES = 32768;
 
 export interface MirrorResult {
   /** Pages the command completed. */
   cpages: number;
-  /** Replay rounds that ended in device faults (1 for a fresh buffer). */
+  /** Replay rounds that ended in device faults, summed over the chunks (1 for a fresh buffer that fits one chunk). */
   faults: number;
 }
 
@@ -70,6 +72,10 @@ export interface DmirrorStats {
   rangeFaultRetries: number;
   invalidations: number;
   skippedOwnMigrations: number;
+  /** GPU commands a mirror command was split into (one per chunk). */
+  chunks: number;
+  /** Times a full aperture made the driver zap the entries outside the chunks in flight. */
+  evictions: number;
 }
 
 function isInt(n: unknown): n is number {
@@ -96,10 +102,13 @@ export class Dmirror {
   readonly lock: Mutex;
   readonly stats: DmirrorStats = {
     commands: 0, rounds: 0, faultRecords: 0, rangeFaults: 0, rangeFaultRetries: 0, invalidations: 0, skippedOwnMigrations: 0,
+    chunks: 0, evictions: 0,
   };
   #notifier: MmuIntervalNotifier | null = null;
   /** VRAM slot → mirror page, for the device pages this mirror maps. */
   readonly #devPage = new Map<number, number>();
+  /** Page ranges [start, end) of the chunks being run: eviction leaves them alone. */
+  readonly #pinned = new Set<{ start: number; end: number }>();
   #closed = false;
 
   private constructor(device: DmirrorDevice, proc: Process, engine: MirrorEngine) {
@@ -149,26 +158,34 @@ export class Dmirror {
       this.stats.skippedOwnMigrations++;
       return true;
     }
-    if (range.blockable) await this.lock.lock();
-    else if (!this.lock.tryLock()) return false;
+    if (!this.lock.tryLock()) { // (uncontended: no await, the shootdown starts at once)
+      if (!range.blockable) return false;
+      await this.lock.lock();
+    }
     try {
       sub.setSeq(seq);
       this.stats.invalidations++;
-      await this.#zap(range.start / PAGE_SIZE, (range.end - range.start) / PAGE_SIZE);
+      const first = range.start / PAGE_SIZE;
+      const last = Math.min(range.end / PAGE_SIZE, TASK_SIZE / PAGE_SIZE);
+      const leaves = this.engine.pt.unmap(first, last - first);
+      if (leaves.length > 0) await this.#shootdown(leaves);
     } finally {
       this.lock.unlock();
     }
     return true;
   }
 
-  /** Zap, flush, fence, write back, free: the shootdown. Caller holds `lock`. */
-  async #zap(page: number, npages: number): Promise<void> {
-    const last = Math.min(page + npages, TASK_SIZE / PAGE_SIZE);
-    const leaves = this.engine.pt.unmap(page, last - page);
+  /**
+   * The shootdown once `leaves` are off the shadow table (the zap): flush, fence, write
+   * back, free. The fence is syncWalkers(): it waits only when a round of ours may still be
+   * running (between commands, and between a command's rounds, nothing on the GPU holds a
+   * translation). Caller holds `lock`.
+   */
+  async #shootdown(leaves: readonly UnmappedLeaf[]): Promise<void> {
     if (leaves.length === 0) return;
     this.engine.flush();
-    await this.engine.fence();
-    await this.aperture.writeback();
+    await this.engine.syncWalkers();
+    if (this.aperture.mayBeDirty) await this.aperture.writeback(); // (no uploads are queued: #update flushes them)
     this.#release(leaves);
   }
 
@@ -179,13 +196,64 @@ export class Dmirror {
     }
   }
 
+  /**
+   * The aperture is full: zap every entry outside the page ranges in flight (the chunks
+   * being run, an exclusive grant) — zap, flush, fence, write back, release, as an
+   * invalidation does — so their slots can be reused. Those pages simply fault again when a
+   * later command touches them. Caller holds `lock`. Returns the slots it freed.
+   */
+  async #evict(): Promise<number> {
+    this.aperture.flushUploads(); // the table flush below exposes entries made before
+    const keep = [...this.#pinned].sort((a, b) => a.start - b.start);
+    const last = TASK_SIZE / PAGE_SIZE;
+    const leaves: UnmappedLeaf[] = [];
+    let from = 0;
+    for (const r of keep) {
+      if (r.start > from) leaves.push(...this.engine.pt.unmap(from, r.start - from));
+      from = Math.max(from, r.end);
+    }
+    if (from < last) leaves.push(...this.engine.pt.unmap(from, last - from));
+    this.stats.evictions++;
+    if (leaves.length === 0) return 0;
+    const before = this.aperture.freeSlots;
+    this.engine.flush();
+    await this.engine.syncWalkers();
+    await this.aperture.writeback();
+    this.#release(leaves);
+    return this.aperture.freeSlots - before;
+  }
+
+  /**
+   * An aperture slot holding `pfn` after evicting (the aperture was full). Caller holds
+   * `lock`. Only this path awaits: #update stays synchronous while slots are free.
+   */
+  async #acquireEvicting(pfn: number): Promise<number> {
+    if (await this.#evict() === 0) {
+      throw err('ENOMEM', `aperture full: all ${this.engine.aperture.slots} slots hold pages of commands in flight`);
+    }
+    return this.aperture.acquire(pfn);
+  }
+
+  /** Runs fn with [startPage, startPage + npages) safe from eviction. */
+  async #withPinned<T>(startPage: number, npages: number, fn: () => Promise<T>): Promise<T> {
+    const pin = { start: startPage, end: startPage + npages };
+    this.#pinned.add(pin);
+    try {
+      return await fn();
+    } finally {
+      this.#pinned.delete(pin);
+    }
+  }
+
   /** Our entries for these VRAM slots go (a device page is leaving for system memory). */
   async dropDevicePages(slots: ReadonlySet<number>): Promise<void> {
     await this.lock.with(async () => {
+      const leaves: UnmappedLeaf[] = [];
       for (const slot of slots) {
         const page = this.#devPage.get(slot);
-        if (page !== undefined) await this.#zap(page, 1);
+        if (page !== undefined) leaves.push(...this.engine.pt.unmap(page, 1));
       }
+      await this.#shootdown(leaves); // one flush and fence for all of them
     });
   }
 
@@ -195,9 +263,18 @@ export class Dmirror {
   /**
    * Install what hmm_range_fault returned (dmirror_do_update). Caller holds `lock` and has
    * checked mmu_interval_read_retry. Device-private pages of this device map to their VRAM
-   * slot; system pages to an aperture slot holding a coherent copy.
+   * slot; system pages to an aperture slot holding a coherent copy (a full aperture is
+   * evicted from under the lock, so the sequence check stays valid).
    */
-  #update(start: number, pfns: Uint32Array, flags: Uint8Array, extra = 0): void {
+  async #update(start: number, pfns: Uint32Array, flags: Uint8Array, extra = 0): Promise<void> {
+    try {
+      await this.#updateEntries(start, pfns, flags, extra);
+    } finally {
+      this.aperture.flushUploads(); // before the lock goes: the next table flush exposes these
+    }
+  }
+
+  async #updateEntries(start: number, pfns: Uint32Array, flags: Uint8Array, extra: number): Promise<void> {
     const pt = this.engine.pt;
     const base = start / PAGE_SIZE;
     for (let i = 0; i < pfns.length; i++) {
@@ -219,7 +296,14 @@ export class Dmirror {
         continue;
       }
       if (old !== null) this.#release(pt.unmap(page, 1));
-      pt.map(page, this.aperture.acquire(pfn), prot);
+      let slot: number;
+      try {
+        slot = this.aperture.acquire(pfn);
+      } catch (e) {
+        if (!(e instanceof HmmError && e.code === 'ENOMEM')) throw e;
+        slot = await this.#acquireEvicting(pfn);
+      }
+      pt.map(page, slot, prot);
     }
   }
 
@@ -255,7 +339,7 @@ export class Dmirror {
           this.stats.rangeFaultRetries++;
           continue;
         }
-        this.#update(range.start, range.hmmPfns.pfns, range.hmmPfns.flags, extra);
+        await this.#update(range.start, range.hmmPfns.pfns, range.hmmPfns.flags, extra);
         return;
       } finally {
         this.lock.unlock();
@@ -306,9 +390,7 @@ export class Dmirror {
       for (let i = 0; i < npages; i++) {
         const a = start + i * PAGE_SIZE;
         const pfn = await makeDeviceExclusive(this.mm, a, this.device);
-        await this.lock.with(() => {
-          this.#update(a, Uint32Array.of(pfn), Uint8Array.of(HMM_PFN_VALID | HMM_PFN_WRITE), PTE_EXCLUSIVE);
-        });
+        await this.lock.with(() => this.#update(a, Uint32Array.of(pfn), Uint8Array.of(HMM_PFN_VALID | HMM_PFN_WRITE), PTE_EXCLUSIVE));
       }
     } finally {
       this.mm.lock.readUnlock();
@@ -319,15 +401,50 @@ export class Dmirror {
   // Commands (the ioctls).
 
   /**
+   * Pages per GPU command: the io buffer's cap (MAX_COMMAND_PAGES, or less where the device
+   * binds less) and half the aperture, so a chunk's pages always fit with room to spare for
+   * another command's chunk.
+   */
+  get chunkPages(): number {
+    const lim = this.engine.device.limits;
+    const io = Math.floor(Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize) / PAGE_SIZE);
+    return Math.max(1, Math.min(MAX_COMMAND_PAGES, io, Math.floor(this.engine.aperture.slots / 2)));
+  }
+
+  /**
    * Run one kernel over [page, page+npages) to completion: replay rounds until every
-   * invocation is done. `faulting` false = dmirror_do_read without faulting (ENOENT when a
-   * page isn't mirrored).
+   * invocation is done, one chunk (chunkPages) after the other — each its own GPU command,
+   * its pages pinned against eviction while it runs. `faults` sums the rounds that ended in
+   * faults over the chunks. `faulting` false = dmirror_do_read without faulting (ENOENT
+   * when a page isn't mirrored).
    */
   async #run(op: MirrorOp, start: number, npages: number, data: Uint8Array | undefined, faulting: boolean): Promise<{ out: Uint8Array | null; faults: number }> {
     this.#checkOpen();
     this.stats.commands++;
-    const words = data === undefined ? undefined : new Uint32Array(data.buffer, data.byteOffset, data.byteLength / 4);
-    const cmd: MirrorCommand = this.engine.createCommand({ op, page: start / PAGE_SIZE, npages, data: words });
+    const chunk = this.chunkPages;
+    const first = start / PAGE_SIZE;
+    if (npages <= chunk) {
+      const words = data === undefined ? undefined : new Uint32Array(data.buffer, data.byteOffset, data.byteLength / 4);
+      return this.#withPinned(first, npages, () => this.#runChunk(op, first, npages, words, faulting));
+    }
+    const out = op === 'write' ? null : new Uint8Array(npages * PAGE_SIZE);
+    let faults = 0;
+    for (let off = 0; off < npages; off += chunk) {
+      const n = Math.min(chunk, npages - off);
+      const words = data === undefined ? undefined : new Uint32Array(data.buffer, data.byteOffset + off * PAGE_SIZE, n * (PAGE_SIZE / 4));
+      const r = await this.#withPinned(first + off, n, () => this.#runChunk(op, first + off, n, words, faulting));
+      faults += r.faults;
+      if (out !== null && r.out !== null) out.set(r.out, off * PAGE_SIZE);
+    }
+    return { out, faults };
+  }
+
+  /** One GPU command over [page, page + npages) (at most chunkPages), run to completion. */
+  async #runChunk(op: MirrorOp, page: number, npages: number, words: Uint32Array | undefined, faulting: boolean): Promise<{ out: Uint8Array | null; faults: number }> {
+    this.#checkOpen();
+    this.stats.chunks++;
+    // Scratch io: the output is only read once every word has been written.
+    const cmd: MirrorCommand = this.engine.createCommand({ op, page, npages, data: words, scratch: true });
     try {
       let faults = 0;
       for (;;) {
@@ -336,15 +453,16 @@ export class Dmirror {
         const r = await this.engine.runRound(cmd);
         this.stats.rounds++;
         if (r.finished) break;
-        if (!faulting) throw err('ENOENT', `page not mirrored in [0x${start.toString(16)}, +${npages} pages)`);
+        if (!faulting) throw err('ENOENT', `page not mirrored in [0x${(page * PAGE_SIZE).toString(16)}, +${npages} pages)`);
         if (r.faults.length === 0 && !r.overflow) throw err('EIO', 'a round missed pages without recording a fault');
         faults++;
         await this.serviceFaults(r.faults, r.overflow, cmd);
       }
       // Kernel end: what the GPU wrote reaches the CPU before the command returns.
       if (op !== 'read') await this.lock.with(() => this.aperture.writeback());
-      const out = op === 'write' ? null : new Uint8Array((await cmd.readOutput()).buffer.slice(0));
-      return { out, faults };
+      if (op === 'write') return { out: null, faults };
+      const o = await cmd.readOutput();
+      return { out: new Uint8Array(o.buffer, o.byteOffset, o.byteLength), faults };
     } finally {
       cmd.destroy();
     }
@@ -426,13 +544,14 @@ export class Dmirror {
       this.device.vram.uploadPages(uploads);
       await migrateVmaPages(mig, dst);
       // dmirror_migrate_finalize_and_map: our own table learns the new pages directly.
-      await this.lock.with(() => {
-        for (let i = 0; i < mig.npages; i++) {
-          if ((migratePfnFlags(mig.src[i]) & MIGRATE_PFN_MIGRATE) === 0 || dst[i] === 0) continue;
-          this.#update(start + i * PAGE_SIZE, Uint32Array.of(migratePfnToPfn(dst[i])),
-            Uint8Array.of(HMM_PFN_VALID | (write[i] ? HMM_PFN_WRITE : 0)));
-        }
-      });
+      const pfns = new Uint32Array(mig.npages);
+      const flags = new Uint8Array(mig.npages); // 0 (not valid): left alone by #update
+      for (let i = 0; i < mig.npages; i++) {
+        if ((migratePfnFlags(mig.src[i]) & MIGRATE_PFN_MIGRATE) === 0 || dst[i] === 0) continue;
+        pfns[i] = migratePfnToPfn(dst[i]);
+        flags[i] = HMM_PFN_VALID | (write[i] ? HMM_PFN_WRITE : 0);
+      }
+      await this.lock.with(() => this.#update(start, pfns, flags));
     } finally {
       await migrateVmaFinalize(mig);
     }
@@ -498,8 +617,10 @@ export class Dmirror {
   async exclusive(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }> {
     this.#checkOpen();
     const r = checkRange(addr, npages);
-    await this.#exclusiveMap(r.start, r.npages);
-    const { out } = await this.#run('read', r.start, r.npages, undefined, false);
+    const { out } = await this.#withPinned(r.start / PAGE_SIZE, r.npages, async () => {
+      await this.#exclusiveMap(r.start, r.npages);
+      return this.#run('read', r.start, r.npages, undefined, false);
+    });
     return { cpages: r.npages, faults: 0, data: out! };
   }
 

@@ -1,0 +1,293 @@
+/**
+ * npm run bench:mirror — the GPU mirror end to end, through the public API (createMachine,
+ * devices[0].open, Mirror.read/migrate, madvise), each figure beside a bare WebGPU baseline
+ * on the same device, measured in the same run, interleaved with it (bench/gpu-baselines.ts
+ * says exactly what each baseline does):
+ *
+ *  (a) device READ of a fresh 4, 64 and 256 MiB buffer (the CPU wrote it; the device has
+ *      never seen it): end to end in pages/s against a bare upload + copy kernel + readback
+ *      of the same bytes, and the replay round (the round after the fault service, which
+ *      moves every word) against a bare dispatch + copy + mapAsync of the same size;
+ *  (b) shootdown: MADV_DONTNEED of one mirrored page — the driver's invalidate callback
+ *      (zap + flush + fence + write-back; the fence is skipped when no round is in flight,
+ *      and timed forced too), inside the callback and around the madvise — against a bare
+ *      writeBuffer + onSubmittedWorkDone;
+ *  (c) migrateToDevice / migrateToSystem of 64 MiB in GiB/s against a bare
+ *      copyBufferToBuffer of the same bytes.
+ * Medians. Options: --quick (fewer repetitions), --json FILE.
+ */
+import { writeFileSync } from 'node:fs';
+import type { Dmirror } from '../src/driver/dmirror.js';
+import type { DmirrorDevice } from '../src/driver/dmirror-device.js';
+import type { RoundResult, MirrorCommand } from '../src/device/mirror-engine.js';
+import { createMachine, MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../src/index.js';
+import type { MmuIntervalNotifierOps } from '../src/mm/notifier.js';
+import { Baselines, fmtMs, interleaved, median, printTable, type Row } from './gpu-baselines.js';
+
+const quick = process.argv.includes('--quick');
+const jsonAt = process.argv.indexOf('--json');
+const MiB = 1 << 20;
+const GiB = 1 << 30;
+const RW = PROT_READ | PROT_WRITE;
+const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
+/** 128 MiB aperture (llvmpipe's largest binding): 64 MiB chunks. 64 MiB of device memory. */
+const APERTURE_PAGES = 32768;
+const DEVICE_PAGES = 16384;
+
+const t0All = performance.now();
+const machine = await createMachine({ devices: 1, aperturePages: APERTURE_PAGES, devicePages: DEVICE_PAGES, systemPages: 1 << 19 });
+const proc = machine.spawn();
+const dev = machine.devices[0] as unknown as DmirrorDevice;
+const mirror = (await dev.open(proc)) as Dmirror;
+const engine = mirror.engine;
+const device = engine.device;
+const bare = new Baselines(device);
+const rows: Row[] = [];
+
+console.log(`mirrorlab bench:mirror — node ${process.version}, ${process.arch}`);
+console.log(`adapter: ${dev.gpu.adapterName} (software: ${dev.gpu.isSoftware})`);
+console.log(`aperture ${APERTURE_PAGES} pages (${APERTURE_PAGES * PAGE_SIZE / MiB} MiB), device memory ${DEVICE_PAGES} pages, `
+  + `chunk ${mirror.chunkPages} pages (${mirror.chunkPages * PAGE_SIZE / MiB} MiB), fault ring ${engine.faults.capacity} records, `
+  + `round readback ${engine.roundReadbackBytes} B\n`);
+
+// Every round the driver runs, timed inside MirrorEngine.runRound (table flush, dispatch,
+// state + fault-ring drain, mapAsync), from an idle queue: the fault service's aperture
+// uploads (queued writeBuffers) are waited for, untimed, first — they are the upload half
+// of the end-to-end figure, not part of a round. A replay round is one that found nothing
+// done and finished everything.
+interface RoundLog { pages: number; ms: number; replay: boolean }
+const roundLog: RoundLog[] = [];
+const runRound = engine.runRound.bind(engine);
+engine.runRound = async (cmd: MirrorCommand): Promise<RoundResult> => {
+  const before = cmd.done;
+  await device.queue.onSubmittedWorkDone();
+  const t = performance.now();
+  const r = await runRound(cmd);
+  roundLog.push({ pages: cmd.npages, ms: performance.now() - t, replay: before === 0 && r.finished && r.completed === r.total });
+  return r;
+};
+
+function pattern(npages: number, salt: number): Uint8Array<ArrayBuffer> {
+  const w = new Uint32Array(npages * (PAGE_SIZE / 4));
+  for (let k = 0; k < w.length; k++) w[k] = (Math.imul(k, 0x9e3779b1) + salt) >>> 0;
+  return new Uint8Array(w.buffer);
+}
+
+function same(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
+}
+
+// ---- (a) device READ of fresh buffers ----------------------------------------------------
+for (const [mib, reps] of [[4, quick ? 5 : 30], [64, quick ? 2 : 8], [256, quick ? 1 : 3]] as const) {
+  const npages = (mib * MiB) / PAGE_SIZE;
+  const chunk = Math.min(npages, mirror.chunkPages);
+  const data = pattern(npages, mib);
+  const bareRound = bare.round(chunk, engine.roundReadbackBytes);
+  const bareTrip = bare.trip(npages, mirror.chunkPages);
+  await bareRound();
+  await bareTrip();
+  const readMs: number[] = [];
+  const tripMs: number[] = [];
+  const bareRoundMs: number[] = [];
+  let faults = -1;
+  let ptr = 0;
+  roundLog.length = 0;
+  for (let i = 0; i < reps; i++) {
+    if (ptr !== 0) await proc.munmap(ptr, npages * PAGE_SIZE);
+    ptr = await proc.mmap(0, npages * PAGE_SIZE, RW, ANON);
+    await proc.write(ptr, data);
+    // Bare rounds before and after each read (drift in the machine's speed hits both sides).
+    for (let k = 0; k < Math.ceil(npages / chunk); k++) {
+      const t0 = performance.now();
+      await bareRound();
+      bareRoundMs.push(performance.now() - t0);
+    }
+    let t = performance.now();
+    const r = await mirror.read(ptr, npages);
+    readMs.push(performance.now() - t);
+    if (!same(r.data, data)) throw new Error(`bench: ${mib} MiB read returned wrong data`);
+    faults = r.faults;
+    t = performance.now();
+    await bareTrip();
+    tripMs.push(performance.now() - t);
+    for (let k = 0; k < Math.ceil(npages / chunk); k++) {
+      t = performance.now();
+      await bareRound();
+      bareRoundMs.push(performance.now() - t);
+    }
+  }
+  const replays = roundLog.filter((x) => x.replay && x.pages === chunk).map((x) => x.ms);
+  // Steady state: the last read's last chunk is still mirrored; replay a command over it
+  // (reset + runRound: every word runs again, nothing faults) back to back with bare rounds.
+  const steadyCmd = engine.createCommand({ op: 'read', page: ptr / PAGE_SIZE + npages - chunk, npages: chunk, scratch: true });
+  const steady = await interleaved({
+    mirror: async () => {
+      steadyCmd.reset();
+      const r = await runRound(steadyCmd);
+      if (!r.finished || r.completed !== r.total) throw new Error('bench: steady-state round faulted');
+    },
+    bare: bareRound,
+  }, mib === 4 ? (quick ? 10 : 40) : (quick ? 3 : 12), 2);
+  steadyCmd.destroy();
+  await proc.munmap(ptr, npages * PAGE_SIZE);
+  const e2e = median(readMs);
+  const trip = median(tripMs);
+  const rr = median(replays);
+  const br = median(bareRoundMs);
+  rows.push({
+    name: `device READ, fresh ${mib} MiB (${npages} pages), end to end; faults = ${faults}`,
+    result: `${((npages / e2e) * 1000 / 1e6).toFixed(3)} M pages/s (${fmtMs(e2e)})`,
+    baseline: `${((npages / trip) * 1000 / 1e6).toFixed(3)} M pages/s (${fmtMs(trip)}: bare upload + copy kernel + readback)`,
+    ratio: e2e / trip,
+    target: '',
+  });
+  const sz = `${chunk} pages (${(chunk * PAGE_SIZE) / MiB} MiB)`;
+  rows.push({
+    name: `replay round, steady state, ${sz}${npages > chunk ? ` (the read's last chunk of ${npages / chunk})` : ''}`,
+    result: fmtMs(steady.mirror),
+    baseline: `${fmtMs(steady.bare)} (bare dispatch + copy + mapAsync)`,
+    ratio: steady.mirror / steady.bare,
+    target: '≤ 1.5x',
+  });
+  rows.push({
+    name: `replay round inside the fresh reads (after the fault service, queue idle), ${sz}; n = ${replays.length}`,
+    result: fmtMs(rr),
+    baseline: `${fmtMs(br)} (same bare round, once per chunk before and after each read)`,
+    ratio: rr / br,
+    target: '',
+  });
+}
+
+// ---- (b) shootdown ----------------------------------------------------------------------
+// Page 0 of a 64-page buffer stays mirrored (the mirror's tables stay); each sample: the CPU
+// writes page k (a fresh frame), the device reads it (fault → mapped), then MADV_DONTNEED of
+// page k → the driver's invalidate callback zaps it. Bare fence and madvise alternate order.
+async function shootdowns(reps: number): Promise<{ inside: number; around: number; fence: number }> {
+  const npages = 64;
+  const ptr = await proc.mmap(0, npages * PAGE_SIZE, RW, ANON);
+  await proc.write(ptr, pattern(npages, 9));
+  await mirror.read(ptr, npages);
+  const ops = mirror.notifier.ops as { -readonly [K in keyof MmuIntervalNotifierOps]: MmuIntervalNotifierOps[K] };
+  const invalidate = ops.invalidate;
+  let cbMs = 0;
+  ops.invalidate = async (...args) => {
+    const t = performance.now();
+    const r = await invalidate(...args);
+    cbMs = performance.now() - t;
+    return r;
+  };
+  const one = pattern(1, 10);
+  const inside: number[] = [];
+  const around: number[] = [];
+  const fence: number[] = [];
+  const bareFence = bare.fence();
+  const inv0 = mirror.stats.invalidations;
+  try {
+    for (let i = 0; i < reps + 5; i++) {
+      const a = ptr + (1 + (i % (npages - 1))) * PAGE_SIZE;
+      await proc.write(a, one); // a fresh frame (zaps the old entry, if any)
+      await mirror.read(a, 1); // the device maps it again
+      let bf = 0;
+      if (i % 2 === 1) {
+        const t2 = performance.now();
+        await bareFence();
+        bf = performance.now() - t2;
+      }
+      const t = performance.now();
+      await proc.madvise(a, PAGE_SIZE, MADV_DONTNEED); // → invalidate → zap + flush (+ fence) + write-back
+      const ms = performance.now() - t;
+      if (i % 2 === 0) {
+        const t2 = performance.now();
+        await bareFence();
+        bf = performance.now() - t2;
+      }
+      if (i < 5) continue; // warm-up
+      around.push(ms);
+      inside.push(cbMs);
+      fence.push(bf);
+    }
+  } finally {
+    ops.invalidate = invalidate;
+  }
+  if (mirror.stats.invalidations - inv0 < reps + 5) throw new Error('bench: fewer invalidations than expected');
+  await proc.munmap(ptr, npages * PAGE_SIZE);
+  return { inside: median(inside), around: median(around), fence: median(fence) };
+}
+{
+  const reps = quick ? 60 : 400;
+  const before = engine.stats;
+  const idle = await shootdowns(reps);
+  const elided = engine.stats.walkerSyncsSkipped - before.walkerSyncsSkipped;
+  const syncs = engine.stats.walkerSyncs - before.walkerSyncs;
+  // The same with the fence forced (what syncWalkers does when a round may be in flight).
+  const syncWalkers = engine.syncWalkers.bind(engine);
+  engine.syncWalkers = () => engine.fence();
+  const fenced = await shootdowns(reps);
+  engine.syncWalkers = syncWalkers;
+  const base = (f: number): string => `${fmtMs(f)} (bare writeBuffer + onSubmittedWorkDone)`;
+  rows.push({
+    name: `shootdown of 1 mirrored page (MADV_DONTNEED), inside the invalidate callback: zap + flush + write-back; no kernel in flight, so no fence (${elided} of ${syncs} skipped)`,
+    result: fmtMs(idle.inside), baseline: base(idle.fence), ratio: idle.inside / idle.fence, target: '≤ 1.5x',
+  });
+  rows.push({
+    name: 'same, fence forced: zap + flush + fence + write-back',
+    result: fmtMs(fenced.inside), baseline: base(fenced.fence), ratio: fenced.inside / fenced.fence, target: '≤ 1.5x',
+  });
+  rows.push({
+    name: 'same (fence forced), around madvise: the mm\'s own work included',
+    result: fmtMs(fenced.around), baseline: base(fenced.fence), ratio: fenced.around / fenced.fence, target: '',
+  });
+}
+
+// ---- (c) migration ----------------------------------------------------------------------
+{
+  const mib = 64;
+  const npages = (mib * MiB) / PAGE_SIZE;
+  const bytes = npages * PAGE_SIZE;
+  const ptr = await proc.mmap(0, bytes, RW, ANON);
+  const data = pattern(npages, 11);
+  await proc.write(ptr, data);
+  const copy = bare.copy(bytes);
+  await copy();
+  const toDev: number[] = [];
+  const toSys: number[] = [];
+  const copies: number[] = [];
+  const reps = quick ? 2 : 6;
+  for (let i = 0; i < reps; i++) {
+    let t = performance.now();
+    const r = await mirror.migrateToDevice(ptr, npages);
+    toDev.push(performance.now() - t);
+    if (r.cpages !== npages || !same(r.data, data)) throw new Error('bench: migrateToDevice moved the wrong data');
+    t = performance.now();
+    await copy();
+    copies.push(performance.now() - t);
+    t = performance.now();
+    const s = await mirror.migrateToSystem(ptr, npages);
+    toSys.push(performance.now() - t);
+    if (s.cpages !== npages) throw new Error(`bench: migrateToSystem moved ${s.cpages} of ${npages} pages`);
+    t = performance.now();
+    await copy();
+    copies.push(performance.now() - t);
+  }
+  if (!same(await proc.read(ptr, bytes), data)) throw new Error('bench: data changed by the migrations');
+  const gibs = (ms: number): number => bytes / GiB / (ms / 1000);
+  const c = median(copies);
+  for (const [what, ms] of [['migrateToDevice', median(toDev)], ['migrateToSystem', median(toSys)]] as const) {
+    rows.push({
+      name: `${what}, ${mib} MiB (${npages} pages)${what === 'migrateToDevice' ? ', incl. the device read-back' : ''}`,
+      result: `${gibs(ms).toFixed(3)} GiB/s (${fmtMs(ms)})`,
+      baseline: `${gibs(c).toFixed(2)} GiB/s (${fmtMs(c)}: bare copyBufferToBuffer)`,
+      ratio: ms / c,
+      target: '',
+    });
+  }
+  await proc.munmap(ptr, bytes);
+}
+
+console.log('ratio = cost of the result / cost of the baseline (times, or inverse rates): 1.00x = as fast as the bare GPU work.\n');
+printTable(rows);
+console.log(`\n(${((performance.now() - t0All) / 1000).toFixed(0)} s)`);
+if (jsonAt > 0) writeFileSync(process.argv[jsonAt + 1], JSON.stringify({ adapter: dev.gpu.adapterName, rows }, null, 2));
+bare.destroy();
+await machine.destroy();
+process.exit(0);
