@@ -728,6 +728,11 @@ export class MirrorEngine {
     }
   }
 
+  /** Throws ENODEV when the engine was destroyed or its device lost. */
+  checkAlive(what = 'checkAlive'): void {
+    this.alive(what);
+  }
+
   private alive(what: string): void {
     if (this.dead) throw err('ENODEV', `${this.label}: ${what}: engine destroyed`);
     if (this.lostInfo) throw err('ENODEV', `${this.label}: ${what}: GPU device lost (${this.lostInfo.reason}): ${this.lostInfo.message}`);

@@ -42,6 +42,8 @@ export class DmirrorDevice {
   #gpu: GpuContext | null = null;
   #vram: PagePool | null = null;
   #opening: Promise<void> | null = null;
+  /** The mirror whose migration to this device is collecting pages right now. */
+  migrating: Dmirror | null = null;
   /** Device pages migrated back to RAM on a CPU fault (dmirror_devmem_fault). */
   cpuFaults = 0;
 

@@ -15,13 +15,13 @@
  * invalidations come down (mmu notifier → zap → fence → write-back).
  */
 import { MirrorEngine, type MirrorCommand, type MirrorOp } from '../device/mirror-engine.js';
-import type { FaultRecord } from '../device/fault-queue.js';
 import { PTE_DEVICE, PTE_EXCLUSIVE, PTE_WRITE, type UnmappedLeaf } from '../device/page-table.js';
 import { err, HmmError } from '../errors.js';
 import {
   HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, hmmPfnToMapOrder,
 } from '../hmm/pfn.js';
-import { hmmRange, hmmRangeFault, type HmmRange } from '../hmm/range-fault.js';
+import { hmmRange, hmmRangeFault } from '../hmm/range-fault.js';
+import { hmmMirrorRegister, hmmMirrorUnregister, type Hmm, type HmmMirrorOps } from '../hmm/range-v52.js';
 import { PAGE_SIZE, TASK_SIZE } from '../mm/constants.js';
 import {
   makeDeviceExclusive, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
@@ -36,6 +36,20 @@ import { VM_READ, VM_WRITE } from '../mm/vma.js';
 import { Aperture } from './aperture.js';
 import type { DmirrorDevice } from './dmirror-device.js';
 import { Mutex } from './mutex.js';
+import { FaultServicer, type ServicerOptions, type ServiceTarget } from './servicer.js';
+
+/**
+ * dmirror's own fault servicing (lib/test_hmm.c's dmirror_fault): everything in the fault
+ * buffer before one replay, faults grouped into 2 MiB blocks clipped to the VMA and the
+ * command, the upstream retry loop, and on an overflow the rest of the command's range —
+ * so a fresh buffer needs exactly one fault round, as the selftests expect.
+ */
+export const DMIRROR_SERVICER: Partial<ServicerOptions> = {
+  batchSize: Infinity, replay: 'once', window: 2097152, coalesce: true, protocol: 'seq',
+  timeoutMs: 1000, restOfRangeOnOverflow: true,
+};
+/** A command still faulting after this many rounds is a livelock: EFAULT, not a hang. */
+const MAX_ROUNDS = 10_000;
 
 
 /** HMM_DMIRROR_PROT_* (lib/test_hmm_uapi.h): SNAPSHOT's byte per page. */
@@ -51,8 +65,6 @@ export const HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE = 0x30;
 
 /** HMM_RANGE_DEFAULT_TIMEOUT: how long a fault may keep colliding with invalidations. */
 export const RANGE_FAULT_TIMEOUT_MS = 1000;
-/** Largest group serviced by one hmm_range_fault (the 2 MiB block). */
-const MAX_GROUP_PAGES = 512;
 /** Most pages one GPU command covers (its io buffer: 128 MiB, llvmpipe's binding limit). */
 export const MAX_COMMAND_PAGES = 32768;
 
@@ -68,8 +80,6 @@ export interface DmirrorStats {
   commands: number;
   rounds: number;
   faultRecords: number;
-  rangeFaults: number;
-  rangeFaultRetries: number;
   invalidations: number;
   skippedOwnMigrations: number;
   /** GPU commands a mirror command was split into (one per chunk). */
@@ -91,7 +101,6 @@ function checkRange(addr: unknown, npages: unknown): { start: number; end: numbe
   return { start: addr, end, npages };
 }
 
-const ACCESS_RANK: Record<FaultRecord['access'], number> = { read: 0, write: 1, atomic: 2 };
 
 export class Dmirror {
   readonly device: DmirrorDevice;
@@ -101,7 +110,7 @@ export class Dmirror {
   readonly aperture: Aperture;
   readonly lock: Mutex;
   readonly stats: DmirrorStats = {
-    commands: 0, rounds: 0, faultRecords: 0, rangeFaults: 0, rangeFaultRetries: 0, invalidations: 0, skippedOwnMigrations: 0,
+    commands: 0, rounds: 0, faultRecords: 0, invalidations: 0, skippedOwnMigrations: 0,
     chunks: 0, evictions: 0,
   };
   #notifier: MmuIntervalNotifier | null = null;
@@ -110,6 +119,12 @@ export class Dmirror {
   /** Page ranges [start, end) of the chunks being run: eviction leaves them alone. */
   readonly #pinned = new Set<{ start: number; end: number }>();
   #closed = false;
+  /** The v5.2 hmm_mirror, registered when the valid-flag protocol first needs it. */
+  #hmm: Hmm | null = null;
+  readonly #hmmOps: HmmMirrorOps = { syncCpuDevicePagetables: () => true }; // the interval notifier zaps
+  readonly #validatedAt = new Map<number, number>();
+  /** How device faults are serviced (setServicer changes it); its records are the batch log. */
+  servicer!: FaultServicer;
 
   private constructor(device: DmirrorDevice, proc: Process, engine: MirrorEngine) {
     this.device = device;
@@ -132,6 +147,7 @@ export class Dmirror {
     m.#notifier = await proc.mm.notifiers.insertInterval(0, TASK_SIZE, {
       invalidate: (sub, range, seq) => m.#invalidate(sub, range, seq),
     });
+    m.setServicer({});
     return m;
   }
 
@@ -154,25 +170,60 @@ export class Dmirror {
    * migration code updates our table itself.
    */
   async #invalidate(sub: MmuIntervalNotifier, range: MmuNotifierRange, seq: number): Promise<boolean> {
-    if (range.event === 'MIGRATE' && range.owner === this.device) {
-      this.stats.skippedOwnMigrations++;
-      return true;
-    }
     if (!this.lock.tryLock()) { // (uncontended: no await, the shootdown starts at once)
       if (!range.blockable) return false;
       await this.lock.lock();
     }
     try {
-      sub.setSeq(seq);
-      this.stats.invalidations++;
+      sub.setSeq(seq); // a fault racing this range retries, own migrations included
       const first = range.start / PAGE_SIZE;
       const last = Math.min(range.end / PAGE_SIZE, TASK_SIZE / PAGE_SIZE);
+      if (range.event === 'MIGRATE' && range.owner === this.device) {
+        this.stats.skippedOwnMigrations++;
+        await this.#ownMigration(first, last);
+        return true;
+      }
+      this.stats.invalidations++;
       const leaves = this.engine.pt.unmap(first, last - first);
       if (leaves.length > 0) await this.#shootdown(leaves);
     } finally {
       this.lock.unlock();
     }
     return true;
+  }
+
+  /**
+   * A migration this device started is not echoed back as an invalidation: the mirror
+   * that migrates maps the new pages itself, and device-page entries are dropped by the
+   * migration (dropDevicePages). Two things still hold: the migrating mirror writes back
+   * what the GPU wrote, so the migration copies current bytes; any other mirror of this
+   * device on the same mm (a second open) loses its system-memory entries in the range,
+   * whose frames the migration frees. Caller holds `lock`.
+   */
+  async #ownMigration(first: number, last: number): Promise<void> {
+    if (this.device.migrating === this) {
+      await this.#gpuSafe(() => this.aperture.writeback());
+      return;
+    }
+    const leaves = this.engine.pt.unmap(first, last - first);
+    const system: UnmappedLeaf[] = [];
+    for (const l of leaves) {
+      if ((l.flags & PTE_DEVICE) !== 0) this.engine.pt.map(l.page, l.slot, l.flags & (PTE_WRITE | PTE_EXCLUSIVE | PTE_DEVICE));
+      else system.push(l);
+    }
+    if (system.length > 0) await this.#shootdown(system);
+  }
+
+  /**
+   * GPU work that may fail only because the device is gone: on a lost device, what the
+   * GPU held is lost with it, and the CPU side must go on (ENODEV is swallowed here).
+   */
+  async #gpuSafe(fn: () => Promise<unknown> | unknown): Promise<void> {
+    try {
+      await fn();
+    } catch (e) {
+      if (!(e instanceof HmmError && e.code === 'ENODEV')) throw e;
+    }
   }
 
   /**
@@ -183,9 +234,11 @@ export class Dmirror {
    */
   async #shootdown(leaves: readonly UnmappedLeaf[]): Promise<void> {
     if (leaves.length === 0) return;
-    this.engine.flush();
-    await this.engine.syncWalkers();
-    if (this.aperture.mayBeDirty) await this.aperture.writeback(); // (no uploads are queued: #update flushes them)
+    await this.#gpuSafe(async () => {
+      this.engine.flush();
+      await this.engine.syncWalkers();
+      if (this.aperture.mayBeDirty) await this.aperture.writeback(); // (no uploads are queued: #update flushes them)
+    });
     this.#release(leaves);
   }
 
@@ -216,9 +269,11 @@ export class Dmirror {
     this.stats.evictions++;
     if (leaves.length === 0) return 0;
     const before = this.aperture.freeSlots;
-    this.engine.flush();
-    await this.engine.syncWalkers();
-    await this.aperture.writeback();
+    await this.#gpuSafe(async () => {
+      this.engine.flush();
+      await this.engine.syncWalkers();
+      await this.aperture.writeback();
+    });
     this.#release(leaves);
     return this.aperture.freeSlots - before;
   }
@@ -266,20 +321,23 @@ export class Dmirror {
    * slot; system pages to an aperture slot holding a coherent copy (a full aperture is
    * evicted from under the lock, so the sequence check stays valid).
    */
-  async #update(start: number, pfns: Uint32Array, flags: Uint8Array, extra = 0): Promise<void> {
+  async #update(start: number, pfns: Uint32Array, flags: Uint8Array, extra = 0): Promise<number> {
     try {
-      await this.#updateEntries(start, pfns, flags, extra);
+      return await this.#updateEntries(start, pfns, flags, extra);
     } finally {
       this.aperture.flushUploads(); // before the lock goes: the next table flush exposes these
     }
   }
 
-  async #updateEntries(start: number, pfns: Uint32Array, flags: Uint8Array, extra: number): Promise<void> {
+  /** Returns the contiguous runs of pages written (the "mirror writes" of the batch records). */
+  async #updateEntries(start: number, pfns: Uint32Array, flags: Uint8Array, extra: number): Promise<number> {
     const pt = this.engine.pt;
     const base = start / PAGE_SIZE;
+    let runs = 0;
     for (let i = 0; i < pfns.length; i++) {
       const f = flags[i];
       if ((f & HMM_PFN_VALID) === 0) continue;
+      if (i === 0 || (flags[i - 1] & HMM_PFN_VALID) === 0) runs++;
       const page = base + i;
       const pfn = pfns[i];
       const prot = ((f & HMM_PFN_WRITE) !== 0 ? PTE_WRITE : 0) | extra;
@@ -305,96 +363,70 @@ export class Dmirror {
       }
       pt.map(page, slot, prot);
     }
+    return runs;
+  }
+
+  /** The servicer's view of this mirror (ServiceTarget). */
+  #target(): ServiceTarget {
+    return {
+      mm: this.mm,
+      notifier: this.notifier,
+      lock: this.lock,
+      devPrivateOwner: this.device,
+      update: (start, pfns, flags) => this.#update(start, pfns, flags),
+      v52: () => this.#v52(),
+      isMapped: (page, rank) => {
+        const e = this.engine.pt.lookup(page);
+        if (e === null) return false;
+        return rank === 0 || (rank === 1 ? (e.flags & PTE_WRITE) !== 0 : (e.flags & PTE_EXCLUSIVE) !== 0);
+      },
+      exclusiveMap: (start, end) => this.#exclusiveMapLocked(start, (end - start) / PAGE_SIZE),
+      validatedAt: this.#validatedAt,
+    };
   }
 
   /**
-   * dmirror_range_fault(): the upstream retry loop. read_begin, hmm_range_fault under the
-   * mmap read lock, then under the update lock read_retry, and program the mirror. EBUSY
-   * after RANGE_FAULT_TIMEOUT_MS of collisions, EFAULT/EPERM as hmm_range_fault says.
+   * How this mirror services device faults from now on (batching, coalescing, replay
+   * policy, retry protocol); records start afresh. The default is dmirror's own behaviour.
    */
-  async rangeFault(range: HmmRange, extra = 0): Promise<void> {
-    const sched = this.mm.core.sched;
-    const deadline = sched.now() + RANGE_FAULT_TIMEOUT_MS;
-    const notifier = this.notifier;
-    this.stats.rangeFaults++;
-    for (;;) {
-      if (sched.now() > deadline) throw err('EBUSY', 'range fault kept colliding with invalidations');
-      range.notifierSeq = await notifier.readBegin();
-      await this.mm.lock.readLock();
-      try {
-        this.mm.checkAlive();
-        await hmmRangeFault(this.mm, range);
-      } catch (e) {
-        if (e instanceof HmmError && e.code === 'EBUSY') {
-          this.stats.rangeFaultRetries++;
-          continue;
-        }
-        throw e;
-      } finally {
-        this.mm.lock.readUnlock();
-      }
-      await this.lock.lock();
-      try {
-        if (notifier.readRetry(range.notifierSeq)) {
-          this.stats.rangeFaultRetries++;
-          continue;
-        }
-        await this.#update(range.start, range.hmmPfns.pfns, range.hmmPfns.flags, extra);
-        return;
-      } finally {
-        this.lock.unlock();
-      }
-    }
+  setServicer(opts: Partial<ServicerOptions>): FaultServicer {
+    this.servicer = new FaultServicer(this.#target(), { ...DMIRROR_SERVICER, ...opts });
+    return this.servicer;
   }
 
-  /**
-   * dmirror_fault() for one round's fault records: the most intrusive access per page,
-   * sorted, cut into contiguous groups of at most 2 MiB, each serviced by rangeFault (or,
-   * for atomic faults, by make_device_exclusive). On overflow, every page from the lowest
-   * recorded fault to the end of the command is faulted too, as dmirror faults "the rest
-   * of the range", so no fault is left waiting for yet another round.
-   */
-  async serviceFaults(records: readonly FaultRecord[], overflow: boolean, cmd: { page: number; npages: number; op: MirrorOp }): Promise<void> {
-    this.stats.faultRecords += records.length;
-    const want = new Map<number, number>();
-    for (const r of records) want.set(r.page, Math.max(want.get(r.page) ?? 0, ACCESS_RANK[r.access]));
-    if (overflow) {
-      const from = records.length > 0 ? Math.min(...records.map((r) => r.page)) : cmd.page;
-      const rank = cmd.op === 'read' ? 0 : cmd.op === 'write' ? 1 : 2;
-      for (let p = from; p < cmd.page + cmd.npages; p++) want.set(p, Math.max(want.get(p) ?? 0, rank));
-    }
-    const pages = [...want.keys()].sort((a, b) => a - b);
-    for (let k = 0; k < pages.length;) {
-      let e = k + 1;
-      while (e < pages.length && pages[e] === pages[e - 1] + 1 && e - k < MAX_GROUP_PAGES) e++;
-      const start = pages[k] * PAGE_SIZE;
-      if (pages.slice(k, e).some((p) => want.get(p) === 2)) {
-        await this.#exclusiveMap(start, (e - k));
-      } else {
-        const range = hmmRange({
-          notifier: this.notifier, start, end: pages[e - 1] * PAGE_SIZE + PAGE_SIZE,
-          defaultFlags: HMM_PFN_REQ_FAULT, pfnFlagsMask: HMM_PFN_REQ_WRITE, devPrivateOwner: this.device,
-        });
-        for (let i = k; i < e; i++) if (want.get(pages[i]) === 1) range.hmmPfns.flags[i - k] = HMM_PFN_REQ_WRITE;
-        await this.rangeFault(range);
+  /** The v5.2 hmm_mirror of this mirror, registered on first use (for the valid-flag protocol). */
+  async #v52(): Promise<Hmm> {
+    if (this.#hmm === null) {
+      await this.mm.lock.writeLock();
+      try {
+        this.#hmm = hmmMirrorRegister(this.mm, this.#hmmOps);
+      } finally {
+        this.mm.lock.writeUnlock();
       }
-      k = e;
     }
+    return this.#hmm;
   }
 
   /** dmirror_exclusive's loop: make_device_exclusive each page and map it atomic. */
   async #exclusiveMap(start: number, npages: number): Promise<void> {
     await this.mm.lock.readLock();
     try {
-      this.mm.checkAlive();
-      for (let i = 0; i < npages; i++) {
-        const a = start + i * PAGE_SIZE;
-        const pfn = await makeDeviceExclusive(this.mm, a, this.device);
-        await this.lock.with(() => this.#update(a, Uint32Array.of(pfn), Uint8Array.of(HMM_PFN_VALID | HMM_PFN_WRITE), PTE_EXCLUSIVE));
-      }
+      await this.#exclusiveMapLocked(start, npages);
     } finally {
       this.mm.lock.readUnlock();
     }
+  }
+
+  /** The same with the mmap lock already held (the servicer's atomic faults). Returns runs written. */
+  async #exclusiveMapLocked(start: number, npages: number): Promise<number> {
+    this.mm.checkAlive();
+    let runs = 0;
+    for (let i = 0; i < npages; i++) {
+      const a = start + i * PAGE_SIZE;
+      const pfn = await makeDeviceExclusive(this.mm, a, this.device);
+      runs += await this.lock.with(() => this.#update(a, Uint32Array.of(pfn), Uint8Array.of(HMM_PFN_VALID | HMM_PFN_WRITE), PTE_EXCLUSIVE));
+    }
+    return runs;
   }
 
   // ---------------------------------------------------------------------------------
@@ -446,18 +478,15 @@ export class Dmirror {
     // Scratch io: the output is only read once every word has been written.
     const cmd: MirrorCommand = this.engine.createCommand({ op, page, npages, data: words, scratch: true });
     try {
-      let faults = 0;
-      for (;;) {
+      const { faultRounds: faults } = await this.servicer.run(async () => {
         await this.lock.with(() => this.aperture.syncToGpu());
         if (op !== 'read') this.aperture.mayBeDirty = true;
         const r = await this.engine.runRound(cmd);
         this.stats.rounds++;
-        if (r.finished) break;
-        if (!faulting) throw err('ENOENT', `page not mirrored in [0x${(page * PAGE_SIZE).toString(16)}, +${npages} pages)`);
-        if (r.faults.length === 0 && !r.overflow) throw err('EIO', 'a round missed pages without recording a fault');
-        faults++;
-        await this.serviceFaults(r.faults, r.overflow, cmd);
-      }
+        this.stats.faultRecords += r.faults.length;
+        if (!r.finished && !faulting) throw err('ENOENT', `page not mirrored in [0x${(page * PAGE_SIZE).toString(16)}, +${npages} pages)`);
+        return r;
+      }, cmd, MAX_ROUNDS);
       // Kernel end: what the GPU wrote reaches the CPU before the command returns.
       if (op !== 'read') await this.lock.with(() => this.aperture.writeback());
       if (op === 'write') return { out: null, faults };
@@ -470,6 +499,7 @@ export class Dmirror {
 
   /** HMM_DMIRROR_READ: the device reads npages at addr. */
   async read(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }> {
+    this.#checkOpen();
     const r = checkRange(addr, npages);
     const { out, faults } = await this.#run('read', r.start, r.npages, undefined, true);
     return { cpages: r.npages, faults, data: out! };
@@ -477,6 +507,7 @@ export class Dmirror {
 
   /** HMM_DMIRROR_WRITE: the device writes `data` (whole pages) at addr. */
   async write(addr: number, data: Uint8Array): Promise<MirrorResult> {
+    this.#checkOpen();
     if (!(data instanceof Uint8Array) || data.length === 0 || data.length % PAGE_SIZE !== 0) {
       throw err('EINVAL', 'write: data must be whole pages');
     }
@@ -521,9 +552,18 @@ export class Dmirror {
 
   /** migrate_vma_setup → alloc and copy → migrate_vma_pages → map → finalize, for one VMA piece. */
   async #migrateIn(start: number, end: number, vmaWrite: boolean): Promise<void> {
-    const mig = await migrateVmaSetup(this.mm, { start, end, flags: MIGRATE_VMA_SELECT_SYSTEM, pgmapOwner: this.device });
+    this.engine.checkAlive();
+    // Our own MIGRATE invalidation is not echoed back to us (see #ownMigration).
+    this.device.migrating = this;
+    let mig;
+    try {
+      mig = await migrateVmaSetup(this.mm, { start, end, flags: MIGRATE_VMA_SELECT_SYSTEM, pgmapOwner: this.device });
+    } finally {
+      this.device.migrating = null;
+    }
     const dst = new Array<number>(mig.npages).fill(0);
     const write = new Array<boolean>(mig.npages).fill(false);
+    let installed = false;
     try {
       const uploads: { slot: number; data: Uint8Array }[] = [];
       for (let i = 0; i < mig.npages; i++) {
@@ -543,6 +583,7 @@ export class Dmirror {
       }
       this.device.vram.uploadPages(uploads);
       await migrateVmaPages(mig, dst);
+      installed = true;
       // dmirror_migrate_finalize_and_map: our own table learns the new pages directly.
       const pfns = new Uint32Array(mig.npages);
       const flags = new Uint8Array(mig.npages); // 0 (not valid): left alone by #update
@@ -552,6 +593,14 @@ export class Dmirror {
         flags[i] = HMM_PFN_VALID | (write[i] ? HMM_PFN_WRITE : 0);
       }
       await this.lock.with(() => this.#update(start, pfns, flags));
+    } catch (e) {
+      // Device memory full part-way, or the device lost: the pages we allocated but never
+      // handed to migrate_vma_pages go back (finalize restores the sources).
+      if (!installed) {
+        for (let i = 0; i < dst.length; i++) if (dst[i] !== 0) this.device.pagemap.put(migratePfnToPfn(dst[i]));
+        dst.fill(0);
+      }
+      throw e;
     } finally {
       await migrateVmaFinalize(mig);
     }
@@ -654,10 +703,13 @@ export class Dmirror {
     const n = this.#notifier;
     this.#closed = true;
     if (n !== null) await n.remove();
+    if (this.#hmm !== null) await hmmMirrorUnregister(this.#hmm, this.#hmmOps);
     await this.lock.with(async () => {
       const leaves = this.engine.pt.unmap(0, TASK_SIZE / PAGE_SIZE);
-      await this.engine.fence().catch(() => undefined);
-      await this.aperture.writeback().catch(() => undefined);
+      await this.#gpuSafe(async () => {
+        await this.engine.fence();
+        await this.aperture.writeback();
+      });
       this.#release(leaves);
     });
     this.engine.destroy();

@@ -24,6 +24,7 @@
  *     device write into its own device memory shared COW after fork breaks COW (and
  *     completes); a range fault retried after a collision keeps asking for read access.
  */
+import { totals } from '../../src/driver/records.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   checkFrameAccounting, createMachine, HmmError, MADV_DONTNEED, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE,
@@ -703,7 +704,7 @@ describe('dmirror coherence both ways', () => {
       if (wfd !== fd0) opened.push(wfd);
       const st = (wfd as unknown as Dmirror).stats;
       const w = await within(wfd.write(buf, pagesOf(n, (p) => tag(p, 2))), 4000, `${who}'s dev0 write`,
-        () => `(${st.rounds} GPU rounds, ${st.rangeFaults} range faults so far)`);
+        () => `(${st.rounds} GPU rounds, ${totals((wfd as unknown as Dmirror).servicer.records).rangeFaults} range faults so far)`);
       expect(w.cpages).toBe(n);
       expectAll((await wfd.read(buf, n)).data, (p) => tag(p, 2), n, `${who}'s device read`);
       expectAll(await writer.read(buf, n * PAGE_SIZE), (p) => tag(p, 2), n, `${who}'s CPU read`);
@@ -734,8 +735,9 @@ describe('dmirror coherence both ways', () => {
         mprotect ??= proc.mprotect(buf, 3 * PAGE_SIZE, PROT_READ);
         return orig(f);
       };
-      const st = (fd0 as unknown as Dmirror).stats;
-      const retriesBefore = st.rangeFaultRetries;
+      // hmm_range_fault retries are in the fault servicer's batch records.
+      const retries = (): number => totals((fd0 as unknown as Dmirror).servicer.records).retries;
+      const retriesBefore = retries();
       let r: Awaited<ReturnType<Mirror['read']>>;
       try {
         r = await fd0.read(buf, n);
@@ -744,7 +746,7 @@ describe('dmirror coherence both ways', () => {
         await mprotect;
       }
       expect(mprotect, 'dev1 migrate_to_ram ran during the read').not.toBeNull();
-      expect(st.rangeFaultRetries, 'the fault was retried').toBeGreaterThan(retriesBefore);
+      expect(retries(), 'the fault was retried').toBeGreaterThan(retriesBefore);
       expectAll(r.data, (p) => tag(p, round + 1), n, `round ${round}: device read`);
       checkFrameAccounting(m);
       await proc.munmap(buf, n * PAGE_SIZE);
