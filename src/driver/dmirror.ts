@@ -30,6 +30,7 @@ import {
 } from '../mm/migrate.js';
 import type { MmStruct } from '../mm/mm.js';
 import { mmapDevicePages } from '../mm/mixedmap.js';
+import { isDeviceExclusive, isDevicePrivate, isPresent, pmdIndex, pteIndex } from '../mm/page-table.js';
 import type { MmuIntervalNotifier, MmuNotifierRange } from '../mm/notifier.js';
 import type { Process } from '../mm/process.js';
 import { VM_READ, VM_WRITE } from '../mm/vma.js';
@@ -86,6 +87,18 @@ export interface DmirrorStats {
   chunks: number;
   /** Times a full aperture made the driver zap the entries outside the chunks in flight. */
   evictions: number;
+}
+
+/** The pfn the CPU page table maps at addr: a frame, a device-private page, or -1. */
+function cpuPfn(mm: MmStruct, addr: number): number {
+  const pmd = mm.pgtable.pmd(addr, false);
+  if (pmd === null) return -1;
+  const i = pmdIndex(addr);
+  if (pmd.isHuge(i)) return pmd.pfn[i] + pteIndex(addr);
+  const t = pmd.tables[i];
+  if (t === null || t.flags[pteIndex(addr)] === 0) return -1;
+  const f = t.flags[pteIndex(addr)];
+  return isPresent(f) || isDevicePrivate(f) || isDeviceExclusive(f) ? t.pfn[pteIndex(addr)] : -1;
 }
 
 function isInt(n: unknown): n is number {
@@ -671,6 +684,28 @@ export class Dmirror {
       return this.#run('read', r.start, r.npages, undefined, false);
     });
     return { cpages: r.npages, faults: 0, data: out! };
+  }
+
+  /**
+   * The consistency check the retry-protocol experiments use: every page this mirror maps
+   * in [addr, addr + npages) must reach the frame (or device page) the CPU maps there now.
+   * A stale entry is one a protocol let through after an invalidation.
+   */
+  async audit(addr: number, npages: number): Promise<{ checked: number; stale: number[] }> {
+    this.#checkOpen();
+    const r = checkRange(addr, npages);
+    return this.lock.with(() => {
+      const stale: number[] = [];
+      let checked = 0;
+      for (let p = r.start / PAGE_SIZE; p < r.end / PAGE_SIZE; p++) {
+        const e = this.engine.pt.lookup(p);
+        if (e === null) continue;
+        checked++;
+        const mirrored = (e.flags & PTE_DEVICE) !== 0 ? this.device.pagemap.basePfn + e.slot : this.aperture.pfnOf(e.slot);
+        if (mirrored !== cpuPfn(this.mm, p * PAGE_SIZE)) stale.push(p * PAGE_SIZE);
+      }
+      return { checked, stale };
+    });
   }
 
   /** HMM_DMIRROR_CHECK_EXCLUSIVE (dmirror_check_atomic): EPERM while any page is still atomic. */

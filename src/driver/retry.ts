@@ -118,13 +118,17 @@ async function validFlag(
   t: MirrorTarget, start: number, end: number, write: boolean, opts: RetryOptions, rec: BatchRecord,
 ): Promise<void> {
   const hmm = await t.v52();
+  const sched = t.mm.core.sched;
+  const deadline = sched.now() + opts.timeoutMs;
   const range = hmmRangeV52(start, end, {
     defaultFlags: HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0), devPrivateOwner: t.devPrivateOwner,
   });
   hmmRangeRegister(range, hmm);
   try {
     for (;;) {
-      if (!(await hmmRangeWaitUntilValid(range, opts.timeoutMs))) {
+      // The same overall bound as seq: a fault that keeps being invalidated gives up.
+      const left = deadline - sched.now();
+      if (left <= 0 || !(await hmmRangeWaitUntilValid(range, left))) {
         rec.ebusy++;
         throw err('EBUSY', `range [0x${start.toString(16)}, 0x${end.toString(16)}) never became valid`);
       }

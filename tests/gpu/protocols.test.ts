@@ -1,0 +1,126 @@
+/**
+ * The three retry protocols on the GPU mirror:
+ *  - valid-flag's stale-pfn hazard, reproduced by a deterministic interleaving (a whole
+ *    invalidation between hmm_range_fault and the driver's check) and found by the same
+ *    audit that finds nothing under seq and lock-fallback;
+ *  - lock-fallback completes every fault under a storm in which valid-flag times out.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Dmirror } from '../../src/driver/dmirror.js';
+import { totals } from '../../src/driver/records.js';
+import { RETRY_PROTOCOLS, type RetryProtocol } from '../../src/driver/retry.js';
+import {
+  createMachine, HmmError, MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine,
+} from '../../src/index.js';
+import { checkFrameAccounting } from '../../src/mm/accounting.js';
+import { startStorm } from '../../src/workloads/storm.js';
+
+const RW = PROT_READ | PROT_WRITE;
+const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
+const machines: Machine[] = [];
+afterEach(async () => {
+  for (const m of machines.splice(0)) await m.destroy();
+});
+
+function pagesOf(n: number, value: (page: number) => number): Uint8Array {
+  const out = new Uint32Array(n * 1024);
+  for (let p = 0; p < n; p++) out.fill(value(p), p * 1024, (p + 1) * 1024);
+  return new Uint8Array(out.buffer);
+}
+
+async function setup(): Promise<{ m: Machine; mirror: Dmirror; proc: ReturnType<Machine['spawn']> }> {
+  const m = await createMachine({ devices: 1, systemPages: 1 << 14, aperturePages: 1024, devicePages: 512 });
+  machines.push(m);
+  const proc = m.spawn();
+  const mirror = (await m.devices[0].open(proc)) as unknown as Dmirror;
+  return { m, mirror, proc };
+}
+
+describe('retry protocols', () => {
+  for (const protocol of RETRY_PROTOCOLS) {
+    it(`${protocol}: an invalidation between hmm_range_fault and the check ${protocol === 'valid-flag' ? 'leaves a stale pfn (A-B-A)' : 'is caught'}`, async () => {
+      const { m, mirror, proc } = await setup();
+      const n = 8;
+      const buf = await proc.mmap(0, n * PAGE_SIZE, RW, ANON);
+      const scratch = await proc.mmap(0, 4 * PAGE_SIZE, RW, ANON);
+      await proc.write(buf, pagesOf(n, (p) => 0x1000 + p));
+      const victim = buf + 2 * PAGE_SIZE;
+      let raced = false;
+      mirror.setServicer({
+        protocol,
+        // Once: in the window after hmm_range_fault, the CPU zaps the victim page (its frame
+        // is freed and reused by the scratch page) and writes it again in a new frame.
+        afterRangeFault: async () => {
+          if (raced) return;
+          raced = true;
+          await proc.madvise(victim, PAGE_SIZE, MADV_DONTNEED);
+          await proc.write(scratch, new Uint8Array(4).fill(0xee));
+          await proc.write(victim, pagesOf(1, () => 0x2222));
+        },
+      });
+      const r = await mirror.read(buf, n);
+      expect(raced).toBe(true);
+      const audit = await mirror.audit(buf, n);
+      expect(audit.checked).toBe(n);
+      const again = new Uint32Array((await mirror.read(buf, n)).data.buffer);
+      if (protocol === 'valid-flag') {
+        // The driver's `range->valid` check passed: the mirror maps the old frame.
+        expect(audit.stale).toEqual([victim]);
+        expect(again[2 * 1024]).not.toBe(0x2222);
+      } else {
+        expect(audit.stale).toEqual([]);
+        expect(totals(mirror.servicer.records).retries).toBeGreaterThan(0);
+        expect(again[2 * 1024]).toBe(0x2222);
+        expect(new Uint32Array(r.data.buffer)[2 * 1024]).toBe(0x2222);
+      }
+      for (let p = 0; p < n; p++) if (p !== 2) expect(again[p * 1024]).toBe(0x1000 + p);
+      checkFrameAccounting(m);
+    });
+  }
+
+  it('under a reclaim storm lock-fallback completes every fault; seq times out; valid-flag times out or commits stale pfns', async () => {
+    const outcome = async (protocol: RetryProtocol): Promise<{ ok: number; wrong: number; ebusy: number; fallbacks: number }> => {
+      const { mirror, proc } = await setup();
+      const n = 16;
+      const buf = await proc.mmap(0, n * PAGE_SIZE, RW, ANON);
+      await proc.write(buf, pagesOf(n, (p) => 0x3000 + p));
+      // The driver spends a millisecond between hmm_range_fault and its commit (programming
+      // the device, say): the window the storm's invalidations land in.
+      mirror.setServicer({
+        protocol, timeoutMs: 40, fallbackAfter: 2, batchSize: 256, replay: 'batch-flush',
+        afterRangeFault: () => proc.mm.core.sched.sleep(1, 'driver commit latency'),
+      });
+      // Three storm loops paging the buffer out as fast as the timers go.
+      const storms = [1, 2, 3].map((seed) => startStorm(proc, { rate: 4000, start: buf, end: buf + n * PAGE_SIZE, seed, kinds: ['reclaim'] }));
+      let ok = 0;
+      let wrong = 0;
+      try {
+        for (let i = 0; i < 5; i++) {
+          try {
+            const r = await mirror.read(buf, n);
+            const words = new Uint32Array(r.data.buffer, r.data.byteOffset, r.data.byteLength / 4);
+            let good = true;
+            for (let p = 0; p < n; p++) for (let k = 0; k < 1024; k += 97) if (words[p * 1024 + k] !== 0x3000 + p) good = false;
+            if (good) ok++;
+            else wrong++;
+          } catch (e) {
+            if (!(e instanceof HmmError && e.code === 'EBUSY')) throw e;
+          }
+        }
+      } finally {
+        for (const s of storms) await s.stop();
+      }
+      const t = totals(mirror.servicer.records);
+      return { ok, wrong, ebusy: t.ebusy, fallbacks: t.fallbacks };
+    };
+    const fallback = await outcome('lock-fallback');
+    expect(fallback).toMatchObject({ ok: 5, wrong: 0, ebusy: 0 });
+    expect(fallback.fallbacks).toBeGreaterThan(0);
+    const seq = await outcome('seq');
+    expect(seq.wrong).toBe(0); // seq never commits a stale pfn ...
+    expect(seq.ebusy).toBeGreaterThan(0); // ... but it can be starved: the livelock of the seed thread
+    const valid = await outcome('valid-flag');
+    expect(valid.ok).toBeLessThan(5); // timed out (EBUSY) or read data the page no longer holds
+    expect(valid.ebusy + valid.wrong).toBeGreaterThan(0);
+  });
+});
