@@ -62,6 +62,24 @@ export interface CommandDesc {
    * four buffer creations and destructions, per command. Given `data`, that is written in.
    */
   scratch?: boolean;
+  /**
+   * Dispatch this kernel (MirrorEngine.createKernels) instead of op's. It works on the same
+   * layout (done bitmaps, missed count, fault ring, dirty bits); `op` still says what the
+   * command does to memory ('read' or 'write': it may write) for labels and the driver.
+   */
+  kernel?: MirrorKernel;
+  /**
+   * Size of the io buffer in words (default npages * 1024; a multiple of 4), for a kernel
+   * with its own inputs and outputs there; `data`, when given, has this many words.
+   */
+  ioWords?: number;
+}
+
+/** A kernel compiled against one engine's bind group layout (see MirrorEngine.createKernels). */
+export interface MirrorKernel {
+  readonly entryPoint: string;
+  /** @internal */ readonly engine: MirrorEngine;
+  /** @internal */ readonly pipeline: GPUComputePipeline;
 }
 
 export interface RoundResult {
@@ -157,6 +175,8 @@ const STATE_HEADER_WORDS = 4;
 /** One command (a "push buffer" of one kernel over one range) and its GPU state. */
 export class MirrorCommand {
   readonly op: MirrorOp;
+  /** The kernel run instead of op's, if any. */
+  readonly kernel: MirrorKernel | null;
   readonly page: number;
   readonly npages: number;
   /** Invocations: npages * 1024. */
@@ -182,6 +202,7 @@ export class MirrorCommand {
   constructor(engine: MirrorEngine, desc: CommandDesc, faultSources: number, devDirtyOff: number) {
     this.engine = engine;
     this.op = desc.op;
+    this.kernel = desc.kernel ?? null;
     this.page = desc.page;
     this.npages = desc.npages;
     this.words = desc.npages * WORDS_PER_PAGE;
@@ -208,7 +229,7 @@ export class MirrorCommand {
       this.params = device.createBuffer({ label: `${name} params`, size: PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
       this.io = device.createBuffer({
         label: `${name} io`,
-        size: this.words * 4,
+        size: (desc.ioWords ?? this.words) * 4,
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
         mappedAtCreation: desc.data !== undefined,
       });
@@ -261,7 +282,12 @@ export class MirrorCommand {
 
   /** The io buffer: read results / atomic old values (write: what was stored). */
   async readOutput(): Promise<Uint32Array> {
-    return new Uint32Array(await this.engine.readGpu(this.io, 0, this.words * 4, 'readOutput'));
+    return new Uint32Array(await this.engine.readGpu(this.io, 0, this.io.size, 'readOutput'));
+  }
+
+  /** state[0]: a kernel's own counter (createKernels), zeroed with the command and by reset(). */
+  async readCounter(): Promise<number> {
+    return new Uint32Array(await this.engine.readGpu(this.state, 0, 4, 'readCounter'))[0];
   }
 
   /** The done bitmap: bit i of word i/32 is invocation i. */
@@ -421,6 +447,32 @@ export class MirrorEngine {
   // -------------------------------------------------------------------------------------
   // Commands.
 
+  /**
+   * Compiles `wgsl` (appended to mirror-common.wgsl, like the engine's own kernels: it
+   * declares bindings 2 and 3) against this engine's bind group layout, one kernel per
+   * entry point, for CommandDesc.kernel. Each entry point must follow the engine's work
+   * layout: thread t owns done word t and counts the words it leaves not done in
+   * state[STATE_MISSED]; state[0] is the kernel's (zeroed with the command, kept across
+   * rounds: see readCounter).
+   */
+  async createKernels(label: string, wgsl: string, entryPoints: readonly string[]): Promise<MirrorKernel[]> {
+    this.alive('createKernels');
+    const device = this.device;
+    try {
+      return await withErrorScopes(device, async () => {
+        const layout = device.createPipelineLayout({ label: `${this.label} ${label} layout`, bindGroupLayouts: [this.layout] });
+        const module = device.createShaderModule({ label, code: commonWgsl + wgsl });
+        return Promise.all(entryPoints.map(async (entryPoint): Promise<MirrorKernel> => ({
+          entryPoint, engine: this,
+          pipeline: await device.createComputePipelineAsync({ label: `${this.label} ${entryPoint}`, layout, compute: { module, entryPoint } }),
+        })));
+      });
+    } catch (e) {
+      if (e instanceof HmmError) throw e;
+      throw err('EIO', `${this.label}: compiling ${label} failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
   createCommand(desc: CommandDesc): MirrorCommand {
     this.alive('createCommand');
     if (desc.op !== 'read' && desc.op !== 'write' && desc.op !== 'atomic') throw err('EINVAL', `unknown op ${String(desc.op)}`);
@@ -432,10 +484,18 @@ export class MirrorEngine {
     if (bytes > this.device.limits.maxStorageBufferBindingSize) {
       throw err('EINVAL', `createCommand: ${desc.npages} pages need a ${bytes}-byte io buffer; this device binds ${this.device.limits.maxStorageBufferBindingSize}`);
     }
-    const words = desc.npages * WORDS_PER_PAGE;
+    if (desc.kernel !== undefined && desc.kernel.engine !== this) throw err('EINVAL', 'createCommand: kernel of another engine');
+    if (desc.ioWords !== undefined) {
+      if (!Number.isSafeInteger(desc.ioWords) || desc.ioWords < 4 || desc.ioWords % 4 !== 0
+        || desc.ioWords * 4 > this.device.limits.maxStorageBufferBindingSize) {
+        throw err('EINVAL', `createCommand: ioWords ${desc.ioWords}`);
+      }
+      if (desc.scratch) throw err('EINVAL', 'createCommand: a sized io is never scratch');
+    }
+    const words = desc.ioWords ?? desc.npages * WORDS_PER_PAGE;
     if (desc.op === 'write' && desc.data === undefined) throw err('EINVAL', 'createCommand: write needs data');
     if (desc.data !== undefined && desc.data.length !== words) {
-      throw err('EINVAL', `createCommand: data has ${desc.data.length} words, the range has ${words}`);
+      throw err('EINVAL', `createCommand: data has ${desc.data.length} words, the io has ${words}`);
     }
     const cmd = new MirrorCommand(this, desc, this.faultSources, this.devDirtyOff);
     this.commands.add(cmd);
@@ -460,7 +520,7 @@ export class MirrorEngine {
         // New round: forget last round's misses and the uTLBs' outstanding-fault bits.
         enc.clearBuffer(cmd.state, 4, (STATE_HEADER_WORDS - 1 + cmd.pendWords) * 4);
         const pass = enc.beginComputePass({ label: `${this.label} ${cmd.op}` });
-        pass.setPipeline(this.pipelines[cmd.op]);
+        pass.setPipeline(cmd.kernel?.pipeline ?? this.pipelines[cmd.op]);
         pass.setBindGroup(0, bind);
         const [x, y] = this.grid(Math.ceil(cmd.npages / MIRROR_PAGES_PER_WORKGROUP));
         pass.dispatchWorkgroups(x, y);

@@ -1,19 +1,135 @@
 /**
- * PLACEHOLDER — the lead replaces this file with the real workload runner.
+ * The experiment's runner: one RunConfig on the GPU, measured.
  *
- * It exists only so that main.ts type-checks against the runner's contract:
- *   runOne(config, ctx)   run one RunConfig on the GPU and measure it
- *   openExperiment()      open the GPU/machine once for the whole experiment
- * Both throw until the real runner lands.
+ *   openExperiment()     the GPU every run shares (defaultGpu), its adapter name, and close()
+ *                        which destroys the device so Node can exit;
+ *   runOne(config, ctx)  a fresh machine with one dmirror device, a process with a 2 MiB-
+ *                        aligned buffer of config.sizeMiB, a mirror of it and a FaultServicer
+ *                        configured from the config; the workload (src/workloads/run.ts) runs
+ *                        through that servicer while an invalidation storm (storm.ts) hits the
+ *                        buffer at config.stormRate, from the end of the CPU's initialisation
+ *                        to the start of its final read-back. The result is built from the
+ *                        servicer's per-batch records, the storm's counts and the workload's
+ *                        verification. wallMs is the workload's run: its GPU commands (rounds,
+ *                        fault servicing, write-back) and pingpong's CPU phases — not the
+ *                        machine's setup, the CPU's initialisation or the final read-back.
+ *
+ * A run that fails with an HmmError (EBUSY from a retry protocol starved by the storm,
+ * EFAULT, ENOMEM, ENODEV) is a result with ok: false and the error, not a throw; anything
+ * else (a bug) throws, and the experiment driver records it as such.
  */
-import type { RunConfig, RunResult } from './types.js';
+import { defaultGpu } from '../driver/dmirror-device.js';
+import type { DmirrorDevice } from '../driver/dmirror-device.js';
+import type { Dmirror } from '../driver/dmirror.js';
+import { totals } from '../driver/records.js';
+import type { FaultServicer } from '../driver/servicer.js';
+import { HmmError } from '../errors.js';
+import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PMD_SIZE, PROT_READ, PROT_WRITE } from '../mm/constants.js';
+import { createMachine } from '../system.js';
+import { runWorkload, type WorkloadResult } from '../workloads/run.js';
+import { startStorm, type Storm, type StormKind } from '../workloads/storm.js';
+import type { RunConfig, RunResult, StormStats } from './types.js';
+
+/** Where the buffer goes: 2 MiB aligned, far from anything else the process maps. */
+export const BUFFER_ADDR = 0x4000_0000;
+/** Retry protocol bounds (HMM_RANGE_DEFAULT_TIMEOUT; lock-fallback's failed attempts). */
+export const SERVICER_TIMEOUT_MS = 1000;
+export const SERVICER_FALLBACK_AFTER = 3;
 
 export async function openExperiment(): Promise<{ adapter: string; close(): Promise<void> }> {
-  throw new Error('runner not implemented (src/experiment/runner.ts is a placeholder)');
+  const gpu = await defaultGpu();
+  return {
+    adapter: gpu.adapterName,
+    async close() {
+      gpu.device.destroy();
+    },
+  };
+}
+
+/** The storm's operations for a config: protect only when nothing writes (a device write would rightly get EPERM). */
+export function stormKinds(config: RunConfig): StormKind[] {
+  return config.writeFraction === 0 ? ['remap', 'cow', 'reclaim', 'protect'] : ['remap', 'cow', 'reclaim'];
+}
+
+function pagesOf(config: RunConfig): number {
+  const pages = config.sizeMiB * 256;
+  if (!Number.isSafeInteger(pages) || pages < 1) throw new Error(`sizeMiB ${config.sizeMiB} is not a whole number of pages`);
+  return pages;
+}
+
+function emptyResult(config: RunConfig): RunResult {
+  return {
+    config, ok: true, error: null, wallMs: 0, rounds: 0, faultRounds: 0, totals: totals([]), records: [],
+    storm: { ops: 0, byKind: {} }, verify: { checked: 0, mismatches: 0 }, faultsPerSec: 0,
+  };
 }
 
 export async function runOne(config: RunConfig, ctx: { onProgress?: (msg: string) => void }): Promise<RunResult> {
-  void config;
-  void ctx;
-  throw new Error('runner not implemented (src/experiment/runner.ts is a placeholder)');
+  const result = emptyResult(config);
+  const pages = pagesOf(config);
+  const gpu = await defaultGpu();
+  const machine = await createMachine({
+    devices: 1,
+    // The buffer, the copies COW and remapping make while the storm runs, and the rest.
+    systemPages: 2 * pages + 8192,
+    // Every buffer page fits with room to spare, so the driver never evicts a page of the
+    // command in flight (capped by what one storage buffer binds).
+    aperturePages: Math.max(512, Math.min(pages + 256, Math.floor(gpu.limits.maxStorageBufferBindingSize / PAGE_SIZE))),
+    devicePages: 256,
+    gpuContext: defaultGpu(),
+  });
+  let storm: Storm | null = null;
+  let stormStats: StormStats | null = null;
+  const stopStorm = async (): Promise<void> => {
+    if (storm === null || stormStats !== null) return;
+    stormStats = await storm.stop();
+  };
+  let servicer: FaultServicer | null = null;
+  const t0 = performance.now();
+  try {
+    const proc = machine.spawn();
+    const size = pages * PAGE_SIZE;
+    const start = await proc.mmap(BUFFER_ADDR, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
+    if (start % PMD_SIZE !== 0) throw new Error(`buffer at 0x${start.toString(16)} is not 2 MiB aligned`);
+    const mirror = await (machine.devices[0] as unknown as DmirrorDevice).open(proc);
+    servicer = mirror.setServicer({
+      window: config.window, batchSize: config.batchSize, replay: config.replay, protocol: config.protocol,
+      coalesce: config.coalesce, timeoutMs: SERVICER_TIMEOUT_MS, fallbackAfter: SERVICER_FALLBACK_AFTER,
+      restOfRangeOnOverflow: false,
+    });
+    let w: WorkloadResult;
+    try {
+      w = await runWorkload(mirror, {
+        name: config.workload, start, sizeBytes: size, writeFraction: config.writeFraction, seed: config.seed,
+      }, servicer, {
+        afterInit: async () => {
+          if (config.stormRate > 0) {
+            storm = startStorm(proc, { rate: config.stormRate, start, end: start + size, seed: config.seed ^ 0x5eed, kinds: stormKinds(config) });
+          }
+        },
+        beforeVerify: stopStorm,
+      });
+    } finally {
+      await stopStorm();
+    }
+    result.wallMs = w.ms.gpu + w.ms.cpu;
+    result.rounds = w.rounds;
+    result.faultRounds = w.faultRounds;
+    result.verify = w.verify;
+    if (w.verify.mismatches > 0) ctx.onProgress?.(`verification: ${w.verify.mismatches} of ${w.verify.checked} wrong; first: ${w.firstMismatch}`);
+  } catch (e) {
+    if (!(e instanceof HmmError)) throw e;
+    result.ok = false;
+    result.error = `${e.code}: ${e.message}`;
+    result.wallMs = performance.now() - t0; // until it failed, setup included
+  } finally {
+    if (servicer !== null) {
+      result.records = servicer.records;
+      result.totals = totals(servicer.records);
+      result.faultsPerSec = result.totals.serviceMs > 0 ? (result.totals.unique / result.totals.serviceMs) * 1000 : 0;
+    }
+    if (stormStats !== null) result.storm = stormStats;
+    await machine.destroy();
+  }
+  return result;
 }

@@ -10,7 +10,7 @@ import type { Dmirror } from '../../src/driver/dmirror.js';
 import { totals } from '../../src/driver/records.js';
 import { RETRY_PROTOCOLS, type RetryProtocol } from '../../src/driver/retry.js';
 import {
-  createMachine, HmmError, MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine,
+  createMachine, HmmError, MADV_DONTNEED, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine,
 } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
 import { startStorm } from '../../src/workloads/storm.js';
@@ -84,14 +84,21 @@ describe('retry protocols', () => {
       const n = 16;
       const buf = await proc.mmap(0, n * PAGE_SIZE, RW, ANON);
       await proc.write(buf, pagesOf(n, (p) => 0x3000 + p));
-      // The driver spends a millisecond between hmm_range_fault and its commit (programming
-      // the device, say): the window the storm's invalidations land in.
+      // The storm, made deterministic: the driver spends a moment between hmm_range_fault
+      // and its commit (programming the device, say), and every time, reclaim starts paging
+      // out a page of the range. It needs the mmap lock for read, so it lands in the window
+      // unless the driver holds the lock for write.
+      const pending: Promise<void>[] = [];
+      let k = 0;
       mirror.setServicer({
         protocol, timeoutMs: 40, fallbackAfter: 2, batchSize: 256, replay: 'batch-flush',
-        afterRangeFault: () => proc.mm.core.sched.sleep(1, 'driver commit latency'),
+        afterRangeFault: () => {
+          pending.push(proc.madvise(buf + (k++ % n) * PAGE_SIZE, PAGE_SIZE, MADV_PAGEOUT));
+          return proc.mm.core.sched.sleep(1, 'driver commit latency');
+        },
       });
-      // Three storm loops paging the buffer out as fast as the timers go.
-      const storms = [1, 2, 3].map((seed) => startStorm(proc, { rate: 4000, start: buf, end: buf + n * PAGE_SIZE, seed, kinds: ['reclaim'] }));
+      // And a background storm on top.
+      const storms = [1, 2].map((seed) => startStorm(proc, { rate: 2000, start: buf, end: buf + n * PAGE_SIZE, seed, kinds: ['reclaim'] }));
       let ok = 0;
       let wrong = 0;
       try {
@@ -109,6 +116,7 @@ describe('retry protocols', () => {
         }
       } finally {
         for (const s of storms) await s.stop();
+        await Promise.all(pending);
       }
       const t = totals(mirror.servicer.records);
       return { ok, wrong, ebusy: t.ebusy, fallbacks: t.fallbacks };
