@@ -38,8 +38,9 @@ const ACCESS_ATOMIC: u32 = 3u;
 // (UVM's write/atomic fault types, as opposed to an invalid PDE/PTE).
 const ACCESS_PROTECTION: u32 = 0x100u;
 
-// state[] layout (words): 0 reserved, 1 words left not done by this round (reset each
-// round), 2..3 reserved, then the pending bitmap at pendOff (cleared every round). The done
+// state[] layout (words): 0 reserved for kernels of other files (createKernels: e.g. the
+// workloads' mismatch count; zeroed with the command, never by a round), 1 words left not
+// done by this round (reset each round), 2..3 reserved, then the pending bitmap at pendOff (cleared every round). The done
 // bitmaps are in done[] (see mirrorThread). There is no done counter: every word not done
 // before a round is either done by it or counted missed, so the host knows the done count
 // is nwords - missed, and a round that faults nowhere touches no global atomic at all.

@@ -64,7 +64,13 @@ function emptyResult(config: RunConfig): RunResult {
   };
 }
 
-export async function runOne(config: RunConfig, ctx: { onProgress?: (msg: string) => void }): Promise<RunResult> {
+export interface RunContext {
+  onProgress?: (msg: string) => void;
+  /** The storm's operations instead of stormKinds(config) (tests: the content-preserving ones). */
+  stormKinds?: readonly StormKind[];
+}
+
+export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunResult> {
   const result = emptyResult(config);
   const pages = pagesOf(config);
   const gpu = await defaultGpu();
@@ -104,7 +110,7 @@ export async function runOne(config: RunConfig, ctx: { onProgress?: (msg: string
       }, servicer, {
         afterInit: async () => {
           if (config.stormRate > 0) {
-            storm = startStorm(proc, { rate: config.stormRate, start, end: start + size, seed: config.seed ^ 0x5eed, kinds: stormKinds(config) });
+            storm = startStorm(proc, { rate: config.stormRate, start, end: start + size, seed: config.seed ^ 0x5eed, kinds: ctx.stormKinds ?? stormKinds(config) });
           }
         },
         beforeVerify: stopStorm,

@@ -75,7 +75,12 @@ export interface WorkloadResult {
   firstMismatch: string | null;
   /** GPU commands run (pingpong: one per GPU phase). */
   commands: number;
-  ms: { init: number; gpu: number; cpu: number; verify: number };
+  /**
+   * Wall time: the CPU's initialisation; the GPU commands (rounds, fault servicing, write-
+   * back); pingpong's CPU phases; reading back and checking the kernels' counts and result
+   * words; the CPU's final read-back.
+   */
+  ms: { init: number; gpu: number; cpu: number; results: number; verify: number };
 }
 
 export interface RunWorkloadOptions {
@@ -133,7 +138,7 @@ async function verifyBuffer(mirror: Dmirror, plan: WorkloadPlan, chunkWords: num
 async function gpuCommand(
   mirror: Dmirror, plan: WorkloadPlan, servicer: CommandServicer, phase: number, flags: number,
   indices: Uint32Array | undefined, gpuChecks: number, t: Tally,
-): Promise<{ rounds: number; faultRounds: number }> {
+): Promise<{ rounds: number; faultRounds: number; runMs: number; checkMs: number }> {
   const kernels = await workloadKernels(mirror.engine);
   const io = commandIo(plan, phase, flags, indices);
   const cmd = mirror.engine.createCommand({
@@ -141,7 +146,9 @@ async function gpuCommand(
     page: plan.startPage, npages: plan.npages, kernel: kernels[plan.name], ioWords: io.length, data: io,
   });
   try {
+    const t0 = now();
     const out = await runMirrorKernel(mirror, cmd, servicer);
+    const t1 = now();
     const bad = await cmd.readCounter();
     t.gpu.checked += gpuChecks;
     t.gpu.mismatches += bad;
@@ -155,7 +162,7 @@ async function gpuCommand(
       }
     }
     t.results.checked += plan.nwords;
-    return out;
+    return { ...out, runMs: t1 - t0, checkMs: now() - t1 };
   } finally {
     cmd.destroy();
   }
@@ -215,7 +222,7 @@ export async function runWorkload(
   }
   const chunkWords = Math.max(WORDS_PER_PAGE, Math.floor((opts.chunkBytes ?? 1 << 20) / PAGE_SIZE) * WORDS_PER_PAGE);
   const t = new Tally();
-  const ms = { init: 0, gpu: 0, cpu: 0, verify: 0 };
+  const ms = { init: 0, gpu: 0, cpu: 0, results: 0, verify: 0 };
   let rounds = 0;
   let faultRounds = 0;
   let commands = 0;
@@ -226,9 +233,9 @@ export async function runWorkload(
   const indices = plan.name === 'gather' ? gatherIndices(plan) : undefined;
 
   const gpu = async (phase: number, flags: number, checks: number): Promise<void> => {
-    const s = now();
     const r = await gpuCommand(mirror, plan, servicer, phase, flags, indices, checks, t);
-    ms.gpu += now() - s;
+    ms.gpu += r.runMs;
+    ms.results += r.checkMs;
     rounds += r.rounds;
     faultRounds += r.faultRounds;
     commands++;
