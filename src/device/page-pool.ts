@@ -140,6 +140,16 @@ export class PagePool {
   }
 
   /** Writes data (a multiple of 4 KiB) into slots [slot, slot + data.length / 4096): one writeBuffer. */
+  /** Part of a page: `bytes` at byte offset `offset` of the pool (a multiple of 4). */
+  uploadBytes(offset: number, bytes: Uint8Array): void {
+    if (offset % 4 !== 0 || bytes.byteLength % 4 !== 0 || offset < 0 || offset + bytes.byteLength > this.slots * PAGE_BYTES) {
+      throw err('EINVAL', `${this.label}: upload of ${bytes.byteLength} bytes at ${offset}`);
+    }
+    ensureAlive(this.device, `${this.label}: upload`);
+    this.device.queue.writeBuffer(this.buffer, offset, bytes as Uint8Array<ArrayBuffer>);
+    this.counters.uploadWrites++;
+  }
+
   upload(slot: number, data: Uint8Array): void {
     if (data.byteLength === 0 || data.byteLength % PAGE_BYTES !== 0) {
       throw err('EINVAL', `${this.label}: upload of ${data.byteLength} bytes, not a multiple of 4096`);

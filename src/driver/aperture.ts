@@ -23,6 +23,14 @@ interface SlotInfo {
   gen: number;
   /** Mirror entries using it. */
   refs: number;
+  /**
+   * What the GPU copy holds, as far as the host knows (set at upload, refresh and
+   * write-back). Coherence is merged per 32-bit word against it, as a coherent link merges
+   * per cache line: a refresh uploads only the words the CPU changed, a write-back stores
+   * only the words the GPU changed, so neither side's concurrent writes to other words of
+   * the page are lost.
+   */
+  base: Uint32Array | null;
 }
 
 export interface ApertureStats {
@@ -69,7 +77,7 @@ export class Aperture {
       const slot = this.#engine.aperture.alloc();
       this.#pending.push({ slot, pfn });
       this.stats.uploads++;
-      s = { slot, gen: this.#ram.gen[pfn], refs: 0 };
+      s = { slot, gen: this.#ram.gen[pfn], refs: 0, base: null };
       this.#byPfn.set(pfn, s);
       this.#pfnOfSlot.set(slot, pfn);
     }
@@ -92,7 +100,9 @@ export class Aperture {
       if (this.#pfnOfSlot.get(slot) !== pfn) continue; // released (and maybe reused: queued again)
       const s = this.#byPfn.get(pfn)!;
       s.gen = this.#ram.gen[pfn];
-      pages.push({ slot, data: this.#ram.data(pfn) });
+      const data = this.#ram.data(pfn);
+      s.base = words(data).slice();
+      pages.push({ slot, data });
     }
     const before = this.#engine.aperture.stats.uploadWrites;
     this.#engine.aperture.uploadPages(pages);
@@ -118,10 +128,23 @@ export class Aperture {
   syncToGpu(): void {
     this.flushUploads();
     if (this.#epochSeen === this.#ram.epoch) return;
+    const pool = this.#engine.aperture;
     for (const [pfn, s] of this.#byPfn) {
       const gen = this.#ram.gen[pfn];
       if (gen === s.gen) continue;
-      this.#engine.aperture.upload(s.slot, this.#ram.data(pfn));
+      const data = this.#ram.data(pfn);
+      const now = words(data);
+      const base = s.base ?? new Uint32Array(1024).fill(~0); // unknown: every word differs
+      // Upload each run of words the CPU changed since the GPU copy was made.
+      for (let w = 0; w < 1024;) {
+        if (now[w] === base[w]) { w++; continue; }
+        let e = w + 1;
+        while (e < 1024 && now[e] !== base[e]) e++;
+        pool.uploadBytes(s.slot * 4096 + w * 4, data.subarray(w * 4, e * 4));
+        base.set(now.subarray(w, e), w);
+        w = e;
+      }
+      s.base = base;
       s.gen = gen;
       this.stats.refreshes++;
     }
@@ -137,11 +160,29 @@ export class Aperture {
     for (const { slot, data } of pages) {
       const pfn = this.#pfnOfSlot.get(slot);
       if (pfn === undefined) continue; // freed since: nothing maps it any more
-      this.#ram.data(pfn).set(data);
-      this.#ram.markWritten(pfn);
-      // Our copy is the newest: don't re-upload what we just wrote back.
-      this.#byPfn.get(pfn)!.gen = this.#ram.gen[pfn];
+      const s = this.#byPfn.get(pfn)!;
+      const cpuAhead = this.#ram.gen[pfn] !== s.gen; // CPU writes not yet in the GPU copy
+      const frame = words(this.#ram.data(pfn));
+      const gpu = words(data);
+      const base = s.base ?? frame.slice();
+      let changed = 0;
+      for (let w = 0; w < 1024; w++) {
+        if (gpu[w] === base[w]) continue;
+        frame[w] = gpu[w];
+        base[w] = gpu[w];
+        changed++;
+      }
+      s.base = base;
+      if (changed > 0) this.#ram.markWritten(pfn);
+      // The GPU copy now equals the frame unless the CPU wrote other words meanwhile: then
+      // leave the generation behind so the next refresh uploads just those words.
+      if (!cpuAhead) s.gen = this.#ram.gen[pfn];
       this.stats.writebacks++;
     }
   }
+}
+
+/** A page's bytes as 1024 words (a view, no copy). */
+function words(page: Uint8Array): Uint32Array {
+  return new Uint32Array(page.buffer, page.byteOffset, page.byteLength / 4);
 }

@@ -1,10 +1,12 @@
 /**
  * An invalidation storm on the CPU side: at a set rate, operations that make the mm send
- * mmu notifier invalidations over a mirrored buffer while a device works on it. Every
- * operation preserves the buffer's contents, so the workloads' own result checks stay
- * valid — what changes is where the data lives, which is what the device must keep up with:
+ * mmu notifier invalidations over a mirrored buffer while a device works on it. The
+ * operations preserve the buffer's contents (all but remap atomically, so the workloads'
+ * own result checks stay valid) — what changes is where the data lives, which is what the
+ * device must keep up with:
  *
- *   remap    read a page, munmap + mmap MAP_FIXED, write it back (UNMAP; a new frame)
+ *   remap    read a page, munmap + mmap MAP_FIXED, write it back (UNMAP; a new frame) —
+ *            racy against a device by construction (it sees the hole or zeros in between)
  *   cow      write a word back unchanged while a forked child shares the page (CLEAR; COW)
  *   reclaim  MADV_PAGEOUT (CLEAR; the page goes to swap, the next touch swaps it in)
  *   protect  mprotect(PROT_READ) then back to read-write (PROTECTION_VMA) — only for

@@ -56,4 +56,15 @@ describe('experiment runner', () => {
     expect(rw.storm.byKind.reclaim).toBeGreaterThan(0);
     expect(rw.verify.mismatches).toBe(0);
   });
+
+  it('GPU writes and CPU stores to other words of the same pages both survive (per-word coherence) under a COW storm', async () => {
+    // The storm's cow op stores a word back unchanged into pages the device is writing;
+    // a refresh of the whole page would wipe the device's unwritten-back words.
+    for (const workload of ['stream', 'random'] as const) {
+      const r = await runOne(config({ workload, writeFraction: 0.5, stormRate: 5000, sizeMiB: 8 }), { stormKinds: ['cow'] });
+      expect(r.error, workload).toBeNull();
+      expect(r.storm.ops, workload).toBeGreaterThan(0);
+      expect(r.verify.mismatches, workload).toBe(0);
+    }
+  });
 });
