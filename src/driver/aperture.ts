@@ -11,8 +11,9 @@
  *
  * acquire() queues a new slot's upload; flushUploads() writes the queue, one writeBuffer per
  * run of consecutive slots (a fault service maps thousands of pages: one call each would
- * cost more than the bytes). The driver flushes before it lets go of its lock or awaits —
- * before a page-table flush can expose the new entries — and syncToGpu() flushes too.
+ * cost more than the bytes). syncToGpu(), which every dispatch is preceded by, flushes the
+ * queue first, so no kernel runs with an entry whose bytes are not uploaded yet; eviction
+ * and write-back flush it too.
  */
 import type { MirrorEngine } from '../device/mirror-engine.js';
 import type { PhysMem } from '../mm/frames.js';

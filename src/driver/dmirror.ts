@@ -335,11 +335,12 @@ export class Dmirror {
    * evicted from under the lock, so the sequence check stays valid).
    */
   async #update(start: number, pfns: Uint32Array, flags: Uint8Array, extra = 0): Promise<number> {
-    try {
-      return await this.#updateEntries(start, pfns, flags, extra);
-    } finally {
-      this.aperture.flushUploads(); // before the lock goes: the next table flush exposes these
-    }
+    // New aperture slots' bytes are uploaded by the next dispatch's syncToGpu(), not here:
+    // the copy stands for the device's own accesses over the link, so it belongs to the
+    // replay, not to fault servicing, which only writes page-table entries (as a real
+    // driver's does). Every dispatch path syncs first, so no kernel sees an entry before
+    // its bytes.
+    return this.#updateEntries(start, pfns, flags, extra);
   }
 
   /** Returns the contiguous runs of pages written (the "mirror writes" of the batch records). */
