@@ -18,13 +18,13 @@ import { MirrorEngine, type MirrorCommand, type MirrorOp } from '../device/mirro
 import { PTE_DEVICE, PTE_EXCLUSIVE, PTE_WRITE, type UnmappedLeaf } from '../device/page-table.js';
 import { err, HmmError } from '../errors.js';
 import {
-  HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, hmmPfnToMapOrder,
+  HMM_PFN_ERROR, HMM_PFN_VALID, HMM_PFN_WRITE, hmmPfnToMapOrder,
 } from '../hmm/pfn.js';
 import { hmmRange, hmmRangeFault } from '../hmm/range-fault.js';
 import { hmmMirrorRegister, hmmMirrorUnregister, type Hmm, type HmmMirrorOps } from '../hmm/range-v52.js';
 import { PAGE_SIZE, TASK_SIZE } from '../mm/constants.js';
 import {
-  makeDeviceExclusive, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+  makeDeviceExclusive, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE,
   MIGRATE_VMA_SELECT_SYSTEM, migratePfn, migratePfnFlags, migratePfnToPfn, migrateVmaFinalize, migrateVmaPages,
   migrateVmaSetup,
 } from '../mm/migrate.js';
@@ -34,6 +34,7 @@ import { isDeviceExclusive, isDevicePrivate, isPresent, pmdIndex, pteIndex } fro
 import type { MmuIntervalNotifier, MmuNotifierRange } from '../mm/notifier.js';
 import type { Process } from '../mm/process.js';
 import { VM_READ, VM_WRITE } from '../mm/vma.js';
+import type { MirrorResult } from '../api.js';
 import { Aperture } from './aperture.js';
 import type { DmirrorDevice } from './dmirror-device.js';
 import { Mutex } from './mutex.js';
@@ -52,7 +53,6 @@ export const DMIRROR_SERVICER: Partial<ServicerOptions> = {
 /** A command still faulting after this many rounds is a livelock: EFAULT, not a hang. */
 const MAX_ROUNDS = 10_000;
 
-
 /** HMM_DMIRROR_PROT_* (lib/test_hmm_uapi.h): SNAPSHOT's byte per page. */
 export const HMM_DMIRROR_PROT_ERROR = 0xff;
 export const HMM_DMIRROR_PROT_NONE = 0x00;
@@ -64,17 +64,10 @@ export const HMM_DMIRROR_PROT_ZERO = 0x10;
 export const HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL = 0x20;
 export const HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE = 0x30;
 
-/** HMM_RANGE_DEFAULT_TIMEOUT: how long a fault may keep colliding with invalidations. */
-export const RANGE_FAULT_TIMEOUT_MS = 1000;
 /** Most pages one GPU command covers (its io buffer: 128 MiB, llvmpipe's binding limit). */
 export const MAX_COMMAND_PAGES = 32768;
 
-export interface MirrorResult {
-  /** Pages the command completed. */
-  cpages: number;
-  /** Replay rounds that ended in device faults, summed over the chunks (1 for a fresh buffer that fits one chunk). */
-  faults: number;
-}
+export type { MirrorResult } from '../api.js';
 
 /** Counters of one mirror, for tests and the experiment. */
 export interface DmirrorStats {

@@ -11,8 +11,8 @@
  * `--preset windows --workload random,gather` sweeps the windows on those two workloads.
  */
 import type { WindowPolicy } from '../driver/coalesce.js';
-import { RETRY_PROTOCOLS, type RetryProtocol } from '../driver/retry.js';
-import { REPLAY_POLICIES, type ReplayPolicy } from '../driver/servicer.js';
+import { RETRY_PROTOCOLS } from '../driver/retry.js';
+import { REPLAY_POLICIES } from '../driver/servicer.js';
 import { batchLabel, windowLabel } from './report.js';
 import { WORKLOADS, type RunConfig, type WorkloadName } from './types.js';
 

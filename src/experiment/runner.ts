@@ -20,7 +20,6 @@
  */
 import { defaultGpu } from '../driver/dmirror-device.js';
 import type { DmirrorDevice } from '../driver/dmirror-device.js';
-import type { Dmirror } from '../driver/dmirror.js';
 import { totals } from '../driver/records.js';
 import type { FaultServicer } from '../driver/servicer.js';
 import { HmmError } from '../errors.js';

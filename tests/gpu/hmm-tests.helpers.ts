@@ -1,77 +1,26 @@
 /**
- * Helpers for the port of the kernel's HMM selftests (tests/gpu/hmm-tests.test.ts):
- * the dmirror driver's types as the public API will export them, the selftest's constants,
- * int-pattern buffers and element-by-element checks.
- *
- * TEMPORARY: src/index.ts does not export the driver's types yet (the driver is being
- * written), so `Mirror`, `MirrorDevice`, `MirrorResult` and the HMM_DMIRROR_PROT_* values are
- * declared here exactly as the agreed public API spells them, and `mirrorDevices()` casts
- * `machine.devices` to them. Once src/index.ts exports them, replace the declarations below
- * with re-exports (`export { type Mirror, ... } from '../../src/index.js'`) and
- * `mirrorDevices(m)` with `m.devices`.
+ * Helpers for the port of the kernel's HMM selftests (tests/gpu/hmm-tests.test.ts): the
+ * dmirror interface as the public API exports it, the selftest's constants, int-pattern
+ * buffers and element-by-element checks.
  */
 import { expect } from 'vitest';
-import { HmmError, PAGE_SIZE, type Machine, type Process } from '../../src/index.js';
+import { HmmError, PAGE_SIZE, type Machine, type Mirror, type MirrorDevice, type Process } from '../../src/index.js';
 import { isPresent, pmdIndex, pteIndex } from '../../src/mm/page-table.js';
 
-// ---- The driver's API (HMM_DMIRROR_* ioctls of lib/test_hmm.c) -------------------------
+// ---- The driver's API, as src/index.ts exports it ----------------------------------------
 
-/** struct hmm_dmirror_cmd's outputs. */
-export interface MirrorResult {
-  /** Pages the command completed. */
-  cpages: number;
-  /** Calls of the device fault path (1 for a fresh buffer). */
-  faults: number;
-}
+export {
+  HMM_DMIRROR_PROT_ERROR, HMM_DMIRROR_PROT_NONE, HMM_DMIRROR_PROT_READ, HMM_DMIRROR_PROT_WRITE,
+  HMM_DMIRROR_PROT_PMD, HMM_DMIRROR_PROT_PUD, HMM_DMIRROR_PROT_ZERO,
+  HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE,
+} from '../../src/index.js';
+export type { Mirror, MirrorDevice, MirrorResult } from '../../src/index.js';
 
-/** An open /dev/hmm_dmirrorN: a device mirroring one process's address space. */
-export interface Mirror {
-  /** HMM_DMIRROR_READ: the device reads npages at addr; `data` is buffer->mirror. */
-  read(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }>;
-  /** HMM_DMIRROR_WRITE: the device writes `data` (npages * PAGE_SIZE bytes) at addr. */
-  write(addr: number, data: Uint8Array): Promise<MirrorResult>;
-  /** HMM_DMIRROR_MIGRATE_TO_DEV; `data` is what the device then holds for the range. */
-  migrateToDevice(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }>;
-  /** HMM_DMIRROR_MIGRATE_TO_SYS. */
-  migrateToSystem(addr: number, npages: number): Promise<MirrorResult>;
-  /** HMM_DMIRROR_SNAPSHOT: one HMM_DMIRROR_PROT_* byte per page. */
-  snapshot(addr: number, npages: number): Promise<Uint8Array>;
-  /** HMM_DMIRROR_EXCLUSIVE (make_device_exclusive); `data` is what the device read. */
-  exclusive(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }>;
-  /** HMM_DMIRROR_CHECK_EXCLUSIVE: rejects EPERM while any page is still exclusive. */
-  checkExclusive(addr: number, npages: number): Promise<void>;
-  /** HMM_DMIRROR_RELEASE: evict every device page to system memory. */
-  release(): Promise<void>;
-  /** mmap() of the device file itself (VM_MIXEDMAP); the address in the opened process. */
-  mmap(length: number, prot: number, flags: number): Promise<number>;
-  close(): Promise<void>;
-}
-
-/** /dev/hmm_dmirrorN. */
-export interface MirrorDevice {
-  readonly index: number;
-  open(proc: Process): Promise<Mirror>;
-}
-
-/** TEMPORARY cast until Machine.devices has the driver's type (see the file comment). */
+/** The machine's devices; the selftests' hmm2 fixture needs two. */
 export function mirrorDevices(m: Machine): readonly MirrorDevice[] {
-  const devs = m.devices as unknown as readonly MirrorDevice[];
-  if (devs.length < 2 || typeof devs[1].open !== 'function') {
-    throw new Error(`the machine has ${devs.length} mirror devices, the selftests need 2 (is the dmirror driver in?)`);
-  }
-  return devs;
+  if (m.devices.length < 2) throw new Error(`the machine has ${m.devices.length} mirror devices, the selftests need 2`);
+  return m.devices;
 }
-
-/** SNAPSHOT bytes (lib/test_hmm_uapi.h). */
-export const HMM_DMIRROR_PROT_ERROR = 0xff;
-export const HMM_DMIRROR_PROT_NONE = 0x00;
-export const HMM_DMIRROR_PROT_READ = 0x01;
-export const HMM_DMIRROR_PROT_WRITE = 0x02;
-export const HMM_DMIRROR_PROT_PMD = 0x04;
-export const HMM_DMIRROR_PROT_PUD = 0x08;
-export const HMM_DMIRROR_PROT_ZERO = 0x10;
-export const HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL = 0x20;
-export const HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE = 0x30;
 
 // ---- Things the API does not have (bodies of skipped cases are written against these) ----
 
