@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { BASE_CONFIG } from '../../src/experiment/cli.js';
 import { openExperiment, runOne, stormKinds } from '../../src/experiment/runner.js';
-import type { RunConfig } from '../../src/experiment/types.js';
+import { WORKLOADS, type RunConfig } from '../../src/experiment/types.js';
+import { RETRY_PROTOCOLS } from '../../src/driver/retry.js';
 
 function config(c: Partial<RunConfig>): RunConfig {
   return { preset: 'test', ...BASE_CONFIG, sizeMiB: 0.5, ...c };
@@ -65,6 +66,18 @@ describe('experiment runner', () => {
       expect(r.error, workload).toBeNull();
       expect(r.storm.ops, workload).toBeGreaterThan(0);
       expect(r.verify.mismatches, workload).toBe(0);
+    }
+  });
+
+  it('every workload is correct under every retry protocol (reads and writes, verified word by word)', async () => {
+    for (const workload of WORKLOADS) {
+      for (const protocol of RETRY_PROTOCOLS) {
+        const r = await runOne(config({ workload, protocol, writeFraction: 0.5, sizeMiB: 0.25 }), {});
+        expect(r.error, `${workload}/${protocol}`).toBeNull();
+        expect(r.verify.mismatches, `${workload}/${protocol}`).toBe(0);
+        expect(r.verify.checked, `${workload}/${protocol}`).toBeGreaterThan(0);
+        expect(r.totals.rangeFaults, `${workload}/${protocol}`).toBeGreaterThan(0);
+      }
     }
   });
 });
