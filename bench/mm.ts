@@ -17,6 +17,7 @@ import type { MmuIntervalNotifier } from '../src/mm/notifier.js';
 import { isPresent, pmdIndex, pteIndex, PTE_WRITE } from '../src/mm/page-table.js';
 import type { Process } from '../src/mm/process.js';
 import { linearFindVma } from '../src/mm/vma-tree.js';
+import { mulberry32 } from '../src/sched/seeded.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -25,15 +26,6 @@ const GiB = 1024 ** 3;
 interface Row { name: string; value: number; unit: string; baseline: number; baselineName: string; target: string; }
 const rows: Row[] = [];
 
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(s ^ (s >>> 15), s | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function best(runs: number, fn: () => number): number {
   let b = Infinity;
@@ -76,7 +68,7 @@ async function benchFindVma(m: Machine): Promise<void> {
   }
   if (p.mm.vmas.size !== n) throw new Error(`expected ${n} VMAs, got ${p.mm.vmas.size}`);
   const list = [...p.mm.vmas];
-  const rnd = prng(7);
+  const rnd = mulberry32(7);
   const probes = new Float64Array(1 << 16);
   for (let i = 0; i < probes.length; i++) probes[i] = base + Math.floor(rnd() * (n * 3 - 1)) * PAGE_SIZE;
   let sink = 0;

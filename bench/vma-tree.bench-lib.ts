@@ -4,6 +4,7 @@
  * Compares find_vma on the tree against the naive linear scan (linearFindVma).
  */
 import { VmaTree, linearFindVma, type Span } from '../src/mm/vma-tree.js';
+import { mulberry32 } from '../src/sched/seeded.js';
 
 const P = 4096;
 const M2 = 2 * 1024 * 1024;
@@ -25,22 +26,12 @@ export interface VmaTreeBenchResult {
   checksum: number;
 }
 
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function benchVmaTree(opts: { spans?: number; lookups?: number; linearLookups?: number; seed?: number } = {}): VmaTreeBenchResult {
   const n = opts.spans ?? 100_000;
   const lookups = opts.lookups ?? 2_000_000;
   const linearLookups = opts.linearLookups ?? 2_000;
-  const rnd = prng(opts.seed ?? 1);
+  const rnd = mulberry32(opts.seed ?? 1);
   const int = (k: number): number => Math.floor(rnd() * k);
 
   // A sparse layout: spans of 1..64 pages separated by holes of 0..64 pages, from 1 GiB up.

@@ -22,6 +22,7 @@
  * A lost device fails every call with HmmError('ENODEV'); host state (the page-table
  * shadow, pool allocations, a command's done count) is only updated after the GPU answered.
  */
+import { StagingCache } from './staging.js';
 import commonWgsl from '../../shaders/mirror-common.wgsl?raw';
 import accessWgsl from '../../shaders/mirror-access.wgsl?raw';
 import atomicWgsl from '../../shaders/mirror-atomic.wgsl?raw';
@@ -168,7 +169,6 @@ function destroySet(b: CommandBuffers): void {
 }
 
 /** Readbacks from this size up reuse a staging buffer (see readGpuUnlocked). */
-const SPARE_STAGING_MIN_BYTES = 1 << 20;
 const PARITY_OFFSET = 36; // Params.parity
 const STATE_HEADER_WORDS = 4;
 
@@ -352,8 +352,8 @@ export class MirrorEngine {
   private readonly commands = new Set<MirrorCommand>();
   /** Buffers of finished scratch commands, one set per page count (MAX_SPARE_SETS, newest last). */
   private readonly spares: CommandBuffers[] = [];
-  /** The last big readback's staging buffer, unmapped, for the next one of that size. */
-  private spareStaging: GPUBuffer | null = null;
+  /** Staging buffers of readGpu (a big one is kept for the next readback of that size). */
+  private readonly readbacks: StagingCache;
   private tail: Promise<unknown> = Promise.resolve();
   private lostInfo: GPUDeviceLostInfo | null = null;
   private dead = false;
@@ -427,6 +427,7 @@ export class MirrorEngine {
       size: (this.devDirtyOff + Math.ceil(deviceSlots / 32)) * 4,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
+    this.readbacks = new StagingCache(device);
     this.staging = device.createBuffer({
       label: `${label} round staging`,
       size: STATE_HEADER_WORDS * 4 + this.faults.byteSize,
@@ -719,8 +720,7 @@ export class MirrorEngine {
     for (const c of [...this.commands]) c.destroy();
     this.commands.clear();
     for (const b of this.spares.splice(0)) destroySet(b);
-    this.spareStaging?.destroy();
-    this.spareStaging = null;
+    this.readbacks.destroy();
     this.pt.destroy();
     this.aperture.destroy();
     if (!this.sharedVram) this.vram.destroy();
@@ -758,17 +758,8 @@ export class MirrorEngine {
   }
 
   private async readGpuUnlocked(buffer: GPUBuffer, offset: number, size: number, what: string): Promise<ArrayBuffer> {
-    // Big readbacks (a command's output) reuse one staging buffer: creating a MAP_READ
-    // buffer of up to 128 MiB per command costs about as much as the copy.
-    const big = size >= SPARE_STAGING_MIN_BYTES;
-    let staging: GPUBuffer | null = null;
-    if (big && this.spareStaging !== null) {
-      if (this.spareStaging.size === size) staging = this.spareStaging;
-      else this.spareStaging.destroy();
-      this.spareStaging = null;
-    }
-    staging ??= this.device.createBuffer({ label: `${this.label} ${what}`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    let keep = false;
+    const staging = this.readbacks.take(size, `${this.label} ${what}`);
+    let reuse = false;
     try {
       const enc = this.device.createCommandEncoder({ label: `${this.label} ${what}` });
       enc.copyBufferToBuffer(buffer, offset, staging, 0, size);
@@ -776,15 +767,10 @@ export class MirrorEngine {
       await staging.mapAsync(GPUMapMode.READ);
       const out = staging.getMappedRange().slice(0);
       staging.unmap();
-      keep = big && !this.dead;
+      reuse = !this.dead;
       return out;
     } finally {
-      if (keep) {
-        this.spareStaging?.destroy();
-        this.spareStaging = staging;
-      } else {
-        staging.destroy();
-      }
+      this.readbacks.give(staging, reuse);
     }
   }
 

@@ -10,13 +10,12 @@
  * The pool is fixed-size (bounded by maxStorageBufferBindingSize): a full pool is ENOMEM
  * and the driver evicts, as UVM does when VRAM is full.
  */
+import { StagingCache } from './staging.js';
 import { err } from '../errors.js';
 import { asDeviceError, ensureAlive } from './health.js';
 
 export const PAGE_BYTES = 4096;
 export const HUGE_SLOTS = 512;
-/** Readbacks from this size up reuse a staging buffer (see readback). */
-const SPARE_STAGING_MIN_BYTES = 1 << 20;
 
 export interface PagePoolOptions {
   slots: number;
@@ -50,12 +49,13 @@ export class PagePool {
   private usedCount = 0;
   private lowHint = 0; // no free bit in used[0 .. lowHint)
   private readonly counters = { uploadWrites: 0, bytesUploaded: 0, readbacks: 0, copies: 0 };
-  /** The last big readback's staging buffer (unmapped), for the next one of that size. */
-  private spareStaging: GPUBuffer | null = null;
+  /** readback()'s staging buffers (a big one is kept for the next readback of that size). */
+  private readonly readbacks: StagingCache;
   private destroyed = false;
 
   constructor(device: GPUDevice, opts: PagePoolOptions) {
     this.device = device;
+    this.readbacks = new StagingCache(device);
     this.label = opts.label ?? 'page pool';
     const max = Math.floor(Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize) / PAGE_BYTES);
     if (!Number.isInteger(opts.slots) || opts.slots < 1 || opts.slots > max) {
@@ -214,22 +214,8 @@ export class PagePool {
     ensureAlive(this.device, `${this.label}: readback`);
     if (slotList.length === 0) return new Uint8Array(0);
     const size = slotList.length * PAGE_BYTES;
-    // Big readbacks (migrations, write-backs) reuse one staging buffer: creating a MAP_READ
-    // buffer of many MiB per call costs about as much as the copy. Taken synchronously, so
-    // two readbacks at once never share it.
-    const big = size >= SPARE_STAGING_MIN_BYTES;
-    let staging: GPUBuffer | null = null;
-    if (big && this.spareStaging !== null) {
-      if (this.spareStaging.size === size) staging = this.spareStaging;
-      else this.spareStaging.destroy();
-      this.spareStaging = null;
-    }
-    staging ??= this.device.createBuffer({
-      label: `${this.label} readback`,
-      size,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
-    let keep = false;
+    const staging = this.readbacks.take(size, `${this.label} readback`);
+    let reuse = false;
     try {
       const enc = this.device.createCommandEncoder({ label: `${this.label} readback` });
       for (const [start, len] of runs(slotList)) {
@@ -241,17 +227,12 @@ export class PagePool {
       this.counters.readbacks++;
       const out = new Uint8Array(staging.getMappedRange().slice(0));
       staging.unmap();
-      keep = big && !this.destroyed;
+      reuse = !this.destroyed;
       return out;
     } catch (e) {
       throw await asDeviceError(this.device, e, `${this.label}: readback`);
     } finally {
-      if (keep) {
-        this.spareStaging?.destroy();
-        this.spareStaging = staging;
-      } else {
-        staging.destroy();
-      }
+      this.readbacks.give(staging, reuse);
     }
   }
 
@@ -293,8 +274,7 @@ export class PagePool {
   destroy(): void {
     this.destroyed = true;
     this.buffer.destroy();
-    this.spareStaging?.destroy();
-    this.spareStaging = null;
+    this.readbacks.destroy();
   }
 
   private checkSlot(slot: number, n: number, what: string): void {

@@ -485,23 +485,43 @@ export class Dmirror {
     // Scratch io: the output is only read once every word has been written.
     const cmd: MirrorCommand = this.engine.createCommand({ op, page, npages, data: words, scratch: true });
     try {
-      const { faultRounds: faults } = await this.servicer.run(async () => {
-        await this.lock.with(() => this.aperture.syncToGpu());
-        if (op !== 'read') this.aperture.mayBeDirty = true;
-        const r = await this.engine.runRound(cmd);
-        this.stats.rounds++;
-        this.stats.faultRecords += r.faults.length;
-        if (!r.finished && !faulting) throw err('ENOENT', `page not mirrored in [0x${(page * PAGE_SIZE).toString(16)}, +${npages} pages)`);
-        return r;
-      }, cmd, MAX_ROUNDS);
-      // Kernel end: what the GPU wrote reaches the CPU before the command returns.
-      if (op !== 'read') await this.lock.with(() => this.aperture.writeback());
+      const { faultRounds: faults } = await this.#rounds(cmd, faulting);
       if (op === 'write') return { out: null, faults };
       const o = await cmd.readOutput();
       return { out: new Uint8Array(o.buffer, o.byteOffset, o.byteLength), faults };
     } finally {
       cmd.destroy();
     }
+  }
+
+  /**
+   * Replay rounds of `cmd` through the servicer until every invocation is done: before each
+   * round the aperture catches up with CPU writes (under the update lock); at kernel end
+   * what the GPU wrote reaches the CPU before this returns.
+   */
+  async #rounds(cmd: MirrorCommand, faulting: boolean): Promise<{ rounds: number; faultRounds: number }> {
+    const writes = cmd.op !== 'read';
+    const out = await this.servicer.run(async () => {
+      await this.lock.with(() => this.aperture.syncToGpu());
+      if (writes) this.aperture.mayBeDirty = true;
+      const r = await this.engine.runRound(cmd);
+      this.stats.rounds++;
+      this.stats.faultRecords += r.faults.length;
+      if (!r.finished && !faulting) throw err('ENOENT', `page not mirrored in [0x${(cmd.page * PAGE_SIZE).toString(16)}, +${cmd.npages} pages)`);
+      return r;
+    }, cmd, MAX_ROUNDS);
+    if (writes) await this.lock.with(() => this.aperture.writeback());
+    return out;
+  }
+
+  /**
+   * Run a command the caller built on this mirror's engine (a workload kernel, say) to
+   * completion, its range pinned against aperture eviction while it runs.
+   */
+  async runKernel(cmd: MirrorCommand): Promise<{ rounds: number; faultRounds: number }> {
+    this.#checkOpen();
+    this.stats.commands++;
+    return this.#withPinned(cmd.page, cmd.npages, () => this.#rounds(cmd, true));
   }
 
   /** HMM_DMIRROR_READ: the device reads npages at addr. */

@@ -138,16 +138,10 @@ async function validFlag(
         try {
           await hmmRangeFaultV52(t.mm, range);
         } catch (e) {
-          if (e instanceof HmmError && e.code === 'EAGAIN') {
-            held = false; // v5.2 dropped mmap_sem for us
-            rec.retries++;
-            continue;
-          }
-          if (e instanceof HmmError && e.code === 'EBUSY') {
-            rec.retries++;
-            continue;
-          }
-          throw e;
+          if (!(e instanceof HmmError && (e.code === 'EAGAIN' || e.code === 'EBUSY'))) throw e;
+          if (e.code === 'EAGAIN') held = false; // v5.2 dropped mmap_sem for us
+          rec.retries++;
+          continue;
         }
         await opts.afterRangeFault?.(start, end);
         await t.lock.lock();

@@ -109,7 +109,7 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     try {
       w = await runWorkload(mirror, {
         name: config.workload, start, sizeBytes: size, writeFraction: config.writeFraction, seed: config.seed,
-      }, servicer, {
+      }, {
         afterInit: async () => {
           if (config.stormRate > 0) {
             storm = startStorm(proc, { rate: config.stormRate, start, end: start + size, seed: config.seed ^ 0x5eed, kinds: ctx.stormKinds ?? stormKinds(config) });

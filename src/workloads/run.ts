@@ -5,16 +5,10 @@
  * what proves the GPU's writes reached the CPU). Pingpong alternates GPU commands with CPU
  * phases in which several concurrent async "threads" check and rewrite the buffer.
  *
- * The per-round protocol is the driver's (Dmirror #runChunk): under the update lock bring
- * the aperture up to date with CPU writes before every round, mark it possibly dirty when
- * the kernel writes, and write the dirty slots back at kernel end. runMirrorKernel() does
- * that with the mirror's public members; it is the piece the driver can adopt as a method
- * (adding its eviction pin of the command's range: until then the caller sizes the
- * aperture so that the whole buffer fits, as the runner does).
+ * The rounds run through the driver (Dmirror.runKernel) and its fault servicer
+ * (Dmirror.servicer: set it with setServicer before the run).
  */
-import type { MirrorCommand, RoundResult } from '../device/mirror-engine.js';
 import type { Dmirror } from '../driver/dmirror.js';
-import type { CommandRange } from '../driver/servicer.js';
 import { err } from '../errors.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 import { workloadKernels } from './kernels.js';
@@ -24,36 +18,6 @@ import {
 } from './patterns.js';
 
 export type { WorkloadSpec } from './patterns.js';
-
-/** What runs a command's rounds and services their faults: a FaultServicer (Dmirror.servicer, or setServicer's). */
-export interface CommandServicer {
-  run(round: () => Promise<RoundResult>, cmd: CommandRange, maxRounds?: number): Promise<{ rounds: number; faultRounds: number }>;
-}
-
-/**
- * Runs `cmd` on the mirror to completion through `servicer`, with the driver's per-round
- * coherence steps, and writes back what it wrote before returning.
- */
-export async function runMirrorKernel(
-  mirror: Dmirror, cmd: MirrorCommand, servicer: CommandServicer,
-): Promise<{ rounds: number; faultRounds: number }> {
-  const mayWrite = cmd.op !== 'read';
-  const round = async (): Promise<RoundResult> => {
-    await mirror.lock.with(() => mirror.aperture.syncToGpu());
-    if (mayWrite) mirror.aperture.mayBeDirty = true;
-    const r = await mirror.engine.runRound(cmd);
-    mirror.stats.rounds++;
-    mirror.stats.faultRecords += r.faults.length;
-    return r;
-  };
-  mirror.stats.commands++;
-  const out = await servicer.run(round, { page: cmd.page, npages: cmd.npages, op: cmd.op }, MAX_ROUNDS);
-  if (mayWrite) await mirror.lock.with(() => mirror.aperture.writeback());
-  return out;
-}
-
-/** A command still faulting after this many rounds is a livelock (the driver's bound too). */
-const MAX_ROUNDS = 10_000;
 
 export interface VerifyCounts {
   checked: number;
@@ -136,7 +100,7 @@ async function verifyBuffer(mirror: Dmirror, plan: WorkloadPlan, chunkWords: num
 
 /** One GPU command of the workload at `phase`, run to completion; counts its checks. */
 async function gpuCommand(
-  mirror: Dmirror, plan: WorkloadPlan, servicer: CommandServicer, phase: number, flags: number,
+  mirror: Dmirror, plan: WorkloadPlan, phase: number, flags: number,
   indices: Uint32Array | undefined, gpuChecks: number, t: Tally,
 ): Promise<{ rounds: number; faultRounds: number; runMs: number; checkMs: number }> {
   const kernels = await workloadKernels(mirror.engine);
@@ -147,7 +111,7 @@ async function gpuCommand(
   });
   try {
     const t0 = now();
-    const out = await runMirrorKernel(mirror, cmd, servicer);
+    const out = await mirror.runKernel(cmd);
     const t1 = now();
     const bad = await cmd.readCounter();
     t.gpu.checked += gpuChecks;
@@ -212,7 +176,7 @@ async function cpuPhase(mirror: Dmirror, plan: WorkloadPlan, phase: number, t: T
  * (EBUSY from the servicer, EFAULT, ENODEV); wrong data is reported, not thrown.
  */
 export async function runWorkload(
-  mirror: Dmirror, spec: WorkloadSpec, servicer: CommandServicer, opts: RunWorkloadOptions = {},
+  mirror: Dmirror, spec: WorkloadSpec, opts: RunWorkloadOptions = {},
 ): Promise<WorkloadResult> {
   const plan = resolveWorkload(spec);
   const ioBytes = (HDR_WORDS + plan.nwords) * 4;
@@ -233,7 +197,7 @@ export async function runWorkload(
   const indices = plan.name === 'gather' ? gatherIndices(plan) : undefined;
 
   const gpu = async (phase: number, flags: number, checks: number): Promise<void> => {
-    const r = await gpuCommand(mirror, plan, servicer, phase, flags, indices, checks, t);
+    const r = await gpuCommand(mirror, plan, phase, flags, indices, checks, t);
     ms.gpu += r.runMs;
     ms.results += r.checkMs;
     rounds += r.rounds;

@@ -15,18 +15,12 @@ import {
 } from '../../src/index.js';
 import { HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, type Dmirror } from '../../src/driver/dmirror.js';
 import type { DmirrorDevice } from '../../src/driver/dmirror-device.js';
+import { WORDS, pagesOf } from './pages.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const PRIV_ANON = MAP_PRIVATE | MAP_ANONYMOUS;
-const WORDS = PAGE_SIZE / 4;
 const HUGE = 2 * 1024 * 1024;
 const DEV_MASK = 0x30;
-
-function pagesOf(n: number, value: (p: number) => number): Uint8Array<ArrayBuffer> {
-  const w = new Uint32Array(n * WORDS);
-  for (let p = 0; p < n; p++) w.fill(value(p), p * WORDS, (p + 1) * WORDS);
-  return new Uint8Array(w.buffer);
-}
 
 /** The page tag a model holds: one u32 per page, every word of the page equal to it. */
 function expectPages(got: Uint8Array, want: readonly number[], what: string): void {

@@ -34,10 +34,10 @@ import type { Dmirror } from '../../src/driver/dmirror.js';
 import type { DmirrorDevice } from '../../src/driver/dmirror-device.js';
 import type { Scheduler } from '../../src/sched/scheduler.js';
 import { mulberry32 } from '../../src/sched/seeded.js';
+import { WORDS, firstDiff, pagesOf, words } from './pages.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const PRIV_ANON = MAP_PRIVATE | MAP_ANONYMOUS;
-const WORDS = PAGE_SIZE / 4;
 const NPAGES = 64;
 
 /** What every word of buffer page `p` holds at generation `gen` (never 0: gen >= 1). */
@@ -49,27 +49,7 @@ function poison(p: number, gen: number): number {
   return (((0x8000 | p) << 16) | (gen & 0xffff)) >>> 0;
 }
 
-function pagesOf(n: number, value: (p: number) => number): Uint8Array {
-  const w = new Uint32Array(n * WORDS);
-  for (let p = 0; p < n; p++) w.fill(value(p), p * WORDS, (p + 1) * WORDS);
-  return new Uint8Array(w.buffer);
-}
-
-function words(b: Uint8Array): Uint32Array {
-  if (b.byteOffset % 4 === 0) return new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4);
-  return new Uint32Array(b.slice().buffer);
-}
-
 const hex = (v: number): string => `0x${v.toString(16)}`;
-
-/** null when equal, else where the first differing u32 is (no Buffer: this runs in a browser too). */
-function firstDiff(got: Uint8Array, want: Uint8Array): string | null {
-  if (got.byteLength !== want.byteLength) return `length ${got.byteLength}, want ${want.byteLength}`;
-  const a = words(got);
-  const b = words(want);
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return `word ${i} (page ${Math.floor(i / WORDS)}): ${hex(a[i])}, want ${hex(b[i])}`;
-  return null;
-}
 
 /** 'gone': unmapped or PROT_NONE, so a device access must fail (EFAULT). */
 type Val = number | 'gone';

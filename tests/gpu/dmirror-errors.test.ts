@@ -18,23 +18,11 @@ import {
 } from '../../src/index.js';
 import { HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL } from '../../src/driver/dmirror.js';
 import { pageTableSnapshot, vmaList } from '../mm/helpers.js';
+import { WORDS, firstDiff, pagesOf } from './pages.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const PRIV_ANON = MAP_PRIVATE | MAP_ANONYMOUS;
-const WORDS = PAGE_SIZE / 4;
 const TASK_SIZE = 2 ** 47;
-
-function pagesOf(n: number, value: (p: number) => number): Uint8Array<ArrayBuffer> {
-  const w = new Uint32Array(n * WORDS);
-  for (let p = 0; p < n; p++) w.fill(value(p), p * WORDS, (p + 1) * WORDS);
-  return new Uint8Array(w.buffer);
-}
-
-function firstDiff(got: Uint8Array, want: Uint8Array): string | null {
-  if (got.byteLength !== want.byteLength) return `length ${got.byteLength}, want ${want.byteLength}`;
-  for (let i = 0; i < got.length; i++) if (got[i] !== want[i]) return `byte ${i} (page ${Math.floor(i / PAGE_SIZE)}): ${got[i]}, want ${want[i]}`;
-  return null;
-}
 
 /** The promise rejects with HmmError(code) (and nothing else). */
 async function expectErrno(p: Promise<unknown> | (() => Promise<unknown>), code: string, what: string): Promise<HmmError> {

@@ -12,24 +12,12 @@ import {
   PROT_WRITE, type Machine, type Mirror, type Process,
 } from '../../src/index.js';
 import { requestGpuDevice, type GpuContext } from '../../src/device/gpu.js';
+import { WORDS, firstDiff, pagesOf } from './pages.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const PRIV_ANON = MAP_PRIVATE | MAP_ANONYMOUS;
-const WORDS = PAGE_SIZE / 4;
 /** How long a command on a lost device may take to fail. */
 const FAIL_WITHIN_MS = 10_000;
-
-function pagesOf(n: number, value: (p: number) => number): Uint8Array<ArrayBuffer> {
-  const w = new Uint32Array(n * WORDS);
-  for (let p = 0; p < n; p++) w.fill(value(p), p * WORDS, (p + 1) * WORDS);
-  return new Uint8Array(w.buffer);
-}
-
-function firstDiff(got: Uint8Array, want: Uint8Array): string | null {
-  if (got.byteLength !== want.byteLength) return `length ${got.byteLength}, want ${want.byteLength}`;
-  for (let i = 0; i < got.length; i++) if (got[i] !== want[i]) return `byte ${i} (page ${Math.floor(i / PAGE_SIZE)}): ${got[i]}, want ${want[i]}`;
-  return null;
-}
 
 /** Settles p, or reports a hang after FAIL_WITHIN_MS. */
 async function settle<T>(p: Promise<T>, what: string): Promise<{ ok: true; v: T } | { ok: false; e: unknown }> {

@@ -14,6 +14,7 @@ import {
 } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
 import { startStorm } from '../../src/workloads/storm.js';
+import { pagesOf } from './pages.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -21,12 +22,6 @@ const machines: Machine[] = [];
 afterEach(async () => {
   for (const m of machines.splice(0)) await m.destroy();
 });
-
-function pagesOf(n: number, value: (page: number) => number): Uint8Array {
-  const out = new Uint32Array(n * 1024);
-  for (let p = 0; p < n; p++) out.fill(value(p), p * 1024, (p + 1) * 1024);
-  return new Uint8Array(out.buffer);
-}
 
 async function setup(): Promise<{ m: Machine; mirror: Dmirror; proc: ReturnType<Machine['spawn']> }> {
   const m = await createMachine({ devices: 1, systemPages: 1 << 14, aperturePages: 1024, devicePages: 512 });

@@ -67,7 +67,7 @@ describe('workloads', () => {
             name: c.name, start: addr, sizeBytes: c.pages * PAGE_SIZE, workingSetBytes: (c.ws ?? c.pages) * PAGE_SIZE,
             writeFraction: wf, seed: 7, ...c.extra,
           };
-          const r = await runWorkload(mirror, spec, mirror.servicer);
+          const r = await runWorkload(mirror, spec);
           expectClean(r, `${c.name} ${wf}`);
           expect(r.faultRounds).toBeGreaterThan(0);
           expect(r.gpu.checked).toBeGreaterThan(0);
@@ -81,7 +81,7 @@ describe('workloads', () => {
       const spec: WorkloadSpec = { name: 'stream', start: addr, sizeBytes: 64 * PAGE_SIZE, workingSetBytes: 32 * PAGE_SIZE, writeFraction: 0, seed: 3 };
       const bad = 5 * 1024 + 17; // in the working set
       const outside = 40 * 1024 + 3; // past it: nothing reads it, only the CPU's verification sees it
-      const r = await runWorkload(mirror, spec, mirror.servicer, {
+      const r = await runWorkload(mirror, spec, {
         afterInit: async () => {
           await mirror.proc.write(addr + bad * 4, new Uint8Array(Uint32Array.of(0x12345678).buffer));
           await mirror.proc.write(addr + outside * 4, new Uint8Array(Uint32Array.of(0x9abcdef0).buffer));
@@ -102,7 +102,7 @@ describe('workloads', () => {
       const plan = resolveWorkload(spec);
       const ws: number[] = [];
       for (let w = 0; ws.length < 3; w += 997) if (isWriteWord(w, plan.key0, plan.thr)) ws.push(w);
-      const r = await runWorkload(mirror, spec, mirror.servicer, {
+      const r = await runWorkload(mirror, spec, {
         afterInit: async () => {
           for (const w of ws) await mirror.proc.write(addr + w * 4, new Uint8Array(Uint32Array.of(0).buffer));
         },
@@ -114,7 +114,7 @@ describe('workloads', () => {
   test('pages in device memory: the kernels reach them through the VRAM pool', async () => {
     await withMirror(64, async (mirror, addr) => {
       const spec: WorkloadSpec = { name: 'random', start: addr, sizeBytes: 64 * PAGE_SIZE, writeFraction: 0.5, seed: 5 };
-      const r = await runWorkload(mirror, spec, mirror.servicer, {
+      const r = await runWorkload(mirror, spec, {
         afterInit: async () => {
           const m = await mirror.migrateToDevice(addr + 16 * PAGE_SIZE, 32);
           expect(m.cpages).toBe(32);
@@ -131,7 +131,7 @@ describe('workloads', () => {
         phases: 4, cpuThreads: 2,
       };
       const before = mirror.aperture.stats.refreshes;
-      const r = await runWorkload(mirror, spec, mirror.servicer);
+      const r = await runWorkload(mirror, spec);
       expectClean(r, 'pingpong');
       // GPU phases 1 and 3, then the GPU checks the CPU's phase 4.
       expect(r.commands).toBe(3);
@@ -146,7 +146,7 @@ describe('workloads', () => {
   test('pingpong: a corrupted word is caught in the GPU phase that reads it', async () => {
     await withMirror(32, async (mirror, addr) => {
       const spec: WorkloadSpec = { name: 'pingpong', start: addr, sizeBytes: 32 * PAGE_SIZE, writeFraction: 1, seed: 2, phases: 3, cpuThreads: 3 };
-      const r = await runWorkload(mirror, spec, mirror.servicer, {
+      const r = await runWorkload(mirror, spec, {
         afterInit: () => mirror.proc.write(addr + 4096 + 8, new Uint8Array(Uint32Array.of(1).buffer)),
       });
       // GPU phase 1 reads the corrupted word (and overwrites it): the kernel counts it.

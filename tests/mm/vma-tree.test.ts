@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { VmaTree, linearFindVma, type Span } from '../../src/mm/vma-tree.js';
 import { HmmError } from '../../src/errors.js';
+import { mulberry32 } from '../../src/sched/seeded.js';
 
 const P = 4096;
 const M2 = 2 * 1024 * 1024;
@@ -356,16 +357,6 @@ describe('VmaTree: gap search (vm_unmapped_area)', () => {
 // ---- Randomized comparison against a naive sorted-array model ----
 
 /** mulberry32: small seeded PRNG. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let x = s;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Model {
   spans: V[] = [];
@@ -428,7 +419,7 @@ function sameList(got: readonly V[], want: readonly V[], what: string): void {
 }
 
 function randomized(seed: number, ops: number, base: number, pagesSpan: number): { ops: number; maxSize: number } {
-  const rnd = prng(seed);
+  const rnd = mulberry32(seed);
   const int = (n: number): number => Math.floor(rnd() * n);
   const t = new VmaTree<V>();
   const m = new Model();
@@ -531,7 +522,7 @@ describe('VmaTree: scale', () => {
     const xs: V[] = [];
     for (let i = 0; i < 100_000; i++) xs.push(new V(i * 4 * P, i * 4 * P + 3 * P));
     // Insert in a shuffled order.
-    const rnd = prng(7);
+    const rnd = mulberry32(7);
     const order = xs.slice();
     for (let i = order.length - 1; i > 0; i--) {
       const j = Math.floor(rnd() * (i + 1));
