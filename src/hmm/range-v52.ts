@@ -183,13 +183,21 @@ export function hmmRangeUnregister(range: HmmRangeV52): void {
 }
 
 /**
- * hmm_range_wait_until_valid(): sleep until the range is valid or `timeoutMs` passes;
- * returns the flag as it then stands (as the simplified 2019 version does).
+ * hmm_range_wait_until_valid() as v5.2 shipped it (include/linux/hmm.h): false at once for
+ * an unregistered range or a dead mm (range->valid cleared), true at once for a valid one,
+ * else sleep until the range is valid, the mm dies, or `timeoutMs` passes, and return the
+ * flag as it then stands. (The seed thread's cleanup later dropped the dead-mm test; v5.2
+ * had it, so a waiter on an exiting mm does not sleep out its timeout.)
  */
 export async function hmmRangeWaitUntilValid(range: HmmRangeV52, timeoutMs: number): Promise<boolean> {
   const hmm = range.hmm;
-  if (hmm === null) return false;
-  return hmm.wq.wait(() => range.valid, 'hmm_range_wait_until_valid', timeoutMs);
+  if (hmm === null || hmm.dead) {
+    range.valid = false;
+    return false;
+  }
+  if (range.valid) return true;
+  await hmm.wq.wait(() => range.valid || hmm.dead, 'hmm_range_wait_until_valid', timeoutMs);
+  return range.valid;
 }
 
 /**

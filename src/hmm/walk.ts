@@ -71,8 +71,13 @@ function fill(s: WalkState, addr: number, end: number, pfn: number, flags: numbe
 }
 
 /**
- * hmm_vma_fault(): fault every page of [addr, end) (the kernel faults the whole hole or
- * entry, not just the pages that asked) and report WALK_BUSY so the walk restarts at addr.
+ * hmm_vma_fault(): fault every page of [addr, end) with the one set of fault flags the
+ * first page needing it asked for — `end` is the end of the current walk chunk (the PMD
+ * boundary, the VMA end or the range end), not of the page: the kernel faults every page
+ * from there on, whether or not it asked — and report WALK_BUSY so the walk restarts at
+ * addr. Invalidations the faults send (a COW break's MMU_NOTIFY_CLEAR) are seen once, by
+ * hmm_range_fault's mmu_interval_check_retry before the next walk: N COW breaks in one
+ * chunk cost the caller one EBUSY, not N.
  */
 async function vmaFault(s: WalkState, vma: Vma, addr: number, end: number, required: number): Promise<number> {
   s.last = addr;
@@ -168,7 +173,8 @@ async function walkPmd(s: WalkState, vma: Vma, addr: number, end: number): Promi
     fill(s, addr, end, 0, 0);
     return WALK_DONE;
   }
-  // hmm_vma_handle_pte() over each entry: the hot loop, no allocation.
+  // hmm_vma_handle_pte() over each entry: the hot loop, no allocation. A page that needs a
+  // fault faults [a, end), the rest of this chunk (the kernel's `goto fault`).
   const pfns = s.hmmPfns.pfns;
   const flags = s.hmmPfns.flags;
   const zeroPfn = s.mm.core.ram.zeroPfn;
@@ -180,7 +186,7 @@ async function walkPmd(s: WalkState, vma: Vma, addr: number, end: number): Promi
     const a = addr + k * PAGE_SIZE;
     if (pf === 0) {
       // pte_none
-      if (canFault && pteNeedFault(s, flags[i], 0) !== 0) return vmaFault(s, vma, a, a + PAGE_SIZE, pteNeedFault(s, flags[i], 0));
+      if (canFault && pteNeedFault(s, flags[i], 0) !== 0) return vmaFault(s, vma, a, end, pteNeedFault(s, flags[i], 0));
       pfns[i] = 0;
       flags[i] = 0;
       continue;
@@ -198,7 +204,7 @@ async function walkPmd(s: WalkState, vma: Vma, addr: number, end: number): Promi
           flags[i] = cpu;
           continue;
         }
-        return vmaFault(s, vma, a, a + PAGE_SIZE, required);
+        return vmaFault(s, vma, a, end, required);
       }
       const required = canFault ? pteNeedFault(s, flags[i], 0) : 0;
       if (required === 0) {
@@ -207,7 +213,7 @@ async function walkPmd(s: WalkState, vma: Vma, addr: number, end: number): Promi
         continue;
       }
       if (swpKind(pf) === SWP_SWAP || isDevicePrivate(pf) || isDeviceExclusive(pf)) {
-        return vmaFault(s, vma, a, a + PAGE_SIZE, required);
+        return vmaFault(s, vma, a, end, required);
       }
       if (isMigration(pf)) {
         // migration_entry_wait(), then retry from here.
@@ -226,7 +232,7 @@ async function walkPmd(s: WalkState, vma: Vma, addr: number, end: number): Promi
     }
     if (canFault) {
       const required = pteNeedFault(s, flags[i], cpu);
-      if (required !== 0) return vmaFault(s, vma, a, a + PAGE_SIZE, required);
+      if (required !== 0) return vmaFault(s, vma, a, end, required);
     }
     const pfn = t.pfn[j];
     if ((pf & PTE_SPECIAL) !== 0 && pfn !== zeroPfn) {

@@ -10,6 +10,7 @@ import { createMachine, MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PR
 import { mmuNotifierRange } from '../../src/mm/notifier.js';
 import { pmdIndex, pteIndex } from '../../src/mm/page-table.js';
 import type { Process } from '../../src/mm/process.js';
+import { SeededScheduler } from '../../src/sched/seeded.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -177,6 +178,34 @@ describe('HMM v5.2 mirror API', () => {
     expect(r.valid).toBe(false);
     expect(released).toBe(1);
     expect(() => hmmRangeRegister(hmmRangeV52(addr, addr + PAGE_SIZE), hmm)).toThrow(/dead/);
+    await hmmMirrorUnregister(hmm, ops);
+  });
+
+  it('hmm_range_wait_until_valid on a dead mm: false at once, and a sleeper wakes at exit (v5.2)', async () => {
+    const sched = new SeededScheduler(7);
+    const m = await createMachine({ systemPages: 1 << 13, scheduler: sched });
+    const p = m.spawn();
+    const addr = await p.mmap(0, 2 * PAGE_SIZE, RW, ANON);
+    await p.mm.lock.writeLock();
+    const ops = { syncCpuDevicePagetables: () => true };
+    const hmm = hmmMirrorRegister(p.mm, ops);
+    p.mm.lock.writeUnlock();
+    const r = hmmRangeV52(addr, addr + PAGE_SIZE);
+    hmmRangeRegister(r, hmm);
+    // A sleeper on an invalidated range, then the mm dies: it must not sleep out its
+    // timeout (virtual time: the seeded clock only moves when a timer fires).
+    const inflight = mmuNotifierRange(addr, addr + PAGE_SIZE, 'CLEAR');
+    await p.mm.notifiers.invalidateRangeStart(inflight);
+    const t0 = sched.now();
+    const sleeper = hmmRangeWaitUntilValid(r, 5000);
+    await p.exit();
+    expect(await sleeper).toBe(false);
+    expect(sched.now() - t0).toBeLessThan(5000);
+    // After death: false at once, valid cleared, no sleep at all.
+    const t1 = sched.now();
+    expect(await hmmRangeWaitUntilValid(r, 5000)).toBe(false);
+    expect(r.valid).toBe(false);
+    expect(sched.now()).toBe(t1);
     await hmmMirrorUnregister(hmm, ops);
   });
 
