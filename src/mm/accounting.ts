@@ -8,6 +8,8 @@
  *  - the zero page's permanent pin.
  * Swap slot counts are recounted from swap entries. Entries outside any VMA, special PTEs on
  * anything but the zero page, and free frames holding non-zero bytes are errors too.
+ * hugetlb reservations: PhysMem's count is the sum of the live files' unconsumed ones, and
+ * never more than the free 2 MiB blocks that back them.
  */
 import { PAGE_SIZE } from './constants.js';
 import type { Machine } from './machine.js';
@@ -103,9 +105,16 @@ export function checkFrameAccounting(machine: Machine, opts: AccountingOptions =
       }
     });
   }
+  let resv = 0;
   for (const f of core.files) {
     for (const pfn of f.cache.values()) add(pfn, 1, `${f.name} page cache`);
+    for (const hidx of f.resv) {
+      resv++;
+      if (f.cache.has(hidx)) fail(`${f.name}: huge page ${hidx} is both cached and still reserved`);
+    }
   }
+  if (resv !== ram.hugeReserved) fail(`hugetlb reservations: files hold ${resv}, PhysMem counts ${ram.hugeReserved}`);
+  if (ram.hugeReserved > ram.freeHugeBlocks) fail(`hugetlb: ${ram.hugeReserved} reserved, only ${ram.freeHugeBlocks} free 2 MiB blocks`);
   for (const h of core.refHolders) h.reportRefs((pfn, k) => add(pfn, k, 'ref holder'));
 
   let free = 0;

@@ -22,3 +22,9 @@ export const MAP_FLAGS_MASK = MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANONYMO
 
 export const MADV_DONTNEED = 4;
 export const MADV_HUGEPAGE = 14;
+
+/**
+ * MAX_RW_COUNT (include/linux/fs.h: INT_MAX & PAGE_MASK): the most bytes one read/write
+ * transfers; vfs_read/rw_verify_area and import_iovec clamp longer requests to it.
+ */
+export const MAX_RW_COUNT = 0x7fffffff - (0x7fffffff % PAGE_SIZE);

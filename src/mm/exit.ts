@@ -5,6 +5,7 @@
  * (their files lose a reference; a file nobody else holds drops its page cache).
  */
 import { TASK_SIZE } from './constants.js';
+import { hugetlbVmOpClose } from './huge.js';
 import { invalidateEnd, invalidateStart, type MmStruct } from './mm.js';
 import { removeVma } from './vma-ops.js';
 import { zapRangeLocked } from './zap.js';
@@ -20,6 +21,7 @@ export async function exitMmap(mm: MmStruct): Promise<void> {
       for (const v of vmas) zapRangeLocked(mm, v.start, v.end);
       for (const v of vmas) {
         mm.pgtable.freeEmpty(v.start, v.end);
+        hugetlbVmOpClose(mm, v);
         removeVma(mm, v);
       }
     } finally {

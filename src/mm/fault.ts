@@ -18,6 +18,7 @@ import {
   isDeviceExclusive, isDevicePrivate, isMigration, pmdIndex, pteIndex, PTE_ACCESSED, PTE_DIRTY, PTE_PRESENT,
   PTE_SPECIAL, PTE_WRITE, swpKind, SWP_EXCLUSIVE_WRITE, SWP_SWAP, type PteTable,
 } from './page-table.js';
+import { underMigration } from './rmap.js';
 import { isHugetlb, isShared, VM_WRITE, vmaAccessible, type Vma } from './vma.js';
 
 export { VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV } from './huge.js';
@@ -130,8 +131,9 @@ function doFault(mm: MmStruct, vma: Vma, t: PteTable, j: number, a: number, writ
 /**
  * do_swap_page(): a non-present entry. Swap: read the slot into a new page, which this mm
  * owns exclusively (writable if the VMA is). Device-private: the pagemap's migrate_to_ram.
+ * A device-private page another migration has locked: wait for it (folio_trylock fails).
  * Device-exclusive: remove_device_exclusive_entry (EXCLUSIVE invalidation, owner NULL).
- * Migration: migration_entry_wait (yield; the caller retries).
+ * Migration: migration_entry_wait (sleep until the migration ends; the caller retries).
  */
 async function doSwapPage(mm: MmStruct, vma: Vma, t: PteTable, j: number, a: number, write: boolean): Promise<number> {
   const core = mm.core;
@@ -155,6 +157,14 @@ async function doSwapPage(mm: MmStruct, vma: Vma, t: PteTable, j: number, a: num
   if (isDevicePrivate(f)) {
     const pm = core.pagemaps.of(pfn);
     if (pm === null) return VM_FAULT_SIGBUS;
+    // folio_trylock(): another migration holds the page (a fork-shared page whose other
+    // mapping is migrating, and try_to_migrate has not reached this mm yet). Calling
+    // migrate_to_ram would collect nothing and the fault would spin; the kernel sleeps on the
+    // folio lock instead (migration_entry_wait_on_locked) and retries once it is released.
+    if (underMigration(core, a, pfn)) {
+      await migrationEntryWait(mm, t, j, a);
+      return 0;
+    }
     // do_swap_page pins vmf->page across the callback (get_page ... put_page);
     // migrate_vma_setup allows for the pin (args->fault_page) whether or not the driver names
     // it. The page may be mapped by other mms too (fork): the migration moves them all.
@@ -176,12 +186,27 @@ async function doSwapPage(mm: MmStruct, vma: Vma, t: PteTable, j: number, a: num
     return 0;
   }
   if (isMigration(f)) {
-    // The migration's finalize rewrites the entry and wakes the queue; the timeout only
-    // bounds a wait on a migration that ends without a wakeup.
-    await core.migrationWq.wait(() => t.flags[j] !== f || t.pfn[j] !== pfn, 'migration_entry_wait', 50);
+    await migrationEntryWait(mm, t, j, a);
     return 0;
   }
   return VM_FAULT_SIGBUS;
+}
+
+/**
+ * migration_entry_wait() / migration_entry_wait_on_locked(): sleep until the migration that
+ * holds the page at `a` ends (its folio_unlock: finalize, or the restore of a page it could
+ * not move, wakes core.migrationWq) or the entry at t[j] changes, then let the caller retry
+ * the fault. Nothing is pinned while asleep. No timeout, as folio_wait_locked has none: every
+ * migration that locks a page ends by unlocking it.
+ */
+export async function migrationEntryWait(mm: MmStruct, t: PteTable, j: number, a: number): Promise<void> {
+  const core = mm.core;
+  const f = t.flags[j];
+  const pfn = t.pfn[j];
+  await core.migrationWq.wait(
+    () => mm.exited || t.flags[j] !== f || t.pfn[j] !== pfn || !underMigration(core, a, pfn),
+    'migration_entry_wait',
+  );
 }
 
 /** restore_exclusive_pte(): the device-exclusive entry becomes the present PTE again. */

@@ -8,9 +8,13 @@
  * A file lives while its user handle is open or a VMA maps it (get_file/fput); the last
  * reference truncates the page cache (truncate_inode_pages), freeing every frame nothing
  * else maps.
+ *
+ * The user's handle is the file descriptor: once closed, pread, pwrite and mmap through it
+ * are EBADF (fdget fails), even while mappings keep the file itself alive.
  */
 import { err } from '../errors.js';
-import { PAGE_SIZE, PMD_PAGES, PMD_SIZE, TASK_SIZE } from './constants.js';
+import { MAX_RW_COUNT, PAGE_SIZE, PMD_PAGES, PMD_SIZE, TASK_SIZE } from './constants.js';
+import type { MmStruct } from './mm.js';
 import { PG_FILE, type MemCore } from './pages.js';
 
 /**
@@ -33,6 +37,16 @@ export class MemFile {
    * Each entry holds one reference on its frame.
    */
   readonly cache = new Map<number, number>();
+  /**
+   * hugetlbfs: the 2 MiB indices whose page is reserved and not yet allocated (the resv_map;
+   * each holds one of PhysMem's reserved blocks). Empty for other kinds.
+   */
+  readonly resv = new Set<number>();
+  /**
+   * A private hugetlb mapping's reservations belong to the mm that made them
+   * (HPAGE_RESV_OWNER): a fork child faults without them. null: shared, any mapping consumes.
+   */
+  resvOwner: MmStruct | null = null;
   #size: number;
   #refs = 1;
   #userOpen: boolean;
@@ -60,6 +74,11 @@ export class MemFile {
     return this.#refs > 0;
   }
 
+  /** Whether the user's handle (the descriptor) is still open. */
+  get isOpen(): boolean {
+    return this.#userOpen && this.#refs > 0;
+  }
+
   /** get_file(): a VMA (or fork's copy of one) now references the file. */
   get(): void {
     if (this.#refs <= 0) throw new Error(`get_file on released ${this.name}`);
@@ -72,6 +91,9 @@ export class MemFile {
     if (--this.#refs > 0) return;
     for (const pfn of this.cache.values()) this.core.putPage(pfn);
     this.cache.clear();
+    // hugetlbfs_evict_inode → resv_map_release: reservations nobody consumed go back.
+    this.core.ram.unreserveHuge(this.resv.size);
+    this.resv.clear();
     this.core.files.delete(this);
   }
 
@@ -101,15 +123,41 @@ export class MemFile {
     return pfn;
   }
 
-  /** hugetlbfs: the 2 MiB cache page at huge index `hidx`, allocated from the pool when absent. */
-  findOrCreateHuge(hidx: number): number {
+  /**
+   * hugetlbfs: the 2 MiB cache page at huge index `hidx`, allocated from the pool when absent
+   * (consuming its reservation). Throws ENOMEM when the pool has no page for it.
+   */
+  findOrCreateHuge(hidx: number, mm: MmStruct): number {
     let head = this.cache.get(hidx);
     if (head === undefined) {
-      head = this.core.ram.allocHuge();
+      head = this.allocHugetlb(hidx, mm);
       this.core.pageKind.fill(PG_FILE, head, head + PMD_PAGES);
       this.cache.set(hidx, head);
     }
     return head;
+  }
+
+  /**
+   * alloc_hugetlb_folio(): a huge page for index `hidx` faulted by `mm`, taken from the
+   * reservation of that index when `mm` may use it (vma_needs_reservation), else from the
+   * unreserved free blocks (ENOMEM when there are none).
+   */
+  allocHugetlb(hidx: number, mm: MmStruct): number {
+    const reserved = this.resv.has(hidx) && (this.resvOwner === null || this.resvOwner === mm);
+    const head = this.core.ram.allocHuge(reserved);
+    if (reserved) this.resv.delete(hidx);
+    return head;
+  }
+
+  /**
+   * hugetlb_vm_op_close() of a private mapping's piece covering huge indices
+   * [first, first + n): the owner's reservations there that no fault consumed go back.
+   */
+  releaseReservations(mm: MmStruct, first: number, n: number): void {
+    if (this.resvOwner !== mm) return;
+    let k = 0;
+    for (let i = first; i < first + n; i++) if (this.resv.delete(i)) k++;
+    this.core.ram.unreserveHuge(k);
   }
 
   /** The bytes of page `index` if cached (a view into RAM), else null (a hole reads zero). */
@@ -122,11 +170,17 @@ export class MemFile {
     return pfn === undefined ? null : this.core.ram.data(pfn);
   }
 
-  /** pread(2): up to `length` bytes at `offset`, short at EOF; holes read as zero. */
+  /**
+   * pread(2): up to `length` bytes at `offset`, short at EOF (0 bytes at or past it, even
+   * past the largest file size, as filemap_read); holes read as zero. A length over
+   * MAX_RW_COUNT is clamped to it (vfs_read/rw_verify_area), a short read.
+   */
   async pread(length: number, offset: number): Promise<Uint8Array> {
-    this.#checkIo(length, offset, 'pread');
-    const end = Math.min(offset + length, this.#size);
-    const out = new Uint8Array(Math.max(0, end - offset));
+    this.#checkFd('pread');
+    this.#checkCounts(length, offset, 'pread');
+    const n = offset >= this.#size ? 0 : Math.min(length, MAX_RW_COUNT, this.#size - offset);
+    const end = offset + n;
+    const out = new Uint8Array(n);
     for (let pos = offset; pos < end;) {
       const index = Math.floor(pos / PAGE_SIZE);
       const off = pos % PAGE_SIZE;
@@ -140,8 +194,12 @@ export class MemFile {
 
   /** pwrite(2): writes through the page cache (allocating pages), growing i_size. */
   async pwrite(data: Uint8Array, offset: number): Promise<number> {
+    this.#checkFd('pwrite');
     if (!(data instanceof Uint8Array)) throw err('EINVAL', 'pwrite: data must be a Uint8Array');
-    this.#checkIo(data.length, offset, 'pwrite');
+    // vfs_write clamps the count to MAX_RW_COUNT: a short write.
+    if (data.length > MAX_RW_COUNT) data = data.subarray(0, MAX_RW_COUNT);
+    this.#checkCounts(data.length, offset, 'pwrite');
+    if (offset + data.length > MAX_FILE_SIZE) throw err('EINVAL', 'pwrite: past the largest file size');
     if (this.kind === 'hugetlbfs') throw err('EINVAL', 'pwrite: hugetlbfs files have no write()');
     const end = offset + data.length;
     // Allocate every page first so that ENOMEM leaves the file untouched.
@@ -149,7 +207,7 @@ export class MemFile {
     const last = Math.ceil(end / PAGE_SIZE);
     let need = 0;
     for (let i = first; i < last; i++) if (!this.cache.has(i)) need++;
-    if (need > this.core.ram.freePages) throw err('ENOMEM', 'pwrite: out of memory');
+    if (need > this.core.ram.availablePages) throw err('ENOMEM', 'pwrite: out of memory');
     for (let pos = offset; pos < end;) {
       const index = Math.floor(pos / PAGE_SIZE);
       const off = pos % PAGE_SIZE;
@@ -163,17 +221,30 @@ export class MemFile {
     return data.length;
   }
 
-  #checkIo(length: number, offset: number, what: string): void {
-    if (this.#refs <= 0 || (!this.#userOpen && this.kind === 'tmpfs')) throw err('EINVAL', `${what}: file is closed`);
+  /** fdget(): a closed handle (or a released file) is EBADF, before any other check. */
+  #checkFd(what: string): void {
+    if (this.#refs <= 0 || (!this.#userOpen && this.kind === 'tmpfs')) throw err('EBADF', `${what}: ${this.name} is closed`);
+  }
+
+  #checkCounts(length: number, offset: number, what: string): void {
     if (!Number.isSafeInteger(length) || length < 0) throw err('EINVAL', `${what}: bad length ${length}`);
     if (!Number.isSafeInteger(offset) || offset < 0) throw err('EINVAL', `${what}: bad offset ${offset}`);
-    if (offset + length > MAX_FILE_SIZE) throw err('EINVAL', `${what}: past the largest file size`);
   }
 }
 
-/** The hugetlbfs file of a MAP_HUGETLB mapping (hugetlb_file_setup), sized in 2 MiB pages. */
-export function hugetlbFileSetup(core: MemCore, length: number): MemFile {
-  return new MemFile(core, 'hugetlbfs', Math.ceil(length / PMD_SIZE) * PMD_SIZE, false);
+/**
+ * The hugetlbfs file of a MAP_HUGETLB mapping (hugetlb_file_setup), sized in 2 MiB pages,
+ * with every page reserved (hugetlbfs_file_mmap → hugetlb_reserve_pages): ENOMEM, creating
+ * nothing, when the pool cannot promise them all. `owner`: the mm of a private mapping
+ * (HPAGE_RESV_OWNER), null for a shared one.
+ */
+export function hugetlbFileSetup(core: MemCore, length: number, owner: MmStruct | null): MemFile {
+  const n = Math.ceil(length / PMD_SIZE);
+  core.ram.reserveHuge(n);
+  const f = new MemFile(core, 'hugetlbfs', n * PMD_SIZE, false);
+  for (let i = 0; i < n; i++) f.resv.add(i);
+  f.resvOwner = owner;
+  return f;
 }
 
 /** shmem_zero_setup(): the internal shmem file of a shared anonymous mapping. */

@@ -33,6 +33,11 @@ export class PhysMem {
   readonly #free: number[] = [];
   readonly #freeHuge: number[] = [];
   #freeCount = 0;
+  /**
+   * Free 2 MiB blocks promised to hugetlb mappings (resv_huge_pages): only a fault that
+   * consumes a reservation may take them, so free blocks never drop below this count.
+   */
+  #resvHuge = 0;
 
   constructor(npages: number) {
     if (!Number.isInteger(npages) || npages < PMD_PAGES * 2) {
@@ -54,6 +59,38 @@ export class PhysMem {
 
   get freePages(): number {
     return this.#freeCount;
+  }
+
+  /** Free frames that an allocation without a hugetlb reservation may take. */
+  get availablePages(): number {
+    return this.#freeCount - this.#resvHuge * PMD_PAGES;
+  }
+
+  /** Free 2 MiB blocks (the hugetlb pool's free pages, reserved ones included). */
+  get freeHugeBlocks(): number {
+    return this.#freeHuge.length;
+  }
+
+  /** Huge pages reserved and not yet consumed (HugePages_Rsvd). */
+  get hugeReserved(): number {
+    return this.#resvHuge;
+  }
+
+  /**
+   * hugetlb_acquire_pages / hugetlb_reserve_pages: set aside `n` free 2 MiB blocks, or
+   * ENOMEM (changing nothing) when fewer than `n` unreserved ones are free.
+   */
+  reserveHuge(n: number): void {
+    if (this.#freeHuge.length - this.#resvHuge < n) {
+      throw err('ENOMEM', `hugetlb: ${n} huge pages wanted, ${this.#freeHuge.length - this.#resvHuge} free and unreserved`);
+    }
+    this.#resvHuge += n;
+  }
+
+  /** hugetlb_acct_memory(-n): give back reservations that were not consumed. */
+  unreserveHuge(n: number): void {
+    if (n < 0 || n > this.#resvHuge) throw new Error(`unreserve of ${n} huge pages, ${this.#resvHuge} reserved`);
+    this.#resvHuge -= n;
   }
 
   /** The 4096 bytes of a frame (a view: writes go to RAM). */
@@ -89,7 +126,8 @@ export class PhysMem {
   alloc(): number {
     let pfn = this.#free.pop();
     if (pfn === undefined) {
-      const block = this.#freeHuge.pop();
+      // Splitting a block: never one that a hugetlb reservation counts on.
+      const block = this.#freeHuge.length > this.#resvHuge ? this.#freeHuge.pop() : undefined;
       if (block === undefined) throw err('ENOMEM', 'out of system memory');
       for (let p = block + PMD_PAGES - 1; p > block; p--) this.#free.push(p);
       pfn = block;
@@ -99,8 +137,18 @@ export class PhysMem {
     return pfn;
   }
 
-  /** A zeroed, 2 MiB-aligned compound page (alloc_pages(order 9)); ENOMEM when fragmented. */
-  allocHuge(): number {
+  /**
+   * A zeroed, 2 MiB-aligned compound page (alloc_pages(order 9)); ENOMEM when fragmented.
+   * `reserved`: the caller consumes one hugetlb reservation (and cannot fail); otherwise the
+   * reserved blocks are out of reach.
+   */
+  allocHuge(reserved = false): number {
+    if (reserved) {
+      if (this.#resvHuge <= 0) throw new Error('allocHuge from a reservation, none held');
+      this.#resvHuge--;
+    } else if (this.#freeHuge.length <= this.#resvHuge) {
+      throw err('ENOMEM', 'no free unreserved 2 MiB block');
+    }
     const head = this.#freeHuge.pop();
     if (head === undefined) throw err('ENOMEM', 'no free 2 MiB block');
     this.#freeCount -= PMD_PAGES;

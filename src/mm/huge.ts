@@ -6,7 +6,8 @@
 import { PAGE_SIZE, PMD_PAGES, PMD_SIZE } from './constants.js';
 import { invalidateEnd, invalidateStart, type MmStruct } from './mm.js';
 import { PTE_ACCESSED, PTE_DIRTY, PTE_PRESENT, PTE_WRITE, PMD_HUGE, pmdIndex } from './page-table.js';
-import { AnonVma, isPrivateAnon, isShared, VM_HUGEPAGE, VM_WRITE, type Vma } from './vma.js';
+import { PG_ANON } from './pages.js';
+import { AnonVma, isHugetlb, isPrivateAnon, isShared, VM_HUGEPAGE, VM_WRITE, type Vma } from './vma.js';
 
 export const VM_FAULT_OOM = 0x1;
 export const VM_FAULT_SIGBUS = 0x2;
@@ -131,8 +132,10 @@ export async function doHugePmdWpPage(mm: MmStruct, vma: Vma, haddr: number): Pr
 
 /**
  * hugetlb_fault(): hugetlb_no_page (a page from the file's cache for shared mappings, a fresh
- * anonymous huge page for private ones; SIGBUS when the pool is empty or past EOF) and
- * hugetlb_wp (reuse when exclusive, else copy 2 MiB under a CLEAR invalidation).
+ * anonymous huge page for private ones, each consuming the reservation mmap made for it;
+ * SIGBUS past EOF or when a fault without a reservation — a private mapping's fork child —
+ * finds the pool empty) and hugetlb_wp (reuse when exclusive, else copy 2 MiB under a CLEAR
+ * invalidation).
  */
 export async function hugetlbFault(mm: MmStruct, vma: Vma, addr: number, write: boolean): Promise<number> {
   const core = mm.core;
@@ -141,13 +144,13 @@ export async function hugetlbFault(mm: MmStruct, vma: Vma, addr: number, write: 
   const i = pmdIndex(haddr);
   const f = pmd.flags[i];
   if (f === 0) {
+    const file = vma.file!;
+    const hidx = Math.floor((vma.pgoff * PAGE_SIZE + (haddr - vma.start)) / PMD_SIZE);
     if (isShared(vma)) {
-      const file = vma.file!;
-      const hidx = Math.floor((vma.pgoff * PAGE_SIZE + (haddr - vma.start)) / PMD_SIZE);
       if (hidx * PMD_SIZE >= file.size) return VM_FAULT_SIGBUS;
       let head: number;
       try {
-        head = file.findOrCreateHuge(hidx);
+        head = file.findOrCreateHuge(hidx, mm);
       } catch {
         return VM_FAULT_SIGBUS; // hugetlb pool exhausted
       }
@@ -158,10 +161,11 @@ export async function hugetlbFault(mm: MmStruct, vma: Vma, addr: number, write: 
     }
     let head: number;
     try {
-      head = core.allocAnonHuge();
+      head = file.allocHugetlb(hidx, mm);
     } catch {
       return VM_FAULT_SIGBUS;
     }
+    core.pageKind.fill(PG_ANON, head, head + PMD_PAGES);
     anonVmaPrepare(vma);
     // make_huge_pte(writable = VM_SHARED): a private read fault maps read-only.
     pmd.setHuge(i, head, PTE_PRESENT | PTE_ACCESSED | (write ? PTE_WRITE | PTE_DIRTY : 0));
@@ -183,7 +187,9 @@ export async function hugetlbFault(mm: MmStruct, vma: Vma, addr: number, write: 
     try {
       head = core.allocAnonHuge();
     } catch {
-      return VM_FAULT_OOM;
+      // alloc_hugetlb_folio's -ENOSPC: vmf_error() makes it SIGBUS, not OOM. (An owner's COW
+      // would first unmap the page from its fork children, unmap_ref_private: not emulated.)
+      return VM_FAULT_SIGBUS;
     }
     core.ram.hugeData(head).set(core.ram.hugeData(old));
     core.ram.markWritten(head, PMD_PAGES);
@@ -195,4 +201,14 @@ export async function hugetlbFault(mm: MmStruct, vma: Vma, addr: number, write: 
   } finally {
     await invalidateEnd(mm, range);
   }
+}
+
+/**
+ * hugetlb_vm_op_close(): a private hugetlb VMA (piece) going away returns the reservations
+ * its owner made for the pages no fault consumed (reserve = pages - consumed). Shared
+ * mappings' reservations stay with the file until its release.
+ */
+export function hugetlbVmOpClose(mm: MmStruct, vma: Vma): void {
+  if (!isHugetlb(vma) || isShared(vma) || vma.file === null) return;
+  vma.file.releaseReservations(mm, (vma.pgoff * PAGE_SIZE) / PMD_SIZE, (vma.end - vma.start) / PMD_SIZE);
 }

@@ -38,7 +38,7 @@ export async function mmapDevicePages(
   if ((flags & (MAP_ANONYMOUS | MAP_HUGETLB)) !== 0) throw err('EINVAL', 'mmap of a device file: MAP_ANONYMOUS/MAP_HUGETLB');
   // Everything else as mmap(2) checks a file mapping at offset 0 (MAP_ANONYMOUS only stands
   // in for "there is a file" here).
-  const p = validateMmap(addr, length, prot, flags + MAP_ANONYMOUS, null, 0);
+  const p = validateMmap(addr, length, prot, flags + MAP_ANONYMOUS, null, 0, mm.core);
   const core = mm.core;
   const npages = p.len / PAGE_SIZE;
   await mm.lock.writeLock();
@@ -46,7 +46,7 @@ export async function mmapDevicePages(
     mm.checkAlive();
     // dmirror_fops_mmap fails with ENOMEM when alloc_page does; check first so that a
     // failing call changes nothing.
-    if (npages > core.ram.freePages) throw err('ENOMEM', `mmap of a device file: ${npages} pages, ${core.ram.freePages} free`);
+    if (npages > core.ram.availablePages) throw err('ENOMEM', `mmap of a device file: ${npages} pages, ${core.ram.availablePages} free`);
     const start = p.fixed ? p.addr : getUnmappedArea(mm, p.addr, p.len, PAGE_SIZE);
     const end = start + p.len;
     if (p.fixed) await unmapRange(mm, start, end);

@@ -1,12 +1,12 @@
 /**
  * mmap(2) and munmap(2) (mm/mmap.c do_mmap / mmap_region, mm/vma.c do_vmi_munmap), and
  * get_unmapped_area's top-down search. Both run under the mmap write lock; every check that
- * can fail runs before the first change.
+ * can fail (the hugetlb reservation included) runs before the first change.
  */
 import { err } from '../errors.js';
 import { MMAP_MIN_ADDR, PAGE_SIZE, PMD_SIZE, TASK_SIZE } from './constants.js';
-import { hugetlbFileSetup, shmemZeroSetup } from './file.js';
-import { splitPartialHugePmds } from './huge.js';
+import { hugetlbFileSetup, shmemZeroSetup, type MemFile } from './file.js';
+import { hugetlbVmOpClose, splitPartialHugePmds } from './huge.js';
 import { invalidateEnd, invalidateStart, TASK_UNMAPPED_BASE, type MmStruct } from './mm.js';
 import { validateMmap, validateMunmap } from './validate.js';
 import { isolateRange, mergeAround, removeVma } from './vma-ops.js';
@@ -53,7 +53,10 @@ export async function unmapRange(mm: MmStruct, start: number, end: number): Prom
   const range = await invalidateStart(mm, start, end, 'UNMAP');
   try {
     for (const v of doomed) zapRangeLocked(mm, v.start, v.end);
-    for (const v of doomed) removeVma(mm, v);
+    for (const v of doomed) {
+      hugetlbVmOpClose(mm, v);
+      removeVma(mm, v);
+    }
     mm.pgtable.freeEmpty(start, end);
   } finally {
     await invalidateEnd(mm, range);
@@ -63,43 +66,57 @@ export async function unmapRange(mm: MmStruct, start: number, end: number): Prom
 export async function doMmap(
   mm: MmStruct, addr: unknown, length: unknown, prot: unknown, flags: unknown, file: unknown, offset: unknown,
 ): Promise<number> {
-  const p = validateMmap(addr, length, prot, flags, file, offset);
-  await mm.lock.writeLock();
+  const p = validateMmap(addr, length, prot, flags, file, offset, mm.core);
+  // fget(): the call holds the file, so a close() racing with it cannot free it.
+  p.file?.get();
+  // The file reference the new VMA is to own; dropped (fput) if the call fails before that.
+  let vfile: MemFile | null = null;
   try {
-    mm.checkAlive();
-    if (p.file !== null && !p.file.alive) throw err('EINVAL', 'mmap: file is closed');
-    let start: number;
-    if (p.fixed) {
-      start = p.addr;
-      checkHugetlbSplit(mm, start, start + p.len);
-    } else {
-      const thpAlign = p.file === null && !p.shared && !p.hugetlb && p.addr === 0 && p.len % PMD_SIZE === 0;
-      start = getUnmappedArea(mm, p.addr, p.len, p.hugetlb || thpAlign ? PMD_SIZE : PAGE_SIZE);
+    await mm.lock.writeLock();
+    try {
+      mm.checkAlive();
+      let start: number;
+      if (p.fixed) {
+        start = p.addr;
+        checkHugetlbSplit(mm, start, start + p.len);
+      } else {
+        const thpAlign = p.file === null && !p.shared && !p.hugetlb && p.addr === 0 && p.len % PMD_SIZE === 0;
+        start = getUnmappedArea(mm, p.addr, p.len, p.hugetlb || thpAlign ? PMD_SIZE : PAGE_SIZE);
+      }
+      const end = start + p.len;
+      let pgoff = p.pgoff;
+      if (p.hugetlb) {
+        // hugetlb_reserve_pages: ENOMEM here, before MAP_FIXED has unmapped anything, so a
+        // failed call changes nothing. Departure: __mmap_region unmaps the old VMAs first
+        // (vms_clean_up_area, whose hugetlb_vm_op_close returns their reservations) and
+        // leaves the range empty if the reservation then fails; here a MAP_FIXED hugetlb
+        // mapping replacing another at the pool's limit is ENOMEM with the old one kept.
+        vfile = hugetlbFileSetup(mm.core, p.len, p.shared ? null : mm);
+        pgoff = 0;
+      } else if (p.file === null && p.shared) {
+        vfile = shmemZeroSetup(mm.core, p.len);
+        pgoff = 0;
+      } else if (p.file === null) {
+        pgoff = start / PAGE_SIZE; // anonymous private: vm_pgoff = addr >> PAGE_SHIFT
+      } else {
+        p.file.get(); // get_file() for the VMA
+        vfile = p.file;
+      }
+      // Nothing can fail from here on (but an allocation of the VMA itself).
+      if (p.fixed) await unmapRange(mm, start, end);
+      mm.checkAlive();
+      const vmFlags = protToVmFlags(p.prot) | (p.shared ? VM_SHARED : VM_MAYWRITE) | (p.hugetlb ? VM_HUGETLB : 0);
+      const vma = new Vma(start, end, vmFlags, pgoff, vfile, null);
+      vfile = null;
+      mm.vmas.insert(vma);
+      mergeAround(mm, vma);
+      return start;
+    } finally {
+      mm.lock.writeUnlock();
     }
-    const end = start + p.len;
-    // Nothing can fail from here on (but an allocation of the VMA itself).
-    if (p.fixed) await unmapRange(mm, start, end);
-    mm.checkAlive();
-    const vmFlags = protToVmFlags(p.prot) | (p.shared ? VM_SHARED : VM_MAYWRITE) | (p.hugetlb ? VM_HUGETLB : 0);
-    let vfile = p.file;
-    let pgoff = p.pgoff;
-    if (p.hugetlb) {
-      vfile = hugetlbFileSetup(mm.core, p.len);
-      pgoff = 0;
-    } else if (vfile === null && p.shared) {
-      vfile = shmemZeroSetup(mm.core, p.len);
-      pgoff = 0;
-    } else if (vfile === null) {
-      pgoff = start / PAGE_SIZE; // anonymous private: vm_pgoff = addr >> PAGE_SHIFT
-    } else {
-      vfile.get();
-    }
-    const vma = new Vma(start, end, vmFlags, pgoff, vfile, null);
-    mm.vmas.insert(vma);
-    mergeAround(mm, vma);
-    return start;
   } finally {
-    mm.lock.writeUnlock();
+    vfile?.put();
+    p.file?.put(); // fput() of the call's reference
   }
 }
 

@@ -128,9 +128,12 @@ export class MemCore {
     return pfn;
   }
 
-  /** A fresh zeroed 2 MiB anonymous compound page (THP or private hugetlb). Throws ENOMEM. */
-  allocAnonHuge(): number {
-    const head = this.ram.allocHuge();
+  /**
+   * A fresh zeroed 2 MiB anonymous compound page (THP or private hugetlb), consuming a
+   * hugetlb reservation when `reserved`. Throws ENOMEM.
+   */
+  allocAnonHuge(reserved = false): number {
+    const head = this.ram.allocHuge(reserved);
     this.pageKind.fill(PG_ANON, head, head + PMD_PAGES);
     return head;
   }

@@ -10,14 +10,18 @@
  *  - Unknown prot/flags bits: EINVAL (the kernel ignores unknown mmap flags unless
  *    MAP_SHARED_VALIDATE; MAP_SHARED|MAP_PRIVATE, which is MAP_SHARED_VALIDATE, is EINVAL).
  *  - No file without MAP_ANONYMOUS (the kernel's EBADF), or a file with it: EINVAL.
+ *  - A CPU access (Process.read/write) longer than MAX_RW_COUNT: EINVAL. read(2) and
+ *    process_vm_readv would move MAX_RW_COUNT bytes and return a short count
+ *    (rw_verify_area, import_iovec); an all-or-nothing access cannot be short.
  *  - Any call on an exited process: ESRCH (no syscall can reach a dead mm).
  */
 import { err } from '../errors.js';
 import {
   MADV_DONTNEED, MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_FIXED, MAP_FLAGS_MASK, MAP_HUGETLB, MAP_PRIVATE, MAP_SHARED,
-  MMAP_MIN_ADDR, PAGE_SIZE, PMD_SIZE, PROT_MASK, TASK_SIZE,
+  MAX_RW_COUNT, MMAP_MIN_ADDR, PAGE_SIZE, PMD_SIZE, PROT_MASK, TASK_SIZE,
 } from './constants.js';
 import { MAX_FILE_SIZE, MemFile } from './file.js';
+import type { MemCore } from './pages.js';
 
 export const MADV_PAGEOUT = 21;
 const KNOWN_ADVICE = new Set([MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT]);
@@ -47,9 +51,12 @@ export interface MmapArgs {
   hugetlb: boolean;
 }
 
-/** ksys_mmap_pgoff + do_mmap's argument checks. */
+/**
+ * ksys_mmap_pgoff + do_mmap's argument checks. `core` is the calling process's machine: a
+ * file of another machine, like a closed one, is not in its file table (fget fails: EBADF).
+ */
 export function validateMmap(
-  addr: unknown, length: unknown, prot: unknown, flags: unknown, file: unknown, offset: unknown,
+  addr: unknown, length: unknown, prot: unknown, flags: unknown, file: unknown, offset: unknown, core: MemCore,
 ): MmapArgs {
   const a = ulong(addr, 'mmap: addr');
   const l = ulong(length, 'mmap: length');
@@ -67,9 +74,10 @@ export function validateMmap(
   const hugetlb = (f & MAP_HUGETLB) !== 0;
   let mf: MemFile | null = null;
   if (file !== undefined && file !== null) {
-    if (!(file instanceof MemFile) || file.kind !== 'tmpfs') throw err('EINVAL', 'mmap: not a file of this machine');
+    if (!(file instanceof MemFile) || file.kind !== 'tmpfs') throw err('EINVAL', 'mmap: not a user file');
+    if (file.core !== core) throw err('EBADF', `mmap: ${file.name} belongs to another machine`);
+    if (!file.isOpen) throw err('EBADF', `mmap: ${file.name} is closed`);
     if (anon) throw err('EINVAL', 'mmap: MAP_ANONYMOUS with a file');
-    if (!file.alive) throw err('EINVAL', 'mmap: file is closed');
     // A MAP_HUGETLB request for a file that is not on hugetlbfs.
     if (hugetlb) throw err('EINVAL', 'mmap: MAP_HUGETLB on a non-hugetlbfs file');
     mf = file;
@@ -138,6 +146,7 @@ export function validateMadvise(addr: unknown, length: unknown, advice: unknown)
 export function validateAccess(addr: unknown, length: unknown): { addr: number; len: number } {
   const a = ulong(addr, 'access: addr');
   const l = ulong(length, 'access: length');
+  if (l > MAX_RW_COUNT) throw err('EINVAL', `access: length ${l} exceeds MAX_RW_COUNT`);
   if (a + l > Number.MAX_SAFE_INTEGER) throw err('EINVAL', 'access: range overflows');
   return { addr: a, len: l };
 }

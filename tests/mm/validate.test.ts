@@ -53,6 +53,9 @@ const cases: [string, (c: Ctx) => Promise<unknown>, string][] = [
   ['madvise unmapped', (c) => c.p.madvise(0x10000, PG, MADV_DONTNEED), 'ENOMEM'],
   ['write non-Uint8Array', (c) => c.p.write(c.a, [1, 2] as unknown as Uint8Array), 'EINVAL'],
   ['read negative length', (c) => c.p.read(c.a, -1), 'EINVAL'],
+  ['read longer than MAX_RW_COUNT', (c) => c.p.read(c.a, 2 ** 33), 'EINVAL'],
+  ['mmap a file of another machine', async (c) => c.p.mmap(0, PG, RW, MAP_SHARED, (await smallMachine()).createFile(PG), 0), 'EBADF'],
+  ['mmap hugetlb larger than the pool', (c) => c.p.mmap(0, 64 * HUGE, RW, ANON | MAP_HUGETLB), 'ENOMEM'],
 ];
 
 async function setup(): Promise<Ctx> {
@@ -98,11 +101,11 @@ describe('bad input is rejected with the kernel errno and changes nothing', () =
     ]) await expect(call()).rejects.toMatchObject({ code: 'ESRCH' });
   });
 
-  it('a closed file cannot be mapped or read', async () => {
+  it('a closed file cannot be mapped or read (EBADF: fdget fails)', async () => {
     const c = await setup();
     c.f.close();
-    await expect(c.p.mmap(0, PG, RW, MAP_SHARED, c.f, 0)).rejects.toMatchObject({ code: 'EINVAL' });
-    await expect(c.f.pread(1, 0)).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(c.p.mmap(0, PG, RW, MAP_SHARED, c.f, 0)).rejects.toMatchObject({ code: 'EBADF' });
+    await expect(c.f.pread(1, 0)).rejects.toMatchObject({ code: 'EBADF' });
     expect(() => c.m.createFile(-1)).toThrow(HmmError);
   });
 });
