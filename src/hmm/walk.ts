@@ -10,7 +10,7 @@
  */
 import { err } from '../errors.js';
 import { PAGE_SIZE, PMD_PAGES, PMD_SIZE } from '../mm/constants.js';
-import { handleMmFault, VM_FAULT_ERROR } from '../mm/fault.js';
+import { handleMmFault, migrationEntryWait, VM_FAULT_ERROR } from '../mm/fault.js';
 import type { MmStruct } from '../mm/mm.js';
 import {
   isDeviceExclusive, isDevicePrivate, isMigration, pmdIndex, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE,
@@ -216,9 +216,9 @@ async function walkPmd(s: WalkState, vma: Vma, addr: number, end: number): Promi
         return vmaFault(s, vma, a, end, required);
       }
       if (isMigration(pf)) {
-        // migration_entry_wait(), then retry from here.
+        // migration_entry_wait(): sleep until the migration ends (no spin), then retry from here.
         s.last = a;
-        await s.mm.core.sched.yield('hmm:migration_entry_wait');
+        await migrationEntryWait(s.mm, t, j, a);
         return WALK_BUSY;
       }
       throw err('EFAULT', `unexpected swap entry at 0x${a.toString(16)}`);
