@@ -83,7 +83,7 @@ export class DmirrorDevice {
    * cdev_del) fails an open with ENODEV, even one that began before, and leaks nothing.
    */
   async open(proc: Process): Promise<Dmirror> {
-    if (!(proc instanceof Process)) throw err('EBADF', `dmirror${this.index}.open: ${typeof proc === 'object' ? String(proc) : typeof proc} is not a process`);
+    if (!(proc instanceof Process)) throw err('EBADF', `dmirror${this.index}.open: ${proc === null ? 'null' : typeof proc} is not a process`);
     if (proc.mm.core !== this.machine.core) throw err('EINVAL', `dmirror${this.index}.open: process ${proc.pid} belongs to another machine`);
     this.#checkPresent();
     const p = this.#open(proc);

@@ -115,9 +115,9 @@ describe('dmirror resources and clean errors', () => {
     const { engines, restore } = trackEngines();
     try {
       for (const d of m1.devices) await expectErrno(() => d.open(p2), 'EINVAL', `machine 1's dmirror${d.index}.open(process of machine 2)`);
-      for (const bad of [undefined, null, {}, 5, 'pid 1', m1]) {
-        await expectErrno(() => m1.devices[0].open(bad as unknown as Process), 'EBADF', `open(${String(bad)})`);
-        await expectErrno(() => m2.devices[0].open(bad as unknown as Process), 'EBADF', `open(${String(bad)}) on a started device`);
+      for (const bad of [undefined, null, {}, 5, 'pid 1', m1, Object.create(null) as object]) {
+        await expectErrno(() => m1.devices[0].open(bad as unknown as Process), 'EBADF', `open(${typeof bad})`);
+        await expectErrno(() => m2.devices[0].open(bad as unknown as Process), 'EBADF', `open(${typeof bad}) on a started device`);
       }
     } finally {
       restore();
