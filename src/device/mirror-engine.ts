@@ -168,6 +168,24 @@ function destroySet(b: CommandBuffers): void {
   b.doneBits.destroy();
 }
 
+/**
+ * device.lost, watched once per device: what every engine on the device reads. A callback
+ * per engine would live as long as the device's lost promise — for ever on a healthy
+ * device — and keep every engine ever created on it reachable, buffers' wrappers and all.
+ */
+const lostRecords = new WeakMap<GPUDevice, { info: GPUDeviceLostInfo | null }>();
+
+function lostRecord(device: GPUDevice): { info: GPUDeviceLostInfo | null } {
+  let rec = lostRecords.get(device);
+  if (rec === undefined) {
+    const r: { info: GPUDeviceLostInfo | null } = { info: null };
+    void device.lost.then((info) => { r.info = info; });
+    lostRecords.set(device, r);
+    rec = r;
+  }
+  return rec;
+}
+
 /** Readbacks from this size up reuse a staging buffer (see readGpuUnlocked). */
 const PARITY_OFFSET = 36; // Params.parity
 const STATE_HEADER_WORDS = 4;
@@ -355,7 +373,7 @@ export class MirrorEngine {
   /** Staging buffers of readGpu (a big one is kept for the next readback of that size). */
   private readonly readbacks: StagingCache;
   private tail: Promise<unknown> = Promise.resolve();
-  private lostInfo: GPUDeviceLostInfo | null = null;
+  private readonly lost: { info: GPUDeviceLostInfo | null };
   private dead = false;
   private readonly counters = { rounds: 0, faultRecords: 0, overflows: 0, dispatches: 0, walkerSyncs: 0, walkerSyncsSkipped: 0 };
   /** Submitted kernels that walk the page table (rounds, probes) not known to be finished. */
@@ -433,7 +451,11 @@ export class MirrorEngine {
       size: STATE_HEADER_WORDS * 4 + this.faults.byteSize,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
-    void device.lost.then((info) => { this.lostInfo = info; });
+    this.lost = lostRecord(device);
+  }
+
+  private get lostInfo(): GPUDeviceLostInfo | null {
+    return this.lost.info;
   }
 
   get stats(): MirrorEngineStats {

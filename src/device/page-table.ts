@@ -317,6 +317,19 @@ export class GpuPageTable {
   }
 
   /**
+   * The first leaf in [page, page + npages), in address order, for which `pred` holds, or
+   * null; a huge leaf partly inside counts (reported whole, as unmap() does). Walks only the
+   * tables that exist, so its cost follows what is mapped, not the range's size.
+   */
+  findLeaf(page: number, npages: number, pred: (leaf: UnmappedLeaf) => boolean): UnmappedLeaf | null {
+    checkPage(page, 'findLeaf');
+    if (!Number.isSafeInteger(npages) || npages < 0 || page + npages > PT_MAX_PAGE) {
+      throw err('EINVAL', `findLeaf: bad range [0x${page.toString(16)}, +${npages})`);
+    }
+    return npages === 0 ? null : this.find(0, 3, 0, page, page + npages, pred);
+  }
+
+  /**
    * Drops every mapping at once (device reset / mm teardown): frees all tables but the
    * root without walking the leaves. Use unmap(0, PT_MAX_PAGE) to get the leaves back.
    */
@@ -474,6 +487,28 @@ export class GpuPageTable {
         this.setEntry(t, k, 0);
       }
     }
+  }
+
+  /** findLeaf's walk of pages [start, end) under table t at `level` (zap's, read-only). */
+  private find(t: number, level: number, base: number, start: number, end: number, pred: (leaf: UnmappedLeaf) => boolean): UnmappedLeaf | null {
+    const tab = this.table(t);
+    const span = 512 ** level;
+    const k0 = Math.floor((start - base) / span);
+    const k1 = Math.min(PT_ENTRIES - 1, Math.ceil((end - base) / span) - 1);
+    for (let k = k0; k <= k1; k++) {
+      const e = tab[k];
+      if (!(e & PTE_VALID)) continue;
+      const eBase = base + k * span;
+      if (level === 0 || (level === 1 && (e & PTE_HUGE))) {
+        const huge = level === 1;
+        const leaf: UnmappedLeaf = { page: eBase, npages: huge ? 512 : 1, slot: entryIndex(e), flags: entryFlags(e), huge };
+        if (pred(leaf)) return leaf;
+        continue;
+      }
+      const hit = this.find(entryIndex(e), level - 1, eBase, Math.max(start, eBase), Math.min(end, eBase + span), pred);
+      if (hit !== null) return hit;
+    }
+    return null;
   }
 
   private createBuffer(tables: number): GPUBuffer {

@@ -6,7 +6,7 @@
  */
 import { requestGpuDevice, type GpuContext } from '../device/gpu.js';
 import { PagePool } from '../device/page-pool.js';
-import { err } from '../errors.js';
+import { err, HmmError } from '../errors.js';
 import type { Machine } from '../mm/machine.js';
 import type { MmStruct } from '../mm/mm.js';
 import {
@@ -14,7 +14,7 @@ import {
   migratePfnToPfn, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup,
 } from '../mm/migrate.js';
 import type { DevicePrivateFault, DevPagemap } from '../mm/pagemap.js';
-import type { Process } from '../mm/process.js';
+import { Process } from '../mm/process.js';
 import { Dmirror } from './dmirror.js';
 
 export interface DmirrorDeviceOptions {
@@ -42,6 +42,10 @@ export class DmirrorDevice {
   #gpu: GpuContext | null = null;
   #vram: PagePool | null = null;
   #opening: Promise<void> | null = null;
+  /** destroy() has begun: the device is going away (cdev_del), no open may succeed. */
+  #destroyed = false;
+  /** open() calls in flight: destroy() lets them see #destroyed and undo themselves first. */
+  readonly #pendingOpens = new Set<Promise<unknown>>();
   /** The mirror whose migration to this device is collecting pages right now. */
   migrating: Dmirror | null = null;
   /** Device pages migrated back to RAM on a CPU fault (dmirror_devmem_fault). */
@@ -69,13 +73,43 @@ export class DmirrorDevice {
     return this.#vram;
   }
 
-  /** open("/dev/hmm_dmirrorN") from `proc`: a mirror of proc's address space. */
+  /**
+   * open("/dev/hmm_dmirrorN") from `proc`: a mirror of proc's address space.
+   *
+   * `proc` stands for the opener, as a pidfd names a process: like pidfd_send_signal(2), a
+   * handle that is not a process at all is EBADF ("not a valid PID file descriptor"), and a
+   * process this machine cannot reach — one of another machine, as one in an unrelated PID
+   * namespace — is EINVAL; neither touches anything. A device being removed (destroy(),
+   * cdev_del) fails an open with ENODEV, even one that began before, and leaks nothing.
+   */
   async open(proc: Process): Promise<Dmirror> {
+    if (!(proc instanceof Process)) throw err('EBADF', `dmirror${this.index}.open: ${proc === null ? 'null' : typeof proc} is not a process`);
+    if (proc.mm.core !== this.machine.core) throw err('EINVAL', `dmirror${this.index}.open: process ${proc.pid} belongs to another machine`);
+    this.#checkPresent();
+    const p = this.#open(proc);
+    this.#pendingOpens.add(p);
+    try {
+      return await p;
+    } finally {
+      this.#pendingOpens.delete(p);
+    }
+  }
+
+  async #open(proc: Process): Promise<Dmirror> {
     this.#opening ??= this.#start();
     await this.#opening;
+    this.#checkPresent();
     const m = await Dmirror.create(this, proc);
+    if (this.#destroyed) {
+      await m.close(); // destroy() waits for us before it frees the VRAM
+      this.#checkPresent();
+    }
     this.mirrors.add(m);
     return m;
+  }
+
+  #checkPresent(): void {
+    if (this.#destroyed) throw err('ENODEV', `dmirror${this.index}: device removed`);
   }
 
   async #start(): Promise<void> {
@@ -113,11 +147,14 @@ export class DmirrorDevice {
   }
 
   /**
-   * dmirror_devmem_fault_alloc_and_copy / dmirror_migrate_alloc_and_copy (device → system):
-   * for each collected device page, a new system frame holding its bytes; our mirrors'
-   * entries for the old device page are zapped (migration we start is not echoed to us).
+   * dmirror_devmem_fault_alloc_and_copy (device → system): for each collected device page,
+   * a new system frame holding its bytes; our mirrors' entries for the old device page are
+   * zapped (migration we start is not echoed to us). Out of frames, `partial` (MIGRATE_TO_SYS)
+   * skips the page as the kernel does when alloc_page_vma fails: it stays in device memory
+   * (dst 0: migrate_vma_finalize restores it). Otherwise (a CPU fault) ENOMEM, with every
+   * frame allocated so far freed: a failed migration leaves no frame behind.
    */
-  async copyToRam(src: ArrayLike<number>): Promise<number[]> {
+  async copyToRam(src: ArrayLike<number>, partial = false): Promise<number[]> {
     const dst = new Array<number>(src.length).fill(0);
     const slots: number[] = [];
     const idx: number[] = [];
@@ -134,7 +171,14 @@ export class DmirrorDevice {
     const bytes = await this.vram.readback(slots);
     const ram = this.machine.ram;
     for (let k = 0; k < idx.length; k++) {
-      const frame = ram.alloc();
+      let frame: number;
+      try {
+        frame = ram.alloc();
+      } catch (e) {
+        if (partial && e instanceof HmmError && e.code === 'ENOMEM') continue;
+        for (const d of dst) if (d !== 0) ram.put(migratePfnToPfn(d));
+        throw e;
+      }
       ram.data(frame).set(bytes.subarray(k * 4096, (k + 1) * 4096));
       ram.markWritten(frame);
       dst[idx[k]] = migratePfn(frame);
@@ -150,7 +194,7 @@ export class DmirrorDevice {
     const mig = await migrateVmaSetup(mm, { start, end, flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmapOwner: this });
     let moved = 0;
     try {
-      const dst = await this.copyToRam(mig.src);
+      const dst = await this.copyToRam(mig.src, true);
       for (const d of dst) if (d !== 0) moved++;
       await migrateVmaPages(mig, dst);
     } finally {
@@ -180,9 +224,14 @@ export class DmirrorDevice {
     return moved;
   }
 
-  /** Close every mirror and free the GPU memory (machine teardown). */
+  /**
+   * Device removal (machine teardown): opens in flight fail with ENODEV, every mirror goes
+   * (commands in flight on it fail with an HmmError), then the GPU memory is freed.
+   */
   async destroy(): Promise<void> {
-    for (const m of [...this.mirrors]) await m.close();
+    this.#destroyed = true;
+    await Promise.allSettled([...this.#pendingOpens]);
+    for (const m of [...this.mirrors]) await m.destroy();
     this.#vram?.destroy();
     this.#vram = null;
   }

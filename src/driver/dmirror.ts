@@ -38,6 +38,7 @@ import type { MirrorResult } from '../api.js';
 import { Aperture } from './aperture.js';
 import type { DmirrorDevice } from './dmirror-device.js';
 import { Mutex } from './mutex.js';
+import { WaitQueue } from '../sched/wait-queue.js';
 import { FaultServicer, type ServicerOptions, type ServiceTarget } from './servicer.js';
 
 /**
@@ -66,6 +67,29 @@ export const HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE = 0x30;
 
 /** Most pages one GPU command covers (its io buffer: 128 MiB, llvmpipe's binding limit). */
 export const MAX_COMMAND_PAGES = 32768;
+
+/**
+ * The largest bounce buffer a command allocates (4 GiB: the longest typed array every JS
+ * engine we run on gives). dmirror_bounce_init() vmallocs the command's whole size before it
+ * touches anything, and a size vmalloc cannot give is -ENOMEM.
+ */
+export const MAX_BOUNCE_PAGES = 2 ** 20;
+
+/** dmirror_bounce_init(): the command's bounce buffer, ENOMEM where it cannot be had. */
+function bounceInit(npages: number): Uint8Array {
+  checkBounce(npages);
+  try {
+    return new Uint8Array(npages * PAGE_SIZE);
+  } catch (e) {
+    if (e instanceof RangeError) throw err('ENOMEM', `no bounce buffer of ${npages} pages: ${e.message}`);
+    throw e;
+  }
+}
+
+/** The bounce buffer's size check, before a command changes anything. */
+function checkBounce(npages: number): void {
+  if (npages > MAX_BOUNCE_PAGES) throw err('ENOMEM', `no bounce buffer of ${npages} pages (at most ${MAX_BOUNCE_PAGES})`);
+}
 
 export type { MirrorResult } from '../api.js';
 
@@ -125,6 +149,14 @@ export class Dmirror {
   /** Page ranges [start, end) of the chunks being run: eviction leaves them alone. */
   readonly #pinned = new Set<{ start: number; end: number }>();
   #closed = false;
+  /** close() was called: new ioctls get EBADF (the fd is gone), those in flight finish. */
+  #closing = false;
+  #closeDone: Promise<void> | null = null;
+  /** Ioctls in flight: ->release runs once they are done (the last fput). */
+  #inflight = 0;
+  readonly #idle: WaitQueue;
+  /** The notifier's release came (exit_mmap): the GPU side is gone, the mm is dead. */
+  #mmReleased = false;
   /** The v5.2 hmm_mirror, registered when the valid-flag protocol first needs it. */
   #hmm: Hmm | null = null;
   readonly #hmmOps: HmmMirrorOps = { syncCpuDevicePagetables: () => true }; // the interval notifier zaps
@@ -139,6 +171,7 @@ export class Dmirror {
     this.engine = engine;
     this.aperture = new Aperture(engine, device.machine.ram);
     this.lock = new Mutex(this.mm.core.sched, `dmirror${device.index}.mutex`);
+    this.#idle = new WaitQueue(this.mm.core.sched);
   }
 
   /** dmirror_fops_open(): one notifier over the whole address space. */
@@ -150,9 +183,23 @@ export class Dmirror {
       vram: device.vram,
     });
     const m = new Dmirror(device, proc, engine);
-    m.#notifier = await proc.mm.notifiers.insertInterval(0, TASK_SIZE, {
-      invalidate: (sub, range, seq) => m.#invalidate(sub, range, seq),
-    });
+    try {
+      // The process may have exited while the engine was built. exit_mmap holds the mmap
+      // lock for write from mmu_notifier_release until the mm is marked dead, so under the
+      // read lock the mm is either alive, and its release will reach this notifier, or dead.
+      await proc.mm.lock.readLock();
+      try {
+        if (proc.mm.exited) throw err('ESRCH', 'process has exited');
+        m.#notifier = await proc.mm.notifiers.insertInterval(0, TASK_SIZE, {
+          invalidate: (sub, range, seq) => m.#invalidate(sub, range, seq),
+        });
+      } finally {
+        proc.mm.lock.readUnlock();
+      }
+    } catch (e) {
+      engine.destroy();
+      throw e;
+    }
     m.setServicer({});
     return m;
   }
@@ -192,6 +239,7 @@ export class Dmirror {
       this.stats.invalidations++;
       const leaves = this.engine.pt.unmap(first, last - first);
       if (leaves.length > 0) await this.#shootdown(leaves);
+      if (range.event === 'RELEASE') this.#mmRelease();
     } finally {
       this.lock.unlock();
     }
@@ -218,6 +266,17 @@ export class Dmirror {
       else system.push(l);
     }
     if (system.length > 0) await this.#shootdown(system);
+  }
+
+  /**
+   * mmu_notifier_release (exit_mmap): the mm is dead and every entry was just zapped. The
+   * mirror's GPU buffers (page table, aperture, command buffers) go now rather than at
+   * close(); later commands fail as test_hmm's do once mmget_not_zero() fails (EINVAL), and
+   * close() still works. Caller holds `lock`.
+   */
+  #mmRelease(): void {
+    this.#mmReleased = true;
+    this.engine.destroy();
   }
 
   /**
@@ -466,7 +525,7 @@ export class Dmirror {
       const words = data === undefined ? undefined : new Uint32Array(data.buffer, data.byteOffset, data.byteLength / 4);
       return this.#withPinned(first, npages, () => this.#runChunk(op, first, npages, words, faulting));
     }
-    const out = op === 'write' ? null : new Uint8Array(npages * PAGE_SIZE);
+    const out = op === 'write' ? null : bounceInit(npages);
     let faults = 0;
     for (let off = 0; off < npages; off += chunk) {
       const n = Math.min(chunk, npages - off);
@@ -518,27 +577,93 @@ export class Dmirror {
    * Run a command the caller built on this mirror's engine (a workload kernel, say) to
    * completion, its range pinned against aperture eviction while it runs.
    */
-  async runKernel(cmd: MirrorCommand): Promise<{ rounds: number; faultRounds: number }> {
-    this.#checkOpen();
-    this.stats.commands++;
-    return this.#withPinned(cmd.page, cmd.npages, () => this.#rounds(cmd, true));
+  runKernel(cmd: MirrorCommand): Promise<{ rounds: number; faultRounds: number }> {
+    return this.#ioctl(true, () => {
+      this.stats.commands++;
+      return this.#withPinned(cmd.page, cmd.npages, () => this.#rounds(cmd, true));
+    });
+  }
+
+  /**
+   * One ioctl on the open file: EBADF once close() was called; `mm`: the command works on
+   * the mirrored mm and, as test_hmm's do when mmget_not_zero() fails, gets EINVAL once the
+   * process has exited. Counted in flight, so that close() releases the mirror only after
+   * it (->release runs at the last fput, after every ioctl holding the file returned).
+   */
+  async #ioctl<T>(mm: boolean, fn: () => Promise<T>): Promise<T> {
+    if (this.#closing) throw err('EBADF', 'mirror is closed');
+    if (mm && (this.#mmReleased || this.mm.exited)) throw err('EINVAL', 'the mirrored process has exited (mmget_not_zero failed)');
+    this.#inflight++;
+    try {
+      return await fn();
+    } finally {
+      if (--this.#inflight === 0) this.#idle.wakeAll();
+    }
+  }
+
+  // The ioctls as the file sees them.
+
+  read(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }> {
+    return this.#ioctl(true, () => this.#read(addr, npages));
+  }
+
+  write(addr: number, data: Uint8Array): Promise<MirrorResult> {
+    return this.#ioctl(true, () => this.#write(addr, data));
+  }
+
+  migrateToDevice(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }> {
+    return this.#ioctl(true, () => this.#migrateToDevice(addr, npages));
+  }
+
+  migrateToSystem(addr: number, npages: number): Promise<MirrorResult> {
+    return this.#ioctl(true, () => this.#migrateToSystem(addr, npages));
+  }
+
+  snapshot(addr: number, npages: number): Promise<Uint8Array> {
+    return this.#ioctl(true, () => this.#snapshot(addr, npages));
+  }
+
+  exclusive(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }> {
+    return this.#ioctl(true, () => this.#exclusive(addr, npages));
+  }
+
+  /** (dmirror_check_atomic only reads the mirror's own table: no mm needed.) */
+  checkExclusive(addr: number, npages: number): Promise<void> {
+    return this.#ioctl(false, () => this.#checkExclusive(addr, npages));
+  }
+
+  /** (dmirror_device_evict_chunk works on the device's memory, whatever the mm.) */
+  release(): Promise<void> {
+    return this.#ioctl(false, () => this.#releaseDevice());
+  }
+
+  mmap(length: number, prot: number, flags: number): Promise<number> {
+    return this.#ioctl(false, () => this.#mmap(length, prot, flags));
+  }
+
+  audit(addr: number, npages: number): Promise<{ checked: number; stale: number[] }> {
+    return this.#ioctl(false, () => this.#audit(addr, npages));
   }
 
   /** HMM_DMIRROR_READ: the device reads npages at addr. */
-  async read(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }> {
+  async #read(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }> {
     this.#checkOpen();
     const r = checkRange(addr, npages);
+    checkBounce(r.npages);
     const { out, faults } = await this.#run('read', r.start, r.npages, undefined, true);
     return { cpages: r.npages, faults, data: out! };
   }
 
   /** HMM_DMIRROR_WRITE: the device writes `data` (whole pages) at addr. */
-  async write(addr: number, data: Uint8Array): Promise<MirrorResult> {
+  async #write(addr: number, data: Uint8Array): Promise<MirrorResult> {
     this.#checkOpen();
     if (!(data instanceof Uint8Array) || data.length === 0 || data.length % PAGE_SIZE !== 0) {
       throw err('EINVAL', 'write: data must be whole pages');
     }
-    if (data.byteOffset % 4 !== 0) data = data.slice();
+    // The kernels take u32 words: a view at an odd byte offset (a Node Buffer's subarray,
+    // whose slice() is no copy) or over shared memory is copied, as copy_from_user() into
+    // dmirror's bounce buffer would.
+    if (data.byteOffset % 4 !== 0 || !(data.buffer instanceof ArrayBuffer)) data = new Uint8Array(data);
     const r = checkRange(addr, data.length / PAGE_SIZE);
     const { faults } = await this.#run('write', r.start, r.npages, data, true);
     return { cpages: r.npages, faults };
@@ -563,9 +688,10 @@ export class Dmirror {
    * mirror without faulting — cpages counts the pages the device holds; ENOENT if some
    * page could not be moved (shared memory, say).
    */
-  async migrateToDevice(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }> {
+  async #migrateToDevice(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }> {
     this.#checkOpen();
     const r = checkRange(addr, npages);
+    checkBounce(r.npages);
     await this.mm.lock.readLock();
     try {
       this.mm.checkAlive();
@@ -634,7 +760,7 @@ export class Dmirror {
   }
 
   /** HMM_DMIRROR_MIGRATE_TO_SYS (dmirror_migrate_to_system): cpages = pages moved back. */
-  async migrateToSystem(addr: number, npages: number): Promise<MirrorResult> {
+  async #migrateToSystem(addr: number, npages: number): Promise<MirrorResult> {
     this.#checkOpen();
     const r = checkRange(addr, npages);
     let cpages = 0;
@@ -649,7 +775,7 @@ export class Dmirror {
   }
 
   /** HMM_DMIRROR_SNAPSHOT (dmirror_snapshot): what the CPU maps, without faulting. */
-  async snapshot(addr: number, npages: number): Promise<Uint8Array> {
+  async #snapshot(addr: number, npages: number): Promise<Uint8Array> {
     this.#checkOpen();
     const r = checkRange(addr, npages);
     const out = new Uint8Array(r.npages);
@@ -690,9 +816,10 @@ export class Dmirror {
   }
 
   /** HMM_DMIRROR_EXCLUSIVE (dmirror_exclusive): atomic access to every page, then read back. */
-  async exclusive(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }> {
+  async #exclusive(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }> {
     this.#checkOpen();
     const r = checkRange(addr, npages);
+    checkBounce(r.npages);
     const { out } = await this.#withPinned(r.start / PAGE_SIZE, r.npages, async () => {
       await this.#exclusiveMap(r.start, r.npages);
       return this.#run('read', r.start, r.npages, undefined, false);
@@ -705,7 +832,7 @@ export class Dmirror {
    * in [addr, addr + npages) must reach the frame (or device page) the CPU maps there now.
    * A stale entry is one a protocol let through after an invalidation.
    */
-  async audit(addr: number, npages: number): Promise<{ checked: number; stale: number[] }> {
+  async #audit(addr: number, npages: number): Promise<{ checked: number; stale: number[] }> {
     this.#checkOpen();
     const r = checkRange(addr, npages);
     return this.lock.with(() => {
@@ -723,32 +850,53 @@ export class Dmirror {
   }
 
   /** HMM_DMIRROR_CHECK_EXCLUSIVE (dmirror_check_atomic): EPERM while any page is still atomic. */
-  async checkExclusive(addr: number, npages: number): Promise<void> {
+  async #checkExclusive(addr: number, npages: number): Promise<void> {
     this.#checkOpen();
     const r = checkRange(addr, npages);
     await this.lock.with(() => {
-      for (let p = r.start / PAGE_SIZE; p < r.end / PAGE_SIZE; p++) {
-        const e = this.engine.pt.lookup(p);
-        if (e !== null && (e.flags & PTE_EXCLUSIVE) !== 0) throw err('EPERM', `page 0x${(p * PAGE_SIZE).toString(16)} is still exclusive`);
-      }
+      // Only what the mirror maps (xa_for_each_range in dmirror_check_atomic), not every
+      // page number of the range: the whole address space is 2^35 of them.
+      const first = r.start / PAGE_SIZE;
+      const leaf = this.engine.pt.findLeaf(first, r.npages, (l) => (l.flags & PTE_EXCLUSIVE) !== 0);
+      if (leaf !== null) throw err('EPERM', `page 0x${(Math.max(leaf.page, first) * PAGE_SIZE).toString(16)} is still exclusive`);
     });
   }
 
   /** HMM_DMIRROR_RELEASE: evict every page of this device's memory to system memory. */
-  async release(): Promise<void> {
+  async #releaseDevice(): Promise<void> {
     this.#checkOpen();
     await this.device.evictAll();
   }
 
   /** mmap() of the device file itself: fresh pages inserted into a VM_MIXEDMAP mapping. */
-  async mmap(length: number, prot: number, flags: number): Promise<number> {
+  async #mmap(length: number, prot: number, flags: number): Promise<number> {
     this.#checkOpen();
     return mmapDevicePages(this.proc, length, prot, flags);
   }
 
-  /** close(): unhook from the mm and free the GPU side. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  /**
+   * close(): the fd goes at once (new ioctls get EBADF); dmirror_fops_release — unhook from
+   * the mm, free the GPU side — runs once the ioctls in flight have returned, as the kernel
+   * runs ->release at the last fput.
+   */
+  close(): Promise<void> {
+    this.#closing = true;
+    this.#closeDone ??= this.#fopsRelease();
+    return this.#closeDone;
+  }
+
+  /**
+   * Device removal (machine teardown): the GPU side goes first, so that commands in flight
+   * fail with ENODEV instead of running on, then as close(): once they have unwound, every
+   * entry, slot and notifier goes.
+   */
+  destroy(): Promise<void> {
+    this.engine.destroy();
+    return this.close();
+  }
+
+  async #fopsRelease(): Promise<void> {
+    await this.#idle.wait(() => this.#inflight === 0, 'dmirror_fops_release');
     const n = this.#notifier;
     this.#closed = true;
     if (n !== null) await n.remove();
