@@ -38,6 +38,7 @@ import type { MirrorResult } from '../api.js';
 import { Aperture } from './aperture.js';
 import type { DmirrorDevice } from './dmirror-device.js';
 import { Mutex } from './mutex.js';
+import { HMM_RANGE_DEFAULT_TIMEOUT } from './retry.js';
 import { FaultServicer, type ServicerOptions, type ServiceTarget } from './servicer.js';
 
 /**
@@ -92,6 +93,12 @@ function cpuPfn(mm: MmStruct, addr: number): number {
   if (t === null || t.flags[pteIndex(addr)] === 0) return -1;
   const f = t.flags[pteIndex(addr)];
   return isPresent(f) || isDevicePrivate(f) || isDeviceExclusive(f) ? t.pfn[pteIndex(addr)] : -1;
+}
+
+/** Does the CPU page table hold a device-exclusive entry for `pfn` at addr? */
+function cpuExclusive(mm: MmStruct, addr: number, pfn: number): boolean {
+  const t = mm.pgtable.pteTable(addr, false);
+  return t !== null && isDeviceExclusive(t.flags[pteIndex(addr)]) && t.pfn[pteIndex(addr)] === pfn;
 }
 
 function isInt(n: unknown): n is number {
@@ -306,6 +313,11 @@ export class Dmirror {
     }
   }
 
+  /** Does this mirror map the device page in VRAM slot `slot`? */
+  mapsDevicePage(slot: number): boolean {
+    return this.#devPage.has(slot);
+  }
+
   /** Our entries for these VRAM slots go (a device page is leaving for system memory). */
   async dropDevicePages(slots: ReadonlySet<number>): Promise<void> {
     await this.lock.with(async () => {
@@ -424,14 +436,40 @@ export class Dmirror {
     }
   }
 
-  /** The same with the mmap lock already held (the servicer's atomic faults). Returns runs written. */
+  /**
+   * The same with the mmap lock already held (the servicer's atomic faults). Returns runs
+   * written. The entry is atomic only (dmirror_atomic_map's DPT_XA_TAG_ATOMIC, not the WRITE
+   * tag): a device write to it faults, and hmm_range_fault's write fault restores the CPU's
+   * PTE (remove_device_exclusive_entry), revoking the exclusive access.
+   *
+   * dmirror_atomic_map stores with no sequence check (the folio lock keeps a CPU fault out,
+   * but not a zap). Here the sequence is sampled after make_device_exclusive (its own
+   * EXCLUSIVE invalidation, and the restore of an entry already exclusive, would fail every
+   * check sampled before), so under the update lock both must hold: no invalidation reached
+   * us since mmu_interval_read_begin (which waits out one that already had), and the CPU
+   * entry is still our exclusive entry for that page. Else again, EBUSY after
+   * HMM_RANGE_DEFAULT_TIMEOUT.
+   */
   async #exclusiveMapLocked(start: number, npages: number): Promise<number> {
     this.mm.checkAlive();
+    const sched = this.mm.core.sched;
     let runs = 0;
     for (let i = 0; i < npages; i++) {
       const a = start + i * PAGE_SIZE;
-      const pfn = await makeDeviceExclusive(this.mm, a, this.device);
-      runs += await this.lock.with(() => this.#update(a, Uint32Array.of(pfn), Uint8Array.of(HMM_PFN_VALID | HMM_PFN_WRITE), PTE_EXCLUSIVE));
+      const deadline = sched.now() + HMM_RANGE_DEFAULT_TIMEOUT;
+      for (;;) {
+        if (sched.now() > deadline) throw err('EBUSY', `exclusive access to 0x${a.toString(16)} kept being revoked`);
+        const pfn = await makeDeviceExclusive(this.mm, a, this.device);
+        const seq = await this.notifier.readBegin();
+        await this.lock.lock();
+        try {
+          if (this.notifier.readRetry(seq) || !cpuExclusive(this.mm, a, pfn)) continue;
+          runs += await this.#update(a, Uint32Array.of(pfn), Uint8Array.of(HMM_PFN_VALID), PTE_EXCLUSIVE);
+          break;
+        } finally {
+          this.lock.unlock();
+        }
+      }
     }
     return runs;
   }
@@ -577,7 +615,21 @@ export class Dmirror {
     return { cpages: r.npages, faults: 0, data: out! };
   }
 
-  /** migrate_vma_setup → alloc and copy → migrate_vma_pages → map → finalize, for one VMA piece. */
+  /**
+   * migrate_vma_setup → alloc and copy → migrate_vma_pages → finalize → map, for one VMA
+   * piece (dmirror_migrate_to_device's loop body). Caller holds the mmap read lock.
+   *
+   * dmirror_migrate_alloc_and_copy skips a page it cannot allocate (device memory full) and
+   * migrates the rest; so does this.
+   *
+   * Mapping differs from dmirror_migrate_finalize_and_map, which stores the new pages with no
+   * sequence check: an invalidation that passed this mirror before the store (a DONTNEED
+   * waiting on another mirror's lock) then zaps the page and frees it while the mirror maps
+   * it. Here the mirror first drops its entries for the pages that move (their frames are
+   * freed by finalize), then maps what the CPU page table holds after finalize under
+   * mmu_interval_read_begin / read_retry (#mapMigrated) — after our own MIGRATE
+   * invalidations, whose sequence bump would otherwise fail every check.
+   */
   async #migrateIn(start: number, end: number, vmaWrite: boolean): Promise<void> {
     this.engine.checkAlive();
     // Our own MIGRATE invalidation is not echoed back to us (see #ownMigration).
@@ -589,8 +641,8 @@ export class Dmirror {
       this.device.migrating = null;
     }
     const dst = new Array<number>(mig.npages).fill(0);
-    const write = new Array<boolean>(mig.npages).fill(false);
-    let installed = false;
+    let handed = false;
+    const moved = new Uint8Array(mig.npages);
     try {
       const uploads: { slot: number; data: Uint8Array }[] = [];
       for (let i = 0; i < mig.npages; i++) {
@@ -599,37 +651,78 @@ export class Dmirror {
         if ((sf & MIGRATE_PFN_MIGRATE) === 0) continue;
         const spfn = (sf & MIGRATE_PFN_VALID) !== 0 ? migratePfnToPfn(s) : null;
         if (spfn !== null && spfn >= this.device.machine.ram.npages) continue; // already device memory
+        let dpfn: number;
+        try {
+          dpfn = this.device.allocPage();
+        } catch (e) {
+          if (e instanceof HmmError && e.code === 'ENOMEM') continue; // dmirror_devmem_alloc_page() == NULL
+          throw e;
+        }
         // Our own aperture may hold newer bytes than the frame: they were written back at
         // the last command end or invalidation, so the frame is current here.
-        const dpfn = this.device.allocPage();
         const slot = this.device.slotOf(dpfn);
         uploads.push({ slot, data: spfn !== null ? this.device.machine.ram.data(spfn) : new Uint8Array(PAGE_SIZE) });
         dst[i] = migratePfn(dpfn);
-        write[i] = (sf & MIGRATE_PFN_WRITE) !== 0 || (spfn === null && vmaWrite);
-        if (write[i]) dst[i] += MIGRATE_PFN_WRITE;
+        if ((sf & MIGRATE_PFN_WRITE) !== 0 || (spfn === null && vmaWrite)) dst[i] += MIGRATE_PFN_WRITE;
       }
       this.device.vram.uploadPages(uploads);
+      handed = true;
       await migrateVmaPages(mig, dst);
-      installed = true;
-      // dmirror_migrate_finalize_and_map: our own table learns the new pages directly.
-      const pfns = new Uint32Array(mig.npages);
-      const flags = new Uint8Array(mig.npages); // 0 (not valid): left alone by #update
+      // The sources that move are freed by finalize: our entries for them go first.
       for (let i = 0; i < mig.npages; i++) {
-        if ((migratePfnFlags(mig.src[i]) & MIGRATE_PFN_MIGRATE) === 0 || dst[i] === 0) continue;
-        pfns[i] = migratePfnToPfn(dst[i]);
-        flags[i] = HMM_PFN_VALID | (write[i] ? HMM_PFN_WRITE : 0);
+        if ((migratePfnFlags(mig.src[i]) & MIGRATE_PFN_MIGRATE) !== 0 && dst[i] !== 0) moved[i] = 1;
       }
-      await this.lock.with(() => this.#update(start, pfns, flags));
+      await this.lock.with(async () => {
+        const leaves: UnmappedLeaf[] = [];
+        for (let i = 0; i < mig.npages; i++) if (moved[i] !== 0) leaves.push(...this.engine.pt.unmap(start / PAGE_SIZE + i, 1));
+        await this.#shootdown(leaves);
+      });
     } catch (e) {
-      // Device memory full part-way, or the device lost: the pages we allocated but never
-      // handed to migrate_vma_pages go back (finalize restores the sources).
-      if (!installed) {
+      // The device lost, say: the pages we allocated but never handed to migrate_vma_pages
+      // go back (finalize restores the sources).
+      if (!handed) {
         for (let i = 0; i < dst.length; i++) if (dst[i] !== 0) this.device.pagemap.put(migratePfnToPfn(dst[i]));
         dst.fill(0);
       }
       throw e;
     } finally {
       await migrateVmaFinalize(mig);
+    }
+    if (moved.includes(1)) await this.#mapMigrated(start, end, moved);
+  }
+
+  /**
+   * Map the device pages a migration to this device left in [start, end) (`moved[i]` set),
+   * the way a driver's fault path maps anything: hmm_range_fault without faulting, then under
+   * the update lock mmu_interval_read_retry, again on a moved sequence, EBUSY after
+   * HMM_RANGE_DEFAULT_TIMEOUT. A page that is no longer ours (a DONTNEED, a CPU fault that
+   * migrated it back) is simply not mapped. Caller holds the mmap read lock.
+   */
+  async #mapMigrated(start: number, end: number, moved: Uint8Array): Promise<void> {
+    const sched = this.mm.core.sched;
+    const deadline = sched.now() + HMM_RANGE_DEFAULT_TIMEOUT;
+    const range = hmmRange({ notifier: this.notifier, start, end, devPrivateOwner: this.device });
+    const { pfns, flags } = range.hmmPfns;
+    for (;;) {
+      if (sched.now() > deadline) throw err('EBUSY', `mapping migrated pages of [0x${start.toString(16)}, 0x${end.toString(16)}) kept colliding with invalidations`);
+      range.notifierSeq = await this.notifier.readBegin();
+      try {
+        await hmmRangeFault(this.mm, range);
+      } catch (e) {
+        if (e instanceof HmmError && e.code === 'EBUSY') continue;
+        throw e;
+      }
+      await this.lock.lock();
+      try {
+        if (this.notifier.readRetry(range.notifierSeq)) continue;
+        for (let i = 0; i < moved.length; i++) {
+          if (moved[i] === 0 || (flags[i] & HMM_PFN_VALID) === 0 || !this.device.pagemap.contains(pfns[i])) flags[i] = 0;
+        }
+        await this.#update(start, pfns, flags);
+        return;
+      } finally {
+        this.lock.unlock();
+      }
     }
   }
 

@@ -28,6 +28,9 @@ import type { MmuIntervalNotifier } from '../mm/notifier.js';
 import type { Mutex } from './mutex.js';
 import type { BatchRecord } from './records.js';
 
+/** HMM_RANGE_DEFAULT_TIMEOUT (include/linux/hmm.h): ms a driver retries a range before EBUSY. */
+export const HMM_RANGE_DEFAULT_TIMEOUT = 1000;
+
 export type RetryProtocol = 'seq' | 'valid-flag' | 'lock-fallback';
 export const RETRY_PROTOCOLS: readonly RetryProtocol[] = ['seq', 'valid-flag', 'lock-fallback'];
 

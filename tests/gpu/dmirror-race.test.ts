@@ -11,12 +11,14 @@
  * counted violation (DmirrorDevice.stats.mappedFrees) that the free path zaps.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import type { GpuContext } from '../../src/device/gpu.js';
 import type { Dmirror } from '../../src/driver/dmirror.js';
 import type { DmirrorDevice } from '../../src/driver/dmirror-device.js';
 import {
   createMachine, MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine,
 } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
+import { zapRangeLocked } from '../../src/mm/zap.js';
 import { SeededScheduler } from '../../src/sched/seeded.js';
 import { gpuTest } from './fixture.js';
 import { pagesOf, WORDS } from './pages.js';
@@ -42,7 +44,7 @@ interface Outcome {
   m: Machine;
 }
 
-async function b1(seed: number, gpu: Parameters<Parameters<typeof gpuTest>[1]>[0]['gpu']): Promise<Outcome> {
+async function b1(seed: number, gpu: GpuContext): Promise<Outcome> {
   const sched = new SeededScheduler(seed);
   const m = await createMachine({
     devices: 2, systemPages: 4096, devicePages: 64, aperturePages: 512, scheduler: sched,
@@ -88,7 +90,7 @@ async function b1(seed: number, gpu: Parameters<Parameters<typeof gpuTest>[1]>[0
     await fd0.write(a, pagesOf(1, () => 0xbad));
     crossWrite = new Uint32Array((await fq.read(qa, 1)).data.buffer)[WORDS - 1];
   }
-  return { stale, crossRead, crossWrite, mappedFrees: (dev0 as { stats?: { mappedFrees: number } }).stats?.mappedFrees ?? 0, m };
+  return { stale, crossRead, crossWrite, mappedFrees: dev0.stats.mappedFrees, m };
 }
 
 describe('B.1: migration racing MADV_DONTNEED while another mirror is busy', () => {
@@ -97,6 +99,29 @@ describe('B.1: migration racing MADV_DONTNEED while another mirror is busy', () 
     expect({ stale: o.stale, crossRead: o.crossRead, crossWrite: o.crossWrite, mappedFrees: o.mappedFrees })
       .toEqual({ stale: false, crossRead: null, crossWrite: null, mappedFrees: 0 });
     checkFrameAccounting(o.m);
+  });
+});
+
+describe('a device page is never freed while a mirror maps it', () => {
+  gpuTest('an mm path that drops a device page without notifying: the free path zaps the mirror and counts it', async ({ gpu }) => {
+    const m = await createMachine({ devices: 1, systemPages: 4096, devicePages: 8, aperturePages: 512, gpuContext: Promise.resolve(gpu) });
+    machines.push(m);
+    const p = m.spawn();
+    const a = await p.mmap(0, PAGE_SIZE, RW, ANON);
+    await p.write(a, pagesOf(1, () => 0x1234));
+    const fd = (await m.devices[0].open(p)) as unknown as Dmirror;
+    const dev = m.devices[0] as unknown as DmirrorDevice;
+    await fd.migrateToDevice(a, 1);
+    expect((await fd.audit(a, 1)).checked).toBe(1);
+    const used = dev.vram.stats.used;
+    // A buggy path: the PTE goes (and with it the last reference) with no invalidation.
+    zapRangeLocked(p.mm, a, a + PAGE_SIZE);
+    expect(dev.stats.mappedFrees).toBe(1);
+    expect(dev.vram.stats.used).toBe(used); // not reusable before the shootdown
+    await fd.checkExclusive(a, 1); // (takes the update lock: the zap, queued first, is done)
+    expect((await fd.audit(a, 1)).checked).toBe(0);
+    expect(dev.vram.stats.used).toBe(used - 1);
+    checkFrameAccounting(m);
   });
 });
 
