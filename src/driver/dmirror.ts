@@ -42,15 +42,19 @@ import { HMM_RANGE_DEFAULT_TIMEOUT } from './retry.js';
 import { FaultServicer, type ServicerOptions, type ServiceTarget } from './servicer.js';
 
 /**
- * dmirror's own fault servicing (lib/test_hmm.c's dmirror_fault): everything in the fault
- * buffer before one replay, faults grouped into 2 MiB blocks clipped to the VMA and the
- * command, the upstream retry loop, and on an overflow the rest of the command's range —
- * so a fresh buffer needs exactly one fault round, as the selftests expect.
+ * dmirror's own fault servicing (lib/test_hmm.c's dmirror_fault): after a round that
+ * faulted, every page from the lowest fault to the end of the command, in 64-page
+ * hmm_range_fault ranges, each with its own mmu_interval_read_begin / mmap_read_lock /
+ * hmm_range_fault / read_retry loop and HMM_RANGE_DEFAULT_TIMEOUT — so a fresh buffer needs
+ * exactly one fault round, as the selftests expect. (setServicer's experiment options keep
+ * batching, coalescing windows and the other protocols; atomic commands use the 2 MiB
+ * windows below.)
  */
 export const DMIRROR_SERVICER: Partial<ServicerOptions> = {
   batchSize: Infinity, replay: 'once', window: 2097152, coalesce: true, protocol: 'seq',
-  timeoutMs: 1000, restOfRangeOnOverflow: true,
+  timeoutMs: HMM_RANGE_DEFAULT_TIMEOUT, restOfRangeOnOverflow: true, rangePages: 64,
 };
+const SERVICER_SHAPE: readonly (keyof ServicerOptions)[] = ['batchSize', 'replay', 'window', 'coalesce', 'protocol', 'fallbackAfter'];
 /** A command still faulting after this many rounds is a livelock: EFAULT, not a hang. */
 const MAX_ROUNDS = 10_000;
 
@@ -64,6 +68,9 @@ export const HMM_DMIRROR_PROT_PUD = 0x08;
 export const HMM_DMIRROR_PROT_ZERO = 0x10;
 export const HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL = 0x20;
 export const HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE = 0x30;
+
+/** dmirror_snapshot's pfns[64]: pages per dmirror_range_snapshot. */
+const SNAPSHOT_PAGES = 64;
 
 /** Most pages one GPU command covers (its io buffer: 128 MiB, llvmpipe's binding limit). */
 export const MAX_COMMAND_PAGES = 32768;
@@ -409,7 +416,10 @@ export class Dmirror {
    * policy, retry protocol); records start afresh. The default is dmirror's own behaviour.
    */
   setServicer(opts: Partial<ServicerOptions>): FaultServicer {
-    this.servicer = new FaultServicer(this.#target(), { ...DMIRROR_SERVICER, ...opts });
+    // Options that shape the servicing (the experiment's) select the batching/coalescing
+    // servicer; only hooks and timeouts keep dmirror_fault's 64-page ranges.
+    const shaped = SERVICER_SHAPE.some((k) => opts[k] !== undefined);
+    this.servicer = new FaultServicer(this.#target(), { ...DMIRROR_SERVICER, ...(shaped ? { rangePages: 0 } : {}), ...opts });
     return this.servicer;
   }
 
@@ -491,8 +501,10 @@ export class Dmirror {
   /**
    * Run one kernel over [page, page+npages) to completion: replay rounds until every
    * invocation is done, one chunk (chunkPages) after the other — each its own GPU command,
-   * its pages pinned against eviction while it runs. `faults` sums the rounds that ended in
-   * faults over the chunks. `faulting` false = dmirror_do_read without faulting (ENOENT
+   * its pages pinned against eviction while it runs. `faults` counts fault rounds as
+   * dmirror_read/write count dmirror_fault calls: the first fault round of every chunk after
+   * the first to fault continues the command's one fault, so a fresh buffer gives 1 however
+   * many chunks it takes. `faulting` false = dmirror_do_read without faulting (ENOENT
    * when a page isn't mirrored).
    */
   async #run(op: MirrorOp, start: number, npages: number, data: Uint8Array | undefined, faulting: boolean): Promise<{ out: Uint8Array | null; faults: number }> {
@@ -506,11 +518,15 @@ export class Dmirror {
     }
     const out = op === 'write' ? null : new Uint8Array(npages * PAGE_SIZE);
     let faults = 0;
+    let faulted = false;
     for (let off = 0; off < npages; off += chunk) {
       const n = Math.min(chunk, npages - off);
       const words = data === undefined ? undefined : new Uint32Array(data.buffer, data.byteOffset + off * PAGE_SIZE, n * (PAGE_SIZE / 4));
       const r = await this.#withPinned(first + off, n, () => this.#runChunk(op, first + off, n, words, faulting));
-      faults += r.faults;
+      // dmirror_fault covers the rest of the command: a later chunk's first fault round is
+      // that same fault, split only because the aperture cannot hold the whole command.
+      faults += faulted && r.faults > 0 ? r.faults - 1 : r.faults;
+      faulted ||= r.faults > 0;
       if (out !== null && r.out !== null) out.set(r.out, off * PAGE_SIZE);
     }
     return { out, faults };
@@ -741,34 +757,72 @@ export class Dmirror {
     return { cpages, faults: 0 };
   }
 
-  /** HMM_DMIRROR_SNAPSHOT (dmirror_snapshot): what the CPU maps, without faulting. */
+  /**
+   * HMM_DMIRROR_SNAPSHOT (dmirror_snapshot): what the CPU maps, without faulting, in 64-page
+   * ranges (dmirror_range_snapshot), each under a temporary interval notifier of its own;
+   * EBUSY when a range keeps colliding with invalidations past HMM_RANGE_DEFAULT_TIMEOUT.
+   */
   async snapshot(addr: number, npages: number): Promise<Uint8Array> {
     this.#checkOpen();
     const r = checkRange(addr, npages);
     const out = new Uint8Array(r.npages);
-    const range = hmmRange({ notifier: this.notifier, start: r.start, end: r.end, devPrivateOwner: this.device });
-    for (;;) {
-      range.notifierSeq = await this.notifier.readBegin();
-      await this.mm.lock.readLock();
-      try {
-        this.mm.checkAlive();
-        await hmmRangeFault(this.mm, range);
-      } catch (e) {
-        if (e instanceof HmmError && e.code === 'EBUSY') continue;
-        throw e;
-      } finally {
-        this.mm.lock.readUnlock();
-      }
-      const stale = await this.lock.with(() => this.notifier.readRetry(range.notifierSeq));
-      if (!stale) break;
+    for (let a = r.start; a < r.end; a += SNAPSHOT_PAGES * PAGE_SIZE) {
+      const range = await this.#rangeSnapshot(a, Math.min(a + SNAPSHOT_PAGES * PAGE_SIZE, r.end));
+      this.#mkentries(range.hmmPfns.pfns, range.hmmPfns.flags, out, (a - r.start) / PAGE_SIZE);
     }
+    return out;
+  }
+
+  /** dmirror_range_snapshot: hmm_range_fault (no faulting) until no invalidation raced it. */
+  async #rangeSnapshot(start: number, end: number): Promise<ReturnType<typeof hmmRange>> {
+    const sched = this.mm.core.sched;
+    const deadline = sched.now() + HMM_RANGE_DEFAULT_TIMEOUT;
+    // dmirror_snapshot_invalidate: any invalidation of the interval spoils the whole snapshot.
+    const notifier = await this.mm.notifiers.insertInterval(start, end - start, {
+      invalidate: async (sub, range, seq) => {
+        if (!this.lock.tryLock()) {
+          if (!range.blockable) return false;
+          await this.lock.lock();
+        }
+        try {
+          sub.setSeq(seq);
+        } finally {
+          this.lock.unlock();
+        }
+        return true;
+      },
+    });
+    try {
+      const range = hmmRange({ notifier, start, end, devPrivateOwner: this.device });
+      for (;;) {
+        if (sched.now() > deadline) throw err('EBUSY', `snapshot of [0x${start.toString(16)}, 0x${end.toString(16)}) kept colliding with invalidations`);
+        range.notifierSeq = await notifier.readBegin();
+        await this.mm.lock.readLock();
+        try {
+          this.mm.checkAlive();
+          await hmmRangeFault(this.mm, range);
+        } catch (e) {
+          if (e instanceof HmmError && e.code === 'EBUSY') continue;
+          throw e;
+        } finally {
+          this.mm.lock.readUnlock();
+        }
+        await this.servicer.opts.afterRangeFault?.(start, end);
+        if (!(await this.lock.with(() => notifier.readRetry(range.notifierSeq)))) return range;
+      }
+    } finally {
+      await notifier.remove();
+    }
+  }
+
+  /** dmirror_mkentry for each page: out[at + i] from hmm's pfns and flags. */
+  #mkentries(pfns: Uint32Array, fl: Uint8Array, out: Uint8Array, at: number): void {
     const ram = this.device.machine.ram;
-    for (let i = 0; i < r.npages; i++) {
-      const f = range.hmmPfns.flags[i];
-      const pfn = range.hmmPfns.pfns[i];
-      // dmirror_mkentry()
-      if ((f & HMM_PFN_ERROR) !== 0) { out[i] = HMM_DMIRROR_PROT_ERROR; continue; }
-      if ((f & HMM_PFN_VALID) === 0) { out[i] = HMM_DMIRROR_PROT_NONE; continue; }
+    for (let i = 0; i < pfns.length; i++) {
+      const f = fl[i];
+      const pfn = pfns[i];
+      if ((f & HMM_PFN_ERROR) !== 0) { out[at + i] = HMM_DMIRROR_PROT_ERROR; continue; }
+      if ((f & HMM_PFN_VALID) === 0) { out[at + i] = HMM_DMIRROR_PROT_NONE; continue; }
       let prot = 0;
       const pm = this.device.machine.pagemapOf(pfn);
       if (pm !== null) prot = pm.owner === this.device ? HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL : HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE;
@@ -777,9 +831,8 @@ export class Dmirror {
       const order = hmmPfnToMapOrder(f);
       if (order === 9) prot |= HMM_DMIRROR_PROT_PMD;
       else if (order === 18) prot |= HMM_DMIRROR_PROT_PUD;
-      out[i] = prot;
+      out[at + i] = prot;
     }
-    return out;
   }
 
   /** HMM_DMIRROR_EXCLUSIVE (dmirror_exclusive): atomic access to every page, then read back. */

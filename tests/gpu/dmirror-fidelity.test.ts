@@ -65,3 +65,86 @@ describe('A.3: a device WRITE revokes exclusive access', () => {
     checkFrameAccounting(m);
   });
 });
+
+describe('A.4: MIGRATE_TO_DEV with device memory short', () => {
+  it('a fresh buffer: the pages that fit move, the rest stay; the read-back finds them unmirrored (ENOENT)', async () => {
+    const { m, fd, proc } = await setup({ devicePages: 8 });
+    const n = 16;
+    const buf = await proc.mmap(0, n * PAGE_SIZE, RW, ANON);
+    await proc.write(buf, pagesOf(n, (p) => 0x300 + p));
+    expect(await code(fd.migrateToDevice(buf, n))).toBe('ENOENT');
+    const snap = await fd.snapshot(buf, n);
+    expect(snap.filter((b) => (b & 0x30) === HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL).length).toBe(8);
+    const cpu = new Uint32Array((await proc.read(buf, n * PAGE_SIZE)).buffer);
+    for (let i = 0; i < n * WORDS; i++) if (cpu[i] !== 0x300 + Math.floor(i / WORDS)) throw new Error(`word ${i}: 0x${cpu[i].toString(16)}`);
+    checkFrameAccounting(m);
+  });
+
+  it('a buffer the device mirrors already: the pages that fit move, the read-back succeeds', async () => {
+    const { m, fd, proc } = await setup({ devicePages: 8 });
+    const n = 16;
+    const buf = await proc.mmap(0, n * PAGE_SIZE, RW, ANON);
+    await proc.write(buf, pagesOf(n, (p) => 0x400 + p));
+    await fd.read(buf, n);
+    const r = await fd.migrateToDevice(buf, n);
+    expect(r.cpages).toBe(n);
+    const got = new Uint32Array(r.data.buffer);
+    for (let i = 0; i < n * WORDS; i++) if (got[i] !== 0x400 + Math.floor(i / WORDS)) throw new Error(`word ${i}: 0x${got[i].toString(16)}`);
+    const snap = await fd.snapshot(buf, n);
+    expect(snap.filter((b) => (b & 0x30) === HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL).length).toBe(8);
+    expect((await fd.audit(buf, n)).stale).toEqual([]);
+    checkFrameAccounting(m);
+  });
+});
+
+describe('A.5/A.2: dmirror_fault', () => {
+  it('services a fresh 200-page read in 64-page ranges, each with its own retry loop', async () => {
+    const { fd, proc } = await setup();
+    const n = 200;
+    const buf = await proc.mmap(0, n * PAGE_SIZE, RW, ANON);
+    await proc.write(buf, pagesOf(n, (p) => p));
+    // One invalidation in the second range's window: only that range retries.
+    let raced = 0;
+    fd.setServicer({
+      afterRangeFault: async (start) => {
+        if (start !== buf + 64 * PAGE_SIZE || raced++ > 0) return;
+        await proc.madvise(buf + 100 * PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED);
+      },
+    });
+    const r = await fd.read(buf, n);
+    expect(r.faults).toBe(1);
+    const t = totals(fd.servicer.records);
+    expect({ rangeFaults: t.rangeFaults, retries: t.retries, groups: t.groups }).toEqual({ rangeFaults: 4, retries: 1, groups: 4 });
+    const got = new Uint32Array(r.data.buffer);
+    expect(got[100 * WORDS]).toBe(0); // dropped before the retry faulted it again
+    expect(got[99 * WORDS]).toBe(99);
+    expect(got[199 * WORDS + WORDS - 1]).toBe(199);
+  });
+});
+
+describe('A.6: SNAPSHOT under invalidations', () => {
+  it('gives up with EBUSY after HMM_RANGE_DEFAULT_TIMEOUT of scheduler time', async () => {
+    const sched = new SeededScheduler(1);
+    const { fd, proc } = await setup({ scheduler: sched });
+    const buf = await proc.mmap(0, 4 * PAGE_SIZE, RW, ANON);
+    await proc.write(buf, pagesOf(4, (p) => p + 1));
+    // Every attempt is spoiled by a DONTNEED + write of page 1, 100 ms apart; the old code
+    // retried forever (here: until the storm stops after 40 attempts).
+    let attempts = 0;
+    fd.setServicer({
+      afterRangeFault: async () => {
+        if (++attempts > 40) return;
+        await proc.madvise(buf + PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED);
+        await proc.write(buf + PAGE_SIZE, pagesOf(1, () => attempts));
+        await sched.sleep(100, 'storm');
+      },
+    });
+    const t0 = sched.now();
+    expect(await code(fd.snapshot(buf, 4))).toBe('EBUSY');
+    expect(attempts).toBeLessThanOrEqual(12);
+    expect(sched.now() - t0).toBeGreaterThan(1000);
+    // Quiet again: the snapshot goes through.
+    attempts = 100;
+    expect((await fd.snapshot(buf, 4)).length).toBe(4);
+  });
+});
