@@ -8,7 +8,11 @@ import type { Process } from './mm/process.js';
 export interface MirrorResult {
   /** Pages the command completed. */
   cpages: number;
-  /** Replay rounds that ended in device faults: 1 for a fresh buffer (one per GPU command: a command bigger than the driver's chunk is split). */
+  /**
+   * The command's fault rounds, counted as lib/test_hmm.c counts dmirror_fault calls: 1 for
+   * a fresh buffer, whatever the number of GPU commands (chunks) the driver split it into;
+   * one more for each round that faulted again (pages invalidated meanwhile).
+   */
   faults: number;
 }
 

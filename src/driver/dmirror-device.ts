@@ -50,6 +50,11 @@ export class DmirrorDevice {
   migrating: Dmirror | null = null;
   /** Device pages migrated back to RAM on a CPU fault (dmirror_devmem_fault). */
   cpuFaults = 0;
+  /**
+   * mappedFrees: device pages whose last reference went while a mirror still mapped them —
+   * each one a bug (an entry installed outside read_begin/read_retry), zapped before reuse.
+   */
+  readonly stats = { mappedFrees: 0 };
 
   constructor(machine: Machine, index: number, options: DmirrorDeviceOptions) {
     this.machine = machine;
@@ -59,7 +64,7 @@ export class DmirrorDevice {
       npages: options.devicePages,
       owner: this,
       migrateToRam: (f) => this.#devmemFault(f),
-      pageFree: (pfn) => this.#vram?.free(pfn - this.pagemap.basePfn),
+      pageFree: (pfn) => this.#pageFree(pfn),
     });
   }
 
@@ -115,6 +120,26 @@ export class DmirrorDevice {
   async #start(): Promise<void> {
     this.#gpu = await (this.options.gpu ?? defaultGpu());
     this.#vram = new PagePool(this.#gpu.device, { slots: this.options.devicePages, label: `dmirror${this.index} vram` });
+  }
+
+  /**
+   * dev_pagemap_ops.page_free (dmirror_devmem_free): the slot goes back to the allocator —
+   * but never while a mirror maps it, or the next owner's data would be reachable through
+   * that stale entry. The invariant is enforced here: a mirror still mapping the page is a
+   * bug (counted in stats.mappedFrees, like a WARN); its entry is shot down first and the
+   * slot is only reused once no kernel of that mirror can reach it.
+   */
+  #pageFree(pfn: number): void {
+    const slot = this.slotOf(pfn);
+    const holders = [...this.mirrors].filter((m) => m.mapsDevicePage(slot));
+    if (holders.length === 0) {
+      this.#vram?.free(slot);
+      return;
+    }
+    this.stats.mappedFrees++;
+    const vram = this.#vram;
+    void Promise.all(holders.map((m) => m.dropDevicePages(new Set([slot])).catch(() => undefined)))
+      .then(() => { if (this.#vram === vram) vram?.free(slot); });
   }
 
   /** The VRAM slot of a device pfn of ours. */

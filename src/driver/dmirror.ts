@@ -39,18 +39,23 @@ import { Aperture } from './aperture.js';
 import type { DmirrorDevice } from './dmirror-device.js';
 import { Mutex } from './mutex.js';
 import { WaitQueue } from '../sched/wait-queue.js';
+import { HMM_RANGE_DEFAULT_TIMEOUT } from './retry.js';
 import { FaultServicer, type ServicerOptions, type ServiceTarget } from './servicer.js';
 
 /**
- * dmirror's own fault servicing (lib/test_hmm.c's dmirror_fault): everything in the fault
- * buffer before one replay, faults grouped into 2 MiB blocks clipped to the VMA and the
- * command, the upstream retry loop, and on an overflow the rest of the command's range —
- * so a fresh buffer needs exactly one fault round, as the selftests expect.
+ * dmirror's own fault servicing (lib/test_hmm.c's dmirror_fault): after a round that
+ * faulted, every page from the lowest fault to the end of the command, in 64-page
+ * hmm_range_fault ranges, each with its own mmu_interval_read_begin / mmap_read_lock /
+ * hmm_range_fault / read_retry loop and HMM_RANGE_DEFAULT_TIMEOUT — so a fresh buffer needs
+ * exactly one fault round, as the selftests expect. (setServicer's experiment options keep
+ * batching, coalescing windows and the other protocols; atomic commands use the 2 MiB
+ * windows below.)
  */
 export const DMIRROR_SERVICER: Partial<ServicerOptions> = {
   batchSize: Infinity, replay: 'once', window: 2097152, coalesce: true, protocol: 'seq',
-  timeoutMs: 1000, restOfRangeOnOverflow: true,
+  timeoutMs: HMM_RANGE_DEFAULT_TIMEOUT, restOfRangeOnOverflow: true, rangePages: 64,
 };
+const SERVICER_SHAPE: readonly (keyof ServicerOptions)[] = ['batchSize', 'replay', 'window', 'coalesce', 'protocol', 'fallbackAfter'];
 /** A command still faulting after this many rounds is a livelock: EFAULT, not a hang. */
 const MAX_ROUNDS = 10_000;
 
@@ -64,6 +69,9 @@ export const HMM_DMIRROR_PROT_PUD = 0x08;
 export const HMM_DMIRROR_PROT_ZERO = 0x10;
 export const HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL = 0x20;
 export const HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE = 0x30;
+
+/** dmirror_snapshot's pfns[64]: pages per dmirror_range_snapshot. */
+const SNAPSHOT_PAGES = 64;
 
 /** Most pages one GPU command covers (its io buffer: 128 MiB, llvmpipe's binding limit). */
 export const MAX_COMMAND_PAGES = 32768;
@@ -116,6 +124,12 @@ function cpuPfn(mm: MmStruct, addr: number): number {
   if (t === null || t.flags[pteIndex(addr)] === 0) return -1;
   const f = t.flags[pteIndex(addr)];
   return isPresent(f) || isDevicePrivate(f) || isDeviceExclusive(f) ? t.pfn[pteIndex(addr)] : -1;
+}
+
+/** Does the CPU page table hold a device-exclusive entry for `pfn` at addr? */
+function cpuExclusive(mm: MmStruct, addr: number, pfn: number): boolean {
+  const t = mm.pgtable.pteTable(addr, false);
+  return t !== null && isDeviceExclusive(t.flags[pteIndex(addr)]) && t.pfn[pteIndex(addr)] === pfn;
 }
 
 function isInt(n: unknown): n is number {
@@ -365,6 +379,11 @@ export class Dmirror {
     }
   }
 
+  /** Does this mirror map the device page in VRAM slot `slot`? */
+  mapsDevicePage(slot: number): boolean {
+    return this.#devPage.has(slot);
+  }
+
   /** Our entries for these VRAM slots go (a device page is leaving for system memory). */
   async dropDevicePages(slots: ReadonlySet<number>): Promise<void> {
     await this.lock.with(async () => {
@@ -456,7 +475,10 @@ export class Dmirror {
    * policy, retry protocol); records start afresh. The default is dmirror's own behaviour.
    */
   setServicer(opts: Partial<ServicerOptions>): FaultServicer {
-    this.servicer = new FaultServicer(this.#target(), { ...DMIRROR_SERVICER, ...opts });
+    // Options that shape the servicing (the experiment's) select the batching/coalescing
+    // servicer; only hooks and timeouts keep dmirror_fault's 64-page ranges.
+    const shaped = SERVICER_SHAPE.some((k) => opts[k] !== undefined);
+    this.servicer = new FaultServicer(this.#target(), { ...DMIRROR_SERVICER, ...(shaped ? { rangePages: 0 } : {}), ...opts });
     return this.servicer;
   }
 
@@ -483,14 +505,40 @@ export class Dmirror {
     }
   }
 
-  /** The same with the mmap lock already held (the servicer's atomic faults). Returns runs written. */
+  /**
+   * The same with the mmap lock already held (the servicer's atomic faults). Returns runs
+   * written. The entry is atomic only (dmirror_atomic_map's DPT_XA_TAG_ATOMIC, not the WRITE
+   * tag): a device write to it faults, and hmm_range_fault's write fault restores the CPU's
+   * PTE (remove_device_exclusive_entry), revoking the exclusive access.
+   *
+   * dmirror_atomic_map stores with no sequence check (the folio lock keeps a CPU fault out,
+   * but not a zap). Here the sequence is sampled after make_device_exclusive (its own
+   * EXCLUSIVE invalidation, and the restore of an entry already exclusive, would fail every
+   * check sampled before), so under the update lock both must hold: no invalidation reached
+   * us since mmu_interval_read_begin (which waits out one that already had), and the CPU
+   * entry is still our exclusive entry for that page. Else again, EBUSY after
+   * HMM_RANGE_DEFAULT_TIMEOUT.
+   */
   async #exclusiveMapLocked(start: number, npages: number): Promise<number> {
     this.mm.checkAlive();
+    const sched = this.mm.core.sched;
     let runs = 0;
     for (let i = 0; i < npages; i++) {
       const a = start + i * PAGE_SIZE;
-      const pfn = await makeDeviceExclusive(this.mm, a, this.device);
-      runs += await this.lock.with(() => this.#update(a, Uint32Array.of(pfn), Uint8Array.of(HMM_PFN_VALID | HMM_PFN_WRITE), PTE_EXCLUSIVE));
+      const deadline = sched.now() + HMM_RANGE_DEFAULT_TIMEOUT;
+      for (;;) {
+        if (sched.now() > deadline) throw err('EBUSY', `exclusive access to 0x${a.toString(16)} kept being revoked`);
+        const pfn = await makeDeviceExclusive(this.mm, a, this.device);
+        const seq = await this.notifier.readBegin();
+        await this.lock.lock();
+        try {
+          if (this.notifier.readRetry(seq) || !cpuExclusive(this.mm, a, pfn)) continue;
+          runs += await this.#update(a, Uint32Array.of(pfn), Uint8Array.of(HMM_PFN_VALID), PTE_EXCLUSIVE);
+          break;
+        } finally {
+          this.lock.unlock();
+        }
+      }
     }
     return runs;
   }
@@ -512,8 +560,10 @@ export class Dmirror {
   /**
    * Run one kernel over [page, page+npages) to completion: replay rounds until every
    * invocation is done, one chunk (chunkPages) after the other — each its own GPU command,
-   * its pages pinned against eviction while it runs. `faults` sums the rounds that ended in
-   * faults over the chunks. `faulting` false = dmirror_do_read without faulting (ENOENT
+   * its pages pinned against eviction while it runs. `faults` counts fault rounds as
+   * dmirror_read/write count dmirror_fault calls: the first fault round of every chunk after
+   * the first to fault continues the command's one fault, so a fresh buffer gives 1 however
+   * many chunks it takes. `faulting` false = dmirror_do_read without faulting (ENOENT
    * when a page isn't mirrored).
    */
   async #run(op: MirrorOp, start: number, npages: number, data: Uint8Array | undefined, faulting: boolean): Promise<{ out: Uint8Array | null; faults: number }> {
@@ -527,11 +577,15 @@ export class Dmirror {
     }
     const out = op === 'write' ? null : bounceInit(npages);
     let faults = 0;
+    let faulted = false;
     for (let off = 0; off < npages; off += chunk) {
       const n = Math.min(chunk, npages - off);
       const words = data === undefined ? undefined : new Uint32Array(data.buffer, data.byteOffset + off * PAGE_SIZE, n * (PAGE_SIZE / 4));
       const r = await this.#withPinned(first + off, n, () => this.#runChunk(op, first + off, n, words, faulting));
-      faults += r.faults;
+      // dmirror_fault covers the rest of the command: a later chunk's first fault round is
+      // that same fault, split only because the aperture cannot hold the whole command.
+      faults += faulted && r.faults > 0 ? r.faults - 1 : r.faults;
+      faulted ||= r.faults > 0;
       if (out !== null && r.out !== null) out.set(r.out, off * PAGE_SIZE);
     }
     return { out, faults };
@@ -703,7 +757,21 @@ export class Dmirror {
     return { cpages: r.npages, faults: 0, data: out! };
   }
 
-  /** migrate_vma_setup → alloc and copy → migrate_vma_pages → map → finalize, for one VMA piece. */
+  /**
+   * migrate_vma_setup → alloc and copy → migrate_vma_pages → finalize → map, for one VMA
+   * piece (dmirror_migrate_to_device's loop body). Caller holds the mmap read lock.
+   *
+   * dmirror_migrate_alloc_and_copy skips a page it cannot allocate (device memory full) and
+   * migrates the rest; so does this.
+   *
+   * Mapping differs from dmirror_migrate_finalize_and_map, which stores the new pages with no
+   * sequence check: an invalidation that passed this mirror before the store (a DONTNEED
+   * waiting on another mirror's lock) then zaps the page and frees it while the mirror maps
+   * it. Here the mirror first drops its entries for the pages that move (their frames are
+   * freed by finalize), then maps what the CPU page table holds after finalize under
+   * mmu_interval_read_begin / read_retry (#mapMigrated) — after our own MIGRATE
+   * invalidations, whose sequence bump would otherwise fail every check.
+   */
   async #migrateIn(start: number, end: number, vmaWrite: boolean): Promise<void> {
     this.engine.checkAlive();
     // Our own MIGRATE invalidation is not echoed back to us (see #ownMigration).
@@ -715,8 +783,8 @@ export class Dmirror {
       this.device.migrating = null;
     }
     const dst = new Array<number>(mig.npages).fill(0);
-    const write = new Array<boolean>(mig.npages).fill(false);
-    let installed = false;
+    let handed = false;
+    const moved = new Uint8Array(mig.npages);
     try {
       const uploads: { slot: number; data: Uint8Array }[] = [];
       for (let i = 0; i < mig.npages; i++) {
@@ -725,37 +793,78 @@ export class Dmirror {
         if ((sf & MIGRATE_PFN_MIGRATE) === 0) continue;
         const spfn = (sf & MIGRATE_PFN_VALID) !== 0 ? migratePfnToPfn(s) : null;
         if (spfn !== null && spfn >= this.device.machine.ram.npages) continue; // already device memory
+        let dpfn: number;
+        try {
+          dpfn = this.device.allocPage();
+        } catch (e) {
+          if (e instanceof HmmError && e.code === 'ENOMEM') continue; // dmirror_devmem_alloc_page() == NULL
+          throw e;
+        }
         // Our own aperture may hold newer bytes than the frame: they were written back at
         // the last command end or invalidation, so the frame is current here.
-        const dpfn = this.device.allocPage();
         const slot = this.device.slotOf(dpfn);
         uploads.push({ slot, data: spfn !== null ? this.device.machine.ram.data(spfn) : new Uint8Array(PAGE_SIZE) });
         dst[i] = migratePfn(dpfn);
-        write[i] = (sf & MIGRATE_PFN_WRITE) !== 0 || (spfn === null && vmaWrite);
-        if (write[i]) dst[i] += MIGRATE_PFN_WRITE;
+        if ((sf & MIGRATE_PFN_WRITE) !== 0 || (spfn === null && vmaWrite)) dst[i] += MIGRATE_PFN_WRITE;
       }
       this.device.vram.uploadPages(uploads);
+      handed = true;
       await migrateVmaPages(mig, dst);
-      installed = true;
-      // dmirror_migrate_finalize_and_map: our own table learns the new pages directly.
-      const pfns = new Uint32Array(mig.npages);
-      const flags = new Uint8Array(mig.npages); // 0 (not valid): left alone by #update
+      // The sources that move are freed by finalize: our entries for them go first.
       for (let i = 0; i < mig.npages; i++) {
-        if ((migratePfnFlags(mig.src[i]) & MIGRATE_PFN_MIGRATE) === 0 || dst[i] === 0) continue;
-        pfns[i] = migratePfnToPfn(dst[i]);
-        flags[i] = HMM_PFN_VALID | (write[i] ? HMM_PFN_WRITE : 0);
+        if ((migratePfnFlags(mig.src[i]) & MIGRATE_PFN_MIGRATE) !== 0 && dst[i] !== 0) moved[i] = 1;
       }
-      await this.lock.with(() => this.#update(start, pfns, flags));
+      await this.lock.with(async () => {
+        const leaves: UnmappedLeaf[] = [];
+        for (let i = 0; i < mig.npages; i++) if (moved[i] !== 0) leaves.push(...this.engine.pt.unmap(start / PAGE_SIZE + i, 1));
+        await this.#shootdown(leaves);
+      });
     } catch (e) {
-      // Device memory full part-way, or the device lost: the pages we allocated but never
-      // handed to migrate_vma_pages go back (finalize restores the sources).
-      if (!installed) {
+      // The device lost, say: the pages we allocated but never handed to migrate_vma_pages
+      // go back (finalize restores the sources).
+      if (!handed) {
         for (let i = 0; i < dst.length; i++) if (dst[i] !== 0) this.device.pagemap.put(migratePfnToPfn(dst[i]));
         dst.fill(0);
       }
       throw e;
     } finally {
       await migrateVmaFinalize(mig);
+    }
+    if (moved.includes(1)) await this.#mapMigrated(start, end, moved);
+  }
+
+  /**
+   * Map the device pages a migration to this device left in [start, end) (`moved[i]` set),
+   * the way a driver's fault path maps anything: hmm_range_fault without faulting, then under
+   * the update lock mmu_interval_read_retry, again on a moved sequence, EBUSY after
+   * HMM_RANGE_DEFAULT_TIMEOUT. A page that is no longer ours (a DONTNEED, a CPU fault that
+   * migrated it back) is simply not mapped. Caller holds the mmap read lock.
+   */
+  async #mapMigrated(start: number, end: number, moved: Uint8Array): Promise<void> {
+    const sched = this.mm.core.sched;
+    const deadline = sched.now() + HMM_RANGE_DEFAULT_TIMEOUT;
+    const range = hmmRange({ notifier: this.notifier, start, end, devPrivateOwner: this.device });
+    const { pfns, flags } = range.hmmPfns;
+    for (;;) {
+      if (sched.now() > deadline) throw err('EBUSY', `mapping migrated pages of [0x${start.toString(16)}, 0x${end.toString(16)}) kept colliding with invalidations`);
+      range.notifierSeq = await this.notifier.readBegin();
+      try {
+        await hmmRangeFault(this.mm, range);
+      } catch (e) {
+        if (e instanceof HmmError && e.code === 'EBUSY') continue;
+        throw e;
+      }
+      await this.lock.lock();
+      try {
+        if (this.notifier.readRetry(range.notifierSeq)) continue;
+        for (let i = 0; i < moved.length; i++) {
+          if (moved[i] === 0 || (flags[i] & HMM_PFN_VALID) === 0 || !this.device.pagemap.contains(pfns[i])) flags[i] = 0;
+        }
+        await this.#update(start, pfns, flags);
+        return;
+      } finally {
+        this.lock.unlock();
+      }
     }
   }
 
@@ -774,34 +883,72 @@ export class Dmirror {
     return { cpages, faults: 0 };
   }
 
-  /** HMM_DMIRROR_SNAPSHOT (dmirror_snapshot): what the CPU maps, without faulting. */
+  /**
+   * HMM_DMIRROR_SNAPSHOT (dmirror_snapshot): what the CPU maps, without faulting, in 64-page
+   * ranges (dmirror_range_snapshot), each under a temporary interval notifier of its own;
+   * EBUSY when a range keeps colliding with invalidations past HMM_RANGE_DEFAULT_TIMEOUT.
+   */
   async #snapshot(addr: number, npages: number): Promise<Uint8Array> {
     this.#checkOpen();
     const r = checkRange(addr, npages);
     const out = new Uint8Array(r.npages);
-    const range = hmmRange({ notifier: this.notifier, start: r.start, end: r.end, devPrivateOwner: this.device });
-    for (;;) {
-      range.notifierSeq = await this.notifier.readBegin();
-      await this.mm.lock.readLock();
-      try {
-        this.mm.checkAlive();
-        await hmmRangeFault(this.mm, range);
-      } catch (e) {
-        if (e instanceof HmmError && e.code === 'EBUSY') continue;
-        throw e;
-      } finally {
-        this.mm.lock.readUnlock();
-      }
-      const stale = await this.lock.with(() => this.notifier.readRetry(range.notifierSeq));
-      if (!stale) break;
+    for (let a = r.start; a < r.end; a += SNAPSHOT_PAGES * PAGE_SIZE) {
+      const range = await this.#rangeSnapshot(a, Math.min(a + SNAPSHOT_PAGES * PAGE_SIZE, r.end));
+      this.#mkentries(range.hmmPfns.pfns, range.hmmPfns.flags, out, (a - r.start) / PAGE_SIZE);
     }
+    return out;
+  }
+
+  /** dmirror_range_snapshot: hmm_range_fault (no faulting) until no invalidation raced it. */
+  async #rangeSnapshot(start: number, end: number): Promise<ReturnType<typeof hmmRange>> {
+    const sched = this.mm.core.sched;
+    const deadline = sched.now() + HMM_RANGE_DEFAULT_TIMEOUT;
+    // dmirror_snapshot_invalidate: any invalidation of the interval spoils the whole snapshot.
+    const notifier = await this.mm.notifiers.insertInterval(start, end - start, {
+      invalidate: async (sub, range, seq) => {
+        if (!this.lock.tryLock()) {
+          if (!range.blockable) return false;
+          await this.lock.lock();
+        }
+        try {
+          sub.setSeq(seq);
+        } finally {
+          this.lock.unlock();
+        }
+        return true;
+      },
+    });
+    try {
+      const range = hmmRange({ notifier, start, end, devPrivateOwner: this.device });
+      for (;;) {
+        if (sched.now() > deadline) throw err('EBUSY', `snapshot of [0x${start.toString(16)}, 0x${end.toString(16)}) kept colliding with invalidations`);
+        range.notifierSeq = await notifier.readBegin();
+        await this.mm.lock.readLock();
+        try {
+          this.mm.checkAlive();
+          await hmmRangeFault(this.mm, range);
+        } catch (e) {
+          if (e instanceof HmmError && e.code === 'EBUSY') continue;
+          throw e;
+        } finally {
+          this.mm.lock.readUnlock();
+        }
+        await this.servicer.opts.afterRangeFault?.(start, end);
+        if (!(await this.lock.with(() => notifier.readRetry(range.notifierSeq)))) return range;
+      }
+    } finally {
+      await notifier.remove();
+    }
+  }
+
+  /** dmirror_mkentry for each page: out[at + i] from hmm's pfns and flags. */
+  #mkentries(pfns: Uint32Array, fl: Uint8Array, out: Uint8Array, at: number): void {
     const ram = this.device.machine.ram;
-    for (let i = 0; i < r.npages; i++) {
-      const f = range.hmmPfns.flags[i];
-      const pfn = range.hmmPfns.pfns[i];
-      // dmirror_mkentry()
-      if ((f & HMM_PFN_ERROR) !== 0) { out[i] = HMM_DMIRROR_PROT_ERROR; continue; }
-      if ((f & HMM_PFN_VALID) === 0) { out[i] = HMM_DMIRROR_PROT_NONE; continue; }
+    for (let i = 0; i < pfns.length; i++) {
+      const f = fl[i];
+      const pfn = pfns[i];
+      if ((f & HMM_PFN_ERROR) !== 0) { out[at + i] = HMM_DMIRROR_PROT_ERROR; continue; }
+      if ((f & HMM_PFN_VALID) === 0) { out[at + i] = HMM_DMIRROR_PROT_NONE; continue; }
       let prot = 0;
       const pm = this.device.machine.pagemapOf(pfn);
       if (pm !== null) prot = pm.owner === this.device ? HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL : HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE;
@@ -810,9 +957,8 @@ export class Dmirror {
       const order = hmmPfnToMapOrder(f);
       if (order === 9) prot |= HMM_DMIRROR_PROT_PMD;
       else if (order === 18) prot |= HMM_DMIRROR_PROT_PUD;
-      out[i] = prot;
+      out[at + i] = prot;
     }
-    return out;
   }
 
   /** HMM_DMIRROR_EXCLUSIVE (dmirror_exclusive): atomic access to every page, then read back. */

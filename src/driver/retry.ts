@@ -28,6 +28,9 @@ import type { MmuIntervalNotifier } from '../mm/notifier.js';
 import type { Mutex } from './mutex.js';
 import type { BatchRecord } from './records.js';
 
+/** HMM_RANGE_DEFAULT_TIMEOUT (include/linux/hmm.h): ms a driver retries a range before EBUSY. */
+export const HMM_RANGE_DEFAULT_TIMEOUT = 1000;
+
 export type RetryProtocol = 'seq' | 'valid-flag' | 'lock-fallback';
 export const RETRY_PROTOCOLS: readonly RetryProtocol[] = ['seq', 'valid-flag', 'lock-fallback'];
 
@@ -98,6 +101,60 @@ async function seq(
         continue;
       }
       throw e;
+    }
+    await opts.afterRangeFault?.(start, end);
+    await t.lock.lock();
+    try {
+      if (t.notifier.readRetry(range.notifierSeq)) {
+        rec.retries++;
+        continue;
+      }
+      rec.mirrorWrites += await t.update(start, range.hmmPfns.pfns, range.hmmPfns.flags);
+      return;
+    } finally {
+      t.lock.unlock();
+    }
+  }
+}
+
+/**
+ * lib/test_hmm.c's dmirror_range_fault for one range of dmirror_fault: its own
+ * mmu_interval_read_begin → mmap_read_lock → hmm_range_fault → mmap_read_unlock loop, then
+ * under the update lock mmu_interval_read_retry; EBUSY once HMM_RANGE_DEFAULT_TIMEOUT
+ * (`opts.timeoutMs` of scheduler time) has passed. The caller holds no mmap lock.
+ */
+export async function dmirrorRangeFault(
+  t: MirrorTarget, start: number, end: number, write: boolean, opts: RetryOptions, rec: BatchRecord,
+): Promise<void> {
+  const sched = t.mm.core.sched;
+  const deadline = sched.now() + opts.timeoutMs;
+  const range = hmmRange({
+    notifier: t.notifier, start, end, defaultFlags: HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0),
+    devPrivateOwner: t.devPrivateOwner,
+  });
+  rec.rangeFaults++;
+  for (;;) {
+    if (sched.now() > deadline) {
+      rec.ebusy++;
+      throw err('EBUSY', `fault on [0x${start.toString(16)}, 0x${end.toString(16)}) kept colliding with invalidations`);
+    }
+    range.notifierSeq = await t.notifier.readBegin();
+    const t0 = sched.now();
+    await t.mm.lock.readLock();
+    const held = sched.now();
+    rec.mmapLockWaitMs += held - t0;
+    try {
+      t.mm.checkAlive();
+      await hmmRangeFault(t.mm, range);
+    } catch (e) {
+      if (e instanceof HmmError && e.code === 'EBUSY') {
+        rec.retries++;
+        continue;
+      }
+      throw e;
+    } finally {
+      t.mm.lock.readUnlock();
+      rec.mmapLockHoldMs += sched.now() - held;
     }
     await opts.afterRangeFault?.(start, end);
     await t.lock.lock();

@@ -19,7 +19,9 @@ import { err } from '../errors.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 import { coalesce, perFault, windowBytes, type CoalesceResult, type FaultGroup, type WindowPolicy } from './coalesce.js';
 import { emptyRecord, type BatchRecord } from './records.js';
-import { serviceRange, type LockState, type MirrorTarget, type RetryProtocol } from './retry.js';
+import {
+  dmirrorRangeFault, HMM_RANGE_DEFAULT_TIMEOUT, serviceRange, type LockState, type MirrorTarget, type RetryProtocol,
+} from './retry.js';
 
 export type ReplayPolicy = 'block' | 'batch' | 'batch-flush' | 'once';
 export const REPLAY_POLICIES: readonly ReplayPolicy[] = ['block', 'batch', 'batch-flush', 'once'];
@@ -36,12 +38,19 @@ export interface ServicerOptions {
   fallbackAfter: number;
   /** dmirror: on a fault-buffer overflow, fault everything from the lowest recorded fault to the command's end. */
   restOfRangeOnOverflow: boolean;
+  /**
+   * > 0: lib/test_hmm.c's dmirror_fault instead of batching and coalescing — each round that
+   * faulted services [lowest faulted page, command end) in ranges of this many pages (64:
+   * its pfns[64]), each through dmirrorRangeFault (its own read_begin/read_retry loop, mmap
+   * lock and timeout). Atomic commands keep the coalesced path (test_hmm has none).
+   */
+  rangePages: number;
   afterRangeFault?: (start: number, end: number) => Promise<void>;
 }
 
 export const DEFAULT_SERVICER: ServicerOptions = {
   batchSize: 256, replay: 'batch-flush', window: 2097152, coalesce: true, protocol: 'seq',
-  timeoutMs: 1000, fallbackAfter: 3, restOfRangeOnOverflow: false,
+  timeoutMs: HMM_RANGE_DEFAULT_TIMEOUT, fallbackAfter: 3, restOfRangeOnOverflow: false, rangePages: 0,
 };
 
 /** What the servicer needs beyond the retry protocols. */
@@ -91,6 +100,11 @@ export class FaultServicer {
         throw err('EIO', 'a round missed pages without recording a fault');
       }
       faultRounds++;
+      if (this.opts.rangePages > 0 && cmd.op !== 'atomic') {
+        await this.#dmirrorFault(r.faults, r.overflow || buffer.length > 0, rounds, cmd);
+        buffer = [];
+        continue;
+      }
       buffer = buffer.concat(r.faults);
       overflow ||= r.overflow;
       if (overflow && this.opts.restOfRangeOnOverflow) {
@@ -105,6 +119,33 @@ export class FaultServicer {
         if (this.opts.replay === 'batch-flush') buffer = [];
       } while (buffer.length > 0 && this.opts.replay === 'once');
       overflow = false;
+    }
+  }
+
+  /**
+   * dmirror_fault(start, end, write) for one round: start = the lowest faulted page (the
+   * command's first page when records were lost), end = the command's end, in rangePages
+   * steps (dmirror_read/write fault from the first page not mirrored to the end).
+   */
+  async #dmirrorFault(faults: readonly FaultRecord[], lost: boolean, round: number, cmd: CommandRange): Promise<void> {
+    const t = this.target;
+    const sched = t.mm.core.sched;
+    const rec = emptyRecord(this.records.length, sched.now() - this.#t0, round);
+    this.records.push(rec);
+    const t0 = sched.now();
+    const end = cmd.page + cmd.npages;
+    let from = lost ? cmd.page : end;
+    for (const f of faults) if (f.page < from) from = f.page;
+    rec.fetched = faults.length;
+    rec.unique = new Set(faults.map((f) => f.page)).size;
+    rec.duplicates = rec.fetched - rec.unique;
+    try {
+      for (let p = Math.max(from, cmd.page); p < end; p += this.opts.rangePages) {
+        rec.groups++;
+        await dmirrorRangeFault(t, p * PAGE_SIZE, Math.min(p + this.opts.rangePages, end) * PAGE_SIZE, cmd.op !== 'read', this.opts, rec);
+      }
+    } finally {
+      rec.serviceMs = sched.now() - t0;
     }
   }
 
