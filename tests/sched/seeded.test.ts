@@ -159,6 +159,26 @@ describe('SeededScheduler', () => {
     expect(await run(11)).toEqual(await run(11));
   });
 
+  it('a GPU completion lands at a seeded point, however long the GPU takes', async () => {
+    // Two outstanding completions that settle at different real times: the trace must not
+    // depend on which settled first or whether both had settled when the ready set drained.
+    const run = async (seed: number, msA: number, msB: number): Promise<string[]> => {
+      const s = new SeededScheduler(seed);
+      const after = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+      const cpu = async (): Promise<void> => { for (let i = 0; i < 3; i++) await s.yield(`cpu${i}`); };
+      const gpuA = async (): Promise<void> => { await s.wait(after(msA), 'A'); await s.yield('a'); };
+      const gpuB = async (): Promise<void> => { await s.wait(after(msB), 'B'); await s.yield('b'); };
+      await Promise.all([cpu(), gpuA(), gpuB()]);
+      expect(s.stats.graceExpirations).toBe(0);
+      return s.trace;
+    };
+    for (const seed of [1, 2, 3, 4]) {
+      const ref = await run(seed, 0, 0);
+      expect(await run(seed, 0, 40)).toEqual(ref);
+      expect(await run(seed, 40, 0)).toEqual(ref);
+    }
+  });
+
   it('spawn() seeds task start order and idle() waits for quiescence', async () => {
     const s = new SeededScheduler(17);
     const started: string[] = [];
