@@ -14,7 +14,8 @@
  * the host's GET is implicit: draining resets put/overflow to 0.
  */
 import { err } from '../errors.js';
-import { asDeviceError, ensureAlive } from './health.js';
+import type { Scheduler } from '../sched/scheduler.js';
+import { asDeviceError, ensureAlive, HOST_SCHEDULER } from './health.js';
 
 export type FaultAccess = 'read' | 'write' | 'atomic';
 
@@ -54,9 +55,11 @@ export class FaultQueue {
   readonly buffer: GPUBuffer;
   /** header + records. */
   readonly byteSize: number;
+  readonly sched: Scheduler;
   private readonly counters = { drains: 0, records: 0, overflows: 0 };
 
-  constructor(device: GPUDevice, capacity = 4096, label = 'fault buffer') {
+  constructor(device: GPUDevice, capacity = 4096, label = 'fault buffer', sched: Scheduler = HOST_SCHEDULER) {
+    this.sched = sched;
     if (!Number.isInteger(capacity) || capacity < 1) throw err('EINVAL', `fault queue capacity ${capacity}`);
     this.byteSize = FAULT_HEADER_BYTES + capacity * FAULT_RECORD_BYTES;
     if (this.byteSize > device.limits.maxStorageBufferBindingSize) {
@@ -121,10 +124,10 @@ export class FaultQueue {
       const enc = this.device.createCommandEncoder({ label: 'fault buffer drain' });
       this.encodeDrain(enc, staging, 0);
       this.device.queue.submit([enc.finish()]);
-      await staging.mapAsync(GPUMapMode.READ);
+      await this.sched.wait(staging.mapAsync(GPUMapMode.READ), 'fault buffer: fetch mapAsync');
       return this.parse(staging.getMappedRange());
     } catch (e) {
-      throw await asDeviceError(this.device, e, 'fault buffer: fetch');
+      throw await asDeviceError(this.device, e, 'fault buffer: fetch', this.sched);
     } finally {
       staging.destroy();
     }

@@ -9,6 +9,7 @@
  * Mesa's surfaceless EGL (llvmpipe, compatibility mode), then Vulkan on Chromium's
  * SwiftShader ICD.
  */
+import type { Scheduler } from '../sched/scheduler.js';
 
 export interface RequestGpuOptions {
   /** Limits the caller needs; each must be within what the adapter supports. */
@@ -297,7 +298,7 @@ const SCOPES: GPUErrorFilter[] = ['validation', 'out-of-memory', 'internal'];
  * listing every GPU error they caught. The scope stack is per device, not per async call:
  * do not interleave two withErrorScopes on one device across awaits.
  */
-export async function withErrorScopes<T>(device: GPUDevice, fn: () => T | Promise<T>): Promise<T> {
+export async function withErrorScopes<T>(device: GPUDevice, fn: () => T | Promise<T>, sched?: Scheduler): Promise<T> {
   assertDeviceAlive(device);
   for (const s of SCOPES) device.pushErrorScope(s);
   let result: T | undefined;
@@ -310,7 +311,8 @@ export async function withErrorScopes<T>(device: GPUDevice, fn: () => T | Promis
   // Always pop, even when fn threw, so the device's scope stack stays balanced.
   const errors: string[] = [];
   for (const s of [...SCOPES].reverse()) {
-    const err = await device.popErrorScope();
+    const pop = device.popErrorScope();
+    const err = await (sched ? sched.wait(pop, `gpu: popErrorScope ${s}`) : pop);
     if (err) errors.push(`${s}: ${err.message}`);
   }
   if (errors.length > 0) {
@@ -327,7 +329,7 @@ export async function withErrorScopes<T>(device: GPUDevice, fn: () => T | Promis
  * widened to the 4-byte alignment copyBufferToBuffer needs.
  */
 export async function readBuffer(
-  device: GPUDevice, buffer: GPUBuffer, offset = 0, size = buffer.size - offset,
+  device: GPUDevice, buffer: GPUBuffer, offset = 0, size = buffer.size - offset, sched?: Scheduler,
 ): Promise<ArrayBuffer> {
   assertDeviceAlive(device);
   if ((buffer.usage & GPUBufferUsage.COPY_SRC) === 0) {
@@ -348,7 +350,8 @@ export async function readBuffer(
     if (end > start) enc.copyBufferToBuffer(buffer, start, staging, 0, end - start);
     device.queue.submit([enc.finish()]);
     try {
-      await staging.mapAsync(GPUMapMode.READ);
+      const mapped = staging.mapAsync(GPUMapMode.READ);
+      await (sched ? sched.wait(mapped, 'gpu: readBuffer mapAsync') : mapped);
     } catch (e) {
       assertDeviceAlive(device); // a lost device is the better explanation
       throw new GpuError(`readBuffer: mapAsync failed: ${String(e)}`, { cause: e });

@@ -4,7 +4,11 @@
  * off the bus", nouveau's channel kill), a failed transfer on a live device into 'EIO'.
  */
 import { err, HmmError } from '../errors.js';
+import { RealScheduler, type Scheduler } from '../sched/scheduler.js';
 import { assertDeviceAlive } from './gpu.js';
+
+/** The scheduler of device objects made without one (tests, benches): plain awaits. */
+export const HOST_SCHEDULER: Scheduler = new RealScheduler();
 
 /** Throws HmmError('ENODEV') when the device has been lost or destroyed. */
 export function ensureAlive(device: GPUDevice, what: string): void {
@@ -17,14 +21,14 @@ export function ensureAlive(device: GPUDevice, what: string): void {
 
 /**
  * Turns an error from a GPU call into an HmmError. A rejected mapAsync usually means the
- * device went away, but `device.lost` settles a moment later: give it that moment.
+ * device went away, but `device.lost` settles a moment later: give it that moment — a
+ * scheduler sleep, so a seeded run's timer is virtual and lands at a seeded point.
  */
-export async function asDeviceError(device: GPUDevice, e: unknown, what: string): Promise<HmmError> {
+export async function asDeviceError(device: GPUDevice, e: unknown, what: string, sched: Scheduler = HOST_SCHEDULER): Promise<HmmError> {
   if (e instanceof HmmError) return e;
-  const lost = await Promise.race([
-    device.lost.then(() => true),
-    new Promise<false>((r) => setTimeout(() => r(false), 50)),
-  ]);
+  let lost = false;
+  void device.lost.then(() => { lost = true; });
+  await sched.sleep(50, 'gpu: device-lost grace');
   const msg = e instanceof Error ? e.message : String(e);
   return lost ? err('ENODEV', `${what}: device lost (${msg})`) : err('EIO', `${what}: ${msg}`);
 }

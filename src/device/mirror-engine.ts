@@ -29,7 +29,8 @@ import atomicWgsl from '../../shaders/mirror-atomic.wgsl?raw';
 import { err, HmmError } from '../errors.js';
 import { GpuError, withErrorScopes } from './gpu.js';
 import { FaultQueue, type FaultRecord } from './fault-queue.js';
-import { asDeviceError, ensureAlive } from './health.js';
+import type { Scheduler } from '../sched/scheduler.js';
+import { asDeviceError, ensureAlive, HOST_SCHEDULER } from './health.js';
 import { PAGE_BYTES, PagePool, type PageData } from './page-pool.js';
 import { GpuPageTable, PT_MAX_PAGE, type UnmappedLeaf } from './page-table.js';
 
@@ -129,6 +130,12 @@ export interface MirrorEngineOptions {
   checkErrors?: boolean;
   /** Test hook: pretend maxComputeWorkgroupsPerDimension is this small (forces 2-D dispatch). */
   maxWorkgroupsPerDimension?: number;
+  /**
+   * The machine's scheduler (MemCore.sched): every wait for the GPU (mapAsync,
+   * onSubmittedWorkDone, popErrorScope) is a Scheduler.wait, so under a SeededScheduler a
+   * GPU completion lands at a seed-determined point. Default: plain awaits.
+   */
+  sched?: Scheduler;
 }
 
 export interface MirrorEngineStats {
@@ -356,6 +363,7 @@ export class MirrorEngine {
   readonly vram: PagePool;
   readonly faults: FaultQueue;
   readonly faultSources: number;
+  readonly sched: Scheduler;
 
   private readonly layout: GPUBindGroupLayout;
   private readonly pipelines: Record<MirrorOp | 'probe', GPUComputePipeline>;
@@ -382,6 +390,7 @@ export class MirrorEngine {
   static async create(device: GPUDevice, opts: MirrorEngineOptions = {}): Promise<MirrorEngine> {
     ensureAlive(device, 'MirrorEngine.create');
     const label = opts.label ?? 'mirror';
+    const sched = opts.sched ?? HOST_SCHEDULER;
     if (device.limits.maxStorageBuffersPerShaderStage < MIRROR_STORAGE_BUFFERS) {
       throw err('ENODEV', `${label}: the kernels bind ${MIRROR_STORAGE_BUFFERS} storage buffers; this device allows ${device.limits.maxStorageBuffersPerShaderStage} per stage`);
     }
@@ -405,12 +414,12 @@ export class MirrorEngine {
             layout: pipelineLayout,
             compute: { module, entryPoint },
           });
-        const [read, write, probe, atomicInc] = await Promise.all([
+        const [read, write, probe, atomicInc] = await sched.wait(Promise.all([
           make(access, 'mirror_read'), make(access, 'mirror_write'), make(access, 'mirror_probe'),
           make(atomic, 'mirror_atomic_inc'),
-        ]);
+        ]), `${label}: createComputePipelineAsync`);
         return new MirrorEngine(device, label, opts, layout, { read, write, probe, atomic: atomicInc });
-      });
+      }, sched);
     } catch (e) {
       if (e instanceof HmmError) throw e;
       throw err('EIO', `${label}: creating the mirror engine failed: ${e instanceof Error ? e.message : String(e)}`);
@@ -423,6 +432,7 @@ export class MirrorEngine {
   ) {
     this.device = device;
     this.label = label;
+    this.sched = opts.sched ?? HOST_SCHEDULER;
     this.layout = layout;
     this.pipelines = pipelines;
     this.faultSources = opts.faultSources ?? 8;
@@ -430,15 +440,15 @@ export class MirrorEngine {
     this.checkErrors = opts.checkErrors ?? true;
     this.maxWgPerDim = Math.min(opts.maxWorkgroupsPerDimension ?? Infinity, device.limits.maxComputeWorkgroupsPerDimension);
     const apertureSlots = opts.apertureSlots ?? 4096;
-    this.aperture = new PagePool(device, { slots: apertureSlots, label: `${label} aperture` });
+    this.aperture = new PagePool(device, { slots: apertureSlots, label: `${label} aperture`, sched: this.sched });
     this.sharedVram = opts.vram !== undefined;
-    this.vram = opts.vram ?? new PagePool(device, { slots: opts.deviceSlots ?? 4096, label: `${label} vram` });
+    this.vram = opts.vram ?? new PagePool(device, { slots: opts.deviceSlots ?? 4096, label: `${label} vram`, sched: this.sched });
     const deviceSlots = this.vram.slots;
     this.pt = new GpuPageTable(device, {
       label: `${label} page table`, apertureSlots, deviceSlots,
       initialTables: opts.initialTables, maxTables: opts.maxTables, mergeGap: opts.mergeGap,
     });
-    this.faults = new FaultQueue(device, opts.faultCapacity ?? 4096, `${label} fault buffer`);
+    this.faults = new FaultQueue(device, opts.faultCapacity ?? 4096, `${label} fault buffer`, this.sched);
     this.devDirtyOff = Math.ceil(apertureSlots / 32);
     this.dirty = device.createBuffer({
       label: `${label} dirty bitmap`,
@@ -485,11 +495,11 @@ export class MirrorEngine {
       return await withErrorScopes(device, async () => {
         const layout = device.createPipelineLayout({ label: `${this.label} ${label} layout`, bindGroupLayouts: [this.layout] });
         const module = device.createShaderModule({ label, code: commonWgsl + wgsl });
-        return Promise.all(entryPoints.map(async (entryPoint): Promise<MirrorKernel> => ({
+        return this.sched.wait(Promise.all(entryPoints.map(async (entryPoint): Promise<MirrorKernel> => ({
           entryPoint, engine: this,
           pipeline: await device.createComputePipelineAsync({ label: `${this.label} ${entryPoint}`, layout, compute: { module, entryPoint } }),
-        })));
-      });
+        }))), `${this.label}: createComputePipelineAsync`);
+      }, this.sched);
     } catch (e) {
       if (e instanceof HmmError) throw e;
       throw err('EIO', `${this.label}: compiling ${label} failed: ${e instanceof Error ? e.message : String(e)}`);
@@ -554,7 +564,8 @@ export class MirrorEngine {
         this.counters.dispatches++;
         this.walkers++;
         try {
-          await this.staging.mapAsync(GPUMapMode.READ); // the whole submission has finished
+          // the whole submission has finished
+          await this.sched.wait(this.staging.mapAsync(GPUMapMode.READ), `${this.label}: round mapAsync`);
         } finally {
           this.walkers--;
         }
@@ -574,7 +585,7 @@ export class MirrorEngine {
           this.staging.unmap();
         }
       };
-      const r = this.checkErrors ? await withErrorScopes(this.device, round) : await round();
+      const r = this.checkErrors ? await withErrorScopes(this.device, round, this.sched) : await round();
       cmd.setDone(r.done);
       cmd.parity ^= 1; // this round's `next` bitmap is the next round's `prev`
       this.counters.rounds++;
@@ -623,9 +634,9 @@ export class MirrorEngine {
   async fence(): Promise<void> {
     this.alive('fence');
     try {
-      await this.device.queue.onSubmittedWorkDone();
+      await this.sched.wait(this.device.queue.onSubmittedWorkDone(), `${this.label}: fence`);
     } catch (e) {
-      throw await asDeviceError(this.device, e, `${this.label}: fence`);
+      throw await asDeviceError(this.device, e, `${this.label}: fence`, this.sched);
     }
     this.alive('fence');
   }
@@ -682,7 +693,7 @@ export class MirrorEngine {
         enc.copyBufferToBuffer(this.dirty, off * 4, staging, 0, words * 4);
         enc.clearBuffer(this.dirty, off * 4, words * 4);
         this.device.queue.submit([enc.finish()]);
-        await staging.mapAsync(GPUMapMode.READ);
+        await this.sched.wait(staging.mapAsync(GPUMapMode.READ), `${this.label}: dirty mapAsync`);
         slots = bitsToSlots(new Uint32Array(staging.getMappedRange()), target.slots);
       } finally {
         staging.destroy();
@@ -731,7 +742,7 @@ export class MirrorEngine {
           params.destroy(); ioBuf.destroy(); state.destroy(); done.destroy();
         }
       };
-      return this.checkErrors ? withErrorScopes(d, run) : run();
+      return this.checkErrors ? withErrorScopes(d, run, this.sched) : run();
     });
   }
 
@@ -786,7 +797,7 @@ export class MirrorEngine {
       const enc = this.device.createCommandEncoder({ label: `${this.label} ${what}` });
       enc.copyBufferToBuffer(buffer, offset, staging, 0, size);
       this.device.queue.submit([enc.finish()]);
-      await staging.mapAsync(GPUMapMode.READ);
+      await this.sched.wait(staging.mapAsync(GPUMapMode.READ), `${this.label}: ${what} mapAsync`);
       const out = staging.getMappedRange().slice(0);
       staging.unmap();
       reuse = !this.dead;
@@ -821,7 +832,7 @@ export class MirrorEngine {
         if (e instanceof HmmError) throw e;
         if (this.lostInfo || this.dead) throw err('ENODEV', `${this.label}: ${what}: ${e instanceof Error ? e.message : String(e)}`);
         if (e instanceof GpuError && /device is lost/.test(e.message)) throw err('ENODEV', `${this.label}: ${what}: ${e.message}`);
-        throw await asDeviceError(this.device, e, `${this.label}: ${what}`);
+        throw await asDeviceError(this.device, e, `${this.label}: ${what}`, this.sched);
       }
     };
     const p = this.tail.then(run, run);

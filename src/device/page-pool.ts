@@ -12,7 +12,8 @@
  */
 import { StagingCache } from './staging.js';
 import { err } from '../errors.js';
-import { asDeviceError, ensureAlive } from './health.js';
+import type { Scheduler } from '../sched/scheduler.js';
+import { asDeviceError, ensureAlive, HOST_SCHEDULER } from './health.js';
 
 export const PAGE_BYTES = 4096;
 export const HUGE_SLOTS = 512;
@@ -20,6 +21,11 @@ export const HUGE_SLOTS = 512;
 export interface PagePoolOptions {
   slots: number;
   label?: string;
+  /**
+   * The machine's scheduler: readbacks wait for the GPU through it, so a seeded run decides
+   * where a completion lands (default: plain awaits).
+   */
+  sched?: Scheduler;
 }
 
 export interface PagePoolStats {
@@ -44,6 +50,7 @@ export class PagePool {
   readonly label: string;
   readonly slots: number;
   readonly buffer: GPUBuffer;
+  readonly sched: Scheduler;
   private readonly used: Uint32Array;
   private readonly huge = new Set<number>(); // first slots of huge allocations
   private usedCount = 0;
@@ -55,6 +62,7 @@ export class PagePool {
 
   constructor(device: GPUDevice, opts: PagePoolOptions) {
     this.device = device;
+    this.sched = opts.sched ?? HOST_SCHEDULER;
     this.readbacks = new StagingCache(device);
     this.label = opts.label ?? 'page pool';
     const max = Math.floor(Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize) / PAGE_BYTES);
@@ -223,14 +231,14 @@ export class PagePool {
         this.counters.copies++;
       }
       this.device.queue.submit([enc.finish()]);
-      await staging.mapAsync(GPUMapMode.READ);
+      await this.sched.wait(staging.mapAsync(GPUMapMode.READ), `${this.label}: readback mapAsync`);
       this.counters.readbacks++;
       const out = new Uint8Array(staging.getMappedRange().slice(0));
       staging.unmap();
       reuse = !this.destroyed;
       return out;
     } catch (e) {
-      throw await asDeviceError(this.device, e, `${this.label}: readback`);
+      throw await asDeviceError(this.device, e, `${this.label}: readback`, this.sched);
     } finally {
       this.readbacks.give(staging, reuse);
     }

@@ -119,7 +119,9 @@ export class DmirrorDevice {
 
   async #start(): Promise<void> {
     this.#gpu = await (this.options.gpu ?? defaultGpu());
-    this.#vram = new PagePool(this.#gpu.device, { slots: this.options.devicePages, label: `dmirror${this.index} vram` });
+    this.#vram = new PagePool(this.#gpu.device, {
+      slots: this.options.devicePages, label: `dmirror${this.index} vram`, sched: this.machine.sched,
+    });
   }
 
   /**

@@ -195,6 +195,7 @@ export class Dmirror {
       label: `dmirror${device.index}/pid${proc.pid}`,
       apertureSlots: device.options.aperturePages,
       vram: device.vram,
+      sched: proc.mm.core.sched, // GPU completions land at the machine scheduler's points
     });
     const m = new Dmirror(device, proc, engine);
     try {

@@ -5,15 +5,18 @@
  * resumptions (the `trace`) is then a function of the seed alone.
  *
  * Time is virtual: sleep() sets a timer on a virtual clock, and the clock jumps to the earliest
- * timer only when nothing is ready. wait(p) parks the task until p settles; a settled wait joins
- * the ready set only when the ready set has drained (or every COLLECT_EVERY steps, so a task
- * spinning on yield() cannot starve it), and in registration order rather than settle order,
- * which makes a single outstanding GPU completion land at the same point for a given seed.
- * While a wait is outstanding and nothing is ready the pump waits for it (asynchronously: the
- * host event loop keeps running) before advancing virtual time; after `externalGraceMs` of real
- * time it gives up on that and fires timers anyway, so a promise that (wrongly) depends on a
- * sleeping task cannot hang the run. `stats.graceExpirations` counts those nondeterministic
- * points; a deterministic run has none.
+ * timer only when nothing is ready. wait(p) parks the task until p settles. Waits are collected
+ * into the ready set only at collection points — when the ready set has drained, and every
+ * COLLECT_EVERY steps (so a task spinning on yield() cannot starve a completion) — and a
+ * collection first waits (asynchronously: the host event loop keeps running) until EVERY
+ * outstanding wait has settled, then moves them all, in registration order. Which waits exist
+ * at a step is a function of the seed, so where each GPU completion lands is too, however long
+ * the GPU takes and in whatever order completions arrive (collecting only those that happened
+ * to have settled would let real time pick the interleaving). After `externalGraceMs` of real
+ * time stalled while something else could run (a ready task, a timer, a settled wait) the pump
+ * gives up on the stragglers, so a promise that (wrongly) depends on a parked task cannot
+ * hang the run. `stats.graceExpirations` counts those nondeterministic points; a
+ * deterministic run has none.
  */
 import type { Scheduler } from './scheduler.js';
 
@@ -43,7 +46,7 @@ export interface SeededSchedulerStats {
   timerAdvances: number;
   /** Times the pump waited on the host for an outstanding wait(). */
   externalStalls: number;
-  /** Times timers fired while a wait() was still outstanding (nondeterministic). */
+  /** Times the pump went on while a wait() was still outstanding (nondeterministic). */
   graceExpirations: number;
 }
 
@@ -201,18 +204,22 @@ export class SeededScheduler implements Scheduler {
 
   #step(): void {
     this.#scheduled = false;
-    if (this.#ready.length === 0 || this.#sinceCollect >= COLLECT_EVERY) this.#collect();
-    if (this.#ready.length === 0) {
-      if (this.#unsettled > 0 && !this.#graceExpired()) {
-        // A settle handler kicks us; a grace timer kicks us if virtual timers are waiting.
-        this.stats.externalStalls++;
-        return;
+    if (this.#ready.length === 0 || this.#sinceCollect >= COLLECT_EVERY) {
+      if (this.#unsettled > 0) {
+        if (!this.#graceExpired()) {
+          // A settle handler kicks us; a grace timer kicks us if something else could run.
+          this.stats.externalStalls++;
+          return;
+        }
+        this.stats.graceExpirations++;
       }
+      this.#collect();
+    }
+    if (this.#ready.length === 0) {
       if (this.#timers.length === 0) {
         if (this.#unsettled === 0) this.#becameIdle();
         return;
       }
-      if (this.#unsettled > 0) this.stats.graceExpirations++;
       this.#fireTimers();
     }
     this.#endStall();
@@ -225,9 +232,10 @@ export class SeededScheduler implements Scheduler {
     this.#kick();
   }
 
-  /** True when outstanding waits have been given their real-time grace and timers may fire. */
+  /** True when outstanding waits have been given their real-time grace and others may run. */
   #graceExpired(): boolean {
-    if (this.#timers.length === 0) return false;
+    const other = this.#ready.length > 0 || this.#timers.length > 0 || this.#externals.length > this.#unsettled;
+    if (!other) return false;
     const real = performance.now();
     if (this.#stallSince === null) this.#stallSince = real;
     const left = this.#stallSince + this.#graceMs - real;

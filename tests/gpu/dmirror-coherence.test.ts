@@ -184,6 +184,9 @@ class MacrotaskScheduler implements Scheduler {
   }
 }
 
+/** CPU changes per device read (see the progress gates in stress()). */
+const OPS_PER_READ = 5;
+
 const MACHINE = { systemPages: 8192, devicePages: 1024, aperturePages: 1024, scheduler: new MacrotaskScheduler() };
 
 interface StressReport {
@@ -208,10 +211,19 @@ async function stress(m: Machine, proc: Process, readers: Mirror[], seed: number
   const failures: string[] = [];
   const report: StressReport = { reads: readers.map(() => 0), overlapped: 0, failedReads: 0, ops: {} };
   let done = false;
+  // Progress gates, not the wall clock: the CPU does op k only once every reader has done
+  // k / OPS_PER_READ reads, and a reader stays at most 2 reads ahead of that, so reads and
+  // changes interleave at the same ratio however fast the GPU is relative to the CPU.
+  let cpuOp = 0;
+  const idle = (): Promise<void> => new Promise((res) => macrotask(res));
 
   const reader = async (fd: Mirror, idx: number): Promise<void> => {
     const rr = mulberry32(seed * 31 + idx + 1);
     while (!done && failures.length < 6) {
+      if (report.reads[idx] > Math.floor(cpuOp / OPS_PER_READ) + 2) {
+        await idle();
+        continue;
+      }
       // Mostly the whole buffer; sometimes a random piece of it.
       let first = 0;
       let n = NPAGES;
@@ -243,6 +255,8 @@ async function stress(m: Machine, proc: Process, readers: Mirror[], seed: number
   const cpu = async (): Promise<void> => {
     try {
       for (let op = 0; op < nops && failures.length === 0; op++) {
+        cpuOp = op;
+        while (failures.length === 0 && Math.min(...report.reads) < Math.floor(op / OPS_PER_READ)) await idle();
         await yieldSome(rand);
         for (const c of children.filter((x) => x.exitAt === op)) {
           await c.child.exit();
@@ -404,7 +418,8 @@ describe('dmirror coherence: the GPU never reads through a stale entry', () => {
     it(`one device reading while the CPU remaps (seed ${seed})`, async () => {
       const { m, proc, fd0 } = await setup();
       const r = await stress(m, proc, [fd0], seed, 60);
-      // The schedule must really have overlapped reads with changes.
+      // The schedule must really have overlapped reads with changes (the count of reads is
+      // the progress gates', floor(59 / OPS_PER_READ) = 11, not a function of speed).
       expect(r.reads[0]).toBeGreaterThan(10);
       expect(r.overlapped).toBeGreaterThan(5);
     });

@@ -1,11 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { createMachine, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
+import { SeededScheduler } from '../../src/sched/seeded.js';
 import { startStorm, type StormKind } from '../../src/workloads/storm.js';
 
 describe('invalidation storm', () => {
   it('sends invalidations at about the set rate and never changes the contents', async () => {
-    const m = await createMachine({ devices: 0, systemPages: 1 << 13 });
+    // Scheduler time, not the wall clock: under a seeded scheduler 200 ms is 200 virtual ms
+    // whatever the machine's speed, so the count of operations is the rate's.
+    const sched = new SeededScheduler(5);
+    const m = await createMachine({ devices: 0, systemPages: 1 << 13, scheduler: sched });
     const p = m.spawn();
     const pages = 32;
     const addr = await p.mmap(0, pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
@@ -16,10 +20,13 @@ describe('invalidation storm', () => {
     await p.mm.notifiers.insertInterval(addr, pages * PAGE_SIZE, { invalidate: (s, r, seq) => { s.setSeq(seq); events.push(r.event); return true; } });
     const kinds: StormKind[] = ['remap', 'cow', 'reclaim', 'protect'];
     const storm = startStorm(p, { rate: 500, start: addr, end: addr + pages * PAGE_SIZE, seed: 5, kinds });
-    await new Promise((r) => setTimeout(r, 200));
+    const t0 = sched.now();
+    await sched.sleep(200, 'test: let the storm run');
     const stats = await storm.stop();
-    expect(stats.ops).toBeGreaterThan(40);
-    expect(stats.ops).toBeLessThan(200);
+    const elapsed = sched.now() - t0;
+    // 500/s over the elapsed virtual time, give or take the operation in flight at stop().
+    expect(stats.ops).toBeGreaterThanOrEqual(Math.floor((elapsed * 500) / 1000) - 1);
+    expect(stats.ops).toBeLessThanOrEqual(Math.ceil((elapsed * 500) / 1000) + 1);
     for (const k of kinds) expect(stats.byKind[k], k).toBeGreaterThan(0);
     for (const e of ['UNMAP', 'CLEAR', 'PROTECTION_VMA']) expect(events).toContain(e);
     expect(await p.read(addr, data.length)).toEqual(data);
