@@ -14,11 +14,13 @@
  *    model's remote charge, faults are deduplicated (most intrusive access kept) into one
  *    group serviced at once; then the faulted accesses replay; throttled ones wait for their
  *    `until` and go first in the next round. After the round the access counters are read.
- *  - A kernel launch is charged before a device's first round and before each round that
- *    follows CPU activity (the host launched again).
- * The simulated time is the largest processor clock at the end.
+ *  - One kernel launch is charged before a device's first round: a trace carries no kernel
+ *    boundaries, so a device's stream is one (persistent) kernel.
+ * Every effect of a step (moves, policy calls) is stamped at the step's start, and steps run in
+ * order of start time, so the residency and the policy see one processor-merged time line; the
+ * step's cost then blocks its processor. The simulated time is the largest clock at the end.
  */
-import { CPU, type MigrationPolicy } from './types.js';
+import { CPU, DECIDE_THROTTLE, type MigrationPolicy } from './types.js';
 import { type CostModel, DEFAULT_COST, PAGE_SIZE, transferNs } from './cost.js';
 import { PolicyEngine } from './engine.js';
 import { TOUCH_FAULT, TOUCH_LOCAL, TOUCH_REMOTE, type ResidencyStats } from './residency.js';
@@ -97,7 +99,7 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
   const ptr = new Array<number>(nproc).fill(0);
   const retry: number[][] = Array.from({ length: nproc }, () => []);
   const clock = new Array<number>(nproc).fill(0);
-  const cpuRan = new Array<boolean>(nproc).fill(true);
+  const launched = new Array<boolean>(nproc).fill(false);
   let launches = 0;
   let rounds = 0;
   let bytesRemote = 0;
@@ -128,30 +130,32 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
     if (q < 0) break;
 
     if (q === 0) {
-      // The CPU: one access.
-      const r = trace[queues[0][ptr[0]++]];
+      // The CPU: one access. A throttled CPU sleeps and retries the same access then.
+      const r = trace[queues[0][ptr[0]]];
       const p = pageOf(r);
-      let now = t;
-      while (res.touchCpu(p, now) === TOUCH_FAULT) {
-        const f = engine.serviceCpuFault(p, r.access, now);
-        if (f.until > now && f.ns === 0) {
-          now = f.until; // throttled: sleep, fault again
+      let ns = 0;
+      if (res.touchCpu(p, t) === TOUCH_FAULT) {
+        const f = engine.serviceCpuFault(p, r.access, t);
+        if (f.action === DECIDE_THROTTLE) {
+          clock[0] = f.until;
           continue;
         }
-        now += f.ns;
+        ns = f.ns;
       }
-      clock[0] = now;
-      for (let i = 1; i < nproc; i++) cpuRan[i] = true;
+      ptr[0]++;
+      clock[0] = t + ns;
       continue;
     }
 
     // A device round.
     const d = q - 1;
-    let now = t;
-    if (cpuRan[q]) {
-      now += cost.launchNs;
+    const now = t;
+    if (!launched[q]) {
+      // The host launches the kernel: the device starts after it (then picks again, in order).
+      clock[q] = t + cost.launchNs;
       launches++;
-      cpuRan[q] = false;
+      launched[q] = true;
+      continue;
     }
     rounds++;
     roundRecs.length = 0;
@@ -192,8 +196,9 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
       const g = engine.serviceGroup(d, gPages, gAccess, n, faults, now);
       ns += g.ns;
       throttleUntil = g.throttleUntil;
-      // Replay the faulted accesses.
-      const replayAt = now + ns;
+      // Replay the faulted accesses (effects of a step are stamped at its start, so every
+      // processor's events reach the residency and the policy in time order).
+      const replayAt = now;
       const again: number[] = [];
       for (let i = 0; i < roundRecs.length; i++) {
         if (roundTouch[i] !== TOUCH_FAULT) continue;
@@ -209,7 +214,7 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
       bytesRemote += remote * cost.remoteAccessBytes;
       ns += cost.remoteAccessNs + transferNs(cost, remote * cost.remoteAccessBytes);
     }
-    ns += engine.serviceAccessCounters(d, now + ns);
+    ns += engine.serviceAccessCounters(d, now);
     clock[q] = now + ns;
     if (retry[q].length > 0) clock[q] = Math.max(clock[q], throttleUntil, now + 1); // always progress
   }
