@@ -15,7 +15,8 @@
  *    group serviced at once; then the faulted accesses replay; throttled ones wait for their
  *    `until` and go first in the next round. After the round the access counters are read.
  *  - One kernel launch is charged before a device's first round: a trace carries no kernel
- *    boundaries, so a device's stream is one (persistent) kernel.
+ *    boundaries, so a device's stream is one (persistent) kernel, and its record times count
+ *    from the kernel's start (they are shifted by the launch).
  * Every effect of a step (moves, policy calls) is stamped at the step's start, and steps run in
  * order of start time, so the residency and the policy see one processor-merged time line; the
  * step's cost then blocks its processor. The simulated time is the largest clock at the end.
@@ -100,6 +101,7 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
   const retry: number[][] = Array.from({ length: nproc }, () => []);
   const clock = new Array<number>(nproc).fill(0);
   const launched = new Array<boolean>(nproc).fill(false);
+  const shift = new Array<number>(nproc).fill(0);
   let launches = 0;
   let rounds = 0;
   let bytesRemote = 0;
@@ -114,7 +116,7 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
   const nextIssue = (q: number): number => {
     if (retry[q].length > 0) return clock[q];
     if (ptr[q] >= queues[q].length) return Infinity;
-    return Math.max(trace[queues[q][ptr[q]]].time, clock[q]);
+    return Math.max(trace[queues[q][ptr[q]]].time + shift[q], clock[q]);
   };
 
   for (;;) {
@@ -153,6 +155,7 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
     if (!launched[q]) {
       // The host launches the kernel: the device starts after it (then picks again, in order).
       clock[q] = t + cost.launchNs;
+      shift[q] = cost.launchNs;
       launches++;
       launched[q] = true;
       continue;
@@ -161,7 +164,7 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
     roundRecs.length = 0;
     while (retry[q].length > 0 && roundRecs.length < batchSize) roundRecs.push(retry[q].shift()!);
     while (roundRecs.length < batchSize && ptr[q] < queues[q].length &&
-      (roundRecs.length === 0 || trace[queues[q][ptr[q]]].time <= t)) {
+      (roundRecs.length === 0 || trace[queues[q][ptr[q]]].time + shift[q] <= t)) {
       roundRecs.push(queues[q][ptr[q]++]);
     }
     gIndex.clear();
