@@ -1,0 +1,274 @@
+/**
+ * The policy engine: one call per serviced device fault group, per CPU fault, and per access
+ * counter readout. It asks the policy, applies the answer to the residency state machine
+ * (residency.ts), runs the prefetcher and eviction through the policy's hooks, and returns what
+ * each page became plus the virtual-time cost. The real driver calls the same three methods and
+ * then performs the moves the result names (migrate_vma to/from device-private memory, remote
+ * aperture mappings); the simulator (sim.ts) only charges the cost.
+ *
+ * Order inside a group mirrors UVM's service_fault_batch -> service_va_block_locked: thrashing
+ * hints (decide), then the prefetch hint for the pages that migrate
+ * (uvm_perf_prefetch_prenotify_fault_migrations), then make_resident, with eviction when the
+ * device is full (pmm alloc -> evict), then the remote maps.
+ */
+import {
+  CPU, DECIDE_MIGRATE, DECIDE_PIN, DECIDE_REMOTE, DECIDE_THROTTLE, type Decisions, type FaultGroup,
+  type MigrationPolicy,
+} from './types.js';
+import { PageList, Residency, type ResidencyOptions } from './residency.js';
+import { blockPrefetch, makeTreeScratch, type TreeScratch } from './prefetch-tree.js';
+import { err } from '../errors.js';
+
+export interface GroupResult {
+  /** Virtual ns the service took (fault-group overhead, copies, evictions). */
+  ns: number;
+  /** Pages migrated for the faults, pages prefetched, pages mapped remotely, throttled, pinned. */
+  migrated: number;
+  prefetched: number;
+  remote: number;
+  throttled: number;
+  pinned: number;
+  /** Largest `until` among throttled pages (0 if none): the requester refaults then. */
+  throttleUntil: number;
+  /** Final action per page of the group (index i = group page i); valid until the next call. */
+  action: Uint8Array;
+}
+
+export interface CpuFaultResult {
+  ns: number;
+  /** DECIDE_MIGRATE (came home), DECIDE_PIN (came home pinned) or DECIDE_THROTTLE. */
+  action: number;
+  until: number;
+}
+
+/** Counters of the engine's own (beyond the residency's). */
+export interface EngineStats {
+  faultGroups: number;
+  farFaults: number;
+  cpuFaults: number;
+  throttles: number;
+  accessCounterMigrations: number;
+}
+
+export class PolicyEngine {
+  readonly residency: Residency;
+  readonly policy: MigrationPolicy;
+  readonly stats: EngineStats = { faultGroups: 0, farFaults: 0, cpuFaults: 0, throttles: 0, accessCounterMigrations: 0 };
+  #dec: Decisions = { action: new Uint8Array(256), until: new Float64Array(256) };
+  readonly #migrate = new PageList(256);
+  readonly #prefetch = new PageList(256);
+  readonly #failed = new PageList(16);
+  readonly #busy = new Set<number>();
+  readonly #tree: TreeScratch;
+  readonly #faulted: Uint8Array;
+  readonly #resident: Uint8Array;
+  readonly #excluded: Uint8Array;
+  readonly #pfOut: Uint8Array;
+  readonly #cpuPages = new Float64Array(1);
+  readonly #cpuAccess = new Uint8Array(1);
+  readonly #acPages = new PageList(256);
+  readonly #acCounts = { buf: new Uint32Array(256) };
+  readonly #acOut = new PageList(256);
+
+  constructor(policy: MigrationPolicy, opts: Omit<ResidencyOptions, 'eviction'>) {
+    this.policy = policy;
+    this.residency = new Residency({ ...opts, ...(policy.eviction ? { eviction: policy.eviction } : {}) });
+    const bp = this.residency.chunkPages;
+    this.#tree = makeTreeScratch(bp);
+    this.#faulted = new Uint8Array(bp);
+    this.#resident = new Uint8Array(bp);
+    this.#excluded = new Uint8Array(bp);
+    this.#pfOut = new Uint8Array(bp);
+    if (policy.migrated) {
+      const view = this.residency;
+      const hook = policy.migrated.bind(policy);
+      this.residency.onMigrate = (batch) => hook(batch, view);
+    }
+  }
+
+  #decisions(n: number): Decisions {
+    if (this.#dec.action.length < n) {
+      const size = Math.max(n, this.#dec.action.length * 2);
+      this.#dec = { action: new Uint8Array(size), until: new Float64Array(size) };
+    }
+    this.#dec.action.fill(DECIDE_MIGRATE, 0, n);
+    this.#dec.until.fill(0, 0, n);
+    return this.#dec;
+  }
+
+  /**
+   * Service one deduplicated device fault group: `pages[i]` faulted with `access[i]`; `faults`
+   * is the raw fault count it folds. Pages already local are left alone (a duplicate's race).
+   */
+  serviceGroup(device: number, pages: Float64Array, access: Uint8Array, count: number, faults: number,
+    now: number): GroupResult {
+    const res = this.residency;
+    if (!Number.isInteger(device) || device < 0 || device >= res.devices) throw err('EINVAL', `device ${device}`);
+    for (let i = 0; i < count; i++) {
+      const p = pages[i];
+      if (!Number.isInteger(p) || p < 0 || p >= res.pageCount) throw err('EINVAL', `fault group page ${p} out of range`);
+    }
+    const cost = res.cost;
+    const group: FaultGroup = { device, now, count, pages, access, faults };
+    const dec = this.#decisions(count);
+    this.policy.decide(group, res, dec);
+    this.stats.faultGroups++;
+    this.stats.farFaults += faults;
+    let ns = cost.faultGroupNs + cost.faultNs * count;
+    const r: GroupResult = {
+      ns: 0, migrated: 0, prefetched: 0, remote: 0, throttled: 0, pinned: 0, throttleUntil: 0, action: dec.action,
+    };
+    const migrate = this.#migrate;
+    migrate.clear();
+    const busy = this.#busy;
+    busy.clear();
+    for (let i = 0; i < count; i++) {
+      const p = pages[i];
+      busy.add(Math.floor(p / res.chunkPages));
+      if (res.location(p) === device) continue;
+      const a = dec.action[i];
+      switch (a) {
+        case DECIDE_MIGRATE:
+          if (res.pinned(p)) res.unpin(p); // the policy chose to move it (UVM: the fault unpins)
+          migrate.push(p);
+          break;
+        case DECIDE_REMOTE:
+        case DECIDE_PIN:
+        case DECIDE_THROTTLE:
+          if (res.location(p) !== CPU) {
+            // On another device: it must come home before anyone maps it remotely.
+            const q = [p];
+            ns += res.migrateHome(q, 1, 'explicit', now);
+          }
+          if (a === DECIDE_REMOTE) {
+            res.mapRemote(device, p, dec.until[i]);
+            r.remote++;
+          } else if (a === DECIDE_PIN) {
+            res.pin(p, dec.until[i], device);
+            r.pinned++;
+          } else {
+            r.throttled++;
+            this.stats.throttles++;
+            if (dec.until[i] > r.throttleUntil) r.throttleUntil = dec.until[i];
+          }
+          break;
+        default:
+          throw err('EINVAL', `policy ${this.policy.name} returned action ${a} for page ${p}`);
+      }
+    }
+    // Prefetch per block of the migrating faults (one tree walk a block, not a callback a fault).
+    const pf = this.#prefetch;
+    pf.clear();
+    if (this.policy.prefetch && migrate.length > 0) this.#computePrefetch(device, now, pages, count, dec, pf);
+    const failed = this.#failed;
+    failed.clear();
+    ns += res.migrateToDevice(device, migrate.pages, migrate.length, 'fault', now, busy, failed);
+    r.migrated = migrate.length - failed.length;
+    for (let i = 0; i < failed.length; i++) {
+      const p = failed.pages[i];
+      res.mapRemote(device, p, 0);
+      for (let j = 0; j < count; j++) if (pages[j] === p) dec.action[j] = DECIDE_REMOTE;
+      r.remote++;
+    }
+    if (pf.length > 0) {
+      const before = res.stats.prefetchedPages;
+      ns += res.migrateToDevice(device, pf.pages, pf.length, 'prefetch', now, busy, null);
+      r.prefetched = res.stats.prefetchedPages - before;
+    }
+    for (const c of busy) res.chunkUsed(device, c, now);
+    r.ns = ns;
+    return r;
+  }
+
+  #computePrefetch(device: number, now: number, pages: Float64Array, count: number, dec: Decisions, out: PageList): void {
+    const res = this.residency;
+    const bp = res.chunkPages;
+    const blocks = new Set<number>();
+    for (let i = 0; i < count; i++) if (dec.action[i] === DECIDE_MIGRATE) blocks.add(Math.floor(pages[i] / bp));
+    const hooks = this.policy.prefetch!;
+    for (const b of [...blocks].sort((x, y) => x - y)) {
+      const base = b * bp;
+      const valid = Math.min(bp, res.pageCount - base);
+      this.#faulted.fill(0);
+      this.#excluded.fill(0);
+      for (let i = 0; i < count; i++) {
+        const p = pages[i];
+        if (p < base || p >= base + bp) continue;
+        if (dec.action[i] === DECIDE_MIGRATE) this.#faulted[p - base] = 1;
+        else if (dec.action[i] === DECIDE_THROTTLE || dec.action[i] === DECIDE_PIN) this.#excluded[p - base] = 1;
+      }
+      for (let i = 0; i < valid; i++) {
+        this.#resident[i] = res.location(base + i) === device ? 1 : 0;
+        if (res.pinned(base + i)) this.#excluded[i] = 1;
+      }
+      for (let i = valid; i < bp; i++) this.#resident[i] = 0;
+      const n = blockPrefetch(hooks, { device, now, block: b }, bp, valid, this.#faulted, this.#resident,
+        this.#excluded, this.#tree, this.#pfOut);
+      if (n === 0) continue;
+      for (let i = 0; i < valid; i++) if (this.#pfOut[i]) out.push(base + i);
+    }
+  }
+
+  /**
+   * The CPU touched page p while it lives in device memory (do_swap_page -> migrate_to_ram).
+   * The policy may throttle the CPU (it waits and faults again) or pin the page home.
+   */
+  serviceCpuFault(p: number, access: number, now: number): CpuFaultResult {
+    const res = this.residency;
+    if (!Number.isInteger(p) || p < 0 || p >= res.pageCount) throw err('EINVAL', `cpu fault page ${p} out of range`);
+    const dev = res.location(p);
+    if (dev === CPU) return { ns: 0, action: DECIDE_MIGRATE, until: 0 };
+    this.stats.cpuFaults++;
+    const dec = this.#decisions(1);
+    if (this.policy.cpuFault) {
+      this.#cpuPages[0] = p;
+      this.#cpuAccess[0] = access;
+      this.policy.cpuFault({ now, count: 1, pages: this.#cpuPages, access: this.#cpuAccess }, res, dec);
+    }
+    const a = dec.action[0];
+    const until = dec.until[0];
+    if (a === DECIDE_THROTTLE && until > now) {
+      this.stats.throttles++;
+      return { ns: 0, action: DECIDE_THROTTLE, until };
+    }
+    let ns = res.cost.cpuFaultNs;
+    this.#cpuPages[0] = p;
+    ns += res.migrateHome(this.#cpuPages, 1, 'cpuFault', now);
+    if (a === DECIDE_PIN) {
+      res.pin(p, until, dev);
+      return { ns, action: DECIDE_PIN, until };
+    }
+    return { ns, action: DECIDE_MIGRATE, until: 0 };
+  }
+
+  /**
+   * Read the round's access counters (remote accesses since the last readout) and hand them to
+   * the policy; migrate what it returns (cause accessCounter). Without the hook: a no-op.
+   */
+  serviceAccessCounters(device: number, now: number): number {
+    const res = this.residency;
+    const n = res.takeRoundCounts(this.#acPages, this.#acCounts);
+    if (n === 0 || !this.policy.accessCounters) return 0;
+    const out = this.#acOut;
+    out.clear();
+    this.policy.accessCounters({ device, now, count: n, pages: this.#acPages.pages, counts: this.#acCounts.buf }, res, out);
+    if (out.length === 0) return 0;
+    const busy = this.#busy;
+    busy.clear();
+    for (let i = 0; i < out.length; i++) {
+      const p = out.pages[i];
+      if (!Number.isInteger(p) || p < 0 || p >= res.pageCount) {
+        throw err('EINVAL', `policy ${this.policy.name} asked to migrate page ${p}, out of range`);
+      }
+      busy.add(Math.floor(p / res.chunkPages));
+      if (res.pinned(p)) res.unpin(p);
+    }
+    const before = res.stats.migrationsToDevice;
+    // Counter notifications are serviced like a fault batch (uvm_gpu_access_counters.c).
+    let ns = res.cost.faultGroupNs;
+    ns += res.migrateToDevice(device, out.pages, out.length, 'accessCounter', now, busy, null);
+    this.stats.accessCounterMigrations += res.stats.migrationsToDevice - before;
+    for (const c of busy) res.chunkUsed(device, c, now);
+    return ns;
+  }
+}

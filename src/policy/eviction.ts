@@ -1,0 +1,80 @@
+/**
+ * Eviction orders for device memory, as gpu_ext's uvm_pmm_* hooks express them over the PMM's
+ * list of used root chunks (head = next victim, as pick_root_chunk_to_evict takes it).
+ *   lru   UVM's default (chunk_update_lists_locked: a used chunk moves to the tail);
+ *         UVM_Smart's "LRU-2MB"
+ *   fifo  gpu_ext's eviction_fifo: activation order, use does not reorder
+ *   mru   gpu_ext's MRU: used chunks move to the tail, the victim is the tail
+ *   lfu   gpu_ext's LFU / UVM_Smart's "LFU-2MB": fewest uses first (ties: the older, nearer
+ *         the head); a "use" is one round (fault group or access batch) that touched the chunk
+ */
+import type { ChunkList, EvictionHooks } from './types.js';
+
+function firstFree(list: ChunkList, busy: ReadonlySet<number>, fromTail: boolean): number {
+  for (let c = fromTail ? list.tail() : list.head(); c >= 0; c = fromTail ? list.prev(c) : list.next(c)) {
+    if (!busy.has(c)) return c;
+  }
+  return -1;
+}
+
+export function lruEviction(): EvictionHooks {
+  return {
+    name: 'lru',
+    chunkActivate: (_d, c, _now, list) => list.moveTail(c),
+    chunkUsed: (_d, c, _now, list) => list.moveTail(c),
+    pickVictim: (_d, _now, list, busy) => firstFree(list, busy, false),
+  };
+}
+
+export function fifoEviction(): EvictionHooks {
+  return {
+    name: 'fifo',
+    chunkActivate: (_d, c, _now, list) => list.moveTail(c),
+    chunkUsed: () => {},
+    pickVictim: (_d, _now, list, busy) => firstFree(list, busy, false),
+  };
+}
+
+export function mruEviction(): EvictionHooks {
+  return {
+    name: 'mru',
+    chunkActivate: (_d, c, _now, list) => list.moveTail(c),
+    chunkUsed: (_d, c, _now, list) => list.moveTail(c),
+    pickVictim: (_d, _now, list, busy) => firstFree(list, busy, true),
+  };
+}
+
+export function lfuEviction(): EvictionHooks {
+  const uses = new Map<number, number>(); // key: device * 2^20 + chunk
+  const key = (d: number, c: number): number => d * 1_048_576 + c;
+  return {
+    name: 'lfu',
+    chunkActivate: (d, c, _now, list) => {
+      uses.set(key(d, c), 1);
+      list.moveTail(c);
+    },
+    chunkUsed: (d, c) => {
+      uses.set(key(d, c), (uses.get(key(d, c)) ?? 0) + 1);
+    },
+    chunkFreed: (d, c) => {
+      uses.delete(key(d, c));
+    },
+    pickVictim: (d, _now, list, busy) => {
+      let best = -1;
+      let bestUses = Infinity;
+      for (let c = list.head(); c >= 0; c = list.next(c)) {
+        if (busy.has(c)) continue;
+        const u = uses.get(key(d, c)) ?? 0;
+        if (u < bestUses) {
+          best = c;
+          bestUses = u;
+        }
+      }
+      return best;
+    },
+  };
+}
+
+export const EVICTIONS: Readonly<Record<string, () => EvictionHooks>> = Object.freeze({
+  lru: lruEviction, fifo: fifoEviction, mru: mruEviction, lfu: lfuEviction,
+});

@@ -1,0 +1,123 @@
+/**
+ * Policies by name: a built-in ("first-touch", "thrashing+tree+lfu", ...) or a user module
+ * (`--policy ./my-policy.ts`). A module exports a policy object or a factory returning one, as
+ * `default`, `policy` or `createPolicy`. What is wrong with it is refused with EINVAL naming the
+ * module and the missing or malformed hook, before anything runs.
+ *
+ * Built-in grammar: BASE[+tree][+EVICTION], BASE one of BUILTIN_POLICIES, EVICTION one of
+ * lru | fifo | mru | lfu.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { existsSync } from 'node:fs';
+import type { MigrationPolicy } from './types.js';
+import {
+  IPDPS20_ACCESS_COUNTERS, NVIDIA_ACCESS_COUNTERS, accessCounters, cpuDeviceBackoff, firstTouch, minLifetime,
+  remoteOnly, thrashingDetection, treePrefetch, withHooks,
+} from './builtins.js';
+import { EVICTIONS } from './eviction.js';
+import { err } from '../errors.js';
+
+export const BUILTIN_POLICIES: Readonly<Record<string, () => MigrationPolicy>> = Object.freeze({
+  'remote-only': remoteOnly,
+  'first-touch': firstTouch,
+  'access-counters': () => accessCounters(NVIDIA_ACCESS_COUNTERS, 'access-counters'),
+  'access-counters-ipdps20': () => accessCounters(IPDPS20_ACCESS_COUNTERS, 'access-counters-ipdps20'),
+  thrashing: () => thrashingDetection(),
+  'min-lifetime': () => minLifetime(),
+  backoff: () => cpuDeviceBackoff(),
+});
+
+/** A built-in by name, or null when `spec` is not built-in grammar. */
+export function builtinPolicy(spec: string): MigrationPolicy | null {
+  const [base, ...mods] = spec.split('+');
+  const make = Object.hasOwn(BUILTIN_POLICIES, base) ? BUILTIN_POLICIES[base] : undefined;
+  if (!make) return null;
+  let tree = false;
+  let eviction: string | undefined;
+  for (const m of mods) {
+    if (m === 'tree' && !tree) tree = true;
+    else if (Object.hasOwn(EVICTIONS, m) && eviction === undefined) eviction = m;
+    else throw err('EINVAL', `policy "${spec}": unknown modifier "${m}" (tree, ${Object.keys(EVICTIONS).join(', ')})`);
+  }
+  const p = make();
+  if (!tree && eviction === undefined) return p;
+  return withHooks(p, {
+    ...(tree ? { prefetch: treePrefetch() } : {}),
+    ...(eviction !== undefined ? { eviction: EVICTIONS[eviction]() } : {}),
+  });
+}
+
+const OPTIONAL_HOOKS = ['cpuFault', 'migrated', 'accessCounters', 'reset', 'stats'] as const;
+
+/** Check that `obj` is a MigrationPolicy; EINVAL naming `where` and the first thing missing. */
+export function validatePolicy(obj: unknown, where: string): MigrationPolicy {
+  if (typeof obj !== 'object' || obj === null) throw err('EINVAL', `${where}: not a policy object (got ${obj === null ? 'null' : typeof obj})`);
+  const o = obj as Record<string, unknown>;
+  if (typeof o.name !== 'string' || o.name === '') throw err('EINVAL', `${where}: missing name (a non-empty string)`);
+  if (typeof o.decide !== 'function') throw err('EINVAL', `${where}: missing hook decide(group, view, out)`);
+  for (const h of OPTIONAL_HOOKS) {
+    if (o[h] !== undefined && typeof o[h] !== 'function') throw err('EINVAL', `${where}: hook ${h} is not a function`);
+  }
+  if (o.prefetch !== undefined) {
+    const pf = o.prefetch as Record<string, unknown>;
+    if (typeof pf !== 'object' || pf === null) throw err('EINVAL', `${where}: prefetch is not an object of hooks`);
+    for (const h of ['beforeCompute', 'onTreeIter']) {
+      if (pf[h] !== undefined && typeof pf[h] !== 'function') throw err('EINVAL', `${where}: hook prefetch.${h} is not a function`);
+    }
+    if (pf.threshold !== undefined && !(typeof pf.threshold === 'number' && pf.threshold >= 0 && pf.threshold <= 100)) {
+      throw err('EINVAL', `${where}: prefetch.threshold must be a percentage 0..100`);
+    }
+    if (pf.bigPagePages !== undefined && !(Number.isInteger(pf.bigPagePages) && (pf.bigPagePages as number) >= 1)) {
+      throw err('EINVAL', `${where}: prefetch.bigPagePages must be a positive integer`);
+    }
+  }
+  if (o.eviction !== undefined) {
+    const ev = o.eviction as Record<string, unknown>;
+    if (typeof ev !== 'object' || ev === null) throw err('EINVAL', `${where}: eviction is not an object of hooks`);
+    if (typeof ev.name !== 'string' || ev.name === '') throw err('EINVAL', `${where}: missing eviction.name`);
+    for (const h of ['chunkActivate', 'chunkUsed', 'chunkFreed', 'evictionPrepare', 'pickVictim']) {
+      if (ev[h] !== undefined && typeof ev[h] !== 'function') throw err('EINVAL', `${where}: hook eviction.${h} is not a function`);
+    }
+  }
+  return obj as MigrationPolicy;
+}
+
+function looksLikePath(spec: string): boolean {
+  return spec.startsWith('.') || isAbsolute(spec) || /\.(m?[jt]s)$/.test(spec);
+}
+
+/**
+ * A policy from a built-in name or a module path (resolved against `cwd`). `options` go to a
+ * factory export.
+ */
+export async function loadPolicy(spec: string, options: Readonly<Record<string, unknown>> = {},
+  cwd: string = process.cwd()): Promise<MigrationPolicy> {
+  if (typeof spec !== 'string' || spec === '') throw err('EINVAL', 'policy: empty specifier');
+  const builtin = builtinPolicy(spec);
+  if (builtin) return builtin;
+  if (!looksLikePath(spec)) {
+    throw err('EINVAL', `policy "${spec}": not a built-in (${Object.keys(BUILTIN_POLICIES).join(', ')}) nor a module path`);
+  }
+  const file = resolve(cwd, spec);
+  if (!existsSync(file)) throw err('ENOENT', `policy module ${spec}: no such file`);
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  } catch (e) {
+    throw err('EINVAL', `policy module ${spec}: failed to load: ${(e as Error).message}`);
+  }
+  const exp = mod.default ?? mod.policy ?? mod.createPolicy;
+  if (exp === undefined) {
+    throw err('EINVAL', `policy module ${spec}: missing export (default, policy or createPolicy)`);
+  }
+  let obj: unknown = exp;
+  if (typeof exp === 'function') {
+    try {
+      obj = (exp as (o: Readonly<Record<string, unknown>>) => unknown)(options);
+    } catch (e) {
+      throw err('EINVAL', `policy module ${spec}: factory threw: ${(e as Error).message}`);
+    }
+  }
+  return validatePolicy(obj, `policy module ${spec}`);
+}

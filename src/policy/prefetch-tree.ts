@@ -1,0 +1,111 @@
+/**
+ * NVIDIA's tree-based neighbourhood prefetcher (kernel-open/nvidia-uvm/uvm_perf_prefetch.c),
+ * with gpu_ext's two hooks in the places its patched driver calls them.
+ *
+ * A block (2 MiB va_block = 512 pages) has a binary bitmap tree; its leaves are the pages
+ * resident on the destination device OR faulted in this group, after each faulted 64 KiB big
+ * page has been filled (grow_fault_granularity). For each faulted page, compute_prefetch_region
+ * walks from the leaf up and keeps the LARGEST ancestor whose set leaves are more than
+ * threshold % (51) of it: `counter * 100 > subregion_pages * threshold`. The union of those
+ * regions, less the faulted and already-resident pages, is prefetched. The walk stops early once
+ * a region reaches the block's end.
+ */
+import {
+  PREFETCH_BYPASS, PREFETCH_ENTER_LOOP, type PrefetchContext, type PrefetchHooks, type Region,
+} from './types.js';
+
+/** UVM_PREFETCH_THRESHOLD_DEFAULT. */
+export const PREFETCH_THRESHOLD_DEFAULT = 51;
+/** 64 KiB big pages (the big-page size assumed for growth when no GPU va space says else). */
+export const BIG_PAGE_PAGES_DEFAULT = 16;
+
+/** Prefix sums of `leaves` (sum[i] = set leaves in [0, i)) for O(1) node counters. */
+export function leafPrefix(leaves: Uint8Array, out?: Uint32Array): Uint32Array {
+  const sum = out && out.length >= leaves.length + 1 ? out : new Uint32Array(leaves.length + 1);
+  sum[0] = 0;
+  for (let i = 0; i < leaves.length; i++) sum[i + 1] = sum[i] + (leaves[i] ? 1 : 0);
+  return sum;
+}
+
+/**
+ * compute_prefetch_region for one faulted leaf: the largest ancestor of `pageIndex` (leaf
+ * included) whose density passes, or an empty region. `leafCount` is a power of two.
+ * With `hooks.onTreeIter` (gpu_ext ENTER_LOOP), the hook decides at each node instead.
+ */
+export function treeRegion(prefix: Uint32Array, leafCount: number, pageIndex: number, threshold: number,
+  onTreeIter?: (node: { first: number; outer: number; counter: number }) => boolean): Region {
+  let region: Region = { first: leafCount, outer: leafCount }; // empty (UVM: leaf_count..leaf_count+1)
+  for (let size = 1; size <= leafCount; size *= 2) {
+    const first = Math.floor(pageIndex / size) * size;
+    const outer = first + size;
+    const counter = prefix[outer] - prefix[first];
+    const take = onTreeIter ? onTreeIter({ first, outer, counter }) : counter * 100 > size * threshold;
+    if (take) region = { first, outer };
+  }
+  return region;
+}
+
+/** Scratch a PrefetchEngine reuses between blocks. */
+export interface TreeScratch {
+  leaves: Uint8Array;
+  prefix: Uint32Array;
+  mask: Uint8Array;
+}
+
+export function makeTreeScratch(blockPages: number): TreeScratch {
+  return { leaves: new Uint8Array(blockPages), prefix: new Uint32Array(blockPages + 1), mask: new Uint8Array(blockPages) };
+}
+
+/**
+ * The prefetch set of one block (uvm_perf_prefetch_prenotify_fault_migrations).
+ * `faulted[i]` / `resident[i]` / `excluded[i]` for i in [0, blockPages): the group's faults that
+ * migrate here, pages already on the device, pages never to prefetch (pinned, throttled: UVM's
+ * thrashing pages). `validPages` clamps a last partial block. Pages to prefetch get out[i] = 1.
+ */
+export function blockPrefetch(hooks: PrefetchHooks, ctxBase: Omit<PrefetchContext, 'pageIndex' | 'leaves' | 'maxRegion'>,
+  blockPages: number, validPages: number, faulted: Uint8Array, resident: Uint8Array, excluded: Uint8Array,
+  s: TreeScratch, out: Uint8Array): number {
+  const threshold = hooks.threshold ?? PREFETCH_THRESHOLD_DEFAULT;
+  const big = hooks.bigPagePages ?? BIG_PAGE_PAGES_DEFAULT;
+  const leaves = s.leaves;
+  for (let i = 0; i < blockPages; i++) leaves[i] = (resident[i] | faulted[i]) && i < validPages ? 1 : 0;
+  // grow_fault_granularity: a big page with a fault and no thrashing page becomes all set.
+  if (big > 1) {
+    for (let b = 0; b < blockPages; b += big) {
+      let anyFault = false;
+      let anyExcluded = false;
+      for (let i = b; i < b + big && i < validPages; i++) {
+        if (faulted[i]) anyFault = true;
+        if (excluded[i]) anyExcluded = true;
+      }
+      if (anyFault && !anyExcluded) for (let i = b; i < b + big && i < validPages; i++) leaves[i] = 1;
+    }
+  }
+  const prefix = leafPrefix(leaves, s.prefix);
+  out.fill(0, 0, blockPages);
+  const maxRegion: Region = { first: 0, outer: validPages };
+  for (let i = 0; i < validPages; i++) {
+    if (!faulted[i] || excluded[i]) continue; // no regions from thrashing pages
+    let region: Region;
+    const ctx: PrefetchContext = { ...ctxBase, pageIndex: i, leaves, maxRegion };
+    const action = hooks.beforeCompute ? hooks.beforeCompute(ctx, (region = { first: 0, outer: 0 })) : 0;
+    if (action === PREFETCH_BYPASS) {
+      region = { first: Math.max(0, region!.first), outer: Math.min(validPages, region!.outer) };
+    } else {
+      const iter = action === PREFETCH_ENTER_LOOP || hooks.onTreeIter
+        ? (node: { first: number; outer: number; counter: number }) =>
+          hooks.onTreeIter ? hooks.onTreeIter(ctx, node) : node.counter * 100 > (node.outer - node.first) * threshold
+        : undefined;
+      region = treeRegion(prefix, blockPages, i, threshold, iter);
+      if (region.first < blockPages) region = { first: region.first, outer: Math.min(region.outer, validPages) };
+    }
+    for (let j = region.first; j < region.outer; j++) out[j] = 1;
+    if (region.outer >= validPages && region.first < region.outer) break; // reached the block's end
+  }
+  let n = 0;
+  for (let i = 0; i < validPages; i++) {
+    if (out[i] && !faulted[i] && !resident[i] && !excluded[i]) n++;
+    else out[i] = 0;
+  }
+  return n;
+}

@@ -1,0 +1,504 @@
+/**
+ * The residency state machine: where each page of a managed range lives (system memory or one
+ * device's memory), which device maps a system page remotely, pins, per-page history, device
+ * memory accounting in chunks, and eviction. No policy decisions are made here (engine.ts asks
+ * the policy) and no GPU work is done: the driver applies the same transitions with
+ * migrate_vma and its page tables, and the simulator (sim.ts) charges them to a virtual clock.
+ *
+ * Device memory is counted in pages; eviction frees whole chunks (chunkPages, 512 = 2 MiB,
+ * UVM's root chunk / va_block): every device page of the victim chunk goes home, as
+ * uvm_pmm_gpu.c's pick_root_chunk_to_evict + evict_root_chunk do. A partly filled chunk costs
+ * only its pages (dmirror's device-private memory is per page; UVM would hold the whole 2 MiB).
+ */
+import {
+  CPU, type ChunkList, type EvictionHooks, type Location, type MigrationBatch, type MigrationCause,
+  type PageSink, type ResidencyView,
+} from './types.js';
+import { type CostModel, DEFAULT_COST, PAGE_SIZE, transferNs } from './cost.js';
+import { err } from '../errors.js';
+
+/** A growable list of page numbers (typed storage; `pages` is valid up to `length`). */
+export class PageList implements PageSink {
+  pages: Float64Array;
+  length = 0;
+  constructor(capacity = 64) {
+    this.pages = new Float64Array(Math.max(1, capacity));
+  }
+  push(page: number): void {
+    if (this.length === this.pages.length) {
+      const grown = new Float64Array(this.pages.length * 2);
+      grown.set(this.pages);
+      this.pages = grown;
+    }
+    this.pages[this.length++] = page;
+  }
+  clear(): void {
+    this.length = 0;
+  }
+}
+
+/** A doubly linked list over chunk ids 0..n-1 (the PMM's va_block_used list). */
+export class LinkedChunkList implements ChunkList {
+  readonly #next: Int32Array;
+  readonly #prev: Int32Array;
+  readonly #in: Uint8Array;
+  #head = -1;
+  #tail = -1;
+  #length = 0;
+  constructor(chunks: number) {
+    this.#next = new Int32Array(chunks).fill(-1);
+    this.#prev = new Int32Array(chunks).fill(-1);
+    this.#in = new Uint8Array(chunks);
+  }
+  get length(): number {
+    return this.#length;
+  }
+  head(): number {
+    return this.#head;
+  }
+  tail(): number {
+    return this.#tail;
+  }
+  next(c: number): number {
+    return this.#in[c] ? this.#next[c] : -1;
+  }
+  prev(c: number): number {
+    return this.#in[c] ? this.#prev[c] : -1;
+  }
+  has(c: number): boolean {
+    return c >= 0 && c < this.#in.length && this.#in[c] === 1;
+  }
+  remove(c: number): void {
+    if (!this.has(c)) return;
+    const p = this.#prev[c];
+    const n = this.#next[c];
+    if (p >= 0) this.#next[p] = n; else this.#head = n;
+    if (n >= 0) this.#prev[n] = p; else this.#tail = p;
+    this.#in[c] = 0;
+    this.#next[c] = this.#prev[c] = -1;
+    this.#length--;
+  }
+  moveTail(c: number): void {
+    this.#check(c);
+    this.remove(c);
+    this.#prev[c] = this.#tail;
+    this.#next[c] = -1;
+    if (this.#tail >= 0) this.#next[this.#tail] = c; else this.#head = c;
+    this.#tail = c;
+    this.#in[c] = 1;
+    this.#length++;
+  }
+  moveHead(c: number): void {
+    this.#check(c);
+    this.remove(c);
+    this.#next[c] = this.#head;
+    this.#prev[c] = -1;
+    if (this.#head >= 0) this.#prev[this.#head] = c; else this.#tail = c;
+    this.#head = c;
+    this.#in[c] = 1;
+    this.#length++;
+  }
+  /** Chunks from head to tail (tests, reports). */
+  toArray(): number[] {
+    const out: number[] = [];
+    for (let c = this.#head; c >= 0; c = this.#next[c]) out.push(c);
+    return out;
+  }
+  #check(c: number): void {
+    if (!Number.isInteger(c) || c < 0 || c >= this.#in.length) throw err('EINVAL', `chunk ${c} out of range`);
+  }
+}
+
+/** Device access outcome (touchDevice). */
+export const TOUCH_LOCAL = 0;
+export const TOUCH_REMOTE = 1;
+export const TOUCH_FAULT = 2;
+export type Touch = typeof TOUCH_LOCAL | typeof TOUCH_REMOTE | typeof TOUCH_FAULT;
+
+/** Counters of residency transitions over a run. */
+export interface ResidencyStats {
+  bytesToDevice: number;
+  bytesToHost: number;
+  migrationsToDevice: number;
+  migrationsToHost: number;
+  /**
+   * Moves of a page that is thrashing by NVIDIA's test, policy-independent: the move is at
+   * least the 3rd (uvm_perf_thrashing_threshold) in a run of moves each within thrashLapseNs
+   * of the page's previous move.
+   */
+  thrashingEvents: number;
+  remoteAccesses: number;
+  evictions: number;
+  evictedPages: number;
+  prefetchedPages: number;
+  /** Prefetched pages the device then touched before they left. */
+  prefetchHits: number;
+  pins: number;
+  /** Pages a migration could not place (device full, nothing evictable): mapped remotely. */
+  allocFailures: number;
+}
+
+export interface ResidencyOptions {
+  pages: number;
+  devices?: number;
+  /** Device memory, in pages (one figure for all devices, or one a device). */
+  capacityPages: number | readonly number[];
+  chunkPages?: number;
+  cost?: CostModel;
+  eviction?: EvictionHooks;
+  /** Window for `thrashingEvents` (default 500 µs: NVIDIA's uvm_perf_thrashing_lapse_usec). */
+  thrashLapseNs?: number;
+}
+
+const NEVER = -1;
+/** uvm_perf_thrashing_threshold: events in a row that make a page thrashing. */
+const THRASH_RUN = 3;
+
+export class Residency implements ResidencyView {
+  readonly pageCount: number;
+  readonly devices: number;
+  readonly chunkPages: number;
+  readonly chunks: number;
+  readonly cost: CostModel;
+  readonly thrashLapseNs: number;
+  readonly stats: ResidencyStats = {
+    bytesToDevice: 0, bytesToHost: 0, migrationsToDevice: 0, migrationsToHost: 0, thrashingEvents: 0,
+    remoteAccesses: 0, evictions: 0, evictedPages: 0, prefetchedPages: 0, prefetchHits: 0, pins: 0,
+    allocFailures: 0,
+  };
+  /** Called after every batch of moves (the engine forwards it to the policy's `migrated`). */
+  onMigrate: ((batch: MigrationBatch) => void) | null = null;
+
+  readonly #loc: Int16Array;
+  readonly #remote: Uint8Array; // bit d: device d maps this system page remotely
+  readonly #remoteUntil: Float64Array; // 0 = no expiry
+  readonly #pinnedUntil: Float64Array; // -1 not pinned, 0 pinned without deadline
+  readonly #toDev: Float64Array;
+  readonly #toHost: Float64Array;
+  readonly #trips: Uint32Array;
+  readonly #remoteCount: Uint32Array;
+  readonly #prefetched: Uint8Array;
+  readonly #run: Uint8Array; // consecutive moves within the lapse
+  readonly #capacity: Int32Array;
+  readonly #used: Int32Array;
+  readonly #chunkCount: Uint32Array; // [device * chunks + chunk]
+  readonly #lists: LinkedChunkList[];
+  readonly #eviction: EvictionHooks;
+  // Remote accesses of the current round (drained by takeRoundCounts).
+  readonly #roundCount: Uint32Array;
+  readonly #roundPages = new PageList();
+  readonly #moved = new PageList();
+
+  constructor(o: ResidencyOptions) {
+    const devices = o.devices ?? 1;
+    const chunkPages = o.chunkPages ?? 512;
+    if (!Number.isSafeInteger(o.pages) || o.pages <= 0) throw err('EINVAL', `pages ${o.pages}`);
+    if (!Number.isInteger(devices) || devices < 1 || devices > 8) throw err('EINVAL', `devices ${devices} (1..8)`);
+    if (!Number.isInteger(chunkPages) || chunkPages < 1 || (chunkPages & (chunkPages - 1)) !== 0) {
+      throw err('EINVAL', `chunkPages ${chunkPages} must be a power of two`);
+    }
+    this.pageCount = o.pages;
+    this.devices = devices;
+    this.chunkPages = chunkPages;
+    this.chunks = Math.ceil(o.pages / chunkPages);
+    this.cost = o.cost ?? DEFAULT_COST;
+    this.thrashLapseNs = o.thrashLapseNs ?? 500_000;
+    this.#eviction = o.eviction ?? LRU_DEFAULT;
+    this.#capacity = new Int32Array(devices);
+    for (let d = 0; d < devices; d++) {
+      const c = typeof o.capacityPages === 'number' ? o.capacityPages : o.capacityPages[d];
+      if (!Number.isSafeInteger(c) || c < 0) throw err('EINVAL', `capacityPages ${c} for device ${d}`);
+      this.#capacity[d] = c;
+    }
+    this.#used = new Int32Array(devices);
+    const n = o.pages;
+    this.#loc = new Int16Array(n).fill(CPU);
+    this.#remote = new Uint8Array(n);
+    this.#remoteUntil = new Float64Array(n);
+    this.#pinnedUntil = new Float64Array(n).fill(NEVER);
+    this.#toDev = new Float64Array(n).fill(NEVER);
+    this.#toHost = new Float64Array(n).fill(NEVER);
+    this.#trips = new Uint32Array(n);
+    this.#remoteCount = new Uint32Array(n);
+    this.#prefetched = new Uint8Array(n);
+    this.#run = new Uint8Array(n);
+    this.#roundCount = new Uint32Array(n);
+    this.#chunkCount = new Uint32Array(devices * this.chunks);
+    this.#lists = Array.from({ length: devices }, () => new LinkedChunkList(this.chunks));
+  }
+
+  // ---- ResidencyView ----
+  location(p: number): Location {
+    return this.#loc[p];
+  }
+  mappedRemote(d: number, p: number): boolean {
+    return (this.#remote[p] & (1 << d)) !== 0;
+  }
+  pinned(p: number): boolean {
+    return this.#pinnedUntil[p] !== NEVER;
+  }
+  lastToDevice(p: number): number {
+    return this.#toDev[p];
+  }
+  lastToHost(p: number): number {
+    return this.#toHost[p];
+  }
+  roundTrips(p: number): number {
+    return this.#trips[p];
+  }
+  remoteAccesses(p: number): number {
+    return this.#remoteCount[p];
+  }
+  freePages(d: number): number {
+    return this.#capacity[d] - this.#used[d];
+  }
+  capacityPages(d: number): number {
+    return this.#capacity[d];
+  }
+  usedPages(d: number): number {
+    return this.#used[d];
+  }
+  /** The device's chunk list, head = next LRU victim (read it; reorder through the hooks). */
+  chunkList(d: number): LinkedChunkList {
+    return this.#lists[d];
+  }
+  pinnedUntil(p: number): number {
+    return this.#pinnedUntil[p];
+  }
+
+  // ---- accesses ----
+  /** Expire a lapsed pin or remote mapping of `p` at `now` (NVIDIA's unpin worker unmaps). */
+  #expire(p: number, now: number): void {
+    const pin = this.#pinnedUntil[p];
+    if (pin > 0 && now >= pin) {
+      this.#pinnedUntil[p] = NEVER;
+      this.#remote[p] = 0;
+      this.#remoteUntil[p] = 0;
+    }
+    const ru = this.#remoteUntil[p];
+    if (ru > 0 && now >= ru && this.#pinnedUntil[p] === NEVER) {
+      this.#remote[p] = 0;
+      this.#remoteUntil[p] = 0;
+    }
+  }
+
+  /** A device access to page p: local hit, remote access through the aperture, or a fault. */
+  touchDevice(d: number, p: number, now: number): Touch {
+    this.#expire(p, now);
+    const loc = this.#loc[p];
+    if (loc === d) {
+      if (this.#prefetched[p]) {
+        this.#prefetched[p] = 0;
+        this.stats.prefetchHits++;
+      }
+      return TOUCH_LOCAL;
+    }
+    if (loc === CPU && (this.#remote[p] & (1 << d)) !== 0) {
+      this.stats.remoteAccesses++;
+      this.#remoteCount[p]++;
+      if (this.#roundCount[p]++ === 0) this.#roundPages.push(p);
+      return TOUCH_REMOTE;
+    }
+    return TOUCH_FAULT;
+  }
+
+  /** Chunks touched by a device round: tell the eviction policy (uvm_pmm_chunk_used). */
+  chunkUsed(d: number, chunk: number, now: number): void {
+    const list = this.#lists[d];
+    if (!list.has(chunk)) return;
+    if (this.#eviction.chunkUsed) this.#eviction.chunkUsed(d, chunk, now, list);
+    else list.moveTail(chunk);
+  }
+
+  /** A CPU access to page p: local unless the page lives in a device's memory. */
+  touchCpu(p: number, now: number): Touch {
+    this.#expire(p, now);
+    return this.#loc[p] === CPU ? TOUCH_LOCAL : TOUCH_FAULT;
+  }
+
+  /** Remote accesses since the last call (the round's access-counter readout), then reset. */
+  takeRoundCounts(pages: PageList, counts: { buf: Uint32Array }): number {
+    const n = this.#roundPages.length;
+    if (counts.buf.length < n) counts.buf = new Uint32Array(Math.max(n, counts.buf.length * 2));
+    pages.clear();
+    for (let i = 0; i < n; i++) {
+      const p = this.#roundPages.pages[i];
+      pages.push(p);
+      counts.buf[i] = this.#roundCount[p];
+      this.#roundCount[p] = 0;
+    }
+    this.#roundPages.clear();
+    return n;
+  }
+
+  // ---- mappings and pins ----
+  /** Map system page p remotely into device d (until `until`, 0 = no expiry). */
+  mapRemote(d: number, p: number, until = 0): void {
+    if (this.#loc[p] !== CPU) throw err('EINVAL', `page ${p} is not in system memory`);
+    this.#remote[p] |= 1 << d;
+    this.#remoteUntil[p] = until;
+  }
+
+  /** Pin p in system memory (it must be home), mapped remotely by `d` when d >= 0. */
+  pin(p: number, until: number, d: number): void {
+    if (this.#loc[p] !== CPU) throw err('EINVAL', `page ${p} must be home to pin`);
+    if (this.#pinnedUntil[p] === NEVER) this.stats.pins++;
+    this.#pinnedUntil[p] = until;
+    if (d >= 0) this.#remote[p] |= 1 << d;
+    this.#remoteUntil[p] = 0;
+  }
+
+  unpin(p: number): void {
+    this.#pinnedUntil[p] = NEVER;
+  }
+
+  // ---- moves ----
+  #chunkOf(p: number): number {
+    return Math.floor(p / this.chunkPages);
+  }
+
+  /** Count a move of p at `now` into the run of quick moves (before the time stamps change). */
+  #thrashCheck(p: number, now: number): void {
+    const last = Math.max(this.#toDev[p], this.#toHost[p]);
+    if (last !== NEVER && now - last <= this.thrashLapseNs) {
+      if (this.#run[p] < 255) this.#run[p]++;
+      if (this.#run[p] >= THRASH_RUN) this.stats.thrashingEvents++;
+    } else {
+      this.#run[p] = 0;
+    }
+  }
+
+  #emit(dst: Location, cause: MigrationCause, now: number, list: PageList): void {
+    if (list.length > 0 && this.onMigrate) {
+      this.onMigrate({ now, dst, cause, count: list.length, pages: list.pages });
+    }
+  }
+
+  /**
+   * Move `count` pages of `pages` into device d (pages already there are skipped). Makes room by
+   * evicting chunks not in `busy`; pages that still do not fit go to `failed` (the caller maps
+   * them remotely, as test_hmm's MIGRATE_TO_DEV skips pages it cannot allocate). Pinned pages
+   * are skipped (callers unpin first when a policy asks). Returns ns of copy and eviction.
+   */
+  migrateToDevice(d: number, pages: ArrayLike<number>, count: number, cause: MigrationCause, now: number,
+    busy: ReadonlySet<number>, failed: PageSink | null): number {
+    let ns = 0;
+    const moved = this.#moved;
+    moved.clear();
+    const pending: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const p = pages[i];
+      if (this.#loc[p] === d || this.#pinnedUntil[p] !== NEVER) continue;
+      if (this.#loc[p] !== CPU) pending.push(p); // on another device: home first
+    }
+    if (pending.length > 0) ns += this.migrateHome(pending, pending.length, 'explicit', now);
+    let movedCount = 0;
+    for (let i = 0; i < count; i++) {
+      const p = pages[i];
+      if (this.#loc[p] !== CPU || this.#pinnedUntil[p] !== NEVER) continue;
+      if (this.#used[d] >= this.#capacity[d]) {
+        // Moves so far must not be lost to the eviction's own notification batch.
+        if (moved.length > 0) {
+          this.#emit(d, cause, now, moved);
+          moved.clear();
+        }
+        const ev = this.evictOne(d, now, busy);
+        if (ev < 0) {
+          this.stats.allocFailures++;
+          failed?.push(p);
+          continue;
+        }
+        ns += ev;
+      }
+      const chunk = this.#chunkOf(p);
+      const key = d * this.chunks + chunk;
+      this.#loc[p] = d;
+      this.#remote[p] &= ~(1 << d);
+      this.#used[d]++;
+      if (this.#chunkCount[key]++ === 0) {
+        const list = this.#lists[d];
+        if (this.#eviction.chunkActivate) this.#eviction.chunkActivate(d, chunk, now, list);
+        else list.moveTail(chunk);
+        if (!list.has(chunk)) list.moveTail(chunk); // a hook must not lose a chunk
+      }
+      this.#thrashCheck(p, now);
+      this.#toDev[p] = now;
+      if (cause === 'prefetch') {
+        this.#prefetched[p] = 1;
+        this.stats.prefetchedPages++;
+      }
+      moved.push(p);
+      movedCount++;
+    }
+    this.stats.migrationsToDevice += movedCount;
+    this.stats.bytesToDevice += movedCount * PAGE_SIZE;
+    ns += transferNs(this.cost, movedCount * PAGE_SIZE);
+    this.#emit(d, cause, now, moved);
+    moved.clear();
+    return ns;
+  }
+
+  /** Move device-resident pages home (CPU fault, eviction, explicit). Returns ns of the copy. */
+  migrateHome(pages: ArrayLike<number>, count: number, cause: MigrationCause, now: number): number {
+    const list = new PageList(count);
+    for (let i = 0; i < count; i++) {
+      const p = pages[i];
+      const d = this.#loc[p];
+      if (d === CPU) continue;
+      const chunk = this.#chunkOf(p);
+      const key = d * this.chunks + chunk;
+      this.#loc[p] = CPU;
+      this.#remote[p] = 0;
+      this.#remoteUntil[p] = 0;
+      this.#used[d]--;
+      if (--this.#chunkCount[key] === 0) {
+        this.#lists[d].remove(chunk);
+        this.#eviction.chunkFreed?.(d, chunk);
+      }
+      this.#prefetched[p] = 0;
+      this.#thrashCheck(p, now);
+      this.#toHost[p] = now;
+      this.#trips[p]++;
+      list.push(p);
+    }
+    this.stats.migrationsToHost += list.length;
+    this.stats.bytesToHost += list.length * PAGE_SIZE;
+    this.#emit(CPU, cause, now, list);
+    return transferNs(this.cost, list.length * PAGE_SIZE);
+  }
+
+  /**
+   * Evict one chunk of device d (uvm_pmm_gpu.c: pick_root_chunk_to_evict, evict_root_chunk):
+   * evictionPrepare, then pickVictim (default: the first chunk from the head not in `busy`).
+   * Returns ns, or -1 when nothing can be evicted.
+   */
+  evictOne(d: number, now: number, busy: ReadonlySet<number>): number {
+    const list = this.#lists[d];
+    this.#eviction.evictionPrepare?.(d, now, list);
+    let victim = -1;
+    if (this.#eviction.pickVictim) {
+      victim = this.#eviction.pickVictim(d, now, list, busy);
+      if (victim >= 0 && (!list.has(victim) || busy.has(victim))) {
+        throw err('EINVAL', `eviction policy ${this.#eviction.name} picked chunk ${victim}, not evictable`);
+      }
+    } else {
+      for (let c = list.head(); c >= 0; c = list.next(c)) {
+        if (!busy.has(c)) {
+          victim = c;
+          break;
+        }
+      }
+    }
+    if (victim < 0) return -1;
+    const first = victim * this.chunkPages;
+    const end = Math.min(first + this.chunkPages, this.pageCount);
+    const pages: number[] = [];
+    for (let p = first; p < end; p++) if (this.#loc[p] === d) pages.push(p);
+    this.stats.evictions++;
+    this.stats.evictedPages += pages.length;
+    return this.migrateHome(pages, pages.length, 'eviction', now) + this.cost.evictChunkNs;
+  }
+}
+
+/** UVM's default: LRU of root chunks (chunk_update_lists_locked moves a used chunk to the tail). */
+const LRU_DEFAULT: EvictionHooks = Object.freeze({ name: 'lru' });

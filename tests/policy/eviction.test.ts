@@ -1,0 +1,60 @@
+/**
+ * Eviction orders over 2 MiB-style chunks (here 4-page chunks): UVM's LRU and gpu_ext's FIFO,
+ * MRU and LFU, each picking its own victim from one access history.
+ */
+import { describe, expect, it } from 'vitest';
+import { CPU, EVICTIONS, Residency, type EvictionHooks } from '../../src/policy/index.js';
+
+const CP = 4; // pages a chunk
+const NONE = new Set<number>();
+
+/** Chunks A..D (0..3) fill the device; then uses A x3, D x2, B, A, C; then chunk 4 needs room. */
+function victimOf(eviction: EvictionHooks | undefined): number {
+  const res = new Residency({ pages: 5 * CP, capacityPages: 4 * CP, chunkPages: CP, ...(eviction ? { eviction } : {}) });
+  let t = 0;
+  for (let c = 0; c < 4; c++) {
+    const pages = [0, 1, 2, 3].map((i) => c * CP + i);
+    res.migrateToDevice(0, pages, CP, 'fault', t++, NONE, null);
+  }
+  for (const c of [0, 0, 0, 3, 3, 1, 0, 2]) res.chunkUsed(0, c, t++);
+  res.migrateToDevice(0, [4 * CP], 1, 'fault', t++, NONE, null);
+  const home = [0, 1, 2, 3].filter((c) => res.location(c * CP) === CPU);
+  expect(home.length).toBe(1);
+  expect(res.stats.evictions).toBe(1);
+  expect(res.stats.evictedPages).toBe(CP);
+  return home[0];
+}
+
+describe('eviction orders', () => {
+  it('LRU (UVM default, no hooks) evicts the least recently used chunk: D', () => {
+    expect(victimOf(undefined)).toBe(3);
+    expect(victimOf(EVICTIONS.lru())).toBe(3);
+  });
+  it('FIFO evicts the first activated: A', () => {
+    expect(victimOf(EVICTIONS.fifo())).toBe(0);
+  });
+  it('MRU evicts the most recently used: C', () => {
+    expect(victimOf(EVICTIONS.mru())).toBe(2);
+  });
+  it('LFU evicts the least used, older first on ties: B', () => {
+    // uses: A 1+4, B 1+1, C 1+1, D 1+2 -> B and C tie, B is older.
+    expect(victimOf(EVICTIONS.lfu())).toBe(1);
+  });
+
+  it('never evicts a busy chunk; with nothing evictable the page fails over to the caller', () => {
+    const res = new Residency({ pages: 2 * CP, capacityPages: CP, chunkPages: CP });
+    res.migrateToDevice(0, [0, 1, 2, 3], 4, 'fault', 0, NONE, null);
+    const failed: number[] = [];
+    res.migrateToDevice(0, [CP], 1, 'fault', 1, new Set([0]), { push: (p) => failed.push(p) });
+    expect(failed).toEqual([CP]);
+    expect(res.stats.allocFailures).toBe(1);
+    expect(res.usedPages(0)).toBe(CP);
+  });
+
+  it('refuses a victim the policy may not take (EINVAL naming the policy)', () => {
+    const bad: EvictionHooks = { name: 'bad', pickVictim: () => 7 };
+    const res = new Residency({ pages: 2 * CP, capacityPages: CP, chunkPages: CP, eviction: bad });
+    res.migrateToDevice(0, [0, 1, 2, 3], 4, 'fault', 0, NONE, null);
+    expect(() => res.migrateToDevice(0, [CP], 1, 'fault', 1, NONE, null)).toThrow(/EINVAL.*bad.*chunk 7/);
+  });
+});
