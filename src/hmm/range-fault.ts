@@ -12,7 +12,7 @@ import { PAGE_SIZE, TASK_SIZE } from '../mm/constants.js';
 import type { MmStruct } from '../mm/mm.js';
 import type { MmuIntervalNotifier } from '../mm/notifier.js';
 import { allocHmmPfns, type HmmPfns } from './pfn.js';
-import { walkRange, WALK_BUSY, type WalkState } from './walk.js';
+import { walkRange, walkState, WALK_BUSY } from './walk.js';
 
 /** struct hmm_range. */
 export interface HmmRange {
@@ -74,11 +74,10 @@ export interface RangeFaultStats {
  */
 export async function hmmRangeFault(mm: MmStruct, range: HmmRange, stats?: RangeFaultStats): Promise<void> {
   mm.lock.assertHeld();
-  const s: WalkState = {
+  const s = walkState({
     mm, start: range.start, end: range.end, hmmPfns: range.hmmPfns,
-    defaultFlags: range.defaultFlags, pfnFlagsMask: range.pfnFlagsMask,
-    devPrivateOwner: range.devPrivateOwner, last: range.start, faulted: 0,
-  };
+    defaultFlags: range.defaultFlags, pfnFlagsMask: range.pfnFlagsMask, devPrivateOwner: range.devPrivateOwner,
+  });
   try {
     for (;;) {
       // If the range is no longer valid force a retry (mmu_interval_check_retry).
