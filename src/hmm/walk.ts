@@ -16,10 +16,10 @@
  */
 import { err } from '../errors.js';
 import { PAGE_SIZE, PMD_PAGES } from '../mm/constants.js';
-import { handleMmFault, migrationEntryWait, VM_FAULT_ERROR } from '../mm/fault.js';
+import { handleMmFault, handleMmFaultNoSleep, migrationEntryWait, NEEDS_HANDLE_MM_FAULT, VM_FAULT_ERROR } from '../mm/fault.js';
 import type { MmStruct } from '../mm/mm.js';
 import {
-  isDeviceExclusive, isDevicePrivate, isMigration, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE,
+  isDeviceExclusive, isDevicePrivate, isMigration, pteIndex, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE,
   swpKind, swpWritable, SWP_SWAP, type PteTable,
 } from '../mm/page-table.js';
 import { HOLE_NO_VMA, pagesIn, walkPageRange, type MmWalk, type MmWalkOps } from '../mm/pagewalk.js';
@@ -127,13 +127,22 @@ function vmaFault(s: WalkState, addr: number, end: number, required: number): nu
  * breaks in one chunk cost the caller one EBUSY, not N.
  */
 async function doVmaFault(s: WalkState): Promise<number> {
+  const mm = s.mm;
   const vma = s.vma!;
   const write = (s.required & NEED_WRITE_FAULT) !== 0;
+  // The PTE table of a's PMD once a fault has made it: the next pages' demand-zero faults
+  // need no descent from the root (handleMmFaultNoSleep); anything else goes the full way.
+  let t: PteTable | null = null;
   for (let a = s.last; a < s.faultEnd; a += PAGE_SIZE) {
     s.faulted++;
-    if ((await handleMmFault(s.mm, vma, a, { write }) & VM_FAULT_ERROR) !== 0) {
-      throw err('EFAULT', `handle_mm_fault failed at 0x${a.toString(16)}`);
+    const j = pteIndex(a);
+    if (j === 0) t = null;
+    let r = t !== null ? handleMmFaultNoSleep(mm, vma, t, j, write) : NEEDS_HANDLE_MM_FAULT;
+    if (r === NEEDS_HANDLE_MM_FAULT) {
+      r = await handleMmFault(mm, vma, a, { write });
+      t = mm.pgtable.pteTable(a, false);
     }
+    if ((r & VM_FAULT_ERROR) !== 0) throw err('EFAULT', `handle_mm_fault failed at 0x${a.toString(16)}`);
   }
   return WALK_BUSY;
 }
