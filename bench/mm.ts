@@ -9,7 +9,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID } from '../src/hmm/pfn.js';
-import { hmmRange, hmmRangeFault, type HmmRange } from '../src/hmm/range-fault.js';
+import { hmmRange, hmmRangeFaultRetry, type HmmRange } from '../src/hmm/range-fault.js';
 import { createMachine, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../src/index.js';
 import type { Machine } from '../src/mm/machine.js';
 import type { MmStruct } from '../src/mm/mm.js';
@@ -44,18 +44,7 @@ async function subscribe(p: Process): Promise<MmuIntervalNotifier> {
 }
 
 async function rangeFault(p: Process, r: HmmRange): Promise<void> {
-  for (;;) {
-    r.notifierSeq = await r.notifier.readBegin();
-    await p.mm.lock.readLock();
-    try {
-      await hmmRangeFault(p.mm, r);
-      return;
-    } catch (e) {
-      if ((e as { code?: string }).code !== 'EBUSY') throw e;
-    } finally {
-      p.mm.lock.readUnlock();
-    }
-  }
+  await hmmRangeFaultRetry(p.mm, r, { timeoutMs: Infinity });
 }
 
 async function benchFindVma(m: Machine): Promise<void> {

@@ -30,7 +30,8 @@ import {
 } from '../mm/migrate.js';
 import type { MmStruct } from '../mm/mm.js';
 import { mmapDevicePages } from '../mm/mixedmap.js';
-import { isDeviceExclusive, isDevicePrivate, isPresent, pmdIndex, pteIndex } from '../mm/page-table.js';
+import { isDeviceExclusive, pteIndex } from '../mm/page-table.js';
+import { mappedPfn } from '../mm/pagewalk.js';
 import type { MmuIntervalNotifier, MmuNotifierRange } from '../mm/notifier.js';
 import type { Process } from '../mm/process.js';
 import { VM_READ, VM_WRITE } from '../mm/vma.js';
@@ -116,14 +117,7 @@ export interface DmirrorStats {
 
 /** The pfn the CPU page table maps at addr: a frame, a device-private page, or -1. */
 function cpuPfn(mm: MmStruct, addr: number): number {
-  const pmd = mm.pgtable.pmd(addr, false);
-  if (pmd === null) return -1;
-  const i = pmdIndex(addr);
-  if (pmd.isHuge(i)) return pmd.pfn[i] + pteIndex(addr);
-  const t = pmd.tables[i];
-  if (t === null || t.flags[pteIndex(addr)] === 0) return -1;
-  const f = t.flags[pteIndex(addr)];
-  return isPresent(f) || isDevicePrivate(f) || isDeviceExclusive(f) ? t.pfn[pteIndex(addr)] : -1;
+  return mappedPfn(mm, addr);
 }
 
 /** Does the CPU page table hold a device-exclusive entry for `pfn` at addr? */

@@ -7,12 +7,11 @@
  */
 import { HmmError } from '../errors.js';
 import { HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE } from '../hmm/pfn.js';
-import { hmmRange, hmmRangeFault } from '../hmm/range-fault.js';
+import { hmmRange, hmmRangeFaultRetry } from '../hmm/range-fault.js';
 import { hmmMirrorRegister, hmmRangeFaultV52, hmmRangeRegister, hmmRangeUnregister, hmmRangeV52, hmmRangeWaitUntilValid } from '../hmm/range-v52.js';
 import { PAGE_SIZE, PROT_READ, PROT_WRITE, MAP_ANONYMOUS, MAP_PRIVATE, MADV_DONTNEED } from '../mm/constants.js';
 import { createMachine } from '../system.js';
-import type { MmStruct } from '../mm/mm.js';
-import { pmdIndex, pteIndex } from '../mm/page-table.js';
+import { mappedPfn } from '../mm/pagewalk.js';
 import { mulberry32 } from '../sched/seeded.js';
 
 export interface MmTourOptions { pages: number; rounds: number; seed: number; log?: (line: string) => void }
@@ -24,12 +23,6 @@ export interface SchemeResult {
   retries: number;
   stalePfnsCommitted: number;
   ms: number;
-}
-
-/** The pfn the CPU maps at addr now (0 if none). */
-function cpuPfn(mm: MmStruct, addr: number): number {
-  const t = mm.pgtable.pmd(addr, false)?.tables[pmdIndex(addr)];
-  return t ? t.pfn[pteIndex(addr)] : 0;
 }
 
 export async function mmTour(opts: MmTourOptions): Promise<SchemeResult[]> {
@@ -69,16 +62,7 @@ export async function mmTour(opts: MmTourOptions): Promise<SchemeResult[]> {
         let ok: boolean;
         if (scheme === 'seq') {
           const range = hmmRange({ notifier: sub, start, end, defaultFlags: HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE });
-          range.notifierSeq = await sub.readBegin();
-          await p.mm.lock.readLock();
-          try {
-            await hmmRangeFault(p.mm, range);
-          } catch (e) {
-            p.mm.lock.readUnlock();
-            if (e instanceof HmmError && e.code === 'EBUSY') { r.retries++; continue; }
-            throw e;
-          }
-          p.mm.lock.readUnlock();
+          r.retries += (await hmmRangeFaultRetry(p.mm, range)) - 1;
           if (interfere && attempt === 0) await interfereNow(victim);
           ok = !sub.readRetry(range.notifierSeq);
           pfns = range.hmmPfns.pfns;
@@ -103,7 +87,7 @@ export async function mmTour(opts: MmTourOptions): Promise<SchemeResult[]> {
         }
         if (!ok) { r.retries++; continue; }
         r.committed++;
-        for (let i = 0; i < n; i++) if (pfns[i] !== cpuPfn(p.mm, start + i * PAGE_SIZE)) r.stalePfnsCommitted++;
+        for (let i = 0; i < n; i++) if (pfns[i] !== mappedPfn(p.mm, start + i * PAGE_SIZE)) r.stalePfnsCommitted++;
         break;
       }
     }

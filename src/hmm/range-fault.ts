@@ -7,12 +7,15 @@
  * the caller goes back to read_begin; the caller's final check is
  * mmu_interval_read_retry under its own update lock.
  */
-import { err } from '../errors.js';
+import { err, HmmError } from '../errors.js';
 import { PAGE_SIZE, TASK_SIZE } from '../mm/constants.js';
 import type { MmStruct } from '../mm/mm.js';
 import type { MmuIntervalNotifier } from '../mm/notifier.js';
 import { allocHmmPfns, type HmmPfns } from './pfn.js';
-import { walkRange, WALK_BUSY, type WalkState } from './walk.js';
+import { walkRange, walkState, WALK_BUSY } from './walk.js';
+
+/** HMM_RANGE_DEFAULT_TIMEOUT (include/linux/hmm.h): ms a driver retries a range before EBUSY. */
+export const HMM_RANGE_DEFAULT_TIMEOUT = 1000;
 
 /** struct hmm_range. */
 export interface HmmRange {
@@ -74,11 +77,10 @@ export interface RangeFaultStats {
  */
 export async function hmmRangeFault(mm: MmStruct, range: HmmRange, stats?: RangeFaultStats): Promise<void> {
   mm.lock.assertHeld();
-  const s: WalkState = {
+  const s = walkState({
     mm, start: range.start, end: range.end, hmmPfns: range.hmmPfns,
-    defaultFlags: range.defaultFlags, pfnFlagsMask: range.pfnFlagsMask,
-    devPrivateOwner: range.devPrivateOwner, last: range.start, faulted: 0,
-  };
+    defaultFlags: range.defaultFlags, pfnFlagsMask: range.pfnFlagsMask, devPrivateOwner: range.devPrivateOwner,
+  });
   try {
     for (;;) {
       // If the range is no longer valid force a retry (mmu_interval_check_retry).
@@ -88,5 +90,47 @@ export async function hmmRangeFault(mm: MmStruct, range: HmmRange, stats?: Range
     }
   } finally {
     if (stats) stats.faulted += s.faulted;
+  }
+}
+
+export interface RangeFaultRetryOptions {
+  /** Give up with EBUSY once this much scheduler time has passed (HMM_RANGE_DEFAULT_TIMEOUT). */
+  timeoutMs?: number;
+  /** The mmap lock held around each hmm_range_fault: 'read' as documented, or 'write'. */
+  lock?: 'read' | 'write';
+  stats?: RangeFaultStats;
+}
+
+/**
+ * The driver's loop of Documentation/mm/hmm.rst, up to its own update lock:
+ *
+ *   again: range.notifier_seq = mmu_interval_read_begin(&sub); mmap_read_lock(mm);
+ *          ret = hmm_range_fault(&range); mmap_read_unlock(mm);
+ *          if (ret == -EBUSY) goto again;
+ *
+ * bounded as test_hmm's dmirror_range_fault bounds it (EBUSY once the timeout has passed).
+ * Returns how many hmm_range_fault calls it took. The caller then takes its update lock and
+ * checks mmu_interval_read_retry(range.notifier, range.notifierSeq), going again if it moved.
+ */
+export async function hmmRangeFaultRetry(mm: MmStruct, range: HmmRange, opts: RangeFaultRetryOptions = {}): Promise<number> {
+  const sched = mm.core.sched;
+  const deadline = sched.now() + (opts.timeoutMs ?? HMM_RANGE_DEFAULT_TIMEOUT);
+  const write = opts.lock === 'write';
+  for (let tries = 1; ; tries++) {
+    if (sched.now() > deadline) {
+      throw err('EBUSY', `hmm_range_fault on [0x${range.start.toString(16)}, 0x${range.end.toString(16)}) kept colliding with invalidations`);
+    }
+    range.notifierSeq = await range.notifier.readBegin();
+    if (write) await mm.lock.writeLock();
+    else await mm.lock.readLock();
+    try {
+      await hmmRangeFault(mm, range, opts.stats);
+      return tries;
+    } catch (e) {
+      if (!(e instanceof HmmError && e.code === 'EBUSY')) throw e;
+    } finally {
+      if (write) mm.lock.writeUnlock();
+      else mm.lock.readUnlock();
+    }
   }
 }

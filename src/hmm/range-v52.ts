@@ -19,7 +19,7 @@ import type { MmuNotifierRange } from '../mm/notifier.js';
 import { VM_IO, VM_MIXEDMAP, VM_PFNMAP, VM_READ } from '../mm/vma.js';
 import { WaitQueue } from '../sched/wait-queue.js';
 import { allocHmmPfns, type HmmPfns } from './pfn.js';
-import { walkRange, WALK_BUSY, type WalkState } from './walk.js';
+import { walkRange, walkState, WALK_BUSY } from './walk.js';
 
 /** HMM_RANGE_DEFAULT_TIMEOUT (ms), as drivers passed to hmm_range_wait_until_valid. */
 export const HMM_RANGE_DEFAULT_TIMEOUT = 1000;
@@ -227,10 +227,11 @@ export async function hmmRangeFaultV52(mm: MmStruct, range: HmmRangeV52): Promis
       throw err('EPERM', `VMA at 0x${vma.start.toString(16)} has no read permission`);
     }
     const end = Math.min(range.end, vma.end);
-    const s: WalkState = {
+    const s = walkState({
       mm, start: range.start, end, hmmPfns: range.hmmPfns, defaultFlags: range.defaultFlags,
-      pfnFlagsMask: range.pfnFlagsMask, devPrivateOwner: range.devPrivateOwner, last: start, faulted: 0,
-    };
+      pfnFlagsMask: range.pfnFlagsMask, devPrivateOwner: range.devPrivateOwner,
+    });
+    s.last = start;
     let busy: boolean;
     try {
       // Keep trying while the range is valid.

@@ -11,36 +11,28 @@ import { BusError, err, SegmentationFault } from '../errors.js';
 import { PAGE_SIZE } from './constants.js';
 import { handleMmFault, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV } from './fault.js';
 import type { MmStruct } from './mm.js';
-import { pmdIndex, pteIndex, PTE_ACCESSED, PTE_DIRTY, PTE_PRESENT, PTE_PROTNONE, PTE_WRITE } from './page-table.js';
+import { PTE_ACCESSED, PTE_DIRTY, PTE_PRESENT, PTE_PROTNONE, PTE_WRITE } from './page-table.js';
+import { entrySlot, followEntry } from './pagewalk.js';
 import { validateAccess } from './validate.js';
 import { VM_WRITE, vmaAccessible } from './vma.js';
+
+/** The walk's slot, reused: an access walks every page it touches. */
+const slot = entrySlot();
 
 /**
  * The hardware walk of one page: the 4 KiB of RAM it maps, or null (a fault). On success the
  * accessed (and, for a store, dirty) bit is set as the MMU would.
  */
 export function cpuWalk(mm: MmStruct, a: number, write: boolean): Uint8Array | null {
-  const pmd = mm.pgtable.pmd(a, false);
-  if (pmd === null) return null;
-  const i = pmdIndex(a);
+  if (!followEntry(mm, a, slot)) return null;
+  const { table, i } = slot;
   const need = PTE_PRESENT | (write ? PTE_WRITE : 0);
-  const bits = PTE_ACCESSED | (write ? PTE_DIRTY : 0);
-  const ram = mm.core.ram;
-  if (pmd.isHuge(i)) {
-    const f = pmd.flags[i];
-    if ((f & (need | PTE_PROTNONE)) !== need) return null;
-    pmd.flags[i] = f | bits;
-    if (write) ram.markWritten(pmd.pfn[i] + pteIndex(a));
-    return ram.data(pmd.pfn[i] + pteIndex(a));
-  }
-  const t = pmd.tables[i];
-  if (t === null) return null;
-  const j = pteIndex(a);
-  const f = t.flags[j];
+  const f = table.flags[i];
   if ((f & (need | PTE_PROTNONE)) !== need) return null;
-  t.flags[j] = f | bits;
-  if (write) ram.markWritten(t.pfn[j]);
-  return ram.data(t.pfn[j]);
+  table.flags[i] = f | PTE_ACCESSED | (write ? PTE_DIRTY : 0);
+  const pfn = table.pfn[i] + slot.sub;
+  if (write) mm.core.ram.markWritten(pfn);
+  return mm.core.ram.data(pfn);
 }
 
 /** do_user_addr_fault() for the byte at `addr`. Throws the signal a fatal fault raises. */

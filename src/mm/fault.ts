@@ -61,6 +61,19 @@ export async function handleMmFault(mm: MmStruct, vma: Vma, addr: number, flags:
   return handlePteFault(mm, vma, t, pteIndex(a), a, write);
 }
 
+/**
+ * The part of handle_mm_fault() that never sleeps, for a walker already holding addr's PTE
+ * table t (hmm_vma_fault faulting a run of pages): do_anonymous_page on a pte_none entry of
+ * an anonymous VMA, the answer handleMmFault gives there without its descent from the root.
+ * Returns NEEDS_HANDLE_MM_FAULT for anything else (the caller then calls handleMmFault).
+ */
+export function handleMmFaultNoSleep(mm: MmStruct, vma: Vma, t: PteTable, j: number, write: boolean): number {
+  if (t.flags[j] !== 0 || vma.file !== null || isHugetlb(vma) || mm.exited) return NEEDS_HANDLE_MM_FAULT;
+  if (write ? (vma.flags & VM_WRITE) === 0 : !vmaAccessible(vma)) return NEEDS_HANDLE_MM_FAULT;
+  return doAnonymousPage(mm, vma, t, j, write);
+}
+export const NEEDS_HANDLE_MM_FAULT = -1;
+
 async function handlePteFault(mm: MmStruct, vma: Vma, t: PteTable, j: number, a: number, write: boolean): Promise<number> {
   const f = t.flags[j];
   if (f === 0) return vma.file === null ? doAnonymousPage(mm, vma, t, j, write) : doFault(mm, vma, t, j, a, write);

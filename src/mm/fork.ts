@@ -9,17 +9,14 @@
  * PROTECTION_PAGE, then each writable entry is write-protected in both mms and its page gains
  * the child's reference.
  */
-import { PMD_SIZE } from './constants.js';
 import { restoreExclusivePte } from './fault.js';
 import { invalidateEnd, invalidateStart, type MmStruct } from './mm.js';
 import {
-  isDeviceExclusive, isDevicePrivate, isMigration, isPresent, pmdIndex, pteIndex, PTE_ACCESSED, PTE_WRITE,
-  PTRS_PER_TABLE, PMD_HUGE, swpKind, SWP_DEVICE_READ, SWP_DEVICE_WRITE, SWP_MASK, SWP_MIGRATION_READ,
+  isDeviceExclusive, isDevicePrivate, isMigration, isPresent, PTE_ACCESSED, PTE_WRITE, PMD_HUGE, swpKind, SWP_DEVICE_READ, SWP_DEVICE_WRITE, SWP_MASK, SWP_MIGRATION_READ,
   SWP_MIGRATION_WRITE, SWP_SWAP, type PteTable,
 } from './page-table.js';
+import { pagesIn, walkPageRangeVma, type MmWalk, type MmWalkOps } from './pagewalk.js';
 import { AnonVma, isCowMapping, isHugetlb, Vma, VM_MIXEDMAP, VM_PFNMAP } from './vma.js';
-
-const PUD_SPAN = PMD_SIZE * PTRS_PER_TABLE;
 
 /** copy_nonpresent_pte / copy_present_pte for one entry; returns the child's entry flags. */
 function copyPte(src: MmStruct, st: PteTable, j: number, cow: boolean): number {
@@ -62,42 +59,41 @@ function copyPte(src: MmStruct, st: PteTable, j: number, cow: boolean): number {
   return f;
 }
 
+interface CopyWalk extends MmWalk {
+  readonly dst: MmStruct;
+  /** The VMA is a private writable one: write-protect both sides (is_cow_mapping). */
+  readonly cow: boolean;
+}
+
+/** copy_page_range()'s ops: copy_pte_range, and copy_huge_pmd / copy_hugetlb_page_range. */
+const COPY_OPS: MmWalkOps<CopyWalk> = {
+  pteEntry(w, st, j, addr, next) {
+    if (st.used === 0) return 0;
+    const dt = w.dst.pgtable.pteTable(addr, true)!;
+    for (const to = j + pagesIn(addr, next); j < to; j++) {
+      if (st.flags[j] === 0) continue;
+      const f = copyPte(w.mm, st, j, w.cow);
+      dt.set(j, st.pfn[j], f);
+    }
+    return 0;
+  },
+  pmdEntry(w, spmd, i, addr) {
+    // Share the page, write-protect if COW.
+    const pfn = spmd.pfn[i];
+    let f = spmd.flags[i] & ~PMD_HUGE;
+    w.mm.core.getPage(pfn);
+    if (w.cow && (f & PTE_WRITE) !== 0) {
+      f &= ~PTE_WRITE;
+      spmd.flags[i] = f | PMD_HUGE;
+    }
+    w.dst.pgtable.pmd(addr, true)!.setHuge(i, pfn, isHugetlb(w.vma!) ? f : f & ~PTE_ACCESSED);
+    return 0;
+  },
+};
+
 /** copy_page_range() for one VMA, synchronous. */
 function copyPageRange(dst: MmStruct, src: MmStruct, vma: Vma): void {
-  const core = src.core;
-  const cow = isCowMapping(vma);
-  for (let a = vma.start; a < vma.end;) {
-    const spmd = src.pgtable.pmd(a, false);
-    if (spmd === null) {
-      a = Math.floor(a / PUD_SPAN) * PUD_SPAN + PUD_SPAN;
-      continue;
-    }
-    const next = Math.min(vma.end, Math.floor(a / PMD_SIZE) * PMD_SIZE + PMD_SIZE);
-    const i = pmdIndex(a);
-    if (spmd.isHuge(i)) {
-      // copy_huge_pmd (THP) / copy_hugetlb_page_range: share the page, write-protect if COW.
-      const pfn = spmd.pfn[i];
-      let f = spmd.flags[i] & ~PMD_HUGE;
-      core.getPage(pfn);
-      if (cow && (f & PTE_WRITE) !== 0) {
-        f &= ~PTE_WRITE;
-        spmd.flags[i] = f | PMD_HUGE;
-      }
-      dst.pgtable.pmd(a, true)!.setHuge(i, pfn, isHugetlb(vma) ? f : f & ~PTE_ACCESSED);
-    } else {
-      const st = spmd.tables[i];
-      if (st !== null && st.used > 0) {
-        const dt = dst.pgtable.pteTable(a, true)!;
-        const to = next % PMD_SIZE === 0 ? PTRS_PER_TABLE : pteIndex(next);
-        for (let j = pteIndex(a); j < to; j++) {
-          if (st.flags[j] === 0) continue;
-          const f = copyPte(src, st, j, cow);
-          dt.set(j, st.pfn[j], f);
-        }
-      }
-    }
-    a = next;
-  }
+  walkPageRangeVma<CopyWalk>({ mm: src, vma, dst, cow: isCowMapping(vma) }, COPY_OPS, vma, vma.start, vma.end);
 }
 
 /**

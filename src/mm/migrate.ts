@@ -36,6 +36,7 @@ import {
   PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, swpKind, swpWritable, SWP_DEVICE_READ, SWP_DEVICE_WRITE,
   SWP_EXCLUSIVE_WRITE, SWP_MIGRATION_READ, SWP_MIGRATION_WRITE,
 } from './page-table.js';
+import { pagesIn, walkPageRangeVma, type MmWalk, type MmWalkOps } from './pagewalk.js';
 import { PG_ANON, type MemCore, type RefHolder } from './pages.js';
 import { entryMaps, pteSlot, rmapAt, underMigration } from './rmap.js';
 import { isHugetlb, isPrivateAnon, VM_IO, VM_MIXEDMAP, VM_PFNMAP, VM_WRITE, type Vma } from './vma.js';
@@ -124,6 +125,73 @@ export class MigrateVma implements RefHolder {
   }
 }
 
+interface CollectWalk extends MmWalk {
+  readonly m: MigrateVma;
+  /** vma_is_anonymous(): holes and the zero page can be populated. */
+  readonly anon: boolean;
+}
+
+/** migrate_vma_collect_hole() for page i: only anonymous memory can be populated. */
+function collectHole(w: CollectWalk, i: number): void {
+  if (!w.anon) return;
+  w.m.src[i] = MIGRATE_PFN_MIGRATE;
+  w.m.cpages++;
+}
+
+/**
+ * migrate_vma_collect()'s ops (migrate_vma_walk_ops). No pmdEntry: a THP that raced back in
+ * since the split is skipped (src 0).
+ */
+const COLLECT_OPS: MmWalkOps<CollectWalk> = {
+  pteHole(w, addr, next) {
+    for (let i = (addr - w.m.start) / PAGE_SIZE, to = i + pagesIn(addr, next); i < to; i++) collectHole(w, i);
+    return 0;
+  },
+  /** migrate_vma_collect_pmd()'s PTE loop. */
+  pteEntry(w, t, j, addr, next) {
+    const m = w.m;
+    const core = w.mm.core;
+    const sel = m.flags;
+    for (let i = (addr - m.start) / PAGE_SIZE, to = i + pagesIn(addr, next); i < to; i++, j++) {
+      const a = m.start + i * PAGE_SIZE;
+      const f = t.flags[j];
+      if (f === 0) {
+        collectHole(w, i);
+        continue;
+      }
+      const pfn = t.pfn[j];
+      if (isPresent(f)) {
+        if ((sel & MIGRATE_VMA_SELECT_SYSTEM) === 0 || (f & PTE_PROTNONE) !== 0) continue;
+        if ((f & PTE_SPECIAL) !== 0) {
+          if (pfn === core.ram.zeroPfn) collectHole(w, i); // the zero page: populated like a hole
+          continue;
+        }
+        // Any anonymous page of a private mapping (PageAnon; in a private file mapping, the
+        // COW copies). Not page-cache pages (see the header), not THP pieces, not a page
+        // another migration has locked (folio_trylock fails).
+        if (!core.isAnonPage(pfn) || core.ram.isHead(pfn) || core.ram.isTail(pfn) || underMigration(core, a, pfn)) continue;
+        const wr = (f & PTE_WRITE) !== 0;
+        m.src[i] = migratePfn(pfn) + MIGRATE_PFN_MIGRATE + (wr ? MIGRATE_PFN_WRITE : 0);
+        // get_page for the migration; the mapping's reference goes with the PTE.
+        t.set(j, pfn, wr ? SWP_MIGRATION_WRITE : SWP_MIGRATION_READ);
+        m.cpages++;
+        continue;
+      }
+      if (isDevicePrivate(f)) {
+        const pm = core.pagemaps.of(pfn);
+        if ((sel & MIGRATE_VMA_SELECT_DEVICE_PRIVATE) === 0 || pm === null || pm.owner !== m.pgmapOwner) continue;
+        if (underMigration(core, a, pfn)) continue;
+        const wr = swpKind(f) === SWP_DEVICE_WRITE;
+        m.src[i] = migratePfn(pfn) + MIGRATE_PFN_MIGRATE + (wr ? MIGRATE_PFN_WRITE : 0);
+        t.set(j, pfn, wr ? SWP_MIGRATION_WRITE : SWP_MIGRATION_READ);
+        m.cpages++;
+      }
+      // Swap, device-exclusive and migration entries are skipped (src 0).
+    }
+    return 0;
+  },
+};
+
 /** migrate_vma_setup(): validate, collect and unmap. EINVAL for bad ranges or hugetlb VMAs. */
 export async function migrateVmaSetup(mm: MmStruct, args: MigrateVmaArgs): Promise<MigrateVma> {
   mm.lock.assertHeld();
@@ -154,54 +222,7 @@ export async function migrateVmaSetup(mm: MmStruct, args: MigrateVmaArgs): Promi
   const m = new MigrateVma(mm, vma, args);
   const range = await invalidateStart(mm, start, end, 'MIGRATE', args.pgmapOwner);
   try {
-    const anonVma = isPrivateAnon(vma);
-    for (let i = 0; i < m.npages; i++) {
-      const a = start + i * PAGE_SIZE;
-      const pmd = mm.pgtable.pmd(a, false);
-      if (pmd !== null && pmd.isHuge(pmdIndex(a))) continue; // a THP raced back in: skip
-      const t = pmd?.tables[pmdIndex(a)] ?? null;
-      const j = pteIndex(a);
-      const f = t === null ? 0 : t.flags[j];
-      if (f === 0) {
-        // migrate_vma_collect_hole: only anonymous memory can be populated.
-        if (anonVma) {
-          m.src[i] = MIGRATE_PFN_MIGRATE;
-          m.cpages++;
-        }
-        continue;
-      }
-      const pfn = t!.pfn[j];
-      if (isPresent(f)) {
-        if ((sel & MIGRATE_VMA_SELECT_SYSTEM) === 0 || (f & PTE_PROTNONE) !== 0) continue;
-        if ((f & PTE_SPECIAL) !== 0) {
-          if (pfn === core.ram.zeroPfn && anonVma) {
-            m.src[i] = MIGRATE_PFN_MIGRATE;
-            m.cpages++;
-          }
-          continue;
-        }
-        // Any anonymous page of a private mapping (PageAnon; in a private file mapping, the
-        // COW copies). Not page-cache pages (see the header), not THP pieces, not a page
-        // another migration has locked (folio_trylock fails).
-        if (!core.isAnonPage(pfn) || core.ram.isHead(pfn) || core.ram.isTail(pfn) || underMigration(core, a, pfn)) continue;
-        const w = (f & PTE_WRITE) !== 0;
-        m.src[i] = migratePfn(pfn) + MIGRATE_PFN_MIGRATE + (w ? MIGRATE_PFN_WRITE : 0);
-        // get_page for the migration; the mapping's reference goes with the PTE.
-        t!.set(j, pfn, w ? SWP_MIGRATION_WRITE : SWP_MIGRATION_READ);
-        m.cpages++;
-        continue;
-      }
-      if (isDevicePrivate(f)) {
-        const pm = core.pagemaps.of(pfn);
-        if ((sel & MIGRATE_VMA_SELECT_DEVICE_PRIVATE) === 0 || pm === null || pm.owner !== args.pgmapOwner) continue;
-        if (underMigration(core, a, pfn)) continue;
-        const w = swpKind(f) === SWP_DEVICE_WRITE;
-        m.src[i] = migratePfn(pfn) + MIGRATE_PFN_MIGRATE + (w ? MIGRATE_PFN_WRITE : 0);
-        t!.set(j, pfn, w ? SWP_MIGRATION_WRITE : SWP_MIGRATION_READ);
-        m.cpages++;
-      }
-      // Swap, device-exclusive and migration entries are skipped (src 0).
-    }
+    walkPageRangeVma<CollectWalk>({ mm, vma, m, anon: isPrivateAnon(vma) }, COLLECT_OPS, vma, start, end);
     core.refHolders.add(m);
   } finally {
     await invalidateEnd(mm, range);

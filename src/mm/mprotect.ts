@@ -10,10 +10,11 @@ import { splitPartialHugePmds } from './huge.js';
 import { invalidateEnd, invalidateStart, type MmStruct } from './mm.js';
 import { checkHugetlbSplit } from './mmap.js';
 import {
-  isDeviceExclusive, isDevicePrivate, isMigration, isPresent, pmdIndex, pteIndex, PTE_PROTNONE, PTE_SPECIAL,
+  isDeviceExclusive, isDevicePrivate, isMigration, isPresent, PTE_PROTNONE, PTE_SPECIAL,
   PTE_WRITE, PMD_HUGE, PTRS_PER_TABLE, swpKind, SWP_DEVICE_READ, SWP_DEVICE_WRITE, SWP_EXCLUSIVE_READ, SWP_EXCLUSIVE_WRITE,
   SWP_MASK, SWP_MIGRATION_READ, SWP_MIGRATION_WRITE,
 } from './page-table.js';
+import { pagesIn, walkPageRangeVma, type MmWalk, type MmWalkOps } from './pagewalk.js';
 import type { MemCore } from './pages.js';
 import { validateMprotect } from './validate.js';
 import { vmaModifyFlags } from './vma-ops.js';
@@ -46,35 +47,36 @@ function newPresentFlags(core: MemCore, vma: Vma, pfn: number, flags: number, hu
   return f;
 }
 
+interface ProtWalk extends MmWalk {
+  readonly core: MemCore;
+  /** The VMA's new protection grants write. */
+  readonly writable: boolean;
+}
+
+/** change_protection()'s ops: change_pte_range and change_huge_pmd. */
+const PROT_OPS: MmWalkOps<ProtWalk> = {
+  pteEntry(w, t, j, addr, next) {
+    if (t.used === 0) return 0;
+    const vma = w.vma!;
+    for (const to = j + pagesIn(addr, next); j < to; j++) {
+      const f = t.flags[j];
+      if (f === 0) continue;
+      if (isPresent(f)) t.flags[j] = newPresentFlags(w.core, vma, t.pfn[j], f, false);
+      else if (!w.writable && (isDevicePrivate(f) || isDeviceExclusive(f) || isMigration(f))) t.flags[j] = readableSwp(f);
+    }
+    return 0;
+  },
+  pmdEntry(w, pmd, i) {
+    const pf = pmd.flags[i] & ~PMD_HUGE;
+    pmd.flags[i] = newPresentFlags(w.core, w.vma!, pmd.pfn[i], pf, true) | PMD_HUGE;
+    return 0;
+  },
+};
+
 /** change_protection() over [start, end) of `vma`, synchronous. */
 export function changeProtection(mm: MmStruct, vma: Vma, start: number, end: number): void {
-  const core = mm.core;
-  const writable = (vma.flags & VM_WRITE) !== 0;
-  for (let a = start; a < end;) {
-    const pmd = mm.pgtable.pmd(a, false);
-    if (pmd === null) {
-      a = Math.floor(a / PUD_SPAN) * PUD_SPAN + PUD_SPAN;
-      continue;
-    }
-    const next = Math.min(end, Math.floor(a / PMD_SIZE) * PMD_SIZE + PMD_SIZE);
-    const i = pmdIndex(a);
-    if (pmd.isHuge(i)) {
-      const pf = pmd.flags[i] & ~PMD_HUGE;
-      pmd.flags[i] = newPresentFlags(core, vma, pmd.pfn[i], pf, true) | PMD_HUGE;
-    } else {
-      const t = pmd.tables[i];
-      if (t !== null && t.used > 0) {
-        const to = next % PMD_SIZE === 0 ? PTRS_PER_TABLE : pteIndex(next);
-        for (let j = pteIndex(a); j < to; j++) {
-          const f = t.flags[j];
-          if (f === 0) continue;
-          if (isPresent(f)) t.flags[j] = newPresentFlags(core, vma, t.pfn[j], f, false);
-          else if (!writable && (isDevicePrivate(f) || isDeviceExclusive(f) || isMigration(f))) t.flags[j] = readableSwp(f);
-        }
-      }
-    }
-    a = next;
-  }
+  const w: ProtWalk = { mm, vma, core: mm.core, writable: (vma.flags & VM_WRITE) !== 0 };
+  walkPageRangeVma(w, PROT_OPS, vma, start, end);
 }
 
 /** Whether any page table exists under [start, end) (change_pud_range only notifies then). */

@@ -9,17 +9,15 @@
  * read and write entries under the implicit PTL of a synchronous stretch).
  */
 import type { MmStruct } from './mm.js';
-import { isDeviceExclusive, isDevicePrivate, isMigration, isPresent, pmdIndex, pteIndex, PTE_SPECIAL, type PteTable } from './page-table.js';
+import { isDeviceExclusive, isDevicePrivate, isMigration, isPresent, PTE_SPECIAL, type PteTable } from './page-table.js';
+import { entrySlot, followEntry } from './pagewalk.js';
 import type { MemCore } from './pages.js';
+
+const slot = entrySlot();
 
 /** The PTE table and index holding addr's 4 KiB entry in mm (null for none or a PMD leaf). */
 export function pteSlot(mm: MmStruct, a: number): { t: PteTable; j: number } | null {
-  const pmd = mm.pgtable.pmd(a, false);
-  if (pmd === null) return null;
-  const i = pmdIndex(a);
-  if (pmd.isHuge(i)) return null;
-  const t = pmd.tables[i];
-  return t === null ? null : { t, j: pteIndex(a) };
+  return followEntry(mm, a, slot) && slot.pte !== null ? { t: slot.pte, j: slot.i } : null;
 }
 
 /** Whether an entry maps pfn as a page (present non-special, device-private or -exclusive). */

@@ -8,13 +8,9 @@ import { PAGE_SIZE, PMD_SIZE } from './constants.js';
 import { hasStraddlingThp, splitPartialHugePmds } from './huge.js';
 import { invalidateEnd, invalidateStart, type MmStruct } from './mm.js';
 import type { MmuNotifyEvent } from './notifier.js';
-import {
-  isDeviceExclusive, isDevicePrivate, isPresent, pmdIndex, pteIndex, PTE_SPECIAL, PTRS_PER_TABLE,
-  swpKind, SWP_SWAP, type PteTable,
-} from './page-table.js';
+import { isDeviceExclusive, isDevicePrivate, isPresent, PTE_SPECIAL, swpKind, SWP_SWAP } from './page-table.js';
+import { pagesIn, walkPageRangeNovma, type MmWalk, type MmWalkOps } from './pagewalk.js';
 import type { MemCore } from './pages.js';
-
-const PUD_SPAN = PMD_SIZE * PTRS_PER_TABLE;
 
 /** Release whatever a single page-table entry held (zap_present_pte / zap_nonpresent_ptes). */
 export function releaseEntry(core: MemCore, pfn: number, flags: number): void {
@@ -28,45 +24,41 @@ export function releaseEntry(core: MemCore, pfn: number, flags: number): void {
   }
 }
 
-function zapPteRange(core: MemCore, t: PteTable, from: number, to: number): void {
-  for (let j = from; j < to; j++) {
-    const f = t.flags[j];
-    if (f === 0) continue;
-    const pfn = t.pfn[j];
-    t.clear(j);
-    releaseEntry(core, pfn, f);
-  }
+interface ZapWalk extends MmWalk {
+  readonly core: MemCore;
 }
+
+/** unmap_page_range's ops: zap_pte_range and zap_huge_pmd. */
+const ZAP_OPS: MmWalkOps<ZapWalk> = {
+  pteEntry(w, t, j, addr, next) {
+    if (t.used === 0) return 0;
+    for (const to = j + pagesIn(addr, next); j < to; j++) {
+      const f = t.flags[j];
+      if (f === 0) continue;
+      const pfn = t.pfn[j];
+      t.clear(j);
+      releaseEntry(w.core, pfn, f);
+    }
+    return 0;
+  },
+  pmdEntry(w, pmd, i, addr, next) {
+    if (addr % PMD_SIZE !== 0 || next - addr !== PMD_SIZE) {
+      throw new Error(`zap of a partial PMD leaf at 0x${addr.toString(16)}`);
+    }
+    const pfn = pmd.pfn[i];
+    pmd.setHuge(i, 0, 0);
+    w.core.putPage(pfn);
+    return 0;
+  },
+};
 
 /**
  * unmap_page_range() over [start, end), synchronous. PMD leaves must be fully covered (the
- * caller split straddling THPs; hugetlb ranges are 2 MiB aligned).
+ * caller split straddling THPs; hugetlb ranges are 2 MiB aligned). Page tables only: munmap
+ * and exit zap after the VMAs are gone.
  */
 export function zapRangeLocked(mm: MmStruct, start: number, end: number): void {
-  const pt = mm.pgtable;
-  for (let a = start; a < end;) {
-    const pmd = pt.pmd(a, false);
-    if (pmd === null) {
-      a = Math.floor(a / PUD_SPAN) * PUD_SPAN + PUD_SPAN;
-      continue;
-    }
-    const next = Math.min(end, Math.floor(a / PMD_SIZE) * PMD_SIZE + PMD_SIZE);
-    const i = pmdIndex(a);
-    if (pmd.isHuge(i)) {
-      if (a % PMD_SIZE !== 0 || next - a !== PMD_SIZE) {
-        throw new Error(`zap of a partial PMD leaf at 0x${a.toString(16)}`);
-      }
-      const pfn = pmd.pfn[i];
-      pmd.setHuge(i, 0, 0);
-      mm.core.putPage(pfn);
-    } else {
-      const t = pmd.tables[i];
-      if (t !== null && t.used > 0) {
-        zapPteRange(mm.core, t, pteIndex(a), next % PMD_SIZE === 0 ? PTRS_PER_TABLE : pteIndex(next));
-      }
-    }
-    a = next;
-  }
+  walkPageRangeNovma<ZapWalk>({ mm, vma: null, core: mm.core }, ZAP_OPS, start, end);
 }
 
 /**

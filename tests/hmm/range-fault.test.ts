@@ -3,14 +3,15 @@ import { HmmError } from '../../src/errors.js';
 import {
   HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, hmmPfnToMapOrder,
 } from '../../src/hmm/pfn.js';
-import { hmmRange, hmmRangeFault, type HmmRange, type RangeFaultStats } from '../../src/hmm/range-fault.js';
+import { hmmRange, hmmRangeFault, hmmRangeFaultRetry, type HmmRange, type RangeFaultStats } from '../../src/hmm/range-fault.js';
 import {
   createMachine, MADV_DONTNEED, MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE,
   PROT_NONE, PROT_READ, PROT_WRITE,
 } from '../../src/index.js';
 import type { Machine } from '../../src/mm/machine.js';
 import type { MmuIntervalNotifier } from '../../src/mm/notifier.js';
-import { pmdIndex, pteIndex, PTE_PRESENT } from '../../src/mm/page-table.js';
+import { pmdIndex, PTE_PRESENT } from '../../src/mm/page-table.js';
+import { entryAt } from '../../src/mm/pagewalk.js';
 import type { Process } from '../../src/mm/process.js';
 
 const RW = PROT_READ | PROT_WRITE;
@@ -31,22 +32,12 @@ async function subscribe(p: Process): Promise<{ sub: MmuIntervalNotifier; events
 }
 
 /**
- * The upstream driver pattern: read_begin, mmap read lock, hmm_range_fault, unlock, and
- * again on EBUSY (our own write faults on zero pages send CLEAR invalidations, as in Linux).
+ * The upstream driver pattern (hmmRangeFaultRetry): read_begin, mmap read lock,
+ * hmm_range_fault, unlock, and again on EBUSY (our own write faults on zero pages send CLEAR
+ * invalidations, as in Linux). Returns the number of hmm_range_fault calls.
  */
 async function fault(p: Process, range: HmmRange, stats?: RangeFaultStats): Promise<number> {
-  for (let tries = 1; ; tries++) {
-    range.notifierSeq = await range.notifier.readBegin();
-    await p.mm.lock.readLock();
-    try {
-      await hmmRangeFault(p.mm, range, stats);
-      return tries;
-    } catch (e) {
-      if (!(e instanceof HmmError && e.code === 'EBUSY') || tries > 10) throw e;
-    } finally {
-      p.mm.lock.readUnlock();
-    }
-  }
+  return hmmRangeFaultRetry(p.mm, range, { stats });
 }
 
 async function code(p: Promise<unknown>): Promise<string> {
@@ -61,13 +52,8 @@ async function code(p: Promise<unknown>): Promise<string> {
 
 /** The CPU page table's view of addr: [pfn, flags] or null. */
 function cpuPte(p: Process, addr: number): [number, number] | null {
-  const pmd = p.mm.pgtable.pmd(addr, false);
-  if (pmd === null) return null;
-  const i = pmdIndex(addr);
-  if (pmd.isHuge(i)) return [pmd.pfn[i] + pteIndex(addr), pmd.flags[i]];
-  const t = pmd.tables[i];
-  if (t === null || t.flags[pteIndex(addr)] === 0) return null;
-  return [t.pfn[pteIndex(addr)], t.flags[pteIndex(addr)]];
+  const e = entryAt(p.mm, addr);
+  return e === null ? null : [e.pfn, e.flags];
 }
 
 async function setup(pages = 16): Promise<{ m: Machine; p: Process; addr: number; sub: MmuIntervalNotifier; events: string[] }> {

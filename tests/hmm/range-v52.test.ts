@@ -8,7 +8,7 @@ import {
 } from '../../src/hmm/range-v52.js';
 import { createMachine, MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE } from '../../src/index.js';
 import { mmuNotifierRange } from '../../src/mm/notifier.js';
-import { pmdIndex, pteIndex } from '../../src/mm/page-table.js';
+import { mappedPfn } from '../../src/mm/pagewalk.js';
 import type { Process } from '../../src/mm/process.js';
 import { SeededScheduler } from '../../src/sched/seeded.js';
 
@@ -26,8 +26,7 @@ async function code(p: Promise<unknown>): Promise<string> {
 }
 
 function cpuPfn(p: Process, addr: number): number {
-  const t = p.mm.pgtable.pmd(addr, false)!.tables[pmdIndex(addr)]!;
-  return t.pfn[pteIndex(addr)];
+  return mappedPfn(p.mm, addr);
 }
 
 async function setup(pages = 8, scheduler?: SeededScheduler): Promise<{ p: Process; addr: number; hmm: Hmm; updates: HmmUpdate[] }> {
