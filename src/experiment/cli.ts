@@ -13,8 +13,9 @@
 import type { WindowPolicy } from '../driver/coalesce.js';
 import { RETRY_PROTOCOLS } from '../driver/retry.js';
 import { REPLAY_POLICIES } from '../driver/servicer.js';
-import { batchLabel, windowLabel } from './report.js';
-import { WORKLOADS, type RunConfig, type WorkloadName } from './types.js';
+import { batchLabel, windowLabel } from './report/labels.js';
+import { WORKLOADS, type WorkloadName } from '../workloads/names.js';
+import type { RunConfig } from './types.js';
 
 export const PRESET_NAMES = ['quick', 'coalescing', 'windows', 'batches', 'protocols', 'mm', 'all'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];

@@ -16,7 +16,7 @@ import { describe, expect } from 'vitest';
 import { createMachine, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine } from '../../src/index.js';
 import type { Dmirror } from '../../src/driver/dmirror.js';
 import type { DmirrorDevice } from '../../src/driver/dmirror-device.js';
-import type { WorkloadName } from '../../src/experiment/types.js';
+import type { WorkloadName } from '../../src/workloads/names.js';
 import {
   gatherIndices, hash32, initialWords, isWriteWord, phaseKey, resolveWorkload, stencilNeighbours, targetOf, valueOf,
 } from '../../src/workloads/patterns.js';
