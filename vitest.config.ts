@@ -26,6 +26,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     teardownTimeout: 30_000,
+    // Custom matchers (toBeErrno, toThrowErrno), for both projects: browser-safe.
+    setupFiles: ['tests/support/setup.ts'],
     // Node first, then the browser: both at once oversubscribe two cores.
     projects: [
       {

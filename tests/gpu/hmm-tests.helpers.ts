@@ -4,7 +4,7 @@
  * buffers and element-by-element checks.
  */
 import { expect } from 'vitest';
-import { HmmError, PAGE_SIZE, type Machine, type Mirror, type MirrorDevice, type Process } from '../../src/index.js';
+import { PAGE_SIZE, type Machine, type Mirror, type MirrorDevice, type Process } from '../../src/index.js';
 import { isPresent, pmdIndex, pteIndex } from '../../src/mm/page-table.js';
 
 // ---- The driver's API, as src/index.ts exports it ----------------------------------------
@@ -152,21 +152,6 @@ export function expectProt(m: Uint8Array, want: number, what: string, from = 0, 
 }
 
 // ---- Errors ----------------------------------------------------------------------------
-
-/** `ret = hmm_dmirror_cmd(...); ASSERT_EQ(ret, -ERRNO)`: the promise rejects with HmmError(code). */
-export async function expectErrno(p: Promise<unknown>, code: string): Promise<void> {
-  let caught: unknown = undefined;
-  let resolved = false;
-  try {
-    await p;
-    resolved = true;
-  } catch (e) {
-    caught = e;
-  }
-  expect(resolved, `expected ${code}, but the call succeeded`).toBe(false);
-  expect(caught, String(caught)).toBeInstanceOf(HmmError);
-  expect((caught as HmmError).code, String(caught)).toBe(code);
-}
 
 // ---- /proc/self/pagemap ----------------------------------------------------------------
 

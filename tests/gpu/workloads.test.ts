@@ -22,7 +22,6 @@ import {
 } from '../../src/workloads/patterns.js';
 import { runWorkload, type WorkloadResult, type WorkloadSpec } from '../../src/workloads/run.js';
 import { MirrorEngine } from '../../src/device/mirror-engine.js';
-import { HmmError } from '../../src/errors.js';
 import { workloadKernels } from '../../src/workloads/kernels.js';
 import { gpuTest as test } from './fixture.js';
 
@@ -164,8 +163,7 @@ describe('workloads', () => {
         const bad = (f: () => unknown, re: RegExp): void => {
           let e: unknown = null;
           try { f(); } catch (x) { e = x; }
-          expect(e).toBeInstanceOf(HmmError);
-          expect((e as HmmError).code).toBe('EINVAL');
+          expect(e).toBeErrno('EINVAL');
           expect(String(e)).toMatch(re);
         };
         bad(() => other.createCommand({ op: 'read', page: 16, npages: 1, kernel: ks.stream }), /another engine/);

@@ -139,7 +139,7 @@ describe('MADV_DONTNEED', () => {
     const a = await p.mmap(0, 3 * PG, RW, MAP_PRIVATE | MAP_ANONYMOUS);
     await p.write(a, fill(3 * PG, 1));
     await p.munmap(a + PG, PG);
-    await expect(p.madvise(a, 3 * PG, MADV_DONTNEED)).rejects.toMatchObject({ code: 'ENOMEM' });
+    await expect(p.madvise(a, 3 * PG, MADV_DONTNEED)).rejects.toBeErrno('ENOMEM');
     expect(isZero(await p.read(a, PG))).toBe(true);
     expect(isZero(await p.read(a + 2 * PG, PG))).toBe(true);
     await destroyAndCheckEmpty(m);

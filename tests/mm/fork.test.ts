@@ -119,8 +119,8 @@ describe('fork and copy-on-write', () => {
     expect(log).toEqual(['release']);
     expect(iv).toEqual(['RELEASE', 'UNMAP']);
     expect(p.mm.pgtable.tables).toBe(1);
-    await expect(p.read(a, 1)).rejects.toMatchObject({ code: 'ESRCH' });
-    await expect(p.exit()).rejects.toMatchObject({ code: 'ESRCH' });
+    await expect(p.read(a, 1)).rejects.toBeErrno('ESRCH');
+    await expect(p.exit()).rejects.toBeErrno('ESRCH');
     await destroyAndCheckEmpty(m);
   });
 });

@@ -106,10 +106,6 @@ export async function destroyAndCheckEmpty(m: Machine): Promise<void> {
   expect(m.ram.freePages).toBe(m.ram.npages - 1);
 }
 
-export async function expectErrno(p: Promise<unknown>, code: string): Promise<void> {
-  await expect(p).rejects.toMatchObject({ code });
-}
-
 /** Fast byte comparison (vitest's deep equality is slow on MiB-sized arrays). */
 export function expectBytes(actual: Uint8Array, expected: Uint8Array): void {
   if (actual.length === expected.length && Buffer.from(actual.buffer, actual.byteOffset, actual.length)

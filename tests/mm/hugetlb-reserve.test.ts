@@ -30,14 +30,14 @@ describe('hugetlb reservations', () => {
       const m = await smallMachine(2048);
       const p = m.spawn();
       const s = state(m, p);
-      expect(await rejected(p.mmap(0, 4 * HUGE, RW, flags))).toMatchObject({ code: 'ENOMEM' });
+      await expect(p.mmap(0, 4 * HUGE, RW, flags)).rejects.toBeErrno('ENOMEM');
       expect(state(m, p)).toEqual(s);
       account(m);
       // The whole pool can be mapped; after that not one more huge page.
       const a = await p.mmap(0, 3 * HUGE, RW, flags);
       const s2 = state(m, p);
-      expect(await rejected(p.mmap(0, HUGE, RW, HUGE_ANON))).toMatchObject({ code: 'ENOMEM' });
-      expect(await rejected(p.mmap(0, HUGE, RW, HUGE_SHARED))).toMatchObject({ code: 'ENOMEM' });
+      await expect(p.mmap(0, HUGE, RW, HUGE_ANON)).rejects.toBeErrno('ENOMEM');
+      await expect(p.mmap(0, HUGE, RW, HUGE_SHARED)).rejects.toBeErrno('ENOMEM');
       expect(state(m, p)).toEqual(s2);
       // Every page of the mapping can then be faulted: the reservation guarantees it.
       for (let i = 0; i < 3; i++) await p.write(a + i * HUGE + 8, pattern(8, i + 1));
@@ -55,7 +55,7 @@ describe('hugetlb reservations', () => {
     const a = await p.mmap(0, 512 * PG, RW, ANON);
     await p.write(a, fill(511 * PG, 3));
     const s = state(m, p);
-    expect(await rejected(p.write(a + 511 * PG, fill(1, 4)))).toMatchObject({ code: 'ENOMEM' });
+    await expect(p.write(a + 511 * PG, fill(1, 4))).rejects.toBeErrno('ENOMEM');
     expect(state(m, p)).toEqual(s);
     account(m);
     for (let i = 0; i < 3; i++) await p.write(h + i * HUGE, fill(HUGE, i + 5));
@@ -80,7 +80,7 @@ describe('hugetlb reservations', () => {
     // The pool is spoken for: MAP_FIXED over the faulted block cannot reserve its
     // replacement (the reservation comes before the unmap) and leaves the old mapping be.
     const s = state(m, p);
-    expect(await rejected(p.mmap(a, HUGE, RW, HUGE_ANON | MAP_FIXED))).toMatchObject({ code: 'ENOMEM' });
+    await expect(p.mmap(a, HUGE, RW, HUGE_ANON | MAP_FIXED)).rejects.toBeErrno('ENOMEM');
     expect(state(m, p)).toEqual(s);
     await p.munmap(b, HUGE); // the shared file goes, and its reservation with it
     expect(m.ram.hugeReserved).toBe(1);

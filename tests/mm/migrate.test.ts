@@ -323,8 +323,8 @@ describe('device-private migration', () => {
     const p = m.spawn();
     const a = await p.mmap(0, 2 * PG, RW, ANON);
     await withRead(p.mm, async () => {
-      await expect(migrateVmaSetup(p.mm, { start: a + 1, end: a + PG, flags: 1, pgmapOwner: null })).rejects.toMatchObject({ code: 'EINVAL' });
-      await expect(migrateVmaSetup(p.mm, { start: a, end: a + 4 * PG, flags: 1, pgmapOwner: null })).rejects.toMatchObject({ code: 'EINVAL' });
+      await expect(migrateVmaSetup(p.mm, { start: a + 1, end: a + PG, flags: 1, pgmapOwner: null })).rejects.toBeErrno('EINVAL');
+      await expect(migrateVmaSetup(p.mm, { start: a, end: a + 4 * PG, flags: 1, pgmapOwner: null })).rejects.toBeErrno('EINVAL');
     });
     await destroyAndCheckEmpty(m);
   });
