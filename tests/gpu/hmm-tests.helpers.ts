@@ -6,6 +6,7 @@
 import { expect } from 'vitest';
 import { PAGE_SIZE, type Machine, type Mirror, type MirrorDevice, type Process } from '../../src/index.js';
 import { isPresent, pmdIndex, pteIndex } from '../../src/mm/page-table.js';
+import { randomU32 } from '../support/prng.js';
 
 // ---- The driver's API, as src/index.ts exports it ----------------------------------------
 
@@ -183,16 +184,8 @@ export function isPmdMapped(proc: Process, addr: number): boolean {
 
 // ---- Scheduling ------------------------------------------------------------------------
 
-/** Deterministic stand-in for hmm_random() (xorshift32), so a failing interleaving repeats. */
-export function hmmRandom(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    return x;
-  };
-}
+/** Deterministic stand-in for hmm_random(), so a failing interleaving repeats (the tests' one PRNG). */
+export const hmmRandom = randomU32;
 
 /**
  * pthread_join / waitpid for work started concurrently: waits for every promise (so nothing

@@ -9,6 +9,7 @@ import { MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE, type Mac
 import { MAX_RW_COUNT } from '../../src/mm/constants.js';
 import { MAX_FILE_SIZE } from '../../src/mm/file.js';
 import { account, destroyAndCheckEmpty, expectBytes, PG, pageTableSnapshot, pattern, smallMachine, vmaList } from './helpers.js';
+import { machineTest } from '../support/machine.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -42,8 +43,7 @@ describe('file handles', () => {
     await destroyAndCheckEmpty(m2);
   });
 
-  it('a closed handle is EBADF for mmap, pread and pwrite, even while a mapping keeps the file', async () => {
-    const m = await smallMachine();
+  machineTest('a closed handle is EBADF for mmap, pread and pwrite, even while a mapping keeps the file', async ({ machine: m }) => {
     const p = m.spawn();
     const f = m.createFile(2 * PG);
     await f.pwrite(pattern(2 * PG, 3), 0);
@@ -61,11 +61,9 @@ describe('file handles', () => {
     await expect(f.pread(1, 0)).rejects.toBeErrno('EBADF');
     await expect(f.pwrite(pattern(1, 5), 0)).rejects.toBeErrno('EBADF');
     expect(m.files.size).toBe(0);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('pread at or past the end is a short read (0 bytes), never an error', async () => {
-    const m = await smallMachine();
+  machineTest('pread at or past the end is a short read (0 bytes), never an error', async ({ machine: m }) => {
     const f = m.createFile(PG + 100);
     await f.pwrite(pattern(PG + 100, 6), 0);
     expectBytes(await f.pread(PG, PG), pattern(PG + 100, 6).subarray(PG));
@@ -76,11 +74,9 @@ describe('file handles', () => {
     expect((await f.pread(PG, MAX_FILE_SIZE + PG)).length).toBe(0);
     expect((await f.pread(Number.MAX_SAFE_INTEGER, 0)).length).toBe(PG + 100);
     f.close();
-    await destroyAndCheckEmpty(m);
   });
 
-  it('pread of more than MAX_RW_COUNT bytes is a short read of MAX_RW_COUNT (vfs_read clamps)', async () => {
-    const m = await smallMachine();
+  machineTest('pread of more than MAX_RW_COUNT bytes is a short read of MAX_RW_COUNT (vfs_read clamps)', async ({ machine: m }) => {
     const f = m.createFile(2 ** 40); // sparse: holes read as zero
     await f.pwrite(pattern(PG, 7), 0);
     const got = await f.pread(2 ** 33, 0);
@@ -88,11 +84,9 @@ describe('file handles', () => {
     expectBytes(got.subarray(0, PG), pattern(PG, 7));
     expect(got[MAX_RW_COUNT - 1]).toBe(0);
     f.close();
-    await destroyAndCheckEmpty(m);
   });
 
-  it('Process.read/write longer than MAX_RW_COUNT is EINVAL (not a RangeError) and changes nothing', async () => {
-    const m = await smallMachine();
+  machineTest('Process.read/write longer than MAX_RW_COUNT is EINVAL (not a RangeError) and changes nothing', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 4 * PG, RW, ANON);
     await p.write(a, pattern(4 * PG, 8));
@@ -106,6 +100,5 @@ describe('file handles', () => {
     expect(state(m, p)).toEqual(s);
     expectBytes(await p.read(a, 4 * PG), pattern(4 * PG, 8));
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 });
