@@ -9,7 +9,7 @@ import { HmmError } from '../../src/errors.js';
 import type { FaultRecord } from '../../src/device/fault-queue.js';
 import { faultSourceOf, MirrorEngine, WORDS_PER_PAGE, type MirrorEngineOptions } from '../../src/device/mirror-engine.js';
 import { PTE_DEVICE, PTE_EXCLUSIVE, PTE_WRITE } from '../../src/device/page-table.js';
-import { gpuTest as test } from './fixture.js';
+import { gpuTest as test } from '../support/gpu.js';
 import { bit, expectAllEqual, patternPage, patternWord, POISON, toyService } from './mirror-helpers.js';
 
 type Gpu = { device: GPUDevice };

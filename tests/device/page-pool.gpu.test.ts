@@ -4,7 +4,7 @@
 import { describe, expect } from 'vitest';
 import { FaultQueue } from '../../src/device/fault-queue.js';
 import { PagePool, runs } from '../../src/device/page-pool.js';
-import { gpuTest as test } from './fixture.js';
+import { gpuTest as test } from '../support/gpu.js';
 import { expectAllEqual, patternPage } from './mirror-helpers.js';
 
 function words(b: Uint8Array): Uint32Array {

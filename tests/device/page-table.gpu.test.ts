@@ -9,7 +9,7 @@ import {
   GpuPageTable, levelIndices, makeEntry, PT_MAX_PAGE, PTE_DEVICE, PTE_EXCLUSIVE, PTE_HUGE,
   PTE_VALID, PTE_WRITE,
 } from '../../src/device/page-table.js';
-import { gpuTest as test } from './fixture.js';
+import { gpuTest as test } from '../support/gpu.js';
 import { expectAllEqual } from './mirror-helpers.js';
 
 const L3 = 2 ** 27;

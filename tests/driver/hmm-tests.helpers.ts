@@ -1,5 +1,5 @@
 /**
- * Helpers for the port of the kernel's HMM selftests (tests/gpu/hmm-tests.test.ts): the
+ * Helpers for the port of the kernel's HMM selftests (tests/driver/hmm-tests.gpu.test.ts): the
  * dmirror interface as the public API exports it, the selftest's constants, int-pattern
  * buffers and element-by-element checks.
  */

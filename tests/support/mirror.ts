@@ -1,5 +1,5 @@
 /**
- * Vitest fixtures for mirrors, on the worker's shared GPU (tests/gpu/fixture.ts gpuTest):
+ * Vitest fixtures for mirrors, on the worker's shared GPU (tests/support/gpu.ts gpuTest):
  * `{ machine, proc, mirror }` — a machine whose devices use that GPU, a process on it and
  * dmirror0 opened on the process (/dev/hmm_dmirror0, as test_hmm's hmm_open). Teardown as
  * machineTest's: accounting consistent, then destroyed and every frame free.
@@ -10,7 +10,7 @@
 import type { Machine, Mirror, Process } from '../../src/index.js';
 import { createMachine } from '../../src/index.js';
 import type { SystemOptions } from '../../src/system.js';
-import { gpuTest } from '../gpu/fixture.js';
+import { gpuTest } from './gpu.js';
 import { checkMachineTeardown } from './machine.js';
 
 /** The defaults: small, so the teardown's full recount stays cheap. */

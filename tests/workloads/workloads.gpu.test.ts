@@ -23,7 +23,7 @@ import {
 import { runWorkload, type WorkloadResult, type WorkloadSpec } from '../../src/workloads/run.js';
 import { MirrorEngine } from '../../src/device/mirror-engine.js';
 import { workloadKernels } from '../../src/workloads/kernels.js';
-import { gpuTest as test } from './fixture.js';
+import { gpuTest as test } from '../support/gpu.js';
 
 const RW = PROT_READ | PROT_WRITE;
 
