@@ -1,7 +1,8 @@
 /**
  * Two projects:
  *  - node:    every test, on Dawn (webgpu npm package) for the GPU ones.
- *  - browser: tests/gpu only, in headless Debian Chromium (SwiftShader WebGPU).
+ *  - browser: the GPU tests (named *.gpu.test.ts, in each layer's folder under tests/), in
+ *    headless Debian Chromium (SwiftShader WebGPU).
  * Timeouts are generous: the GPUs here are software rasterisers on a 2-core machine.
  */
 import { defineConfig } from 'vitest/config';
@@ -26,6 +27,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     teardownTimeout: 30_000,
+    // Custom matchers (toBeErrno, toThrowErrno), for both projects: browser-safe.
+    setupFiles: ['tests/support/setup.ts'],
     // Node first, then the browser: both at once oversubscribe two cores.
     projects: [
       {
@@ -45,7 +48,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'browser',
-          include: ['tests/gpu/**/*.test.ts'],
+          include: ['tests/**/*.gpu.test.ts'],
           sequence: { groupOrder: 1 },
           browser: {
             enabled: true,

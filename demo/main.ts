@@ -8,7 +8,8 @@ import { RETRY_PROTOCOLS } from '../src/driver/retry.js';
 import { REPLAY_POLICIES } from '../src/driver/servicer.js';
 import { toHtml } from '../src/experiment/report.js';
 import { openExperiment, runOne } from '../src/experiment/runner.js';
-import { WORKLOADS, type ExperimentReport, type RunConfig, type RunResult } from '../src/experiment/types.js';
+import type { ExperimentReport, RunConfig, RunResult } from '../src/experiment/types.js';
+import { WORKLOADS } from '../src/workloads/names.js';
 import type { WindowPolicy } from '../src/driver/coalesce.js';
 
 function el<T extends HTMLElement = HTMLElement>(id: string): T {

@@ -1,5 +1,6 @@
 /**
- * The experiment's command line: option parsing (no dependency) and the presets, which
+ * The experiment's command line: option parsing (node:util's parseArgs splits the words;
+ * the values are checked here, with messages that name the option) and the presets, which
  * expand into the list of RunConfigs the runner measures.
  *
  * Semantics: a preset sweeps some axes (coalescing on/off, the window, the batch size, the
@@ -10,11 +11,13 @@
  * `--preset protocols --protocol seq` is seq under the rising storm rates, and
  * `--preset windows --workload random,gather` sweeps the windows on those two workloads.
  */
+import { parseArgs as tokenize } from 'node:util';
 import type { WindowPolicy } from '../driver/coalesce.js';
 import { RETRY_PROTOCOLS } from '../driver/retry.js';
 import { REPLAY_POLICIES } from '../driver/servicer.js';
-import { batchLabel, windowLabel } from './report.js';
-import { WORKLOADS, type RunConfig, type WorkloadName } from './types.js';
+import { batchLabel, windowLabel } from './report/labels.js';
+import { WORKLOADS, type WorkloadName } from '../workloads/names.js';
+import type { RunConfig } from './types.js';
 
 export const PRESET_NAMES = ['quick', 'coalescing', 'windows', 'batches', 'protocols', 'mm', 'all'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
@@ -197,6 +200,24 @@ const AXIS_OPTIONS: Record<string, { axis: AxisName; parse: Parser<unknown[]> }>
   '--seed': { axis: 'seed', parse: list(seedParser) },
 };
 
+/**
+ * What node:util's parseArgs is told: every value option a string, every flag a boolean.
+ * It runs non-strict and hands back tokens, so that each mistake gets this file's message
+ * (parseArgs' own strict errors would also refuse values such as '-4' before the value's
+ * parser could say what is wrong with them).
+ */
+const TOKEN_OPTIONS = {
+  preset: { type: 'string' },
+  out: { type: 'string' },
+  json: { type: 'string' },
+  pages: { type: 'string' },
+  rounds: { type: 'string' },
+  ...Object.fromEntries(Object.keys(AXIS_OPTIONS).map((o) => [o.slice(2), { type: 'string' }] as const)),
+  'no-coalesce': { type: 'boolean' },
+  quiet: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies NonNullable<Parameters<typeof tokenize>[0]>['options'];
+
 const VALUE_OPTIONS = ['--preset', '--out', '--json', '--pages', '--rounds', ...Object.keys(AXIS_OPTIONS)];
 const FLAG_OPTIONS = ['--no-coalesce', '--quiet', '--help', '-h'];
 
@@ -206,14 +227,13 @@ export function parseArgs(argv: readonly string[]): CliOptions {
     presets: [...DEFAULT_PRESETS], presetGiven: false, overrides: {}, out: null, quiet: false, help: false,
     mmPages: 256, mmRounds: 2000, json: null,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (!arg.startsWith('-')) throw new CliError(`unexpected argument '${arg}' (options start with --; see --help)`);
-    const eq = arg.indexOf('=');
-    const name = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg;
-    let value: string | undefined = arg.startsWith('--') && eq > 0 ? arg.slice(eq + 1) : undefined;
+  const { tokens } = tokenize({ args: [...argv], options: TOKEN_OPTIONS, strict: false, allowPositionals: true, tokens: true });
+  for (const t of tokens) {
+    if (t.kind === 'positional') throw new CliError(`unexpected argument '${t.value}' (options start with --; see --help)`);
+    if (t.kind === 'option-terminator') throw new CliError("unexpected argument '--' (options start with --; see --help)");
+    const name = t.rawName; // as typed: '--batch', '-h'
     if (FLAG_OPTIONS.includes(name)) {
-      if (value !== undefined) throw new CliError(`${name} takes no value`);
+      if (t.value !== undefined) throw new CliError(`${name} takes no value`);
       if (name === '--no-coalesce') o.overrides.coalesce = [false];
       else if (name === '--quiet') o.quiet = true;
       else o.help = true;
@@ -223,13 +243,11 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       const near = [...VALUE_OPTIONS, ...FLAG_OPTIONS].find((x) => x.startsWith(name) || name.startsWith(x));
       throw new CliError(`unknown option '${name}'${near ? ` (did you mean ${near}?)` : ''}; see --help`);
     }
-    if (value === undefined) {
-      const next = argv[i + 1];
-      if (next === undefined || (next.startsWith('--') && next.length > 2)) throw new CliError(`${name} needs a value`);
-      value = next;
-      i++;
+    // "--batch --quiet": parseArgs took the next option as the value; it was meant as an option.
+    const value = t.value;
+    if (value === undefined || value.trim() === '' || (!t.inlineValue && value.startsWith('--') && value.length > 2)) {
+      throw new CliError(`${name} needs a value`);
     }
-    if (value.trim() === '') throw new CliError(`${name} needs a value`);
     switch (name) {
       case '--preset':
         o.presets = list(oneOf(PRESET_NAMES, 'a preset'))(value, name);

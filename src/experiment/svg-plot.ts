@@ -7,7 +7,11 @@
  *
  * Charts are made of panels: `lineChart` / `barChart` are one panel with a title; `figure`
  * puts several panels side by side under one title and caption with a shared legend.
+ *
+ * Numbers and ticks come from d3-format and d3-array; the drawing stays hand-written.
  */
+import { extent, nice, ticks } from 'd3-array';
+import { formatLocale } from 'd3-format';
 
 export const PALETTE = [
   '#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf',
@@ -27,20 +31,29 @@ function n(v: number): string {
   return String(Math.round(v * 10) / 10);
 }
 
+/** d3-format with an ASCII minus (d3's default is U+2212), so labels stay plain text. */
+const LOCALE = formatLocale({ decimal: '.', thousands: ',', grouping: [3], currency: ['', ''], minus: '-' });
+const fixed0 = LOCALE.format('.0f');
+const fixed1 = LOCALE.format('.1~f');
+const fixed2 = LOCALE.format('.2~f');
+const sig3 = LOCALE.format('.3~r');
+
 /** Compact tick/label number: 1234 → 1234, 12345 → 12.3k, 2e6 → 2M, 0.125 → 0.125. */
 export function formatNumber(v: number): string {
   if (!Number.isFinite(v)) return String(v);
   const a = Math.abs(v);
-  const trim = (x: number, digits: number): string => String(Number(x.toFixed(digits)));
-  if (a >= 1e9) return `${trim(v / 1e9, 2)}G`;
-  if (a >= 1e6) return `${trim(v / 1e6, 2)}M`;
-  if (a >= 1e4) return `${trim(v / 1e3, 1)}k`;
-  if (a >= 100 || a === 0) return trim(v, 0);
-  if (a >= 1) return trim(v, 2);
-  return String(Number(v.toPrecision(3)));
+  if (a >= 1e9) return `${fixed2(v / 1e9)}G`;
+  if (a >= 1e6) return `${fixed2(v / 1e6)}M`;
+  if (a >= 1e4) return `${fixed1(v / 1e3)}k`;
+  if (a >= 100 || a === 0) return fixed0(v);
+  if (a >= 1) return fixed2(v);
+  return sig3(v);
 }
 
-/** "Nice" ticks (1, 2, 5 × 10^k steps) covering [lo, hi]; the first is ≤ lo, the last ≥ hi. */
+/**
+ * "Nice" ticks (d3-array's 1, 2, 5 × 10^k steps) covering [lo, hi]: the domain is widened
+ * to whole steps first (d3's nice), so the first tick is ≤ lo and the last ≥ hi.
+ */
 export function niceTicks(lo: number, hi: number, count = 5): number[] {
   if (!Number.isFinite(lo) || !Number.isFinite(hi)) return [0, 1];
   if (hi < lo) [lo, hi] = [hi, lo];
@@ -51,13 +64,9 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
     hi += pad;
     if (lo < 0 && lo + pad >= 0) lo = 0;
   }
-  const raw = (hi - lo) / Math.max(1, count);
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
-  const first = Math.floor(lo / step + 1e-9) * step;
-  const out: number[] = [];
-  for (let v = first; v < hi + step - 1e-9 * step; v += step) out.push(Number(v.toPrecision(12)));
-  if (out.length < 2) out.push(Number((first + step).toPrecision(12)));
+  const [nlo, nhi] = nice(lo, hi, count);
+  const out = ticks(nlo, nhi, count);
+  if (out.length < 2) return [nlo, nhi];
   return out;
 }
 
@@ -256,9 +265,10 @@ function renderLine(p: LinePanel, width: number, plotHeight: number): Rendered {
   const f: Frame = { left: 62, top: 10 + headingH, width: width - 62 - 16, height: height - 10 - headingH - bottom };
   if (p.heading) out.push(text(f.left + f.width / 2, 14, p.heading, 'class="heading" font-size="12" font-weight="600" fill="#222" text-anchor="middle"'));
 
-  let ylo = Math.min(0, ...all.map((q) => q.y));
-  let yhi = Math.max(...all.map((q) => q.y), ylo === 0 ? 1 : ylo + 1);
-  if (all.length === 0) [ylo, yhi] = [0, 1];
+  // The y axis always shows 0, and at least one unit above the lowest value.
+  const [dlo = 0, dhi = 1] = extent(all, (q) => q.y);
+  const ylo = Math.min(0, dlo);
+  const yhi = Math.max(dhi, ylo === 0 ? 1 : ylo + 1);
   const y = yAxis(out, f, ylo, yhi, p.yLabel);
 
   let x: (v: number) => number;
@@ -267,13 +277,13 @@ function renderLine(p: LinePanel, width: number, plotHeight: number): Rendered {
     x = (v) => f.left + step * (v + 0.5);
     categoryLabels(out, f, cats, x, rotate);
   } else {
-    const xs = all.map((q) => q.x);
-    const ticks = niceTicks(xs.length ? Math.min(...xs) : 0, xs.length ? Math.max(...xs) : 1, 6);
-    const t0 = ticks[0];
-    const t1 = ticks[ticks.length - 1];
+    const [xlo = 0, xhi = 1] = extent(all, (q) => q.x);
+    const xt = niceTicks(xlo, xhi, 6);
+    const t0 = xt[0];
+    const t1 = xt[xt.length - 1];
     x = (v) => f.left + ((v - t0) / (t1 - t0 || 1)) * f.width;
     out.push('<g class="x-axis" font-size="10" fill="#444">');
-    for (const t of ticks) {
+    for (const t of xt) {
       out.push(`<line x1="${n(x(t))}" x2="${n(x(t))}" y1="${n(f.top + f.height)}" y2="${n(f.top + f.height + 4)}" stroke="#333"/>`);
       out.push(text(x(t), f.top + f.height + 15, formatNumber(t), 'text-anchor="middle"'));
     }
@@ -319,8 +329,9 @@ function renderBar(p: BarPanel, width: number, plotHeight: number): Rendered {
   const f: Frame = { left: 62, top: 10 + headingH, width: width - 62 - 16, height: height - 10 - headingH - bottom };
   if (p.heading) out.push(text(f.left + f.width / 2, 14, p.heading, 'class="heading" font-size="12" font-weight="600" fill="#222" text-anchor="middle"'));
   const vals = p.series.flatMap((s) => s.values.filter((v): v is number => v !== null && Number.isFinite(v)));
-  const ylo = Math.min(0, ...vals);
-  const yhi = Math.max(ylo === 0 ? 0 : ylo + 1, ...vals);
+  const [vlo = 0, vhi = 0] = extent(vals);
+  const ylo = Math.min(0, vlo);
+  const yhi = Math.max(ylo === 0 ? 0 : ylo + 1, vhi);
   const y = yAxis(out, f, ylo, yhi === ylo ? ylo + 1 : yhi, p.yLabel);
   const step = f.width / Math.max(1, cats.length);
   const xOf = (i: number): number => f.left + step * (i + 0.5);

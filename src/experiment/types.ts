@@ -7,10 +7,8 @@ import type { WindowPolicy } from '../driver/coalesce.js';
 import type { BatchRecord, Totals } from '../driver/records.js';
 import type { RetryProtocol } from '../driver/retry.js';
 import type { ReplayPolicy } from '../driver/servicer.js';
+import type { WorkloadName } from '../workloads/names.js';
 import type { SchemeResult } from './mm-tour.js';
-
-export type WorkloadName = 'stream' | 'strided' | 'random' | 'stencil' | 'gather' | 'pingpong';
-export const WORKLOADS: readonly WorkloadName[] = ['stream', 'strided', 'random', 'stencil', 'gather', 'pingpong'];
 
 export interface RunConfig {
   /** Which preset produced it, e.g. 'coalescing', 'windows', 'batches', 'protocols'. */

@@ -6,7 +6,7 @@
  */
 import workloadsWgsl from '../../shaders/workloads.wgsl?raw';
 import type { MirrorEngine, MirrorKernel } from '../device/mirror-engine.js';
-import { WORKLOADS, type WorkloadName } from '../experiment/types.js';
+import { WORKLOADS, type WorkloadName } from './names.js';
 import { ENTRY_POINTS } from './patterns.js';
 
 export type WorkloadKernels = Readonly<Record<WorkloadName, MirrorKernel>>;

@@ -11,7 +11,7 @@
  * property of the word (isWriteWord), so several invocations hitting one word never race.
  */
 import { err } from '../errors.js';
-import type { WorkloadName } from '../experiment/types.js';
+import type { WorkloadName } from './names.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 
 export const WORDS_PER_PAGE = PAGE_SIZE / 4;

@@ -3,7 +3,7 @@ import {
   BASE_CONFIG, CliError, configKey, describeConfig, expandPresets, parseArgs, PRESET_BATCH_SIZES, PRESET_STORM_RATES,
   resolvePresets, USAGE, wantsMm, WINDOWS,
 } from '../../src/experiment/cli.js';
-import { WORKLOADS } from '../../src/experiment/types.js';
+import { WORKLOADS } from '../../src/workloads/names.js';
 
 function err(argv: string[]): string {
   try {

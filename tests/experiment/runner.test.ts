@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { BASE_CONFIG } from '../../src/experiment/cli.js';
 import { openExperiment, runOne, stormKinds } from '../../src/experiment/runner.js';
-import { WORKLOADS, type RunConfig } from '../../src/experiment/types.js';
+import type { RunConfig } from '../../src/experiment/types.js';
+import { WORKLOADS } from '../../src/workloads/names.js';
 import { RETRY_PROTOCOLS } from '../../src/driver/retry.js';
 
 function config(c: Partial<RunConfig>): RunConfig {

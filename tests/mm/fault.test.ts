@@ -4,15 +4,15 @@ import {
 } from '../../src/index.js';
 import { PTE_SPECIAL, PTE_WRITE } from '../../src/mm/page-table.js';
 import { PG_ANON } from '../../src/mm/pages.js';
-import { account, destroyAndCheckEmpty, entryAt, fill, isZero, PG, pattern, smallMachine } from './helpers.js';
+import { account, entryAt, fill, isZero, PG, pattern } from './helpers.js';
+import { machineTest } from '../support/machine.js';
 import { expectBytes } from './helpers.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 
 describe('demand paging', () => {
-  it('a read of fresh private anon memory maps the zero page read-only', async () => {
-    const m = await smallMachine();
+  machineTest('a read of fresh private anon memory maps the zero page read-only', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 4 * PG, RW, ANON);
     expect(entryAt(p.mm, a)).toBeNull();
@@ -38,11 +38,9 @@ describe('demand paging', () => {
     expect(back[13]).toBe(0);
     expect(m.ram.data(m.ram.zeroPfn).every((x) => x === 0)).toBe(true);
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('a write fault allocates directly and data round-trips across page boundaries', async () => {
-    const m = await smallMachine();
+  machineTest('a write fault allocates directly and data round-trips across page boundaries', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 5 * PG, RW, ANON);
     const d = pattern(3 * PG + 100, 9);
@@ -50,13 +48,11 @@ describe('demand paging', () => {
     expectBytes(await p.read(a + PG - 50, d.length), d);
     expect(entryAt(p.mm, a)!.flags & PTE_WRITE).toBe(PTE_WRITE);
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 });
 
 describe('bad accesses', () => {
-  it('SEGV_MAPERR for an unmapped address, SEGV_ACCERR for a permission miss', async () => {
-    const m = await smallMachine();
+  machineTest('SEGV_MAPERR for an unmapped address, SEGV_ACCERR for a permission miss', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 2 * PG, PROT_READ, ANON);
     const e1 = await p.read(a - PG, 1).catch((e: unknown) => e);
@@ -66,11 +62,9 @@ describe('bad accesses', () => {
     expect(e2).toMatchObject({ siCode: 'SEGV_ACCERR', addr: a + 5 });
     const n = await p.mmap(0, PG, PROT_NONE, ANON);
     await expect(p.read(n, 1)).rejects.toMatchObject({ siCode: 'SEGV_ACCERR' });
-    await destroyAndCheckEmpty(m);
   });
 
-  it('a store never partially applies: a fault on the last page leaves earlier pages untouched', async () => {
-    const m = await smallMachine();
+  machineTest('a store never partially applies: a fault on the last page leaves earlier pages untouched', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 3 * PG, RW, ANON);
     await p.write(a, fill(3 * PG, 0x11));
@@ -84,11 +78,9 @@ describe('bad accesses', () => {
     // A read spanning a hole faults too.
     await expect(p.read(a + PG, 2 * PG)).rejects.toBeInstanceOf(SegmentationFault);
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('SIGBUS past the end of a file mapping', async () => {
-    const m = await smallMachine();
+  machineTest('SIGBUS past the end of a file mapping', async ({ machine: m }) => {
     const p = m.spawn();
     const f = m.createFile(PG + 100); // two pages' worth of i_size
     const a = await p.mmap(0, 4 * PG, RW, MAP_SHARED, f, 0);
@@ -100,6 +92,5 @@ describe('bad accesses', () => {
     await f.pwrite(fill(PG, 3), 2 * PG);
     expect((await p.read(a + 2 * PG, PG)).every((x) => x === 3)).toBe(true);
     f.close();
-    await destroyAndCheckEmpty(m);
   });
 });

@@ -5,10 +5,11 @@
  * accessors refuse lengths no transfer could carry with an errno rather than a RangeError.
  */
 import { describe, expect, it } from 'vitest';
-import { HmmError, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE, type Machine, type Process } from '../../src/index.js';
+import { MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE, type Machine, type Process } from '../../src/index.js';
 import { MAX_RW_COUNT } from '../../src/mm/constants.js';
 import { MAX_FILE_SIZE } from '../../src/mm/file.js';
 import { account, destroyAndCheckEmpty, expectBytes, PG, pageTableSnapshot, pattern, smallMachine, vmaList } from './helpers.js';
+import { machineTest } from '../support/machine.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -16,12 +17,6 @@ const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 /** Everything a rejected call must leave as it was. */
 function state(m: Machine, p: Process): unknown {
   return { vmas: vmaList(p), pt: pageTableSnapshot(p.mm), free: m.ram.freePages, files: [...m.files].map((f) => f.name) };
-}
-
-async function expectRejected(call: Promise<unknown>, code: string): Promise<void> {
-  const e = await call.then(() => null, (x: unknown) => x);
-  expect(e).toBeInstanceOf(HmmError);
-  expect((e as HmmError).code).toBe(code);
 }
 
 describe('file handles', () => {
@@ -37,7 +32,7 @@ describe('file handles', () => {
     const qa = await q.mmap(0, PG, RW, MAP_SHARED, f, 0);
     const s1 = state(m1, p);
     const s2 = state(m2, q);
-    for (const flags of [MAP_SHARED, MAP_PRIVATE]) await expectRejected(p.mmap(0, PG, RW, flags, f, 0), 'EBADF');
+    for (const flags of [MAP_SHARED, MAP_PRIVATE]) await expect(p.mmap(0, PG, RW, flags, f, 0)).rejects.toBeErrno('EBADF');
     expect(state(m1, p)).toEqual(s1);
     expect(state(m2, q)).toEqual(s2);
     account(m1);
@@ -48,30 +43,27 @@ describe('file handles', () => {
     await destroyAndCheckEmpty(m2);
   });
 
-  it('a closed handle is EBADF for mmap, pread and pwrite, even while a mapping keeps the file', async () => {
-    const m = await smallMachine();
+  machineTest('a closed handle is EBADF for mmap, pread and pwrite, even while a mapping keeps the file', async ({ machine: m }) => {
     const p = m.spawn();
     const f = m.createFile(2 * PG);
     await f.pwrite(pattern(2 * PG, 3), 0);
     const a = await p.mmap(0, 2 * PG, RW, MAP_SHARED, f, 0);
     f.close(); // the mapping still holds the file (get_file), but the descriptor is gone
     const s = state(m, p);
-    await expectRejected(p.mmap(0, PG, RW, MAP_SHARED, f, 0), 'EBADF');
-    await expectRejected(f.pread(PG, 0), 'EBADF');
-    await expectRejected(f.pwrite(pattern(PG, 4), 0), 'EBADF');
+    await expect(p.mmap(0, PG, RW, MAP_SHARED, f, 0)).rejects.toBeErrno('EBADF');
+    await expect(f.pread(PG, 0)).rejects.toBeErrno('EBADF');
+    await expect(f.pwrite(pattern(PG, 4), 0)).rejects.toBeErrno('EBADF');
     expect(state(m, p)).toEqual(s);
     expectBytes(await p.read(a, 2 * PG), pattern(2 * PG, 3));
     await p.munmap(a, 2 * PG); // the last reference: the file and its cache go
     expect(m.files.size).toBe(0);
-    await expectRejected(p.mmap(0, PG, RW, MAP_SHARED, f, 0), 'EBADF');
-    await expectRejected(f.pread(1, 0), 'EBADF');
-    await expectRejected(f.pwrite(pattern(1, 5), 0), 'EBADF');
+    await expect(p.mmap(0, PG, RW, MAP_SHARED, f, 0)).rejects.toBeErrno('EBADF');
+    await expect(f.pread(1, 0)).rejects.toBeErrno('EBADF');
+    await expect(f.pwrite(pattern(1, 5), 0)).rejects.toBeErrno('EBADF');
     expect(m.files.size).toBe(0);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('pread at or past the end is a short read (0 bytes), never an error', async () => {
-    const m = await smallMachine();
+  machineTest('pread at or past the end is a short read (0 bytes), never an error', async ({ machine: m }) => {
     const f = m.createFile(PG + 100);
     await f.pwrite(pattern(PG + 100, 6), 0);
     expectBytes(await f.pread(PG, PG), pattern(PG + 100, 6).subarray(PG));
@@ -82,11 +74,9 @@ describe('file handles', () => {
     expect((await f.pread(PG, MAX_FILE_SIZE + PG)).length).toBe(0);
     expect((await f.pread(Number.MAX_SAFE_INTEGER, 0)).length).toBe(PG + 100);
     f.close();
-    await destroyAndCheckEmpty(m);
   });
 
-  it('pread of more than MAX_RW_COUNT bytes is a short read of MAX_RW_COUNT (vfs_read clamps)', async () => {
-    const m = await smallMachine();
+  machineTest('pread of more than MAX_RW_COUNT bytes is a short read of MAX_RW_COUNT (vfs_read clamps)', async ({ machine: m }) => {
     const f = m.createFile(2 ** 40); // sparse: holes read as zero
     await f.pwrite(pattern(PG, 7), 0);
     const got = await f.pread(2 ** 33, 0);
@@ -94,24 +84,21 @@ describe('file handles', () => {
     expectBytes(got.subarray(0, PG), pattern(PG, 7));
     expect(got[MAX_RW_COUNT - 1]).toBe(0);
     f.close();
-    await destroyAndCheckEmpty(m);
   });
 
-  it('Process.read/write longer than MAX_RW_COUNT is EINVAL (not a RangeError) and changes nothing', async () => {
-    const m = await smallMachine();
+  machineTest('Process.read/write longer than MAX_RW_COUNT is EINVAL (not a RangeError) and changes nothing', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 4 * PG, RW, ANON);
     await p.write(a, pattern(4 * PG, 8));
     const s = state(m, p);
     for (const len of [2 ** 33, 2 ** 31, MAX_RW_COUNT + 1, Number.MAX_SAFE_INTEGER - a]) {
-      await expectRejected(p.read(a, len), 'EINVAL');
+      await expect(p.read(a, len)).rejects.toBeErrno('EINVAL');
     }
     // A view longer than MAX_RW_COUNT whose bytes are never touched.
     const big = new Uint8Array(new ArrayBuffer(MAX_RW_COUNT + PG), 0, MAX_RW_COUNT + 1);
-    await expectRejected(p.write(a, big), 'EINVAL');
+    await expect(p.write(a, big)).rejects.toBeErrno('EINVAL');
     expect(state(m, p)).toEqual(s);
     expectBytes(await p.read(a, 4 * PG), pattern(4 * PG, 8));
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 });

@@ -2,14 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from '../../src/index.js';
 import { PTE_WRITE } from '../../src/mm/page-table.js';
 import { PG_FILE } from '../../src/mm/pages.js';
-import { account, destroyAndCheckEmpty, entryAt, fill, isZero, PG, pattern, recordEvents, smallMachine } from './helpers.js';
+import { account, entryAt, fill, isZero, PG, pattern, recordEvents } from './helpers.js';
+import { machineTest } from '../support/machine.js';
 import { expectBytes } from './helpers.js';
 
 const RW = PROT_READ | PROT_WRITE;
 
 describe('file mappings and the page cache', () => {
-  it('MAP_SHARED maps the page-cache frames: pread/pwrite and stores are coherent', async () => {
-    const m = await smallMachine();
+  machineTest('MAP_SHARED maps the page-cache frames: pread/pwrite and stores are coherent', async ({ machine: m }) => {
     const p = m.spawn();
     const f = m.createFile(4 * PG);
     await f.pwrite(pattern(4 * PG, 1), 0);
@@ -29,22 +29,18 @@ describe('file mappings and the page cache', () => {
     f.close();
     // The mapping keeps the file alive.
     expect(await p.read(a + PG + 3, 4)).toEqual(fill(4, 0x42));
-    await destroyAndCheckEmpty(m);
   });
 
-  it('a file offset maps the right pages', async () => {
-    const m = await smallMachine();
+  machineTest('a file offset maps the right pages', async ({ machine: m }) => {
     const p = m.spawn();
     const f = m.createFile(8 * PG);
     await f.pwrite(pattern(8 * PG, 2), 0);
     const a = await p.mmap(0, 2 * PG, PROT_READ, MAP_SHARED, f, 3 * PG);
     expectBytes(await p.read(a, 2 * PG), pattern(8 * PG, 2).subarray(3 * PG, 5 * PG));
     f.close();
-    await destroyAndCheckEmpty(m);
   });
 
-  it('MAP_PRIVATE reads the cache page and copies on write; the file is untouched', async () => {
-    const m = await smallMachine();
+  machineTest('MAP_PRIVATE reads the cache page and copies on write; the file is untouched', async ({ machine: m }) => {
     const p = m.spawn();
     const f = m.createFile(2 * PG);
     await f.pwrite(fill(2 * PG, 0x10), 0);
@@ -72,11 +68,9 @@ describe('file mappings and the page cache', () => {
     expect((await p.read(a + PG, 1))[0]).toBe(0x10);
     f.close();
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('the last unmap of a closed file frees its page cache', async () => {
-    const m = await smallMachine();
+  machineTest('the last unmap of a closed file frees its page cache', async ({ machine: m }) => {
     const p = m.spawn();
     const f = m.createFile(3 * PG);
     await f.pwrite(fill(3 * PG, 5), 0);
@@ -88,13 +82,11 @@ describe('file mappings and the page cache', () => {
     await p.munmap(a, 3 * PG);
     expect(m.ram.freePages).toBe(free + 3);
     expect(m.files.has(f)).toBe(false);
-    await destroyAndCheckEmpty(m);
   });
 });
 
 describe('MADV_DONTNEED', () => {
-  it('private anon: zaps with CLEAR (PTE still there in the callback), next touch is zero', async () => {
-    const m = await smallMachine();
+  machineTest('private anon: zaps with CLEAR (PTE still there in the callback), next touch is zero', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 4 * PG, RW, MAP_PRIVATE | MAP_ANONYMOUS);
     await p.write(a, pattern(4 * PG, 3));
@@ -111,11 +103,9 @@ describe('MADV_DONTNEED', () => {
     expect(isZero(await p.read(a + PG, 2 * PG))).toBe(true);
     expectBytes(await p.read(a, PG), pattern(4 * PG, 3).subarray(0, PG));
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('shared anon and shared file: data survives in the page cache', async () => {
-    const m = await smallMachine();
+  machineTest('shared anon and shared file: data survives in the page cache', async ({ machine: m }) => {
     const p = m.spawn();
     const s = await p.mmap(0, 2 * PG, RW, MAP_SHARED | MAP_ANONYMOUS);
     await p.write(s, pattern(2 * PG, 4));
@@ -130,18 +120,15 @@ describe('MADV_DONTNEED', () => {
     expectBytes(await p.read(fa, 2 * PG), pattern(2 * PG, 5));
     f.close();
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('applies to the mapped parts of a range with holes, then fails with ENOMEM', async () => {
-    const m = await smallMachine();
+  machineTest('applies to the mapped parts of a range with holes, then fails with ENOMEM', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 3 * PG, RW, MAP_PRIVATE | MAP_ANONYMOUS);
     await p.write(a, fill(3 * PG, 1));
     await p.munmap(a + PG, PG);
-    await expect(p.madvise(a, 3 * PG, MADV_DONTNEED)).rejects.toMatchObject({ code: 'ENOMEM' });
+    await expect(p.madvise(a, 3 * PG, MADV_DONTNEED)).rejects.toBeErrno('ENOMEM');
     expect(isZero(await p.read(a, PG))).toBe(true);
     expect(isZero(await p.read(a + 2 * PG, PG))).toBe(true);
-    await destroyAndCheckEmpty(m);
   });
 });

@@ -1,15 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from '../../src/index.js';
 import { PTE_WRITE } from '../../src/mm/page-table.js';
-import { account, destroyAndCheckEmpty, entryAt, fill, PG, pattern, recordEvents, smallMachine } from './helpers.js';
+import { account, entryAt, fill, PG, pattern, recordEvents } from './helpers.js';
+import { machineTest } from '../support/machine.js';
 import { expectBytes } from './helpers.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 
 describe('fork and copy-on-write', () => {
-  it('shares frames write-protected, with PROTECTION_PAGE over the VMA before the change', async () => {
-    const m = await smallMachine();
+  machineTest('shares frames write-protected, with PROTECTION_PAGE over the VMA before the change', async ({ machine: m }) => {
     const parent = m.spawn();
     const a = await parent.mmap(0, 4 * PG, RW, ANON);
     const d = pattern(4 * PG, 5);
@@ -60,11 +60,9 @@ describe('fork and copy-on-write', () => {
     await parent.write(a + 2 * PG, fill(1, 1));
     expect(entryAt(parent.mm, a + 2 * PG)!.pfn).toBe(shared);
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('shared anonymous memory stays shared across fork in both directions', async () => {
-    const m = await smallMachine();
+  machineTest('shared anonymous memory stays shared across fork in both directions', async ({ machine: m }) => {
     const parent = m.spawn();
     const a = await parent.mmap(0, 2 * PG, RW, MAP_SHARED | MAP_ANONYMOUS);
     await parent.write(a, fill(PG, 1));
@@ -80,11 +78,9 @@ describe('fork and copy-on-write', () => {
     account(m);
     await parent.exit();
     expect((await child.read(a, 1))[0]).toBe(2);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('zero-page PTEs and read-only private pages are shared too; grandchildren work', async () => {
-    const m = await smallMachine();
+  machineTest('zero-page PTEs and read-only private pages are shared too; grandchildren work', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 3 * PG, RW, ANON);
     await p.read(a, PG); // zero page
@@ -100,11 +96,9 @@ describe('fork and copy-on-write', () => {
     account(m);
     await c.exit();
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('exit sends RELEASE to legacy subscribers and then UNMAP', async () => {
-    const m = await smallMachine();
+  machineTest('exit sends RELEASE to legacy subscribers and then UNMAP', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 2 * PG, RW, ANON);
     await p.write(a, fill(2 * PG, 1));
@@ -119,8 +113,7 @@ describe('fork and copy-on-write', () => {
     expect(log).toEqual(['release']);
     expect(iv).toEqual(['RELEASE', 'UNMAP']);
     expect(p.mm.pgtable.tables).toBe(1);
-    await expect(p.read(a, 1)).rejects.toMatchObject({ code: 'ESRCH' });
-    await expect(p.exit()).rejects.toMatchObject({ code: 'ESRCH' });
-    await destroyAndCheckEmpty(m);
+    await expect(p.read(a, 1)).rejects.toBeErrno('ESRCH');
+    await expect(p.exit()).rejects.toBeErrno('ESRCH');
   });
 });

@@ -5,6 +5,7 @@ import { checkFrameAccounting } from '../../src/mm/accounting.js';
 import type { MmStruct } from '../../src/mm/mm.js';
 import type { MmuNotifierRange } from '../../src/mm/notifier.js';
 import { pmdIndex, pteIndex } from '../../src/mm/page-table.js';
+import { bytePattern } from '../support/prng.js';
 
 export const PG = 4096;
 export const HUGE = 2 * 1024 * 1024;
@@ -14,17 +15,9 @@ export async function smallMachine(systemPages = 4096): Promise<Machine> {
   return createMachine({ systemPages });
 }
 
-/** A distinctive, position-dependent byte pattern (never all zeros). */
+/** A distinctive, position-dependent byte pattern (never a zero byte), from the tests' one PRNG. */
 export function pattern(len: number, seed: number): Uint8Array {
-  const out = new Uint8Array(len);
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < len; i++) {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    out[i] = (x & 0xff) | 1;
-  }
-  return out;
+  return bytePattern(len, seed);
 }
 
 export function fill(len: number, byte: number): Uint8Array {
@@ -104,10 +97,6 @@ export async function destroyAndCheckEmpty(m: Machine): Promise<void> {
   expect(r.usedFrames).toBe(1);
   expect(r.swapSlots).toBe(0);
   expect(m.ram.freePages).toBe(m.ram.npages - 1);
-}
-
-export async function expectErrno(p: Promise<unknown>, code: string): Promise<void> {
-  await expect(p).rejects.toMatchObject({ code });
 }
 
 /** Fast byte comparison (vitest's deep equality is slow on MiB-sized arrays). */

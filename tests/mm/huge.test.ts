@@ -5,15 +5,15 @@ import {
 } from '../../src/index.js';
 import { PMD_HUGE, PTE_WRITE } from '../../src/mm/page-table.js';
 import { VM_HUGEPAGE } from '../../src/mm/vma.js';
-import { account, destroyAndCheckEmpty, entryAt, fill, HUGE, PG, pattern, recordEvents, smallMachine, vmaList } from './helpers.js';
+import { account, entryAt, fill, HUGE, PG, pattern, recordEvents, smallMachine, vmaList } from './helpers.js';
+import { machineTest } from '../support/machine.js';
 import { expectBytes } from './helpers.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 
 describe('hugetlb', () => {
-  it('rounds the length to 2 MiB, aligns the address, maps PMD leaves from the pool', async () => {
-    const m = await smallMachine();
+  machineTest('rounds the length to 2 MiB, aligns the address, maps PMD leaves from the pool', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, HUGE + PG, RW, ANON | MAP_HUGETLB);
     expect(a % HUGE).toBe(0);
@@ -26,32 +26,28 @@ describe('hugetlb', () => {
     expect(entryAt(p.mm, a + HUGE)!.level).toBe('pmd');
     expectBytes(await p.read(a + HUGE - 8, 16), pattern(16, 1));
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('munmap/mprotect/MAP_FIXED must cut hugetlb VMAs at 2 MiB boundaries (EINVAL)', async () => {
-    const m = await smallMachine();
+  machineTest('munmap/mprotect/MAP_FIXED must cut hugetlb VMAs at 2 MiB boundaries (EINVAL)', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 2 * HUGE, RW, ANON | MAP_HUGETLB);
     await p.write(a, fill(16, 1));
     const vmas = vmaList(p);
-    await expect(p.munmap(a, PG)).rejects.toMatchObject({ code: 'EINVAL' });
-    await expect(p.munmap(a + PG, HUGE)).rejects.toMatchObject({ code: 'EINVAL' });
-    await expect(p.mprotect(a, HUGE + PG, PROT_READ)).rejects.toMatchObject({ code: 'EINVAL' });
-    await expect(p.mmap(a + PG, PG, RW, ANON | MAP_FIXED)).rejects.toMatchObject({ code: 'EINVAL' });
-    await expect(p.mmap(a + PG, HUGE, RW, ANON | MAP_FIXED | MAP_HUGETLB)).rejects.toMatchObject({ code: 'EINVAL' });
-    await expect(p.madvise(a + PG, PG, MADV_DONTNEED)).rejects.toMatchObject({ code: 'EINVAL' });
+    await expect(p.munmap(a, PG)).rejects.toBeErrno('EINVAL');
+    await expect(p.munmap(a + PG, HUGE)).rejects.toBeErrno('EINVAL');
+    await expect(p.mprotect(a, HUGE + PG, PROT_READ)).rejects.toBeErrno('EINVAL');
+    await expect(p.mmap(a + PG, PG, RW, ANON | MAP_FIXED)).rejects.toBeErrno('EINVAL');
+    await expect(p.mmap(a + PG, HUGE, RW, ANON | MAP_FIXED | MAP_HUGETLB)).rejects.toBeErrno('EINVAL');
+    await expect(p.madvise(a + PG, PG, MADV_DONTNEED)).rejects.toBeErrno('EINVAL');
     expect(vmaList(p)).toEqual(vmas);
     await p.mprotect(a + HUGE, HUGE, PROT_READ);
     expect(vmaList(p)).toHaveLength(2);
     await p.munmap(a + HUGE, HUGE);
     expect((await p.read(a, 1))[0]).toBe(1);
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('private hugetlb is shared and write-protected across fork, copied on write', async () => {
-    const m = await smallMachine();
+  machineTest('private hugetlb is shared and write-protected across fork, copied on write', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, HUGE, RW, ANON | MAP_HUGETLB);
     await p.write(a, fill(HUGE, 7));
@@ -69,11 +65,9 @@ describe('hugetlb', () => {
     await p.write(a, fill(1, 9)); // now exclusive: reuse
     expect(entryAt(p.mm, a)!.pfn).toBe(head);
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('shared hugetlb is visible across fork; DONTNEED keeps its data', async () => {
-    const m = await smallMachine();
+  machineTest('shared hugetlb is visible across fork; DONTNEED keeps its data', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, HUGE, RW, MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB);
     await p.write(a, fill(8, 3));
@@ -87,37 +81,32 @@ describe('hugetlb', () => {
     expect(entryAt(p.mm, a)).toBeNull();
     expect((await p.read(a + 8, 1))[0]).toBe(4);
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 
   it('a mapping larger than the pool is ENOMEM at mmap (hugetlb_reserve_pages), not SIGBUS at a fault', async () => {
     const m = await smallMachine(2048); // 4 blocks: the first holds the zero page
     const p = m.spawn();
-    await expect(p.mmap(0, 4 * HUGE, RW, ANON | MAP_HUGETLB)).rejects.toMatchObject({ code: 'ENOMEM' });
+    await expect(p.mmap(0, 4 * HUGE, RW, ANON | MAP_HUGETLB)).rejects.toBeErrno('ENOMEM');
     const a = await p.mmap(0, 3 * HUGE, RW, ANON | MAP_HUGETLB);
     for (let i = 0; i < 3; i++) await p.write(a + i * HUGE, fill(1, 1));
     // A fork child's private fault has no reservation: with the pool empty, that is SIGBUS.
     const c = await p.fork();
     await expect(c.write(a, fill(1, 2))).rejects.toBeInstanceOf(BusError);
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 });
 
 describe('transparent huge pages (MADV_HUGEPAGE)', () => {
-  it('MADV_HUGEPAGE on part of a VMA splits it and sets VM_HUGEPAGE', async () => {
-    const m = await smallMachine();
+  machineTest('MADV_HUGEPAGE on part of a VMA splits it and sets VM_HUGEPAGE', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 4 * HUGE, RW, ANON);
     await p.madvise(a + HUGE, 2 * HUGE, MADV_HUGEPAGE);
     expect(vmaList(p).map((v) => [v.start - a, v.end - a, (v.flags & VM_HUGEPAGE) !== 0])).toEqual([
       [0, HUGE, false], [HUGE, 3 * HUGE, true], [3 * HUGE, 4 * HUGE, false],
     ]);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('faults map a PMD leaf; partial munmap splits it (CLEAR over 2 MiB first) and keeps data', async () => {
-    const m = await smallMachine();
+  machineTest('faults map a PMD leaf; partial munmap splits it (CLEAR over 2 MiB first) and keeps data', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 2 * HUGE, RW, ANON);
     await p.madvise(a, 2 * HUGE, MADV_HUGEPAGE);
@@ -145,11 +134,9 @@ describe('transparent huge pages (MADV_HUGEPAGE)', () => {
     expectBytes(await p.read(a + 6 * PG, HUGE - 6 * PG), d.subarray(6 * PG, HUGE));
     expect(entryAt(p.mm, a + HUGE)!.level).toBe('pmd'); // the other THP untouched
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('partial DONTNEED and mprotect split the PMD too', async () => {
-    const m = await smallMachine();
+  machineTest('partial DONTNEED and mprotect split the PMD too', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 2 * HUGE, RW, ANON);
     await p.madvise(a, 2 * HUGE, MADV_HUGEPAGE);
@@ -168,11 +155,9 @@ describe('transparent huge pages (MADV_HUGEPAGE)', () => {
     await p.munmap(a + HUGE, HUGE);
     expect(m.ram.freePages).toBe(free + 512);
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('THP COW after fork: the writer splits and copies one 4 KiB page', async () => {
-    const m = await smallMachine();
+  machineTest('THP COW after fork: the writer splits and copies one 4 KiB page', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, HUGE, RW, ANON);
     await p.madvise(a, HUGE, MADV_HUGEPAGE);
@@ -198,17 +183,14 @@ describe('transparent huge pages (MADV_HUGEPAGE)', () => {
     account(m);
     await c.exit();
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('falls back to PTEs when no 2 MiB block is free and for unaligned VMA ends', async () => {
-    const m = await smallMachine();
+  machineTest('falls back to PTEs when no 2 MiB block is free and for unaligned VMA ends', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0x40000000 + PG, HUGE, RW, ANON);
     expect(a).toBe(0x40000000 + PG);
     await p.madvise(a, HUGE, MADV_HUGEPAGE);
     await p.write(a, fill(1, 1));
     expect(entryAt(p.mm, a)!.level).toBe('pte');
-    await destroyAndCheckEmpty(m);
   });
 });

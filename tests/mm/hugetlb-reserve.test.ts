@@ -5,11 +5,12 @@
  * and exit give back what was not consumed (hugetlb_vm_op_close for the private owner, the
  * file's release for shared mappings). Reserved blocks are not handed to other allocations.
  *
- * smallMachine(2048): 4 blocks of 2 MiB, the first holding the zero page: a pool of 3.
+ * systemPages 2048: 4 blocks of 2 MiB, the first holding the zero page: a pool of 3.
  */
 import { describe, expect, it } from 'vitest';
 import { BusError, MAP_ANONYMOUS, MAP_FIXED, MAP_HUGETLB, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE, type Machine, type Process } from '../../src/index.js';
-import { account, destroyAndCheckEmpty, expectBytes, fill, HUGE, PG, pageTableSnapshot, pattern, smallMachine, vmaList } from './helpers.js';
+import { machineTest } from '../support/machine.js';
+import { account, destroyAndCheckEmpty, expectBytes, fill, HUGE, PG, pageTableSnapshot, pattern, vmaList } from './helpers.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -25,47 +26,44 @@ async function rejected(call: Promise<unknown>): Promise<unknown> {
 }
 
 describe('hugetlb reservations', () => {
+  machineTest.override('systemPages', 2048);
+
   for (const flags of [HUGE_ANON, HUGE_SHARED]) {
-    it(`a MAP_HUGETLB mapping larger than the pool is ENOMEM at mmap and changes nothing (${flags === HUGE_ANON ? 'private' : 'shared'})`, async () => {
-      const m = await smallMachine(2048);
+    machineTest(`a MAP_HUGETLB mapping larger than the pool is ENOMEM at mmap and changes nothing (${flags === HUGE_ANON ? 'private' : 'shared'})`, async ({ machine: m }) => {
       const p = m.spawn();
       const s = state(m, p);
-      expect(await rejected(p.mmap(0, 4 * HUGE, RW, flags))).toMatchObject({ code: 'ENOMEM' });
+      await expect(p.mmap(0, 4 * HUGE, RW, flags)).rejects.toBeErrno('ENOMEM');
       expect(state(m, p)).toEqual(s);
       account(m);
       // The whole pool can be mapped; after that not one more huge page.
       const a = await p.mmap(0, 3 * HUGE, RW, flags);
       const s2 = state(m, p);
-      expect(await rejected(p.mmap(0, HUGE, RW, HUGE_ANON))).toMatchObject({ code: 'ENOMEM' });
-      expect(await rejected(p.mmap(0, HUGE, RW, HUGE_SHARED))).toMatchObject({ code: 'ENOMEM' });
+      await expect(p.mmap(0, HUGE, RW, HUGE_ANON)).rejects.toBeErrno('ENOMEM');
+      await expect(p.mmap(0, HUGE, RW, HUGE_SHARED)).rejects.toBeErrno('ENOMEM');
       expect(state(m, p)).toEqual(s2);
       // Every page of the mapping can then be faulted: the reservation guarantees it.
       for (let i = 0; i < 3; i++) await p.write(a + i * HUGE + 8, pattern(8, i + 1));
       for (let i = 0; i < 3; i++) expectBytes(await p.read(a + i * HUGE + 8, 8), pattern(8, i + 1));
       account(m);
-      await destroyAndCheckEmpty(m);
     });
   }
 
-  it('reserved huge pages are not handed to 4 KiB or THP allocations', async () => {
-    const m = await smallMachine(2048);
+  machineTest('reserved huge pages are not handed to 4 KiB or THP allocations', async ({ machine: m }) => {
     const p = m.spawn();
     const h = await p.mmap(0, 3 * HUGE, RW, HUGE_ANON);
     // 511 single frames are left outside the pool (block 0 beside the zero page).
     const a = await p.mmap(0, 512 * PG, RW, ANON);
     await p.write(a, fill(511 * PG, 3));
     const s = state(m, p);
-    expect(await rejected(p.write(a + 511 * PG, fill(1, 4)))).toMatchObject({ code: 'ENOMEM' });
+    await expect(p.write(a + 511 * PG, fill(1, 4))).rejects.toBeErrno('ENOMEM');
     expect(state(m, p)).toEqual(s);
     account(m);
     for (let i = 0; i < 3; i++) await p.write(h + i * HUGE, fill(HUGE, i + 5));
     for (let i = 0; i < 3; i++) expect((await p.read(h + i * HUGE + HUGE - 1, 1))[0]).toBe(i + 5);
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('a fault consumes its reservation; munmap, MAP_FIXED and exit give the rest back', async () => {
-    const m = await smallMachine(2048);
+  machineTest('a fault consumes its reservation; munmap, MAP_FIXED and exit give the rest back', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 3 * HUGE, RW, HUGE_ANON);
     expect(m.ram.hugeReserved).toBe(3);
@@ -80,7 +78,7 @@ describe('hugetlb reservations', () => {
     // The pool is spoken for: MAP_FIXED over the faulted block cannot reserve its
     // replacement (the reservation comes before the unmap) and leaves the old mapping be.
     const s = state(m, p);
-    expect(await rejected(p.mmap(a, HUGE, RW, HUGE_ANON | MAP_FIXED))).toMatchObject({ code: 'ENOMEM' });
+    await expect(p.mmap(a, HUGE, RW, HUGE_ANON | MAP_FIXED)).rejects.toBeErrno('ENOMEM');
     expect(state(m, p)).toEqual(s);
     await p.munmap(b, HUGE); // the shared file goes, and its reservation with it
     expect(m.ram.hugeReserved).toBe(1);
@@ -104,8 +102,7 @@ describe('hugetlb reservations', () => {
     expect(m.ram.hugeReserved).toBe(0);
   });
 
-  it('private: the reservations stay with the mapping that made them; a fork child has none', async () => {
-    const m = await smallMachine(2048);
+  machineTest('private: the reservations stay with the mapping that made them; a fork child has none', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 3 * HUGE, RW, HUGE_ANON);
     const c = await p.fork();
@@ -117,11 +114,9 @@ describe('hugetlb reservations', () => {
     account(m);
     await c.exit();
     expect((await p.read(a + HUGE, 1))[0]).toBe(2);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('private: the owner\'s exit releases its unconsumed reservations while the child lives', async () => {
-    const m = await smallMachine(2048);
+  machineTest('private: the owner\'s exit releases its unconsumed reservations while the child lives', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 2 * HUGE, RW, HUGE_ANON);
     await p.write(a, fill(1, 1));
@@ -132,11 +127,9 @@ describe('hugetlb reservations', () => {
     await c.write(a + HUGE, fill(1, 2)); // an unreserved page from the pool
     expect((await c.read(a, 1))[0]).toBe(1);
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('shared: a reservation belongs to the file; unmapping one of two mappings keeps it', async () => {
-    const m = await smallMachine(2048);
+  machineTest('shared: a reservation belongs to the file; unmapping one of two mappings keeps it', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 2 * HUGE, RW, HUGE_SHARED);
     const c = await p.fork();
@@ -151,6 +144,5 @@ describe('hugetlb reservations', () => {
     expect(m.files.size).toBe(0);
     expect(m.ram.freePages).toBe(2047);
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 });

@@ -10,7 +10,8 @@ import type { DevPagemap } from '../../src/mm/pagemap.js';
 import {
   isDeviceExclusive, isDevicePrivate, isMigration, PTE_WRITE, swpKind, SWP_DEVICE_READ, SWP_DEVICE_WRITE,
 } from '../../src/mm/page-table.js';
-import { account, destroyAndCheckEmpty, entryAt, expectBytes, fill, HUGE, PG, pattern, recordEvents, smallMachine } from './helpers.js';
+import { account, destroyAndCheckEmpty, entryAt, expectBytes, fill, HUGE, PG, pattern, recordEvents } from './helpers.js';
+import { machineTest } from '../support/machine.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -85,8 +86,7 @@ async function withRead<T>(mm: MmStruct, fn: () => Promise<T>): Promise<T> {
 }
 
 describe('device-private migration', () => {
-  it('migrates anon pages to device memory (MIGRATE with owner) and back on CPU touch', async () => {
-    const m = await smallMachine();
+  machineTest('migrates anon pages to device memory (MIGRATE with owner) and back on CPU touch', async ({ machine: m }) => {
     const dev = new FakeDevice(m, 64);
     expect(dev.pm.basePfn).toBeGreaterThanOrEqual(m.ram.npages);
     expect(m.pagemapOf(dev.pm.basePfn)).toBe(dev.pm);
@@ -122,11 +122,9 @@ describe('device-private migration', () => {
     expect((await p.read(a + 3 * PG, PG)).every((x) => x === 0)).toBe(true);
     expect(dev.free).toHaveLength(64);
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('skips shared mappings; moves every mapping of a page shared after fork (try_to_migrate)', async () => {
-    const m = await smallMachine();
+  machineTest('skips shared mappings; moves every mapping of a page shared after fork (try_to_migrate)', async ({ machine: m }) => {
     const dev = new FakeDevice(m, 16);
     const p = m.spawn();
     const s = await p.mmap(0, 2 * PG, RW, MAP_SHARED | MAP_ANONYMOUS);
@@ -159,11 +157,9 @@ describe('device-private migration', () => {
     expect(m.ram.refcount[back.pfn]).toBe(2);
     expect(dev.pm.refcount[e1.pfn - dev.pm.basePfn]).toBe(0);
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('migrates the COW copies of a MAP_PRIVATE file mapping, not its page-cache pages', async () => {
-    const m = await smallMachine();
+  machineTest('migrates the COW copies of a MAP_PRIVATE file mapping, not its page-cache pages', async ({ machine: m }) => {
     const dev = new FakeDevice(m, 16);
     const p = m.spawn();
     const f = m.createFile(4 * PG);
@@ -187,8 +183,7 @@ describe('device-private migration', () => {
   });
 
   for (const passFaultPage of [false, true]) {
-    it(`a CPU touch of a device page shared after fork moves both mappings (faultPage ${passFaultPage ? 'passed' : 'omitted'})`, async () => {
-      const m = await smallMachine();
+    machineTest(`a CPU touch of a device page shared after fork moves both mappings (faultPage ${passFaultPage ? 'passed' : 'omitted'})`, async ({ machine: m }) => {
       const dev = new FakeDevice(m, 16, passFaultPage);
       const p = m.spawn();
       const a = await p.mmap(0, 4 * PG, RW, ANON);
@@ -231,8 +226,7 @@ describe('device-private migration', () => {
     });
   }
 
-  it('hmm_cow_in_device: a CPU write to a device page shared after fork ends writable in the writer', async () => {
-    const m = await smallMachine();
+  machineTest('hmm_cow_in_device: a CPU write to a device page shared after fork ends writable in the writer', async ({ machine: m }) => {
     const dev = new FakeDevice(m, 16);
     const p = m.spawn();
     const a = await p.mmap(0, 4 * PG, RW, ANON);
@@ -256,8 +250,7 @@ describe('device-private migration', () => {
     expect(dev.free).toHaveLength(16);
   });
 
-  it('a pinned page (extra reference) is restored in every mm that mapped it', async () => {
-    const m = await smallMachine();
+  machineTest('a pinned page (extra reference) is restored in every mm that mapped it', async ({ machine: m }) => {
     const dev = new FakeDevice(m, 16);
     const p = m.spawn();
     const a = await p.mmap(0, 2 * PG, RW, ANON);
@@ -279,11 +272,9 @@ describe('device-private migration', () => {
     m.core.putPage(pinned);
     expectBytes(await c.read(a, 2 * PG), pattern(2 * PG, 43));
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('fork shares device-private pages read-only in both; munmap and exit drop them', async () => {
-    const m = await smallMachine();
+  machineTest('fork shares device-private pages read-only in both; munmap and exit drop them', async ({ machine: m }) => {
     const dev = new FakeDevice(m, 16);
     const p = m.spawn();
     const a = await p.mmap(0, 2 * PG, RW, ANON);
@@ -303,8 +294,7 @@ describe('device-private migration', () => {
     expect(dev.free).toHaveLength(16);
   });
 
-  it('splits a THP before collecting it', async () => {
-    const m = await smallMachine();
+  machineTest('splits a THP before collecting it', async ({ machine: m }) => {
     const dev = new FakeDevice(m, 8);
     const p = m.spawn();
     const a = await p.mmap(0, HUGE, RW, ANON);
@@ -315,22 +305,18 @@ describe('device-private migration', () => {
     expect(entryAt(p.mm, a)!.level).toBe('pte');
     account(m);
     expectBytes(await p.read(a, HUGE), pattern(HUGE, 33));
-    await destroyAndCheckEmpty(m);
   });
 
-  it('rejects bad ranges with EINVAL', async () => {
-    const m = await smallMachine();
+  machineTest('rejects bad ranges with EINVAL', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 2 * PG, RW, ANON);
     await withRead(p.mm, async () => {
-      await expect(migrateVmaSetup(p.mm, { start: a + 1, end: a + PG, flags: 1, pgmapOwner: null })).rejects.toMatchObject({ code: 'EINVAL' });
-      await expect(migrateVmaSetup(p.mm, { start: a, end: a + 4 * PG, flags: 1, pgmapOwner: null })).rejects.toMatchObject({ code: 'EINVAL' });
+      await expect(migrateVmaSetup(p.mm, { start: a + 1, end: a + PG, flags: 1, pgmapOwner: null })).rejects.toBeErrno('EINVAL');
+      await expect(migrateVmaSetup(p.mm, { start: a, end: a + 4 * PG, flags: 1, pgmapOwner: null })).rejects.toBeErrno('EINVAL');
     });
-    await destroyAndCheckEmpty(m);
   });
 
-  it('pages without a destination stay where they were', async () => {
-    const m = await smallMachine();
+  machineTest('pages without a destination stay where they were', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 2 * PG, RW, ANON);
     await p.write(a, pattern(2 * PG, 34));
@@ -344,13 +330,11 @@ describe('device-private migration', () => {
     expect(entryAt(p.mm, a)!.flags & PTE_WRITE).toBe(PTE_WRITE);
     expectBytes(await p.read(a, 2 * PG), pattern(2 * PG, 34));
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 });
 
 describe('device-exclusive entries', () => {
-  it('EXCLUSIVE invalidation with the owner; a CPU touch restores (EXCLUSIVE, owner null)', async () => {
-    const m = await smallMachine();
+  machineTest('EXCLUSIVE invalidation with the owner; a CPU touch restores (EXCLUSIVE, owner null)', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 2 * PG, RW, ANON);
     await p.write(a, fill(PG, 0x61));
@@ -371,6 +355,5 @@ describe('device-exclusive entries', () => {
     expect(isDeviceExclusive(entryAt(p.mm, a + PG)!.flags)).toBe(false);
     expect(entryAt(c.mm, a + PG)!.pfn).toBe(entryAt(p.mm, a + PG)!.pfn);
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 });

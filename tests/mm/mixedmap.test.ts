@@ -10,7 +10,8 @@ import { MIGRATE_VMA_SELECT_SYSTEM, migrateVmaSetup } from '../../src/mm/migrate
 import { mmapDevicePages } from '../../src/mm/mixedmap.js';
 import { PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE } from '../../src/mm/page-table.js';
 import { VM_IO, VM_MIXEDMAP, VM_PFNMAP } from '../../src/mm/vma.js';
-import { account, destroyAndCheckEmpty, entryAt, expectErrno, fill, isZero, PG, smallMachine } from './helpers.js';
+import { account, entryAt, fill, isZero, PG } from './helpers.js';
+import { machineTest } from '../support/machine.js';
 
 const RW = PROT_READ | PROT_WRITE;
 
@@ -38,8 +39,7 @@ async function snapshot(p: Process, addr: number, npages: number): Promise<numbe
 }
 
 describe('mmapDevicePages (dmirror_fops_mmap: vm_insert_page of zeroed pages)', () => {
-  it('MAP_PRIVATE PROT_READ|PROT_WRITE: VM_MIXEDMAP, normal read-only PTEs; snapshot READ; a write COWs', async () => {
-    const m = await smallMachine();
+  machineTest('MAP_PRIVATE PROT_READ|PROT_WRITE: VM_MIXEDMAP, normal read-only PTEs; snapshot READ; a write COWs', async ({ machine: m }) => {
     const p = m.spawn();
     const free = m.ram.freePages;
     const a = await mmapDevicePages(p, 3 * PG, RW, MAP_PRIVATE);
@@ -76,7 +76,7 @@ describe('mmapDevicePages (dmirror_fops_mmap: vm_insert_page of zeroed pages)', 
     await p.mm.lock.readLock();
     try {
       await expect(migrateVmaSetup(p.mm, { start: a, end: a + PG, flags: MIGRATE_VMA_SELECT_SYSTEM, pgmapOwner: null }))
-        .rejects.toMatchObject({ code: 'EINVAL' });
+        .rejects.toBeErrno('EINVAL');
     } finally {
       p.mm.lock.readUnlock();
     }
@@ -84,11 +84,9 @@ describe('mmapDevicePages (dmirror_fops_mmap: vm_insert_page of zeroed pages)', 
     expect(m.ram.freePages).toBe(free);
     expect(m.files.size).toBe(0);
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('MAP_SHARED PROT_WRITE maps writable; PROT_NONE protnone; takes MmStruct or Process', async () => {
-    const m = await smallMachine();
+  machineTest('MAP_SHARED PROT_WRITE maps writable; PROT_NONE protnone; takes MmStruct or Process', async ({ machine: m }) => {
     const p = m.spawn();
     const s = await mmapDevicePages(p.mm, 2 * PG, RW, MAP_SHARED);
     const pfn = entryAt(p.mm, s)!.pfn;
@@ -101,22 +99,20 @@ describe('mmapDevicePages (dmirror_fops_mmap: vm_insert_page of zeroed pages)', 
     const r = await mmapDevicePages(p, PG, PROT_READ, MAP_SHARED);
     expect(entryAt(p.mm, r)!.flags & PTE_WRITE).toBe(0);
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('validates like mmap and changes nothing on failure', async () => {
-    const m = await smallMachine();
+  machineTest('validates like mmap and changes nothing on failure', async ({ machine: m }) => {
     const p = m.spawn();
     const before = m.ram.freePages;
-    await expectErrno(mmapDevicePages(p, PG, RW, MAP_PRIVATE | MAP_ANONYMOUS), 'EINVAL');
-    await expectErrno(mmapDevicePages(p, PG, RW, MAP_PRIVATE | MAP_HUGETLB), 'EINVAL');
-    await expectErrno(mmapDevicePages(p, PG, RW, MAP_PRIVATE | MAP_SHARED), 'EINVAL');
-    await expectErrno(mmapDevicePages(p, PG, RW, 0), 'EINVAL');
-    await expectErrno(mmapDevicePages(p, 0, RW, MAP_PRIVATE), 'EINVAL');
-    await expectErrno(mmapDevicePages(p, PG, 8, MAP_PRIVATE), 'EINVAL');
-    await expectErrno(mmapDevicePages(p, -1, RW, MAP_PRIVATE), 'EINVAL');
-    await expectErrno(mmapDevicePages(p, PG, RW, MAP_PRIVATE | MAP_FIXED, 0x10001), 'EINVAL');
-    await expectErrno(mmapDevicePages(p, (m.ram.npages + 1) * PG, RW, MAP_PRIVATE), 'ENOMEM');
+    await expect(mmapDevicePages(p, PG, RW, MAP_PRIVATE | MAP_ANONYMOUS)).rejects.toBeErrno('EINVAL');
+    await expect(mmapDevicePages(p, PG, RW, MAP_PRIVATE | MAP_HUGETLB)).rejects.toBeErrno('EINVAL');
+    await expect(mmapDevicePages(p, PG, RW, MAP_PRIVATE | MAP_SHARED)).rejects.toBeErrno('EINVAL');
+    await expect(mmapDevicePages(p, PG, RW, 0)).rejects.toBeErrno('EINVAL');
+    await expect(mmapDevicePages(p, 0, RW, MAP_PRIVATE)).rejects.toBeErrno('EINVAL');
+    await expect(mmapDevicePages(p, PG, 8, MAP_PRIVATE)).rejects.toBeErrno('EINVAL');
+    await expect(mmapDevicePages(p, -1, RW, MAP_PRIVATE)).rejects.toBeErrno('EINVAL');
+    await expect(mmapDevicePages(p, PG, RW, MAP_PRIVATE | MAP_FIXED, 0x10001)).rejects.toBeErrno('EINVAL');
+    await expect(mmapDevicePages(p, (m.ram.npages + 1) * PG, RW, MAP_PRIVATE)).rejects.toBeErrno('ENOMEM');
     expect(p.mm.vmas.size).toBe(0);
     expect(m.ram.freePages).toBe(before);
     // MAP_FIXED replaces what was there; a partial munmap frees just those pages.
@@ -128,12 +124,10 @@ describe('mmapDevicePages (dmirror_fops_mmap: vm_insert_page of zeroed pages)', 
     await p.munmap(a + PG, PG);
     account(m);
     await p.exit();
-    await expectErrno(mmapDevicePages(p.mm, PG, RW, MAP_PRIVATE), 'ESRCH');
-    await destroyAndCheckEmpty(m);
+    await expect(mmapDevicePages(p.mm, PG, RW, MAP_PRIVATE)).rejects.toBeErrno('ESRCH');
   });
 
-  it('fork copies the entries (vma_needs_copy); a hole after MADV_DONTNEED is SIGBUS', async () => {
-    const m = await smallMachine();
+  machineTest('fork copies the entries (vma_needs_copy); a hole after MADV_DONTNEED is SIGBUS', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await mmapDevicePages(p, 2 * PG, RW, MAP_PRIVATE);
     const c = await p.fork();
@@ -148,6 +142,5 @@ describe('mmapDevicePages (dmirror_fops_mmap: vm_insert_page of zeroed pages)', 
     await expect(p.read(a, 1)).rejects.toBeInstanceOf(BusError);
     expect(isZero(await p.read(a + PG, PG))).toBe(true);
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 });

@@ -4,15 +4,15 @@ import {
 } from '../../src/index.js';
 import { MMAP_BASE } from '../../src/mm/mm.js';
 import { VM_READ, VM_SHARED, VM_WRITE } from '../../src/mm/vma.js';
-import { account, destroyAndCheckEmpty, entryAt, fill, HUGE, PG, pattern, recordEvents, smallMachine, vmaList } from './helpers.js';
+import { account, entryAt, fill, HUGE, PG, pattern, recordEvents, vmaList } from './helpers.js';
+import { machineTest } from '../support/machine.js';
 import { expectBytes } from './helpers.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 
 describe('mmap placement', () => {
-  it('places mappings top-down below mmap_base and merges adjacent anonymous ones', async () => {
-    const m = await smallMachine();
+  machineTest('places mappings top-down below mmap_base and merges adjacent anonymous ones', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 3 * PG, RW, ANON);
     expect(a + 3 * PG).toBe(MMAP_BASE);
@@ -25,11 +25,9 @@ describe('mmap placement', () => {
     const c = await p.mmap(0, PG, PROT_READ, ANON);
     expect(c + PG).toBe(b);
     expect(vmaList(p)).toHaveLength(2);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('honours a free hint and searches when the hint is taken', async () => {
-    const m = await smallMachine();
+  machineTest('honours a free hint and searches when the hint is taken', async ({ machine: m }) => {
     const p = m.spawn();
     const hint = 0x10000000;
     expect(await p.mmap(hint, PG, RW, ANON)).toBe(hint);
@@ -37,20 +35,16 @@ describe('mmap placement', () => {
     expect(again).not.toBe(hint);
     // An unaligned hint is rounded up.
     expect(await p.mmap(0x20000123, PG, RW, ANON)).toBe(0x20001000);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('aligns PMD-multiple anonymous mappings to 2 MiB (thp_get_unmapped_area)', async () => {
-    const m = await smallMachine();
+  machineTest('aligns PMD-multiple anonymous mappings to 2 MiB (thp_get_unmapped_area)', async ({ machine: m }) => {
     const p = m.spawn();
     await p.mmap(0, 5 * PG, RW, ANON);
     const a = await p.mmap(0, 2 * HUGE, RW, ANON);
     expect(a % HUGE).toBe(0);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('MAP_FIXED replaces existing mappings with an UNMAP invalidation first', async () => {
-    const m = await smallMachine();
+  machineTest('MAP_FIXED replaces existing mappings with an UNMAP invalidation first', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 4 * PG, RW, ANON);
     await p.write(a, fill(4 * PG, 0xaa));
@@ -70,13 +64,11 @@ describe('mmap placement', () => {
     expect((await p.read(a, PG)).every((x) => x === 0xaa)).toBe(true);
     expect((await p.read(a + 3 * PG, PG)).every((x) => x === 0xaa)).toBe(true);
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 });
 
 describe('munmap', () => {
-  it('splits VMAs, frees frames, and a hole is a no-op', async () => {
-    const m = await smallMachine();
+  machineTest('splits VMAs, frees frames, and a hole is a no-op', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 8 * PG, RW, ANON);
     await p.write(a, pattern(8 * PG, 1));
@@ -96,13 +88,11 @@ describe('munmap', () => {
     expect(rec.starts().map((e) => [e.event, e.start, e.end])).toEqual([['UNMAP', a, a + 8 * PG]]);
     expect(vmaList(p)).toEqual([]);
     expect(p.mm.pgtable.tables).toBe(1);
-    await destroyAndCheckEmpty(m);
   });
 });
 
 describe('mprotect', () => {
-  it('splits and re-merges VMAs and write-protects PTEs with PROTECTION_VMA first', async () => {
-    const m = await smallMachine();
+  machineTest('splits and re-merges VMAs and write-protects PTEs with PROTECTION_VMA first', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 6 * PG, RW, ANON);
     await p.write(a, pattern(6 * PG, 2));
@@ -131,22 +121,18 @@ describe('mprotect', () => {
     await p.mprotect(a, 6 * PG, PROT_READ);
     expect((await p.read(a + 2 * PG, PG)).every((x) => x === 0x5a)).toBe(true);
     account(m);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('ENOMEM over a hole changes nothing', async () => {
-    const m = await smallMachine();
+  machineTest('ENOMEM over a hole changes nothing', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 4 * PG, RW, ANON);
     await p.munmap(a + PG, PG);
     const before = vmaList(p);
-    await expect(p.mprotect(a, 4 * PG, PROT_READ)).rejects.toMatchObject({ code: 'ENOMEM' });
+    await expect(p.mprotect(a, 4 * PG, PROT_READ)).rejects.toBeErrno('ENOMEM');
     expect(vmaList(p)).toEqual(before);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('a shared mapping regains write on mprotect(RW)', async () => {
-    const m = await smallMachine();
+  machineTest('a shared mapping regains write on mprotect(RW)', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 2 * PG, RW, MAP_SHARED | MAP_ANONYMOUS);
     await p.write(a, fill(2 * PG, 3));
@@ -155,13 +141,11 @@ describe('mprotect', () => {
     expect(entryAt(p.mm, a)!.flags & 2).toBe(0);
     await p.mprotect(a, 2 * PG, RW);
     expect(entryAt(p.mm, a)!.flags & 2).toBe(2);
-    await destroyAndCheckEmpty(m);
   });
 });
 
 describe('vma_merge rules for files and shared anon', () => {
-  it('merges contiguous file offsets of one file, never two shmem objects or a pgoff gap', async () => {
-    const m = await smallMachine();
+  machineTest('merges contiguous file offsets of one file, never two shmem objects or a pgoff gap', async ({ machine: m }) => {
     const p = m.spawn();
     const f = m.createFile(16 * PG);
     const a = await p.mmap(0x30000000, 2 * PG, RW, MAP_SHARED, f, 0);
@@ -179,6 +163,5 @@ describe('vma_merge rules for files and shared anon', () => {
     await p.mmap(x + PG, PG, RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
     expect(vmaList(p).filter((v) => v.start >= x && v.end <= x + 3 * PG)).toHaveLength(1); // null anon merges both sides
     f.close();
-    await destroyAndCheckEmpty(m);
   });
 });

@@ -9,7 +9,8 @@ import {
 } from '../../src/index.js';
 import type { MmStruct } from '../../src/mm/mm.js';
 import type { MmuNotifierRange } from '../../src/mm/notifier.js';
-import { destroyAndCheckEmpty, entryAt, fill, HUGE, PG, smallMachine } from './helpers.js';
+import { entryAt, fill, HUGE, PG } from './helpers.js';
+import { machineTest } from '../support/machine.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -35,8 +36,7 @@ function key(mm: MmStruct, a: number): string {
 }
 
 describe('invalidation before every PTE change', () => {
-  it('COW break in the fault path: CLEAR over the page, old shared PTE seen', async () => {
-    const m = await smallMachine();
+  machineTest('COW break in the fault path: CLEAR over the page, old shared PTE seen', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 2 * PG, RW, ANON);
     await p.write(a, fill(2 * PG, 1));
@@ -46,11 +46,9 @@ describe('invalidation before every PTE change', () => {
     await c.write(a + PG + 7, fill(1, 2));
     expect(seen).toEqual([{ event: 'CLEAR', start: a + PG, end: a + 2 * PG, old: before }]);
     expect(key(c.mm, a + PG)).not.toBe(before);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('zero page → private page on write: CLEAR (wp_page_copy)', async () => {
-    const m = await smallMachine();
+  machineTest('zero page → private page on write: CLEAR (wp_page_copy)', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, PG, RW, ANON);
     await p.read(a, 1);
@@ -58,22 +56,18 @@ describe('invalidation before every PTE change', () => {
     const seen = await watch(p.mm, () => a);
     await p.write(a, fill(1, 1));
     expect(seen).toEqual([{ event: 'CLEAR', start: a, end: a + PG, old: before }]);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('a first-touch fault of an empty PTE sends nothing', async () => {
-    const m = await smallMachine();
+  machineTest('a first-touch fault of an empty PTE sends nothing', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, PG, RW, ANON);
     const seen = await watch(p.mm, () => a);
     await p.write(a, fill(1, 1));
     await p.read(a, 1);
     expect(seen).toEqual([]);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('munmap UNMAP, mprotect PROTECTION_VMA, DONTNEED CLEAR, PAGEOUT CLEAR, fork PROTECTION_PAGE, MAP_FIXED UNMAP', async () => {
-    const m = await smallMachine();
+  machineTest('munmap UNMAP, mprotect PROTECTION_VMA, DONTNEED CLEAR, PAGEOUT CLEAR, fork PROTECTION_PAGE, MAP_FIXED UNMAP', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 8 * PG, RW, ANON);
     await p.write(a, fill(8 * PG, 3));
@@ -100,11 +94,9 @@ describe('invalidation before every PTE change', () => {
       ['PROTECTION_PAGE', 0, 2], ['PROTECTION_PAGE', 2, 4], ['PROTECTION_PAGE', 5, 8],
     ]);
     expect(f.some((s) => s.start <= a + 6 * PG && s.end > a + 6 * PG)).toBe(true);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('THP split: CLEAR over the 2 MiB block while the PMD leaf is still there', async () => {
-    const m = await smallMachine();
+  machineTest('THP split: CLEAR over the 2 MiB block while the PMD leaf is still there', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, HUGE, RW, ANON);
     await p.madvise(a, HUGE, MADV_HUGEPAGE);
@@ -117,11 +109,9 @@ describe('invalidation before every PTE change', () => {
       { event: 'CLEAR', start: a, end: a + HUGE, old: before },
       expect.objectContaining({ event: 'CLEAR', start: a + 3 * PG, end: a + 4 * PG }),
     ]);
-    await destroyAndCheckEmpty(m);
   });
 
-  it('exit: RELEASE then one UNMAP over the address space, PTEs still mapped in the callback', async () => {
-    const m = await smallMachine();
+  machineTest('exit: RELEASE then one UNMAP over the address space, PTEs still mapped in the callback', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, PG, RW, ANON);
     await p.write(a, fill(1, 1));
@@ -130,16 +120,13 @@ describe('invalidation before every PTE change', () => {
     await p.exit();
     expect(seen.map((s) => [s.event, s.old])).toEqual([['RELEASE', before], ['UNMAP', before]]);
     expect(seen[1]).toMatchObject({ start: 0, end: 2 ** 47 });
-    await destroyAndCheckEmpty(m);
   });
 
-  it('nothing is sent when nobody subscribes (hasSubscriptions fast path)', async () => {
-    const m = await smallMachine();
+  machineTest('nothing is sent when nobody subscribes (hasSubscriptions fast path)', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 2 * PG, RW, ANON);
     await p.write(a, fill(2 * PG, 1));
     await p.munmap(a, PG);
     expect(p.mm.notifiers.stats.invalidations).toBe(0);
-    await destroyAndCheckEmpty(m);
   });
 });

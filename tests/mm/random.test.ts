@@ -9,18 +9,11 @@ import {
   SegmentationFault, type Process,
 } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
+import { randomFloats } from '../support/prng.js';
 import { HUGE, PG, smallMachine } from './helpers.js';
 
 type Cell = { prot: number; shared: { vals: Map<number, number> } | null; idx: number; val: number };
 type Model = Map<number, Cell>; // page address → cell
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
 
 function valueOf(c: Cell): number {
   return c.shared === null ? c.val : c.shared.vals.get(c.idx) ?? 0;
@@ -28,7 +21,7 @@ function valueOf(c: Cell): number {
 
 async function run(seed: number, steps: number): Promise<void> {
   const m = await smallMachine(4096);
-  const r = rng(seed);
+  const r = randomFloats(seed);
   const pick = <T>(xs: T[]): T => xs[Math.floor(r() * xs.length)];
   const procs: { p: Process; model: Model }[] = [{ p: m.spawn(), model: new Map() }];
   // Two tmpfs files (16 pages each) with their model: MAP_SHARED mappings and pread/pwrite
@@ -109,14 +102,14 @@ async function run(seed: number, steps: number): Promise<void> {
         expect(res, what).toBeNull();
         for (let i = 0; i < n; i++) model.get(a + i * PG)!.prot = prot;
       } else {
-        expect(res, what).toMatchObject({ code: 'ENOMEM' });
+        expect(res, what).toBeErrno('ENOMEM');
       }
     } else if (op < 0.87) {
       const a = pick(pages);
       const n = 1 + Math.floor(r() * 6);
       const advice = r() < 0.5 ? MADV_DONTNEED : MADV_PAGEOUT;
       const res = await p.madvise(a, n * PG, advice).then(() => null, (e: unknown) => e);
-      if (res !== null) expect(res, what).toMatchObject({ code: 'ENOMEM' });
+      if (res !== null) expect(res, what).toBeErrno('ENOMEM');
       if (advice === MADV_DONTNEED) {
         for (let i = 0; i < n; i++) {
           const c = model.get(a + i * PG);

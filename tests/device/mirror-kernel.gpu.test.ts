@@ -6,7 +6,7 @@
 import { describe, expect } from 'vitest';
 import { MirrorEngine, WORDS_PER_PAGE, type MirrorCommand, type MirrorOp } from '../../src/device/mirror-engine.js';
 import { PTE_EXCLUSIVE, PTE_WRITE } from '../../src/device/page-table.js';
-import { gpuTest as test } from './fixture.js';
+import { gpuTest as test } from '../support/gpu.js';
 import { bit, expectAllEqual, patternPage, patternWord, POISON } from './mirror-helpers.js';
 
 const NPAGES = 3;

@@ -5,7 +5,7 @@
 import { describe, expect } from 'vitest';
 import { GpuError, readBuffer, requestGpuDevice, takeUncapturedErrors, withErrorScopes } from '../../src/device/gpu.js';
 import { POISON, runSmokeKernel, smokeReference } from '../../src/device/smoke.js';
-import { gpuTest as test, u32Data } from './fixture.js';
+import { gpuTest as test, u32Data } from '../support/gpu.js';
 
 /** Compares every element and reports the first few mismatches with their index. */
 function expectAllEqual(got: Uint32Array, want: Uint32Array): void {

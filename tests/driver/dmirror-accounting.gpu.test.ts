@@ -157,7 +157,7 @@ describe('dmirror frame accounting', () => {
     await step('exclusive on 4 pages; CPU write to one; check', async () => {
       const r = await fd0.exclusive(buf + 4 * PAGE_SIZE, 4);
       expectPages(r.data, cur.slice(4, 8), 'exclusive data');
-      await expect(fd0.checkExclusive(buf + 4 * PAGE_SIZE, 4)).rejects.toMatchObject({ code: 'EPERM' });
+      await expect(fd0.checkExclusive(buf + 4 * PAGE_SIZE, 4)).rejects.toBeErrno('EPERM');
       await proc.write(buf + 5 * PAGE_SIZE, pagesOf(1, () => T(5, 4)));
       set(5, 1, 4);
       expectPages(await proc.read(buf, size), cur, 'CPU after exclusive');

@@ -4,13 +4,12 @@
  * including page numbers ≥ 2^32 where the walk needs the high word.
  */
 import { describe, expect } from 'vitest';
-import { HmmError } from '../../src/errors.js';
 import { MirrorEngine } from '../../src/device/mirror-engine.js';
 import {
   GpuPageTable, levelIndices, makeEntry, PT_MAX_PAGE, PTE_DEVICE, PTE_EXCLUSIVE, PTE_HUGE,
   PTE_VALID, PTE_WRITE,
 } from '../../src/device/page-table.js';
-import { gpuTest as test } from './fixture.js';
+import { gpuTest as test } from '../support/gpu.js';
 import { expectAllEqual } from './mirror-helpers.js';
 
 const L3 = 2 ** 27;
@@ -19,20 +18,6 @@ const L1 = 2 ** 9;
 
 function pageOf(i3: number, i2: number, i1: number, i0: number): number {
   return i3 * L3 + i2 * L2 + i1 * L1 + i0;
-}
-
-function code(e: unknown): string | undefined {
-  return e instanceof HmmError ? e.code : undefined;
-}
-
-function expectErrno(fn: () => unknown, errno: string): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (e) {
-    caught = e;
-  }
-  expect(code(caught), String(caught)).toBe(errno);
 }
 
 describe('GpuPageTable', () => {
@@ -96,12 +81,12 @@ describe('GpuPageTable', () => {
       expect(e.pt.lookup(base + 300)).toEqual({ entry: want[2], slot: 1324, flags: PTE_VALID | PTE_WRITE | PTE_HUGE, huge: true });
       expect(e.pt.stats).toMatchObject({ leaves: 2, hugeLeaves: 2, tables: 3 });
 
-      expectErrno(() => e.pt.map(base + 5, 3), 'EEXIST'); // 4 KiB inside a huge leaf
-      expectErrno(() => e.pt.mapHuge(base + 1, 0), 'EINVAL'); // misaligned VA
-      expectErrno(() => e.pt.mapHuge(base + 2048, 100), 'EINVAL'); // misaligned slot
-      expectErrno(() => e.pt.mapHuge(base + 2048, 2048), 'EINVAL'); // past the aperture
+      expect(() => e.pt.map(base + 5, 3)).toThrowErrno('EEXIST'); // 4 KiB inside a huge leaf
+      expect(() => e.pt.mapHuge(base + 1, 0)).toThrowErrno('EINVAL'); // misaligned VA
+      expect(() => e.pt.mapHuge(base + 2048, 100)).toThrowErrno('EINVAL'); // misaligned slot
+      expect(() => e.pt.mapHuge(base + 2048, 2048)).toThrowErrno('EINVAL'); // past the aperture
       e.pt.map(base + 4096, 9);
-      expectErrno(() => e.pt.mapHuge(base + 4096 - (4096 % 512), 0), 'EEXIST'); // over 4 KiB leaves
+      expect(() => e.pt.mapHuge(base + 4096 - (4096 % 512), 0)).toThrowErrno('EEXIST'); // over 4 KiB leaves
 
       // Zapping one subpage removes (and reports) the whole huge leaf.
       const gone = e.pt.unmap(base + 700, 1);
@@ -212,8 +197,8 @@ describe('GpuPageTable', () => {
       e.pt.map(pageOf(100, 0, 0, 0), 50);
       expect(e.pt.stats.tables).toBe(40);
       const before = e.pt.stats;
-      expectErrno(() => e.pt.map(pageOf(101, 0, 0, 0), 51), 'ENOMEM');
-      expectErrno(() => e.pt.map(pageOf(100, 0, 1, 0), 51), 'ENOMEM');
+      expect(() => e.pt.map(pageOf(101, 0, 0, 0), 51)).toThrowErrno('ENOMEM');
+      expect(() => e.pt.map(pageOf(100, 0, 1, 0), 51)).toThrowErrno('ENOMEM');
       expect(e.pt.stats).toEqual(before); // nothing changed
       expect(e.pt.lookup(pageOf(101, 0, 0, 0))).toBeNull();
       e.pt.map(pageOf(100, 0, 0, 1), 51); // needs no table: fine
@@ -228,14 +213,14 @@ describe('GpuPageTable', () => {
   test('bad input is rejected before anything changes', ({ gpu }) => {
     const pt = new GpuPageTable(gpu.device, { apertureSlots: 100, deviceSlots: 10 });
     try {
-      expectErrno(() => pt.map(PT_MAX_PAGE, 0), 'EINVAL');
-      expectErrno(() => pt.map(-1, 0), 'EINVAL');
-      expectErrno(() => pt.map(1.5, 0), 'EINVAL');
-      expectErrno(() => pt.map(1, 100), 'EINVAL'); // past the aperture
-      expectErrno(() => pt.map(1, 10, PTE_DEVICE), 'EINVAL'); // past the device pool
-      expectErrno(() => pt.map(1, 0, PTE_HUGE), 'EINVAL');
-      expectErrno(() => pt.map(1, 0, 0x100), 'EINVAL');
-      expectErrno(() => pt.unmap(PT_MAX_PAGE - 1, 2), 'EINVAL');
+      expect(() => pt.map(PT_MAX_PAGE, 0)).toThrowErrno('EINVAL');
+      expect(() => pt.map(-1, 0)).toThrowErrno('EINVAL');
+      expect(() => pt.map(1.5, 0)).toThrowErrno('EINVAL');
+      expect(() => pt.map(1, 100)).toThrowErrno('EINVAL'); // past the aperture
+      expect(() => pt.map(1, 10, PTE_DEVICE)).toThrowErrno('EINVAL'); // past the device pool
+      expect(() => pt.map(1, 0, PTE_HUGE)).toThrowErrno('EINVAL');
+      expect(() => pt.map(1, 0, 0x100)).toThrowErrno('EINVAL');
+      expect(() => pt.unmap(PT_MAX_PAGE - 1, 2)).toThrowErrno('EINVAL');
       expect(pt.stats).toMatchObject({ tables: 1, leaves: 0, dirtyEntries: 0 });
     } finally {
       pt.destroy();

@@ -76,7 +76,7 @@ import {
 } from '../../src/index.js';
 import {
   align, asInts, cpuIncrementEveryInt, DEFAULT_HUGE_PAGE_SIZE, DEVICE_PRIVATE_THP, expectCpuInts, expectData,
-  expectErrno, expectInts, expectProt, HMM_BUFFER_SIZE, HMM_DMIRROR_FLAG_FAIL_ALLOC, HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL,
+  expectInts, expectProt, HMM_BUFFER_SIZE, HMM_DMIRROR_FLAG_FAIL_ALLOC, HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL,
   HMM_DMIRROR_PROT_ERROR, HMM_DMIRROR_PROT_NONE, HMM_DMIRROR_PROT_PMD, HMM_DMIRROR_PROT_PUD, HMM_DMIRROR_PROT_READ,
   HMM_DMIRROR_PROT_WRITE, HMM_DMIRROR_PROT_ZERO, HMM_NPAGES, hmmRandom, isPmdMapped, ints, joinAll, mirrorDevices,
   MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, NTIMES, pagemapEntry, PMD_PAGESIZE, TWOMEG, yieldMicrotasks, yieldTicks,
@@ -178,7 +178,7 @@ describe('hmm', () => {
     await proc.mprotect(ptr, size, PROT_NONE);
 
     // Simulate a device reading system memory.
-    await expectErrno(fd.read(ptr, npages), 'EFAULT');
+    await expect(fd.read(ptr, npages)).rejects.toBeErrno('EFAULT');
 
     // Allow CPU to read the buffer so we can check it.
     await proc.mprotect(ptr, size, PROT_READ);
@@ -224,7 +224,7 @@ describe('hmm', () => {
     const mirror = ints(size, (i) => i);
 
     // Simulate a device writing system memory.
-    await expectErrno(fd.write(ptr, mirror), 'EPERM');
+    await expect(fd.write(ptr, mirror)).rejects.toBeErrno('EPERM');
 
     // Check what the device wrote.
     await expectCpuInts(proc, ptr, size, () => 0, 'ptr after EPERM');
@@ -556,7 +556,7 @@ describe('hmm', () => {
     const ptr = await proc.mmap(0, size, RW, MAP_SHARED | MAP_ANONYMOUS);
 
     // Migrate memory to device.
-    await expectErrno(fd.migrateToDevice(ptr, npages), 'ENOENT');
+    await expect(fd.migrateToDevice(ptr, npages)).rejects.toBeErrno('ENOENT');
 
     await proc.munmap(ptr, size);
   });
@@ -762,7 +762,7 @@ describe('hmm', () => {
     await proc.mprotect(ptr, size, PROT_READ);
 
     // Simulate a device writing system memory (buffer->mirror: what EXCLUSIVE read).
-    await expectErrno(fd.write(ptr, r.data), 'EPERM');
+    await expect(fd.write(ptr, r.data)).rejects.toBeErrno('EPERM');
 
     await proc.munmap(ptr, size);
   });
@@ -1280,13 +1280,13 @@ describe('hmm2', () => {
     const p = await proc.mmap(0, size, PROT_NONE, PRIV_ANON);
 
     // Migrating a protected area should be an error.
-    await expectErrno(fd1.migrateToDevice(p, npages), 'EINVAL');
+    await expect(fd1.migrateToDevice(p, npages)).rejects.toBeErrno('EINVAL');
 
     // Punch a hole after the first page address.
     await proc.munmap(p + PAGE_SIZE, PAGE_SIZE);
 
     // We expect an error if the vma doesn't cover the range.
-    await expectErrno(fd1.migrateToDevice(p, 3), 'EINVAL');
+    await expect(fd1.migrateToDevice(p, 3)).rejects.toBeErrno('EINVAL');
 
     // Page 2 will be a read-only zero page.
     await proc.mprotect(p + 2 * PAGE_SIZE, PAGE_SIZE, PROT_READ);
@@ -1308,7 +1308,7 @@ describe('hmm2', () => {
     expect(r.cpages).toBe(4);
 
     // Page 5 won't be migrated to device 0 because it's on device 1.
-    await expectErrno(fd0.migrateToDevice(p + 5 * PAGE_SIZE, 1), 'ENOENT');
+    await expect(fd0.migrateToDevice(p + 5 * PAGE_SIZE, 1)).rejects.toBeErrno('ENOENT');
 
     await proc.munmap(p, size);
   });

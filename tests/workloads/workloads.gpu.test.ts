@@ -16,15 +16,14 @@ import { describe, expect } from 'vitest';
 import { createMachine, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine } from '../../src/index.js';
 import type { Dmirror } from '../../src/driver/dmirror.js';
 import type { DmirrorDevice } from '../../src/driver/dmirror-device.js';
-import type { WorkloadName } from '../../src/experiment/types.js';
+import type { WorkloadName } from '../../src/workloads/names.js';
 import {
   gatherIndices, hash32, initialWords, isWriteWord, phaseKey, resolveWorkload, stencilNeighbours, targetOf, valueOf,
 } from '../../src/workloads/patterns.js';
 import { runWorkload, type WorkloadResult, type WorkloadSpec } from '../../src/workloads/run.js';
 import { MirrorEngine } from '../../src/device/mirror-engine.js';
-import { HmmError } from '../../src/errors.js';
 import { workloadKernels } from '../../src/workloads/kernels.js';
-import { gpuTest as test } from './fixture.js';
+import { gpuTest as test } from '../support/gpu.js';
 
 const RW = PROT_READ | PROT_WRITE;
 
@@ -164,8 +163,7 @@ describe('workloads', () => {
         const bad = (f: () => unknown, re: RegExp): void => {
           let e: unknown = null;
           try { f(); } catch (x) { e = x; }
-          expect(e).toBeInstanceOf(HmmError);
-          expect((e as HmmError).code).toBe('EINVAL');
+          expect(e).toBeErrno('EINVAL');
           expect(String(e)).toMatch(re);
         };
         bad(() => other.createCommand({ op: 'read', page: 16, npages: 1, kernel: ks.stream }), /another engine/);

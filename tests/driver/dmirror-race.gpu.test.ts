@@ -20,7 +20,7 @@ import {
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
 import { zapRangeLocked } from '../../src/mm/zap.js';
 import { SeededScheduler } from '../../src/sched/seeded.js';
-import { gpuTest } from './fixture.js';
+import { gpuTest } from '../support/gpu.js';
 import { pagesOf, WORDS } from './pages.js';
 
 const RW = PROT_READ | PROT_WRITE;

@@ -8,7 +8,7 @@ import { describe, expect } from 'vitest';
 import { createMachine, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine } from '../../src/index.js';
 import type { Dmirror } from '../../src/driver/dmirror.js';
 import type { DmirrorDevice } from '../../src/driver/dmirror-device.js';
-import { gpuTest as test } from './fixture.js';
+import { gpuTest as test } from '../support/gpu.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const APERTURE = 1024;

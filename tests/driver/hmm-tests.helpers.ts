@@ -1,11 +1,12 @@
 /**
- * Helpers for the port of the kernel's HMM selftests (tests/gpu/hmm-tests.test.ts): the
+ * Helpers for the port of the kernel's HMM selftests (tests/driver/hmm-tests.gpu.test.ts): the
  * dmirror interface as the public API exports it, the selftest's constants, int-pattern
  * buffers and element-by-element checks.
  */
 import { expect } from 'vitest';
-import { HmmError, PAGE_SIZE, type Machine, type Mirror, type MirrorDevice, type Process } from '../../src/index.js';
+import { PAGE_SIZE, type Machine, type Mirror, type MirrorDevice, type Process } from '../../src/index.js';
 import { isPresent, pmdIndex, pteIndex } from '../../src/mm/page-table.js';
+import { randomU32 } from '../support/prng.js';
 
 // ---- The driver's API, as src/index.ts exports it ----------------------------------------
 
@@ -153,21 +154,6 @@ export function expectProt(m: Uint8Array, want: number, what: string, from = 0, 
 
 // ---- Errors ----------------------------------------------------------------------------
 
-/** `ret = hmm_dmirror_cmd(...); ASSERT_EQ(ret, -ERRNO)`: the promise rejects with HmmError(code). */
-export async function expectErrno(p: Promise<unknown>, code: string): Promise<void> {
-  let caught: unknown = undefined;
-  let resolved = false;
-  try {
-    await p;
-    resolved = true;
-  } catch (e) {
-    caught = e;
-  }
-  expect(resolved, `expected ${code}, but the call succeeded`).toBe(false);
-  expect(caught, String(caught)).toBeInstanceOf(HmmError);
-  expect((caught as HmmError).code, String(caught)).toBe(code);
-}
-
 // ---- /proc/self/pagemap ----------------------------------------------------------------
 
 /**
@@ -198,16 +184,8 @@ export function isPmdMapped(proc: Process, addr: number): boolean {
 
 // ---- Scheduling ------------------------------------------------------------------------
 
-/** Deterministic stand-in for hmm_random() (xorshift32), so a failing interleaving repeats. */
-export function hmmRandom(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    return x;
-  };
-}
+/** Deterministic stand-in for hmm_random(), so a failing interleaving repeats (the tests' one PRNG). */
+export const hmmRandom = randomU32;
 
 /**
  * pthread_join / waitpid for work started concurrently: waits for every promise (so nothing

@@ -15,7 +15,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   checkFrameAccounting, createMachine, HmmError, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_NONE,
-  PROT_READ, PROT_WRITE, type Machine, type Mirror, type Process,
+  PROT_READ, PROT_WRITE, type Errno, type Machine, type Mirror, type Process,
 } from '../../src/index.js';
 import { HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL } from '../../src/driver/dmirror.js';
 import { pageTableSnapshot, vmaList } from '../mm/helpers.js';
@@ -24,22 +24,6 @@ import { WORDS, firstDiff, pagesOf } from './pages.js';
 const RW = PROT_READ | PROT_WRITE;
 const PRIV_ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 const TASK_SIZE = 2 ** 47;
-
-/** The promise rejects with HmmError(code) (and nothing else). */
-async function expectErrno(p: Promise<unknown> | (() => Promise<unknown>), code: string, what: string): Promise<HmmError> {
-  let caught: unknown;
-  let resolved = false;
-  try {
-    await (typeof p === 'function' ? p() : p);
-    resolved = true;
-  } catch (e) {
-    caught = e;
-  }
-  expect(resolved, `${what}: expected ${code}, but the call succeeded`).toBe(false);
-  expect(caught, `${what}: ${String(caught)}`).toBeInstanceOf(HmmError);
-  expect((caught as HmmError).code, `${what}: ${String(caught)}`).toBe(code);
-  return caught as HmmError;
-}
 
 describe('dmirror errors', () => {
   let machine: Machine | null = null;
@@ -126,9 +110,9 @@ describe('dmirror errors', () => {
   }
 
   /** The command rejects with `code`, nothing changed, and the mirror still reads correctly. */
-  async function rejects(call: () => Promise<unknown>, code: string, what: string): Promise<void> {
+  async function rejects(call: () => Promise<unknown>, code: Errno, what: string): Promise<void> {
     const before = await state();
-    await expectErrno(call, code, what);
+    await expect(call(), what).rejects.toBeErrno(code);
     await expectSame(before, what);
     const r = await fd.read(rw, 4);
     expect(firstDiff(r.data, pagesOf(4, RW_TAG)), `${what}: a read afterwards`).toBeNull();
@@ -163,20 +147,20 @@ describe('dmirror errors', () => {
   it('a bad address → EINVAL, for every command, and nothing changed', async () => {
     const before = await state();
     for (const cmd of CMDS) {
-      for (const [name, addr] of BAD_ADDR) await expectErrno(() => call(fd, cmd, addr(rw), 1), 'EINVAL', `${cmd}(${name}, 1)`);
+      for (const [name, addr] of BAD_ADDR) await expect(call(fd, cmd, addr(rw), 1), `${cmd}(${name}, 1)`).rejects.toBeErrno('EINVAL');
     }
-    for (const [name, addr] of BAD_ADDR) await expectErrno(() => fd.write(addr(rw) as number, pagesOf(1, RW_TAG)), 'EINVAL', `write(${name})`);
+    for (const [name, addr] of BAD_ADDR) await expect(fd.write(addr(rw) as number, pagesOf(1, RW_TAG)), `write(${name})`).rejects.toBeErrno('EINVAL');
     await expectSame(before, 'after bad addresses');
   });
 
   it('a zero, negative, NaN, non-integer or too large page count → EINVAL, for every command, and nothing changed', async () => {
     const before = await state();
     for (const cmd of CMDS) {
-      for (const [name, n] of BAD_NPAGES) await expectErrno(() => call(fd, cmd, rw, n), 'EINVAL', `${cmd}(rw, ${name})`);
+      for (const [name, n] of BAD_NPAGES) await expect(call(fd, cmd, rw, n), `${cmd}(rw, ${name})`).rejects.toBeErrno('EINVAL');
     }
     // A range that runs past the end of the address space.
-    for (const cmd of CMDS) await expectErrno(() => call(fd, cmd, TASK_SIZE - PAGE_SIZE, 2), 'EINVAL', `${cmd}(TASK_SIZE - 1 page, 2)`);
-    await expectErrno(() => fd.write(TASK_SIZE - PAGE_SIZE, pagesOf(2, RW_TAG)), 'EINVAL', 'write(TASK_SIZE - 1 page, 2 pages)');
+    for (const cmd of CMDS) await expect(call(fd, cmd, TASK_SIZE - PAGE_SIZE, 2), `${cmd}(TASK_SIZE - 1 page, 2)`).rejects.toBeErrno('EINVAL');
+    await expect(fd.write(TASK_SIZE - PAGE_SIZE, pagesOf(2, RW_TAG)), 'write(TASK_SIZE - 1 page, 2 pages)').rejects.toBeErrno('EINVAL');
     await expectSame(before, 'after bad page counts');
   });
 
@@ -189,8 +173,8 @@ describe('dmirror errors', () => {
       ['a plain array', new Array<number>(PAGE_SIZE).fill(0xee)], ['null', null], ['undefined', undefined],
     ];
     for (const [name, data] of bad) {
-      await expectErrno(() => fd.write(rw, data as Uint8Array), 'EINVAL', `write(${name})`);
-      await expectErrno(() => fd.write(fresh, data as Uint8Array), 'EINVAL', `write(fresh, ${name})`);
+      await expect(fd.write(rw, data as Uint8Array), `write(${name})`).rejects.toBeErrno('EINVAL');
+      await expect(fd.write(fresh, data as Uint8Array), `write(fresh, ${name})`).rejects.toBeErrno('EINVAL');
     }
     await expectSame(before, 'after bad write data');
   });
@@ -287,7 +271,7 @@ describe('dmirror errors', () => {
       ['migrateToSystem', () => fd.migrateToSystem(rw, 2)], ['snapshot', () => fd.snapshot(rw, 1)], ['exclusive', () => fd.exclusive(rw, 1)],
       ['checkExclusive', () => fd.checkExclusive(rw, 1)], ['release', () => fd.release()], ['mmap', () => fd.mmap(PAGE_SIZE, RW, MAP_SHARED)],
     ];
-    for (const [name, c] of calls) await expectErrno(c, 'EBADF', `${name} after close`);
+    for (const [name, c] of calls) await expect(c(), `${name} after close`).rejects.toBeErrno('EBADF');
     // close() again is harmless.
     await fd.close();
     // The other device's mirror and the CPU still see everything (device pages fault back).
@@ -321,10 +305,10 @@ describe('dmirror errors', () => {
   it('open() on an exited process → ESRCH, and on a live one after it works', async () => {
     const child = await proc.fork();
     await child.exit();
-    for (const dev of m.devices) await expectErrno(() => dev.open(child), 'ESRCH', `dmirror${dev.index}.open(exited child)`);
+    for (const dev of m.devices) await expect(dev.open(child), `dmirror${dev.index}.open(exited child)`).rejects.toBeErrno('ESRCH');
     const other = m.spawn();
     await other.exit();
-    await expectErrno(() => m.devices[0].open(other), 'ESRCH', 'open(exited process)');
+    await expect(m.devices[0].open(other), 'open(exited process)').rejects.toBeErrno('ESRCH');
     checkFrameAccounting(m);
     // The devices are fine: a new process can open them.
     const p2 = m.spawn();
@@ -345,15 +329,8 @@ describe('dmirror errors', () => {
       ['read', () => cfd.read(rw, 1)], ['write', () => cfd.write(rw, pagesOf(1, () => 1))], ['migrateToDevice', () => cfd.migrateToDevice(rw, 1)],
       ['snapshot', () => cfd.snapshot(rw, 1)],
     ] as [string, () => Promise<unknown>][]) {
-      let caught: unknown;
-      try {
-        await c();
-      } catch (e) {
-        caught = e;
-      }
-      expect(caught, `${name} on a dead process's mirror`).toBeInstanceOf(HmmError);
       // lib/test_hmm.c: mmget_not_zero() fails on a dead mm, and the ioctl returns -EINVAL.
-      expect((caught as HmmError).code, `${name}: ${String(caught)}`).toBe('EINVAL');
+      await expect(c(), `${name} on a dead process's mirror`).rejects.toBeErrno('EINVAL');
     }
     checkFrameAccounting(m);
     expect(firstDiff(await proc.read(rw, 4 * PAGE_SIZE), pagesOf(4, RW_TAG))).toBeNull();

@@ -2,20 +2,10 @@
  * Page pools (aperture / device memory) and the fault buffer on their own.
  */
 import { describe, expect } from 'vitest';
-import { HmmError } from '../../src/errors.js';
 import { FaultQueue } from '../../src/device/fault-queue.js';
 import { PagePool, runs } from '../../src/device/page-pool.js';
-import { gpuTest as test } from './fixture.js';
+import { gpuTest as test } from '../support/gpu.js';
 import { expectAllEqual, patternPage } from './mirror-helpers.js';
-
-function errno(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return e instanceof HmmError ? e.code : `not HmmError: ${String(e)}`;
-  }
-  return undefined;
-}
 
 function words(b: Uint8Array): Uint32Array {
   return new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4);
@@ -27,14 +17,14 @@ describe('PagePool', () => {
     try {
       const got = Array.from({ length: 70 }, () => pool.alloc());
       expect(got).toEqual(Array.from({ length: 70 }, (_, i) => i));
-      expect(errno(() => pool.alloc())).toBe('ENOMEM');
+      expect(() => pool.alloc()).toThrowErrno('ENOMEM');
       pool.free(33);
       pool.free(5);
       expect(pool.alloc()).toBe(5); // lowest first
       expect(pool.alloc()).toBe(33);
       pool.free(69);
-      expect(errno(() => pool.free(69))).toBe('EINVAL');
-      expect(errno(() => pool.free(70))).toBe('EINVAL');
+      expect(() => pool.free(69)).toThrowErrno('EINVAL');
+      expect(() => pool.free(70)).toThrowErrno('EINVAL');
       expect(pool.stats).toMatchObject({ slots: 70, used: 69 });
     } finally {
       pool.destroy();
@@ -48,9 +38,9 @@ describe('PagePool', () => {
       expect(small).toBe(0);
       expect(pool.allocHuge()).toBe(1024);
       expect(pool.allocHuge()).toBe(512);
-      expect(errno(() => pool.allocHuge())).toBe('ENOMEM'); // block 0 holds `small`
-      expect(errno(() => pool.free(600))).toBe('EINVAL'); // part of a huge block
-      expect(errno(() => pool.freeHuge(513))).toBe('EINVAL');
+      expect(() => pool.allocHuge()).toThrowErrno('ENOMEM'); // block 0 holds `small`
+      expect(() => pool.free(600)).toThrowErrno('EINVAL'); // part of a huge block
+      expect(() => pool.freeHuge(513)).toThrowErrno('EINVAL');
       pool.freeHuge(512);
       expect(pool.freeSlots).toBe(1600 - 1 - 512);
       pool.free(small);
@@ -81,8 +71,8 @@ describe('PagePool', () => {
       const back = await pool.readback([31, 30]);
       expectAllEqual(words(back.subarray(0, 4096)), words(patternPage(101)), 'slot 31');
       expectAllEqual(words(back.subarray(4096)), words(patternPage(100)), 'slot 30');
-      expect(errno(() => pool.upload(31, two))).toBe('EINVAL'); // past the end
-      expect(errno(() => pool.upload(0, new Uint8Array(100)))).toBe('EINVAL');
+      expect(() => pool.upload(31, two)).toThrowErrno('EINVAL'); // past the end
+      expect(() => pool.upload(0, new Uint8Array(100))).toThrowErrno('EINVAL');
     } finally {
       pool.destroy();
     }
@@ -102,7 +92,7 @@ describe('PagePool', () => {
       expectAllEqual(words(got.subarray(8192, 12288)), words(patternPage(1002)), 'copied 9');
       expectAllEqual(words(got.subarray(12288, 16384)), words(patternPage(1001)), 'copied 12');
       expectAllEqual(words(got.subarray(16384)), words(patternPage(1002)), 'copied 13');
-      expect(errno(() => sys.copy(15, vram, 0, 2))).toBe('EINVAL');
+      expect(() => sys.copy(15, vram, 0, 2)).toThrowErrno('EINVAL');
     } finally {
       sys.destroy();
       vram.destroy();
@@ -111,8 +101,8 @@ describe('PagePool', () => {
 
   test('sizes are bounded by maxStorageBufferBindingSize', ({ gpu }) => {
     const max = Math.floor(gpu.limits.maxStorageBufferBindingSize / 4096);
-    expect(errno(() => new PagePool(gpu.device, { slots: max + 1 }))).toBe('EINVAL');
-    expect(errno(() => new PagePool(gpu.device, { slots: 0 }))).toBe('EINVAL');
+    expect(() => new PagePool(gpu.device, { slots: max + 1 })).toThrowErrno('EINVAL');
+    expect(() => new PagePool(gpu.device, { slots: 0 })).toThrowErrno('EINVAL');
   });
 });
 

@@ -23,15 +23,5 @@ export const gpuTest = test
     return gpuShared;
   });
 
-/** Deterministic u32 data (xorshift32), so failures reproduce. */
-export function u32Data(n: number, seed = 0x9e3779b9): Uint32Array<ArrayBuffer> {
-  const out = new Uint32Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    out[i] = x;
-  }
-  return out;
-}
+/** Deterministic u32 data, so failures reproduce (the tests' one PRNG). */
+export { u32Data } from '../support/prng.js';

@@ -1,0 +1,95 @@
+/**
+ * The columns of the run table (markdown, HTML, runs.csv) and of batches.csv: a header, a
+ * human cell and a machine cell for each, so every format shows the same numbers.
+ */
+import type { BatchRecord } from '../../driver/records.js';
+import { formatNumber } from '../svg-plot.js';
+import type { RunConfig, RunResult } from '../types.js';
+import { batchLabel, windowLabel } from './labels.js';
+import { statusText, type RunSummary } from './summary.js';
+
+function fixed(v: number, digits: number): string {
+  return Number.isFinite(v) ? v.toFixed(digits) : String(v);
+}
+
+export interface Column {
+  /** Markdown/HTML header. */
+  head: string;
+  /** CSV header. */
+  csv: string;
+  /** Human-formatted cell (markdown, HTML). */
+  text(s: RunSummary): string;
+  /** Machine cell (CSV): full precision, '' for none. */
+  raw(s: RunSummary): string | number;
+  numeric?: boolean;
+}
+
+/** The per-run columns, shared by the markdown table, the HTML table and runs.csv. */
+export const RUN_COLUMNS: readonly Column[] = [
+  { head: '#', csv: 'run', text: (s) => String(s.run), raw: (s) => s.run, numeric: true },
+  { head: 'preset', csv: 'preset', text: (s) => s.preset, raw: (s) => s.preset },
+  { head: 'workload', csv: 'workload', text: (s) => s.workload, raw: (s) => s.workload },
+  { head: 'window', csv: 'window', text: (s) => s.window, raw: (s) => s.window },
+  { head: 'batch', csv: 'batch', text: (s) => s.batch, raw: (s) => s.batch, numeric: true },
+  { head: 'replay', csv: 'replay', text: (s) => s.replay, raw: (s) => s.replay },
+  { head: 'protocol', csv: 'protocol', text: (s) => s.protocol, raw: (s) => s.protocol },
+  { head: 'coalescing', csv: 'coalescing', text: (s) => (s.coalescing ? 'on' : 'off'), raw: (s) => (s.coalescing ? 'on' : 'off') },
+  { head: 'storm rate (/s)', csv: 'storm_rate', text: (s) => formatNumber(s.stormRate), raw: (s) => s.stormRate, numeric: true },
+  { head: 'faults fetched', csv: 'faults_fetched', text: (s) => String(s.fetched), raw: (s) => s.fetched, numeric: true },
+  { head: 'duplicate ratio', csv: 'duplicate_ratio', text: (s) => fixed(s.duplicateRatio, 3), raw: (s) => s.duplicateRatio, numeric: true },
+  { head: 'unique faults', csv: 'unique_faults', text: (s) => String(s.unique), raw: (s) => s.unique, numeric: true },
+  { head: 'range-fault calls', csv: 'range_fault_calls', text: (s) => String(s.rangeFaults), raw: (s) => s.rangeFaults, numeric: true },
+  {
+    head: 'coalescing factor', csv: 'coalescing_factor', numeric: true,
+    text: (s) => (s.coalescingFactor === null ? '—' : fixed(s.coalescingFactor, 2)), raw: (s) => s.coalescingFactor ?? '',
+  },
+  { head: 'retries', csv: 'retries', text: (s) => String(s.retries), raw: (s) => s.retries, numeric: true },
+  { head: 'EBUSYs', csv: 'ebusy', text: (s) => String(s.ebusy), raw: (s) => s.ebusy, numeric: true },
+  { head: 'fallbacks', csv: 'fallbacks', text: (s) => String(s.fallbacks), raw: (s) => s.fallbacks, numeric: true },
+  { head: 'mirror writes', csv: 'mirror_writes', text: (s) => String(s.mirrorWrites), raw: (s) => s.mirrorWrites, numeric: true },
+  { head: 'service ms', csv: 'service_ms', text: (s) => fixed(s.serviceMs, 1), raw: (s) => s.serviceMs, numeric: true },
+  { head: 'faults/s', csv: 'faults_per_sec', text: (s) => String(Math.round(s.faultsPerSec)), raw: (s) => s.faultsPerSec, numeric: true },
+  { head: 'ok/error', csv: 'status', text: statusText, raw: (s) => s.status },
+];
+
+/** Columns runs.csv adds after RUN_COLUMNS (everything else an analysis may want). */
+export const RUN_EXTRA: readonly { csv: string; raw(r: RunResult): string | number | boolean | null }[] = [
+  { csv: 'error', raw: (r) => r.error },
+  { csv: 'size_mib', raw: (r) => r.config.sizeMiB },
+  { csv: 'write_fraction', raw: (r) => r.config.writeFraction },
+  { csv: 'seed', raw: (r) => r.config.seed },
+  { csv: 'wall_ms', raw: (r) => r.wallMs },
+  { csv: 'rounds', raw: (r) => r.rounds },
+  { csv: 'fault_rounds', raw: (r) => r.faultRounds },
+  { csv: 'batches', raw: (r) => r.totals.batches },
+  { csv: 'duplicates', raw: (r) => r.totals.duplicates },
+  { csv: 'stale', raw: (r) => r.totals.stale },
+  { csv: 'recent', raw: (r) => r.totals.recent },
+  { csv: 'groups', raw: (r) => r.totals.groups },
+  { csv: 'mmap_lock_wait_ms', raw: (r) => r.totals.mmapLockWaitMs },
+  { csv: 'mmap_lock_hold_ms', raw: (r) => r.totals.mmapLockHoldMs },
+  { csv: 'storm_ops', raw: (r) => r.storm.ops },
+  { csv: 'verify_checked', raw: (r) => r.verify.checked },
+  { csv: 'verify_mismatches', raw: (r) => r.verify.mismatches },
+  { csv: 'reused_from_run', raw: (r) => (r.reusedFrom === undefined ? null : r.reusedFrom + 1) },
+];
+
+
+export const RECORD_FIELDS: readonly (keyof BatchRecord)[] = [
+  'index', 't', 'round', 'fetched', 'duplicates', 'stale', 'recent', 'unique', 'groups', 'rangeFaults', 'retries', 'ebusy',
+  'fallbacks', 'mirrorWrites', 'mmapLockWaitMs', 'mmapLockHoldMs', 'serviceMs',
+];
+
+export const RUN_KEY: readonly { csv: string; raw(c: RunConfig): string | number }[] = [
+  { csv: 'preset', raw: (c) => c.preset },
+  { csv: 'workload', raw: (c) => c.workload },
+  { csv: 'size_mib', raw: (c) => c.sizeMiB },
+  { csv: 'write_fraction', raw: (c) => c.writeFraction },
+  { csv: 'window', raw: (c) => windowLabel(c.window) },
+  { csv: 'batch', raw: (c) => batchLabel(c.batchSize) },
+  { csv: 'replay', raw: (c) => c.replay },
+  { csv: 'protocol', raw: (c) => c.protocol },
+  { csv: 'coalescing', raw: (c) => (c.coalesce ? 'on' : 'off') },
+  { csv: 'storm_rate', raw: (c) => c.stormRate },
+  { csv: 'seed', raw: (c) => c.seed },
+];

@@ -1,0 +1,76 @@
+/**
+ * One run reduced to the numbers every format shows. Derived numbers (one definition each):
+ *   duplicate ratio     duplicates / fetched            (share of fetched faults dropped as duplicates)
+ *   coalescing factor   unique / rangeFaults            (unique faults serviced per hmm_range_fault call;
+ *                                                        null when the run made no call)
+ */
+import type { RunResult } from '../types.js';
+import { batchLabel, windowLabel } from './labels.js';
+
+export type RunStatus = 'ok' | 'error' | 'mismatch';
+
+export interface RunSummary {
+  /** 1-based run number, as in the table. */
+  run: number;
+  preset: string;
+  workload: string;
+  window: string;
+  batch: string;
+  replay: string;
+  protocol: string;
+  coalescing: boolean;
+  stormRate: number;
+  fetched: number;
+  duplicates: number;
+  duplicateRatio: number;
+  unique: number;
+  rangeFaults: number;
+  /** unique / rangeFaults; null when no hmm_range_fault call was made. */
+  coalescingFactor: number | null;
+  retries: number;
+  ebusy: number;
+  fallbacks: number;
+  mirrorWrites: number;
+  serviceMs: number;
+  faultsPerSec: number;
+  status: RunStatus;
+  error: string | null;
+}
+
+export function summarizeRun(r: RunResult, index: number): RunSummary {
+  const t = r.totals;
+  const c = r.config;
+  const mismatch = r.verify.mismatches > 0;
+  return {
+    run: index + 1,
+    preset: c.preset,
+    workload: c.workload,
+    window: windowLabel(c.window),
+    batch: batchLabel(c.batchSize),
+    replay: c.replay,
+    protocol: c.protocol,
+    coalescing: c.coalesce,
+    stormRate: c.stormRate,
+    fetched: t.fetched,
+    duplicates: t.duplicates,
+    duplicateRatio: t.fetched > 0 ? t.duplicates / t.fetched : 0,
+    unique: t.unique,
+    rangeFaults: t.rangeFaults,
+    coalescingFactor: t.rangeFaults > 0 ? t.unique / t.rangeFaults : null,
+    retries: t.retries,
+    ebusy: t.ebusy,
+    fallbacks: t.fallbacks,
+    mirrorWrites: t.mirrorWrites,
+    serviceMs: t.serviceMs,
+    faultsPerSec: r.faultsPerSec,
+    status: !r.ok || r.error !== null ? 'error' : mismatch ? 'mismatch' : 'ok',
+    error: r.error ?? (!r.ok ? 'failed' : mismatch ? `${r.verify.mismatches} of ${r.verify.checked} words wrong` : null),
+  };
+}
+
+/** 'ok', 'error: <message>' or 'WRONG: <n> of <m> words wrong'. */
+export function statusText(s: RunSummary): string {
+  if (s.status === 'ok') return 'ok';
+  if (s.status === 'mismatch') return `WRONG: ${s.error}`;
+  return `error: ${s.error ?? 'failed'}`;
+}

@@ -1,0 +1,27 @@
+/**
+ * Vitest fixtures for mirrors, on the worker's shared GPU (tests/support/gpu.ts gpuTest):
+ * `{ machine, proc, mirror }` — a machine whose devices use that GPU, a process on it and
+ * dmirror0 opened on the process (/dev/hmm_dmirror0, as test_hmm's hmm_open). Teardown as
+ * machineTest's: accounting consistent, then destroyed and every frame free.
+ *
+ *   mirrorTest('…', async ({ proc, mirror }) => { … });
+ *   describe('tight device memory', () => { mirrorTest.override('machineOptions', { devicePages: 8 }); … });
+ */
+import type { Machine, Mirror, Process } from '../../src/index.js';
+import { createMachine } from '../../src/index.js';
+import type { SystemOptions } from '../../src/system.js';
+import { gpuTest } from './gpu.js';
+import { checkMachineTeardown } from './machine.js';
+
+/** The defaults: small, so the teardown's full recount stays cheap. */
+export const MIRROR_MACHINE: SystemOptions = { devices: 1, systemPages: 4096, devicePages: 256, aperturePages: 512 };
+
+export const mirrorTest = gpuTest
+  .extend('machineOptions', {} as SystemOptions)
+  .extend('machine', async ({ gpu, machineOptions }, { onCleanup }): Promise<Machine> => {
+    const m = await createMachine({ ...MIRROR_MACHINE, ...machineOptions, gpuContext: Promise.resolve(gpu) });
+    onCleanup(() => checkMachineTeardown(m));
+    return m;
+  })
+  .extend('proc', async ({ machine }): Promise<Process> => machine.spawn())
+  .extend('mirror', async ({ machine, proc }): Promise<Mirror> => machine.devices[0].open(proc));
