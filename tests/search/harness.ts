@@ -1,0 +1,623 @@
+/**
+ * The concurrency search's harness: a generated program (a few threads of CPU operations and
+ * device commands, over two processes and two mirror devices) run on a fresh machine under a
+ * SeededScheduler — the case's seed decides the interleaving, GPU completions included — with
+ * the invariants checked after every operation and at quiescence:
+ *
+ *  (a) a device read returns, word for word, only values the page held during the read (every
+ *      write, by the CPU or a device, stores a value no other write stores: `History`);
+ *  (b) no mirror entry maps a frame or device page the CPU does not map at that address with
+ *      at least that permission (a CPU migration entry excepted: a migration in flight, whose
+ *      migrating mirror maps the new page before migrate_vma_finalize, as test_hmm's
+ *      dmirror_migrate_finalize_and_map does);
+ *  (c) nothing of one process is reachable from another's mirror (no entry of P's mirror maps
+ *      a page only another process maps);
+ *  (d) frames and device pages are accounted for (checkFrameAccounting: refcounts, and free
+ *      frames zeroed), and at quiescence every allocated device page is mapped by a CPU entry.
+ *
+ * Everything goes through the public API (createMachine, devices[i].open(proc), Process and
+ * Mirror methods); the read-only inspection of a mirror's table (inspectMirror) reads the
+ * driver's engine state under the mirror's update lock, as Dmirror.audit does.
+ *
+ * Used by tests/search/concurrency-search.test.ts (a fixed number of cases in `npm test`) and
+ * scripts/soak.ts (`npm run soak`: a hundred times more).
+ */
+import fc from 'fast-check';
+import { PTE_DEVICE, PTE_EXCLUSIVE, PTE_WRITE } from '../../src/device/page-table.js';
+import type { Dmirror } from '../../src/driver/dmirror.js';
+import type { DmirrorDevice } from '../../src/driver/dmirror-device.js';
+import type { RetryProtocol } from '../../src/driver/retry.js';
+import {
+  createMachine, HmmError, MADV_DONTNEED, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE,
+  PROT_READ, PROT_WRITE, SegmentationFault, type Machine, type Process,
+} from '../../src/index.js';
+import { checkFrameAccounting } from '../../src/mm/accounting.js';
+import type { MmStruct } from '../../src/mm/mm.js';
+import {
+  isDeviceExclusive, isDevicePrivate, isMigration, isPresent, pmdIndex, pteIndex, PTE_PROTNONE,
+  PTE_WRITE as CPU_PTE_WRITE, swpWritable,
+} from '../../src/mm/page-table.js';
+import { SeededScheduler } from '../../src/sched/seeded.js';
+import { takeUncapturedErrors } from '../../src/device/gpu.js';
+
+export type Protocol = Extract<RetryProtocol, 'seq' | 'lock-fallback' | 'valid-flag'>;
+export const PROTOCOLS: readonly Protocol[] = ['seq', 'lock-fallback', 'valid-flag'];
+
+/** Pages of each process's buffer (small: the GPU is llvmpipe on two shared cores). */
+export const NPAGES = 4;
+const BASE = 0x1000_0000;
+const RW = PROT_READ | PROT_WRITE;
+const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
+
+// ---------------------------------------------------------------------------------------
+// Programs.
+
+type Proc = 0 | 1;
+type Dev = 0 | 1;
+export type Op =
+  | { k: 'cpu-write'; p: Proc; page: number } // a fresh value (breaks COW after a fork)
+  | { k: 'dontneed'; p: Proc; page: number; n: number }
+  | { k: 'pageout'; p: Proc; page: number; n: number }
+  | { k: 'mprotect-ro'; p: Proc; page: number; n: number } // read-only, then read-write again
+  | { k: 'remap'; p: Proc; page: number; n: number } // munmap, then mmap MAP_FIXED (zero)
+  | { k: 'fork'; p: Proc; page: number } // fork; the child writes a page (COW) and exits
+  | { k: 'dev-read'; p: Proc; d: Dev; page: number; n: number }
+  | { k: 'dev-write'; p: Proc; d: Dev; page: number }
+  | { k: 'to-dev'; p: Proc; d: Dev; page: number; n: number }
+  | { k: 'to-sys'; p: Proc; d: Dev; page: number; n: number }
+  | { k: 'exclusive'; p: Proc; d: Dev; page: number; n: number }
+  | { k: 'snapshot'; p: Proc; d: Dev; page: number; n: number }
+  | { k: 'close'; p: Proc; d: Dev }
+  | { k: 'open'; p: Proc; d: Dev }
+  /**
+   * Think time measured in GPU completions: n fences, each landing at a seeded point among
+   * the other GPU work. (A CPU yield would not do: GPU completions are collected only when the
+   * ready set drains, so a yielding thread runs ahead of every GPU command in flight.)
+   */
+  | { k: 'pause'; n: number };
+
+export interface Case {
+  /** The SeededScheduler's seed: the interleaving. */
+  seed: number;
+  /** Threads run concurrently; each runs its operations in order. */
+  threads: Op[][];
+}
+
+/** P0 is the focus (two mirrors racing each other); P1 mostly competes for device memory. */
+const proc = fc.oneof({ arbitrary: fc.constant<Proc>(0), weight: 3 }, { arbitrary: fc.constant<Proc>(1), weight: 1 });
+const dev = fc.constantFrom<Dev>(0, 1);
+/** Low pages more often: races need two operations on one page. */
+const page = fc.oneof({ arbitrary: fc.integer({ min: 0, max: 1 }), weight: 3 }, { arbitrary: fc.integer({ min: 0, max: NPAGES - 1 }), weight: 1 });
+const span = fc.integer({ min: 1, max: 2 });
+
+/** One operation. Device commands weigh more: the races of interest are driver races. */
+export const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { arbitrary: fc.record({ k: fc.constant('cpu-write' as const), p: proc, page }), weight: 3 },
+  { arbitrary: fc.record({ k: fc.constant('dontneed' as const), p: proc, page, n: span }), weight: 3 },
+  { arbitrary: fc.record({ k: fc.constant('pageout' as const), p: proc, page, n: span }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant('mprotect-ro' as const), p: proc, page, n: span }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant('remap' as const), p: proc, page, n: span }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant('fork' as const), p: proc, page }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant('dev-read' as const), p: proc, d: dev, page, n: span }), weight: 3 },
+  { arbitrary: fc.record({ k: fc.constant('dev-write' as const), p: proc, d: dev, page }), weight: 3 },
+  { arbitrary: fc.record({ k: fc.constant('to-dev' as const), p: proc, d: dev, page, n: span }), weight: 4 },
+  { arbitrary: fc.record({ k: fc.constant('to-sys' as const), p: proc, d: dev, page, n: span }), weight: 2 },
+  { arbitrary: fc.record({ k: fc.constant('exclusive' as const), p: proc, d: dev, page, n: span }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant('snapshot' as const), p: proc, d: dev, page, n: span }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant('close' as const), p: proc, d: dev }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant('open' as const), p: proc, d: dev }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant('pause' as const), n: fc.integer({ min: 1, max: 10 }) }), weight: 4 },
+);
+
+/** Any program: threads of one to three operations of any kind. */
+export const generalCaseArb: fc.Arbitrary<Case> = fc.record({
+  seed: fc.integer({ min: 1, max: 0x7fffffff }),
+  threads: fc.array(fc.array(opArb, { minLength: 1, maxLength: 3 }), { minLength: 2, maxLength: 4 }),
+});
+
+/**
+ * A same-page race: three or four threads, each some think time then one operation, all on
+ * one page of P0 (through either mirror, or the CPU), placement changes weighted up, and now
+ * and then a background command on another page that keeps one mirror's lock busy. Races
+ * between two mirrors of one process over one page are what the invalidation/fault protocols
+ * exist for, and random programs reach them too rarely.
+ */
+export const raceCaseArb: fc.Arbitrary<Case> = fc.integer({ min: 0, max: 1 }).chain((x) => {
+  const on = (k: Op['k'], extra: object = {}): fc.Arbitrary<Op> =>
+    fc.record({ k: fc.constant(k), p: fc.constant<Proc>(0), page: fc.constant(x), ...extra }) as unknown as fc.Arbitrary<Op>;
+  const n1 = { n: fc.constant(1) };
+  const racer = fc.oneof(
+    { arbitrary: on('to-dev', { d: dev, ...n1 }), weight: 4 },
+    { arbitrary: on('dontneed', n1), weight: 3 },
+    { arbitrary: on('dev-write', { d: dev }), weight: 3 },
+    { arbitrary: on('dev-read', { d: dev, ...n1 }), weight: 2 },
+    { arbitrary: on('to-sys', { d: dev, ...n1 }), weight: 2 },
+    { arbitrary: on('cpu-write'), weight: 2 },
+    { arbitrary: on('exclusive', { d: dev, ...n1 }), weight: 1 },
+    { arbitrary: on('snapshot', { d: dev, ...n1 }), weight: 1 },
+    { arbitrary: on('pageout', n1), weight: 1 },
+    { arbitrary: on('mprotect-ro', n1), weight: 1 },
+    { arbitrary: on('remap', n1), weight: 1 },
+    { arbitrary: on('fork'), weight: 1 },
+  );
+  const background: fc.Arbitrary<Op> = fc.record({ k: fc.constant('dev-write' as const), p: fc.constant<Proc>(0), d: dev, page: fc.constant(x + 2) });
+  const thread = (op: fc.Arbitrary<Op>): fc.Arbitrary<Op[]> => fc.tuple(fc.integer({ min: 0, max: 10 }), op)
+    .map(([n, o]) => (n === 0 ? [o] : [{ k: 'pause', n } as Op, o]));
+  const after: fc.Arbitrary<Op[]> = fc.constantFrom<Op[]>(
+    [], [{ k: 'pause', n: 10 }, { k: 'to-dev', p: 1, d: 0, page: x, n: 1 }, { k: 'dev-read', p: 0, d: 0, page: x, n: 1 }]);
+  return fc.record({
+    seed: fc.integer({ min: 1, max: 0x7fffffff }),
+    racers: fc.array(thread(racer), { minLength: 2, maxLength: 3 }),
+    bg: fc.array(background, { minLength: 0, maxLength: 1 }),
+    after,
+  }).map(({ seed, racers, bg, after: tail }) => ({
+    seed, threads: [...racers, ...bg.map((o) => [o]), ...(tail.length > 0 ? [tail] : [])],
+  }));
+});
+
+/**
+ * What the search draws: half general programs, half same-page races, each printed (in a
+ * failure report) as its readable program.
+ */
+export const caseArb: fc.Arbitrary<Case> = fc.oneof(generalCaseArb, raceCaseArb)
+  .map((c) => Object.defineProperty({ ...c }, fc.toStringMethod, { value: () => showCase(c), enumerable: false }));
+
+/** Violation kinds of a result, each once. */
+export function kindsOf(r: CaseResult): ViolationKind[] {
+  return [...new Set(r.violations.map((v) => v.kind))];
+}
+
+/** A readable one-line form of a program (for failure reports). */
+export function showCase(c: Case): string {
+  const op = (o: Op): string => {
+    const args = Object.entries(o).filter(([k]) => k !== 'k').map(([k, v]) => `${k}${v}`).join(' ');
+    return `${o.k}(${args})`;
+  };
+  return `seed ${c.seed}: ${c.threads.map((t, i) => `T${i}[${t.map(op).join(', ')}]`).join(' || ')}`;
+}
+
+// ---------------------------------------------------------------------------------------
+// Value history: which values each page of each process may hold at each logical tick.
+
+type Value = number | 'gone';
+/** One change of a page: it took effect at some point in [t0, t1], or (failed) maybe not at all. */
+interface Change {
+  t0: number;
+  t1: number; // Infinity while running
+  value: Value;
+  ok: boolean;
+}
+
+/**
+ * Concurrent changes of one page may land in either order, so a value is possible at time t
+ * unless a change that began after it was done, succeeded, and was done by t. A failed change
+ * may or may not have happened: its value stays possible, and it overwrites nothing for sure.
+ */
+class History {
+  tick = 0;
+  readonly changes: Change[][];
+  constructor(init: (page: number) => number) {
+    this.changes = Array.from({ length: NPAGES }, (_, p) => [{ t0: 0, t1: 0, value: init(p), ok: true }]);
+  }
+
+  now(): number {
+    return ++this.tick;
+  }
+
+  /** Runs `action`, which changes pages [first, first + n) to `next(page)`. */
+  async change(first: number, n: number, next: (page: number) => Value, action: () => Promise<unknown>): Promise<void> {
+    const t0 = this.now();
+    const mine: Change[] = [];
+    for (let k = 0; k < n; k++) {
+      const c: Change = { t0, t1: Infinity, value: next(first + k), ok: true };
+      this.changes[first + k].push(c);
+      mine.push(c);
+    }
+    try {
+      await action();
+    } catch (e) {
+      for (const c of mine) c.ok = false;
+      throw e;
+    } finally {
+      const t1 = this.now();
+      for (const c of mine) c.t1 = t1;
+    }
+  }
+
+  /** Values page `p` may have held at some time in [t0, t1]. */
+  during(p: number, t0: number, t1: number): Set<Value> {
+    const list = this.changes[p];
+    const out = new Set<Value>();
+    for (const c of list) {
+      if (c.t0 > t1) continue; // not begun yet
+      const overwritten = list.some((d) => d !== c && d.ok && d.t0 > c.t1 && d.t1 < t0);
+      if (!overwritten) out.add(c.value);
+    }
+    return out;
+  }
+
+  /** Values page `p` may hold now. */
+  current(p: number): Set<Value> {
+    const t = this.now();
+    return this.during(p, t, t);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Inspection (read-only).
+
+interface CpuEntry {
+  pfn: number;
+  write: boolean;
+  migration: boolean;
+}
+
+/** What the CPU maps at addr (follow_page without side effects), or null. */
+function cpuEntry(mm: MmStruct, addr: number): CpuEntry | null {
+  const pmd = mm.pgtable.pmd(addr, false);
+  if (pmd === null) return null;
+  const i = pmdIndex(addr);
+  if (pmd.isHuge(i)) {
+    const f = pmd.flags[i];
+    return { pfn: pmd.pfn[i] + pteIndex(addr), write: (f & CPU_PTE_WRITE) !== 0 && (f & PTE_PROTNONE) === 0, migration: false };
+  }
+  const t = pmd.tables[i];
+  if (t === null) return null;
+  const f = t.flags[pteIndex(addr)];
+  const pfn = t.pfn[pteIndex(addr)];
+  if (isPresent(f)) return { pfn, write: (f & CPU_PTE_WRITE) !== 0 && (f & PTE_PROTNONE) === 0, migration: false };
+  if (isDevicePrivate(f) || isDeviceExclusive(f)) return { pfn, write: swpWritable(f), migration: false };
+  if (isMigration(f)) return { pfn, write: swpWritable(f), migration: true };
+  return null;
+}
+
+export interface MirrorEntry {
+  page: number;
+  pfn: number;
+  write: boolean;
+  exclusive: boolean;
+  device: boolean;
+}
+
+/**
+ * Every entry the mirror maps in [addr, addr + npages pages), read under its update lock —
+ * or null when that lock is taken (an invalidation or an install is running): the check never
+ * waits, so checking does not change which interleavings a seed produces beyond its own steps.
+ */
+export function inspectMirror(m: Dmirror, addr: number, npages: number): MirrorEntry[] | null {
+  if (!m.lock.tryLock()) return null;
+  try {
+    const out: MirrorEntry[] = [];
+    for (let p = addr / PAGE_SIZE; p < addr / PAGE_SIZE + npages; p++) {
+      const e = m.engine.pt.lookup(p);
+      if (e === null) continue;
+      const device = (e.flags & PTE_DEVICE) !== 0;
+      out.push({
+        page: p, device, write: (e.flags & PTE_WRITE) !== 0, exclusive: (e.flags & PTE_EXCLUSIVE) !== 0,
+        pfn: device ? m.device.pagemap.basePfn + e.slot : m.aperture.pfnOf(e.slot) ?? -1,
+      });
+    }
+    return out;
+  } finally {
+    m.lock.unlock();
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Running a case.
+
+export type ViolationKind = 'stale-read' | 'stale-entry' | 'cross-process' | 'accounting' | 'device-leak' | 'crash' | 'gpu-error' | 'deadlock';
+export interface Violation {
+  kind: ViolationKind;
+  detail: string;
+}
+
+export interface CaseResult {
+  violations: Violation[];
+  /** Scheduler steps (resumptions) the case took. */
+  steps: number;
+  /** The scheduler's trace (labels in resumption order). */
+  trace: string[];
+  /** What each operation returned, per thread (errno or 'ok'), for replay comparisons. */
+  outcomes: string[][];
+  /** Nondeterministic points (an outstanding GPU wait given up on): 0 in a deterministic run. */
+  graceExpirations: number;
+}
+
+export interface RunOptions {
+  protocol: Protocol;
+  /** Stop checking after this many violations (a broken run repeats itself). */
+  maxViolations?: number;
+}
+
+/** Errors a racing operation may rightly get: an errno, or SIGSEGV for a CPU access. */
+function benign(e: unknown): boolean {
+  return e instanceof HmmError || e instanceof SegmentationFault;
+}
+
+function errName(e: unknown): string {
+  if (e instanceof HmmError) return e.code;
+  if (e instanceof SegmentationFault) return 'SIGSEGV';
+  return `${(e as Error)?.name ?? 'throw'}: ${(e as Error)?.message ?? String(e)}`;
+}
+
+const wordsOf = (v: number): Uint8Array => new Uint8Array(new Uint32Array(PAGE_SIZE / 4).fill(v).buffer);
+
+/** Runs one case on a fresh machine and returns what broke. */
+export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
+  const maxViolations = opts.maxViolations ?? 8;
+  const sched = new SeededScheduler(c.seed);
+  const violations: Violation[] = [];
+  const violate = (kind: ViolationKind, detail: string): void => {
+    if (violations.length < maxViolations) violations.push({ kind, detail });
+  };
+  const m: Machine = await createMachine({ devices: 2, systemPages: 2048, devicePages: 32, aperturePages: 512, scheduler: sched });
+  const devs = m.devices as unknown as DmirrorDevice[];
+  const procs: Process[] = [m.spawn(), m.spawn()];
+  let gen = 0;
+  /** A value no other write stores: generation, process and page. */
+  const fresh = (p: Proc, pg: number): number => ((++gen << 8) | (p << 4) | pg) >>> 0;
+  const hist: History[] = [];
+  const mirrors: (Dmirror | null)[][] = [[null, null], [null, null]];
+  const allMirrors: Dmirror[] = [];
+  const outcomes: string[][] = c.threads.map(() => []);
+  let deadlocked = false;
+
+  const open = async (p: Proc, d: Dev): Promise<Dmirror> => {
+    const fd = await devs[d].open(procs[p]);
+    fd.setServicer({ protocol: opts.protocol });
+    allMirrors.push(fd);
+    return fd;
+  };
+
+  try {
+    for (const p of [0, 1] as const) {
+      const base = await procs[p].mmap(BASE, NPAGES * PAGE_SIZE, RW, ANON | MAP_FIXED);
+      if (base !== BASE) throw new Error(`mmap gave 0x${base.toString(16)}`);
+      const init = Array.from({ length: NPAGES }, (_, pg) => fresh(p, pg));
+      const buf = new Uint8Array(NPAGES * PAGE_SIZE);
+      init.forEach((v, pg) => buf.set(wordsOf(v), pg * PAGE_SIZE));
+      await procs[p].write(BASE, buf);
+      hist.push(new History((pg) => init[pg]));
+      for (const d of [0, 1] as const) mirrors[p][d] = await open(p, d);
+    }
+
+    /** (a): every word of every page of a device read is a value the page held meanwhile. */
+    const checkData = (p: Proc, first: number, data: Uint8Array, t0: number, t1: number, what: string): void => {
+      const words = new Uint32Array(data.buffer, data.byteOffset, data.byteLength / 4);
+      const n = data.byteLength / PAGE_SIZE;
+      for (let k = 0; k < n; k++) {
+        const ok = hist[p].during(first + k, t0, t1);
+        for (let w = 0; w < PAGE_SIZE / 4; w++) {
+          const v = words[k * (PAGE_SIZE / 4) + w];
+          if (!ok.has(v)) {
+            violate('stale-read', `${what}: P${p} page ${first + k} word ${w} = 0x${v.toString(16)}, held ${[...ok].map((x) => typeof x === 'number' ? `0x${x.toString(16)}` : x).join('|')} (${describeValue(v)})`);
+            break;
+          }
+        }
+      }
+    };
+
+    /** (b), (c): every open mirror's entries against the CPU page tables. */
+    const checkMirrors = (when: string): void => {
+      for (const p of [0, 1] as const) {
+        for (const d of [0, 1] as const) {
+          const fd = mirrors[p][d];
+          if (fd === null) continue;
+          const entries = inspectMirror(fd, BASE, NPAGES);
+          if (entries === null) continue; // busy: checked after a later step
+          for (const e of entries) {
+            const addr = e.page * PAGE_SIZE;
+            const cpu = procs[p].mm.exited ? null : cpuEntry(procs[p].mm, addr);
+            if (cpu !== null && cpu.migration) continue; // a migration in flight (see the header)
+            if (cpu === null || cpu.pfn !== e.pfn || (e.write && !cpu.write)) {
+              const other = procs.findIndex((q, i) => i !== p && !q.mm.exited && cpuEntry(q.mm, addr)?.pfn === e.pfn);
+              violate(other >= 0 ? 'cross-process' : 'stale-entry',
+                `${when}: P${p}'s mirror on dev${d} maps page ${e.page - BASE / PAGE_SIZE} to ${e.device ? 'device' : 'frame'} pfn ${e.pfn}${e.write ? ' (write)' : ''}${e.exclusive ? ' (exclusive)' : ''}; the CPU maps ${cpu === null ? 'nothing' : `pfn ${cpu.pfn}${cpu.write ? ' (write)' : ' (read-only)'}`}${other >= 0 ? `; P${other} maps pfn ${e.pfn} there` : ''}`);
+            }
+          }
+        }
+      }
+    };
+
+    const addrOf = (pg: number): number => BASE + pg * PAGE_SIZE;
+    const clip = (pg: number, n: number): number => Math.min(n, NPAGES - pg);
+
+    const gpu = devs[0].gpu.device;
+    takeUncapturedErrors(gpu); // (the GPU is shared: nothing of an earlier case's)
+    const exec = async (op: Op): Promise<void> => {
+      if (op.k === 'pause') {
+        for (let i = 0; i < op.n; i++) await sched.wait(gpu.queue.onSubmittedWorkDone(), 'search: pause');
+        return;
+      }
+      const P = procs[op.p];
+      const h = hist[op.p];
+      switch (op.k) {
+        case 'cpu-write': {
+          const v = fresh(op.p, op.page);
+          await h.change(op.page, 1, () => v, () => P.write(addrOf(op.page), wordsOf(v)));
+          return;
+        }
+        case 'dontneed': {
+          const n = clip(op.page, op.n);
+          await h.change(op.page, n, () => 0, () => P.madvise(addrOf(op.page), n * PAGE_SIZE, MADV_DONTNEED));
+          return;
+        }
+        case 'pageout':
+          await P.madvise(addrOf(op.page), clip(op.page, op.n) * PAGE_SIZE, MADV_PAGEOUT);
+          return;
+        case 'mprotect-ro': {
+          const n = clip(op.page, op.n);
+          await P.mprotect(addrOf(op.page), n * PAGE_SIZE, PROT_READ);
+          await sched.yield('search: read-only a while');
+          await P.mprotect(addrOf(op.page), n * PAGE_SIZE, RW);
+          return;
+        }
+        case 'remap': {
+          const n = clip(op.page, op.n);
+          await h.change(op.page, n, () => 'gone', () => P.munmap(addrOf(op.page), n * PAGE_SIZE));
+          await sched.yield('search: hole a while');
+          await h.change(op.page, n, () => 0, () => P.mmap(addrOf(op.page), n * PAGE_SIZE, RW, ANON | MAP_FIXED));
+          return;
+        }
+        case 'fork': {
+          const child = await P.fork();
+          try {
+            // The child's store breaks COW; its value must never reach the parent's mirrors.
+            await child.write(addrOf(op.page), wordsOf(fresh(op.p, op.page) | 0x80));
+          } catch (e) {
+            if (!benign(e)) throw e;
+          } finally {
+            await child.exit();
+          }
+          return;
+        }
+        case 'close': {
+          const fd = mirrors[op.p][op.d];
+          if (fd === null) throw new HmmError('EBADF', 'not open');
+          mirrors[op.p][op.d] = null;
+          await fd.close();
+          return;
+        }
+        case 'open': {
+          if (mirrors[op.p][op.d] !== null) return;
+          const fd = await open(op.p, op.d);
+          if (mirrors[op.p][op.d] === null) mirrors[op.p][op.d] = fd;
+          else await fd.close();
+          return;
+        }
+        default:
+          break;
+      }
+      const fd = mirrors[op.p][op.d];
+      if (fd === null) throw new HmmError('EBADF', 'mirror closed');
+      const tag = `P${op.p} dev${op.d} ${op.k}(${op.page}${'n' in op ? `, ${op.n}` : ''})`;
+      switch (op.k) {
+        case 'dev-read':
+        case 'to-dev':
+        case 'exclusive': {
+          const n = clip(op.page, op.n);
+          const t0 = h.now();
+          const r = op.k === 'dev-read' ? await fd.read(addrOf(op.page), n)
+            : op.k === 'to-dev' ? await fd.migrateToDevice(addrOf(op.page), n)
+              : await fd.exclusive(addrOf(op.page), n);
+          checkData(op.p, op.page, r.data, t0, h.now(), tag);
+          return;
+        }
+        case 'dev-write': {
+          const v = fresh(op.p, op.page) | 0x40;
+          await h.change(op.page, 1, () => v, () => fd.write(addrOf(op.page), wordsOf(v)));
+          return;
+        }
+        case 'to-sys':
+          await fd.migrateToSystem(addrOf(op.page), clip(op.page, op.n));
+          return;
+        case 'snapshot':
+          await fd.snapshot(addrOf(op.page), clip(op.page, op.n));
+          return;
+      }
+    };
+
+    const thread = async (i: number, ops: Op[]): Promise<void> => {
+      for (const op of ops) {
+        try {
+          await exec(op);
+          outcomes[i].push('ok');
+        } catch (e) {
+          outcomes[i].push(errName(e));
+          if (!benign(e)) violate('crash', `T${i} ${JSON.stringify(op)}: ${errName(e)}`);
+        }
+        checkMirrors(`after T${i} ${op.k}`);
+      }
+    };
+
+    // Every thread starts at a seeded point; a deadlock shows as an idle scheduler with
+    // threads unfinished (nothing outside the scheduler can wake them: GPU waits go through it).
+    let finished = false;
+    const all = Promise.all(c.threads.map((ops, i) => sched.spawn(`search: start T${i}`, () => thread(i, ops))))
+      .finally(() => { finished = true; });
+    for (;;) {
+      await Promise.race([all, sched.idle()]);
+      if (finished) break;
+      const steps = sched.stats.steps;
+      await new Promise((r) => setTimeout(r, 500)); // real time: only to tell idle from slow
+      if (finished) break;
+      if (sched.stats.steps === steps && sched.parked === 0) {
+        violate('deadlock', `threads still running with the scheduler idle: ${outcomes.map((o, i) => `T${i} done ${o.length}/${c.threads[i].length}`).join(', ')}`);
+        deadlocked = true; // (teardown would wait on the same locks: the machine is abandoned)
+        return { violations, steps: sched.stats.steps, trace: sched.trace, outcomes, graceExpirations: sched.stats.graceExpirations };
+      }
+    }
+    await all;
+
+    // Quiescence.
+    checkMirrors('at quiescence');
+    for (const p of [0, 1] as const) {
+      const live = Array.from({ length: NPAGES }, (_, pg) => !hist[p].current(pg).has('gone'));
+      for (let pg = 0; pg < NPAGES; pg++) {
+        if (!live[pg]) continue;
+        const t0 = hist[p].now();
+        const cpu = await procs[p].read(addrOf(pg), PAGE_SIZE);
+        checkData(p, pg, cpu, t0, hist[p].now(), `P${p} CPU read at quiescence`);
+        for (const d of [0, 1] as const) {
+          const fd = mirrors[p][d];
+          if (fd === null) continue;
+          const t1 = hist[p].now();
+          const r = await fd.read(addrOf(pg), 1);
+          checkData(p, pg, r.data, t1, hist[p].now(), `P${p} dev${d} read at quiescence`);
+        }
+      }
+    }
+    checkMirrors('after the quiescent reads');
+    // A GPU validation error (a buffer used after it was destroyed, say) is a driver bug even
+    // when no value came out wrong.
+    await sched.wait(gpu.queue.onSubmittedWorkDone(), 'search: drain');
+    for (const e of takeUncapturedErrors(gpu)) violate('gpu-error', e.split('\n')[0]);
+    try {
+      checkFrameAccounting(m, { zeroCheck: 'full' });
+    } catch (e) {
+      violate('accounting', errName(e));
+    }
+    // Every allocated device page is mapped by some process (nothing else holds one).
+    for (const d of [0, 1] as const) {
+      const pm = devs[d].pagemap;
+      let mapped = 0;
+      for (const p of procs) {
+        if (p.mm.exited) continue;
+        for (let pg = 0; pg < NPAGES; pg++) {
+          const e = cpuEntry(p.mm, addrOf(pg));
+          if (e !== null && pm.contains(e.pfn)) mapped++;
+        }
+      }
+      const used = devs[d].vram.stats.used;
+      if (used !== mapped) violate('device-leak', `dev${d}: ${used} device pages allocated, ${mapped} mapped by the CPU`);
+    }
+  } catch (e) {
+    violate('crash', `harness: ${errName(e)}${e instanceof Error && e.stack ? `\n${e.stack}` : ''}`);
+  } finally {
+    if (!deadlocked) await teardown(m, allMirrors);
+  }
+  return { violations, steps: sched.stats.steps, trace: sched.trace, outcomes, graceExpirations: sched.stats.graceExpirations };
+}
+
+async function teardown(m: Machine, allMirrors: Dmirror[]): Promise<void> {
+  {
+    for (const fd of allMirrors) {
+      try {
+        await fd.close();
+      } catch {
+        // a broken mirror must not hide the case's violations
+      }
+    }
+    await m.destroy().catch(() => undefined);
+  }
+}
+
+/** Which write stored a value (see `fresh`): for reports. */
+function describeValue(v: number): string {
+  if (v === 0) return 'zero';
+  const pg = v & 0xf;
+  const p = (v >>> 4) & 0x3;
+  const kind = (v & 0x80) !== 0 ? 'a forked child\'s store' : (v & 0x40) !== 0 ? 'a device write' : 'a CPU store';
+  return `${kind} to P${p} page ${pg}, generation ${v >>> 8}`;
+}
