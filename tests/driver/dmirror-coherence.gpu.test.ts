@@ -33,7 +33,7 @@ import {
 import type { Dmirror } from '../../src/driver/dmirror.js';
 import type { DmirrorDevice } from '../../src/driver/dmirror-device.js';
 import type { Scheduler } from '../../src/sched/scheduler.js';
-import { mulberry32 } from '../../src/sched/seeded.js';
+import { mulberry32, SeededScheduler } from '../../src/sched/seeded.js';
 import { WORDS, firstDiff, pagesOf, words } from './pages.js';
 
 const RW = PROT_READ | PROT_WRITE;
@@ -142,15 +142,10 @@ function checkRead(h: History, first: number, n: number, out: { data?: Uint8Arra
   return bad;
 }
 
-async function yieldSome(rand: () => number): Promise<void> {
-  const r = rand();
-  if (r < 0.4) {
-    const n = Math.floor(rand() * 40);
-    for (let i = 0; i < n; i++) await Promise.resolve();
-  } else if (r < 0.9) {
-    const n = 1 + Math.floor(rand() * 3);
-    for (let i = 0; i < n; i++) await new Promise<void>((res) => setTimeout(res, 0));
-  }
+/** A seeded number of scheduling points (the machine's scheduler decides who runs). */
+async function yieldSome(sched: Scheduler, rand: () => number): Promise<void> {
+  const n = rand() < 0.1 ? 0 : Math.floor(rand() * 8);
+  for (let i = 0; i < n; i++) await sched.yield('test:stress');
 }
 
 /** A macrotask: setImmediate in Node, a MessageChannel message in a browser. */
@@ -215,7 +210,8 @@ async function stress(m: Machine, proc: Process, readers: Mirror[], seed: number
   // k / OPS_PER_READ reads, and a reader stays at most 2 reads ahead of that, so reads and
   // changes interleave at the same ratio however fast the GPU is relative to the CPU.
   let cpuOp = 0;
-  const idle = (): Promise<void> => new Promise((res) => macrotask(res));
+  const sched = m.sched;
+  const idle = (): Promise<void> => sched.yield('test:gate');
 
   const reader = async (fd: Mirror, idx: number): Promise<void> => {
     const rr = mulberry32(seed * 31 + idx + 1);
@@ -257,7 +253,7 @@ async function stress(m: Machine, proc: Process, readers: Mirror[], seed: number
       for (let op = 0; op < nops && failures.length === 0; op++) {
         cpuOp = op;
         while (failures.length === 0 && Math.min(...report.reads) < Math.floor(op / OPS_PER_READ)) await idle();
-        await yieldSome(rand);
+        await yieldSome(sched, rand);
         for (const c of children.filter((x) => x.exitAt === op)) {
           await c.child.exit();
           children.splice(children.indexOf(c), 1);
@@ -278,7 +274,7 @@ async function stress(m: Machine, proc: Process, readers: Mirror[], seed: number
             break;
           case 'dontneed': // frames freed (and reused); demand-zero; new contents
             await h.change(first, n, () => 0, () => proc.madvise(addr, len, MADV_DONTNEED));
-            await yieldSome(rand);
+            await yieldSome(sched, rand);
             await h.change(first, n, (p) => tag(p, g), () => proc.write(addr, fresh()));
             break;
           case 'dontneed-zero': // left demand-zero for a while
@@ -286,19 +282,19 @@ async function stress(m: Machine, proc: Process, readers: Mirror[], seed: number
             break;
           case 'fixed': // a new VMA replaces the old one in one step
             await h.change(first, n, () => 0, async () => { expect(await proc.mmap(addr, len, RW, PRIV_ANON | MAP_FIXED)).toBe(addr); });
-            await yieldSome(rand);
+            await yieldSome(sched, rand);
             await h.change(first, n, (p) => tag(p, g), () => proc.write(addr, fresh()));
             break;
           case 'unmap-fixed': // a hole for a while, then a new mapping
             await h.change(first, n, () => 'gone', () => proc.munmap(addr, len));
-            await yieldSome(rand);
+            await yieldSome(sched, rand);
             await h.change(first, n, () => 0, async () => { expect(await proc.mmap(addr, len, RW, PRIV_ANON | MAP_FIXED)).toBe(addr); });
-            await yieldSome(rand);
+            await yieldSome(sched, rand);
             await h.change(first, n, (p) => tag(p, g), () => proc.write(addr, fresh()));
             break;
           case 'mprotect-ro': { // values unchanged; then a store through the restored permission
             await proc.mprotect(addr, len, PROT_READ);
-            await yieldSome(rand);
+            await yieldSome(sched, rand);
             await proc.mprotect(addr, len, RW);
             await h.change(first, n, (p) => tag(p, g), () => proc.write(addr, fresh()));
             break;
@@ -306,14 +302,14 @@ async function stress(m: Machine, proc: Process, readers: Mirror[], seed: number
           case 'mprotect-none': {
             const keep = Array.from({ length: n }, (_, k) => h.current(first + k));
             await h.change(first, n, () => 'gone', () => proc.mprotect(addr, len, PROT_NONE));
-            await yieldSome(rand);
+            await yieldSome(sched, rand);
             await h.change(first, n, (p) => keep[p - first], () => proc.mprotect(addr, len, RW));
             break;
           }
           case 'fork': { // COW: the parent's store breaks it; the child scribbles on its copies
             const child = await proc.fork();
             children.push({ child, exitAt: op + 1 + Math.floor(rand() * 6) });
-            await yieldSome(rand);
+            await yieldSome(sched, rand);
             if (rand() < 0.5) {
               const cf = Math.floor(rand() * NPAGES);
               const cn = Math.min(NPAGES - cf, 1 + Math.floor(rand() * 8));
@@ -386,8 +382,12 @@ describe('dmirror coherence: the GPU never reads through a stale entry', () => {
     }
   });
 
-  async function setup(): Promise<{ m: Machine; proc: Process; fd0: Mirror; fd1: Mirror }> {
-    const m = await createMachine(MACHINE);
+  /**
+   * `seed`: the machine runs on a SeededScheduler, so the interleaving of CPU changes, reads
+   * and GPU completions (and the fault path's timeouts, in virtual time) is the seed's alone.
+   */
+  async function setup(seed?: number): Promise<{ m: Machine; proc: Process; fd0: Mirror; fd1: Mirror }> {
+    const m = await createMachine(seed === undefined ? MACHINE : { ...MACHINE, scheduler: new SeededScheduler(seed) });
     machine = m;
     const proc = m.spawn();
     const fd0 = await m.devices[0].open(proc);
@@ -416,7 +416,7 @@ describe('dmirror coherence: the GPU never reads through a stale entry', () => {
 
   for (const seed of [1, 2, 3, 4]) {
     it(`one device reading while the CPU remaps (seed ${seed})`, async () => {
-      const { m, proc, fd0 } = await setup();
+      const { m, proc, fd0 } = await setup(seed);
       const r = await stress(m, proc, [fd0], seed, 60);
       // The schedule must really have overlapped reads with changes (the count of reads is
       // the progress gates', floor(59 / OPS_PER_READ) = 11, not a function of speed).
@@ -427,7 +427,7 @@ describe('dmirror coherence: the GPU never reads through a stale entry', () => {
 
   for (const seed of [11, 12]) {
     it(`two devices reading while the CPU remaps (seed ${seed})`, async () => {
-      const { m, proc, fd0, fd1 } = await setup();
+      const { m, proc, fd0, fd1 } = await setup(seed);
       const r = await stress(m, proc, [fd0, fd1], seed, 60);
       expect(Math.min(...r.reads)).toBeGreaterThan(5);
       expect(r.overlapped).toBeGreaterThan(5);
@@ -436,7 +436,7 @@ describe('dmirror coherence: the GPU never reads through a stale entry', () => {
 
   for (const seed of [21, 22]) {
     it(`device 0 reading while the CPU remaps and device 1 migrates pages in and out (seed ${seed})`, async () => {
-      const { m, proc, fd0, fd1 } = await setup();
+      const { m, proc, fd0, fd1 } = await setup(seed);
       const r = await stress(m, proc, [fd0], seed, 60, { migrators: [fd1] });
       expect(r.reads[0]).toBeGreaterThan(10);
       expect(r.overlapped).toBeGreaterThan(5);
@@ -445,7 +445,7 @@ describe('dmirror coherence: the GPU never reads through a stale entry', () => {
 
   for (const seed of [31, 32]) {
     it(`both devices reading while the CPU remaps and either migrates pages in and out (seed ${seed})`, async () => {
-      const { m, proc, fd0, fd1 } = await setup();
+      const { m, proc, fd0, fd1 } = await setup(seed);
       const r = await stress(m, proc, [fd0, fd1], seed, 60, { migrators: [fd0, fd1] });
       expect(Math.min(...r.reads)).toBeGreaterThan(5);
       expect(r.overlapped).toBeGreaterThan(5);
@@ -498,8 +498,12 @@ describe('dmirror coherence both ways', () => {
     }
   });
 
-  async function setup(): Promise<{ m: Machine; proc: Process; fd0: Mirror; fd1: Mirror }> {
-    const m = await createMachine(MACHINE);
+  /**
+   * `seed`: the machine runs on a SeededScheduler, so the interleaving of CPU changes, reads
+   * and GPU completions (and the fault path's timeouts, in virtual time) is the seed's alone.
+   */
+  async function setup(seed?: number): Promise<{ m: Machine; proc: Process; fd0: Mirror; fd1: Mirror }> {
+    const m = await createMachine(seed === undefined ? MACHINE : { ...MACHINE, scheduler: new SeededScheduler(seed) });
     machine = m;
     const proc = m.spawn();
     const fd0 = await m.devices[0].open(proc);
