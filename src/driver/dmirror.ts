@@ -34,8 +34,12 @@ import { isDeviceExclusive, isDevicePrivate, isPresent, pmdIndex, pteIndex } fro
 import type { MmuIntervalNotifier, MmuNotifierRange } from '../mm/notifier.js';
 import type { Process } from '../mm/process.js';
 import { VM_READ, VM_WRITE } from '../mm/vma.js';
-import type { MirrorResult } from '../api.js';
 import { Aperture } from './aperture.js';
+import {
+  HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE, HMM_DMIRROR_PROT_ERROR, HMM_DMIRROR_PROT_NONE,
+  HMM_DMIRROR_PROT_PMD, HMM_DMIRROR_PROT_PUD, HMM_DMIRROR_PROT_READ, HMM_DMIRROR_PROT_WRITE, HMM_DMIRROR_PROT_ZERO,
+  type Mirror, type MirrorResult,
+} from './uapi.js';
 import type { DmirrorDevice } from './dmirror-device.js';
 import { Mutex } from './mutex.js';
 import { WaitQueue } from '../sched/wait-queue.js';
@@ -58,17 +62,6 @@ export const DMIRROR_SERVICER: Partial<ServicerOptions> = {
 const SERVICER_SHAPE: readonly (keyof ServicerOptions)[] = ['batchSize', 'replay', 'window', 'coalesce', 'protocol', 'fallbackAfter'];
 /** A command still faulting after this many rounds is a livelock: EFAULT, not a hang. */
 const MAX_ROUNDS = 10_000;
-
-/** HMM_DMIRROR_PROT_* (lib/test_hmm_uapi.h): SNAPSHOT's byte per page. */
-export const HMM_DMIRROR_PROT_ERROR = 0xff;
-export const HMM_DMIRROR_PROT_NONE = 0x00;
-export const HMM_DMIRROR_PROT_READ = 0x01;
-export const HMM_DMIRROR_PROT_WRITE = 0x02;
-export const HMM_DMIRROR_PROT_PMD = 0x04;
-export const HMM_DMIRROR_PROT_PUD = 0x08;
-export const HMM_DMIRROR_PROT_ZERO = 0x10;
-export const HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL = 0x20;
-export const HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE = 0x30;
 
 /** dmirror_snapshot's pfns[64]: pages per dmirror_range_snapshot. */
 const SNAPSHOT_PAGES = 64;
@@ -98,8 +91,6 @@ function bounceInit(npages: number): Uint8Array {
 function checkBounce(npages: number): void {
   if (npages > MAX_BOUNCE_PAGES) throw err('ENOMEM', `no bounce buffer of ${npages} pages (at most ${MAX_BOUNCE_PAGES})`);
 }
-
-export type { MirrorResult } from '../api.js';
 
 /** Counters of one mirror, for tests and the experiment. */
 export interface DmirrorStats {
@@ -146,7 +137,7 @@ function checkRange(addr: unknown, npages: unknown): { start: number; end: numbe
 }
 
 
-export class Dmirror {
+export class Dmirror implements Mirror {
   readonly device: DmirrorDevice;
   readonly proc: Process;
   readonly mm: MmStruct;
