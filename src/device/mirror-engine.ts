@@ -32,7 +32,7 @@ import { FaultQueue, type FaultRecord } from './fault-queue.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import { asDeviceError, ensureAlive, HOST_SCHEDULER } from './health.js';
 import { PAGE_BYTES, PagePool, type PageData } from './page-pool.js';
-import { GpuPageTable, PT_MAX_PAGE, type UnmappedLeaf } from './page-table.js';
+import { GpuPageTable, PT_MAX_PAGE } from './page-table.js';
 
 /** Threads per workgroup (WG in mirror-common.wgsl). */
 export const MIRROR_WORKGROUP_SIZE = 256;
@@ -95,15 +95,6 @@ export interface RoundResult {
   done: number;
   total: number;
   finished: boolean;
-}
-
-/** The driver's fault handler: make the faulting pages accessible (or throw to abort). */
-export type FaultService = (faults: FaultRecord[], overflow: boolean) => Promise<void>;
-
-export interface CommandOutcome {
-  rounds: number;
-  /** Rounds that ended with faults (each followed by a service call and a replay). */
-  faultRounds: number;
 }
 
 export interface MirrorEngineOptions {
@@ -595,32 +586,6 @@ export class MirrorEngine {
     });
   }
 
-  /**
-   * Runs `cmd` to completion: a round, then while invocations remain, `service(faults)`
-   * (the driver makes the pages accessible) and a replay. An error thrown by service ends
-   * the command with that error; so does a round that faults with nothing recorded, or
-   * more than maxRounds rounds (default 1000) — a fault the driver never resolves is the
-   * fatal (non-replayable) case, which UVM answers by killing the channel.
-   */
-  async runCommand(cmd: MirrorCommand, service: FaultService, opts: { maxRounds?: number } = {}): Promise<CommandOutcome> {
-    const maxRounds = opts.maxRounds ?? 1000;
-    let rounds = 0;
-    let faultRounds = 0;
-    for (;;) {
-      const r = await this.runRound(cmd);
-      rounds++;
-      if (r.finished) return { rounds, faultRounds };
-      faultRounds++;
-      if (r.faults.length === 0 && !r.overflow) {
-        throw err('EIO', `${this.label}: ${r.missed} invocations missed but no fault was recorded`);
-      }
-      if (rounds >= maxRounds) {
-        throw err('EFAULT', `${this.label}: ${cmd.op} [0x${cmd.page.toString(16)}, +${cmd.npages}) still faulting after ${rounds} rounds (${r.done}/${r.total} done)`);
-      }
-      await service(r.faults, r.overflow);
-    }
-  }
-
   // -------------------------------------------------------------------------------------
   // Invalidation and write-back.
 
@@ -661,19 +626,6 @@ export class MirrorEngine {
       return Promise.resolve();
     }
     return this.fence(); // (not wrapped in another async frame: a shootdown is latency)
-  }
-
-  /**
-   * Invalidates [page, page + npages) on the device: zap, flush, syncWalkers. When it
-   * resolves no GPU work can reach the old pages: the caller may write them back and free
-   * the slots.
-   */
-  async shootdown(page: number, npages: number): Promise<UnmappedLeaf[]> {
-    this.alive('shootdown');
-    const leaves = this.pt.unmap(page, npages);
-    this.pt.flush();
-    await this.syncWalkers();
-    return leaves;
   }
 
   /**

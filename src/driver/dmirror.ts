@@ -15,16 +15,13 @@
  * invalidations come down (mmu notifier → zap → fence → write-back).
  */
 import { MirrorEngine, type MirrorCommand, type MirrorOp } from '../device/mirror-engine.js';
-import { PTE_DEVICE, PTE_EXCLUSIVE, PTE_WRITE, type UnmappedLeaf } from '../device/page-table.js';
+import { replayCommand, type CommandOutcome, type FaultService } from '../device/replay.js';
 import { err, HmmError } from '../errors.js';
-import {
-  HMM_PFN_ERROR, HMM_PFN_VALID, HMM_PFN_WRITE, hmmPfnToMapOrder,
-} from '../hmm/pfn.js';
+import { HMM_PFN_ERROR, HMM_PFN_VALID, HMM_PFN_WRITE, hmmPfnToMapOrder } from '../hmm/pfn.js';
 import { hmmRange, hmmRangeFault } from '../hmm/range-fault.js';
-import { hmmMirrorRegister, hmmMirrorUnregister, type Hmm, type HmmMirrorOps } from '../hmm/range-v52.js';
 import { PAGE_SIZE, TASK_SIZE } from '../mm/constants.js';
 import {
-  makeDeviceExclusive, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE,
+  MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE,
   MIGRATE_VMA_SELECT_SYSTEM, migratePfn, migratePfnFlags, migratePfnToPfn, migrateVmaFinalize, migrateVmaPages,
   migrateVmaSetup,
 } from '../mm/migrate.js';
@@ -41,10 +38,11 @@ import {
   type Mirror, type MirrorResult,
 } from './uapi.js';
 import type { DmirrorDevice } from './dmirror-device.js';
+import { MirrorPt } from './mirror-pt.js';
 import { Mutex } from './mutex.js';
 import { WaitQueue } from '../sched/wait-queue.js';
-import { HMM_RANGE_DEFAULT_TIMEOUT } from './retry.js';
-import { FaultServicer, type ServicerOptions, type ServiceTarget } from './servicer.js';
+import { dmirrorAtomicMap, HMM_RANGE_DEFAULT_TIMEOUT, V52Mirror, type MirrorTarget } from './retry.js';
+import { FaultServicer, type ServicerOptions } from './servicer.js';
 
 /**
  * dmirror's own fault servicing (lib/test_hmm.c's dmirror_fault): after a round that
@@ -117,12 +115,6 @@ function cpuPfn(mm: MmStruct, addr: number): number {
   return isPresent(f) || isDevicePrivate(f) || isDeviceExclusive(f) ? t.pfn[pteIndex(addr)] : -1;
 }
 
-/** Does the CPU page table hold a device-exclusive entry for `pfn` at addr? */
-function cpuExclusive(mm: MmStruct, addr: number, pfn: number): boolean {
-  const t = mm.pgtable.pteTable(addr, false);
-  return t !== null && isDeviceExclusive(t.flags[pteIndex(addr)]) && t.pfn[pteIndex(addr)] === pfn;
-}
-
 function isInt(n: unknown): n is number {
   return typeof n === 'number' && Number.isSafeInteger(n);
 }
@@ -144,15 +136,10 @@ export class Dmirror implements Mirror {
   readonly engine: MirrorEngine;
   readonly aperture: Aperture;
   readonly lock: Mutex;
-  readonly stats: DmirrorStats = {
-    commands: 0, rounds: 0, faultRecords: 0, invalidations: 0, skippedOwnMigrations: 0,
-    chunks: 0, evictions: 0,
-  };
+  /** The mirror's page table (dmirror->pt): fault installation and the one shootdown. */
+  readonly pt: MirrorPt;
+  readonly #stats = { commands: 0, invalidations: 0, skippedOwnMigrations: 0, chunks: 0 };
   #notifier: MmuIntervalNotifier | null = null;
-  /** VRAM slot → mirror page, for the device pages this mirror maps. */
-  readonly #devPage = new Map<number, number>();
-  /** Page ranges [start, end) of the chunks being run: eviction leaves them alone. */
-  readonly #pinned = new Set<{ start: number; end: number }>();
   #closed = false;
   /** close() was called: new ioctls get EBADF (the fd is gone), those in flight finish. */
   #closing = false;
@@ -163,9 +150,7 @@ export class Dmirror implements Mirror {
   /** The notifier's release came (exit_mmap): the GPU side is gone, the mm is dead. */
   #mmReleased = false;
   /** The v5.2 hmm_mirror, registered when the valid-flag protocol first needs it. */
-  #hmm: Hmm | null = null;
-  readonly #hmmOps: HmmMirrorOps = { syncCpuDevicePagetables: () => true }; // the interval notifier zaps
-  readonly #validatedAt = new Map<number, number>();
+  readonly #v52: V52Mirror;
   /** How device faults are serviced (setServicer changes it); its records are the batch log. */
   servicer!: FaultServicer;
 
@@ -175,8 +160,16 @@ export class Dmirror implements Mirror {
     this.mm = proc.mm;
     this.engine = engine;
     this.aperture = new Aperture(engine, device.machine.ram);
+    this.pt = new MirrorPt(engine, this.aperture, device.pagemap);
     this.lock = new Mutex(this.mm.core.sched, `dmirror${device.index}.mutex`);
     this.#idle = new WaitQueue(this.mm.core.sched);
+    this.#v52 = new V52Mirror(this.mm);
+  }
+
+  /** Counters of this mirror (rounds and fault records are its engine's). */
+  get stats(): DmirrorStats {
+    const e = this.engine.stats;
+    return { ...this.#stats, rounds: e.rounds, faultRecords: e.faultRecords, evictions: this.pt.evictions };
   }
 
   /** dmirror_fops_open(): one notifier over the whole address space. */
@@ -238,13 +231,12 @@ export class Dmirror implements Mirror {
       const first = range.start / PAGE_SIZE;
       const last = Math.min(range.end / PAGE_SIZE, TASK_SIZE / PAGE_SIZE);
       if (range.event === 'MIGRATE' && range.owner === this.device) {
-        this.stats.skippedOwnMigrations++;
+        this.#stats.skippedOwnMigrations++;
         await this.#ownMigration(first, last);
         return true;
       }
-      this.stats.invalidations++;
-      const leaves = this.engine.pt.unmap(first, last - first);
-      if (leaves.length > 0) await this.#shootdown(leaves);
+      this.#stats.invalidations++;
+      await this.pt.invalidate(first, last);
       if (range.event === 'RELEASE') this.#mmRelease();
     } finally {
       this.lock.unlock();
@@ -265,13 +257,7 @@ export class Dmirror implements Mirror {
       await this.#gpuSafe(() => this.aperture.writeback());
       return;
     }
-    const leaves = this.engine.pt.unmap(first, last - first);
-    const system: UnmappedLeaf[] = [];
-    for (const l of leaves) {
-      if ((l.flags & PTE_DEVICE) !== 0) this.engine.pt.map(l.page, l.slot, l.flags & (PTE_WRITE | PTE_EXCLUSIVE | PTE_DEVICE));
-      else system.push(l);
-    }
-    if (system.length > 0) await this.#shootdown(system);
+    await this.pt.invalidate(first, last, true);
   }
 
   /**
@@ -297,169 +283,22 @@ export class Dmirror implements Mirror {
     }
   }
 
-  /**
-   * The shootdown once `leaves` are off the shadow table (the zap): flush, fence, write
-   * back, free. The fence is syncWalkers(): it waits only when a round of ours may still be
-   * running (between commands, and between a command's rounds, nothing on the GPU holds a
-   * translation). Caller holds `lock`.
-   */
-  async #shootdown(leaves: readonly UnmappedLeaf[]): Promise<void> {
-    if (leaves.length === 0) return;
-    await this.#gpuSafe(async () => {
-      this.engine.flush();
-      await this.engine.syncWalkers();
-      if (this.aperture.mayBeDirty) await this.aperture.writeback(); // (no uploads are queued: #update flushes them)
-    });
-    this.#release(leaves);
-  }
-
-  #release(leaves: readonly UnmappedLeaf[]): void {
-    for (const l of leaves) {
-      if ((l.flags & PTE_DEVICE) !== 0) this.#devPage.delete(l.slot);
-      else this.aperture.release(l.slot);
-    }
-  }
-
-  /**
-   * The aperture is full: zap every entry outside the page ranges in flight (the chunks
-   * being run, an exclusive grant) — zap, flush, fence, write back, release, as an
-   * invalidation does — so their slots can be reused. Those pages simply fault again when a
-   * later command touches them. Caller holds `lock`. Returns the slots it freed.
-   */
-  async #evict(): Promise<number> {
-    this.aperture.flushUploads(); // the table flush below exposes entries made before
-    const keep = [...this.#pinned].sort((a, b) => a.start - b.start);
-    const last = TASK_SIZE / PAGE_SIZE;
-    const leaves: UnmappedLeaf[] = [];
-    let from = 0;
-    for (const r of keep) {
-      if (r.start > from) leaves.push(...this.engine.pt.unmap(from, r.start - from));
-      from = Math.max(from, r.end);
-    }
-    if (from < last) leaves.push(...this.engine.pt.unmap(from, last - from));
-    this.stats.evictions++;
-    if (leaves.length === 0) return 0;
-    const before = this.aperture.freeSlots;
-    await this.#gpuSafe(async () => {
-      this.engine.flush();
-      await this.engine.syncWalkers();
-      await this.aperture.writeback();
-    });
-    this.#release(leaves);
-    return this.aperture.freeSlots - before;
-  }
-
-  /**
-   * An aperture slot holding `pfn` after evicting (the aperture was full). Caller holds
-   * `lock`. Only this path awaits: #update stays synchronous while slots are free.
-   */
-  async #acquireEvicting(pfn: number): Promise<number> {
-    if (await this.#evict() === 0) {
-      throw err('ENOMEM', `aperture full: all ${this.engine.aperture.slots} slots hold pages of commands in flight`);
-    }
-    return this.aperture.acquire(pfn);
-  }
-
-  /** Runs fn with [startPage, startPage + npages) safe from eviction. */
-  async #withPinned<T>(startPage: number, npages: number, fn: () => Promise<T>): Promise<T> {
-    const pin = { start: startPage, end: startPage + npages };
-    this.#pinned.add(pin);
-    try {
-      return await fn();
-    } finally {
-      this.#pinned.delete(pin);
-    }
-  }
-
   /** Does this mirror map the device page in VRAM slot `slot`? */
   mapsDevicePage(slot: number): boolean {
-    return this.#devPage.has(slot);
+    return this.pt.mapsDevicePage(slot);
   }
 
   /** Our entries for these VRAM slots go (a device page is leaving for system memory). */
   async dropDevicePages(slots: ReadonlySet<number>): Promise<void> {
-    await this.lock.with(async () => {
-      const leaves: UnmappedLeaf[] = [];
-      for (const slot of slots) {
-        const page = this.#devPage.get(slot);
-        if (page !== undefined) leaves.push(...this.engine.pt.unmap(page, 1));
-      }
-      await this.#shootdown(leaves); // one flush and fence for all of them
-    });
+    await this.lock.with(() => this.pt.zapDevicePages(slots));
   }
 
   // ---------------------------------------------------------------------------------
   // Faults (up).
 
-  /**
-   * Install what hmm_range_fault returned (dmirror_do_update). Caller holds `lock` and has
-   * checked mmu_interval_read_retry. Device-private pages of this device map to their VRAM
-   * slot; system pages to an aperture slot holding a coherent copy (a full aperture is
-   * evicted from under the lock, so the sequence check stays valid).
-   */
-  async #update(start: number, pfns: Uint32Array, flags: Uint8Array, extra = 0): Promise<number> {
-    // New aperture slots' bytes are uploaded by the next dispatch's syncToGpu(), not here:
-    // the copy stands for the device's own accesses over the link, so it belongs to the
-    // replay, not to fault servicing, which only writes page-table entries (as a real
-    // driver's does). Every dispatch path syncs first, so no kernel sees an entry before
-    // its bytes.
-    return this.#updateEntries(start, pfns, flags, extra);
-  }
-
-  /** Returns the contiguous runs of pages written (the "mirror writes" of the batch records). */
-  async #updateEntries(start: number, pfns: Uint32Array, flags: Uint8Array, extra: number): Promise<number> {
-    const pt = this.engine.pt;
-    const base = start / PAGE_SIZE;
-    let runs = 0;
-    for (let i = 0; i < pfns.length; i++) {
-      const f = flags[i];
-      if ((f & HMM_PFN_VALID) === 0) continue;
-      if (i === 0 || (flags[i - 1] & HMM_PFN_VALID) === 0) runs++;
-      const page = base + i;
-      const pfn = pfns[i];
-      const prot = ((f & HMM_PFN_WRITE) !== 0 ? PTE_WRITE : 0) | extra;
-      const old = pt.lookup(page);
-      if (this.device.pagemap.contains(pfn)) {
-        const slot = this.device.slotOf(pfn);
-        if (old !== null && !((old.flags & PTE_DEVICE) !== 0 && old.slot === slot)) this.#release(pt.unmap(page, 1));
-        pt.map(page, slot, prot | PTE_DEVICE);
-        this.#devPage.set(slot, page);
-        continue;
-      }
-      if (old !== null && (old.flags & PTE_DEVICE) === 0 && this.aperture.pfnOf(old.slot) === pfn) {
-        pt.map(page, old.slot, prot); // same frame, new permissions
-        continue;
-      }
-      if (old !== null) this.#release(pt.unmap(page, 1));
-      let slot: number;
-      try {
-        slot = this.aperture.acquire(pfn);
-      } catch (e) {
-        if (!(e instanceof HmmError && e.code === 'ENOMEM')) throw e;
-        slot = await this.#acquireEvicting(pfn);
-      }
-      pt.map(page, slot, prot);
-    }
-    return runs;
-  }
-
-  /** The servicer's view of this mirror (ServiceTarget). */
-  #target(): ServiceTarget {
-    return {
-      mm: this.mm,
-      notifier: this.notifier,
-      lock: this.lock,
-      devPrivateOwner: this.device,
-      update: (start, pfns, flags) => this.#update(start, pfns, flags),
-      v52: () => this.#v52(),
-      isMapped: (page, rank) => {
-        const e = this.engine.pt.lookup(page);
-        if (e === null) return false;
-        return rank === 0 || (rank === 1 ? (e.flags & PTE_WRITE) !== 0 : (e.flags & PTE_EXCLUSIVE) !== 0);
-      },
-      exclusiveMap: (start, end) => this.#exclusiveMapLocked(start, (end - start) / PAGE_SIZE),
-      validatedAt: this.#validatedAt,
-    };
+  /** What fault servicing gets of this mirror: its page table, notifier and locks. */
+  #target(): MirrorTarget {
+    return { mm: this.mm, notifier: this.notifier, lock: this.lock, pt: this.pt, devPrivateOwner: this.device, v52: this.#v52 };
   }
 
   /**
@@ -474,65 +313,14 @@ export class Dmirror implements Mirror {
     return this.servicer;
   }
 
-  /** The v5.2 hmm_mirror of this mirror, registered on first use (for the valid-flag protocol). */
-  async #v52(): Promise<Hmm> {
-    if (this.#hmm === null) {
-      await this.mm.lock.writeLock();
-      try {
-        this.#hmm = hmmMirrorRegister(this.mm, this.#hmmOps);
-      } finally {
-        this.mm.lock.writeUnlock();
-      }
-    }
-    return this.#hmm;
-  }
-
   /** dmirror_exclusive's loop: make_device_exclusive each page and map it atomic. */
   async #exclusiveMap(start: number, npages: number): Promise<void> {
     await this.mm.lock.readLock();
     try {
-      await this.#exclusiveMapLocked(start, npages);
+      await dmirrorAtomicMap(this.#target(), start, npages);
     } finally {
       this.mm.lock.readUnlock();
     }
-  }
-
-  /**
-   * The same with the mmap lock already held (the servicer's atomic faults). Returns runs
-   * written. The entry is atomic only (dmirror_atomic_map's DPT_XA_TAG_ATOMIC, not the WRITE
-   * tag): a device write to it faults, and hmm_range_fault's write fault restores the CPU's
-   * PTE (remove_device_exclusive_entry), revoking the exclusive access.
-   *
-   * dmirror_atomic_map stores with no sequence check (the folio lock keeps a CPU fault out,
-   * but not a zap). Here the sequence is sampled after make_device_exclusive (its own
-   * EXCLUSIVE invalidation, and the restore of an entry already exclusive, would fail every
-   * check sampled before), so under the update lock both must hold: no invalidation reached
-   * us since mmu_interval_read_begin (which waits out one that already had), and the CPU
-   * entry is still our exclusive entry for that page. Else again, EBUSY after
-   * HMM_RANGE_DEFAULT_TIMEOUT.
-   */
-  async #exclusiveMapLocked(start: number, npages: number): Promise<number> {
-    this.mm.checkAlive();
-    const sched = this.mm.core.sched;
-    let runs = 0;
-    for (let i = 0; i < npages; i++) {
-      const a = start + i * PAGE_SIZE;
-      const deadline = sched.now() + HMM_RANGE_DEFAULT_TIMEOUT;
-      for (;;) {
-        if (sched.now() > deadline) throw err('EBUSY', `exclusive access to 0x${a.toString(16)} kept being revoked`);
-        const pfn = await makeDeviceExclusive(this.mm, a, this.device);
-        const seq = await this.notifier.readBegin();
-        await this.lock.lock();
-        try {
-          if (this.notifier.readRetry(seq) || !cpuExclusive(this.mm, a, pfn)) continue;
-          runs += await this.#update(a, Uint32Array.of(pfn), Uint8Array.of(HMM_PFN_VALID), PTE_EXCLUSIVE);
-          break;
-        } finally {
-          this.lock.unlock();
-        }
-      }
-    }
-    return runs;
   }
 
   // ---------------------------------------------------------------------------------
@@ -560,12 +348,12 @@ export class Dmirror implements Mirror {
    */
   async #run(op: MirrorOp, start: number, npages: number, data: Uint8Array | undefined, faulting: boolean): Promise<{ out: Uint8Array | null; faults: number }> {
     this.#checkOpen();
-    this.stats.commands++;
+    this.#stats.commands++;
     const chunk = this.chunkPages;
     const first = start / PAGE_SIZE;
     if (npages <= chunk) {
       const words = data === undefined ? undefined : new Uint32Array(data.buffer, data.byteOffset, data.byteLength / 4);
-      return this.#withPinned(first, npages, () => this.#runChunk(op, first, npages, words, faulting));
+      return this.pt.withPinned(first, npages, () => this.#runChunk(op, first, npages, words, faulting));
     }
     const out = op === 'write' ? null : bounceInit(npages);
     let faults = 0;
@@ -573,7 +361,7 @@ export class Dmirror implements Mirror {
     for (let off = 0; off < npages; off += chunk) {
       const n = Math.min(chunk, npages - off);
       const words = data === undefined ? undefined : new Uint32Array(data.buffer, data.byteOffset + off * PAGE_SIZE, n * (PAGE_SIZE / 4));
-      const r = await this.#withPinned(first + off, n, () => this.#runChunk(op, first + off, n, words, faulting));
+      const r = await this.pt.withPinned(first + off, n, () => this.#runChunk(op, first + off, n, words, faulting));
       // dmirror_fault covers the rest of the command: a later chunk's first fault round is
       // that same fault, split only because the aperture cannot hold the whole command.
       faults += faulted && r.faults > 0 ? r.faults - 1 : r.faults;
@@ -586,7 +374,7 @@ export class Dmirror implements Mirror {
   /** One GPU command over [page, page + npages) (at most chunkPages), run to completion. */
   async #runChunk(op: MirrorOp, page: number, npages: number, words: Uint32Array | undefined, faulting: boolean): Promise<{ out: Uint8Array | null; faults: number }> {
     this.#checkOpen();
-    this.stats.chunks++;
+    this.#stats.chunks++;
     // Scratch io: the output is only read once every word has been written.
     const cmd: MirrorCommand = this.engine.createCommand({ op, page, npages, data: words, scratch: true });
     try {
@@ -600,21 +388,23 @@ export class Dmirror implements Mirror {
   }
 
   /**
-   * Replay rounds of `cmd` through the servicer until every invocation is done: before each
-   * round the aperture catches up with CPU writes (under the update lock); at kernel end
-   * what the GPU wrote reaches the CPU before this returns.
+   * dmirror_fault's caller side: replay `cmd` until every invocation is done, faults
+   * serviced by this mirror's servicer (or, not `faulting`, ENOENT: dmirror_do_read found a
+   * page not mirrored). Before each round the aperture catches up with CPU writes (under
+   * the update lock); at kernel end what the GPU wrote reaches the CPU before this returns.
    */
-  async #rounds(cmd: MirrorCommand, faulting: boolean): Promise<{ rounds: number; faultRounds: number }> {
+  async #rounds(cmd: MirrorCommand, faulting: boolean): Promise<CommandOutcome> {
     const writes = cmd.op !== 'read';
-    const out = await this.servicer.run(async () => {
-      await this.lock.with(() => this.aperture.syncToGpu());
-      if (writes) this.aperture.mayBeDirty = true;
-      const r = await this.engine.runRound(cmd);
-      this.stats.rounds++;
-      this.stats.faultRecords += r.faults.length;
-      if (!r.finished && !faulting) throw err('ENOENT', `page not mirrored in [0x${(cmd.page * PAGE_SIZE).toString(16)}, +${cmd.npages} pages)`);
-      return r;
-    }, cmd, MAX_ROUNDS);
+    const service: FaultService = faulting ? this.servicer.forCommand(cmd) : {
+      service: () => Promise.reject(err('ENOENT', `page not mirrored in [0x${(cmd.page * PAGE_SIZE).toString(16)}, +${cmd.npages} pages)`)),
+    };
+    const out = await replayCommand(this.engine, cmd, service, {
+      maxRounds: MAX_ROUNDS,
+      beforeRound: async () => {
+        await this.lock.with(() => this.aperture.syncToGpu());
+        if (writes) this.aperture.mayBeDirty = true;
+      },
+    });
     if (writes) await this.lock.with(() => this.aperture.writeback());
     return out;
   }
@@ -623,10 +413,10 @@ export class Dmirror implements Mirror {
    * Run a command the caller built on this mirror's engine (a workload kernel, say) to
    * completion, its range pinned against aperture eviction while it runs.
    */
-  runKernel(cmd: MirrorCommand): Promise<{ rounds: number; faultRounds: number }> {
+  runKernel(cmd: MirrorCommand): Promise<CommandOutcome> {
     return this.#ioctl(true, () => {
-      this.stats.commands++;
-      return this.#withPinned(cmd.page, cmd.npages, () => this.#rounds(cmd, true));
+      this.#stats.commands++;
+      return this.pt.withPinned(cmd.page, cmd.npages, () => this.#rounds(cmd, true));
     });
   }
 
@@ -806,11 +596,7 @@ export class Dmirror implements Mirror {
       for (let i = 0; i < mig.npages; i++) {
         if ((migratePfnFlags(mig.src[i]) & MIGRATE_PFN_MIGRATE) !== 0 && dst[i] !== 0) moved[i] = 1;
       }
-      await this.lock.with(async () => {
-        const leaves: UnmappedLeaf[] = [];
-        for (let i = 0; i < mig.npages; i++) if (moved[i] !== 0) leaves.push(...this.engine.pt.unmap(start / PAGE_SIZE + i, 1));
-        await this.#shootdown(leaves);
-      });
+      await this.lock.with(() => this.pt.zapPages(start / PAGE_SIZE, moved));
     } catch (e) {
       // The device lost, say: the pages we allocated but never handed to migrate_vma_pages
       // go back (finalize restores the sources).
@@ -852,7 +638,7 @@ export class Dmirror implements Mirror {
         for (let i = 0; i < moved.length; i++) {
           if (moved[i] === 0 || (flags[i] & HMM_PFN_VALID) === 0 || !this.device.pagemap.contains(pfns[i])) flags[i] = 0;
         }
-        await this.#update(start, pfns, flags);
+        await this.pt.doFault(start, pfns, flags);
         return;
       } finally {
         this.lock.unlock();
@@ -958,7 +744,7 @@ export class Dmirror implements Mirror {
     this.#checkOpen();
     const r = checkRange(addr, npages);
     checkBounce(r.npages);
-    const { out } = await this.#withPinned(r.start / PAGE_SIZE, r.npages, async () => {
+    const { out } = await this.pt.withPinned(r.start / PAGE_SIZE, r.npages, async () => {
       await this.#exclusiveMap(r.start, r.npages);
       return this.#run('read', r.start, r.npages, undefined, false);
     });
@@ -977,10 +763,9 @@ export class Dmirror implements Mirror {
       const stale: number[] = [];
       let checked = 0;
       for (let p = r.start / PAGE_SIZE; p < r.end / PAGE_SIZE; p++) {
-        const e = this.engine.pt.lookup(p);
-        if (e === null) continue;
+        const mirrored = this.pt.pfnAt(p);
+        if (mirrored === null) continue;
         checked++;
-        const mirrored = (e.flags & PTE_DEVICE) !== 0 ? this.device.pagemap.basePfn + e.slot : this.aperture.pfnOf(e.slot);
         if (mirrored !== cpuPfn(this.mm, p * PAGE_SIZE)) stale.push(p * PAGE_SIZE);
       }
       return { checked, stale };
@@ -994,9 +779,8 @@ export class Dmirror implements Mirror {
     await this.lock.with(() => {
       // Only what the mirror maps (xa_for_each_range in dmirror_check_atomic), not every
       // page number of the range: the whole address space is 2^35 of them.
-      const first = r.start / PAGE_SIZE;
-      const leaf = this.engine.pt.findLeaf(first, r.npages, (l) => (l.flags & PTE_EXCLUSIVE) !== 0);
-      if (leaf !== null) throw err('EPERM', `page 0x${(Math.max(leaf.page, first) * PAGE_SIZE).toString(16)} is still exclusive`);
+      const page = this.pt.firstExclusive(r.start / PAGE_SIZE, r.npages);
+      if (page !== null) throw err('EPERM', `page 0x${(page * PAGE_SIZE).toString(16)} is still exclusive`);
     });
   }
 
@@ -1038,15 +822,8 @@ export class Dmirror implements Mirror {
     const n = this.#notifier;
     this.#closed = true;
     if (n !== null) await n.remove();
-    if (this.#hmm !== null) await hmmMirrorUnregister(this.#hmm, this.#hmmOps);
-    await this.lock.with(async () => {
-      const leaves = this.engine.pt.unmap(0, TASK_SIZE / PAGE_SIZE);
-      await this.#gpuSafe(async () => {
-        await this.engine.fence();
-        await this.aperture.writeback();
-      });
-      this.#release(leaves);
-    });
+    await this.#v52.unregister();
+    await this.lock.with(() => this.pt.zapAll());
     this.engine.destroy();
     this.device.mirrors.delete(this);
   }
