@@ -21,9 +21,7 @@ import { HMM_PFN_ERROR, HMM_PFN_VALID, HMM_PFN_WRITE, hmmPfnToMapOrder } from '.
 import { hmmRange, hmmRangeFault } from '../hmm/range-fault.js';
 import { PAGE_SIZE, TASK_SIZE } from '../mm/constants.js';
 import {
-  MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE,
-  MIGRATE_VMA_SELECT_SYSTEM, migratePfn, migratePfnFlags, migratePfnToPfn, migrateVmaFinalize, migrateVmaPages,
-  migrateVmaSetup,
+  MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_SYSTEM, migratePfnFlags, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup,
 } from '../mm/migrate.js';
 import type { MmStruct } from '../mm/mm.js';
 import { mmapDevicePages } from '../mm/mixedmap.js';
@@ -149,6 +147,8 @@ export class Dmirror implements Mirror {
   readonly #idle: WaitQueue;
   /** The notifier's release came (exit_mmap): the GPU side is gone, the mm is dead. */
   #mmReleased = false;
+  /** Ranges this mirror's migrations to the device are collecting (migrate_vma_setup) now. */
+  readonly #collecting = new Set<{ start: number; end: number }>();
   /** The v5.2 hmm_mirror, registered when the valid-flag protocol first needs it. */
   readonly #v52: V52Mirror;
   /** How device faults are serviced (setServicer changes it); its records are the batch log. */
@@ -250,10 +250,14 @@ export class Dmirror implements Mirror {
    * migration (dropDevicePages). Two things still hold: the migrating mirror writes back
    * what the GPU wrote, so the migration copies current bytes; any other mirror of this
    * device on the same mm (a second open) loses its system-memory entries in the range,
-   * whose frames the migration frees. Caller holds `lock`.
+   * whose frames the migration frees. Which mirror migrates is this mirror's own record
+   * (#collecting: the ranges its migrations are collecting), not state shared with the
+   * device. Caller holds `lock`.
    */
   async #ownMigration(first: number, last: number): Promise<void> {
-    if (this.device.migrating === this) {
+    const start = first * PAGE_SIZE;
+    const end = last * PAGE_SIZE;
+    if ([...this.#collecting].some((r) => r.start <= start && end <= r.end)) {
       await this.#gpuSafe(() => this.aperture.writeback());
       return;
     }
@@ -557,54 +561,23 @@ export class Dmirror implements Mirror {
   async #migrateIn(start: number, end: number, vmaWrite: boolean): Promise<void> {
     this.engine.checkAlive();
     // Our own MIGRATE invalidation is not echoed back to us (see #ownMigration).
-    this.device.migrating = this;
+    const collecting = { start, end };
+    this.#collecting.add(collecting);
     let mig;
     try {
       mig = await migrateVmaSetup(this.mm, { start, end, flags: MIGRATE_VMA_SELECT_SYSTEM, pgmapOwner: this.device });
     } finally {
-      this.device.migrating = null;
+      this.#collecting.delete(collecting);
     }
-    const dst = new Array<number>(mig.npages).fill(0);
-    let handed = false;
     const moved = new Uint8Array(mig.npages);
     try {
-      const uploads: { slot: number; data: Uint8Array }[] = [];
-      for (let i = 0; i < mig.npages; i++) {
-        const s = mig.src[i];
-        const sf = migratePfnFlags(s);
-        if ((sf & MIGRATE_PFN_MIGRATE) === 0) continue;
-        const spfn = (sf & MIGRATE_PFN_VALID) !== 0 ? migratePfnToPfn(s) : null;
-        if (spfn !== null && spfn >= this.device.machine.ram.npages) continue; // already device memory
-        let dpfn: number;
-        try {
-          dpfn = this.device.allocPage();
-        } catch (e) {
-          if (e instanceof HmmError && e.code === 'ENOMEM') continue; // dmirror_devmem_alloc_page() == NULL
-          throw e;
-        }
-        // Our own aperture may hold newer bytes than the frame: they were written back at
-        // the last command end or invalidation, so the frame is current here.
-        const slot = this.device.slotOf(dpfn);
-        uploads.push({ slot, data: spfn !== null ? this.device.machine.ram.data(spfn) : new Uint8Array(PAGE_SIZE) });
-        dst[i] = migratePfn(dpfn);
-        if ((sf & MIGRATE_PFN_WRITE) !== 0 || (spfn === null && vmaWrite)) dst[i] += MIGRATE_PFN_WRITE;
-      }
-      this.device.vram.uploadPages(uploads);
-      handed = true;
+      const dst = this.device.devmem.allocAndCopy(mig.src, vmaWrite);
       await migrateVmaPages(mig, dst);
       // The sources that move are freed by finalize: our entries for them go first.
       for (let i = 0; i < mig.npages; i++) {
         if ((migratePfnFlags(mig.src[i]) & MIGRATE_PFN_MIGRATE) !== 0 && dst[i] !== 0) moved[i] = 1;
       }
       await this.lock.with(() => this.pt.zapPages(start / PAGE_SIZE, moved));
-    } catch (e) {
-      // The device lost, say: the pages we allocated but never handed to migrate_vma_pages
-      // go back (finalize restores the sources).
-      if (!handed) {
-        for (let i = 0; i < dst.length; i++) if (dst[i] !== 0) this.device.pagemap.put(migratePfnToPfn(dst[i]));
-        dst.fill(0);
-      }
-      throw e;
     } finally {
       await migrateVmaFinalize(mig);
     }
@@ -654,7 +627,7 @@ export class Dmirror implements Mirror {
     await this.mm.lock.readLock();
     try {
       this.mm.checkAlive();
-      for (const piece of this.#vmaPieces(r.start, r.end)) cpages += await this.device.evict(this.mm, piece.start, piece.end);
+      for (const piece of this.#vmaPieces(r.start, r.end)) cpages += await this.device.devmem.evict(this.mm, piece.start, piece.end);
     } finally {
       this.mm.lock.readUnlock();
     }
@@ -787,7 +760,7 @@ export class Dmirror implements Mirror {
   /** HMM_DMIRROR_RELEASE: evict every page of this device's memory to system memory. */
   async #releaseDevice(): Promise<void> {
     this.#checkOpen();
-    await this.device.evictAll();
+    await this.device.devmem.evictAll();
   }
 
   /** mmap() of the device file itself: fresh pages inserted into a VM_MIXEDMAP mapping. */
