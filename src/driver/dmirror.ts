@@ -17,26 +17,19 @@
 import { MirrorEngine, type MirrorCommand, type MirrorOp } from '../device/mirror-engine.js';
 import { replayCommand, type CommandOutcome, type FaultService } from '../device/replay.js';
 import { err, HmmError } from '../errors.js';
-import { HMM_PFN_ERROR, HMM_PFN_VALID, HMM_PFN_WRITE, hmmPfnToMapOrder } from '../hmm/pfn.js';
-import { hmmRange, hmmRangeFault } from '../hmm/range-fault.js';
 import { PAGE_SIZE, TASK_SIZE } from '../mm/constants.js';
-import {
-  MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_SYSTEM, migratePfnFlags, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup,
-} from '../mm/migrate.js';
 import type { MmStruct } from '../mm/mm.js';
 import { mmapDevicePages } from '../mm/mixedmap.js';
 import { isDeviceExclusive, isDevicePrivate, isPresent, pmdIndex, pteIndex } from '../mm/page-table.js';
 import type { MmuIntervalNotifier, MmuNotifierRange } from '../mm/notifier.js';
 import type { Process } from '../mm/process.js';
-import { VM_READ, VM_WRITE } from '../mm/vma.js';
 import { Aperture } from './aperture.js';
-import {
-  HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE, HMM_DMIRROR_PROT_ERROR, HMM_DMIRROR_PROT_NONE,
-  HMM_DMIRROR_PROT_PMD, HMM_DMIRROR_PROT_PUD, HMM_DMIRROR_PROT_READ, HMM_DMIRROR_PROT_WRITE, HMM_DMIRROR_PROT_ZERO,
-  type Mirror, type MirrorResult,
-} from './uapi.js';
+import type { Mirror, MirrorResult } from './uapi.js';
 import type { DmirrorDevice } from './dmirror-device.js';
+import { bounceInit, checkBounce, checkRange, vmaPieces } from './cmd.js';
+import { dmirrorMigrateIn } from './migrate.js';
 import { MirrorPt } from './mirror-pt.js';
+import { dmirrorSnapshot } from './snapshot.js';
 import { Mutex } from './mutex.js';
 import { WaitQueue } from '../sched/wait-queue.js';
 import { dmirrorAtomicMap, HMM_RANGE_DEFAULT_TIMEOUT, V52Mirror, type MirrorTarget } from './retry.js';
@@ -59,34 +52,8 @@ const SERVICER_SHAPE: readonly (keyof ServicerOptions)[] = ['batchSize', 'replay
 /** A command still faulting after this many rounds is a livelock: EFAULT, not a hang. */
 const MAX_ROUNDS = 10_000;
 
-/** dmirror_snapshot's pfns[64]: pages per dmirror_range_snapshot. */
-const SNAPSHOT_PAGES = 64;
-
 /** Most pages one GPU command covers (its io buffer: 128 MiB, llvmpipe's binding limit). */
 export const MAX_COMMAND_PAGES = 32768;
-
-/**
- * The largest bounce buffer a command allocates (4 GiB: the longest typed array every JS
- * engine we run on gives). dmirror_bounce_init() vmallocs the command's whole size before it
- * touches anything, and a size vmalloc cannot give is -ENOMEM.
- */
-export const MAX_BOUNCE_PAGES = 2 ** 20;
-
-/** dmirror_bounce_init(): the command's bounce buffer, ENOMEM where it cannot be had. */
-function bounceInit(npages: number): Uint8Array {
-  checkBounce(npages);
-  try {
-    return new Uint8Array(npages * PAGE_SIZE);
-  } catch (e) {
-    if (e instanceof RangeError) throw err('ENOMEM', `no bounce buffer of ${npages} pages: ${e.message}`);
-    throw e;
-  }
-}
-
-/** The bounce buffer's size check, before a command changes anything. */
-function checkBounce(npages: number): void {
-  if (npages > MAX_BOUNCE_PAGES) throw err('ENOMEM', `no bounce buffer of ${npages} pages (at most ${MAX_BOUNCE_PAGES})`);
-}
 
 /** Counters of one mirror, for tests and the experiment. */
 export interface DmirrorStats {
@@ -112,20 +79,6 @@ function cpuPfn(mm: MmStruct, addr: number): number {
   const f = t.flags[pteIndex(addr)];
   return isPresent(f) || isDevicePrivate(f) || isDeviceExclusive(f) ? t.pfn[pteIndex(addr)] : -1;
 }
-
-function isInt(n: unknown): n is number {
-  return typeof n === 'number' && Number.isSafeInteger(n);
-}
-
-/** The command's range: page aligned, non-empty, inside the user address space. */
-function checkRange(addr: unknown, npages: unknown): { start: number; end: number; npages: number } {
-  if (!isInt(addr) || addr < 0 || addr % PAGE_SIZE !== 0) throw err('EINVAL', `address ${String(addr)} is not page aligned`);
-  if (!isInt(npages) || npages <= 0) throw err('EINVAL', `bad page count ${String(npages)}`);
-  const end = addr + npages * PAGE_SIZE;
-  if (end > TASK_SIZE) throw err('EINVAL', 'range past the end of the address space');
-  return { start: addr, end, npages };
-}
-
 
 export class Dmirror implements Mirror {
   readonly device: DmirrorDevice;
@@ -258,7 +211,7 @@ export class Dmirror implements Mirror {
     const start = first * PAGE_SIZE;
     const end = last * PAGE_SIZE;
     if ([...this.#collecting].some((r) => r.start <= start && end <= r.end)) {
-      await this.#gpuSafe(() => this.aperture.writeback());
+      await this.pt.writeback();
       return;
     }
     await this.pt.invalidate(first, last, true);
@@ -273,18 +226,6 @@ export class Dmirror implements Mirror {
   #mmRelease(): void {
     this.#mmReleased = true;
     this.engine.destroy();
-  }
-
-  /**
-   * GPU work that may fail only because the device is gone: on a lost device, what the
-   * GPU held is lost with it, and the CPU side must go on (ENODEV is swallowed here).
-   */
-  async #gpuSafe(fn: () => Promise<unknown> | unknown): Promise<void> {
-    try {
-      await fn();
-    } catch (e) {
-      if (!(e instanceof HmmError && e.code === 'ENODEV')) throw e;
-    }
   }
 
   /** Does this mirror map the device page in VRAM slot `slot`? */
@@ -509,19 +450,6 @@ export class Dmirror implements Mirror {
     return { cpages: r.npages, faults };
   }
 
-  /** Every VMA piece of [start, end), EINVAL for a hole or a VMA without read permission. */
-  #vmaPieces(start: number, end: number): { start: number; end: number; write: boolean }[] {
-    const out: { start: number; end: number; write: boolean }[] = [];
-    for (let a = start; a < end;) {
-      const vma = this.mm.vmas.lookup(a);
-      if (vma === undefined || (vma.flags & VM_READ) === 0) throw err('EINVAL', `no readable VMA at 0x${a.toString(16)}`);
-      const next = Math.min(end, vma.end);
-      out.push({ start: a, end: next, write: (vma.flags & VM_WRITE) !== 0 });
-      a = next;
-    }
-    return out;
-  }
-
   /**
    * HMM_DMIRROR_MIGRATE_TO_DEV (dmirror_migrate_to_device): move the range's anonymous
    * pages into this device's memory and map them, then read the range back through the
@@ -535,88 +463,15 @@ export class Dmirror implements Mirror {
     await this.mm.lock.readLock();
     try {
       this.mm.checkAlive();
-      for (const piece of this.#vmaPieces(r.start, r.end)) await this.#migrateIn(piece.start, piece.end, piece.write);
+      this.engine.checkAlive();
+      for (const piece of vmaPieces(this.mm, r.start, r.end)) {
+        await dmirrorMigrateIn(this.#target(), this.device.devmem, this.#collecting, piece.start, piece.end, piece.write);
+      }
     } finally {
       this.mm.lock.readUnlock();
     }
     const { out } = await this.#run('read', r.start, r.npages, undefined, false);
     return { cpages: r.npages, faults: 0, data: out! };
-  }
-
-  /**
-   * migrate_vma_setup → alloc and copy → migrate_vma_pages → finalize → map, for one VMA
-   * piece (dmirror_migrate_to_device's loop body). Caller holds the mmap read lock.
-   *
-   * dmirror_migrate_alloc_and_copy skips a page it cannot allocate (device memory full) and
-   * migrates the rest; so does this.
-   *
-   * Mapping differs from dmirror_migrate_finalize_and_map, which stores the new pages with no
-   * sequence check: an invalidation that passed this mirror before the store (a DONTNEED
-   * waiting on another mirror's lock) then zaps the page and frees it while the mirror maps
-   * it. Here the mirror first drops its entries for the pages that move (their frames are
-   * freed by finalize), then maps what the CPU page table holds after finalize under
-   * mmu_interval_read_begin / read_retry (#mapMigrated) — after our own MIGRATE
-   * invalidations, whose sequence bump would otherwise fail every check.
-   */
-  async #migrateIn(start: number, end: number, vmaWrite: boolean): Promise<void> {
-    this.engine.checkAlive();
-    // Our own MIGRATE invalidation is not echoed back to us (see #ownMigration).
-    const collecting = { start, end };
-    this.#collecting.add(collecting);
-    let mig;
-    try {
-      mig = await migrateVmaSetup(this.mm, { start, end, flags: MIGRATE_VMA_SELECT_SYSTEM, pgmapOwner: this.device });
-    } finally {
-      this.#collecting.delete(collecting);
-    }
-    const moved = new Uint8Array(mig.npages);
-    try {
-      const dst = this.device.devmem.allocAndCopy(mig.src, vmaWrite);
-      await migrateVmaPages(mig, dst);
-      // The sources that move are freed by finalize: our entries for them go first.
-      for (let i = 0; i < mig.npages; i++) {
-        if ((migratePfnFlags(mig.src[i]) & MIGRATE_PFN_MIGRATE) !== 0 && dst[i] !== 0) moved[i] = 1;
-      }
-      await this.lock.with(() => this.pt.zapPages(start / PAGE_SIZE, moved));
-    } finally {
-      await migrateVmaFinalize(mig);
-    }
-    if (moved.includes(1)) await this.#mapMigrated(start, end, moved);
-  }
-
-  /**
-   * Map the device pages a migration to this device left in [start, end) (`moved[i]` set),
-   * the way a driver's fault path maps anything: hmm_range_fault without faulting, then under
-   * the update lock mmu_interval_read_retry, again on a moved sequence, EBUSY after
-   * HMM_RANGE_DEFAULT_TIMEOUT. A page that is no longer ours (a DONTNEED, a CPU fault that
-   * migrated it back) is simply not mapped. Caller holds the mmap read lock.
-   */
-  async #mapMigrated(start: number, end: number, moved: Uint8Array): Promise<void> {
-    const sched = this.mm.core.sched;
-    const deadline = sched.now() + HMM_RANGE_DEFAULT_TIMEOUT;
-    const range = hmmRange({ notifier: this.notifier, start, end, devPrivateOwner: this.device });
-    const { pfns, flags } = range.hmmPfns;
-    for (;;) {
-      if (sched.now() > deadline) throw err('EBUSY', `mapping migrated pages of [0x${start.toString(16)}, 0x${end.toString(16)}) kept colliding with invalidations`);
-      range.notifierSeq = await this.notifier.readBegin();
-      try {
-        await hmmRangeFault(this.mm, range);
-      } catch (e) {
-        if (e instanceof HmmError && e.code === 'EBUSY') continue;
-        throw e;
-      }
-      await this.lock.lock();
-      try {
-        if (this.notifier.readRetry(range.notifierSeq)) continue;
-        for (let i = 0; i < moved.length; i++) {
-          if (moved[i] === 0 || (flags[i] & HMM_PFN_VALID) === 0 || !this.device.pagemap.contains(pfns[i])) flags[i] = 0;
-        }
-        await this.pt.doFault(start, pfns, flags);
-        return;
-      } finally {
-        this.lock.unlock();
-      }
-    }
   }
 
   /** HMM_DMIRROR_MIGRATE_TO_SYS (dmirror_migrate_to_system): cpages = pages moved back. */
@@ -627,7 +482,7 @@ export class Dmirror implements Mirror {
     await this.mm.lock.readLock();
     try {
       this.mm.checkAlive();
-      for (const piece of this.#vmaPieces(r.start, r.end)) cpages += await this.device.devmem.evict(this.mm, piece.start, piece.end);
+      for (const piece of vmaPieces(this.mm, r.start, r.end)) cpages += await this.device.devmem.evict(this.mm, piece.start, piece.end);
     } finally {
       this.mm.lock.readUnlock();
     }
@@ -642,74 +497,7 @@ export class Dmirror implements Mirror {
   async #snapshot(addr: number, npages: number): Promise<Uint8Array> {
     this.#checkOpen();
     const r = checkRange(addr, npages);
-    const out = new Uint8Array(r.npages);
-    for (let a = r.start; a < r.end; a += SNAPSHOT_PAGES * PAGE_SIZE) {
-      const range = await this.#rangeSnapshot(a, Math.min(a + SNAPSHOT_PAGES * PAGE_SIZE, r.end));
-      this.#mkentries(range.hmmPfns.pfns, range.hmmPfns.flags, out, (a - r.start) / PAGE_SIZE);
-    }
-    return out;
-  }
-
-  /** dmirror_range_snapshot: hmm_range_fault (no faulting) until no invalidation raced it. */
-  async #rangeSnapshot(start: number, end: number): Promise<ReturnType<typeof hmmRange>> {
-    const sched = this.mm.core.sched;
-    const deadline = sched.now() + HMM_RANGE_DEFAULT_TIMEOUT;
-    // dmirror_snapshot_invalidate: any invalidation of the interval spoils the whole snapshot.
-    const notifier = await this.mm.notifiers.insertInterval(start, end - start, {
-      invalidate: async (sub, range, seq) => {
-        if (!this.lock.tryLock()) {
-          if (!range.blockable) return false;
-          await this.lock.lock();
-        }
-        try {
-          sub.setSeq(seq);
-        } finally {
-          this.lock.unlock();
-        }
-        return true;
-      },
-    });
-    try {
-      const range = hmmRange({ notifier, start, end, devPrivateOwner: this.device });
-      for (;;) {
-        if (sched.now() > deadline) throw err('EBUSY', `snapshot of [0x${start.toString(16)}, 0x${end.toString(16)}) kept colliding with invalidations`);
-        range.notifierSeq = await notifier.readBegin();
-        await this.mm.lock.readLock();
-        try {
-          this.mm.checkAlive();
-          await hmmRangeFault(this.mm, range);
-        } catch (e) {
-          if (e instanceof HmmError && e.code === 'EBUSY') continue;
-          throw e;
-        } finally {
-          this.mm.lock.readUnlock();
-        }
-        await this.servicer.opts.afterRangeFault?.(start, end);
-        if (!(await this.lock.with(() => notifier.readRetry(range.notifierSeq)))) return range;
-      }
-    } finally {
-      await notifier.remove();
-    }
-  }
-
-  /** dmirror_mkentry for each page: out[at + i] from hmm's pfns and flags. */
-  #mkentries(pfns: Uint32Array, fl: Uint8Array, out: Uint8Array, at: number): void {
-    const ram = this.device.machine.ram;
-    for (let i = 0; i < pfns.length; i++) {
-      const f = fl[i];
-      const pfn = pfns[i];
-      if ((f & HMM_PFN_ERROR) !== 0) { out[at + i] = HMM_DMIRROR_PROT_ERROR; continue; }
-      if ((f & HMM_PFN_VALID) === 0) { out[at + i] = HMM_DMIRROR_PROT_NONE; continue; }
-      let prot = 0;
-      const pm = this.device.machine.pagemapOf(pfn);
-      if (pm !== null) prot = pm.owner === this.device ? HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL : HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE;
-      else if (pfn === ram.zeroPfn) prot = HMM_DMIRROR_PROT_ZERO;
-      prot |= (f & HMM_PFN_WRITE) !== 0 ? HMM_DMIRROR_PROT_WRITE : HMM_DMIRROR_PROT_READ;
-      const order = hmmPfnToMapOrder(f);
-      if (order === 9) prot |= HMM_DMIRROR_PROT_PMD;
-      else if (order === 18) prot |= HMM_DMIRROR_PROT_PUD;
-      out[at + i] = prot;
-    }
+    return dmirrorSnapshot(this.#target(), r.start, r.end, this.servicer.opts.afterRangeFault);
   }
 
   /** HMM_DMIRROR_EXCLUSIVE (dmirror_exclusive): atomic access to every page, then read back. */

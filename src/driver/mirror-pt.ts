@@ -183,16 +183,19 @@ export class MirrorPt {
    */
   async shootdown(leaves: readonly UnmappedLeaf[]): Promise<void> {
     if (leaves.length === 0) return;
-    try {
+    await gpuSafe(async () => {
       this.#engine.checkAlive('shootdown'); // a destroyed engine holds nothing to write back
       this.#aperture.flushUploads();
       this.#engine.flush();
       await this.#engine.syncWalkers();
       await this.#aperture.writeback();
-    } catch (e) {
-      if (!(e instanceof HmmError && e.code === 'ENODEV')) throw e;
-    }
+    });
     this.#release(leaves);
+  }
+
+  /** Only the write-back (a migration this mirror runs copies current bytes). */
+  writeback(): Promise<void> {
+    return gpuSafe(() => this.#aperture.writeback());
   }
 
   #release(leaves: readonly UnmappedLeaf[]): void {
@@ -228,5 +231,17 @@ export class MirrorPt {
       throw err('ENOMEM', `aperture full: all ${this.#engine.aperture.slots} slots hold pages of commands in flight`);
     }
     return this.#aperture.acquire(pfn);
+  }
+}
+
+/**
+ * GPU work that may fail only because the device is gone: on a lost device, what the GPU
+ * held is lost with it, and the CPU side must go on (ENODEV is swallowed here).
+ */
+async function gpuSafe(fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    if (!(e instanceof HmmError && e.code === 'ENODEV')) throw e;
   }
 }
