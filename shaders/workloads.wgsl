@@ -293,10 +293,9 @@ fn targetOf(c: ptr<function, Ctx>, kind: u32, i: u32) -> u32 {
 fn workloadThread(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, kind: u32) {
   let t = linearWorkgroup(wg, nwg) * WG + lidx;
   if (t >= params.doneWords) { return; }
-  let odd = params.parity != 0u;
-  let prevW = select(0u, params.doneWords, odd) + t;
-  let nextW = select(params.doneWords, 0u, odd) + t;
-  let prev = done[prevW];
+  let d = doneWord(t);
+  let prev = d.prev;
+  let nextW = d.nextIndex;
   if (prev == 0xffffffffu) {
     done[nextW] = prev;
     return;
