@@ -23,21 +23,20 @@
  * shadow, pool allocations, a command's done count) is only updated after the GPU answered.
  */
 import { StagingCache } from './staging.js';
-import accessWgsl from '../../shaders/mirror-access.wgsl?raw';
-import atomicWgsl from '../../shaders/mirror-atomic.wgsl?raw';
 import { err, HmmError } from '../errors.js';
 import { GpuError, withErrorScopes } from './gpu.js';
 import { FaultQueue, type FaultRecord } from './fault-queue.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import { asDeviceError, ensureAlive, HOST_SCHEDULER } from './health.js';
 import {
-  encodeParams, MIRROR_PAGES_PER_WORKGROUP, MIRROR_STORAGE_BUFFERS, MIRROR_TLB_BLOCK_WORDS, MIRROR_WORKGROUP_SIZE,
-  paramsBytes, parityOffset, STATE_HEADER_WORDS, withAbi, WORDS_PER_PAGE,
+  encodeParams, MIRROR_PAGES_PER_WORKGROUP, MIRROR_TLB_BLOCK_WORDS, MIRROR_WORKGROUP_SIZE, paramsBytes, parityOffset,
+  STATE_HEADER_WORDS, WORDS_PER_PAGE,
 } from './abi.js';
 import {
-  CommandBufferPool, MirrorCommand, type CommandDesc, type CommandHost, type MirrorKernel, type MirrorOp,
+  CommandBufferPool, MirrorCommand, type CommandDesc, type CommandHost, type MirrorKernel,
 } from './command.js';
 import { PAGE_BYTES, PagePool, type PageData } from './page-pool.js';
+import { compileKernels, createEnginePipelines, type EnginePipelines, type KernelVariant } from './pipelines.js';
 import { GpuPageTable, PT_MAX_PAGE } from './page-table.js';
 
 export {
@@ -136,7 +135,7 @@ export class MirrorEngine implements CommandHost {
   readonly sched: Scheduler;
 
   private readonly layout: GPUBindGroupLayout;
-  private readonly pipelines: Record<MirrorOp | 'probe', GPUComputePipeline>;
+  private readonly pipelines: EnginePipelines;
   /** Dirty bits: aperture slots first, then device slots at devDirtyOff. */
   private readonly dirty: GPUBuffer;
   private readonly devDirtyOff: number;
@@ -160,45 +159,13 @@ export class MirrorEngine implements CommandHost {
   static async create(device: GPUDevice, opts: MirrorEngineOptions = {}): Promise<MirrorEngine> {
     ensureAlive(device, 'MirrorEngine.create');
     const label = opts.label ?? 'mirror';
-    const sched = opts.sched ?? HOST_SCHEDULER;
-    if (device.limits.maxStorageBuffersPerShaderStage < MIRROR_STORAGE_BUFFERS) {
-      throw err('ENODEV', `${label}: the kernels bind ${MIRROR_STORAGE_BUFFERS} storage buffers; this device allows ${device.limits.maxStorageBuffersPerShaderStage} per stage`);
-    }
-    try {
-      return await withErrorScopes(device, async () => {
-        const layout = device.createBindGroupLayout({
-          label: `${label} bind group layout`,
-          entries: [
-            { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
-            { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
-            ...[2, 3, 4, 5, 6, 7, 8].map((binding): GPUBindGroupLayoutEntry => (
-              { binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } })),
-          ],
-        });
-        const pipelineLayout = device.createPipelineLayout({ label: `${label} pipeline layout`, bindGroupLayouts: [layout] });
-        const access = device.createShaderModule({ label: 'mirror-access.wgsl', code: withAbi(accessWgsl) });
-        const atomic = device.createShaderModule({ label: 'mirror-atomic.wgsl', code: withAbi(atomicWgsl) });
-        const make = (module: GPUShaderModule, entryPoint: string): Promise<GPUComputePipeline> =>
-          device.createComputePipelineAsync({
-            label: `${label} ${entryPoint}`,
-            layout: pipelineLayout,
-            compute: { module, entryPoint },
-          });
-        const [read, write, probe, atomicInc] = await sched.wait(Promise.all([
-          make(access, 'mirror_read'), make(access, 'mirror_write'), make(access, 'mirror_probe'),
-          make(atomic, 'mirror_atomic_inc'),
-        ]), `${label}: createComputePipelineAsync`);
-        return new MirrorEngine(device, label, opts, layout, { read, write, probe, atomic: atomicInc });
-      }, sched);
-    } catch (e) {
-      if (e instanceof HmmError) throw e;
-      throw err('EIO', `${label}: creating the mirror engine failed: ${e instanceof Error ? e.message : String(e)}`);
-    }
+    const { layout, pipelines } = await createEnginePipelines(device, label, opts.sched ?? HOST_SCHEDULER);
+    return new MirrorEngine(device, label, opts, layout, pipelines);
   }
 
   private constructor(
     device: GPUDevice, label: string, opts: MirrorEngineOptions,
-    layout: GPUBindGroupLayout, pipelines: Record<MirrorOp | 'probe', GPUComputePipeline>,
+    layout: GPUBindGroupLayout, pipelines: EnginePipelines,
   ) {
     this.device = device;
     this.label = label;
@@ -253,27 +220,15 @@ export class MirrorEngine implements CommandHost {
   /**
    * Compiles `wgsl` (appended to mirror-common.wgsl, like the engine's own kernels: it
    * declares bindings 2 and 3) against this engine's bind group layout, one kernel per
-   * entry point, for CommandDesc.kernel. Each entry point must follow the engine's work
-   * layout: thread t owns done word t and counts the words it leaves not done in
-   * state[STATE_MISSED]; state[0] is the kernel's (zeroed with the command, kept across
-   * rounds: see readCounter).
+   * variant (an entry point and its override constants), for CommandDesc.kernel. Each must
+   * follow the engine's work layout: thread t owns done word t and counts the words it leaves
+   * not done in state[STATE_MISSED]; state[0] is the kernel's (zeroed with the command, kept
+   * across rounds: see readCounter).
    */
-  async createKernels(label: string, wgsl: string, entryPoints: readonly string[]): Promise<MirrorKernel[]> {
+  async createKernels(label: string, wgsl: string, variants: readonly KernelVariant[]): Promise<MirrorKernel[]> {
     this.alive('createKernels');
-    const device = this.device;
-    try {
-      return await withErrorScopes(device, async () => {
-        const layout = device.createPipelineLayout({ label: `${this.label} ${label} layout`, bindGroupLayouts: [this.layout] });
-        const module = device.createShaderModule({ label, code: withAbi(wgsl) });
-        return this.sched.wait(Promise.all(entryPoints.map(async (entryPoint): Promise<MirrorKernel> => ({
-          entryPoint, engine: this,
-          pipeline: await device.createComputePipelineAsync({ label: `${this.label} ${entryPoint}`, layout, compute: { module, entryPoint } }),
-        }))), `${this.label}: createComputePipelineAsync`);
-      }, this.sched);
-    } catch (e) {
-      if (e instanceof HmmError) throw e;
-      throw err('EIO', `${this.label}: compiling ${label} failed: ${e instanceof Error ? e.message : String(e)}`);
-    }
+    const pipelines = await compileKernels(this.device, this.layout, this.label, label, wgsl, variants, this.sched);
+    return pipelines.map((pipeline, k) => ({ entryPoint: variants[k].entryPoint, engine: this, pipeline }));
   }
 
   createCommand(desc: CommandDesc): MirrorCommand {

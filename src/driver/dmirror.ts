@@ -16,7 +16,7 @@
  */
 import { MirrorEngine, type MirrorCommand, type MirrorOp } from '../device/mirror-engine.js';
 import { replayCommand, type CommandOutcome, type FaultService } from '../device/replay.js';
-import { err, HmmError } from '../errors.js';
+import { err } from '../errors.js';
 import { PAGE_SIZE, TASK_SIZE } from '../mm/constants.js';
 import type { MmStruct } from '../mm/mm.js';
 import { mmapDevicePages } from '../mm/mixedmap.js';
