@@ -55,3 +55,6 @@ export function vmaPieces(mm: MmStruct, start: number, end: number): { start: nu
   }
   return out;
 }
+
+/** Most pages one GPU command covers (its io buffer: 128 MiB, llvmpipe's binding limit). */
+export const MAX_COMMAND_PAGES = 32768;

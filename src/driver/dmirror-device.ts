@@ -10,7 +10,7 @@ import type { Machine } from '../mm/machine.js';
 import type { DevPagemap } from '../mm/pagemap.js';
 import { Process } from '../mm/process.js';
 import { Devmem } from './devmem.js';
-import { Dmirror } from './dmirror.js';
+import { Dmirror, type DmirrorHost } from './dmirror.js';
 import type { MirrorDevice } from './uapi.js';
 
 export interface DmirrorDeviceOptions {
@@ -29,7 +29,7 @@ export function defaultGpu(): Promise<GpuContext> {
   return sharedGpu;
 }
 
-export class DmirrorDevice implements MirrorDevice {
+export class DmirrorDevice implements MirrorDevice, DmirrorHost {
   readonly index: number;
   readonly machine: Machine;
   /** Device-private memory (dmirror_devmem_*). */

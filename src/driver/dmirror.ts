@@ -25,35 +25,22 @@ import type { MmuIntervalNotifier, MmuNotifierRange } from '../mm/notifier.js';
 import type { Process } from '../mm/process.js';
 import { Aperture } from './aperture.js';
 import type { Mirror, MirrorResult } from './uapi.js';
-import type { DmirrorDevice } from './dmirror-device.js';
-import { bounceInit, checkBounce, checkRange, vmaPieces } from './cmd.js';
+import type { GpuContext } from '../device/gpu.js';
+import type { PagePool } from '../device/page-pool.js';
+import type { Machine } from '../mm/machine.js';
+import type { Devmem } from './devmem.js';
+import { bounceInit, checkBounce, checkRange, MAX_COMMAND_PAGES, vmaPieces } from './cmd.js';
 import { dmirrorMigrateIn } from './migrate.js';
 import { MirrorPt } from './mirror-pt.js';
 import { dmirrorSnapshot } from './snapshot.js';
 import { Mutex } from './mutex.js';
 import { WaitQueue } from '../sched/wait-queue.js';
-import { dmirrorAtomicMap, HMM_RANGE_DEFAULT_TIMEOUT, V52Mirror, type MirrorTarget } from './retry.js';
-import { FaultServicer, type ServicerOptions } from './servicer.js';
+import { dmirrorAtomicMap, V52Mirror, type MirrorTarget } from './retry.js';
+import { DMIRROR_SERVICER, FaultServicer, SERVICER_SHAPE, type ServicerOptions } from './servicer.js';
 
-/**
- * dmirror's own fault servicing (lib/test_hmm.c's dmirror_fault): after a round that
- * faulted, every page from the lowest fault to the end of the command, in 64-page
- * hmm_range_fault ranges, each with its own mmu_interval_read_begin / mmap_read_lock /
- * hmm_range_fault / read_retry loop and HMM_RANGE_DEFAULT_TIMEOUT — so a fresh buffer needs
- * exactly one fault round, as the selftests expect. (setServicer's experiment options keep
- * batching, coalescing windows and the other protocols; atomic commands use the 2 MiB
- * windows below.)
- */
-export const DMIRROR_SERVICER: Partial<ServicerOptions> = {
-  batchSize: Infinity, replay: 'once', window: 2097152, coalesce: true, protocol: 'seq',
-  timeoutMs: HMM_RANGE_DEFAULT_TIMEOUT, restOfRangeOnOverflow: true, rangePages: 64,
-};
-const SERVICER_SHAPE: readonly (keyof ServicerOptions)[] = ['batchSize', 'replay', 'window', 'coalesce', 'protocol', 'fallbackAfter'];
 /** A command still faulting after this many rounds is a livelock: EFAULT, not a hang. */
 const MAX_ROUNDS = 10_000;
 
-/** Most pages one GPU command covers (its io buffer: 128 MiB, llvmpipe's binding limit). */
-export const MAX_COMMAND_PAGES = 32768;
 
 /** Counters of one mirror, for tests and the experiment. */
 export interface DmirrorStats {
@@ -80,8 +67,23 @@ function cpuPfn(mm: MmStruct, addr: number): number {
   return isPresent(f) || isDevicePrivate(f) || isDeviceExclusive(f) ? t.pfn[pteIndex(addr)] : -1;
 }
 
+/**
+ * What a mirror needs of its device (DmirrorDevice implements it): the GPU, the device's
+ * memory, and the set of open mirrors it leaves at close. The device is also the
+ * dev_private_owner of hmm_range_fault and the owner of its MIGRATE invalidations.
+ */
+export interface DmirrorHost {
+  readonly index: number;
+  readonly machine: Machine;
+  readonly gpu: GpuContext;
+  readonly vram: PagePool;
+  readonly devmem: Devmem;
+  readonly options: { readonly aperturePages: number };
+  readonly mirrors: Set<Dmirror>;
+}
+
 export class Dmirror implements Mirror {
-  readonly device: DmirrorDevice;
+  readonly device: DmirrorHost;
   readonly proc: Process;
   readonly mm: MmStruct;
   readonly engine: MirrorEngine;
@@ -107,13 +109,13 @@ export class Dmirror implements Mirror {
   /** How device faults are serviced (setServicer changes it); its records are the batch log. */
   servicer!: FaultServicer;
 
-  private constructor(device: DmirrorDevice, proc: Process, engine: MirrorEngine) {
+  private constructor(device: DmirrorHost, proc: Process, engine: MirrorEngine) {
     this.device = device;
     this.proc = proc;
     this.mm = proc.mm;
     this.engine = engine;
     this.aperture = new Aperture(engine, device.machine.ram);
-    this.pt = new MirrorPt(engine, this.aperture, device.pagemap);
+    this.pt = new MirrorPt(engine, this.aperture, device.devmem.pagemap);
     this.lock = new Mutex(this.mm.core.sched, `dmirror${device.index}.mutex`);
     this.#idle = new WaitQueue(this.mm.core.sched);
     this.#v52 = new V52Mirror(this.mm);
@@ -126,7 +128,7 @@ export class Dmirror implements Mirror {
   }
 
   /** dmirror_fops_open(): one notifier over the whole address space. */
-  static async create(device: DmirrorDevice, proc: Process): Promise<Dmirror> {
+  static async create(device: DmirrorHost, proc: Process): Promise<Dmirror> {
     if (proc.mm.exited) throw err('ESRCH', 'process has exited');
     const engine = await MirrorEngine.create(device.gpu.device, {
       label: `dmirror${device.index}/pid${proc.pid}`,

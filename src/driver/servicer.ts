@@ -224,3 +224,19 @@ function restOfRange(buffer: readonly FaultRecord[], cmd: CommandRange): FaultRe
   for (let p = from; p < cmd.page + cmd.npages; p++) out.push({ page: p, access, source: -1, protection: false });
   return out;
 }
+
+/**
+ * dmirror's own fault servicing (lib/test_hmm.c's dmirror_fault): after a round that
+ * faulted, every page from the lowest fault to the end of the command, in 64-page
+ * hmm_range_fault ranges, each with its own mmu_interval_read_begin / mmap_read_lock /
+ * hmm_range_fault / read_retry loop and HMM_RANGE_DEFAULT_TIMEOUT — so a fresh buffer needs
+ * exactly one fault round, as the selftests expect. (setServicer's experiment options keep
+ * batching, coalescing windows and the other protocols; atomic commands use the 2 MiB
+ * windows here.)
+ */
+export const DMIRROR_SERVICER: Partial<ServicerOptions> = {
+  batchSize: Infinity, replay: 'once', window: 2097152, coalesce: true, protocol: 'seq',
+  timeoutMs: HMM_RANGE_DEFAULT_TIMEOUT, restOfRangeOnOverflow: true, rangePages: 64,
+};
+/** Options that shape the servicing: setting any selects the batching/coalescing servicer. */
+export const SERVICER_SHAPE: readonly (keyof ServicerOptions)[] = ['batchSize', 'replay', 'window', 'coalesce', 'protocol', 'fallbackAfter'];
