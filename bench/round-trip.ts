@@ -14,6 +14,7 @@
 import { requestGpuDevice } from '../src/device/gpu.js';
 import { MirrorEngine } from '../src/device/mirror-engine.js';
 import { PTE_WRITE } from '../src/device/page-table.js';
+import { replayCommand } from '../src/device/replay.js';
 import { Baselines, fmtMs, interleaved, printTable, type Row } from './gpu-baselines.js';
 
 const prefer = process.argv[2] === 'software' ? 'software' : 'hardware';
@@ -67,7 +68,9 @@ for (const checkErrors of [true, false]) {
     },
     zap: async () => {
       e.pt.map(2 ** 34, 7, PTE_WRITE);
-      await e.shootdown(2 ** 34, 1); // the zap frees 3 tables; the map re-creates them
+      e.pt.unmap(2 ** 34, 1); // the zap frees 3 tables; the map re-creates them
+      e.flush();
+      await e.syncWalkers();
     },
   }, REPS * 3, 5);
   const base = `${fmtMs(t2.bare)} (bare writeBuffer + onSubmittedWorkDone)`;
@@ -89,9 +92,11 @@ for (const checkErrors of [true, false]) {
     fault: async () => {
       f.pt.unmap(base, NPAGES);
       cmd.reset();
-      const out = await f.runCommand(cmd, async (faults) => {
-        records += faults.length;
-        for (const x of faults) if (!f.pt.lookup(x.page)) f.pt.map(x.page, x.page - base, 0);
+      const out = await replayCommand(f, cmd, {
+        service: async ({ faults }) => {
+          records += faults.length;
+          for (const x of faults) if (!f.pt.lookup(x.page)) f.pt.map(x.page, x.page - base, 0);
+        },
       });
       faultRounds += out.faultRounds;
       runs++;

@@ -19,24 +19,11 @@
 // entries; the walk sits before any branch, and costs no more than that on CPU rasterisers
 // (llvmpipe, SwiftShader) where every storage load is a per-lane gather.
 
-// Entry format (must match src/device/page-table.ts).
-const PTE_VALID: u32 = 0x1u;      // entry present
-const PTE_WRITE: u32 = 0x2u;      // leaf: writes allowed
-const PTE_EXCLUSIVE: u32 = 0x4u;  // leaf: atomic access granted (make_device_exclusive)
-const PTE_DEVICE: u32 = 0x8u;     // leaf: slot is in device-private memory, not the aperture
-const PTE_HUGE: u32 = 0x10u;      // level-1 leaf mapping 2 MiB (512 contiguous slots)
-const PTE_INDEX_SHIFT: u32 = 8u;  // bits 8..31: child table index, or page slot
-
-const PT_ENTRIES: u32 = 512u;
-const WORDS_PER_PAGE: u32 = 1024u; // 4 KiB / 4
-const VECS_PER_PAGE: u32 = 256u;   // vec4s per page
-
-const ACCESS_READ: u32 = 1u;
-const ACCESS_WRITE: u32 = 2u;
-const ACCESS_ATOMIC: u32 = 3u;
-// Set in a record's access word when the PTE was valid but lacked the right
-// (UVM's write/atomic fault types, as opposed to an invalid PDE/PTE).
-const ACCESS_PROTECTION: u32 = 0x100u;
+// Constants (PTE_* entry bits of src/device/page-table.ts, ACCESS_* fault codes, sizes,
+// STATE_MISSED) are not written here: src/device/abi.ts generates them from the TS and
+// prepends them to every kernel. ACCESS_PROTECTION is set in a record's access word when the
+// PTE was valid but lacked the right (UVM's write/atomic fault types, as opposed to an
+// invalid PDE/PTE).
 
 // state[] layout (words): 0 reserved for kernels of other files (createKernels: e.g. the
 // workloads' mismatch count; zeroed with the command, never by a round), 1 words left not
@@ -44,7 +31,6 @@ const ACCESS_PROTECTION: u32 = 0x100u;
 // bitmaps are in done[] (see mirrorThread). There is no done counter: every word not done
 // before a round is either done by it or counted missed, so the host knows the done count
 // is nwords - missed, and a round that faults nowhere touches no global atomic at all.
-const STATE_MISSED: u32 = 1u;
 
 struct Params {
   vaLo: u32,        // first page of the range, low 32 bits
@@ -87,12 +73,9 @@ struct FaultRing {
 // written by one thread and only in the bitmap nobody reads this round.
 @group(0) @binding(8) var<storage, read_write> done: array<u32>;
 
-const WG: u32 = 256u;
-const THREADS_PER_PAGE: u32 = 32u; // one per done word
-const VECS_PER_THREAD: u32 = 8u;   // 32 words
-// Words per uTLB block: words [256k, 256k + 256) of a command report through uTLB
-// k % nsources (MirrorEngine's faultSourceOf): a page spans 4 blocks.
-const TLB_BLOCK_WORDS: u32 = 256u;
+// WG threads a workgroup, THREADS_PER_PAGE (one per done word) a page, VECS_PER_THREAD
+// vec4s (32 words) a thread. Words [256k, 256k + 256) of a command report through uTLB
+// k % nsources (TLB_BLOCK_WORDS; faultSourceOf in TS): a page spans 4 blocks.
 
 // The page walk. Level indices: bits [27..35] (root), [18..26], [9..17], [0..8] of the page
 // number; table t's entries sit at tables[t * 512 ..]; table 0 is the root (the PDB).
@@ -157,6 +140,20 @@ fn recordFault(rangePage: u32, pageLo: u32, pageHi: u32, access: u32, source: u3
   ring.records[slot] = FaultRecord(pageLo, pageHi, access, source);
 }
 
+// The done bitmaps of done word w: this round reads `prev` (bits of words done in earlier
+// rounds) and writes `next`; params.parity says which half is which (see mirrorThread).
+struct DoneWord {
+  prev: u32,
+  nextIndex: u32,
+}
+
+fn doneWord(w: u32) -> DoneWord {
+  let odd = params.parity != 0u;
+  let prevW = select(0u, params.doneWords, odd) + w;
+  let nextW = select(params.doneWords, 0u, odd) + w;
+  return DoneWord(done[prevW], nextW);
+}
+
 // One thread of a kernel: done word w = the thread's global index, words 32w .. 32w + 31
 // of the command, vec4s 8w .. 8w + 7 of io, in range page w / 32. `need`: entry bits the
 // access requires; `access`: ACCESS_* for the fault record and for doAccess (defined by each
@@ -177,10 +174,9 @@ fn mirrorThread(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32
   let e = translate(pageLo, pageHi);
   let ok = (e & need) == need;
   if (rangePage >= params.npages) { return; } // the last workgroup may run past the range
-  let odd = params.parity != 0u;
-  let prevW = select(0u, params.doneWords, odd) + w;
-  let nextW = select(params.doneWords, 0u, odd) + w;
-  let prev = done[prevW];
+  let d = doneWord(w);
+  let prev = d.prev;
+  let nextW = d.nextIndex;
   if (prev == 0xffffffffu) {
     done[nextW] = prev;
     return;

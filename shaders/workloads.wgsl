@@ -256,12 +256,8 @@ fn pingpong(c: ptr<function, Ctx>, w: u32, src: u32) -> bool {
   return true;
 }
 
-const KIND_STREAM: u32 = 0u;
-const KIND_STRIDED: u32 = 1u;
-const KIND_RANDOM: u32 = 2u;
-const KIND_STENCIL: u32 = 3u;
-const KIND_GATHER: u32 = 4u;
-const KIND_PINGPONG: u32 = 5u;
+// KIND_STREAM .. KIND_PINGPONG are generated from src/workloads/patterns.ts (WORKLOAD_KINDS)
+// and prepended by src/workloads/kernels.ts.
 
 // The buffer word invocation i targets (the stencil's centre).
 fn targetOf(c: ptr<function, Ctx>, kind: u32, i: u32) -> u32 {
@@ -293,10 +289,9 @@ fn targetOf(c: ptr<function, Ctx>, kind: u32, i: u32) -> u32 {
 fn workloadThread(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, kind: u32) {
   let t = linearWorkgroup(wg, nwg) * WG + lidx;
   if (t >= params.doneWords) { return; }
-  let odd = params.parity != 0u;
-  let prevW = select(0u, params.doneWords, odd) + t;
-  let nextW = select(params.doneWords, 0u, odd) + t;
-  let prev = done[prevW];
+  let d = doneWord(t);
+  let prev = d.prev;
+  let nextW = d.nextIndex;
   if (prev == 0xffffffffu) {
     done[nextW] = prev;
     return;
@@ -327,38 +322,12 @@ fn workloadThread(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, kind: u32) {
   if (c.mismatches != 0u) { atomicAdd(&state[STATE_CHECK], c.mismatches); }
 }
 
-@compute @workgroup_size(WG)
-fn workload_stream(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                   @builtin(local_invocation_index) lidx: u32) {
-  workloadThread(wg, nwg, lidx, KIND_STREAM);
-}
+// The workload this pipeline runs: one entry point, one pipeline per workload, each with
+// its KIND (a pipeline-overridable constant, so the switch folds away at compile time).
+override KIND: u32 = 0u;
 
 @compute @workgroup_size(WG)
-fn workload_strided(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                    @builtin(local_invocation_index) lidx: u32) {
-  workloadThread(wg, nwg, lidx, KIND_STRIDED);
-}
-
-@compute @workgroup_size(WG)
-fn workload_random(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                   @builtin(local_invocation_index) lidx: u32) {
-  workloadThread(wg, nwg, lidx, KIND_RANDOM);
-}
-
-@compute @workgroup_size(WG)
-fn workload_stencil(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                    @builtin(local_invocation_index) lidx: u32) {
-  workloadThread(wg, nwg, lidx, KIND_STENCIL);
-}
-
-@compute @workgroup_size(WG)
-fn workload_gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                   @builtin(local_invocation_index) lidx: u32) {
-  workloadThread(wg, nwg, lidx, KIND_GATHER);
-}
-
-@compute @workgroup_size(WG)
-fn workload_pingpong(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                     @builtin(local_invocation_index) lidx: u32) {
-  workloadThread(wg, nwg, lidx, KIND_PINGPONG);
+fn workload(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lidx: u32) {
+  workloadThread(wg, nwg, lidx, KIND);
 }

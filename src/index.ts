@@ -10,14 +10,16 @@ export {
 } from './mm/constants.js';
 export { MADV_PAGEOUT } from './mm/validate.js';
 export { HmmError, SegmentationFault, BusError, type Errno } from './errors.js';
-export { Machine, type MachineOptions } from './mm/machine.js';
-export { createMachine, type SystemOptions } from './system.js';
-export type { Mirror, MirrorDevice, MirrorResult } from './api.js';
+// The machine users get from createMachine() is the mm's Machine with its mirror devices.
+export {
+  createMachine, System, System as Machine, type SystemOptions, type SystemOptions as MachineOptions,
+} from './system.js';
 export {
   HMM_DMIRROR_PROT_ERROR, HMM_DMIRROR_PROT_NONE, HMM_DMIRROR_PROT_READ, HMM_DMIRROR_PROT_WRITE,
   HMM_DMIRROR_PROT_PMD, HMM_DMIRROR_PROT_PUD, HMM_DMIRROR_PROT_ZERO,
   HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE,
-} from './driver/dmirror.js';
+  type Mirror, type MirrorDevice, type MirrorResult,
+} from './driver/uapi.js';
 export { Process } from './mm/process.js';
 export { MemFile } from './mm/file.js';
 export type { MmStruct } from './mm/mm.js';

@@ -9,10 +9,14 @@ import { err } from './errors.js';
 import { Machine, type MachineOptions } from './mm/machine.js';
 
 export interface SystemOptions extends MachineOptions {
+  /** Number of mirror devices (default 2, at most 8). */
+  devices?: number;
   /** Device-private memory per device, in pages (default 8192 = 32 MiB). */
   devicePages?: number;
   /** Each mirror's system-memory aperture in GPU memory, in pages (default 8192 = 32 MiB). */
   aperturePages?: number;
+  /** The GPU to use (navigator.gpu or a Dawn instance) instead of the default one. */
+  gpu?: GPU;
   /** A GPU to use instead of the default one (e.g. a shared test device). */
   gpuContext?: Promise<GpuContext>;
 }
@@ -26,22 +30,30 @@ function count(name: string, v: number | undefined, def: number, min: number, ma
   return n;
 }
 
-export async function createMachine(opts: SystemOptions = {}): Promise<Machine> {
+/**
+ * A machine with its mirror devices: the mm's Machine knows nothing of devices, the system
+ * that puts them on it owns them (device removal runs before the processes exit).
+ */
+export class System extends Machine {
+  readonly devices: readonly DmirrorDevice[];
+
+  constructor(opts: SystemOptions, devices: (m: Machine) => DmirrorDevice[]) {
+    super(opts);
+    this.devices = devices(this);
+  }
+
+  override async destroy(): Promise<void> {
+    for (const d of this.devices) await d.destroy();
+    await super.destroy();
+  }
+}
+
+export async function createMachine(opts: SystemOptions = {}): Promise<System> {
   const devices = count('devices', opts.devices, DEFAULT_DEVICES, 0, MAX_DEVICES);
   const devicePages = count('devicePages', opts.devicePages, 8192, 1, 1 << 20);
   const aperturePages = count('aperturePages', opts.aperturePages, 8192, 512, 1 << 20);
-  const m = new Machine(opts);
   const gpu = opts.gpuContext ?? (opts.gpu !== undefined ? gpuFrom(opts.gpu) : undefined);
-  const devs: DmirrorDevice[] = [];
-  for (let i = 0; i < devices; i++) {
-    const d = new DmirrorDevice(m, i, { devicePages, aperturePages, gpu });
-    devs.push(d);
-    m.devices.push(d);
-  }
-  m.destroyHooks.push(async () => {
-    for (const d of devs) await d.destroy();
-  });
-  return m;
+  return new System(opts, (m) => Array.from({ length: devices }, (_, i) => new DmirrorDevice(m, i, { devicePages, aperturePages, gpu })));
 }
 
 /** A device from a caller's GPU object (navigator.gpu or a Dawn instance). */

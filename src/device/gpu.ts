@@ -238,7 +238,7 @@ const MAXED_LIMITS = [
 ] as const;
 
 function adapterLimit(adapter: GPUAdapter, name: string): number | undefined {
-  const v = (adapter.limits as unknown as Record<string, unknown>)[name];
+  const v: unknown = Reflect.get(adapter.limits, name);
   return typeof v === 'number' ? v : undefined;
 }
 

@@ -23,66 +23,26 @@
  * shadow, pool allocations, a command's done count) is only updated after the GPU answered.
  */
 import { StagingCache } from './staging.js';
-import commonWgsl from '../../shaders/mirror-common.wgsl?raw';
-import accessWgsl from '../../shaders/mirror-access.wgsl?raw';
-import atomicWgsl from '../../shaders/mirror-atomic.wgsl?raw';
 import { err, HmmError } from '../errors.js';
 import { GpuError, withErrorScopes } from './gpu.js';
 import { FaultQueue, type FaultRecord } from './fault-queue.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import { asDeviceError, ensureAlive, HOST_SCHEDULER } from './health.js';
+import {
+  encodeParams, MIRROR_PAGES_PER_WORKGROUP, MIRROR_TLB_BLOCK_WORDS, MIRROR_WORKGROUP_SIZE, paramsBytes, parityOffset,
+  STATE_HEADER_WORDS, WORDS_PER_PAGE,
+} from './abi.js';
+import {
+  CommandBufferPool, MirrorCommand, type CommandDesc, type CommandHost, type MirrorKernel,
+} from './command.js';
 import { PAGE_BYTES, PagePool, type PageData } from './page-pool.js';
-import { GpuPageTable, PT_MAX_PAGE, type UnmappedLeaf } from './page-table.js';
+import { compileKernels, createEnginePipelines, type EnginePipelines, type KernelVariant } from './pipelines.js';
+import { GpuPageTable, PT_MAX_PAGE } from './page-table.js';
 
-/** Threads per workgroup (WG in mirror-common.wgsl). */
-export const MIRROR_WORKGROUP_SIZE = 256;
-/** Range pages one workgroup serves: 32 threads of 32 words per page. */
-export const MIRROR_PAGES_PER_WORKGROUP = 8;
-/** Words per uTLB block (TLB_BLOCK_WORDS in mirror-common.wgsl). */
-export const MIRROR_TLB_BLOCK_WORDS = 256;
-export const WORDS_PER_PAGE = PAGE_BYTES / 4;
-/** Storage buffers the kernels bind (tables, aperture, vram, io, state, faults, dirty, done). */
-export const MIRROR_STORAGE_BUFFERS = 8;
-
-export type MirrorOp = 'read' | 'write' | 'atomic';
-
-export interface CommandDesc {
-  op: MirrorOp;
-  /** First page of the virtual range. */
-  page: number;
-  npages: number;
-  /**
-   * write: the words to store (npages * 1024, required). read / atomic: the output's
-   * initial contents (optional, zero otherwise; tests poison it).
-   */
-  data?: Uint32Array;
-  /**
-   * The command's buffers may be recycled ones (an earlier scratch command's, of the same
-   * page count; done bits and state cleared) and its io buffer then holds old words instead
-   * of zeros: for a command whose output is only read once it has finished, i.e. once every
-   * word was written. Saves allocating and zero-filling an io buffer of up to 128 MiB, and
-   * four buffer creations and destructions, per command. Given `data`, that is written in.
-   */
-  scratch?: boolean;
-  /**
-   * Dispatch this kernel (MirrorEngine.createKernels) instead of op's. It works on the same
-   * layout (done bitmaps, missed count, fault ring, dirty bits); `op` still says what the
-   * command does to memory ('read' or 'write': it may write) for labels and the driver.
-   */
-  kernel?: MirrorKernel;
-  /**
-   * Size of the io buffer in words (default npages * 1024; a multiple of 4), for a kernel
-   * with its own inputs and outputs there; `data`, when given, has this many words.
-   */
-  ioWords?: number;
-}
-
-/** A kernel compiled against one engine's bind group layout (see MirrorEngine.createKernels). */
-export interface MirrorKernel {
-  readonly entryPoint: string;
-  /** @internal */ readonly engine: MirrorEngine;
-  /** @internal */ readonly pipeline: GPUComputePipeline;
-}
+export {
+  MIRROR_PAGES_PER_WORKGROUP, MIRROR_STORAGE_BUFFERS, MIRROR_TLB_BLOCK_WORDS, MIRROR_WORKGROUP_SIZE, WORDS_PER_PAGE,
+} from './abi.js';
+export { MirrorCommand, type CommandDesc, type MirrorKernel, type MirrorOp } from './command.js';
 
 export interface RoundResult {
   faults: FaultRecord[];
@@ -95,15 +55,6 @@ export interface RoundResult {
   done: number;
   total: number;
   finished: boolean;
-}
-
-/** The driver's fault handler: make the faulting pages accessible (or throw to abort). */
-export type FaultService = (faults: FaultRecord[], overflow: boolean) => Promise<void>;
-
-export interface CommandOutcome {
-  rounds: number;
-  /** Rounds that ended with faults (each followed by a service call and a replay). */
-  faultRounds: number;
 }
 
 export interface MirrorEngineOptions {
@@ -153,28 +104,6 @@ export function faultSourceOf(word: number, faultSources: number): number {
   return Math.floor(word / MIRROR_TLB_BLOCK_WORDS) % faultSources;
 }
 
-const PARAMS_BYTES = 48; // struct Params: 12 × u32
-/** Spare buffer sets an engine keeps (a chunked command's full chunks and its last one). */
-const MAX_SPARE_SETS = 2;
-
-/** The GPU buffers of one command (recycled between scratch commands). */
-interface CommandBuffers {
-  npages: number;
-  params: GPUBuffer;
-  io: GPUBuffer;
-  state: GPUBuffer;
-  doneBits: GPUBuffer;
-  bindGroup: GPUBindGroup | null;
-  bindGen: number;
-}
-
-function destroySet(b: CommandBuffers): void {
-  b.params.destroy();
-  b.io.destroy();
-  b.state.destroy();
-  b.doneBits.destroy();
-}
-
 /**
  * device.lost, watched once per device: what every engine on the device reads. A callback
  * per engine would live as long as the device's lost promise — for ever on a healthy
@@ -193,167 +122,7 @@ function lostRecord(device: GPUDevice): { info: GPUDeviceLostInfo | null } {
   return rec;
 }
 
-/** Readbacks from this size up reuse a staging buffer (see readGpuUnlocked). */
-const PARITY_OFFSET = 36; // Params.parity
-const STATE_HEADER_WORDS = 4;
-
-/** One command (a "push buffer" of one kernel over one range) and its GPU state. */
-export class MirrorCommand {
-  readonly op: MirrorOp;
-  /** The kernel run instead of op's, if any. */
-  readonly kernel: MirrorKernel | null;
-  readonly page: number;
-  readonly npages: number;
-  /** Invocations: npages * 1024. */
-  readonly words: number;
-  /** @internal */ readonly engine: MirrorEngine;
-  /** @internal */ readonly params!: GPUBuffer;
-  /** @internal */ readonly io!: GPUBuffer;
-  /** @internal */ readonly state!: GPUBuffer;
-  /** @internal: two done bitmaps (see mirrorThread in mirror-common.wgsl). */
-  readonly doneBits!: GPUBuffer;
-  /** @internal */ readonly pendWords: number;
-  /** @internal: the buffers go back to the engine's spares on destroy. */
-  readonly scratch: boolean;
-  /** @internal */ readonly doneWords: number;
-  /** @internal: which of the two done bitmaps is current (see mirrorThread). */
-  parity = 0;
-  /** @internal */ bindGroup: GPUBindGroup | null = null;
-  /** @internal */ bindGen = -1;
-  private doneCount = 0;
-  private dead = false;
-
-  /** @internal: use MirrorEngine.createCommand. */
-  constructor(engine: MirrorEngine, desc: CommandDesc, faultSources: number, devDirtyOff: number) {
-    this.engine = engine;
-    this.op = desc.op;
-    this.kernel = desc.kernel ?? null;
-    this.page = desc.page;
-    this.npages = desc.npages;
-    this.words = desc.npages * WORDS_PER_PAGE;
-    const device = engine.device;
-    this.pendWords = Math.ceil((faultSources * desc.npages) / 32);
-    this.doneWords = Math.ceil(this.words / 32);
-    const stateWords = STATE_HEADER_WORDS + this.pendWords;
-
-    const label = `${engine.label} ${desc.op} [0x${desc.page.toString(16)}, +${desc.npages})`;
-    this.scratch = desc.scratch === true;
-    const spare = this.scratch ? engine.takeSpare(desc.npages) : null;
-    if (spare !== null) {
-      // A finished scratch command's buffers, same size: clear what must start clear.
-      ({ params: this.params, io: this.io, state: this.state, doneBits: this.doneBits } = spare);
-      this.bindGroup = spare.bindGroup;
-      this.bindGen = spare.bindGen;
-      const enc = device.createCommandEncoder({ label: `${label} recycle` });
-      enc.clearBuffer(this.state);
-      enc.clearBuffer(this.doneBits);
-      device.queue.submit([enc.finish()]);
-      if (desc.data) device.queue.writeBuffer(this.io, 0, desc.data as Uint32Array<ArrayBuffer>);
-    } else {
-      const name = this.scratch ? `${engine.label} scratch (${desc.npages} pages)` : label;
-      this.params = device.createBuffer({ label: `${name} params`, size: PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-      this.io = device.createBuffer({
-        label: `${name} io`,
-        size: (desc.ioWords ?? this.words) * 4,
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-        mappedAtCreation: desc.data !== undefined,
-      });
-      if (desc.data) {
-        new Uint32Array(this.io.getMappedRange()).set(desc.data);
-        this.io.unmap();
-      }
-      this.state = device.createBuffer({
-        label: `${name} state`,
-        size: stateWords * 4,
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-      });
-      this.doneBits = device.createBuffer({
-        label: `${name} done`,
-        size: 2 * this.doneWords * 4,
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-      });
-    }
-    const p = new Uint32Array(PARAMS_BYTES / 4);
-    p[0] = desc.page % 2 ** 32;
-    p[1] = Math.floor(desc.page / 2 ** 32);
-    p[2] = desc.npages;
-    p[3] = this.words;
-    p[4] = faultSources;
-    p[5] = STATE_HEADER_WORDS; // pendOff
-    p[6] = 0; // reserved
-    p[7] = devDirtyOff;
-    p[8] = this.doneWords;
-    p[9] = 0; // parity
-    device.queue.writeBuffer(this.params, 0, p);
-  }
-
-  /** Invocations done so far (as of the last round). */
-  get done(): number {
-    return this.doneCount;
-  }
-
-  get finished(): boolean {
-    return this.doneCount === this.words;
-  }
-
-  get destroyed(): boolean {
-    return this.dead;
-  }
-
-  /** @internal */
-  setDone(n: number): void {
-    this.doneCount = n;
-  }
-
-  /** The io buffer: read results / atomic old values (write: what was stored). */
-  async readOutput(): Promise<Uint32Array> {
-    return new Uint32Array(await this.engine.readGpu(this.io, 0, this.io.size, 'readOutput'));
-  }
-
-  /** state[0]: a kernel's own counter (createKernels), zeroed with the command and by reset(). */
-  async readCounter(): Promise<number> {
-    return new Uint32Array(await this.engine.readGpu(this.state, 0, 4, 'readCounter'))[0];
-  }
-
-  /** The done bitmap: bit i of word i/32 is invocation i. */
-  async readDone(): Promise<Uint32Array> {
-    const off = this.parity ? this.doneWords : 0;
-    return new Uint32Array(await this.engine.readGpu(this.doneBits, off * 4, this.doneWords * 4, 'readDone'));
-  }
-
-  /**
-   * Makes every invocation not-done again (run the same command once more). Queued: rounds
-   * submitted after it see the cleared state. Not while one of its rounds is in flight.
-   */
-  reset(): void {
-    if (this.dead) throw err('EINVAL', 'reset: command destroyed');
-    ensureAlive(this.engine.device, 'MirrorCommand.reset');
-    const enc = this.engine.device.createCommandEncoder({ label: 'mirror command reset' });
-    enc.clearBuffer(this.state);
-    enc.clearBuffer(this.doneBits);
-    this.engine.device.queue.submit([enc.finish()]);
-    this.engine.device.queue.writeBuffer(this.params, PARITY_OFFSET, new Uint32Array([0]));
-    this.parity = 0;
-    this.doneCount = 0;
-  }
-
-  destroy(): void {
-    if (this.dead) return;
-    this.dead = true;
-    this.engine.forget(this);
-    const set: CommandBuffers = {
-      npages: this.npages, params: this.params, io: this.io, state: this.state, doneBits: this.doneBits,
-      bindGroup: this.bindGroup, bindGen: this.bindGen,
-    };
-    if (this.scratch && this.engine.putSpare(set)) return;
-    this.params.destroy();
-    this.io.destroy();
-    this.state.destroy();
-    this.doneBits.destroy();
-  }
-}
-
-export class MirrorEngine {
+export class MirrorEngine implements CommandHost {
   readonly device: GPUDevice;
   readonly label: string;
   readonly pt: GpuPageTable;
@@ -366,7 +135,7 @@ export class MirrorEngine {
   readonly sched: Scheduler;
 
   private readonly layout: GPUBindGroupLayout;
-  private readonly pipelines: Record<MirrorOp | 'probe', GPUComputePipeline>;
+  private readonly pipelines: EnginePipelines;
   /** Dirty bits: aperture slots first, then device slots at devDirtyOff. */
   private readonly dirty: GPUBuffer;
   private readonly devDirtyOff: number;
@@ -376,8 +145,8 @@ export class MirrorEngine {
   private readonly sharedVram: boolean;
   private readonly maxWgPerDim: number;
   private readonly commands = new Set<MirrorCommand>();
-  /** Buffers of finished scratch commands, one set per page count (MAX_SPARE_SETS, newest last). */
-  private readonly spares: CommandBuffers[] = [];
+  /** Buffers of finished scratch commands. */
+  private readonly pool = new CommandBufferPool();
   /** Staging buffers of readGpu (a big one is kept for the next readback of that size). */
   private readonly readbacks: StagingCache;
   private tail: Promise<unknown> = Promise.resolve();
@@ -390,45 +159,13 @@ export class MirrorEngine {
   static async create(device: GPUDevice, opts: MirrorEngineOptions = {}): Promise<MirrorEngine> {
     ensureAlive(device, 'MirrorEngine.create');
     const label = opts.label ?? 'mirror';
-    const sched = opts.sched ?? HOST_SCHEDULER;
-    if (device.limits.maxStorageBuffersPerShaderStage < MIRROR_STORAGE_BUFFERS) {
-      throw err('ENODEV', `${label}: the kernels bind ${MIRROR_STORAGE_BUFFERS} storage buffers; this device allows ${device.limits.maxStorageBuffersPerShaderStage} per stage`);
-    }
-    try {
-      return await withErrorScopes(device, async () => {
-        const layout = device.createBindGroupLayout({
-          label: `${label} bind group layout`,
-          entries: [
-            { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
-            { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
-            ...[2, 3, 4, 5, 6, 7, 8].map((binding): GPUBindGroupLayoutEntry => (
-              { binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } })),
-          ],
-        });
-        const pipelineLayout = device.createPipelineLayout({ label: `${label} pipeline layout`, bindGroupLayouts: [layout] });
-        const access = device.createShaderModule({ label: 'mirror-access.wgsl', code: commonWgsl + accessWgsl });
-        const atomic = device.createShaderModule({ label: 'mirror-atomic.wgsl', code: commonWgsl + atomicWgsl });
-        const make = (module: GPUShaderModule, entryPoint: string): Promise<GPUComputePipeline> =>
-          device.createComputePipelineAsync({
-            label: `${label} ${entryPoint}`,
-            layout: pipelineLayout,
-            compute: { module, entryPoint },
-          });
-        const [read, write, probe, atomicInc] = await sched.wait(Promise.all([
-          make(access, 'mirror_read'), make(access, 'mirror_write'), make(access, 'mirror_probe'),
-          make(atomic, 'mirror_atomic_inc'),
-        ]), `${label}: createComputePipelineAsync`);
-        return new MirrorEngine(device, label, opts, layout, { read, write, probe, atomic: atomicInc });
-      }, sched);
-    } catch (e) {
-      if (e instanceof HmmError) throw e;
-      throw err('EIO', `${label}: creating the mirror engine failed: ${e instanceof Error ? e.message : String(e)}`);
-    }
+    const { layout, pipelines } = await createEnginePipelines(device, label, opts.sched ?? HOST_SCHEDULER);
+    return new MirrorEngine(device, label, opts, layout, pipelines);
   }
 
   private constructor(
     device: GPUDevice, label: string, opts: MirrorEngineOptions,
-    layout: GPUBindGroupLayout, pipelines: Record<MirrorOp | 'probe', GPUComputePipeline>,
+    layout: GPUBindGroupLayout, pipelines: EnginePipelines,
   ) {
     this.device = device;
     this.label = label;
@@ -483,27 +220,15 @@ export class MirrorEngine {
   /**
    * Compiles `wgsl` (appended to mirror-common.wgsl, like the engine's own kernels: it
    * declares bindings 2 and 3) against this engine's bind group layout, one kernel per
-   * entry point, for CommandDesc.kernel. Each entry point must follow the engine's work
-   * layout: thread t owns done word t and counts the words it leaves not done in
-   * state[STATE_MISSED]; state[0] is the kernel's (zeroed with the command, kept across
-   * rounds: see readCounter).
+   * variant (an entry point and its override constants), for CommandDesc.kernel. Each must
+   * follow the engine's work layout: thread t owns done word t and counts the words it leaves
+   * not done in state[STATE_MISSED]; state[0] is the kernel's (zeroed with the command, kept
+   * across rounds: see readCounter).
    */
-  async createKernels(label: string, wgsl: string, entryPoints: readonly string[]): Promise<MirrorKernel[]> {
+  async createKernels(label: string, wgsl: string, variants: readonly KernelVariant[]): Promise<MirrorKernel[]> {
     this.alive('createKernels');
-    const device = this.device;
-    try {
-      return await withErrorScopes(device, async () => {
-        const layout = device.createPipelineLayout({ label: `${this.label} ${label} layout`, bindGroupLayouts: [this.layout] });
-        const module = device.createShaderModule({ label, code: commonWgsl + wgsl });
-        return this.sched.wait(Promise.all(entryPoints.map(async (entryPoint): Promise<MirrorKernel> => ({
-          entryPoint, engine: this,
-          pipeline: await device.createComputePipelineAsync({ label: `${this.label} ${entryPoint}`, layout, compute: { module, entryPoint } }),
-        }))), `${this.label}: createComputePipelineAsync`);
-      }, this.sched);
-    } catch (e) {
-      if (e instanceof HmmError) throw e;
-      throw err('EIO', `${this.label}: compiling ${label} failed: ${e instanceof Error ? e.message : String(e)}`);
-    }
+    const pipelines = await compileKernels(this.device, this.layout, this.label, label, wgsl, variants, this.sched);
+    return pipelines.map((pipeline, k) => ({ entryPoint: variants[k].entryPoint, engine: this, pipeline }));
   }
 
   createCommand(desc: CommandDesc): MirrorCommand {
@@ -547,7 +272,7 @@ export class MirrorEngine {
       }
       this.pt.flush();
       const bind = this.bindGroupFor(cmd);
-      this.device.queue.writeBuffer(cmd.params, PARITY_OFFSET, new Uint32Array([cmd.parity]));
+      this.device.queue.writeBuffer(cmd.params, parityOffset(), new Uint32Array([cmd.parity]));
       const round = async (): Promise<RoundResult> => {
         const enc = this.device.createCommandEncoder({ label: `${this.label} round` });
         // New round: forget last round's misses and the uTLBs' outstanding-fault bits.
@@ -595,32 +320,6 @@ export class MirrorEngine {
     });
   }
 
-  /**
-   * Runs `cmd` to completion: a round, then while invocations remain, `service(faults)`
-   * (the driver makes the pages accessible) and a replay. An error thrown by service ends
-   * the command with that error; so does a round that faults with nothing recorded, or
-   * more than maxRounds rounds (default 1000) — a fault the driver never resolves is the
-   * fatal (non-replayable) case, which UVM answers by killing the channel.
-   */
-  async runCommand(cmd: MirrorCommand, service: FaultService, opts: { maxRounds?: number } = {}): Promise<CommandOutcome> {
-    const maxRounds = opts.maxRounds ?? 1000;
-    let rounds = 0;
-    let faultRounds = 0;
-    for (;;) {
-      const r = await this.runRound(cmd);
-      rounds++;
-      if (r.finished) return { rounds, faultRounds };
-      faultRounds++;
-      if (r.faults.length === 0 && !r.overflow) {
-        throw err('EIO', `${this.label}: ${r.missed} invocations missed but no fault was recorded`);
-      }
-      if (rounds >= maxRounds) {
-        throw err('EFAULT', `${this.label}: ${cmd.op} [0x${cmd.page.toString(16)}, +${cmd.npages}) still faulting after ${rounds} rounds (${r.done}/${r.total} done)`);
-      }
-      await service(r.faults, r.overflow);
-    }
-  }
-
   // -------------------------------------------------------------------------------------
   // Invalidation and write-back.
 
@@ -664,19 +363,6 @@ export class MirrorEngine {
   }
 
   /**
-   * Invalidates [page, page + npages) on the device: zap, flush, syncWalkers. When it
-   * resolves no GPU work can reach the old pages: the caller may write them back and free
-   * the slots.
-   */
-  async shootdown(page: number, npages: number): Promise<UnmappedLeaf[]> {
-    this.alive('shootdown');
-    const leaves = this.pt.unmap(page, npages);
-    this.pt.flush();
-    await this.syncWalkers();
-    return leaves;
-  }
-
-  /**
    * The pages of `pool` the GPU wrote since the last call, with their contents, and their
    * dirty bits cleared. Bits are read and cleared in one submission, in queue order, so a
    * write by later work is never lost: it sets the bit again.
@@ -716,12 +402,12 @@ export class MirrorEngine {
       pages.forEach((p, k) => { io[2 * k] = p % 2 ** 32; io[2 * k + 1] = Math.floor(p / 2 ** 32); });
       const d = this.device;
       const run = async (): Promise<Uint32Array> => {
-        const params = d.createBuffer({ size: PARAMS_BYTES, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+        const params = d.createBuffer({ size: paramsBytes(), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
         const ioBuf = d.createBuffer({ size: io.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
         const state = d.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
         const done = d.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
         try {
-          d.queue.writeBuffer(params, 0, new Uint32Array(PARAMS_BYTES / 4).fill(0).fill(n, 3, 4).fill(1, 4, 5));
+          d.queue.writeBuffer(params, 0, encodeParams({ nwords: n, nsources: 1 }));
           d.queue.writeBuffer(ioBuf, 0, io);
           const bind = this.makeBindGroup(params, ioBuf, state, done);
           const enc = d.createCommandEncoder({ label: `${this.label} probe` });
@@ -752,7 +438,7 @@ export class MirrorEngine {
     this.dead = true;
     for (const c of [...this.commands]) c.destroy();
     this.commands.clear();
-    for (const b of this.spares.splice(0)) destroySet(b);
+    this.pool.destroy();
     this.readbacks.destroy();
     this.pt.destroy();
     this.aperture.destroy();
@@ -764,20 +450,9 @@ export class MirrorEngine {
 
   // -------------------------------------------------------------------------------------
 
-  /** @internal: a spare buffer set for `npages`, or null. */
-  takeSpare(npages: number): CommandBuffers | null {
-    const k = this.spares.findIndex((b) => b.npages === npages);
-    return k < 0 ? null : this.spares.splice(k, 1)[0];
-  }
-
-  /** @internal: keeps a finished scratch command's buffers; false when they should just go. */
-  putSpare(set: CommandBuffers): boolean {
-    if (this.dead || this.lostInfo) return false;
-    const same = this.spares.findIndex((b) => b.npages === set.npages);
-    if (same >= 0) destroySet(this.spares.splice(same, 1)[0]);
-    this.spares.push(set);
-    while (this.spares.length > MAX_SPARE_SETS) destroySet(this.spares.shift()!);
-    return true;
+  /** @internal: the spare buffer sets, or null once the engine is dead or its device lost. */
+  spares(): CommandBufferPool | null {
+    return this.dead || this.lostInfo ? null : this.pool;
   }
 
   /** @internal: a destroyed command leaves the engine's list. */

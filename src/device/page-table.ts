@@ -7,7 +7,7 @@
  * `flush()` pushes the dirty entries to the GPU with one queue.writeBuffer per contiguous
  * run. Nothing changes on the GPU before flush(), and work already submitted may still use
  * the old entries until it finishes: unmap → flush → fence is the shootdown (TLB invalidate
- * + membar in UVM terms). See MirrorEngine.shootdown.
+ * + membar in UVM terms). See MirrorPt.shootdown (src/driver/mirror-pt.ts).
  *
  * Entry (u32):
  *   bit 0 VALID, bit 1 WRITE, bit 2 EXCLUSIVE (atomics granted: make_device_exclusive),
@@ -196,23 +196,13 @@ export class GpuPageTable {
   map(page: number, slot: number, flags = 0): void {
     checkPage(page, 'map');
     this.checkLeaf(slot, flags, 1, 'map');
-    const [i3, i2, i1, i0] = levelIndices(page);
-    const root = this.table(0);
+    const w = this.descend(page);
+    const [i3, i2, i1, i0] = w.idx;
     // Check everything before changing anything: huge leaf in the way, tables available.
-    let need = 0;
-    const e3 = root[i3];
-    if (!(e3 & PTE_VALID)) need = 3;
-    else {
-      const e2 = this.table(entryIndex(e3))[i2];
-      if (!(e2 & PTE_VALID)) need = 2;
-      else {
-        const e1 = this.table(entryIndex(e2))[i1];
-        if (e1 & PTE_HUGE) {
-          throw err('EEXIST', `map: page 0x${page.toString(16)} lies in a huge leaf at 0x${(page - i0).toString(16)}; unmap it first`);
-        }
-        if (!(e1 & PTE_VALID)) need = 1;
-      }
+    if (w.e1 & PTE_HUGE) {
+      throw err('EEXIST', `map: page 0x${page.toString(16)} lies in a huge leaf at 0x${(page - i0).toString(16)}; unmap it first`);
     }
+    const need = w.t2 === null ? 3 : w.t1 === null ? 2 : w.t0 === null ? 1 : 0;
     this.reserve(need, 'map');
     const l2 = this.child(0, i3);
     const l1 = this.child(l2, i2);
@@ -231,21 +221,12 @@ export class GpuPageTable {
     if (page % HUGE_PAGES !== 0) throw err('EINVAL', `mapHuge: page 0x${page.toString(16)} not 2 MiB aligned`);
     if (firstSlot % HUGE_PAGES !== 0) throw err('EINVAL', `mapHuge: slot ${firstSlot} not 512-aligned`);
     this.checkLeaf(firstSlot, flags, HUGE_PAGES, 'mapHuge');
-    const [i3, i2, i1] = levelIndices(page);
-    const root = this.table(0);
-    let need = 0;
-    const e3 = root[i3];
-    if (!(e3 & PTE_VALID)) need = 2;
-    else {
-      const e2 = this.table(entryIndex(e3))[i2];
-      if (!(e2 & PTE_VALID)) need = 1;
-      else {
-        const e1 = this.table(entryIndex(e2))[i1];
-        if ((e1 & PTE_VALID) && !(e1 & PTE_HUGE)) {
-          throw err('EEXIST', `mapHuge: 4 KiB pages are mapped in [0x${page.toString(16)}, +512); unmap them first`);
-        }
-      }
+    const w = this.descend(page);
+    const [i3, i2, i1] = w.idx;
+    if ((w.e1 & PTE_VALID) && !(w.e1 & PTE_HUGE)) {
+      throw err('EEXIST', `mapHuge: 4 KiB pages are mapped in [0x${page.toString(16)}, +512); unmap them first`);
     }
+    const need = w.t2 === null ? 2 : w.t1 === null ? 1 : 0;
     this.reserve(need, 'mapHuge');
     const l2 = this.child(0, i3);
     const l1 = this.child(l2, i2);
@@ -280,38 +261,23 @@ export class GpuPageTable {
    * null: take the general path (a huge leaf, or the leaf table would empty).
    */
   private unmapOne(page: number): UnmappedLeaf[] | null {
-    const [i3, i2, i1, i0] = levelIndices(page);
-    const e3 = this.table(0)[i3];
-    if (!(e3 & PTE_VALID)) return [];
-    const e2 = this.table(entryIndex(e3))[i2];
-    if (!(e2 & PTE_VALID)) return [];
-    const e1 = this.table(entryIndex(e2))[i1];
-    if (!(e1 & PTE_VALID)) return [];
+    const { e1, t0, e0, idx } = this.descend(page);
     if (e1 & PTE_HUGE) return null;
-    const t0 = entryIndex(e1);
-    const e0 = this.table(t0)[i0];
-    if (!(e0 & PTE_VALID)) return [];
+    if (t0 === null || !(e0 & PTE_VALID)) return [];
     if (this.live[t0] <= 1) return null;
     this.leafCount--;
-    this.setEntry(t0, i0, 0);
+    this.setEntry(t0, idx[3], 0);
     return [{ page, npages: 1, slot: entryIndex(e0), flags: entryFlags(e0), huge: false }];
   }
 
   /** The shadow's translation of `page`, or null (what the GPU sees after the next flush). */
   lookup(page: number): PteLookup | null {
     checkPage(page, 'lookup');
-    const [i3, i2, i1, i0] = levelIndices(page);
-    const e3 = this.table(0)[i3];
-    if (!(e3 & PTE_VALID)) return null;
-    const e2 = this.table(entryIndex(e3))[i2];
-    if (!(e2 & PTE_VALID)) return null;
-    const e1 = this.table(entryIndex(e2))[i1];
-    if (!(e1 & PTE_VALID)) return null;
+    const { e1, e0, idx } = this.descend(page);
     if (e1 & PTE_HUGE) {
-      const slot = entryIndex(e1) + i0;
+      const slot = entryIndex(e1) + idx[3];
       return { entry: makeEntry(slot, entryFlags(e1)), slot, flags: entryFlags(e1), huge: true };
     }
-    const e0 = this.table(entryIndex(e1))[i0];
     if (!(e0 & PTE_VALID)) return null;
     return { entry: e0, slot: entryIndex(e0), flags: entryFlags(e0), huge: false };
   }
@@ -403,6 +369,23 @@ export class GpuPageTable {
     return tab;
   }
 
+  /**
+   * The one descent from the root towards `page`'s leaf: the tables met (null below an
+   * invalid entry) and the level-1 and level-0 entries (0 where there is none; e1 may be a
+   * huge leaf, then t0 is null). map, mapHuge, unmapOne and lookup all start here.
+   */
+  private descend(page: number): { idx: [number, number, number, number]; t2: number | null; t1: number | null; t0: number | null; e1: number; e0: number } {
+    const idx = levelIndices(page);
+    const e3 = this.table(0)[idx[0]];
+    const t2 = e3 & PTE_VALID ? entryIndex(e3) : null;
+    const e2 = t2 === null ? 0 : this.table(t2)[idx[1]];
+    const t1 = e2 & PTE_VALID ? entryIndex(e2) : null;
+    const e1 = t1 === null ? 0 : this.table(t1)[idx[2]];
+    const t0 = (e1 & PTE_VALID) && !(e1 & PTE_HUGE) ? entryIndex(e1) : null;
+    const e0 = t0 === null ? 0 : this.table(t0)[idx[3]];
+    return { idx, t2, t1, t0, e1, e0 };
+  }
+
   private reserve(need: number, what: string): void {
     const available = this.freeList.length + (this.maxTables - this.shadow.length);
     if (need > available) {
@@ -463,6 +446,36 @@ export class GpuPageTable {
 
   /** Zaps pages [start, end) under table t at `level` whose first page is `base`. */
   private zap(t: number, level: number, base: number, start: number, end: number, out: UnmappedLeaf[]): void {
+    this.walkRange(t, level, base, start, end, true, (tab, k, leaf) => {
+      out.push(leaf);
+      this.leafCount--;
+      if (leaf.huge) this.hugeCount--;
+      this.setEntry(tab, k, 0);
+      return false;
+    });
+  }
+
+  /** findLeaf's walk of pages [start, end) under table t at `level` (zap's, read-only). */
+  private find(t: number, level: number, base: number, start: number, end: number, pred: (leaf: UnmappedLeaf) => boolean): UnmappedLeaf | null {
+    let hit: UnmappedLeaf | null = null;
+    this.walkRange(t, level, base, start, end, false, (_tab, _k, leaf) => {
+      if (!pred(leaf)) return false;
+      hit = leaf;
+      return true;
+    });
+    return hit;
+  }
+
+  /**
+   * The one range walk: every leaf in pages [start, end) under table t at `level` (first
+   * page `base`), in address order, through the tables that exist; a huge leaf partly
+   * inside counts whole. `onLeaf` may clear the entry (tab, k) and returns true to stop.
+   * `prune`: free the tables the walk leaves empty, and unlink them.
+   */
+  private walkRange(
+    t: number, level: number, base: number, start: number, end: number, prune: boolean,
+    onLeaf: (tab: number, k: number, leaf: UnmappedLeaf) => boolean,
+  ): boolean {
     const tab = this.table(t);
     const span = 512 ** level;
     const k0 = Math.floor((start - base) / span);
@@ -473,42 +486,18 @@ export class GpuPageTable {
       const eBase = base + k * span;
       if (level === 0 || (level === 1 && (e & PTE_HUGE))) {
         const huge = level === 1;
-        out.push({ page: eBase, npages: huge ? 512 : 1, slot: entryIndex(e), flags: entryFlags(e), huge });
-        this.leafCount--;
-        if (huge) this.hugeCount--;
-        this.setEntry(t, k, 0);
+        if (onLeaf(t, k, { page: eBase, npages: huge ? 512 : 1, slot: entryIndex(e), flags: entryFlags(e), huge })) return true;
         continue;
       }
       const c = entryIndex(e);
-      this.zap(c, level - 1, eBase, Math.max(start, eBase), Math.min(end, eBase + span), out);
-      if (this.live[c] === 0) {
+      if (this.walkRange(c, level - 1, eBase, Math.max(start, eBase), Math.min(end, eBase + span), prune, onLeaf)) return true;
+      if (prune && this.live[c] === 0) {
         this.dropDirty(c);
         this.freeTable(c);
         this.setEntry(t, k, 0);
       }
     }
-  }
-
-  /** findLeaf's walk of pages [start, end) under table t at `level` (zap's, read-only). */
-  private find(t: number, level: number, base: number, start: number, end: number, pred: (leaf: UnmappedLeaf) => boolean): UnmappedLeaf | null {
-    const tab = this.table(t);
-    const span = 512 ** level;
-    const k0 = Math.floor((start - base) / span);
-    const k1 = Math.min(PT_ENTRIES - 1, Math.ceil((end - base) / span) - 1);
-    for (let k = k0; k <= k1; k++) {
-      const e = tab[k];
-      if (!(e & PTE_VALID)) continue;
-      const eBase = base + k * span;
-      if (level === 0 || (level === 1 && (e & PTE_HUGE))) {
-        const huge = level === 1;
-        const leaf: UnmappedLeaf = { page: eBase, npages: huge ? 512 : 1, slot: entryIndex(e), flags: entryFlags(e), huge };
-        if (pred(leaf)) return leaf;
-        continue;
-      }
-      const hit = this.find(entryIndex(e), level - 1, eBase, Math.max(start, eBase), Math.min(end, eBase + span), pred);
-      if (hit !== null) return hit;
-    }
-    return null;
+    return false;
   }
 
   private createBuffer(tables: number): GPUBuffer {

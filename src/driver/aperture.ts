@@ -12,7 +12,7 @@
  * acquire() queues a new slot's upload; flushUploads() writes the queue, one writeBuffer per
  * run of consecutive slots (a fault service maps thousands of pages: one call each would
  * cost more than the bytes). syncToGpu(), which every dispatch is preceded by, flushes the
- * queue first, so no kernel runs with an entry whose bytes are not uploaded yet; eviction
+ * queue first, so no kernel runs with an entry whose bytes are not uploaded yet; a shootdown
  * and write-back flush it too.
  */
 import type { MirrorEngine } from '../device/mirror-engine.js';

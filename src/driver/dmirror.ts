@@ -15,92 +15,33 @@
  * invalidations come down (mmu notifier → zap → fence → write-back).
  */
 import { MirrorEngine, type MirrorCommand, type MirrorOp } from '../device/mirror-engine.js';
-import { PTE_DEVICE, PTE_EXCLUSIVE, PTE_WRITE, type UnmappedLeaf } from '../device/page-table.js';
-import { err, HmmError } from '../errors.js';
-import {
-  HMM_PFN_ERROR, HMM_PFN_VALID, HMM_PFN_WRITE, hmmPfnToMapOrder,
-} from '../hmm/pfn.js';
-import { hmmRange, hmmRangeFault } from '../hmm/range-fault.js';
-import { hmmMirrorRegister, hmmMirrorUnregister, type Hmm, type HmmMirrorOps } from '../hmm/range-v52.js';
+import { replayCommand, type CommandOutcome, type FaultService } from '../device/replay.js';
+import { err } from '../errors.js';
 import { PAGE_SIZE, TASK_SIZE } from '../mm/constants.js';
-import {
-  makeDeviceExclusive, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE,
-  MIGRATE_VMA_SELECT_SYSTEM, migratePfn, migratePfnFlags, migratePfnToPfn, migrateVmaFinalize, migrateVmaPages,
-  migrateVmaSetup,
-} from '../mm/migrate.js';
 import type { MmStruct } from '../mm/mm.js';
 import { mmapDevicePages } from '../mm/mixedmap.js';
 import { isDeviceExclusive, pteIndex } from '../mm/page-table.js';
 import { mappedPfn } from '../mm/pagewalk.js';
 import type { MmuIntervalNotifier, MmuNotifierRange } from '../mm/notifier.js';
 import type { Process } from '../mm/process.js';
-import { VM_READ, VM_WRITE } from '../mm/vma.js';
-import type { MirrorResult } from '../api.js';
 import { Aperture } from './aperture.js';
-import type { DmirrorDevice } from './dmirror-device.js';
+import type { Mirror, MirrorResult } from './uapi.js';
+import type { GpuContext } from '../device/gpu.js';
+import type { PagePool } from '../device/page-pool.js';
+import type { Machine } from '../mm/machine.js';
+import type { Devmem } from './devmem.js';
+import { bounceInit, checkBounce, checkRange, MAX_COMMAND_PAGES, vmaPieces } from './cmd.js';
+import { dmirrorMigrateIn } from './migrate.js';
+import { MirrorPt } from './mirror-pt.js';
+import { dmirrorSnapshot } from './snapshot.js';
 import { Mutex } from './mutex.js';
 import { WaitQueue } from '../sched/wait-queue.js';
-import { HMM_RANGE_DEFAULT_TIMEOUT } from './retry.js';
-import { FaultServicer, type ServicerOptions, type ServiceTarget } from './servicer.js';
+import { dmirrorAtomicMap, V52Mirror, type MirrorTarget } from './retry.js';
+import { DMIRROR_SERVICER, FaultServicer, SERVICER_SHAPE, type ServicerOptions } from './servicer.js';
 
-/**
- * dmirror's own fault servicing (lib/test_hmm.c's dmirror_fault): after a round that
- * faulted, every page from the lowest fault to the end of the command, in 64-page
- * hmm_range_fault ranges, each with its own mmu_interval_read_begin / mmap_read_lock /
- * hmm_range_fault / read_retry loop and HMM_RANGE_DEFAULT_TIMEOUT — so a fresh buffer needs
- * exactly one fault round, as the selftests expect. (setServicer's experiment options keep
- * batching, coalescing windows and the other protocols; atomic commands use the 2 MiB
- * windows below.)
- */
-export const DMIRROR_SERVICER: Partial<ServicerOptions> = {
-  batchSize: Infinity, replay: 'once', window: 2097152, coalesce: true, protocol: 'seq',
-  timeoutMs: HMM_RANGE_DEFAULT_TIMEOUT, restOfRangeOnOverflow: true, rangePages: 64,
-};
-const SERVICER_SHAPE: readonly (keyof ServicerOptions)[] = ['batchSize', 'replay', 'window', 'coalesce', 'protocol', 'fallbackAfter'];
 /** A command still faulting after this many rounds is a livelock: EFAULT, not a hang. */
 const MAX_ROUNDS = 10_000;
 
-/** HMM_DMIRROR_PROT_* (lib/test_hmm_uapi.h): SNAPSHOT's byte per page. */
-export const HMM_DMIRROR_PROT_ERROR = 0xff;
-export const HMM_DMIRROR_PROT_NONE = 0x00;
-export const HMM_DMIRROR_PROT_READ = 0x01;
-export const HMM_DMIRROR_PROT_WRITE = 0x02;
-export const HMM_DMIRROR_PROT_PMD = 0x04;
-export const HMM_DMIRROR_PROT_PUD = 0x08;
-export const HMM_DMIRROR_PROT_ZERO = 0x10;
-export const HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL = 0x20;
-export const HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE = 0x30;
-
-/** dmirror_snapshot's pfns[64]: pages per dmirror_range_snapshot. */
-const SNAPSHOT_PAGES = 64;
-
-/** Most pages one GPU command covers (its io buffer: 128 MiB, llvmpipe's binding limit). */
-export const MAX_COMMAND_PAGES = 32768;
-
-/**
- * The largest bounce buffer a command allocates (4 GiB: the longest typed array every JS
- * engine we run on gives). dmirror_bounce_init() vmallocs the command's whole size before it
- * touches anything, and a size vmalloc cannot give is -ENOMEM.
- */
-export const MAX_BOUNCE_PAGES = 2 ** 20;
-
-/** dmirror_bounce_init(): the command's bounce buffer, ENOMEM where it cannot be had. */
-function bounceInit(npages: number): Uint8Array {
-  checkBounce(npages);
-  try {
-    return new Uint8Array(npages * PAGE_SIZE);
-  } catch (e) {
-    if (e instanceof RangeError) throw err('ENOMEM', `no bounce buffer of ${npages} pages: ${e.message}`);
-    throw e;
-  }
-}
-
-/** The bounce buffer's size check, before a command changes anything. */
-function checkBounce(npages: number): void {
-  if (npages > MAX_BOUNCE_PAGES) throw err('ENOMEM', `no bounce buffer of ${npages} pages (at most ${MAX_BOUNCE_PAGES})`);
-}
-
-export type { MirrorResult } from '../api.js';
 
 /** Counters of one mirror, for tests and the experiment. */
 export interface DmirrorStats {
@@ -120,42 +61,32 @@ function cpuPfn(mm: MmStruct, addr: number): number {
   return mappedPfn(mm, addr);
 }
 
-/** Does the CPU page table hold a device-exclusive entry for `pfn` at addr? */
-function cpuExclusive(mm: MmStruct, addr: number, pfn: number): boolean {
-  const t = mm.pgtable.pteTable(addr, false);
-  return t !== null && isDeviceExclusive(t.flags[pteIndex(addr)]) && t.pfn[pteIndex(addr)] === pfn;
+/**
+ * What a mirror needs of its device (DmirrorDevice implements it): the GPU, the device's
+ * memory, and the set of open mirrors it leaves at close. The device is also the
+ * dev_private_owner of hmm_range_fault and the owner of its MIGRATE invalidations.
+ */
+export interface DmirrorHost {
+  readonly index: number;
+  readonly machine: Machine;
+  readonly gpu: GpuContext;
+  readonly vram: PagePool;
+  readonly devmem: Devmem;
+  readonly options: { readonly aperturePages: number };
+  readonly mirrors: Set<Dmirror>;
 }
 
-function isInt(n: unknown): n is number {
-  return typeof n === 'number' && Number.isSafeInteger(n);
-}
-
-/** The command's range: page aligned, non-empty, inside the user address space. */
-function checkRange(addr: unknown, npages: unknown): { start: number; end: number; npages: number } {
-  if (!isInt(addr) || addr < 0 || addr % PAGE_SIZE !== 0) throw err('EINVAL', `address ${String(addr)} is not page aligned`);
-  if (!isInt(npages) || npages <= 0) throw err('EINVAL', `bad page count ${String(npages)}`);
-  const end = addr + npages * PAGE_SIZE;
-  if (end > TASK_SIZE) throw err('EINVAL', 'range past the end of the address space');
-  return { start: addr, end, npages };
-}
-
-
-export class Dmirror {
-  readonly device: DmirrorDevice;
+export class Dmirror implements Mirror {
+  readonly device: DmirrorHost;
   readonly proc: Process;
   readonly mm: MmStruct;
   readonly engine: MirrorEngine;
   readonly aperture: Aperture;
   readonly lock: Mutex;
-  readonly stats: DmirrorStats = {
-    commands: 0, rounds: 0, faultRecords: 0, invalidations: 0, skippedOwnMigrations: 0,
-    chunks: 0, evictions: 0,
-  };
+  /** The mirror's page table (dmirror->pt): fault installation and the one shootdown. */
+  readonly pt: MirrorPt;
+  readonly #stats = { commands: 0, invalidations: 0, skippedOwnMigrations: 0, chunks: 0 };
   #notifier: MmuIntervalNotifier | null = null;
-  /** VRAM slot → mirror page, for the device pages this mirror maps. */
-  readonly #devPage = new Map<number, number>();
-  /** Page ranges [start, end) of the chunks being run: eviction leaves them alone. */
-  readonly #pinned = new Set<{ start: number; end: number }>();
   #closed = false;
   /** close() was called: new ioctls get EBADF (the fd is gone), those in flight finish. */
   #closing = false;
@@ -165,25 +96,33 @@ export class Dmirror {
   readonly #idle: WaitQueue;
   /** The notifier's release came (exit_mmap): the GPU side is gone, the mm is dead. */
   #mmReleased = false;
+  /** Ranges this mirror's migrations to the device are collecting (migrate_vma_setup) now. */
+  readonly #collecting = new Set<{ start: number; end: number }>();
   /** The v5.2 hmm_mirror, registered when the valid-flag protocol first needs it. */
-  #hmm: Hmm | null = null;
-  readonly #hmmOps: HmmMirrorOps = { syncCpuDevicePagetables: () => true }; // the interval notifier zaps
-  readonly #validatedAt = new Map<number, number>();
+  readonly #v52: V52Mirror;
   /** How device faults are serviced (setServicer changes it); its records are the batch log. */
   servicer!: FaultServicer;
 
-  private constructor(device: DmirrorDevice, proc: Process, engine: MirrorEngine) {
+  private constructor(device: DmirrorHost, proc: Process, engine: MirrorEngine) {
     this.device = device;
     this.proc = proc;
     this.mm = proc.mm;
     this.engine = engine;
     this.aperture = new Aperture(engine, device.machine.ram);
+    this.pt = new MirrorPt(engine, this.aperture, device.devmem.pagemap);
     this.lock = new Mutex(this.mm.core.sched, `dmirror${device.index}.mutex`);
     this.#idle = new WaitQueue(this.mm.core.sched);
+    this.#v52 = new V52Mirror(this.mm);
+  }
+
+  /** Counters of this mirror (rounds and fault records are its engine's). */
+  get stats(): DmirrorStats {
+    const e = this.engine.stats;
+    return { ...this.#stats, rounds: e.rounds, faultRecords: e.faultRecords, evictions: this.pt.evictions };
   }
 
   /** dmirror_fops_open(): one notifier over the whole address space. */
-  static async create(device: DmirrorDevice, proc: Process): Promise<Dmirror> {
+  static async create(device: DmirrorHost, proc: Process): Promise<Dmirror> {
     if (proc.mm.exited) throw err('ESRCH', 'process has exited');
     const engine = await MirrorEngine.create(device.gpu.device, {
       label: `dmirror${device.index}/pid${proc.pid}`,
@@ -241,13 +180,12 @@ export class Dmirror {
       const first = range.start / PAGE_SIZE;
       const last = Math.min(range.end / PAGE_SIZE, TASK_SIZE / PAGE_SIZE);
       if (range.event === 'MIGRATE' && range.owner === this.device) {
-        this.stats.skippedOwnMigrations++;
+        this.#stats.skippedOwnMigrations++;
         await this.#ownMigration(first, last);
         return true;
       }
-      this.stats.invalidations++;
-      const leaves = this.engine.pt.unmap(first, last - first);
-      if (leaves.length > 0) await this.#shootdown(leaves);
+      this.#stats.invalidations++;
+      await this.pt.invalidate(first, last);
       if (range.event === 'RELEASE') this.#mmRelease();
     } finally {
       this.lock.unlock();
@@ -261,20 +199,18 @@ export class Dmirror {
    * migration (dropDevicePages). Two things still hold: the migrating mirror writes back
    * what the GPU wrote, so the migration copies current bytes; any other mirror of this
    * device on the same mm (a second open) loses its system-memory entries in the range,
-   * whose frames the migration frees. Caller holds `lock`.
+   * whose frames the migration frees. Which mirror migrates is this mirror's own record
+   * (#collecting: the ranges its migrations are collecting), not state shared with the
+   * device. Caller holds `lock`.
    */
   async #ownMigration(first: number, last: number): Promise<void> {
-    if (this.device.migrating === this) {
-      await this.#gpuSafe(() => this.aperture.writeback());
+    const start = first * PAGE_SIZE;
+    const end = last * PAGE_SIZE;
+    if ([...this.#collecting].some((r) => r.start <= start && end <= r.end)) {
+      await this.pt.writeback();
       return;
     }
-    const leaves = this.engine.pt.unmap(first, last - first);
-    const system: UnmappedLeaf[] = [];
-    for (const l of leaves) {
-      if ((l.flags & PTE_DEVICE) !== 0) this.engine.pt.map(l.page, l.slot, l.flags & (PTE_WRITE | PTE_EXCLUSIVE | PTE_DEVICE));
-      else system.push(l);
-    }
-    if (system.length > 0) await this.#shootdown(system);
+    await this.pt.invalidate(first, last, true);
   }
 
   /**
@@ -288,181 +224,22 @@ export class Dmirror {
     this.engine.destroy();
   }
 
-  /**
-   * GPU work that may fail only because the device is gone: on a lost device, what the
-   * GPU held is lost with it, and the CPU side must go on (ENODEV is swallowed here).
-   */
-  async #gpuSafe(fn: () => Promise<unknown> | unknown): Promise<void> {
-    try {
-      await fn();
-    } catch (e) {
-      if (!(e instanceof HmmError && e.code === 'ENODEV')) throw e;
-    }
-  }
-
-  /**
-   * The shootdown once `leaves` are off the shadow table (the zap): flush, fence, write
-   * back, free. The fence is syncWalkers(): it waits only when a round of ours may still be
-   * running (between commands, and between a command's rounds, nothing on the GPU holds a
-   * translation). Caller holds `lock`.
-   */
-  async #shootdown(leaves: readonly UnmappedLeaf[]): Promise<void> {
-    if (leaves.length === 0) return;
-    await this.#gpuSafe(async () => {
-      this.engine.flush();
-      await this.engine.syncWalkers();
-      if (this.aperture.mayBeDirty) await this.aperture.writeback(); // (no uploads are queued: #update flushes them)
-    });
-    this.#release(leaves);
-  }
-
-  #release(leaves: readonly UnmappedLeaf[]): void {
-    for (const l of leaves) {
-      if ((l.flags & PTE_DEVICE) !== 0) this.#devPage.delete(l.slot);
-      else this.aperture.release(l.slot);
-    }
-  }
-
-  /**
-   * The aperture is full: zap every entry outside the page ranges in flight (the chunks
-   * being run, an exclusive grant) — zap, flush, fence, write back, release, as an
-   * invalidation does — so their slots can be reused. Those pages simply fault again when a
-   * later command touches them. Caller holds `lock`. Returns the slots it freed.
-   */
-  async #evict(): Promise<number> {
-    this.aperture.flushUploads(); // the table flush below exposes entries made before
-    const keep = [...this.#pinned].sort((a, b) => a.start - b.start);
-    const last = TASK_SIZE / PAGE_SIZE;
-    const leaves: UnmappedLeaf[] = [];
-    let from = 0;
-    for (const r of keep) {
-      if (r.start > from) leaves.push(...this.engine.pt.unmap(from, r.start - from));
-      from = Math.max(from, r.end);
-    }
-    if (from < last) leaves.push(...this.engine.pt.unmap(from, last - from));
-    this.stats.evictions++;
-    if (leaves.length === 0) return 0;
-    const before = this.aperture.freeSlots;
-    await this.#gpuSafe(async () => {
-      this.engine.flush();
-      await this.engine.syncWalkers();
-      await this.aperture.writeback();
-    });
-    this.#release(leaves);
-    return this.aperture.freeSlots - before;
-  }
-
-  /**
-   * An aperture slot holding `pfn` after evicting (the aperture was full). Caller holds
-   * `lock`. Only this path awaits: #update stays synchronous while slots are free.
-   */
-  async #acquireEvicting(pfn: number): Promise<number> {
-    if (await this.#evict() === 0) {
-      throw err('ENOMEM', `aperture full: all ${this.engine.aperture.slots} slots hold pages of commands in flight`);
-    }
-    return this.aperture.acquire(pfn);
-  }
-
-  /** Runs fn with [startPage, startPage + npages) safe from eviction. */
-  async #withPinned<T>(startPage: number, npages: number, fn: () => Promise<T>): Promise<T> {
-    const pin = { start: startPage, end: startPage + npages };
-    this.#pinned.add(pin);
-    try {
-      return await fn();
-    } finally {
-      this.#pinned.delete(pin);
-    }
-  }
-
   /** Does this mirror map the device page in VRAM slot `slot`? */
   mapsDevicePage(slot: number): boolean {
-    return this.#devPage.has(slot);
+    return this.pt.mapsDevicePage(slot);
   }
 
   /** Our entries for these VRAM slots go (a device page is leaving for system memory). */
   async dropDevicePages(slots: ReadonlySet<number>): Promise<void> {
-    await this.lock.with(async () => {
-      const leaves: UnmappedLeaf[] = [];
-      for (const slot of slots) {
-        const page = this.#devPage.get(slot);
-        if (page !== undefined) leaves.push(...this.engine.pt.unmap(page, 1));
-      }
-      await this.#shootdown(leaves); // one flush and fence for all of them
-    });
+    await this.lock.with(() => this.pt.zapDevicePages(slots));
   }
 
   // ---------------------------------------------------------------------------------
   // Faults (up).
 
-  /**
-   * Install what hmm_range_fault returned (dmirror_do_update). Caller holds `lock` and has
-   * checked mmu_interval_read_retry. Device-private pages of this device map to their VRAM
-   * slot; system pages to an aperture slot holding a coherent copy (a full aperture is
-   * evicted from under the lock, so the sequence check stays valid).
-   */
-  async #update(start: number, pfns: Uint32Array, flags: Uint8Array, extra = 0): Promise<number> {
-    // New aperture slots' bytes are uploaded by the next dispatch's syncToGpu(), not here:
-    // the copy stands for the device's own accesses over the link, so it belongs to the
-    // replay, not to fault servicing, which only writes page-table entries (as a real
-    // driver's does). Every dispatch path syncs first, so no kernel sees an entry before
-    // its bytes.
-    return this.#updateEntries(start, pfns, flags, extra);
-  }
-
-  /** Returns the contiguous runs of pages written (the "mirror writes" of the batch records). */
-  async #updateEntries(start: number, pfns: Uint32Array, flags: Uint8Array, extra: number): Promise<number> {
-    const pt = this.engine.pt;
-    const base = start / PAGE_SIZE;
-    let runs = 0;
-    for (let i = 0; i < pfns.length; i++) {
-      const f = flags[i];
-      if ((f & HMM_PFN_VALID) === 0) continue;
-      if (i === 0 || (flags[i - 1] & HMM_PFN_VALID) === 0) runs++;
-      const page = base + i;
-      const pfn = pfns[i];
-      const prot = ((f & HMM_PFN_WRITE) !== 0 ? PTE_WRITE : 0) | extra;
-      const old = pt.lookup(page);
-      if (this.device.pagemap.contains(pfn)) {
-        const slot = this.device.slotOf(pfn);
-        if (old !== null && !((old.flags & PTE_DEVICE) !== 0 && old.slot === slot)) this.#release(pt.unmap(page, 1));
-        pt.map(page, slot, prot | PTE_DEVICE);
-        this.#devPage.set(slot, page);
-        continue;
-      }
-      if (old !== null && (old.flags & PTE_DEVICE) === 0 && this.aperture.pfnOf(old.slot) === pfn) {
-        pt.map(page, old.slot, prot); // same frame, new permissions
-        continue;
-      }
-      if (old !== null) this.#release(pt.unmap(page, 1));
-      let slot: number;
-      try {
-        slot = this.aperture.acquire(pfn);
-      } catch (e) {
-        if (!(e instanceof HmmError && e.code === 'ENOMEM')) throw e;
-        slot = await this.#acquireEvicting(pfn);
-      }
-      pt.map(page, slot, prot);
-    }
-    return runs;
-  }
-
-  /** The servicer's view of this mirror (ServiceTarget). */
-  #target(): ServiceTarget {
-    return {
-      mm: this.mm,
-      notifier: this.notifier,
-      lock: this.lock,
-      devPrivateOwner: this.device,
-      update: (start, pfns, flags) => this.#update(start, pfns, flags),
-      v52: () => this.#v52(),
-      isMapped: (page, rank) => {
-        const e = this.engine.pt.lookup(page);
-        if (e === null) return false;
-        return rank === 0 || (rank === 1 ? (e.flags & PTE_WRITE) !== 0 : (e.flags & PTE_EXCLUSIVE) !== 0);
-      },
-      exclusiveMap: (start, end) => this.#exclusiveMapLocked(start, (end - start) / PAGE_SIZE),
-      validatedAt: this.#validatedAt,
-    };
+  /** What fault servicing gets of this mirror: its page table, notifier and locks. */
+  #target(): MirrorTarget {
+    return { mm: this.mm, notifier: this.notifier, lock: this.lock, pt: this.pt, devPrivateOwner: this.device, v52: this.#v52 };
   }
 
   /**
@@ -477,65 +254,14 @@ export class Dmirror {
     return this.servicer;
   }
 
-  /** The v5.2 hmm_mirror of this mirror, registered on first use (for the valid-flag protocol). */
-  async #v52(): Promise<Hmm> {
-    if (this.#hmm === null) {
-      await this.mm.lock.writeLock();
-      try {
-        this.#hmm = hmmMirrorRegister(this.mm, this.#hmmOps);
-      } finally {
-        this.mm.lock.writeUnlock();
-      }
-    }
-    return this.#hmm;
-  }
-
   /** dmirror_exclusive's loop: make_device_exclusive each page and map it atomic. */
   async #exclusiveMap(start: number, npages: number): Promise<void> {
     await this.mm.lock.readLock();
     try {
-      await this.#exclusiveMapLocked(start, npages);
+      await dmirrorAtomicMap(this.#target(), start, npages);
     } finally {
       this.mm.lock.readUnlock();
     }
-  }
-
-  /**
-   * The same with the mmap lock already held (the servicer's atomic faults). Returns runs
-   * written. The entry is atomic only (dmirror_atomic_map's DPT_XA_TAG_ATOMIC, not the WRITE
-   * tag): a device write to it faults, and hmm_range_fault's write fault restores the CPU's
-   * PTE (remove_device_exclusive_entry), revoking the exclusive access.
-   *
-   * dmirror_atomic_map stores with no sequence check (the folio lock keeps a CPU fault out,
-   * but not a zap). Here the sequence is sampled after make_device_exclusive (its own
-   * EXCLUSIVE invalidation, and the restore of an entry already exclusive, would fail every
-   * check sampled before), so under the update lock both must hold: no invalidation reached
-   * us since mmu_interval_read_begin (which waits out one that already had), and the CPU
-   * entry is still our exclusive entry for that page. Else again, EBUSY after
-   * HMM_RANGE_DEFAULT_TIMEOUT.
-   */
-  async #exclusiveMapLocked(start: number, npages: number): Promise<number> {
-    this.mm.checkAlive();
-    const sched = this.mm.core.sched;
-    let runs = 0;
-    for (let i = 0; i < npages; i++) {
-      const a = start + i * PAGE_SIZE;
-      const deadline = sched.now() + HMM_RANGE_DEFAULT_TIMEOUT;
-      for (;;) {
-        if (sched.now() > deadline) throw err('EBUSY', `exclusive access to 0x${a.toString(16)} kept being revoked`);
-        const pfn = await makeDeviceExclusive(this.mm, a, this.device);
-        const seq = await this.notifier.readBegin();
-        await this.lock.lock();
-        try {
-          if (this.notifier.readRetry(seq) || !cpuExclusive(this.mm, a, pfn)) continue;
-          runs += await this.#update(a, Uint32Array.of(pfn), Uint8Array.of(HMM_PFN_VALID), PTE_EXCLUSIVE);
-          break;
-        } finally {
-          this.lock.unlock();
-        }
-      }
-    }
-    return runs;
   }
 
   // ---------------------------------------------------------------------------------
@@ -563,12 +289,12 @@ export class Dmirror {
    */
   async #run(op: MirrorOp, start: number, npages: number, data: Uint8Array | undefined, faulting: boolean): Promise<{ out: Uint8Array | null; faults: number }> {
     this.#checkOpen();
-    this.stats.commands++;
+    this.#stats.commands++;
     const chunk = this.chunkPages;
     const first = start / PAGE_SIZE;
     if (npages <= chunk) {
       const words = data === undefined ? undefined : new Uint32Array(data.buffer, data.byteOffset, data.byteLength / 4);
-      return this.#withPinned(first, npages, () => this.#runChunk(op, first, npages, words, faulting));
+      return this.pt.withPinned(first, npages, () => this.#runChunk(op, first, npages, words, faulting));
     }
     const out = op === 'write' ? null : bounceInit(npages);
     let faults = 0;
@@ -576,7 +302,7 @@ export class Dmirror {
     for (let off = 0; off < npages; off += chunk) {
       const n = Math.min(chunk, npages - off);
       const words = data === undefined ? undefined : new Uint32Array(data.buffer, data.byteOffset + off * PAGE_SIZE, n * (PAGE_SIZE / 4));
-      const r = await this.#withPinned(first + off, n, () => this.#runChunk(op, first + off, n, words, faulting));
+      const r = await this.pt.withPinned(first + off, n, () => this.#runChunk(op, first + off, n, words, faulting));
       // dmirror_fault covers the rest of the command: a later chunk's first fault round is
       // that same fault, split only because the aperture cannot hold the whole command.
       faults += faulted && r.faults > 0 ? r.faults - 1 : r.faults;
@@ -589,7 +315,7 @@ export class Dmirror {
   /** One GPU command over [page, page + npages) (at most chunkPages), run to completion. */
   async #runChunk(op: MirrorOp, page: number, npages: number, words: Uint32Array | undefined, faulting: boolean): Promise<{ out: Uint8Array | null; faults: number }> {
     this.#checkOpen();
-    this.stats.chunks++;
+    this.#stats.chunks++;
     // Scratch io: the output is only read once every word has been written.
     const cmd: MirrorCommand = this.engine.createCommand({ op, page, npages, data: words, scratch: true });
     try {
@@ -603,21 +329,23 @@ export class Dmirror {
   }
 
   /**
-   * Replay rounds of `cmd` through the servicer until every invocation is done: before each
-   * round the aperture catches up with CPU writes (under the update lock); at kernel end
-   * what the GPU wrote reaches the CPU before this returns.
+   * dmirror_fault's caller side: replay `cmd` until every invocation is done, faults
+   * serviced by this mirror's servicer (or, not `faulting`, ENOENT: dmirror_do_read found a
+   * page not mirrored). Before each round the aperture catches up with CPU writes (under
+   * the update lock); at kernel end what the GPU wrote reaches the CPU before this returns.
    */
-  async #rounds(cmd: MirrorCommand, faulting: boolean): Promise<{ rounds: number; faultRounds: number }> {
+  async #rounds(cmd: MirrorCommand, faulting: boolean): Promise<CommandOutcome> {
     const writes = cmd.op !== 'read';
-    const out = await this.servicer.run(async () => {
-      await this.lock.with(() => this.aperture.syncToGpu());
-      if (writes) this.aperture.mayBeDirty = true;
-      const r = await this.engine.runRound(cmd);
-      this.stats.rounds++;
-      this.stats.faultRecords += r.faults.length;
-      if (!r.finished && !faulting) throw err('ENOENT', `page not mirrored in [0x${(cmd.page * PAGE_SIZE).toString(16)}, +${cmd.npages} pages)`);
-      return r;
-    }, cmd, MAX_ROUNDS);
+    const service: FaultService = faulting ? this.servicer.forCommand(cmd) : {
+      service: () => Promise.reject(err('ENOENT', `page not mirrored in [0x${(cmd.page * PAGE_SIZE).toString(16)}, +${cmd.npages} pages)`)),
+    };
+    const out = await replayCommand(this.engine, cmd, service, {
+      maxRounds: MAX_ROUNDS,
+      beforeRound: async () => {
+        await this.lock.with(() => this.aperture.syncToGpu());
+        if (writes) this.aperture.mayBeDirty = true;
+      },
+    });
     if (writes) await this.lock.with(() => this.aperture.writeback());
     return out;
   }
@@ -626,10 +354,10 @@ export class Dmirror {
    * Run a command the caller built on this mirror's engine (a workload kernel, say) to
    * completion, its range pinned against aperture eviction while it runs.
    */
-  runKernel(cmd: MirrorCommand): Promise<{ rounds: number; faultRounds: number }> {
+  runKernel(cmd: MirrorCommand): Promise<CommandOutcome> {
     return this.#ioctl(true, () => {
-      this.stats.commands++;
-      return this.#withPinned(cmd.page, cmd.npages, () => this.#rounds(cmd, true));
+      this.#stats.commands++;
+      return this.pt.withPinned(cmd.page, cmd.npages, () => this.#rounds(cmd, true));
     });
   }
 
@@ -718,19 +446,6 @@ export class Dmirror {
     return { cpages: r.npages, faults };
   }
 
-  /** Every VMA piece of [start, end), EINVAL for a hole or a VMA without read permission. */
-  #vmaPieces(start: number, end: number): { start: number; end: number; write: boolean }[] {
-    const out: { start: number; end: number; write: boolean }[] = [];
-    for (let a = start; a < end;) {
-      const vma = this.mm.vmas.lookup(a);
-      if (vma === undefined || (vma.flags & VM_READ) === 0) throw err('EINVAL', `no readable VMA at 0x${a.toString(16)}`);
-      const next = Math.min(end, vma.end);
-      out.push({ start: a, end: next, write: (vma.flags & VM_WRITE) !== 0 });
-      a = next;
-    }
-    return out;
-  }
-
   /**
    * HMM_DMIRROR_MIGRATE_TO_DEV (dmirror_migrate_to_device): move the range's anonymous
    * pages into this device's memory and map them, then read the range back through the
@@ -744,123 +459,15 @@ export class Dmirror {
     await this.mm.lock.readLock();
     try {
       this.mm.checkAlive();
-      for (const piece of this.#vmaPieces(r.start, r.end)) await this.#migrateIn(piece.start, piece.end, piece.write);
+      this.engine.checkAlive();
+      for (const piece of vmaPieces(this.mm, r.start, r.end)) {
+        await dmirrorMigrateIn(this.#target(), this.device.devmem, this.#collecting, piece.start, piece.end, piece.write);
+      }
     } finally {
       this.mm.lock.readUnlock();
     }
     const { out } = await this.#run('read', r.start, r.npages, undefined, false);
     return { cpages: r.npages, faults: 0, data: out! };
-  }
-
-  /**
-   * migrate_vma_setup → alloc and copy → migrate_vma_pages → finalize → map, for one VMA
-   * piece (dmirror_migrate_to_device's loop body). Caller holds the mmap read lock.
-   *
-   * dmirror_migrate_alloc_and_copy skips a page it cannot allocate (device memory full) and
-   * migrates the rest; so does this.
-   *
-   * Mapping differs from dmirror_migrate_finalize_and_map, which stores the new pages with no
-   * sequence check: an invalidation that passed this mirror before the store (a DONTNEED
-   * waiting on another mirror's lock) then zaps the page and frees it while the mirror maps
-   * it. Here the mirror first drops its entries for the pages that move (their frames are
-   * freed by finalize), then maps what the CPU page table holds after finalize under
-   * mmu_interval_read_begin / read_retry (#mapMigrated) — after our own MIGRATE
-   * invalidations, whose sequence bump would otherwise fail every check.
-   */
-  async #migrateIn(start: number, end: number, vmaWrite: boolean): Promise<void> {
-    this.engine.checkAlive();
-    // Our own MIGRATE invalidation is not echoed back to us (see #ownMigration).
-    this.device.migrating = this;
-    let mig;
-    try {
-      mig = await migrateVmaSetup(this.mm, { start, end, flags: MIGRATE_VMA_SELECT_SYSTEM, pgmapOwner: this.device });
-    } finally {
-      this.device.migrating = null;
-    }
-    const dst = new Array<number>(mig.npages).fill(0);
-    let handed = false;
-    const moved = new Uint8Array(mig.npages);
-    try {
-      const uploads: { slot: number; data: Uint8Array }[] = [];
-      for (let i = 0; i < mig.npages; i++) {
-        const s = mig.src[i];
-        const sf = migratePfnFlags(s);
-        if ((sf & MIGRATE_PFN_MIGRATE) === 0) continue;
-        const spfn = (sf & MIGRATE_PFN_VALID) !== 0 ? migratePfnToPfn(s) : null;
-        if (spfn !== null && spfn >= this.device.machine.ram.npages) continue; // already device memory
-        let dpfn: number;
-        try {
-          dpfn = this.device.allocPage();
-        } catch (e) {
-          if (e instanceof HmmError && e.code === 'ENOMEM') continue; // dmirror_devmem_alloc_page() == NULL
-          throw e;
-        }
-        // Our own aperture may hold newer bytes than the frame: they were written back at
-        // the last command end or invalidation, so the frame is current here.
-        const slot = this.device.slotOf(dpfn);
-        uploads.push({ slot, data: spfn !== null ? this.device.machine.ram.data(spfn) : new Uint8Array(PAGE_SIZE) });
-        dst[i] = migratePfn(dpfn);
-        if ((sf & MIGRATE_PFN_WRITE) !== 0 || (spfn === null && vmaWrite)) dst[i] += MIGRATE_PFN_WRITE;
-      }
-      this.device.vram.uploadPages(uploads);
-      handed = true;
-      await migrateVmaPages(mig, dst);
-      // The sources that move are freed by finalize: our entries for them go first.
-      for (let i = 0; i < mig.npages; i++) {
-        if ((migratePfnFlags(mig.src[i]) & MIGRATE_PFN_MIGRATE) !== 0 && dst[i] !== 0) moved[i] = 1;
-      }
-      await this.lock.with(async () => {
-        const leaves: UnmappedLeaf[] = [];
-        for (let i = 0; i < mig.npages; i++) if (moved[i] !== 0) leaves.push(...this.engine.pt.unmap(start / PAGE_SIZE + i, 1));
-        await this.#shootdown(leaves);
-      });
-    } catch (e) {
-      // The device lost, say: the pages we allocated but never handed to migrate_vma_pages
-      // go back (finalize restores the sources).
-      if (!handed) {
-        for (let i = 0; i < dst.length; i++) if (dst[i] !== 0) this.device.pagemap.put(migratePfnToPfn(dst[i]));
-        dst.fill(0);
-      }
-      throw e;
-    } finally {
-      await migrateVmaFinalize(mig);
-    }
-    if (moved.includes(1)) await this.#mapMigrated(start, end, moved);
-  }
-
-  /**
-   * Map the device pages a migration to this device left in [start, end) (`moved[i]` set),
-   * the way a driver's fault path maps anything: hmm_range_fault without faulting, then under
-   * the update lock mmu_interval_read_retry, again on a moved sequence, EBUSY after
-   * HMM_RANGE_DEFAULT_TIMEOUT. A page that is no longer ours (a DONTNEED, a CPU fault that
-   * migrated it back) is simply not mapped. Caller holds the mmap read lock.
-   */
-  async #mapMigrated(start: number, end: number, moved: Uint8Array): Promise<void> {
-    const sched = this.mm.core.sched;
-    const deadline = sched.now() + HMM_RANGE_DEFAULT_TIMEOUT;
-    const range = hmmRange({ notifier: this.notifier, start, end, devPrivateOwner: this.device });
-    const { pfns, flags } = range.hmmPfns;
-    for (;;) {
-      if (sched.now() > deadline) throw err('EBUSY', `mapping migrated pages of [0x${start.toString(16)}, 0x${end.toString(16)}) kept colliding with invalidations`);
-      range.notifierSeq = await this.notifier.readBegin();
-      try {
-        await hmmRangeFault(this.mm, range);
-      } catch (e) {
-        if (e instanceof HmmError && e.code === 'EBUSY') continue;
-        throw e;
-      }
-      await this.lock.lock();
-      try {
-        if (this.notifier.readRetry(range.notifierSeq)) continue;
-        for (let i = 0; i < moved.length; i++) {
-          if (moved[i] === 0 || (flags[i] & HMM_PFN_VALID) === 0 || !this.device.pagemap.contains(pfns[i])) flags[i] = 0;
-        }
-        await this.#update(start, pfns, flags);
-        return;
-      } finally {
-        this.lock.unlock();
-      }
-    }
   }
 
   /** HMM_DMIRROR_MIGRATE_TO_SYS (dmirror_migrate_to_system): cpages = pages moved back. */
@@ -871,7 +478,7 @@ export class Dmirror {
     await this.mm.lock.readLock();
     try {
       this.mm.checkAlive();
-      for (const piece of this.#vmaPieces(r.start, r.end)) cpages += await this.device.evict(this.mm, piece.start, piece.end);
+      for (const piece of vmaPieces(this.mm, r.start, r.end)) cpages += await this.device.devmem.evict(this.mm, piece.start, piece.end);
     } finally {
       this.mm.lock.readUnlock();
     }
@@ -886,74 +493,7 @@ export class Dmirror {
   async #snapshot(addr: number, npages: number): Promise<Uint8Array> {
     this.#checkOpen();
     const r = checkRange(addr, npages);
-    const out = new Uint8Array(r.npages);
-    for (let a = r.start; a < r.end; a += SNAPSHOT_PAGES * PAGE_SIZE) {
-      const range = await this.#rangeSnapshot(a, Math.min(a + SNAPSHOT_PAGES * PAGE_SIZE, r.end));
-      this.#mkentries(range.hmmPfns.pfns, range.hmmPfns.flags, out, (a - r.start) / PAGE_SIZE);
-    }
-    return out;
-  }
-
-  /** dmirror_range_snapshot: hmm_range_fault (no faulting) until no invalidation raced it. */
-  async #rangeSnapshot(start: number, end: number): Promise<ReturnType<typeof hmmRange>> {
-    const sched = this.mm.core.sched;
-    const deadline = sched.now() + HMM_RANGE_DEFAULT_TIMEOUT;
-    // dmirror_snapshot_invalidate: any invalidation of the interval spoils the whole snapshot.
-    const notifier = await this.mm.notifiers.insertInterval(start, end - start, {
-      invalidate: async (sub, range, seq) => {
-        if (!this.lock.tryLock()) {
-          if (!range.blockable) return false;
-          await this.lock.lock();
-        }
-        try {
-          sub.setSeq(seq);
-        } finally {
-          this.lock.unlock();
-        }
-        return true;
-      },
-    });
-    try {
-      const range = hmmRange({ notifier, start, end, devPrivateOwner: this.device });
-      for (;;) {
-        if (sched.now() > deadline) throw err('EBUSY', `snapshot of [0x${start.toString(16)}, 0x${end.toString(16)}) kept colliding with invalidations`);
-        range.notifierSeq = await notifier.readBegin();
-        await this.mm.lock.readLock();
-        try {
-          this.mm.checkAlive();
-          await hmmRangeFault(this.mm, range);
-        } catch (e) {
-          if (e instanceof HmmError && e.code === 'EBUSY') continue;
-          throw e;
-        } finally {
-          this.mm.lock.readUnlock();
-        }
-        await this.servicer.opts.afterRangeFault?.(start, end);
-        if (!(await this.lock.with(() => notifier.readRetry(range.notifierSeq)))) return range;
-      }
-    } finally {
-      await notifier.remove();
-    }
-  }
-
-  /** dmirror_mkentry for each page: out[at + i] from hmm's pfns and flags. */
-  #mkentries(pfns: Uint32Array, fl: Uint8Array, out: Uint8Array, at: number): void {
-    const ram = this.device.machine.ram;
-    for (let i = 0; i < pfns.length; i++) {
-      const f = fl[i];
-      const pfn = pfns[i];
-      if ((f & HMM_PFN_ERROR) !== 0) { out[at + i] = HMM_DMIRROR_PROT_ERROR; continue; }
-      if ((f & HMM_PFN_VALID) === 0) { out[at + i] = HMM_DMIRROR_PROT_NONE; continue; }
-      let prot = 0;
-      const pm = this.device.machine.pagemapOf(pfn);
-      if (pm !== null) prot = pm.owner === this.device ? HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL : HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE;
-      else if (pfn === ram.zeroPfn) prot = HMM_DMIRROR_PROT_ZERO;
-      prot |= (f & HMM_PFN_WRITE) !== 0 ? HMM_DMIRROR_PROT_WRITE : HMM_DMIRROR_PROT_READ;
-      const order = hmmPfnToMapOrder(f);
-      if (order === 9) prot |= HMM_DMIRROR_PROT_PMD;
-      else if (order === 18) prot |= HMM_DMIRROR_PROT_PUD;
-      out[at + i] = prot;
-    }
+    return dmirrorSnapshot(this.#target(), r.start, r.end, this.servicer.opts.afterRangeFault);
   }
 
   /** HMM_DMIRROR_EXCLUSIVE (dmirror_exclusive): atomic access to every page, then read back. */
@@ -961,7 +501,7 @@ export class Dmirror {
     this.#checkOpen();
     const r = checkRange(addr, npages);
     checkBounce(r.npages);
-    const { out } = await this.#withPinned(r.start / PAGE_SIZE, r.npages, async () => {
+    const { out } = await this.pt.withPinned(r.start / PAGE_SIZE, r.npages, async () => {
       await this.#exclusiveMap(r.start, r.npages);
       return this.#run('read', r.start, r.npages, undefined, false);
     });
@@ -980,10 +520,9 @@ export class Dmirror {
       const stale: number[] = [];
       let checked = 0;
       for (let p = r.start / PAGE_SIZE; p < r.end / PAGE_SIZE; p++) {
-        const e = this.engine.pt.lookup(p);
-        if (e === null) continue;
+        const mirrored = this.pt.pfnAt(p);
+        if (mirrored === null) continue;
         checked++;
-        const mirrored = (e.flags & PTE_DEVICE) !== 0 ? this.device.pagemap.basePfn + e.slot : this.aperture.pfnOf(e.slot);
         if (mirrored !== cpuPfn(this.mm, p * PAGE_SIZE)) stale.push(p * PAGE_SIZE);
       }
       return { checked, stale };
@@ -997,16 +536,15 @@ export class Dmirror {
     await this.lock.with(() => {
       // Only what the mirror maps (xa_for_each_range in dmirror_check_atomic), not every
       // page number of the range: the whole address space is 2^35 of them.
-      const first = r.start / PAGE_SIZE;
-      const leaf = this.engine.pt.findLeaf(first, r.npages, (l) => (l.flags & PTE_EXCLUSIVE) !== 0);
-      if (leaf !== null) throw err('EPERM', `page 0x${(Math.max(leaf.page, first) * PAGE_SIZE).toString(16)} is still exclusive`);
+      const page = this.pt.firstExclusive(r.start / PAGE_SIZE, r.npages);
+      if (page !== null) throw err('EPERM', `page 0x${(page * PAGE_SIZE).toString(16)} is still exclusive`);
     });
   }
 
   /** HMM_DMIRROR_RELEASE: evict every page of this device's memory to system memory. */
   async #releaseDevice(): Promise<void> {
     this.#checkOpen();
-    await this.device.evictAll();
+    await this.device.devmem.evictAll();
   }
 
   /** mmap() of the device file itself: fresh pages inserted into a VM_MIXEDMAP mapping. */
@@ -1041,15 +579,8 @@ export class Dmirror {
     const n = this.#notifier;
     this.#closed = true;
     if (n !== null) await n.remove();
-    if (this.#hmm !== null) await hmmMirrorUnregister(this.#hmm, this.#hmmOps);
-    await this.lock.with(async () => {
-      const leaves = this.engine.pt.unmap(0, TASK_SIZE / PAGE_SIZE);
-      await this.#gpuSafe(async () => {
-        await this.engine.fence();
-        await this.aperture.writeback();
-      });
-      this.#release(leaves);
-    });
+    await this.#v52.unregister();
+    await this.lock.with(() => this.pt.zapAll());
     this.engine.destroy();
     this.device.mirrors.delete(this);
   }

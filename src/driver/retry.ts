@@ -17,14 +17,20 @@
  * takes it per attempt, as the v5.2 documentation's pattern did (it sleeps in
  * wait_until_valid without it, and hmm_range_fault drops it on EAGAIN).
  */
+import { PTE_EXCLUSIVE } from '../device/page-table.js';
 import { err, HmmError } from '../errors.js';
-import { HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE } from '../hmm/pfn.js';
+import { HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID } from '../hmm/pfn.js';
 import { hmmRange, hmmRangeFault } from '../hmm/range-fault.js';
 import {
-  hmmRangeFaultV52, hmmRangeRegister, hmmRangeUnregister, hmmRangeV52, hmmRangeWaitUntilValid, type Hmm,
+  hmmMirrorRegister, hmmMirrorUnregister, hmmRangeFaultV52, hmmRangeRegister, hmmRangeUnregister, hmmRangeV52,
+  hmmRangeWaitUntilValid, type Hmm, type HmmMirrorOps,
 } from '../hmm/range-v52.js';
+import { PAGE_SIZE } from '../mm/constants.js';
+import { makeDeviceExclusive } from '../mm/migrate.js';
 import type { MmStruct } from '../mm/mm.js';
 import type { MmuIntervalNotifier } from '../mm/notifier.js';
+import { isDeviceExclusive, pteIndex } from '../mm/page-table.js';
+import type { MirrorPt } from './mirror-pt.js';
 import type { Mutex } from './mutex.js';
 import type { BatchRecord } from './records.js';
 
@@ -34,17 +40,54 @@ export const HMM_RANGE_DEFAULT_TIMEOUT = 1000;
 export type RetryProtocol = 'seq' | 'valid-flag' | 'lock-fallback';
 export const RETRY_PROTOCOLS: readonly RetryProtocol[] = ['seq', 'valid-flag', 'lock-fallback'];
 
-/** What a protocol needs from the mirror it services. */
+/**
+ * What fault servicing needs of the mirror it services: the mirror's page table (faults
+ * are installed there, under `lock`), its interval notifier and locks — data only flows
+ * up into `pt`; invalidations come down through the notifier, never through this.
+ */
 export interface MirrorTarget {
   readonly mm: MmStruct;
   readonly notifier: MmuIntervalNotifier;
   /** The driver's update lock (dmirror->mutex). */
   readonly lock: Mutex;
+  /** The mirror's page table (dmirror->pt): dmirror_do_fault installs there. */
+  readonly pt: MirrorPt;
   readonly devPrivateOwner: unknown;
-  /** Program the mirror from hmm output; caller holds `lock`. Returns contiguous runs written. */
-  update(start: number, pfns: Uint32Array, flags: Uint8Array): Promise<number>;
-  /** The mirror's v5.2 hmm_mirror (registered on first use). */
-  v52(): Promise<Hmm>;
+  /** The mirror's v5.2 hmm_mirror, for the valid-flag protocol. */
+  readonly v52: V52Mirror;
+}
+
+/**
+ * A mirror's v5.2 hmm_mirror, registered on first use (only the valid-flag protocol needs
+ * one). Its sync callback does nothing: the interval notifier zaps.
+ */
+export class V52Mirror {
+  readonly #mm: MmStruct;
+  readonly #ops: HmmMirrorOps = { syncCpuDevicePagetables: () => true };
+  #hmm: Hmm | null = null;
+
+  constructor(mm: MmStruct) {
+    this.#mm = mm;
+  }
+
+  /** hmm_mirror_register (under the mmap write lock), once. */
+  async get(): Promise<Hmm> {
+    if (this.#hmm === null) {
+      await this.#mm.lock.writeLock();
+      try {
+        this.#hmm ??= hmmMirrorRegister(this.#mm, this.#ops);
+      } finally {
+        this.#mm.lock.writeUnlock();
+      }
+    }
+    return this.#hmm;
+  }
+
+  /** hmm_mirror_unregister, if it was ever registered. */
+  async unregister(): Promise<void> {
+    if (this.#hmm !== null) await hmmMirrorUnregister(this.#hmm, this.#ops);
+    this.#hmm = null;
+  }
 }
 
 export interface RetryOptions {
@@ -109,7 +152,7 @@ async function seq(
         rec.retries++;
         continue;
       }
-      rec.mirrorWrites += await t.update(start, range.hmmPfns.pfns, range.hmmPfns.flags);
+      rec.mirrorWrites += await t.pt.doFault(start, range.hmmPfns.pfns, range.hmmPfns.flags);
       return;
     } finally {
       t.lock.unlock();
@@ -163,7 +206,7 @@ export async function dmirrorRangeFault(
         rec.retries++;
         continue;
       }
-      rec.mirrorWrites += await t.update(start, range.hmmPfns.pfns, range.hmmPfns.flags);
+      rec.mirrorWrites += await t.pt.doFault(start, range.hmmPfns.pfns, range.hmmPfns.flags);
       return;
     } finally {
       t.lock.unlock();
@@ -174,7 +217,7 @@ export async function dmirrorRangeFault(
 async function validFlag(
   t: MirrorTarget, start: number, end: number, write: boolean, opts: RetryOptions, rec: BatchRecord,
 ): Promise<void> {
-  const hmm = await t.v52();
+  const hmm = await t.v52.get();
   const sched = t.mm.core.sched;
   const deadline = sched.now() + opts.timeoutMs;
   const range = hmmRangeV52(start, end, {
@@ -207,7 +250,7 @@ async function validFlag(
             rec.retries++;
             continue;
           }
-          rec.mirrorWrites += await t.update(start, range.hmmPfns.pfns, range.hmmPfns.flags);
+          rec.mirrorWrites += await t.pt.doFault(start, range.hmmPfns.pfns, range.hmmPfns.flags);
           return;
         } finally {
           t.lock.unlock();
@@ -219,4 +262,49 @@ async function validFlag(
   } finally {
     hmmRangeUnregister(range);
   }
+}
+
+/** Does the CPU page table hold a device-exclusive entry for `pfn` at addr? */
+function cpuExclusive(mm: MmStruct, addr: number, pfn: number): boolean {
+  const t = mm.pgtable.pteTable(addr, false);
+  return t !== null && isDeviceExclusive(t.flags[pteIndex(addr)]) && t.pfn[pteIndex(addr)] === pfn;
+}
+
+/**
+ * dmirror_exclusive's loop body and dmirror_atomic_map: make_device_exclusive each page of
+ * [start, start + npages) and map it atomic. Caller holds the mmap read lock. Returns runs
+ * written. The entry is atomic only (DPT_XA_TAG_ATOMIC, not the WRITE tag): a device write
+ * to it faults, and hmm_range_fault's write fault restores the CPU's PTE
+ * (remove_device_exclusive_entry), revoking the exclusive access.
+ *
+ * dmirror_atomic_map stores with no sequence check (the folio lock keeps a CPU fault out,
+ * but not a zap). Here the sequence is sampled after make_device_exclusive (its own
+ * EXCLUSIVE invalidation, and the restore of an entry already exclusive, would fail every
+ * check sampled before), so under the update lock both must hold: no invalidation reached
+ * us since mmu_interval_read_begin (which waits out one that already had), and the CPU
+ * entry is still our exclusive entry for that page. Else again, EBUSY after
+ * HMM_RANGE_DEFAULT_TIMEOUT.
+ */
+export async function dmirrorAtomicMap(t: MirrorTarget, start: number, npages: number): Promise<number> {
+  t.mm.checkAlive();
+  const sched = t.mm.core.sched;
+  let runs = 0;
+  for (let i = 0; i < npages; i++) {
+    const a = start + i * PAGE_SIZE;
+    const deadline = sched.now() + HMM_RANGE_DEFAULT_TIMEOUT;
+    for (;;) {
+      if (sched.now() > deadline) throw err('EBUSY', `exclusive access to 0x${a.toString(16)} kept being revoked`);
+      const pfn = await makeDeviceExclusive(t.mm, a, t.devPrivateOwner);
+      const seq = await t.notifier.readBegin();
+      await t.lock.lock();
+      try {
+        if (t.notifier.readRetry(seq) || !cpuExclusive(t.mm, a, pfn)) continue;
+        runs += await t.pt.doFault(a, Uint32Array.of(pfn), Uint8Array.of(HMM_PFN_VALID), PTE_EXCLUSIVE);
+        break;
+      } finally {
+        t.lock.unlock();
+      }
+    }
+  }
+  return runs;
 }

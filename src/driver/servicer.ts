@@ -1,8 +1,8 @@
 /**
- * The fault-servicing loop of one command (UVM's uvm_gpu_service_replayable_faults):
- * replay the kernel, fetch up to `batchSize` fault records at a time from what the round
- * left in the fault buffer, coalesce them, service every group through the chosen retry
- * protocol under one mmap lock per batch, and replay when the policy says:
+ * Fault servicing (UVM's uvm_gpu_service_replayable_faults), the FaultService the replay
+ * loop (src/device/replay.ts) is given: fetch up to `batchSize` fault records at a time
+ * from what the round left in the fault buffer, coalesce them, service every group through
+ * the chosen retry protocol under one mmap lock per batch, and replay when the policy says:
  *
  *   'block'        after each serviced group (UVM_PERF_FAULT_REPLAY_POLICY_BLOCK)
  *   'batch'        after each batch; the rest of the buffer is serviced after the replay
@@ -15,12 +15,14 @@
  */
 import type { FaultRecord } from '../device/fault-queue.js';
 import type { MirrorOp, RoundResult } from '../device/mirror-engine.js';
+import type { FaultService } from '../device/replay.js';
 import { err } from '../errors.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 import { coalesce, perFault, windowBytes, type CoalesceResult, type FaultGroup, type WindowPolicy } from './coalesce.js';
 import { emptyRecord, type BatchRecord } from './records.js';
 import {
-  dmirrorRangeFault, HMM_RANGE_DEFAULT_TIMEOUT, serviceRange, type LockState, type MirrorTarget, type RetryProtocol,
+  dmirrorAtomicMap, dmirrorRangeFault, HMM_RANGE_DEFAULT_TIMEOUT, serviceRange, type LockState, type MirrorTarget,
+  type RetryProtocol,
 } from './retry.js';
 
 export type ReplayPolicy = 'block' | 'batch' | 'batch-flush' | 'once';
@@ -53,16 +55,6 @@ export const DEFAULT_SERVICER: ServicerOptions = {
   timeoutMs: HMM_RANGE_DEFAULT_TIMEOUT, fallbackAfter: 3, restOfRangeOnOverflow: false, rangePages: 0,
 };
 
-/** What the servicer needs beyond the retry protocols. */
-export interface ServiceTarget extends MirrorTarget {
-  /** Does the mirror already map `page` with at least `rank` (0 read, 1 write, 2 atomic)? */
-  isMapped(page: number, rank: number): boolean;
-  /** make_device_exclusive + map atomic, for [start, end); mmap lock held. Returns runs written. */
-  exclusiveMap(start: number, end: number): Promise<number>;
-  /** When the block at this address was last validated (for the 'amd' window), and a setter. */
-  validatedAt: Map<number, number>;
-}
-
 export interface CommandRange {
   page: number;
   npages: number;
@@ -70,12 +62,14 @@ export interface CommandRange {
 }
 
 export class FaultServicer {
-  readonly target: ServiceTarget;
+  readonly target: MirrorTarget;
   readonly opts: ServicerOptions;
   readonly records: BatchRecord[] = [];
   readonly #t0: number;
+  /** When each 'amd' window block was last validated (UVM's per-block service timestamp). */
+  readonly #validatedAt = new Map<number, number>();
 
-  constructor(target: ServiceTarget, opts: Partial<ServicerOptions> = {}) {
+  constructor(target: MirrorTarget, opts: Partial<ServicerOptions> = {}) {
     this.target = target;
     this.opts = { ...DEFAULT_SERVICER, ...opts };
     if (!(this.opts.batchSize >= 1)) throw err('EINVAL', `batch size ${this.opts.batchSize}`);
@@ -83,43 +77,37 @@ export class FaultServicer {
   }
 
   /**
-   * Run a command to completion: `round()` replays it (one dispatch) and returns the
-   * faults it recorded. Returns the rounds run and those that ended in faults.
+   * The fault service of one command, for the replay loop (replayCommand): called after
+   * each round that faulted. Faults not serviced yet (a 'batch' replay) are held over to
+   * the next round's service.
    */
-  async run(round: () => Promise<RoundResult>, cmd: CommandRange, maxRounds = 100_000): Promise<{ rounds: number; faultRounds: number }> {
+  forCommand(cmd: CommandRange): FaultService {
     let buffer: FaultRecord[] = [];
     let overflow = false;
-    let rounds = 0;
-    let faultRounds = 0;
-    for (;;) {
-      const r = await round();
-      rounds++;
-      if (r.finished) return { rounds, faultRounds };
-      if (rounds >= maxRounds) throw err('EFAULT', `command still faulting after ${rounds} rounds`);
-      if (r.faults.length === 0 && !r.overflow && buffer.length === 0) {
-        throw err('EIO', 'a round missed pages without recording a fault');
-      }
-      faultRounds++;
-      if (this.opts.rangePages > 0 && cmd.op !== 'atomic') {
-        await this.#dmirrorFault(r.faults, r.overflow || buffer.length > 0, rounds, cmd);
-        buffer = [];
-        continue;
-      }
-      buffer = buffer.concat(r.faults);
-      overflow ||= r.overflow;
-      if (overflow && this.opts.restOfRangeOnOverflow) {
-        buffer = buffer.concat(restOfRange(buffer, cmd));
+    return {
+      backlog: () => buffer.length,
+      service: async (r: RoundResult, round: number) => {
+        if (this.opts.rangePages > 0 && cmd.op !== 'atomic') {
+          await this.#dmirrorFault(r.faults, r.overflow || buffer.length > 0, round, cmd);
+          buffer = [];
+          return;
+        }
+        buffer = buffer.concat(r.faults);
+        overflow ||= r.overflow;
+        if (overflow && this.opts.restOfRangeOnOverflow) {
+          buffer = buffer.concat(restOfRange(buffer, cmd));
+          overflow = false;
+        }
+        // Service batches until the policy says replay.
+        do {
+          const batch = buffer.splice(0, Math.min(buffer.length, this.opts.batchSize));
+          const leftover = await this.#serviceBatch(batch, round, cmd);
+          if (leftover.length > 0) buffer = leftover.concat(buffer);
+          if (this.opts.replay === 'batch-flush') buffer = [];
+        } while (buffer.length > 0 && this.opts.replay === 'once');
         overflow = false;
-      }
-      // Service batches until the policy says replay.
-      do {
-        const batch = buffer.splice(0, Math.min(buffer.length, this.opts.batchSize));
-        const leftover = await this.#serviceBatch(batch, rounds, cmd);
-        if (leftover.length > 0) buffer = leftover.concat(buffer);
-        if (this.opts.replay === 'batch-flush') buffer = [];
-      } while (buffer.length > 0 && this.opts.replay === 'once');
-      overflow = false;
-    }
+      },
+    };
   }
 
   /**
@@ -170,8 +158,8 @@ export class FaultServicer {
       t.mm.checkAlive();
       const c: CoalesceResult = this.opts.coalesce
         ? coalesce(t.mm, batch, {
-          window: this.opts.window, isMapped: (p, rank) => t.isMapped(p, rank),
-          lastValidated: (b) => t.validatedAt.get(b), now: sched.now(),
+          window: this.opts.window, isMapped: (p, rank) => t.pt.isMapped(p, rank),
+          lastValidated: (b) => this.#validatedAt.get(b), now: sched.now(),
           clip: { start: cmd.page * PAGE_SIZE, end: (cmd.page + cmd.npages) * PAGE_SIZE },
         })
         : perFault(t.mm, batch);
@@ -208,12 +196,12 @@ export class FaultServicer {
       if (lock.mode === 'none') {
         await t.mm.lock.readLock();
         try {
-          for (const p of g.pages) rec.mirrorWrites += await t.exclusiveMap(p * PAGE_SIZE, p * PAGE_SIZE + PAGE_SIZE);
+          for (const p of g.pages) rec.mirrorWrites += await dmirrorAtomicMap(t, p * PAGE_SIZE, 1);
         } finally {
           t.mm.lock.readUnlock();
         }
       } else {
-        for (const p of g.pages) rec.mirrorWrites += await t.exclusiveMap(p * PAGE_SIZE, p * PAGE_SIZE + PAGE_SIZE);
+        for (const p of g.pages) rec.mirrorWrites += await dmirrorAtomicMap(t, p * PAGE_SIZE, 1);
       }
       return;
     }
@@ -222,7 +210,7 @@ export class FaultServicer {
       t.mm.lock.downgrade(); // mmap_write_downgrade: the rest of the batch needs only read
       lock.mode = 'read';
     }
-    if (this.opts.window === 'amd') t.validatedAt.set(Math.floor(g.start / windowBytes('amd')) * windowBytes('amd'), t.mm.core.sched.now());
+    if (this.opts.window === 'amd') this.#validatedAt.set(Math.floor(g.start / windowBytes('amd')) * windowBytes('amd'), t.mm.core.sched.now());
   }
 }
 
@@ -236,3 +224,19 @@ function restOfRange(buffer: readonly FaultRecord[], cmd: CommandRange): FaultRe
   for (let p = from; p < cmd.page + cmd.npages; p++) out.push({ page: p, access, source: -1, protection: false });
   return out;
 }
+
+/**
+ * dmirror's own fault servicing (lib/test_hmm.c's dmirror_fault): after a round that
+ * faulted, every page from the lowest fault to the end of the command, in 64-page
+ * hmm_range_fault ranges, each with its own mmu_interval_read_begin / mmap_read_lock /
+ * hmm_range_fault / read_retry loop and HMM_RANGE_DEFAULT_TIMEOUT — so a fresh buffer needs
+ * exactly one fault round, as the selftests expect. (setServicer's experiment options keep
+ * batching, coalescing windows and the other protocols; atomic commands use the 2 MiB
+ * windows here.)
+ */
+export const DMIRROR_SERVICER: Partial<ServicerOptions> = {
+  batchSize: Infinity, replay: 'once', window: 2097152, coalesce: true, protocol: 'seq',
+  timeoutMs: HMM_RANGE_DEFAULT_TIMEOUT, restOfRangeOnOverflow: true, rangePages: 64,
+};
+/** Options that shape the servicing: setting any selects the batching/coalescing servicer. */
+export const SERVICER_SHAPE: readonly (keyof ServicerOptions)[] = ['batchSize', 'replay', 'window', 'coalesce', 'protocol', 'fallbackAfter'];

@@ -19,7 +19,6 @@
  * else (a bug) throws, and the experiment driver records it as such.
  */
 import { defaultGpu } from '../driver/dmirror-device.js';
-import type { DmirrorDevice } from '../driver/dmirror-device.js';
 import { totals } from '../driver/records.js';
 import type { FaultServicer } from '../driver/servicer.js';
 import { HmmError } from '../errors.js';
@@ -99,7 +98,7 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     const size = pages * PAGE_SIZE;
     const start = await proc.mmap(BUFFER_ADDR, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
     if (start % PMD_SIZE !== 0) throw new Error(`buffer at 0x${start.toString(16)} is not 2 MiB aligned`);
-    const mirror = await (machine.devices[0] as unknown as DmirrorDevice).open(proc);
+    const mirror = await machine.devices[0].open(proc);
     servicer = mirror.setServicer({
       window: config.window, batchSize: config.batchSize, replay: config.replay, protocol: config.protocol,
       coalesce: config.coalesce, timeoutMs: SERVICER_TIMEOUT_MS, fallbackAfter: SERVICER_FALLBACK_AFTER,

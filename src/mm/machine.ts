@@ -1,8 +1,8 @@
 /**
  * The emulated machine: system RAM (PhysMem, lazily backed), swap, device pagemaps, files
- * and processes. src/system.ts's createMachine() builds one with its mirror devices.
+ * and processes. It knows nothing of devices: src/system.ts's System is a Machine with its
+ * mirror devices on it.
  */
-import type { MirrorDevice } from '../api.js';
 import { err } from '../errors.js';
 import { defaultScheduler, type Scheduler } from '../sched/scheduler.js';
 import { MemFile, MAX_FILE_SIZE } from './file.js';
@@ -12,17 +12,10 @@ import { MemCore } from './pages.js';
 import { Process, type ProcessHost } from './process.js';
 
 export interface MachineOptions {
-  /** Number of mirror devices (used by the GPU layer). */
-  devices?: number;
-  /** Device memory per device, in pages (used by the GPU layer). */
-  devicePages?: number;
   /** System RAM in 4 KiB pages (default 1 << 20 = 4 GiB, backed only where touched). */
   systemPages?: number;
-  gpu?: GPU;
   scheduler?: Scheduler;
 }
-
-export type { MirrorDevice } from '../api.js';
 
 export const DEFAULT_SYSTEM_PAGES = 1 << 20;
 
@@ -30,8 +23,6 @@ export class Machine implements ProcessHost {
   readonly core: MemCore;
   readonly options: Readonly<MachineOptions>;
   readonly processes = new Map<number, Process>();
-  /** The GPU layer pushes its devices here. */
-  readonly devices: MirrorDevice[] = [];
   #pid = 0;
   #destroyed = false;
 
@@ -86,12 +77,8 @@ export class Machine implements ProcessHost {
   }
 
   /** Exit every process and close every file: all RAM but the zero page ends up free. */
-  /** Run before teardown (the GPU layer closes its mirrors here). */
-  readonly destroyHooks: (() => Promise<void>)[] = [];
-
   async destroy(): Promise<void> {
     if (this.#destroyed) return;
-    for (const hook of this.destroyHooks.splice(0)) await hook();
     for (const p of [...this.processes.values()]) if (!p.exited) await p.exit();
     for (const f of [...this.core.files]) f.close();
     this.#destroyed = true;

@@ -38,14 +38,18 @@ export const WRITE_THRESHOLD_ONE = 1 << 24;
 
 const GOLDEN = 0x9e3779b9;
 
-/** Entry point of each workload in workloads.wgsl. */
-export const ENTRY_POINTS: Readonly<Record<WorkloadName, string>> = {
-  stream: 'workload_stream',
-  strided: 'workload_strided',
-  random: 'workload_random',
-  stencil: 'workload_stencil',
-  gather: 'workload_gather',
-  pingpong: 'workload_pingpong',
+/**
+ * Each workload's KIND in workloads.wgsl: the value of its pipeline's override constant
+ * KIND (one entry point, one pipeline per workload); kernels.ts generates the WGSL's
+ * KIND_* constants from this table.
+ */
+export const WORKLOAD_KINDS: Readonly<Record<WorkloadName, number>> = {
+  stream: 0,
+  strided: 1,
+  random: 2,
+  stencil: 3,
+  gather: 4,
+  pingpong: 5,
 };
 
 /** lowbias32: hash32 in workloads.wgsl. */
@@ -127,7 +131,7 @@ function whole(v: number, unit: number): boolean {
 }
 
 export function resolveWorkload(spec: WorkloadSpec): WorkloadPlan {
-  if (!(spec.name in ENTRY_POINTS)) throw err('EINVAL', `unknown workload ${String(spec.name)}`);
+  if (!(spec.name in WORKLOAD_KINDS)) throw err('EINVAL', `unknown workload ${String(spec.name)}`);
   if (!Number.isSafeInteger(spec.start) || spec.start < 0 || spec.start % PAGE_SIZE !== 0) throw err('EINVAL', `workload start ${spec.start} is not page aligned`);
   if (!whole(spec.sizeBytes, PAGE_SIZE)) throw err('EINVAL', `workload size ${spec.sizeBytes} is not a whole number of pages`);
   const wsBytes = spec.workingSetBytes ?? spec.sizeBytes;

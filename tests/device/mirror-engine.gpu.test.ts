@@ -10,7 +10,7 @@ import type { FaultRecord } from '../../src/device/fault-queue.js';
 import { faultSourceOf, MirrorEngine, WORDS_PER_PAGE, type MirrorEngineOptions } from '../../src/device/mirror-engine.js';
 import { PTE_DEVICE, PTE_EXCLUSIVE, PTE_WRITE } from '../../src/device/page-table.js';
 import { gpuTest as test } from '../support/gpu.js';
-import { bit, expectAllEqual, patternPage, patternWord, POISON, toyService } from './mirror-helpers.js';
+import { bit, expectAllEqual, patternPage, patternWord, POISON, runToCompletion, toyService } from './mirror-helpers.js';
 
 type Gpu = { device: GPUDevice };
 
@@ -209,7 +209,7 @@ describe('MirrorEngine', () => {
       expectAllEqual(await cmd.readOutput(), poisoned(2), 'nothing ran');
 
       e.pt.map(page, slot, PTE_WRITE | PTE_EXCLUSIVE);
-      const out = await e.runCommand(cmd, toyService(e));
+      const out = await runToCompletion(e, cmd, toyService(e));
       expect(out).toEqual({ rounds: 2, faultRounds: 1 });
       const old = await cmd.readOutput();
       const want = expectedRead(page, 2, () => true);
@@ -224,7 +224,7 @@ describe('MirrorEngine', () => {
     });
   });
 
-  test('fault buffer overflow: records dropped, flag set, runCommand still completes every word', async ({ gpu }) => {
+  test('fault buffer overflow: records dropped, flag set, the replay loop still completes every word', async ({ gpu }) => {
     await withEngine(gpu, { faultCapacity: 8, faultSources: 8 }, async (e) => {
       const base = 2 ** 32 + 40;
       const n = 48;
@@ -235,7 +235,7 @@ describe('MirrorEngine', () => {
       expect(first.missed).toBe(n * 1024);
       await toyService(e)(first.faults);
       const log: FaultRecord[][] = [];
-      const out = await e.runCommand(cmd, toyService(e, log));
+      const out = await runToCompletion(e, cmd, toyService(e, log));
       expect(out.faultRounds).toBeGreaterThan(2);
       expect(log.every((b) => b.length <= 8)).toBe(true);
       expectAllEqual(await cmd.readOutput(), expectedRead(base, n, () => true), 'every word');
@@ -262,19 +262,19 @@ describe('MirrorEngine', () => {
       }
       expect(r.faults.map(key).sort()).toEqual([...want].sort());
       expectAllEqual(await cmd.readOutput(), expectedRead(base, n, present), '2-D first round');
-      await e.runCommand(cmd, toyService(e));
+      await runToCompletion(e, cmd, toyService(e));
       expectAllEqual(await cmd.readOutput(), expectedRead(base, n, () => true), '2-D complete');
     });
   });
 
-  test('runCommand: service errors propagate; an unresolved fault ends in EFAULT', async ({ gpu }) => {
+  test('replayCommand: service errors propagate; an unresolved fault ends in EFAULT', async ({ gpu }) => {
     await withEngine(gpu, {}, async (e) => {
       const cmd = e.createCommand({ op: 'read', page: 9, npages: 1 });
       const boom = new Error('SIGSEGV for the device');
-      await expect(e.runCommand(cmd, async () => { throw boom; })).rejects.toBe(boom);
-      await expect(e.runCommand(cmd, async () => {}, { maxRounds: 3 })).rejects.toBeErrno('EFAULT');
+      await expect(runToCompletion(e, cmd, async () => { throw boom; })).rejects.toBe(boom);
+      await expect(runToCompletion(e, cmd, async () => {}, 3)).rejects.toBeErrno('EFAULT');
       // The engine is still usable.
-      const ok = await e.runCommand(cmd, toyService(e));
+      const ok = await runToCompletion(e, cmd, toyService(e));
       expect(ok).toEqual({ rounds: 2, faultRounds: 1 });
     });
   });
@@ -287,7 +287,9 @@ describe('MirrorEngine', () => {
       // A round in flight when the shootdown starts.
       const inflight = e.runRound(cmd);
       while (e.stats.dispatches === 0) await new Promise((r) => setTimeout(r, 0));
-      const leaves = await e.shootdown(base + 1, 2);
+      const leaves = e.pt.unmap(base + 1, 2); // zap, flush, then wait out the round in flight
+      e.flush();
+      await e.syncWalkers();
       expect(leaves.map((l) => l.page)).toEqual([base + 1, base + 2]);
       expect((await inflight).finished).toBe(true);
       const again = e.createCommand({ op: 'read', page: base, npages: 4, data: poisoned(4) });
@@ -325,7 +327,7 @@ describe('MirrorEngine', () => {
     ctx.device.destroy();
     await ctx.device.lost;
     await expect(e.runRound(pending)).rejects.toBeErrno('ENODEV');
-    await expect(e.runCommand(pending, toyService(e))).rejects.toBeErrno('ENODEV');
+    await expect(runToCompletion(e, pending, toyService(e))).rejects.toBeErrno('ENODEV');
     expect(pending.done).toBe(0);
     await expect(e.fence()).rejects.toBeErrno('ENODEV');
     await expect(e.writebackDirty()).rejects.toBeErrno('ENODEV');

@@ -5,7 +5,8 @@
  */
 import { expect } from 'vitest';
 import type { FaultRecord } from '../../src/device/fault-queue.js';
-import { WORDS_PER_PAGE, type MirrorEngine } from '../../src/device/mirror-engine.js';
+import { WORDS_PER_PAGE, type MirrorCommand, type MirrorEngine } from '../../src/device/mirror-engine.js';
+import { replayCommand, type CommandOutcome } from '../../src/device/replay.js';
 import { PTE_EXCLUSIVE, PTE_WRITE } from '../../src/device/page-table.js';
 
 export { POISON } from '../../src/device/smoke.js';
@@ -35,6 +36,13 @@ export function expectAllEqual(got: Uint32Array, want: Uint32Array, what = ''): 
 
 export function bit(bits: Uint32Array, i: number): boolean {
   return (bits[i >>> 5] & (1 << (i & 31))) !== 0;
+}
+
+/** The replay loop with a plain function as its fault service (a toy driver's). */
+export function runToCompletion(
+  engine: MirrorEngine, cmd: MirrorCommand, fn: (faults: FaultRecord[]) => Promise<void>, maxRounds?: number,
+): Promise<CommandOutcome> {
+  return replayCommand(engine, cmd, { service: (r) => fn(r.faults) }, { maxRounds });
 }
 
 /**

@@ -13,7 +13,8 @@ import {
   checkFrameAccounting, createMachine, HmmError, MADV_DONTNEED, MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE,
   PROT_READ, PROT_WRITE, type Machine, type Mirror, type Process,
 } from '../../src/index.js';
-import { HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, type Dmirror } from '../../src/driver/dmirror.js';
+import type { Dmirror } from '../../src/driver/dmirror.js';
+import { HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL } from '../../src/driver/uapi.js';
 import type { DmirrorDevice } from '../../src/driver/dmirror-device.js';
 import { WORDS, pagesOf } from './pages.js';
 

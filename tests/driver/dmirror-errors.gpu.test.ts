@@ -17,7 +17,7 @@ import {
   checkFrameAccounting, createMachine, HmmError, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_NONE,
   PROT_READ, PROT_WRITE, type Errno, type Machine, type Mirror, type Process,
 } from '../../src/index.js';
-import { HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL } from '../../src/driver/dmirror.js';
+import { HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL } from '../../src/driver/uapi.js';
 import { pageTableSnapshot, vmaList } from '../mm/helpers.js';
 import { WORDS, firstDiff, pagesOf } from './pages.js';
 

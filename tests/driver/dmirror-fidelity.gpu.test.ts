@@ -12,7 +12,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Dmirror } from '../../src/driver/dmirror.js';
-import { HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL } from '../../src/driver/dmirror.js';
+import { HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL } from '../../src/driver/uapi.js';
 import { totals } from '../../src/driver/records.js';
 import {
   createMachine, MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine,

@@ -1,6 +1,7 @@
 /** Shared helpers for the mm tests: machines, patterns, snapshots, notifier recorders. */
 import { expect } from 'vitest';
 import { createMachine, type Machine, type Process } from '../../src/index.js';
+import type { Machine as MmMachine } from '../../src/mm/machine.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
 import type { MmStruct } from '../../src/mm/mm.js';
 import type { MmuNotifierRange } from '../../src/mm/notifier.js';
@@ -86,12 +87,12 @@ export function recordEvents(mm: MmStruct, onStart?: (r: MmuNotifierRange) => vo
   return { events, starts: () => events.filter((e) => e.phase === 'start') };
 }
 
-export function account(m: Machine): ReturnType<typeof checkFrameAccounting> {
+export function account(m: MmMachine): ReturnType<typeof checkFrameAccounting> {
   return checkFrameAccounting(m);
 }
 
 /** After destroy: every frame but the zero page is free, nothing in swap. */
-export async function destroyAndCheckEmpty(m: Machine): Promise<void> {
+export async function destroyAndCheckEmpty(m: MmMachine): Promise<void> {
   await m.destroy();
   const r = checkFrameAccounting(m);
   expect(r.usedFrames).toBe(1);

@@ -294,7 +294,7 @@ export function inspectMirror(m: Dmirror, addr: number, npages: number): MirrorE
       const device = (e.flags & PTE_DEVICE) !== 0;
       out.push({
         page: p, device, write: (e.flags & PTE_WRITE) !== 0, exclusive: (e.flags & PTE_EXCLUSIVE) !== 0,
-        pfn: device ? m.device.pagemap.basePfn + e.slot : m.aperture.pfnOf(e.slot) ?? -1,
+        pfn: device ? m.device.devmem.pagemap.basePfn + e.slot : m.aperture.pfnOf(e.slot) ?? -1,
       });
     }
     return out;

@@ -1,10 +1,22 @@
 /**
- * The mirror devices' public interface: lib/test_hmm.c's ioctls as methods. Declared apart
- * from the driver so the mm layer can name the type of Machine.devices without depending
- * on the driver (the driver implements it; src/system.ts puts devices on a machine).
+ * The mirror devices' user API (lib/test_hmm_uapi.h): the ioctls as methods of an open
+ * file, and HMM_DMIRROR_PROT_*, SNAPSHOT's byte per page. The driver implements it
+ * (Dmirror, DmirrorDevice); src/system.ts puts devices on a machine.
  */
-import type { Process } from './mm/process.js';
+import type { Process } from '../mm/process.js';
 
+/** HMM_DMIRROR_PROT_* (lib/test_hmm_uapi.h): SNAPSHOT's byte per page. */
+export const HMM_DMIRROR_PROT_ERROR = 0xff;
+export const HMM_DMIRROR_PROT_NONE = 0x00;
+export const HMM_DMIRROR_PROT_READ = 0x01;
+export const HMM_DMIRROR_PROT_WRITE = 0x02;
+export const HMM_DMIRROR_PROT_PMD = 0x04;
+export const HMM_DMIRROR_PROT_PUD = 0x08;
+export const HMM_DMIRROR_PROT_ZERO = 0x10;
+export const HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL = 0x20;
+export const HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE = 0x30;
+
+/** struct hmm_dmirror_cmd's results. */
 export interface MirrorResult {
   /** Pages the command completed. */
   cpages: number;
@@ -16,6 +28,7 @@ export interface MirrorResult {
   faults: number;
 }
 
+/** An open /dev/hmm_dmirrorN. */
 export interface Mirror {
   /** HMM_DMIRROR_READ. */
   read(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }>;
@@ -38,6 +51,7 @@ export interface Mirror {
   close(): Promise<void>;
 }
 
+/** /dev/hmm_dmirrorN. */
 export interface MirrorDevice {
   readonly index: number;
   open(proc: Process): Promise<Mirror>;

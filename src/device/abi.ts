@@ -1,0 +1,98 @@
+/**
+ * The GPU ABI of the mirror kernels, in one place: what the TS side and the WGSL side must
+ * agree on.
+ *  - Constants are TypeScript's: wgslConstants() generates them as a WGSL `const` block that
+ *    is prepended to every kernel's source at pipeline creation (withAbi), so the shaders
+ *    never spell a flag or a size by hand.
+ *  - Struct layouts are the WGSL's: offsets and sizes are read from the shader source with
+ *    webgpu-utils (makeShaderDataDefinitions), and Params is written through a structured
+ *    view of it, never through hand-counted offsets.
+ */
+import './float16.js';
+import { makeShaderDataDefinitions, makeStructuredView, type StructuredView, type VariableDefinition } from 'webgpu-utils';
+import commonWgsl from '../../shaders/mirror-common.wgsl?raw';
+import { FAULT_ACCESS_PROTECTION } from './fault-queue.js';
+import { PAGE_BYTES } from './page-pool.js';
+import { PT_ENTRIES, PTE_DEVICE, PTE_EXCLUSIVE, PTE_HUGE, PTE_INDEX_SHIFT, PTE_VALID, PTE_WRITE } from './page-table.js';
+
+/** Threads per workgroup. */
+export const MIRROR_WORKGROUP_SIZE = 256;
+/** Threads per page: one per done word (32 words each). */
+export const MIRROR_THREADS_PER_PAGE = 32;
+/** Range pages one workgroup serves. */
+export const MIRROR_PAGES_PER_WORKGROUP = MIRROR_WORKGROUP_SIZE / MIRROR_THREADS_PER_PAGE;
+/** Words per uTLB block: words [256k, 256k + 256) report through uTLB k % nsources. */
+export const MIRROR_TLB_BLOCK_WORDS = 256;
+export const WORDS_PER_PAGE = PAGE_BYTES / 4;
+/** Storage buffers the kernels bind (tables, aperture, vram, io, state, faults, dirty, done). */
+export const MIRROR_STORAGE_BUFFERS = 8;
+/** Fault record access codes (FaultQueue decodes them). */
+export const ACCESS_READ = 1;
+export const ACCESS_WRITE = 2;
+export const ACCESS_ATOMIC = 3;
+/** state[] words: 0 is a kernel's own counter, 1 the words a round left not done, 2..3 reserved. */
+export const STATE_MISSED = 1;
+export const STATE_HEADER_WORDS = 4;
+
+/** The constants every kernel sees, as WGSL: TypeScript is their single source. */
+export function wgslConstants(): string {
+  const u32: Record<string, number> = {
+    PTE_VALID, PTE_WRITE, PTE_EXCLUSIVE, PTE_DEVICE, PTE_HUGE, PTE_INDEX_SHIFT, PT_ENTRIES,
+    WORDS_PER_PAGE, VECS_PER_PAGE: WORDS_PER_PAGE / 4,
+    ACCESS_READ, ACCESS_WRITE, ACCESS_ATOMIC, ACCESS_PROTECTION: FAULT_ACCESS_PROTECTION,
+    STATE_MISSED, WG: MIRROR_WORKGROUP_SIZE, THREADS_PER_PAGE: MIRROR_THREADS_PER_PAGE,
+    VECS_PER_THREAD: WORDS_PER_PAGE / 4 / MIRROR_THREADS_PER_PAGE, TLB_BLOCK_WORDS: MIRROR_TLB_BLOCK_WORDS,
+  };
+  const lines = Object.entries(u32).map(([k, v]) => `const ${k}: u32 = ${v}u;`);
+  return `// Generated from src/device/abi.ts (wgslConstants): do not edit here.\n${lines.join('\n')}\n`;
+}
+
+/** A kernel's full source: the generated constants, mirror-common.wgsl, then the kernel file. */
+export function withAbi(kernelWgsl: string): string {
+  return wgslConstants() + commonWgsl + kernelWgsl;
+}
+
+let layout: { def: VariableDefinition; bytes: number; parityOffset: number } | null = null;
+
+/**
+ * struct Params as the WGSL lays it out, read on first use (webgpu-utils' reflection names
+ * GPUShaderStage, which Node only has once a GPU was acquired: src/device/gpu.ts).
+ */
+function paramsLayout(): { def: VariableDefinition; bytes: number; parityOffset: number } {
+  if (layout === null) {
+    const defs = makeShaderDataDefinitions(withAbi(''));
+    const def = defs.uniforms.params;
+    layout = { def, bytes: def.size, parityOffset: defs.structs.Params.fields.parity.offset };
+  }
+  return layout;
+}
+
+/** sizeof(struct Params). */
+export function paramsBytes(): number {
+  return paramsLayout().bytes;
+}
+
+/** offsetof(struct Params, parity): the one field a round rewrites. */
+export function parityOffset(): number {
+  return paramsLayout().parityOffset;
+}
+
+/** The fields of struct Params (mirror-common.wgsl), all u32. */
+export interface Params {
+  vaLo: number;
+  vaHi: number;
+  npages: number;
+  nwords: number;
+  nsources: number;
+  pendOff: number;
+  devDirtyOff: number;
+  doneWords: number;
+  parity: number;
+}
+
+/** Params as the uniform buffer holds them. */
+export function encodeParams(p: Partial<Params>): ArrayBuffer {
+  const view: StructuredView = makeStructuredView(paramsLayout().def);
+  view.set(p);
+  return view.arrayBuffer;
+}

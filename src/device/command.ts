@@ -1,0 +1,250 @@
+/**
+ * One command (a "push buffer" of one kernel over one range) and its GPU buffers: params,
+ * io, state (counters and the uTLBs' pending bitmap) and the two done bitmaps; the spare
+ * sets scratch commands recycle.
+ */
+import { err } from '../errors.js';
+import { encodeParams, paramsBytes, parityOffset, STATE_HEADER_WORDS, WORDS_PER_PAGE } from './abi.js';
+import { ensureAlive } from './health.js';
+
+export type MirrorOp = 'read' | 'write' | 'atomic';
+
+export interface CommandDesc {
+  op: MirrorOp;
+  /** First page of the virtual range. */
+  page: number;
+  npages: number;
+  /**
+   * write: the words to store (npages * 1024, required). read / atomic: the output's
+   * initial contents (optional, zero otherwise; tests poison it).
+   */
+  data?: Uint32Array;
+  /**
+   * The command's buffers may be recycled ones (an earlier scratch command's, of the same
+   * page count; done bits and state cleared) and its io buffer then holds old words instead
+   * of zeros: for a command whose output is only read once it has finished, i.e. once every
+   * word was written. Saves allocating and zero-filling an io buffer of up to 128 MiB, and
+   * four buffer creations and destructions, per command. Given `data`, that is written in.
+   */
+  scratch?: boolean;
+  /**
+   * Dispatch this kernel (MirrorEngine.createKernels) instead of op's. It works on the same
+   * layout (done bitmaps, missed count, fault ring, dirty bits); `op` still says what the
+   * command does to memory ('read' or 'write': it may write) for labels and the driver.
+   */
+  kernel?: MirrorKernel;
+  /**
+   * Size of the io buffer in words (default npages * 1024; a multiple of 4), for a kernel
+   * with its own inputs and outputs there; `data`, when given, has this many words.
+   */
+  ioWords?: number;
+}
+
+/** A kernel compiled against one engine's bind group layout (see MirrorEngine.createKernels). */
+export interface MirrorKernel {
+  readonly entryPoint: string;
+  /** @internal: the engine it was compiled for. */ readonly engine: CommandHost;
+  /** @internal */ readonly pipeline: GPUComputePipeline;
+}
+
+/** Spare buffer sets an engine keeps (a chunked command's full chunks and its last one). */
+const MAX_SPARE_SETS = 2;
+
+/** The GPU buffers of one command (recycled between scratch commands). */
+export interface CommandBuffers {
+  npages: number;
+  params: GPUBuffer;
+  io: GPUBuffer;
+  state: GPUBuffer;
+  doneBits: GPUBuffer;
+  bindGroup: GPUBindGroup | null;
+  bindGen: number;
+}
+
+function destroySet(b: CommandBuffers): void {
+  b.params.destroy();
+  b.io.destroy();
+  b.state.destroy();
+  b.doneBits.destroy();
+}
+
+/** Buffers of finished scratch commands, one set per page count (newest last). */
+export class CommandBufferPool {
+  readonly #spares: CommandBuffers[] = [];
+
+  /** A spare buffer set for `npages`, or null. */
+  take(npages: number): CommandBuffers | null {
+    const k = this.#spares.findIndex((b) => b.npages === npages);
+    return k < 0 ? null : this.#spares.splice(k, 1)[0];
+  }
+
+  /** Keeps a finished scratch command's buffers (at most MAX_SPARE_SETS sets). */
+  put(set: CommandBuffers): void {
+    const same = this.#spares.findIndex((b) => b.npages === set.npages);
+    if (same >= 0) destroySet(this.#spares.splice(same, 1)[0]);
+    this.#spares.push(set);
+    while (this.#spares.length > MAX_SPARE_SETS) destroySet(this.#spares.shift()!);
+  }
+
+  destroy(): void {
+    for (const b of this.#spares.splice(0)) destroySet(b);
+  }
+}
+
+/** What a command needs of the engine it runs on. */
+export interface CommandHost {
+  readonly device: GPUDevice;
+  readonly label: string;
+  /** The host's spare buffers; null once it is dead (the buffers then just go). */
+  spares(): CommandBufferPool | null;
+  /** A destroyed command leaves the host's list. */
+  forget(cmd: MirrorCommand): void;
+  /** Reads a buffer region, in turn with rounds. */
+  readGpu(buffer: GPUBuffer, offset: number, size: number, what: string): Promise<ArrayBuffer>;
+}
+
+/** One command (a "push buffer" of one kernel over one range) and its GPU state. */
+export class MirrorCommand {
+  readonly op: MirrorOp;
+  /** The kernel run instead of op's, if any. */
+  readonly kernel: MirrorKernel | null;
+  readonly page: number;
+  readonly npages: number;
+  /** Invocations: npages * 1024. */
+  readonly words: number;
+  /** @internal */ readonly engine: CommandHost;
+  /** @internal */ readonly params!: GPUBuffer;
+  /** @internal */ readonly io!: GPUBuffer;
+  /** @internal */ readonly state!: GPUBuffer;
+  /** @internal: two done bitmaps (see mirrorThread in mirror-common.wgsl). */
+  readonly doneBits!: GPUBuffer;
+  /** @internal */ readonly pendWords: number;
+  /** @internal: the buffers go back to the engine's spares on destroy. */
+  readonly scratch: boolean;
+  /** @internal */ readonly doneWords: number;
+  /** @internal: which of the two done bitmaps is current (see mirrorThread). */
+  parity = 0;
+  /** @internal */ bindGroup: GPUBindGroup | null = null;
+  /** @internal */ bindGen = -1;
+  private doneCount = 0;
+  private dead = false;
+
+  /** @internal: use MirrorEngine.createCommand. */
+  constructor(engine: CommandHost, desc: CommandDesc, faultSources: number, devDirtyOff: number) {
+    this.engine = engine;
+    this.op = desc.op;
+    this.kernel = desc.kernel ?? null;
+    this.page = desc.page;
+    this.npages = desc.npages;
+    this.words = desc.npages * WORDS_PER_PAGE;
+    const device = engine.device;
+    this.pendWords = Math.ceil((faultSources * desc.npages) / 32);
+    this.doneWords = Math.ceil(this.words / 32);
+    const stateWords = STATE_HEADER_WORDS + this.pendWords;
+
+    const label = `${engine.label} ${desc.op} [0x${desc.page.toString(16)}, +${desc.npages})`;
+    this.scratch = desc.scratch === true;
+    const spare = this.scratch ? engine.spares()?.take(desc.npages) ?? null : null;
+    if (spare !== null) {
+      // A finished scratch command's buffers, same size: clear what must start clear.
+      ({ params: this.params, io: this.io, state: this.state, doneBits: this.doneBits } = spare);
+      this.bindGroup = spare.bindGroup;
+      this.bindGen = spare.bindGen;
+      const enc = device.createCommandEncoder({ label: `${label} recycle` });
+      enc.clearBuffer(this.state);
+      enc.clearBuffer(this.doneBits);
+      device.queue.submit([enc.finish()]);
+      if (desc.data) device.queue.writeBuffer(this.io, 0, desc.data as Uint32Array<ArrayBuffer>);
+    } else {
+      const name = this.scratch ? `${engine.label} scratch (${desc.npages} pages)` : label;
+      this.params = device.createBuffer({ label: `${name} params`, size: paramsBytes(), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      this.io = device.createBuffer({
+        label: `${name} io`,
+        size: (desc.ioWords ?? this.words) * 4,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+        mappedAtCreation: desc.data !== undefined,
+      });
+      if (desc.data) {
+        new Uint32Array(this.io.getMappedRange()).set(desc.data);
+        this.io.unmap();
+      }
+      this.state = device.createBuffer({
+        label: `${name} state`,
+        size: stateWords * 4,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      });
+      this.doneBits = device.createBuffer({
+        label: `${name} done`,
+        size: 2 * this.doneWords * 4,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      });
+    }
+    device.queue.writeBuffer(this.params, 0, encodeParams({
+      vaLo: desc.page % 2 ** 32, vaHi: Math.floor(desc.page / 2 ** 32), npages: desc.npages, nwords: this.words,
+      nsources: faultSources, pendOff: STATE_HEADER_WORDS, devDirtyOff, doneWords: this.doneWords, parity: 0,
+    }));
+  }
+
+  /** Invocations done so far (as of the last round). */
+  get done(): number {
+    return this.doneCount;
+  }
+
+  get finished(): boolean {
+    return this.doneCount === this.words;
+  }
+
+  get destroyed(): boolean {
+    return this.dead;
+  }
+
+  /** @internal */
+  setDone(n: number): void {
+    this.doneCount = n;
+  }
+
+  /** The io buffer: read results / atomic old values (write: what was stored). */
+  async readOutput(): Promise<Uint32Array> {
+    return new Uint32Array(await this.engine.readGpu(this.io, 0, this.io.size, 'readOutput'));
+  }
+
+  /** state[0]: a kernel's own counter (createKernels), zeroed with the command and by reset(). */
+  async readCounter(): Promise<number> {
+    return new Uint32Array(await this.engine.readGpu(this.state, 0, 4, 'readCounter'))[0];
+  }
+
+  /** The done bitmap: bit i of word i/32 is invocation i. */
+  async readDone(): Promise<Uint32Array> {
+    const off = this.parity ? this.doneWords : 0;
+    return new Uint32Array(await this.engine.readGpu(this.doneBits, off * 4, this.doneWords * 4, 'readDone'));
+  }
+
+  /**
+   * Makes every invocation not-done again (run the same command once more). Queued: rounds
+   * submitted after it see the cleared state. Not while one of its rounds is in flight.
+   */
+  reset(): void {
+    if (this.dead) throw err('EINVAL', 'reset: command destroyed');
+    ensureAlive(this.engine.device, 'MirrorCommand.reset');
+    const enc = this.engine.device.createCommandEncoder({ label: 'mirror command reset' });
+    enc.clearBuffer(this.state);
+    enc.clearBuffer(this.doneBits);
+    this.engine.device.queue.submit([enc.finish()]);
+    this.engine.device.queue.writeBuffer(this.params, parityOffset(), new Uint32Array([0]));
+    this.parity = 0;
+    this.doneCount = 0;
+  }
+
+  destroy(): void {
+    if (this.dead) return;
+    this.dead = true;
+    this.engine.forget(this);
+    const set: CommandBuffers = {
+      npages: this.npages, params: this.params, io: this.io, state: this.state, doneBits: this.doneBits,
+      bindGroup: this.bindGroup, bindGen: this.bindGen,
+    };
+    const spares = this.scratch ? this.engine.spares() : null;
+    if (spares !== null) spares.put(set);
+    else destroySet(set);
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * The mirror kernels' pipelines: one bind group layout shared by every kernel (params,
+ * tables, aperture, vram, io, state, fault ring, dirty bits, done bitmaps), the engine's own
+ * kernels (read, write, probe, atomic) and kernels of other files compiled against the same
+ * layout (createKernels). Every source gets the generated ABI constants (src/device/abi.ts).
+ */
+import accessWgsl from '../../shaders/mirror-access.wgsl?raw';
+import atomicWgsl from '../../shaders/mirror-atomic.wgsl?raw';
+import { err, HmmError } from '../errors.js';
+import type { Scheduler } from '../sched/scheduler.js';
+import { MIRROR_STORAGE_BUFFERS, withAbi } from './abi.js';
+import type { MirrorOp } from './command.js';
+import { withErrorScopes } from './gpu.js';
+
+export type EnginePipelines = Record<MirrorOp | 'probe', GPUComputePipeline>;
+
+/** One pipeline of a kernel file: its entry point and pipeline-overridable constants. */
+export interface KernelVariant {
+  entryPoint: string;
+  constants?: Record<string, number>;
+}
+
+/** Runs fn in error scopes; a failure that is not an HmmError is EIO, naming `what`. */
+async function compiling<T>(device: GPUDevice, sched: Scheduler, what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await withErrorScopes(device, fn, sched);
+  } catch (e) {
+    if (e instanceof HmmError) throw e;
+    throw err('EIO', `${what} failed: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+/** The shared bind group layout and the engine's own kernels. */
+export function createEnginePipelines(device: GPUDevice, label: string, sched: Scheduler): Promise<{ layout: GPUBindGroupLayout; pipelines: EnginePipelines }> {
+  if (device.limits.maxStorageBuffersPerShaderStage < MIRROR_STORAGE_BUFFERS) {
+    throw err('ENODEV', `${label}: the kernels bind ${MIRROR_STORAGE_BUFFERS} storage buffers; this device allows ${device.limits.maxStorageBuffersPerShaderStage} per stage`);
+  }
+  return compiling(device, sched, `${label}: creating the mirror engine`, async () => {
+    const layout = device.createBindGroupLayout({
+      label: `${label} bind group layout`,
+      entries: [
+        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
+        { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
+        ...[2, 3, 4, 5, 6, 7, 8].map((binding): GPUBindGroupLayoutEntry => (
+          { binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } })),
+      ],
+    });
+    const [[read, write, probe], [atomic]] = await Promise.all([
+      compile(device, layout, label, 'mirror-access.wgsl', accessWgsl, [{ entryPoint: 'mirror_read' }, { entryPoint: 'mirror_write' }, { entryPoint: 'mirror_probe' }], sched),
+      compile(device, layout, label, 'mirror-atomic.wgsl', atomicWgsl, [{ entryPoint: 'mirror_atomic_inc' }], sched),
+    ]);
+    return { layout, pipelines: { read, write, probe, atomic } };
+  });
+}
+
+/** Compiles `wgsl` (after the ABI constants and mirror-common.wgsl), one pipeline per variant. */
+export function compileKernels(
+  device: GPUDevice, layout: GPUBindGroupLayout, engineLabel: string, label: string, wgsl: string,
+  variants: readonly KernelVariant[], sched: Scheduler,
+): Promise<GPUComputePipeline[]> {
+  return compiling(device, sched, `${engineLabel}: compiling ${label}`, () => compile(device, layout, engineLabel, label, wgsl, variants, sched));
+}
+
+function compile(
+  device: GPUDevice, layout: GPUBindGroupLayout, engineLabel: string, label: string, wgsl: string,
+  variants: readonly KernelVariant[], sched: Scheduler,
+): Promise<GPUComputePipeline[]> {
+  const pipelineLayout = device.createPipelineLayout({ label: `${engineLabel} ${label} layout`, bindGroupLayouts: [layout] });
+  const module = device.createShaderModule({ label, code: withAbi(wgsl) });
+  return sched.wait(Promise.all(variants.map((v) => device.createComputePipelineAsync({
+    label: `${engineLabel} ${v.entryPoint}${v.constants ? ` ${JSON.stringify(v.constants)}` : ''}`,
+    layout: pipelineLayout,
+    compute: { module, entryPoint: v.entryPoint, constants: v.constants },
+  }))), `${engineLabel}: createComputePipelineAsync`);
+}

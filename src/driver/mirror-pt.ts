@@ -1,0 +1,247 @@
+/**
+ * One mirror's page table (lib/test_hmm.c's dmirror->pt, an xarray of tagged pfns): the
+ * GPU page table of the mirror's engine, what each entry holds (an aperture slot with a
+ * coherent copy of a system frame, or a VRAM slot of the device's own memory), fault
+ * installation (dmirror_do_fault) and the ONE shootdown (dmirror_do_update) every zap goes
+ * through: the invalidate callback, a migration, aperture eviction and close.
+ *
+ * A shootdown on a GPU is more than xa_erase: the entries go from the shadow table (zap),
+ * the table is pushed (flush), kernels that may still hold old translations are waited
+ * for (fence: engine.syncWalkers), what they wrote reaches the CPU (write-back), and only
+ * then are the slots released for reuse.
+ *
+ * Every method that changes entries expects the caller to hold the mirror's update lock
+ * (dmirror->mutex) and, for doFault, to have checked mmu_interval_read_retry.
+ */
+import type { MirrorEngine } from '../device/mirror-engine.js';
+import { PTE_DEVICE, PTE_EXCLUSIVE, PTE_WRITE, type PteLookup, type UnmappedLeaf } from '../device/page-table.js';
+import { err, HmmError } from '../errors.js';
+import { HMM_PFN_VALID, HMM_PFN_WRITE } from '../hmm/pfn.js';
+import { PAGE_SIZE, TASK_SIZE } from '../mm/constants.js';
+import type { DevPagemap } from '../mm/pagemap.js';
+import type { Aperture } from './aperture.js';
+
+const LAST_PAGE = TASK_SIZE / PAGE_SIZE;
+
+export class MirrorPt {
+  readonly #engine: MirrorEngine;
+  readonly #aperture: Aperture;
+  /** The device's memory: its pfns map to VRAM slots (pfn - basePfn). */
+  readonly #devmem: DevPagemap;
+  /** VRAM slot → mirror page, for the device pages this table maps. */
+  readonly #devPage = new Map<number, number>();
+  /** Page ranges [start, end) of the commands in flight: eviction leaves them alone. */
+  readonly #pinned = new Set<{ start: number; end: number }>();
+  /** Times a full aperture made the table zap the entries outside the commands in flight. */
+  evictions = 0;
+
+  constructor(engine: MirrorEngine, aperture: Aperture, devmem: DevPagemap) {
+    this.#engine = engine;
+    this.#aperture = aperture;
+    this.#devmem = devmem;
+  }
+
+  lookup(page: number): PteLookup | null {
+    return this.#engine.pt.lookup(page);
+  }
+
+  /** Does the table map `page` with at least `rank` (0 read, 1 write, 2 atomic)? */
+  isMapped(page: number, rank: number): boolean {
+    const e = this.#engine.pt.lookup(page);
+    if (e === null) return false;
+    return rank === 0 || (rank === 1 ? (e.flags & PTE_WRITE) !== 0 : (e.flags & PTE_EXCLUSIVE) !== 0);
+  }
+
+  /** Does the table map the device page in VRAM slot `slot`? */
+  mapsDevicePage(slot: number): boolean {
+    return this.#devPage.has(slot);
+  }
+
+  /** The first page in [page, page + npages) mapped exclusive, or null (dmirror_check_atomic). */
+  firstExclusive(page: number, npages: number): number | null {
+    const leaf = this.#engine.pt.findLeaf(page, npages, (l) => (l.flags & PTE_EXCLUSIVE) !== 0);
+    return leaf === null ? null : Math.max(leaf.page, page);
+  }
+
+  /** The pfn the entry at `page` reaches (a frame through the aperture, or a device pfn), or null. */
+  pfnAt(page: number): number | null {
+    const e = this.#engine.pt.lookup(page);
+    if (e === null) return null;
+    return (e.flags & PTE_DEVICE) !== 0 ? this.#devmem.basePfn + e.slot : this.#aperture.pfnOf(e.slot) ?? null;
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Faults (up).
+
+  /**
+   * dmirror_do_fault: install what hmm_range_fault returned for the pages from `start`.
+   * Device-private pages of this device map to their VRAM slot; system pages to an aperture
+   * slot holding a coherent copy (a full aperture is evicted from under the lock, so the
+   * sequence check stays valid). `extra`: PTE_EXCLUSIVE for dmirror_atomic_map.
+   *
+   * New aperture slots' bytes are uploaded by the next dispatch's syncToGpu(), not here: the
+   * copy stands for the device's own accesses over the link, so it belongs to the replay,
+   * not to fault servicing, which only writes entries (as a real driver's does).
+   * Returns the contiguous runs of pages written (the "mirror writes" of the batch records).
+   */
+  async doFault(start: number, pfns: Uint32Array, flags: Uint8Array, extra = 0): Promise<number> {
+    const pt = this.#engine.pt;
+    const base = start / PAGE_SIZE;
+    let runs = 0;
+    for (let i = 0; i < pfns.length; i++) {
+      const f = flags[i];
+      if ((f & HMM_PFN_VALID) === 0) continue;
+      if (i === 0 || (flags[i - 1] & HMM_PFN_VALID) === 0) runs++;
+      const page = base + i;
+      const pfn = pfns[i];
+      const prot = ((f & HMM_PFN_WRITE) !== 0 ? PTE_WRITE : 0) | extra;
+      const old = pt.lookup(page);
+      if (this.#devmem.contains(pfn)) {
+        const slot = pfn - this.#devmem.basePfn;
+        if (old !== null && !((old.flags & PTE_DEVICE) !== 0 && old.slot === slot)) this.#release(pt.unmap(page, 1));
+        pt.map(page, slot, prot | PTE_DEVICE);
+        this.#devPage.set(slot, page);
+        continue;
+      }
+      if (old !== null && (old.flags & PTE_DEVICE) === 0 && this.#aperture.pfnOf(old.slot) === pfn) {
+        pt.map(page, old.slot, prot); // same frame, new permissions
+        continue;
+      }
+      if (old !== null) this.#release(pt.unmap(page, 1));
+      let slot: number;
+      try {
+        slot = this.#aperture.acquire(pfn);
+      } catch (e) {
+        if (!(e instanceof HmmError && e.code === 'ENOMEM')) throw e;
+        slot = await this.#acquireEvicting(pfn);
+      }
+      pt.map(page, slot, prot);
+    }
+    return runs;
+  }
+
+  /** Runs fn with pages [page, page + npages) safe from eviction (a command in flight). */
+  async withPinned<T>(page: number, npages: number, fn: () => Promise<T>): Promise<T> {
+    const pin = { start: page, end: page + npages };
+    this.#pinned.add(pin);
+    try {
+      return await fn();
+    } finally {
+      this.#pinned.delete(pin);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------
+  // Invalidations (down): every zap ends in shootdown().
+
+  /**
+   * dmirror_do_update: zap pages [first, last). `keepDevice`: entries of this device's own
+   * pages stay (a migration this device started: the migrating mirror maps its new pages
+   * itself, and device pages leaving are dropped by zapDevicePages).
+   */
+  async invalidate(first: number, last: number, keepDevice = false): Promise<void> {
+    const leaves = this.#engine.pt.unmap(first, last - first);
+    if (!keepDevice) return this.shootdown(leaves);
+    const system: UnmappedLeaf[] = [];
+    for (const l of leaves) {
+      if ((l.flags & PTE_DEVICE) !== 0) this.#engine.pt.map(l.page, l.slot, l.flags & (PTE_WRITE | PTE_EXCLUSIVE | PTE_DEVICE));
+      else system.push(l);
+    }
+    return this.shootdown(system);
+  }
+
+  /** Zap the entries of these VRAM slots (their device pages are leaving for system memory). */
+  async zapDevicePages(slots: Iterable<number>): Promise<void> {
+    const leaves: UnmappedLeaf[] = [];
+    for (const slot of slots) {
+      const page = this.#devPage.get(slot);
+      if (page !== undefined) leaves.push(...this.#engine.pt.unmap(page, 1));
+    }
+    return this.shootdown(leaves); // one flush and fence for all of them
+  }
+
+  /** Zap pages one by one where `which[i]` is set, from page `first` (a migration's sources). */
+  async zapPages(first: number, which: Uint8Array): Promise<void> {
+    const leaves: UnmappedLeaf[] = [];
+    for (let i = 0; i < which.length; i++) if (which[i] !== 0) leaves.push(...this.#engine.pt.unmap(first + i, 1));
+    return this.shootdown(leaves);
+  }
+
+  /** Zap everything (close). */
+  zapAll(): Promise<void> {
+    return this.invalidate(0, LAST_PAGE);
+  }
+
+  /**
+   * The shootdown once `leaves` are off the shadow table: flush, fence, write back, release.
+   * The table flush exposes entries installed since the last dispatch, so their queued
+   * uploads go first. The fence is syncWalkers(): it waits only when a round of this engine
+   * may still be running (between commands, and between a command's rounds, nothing on the
+   * GPU holds a translation). The write-back happens only when a kernel that writes ran
+   * since the last one (Aperture.mayBeDirty). On a lost device what the GPU held is lost
+   * with it and the CPU side goes on: the slots are released all the same.
+   */
+  async shootdown(leaves: readonly UnmappedLeaf[]): Promise<void> {
+    if (leaves.length === 0) return;
+    await gpuSafe(async () => {
+      this.#engine.checkAlive('shootdown'); // a destroyed engine holds nothing to write back
+      this.#aperture.flushUploads();
+      this.#engine.flush();
+      await this.#engine.syncWalkers();
+      await this.#aperture.writeback();
+    });
+    this.#release(leaves);
+  }
+
+  /** Only the write-back (a migration this mirror runs copies current bytes). */
+  writeback(): Promise<void> {
+    return gpuSafe(() => this.#aperture.writeback());
+  }
+
+  #release(leaves: readonly UnmappedLeaf[]): void {
+    for (const l of leaves) {
+      if ((l.flags & PTE_DEVICE) !== 0) this.#devPage.delete(l.slot);
+      else this.#aperture.release(l.slot);
+    }
+  }
+
+  /**
+   * The aperture is full: zap every entry outside the pinned ranges (the commands in
+   * flight, an exclusive grant) so their slots can be reused; those pages simply fault
+   * again when a later command touches them. Returns the slots it freed.
+   */
+  async #evict(): Promise<number> {
+    const keep = [...this.#pinned].sort((a, b) => a.start - b.start);
+    const leaves: UnmappedLeaf[] = [];
+    let from = 0;
+    for (const r of keep) {
+      if (r.start > from) leaves.push(...this.#engine.pt.unmap(from, r.start - from));
+      from = Math.max(from, r.end);
+    }
+    if (from < LAST_PAGE) leaves.push(...this.#engine.pt.unmap(from, LAST_PAGE - from));
+    this.evictions++;
+    const before = this.#aperture.freeSlots;
+    await this.shootdown(leaves);
+    return this.#aperture.freeSlots - before;
+  }
+
+  /** An aperture slot holding `pfn` after evicting (only this path of doFault awaits). */
+  async #acquireEvicting(pfn: number): Promise<number> {
+    if (await this.#evict() === 0) {
+      throw err('ENOMEM', `aperture full: all ${this.#engine.aperture.slots} slots hold pages of commands in flight`);
+    }
+    return this.#aperture.acquire(pfn);
+  }
+}
+
+/**
+ * GPU work that may fail only because the device is gone: on a lost device, what the GPU
+ * held is lost with it, and the CPU side must go on (ENODEV is swallowed here).
+ */
+async function gpuSafe(fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    if (!(e instanceof HmmError && e.code === 'ENODEV')) throw e;
+  }
+}

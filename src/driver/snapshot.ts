@@ -1,0 +1,94 @@
+/**
+ * HMM_DMIRROR_SNAPSHOT (lib/test_hmm.c's dmirror_snapshot, dmirror_range_snapshot,
+ * dmirror_mkentry): what the CPU maps, without faulting, one HMM_DMIRROR_PROT_* byte per
+ * page, in 64-page ranges, each under a temporary interval notifier of its own.
+ */
+import { err, HmmError } from '../errors.js';
+import { HMM_PFN_ERROR, HMM_PFN_VALID, HMM_PFN_WRITE, hmmPfnToMapOrder } from '../hmm/pfn.js';
+import { hmmRange, hmmRangeFault } from '../hmm/range-fault.js';
+import { PAGE_SIZE } from '../mm/constants.js';
+import { HMM_RANGE_DEFAULT_TIMEOUT, type MirrorTarget } from './retry.js';
+import {
+  HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE, HMM_DMIRROR_PROT_ERROR, HMM_DMIRROR_PROT_NONE,
+  HMM_DMIRROR_PROT_PMD, HMM_DMIRROR_PROT_PUD, HMM_DMIRROR_PROT_READ, HMM_DMIRROR_PROT_WRITE, HMM_DMIRROR_PROT_ZERO,
+} from './uapi.js';
+
+/** dmirror_snapshot's pfns[64]: pages per dmirror_range_snapshot. */
+const SNAPSHOT_PAGES = 64;
+
+type RangeHook = (start: number, end: number) => Promise<void>;
+
+/**
+ * dmirror_snapshot of [start, end): EBUSY when a range keeps colliding with invalidations
+ * past HMM_RANGE_DEFAULT_TIMEOUT. `afterRangeFault`: the test hook of the race window.
+ */
+export async function dmirrorSnapshot(t: MirrorTarget, start: number, end: number, afterRangeFault?: RangeHook): Promise<Uint8Array> {
+  const out = new Uint8Array((end - start) / PAGE_SIZE);
+  for (let a = start; a < end; a += SNAPSHOT_PAGES * PAGE_SIZE) {
+    const range = await dmirrorRangeSnapshot(t, a, Math.min(a + SNAPSHOT_PAGES * PAGE_SIZE, end), afterRangeFault);
+    dmirrorMkentries(t, range.hmmPfns.pfns, range.hmmPfns.flags, out, (a - start) / PAGE_SIZE);
+  }
+  return out;
+}
+
+/** dmirror_range_snapshot: hmm_range_fault (no faulting) until no invalidation raced it. */
+async function dmirrorRangeSnapshot(t: MirrorTarget, start: number, end: number, afterRangeFault?: RangeHook): Promise<ReturnType<typeof hmmRange>> {
+  const sched = t.mm.core.sched;
+  const deadline = sched.now() + HMM_RANGE_DEFAULT_TIMEOUT;
+  // dmirror_snapshot_invalidate: any invalidation of the interval spoils the whole snapshot.
+  const notifier = await t.mm.notifiers.insertInterval(start, end - start, {
+    invalidate: async (sub, range, seq) => {
+      if (!t.lock.tryLock()) {
+        if (!range.blockable) return false;
+        await t.lock.lock();
+      }
+      try {
+        sub.setSeq(seq);
+      } finally {
+        t.lock.unlock();
+      }
+      return true;
+    },
+  });
+  try {
+    const range = hmmRange({ notifier, start, end, devPrivateOwner: t.devPrivateOwner });
+    for (;;) {
+      if (sched.now() > deadline) throw err('EBUSY', `snapshot of [0x${start.toString(16)}, 0x${end.toString(16)}) kept colliding with invalidations`);
+      range.notifierSeq = await notifier.readBegin();
+      await t.mm.lock.readLock();
+      try {
+        t.mm.checkAlive();
+        await hmmRangeFault(t.mm, range);
+      } catch (e) {
+        if (e instanceof HmmError && e.code === 'EBUSY') continue;
+        throw e;
+      } finally {
+        t.mm.lock.readUnlock();
+      }
+      await afterRangeFault?.(start, end);
+      if (!(await t.lock.with(() => notifier.readRetry(range.notifierSeq)))) return range;
+    }
+  } finally {
+    await notifier.remove();
+  }
+}
+
+/** dmirror_mkentry for each page: out[at + i] from hmm's pfns and flags. */
+function dmirrorMkentries(t: MirrorTarget, pfns: Uint32Array, fl: Uint8Array, out: Uint8Array, at: number): void {
+  const ram = t.mm.core.ram;
+  for (let i = 0; i < pfns.length; i++) {
+    const f = fl[i];
+    const pfn = pfns[i];
+    if ((f & HMM_PFN_ERROR) !== 0) { out[at + i] = HMM_DMIRROR_PROT_ERROR; continue; }
+    if ((f & HMM_PFN_VALID) === 0) { out[at + i] = HMM_DMIRROR_PROT_NONE; continue; }
+    let prot = 0;
+    const pm = t.mm.core.pagemaps.of(pfn);
+    if (pm !== null) prot = pm.owner === t.devPrivateOwner ? HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL : HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE;
+    else if (pfn === ram.zeroPfn) prot = HMM_DMIRROR_PROT_ZERO;
+    prot |= (f & HMM_PFN_WRITE) !== 0 ? HMM_DMIRROR_PROT_WRITE : HMM_DMIRROR_PROT_READ;
+    const order = hmmPfnToMapOrder(f);
+    if (order === 9) prot |= HMM_DMIRROR_PROT_PMD;
+    else if (order === 18) prot |= HMM_DMIRROR_PROT_PUD;
+    out[at + i] = prot;
+  }
+}
