@@ -6,5 +6,5 @@
 import { DEFAULT_SETTINGS, toRunConfig } from './config.js';
 
 export const WORKER_SCENARIO = toRunConfig({
-  ...DEFAULT_SETTINGS, workload: 'stream', sizeMiB: 0.25, writeFraction: 0.25, window: 4096, batchSize: 16, stormRate: 0, seed: 7,
+  ...DEFAULT_SETTINGS, workload: 'stream', sizeMiB: 0.25, writeFraction: 0.25, window: 4096, batchSize: 4096, stormRate: 0, seed: 7,
 });
