@@ -89,9 +89,9 @@ export class Plots {
       this.#host.append(box);
       const series: uPlot.Series[] = [{ label: 'batch' }];
       for (const s of p.series) {
-        series.push({ label: s.label, stroke: s.color, width: 2, dash: s.dash, points: { show: s.points ?? false, size: 5 }, spanGaps: true });
+        series.push({ label: `${s.label} (${s.dash ? (s.dash[0] > 4 ? 'dashed' : 'dotted') : 'solid'}${s.points ? ', dots' : ''})`, stroke: s.color, width: 2, dash: s.dash, points: { show: s.points ?? false, size: 5 }, spanGaps: true });
       }
-      if (pinned) series.push({ label: `${pinnedLabel}: ${p.series[0].label}`, stroke: '#888', width: 2, dash: [1, 4], spanGaps: true, points: { show: true, size: 4, fill: '#fff' } });
+      if (pinned) series.push({ label: `${pinnedLabel}: ${p.series[0].label} (grey, dotted, hollow dots)`, stroke: '#888', width: 2, dash: [1, 4], spanGaps: true, points: { show: true, size: 4, fill: '#fff' } });
       const u = new uPlot({
         width: widthOf(box), height: 200, series,
         scales: { x: { time: false } },
