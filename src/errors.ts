@@ -4,7 +4,9 @@
  */
 export type Errno =
   | 'EINVAL' | 'EFAULT' | 'EPERM' | 'ENOENT' | 'EBUSY' | 'ENOMEM' | 'EAGAIN'
-  | 'ESRCH' | 'EEXIST' | 'EACCES' | 'ENODEV' | 'EIO' | 'ETIMEDOUT' | 'EOVERFLOW' | 'EBADF';
+  | 'ESRCH' | 'EEXIST' | 'EACCES' | 'ENODEV' | 'EIO' | 'ETIMEDOUT' | 'EOVERFLOW' | 'EBADF'
+  // A run stopped from outside (the lab's Stop), as a signal interrupts a syscall.
+  | 'EINTR';
 
 export class HmmError extends Error {
   readonly code: Errno;

@@ -17,7 +17,7 @@ export { statusText, summarizeRun, type RunStatus, type RunSummary } from './rep
 export { RUN_COLUMNS } from './report/columns.js';
 export { csvField, toBatchCsv, toCsv, toJson, toTable } from './report/tables.js';
 export {
-  FIGURE_TITLES, FIGURES, figureHasData, MAX_BATCH_LINES, protocolRuns, selectBatchRuns, toSvgFigure,
+  FIGURE_TITLES, FIGURES, figureHasData, MAX_BATCH_LINES, protocolRuns, retryRuns, selectBatchRuns, toSvgFigure,
   type FigureName, type ReportOptions,
 } from './report/figures.js';
 export { toHtml } from './report/html.js';

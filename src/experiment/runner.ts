@@ -19,8 +19,13 @@
  * else (a bug) throws, and the experiment driver records it as such.
  */
 import { defaultGpu } from '../driver/dmirror-device.js';
-import { totals } from '../driver/records.js';
-import type { FaultServicer } from '../driver/servicer.js';
+import type { Dmirror } from '../driver/dmirror.js';
+import type { CommandRange } from '../driver/servicer.js';
+import { totals, type BatchRecord } from '../driver/records.js';
+import { FaultServicer } from '../driver/servicer.js';
+import type { RoundResult } from '../device/mirror-engine.js';
+import type { FaultService } from '../device/replay.js';
+import type { Scheduler } from '../sched/scheduler.js';
 import { HmmError } from '../errors.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PMD_SIZE, PROT_READ, PROT_WRITE } from '../mm/constants.js';
 import { createMachine } from '../system.js';
@@ -69,6 +74,67 @@ export interface RunContext {
   onProgress?: (msg: string) => void;
   /** The storm's operations instead of stormKinds(config) (tests: the content-preserving ones). */
   stormKinds?: readonly StormKind[];
+  /** Watching the run while it goes (the live lab): records up, commands down. */
+  observer?: RunObserver;
+}
+
+/**
+ * A live view of one run, one way each: batch records and round results go up as they
+ * complete; the only thing that comes down is beforeRound's promise, awaited at every replay
+ * boundary (between batches: the servicer replays after each batch under 'block', 'batch'
+ * and 'batch-flush', after the whole buffer under 'once'). Pausing holds that promise;
+ * throwing from it (an HmmError: EINTR) ends the run there as a failed run with that error.
+ */
+export interface RunObserver {
+  /** The machine's scheduler (the lab's pausable one); default: the default scheduler. */
+  scheduler?: Scheduler;
+  /** The mirror once it is open, before the workload starts (read-only inspection). */
+  onMirror?(mirror: Dmirror, buffer: { start: number; pages: number }): Promise<void> | void;
+  /** Each batch record once its batch is serviced, in order. */
+  onBatch?(rec: BatchRecord): void;
+  /** Each round that faulted (the fault ring's fill: faults recorded, overflow), before its service. */
+  onRound?(r: { faults: number; overflow: boolean; finished: boolean }): void;
+  /** Awaited before every replay (after a round's faults were serviced). */
+  beforeRound?(): Promise<void>;
+}
+
+/**
+ * The servicer the mirror was given, with the observer's hooks around each replay round:
+ * records completed by then are reported first, then beforeRound is awaited.
+ */
+class ObservedServicer extends FaultServicer {
+  readonly #obs: RunObserver;
+  #reported = 0;
+
+  constructor(base: FaultServicer, obs: RunObserver) {
+    super(base.target, base.opts);
+    this.#obs = obs;
+  }
+
+  #report(): void {
+    while (this.#reported < this.records.length) this.#obs.onBatch?.(this.records[this.#reported++]);
+  }
+
+  /**
+   * The command's fault service (the replay loop calls it after each round that faulted):
+   * the round is reported, the batches serviced, their records reported, and then the
+   * observer's gate awaited, at the replay boundary, where the servicer holds no lock.
+   */
+  override forCommand(cmd: CommandRange): FaultService {
+    const base = super.forCommand(cmd);
+    return {
+      backlog: () => base.backlog?.() ?? 0,
+      service: async (r: RoundResult, round: number) => {
+        this.#obs.onRound?.({ faults: r.faults.length, overflow: r.overflow, finished: r.finished });
+        try {
+          await base.service(r, round);
+        } finally {
+          this.#report();
+        }
+        await this.#obs.beforeRound?.();
+      },
+    };
+  }
 }
 
 export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunResult> {
@@ -84,6 +150,7 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     aperturePages: Math.max(512, Math.min(pages + 256, Math.floor(gpu.limits.maxStorageBufferBindingSize / PAGE_SIZE))),
     devicePages: 256,
     gpuContext: defaultGpu(),
+    scheduler: ctx.observer?.scheduler,
   });
   let storm: Storm | null = null;
   let stormStats: StormStats | null = null;
@@ -92,18 +159,25 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     stormStats = await storm.stop();
   };
   let servicer: FaultServicer | null = null;
+  let mirror: Dmirror | null = null;
+  let start = BUFFER_ADDR;
   const t0 = performance.now();
   try {
     const proc = machine.spawn();
     const size = pages * PAGE_SIZE;
-    const start = await proc.mmap(BUFFER_ADDR, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
+    start = await proc.mmap(BUFFER_ADDR, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
     if (start % PMD_SIZE !== 0) throw new Error(`buffer at 0x${start.toString(16)} is not 2 MiB aligned`);
-    const mirror = await machine.devices[0].open(proc);
+    mirror = await machine.devices[0].open(proc);
     servicer = mirror.setServicer({
       window: config.window, batchSize: config.batchSize, replay: config.replay, protocol: config.protocol,
       coalesce: config.coalesce, timeoutMs: SERVICER_TIMEOUT_MS, fallbackAfter: SERVICER_FALLBACK_AFTER,
       restOfRangeOnOverflow: false,
     });
+    if (ctx.observer !== undefined) {
+      servicer = new ObservedServicer(servicer, ctx.observer);
+      mirror.servicer = servicer;
+      await ctx.observer.onMirror?.(mirror, { start, pages });
+    }
     let w: WorkloadResult;
     try {
       w = await runWorkload(mirror, {
@@ -136,6 +210,15 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
       result.faultsPerSec = result.totals.serviceMs > 0 ? (result.totals.unique / result.totals.serviceMs) * 1000 : 0;
     }
     if (stormStats !== null) result.storm = stormStats;
+    // Stale pfns: entries the mirror still holds that no longer reach the page the CPU maps
+    // (what valid-flag's window lets through), counted once the storm has stopped.
+    if (mirror !== null) {
+      try {
+        result.stalePfns = (await mirror.audit(start, pages)).stale.length;
+      } catch (e) {
+        if (!(e instanceof HmmError)) throw e;
+      }
+    }
     await machine.destroy();
   }
   return result;

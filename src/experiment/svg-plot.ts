@@ -374,6 +374,11 @@ function legendOf(panels: readonly Panel[]): { name: string; color: string; dash
   return [...seen.values()];
 }
 
+const LEGEND_CHARS = 48;
+function legendName(s: string): string {
+  return s.length > LEGEND_CHARS ? `${s.slice(0, LEGEND_CHARS - 1)}…` : s;
+}
+
 /** Several panels side by side under one title, with a legend on the right and the caption below. */
 export function figure(panels: readonly Panel[], opts: FigureOptions): string {
   const pw = opts.panelWidth ?? 640;
@@ -381,7 +386,8 @@ export function figure(panels: readonly Panel[], opts: FigureOptions): string {
   const rendered = panels.map((p) => (p.kind === 'line' ? renderLine(p, pw, ph) : renderBar(p, pw, ph)));
   const legend = opts.legend ?? legendOf(panels);
   const showLegend = legend.length > 1 || (legend.length === 1 && panels.some((p) => p.kind === 'line'));
-  const legendW = showLegend ? Math.min(260, 34 + Math.max(...legend.map((l) => l.name.length)) * CHAR_W) : 0;
+  // Wide enough for every name (long ones are cut with an ellipsis, their full text in a <title>).
+  const legendW = showLegend ? 34 + Math.max(...legend.map((l) => legendName(l.name).length)) * CHAR_W + 8 : 0;
   const legendH = showLegend ? 8 + legend.length * 16 : 0;
   const panelsW = rendered.reduce((a, r) => a + r.width, 0);
   const panelsH = Math.max(0, ...rendered.map((r) => r.height));
@@ -406,7 +412,8 @@ export function figure(panels: readonly Panel[], opts: FigureOptions): string {
     legend.forEach((l, i) => {
       const ly = i * 16;
       out.push(`<line x1="0" x2="22" y1="${ly + 6}" y2="${ly + 6}" stroke="${l.color}" stroke-width="${panels.every((p) => p.kind === 'bar') ? 8 : 2.5}"${l.dash ? ` stroke-dasharray="${l.dash}"` : ''}/>`);
-      out.push(text(28, ly + 10, l.name));
+      const shown = legendName(l.name);
+      out.push(shown === l.name ? text(28, ly + 10, l.name) : `<g>${text(28, ly + 10, shown)}<title>${escapeXml(l.name)}</title></g>`);
     });
     out.push('</g>');
   }

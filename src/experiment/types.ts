@@ -50,6 +50,13 @@ export interface RunResult {
   /** Unique faults serviced per second of service time. */
   faultsPerSec: number;
   /**
+   * Mirror entries that no longer reach the page the CPU maps, counted by the driver's
+   * audit at the end of the run (after the storm stopped); absent when no mirror was open.
+   */
+  stalePfns?: number;
+  /** Bytes migrated each way (migration policies); absent until the runner migrates. */
+  bytesMoved?: { toDevice: number; toSystem: number };
+  /**
    * Set by the experiment driver (main.ts) when this run's config equals an earlier run's
    * except for the preset: the result is that run's (index into ExperimentReport.runs), not
    * a second measurement.

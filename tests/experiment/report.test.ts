@@ -70,13 +70,16 @@ describe('report: table and CSV', () => {
     expect(Object.keys(rows[0])).toEqual([
       '#', 'preset', 'workload', 'window', 'batch', 'replay', 'protocol', 'coalescing', 'storm rate (/s)', 'faults fetched',
       'duplicate ratio', 'unique faults', 'range-fault calls', 'coalescing factor', 'retries', 'EBUSYs', 'fallbacks',
-      'mirror writes', 'service ms', 'faults/s', 'ok/error',
+      'mirror writes', 'service ms', 'service µs/fault', 'wall ms', 'storm ops', 'stale pfns', 'bytes moved', 'ok/error',
     ]);
     expect(rows[0]).toMatchObject({
       '#': '1', preset: 'coalescing', workload: 'stream', window: '2m', batch: '256', replay: 'batch-flush', protocol: 'seq',
       coalescing: 'on', 'storm rate (/s)': '0', 'faults fetched': '512', 'duplicate ratio': '0.121', 'unique faults': '450',
       'range-fault calls': '5', 'coalescing factor': '90.00', retries: '0', 'mirror writes': '5', 'service ms': '10.0',
-      'faults/s': '45000', 'ok/error': 'ok',
+      // issue 10: service time per fault (10 ms / 450 unique) replaces faults/s, which read
+      // backwards; wall time and storm ops are columns; stale pfns and bytes moved are '—'
+      // when the run did not measure them.
+      'service µs/fault': '22.2', 'wall ms': '100', 'storm ops': '0', 'stale pfns': '—', 'bytes moved': '—', 'ok/error': 'ok',
     });
     expect(rows[1]).toMatchObject({ coalescing: 'off', 'faults fetched': '384', 'range-fault calls': '384', 'coalescing factor': '1.00', 'duplicate ratio': '0.000' });
     expect(rows[2]).toMatchObject({
@@ -178,6 +181,27 @@ describe('report: HTML and SVG', () => {
     for (const p of ['seq', 'valid-flag', 'lock-fallback']) expect(svg).toContain(`data-series="${p}"`);
     for (const rate of ['0', '100', '1000', '5000']) expect(svg).toContain(`>${rate}</text>`);
     expect(xmlProblem(svg)).toBeNull();
+  });
+
+  it('retries plot fills from runs of any preset when there is no protocols sweep (the lab\'s runs, issue 10)', () => {
+    const runs = [
+      result(config({ preset: 'demo', protocol: 'seq', stormRate: 1000 }), [rec(0, 0, { fetched: 10, unique: 10, rangeFaults: 1, retries: 3 })]),
+      result(config({ preset: 'demo', protocol: 'valid-flag', stormRate: 1000 }), [rec(0, 0, { fetched: 10, unique: 10, rangeFaults: 1, retries: 5, ebusy: 1 })]),
+    ];
+    const svg = toSvgFigure({ ...report, runs }, 'retries');
+    expect(svg).not.toContain('class="empty"');
+    expect(count(svg, /<polyline class="series"/g)).toBe(2 * 3);
+    for (const p of ['seq', 'valid-flag']) expect(svg).toContain(`data-series="${p}"`);
+  });
+
+  it('legends are never clipped: the figure is wide enough for the longest name', () => {
+    const long = 'a run label that is much longer than the old 260-pixel legend allowed for';
+    const svg = lineChart({ xLabel: 'x', yLabel: 'y', series: [{ name: long, points: [[0, 1], [1, 2]] }, { name: 'b', points: [[0, 2]] }] }, { title: 't' });
+    const width = Number(/<svg[^>]* width="(\d+)"/.exec(svg)?.[1]);
+    const legendX = Number(/class="legend"[^>]*translate\(([\d.]+)/.exec(svg)?.[1]);
+    const shown = /class="legend"[\s\S]*?<text[^>]*>([^<]*)<\/text>/.exec(svg)?.[1] ?? '';
+    expect(legendX + 28 + shown.length * 6.2).toBeLessThanOrEqual(width);
+    expect(svg).toContain(`<title>${long}</title>`);
   });
 
   it('standalone SVG figures parse as XML and carry the SVG namespace', () => {

@@ -48,7 +48,20 @@ export const RUN_COLUMNS: readonly Column[] = [
   { head: 'fallbacks', csv: 'fallbacks', text: (s) => String(s.fallbacks), raw: (s) => s.fallbacks, numeric: true },
   { head: 'mirror writes', csv: 'mirror_writes', text: (s) => String(s.mirrorWrites), raw: (s) => s.mirrorWrites, numeric: true },
   { head: 'service ms', csv: 'service_ms', text: (s) => fixed(s.serviceMs, 1), raw: (s) => s.serviceMs, numeric: true },
-  { head: 'faults/s', csv: 'faults_per_sec', text: (s) => String(Math.round(s.faultsPerSec)), raw: (s) => s.faultsPerSec, numeric: true },
+  {
+    head: 'service µs/fault', csv: 'service_us_per_fault', numeric: true,
+    text: (s) => (s.serviceUsPerFault === null ? '—' : fixed(s.serviceUsPerFault, 1)), raw: (s) => s.serviceUsPerFault ?? '',
+  },
+  { head: 'wall ms', csv: 'wall_ms', text: (s) => fixed(s.wallMs, 0), raw: (s) => s.wallMs, numeric: true },
+  { head: 'storm ops', csv: 'storm_ops', text: (s) => String(s.stormOps), raw: (s) => s.stormOps, numeric: true },
+  {
+    head: 'stale pfns', csv: 'stale_pfns', numeric: true,
+    text: (s) => (s.stalePfns === null ? '—' : String(s.stalePfns)), raw: (s) => s.stalePfns ?? '',
+  },
+  {
+    head: 'bytes moved', csv: 'bytes_moved', numeric: true,
+    text: (s) => (s.bytesMoved === null ? '—' : formatNumber(s.bytesMoved)), raw: (s) => s.bytesMoved ?? '',
+  },
   { head: 'ok/error', csv: 'status', text: statusText, raw: (s) => s.status },
 ];
 
@@ -58,7 +71,7 @@ export const RUN_EXTRA: readonly { csv: string; raw(r: RunResult): string | numb
   { csv: 'size_mib', raw: (r) => r.config.sizeMiB },
   { csv: 'write_fraction', raw: (r) => r.config.writeFraction },
   { csv: 'seed', raw: (r) => r.config.seed },
-  { csv: 'wall_ms', raw: (r) => r.wallMs },
+  { csv: 'faults_per_sec_of_service', raw: (r) => r.faultsPerSec },
   { csv: 'rounds', raw: (r) => r.rounds },
   { csv: 'fault_rounds', raw: (r) => r.faultRounds },
   { csv: 'batches', raw: (r) => r.totals.batches },
@@ -68,7 +81,6 @@ export const RUN_EXTRA: readonly { csv: string; raw(r: RunResult): string | numb
   { csv: 'groups', raw: (r) => r.totals.groups },
   { csv: 'mmap_lock_wait_ms', raw: (r) => r.totals.mmapLockWaitMs },
   { csv: 'mmap_lock_hold_ms', raw: (r) => r.totals.mmapLockHoldMs },
-  { csv: 'storm_ops', raw: (r) => r.storm.ops },
   { csv: 'verify_checked', raw: (r) => r.verify.checked },
   { csv: 'verify_mismatches', raw: (r) => r.verify.mismatches },
   { csv: 'reused_from_run', raw: (r) => (r.reusedFrom === undefined ? null : r.reusedFrom + 1) },

@@ -109,8 +109,17 @@ export function protocolRuns(report: ExperimentReport): number[] {
   return report.runs.map((_, i) => i).filter((i) => report.runs[i].config.preset === 'protocols');
 }
 
+/**
+ * Runs the retries figure plots: the 'protocols' preset's when the report has it (the
+ * experiment's sweep), otherwise every run (the lab's and the demo's runs).
+ */
+export function retryRuns(report: ExperimentReport): number[] {
+  const p = protocolRuns(report);
+  return p.length > 0 ? p : report.runs.map((_, i) => i);
+}
+
 function retriesSpec(report: ExperimentReport): FigureSpec {
-  const idx = protocolRuns(report);
+  const idx = retryRuns(report);
   const runs = idx.map((i) => report.runs[i]);
   const rates = [...new Set(runs.map((r) => r.config.stormRate))].sort((a, b) => a - b);
   const cats = rates.map((r) => formatNumber(r));
@@ -133,7 +142,7 @@ function retriesSpec(report: ExperimentReport): FigureSpec {
     return { name: g, points, color: PALETTE[gi % PALETTE.length] };
   });
   const wl = [...workloads].join(', ');
-  const empty = "no runs of the 'protocols' preset in this report";
+  const empty = 'no runs in this report';
   return {
     title: FIGURE_TITLES.retries,
     caption: `Retries, EBUSYs and mmap write-lock fallbacks per run against the CPU invalidation rate, one line per retry protocol${wl ? ` (${wl})` : ''}; ✕ = the run ended in an error.`,
@@ -181,7 +190,7 @@ function spec(report: ExperimentReport, which: FigureName, opts: ReportOptions):
 /** Is there anything to draw in this figure? (main.ts writes figure files only for these.) */
 export function figureHasData(report: ExperimentReport, which: FigureName): boolean {
   switch (which) {
-    case 'retries': return protocolRuns(report).length > 0;
+    case 'retries': return retryRuns(report).length > 0;
     case 'duplicates':
     case 'coalescing': return report.runs.length > 0;
     default: return report.runs.some((r) => r.records.length > 0);

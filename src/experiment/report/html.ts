@@ -14,13 +14,17 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bott
 .meta{color:#555;margin:0 0 12px}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;font-size:12px;font-variant-numeric:tabular-nums}
-th,td{border:1px solid #d8d8d8;padding:3px 6px;white-space:nowrap}
+th,td{border:1px solid #d8d8d8;padding:3px 6px;white-space:nowrap;text-align:left}
 th{background:#f3f3f3;position:sticky;top:0}
-td.num{text-align:right}
-tr.error td{background:#fff1f0}tr.mismatch td{background:#ffe0e0;font-weight:600}
+td.num,th.num{text-align:right}
+tr.error td{background:#fff1f0;color:#8a0010}tr.error td:last-child{font-weight:600}
+tr.mismatch td{background:#ffe0e0;font-weight:600}
+tr.error td:first-child,tr.mismatch td:first-child{box-shadow:inset 4px 0 0 #b00020}
 tr.reused td{color:#666}
-figure{margin:18px 0}figure svg{max-width:100%;height:auto;border:1px solid #eee}
-dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;font-size:13px}dt{font-weight:600}dd{margin:0}
+figure{margin:18px 0;max-width:100%;overflow-x:auto}figure svg{display:block;max-width:100%;height:auto;border:1px solid #eee}
+dl{display:grid;grid-template-columns:minmax(6em,max-content) minmax(0,1fr);gap:2px 14px;font-size:13px}dt{font-weight:600}dd{margin:0;overflow-wrap:anywhere}
+.meta{overflow-wrap:anywhere}
+@media (max-width:600px){body{margin:12px auto;padding:0 8px}dl{grid-template-columns:1fr}dd{margin-bottom:6px}}
 .note{color:#555;font-size:13px}
 `;
 
@@ -38,12 +42,16 @@ const GLOSSARY: readonly [string, string][] = [
   ['fallbacks', 'lock-fallback: times the mmap lock was taken for write'],
   ['mirror writes', 'contiguous runs written into the GPU page table'],
   ['service ms', 'time spent servicing batches (scheduler ms)'],
-  ['faults/s', 'unique faults serviced per second of service time'],
+  ['service µs/fault', 'service time per unique fault (service ms × 1000 / unique faults): lower is faster'],
+  ['wall ms', 'wall-clock time of the workload\'s run (GPU commands, fault servicing, write-back)'],
+  ['storm ops', 'CPU-side invalidating operations the storm applied during the run'],
+  ['stale pfns', 'mirror entries that no longer reach the page the CPU maps, by the driver\'s audit at the end of the run (valid-flag\'s hazard)'],
+  ['bytes moved', 'bytes migrated between system and device memory (— : not measured by this runner yet)'],
 ];
 
 function htmlRunsTable(report: ExperimentReport): string {
   const out = ['<div class="scroll"><table class="runs">', '<thead><tr>'];
-  for (const c of RUN_COLUMNS) out.push(`<th>${escapeXml(c.head)}</th>`);
+  for (const c of RUN_COLUMNS) out.push(`<th scope="col"${c.numeric ? ' class="num"' : ''}>${escapeXml(c.head)}</th>`);
   out.push('</tr></thead>', '<tbody>');
   report.runs.forEach((r, i) => {
     const s = summarizeRun(r, i);
@@ -73,6 +81,8 @@ function htmlMmTable(report: ExperimentReport): string {
 }
 
 /** One self-contained HTML page: summary table and inline SVG plots; no scripts, no external URLs. */
+export const REPORT_CSS = CSS;
+
 export function toHtml(report: ExperimentReport, opts: ReportOptions = {}): string {
   const title = `mirrorlab experiment — ${report.generatedAt}`;
   const failed = report.runs.filter((r, i) => summarizeRun(r, i).status !== 'ok').length;

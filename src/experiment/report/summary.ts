@@ -3,6 +3,8 @@
  *   duplicate ratio     duplicates / fetched            (share of fetched faults dropped as duplicates)
  *   coalescing factor   unique / rangeFaults            (unique faults serviced per hmm_range_fault call;
  *                                                        null when the run made no call)
+ *   service µs/fault    serviceMs * 1000 / unique       (service time per unique fault: lower is
+ *                                                        faster; null when nothing was serviced)
  */
 import type { RunResult } from '../types.js';
 import { batchLabel, windowLabel } from './labels.js';
@@ -33,6 +35,14 @@ export interface RunSummary {
   mirrorWrites: number;
   serviceMs: number;
   faultsPerSec: number;
+  /** Service time per unique fault, µs; null when no fault was serviced. */
+  serviceUsPerFault: number | null;
+  wallMs: number;
+  /** Stale mirror entries at the end of the run (the driver's audit); null: not measured. */
+  stalePfns: number | null;
+  stormOps: number;
+  /** Bytes migrated (both ways); null until the runner migrates. */
+  bytesMoved: number | null;
   status: RunStatus;
   error: string | null;
 }
@@ -63,6 +73,11 @@ export function summarizeRun(r: RunResult, index: number): RunSummary {
     mirrorWrites: t.mirrorWrites,
     serviceMs: t.serviceMs,
     faultsPerSec: r.faultsPerSec,
+    serviceUsPerFault: t.unique > 0 ? (t.serviceMs * 1000) / t.unique : null,
+    wallMs: r.wallMs,
+    stalePfns: r.stalePfns ?? null,
+    stormOps: r.storm.ops,
+    bytesMoved: r.bytesMoved ? r.bytesMoved.toDevice + r.bytesMoved.toSystem : null,
     status: !r.ok || r.error !== null ? 'error' : mismatch ? 'mismatch' : 'ok',
     error: r.error ?? (!r.ok ? 'failed' : mismatch ? `${r.verify.mismatches} of ${r.verify.checked} words wrong` : null),
   };

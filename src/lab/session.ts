@@ -1,0 +1,132 @@
+/**
+ * One lab run: the experiment's runner (runOne) with a RunObserver that turns what the run
+ * does into a stream of LabEvents (records up) and a RunController that holds it at replay
+ * boundaries (commands down). The same module runs in the page's Web Worker (worker.ts,
+ * behind comlink) and in-thread in Node (the tests), so both give the same counters.
+ */
+import type { BatchRecord } from '../driver/records.js';
+import type { Dmirror } from '../driver/dmirror.js';
+import { PAGE_SIZE } from '../mm/constants.js';
+import { runOne } from '../experiment/runner.js';
+import type { RunConfig, RunResult } from '../experiment/types.js';
+import { RunController, type RunMode } from './controller.js';
+import { snapshotMirror, watchInvalidations, type InvalidationNote, type MirrorSnapshot } from './snapshot.js';
+
+/** Invalidations listed per flush; the rest are counted. */
+export const MAX_INVALIDATIONS_LISTED = 8;
+
+export type LabEvent =
+  | { kind: 'begin'; config: RunConfig; start: number; pages: number }
+  | { kind: 'batch'; rec: BatchRecord; wallMs: number }
+  | { kind: 'round'; faults: number; overflow: boolean; finished: boolean; capacity: number }
+  | { kind: 'invalidations'; listed: (InvalidationNote & { simMs: number })[]; total: number }
+  | { kind: 'snapshot'; snapshot: MirrorSnapshot; simMs: number; wallMs: number }
+  | { kind: 'state'; mode: RunMode; held: boolean }
+  | { kind: 'end'; result: RunResult; pausedMs: number };
+
+export type LabSink = (events: LabEvent[]) => void;
+
+export interface LabRunOptions {
+  /** Hold before the first replay (the page's Step from idle). */
+  startPaused?: boolean;
+  /** Take a mirror snapshot at every boundary (default true; Node tests turn it off). */
+  snapshots?: boolean;
+}
+
+/**
+ * Runs `config` and streams its events into `sink` (flushed at each replay boundary, each
+ * state change and at the end). The controller is returned at once through `onController`
+ * so commands can reach the run while it goes.
+ */
+export async function runLab(config: RunConfig, sink: LabSink, ctl: RunController, opts: LabRunOptions = {}): Promise<RunResult> {
+  const snapshots = opts.snapshots ?? true;
+  let queue: LabEvent[] = [];
+  const flush = (): void => {
+    if (queue.length === 0) return;
+    const out = queue;
+    queue = [];
+    sink(out);
+  };
+  const t0 = performance.now();
+  let sim0 = 0;
+  let mirror: Dmirror | null = null;
+  let buffer = { start: 0, pages: 0 };
+  let invalidated = new Set<number>();
+  let listed: (InvalidationNote & { simMs: number })[] = [];
+  let invalTotal = 0;
+  let capacity = 0;
+  let pausedFrom: number | null = null;
+  let pausedMs = 0;
+
+  ctl.onState = (mode, held) => {
+    if (held && pausedFrom === null) pausedFrom = performance.now();
+    if (!held && pausedFrom !== null) {
+      pausedMs += performance.now() - pausedFrom;
+      pausedFrom = null;
+    }
+    queue.push({ kind: 'state', mode, held });
+    flush();
+  };
+
+  const takeInvalidations = (): void => {
+    if (invalTotal === 0) return;
+    queue.push({ kind: 'invalidations', listed, total: invalTotal });
+    listed = [];
+    invalTotal = 0;
+  };
+  const snap = (): void => {
+    takeInvalidations();
+    if (!snapshots || mirror === null) return;
+    queue.push({
+      kind: 'snapshot', snapshot: snapshotMirror(mirror, buffer.start, buffer.pages, invalidated),
+      simMs: ctl.sched.now() - sim0, wallMs: performance.now() - t0,
+    });
+    invalidated = new Set();
+  };
+
+  let result: RunResult;
+  try {
+    result = await runOne(config, {
+      observer: {
+        scheduler: ctl.sched,
+        async onMirror(m, b) {
+          mirror = m;
+          buffer = b;
+          capacity = m.engine.faults.capacity;
+          sim0 = ctl.sched.now();
+          queue.push({ kind: 'begin', config, start: b.start, pages: b.pages });
+          await watchInvalidations(m, b.start, b.start + b.pages * PAGE_SIZE, (n) => {
+            invalTotal++;
+            if (listed.length < MAX_INVALIDATIONS_LISTED) listed.push({ ...n, simMs: ctl.sched.now() - sim0 });
+            for (let a = n.start; a < n.end; a += PAGE_SIZE) invalidated.add((a - b.start) / PAGE_SIZE);
+          });
+          snap();
+          flush();
+        },
+        onBatch(rec) {
+          ctl.noteBatch();
+          queue.push({ kind: 'batch', rec: { ...rec }, wallMs: performance.now() - t0 });
+        },
+        onRound(r) {
+          queue.push({ kind: 'round', ...r, capacity });
+          if (r.finished) {
+            snap();
+            flush();
+          }
+        },
+        async beforeRound() {
+          snap();
+          flush();
+          await ctl.gate();
+        },
+      },
+    });
+  } finally {
+    ctl.onState = () => {};
+  }
+  if (pausedFrom !== null) pausedMs += performance.now() - pausedFrom;
+  takeInvalidations();
+  queue.push({ kind: 'end', result, pausedMs });
+  flush();
+  return result;
+}

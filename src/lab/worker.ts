@@ -1,0 +1,90 @@
+/**
+ * The lab's Web Worker: the machine, the driver and the GPU work run here, off the page's
+ * thread (WebGPU is available in dedicated workers). Exposed with comlink; the page only
+ * draws. One run at a time.
+ */
+import * as Comlink from 'comlink';
+import { requestGpuDevice } from '../device/gpu.js';
+import { runSmokeKernel, smokeReference } from '../device/smoke.js';
+import { defaultGpu } from '../driver/dmirror-device.js';
+import type { RunConfig, RunResult } from '../experiment/types.js';
+import { RunController } from './controller.js';
+import { runLab, type LabSink } from './session.js';
+import { checkSettings, fromRunConfig } from './config.js';
+
+export interface AdapterInfo {
+  name: string;
+  software: boolean;
+  fallback: boolean;
+  backend: string;
+  maxStorageBufferBindingSize: number;
+  maxBufferSize: number;
+  maxComputeInvocationsPerWorkgroup: number;
+  maxComputeWorkgroupsPerDimension: number;
+  /** The smoke kernel's verdict on this GPU. */
+  smoke: { ok: boolean; elements: number; detail: string };
+}
+
+export type LabCommand = 'pause' | 'resume' | 'step' | 'stop';
+
+let controller: RunController | null = null;
+
+async function smoke(): Promise<AdapterInfo['smoke']> {
+  const ctx = await requestGpuDevice({ label: 'smoke' });
+  try {
+    const n = 10_000;
+    const input = new Uint32Array(n).map((_, i) => (i * 2654435761) >>> 0);
+    const got = await runSmokeKernel(ctx.device, input, 0xc0ffee);
+    const want = smokeReference(input, 0xc0ffee);
+    const bad = got.findIndex((v, i) => v !== want[i]);
+    return { ok: bad < 0, elements: n, detail: bad < 0 ? `pass (${n} elements)` : `FAIL at element ${bad}` };
+  } finally {
+    ctx.device.destroy();
+  }
+}
+
+export const labWorker = {
+  async probe(): Promise<AdapterInfo> {
+    const s = await smoke();
+    const g = await defaultGpu();
+    return {
+      name: g.adapterName, software: g.isSoftware, fallback: g.isFallback, backend: g.backend,
+      maxStorageBufferBindingSize: g.limits.maxStorageBufferBindingSize, maxBufferSize: g.limits.maxBufferSize,
+      maxComputeInvocationsPerWorkgroup: g.limits.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupsPerDimension: g.limits.maxComputeWorkgroupsPerDimension, smoke: s,
+    };
+  },
+
+  /**
+   * Runs one config; events go to `sink` (a Comlink.proxy) while it runs. first = 'step':
+   * the run holds after its first batch (Step from idle).
+   */
+  async run(config: RunConfig, sink: LabSink, first: 'run' | 'step' = 'run'): Promise<RunResult> {
+    if (controller !== null) throw new Error('EBUSY: a run is already going in this worker');
+    // The page checks too; the worker never trusts what crosses the boundary.
+    const checked = checkSettings(fromRunConfig(config));
+    if (checked.settings === null) throw new Error(`EINVAL: ${checked.errors.map((e) => e.message).join('; ')}`);
+    const ctl = new RunController(first === 'step');
+    if (first === 'step') ctl.step();
+    controller = ctl;
+    try {
+      return await runLab(config, sink, ctl);
+    } finally {
+      controller = null;
+    }
+  },
+
+  command(c: LabCommand): boolean {
+    const ctl = controller;
+    if (ctl === null) return false;
+    if (c === 'pause') ctl.pause();
+    else if (c === 'resume') ctl.resume();
+    else if (c === 'step') ctl.step();
+    else ctl.stop();
+    return true;
+  },
+};
+
+export type LabWorker = typeof labWorker;
+
+Comlink.expose(labWorker);
