@@ -18,6 +18,8 @@ export interface FaultService {
   service(r: RoundResult, round: number): Promise<void>;
   /** Fault records held over from earlier rounds, still to service (default 0). */
   backlog?(): number;
+  /** Awaited before every round, the first included (an observer's gate: pause, step, stop). */
+  gate?(): Promise<void>;
 }
 
 export interface ReplayOptions {
@@ -44,6 +46,7 @@ export async function replayCommand(
   let rounds = 0;
   let faultRounds = 0;
   for (;;) {
+    await fault.gate?.();
     await opts.beforeRound?.();
     const r = await engine.runRound(cmd);
     rounds++;

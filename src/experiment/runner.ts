@@ -94,7 +94,7 @@ export interface RunObserver {
   onBatch?(rec: BatchRecord): void;
   /** Each round that faulted (the fault ring's fill: faults recorded, overflow), before its service. */
   onRound?(r: { faults: number; overflow: boolean; finished: boolean }): void;
-  /** Awaited before every replay (after a round's faults were serviced). */
+  /** Awaited before every round of the workload's command (replays and the first round). */
   beforeRound?(): Promise<void>;
 }
 
@@ -116,14 +116,18 @@ class ObservedServicer extends FaultServicer {
   }
 
   /**
-   * The command's fault service (the replay loop calls it after each round that faulted):
-   * the round is reported, the batches serviced, their records reported, and then the
-   * observer's gate awaited, at the replay boundary, where the servicer holds no lock.
+   * The command's fault service with the observer around it: each round that faulted is
+   * reported before its service and the batch records after it; the observer's gate runs
+   * before every round (the first included), where the servicer holds no lock.
    */
   override forCommand(cmd: CommandRange): FaultService {
     const base = super.forCommand(cmd);
     return {
       backlog: () => base.backlog?.() ?? 0,
+      gate: async () => {
+        this.#report();
+        await this.#obs.beforeRound?.();
+      },
       service: async (r: RoundResult, round: number) => {
         this.#obs.onRound?.({ faults: r.faults.length, overflow: r.overflow, finished: r.finished });
         try {
@@ -131,7 +135,6 @@ class ObservedServicer extends FaultServicer {
         } finally {
           this.#report();
         }
-        await this.#obs.beforeRound?.();
       },
     };
   }
