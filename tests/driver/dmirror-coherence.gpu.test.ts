@@ -384,7 +384,8 @@ describe('dmirror coherence: the GPU never reads through a stale entry', () => {
 
   /**
    * `seed`: the machine runs on a SeededScheduler, so the interleaving of CPU changes, reads
-   * and GPU completions (and the fault path's timeouts, in virtual time) is the seed's alone.
+   * and GPU completions (and the fault path's HMM_RANGE_DEFAULT_TIMEOUT, in virtual time) is
+   * the seed's alone: no test here depends on how fast the machine is.
    */
   async function setup(seed?: number): Promise<{ m: Machine; proc: Process; fd0: Mirror; fd1: Mirror }> {
     const m = await createMachine(seed === undefined ? MACHINE : { ...MACHINE, scheduler: new SeededScheduler(seed) });
@@ -500,7 +501,8 @@ describe('dmirror coherence both ways', () => {
 
   /**
    * `seed`: the machine runs on a SeededScheduler, so the interleaving of CPU changes, reads
-   * and GPU completions (and the fault path's timeouts, in virtual time) is the seed's alone.
+   * and GPU completions (and the fault path's HMM_RANGE_DEFAULT_TIMEOUT, in virtual time) is
+   * the seed's alone: no test here depends on how fast the machine is.
    */
   async function setup(seed?: number): Promise<{ m: Machine; proc: Process; fd0: Mirror; fd1: Mirror }> {
     const m = await createMachine(seed === undefined ? MACHINE : { ...MACHINE, scheduler: new SeededScheduler(seed) });
@@ -529,7 +531,7 @@ describe('dmirror coherence both ways', () => {
   }
 
   it('a device write is what the CPU reads after the command, and a CPU write is what the next device read sees', async () => {
-    const { m, proc, fd0 } = await setup();
+    const { m, proc, fd0 } = await setup(7);
     const n = 32;
     const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
     // Half the pages have CPU contents (and a GPU copy), half are untouched.
@@ -547,7 +549,7 @@ describe('dmirror coherence both ways', () => {
   });
 
   it('a device write of part of what it mirrors leaves the rest as the CPU last wrote it', async () => {
-    const { m, proc, fd0 } = await setup();
+    const { m, proc, fd0 } = await setup(7);
     const n = 16;
     const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
     await proc.write(buf, pagesOf(n, (p) => tag(p, 1)));
@@ -561,7 +563,7 @@ describe('dmirror coherence both ways', () => {
   });
 
   it('dev0 writes, dev1 reads the same pages, and back, with the pages in either device memory or RAM', async () => {
-    const { m, proc, fd0, fd1 } = await setup();
+    const { m, proc, fd0, fd1 } = await setup(7);
     const n = 24;
     const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
     const rand = mulberry32(77);
@@ -601,7 +603,7 @@ describe('dmirror coherence both ways', () => {
   });
 
   it('dev0 writes while dev1 reads other pages concurrently; then each sees the other\'s data', async () => {
-    const { m, proc, fd0, fd1 } = await setup();
+    const { m, proc, fd0, fd1 } = await setup(7);
     const n = 32;
     const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
     await proc.write(buf, pagesOf(n, (p) => tag(p, 1)));
@@ -639,7 +641,7 @@ describe('dmirror coherence both ways', () => {
    * afterwards the pages hold what dev0 wrote: in device memory, in RAM, everywhere.
    */
   async function writeRacingMigration(own: boolean): Promise<void> {
-    const { m, proc, fd0, fd1 } = await setup();
+    const { m, proc, fd0, fd1 } = await setup(7);
     const migrator = own ? fd0 : fd1;
     const n = 16;
     const rand = mulberry32(own ? 5 : 6);
@@ -691,7 +693,7 @@ describe('dmirror coherence both ways', () => {
       // Pages in dev0's memory, then fork: parent and child map the same device pages
       // read-only. A dev0 write by one of them must get it its own copy (as a CPU store
       // would), not replay the read-only entry forever.
-      const { m, proc, fd0 } = await setup();
+      const { m, proc, fd0 } = await setup(7);
       const n = 4;
       const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
       await proc.write(buf, pagesOf(n, (p) => tag(p, 1)));
@@ -720,7 +722,7 @@ describe('dmirror coherence both ways', () => {
     // driver retries. Meanwhile (queued on the mmap lock behind the fault) mprotect makes
     // pages 0-2 read-only. The retry must still ask for read access only: the first walk's
     // HMM_PFN_WRITE output bits alias HMM_PFN_REQ_WRITE and must not be fed back as requests.
-    const { m, proc, fd0, fd1 } = await setup();
+    const { m, proc, fd0, fd1 } = await setup(7);
     const dev1 = m.devices[1] as unknown as DmirrorDevice;
     const n = 4;
     for (let round = 0; round < 3; round++) {
@@ -753,7 +755,7 @@ describe('dmirror coherence both ways', () => {
   });
 
   it('a device write into pages COW-shared with a child breaks COW: the child keeps its data', async () => {
-    const { m, proc, fd0, fd1 } = await setup();
+    const { m, proc, fd0, fd1 } = await setup(7);
     const n = 8;
     const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
     await proc.write(buf, pagesOf(n, (p) => tag(p, 1)));
