@@ -96,13 +96,20 @@ export class Aperture {
     if (q.length === 0) return;
     this.#pending = [];
     const pages: { slot: number; data: Uint8Array }[] = [];
+    // The merge bases of the whole batch in one allocation (a 4 KiB copy per page into one
+    // slab, not an ArrayBuffer per page: per-page allocation was most of a fresh read's JS).
+    const slab = new Uint32Array(q.length * 1024);
+    let used = 0;
     for (let k = 0; k < q.length; k++) {
       const { slot, pfn } = q[k];
       if (this.#pfnOfSlot.get(slot) !== pfn) continue; // released (and maybe reused: queued again)
       const s = this.#byPfn.get(pfn)!;
       s.gen = this.#ram.gen[pfn];
       const data = this.#ram.data(pfn);
-      s.base = words(data).slice();
+      const base = slab.subarray(used * 1024, (used + 1) * 1024);
+      base.set(words(data));
+      used++;
+      s.base = base;
       pages.push({ slot, data });
     }
     const before = this.#engine.aperture.stats.uploadWrites;
