@@ -152,18 +152,33 @@ export class MirrorPt {
 
   /** Zap the entries of these VRAM slots (their device pages are leaving for system memory). */
   async zapDevicePages(slots: Iterable<number>): Promise<void> {
-    const leaves: UnmappedLeaf[] = [];
+    const pages: number[] = [];
     for (const slot of slots) {
       const page = this.#devPage.get(slot);
-      if (page !== undefined) leaves.push(...this.#engine.pt.unmap(page, 1));
+      if (page !== undefined) pages.push(page);
+    }
+    pages.sort((a, b) => a - b);
+    const leaves: UnmappedLeaf[] = [];
+    // One table walk per run of consecutive pages (a migration's are mostly one run).
+    for (let k = 0; k < pages.length;) {
+      let n = 1;
+      while (k + n < pages.length && pages[k + n] === pages[k] + n) n++;
+      for (const l of this.#engine.pt.unmap(pages[k], n)) leaves.push(l);
+      k += n;
     }
     return this.shootdown(leaves); // one flush and fence for all of them
   }
 
-  /** Zap pages one by one where `which[i]` is set, from page `first` (a migration's sources). */
+  /** Zap the pages where `which[i]` is set, from page `first` (a migration's sources): a walk per run. */
   async zapPages(first: number, which: Uint8Array): Promise<void> {
     const leaves: UnmappedLeaf[] = [];
-    for (let i = 0; i < which.length; i++) if (which[i] !== 0) leaves.push(...this.#engine.pt.unmap(first + i, 1));
+    for (let i = 0; i < which.length;) {
+      if (which[i] === 0) { i++; continue; }
+      let n = 1;
+      while (i + n < which.length && which[i + n] !== 0) n++;
+      for (const l of this.#engine.pt.unmap(first + i, n)) leaves.push(l);
+      i += n;
+    }
     return this.shootdown(leaves);
   }
 
