@@ -70,6 +70,22 @@ export class MirrorPt {
     return (e.flags & PTE_DEVICE) !== 0 ? this.#devmem.basePfn + e.slot : this.#aperture.pfnOf(e.slot) ?? null;
   }
 
+  /**
+   * The VRAM slot each page of [page, page + npages) maps, or null when some page maps
+   * nothing or a system frame (dmirror_do_read's xa_load of each page, for pages that must
+   * all be this device's).
+   */
+  deviceSlots(page: number, npages: number): number[] | null {
+    const pt = this.#engine.pt;
+    const slots = new Array<number>(npages);
+    for (let i = 0; i < npages; i++) {
+      const e = pt.lookup(page + i);
+      if (e === null || (e.flags & PTE_DEVICE) === 0) return null;
+      slots[i] = e.slot;
+    }
+    return slots;
+  }
+
   // ---------------------------------------------------------------------------------
   // Faults (up).
 
