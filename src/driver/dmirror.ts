@@ -342,7 +342,7 @@ export class Dmirror implements Mirror {
     const out = await replayCommand(this.engine, cmd, service, {
       maxRounds: MAX_ROUNDS,
       beforeRound: async () => {
-        await this.lock.with(() => this.aperture.syncToGpu());
+        await this.lock.with(() => this.aperture.syncToGpu(writes));
         if (writes) this.aperture.mayBeDirty = true;
       },
     });

@@ -120,6 +120,7 @@ export class MirrorPt {
         continue;
       }
       if (old !== null && (old.flags & PTE_DEVICE) === 0 && this.#aperture.pfnOf(old.slot) === pfn) {
+        if ((prot & (PTE_WRITE | PTE_EXCLUSIVE)) !== 0) this.#aperture.mapWritable(old.slot);
         pt.map(page, old.slot, prot); // same frame, new permissions
         continue;
       }
@@ -131,6 +132,7 @@ export class MirrorPt {
         if (!(e instanceof HmmError && e.code === 'ENOMEM')) throw e;
         slot = await this.#acquireEvicting(pfn);
       }
+      if ((prot & (PTE_WRITE | PTE_EXCLUSIVE)) !== 0) this.#aperture.mapWritable(slot);
       pt.map(page, slot, prot);
     }
     return runs;
