@@ -158,13 +158,20 @@ export class MirrorPt {
    * itself, and device pages leaving are dropped by zapDevicePages).
    */
   async invalidate(first: number, last: number, keepDevice = false): Promise<void> {
-    const leaves = this.#engine.pt.unmap(first, last - first);
-    if (!keepDevice) return this.shootdown(leaves);
+    const pt = this.#engine.pt;
+    if (!keepDevice) return this.shootdown(pt.unmap(first, last - first));
+    // Only the system-memory entries go: find their runs (a read-only walk) and zap those,
+    // rather than zapping everything and mapping every device entry back a page at a time.
+    const runs: [number, number][] = [];
+    pt.findLeaf(first, last - first, (l) => {
+      if ((l.flags & PTE_DEVICE) !== 0) return false;
+      const top = runs.length > 0 ? runs[runs.length - 1] : null;
+      if (top !== null && top[0] + top[1] === l.page) top[1] += l.npages;
+      else runs.push([l.page, l.npages]);
+      return false; // visit every leaf
+    });
     const system: UnmappedLeaf[] = [];
-    for (const l of leaves) {
-      if ((l.flags & PTE_DEVICE) !== 0) this.#engine.pt.map(l.page, l.slot, l.flags & (PTE_WRITE | PTE_EXCLUSIVE | PTE_DEVICE));
-      else system.push(l);
-    }
+    for (const [page, n] of runs) for (const l of pt.unmap(page, n)) system.push(l);
     return this.shootdown(system);
   }
 
