@@ -108,6 +108,33 @@ export class Baselines {
   }
 
   /**
+   * The bytes a migration must move across the host link, bare: `up` (host → GPU) a
+   * writeBuffer of `bytes` into one buffer and a copyBufferToBuffer into another (system
+   * memory to VRAM), then (`down`) a copyBufferToBuffer into a MAP_READ buffer, mapAsync and
+   * the mapped range copied out (VRAM back to host memory). migrateToDevice's floor is
+   * up + down (it returns the data), migrateToSystem's is down.
+   */
+  link(bytes: number, up: boolean): () => Promise<void> {
+    const d = this.device;
+    const a = this.#buffer(bytes, GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, 'link a');
+    const b = this.#buffer(bytes, GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, 'link b');
+    const staging = this.#buffer(bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'link staging');
+    const host = new Uint8Array(bytes);
+    return async () => {
+      const enc = d.createCommandEncoder({ label: 'bare link' });
+      if (up) {
+        d.queue.writeBuffer(a, 0, host);
+        enc.copyBufferToBuffer(a, 0, b, 0, bytes);
+      }
+      enc.copyBufferToBuffer(b, 0, staging, 0, bytes);
+      d.queue.submit([enc.finish()]);
+      await staging.mapAsync(GPUMapMode.READ);
+      host.set(new Uint8Array(staging.getMappedRange()));
+      staging.unmap();
+    };
+  }
+
+  /**
    * A bare trip of `pages` pages through the GPU and back, `chunkPages` at a time: per
    * chunk, writeBuffer of the bytes (upload), the copy kernel, a copyBufferToBuffer of all
    * of dst into a MAP_READ buffer (one, reused), mapAsync, getMappedRange copied out into a

@@ -217,10 +217,19 @@ export class PagePool {
    * k * 4096: one copyBufferToBuffer per run of consecutive slots into one staging buffer,
    * one mapAsync.
    */
-  async readback(slotList: readonly number[]): Promise<Uint8Array> {
+  readback(slotList: readonly number[]): Promise<Uint8Array> {
+    return this.readbackWith(slotList, (bytes) => bytes.slice());
+  }
+
+  /**
+   * readback(), handing the mapped bytes to `consume` before the staging buffer is unmapped
+   * (the view is invalid afterwards): a caller that copies them somewhere anyway (device
+   * pages into system frames) saves readback()'s own copy of the whole range.
+   */
+  async readbackWith<T>(slotList: readonly number[], consume: (bytes: Uint8Array) => T): Promise<T> {
     for (const s of slotList) this.checkSlot(s, 1, 'readback');
     ensureAlive(this.device, `${this.label}: readback`);
-    if (slotList.length === 0) return new Uint8Array(0);
+    if (slotList.length === 0) return consume(new Uint8Array(0));
     const size = slotList.length * PAGE_BYTES;
     const staging = this.readbacks.take(size, `${this.label} readback`);
     let reuse = false;
@@ -233,8 +242,12 @@ export class PagePool {
       this.device.queue.submit([enc.finish()]);
       await this.sched.wait(staging.mapAsync(GPUMapMode.READ), `${this.label}: readback mapAsync`);
       this.counters.readbacks++;
-      const out = new Uint8Array(staging.getMappedRange().slice(0));
-      staging.unmap();
+      let out: T;
+      try {
+        out = consume(new Uint8Array(staging.getMappedRange(0, size)));
+      } finally {
+        staging.unmap();
+      }
       reuse = !this.destroyed;
       return out;
     } catch (e) {

@@ -143,8 +143,12 @@ export class GpuPageTable {
   private readonly freeList: number[] = [];
   /** Freed tables whose GPU copy may hold old entries: written whole on reuse. */
   private readonly stale = new Set<number>();
-  /** Global entry indices (table * 512 + k) changed since the last flush. */
-  private readonly dirty = new Set<number>();
+  /**
+   * Entries changed since the last flush: a 512-bit map per table (a Set of global indices
+   * cost a hash insert per entry and 512 deletes per freed table — most of a migration's
+   * table work).
+   */
+  private readonly dirty = new DirtyEntries();
   private liveTables = 0;
   private leafCount = 0;
   private hugeCount = 0;
@@ -310,7 +314,7 @@ export class GpuPageTable {
     for (let k = 0; k < PT_ENTRIES; k++) {
       if (root[k] !== 0) {
         root[k] = 0;
-        this.dirty.add(k);
+        this.dirty.add(0, k);
       }
     }
     this.live[0] = 0;
@@ -329,11 +333,7 @@ export class GpuPageTable {
     const needed = this.shadow.length;
     if (needed > this.capacity) this.grow(needed);
     if (this.dirty.size === 0) return 0;
-    const idx = new Float64Array(this.dirty.size);
-    let n = 0;
-    for (const g of this.dirty) idx[n++] = g;
-    if (n > 1) idx.sort();
-    this.dirty.clear();
+    const idx = this.dirty.drain();
     let writes = 0;
     let start = 0;
     for (let k = 1; k <= idx.length; k++) {
@@ -408,7 +408,7 @@ export class GpuPageTable {
     if (!(old & PTE_VALID) && (value & PTE_VALID)) this.live[t]++;
     else if ((old & PTE_VALID) && !(value & PTE_VALID)) this.live[t]--;
     tab[k] = value;
-    this.dirty.add(t * PT_ENTRIES + k);
+    this.dirty.add(t, k);
   }
 
   private allocTable(): number {
@@ -422,7 +422,7 @@ export class GpuPageTable {
     this.live[t] = 0;
     this.liveTables++;
     if (this.stale.delete(t)) {
-      for (let k = 0; k < PT_ENTRIES; k++) this.dirty.add(t * PT_ENTRIES + k);
+      this.dirty.addTable(t);
     }
     return t;
   }
@@ -439,9 +439,7 @@ export class GpuPageTable {
 
   /** The GPU never reads a freed table again, so its pending zeroes need not be written. */
   private dropDirty(t: number): void {
-    if (this.dirty.size === 0) return;
-    const base = t * PT_ENTRIES;
-    for (let k = 0; k < PT_ENTRIES; k++) this.dirty.delete(base + k);
+    this.dirty.dropTable(t);
   }
 
   /** Zaps pages [start, end) under table t at `level` whose first page is `base`. */
@@ -541,4 +539,69 @@ export class GpuPageTable {
     this.counters.writes++;
     this.counters.bytesWritten += data.byteLength;
   }
+}
+
+/** The dirty entries of a GpuPageTable: one 512-bit map per table with changes. */
+class DirtyEntries {
+  readonly #bits = new Map<number, Uint32Array>();
+  size = 0;
+
+  #of(t: number): Uint32Array {
+    let b = this.#bits.get(t);
+    if (b === undefined) {
+      b = new Uint32Array(PT_ENTRIES / 32);
+      this.#bits.set(t, b);
+    }
+    return b;
+  }
+
+  add(t: number, k: number): void {
+    const b = this.#of(t);
+    const w = k >>> 5;
+    const m = 1 << (k & 31);
+    if ((b[w] & m) === 0) {
+      b[w] |= m;
+      this.size++;
+    }
+  }
+
+  addTable(t: number): void {
+    const b = this.#of(t);
+    for (let w = 0; w < b.length; w++) this.size += 32 - popcount(b[w]);
+    b.fill(0xffffffff);
+  }
+
+  dropTable(t: number): void {
+    const b = this.#bits.get(t);
+    if (b === undefined) return;
+    for (let w = 0; w < b.length; w++) this.size -= popcount(b[w]);
+    this.#bits.delete(t);
+  }
+
+  /** Every dirty global index (table * 512 + k), ascending; the set is left empty. */
+  drain(): Float64Array {
+    const out = new Float64Array(this.size);
+    let n = 0;
+    const tables = [...this.#bits.keys()].sort((a, b) => a - b);
+    for (const t of tables) {
+      const b = this.#bits.get(t)!;
+      for (let w = 0; w < b.length; w++) {
+        let x = b[w];
+        while (x !== 0) {
+          const bit = 31 - Math.clz32(x & -x);
+          out[n++] = t * PT_ENTRIES + w * 32 + bit;
+          x &= x - 1;
+        }
+      }
+    }
+    this.#bits.clear();
+    this.size = 0;
+    return out;
+  }
+}
+
+function popcount(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
 }

@@ -32,6 +32,13 @@ interface SlotInfo {
    * the page are lost.
    */
   base: Uint32Array | null;
+  /**
+   * The slot is (or was) mapped with a right that lets a kernel write it: only then can the
+   * GPU copy diverge from the frame, so only such slots get a `base` — taken before the
+   * first kernel that writes runs (takeBases), so a read command, even over writable
+   * memory (most of a fresh read), never pays for the 4 KiB copies.
+   */
+  wantBase: boolean;
 }
 
 export interface ApertureStats {
@@ -51,6 +58,8 @@ export class Aperture {
   #epochSeen = -1;
   /** Slots acquired since the last flushUploads(), in order, with their frames. */
   #pending: { slot: number; pfn: number }[] = [];
+  /** Slots mapped writable that have no merge base yet (see takeBases). */
+  #needBase: SlotInfo[] = [];
   /** Set when a kernel that can write ran since the last write-back. */
   mayBeDirty = false;
   readonly stats: ApertureStats = { uploads: 0, uploadWrites: 0, refreshes: 0, writebacks: 0 };
@@ -78,7 +87,7 @@ export class Aperture {
       const slot = this.#engine.aperture.alloc();
       this.#pending.push({ slot, pfn });
       this.stats.uploads++;
-      s = { slot, gen: this.#ram.gen[pfn], refs: 0, base: null };
+      s = { slot, gen: this.#ram.gen[pfn], refs: 0, base: null, wantBase: false };
       this.#byPfn.set(pfn, s);
       this.#pfnOfSlot.set(slot, pfn);
     }
@@ -99,15 +108,57 @@ export class Aperture {
     for (let k = 0; k < q.length; k++) {
       const { slot, pfn } = q[k];
       if (this.#pfnOfSlot.get(slot) !== pfn) continue; // released (and maybe reused: queued again)
-      const s = this.#byPfn.get(pfn)!;
-      s.gen = this.#ram.gen[pfn];
-      const data = this.#ram.data(pfn);
-      s.base = words(data).slice();
-      pages.push({ slot, data });
+      this.#byPfn.get(pfn)!.gen = this.#ram.gen[pfn];
+      pages.push({ slot, data: this.#ram.data(pfn) });
     }
     const before = this.#engine.aperture.stats.uploadWrites;
     this.#engine.aperture.uploadPages(pages);
     this.stats.uploadWrites += this.#engine.aperture.stats.uploadWrites - before;
+  }
+
+  /**
+   * The slot is being mapped with a right to write it (write or exclusive): from now on the
+   * GPU copy may diverge from the frame, so it needs a merge base before a kernel that
+   * writes runs (takeBases).
+   */
+  mapWritable(slot: number): void {
+    const pfn = this.#pfnOfSlot.get(slot);
+    if (pfn === undefined) throw new Error(`aperture: mapWritable of unused slot ${slot}`);
+    const s = this.#byPfn.get(pfn)!;
+    if (s.wantBase) return;
+    s.wantBase = true;
+    if (s.base === null) this.#needBase.push(s);
+  }
+
+  /**
+   * Before a kernel that can write runs (after flushUploads): every slot mapped writable
+   * since gets its merge base, in one slab (not an ArrayBuffer a page). Its GPU copy is the
+   * frame as of `gen` — the GPU never wrote it, it was read-only or not yet run on — so:
+   * the frame unchanged since, the frame is the base; changed, the slot is uploaded whole
+   * first and that is the base.
+   */
+  #takeBases(): void {
+    const list = this.#needBase;
+    if (list.length === 0) return;
+    this.#needBase = [];
+    const slab = new Uint32Array(list.length * 1024);
+    const pool = this.#engine.aperture;
+    let used = 0;
+    for (const s of list) {
+      const pfn = this.#pfnOfSlot.get(s.slot);
+      if (pfn === undefined || this.#byPfn.get(pfn) !== s || s.base !== null) continue; // released, or refreshed since
+      const data = this.#ram.data(pfn);
+      const gen = this.#ram.gen[pfn];
+      if (gen !== s.gen) {
+        pool.upload(s.slot, data);
+        this.stats.uploadWrites++;
+        s.gen = gen;
+      }
+      const base = slab.subarray(used * 1024, (used + 1) * 1024);
+      base.set(words(data));
+      used++;
+      s.base = base;
+    }
   }
 
   pfnOf(slot: number): number | undefined {
@@ -125,9 +176,13 @@ export class Aperture {
     this.#engine.aperture.free(slot);
   }
 
-  /** CPU → GPU: refresh every mapped copy whose frame the CPU side wrote since. */
-  syncToGpu(): void {
+  /**
+   * CPU → GPU: refresh every mapped copy whose frame the CPU side wrote since. `writes`: a
+   * kernel that can write runs next (its writable slots need their merge bases first).
+   */
+  syncToGpu(writes = true): void {
     this.flushUploads();
+    if (writes) this.#takeBases();
     if (this.#epochSeen === this.#ram.epoch) return;
     const pool = this.#engine.aperture;
     for (const [pfn, s] of this.#byPfn) {

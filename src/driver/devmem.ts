@@ -156,21 +156,24 @@ export class Devmem {
     }
     if (slots.length === 0) return dst;
     for (const m of this.#mappers) await m.dropDevicePages(new Set(slots));
-    const bytes = await this.#pool().readback(slots);
     const ram = this.#machine.ram;
-    for (let k = 0; k < idx.length; k++) {
-      let frame: number;
-      try {
-        frame = ram.alloc();
-      } catch (e) {
-        if (partial && e instanceof HmmError && e.code === 'ENOMEM') continue;
-        for (const d of dst) if (d !== 0) ram.put(migratePfnToPfn(d));
-        throw e;
+    // The device pages go straight from the mapped staging buffer into the new frames (one
+    // copy of the bytes, as the kernel's copy engine writes the destination pages).
+    await this.#pool().readbackWith(slots, (bytes) => {
+      for (let k = 0; k < idx.length; k++) {
+        let frame: number;
+        try {
+          frame = ram.alloc();
+        } catch (e) {
+          if (partial && e instanceof HmmError && e.code === 'ENOMEM') continue;
+          for (const d of dst) if (d !== 0) ram.put(migratePfnToPfn(d));
+          throw e;
+        }
+        ram.data(frame).set(bytes.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE));
+        ram.markWritten(frame);
+        dst[idx[k]] = migratePfn(frame);
       }
-      ram.data(frame).set(bytes.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE));
-      ram.markWritten(frame);
-      dst[idx[k]] = migratePfn(frame);
-    }
+    });
     return dst;
   }
 

@@ -342,7 +342,7 @@ export class Dmirror implements Mirror {
     const out = await replayCommand(this.engine, cmd, service, {
       maxRounds: MAX_ROUNDS,
       beforeRound: async () => {
-        await this.lock.with(() => this.aperture.syncToGpu());
+        await this.lock.with(() => this.aperture.syncToGpu(writes));
         if (writes) this.aperture.mayBeDirty = true;
       },
     });
@@ -465,6 +465,16 @@ export class Dmirror implements Mirror {
       }
     } finally {
       this.mm.lock.readUnlock();
+    }
+    // dmirror_do_read under dmirror->mutex: the device reads its own memory. When every page
+    // now maps a page of this device (the migration moved them all), that is one copy of
+    // those VRAM slots, no kernel round; otherwise (a page it skipped) a read command.
+    if (r.npages <= this.chunkPages) {
+      const direct = await this.lock.with(async () => {
+        const slots = this.pt.deviceSlots(r.start / PAGE_SIZE, r.npages);
+        return slots === null ? null : this.engine.vram.readback(slots);
+      });
+      if (direct !== null) return { cpages: r.npages, faults: 0, data: direct };
     }
     const { out } = await this.#run('read', r.start, r.npages, undefined, false);
     return { cpages: r.npages, faults: 0, data: out! };

@@ -70,6 +70,22 @@ export class MirrorPt {
     return (e.flags & PTE_DEVICE) !== 0 ? this.#devmem.basePfn + e.slot : this.#aperture.pfnOf(e.slot) ?? null;
   }
 
+  /**
+   * The VRAM slot each page of [page, page + npages) maps, or null when some page maps
+   * nothing or a system frame (dmirror_do_read's xa_load of each page, for pages that must
+   * all be this device's).
+   */
+  deviceSlots(page: number, npages: number): number[] | null {
+    const pt = this.#engine.pt;
+    const slots = new Array<number>(npages);
+    for (let i = 0; i < npages; i++) {
+      const e = pt.lookup(page + i);
+      if (e === null || (e.flags & PTE_DEVICE) === 0) return null;
+      slots[i] = e.slot;
+    }
+    return slots;
+  }
+
   // ---------------------------------------------------------------------------------
   // Faults (up).
 
@@ -104,6 +120,7 @@ export class MirrorPt {
         continue;
       }
       if (old !== null && (old.flags & PTE_DEVICE) === 0 && this.#aperture.pfnOf(old.slot) === pfn) {
+        if ((prot & (PTE_WRITE | PTE_EXCLUSIVE)) !== 0) this.#aperture.mapWritable(old.slot);
         pt.map(page, old.slot, prot); // same frame, new permissions
         continue;
       }
@@ -115,6 +132,7 @@ export class MirrorPt {
         if (!(e instanceof HmmError && e.code === 'ENOMEM')) throw e;
         slot = await this.#acquireEvicting(pfn);
       }
+      if ((prot & (PTE_WRITE | PTE_EXCLUSIVE)) !== 0) this.#aperture.mapWritable(slot);
       pt.map(page, slot, prot);
     }
     return runs;
@@ -140,30 +158,52 @@ export class MirrorPt {
    * itself, and device pages leaving are dropped by zapDevicePages).
    */
   async invalidate(first: number, last: number, keepDevice = false): Promise<void> {
-    const leaves = this.#engine.pt.unmap(first, last - first);
-    if (!keepDevice) return this.shootdown(leaves);
+    const pt = this.#engine.pt;
+    if (!keepDevice) return this.shootdown(pt.unmap(first, last - first));
+    // Only the system-memory entries go: find their runs (a read-only walk) and zap those,
+    // rather than zapping everything and mapping every device entry back a page at a time.
+    const runs: [number, number][] = [];
+    pt.findLeaf(first, last - first, (l) => {
+      if ((l.flags & PTE_DEVICE) !== 0) return false;
+      const top = runs.length > 0 ? runs[runs.length - 1] : null;
+      if (top !== null && top[0] + top[1] === l.page) top[1] += l.npages;
+      else runs.push([l.page, l.npages]);
+      return false; // visit every leaf
+    });
     const system: UnmappedLeaf[] = [];
-    for (const l of leaves) {
-      if ((l.flags & PTE_DEVICE) !== 0) this.#engine.pt.map(l.page, l.slot, l.flags & (PTE_WRITE | PTE_EXCLUSIVE | PTE_DEVICE));
-      else system.push(l);
-    }
+    for (const [page, n] of runs) for (const l of pt.unmap(page, n)) system.push(l);
     return this.shootdown(system);
   }
 
   /** Zap the entries of these VRAM slots (their device pages are leaving for system memory). */
   async zapDevicePages(slots: Iterable<number>): Promise<void> {
-    const leaves: UnmappedLeaf[] = [];
+    const pages: number[] = [];
     for (const slot of slots) {
       const page = this.#devPage.get(slot);
-      if (page !== undefined) leaves.push(...this.#engine.pt.unmap(page, 1));
+      if (page !== undefined) pages.push(page);
+    }
+    pages.sort((a, b) => a - b);
+    const leaves: UnmappedLeaf[] = [];
+    // One table walk per run of consecutive pages (a migration's are mostly one run).
+    for (let k = 0; k < pages.length;) {
+      let n = 1;
+      while (k + n < pages.length && pages[k + n] === pages[k] + n) n++;
+      for (const l of this.#engine.pt.unmap(pages[k], n)) leaves.push(l);
+      k += n;
     }
     return this.shootdown(leaves); // one flush and fence for all of them
   }
 
-  /** Zap pages one by one where `which[i]` is set, from page `first` (a migration's sources). */
+  /** Zap the pages where `which[i]` is set, from page `first` (a migration's sources): a walk per run. */
   async zapPages(first: number, which: Uint8Array): Promise<void> {
     const leaves: UnmappedLeaf[] = [];
-    for (let i = 0; i < which.length; i++) if (which[i] !== 0) leaves.push(...this.#engine.pt.unmap(first + i, 1));
+    for (let i = 0; i < which.length;) {
+      if (which[i] === 0) { i++; continue; }
+      let n = 1;
+      while (i + n < which.length && which[i + n] !== 0) n++;
+      for (const l of this.#engine.pt.unmap(first + i, n)) leaves.push(l);
+      i += n;
+    }
     return this.shootdown(leaves);
   }
 

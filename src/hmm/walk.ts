@@ -16,10 +16,10 @@
  */
 import { err } from '../errors.js';
 import { PAGE_SIZE, PMD_PAGES } from '../mm/constants.js';
-import { handleMmFault, handleMmFaultNoSleep, migrationEntryWait, NEEDS_HANDLE_MM_FAULT, VM_FAULT_ERROR } from '../mm/fault.js';
+import { handleMmFault, handleMmFaultNoSleepRun, migrationEntryWait, VM_FAULT_ERROR } from '../mm/fault.js';
 import type { MmStruct } from '../mm/mm.js';
 import {
-  isDeviceExclusive, isDevicePrivate, isMigration, pteIndex, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE,
+  isDeviceExclusive, isDevicePrivate, isMigration, pteIndex, PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, PTRS_PER_TABLE,
   swpKind, swpWritable, SWP_SWAP, type PteTable,
 } from '../mm/page-table.js';
 import { HOLE_NO_VMA, pagesIn, walkPageRange, type MmWalk, type MmWalkOps } from '../mm/pagewalk.js';
@@ -88,6 +88,9 @@ function pteNeedFault(s: WalkState, req: number, cpuFlags: number): number {
 function rangeNeedFault(s: WalkState, i: number, n: number, cpuFlags: number): number {
   // Fast path: nothing in the range can ask for a fault.
   if (((s.defaultFlags | s.pfnFlagsMask) & HMM_PFN_REQ_FAULT) === 0) return 0;
+  // No per-page request bits honoured: every page asks the same (hmm_range_need_fault's
+  // answer for one page is the answer for the range).
+  if (s.pfnFlagsMask === 0) return n > 0 ? pteNeedFault(s, 0, cpuFlags) : 0;
   let required = 0;
   const flags = s.hmmPfns.flags;
   for (let k = i; k < i + n; k++) {
@@ -131,18 +134,24 @@ async function doVmaFault(s: WalkState): Promise<number> {
   const vma = s.vma!;
   const write = (s.required & NEED_WRITE_FAULT) !== 0;
   // The PTE table of a's PMD once a fault has made it: the next pages' demand-zero faults
-  // need no descent from the root (handleMmFaultNoSleep); anything else goes the full way.
+  // need no descent from the root; anything else goes the full way.
+  // The rest of that table's run is filled in one pass (handleMmFaultNoSleepRun).
   let t: PteTable | null = null;
-  for (let a = s.last; a < s.faultEnd; a += PAGE_SIZE) {
-    s.faulted++;
+  for (let a = s.last; a < s.faultEnd;) {
     const j = pteIndex(a);
     if (j === 0) t = null;
-    let r = t !== null ? handleMmFaultNoSleep(mm, vma, t, j, write) : NEEDS_HANDLE_MM_FAULT;
-    if (r === NEEDS_HANDLE_MM_FAULT) {
-      r = await handleMmFault(mm, vma, a, { write });
-      t = mm.pgtable.pteTable(a, false);
+    if (t !== null) {
+      const n = Math.min(PTRS_PER_TABLE - j, (s.faultEnd - a) / PAGE_SIZE);
+      const k = handleMmFaultNoSleepRun(mm, vma, t, j, n, write);
+      s.faulted += k;
+      a += k * PAGE_SIZE;
+      if (k === n) continue;
     }
+    s.faulted++;
+    const r = await handleMmFault(mm, vma, a, { write });
     if ((r & VM_FAULT_ERROR) !== 0) throw err('EFAULT', `handle_mm_fault failed at 0x${a.toString(16)}`);
+    t = mm.pgtable.pteTable(a, false);
+    a += PAGE_SIZE;
   }
   return WALK_BUSY;
 }

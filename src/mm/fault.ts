@@ -62,17 +62,32 @@ export async function handleMmFault(mm: MmStruct, vma: Vma, addr: number, flags:
 }
 
 /**
- * The part of handle_mm_fault() that never sleeps, for a walker already holding addr's PTE
- * table t (hmm_vma_fault faulting a run of pages): do_anonymous_page on a pte_none entry of
- * an anonymous VMA, the answer handleMmFault gives there without its descent from the root.
- * Returns NEEDS_HANDLE_MM_FAULT for anything else (the caller then calls handleMmFault).
+ * The part of handle_mm_fault() that never sleeps, for a walker already holding the PTE
+ * table t (hmm_vma_fault faulting a run of pages), over entries j .. j + n - 1 with the VMA
+ * checked once: each pte_none entry of an anonymous VMA gets do_anonymous_page (a read: the
+ * zero page, written straight into the table) — the answer handleMmFault gives there
+ * without its descent from the root. Returns how many entries from j it handled; it stops
+ * at the first that needs the full handle_mm_fault (an entry not none, a failed allocation).
  */
-export function handleMmFaultNoSleep(mm: MmStruct, vma: Vma, t: PteTable, j: number, write: boolean): number {
-  if (t.flags[j] !== 0 || vma.file !== null || isHugetlb(vma) || mm.exited) return NEEDS_HANDLE_MM_FAULT;
-  if (write ? (vma.flags & VM_WRITE) === 0 : !vmaAccessible(vma)) return NEEDS_HANDLE_MM_FAULT;
-  return doAnonymousPage(mm, vma, t, j, write);
+export function handleMmFaultNoSleepRun(mm: MmStruct, vma: Vma, t: PteTable, j: number, n: number, write: boolean): number {
+  if (vma.file !== null || isHugetlb(vma) || mm.exited) return 0;
+  if (write ? (vma.flags & VM_WRITE) === 0 : !vmaAccessible(vma)) return 0;
+  const flags = t.flags;
+  if (!write) {
+    const zero = mm.core.ram.zeroPfn;
+    const pfn = t.pfn;
+    let k = 0;
+    for (; k < n && flags[j + k] === 0; k++) {
+      pfn[j + k] = zero;
+      flags[j + k] = PTE_PRESENT | PTE_SPECIAL | PTE_ACCESSED;
+    }
+    t.used += k;
+    return k;
+  }
+  let k = 0;
+  for (; k < n && flags[j + k] === 0; k++) if (doAnonymousPage(mm, vma, t, j + k, true) !== 0) break;
+  return k;
 }
-export const NEEDS_HANDLE_MM_FAULT = -1;
 
 async function handlePteFault(mm: MmStruct, vma: Vma, t: PteTable, j: number, a: number, write: boolean): Promise<number> {
   const f = t.flags[j];
