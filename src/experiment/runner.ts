@@ -23,10 +23,12 @@ import { totals } from '../driver/records.js';
 import type { FaultServicer } from '../driver/servicer.js';
 import { HmmError } from '../errors.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PMD_SIZE, PROT_READ, PROT_WRITE } from '../mm/constants.js';
+import { PolicyPath } from '../driver/policy-path.js';
+import { loadPolicy } from '../policy/loader.js';
 import { createMachine } from '../system.js';
 import { runWorkload, type WorkloadResult } from '../workloads/run.js';
 import { startStorm, type Storm, type StormKind } from '../workloads/storm.js';
-import type { RunConfig, RunResult, StormStats } from './types.js';
+import type { PolicyRunResult, RunConfig, RunResult, StormStats } from './types.js';
 
 /** Where the buffer goes: 2 MiB aligned, far from anything else the process maps. */
 export const BUFFER_ADDR = 0x4000_0000;
@@ -75,6 +77,11 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
   const result = emptyResult(config);
   const pages = pagesOf(config);
   const gpu = await defaultGpu();
+  // A policy decides where pages live; device memory is the working set / oversub.
+  const policy = config.policy === undefined ? null : await loadPolicy(config.policy);
+  const oversub = config.oversub ?? 1;
+  if (!(oversub >= 1)) throw new Error(`oversub ${oversub} < 1`);
+  const devicePages = policy === null ? 256 : Math.ceil(pages / oversub);
   const machine = await createMachine({
     devices: 1,
     // The buffer, the copies COW and remapping make while the storm runs, and the rest.
@@ -82,7 +89,7 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     // Every buffer page fits with room to spare, so the driver never evicts a page of the
     // command in flight (capped by what one storage buffer binds).
     aperturePages: Math.max(512, Math.min(pages + 256, Math.floor(gpu.limits.maxStorageBufferBindingSize / PAGE_SIZE))),
-    devicePages: 256,
+    devicePages,
     gpuContext: defaultGpu(),
   });
   let storm: Storm | null = null;
@@ -92,6 +99,7 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     stormStats = await storm.stop();
   };
   let servicer: FaultServicer | null = null;
+  let path: PolicyPath | null = null;
   const t0 = performance.now();
   try {
     const proc = machine.spawn();
@@ -99,7 +107,9 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     const start = await proc.mmap(BUFFER_ADDR, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
     if (start % PMD_SIZE !== 0) throw new Error(`buffer at 0x${start.toString(16)} is not 2 MiB aligned`);
     const mirror = await machine.devices[0].open(proc);
+    if (policy !== null) path = new PolicyPath(policy, 0, { start, npages: pages, capacityPages: devicePages });
     servicer = mirror.setServicer({
+      ...(path !== null ? { policy: path } : {}),
       window: config.window, batchSize: config.batchSize, replay: config.replay, protocol: config.protocol,
       coalesce: config.coalesce, timeoutMs: SERVICER_TIMEOUT_MS, fallbackAfter: SERVICER_FALLBACK_AFTER,
       restOfRangeOnOverflow: false,
@@ -108,13 +118,17 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     try {
       w = await runWorkload(mirror, {
         name: config.workload, start, sizeBytes: size, writeFraction: config.writeFraction, seed: config.seed,
+        ...(config.phases !== undefined ? { phases: config.phases } : {}),
       }, {
         afterInit: async () => {
           if (config.stormRate > 0) {
             storm = startStorm(proc, { rate: config.stormRate, start, end: start + size, seed: config.seed ^ 0x5eed, kinds: ctx.stormKinds ?? stormKinds(config) });
           }
         },
-        beforeVerify: stopStorm,
+        beforeVerify: async () => {
+          await stopStorm();
+          path?.freeze(); // the read-back checks the data; it is not part of the workload
+        },
       });
     } finally {
       await stopStorm();
@@ -136,7 +150,25 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
       result.faultsPerSec = result.totals.serviceMs > 0 ? (result.totals.unique / result.totals.serviceMs) * 1000 : 0;
     }
     if (stormStats !== null) result.storm = stormStats;
+    if (path !== null) result.policy = { ...policyResult(path, devicePages, result.wallMs), mappedFrees: machine.devices[0].stats.mappedFrees };
     await machine.destroy();
   }
   return result;
+}
+
+/** A policy run's figures: the engine's residency counters, the path's real moves, the clock. */
+export function policyResult(path: PolicyPath, devicePages: number, wallMs: number): Omit<PolicyRunResult, 'mappedFrees'> {
+  const e = path.engine;
+  const r = e.residency.stats;
+  const s = path.stats;
+  return {
+    policy: e.policy.name, devicePages, simTimeNs: path.now,
+    bytesToDevice: r.bytesToDevice, bytesToHost: r.bytesToHost, farFaults: e.stats.farFaults, faultGroups: e.stats.faultGroups,
+    cpuFaults: e.stats.cpuFaults, thrashingEvents: r.thrashingEvents, throttles: e.stats.throttles, pins: r.pins,
+    evictions: r.evictions, evictedPages: r.evictedPages, prefetchedPages: r.prefetchedPages, prefetchHits: r.prefetchHits,
+    remotePages: s.remotePages, migratedIn: s.migratedIn, evictedOut: s.evictedOut, skipped: s.skipped,
+    policyMs: s.policyMs, moveMs: s.moveMs, serviceMs: s.serviceMs,
+    simFaultsPerWallSec: wallMs > 0 ? (e.stats.farFaults / wallMs) * 1000 : 0,
+    policyStats: { ...(e.policy.stats?.() ?? {}) },
+  };
 }

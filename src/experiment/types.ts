@@ -27,6 +27,46 @@ export interface RunConfig {
   /** CPU-side invalidations per second while the workload runs (0 = none). */
   stormRate: number;
   seed: number;
+  /** Migration policy (issue 9): a built-in name or a module path; absent = no policy (remote). */
+  policy?: string;
+  /** Working set / device memory (1 = fits; 1.5, 2, 3 oversubscribe). Only with a policy. */
+  oversub?: number;
+  /** pingpong: GPU/CPU hand-offs (default 4). */
+  phases?: number;
+}
+
+/** What a policy run measured: the virtual clock's figures and the real work beside them. */
+export interface PolicyRunResult {
+  policy: string;
+  devicePages: number;
+  /** Simulated (virtual-clock) time, ns: identical for a seed. */
+  simTimeNs: number;
+  bytesToDevice: number;
+  bytesToHost: number;
+  farFaults: number;
+  faultGroups: number;
+  cpuFaults: number;
+  thrashingEvents: number;
+  throttles: number;
+  pins: number;
+  evictions: number;
+  evictedPages: number;
+  prefetchedPages: number;
+  prefetchHits: number;
+  remotePages: number;
+  /** Pages migrate_vma really moved in / home by eviction; planned moves it skipped. */
+  migratedIn: number;
+  evictedOut: number;
+  skipped: number;
+  /** Device pages freed while a mirror still mapped them (a stale entry): must be 0. */
+  mappedFrees: number;
+  /** Wall ms of fault servicing: the policy layer (engine, residency), the moves, the rest. */
+  policyMs: number;
+  moveMs: number;
+  serviceMs: number;
+  /** Simulated faults serviced per wall second of the real work (farFaults / wallMs). */
+  simFaultsPerWallSec: number;
+  policyStats: Record<string, number>;
 }
 
 export interface StormStats {
@@ -49,6 +89,8 @@ export interface RunResult {
   verify: { checked: number; mismatches: number };
   /** Unique faults serviced per second of service time. */
   faultsPerSec: number;
+  /** With a policy: its simulated figures and real moves. */
+  policy?: PolicyRunResult;
   /**
    * Set by the experiment driver (main.ts) when this run's config equals an earlier run's
    * except for the preset: the result is that run's (index into ExperimentReport.runs), not
