@@ -97,6 +97,8 @@ export interface RunResult {
    * a second measurement.
    */
   reusedFrom?: number;
+  /** Position of this run's config in the whole sweep (set when the sweep was sharded). */
+  sweepIndex?: number;
 }
 
 export interface ExperimentReport {
@@ -107,6 +109,8 @@ export interface ExperimentReport {
   runs: RunResult[];
   /** The 'mm' preset (mm-tour.ts, CPU only): seq vs valid-flag under CPU invalidations. */
   mm?: SchemeResult[];
+  /** --shard K/N: which part of the sweep this report holds (of `total` configs). */
+  shard?: { k: number; n: number; total: number };
   /** The mm preset's parameters, when it ran. */
   mmOptions?: { pages: number; rounds: number; seed: number };
 }
