@@ -169,13 +169,20 @@ export class PolicyPath {
     const res = this.engine.residency;
     let remote = 0;
     const hit = new Set<number>();
+    const t = this.#target!;
+    let lapsed: Uint8Array | null = null;
     for (let q = page; q < page + npages; q++) {
       const p = this.#rel(q);
       if (p < 0) continue;
+      const wasRemote = res.location(p) === CPU && res.mappedRemote(this.device, p);
       const touch = res.touchDevice(this.device, p, this.now);
       if (touch === TOUCH_REMOTE) remote++;
       else if (touch === TOUCH_LOCAL) hit.add(Math.floor(p / res.chunkPages));
+      else if (wasRemote && t.pt.isMapped(q, 0)) (lapsed ??= new Uint8Array(npages))[q - page] = 1;
     }
+    // A remote mapping the policy gave an end (REMOTE's until) lapsed: the entry goes (the one
+    // shootdown), so the next access faults and the policy decides again.
+    if (lapsed !== null) await t.lock.with(() => t.pt.zapPages(page, lapsed));
     for (const c of hit) res.chunkUsed(this.device, c, this.now);
     if (remote > 0) {
       this.stats.remotePages += remote;
@@ -187,7 +194,6 @@ export class PolicyPath {
     this.#moves = [];
     this.now += ns;
     if (moves.length === 0) return;
-    const t = this.#target!;
     await t.mm.lock.readLock(); // migrate_vma_setup's caller holds the mmap read lock
     try {
       await this.#perform(t, moves);
@@ -253,7 +259,7 @@ export class PolicyPath {
       await serviceRange(t, s * PAGE_SIZE, e * PAGE_SIZE, write, opts, lock, rec);
       for (let q = s; q < e; q++) {
         const p = this.#rel(q);
-        if (p >= 0 && res.location(p) === CPU) res.mapRemote(this.device, p, 0);
+        if (p >= 0 && res.location(p) === CPU && !res.mappedRemote(this.device, p)) res.mapRemote(this.device, p, 0);
       }
     }
     this.stats.serviceMs += performance.now() - t2;

@@ -90,6 +90,14 @@ describe('policies on the real fault path', () => {
     expect(simulated(b)).toEqual(simulated(a));
   });
 
+  it('the example user policy loads from its file; its remote leases lapse (shot down) and pages then migrate', async () => {
+    const r = await run({ workload: 'pingpong', sizeMiB: 1, policy: './examples/my-policy.ts' });
+    expect(r.policy.policy).toBe('second-touch-cpu-aware');
+    expect(r.policy.policyStats.remote).toBeGreaterThan(0);
+    expect(r.policy.migratedIn).toBeGreaterThan(0); // only after a lease lapsed and the page faulted again
+    expect(r.policy.pins).toBeGreaterThan(0);
+  });
+
   it('a bad policy is a clear error', async () => {
     await expect(runOne(config({ policy: 'no-such-policy' }), {})).rejects.toThrow(/not a built-in/);
   });
