@@ -170,6 +170,7 @@ export class PolicyPath {
     let remote = 0;
     const hit = new Set<number>();
     const t = this.#target!;
+    const t0 = performance.now();
     let lapsed: Uint8Array | null = null;
     for (let q = page; q < page + npages; q++) {
       const p = this.#rel(q);
@@ -182,7 +183,13 @@ export class PolicyPath {
     }
     // A remote mapping the policy gave an end (REMOTE's until) lapsed: the entry goes (the one
     // shootdown), so the next access faults and the policy decides again.
-    if (lapsed !== null) await t.lock.with(() => t.pt.zapPages(page, lapsed));
+    this.stats.policyMs += performance.now() - t0;
+    if (lapsed !== null) {
+      const t1 = performance.now();
+      await t.lock.with(() => t.pt.zapPages(page, lapsed));
+      this.stats.moveMs += performance.now() - t1;
+    }
+    const t2 = performance.now();
     for (const c of hit) res.chunkUsed(this.device, c, this.now);
     if (remote > 0) {
       this.stats.remotePages += remote;
@@ -193,12 +200,15 @@ export class PolicyPath {
     const moves = this.#moves;
     this.#moves = [];
     this.now += ns;
+    this.stats.policyMs += performance.now() - t2;
     if (moves.length === 0) return;
+    const t3 = performance.now();
     await t.mm.lock.readLock(); // migrate_vma_setup's caller holds the mmap read lock
     try {
       await this.#perform(t, moves);
     } finally {
       t.mm.lock.readUnlock();
+      this.stats.moveMs += performance.now() - t3;
     }
   }
 
