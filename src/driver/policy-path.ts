@@ -31,7 +31,7 @@
 import { PolicyEngine } from '../policy/engine.js';
 import { TOUCH_LOCAL, TOUCH_REMOTE } from '../policy/residency.js';
 import { type CostModel, DEFAULT_COST, PAGE_SIZE as POLICY_PAGE, transferNs } from '../policy/cost.js';
-import { ACCESS_READ, ACCESS_WRITE, CPU, DECIDE_THROTTLE, type MigrationCause, type MigrationPolicy } from '../policy/types.js';
+import { ACCESS_READ, ACCESS_WRITE, CPU, DECIDE_REMOTE, DECIDE_THROTTLE, type MigrationCause, type MigrationPolicy } from '../policy/types.js';
 import { err } from '../errors.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 import type { MmStruct } from '../mm/mm.js';
@@ -69,6 +69,8 @@ export interface PolicyPathStats {
   policyMs: number;
   moveMs: number;
   serviceMs: number;
+  /** Wall ms of the command-end work (outside the servicer's batches). */
+  endMs: number;
 }
 
 interface Move {
@@ -98,7 +100,7 @@ export class PolicyPath {
   now = 0;
   readonly stats: PolicyPathStats = {
     groups: 0, farFaults: 0, migratedIn: 0, evictedOut: 0, cpuFaults: 0, throttledFaults: 0, skipped: 0, remotePages: 0,
-    launches: 0, policyMs: 0, moveMs: 0, serviceMs: 0,
+    launches: 0, policyMs: 0, moveMs: 0, serviceMs: 0, endMs: 0,
   };
   #moves: Move[] = [];
   #pages = new Float64Array(256);
@@ -166,6 +168,15 @@ export class PolicyPath {
    */
   async commandEnd(page: number, npages: number): Promise<void> {
     if (this.#frozen) return;
+    const start = performance.now();
+    try {
+      await this.#commandEnd(page, npages);
+    } finally {
+      this.stats.endMs += performance.now() - start;
+    }
+  }
+
+  async #commandEnd(page: number, npages: number): Promise<void> {
     const res = this.engine.residency;
     let remote = 0;
     const hit = new Set<number>();
@@ -227,11 +238,9 @@ export class PolicyPath {
       this.#pages = new Float64Array(n * 2);
       this.#access = new Uint8Array(n * 2);
     }
-    const rank = new Map<number, number>();
     let count = 0;
     for (const g of groups) {
       for (const page of g.pages) {
-        rank.set(page, g.rank);
         const p = this.#rel(page);
         if (p < 0) continue; // outside the managed range: serviced below, as without a policy
         this.#pages[count] = p;
@@ -240,13 +249,20 @@ export class PolicyPath {
       }
     }
     const throttled = new Set<number>();
+    const remoteish = new Set<number>(); // decided REMOTE for good
     if (count > 0) {
       const t0 = performance.now();
       this.#moves = [];
       const r = this.engine.serviceGroup(this.device, this.#pages, this.#access, count, faults, this.now);
       const moves = this.#moves;
       this.#moves = [];
-      for (let i = 0; i < count; i++) if (r.action[i] === DECIDE_THROTTLE) throttled.add(this.basePage + this.#pages[i]);
+      for (let i = 0; i < count; i++) {
+        const a = r.action[i];
+        if (a === DECIDE_THROTTLE) throttled.add(this.basePage + this.#pages[i]);
+        // Fault-around only for mappings without an end: a lease means the policy wants to
+        // see the next touch, which neighbours mapped for good would hide.
+        else if (a === DECIDE_REMOTE && res.remoteUntil(this.#pages[i]) === 0) remoteish.add(this.basePage + this.#pages[i]);
+      }
       this.stats.policyMs += performance.now() - t0;
       this.stats.groups++;
       this.stats.farFaults += faults;
@@ -257,15 +273,26 @@ export class PolicyPath {
       await this.#perform(t, moves);
       this.stats.moveMs += performance.now() - t1;
     }
-    // Everything faulted that is neither throttled nor mapped by now: hmm_range_fault and map
-    // (a device page of ours maps locally, a system page through the aperture).
+    // What is neither throttled nor mapped by now: hmm_range_fault and map (a device page of
+    // ours maps locally, a system page through the aperture). A group with a page the policy
+    // maps remotely for good (or outside the managed range) is serviced over its whole window,
+    // as without a policy (fault-around); other groups only what is left of their faults.
     const t2 = performance.now();
     const todo: number[] = [];
-    for (const [page, rk] of rank) if (!throttled.has(page) && !t.pt.isMapped(page, rk)) todo.push(page);
+    const want = new Map<number, number>();
+    for (const g of groups) {
+      const around = g.pages.some((q) => remoteish.has(q) || this.#rel(q) < 0);
+      const pages = around ? Array.from({ length: (g.end - g.start) / PAGE_SIZE }, (_, i) => g.start / PAGE_SIZE + i) : g.pages;
+      for (const q of pages) {
+        if (throttled.has(q) || want.has(q) || t.pt.isMapped(q, g.rank)) continue;
+        want.set(q, g.rank);
+        todo.push(q);
+      }
+    }
     todo.sort((a, b) => a - b);
     for (const [s, e] of runs(todo)) {
       let write = false;
-      for (let q = s; q < e; q++) write ||= (rank.get(q) ?? 0) >= 1;
+      for (let q = s; q < e; q++) write ||= (want.get(q) ?? 0) >= 1;
       await serviceRange(t, s * PAGE_SIZE, e * PAGE_SIZE, write, opts, lock, rec);
       for (let q = s; q < e; q++) {
         const p = this.#rel(q);

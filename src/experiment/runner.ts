@@ -150,7 +150,10 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
       result.faultsPerSec = result.totals.serviceMs > 0 ? (result.totals.unique / result.totals.serviceMs) * 1000 : 0;
     }
     if (stormStats !== null) result.storm = stormStats;
-    if (path !== null) result.policy = { ...policyResult(path, devicePages, result.wallMs), mappedFrees: machine.devices[0].stats.mappedFrees };
+    if (path !== null) {
+      result.policy = { ...policyResult(path, devicePages, result.wallMs), mappedFrees: machine.devices[0].stats.mappedFrees };
+      result.policy.faultServiceMs = result.totals.serviceMs + path.stats.endMs;
+    }
     await machine.destroy();
   }
   return result;
@@ -167,7 +170,7 @@ export function policyResult(path: PolicyPath, devicePages: number, wallMs: numb
     cpuFaults: e.stats.cpuFaults, thrashingEvents: r.thrashingEvents, throttles: e.stats.throttles, pins: r.pins,
     evictions: r.evictions, evictedPages: r.evictedPages, prefetchedPages: r.prefetchedPages, prefetchHits: r.prefetchHits,
     remotePages: s.remotePages, migratedIn: s.migratedIn, evictedOut: s.evictedOut, skipped: s.skipped,
-    policyMs: s.policyMs, moveMs: s.moveMs, serviceMs: s.serviceMs,
+    faultServiceMs: s.endMs, policyMs: s.policyMs, moveMs: s.moveMs, serviceMs: s.serviceMs,
     simFaultsPerWallSec: wallMs > 0 ? (e.stats.farFaults / wallMs) * 1000 : 0,
     policyStats: { ...(e.policy.stats?.() ?? {}) },
   };

@@ -60,7 +60,9 @@ export interface PolicyRunResult {
   skipped: number;
   /** Device pages freed while a mirror still mapped them (a stale entry): must be 0. */
   mappedFrees: number;
-  /** Wall ms of fault servicing: the policy layer (engine, residency), the moves, the rest. */
+  /** Wall ms of fault servicing: the servicer's batches plus the policy's command-end work. */
+  faultServiceMs: number;
+  /** Of it: the policy layer (engine, residency, prefetch, eviction order), the moves, the rest. */
   policyMs: number;
   moveMs: number;
   serviceMs: number;

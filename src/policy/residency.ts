@@ -262,6 +262,10 @@ export class Residency implements ResidencyView {
   chunkList(d: number): LinkedChunkList {
     return this.#lists[d];
   }
+  /** When p's remote mapping lapses (0 = never). */
+  remoteUntil(p: number): number {
+    return this.#remoteUntil[p];
+  }
   pinnedUntil(p: number): number {
     return this.#pinnedUntil[p];
   }

@@ -28,7 +28,7 @@ async function run(c: Partial<RunConfig>): Promise<RunResult & { policy: PolicyR
 
 /** The simulated figures (everything but the wall-clock ones). */
 function simulated(p: PolicyRunResult): Partial<PolicyRunResult> {
-  const { policyMs: _a, moveMs: _b, serviceMs: _c, simFaultsPerWallSec: _d, ...rest } = p;
+  const { policyMs: _a, moveMs: _b, serviceMs: _c, simFaultsPerWallSec: _d, faultServiceMs: _e, ...rest } = p;
   return rest;
 }
 

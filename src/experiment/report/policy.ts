@@ -61,10 +61,9 @@ export const POLICY_COLUMNS: readonly PolicyColumn[] = [
   { head: 'verified', csv: 'verify_mismatches', text: (r) => (r.ok && r.mismatches === 0 ? 'ok' : `${r.mismatches} wrong`), raw: (r) => r.mismatches },
 ];
 
-/** The policy layer's share of fault-service wall time (decisions and residency vs all of servicing). */
+/** The policy layer's share of fault-service wall time (the servicer's batches and the command-end work). */
 export function share(p: PolicyRunResult): number {
-  const all = p.policyMs + p.moveMs + p.serviceMs;
-  return all > 0 ? p.policyMs / all : 0;
+  return p.faultServiceMs > 0 ? Math.min(1, p.policyMs / p.faultServiceMs) : 0;
 }
 
 function key(c: RunConfig): string {
