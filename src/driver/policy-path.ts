@@ -29,6 +29,7 @@
  * measured beside it.
  */
 import { PolicyEngine } from '../policy/engine.js';
+import type { TraceRecord } from '../policy/trace.js';
 import { TOUCH_LOCAL, TOUCH_REMOTE } from '../policy/residency.js';
 import { type CostModel, DEFAULT_COST, PAGE_SIZE as POLICY_PAGE, transferNs } from '../policy/cost.js';
 import { ACCESS_READ, ACCESS_WRITE, CPU, DECIDE_REMOTE, DECIDE_THROTTLE, type MigrationCause, type MigrationPolicy } from '../policy/types.js';
@@ -98,6 +99,8 @@ export class PolicyPath {
   readonly cost: CostModel;
   /** The virtual clock, ns. */
   now = 0;
+  /** When set: every device fault (as the policy saw it) and CPU fault, at virtual time. */
+  record: TraceRecord[] | null = null;
   readonly stats: PolicyPathStats = {
     groups: 0, farFaults: 0, migratedIn: 0, evictedOut: 0, cpuFaults: 0, throttledFaults: 0, skipped: 0, remotePages: 0,
     launches: 0, policyMs: 0, moveMs: 0, serviceMs: 0, endMs: 0,
@@ -250,6 +253,11 @@ export class PolicyPath {
     }
     const throttled = new Set<number>();
     const remoteish = new Set<number>(); // decided REMOTE for good
+    if (count > 0 && this.record !== null) {
+      for (let i = 0; i < count; i++) {
+        this.record.push({ time: this.now, addr: (this.basePage + this.#pages[i]) * PAGE_SIZE, access: this.#access[i] === ACCESS_WRITE ? ACCESS_WRITE : ACCESS_READ, proc: this.device });
+      }
+    }
     if (count > 0) {
       const t0 = performance.now();
       this.#moves = [];
@@ -337,6 +345,7 @@ export class PolicyPath {
     const p = this.#rel(addr / PAGE_SIZE);
     if (p < 0) return;
     this.stats.cpuFaults++;
+    this.record?.push({ time: this.now, addr: addr - (addr % PAGE_SIZE), access: ACCESS_WRITE, proc: CPU });
     for (let tries = 0; tries < 1000; tries++) {
       const f = this.engine.serviceCpuFault(p, ACCESS_WRITE, this.now);
       this.#moves = []; // devmem performs this move itself

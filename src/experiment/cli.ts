@@ -83,6 +83,8 @@ export interface CliOptions {
   shard: { k: number; n: number } | null;
   /** --jobs N: run the sweep as N shards in child processes on this machine. */
   jobs: number;
+  /** --record-trace FILE: the (single) run's faults as a trace (.jsonl or .csv). */
+  recordTrace: string | null;
 }
 
 export class CliError extends Error {
@@ -109,7 +111,8 @@ Presets:
       all          coalescing, windows, batches, protocols and mm
 
 Run settings (fix that setting in every run of the presets; a comma list runs each value):
-  --workload NAME        ${WORKLOADS.join(' | ')}   (base: ${BASE_CONFIG.workload})
+  --workload NAME        ${WORKLOADS.join(' | ')} | trace:FILE.jsonl|csv (an access trace:
+                         time,address,access,processor)   (base: ${BASE_CONFIG.workload})
   --size MiB             size of the mirrored buffer   (base: ${BASE_CONFIG.sizeMiB})
   --window W             4k | 64k | 2m | amd   (base: ${windowLabel(BASE_CONFIG.window)})
   --batch N              faults fetched per batch   (base: ${BASE_CONFIG.batchSize})
@@ -123,6 +126,8 @@ Run settings (fix that setting in every run of the presets; a comma list runs ea
                          +tree adds the tree prefetcher, +lru/+lfu/+fifo/+mru the eviction order)
                          or a module path (./my-policy.ts)   (base: none: no policy, dmirror's remote mapping)
   --oversub X            working set / device memory, ≥ 1 (1, 1.5, 2, 3; with a policy)   (base: 1)
+  --record-trace FILE    record the run's device and CPU faults (virtual time) as a trace (.jsonl/.csv;
+                         one run, with a policy); replay it with --workload trace:FILE
 
 mm preset:
   --pages N              pages in the mirrored buffer   (default 256)
@@ -191,6 +196,16 @@ const fractionParser: Parser<number> = (raw, opt) => {
   return v;
 };
 
+/** A workload name, or trace:FILE (a .jsonl or .csv access trace, replayed on the real path). */
+const workloadParser: Parser<RunConfig['workload']> = (raw, opt) => {
+  const v = raw.trim();
+  if (v.startsWith('trace:')) {
+    if (!/\.(jsonl|csv)$/i.test(v)) throw bad(opt, raw, 'a trace (trace:FILE.jsonl or trace:FILE.csv)');
+    return v as `trace:${string}`;
+  }
+  return oneOf(WORKLOADS, 'a workload')(raw, opt);
+};
+
 const policyParser: Parser<string> = (raw, opt) => {
   const v = raw.trim();
   if (v === '') throw bad(opt, raw, 'a policy (a built-in name or a module path)');
@@ -235,7 +250,7 @@ function list<T>(p: Parser<T>): Parser<T[]> {
 }
 
 const AXIS_OPTIONS: Record<string, { axis: AxisName; parse: Parser<unknown[]> }> = {
-  '--workload': { axis: 'workload', parse: list(oneOf(WORKLOADS, 'a workload')) },
+  '--workload': { axis: 'workload', parse: list(workloadParser) },
   '--size': { axis: 'sizeMiB', parse: list(sizeParser) },
   '--writes': { axis: 'writeFraction', parse: list(fractionParser) },
   '--window': { axis: 'window', parse: list(windowParser) },
@@ -262,20 +277,21 @@ const TOKEN_OPTIONS = {
   rounds: { type: 'string' },
   shard: { type: 'string' },
   jobs: { type: 'string' },
+  'record-trace': { type: 'string' },
   ...Object.fromEntries(Object.keys(AXIS_OPTIONS).map((o) => [o.slice(2), { type: 'string' }] as const)),
   'no-coalesce': { type: 'boolean' },
   quiet: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies NonNullable<Parameters<typeof tokenize>[0]>['options'];
 
-const VALUE_OPTIONS = ['--preset', '--out', '--json', '--pages', '--rounds', '--shard', '--jobs', ...Object.keys(AXIS_OPTIONS)];
+const VALUE_OPTIONS = ['--preset', '--out', '--json', '--pages', '--rounds', '--shard', '--jobs', '--record-trace', ...Object.keys(AXIS_OPTIONS)];
 const FLAG_OPTIONS = ['--no-coalesce', '--quiet', '--help', '-h'];
 
 /** Parse argv (without node and the script). Throws CliError with a message for the user. */
 export function parseArgs(argv: readonly string[]): CliOptions {
   const o: CliOptions = {
     presets: [...DEFAULT_PRESETS], presetGiven: false, overrides: {}, out: null, quiet: false, help: false,
-    mmPages: 256, mmRounds: 2000, json: null, shard: null, jobs: 1,
+    mmPages: 256, mmRounds: 2000, json: null, shard: null, jobs: 1, recordTrace: null,
   };
   const { tokens } = tokenize({ args: [...argv], options: TOKEN_OPTIONS, strict: false, allowPositionals: true, tokens: true });
   for (const t of tokens) {
@@ -320,6 +336,10 @@ export function parseArgs(argv: readonly string[]): CliOptions {
         break;
       case '--jobs':
         o.jobs = positiveInt(value, name);
+        break;
+      case '--record-trace':
+        if (!/\.(jsonl|csv)$/i.test(value)) throw bad(name, value, 'a trace file name ending in .jsonl or .csv');
+        o.recordTrace = value;
         break;
       default: {
         const a = AXIS_OPTIONS[name];

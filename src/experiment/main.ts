@@ -18,6 +18,7 @@ import {
   type CliOptions,
 } from './cli.js';
 import { loadPolicy } from '../policy/loader.js';
+import { formatTrace, type TraceRecord } from '../policy/trace.js';
 import { mmTour, type MmTourOptions, type SchemeResult } from './mm-tour.js';
 import {
   csvField, FIGURES, figureHasData, policyTable, summarizeRun, statusText, toBatchCsv, toCsv, toHtml, toJson, toPolicyCsv, toSvgFigure,
@@ -28,7 +29,7 @@ import type { ExperimentReport, RunConfig, RunResult } from './types.js';
 /** The runner's contract (runner.ts). */
 export interface Runner {
   openExperiment(): Promise<{ adapter: string; close(): Promise<void> }>;
-  runOne(config: RunConfig, ctx: { onProgress?: (msg: string) => void }): Promise<RunResult>;
+  runOne(config: RunConfig, ctx: { onProgress?: (msg: string) => void; recordTrace?: TraceRecord[] }): Promise<RunResult>;
 }
 
 export interface ExperimentOptions {
@@ -42,6 +43,8 @@ export interface ExperimentOptions {
   mm?: MmTourOptions | null;
   /** The mm preset's implementation (tests inject a fake). */
   mmTour?: (o: MmTourOptions) => Promise<SchemeResult[]>;
+  /** Record the (single) run's faults here. */
+  recordTrace?: TraceRecord[];
   /** Wall clock in ms (default performance.now). */
   now?: () => number;
   generatedAt?: string;
@@ -134,7 +137,7 @@ export async function runExperiment(configs: readonly RunConfig[], runner: Runne
       const t0 = now();
       let result: RunResult;
       try {
-        result = await runner.runOne(config, { onProgress });
+        result = await runner.runOne(config, { onProgress, ...(opts.recordTrace ? { recordTrace: opts.recordTrace } : {}) });
       } catch (e) {
         result = failedResult(config, e, now() - t0);
       }
@@ -228,6 +231,10 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
       return 2;
     }
   }
+  if (opts.recordTrace !== null && (all.length !== 1 || all[0].policy === undefined)) {
+    console.error(`error: --record-trace records one run with a policy; this sweep has ${all.length} run(s)${all.length === 1 ? ' without a policy' : ''}`);
+    return 2;
+  }
   if (opts.jobs > 1 && opts.shard === null && runner === undefined) return runJobs(argv, opts, all.length);
   const picked = shardOf(all, opts.shard);
   const configs = picked.map((x) => x.config);
@@ -241,10 +248,11 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
   const outDir = opts.out ?? defaultOutDir();
   let report: ExperimentReport;
   let failed = false;
+  const recorded: TraceRecord[] | null = opts.recordTrace !== null ? [] : null;
   try {
     const r: Runner = runner ?? (configs.length > 0 ? await import('./runner.js') : NO_RUNNER);
     report = await runExperiment(configs, r, {
-      presets: resolvePresets(opts.presets), quiet: opts.quiet,
+      presets: resolvePresets(opts.presets), quiet: opts.quiet, ...(recorded ? { recordTrace: recorded } : {}),
       mm: mm ? { pages: opts.mmPages, rounds: opts.mmRounds, seed } : null,
     });
   } catch (e) {
@@ -261,6 +269,11 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
   const pt = policyTable(report);
   if (pt !== '') console.log(`Migration policies (simulated time: the cost model's virtual clock)\n\n${pt}\n`);
   const written = writeOutputs(report, outDir, opts.json);
+  if (recorded !== null && opts.recordTrace !== null) {
+    mkdirSync(dirname(resolve(opts.recordTrace)), { recursive: true });
+    writeFileSync(opts.recordTrace, formatTrace(recorded, opts.recordTrace.toLowerCase().endsWith('.csv') ? 'csv' : 'jsonl'));
+    console.log(`recorded ${recorded.length} faults to ${showPath(opts.recordTrace)}`);
+  }
   console.log(`wrote to ${showPath(outDir)}/: ${written.join(', ')}`);
   if (opts.json !== null) console.log(`wrote ${showPath(opts.json)}`);
   console.log(`open ${showPath(join(outDir, 'report.html'))} for the plots`);

@@ -25,7 +25,10 @@ import { HmmError } from '../errors.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PMD_SIZE, PROT_READ, PROT_WRITE } from '../mm/constants.js';
 import { PolicyPath } from '../driver/policy-path.js';
 import { loadPolicy } from '../policy/loader.js';
+import type { TraceRecord } from '../policy/trace.js';
+import { loadTraceFile, runTrace, tracePages, TRACE_PREFIX } from './trace-run.js';
 import { createMachine } from '../system.js';
+import type { WorkloadName } from '../workloads/names.js';
 import { runWorkload, type WorkloadResult } from '../workloads/run.js';
 import { startStorm, type Storm, type StormKind } from '../workloads/storm.js';
 import type { PolicyRunResult, RunConfig, RunResult, StormStats } from './types.js';
@@ -71,11 +74,14 @@ export interface RunContext {
   onProgress?: (msg: string) => void;
   /** The storm's operations instead of stormKinds(config) (tests: the content-preserving ones). */
   stormKinds?: readonly StormKind[];
+  /** Record the run's device and CPU faults here, at virtual time (--record-trace). */
+  recordTrace?: TraceRecord[];
 }
 
 export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunResult> {
   const result = emptyResult(config);
-  const pages = pagesOf(config);
+  const trace = config.workload.startsWith(TRACE_PREFIX) ? loadTraceFile(config.workload) : null;
+  const pages = trace !== null ? tracePages(trace) : pagesOf(config);
   const gpu = await defaultGpu();
   // A policy decides where pages live; device memory is the working set / oversub.
   const policy = config.policy === undefined ? null : await loadPolicy(config.policy);
@@ -100,6 +106,7 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
   };
   let servicer: FaultServicer | null = null;
   let path: PolicyPath | null = null;
+  if (ctx.recordTrace && policy === null) throw new Error('recording a trace needs a policy (the faults are recorded where the policy sees them)');
   const t0 = performance.now();
   try {
     const proc = machine.spawn();
@@ -108,6 +115,7 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     if (start % PMD_SIZE !== 0) throw new Error(`buffer at 0x${start.toString(16)} is not 2 MiB aligned`);
     const mirror = await machine.devices[0].open(proc);
     if (policy !== null) path = new PolicyPath(policy, 0, { start, npages: pages, capacityPages: devicePages });
+    if (path !== null && ctx.recordTrace) path.record = ctx.recordTrace;
     servicer = mirror.setServicer({
       ...(path !== null ? { policy: path } : {}),
       window: config.window, batchSize: config.batchSize, replay: config.replay, protocol: config.protocol,
@@ -115,23 +123,39 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
       restOfRangeOnOverflow: false,
     });
     let w: WorkloadResult;
-    try {
-      w = await runWorkload(mirror, {
-        name: config.workload, start, sizeBytes: size, writeFraction: config.writeFraction, seed: config.seed,
-        ...(config.phases !== undefined ? { phases: config.phases } : {}),
-      }, {
-        afterInit: async () => {
-          if (config.stormRate > 0) {
-            storm = startStorm(proc, { rate: config.stormRate, start, end: start + size, seed: config.seed ^ 0x5eed, kinds: ctx.stormKinds ?? stormKinds(config) });
-          }
-        },
-        beforeVerify: async () => {
-          await stopStorm();
-          path?.freeze(); // the read-back checks the data; it is not part of the workload
-        },
+    if (trace !== null) {
+      // A trace: its device segments as mirror commands, its CPU records as word accesses.
+      const t1 = performance.now();
+      let t2 = t1;
+      const tr = await runTrace(mirror, start, pages, trace, async () => {
+        t2 = performance.now();
+        path?.freeze();
       });
-    } finally {
-      await stopStorm();
+      const s = servicer.records.length;
+      w = {
+        rounds: s, faultRounds: s, verify: { checked: tr.checked, mismatches: tr.mismatches }, gpu: { checked: 0, mismatches: 0 },
+        results: { checked: 0, mismatches: 0 }, cpu: { checked: tr.checked, mismatches: tr.mismatches }, firstMismatch: tr.firstMismatch,
+        commands: tr.commands, ms: { init: 0, gpu: t2 - t1, cpu: 0, results: 0, verify: performance.now() - t2 },
+      };
+    } else {
+      try {
+        w = await runWorkload(mirror, {
+          name: config.workload as WorkloadName, start, sizeBytes: size, writeFraction: config.writeFraction, seed: config.seed,
+          ...(config.phases !== undefined ? { phases: config.phases } : {}),
+        }, {
+          afterInit: async () => {
+            if (config.stormRate > 0) {
+              storm = startStorm(proc, { rate: config.stormRate, start, end: start + size, seed: config.seed ^ 0x5eed, kinds: ctx.stormKinds ?? stormKinds(config) });
+            }
+          },
+          beforeVerify: async () => {
+            await stopStorm();
+            path?.freeze(); // the read-back checks the data; it is not part of the workload
+          },
+        });
+      } finally {
+        await stopStorm();
+      }
     }
     result.wallMs = w.ms.gpu + w.ms.cpu;
     result.rounds = w.rounds;

@@ -10,11 +10,14 @@ import type { ReplayPolicy } from '../driver/servicer.js';
 import type { WorkloadName } from '../workloads/names.js';
 import type { SchemeResult } from './mm-tour.js';
 
+/** A recorded or published access trace run as the workload (trace-run.ts). */
+export type TraceWorkload = `trace:${string}`;
+
 export interface RunConfig {
   /** Which preset produced it, e.g. 'coalescing', 'windows', 'batches', 'protocols'. */
   preset: string;
-  workload: WorkloadName;
-  /** Size of the mirrored buffer, in MiB. */
+  workload: WorkloadName | TraceWorkload;
+  /** Size of the mirrored buffer, in MiB (a trace: the pages it spans). */
   sizeMiB: number;
   /** Fraction of accesses that write, 0..1. */
   writeFraction: number;

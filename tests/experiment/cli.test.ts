@@ -183,6 +183,13 @@ describe('policy lab options (issue 9)', () => {
     expect(() => parseArgs(['--oversub', '0.5'])).toThrow(/--oversub: '0.5' is not an oversubscription factor/);
   });
 
+  it('--workload trace:FILE and --record-trace FILE take .jsonl or .csv', () => {
+    expect(parseArgs(['--workload', 'stream,trace:t/a.jsonl']).overrides.workload).toEqual(['stream', 'trace:t/a.jsonl']);
+    expect(() => parseArgs(['--workload', 'trace:a.txt'])).toThrow(/a trace \(trace:FILE.jsonl or trace:FILE.csv\)/);
+    expect(parseArgs(['--record-trace', 'out/x.csv']).recordTrace).toBe('out/x.csv');
+    expect(() => parseArgs(['--record-trace', 'x.bin'])).toThrow(/ending in .jsonl or .csv/);
+  });
+
   it('--shard K/N splits a sweep into interleaved parts that cover it exactly once', async () => {
     const { shardOf } = await import('../../src/experiment/cli.js');
     expect(parseArgs(['--shard', '2/3']).shard).toEqual({ k: 2, n: 3 });

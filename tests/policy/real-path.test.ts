@@ -5,7 +5,11 @@
  * data is verified word by word (the GPU's checks, each invocation's result, the CPU's
  * read-back of the whole buffer). The known results, at small sizes.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { formatTrace, pingPong, type TraceRecord } from '../../src/policy/index.js';
 import { BASE_CONFIG } from '../../src/experiment/cli.js';
 import { runOne } from '../../src/experiment/runner.js';
 import type { PolicyRunResult, RunConfig, RunResult } from '../../src/experiment/types.js';
@@ -96,6 +100,28 @@ describe('policies on the real fault path', () => {
     expect(r.policy.policyStats.remote).toBeGreaterThan(0);
     expect(r.policy.migratedIn).toBeGreaterThan(0); // only after a lease lapsed and the page faulted again
     expect(r.policy.pins).toBeGreaterThan(0);
+  });
+
+  it('a run records its faults as a trace; a trace replays as a workload on the real path, verified', async () => {
+    const rec: TraceRecord[] = [];
+    const r = await runOne(config({ ...PINGPONG, phases: 4, policy: 'first-touch' }), { recordTrace: rec });
+    expect(r.verify.mismatches).toBe(0);
+    expect(rec.filter((x) => x.proc === 0).length).toBeGreaterThan(0);
+    expect(rec.filter((x) => x.proc === -1).length).toBe(r.policy!.cpuFaults);
+    expect(rec.some((x) => x.proc === -1)).toBe(true); // the CPU's faults home
+    const dir = mkdtempSync(join(tmpdir(), 'trace-'));
+    const recorded = join(dir, 'recorded.csv');
+    writeFileSync(recorded, formatTrace(rec, 'csv'));
+    const replay = await run({ workload: `trace:${recorded}`, policy: 'first-touch' });
+    expect(replay.policy.migratedIn).toBeGreaterThan(0);
+    expect(replay.policy.cpuFaults).toBeGreaterThan(0);
+    // A published-style trace (JSONL): CPU and device alternate on 4 pages.
+    const pp = join(dir, 'pp.jsonl');
+    writeFileSync(pp, formatTrace(pingPong(6, { pages: 4 }), 'jsonl'));
+    const a = await run({ workload: `trace:${pp}`, policy: 'first-touch' });
+    const b = await run({ workload: `trace:${pp}`, policy: 'min-lifetime' });
+    expect(a.policy.thrashingEvents).toBeGreaterThan(0);
+    expect(b.policy.thrashingEvents).toBe(0);
   });
 
   it('a bad policy is a clear error', async () => {
