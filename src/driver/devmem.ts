@@ -38,6 +38,8 @@ export class Devmem {
    * each one a bug (an entry installed outside read_begin/read_retry), zapped before reuse.
    */
   readonly stats = { mappedFrees: 0 };
+  /** A migration policy's cpuFault hook (src/driver/policy-path.ts), told before a page goes home. */
+  onCpuFault: ((mm: MmStruct, addr: number) => void) | null = null;
 
   /**
    * `owner`: the pagemap owner (the device: hmm_range_fault's dev_private_owner and the
@@ -123,6 +125,7 @@ export class Devmem {
    */
   async #devmemFault(f: DevicePrivateFault): Promise<void> {
     this.cpuFaults++;
+    this.onCpuFault?.(f.mm, f.addr);
     const mig = await migrateVmaSetup(f.mm, {
       start: f.addr, end: f.addr + PAGE_SIZE, flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmapOwner: this.pagemap.owner, faultPage: f.pfn,
     });

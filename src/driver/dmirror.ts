@@ -251,6 +251,8 @@ export class Dmirror implements Mirror {
     // servicer; only hooks and timeouts keep dmirror_fault's 64-page ranges.
     const shaped = SERVICER_SHAPE.some((k) => opts[k] !== undefined);
     this.servicer = new FaultServicer(this.#target(), { ...DMIRROR_SERVICER, ...(shaped ? { rangePages: 0 } : {}), ...opts });
+    opts.policy?.attach(this.#target(), this.device.devmem, this.#collecting); // issue 9: the policy's moves
+    this.device.devmem.onCpuFault = opts.policy ? (mm, addr) => opts.policy!.cpuFault(mm, addr, this.mm) : null;
     return this.servicer;
   }
 
@@ -347,6 +349,7 @@ export class Dmirror implements Mirror {
       },
     });
     if (writes) await this.lock.with(() => this.aperture.writeback());
+    if (faulting) await this.servicer.opts.policy?.commandEnd(cmd.page, cmd.npages);
     return out;
   }
 

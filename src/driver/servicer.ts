@@ -19,6 +19,7 @@ import type { FaultService } from '../device/replay.js';
 import { err } from '../errors.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 import { coalesce, perFault, windowBytes, type CoalesceResult, type FaultGroup, type WindowPolicy } from './coalesce.js';
+import type { PolicyPath } from './policy-path.js';
 import { emptyRecord, type BatchRecord } from './records.js';
 import {
   dmirrorAtomicMap, dmirrorRangeFault, HMM_RANGE_DEFAULT_TIMEOUT, serviceRange, type LockState, type MirrorTarget,
@@ -48,6 +49,8 @@ export interface ServicerOptions {
    */
   rangePages: number;
   afterRangeFault?: (start: number, end: number) => Promise<void>;
+  /** A migration policy deciding each batch (issue 9); its faults are sorted by page first. */
+  policy?: PolicyPath;
 }
 
 export const DEFAULT_SERVICER: ServicerOptions = {
@@ -84,6 +87,7 @@ export class FaultServicer {
   forCommand(cmd: CommandRange): FaultService {
     let buffer: FaultRecord[] = [];
     let overflow = false;
+    this.opts.policy?.commandStart();
     return {
       backlog: () => buffer.length,
       service: async (r: RoundResult, round: number) => {
@@ -93,6 +97,9 @@ export class FaultServicer {
           return;
         }
         buffer = buffer.concat(r.faults);
+        // UVM sorts each fetched batch by address (service_fault_batch's sort): with a policy,
+        // which faults a batch holds must not depend on the order the GPU recorded them in.
+        if (this.opts.policy) buffer.sort((a, b) => a.page - b.page);
         overflow ||= r.overflow;
         if (overflow && this.opts.restOfRangeOnOverflow) {
           buffer = buffer.concat(restOfRange(buffer, cmd));
@@ -170,6 +177,13 @@ export class FaultServicer {
       rec.unique = c.unique;
       rec.groups = c.groups.length;
       if (c.holes.length > 0) throw err('EFAULT', `device fault at 0x${(c.holes[0] * PAGE_SIZE).toString(16)}: no VMA`);
+      if (this.opts.policy && lock.mode !== 'none') {
+        // The policy sees the batch as one fault group; atomic groups keep make_device_exclusive.
+        const plain = c.groups.filter((g) => g.rank < 2);
+        await this.opts.policy.serviceBatch(t, plain, c.fetched, this.opts, lock, rec);
+        for (const g of c.groups) if (g.rank >= 2) await this.#serviceGroup(g, lock, rec);
+        return leftover;
+      }
       for (let g = 0; g < c.groups.length; g++) {
         await this.#serviceGroup(c.groups[g], lock, rec);
         if (this.opts.replay === 'block' && g + 1 < c.groups.length) {
@@ -239,4 +253,4 @@ export const DMIRROR_SERVICER: Partial<ServicerOptions> = {
   timeoutMs: HMM_RANGE_DEFAULT_TIMEOUT, restOfRangeOnOverflow: true, rangePages: 64,
 };
 /** Options that shape the servicing: setting any selects the batching/coalescing servicer. */
-export const SERVICER_SHAPE: readonly (keyof ServicerOptions)[] = ['batchSize', 'replay', 'window', 'coalesce', 'protocol', 'fallbackAfter'];
+export const SERVICER_SHAPE: readonly (keyof ServicerOptions)[] = ['batchSize', 'replay', 'window', 'coalesce', 'protocol', 'fallbackAfter', 'policy'];

@@ -19,7 +19,7 @@ import { batchLabel, windowLabel } from './report/labels.js';
 import { WORKLOADS, type WorkloadName } from '../workloads/names.js';
 import type { RunConfig } from './types.js';
 
-export const PRESET_NAMES = ['quick', 'coalescing', 'windows', 'batches', 'protocols', 'mm', 'all'] as const;
+export const PRESET_NAMES = ['quick', 'coalescing', 'windows', 'batches', 'protocols', 'mm', 'policies', 'all'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 /** What `all` means (quick is a subset of these). */
 export const ALL_PRESETS: readonly PresetName[] = ['coalescing', 'windows', 'batches', 'protocols', 'mm'];
@@ -50,9 +50,20 @@ export const SWEEP_WORKLOADS: readonly WorkloadName[] = ['stream', 'random'];
 /** The one workload of the protocols preset. */
 export const PROTOCOL_WORKLOAD: WorkloadName = 'stream';
 
+/** The policies preset (issue 9): each built-in (prefetch and eviction as modifiers) ... */
+export const PRESET_POLICIES: readonly string[] = [
+  'remote-only', 'first-touch', 'first-touch+tree', 'access-counters', 'access-counters-ipdps20', 'thrashing', 'min-lifetime',
+  'backoff', 'first-touch+tree+lfu', 'first-touch+tree+fifo', 'first-touch+tree+mru',
+];
+/** ... on these workloads, at these oversubscriptions (working set / device memory), this size. */
+export const POLICY_WORKLOADS: readonly WorkloadName[] = ['stream', 'random', 'stencil', 'pingpong'];
+export const PRESET_OVERSUBS: readonly number[] = [1, 1.5];
+export const POLICY_SIZE_MIB = 4;
+export const OVERSUBS: readonly number[] = [1, 1.5, 2, 3];
+
 /** The axes an option can fix. */
-export type AxisName = 'workload' | 'sizeMiB' | 'writeFraction' | 'window' | 'batchSize' | 'replay' | 'protocol' | 'coalesce' | 'stormRate' | 'seed';
-export type AxisOverrides = { [K in AxisName]?: RunConfig[K][] };
+export type AxisName = 'workload' | 'sizeMiB' | 'writeFraction' | 'window' | 'batchSize' | 'replay' | 'protocol' | 'coalesce' | 'stormRate' | 'seed' | 'policy' | 'oversub';
+export type AxisOverrides = { [K in AxisName]?: NonNullable<RunConfig[K]>[] };
 
 export interface CliOptions {
   /** As given (or DEFAULT_PRESETS); may contain 'all' and 'quick'. */
@@ -68,6 +79,12 @@ export interface CliOptions {
   mmRounds: number;
   /** Also write the JSON report here (the old --json FILE). */
   json: string | null;
+  /** --shard K/N: run only the configs i with i % N === K - 1 (1-based K). */
+  shard: { k: number; n: number } | null;
+  /** --jobs N: run the sweep as N shards in child processes on this machine. */
+  jobs: number;
+  /** --record-trace FILE: the (single) run's faults as a trace (.jsonl or .csv). */
+  recordTrace: string | null;
 }
 
 export class CliError extends Error {
@@ -88,11 +105,14 @@ Presets:
       windows      each window (4k, 64k, 2m, amd) for stream and random
       batches      batch sizes ${PRESET_BATCH_SIZES.join(', ')} (replay ${BASE_CONFIG.replay}) for stream and random
       protocols    seq, valid-flag, lock-fallback under ${PRESET_STORM_RATES.join(', ')} invalidations/s on ${PROTOCOL_WORKLOAD}
+      policies     migration policies: ${PRESET_POLICIES.length} built-ins × ${POLICY_WORKLOADS.join(', ')}
+                   × oversubscription ${PRESET_OVERSUBS.join(', ')} at ${POLICY_SIZE_MIB} MiB (simulated time, bytes moved, ...)
       mm           the CPU-side demo: seq vs valid-flag under CPU invalidations (no GPU)
       all          coalescing, windows, batches, protocols and mm
 
 Run settings (fix that setting in every run of the presets; a comma list runs each value):
-  --workload NAME        ${WORKLOADS.join(' | ')}   (base: ${BASE_CONFIG.workload})
+  --workload NAME        ${WORKLOADS.join(' | ')} | trace:FILE.jsonl|csv (an access trace:
+                         time,address,access,processor)   (base: ${BASE_CONFIG.workload})
   --size MiB             size of the mirrored buffer   (base: ${BASE_CONFIG.sizeMiB})
   --window W             4k | 64k | 2m | amd   (base: ${windowLabel(BASE_CONFIG.window)})
   --batch N              faults fetched per batch   (base: ${BASE_CONFIG.batchSize})
@@ -102,10 +122,21 @@ Run settings (fix that setting in every run of the presets; a comma list runs ea
   --storm RATE           CPU invalidations per second, 0 = none   (base: ${BASE_CONFIG.stormRate})
   --writes F             fraction of accesses that write, 0..1   (base: ${BASE_CONFIG.writeFraction})
   --seed N               PRNG seed, 0..4294967295   (base: ${BASE_CONFIG.seed}; also the mm preset's)
+  --policy P             a migration policy: a built-in (${PRESET_POLICIES.slice(0, 3).join(', ')}, ...;
+                         +tree adds the tree prefetcher, +lru/+lfu/+fifo/+mru the eviction order)
+                         or a module path (./my-policy.ts)   (base: none: no policy, dmirror's remote mapping)
+  --oversub X            working set / device memory, ≥ 1 (1, 1.5, 2, 3; with a policy)   (base: 1)
+  --record-trace FILE    record the run's device and CPU faults (virtual time) as a trace (.jsonl/.csv;
+                         one run, with a policy); replay it with --workload trace:FILE
 
 mm preset:
   --pages N              pages in the mirrored buffer   (default 256)
   --rounds N             device faults per retry protocol   (default 2000)
+
+Sweeps across processes and machines:
+  --shard K/N            run only the K-th of N interleaved parts of the sweep (batch schedulers)
+  --jobs N               run the sweep as N shards in child processes here, then merge them
+  npm run experiment -- merge DIR... [--out DIR]   join shard outputs into one report
 
 Output:
   --out DIR              output directory (default out/experiment-<timestamp>/)
@@ -165,6 +196,36 @@ const fractionParser: Parser<number> = (raw, opt) => {
   return v;
 };
 
+/** A workload name, or trace:FILE (a .jsonl or .csv access trace, replayed on the real path). */
+const workloadParser: Parser<RunConfig['workload']> = (raw, opt) => {
+  const v = raw.trim();
+  if (v.startsWith('trace:')) {
+    if (!/\.(jsonl|csv)$/i.test(v)) throw bad(opt, raw, 'a trace (trace:FILE.jsonl or trace:FILE.csv)');
+    return v as `trace:${string}`;
+  }
+  return oneOf(WORKLOADS, 'a workload')(raw, opt);
+};
+
+const policyParser: Parser<string> = (raw, opt) => {
+  const v = raw.trim();
+  if (v === '') throw bad(opt, raw, 'a policy (a built-in name or a module path)');
+  return v;
+};
+
+const oversubParser: Parser<number> = (raw, opt) => {
+  const v = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(v) || v < 1 || v > 16) throw bad(opt, raw, 'an oversubscription factor (1 to 16: 1, 1.5, 2, 3)');
+  return v;
+};
+
+const shardParser = (raw: string, opt: string): { k: number; n: number } => {
+  const m = /^(\d+)\/(\d+)$/.exec(raw.trim());
+  const k = m ? Number(m[1]) : NaN;
+  const n = m ? Number(m[2]) : NaN;
+  if (!m || !(n >= 1) || !(k >= 1) || k > n) throw bad(opt, raw, 'a shard K/N with 1 ≤ K ≤ N');
+  return { k, n };
+};
+
 export const windowParser: Parser<WindowPolicy> = (raw, opt) => {
   const v = raw.trim().toLowerCase();
   const map: Record<string, WindowPolicy> = {
@@ -189,7 +250,7 @@ function list<T>(p: Parser<T>): Parser<T[]> {
 }
 
 const AXIS_OPTIONS: Record<string, { axis: AxisName; parse: Parser<unknown[]> }> = {
-  '--workload': { axis: 'workload', parse: list(oneOf(WORKLOADS, 'a workload')) },
+  '--workload': { axis: 'workload', parse: list(workloadParser) },
   '--size': { axis: 'sizeMiB', parse: list(sizeParser) },
   '--writes': { axis: 'writeFraction', parse: list(fractionParser) },
   '--window': { axis: 'window', parse: list(windowParser) },
@@ -198,6 +259,8 @@ const AXIS_OPTIONS: Record<string, { axis: AxisName; parse: Parser<unknown[]> }>
   '--protocol': { axis: 'protocol', parse: list(oneOf(RETRY_PROTOCOLS, 'a retry protocol')) },
   '--storm': { axis: 'stormRate', parse: list(rateParser) },
   '--seed': { axis: 'seed', parse: list(seedParser) },
+  '--policy': { axis: 'policy', parse: list(policyParser) },
+  '--oversub': { axis: 'oversub', parse: list(oversubParser) },
 };
 
 /**
@@ -212,20 +275,23 @@ const TOKEN_OPTIONS = {
   json: { type: 'string' },
   pages: { type: 'string' },
   rounds: { type: 'string' },
+  shard: { type: 'string' },
+  jobs: { type: 'string' },
+  'record-trace': { type: 'string' },
   ...Object.fromEntries(Object.keys(AXIS_OPTIONS).map((o) => [o.slice(2), { type: 'string' }] as const)),
   'no-coalesce': { type: 'boolean' },
   quiet: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies NonNullable<Parameters<typeof tokenize>[0]>['options'];
 
-const VALUE_OPTIONS = ['--preset', '--out', '--json', '--pages', '--rounds', ...Object.keys(AXIS_OPTIONS)];
+const VALUE_OPTIONS = ['--preset', '--out', '--json', '--pages', '--rounds', '--shard', '--jobs', '--record-trace', ...Object.keys(AXIS_OPTIONS)];
 const FLAG_OPTIONS = ['--no-coalesce', '--quiet', '--help', '-h'];
 
 /** Parse argv (without node and the script). Throws CliError with a message for the user. */
 export function parseArgs(argv: readonly string[]): CliOptions {
   const o: CliOptions = {
     presets: [...DEFAULT_PRESETS], presetGiven: false, overrides: {}, out: null, quiet: false, help: false,
-    mmPages: 256, mmRounds: 2000, json: null,
+    mmPages: 256, mmRounds: 2000, json: null, shard: null, jobs: 1, recordTrace: null,
   };
   const { tokens } = tokenize({ args: [...argv], options: TOKEN_OPTIONS, strict: false, allowPositionals: true, tokens: true });
   for (const t of tokens) {
@@ -264,6 +330,16 @@ export function parseArgs(argv: readonly string[]): CliOptions {
         break;
       case '--rounds':
         o.mmRounds = positiveInt(value, name);
+        break;
+      case '--shard':
+        o.shard = shardParser(value, name);
+        break;
+      case '--jobs':
+        o.jobs = positiveInt(value, name);
+        break;
+      case '--record-trace':
+        if (!/\.(jsonl|csv)$/i.test(value)) throw bad(name, value, 'a trace file name ending in .jsonl or .csv');
+        o.recordTrace = value;
         break;
       default: {
         const a = AXIS_OPTIONS[name];
@@ -307,6 +383,10 @@ export function presetRuns(p: PresetName): RunConfig[] {
         ...SWEEP_WORKLOADS.flatMap((workload) => [true, false].map((coalesce) => cfg('coalescing', { workload, coalesce }))),
         ...RETRY_PROTOCOLS.flatMap((protocol) => QUICK_STORM_RATES.map((stormRate) => cfg('protocols', { workload: PROTOCOL_WORKLOAD, protocol, stormRate }))),
       ];
+    case 'policies':
+      return POLICY_WORKLOADS.flatMap((workload) => PRESET_OVERSUBS.flatMap((oversub) => PRESET_POLICIES.map((policy) => cfg(p, {
+        workload, oversub, policy, sizeMiB: POLICY_SIZE_MIB,
+      }))));
     case 'mm':
     case 'all':
       return [];
@@ -315,11 +395,17 @@ export function presetRuns(p: PresetName): RunConfig[] {
   }
 }
 
-const AXIS_ORDER: readonly AxisName[] = ['workload', 'sizeMiB', 'writeFraction', 'window', 'batchSize', 'replay', 'protocol', 'coalesce', 'stormRate', 'seed'];
+const AXIS_ORDER: readonly AxisName[] = ['workload', 'sizeMiB', 'writeFraction', 'window', 'batchSize', 'replay', 'protocol', 'coalesce', 'stormRate', 'seed', 'policy', 'oversub'];
 
 /** Identity of a run: every field, preset included. */
 export function configKey(c: RunConfig, withPreset = true): string {
-  return JSON.stringify([withPreset ? c.preset : '', ...AXIS_ORDER.map((a) => c[a])]);
+  return JSON.stringify([withPreset ? c.preset : '', ...AXIS_ORDER.map((a) => c[a] ?? null)]);
+}
+
+/** The K-th of N interleaved parts of a sweep (config i goes to shard i % N + 1). */
+export function shardOf<T>(configs: readonly T[], shard: { k: number; n: number } | null): { index: number; config: T }[] {
+  const all = configs.map((config, index) => ({ index, config }));
+  return shard === null ? all : all.filter((x) => x.index % shard.n === shard.k - 1);
 }
 
 /**
@@ -353,11 +439,13 @@ const DESCRIBE: Record<AxisName, (c: RunConfig) => string> = {
   coalesce: (c) => `coalesce=${c.coalesce ? 'on' : 'off'}`,
   stormRate: (c) => `storm=${c.stormRate}/s`,
   seed: (c) => `seed=${c.seed}`,
+  policy: (c) => `policy=${c.policy ?? 'none'}`,
+  oversub: (c) => `oversub=${c.oversub ?? 1}`,
 };
 
 /** Axes whose value differs among the configs (the workload always counts). */
 export function varyingAxes(configs: readonly RunConfig[]): AxisName[] {
-  return AXIS_ORDER.filter((a) => a === 'workload' || new Set(configs.map((c) => String(c[a]))).size > 1);
+  return AXIS_ORDER.filter((a) => a === 'workload' || new Set(configs.map((c) => String(c[a] ?? ''))).size > 1);
 }
 
 /** "coalescing stream window=64k coalesce=off": the preset and the given axes (default: all). */
@@ -369,5 +457,5 @@ export function describeConfig(c: RunConfig, axes: readonly AxisName[] = AXIS_OR
 export function describeCommon(configs: readonly RunConfig[]): string {
   if (configs.length === 0) return '';
   const varying = varyingAxes(configs);
-  return AXIS_ORDER.filter((a) => !varying.includes(a)).map((a) => DESCRIBE[a](configs[0])).join(' ');
+  return AXIS_ORDER.filter((a) => !varying.includes(a) && (configs[0][a] !== undefined)).map((a) => DESCRIBE[a](configs[0])).join(' ');
 }

@@ -8,22 +8,28 @@
  * The core, runExperiment(), takes the runner as a parameter so tests can inject a fake one;
  * main() imports the real runner lazily (only when there are GPU runs).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { totals } from '../driver/records.js';
 import {
-  CliError, configKey, describeCommon, describeConfig, expandPresets, parseArgs, resolvePresets, USAGE, varyingAxes, wantsMm,
+  CliError, configKey, describeCommon, describeConfig, expandPresets, parseArgs, resolvePresets, shardOf, USAGE, varyingAxes, wantsMm,
   type CliOptions,
 } from './cli.js';
+import { loadPolicy } from '../policy/loader.js';
+import { formatTrace, type TraceRecord } from '../policy/trace.js';
 import { mmTour, type MmTourOptions, type SchemeResult } from './mm-tour.js';
-import { FIGURES, figureHasData, summarizeRun, statusText, toBatchCsv, toCsv, toHtml, toJson, toSvgFigure, toTable } from './report.js';
+import {
+  csvField, FIGURES, figureHasData, policyTable, summarizeRun, statusText, toBatchCsv, toCsv, toHtml, toJson, toPolicyCsv, toSvgFigure,
+  toTable,
+} from './report.js';
 import type { ExperimentReport, RunConfig, RunResult } from './types.js';
 
 /** The runner's contract (runner.ts). */
 export interface Runner {
   openExperiment(): Promise<{ adapter: string; close(): Promise<void> }>;
-  runOne(config: RunConfig, ctx: { onProgress?: (msg: string) => void }): Promise<RunResult>;
+  runOne(config: RunConfig, ctx: { onProgress?: (msg: string) => void; recordTrace?: TraceRecord[] }): Promise<RunResult>;
 }
 
 export interface ExperimentOptions {
@@ -37,6 +43,8 @@ export interface ExperimentOptions {
   mm?: MmTourOptions | null;
   /** The mm preset's implementation (tests inject a fake). */
   mmTour?: (o: MmTourOptions) => Promise<SchemeResult[]>;
+  /** Record the (single) run's faults here. */
+  recordTrace?: TraceRecord[];
   /** Wall clock in ms (default performance.now). */
   now?: () => number;
   generatedAt?: string;
@@ -129,7 +137,7 @@ export async function runExperiment(configs: readonly RunConfig[], runner: Runne
       const t0 = now();
       let result: RunResult;
       try {
-        result = await runner.runOne(config, { onProgress });
+        result = await runner.runOne(config, { onProgress, ...(opts.recordTrace ? { recordTrace: opts.recordTrace } : {}) });
       } catch (e) {
         result = failedResult(config, e, now() - t0);
       }
@@ -166,6 +174,8 @@ export function writeOutputs(report: ExperimentReport, dir: string, json: string
     ['batches.csv', toBatchCsv(report)],
     ['report.html', toHtml(report)],
   ];
+  const policies = toPolicyCsv(report, csvField);
+  if (policies !== '') files.push(['policies.csv', policies]);
   for (const f of FIGURES) if (figureHasData(report, f)) files.push([`figure-${f}.svg`, toSvgFigure(report, f)]);
   for (const [name, text] of files) writeFileSync(join(dir, name), text);
   if (json !== null) {
@@ -195,6 +205,7 @@ function showPath(p: string): string {
 
 /** The command: returns the exit status (0 ok, 1 a run went wrong or the GPU failed, 2 bad options). */
 export async function main(argv: readonly string[], runner?: Runner): Promise<number> {
+  if (argv[0] === 'merge') return mergeCommand(argv.slice(1));
   let opts: CliOptions;
   try {
     opts = parseArgs(argv);
@@ -210,8 +221,24 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
     console.log(USAGE.trimEnd());
     return 0;
   }
-  const configs = expandPresets(opts);
-  const mm = wantsMm(opts);
+  const all = expandPresets(opts);
+  // A policy that does not load is a usage error, before anything runs.
+  for (const spec of new Set(all.map((c) => c.policy).filter((x): x is string => x !== undefined))) {
+    try {
+      await loadPolicy(spec);
+    } catch (e) {
+      console.error(`error: --policy ${spec}: ${e instanceof Error ? e.message : String(e)}`);
+      return 2;
+    }
+  }
+  if (opts.recordTrace !== null && (all.length !== 1 || all[0].policy === undefined)) {
+    console.error(`error: --record-trace records one run with a policy; this sweep has ${all.length} run(s)${all.length === 1 ? ' without a policy' : ''}`);
+    return 2;
+  }
+  if (opts.jobs > 1 && opts.shard === null && runner === undefined) return runJobs(argv, opts, all.length);
+  const picked = shardOf(all, opts.shard);
+  const configs = picked.map((x) => x.config);
+  const mm = wantsMm(opts) && (opts.shard === null || opts.shard.k === 1);
   if (configs.length === 0 && !mm) {
     console.error('error: nothing to run');
     return 2;
@@ -221,10 +248,11 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
   const outDir = opts.out ?? defaultOutDir();
   let report: ExperimentReport;
   let failed = false;
+  const recorded: TraceRecord[] | null = opts.recordTrace !== null ? [] : null;
   try {
     const r: Runner = runner ?? (configs.length > 0 ? await import('./runner.js') : NO_RUNNER);
     report = await runExperiment(configs, r, {
-      presets: resolvePresets(opts.presets), quiet: opts.quiet,
+      presets: resolvePresets(opts.presets), quiet: opts.quiet, ...(recorded ? { recordTrace: recorded } : {}),
       mm: mm ? { pages: opts.mmPages, rounds: opts.mmRounds, seed } : null,
     });
   } catch (e) {
@@ -233,8 +261,19 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
     report = e.report;
     failed = true;
   }
+  if (opts.shard !== null) {
+    report.shard = { ...opts.shard, total: all.length };
+    report.runs.forEach((r, i) => { r.sweepIndex = picked[i].index; });
+  }
   if (report.runs.length > 0) console.log(`\n${toTable(report)}\n`);
+  const pt = policyTable(report);
+  if (pt !== '') console.log(`Migration policies (simulated time: the cost model's virtual clock)\n\n${pt}\n`);
   const written = writeOutputs(report, outDir, opts.json);
+  if (recorded !== null && opts.recordTrace !== null) {
+    mkdirSync(dirname(resolve(opts.recordTrace)), { recursive: true });
+    writeFileSync(opts.recordTrace, formatTrace(recorded, opts.recordTrace.toLowerCase().endsWith('.csv') ? 'csv' : 'jsonl'));
+    console.log(`recorded ${recorded.length} faults to ${showPath(opts.recordTrace)}`);
+  }
   console.log(`wrote to ${showPath(outDir)}/: ${written.join(', ')}`);
   if (opts.json !== null) console.log(`wrote ${showPath(opts.json)}`);
   console.log(`open ${showPath(join(outDir, 'report.html'))} for the plots`);
@@ -244,6 +283,109 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
   if (wrong.length > 0) console.error(`error: ${wrong.length} run(s) read wrong data from the mirror: ${wrong.map((s) => `#${s.run}`).join(', ')}`);
   if (crashed.length > 0) console.error(`error: the runner threw in ${crashed.length} run(s): ${crashed.map((s) => `#${s.run}`).join(', ')}`);
   return failed || wrong.length > 0 || crashed.length > 0 ? 1 : 0;
+}
+
+/**
+ * `experiment merge DIR... [--out DIR]`: the shards' report.json joined into one report, runs
+ * in sweep order (each shard's reusedFrom renumbered), then the usual outputs.
+ */
+export async function mergeCommand(argv: readonly string[]): Promise<number> {
+  const dirs: string[] = [];
+  let out: string | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--out') out = argv[++i] ?? null;
+    else dirs.push(argv[i]);
+  }
+  if (dirs.length === 0 || out === null && argv.includes('--out')) {
+    console.error('usage: npm run experiment -- merge DIR... [--out DIR]');
+    return 2;
+  }
+  let merged: ExperimentReport;
+  try {
+    merged = mergeReports(dirs.map((d) => JSON.parse(readFileSync(join(d, 'report.json'), 'utf8')) as ExperimentReport));
+  } catch (e) {
+    console.error(`error: merge: ${e instanceof Error ? e.message : String(e)}`);
+    return 2;
+  }
+  const dir = out ?? defaultOutDir();
+  if (merged.runs.length > 0) console.log(`\n${toTable(merged)}\n`);
+  const pt = policyTable(merged);
+  if (pt !== '') console.log(`${pt}\n`);
+  const written = writeOutputs(merged, dir);
+  console.log(`merged ${dirs.length} part(s), ${merged.runs.length} run(s); wrote to ${showPath(dir)}/: ${written.join(', ')}`);
+  return merged.runs.some((r) => r.verify.mismatches > 0) ? 1 : 0;
+}
+
+/** Join shard reports: every run once, in sweep order. */
+export function mergeReports(parts: readonly ExperimentReport[]): ExperimentReport {
+  if (parts.length === 0) throw new Error('nothing to merge');
+  const runs: RunResult[] = [];
+  const seen = new Set<number>();
+  for (const p of parts) {
+    const base = runs.length;
+    p.runs.forEach((r, i) => {
+      const idx = r.sweepIndex ?? base + i;
+      if (seen.has(idx)) throw new Error(`run ${idx + 1} of the sweep appears in two parts`);
+      seen.add(idx);
+      runs.push({ ...r, sweepIndex: idx, ...(r.reusedFrom !== undefined ? { reusedFrom: p.runs[r.reusedFrom].sweepIndex ?? base + r.reusedFrom } : {}) });
+    });
+  }
+  const total = parts[0].shard?.total;
+  if (total !== undefined && seen.size !== total) throw new Error(`the parts hold ${seen.size} of the sweep's ${total} runs`);
+  runs.sort((a, b) => a.sweepIndex! - b.sweepIndex!);
+  const pos = new Map(runs.map((r, i) => [r.sweepIndex!, i]));
+  for (const r of runs) if (r.reusedFrom !== undefined) r.reusedFrom = pos.get(r.reusedFrom);
+  const mmPart = parts.find((p) => p.mm !== undefined);
+  return {
+    generatedAt: parts.map((p) => p.generatedAt).sort()[0], adapter: [...new Set(parts.map((p) => p.adapter))].join(' / '),
+    node: parts[0].node, presets: [...new Set(parts.flatMap((p) => p.presets))], runs,
+    ...(mmPart?.mm ? { mm: mmPart.mm, ...(mmPart.mmOptions ? { mmOptions: mmPart.mmOptions } : {}) } : {}),
+  };
+}
+
+/**
+ * --jobs N on one machine: N child processes, each `--shard k/N` into OUT/shard-k (Dawn
+ * cannot live in worker threads), one progress line from their per-run lines, then merge.
+ */
+async function runJobs(argv: readonly string[], opts: CliOptions, total: number): Promise<number> {
+  const outDir = opts.out ?? defaultOutDir();
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--jobs' || a === '--out' || a === '--json') i++;
+    else if (!a.startsWith('--jobs=') && !a.startsWith('--out=') && !a.startsWith('--json=') && a !== '--quiet') rest.push(a);
+  }
+  const n = Math.min(opts.jobs, Math.max(1, total));
+  let done = 0;
+  const tty = process.stdout.isTTY === true;
+  const progress = (): void => {
+    const line = `shards: ${n} processes, ${done}/${total} runs done`;
+    if (tty) process.stdout.write(`\r${line}`);
+    else console.log(line);
+  };
+  progress();
+  const dirs = Array.from({ length: n }, (_, k) => join(outDir, `shard-${k + 1}`));
+  const codes = await Promise.all(dirs.map((dir, k) => new Promise<number>((res) => {
+    const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...rest, '--shard', `${k + 1}/${n}`, '--out', dir], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let buf = '';
+    child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const lines = buf.split('\n');
+      buf = lines.pop() ?? '';
+      for (const l of lines) {
+        if (/^\[\s*\d+\/\d+\] .*( \d+\.\d s|done in|result reused)/.test(l)) {
+          done++;
+          progress();
+        }
+      }
+    });
+    child.on('close', (code) => res(code ?? 1));
+  })));
+  if (tty) process.stdout.write('\n');
+  const merged = await mergeCommand([...dirs, '--out', outDir]);
+  return Math.max(merged, ...codes);
 }
 
 const NO_RUNNER: Runner = {

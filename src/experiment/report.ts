@@ -21,3 +21,4 @@ export {
   type FigureName, type ReportOptions,
 } from './report/figures.js';
 export { toHtml } from './report/html.js';
+export { POLICY_COLUMNS, htmlPolicyTable, policyRows, policyTable, share, toPolicyCsv, type PolicyRow } from './report/policy.js';

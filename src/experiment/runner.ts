@@ -28,10 +28,15 @@ import type { FaultService } from '../device/replay.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import { HmmError } from '../errors.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PMD_SIZE, PROT_READ, PROT_WRITE } from '../mm/constants.js';
+import { PolicyPath } from '../driver/policy-path.js';
+import { loadPolicy } from '../policy/loader.js';
+import type { TraceRecord } from '../policy/trace.js';
+import { loadTraceFile, runTrace, tracePages, TRACE_PREFIX } from './trace-run.js';
 import { createMachine } from '../system.js';
+import type { WorkloadName } from '../workloads/names.js';
 import { runWorkload, type WorkloadResult } from '../workloads/run.js';
 import { startStorm, type Storm, type StormKind } from '../workloads/storm.js';
-import type { RunConfig, RunResult, StormStats } from './types.js';
+import type { PolicyRunResult, RunConfig, RunResult, StormStats } from './types.js';
 
 /** Where the buffer goes: 2 MiB aligned, far from anything else the process maps. */
 export const BUFFER_ADDR = 0x4000_0000;
@@ -76,6 +81,8 @@ export interface RunContext {
   stormKinds?: readonly StormKind[];
   /** Watching the run while it goes (the live lab): records up, commands down. */
   observer?: RunObserver;
+  /** Record the run's device and CPU faults here, at virtual time (--record-trace). */
+  recordTrace?: TraceRecord[];
 }
 
 /**
@@ -142,8 +149,14 @@ class ObservedServicer extends FaultServicer {
 
 export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunResult> {
   const result = emptyResult(config);
-  const pages = pagesOf(config);
+  const trace = config.workload.startsWith(TRACE_PREFIX) ? loadTraceFile(config.workload) : null;
+  const pages = trace !== null ? tracePages(trace) : pagesOf(config);
   const gpu = await defaultGpu();
+  // A policy decides where pages live; device memory is the working set / oversub.
+  const policy = config.policy === undefined ? null : await loadPolicy(config.policy);
+  const oversub = config.oversub ?? 1;
+  if (!(oversub >= 1)) throw new Error(`oversub ${oversub} < 1`);
+  const devicePages = policy === null ? 256 : Math.ceil(pages / oversub);
   const machine = await createMachine({
     devices: 1,
     // The buffer, the copies COW and remapping make while the storm runs, and the rest.
@@ -151,7 +164,7 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     // Every buffer page fits with room to spare, so the driver never evicts a page of the
     // command in flight (capped by what one storage buffer binds).
     aperturePages: Math.max(512, Math.min(pages + 256, Math.floor(gpu.limits.maxStorageBufferBindingSize / PAGE_SIZE))),
-    devicePages: 256,
+    devicePages,
     gpuContext: defaultGpu(),
     scheduler: ctx.observer?.scheduler,
   });
@@ -164,6 +177,8 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
   let servicer: FaultServicer | null = null;
   let mirror: Dmirror | null = null;
   let start = BUFFER_ADDR;
+  let path: PolicyPath | null = null;
+  if (ctx.recordTrace && policy === null) throw new Error('recording a trace needs a policy (the faults are recorded where the policy sees them)');
   const t0 = performance.now();
   try {
     const proc = machine.spawn();
@@ -171,7 +186,10 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     start = await proc.mmap(BUFFER_ADDR, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
     if (start % PMD_SIZE !== 0) throw new Error(`buffer at 0x${start.toString(16)} is not 2 MiB aligned`);
     mirror = await machine.devices[0].open(proc);
+    if (policy !== null) path = new PolicyPath(policy, 0, { start, npages: pages, capacityPages: devicePages });
+    if (path !== null && ctx.recordTrace) path.record = ctx.recordTrace;
     servicer = mirror.setServicer({
+      ...(path !== null ? { policy: path } : {}),
       window: config.window, batchSize: config.batchSize, replay: config.replay, protocol: config.protocol,
       coalesce: config.coalesce, timeoutMs: SERVICER_TIMEOUT_MS, fallbackAfter: SERVICER_FALLBACK_AFTER,
       restOfRangeOnOverflow: false,
@@ -182,19 +200,39 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
       await ctx.observer.onMirror?.(mirror, { start, pages });
     }
     let w: WorkloadResult;
-    try {
-      w = await runWorkload(mirror, {
-        name: config.workload, start, sizeBytes: size, writeFraction: config.writeFraction, seed: config.seed,
-      }, {
-        afterInit: async () => {
-          if (config.stormRate > 0) {
-            storm = startStorm(proc, { rate: config.stormRate, start, end: start + size, seed: config.seed ^ 0x5eed, kinds: ctx.stormKinds ?? stormKinds(config) });
-          }
-        },
-        beforeVerify: stopStorm,
+    if (trace !== null) {
+      // A trace: its device segments as mirror commands, its CPU records as word accesses.
+      const t1 = performance.now();
+      let t2 = t1;
+      const tr = await runTrace(mirror, start, pages, trace, async () => {
+        t2 = performance.now();
+        path?.freeze();
       });
-    } finally {
-      await stopStorm();
+      const s = servicer.records.length;
+      w = {
+        rounds: s, faultRounds: s, verify: { checked: tr.checked, mismatches: tr.mismatches }, gpu: { checked: 0, mismatches: 0 },
+        results: { checked: 0, mismatches: 0 }, cpu: { checked: tr.checked, mismatches: tr.mismatches }, firstMismatch: tr.firstMismatch,
+        commands: tr.commands, ms: { init: 0, gpu: t2 - t1, cpu: 0, results: 0, verify: performance.now() - t2 },
+      };
+    } else {
+      try {
+        w = await runWorkload(mirror, {
+          name: config.workload as WorkloadName, start, sizeBytes: size, writeFraction: config.writeFraction, seed: config.seed,
+          ...(config.phases !== undefined ? { phases: config.phases } : {}),
+        }, {
+          afterInit: async () => {
+            if (config.stormRate > 0) {
+              storm = startStorm(proc, { rate: config.stormRate, start, end: start + size, seed: config.seed ^ 0x5eed, kinds: ctx.stormKinds ?? stormKinds(config) });
+            }
+          },
+          beforeVerify: async () => {
+            await stopStorm();
+            path?.freeze(); // the read-back checks the data; it is not part of the workload
+          },
+        });
+      } finally {
+        await stopStorm();
+      }
     }
     result.wallMs = w.ms.gpu + w.ms.cpu;
     result.rounds = w.rounds;
@@ -222,7 +260,28 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
         if (!(e instanceof HmmError)) throw e;
       }
     }
+    if (path !== null) {
+      result.policy = { ...policyResult(path, devicePages, result.wallMs), mappedFrees: machine.devices[0].stats.mappedFrees };
+      result.policy.faultServiceMs = result.totals.serviceMs + path.stats.endMs;
+    }
     await machine.destroy();
   }
   return result;
+}
+
+/** A policy run's figures: the engine's residency counters, the path's real moves, the clock. */
+export function policyResult(path: PolicyPath, devicePages: number, wallMs: number): Omit<PolicyRunResult, 'mappedFrees'> {
+  const e = path.engine;
+  const r = e.residency.stats;
+  const s = path.stats;
+  return {
+    policy: e.policy.name, devicePages, simTimeNs: path.now,
+    bytesToDevice: r.bytesToDevice, bytesToHost: r.bytesToHost, farFaults: e.stats.farFaults, faultGroups: e.stats.faultGroups,
+    cpuFaults: e.stats.cpuFaults, thrashingEvents: r.thrashingEvents, throttles: e.stats.throttles, pins: r.pins,
+    evictions: r.evictions, evictedPages: r.evictedPages, prefetchedPages: r.prefetchedPages, prefetchHits: r.prefetchHits,
+    remotePages: s.remotePages, migratedIn: s.migratedIn, evictedOut: s.evictedOut, skipped: s.skipped,
+    faultServiceMs: s.endMs, policyMs: s.policyMs, moveMs: s.moveMs, serviceMs: s.serviceMs,
+    simFaultsPerWallSec: wallMs > 0 ? (e.stats.farFaults / wallMs) * 1000 : 0,
+    policyStats: { ...(e.policy.stats?.() ?? {}) },
+  };
 }

@@ -10,11 +10,14 @@ import type { ReplayPolicy } from '../driver/servicer.js';
 import type { WorkloadName } from '../workloads/names.js';
 import type { SchemeResult } from './mm-tour.js';
 
+/** A recorded or published access trace run as the workload (trace-run.ts). */
+export type TraceWorkload = `trace:${string}`;
+
 export interface RunConfig {
   /** Which preset produced it, e.g. 'coalescing', 'windows', 'batches', 'protocols'. */
   preset: string;
-  workload: WorkloadName;
-  /** Size of the mirrored buffer, in MiB. */
+  workload: WorkloadName | TraceWorkload;
+  /** Size of the mirrored buffer, in MiB (a trace: the pages it spans). */
   sizeMiB: number;
   /** Fraction of accesses that write, 0..1. */
   writeFraction: number;
@@ -27,6 +30,48 @@ export interface RunConfig {
   /** CPU-side invalidations per second while the workload runs (0 = none). */
   stormRate: number;
   seed: number;
+  /** Migration policy (issue 9): a built-in name or a module path; absent = no policy (remote). */
+  policy?: string;
+  /** Working set / device memory (1 = fits; 1.5, 2, 3 oversubscribe). Only with a policy. */
+  oversub?: number;
+  /** pingpong: GPU/CPU hand-offs (default 4). */
+  phases?: number;
+}
+
+/** What a policy run measured: the virtual clock's figures and the real work beside them. */
+export interface PolicyRunResult {
+  policy: string;
+  devicePages: number;
+  /** Simulated (virtual-clock) time, ns: identical for a seed. */
+  simTimeNs: number;
+  bytesToDevice: number;
+  bytesToHost: number;
+  farFaults: number;
+  faultGroups: number;
+  cpuFaults: number;
+  thrashingEvents: number;
+  throttles: number;
+  pins: number;
+  evictions: number;
+  evictedPages: number;
+  prefetchedPages: number;
+  prefetchHits: number;
+  remotePages: number;
+  /** Pages migrate_vma really moved in / home by eviction; planned moves it skipped. */
+  migratedIn: number;
+  evictedOut: number;
+  skipped: number;
+  /** Device pages freed while a mirror still mapped them (a stale entry): must be 0. */
+  mappedFrees: number;
+  /** Wall ms of fault servicing: the servicer's batches plus the policy's command-end work. */
+  faultServiceMs: number;
+  /** Of it: the policy layer (engine, residency, prefetch, eviction order), the moves, the rest. */
+  policyMs: number;
+  moveMs: number;
+  serviceMs: number;
+  /** Simulated faults serviced per wall second of the real work (farFaults / wallMs). */
+  simFaultsPerWallSec: number;
+  policyStats: Record<string, number>;
 }
 
 export interface StormStats {
@@ -49,6 +94,8 @@ export interface RunResult {
   verify: { checked: number; mismatches: number };
   /** Unique faults serviced per second of service time. */
   faultsPerSec: number;
+  /** With a policy: its simulated figures and real moves. */
+  policy?: PolicyRunResult;
   /**
    * Mirror entries that no longer reach the page the CPU maps, counted by the driver's
    * audit at the end of the run (after the storm stopped); absent when no mirror was open.
@@ -62,6 +109,8 @@ export interface RunResult {
    * a second measurement.
    */
   reusedFrom?: number;
+  /** Position of this run's config in the whole sweep (set when the sweep was sharded). */
+  sweepIndex?: number;
 }
 
 export interface ExperimentReport {
@@ -72,6 +121,8 @@ export interface ExperimentReport {
   runs: RunResult[];
   /** The 'mm' preset (mm-tour.ts, CPU only): seq vs valid-flag under CPU invalidations. */
   mm?: SchemeResult[];
+  /** --shard K/N: which part of the sweep this report holds (of `total` configs). */
+  shard?: { k: number; n: number; total: number };
   /** The mm preset's parameters, when it ran. */
   mmOptions?: { pages: number; rounds: number; seed: number };
 }

@@ -7,6 +7,7 @@
  * (EINVAL, as the driver's ioctls answer), never clamped silently.
  */
 import type { WindowPolicy } from '../driver/coalesce.js';
+import { err } from '../errors.js';
 import { RETRY_PROTOCOLS, type RetryProtocol } from '../driver/retry.js';
 import { REPLAY_POLICIES, type ReplayPolicy } from '../driver/servicer.js';
 import type { RunConfig } from '../experiment/types.js';
@@ -111,8 +112,10 @@ export function toRunConfig(s: LabSettings): RunConfig {
 }
 
 export function fromRunConfig(c: RunConfig): LabSettings {
+  const workload = c.workload;
+  if (workload.startsWith('trace:')) throw err('EINVAL', `the lab cannot run a trace workload (${workload}): replay it with npm run experiment -- --workload ${workload}`);
   return {
-    workload: c.workload, sizeMiB: c.sizeMiB, writeFraction: c.writeFraction, window: c.window, batchSize: c.batchSize,
+    workload: workload as LabSettings['workload'], sizeMiB: c.sizeMiB, writeFraction: c.writeFraction, window: c.window, batchSize: c.batchSize,
     replay: c.replay, protocol: c.protocol, coalesce: c.coalesce, stormRate: c.stormRate, seed: c.seed,
   };
 }

@@ -50,10 +50,15 @@ export interface TreeScratch {
   leaves: Uint8Array;
   prefix: Uint32Array;
   mask: Uint8Array;
+  /** Region starts minus ends per page: the union of the regions in one pass. */
+  diff?: Int32Array;
 }
 
 export function makeTreeScratch(blockPages: number): TreeScratch {
-  return { leaves: new Uint8Array(blockPages), prefix: new Uint32Array(blockPages + 1), mask: new Uint8Array(blockPages) };
+  return {
+    leaves: new Uint8Array(blockPages), prefix: new Uint32Array(blockPages + 1), mask: new Uint8Array(blockPages),
+    diff: new Int32Array(blockPages + 1),
+  };
 }
 
 /**
@@ -83,24 +88,40 @@ export function blockPrefetch(hooks: PrefetchHooks, ctxBase: Omit<PrefetchContex
   }
   const prefix = leafPrefix(leaves, s.prefix);
   out.fill(0, 0, blockPages);
+  // The union of the regions through a difference array: O(faults + block), not one fill a
+  // fault (a streaming group's 64 faults each covering the block were 32 K stores a block).
+  const diff = s.diff && s.diff.length >= blockPages + 1 ? s.diff : (s.diff = new Int32Array(blockPages + 1));
+  diff.fill(0, 0, blockPages + 1);
   const maxRegion: Region = { first: 0, outer: validPages };
+  const hooked = hooks.beforeCompute !== undefined || hooks.onTreeIter !== undefined;
   for (let i = 0; i < validPages; i++) {
     if (!faulted[i] || excluded[i]) continue; // no regions from thrashing pages
     let region: Region;
-    const ctx: PrefetchContext = { ...ctxBase, pageIndex: i, leaves, maxRegion };
-    const action = hooks.beforeCompute ? hooks.beforeCompute(ctx, (region = { first: 0, outer: 0 })) : 0;
+    let action = 0;
+    let ctx: PrefetchContext | null = null;
+    if (hooked) {
+      ctx = { ...ctxBase, pageIndex: i, leaves, maxRegion };
+      action = hooks.beforeCompute ? hooks.beforeCompute(ctx, (region = { first: 0, outer: 0 })) : 0;
+    }
     if (action === PREFETCH_BYPASS) {
       region = { first: Math.max(0, region!.first), outer: Math.min(validPages, region!.outer) };
     } else {
-      const iter = action === PREFETCH_ENTER_LOOP || hooks.onTreeIter
+      const iter = ctx !== null && (action === PREFETCH_ENTER_LOOP || hooks.onTreeIter)
         ? (node: { first: number; outer: number; counter: number }) =>
-          hooks.onTreeIter ? hooks.onTreeIter(ctx, node) : node.counter * 100 > (node.outer - node.first) * threshold
+          hooks.onTreeIter ? hooks.onTreeIter(ctx!, node) : node.counter * 100 > (node.outer - node.first) * threshold
         : undefined;
       region = treeRegion(prefix, blockPages, i, threshold, iter);
       if (region.first < blockPages) region = { first: region.first, outer: Math.min(region.outer, validPages) };
     }
-    for (let j = region.first; j < region.outer; j++) out[j] = 1;
+    if (region.first < region.outer) {
+      diff[region.first]++;
+      diff[region.outer]--;
+    }
     if (region.outer >= validPages && region.first < region.outer) break; // reached the block's end
+  }
+  for (let j = 0, run = 0; j < blockPages; j++) {
+    run += diff[j];
+    if (run > 0) out[j] = 1;
   }
   let n = 0;
   for (let i = 0; i < validPages; i++) {

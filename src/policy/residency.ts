@@ -262,6 +262,10 @@ export class Residency implements ResidencyView {
   chunkList(d: number): LinkedChunkList {
     return this.#lists[d];
   }
+  /** When p's remote mapping lapses (0 = never). */
+  remoteUntil(p: number): number {
+    return this.#remoteUntil[p];
+  }
   pinnedUntil(p: number): number {
     return this.#pinnedUntil[p];
   }
@@ -436,6 +440,30 @@ export class Residency implements ResidencyView {
     this.#emit(d, cause, now, moved);
     moved.clear();
     return ns;
+  }
+
+  /**
+   * The driver could not place page p on device d after all (migrate_vma skipped it: device
+   * memory taken by someone else, the page busy): undo the move without charging a trip, so
+   * the residency stays what the page tables say. Returns whether p was on d.
+   */
+  undoToDevice(d: number, p: number): boolean {
+    if (this.#loc[p] !== d) return false;
+    const chunk = this.#chunkOf(p);
+    const key = d * this.chunks + chunk;
+    this.#loc[p] = CPU;
+    this.#used[d]--;
+    if (--this.#chunkCount[key] === 0) {
+      this.#lists[d].remove(chunk);
+      this.#eviction.chunkFreed?.(d, chunk);
+    }
+    if (this.#prefetched[p]) {
+      this.#prefetched[p] = 0;
+      this.stats.prefetchedPages--;
+    }
+    this.stats.migrationsToDevice--;
+    this.stats.bytesToDevice -= PAGE_SIZE;
+    return true;
   }
 
   /** Move device-resident pages home (CPU fault, eviction, explicit). Returns ns of the copy. */

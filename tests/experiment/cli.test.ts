@@ -59,7 +59,7 @@ describe('parseArgs', () => {
     [['--batch', '--quiet'], /--batch needs a value/],
     [['--out='], /--out needs a value/],
     [['--quiet=yes'], /--quiet takes no value/],
-    [['--preset', 'fast'], /--preset: 'fast' is not a preset \(one of quick, coalescing, windows, batches, protocols, mm, all\)/],
+    [['--preset', 'fast'], /--preset: 'fast' is not a preset \(one of quick, coalescing, windows, batches, protocols, mm, policies, all\)/],
     [['--preset', 'windows,'], /--preset: empty value in 'windows,'/],
     [['--workload', 'streem'], /--workload: 'streem' is not a workload \(one of stream, strided, random, stencil, gather, pingpong\)/],
     [['--window', '8k'], /--window: '8k' is not a window \(one of 4k, 64k, 2m, amd\)/],
@@ -168,5 +168,36 @@ describe('expandPresets', () => {
     const [r] = expand(['--preset', 'windows', '--window', '64k', '--workload', 'stream']);
     expect(describeConfig(r, ['workload', 'window'])).toBe('windows stream window=64k');
     expect(describeConfig(r)).toContain('storm=0/s');
+  });
+});
+
+describe('policy lab options (issue 9)', () => {
+  it('--policy and --oversub are axes; the policies preset sweeps policy × workload × oversubscription', async () => {
+    const { PRESET_POLICIES, POLICY_WORKLOADS, PRESET_OVERSUBS } = await import('../../src/experiment/cli.js');
+    const o = parseArgs(['--preset', 'policies', '--policy', 'first-touch,./x.ts', '--oversub', '1,3']);
+    expect(o.overrides.policy).toEqual(['first-touch', './x.ts']);
+    expect(o.overrides.oversub).toEqual([1, 3]);
+    const all = expandPresets(parseArgs(['--preset', 'policies']));
+    expect(all.length).toBe(PRESET_POLICIES.length * POLICY_WORKLOADS.length * PRESET_OVERSUBS.length);
+    expect(new Set(all.map((c) => configKey(c))).size).toBe(all.length);
+    expect(() => parseArgs(['--oversub', '0.5'])).toThrow(/--oversub: '0.5' is not an oversubscription factor/);
+  });
+
+  it('--workload trace:FILE and --record-trace FILE take .jsonl or .csv', () => {
+    expect(parseArgs(['--workload', 'stream,trace:t/a.jsonl']).overrides.workload).toEqual(['stream', 'trace:t/a.jsonl']);
+    expect(() => parseArgs(['--workload', 'trace:a.txt'])).toThrow(/a trace \(trace:FILE.jsonl or trace:FILE.csv\)/);
+    expect(parseArgs(['--record-trace', 'out/x.csv']).recordTrace).toBe('out/x.csv');
+    expect(() => parseArgs(['--record-trace', 'x.bin'])).toThrow(/ending in .jsonl or .csv/);
+  });
+
+  it('--shard K/N splits a sweep into interleaved parts that cover it exactly once', async () => {
+    const { shardOf } = await import('../../src/experiment/cli.js');
+    expect(parseArgs(['--shard', '2/3']).shard).toEqual({ k: 2, n: 3 });
+    expect(() => parseArgs(['--shard', '4/3'])).toThrow(/a shard K\/N/);
+    expect(() => parseArgs(['--shard', 'x'])).toThrow(/a shard K\/N/);
+    const items = Array.from({ length: 10 }, (_, i) => i);
+    const parts = [1, 2, 3].map((k) => shardOf(items, { k, n: 3 }).map((x) => x.index));
+    expect(parts.flat().sort((a, b) => a - b)).toEqual(items);
+    expect(parts[1]).toEqual([1, 4, 7]);
   });
 });

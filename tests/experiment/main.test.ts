@@ -177,3 +177,20 @@ describe('main (fake runner)', () => {
     expect(defaultOutDir(new Date('2025-01-31T12:34:56.789Z'))).toBe(join('out', 'experiment-2025-01-31T12-34-56'));
   });
 });
+
+describe('experiment merge (issue 9)', () => {
+  it('joins shard reports in sweep order, renumbering reused runs; refuses overlaps and gaps', async () => {
+    const { mergeReports } = await import('../../src/experiment/main.js');
+    const { syntheticReport } = await import('./fixtures.js');
+    const base = syntheticReport();
+    const [a, b, c] = base.runs;
+    const part1 = { ...base, shard: { k: 1, n: 2, total: 3 }, runs: [{ ...a, sweepIndex: 0 }, { ...c, sweepIndex: 2, reusedFrom: 0 }] };
+    const part2 = { ...base, shard: { k: 2, n: 2, total: 3 }, runs: [{ ...b, sweepIndex: 1 }] };
+    const m = mergeReports([part2, part1]);
+    expect(m.runs.map((r) => r.sweepIndex)).toEqual([0, 1, 2]);
+    expect(m.runs[1].config).toEqual(b.config);
+    expect(m.runs[2].reusedFrom).toBe(0);
+    expect(() => mergeReports([part1, part1])).toThrow(/appears in two parts/);
+    expect(() => mergeReports([part1])).toThrow(/hold 2 of the sweep's 3 runs/);
+  });
+});

@@ -84,6 +84,9 @@ export const RUN_EXTRA: readonly { csv: string; raw(r: RunResult): string | numb
   { csv: 'verify_checked', raw: (r) => r.verify.checked },
   { csv: 'verify_mismatches', raw: (r) => r.verify.mismatches },
   { csv: 'reused_from_run', raw: (r) => (r.reusedFrom === undefined ? null : r.reusedFrom + 1) },
+  { csv: 'policy', raw: (r) => r.config.policy ?? null },
+  { csv: 'oversub', raw: (r) => (r.config.policy === undefined ? null : r.config.oversub ?? 1) },
+  { csv: 'sim_time_ns', raw: (r) => r.policy?.simTimeNs ?? null },
 ];
 
 

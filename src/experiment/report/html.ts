@@ -6,6 +6,7 @@ import { escapeXml } from '../svg-plot.js';
 import type { ExperimentReport } from '../types.js';
 import { RUN_COLUMNS } from './columns.js';
 import { FIGURES, renderFigure, type ReportOptions } from './figures.js';
+import { htmlPolicyTable } from './policy.js';
 import { summarizeRun } from './summary.js';
 
 const CSS = `
@@ -92,6 +93,7 @@ export function toHtml(report: ExperimentReport, opts: ReportOptions = {}): stri
     `<p class="meta">${escapeXml(report.generatedAt)} · adapter: ${escapeXml(report.adapter)} · node ${escapeXml(report.node)} · presets: ${escapeXml(report.presets.join(', '))} · ${report.runs.length} run${report.runs.length === 1 ? '' : 's'}${failed ? ` (${failed} not ok)` : ''}</p>`,
   ];
   if (report.runs.length > 0) {
+    body.push(htmlPolicyTable(report));
     body.push('<h2>Runs</h2>', htmlRunsTable(report));
     if (reused > 0) body.push(`<p class="note">${reused} run${reused === 1 ? '' : 's'} (grey) had the same configuration as an earlier run of another preset and show${reused === 1 ? 's' : ''} its result.</p>`);
     body.push('<h2>Plots</h2>');

@@ -1,0 +1,359 @@
+/**
+ * A migration policy on the real fault path (issue 9): the PolicyEngine (src/policy) decides,
+ * this carries the decisions out on the mirror — as UVM's service_fault_batch asks
+ * uvm_perf_thrashing_get_hint / the prefetcher and then make_resident()s and maps:
+ *
+ *   MIGRATE (and prefetched neighbours)  migrate_vma into this device's private memory
+ *                                        (dmirrorMigrateIn: entries installed only under
+ *                                        mmu_interval_read_begin / read_retry)
+ *   eviction (device memory full)        migrate_vma home of the victim chunk (Devmem.evict)
+ *   REMOTE / PIN                         hmm_range_fault and a mapping through the aperture
+ *   THROTTLE                             not serviced: the invocation faults again on a later
+ *                                        replay, after the nap (the virtual clock moves on)
+ *
+ * The engine's residency makes every decision first (pure, synchronous); the moves it made
+ * are captured in order (its onMigrate) and performed here in that order, so the evictions
+ * that made room happen before the pages that needed it arrive. Afterwards each page the
+ * residency put on the device is checked against the CPU page table (the truth: a
+ * device-private entry of ours); a page migrate_vma skipped is taken back (undoToDevice) and
+ * serviced remotely, so the residency never claims what the page tables do not hold.
+ *
+ * The CPU touching a device page (dmirror_devmem_fault) is reported to the policy's cpuFault
+ * hook first: THROTTLE makes the CPU wait (virtual time), PIN brings it home pinned.
+ *
+ * Time: one virtual clock (integer ns, the cost model's charges): a kernel launch per
+ * command, each fault group's service (decisions, copies, evictions), each CPU fault, the
+ * throttle naps, and remote traffic per command (each page the command ran over that was
+ * mapped remotely moves once over the link: the GPU's caches keep its lines for the kernel —
+ * an estimate until GPU access counters measure it). Wall-clock time of the same work is
+ * measured beside it.
+ */
+import { PolicyEngine } from '../policy/engine.js';
+import type { TraceRecord } from '../policy/trace.js';
+import { TOUCH_LOCAL, TOUCH_REMOTE } from '../policy/residency.js';
+import { type CostModel, DEFAULT_COST, PAGE_SIZE as POLICY_PAGE, transferNs } from '../policy/cost.js';
+import { ACCESS_READ, ACCESS_WRITE, CPU, DECIDE_REMOTE, DECIDE_THROTTLE, type MigrationCause, type MigrationPolicy } from '../policy/types.js';
+import { err } from '../errors.js';
+import { PAGE_SIZE } from '../mm/constants.js';
+import type { MmStruct } from '../mm/mm.js';
+import { mappedPfn } from '../mm/pagewalk.js';
+import { VM_WRITE } from '../mm/vma.js';
+import type { FaultGroup } from './coalesce.js';
+import type { Devmem } from './devmem.js';
+import { dmirrorMigrateIn } from './migrate.js';
+import type { BatchRecord } from './records.js';
+import { serviceRange, type LockState, type MirrorTarget, type RetryOptions } from './retry.js';
+
+export interface PolicyRange {
+  /** The managed range: first byte (page aligned) and pages. */
+  start: number;
+  npages: number;
+  /** Device memory the policy may fill, in pages (at most what the device has). */
+  capacityPages: number;
+  cost?: CostModel;
+  chunkPages?: number;
+}
+
+/** What really happened (pages moved by migrate_vma, not what the residency planned). */
+export interface PolicyPathStats {
+  groups: number;
+  farFaults: number;
+  migratedIn: number;
+  evictedOut: number;
+  cpuFaults: number;
+  throttledFaults: number;
+  /** Pages the residency planned on the device that migrate_vma did not move (taken back). */
+  skipped: number;
+  remotePages: number;
+  launches: number;
+  /** Wall ms: in the policy engine (decisions, residency), moving pages, the rest of servicing. */
+  policyMs: number;
+  moveMs: number;
+  serviceMs: number;
+  /** Wall ms of the command-end work (outside the servicer's batches). */
+  endMs: number;
+}
+
+interface Move {
+  dst: number;
+  cause: MigrationCause;
+  pages: number[];
+}
+
+/** Contiguous runs of ascending pages: [first, outer). */
+function runs(pages: readonly number[]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const p of pages) {
+    const last = out[out.length - 1];
+    if (last !== undefined && last[1] === p) last[1]++;
+    else out.push([p, p + 1]);
+  }
+  return out;
+}
+
+export class PolicyPath {
+  readonly engine: PolicyEngine;
+  readonly device: number;
+  readonly basePage: number;
+  readonly npages: number;
+  readonly cost: CostModel;
+  /** The virtual clock, ns. */
+  now = 0;
+  /** When set: every device fault (as the policy saw it) and CPU fault, at virtual time. */
+  record: TraceRecord[] | null = null;
+  readonly stats: PolicyPathStats = {
+    groups: 0, farFaults: 0, migratedIn: 0, evictedOut: 0, cpuFaults: 0, throttledFaults: 0, skipped: 0, remotePages: 0,
+    launches: 0, policyMs: 0, moveMs: 0, serviceMs: 0, endMs: 0,
+  };
+  #moves: Move[] = [];
+  #pages = new Float64Array(256);
+  #access = new Uint8Array(256);
+  #frozen = false;
+  #devmem: Devmem | null = null;
+  #target: MirrorTarget | null = null;
+  #collecting: Set<{ start: number; end: number }> | null = null;
+
+  constructor(policy: MigrationPolicy, device: number, r: PolicyRange) {
+    if (r.start % PAGE_SIZE !== 0 || !Number.isSafeInteger(r.npages) || r.npages < 1) {
+      throw err('EINVAL', `policy range 0x${r.start.toString(16)} +${r.npages} pages`);
+    }
+    if (PAGE_SIZE !== POLICY_PAGE) throw err('EINVAL', 'policy and mm page sizes differ');
+    this.device = device;
+    this.basePage = r.start / PAGE_SIZE;
+    this.npages = r.npages;
+    this.cost = r.cost ?? DEFAULT_COST;
+    policy.reset?.();
+    this.engine = new PolicyEngine(policy, {
+      pages: r.npages, devices: device + 1, capacityPages: r.capacityPages, cost: this.cost,
+      ...(r.chunkPages !== undefined ? { chunkPages: r.chunkPages } : {}),
+    });
+    const res = this.engine.residency;
+    const forward = res.onMigrate;
+    res.onMigrate = (b) => {
+      this.#moves.push({ dst: b.dst, cause: b.cause, pages: Array.from(b.pages.subarray(0, b.count)) });
+      forward?.(b);
+    };
+  }
+
+  /** The mirror's device memory and its record of the ranges it is collecting (Dmirror.setServicer). */
+  attach(target: MirrorTarget, devmem: Devmem, collecting: Set<{ start: number; end: number }>): void {
+    this.#target = target;
+    this.#devmem = devmem;
+    this.#collecting = collecting;
+  }
+
+  #rel(page: number): number {
+    const p = page - this.basePage;
+    return p >= 0 && p < this.npages ? p : -1;
+  }
+
+  /**
+   * Stop the clock and the policy (the harness's own read-back follows: checking the data
+   * is not part of the workload, and its CPU faults must not count).
+   */
+  freeze(): void {
+    this.#frozen = true;
+  }
+
+  /** A command starts: one kernel launch (the cost model's launchNs). */
+  commandStart(): void {
+    if (this.#frozen) return;
+    this.stats.launches++;
+    this.now += this.cost.launchNs;
+  }
+
+  /**
+   * A command ended. Without GPU access counters the driver does not see the kernel's hits,
+   * so each page the command ran over counts as touched once: a device page of ours is a hit
+   * (a prefetched one a prefetch hit), a remotely mapped one one remote access (its lines
+   * cross the link once: the GPU's caches keep them for the kernel). Those counts go to the
+   * policy's access-counter hook, as a counter readout after the round would.
+   */
+  async commandEnd(page: number, npages: number): Promise<void> {
+    if (this.#frozen) return;
+    const start = performance.now();
+    try {
+      await this.#commandEnd(page, npages);
+    } finally {
+      this.stats.endMs += performance.now() - start;
+    }
+  }
+
+  async #commandEnd(page: number, npages: number): Promise<void> {
+    const res = this.engine.residency;
+    let remote = 0;
+    const hit = new Set<number>();
+    const t = this.#target!;
+    const t0 = performance.now();
+    let lapsed: Uint8Array | null = null;
+    for (let q = page; q < page + npages; q++) {
+      const p = this.#rel(q);
+      if (p < 0) continue;
+      const wasRemote = res.location(p) === CPU && res.mappedRemote(this.device, p);
+      const touch = res.touchDevice(this.device, p, this.now);
+      if (touch === TOUCH_REMOTE) remote++;
+      else if (touch === TOUCH_LOCAL) hit.add(Math.floor(p / res.chunkPages));
+      else if (wasRemote && t.pt.isMapped(q, 0)) (lapsed ??= new Uint8Array(npages))[q - page] = 1;
+    }
+    // A remote mapping the policy gave an end (REMOTE's until) lapsed: the entry goes (the one
+    // shootdown), so the next access faults and the policy decides again.
+    this.stats.policyMs += performance.now() - t0;
+    if (lapsed !== null) {
+      const t1 = performance.now();
+      await t.lock.with(() => t.pt.zapPages(page, lapsed));
+      this.stats.moveMs += performance.now() - t1;
+    }
+    const t2 = performance.now();
+    for (const c of hit) res.chunkUsed(this.device, c, this.now);
+    if (remote > 0) {
+      this.stats.remotePages += remote;
+      this.now += this.cost.remoteAccessNs + transferNs(this.cost, remote * PAGE_SIZE);
+    }
+    this.#moves = [];
+    const ns = this.engine.serviceAccessCounters(this.device, this.now);
+    const moves = this.#moves;
+    this.#moves = [];
+    this.now += ns;
+    this.stats.policyMs += performance.now() - t2;
+    if (moves.length === 0) return;
+    const t3 = performance.now();
+    await t.mm.lock.readLock(); // migrate_vma_setup's caller holds the mmap read lock
+    try {
+      await this.#perform(t, moves);
+    } finally {
+      t.mm.lock.readUnlock();
+      this.stats.moveMs += performance.now() - t3;
+    }
+  }
+
+  /**
+   * One coalesced batch: its non-atomic groups' faulted pages go to the policy as one fault
+   * group (typed arrays), its moves are performed, the rest is mapped through the aperture.
+   * Caller holds the mmap read lock (migrate_vma_setup, hmm_range_fault need it).
+   */
+  async serviceBatch(t: MirrorTarget, groups: readonly FaultGroup[], faults: number, opts: RetryOptions,
+    lock: LockState, rec: BatchRecord): Promise<void> {
+    if (this.#devmem === null || this.#collecting === null) throw err('EINVAL', 'policy path not attached to a mirror');
+    const res = this.engine.residency;
+    let n = 0;
+    for (const g of groups) n += g.pages.length;
+    if (this.#pages.length < n) {
+      this.#pages = new Float64Array(n * 2);
+      this.#access = new Uint8Array(n * 2);
+    }
+    let count = 0;
+    for (const g of groups) {
+      for (const page of g.pages) {
+        const p = this.#rel(page);
+        if (p < 0) continue; // outside the managed range: serviced below, as without a policy
+        this.#pages[count] = p;
+        this.#access[count] = g.rank >= 1 ? ACCESS_WRITE : ACCESS_READ;
+        count++;
+      }
+    }
+    const throttled = new Set<number>();
+    const remoteish = new Set<number>(); // decided REMOTE for good
+    if (count > 0 && this.record !== null) {
+      for (let i = 0; i < count; i++) {
+        this.record.push({ time: this.now, addr: (this.basePage + this.#pages[i]) * PAGE_SIZE, access: this.#access[i] === ACCESS_WRITE ? ACCESS_WRITE : ACCESS_READ, proc: this.device });
+      }
+    }
+    if (count > 0) {
+      const t0 = performance.now();
+      this.#moves = [];
+      const r = this.engine.serviceGroup(this.device, this.#pages, this.#access, count, faults, this.now);
+      const moves = this.#moves;
+      this.#moves = [];
+      for (let i = 0; i < count; i++) {
+        const a = r.action[i];
+        if (a === DECIDE_THROTTLE) throttled.add(this.basePage + this.#pages[i]);
+        // Fault-around only for mappings without an end: a lease means the policy wants to
+        // see the next touch, which neighbours mapped for good would hide.
+        else if (a === DECIDE_REMOTE && res.remoteUntil(this.#pages[i]) === 0) remoteish.add(this.basePage + this.#pages[i]);
+      }
+      this.stats.policyMs += performance.now() - t0;
+      this.stats.groups++;
+      this.stats.farFaults += faults;
+      this.stats.throttledFaults += throttled.size;
+      // The device waits for the service; a throttled invocation replays after its nap.
+      this.now = Math.max(this.now + r.ns, r.throttleUntil);
+      const t1 = performance.now();
+      await this.#perform(t, moves);
+      this.stats.moveMs += performance.now() - t1;
+    }
+    // What is neither throttled nor mapped by now: hmm_range_fault and map (a device page of
+    // ours maps locally, a system page through the aperture). A group with a page the policy
+    // maps remotely for good (or outside the managed range) is serviced over its whole window,
+    // as without a policy (fault-around); other groups only what is left of their faults.
+    const t2 = performance.now();
+    const todo: number[] = [];
+    const want = new Map<number, number>();
+    for (const g of groups) {
+      const around = g.pages.some((q) => remoteish.has(q) || this.#rel(q) < 0);
+      const pages = around ? Array.from({ length: (g.end - g.start) / PAGE_SIZE }, (_, i) => g.start / PAGE_SIZE + i) : g.pages;
+      for (const q of pages) {
+        if (throttled.has(q) || want.has(q) || t.pt.isMapped(q, g.rank)) continue;
+        want.set(q, g.rank);
+        todo.push(q);
+      }
+    }
+    todo.sort((a, b) => a - b);
+    for (const [s, e] of runs(todo)) {
+      let write = false;
+      for (let q = s; q < e; q++) write ||= (want.get(q) ?? 0) >= 1;
+      await serviceRange(t, s * PAGE_SIZE, e * PAGE_SIZE, write, opts, lock, rec);
+      for (let q = s; q < e; q++) {
+        const p = this.#rel(q);
+        if (p >= 0 && res.location(p) === CPU && !res.mappedRemote(this.device, p)) res.mapRemote(this.device, p, 0);
+      }
+    }
+    this.stats.serviceMs += performance.now() - t2;
+  }
+
+  /** The moves the residency made, in its order: evictions home, migrations in. */
+  async #perform(t: MirrorTarget, moves: readonly Move[]): Promise<void> {
+    const devmem = this.#devmem!;
+    const res = this.engine.residency;
+    for (const m of moves) {
+      const abs = m.pages.map((p) => this.basePage + p).sort((a, b) => a - b);
+      if (m.dst === CPU) {
+        for (const [s, e] of runs(abs)) this.stats.evictedOut += await devmem.evict(t.mm, s * PAGE_SIZE, e * PAGE_SIZE);
+        continue;
+      }
+      if (m.dst !== this.device) throw err('EINVAL', `policy moved pages to device ${m.dst}, not ${this.device}`);
+      for (const [s, e] of runs(abs)) {
+        const vma = t.mm.vmas.lookup(s * PAGE_SIZE);
+        const write = vma !== undefined && (vma.flags & VM_WRITE) !== 0;
+        await dmirrorMigrateIn(t, devmem, this.#collecting!, s * PAGE_SIZE, e * PAGE_SIZE, write);
+      }
+      // The CPU page table is the truth: a page not ours now was skipped by migrate_vma.
+      for (const page of abs) {
+        const pfn = mappedPfn(t.mm, page * PAGE_SIZE);
+        if (pfn >= 0 && devmem.pagemap.contains(pfn)) this.stats.migratedIn++;
+        else if (res.undoToDevice(this.device, page - this.basePage)) this.stats.skipped++;
+      }
+    }
+  }
+
+  /**
+   * dmirror_devmem_fault reports here first: the policy's cpuFault hook for page `addr` of
+   * `mm`. A throttled CPU waits its nap (virtual time) and asks again; then the page goes home
+   * (the caller's migrate_vma) — pinned if the policy said PIN.
+   */
+  cpuFault(mm: MmStruct, addr: number, mine: MmStruct): void {
+    if (mm !== mine || this.#frozen) return;
+    const p = this.#rel(addr / PAGE_SIZE);
+    if (p < 0) return;
+    this.stats.cpuFaults++;
+    this.record?.push({ time: this.now, addr: addr - (addr % PAGE_SIZE), access: ACCESS_WRITE, proc: CPU });
+    for (let tries = 0; tries < 1000; tries++) {
+      const f = this.engine.serviceCpuFault(p, ACCESS_WRITE, this.now);
+      this.#moves = []; // devmem performs this move itself
+      if (f.action !== DECIDE_THROTTLE) {
+        this.now += f.ns;
+        return;
+      }
+      this.now = Math.max(this.now + 1, f.until);
+    }
+  }
+}
