@@ -403,7 +403,8 @@ const AXIS_ORDER: readonly AxisName[] = ['workload', 'sizeMiB', 'writeFraction',
 
 /** Identity of a run: every field, preset included. */
 export function configKey(c: RunConfig, withPreset = true): string {
-  return JSON.stringify([withPreset ? c.preset : '', ...AXIS_ORDER.map((a) => c[a] ?? null), c.phases ?? null]);
+  // phases shapes pingpong only: other workloads with and without it are the same run.
+  return JSON.stringify([withPreset ? c.preset : '', ...AXIS_ORDER.map((a) => c[a] ?? null), c.workload === 'pingpong' ? c.phases ?? null : null]);
 }
 
 /** The K-th of N interleaved parts of a sweep (config i goes to shard i % N + 1). */
