@@ -59,6 +59,7 @@ export const PRESET_POLICIES: readonly string[] = [
 export const POLICY_WORKLOADS: readonly WorkloadName[] = ['stream', 'random', 'stencil', 'pingpong'];
 export const PRESET_OVERSUBS: readonly number[] = [1, 1.5];
 export const POLICY_SIZE_MIB = 4;
+export const PINGPONG_SHAPE = { sizeMiB: 8 / 256, phases: 40 } as const;
 export const OVERSUBS: readonly number[] = [1, 1.5, 2, 3];
 
 /** The axes an option can fix. */
@@ -106,7 +107,8 @@ Presets:
       batches      batch sizes ${PRESET_BATCH_SIZES.join(', ')} (replay ${BASE_CONFIG.replay}) for stream and random
       protocols    seq, valid-flag, lock-fallback under ${PRESET_STORM_RATES.join(', ')} invalidations/s on ${PROTOCOL_WORKLOAD}
       policies     migration policies: ${PRESET_POLICIES.length} built-ins × ${POLICY_WORKLOADS.join(', ')}
-                   × oversubscription ${PRESET_OVERSUBS.join(', ')} at ${POLICY_SIZE_MIB} MiB (simulated time, bytes moved, ...)
+                   × oversubscription ${PRESET_OVERSUBS.join(', ')} at ${POLICY_SIZE_MIB} MiB (pingpong: 8 pages, 40
+                   hand-offs) — simulated time, bytes moved each way, faults, thrashing, evictions, ...
       mm           the CPU-side demo: seq vs valid-flag under CPU invalidations (no GPU)
       all          coalescing, windows, batches, protocols and mm
 
@@ -384,8 +386,10 @@ export function presetRuns(p: PresetName): RunConfig[] {
         ...RETRY_PROTOCOLS.flatMap((protocol) => QUICK_STORM_RATES.map((stormRate) => cfg('protocols', { workload: PROTOCOL_WORKLOAD, protocol, stormRate }))),
       ];
     case 'policies':
+      // pingpong hands 8 pages back and forth 40 times: each CPU phase (8 faults home) then
+      // stays inside NVIDIA's 500 µs thrashing lapse, so the detector has something to see.
       return POLICY_WORKLOADS.flatMap((workload) => PRESET_OVERSUBS.flatMap((oversub) => PRESET_POLICIES.map((policy) => cfg(p, {
-        workload, oversub, policy, sizeMiB: POLICY_SIZE_MIB,
+        workload, oversub, policy, ...(workload === 'pingpong' ? PINGPONG_SHAPE : { sizeMiB: POLICY_SIZE_MIB }),
       }))));
     case 'mm':
     case 'all':
@@ -399,7 +403,8 @@ const AXIS_ORDER: readonly AxisName[] = ['workload', 'sizeMiB', 'writeFraction',
 
 /** Identity of a run: every field, preset included. */
 export function configKey(c: RunConfig, withPreset = true): string {
-  return JSON.stringify([withPreset ? c.preset : '', ...AXIS_ORDER.map((a) => c[a] ?? null)]);
+  // phases shapes pingpong only: other workloads with and without it are the same run.
+  return JSON.stringify([withPreset ? c.preset : '', ...AXIS_ORDER.map((a) => c[a] ?? null), c.workload === 'pingpong' ? c.phases ?? null : null]);
 }
 
 /** The K-th of N interleaved parts of a sweep (config i goes to shard i % N + 1). */

@@ -122,9 +122,14 @@ export class PolicyEngine {
     migrate.clear();
     const busy = this.#busy;
     busy.clear();
+    let lastChunk = -1;
     for (let i = 0; i < count; i++) {
       const p = pages[i];
-      busy.add(Math.floor(p / res.chunkPages));
+      const chunk = Math.floor(p / res.chunkPages);
+      if (chunk !== lastChunk) {
+        busy.add(chunk); // (groups come sorted: one Set insert a chunk, not a page)
+        lastChunk = chunk;
+      }
       if (res.location(p) === device) continue;
       const a = dec.action[i];
       switch (a) {

@@ -181,6 +181,9 @@ describe('policy lab options (issue 9)', () => {
     expect(all.length).toBe(PRESET_POLICIES.length * POLICY_WORKLOADS.length * PRESET_OVERSUBS.length);
     expect(new Set(all.map((c) => configKey(c))).size).toBe(all.length);
     expect(() => parseArgs(['--oversub', '0.5'])).toThrow(/--oversub: '0.5' is not an oversubscription factor/);
+    // pingpong's shape (8 pages, 40 hand-offs) does not make a second stream run of the same config.
+    const stream = expandPresets(parseArgs(['--preset', 'policies', '--workload', 'stream', '--size', '1', '--policy', 'first-touch', '--oversub', '1']));
+    expect(stream.length).toBe(1);
   });
 
   it('--workload trace:FILE and --record-trace FILE take .jsonl or .csv', () => {

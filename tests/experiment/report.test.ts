@@ -278,3 +278,34 @@ describe('svg-plot', () => {
     expect(rec(2, 5, { fetched: 3 })).toMatchObject({ index: 2, t: 5, round: 2, fetched: 3, unique: 0 });
   });
 });
+
+describe('the policy table (issue 9)', () => {
+  it('rows for runs with a policy, ratios to first touch on the same workload and oversubscription; CSV and HTML', async () => {
+    const { csvField, htmlPolicyTable, policyRows, policyTable, toPolicyCsv } = await import('../../src/experiment/report.js');
+    const p = (simTimeNs: number, bytes: number) => ({
+      policy: 'x', devicePages: 10, simTimeNs, bytesToDevice: bytes, bytesToHost: 0, farFaults: 4, faultGroups: 1, cpuFaults: 0,
+      thrashingEvents: 0, throttles: 0, pins: 0, evictions: 0, evictedPages: 0, prefetchedPages: 0, prefetchHits: 0, remotePages: 0,
+      migratedIn: 0, evictedOut: 0, skipped: 0, mappedFrees: 0, faultServiceMs: 10, policyMs: 1, moveMs: 2, serviceMs: 3,
+      simFaultsPerWallSec: 40, policyStats: {},
+    });
+    const report: ExperimentReport = {
+      ...syntheticReport(),
+      runs: [
+        result(config({ preset: 'policies', policy: 'first-touch', oversub: 1.5 }), [], { policy: p(2_000_000, 8192) }),
+        result(config({ preset: 'policies', policy: 'remote-only', oversub: 1.5 }), [], { policy: p(1_000_000, 0) }),
+        result(config({ preset: 'policies', policy: 'remote-only', oversub: 1 }), [], { policy: p(1_000_000, 0) }),
+        result(config({ preset: 'coalescing' }), []),
+      ],
+    };
+    const rows = policyRows(report);
+    expect(rows.map((r) => [r.policy, r.oversub, r.timeVsFirstTouch, r.bytesVsFirstTouch])).toEqual([
+      ['first-touch', 1.5, 1, 1], ['remote-only', 1.5, 0.5, 0], ['remote-only', 1, null, null],
+    ]);
+    expect(policyTable(report)).toContain('| 2 | stream | remote-only | 1.5x | 1 | 1.00 | 0.50 |');
+    const csv = toPolicyCsv(report, csvField).split('\n');
+    expect(csv[0]).toContain('sim_time_ns,time_vs_first_touch,bytes_to_device');
+    expect(csv.length).toBe(5); // header, 3 rows, trailing newline
+    expect(htmlPolicyTable(report)).toContain('<h2>Migration policies</h2>');
+    expect(toPolicyCsv(syntheticReport(), csvField)).toBe('');
+  });
+});
