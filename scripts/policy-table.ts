@@ -1,5 +1,5 @@
 /**
- * The policy lab's README table from experiment reports (docs/policy-lab.md):
+ * The policy lab's README table ("The migration-policy lab") from experiment reports:
  *   node --import tsx scripts/policy-table.ts out/DIR/report.json [more.json ...]
  * One table per workload: each policy's simulated time and bytes moved (both ways) at each
  * oversubscription, with the ratio to first touch on the same workload and oversubscription.
