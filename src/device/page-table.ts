@@ -25,6 +25,7 @@
  * changing anything.
  */
 import { err } from '../errors.js';
+import { DirtyEntries } from './dirty-entries.js';
 import { ensureAlive } from './health.js';
 
 export const PTE_VALID = 0x1;
@@ -148,7 +149,7 @@ export class GpuPageTable {
    * cost a hash insert per entry and 512 deletes per freed table — most of a migration's
    * table work).
    */
-  private readonly dirty = new DirtyEntries();
+  private readonly dirty = new DirtyEntries(PT_ENTRIES);
   private liveTables = 0;
   private leafCount = 0;
   private hugeCount = 0;
@@ -539,69 +540,4 @@ export class GpuPageTable {
     this.counters.writes++;
     this.counters.bytesWritten += data.byteLength;
   }
-}
-
-/** The dirty entries of a GpuPageTable: one 512-bit map per table with changes. */
-class DirtyEntries {
-  readonly #bits = new Map<number, Uint32Array>();
-  size = 0;
-
-  #of(t: number): Uint32Array {
-    let b = this.#bits.get(t);
-    if (b === undefined) {
-      b = new Uint32Array(PT_ENTRIES / 32);
-      this.#bits.set(t, b);
-    }
-    return b;
-  }
-
-  add(t: number, k: number): void {
-    const b = this.#of(t);
-    const w = k >>> 5;
-    const m = 1 << (k & 31);
-    if ((b[w] & m) === 0) {
-      b[w] |= m;
-      this.size++;
-    }
-  }
-
-  addTable(t: number): void {
-    const b = this.#of(t);
-    for (let w = 0; w < b.length; w++) this.size += 32 - popcount(b[w]);
-    b.fill(0xffffffff);
-  }
-
-  dropTable(t: number): void {
-    const b = this.#bits.get(t);
-    if (b === undefined) return;
-    for (let w = 0; w < b.length; w++) this.size -= popcount(b[w]);
-    this.#bits.delete(t);
-  }
-
-  /** Every dirty global index (table * 512 + k), ascending; the set is left empty. */
-  drain(): Float64Array {
-    const out = new Float64Array(this.size);
-    let n = 0;
-    const tables = [...this.#bits.keys()].sort((a, b) => a - b);
-    for (const t of tables) {
-      const b = this.#bits.get(t)!;
-      for (let w = 0; w < b.length; w++) {
-        let x = b[w];
-        while (x !== 0) {
-          const bit = 31 - Math.clz32(x & -x);
-          out[n++] = t * PT_ENTRIES + w * 32 + bit;
-          x &= x - 1;
-        }
-      }
-    }
-    this.#bits.clear();
-    this.size = 0;
-    return out;
-  }
-}
-
-function popcount(x: number): number {
-  x -= (x >>> 1) & 0x55555555;
-  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
-  return Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
 }

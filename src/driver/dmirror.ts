@@ -56,11 +56,6 @@ export interface DmirrorStats {
   evictions: number;
 }
 
-/** The pfn the CPU page table maps at addr: a frame, a device-private page, or -1. */
-function cpuPfn(mm: MmStruct, addr: number): number {
-  return mappedPfn(mm, addr);
-}
-
 /**
  * What a mirror needs of its device (DmirrorDevice implements it): the GPU, the device's
  * memory, and the set of open mirrors it leaves at close. The device is also the
@@ -536,7 +531,7 @@ export class Dmirror implements Mirror {
         const mirrored = this.pt.pfnAt(p);
         if (mirrored === null) continue;
         checked++;
-        if (mirrored !== cpuPfn(this.mm, p * PAGE_SIZE)) stale.push(p * PAGE_SIZE);
+        if (mirrored !== mappedPfn(this.mm, p * PAGE_SIZE)) stale.push(p * PAGE_SIZE); // a frame, a device page, or -1
       }
       return { checked, stale };
     });
