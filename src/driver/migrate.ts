@@ -5,13 +5,12 @@
  * `collecting` is the migrating mirror's record of the ranges it is collecting: its
  * invalidate callback recognises its own MIGRATE events by it.
  */
-import { err, HmmError } from '../errors.js';
 import { HMM_PFN_VALID } from '../hmm/pfn.js';
-import { hmmRange, hmmRangeFault } from '../hmm/range-fault.js';
+import { hmmRange } from '../hmm/range-fault.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 import { MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_SYSTEM, migratePfnFlags, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup } from '../mm/migrate.js';
 import type { Devmem } from './devmem.js';
-import { HMM_RANGE_DEFAULT_TIMEOUT, type MirrorTarget } from './retry.js';
+import { HMM_RANGE_DEFAULT_TIMEOUT, hmmRangeLoop, type MirrorTarget } from './retry.js';
 
 /**
  * migrate_vma_setup → alloc and copy → migrate_vma_pages → finalize → map, for one VMA
@@ -63,29 +62,12 @@ export async function dmirrorMigrateIn(
  * migrated it back) is simply not mapped. Caller holds the mmap read lock.
  */
 async function mapMigrated(t: MirrorTarget, devmem: Devmem, start: number, end: number, moved: Uint8Array): Promise<void> {
-  const sched = t.mm.core.sched;
-  const deadline = sched.now() + HMM_RANGE_DEFAULT_TIMEOUT;
   const range = hmmRange({ notifier: t.notifier, start, end, devPrivateOwner: t.devPrivateOwner });
   const { pfns, flags } = range.hmmPfns;
-  for (;;) {
-    if (sched.now() > deadline) throw err('EBUSY', `mapping migrated pages of [0x${start.toString(16)}, 0x${end.toString(16)}) kept colliding with invalidations`);
-    range.notifierSeq = await t.notifier.readBegin();
-    try {
-      await hmmRangeFault(t.mm, range);
-    } catch (e) {
-      if (e instanceof HmmError && e.code === 'EBUSY') continue;
-      throw e;
+  await hmmRangeLoop(t.mm, t.notifier, t.lock, range, { timeoutMs: HMM_RANGE_DEFAULT_TIMEOUT, mmapLock: 'held' }, async () => {
+    for (let i = 0; i < moved.length; i++) {
+      if (moved[i] === 0 || (flags[i] & HMM_PFN_VALID) === 0 || !devmem.pagemap.contains(pfns[i])) flags[i] = 0;
     }
-    await t.lock.lock();
-    try {
-      if (t.notifier.readRetry(range.notifierSeq)) continue;
-      for (let i = 0; i < moved.length; i++) {
-        if (moved[i] === 0 || (flags[i] & HMM_PFN_VALID) === 0 || !devmem.pagemap.contains(pfns[i])) flags[i] = 0;
-      }
-      await t.pt.doFault(start, pfns, flags);
-      return;
-    } finally {
-      t.lock.unlock();
-    }
-  }
+    await t.pt.doFault(start, pfns, flags);
+  });
 }

@@ -20,7 +20,7 @@
 import { PTE_EXCLUSIVE } from '../device/page-table.js';
 import { err, HmmError } from '../errors.js';
 import { HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID } from '../hmm/pfn.js';
-import { hmmRange, hmmRangeFault } from '../hmm/range-fault.js';
+import { HMM_RANGE_DEFAULT_TIMEOUT, hmmRange, hmmRangeFault, type HmmRange } from '../hmm/range-fault.js';
 import {
   hmmMirrorRegister, hmmMirrorUnregister, hmmRangeFaultV52, hmmRangeRegister, hmmRangeUnregister, hmmRangeV52,
   hmmRangeWaitUntilValid, type Hmm, type HmmMirrorOps,
@@ -35,7 +35,7 @@ import type { Mutex } from './mutex.js';
 import type { BatchRecord } from './records.js';
 
 /** HMM_RANGE_DEFAULT_TIMEOUT (include/linux/hmm.h): ms a driver retries a range before EBUSY. */
-export const HMM_RANGE_DEFAULT_TIMEOUT = 1000;
+export { HMM_RANGE_DEFAULT_TIMEOUT };
 
 export type RetryProtocol = 'seq' | 'valid-flag' | 'lock-fallback';
 export const RETRY_PROTOCOLS: readonly RetryProtocol[] = ['seq', 'valid-flag', 'lock-fallback'];
@@ -160,58 +160,85 @@ async function seq(
   }
 }
 
+/** How hmmRangeLoop runs one range. */
+export interface RangeLoopOptions {
+  /** Give up with EBUSY after this long (ms of scheduler time): HMM_RANGE_DEFAULT_TIMEOUT. */
+  timeoutMs: number;
+  /** 'take': the mmap read lock around each hmm_range_fault; 'held': the caller holds it. */
+  mmapLock: 'take' | 'held';
+  /** Test hook: runs between hmm_range_fault and the update-lock check (the race window). */
+  afterRangeFault?: (start: number, end: number) => Promise<void>;
+  /** Retries, EBUSYs and mmap-lock times go here (a batch record), when given. */
+  rec?: BatchRecord;
+}
+
 /**
- * lib/test_hmm.c's dmirror_range_fault for one range of dmirror_fault: its own
- * mmu_interval_read_begin → mmap_read_lock → hmm_range_fault → mmap_read_unlock loop, then
- * under the update lock mmu_interval_read_retry; EBUSY once HMM_RANGE_DEFAULT_TIMEOUT
- * (`opts.timeoutMs` of scheduler time) has passed. The caller holds no mmap lock.
+ * The upstream driver loop around hmm_range_fault (Documentation/mm/hmm.rst's example;
+ * lib/test_hmm.c's dmirror_range_fault and dmirror_range_snapshot): mmu_interval_read_begin
+ * → hmm_range_fault, again on EBUSY; then under the update lock mmu_interval_read_retry,
+ * again on a moved sequence, else `commit` — still under the lock, so no invalidation can
+ * come between the check and what commit installs. EBUSY once `timeoutMs` has passed.
+ * Every path that maps what hmm_range_fault returned goes through here.
+ */
+export async function hmmRangeLoop<T>(
+  mm: MmStruct, notifier: MmuIntervalNotifier, lock: Mutex, range: HmmRange, opts: RangeLoopOptions, commit: () => T | Promise<T>,
+): Promise<T> {
+  const sched = mm.core.sched;
+  const deadline = sched.now() + opts.timeoutMs;
+  const rec = opts.rec;
+  for (;;) {
+    if (sched.now() > deadline) {
+      if (rec) rec.ebusy++;
+      throw err('EBUSY', `hmm_range_fault on [0x${range.start.toString(16)}, 0x${range.end.toString(16)}) kept colliding with invalidations`);
+    }
+    range.notifierSeq = await notifier.readBegin();
+    const t0 = sched.now();
+    if (opts.mmapLock === 'take') await mm.lock.readLock();
+    const held = sched.now();
+    if (rec) rec.mmapLockWaitMs += held - t0;
+    try {
+      mm.checkAlive();
+      await hmmRangeFault(mm, range);
+    } catch (e) {
+      if (e instanceof HmmError && e.code === 'EBUSY') {
+        if (rec) rec.retries++;
+        continue;
+      }
+      throw e;
+    } finally {
+      if (opts.mmapLock === 'take') mm.lock.readUnlock();
+      if (rec) rec.mmapLockHoldMs += sched.now() - held;
+    }
+    await opts.afterRangeFault?.(range.start, range.end);
+    await lock.lock();
+    try {
+      if (notifier.readRetry(range.notifierSeq)) {
+        if (rec) rec.retries++;
+        continue;
+      }
+      return await commit();
+    } finally {
+      lock.unlock();
+    }
+  }
+}
+
+/**
+ * lib/test_hmm.c's dmirror_range_fault for one range of dmirror_fault: the upstream loop
+ * (hmmRangeLoop) taking the mmap read lock per attempt, then dmirror_do_fault under the
+ * update lock. The caller holds no mmap lock.
  */
 export async function dmirrorRangeFault(
   t: MirrorTarget, start: number, end: number, write: boolean, opts: RetryOptions, rec: BatchRecord,
 ): Promise<void> {
-  const sched = t.mm.core.sched;
-  const deadline = sched.now() + opts.timeoutMs;
   const range = hmmRange({
     notifier: t.notifier, start, end, defaultFlags: HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0),
     devPrivateOwner: t.devPrivateOwner,
   });
   rec.rangeFaults++;
-  for (;;) {
-    if (sched.now() > deadline) {
-      rec.ebusy++;
-      throw err('EBUSY', `fault on [0x${start.toString(16)}, 0x${end.toString(16)}) kept colliding with invalidations`);
-    }
-    range.notifierSeq = await t.notifier.readBegin();
-    const t0 = sched.now();
-    await t.mm.lock.readLock();
-    const held = sched.now();
-    rec.mmapLockWaitMs += held - t0;
-    try {
-      t.mm.checkAlive();
-      await hmmRangeFault(t.mm, range);
-    } catch (e) {
-      if (e instanceof HmmError && e.code === 'EBUSY') {
-        rec.retries++;
-        continue;
-      }
-      throw e;
-    } finally {
-      t.mm.lock.readUnlock();
-      rec.mmapLockHoldMs += sched.now() - held;
-    }
-    await opts.afterRangeFault?.(start, end);
-    await t.lock.lock();
-    try {
-      if (t.notifier.readRetry(range.notifierSeq)) {
-        rec.retries++;
-        continue;
-      }
-      rec.mirrorWrites += await t.pt.doFault(start, range.hmmPfns.pfns, range.hmmPfns.flags);
-      return;
-    } finally {
-      t.lock.unlock();
-    }
-  }
+  await hmmRangeLoop(t.mm, t.notifier, t.lock, range, { timeoutMs: opts.timeoutMs, mmapLock: 'take', afterRangeFault: opts.afterRangeFault, rec }, async () => {
+    rec.mirrorWrites += await t.pt.doFault(start, range.hmmPfns.pfns, range.hmmPfns.flags);
+  });
 }
 
 async function validFlag(

@@ -3,11 +3,10 @@
  * dmirror_mkentry): what the CPU maps, without faulting, one HMM_DMIRROR_PROT_* byte per
  * page, in 64-page ranges, each under a temporary interval notifier of its own.
  */
-import { err, HmmError } from '../errors.js';
 import { HMM_PFN_ERROR, HMM_PFN_VALID, HMM_PFN_WRITE, hmmPfnToMapOrder } from '../hmm/pfn.js';
-import { hmmRange, hmmRangeFault } from '../hmm/range-fault.js';
+import { hmmRange } from '../hmm/range-fault.js';
 import { PAGE_SIZE } from '../mm/constants.js';
-import { HMM_RANGE_DEFAULT_TIMEOUT, type MirrorTarget } from './retry.js';
+import { HMM_RANGE_DEFAULT_TIMEOUT, hmmRangeLoop, type MirrorTarget } from './retry.js';
 import {
   HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE, HMM_DMIRROR_PROT_ERROR, HMM_DMIRROR_PROT_NONE,
   HMM_DMIRROR_PROT_PMD, HMM_DMIRROR_PROT_PUD, HMM_DMIRROR_PROT_READ, HMM_DMIRROR_PROT_WRITE, HMM_DMIRROR_PROT_ZERO,
@@ -33,8 +32,6 @@ export async function dmirrorSnapshot(t: MirrorTarget, start: number, end: numbe
 
 /** dmirror_range_snapshot: hmm_range_fault (no faulting) until no invalidation raced it. */
 async function dmirrorRangeSnapshot(t: MirrorTarget, start: number, end: number, afterRangeFault?: RangeHook): Promise<ReturnType<typeof hmmRange>> {
-  const sched = t.mm.core.sched;
-  const deadline = sched.now() + HMM_RANGE_DEFAULT_TIMEOUT;
   // dmirror_snapshot_invalidate: any invalidation of the interval spoils the whole snapshot.
   const notifier = await t.mm.notifiers.insertInterval(start, end - start, {
     invalidate: async (sub, range, seq) => {
@@ -52,22 +49,8 @@ async function dmirrorRangeSnapshot(t: MirrorTarget, start: number, end: number,
   });
   try {
     const range = hmmRange({ notifier, start, end, devPrivateOwner: t.devPrivateOwner });
-    for (;;) {
-      if (sched.now() > deadline) throw err('EBUSY', `snapshot of [0x${start.toString(16)}, 0x${end.toString(16)}) kept colliding with invalidations`);
-      range.notifierSeq = await notifier.readBegin();
-      await t.mm.lock.readLock();
-      try {
-        t.mm.checkAlive();
-        await hmmRangeFault(t.mm, range);
-      } catch (e) {
-        if (e instanceof HmmError && e.code === 'EBUSY') continue;
-        throw e;
-      } finally {
-        t.mm.lock.readUnlock();
-      }
-      await afterRangeFault?.(start, end);
-      if (!(await t.lock.with(() => notifier.readRetry(range.notifierSeq)))) return range;
-    }
+    const opts = { timeoutMs: HMM_RANGE_DEFAULT_TIMEOUT, mmapLock: 'take' as const, afterRangeFault };
+    return await hmmRangeLoop(t.mm, notifier, t.lock, range, opts, () => range);
   } finally {
     await notifier.remove();
   }

@@ -22,7 +22,7 @@ import { allocHmmPfns, type HmmPfns } from './pfn.js';
 import { walkRange, walkState, WALK_BUSY } from './walk.js';
 
 /** HMM_RANGE_DEFAULT_TIMEOUT (ms), as drivers passed to hmm_range_wait_until_valid. */
-export const HMM_RANGE_DEFAULT_TIMEOUT = 1000;
+export { HMM_RANGE_DEFAULT_TIMEOUT } from './range-fault.js';
 
 /** struct hmm_update, what sync_cpu_device_pagetables is told. */
 export interface HmmUpdate {
