@@ -30,18 +30,10 @@ export const WINDOWS: readonly { value: WindowPolicy; label: string }[] = [
   { value: 4096, label: '4k' }, { value: 65536, label: '64k' }, { value: 2097152, label: '2m' }, { value: 'amd', label: 'amd' },
 ];
 
-export interface LabSettings {
+/** The run settings the lab's form holds: a RunConfig's, a built-in workload only. */
+export type LabSettings = Pick<RunConfig, 'sizeMiB' | 'writeFraction' | 'window' | 'batchSize' | 'replay' | 'protocol' | 'coalesce' | 'stormRate' | 'seed'> & {
   workload: WorkloadName;
-  sizeMiB: number;
-  writeFraction: number;
-  window: WindowPolicy;
-  batchSize: number;
-  replay: ReplayPolicy;
-  protocol: RetryProtocol;
-  coalesce: boolean;
-  stormRate: number;
-  seed: number;
-}
+};
 
 export const DEFAULT_SETTINGS: Readonly<LabSettings> = Object.freeze({
   workload: 'stream', sizeMiB: 1, writeFraction: 0.25, window: 2097152, batchSize: 64, replay: 'batch-flush',
