@@ -10,7 +10,9 @@ import { HmmError } from '../../src/errors.js';
 import { MirrorEngine, WORDS_PER_PAGE, type MirrorCommand, type MirrorEngineOptions } from '../../src/device/mirror-engine.js';
 import { PTE_DEVICE, PTE_EXCLUSIVE, PTE_WRITE } from '../../src/device/page-table.js';
 import { gpuTest as test } from '../support/gpu.js';
-import { expectAllEqual, patternPage, patternWord, POISON, toyService } from './mirror-helpers.js';
+import { expectAllEqual, patternPage, patternWord, POISON, runToCompletion, toyService } from './mirror-helpers.js';
+import { workloadKernels } from '../../src/workloads/kernels.js';
+import { commandIo, isWriteWord, resolveWorkload, stencilNeighbours } from '../../src/workloads/patterns.js';
 
 type Gpu = { device: GPUDevice };
 
@@ -103,6 +105,38 @@ describe('GPU access counters', () => {
       expect(ra.finished).toBe(true);
       expectAllEqual(ra.counters!, new Uint32Array([W, 0]), 'atomic counters');
       at.destroy();
+    });
+  });
+
+  test('workload kernel (stencil): every load and store through the aperture counted in its page, exactly once', async ({ gpu }) => {
+    await withEngine(gpu, {}, async (e) => {
+      const base = 4096;
+      const n = 8;
+      const plan = resolveWorkload({ name: 'stencil', start: base * 4096, sizeBytes: n * 4096, writeFraction: 0.3, seed: 11 });
+      const device = new Set([2, 5]);
+      for (let p = 0; p < n; p++) {
+        if (device.has(p)) backDevice(e, base + p, PTE_WRITE);
+        else if (p !== 3 && p !== 6) backAperture(e, base + p, PTE_WRITE); // 3 and 6 fault first
+      }
+      // Host model: invocation i (cell w = i) loads its 5 cells and stores w if a write word.
+      const want = new Uint32Array(n);
+      const count = (w: number): void => {
+        const p = Math.floor(w / W);
+        if (!device.has(p)) want[p]++;
+      };
+      for (let w = 0; w < plan.ws; w++) {
+        count(w);
+        for (const v of stencilNeighbours(plan, w)) count(v);
+        if (isWriteWord(w, plan.key0, plan.thr)) count(w);
+      }
+      const io = commandIo(plan, 1);
+      const kernel = (await workloadKernels(e)).stencil;
+      const cmd = e.createCommand({ op: 'write', page: base, npages: n, kernel, ioWords: io.length, data: io, counters: { regionPages: 1, origin: 0 } });
+      poisonCounters(e, cmd);
+      const out = await runToCompletion(e, cmd, toyService(e));
+      expect(out.rounds).toBeGreaterThan(1);
+      expectAllEqual(cmd.accessCounts!.counts, want, 'stencil counts');
+      cmd.destroy();
     });
   });
 
