@@ -251,6 +251,12 @@ export class MirrorCommand {
     this.doneCount = n;
   }
 
+  /** @internal: a round's counter readout adds to the command's sums. */
+  addCounts(round: Uint32Array): void {
+    const sum = this.accessCounts!.counts;
+    for (let i = 0; i < sum.length; i++) sum[i] += round[i];
+  }
+
   /** The io buffer: read results / atomic old values (write: what was stored). */
   async readOutput(): Promise<Uint32Array> {
     return new Uint32Array(await this.engine.readGpu(this.io, 0, this.io.size, 'readOutput'));

@@ -55,11 +55,7 @@ export interface RoundResult {
   done: number;
   total: number;
   finished: boolean;
-  /**
-   * Only for a command counting remote accesses (CommandDesc.counters): this round's counts,
-   * one per region (see MirrorCommand.accessCounts for which), read in the round's own
-   * readback and cleared on the GPU before the next round.
-   */
+  /** A counting command's (CommandDesc.counters) remote accesses this round, per region (MirrorCommand.accessCounts). */
   counters?: Uint32Array;
 }
 
@@ -212,10 +208,7 @@ export class MirrorEngine implements CommandHost {
     return this.lost.info;
   }
 
-  /**
-   * Access counters for the commands created from now on that do not say (CommandDesc.counters):
-   * the driver sets them for a policy that reads counters (Dmirror.setServicer); null: none.
-   */
+  /** Access counters of commands created from now on that do not say (CommandDesc.counters); null: none. */
   get accessCounters(): AccessCounterConfig | null {
     return this.#accessCounters;
   }
@@ -289,17 +282,18 @@ export class MirrorEngine implements CommandHost {
     return this.serial('runRound', async () => {
       if (cmd.engine !== this || cmd.destroyed) throw err('EINVAL', 'runRound: command is destroyed or not this engine\'s');
       if (cmd.finished) {
-        return {
-          faults: [], overflow: false, completed: 0, missed: 0, done: cmd.done, total: cmd.words, finished: true,
-          ...(cmd.counterWords > 0 ? { counters: new Uint32Array(cmd.counterWords) } : {}),
-        };
+        return { faults: [], overflow: false, completed: 0, missed: 0, done: cmd.done, total: cmd.words, finished: true };
       }
       this.pt.flush();
       const bind = this.bindGroupFor(cmd);
       this.device.queue.writeBuffer(cmd.params, parityOffset(), new Uint32Array([cmd.parity]));
       // A counting command's counters follow the fault ring in the same readback.
       const countersAt = STATE_HEADER_WORDS * 4 + this.faults.byteSize;
-      if (countersAt + cmd.counterWords * 4 > this.staging.size) this.growStaging(countersAt + cmd.counterWords * 4);
+      if (countersAt + cmd.counterWords * 4 > this.staging.size) {
+        this.staging.destroy(); // between rounds: nothing maps it
+        const size = countersAt + cmd.counterWords * 4;
+        this.staging = this.device.createBuffer({ label: `${this.label} round staging`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      }
       const round = async (): Promise<RoundResult> => {
         const enc = this.device.createCommandEncoder({ label: `${this.label} round` });
         // New round: forget last round's misses, the uTLBs' outstanding-fault bits and the
@@ -342,23 +336,12 @@ export class MirrorEngine implements CommandHost {
       };
       const r = this.checkErrors ? await withErrorScopes(this.device, round, this.sched) : await round();
       cmd.setDone(r.done);
-      if (r.counters !== undefined) {
-        const sum = cmd.accessCounts!.counts;
-        for (let i = 0; i < sum.length; i++) sum[i] += r.counters[i];
-      }
+      if (r.counters !== undefined) cmd.addCounts(r.counters);
       cmd.parity ^= 1; // this round's `next` bitmap is the next round's `prev`
       this.counters.rounds++;
       this.counters.faultRecords += r.faults.length;
       if (r.overflow) this.counters.overflows++;
       return r;
-    });
-  }
-
-  /** A bigger round staging buffer (a counting command's counters did not fit); between rounds. */
-  private growStaging(bytes: number): void {
-    this.staging.destroy();
-    this.staging = this.device.createBuffer({
-      label: `${this.label} round staging`, size: Math.ceil(bytes / 4) * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
   }
 
