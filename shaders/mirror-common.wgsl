@@ -27,7 +27,8 @@
 
 // state[] layout (words): 0 reserved for kernels of other files (createKernels: e.g. the
 // workloads' mismatch count; zeroed with the command, never by a round), 1 words left not
-// done by this round (reset each round), 2..3 reserved, then the pending bitmap at pendOff (cleared every round). The done
+// done by this round (reset each round), 2..3 reserved, then the pending bitmap at pendOff (cleared every round), then (only
+// when counting: cntOff != 0) the access counters at cntOff (cleared every round). The done
 // bitmaps are in done[] (see mirrorThread). There is no done counter: every word not done
 // before a round is either done by it or counted missed, so the host knows the done count
 // is nwords - missed, and a round that faults nowhere touches no global atomic at all.
@@ -39,12 +40,12 @@ struct Params {
   nwords: u32,      // npages * 1024 (or probe count for the probe kernel)
   nsources: u32,    // uTLBs sharing the fault filter
   pendOff: u32,     // word offset of the pending bitmap in state[]
-  _reserved: u32,
+  cntOff: u32,      // word offset of the access counters in state[]; 0: not counting
   devDirtyOff: u32, // word offset of the device pool's dirty bits in dirty[]
   doneWords: u32,   // words of one done bitmap
   parity: u32,      // 0: done[] holds prev then next; 1: next then prev
-  _pad0: u32,
-  _pad1: u32,
+  cntFirst: u32,    // the range's first page's offset in its counter region (< cntPages)
+  cntPages: u32,    // pages per counter region (the policy's granularity: 512 = 2 MiB)
 }
 
 struct FaultRecord {
@@ -140,6 +141,19 @@ fn recordFault(rangePage: u32, pageLo: u32, pageHi: u32, access: u32, source: u3
   ring.records[slot] = FaultRecord(pageLo, pageHi, access, source);
 }
 
+// Access counters (NVIDIA's per-region remote-access counters, uvm_gpu_access_counters.c; the
+// hardware counts accesses that go over the link and the driver reads them out): one counter
+// per cntPages-page region of the command's range, region r = (cntFirst + rangePage) / cntPages,
+// counting the words accessed through an aperture (system memory) entry. Device-local
+// entries (PTE_DEVICE) are not counted. The unit is one word accessed by one invocation;
+// a thread adds its words to a region with one atomicAdd, so the cost is an atomic per thread
+// (per region run, workloads.wgsl), never per word; a command not counting (cntOff == 0)
+// skips it on a uniform branch.
+fn countRemote(e: u32, rangePage: u32, words: u32) {
+  if (params.cntOff == 0u || (e & PTE_DEVICE) != 0u || words == 0u) { return; }
+  atomicAdd(&state[params.cntOff + (params.cntFirst + rangePage) / params.cntPages], words);
+}
+
 // The done bitmaps of done word w: this round reads `prev` (bits of words done in earlier
 // rounds) and writes `next`; params.parity says which half is which (see mirrorThread).
 struct DoneWord {
@@ -184,6 +198,7 @@ fn mirrorThread(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32
   if (ok) {
     let addr = (e >> PTE_INDEX_SHIFT) * VECS_PER_PAGE + (w % THREADS_PER_PAGE) * VECS_PER_THREAD;
     doAccess(access, e, w * VECS_PER_THREAD, addr, prev);
+    countRemote(e, rangePage, countOneBits(~prev));
     done[nextW] = 0xffffffffu;
     if (access != ACCESS_READ) { markDirty(e); }
   } else {

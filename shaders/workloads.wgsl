@@ -21,6 +21,10 @@
 // they all store the same g or all read an f nobody changes, so there are no races — except
 // the stencil's reads of write words, which accept f or g (written or not yet).
 //
+// Access counters (countRemote in mirror-common.wgsl): each load and each store of a word
+// through an aperture entry is one access (a stencil invocation makes 5 or 6, pingpong's write
+// words 2); device-local ones are not counted.
+//
 // Reads are checked in the kernel: each word that does not hold what it should adds one to
 // state[STATE_CHECK] (persistent across rounds: the per-round clear starts at word 1).
 // Each invocation also stores its result word into io (results area, see below) so the host
@@ -117,6 +121,11 @@ struct Ctx {
   faultKinds: u32,
   faultEntry: u32,
   mismatches: u32,
+  // Remote accesses not yet added to their access counter: the region (range page / its
+  // first page's region, see countRemote) and the words; added when the region changes and at
+  // the end, so a thread's run of accesses to one region costs one atomicAdd.
+  cntRegion: u32,
+  cntWords: u32,
 }
 
 fn loadCtx() -> Ctx {
@@ -124,7 +133,7 @@ fn loadCtx() -> Ctx {
     ioLoad(HDR_WS), ioLoad(HDR_STRIDE), ioLoad(HDR_WTHR), ioLoad(HDR_WIDTH), ioLoad(HDR_PHASE),
     ioLoad(HDR_ACTIVE), ioLoad(HDR_FLAGS),
     ioLoad(HDR_KEY0), ioLoad(HDR_KEYW), ioLoad(HDR_KEYR), ioLoad(HDR_WKEY),
-    0xffffffffu, 0u, 0xffffffffu, 0u, 0u, 0u);
+    0xffffffffu, 0u, 0xffffffffu, 0u, 0u, 0u, 0xffffffffu, 0u);
 }
 
 // The mirror entry of the buffer page holding word w (range page w / 1024).
@@ -173,9 +182,29 @@ fn poolAddr(e: u32, w: u32) -> u32 {
   return (e >> PTE_INDEX_SHIFT) * WORDS_PER_PAGE + w % WORDS_PER_PAGE;
 }
 
+// Adds the thread's pending remote accesses to their region's counter (mirror-common.wgsl's
+// countRemote, batched: the region index is computed the same way).
+fn flushCount(c: ptr<function, Ctx>) {
+  if ((*c).cntWords == 0u) { return; }
+  atomicAdd(&state[params.cntOff + (*c).cntRegion], (*c).cntWords);
+  (*c).cntWords = 0u;
+}
+
+// One access to word w through entry e: counted when remote (an aperture entry) and counting.
+fn countAccess(c: ptr<function, Ctx>, e: u32, w: u32) {
+  if (params.cntOff == 0u || (e & PTE_DEVICE) != 0u) { return; }
+  let r = (params.cntFirst + w / WORDS_PER_PAGE) / params.cntPages;
+  if (r != (*c).cntRegion) {
+    flushCount(c);
+    (*c).cntRegion = r;
+  }
+  (*c).cntWords += 1u;
+}
+
 fn loadWord(c: ptr<function, Ctx>, w: u32) -> u32 {
   let e = entryOf(c, w);
   let a = poolAddr(e, w);
+  countAccess(c, e, w);
   if ((e & PTE_DEVICE) != 0u) { return vram[a]; }
   return aperture[a];
 }
@@ -183,6 +212,7 @@ fn loadWord(c: ptr<function, Ctx>, w: u32) -> u32 {
 fn storeWord(c: ptr<function, Ctx>, w: u32, v: u32) {
   let e = entryOf(c, w);
   let a = poolAddr(e, w);
+  countAccess(c, e, w);
   if ((e & PTE_DEVICE) != 0u) { vram[a] = v; } else { aperture[a] = v; }
   markDirty(e);
 }
@@ -317,6 +347,7 @@ fn workloadThread(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, kind: u32) {
     }
   }
   flushFault(&c, sourceOf(t * 32u));
+  flushCount(&c);
   done[nextW] = bits;
   if (bits != 0xffffffffu) { atomicAdd(&state[STATE_MISSED], countOneBits(~bits)); }
   if (c.mismatches != 0u) { atomicAdd(&state[STATE_CHECK], c.mismatches); }

@@ -88,6 +88,10 @@ export interface Params {
   devDirtyOff: number;
   doneWords: number;
   parity: number;
+  /** Access counters (countRemote): their word offset in state[] (0: not counting), the range's first page's offset in its region, pages a region. */
+  cntOff: number;
+  cntFirst: number;
+  cntPages: number;
 }
 
 /** Params as the uniform buffer holds them. */

@@ -38,6 +38,38 @@ export interface CommandDesc {
    * with its own inputs and outputs there; `data`, when given, has this many words.
    */
   ioWords?: number;
+  /**
+   * Count remote accesses per region on the GPU (access counters; MirrorEngine.accessCounters
+   * when not given, null: not counting). Each round's counts come back on RoundResult.counters
+   * and add up in MirrorCommand.accessCounts.
+   */
+  counters?: AccessCounterConfig | null;
+}
+
+/**
+ * GPU access counters (NVIDIA's, uvm_gpu_access_counters.c): one counter per `regionPages`
+ * pages, regions aligned to page `origin` (region k = [origin + k * regionPages, +regionPages)).
+ * A command counts only the regions its range overlaps: at most npages + 1 counters, so the
+ * table is bounded by the command, never by the address space.
+ */
+export interface AccessCounterConfig {
+  regionPages: number;
+  origin: number;
+}
+
+/** What a command's counters counted: counts[i] remote word accesses in region i, which starts at firstPage + i * regionPages. */
+export interface AccessCounts {
+  regionPages: number;
+  firstPage: number;
+  counts: Uint32Array;
+}
+
+/** Validates an AccessCounterConfig (EINVAL otherwise). */
+export function checkCounterConfig(c: AccessCounterConfig): void {
+  if (!Number.isSafeInteger(c.regionPages) || c.regionPages < 1 || c.regionPages > 2 ** 31
+    || !Number.isSafeInteger(c.origin) || c.origin < 0) {
+    throw err('EINVAL', `access counters: region of ${c.regionPages} pages from page ${c.origin}`);
+  }
 }
 
 /** A kernel compiled against one engine's bind group layout (see MirrorEngine.createKernels). */
@@ -73,8 +105,8 @@ export class CommandBufferPool {
   readonly #spares: CommandBuffers[] = [];
 
   /** A spare buffer set for `npages`, or null. */
-  take(npages: number): CommandBuffers | null {
-    const k = this.#spares.findIndex((b) => b.npages === npages);
+  take(npages: number, stateBytes?: number): CommandBuffers | null {
+    const k = this.#spares.findIndex((b) => b.npages === npages && (stateBytes === undefined || b.state.size === stateBytes));
     return k < 0 ? null : this.#spares.splice(k, 1)[0];
   }
 
@@ -119,6 +151,11 @@ export class MirrorCommand {
   /** @internal: two done bitmaps (see mirrorThread in mirror-common.wgsl). */
   readonly doneBits!: GPUBuffer;
   /** @internal */ readonly pendWords: number;
+  /** @internal: access counters in state[] after the pending bitmap (0: not counting). */
+  readonly counterWords: number;
+  /** @internal */ readonly counterOff: number;
+  /** Remote word accesses counted per region over the rounds so far (null: not counting). */
+  readonly accessCounts: AccessCounts | null;
   /** @internal: the buffers go back to the engine's spares on destroy. */
   readonly scratch: boolean;
   /** @internal */ readonly doneWords: number;
@@ -140,11 +177,21 @@ export class MirrorCommand {
     const device = engine.device;
     this.pendWords = Math.ceil((faultSources * desc.npages) / 32);
     this.doneWords = Math.ceil(this.words / 32);
-    const stateWords = STATE_HEADER_WORDS + this.pendWords;
+    const cfg = desc.counters ?? null;
+    let cntFirst = 0;
+    if (cfg !== null) {
+      checkCounterConfig(cfg);
+      cntFirst = (((desc.page - cfg.origin) % cfg.regionPages) + cfg.regionPages) % cfg.regionPages;
+    }
+    this.counterWords = cfg === null ? 0 : Math.floor((cntFirst + desc.npages - 1) / cfg.regionPages) + 1;
+    this.counterOff = cfg === null ? 0 : STATE_HEADER_WORDS + this.pendWords;
+    this.accessCounts = cfg === null ? null
+      : { regionPages: cfg.regionPages, firstPage: desc.page - cntFirst, counts: new Uint32Array(this.counterWords) };
+    const stateWords = STATE_HEADER_WORDS + this.pendWords + this.counterWords;
 
     const label = `${engine.label} ${desc.op} [0x${desc.page.toString(16)}, +${desc.npages})`;
     this.scratch = desc.scratch === true;
-    const spare = this.scratch ? engine.spares()?.take(desc.npages) ?? null : null;
+    const spare = this.scratch ? engine.spares()?.take(desc.npages, stateWords * 4) ?? null : null;
     if (spare !== null) {
       // A finished scratch command's buffers, same size: clear what must start clear.
       ({ params: this.params, io: this.io, state: this.state, doneBits: this.doneBits } = spare);
@@ -182,6 +229,7 @@ export class MirrorCommand {
     device.queue.writeBuffer(this.params, 0, encodeParams({
       vaLo: desc.page % 2 ** 32, vaHi: Math.floor(desc.page / 2 ** 32), npages: desc.npages, nwords: this.words,
       nsources: faultSources, pendOff: STATE_HEADER_WORDS, devDirtyOff, doneWords: this.doneWords, parity: 0,
+      cntOff: this.counterOff, cntFirst, cntPages: cfg?.regionPages ?? 1,
     }));
   }
 
@@ -201,6 +249,12 @@ export class MirrorCommand {
   /** @internal */
   setDone(n: number): void {
     this.doneCount = n;
+  }
+
+  /** @internal: a round's counter readout adds to the command's sums. */
+  addCounts(round: Uint32Array): void {
+    const sum = this.accessCounts!.counts;
+    for (let i = 0; i < sum.length; i++) sum[i] += round[i];
   }
 
   /** The io buffer: read results / atomic old values (write: what was stored). */
@@ -233,6 +287,7 @@ export class MirrorCommand {
     this.engine.device.queue.writeBuffer(this.params, parityOffset(), new Uint32Array([0]));
     this.parity = 0;
     this.doneCount = 0;
+    this.accessCounts?.counts.fill(0);
   }
 
   destroy(): void {

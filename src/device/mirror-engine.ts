@@ -33,7 +33,7 @@ import {
   STATE_HEADER_WORDS, WORDS_PER_PAGE,
 } from './abi.js';
 import {
-  CommandBufferPool, MirrorCommand, type CommandDesc, type CommandHost, type MirrorKernel,
+  CommandBufferPool, MirrorCommand, checkCounterConfig, type AccessCounterConfig, type CommandDesc, type CommandHost, type MirrorKernel,
 } from './command.js';
 import { PAGE_BYTES, PagePool, type PageData } from './page-pool.js';
 import { compileKernels, createEnginePipelines, type EnginePipelines, type KernelVariant } from './pipelines.js';
@@ -42,7 +42,7 @@ import { GpuPageTable, PT_MAX_PAGE } from './page-table.js';
 export {
   MIRROR_PAGES_PER_WORKGROUP, MIRROR_STORAGE_BUFFERS, MIRROR_TLB_BLOCK_WORDS, MIRROR_WORKGROUP_SIZE, WORDS_PER_PAGE,
 } from './abi.js';
-export { MirrorCommand, type CommandDesc, type MirrorKernel, type MirrorOp } from './command.js';
+export { MirrorCommand, type AccessCounterConfig, type AccessCounts, type CommandDesc, type MirrorKernel, type MirrorOp } from './command.js';
 
 export interface RoundResult {
   faults: FaultRecord[];
@@ -55,6 +55,8 @@ export interface RoundResult {
   done: number;
   total: number;
   finished: boolean;
+  /** A counting command's (CommandDesc.counters) remote accesses this round, per region (MirrorCommand.accessCounts). */
+  counters?: Uint32Array;
 }
 
 export interface MirrorEngineOptions {
@@ -139,8 +141,8 @@ export class MirrorEngine implements CommandHost {
   /** Dirty bits: aperture slots first, then device slots at devDirtyOff. */
   private readonly dirty: GPUBuffer;
   private readonly devDirtyOff: number;
-  /** Round readback: state header (16 B) + the drained fault ring. */
-  private readonly staging: GPUBuffer;
+  /** Round readback: state header (16 B) + the drained fault ring (+ a counting command's counters). */
+  private staging: GPUBuffer;
   private readonly checkErrors: boolean;
   private readonly sharedVram: boolean;
   private readonly maxWgPerDim: number;
@@ -155,6 +157,7 @@ export class MirrorEngine implements CommandHost {
   private readonly counters = { rounds: 0, faultRecords: 0, overflows: 0, dispatches: 0, walkerSyncs: 0, walkerSyncsSkipped: 0 };
   /** Submitted kernels that walk the page table (rounds, probes) not known to be finished. */
   private walkers = 0;
+  #accessCounters: AccessCounterConfig | null = null;
 
   static async create(device: GPUDevice, opts: MirrorEngineOptions = {}): Promise<MirrorEngine> {
     ensureAlive(device, 'MirrorEngine.create');
@@ -203,6 +206,16 @@ export class MirrorEngine implements CommandHost {
 
   private get lostInfo(): GPUDeviceLostInfo | null {
     return this.lost.info;
+  }
+
+  /** Access counters of commands created from now on that do not say (CommandDesc.counters); null: none. */
+  get accessCounters(): AccessCounterConfig | null {
+    return this.#accessCounters;
+  }
+
+  set accessCounters(c: AccessCounterConfig | null) {
+    if (c !== null) checkCounterConfig(c);
+    this.#accessCounters = c === null ? null : { regionPages: c.regionPages, origin: c.origin };
   }
 
   get stats(): MirrorEngineStats {
@@ -255,7 +268,8 @@ export class MirrorEngine implements CommandHost {
     if (desc.data !== undefined && desc.data.length !== words) {
       throw err('EINVAL', `createCommand: data has ${desc.data.length} words, the io has ${words}`);
     }
-    const cmd = new MirrorCommand(this, desc, this.faultSources, this.devDirtyOff);
+    const counted = desc.counters === undefined ? { ...desc, counters: this.#accessCounters } : desc;
+    const cmd = new MirrorCommand(this, counted, this.faultSources, this.devDirtyOff);
     this.commands.add(cmd);
     return cmd;
   }
@@ -273,10 +287,18 @@ export class MirrorEngine implements CommandHost {
       this.pt.flush();
       const bind = this.bindGroupFor(cmd);
       this.device.queue.writeBuffer(cmd.params, parityOffset(), new Uint32Array([cmd.parity]));
+      // A counting command's counters follow the fault ring in the same readback.
+      const countersAt = STATE_HEADER_WORDS * 4 + this.faults.byteSize;
+      if (countersAt + cmd.counterWords * 4 > this.staging.size) {
+        this.staging.destroy(); // between rounds: nothing maps it
+        const size = countersAt + cmd.counterWords * 4;
+        this.staging = this.device.createBuffer({ label: `${this.label} round staging`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      }
       const round = async (): Promise<RoundResult> => {
         const enc = this.device.createCommandEncoder({ label: `${this.label} round` });
-        // New round: forget last round's misses and the uTLBs' outstanding-fault bits.
-        enc.clearBuffer(cmd.state, 4, (STATE_HEADER_WORDS - 1 + cmd.pendWords) * 4);
+        // New round: forget last round's misses, the uTLBs' outstanding-fault bits and the
+        // access counters (read out by the last round: a notification clears the counter).
+        enc.clearBuffer(cmd.state, 4, (STATE_HEADER_WORDS - 1 + cmd.pendWords + cmd.counterWords) * 4);
         const pass = enc.beginComputePass({ label: `${this.label} ${cmd.op}` });
         pass.setPipeline(cmd.kernel?.pipeline ?? this.pipelines[cmd.op]);
         pass.setBindGroup(0, bind);
@@ -285,6 +307,7 @@ export class MirrorEngine implements CommandHost {
         pass.end();
         enc.copyBufferToBuffer(cmd.state, 0, this.staging, 0, STATE_HEADER_WORDS * 4);
         this.faults.encodeDrain(enc, this.staging, STATE_HEADER_WORDS * 4);
+        if (cmd.counterWords > 0) enc.copyBufferToBuffer(cmd.state, cmd.counterOff * 4, this.staging, countersAt, cmd.counterWords * 4);
         this.device.queue.submit([enc.finish()]);
         this.counters.dispatches++;
         this.walkers++;
@@ -302,9 +325,10 @@ export class MirrorEngine implements CommandHost {
           if (missed > cmd.words - cmd.done) throw err('EIO', `${this.label}: ${missed} words missed, ${cmd.words - cmd.done} were left`);
           const done = cmd.words - missed;
           const batch = this.faults.parse(bytes, STATE_HEADER_WORDS * 4);
+          const counters = cmd.counterWords > 0 ? new Uint32Array(bytes.slice(countersAt, countersAt + cmd.counterWords * 4)) : null;
           return {
             faults: batch.records, overflow: batch.overflow, completed: done - cmd.done, missed,
-            done, total: cmd.words, finished: done === cmd.words,
+            done, total: cmd.words, finished: done === cmd.words, ...(counters !== null ? { counters } : {}),
           };
         } finally {
           this.staging.unmap();
@@ -312,6 +336,7 @@ export class MirrorEngine implements CommandHost {
       };
       const r = this.checkErrors ? await withErrorScopes(this.device, round, this.sched) : await round();
       cmd.setDone(r.done);
+      if (r.counters !== undefined) cmd.addCounts(r.counters);
       cmd.parity ^= 1; // this round's `next` bitmap is the next round's `prev`
       this.counters.rounds++;
       this.counters.faultRecords += r.faults.length;

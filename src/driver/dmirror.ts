@@ -247,6 +247,7 @@ export class Dmirror implements Mirror {
     const shaped = SERVICER_SHAPE.some((k) => opts[k] !== undefined);
     this.servicer = new FaultServicer(this.#target(), { ...DMIRROR_SERVICER, ...(shaped ? { rangePages: 0 } : {}), ...opts });
     opts.policy?.attach(this.#target(), this.device.devmem, this.#collecting); // issue 9: the policy's moves
+    this.engine.accessCounters = opts.policy?.gpuCounters ?? null; // issue 9: the GPU counts for the policy
     this.device.devmem.onCpuFault = opts.policy ? (mm, addr) => opts.policy!.cpuFault(mm, addr, this.mm) : null;
     return this.servicer;
   }
@@ -344,7 +345,7 @@ export class Dmirror implements Mirror {
       },
     });
     if (writes) await this.lock.with(() => this.aperture.writeback());
-    if (faulting) await this.servicer.opts.policy?.commandEnd(cmd.page, cmd.npages);
+    if (faulting) await this.servicer.opts.policy?.commandEnd(cmd.page, cmd.npages, cmd.accessCounts);
     return out;
   }
 

@@ -24,9 +24,15 @@
  * Time: one virtual clock (integer ns, the cost model's charges): a kernel launch per
  * command, each fault group's service (decisions, copies, evictions), each CPU fault, the
  * throttle naps, and remote traffic per command (each page the command ran over that was
- * mapped remotely moves once over the link: the GPU's caches keep its lines for the kernel —
- * an estimate until GPU access counters measure it). Wall-clock time of the same work is
- * measured beside it.
+ * mapped remotely moves once over the link: the GPU's caches keep its lines for the kernel).
+ * Wall-clock time of the same work is measured beside it.
+ *
+ * Access counters: for a policy with the accessCounters hook the mirror's kernels count remote
+ * accesses on the GPU (WGSL atomics, one counter per accessCounterRegionPages-page region of
+ * the managed range: gpuCounters), read back with each round's fault ring and summed over the
+ * command (MirrorCommand.accessCounts); at the command's end those counts go to the hook, as
+ * UVM services access-counter notifications (uvm_gpu_access_counters.c). A command that did
+ * not count (created before the policy was attached) falls back to the touch estimate.
  */
 import { PolicyEngine } from '../policy/engine.js';
 import type { TraceRecord } from '../policy/trace.js';
@@ -39,6 +45,7 @@ import type { MmStruct } from '../mm/mm.js';
 import { mappedPfn } from '../mm/pagewalk.js';
 import { VM_WRITE } from '../mm/vma.js';
 import type { FaultGroup } from './coalesce.js';
+import type { AccessCounterConfig, AccessCounts } from '../device/command.js';
 import type { Devmem } from './devmem.js';
 import { dmirrorMigrateIn } from './migrate.js';
 import type { BatchRecord } from './records.js';
@@ -72,6 +79,8 @@ export interface PolicyPathStats {
   serviceMs: number;
   /** Wall ms of the command-end work (outside the servicer's batches). */
   endMs: number;
+  /** Remote word accesses the GPU's access counters counted in the managed range (readouts handed to the policy). */
+  countedAccesses: number;
 }
 
 interface Move {
@@ -103,7 +112,7 @@ export class PolicyPath {
   record: TraceRecord[] | null = null;
   readonly stats: PolicyPathStats = {
     groups: 0, farFaults: 0, migratedIn: 0, evictedOut: 0, cpuFaults: 0, throttledFaults: 0, skipped: 0, remotePages: 0,
-    launches: 0, policyMs: 0, moveMs: 0, serviceMs: 0, endMs: 0,
+    launches: 0, policyMs: 0, moveMs: 0, serviceMs: 0, endMs: 0, countedAccesses: 0,
   };
   #moves: Move[] = [];
   #pages = new Float64Array(256);
@@ -112,6 +121,8 @@ export class PolicyPath {
   #devmem: Devmem | null = null;
   #target: MirrorTarget | null = null;
   #collecting: Set<{ start: number; end: number }> | null = null;
+  #acPages = new Float64Array(16);
+  #acCounts = new Uint32Array(16);
 
   constructor(policy: MigrationPolicy, device: number, r: PolicyRange) {
     if (r.start % PAGE_SIZE !== 0 || !Number.isSafeInteger(r.npages) || r.npages < 1) {
@@ -133,6 +144,17 @@ export class PolicyPath {
       this.#moves.push({ dst: b.dst, cause: b.cause, pages: Array.from(b.pages.subarray(0, b.count)) });
       forward?.(b);
     };
+  }
+
+  /**
+   * What the GPU should count for this policy (Dmirror.setServicer sets it on the engine):
+   * regions of the policy's accessCounterRegionPages (default 1) aligned to the managed
+   * range's first page, so GPU region k is the policy's region k; null without the hook.
+   */
+  get gpuCounters(): AccessCounterConfig | null {
+    const p = this.engine.policy;
+    if (p.accessCounters === undefined) return null;
+    return { regionPages: p.accessCounterRegionPages ?? 1, origin: this.basePage };
   }
 
   /** The mirror's device memory and its record of the ranges it is collecting (Dmirror.setServicer). */
@@ -163,23 +185,24 @@ export class PolicyPath {
   }
 
   /**
-   * A command ended. Without GPU access counters the driver does not see the kernel's hits,
-   * so each page the command ran over counts as touched once: a device page of ours is a hit
-   * (a prefetched one a prefetch hit), a remotely mapped one one remote access (its lines
-   * cross the link once: the GPU's caches keep them for the kernel). Those counts go to the
-   * policy's access-counter hook, as a counter readout after the round would.
+   * A command ended. The driver does not see the kernel's hits, so each page the command ran
+   * over counts as touched once: a device page of ours is a hit (a prefetched one a prefetch
+   * hit), a remotely mapped one one remote access (its lines cross the link once: the GPU's
+   * caches keep them for the kernel). The policy's access-counter hook gets `counted`, what
+   * the GPU's counters counted over the command's rounds (gpuCounters), or without it those
+   * touch counts (an estimate).
    */
-  async commandEnd(page: number, npages: number): Promise<void> {
+  async commandEnd(page: number, npages: number, counted?: AccessCounts | null): Promise<void> {
     if (this.#frozen) return;
     const start = performance.now();
     try {
-      await this.#commandEnd(page, npages);
+      await this.#commandEnd(page, npages, counted ?? null);
     } finally {
       this.stats.endMs += performance.now() - start;
     }
   }
 
-  async #commandEnd(page: number, npages: number): Promise<void> {
+  async #commandEnd(page: number, npages: number, counted: AccessCounts | null): Promise<void> {
     const res = this.engine.residency;
     let remote = 0;
     const hit = new Set<number>();
@@ -210,7 +233,7 @@ export class PolicyPath {
       this.now += this.cost.remoteAccessNs + transferNs(this.cost, remote * PAGE_SIZE);
     }
     this.#moves = [];
-    const ns = this.engine.serviceAccessCounters(this.device, this.now);
+    const ns = this.engine.serviceAccessCounters(this.device, this.now, counted !== null ? this.#readout(counted) : undefined);
     const moves = this.#moves;
     this.#moves = [];
     this.now += ns;
@@ -224,6 +247,28 @@ export class PolicyPath {
       t.mm.lock.readUnlock();
       this.stats.moveMs += performance.now() - t3;
     }
+  }
+
+  /**
+   * The GPU's counts as the policy's batch: each counted region inside the managed range, as
+   * its first page (relative) and its count. Regions come aligned to the range (gpuCounters),
+   * so one outside it lies wholly outside and is dropped.
+   */
+  #readout(c: AccessCounts): { count: number; pages: Float64Array; counts: Uint32Array } {
+    if (this.#acPages.length < c.counts.length) {
+      this.#acPages = new Float64Array(c.counts.length);
+      this.#acCounts = new Uint32Array(c.counts.length);
+    }
+    let n = 0;
+    for (let i = 0; i < c.counts.length; i++) {
+      const p = c.firstPage + i * c.regionPages - this.basePage;
+      if (c.counts[i] === 0 || p < 0 || p >= this.npages) continue;
+      this.#acPages[n] = p;
+      this.#acCounts[n] = c.counts[i];
+      this.stats.countedAccesses += c.counts[i];
+      n++;
+    }
+    return { count: n, pages: this.#acPages, counts: this.#acCounts };
   }
 
   /**

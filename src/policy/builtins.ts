@@ -72,6 +72,7 @@ export function accessCounters(o: AccessCounterOptions = NVIDIA_ACCESS_COUNTERS,
   let notifications = 0;
   return {
     name: name ?? (o.regionPages === 512 && o.threshold === 256 ? 'access-counters' : 'access-counters-ipdps20'),
+    accessCounterRegionPages: o.regionPages,
     decide(g, _v, out) {
       out.action.fill(DECIDE_REMOTE, 0, g.count);
     },

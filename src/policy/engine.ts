@@ -42,6 +42,16 @@ export interface CpuFaultResult {
 }
 
 /** Counters of the engine's own (beyond the residency's). */
+/**
+ * Access counts measured elsewhere (the GPU's counters, src/driver/policy-path.ts): count
+ * entries, pages[i] a page of the counted region (its first), counts[i] its accesses.
+ */
+export interface AccessCounterReadout {
+  count: number;
+  pages: Float64Array;
+  counts: Uint32Array;
+}
+
 export interface EngineStats {
   faultGroups: number;
   farFaults: number;
@@ -249,14 +259,23 @@ export class PolicyEngine {
   /**
    * Read the round's access counters (remote accesses since the last readout) and hand them to
    * the policy; migrate what it returns (cause accessCounter). Without the hook: a no-op.
+   * `counted`: the GPU's readout (regions' counts), instead of the residency's touch counts.
    */
-  serviceAccessCounters(device: number, now: number): number {
+  serviceAccessCounters(device: number, now: number, counted?: AccessCounterReadout): number {
     const res = this.residency;
-    const n = res.takeRoundCounts(this.#acPages, this.#acCounts);
+    let n = res.takeRoundCounts(this.#acPages, this.#acCounts);
+    let pages = this.#acPages.pages;
+    let counts: Uint32Array = this.#acCounts.buf;
+    if (counted !== undefined) {
+      // The GPU's own counts replace the residency's touch estimate (taken and dropped above).
+      n = counted.count;
+      pages = counted.pages;
+      counts = counted.counts;
+    }
     if (n === 0 || !this.policy.accessCounters) return 0;
     const out = this.#acOut;
     out.clear();
-    this.policy.accessCounters({ device, now, count: n, pages: this.#acPages.pages, counts: this.#acCounts.buf }, res, out);
+    this.policy.accessCounters({ device, now, count: n, pages, counts }, res, out);
     if (out.length === 0) return 0;
     const busy = this.#busy;
     busy.clear();

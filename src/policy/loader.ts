@@ -59,6 +59,10 @@ export function validatePolicy(obj: unknown, where: string): MigrationPolicy {
   for (const h of OPTIONAL_HOOKS) {
     if (o[h] !== undefined && typeof o[h] !== 'function') throw err('EINVAL', `${where}: hook ${h} is not a function`);
   }
+  const rp = o.accessCounterRegionPages;
+  if (rp !== undefined && (typeof rp !== 'number' || !Number.isSafeInteger(rp) || rp < 1 || rp > 2 ** 31)) {
+    throw err('EINVAL', `${where}: accessCounterRegionPages must be a whole number of pages, 1 .. 2^31`);
+  }
   if (o.prefetch !== undefined) {
     const pf = o.prefetch as Record<string, unknown>;
     if (typeof pf !== 'object' || pf === null) throw err('EINVAL', `${where}: prefetch is not an object of hooks`);

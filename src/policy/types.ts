@@ -206,6 +206,13 @@ export interface MigrationPolicy {
   migrated?(batch: MigrationBatch, view: ResidencyView): void;
   /** Access counters read after a round: push pages to migrate to the device onto `out`. */
   accessCounters?(batch: AccessCounterBatch, view: ResidencyView, out: PageSink): void;
+  /**
+   * The counters' granularity on the real path, in pages (512 = NVIDIA's 2 MiB, 16 =
+   * UVM_Smart's 64 KiB; default 1, a counter a page): the GPU counts remote accesses per region
+   * of this many pages of the managed range, and the batch then holds each counted region's
+   * first page with the region's count.
+   */
+  readonly accessCounterRegionPages?: number;
   readonly prefetch?: PrefetchHooks;
   readonly eviction?: EvictionHooks;
   /** Forget all state (a new run). */

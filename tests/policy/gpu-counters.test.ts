@@ -1,0 +1,101 @@
+/**
+ * Access counters on the real fault path (issue 9; node only: Dawn on the GPU): the mirror's
+ * kernels count remote word accesses per region of the policy's granularity, the driver reads
+ * them after each round and hands the command's counts to the policy's accessCounters hook
+ * (uvm_gpu_access_counters.c) — not the per-page touch estimate. A region migrates exactly when
+ * the GPU's count reaches the threshold; device-local accesses are not counted.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMachine, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine, type Process } from '../../src/index.js';
+import type { Dmirror } from '../../src/driver/dmirror.js';
+import { PolicyPath } from '../../src/driver/policy-path.js';
+import { accessCounters, NVIDIA_ACCESS_COUNTERS, validatePolicy, DECIDE_REMOTE, type AccessCounterBatch, type MigrationPolicy } from '../../src/policy/index.js';
+import { HmmError } from '../../src/errors.js';
+import { firstDiff, pagesOf } from '../driver/pages.js';
+
+const ADDR = 0x4000_0000; // 2 MiB aligned: the managed range is one NVIDIA region
+const NPAGES = 512;
+const WORDS = PAGE_SIZE / 4;
+const tag = (p: number): number => (0xac000000 | p) >>> 0;
+
+describe('GPU access counters on the policy path', () => {
+  let machine: Machine | null = null;
+  afterEach(async () => {
+    await machine?.destroy();
+    machine = null;
+  });
+
+  async function setup(policy: MigrationPolicy): Promise<{ proc: Process; mirror: Dmirror; path: PolicyPath }> {
+    const m = await createMachine({ systemPages: 4096, devicePages: NPAGES, aperturePages: 1024 });
+    machine = m;
+    const proc = m.spawn();
+    const buf = await proc.mmap(ADDR, NPAGES * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
+    expect(buf).toBe(ADDR);
+    await proc.write(buf, pagesOf(NPAGES, tag));
+    const mirror = await m.devices[0].open(proc);
+    const path = new PolicyPath(policy, 0, { start: buf, npages: NPAGES, capacityPages: NPAGES });
+    mirror.setServicer({ policy: path });
+    return { proc, mirror, path };
+  }
+
+  async function readPages(mirror: Dmirror, first: number, n: number): Promise<void> {
+    const { data } = await mirror.read(ADDR + first * PAGE_SIZE, n);
+    expect(firstDiff(data, pagesOf(n, (k) => tag(first + k)))).toBeNull();
+  }
+
+  it('a region migrates exactly when the GPU counted the threshold (3 pages of words), not one read before', async () => {
+    const { mirror, path } = await setup(accessCounters({ regionPages: NPAGES, threshold: 3 * WORDS, scaleByRoundTrips: false }, 'ac-3-pages'));
+    expect(path.gpuCounters).toEqual({ regionPages: NPAGES, origin: ADDR / PAGE_SIZE });
+    expect(mirror.engine.accessCounters).toEqual(path.gpuCounters);
+    await readPages(mirror, 0, 1);
+    expect(path.stats.countedAccesses).toBe(WORDS);
+    expect(path.stats.migratedIn).toBe(0);
+    await readPages(mirror, 7, 1);
+    expect(path.stats.countedAccesses).toBe(2 * WORDS);
+    expect(path.stats.migratedIn).toBe(0); // 2048 < 3072
+    await readPages(mirror, 300, 1);
+    expect(path.stats.countedAccesses).toBe(3 * WORDS);
+    expect(path.stats.migratedIn).toBe(NPAGES); // the 3072nd access: the whole region moves
+    expect(path.engine.stats.accessCounterMigrations).toBe(NPAGES);
+    // Now device-local: read again, nothing counted.
+    await readPages(mirror, 0, 8);
+    expect(path.stats.countedAccesses).toBe(3 * WORDS);
+  });
+
+  it("NVIDIA's 256 per 2 MiB: one page read remotely (1024 words) already reaches it", async () => {
+    // The per-page estimate counted this read as 1 access and moved nothing.
+    const { mirror, path } = await setup(accessCounters(NVIDIA_ACCESS_COUNTERS));
+    await readPages(mirror, 5, 1);
+    expect(path.stats.countedAccesses).toBe(WORDS);
+    expect(path.stats.migratedIn).toBe(NPAGES);
+  });
+
+  it('a user policy without a granularity gets a counter a page: each page read, with its count', async () => {
+    const seen: { pages: number[]; counts: number[] }[] = [];
+    const policy: MigrationPolicy = {
+      name: 'counter-log',
+      decide(g, _v, out) {
+        out.action.fill(DECIDE_REMOTE, 0, g.count);
+      },
+      accessCounters(b: AccessCounterBatch) {
+        seen.push({ pages: Array.from(b.pages.subarray(0, b.count)), counts: Array.from(b.counts.subarray(0, b.count)) });
+      },
+    };
+    const { mirror, path } = await setup(policy);
+    expect(path.gpuCounters).toEqual({ regionPages: 1, origin: ADDR / PAGE_SIZE });
+    await readPages(mirror, 5, 3);
+    await readPages(mirror, 6, 1);
+    expect(seen).toEqual([
+      { pages: [5, 6, 7], counts: [WORDS, WORDS, WORDS] },
+      { pages: [6], counts: [WORDS] },
+    ]);
+  });
+
+  it('a policy module with a bad granularity is EINVAL', () => {
+    const base = { name: 'x', decide: () => undefined };
+    for (const bad of [0, -16, 1.5, '512', 2 ** 31 + 1]) {
+      expect(() => validatePolicy({ ...base, accessCounterRegionPages: bad }, 'test')).toThrow(HmmError);
+    }
+    expect(validatePolicy({ ...base, accessCounterRegionPages: 16 }, 'test').accessCounterRegionPages).toBe(16);
+  });
+});
