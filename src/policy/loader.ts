@@ -111,6 +111,15 @@ export async function loadPolicy(spec: string, options: Readonly<Record<string, 
   } catch (e) {
     throw err('EINVAL', `policy module ${spec}: failed to load: ${(e as Error).message}`);
   }
+  return policyFromModule(mod, spec, options);
+}
+
+/**
+ * The policy a loaded module exports (default, policy or createPolicy; a factory is called
+ * with `options`), checked. Shared with the lab's worker, which imports a user's module from
+ * a Blob URL (src/lab/policy-module.ts).
+ */
+export function policyFromModule(mod: Record<string, unknown>, spec: string, options: Readonly<Record<string, unknown>> = {}): MigrationPolicy {
   const exp = mod.default ?? mod.policy ?? mod.createPolicy;
   if (exp === undefined) {
     throw err('EINVAL', `policy module ${spec}: missing export (default, policy or createPolicy)`);
