@@ -96,14 +96,15 @@ function looksLikePath(spec: string): boolean {
  * factory export.
  */
 export async function loadPolicy(spec: string, options: Readonly<Record<string, unknown>> = {},
-  cwd: string = process.cwd()): Promise<MigrationPolicy> {
+  cwd?: string): Promise<MigrationPolicy> {
   if (typeof spec !== 'string' || spec === '') throw err('EINVAL', 'policy: empty specifier');
   const builtin = builtinPolicy(spec);
   if (builtin) return builtin;
   if (!looksLikePath(spec)) {
     throw err('EINVAL', `policy "${spec}": not a built-in (${Object.keys(BUILTIN_POLICIES).join(', ')}) nor a module path`);
   }
-  const file = resolve(cwd, spec);
+  // process.cwd() only for a path: a built-in must load where there is no process (the lab's worker).
+  const file = resolve(cwd ?? process.cwd(), spec);
   if (!existsSync(file)) throw err('ENOENT', `policy module ${spec}: no such file`);
   let mod: Record<string, unknown>;
   try {
