@@ -246,8 +246,9 @@ function drawCompare(): void {
   const sec = el('compare');
   sec.hidden = pinned === null;
   if (pinned === null) return;
-  el('compare-a').textContent = `pinned: ${pinned.config.protocol}, ${pinned.config.workload}`;
-  el('compare-b').textContent = current && current !== pinned ? `current: ${current.config.protocol}, ${current.config.workload}` : 'current: —';
+  const head = (c: LiveRun['config']): string => `${c.protocol}, ${c.workload}${c.policy !== undefined ? `, ${c.policy}` : ''}`;
+  el('compare-a').textContent = `pinned: ${head(pinned.config)}`;
+  el('compare-b').textContent = current && current !== pinned ? `current: ${head(current.config)}` : 'current: —';
   const body = el('compare-table').querySelector('tbody')!;
   body.textContent = '';
   const cur = current && current !== pinned ? current.result ?? partialResult(current) : null;

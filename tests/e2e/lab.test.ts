@@ -215,10 +215,13 @@ describe('the live lab (built site, headless Chromium)', () => {
     expect(Number((await page.textContent('#c-toDevice'))?.replace(/,/g, ''))).toBeGreaterThan(0);
     expect(await page.textContent('#c-bytes')).toMatch(/^[1-9][\d,]* \//);
     expect(Number(await page.getAttribute('#plot-migrations', 'data-points'))).toBeGreaterThan(0);
+    await page.evaluate(() => document.getElementById('live-title')!.scrollIntoView());
+    await page.screenshot({ path: join(shots, 'lab-policy.png'), fullPage: false });
     // A user's policy module, plain JS, chosen from a file: the worker imports it from a Blob URL.
     const src = "export default { name: 'mine', decide() { /* prefilled MIGRATE */ } };";
     await page.setInputFiles('#policy-file', { name: 'mine.mjs', mimeType: 'text/javascript', buffer: Buffer.from(src) });
-    expect(await page.inputValue('select[name=policy]')).toBe('mine.mjs');
+    // The page reads the file asynchronously: wait until it has put the module in the select.
+    await expect.poll(() => page.inputValue('select[name=policy]')).toBe('mine.mjs');
     await page.click('#run');
     expect(await waitEnded(page)).toBe('done');
     const rep = importJson((await exportJson(page)).text);
