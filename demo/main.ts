@@ -10,8 +10,10 @@ import { REPORT_CSS, toHtml } from '../src/experiment/report/html.js';
 import type { RunResult } from '../src/experiment/types.js';
 import { totals } from '../src/driver/records.js';
 import {
-  checkSettings, DEFAULT_SETTINGS, LIMITS, settingsFromQuery, settingsToQuery, toRunConfig, WINDOWS, type LabSettings,
+  checkSettings, DEFAULT_SETTINGS, isPolicyModuleName, LAB_POLICIES, LIMITS, settingsFromQuery, settingsToQuery, toRunConfig, WINDOWS,
+  type LabSettings,
 } from '../src/lab/config.js';
+import type { PolicySource } from '../src/lab/policy-module.js';
 import type { LabEvent } from '../src/lab/session.js';
 import { compareRows, describeConfig, exportCsv, exportJson, importJson, labReport, LiveRun } from '../src/lab/view.js';
 import type { AdapterInfo, LabCommand, LabWorker } from '../src/lab/worker.js';
@@ -45,6 +47,8 @@ const finished: RunResult[] = [];
 let running = false;
 let stopClickedAt: number | null = null;
 let stopTimer: ReturnType<typeof setTimeout> | null = null;
+/** The user's policy module chosen with the file input (sent to the worker with each run). */
+let policyFile: PolicySource | null = null;
 
 function spawnWorker(): Comlink.Remote<LabWorker> {
   worker?.terminate();
@@ -78,10 +82,26 @@ function setupForm(): void {
   fill(field('window'), WINDOWS.map((w) => ({ value: w.label, label: w.label })));
   fill(field('replay'), REPLAY_POLICIES.map((w) => ({ value: w, label: w })));
   fill(field('protocol'), RETRY_PROTOCOLS.map((w) => ({ value: w, label: w })));
-  for (const k of ['sizeMiB', 'batchSize', 'stormRate', 'writeFraction', 'seed'] as const) {
+  fill(field('policy'), LAB_POLICIES.map((w) => ({ value: w, label: w })));
+  for (const k of ['sizeMiB', 'batchSize', 'stormRate', 'writeFraction', 'seed', 'oversub'] as const) {
     field(k).min = String(LIMITS[k].min);
     field(k).max = String(LIMITS[k].max);
   }
+  field('oversub').step = String(LIMITS.oversub.step);
+  el<HTMLInputElement>('policy-file').addEventListener('change', async (ev) => {
+    const input = ev.target as HTMLInputElement;
+    const file = input.files?.[0];
+    if (!file) return;
+    if (!isPolicyModuleName(file.name)) {
+      showErrors([{ field: 'policy', message: `policy module ${file.name}: the lab loads plain JavaScript modules (.js, .mjs); run TypeScript policies with npm run experiment -- --policy ./file.ts` }]);
+      input.value = '';
+      return;
+    }
+    policyFile = { name: file.name, text: await file.text() };
+    policyOption(file.name);
+    field('policy').value = file.name;
+    form.dispatchEvent(new Event('change'));
+  });
   field('sizeMiB').step = String(LIMITS.sizeMiB.step);
   const fromUrl = settingsFromQuery(location.search);
   writeForm(fromUrl.settings ?? DEFAULT_SETTINGS);
@@ -104,6 +124,15 @@ function writeForm(s: LabSettings): void {
   field('coalesce').value = s.coalesce ? 'on' : 'off';
   field('stormRate').value = String(s.stormRate);
   field('seed').value = String(s.seed);
+  if (isPolicyModuleName(s.policy)) policyOption(s.policy);
+  field('policy').value = s.policy;
+  field('oversub').value = String(s.oversub);
+}
+
+/** The select's entry for a user's module (a link names it; its file must be chosen again). */
+function policyOption(name: string): void {
+  const sel = field('policy');
+  if (!Array.from(sel.options).some((o) => o.value === name)) sel.add(new Option(`${name} (your module)`, name));
 }
 
 function readForm(): ReturnType<typeof checkSettings> {
@@ -111,6 +140,7 @@ function readForm(): ReturnType<typeof checkSettings> {
     workload: field('workload').value, sizeMiB: field('sizeMiB').value, writeFraction: field('writeFraction').value,
     window: field('window').value, batchSize: field('batchSize').value, replay: field('replay').value,
     protocol: field('protocol').value, coalesce: field('coalesce').value, stormRate: field('stormRate').value, seed: field('seed').value,
+    policy: field('policy').value, oversub: field('oversub').value,
   });
 }
 
@@ -160,6 +190,10 @@ function draw(): void {
   set('c-retries', c?.retries ?? 0);
   set('c-ebusy', c?.ebusy ?? 0);
   set('c-invalidations', c?.invalidations ?? 0);
+  set('c-toDevice', c?.migrationsToDevice ?? 0);
+  set('c-toHost', c?.migrationsToHost ?? 0);
+  set('c-thrashing', c?.thrashingEvents ?? 0);
+  el('c-bytes').textContent = `${fmt(c?.bytesToDevice ?? 0)} / ${fmt(c?.bytesToHost ?? 0)}`;
   set('c-sim', c?.simMs ?? 0);
   set('c-wall', c?.wallMs ?? 0);
   const snap = r?.snapshot ?? null;
@@ -212,8 +246,9 @@ function drawCompare(): void {
   const sec = el('compare');
   sec.hidden = pinned === null;
   if (pinned === null) return;
-  el('compare-a').textContent = `pinned: ${pinned.config.protocol}, ${pinned.config.workload}`;
-  el('compare-b').textContent = current && current !== pinned ? `current: ${current.config.protocol}, ${current.config.workload}` : 'current: —';
+  const head = (c: LiveRun['config']): string => `${c.protocol}, ${c.workload}${c.policy !== undefined ? `, ${c.policy}` : ''}`;
+  el('compare-a').textContent = `pinned: ${head(pinned.config)}`;
+  el('compare-b').textContent = current && current !== pinned ? `current: ${head(current.config)}` : 'current: —';
   const body = el('compare-table').querySelector('tbody')!;
   body.textContent = '';
   const cur = current && current !== pinned ? current.result ?? partialResult(current) : null;
@@ -321,6 +356,15 @@ async function startRun(startPaused: boolean): Promise<void> {
     return;
   }
   const config = toRunConfig(r.settings);
+  let source: PolicySource | undefined;
+  if (isPolicyModuleName(r.settings.policy)) {
+    if (policyFile?.name !== r.settings.policy) {
+      showErrors([{ field: 'policy', message: `policy module ${r.settings.policy}: choose its file (links and exports name it but cannot carry it)` }]);
+      announce('The run was not started: choose the policy module file.');
+      return;
+    }
+    source = policyFile;
+  }
   const remote = api ?? spawnWorker();
   current = new LiveRun(config);
   running = true;
@@ -331,7 +375,7 @@ async function startRun(startPaused: boolean): Promise<void> {
   scheduleDraw();
   const me = current;
   try {
-    const result = await remote.run(config, Comlink.proxy(onEvents), startPaused ? 'step' : 'run');
+    const result = await remote.run(config, Comlink.proxy(onEvents), startPaused ? 'step' : 'run', source);
     if (current === me && running) endRun(result, result.ok ? 'done' : /^EINTR/.test(result.error ?? '') ? 'stopped' : 'failed');
   } catch (e) {
     if (current !== me || !running) return; // the worker was replaced (Stop's deadline, Reset)

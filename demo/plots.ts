@@ -44,6 +44,13 @@ export const PLOTS: readonly PlotSpec[] = [
     ],
   },
   {
+    id: 'migrations', title: 'Migrations each way and thrashing events (migration policy)', y: 'pages', series: [
+      { label: 'to device', key: 'toDevice', color: '#2e7d32', points: true },
+      { label: 'home', key: 'toHost', color: '#1565c0', dash: [8, 4] },
+      { label: 'thrashing events', key: 'thrashing', color: '#6a1b9a', dash: [2, 3] },
+    ],
+  },
+  {
     id: 'time', title: 'Simulated and wall time', y: 'ms since start', series: [
       { label: 'simulated ms', key: 'simMs', color: '#00838f', points: true },
       { label: 'wall ms', key: 'wallMs', color: '#455a64', dash: [8, 4] },
@@ -157,7 +164,7 @@ export function drawStrip(canvas: HTMLCanvasElement, snap: MirrorSnapshot | null
     sw.className = 'sw';
     sw.style.background = STATE_COLORS[s];
     sw.setAttribute('aria-hidden', 'true');
-    li.append(sw, `${name}: ${s === 7 && counts[s] === 0 ? '— (no policy yet)' : counts[s]}`);
+    li.append(sw, `${name}: ${counts[s]}`);
     legend.append(li);
   });
   canvas.setAttribute('aria-label', `address space, ${pages.length} pages: ${PAGE_STATE_NAMES.map((n, s) => `${counts[s]} ${n}`).join(', ')}`);

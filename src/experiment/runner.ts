@@ -31,6 +31,7 @@ import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PMD_SIZE, PROT_READ, 
 import { PolicyPath } from '../driver/policy-path.js';
 import { loadPolicy } from '../policy/loader.js';
 import type { TraceRecord } from '../policy/trace.js';
+import type { MigrationPolicy } from '../policy/types.js';
 import { loadTraceFile, runTrace, tracePages, TRACE_PREFIX } from './trace-run.js';
 import { createMachine } from '../system.js';
 import type { WorkloadName } from '../workloads/names.js';
@@ -83,6 +84,11 @@ export interface RunContext {
   observer?: RunObserver;
   /** Record the run's device and CPU faults here, at virtual time (--record-trace). */
   recordTrace?: TraceRecord[];
+  /**
+   * The policy object for config.policy, already loaded (the lab's worker: a user module
+   * imported from a Blob URL, which loadPolicy's file paths cannot reach).
+   */
+  policy?: MigrationPolicy;
 }
 
 /**
@@ -96,7 +102,7 @@ export interface RunObserver {
   /** The machine's scheduler (the lab's pausable one); default: the default scheduler. */
   scheduler?: Scheduler;
   /** The mirror once it is open, before the workload starts (read-only inspection). */
-  onMirror?(mirror: Dmirror, buffer: { start: number; pages: number }): Promise<void> | void;
+  onMirror?(mirror: Dmirror, buffer: { start: number; pages: number }, policy: PolicyPath | null): Promise<void> | void;
   /** Each batch record once its batch is serviced, in order. */
   onBatch?(rec: BatchRecord): void;
   /** Each round that faulted (the fault ring's fill: faults recorded, overflow), before its service. */
@@ -153,7 +159,7 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
   const pages = trace !== null ? tracePages(trace) : pagesOf(config);
   const gpu = await defaultGpu();
   // A policy decides where pages live; device memory is the working set / oversub.
-  const policy = config.policy === undefined ? null : await loadPolicy(config.policy);
+  const policy = config.policy === undefined ? null : ctx.policy ?? await loadPolicy(config.policy);
   const oversub = config.oversub ?? 1;
   if (!(oversub >= 1)) throw new Error(`oversub ${oversub} < 1`);
   const devicePages = policy === null ? 256 : Math.ceil(pages / oversub);
@@ -197,7 +203,7 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     if (ctx.observer !== undefined) {
       servicer = new ObservedServicer(servicer, ctx.observer);
       mirror.servicer = servicer;
-      await ctx.observer.onMirror?.(mirror, { start, pages });
+      await ctx.observer.onMirror?.(mirror, { start, pages }, path);
     }
     let w: WorkloadResult;
     if (trace !== null) {

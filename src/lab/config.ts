@@ -24,7 +24,30 @@ export const LIMITS = {
   stormRate: { min: 0, max: 5000 },
   writeFraction: { min: 0, max: 1 },
   seed: { min: 0, max: 2 ** 31 - 1 },
+  /** Working set / device memory: 3 is the policy lab's widest sweep (README, --oversub). */
+  oversub: { min: 1, max: 3, step: 0.25 },
 } as const;
+
+/** No migration policy: the mirror maps system pages through the aperture (no moves). */
+export const NO_POLICY = 'none';
+
+/**
+ * The migration policies the form offers: the built-ins (src/policy/loader.ts
+ * BUILTIN_POLICIES) and a few of their +tree / eviction variants. Kept as a list here, not
+ * read from the loader, so the page does not pull the loader's Node imports.
+ */
+export const LAB_POLICIES: readonly string[] = [
+  NO_POLICY, 'remote-only', 'first-touch', 'first-touch+tree', 'first-touch+fifo', 'first-touch+tree+lfu',
+  'access-counters', 'access-counters-ipdps20', 'thrashing', 'thrashing+tree', 'min-lifetime', 'backoff',
+];
+
+/**
+ * A user's policy module, named by its file: plain JavaScript (an ES module), since the
+ * worker imports it as is from a Blob URL; TypeScript policies run with the CLI.
+ */
+export function isPolicyModuleName(v: string): boolean {
+  return /^[^\\/]{1,200}\.m?js$/.test(v);
+}
 
 export const WINDOWS: readonly { value: WindowPolicy; label: string }[] = [
   { value: 4096, label: '4k' }, { value: 65536, label: '64k' }, { value: 2097152, label: '2m' }, { value: 'amd', label: 'amd' },
@@ -33,11 +56,15 @@ export const WINDOWS: readonly { value: WindowPolicy; label: string }[] = [
 /** The run settings the lab's form holds: a RunConfig's, a built-in workload only. */
 export type LabSettings = Pick<RunConfig, 'sizeMiB' | 'writeFraction' | 'window' | 'batchSize' | 'replay' | 'protocol' | 'coalesce' | 'stormRate' | 'seed'> & {
   workload: WorkloadName;
+  /** NO_POLICY, one of LAB_POLICIES, or a user module's file name (isPolicyModuleName). */
+  policy: string;
+  /** Working set / device memory, LIMITS.oversub; 1 without a policy. */
+  oversub: number;
 };
 
 export const DEFAULT_SETTINGS: Readonly<LabSettings> = Object.freeze({
   workload: 'stream', sizeMiB: 1, writeFraction: 0.25, window: 2097152, batchSize: 64, replay: 'batch-flush',
-  protocol: 'seq', coalesce: true, stormRate: 0, seed: 1,
+  protocol: 'seq', coalesce: true, stormRate: 0, seed: 1, policy: NO_POLICY, oversub: 1,
 });
 
 export interface SettingsError {
@@ -69,7 +96,7 @@ export function checkSettings(raw: Partial<Record<keyof LabSettings, unknown>>):
     if (!list.includes(v as T)) bad(field, `${field} must be one of ${list.join(', ')} (got ${String(v)})`);
     return v as T;
   };
-  const ranged = (field: 'sizeMiB' | 'batchSize' | 'stormRate' | 'writeFraction' | 'seed', integer: boolean, what: string): number => {
+  const ranged = (field: 'sizeMiB' | 'batchSize' | 'stormRate' | 'writeFraction' | 'seed' | 'oversub', integer: boolean, what: string): number => {
     const v = num(raw[field] ?? DEFAULT_SETTINGS[field]);
     const { min, max } = LIMITS[field];
     if (!Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
@@ -92,15 +119,23 @@ export function checkSettings(raw: Partial<Record<keyof LabSettings, unknown>>):
   if (!coalesce && !(c === false || c === 'off' || c === 'false')) bad('coalesce', `coalescing must be on or off (got ${String(c)})`);
   const stormRate = ranged('stormRate', true, 'storm rate (/s)');
   const seed = ranged('seed', true, 'seed');
+  const policy = String(raw.policy ?? DEFAULT_SETTINGS.policy);
+  if (!LAB_POLICIES.includes(policy) && !isPolicyModuleName(policy)) {
+    bad('policy', `migration policy must be one of ${LAB_POLICIES.join(', ')} or a JavaScript module file (.js, .mjs) (got ${policy})`);
+  }
+  const oversub = ranged('oversub', false, 'oversubscription');
+  if (policy === NO_POLICY && oversub !== 1 && Number.isFinite(oversub)) bad('oversub', `oversubscription needs a migration policy (with none it must be 1; got ${oversub})`);
   if (errors.length > 0) return { settings: null, errors };
   return {
-    settings: { workload, sizeMiB, writeFraction, window: window as WindowPolicy, batchSize, replay, protocol, coalesce, stormRate, seed },
+    settings: { workload, sizeMiB, writeFraction, window: window as WindowPolicy, batchSize, replay, protocol, coalesce, stormRate, seed, policy, oversub },
     errors: [],
   };
 }
 
+/** The runner's config: without a policy, no policy/oversub keys (a run as before the policy lab). */
 export function toRunConfig(s: LabSettings): RunConfig {
-  return { preset: LAB_PRESET, ...s };
+  const { policy, oversub, ...rest } = s;
+  return policy === NO_POLICY ? { preset: LAB_PRESET, ...rest } : { preset: LAB_PRESET, ...rest, policy, oversub };
 }
 
 export function fromRunConfig(c: RunConfig): LabSettings {
@@ -109,11 +144,12 @@ export function fromRunConfig(c: RunConfig): LabSettings {
   return {
     workload: workload as LabSettings['workload'], sizeMiB: c.sizeMiB, writeFraction: c.writeFraction, window: c.window, batchSize: c.batchSize,
     replay: c.replay, protocol: c.protocol, coalesce: c.coalesce, stormRate: c.stormRate, seed: c.seed,
+    policy: c.policy ?? NO_POLICY, oversub: c.oversub ?? 1,
   };
 }
 
 const URL_KEYS: readonly (keyof LabSettings)[] = [
-  'workload', 'sizeMiB', 'writeFraction', 'window', 'batchSize', 'replay', 'protocol', 'coalesce', 'stormRate', 'seed',
+  'workload', 'sizeMiB', 'writeFraction', 'window', 'batchSize', 'replay', 'protocol', 'coalesce', 'stormRate', 'seed', 'policy', 'oversub',
 ];
 
 /** The settings as a query string (only what differs from the defaults), for a shareable URL. */

@@ -6,6 +6,8 @@
  */
 import type { BatchRecord } from '../driver/records.js';
 import type { Dmirror } from '../driver/dmirror.js';
+import type { PolicyPath } from '../driver/policy-path.js';
+import type { MigrationPolicy } from '../policy/types.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 import { runOne } from '../experiment/runner.js';
 import type { RunConfig, RunResult } from '../experiment/types.js';
@@ -17,7 +19,7 @@ export const MAX_INVALIDATIONS_LISTED = 8;
 
 export type LabEvent =
   | { kind: 'begin'; config: RunConfig; start: number; pages: number }
-  | { kind: 'batch'; rec: BatchRecord; wallMs: number }
+  | { kind: 'batch'; rec: BatchRecord; wallMs: number; policy?: PolicyBatch }
   | { kind: 'round'; faults: number; overflow: boolean; finished: boolean; capacity: number }
   | { kind: 'invalidations'; listed: (InvalidationNote & { simMs: number })[]; total: number }
   | { kind: 'snapshot'; snapshot: MirrorSnapshot; simMs: number; wallMs: number }
@@ -26,11 +28,37 @@ export type LabEvent =
 
 export type LabSink = (events: LabEvent[]) => void;
 
+/**
+ * What the migration policy did since the previous batch record: differences of its
+ * residency's running counters (ResidencyStats), read at each record. Moves made outside a
+ * batch (the CPU faulting pages home, access-counter migrations at a command's end) land in
+ * the next batch's figures; the run's totals (RunResult.policy) count everything.
+ */
+export interface PolicyBatch {
+  migrationsToDevice: number;
+  migrationsToHost: number;
+  bytesToDevice: number;
+  bytesToHost: number;
+  thrashingEvents: number;
+}
+
+type PolicyTotals = PolicyBatch;
+
+function policyTotals(path: PolicyPath): PolicyTotals {
+  const r = path.engine.residency.stats;
+  return {
+    migrationsToDevice: r.migrationsToDevice, migrationsToHost: r.migrationsToHost, bytesToDevice: r.bytesToDevice,
+    bytesToHost: r.bytesToHost, thrashingEvents: r.thrashingEvents,
+  };
+}
+
 export interface LabRunOptions {
   /** Hold before the first replay (the page's Step from idle). */
   startPaused?: boolean;
   /** Take a mirror snapshot at every boundary (default true; Node tests turn it off). */
   snapshots?: boolean;
+  /** config.policy's object, already loaded (a user's module: policy-module.ts). */
+  policy?: MigrationPolicy;
 }
 
 /**
@@ -50,6 +78,8 @@ export async function runLab(config: RunConfig, sink: LabSink, ctl: RunControlle
   const t0 = performance.now();
   let sim0 = 0;
   let mirror: Dmirror | null = null;
+  let path: PolicyPath | null = null;
+  let seen: PolicyTotals | null = null;
   let buffer = { start: 0, pages: 0 };
   let invalidated = new Set<number>();
   let listed: (InvalidationNote & { simMs: number })[] = [];
@@ -78,7 +108,7 @@ export async function runLab(config: RunConfig, sink: LabSink, ctl: RunControlle
     takeInvalidations();
     if (!snapshots || mirror === null) return;
     queue.push({
-      kind: 'snapshot', snapshot: snapshotMirror(mirror, buffer.start, buffer.pages, invalidated),
+      kind: 'snapshot', snapshot: snapshotMirror(mirror, buffer.start, buffer.pages, invalidated, path),
       simMs: ctl.sched.now() - sim0, wallMs: performance.now() - t0,
     });
     invalidated = new Set();
@@ -87,10 +117,13 @@ export async function runLab(config: RunConfig, sink: LabSink, ctl: RunControlle
   let result: RunResult;
   try {
     result = await runOne(config, {
+      ...(opts.policy !== undefined ? { policy: opts.policy } : {}),
       observer: {
         scheduler: ctl.sched,
-        async onMirror(m, b) {
+        async onMirror(m, b, p) {
           mirror = m;
+          path = p;
+          seen = p === null ? null : policyTotals(p);
           buffer = b;
           capacity = m.engine.faults.capacity;
           sim0 = ctl.sched.now();
@@ -105,7 +138,18 @@ export async function runLab(config: RunConfig, sink: LabSink, ctl: RunControlle
         },
         onBatch(rec) {
           ctl.noteBatch();
-          queue.push({ kind: 'batch', rec: { ...rec }, wallMs: performance.now() - t0 });
+          let policy: PolicyBatch | undefined;
+          if (path !== null && seen !== null) {
+            const now = policyTotals(path);
+            const was = seen;
+            policy = {
+              migrationsToDevice: now.migrationsToDevice - was.migrationsToDevice, migrationsToHost: now.migrationsToHost - was.migrationsToHost,
+              bytesToDevice: now.bytesToDevice - was.bytesToDevice, bytesToHost: now.bytesToHost - was.bytesToHost,
+              thrashingEvents: now.thrashingEvents - was.thrashingEvents,
+            };
+            seen = now;
+          }
+          queue.push({ kind: 'batch', rec: { ...rec }, wallMs: performance.now() - t0, ...(policy ? { policy } : {}) });
         },
         onRound(r) {
           queue.push({ kind: 'round', ...r, capacity });

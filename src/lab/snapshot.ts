@@ -13,9 +13,13 @@
  *   - the fault ring's capacity: mirror.engine.faults.capacity (its fill per replay comes
  *     from the runner's onRound);
  *   - invalidations: an mmu interval notifier of the lab's own over the buffer
- *     (watchInvalidations), which only records ranges and returns true.
+ *     (watchInvalidations), which only records ranges and returns true;
+ *   - with a migration policy: its residency (PolicyPath.engine.residency, the view the
+ *     policy decides from) for pinned pages and pages whose latest move was thrashing
+ *     (uvm_perf_thrashing's test); device residency itself is read from the page tables.
  */
 import type { Dmirror } from '../driver/dmirror.js';
+import type { PolicyPath } from '../driver/policy-path.js';
 import { PTE_DEVICE, PTE_EXCLUSIVE, PTE_WRITE } from '../device/page-table.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 import { isDeviceExclusive, isDevicePrivate, pteIndex } from '../mm/page-table.js';
@@ -35,7 +39,7 @@ export const PageState = {
   exclusive: 5,
   /** Hit by an invalidation since the last snapshot. */
   invalidated: 6,
-  /** Thrashing or pinned: reported by a migration policy; none is wired into the runner yet. */
+  /** Thrashing or pinned: from the migration policy's residency (none without a policy). */
   thrashing: 7,
 } as const;
 export type PageStateValue = (typeof PageState)[keyof typeof PageState];
@@ -54,20 +58,26 @@ export interface MirrorSnapshot {
 }
 
 /** Reads the states of [start, start + npages * PAGE_SIZE). `invalidated`: page offsets to mark. */
-export function snapshotMirror(m: Dmirror, start: number, npages: number, invalidated?: ReadonlySet<number>): MirrorSnapshot {
+export function snapshotMirror(m: Dmirror, start: number, npages: number, invalidated?: ReadonlySet<number>, policy?: PolicyPath | null): MirrorSnapshot {
   const pages = new Uint8Array(npages);
   const pt = m.engine.pt;
+  const res = policy?.engine.residency ?? null;
+  const first = policy != null ? start / PAGE_SIZE - policy.basePage : 0;
   for (let i = 0; i < npages; i++) {
     const addr = start + i * PAGE_SIZE;
-    if (invalidated?.has(i)) {
-      pages[i] = PageState.invalidated;
+    const p = first + i;
+    if (res !== null && p >= 0 && p < res.pageCount && (res.pinned(p) || res.thrashing(p))) {
+      pages[i] = PageState.thrashing;
       continue;
     }
     const t = m.mm.pgtable.pteTable(addr, false);
     const cpuFlags = t === null ? 0 : t.flags[pteIndex(addr)];
     const e = pt.lookup(addr / PAGE_SIZE);
+    // Where a page is now wins over "invalidated": a migration invalidates the pages it
+    // moves (MMU_NOTIFY_MIGRATE), and the strip shows where they went.
     if ((e !== null && (e.flags & PTE_EXCLUSIVE) !== 0) || isDeviceExclusive(cpuFlags)) pages[i] = PageState.exclusive;
     else if ((e !== null && (e.flags & PTE_DEVICE) !== 0) || isDevicePrivate(cpuFlags)) pages[i] = PageState.device;
+    else if (invalidated?.has(i)) pages[i] = PageState.invalidated;
     else if (e !== null) pages[i] = (e.flags & PTE_WRITE) !== 0 ? PageState.mirroredWrite : PageState.mirroredRead;
     else pages[i] = mappedPfn(m.mm, addr) >= 0 ? PageState.cpu : PageState.none;
   }

@@ -4,6 +4,7 @@
  * and export/import of finished runs.
  */
 import type { BatchRecord } from '../driver/records.js';
+import { PAGE_SIZE } from '../mm/constants.js';
 import { toBatchCsv, toCsv, toJson } from '../experiment/report.js';
 import type { ExperimentReport, RunConfig, RunResult } from '../experiment/types.js';
 import type { RunMode } from './controller.js';
@@ -29,6 +30,10 @@ export interface Series {
   wallMs: number[];
   /** Fault ring fill of the replay that produced the batch, 0..1. */
   ringFill: number[];
+  /** Migration policy: pages moved to the device / home, and thrashing events, per batch (0 without one). */
+  toDevice: number[];
+  toHost: number[];
+  thrashing: number[];
 }
 
 export interface Counters {
@@ -44,6 +49,12 @@ export interface Counters {
   invalidations: number;
   simMs: number;
   wallMs: number;
+  /** Migration policy (0 without one): pages and bytes moved each way, thrashing events. */
+  migrationsToDevice: number;
+  migrationsToHost: number;
+  bytesToDevice: number;
+  bytesToHost: number;
+  thrashingEvents: number;
 }
 
 export type RunStatus = 'idle' | RunMode | 'done' | 'failed' | 'stopped';
@@ -54,10 +65,11 @@ export class LiveRun {
   held = false;
   readonly series: Series = {
     batch: [], fetched: [], unique: [], duplicates: [], coalescing: [], retriesTotal: [], ebusyTotal: [], simMs: [], wallMs: [], ringFill: [],
+    toDevice: [], toHost: [], thrashing: [],
   };
   readonly counters: Counters = {
     batches: 0, fetched: 0, duplicates: 0, unique: 0, rangeFaults: 0, retries: 0, ebusy: 0, fallbacks: 0, rounds: 0,
-    invalidations: 0, simMs: 0, wallMs: 0,
+    invalidations: 0, simMs: 0, wallMs: 0, migrationsToDevice: 0, migrationsToHost: 0, bytesToDevice: 0, bytesToHost: 0, thrashingEvents: 0,
   };
   readonly records: BatchRecord[] = [];
   readonly log: string[] = [];
@@ -118,8 +130,20 @@ export class LiveRun {
         s.simMs.push(c.simMs);
         s.wallMs.push(e.wallMs);
         s.ringFill.push(this.#lastRing);
+        const p = e.policy;
+        if (p) {
+          c.migrationsToDevice += p.migrationsToDevice;
+          c.migrationsToHost += p.migrationsToHost;
+          c.bytesToDevice += p.bytesToDevice;
+          c.bytesToHost += p.bytesToHost;
+          c.thrashingEvents += p.thrashingEvents;
+        }
+        s.toDevice.push(p?.migrationsToDevice ?? 0);
+        s.toHost.push(p?.migrationsToHost ?? 0);
+        s.thrashing.push(p?.thrashingEvents ?? 0);
         this.#line(`batch ${r.index} (replay ${r.round}): ${r.fetched} fetched, ${r.duplicates} dup, ${r.unique} unique in ${r.groups} group(s), ` +
-          `${r.rangeFaults} range fault(s), ${r.retries} retr${r.retries === 1 ? 'y' : 'ies'}${r.ebusy ? `, ${r.ebusy} EBUSY` : ''}, ${r.serviceMs.toFixed(1)} ms`);
+          `${r.rangeFaults} range fault(s), ${r.retries} retr${r.retries === 1 ? 'y' : 'ies'}${r.ebusy ? `, ${r.ebusy} EBUSY` : ''}, ${r.serviceMs.toFixed(1)} ms` +
+          (p && (p.migrationsToDevice || p.migrationsToHost) ? `; migrated ${p.migrationsToDevice} in, ${p.migrationsToHost} home${p.thrashingEvents ? `, ${p.thrashingEvents} thrashing` : ''}` : ''));
         break;
       }
       case 'invalidations':
@@ -150,16 +174,28 @@ export class LiveRun {
     this.pausedMs = pausedMs;
     this.held = false;
     this.status = result.ok ? 'done' : /^EINTR/.test(result.error ?? '') ? 'stopped' : 'failed';
+    const p = result.policy;
+    if (p) {
+      // The run's totals count moves after the last batch too (the final CPU phase's faults).
+      const c = this.counters;
+      c.bytesToDevice = p.bytesToDevice;
+      c.bytesToHost = p.bytesToHost;
+      c.migrationsToDevice = p.bytesToDevice / PAGE_SIZE;
+      c.migrationsToHost = p.bytesToHost / PAGE_SIZE;
+      c.thrashingEvents = p.thrashingEvents;
+    }
     const v = result.verify;
     this.#line(`end: ${result.ok ? 'ok' : result.error}; ${result.totals.batches} batches, verified ${v.checked} words, ${v.mismatches} wrong` +
-      `${result.storm.ops ? `; ${result.storm.ops} storm ops` : ''}${result.stalePfns !== undefined ? `; ${result.stalePfns} stale pfns` : ''}`);
+      `${result.storm.ops ? `; ${result.storm.ops} storm ops` : ''}${result.stalePfns !== undefined ? `; ${result.stalePfns} stale pfns` : ''}` +
+      `${p ? `; ${p.policy}: ${p.bytesToDevice / PAGE_SIZE} page(s) migrated in, ${p.bytesToHost / PAGE_SIZE} home, ${p.thrashingEvents} thrashing, ${p.pins} pinned` : ''}`);
   }
 }
 
 export function describeConfig(c: RunConfig): string {
   const w = c.window === 'amd' ? 'amd' : c.window >= 1 << 20 ? `${c.window >> 20}m` : `${c.window >> 10}k`;
   return `${c.workload} ${c.sizeMiB} MiB, writes ${c.writeFraction}, window ${w}, batch ${c.batchSize}, ${c.replay}, ${c.protocol}, ` +
-    `coalescing ${c.coalesce ? 'on' : 'off'}, storm ${c.stormRate}/s, seed ${c.seed}`;
+    `coalescing ${c.coalesce ? 'on' : 'off'}, storm ${c.stormRate}/s, seed ${c.seed}` +
+    (c.policy !== undefined ? `, policy ${c.policy}, oversub ${c.oversub ?? 1}` : '');
 }
 
 /**
@@ -222,7 +258,10 @@ export function compareRows(a: RunResult | null, b: RunResult | null): [string, 
     ['EBUSYs', (r) => String(r.totals.ebusy)],
     ['storm ops', (r) => String(r.storm.ops)],
     ['stale pfns', (r) => (r.stalePfns === undefined ? '—' : String(r.stalePfns))],
-    ['bytes moved', (r) => (r.bytesMoved === undefined ? '—' : String(r.bytesMoved.toDevice + r.bytesMoved.toSystem))],
+    ['migration policy', (r) => (r.policy ? `${r.policy.policy}, oversub ${r.config.oversub ?? 1}` : 'none')],
+    ['bytes moved to device / home', (r) => (r.policy ? `${r.policy.bytesToDevice} / ${r.policy.bytesToHost}` : '0 / 0')],
+    ['migrations to device / home', (r) => (r.policy ? `${r.policy.bytesToDevice / PAGE_SIZE} / ${r.policy.bytesToHost / PAGE_SIZE}` : '0 / 0')],
+    ['thrashing events / pins', (r) => (r.policy ? `${r.policy.thrashingEvents} / ${r.policy.pins}` : '0 / 0')],
     ['service µs/fault', (r) => (r.totals.unique > 0 ? ((r.totals.serviceMs * 1000) / r.totals.unique).toFixed(1) : '—')],
     ['wall ms', (r) => r.wallMs.toFixed(0)],
     ['words verified / wrong', (r) => `${r.verify.checked} / ${r.verify.mismatches}`],

@@ -10,7 +10,9 @@ import { defaultGpu } from '../driver/dmirror-device.js';
 import type { RunConfig, RunResult } from '../experiment/types.js';
 import { RunController } from './controller.js';
 import { runLab, type LabSink } from './session.js';
-import { checkSettings, fromRunConfig } from './config.js';
+import { checkSettings, fromRunConfig, isPolicyModuleName } from './config.js';
+import { importPolicySource, type PolicySource } from './policy-module.js';
+import type { MigrationPolicy } from '../policy/types.js';
 
 export interface AdapterInfo {
   name: string;
@@ -57,18 +59,24 @@ export const labWorker = {
 
   /**
    * Runs one config; events go to `sink` (a Comlink.proxy) while it runs. first = 'step':
-   * the run holds after its first batch (Step from idle).
+   * the run holds after its first batch (Step from idle). A config whose policy names a
+   * user's module comes with `source`, the file's text (imported here from a Blob URL).
    */
-  async run(config: RunConfig, sink: LabSink, first: 'run' | 'step' = 'run'): Promise<RunResult> {
+  async run(config: RunConfig, sink: LabSink, first: 'run' | 'step' = 'run', source?: PolicySource): Promise<RunResult> {
     if (controller !== null) throw new Error('EBUSY: a run is already going in this worker');
     // The page checks too; the worker never trusts what crosses the boundary.
     const checked = checkSettings(fromRunConfig(config));
     if (checked.settings === null) throw new Error(`EINVAL: ${checked.errors.map((e) => e.message).join('; ')}`);
+    let policy: MigrationPolicy | undefined;
+    if (config.policy !== undefined && isPolicyModuleName(config.policy)) {
+      if (source === undefined || source.name !== config.policy) throw new Error(`EINVAL: policy module ${config.policy}: its file was not sent (choose it again)`);
+      policy = await importPolicySource(source);
+    }
     const ctl = new RunController(first === 'step');
     if (first === 'step') ctl.step();
     controller = ctl;
     try {
-      return await runLab(config, sink, ctl);
+      return await runLab(config, sink, ctl, policy !== undefined ? { policy } : {});
     } finally {
       controller = null;
     }

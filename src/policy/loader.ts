@@ -96,14 +96,15 @@ function looksLikePath(spec: string): boolean {
  * factory export.
  */
 export async function loadPolicy(spec: string, options: Readonly<Record<string, unknown>> = {},
-  cwd: string = process.cwd()): Promise<MigrationPolicy> {
+  cwd?: string): Promise<MigrationPolicy> {
   if (typeof spec !== 'string' || spec === '') throw err('EINVAL', 'policy: empty specifier');
   const builtin = builtinPolicy(spec);
   if (builtin) return builtin;
   if (!looksLikePath(spec)) {
     throw err('EINVAL', `policy "${spec}": not a built-in (${Object.keys(BUILTIN_POLICIES).join(', ')}) nor a module path`);
   }
-  const file = resolve(cwd, spec);
+  // process.cwd() only for a path: a built-in must load where there is no process (the lab's worker).
+  const file = resolve(cwd ?? process.cwd(), spec);
   if (!existsSync(file)) throw err('ENOENT', `policy module ${spec}: no such file`);
   let mod: Record<string, unknown>;
   try {
@@ -111,6 +112,15 @@ export async function loadPolicy(spec: string, options: Readonly<Record<string, 
   } catch (e) {
     throw err('EINVAL', `policy module ${spec}: failed to load: ${(e as Error).message}`);
   }
+  return policyFromModule(mod, spec, options);
+}
+
+/**
+ * The policy a loaded module exports (default, policy or createPolicy; a factory is called
+ * with `options`), checked. Shared with the lab's worker, which imports a user's module from
+ * a Blob URL (src/lab/policy-module.ts).
+ */
+export function policyFromModule(mod: Record<string, unknown>, spec: string, options: Readonly<Record<string, unknown>> = {}): MigrationPolicy {
   const exp = mod.default ?? mod.policy ?? mod.createPolicy;
   if (exp === undefined) {
     throw err('EINVAL', `policy module ${spec}: missing export (default, policy or createPolicy)`);

@@ -269,6 +269,10 @@ export class Residency implements ResidencyView {
   pinnedUntil(p: number): number {
     return this.#pinnedUntil[p];
   }
+  /** Whether p's latest move was a thrashing one (the run #thrashCheck counts; read-only, for views). */
+  thrashing(p: number): boolean {
+    return this.#run[p] >= THRASH_RUN;
+  }
 
   // ---- accesses ----
   /** Expire a lapsed pin or remote mapping of `p` at `now` (NVIDIA's unpin worker unmaps). */

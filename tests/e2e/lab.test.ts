@@ -201,6 +201,36 @@ describe('the live lab (built site, headless Chromium)', () => {
     await page.close();
   }, 120_000);
 
+  it('a migration policy: migrations counted, device-resident cells on the strip; a user module from a file; export names it', async () => {
+    const { page, errors } = await open('?workload=stream&sizeMiB=0.25&window=4k&batchSize=16');
+    await page.selectOption('select[name=policy]', 'first-touch');
+    await page.fill('input[name=oversub]', '1.5');
+    await page.dispatchEvent('#controls', 'change');
+    expect(page.url()).toContain('policy=first-touch');
+    expect(page.url()).toContain('oversub=1.5');
+    const deviceCells = (): number => Number(/: (\d+)/.exec(document.querySelector('#strip-legend li[data-state="4"]')?.textContent ?? '')?.[1] ?? 0);
+    await page.click('#run');
+    await page.waitForFunction(deviceCells, null, { timeout: 60_000 });
+    expect(await waitEnded(page)).toBe('done');
+    expect(Number((await page.textContent('#c-toDevice'))?.replace(/,/g, ''))).toBeGreaterThan(0);
+    expect(await page.textContent('#c-bytes')).toMatch(/^[1-9][\d,]* \//);
+    expect(Number(await page.getAttribute('#plot-migrations', 'data-points'))).toBeGreaterThan(0);
+    await page.evaluate(() => document.getElementById('live-title')!.scrollIntoView());
+    await page.screenshot({ path: join(shots, 'lab-policy.png'), fullPage: false });
+    // A user's policy module, plain JS, chosen from a file: the worker imports it from a Blob URL.
+    const src = "export default { name: 'mine', decide() { /* prefilled MIGRATE */ } };";
+    await page.setInputFiles('#policy-file', { name: 'mine.mjs', mimeType: 'text/javascript', buffer: Buffer.from(src) });
+    // The page reads the file asynchronously: wait until it has put the module in the select.
+    await expect.poll(() => page.inputValue('select[name=policy]')).toBe('mine.mjs');
+    await page.click('#run');
+    expect(await waitEnded(page)).toBe('done');
+    const rep = importJson((await exportJson(page)).text);
+    expect(rep.runs.map((r) => [r.config.policy, r.config.oversub, r.policy?.policy])).toEqual([['first-touch', 1.5, 'first-touch'], ['mine.mjs', 1.5, 'mine']]);
+    expect(rep.runs.every((r) => (r.policy?.bytesToDevice ?? 0) > 0)).toBe(true);
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 90_000);
+
   it('without WebGPU: a page that says what to do in Chrome and Chromium', async () => {
     const page = await browser.newPage();
     await page.addInitScript(() => {

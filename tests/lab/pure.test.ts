@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { emptyRecord } from '../../src/driver/records.js';
-import { checkSettings, DEFAULT_SETTINGS, LIMITS, settingsFromQuery, settingsToQuery, toRunConfig } from '../../src/lab/config.js';
+import { checkSettings, DEFAULT_SETTINGS, fromRunConfig, LIMITS, settingsFromQuery, settingsToQuery, toRunConfig } from '../../src/lab/config.js';
 import { PausableScheduler, RunController } from '../../src/lab/controller.js';
 import { exportJson, importJson, labReport, LiveRun } from '../../src/lab/view.js';
 import type { RunResult } from '../../src/experiment/types.js';
@@ -29,6 +29,35 @@ describe('lab settings', () => {
     expect(settingsFromQuery(q).settings).toEqual(s);
     expect(settingsFromQuery('').settings).toEqual(DEFAULT_SETTINGS);
     expect(settingsFromQuery('stormRate=9999999').settings).toBeNull();
+  });
+
+  it('a migration policy and oversubscription: bounded, in the URL and the run config, re-imported', () => {
+    const s = { ...DEFAULT_SETTINGS, policy: 'first-touch+tree', oversub: 1.5 };
+    const q = settingsToQuery(s);
+    expect(q).toBe('policy=first-touch%2Btree&oversub=1.5');
+    expect(settingsFromQuery(q).settings).toEqual(s);
+    const cfg = toRunConfig(s);
+    expect(cfg).toMatchObject({ policy: 'first-touch+tree', oversub: 1.5 });
+    expect(fromRunConfig(cfg)).toEqual(s);
+    // none: the run config has no policy keys (the runner's no-policy path, as before).
+    const none = toRunConfig(DEFAULT_SETTINGS);
+    expect('policy' in none || 'oversub' in none).toBe(false);
+    expect(fromRunConfig(none)).toEqual(DEFAULT_SETTINGS);
+    // A user's module is named by its file (plain JavaScript only).
+    expect(settingsFromQuery('policy=my-policy.mjs&oversub=2').settings).toMatchObject({ policy: 'my-policy.mjs', oversub: 2 });
+    for (const [raw, field, msg] of [
+      [{ policy: 'first-touch', oversub: 4 }, 'oversub', 'oversubscription must be from 1 to 3'],
+      [{ policy: 'first-touch', oversub: 0.5 }, 'oversub', 'from 1 to 3'],
+      [{ policy: 'first-touch', oversub: 'x' }, 'oversub', 'from 1 to 3'],
+      [{ policy: 'none', oversub: 2 }, 'oversub', 'needs a migration policy'],
+      [{ policy: 'nope' }, 'policy', 'first-touch'],
+      [{ policy: 'my-policy.ts' }, 'policy', '.js, .mjs'],
+    ] as const) {
+      const r = checkSettings({ ...DEFAULT_SETTINGS, ...raw });
+      expect(r.settings).toBeNull();
+      expect(r.errors.find((e) => e.field === field)?.message).toMatch(msg);
+    }
+    expect(settingsFromQuery('policy=first-touch&oversub=9').settings).toBeNull();
   });
 });
 

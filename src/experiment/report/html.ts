@@ -47,7 +47,7 @@ const GLOSSARY: readonly [string, string][] = [
   ['wall ms', 'wall-clock time of the workload\'s run (GPU commands, fault servicing, write-back)'],
   ['storm ops', 'CPU-side invalidating operations the storm applied during the run'],
   ['stale pfns', 'mirror entries that no longer reach the page the CPU maps, by the driver\'s audit at the end of the run (valid-flag\'s hazard)'],
-  ['bytes moved', 'bytes migrated between system and device memory (— : not measured by this runner yet)'],
+  ['bytes moved', 'bytes migrated between system and device memory by the migration policy, both ways (— : no policy, nothing migrates)'],
 ];
 
 function htmlRunsTable(report: ExperimentReport): string {

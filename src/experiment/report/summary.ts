@@ -77,7 +77,8 @@ export function summarizeRun(r: RunResult, index: number): RunSummary {
     wallMs: r.wallMs,
     stalePfns: r.stalePfns ?? null,
     stormOps: r.storm.ops,
-    bytesMoved: r.bytesMoved ? r.bytesMoved.toDevice + r.bytesMoved.toSystem : null,
+    // Both ways; a run without a migration policy moves nothing it measures (—).
+    bytesMoved: r.bytesMoved ? r.bytesMoved.toDevice + r.bytesMoved.toSystem : r.policy ? r.policy.bytesToDevice + r.policy.bytesToHost : null,
     status: !r.ok || r.error !== null ? 'error' : mismatch ? 'mismatch' : 'ok',
     error: r.error ?? (!r.ok ? 'failed' : mismatch ? `${r.verify.mismatches} of ${r.verify.checked} words wrong` : null),
   };
