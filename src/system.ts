@@ -15,6 +15,13 @@ export interface SystemOptions extends MachineOptions {
   devicePages?: number;
   /** Each mirror's system-memory aperture in GPU memory, in pages (default 8192 = 32 MiB). */
   aperturePages?: number;
+  /**
+   * false: test_hmm's order, where a device's own MIGRATE invalidation returns before
+   * mmu_interval_set_seq. Default true: the sequence is set first, closing the window in
+   * which a fault racing its own migration installs what the migration replaces (the
+   * README's departures; `npm run bench:departures` measures the retries it costs).
+   */
+  ownMigrationSetsSeq?: boolean;
   /** The GPU to use (navigator.gpu or a Dawn instance) instead of the default one. */
   gpu?: GPU;
   /** A GPU to use instead of the default one (e.g. a shared test device). */
@@ -53,7 +60,7 @@ export async function createMachine(opts: SystemOptions = {}): Promise<System> {
   const devicePages = count('devicePages', opts.devicePages, 8192, 1, 1 << 20);
   const aperturePages = count('aperturePages', opts.aperturePages, 8192, 512, 1 << 20);
   const gpu = opts.gpuContext ?? (opts.gpu !== undefined ? gpuFrom(opts.gpu) : undefined);
-  return new System(opts, (m) => Array.from({ length: devices }, (_, i) => new DmirrorDevice(m, i, { devicePages, aperturePages, gpu })));
+  return new System(opts, (m) => Array.from({ length: devices }, (_, i) => new DmirrorDevice(m, i, { devicePages, aperturePages, gpu, ownMigrationSetsSeq: opts.ownMigrationSetsSeq ?? true })));
 }
 
 /** A device from a caller's GPU object (navigator.gpu or a Dawn instance). */

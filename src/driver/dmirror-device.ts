@@ -20,6 +20,8 @@ export interface DmirrorDeviceOptions {
   aperturePages: number;
   /** A GPU context to use instead of acquiring one. */
   gpu?: Promise<GpuContext>;
+  /** false: own MIGRATE invalidations skip mmu_interval_set_seq, as test_hmm's do. */
+  ownMigrationSetsSeq?: boolean;
 }
 
 let sharedGpu: Promise<GpuContext> | null = null;

@@ -20,7 +20,6 @@ import { err } from '../errors.js';
 import { PAGE_SIZE, TASK_SIZE } from '../mm/constants.js';
 import type { MmStruct } from '../mm/mm.js';
 import { mmapDevicePages } from '../mm/mixedmap.js';
-import { isDeviceExclusive, pteIndex } from '../mm/page-table.js';
 import { mappedPfn } from '../mm/pagewalk.js';
 import type { MmuIntervalNotifier, MmuNotifierRange } from '../mm/notifier.js';
 import type { Process } from '../mm/process.js';
@@ -41,7 +40,6 @@ import { DMIRROR_SERVICER, FaultServicer, SERVICER_SHAPE, type ServicerOptions }
 
 /** A command still faulting after this many rounds is a livelock: EFAULT, not a hang. */
 const MAX_ROUNDS = 10_000;
-
 
 /** Counters of one mirror, for tests and the experiment. */
 export interface DmirrorStats {
@@ -67,7 +65,7 @@ export interface DmirrorHost {
   readonly gpu: GpuContext;
   readonly vram: PagePool;
   readonly devmem: Devmem;
-  readonly options: { readonly aperturePages: number };
+  readonly options: { readonly aperturePages: number; readonly ownMigrationSetsSeq?: boolean };
   readonly mirrors: Set<Dmirror>;
 }
 
@@ -171,10 +169,12 @@ export class Dmirror implements Mirror {
       await this.lock.lock();
     }
     try {
-      sub.setSeq(seq); // a fault racing this range retries, own migrations included
+      // Racing faults retry, own migrations included (test_hmm's order: ownMigrationSetsSeq false).
+      const own = range.event === 'MIGRATE' && range.owner === this.device;
+      if (!own || this.device.options.ownMigrationSetsSeq !== false) sub.setSeq(seq);
       const first = range.start / PAGE_SIZE;
       const last = Math.min(range.end / PAGE_SIZE, TASK_SIZE / PAGE_SIZE);
-      if (range.event === 'MIGRATE' && range.owner === this.device) {
+      if (own) {
         this.#stats.skippedOwnMigrations++;
         await this.#ownMigration(first, last);
         return true;
