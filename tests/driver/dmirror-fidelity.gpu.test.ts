@@ -10,23 +10,19 @@
  *  - dmirror_fault services in 64-page hmm_range_fault ranges;
  *  - SNAPSHOT gives up with EBUSY after HMM_RANGE_DEFAULT_TIMEOUT (dmirror_range_snapshot).
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Dmirror } from '../../src/driver/dmirror.js';
 import { HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL } from '../../src/driver/uapi.js';
 import { totals } from '../../src/driver/records.js';
 import {
-  createMachine, MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine,
+  createMachine, MADV_DONTNEED, PAGE_SIZE, type Machine,
 } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
 import { SeededScheduler } from '../../src/sched/seeded.js';
+import { ANON, RW, trackMachines } from './machines.js';
 import { pagesOf, WORDS } from './pages.js';
 
-const RW = PROT_READ | PROT_WRITE;
-const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
-const machines: Machine[] = [];
-afterEach(async () => {
-  for (const m of machines.splice(0)) await m.destroy();
-});
+const machines = trackMachines();
 
 async function setup(opts: Parameters<typeof createMachine>[0] = {}): Promise<{ m: Machine; fd: Dmirror; proc: ReturnType<Machine['spawn']> }> {
   const m = await createMachine({ devices: 1, systemPages: 8192, aperturePages: 1024, devicePages: 512, ...opts });

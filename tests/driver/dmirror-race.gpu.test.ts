@@ -10,25 +10,21 @@
  * mmu_interval_read_begin / read_retry, and a device page freed while a mirror maps it is a
  * counted violation (DmirrorDevice.stats.mappedFrees) that the free path zaps.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { GpuContext } from '../../src/device/gpu.js';
 import type { Dmirror } from '../../src/driver/dmirror.js';
 import type { DmirrorDevice } from '../../src/driver/dmirror-device.js';
 import {
-  createMachine, MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine,
+  createMachine, MADV_DONTNEED, PAGE_SIZE, type Machine,
 } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
 import { zapRangeLocked } from '../../src/mm/zap.js';
 import { SeededScheduler } from '../../src/sched/seeded.js';
 import { gpuTest } from '../support/gpu.js';
+import { ANON, RW, trackMachines } from './machines.js';
 import { pagesOf, WORDS } from './pages.js';
 
-const RW = PROT_READ | PROT_WRITE;
-const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
-const machines: Machine[] = [];
-afterEach(async () => {
-  for (const m of machines.splice(0)) await m.destroy();
-});
+const machines = trackMachines();
 
 /** The seed (found by looping over seeds on the unfixed code) whose interleaving raced. */
 export const B1_SEED = 7;

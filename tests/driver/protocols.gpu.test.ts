@@ -5,23 +5,19 @@
  *    audit that finds nothing under seq and lock-fallback;
  *  - lock-fallback completes every fault under a storm in which valid-flag times out.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Dmirror } from '../../src/driver/dmirror.js';
 import { totals } from '../../src/driver/records.js';
 import { RETRY_PROTOCOLS, type RetryProtocol } from '../../src/driver/retry.js';
 import {
-  createMachine, HmmError, MADV_DONTNEED, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine,
+  createMachine, HmmError, MADV_DONTNEED, MADV_PAGEOUT, PAGE_SIZE, type Machine,
 } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
 import { startStorm } from '../../src/workloads/storm.js';
+import { ANON, RW, trackMachines } from './machines.js';
 import { pagesOf } from './pages.js';
 
-const RW = PROT_READ | PROT_WRITE;
-const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
-const machines: Machine[] = [];
-afterEach(async () => {
-  for (const m of machines.splice(0)) await m.destroy();
-});
+const machines = trackMachines();
 
 async function setup(): Promise<{ m: Machine; mirror: Dmirror; proc: ReturnType<Machine['spawn']> }> {
   const m = await createMachine({ devices: 1, systemPages: 1 << 14, aperturePages: 1024, devicePages: 512 });
