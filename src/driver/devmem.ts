@@ -24,6 +24,12 @@ export interface DevmemMapper {
   mapsDevicePage(slot: number): boolean;
   /** Zap the mirror's entries for these slots (their pages are leaving). */
   dropDevicePages(slots: ReadonlySet<number>): Promise<void>;
+  /**
+   * The CPU faulted on our device page at addr of mm (dmirror_devmem_fault): told before the
+   * page moves home and after (a migration policy attached to the mirror decides and records).
+   */
+  beforeCpuFault(mm: MmStruct, addr: number): void;
+  afterCpuFault(mm: MmStruct, addr: number): void;
 }
 
 export class Devmem {
@@ -38,8 +44,6 @@ export class Devmem {
    * each one a bug (an entry installed outside read_begin/read_retry), zapped before reuse.
    */
   readonly stats = { mappedFrees: 0 };
-  /** A migration policy's cpuFault hook (src/driver/policy-path.ts), told before a page goes home. */
-  onCpuFault: ((mm: MmStruct, addr: number) => void) | null = null;
 
   /**
    * `owner`: the pagemap owner (the device: hmm_range_fault's dev_private_owner and the
@@ -125,15 +129,19 @@ export class Devmem {
    */
   async #devmemFault(f: DevicePrivateFault): Promise<void> {
     this.cpuFaults++;
-    this.onCpuFault?.(f.mm, f.addr);
-    const mig = await migrateVmaSetup(f.mm, {
-      start: f.addr, end: f.addr + PAGE_SIZE, flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmapOwner: this.pagemap.owner, faultPage: f.pfn,
-    });
+    for (const m of this.#mappers) m.beforeCpuFault(f.mm, f.addr);
     try {
-      const dst = await this.copyToRam(mig.src);
-      await migrateVmaPages(mig, dst);
+      const mig = await migrateVmaSetup(f.mm, {
+        start: f.addr, end: f.addr + PAGE_SIZE, flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmapOwner: this.pagemap.owner, faultPage: f.pfn,
+      });
+      try {
+        const dst = await this.copyToRam(mig.src);
+        await migrateVmaPages(mig, dst);
+      } finally {
+        await migrateVmaFinalize(mig);
+      }
     } finally {
-      await migrateVmaFinalize(mig);
+      for (const m of this.#mappers) m.afterCpuFault(f.mm, f.addr);
     }
   }
 

@@ -49,7 +49,7 @@ export interface ServicerOptions {
    */
   rangePages: number;
   afterRangeFault?: (start: number, end: number) => Promise<void>;
-  /** A migration policy deciding each batch (issue 9); its faults are sorted by page first. */
+  /** The mirror's migration policy (Dmirror.setPolicy attaches it), deciding each batch; its faults are sorted by page first. */
   policy?: PolicyPath;
 }
 
@@ -253,4 +253,4 @@ export const DMIRROR_SERVICER: Partial<ServicerOptions> = {
   timeoutMs: HMM_RANGE_DEFAULT_TIMEOUT, restOfRangeOnOverflow: true, rangePages: 64,
 };
 /** Options that shape the servicing: setting any selects the batching/coalescing servicer. */
-export const SERVICER_SHAPE: readonly (keyof ServicerOptions)[] = ['batchSize', 'replay', 'window', 'coalesce', 'protocol', 'fallbackAfter', 'policy'];
+export const SERVICER_SHAPE: readonly (keyof Omit<ServicerOptions, 'policy'>)[] = ['batchSize', 'replay', 'window', 'coalesce', 'protocol', 'fallbackAfter'];

@@ -28,7 +28,7 @@ import type { FaultService } from '../device/replay.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import { HmmError } from '../errors.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PMD_SIZE, PROT_READ, PROT_WRITE } from '../mm/constants.js';
-import { PolicyPath } from '../driver/policy-path.js';
+import type { PolicyPath } from '../driver/policy-path.js';
 import { loadPolicy } from '../policy/loader.js';
 import type { TraceRecord } from '../policy/trace.js';
 import type { MigrationPolicy } from '../policy/types.js';
@@ -192,10 +192,9 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     start = await proc.mmap(BUFFER_ADDR, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
     if (start % PMD_SIZE !== 0) throw new Error(`buffer at 0x${start.toString(16)} is not 2 MiB aligned`);
     mirror = await machine.devices[0].open(proc);
-    if (policy !== null) path = new PolicyPath(policy, 0, { start, npages: pages, capacityPages: devicePages });
+    if (policy !== null) path = mirror.setPolicy(policy, { start, npages: pages, capacityPages: devicePages });
     if (path !== null && ctx.recordTrace) path.record = ctx.recordTrace;
     servicer = mirror.setServicer({
-      ...(path !== null ? { policy: path } : {}),
       window: config.window, batchSize: config.batchSize, replay: config.replay, protocol: config.protocol,
       coalesce: config.coalesce, timeoutMs: SERVICER_TIMEOUT_MS, fallbackAfter: SERVICER_FALLBACK_AFTER,
       restOfRangeOnOverflow: false,

@@ -2,7 +2,7 @@
  * A pure simulator of the policy layer, for tests and quick sweeps: a trace of CPU and device
  * accesses is run through the residency state machine and a policy (engine.ts), with the cost
  * model charging a virtual clock a processor. No GPU: this is the decision and residency logic
- * the driver calls, with the moves charged instead of performed.
+ * the driver calls, with each plan's moves charged and committed as done instead of performed.
  *
  * Timing model (deterministic: no wall clock, integer ns, ties broken by processor index):
  *  - Each processor issues its records in trace order, at max(record time, its clock).
@@ -142,6 +142,7 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
           clock[0] = f.until;
           continue;
         }
+        engine.commit(f.plan); // the simulator's moves always happen
         ns = f.ns;
       }
       ptr[0]++;
@@ -197,6 +198,7 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
     let throttleUntil = 0;
     if (n > 0) {
       const g = engine.serviceGroup(d, gPages, gAccess, n, faults, now);
+      engine.commit(g.plan);
       ns += g.ns;
       throttleUntil = g.throttleUntil;
       // Replay the faulted accesses (effects of a step are stamped at its start, so every
@@ -217,7 +219,9 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
       bytesRemote += remote * cost.remoteAccessBytes;
       ns += cost.remoteAccessNs + transferNs(cost, remote * cost.remoteAccessBytes);
     }
-    ns += engine.serviceAccessCounters(d, now);
+    const ac = engine.serviceAccessCounters(d, now);
+    engine.commit(ac.plan);
+    ns += ac.ns;
     clock[q] = now + ns;
     if (retry[q].length > 0) clock[q] = Math.max(clock[q], throttleUntil, now + 1); // always progress
   }

@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMachine, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine, type Process } from '../../src/index.js';
 import type { Dmirror } from '../../src/driver/dmirror.js';
-import { PolicyPath } from '../../src/driver/policy-path.js';
+import type { PolicyPath } from '../../src/driver/policy-path.js';
 import { accessCounters, NVIDIA_ACCESS_COUNTERS, validatePolicy, DECIDE_REMOTE, type AccessCounterBatch, type MigrationPolicy } from '../../src/policy/index.js';
 import { HmmError } from '../../src/errors.js';
 import { firstDiff, pagesOf } from '../driver/pages.js';
@@ -33,8 +33,7 @@ describe('GPU access counters on the policy path', () => {
     expect(buf).toBe(ADDR);
     await proc.write(buf, pagesOf(NPAGES, tag));
     const mirror = await m.devices[0].open(proc);
-    const path = new PolicyPath(policy, 0, { start: buf, npages: NPAGES, capacityPages: NPAGES });
-    mirror.setServicer({ policy: path });
+    const path = mirror.setPolicy(policy, { start: buf, npages: NPAGES, capacityPages: NPAGES })!;
     return { proc, mirror, path };
   }
 
