@@ -97,6 +97,36 @@ describe('structure', () => {
     expect(spelled).toEqual([]);
   });
 
+  test('no file under src/policy imports from src/driver (the policy is pure: plans go out, results come back)', () => {
+    const bad = all.filter((f) => rel(f).startsWith('src/policy/'))
+      .flatMap((f) => imports(f).filter((i) => rel(i).startsWith('src/driver/')).map((i) => `${rel(f)} → ${rel(i)}`));
+    expect(bad).toEqual([]);
+  });
+
+  test("no module (a directory of src) writes a field of another module's object", () => {
+    // The public mutable fields of every exported class (not readonly, not #private, not accessors) ...
+    const owner = new Map<string, string[]>();
+    for (const f of all) {
+      for (const c of code(f).matchAll(/^export (?:abstract )?class \w+[^{]*\{([\s\S]*?)^\}/gm)) {
+        for (const m of c[1].matchAll(/^ {2}(?!readonly\b|static\b|private\b|protected\b|get\b|set\b|async\b|constructor\b|#)(\w+)[!?]?(?::[^=;\n]+)?(?:\s*=\s*[^;\n]+)?;\s*$/gm)) {
+          owner.set(m[1], [...(owner.get(m[1]) ?? []), dirname(rel(f))]);
+        }
+      }
+    }
+    expect(owner.get('length')).toBeDefined(); // the scan sees fields (PageList.length)
+    // ... assigned from a file of another directory than the class's (x.field = / += / ++).
+    const writes: string[] = [];
+    for (const f of all) {
+      const dir = dirname(rel(f));
+      for (const m of code(f).matchAll(/(\w+)\.(\w+)\s*(?:[-+*|&]?=(?!=)|\+\+|--)/g)) {
+        const dirs = owner.get(m[2]);
+        if (m[1] === 'this' || dirs === undefined || dirs.includes(dir)) continue;
+        writes.push(`${rel(f)}: ${m[1]}.${m[2]} (a field of ${dirs.join(', ')})`);
+      }
+    }
+    expect(writes).toEqual([]);
+  });
+
   test('the import scan sees imports (a sanity check of the scanner)', () => {
     const dm = imports(join(SRC, 'driver/dmirror.ts')).map(rel);
     expect(dm).toContain('src/driver/mirror-pt.ts');

@@ -38,7 +38,10 @@ export class Devmem {
   readonly #vram: () => PagePool | null;
   readonly #mappers: ReadonlySet<DevmemMapper>;
   /** Device pages migrated back to RAM on a CPU fault (dmirror_devmem_fault). */
-  cpuFaults = 0;
+  #cpuFaults = 0;
+  get cpuFaults(): number {
+    return this.#cpuFaults;
+  }
   /**
    * mappedFrees: device pages whose last reference went while a mirror still mapped them —
    * each one a bug (an entry installed outside read_begin/read_retry), zapped before reuse.
@@ -128,7 +131,7 @@ export class Devmem {
    * Migrate that page back to a fresh system frame; every mirror drops its entry for it.
    */
   async #devmemFault(f: DevicePrivateFault): Promise<void> {
-    this.cpuFaults++;
+    this.#cpuFaults++;
     for (const m of this.#mappers) m.beforeCpuFault(f.mm, f.addr);
     try {
       const mig = await migrateVmaSetup(f.mm, {

@@ -96,7 +96,8 @@ export class Dmirror implements Mirror {
   /** The v5.2 hmm_mirror, registered when the valid-flag protocol first needs it. */
   readonly #v52: V52Mirror;
   /** How device faults are serviced (setServicer changes it); its records are the batch log. */
-  servicer!: FaultServicer;
+  #servicer!: FaultServicer;
+  get servicer(): FaultServicer { return this.#servicer; }
   /** The migration policy attached to this mirror (setPolicy), or none. */
   #policy: PolicyPath | null = null;
 
@@ -248,8 +249,8 @@ export class Dmirror implements Mirror {
   setServicer(opts: Partial<Omit<ServicerOptions, 'policy'>>): FaultServicer {
     const shaped = this.#policy !== null || SERVICER_SHAPE.some((k) => opts[k] !== undefined);
     const policy = this.#policy !== null ? { policy: this.#policy } : {};
-    this.servicer = new FaultServicer(this.#target(), { ...DMIRROR_SERVICER, ...(shaped ? { rangePages: 0 } : {}), ...opts, ...policy });
-    return this.servicer;
+    this.#servicer = new FaultServicer(this.#target(), { ...DMIRROR_SERVICER, ...(shaped ? { rangePages: 0 } : {}), ...opts, ...policy });
+    return this.#servicer;
   }
 
   /**

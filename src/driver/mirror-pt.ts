@@ -33,7 +33,10 @@ export class MirrorPt {
   /** Page ranges [start, end) of the commands in flight: eviction leaves them alone. */
   readonly #pinned = new Set<{ start: number; end: number }>();
   /** Times a full aperture made the table zap the entries outside the commands in flight. */
-  evictions = 0;
+  #evictions = 0;
+  get evictions(): number {
+    return this.#evictions;
+  }
 
   constructor(engine: MirrorEngine, aperture: Aperture, devmem: DevPagemap) {
     this.#engine = engine;
@@ -272,7 +275,7 @@ export class MirrorPt {
       from = Math.max(from, r.end);
     }
     if (from < LAST_PAGE) leaves.push(...this.#engine.pt.unmap(from, LAST_PAGE - from));
-    this.evictions++;
+    this.#evictions++;
     const before = this.#aperture.freeSlots;
     await this.shootdown(leaves);
     return this.#aperture.freeSlots - before;

@@ -65,6 +65,8 @@ export interface PolicyRange {
   capacityPages: number;
   cost?: CostModel;
   chunkPages?: number;
+  /** Record every fault the policy sees here (--record-trace). */
+  record?: TraceRecord[];
 }
 
 /** What really happened (pages moved by migrate_vma, not what the residency planned). */
@@ -120,10 +122,9 @@ export class PolicyPath {
   readonly basePage: number;
   readonly npages: number;
   readonly cost: CostModel;
-  /** The virtual clock, ns. */
-  now = 0;
-  /** When set: every device fault (as the policy saw it) and CPU fault, at virtual time. */
-  record: TraceRecord[] | null = null;
+  #now = 0;
+  /** When given (PolicyRange.record): every device fault (as the policy saw it) and CPU fault, at virtual time. */
+  readonly record: TraceRecord[] | null;
   readonly stats: PolicyPathStats = {
     groups: 0, farFaults: 0, migratedIn: 0, evictedOut: 0, cpuFaults: 0, throttledFaults: 0, skipped: 0, remotePages: 0,
     launches: 0, policyMs: 0, moveMs: 0, serviceMs: 0, endMs: 0, countedAccesses: 0,
@@ -152,11 +153,17 @@ export class PolicyPath {
     this.cost = r.cost ?? DEFAULT_COST;
     this.#target = target;
     this.#mover = mover;
+    this.record = r.record ?? null;
     policy.reset?.();
     this.engine = new PolicyEngine(policy, {
       pages: r.npages, devices: device + 1, capacityPages: r.capacityPages, cost: this.cost,
       ...(r.chunkPages !== undefined ? { chunkPages: r.chunkPages } : {}),
     });
+  }
+
+  /** The virtual clock, ns. */
+  get now(): number {
+    return this.#now;
   }
 
   /**
@@ -213,8 +220,8 @@ export class PolicyPath {
     }
     this.#pending.clear();
     for (const p of later) this.#pending.add(p);
-    if (home.length > 0) res.recordHome(home, this.now);
-    if (arrived.length > 0) res.recordToDevice(this.device, arrived, 'explicit', this.now);
+    if (home.length > 0) res.recordHome(home, this.#now);
+    if (arrived.length > 0) res.recordToDevice(this.device, arrived, 'explicit', this.#now);
   }
 
   /** The residency as the page tables have it now (a view for snapshots and checks). */
@@ -240,7 +247,7 @@ export class PolicyPath {
   commandStart(): void {
     if (this.#frozen) return;
     this.stats.launches++;
-    this.now += this.cost.launchNs;
+    this.#now += this.cost.launchNs;
   }
 
   /**
@@ -273,7 +280,7 @@ export class PolicyPath {
       const p = this.#rel(q);
       if (p < 0) continue;
       const wasRemote = res.location(p) === CPU && res.mappedRemote(this.device, p);
-      const touch = res.touchDevice(this.device, p, this.now);
+      const touch = res.touchDevice(this.device, p, this.#now);
       if (touch === TOUCH_REMOTE) remote++;
       else if (touch === TOUCH_LOCAL) hit.add(Math.floor(p / res.chunkPages));
       else if (wasRemote && t.pt.isMapped(q, 0)) (lapsed ??= new Uint8Array(npages))[q - page] = 1;
@@ -287,13 +294,13 @@ export class PolicyPath {
       this.stats.moveMs += performance.now() - t1;
     }
     const t2 = performance.now();
-    for (const c of hit) res.chunkUsed(this.device, c, this.now);
+    for (const c of hit) res.chunkUsed(this.device, c, this.#now);
     if (remote > 0) {
       this.stats.remotePages += remote;
-      this.now += this.cost.remoteAccessNs + transferNs(this.cost, remote * PAGE_SIZE);
+      this.#now += this.cost.remoteAccessNs + transferNs(this.cost, remote * PAGE_SIZE);
     }
-    const ac = this.engine.serviceAccessCounters(this.device, this.now, counted !== null ? this.#readout(counted) : undefined);
-    this.now += ac.ns;
+    const ac = this.engine.serviceAccessCounters(this.device, this.#now, counted !== null ? this.#readout(counted) : undefined);
+    this.#now += ac.ns;
     this.stats.policyMs += performance.now() - t2;
     if (ac.plan.steps.length === 0 && ac.plan.used.length === 0) return;
     const t3 = performance.now();
@@ -357,12 +364,12 @@ export class PolicyPath {
     const remoteish = new Set<number>(); // decided REMOTE for good
     if (count > 0 && this.record !== null) {
       for (let i = 0; i < count; i++) {
-        this.record.push({ time: this.now, addr: (this.basePage + this.#pages[i]) * PAGE_SIZE, access: this.#access[i] === ACCESS_WRITE ? ACCESS_WRITE : ACCESS_READ, proc: this.device });
+        this.record.push({ time: this.#now, addr: (this.basePage + this.#pages[i]) * PAGE_SIZE, access: this.#access[i] === ACCESS_WRITE ? ACCESS_WRITE : ACCESS_READ, proc: this.device });
       }
     }
     if (count > 0) {
       const t0 = performance.now();
-      const r = this.engine.serviceGroup(this.device, this.#pages, this.#access, count, faults, this.now);
+      const r = this.engine.serviceGroup(this.device, this.#pages, this.#access, count, faults, this.#now);
       for (let i = 0; i < count; i++) {
         const a = r.action[i];
         if (a === DECIDE_THROTTLE) throttled.add(this.basePage + this.#pages[i]);
@@ -376,7 +383,7 @@ export class PolicyPath {
       this.stats.farFaults += faults;
       this.stats.throttledFaults += throttled.size;
       // The device waits for the service; a throttled invocation replays after its nap.
-      this.now = Math.max(this.now + r.ns, r.throttleUntil);
+      this.#now = Math.max(this.#now + r.ns, r.throttleUntil);
       const t1 = performance.now();
       this.engine.commit(plan, await this.#perform(plan));
       this.stats.moveMs += performance.now() - t1;
@@ -460,15 +467,15 @@ export class PolicyPath {
     if (p < 0) return;
     this.#reconcile();
     this.stats.cpuFaults++;
-    this.record?.push({ time: this.now, addr: addr - (addr % PAGE_SIZE), access: ACCESS_WRITE, proc: CPU });
+    this.record?.push({ time: this.#now, addr: addr - (addr % PAGE_SIZE), access: ACCESS_WRITE, proc: CPU });
     for (let tries = 0; tries < 1000; tries++) {
-      const f = this.engine.serviceCpuFault(p, ACCESS_WRITE, this.now);
+      const f = this.engine.serviceCpuFault(p, ACCESS_WRITE, this.#now);
       if (f.action !== DECIDE_THROTTLE) {
         this.#cpuFaults.set(p, f.plan);
-        this.now += f.ns; // the CPU waits for the copy home
+        this.#now += f.ns; // the CPU waits for the copy home
         return;
       }
-      this.now = Math.max(this.now + 1, f.until);
+      this.#now = Math.max(this.#now + 1, f.until);
     }
   }
 

@@ -51,6 +51,19 @@ export interface ServicerOptions {
   afterRangeFault?: (start: number, end: number) => Promise<void>;
   /** The mirror's migration policy (Dmirror.setPolicy attaches it), deciding each batch; its faults are sorted by page first. */
   policy?: PolicyPath;
+  /** Who watches the servicing (ServiceEvents). */
+  events?: ServiceEvents;
+}
+
+/**
+ * What an observer (the lab, a test) sees of the servicing, one way each: each round that
+ * faulted before its service, each batch record once serviced, and a gate awaited before
+ * every round (the first included) — where the servicer holds no lock: pause, step, stop.
+ */
+export interface ServiceEvents {
+  onRound?(r: { faults: number; overflow: boolean; finished: boolean }): void;
+  onBatch?(rec: BatchRecord): void;
+  beforeRound?(): Promise<void>;
 }
 
 export const DEFAULT_SERVICER: ServicerOptions = {
@@ -71,6 +84,8 @@ export class FaultServicer {
   readonly #t0: number;
   /** When each 'amd' window block was last validated (UVM's per-block service timestamp). */
   readonly #validatedAt = new Map<number, number>();
+  /** Batch records already reported to `events.onBatch`. */
+  #reported = 0;
 
   constructor(target: MirrorTarget, opts: Partial<ServicerOptions> = {}) {
     this.target = target;
@@ -85,6 +100,30 @@ export class FaultServicer {
    * the next round's service.
    */
   forCommand(cmd: CommandRange): FaultService {
+    const events = this.opts.events;
+    const service = this.#forCommand(cmd);
+    if (events === undefined) return service;
+    const report = (): void => {
+      while (this.#reported < this.records.length) events.onBatch?.(this.records[this.#reported++]);
+    };
+    return {
+      backlog: service.backlog,
+      gate: async () => {
+        report();
+        await events.beforeRound?.();
+      },
+      service: async (r: RoundResult, round: number) => {
+        events.onRound?.({ faults: r.faults.length, overflow: r.overflow, finished: r.finished });
+        try {
+          await service.service(r, round);
+        } finally {
+          report();
+        }
+      },
+    };
+  }
+
+  #forCommand(cmd: CommandRange): FaultService & { backlog(): number } {
     let buffer: FaultRecord[] = [];
     let overflow = false;
     this.opts.policy?.commandStart();

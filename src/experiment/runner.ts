@@ -20,11 +20,8 @@
  */
 import { defaultGpu } from '../driver/dmirror-device.js';
 import type { Dmirror } from '../driver/dmirror.js';
-import type { CommandRange } from '../driver/servicer.js';
-import { totals, type BatchRecord } from '../driver/records.js';
-import { FaultServicer } from '../driver/servicer.js';
-import type { RoundResult } from '../device/mirror-engine.js';
-import type { FaultService } from '../device/replay.js';
+import { totals } from '../driver/records.js';
+import type { FaultServicer, ServiceEvents } from '../driver/servicer.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import { HmmError } from '../errors.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PMD_SIZE, PROT_READ, PROT_WRITE } from '../mm/constants.js';
@@ -98,59 +95,11 @@ export interface RunContext {
  * and 'batch-flush', after the whole buffer under 'once'). Pausing holds that promise;
  * throwing from it (an HmmError: EINTR) ends the run there as a failed run with that error.
  */
-export interface RunObserver {
+export interface RunObserver extends ServiceEvents {
   /** The machine's scheduler (the lab's pausable one); default: the default scheduler. */
   scheduler?: Scheduler;
   /** The mirror once it is open, before the workload starts (read-only inspection). */
   onMirror?(mirror: Dmirror, buffer: { start: number; pages: number }, policy: PolicyPath | null): Promise<void> | void;
-  /** Each batch record once its batch is serviced, in order. */
-  onBatch?(rec: BatchRecord): void;
-  /** Each round that faulted (the fault ring's fill: faults recorded, overflow), before its service. */
-  onRound?(r: { faults: number; overflow: boolean; finished: boolean }): void;
-  /** Awaited before every round of the workload's command (replays and the first round). */
-  beforeRound?(): Promise<void>;
-}
-
-/**
- * The servicer the mirror was given, with the observer's hooks around each replay round:
- * records completed by then are reported first, then beforeRound is awaited.
- */
-class ObservedServicer extends FaultServicer {
-  readonly #obs: RunObserver;
-  #reported = 0;
-
-  constructor(base: FaultServicer, obs: RunObserver) {
-    super(base.target, base.opts);
-    this.#obs = obs;
-  }
-
-  #report(): void {
-    while (this.#reported < this.records.length) this.#obs.onBatch?.(this.records[this.#reported++]);
-  }
-
-  /**
-   * The command's fault service with the observer around it: each round that faulted is
-   * reported before its service and the batch records after it; the observer's gate runs
-   * before every round (the first included), where the servicer holds no lock.
-   */
-  override forCommand(cmd: CommandRange): FaultService {
-    const base = super.forCommand(cmd);
-    return {
-      backlog: () => base.backlog?.() ?? 0,
-      gate: async () => {
-        this.#report();
-        await this.#obs.beforeRound?.();
-      },
-      service: async (r: RoundResult, round: number) => {
-        this.#obs.onRound?.({ faults: r.faults.length, overflow: r.overflow, finished: r.finished });
-        try {
-          await base.service(r, round);
-        } finally {
-          this.#report();
-        }
-      },
-    };
-  }
 }
 
 export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunResult> {
@@ -192,18 +141,13 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     start = await proc.mmap(BUFFER_ADDR, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
     if (start % PMD_SIZE !== 0) throw new Error(`buffer at 0x${start.toString(16)} is not 2 MiB aligned`);
     mirror = await machine.devices[0].open(proc);
-    if (policy !== null) path = mirror.setPolicy(policy, { start, npages: pages, capacityPages: devicePages });
-    if (path !== null && ctx.recordTrace) path.record = ctx.recordTrace;
+    if (policy !== null) path = mirror.setPolicy(policy, { start, npages: pages, capacityPages: devicePages, ...(ctx.recordTrace ? { record: ctx.recordTrace } : {}) });
     servicer = mirror.setServicer({
       window: config.window, batchSize: config.batchSize, replay: config.replay, protocol: config.protocol,
       coalesce: config.coalesce, timeoutMs: SERVICER_TIMEOUT_MS, fallbackAfter: SERVICER_FALLBACK_AFTER,
-      restOfRangeOnOverflow: false,
+      restOfRangeOnOverflow: false, ...(ctx.observer !== undefined ? { events: ctx.observer } : {}),
     });
-    if (ctx.observer !== undefined) {
-      servicer = new ObservedServicer(servicer, ctx.observer);
-      mirror.servicer = servicer;
-      await ctx.observer.onMirror?.(mirror, { start, pages }, path);
-    }
+    await ctx.observer?.onMirror?.(mirror, { start, pages }, path);
     let w: WorkloadResult;
     if (trace !== null) {
       // A trace: its device segments as mirror commands, its CPU records as word accesses.
