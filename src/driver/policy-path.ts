@@ -37,7 +37,7 @@
 import { PolicyEngine } from '../policy/engine.js';
 import type { TraceRecord } from '../policy/trace.js';
 import { TOUCH_LOCAL, TOUCH_REMOTE } from '../policy/residency.js';
-import { type CostModel, DEFAULT_COST, PAGE_SIZE as POLICY_PAGE, transferNs } from '../policy/cost.js';
+import { computeNs, type CostModel, DEFAULT_COST, PAGE_SIZE as POLICY_PAGE, transferNs } from '../policy/cost.js';
 import { ACCESS_READ, ACCESS_WRITE, CPU, DECIDE_REMOTE, DECIDE_THROTTLE, type MigrationCause, type MigrationPolicy } from '../policy/types.js';
 import { err } from '../errors.js';
 import { PAGE_SIZE } from '../mm/constants.js';
@@ -227,6 +227,9 @@ export class PolicyPath {
       this.stats.moveMs += performance.now() - t1;
     }
     const t2 = performance.now();
+    // The kernel's own work: a roofline charge for the bytes the command ran over at the
+    // modelled GPU's memory bandwidth (cost.gpuMemBytesPerSec: GTX 1080 Ti, UVM_Smart's config).
+    this.now += computeNs(this.cost, npages * PAGE_SIZE);
     for (const c of hit) res.chunkUsed(this.device, c, this.now);
     if (remote > 0) {
       this.stats.remotePages += remote;
@@ -320,8 +323,13 @@ export class PolicyPath {
       this.stats.groups++;
       this.stats.farFaults += faults;
       this.stats.throttledFaults += throttled.size;
-      // The device waits for the service; a throttled invocation replays after its nap.
-      this.now = Math.max(this.now + r.ns, r.throttleUntil);
+      // The device waits for the service. Throttled faults are skipped and replayed later while
+      // the GPU keeps running (uvm_gpu_replayable_faults.c, service_fault_batch_block_locked:
+      // "throttling is implemented ... by continuing to process faults on other pages on the
+      // GPU"): only a batch in which every fault was throttled leaves the device nothing to
+      // run until the first nap ends.
+      this.now += r.ns;
+      if (throttled.size > 0 && throttled.size === count) this.now = Math.max(this.now, r.throttleFirst);
       const t1 = performance.now();
       await this.#perform(t, moves);
       this.stats.moveMs += performance.now() - t1;

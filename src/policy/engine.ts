@@ -30,6 +30,10 @@ export interface GroupResult {
   pinned: number;
   /** Largest `until` among throttled pages (0 if none): the requester refaults then. */
   throttleUntil: number;
+  /** Smallest `until` among throttled pages (0 if none): the first a replay can service. */
+  throttleFirst: number;
+  /** The policy's `until` per page of the group (THROTTLE: when it may be serviced). */
+  until: Float64Array;
   /** Final action per page of the group (index i = group page i); valid until the next call. */
   action: Uint8Array;
 }
@@ -126,7 +130,8 @@ export class PolicyEngine {
     this.stats.farFaults += faults;
     let ns = cost.faultGroupNs + cost.faultNs * count;
     const r: GroupResult = {
-      ns: 0, migrated: 0, prefetched: 0, remote: 0, throttled: 0, pinned: 0, throttleUntil: 0, action: dec.action,
+      ns: 0, migrated: 0, prefetched: 0, remote: 0, throttled: 0, pinned: 0, throttleUntil: 0, throttleFirst: 0,
+      action: dec.action, until: dec.until,
     };
     const migrate = this.#migrate;
     migrate.clear();
@@ -165,6 +170,7 @@ export class PolicyEngine {
             r.throttled++;
             this.stats.throttles++;
             if (dec.until[i] > r.throttleUntil) r.throttleUntil = dec.until[i];
+            if (r.throttleFirst === 0 || dec.until[i] < r.throttleFirst) r.throttleFirst = dec.until[i];
           }
           break;
         default:
