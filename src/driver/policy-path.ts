@@ -280,7 +280,7 @@ export class PolicyPath {
    * Caller holds the mmap read lock (migrate_vma_setup, hmm_range_fault need it).
    */
   async serviceBatch(t: MirrorTarget, groups: readonly FaultGroup[], faults: number, opts: RetryOptions,
-    lock: LockState, rec: BatchRecord): Promise<void> {
+    lock: LockState, rec: BatchRecord): Promise<number> {
     if (this.#devmem === null || this.#collecting === null) throw err('EINVAL', 'policy path not attached to a mirror');
     const res = this.engine.residency;
     let n = 0;
@@ -361,6 +361,7 @@ export class PolicyPath {
       }
     }
     this.stats.serviceMs += performance.now() - t2;
+    return throttled.size;
   }
 
   /** The moves the residency made, in its order: evictions home, migrations in. */
