@@ -18,8 +18,11 @@ import { REPLAY_POLICIES } from '../driver/servicer.js';
 import { batchLabel, windowLabel } from './report/labels.js';
 import { WORKLOADS, type WorkloadName } from '../workloads/names.js';
 import type { RunConfig } from './types.js';
+import { COST_MODELS, DEFAULT_COST } from '../policy/cost.js';
+import { DEFAULT_UVM, UVM_VERSIONS } from '../policy/uvm-params.js';
+import { publishedRuns } from './published.js';
 
-export const PRESET_NAMES = ['quick', 'coalescing', 'windows', 'batches', 'protocols', 'mm', 'policies', 'all'] as const;
+export const PRESET_NAMES = ['quick', 'coalescing', 'windows', 'batches', 'protocols', 'mm', 'policies', 'published', 'all'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 /** What `all` means (quick is a subset of these). */
 export const ALL_PRESETS: readonly PresetName[] = ['coalescing', 'windows', 'batches', 'protocols', 'mm'];
@@ -63,7 +66,7 @@ export const PINGPONG_SHAPE = { sizeMiB: 8 / 256, phases: 40 } as const;
 export const OVERSUBS: readonly number[] = [1, 1.5, 2, 3];
 
 /** The axes an option can fix. */
-export type AxisName = 'workload' | 'sizeMiB' | 'writeFraction' | 'window' | 'batchSize' | 'replay' | 'protocol' | 'coalesce' | 'stormRate' | 'seed' | 'policy' | 'oversub';
+export type AxisName = 'workload' | 'sizeMiB' | 'writeFraction' | 'window' | 'batchSize' | 'replay' | 'protocol' | 'coalesce' | 'stormRate' | 'seed' | 'policy' | 'oversub' | 'uvm' | 'cost';
 export type AxisOverrides = { [K in AxisName]?: NonNullable<RunConfig[K]>[] };
 
 export interface CliOptions {
@@ -98,7 +101,7 @@ Runs fault-servicing experiments on the GPU (and the CPU-side mm preset), prints
 and writes report.json, runs.csv, batches.csv, report.html and figure-*.svg.
 
 Presets:
-  --preset NAME[,NAME]   quick | coalescing | windows | batches | protocols | mm | all
+  --preset NAME[,NAME]   quick | coalescing | windows | batches | protocols | policies | published | mm | all
                          (default: quick,mm)
       quick        coalescing on/off for stream and random, and the three retry
                    protocols under 0, 1000, 5000 invalidations/s on stream
@@ -109,6 +112,9 @@ Presets:
       policies     migration policies: ${PRESET_POLICIES.length} built-ins × ${POLICY_WORKLOADS.join(', ')}
                    × oversubscription ${PRESET_OVERSUBS.join(', ')} at ${POLICY_SIZE_MIB} MiB (pingpong: 8 pages, 40
                    hand-offs) — simulated time, bytes moved each way, faults, thrashing, evictions, ...
+      published    UVM_Smart's published table: on-demand, TBN prefetch, TBN + LRU-2M / random-4K / SL-64K
+                   eviction at 110 % and 125 % on backprop, bfs, fdtd, hotspot at UVM_Smart's working sets;
+                   prints their far faults and simulated time beside ours, and the ratio
       mm           the CPU-side demo: seq vs valid-flag under CPU invalidations (no GPU)
       all          coalescing, windows, batches, protocols and mm
 
@@ -128,6 +134,9 @@ Run settings (fix that setting in every run of the presets; a comma list runs ea
                          +tree adds the tree prefetcher, +lru/+lfu/+fifo/+mru the eviction order)
                          or a module path (./my-policy.ts)   (base: none: no policy, dmirror's remote mapping)
   --oversub X            working set / device memory, ≥ 1 (1, 1.5, 2, 3; with a policy)   (base: 1)
+  --uvm V                NVIDIA UVM parameter set the run models: ${UVM_VERSIONS.join(' | ')}   (base: ${DEFAULT_UVM})
+  --cost NAME            cost model of the simulated clock: ${Object.keys(COST_MODELS).join(' | ')}
+                         (base: ${DEFAULT_COST.name}: UVM_Smart's transfer curve; flat = 16 GB/s flat)
   --record-trace FILE    record the run's device and CPU faults (virtual time) as a trace (.jsonl/.csv;
                          one run, with a policy); replay it with --workload trace:FILE
 
@@ -220,6 +229,19 @@ const oversubParser: Parser<number> = (raw, opt) => {
   return v;
 };
 
+/** A UVM driver version with a parameter set (--uvm 575|590); anything else names itself. */
+const uvmParser: Parser<string> = (raw, opt) => {
+  const v = raw.trim();
+  if (!(UVM_VERSIONS as readonly string[]).includes(v)) throw bad(opt, raw, `a UVM version with a parameter set (one of ${UVM_VERSIONS.join(', ')})`);
+  return v;
+};
+
+const costParser: Parser<string> = (raw, opt) => {
+  const v = raw.trim().toLowerCase();
+  if (!Object.hasOwn(COST_MODELS, v)) throw bad(opt, raw, `a cost model (one of ${Object.keys(COST_MODELS).join(', ')})`);
+  return v;
+};
+
 const shardParser = (raw: string, opt: string): { k: number; n: number } => {
   const m = /^(\d+)\/(\d+)$/.exec(raw.trim());
   const k = m ? Number(m[1]) : NaN;
@@ -263,6 +285,8 @@ const AXIS_OPTIONS: Record<string, { axis: AxisName; parse: Parser<unknown[]> }>
   '--seed': { axis: 'seed', parse: list(seedParser) },
   '--policy': { axis: 'policy', parse: list(policyParser) },
   '--oversub': { axis: 'oversub', parse: list(oversubParser) },
+  '--uvm': { axis: 'uvm', parse: list(uvmParser) },
+  '--cost': { axis: 'cost', parse: list(costParser) },
 };
 
 /**
@@ -391,6 +415,9 @@ export function presetRuns(p: PresetName): RunConfig[] {
       return POLICY_WORKLOADS.flatMap((workload) => PRESET_OVERSUBS.flatMap((oversub) => PRESET_POLICIES.map((policy) => cfg(p, {
         workload, oversub, policy, ...(workload === 'pingpong' ? PINGPONG_SHAPE : { sizeMiB: POLICY_SIZE_MIB }),
       }))));
+    case 'published':
+      // UVM_Smart's configurations on its benchmarks at its working sets (published.ts).
+      return publishedRuns(BASE_CONFIG);
     case 'mm':
     case 'all':
       return [];
@@ -399,7 +426,7 @@ export function presetRuns(p: PresetName): RunConfig[] {
   }
 }
 
-const AXIS_ORDER: readonly AxisName[] = ['workload', 'sizeMiB', 'writeFraction', 'window', 'batchSize', 'replay', 'protocol', 'coalesce', 'stormRate', 'seed', 'policy', 'oversub'];
+const AXIS_ORDER: readonly AxisName[] = ['workload', 'sizeMiB', 'writeFraction', 'window', 'batchSize', 'replay', 'protocol', 'coalesce', 'stormRate', 'seed', 'policy', 'oversub', 'uvm', 'cost'];
 
 /** Identity of a run: every field, preset included. */
 export function configKey(c: RunConfig, withPreset = true): string {
@@ -446,6 +473,8 @@ const DESCRIBE: Record<AxisName, (c: RunConfig) => string> = {
   seed: (c) => `seed=${c.seed}`,
   policy: (c) => `policy=${c.policy ?? 'none'}`,
   oversub: (c) => `oversub=${c.oversub ?? 1}`,
+  uvm: (c) => `uvm=${c.uvm ?? DEFAULT_UVM}`,
+  cost: (c) => `cost=${c.cost ?? DEFAULT_COST.name}`,
 };
 
 /** Axes whose value differs among the configs (the workload always counts). */

@@ -36,11 +36,18 @@ export interface RunConfig {
   oversub?: number;
   /** pingpong: GPU/CPU hand-offs (default 4). */
   phases?: number;
+  /** NVIDIA UVM parameter set the run models (src/policy/uvm-params.ts); absent = the newest. */
+  uvm?: string;
+  /** The cost model by name (src/policy/cost.ts COST_MODELS); absent = uvm-smart. */
+  cost?: string;
 }
 
 /** What a policy run measured: the virtual clock's figures and the real work beside them. */
 export interface PolicyRunResult {
   policy: string;
+  /** The UVM parameter set and the cost model the simulated figures come from. */
+  uvm?: string;
+  cost?: string;
   devicePages: number;
   /** Simulated (virtual-clock) time, ns: identical for a seed. */
   simTimeNs: number;

@@ -526,8 +526,16 @@ export class Residency implements ResidencyView {
     if (victim < 0) return -1;
     const first = victim * this.chunkPages;
     const end = Math.min(first + this.chunkPages, this.pageCount);
-    const pages: number[] = [];
+    let pages: number[] = [];
     for (let p = first; p < end; p++) if (this.#loc[p] === d) pages.push(p);
+    const g = this.#eviction.granularityPages ?? this.chunkPages;
+    if (g < this.chunkPages && pages.length > 0) {
+      // A sub-chunk eviction (UVM_Smart's random-4K, SL-64K): one aligned block of g pages.
+      const pick = this.#eviction.pickInChunk?.(d, victim, pages, now) ?? pages[0];
+      if (!pages.includes(pick)) throw err('EINVAL', `eviction policy ${this.#eviction.name} picked page ${pick}, not resident in chunk ${victim}`);
+      const lo = Math.floor(pick / g) * g;
+      pages = pages.filter((p) => p >= lo && p < lo + g);
+    }
     this.stats.evictions++;
     this.stats.evictedPages += pages.length;
     return this.migrateHome(pages, pages.length, 'eviction', now) + this.cost.evictChunkNs;
