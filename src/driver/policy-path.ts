@@ -135,7 +135,10 @@ export class PolicyPath {
     this.cost = r.cost ?? DEFAULT_COST;
     policy.reset?.();
     this.engine = new PolicyEngine(policy, {
-      pages: r.npages, devices: device + 1, capacityPages: r.capacityPages, cost: this.cost,
+      // One page a CPU fault: devmem's migrate_to_ram (dmirror_devmem_fault) moves one page, and
+      // the residency must say what the page tables hold. UVM's 64 KiB big page is the
+      // engine's default (the trace simulator's); on this path it is left undone.
+      pages: r.npages, devices: device + 1, capacityPages: r.capacityPages, cost: this.cost, cpuFaultPages: 1,
       ...(r.chunkPages !== undefined ? { chunkPages: r.chunkPages } : {}),
     });
     const res = this.engine.residency;

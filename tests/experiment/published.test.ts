@@ -29,7 +29,7 @@ describe('published preset', () => {
   });
 
   it('puts their number, ours and the ratio side by side', () => {
-    const configs = publishedRuns(BASE_CONFIG, ['bfs']).filter((c) => c.workload === 'bfs');
+    const configs = publishedRuns(BASE_CONFIG, ['bfs']).filter((c) => String(c.workload) === 'bfs');
     const runs: RunResult[] = configs.map((config, i) => ({
       config, ok: true, error: null, wallMs: 1000, rounds: 1, faultRounds: 1, totals: totals([]), records: [],
       storm: { ops: 0, byKind: {} }, verify: { checked: 1, mismatches: 0 }, faultsPerSec: 0,

@@ -38,3 +38,24 @@ describe('throttling (uvm_gpu_replayable_faults.c: service_fault_batch_block_loc
     expect(r.simTimeNs).toBeGreaterThanOrEqual(NAP_END);
   });
 });
+
+describe('CPU faults on device pages (uvm_va_block_cpu_fault: the same make_resident path)', () => {
+  it('a CPU fault brings the 64 KiB big page home: 16 pages, one transfer', async () => {
+    const { PolicyEngine } = await import('../../src/policy/engine.js');
+    const { firstTouch } = await import('../../src/policy/builtins.js');
+    const { transferNs, UVM_SMART } = await import('../../src/policy/cost.js');
+    const e = new PolicyEngine(firstTouch(), { pages: 512, capacityPages: 512 });
+    const all = Float64Array.from({ length: 64 }, (_, i) => i);
+    e.serviceGroup(0, all, new Uint8Array(64), 64, 64, 0);
+    const f = e.serviceCpuFault(21, 1, 1_000);
+    const home = [];
+    for (let p = 0; p < 64; p++) if (e.residency.location(p) === -1) home.push(p);
+    expect(home).toEqual(Array.from({ length: 16 }, (_, i) => 16 + i)); // pages 16..31, the fault's big page
+    expect(f.ns).toBe(UVM_SMART.cpuFaultNs + transferNs(UVM_SMART, 16 * PAGE_SIZE));
+    // HMM's one-page migrate_to_ram, by option.
+    const one = new PolicyEngine(firstTouch(), { pages: 512, capacityPages: 512, cpuFaultPages: 1 });
+    one.serviceGroup(0, all, new Uint8Array(64), 64, 64, 0);
+    one.serviceCpuFault(21, 1, 1_000);
+    expect(one.residency.stats.migrationsToHost).toBe(1);
+  });
+});
