@@ -9,6 +9,7 @@ export {
   MADV_DONTNEED, MADV_HUGEPAGE,
 } from './mm/constants.js';
 export { MADV_PAGEOUT } from './mm/validate.js';
+export { MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP } from './mm/mremap.js';
 export { HmmError, SegmentationFault, BusError, type Errno } from './errors.js';
 // The machine users get from createMachine() is the mm's Machine with its mirror devices.
 export {

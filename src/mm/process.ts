@@ -11,6 +11,7 @@ import { doMadvise } from './madvise.js';
 import { MmStruct } from './mm.js';
 import { doMmap, doMunmap } from './mmap.js';
 import { doMprotect } from './mprotect.js';
+import { doMremap } from './mremap.js';
 import type { MemCore } from './pages.js';
 
 /** What a Process needs from its machine. */
@@ -59,6 +60,15 @@ export class Process {
   async madvise(addr: number, length: number, advice: number): Promise<void> {
     this.#alive();
     return doMadvise(this.mm, addr, length, advice);
+  }
+
+  /**
+   * mremap(2): flags MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP (src/mm/mremap.ts);
+   * `newAddr` only with MREMAP_FIXED or MREMAP_DONTUNMAP. Returns the mapping's address.
+   */
+  async mremap(oldAddr: number, oldSize: number, newSize: number, flags: number, newAddr = 0): Promise<number> {
+    this.#alive();
+    return doMremap(this.mm, oldAddr, oldSize, newSize, flags, newAddr);
   }
 
   async read(addr: number, length: number): Promise<Uint8Array> {
