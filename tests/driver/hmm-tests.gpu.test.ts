@@ -61,7 +61,8 @@
  *                              CPU fault back → same; PMD bit per DEVICE_PRIVATE_THP (helpers);
  *                              pagemap read from the process's page table
  *  migrate_partial_unmap_fault {THP} × 3 offsets: migrate, munmap 1 MiB, CPU reads the rest → same
- *  migrate_remap_fault         mremap before/after migrate → SKIPPED (no mremap in the API)
+ *  migrate_remap_fault         {before, after} × {DONTUNMAP} × {THP} × 3 offsets: mremap MAYMOVE|FIXED of
+ *                              a 2 MiB buffer before or after migrating it, CPU reads it back → same
  *  migrate_anon_huge_err       HMM_DMIRROR_FLAGS fail-alloc → SKIPPED (no test hook in the API)
  *  migrate_anon_huge_zero_err  same → SKIPPED (no test hook in the API)
  *  benchmark_thp_migration     timings of TO_DEV/TO_SYS, THP vs not, ret == 0 → same, sizes ≤ 4 THPs
@@ -72,15 +73,15 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   createMachine, HmmError, MADV_DONTNEED, MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_HUGETLB, MAP_PRIVATE, MAP_SHARED,
-  PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE, type Machine, type Process,
+  MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE, type Machine, type Process,
 } from '../../src/index.js';
 import {
   align, asInts, cpuIncrementEveryInt, DEFAULT_HUGE_PAGE_SIZE, DEVICE_PRIVATE_THP, expectCpuInts, expectData,
   expectInts, expectProt, HMM_BUFFER_SIZE, HMM_DMIRROR_FLAG_FAIL_ALLOC, HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL,
   HMM_DMIRROR_PROT_ERROR, HMM_DMIRROR_PROT_NONE, HMM_DMIRROR_PROT_PMD, HMM_DMIRROR_PROT_PUD, HMM_DMIRROR_PROT_READ,
   HMM_DMIRROR_PROT_WRITE, HMM_DMIRROR_PROT_ZERO, HMM_NPAGES, hmmRandom, isPmdMapped, ints, joinAll, mirrorDevices,
-  MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, NTIMES, pagemapEntry, PMD_PAGESIZE, TWOMEG, yieldMicrotasks, yieldTicks,
-  type Mirror, type MirrorWithFlags, type ProcessWithMremap,
+  NTIMES, pagemapEntry, PMD_PAGESIZE, TWOMEG, yieldMicrotasks, yieldTicks,
+  type Mirror, type MirrorWithFlags, 
 } from './hmm-tests.helpers.js';
 
 const RW = PROT_READ | PROT_WRITE;
@@ -1002,11 +1003,7 @@ describe('hmm', () => {
     }
   }, SLOW);
 
-  it.skip('migrate_remap_fault', async () => {
-    // SKIPPED: needs mremap(MREMAP_MAYMOVE | MREMAP_FIXED [| MREMAP_DONTUNMAP]) of migrated
-    // and not-yet-migrated memory; Process has no mremap in the API. The body is the port
-    // as it would run against one (ProcessWithMremap in the helpers).
-    const rproc = proc as ProcessWithMremap;
+  it('migrate_remap_fault', async () => {
     const size = PMD_PAGESIZE;
     const offsets = [0, size / 4, size / 2];
 
@@ -1032,7 +1029,7 @@ describe('hmm', () => {
             await proc.write(ptr, ints(size, (i) => i));
 
             if (before) {
-              newPtr = await rproc.mremap(map, size, size, flags, map + size + offsets[j]);
+              newPtr = await proc.mremap(map, size, size, flags, map + size + offsets[j]);
               ptr = newPtr;
             }
 
@@ -1044,7 +1041,7 @@ describe('hmm', () => {
             expectData(r.data, size, (i) => i, `${what}: mirror`);
 
             if (!before) {
-              newPtr = await rproc.mremap(map, size, size, flags, map + size + offsets[j]);
+              newPtr = await proc.mremap(map, size, size, flags, map + size + offsets[j]);
               ptr = newPtr;
             }
 
@@ -1057,7 +1054,7 @@ describe('hmm', () => {
         }
       }
     }
-  });
+  }, SLOW);
 
   /* Migrate private anonymous huge page with allocation errors. */
   it.skip('migrate_anon_huge_err', async () => {

@@ -33,14 +33,6 @@ export function mirrorDevices(m: Machine): readonly MirrorDevice[] {
 export const HMM_DMIRROR_FLAG_FAIL_ALLOC = 1;
 export type MirrorWithFlags = Mirror & { setFlags(flags: number): Promise<void> };
 
-/** mremap(2) (migrate_remap_fault). NOT in the API: Process has no mremap. */
-export const MREMAP_MAYMOVE = 1;
-export const MREMAP_FIXED = 2;
-export const MREMAP_DONTUNMAP = 4;
-export type ProcessWithMremap = Process & {
-  mremap(oldAddr: number, oldSize: number, newSize: number, flags: number, newAddr: number): Promise<number>;
-};
-
 /**
  * Whether the mm migrates a THP to device-private memory whole, mapped by one device-private
  * PMD entry (Linux since the device-private THP series that also added the
