@@ -22,6 +22,7 @@ export {
   type Mirror, type MirrorDevice, type MirrorResult,
 } from './driver/uapi.js';
 export { Process } from './mm/process.js';
+export { GUP_PIN_COUNTING_BIAS, UserPages, type GupOptions } from './mm/gup.js';
 export { MemFile } from './mm/file.js';
 export type { MmStruct } from './mm/mm.js';
 export type { DevPagemap, PagemapOptions, DevicePrivateFault } from './mm/pagemap.js';

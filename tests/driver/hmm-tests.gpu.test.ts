@@ -52,7 +52,9 @@
  *  exclusive                   EXCLUSIVE, CPU ++ every int, CHECK_EXCLUSIVE == 0 → same
  *  exclusive_mprotect          EXCLUSIVE, mprotect(RO), WRITE → EPERM → same
  *  exclusive_cow               EXCLUSIVE, fork, parent and child ++ every int → same (concurrently)
- *  hmm_gup_test                gup_test pinning of device pages → SKIPPED (no gup_test)
+ *  hmm_gup_test                gup_test's GUP_BASIC / GUP_FAST / PIN_FAST(LONGTERM) / PIN_LONGTERM on
+ *                              migrated pages; SNAPSHOT WRITE, data intact → gupTestExec (helpers) on
+ *                              Process.getUserPages / pinUserPages
  *  hmm_cow_in_device           migrate, fork, parent writes (COW), child killed; SNAPSHOT WRITE → same
  *  migrate_anon_huge_empty     migrate an untouched THP-able block: zeros → same
  *  migrate_anon_huge_zero      read-faulted THP block, migrate, zeros both sides → same
@@ -77,7 +79,8 @@ import {
 } from '../../src/index.js';
 import {
   align, asInts, cpuIncrementEveryInt, DEFAULT_HUGE_PAGE_SIZE, DEVICE_PRIVATE_THP, expectCpuInts, expectData,
-  expectInts, expectProt, HMM_BUFFER_SIZE, HMM_DMIRROR_FLAG_FAIL_ALLOC, HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL,
+  expectInts, expectProt, FOLL_LONGTERM, GUP_BASIC_TEST, GUP_FAST_BENCHMARK, gupTestExec, PIN_FAST_BENCHMARK,
+  PIN_LONGTERM_BENCHMARK, HMM_BUFFER_SIZE, HMM_DMIRROR_FLAG_FAIL_ALLOC, HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL,
   HMM_DMIRROR_PROT_ERROR, HMM_DMIRROR_PROT_NONE, HMM_DMIRROR_PROT_PMD, HMM_DMIRROR_PROT_PUD, HMM_DMIRROR_PROT_READ,
   HMM_DMIRROR_PROT_WRITE, HMM_DMIRROR_PROT_ZERO, HMM_NPAGES, hmmRandom, isPmdMapped, ints, joinAll, mirrorDevices,
   NTIMES, pagemapEntry, PMD_PAGESIZE, TWOMEG, yieldMicrotasks, yieldTicks,
@@ -801,10 +804,37 @@ describe('hmm', () => {
    * PIN_FAST_BENCHMARK with FOLL_LONGTERM, PIN_LONGTERM_BENCHMARK) on migrated pages, then
    * SNAPSHOT all WRITE and the data intact.
    */
-  it.skip('hmm_gup_test', () => {
-    // SKIPPED: needs the kernel's gup_test module (/sys/kernel/debug/gup_test) to pin the
-    // device pages with get_user_pages/pin_user_pages; the API has no GUP or pinning. (The
-    // kernel also skips it when gup_test is absent.)
+  it('hmm_gup_test', async () => {
+    const npages = 4;
+    const size = npages * PAGE_SIZE;
+    const ptr = await proc.mmap(0, size, RW, PRIV_ANON);
+
+    // Initialize buffer in system memory.
+    await proc.write(ptr, ints(size, (i) => i));
+
+    // Migrate memory to device.
+    const r = await fd.migrateToDevice(ptr, npages);
+    expect(r.cpages).toBe(npages);
+    // Check what the device read.
+    expectData(r.data, size, (i) => i, 'mirror');
+
+    expect(await gupTestExec(proc, ptr, GUP_BASIC_TEST, 1, PAGE_SIZE, 0)).toBe(0);
+    expect(await gupTestExec(proc, ptr + 1 * PAGE_SIZE, GUP_FAST_BENCHMARK, 1, PAGE_SIZE, 0)).toBe(0);
+    expect(await gupTestExec(proc, ptr + 2 * PAGE_SIZE, PIN_FAST_BENCHMARK, 1, PAGE_SIZE, FOLL_LONGTERM)).toBe(0);
+    expect(await gupTestExec(proc, ptr + 3 * PAGE_SIZE, PIN_LONGTERM_BENCHMARK, 1, PAGE_SIZE, 0)).toBe(0);
+
+    // Take snapshot to CPU pagetables.
+    const m = await fd.snapshot(ptr, npages);
+    expect(m.length).toBe(npages);
+    // (device private variant)
+    expect(m[0]).toBe(HMM_DMIRROR_PROT_WRITE);
+    expect(m[1]).toBe(HMM_DMIRROR_PROT_WRITE);
+    expect(m[2]).toBe(HMM_DMIRROR_PROT_WRITE);
+    expect(m[3]).toBe(HMM_DMIRROR_PROT_WRITE);
+    // Check again the content on the pages. Make sure there's no corrupted data.
+    await expectCpuInts(proc, ptr, size, (i) => i, 'ptr');
+
+    await proc.munmap(ptr, size);
   });
 
   /*
