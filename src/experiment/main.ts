@@ -25,6 +25,8 @@ import {
   csvField, FIGURES, figureHasData, policyTable, summarizeRun, statusText, toBatchCsv, toCsv, toHtml, toJson, toPolicyCsv, toSvgFigure,
   toTable,
 } from './report.js';
+import { cellTables, toCellsCsv } from './report/cells.js';
+import { AXES } from './schema.js';
 import type { ExperimentReport, RunConfig, RunResult } from './types.js';
 
 /** The runner's contract (runner.ts). */
@@ -206,6 +208,8 @@ export function writeOutputs(report: ExperimentReport, dir: string, json: string
   if (published !== '') files.push(['published.md', `${published}\n`]);
   const policies = toPolicyCsv(report, csvField);
   if (policies !== '') files.push(['policies.csv', policies]);
+  const cells = toCellsCsv(report, csvField);
+  if (cells !== '') files.push(['cells.csv', cells]);
   for (const f of FIGURES) if (figureHasData(report, f)) files.push([`figure-${f}.svg`, toSvgFigure(report, f)]);
   for (const [name, text] of files) writeFileSync(join(dir, name), text);
   if (json !== null) {
@@ -257,7 +261,7 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
     try {
       await loadPolicy(spec);
     } catch (e) {
-      console.error(`error: --policy ${spec}: ${e instanceof Error ? e.message : String(e)}`);
+      console.error(`error: ${AXES.policy.flag} ${spec}: ${e instanceof Error ? e.message : String(e)}`);
       return 2;
     }
   }
@@ -298,6 +302,8 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
   if (report.runs.length > 0) console.log(`\n${toTable(report)}\n`);
   const pt = policyTable(report);
   if (pt !== '') console.log(`Migration policies (simulated time: the cost model's virtual clock)\n\n${pt}\n`);
+  const ct = cellTables(report);
+  if (ct !== '') console.log(`${ct}\n`);
   const published = publishedReport(report, argv);
   if (published !== '') console.log(`${published}\n`);
   const written = writeOutputs(report, outDir, opts.json);
@@ -343,6 +349,8 @@ export async function mergeCommand(argv: readonly string[]): Promise<number> {
   if (merged.runs.length > 0) console.log(`\n${toTable(merged)}\n`);
   const pt = policyTable(merged);
   if (pt !== '') console.log(`${pt}\n`);
+  const ct = cellTables(merged);
+  if (ct !== '') console.log(`${ct}\n`);
   const written = writeOutputs(merged, dir);
   console.log(`merged ${dirs.length} part(s), ${merged.runs.length} run(s); wrote to ${showPath(dir)}/: ${written.join(', ')}`);
   return merged.runs.some((r) => r.verify.mismatches > 0) ? 1 : 0;

@@ -90,6 +90,8 @@ export const COST_MODELS: Readonly<Record<string, CostModel>> = Object.freeze({
   'uvm-smart': UVM_SMART, flat: FLAT, gtx1080: GTX1080, measured: MEASURED,
 });
 
+export const COST_MODEL_NAMES: readonly string[] = Object.freeze(Object.keys(COST_MODELS));
+
 /**
  * ns to move `bytes` as ONE transfer, rounded up to a whole ns. 'curve': UVM_Smart's
  * calculate_transfer_time (speed in GiB/s = 2a/π·atan(b·KiB), halved at ≥ 2 MiB).
