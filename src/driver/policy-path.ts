@@ -312,6 +312,12 @@ export class PolicyPath {
     if (count > 0) {
       const t0 = performance.now();
       this.#moves = [];
+      // The prefetcher's va_blocks are clipped to the VMAs (HMM's uvm_hmm_va_block_find_create).
+      const lo = this.basePage * PAGE_SIZE;
+      const regions = t.mm.vmas.range(lo, lo + this.npages * PAGE_SIZE).map((v) => [
+        Math.max(0, v.start / PAGE_SIZE - this.basePage), Math.min(this.npages, v.end / PAGE_SIZE - this.basePage),
+      ] as [number, number]).filter(([a, b]) => b > a);
+      this.engine.setRegions(regions);
       const r = this.engine.serviceGroup(this.device, this.#pages, this.#access, count, faults, this.now);
       const moves = this.#moves;
       this.#moves = [];
