@@ -51,6 +51,9 @@ import { dmirrorMigrateIn } from './migrate.js';
 import type { BatchRecord } from './records.js';
 import { serviceRange, type LockState, type MirrorTarget, type RetryOptions } from './retry.js';
 
+/** Default bytes of one counted access: a GPU L2 line (the cost model's remoteAccessBytes). */
+export const ACCESS_REQUEST_BYTES = 128;
+
 export interface PolicyRange {
   /** The managed range: first byte (page aligned) and pages. */
   start: number;
@@ -266,11 +269,14 @@ export class PolicyPath {
       this.#acCounts = new Uint32Array(c.counts.length);
     }
     let n = 0;
+    // The counting unit is a memory request (accessCounterRequestBytes), not the word the
+    // kernels count: a region's words become whole requests.
+    const unit = this.engine.policy.accessCounterRequestBytes ?? ACCESS_REQUEST_BYTES;
     for (let i = 0; i < c.counts.length; i++) {
       const p = c.firstPage + i * c.regionPages - this.basePage;
       if (c.counts[i] === 0 || p < 0 || p >= this.npages) continue;
       this.#acPages[n] = p;
-      this.#acCounts[n] = c.counts[i];
+      this.#acCounts[n] = Math.ceil((c.counts[i] * 4) / unit);
       this.stats.countedAccesses += c.counts[i];
       n++;
     }
