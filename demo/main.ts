@@ -4,20 +4,18 @@
 // body[data-lab] ('ready' | 'nogpu'), #status[data-state], #smoke[data-status],
 // #c-batches, figure[data-points], #status[data-stop-ms] (Stop to end, measured here).
 import * as Comlink from 'comlink';
-import { RETRY_PROTOCOLS } from '../src/driver/retry.js';
-import { REPLAY_POLICIES } from '../src/driver/servicer.js';
 import { REPORT_CSS, toHtml } from '../src/experiment/report/html.js';
+import { AXES } from '../src/experiment/schema.js';
 import type { RunResult } from '../src/experiment/types.js';
 import { totals } from '../src/driver/records.js';
 import {
-  checkSettings, DEFAULT_SETTINGS, isPolicyModuleName, LAB_POLICIES, LIMITS, settingsFromQuery, settingsToQuery, toRunConfig, WINDOWS,
+  checkSettings, DEFAULT_SETTINGS, formValue, isPolicyModuleName, LAB_FIELDS, settingsFromQuery, settingsToQuery, toRunConfig,
   type LabSettings,
 } from '../src/lab/config.js';
 import type { PolicySource } from '../src/lab/policy-module.js';
 import type { LabEvent } from '../src/lab/session.js';
 import { compareRows, describeConfig, exportCsv, exportJson, importJson, labReport, LiveRun } from '../src/lab/view.js';
 import type { AdapterInfo, LabCommand, LabWorker } from '../src/lab/worker.js';
-import { WORKLOADS } from '../src/workloads/names.js';
 import { drawStrip, Plots } from './plots.js';
 
 /** Stop's promise: the run ends within this, or the worker is terminated and replaced. */
@@ -77,23 +75,31 @@ function fill(select: HTMLSelectElement, values: readonly { value: string; label
   for (const v of values) select.add(new Option(v.label, v.value));
 }
 
+/** The form's inputs from the run schema (src/lab/config.ts LAB_FIELDS): options, bounds, and any input the page lacks. */
 function setupForm(): void {
-  fill(field('workload'), WORKLOADS.map((w) => ({ value: w, label: w })));
-  fill(field('window'), WINDOWS.map((w) => ({ value: w.label, label: w.label })));
-  fill(field('replay'), REPLAY_POLICIES.map((w) => ({ value: w, label: w })));
-  fill(field('protocol'), RETRY_PROTOCOLS.map((w) => ({ value: w, label: w })));
-  fill(field('policy'), LAB_POLICIES.map((w) => ({ value: w, label: w })));
-  for (const k of ['sizeMiB', 'batchSize', 'stormRate', 'writeFraction', 'seed', 'oversub'] as const) {
-    field(k).min = String(LIMITS[k].min);
-    field(k).max = String(LIMITS[k].max);
+  for (const f of LAB_FIELDS) {
+    if (!field(f.key)) {
+      const label = document.createElement('label');
+      const input = document.createElement(f.options ? 'select' : 'input');
+      input.name = f.key;
+      if (input instanceof HTMLInputElement) input.type = 'number';
+      label.append(`${f.label} `, input);
+      form.querySelector('.fields')?.append(label);
+    }
+    const input = field(f.key);
+    if (f.options && input.options.length === 0) fill(input, f.options);
+    if (f.number) {
+      input.min = String(f.number.min);
+      input.max = String(f.number.max);
+      if (f.number.step !== undefined) input.step = String(f.number.step);
+    }
   }
-  field('oversub').step = String(LIMITS.oversub.step);
   el<HTMLInputElement>('policy-file').addEventListener('change', async (ev) => {
     const input = ev.target as HTMLInputElement;
     const file = input.files?.[0];
     if (!file) return;
     if (!isPolicyModuleName(file.name)) {
-      showErrors([{ field: 'policy', message: `policy module ${file.name}: the lab loads plain JavaScript modules (.js, .mjs); run TypeScript policies with npm run experiment -- --policy ./file.ts` }]);
+      showErrors([{ field: 'policy', message: `policy module ${file.name}: the lab loads plain JavaScript modules (.js, .mjs); run TypeScript policies with npm run experiment -- ${AXES.policy.flag} ./file.ts` }]);
       input.value = '';
       return;
     }
@@ -102,7 +108,6 @@ function setupForm(): void {
     field('policy').value = file.name;
     form.dispatchEvent(new Event('change'));
   });
-  field('sizeMiB').step = String(LIMITS.sizeMiB.step);
   const fromUrl = settingsFromQuery(location.search);
   writeForm(fromUrl.settings ?? DEFAULT_SETTINGS);
   if (fromUrl.settings === null) showErrors(fromUrl.errors, 'The link’s settings were refused; the defaults are shown. ');
@@ -114,19 +119,8 @@ function setupForm(): void {
 }
 
 function writeForm(s: LabSettings): void {
-  field('workload').value = s.workload;
-  field('sizeMiB').value = String(s.sizeMiB);
-  field('writeFraction').value = String(s.writeFraction);
-  field('window').value = WINDOWS.find((w) => w.value === s.window)?.label ?? '2m';
-  field('batchSize').value = String(s.batchSize);
-  field('replay').value = s.replay;
-  field('protocol').value = s.protocol;
-  field('coalesce').value = s.coalesce ? 'on' : 'off';
-  field('stormRate').value = String(s.stormRate);
-  field('seed').value = String(s.seed);
   if (isPolicyModuleName(s.policy)) policyOption(s.policy);
-  field('policy').value = s.policy;
-  field('oversub').value = String(s.oversub);
+  for (const f of LAB_FIELDS) field(f.key).value = formValue(s, f.key);
 }
 
 /** The select's entry for a user's module (a link names it; its file must be chosen again). */
@@ -136,12 +130,7 @@ function policyOption(name: string): void {
 }
 
 function readForm(): ReturnType<typeof checkSettings> {
-  return checkSettings({
-    workload: field('workload').value, sizeMiB: field('sizeMiB').value, writeFraction: field('writeFraction').value,
-    window: field('window').value, batchSize: field('batchSize').value, replay: field('replay').value,
-    protocol: field('protocol').value, coalesce: field('coalesce').value, stormRate: field('stormRate').value, seed: field('seed').value,
-    policy: field('policy').value, oversub: field('oversub').value,
-  });
+  return checkSettings(Object.fromEntries(LAB_FIELDS.map((f) => [f.key, field(f.key).value])));
 }
 
 function showErrors(errors: readonly { field: string; message: string }[], prefix = ''): void {
