@@ -86,6 +86,8 @@ export interface CliOptions {
   jobs: number;
   /** --record-trace FILE: the (single) run's faults as a trace (.jsonl or .csv). */
   recordTrace: string | null;
+  /** --perfetto FILE: the runs as Chrome trace-event JSON (ui.perfetto.dev opens it). */
+  perfetto: string | null;
 }
 
 export class CliError extends Error {
@@ -130,6 +132,8 @@ Run settings (fix that setting in every run of the presets; a comma list runs ea
   --oversub X            working set / device memory, ≥ 1 (1, 1.5, 2, 3; with a policy)   (base: 1)
   --record-trace FILE    record the run's device and CPU faults (virtual time) as a trace (.jsonl/.csv;
                          one run, with a policy); replay it with --workload trace:FILE
+                         (trace:FILE also reads Nsight Systems SQLite exports and uvm-eval .log files)
+  --perfetto FILE        write the runs as Chrome trace-event JSON for ui.perfetto.dev (.json)
 
 mm preset:
   --pages N              pages in the mirrored buffer   (default 256)
@@ -280,20 +284,21 @@ const TOKEN_OPTIONS = {
   shard: { type: 'string' },
   jobs: { type: 'string' },
   'record-trace': { type: 'string' },
+  perfetto: { type: 'string' },
   ...Object.fromEntries(Object.keys(AXIS_OPTIONS).map((o) => [o.slice(2), { type: 'string' }] as const)),
   'no-coalesce': { type: 'boolean' },
   quiet: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies NonNullable<Parameters<typeof tokenize>[0]>['options'];
 
-const VALUE_OPTIONS = ['--preset', '--out', '--json', '--pages', '--rounds', '--shard', '--jobs', '--record-trace', ...Object.keys(AXIS_OPTIONS)];
+const VALUE_OPTIONS = ['--preset', '--out', '--json', '--pages', '--rounds', '--shard', '--jobs', '--record-trace', '--perfetto', ...Object.keys(AXIS_OPTIONS)];
 const FLAG_OPTIONS = ['--no-coalesce', '--quiet', '--help', '-h'];
 
 /** Parse argv (without node and the script). Throws CliError with a message for the user. */
 export function parseArgs(argv: readonly string[]): CliOptions {
   const o: CliOptions = {
     presets: [...DEFAULT_PRESETS], presetGiven: false, overrides: {}, out: null, quiet: false, help: false,
-    mmPages: 256, mmRounds: 2000, json: null, shard: null, jobs: 1, recordTrace: null,
+    mmPages: 256, mmRounds: 2000, json: null, shard: null, jobs: 1, recordTrace: null, perfetto: null,
   };
   const { tokens } = tokenize({ args: [...argv], options: TOKEN_OPTIONS, strict: false, allowPositionals: true, tokens: true });
   for (const t of tokens) {
@@ -342,6 +347,10 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       case '--record-trace':
         if (!/\.(jsonl|csv)$/i.test(value)) throw bad(name, value, 'a trace file name ending in .jsonl or .csv');
         o.recordTrace = value;
+        break;
+      case '--perfetto':
+        if (!/\.json$/i.test(value)) throw bad(name, value, 'a file name ending in .json (Chrome trace-event JSON)');
+        o.perfetto = value;
         break;
       default: {
         const a = AXIS_OPTIONS[name];

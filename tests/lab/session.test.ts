@@ -11,7 +11,7 @@ import { RunController } from '../../src/lab/controller.js';
 import { runLab, type LabEvent } from '../../src/lab/session.js';
 import { LiveRun, runCounters } from '../../src/lab/view.js';
 import { WORKER_SCENARIO } from '../../src/lab/scenario.js';
-import { PageState } from '../../src/lab/snapshot.js';
+import { GpuState } from '../../src/lab/snapshot.js';
 import { importPolicySource } from '../../src/lab/policy-module.js';
 import type { RunConfig } from '../../src/experiment/types.js';
 
@@ -69,7 +69,7 @@ describe('lab session in-thread', () => {
     const r = await runLab(cfg, (ev) => {
       live.apply(ev);
       for (const e of ev) {
-        if (e.kind === 'snapshot') device.push(e.snapshot.pages.filter((x) => x === PageState.device).length);
+        if (e.kind === 'snapshot') device.push(e.snapshot.gpu.filter((x) => x === GpuState.device).length);
         if (e.kind === 'batch') liveToDevice += e.policy?.migrationsToDevice ?? 0;
       }
     }, new RunController(), opts);
