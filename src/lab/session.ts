@@ -207,7 +207,6 @@ export async function runLab(config: RunConfig, sink: LabSink, ctl: RunControlle
           queue.push({ kind: 'batch', rec: { ...rec }, wallMs: wallMs(), simMs: simMs(), ...(policy ? { policy } : {}) });
         },
         onRound(r) {
-          clock.round();
           queue.push({
             kind: 'round', faults: r.faults, overflow: r.overflow, finished: r.finished, capacity, simMs: simMs(), wallMs: wallMs(), done: r.done, total: r.total,
             history: roundFaults(r.records, buffer.start / PAGE_SIZE, buffer.pages),
@@ -218,6 +217,7 @@ export async function runLab(config: RunConfig, sink: LabSink, ctl: RunControlle
           }
         },
         async beforeRound() {
+          clock.round(); // before every round of the command: a launch or a replay
           snap();
           flush();
           await ctl.gate();

@@ -18,7 +18,7 @@ export class SimClock {
     this.cost = cost;
   }
 
-  /** A round of the command ran (a launch or a replay). */
+  /** A round of the command is about to run (a launch or a replay). */
   round(): void {
     if (this.#policy === null) this.#ns += this.cost.launchNs;
   }
