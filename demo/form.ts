@@ -1,14 +1,12 @@
 // The run's settings form: built from the lab's config (bounds, lists), kept in the URL,
 // errors shown per field. The form only reads and writes settings; runs are run.ts's.
-import { RETRY_PROTOCOLS } from '../src/driver/retry.js';
-import { REPLAY_POLICIES } from '../src/driver/servicer.js';
+import { AXES } from '../src/experiment/schema.js';
 import {
-  checkSettings, DEFAULT_SETTINGS, isPolicyModuleName, LAB_POLICIES, LIMITS, settingsFromQuery, settingsToQuery, WINDOWS,
+  checkSettings, DEFAULT_SETTINGS, formValue, isPolicyModuleName, LAB_FIELDS, settingsFromQuery, settingsToQuery,
   type LabSettings,
 } from '../src/lab/config.js';
 import { runEstimate } from '../src/lab/estimate.js';
 import type { PolicySource } from '../src/lab/policy-module.js';
-import { WORKLOADS } from '../src/workloads/names.js';
 import { el } from './dom.js';
 
 const form = (): HTMLFormElement => el<HTMLFormElement>('controls');
@@ -21,22 +19,29 @@ export function chosenPolicyFile(): PolicySource | null {
   return policyFile;
 }
 
-function fill(select: HTMLSelectElement, values: readonly string[]): void {
-  for (const v of values) select.add(new Option(v, v));
+function fill(select: HTMLSelectElement, values: readonly { value: string; label: string }[]): void {
+  for (const v of values) select.add(new Option(v.label, v.value));
 }
 
+/** The form's inputs from the run schema (src/lab/config.ts LAB_FIELDS): options, bounds, and any input the page lacks. */
 export function setupForm(): void {
-  fill(field('workload'), WORKLOADS);
-  fill(field('window'), WINDOWS.map((w) => w.label));
-  fill(field('replay'), REPLAY_POLICIES);
-  fill(field('protocol'), RETRY_PROTOCOLS);
-  fill(field('policy'), LAB_POLICIES);
-  for (const k of ['sizeMiB', 'batchSize', 'stormRate', 'writeFraction', 'seed', 'oversub'] as const) {
-    field(k).min = String(LIMITS[k].min);
-    field(k).max = String(LIMITS[k].max);
+  for (const f of LAB_FIELDS) {
+    if (!field(f.key)) {
+      const label = document.createElement('label');
+      const input = document.createElement(f.options ? 'select' : 'input');
+      input.name = f.key;
+      if (input instanceof HTMLInputElement) input.type = 'number';
+      label.append(`${f.label} `, input);
+      form().querySelector('.fields')?.append(label);
+    }
+    const input = field(f.key);
+    if (f.options && input.options.length === 0) fill(input, f.options);
+    if (f.number) {
+      input.min = String(f.number.min);
+      input.max = String(f.number.max);
+      if (f.number.step !== undefined) input.step = String(f.number.step);
+    }
   }
-  field('oversub').step = String(LIMITS.oversub.step);
-  field('sizeMiB').step = String(LIMITS.sizeMiB.step);
   const file = el<HTMLInputElement>('policy-file');
   file.addEventListener('change', async (ev) => {
     // The file input sits in the form: its change must not reach the form's handler, which
@@ -49,8 +54,8 @@ export function setupForm(): void {
       showErrors([{
         field: 'policy',
         message: ts
-          ? `policy module ${f.name} is TypeScript: the lab loads plain JavaScript. Build it first (npx tsc ${f.name} or esbuild) and choose the .js, or run it with the CLI: npm run experiment -- --policy ./${f.name}`
-          : `policy module ${f.name}: the lab loads plain JavaScript modules (.js, .mjs); run other policies with npm run experiment -- --policy ./file`,
+          ? `policy module ${f.name} is TypeScript: the lab loads plain JavaScript. Build it first (npx tsc ${f.name} or esbuild) and choose the .js, or run it with the CLI: npm run experiment -- ${AXES.policy.flag} ./${f.name}`
+          : `policy module ${f.name}: the lab loads plain JavaScript modules (.js, .mjs); run other policies with npm run experiment -- ${AXES.policy.flag} ./file`,
       }]);
       file.value = '';
       return;
@@ -79,19 +84,8 @@ function keepInUrl(s: LabSettings): void {
 
 /** Puts `s` in the form and the URL (a scenario, an imported run). */
 export function writeForm(s: LabSettings): void {
-  field('workload').value = s.workload;
-  field('sizeMiB').value = String(s.sizeMiB);
-  field('writeFraction').value = String(s.writeFraction);
-  field('window').value = WINDOWS.find((w) => w.value === s.window)?.label ?? '2m';
-  field('batchSize').value = String(s.batchSize);
-  field('replay').value = s.replay;
-  field('protocol').value = s.protocol;
-  field('coalesce').value = s.coalesce ? 'on' : 'off';
-  field('stormRate').value = String(s.stormRate);
-  field('seed').value = String(s.seed);
   if (isPolicyModuleName(s.policy)) policyOption(s.policy);
-  field('policy').value = s.policy;
-  field('oversub').value = String(s.oversub);
+  for (const f of LAB_FIELDS) field(f.key).value = formValue(s, f.key);
   showErrors([]);
   keepInUrl(s);
   showEstimate(s);
@@ -104,12 +98,7 @@ function policyOption(name: string): void {
 }
 
 export function readForm(): ReturnType<typeof checkSettings> {
-  return checkSettings({
-    workload: field('workload').value, sizeMiB: field('sizeMiB').value, writeFraction: field('writeFraction').value,
-    window: field('window').value, batchSize: field('batchSize').value, replay: field('replay').value,
-    protocol: field('protocol').value, coalesce: field('coalesce').value, stormRate: field('stormRate').value, seed: field('seed').value,
-    policy: field('policy').value, oversub: field('oversub').value,
-  });
+  return checkSettings(Object.fromEntries(LAB_FIELDS.map((f) => [f.key, field(f.key).value])));
 }
 
 export function showErrors(errors: readonly { field: string; message: string }[], prefix = ''): void {

@@ -13,11 +13,13 @@
 //
 // Work layout: a command is `npages * 1024` words — the "invocations" of the host-side
 // model: each has a done bit and is replayed until done. A thread serves one done word:
-// 32 consecutive words (8 vec4s), all in one page; 32 threads serve a page and a 256-thread
-// workgroup serves 8 consecutive pages of the range. So the page walk is done once per 32
-// words, not once per word, and within a page (a warp on a GPU) every thread walks the same
-// entries; the walk sits before any branch, and costs no more than that on CPU rasterisers
-// (llvmpipe, SwiftShader) where every storage load is a per-lane gather.
+// 32 consecutive words (8 vec4s), all in one page; 32 threads serve a page and a WG-thread
+// workgroup serves PAGES_PER_WG consecutive pages of the range (WG is the engine's, up to
+// what the adapter allows: src/device/abi.ts). The mirror kernels translate through a TLB
+// in workgroup memory (tlbFill): one walk and one done-word load per page per workgroup,
+// the leaf broadcast to the page's threads; a workgroup is a uTLB and sends one fault
+// record per page it missed (tlbReport). The workload kernels (workloads.wgsl) keep a
+// per-thread translation cache and record through the per-(uTLB, page) pending filter.
 
 // Constants (PTE_* entry bits of src/device/page-table.ts, ACCESS_* fault codes, sizes,
 // STATE_MISSED) are not written here: src/device/abi.ts generates them from the TS and
@@ -27,11 +29,13 @@
 
 // state[] layout (words): 0 reserved for kernels of other files (createKernels: e.g. the
 // workloads' mismatch count; zeroed with the command, never by a round), 1 words left not
-// done by this round (reset each round), 2..3 reserved, then the pending bitmap at pendOff (cleared every round), then (only
+// done by this round (reset each round), 2 the TLB's lookups and 3 its walks this round (mirror
+// kernels; reset each round), then the pending bitmap at pendOff (cleared every round), then (only
 // when counting: cntOff != 0) the access counters at cntOff (cleared every round). The done
 // bitmaps are in done[] (see mirrorThread). There is no done counter: every word not done
 // before a round is either done by it or counted missed, so the host knows the done count
-// is nwords - missed, and a round that faults nowhere touches no global atomic at all.
+// is nwords - missed. A round of a mirror kernel that faults nowhere touches two global
+// atomics per workgroup (the TLB statistics), none per thread.
 
 struct Params {
   vaLo: u32,        // first page of the range, low 32 bits
@@ -107,7 +111,7 @@ fn linearWorkgroup(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return wg.x + wg.y * nwg.x;
 }
 
-// The uTLB word `i` of the command goes through.
+// The uTLB word `i` of a workload command goes through (256-word blocks, TLB_BLOCK_WORDS).
 fn sourceOf(i: u32) -> u32 {
   return (i / TLB_BLOCK_WORDS) % params.nsources;
 }
@@ -122,7 +126,7 @@ fn markDirty(entry: u32) {
   }
 }
 
-// A miss. The words stay not-done (they are replayed next round); the first miss of this
+// A miss of a workload kernel's thread. The words stay not-done (they are replayed next round); the first miss of this
 // source on this page appends a record to the fault buffer — the uTLB's filtering of
 // outstanding faults. Other sources may append duplicates: the host coalesces them.
 fn recordFault(rangePage: u32, pageLo: u32, pageHi: u32, access: u32, source: u32) {
@@ -154,57 +158,138 @@ fn countRemote(e: u32, rangePage: u32, words: u32) {
   atomicAdd(&state[params.cntOff + (params.cntFirst + rangePage) / params.cntPages], words);
 }
 
-// The done bitmaps of done word w: this round reads `prev` (bits of words done in earlier
-// rounds) and writes `next`; params.parity says which half is which (see mirrorThread).
+// The workgroup's TLB (a GPU's L1 TLB / uTLB, here in workgroup memory): one entry per page
+// the workgroup serves, filled by one walk per page (tlbFill; the entries do not change
+// during a dispatch, so a walk is good for the whole round) and broadcast to the page's 32
+// threads. tlbWork gathers, before the barrier, what the page's threads have to do: per
+// thread that has words not done, 1 << 16 plus those words (at most 32 threads and 1024
+// words a page) — the workgroup reduction the uTLB's report is made from.
+var<workgroup> tlbLeaf: array<u32, PAGES_PER_WG>;
+var<workgroup> tlbWork: array<atomic<u32>, PAGES_PER_WG>;
+
+// The done bitmaps: this round reads `prev` (bits of words done in earlier rounds) and writes
+// `next`; params.parity says which half is which.
+fn prevDoneIndex(w: u32) -> u32 {
+  return select(0u, params.doneWords, params.parity != 0u) + w;
+}
+
+fn nextDoneIndex(w: u32) -> u32 {
+  return select(params.doneWords, 0u, params.parity != 0u) + w;
+}
+
+// Both for a kernel whose thread owns done word w (the workload kernels).
 struct DoneWord {
   prev: u32,
   nextIndex: u32,
 }
 
 fn doneWord(w: u32) -> DoneWord {
-  let odd = params.parity != 0u;
-  let prevW = select(0u, params.doneWords, odd) + w;
-  let nextW = select(params.doneWords, 0u, odd) + w;
-  return DoneWord(done[prevW], nextW);
+  return DoneWord(done[prevDoneIndex(w)], nextDoneIndex(w));
 }
 
-// One thread of a kernel: done word w = the thread's global index, words 32w .. 32w + 31
-// of the command, vec4s 8w .. 8w + 7 of io, in range page w / 32. `need`: entry bits the
+// TLB fill, by thread `t` < PAGES_PER_WG for the workgroup's page t (range page rp): the
+// one walk of the page this round. A page past the range is not walked.
+fn tlbFill(t: u32, rp: u32) {
+  var e = 0u;
+  if (rp < params.npages) {
+    let pageLo = params.vaLo + rp;
+    e = translate(pageLo, params.vaHi + select(0u, 1u, pageLo < params.vaLo));
+  }
+  tlbLeaf[t] = e;
+}
+
+// After the barrier, thread t < PAGES_PER_WG does its page's per-page bookkeeping when the
+// page had work and may be accessed: its dirty bit (a write or atomic) and its access count
+// — once per page, not per thread.
+fn tlbPageBookkeeping(t: u32, rp: u32, need: u32, access: u32) {
+  let work = atomicLoad(&tlbWork[t]);
+  let e = tlbLeaf[t];
+  if (work == 0u || (e & need) != need) { return; }
+  countRemote(e, rp, work & 0xffffu);
+  if (access != ACCESS_READ) { markDirty(e); }
+}
+
+// Thread 0 reports for the whole workgroup — the uTLB's side of the fault buffer (UVM: a
+// uTLB sends one fault per outstanding (page, access), and no more while it waits for the
+// replay): one record per page that missed with words to do, its slots reserved with one
+// atomicAdd on PUT; the words left not done added to the missed count with one atomic; and
+// the TLB's statistics (lookups: threads that needed a translation; walks: pages walked)
+// with one atomic each. The record's source is the workgroup's uTLB id (linear workgroup %
+// nsources; faultSourceOf in TS).
+fn tlbReport(wgi: u32, need: u32, access: u32) {
+  var walks = 0u;
+  var lookups = 0u;
+  var misses = 0u;
+  var missed = 0u;
+  for (var t = 0u; t < PAGES_PER_WG; t++) {
+    if (wgi * PAGES_PER_WG + t >= params.npages) { break; }
+    walks++;
+    let work = atomicLoad(&tlbWork[t]);
+    lookups += work >> 16u;
+    if (work != 0u && (tlbLeaf[t] & need) != need) {
+      misses++;
+      missed += work & 0xffffu;
+    }
+  }
+  if (walks == 0u) { return; }
+  atomicAdd(&state[STATE_TLB_LOOKUPS], lookups);
+  atomicAdd(&state[STATE_TLB_WALKS], walks);
+  if (misses == 0u) { return; }
+  atomicAdd(&state[STATE_MISSED], missed);
+  var slot = atomicAdd(&ring.put, misses);
+  let cap = arrayLength(&ring.records);
+  let source = wgi % params.nsources;
+  for (var t = 0u; t < PAGES_PER_WG; t++) {
+    let e = tlbLeaf[t];
+    if (atomicLoad(&tlbWork[t]) == 0u || (e & need) == need) { continue; }
+    if (slot >= cap) {
+      // Buffer full: drop the record, flag overflow. Nothing is lost: the words are not
+      // done, so the replay faults again.
+      atomicStore(&ring.overflow, 1u);
+      break;
+    }
+    let rp = wgi * PAGES_PER_WG + t;
+    let pageLo = params.vaLo + rp;
+    let pageHi = params.vaHi + select(0u, 1u, pageLo < params.vaLo);
+    let prot = select(0u, ACCESS_PROTECTION, (e & PTE_VALID) != 0u);
+    ring.records[slot] = FaultRecord(pageLo, pageHi, access | prot, source);
+    slot++;
+  }
+}
+
+// One thread of a mirror kernel: done word w = the thread's global index, words 32w .. 32w +
+// 31 of the command, vec4s 8w .. 8w + 7 of io, in range page w / 32. `need`: entry bits the
 // access requires; `access`: ACCESS_* for the fault record and for doAccess (defined by each
 // kernel file: doAccess(access, e, j, addr, prev) does the access for io vec4s j .. j + 7 at
 // pool vec4s addr .. addr + 7, leaving alone the words whose bit is set in `prev` — done
 // in an earlier round).
 //
-// Done bits are double-buffered: this round reads `prev` and writes `next` (the host flips
-// params.parity between rounds), so a bit set this round is never seen this round. The 32
-// words of a done word see the same entry (the tables do not change during a dispatch), so
-// they share one outcome, and their thread does the bookkeeping for all 32: next word,
-// missed count, dirty bit, fault record. No barriers, and no atomics unless it missed.
+// Before the one barrier: the thread loads its done word and adds what it has to do to its
+// page's tlbWork; threads 0 .. PAGES_PER_WG - 1 walk a page each. After it: the translation
+// is a workgroup-memory lookup, then the copy and one done-word store; the bookkeeping is
+// per page (tlbPageBookkeeping) and per workgroup (tlbReport). Done bits are
+// double-buffered: this round reads `prev` and writes `next` (the host flips params.parity
+// between rounds), so a bit set this round is never seen this round.
 fn mirrorThread(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32) {
-  let w = linearWorkgroup(wg, nwg) * WG + lidx;
-  let rangePage = w / THREADS_PER_PAGE;
-  let pageLo = params.vaLo + rangePage;
-  let pageHi = params.vaHi + select(0u, 1u, pageLo < params.vaLo);
-  let e = translate(pageLo, pageHi);
-  let ok = (e & need) == need;
-  if (rangePage >= params.npages) { return; } // the last workgroup may run past the range
-  let d = doneWord(w);
-  let prev = d.prev;
-  let nextW = d.nextIndex;
-  if (prev == 0xffffffffu) {
-    done[nextW] = prev;
-    return;
-  }
-  if (ok) {
+  let wgi = linearWorkgroup(wg, nwg);
+  let w = wgi * WG + lidx;
+  let t = lidx / THREADS_PER_PAGE;
+  let inRange = w / THREADS_PER_PAGE < params.npages; // the last workgroup may run past the range
+  var prev = 0xffffffffu;
+  if (inRange) { prev = done[prevDoneIndex(w)]; }
+  if (prev != 0xffffffffu) { atomicAdd(&tlbWork[t], (1u << 16u) + countOneBits(~prev)); }
+  if (lidx < PAGES_PER_WG) { tlbFill(lidx, wgi * PAGES_PER_WG + lidx); }
+  workgroupBarrier();
+  if (lidx < PAGES_PER_WG) { tlbPageBookkeeping(lidx, wgi * PAGES_PER_WG + lidx, need, access); }
+  if (lidx == 0u) { tlbReport(wgi, need, access); }
+  if (!inRange) { return; }
+  let nextW = nextDoneIndex(w);
+  let e = tlbLeaf[t];
+  if (prev != 0xffffffffu && (e & need) == need) {
     let addr = (e >> PTE_INDEX_SHIFT) * VECS_PER_PAGE + (w % THREADS_PER_PAGE) * VECS_PER_THREAD;
     doAccess(access, e, w * VECS_PER_THREAD, addr, prev);
-    countRemote(e, rangePage, countOneBits(~prev));
     done[nextW] = 0xffffffffu;
-    if (access != ACCESS_READ) { markDirty(e); }
   } else {
     done[nextW] = prev;
-    atomicAdd(&state[STATE_MISSED], countOneBits(~prev));
-    let prot = select(0u, ACCESS_PROTECTION, (e & PTE_VALID) != 0u);
-    recordFault(rangePage, pageLo, pageHi, access | prot, sourceOf(w * 32u));
   }
 }

@@ -31,6 +31,8 @@ import { HmmError } from '../errors.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PMD_SIZE, PROT_READ, PROT_WRITE } from '../mm/constants.js';
 import { PolicyPath } from '../driver/policy-path.js';
 import { loadPolicy } from '../policy/loader.js';
+import { COST_MODELS, DEFAULT_COST } from '../policy/cost.js';
+import { uvmParams } from '../policy/uvm-params.js';
 import type { TraceRecord } from '../policy/trace.js';
 import type { MigrationPolicy } from '../policy/types.js';
 import { runTrace, tracePages, TRACE_PREFIX } from './trace-run.js';
@@ -196,13 +198,18 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     start = await proc.mmap(BUFFER_ADDR, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
     if (start % PMD_SIZE !== 0) throw new Error(`buffer at 0x${start.toString(16)} is not 2 MiB aligned`);
     mirror = await machine.devices[0].open(proc);
-    if (policy !== null) path = new PolicyPath(policy, 0, { start, npages: pages, capacityPages: devicePages });
+    const uvm = uvmParams(config.uvm);
+    const cost = config.cost === undefined ? DEFAULT_COST : COST_MODELS[config.cost];
+    if (cost === undefined) throw new Error(`cost model '${config.cost}' does not exist`);
+    if (policy !== null) path = new PolicyPath(policy, 0, { start, npages: pages, capacityPages: devicePages, cost });
     if (path !== null && ctx.recordTrace) path.record = ctx.recordTrace;
     servicer = mirror.setServicer({
       ...(path !== null ? { policy: path } : {}),
       window: config.window, batchSize: config.batchSize, replay: config.replay, protocol: config.protocol,
       coalesce: config.coalesce, timeoutMs: SERVICER_TIMEOUT_MS, fallbackAfter: SERVICER_FALLBACK_AFTER,
       restOfRangeOnOverflow: false,
+      maxBatchesPerService: uvm.maxBatchesPerService, maxThrottlePerService: uvm.maxThrottlePerService,
+      replayUpdatePutRatio: uvm.replayUpdatePutRatio,
     });
     if (ctx.observer !== undefined) {
       servicer = new ObservedServicer(servicer, ctx.observer);
@@ -271,7 +278,10 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
       }
     }
     if (path !== null) {
-      result.policy = { ...policyResult(path, devicePages, result.wallMs), mappedFrees: machine.devices[0].stats.mappedFrees };
+      result.policy = {
+        ...policyResult(path, devicePages, result.wallMs), mappedFrees: machine.devices[0].stats.mappedFrees,
+        uvm: uvmParams(config.uvm).version, cost: path.cost.name,
+      };
       result.policy.faultServiceMs = result.totals.serviceMs + path.stats.endMs;
     }
     await machine.destroy();

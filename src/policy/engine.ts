@@ -30,6 +30,10 @@ export interface GroupResult {
   pinned: number;
   /** Largest `until` among throttled pages (0 if none): the requester refaults then. */
   throttleUntil: number;
+  /** Smallest `until` among throttled pages (0 if none): the first a replay can service. */
+  throttleFirst: number;
+  /** The policy's `until` per page of the group (THROTTLE: when it may be serviced). */
+  until: Float64Array;
   /** Final action per page of the group (index i = group page i); valid until the next call. */
   action: Uint8Array;
 }
@@ -80,8 +84,20 @@ export class PolicyEngine {
   readonly #acCounts = { buf: new Uint32Array(256) };
   readonly #acOut = new PageList(256);
 
-  constructor(policy: MigrationPolicy, opts: Omit<ResidencyOptions, 'eviction'>) {
+  /**
+   * Pages a CPU fault brings home around the faulted one (aligned block on the same device, not
+   * pinned): 16 = UVM's 64 KiB big page (uvm_va_block_cpu_fault services the fault through the
+   * same make_resident path as a GPU fault, with the prefetcher's big-page growth); 1 = HMM's
+   * migrate_to_ram of one page (test_hmm's dmirror_devmem_fault).
+   */
+  readonly cpuFaultPages: number;
+
+  constructor(policy: MigrationPolicy, opts: Omit<ResidencyOptions, 'eviction'> & { cpuFaultPages?: number }) {
     this.policy = policy;
+    this.cpuFaultPages = opts.cpuFaultPages ?? 16;
+    if (!Number.isInteger(this.cpuFaultPages) || this.cpuFaultPages < 1 || (this.cpuFaultPages & (this.cpuFaultPages - 1)) !== 0) {
+      throw err('EINVAL', `cpuFaultPages ${this.cpuFaultPages} must be a power of two`);
+    }
     this.residency = new Residency({ ...opts, ...(policy.eviction ? { eviction: policy.eviction } : {}) });
     const bp = this.residency.chunkPages;
     this.#tree = makeTreeScratch(bp);
@@ -126,7 +142,8 @@ export class PolicyEngine {
     this.stats.farFaults += faults;
     let ns = cost.faultGroupNs + cost.faultNs * count;
     const r: GroupResult = {
-      ns: 0, migrated: 0, prefetched: 0, remote: 0, throttled: 0, pinned: 0, throttleUntil: 0, action: dec.action,
+      ns: 0, migrated: 0, prefetched: 0, remote: 0, throttled: 0, pinned: 0, throttleUntil: 0, throttleFirst: 0,
+      action: dec.action, until: dec.until,
     };
     const migrate = this.#migrate;
     migrate.clear();
@@ -165,6 +182,7 @@ export class PolicyEngine {
             r.throttled++;
             this.stats.throttles++;
             if (dec.until[i] > r.throttleUntil) r.throttleUntil = dec.until[i];
+            if (r.throttleFirst === 0 || dec.until[i] < r.throttleFirst) r.throttleFirst = dec.until[i];
           }
           break;
         default:
@@ -247,8 +265,13 @@ export class PolicyEngine {
       return { ns: 0, action: DECIDE_THROTTLE, until };
     }
     let ns = res.cost.cpuFaultNs;
-    this.#cpuPages[0] = p;
-    ns += res.migrateHome(this.#cpuPages, 1, 'cpuFault', now);
+    // The faulted page and the rest of its big page that live on the same device come home
+    // as one transfer (the thrashing hint above was asked for the faulted page, as UVM does).
+    const g = this.cpuFaultPages;
+    const lo = Math.floor(p / g) * g;
+    const home: number[] = [];
+    for (let q = lo; q < Math.min(lo + g, res.pageCount); q++) if (q === p || (res.location(q) === dev && !res.pinned(q))) home.push(q);
+    ns += res.migrateHome(home, home.length, 'cpuFault', now);
     if (a === DECIDE_PIN) {
       res.pin(p, until, dev);
       return { ns, action: DECIDE_PIN, until };
