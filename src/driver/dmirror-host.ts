@@ -6,7 +6,6 @@ import type { GpuContext } from '../device/gpu.js';
 import type { PagePool } from '../device/page-pool.js';
 import type { Machine } from '../mm/machine.js';
 import type { Devmem } from './devmem.js';
-import type { Dmirror } from './dmirror.js';
 
 /** Counters of one mirror, for tests and the experiment. */
 export interface DmirrorStats {
@@ -33,5 +32,6 @@ export interface DmirrorHost {
   readonly vram: PagePool;
   readonly devmem: Devmem;
   readonly options: { readonly aperturePages: number; readonly ownMigrationSetsSeq?: boolean; readonly ownReadOnlyWriteMigrates?: boolean };
-  readonly mirrors: Set<Dmirror>;
+  /** The mirrors open on the device (each Dmirror leaves it at close). */
+  readonly mirrors: Set<object>;
 }
