@@ -15,6 +15,7 @@ import { parseArgs as tokenize } from 'node:util';
 import type { WindowPolicy } from '../driver/coalesce.js';
 import { RETRY_PROTOCOLS } from '../driver/retry.js';
 import { WORKLOADS, type WorkloadName } from '../workloads/names.js';
+import { publishedRuns } from './published.js';
 import {
   AXES, AXIS_ORDER, axisDef, BASE_CONFIG, CliError, configKey, expandConfig, positiveInt, type AxisKey, type AxisValue, type Parser,
   type RunConfig,
@@ -22,7 +23,7 @@ import {
 
 export { BASE_CONFIG, CliError, configKey };
 
-export const PRESET_NAMES = ['quick', 'coalescing', 'windows', 'batches', 'protocols', 'mm', 'policies', 'all'] as const;
+export const PRESET_NAMES = ['quick', 'coalescing', 'windows', 'batches', 'protocols', 'mm', 'policies', 'published', 'all'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 /** What `all` means (quick is a subset of these). */
 export const ALL_PRESETS: readonly PresetName[] = ['coalescing', 'windows', 'batches', 'protocols', 'mm'];
@@ -75,6 +76,8 @@ export interface CliOptions {
   jobs: number;
   /** --record-trace FILE: the (single) run's faults as a trace (.jsonl or .csv). */
   recordTrace: string | null;
+  /** --perfetto FILE: the runs as Chrome trace-event JSON (ui.perfetto.dev opens it). */
+  perfetto: string | null;
 }
 
 /** --help's lines for the run settings, from the run schema. */
@@ -96,7 +99,7 @@ Runs fault-servicing experiments on the GPU (and the CPU-side mm preset), prints
 and writes report.json, runs.csv, batches.csv, report.html and figure-*.svg.
 
 Presets:
-  --preset NAME[,NAME]   quick | coalescing | windows | batches | protocols | mm | all
+  --preset NAME[,NAME]   quick | coalescing | windows | batches | protocols | policies | published | mm | all
                          (default: quick,mm)
       quick        coalescing on/off for stream and random, and the three retry
                    protocols under 0, 1000, 5000 invalidations/s on stream
@@ -107,6 +110,9 @@ Presets:
       policies     migration policies: ${PRESET_POLICIES.length} built-ins × ${POLICY_WORKLOADS.join(', ')}
                    × oversubscription ${PRESET_OVERSUBS.join(', ')} at ${POLICY_SIZE_MIB} MiB (pingpong: 8 pages, 40
                    hand-offs) — simulated time, bytes moved each way, faults, thrashing, evictions, ...
+      published    UVM_Smart's published table: on-demand, TBN prefetch, TBN + LRU-2M / random-4K / SL-64K
+                   eviction at 110 % and 125 % on backprop, bfs, fdtd, hotspot at UVM_Smart's working sets;
+                   prints their far faults and simulated time beside ours, and the ratio
       mm           the CPU-side demo: seq vs valid-flag under CPU invalidations (no GPU)
       all          coalescing, windows, batches, protocols and mm
 
@@ -114,6 +120,8 @@ Run settings (fix that setting in every run of the presets; a comma list runs ea
 ${axisHelp()}
   --record-trace FILE    record the run's device and CPU faults (virtual time) as a trace (.jsonl/.csv;
                          one run, with a policy); replay it with ${AXES.workload.flag} trace:FILE
+                         (trace:FILE also reads Nsight Systems SQLite exports and uvm-eval .log files)
+  --perfetto FILE        write the runs as Chrome trace-event JSON for ui.perfetto.dev (.json)
 
 mm preset:
   --pages N              pages in the mirrored buffer   (default 256)
@@ -190,13 +198,14 @@ const TOKEN_OPTIONS = {
   shard: { type: 'string' },
   jobs: { type: 'string' },
   'record-trace': { type: 'string' },
+  perfetto: { type: 'string' },
   ...Object.fromEntries(axisFlags(false).map((o) => [o.slice(2), { type: 'string' }] as const)),
   ...Object.fromEntries(axisFlags(true).map((o) => [o.slice(2), { type: 'boolean' }] as const)),
   quiet: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } satisfies NonNullable<Parameters<typeof tokenize>[0]>['options'];
 
-const VALUE_OPTIONS = ['--preset', '--out', '--json', '--pages', '--rounds', '--shard', '--jobs', '--record-trace', ...axisFlags(false)];
+const VALUE_OPTIONS = ['--preset', '--out', '--json', '--pages', '--rounds', '--shard', '--jobs', '--record-trace', '--perfetto', ...axisFlags(false)];
 const FLAG_OPTIONS = [...axisFlags(true), '--quiet', '--help', '-h'];
 
 function setOverride(o: AxisOverrides, axis: AxisKey, values: unknown[]): void {
@@ -207,7 +216,7 @@ function setOverride(o: AxisOverrides, axis: AxisKey, values: unknown[]): void {
 export function parseArgs(argv: readonly string[]): CliOptions {
   const o: CliOptions = {
     presets: [...DEFAULT_PRESETS], presetGiven: false, overrides: {}, out: null, quiet: false, help: false,
-    mmPages: 256, mmRounds: 2000, json: null, shard: null, jobs: 1, recordTrace: null,
+    mmPages: 256, mmRounds: 2000, json: null, shard: null, jobs: 1, recordTrace: null, perfetto: null,
   };
   const { tokens } = tokenize({ args: [...argv], options: TOKEN_OPTIONS, strict: false, allowPositionals: true, tokens: true });
   for (const t of tokens) {
@@ -258,6 +267,10 @@ export function parseArgs(argv: readonly string[]): CliOptions {
         if (!/\.(jsonl|csv)$/i.test(value)) throw bad(name, value, 'a trace file name ending in .jsonl or .csv');
         o.recordTrace = value;
         break;
+      case '--perfetto':
+        if (!/\.json$/i.test(value)) throw bad(name, value, 'a file name ending in .json (Chrome trace-event JSON)');
+        o.perfetto = value;
+        break;
       default: {
         const axis = AXIS_OPTIONS.get(name)!;
         const d = axisDef(axis);
@@ -307,6 +320,9 @@ export function presetRuns(p: PresetName): RunConfig[] {
       return POLICY_WORKLOADS.flatMap((workload) => PRESET_OVERSUBS.flatMap((oversub) => PRESET_POLICIES.map((policy) => cfg(p, {
         workload, oversub, policy, ...(workload === 'pingpong' ? PINGPONG_SHAPE : { sizeMiB: POLICY_SIZE_MIB }),
       }))));
+    case 'published':
+      // UVM_Smart's configurations on its benchmarks at its working sets (published.ts).
+      return publishedRuns(BASE_CONFIG);
     case 'mm':
     case 'all':
       return [];

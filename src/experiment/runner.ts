@@ -27,9 +27,11 @@ import { HmmError } from '../errors.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PMD_SIZE, PROT_READ, PROT_WRITE } from '../mm/constants.js';
 import type { PolicyPath } from '../driver/policy-path.js';
 import { loadPolicy } from '../policy/loader.js';
+import { COST_MODELS, DEFAULT_COST } from '../policy/cost.js';
+import { uvmParams } from '../policy/uvm-params.js';
 import type { TraceRecord } from '../policy/trace.js';
 import type { MigrationPolicy } from '../policy/types.js';
-import { loadTraceFile, runTrace, tracePages, TRACE_PREFIX } from './trace-run.js';
+import { runTrace, tracePages, TRACE_PREFIX } from './trace-run.js';
 import { createMachine } from '../system.js';
 import type { WorkloadName } from '../workloads/names.js';
 import { runWorkload, type WorkloadResult } from '../workloads/run.js';
@@ -86,6 +88,8 @@ export interface RunContext {
    * imported from a Blob URL, which loadPolicy's file paths cannot reach).
    */
   policy?: MigrationPolicy;
+  /** config.workload's trace records, already read (the lab: an imported Nsight or uvm-eval file). */
+  trace?: readonly TraceRecord[];
 }
 
 /**
@@ -104,7 +108,8 @@ export interface RunObserver extends ServiceEvents {
 
 export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunResult> {
   const result = emptyResult(config);
-  const trace = config.workload.startsWith(TRACE_PREFIX) ? loadTraceFile(config.workload) : null;
+  // Nsight SQLite and uvm-eval logs need sql.js and Node's fs: loaded only for a trace file.
+  const trace = ctx.trace ?? (config.workload.startsWith(TRACE_PREFIX) ? await (await import('../trace/load.js')).loadAnyTrace(config.workload) : null);
   const pages = trace !== null ? tracePages(trace) : pagesOf(config);
   const gpu = await defaultGpu();
   // A policy decides where pages live; device memory is the working set / oversub.
@@ -141,11 +146,16 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     start = await proc.mmap(BUFFER_ADDR, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
     if (start % PMD_SIZE !== 0) throw new Error(`buffer at 0x${start.toString(16)} is not 2 MiB aligned`);
     mirror = await machine.devices[0].open(proc);
-    if (policy !== null) path = mirror.setPolicy(policy, { start, npages: pages, capacityPages: devicePages, ...(ctx.recordTrace ? { record: ctx.recordTrace } : {}) });
+    const uvm = uvmParams(config.uvm);
+    const cost = config.cost === undefined ? DEFAULT_COST : COST_MODELS[config.cost];
+    if (cost === undefined) throw new Error(`cost model '${config.cost}' does not exist`);
+    if (policy !== null) path = mirror.setPolicy(policy, { start, npages: pages, capacityPages: devicePages, cost, ...(ctx.recordTrace ? { record: ctx.recordTrace } : {}) });
     servicer = mirror.setServicer({
       window: config.window, batchSize: config.batchSize, replay: config.replay, protocol: config.protocol,
       coalesce: config.coalesce, timeoutMs: SERVICER_TIMEOUT_MS, fallbackAfter: SERVICER_FALLBACK_AFTER,
-      restOfRangeOnOverflow: false, ...(ctx.observer !== undefined ? { events: ctx.observer } : {}),
+      restOfRangeOnOverflow: false,
+      maxBatchesPerService: uvm.maxBatchesPerService, maxThrottlePerService: uvm.maxThrottlePerService,
+      replayUpdatePutRatio: uvm.replayUpdatePutRatio, ...(ctx.observer !== undefined ? { events: ctx.observer } : {}),
     });
     await ctx.observer?.onMirror?.(mirror, { start, pages }, path);
     let w: WorkloadResult;
@@ -191,7 +201,7 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
   } catch (e) {
     if (!(e instanceof HmmError)) throw e;
     result.ok = false;
-    result.error = `${e.code}: ${e.message}`;
+    result.error = e.message; // already 'CODE: message' (HmmError)
     result.wallMs = performance.now() - t0; // until it failed, setup included
   } finally {
     if (servicer !== null) {
@@ -210,7 +220,10 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
       }
     }
     if (path !== null) {
-      result.policy = { ...policyResult(path, devicePages, result.wallMs), mappedFrees: machine.devices[0].stats.mappedFrees };
+      result.policy = {
+        ...policyResult(path, devicePages, result.wallMs), mappedFrees: machine.devices[0].stats.mappedFrees,
+        uvm: uvmParams(config.uvm).version, cost: path.cost.name,
+      };
       result.policy.faultServiceMs = result.totals.serviceMs + path.stats.endMs;
     }
     await machine.destroy();

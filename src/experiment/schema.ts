@@ -11,6 +11,8 @@ import { RETRY_PROTOCOLS, type RetryProtocol } from '../driver/retry.js';
 import { REPLAY_POLICIES, type ReplayPolicy } from '../driver/servicer.js';
 import { WORKLOADS, type WorkloadName } from '../workloads/names.js';
 import { formatNumber } from './svg-plot.js';
+import { COST_MODEL_NAMES } from '../policy/cost.js';
+import { DEFAULT_UVM, UVM_VERSIONS } from '../policy/uvm-params.js';
 
 /** A recorded or published access trace run as the workload (trace-run.ts). */
 export type TraceWorkload = `trace:${string}`;
@@ -194,13 +196,15 @@ export const AXES = {
     flag: '--window', metavar: 'W', optional: false, base: 2097152, parse: windowParser, text: windowLabel,
     help: ['4k | 64k | 2m | amd'], describe: (v) => `window=${v === undefined ? '' : windowLabel(v)}`,
     short: (v) => (v === undefined ? '' : windowLabel(v)), csv: 'window', column: { head: 'window' },
-    lab: { label: 'window', default: 2097152, options: WINDOW_LABELS.map((w) => w.value) },
+    // The lab's first run (issue 18): stream 1 MiB, 64 KiB window, batches of 8, storm 500/s:
+    // 16 batches, 2 unique faults per hmm_range_fault call, invalidations and retries, in seconds.
+    lab: { label: 'window', default: 65536, options: WINDOW_LABELS.map((w) => w.value) },
   }),
   batchSize: axis<number>()({
     flag: '--batch', metavar: 'N', optional: false, base: 256, parse: positiveInt, text: batchLabel,
     help: ['faults fetched per batch'], describe: (v) => `batch=${batchLabel(v ?? 0)}`, short: (v) => `b${batchLabel(v ?? 0)}`,
     csv: 'batch', column: { head: 'batch', numeric: true },
-    lab: { label: 'batch size', default: 64, number: { min: 1, max: 4096, integer: true } },
+    lab: { label: 'batch size', default: 8, number: { min: 1, max: 4096, integer: true } },
   }),
   replay: axis<ReplayPolicy>()({
     flag: '--replay', metavar: 'P', optional: false, base: 'batch-flush', parse: oneOf(REPLAY_POLICIES, 'a replay policy'), text: str,
@@ -225,7 +229,7 @@ export const AXES = {
     help: ['CPU invalidations per second, 0 = none'], describe: (v) => `storm=${v}/s`, short: (v) => `${formatNumber(v ?? 0)}/s`,
     csv: 'storm_rate', column: { head: 'storm rate (/s)', numeric: true, text: formatNumber },
     // Above a few thousand invalidations per second the storm is all the CPU does.
-    lab: { label: 'storm rate (/s)', default: 0, number: { min: 0, max: 5000, integer: true } },
+    lab: { label: 'storm rate (/s)', default: 500, number: { min: 0, max: 5000, integer: true } },
   }),
   seed: axis<number>()({
     flag: '--seed', metavar: 'N', optional: false, base: 1, text: str,
@@ -260,6 +264,26 @@ export const AXES = {
       label: 'oversubscription', default: 1, unset: 1, number: { min: 1, max: 3, step: 0.25, integer: false },
       refine: (v, form) => (form.policy === NO_POLICY && v !== 1 ? `oversubscription needs a migration policy (with none it must be 1; got ${v})` : null),
     },
+  }),
+  uvm: axis<string>()({
+    flag: '--uvm', metavar: 'V', optional: true, base: undefined, text: str,
+    parse: (raw, opt) => {
+      const v = raw.trim();
+      if (!(UVM_VERSIONS as readonly string[]).includes(v)) throw bad(opt, raw, `a UVM version with a parameter set (one of ${UVM_VERSIONS.join(', ')})`);
+      return v;
+    },
+    help: [`NVIDIA UVM parameter set the run models: ${UVM_VERSIONS.join(' | ')}   (base: ${DEFAULT_UVM})`],
+    describe: (v) => `uvm=${v ?? DEFAULT_UVM}`, short: (v) => `uvm${v ?? DEFAULT_UVM}`, csv: 'uvm',
+  }),
+  cost: axis<string>()({
+    flag: '--cost', metavar: 'NAME', optional: true, base: undefined, text: str,
+    parse: (raw, opt) => {
+      const v = raw.trim().toLowerCase();
+      if (!COST_MODEL_NAMES.includes(v)) throw bad(opt, raw, `a cost model (one of ${COST_MODEL_NAMES.join(', ')})`);
+      return v;
+    },
+    help: [`the simulated clock's cost model: ${COST_MODEL_NAMES.join(' | ')}   (base: uvm-smart:`, 'UVM_Smart\'s transfer size curve; flat = every transfer at 16 GB/s)'],
+    describe: (v) => `cost=${v ?? 'uvm-smart'}`, short: (v) => v ?? 'uvm-smart', csv: 'cost',
   }),
   seeds: axis<number>()({
     flag: '--seeds', metavar: 'N', single: true, optional: true, base: undefined, parse: positiveInt, text: str,

@@ -12,6 +12,9 @@ export type { RunConfig, TraceWorkload } from './schema.js';
 /** What a policy run measured: the virtual clock's figures and the real work beside them. */
 export interface PolicyRunResult {
   policy: string;
+  /** The UVM parameter set and the cost model the simulated figures come from. */
+  uvm?: string;
+  cost?: string;
   devicePages: number;
   /** Simulated (virtual-clock) time, ns: identical for a seed. */
   simTimeNs: number;
@@ -82,6 +85,18 @@ export interface RunResult {
   reusedFrom?: number;
   /** Position of this run's config in the whole sweep (set when the sweep was sharded). */
   sweepIndex?: number;
+  /** The live lab's figures (src/lab/session.ts): its cost-model clock and the invalidations it saw. */
+  lab?: LabRunFigures;
+}
+
+export interface LabRunFigures {
+  /** Simulated time at the end, ns, on the cost model named (src/lab/sim-clock.ts). */
+  simNs: number;
+  cost: string;
+  /** mmu notifier invalidations over the buffer. */
+  invalidations: number;
+  /** Simulated time at each batch record's end, ns (records[i]). */
+  batchSimNs?: number[];
 }
 
 export interface ExperimentReport {

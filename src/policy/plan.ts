@@ -13,7 +13,7 @@
  * moves under its lock before it copies anything.
  */
 import { err } from '../errors.js';
-import { PAGE_SIZE, transferNs } from './cost.js';
+import { transferRunsNs } from './cost.js';
 import type { Residency } from './residency.js';
 import { CPU, type Location, type MigrationBatch, type MigrationCause, type PageSink } from './types.js';
 
@@ -144,15 +144,15 @@ export class Planner {
 
   /** Bring device-resident pages home (a CPU fault, an explicit move). Returns ns of the copy. */
   home(pages: ArrayLike<number>, count: number, cause: MigrationCause): number {
-    let n = 0;
+    const moved: number[] = [];
     for (let i = 0; i < count; i++) {
       const p = pages[i];
       if (this.location(p) === CPU) continue;
       this.#move(p, CPU, cause);
-      n++;
+      moved.push(p);
     }
     this.#close();
-    return transferNs(this.#res.cost, n * PAGE_SIZE);
+    return transferRunsNs(this.#res.cost, moved, moved.length);
   }
 
   /**
@@ -171,11 +171,16 @@ export class Planner {
       if (this.location(p) !== CPU) pending.push(p); // on another device: home first
     }
     if (pending.length > 0) ns += this.home(pending, pending.length, 'explicit');
-    let moved = 0;
+    // Each batch of moves between evictions is charged as its contiguous runs, one transfer each.
+    let batch: number[] = [];
     for (let i = 0; i < count; i++) {
       const p = pages[i];
       if (this.location(p) !== CPU || this.pinned(p)) continue;
       if (this.#usedPages(d) >= this.#res.capacityPages(d)) {
+        if (batch.length > 0) {
+          ns += transferRunsNs(this.#res.cost, batch, batch.length);
+          batch = [];
+        }
         const ev = this.evictOne(d, busy);
         if (ev < 0) {
           this.#p.allocFailures++;
@@ -185,10 +190,10 @@ export class Planner {
         ns += ev;
       }
       this.#move(p, d, cause);
-      moved++;
+      batch.push(p);
     }
     this.#close();
-    return ns + transferNs(this.#res.cost, moved * PAGE_SIZE);
+    return ns + transferRunsNs(this.#res.cost, batch, batch.length);
   }
 
   /**
@@ -220,18 +225,26 @@ export class Planner {
       }
     }
     if (victim < 0) return -1;
-    taken.add(victim);
     const first = victim * res.chunkPages;
     const end = Math.min(first + res.chunkPages, res.pageCount);
-    this.#close();
-    let n = 0;
-    for (let p = first; p < end; p++) {
-      if (this.location(p) !== d) continue;
-      this.#move(p, CPU, 'eviction');
-      n++;
+    let pages: number[] = [];
+    for (let p = first; p < end; p++) if (this.location(p) === d) pages.push(p);
+    const g = hooks.granularityPages ?? res.chunkPages;
+    if (g < res.chunkPages && pages.length > 0) {
+      // A sub-chunk eviction (UVM_Smart's random-4K, SL-64K): one aligned block of g pages.
+      const pick = hooks.pickInChunk?.(d, victim, pages, now) ?? pages[0];
+      if (!pages.includes(pick)) throw err('EINVAL', `eviction policy ${hooks.name} picked page ${pick}, not resident in chunk ${victim}`);
+      const lo = Math.floor(pick / g) * g;
+      const all = pages.length;
+      pages = pages.filter((p) => p >= lo && p < lo + g);
+      if (pages.length === all) taken.add(victim); // the chunk empties: it leaves the list
+    } else {
+      taken.add(victim);
     }
     this.#close();
-    return transferNs(res.cost, n * PAGE_SIZE) + res.cost.evictChunkNs;
+    for (const p of pages) this.#move(p, CPU, 'eviction');
+    this.#close();
+    return transferRunsNs(res.cost, pages, pages.length) + res.cost.evictChunkNs;
   }
 }
 
