@@ -140,6 +140,26 @@ describe('structure', () => {
     expect(writes).toEqual([]);
   }, 120_000);
 
+  test('no dead export: every name src exports is used somewhere (src, tests, demo, bench, scripts, examples)', () => {
+    const others = ['tests', 'demo', 'bench', 'scripts', 'examples'].flatMap((d) => {
+      try {
+        return files(join(ROOT, d));
+      } catch {
+        return [];
+      }
+    }).filter((f) => !rel(f).startsWith('bench/.tmp/'));
+    const text = new Map([...all, ...others].map((f) => [f, readFileSync(f, 'utf8')]));
+    const dead: string[] = [];
+    for (const f of all) {
+      for (const m of text.get(f)!.matchAll(/^export (?:async )?(?:function|const|let|class|abstract class|type|interface|enum)\s+(\w+)/gm)) {
+        const word = new RegExp(`\\b${m[1]}\\b`, 'g');
+        const uses = [...text].reduce((n, [g, t]) => n + (t.match(word)?.length ?? 0) - (g === f ? 1 : 0), 0);
+        if (uses === 0) dead.push(`${rel(f)}: ${m[1]}`);
+      }
+    }
+    expect(dead).toEqual([]);
+  });
+
   test('the import scan sees imports (a sanity check of the scanner)', () => {
     const dm = imports(join(SRC, 'driver/dmirror.ts')).map(rel);
     expect(dm).toContain('src/driver/mirror-pt.ts');
