@@ -21,7 +21,8 @@ describe('run schema', () => {
     expect(describeConfig(c)).toContain(d.describe(c[k]));
     expect(LAB_FIELDS.some((f) => f.key === k)).toBe(d.lab !== undefined);
     if (d.flagSets === undefined) {
-      const v = d.base ?? d.parse(k === 'policy' ? 'first-touch' : '2', d.flag);
+      const example: Partial<Record<string, string>> = { policy: 'first-touch', uvm: '575', cost: 'flat' };
+      const v = d.base ?? d.parse(example[k] ?? '2', d.flag);
       expect(parseArgs([d.flag, d.text(v)]).overrides[k]).toEqual([v]);
     } else {
       expect(parseArgs([d.flag]).overrides[k]).toEqual([d.flagSets]);
