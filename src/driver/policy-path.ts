@@ -430,9 +430,11 @@ export class PolicyPath {
     // The big page the engine brings home with it (aligned within the managed range).
     const g = this.engine.cpuFaultPages;
     const lo = this.basePage + Math.floor(p / g) * g;
-    // Only when the residency has the page on the device does the engine move its neighbours too.
-    const range = this.engine.residency.location(p) === CPU ? undefined
-      : { start: lo * PAGE_SIZE, end: Math.min(lo + g, this.basePage + this.npages) * PAGE_SIZE };
+    // Already home by the residency: a neighbour's fault brought its big page home and this
+    // page's own migration is still on its way (another CPU thread raced into it). Not a new
+    // fault for the policy; devmem moves the one page if it is still ours.
+    if (this.engine.residency.location(p) === CPU) return undefined;
+    const range = { start: lo * PAGE_SIZE, end: Math.min(lo + g, this.basePage + this.npages) * PAGE_SIZE };
     this.stats.cpuFaults++;
     this.record?.push({ time: this.now, addr: addr - (addr % PAGE_SIZE), access: ACCESS_WRITE, proc: CPU });
     for (let tries = 0; tries < 1000; tries++) {
