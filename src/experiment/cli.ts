@@ -76,6 +76,8 @@ export interface CliOptions {
   jobs: number;
   /** --record-trace FILE: the (single) run's faults as a trace (.jsonl or .csv). */
   recordTrace: string | null;
+  /** --perfetto FILE: the runs as Chrome trace-event JSON (ui.perfetto.dev opens it). */
+  perfetto: string | null;
 }
 
 /** --help's lines for the run settings, from the run schema. */
@@ -118,6 +120,8 @@ Run settings (fix that setting in every run of the presets; a comma list runs ea
 ${axisHelp()}
   --record-trace FILE    record the run's device and CPU faults (virtual time) as a trace (.jsonl/.csv;
                          one run, with a policy); replay it with ${AXES.workload.flag} trace:FILE
+                         (trace:FILE also reads Nsight Systems SQLite exports and uvm-eval .log files)
+  --perfetto FILE        write the runs as Chrome trace-event JSON for ui.perfetto.dev (.json)
 
 mm preset:
   --pages N              pages in the mirrored buffer   (default 256)
@@ -194,13 +198,14 @@ const TOKEN_OPTIONS = {
   shard: { type: 'string' },
   jobs: { type: 'string' },
   'record-trace': { type: 'string' },
+  perfetto: { type: 'string' },
   ...Object.fromEntries(axisFlags(false).map((o) => [o.slice(2), { type: 'string' }] as const)),
   ...Object.fromEntries(axisFlags(true).map((o) => [o.slice(2), { type: 'boolean' }] as const)),
   quiet: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } satisfies NonNullable<Parameters<typeof tokenize>[0]>['options'];
 
-const VALUE_OPTIONS = ['--preset', '--out', '--json', '--pages', '--rounds', '--shard', '--jobs', '--record-trace', ...axisFlags(false)];
+const VALUE_OPTIONS = ['--preset', '--out', '--json', '--pages', '--rounds', '--shard', '--jobs', '--record-trace', '--perfetto', ...axisFlags(false)];
 const FLAG_OPTIONS = [...axisFlags(true), '--quiet', '--help', '-h'];
 
 function setOverride(o: AxisOverrides, axis: AxisKey, values: unknown[]): void {
@@ -211,7 +216,7 @@ function setOverride(o: AxisOverrides, axis: AxisKey, values: unknown[]): void {
 export function parseArgs(argv: readonly string[]): CliOptions {
   const o: CliOptions = {
     presets: [...DEFAULT_PRESETS], presetGiven: false, overrides: {}, out: null, quiet: false, help: false,
-    mmPages: 256, mmRounds: 2000, json: null, shard: null, jobs: 1, recordTrace: null,
+    mmPages: 256, mmRounds: 2000, json: null, shard: null, jobs: 1, recordTrace: null, perfetto: null,
   };
   const { tokens } = tokenize({ args: [...argv], options: TOKEN_OPTIONS, strict: false, allowPositionals: true, tokens: true });
   for (const t of tokens) {
@@ -261,6 +266,10 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       case '--record-trace':
         if (!/\.(jsonl|csv)$/i.test(value)) throw bad(name, value, 'a trace file name ending in .jsonl or .csv');
         o.recordTrace = value;
+        break;
+      case '--perfetto':
+        if (!/\.json$/i.test(value)) throw bad(name, value, 'a file name ending in .json (Chrome trace-event JSON)');
+        o.perfetto = value;
         break;
       default: {
         const axis = AXIS_OPTIONS.get(name)!;

@@ -28,6 +28,7 @@ import {
 import { cellTables, toCellsCsv } from './report/cells.js';
 import { AXES } from './schema.js';
 import type { ExperimentReport, RunConfig, RunResult } from './types.js';
+import { toPerfetto } from '../trace/perfetto.js';
 
 /** The runner's contract (runner.ts). */
 export interface Runner {
@@ -311,6 +312,11 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
     mkdirSync(dirname(resolve(opts.recordTrace)), { recursive: true });
     writeFileSync(opts.recordTrace, formatTrace(recorded, opts.recordTrace.toLowerCase().endsWith('.csv') ? 'csv' : 'jsonl'));
     console.log(`recorded ${recorded.length} faults to ${showPath(opts.recordTrace)}`);
+  }
+  if (opts.perfetto !== null) {
+    mkdirSync(dirname(resolve(opts.perfetto)), { recursive: true });
+    writeFileSync(opts.perfetto, JSON.stringify(toPerfetto(report.runs.map((result) => ({ result })), 'wall')));
+    console.log(`wrote ${report.runs.length} run(s) for Perfetto to ${showPath(opts.perfetto)} (open it in ui.perfetto.dev)`);
   }
   console.log(`wrote to ${showPath(outDir)}/: ${written.join(', ')}`);
   if (opts.json !== null) console.log(`wrote ${showPath(opts.json)}`);

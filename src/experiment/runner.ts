@@ -24,6 +24,7 @@ import type { CommandRange } from '../driver/servicer.js';
 import { totals, type BatchRecord } from '../driver/records.js';
 import { FaultServicer } from '../driver/servicer.js';
 import type { RoundResult } from '../device/mirror-engine.js';
+import type { FaultRecord } from '../device/fault-queue.js';
 import type { FaultService } from '../device/replay.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import { HmmError } from '../errors.js';
@@ -34,7 +35,7 @@ import { COST_MODELS, DEFAULT_COST } from '../policy/cost.js';
 import { uvmParams } from '../policy/uvm-params.js';
 import type { TraceRecord } from '../policy/trace.js';
 import type { MigrationPolicy } from '../policy/types.js';
-import { loadTraceFile, runTrace, tracePages, TRACE_PREFIX } from './trace-run.js';
+import { runTrace, tracePages, TRACE_PREFIX } from './trace-run.js';
 import { createMachine } from '../system.js';
 import type { WorkloadName } from '../workloads/names.js';
 import { runWorkload, type WorkloadResult } from '../workloads/run.js';
@@ -91,6 +92,8 @@ export interface RunContext {
    * imported from a Blob URL, which loadPolicy's file paths cannot reach).
    */
   policy?: MigrationPolicy;
+  /** config.workload's trace records, already read (the lab: an imported Nsight or uvm-eval file). */
+  trace?: readonly TraceRecord[];
 }
 
 /**
@@ -108,7 +111,7 @@ export interface RunObserver {
   /** Each batch record once its batch is serviced, in order. */
   onBatch?(rec: BatchRecord): void;
   /** Each round that faulted (the fault ring's fill: faults recorded, overflow), before its service. */
-  onRound?(r: { faults: number; overflow: boolean; finished: boolean }): void;
+  onRound?(r: { faults: number; overflow: boolean; finished: boolean; records: readonly FaultRecord[]; done: number; total: number }): void;
   /** Awaited before every round of the workload's command (replays and the first round). */
   beforeRound?(): Promise<void>;
 }
@@ -144,7 +147,7 @@ class ObservedServicer extends FaultServicer {
         await this.#obs.beforeRound?.();
       },
       service: async (r: RoundResult, round: number) => {
-        this.#obs.onRound?.({ faults: r.faults.length, overflow: r.overflow, finished: r.finished });
+        this.#obs.onRound?.({ faults: r.faults.length, overflow: r.overflow, finished: r.finished, records: r.faults, done: r.done, total: r.total });
         try {
           await base.service(r, round);
         } finally {
@@ -157,7 +160,8 @@ class ObservedServicer extends FaultServicer {
 
 export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunResult> {
   const result = emptyResult(config);
-  const trace = config.workload.startsWith(TRACE_PREFIX) ? loadTraceFile(config.workload) : null;
+  // Nsight SQLite and uvm-eval logs need sql.js and Node's fs: loaded only for a trace file.
+  const trace = ctx.trace ?? (config.workload.startsWith(TRACE_PREFIX) ? await (await import('../trace/load.js')).loadAnyTrace(config.workload) : null);
   const pages = trace !== null ? tracePages(trace) : pagesOf(config);
   const gpu = await defaultGpu();
   // A policy decides where pages live; device memory is the working set / oversub.
@@ -255,7 +259,7 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
   } catch (e) {
     if (!(e instanceof HmmError)) throw e;
     result.ok = false;
-    result.error = `${e.code}: ${e.message}`;
+    result.error = e.message; // already 'CODE: message' (HmmError)
     result.wallMs = performance.now() - t0; // until it failed, setup included
   } finally {
     if (servicer !== null) {

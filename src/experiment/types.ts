@@ -85,6 +85,18 @@ export interface RunResult {
   reusedFrom?: number;
   /** Position of this run's config in the whole sweep (set when the sweep was sharded). */
   sweepIndex?: number;
+  /** The live lab's figures (src/lab/session.ts): its cost-model clock and the invalidations it saw. */
+  lab?: LabRunFigures;
+}
+
+export interface LabRunFigures {
+  /** Simulated time at the end, ns, on the cost model named (src/lab/sim-clock.ts). */
+  simNs: number;
+  cost: string;
+  /** mmu notifier invalidations over the buffer. */
+  invalidations: number;
+  /** Simulated time at each batch record's end, ns (records[i]). */
+  batchSimNs?: number[];
 }
 
 export interface ExperimentReport {
