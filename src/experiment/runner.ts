@@ -29,6 +29,7 @@ import type { Scheduler } from '../sched/scheduler.js';
 import { HmmError } from '../errors.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PMD_SIZE, PROT_READ, PROT_WRITE } from '../mm/constants.js';
 import { PolicyPath } from '../driver/policy-path.js';
+import { guardPolicy } from '../policy/guard.js';
 import { loadPolicy } from '../policy/loader.js';
 import type { TraceRecord } from '../policy/trace.js';
 import type { MigrationPolicy } from '../policy/types.js';
@@ -159,7 +160,9 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
   const pages = trace !== null ? tracePages(trace) : pagesOf(config);
   const gpu = await defaultGpu();
   // A policy decides where pages live; device memory is the working set / oversub.
-  const policy = config.policy === undefined ? null : ctx.policy ?? await loadPolicy(config.policy);
+  // Behind the guard (src/policy/guard.ts): a hook that throws or answers nonsense fails the
+  // run with an error naming the policy and the hook, never the process or the machine.
+  const policy = config.policy === undefined ? null : guardPolicy(ctx.policy ?? await loadPolicy(config.policy));
   const oversub = config.oversub ?? 1;
   if (!(oversub >= 1)) throw new Error(`oversub ${oversub} < 1`);
   const devicePages = policy === null ? 256 : Math.ceil(pages / oversub);
@@ -248,29 +251,39 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
   } catch (e) {
     if (!(e instanceof HmmError)) throw e;
     result.ok = false;
-    result.error = `${e.code}: ${e.message}`;
+    result.error = e.message; // "CODE: what" (HmmError)
     result.wallMs = performance.now() - t0; // until it failed, setup included
   } finally {
-    if (servicer !== null) {
-      result.records = servicer.records;
-      result.totals = totals(servicer.records);
-      result.faultsPerSec = result.totals.serviceMs > 0 ? (result.totals.unique / result.totals.serviceMs) * 1000 : 0;
-    }
-    if (stormStats !== null) result.storm = stormStats;
-    // Stale pfns: entries the mirror still holds that no longer reach the page the CPU maps
-    // (what valid-flag's window lets through), counted once the storm has stopped.
-    if (mirror !== null) {
-      try {
-        result.stalePfns = (await mirror.audit(start, pages)).stale.length;
-      } catch (e) {
-        if (!(e instanceof HmmError)) throw e;
+    // Every way out destroys the machine (its GPU buffers), whatever the figures do.
+    try {
+      if (servicer !== null) {
+        result.records = servicer.records;
+        result.totals = totals(servicer.records);
+        result.faultsPerSec = result.totals.serviceMs > 0 ? (result.totals.unique / result.totals.serviceMs) * 1000 : 0;
       }
+      if (stormStats !== null) result.storm = stormStats;
+      // Stale pfns: entries the mirror still holds that no longer reach the page the CPU maps
+      // (what valid-flag's window lets through), counted once the storm has stopped.
+      if (mirror !== null) {
+        try {
+          result.stalePfns = (await mirror.audit(start, pages)).stale.length;
+        } catch (e) {
+          if (!(e instanceof HmmError)) throw e;
+        }
+      }
+      if (path !== null) {
+        result.policy = { ...policyResult(path, devicePages, result.wallMs), mappedFrees: machine.devices[0].stats.mappedFrees };
+        result.policy.faultServiceMs = result.totals.serviceMs + path.stats.endMs;
+      }
+    } finally {
+      await machine.destroy();
     }
-    if (path !== null) {
-      result.policy = { ...policyResult(path, devicePages, result.wallMs), mappedFrees: machine.devices[0].stats.mappedFrees };
-      result.policy.faultServiceMs = result.totals.serviceMs + path.stats.endMs;
-    }
-    await machine.destroy();
+  }
+  // A hook failure the guard absorbed (a cpuFault that threw, a bad victim, stats()) still
+  // fails the run: its figures are not the policy's.
+  if (policy !== null && policy.failure !== null && result.ok) {
+    result.ok = false;
+    result.error = policy.failure.message;
   }
   return result;
 }
