@@ -156,6 +156,13 @@ class ObservedServicer extends FaultServicer {
 
 export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunResult> {
   const result = emptyResult(config);
+  if (config.policy !== undefined && config.protocol === 'valid-flag') {
+    // Refused, not run without the policy: the policy path rechecks the notifier sequence
+    // (mmu_interval_read_retry) that the v5.2 valid flag does not have.
+    result.ok = false;
+    result.error = `EINVAL: policy ${config.policy} with protocol valid-flag: the policy path needs seq or lock-fallback`;
+    return result;
+  }
   const trace = config.workload.startsWith(TRACE_PREFIX) ? loadTraceFile(config.workload) : null;
   const pages = trace !== null ? tracePages(trace) : pagesOf(config);
   const gpu = await defaultGpu();

@@ -9,6 +9,7 @@ import type { RetryProtocol } from '../driver/retry.js';
 import type { ReplayPolicy } from '../driver/servicer.js';
 import type { WorkloadName } from '../workloads/names.js';
 import type { SchemeResult } from './mm-tour.js';
+import type { SweepIdentity } from './sweep-id.js';
 
 /** A recorded or published access trace run as the workload (trace-run.ts). */
 export type TraceWorkload = `trace:${string}`;
@@ -125,4 +126,6 @@ export interface ExperimentReport {
   shard?: { k: number; n: number; total: number };
   /** The mm preset's parameters, when it ran. */
   mmOptions?: { pages: number; rounds: number; seed: number };
+  /** The sweep this report is (a part of): plan hash, project version, command (merge checks them). */
+  sweep?: SweepIdentity;
 }
