@@ -17,6 +17,7 @@ import { RETRY_PROTOCOLS } from '../driver/retry.js';
 import { REPLAY_POLICIES } from '../driver/servicer.js';
 import { batchLabel, windowLabel } from './report/labels.js';
 import { WORKLOADS, type WorkloadName } from '../workloads/names.js';
+import { MAX_STORM_RATE } from '../workloads/storm.js';
 import type { RunConfig } from './types.js';
 
 export const PRESET_NAMES = ['quick', 'coalescing', 'windows', 'batches', 'protocols', 'mm', 'policies', 'all'] as const;
@@ -188,7 +189,7 @@ const sizeParser: Parser<number> = (raw, opt) => {
 
 const rateParser: Parser<number> = (raw, opt) => {
   const v = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(v) || v < 0) throw bad(opt, raw, 'a rate (invalidations per second, ≥ 0)');
+  if (raw.trim() === '' || !Number.isFinite(v) || v < 0 || v > MAX_STORM_RATE) throw bad(opt, raw, `a rate (invalidations per second, 0 to ${MAX_STORM_RATE})`);
   return v;
 };
 
