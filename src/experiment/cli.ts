@@ -18,6 +18,7 @@ import { REPLAY_POLICIES } from '../driver/servicer.js';
 import { batchLabel, windowLabel } from './report/labels.js';
 import { WORKLOADS, type WorkloadName } from '../workloads/names.js';
 import { MAX_STORM_RATE } from '../workloads/storm.js';
+import { DEFAULT_WATCHDOG, parseWatchdog, type WatchdogBounds } from './watchdog.js';
 import type { RunConfig } from './types.js';
 
 export const PRESET_NAMES = ['quick', 'coalescing', 'windows', 'batches', 'protocols', 'mm', 'policies', 'all'] as const;
@@ -87,6 +88,8 @@ export interface CliOptions {
   jobs: number;
   /** --record-trace FILE: the (single) run's faults as a trace (.jsonl or .csv). */
   recordTrace: string | null;
+  /** --watchdog SIM_S,WALL_S: time without progress before a run is ended (null: the default). */
+  watchdog: WatchdogBounds | null;
 }
 
 export class CliError extends Error {
@@ -135,6 +138,11 @@ Run settings (fix that setting in every run of the presets; a comma list runs ea
 mm preset:
   --pages N              pages in the mirrored buffer   (default 256)
   --rounds N             device faults per retry protocol   (default 2000)
+
+Unattended runs:
+  --watchdog SIM_S,WALL_S   end a run that makes no progress (nothing mapped, no command finished)
+                         for SIM_S seconds of simulated time or WALL_S of wall time; 'off' for none;
+                         the sweep goes on with the next run   (default ${DEFAULT_WATCHDOG.simNs / 1e9},${DEFAULT_WATCHDOG.wallMs / 1000})
 
 Sweeps across processes and machines:
   --shard K/N            run only the K-th of N interleaved parts of the sweep (batch schedulers)
@@ -281,20 +289,21 @@ const TOKEN_OPTIONS = {
   shard: { type: 'string' },
   jobs: { type: 'string' },
   'record-trace': { type: 'string' },
+  watchdog: { type: 'string' },
   ...Object.fromEntries(Object.keys(AXIS_OPTIONS).map((o) => [o.slice(2), { type: 'string' }] as const)),
   'no-coalesce': { type: 'boolean' },
   quiet: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies NonNullable<Parameters<typeof tokenize>[0]>['options'];
 
-const VALUE_OPTIONS = ['--preset', '--out', '--json', '--pages', '--rounds', '--shard', '--jobs', '--record-trace', ...Object.keys(AXIS_OPTIONS)];
+const VALUE_OPTIONS = ['--preset', '--out', '--json', '--pages', '--rounds', '--shard', '--jobs', '--record-trace', '--watchdog', ...Object.keys(AXIS_OPTIONS)];
 const FLAG_OPTIONS = ['--no-coalesce', '--quiet', '--help', '-h'];
 
 /** Parse argv (without node and the script). Throws CliError with a message for the user. */
 export function parseArgs(argv: readonly string[]): CliOptions {
   const o: CliOptions = {
     presets: [...DEFAULT_PRESETS], presetGiven: false, overrides: {}, out: null, quiet: false, help: false,
-    mmPages: 256, mmRounds: 2000, json: null, shard: null, jobs: 1, recordTrace: null,
+    mmPages: 256, mmRounds: 2000, json: null, shard: null, jobs: 1, recordTrace: null, watchdog: null,
   };
   const { tokens } = tokenize({ args: [...argv], options: TOKEN_OPTIONS, strict: false, allowPositionals: true, tokens: true });
   for (const t of tokens) {
@@ -340,6 +349,12 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       case '--jobs':
         o.jobs = positiveInt(value, name);
         break;
+      case '--watchdog': {
+        const w = parseWatchdog(value);
+        if (typeof w === 'string') throw bad(name, value, w);
+        o.watchdog = w;
+        break;
+      }
       case '--record-trace':
         if (!/\.(jsonl|csv)$/i.test(value)) throw bad(name, value, 'a trace file name ending in .jsonl or .csv');
         o.recordTrace = value;

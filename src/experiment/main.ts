@@ -24,6 +24,7 @@ import { mergeCommand } from './merge.js';
 import { mmTour, type MmTourOptions, type SchemeResult } from './mm-tour.js';
 import { checkOutDir, defaultOutDir, showPath, writeFileAtomic, writeOutputs } from './outputs.js';
 import { sweepIdentity } from './sweep-id.js';
+import { DEFAULT_WATCHDOG, type WatchdogBounds } from './watchdog.js';
 import { loadTraceFile, traceLayout, TRACE_PREFIX } from './trace-run.js';
 import {
   csvField, FIGURES, figureHasData, policyTable, summarizeRun, statusText, toBatchCsv, toCsv, toHtml, toJson, toPolicyCsv, toSvgFigure,
@@ -37,7 +38,7 @@ export { mergeCommand, mergeReports } from './merge.js';
 /** The runner's contract (runner.ts). */
 export interface Runner {
   openExperiment(): Promise<{ adapter: string; close(): Promise<void> }>;
-  runOne(config: RunConfig, ctx: { onProgress?: (msg: string) => void; recordTrace?: TraceRecord[] }): Promise<RunResult>;
+  runOne(config: RunConfig, ctx: { onProgress?: (msg: string) => void; recordTrace?: TraceRecord[]; watchdog?: WatchdogBounds | null }): Promise<RunResult>;
 }
 
 export interface ExperimentOptions {
@@ -53,6 +54,8 @@ export interface ExperimentOptions {
   mmTour?: (o: MmTourOptions) => Promise<SchemeResult[]>;
   /** Record the (single) run's faults here. */
   recordTrace?: TraceRecord[];
+  /** The runs' no-progress watchdog (default: the runner's). */
+  watchdog?: WatchdogBounds;
   /** Wall clock in ms (default performance.now). */
   now?: () => number;
   generatedAt?: string;
@@ -145,7 +148,9 @@ export async function runExperiment(configs: readonly RunConfig[], runner: Runne
       const t0 = now();
       let result: RunResult;
       try {
-        result = await runner.runOne(config, { onProgress, ...(opts.recordTrace ? { recordTrace: opts.recordTrace } : {}) });
+        result = await runner.runOne(config, {
+          onProgress, ...(opts.recordTrace ? { recordTrace: opts.recordTrace } : {}), ...(opts.watchdog ? { watchdog: opts.watchdog } : {}),
+        });
       } catch (e) {
         result = failedResult(config, e, now() - t0);
       }
@@ -187,11 +192,18 @@ function plan(opts: CliOptions, configs: readonly RunConfig[], mm: boolean): str
  * over more than one run.
  */
 async function preflight(opts: CliOptions, all: readonly RunConfig[]): Promise<string | null> {
+  // A module whose top-level await never settles would leave node to exit 13 without a word.
+  const loadMs = Math.min(opts.watchdog?.wallMs ?? DEFAULT_WATCHDOG.wallMs, 2 ** 31 - 1);
   for (const spec of new Set(all.map((c) => c.policy).filter((x): x is string => x !== undefined))) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      await loadPolicy(spec);
+      await Promise.race([loadPolicy(spec), new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`did not finish loading in ${(loadMs / 1000).toFixed(1)} s (a top-level await that never settles?)`)), loadMs);
+      })]);
     } catch (e) {
       return `--policy ${spec}: ${e instanceof Error ? e.message : String(e)}`;
+    } finally {
+      clearTimeout(timer);
     }
   }
   const vf = all.find((c) => c.policy !== undefined && c.protocol === 'valid-flag');
@@ -260,7 +272,7 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
     const r: Runner = runner ?? (configs.length > 0 ? await import('./runner.js') : NO_RUNNER);
     report = await runExperiment(configs, r, {
       presets: resolvePresets(opts.presets), quiet: opts.quiet, ...(recorded ? { recordTrace: recorded } : {}),
-      mm: mm ? mmOptions : null,
+      mm: mm ? mmOptions : null, ...(opts.watchdog !== null ? { watchdog: opts.watchdog } : {}),
     });
   } catch (e) {
     console.error(`error: ${e instanceof Error ? e.message : String(e)}`);

@@ -35,6 +35,7 @@ import type { TraceRecord } from '../policy/trace.js';
 import type { MigrationPolicy } from '../policy/types.js';
 import { loadTraceFile, runTrace, tracePages, TRACE_PREFIX } from './trace-run.js';
 import { createMachine } from '../system.js';
+import { DEFAULT_WATCHDOG, Watchdog, type ProgressSample, type WatchdogBounds } from './watchdog.js';
 import type { WorkloadName } from '../workloads/names.js';
 import { runWorkload, type WorkloadResult } from '../workloads/run.js';
 import { startStorm, type Storm, type StormKind } from '../workloads/storm.js';
@@ -90,6 +91,8 @@ export interface RunContext {
    * imported from a Blob URL, which loadPolicy's file paths cannot reach).
    */
   policy?: MigrationPolicy;
+  /** The no-progress watchdog's bounds (watchdog.ts); default DEFAULT_WATCHDOG, null: none. */
+  watchdog?: WatchdogBounds | null;
 }
 
 /**
@@ -112,34 +115,50 @@ export interface RunObserver {
   beforeRound?(): Promise<void>;
 }
 
+/** The watchdog and how to read the run's progress (runOne builds it). */
+interface WatchdogHook {
+  watchdog: Watchdog;
+  sample(): ProgressSample;
+}
+
 /**
- * The servicer the mirror was given, with the observer's hooks around each replay round:
- * records completed by then are reported first, then beforeRound is awaited.
+ * The servicer the mirror was given, with the observer's hooks and the watchdog around each
+ * replay round: records completed by then are reported first, the watchdog asked, then
+ * beforeRound is awaited.
  */
 class ObservedServicer extends FaultServicer {
   readonly #obs: RunObserver;
+  readonly #dog: WatchdogHook | null;
   #reported = 0;
+  /** Commands begun (each one's start means the one before finished: progress). */
+  commands = 0;
 
-  constructor(base: FaultServicer, obs: RunObserver) {
+  constructor(base: FaultServicer, obs: RunObserver, dog: WatchdogHook | null) {
     super(base.target, base.opts);
     this.#obs = obs;
+    this.#dog = dog;
   }
 
   #report(): void {
-    while (this.#reported < this.records.length) this.#obs.onBatch?.(this.records[this.#reported++]);
+    // (The index moves outside the optional call: `f?.(x++)` skips x++ when f is absent.)
+    for (; this.#reported < this.records.length; this.#reported++) this.#obs.onBatch?.(this.records[this.#reported]);
   }
 
   /**
    * The command's fault service with the observer around it: each round that faulted is
-   * reported before its service and the batch records after it; the observer's gate runs
-   * before every round (the first included), where the servicer holds no lock.
+   * reported before its service and the batch records after it; the watchdog and the
+   * observer's gate run before every round (the first included), where the servicer holds
+   * no lock.
    */
   override forCommand(cmd: CommandRange): FaultService {
     const base = super.forCommand(cmd);
+    this.commands++;
     return {
       backlog: () => base.backlog?.() ?? 0,
       gate: async () => {
         this.#report();
+        const stuck = this.#dog?.watchdog.check(this.#dog.sample()) ?? null;
+        if (stuck !== null) throw stuck;
         await this.#obs.beforeRound?.();
       },
       service: async (r: RoundResult, round: number) => {
@@ -152,6 +171,29 @@ class ObservedServicer extends FaultServicer {
       },
     };
   }
+}
+
+/** The run's progress as the watchdog reads it: sums kept as the records come. */
+function progressSampler(servicer: () => ObservedServicer, path: PolicyPath | null): () => ProgressSample {
+  let summed = 0;
+  let writes = 0;
+  let faults = 0;
+  let rounds = 0;
+  return () => {
+    const s = servicer();
+    const recs = s.records;
+    for (; summed < recs.length; summed++) {
+      writes += recs[summed].mirrorWrites;
+      faults += recs[summed].fetched;
+    }
+    rounds++;
+    const ps = path?.stats;
+    return {
+      progress: writes + s.commands + (ps?.migratedIn ?? 0) + (ps?.remotePages ?? 0),
+      simNs: path?.now ?? 0, wallMs: performance.now(), throttled: ps?.throttledFaults ?? 0,
+      migratedIn: ps?.migratedIn ?? 0, evictedOut: ps?.evictedOut ?? 0, faults, rounds,
+    };
+  };
 }
 
 export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunResult> {
@@ -210,10 +252,15 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
       coalesce: config.coalesce, timeoutMs: SERVICER_TIMEOUT_MS, fallbackAfter: SERVICER_FALLBACK_AFTER,
       restOfRangeOnOverflow: false,
     });
-    if (ctx.observer !== undefined) {
-      servicer = new ObservedServicer(servicer, ctx.observer);
+    const bounds = ctx.watchdog === undefined ? DEFAULT_WATCHDOG : ctx.watchdog;
+    if (ctx.observer !== undefined || bounds !== null) {
+      let observed: ObservedServicer | null = null;
+      const who = policy !== null ? `policy "${policy.name}"` : 'the servicer';
+      const dog = bounds !== null ? { watchdog: new Watchdog(bounds, who), sample: progressSampler(() => observed!, path) } : null;
+      observed = new ObservedServicer(servicer, ctx.observer ?? {}, dog);
+      servicer = observed;
       mirror.servicer = servicer;
-      await ctx.observer.onMirror?.(mirror, { start, pages }, path);
+      await ctx.observer?.onMirror?.(mirror, { start, pages }, path);
     }
     let w: WorkloadResult;
     if (trace !== null) {

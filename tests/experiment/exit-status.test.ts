@@ -133,4 +133,25 @@ describe('exit status', () => {
     expect(runner.opened).toBe(0);
     expect(c.err[0]).toMatch(/^error: --out .*file\/sub: cannot write there \(ENOTDIR\)/);
   });
+
+  it('a policy module that never settles is exit 2 with a message, within the watchdog\'s wall bound', async () => {
+    const c = console2();
+    const runner = fakeRunner();
+    const code = await main(['--preset', 'policies', '--policy', './tests/policy/fixtures/never-settles.ts', '--watchdog', 'off,0.2', '--out', tmp()], runner);
+    expect(code).toBe(EXIT_USAGE);
+    expect(runner.opened).toBe(0);
+    expect(c.err[0]).toBe('error: --policy ./tests/policy/fixtures/never-settles.ts: did not finish loading in 0.2 s (a top-level await that never settles?)');
+  });
+
+  it('--watchdog takes SIM_S,WALL_S (or off) and reaches every run', async () => {
+    console2();
+    const seen: unknown[] = [];
+    const base = fakeRunner();
+    const runner: Runner = { openExperiment: base.openExperiment, runOne: async (cfg, ctx) => { seen.push(ctx.watchdog); return base.runOne(cfg, ctx); } };
+    await main(['--preset', 'batches', '--workload', 'stream', '--batch', '32', '--watchdog', '2,off', '--out', tmp(), '--quiet'], runner);
+    expect(seen).toEqual([{ simNs: 2e9, wallMs: Infinity }]);
+    const c = console2();
+    expect(await main(['--watchdog', '5'], fakeRunner())).toBe(EXIT_USAGE);
+    expect(c.err[0]).toMatch(/--watchdog: '5' is not SIM_S,WALL_S/);
+  });
 });

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { BASE_CONFIG } from '../../src/experiment/cli.js';
 import { runOne } from '../../src/experiment/runner.js';
 import type { RunConfig } from '../../src/experiment/types.js';
-import { DECIDE_MIGRATE, type MigrationPolicy } from '../../src/policy/types.js';
+import { DECIDE_MIGRATE, DECIDE_THROTTLE, type MigrationPolicy } from '../../src/policy/types.js';
 import { System } from '../../src/system.js';
 
 function config(c: Partial<RunConfig>): RunConfig {
@@ -47,5 +47,31 @@ describe('runner: failed runs and machines', () => {
     expect(r.verify.mismatches).toBe(0);
     expect(r.ok).toBe(false);
     expect(r.error).toBe('EINVAL: policy "cpu-boom": hook cpuFault threw: RangeError: cpu hook');
+  });
+
+  it('the watchdog ends a run whose policy throttles every fault, naming the policy and what it kept doing', async () => {
+    const destroy = vi.spyOn(System.prototype, 'destroy');
+    const policy: MigrationPolicy = {
+      name: 'always-throttle',
+      decide: (g, _v, out) => { out.action.fill(DECIDE_THROTTLE, 0, g.count); out.until.fill(g.now + 50e6, 0, g.count); },
+    };
+    const r = await runOne(config({ workload: 'stream' }), { policy, watchdog: { simNs: 1e9, wallMs: Infinity } });
+    expect(destroy).toHaveBeenCalledTimes(1);
+    expect(r.ok).toBe(false);
+    expect(r.error).toMatch(/^ETIMEDOUT: watchdog: no progress for 1\.\d s of simulated time \(bound 1\.0 s\), \d+ rounds: policy "always-throttle" kept throttling \(\d+ faults throttled, nothing mapped\)/);
+    expect(r.policy?.simTimeNs).toBeLessThan(2e9);
+  });
+
+  it('the wall bound ends a run that makes no progress whatever the simulated clock does', async () => {
+    const policy: MigrationPolicy = {
+      name: 'nap-0', decide: (g, _v, out) => { out.action.fill(DECIDE_THROTTLE, 0, g.count); out.until.fill(g.now, 0, g.count); },
+    };
+    const r = await runOne(config({ workload: 'stream' }), { policy, watchdog: { simNs: Infinity, wallMs: 0 } });
+    expect(r.error).toMatch(/^ETIMEDOUT: watchdog: no progress for [\d.]+ s of wall time .*policy "nap-0" kept throttling/);
+  });
+
+  it('a run that progresses is never stopped by the watchdog, however tight', async () => {
+    const r = await runOne(config({ workload: 'stream', policy: 'first-touch' }), { watchdog: { simNs: 0, wallMs: Infinity } });
+    expect(r.error).toBeNull();
   });
 });
