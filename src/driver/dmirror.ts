@@ -38,6 +38,12 @@ import { WaitQueue } from '../sched/wait-queue.js';
 import { dmirrorAtomicMap, V52Mirror, type MirrorTarget } from './retry.js';
 import { DMIRROR_SERVICER, FaultServicer, SERVICER_SHAPE, type ServicerOptions } from './servicer.js';
 
+/**
+ * Pages one migrate_vma_setup of HMM_DMIRROR_MIGRATE_TO_DEV/TO_SYS covers at most: test_hmm's
+ * loops step by PTRS_PER_PTE (512) pages since the device-private THP series.
+ */
+export const MIGRATE_STEP_PAGES = 512;
+
 /** A command still faulting after this many rounds is a livelock: EFAULT, not a hang. */
 const MAX_ROUNDS = 10_000;
 
@@ -65,7 +71,7 @@ export interface DmirrorHost {
   readonly gpu: GpuContext;
   readonly vram: PagePool;
   readonly devmem: Devmem;
-  readonly options: { readonly aperturePages: number; readonly ownMigrationSetsSeq?: boolean };
+  readonly options: { readonly aperturePages: number; readonly ownMigrationSetsSeq?: boolean; readonly ownReadOnlyWriteMigrates?: boolean };
   readonly mirrors: Set<Dmirror>;
 }
 
@@ -164,14 +170,22 @@ export class Dmirror implements Mirror {
    * migration code updates our table itself.
    */
   async #invalidate(sub: MmuIntervalNotifier, range: MmuNotifierRange, seq: number): Promise<boolean> {
+    const own = range.event === 'MIGRATE' && range.owner === this.device;
+    // test_hmm's order (ownMigrationSetsSeq false): the owner check comes before the mutex,
+    // so its own MIGRATE never waits for it (nor fails a non-blockable range on it). The port
+    // still takes the lock for its own-migration bookkeeping when it may sleep.
+    const kernelOrder = own && this.device.options.ownMigrationSetsSeq === false;
+    if (kernelOrder && !range.blockable) {
+      this.#stats.skippedOwnMigrations++;
+      return true;
+    }
     if (!this.lock.tryLock()) { // (uncontended: no await, the shootdown starts at once)
       if (!range.blockable) return false;
       await this.lock.lock();
     }
     try {
-      // Racing faults retry, own migrations included (test_hmm's order: ownMigrationSetsSeq false).
-      const own = range.event === 'MIGRATE' && range.owner === this.device;
-      if (!own || this.device.options.ownMigrationSetsSeq !== false) sub.setSeq(seq);
+      // Racing faults retry, own migrations included (test_hmm's order: no set_seq for them).
+      if (!kernelOrder) sub.setSeq(seq);
       const first = range.start / PAGE_SIZE;
       const last = Math.min(range.end / PAGE_SIZE, TASK_SIZE / PAGE_SIZE);
       if (own) {
@@ -234,7 +248,10 @@ export class Dmirror implements Mirror {
 
   /** What fault servicing gets of this mirror: its page table, notifier and locks. */
   #target(): MirrorTarget {
-    return { mm: this.mm, notifier: this.notifier, lock: this.lock, pt: this.pt, devPrivateOwner: this.device, v52: this.#v52 };
+    return {
+      mm: this.mm, notifier: this.notifier, lock: this.lock, pt: this.pt, devPrivateOwner: this.device, v52: this.#v52,
+      ownReadOnlyWriteMigrates: this.device.options.ownReadOnlyWriteMigrates === true,
+    };
   }
 
   /**
@@ -459,7 +476,8 @@ export class Dmirror implements Mirror {
     try {
       this.mm.checkAlive();
       this.engine.checkAlive();
-      for (const piece of vmaPieces(this.mm, r.start, r.end)) {
+      // dmirror_migrate_to_device: one migrate_vma_setup per PTRS_PER_PTE pages at most.
+      for (const piece of vmaPieces(this.mm, r.start, r.end, MIGRATE_STEP_PAGES)) {
         await dmirrorMigrateIn(this.#target(), this.device.devmem, this.#collecting, piece.start, piece.end, piece.write);
       }
     } finally {
@@ -487,7 +505,7 @@ export class Dmirror implements Mirror {
     await this.mm.lock.readLock();
     try {
       this.mm.checkAlive();
-      for (const piece of vmaPieces(this.mm, r.start, r.end)) cpages += await this.device.devmem.evict(this.mm, piece.start, piece.end);
+      for (const piece of vmaPieces(this.mm, r.start, r.end, MIGRATE_STEP_PAGES)) cpages += await this.device.devmem.evict(this.mm, piece.start, piece.end);
     } finally {
       this.mm.lock.readUnlock();
     }

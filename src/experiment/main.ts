@@ -22,17 +22,19 @@ import { formatTrace, type TraceRecord } from '../policy/trace.js';
 import { EXIT_CODES_HELP, EXIT_GPU, EXIT_MERGE_REFUSED, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE } from './exit-codes.js';
 import { mergeCommand } from './merge.js';
 import { mmTour, type MmTourOptions, type SchemeResult } from './mm-tour.js';
-import { checkOutDir, defaultOutDir, showPath, writeFileAtomic, writeOutputs } from './outputs.js';
+import { checkOutDir, defaultOutDir, publishedReport, showPath, writeFileAtomic, writeOutputs } from './outputs.js';
 import { sweepIdentity } from './sweep-id.js';
 import { DEFAULT_WATCHDOG, type WatchdogBounds } from './watchdog.js';
-import { loadTraceFile, traceLayout, TRACE_PREFIX } from './trace-run.js';
+import { traceLayout, TRACE_PREFIX } from './trace-run.js';
 import {
   csvField, FIGURES, figureHasData, policyTable, summarizeRun, statusText, toBatchCsv, toCsv, toHtml, toJson, toPolicyCsv, toSvgFigure,
   toTable,
 } from './report.js';
+import { cellTables } from './report/cells.js';
 import type { ExperimentReport, RunConfig, RunResult } from './types.js';
+import { toPerfetto } from '../trace/perfetto.js';
 
-export { defaultOutDir, writeOutputs } from './outputs.js';
+export { defaultOutDir, publishedReport, writeOutputs } from './outputs.js';
 export { mergeCommand, mergeReports } from './merge.js';
 
 /** The runner's contract (runner.ts). */
@@ -212,7 +214,7 @@ async function preflight(opts: CliOptions, all: readonly RunConfig[]): Promise<s
   }
   for (const t of new Set(all.map((c) => c.workload).filter((w) => w.startsWith(TRACE_PREFIX)))) {
     try {
-      traceLayout(loadTraceFile(t));
+      traceLayout(await (await import('../trace/load.js')).loadAnyTrace(t));
     } catch (e) {
       return `--workload ${t}: ${e instanceof Error ? e.message : String(e)}`;
     }
@@ -288,11 +290,20 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
   if (report.runs.length > 0) console.log(`\n${toTable(report)}\n`);
   const pt = policyTable(report);
   if (pt !== '') console.log(`Migration policies (simulated time: the cost model's virtual clock)\n\n${pt}\n`);
+  const ct = cellTables(report);
+  if (ct !== '') console.log(`${ct}\n`);
+  const published = publishedReport(report, argv);
+  if (published !== '') console.log(`${published}\n`);
   const written = writeOutputs(report, outDir, opts.json);
   if (recorded !== null && opts.recordTrace !== null) {
     mkdirSync(dirname(resolve(opts.recordTrace)), { recursive: true });
     writeFileAtomic(opts.recordTrace, formatTrace(recorded, opts.recordTrace.toLowerCase().endsWith('.csv') ? 'csv' : 'jsonl'));
     console.log(`recorded ${recorded.length} faults to ${showPath(opts.recordTrace)}`);
+  }
+  if (opts.perfetto !== null) {
+    mkdirSync(dirname(resolve(opts.perfetto)), { recursive: true });
+    writeFileAtomic(opts.perfetto, JSON.stringify(toPerfetto(report.runs.map((result) => ({ result })), 'wall')));
+    console.log(`wrote ${report.runs.length} run(s) for Perfetto to ${showPath(opts.perfetto)} (open it in ui.perfetto.dev)`);
   }
   console.log(`wrote to ${showPath(outDir)}/: ${written.join(', ')}`);
   if (opts.json !== null) console.log(`wrote ${showPath(opts.json)}`);

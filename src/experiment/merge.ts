@@ -17,6 +17,7 @@ import { parseArgs as tokenize } from 'node:util';
 import { EXIT_MERGE_REFUSED, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE } from './exit-codes.js';
 import { checkOutDir, defaultOutDir, showPath, writeOutputs } from './outputs.js';
 import { policyTable, summarizeRun, toTable } from './report.js';
+import { cellTables } from './report/cells.js';
 import type { ExperimentReport, RunResult } from './types.js';
 
 export const MERGE_USAGE = `Usage: npm run experiment -- merge DIR... [--out DIR] [--json FILE] [--allow-mixed-adapters]
@@ -219,6 +220,8 @@ export async function mergeCommand(argv: readonly string[]): Promise<number> {
   if (merged.runs.length > 0) console.log(`\n${toTable(merged)}\n`);
   const pt = policyTable(merged);
   if (pt !== '') console.log(`${pt}\n`);
+  const ct = cellTables(merged);
+  if (ct !== '') console.log(`${ct}\n`);
   const written = writeOutputs(merged, dir, json);
   console.log(`merged ${dirs.length} part(s), ${merged.runs.length} run(s); wrote to ${showPath(dir)}/: ${written.join(', ')}`);
   if (json !== null) console.log(`wrote ${showPath(json)}`);

@@ -9,7 +9,36 @@ import { dirname, join, relative, resolve } from 'node:path';
 import {
   csvField, FIGURES, figureHasData, toBatchCsv, toCsv, toHtml, toJson, toPolicyCsv, toSvgFigure,
 } from './report.js';
+import { publishedRows, publishedSpeed, publishedTable, UVM_SMART_FAULTS_PER_WALL_SEC } from './published.js';
+import { toCellsCsv } from './report/cells.js';
 import type { ExperimentReport } from './types.js';
+
+/**
+ * The published preset's comparison (published.ts) as markdown: the table, the command, the
+ * adapter and the seeds, and the speed row; '' when the preset did not run.
+ */
+export function publishedReport(report: ExperimentReport, argv: readonly string[] | null): string {
+  const rows = publishedRows(report.runs);
+  if (!rows.some((r) => r.ours !== null)) return '';
+  const seeds = [...new Set(report.runs.filter((r) => r.config.preset === 'published').map((r) => r.config.seed))].join(', ');
+  const speed = publishedSpeed(report.runs);
+  const lines = [
+    'Published results: UVM_Smart (GPGPU-Sim, GeForceGTX1080Ti config, its logged output) beside ours',
+    '',
+    ...(argv !== null ? [`command: npm run experiment -- ${argv.join(' ')}`] : []),
+    `adapter: ${report.adapter}; seeds: ${seeds}; generated ${report.generatedAt}`,
+    '',
+    publishedTable(rows),
+  ];
+  if (speed !== null) {
+    lines.push('', `speed: ${Math.round(speed.perWallSec).toLocaleString('en-US')} simulated far faults per wall second ` +
+      `(${speed.farFaults} far faults in ${speed.wallSec.toFixed(1)} s of runs) vs UVM_Smart's ` +
+      `${(UVM_SMART_FAULTS_PER_WALL_SEC.example.farFaults / UVM_SMART_FAULTS_PER_WALL_SEC.example.wallSec).toFixed(2)} ` +
+      `(${UVM_SMART_FAULTS_PER_WALL_SEC.example.run}: ${UVM_SMART_FAULTS_PER_WALL_SEC.example.farFaults} far faults in ` +
+      `${UVM_SMART_FAULTS_PER_WALL_SEC.example.wallSec} s): ${Math.round(speed.vsUvmSmart).toLocaleString('en-US')}x`);
+  }
+  return lines.join('\n');
+}
 
 /** out/experiment-2025-01-31T12-00-00 */
 export function defaultOutDir(date = new Date()): string {
@@ -53,8 +82,12 @@ export function writeOutputs(report: ExperimentReport, dir: string, json: string
     ['batches.csv', toBatchCsv(report)],
     ['report.html', toHtml(report)],
   ];
+  const published = publishedReport(report, null);
+  if (published !== '') files.push(['published.md', `${published}\n`]);
   const policies = toPolicyCsv(report, csvField);
   if (policies !== '') files.push(['policies.csv', policies]);
+  const cells = toCellsCsv(report, csvField);
+  if (cells !== '') files.push(['cells.csv', cells]);
   for (const f of FIGURES) if (figureHasData(report, f)) files.push([`figure-${f}.svg`, toSvgFigure(report, f)]);
   // report.json last: its presence says the part is whole (merge reads only it).
   for (const [name, text] of [...files.slice(1), files[0]]) writeFileAtomic(join(dir, name), text);

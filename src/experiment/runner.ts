@@ -24,6 +24,7 @@ import type { CommandRange } from '../driver/servicer.js';
 import { totals, type BatchRecord } from '../driver/records.js';
 import { FaultServicer } from '../driver/servicer.js';
 import type { RoundResult } from '../device/mirror-engine.js';
+import type { FaultRecord } from '../device/fault-queue.js';
 import type { FaultService } from '../device/replay.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import { HmmError } from '../errors.js';
@@ -31,9 +32,11 @@ import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PMD_SIZE, PROT_READ, 
 import { PolicyPath } from '../driver/policy-path.js';
 import { guardPolicy } from '../policy/guard.js';
 import { loadPolicy } from '../policy/loader.js';
+import { COST_MODELS, DEFAULT_COST } from '../policy/cost.js';
+import { uvmParams } from '../policy/uvm-params.js';
 import type { TraceRecord } from '../policy/trace.js';
 import type { MigrationPolicy } from '../policy/types.js';
-import { loadTraceFile, runTrace, tracePages, TRACE_PREFIX } from './trace-run.js';
+import { runTrace, tracePages, TRACE_PREFIX } from './trace-run.js';
 import { createMachine } from '../system.js';
 import { DEFAULT_WATCHDOG, Watchdog, type ProgressSample, type WatchdogBounds } from './watchdog.js';
 import type { WorkloadName } from '../workloads/names.js';
@@ -93,6 +96,8 @@ export interface RunContext {
   policy?: MigrationPolicy;
   /** The no-progress watchdog's bounds (watchdog.ts); default DEFAULT_WATCHDOG, null: none. */
   watchdog?: WatchdogBounds | null;
+  /** config.workload's trace records, already read (the lab: an imported Nsight or uvm-eval file). */
+  trace?: readonly TraceRecord[];
 }
 
 /**
@@ -110,7 +115,7 @@ export interface RunObserver {
   /** Each batch record once its batch is serviced, in order. */
   onBatch?(rec: BatchRecord): void;
   /** Each round that faulted (the fault ring's fill: faults recorded, overflow), before its service. */
-  onRound?(r: { faults: number; overflow: boolean; finished: boolean }): void;
+  onRound?(r: { faults: number; overflow: boolean; finished: boolean; records: readonly FaultRecord[]; done: number; total: number }): void;
   /** Awaited before every round of the workload's command (replays and the first round). */
   beforeRound?(): Promise<void>;
 }
@@ -162,7 +167,7 @@ class ObservedServicer extends FaultServicer {
         await this.#obs.beforeRound?.();
       },
       service: async (r: RoundResult, round: number) => {
-        this.#obs.onRound?.({ faults: r.faults.length, overflow: r.overflow, finished: r.finished });
+        this.#obs.onRound?.({ faults: r.faults.length, overflow: r.overflow, finished: r.finished, records: r.faults, done: r.done, total: r.total });
         try {
           await base.service(r, round);
         } finally {
@@ -205,7 +210,8 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     result.error = `EINVAL: policy ${config.policy} with protocol valid-flag: the policy path needs seq or lock-fallback`;
     return result;
   }
-  const trace = config.workload.startsWith(TRACE_PREFIX) ? loadTraceFile(config.workload) : null;
+  // Nsight SQLite and uvm-eval logs need sql.js and Node's fs: loaded only for a trace file.
+  const trace = ctx.trace ?? (config.workload.startsWith(TRACE_PREFIX) ? await (await import('../trace/load.js')).loadAnyTrace(config.workload) : null);
   const pages = trace !== null ? tracePages(trace) : pagesOf(config);
   const gpu = await defaultGpu();
   // A policy decides where pages live; device memory is the working set / oversub.
@@ -244,13 +250,18 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     start = await proc.mmap(BUFFER_ADDR, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
     if (start % PMD_SIZE !== 0) throw new Error(`buffer at 0x${start.toString(16)} is not 2 MiB aligned`);
     mirror = await machine.devices[0].open(proc);
-    if (policy !== null) path = new PolicyPath(policy, 0, { start, npages: pages, capacityPages: devicePages });
+    const uvm = uvmParams(config.uvm);
+    const cost = config.cost === undefined ? DEFAULT_COST : COST_MODELS[config.cost];
+    if (cost === undefined) throw new Error(`cost model '${config.cost}' does not exist`);
+    if (policy !== null) path = new PolicyPath(policy, 0, { start, npages: pages, capacityPages: devicePages, cost });
     if (path !== null && ctx.recordTrace) path.record = ctx.recordTrace;
     servicer = mirror.setServicer({
       ...(path !== null ? { policy: path } : {}),
       window: config.window, batchSize: config.batchSize, replay: config.replay, protocol: config.protocol,
       coalesce: config.coalesce, timeoutMs: SERVICER_TIMEOUT_MS, fallbackAfter: SERVICER_FALLBACK_AFTER,
       restOfRangeOnOverflow: false,
+      maxBatchesPerService: uvm.maxBatchesPerService, maxThrottlePerService: uvm.maxThrottlePerService,
+      replayUpdatePutRatio: uvm.replayUpdatePutRatio,
     });
     const bounds = ctx.watchdog === undefined ? DEFAULT_WATCHDOG : ctx.watchdog;
     if (ctx.observer !== undefined || bounds !== null) {
@@ -305,7 +316,7 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
   } catch (e) {
     if (!(e instanceof HmmError)) throw e;
     result.ok = false;
-    result.error = e.message; // "CODE: what" (HmmError)
+    result.error = e.message; // already 'CODE: message' (HmmError)
     result.wallMs = performance.now() - t0; // until it failed, setup included
   } finally {
     // Every way out destroys the machine (its GPU buffers), whatever the figures do.
@@ -326,7 +337,10 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
         }
       }
       if (path !== null) {
-        result.policy = { ...policyResult(path, devicePages, result.wallMs), mappedFrees: machine.devices[0].stats.mappedFrees };
+        result.policy = {
+          ...policyResult(path, devicePages, result.wallMs), mappedFrees: machine.devices[0].stats.mappedFrees,
+          uvm: uvmParams(config.uvm).version, cost: path.cost.name,
+        };
         result.policy.faultServiceMs = result.totals.serviceMs + path.stats.endMs;
       }
     } finally {
