@@ -101,13 +101,21 @@ const heatDraw: Draw = (g, r, x, w, h) => {
   g.putImageData(img, LEFT, 0);
 };
 
+/** Points the scatter draws at most: longer runs show every k-th round (k in the figure's data). */
+export const MAX_SCATTER_POINTS = 40_000;
+
 const scatterDraw: Draw = (g, r, x, _w, h) => {
   const pages = r.buffer.pages;
   if (pages === 0) return;
   const sim = timebase.axis === 'sim';
   const rowsH = h - 16;
   let n = 0;
-  for (const rd of r.rounds) {
+  let all = 0;
+  for (const rd of r.rounds) all += rd.history.pages.length;
+  const every = Math.max(1, Math.ceil(all / MAX_SCATTER_POINTS));
+  g.canvas.dataset.every = String(every);
+  for (let k = 0; k < r.rounds.length; k += every) {
+    const rd = r.rounds[k];
     const px = x(sim ? rd.simMs : rd.wallMs);
     const { pages: ps, access } = rd.history;
     for (let i = 0; i < ps.length; i++) {
@@ -129,9 +137,19 @@ const VIEWS: { id: string; height: number; draw: Draw }[] = [
 ];
 
 let last: LiveRun | null = null;
+let drawnAt = 0;
+let pending: ReturnType<typeof setTimeout> | null = null;
+/** While a run streams, the canvases redraw at most this often (they are the page's heaviest drawing). */
+const LIVE_REDRAW_MS = 250;
 
 export function drawTimeline(r: LiveRun | null): void {
   last = r;
+  const now = performance.now();
+  if (r !== null && r.result === null && now - drawnAt < LIVE_REDRAW_MS) {
+    pending ??= setTimeout(() => { pending = null; drawTimeline(last); }, LIVE_REDRAW_MS);
+    return;
+  }
+  drawnAt = now;
   const [lo, hi] = visible([r]);
   for (const v of VIEWS) {
     const c = el<HTMLCanvasElement>(v.id);

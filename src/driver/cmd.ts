@@ -60,5 +60,11 @@ export function vmaPieces(mm: MmStruct, start: number, end: number, maxPages = I
   return out;
 }
 
+/**
+ * Pages one migrate_vma_setup of HMM_DMIRROR_MIGRATE_TO_DEV/TO_SYS covers at most: test_hmm's
+ * loops step by PTRS_PER_PTE (512) pages since the device-private THP series.
+ */
+export const MIGRATE_STEP_PAGES = 512;
+
 /** Most pages one GPU command covers (its io buffer: 128 MiB, llvmpipe's binding limit). */
 export const MAX_COMMAND_PAGES = 32768;

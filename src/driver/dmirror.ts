@@ -25,11 +25,8 @@ import type { MmuIntervalNotifier, MmuNotifierRange } from '../mm/notifier.js';
 import type { Process } from '../mm/process.js';
 import { Aperture } from './aperture.js';
 import type { Mirror, MirrorResult } from './uapi.js';
-import type { GpuContext } from '../device/gpu.js';
-import type { PagePool } from '../device/page-pool.js';
-import type { Machine } from '../mm/machine.js';
-import type { Devmem } from './devmem.js';
-import { bounceInit, checkBounce, checkRange, MAX_COMMAND_PAGES, vmaPieces } from './cmd.js';
+import { bounceInit, checkBounce, checkRange, MAX_COMMAND_PAGES, MIGRATE_STEP_PAGES, vmaPieces } from './cmd.js';
+import type { DmirrorHost, DmirrorStats } from './dmirror-host.js';
 import { dmirrorMigrateIn } from './migrate.js';
 import { MirrorPt } from './mirror-pt.js';
 import { dmirrorSnapshot } from './snapshot.js';
@@ -38,42 +35,10 @@ import { WaitQueue } from '../sched/wait-queue.js';
 import { dmirrorAtomicMap, V52Mirror, type MirrorTarget } from './retry.js';
 import { DMIRROR_SERVICER, FaultServicer, SERVICER_SHAPE, type ServicerOptions } from './servicer.js';
 
-/**
- * Pages one migrate_vma_setup of HMM_DMIRROR_MIGRATE_TO_DEV/TO_SYS covers at most: test_hmm's
- * loops step by PTRS_PER_PTE (512) pages since the device-private THP series.
- */
-export const MIGRATE_STEP_PAGES = 512;
-
 /** A command still faulting after this many rounds is a livelock: EFAULT, not a hang. */
 const MAX_ROUNDS = 10_000;
 
-/** Counters of one mirror, for tests and the experiment. */
-export interface DmirrorStats {
-  commands: number;
-  rounds: number;
-  faultRecords: number;
-  invalidations: number;
-  skippedOwnMigrations: number;
-  /** GPU commands a mirror command was split into (one per chunk). */
-  chunks: number;
-  /** Times a full aperture made the driver zap the entries outside the chunks in flight. */
-  evictions: number;
-}
-
-/**
- * What a mirror needs of its device (DmirrorDevice implements it): the GPU, the device's
- * memory, and the set of open mirrors it leaves at close. The device is also the
- * dev_private_owner of hmm_range_fault and the owner of its MIGRATE invalidations.
- */
-export interface DmirrorHost {
-  readonly index: number;
-  readonly machine: Machine;
-  readonly gpu: GpuContext;
-  readonly vram: PagePool;
-  readonly devmem: Devmem;
-  readonly options: { readonly aperturePages: number; readonly ownMigrationSetsSeq?: boolean; readonly ownReadOnlyWriteMigrates?: boolean };
-  readonly mirrors: Set<Dmirror>;
-}
+export type { DmirrorHost, DmirrorStats } from './dmirror-host.js';
 
 export class Dmirror implements Mirror {
   readonly device: DmirrorHost;

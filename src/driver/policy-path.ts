@@ -37,7 +37,7 @@
 import { PolicyEngine } from '../policy/engine.js';
 import type { TraceRecord } from '../policy/trace.js';
 import { TOUCH_LOCAL, TOUCH_REMOTE } from '../policy/residency.js';
-import { computeNs, type CostModel, DEFAULT_COST, PAGE_SIZE as POLICY_PAGE, transferNs } from '../policy/cost.js';
+import { computeNs, type CostModel, DEFAULT_COST, linkNs, PAGE_SIZE as POLICY_PAGE } from '../policy/cost.js';
 import { ACCESS_READ, ACCESS_WRITE, CPU, DECIDE_REMOTE, DECIDE_THROTTLE, type MigrationCause, type MigrationPolicy } from '../policy/types.js';
 import { err } from '../errors.js';
 import { PAGE_SIZE } from '../mm/constants.js';
@@ -157,10 +157,11 @@ export class PolicyPath {
    * regions of the policy's accessCounterRegionPages (default 1) aligned to the managed
    * range's first page, so GPU region k is the policy's region k; null without the hook.
    */
-  get gpuCounters(): AccessCounterConfig | null {
+  get gpuCounters(): AccessCounterConfig {
+    // Always on: the clock charges remote traffic from what the GPU counted (commandEnd), and
+    // a policy with the hook gets the counts at its granularity.
     const p = this.engine.policy;
-    if (p.accessCounters === undefined) return null;
-    return { regionPages: p.accessCounterRegionPages ?? 1, origin: this.basePage };
+    return { regionPages: p.accessCounters !== undefined ? p.accessCounterRegionPages ?? 1 : 1, origin: this.basePage };
   }
 
   /** The mirror's device memory and its record of the ranges it is collecting (Dmirror.setServicer). */
@@ -237,10 +238,12 @@ export class PolicyPath {
     // modelled GPU's memory bandwidth (cost.gpuMemBytesPerSec: GTX 1080 Ti, UVM_Smart's config).
     this.now += computeNs(this.cost, npages * PAGE_SIZE);
     for (const c of hit) res.chunkUsed(this.device, c, this.now);
-    if (remote > 0) {
-      this.stats.remotePages += remote;
-      this.now += this.cost.remoteAccessNs + transferNs(this.cost, remote * PAGE_SIZE);
-    }
+    // Remote traffic from the GPU's own counts: each counted region's words as whole requests
+    // (accessCounterRequestBytes) over the link; without a readout (a command created before
+    // the policy was attached), each remote page once (an estimate).
+    if (remote > 0) this.stats.remotePages += remote;
+    const remoteBytes = counted !== null ? this.#countedBytes(counted) : remote * PAGE_SIZE;
+    if (remoteBytes > 0) this.now += this.cost.remoteAccessNs + linkNs(this.cost, remoteBytes);
     this.#moves = [];
     const ns = this.engine.serviceAccessCounters(this.device, this.now, counted !== null ? this.#readout(counted) : undefined);
     const moves = this.#moves;
@@ -256,6 +259,18 @@ export class PolicyPath {
       t.mm.lock.readUnlock();
       this.stats.moveMs += performance.now() - t3;
     }
+  }
+
+  /** Bytes the counted remote accesses in the managed range moved: whole requests a region. */
+  #countedBytes(c: AccessCounts): number {
+    const unit = this.engine.policy.accessCounterRequestBytes ?? ACCESS_REQUEST_BYTES;
+    let bytes = 0;
+    for (let i = 0; i < c.counts.length; i++) {
+      const p = c.firstPage + i * c.regionPages - this.basePage;
+      if (c.counts[i] === 0 || p < 0 || p >= this.npages) continue;
+      bytes += Math.ceil((c.counts[i] * 4) / unit) * unit;
+    }
+    return bytes;
   }
 
   /**

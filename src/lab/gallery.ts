@@ -23,8 +23,8 @@ export const SCENARIOS: readonly Scenario[] = [
     title: 'Coalescing on / off',
     says: 'The same faults serviced per fault and then coalesced into ranges: compare range-fault calls and the coalescing factor.',
     runs: [
-      { ...base, workload: 'stream', sizeMiB: 1, window: 65536, batchSize: 32, stormRate: 0, coalesce: false },
-      { ...base, workload: 'stream', sizeMiB: 1, window: 65536, batchSize: 32, stormRate: 0, coalesce: true },
+      { ...base, workload: 'stream', sizeMiB: 0.5, window: 65536, batchSize: 32, stormRate: 0, coalesce: false },
+      { ...base, workload: 'stream', sizeMiB: 0.5, window: 65536, batchSize: 32, stormRate: 0, coalesce: true },
     ],
   },
   {

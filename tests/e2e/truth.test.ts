@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { emptyRecord, totals } from '../../src/driver/records.js';
 import type { RunResult } from '../../src/experiment/types.js';
 import { DEFAULT_SETTINGS, toRunConfig } from '../../src/lab/config.js';
@@ -35,6 +35,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await site?.close();
+});
+
+// A failed test's page must not keep running its run (and the CPU) under the next test.
+afterEach(async () => {
+  for (const p of site.browser.contexts().flatMap((c) => c.pages())) await p.close();
 });
 
 /** The log's rows now in the DOM (the view draws only those in view). */
@@ -161,7 +166,7 @@ describe('issue 18: the lab tells the truth and shows time (built site, headless
   }, 90_000);
 
   it('the log keeps the newest lines under a storm and shows the end once; a stopped run logs one end, no batch -1, no doubled errno', async () => {
-    const { page, errors } = await openPage(site, '?workload=random&sizeMiB=1&window=4k&batchSize=2&writeFraction=0&stormRate=5000');
+    const { page, errors } = await openPage(site, '?workload=stream&sizeMiB=0.5&window=4k&batchSize=2&writeFraction=0&stormRate=2000');
     await page.click('#run');
     expect(await waitEnded(page, 180_000)).toBe('done');
     const total = Number(await page.getAttribute('#log', 'data-total'));
@@ -191,7 +196,7 @@ describe('issue 18: the lab tells the truth and shows time (built site, headless
   }, 240_000);
 
   it('the strip shows CPU and GPU state and agrees with the page-table meter under a storm; progress shows; Reset clears every meter; warnings for .ts policies and slow runs', async () => {
-    const { page, errors } = await openPage(site, '?workload=random&sizeMiB=2&window=4k&batchSize=16&writeFraction=0&stormRate=5000');
+    const { page, errors } = await openPage(site, '?workload=random&sizeMiB=1&window=4k&batchSize=16&writeFraction=0&stormRate=2000');
     // Watch every frame in the page: the GPU band's mapped cells, the meter, the leaves.
     await page.evaluate(() => {
       const w = { stripChecks: { frames: 0, bad: [] as string[], overlay: 0, progress: 0 } };

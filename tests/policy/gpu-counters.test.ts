@@ -9,7 +9,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createMachine, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine, type Process } from '../../src/index.js';
 import type { Dmirror } from '../../src/driver/dmirror.js';
 import { PolicyPath } from '../../src/driver/policy-path.js';
-import { accessCounters, NVIDIA_ACCESS_COUNTERS, validatePolicy, DECIDE_REMOTE, type AccessCounterBatch, type MigrationPolicy } from '../../src/policy/index.js';
+import {
+  accessCounters, computeNs, linkNs, NVIDIA_ACCESS_COUNTERS, remoteOnly, validatePolicy, DECIDE_REMOTE, type AccessCounterBatch, type MigrationPolicy,
+} from '../../src/policy/index.js';
 import { HmmError } from '../../src/errors.js';
 import { firstDiff, pagesOf } from '../driver/pages.js';
 
@@ -94,6 +96,22 @@ describe('GPU access counters on the policy path', () => {
       { pages: [5, 6, 7], counts: [REQUESTS, REQUESTS, REQUESTS] },
       { pages: [6], counts: [REQUESTS] },
     ]);
+  });
+
+  it('remote traffic is charged from the GPU\'s own counts, for any policy: the bytes the kernel read remotely, at the link\'s rate', async () => {
+    const { mirror, path } = await setup(remoteOnly());
+    expect(path.gpuCounters).toEqual({ regionPages: 1, origin: ADDR / PAGE_SIZE });
+    await readPages(mirror, 0, 8); // faults, then mapped remotely
+    const cost = path.cost;
+    const step = async (n: number): Promise<number> => {
+      const t0 = path.now;
+      await readPages(mirror, 0, n);
+      return path.now - t0;
+    };
+    // No faults now: a launch, the roofline charge, and n pages of words (whole 128-byte requests) over the link.
+    for (const n of [1, 4]) {
+      expect(await step(n)).toBe(cost.launchNs + computeNs(cost, n * PAGE_SIZE) + cost.remoteAccessNs + linkNs(cost, n * PAGE_SIZE));
+    }
   });
 
   it('the counting unit is configurable: 4-byte requests count words', async () => {
