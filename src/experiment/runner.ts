@@ -137,6 +137,8 @@ class ObservedServicer extends FaultServicer {
   #reported = 0;
   /** Commands begun (each one's start means the one before finished: progress). */
   commands = 0;
+  /** Rounds whose fault ring overflowed. */
+  ringOverflows = 0;
 
   constructor(base: FaultServicer, obs: RunObserver, dog: WatchdogHook | null) {
     super(base.target, base.opts);
@@ -167,6 +169,7 @@ class ObservedServicer extends FaultServicer {
         await this.#obs.beforeRound?.();
       },
       service: async (r: RoundResult, round: number) => {
+        if (r.overflow) this.ringOverflows++;
         this.#obs.onRound?.({ faults: r.faults.length, overflow: r.overflow, finished: r.finished, records: r.faults, done: r.done, total: r.total });
         try {
           await base.service(r, round);
@@ -321,6 +324,7 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
   } finally {
     // Every way out destroys the machine (its GPU buffers), whatever the figures do.
     try {
+      if (servicer instanceof ObservedServicer) result.ringOverflows = servicer.ringOverflows;
       if (servicer !== null) {
         result.records = servicer.records;
         result.totals = totals(servicer.records);

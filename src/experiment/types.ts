@@ -84,6 +84,11 @@ export interface RunResult {
    * a second measurement.
    */
   reusedFrom?: number;
+  /**
+   * Rounds whose fault ring overflowed (faults the GPU could not record: the run's fault
+   * counts then depend on GPU thread timing, not only on the seed). 0: every fault recorded.
+   */
+  ringOverflows?: number;
   /** Position of this run's config in the whole sweep (set when the sweep was sharded). */
   sweepIndex?: number;
   /** The live lab's figures (src/lab/session.ts): its cost-model clock and the invalidations it saw. */

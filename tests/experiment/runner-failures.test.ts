@@ -74,4 +74,11 @@ describe('runner: failed runs and machines', () => {
     const r = await runOne(config({ workload: 'stream', policy: 'first-touch' }), { watchdog: { simNs: 0, wallMs: Infinity } });
     expect(r.error).toBeNull();
   });
+
+  it('a run says whether its fault ring overflowed (rounds that lost faults), as the rounds reported it', async () => {
+    let seen = 0;
+    const r = await runOne(config({ workload: 'random', sizeMiB: 1, policy: undefined }), { observer: { onRound: (x) => { if (x.overflow) seen++; } } });
+    expect(r.ok).toBe(true);
+    expect(r.ringOverflows).toBe(seen);
+  });
 });
