@@ -15,11 +15,15 @@
 // model: each has a done bit and is replayed until done. A thread serves one done word:
 // 32 consecutive words (8 vec4s), all in one page; 32 threads serve a page and a WG-thread
 // workgroup serves PAGES_PER_WG consecutive pages of the range (WG is the engine's, up to
-// what the adapter allows: src/device/abi.ts). The mirror kernels translate through a TLB
-// in workgroup memory (tlbFill): one walk and one done-word load per page per workgroup,
-// the leaf broadcast to the page's threads; a workgroup is a uTLB and sends one fault
-// record per page it missed (tlbReport). The workload kernels (workloads.wgsl) keep a
-// per-thread translation cache and record through the per-(uTLB, page) pending filter.
+// src/device/abi.ts). The mirror kernels translate through a TLB in workgroup memory
+// (tlbFill): one walk per page per workgroup, the leaf broadcast to the page's threads, and
+// their threads touch no atomic; a second dispatch in the same pass, the report pass
+// (mirrorReport, one thread per page), turns what the round did into per-page bookkeeping
+// and one fault record per missed page per uTLB (a workgroup of the first dispatch). The
+// split is measured: on llvmpipe the mere presence of the fault path (atomics, record
+// stores) in the copy kernel cost 0.4-1.0x of a bare copy's time, even untaken. The
+// workload kernels (workloads.wgsl) keep a per-thread translation cache and record through
+// the per-(uTLB, page) pending filter.
 
 // Constants (PTE_* entry bits of src/device/page-table.ts, ACCESS_* fault codes, sizes,
 // STATE_MISSED) are not written here: src/device/abi.ts generates them from the TS and
@@ -30,12 +34,13 @@
 // state[] layout (words): 0 reserved for kernels of other files (createKernels: e.g. the
 // workloads' mismatch count; zeroed with the command, never by a round), 1 words left not
 // done by this round (reset each round), 2 the TLB's lookups and 3 its walks this round (mirror
-// kernels; reset each round), then the pending bitmap at pendOff (cleared every round), then (only
+// kernels; reset each round), 4..6 the record pass's indirect dispatch (x, y, z; reset each
+// round), 7 reserved, then the pending bitmap at pendOff (cleared every round), then (only
 // when counting: cntOff != 0) the access counters at cntOff (cleared every round). The done
 // bitmaps are in done[] (see mirrorThread). There is no done counter: every word not done
 // before a round is either done by it or counted missed, so the host knows the done count
 // is nwords - missed. A round of a mirror kernel that faults nowhere touches two global
-// atomics per workgroup (the TLB statistics), none per thread.
+// atomics per report workgroup (the TLB statistics), none per thread.
 
 struct Params {
   vaLo: u32,        // first page of the range, low 32 bits
@@ -50,6 +55,7 @@ struct Params {
   parity: u32,      // 0: done[] holds prev then next; 1: next then prev
   cntFirst: u32,    // the range's first page's offset in its counter region (< cntPages)
   cntPages: u32,    // pages per counter region (the policy's granularity: 512 = 2 MiB)
+  leafOff: u32,     // word offset in done[] of the leaves tlbFill leaves for the report pass
 }
 
 struct FaultRecord {
@@ -74,8 +80,9 @@ struct FaultRing {
 @group(0) @binding(5) var<storage, read_write> state: array<atomic<u32>>;
 @group(0) @binding(6) var<storage, read_write> ring: FaultRing;
 @group(0) @binding(7) var<storage, read_write> dirty: array<atomic<u32>>;
-// Two done bitmaps of doneWords words each. Plain loads/stores: within a round a word is
-// written by one thread and only in the bitmap nobody reads this round.
+// Two done bitmaps of doneWords words each, then (at leafOff) one leaf per range page. Plain
+// loads/stores: within a round a word is written by one thread and only in the bitmap
+// nobody reads this round; the report pass reads both after the kernel's dispatch.
 @group(0) @binding(8) var<storage, read_write> done: array<u32>;
 
 // WG threads a workgroup, THREADS_PER_PAGE (one per done word) a page, VECS_PER_THREAD
@@ -158,14 +165,11 @@ fn countRemote(e: u32, rangePage: u32, words: u32) {
   atomicAdd(&state[params.cntOff + (params.cntFirst + rangePage) / params.cntPages], words);
 }
 
-// The workgroup's TLB (a GPU's L1 TLB / uTLB, here in workgroup memory): one entry per page
-// the workgroup serves, filled by one walk per page (tlbFill; the entries do not change
-// during a dispatch, so a walk is good for the whole round) and broadcast to the page's 32
-// threads. tlbWork gathers, before the barrier, what the page's threads have to do: per
-// thread that has words not done, 1 << 16 plus those words (at most 32 threads and 1024
-// words a page) — the workgroup reduction the uTLB's report is made from.
+// The workgroup's TLB (a GPU's L1 TLB, here in workgroup memory): one entry per page the
+// workgroup serves, filled at the start of the dispatch by one walk per page (tlbFill; the
+// entries do not change during a dispatch, so a walk is good for the whole round) and
+// broadcast to the page's 32 threads through workgroup memory.
 var<workgroup> tlbLeaf: array<u32, PAGES_PER_WG>;
-var<workgroup> tlbWork: array<atomic<u32>, PAGES_PER_WG>;
 
 // The done bitmaps: this round reads `prev` (bits of words done in earlier rounds) and writes
 // `next`; params.parity says which half is which.
@@ -187,104 +191,43 @@ fn doneWord(w: u32) -> DoneWord {
   return DoneWord(done[prevDoneIndex(w)], nextDoneIndex(w));
 }
 
-// TLB fill, by thread `t` < PAGES_PER_WG for the workgroup's page t (range page rp): the
-// one walk of the page this round. A page past the range is not walked.
-fn tlbFill(t: u32, rp: u32) {
+// TLB fill, by thread t < PAGES_PER_WG for the workgroup's page t: the one walk of the page
+// this round (a page past the range is not walked). The leaf is also left in done[] at
+// leafOff for the round's report pass (mirrorReport), which so needs no walk of its own.
+fn tlbFill(t: u32, wgi: u32) {
+  let rp = wgi * PAGES_PER_WG + t;
   var e = 0u;
   if (rp < params.npages) {
     let pageLo = params.vaLo + rp;
     e = translate(pageLo, params.vaHi + select(0u, 1u, pageLo < params.vaLo));
+    done[params.leafOff + rp] = e;
   }
   tlbLeaf[t] = e;
 }
 
-// After the barrier, thread t < PAGES_PER_WG does its page's per-page bookkeeping when the
-// page had work and may be accessed: its dirty bit (a write or atomic) and its access count
-// — once per page, not per thread.
-fn tlbPageBookkeeping(t: u32, rp: u32, need: u32, access: u32) {
-  let work = atomicLoad(&tlbWork[t]);
-  let e = tlbLeaf[t];
-  if (work == 0u || (e & need) != need) { return; }
-  countRemote(e, rp, work & 0xffffu);
-  if (access != ACCESS_READ) { markDirty(e); }
-}
-
-// Thread 0 reports for the whole workgroup — the uTLB's side of the fault buffer (UVM: a
-// uTLB sends one fault per outstanding (page, access), and no more while it waits for the
-// replay): one record per page that missed with words to do, its slots reserved with one
-// atomicAdd on PUT; the words left not done added to the missed count with one atomic; and
-// the TLB's statistics (lookups: threads that needed a translation; walks: pages walked)
-// with one atomic each. The record's source is the workgroup's uTLB id (linear workgroup %
-// nsources; faultSourceOf in TS).
-fn tlbReport(wgi: u32, need: u32, access: u32) {
-  var walks = 0u;
-  var lookups = 0u;
-  var misses = 0u;
-  var missed = 0u;
-  for (var t = 0u; t < PAGES_PER_WG; t++) {
-    if (wgi * PAGES_PER_WG + t >= params.npages) { break; }
-    walks++;
-    let work = atomicLoad(&tlbWork[t]);
-    lookups += work >> 16u;
-    if (work != 0u && (tlbLeaf[t] & need) != need) {
-      misses++;
-      missed += work & 0xffffu;
-    }
-  }
-  if (walks == 0u) { return; }
-  atomicAdd(&state[STATE_TLB_LOOKUPS], lookups);
-  atomicAdd(&state[STATE_TLB_WALKS], walks);
-  if (misses == 0u) { return; }
-  atomicAdd(&state[STATE_MISSED], missed);
-  var slot = atomicAdd(&ring.put, misses);
-  let cap = arrayLength(&ring.records);
-  let source = wgi % params.nsources;
-  for (var t = 0u; t < PAGES_PER_WG; t++) {
-    let e = tlbLeaf[t];
-    if (atomicLoad(&tlbWork[t]) == 0u || (e & need) == need) { continue; }
-    if (slot >= cap) {
-      // Buffer full: drop the record, flag overflow. Nothing is lost: the words are not
-      // done, so the replay faults again.
-      atomicStore(&ring.overflow, 1u);
-      break;
-    }
-    let rp = wgi * PAGES_PER_WG + t;
-    let pageLo = params.vaLo + rp;
-    let pageHi = params.vaHi + select(0u, 1u, pageLo < params.vaLo);
-    let prot = select(0u, ACCESS_PROTECTION, (e & PTE_VALID) != 0u);
-    ring.records[slot] = FaultRecord(pageLo, pageHi, access | prot, source);
-    slot++;
-  }
-}
-
 // One thread of a mirror kernel: done word w = the thread's global index, words 32w .. 32w +
 // 31 of the command, vec4s 8w .. 8w + 7 of io, in range page w / 32. `need`: entry bits the
-// access requires; `access`: ACCESS_* for the fault record and for doAccess (defined by each
-// kernel file: doAccess(access, e, j, addr, prev) does the access for io vec4s j .. j + 7 at
-// pool vec4s addr .. addr + 7, leaving alone the words whose bit is set in `prev` — done
-// in an earlier round).
+// access requires; `access`: ACCESS_* for doAccess (defined by each kernel file:
+// doAccess(access, e, j, addr, prev) does the access for io vec4s j .. j + 7 at pool vec4s
+// addr .. addr + 7, leaving alone the words whose bit is set in `prev` — done in an earlier
+// round).
 //
-// Before the one barrier: the thread loads its done word and adds what it has to do to its
-// page's tlbWork; threads 0 .. PAGES_PER_WG - 1 walk a page each. After it: the translation
-// is a workgroup-memory lookup, then the copy and one done-word store; the bookkeeping is
-// per page (tlbPageBookkeeping) and per workgroup (tlbReport). Done bits are
-// double-buffered: this round reads `prev` and writes `next` (the host flips params.parity
-// between rounds), so a bit set this round is never seen this round.
+// Threads 0 .. PAGES_PER_WG - 1 fill the TLB; after the barrier the translation is a
+// workgroup-memory lookup, then the copy and one done-word store: no atomic, no fault
+// record — a thread that misses only leaves its done word as it was. What the round did per
+// page (faults, dirty bits, access counts, TLB statistics) is the report pass's, which reads
+// it back from the done bitmaps (mirrorReport). Done bits are double-buffered: this round
+// reads `prev` and writes `next` (the host flips params.parity between rounds), so a bit
+// set this round is never seen this round.
 fn mirrorThread(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32) {
   let wgi = linearWorkgroup(wg, nwg);
-  let w = wgi * WG + lidx;
-  let t = lidx / THREADS_PER_PAGE;
-  let inRange = w / THREADS_PER_PAGE < params.npages; // the last workgroup may run past the range
-  var prev = 0xffffffffu;
-  if (inRange) { prev = done[prevDoneIndex(w)]; }
-  if (prev != 0xffffffffu) { atomicAdd(&tlbWork[t], (1u << 16u) + countOneBits(~prev)); }
-  if (lidx < PAGES_PER_WG) { tlbFill(lidx, wgi * PAGES_PER_WG + lidx); }
+  if (lidx < PAGES_PER_WG) { tlbFill(lidx, wgi); }
   workgroupBarrier();
-  if (lidx < PAGES_PER_WG) { tlbPageBookkeeping(lidx, wgi * PAGES_PER_WG + lidx, need, access); }
-  if (lidx == 0u) { tlbReport(wgi, need, access); }
-  if (!inRange) { return; }
+  let w = wgi * WG + lidx;
+  if (w / THREADS_PER_PAGE >= params.npages) { return; } // the last workgroup may run past the range
+  let prev = done[prevDoneIndex(w)];
   let nextW = nextDoneIndex(w);
-  let e = tlbLeaf[t];
+  let e = tlbLeaf[lidx / THREADS_PER_PAGE];
   if (prev != 0xffffffffu && (e & need) == need) {
     let addr = (e >> PTE_INDEX_SHIFT) * VECS_PER_PAGE + (w % THREADS_PER_PAGE) * VECS_PER_THREAD;
     doAccess(access, e, w * VECS_PER_THREAD, addr, prev);
@@ -292,4 +235,101 @@ fn mirrorThread(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32
   } else {
     done[nextW] = prev;
   }
+}
+
+// The report pass, after mirrorThread's dispatch in the same pass: one thread per range
+// page, reading what the round did from the leaf tlbFill left and, where it matters, the
+// page's 32 done words before (prev) or after (next) the round. A page whose words were done
+// by this round gets its access count (countRemote) and, for a write or atomic, its dirty
+// bit, once for the page. A page that missed with words left not done adds them to the
+// missed count and makes the record pass run (mirrorRecord, dispatched indirectly through state[STATE_RECORD_ARGS]: zero
+// workgroups in a round that faulted nowhere). The TLB's statistics for the round (like
+// UVM's per-GPU counters), one atomic each per report workgroup: lookups — one per thread
+// of the range (each read its page's entry from workgroup memory); walks — one per page
+// (one walk per page per workgroup).
+//
+// Why three passes: measured on llvmpipe, the fault-record code (the ring's atomics and
+// stores) in a kernel costs that kernel 0.4-1.0x of a bare copy's time even when no thread
+// takes it, so neither the copy nor this pass, which run every round, holds it.
+fn mirrorReport(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32) {
+  let wgi = linearWorkgroup(wg, nwg);
+  let rp = wgi * WG + lidx;
+  if ((access != ACCESS_READ || params.cntOff != 0u) && rp < params.npages) {
+    // Accessed: the words this round did (those not done before it). A plain read that
+    // does not count has nothing to do here, and reads no done word.
+    let e = done[params.leafOff + rp];
+    if ((e & need) == need) {
+      let p0 = prevDoneIndex(rp * THREADS_PER_PAGE);
+      var work = 0u;
+      for (var k = 0u; k < THREADS_PER_PAGE; k++) { work += countOneBits(~done[p0 + k]); }
+      if (work != 0u) {
+        countRemote(e, rp, work);
+        if (access != ACCESS_READ) { markDirty(e); }
+      }
+    }
+  }
+  // One thread per report workgroup does the rest, serially over the workgroup's pages: on
+  // a SIMD CPU rasteriser (llvmpipe) a divergent branch with global atomics costs every lane
+  // even when none takes it (measured: ~1x a bare copy), a loop in one lane does not.
+  if (lidx != 0u) { return; }
+  let first = wgi * WG;
+  let pages = min(WG, params.npages - min(params.npages, first));
+  if (pages == 0u) { return; }
+  atomicAdd(&state[STATE_TLB_LOOKUPS], pages * THREADS_PER_PAGE);
+  atomicAdd(&state[STATE_TLB_WALKS], pages);
+  var missed = 0u;
+  for (var t = 0u; t < pages; t++) {
+    if ((done[params.leafOff + first + t] & need) != need) { missed += pageMissed(first + t); }
+  }
+  if (missed != 0u) {
+    atomicAdd(&state[STATE_MISSED], missed);
+    atomicStore(&state[STATE_RECORD_ARGS], (params.npages + WG - 1u) / WG);
+    atomicStore(&state[STATE_RECORD_ARGS + 1u], 1u);
+    atomicStore(&state[STATE_RECORD_ARGS + 2u], 1u);
+  }
+}
+
+// The words of range page rp a round left not done (after its dispatch: the next bitmap).
+fn pageMissed(rp: u32) -> u32 {
+  let n0 = nextDoneIndex(rp * THREADS_PER_PAGE);
+  var missed = 0u;
+  for (var k = 0u; k < THREADS_PER_PAGE; k++) { missed += countOneBits(~done[n0 + k]); }
+  return missed;
+}
+
+// The record pass (only in a round with a miss): one thread per range page. A page that
+// missed with words to do gets one record from the uTLB of the workgroup that served it
+// (range page / PAGES_PER_WG, % nsources; faultSourceOf in TS) — UVM's uTLB sends one
+// fault per outstanding (page, access), and no more while it waits for the replay — after
+// a workgroup reduction: one atomicAdd on PUT per workgroup. (Its state[] binding is a
+// stand-in: state holds its indirect arguments, and a buffer may not be both in one dispatch.)
+var<workgroup> rptMisses: atomic<u32>;
+var<workgroup> rptBase: u32;
+
+fn mirrorRecord(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32) {
+  let rp = linearWorkgroup(wg, nwg) * WG + lidx;
+  var missed = 0u;
+  var e = 0u;
+  var local = 0u;
+  if (rp < params.npages) {
+    e = done[params.leafOff + rp];
+    if ((e & need) != need) { missed = pageMissed(rp); }
+    if (missed != 0u) { local = atomicAdd(&rptMisses, 1u); }
+  }
+  let n = workgroupUniformLoad(&rptMisses);
+  if (n == 0u) { return; }
+  if (lidx == 0u) { rptBase = atomicAdd(&ring.put, n); }
+  let base = workgroupUniformLoad(&rptBase);
+  if (missed == 0u) { return; }
+  let slot = base + local;
+  if (slot >= arrayLength(&ring.records)) {
+    // Buffer full: drop the record, flag overflow. Nothing is lost: the words are not
+    // done, so the replay faults again.
+    atomicStore(&ring.overflow, 1u);
+    return;
+  }
+  let pageLo = params.vaLo + rp;
+  let pageHi = params.vaHi + select(0u, 1u, pageLo < params.vaLo);
+  let prot = select(0u, ACCESS_PROTECTION, (e & PTE_VALID) != 0u);
+  ring.records[slot] = FaultRecord(pageLo, pageHi, access | prot, (rp / PAGES_PER_WG) % params.nsources);
 }

@@ -34,12 +34,14 @@ export const MIRROR_STORAGE_BUFFERS = 8;
 export const ACCESS_READ = 1;
 export const ACCESS_WRITE = 2;
 export const ACCESS_ATOMIC = 3;
-/** state[] words: 0 is a kernel's own counter, 1 the words a round left not done, 2..3 reserved. */
+/** state[] words: 0 is a kernel's own counter, 1 the words a round left not done. */
 export const STATE_MISSED = 1;
 /** state[] words: the workgroup TLB's lookups and page walks this round (mirror kernels). */
 export const STATE_TLB_LOOKUPS = 2;
 export const STATE_TLB_WALKS = 3;
-export const STATE_HEADER_WORDS = 4;
+/** state[] words 4..6: the record pass's indirect dispatch arguments (x, y, z), set by the report pass when a page missed. */
+export const STATE_RECORD_ARGS = 4;
+export const STATE_HEADER_WORDS = 8;
 
 /** The constants every kernel sees, as WGSL: TypeScript is their single source. */
 export function wgslConstants(): string {
@@ -47,7 +49,7 @@ export function wgslConstants(): string {
     PTE_VALID, PTE_WRITE, PTE_EXCLUSIVE, PTE_DEVICE, PTE_HUGE, PTE_INDEX_SHIFT, PT_ENTRIES,
     WORDS_PER_PAGE, VECS_PER_PAGE: WORDS_PER_PAGE / 4,
     ACCESS_READ, ACCESS_WRITE, ACCESS_ATOMIC, ACCESS_PROTECTION: FAULT_ACCESS_PROTECTION,
-    STATE_MISSED, STATE_TLB_LOOKUPS, STATE_TLB_WALKS, WG: MIRROR_WORKGROUP_SIZE, THREADS_PER_PAGE: MIRROR_THREADS_PER_PAGE,
+    STATE_MISSED, STATE_TLB_LOOKUPS, STATE_TLB_WALKS, STATE_RECORD_ARGS, WG: MIRROR_WORKGROUP_SIZE, THREADS_PER_PAGE: MIRROR_THREADS_PER_PAGE,
     PAGES_PER_WG: MIRROR_PAGES_PER_WORKGROUP,
     VECS_PER_THREAD: WORDS_PER_PAGE / 4 / MIRROR_THREADS_PER_PAGE, TLB_BLOCK_WORDS: MIRROR_TLB_BLOCK_WORDS,
   };
@@ -100,6 +102,8 @@ export interface Params {
   cntOff: number;
   cntFirst: number;
   cntPages: number;
+  /** Word offset in the done buffer of the leaves the TLB fill leaves for the report pass (2 * doneWords). */
+  leafOff: number;
 }
 
 /** Params as the uniform buffer holds them. */

@@ -30,7 +30,7 @@ import type { Scheduler } from '../sched/scheduler.js';
 import { asDeviceError, ensureAlive, HOST_SCHEDULER } from './health.js';
 import {
   encodeParams, MIRROR_PAGES_PER_WORKGROUP, MIRROR_WORKGROUP_SIZE, paramsBytes, parityOffset,
-  STATE_HEADER_WORDS, STATE_TLB_LOOKUPS, STATE_TLB_WALKS, WORDS_PER_PAGE,
+  STATE_HEADER_WORDS, STATE_RECORD_ARGS, STATE_TLB_LOOKUPS, STATE_TLB_WALKS, WORDS_PER_PAGE,
 } from './abi.js';
 import {
   CommandBufferPool, MirrorCommand, checkCounterConfig, type AccessCounterConfig, type CommandDesc, type CommandHost, type MirrorKernel,
@@ -163,6 +163,8 @@ export class MirrorEngine implements CommandHost {
 
   private readonly layout: GPUBindGroupLayout;
   private readonly pipelines: EnginePipelines;
+  /** Bound as state[] in the record pass (which must not bind the command's: its indirect arguments). */
+  private readonly stateStandIn: GPUBuffer;
   /** Dirty bits: aperture slots first, then device slots at devDirtyOff. */
   private readonly dirty: GPUBuffer;
   private readonly devDirtyOff: number;
@@ -220,6 +222,7 @@ export class MirrorEngine implements CommandHost {
       size: (this.devDirtyOff + Math.ceil(deviceSlots / 32)) * 4,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
+    this.stateStandIn = device.createBuffer({ label: `${label} record-pass state`, size: STATE_HEADER_WORDS * 4, usage: GPUBufferUsage.STORAGE });
     this.readbacks = new StagingCache(device);
     this.staging = device.createBuffer({
       label: `${label} round staging`,
@@ -329,6 +332,17 @@ export class MirrorEngine implements CommandHost {
         pass.setBindGroup(0, bind);
         const [x, y] = this.grid(Math.ceil(cmd.npages / MIRROR_PAGES_PER_WORKGROUP));
         pass.dispatchWorkgroups(x, y);
+        if (cmd.kernel === null) {
+          // The engine's kernels leave the dirty bits, counts and faults to their report pass
+          // (one thread per page) and, in a round with a miss, its record pass (dispatched
+          // through the arguments the report pass leaves in state[]: none otherwise).
+          pass.setPipeline(this.pipelines.report[cmd.op]);
+          const [rx, ry] = this.grid(Math.ceil(cmd.npages / MIRROR_WORKGROUP_SIZE));
+          pass.dispatchWorkgroups(rx, ry);
+          pass.setPipeline(this.pipelines.record[cmd.op]);
+          pass.setBindGroup(0, this.recordBindGroupFor(cmd));
+          pass.dispatchWorkgroupsIndirect(cmd.state, STATE_RECORD_ARGS * 4);
+        }
         pass.end();
         enc.copyBufferToBuffer(cmd.state, 0, this.staging, 0, STATE_HEADER_WORDS * 4);
         this.faults.encodeDrain(enc, this.staging, STATE_HEADER_WORDS * 4);
@@ -498,6 +512,7 @@ export class MirrorEngine implements CommandHost {
     if (!this.sharedVram) this.vram.destroy();
     this.faults.destroy();
     this.dirty.destroy();
+    this.stateStandIn.destroy();
     this.staging.destroy();
   }
 
@@ -580,6 +595,15 @@ export class MirrorEngine implements CommandHost {
       cmd.bindGen = this.pt.generation;
     }
     return cmd.bindGroup;
+  }
+
+  /** The record pass's: the command's, with state[] (its indirect arguments) replaced by a stand-in. */
+  private recordBindGroupFor(cmd: MirrorCommand): GPUBindGroup {
+    if (!cmd.recordBindGroup || cmd.recordBindGen !== this.pt.generation) {
+      cmd.recordBindGroup = this.makeBindGroup(cmd.params, cmd.io, this.stateStandIn, cmd.doneBits);
+      cmd.recordBindGen = this.pt.generation;
+    }
+    return cmd.recordBindGroup;
   }
 
   private makeBindGroup(params: GPUBuffer, io: GPUBuffer, state: GPUBuffer, done: GPUBuffer): GPUBindGroup {
