@@ -6,6 +6,7 @@
  *
  * Pure (no Node, no DOM): the CLI, the report and the browser lab share it.
  */
+import { MAX_STORM_RATE } from '../workloads/storm.js';
 import type { WindowPolicy } from '../driver/coalesce.js';
 import { RETRY_PROTOCOLS, type RetryProtocol } from '../driver/retry.js';
 import { REPLAY_POLICIES, type ReplayPolicy } from '../driver/servicer.js';
@@ -196,13 +197,15 @@ export const AXES = {
     flag: '--window', metavar: 'W', optional: false, base: 2097152, parse: windowParser, text: windowLabel,
     help: ['4k | 64k | 2m | amd'], describe: (v) => `window=${v === undefined ? '' : windowLabel(v)}`,
     short: (v) => (v === undefined ? '' : windowLabel(v)), csv: 'window', column: { head: 'window' },
-    lab: { label: 'window', default: 2097152, options: WINDOW_LABELS.map((w) => w.value) },
+    // The lab's first run (issue 18): stream 1 MiB, 64 KiB window, batches of 8, storm 200/s:
+    // 16 batches, 2 unique faults per hmm_range_fault call, invalidations and retries, in seconds.
+    lab: { label: 'window', default: 65536, options: WINDOW_LABELS.map((w) => w.value) },
   }),
   batchSize: axis<number>()({
     flag: '--batch', metavar: 'N', optional: false, base: 256, parse: positiveInt, text: batchLabel,
     help: ['faults fetched per batch'], describe: (v) => `batch=${batchLabel(v ?? 0)}`, short: (v) => `b${batchLabel(v ?? 0)}`,
     csv: 'batch', column: { head: 'batch', numeric: true },
-    lab: { label: 'batch size', default: 64, number: { min: 1, max: 4096, integer: true } },
+    lab: { label: 'batch size', default: 8, number: { min: 1, max: 4096, integer: true } },
   }),
   replay: axis<ReplayPolicy>()({
     flag: '--replay', metavar: 'P', optional: false, base: 'batch-flush', parse: oneOf(REPLAY_POLICIES, 'a replay policy'), text: str,
@@ -223,11 +226,11 @@ export const AXES = {
   }),
   stormRate: axis<number>()({
     flag: '--storm', metavar: 'RATE', optional: false, base: 0, text: str,
-    parse: numberIn('a rate (invalidations per second, ≥ 0)', (v) => Number.isFinite(v) && v >= 0),
+    parse: numberIn(`a rate (invalidations per second, 0 to ${MAX_STORM_RATE})`, (v) => Number.isFinite(v) && v >= 0 && v <= MAX_STORM_RATE),
     help: ['CPU invalidations per second, 0 = none'], describe: (v) => `storm=${v}/s`, short: (v) => `${formatNumber(v ?? 0)}/s`,
     csv: 'storm_rate', column: { head: 'storm rate (/s)', numeric: true, text: formatNumber },
     // Above a few thousand invalidations per second the storm is all the CPU does.
-    lab: { label: 'storm rate (/s)', default: 0, number: { min: 0, max: 5000, integer: true } },
+    lab: { label: 'storm rate (/s)', default: 200, number: { min: 0, max: MAX_STORM_RATE, integer: true } },
   }),
   seed: axis<number>()({
     flag: '--seed', metavar: 'N', optional: false, base: 1, text: str,

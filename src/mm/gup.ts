@@ -169,7 +169,9 @@ async function gupSlow(
     if (vma === undefined || !checkVmaFlags(vma, write)) return 'EFAULT';
     for (let tries = 0; ; tries++) {
       mm.checkAlive();
-      const pfn = followPage(mm, a, write, unshare && !isShared(vma));
+      // Unsharing is a write fault here, so only where the VMA may be written (departure:
+      // the kernel's FAULT_FLAG_UNSHARE also copies in a read-only private mapping).
+      const pfn = followPage(mm, a, write, unshare && !isShared(vma) && (vma.flags & VM_WRITE) !== 0);
       if (pfn >= 0) {
         counts.push(grab(core, pfn, pin));
         pfns.push(pfn);
@@ -177,7 +179,7 @@ async function gupSlow(
       }
       if (tries > 64) return 'EFAULT';
       // faultin_page(): FOLL_WRITE (or an unshare) faults for write.
-      const r = await handleMmFault(mm, vma, a, { write: write || (unshare && (vma.flags & VM_WRITE) !== 0) });
+      const r = await handleMmFault(mm, vma, a, { write: write || (unshare && !isShared(vma) && (vma.flags & VM_WRITE) !== 0) });
       if ((r & VM_FAULT_OOM) !== 0) return 'ENOMEM';
       if ((r & (VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV)) !== 0) return 'EFAULT';
     }

@@ -128,6 +128,12 @@ export function transferRunsNs(cost: CostModel, pages: ArrayLike<number>, count:
   return ns;
 }
 
+/** ns for `bytes` of remote (zero-copy) accesses over the link: line-sized reads at the link's rate, not DMA transfers. */
+export function linkNs(cost: CostModel, bytes: number): number {
+  if (bytes <= 0) return 0;
+  return Math.ceil((bytes * 1_000_000_000) / cost.bandwidthBytesPerSec);
+}
+
 /** The roofline charge of a kernel pass touching `bytes` of the GPU's memory (0 without a rate). */
 export function computeNs(cost: CostModel, bytes: number): number {
   if (bytes <= 0 || cost.gpuMemBytesPerSec <= 0) return 0;

@@ -83,6 +83,7 @@ export class PolicyEngine {
   readonly #acPages = new PageList(256);
   readonly #acCounts = { buf: new Uint32Array(256) };
   readonly #acOut = new PageList(256);
+  #regions: (readonly [number, number])[] = [];
 
   /**
    * Pages a CPU fault brings home around the faulted one (aligned block on the same device, not
@@ -213,32 +214,56 @@ export class PolicyEngine {
     return r;
   }
 
+  /**
+   * The VMAs over the managed range, as [first, outer) page indices in ascending order: the
+   * prefetcher's va_blocks are the 2 MiB blocks clipped to them (HMM's va_blocks,
+   * uvm_hmm_va_block_find_create). Without it the managed range is one VMA.
+   */
+  setRegions(regions: readonly (readonly [number, number])[]): void {
+    for (const [a, b] of regions) {
+      if (!Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b <= a) throw err('EINVAL', `region [${a}, ${b})`);
+    }
+    this.#regions = regions.map(([a, b]) => [a, b] as const).sort((x, y) => x[0] - y[0]);
+  }
+
+  #regionOf(p: number): readonly [number, number] {
+    for (const r of this.#regions) if (p >= r[0] && p < r[1]) return r;
+    return [0, this.residency.pageCount];
+  }
+
   #computePrefetch(device: number, now: number, pages: Float64Array, count: number, dec: Decisions, out: PageList): void {
     const res = this.residency;
     const bp = res.chunkPages;
-    const blocks = new Set<number>();
-    for (let i = 0; i < count; i++) if (dec.action[i] === DECIDE_MIGRATE) blocks.add(Math.floor(pages[i] / bp));
+    // One tree per va_block: the 2 MiB block clipped to the VMA and the managed range.
+    const blocks = new Map<string, { b: number; lo: number; hi: number }>();
+    for (let i = 0; i < count; i++) {
+      if (dec.action[i] !== DECIDE_MIGRATE) continue;
+      const b = Math.floor(pages[i] / bp);
+      const [ra, rb] = this.#regionOf(pages[i]);
+      const lo = Math.max(b * bp, ra) - b * bp;
+      const hi = Math.min((b + 1) * bp, rb, res.pageCount) - b * bp;
+      blocks.set(`${b}:${lo}`, { b, lo, hi });
+    }
     const hooks = this.policy.prefetch!;
-    for (const b of [...blocks].sort((x, y) => x - y)) {
+    for (const { b, lo, hi } of [...blocks.values()].sort((x, y) => x.b - y.b || x.lo - y.lo)) {
       const base = b * bp;
-      const valid = Math.min(bp, res.pageCount - base);
       this.#faulted.fill(0);
       this.#excluded.fill(0);
       for (let i = 0; i < count; i++) {
         const p = pages[i];
-        if (p < base || p >= base + bp) continue;
+        if (p < base + lo || p >= base + hi) continue;
         if (dec.action[i] === DECIDE_MIGRATE) this.#faulted[p - base] = 1;
         else if (dec.action[i] === DECIDE_THROTTLE || dec.action[i] === DECIDE_PIN) this.#excluded[p - base] = 1;
       }
-      for (let i = 0; i < valid; i++) {
+      this.#resident.fill(0);
+      for (let i = lo; i < hi; i++) {
         this.#resident[i] = res.location(base + i) === device ? 1 : 0;
         if (res.pinned(base + i)) this.#excluded[i] = 1;
       }
-      for (let i = valid; i < bp; i++) this.#resident[i] = 0;
-      const n = blockPrefetch(hooks, { device, now, block: b }, bp, valid, this.#faulted, this.#resident,
-        this.#excluded, this.#tree, this.#pfOut);
+      const n = blockPrefetch(hooks, { device, now, block: b }, bp, hi, this.#faulted, this.#resident,
+        this.#excluded, this.#tree, this.#pfOut, lo);
       if (n === 0) continue;
-      for (let i = 0; i < valid; i++) if (this.#pfOut[i]) out.push(base + i);
+      for (let i = lo; i < hi; i++) if (this.#pfOut[i]) out.push(base + i);
     }
   }
 

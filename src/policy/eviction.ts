@@ -114,6 +114,25 @@ export function sl64kEviction(): EvictionHooks {
   };
 }
 
+/**
+ * A priority between tenants (gpu_ext's multi-tenant policy: the high-priority process keeps
+ * its memory): LRU over the device's chunks, never a chunk `protect` says belongs to the
+ * high-priority tenant. When only those are left a migration finds no room and the page is
+ * mapped remotely (Residency.migrateToDevice's allocation failure), so the high-priority
+ * tenant must fit the device on its own.
+ */
+export function priorityEviction(protect: (chunk: number) => boolean): EvictionHooks {
+  return {
+    name: 'priority',
+    chunkActivate: (_d, c, _now, list) => list.moveTail(c),
+    chunkUsed: (_d, c, _now, list) => list.moveTail(c),
+    pickVictim: (_d, _now, list, busy) => {
+      for (let c = list.head(); c >= 0; c = list.next(c)) if (!busy.has(c) && !protect(c)) return c;
+      return -1;
+    },
+  };
+}
+
 export const EVICTIONS: Readonly<Record<string, () => EvictionHooks>> = Object.freeze({
   lru: lruEviction, fifo: fifoEviction, mru: mruEviction, lfu: lfuEviction, random4k: () => random4kEviction(), sl64k: sl64kEviction,
 });

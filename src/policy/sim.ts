@@ -34,6 +34,12 @@ import { err } from '../errors.js';
 export interface SimOptions {
   policy: MigrationPolicy;
   devices?: number;
+  /**
+   * The device processors of the trace are tenants (processes) of ONE device (gpu_ext's
+   * multi-tenant evaluation): they share its memory (capacityPages in all) and its eviction
+   * list, and each keeps its own clock (SimResult.completionNs).
+   */
+  sharedDevice?: boolean;
   /** Device memory in pages (each device). Default: the working set divided by `oversubscription`. */
   capacityPages?: number;
   /** Working set / device memory (1 = everything fits; 1.5, 2, 3 oversubscribe). Default 1. */
@@ -47,6 +53,8 @@ export interface SimOptions {
 export interface SimResult extends ResidencyStats {
   policy: string;
   simTimeNs: number;
+  /** Each device processor's (tenant's) clock when its last step ended. */
+  completionNs: number[];
   pages: number;
   workingSetPages: number;
   capacityPages: number;
@@ -90,7 +98,7 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
 
   o.policy.reset?.();
   const engine = new PolicyEngine(o.policy, {
-    pages: pageCount, devices, capacityPages: capacity, cost,
+    pages: pageCount, devices: o.sharedDevice ? 1 : devices, capacityPages: capacity, cost,
     ...(o.chunkPages !== undefined ? { chunkPages: o.chunkPages } : {}),
     ...(o.thrashLapseNs !== undefined ? { thrashLapseNs: o.thrashLapseNs } : {}),
   });
@@ -162,7 +170,7 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
     }
 
     // A device round.
-    const d = q - 1;
+    const d = o.sharedDevice ? 0 : q - 1; // tenants share device 0's memory
     const now = t;
     if (!launched[q]) {
       // The host launches the kernel: the device starts after it (then picks again, in order).
@@ -249,6 +257,7 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
     ...s,
     policy: o.policy.name,
     simTimeNs: Math.max(...clock),
+    completionNs: clock.slice(1),
     pages: pageCount,
     workingSetPages: ws.size,
     capacityPages: capacity,

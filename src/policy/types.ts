@@ -220,6 +220,13 @@ export interface MigrationPolicy {
    * first page with the region's count.
    */
   readonly accessCounterRegionPages?: number;
+  /**
+   * Bytes one counted access covers on the real path (the counting unit is a memory request,
+   * not a 4-byte word): the GPU counts words and each region's count reaches the policy as
+   * ceil(words * 4 / this). Default 128, one GPU L2 line (the cost model's remoteAccessBytes);
+   * 4 counts words.
+   */
+  readonly accessCounterRequestBytes?: number;
   readonly prefetch?: PrefetchHooks;
   readonly eviction?: EvictionHooks;
   /** Forget all state (a new run). */

@@ -59,7 +59,7 @@ describe('parseArgs', () => {
     [['--batch', '--quiet'], /--batch needs a value/],
     [['--out='], /--out needs a value/],
     [['--quiet=yes'], /--quiet takes no value/],
-    [['--preset', 'fast'], /--preset: 'fast' is not a preset \(one of quick, coalescing, windows, batches, protocols, mm, policies, all\)/],
+    [['--preset', 'fast'], /--preset: 'fast' is not a preset \(one of quick, coalescing, windows, batches, protocols, mm, policies, published, all\)/],
     [['--preset', 'windows,'], /--preset: empty value in 'windows,'/],
     [['--workload', 'streem'], /--workload: 'streem' is not a workload \(one of stream, strided, random, stencil, gather, pingpong\)/],
     [['--window', '8k'], /--window: '8k' is not a window \(one of 4k, 64k, 2m, amd\)/],

@@ -12,6 +12,9 @@ import { AXES, AXIS_ORDER, axisDef, BASE_CONFIG, cellKey } from '../../src/exper
 import { LAB_FIELDS, LAB_KEYS } from '../../src/lab/config.js';
 import { config, result } from './fixtures.js';
 
+/** A valid text for axes whose values are names, not numbers. */
+const SAMPLE: Partial<Record<string, string>> = { policy: 'first-touch', uvm: '590', cost: 'flat' };
+
 describe('run schema', () => {
   it.for(AXIS_ORDER)('%s: one entry gives the CLI option, --help line, progress text, CSV key and (when it has one) the lab field', (k) => {
     const d = axisDef(k);
@@ -21,7 +24,7 @@ describe('run schema', () => {
     expect(describeConfig(c)).toContain(d.describe(c[k]));
     expect(LAB_FIELDS.some((f) => f.key === k)).toBe(d.lab !== undefined);
     if (d.flagSets === undefined) {
-      const v = d.base ?? d.parse(k === 'policy' ? 'first-touch' : '2', d.flag);
+      const v = d.base ?? d.parse(SAMPLE[k] ?? '2', d.flag);
       expect(parseArgs([d.flag, d.text(v)]).overrides[k]).toEqual([v]);
     } else {
       expect(parseArgs([d.flag]).overrides[k]).toEqual([d.flagSets]);

@@ -140,6 +140,13 @@ describe('GUP and pins', () => {
     expect(entryAt(c.mm, a)!.pfn).toBe(shared);
     expectBytes(pin.data(0).subarray(0, 4), fill(4, 5));
     pin.release();
+    // In a read-only mapping the shared page is pinned as it is (no write fault to unshare).
+    const c2 = await p.fork();
+    await p.mprotect(a, PG, PROT_READ);
+    const ro = await p.pinUserPages(a, 1);
+    expect(ro.pfns[0]).toBe(entryAt(c2.mm, a)!.pfn);
+    ro.release();
+    await c2.exit();
     await c.exit();
   });
 });

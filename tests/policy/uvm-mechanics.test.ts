@@ -59,3 +59,37 @@ describe('CPU faults on device pages (uvm_va_block_cpu_fault: the same make_resi
     expect(one.residency.stats.migrationsToHost).toBe(1);
   });
 });
+
+describe('prefetch tree clipped to the VMA (uvm_perf_prefetch.c: init_bitmap_tree_from_region)', () => {
+  const setup = async (pages: number, regions?: [number, number][]) => {
+    const { PolicyEngine } = await import('../../src/policy/engine.js');
+    const { firstTouch, treePrefetch, withHooks } = await import('../../src/policy/builtins.js');
+    const e = new PolicyEngine(withHooks(firstTouch(), { prefetch: treePrefetch() }), { pages, capacityPages: pages });
+    if (regions) e.setRegions(regions);
+    return e;
+  };
+  const fault = (e: Awaited<ReturnType<typeof setup>>, from: number, to: number) => {
+    const pages = Float64Array.from({ length: to - from }, (_, i) => from + i);
+    return e.serviceGroup(0, pages, new Uint8Array(pages.length), pages.length, pages.length, 0);
+  };
+
+  it('a 100-page VMA: 60 faulted pages are > 51 % of its 100-leaf tree, so the other 40 come too', async () => {
+    const e = await setup(100);
+    const r = fault(e, 0, 60);
+    expect(r.prefetched).toBe(40); // the root is the VMA's 100 pages, not a 128- or 512-page node
+    // 34 faulted pages grow to 48 (big page 32..47): > 51 % of the 64-page node, not of the 100.
+    const e2 = await setup(100);
+    expect(fault(e2, 0, 34).prefetched).toBe(64 - 34);
+  });
+
+  it('a VMA starting mid-block: the tree starts at the 64 KiB boundary below it and never leaves the VMA', async () => {
+    // Two VMAs in one 2 MiB block: [0, 100) and [100, 512). Faults on 100..399 of the second.
+    const e = await setup(512, [[0, 100], [100, 512]]);
+    const r = fault(e, 100, 400);
+    // 300 of the second VMA's 412 pages (+ growth of the big page 96..111 from 100) pass 51 %:
+    // the whole VMA comes, and nothing of the first one.
+    expect(r.prefetched).toBe(412 - 300);
+    for (let p = 0; p < 100; p++) expect(e.residency.location(p)).toBe(-1);
+    for (let p = 100; p < 512; p++) expect(e.residency.location(p)).toBe(0);
+  });
+});
