@@ -32,6 +32,7 @@ import {
   toTable,
 } from './report.js';
 import { cellTables } from './report/cells.js';
+import { AXES } from './schema.js';
 import type { ExperimentReport, RunConfig, RunResult } from './types.js';
 import { toPerfetto } from '../trace/perfetto.js';
 
@@ -206,20 +207,20 @@ async function preflight(opts: CliOptions, all: readonly RunConfig[]): Promise<s
         timer = setTimeout(() => reject(new Error(`did not finish loading in ${(loadMs / 1000).toFixed(1)} s (a top-level await that never settles?)`)), loadMs);
       })]);
     } catch (e) {
-      return `--policy ${spec}: ${e instanceof Error ? e.message : String(e)}`;
+      return `${AXES.policy.flag} ${spec}: ${e instanceof Error ? e.message : String(e)}`;
     } finally {
       clearTimeout(timer);
     }
   }
   const vf = all.find((c) => c.policy !== undefined && c.protocol === 'valid-flag');
   if (vf !== undefined) {
-    return `--policy ${vf.policy} with --protocol valid-flag: the policy path services faults under seq or lock-fallback only (valid-flag has no sequence to recheck a migration against); drop one of them`;
+    return `${AXES.policy.flag} ${vf.policy} with ${AXES.protocol.flag} valid-flag: the policy path services faults under seq or lock-fallback only (valid-flag has no sequence to recheck a migration against); drop one of them`;
   }
   for (const t of new Set(all.map((c) => c.workload).filter((w) => w.startsWith(TRACE_PREFIX)))) {
     try {
       traceLayout(await (await import('../trace/load.js')).loadAnyTrace(t));
     } catch (e) {
-      return `--workload ${t}: ${e instanceof Error ? e.message : String(e)}`;
+      return `${AXES.workload.flag} ${t}: ${e instanceof Error ? e.message : String(e)}`;
     }
   }
   if (opts.recordTrace !== null && (all.length !== 1 || all[0].policy === undefined)) {
@@ -321,7 +322,7 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
 }
 
 /** Said on stderr whenever a run uses valid-flag (issue 19; the soak's 2 cases). */
-export const VALID_FLAG_WARNING = 'warning: --protocol valid-flag is the v5.2 API kept for comparison: its flag can go false and back to true around an invalidation (A-B-A), so a device may write into a frame the CPU has freed (the soak finds such cases); use seq for results you rely on';
+export const VALID_FLAG_WARNING = `warning: ${AXES.protocol.flag} valid-flag is the v5.2 API kept for comparison: its flag can go false and back to true around an invalidation (A-B-A), so a device may write into a frame the CPU has freed (the soak finds such cases); use seq for results you rely on`;
 
 /**
  * --jobs N on one machine: N child processes, each `--shard k/N` into OUT/shard-k (Dawn
