@@ -23,6 +23,7 @@ import { EXIT_CODES_HELP, EXIT_GPU, EXIT_MERGE_REFUSED, EXIT_OK, EXIT_RUN_FAILED
 import { mergeCommand } from './merge.js';
 import { mmTour, type MmTourOptions, type SchemeResult } from './mm-tour.js';
 import { checkOutDir, defaultOutDir, publishedReport, showPath, writeFileAtomic, writeOutputs } from './outputs.js';
+import { policyOptions } from './schema.js';
 import { sweepIdentity } from './sweep-id.js';
 import { DEFAULT_WATCHDOG, type WatchdogBounds } from './watchdog.js';
 import { traceLayout, TRACE_PREFIX } from './trace-run.js';
@@ -197,10 +198,12 @@ function plan(opts: CliOptions, configs: readonly RunConfig[], mm: boolean): str
 async function preflight(opts: CliOptions, all: readonly RunConfig[]): Promise<string | null> {
   // A module whose top-level await never settles would leave node to exit 13 without a word.
   const loadMs = Math.min(opts.watchdog?.wallMs ?? DEFAULT_WATCHDOG.wallMs, 2 ** 31 - 1);
-  for (const spec of new Set(all.map((c) => c.policy).filter((x): x is string => x !== undefined))) {
+  const withOpts = new Map(all.filter((c) => c.policy !== undefined).map((c) => [`${c.policy}\n${c.policyOpt ?? ''}`, c] as const));
+  for (const c of withOpts.values()) {
+    const spec = c.policy!;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      await Promise.race([loadPolicy(spec), new Promise<never>((_, reject) => {
+      await Promise.race([loadPolicy(spec, policyOptions(c.policyOpt)), new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`did not finish loading in ${(loadMs / 1000).toFixed(1)} s (a top-level await that never settles?)`)), loadMs);
       })]);
     } catch (e) {
