@@ -23,7 +23,7 @@ import type { Dmirror } from '../driver/dmirror.js';
 import type { CommandRange } from '../driver/servicer.js';
 import { totals, type BatchRecord } from '../driver/records.js';
 import { FaultServicer } from '../driver/servicer.js';
-import type { RoundResult } from '../device/mirror-engine.js';
+import type { RoundResult, TlbStats } from '../device/mirror-engine.js';
 import type { FaultRecord } from '../device/fault-queue.js';
 import type { FaultService } from '../device/replay.js';
 import type { Scheduler } from '../sched/scheduler.js';
@@ -111,7 +111,7 @@ export interface RunObserver {
   /** Each batch record once its batch is serviced, in order. */
   onBatch?(rec: BatchRecord): void;
   /** Each round that faulted (the fault ring's fill: faults recorded, overflow), before its service. */
-  onRound?(r: { faults: number; overflow: boolean; finished: boolean; records: readonly FaultRecord[]; done: number; total: number }): void;
+  onRound?(r: { faults: number; overflow: boolean; finished: boolean; records: readonly FaultRecord[]; done: number; total: number; tlb: TlbStats }): void;
   /** Awaited before every round of the workload's command (replays and the first round). */
   beforeRound?(): Promise<void>;
 }
@@ -147,7 +147,7 @@ class ObservedServicer extends FaultServicer {
         await this.#obs.beforeRound?.();
       },
       service: async (r: RoundResult, round: number) => {
-        this.#obs.onRound?.({ faults: r.faults.length, overflow: r.overflow, finished: r.finished, records: r.faults, done: r.done, total: r.total });
+        this.#obs.onRound?.({ faults: r.faults.length, overflow: r.overflow, finished: r.finished, records: r.faults, done: r.done, total: r.total, tlb: r.tlb });
         try {
           await base.service(r, round);
         } finally {

@@ -196,7 +196,7 @@ export const AXES = {
     flag: '--window', metavar: 'W', optional: false, base: 2097152, parse: windowParser, text: windowLabel,
     help: ['4k | 64k | 2m | amd'], describe: (v) => `window=${v === undefined ? '' : windowLabel(v)}`,
     short: (v) => (v === undefined ? '' : windowLabel(v)), csv: 'window', column: { head: 'window' },
-    // The lab's first run (issue 18): stream 1 MiB, 64 KiB window, batches of 8, storm 500/s:
+    // The lab's first run (issue 18): stream 1 MiB, 64 KiB window, batches of 8, storm 200/s:
     // 16 batches, 2 unique faults per hmm_range_fault call, invalidations and retries, in seconds.
     lab: { label: 'window', default: 65536, options: WINDOW_LABELS.map((w) => w.value) },
   }),
@@ -229,7 +229,7 @@ export const AXES = {
     help: ['CPU invalidations per second, 0 = none'], describe: (v) => `storm=${v}/s`, short: (v) => `${formatNumber(v ?? 0)}/s`,
     csv: 'storm_rate', column: { head: 'storm rate (/s)', numeric: true, text: formatNumber },
     // Above a few thousand invalidations per second the storm is all the CPU does.
-    lab: { label: 'storm rate (/s)', default: 500, number: { min: 0, max: 5000, integer: true } },
+    lab: { label: 'storm rate (/s)', default: 200, number: { min: 0, max: 5000, integer: true } },
   }),
   seed: axis<number>()({
     flag: '--seed', metavar: 'N', optional: false, base: 1, text: str,
