@@ -6,6 +6,7 @@
  *
  * Pure (no Node, no DOM): the CLI, the report and the browser lab share it.
  */
+import { MAX_STORM_RATE } from '../workloads/storm.js';
 import type { WindowPolicy } from '../driver/coalesce.js';
 import { RETRY_PROTOCOLS, type RetryProtocol } from '../driver/retry.js';
 import { REPLAY_POLICIES, type ReplayPolicy } from '../driver/servicer.js';
@@ -225,11 +226,11 @@ export const AXES = {
   }),
   stormRate: axis<number>()({
     flag: '--storm', metavar: 'RATE', optional: false, base: 0, text: str,
-    parse: numberIn('a rate (invalidations per second, ≥ 0)', (v) => Number.isFinite(v) && v >= 0),
+    parse: numberIn(`a rate (invalidations per second, 0 to ${MAX_STORM_RATE})`, (v) => Number.isFinite(v) && v >= 0 && v <= MAX_STORM_RATE),
     help: ['CPU invalidations per second, 0 = none'], describe: (v) => `storm=${v}/s`, short: (v) => `${formatNumber(v ?? 0)}/s`,
     csv: 'storm_rate', column: { head: 'storm rate (/s)', numeric: true, text: formatNumber },
     // Above a few thousand invalidations per second the storm is all the CPU does.
-    lab: { label: 'storm rate (/s)', default: 200, number: { min: 0, max: 5000, integer: true } },
+    lab: { label: 'storm rate (/s)', default: 200, number: { min: 0, max: MAX_STORM_RATE, integer: true } },
   }),
   seed: axis<number>()({
     flag: '--seed', metavar: 'N', optional: false, base: 1, text: str,
