@@ -28,7 +28,7 @@ export interface DevmemMapper {
    * The CPU faulted on our device page at addr of mm (dmirror_devmem_fault): told before the
    * page moves home and after (a migration policy attached to the mirror decides and records).
    */
-  beforeCpuFault(mm: MmStruct, addr: number): void;
+  beforeCpuFault(mm: MmStruct, addr: number): { start: number; end: number } | undefined;
   afterCpuFault(mm: MmStruct, addr: number): void;
 }
 
@@ -132,10 +132,21 @@ export class Devmem {
    */
   async #devmemFault(f: DevicePrivateFault): Promise<void> {
     this.#cpuFaults++;
-    for (const m of this.#mappers) m.beforeCpuFault(f.mm, f.addr);
+    let start = f.addr - (f.addr % PAGE_SIZE);
+    let end = start + PAGE_SIZE;
+    // The mirror whose policy owns the page may name the range to bring home with it (UVM's
+    // 64 KiB big page), clipped here to the faulting VMA. Nothing: the one page, as test_hmm does.
+    let want: { start: number; end: number } | undefined;
+    for (const m of this.#mappers) want ??= m.beforeCpuFault(f.mm, f.addr);
+    const vma = f.mm.vmas.lookup(f.addr);
+    if (want !== undefined && vma !== undefined && want.start <= start && want.end >= end) {
+      // migrate_vma_setup collects only our device-private pages in the range (SELECT_DEVICE_PRIVATE).
+      start = Math.max(want.start, vma.start);
+      end = Math.min(want.end, vma.end);
+    }
     try {
       const mig = await migrateVmaSetup(f.mm, {
-        start: f.addr, end: f.addr + PAGE_SIZE, flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmapOwner: this.pagemap.owner, faultPage: f.pfn,
+        start, end, flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmapOwner: this.pagemap.owner, faultPage: f.pfn,
       });
       try {
         const dst = await this.copyToRam(mig.src);

@@ -190,12 +190,15 @@ export class Dmirror implements Mirror {
   /**
    * mmu_notifier_release (exit_mmap): the mm is dead and every entry was just zapped. The
    * mirror's GPU buffers (page table, aperture, command buffers) go now rather than at
-   * close(); later commands fail as test_hmm's do once mmget_not_zero() fails (EINVAL), and
-   * close() still works. Caller holds `lock`.
+   * close(), and the device forgets it; later commands fail as test_hmm's do once
+   * mmget_not_zero() fails (EINVAL), and close() still works. Caller holds `lock`.
    */
   #mmRelease(): void {
     this.#mmReleased = true;
     this.engine.destroy();
+    // Nothing of a dead mm is left to mirror: the device lets go of it too (only the fd,
+    // until close(), still holds it), so exited processes' mirrors do not pile up on it.
+    this.device.mirrors.delete(this);
   }
 
   /** Does this mirror map the device page in VRAM slot `slot`? */
@@ -204,7 +207,7 @@ export class Dmirror implements Mirror {
   }
 
   /** The CPU faulted on a device page (Devmem): the policy attached for this mm decides, then records the move. */
-  beforeCpuFault(mm: MmStruct, addr: number): void { if (mm === this.mm) this.#policy?.beforeCpuFault(addr); }
+  beforeCpuFault(mm: MmStruct, addr: number): { start: number; end: number } | undefined { return mm === this.mm ? this.#policy?.beforeCpuFault(addr) : undefined; }
   afterCpuFault(mm: MmStruct, addr: number): void { if (mm === this.mm) this.#policy?.afterCpuFault(addr); }
 
   /** Our entries for these VRAM slots go (a device page is leaving for system memory). */
@@ -232,6 +235,12 @@ export class Dmirror implements Mirror {
     const shaped = this.#policy !== null || SERVICER_SHAPE.some((k) => opts[k] !== undefined);
     const policy = this.#policy !== null ? { policy: this.#policy } : {};
     this.#servicer = new FaultServicer(this.#target(), { ...DMIRROR_SERVICER, ...(shaped ? { rangePages: 0 } : {}), ...opts, ...policy });
+    return this.#servicer;
+  }
+
+  /** The servicer replaced by one built on it (the experiment's watchdog and observer wrap it). */
+  wrapServicer(wrap: (s: FaultServicer) => FaultServicer): FaultServicer {
+    this.#servicer = wrap(this.#servicer);
     return this.#servicer;
   }
 

@@ -159,10 +159,9 @@ export class PolicyPath {
     this.record = r.record ?? null;
     policy.reset?.();
     this.engine = new PolicyEngine(policy, {
-      // One page a CPU fault: devmem's migrate_to_ram (dmirror_devmem_fault) moves one page, and
-      // the residency must say what the page tables hold. UVM's 64 KiB big page is the
-      // engine's default (the trace simulator's); on this path it is left undone.
-      pages: r.npages, devices: device + 1, capacityPages: r.capacityPages, cost: this.cost, cpuFaultPages: 1,
+      // A CPU fault brings the 64 KiB big page home (the engine's default, UVM's): cpuFault
+      // names that range to devmem's migrate_to_ram, which moves exactly those device pages.
+      pages: r.npages, devices: device + 1, capacityPages: r.capacityPages, cost: this.cost,
       ...(r.chunkPages !== undefined ? { chunkPages: r.chunkPages } : {}),
     });
   }
@@ -500,11 +499,19 @@ export class PolicyPath {
    * policy's cpuFault hook for the page at `addr`. A throttled CPU waits its nap (virtual
    * time) and asks again; the decision (home, or home pinned) is kept for afterCpuFault.
    */
-  beforeCpuFault(addr: number): void {
-    if (this.#frozen) return;
-    const p = this.#rel(addr / PAGE_SIZE);
-    if (p < 0) return;
+  beforeCpuFault(addr: number): { start: number; end: number } | undefined {
+    if (this.#frozen) return undefined;
+    const p = this.#rel(Math.floor(addr / PAGE_SIZE));
+    if (p < 0) return undefined;
     this.#reconcile();
+    // Already home by the residency: a neighbour's fault brought its big page home and this
+    // page's own migration is still on its way (another CPU thread raced into it). Not a new
+    // fault for the policy; devmem moves the one page if it is still ours.
+    if (this.engine.residency.location(p) === CPU || this.#cpuFaults.has(p)) return undefined;
+    // The big page the engine brings home with it (aligned within the managed range).
+    const g = this.engine.cpuFaultPages;
+    const lo = this.basePage + Math.floor(p / g) * g;
+    const range = { start: lo * PAGE_SIZE, end: Math.min(lo + g, this.basePage + this.npages) * PAGE_SIZE };
     this.stats.cpuFaults++;
     this.record?.push({ time: this.#now, addr: addr - (addr % PAGE_SIZE), access: ACCESS_WRITE, proc: CPU });
     for (let tries = 0; tries < 1000; tries++) {
@@ -512,10 +519,11 @@ export class PolicyPath {
       if (f.action !== DECIDE_THROTTLE) {
         this.#cpuFaults.set(p, f.plan);
         this.#now += f.ns; // the CPU waits for the copy home
-        return;
+        return range;
       }
       this.#now = Math.max(this.#now + 1, f.until);
     }
+    return range;
   }
 
   /** The CPU fault's migration is done: record what the CPU table shows (the page home, pinned if so decided). */
@@ -524,8 +532,11 @@ export class PolicyPath {
     const f = p < 0 ? undefined : this.#cpuFaults.get(p);
     if (f === undefined) return;
     this.#cpuFaults.delete(p);
-    const pfn = mappedPfn(this.#target.mm, (this.basePage + p) * PAGE_SIZE);
-    const home = !(pfn >= 0 && this.#mover.isDevicePage(pfn));
-    this.engine.commit(f, { moved: () => home });
+    // What came home is what the CPU table no longer holds in our device memory (the big page: each page).
+    const home = (q: number): boolean => {
+      const pfn = mappedPfn(this.#target.mm, (this.basePage + q) * PAGE_SIZE);
+      return !(pfn >= 0 && this.#mover.isDevicePage(pfn));
+    };
+    this.engine.commit(f, { moved: (_, q) => home(q) });
   }
 }
