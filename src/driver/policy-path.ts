@@ -141,6 +141,8 @@ export class PolicyPath {
   readonly #pending = new Set<number>();
   /** CPU faults decided, waiting for their migration (beforeCpuFault → afterCpuFault). */
   readonly #cpuFaults = new Map<number, Plan>();
+  /** Pages those decided CPU faults are bringing home (their big pages). */
+  readonly #homing = new Set<number>();
   #acPages = new Float64Array(16);
   #acCounts = new Uint32Array(16);
 
@@ -507,7 +509,7 @@ export class PolicyPath {
     // Already home by the residency: a neighbour's fault brought its big page home and this
     // page's own migration is still on its way (another CPU thread raced into it). Not a new
     // fault for the policy; devmem moves the one page if it is still ours.
-    if (this.engine.residency.location(p) === CPU || this.#cpuFaults.has(p)) return undefined;
+    if (this.engine.residency.location(p) === CPU || this.#homing.has(p)) return undefined;
     // The big page the engine brings home with it (aligned within the managed range).
     const g = this.engine.cpuFaultPages;
     const lo = this.basePage + Math.floor(p / g) * g;
@@ -518,6 +520,7 @@ export class PolicyPath {
       const f = this.engine.serviceCpuFault(p, ACCESS_WRITE, this.#now);
       if (f.action !== DECIDE_THROTTLE) {
         this.#cpuFaults.set(p, f.plan);
+        for (const step of f.plan.steps) if (step.kind === 'move') for (const q of step.pages) this.#homing.add(q);
         this.#now += f.ns; // the CPU waits for the copy home
         return range;
       }
@@ -532,6 +535,7 @@ export class PolicyPath {
     const f = p < 0 ? undefined : this.#cpuFaults.get(p);
     if (f === undefined) return;
     this.#cpuFaults.delete(p);
+    for (const step of f.steps) if (step.kind === 'move') for (const q of step.pages) this.#homing.delete(q);
     // What came home is what the CPU table no longer holds in our device memory (the big page: each page).
     const home = (q: number): boolean => {
       const pfn = mappedPfn(this.#target.mm, (this.basePage + q) * PAGE_SIZE);

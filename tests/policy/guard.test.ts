@@ -15,8 +15,11 @@ function engine(p: MigrationPolicy, pages = 4 * CP, capacityPages = 2 * CP): Pol
   return new PolicyEngine(guardPolicy(p), { pages, capacityPages, chunkPages: CP });
 }
 
+/** One fault group, its plan committed as done (the simulator's way). */
 function group(e: PolicyEngine, pages: number[], now = 0): ReturnType<PolicyEngine['serviceGroup']> {
-  return e.serviceGroup(0, Float64Array.from(pages), new Uint8Array(pages.length).fill(ACCESS_READ), pages.length, pages.length, now);
+  const r = e.serviceGroup(0, Float64Array.from(pages), new Uint8Array(pages.length).fill(ACCESS_READ), pages.length, pages.length, now);
+  e.commit(r.plan);
+  return r;
 }
 
 function errorOf(f: () => unknown): PolicyError {
@@ -63,6 +66,7 @@ describe('guardPolicy', () => {
     group(e, [0]);
     expect(e.residency.location(0)).toBe(0);
     const r = e.serviceCpuFault(0, ACCESS_READ, 10);
+    e.commit(r.plan);
     expect(r.action).toBe(DECIDE_MIGRATE);
     expect(e.residency.location(0)).toBe(CPU);
     const g = e.policy;
@@ -75,6 +79,7 @@ describe('guardPolicy', () => {
     const e = engine({ name: 'cpu-inf', decide() {}, cpuFault: (_b, _v, out) => { out.action[0] = DECIDE_THROTTLE; out.until[0] = Infinity; } });
     group(e, [0]);
     const r = e.serviceCpuFault(0, ACCESS_READ, 10);
+    e.commit(r.plan);
     expect(r.action).toBe(DECIDE_MIGRATE);
     expect(Number.isFinite(r.until)).toBe(true);
     expect(e.residency.location(0)).toBe(CPU);
@@ -99,7 +104,7 @@ describe('guardPolicy', () => {
     });
     group(e, [0]); // REMOTE: counted
     e.residency.touchDevice(0, 0, 1);
-    e.serviceAccessCounters(0, 2);
+    e.commit(e.serviceAccessCounters(0, 2).plan);
     expect(e.stats.accessCounterMigrations).toBe(0);
     expect(() => group(e, [1])).toThrow(/hook accessCounters pushed page 1000000000/);
   });
