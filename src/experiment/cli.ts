@@ -289,7 +289,11 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       default: {
         const axis = AXIS_OPTIONS.get(name)!;
         const d = axisDef(axis);
-        setOverride(o.overrides, axis, d.single ? [d.parse(value.trim(), name)] : list(d.parse)(value, name));
+        let values: unknown[] = d.single ? [d.parse(value.trim(), name)] : list(d.parse)(value, name);
+        const before = (o.overrides as Record<string, unknown[] | undefined>)[axis];
+        // --policy-opt repeats: each occurrence adds its options to every run's (a cross product of lists).
+        if (axis === 'policyOpt' && before !== undefined) values = before.flatMap((b) => values.map((v) => `${String(b)};${String(v)}`));
+        setOverride(o.overrides, axis, values);
       }
     }
   }

@@ -2,6 +2,8 @@
  * The experiment command's exit status: all a batch scheduler (a Slurm job array, a
  * Kubernetes Indexed Job) reads of a run. One table, printed by --help and the README.
  */
+import { AXES } from './schema.js';
+
 export const EXIT_OK = 0;
 /** A run failed: a policy error, wrong data read back, a kernel error (EFAULT, EBUSY, ...), the watchdog. */
 export const EXIT_RUN_FAILED = 1;
@@ -17,7 +19,7 @@ export const EXIT_CODES_HELP = `Exit status:
   ${EXIT_RUN_FAILED}  a run failed: policy error, wrong data, kernel error (EFAULT, EBUSY, ENOMEM, ...),
      no progress (the watchdog); the other runs still ran, and every output marks it failed
   ${EXIT_USAGE}  bad options or input (unknown option, a policy or trace that does not load,
-     --policy with --protocol valid-flag, --out holding a different sweep); nothing ran
+     ${AXES.policy.flag} with ${AXES.protocol.flag} valid-flag, --out holding a different sweep); nothing ran
   ${EXIT_GPU}  the GPU could not be opened or was lost
   ${EXIT_MERGE_REFUSED}  merge refused the parts (a different sweep, adapter, project version or command;
      runs missing, repeated or out of range)`;

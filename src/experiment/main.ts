@@ -23,6 +23,7 @@ import { EXIT_CODES_HELP, EXIT_GPU, EXIT_MERGE_REFUSED, EXIT_OK, EXIT_RUN_FAILED
 import { mergeCommand } from './merge.js';
 import { mmTour, type MmTourOptions, type SchemeResult } from './mm-tour.js';
 import { checkOutDir, defaultOutDir, publishedReport, showPath, writeFileAtomic, writeOutputs } from './outputs.js';
+import { policyOptions } from './schema.js';
 import { sweepIdentity } from './sweep-id.js';
 import { DEFAULT_WATCHDOG, type WatchdogBounds } from './watchdog.js';
 import { traceLayout, TRACE_PREFIX } from './trace-run.js';
@@ -31,6 +32,7 @@ import {
   toTable,
 } from './report.js';
 import { cellTables } from './report/cells.js';
+import { AXES } from './schema.js';
 import type { ExperimentReport, RunConfig, RunResult } from './types.js';
 import { toPerfetto } from '../trace/perfetto.js';
 
@@ -196,27 +198,29 @@ function plan(opts: CliOptions, configs: readonly RunConfig[], mm: boolean): str
 async function preflight(opts: CliOptions, all: readonly RunConfig[]): Promise<string | null> {
   // A module whose top-level await never settles would leave node to exit 13 without a word.
   const loadMs = Math.min(opts.watchdog?.wallMs ?? DEFAULT_WATCHDOG.wallMs, 2 ** 31 - 1);
-  for (const spec of new Set(all.map((c) => c.policy).filter((x): x is string => x !== undefined))) {
+  const withOpts = new Map(all.filter((c) => c.policy !== undefined).map((c) => [`${c.policy}\n${c.policyOpt ?? ''}`, c] as const));
+  for (const c of withOpts.values()) {
+    const spec = c.policy!;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      await Promise.race([loadPolicy(spec), new Promise<never>((_, reject) => {
+      await Promise.race([loadPolicy(spec, policyOptions(c.policyOpt)), new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`did not finish loading in ${(loadMs / 1000).toFixed(1)} s (a top-level await that never settles?)`)), loadMs);
       })]);
     } catch (e) {
-      return `--policy ${spec}: ${e instanceof Error ? e.message : String(e)}`;
+      return `${AXES.policy.flag} ${spec}: ${e instanceof Error ? e.message : String(e)}`;
     } finally {
       clearTimeout(timer);
     }
   }
   const vf = all.find((c) => c.policy !== undefined && c.protocol === 'valid-flag');
   if (vf !== undefined) {
-    return `--policy ${vf.policy} with --protocol valid-flag: the policy path services faults under seq or lock-fallback only (valid-flag has no sequence to recheck a migration against); drop one of them`;
+    return `${AXES.policy.flag} ${vf.policy} with ${AXES.protocol.flag} valid-flag: the policy path services faults under seq or lock-fallback only (valid-flag has no sequence to recheck a migration against); drop one of them`;
   }
   for (const t of new Set(all.map((c) => c.workload).filter((w) => w.startsWith(TRACE_PREFIX)))) {
     try {
       traceLayout(await (await import('../trace/load.js')).loadAnyTrace(t));
     } catch (e) {
-      return `--workload ${t}: ${e instanceof Error ? e.message : String(e)}`;
+      return `${AXES.workload.flag} ${t}: ${e instanceof Error ? e.message : String(e)}`;
     }
   }
   if (opts.recordTrace !== null && (all.length !== 1 || all[0].policy === undefined)) {
@@ -318,7 +322,7 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
 }
 
 /** Said on stderr whenever a run uses valid-flag (issue 19; the soak's 2 cases). */
-export const VALID_FLAG_WARNING = 'warning: --protocol valid-flag is the v5.2 API kept for comparison: its flag can go false and back to true around an invalidation (A-B-A), so a device may write into a frame the CPU has freed (the soak finds such cases); use seq for results you rely on';
+export const VALID_FLAG_WARNING = `warning: ${AXES.protocol.flag} valid-flag is the v5.2 API kept for comparison: its flag can go false and back to true around an invalidation (A-B-A), so a device may write into a frame the CPU has freed (the soak finds such cases); use seq for results you rely on`;
 
 /**
  * --jobs N on one machine: N child processes, each `--shard k/N` into OUT/shard-k (Dawn

@@ -266,6 +266,17 @@ export const AXES = {
       refine: (v, form) => (form.policy === NO_POLICY && v !== 1 ? `oversubscription needs a migration policy (with none it must be 1; got ${v})` : null),
     },
   }),
+  policyOpt: axis<string>()({
+    flag: '--policy-opt', metavar: 'K=V[;K=V]', optional: true, base: undefined, text: str,
+    parse: (raw, opt) => {
+      const v = raw.trim();
+      const bad1 = v.split(';').find((kv) => !/^[A-Za-z_$][\w$.]*=[^;=]*$/.test(kv.trim()));
+      if (bad1 !== undefined) throw bad(opt, raw, `options KEY=VALUE (';' between two of one run; '${bad1}' is not one)`);
+      return v.split(';').map((kv) => kv.trim()).join(';');
+    },
+    help: ['options for a policy module\'s factory, KEY=VALUE (a number, true/false or text);', 'repeat it or join with \';\' for one run, a comma list sweeps them'],
+    describe: (v) => `opts=${v ?? 'none'}`, short: (v) => v ?? 'no opts', csv: 'policy_opt',
+  }),
   uvm: axis<string>()({
     flag: '--uvm', metavar: 'V', optional: true, base: undefined, text: str,
     parse: (raw, opt) => {
@@ -364,4 +375,17 @@ export function axisRaw(k: AxisKey, c: RunConfig): string | number {
   if (v === undefined) return '';
   const text = axisDef(k).text(v);
   return typeof v === 'number' && text === String(v) ? v : text;
+}
+
+/** `--policy-opt` text as the options a policy factory gets: numbers and booleans typed. */
+export function policyOptions(text: string | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (text === undefined || text === '') return out;
+  for (const kv of text.split(';')) {
+    const i = kv.indexOf('=');
+    const k = kv.slice(0, i).trim();
+    const raw = kv.slice(i + 1).trim();
+    out[k] = raw === 'true' ? true : raw === 'false' ? false : raw !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw;
+  }
+  return out;
 }

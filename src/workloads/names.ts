@@ -3,5 +3,5 @@
  * CPU-side patterns and the layers above (the experiment's configs and CLI), which import it
  * from here — the workloads know nothing of the experiment.
  */
-export type WorkloadName = 'stream' | 'strided' | 'random' | 'stencil' | 'gather' | 'pingpong';
-export const WORKLOADS: readonly WorkloadName[] = ['stream', 'strided', 'random', 'stencil', 'gather', 'pingpong'];
+export type WorkloadName = 'stream' | 'strided' | 'random' | 'stencil' | 'gather' | 'pingpong' | 'hotset';
+export const WORKLOADS: readonly WorkloadName[] = ['stream', 'strided', 'random', 'stencil', 'gather', 'pingpong', 'hotset'];

@@ -112,6 +112,22 @@ describe('mremap: move_vma and move_page_tables', () => {
     expect(p.mm.vmas.lookup(b)!.end - b).toBe(12 * PG);
   });
 
+  machineTest('moving the middle of a VMA splits it; moving it back merges all three (vm_pgoff contiguous again)', async ({ machine: m }) => {
+    const p = m.spawn();
+    const a = await p.mmap(0, 4 * PG, RW, ANON);
+    await p.write(a, pattern(4 * PG, 13));
+    const dst = await p.mmap(0, 2 * PG, RW, ANON);
+    await p.munmap(dst, 2 * PG);
+    const n0 = vmaList(p).length;
+    await p.mremap(a + PG, 2 * PG, 2 * PG, MOVE, dst);
+    expect(vmaList(p).length).toBe(n0 + 2); // [a, a+1) and [a+3, a+4) and the moved piece
+    expect(p.mm.vmas.lookup(dst)!.pgoff).toBe((a + PG) / PG);
+    await p.mremap(dst, 2 * PG, 2 * PG, MOVE, a + PG);
+    expect(vmaList(p).length).toBe(n0);
+    expect(p.mm.vmas.lookup(a)).toMatchObject({ start: a, end: a + 4 * PG, pgoff: a / PG });
+    expectBytes(await p.read(a, 4 * PG), pattern(4 * PG, 13));
+  });
+
   machineTest('DONTUNMAP leaves the old anonymous VMA, empty: it reads zeros', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 4 * PG, RW, ANON);
