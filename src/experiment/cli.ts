@@ -51,7 +51,6 @@ export const POLICY_WORKLOADS: readonly WorkloadName[] = ['stream', 'random', 's
 export const PRESET_OVERSUBS: readonly number[] = [1, 1.5];
 export const POLICY_SIZE_MIB = 4;
 export const PINGPONG_SHAPE = { sizeMiB: 8 / 256, phases: 40 } as const;
-export const OVERSUBS: readonly number[] = [1, 1.5, 2, 3];
 
 /** The axes an option can fix (the run schema's, schema.ts). */
 export type AxisName = AxisKey;
