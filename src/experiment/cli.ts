@@ -14,9 +14,11 @@
 import { parseArgs as tokenize } from 'node:util';
 import type { WindowPolicy } from '../driver/coalesce.js';
 import { RETRY_PROTOCOLS } from '../driver/retry.js';
+import { MIN_OVERSUB_CHUNKS } from '../workloads/apps/index.js';
 import { REPLAY_POLICIES } from '../driver/servicer.js';
 import { batchLabel, windowLabel } from './report/labels.js';
-import { WORKLOADS, type WorkloadName } from '../workloads/names.js';
+import { APPS } from '../workloads/apps/index.js';
+import { APP_WORKLOADS, isAppWorkload, SYNTHETIC_WORKLOADS, WORKLOADS, type AppWorkload, type WorkloadName } from '../workloads/names.js';
 import type { RunConfig } from './types.js';
 
 export const PRESET_NAMES = ['quick', 'coalescing', 'windows', 'batches', 'protocols', 'mm', 'policies', 'all'] as const;
@@ -61,6 +63,19 @@ export const PRESET_OVERSUBS: readonly number[] = [1, 1.5];
 export const POLICY_SIZE_MIB = 4;
 export const PINGPONG_SHAPE = { sizeMiB: 8 / 256, phases: 40 } as const;
 export const OVERSUBS: readonly number[] = [1, 1.5, 2, 3];
+/**
+ * The policies preset's application workloads (each at its default size: UVM_Smart's input):
+ * on-demand and tree-prefetch when memory fits, tree + LRU at 125 % (where the device memory
+ * left is at least MIN_OVERSUB_CHUNKS chunks; UVM_Smart's oversubscription settings).
+ */
+export const APP_POLICY_RUNS: readonly { policy: string; oversub: number }[] = [
+  { policy: 'first-touch', oversub: 1 }, { policy: 'first-touch+tree', oversub: 1 }, { policy: 'first-touch+tree+lru', oversub: 1.25 },
+];
+
+/** An application workload's default size, MiB. */
+export function appDefaultMiB(w: AppWorkload): number {
+  return APPS[w].defaultMiB;
+}
 
 /** The axes an option can fix. */
 export type AxisName = 'workload' | 'sizeMiB' | 'writeFraction' | 'window' | 'batchSize' | 'replay' | 'protocol' | 'coalesce' | 'stormRate' | 'seed' | 'policy' | 'oversub';
@@ -102,20 +117,23 @@ Presets:
                          (default: quick,mm)
       quick        coalescing on/off for stream and random, and the three retry
                    protocols under 0, 1000, 5000 invalidations/s on stream
-      coalescing   coalescing on/off for each workload (${WORKLOADS.join(', ')})
+      coalescing   coalescing on/off for each synthetic workload (${SYNTHETIC_WORKLOADS.join(', ')})
       windows      each window (4k, 64k, 2m, amd) for stream and random
       batches      batch sizes ${PRESET_BATCH_SIZES.join(', ')} (replay ${BASE_CONFIG.replay}) for stream and random
       protocols    seq, valid-flag, lock-fallback under ${PRESET_STORM_RATES.join(', ')} invalidations/s on ${PROTOCOL_WORKLOAD}
       policies     migration policies: ${PRESET_POLICIES.length} built-ins × ${POLICY_WORKLOADS.join(', ')}
                    × oversubscription ${PRESET_OVERSUBS.join(', ')} at ${POLICY_SIZE_MIB} MiB (pingpong: 8 pages, 40
-                   hand-offs) — simulated time, bytes moved each way, faults, thrashing, evictions, ...
+                   hand-offs) — simulated time, bytes moved each way, faults, thrashing, evictions, ...;
+                   and each application workload at its default size: ${APP_POLICY_RUNS.map((r) => `${r.policy}${r.oversub > 1 ? ` at ${r.oversub}x` : ''}`).join(', ')}
       mm           the CPU-side demo: seq vs valid-flag under CPU invalidations (no GPU)
       all          coalescing, windows, batches, protocols and mm
 
 Run settings (fix that setting in every run of the presets; a comma list runs each value):
   --workload NAME        ${WORKLOADS.join(' | ')} | trace:FILE.jsonl|csv (an access trace:
                          time,address,access,processor)   (base: ${BASE_CONFIG.workload})
-  --size MiB             size of the mirrored buffer   (base: ${BASE_CONFIG.sizeMiB})
+  --size MiB             size of the mirrored buffer   (base: ${BASE_CONFIG.sizeMiB}); an application workload
+                         scales its input to about this footprint (default: its own, UVM_Smart's input:
+                         ${APP_WORKLOADS.map((w) => `${w} ${appDefaultMiB(w)}`).join(', ')})
   --window W             4k | 64k | 2m | amd   (base: ${windowLabel(BASE_CONFIG.window)})
   --batch N              faults fetched per batch   (base: ${BASE_CONFIG.batchSize})
   --replay P             block | batch | batch-flush | once   (base: ${BASE_CONFIG.replay})
@@ -372,7 +390,7 @@ function cfg(preset: string, c: Partial<Omit<RunConfig, 'preset'>>): RunConfig {
 export function presetRuns(p: PresetName): RunConfig[] {
   switch (p) {
     case 'coalescing':
-      return WORKLOADS.flatMap((workload) => [true, false].map((coalesce) => cfg(p, { workload, coalesce })));
+      return SYNTHETIC_WORKLOADS.flatMap((workload) => [true, false].map((coalesce) => cfg(p, { workload, coalesce })));
     case 'windows':
       return SWEEP_WORKLOADS.flatMap((workload) => WINDOWS.map((window) => cfg(p, { workload, window })));
     case 'batches':
@@ -388,9 +406,14 @@ export function presetRuns(p: PresetName): RunConfig[] {
     case 'policies':
       // pingpong hands 8 pages back and forth 40 times: each CPU phase (8 faults home) then
       // stays inside NVIDIA's 500 µs thrashing lapse, so the detector has something to see.
-      return POLICY_WORKLOADS.flatMap((workload) => PRESET_OVERSUBS.flatMap((oversub) => PRESET_POLICIES.map((policy) => cfg(p, {
-        workload, oversub, policy, ...(workload === 'pingpong' ? PINGPONG_SHAPE : { sizeMiB: POLICY_SIZE_MIB }),
-      }))));
+      return [
+        ...POLICY_WORKLOADS.flatMap((workload) => PRESET_OVERSUBS.flatMap((oversub) => PRESET_POLICIES.map((policy) => cfg(p, {
+          workload, oversub, policy, ...(workload === 'pingpong' ? PINGPONG_SHAPE : { sizeMiB: POLICY_SIZE_MIB }),
+        })))),
+        ...APP_WORKLOADS.flatMap((workload) => APP_POLICY_RUNS
+          .filter((r) => r.oversub === 1 || appDefaultMiB(workload) / r.oversub >= MIN_OVERSUB_CHUNKS * 2)
+          .map((r) => cfg(p, { workload, sizeMiB: appDefaultMiB(workload), ...r }))),
+      ];
     case 'mm':
     case 'all':
       return [];
@@ -423,6 +446,10 @@ export function expandPresets(opts: Pick<CliOptions, 'presets' | 'overrides'>): 
     const values = opts.overrides[axis];
     if (values === undefined || values.length === 0) continue;
     runs = runs.flatMap((c) => values.map((v) => ({ ...c, [axis]: v }) as RunConfig));
+  }
+  // An application workload runs at its own default size (UVM_Smart's input) unless --size says.
+  if (opts.overrides.sizeMiB === undefined) {
+    runs = runs.map((c) => (isAppWorkload(c.workload) ? { ...c, sizeMiB: appDefaultMiB(c.workload) } : c));
   }
   const seen = new Set<string>();
   return runs.filter((c) => {

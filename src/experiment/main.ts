@@ -18,6 +18,8 @@ import {
   type CliOptions,
 } from './cli.js';
 import { loadPolicy } from '../policy/loader.js';
+import { checkAppRun } from '../workloads/apps/index.js';
+import { isAppWorkload } from '../workloads/names.js';
 import { formatTrace, type TraceRecord } from '../policy/trace.js';
 import { mmTour, type MmTourOptions, type SchemeResult } from './mm-tour.js';
 import {
@@ -30,6 +32,8 @@ import type { ExperimentReport, RunConfig, RunResult } from './types.js';
 export interface Runner {
   openExperiment(): Promise<{ adapter: string; close(): Promise<void> }>;
   runOne(config: RunConfig, ctx: { onProgress?: (msg: string) => void; recordTrace?: TraceRecord[] }): Promise<RunResult>;
+  /** The largest buffer one command binds (application workloads are checked against it before anything runs). */
+  maxBufferBytes?(): Promise<number>;
 }
 
 export interface ExperimentOptions {
@@ -229,6 +233,21 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
     } catch (e) {
       console.error(`error: --policy ${spec}: ${e instanceof Error ? e.message : String(e)}`);
       return 2;
+    }
+  }
+  // An application workload that cannot run at its size (too small, more than the device
+  // binds, too little device memory oversubscribed) is a usage error, before anything runs.
+  const apps = all.filter((c) => isAppWorkload(c.workload));
+  if (apps.length > 0) {
+    const limit = runner !== undefined ? runner.maxBufferBytes : (await import('./runner.js')).maxBufferBytes;
+    const maxBufferBytes = limit !== undefined ? await limit() : Infinity;
+    for (const c of apps) {
+      try {
+        checkAppRun(c.workload, c.sizeMiB, c.seed, { oversub: c.policy === undefined ? 1 : c.oversub, maxBufferBytes });
+      } catch (e) {
+        console.error(`error: --workload ${c.workload} --size ${c.sizeMiB}: ${e instanceof Error ? e.message : String(e)}`);
+        return 2;
+      }
     }
   }
   if (opts.recordTrace !== null && (all.length !== 1 || all[0].policy === undefined)) {

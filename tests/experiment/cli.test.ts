@@ -3,7 +3,8 @@ import {
   BASE_CONFIG, CliError, configKey, describeConfig, expandPresets, parseArgs, PRESET_BATCH_SIZES, PRESET_STORM_RATES,
   resolvePresets, USAGE, wantsMm, WINDOWS,
 } from '../../src/experiment/cli.js';
-import { WORKLOADS } from '../../src/workloads/names.js';
+import { APP_WORKLOADS, SYNTHETIC_WORKLOADS } from '../../src/workloads/names.js';
+import { APPS } from '../../src/workloads/apps/index.js';
 
 function err(argv: string[]): string {
   try {
@@ -61,7 +62,7 @@ describe('parseArgs', () => {
     [['--quiet=yes'], /--quiet takes no value/],
     [['--preset', 'fast'], /--preset: 'fast' is not a preset \(one of quick, coalescing, windows, batches, protocols, mm, policies, all\)/],
     [['--preset', 'windows,'], /--preset: empty value in 'windows,'/],
-    [['--workload', 'streem'], /--workload: 'streem' is not a workload \(one of stream, strided, random, stencil, gather, pingpong\)/],
+    [['--workload', 'streem'], /--workload: 'streem' is not a workload \(one of stream, strided, random, stencil, gather, pingpong, bfs, hotspot/],
     [['--window', '8k'], /--window: '8k' is not a window \(one of 4k, 64k, 2m, amd\)/],
     [['--batch', '0'], /--batch: '0' is not a positive integer/],
     [['--batch', '1.5'], /--batch: '1.5' is not a positive integer/],
@@ -86,7 +87,7 @@ describe('expandPresets', () => {
   const expand = (argv: string[]) => expandPresets(parseArgs(argv));
 
   it('counts: coalescing 12, windows 8, batches 8, protocols 12, quick 13, mm 0, all 40', () => {
-    expect(expand(['--preset', 'coalescing'])).toHaveLength(2 * WORKLOADS.length);
+    expect(expand(['--preset', 'coalescing'])).toHaveLength(2 * SYNTHETIC_WORKLOADS.length);
     expect(expand(['--preset', 'windows'])).toHaveLength(8);
     expect(expand(['--preset', 'batches'])).toHaveLength(8);
     expect(expand(['--preset', 'protocols'])).toHaveLength(12);
@@ -99,7 +100,7 @@ describe('expandPresets', () => {
 
   it('coalescing: on and off for each workload, everything else at the base values', () => {
     const runs = expand(['--preset', 'coalescing']);
-    for (const w of WORKLOADS) {
+    for (const w of SYNTHETIC_WORKLOADS) {
       expect(runs.filter((r) => r.workload === w).map((r) => r.coalesce).sort()).toEqual([false, true]);
     }
     for (const r of runs) expect({ ...r, workload: BASE_CONFIG.workload, coalesce: true, preset: '' }).toEqual({ ...BASE_CONFIG, preset: '' });
@@ -173,12 +174,18 @@ describe('expandPresets', () => {
 
 describe('policy lab options (issue 9)', () => {
   it('--policy and --oversub are axes; the policies preset sweeps policy × workload × oversubscription', async () => {
-    const { PRESET_POLICIES, POLICY_WORKLOADS, PRESET_OVERSUBS } = await import('../../src/experiment/cli.js');
+    const { PRESET_POLICIES, POLICY_WORKLOADS, PRESET_OVERSUBS, APP_POLICY_RUNS } = await import('../../src/experiment/cli.js');
     const o = parseArgs(['--preset', 'policies', '--policy', 'first-touch,./x.ts', '--oversub', '1,3']);
     expect(o.overrides.policy).toEqual(['first-touch', './x.ts']);
     expect(o.overrides.oversub).toEqual([1, 3]);
     const all = expandPresets(parseArgs(['--preset', 'policies']));
-    expect(all.length).toBe(PRESET_POLICIES.length * POLICY_WORKLOADS.length * PRESET_OVERSUBS.length);
+    // ... and each application workload at its default size: on-demand and prefetch when it
+    // fits, prefetch + LRU oversubscribed where that leaves at least 4 chunks (8 MiB).
+    const appRuns = APP_WORKLOADS.flatMap((w) => APP_POLICY_RUNS.filter((r) => r.oversub === 1 || APPS[w].defaultMiB / r.oversub >= 8).map((r) => ({ w, ...r })));
+    expect(all.length).toBe(PRESET_POLICIES.length * POLICY_WORKLOADS.length * PRESET_OVERSUBS.length + appRuns.length);
+    for (const r of appRuns) {
+      expect(all.filter((c) => c.workload === r.w && c.policy === r.policy && c.oversub === r.oversub && c.sizeMiB === APPS[r.w].defaultMiB)).toHaveLength(1);
+    }
     expect(new Set(all.map((c) => configKey(c))).size).toBe(all.length);
     expect(() => parseArgs(['--oversub', '0.5'])).toThrow(/--oversub: '0.5' is not an oversubscription factor/);
     // pingpong's shape (8 pages, 40 hand-offs) does not make a second stream run of the same config.
