@@ -7,6 +7,7 @@ import type { AppWorkload } from '../names.js';
 import type { AppDef } from './def.js';
 import { BFS } from './bfs.js';
 import { HOTSPOT } from './hotspot.js';
+import { ATAX, CONV2D, FDTD2D, GEMM } from './polybench.js';
 import type { AppProgram } from './program.js';
 
 export type { AppDef } from './def.js';
@@ -15,6 +16,10 @@ export type { AppProgram } from './program.js';
 export const APPS: Readonly<Record<AppWorkload, AppDef>> = {
   bfs: BFS,
   hotspot: HOTSPOT,
+  '2dconv': CONV2D,
+  atax: ATAX,
+  'fdtd-2d': FDTD2D,
+  gemm: GEMM,
 };
 
 export function appDef(name: string): AppDef {
