@@ -5,6 +5,7 @@
 import { err } from '../../errors.js';
 import type { AppWorkload } from '../names.js';
 import type { AppDef } from './def.js';
+import { BACKPROP } from './backprop.js';
 import { BFS } from './bfs.js';
 import { HOTSPOT } from './hotspot.js';
 import { ATAX, CONV2D, FDTD2D, GEMM } from './polybench.js';
@@ -16,6 +17,7 @@ export type { AppProgram } from './program.js';
 export const APPS: Readonly<Record<AppWorkload, AppDef>> = {
   bfs: BFS,
   hotspot: HOTSPOT,
+  backprop: BACKPROP,
   '2dconv': CONV2D,
   atax: ATAX,
   'fdtd-2d': FDTD2D,
