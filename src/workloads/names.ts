@@ -10,8 +10,13 @@
 export type SyntheticWorkload = 'stream' | 'strided' | 'random' | 'stencil' | 'gather' | 'pingpong';
 export const SYNTHETIC_WORKLOADS: readonly SyntheticWorkload[] = ['stream', 'strided', 'random', 'stencil', 'gather', 'pingpong'];
 
-export type AppWorkload = 'bfs' | 'hotspot' | 'backprop' | '2dconv' | 'atax' | 'fdtd-2d' | 'gemm';
-export const APP_WORKLOADS: readonly AppWorkload[] = ['bfs', 'hotspot', 'backprop', '2dconv', 'atax', 'fdtd-2d', 'gemm'];
+export type AppWorkload =
+  | 'bfs' | 'hotspot' | 'backprop' | 'nw' | 'pathfinder'
+  | '2dconv' | 'atax' | 'fdtd-2d' | 'gemm'
+  | 'pointer-chase';
+export const APP_WORKLOADS: readonly AppWorkload[] = [
+  'bfs', 'hotspot', 'backprop', 'nw', 'pathfinder', '2dconv', 'atax', 'fdtd-2d', 'gemm', 'pointer-chase',
+];
 
 export type WorkloadName = SyntheticWorkload | AppWorkload;
 export const WORKLOADS: readonly WorkloadName[] = [...SYNTHETIC_WORKLOADS, ...APP_WORKLOADS];

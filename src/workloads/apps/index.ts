@@ -8,6 +8,9 @@ import type { AppDef } from './def.js';
 import { BACKPROP } from './backprop.js';
 import { BFS } from './bfs.js';
 import { HOTSPOT } from './hotspot.js';
+import { NW } from './nw.js';
+import { PATHFINDER } from './pathfinder.js';
+import { POINTER_CHASE } from './pointer-chase.js';
 import { ATAX, CONV2D, FDTD2D, GEMM } from './polybench.js';
 import type { AppProgram } from './program.js';
 
@@ -18,10 +21,13 @@ export const APPS: Readonly<Record<AppWorkload, AppDef>> = {
   bfs: BFS,
   hotspot: HOTSPOT,
   backprop: BACKPROP,
+  nw: NW,
+  pathfinder: PATHFINDER,
   '2dconv': CONV2D,
   atax: ATAX,
   'fdtd-2d': FDTD2D,
   gemm: GEMM,
+  'pointer-chase': POINTER_CHASE,
 };
 
 export function appDef(name: string): AppDef {
