@@ -11,11 +11,11 @@ export type SyntheticWorkload = 'stream' | 'strided' | 'random' | 'stencil' | 'g
 export const SYNTHETIC_WORKLOADS: readonly SyntheticWorkload[] = ['stream', 'strided', 'random', 'stencil', 'gather', 'pingpong'];
 
 export type AppWorkload =
-  | 'bfs' | 'hotspot' | 'backprop' | 'nw' | 'pathfinder'
+  | 'bfs' | 'hotspot' | 'backprop' | 'srad' | 'nw' | 'pathfinder'
   | '2dconv' | 'atax' | 'fdtd-2d' | 'gemm'
   | 'pointer-chase';
 export const APP_WORKLOADS: readonly AppWorkload[] = [
-  'bfs', 'hotspot', 'backprop', 'nw', 'pathfinder', '2dconv', 'atax', 'fdtd-2d', 'gemm', 'pointer-chase',
+  'bfs', 'hotspot', 'backprop', 'srad', 'nw', 'pathfinder', '2dconv', 'atax', 'fdtd-2d', 'gemm', 'pointer-chase',
 ];
 
 export type WorkloadName = SyntheticWorkload | AppWorkload;

@@ -11,6 +11,7 @@ import { HOTSPOT } from './hotspot.js';
 import { NW } from './nw.js';
 import { PATHFINDER } from './pathfinder.js';
 import { POINTER_CHASE } from './pointer-chase.js';
+import { SRAD } from './srad.js';
 import { ATAX, CONV2D, FDTD2D, GEMM } from './polybench.js';
 import type { AppProgram } from './program.js';
 
@@ -21,6 +22,7 @@ export const APPS: Readonly<Record<AppWorkload, AppDef>> = {
   bfs: BFS,
   hotspot: HOTSPOT,
   backprop: BACKPROP,
+  srad: SRAD,
   nw: NW,
   pathfinder: PATHFINDER,
   '2dconv': CONV2D,
