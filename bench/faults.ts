@@ -11,6 +11,7 @@
  *     VMA (target ≤ 1.2x apart).
  * Options: --size MiB (default 64), --json FILE.
  */
+import { loadavg } from 'node:os';
 import { writeFileSync } from 'node:fs';
 import type { GpuContext } from '../src/device/gpu.js';
 import type { WindowPolicy } from '../src/driver/coalesce.js';
@@ -41,7 +42,7 @@ async function buffer(p: Process, bytes: number): Promise<number> {
 
 async function main(): Promise<void> {
   const gpu: GpuContext = await defaultGpu();
-  console.log(`mirrorlab bench:faults — adapter: ${gpu.adapterName}; node ${process.version}`);
+  console.log(`mirrorlab bench:faults — adapter: ${gpu.adapterName}; node ${process.version}; load average at start ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   const rows: Row[] = [];
   const bytes = SIZE_MIB * MiB;
   const pages = bytes / PAGE_SIZE;

@@ -1,12 +1,11 @@
-// The live plots (uPlot) and the address-space strip: drawing only, fed from LiveRun.
+// The per-batch plots (uPlot) on the shared time axis (timebase.ts): x is each batch's end
+// on simulated time (or wall time, toggled); zoom (drag) or reset (double-click) in any
+// plot moves all of them and the timeline, heat map and scatter; hover shows every plot's
+// values at the same moment (cursor sync). Pinned runs add their first series, grey.
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import { PAGE_STATE_NAMES } from '../src/lab/snapshot.js';
-import type { MirrorSnapshot } from '../src/lab/snapshot.js';
 import type { LiveRun, Series } from '../src/lab/view.js';
-
-/** One colour per state; the legend beside the strip gives each its name and count. */
-export const STATE_COLORS = ['#e6e6e6', '#9e9e9e', '#64b5f6', '#0d47a1', '#2e7d32', '#f9a825', '#d32f2f', '#6a1b9a'];
+import { batchTimes, timebase } from './timebase.js';
 
 interface SeriesSpec {
   label: string;
@@ -51,12 +50,13 @@ export const PLOTS: readonly PlotSpec[] = [
     ],
   },
   {
-    id: 'time', title: 'Simulated and wall time', y: 'ms since start', series: [
-      { label: 'simulated ms', key: 'simMs', color: '#00838f', points: true },
-      { label: 'wall ms', key: 'wallMs', color: '#455a64', dash: [8, 4] },
+    id: 'ring', title: 'Fault ring fill of the replay', y: 'fill (0–1)', series: [
+      { label: 'ring fill', key: 'ringFill', color: '#00838f', points: true },
     ],
   },
 ];
+
+const PIN_COLORS = ['#888', '#a1887f', '#90a4ae', '#ce93d8'];
 
 function widthOf(el: HTMLElement): number {
   return Math.max(240, Math.floor(el.clientWidth || 320));
@@ -65,22 +65,41 @@ function widthOf(el: HTMLElement): number {
 export class Plots {
   readonly #charts = new Map<string, uPlot>();
   readonly #host: HTMLElement;
-  #pinnedLabel = '';
+  #pins = 0;
+  #drawing = false;
 
   constructor(host: HTMLElement) {
     this.#host = host;
-    this.build(false);
+    this.build(0);
     new ResizeObserver(() => {
       for (const [id, u] of this.#charts) {
         const box = document.getElementById(`plot-${id}`);
         if (box) u.setSize({ width: widthOf(box), height: 200 });
       }
     }).observe(host);
+    timebase.listen((from) => {
+      if (from === 'axis') this.build(this.#pins);
+      for (const u of this.#charts.values()) {
+        if (from === u.root.id) continue;
+        this.#applyRange(u);
+      }
+    });
   }
 
-  /** (Re)creates the charts; with a pinned run each gets its first series again, grey and dotted. */
-  build(pinned: boolean, pinnedLabel = ''): void {
-    this.#pinnedLabel = pinnedLabel;
+  #applyRange(u: uPlot): void {
+    this.#drawing = true;
+    const r = timebase.range;
+    const xs = u.data[0];
+    if (r) u.setScale('x', { min: r[0], max: r[1] });
+    else if (xs.length) u.setScale('x', { min: Math.min(0, xs[0]), max: xs[xs.length - 1] > 0 ? xs[xs.length - 1] : 1 });
+    this.#drawing = false;
+    const fig = u.root.parentElement;
+    if (fig) { fig.dataset.xMin = String(u.scales.x.min ?? 0); fig.dataset.xMax = String(u.scales.x.max ?? 0); }
+  }
+
+  /** (Re)creates the charts, with `pins` pinned runs' first series in grey. */
+  build(pins: number): void {
+    this.#pins = pins;
     for (const u of this.#charts.values()) u.destroy();
     this.#charts.clear();
     this.#host.textContent = '';
@@ -92,80 +111,69 @@ export class Plots {
       const h = document.createElement('h3');
       h.textContent = p.title;
       box.append(h);
-      box.setAttribute('aria-label', `${p.title}: ${p.series.map((s) => s.label).join(', ')} against batch number`);
+      box.setAttribute('aria-label', `${p.title}: ${p.series.map((s) => s.label).join(', ')} against ${timebase.label()}`);
       this.#host.append(box);
-      const series: uPlot.Series[] = [{ label: 'batch' }];
+      const series: uPlot.Series[] = [{ label: timebase.label(), value: (_u, v) => (v == null ? '—' : v.toFixed(2)) }];
       for (const s of p.series) {
         series.push({ label: `${s.label} (${s.dash ? (s.dash[0] > 4 ? 'dashed' : 'dotted') : 'solid'}${s.points ? ', dots' : ''})`, stroke: s.color, width: 2, dash: s.dash, points: { show: s.points ?? false, size: 5 }, spanGaps: true });
       }
-      if (pinned) series.push({ label: `${pinnedLabel}: ${p.series[0].label} (grey, dotted, hollow dots)`, stroke: '#888', width: 2, dash: [1, 4], spanGaps: true, points: { show: true, size: 4, fill: '#fff' } });
+      for (let i = 0; i < pins; i++) {
+        series.push({ label: `pinned ${i + 1}: ${p.series[0].label} (dotted, hollow dots)`, stroke: PIN_COLORS[i % PIN_COLORS.length], width: 2, dash: [1, 4], spanGaps: true, points: { show: true, size: 4, fill: '#fff' } });
+      }
       const u = new uPlot({
+        id: `u-${p.id}`,
         width: widthOf(box), height: 200, series,
         scales: { x: { time: false } },
-        axes: [{ label: 'batch' }, { label: p.y, size: 56 }],
-        legend: { live: false },
-        cursor: { show: true },
+        axes: [{ label: timebase.label() }, { label: p.y, size: 56 }],
+        legend: { live: true },
+        cursor: { show: true, sync: { key: 'mirrorlab', setSeries: false }, drag: { x: true, y: false, setScale: true } },
+        hooks: {
+          setScale: [(uu, key) => {
+            if (key !== 'x' || this.#drawing) return;
+            const min = uu.scales.x.min;
+            const max = uu.scales.x.max;
+            if (min == null || max == null) return;
+            const fig = uu.root.parentElement;
+            if (fig) { fig.dataset.xMin = String(min); fig.dataset.xMax = String(max); }
+            const xs = uu.data[0];
+            const full = xs.length === 0 || (min <= Math.min(0, xs[0]) && max >= xs[xs.length - 1]);
+            timebase.setRange(full ? null : [min, max], uu.root.id);
+          }],
+        },
       }, [[], ...series.slice(1).map(() => [])], box);
+      u.root.id = `u-${p.id}`;
       this.#charts.set(p.id, u);
     }
   }
 
-  get pinnedLabel(): string {
-    return this.#pinnedLabel;
-  }
-
-  /** Redraws every chart from the current run (and the pinned one). */
-  draw(run: LiveRun | null, pinned: LiveRun | null): void {
+  /** Redraws every chart from the current run (and the pinned ones). */
+  draw(run: LiveRun | null, pinned: readonly LiveRun[]): void {
+    if (pinned.length !== this.#pins) this.build(pinned.length);
     for (const p of PLOTS) {
       const u = this.#charts.get(p.id);
       if (!u) continue;
-      const cur = run?.series;
-      const pin = pinned?.series;
-      const n = Math.max(cur?.batch.length ?? 0, pin?.batch.length ?? 0);
-      const x = Array.from({ length: n }, (_, i) => i);
-      const col = (s: Series | undefined, key: keyof Series): (number | null)[] => x.map((i) => (s && i < s.batch.length ? (s[key][i] as number | null) : null));
-      const data: (number | null)[][] = [x, ...p.series.map((s) => col(cur, s.key))];
-      if (u.series.length > p.series.length + 1) data.push(col(pin, p.series[0].key));
-      u.setData(data as uPlot.AlignedData);
+      const tables: uPlot.AlignedData[] = [];
+      const own = (r: LiveRun, keys: (keyof Series)[]): uPlot.AlignedData => {
+        const x = batchTimes(r).slice();
+        // uPlot needs x strictly ordered: equal times (a clock that did not move) nudge apart.
+        for (let i = 1; i < x.length; i++) if (x[i] <= x[i - 1]) x[i] = x[i - 1] + 1e-6;
+        return [x, ...keys.map((k) => r.series[k] as (number | null)[])] as uPlot.AlignedData;
+      };
+      const empty: uPlot.AlignedData = [[], ...p.series.map(() => [])] as uPlot.AlignedData;
+      tables.push(run ? own(run, p.series.map((s) => s.key)) : empty);
+      for (const pin of pinned) tables.push(own(pin, [p.series[0].key]));
+      const data = tables.length === 1 ? tables[0] : uPlot.join(tables);
+      this.#drawing = true;
+      u.setData(data, timebase.range === null);
+      this.#drawing = false;
+      this.#applyRange(u);
       const box = document.getElementById(`plot-${p.id}`);
-      if (box) box.dataset.points = String(cur?.batch.length ?? 0);
+      if (box) box.dataset.points = String(run?.series.batch.length ?? 0);
     }
   }
-}
 
-/** Draws the strip: one cell per page, in rows, coloured by state. */
-export function drawStrip(canvas: HTMLCanvasElement, snap: MirrorSnapshot | null, legend: HTMLElement): void {
-  const pages = snap?.pages ?? new Uint8Array(0);
-  const width = Math.max(200, canvas.clientWidth || 300);
-  const cell = pages.length <= 512 ? 8 : pages.length <= 2048 ? 4 : 2;
-  const cols = Math.max(1, Math.floor(width / cell));
-  const rows = Math.max(1, Math.ceil(pages.length / cols));
-  canvas.width = cols * cell;
-  canvas.height = rows * cell;
-  const g = canvas.getContext('2d');
-  const counts = new Array<number>(STATE_COLORS.length).fill(0);
-  if (g) {
-    g.fillStyle = '#fff';
-    g.fillRect(0, 0, canvas.width, canvas.height);
-    for (let i = 0; i < pages.length; i++) {
-      const s = pages[i];
-      counts[s]++;
-      g.fillStyle = STATE_COLORS[s];
-      g.fillRect((i % cols) * cell, Math.floor(i / cols) * cell, cell - (cell > 2 ? 1 : 0), cell - (cell > 2 ? 1 : 0));
-    }
-  } else {
-    for (const s of pages) counts[s]++;
+  /** The x range a chart shows now (tests read it through the DOM: data-x-min/max). */
+  ranges(): [number, number][] {
+    return [...this.#charts.values()].map((u) => [u.scales.x.min ?? 0, u.scales.x.max ?? 0]);
   }
-  legend.textContent = '';
-  PAGE_STATE_NAMES.forEach((name, s) => {
-    const li = document.createElement('li');
-    li.dataset.state = String(s);
-    const sw = document.createElement('span');
-    sw.className = 'sw';
-    sw.style.background = STATE_COLORS[s];
-    sw.setAttribute('aria-hidden', 'true');
-    li.append(sw, `${name}: ${counts[s]}`);
-    legend.append(li);
-  });
-  canvas.setAttribute('aria-label', `address space, ${pages.length} pages: ${PAGE_STATE_NAMES.map((n, s) => `${counts[s]} ${n}`).join(', ')}`);
 }

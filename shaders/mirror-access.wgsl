@@ -9,6 +9,7 @@
 // ACCESS_READ: io = *va.  ACCESS_WRITE: *va = io. 8 vec4s; when some words are already
 // done (`prev` bits set: rare — replay makes words all-done or all-pending per page), each
 // word that is not is moved alone: a whole-vec4 store would rewrite the done ones.
+// (Marking the page dirty is the report pass's: mirrorReport.)
 fn doAccess(access: u32, e: u32, j: u32, addr: u32, prev: u32) {
   let dev = (e & PTE_DEVICE) != 0u;
   if (prev == 0u) {
@@ -46,11 +47,37 @@ fn mirror_read(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
   mirrorThread(wg, nwg, lidx, PTE_VALID, ACCESS_READ);
 }
 
-// Needs VALID|WRITE (a read-only PTE is a protection fault); marks the slot dirty.
+// Needs VALID|WRITE (a read-only PTE is a protection fault); its report marks the slot dirty.
 @compute @workgroup_size(WG)
 fn mirror_write(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lidx: u32) {
   mirrorThread(wg, nwg, lidx, PTE_VALID | PTE_WRITE, ACCESS_WRITE);
+}
+
+// Their report and record passes (mirrorReport, mirrorRecord in mirror-common.wgsl): one
+// thread per range page.
+@compute @workgroup_size(WG)
+fn report_read(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lidx: u32) {
+  mirrorReport(wg, nwg, lidx, PTE_VALID, ACCESS_READ);
+}
+
+@compute @workgroup_size(WG)
+fn record_read(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lidx: u32) {
+  mirrorRecord(wg, nwg, lidx, PTE_VALID, ACCESS_READ);
+}
+
+@compute @workgroup_size(WG)
+fn report_write(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lidx: u32) {
+  mirrorReport(wg, nwg, lidx, PTE_VALID | PTE_WRITE, ACCESS_WRITE);
+}
+
+@compute @workgroup_size(WG)
+fn record_write(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lidx: u32) {
+  mirrorRecord(wg, nwg, lidx, PTE_VALID | PTE_WRITE, ACCESS_WRITE);
 }
 
 // Debug walk (like UVM's test ioctls), one page per thread: for k < nwords, words 2k, 2k+1

@@ -23,9 +23,21 @@ fn doAccess(access: u32, e: u32, j: u32, addr: u32, prev: u32) {
 // Needs VALID|EXCLUSIVE — a device atomic is only allowed on a page the CPU gave up
 // (make_device_exclusive); otherwise an atomic fault. An exclusive entry carries no WRITE
 // (test_hmm's ATOMIC tag is not its WRITE tag): a plain write to it faults and revokes it.
-// Marks the slot dirty.
+// Its report marks the slot dirty.
 @compute @workgroup_size(WG)
 fn mirror_atomic_inc(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lidx: u32) {
   mirrorThread(wg, nwg, lidx, PTE_VALID | PTE_EXCLUSIVE, ACCESS_ATOMIC);
+}
+
+@compute @workgroup_size(WG)
+fn report_atomic(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lidx: u32) {
+  mirrorReport(wg, nwg, lidx, PTE_VALID | PTE_EXCLUSIVE, ACCESS_ATOMIC);
+}
+
+@compute @workgroup_size(WG)
+fn record_atomic(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lidx: u32) {
+  mirrorRecord(wg, nwg, lidx, PTE_VALID | PTE_EXCLUSIVE, ACCESS_ATOMIC);
 }

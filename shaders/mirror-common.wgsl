@@ -13,11 +13,17 @@
 //
 // Work layout: a command is `npages * 1024` words — the "invocations" of the host-side
 // model: each has a done bit and is replayed until done. A thread serves one done word:
-// 32 consecutive words (8 vec4s), all in one page; 32 threads serve a page and a 256-thread
-// workgroup serves 8 consecutive pages of the range. So the page walk is done once per 32
-// words, not once per word, and within a page (a warp on a GPU) every thread walks the same
-// entries; the walk sits before any branch, and costs no more than that on CPU rasterisers
-// (llvmpipe, SwiftShader) where every storage load is a per-lane gather.
+// 32 consecutive words (8 vec4s), all in one page; 32 threads serve a page and a WG-thread
+// workgroup serves PAGES_PER_WG consecutive pages of the range (WG is the engine's, up to
+// src/device/abi.ts). The mirror kernels translate through a TLB in workgroup memory
+// (tlbFill): one walk per page per workgroup, the leaf broadcast to the page's threads, and
+// their threads touch no atomic; a second dispatch in the same pass, the report pass
+// (mirrorReport, one thread per page), turns what the round did into per-page bookkeeping
+// and one fault record per missed page per uTLB (a workgroup of the first dispatch). The
+// split is measured: on llvmpipe the mere presence of the fault path (atomics, record
+// stores) in the copy kernel cost 0.4-1.0x of a bare copy's time, even untaken. The
+// workload kernels (workloads.wgsl) keep a per-thread translation cache and record through
+// the per-(uTLB, page) pending filter.
 
 // Constants (PTE_* entry bits of src/device/page-table.ts, ACCESS_* fault codes, sizes,
 // STATE_MISSED) are not written here: src/device/abi.ts generates them from the TS and
@@ -27,11 +33,14 @@
 
 // state[] layout (words): 0 reserved for kernels of other files (createKernels: e.g. the
 // workloads' mismatch count; zeroed with the command, never by a round), 1 words left not
-// done by this round (reset each round), 2..3 reserved, then the pending bitmap at pendOff (cleared every round), then (only
+// done by this round (reset each round), 2 the TLB's lookups and 3 its walks this round (mirror
+// kernels; reset each round), 4..6 the record pass's indirect dispatch (x, y, z; reset each
+// round), 7 reserved, then the pending bitmap at pendOff (cleared every round), then (only
 // when counting: cntOff != 0) the access counters at cntOff (cleared every round). The done
 // bitmaps are in done[] (see mirrorThread). There is no done counter: every word not done
 // before a round is either done by it or counted missed, so the host knows the done count
-// is nwords - missed, and a round that faults nowhere touches no global atomic at all.
+// is nwords - missed. A round of a mirror kernel that faults nowhere touches two global
+// atomics per report workgroup (the TLB statistics), none per thread.
 
 struct Params {
   vaLo: u32,        // first page of the range, low 32 bits
@@ -46,6 +55,7 @@ struct Params {
   parity: u32,      // 0: done[] holds prev then next; 1: next then prev
   cntFirst: u32,    // the range's first page's offset in its counter region (< cntPages)
   cntPages: u32,    // pages per counter region (the policy's granularity: 512 = 2 MiB)
+  leafOff: u32,     // word offset in done[] of the leaves tlbFill leaves for the report pass
 }
 
 struct FaultRecord {
@@ -70,8 +80,9 @@ struct FaultRing {
 @group(0) @binding(5) var<storage, read_write> state: array<atomic<u32>>;
 @group(0) @binding(6) var<storage, read_write> ring: FaultRing;
 @group(0) @binding(7) var<storage, read_write> dirty: array<atomic<u32>>;
-// Two done bitmaps of doneWords words each. Plain loads/stores: within a round a word is
-// written by one thread and only in the bitmap nobody reads this round.
+// Two done bitmaps of doneWords words each, then (at leafOff) one leaf per range page. Plain
+// loads/stores: within a round a word is written by one thread and only in the bitmap
+// nobody reads this round; the report pass reads both after the kernel's dispatch.
 @group(0) @binding(8) var<storage, read_write> done: array<u32>;
 
 // WG threads a workgroup, THREADS_PER_PAGE (one per done word) a page, VECS_PER_THREAD
@@ -107,7 +118,7 @@ fn linearWorkgroup(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return wg.x + wg.y * nwg.x;
 }
 
-// The uTLB word `i` of the command goes through.
+// The uTLB word `i` of a workload command goes through (256-word blocks, TLB_BLOCK_WORDS).
 fn sourceOf(i: u32) -> u32 {
   return (i / TLB_BLOCK_WORDS) % params.nsources;
 }
@@ -122,7 +133,7 @@ fn markDirty(entry: u32) {
   }
 }
 
-// A miss. The words stay not-done (they are replayed next round); the first miss of this
+// A miss of a workload kernel's thread. The words stay not-done (they are replayed next round); the first miss of this
 // source on this page appends a record to the fault buffer — the uTLB's filtering of
 // outstanding faults. Other sources may append duplicates: the host coalesces them.
 fn recordFault(rangePage: u32, pageLo: u32, pageHi: u32, access: u32, source: u32) {
@@ -154,57 +165,171 @@ fn countRemote(e: u32, rangePage: u32, words: u32) {
   atomicAdd(&state[params.cntOff + (params.cntFirst + rangePage) / params.cntPages], words);
 }
 
-// The done bitmaps of done word w: this round reads `prev` (bits of words done in earlier
-// rounds) and writes `next`; params.parity says which half is which (see mirrorThread).
+// The workgroup's TLB (a GPU's L1 TLB, here in workgroup memory): one entry per page the
+// workgroup serves, filled at the start of the dispatch by one walk per page (tlbFill; the
+// entries do not change during a dispatch, so a walk is good for the whole round) and
+// broadcast to the page's 32 threads through workgroup memory.
+var<workgroup> tlbLeaf: array<u32, PAGES_PER_WG>;
+
+// The done bitmaps: this round reads `prev` (bits of words done in earlier rounds) and writes
+// `next`; params.parity says which half is which.
+fn prevDoneIndex(w: u32) -> u32 {
+  return select(0u, params.doneWords, params.parity != 0u) + w;
+}
+
+fn nextDoneIndex(w: u32) -> u32 {
+  return select(params.doneWords, 0u, params.parity != 0u) + w;
+}
+
+// Both for a kernel whose thread owns done word w (the workload kernels).
 struct DoneWord {
   prev: u32,
   nextIndex: u32,
 }
 
 fn doneWord(w: u32) -> DoneWord {
-  let odd = params.parity != 0u;
-  let prevW = select(0u, params.doneWords, odd) + w;
-  let nextW = select(params.doneWords, 0u, odd) + w;
-  return DoneWord(done[prevW], nextW);
+  return DoneWord(done[prevDoneIndex(w)], nextDoneIndex(w));
 }
 
-// One thread of a kernel: done word w = the thread's global index, words 32w .. 32w + 31
-// of the command, vec4s 8w .. 8w + 7 of io, in range page w / 32. `need`: entry bits the
-// access requires; `access`: ACCESS_* for the fault record and for doAccess (defined by each
-// kernel file: doAccess(access, e, j, addr, prev) does the access for io vec4s j .. j + 7 at
-// pool vec4s addr .. addr + 7, leaving alone the words whose bit is set in `prev` — done
-// in an earlier round).
-//
-// Done bits are double-buffered: this round reads `prev` and writes `next` (the host flips
-// params.parity between rounds), so a bit set this round is never seen this round. The 32
-// words of a done word see the same entry (the tables do not change during a dispatch), so
-// they share one outcome, and their thread does the bookkeeping for all 32: next word,
-// missed count, dirty bit, fault record. No barriers, and no atomics unless it missed.
-fn mirrorThread(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32) {
-  let w = linearWorkgroup(wg, nwg) * WG + lidx;
-  let rangePage = w / THREADS_PER_PAGE;
-  let pageLo = params.vaLo + rangePage;
-  let pageHi = params.vaHi + select(0u, 1u, pageLo < params.vaLo);
-  let e = translate(pageLo, pageHi);
-  let ok = (e & need) == need;
-  if (rangePage >= params.npages) { return; } // the last workgroup may run past the range
-  let d = doneWord(w);
-  let prev = d.prev;
-  let nextW = d.nextIndex;
-  if (prev == 0xffffffffu) {
-    done[nextW] = prev;
-    return;
+// TLB fill, by thread t < PAGES_PER_WG for the workgroup's page t: the one walk of the page
+// this round (a page past the range is not walked). The leaf is also left in done[] at
+// leafOff for the round's report pass (mirrorReport), which so needs no walk of its own.
+fn tlbFill(t: u32, wgi: u32) {
+  let rp = wgi * PAGES_PER_WG + t;
+  var e = 0u;
+  if (rp < params.npages) {
+    let pageLo = params.vaLo + rp;
+    e = translate(pageLo, params.vaHi + select(0u, 1u, pageLo < params.vaLo));
+    done[params.leafOff + rp] = e;
   }
-  if (ok) {
+  tlbLeaf[t] = e;
+}
+
+// One thread of a mirror kernel: done word w = the thread's global index, words 32w .. 32w +
+// 31 of the command, vec4s 8w .. 8w + 7 of io, in range page w / 32. `need`: entry bits the
+// access requires; `access`: ACCESS_* for doAccess (defined by each kernel file:
+// doAccess(access, e, j, addr, prev) does the access for io vec4s j .. j + 7 at pool vec4s
+// addr .. addr + 7, leaving alone the words whose bit is set in `prev` — done in an earlier
+// round).
+//
+// Threads 0 .. PAGES_PER_WG - 1 fill the TLB; after the barrier the translation is a
+// workgroup-memory lookup, then the copy and one done-word store: no atomic, no fault
+// record — a thread that misses only leaves its done word as it was. What the round did per
+// page (faults, dirty bits, access counts, TLB statistics) is the report pass's, which reads
+// it back from the done bitmaps (mirrorReport). Done bits are double-buffered: this round
+// reads `prev` and writes `next` (the host flips params.parity between rounds), so a bit
+// set this round is never seen this round.
+fn mirrorThread(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32) {
+  let wgi = linearWorkgroup(wg, nwg);
+  if (lidx < PAGES_PER_WG) { tlbFill(lidx, wgi); }
+  workgroupBarrier();
+  let w = wgi * WG + lidx;
+  if (w / THREADS_PER_PAGE >= params.npages) { return; } // the last workgroup may run past the range
+  let prev = done[prevDoneIndex(w)];
+  let nextW = nextDoneIndex(w);
+  let e = tlbLeaf[lidx / THREADS_PER_PAGE];
+  if (prev != 0xffffffffu && (e & need) == need) {
     let addr = (e >> PTE_INDEX_SHIFT) * VECS_PER_PAGE + (w % THREADS_PER_PAGE) * VECS_PER_THREAD;
     doAccess(access, e, w * VECS_PER_THREAD, addr, prev);
-    countRemote(e, rangePage, countOneBits(~prev));
     done[nextW] = 0xffffffffu;
-    if (access != ACCESS_READ) { markDirty(e); }
   } else {
     done[nextW] = prev;
-    atomicAdd(&state[STATE_MISSED], countOneBits(~prev));
-    let prot = select(0u, ACCESS_PROTECTION, (e & PTE_VALID) != 0u);
-    recordFault(rangePage, pageLo, pageHi, access | prot, sourceOf(w * 32u));
   }
+}
+
+// The report pass, after mirrorThread's dispatch in the same pass: one thread per range
+// page, reading what the round did from the leaf tlbFill left and, where it matters, the
+// page's 32 done words before (prev) or after (next) the round. A page whose words were done
+// by this round gets its access count (countRemote) and, for a write or atomic, its dirty
+// bit, once for the page. A page that missed with words left not done adds them to the
+// missed count and makes the record pass run (mirrorRecord, dispatched indirectly through state[STATE_RECORD_ARGS]: zero
+// workgroups in a round that faulted nowhere). The TLB's statistics for the round (like
+// UVM's per-GPU counters), one atomic each per report workgroup: lookups — one per thread
+// of the range (each read its page's entry from workgroup memory); walks — one per page
+// (one walk per page per workgroup).
+//
+// Why three passes: measured on llvmpipe, the fault-record code (the ring's atomics and
+// stores) in a kernel costs that kernel 0.4-1.0x of a bare copy's time even when no thread
+// takes it, so neither the copy nor this pass, which run every round, holds it.
+fn mirrorReport(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32) {
+  let wgi = linearWorkgroup(wg, nwg);
+  let rp = wgi * WG + lidx;
+  if ((access != ACCESS_READ || params.cntOff != 0u) && rp < params.npages) {
+    // Accessed: the words this round did (those not done before it). A plain read that
+    // does not count has nothing to do here, and reads no done word.
+    let e = done[params.leafOff + rp];
+    if ((e & need) == need) {
+      let p0 = prevDoneIndex(rp * THREADS_PER_PAGE);
+      var work = 0u;
+      for (var k = 0u; k < THREADS_PER_PAGE; k++) { work += countOneBits(~done[p0 + k]); }
+      if (work != 0u) {
+        countRemote(e, rp, work);
+        if (access != ACCESS_READ) { markDirty(e); }
+      }
+    }
+  }
+  // One thread per report workgroup does the rest, serially over the workgroup's pages: on
+  // a SIMD CPU rasteriser (llvmpipe) a divergent branch with global atomics costs every lane
+  // even when none takes it (measured: ~1x a bare copy), a loop in one lane does not.
+  if (lidx != 0u) { return; }
+  let first = wgi * WG;
+  let pages = min(WG, params.npages - min(params.npages, first));
+  if (pages == 0u) { return; }
+  atomicAdd(&state[STATE_TLB_LOOKUPS], pages * THREADS_PER_PAGE);
+  atomicAdd(&state[STATE_TLB_WALKS], pages);
+  var missed = 0u;
+  for (var t = 0u; t < pages; t++) {
+    if ((done[params.leafOff + first + t] & need) != need) { missed += pageMissed(first + t); }
+  }
+  if (missed != 0u) {
+    atomicAdd(&state[STATE_MISSED], missed);
+    atomicStore(&state[STATE_RECORD_ARGS], (params.npages + WG - 1u) / WG);
+    atomicStore(&state[STATE_RECORD_ARGS + 1u], 1u);
+    atomicStore(&state[STATE_RECORD_ARGS + 2u], 1u);
+  }
+}
+
+// The words of range page rp a round left not done (after its dispatch: the next bitmap).
+fn pageMissed(rp: u32) -> u32 {
+  let n0 = nextDoneIndex(rp * THREADS_PER_PAGE);
+  var missed = 0u;
+  for (var k = 0u; k < THREADS_PER_PAGE; k++) { missed += countOneBits(~done[n0 + k]); }
+  return missed;
+}
+
+// The record pass (only in a round with a miss): one thread per range page. A page that
+// missed with words to do gets one record from the uTLB of the workgroup that served it
+// (range page / PAGES_PER_WG, % nsources; faultSourceOf in TS) — UVM's uTLB sends one
+// fault per outstanding (page, access), and no more while it waits for the replay — after
+// a workgroup reduction: one atomicAdd on PUT per workgroup. (Its state[] binding is a
+// stand-in: state holds its indirect arguments, and a buffer may not be both in one dispatch.)
+var<workgroup> rptMisses: atomic<u32>;
+var<workgroup> rptBase: u32;
+
+fn mirrorRecord(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32) {
+  let rp = linearWorkgroup(wg, nwg) * WG + lidx;
+  var missed = 0u;
+  var e = 0u;
+  var local = 0u;
+  if (rp < params.npages) {
+    e = done[params.leafOff + rp];
+    if ((e & need) != need) { missed = pageMissed(rp); }
+    if (missed != 0u) { local = atomicAdd(&rptMisses, 1u); }
+  }
+  let n = workgroupUniformLoad(&rptMisses);
+  if (n == 0u) { return; }
+  if (lidx == 0u) { rptBase = atomicAdd(&ring.put, n); }
+  let base = workgroupUniformLoad(&rptBase);
+  if (missed == 0u) { return; }
+  let slot = base + local;
+  if (slot >= arrayLength(&ring.records)) {
+    // Buffer full: drop the record, flag overflow. Nothing is lost: the words are not
+    // done, so the replay faults again.
+    atomicStore(&ring.overflow, 1u);
+    return;
+  }
+  let pageLo = params.vaLo + rp;
+  let pageHi = params.vaHi + select(0u, 1u, pageLo < params.vaLo);
+  let prot = select(0u, ACCESS_PROTECTION, (e & PTE_VALID) != 0u);
+  ring.records[slot] = FaultRecord(pageLo, pageHi, access | prot, (rp / PAGES_PER_WG) % params.nsources);
 }

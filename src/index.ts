@@ -9,6 +9,7 @@ export {
   MADV_DONTNEED, MADV_HUGEPAGE,
 } from './mm/constants.js';
 export { MADV_PAGEOUT } from './mm/validate.js';
+export { MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP } from './mm/mremap.js';
 export { HmmError, SegmentationFault, BusError, type Errno } from './errors.js';
 // The machine users get from createMachine() is the mm's Machine with its mirror devices.
 export {
@@ -21,6 +22,7 @@ export {
   type Mirror, type MirrorDevice, type MirrorResult,
 } from './driver/uapi.js';
 export { Process } from './mm/process.js';
+export { GUP_PIN_COUNTING_BIAS, UserPages, type GupOptions } from './mm/gup.js';
 export { MemFile } from './mm/file.js';
 export type { MmStruct } from './mm/mm.js';
 export type { DevPagemap, PagemapOptions, DevicePrivateFault } from './mm/pagemap.js';

@@ -22,6 +22,13 @@ export interface SystemOptions extends MachineOptions {
    * README's departures; `npm run bench:departures` measures the retries it costs).
    */
   ownMigrationSetsSeq?: boolean;
+  /**
+   * true: a device WRITE to one of its own read-only device-private pages (after fork)
+   * migrates it home and breaks COW, so the write succeeds. Default false, as Linux:
+   * hmm_range_fault reports such a page valid without HMM_PFN_WRITE and test_hmm's
+   * dmirror_do_fault fails the fault with EFAULT.
+   */
+  ownReadOnlyWriteMigrates?: boolean;
   /** The GPU to use (navigator.gpu or a Dawn instance) instead of the default one. */
   gpu?: GPU;
   /** A GPU to use instead of the default one (e.g. a shared test device). */
@@ -60,7 +67,7 @@ export async function createMachine(opts: SystemOptions = {}): Promise<System> {
   const devicePages = count('devicePages', opts.devicePages, 8192, 1, 1 << 20);
   const aperturePages = count('aperturePages', opts.aperturePages, 8192, 512, 1 << 20);
   const gpu = opts.gpuContext ?? (opts.gpu !== undefined ? gpuFrom(opts.gpu) : undefined);
-  return new System(opts, (m) => Array.from({ length: devices }, (_, i) => new DmirrorDevice(m, i, { devicePages, aperturePages, gpu, ownMigrationSetsSeq: opts.ownMigrationSetsSeq ?? true })));
+  return new System(opts, (m) => Array.from({ length: devices }, (_, i) => new DmirrorDevice(m, i, { devicePages, aperturePages, gpu, ownMigrationSetsSeq: opts.ownMigrationSetsSeq ?? true, ownReadOnlyWriteMigrates: opts.ownReadOnlyWriteMigrates === true })));
 }
 
 /** A device from a caller's GPU object (navigator.gpu or a Dawn instance). */

@@ -7,6 +7,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { AXES } from '../src/experiment/schema.js';
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '..');
 const SRC = join(ROOT, 'src');
@@ -19,6 +20,12 @@ function files(dir: string): string[] {
 }
 
 const all = files(SRC);
+const DEMO = files(join(ROOT, 'demo'));
+
+/** The code of a file without its comments (a crude scan: enough for flags and field writes). */
+function code(file: string): string {
+  return readFileSync(file, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"`\\])\/\/.*$/gm, '$1');
+}
 const rel = (p: string): string => relative(ROOT, p);
 
 /** The src files a file imports (relative specifiers only, '.js' → '.ts'). */
@@ -75,6 +82,19 @@ describe('structure', () => {
     };
     for (const f of scope) visit(f, []);
     expect(cycles).toEqual([]);
+  });
+
+  test("the run schema (src/experiment/schema.ts) is the only place an axis's flag is spelled", () => {
+    const flags = Object.values(AXES).map((a) => a.flag);
+    expect(flags).toContain('--workload');
+    const schema = code(join(SRC, 'experiment/schema.ts'));
+    expect(flags.filter((f) => !new RegExp(`${f}(?![\\w-])`).test(schema))).toEqual([]); // the scan sees them
+    const spelled: string[] = [];
+    for (const f of [...all, ...DEMO].filter((x) => rel(x) !== 'src/experiment/schema.ts')) {
+      const text = code(f);
+      for (const flag of flags) if (new RegExp(`${flag}(?![\\w-])`).test(text)) spelled.push(`${rel(f)}: ${flag}`);
+    }
+    expect(spelled).toEqual([]);
   });
 
   test('the import scan sees imports (a sanity check of the scanner)', () => {

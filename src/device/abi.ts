@@ -21,7 +21,11 @@ export const MIRROR_WORKGROUP_SIZE = 256;
 export const MIRROR_THREADS_PER_PAGE = 32;
 /** Range pages one workgroup serves. */
 export const MIRROR_PAGES_PER_WORKGROUP = MIRROR_WORKGROUP_SIZE / MIRROR_THREADS_PER_PAGE;
-/** Words per uTLB block: words [256k, 256k + 256) report through uTLB k % nsources. */
+/**
+ * Words per uTLB block of the workload kernels (workloads.wgsl): words [256k, 256k + 256)
+ * report through uTLB k % nsources. The engine's own kernels report per workgroup
+ * (faultSourceOf).
+ */
 export const MIRROR_TLB_BLOCK_WORDS = 256;
 export const WORDS_PER_PAGE = PAGE_BYTES / 4;
 /** Storage buffers the kernels bind (tables, aperture, vram, io, state, faults, dirty, done). */
@@ -30,9 +34,14 @@ export const MIRROR_STORAGE_BUFFERS = 8;
 export const ACCESS_READ = 1;
 export const ACCESS_WRITE = 2;
 export const ACCESS_ATOMIC = 3;
-/** state[] words: 0 is a kernel's own counter, 1 the words a round left not done, 2..3 reserved. */
+/** state[] words: 0 is a kernel's own counter, 1 the words a round left not done. */
 export const STATE_MISSED = 1;
-export const STATE_HEADER_WORDS = 4;
+/** state[] words: the workgroup TLB's lookups and page walks this round (mirror kernels). */
+export const STATE_TLB_LOOKUPS = 2;
+export const STATE_TLB_WALKS = 3;
+/** state[] words 4..6: the record pass's indirect dispatch arguments (x, y, z), set by the report pass when a page missed. */
+export const STATE_RECORD_ARGS = 4;
+export const STATE_HEADER_WORDS = 8;
 
 /** The constants every kernel sees, as WGSL: TypeScript is their single source. */
 export function wgslConstants(): string {
@@ -40,7 +49,8 @@ export function wgslConstants(): string {
     PTE_VALID, PTE_WRITE, PTE_EXCLUSIVE, PTE_DEVICE, PTE_HUGE, PTE_INDEX_SHIFT, PT_ENTRIES,
     WORDS_PER_PAGE, VECS_PER_PAGE: WORDS_PER_PAGE / 4,
     ACCESS_READ, ACCESS_WRITE, ACCESS_ATOMIC, ACCESS_PROTECTION: FAULT_ACCESS_PROTECTION,
-    STATE_MISSED, WG: MIRROR_WORKGROUP_SIZE, THREADS_PER_PAGE: MIRROR_THREADS_PER_PAGE,
+    STATE_MISSED, STATE_TLB_LOOKUPS, STATE_TLB_WALKS, STATE_RECORD_ARGS, WG: MIRROR_WORKGROUP_SIZE, THREADS_PER_PAGE: MIRROR_THREADS_PER_PAGE,
+    PAGES_PER_WG: MIRROR_PAGES_PER_WORKGROUP,
     VECS_PER_THREAD: WORDS_PER_PAGE / 4 / MIRROR_THREADS_PER_PAGE, TLB_BLOCK_WORDS: MIRROR_TLB_BLOCK_WORDS,
   };
   const lines = Object.entries(u32).map(([k, v]) => `const ${k}: u32 = ${v}u;`);
@@ -92,6 +102,8 @@ export interface Params {
   cntOff: number;
   cntFirst: number;
   cntPages: number;
+  /** Word offset in the done buffer of the leaves the TLB fill leaves for the report pass (2 * doneWords). */
+  leafOff: number;
 }
 
 /** Params as the uniform buffer holds them. */

@@ -148,7 +148,7 @@ export class MirrorCommand {
   /** @internal */ readonly params!: GPUBuffer;
   /** @internal */ readonly io!: GPUBuffer;
   /** @internal */ readonly state!: GPUBuffer;
-  /** @internal: two done bitmaps (see mirrorThread in mirror-common.wgsl). */
+  /** @internal: two done bitmaps and the report pass's leaves (see mirrorThread in mirror-common.wgsl). */
   readonly doneBits!: GPUBuffer;
   /** @internal */ readonly pendWords: number;
   /** @internal: access counters in state[] after the pending bitmap (0: not counting). */
@@ -163,6 +163,9 @@ export class MirrorCommand {
   parity = 0;
   /** @internal */ bindGroup: GPUBindGroup | null = null;
   /** @internal */ bindGen = -1;
+  /** @internal: the record pass's bind group (MirrorEngine.recordBindGroupFor). */
+  recordBindGroup: GPUBindGroup | null = null;
+  /** @internal */ recordBindGen = -1;
   private doneCount = 0;
   private dead = false;
 
@@ -218,18 +221,19 @@ export class MirrorCommand {
       this.state = device.createBuffer({
         label: `${name} state`,
         size: stateWords * 4,
-        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+        // INDIRECT: the record pass is dispatched through state[STATE_RECORD_ARGS ..].
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | GPUBufferUsage.INDIRECT,
       });
       this.doneBits = device.createBuffer({
         label: `${name} done`,
-        size: 2 * this.doneWords * 4,
+        size: (2 * this.doneWords + desc.npages) * 4, // the two bitmaps, then a leaf per page (leafOff)
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
       });
     }
     device.queue.writeBuffer(this.params, 0, encodeParams({
       vaLo: desc.page % 2 ** 32, vaHi: Math.floor(desc.page / 2 ** 32), npages: desc.npages, nwords: this.words,
       nsources: faultSources, pendOff: STATE_HEADER_WORDS, devDirtyOff, doneWords: this.doneWords, parity: 0,
-      cntOff: this.counterOff, cntFirst, cntPages: cfg?.regionPages ?? 1,
+      cntOff: this.counterOff, cntFirst, cntPages: cfg?.regionPages ?? 1, leafOff: 2 * this.doneWords,
     }));
   }
 

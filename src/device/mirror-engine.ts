@@ -29,8 +29,8 @@ import { FaultQueue, type FaultRecord } from './fault-queue.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import { asDeviceError, ensureAlive, HOST_SCHEDULER } from './health.js';
 import {
-  encodeParams, MIRROR_PAGES_PER_WORKGROUP, MIRROR_TLB_BLOCK_WORDS, MIRROR_WORKGROUP_SIZE, paramsBytes, parityOffset,
-  STATE_HEADER_WORDS, WORDS_PER_PAGE,
+  encodeParams, MIRROR_PAGES_PER_WORKGROUP, MIRROR_WORKGROUP_SIZE, paramsBytes, parityOffset,
+  STATE_HEADER_WORDS, STATE_RECORD_ARGS, STATE_TLB_LOOKUPS, STATE_TLB_WALKS, WORDS_PER_PAGE,
 } from './abi.js';
 import {
   CommandBufferPool, MirrorCommand, checkCounterConfig, type AccessCounterConfig, type CommandDesc, type CommandHost, type MirrorKernel,
@@ -57,6 +57,25 @@ export interface RoundResult {
   finished: boolean;
   /** A counting command's (CommandDesc.counters) remote accesses this round, per region (MirrorCommand.accessCounts). */
   counters?: Uint32Array;
+  /** The workgroup TLBs of this round (the engine's own kernels; zero for a kernel of createKernels). */
+  tlb: TlbStats;
+}
+
+/**
+ * A round's translation statistics, counted on the GPU (like UVM's per-GPU TLB/fault
+ * statistics): `lookups` = threads that needed a translation (one per 32 words not done),
+ * `walks` = page walks done for them (one per page per workgroup). Every lookup that did not
+ * walk was served from workgroup memory.
+ */
+export interface TlbStats {
+  lookups: number;
+  walks: number;
+  /** (lookups - walks) / lookups; 0 when nothing was looked up. */
+  hitRate: number;
+}
+
+export function tlbStats(lookups: number, walks: number): TlbStats {
+  return { lookups, walks, hitRate: lookups === 0 ? 0 : (lookups - walks) / lookups };
 }
 
 export interface MirrorEngineOptions {
@@ -99,11 +118,17 @@ export interface MirrorEngineStats {
   /** syncWalkers() calls, and those that returned at once (no kernel in flight). */
   walkerSyncs: number;
   walkerSyncsSkipped: number;
+  /** TLB lookups and page walks over every round (RoundResult.tlb). */
+  tlbLookups: number;
+  tlbWalks: number;
 }
 
-/** The uTLB id the kernels give invocation `word` of a command (for tests and tracing). */
+/**
+ * The uTLB id the engine's kernels give invocation `word` of a command (for tests and
+ * tracing): a workgroup is a uTLB, workgroup k reporting as uTLB k % faultSources.
+ */
 export function faultSourceOf(word: number, faultSources: number): number {
-  return Math.floor(word / MIRROR_TLB_BLOCK_WORDS) % faultSources;
+  return Math.floor(word / (MIRROR_WORKGROUP_SIZE * 32)) % faultSources;
 }
 
 /**
@@ -138,6 +163,8 @@ export class MirrorEngine implements CommandHost {
 
   private readonly layout: GPUBindGroupLayout;
   private readonly pipelines: EnginePipelines;
+  /** Bound as state[] in the record pass (which must not bind the command's: its indirect arguments). */
+  private readonly stateStandIn: GPUBuffer;
   /** Dirty bits: aperture slots first, then device slots at devDirtyOff. */
   private readonly dirty: GPUBuffer;
   private readonly devDirtyOff: number;
@@ -154,7 +181,7 @@ export class MirrorEngine implements CommandHost {
   private tail: Promise<unknown> = Promise.resolve();
   private readonly lost: { info: GPUDeviceLostInfo | null };
   private dead = false;
-  private readonly counters = { rounds: 0, faultRecords: 0, overflows: 0, dispatches: 0, walkerSyncs: 0, walkerSyncsSkipped: 0 };
+  private readonly counters = { rounds: 0, faultRecords: 0, overflows: 0, dispatches: 0, walkerSyncs: 0, walkerSyncsSkipped: 0, tlbLookups: 0, tlbWalks: 0 };
   /** Submitted kernels that walk the page table (rounds, probes) not known to be finished. */
   private walkers = 0;
   #accessCounters: AccessCounterConfig | null = null;
@@ -195,6 +222,7 @@ export class MirrorEngine implements CommandHost {
       size: (this.devDirtyOff + Math.ceil(deviceSlots / 32)) * 4,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
+    this.stateStandIn = device.createBuffer({ label: `${label} record-pass state`, size: STATE_HEADER_WORDS * 4, usage: GPUBufferUsage.STORAGE });
     this.readbacks = new StagingCache(device);
     this.staging = device.createBuffer({
       label: `${label} round staging`,
@@ -282,7 +310,7 @@ export class MirrorEngine implements CommandHost {
     return this.serial('runRound', async () => {
       if (cmd.engine !== this || cmd.destroyed) throw err('EINVAL', 'runRound: command is destroyed or not this engine\'s');
       if (cmd.finished) {
-        return { faults: [], overflow: false, completed: 0, missed: 0, done: cmd.done, total: cmd.words, finished: true };
+        return { faults: [], overflow: false, completed: 0, missed: 0, done: cmd.done, total: cmd.words, finished: true, tlb: tlbStats(0, 0) };
       }
       this.pt.flush();
       const bind = this.bindGroupFor(cmd);
@@ -304,6 +332,17 @@ export class MirrorEngine implements CommandHost {
         pass.setBindGroup(0, bind);
         const [x, y] = this.grid(Math.ceil(cmd.npages / MIRROR_PAGES_PER_WORKGROUP));
         pass.dispatchWorkgroups(x, y);
+        if (cmd.kernel === null) {
+          // The engine's kernels leave the dirty bits, counts and faults to their report pass
+          // (one thread per page) and, in a round with a miss, its record pass (dispatched
+          // through the arguments the report pass leaves in state[]: none otherwise).
+          pass.setPipeline(this.pipelines.report[cmd.op]);
+          const [rx, ry] = this.grid(Math.ceil(cmd.npages / MIRROR_WORKGROUP_SIZE));
+          pass.dispatchWorkgroups(rx, ry);
+          pass.setPipeline(this.pipelines.record[cmd.op]);
+          pass.setBindGroup(0, this.recordBindGroupFor(cmd));
+          pass.dispatchWorkgroupsIndirect(cmd.state, STATE_RECORD_ARGS * 4);
+        }
         pass.end();
         enc.copyBufferToBuffer(cmd.state, 0, this.staging, 0, STATE_HEADER_WORDS * 4);
         this.faults.encodeDrain(enc, this.staging, STATE_HEADER_WORDS * 4);
@@ -328,7 +367,8 @@ export class MirrorEngine implements CommandHost {
           const counters = cmd.counterWords > 0 ? new Uint32Array(bytes.slice(countersAt, countersAt + cmd.counterWords * 4)) : null;
           return {
             faults: batch.records, overflow: batch.overflow, completed: done - cmd.done, missed,
-            done, total: cmd.words, finished: done === cmd.words, ...(counters !== null ? { counters } : {}),
+            done, total: cmd.words, finished: done === cmd.words, tlb: tlbStats(head[STATE_TLB_LOOKUPS], head[STATE_TLB_WALKS]),
+            ...(counters !== null ? { counters } : {}),
           };
         } finally {
           this.staging.unmap();
@@ -340,6 +380,8 @@ export class MirrorEngine implements CommandHost {
       cmd.parity ^= 1; // this round's `next` bitmap is the next round's `prev`
       this.counters.rounds++;
       this.counters.faultRecords += r.faults.length;
+      this.counters.tlbLookups += r.tlb.lookups;
+      this.counters.tlbWalks += r.tlb.walks;
       if (r.overflow) this.counters.overflows++;
       return r;
     });
@@ -470,6 +512,7 @@ export class MirrorEngine implements CommandHost {
     if (!this.sharedVram) this.vram.destroy();
     this.faults.destroy();
     this.dirty.destroy();
+    this.stateStandIn.destroy();
     this.staging.destroy();
   }
 
@@ -552,6 +595,15 @@ export class MirrorEngine implements CommandHost {
       cmd.bindGen = this.pt.generation;
     }
     return cmd.bindGroup;
+  }
+
+  /** The record pass's: the command's, with state[] (its indirect arguments) replaced by a stand-in. */
+  private recordBindGroupFor(cmd: MirrorCommand): GPUBindGroup {
+    if (!cmd.recordBindGroup || cmd.recordBindGen !== this.pt.generation) {
+      cmd.recordBindGroup = this.makeBindGroup(cmd.params, cmd.io, this.stateStandIn, cmd.doneBits);
+      cmd.recordBindGen = this.pt.generation;
+    }
+    return cmd.recordBindGroup;
   }
 
   private makeBindGroup(params: GPUBuffer, io: GPUBuffer, state: GPUBuffer, done: GPUBuffer): GPUBindGroup {

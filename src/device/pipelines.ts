@@ -12,7 +12,11 @@ import { MIRROR_STORAGE_BUFFERS, withAbi } from './abi.js';
 import type { MirrorOp } from './command.js';
 import { withErrorScopes } from './gpu.js';
 
-export type EnginePipelines = Record<MirrorOp | 'probe', GPUComputePipeline>;
+/** The engine's kernels: one per op, each op's report and record passes (mirrorReport, mirrorRecord), and the probe. */
+export type EnginePipelines = Record<MirrorOp | 'probe', GPUComputePipeline> & {
+  report: Record<MirrorOp, GPUComputePipeline>;
+  record: Record<MirrorOp, GPUComputePipeline>;
+};
 
 /** One pipeline of a kernel file: its entry point and pipeline-overridable constants. */
 export interface KernelVariant {
@@ -45,11 +49,19 @@ export function createEnginePipelines(device: GPUDevice, label: string, sched: S
           { binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } })),
       ],
     });
-    const [[read, write, probe], [atomic]] = await Promise.all([
-      compile(device, layout, label, 'mirror-access.wgsl', accessWgsl, [{ entryPoint: 'mirror_read' }, { entryPoint: 'mirror_write' }, { entryPoint: 'mirror_probe' }], sched),
-      compile(device, layout, label, 'mirror-atomic.wgsl', atomicWgsl, [{ entryPoint: 'mirror_atomic_inc' }], sched),
+    const access = ['mirror_read', 'mirror_write', 'mirror_probe', 'report_read', 'report_write', 'record_read', 'record_write'];
+    const [[read, write, probe, reportRead, reportWrite, recordRead, recordWrite], [atomic, reportAtomic, recordAtomic]] = await Promise.all([
+      compile(device, layout, label, 'mirror-access.wgsl', accessWgsl, access.map((entryPoint) => ({ entryPoint })), sched),
+      compile(device, layout, label, 'mirror-atomic.wgsl', atomicWgsl, ['mirror_atomic_inc', 'report_atomic', 'record_atomic'].map((entryPoint) => ({ entryPoint })), sched),
     ]);
-    return { layout, pipelines: { read, write, probe, atomic } };
+    return {
+      layout,
+      pipelines: {
+        read, write, probe, atomic,
+        report: { read: reportRead, write: reportWrite, atomic: reportAtomic },
+        record: { read: recordRead, write: recordWrite, atomic: recordAtomic },
+      },
+    };
   });
 }
 

@@ -43,18 +43,28 @@ export function checkBounce(npages: number): void {
   if (npages > MAX_BOUNCE_PAGES) throw err('ENOMEM', `no bounce buffer of ${npages} pages (at most ${MAX_BOUNCE_PAGES})`);
 }
 
-/** Every VMA piece of [start, end), EINVAL for a hole or a VMA without read permission. */
-export function vmaPieces(mm: MmStruct, start: number, end: number): { start: number; end: number; write: boolean }[] {
+/**
+ * Every VMA piece of [start, end), EINVAL for a hole or a VMA without read permission. With
+ * `maxPages`, pieces are at most that long, counted from each piece's start (the migration
+ * loops' `next = min(end, addr + (PTRS_PER_PTE << PAGE_SHIFT))`, then the VMA's end).
+ */
+export function vmaPieces(mm: MmStruct, start: number, end: number, maxPages = Infinity): { start: number; end: number; write: boolean }[] {
   const out: { start: number; end: number; write: boolean }[] = [];
   for (let a = start; a < end;) {
     const vma = mm.vmas.lookup(a);
     if (vma === undefined || (vma.flags & VM_READ) === 0) throw err('EINVAL', `no readable VMA at 0x${a.toString(16)}`);
-    const next = Math.min(end, vma.end);
+    const next = Math.min(end, vma.end, a + maxPages * PAGE_SIZE);
     out.push({ start: a, end: next, write: (vma.flags & VM_WRITE) !== 0 });
     a = next;
   }
   return out;
 }
+
+/**
+ * Pages one migrate_vma_setup of HMM_DMIRROR_MIGRATE_TO_DEV/TO_SYS covers at most: test_hmm's
+ * loops step by PTRS_PER_PTE (512) pages since the device-private THP series.
+ */
+export const MIGRATE_STEP_PAGES = 512;
 
 /** Most pages one GPU command covers (its io buffer: 128 MiB, llvmpipe's binding limit). */
 export const MAX_COMMAND_PAGES = 32768;

@@ -22,6 +22,8 @@ export interface DmirrorDeviceOptions {
   gpu?: Promise<GpuContext>;
   /** false: own MIGRATE invalidations skip mmu_interval_set_seq, as test_hmm's do. */
   ownMigrationSetsSeq?: boolean;
+  /** true: a device write to its own read-only device-private page migrates it (a departure). */
+  ownReadOnlyWriteMigrates?: boolean;
 }
 
 let sharedGpu: Promise<GpuContext> | null = null;

@@ -25,11 +25,8 @@ import type { MmuIntervalNotifier, MmuNotifierRange } from '../mm/notifier.js';
 import type { Process } from '../mm/process.js';
 import { Aperture } from './aperture.js';
 import type { Mirror, MirrorResult } from './uapi.js';
-import type { GpuContext } from '../device/gpu.js';
-import type { PagePool } from '../device/page-pool.js';
-import type { Machine } from '../mm/machine.js';
-import type { Devmem } from './devmem.js';
-import { bounceInit, checkBounce, checkRange, MAX_COMMAND_PAGES, vmaPieces } from './cmd.js';
+import { bounceInit, checkBounce, checkRange, MAX_COMMAND_PAGES, MIGRATE_STEP_PAGES, vmaPieces } from './cmd.js';
+import type { DmirrorHost, DmirrorStats } from './dmirror-host.js';
 import { dmirrorMigrateIn } from './migrate.js';
 import { MirrorPt } from './mirror-pt.js';
 import { dmirrorSnapshot } from './snapshot.js';
@@ -41,33 +38,7 @@ import { DMIRROR_SERVICER, FaultServicer, SERVICER_SHAPE, type ServicerOptions }
 /** A command still faulting after this many rounds is a livelock: EFAULT, not a hang. */
 const MAX_ROUNDS = 10_000;
 
-/** Counters of one mirror, for tests and the experiment. */
-export interface DmirrorStats {
-  commands: number;
-  rounds: number;
-  faultRecords: number;
-  invalidations: number;
-  skippedOwnMigrations: number;
-  /** GPU commands a mirror command was split into (one per chunk). */
-  chunks: number;
-  /** Times a full aperture made the driver zap the entries outside the chunks in flight. */
-  evictions: number;
-}
-
-/**
- * What a mirror needs of its device (DmirrorDevice implements it): the GPU, the device's
- * memory, and the set of open mirrors it leaves at close. The device is also the
- * dev_private_owner of hmm_range_fault and the owner of its MIGRATE invalidations.
- */
-export interface DmirrorHost {
-  readonly index: number;
-  readonly machine: Machine;
-  readonly gpu: GpuContext;
-  readonly vram: PagePool;
-  readonly devmem: Devmem;
-  readonly options: { readonly aperturePages: number; readonly ownMigrationSetsSeq?: boolean };
-  readonly mirrors: Set<Dmirror>;
-}
+export type { DmirrorHost, DmirrorStats } from './dmirror-host.js';
 
 export class Dmirror implements Mirror {
   readonly device: DmirrorHost;
@@ -164,14 +135,22 @@ export class Dmirror implements Mirror {
    * migration code updates our table itself.
    */
   async #invalidate(sub: MmuIntervalNotifier, range: MmuNotifierRange, seq: number): Promise<boolean> {
+    const own = range.event === 'MIGRATE' && range.owner === this.device;
+    // test_hmm's order (ownMigrationSetsSeq false): the owner check comes before the mutex,
+    // so its own MIGRATE never waits for it (nor fails a non-blockable range on it). The port
+    // still takes the lock for its own-migration bookkeeping when it may sleep.
+    const kernelOrder = own && this.device.options.ownMigrationSetsSeq === false;
+    if (kernelOrder && !range.blockable) {
+      this.#stats.skippedOwnMigrations++;
+      return true;
+    }
     if (!this.lock.tryLock()) { // (uncontended: no await, the shootdown starts at once)
       if (!range.blockable) return false;
       await this.lock.lock();
     }
     try {
-      // Racing faults retry, own migrations included (test_hmm's order: ownMigrationSetsSeq false).
-      const own = range.event === 'MIGRATE' && range.owner === this.device;
-      if (!own || this.device.options.ownMigrationSetsSeq !== false) sub.setSeq(seq);
+      // Racing faults retry, own migrations included (test_hmm's order: no set_seq for them).
+      if (!kernelOrder) sub.setSeq(seq);
       const first = range.start / PAGE_SIZE;
       const last = Math.min(range.end / PAGE_SIZE, TASK_SIZE / PAGE_SIZE);
       if (own) {
@@ -234,7 +213,10 @@ export class Dmirror implements Mirror {
 
   /** What fault servicing gets of this mirror: its page table, notifier and locks. */
   #target(): MirrorTarget {
-    return { mm: this.mm, notifier: this.notifier, lock: this.lock, pt: this.pt, devPrivateOwner: this.device, v52: this.#v52 };
+    return {
+      mm: this.mm, notifier: this.notifier, lock: this.lock, pt: this.pt, devPrivateOwner: this.device, v52: this.#v52,
+      ownReadOnlyWriteMigrates: this.device.options.ownReadOnlyWriteMigrates === true,
+    };
   }
 
   /**
@@ -459,7 +441,8 @@ export class Dmirror implements Mirror {
     try {
       this.mm.checkAlive();
       this.engine.checkAlive();
-      for (const piece of vmaPieces(this.mm, r.start, r.end)) {
+      // dmirror_migrate_to_device: one migrate_vma_setup per PTRS_PER_PTE pages at most.
+      for (const piece of vmaPieces(this.mm, r.start, r.end, MIGRATE_STEP_PAGES)) {
         await dmirrorMigrateIn(this.#target(), this.device.devmem, this.#collecting, piece.start, piece.end, piece.write);
       }
     } finally {
@@ -487,7 +470,7 @@ export class Dmirror implements Mirror {
     await this.mm.lock.readLock();
     try {
       this.mm.checkAlive();
-      for (const piece of vmaPieces(this.mm, r.start, r.end)) cpages += await this.device.devmem.evict(this.mm, piece.start, piece.end);
+      for (const piece of vmaPieces(this.mm, r.start, r.end, MIGRATE_STEP_PAGES)) cpages += await this.device.devmem.evict(this.mm, piece.start, piece.end);
     } finally {
       this.mm.lock.readUnlock();
     }

@@ -37,7 +37,7 @@
 import { PolicyEngine } from '../policy/engine.js';
 import type { TraceRecord } from '../policy/trace.js';
 import { TOUCH_LOCAL, TOUCH_REMOTE } from '../policy/residency.js';
-import { type CostModel, DEFAULT_COST, PAGE_SIZE as POLICY_PAGE, transferNs } from '../policy/cost.js';
+import { computeNs, type CostModel, DEFAULT_COST, linkNs, PAGE_SIZE as POLICY_PAGE } from '../policy/cost.js';
 import { ACCESS_READ, ACCESS_WRITE, CPU, DECIDE_REMOTE, DECIDE_THROTTLE, type MigrationCause, type MigrationPolicy } from '../policy/types.js';
 import { err } from '../errors.js';
 import { PAGE_SIZE } from '../mm/constants.js';
@@ -50,6 +50,9 @@ import type { Devmem } from './devmem.js';
 import { dmirrorMigrateIn } from './migrate.js';
 import type { BatchRecord } from './records.js';
 import { serviceRange, type LockState, type MirrorTarget, type RetryOptions } from './retry.js';
+
+/** Default bytes of one counted access: a GPU L2 line (the cost model's remoteAccessBytes). */
+export const ACCESS_REQUEST_BYTES = 128;
 
 export interface PolicyRange {
   /** The managed range: first byte (page aligned) and pages. */
@@ -135,7 +138,10 @@ export class PolicyPath {
     this.cost = r.cost ?? DEFAULT_COST;
     policy.reset?.();
     this.engine = new PolicyEngine(policy, {
-      pages: r.npages, devices: device + 1, capacityPages: r.capacityPages, cost: this.cost,
+      // One page a CPU fault: devmem's migrate_to_ram (dmirror_devmem_fault) moves one page, and
+      // the residency must say what the page tables hold. UVM's 64 KiB big page is the
+      // engine's default (the trace simulator's); on this path it is left undone.
+      pages: r.npages, devices: device + 1, capacityPages: r.capacityPages, cost: this.cost, cpuFaultPages: 1,
       ...(r.chunkPages !== undefined ? { chunkPages: r.chunkPages } : {}),
     });
     const res = this.engine.residency;
@@ -151,10 +157,11 @@ export class PolicyPath {
    * regions of the policy's accessCounterRegionPages (default 1) aligned to the managed
    * range's first page, so GPU region k is the policy's region k; null without the hook.
    */
-  get gpuCounters(): AccessCounterConfig | null {
+  get gpuCounters(): AccessCounterConfig {
+    // Always on: the clock charges remote traffic from what the GPU counted (commandEnd), and
+    // a policy with the hook gets the counts at its granularity.
     const p = this.engine.policy;
-    if (p.accessCounters === undefined) return null;
-    return { regionPages: p.accessCounterRegionPages ?? 1, origin: this.basePage };
+    return { regionPages: p.accessCounters !== undefined ? p.accessCounterRegionPages ?? 1 : 1, origin: this.basePage };
   }
 
   /** The mirror's device memory and its record of the ranges it is collecting (Dmirror.setServicer). */
@@ -227,11 +234,16 @@ export class PolicyPath {
       this.stats.moveMs += performance.now() - t1;
     }
     const t2 = performance.now();
+    // The kernel's own work: a roofline charge for the bytes the command ran over at the
+    // modelled GPU's memory bandwidth (cost.gpuMemBytesPerSec: GTX 1080 Ti, UVM_Smart's config).
+    this.now += computeNs(this.cost, npages * PAGE_SIZE);
     for (const c of hit) res.chunkUsed(this.device, c, this.now);
-    if (remote > 0) {
-      this.stats.remotePages += remote;
-      this.now += this.cost.remoteAccessNs + transferNs(this.cost, remote * PAGE_SIZE);
-    }
+    // Remote traffic from the GPU's own counts: each counted region's words as whole requests
+    // (accessCounterRequestBytes) over the link; without a readout (a command created before
+    // the policy was attached), each remote page once (an estimate).
+    if (remote > 0) this.stats.remotePages += remote;
+    const remoteBytes = counted !== null ? this.#countedBytes(counted) : remote * PAGE_SIZE;
+    if (remoteBytes > 0) this.now += this.cost.remoteAccessNs + linkNs(this.cost, remoteBytes);
     this.#moves = [];
     const ns = this.engine.serviceAccessCounters(this.device, this.now, counted !== null ? this.#readout(counted) : undefined);
     const moves = this.#moves;
@@ -249,6 +261,18 @@ export class PolicyPath {
     }
   }
 
+  /** Bytes the counted remote accesses in the managed range moved: whole requests a region. */
+  #countedBytes(c: AccessCounts): number {
+    const unit = this.engine.policy.accessCounterRequestBytes ?? ACCESS_REQUEST_BYTES;
+    let bytes = 0;
+    for (let i = 0; i < c.counts.length; i++) {
+      const p = c.firstPage + i * c.regionPages - this.basePage;
+      if (c.counts[i] === 0 || p < 0 || p >= this.npages) continue;
+      bytes += Math.ceil((c.counts[i] * 4) / unit) * unit;
+    }
+    return bytes;
+  }
+
   /**
    * The GPU's counts as the policy's batch: each counted region inside the managed range, as
    * its first page (relative) and its count. Regions come aligned to the range (gpuCounters),
@@ -260,11 +284,14 @@ export class PolicyPath {
       this.#acCounts = new Uint32Array(c.counts.length);
     }
     let n = 0;
+    // The counting unit is a memory request (accessCounterRequestBytes), not the word the
+    // kernels count: a region's words become whole requests.
+    const unit = this.engine.policy.accessCounterRequestBytes ?? ACCESS_REQUEST_BYTES;
     for (let i = 0; i < c.counts.length; i++) {
       const p = c.firstPage + i * c.regionPages - this.basePage;
       if (c.counts[i] === 0 || p < 0 || p >= this.npages) continue;
       this.#acPages[n] = p;
-      this.#acCounts[n] = c.counts[i];
+      this.#acCounts[n] = Math.ceil((c.counts[i] * 4) / unit);
       this.stats.countedAccesses += c.counts[i];
       n++;
     }
@@ -277,7 +304,7 @@ export class PolicyPath {
    * Caller holds the mmap read lock (migrate_vma_setup, hmm_range_fault need it).
    */
   async serviceBatch(t: MirrorTarget, groups: readonly FaultGroup[], faults: number, opts: RetryOptions,
-    lock: LockState, rec: BatchRecord): Promise<void> {
+    lock: LockState, rec: BatchRecord): Promise<number> {
     if (this.#devmem === null || this.#collecting === null) throw err('EINVAL', 'policy path not attached to a mirror');
     const res = this.engine.residency;
     let n = 0;
@@ -306,6 +333,12 @@ export class PolicyPath {
     if (count > 0) {
       const t0 = performance.now();
       this.#moves = [];
+      // The prefetcher's va_blocks are clipped to the VMAs (HMM's uvm_hmm_va_block_find_create).
+      const lo = this.basePage * PAGE_SIZE;
+      const regions = t.mm.vmas.range(lo, lo + this.npages * PAGE_SIZE).map((v) => [
+        Math.max(0, v.start / PAGE_SIZE - this.basePage), Math.min(this.npages, v.end / PAGE_SIZE - this.basePage),
+      ] as [number, number]).filter(([a, b]) => b > a);
+      this.engine.setRegions(regions);
       const r = this.engine.serviceGroup(this.device, this.#pages, this.#access, count, faults, this.now);
       const moves = this.#moves;
       this.#moves = [];
@@ -320,8 +353,13 @@ export class PolicyPath {
       this.stats.groups++;
       this.stats.farFaults += faults;
       this.stats.throttledFaults += throttled.size;
-      // The device waits for the service; a throttled invocation replays after its nap.
-      this.now = Math.max(this.now + r.ns, r.throttleUntil);
+      // The device waits for the service. Throttled faults are skipped and replayed later while
+      // the GPU keeps running (uvm_gpu_replayable_faults.c, service_fault_batch_block_locked:
+      // "throttling is implemented ... by continuing to process faults on other pages on the
+      // GPU"): only a batch in which every fault was throttled leaves the device nothing to
+      // run until the first nap ends.
+      this.now += r.ns;
+      if (throttled.size > 0 && throttled.size === count) this.now = Math.max(this.now, r.throttleFirst);
       const t1 = performance.now();
       await this.#perform(t, moves);
       this.stats.moveMs += performance.now() - t1;
@@ -353,6 +391,7 @@ export class PolicyPath {
       }
     }
     this.stats.serviceMs += performance.now() - t2;
+    return throttled.size;
   }
 
   /** The moves the residency made, in its order: evictions home, migrations in. */

@@ -31,6 +31,12 @@ export interface BatchRecord {
   mmapLockWaitMs: number;
   mmapLockHoldMs: number;
   serviceMs: number;
+  /** Service pass (bottom-half run) that took this batch: ServicePass, uvm_parent_gpu_service_replayable_faults. */
+  pass?: number;
+  /** How the buffer was flushed after it (BATCH_FLUSH: re-read PUT above 50 % duplicates). */
+  flush?: 'none' | 'cached-put' | 'update-put';
+  /** Faults the policy throttled (skipped, replayed later). */
+  throttled?: number;
 }
 
 export function emptyRecord(index: number, t: number, round: number): BatchRecord {

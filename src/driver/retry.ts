@@ -19,7 +19,7 @@
  */
 import { PTE_EXCLUSIVE } from '../device/page-table.js';
 import { err, HmmError } from '../errors.js';
-import { HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID } from '../hmm/pfn.js';
+import { HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE } from '../hmm/pfn.js';
 import { HMM_RANGE_DEFAULT_TIMEOUT, hmmRange, hmmRangeFault, type HmmRange } from '../hmm/range-fault.js';
 import {
   hmmMirrorRegister, hmmMirrorUnregister, hmmRangeFaultV52, hmmRangeRegister, hmmRangeUnregister, hmmRangeV52,
@@ -53,8 +53,30 @@ export interface MirrorTarget {
   /** The mirror's page table (dmirror->pt): dmirror_do_fault installs there. */
   readonly pt: MirrorPt;
   readonly devPrivateOwner: unknown;
+  /**
+   * Departure switch (SystemOptions.ownReadOnlyWriteMigrates): a device write to one of its
+   * own read-only device-private pages migrates it home and breaks COW. false (Linux,
+   * test_hmm): hmm_range_fault reports the page without HMM_PFN_WRITE and the fault is
+   * EFAULT (dmirror_do_fault's WARN_ON(range->default_flags & HMM_PFN_WRITE)).
+   */
+  readonly ownReadOnlyWriteMigrates: boolean;
   /** The mirror's v5.2 hmm_mirror, for the valid-flag protocol. */
   readonly v52: V52Mirror;
+}
+
+/**
+ * dmirror_do_fault()'s `else if (WARN_ON(range->default_flags & HMM_PFN_WRITE)) return
+ * -EFAULT`: a write fault whose range came back with a valid page lacking HMM_PFN_WRITE (an
+ * owned read-only device-private page: hmm_range_fault does not fault those) fails.
+ */
+function checkWriteGranted(range: { defaultFlags: number; hmmPfns: { flags: Uint8Array } }, start: number): void {
+  if ((range.defaultFlags & HMM_PFN_REQ_WRITE) === 0) return;
+  const fl = range.hmmPfns.flags;
+  for (let i = 0; i < fl.length; i++) {
+    if ((fl[i] & HMM_PFN_VALID) !== 0 && (fl[i] & HMM_PFN_WRITE) === 0) {
+      throw err('EFAULT', `device write to a read-only page of its own at 0x${(start + i * PAGE_SIZE).toString(16)}`);
+    }
+  }
 }
 
 /**
@@ -122,7 +144,7 @@ async function seq(
   const deadline = sched.now() + opts.timeoutMs;
   const range = hmmRange({
     notifier: t.notifier, start, end, defaultFlags: HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0),
-    devPrivateOwner: t.devPrivateOwner,
+    devPrivateOwner: t.devPrivateOwner, faultOwnReadOnly: t.ownReadOnlyWriteMigrates,
   });
   for (let attempt = 0; ; attempt++) {
     if (opts.protocol === 'lock-fallback' && attempt >= opts.fallbackAfter && lock.mode !== 'write') {
@@ -152,6 +174,7 @@ async function seq(
         rec.retries++;
         continue;
       }
+      checkWriteGranted(range, start);
       rec.mirrorWrites += await t.pt.doFault(start, range.hmmPfns.pfns, range.hmmPfns.flags);
       return;
     } finally {
@@ -233,11 +256,12 @@ export async function dmirrorRangeFault(
 ): Promise<void> {
   const range = hmmRange({
     notifier: t.notifier, start, end, defaultFlags: HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0),
-    devPrivateOwner: t.devPrivateOwner,
+    devPrivateOwner: t.devPrivateOwner, faultOwnReadOnly: t.ownReadOnlyWriteMigrates,
   });
   rec.rangeFaults++;
   await hmmRangeLoop(t.mm, t.notifier, t.lock, range, { timeoutMs: opts.timeoutMs, mmapLock: 'take', afterRangeFault: opts.afterRangeFault, rec }, async () => {
-    rec.mirrorWrites += await t.pt.doFault(start, range.hmmPfns.pfns, range.hmmPfns.flags);
+    checkWriteGranted(range, start);
+      rec.mirrorWrites += await t.pt.doFault(start, range.hmmPfns.pfns, range.hmmPfns.flags);
   });
 }
 
@@ -249,6 +273,7 @@ async function validFlag(
   const deadline = sched.now() + opts.timeoutMs;
   const range = hmmRangeV52(start, end, {
     defaultFlags: HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0), devPrivateOwner: t.devPrivateOwner,
+    faultOwnReadOnly: t.ownReadOnlyWriteMigrates,
   });
   hmmRangeRegister(range, hmm);
   try {
@@ -277,7 +302,8 @@ async function validFlag(
             rec.retries++;
             continue;
           }
-          rec.mirrorWrites += await t.pt.doFault(start, range.hmmPfns.pfns, range.hmmPfns.flags);
+          checkWriteGranted(range, start);
+      rec.mirrorWrites += await t.pt.doFault(start, range.hmmPfns.pfns, range.hmmPfns.flags);
           return;
         } finally {
           t.lock.unlock();

@@ -21,6 +21,7 @@ import { PAGE_SIZE } from '../mm/constants.js';
 import { coalesce, perFault, windowBytes, type CoalesceResult, type FaultGroup, type WindowPolicy } from './coalesce.js';
 import type { PolicyPath } from './policy-path.js';
 import { emptyRecord, type BatchRecord } from './records.js';
+import { ServicePass } from '../policy/service-loop.js';
 import {
   dmirrorAtomicMap, dmirrorRangeFault, HMM_RANGE_DEFAULT_TIMEOUT, serviceRange, type LockState, type MirrorTarget,
   type RetryProtocol,
@@ -51,11 +52,17 @@ export interface ServicerOptions {
   afterRangeFault?: (start: number, end: number) => Promise<void>;
   /** A migration policy deciding each batch (issue 9); its faults are sorted by page first. */
   policy?: PolicyPath;
+  /** One pass's limits (uvm_perf_fault_max_batches_per_service 20, ..._max_throttle_per_service 5). */
+  maxBatchesPerService: number;
+  maxThrottlePerService: number;
+  /** % duplicates above which BATCH_FLUSH re-reads PUT (uvm_perf_fault_replay_update_put_ratio). */
+  replayUpdatePutRatio: number;
 }
 
 export const DEFAULT_SERVICER: ServicerOptions = {
   batchSize: 256, replay: 'batch-flush', window: 2097152, coalesce: true, protocol: 'seq',
   timeoutMs: HMM_RANGE_DEFAULT_TIMEOUT, fallbackAfter: 3, restOfRangeOnOverflow: false, rangePages: 0,
+  maxBatchesPerService: 20, maxThrottlePerService: 5, replayUpdatePutRatio: 50,
 };
 
 export interface CommandRange {
@@ -71,6 +78,8 @@ export class FaultServicer {
   readonly #t0: number;
   /** When each 'amd' window block was last validated (UVM's per-block service timestamp). */
   readonly #validatedAt = new Map<number, number>();
+  /** Service passes so far (each round that faulted starts one). */
+  #passes = 0;
 
   constructor(target: MirrorTarget, opts: Partial<ServicerOptions> = {}) {
     this.target = target;
@@ -105,11 +114,21 @@ export class FaultServicer {
           buffer = buffer.concat(restOfRange(buffer, cmd));
           overflow = false;
         }
-        // Service batches until the policy says replay.
+        // One service pass (the bottom half): batches until the replay policy says replay, at
+        // most maxBatchesPerService of them and until maxThrottlePerService had throttled
+        // faults; what is left waits in the buffer for the next pass (the next round).
+        const pass = new ServicePass({
+          maxBatchesPerService: this.opts.maxBatchesPerService, maxThrottlePerService: this.opts.maxThrottlePerService,
+          replayUpdatePutRatio: this.opts.replayUpdatePutRatio, replayPolicy: this.opts.replay,
+        });
+        this.#passes++;
         do {
+          if (!pass.canFetch()) break;
           const batch = buffer.splice(0, Math.min(buffer.length, this.opts.batchSize));
-          const leftover = await this.#serviceBatch(batch, round, cmd);
+          const { leftover, rec } = await this.#serviceBatch(batch, round, cmd);
           if (leftover.length > 0) buffer = leftover.concat(buffer);
+          rec.pass = this.#passes;
+          rec.flush = pass.batchDone({ fetched: rec.fetched, duplicates: rec.duplicates, throttled: (rec.throttled ?? 0) > 0 }).flush;
           if (this.opts.replay === 'batch-flush') buffer = [];
         } while (buffer.length > 0 && this.opts.replay === 'once');
         overflow = false;
@@ -145,7 +164,7 @@ export class FaultServicer {
   }
 
   /** One batch: coalesce, then service its groups under one mmap lock. Returns unserviced faults ('block'). */
-  async #serviceBatch(batch: FaultRecord[], round: number, cmd: CommandRange): Promise<FaultRecord[]> {
+  async #serviceBatch(batch: FaultRecord[], round: number, cmd: CommandRange): Promise<{ leftover: FaultRecord[]; rec: BatchRecord }> {
     const t = this.target;
     const sched = t.mm.core.sched;
     const rec = emptyRecord(this.records.length, sched.now() - this.#t0, round);
@@ -180,9 +199,9 @@ export class FaultServicer {
       if (this.opts.policy && lock.mode !== 'none') {
         // The policy sees the batch as one fault group; atomic groups keep make_device_exclusive.
         const plain = c.groups.filter((g) => g.rank < 2);
-        await this.opts.policy.serviceBatch(t, plain, c.fetched, this.opts, lock, rec);
+        rec.throttled = await this.opts.policy.serviceBatch(t, plain, c.fetched, this.opts, lock, rec);
         for (const g of c.groups) if (g.rank >= 2) await this.#serviceGroup(g, lock, rec);
-        return leftover;
+        return { leftover, rec };
       }
       for (let g = 0; g < c.groups.length; g++) {
         await this.#serviceGroup(c.groups[g], lock, rec);
@@ -200,7 +219,7 @@ export class FaultServicer {
       }
       rec.serviceMs = sched.now() - t0;
     }
-    return leftover;
+    return { leftover, rec };
   }
 
   async #serviceGroup(g: FaultGroup, lock: LockState, rec: BatchRecord): Promise<void> {

@@ -14,33 +14,22 @@
 import { parseArgs as tokenize } from 'node:util';
 import type { WindowPolicy } from '../driver/coalesce.js';
 import { RETRY_PROTOCOLS } from '../driver/retry.js';
-import { MIN_OVERSUB_CHUNKS } from '../workloads/apps/index.js';
-import { REPLAY_POLICIES } from '../driver/servicer.js';
-import { batchLabel, windowLabel } from './report/labels.js';
-import { APPS } from '../workloads/apps/index.js';
-import { APP_WORKLOADS, isAppWorkload, SYNTHETIC_WORKLOADS, WORKLOADS, type AppWorkload, type WorkloadName } from '../workloads/names.js';
-import type { RunConfig } from './types.js';
+import { APPS, appProgram, MIN_OVERSUB_CHUNKS } from '../workloads/apps/index.js';
+import { APP_WORKLOADS, isAppWorkload, SYNTHETIC_WORKLOADS, type AppWorkload, type WorkloadName } from '../workloads/names.js';
+import { publishedRuns } from './published.js';
+import {
+  AXES, AXIS_ORDER, axisDef, BASE_CONFIG, CliError, configKey, expandConfig, positiveInt, type AxisKey, type AxisValue, type Parser,
+  type RunConfig,
+} from './schema.js';
 
-export const PRESET_NAMES = ['quick', 'coalescing', 'windows', 'batches', 'protocols', 'mm', 'policies', 'all'] as const;
+export { BASE_CONFIG, CliError, configKey };
+
+export const PRESET_NAMES = ['quick', 'coalescing', 'windows', 'batches', 'protocols', 'mm', 'policies', 'published', 'all'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 /** What `all` means (quick is a subset of these). */
 export const ALL_PRESETS: readonly PresetName[] = ['coalescing', 'windows', 'batches', 'protocols', 'mm'];
 /** The presets run when --preset is not given: the README's main-job command. */
 export const DEFAULT_PRESETS: readonly PresetName[] = ['quick', 'mm'];
-
-/** Every run starts from this; presets and options change some axes. */
-export const BASE_CONFIG: Readonly<Omit<RunConfig, 'preset'>> = {
-  workload: 'stream',
-  sizeMiB: 8,
-  writeFraction: 0.25,
-  window: 2097152,
-  batchSize: 256,
-  replay: 'batch-flush',
-  protocol: 'seq',
-  coalesce: true,
-  stormRate: 0,
-  seed: 1,
-};
 
 export const WINDOWS: readonly WindowPolicy[] = [4096, 65536, 2097152, 'amd'];
 export const PRESET_BATCH_SIZES: readonly number[] = [32, 64, 256, 1024];
@@ -65,8 +54,8 @@ export const PINGPONG_SHAPE = { sizeMiB: 8 / 256, phases: 40 } as const;
 export const OVERSUBS: readonly number[] = [1, 1.5, 2, 3];
 /**
  * The policies preset's application workloads (each at its default size: UVM_Smart's input):
- * on-demand and tree-prefetch when memory fits, tree + LRU at 125 % (where the device memory
- * left is at least MIN_OVERSUB_CHUNKS chunks; UVM_Smart's oversubscription settings).
+ * on-demand and tree prefetch when memory fits, tree + LRU at 125 % (UVM_Smart's
+ * oversubscription) where that leaves at least MIN_OVERSUB_CHUNKS chunks of device memory.
  */
 export const APP_POLICY_RUNS: readonly { policy: string; oversub: number }[] = [
   { policy: 'first-touch', oversub: 1 }, { policy: 'first-touch+tree', oversub: 1 }, { policy: 'first-touch+tree+lru', oversub: 1.25 },
@@ -77,9 +66,15 @@ export function appDefaultMiB(w: AppWorkload): number {
   return APPS[w].defaultMiB;
 }
 
-/** The axes an option can fix. */
-export type AxisName = 'workload' | 'sizeMiB' | 'writeFraction' | 'window' | 'batchSize' | 'replay' | 'protocol' | 'coalesce' | 'stormRate' | 'seed' | 'policy' | 'oversub';
-export type AxisOverrides = { [K in AxisName]?: NonNullable<RunConfig[K]>[] };
+/** The policies preset's runs of an application workload. */
+export function appPolicyRuns(w: AppWorkload): { policy: string; oversub: number }[] {
+  const pages = appProgram(w, appDefaultMiB(w), BASE_CONFIG.seed).pages;
+  return APP_POLICY_RUNS.filter((r) => r.oversub === 1 || pages / r.oversub >= MIN_OVERSUB_CHUNKS * 512);
+}
+
+/** The axes an option can fix (the run schema's, schema.ts). */
+export type AxisName = AxisKey;
+export type AxisOverrides = { [K in AxisKey]?: NonNullable<AxisValue<K>>[] };
 
 export interface CliOptions {
   /** As given (or DEFAULT_PRESETS); may contain 'all' and 'quick'. */
@@ -101,10 +96,21 @@ export interface CliOptions {
   jobs: number;
   /** --record-trace FILE: the (single) run's faults as a trace (.jsonl or .csv). */
   recordTrace: string | null;
+  /** --perfetto FILE: the runs as Chrome trace-event JSON (ui.perfetto.dev opens it). */
+  perfetto: string | null;
 }
 
-export class CliError extends Error {
-  override name = 'CliError';
+/** --help's lines for the run settings, from the run schema. */
+function axisHelp(): string {
+  const lines: string[] = [];
+  for (const k of AXIS_ORDER) {
+    const d = axisDef(k);
+    const head = `  ${d.flag}${d.metavar ? ` ${d.metavar}` : ''}`;
+    const help = [...d.help];
+    if (d.base !== undefined && d.flagSets === undefined) help[help.length - 1] += `   (base: ${d.text(d.base)})`;
+    help.forEach((h, i) => lines.push(`${(i === 0 ? head : '').padEnd(25)}${h}`));
+  }
+  return lines.join('\n');
 }
 
 export const USAGE = `Usage: npm run experiment -- [options]
@@ -113,7 +119,7 @@ Runs fault-servicing experiments on the GPU (and the CPU-side mm preset), prints
 and writes report.json, runs.csv, batches.csv, report.html and figure-*.svg.
 
 Presets:
-  --preset NAME[,NAME]   quick | coalescing | windows | batches | protocols | mm | all
+  --preset NAME[,NAME]   quick | coalescing | windows | batches | protocols | policies | published | mm | all
                          (default: quick,mm)
       quick        coalescing on/off for stream and random, and the three retry
                    protocols under 0, 1000, 5000 invalidations/s on stream
@@ -125,29 +131,18 @@ Presets:
                    × oversubscription ${PRESET_OVERSUBS.join(', ')} at ${POLICY_SIZE_MIB} MiB (pingpong: 8 pages, 40
                    hand-offs) — simulated time, bytes moved each way, faults, thrashing, evictions, ...;
                    and each application workload at its default size: ${APP_POLICY_RUNS.map((r) => `${r.policy}${r.oversub > 1 ? ` at ${r.oversub}x` : ''}`).join(', ')}
+      published    UVM_Smart's published table: on-demand, TBN prefetch, TBN + LRU-2M / random-4K / SL-64K
+                   eviction at 110 % and 125 % on backprop, bfs, fdtd, hotspot at UVM_Smart's working sets;
+                   prints their far faults and simulated time beside ours, and the ratio
       mm           the CPU-side demo: seq vs valid-flag under CPU invalidations (no GPU)
       all          coalescing, windows, batches, protocols and mm
 
 Run settings (fix that setting in every run of the presets; a comma list runs each value):
-  --workload NAME        ${WORKLOADS.join(' | ')} | trace:FILE.jsonl|csv (an access trace:
-                         time,address,access,processor)   (base: ${BASE_CONFIG.workload})
-  --size MiB             size of the mirrored buffer   (base: ${BASE_CONFIG.sizeMiB}); an application workload
-                         scales its input to about this footprint (default: its own, UVM_Smart's input:
-                         ${APP_WORKLOADS.map((w) => `${w} ${appDefaultMiB(w)}`).join(', ')})
-  --window W             4k | 64k | 2m | amd   (base: ${windowLabel(BASE_CONFIG.window)})
-  --batch N              faults fetched per batch   (base: ${BASE_CONFIG.batchSize})
-  --replay P             block | batch | batch-flush | once   (base: ${BASE_CONFIG.replay})
-  --protocol P           seq | valid-flag | lock-fallback   (base: ${BASE_CONFIG.protocol})
-  --no-coalesce          the per-fault baseline (no dedup, no window)
-  --storm RATE           CPU invalidations per second, 0 = none   (base: ${BASE_CONFIG.stormRate})
-  --writes F             fraction of accesses that write, 0..1   (base: ${BASE_CONFIG.writeFraction})
-  --seed N               PRNG seed, 0..4294967295   (base: ${BASE_CONFIG.seed}; also the mm preset's)
-  --policy P             a migration policy: a built-in (${PRESET_POLICIES.slice(0, 3).join(', ')}, ...;
-                         +tree adds the tree prefetcher, +lru/+lfu/+fifo/+mru the eviction order)
-                         or a module path (./my-policy.ts)   (base: none: no policy, dmirror's remote mapping)
-  --oversub X            working set / device memory, ≥ 1 (1, 1.5, 2, 3; with a policy)   (base: 1)
+${axisHelp()}
   --record-trace FILE    record the run's device and CPU faults (virtual time) as a trace (.jsonl/.csv;
-                         one run, with a policy); replay it with --workload trace:FILE
+                         one run, with a policy); replay it with ${AXES.workload.flag} trace:FILE
+                         (trace:FILE also reads Nsight Systems SQLite exports and uvm-eval .log files)
+  --perfetto FILE        write the runs as Chrome trace-event JSON for ui.perfetto.dev (.json)
 
 mm preset:
   --pages N              pages in the mirrored buffer   (default 256)
@@ -166,11 +161,10 @@ Output:
 
 Examples:
   npm run experiment
-  npm run experiment -- --preset protocols --workload random --storm 0,5000
-  npm run experiment -- --preset windows,batches --size 32 --out out/windows
+  npm run experiment -- --preset protocols ${AXES.workload.flag} random ${AXES.stormRate.flag} 0,5000
+  npm run experiment -- --preset policies ${AXES.sizeMiB.flag} 1 ${AXES.seeds.flag} 5
+  npm run experiment -- --preset windows,batches ${AXES.sizeMiB.flag} 32 --out out/windows
 `;
-
-type Parser<T> = (raw: string, opt: string) => T;
 
 function bad(opt: string, raw: string, what: string): CliError {
   return new CliError(`${opt}: '${raw}' is not ${what}`);
@@ -185,75 +179,12 @@ function oneOf<T extends string>(values: readonly T[], what: string): Parser<T> 
   };
 }
 
-const positiveInt: Parser<number> = (raw, opt) => {
-  const v = Number(raw);
-  if (raw.trim() === '' || !Number.isSafeInteger(v) || v <= 0) throw bad(opt, raw, 'a positive integer');
-  return v;
-};
-
-const seedParser: Parser<number> = (raw, opt) => {
-  const v = Number(raw);
-  if (raw.trim() === '' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) throw bad(opt, raw, 'a seed (an integer 0..4294967295)');
-  return v;
-};
-
-const sizeParser: Parser<number> = (raw, opt) => {
-  const v = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(v) || v <= 0) throw bad(opt, raw, 'a size in MiB (a positive number)');
-  if (!Number.isInteger(v * 256)) throw bad(opt, raw, 'a whole number of 4 KiB pages (MiB in steps of 1/256)');
-  return v;
-};
-
-const rateParser: Parser<number> = (raw, opt) => {
-  const v = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(v) || v < 0) throw bad(opt, raw, 'a rate (invalidations per second, ≥ 0)');
-  return v;
-};
-
-const fractionParser: Parser<number> = (raw, opt) => {
-  const v = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(v) || v < 0 || v > 1) throw bad(opt, raw, 'a fraction between 0 and 1');
-  return v;
-};
-
-/** A workload name, or trace:FILE (a .jsonl or .csv access trace, replayed on the real path). */
-const workloadParser: Parser<RunConfig['workload']> = (raw, opt) => {
-  const v = raw.trim();
-  if (v.startsWith('trace:')) {
-    if (!/\.(jsonl|csv)$/i.test(v)) throw bad(opt, raw, 'a trace (trace:FILE.jsonl or trace:FILE.csv)');
-    return v as `trace:${string}`;
-  }
-  return oneOf(WORKLOADS, 'a workload')(raw, opt);
-};
-
-const policyParser: Parser<string> = (raw, opt) => {
-  const v = raw.trim();
-  if (v === '') throw bad(opt, raw, 'a policy (a built-in name or a module path)');
-  return v;
-};
-
-const oversubParser: Parser<number> = (raw, opt) => {
-  const v = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(v) || v < 1 || v > 16) throw bad(opt, raw, 'an oversubscription factor (1 to 16: 1, 1.5, 2, 3)');
-  return v;
-};
-
 const shardParser = (raw: string, opt: string): { k: number; n: number } => {
   const m = /^(\d+)\/(\d+)$/.exec(raw.trim());
   const k = m ? Number(m[1]) : NaN;
   const n = m ? Number(m[2]) : NaN;
   if (!m || !(n >= 1) || !(k >= 1) || k > n) throw bad(opt, raw, 'a shard K/N with 1 ≤ K ≤ N');
   return { k, n };
-};
-
-export const windowParser: Parser<WindowPolicy> = (raw, opt) => {
-  const v = raw.trim().toLowerCase();
-  const map: Record<string, WindowPolicy> = {
-    '4k': 4096, '4096': 4096, '64k': 65536, '65536': 65536, '2m': 2097152, '2097152': 2097152, amd: 'amd',
-  };
-  const w = map[v];
-  if (w === undefined) throw bad(opt, raw, 'a window (one of 4k, 64k, 2m, amd)');
-  return w;
 };
 
 function list<T>(p: Parser<T>): Parser<T[]> {
@@ -269,19 +200,9 @@ function list<T>(p: Parser<T>): Parser<T[]> {
   };
 }
 
-const AXIS_OPTIONS: Record<string, { axis: AxisName; parse: Parser<unknown[]> }> = {
-  '--workload': { axis: 'workload', parse: list(workloadParser) },
-  '--size': { axis: 'sizeMiB', parse: list(sizeParser) },
-  '--writes': { axis: 'writeFraction', parse: list(fractionParser) },
-  '--window': { axis: 'window', parse: list(windowParser) },
-  '--batch': { axis: 'batchSize', parse: list(positiveInt) },
-  '--replay': { axis: 'replay', parse: list(oneOf(REPLAY_POLICIES, 'a replay policy')) },
-  '--protocol': { axis: 'protocol', parse: list(oneOf(RETRY_PROTOCOLS, 'a retry protocol')) },
-  '--storm': { axis: 'stormRate', parse: list(rateParser) },
-  '--seed': { axis: 'seed', parse: list(seedParser) },
-  '--policy': { axis: 'policy', parse: list(policyParser) },
-  '--oversub': { axis: 'oversub', parse: list(oversubParser) },
-};
+/** The run schema's options by flag: value options parse a comma list (or one value), flags set a value. */
+const AXIS_OPTIONS: ReadonlyMap<string, AxisKey> = new Map(AXIS_ORDER.map((k) => [AXES[k].flag, k]));
+const axisFlags = (flag: boolean): string[] => AXIS_ORDER.filter((k) => (axisDef(k).flagSets !== undefined) === flag).map((k) => AXES[k].flag);
 
 /**
  * What node:util's parseArgs is told: every value option a string, every flag a boolean.
@@ -298,20 +219,25 @@ const TOKEN_OPTIONS = {
   shard: { type: 'string' },
   jobs: { type: 'string' },
   'record-trace': { type: 'string' },
-  ...Object.fromEntries(Object.keys(AXIS_OPTIONS).map((o) => [o.slice(2), { type: 'string' }] as const)),
-  'no-coalesce': { type: 'boolean' },
+  perfetto: { type: 'string' },
+  ...Object.fromEntries(axisFlags(false).map((o) => [o.slice(2), { type: 'string' }] as const)),
+  ...Object.fromEntries(axisFlags(true).map((o) => [o.slice(2), { type: 'boolean' }] as const)),
   quiet: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
-} as const satisfies NonNullable<Parameters<typeof tokenize>[0]>['options'];
+} satisfies NonNullable<Parameters<typeof tokenize>[0]>['options'];
 
-const VALUE_OPTIONS = ['--preset', '--out', '--json', '--pages', '--rounds', '--shard', '--jobs', '--record-trace', ...Object.keys(AXIS_OPTIONS)];
-const FLAG_OPTIONS = ['--no-coalesce', '--quiet', '--help', '-h'];
+const VALUE_OPTIONS = ['--preset', '--out', '--json', '--pages', '--rounds', '--shard', '--jobs', '--record-trace', '--perfetto', ...axisFlags(false)];
+const FLAG_OPTIONS = [...axisFlags(true), '--quiet', '--help', '-h'];
+
+function setOverride(o: AxisOverrides, axis: AxisKey, values: unknown[]): void {
+  (o as Record<AxisKey, unknown[]>)[axis] = values;
+}
 
 /** Parse argv (without node and the script). Throws CliError with a message for the user. */
 export function parseArgs(argv: readonly string[]): CliOptions {
   const o: CliOptions = {
     presets: [...DEFAULT_PRESETS], presetGiven: false, overrides: {}, out: null, quiet: false, help: false,
-    mmPages: 256, mmRounds: 2000, json: null, shard: null, jobs: 1, recordTrace: null,
+    mmPages: 256, mmRounds: 2000, json: null, shard: null, jobs: 1, recordTrace: null, perfetto: null,
   };
   const { tokens } = tokenize({ args: [...argv], options: TOKEN_OPTIONS, strict: false, allowPositionals: true, tokens: true });
   for (const t of tokens) {
@@ -320,7 +246,8 @@ export function parseArgs(argv: readonly string[]): CliOptions {
     const name = t.rawName; // as typed: '--batch', '-h'
     if (FLAG_OPTIONS.includes(name)) {
       if (t.value !== undefined) throw new CliError(`${name} takes no value`);
-      if (name === '--no-coalesce') o.overrides.coalesce = [false];
+      const axis = AXIS_OPTIONS.get(name);
+      if (axis !== undefined) setOverride(o.overrides, axis, [axisDef(axis).flagSets]);
       else if (name === '--quiet') o.quiet = true;
       else o.help = true;
       continue;
@@ -361,9 +288,14 @@ export function parseArgs(argv: readonly string[]): CliOptions {
         if (!/\.(jsonl|csv)$/i.test(value)) throw bad(name, value, 'a trace file name ending in .jsonl or .csv');
         o.recordTrace = value;
         break;
+      case '--perfetto':
+        if (!/\.json$/i.test(value)) throw bad(name, value, 'a file name ending in .json (Chrome trace-event JSON)');
+        o.perfetto = value;
+        break;
       default: {
-        const a = AXIS_OPTIONS[name];
-        (o.overrides as Record<AxisName, unknown[]>)[a.axis] = a.parse(value, name);
+        const axis = AXIS_OPTIONS.get(name)!;
+        const d = axisDef(axis);
+        setOverride(o.overrides, axis, d.single ? [d.parse(value.trim(), name)] : list(d.parse)(value, name));
       }
     }
   }
@@ -383,7 +315,7 @@ export function wantsMm(opts: Pick<CliOptions, 'presets'>): boolean {
 }
 
 function cfg(preset: string, c: Partial<Omit<RunConfig, 'preset'>>): RunConfig {
-  return { preset, ...BASE_CONFIG, ...c };
+  return { preset, ...BASE_CONFIG, ...c } as RunConfig;
 }
 
 /** The runs of one preset before options apply. */
@@ -410,24 +342,17 @@ export function presetRuns(p: PresetName): RunConfig[] {
         ...POLICY_WORKLOADS.flatMap((workload) => PRESET_OVERSUBS.flatMap((oversub) => PRESET_POLICIES.map((policy) => cfg(p, {
           workload, oversub, policy, ...(workload === 'pingpong' ? PINGPONG_SHAPE : { sizeMiB: POLICY_SIZE_MIB }),
         })))),
-        ...APP_WORKLOADS.flatMap((workload) => APP_POLICY_RUNS
-          .filter((r) => r.oversub === 1 || appDefaultMiB(workload) / r.oversub >= MIN_OVERSUB_CHUNKS * 2)
-          .map((r) => cfg(p, { workload, sizeMiB: appDefaultMiB(workload), ...r }))),
+        ...APP_WORKLOADS.flatMap((workload) => appPolicyRuns(workload).map((r) => cfg(p, { workload, sizeMiB: appDefaultMiB(workload), ...r }))),
       ];
+    case 'published':
+      // UVM_Smart's configurations on its benchmarks at its working sets (published.ts).
+      return publishedRuns(BASE_CONFIG);
     case 'mm':
     case 'all':
       return [];
     default:
       throw new CliError(`unknown preset '${String(p)}'`);
   }
-}
-
-const AXIS_ORDER: readonly AxisName[] = ['workload', 'sizeMiB', 'writeFraction', 'window', 'batchSize', 'replay', 'protocol', 'coalesce', 'stormRate', 'seed', 'policy', 'oversub'];
-
-/** Identity of a run: every field, preset included. */
-export function configKey(c: RunConfig, withPreset = true): string {
-  // phases shapes pingpong only: other workloads with and without it are the same run.
-  return JSON.stringify([withPreset ? c.preset : '', ...AXIS_ORDER.map((a) => c[a] ?? null), c.workload === 'pingpong' ? c.phases ?? null : null]);
 }
 
 /** The K-th of N interleaved parts of a sweep (config i goes to shard i % N + 1). */
@@ -447,10 +372,12 @@ export function expandPresets(opts: Pick<CliOptions, 'presets' | 'overrides'>): 
     if (values === undefined || values.length === 0) continue;
     runs = runs.flatMap((c) => values.map((v) => ({ ...c, [axis]: v }) as RunConfig));
   }
-  // An application workload runs at its own default size (UVM_Smart's input) unless --size says.
-  if (opts.overrides.sizeMiB === undefined) {
+  // --workload NAME of an application puts it in presets sized for the synthetic ones: it
+  // runs at its own default size (UVM_Smart's input) unless --size says.
+  if (opts.overrides.workload !== undefined && opts.overrides.sizeMiB === undefined) {
     runs = runs.map((c) => (isAppWorkload(c.workload) ? { ...c, sizeMiB: appDefaultMiB(c.workload) } : c));
   }
+  runs = runs.flatMap(expandConfig);
   const seen = new Set<string>();
   return runs.filter((c) => {
     const k = configKey(c);
@@ -460,21 +387,6 @@ export function expandPresets(opts: Pick<CliOptions, 'presets' | 'overrides'>): 
   });
 }
 
-const DESCRIBE: Record<AxisName, (c: RunConfig) => string> = {
-  workload: (c) => c.workload,
-  sizeMiB: (c) => `size=${c.sizeMiB}MiB`,
-  writeFraction: (c) => `writes=${c.writeFraction}`,
-  window: (c) => `window=${windowLabel(c.window)}`,
-  batchSize: (c) => `batch=${batchLabel(c.batchSize)}`,
-  replay: (c) => `replay=${c.replay}`,
-  protocol: (c) => `protocol=${c.protocol}`,
-  coalesce: (c) => `coalesce=${c.coalesce ? 'on' : 'off'}`,
-  stormRate: (c) => `storm=${c.stormRate}/s`,
-  seed: (c) => `seed=${c.seed}`,
-  policy: (c) => `policy=${c.policy ?? 'none'}`,
-  oversub: (c) => `oversub=${c.oversub ?? 1}`,
-};
-
 /** Axes whose value differs among the configs (the workload always counts). */
 export function varyingAxes(configs: readonly RunConfig[]): AxisName[] {
   return AXIS_ORDER.filter((a) => a === 'workload' || new Set(configs.map((c) => String(c[a] ?? ''))).size > 1);
@@ -482,12 +394,12 @@ export function varyingAxes(configs: readonly RunConfig[]): AxisName[] {
 
 /** "coalescing stream window=64k coalesce=off": the preset and the given axes (default: all). */
 export function describeConfig(c: RunConfig, axes: readonly AxisName[] = AXIS_ORDER): string {
-  return [c.preset, ...axes.map((a) => DESCRIBE[a](c))].join(' ');
+  return [c.preset, ...axes.map((a) => axisDef(a).describe(c[a]))].join(' ');
 }
 
 /** The settings every config shares, e.g. "size=8MiB writes=0.25 replay=batch-flush". */
 export function describeCommon(configs: readonly RunConfig[]): string {
   if (configs.length === 0) return '';
   const varying = varyingAxes(configs);
-  return AXIS_ORDER.filter((a) => !varying.includes(a) && (configs[0][a] !== undefined)).map((a) => DESCRIBE[a](configs[0])).join(' ');
+  return AXIS_ORDER.filter((a) => !varying.includes(a) && (configs[0][a] !== undefined)).map((a) => axisDef(a).describe(configs[0][a])).join(' ');
 }

@@ -20,13 +20,17 @@ import {
 import { loadPolicy } from '../policy/loader.js';
 import { checkAppRun } from '../workloads/apps/index.js';
 import { isAppWorkload } from '../workloads/names.js';
+import { publishedRows, publishedSpeed, publishedTable, UVM_SMART_FAULTS_PER_WALL_SEC } from './published.js';
 import { formatTrace, type TraceRecord } from '../policy/trace.js';
 import { mmTour, type MmTourOptions, type SchemeResult } from './mm-tour.js';
 import {
   csvField, FIGURES, figureHasData, policyTable, summarizeRun, statusText, toBatchCsv, toCsv, toHtml, toJson, toPolicyCsv, toSvgFigure,
   toTable,
 } from './report.js';
+import { cellTables, toCellsCsv } from './report/cells.js';
+import { AXES } from './schema.js';
 import type { ExperimentReport, RunConfig, RunResult } from './types.js';
+import { toPerfetto } from '../trace/perfetto.js';
 
 /** The runner's contract (runner.ts). */
 export interface Runner {
@@ -164,6 +168,33 @@ export async function runExperiment(configs: readonly RunConfig[], runner: Runne
   return report;
 }
 
+/**
+ * The published preset's comparison (published.ts) as markdown: the table, the command, the
+ * adapter and the seeds, and the speed row; '' when the preset did not run.
+ */
+export function publishedReport(report: ExperimentReport, argv: readonly string[] | null): string {
+  const rows = publishedRows(report.runs);
+  if (!rows.some((r) => r.ours !== null)) return '';
+  const seeds = [...new Set(report.runs.filter((r) => r.config.preset === 'published').map((r) => r.config.seed))].join(', ');
+  const speed = publishedSpeed(report.runs);
+  const lines = [
+    'Published results: UVM_Smart (GPGPU-Sim, GeForceGTX1080Ti config, its logged output) beside ours',
+    '',
+    ...(argv !== null ? [`command: npm run experiment -- ${argv.join(' ')}`] : []),
+    `adapter: ${report.adapter}; seeds: ${seeds}; generated ${report.generatedAt}`,
+    '',
+    publishedTable(rows),
+  ];
+  if (speed !== null) {
+    lines.push('', `speed: ${Math.round(speed.perWallSec).toLocaleString('en-US')} simulated far faults per wall second ` +
+      `(${speed.farFaults} far faults in ${speed.wallSec.toFixed(1)} s of runs) vs UVM_Smart's ` +
+      `${(UVM_SMART_FAULTS_PER_WALL_SEC.example.farFaults / UVM_SMART_FAULTS_PER_WALL_SEC.example.wallSec).toFixed(2)} ` +
+      `(${UVM_SMART_FAULTS_PER_WALL_SEC.example.run}: ${UVM_SMART_FAULTS_PER_WALL_SEC.example.farFaults} far faults in ` +
+      `${UVM_SMART_FAULTS_PER_WALL_SEC.example.wallSec} s): ${Math.round(speed.vsUvmSmart).toLocaleString('en-US')}x`);
+  }
+  return lines.join('\n');
+}
+
 /** out/experiment-2025-01-31T12-00-00 */
 export function defaultOutDir(date = new Date()): string {
   return join('out', `experiment-${date.toISOString().replace(/\.\d+Z$/, '').replace(/:/g, '-')}`);
@@ -178,8 +209,12 @@ export function writeOutputs(report: ExperimentReport, dir: string, json: string
     ['batches.csv', toBatchCsv(report)],
     ['report.html', toHtml(report)],
   ];
+  const published = publishedReport(report, null);
+  if (published !== '') files.push(['published.md', `${published}\n`]);
   const policies = toPolicyCsv(report, csvField);
   if (policies !== '') files.push(['policies.csv', policies]);
+  const cells = toCellsCsv(report, csvField);
+  if (cells !== '') files.push(['cells.csv', cells]);
   for (const f of FIGURES) if (figureHasData(report, f)) files.push([`figure-${f}.svg`, toSvgFigure(report, f)]);
   for (const [name, text] of files) writeFileSync(join(dir, name), text);
   if (json !== null) {
@@ -231,7 +266,7 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
     try {
       await loadPolicy(spec);
     } catch (e) {
-      console.error(`error: --policy ${spec}: ${e instanceof Error ? e.message : String(e)}`);
+      console.error(`error: ${AXES.policy.flag} ${spec}: ${e instanceof Error ? e.message : String(e)}`);
       return 2;
     }
   }
@@ -245,7 +280,7 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
       try {
         checkAppRun(c.workload, c.sizeMiB, c.seed, { oversub: c.policy === undefined ? 1 : c.oversub, maxBufferBytes });
       } catch (e) {
-        console.error(`error: --workload ${c.workload} --size ${c.sizeMiB}: ${e instanceof Error ? e.message : String(e)}`);
+        console.error(`error: ${AXES.workload.flag} ${c.workload} ${AXES.sizeMiB.flag} ${c.sizeMiB}: ${e instanceof Error ? e.message : String(e)}`);
         return 2;
       }
     }
@@ -287,11 +322,20 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
   if (report.runs.length > 0) console.log(`\n${toTable(report)}\n`);
   const pt = policyTable(report);
   if (pt !== '') console.log(`Migration policies (simulated time: the cost model's virtual clock)\n\n${pt}\n`);
+  const ct = cellTables(report);
+  if (ct !== '') console.log(`${ct}\n`);
+  const published = publishedReport(report, argv);
+  if (published !== '') console.log(`${published}\n`);
   const written = writeOutputs(report, outDir, opts.json);
   if (recorded !== null && opts.recordTrace !== null) {
     mkdirSync(dirname(resolve(opts.recordTrace)), { recursive: true });
     writeFileSync(opts.recordTrace, formatTrace(recorded, opts.recordTrace.toLowerCase().endsWith('.csv') ? 'csv' : 'jsonl'));
     console.log(`recorded ${recorded.length} faults to ${showPath(opts.recordTrace)}`);
+  }
+  if (opts.perfetto !== null) {
+    mkdirSync(dirname(resolve(opts.perfetto)), { recursive: true });
+    writeFileSync(opts.perfetto, JSON.stringify(toPerfetto(report.runs.map((result) => ({ result })), 'wall')));
+    console.log(`wrote ${report.runs.length} run(s) for Perfetto to ${showPath(opts.perfetto)} (open it in ui.perfetto.dev)`);
   }
   console.log(`wrote to ${showPath(outDir)}/: ${written.join(', ')}`);
   if (opts.json !== null) console.log(`wrote ${showPath(opts.json)}`);
@@ -330,6 +374,8 @@ export async function mergeCommand(argv: readonly string[]): Promise<number> {
   if (merged.runs.length > 0) console.log(`\n${toTable(merged)}\n`);
   const pt = policyTable(merged);
   if (pt !== '') console.log(`${pt}\n`);
+  const ct = cellTables(merged);
+  if (ct !== '') console.log(`${ct}\n`);
   const written = writeOutputs(merged, dir);
   console.log(`merged ${dirs.length} part(s), ${merged.runs.length} run(s); wrote to ${showPath(dir)}/: ${written.join(', ')}`);
   return merged.runs.some((r) => r.verify.mismatches > 0) ? 1 : 0;

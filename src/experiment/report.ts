@@ -5,14 +5,14 @@
  *
  * Pure functions over the data — no node: imports — so the same code renders the report in
  * the browser demo. One module per job, under report/:
- *   labels.ts    short names for settings and runs (window, batch, legend labels)
+ *   labels.ts    short names for runs (legend labels, from the run schema)
  *   summary.ts   a run reduced to its numbers, the derived ratios defined once
  *   columns.ts   the table's and the CSVs' columns (header, human cell, machine cell)
  *   tables.ts    markdown, runs.csv, batches.csv, JSON
  *   figures.ts   what each figure plots (drawn by svg-plot.ts)
  *   html.ts      the HTML page
  */
-export { batchLabel, configLabels, runLabels, windowLabel } from './report/labels.js';
+export { configLabels, runLabels } from './report/labels.js';
 export { statusText, summarizeRun, type RunStatus, type RunSummary } from './report/summary.js';
 export { RUN_COLUMNS } from './report/columns.js';
 export { csvField, toBatchCsv, toCsv, toJson, toTable } from './report/tables.js';

@@ -24,15 +24,18 @@ import type { CommandRange } from '../driver/servicer.js';
 import { totals, type BatchRecord } from '../driver/records.js';
 import { FaultServicer } from '../driver/servicer.js';
 import type { RoundResult } from '../device/mirror-engine.js';
+import type { FaultRecord } from '../device/fault-queue.js';
 import type { FaultService } from '../device/replay.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import { HmmError } from '../errors.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PMD_SIZE, PROT_READ, PROT_WRITE } from '../mm/constants.js';
 import { PolicyPath } from '../driver/policy-path.js';
 import { loadPolicy } from '../policy/loader.js';
+import { COST_MODELS, DEFAULT_COST } from '../policy/cost.js';
+import { uvmParams } from '../policy/uvm-params.js';
 import type { TraceRecord } from '../policy/trace.js';
 import type { MigrationPolicy } from '../policy/types.js';
-import { loadTraceFile, runTrace, tracePages, TRACE_PREFIX } from './trace-run.js';
+import { runTrace, tracePages, TRACE_PREFIX } from './trace-run.js';
 import { createMachine } from '../system.js';
 import { isAppWorkload, type SyntheticWorkload } from '../workloads/names.js';
 import { appDef, checkAppRun, type AppProgram } from '../workloads/apps/index.js';
@@ -100,6 +103,8 @@ export interface RunContext {
    * imported from a Blob URL, which loadPolicy's file paths cannot reach).
    */
   policy?: MigrationPolicy;
+  /** config.workload's trace records, already read (the lab: an imported Nsight or uvm-eval file). */
+  trace?: readonly TraceRecord[];
 }
 
 /**
@@ -117,7 +122,7 @@ export interface RunObserver {
   /** Each batch record once its batch is serviced, in order. */
   onBatch?(rec: BatchRecord): void;
   /** Each round that faulted (the fault ring's fill: faults recorded, overflow), before its service. */
-  onRound?(r: { faults: number; overflow: boolean; finished: boolean }): void;
+  onRound?(r: { faults: number; overflow: boolean; finished: boolean; records: readonly FaultRecord[]; done: number; total: number }): void;
   /** Awaited before every round of the workload's command (replays and the first round). */
   beforeRound?(): Promise<void>;
 }
@@ -153,7 +158,7 @@ class ObservedServicer extends FaultServicer {
         await this.#obs.beforeRound?.();
       },
       service: async (r: RoundResult, round: number) => {
-        this.#obs.onRound?.({ faults: r.faults.length, overflow: r.overflow, finished: r.finished });
+        this.#obs.onRound?.({ faults: r.faults.length, overflow: r.overflow, finished: r.finished, records: r.faults, done: r.done, total: r.total });
         try {
           await base.service(r, round);
         } finally {
@@ -166,7 +171,8 @@ class ObservedServicer extends FaultServicer {
 
 export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunResult> {
   const result = emptyResult(config);
-  const trace = config.workload.startsWith(TRACE_PREFIX) ? loadTraceFile(config.workload) : null;
+  // Nsight SQLite and uvm-eval logs need sql.js and Node's fs: loaded only for a trace file.
+  const trace = ctx.trace ?? (config.workload.startsWith(TRACE_PREFIX) ? await (await import('../trace/load.js')).loadAnyTrace(config.workload) : null);
   const gpu = await defaultGpu();
   // An application workload's buffer is its footprint at config.sizeMiB (its arrays, laid out).
   const app: AppProgram | null = isAppWorkload(config.workload)
@@ -207,13 +213,18 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     start = await proc.mmap(BUFFER_ADDR, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
     if (start % PMD_SIZE !== 0) throw new Error(`buffer at 0x${start.toString(16)} is not 2 MiB aligned`);
     mirror = await machine.devices[0].open(proc);
-    if (policy !== null) path = new PolicyPath(policy, 0, { start, npages: pages, capacityPages: devicePages });
+    const uvm = uvmParams(config.uvm);
+    const cost = config.cost === undefined ? DEFAULT_COST : COST_MODELS[config.cost];
+    if (cost === undefined) throw new Error(`cost model '${config.cost}' does not exist`);
+    if (policy !== null) path = new PolicyPath(policy, 0, { start, npages: pages, capacityPages: devicePages, cost });
     if (path !== null && ctx.recordTrace) path.record = ctx.recordTrace;
     servicer = mirror.setServicer({
       ...(path !== null ? { policy: path } : {}),
       window: config.window, batchSize: config.batchSize, replay: config.replay, protocol: config.protocol,
       coalesce: config.coalesce, timeoutMs: SERVICER_TIMEOUT_MS, fallbackAfter: SERVICER_FALLBACK_AFTER,
       restOfRangeOnOverflow: false,
+      maxBatchesPerService: uvm.maxBatchesPerService, maxThrottlePerService: uvm.maxThrottlePerService,
+      replayUpdatePutRatio: uvm.replayUpdatePutRatio,
     });
     if (ctx.observer !== undefined) {
       servicer = new ObservedServicer(servicer, ctx.observer);
@@ -264,7 +275,7 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
   } catch (e) {
     if (!(e instanceof HmmError)) throw e;
     result.ok = false;
-    result.error = `${e.code}: ${e.message}`;
+    result.error = e.message; // already 'CODE: message' (HmmError)
     result.wallMs = performance.now() - t0; // until it failed, setup included
   } finally {
     if (servicer !== null) {
@@ -283,7 +294,10 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
       }
     }
     if (path !== null) {
-      result.policy = { ...policyResult(path, devicePages, result.wallMs), mappedFrees: machine.devices[0].stats.mappedFrees };
+      result.policy = {
+        ...policyResult(path, devicePages, result.wallMs), mappedFrees: machine.devices[0].stats.mappedFrees,
+        uvm: uvmParams(config.uvm).version, cost: path.cost.name,
+      };
       result.policy.faultServiceMs = result.totals.serviceMs + path.stats.endMs;
     }
     await machine.destroy();

@@ -3,44 +3,18 @@
  * (runner.ts) produces these, the report (report.ts) renders them to a table, JSON, CSV and
  * a self-contained HTML page with plots.
  */
-import type { WindowPolicy } from '../driver/coalesce.js';
 import type { BatchRecord, Totals } from '../driver/records.js';
-import type { RetryProtocol } from '../driver/retry.js';
-import type { ReplayPolicy } from '../driver/servicer.js';
-import type { WorkloadName } from '../workloads/names.js';
 import type { SchemeResult } from './mm-tour.js';
+import type { RunConfig } from './schema.js';
 
-/** A recorded or published access trace run as the workload (trace-run.ts). */
-export type TraceWorkload = `trace:${string}`;
-
-export interface RunConfig {
-  /** Which preset produced it, e.g. 'coalescing', 'windows', 'batches', 'protocols'. */
-  preset: string;
-  workload: WorkloadName | TraceWorkload;
-  /** Size of the mirrored buffer, in MiB (a trace: the pages it spans). */
-  sizeMiB: number;
-  /** Fraction of accesses that write, 0..1. */
-  writeFraction: number;
-  window: WindowPolicy;
-  batchSize: number;
-  replay: ReplayPolicy;
-  protocol: RetryProtocol;
-  /** false: the per-fault baseline. */
-  coalesce: boolean;
-  /** CPU-side invalidations per second while the workload runs (0 = none). */
-  stormRate: number;
-  seed: number;
-  /** Migration policy (issue 9): a built-in name or a module path; absent = no policy (remote). */
-  policy?: string;
-  /** Working set / device memory (1 = fits; 1.5, 2, 3 oversubscribe). Only with a policy. */
-  oversub?: number;
-  /** pingpong: GPU/CPU hand-offs (default 4). */
-  phases?: number;
-}
+export type { RunConfig, TraceWorkload } from './schema.js';
 
 /** What a policy run measured: the virtual clock's figures and the real work beside them. */
 export interface PolicyRunResult {
   policy: string;
+  /** The UVM parameter set and the cost model the simulated figures come from. */
+  uvm?: string;
+  cost?: string;
   devicePages: number;
   /** Simulated (virtual-clock) time, ns: identical for a seed. */
   simTimeNs: number;
@@ -111,6 +85,18 @@ export interface RunResult {
   reusedFrom?: number;
   /** Position of this run's config in the whole sweep (set when the sweep was sharded). */
   sweepIndex?: number;
+  /** The live lab's figures (src/lab/session.ts): its cost-model clock and the invalidations it saw. */
+  lab?: LabRunFigures;
+}
+
+export interface LabRunFigures {
+  /** Simulated time at the end, ns, on the cost model named (src/lab/sim-clock.ts). */
+  simNs: number;
+  cost: string;
+  /** mmu notifier invalidations over the buffer. */
+  invalidations: number;
+  /** Simulated time at each batch record's end, ns (records[i]). */
+  batchSimNs?: number[];
 }
 
 export interface ExperimentReport {

@@ -31,6 +31,12 @@ export interface HmmRange {
   pfnFlagsMask: number;
   /** Device-private pages whose pagemap owner is this are reported, not migrated back. */
   devPrivateOwner: unknown;
+  /**
+   * Departure switch (default false = Linux): a write asked of an owned device-private page
+   * that is read-only (after fork) faults it (migrate_to_ram, then COW) instead of being
+   * reported valid without HMM_PFN_WRITE, as hmm_vma_handle_pte reports it.
+   */
+  faultOwnReadOnly: boolean;
 }
 
 export interface HmmRangeInit {
@@ -40,6 +46,7 @@ export interface HmmRangeInit {
   defaultFlags?: number;
   pfnFlagsMask?: number;
   devPrivateOwner?: unknown;
+  faultOwnReadOnly?: boolean;
   hmmPfns?: HmmPfns;
 }
 
@@ -57,7 +64,7 @@ export function hmmRange(init: HmmRangeInit): HmmRange {
   return {
     notifier: init.notifier, notifierSeq: 0, start, end, hmmPfns,
     defaultFlags: init.defaultFlags ?? 0, pfnFlagsMask: init.pfnFlagsMask ?? 0,
-    devPrivateOwner: init.devPrivateOwner ?? null,
+    devPrivateOwner: init.devPrivateOwner ?? null, faultOwnReadOnly: init.faultOwnReadOnly === true,
   };
 }
 
@@ -80,6 +87,7 @@ export async function hmmRangeFault(mm: MmStruct, range: HmmRange, stats?: Range
   const s = walkState({
     mm, start: range.start, end: range.end, hmmPfns: range.hmmPfns,
     defaultFlags: range.defaultFlags, pfnFlagsMask: range.pfnFlagsMask, devPrivateOwner: range.devPrivateOwner,
+    faultOwnReadOnly: range.faultOwnReadOnly,
   });
   try {
     for (;;) {

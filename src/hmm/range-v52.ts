@@ -47,6 +47,8 @@ export interface HmmRangeV52 {
   defaultFlags: number;
   pfnFlagsMask: number;
   devPrivateOwner: unknown;
+  /** HmmRange.faultOwnReadOnly: a departure switch, false (Linux) by default. */
+  faultOwnReadOnly: boolean;
   /** Read without a lock by drivers (READ_ONCE(range->valid)). */
   valid: boolean;
   hmm: Hmm | null;
@@ -149,7 +151,7 @@ export async function hmmMirrorUnregister(hmm: Hmm, ops: HmmMirrorOps): Promise<
   await hmm.putIfUnused();
 }
 
-export function hmmRangeV52(start: number, end: number, opts: { defaultFlags?: number; pfnFlagsMask?: number; devPrivateOwner?: unknown } = {}): HmmRangeV52 {
+export function hmmRangeV52(start: number, end: number, opts: { defaultFlags?: number; pfnFlagsMask?: number; devPrivateOwner?: unknown; faultOwnReadOnly?: boolean } = {}): HmmRangeV52 {
   if (!Number.isInteger(start) || !Number.isInteger(end) || start % PAGE_SIZE !== 0 || end % PAGE_SIZE !== 0
     || start < 0 || end > TASK_SIZE || !(start < end)) {
     throw err('EINVAL', `hmm_range [0x${start.toString(16)}, 0x${end.toString(16)}) is not a page-aligned range`);
@@ -157,7 +159,7 @@ export function hmmRangeV52(start: number, end: number, opts: { defaultFlags?: n
   return {
     start, end, hmmPfns: allocHmmPfns((end - start) / PAGE_SIZE),
     defaultFlags: opts.defaultFlags ?? 0, pfnFlagsMask: opts.pfnFlagsMask ?? 0,
-    devPrivateOwner: opts.devPrivateOwner ?? null, valid: false, hmm: null,
+    devPrivateOwner: opts.devPrivateOwner ?? null, faultOwnReadOnly: opts.faultOwnReadOnly === true, valid: false, hmm: null,
   };
 }
 
@@ -229,7 +231,7 @@ export async function hmmRangeFaultV52(mm: MmStruct, range: HmmRangeV52): Promis
     const end = Math.min(range.end, vma.end);
     const s = walkState({
       mm, start: range.start, end, hmmPfns: range.hmmPfns, defaultFlags: range.defaultFlags,
-      pfnFlagsMask: range.pfnFlagsMask, devPrivateOwner: range.devPrivateOwner,
+      pfnFlagsMask: range.pfnFlagsMask, devPrivateOwner: range.devPrivateOwner, faultOwnReadOnly: range.faultOwnReadOnly,
     });
     s.last = start;
     let busy: boolean;

@@ -45,6 +45,8 @@ export interface WalkState extends MmWalk {
   readonly defaultFlags: number;
   readonly pfnFlagsMask: number;
   readonly devPrivateOwner: unknown;
+  /** HmmRange.faultOwnReadOnly (a departure switch; false is Linux). */
+  readonly faultOwnReadOnly: boolean;
   /** hmm_vma_walk->last: where the next walk starts. */
   last: number;
   /** Pages handed to handle_mm_fault, for the callers' statistics. */
@@ -64,13 +66,14 @@ export interface WalkInit {
   defaultFlags: number;
   pfnFlagsMask: number;
   devPrivateOwner: unknown;
+  faultOwnReadOnly?: boolean;
 }
 
 /** struct hmm_vma_walk for a range, `last` at its start. */
 export function walkState(init: WalkInit): WalkState {
   return {
     mm: init.mm, vma: null, start: init.start, end: init.end, hmmPfns: init.hmmPfns, defaultFlags: init.defaultFlags,
-    pfnFlagsMask: init.pfnFlagsMask, devPrivateOwner: init.devPrivateOwner,
+    pfnFlagsMask: init.pfnFlagsMask, devPrivateOwner: init.devPrivateOwner, faultOwnReadOnly: init.faultOwnReadOnly === true,
     last: init.start, faulted: 0, faultEnd: 0, required: 0, waitTable: null, waitIndex: 0,
   };
 }
@@ -248,13 +251,14 @@ const HMM_WALK_OPS: MmWalkOps<WalkState> = {
       }
       if ((pf & PTE_PRESENT) === 0) {
         const a = addr + k * PAGE_SIZE;
-        // A swap entry. The caller's own device-private pages are reported, not faulted.
-        // Linux reports them even when a write was asked of a read-only one (after fork);
-        // a device then re-faults forever, so here such a write faults (migrate_to_ram, COW).
+        // A swap entry. The caller's own device-private pages are reported, not faulted —
+        // even when a write was asked of a read-only one (after fork): Linux returns it valid
+        // without HMM_PFN_WRITE and the driver must cope (test_hmm: EFAULT). With the
+        // faultOwnReadOnly switch such a write faults instead (migrate_to_ram, then COW).
         if (isDevicePrivate(pf) && s.devPrivateOwner !== null && s.devPrivateOwner !== undefined
           && s.mm.core.pagemaps.of(t.pfn[j])?.owner === s.devPrivateOwner) {
           const cpu = HMM_PFN_VALID | (swpWritable(pf) ? HMM_PFN_WRITE : 0);
-          const required = canFault ? pteNeedFault(s, flags[i], cpu) : 0;
+          const required = canFault && s.faultOwnReadOnly ? pteNeedFault(s, flags[i], cpu) : 0;
           if (required === 0) {
             pfns[i] = t.pfn[j];
             flags[i] = cpu;

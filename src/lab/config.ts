@@ -1,6 +1,7 @@
 /**
- * The lab's settings: what the form holds, its bounds, and its place in the URL. Pure (no
- * DOM, no GPU), so Node tests it and the page and the worker share it.
+ * The lab's settings: what the form holds, its bounds, and its place in the URL, all derived
+ * from the run schema (src/experiment/schema.ts: each axis's `lab` entry). Pure (no DOM, no
+ * GPU), so Node tests it and the page and the worker share it.
  *
  * Every input is bounded so that no setting can freeze the tab or run for minutes on a
  * software GPU: a bad value is refused with a message naming the field and the bound
@@ -8,64 +9,64 @@
  */
 import type { WindowPolicy } from '../driver/coalesce.js';
 import { err } from '../errors.js';
-import { RETRY_PROTOCOLS, type RetryProtocol } from '../driver/retry.js';
-import { REPLAY_POLICIES, type ReplayPolicy } from '../driver/servicer.js';
+import { AXES, AXIS_ORDER, axisDef, type Axes, type AxisKey, type AxisValue, type LabField } from '../experiment/schema.js';
 import type { RunConfig } from '../experiment/types.js';
-import { WORKLOADS, type WorkloadName } from '../workloads/names.js';
+import type { WorkloadName } from '../workloads/names.js';
+
+export { isPolicyModuleName, LAB_POLICIES, NO_POLICY } from '../experiment/schema.js';
 
 export const LAB_PRESET = 'lab';
 
-/** The bounds, in one place (the form's min/max attributes come from here too). */
-export const LIMITS = {
-  /** MiB: 16 MiB is 4096 pages; a software GPU services that in tens of seconds. */
-  sizeMiB: { min: 0.25, max: 16, step: 0.25 },
-  batchSize: { min: 1, max: 4096 },
-  /** Invalidations per second: above a few thousand the storm is all the CPU does. */
-  stormRate: { min: 0, max: 5000 },
-  writeFraction: { min: 0, max: 1 },
-  seed: { min: 0, max: 2 ** 31 - 1 },
-  /** Working set / device memory: 3 is the policy lab's widest sweep (README, --oversub). */
-  oversub: { min: 1, max: 3, step: 0.25 },
-} as const;
+/** The axes the lab's form offers (those with a `lab` entry), in the schema's order. */
+type LabKey = { [K in AxisKey]: Axes[K] extends { lab: object } ? K : never }[AxisKey];
+export const LAB_KEYS = AXIS_ORDER.filter((k): k is LabKey => axisDef(k).lab !== undefined);
 
-/** No migration policy: the mirror maps system pages through the aperture (no moves). */
-export const NO_POLICY = 'none';
-
-/**
- * The migration policies the form offers: the built-ins (src/policy/loader.ts
- * BUILTIN_POLICIES) and a few of their +tree / eviction variants. Kept as a list here, not
- * read from the loader, so the page does not pull the loader's Node imports.
- */
-export const LAB_POLICIES: readonly string[] = [
-  NO_POLICY, 'remote-only', 'first-touch', 'first-touch+tree', 'first-touch+fifo', 'first-touch+tree+lfu',
-  'access-counters', 'access-counters-ipdps20', 'thrashing', 'thrashing+tree', 'min-lifetime', 'backoff',
-];
-
-/**
- * A user's policy module, named by its file: plain JavaScript (an ES module), since the
- * worker imports it as is from a Blob URL; TypeScript policies run with the CLI.
- */
-export function isPolicyModuleName(v: string): boolean {
-  return /^[^\\/]{1,200}\.m?js$/.test(v);
+function labOf(k: AxisKey): LabField<unknown> {
+  return axisDef(k).lab!;
 }
 
-export const WINDOWS: readonly { value: WindowPolicy; label: string }[] = [
-  { value: 4096, label: '4k' }, { value: 65536, label: '64k' }, { value: 2097152, label: '2m' }, { value: 'amd', label: 'amd' },
-];
+/** The run settings the lab's form holds: a value for each lab axis, a built-in workload only. */
+export type LabSettings = { [K in LabKey]: NonNullable<AxisValue<K>> } & { workload: WorkloadName };
 
-/** The run settings the lab's form holds: a RunConfig's, a built-in workload only. */
-export type LabSettings = Pick<RunConfig, 'sizeMiB' | 'writeFraction' | 'window' | 'batchSize' | 'replay' | 'protocol' | 'coalesce' | 'stormRate' | 'seed'> & {
-  workload: WorkloadName;
-  /** NO_POLICY, one of LAB_POLICIES, or a user module's file name (isPolicyModuleName). */
-  policy: string;
-  /** Working set / device memory, LIMITS.oversub; 1 without a policy. */
-  oversub: number;
-};
+/** The bounds of the number fields (the form's min/max/step attributes come from here). */
+export const LIMITS: Readonly<Record<string, { readonly min: number; readonly max: number; readonly step?: number }>> = Object.fromEntries(
+  LAB_KEYS.flatMap((k) => {
+    const n = labOf(k).number;
+    return n === undefined ? [] : [[k, { min: n.min, max: n.max, ...(n.step !== undefined ? { step: n.step } : {}) }]];
+  }),
+);
 
-export const DEFAULT_SETTINGS: Readonly<LabSettings> = Object.freeze({
-  workload: 'stream', sizeMiB: 1, writeFraction: 0.25, window: 2097152, batchSize: 64, replay: 'batch-flush',
-  protocol: 'seq', coalesce: true, stormRate: 0, seed: 1, policy: NO_POLICY, oversub: 1,
+export const WINDOWS: readonly { value: WindowPolicy; label: string }[] = (AXES.window.lab.options).map((value) => ({
+  value, label: AXES.window.text(value),
+}));
+
+/** One field of the form: its name (the axis), label, and a number's bounds or a select's options. */
+export interface FormField {
+  key: LabKey;
+  label: string;
+  number?: { min: number; max: number; step?: number };
+  options?: readonly { value: string; label: string }[];
+}
+
+/** The form, in order: the page builds and reads its inputs from this. */
+export const LAB_FIELDS: readonly FormField[] = LAB_KEYS.map((k) => {
+  const d = axisDef(k);
+  const lab = labOf(k);
+  return {
+    key: k, label: lab.label,
+    ...(lab.number ? { number: LIMITS[k] } : {}),
+    ...(lab.options ? { options: lab.options.map((v) => ({ value: d.text(v), label: d.text(v) })) } : {}),
+  };
 });
+
+export const DEFAULT_SETTINGS: Readonly<LabSettings> = Object.freeze(
+  Object.fromEntries(LAB_KEYS.map((k) => [k, labOf(k).default])) as LabSettings,
+);
+
+/** The form's text for field k of s (a select's option value, a number as typed). */
+export function formValue(s: LabSettings, k: LabKey): string {
+  return axisDef(k).text(s[k]);
+}
 
 export interface SettingsError {
   field: keyof LabSettings;
@@ -78,10 +79,30 @@ function num(v: unknown): number {
   return Number.NaN;
 }
 
-function windowOf(v: unknown): WindowPolicy | null {
-  const s = String(v);
-  const w = WINDOWS.find((x) => x.label === s || String(x.value) === s);
-  return w ? w.value : null;
+/** One field's value from raw input (form text or JSON), or the message saying what is wrong. */
+function checkField(k: LabKey, raw: unknown): { value: unknown } | { message: string } {
+  const d = axisDef(k);
+  const lab = labOf(k);
+  if (lab.number !== undefined) {
+    const { min, max, integer } = lab.number;
+    const v = num(raw);
+    if (!Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
+      return { message: `${lab.label} must be ${integer ? 'a whole number ' : ''}from ${min} to ${max} (got ${String(raw)})` };
+    }
+    return { value: v };
+  }
+  const options = lab.options ?? [];
+  let v: unknown = raw;
+  if (typeof raw === 'string') {
+    try {
+      v = d.parse(raw, k);
+    } catch {
+      v = raw;
+    }
+  }
+  if (options.includes(v) || (typeof raw === 'string' && lab.accept?.test(raw.trim()))) return { value: typeof raw === 'string' && !options.includes(v) ? raw.trim() : v };
+  const also = lab.accept ? ` or ${lab.accept.what}` : '';
+  return { message: `${lab.label} must be one of ${options.map((o) => d.text(o)).join(', ')}${also} (got ${String(raw)})` };
 }
 
 /**
@@ -90,76 +111,40 @@ function windowOf(v: unknown): WindowPolicy | null {
  */
 export function checkSettings(raw: Partial<Record<keyof LabSettings, unknown>>): { settings: LabSettings; errors: [] } | { settings: null; errors: SettingsError[] } {
   const errors: SettingsError[] = [];
-  const bad = (field: keyof LabSettings, message: string): void => { errors.push({ field, message }); };
-  const pick = <T extends string>(field: keyof LabSettings, list: readonly T[], fallback: T): T => {
-    const v = raw[field] ?? fallback;
-    if (!list.includes(v as T)) bad(field, `${field} must be one of ${list.join(', ')} (got ${String(v)})`);
-    return v as T;
-  };
-  const ranged = (field: 'sizeMiB' | 'batchSize' | 'stormRate' | 'writeFraction' | 'seed' | 'oversub', integer: boolean, what: string): number => {
-    const v = num(raw[field] ?? DEFAULT_SETTINGS[field]);
-    const { min, max } = LIMITS[field];
-    if (!Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
-      bad(field, `${what} must be ${integer ? 'a whole number ' : ''}from ${min} to ${max} (got ${String(raw[field])})`);
-    }
-    return v;
-  };
-  const workload = pick('workload', WORKLOADS, DEFAULT_SETTINGS.workload);
-  const sizeMiB = ranged('sizeMiB', false, 'size (MiB)');
-  if (Number.isFinite(sizeMiB) && !Number.isInteger(sizeMiB * 256)) bad('sizeMiB', `size (MiB) must be a whole number of 4 KiB pages (a multiple of 1/256; got ${sizeMiB})`);
-  else if (Number.isFinite(sizeMiB) && !Number.isInteger(sizeMiB / LIMITS.sizeMiB.step)) bad('sizeMiB', `size (MiB) must be a multiple of ${LIMITS.sizeMiB.step}`);
-  const writeFraction = ranged('writeFraction', false, 'writes');
-  const window = windowOf(raw.window ?? DEFAULT_SETTINGS.window);
-  if (window === null) bad('window', `window must be one of ${WINDOWS.map((w) => w.label).join(', ')} (got ${String(raw.window)})`);
-  const batchSize = ranged('batchSize', true, 'batch size');
-  const replay = pick('replay', REPLAY_POLICIES, DEFAULT_SETTINGS.replay);
-  const protocol = pick('protocol', RETRY_PROTOCOLS, DEFAULT_SETTINGS.protocol);
-  const c = raw.coalesce ?? DEFAULT_SETTINGS.coalesce;
-  const coalesce = c === true || c === 'on' || c === 'true';
-  if (!coalesce && !(c === false || c === 'off' || c === 'false')) bad('coalesce', `coalescing must be on or off (got ${String(c)})`);
-  const stormRate = ranged('stormRate', true, 'storm rate (/s)');
-  const seed = ranged('seed', true, 'seed');
-  const policy = String(raw.policy ?? DEFAULT_SETTINGS.policy);
-  if (!LAB_POLICIES.includes(policy) && !isPolicyModuleName(policy)) {
-    bad('policy', `migration policy must be one of ${LAB_POLICIES.join(', ')} or a JavaScript module file (.js, .mjs) (got ${policy})`);
+  const values: Record<string, unknown> = {};
+  for (const k of LAB_KEYS) {
+    const r = checkField(k, raw[k] ?? DEFAULT_SETTINGS[k]);
+    if ('message' in r) errors.push({ field: k, message: r.message });
+    else values[k] = r.value;
   }
-  const oversub = ranged('oversub', false, 'oversubscription');
-  if (policy === NO_POLICY && oversub !== 1 && Number.isFinite(oversub)) bad('oversub', `oversubscription needs a migration policy (with none it must be 1; got ${oversub})`);
+  // Rules over the whole form (a size in whole pages, oversubscription only with a policy).
+  for (const k of LAB_KEYS) {
+    const refine = labOf(k).refine;
+    const message = k in values && refine !== undefined ? refine(values[k], values) : null;
+    if (message !== null) errors.push({ field: k, message });
+  }
   if (errors.length > 0) return { settings: null, errors };
-  return {
-    settings: { workload, sizeMiB, writeFraction, window: window as WindowPolicy, batchSize, replay, protocol, coalesce, stormRate, seed, policy, oversub },
-    errors: [],
-  };
+  return { settings: values as LabSettings, errors: [] };
 }
 
-/** The runner's config: without a policy, no policy/oversub keys (a run as before the policy lab). */
+/** The runner's config: an optional axis at its `unset` value (no policy) is left out. */
 export function toRunConfig(s: LabSettings): RunConfig {
-  const { policy, oversub, ...rest } = s;
-  return policy === NO_POLICY ? { preset: LAB_PRESET, ...rest } : { preset: LAB_PRESET, ...rest, policy, oversub };
+  const entries = LAB_KEYS.filter((k) => labOf(k).unset === undefined || s[k] !== labOf(k).unset).map((k) => [k, s[k]]);
+  return { preset: LAB_PRESET, ...Object.fromEntries(entries) } as RunConfig;
 }
 
 export function fromRunConfig(c: RunConfig): LabSettings {
   const workload = c.workload;
-  if (workload.startsWith('trace:')) throw err('EINVAL', `the lab cannot run a trace workload (${workload}): replay it with npm run experiment -- --workload ${workload}`);
-  return {
-    workload: workload as LabSettings['workload'], sizeMiB: c.sizeMiB, writeFraction: c.writeFraction, window: c.window, batchSize: c.batchSize,
-    replay: c.replay, protocol: c.protocol, coalesce: c.coalesce, stormRate: c.stormRate, seed: c.seed,
-    policy: c.policy ?? NO_POLICY, oversub: c.oversub ?? 1,
-  };
+  if (workload.startsWith('trace:')) {
+    throw err('EINVAL', `the lab cannot run a trace workload (${workload}): replay it with npm run experiment -- ${AXES.workload.flag} ${workload}`);
+  }
+  return Object.fromEntries(LAB_KEYS.map((k) => [k, c[k] ?? labOf(k).unset ?? labOf(k).default])) as LabSettings;
 }
-
-const URL_KEYS: readonly (keyof LabSettings)[] = [
-  'workload', 'sizeMiB', 'writeFraction', 'window', 'batchSize', 'replay', 'protocol', 'coalesce', 'stormRate', 'seed', 'policy', 'oversub',
-];
 
 /** The settings as a query string (only what differs from the defaults), for a shareable URL. */
 export function settingsToQuery(s: LabSettings): string {
   const q = new URLSearchParams();
-  for (const k of URL_KEYS) {
-    if (s[k] === DEFAULT_SETTINGS[k]) continue;
-    const v = s[k];
-    q.set(k, k === 'window' ? (WINDOWS.find((w) => w.value === v)?.label ?? String(v)) : k === 'coalesce' ? (v ? 'on' : 'off') : String(v));
-  }
+  for (const k of LAB_KEYS) if (s[k] !== DEFAULT_SETTINGS[k]) q.set(k, formValue(s, k));
   return q.toString();
 }
 
@@ -167,7 +152,7 @@ export function settingsToQuery(s: LabSettings): string {
 export function settingsFromQuery(query: string): ReturnType<typeof checkSettings> {
   const q = new URLSearchParams(query);
   const raw: Partial<Record<keyof LabSettings, unknown>> = {};
-  for (const k of URL_KEYS) {
+  for (const k of LAB_KEYS) {
     const v = q.get(k);
     if (v !== null) raw[k] = v;
   }

@@ -8,6 +8,7 @@
 import { err } from '../errors.js';
 import { policyFromModule } from '../policy/loader.js';
 import type { MigrationPolicy } from '../policy/types.js';
+import { AXES } from '../experiment/schema.js';
 import { isPolicyModuleName } from './config.js';
 
 /** What the page sends with a run that names a user module: the file's name and text. */
@@ -21,7 +22,7 @@ export const MAX_POLICY_SOURCE = 256 * 1024;
 
 export async function importPolicySource(src: PolicySource): Promise<MigrationPolicy> {
   if (!isPolicyModuleName(src.name)) {
-    throw err('EINVAL', `policy module ${src.name}: the lab loads plain JavaScript modules (.js, .mjs); run TypeScript policies with npm run experiment -- --policy ./file.ts`);
+    throw err('EINVAL', `policy module ${src.name}: the lab loads plain JavaScript modules (.js, .mjs); run TypeScript policies with npm run experiment -- ${AXES.policy.flag} ./file.ts`);
   }
   if (src.text.length > MAX_POLICY_SOURCE) throw err('EINVAL', `policy module ${src.name}: larger than ${MAX_POLICY_SOURCE} bytes`);
   let mod: Record<string, unknown>;

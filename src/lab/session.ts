@@ -5,9 +5,12 @@
  * behind comlink) and in-thread in Node (the tests), so both give the same counters.
  */
 import type { BatchRecord } from '../driver/records.js';
+import type { FaultRecord } from '../device/fault-queue.js';
+import { SimClock } from './sim-clock.js';
 import type { Dmirror } from '../driver/dmirror.js';
 import type { PolicyPath } from '../driver/policy-path.js';
 import type { MigrationPolicy } from '../policy/types.js';
+import type { TraceRecord } from '../policy/trace.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 import { runOne } from '../experiment/runner.js';
 import type { RunConfig, RunResult } from '../experiment/types.js';
@@ -19,12 +22,46 @@ export const MAX_INVALIDATIONS_LISTED = 8;
 
 export type LabEvent =
   | { kind: 'begin'; config: RunConfig; start: number; pages: number }
-  | { kind: 'batch'; rec: BatchRecord; wallMs: number; policy?: PolicyBatch }
-  | { kind: 'round'; faults: number; overflow: boolean; finished: boolean; capacity: number }
-  | { kind: 'invalidations'; listed: (InvalidationNote & { simMs: number })[]; total: number }
+  | { kind: 'batch'; rec: BatchRecord; wallMs: number; simMs: number; policy?: PolicyBatch }
+  | { kind: 'round'; faults: number; overflow: boolean; finished: boolean; capacity: number; simMs: number; wallMs: number; history: RoundFaults; done: number; total: number }
+  | { kind: 'invalidations'; listed: (InvalidationNote & { simMs: number })[]; total: number; simMs: number[]; wallMs: number[] }
   | { kind: 'snapshot'; snapshot: MirrorSnapshot; simMs: number; wallMs: number }
   | { kind: 'state'; mode: RunMode; held: boolean }
   | { kind: 'end'; result: RunResult; pausedMs: number };
+
+/**
+ * The faults a round recorded, as page offsets into the buffer and their access (1 read,
+ * 2 write, 3 atomic; +4 a protection fault): the per-page history's points (uvm-eval's
+ * Fault.py scatter). At most MAX_ROUND_FAULTS per round, taken evenly, so the stream stays
+ * small; `total` says how many there were.
+ */
+export interface RoundFaults {
+  pages: Uint32Array;
+  access: Uint8Array;
+  total: number;
+}
+
+export const MAX_ROUND_FAULTS = 2048;
+/** Invalidation instants sent per flush (each with its time); the rest are counted. */
+export const MAX_INVALIDATION_TIMES = 512;
+
+const ACCESS_CODE = { read: 1, write: 2, atomic: 3 } as const;
+
+export function roundFaults(records: readonly FaultRecord[], firstPage: number, npages: number): RoundFaults {
+  const step = Math.max(1, Math.ceil(records.length / MAX_ROUND_FAULTS));
+  const n = Math.ceil(records.length / step);
+  const pages = new Uint32Array(n);
+  const access = new Uint8Array(n);
+  let k = 0;
+  for (let i = 0; i < records.length; i += step) {
+    const f = records[i];
+    const off = f.page - firstPage;
+    if (off < 0 || off >= npages) continue;
+    pages[k] = off;
+    access[k++] = ACCESS_CODE[f.access] + (f.protection ? 4 : 0);
+  }
+  return { pages: pages.slice(0, k), access: access.slice(0, k), total: records.length };
+}
 
 export type LabSink = (events: LabEvent[]) => void;
 
@@ -59,6 +96,8 @@ export interface LabRunOptions {
   snapshots?: boolean;
   /** config.policy's object, already loaded (a user's module: policy-module.ts). */
   policy?: MigrationPolicy;
+  /** A trace workload's records (config.workload 'trace:NAME'): an imported file. */
+  trace?: readonly TraceRecord[];
 }
 
 /**
@@ -76,7 +115,6 @@ export async function runLab(config: RunConfig, sink: LabSink, ctl: RunControlle
     sink(out);
   };
   const t0 = performance.now();
-  let sim0 = 0;
   let mirror: Dmirror | null = null;
   let path: PolicyPath | null = null;
   let seen: PolicyTotals | null = null;
@@ -84,6 +122,13 @@ export async function runLab(config: RunConfig, sink: LabSink, ctl: RunControlle
   let invalidated = new Set<number>();
   let listed: (InvalidationNote & { simMs: number })[] = [];
   let invalTotal = 0;
+  let invalAll = 0;
+  let invalSim: number[] = [];
+  let invalWall: number[] = [];
+  let clock = new SimClock(null);
+  const batchSimNs: number[] = [];
+  const simMs = (): number => clock.ns / 1e6;
+  const wallMs = (): number => performance.now() - t0;
   let capacity = 0;
   let pausedFrom: number | null = null;
   let pausedMs = 0;
@@ -100,16 +145,18 @@ export async function runLab(config: RunConfig, sink: LabSink, ctl: RunControlle
 
   const takeInvalidations = (): void => {
     if (invalTotal === 0) return;
-    queue.push({ kind: 'invalidations', listed, total: invalTotal });
+    queue.push({ kind: 'invalidations', listed, total: invalTotal, simMs: invalSim, wallMs: invalWall });
     listed = [];
     invalTotal = 0;
+    invalSim = [];
+    invalWall = [];
   };
   const snap = (): void => {
     takeInvalidations();
     if (!snapshots || mirror === null) return;
     queue.push({
       kind: 'snapshot', snapshot: snapshotMirror(mirror, buffer.start, buffer.pages, invalidated, path),
-      simMs: ctl.sched.now() - sim0, wallMs: performance.now() - t0,
+      simMs: simMs(), wallMs: wallMs(),
     });
     invalidated = new Set();
   };
@@ -118,6 +165,7 @@ export async function runLab(config: RunConfig, sink: LabSink, ctl: RunControlle
   try {
     result = await runOne(config, {
       ...(opts.policy !== undefined ? { policy: opts.policy } : {}),
+      ...(opts.trace !== undefined ? { trace: opts.trace } : {}),
       observer: {
         scheduler: ctl.sched,
         async onMirror(m, b, p) {
@@ -126,11 +174,16 @@ export async function runLab(config: RunConfig, sink: LabSink, ctl: RunControlle
           seen = p === null ? null : policyTotals(p);
           buffer = b;
           capacity = m.engine.faults.capacity;
-          sim0 = ctl.sched.now();
+          clock = new SimClock(p);
           queue.push({ kind: 'begin', config, start: b.start, pages: b.pages });
           await watchInvalidations(m, b.start, b.start + b.pages * PAGE_SIZE, (n) => {
             invalTotal++;
-            if (listed.length < MAX_INVALIDATIONS_LISTED) listed.push({ ...n, simMs: ctl.sched.now() - sim0 });
+            invalAll++;
+            if (listed.length < MAX_INVALIDATIONS_LISTED) listed.push({ ...n, simMs: simMs() });
+            if (invalSim.length < MAX_INVALIDATION_TIMES) {
+              invalSim.push(simMs());
+              invalWall.push(wallMs());
+            }
             for (let a = n.start; a < n.end; a += PAGE_SIZE) invalidated.add((a - b.start) / PAGE_SIZE);
           });
           snap();
@@ -138,6 +191,8 @@ export async function runLab(config: RunConfig, sink: LabSink, ctl: RunControlle
         },
         onBatch(rec) {
           ctl.noteBatch();
+          clock.batch(rec.unique);
+          batchSimNs.push(clock.ns);
           let policy: PolicyBatch | undefined;
           if (path !== null && seen !== null) {
             const now = policyTotals(path);
@@ -149,16 +204,20 @@ export async function runLab(config: RunConfig, sink: LabSink, ctl: RunControlle
             };
             seen = now;
           }
-          queue.push({ kind: 'batch', rec: { ...rec }, wallMs: performance.now() - t0, ...(policy ? { policy } : {}) });
+          queue.push({ kind: 'batch', rec: { ...rec }, wallMs: wallMs(), simMs: simMs(), ...(policy ? { policy } : {}) });
         },
         onRound(r) {
-          queue.push({ kind: 'round', ...r, capacity });
+          queue.push({
+            kind: 'round', faults: r.faults, overflow: r.overflow, finished: r.finished, capacity, simMs: simMs(), wallMs: wallMs(), done: r.done, total: r.total,
+            history: roundFaults(r.records, buffer.start / PAGE_SIZE, buffer.pages),
+          });
           if (r.finished) {
             snap();
             flush();
           }
         },
         async beforeRound() {
+          clock.round(); // before every round of the command: a launch or a replay
           snap();
           flush();
           await ctl.gate();
@@ -170,6 +229,7 @@ export async function runLab(config: RunConfig, sink: LabSink, ctl: RunControlle
   }
   if (pausedFrom !== null) pausedMs += performance.now() - pausedFrom;
   takeInvalidations();
+  result.lab = { simNs: clock.ns, cost: clock.cost.name, invalidations: invalAll, batchSimNs };
   queue.push({ kind: 'end', result, pausedMs });
   flush();
   return result;

@@ -22,72 +22,112 @@ import type { Dmirror } from '../driver/dmirror.js';
 import type { PolicyPath } from '../driver/policy-path.js';
 import { PTE_DEVICE, PTE_EXCLUSIVE, PTE_WRITE } from '../device/page-table.js';
 import { PAGE_SIZE } from '../mm/constants.js';
-import { isDeviceExclusive, isDevicePrivate, pteIndex } from '../mm/page-table.js';
+import { isDeviceExclusive, isDevicePrivate, isPresent, pteIndex, PTE_WRITE as CPU_PTE_WRITE } from '../mm/page-table.js';
 import { mappedPfn } from '../mm/pagewalk.js';
 
-/** A page's state, one byte per page in the strip. */
-export const PageState = {
-  /** Nothing mapped (never touched, swapped out). */
+/**
+ * A page's state on each side, one byte per page per band. The CPU band is what the mm's
+ * page table holds for the address; the GPU band is what the mirror's page table (the one
+ * the device walks) holds. Invalidations and the policy's thrashing/pinned marks are
+ * overlays (MirrorSnapshot.marks), never a state: a page being invalidated is still mapped
+ * or not, on each side, and the strip shows both.
+ */
+export const CpuState = {
+  /** No PTE (never touched, or unmapped). */
   none: 0,
-  /** Present for the CPU, not mirrored. */
-  cpu: 1,
-  mirroredRead: 2,
-  mirroredWrite: 3,
-  /** In device memory (device-private entry, or the mirror maps a device page). */
-  device: 4,
-  /** Device-exclusive (atomics granted). */
-  exclusive: 5,
-  /** Hit by an invalidation since the last snapshot. */
-  invalidated: 6,
-  /** Thrashing or pinned: from the migration policy's residency (none without a policy). */
-  thrashing: 7,
+  /** Present, read-only (COW-shared, mprotected, or the zero page). */
+  read: 1,
+  /** Present and writable. */
+  write: 2,
+  /** A device-private swap entry: the data lives in device memory. */
+  device: 3,
+  /** A device-exclusive entry (make_device_exclusive_range). */
+  exclusive: 4,
+  /** Swapped out, or a migration entry in flight. */
+  swap: 5,
 } as const;
-export type PageStateValue = (typeof PageState)[keyof typeof PageState];
+export type CpuStateValue = (typeof CpuState)[keyof typeof CpuState];
 
-export const PAGE_STATE_NAMES: readonly string[] = [
-  'not present', 'CPU only', 'mirrored read', 'mirrored write', 'device-resident', 'exclusive', 'being invalidated',
-  'thrashing / pinned',
-];
+export const GpuState = {
+  /** The mirror maps nothing here. */
+  none: 0,
+  /** Mirrored read-only (a system page through the aperture). */
+  read: 1,
+  /** Mirrored writable. */
+  write: 2,
+  /** The mirror maps a device-private page. */
+  device: 3,
+  /** Device-exclusive (atomics granted). */
+  exclusive: 4,
+} as const;
+export type GpuStateValue = (typeof GpuState)[keyof typeof GpuState];
+
+export const CPU_STATE_NAMES: readonly string[] = ['no PTE', 'present, read-only', 'present, writable', 'device-private entry', 'device-exclusive entry', 'swap / migration entry'];
+export const GPU_STATE_NAMES: readonly string[] = ['not mirrored', 'mirrored read', 'mirrored write', 'device page', 'exclusive'];
+
+/** Overlay bits of MirrorSnapshot.marks. */
+export const MARK_INVALIDATED = 1;
+export const MARK_THRASHING = 2;
 
 export interface MirrorSnapshot {
-  /** One PageState per page of the buffer. */
-  pages: Uint8Array;
-  pageTable: { leaves: number; tables: number; maxTables: number };
+  /** One CpuState per page of the buffer. */
+  cpu: Uint8Array;
+  /** One GpuState per page of the buffer. */
+  gpu: Uint8Array;
+  /** Overlay bits per page: MARK_INVALIDATED (hit since the last snapshot), MARK_THRASHING (policy: thrashing or pinned). */
+  marks: Uint8Array;
+  /** Pages of the buffer the mirror maps (gpu band != none): what the page-table meter shows. */
+  gpuMapped: number;
+  pageTable: { leaves: number; hugeLeaves: number; tables: number; maxTables: number };
   aperture: { used: number; slots: number };
   faultRing: { capacity: number };
 }
 
+function cpuState(flags: number): CpuStateValue {
+  if (flags === 0) return CpuState.none;
+  if (isDeviceExclusive(flags)) return CpuState.exclusive;
+  if (isDevicePrivate(flags)) return CpuState.device;
+  if (isPresent(flags)) return (flags & CPU_PTE_WRITE) !== 0 ? CpuState.write : CpuState.read;
+  return CpuState.swap;
+}
+
 /** Reads the states of [start, start + npages * PAGE_SIZE). `invalidated`: page offsets to mark. */
 export function snapshotMirror(m: Dmirror, start: number, npages: number, invalidated?: ReadonlySet<number>, policy?: PolicyPath | null): MirrorSnapshot {
-  const pages = new Uint8Array(npages);
+  const cpu = new Uint8Array(npages);
+  const gpu = new Uint8Array(npages);
+  const marks = new Uint8Array(npages);
   const pt = m.engine.pt;
   const res = policy?.engine.residency ?? null;
   const first = policy != null ? start / PAGE_SIZE - policy.basePage : 0;
+  let gpuMapped = 0;
   for (let i = 0; i < npages; i++) {
     const addr = start + i * PAGE_SIZE;
     const p = first + i;
-    if (res !== null && p >= 0 && p < res.pageCount && (res.pinned(p) || res.thrashing(p))) {
-      pages[i] = PageState.thrashing;
-      continue;
-    }
+    if (res !== null && p >= 0 && p < res.pageCount && (res.pinned(p) || res.thrashing(p))) marks[i] |= MARK_THRASHING;
+    if (invalidated?.has(i)) marks[i] |= MARK_INVALIDATED;
     const t = m.mm.pgtable.pteTable(addr, false);
-    const cpuFlags = t === null ? 0 : t.flags[pteIndex(addr)];
+    // A huge PMD maps the page without a PTE table: mappedPfn's walk sees it.
+    cpu[i] = t !== null ? cpuState(t.flags[pteIndex(addr)]) : mappedPfn(m.mm, addr) >= 0 ? CpuState.write : CpuState.none;
     const e = pt.lookup(addr / PAGE_SIZE);
-    // Where a page is now wins over "invalidated": a migration invalidates the pages it
-    // moves (MMU_NOTIFY_MIGRATE), and the strip shows where they went.
-    if ((e !== null && (e.flags & PTE_EXCLUSIVE) !== 0) || isDeviceExclusive(cpuFlags)) pages[i] = PageState.exclusive;
-    else if ((e !== null && (e.flags & PTE_DEVICE) !== 0) || isDevicePrivate(cpuFlags)) pages[i] = PageState.device;
-    else if (invalidated?.has(i)) pages[i] = PageState.invalidated;
-    else if (e !== null) pages[i] = (e.flags & PTE_WRITE) !== 0 ? PageState.mirroredWrite : PageState.mirroredRead;
-    else pages[i] = mappedPfn(m.mm, addr) >= 0 ? PageState.cpu : PageState.none;
+    if (e === null) continue;
+    gpuMapped++;
+    gpu[i] = (e.flags & PTE_EXCLUSIVE) !== 0 ? GpuState.exclusive : (e.flags & PTE_DEVICE) !== 0 ? GpuState.device
+      : (e.flags & PTE_WRITE) !== 0 ? GpuState.write : GpuState.read;
   }
   const s = pt.stats;
   return {
-    pages,
-    pageTable: { leaves: s.leaves, tables: s.tables, maxTables: s.maxTables },
+    cpu, gpu, marks, gpuMapped,
+    pageTable: { leaves: s.leaves, hugeLeaves: s.hugeLeaves, tables: s.tables, maxTables: s.maxTables },
     aperture: { used: m.aperture.mapped, slots: m.aperture.mapped + m.aperture.freeSlots },
     faultRing: { capacity: m.engine.faults.capacity },
   };
+}
+
+/** Counts of each state in a band. */
+export function bandCounts(band: Uint8Array, states: number): number[] {
+  const out = new Array<number>(states).fill(0);
+  for (const v of band) out[v]++;
+  return out;
 }
 
 export interface InvalidationNote {

@@ -8,11 +8,75 @@ import { PAGE_SIZE } from '../mm/constants.js';
 import { toBatchCsv, toCsv, toJson } from '../experiment/report.js';
 import type { ExperimentReport, RunConfig, RunResult } from '../experiment/types.js';
 import type { RunMode } from './controller.js';
-import type { LabEvent } from './session.js';
-import type { MirrorSnapshot } from './snapshot.js';
+import type { LabEvent, RoundFaults } from './session.js';
+import { MARK_INVALIDATED, type MirrorSnapshot } from './snapshot.js';
+import { verdictOf, type EndState, type Verdict } from './verdict.js';
 
-/** Log lines kept (the oldest go first). */
-export const LOG_LINES = 400;
+/** Log lines kept (the oldest go first; the page draws only the visible ones). */
+export const LOG_LINES = 5000;
+
+/**
+ * The log: a bounded ring of the newest lines. `total` counts every line ever pushed, so a
+ * reader that has shown `total` lines knows exactly which are new even after the oldest
+ * have gone; the end line is the last pushed, so it is always kept.
+ */
+export class LogRing {
+  readonly capacity: number;
+  readonly #lines: string[] = [];
+  #head = 0;
+  #total = 0;
+
+  constructor(capacity = LOG_LINES) {
+    this.capacity = capacity;
+  }
+
+  push(line: string): void {
+    if (this.#lines.length < this.capacity) this.#lines.push(line);
+    else {
+      this.#lines[this.#head] = line;
+      this.#head = (this.#head + 1) % this.capacity;
+    }
+    this.#total++;
+  }
+
+  /** Lines pushed since the beginning (kept or not). */
+  get total(): number {
+    return this.#total;
+  }
+
+  /** Lines kept now. */
+  get length(): number {
+    return this.#lines.length;
+  }
+
+  /** The i-th kept line, oldest first. */
+  at(i: number): string {
+    return this.#lines[(this.#head + i) % this.#lines.length];
+  }
+
+  /** The kept lines, oldest first. */
+  toArray(): string[] {
+    return [...this.#lines.slice(this.#head), ...this.#lines.slice(0, this.#head)];
+  }
+}
+
+/** A round of the command: when it ran and the faults it recorded (the per-page history). */
+export interface RoundPoint {
+  simMs: number;
+  wallMs: number;
+  history: RoundFaults;
+}
+
+/** The address space at one moment (the heat map's column). */
+export interface StripFrame {
+  simMs: number;
+  wallMs: number;
+  cpu: Uint8Array;
+  gpu: Uint8Array;
+}
+
+/** Heat-map columns kept: when full, every other one goes (the time axis keeps its span). */
+export const MAX_FRAMES = 512;
 
 /** The plots' columns: x is the batch index, one array per series (uPlot's data layout). */
 export interface Series {
@@ -24,8 +88,12 @@ export interface Series {
   coalescing: (number | null)[];
   retriesTotal: number[];
   ebusyTotal: number[];
-  /** Scheduler ms since the run's start (the clock stops while paused). */
+  /** Simulated ms (the cost model's clock, sim-clock.ts) at the batch's end. */
   simMs: number[];
+  /** Simulated ms when its service began: after the round that recorded it and the batch before. */
+  simStart: number[];
+  /** Index in LiveRun.rounds of the round whose faults the batch holds (-1: none seen). */
+  roundIdx: number[];
   /** Wall ms since the run's start. */
   wallMs: number[];
   /** Fault ring fill of the replay that produced the batch, 0..1. */
@@ -57,14 +125,14 @@ export interface Counters {
   thrashingEvents: number;
 }
 
-export type RunStatus = 'idle' | RunMode | 'done' | 'failed' | 'stopped';
+export type RunStatus = 'idle' | RunMode | EndState;
 
 export class LiveRun {
   config: RunConfig;
   status: RunStatus = 'running';
   held = false;
   readonly series: Series = {
-    batch: [], fetched: [], unique: [], duplicates: [], coalescing: [], retriesTotal: [], ebusyTotal: [], simMs: [], wallMs: [], ringFill: [],
+    batch: [], fetched: [], unique: [], duplicates: [], coalescing: [], retriesTotal: [], ebusyTotal: [], simMs: [], simStart: [], roundIdx: [], wallMs: [], ringFill: [],
     toDevice: [], toHost: [], thrashing: [],
   };
   readonly counters: Counters = {
@@ -72,21 +140,44 @@ export class LiveRun {
     invalidations: 0, simMs: 0, wallMs: 0, migrationsToDevice: 0, migrationsToHost: 0, bytesToDevice: 0, bytesToHost: 0, thrashingEvents: 0,
   };
   readonly records: BatchRecord[] = [];
-  readonly log: string[] = [];
+  readonly log = new LogRing();
   snapshot: MirrorSnapshot | null = null;
+  /** Each round's time and recorded faults, in order. */
+  readonly rounds: RoundPoint[] = [];
+  /** Address-space frames over time (the heat map), at most MAX_FRAMES. */
+  readonly frames: StripFrame[] = [];
+  /** Invalidation instants (sim and wall ms), as many as the stream carried. */
+  readonly invalidations: { simMs: number[]; wallMs: number[] } = { simMs: [], wallMs: [] };
+  /**
+   * Per page, the snapshot count at which an invalidation last hit it (the strip's overlay
+   * fades over the snapshots after).
+   */
+  invalidatedAt: Int32Array = new Int32Array(0);
+  snapshots = 0;
+  /** The command's progress at the last round: invocations done of total. */
+  progress = { done: 0, total: 0 };
   ring = { faults: 0, capacity: 0, overflow: false };
   result: RunResult | null = null;
   pausedMs = 0;
   buffer = { start: 0, pages: 0 };
   #lastRing = 0;
+  #lastRoundSim = 0;
 
   constructor(config: RunConfig) {
     this.config = config;
   }
 
+  /** A finished run read back from an export: its batches folded in, its result kept. */
+  static fromResult(r: RunResult): LiveRun {
+    const lr = new LiveRun(r.config);
+    const sim = r.lab?.batchSimNs;
+    lr.apply(r.records.map((rec, i) => ({ kind: 'batch' as const, rec, wallMs: rec.t + rec.serviceMs, simMs: (sim?.[i] ?? 0) / 1e6 })));
+    lr.finish(r);
+    return lr;
+  }
+
   #line(s: string): void {
     this.log.push(s);
-    if (this.log.length > LOG_LINES) this.log.splice(0, this.log.length - LOG_LINES);
   }
 
   /** Folds a batch of events in. */
@@ -99,10 +190,14 @@ export class LiveRun {
     switch (e.kind) {
       case 'begin':
         this.buffer = { start: e.start, pages: e.pages };
+        this.invalidatedAt = new Int32Array(e.pages).fill(-1_000_000);
         this.#line(`start: ${describeConfig(e.config)}; buffer 0x${e.start.toString(16)}, ${e.pages} pages`);
         break;
       case 'round':
         c.rounds++;
+        this.rounds.push({ simMs: e.simMs, wallMs: e.wallMs, history: e.history });
+        this.progress = { done: e.done, total: e.total };
+        this.#lastRoundSim = e.simMs;
         this.ring = { faults: e.faults, capacity: e.capacity, overflow: e.overflow };
         this.#lastRing = e.capacity > 0 ? Math.min(1, e.faults / e.capacity) : 0;
         break;
@@ -117,7 +212,7 @@ export class LiveRun {
         c.retries += r.retries;
         c.ebusy += r.ebusy;
         c.fallbacks += r.fallbacks;
-        c.simMs = r.t + r.serviceMs;
+        c.simMs = e.simMs;
         c.wallMs = e.wallMs;
         const s = this.series;
         s.batch.push(r.index);
@@ -127,7 +222,9 @@ export class LiveRun {
         s.coalescing.push(r.rangeFaults > 0 ? r.unique / r.rangeFaults : null);
         s.retriesTotal.push(c.retries);
         s.ebusyTotal.push(c.ebusy);
+        s.simStart.push(Math.min(e.simMs, Math.max(this.#lastRoundSim, s.simMs.at(-1) ?? 0)));
         s.simMs.push(c.simMs);
+        s.roundIdx.push(this.rounds.length - 1);
         s.wallMs.push(e.wallMs);
         s.ringFill.push(this.#lastRing);
         const p = e.policy;
@@ -148,6 +245,8 @@ export class LiveRun {
       }
       case 'invalidations':
         c.invalidations += e.total;
+        this.invalidations.simMs.push(...e.simMs);
+        this.invalidations.wallMs.push(...e.wallMs);
         for (const n of e.listed) {
           this.#line(`invalidate ${n.event} [0x${n.start.toString(16)}, 0x${n.end.toString(16)}) at ${n.simMs.toFixed(1)} ms`);
         }
@@ -155,13 +254,16 @@ export class LiveRun {
         break;
       case 'snapshot':
         this.snapshot = e.snapshot;
+        this.snapshots++;
+        e.snapshot.marks.forEach((m, i) => { if (m & MARK_INVALIDATED && i < this.invalidatedAt.length) this.invalidatedAt[i] = this.snapshots; });
+        this.#frame({ simMs: e.simMs, wallMs: e.wallMs, cpu: e.snapshot.cpu, gpu: e.snapshot.gpu });
         c.simMs = Math.max(c.simMs, e.simMs);
         c.wallMs = Math.max(c.wallMs, e.wallMs);
         break;
       case 'state':
         this.status = e.mode;
         this.held = e.held;
-        if (e.held) this.#line(`held after batch ${c.batches - 1} (${e.mode})`);
+        if (e.held) this.#line(c.batches === 0 ? 'held before the first batch' : `held after ${c.batches} batch${c.batches === 1 ? '' : 'es'} (${e.mode})`);
         break;
       case 'end':
         this.finish(e.result, e.pausedMs);
@@ -169,11 +271,38 @@ export class LiveRun {
     }
   }
 
+  #frame(f: StripFrame): void {
+    if (this.frames.length >= MAX_FRAMES) {
+      // Keep every other frame: the map keeps the whole run at half the time resolution.
+      for (let i = 1, j = 2; j < this.frames.length; i++, j += 2) this.frames[i] = this.frames[j];
+      this.frames.length = Math.ceil(this.frames.length / 2);
+    }
+    this.frames.push(f);
+  }
+
+  /** The run's verdict, once it has ended (verdict.ts). */
+  get verdict(): Verdict | null {
+    return this.result === null ? null : verdictOf(this.result);
+  }
+
+  /**
+   * The run's result: the first one wins (the worker's 'end' event and the page's own
+   * ending of a stopped run may both arrive; the run ends once and logs one end line).
+   */
   finish(result: RunResult, pausedMs = 0): void {
+    if (this.result !== null) return;
     this.result = result;
     this.pausedMs = pausedMs;
     this.held = false;
-    this.status = result.ok ? 'done' : /^EINTR/.test(result.error ?? '') ? 'stopped' : 'failed';
+    const verdict = verdictOf(result);
+    this.status = verdict.state;
+    const c0 = this.counters;
+    // The table's figures are the run's: the live ones end on them.
+    c0.wallMs = result.wallMs;
+    if (result.lab) {
+      c0.simMs = result.lab.simNs / 1e6;
+      c0.invalidations = result.lab.invalidations;
+    }
     const p = result.policy;
     if (p) {
       // The run's totals count moves after the last batch too (the final CPU phase's faults).
@@ -185,7 +314,7 @@ export class LiveRun {
       c.thrashingEvents = p.thrashingEvents;
     }
     const v = result.verify;
-    this.#line(`end: ${result.ok ? 'ok' : result.error}; ${result.totals.batches} batches, verified ${v.checked} words, ${v.mismatches} wrong` +
+    this.#line(`end: ${verdict.text}; ${result.totals.batches} batches, verified ${v.checked} words, ${v.mismatches} wrong` +
       `${result.storm.ops ? `; ${result.storm.ops} storm ops` : ''}${result.stalePfns !== undefined ? `; ${result.stalePfns} stale pfns` : ''}` +
       `${p ? `; ${p.policy}: ${p.bytesToDevice / PAGE_SIZE} page(s) migrated in, ${p.bytesToHost / PAGE_SIZE} home, ${p.thrashingEvents} thrashing, ${p.pins} pinned` : ''}`);
   }
@@ -241,30 +370,4 @@ export function importJson(text: string): ExperimentReport {
     generatedAt: String(v.generatedAt ?? ''), adapter: String(v.adapter ?? ''), node: String(v.node ?? ''),
     presets: Array.isArray(v.presets) ? v.presets.map(String) : [], runs: v.runs as RunResult[],
   };
-}
-
-/** The rows of the side-by-side comparison: [label, pinned, current]. */
-export function compareRows(a: RunResult | null, b: RunResult | null): [string, string, string][] {
-  const rows: [string, (r: RunResult) => string][] = [
-    ['configuration', (r) => describeConfig(r.config)],
-    ['status', (r) => (r.ok ? 'ok' : r.error ?? 'failed')],
-    ['batches', (r) => String(r.totals.batches)],
-    ['faults fetched', (r) => String(r.totals.fetched)],
-    ['duplicates', (r) => String(r.totals.duplicates)],
-    ['unique faults', (r) => String(r.totals.unique)],
-    ['range-fault calls', (r) => String(r.totals.rangeFaults)],
-    ['coalescing factor', (r) => (r.totals.rangeFaults > 0 ? (r.totals.unique / r.totals.rangeFaults).toFixed(2) : '—')],
-    ['retries', (r) => String(r.totals.retries)],
-    ['EBUSYs', (r) => String(r.totals.ebusy)],
-    ['storm ops', (r) => String(r.storm.ops)],
-    ['stale pfns', (r) => (r.stalePfns === undefined ? '—' : String(r.stalePfns))],
-    ['migration policy', (r) => (r.policy ? `${r.policy.policy}, oversub ${r.config.oversub ?? 1}` : 'none')],
-    ['bytes moved to device / home', (r) => (r.policy ? `${r.policy.bytesToDevice} / ${r.policy.bytesToHost}` : '0 / 0')],
-    ['migrations to device / home', (r) => (r.policy ? `${r.policy.bytesToDevice / PAGE_SIZE} / ${r.policy.bytesToHost / PAGE_SIZE}` : '0 / 0')],
-    ['thrashing events / pins', (r) => (r.policy ? `${r.policy.thrashingEvents} / ${r.policy.pins}` : '0 / 0')],
-    ['service µs/fault', (r) => (r.totals.unique > 0 ? ((r.totals.serviceMs * 1000) / r.totals.unique).toFixed(1) : '—')],
-    ['wall ms', (r) => r.wallMs.toFixed(0)],
-    ['words verified / wrong', (r) => `${r.verify.checked} / ${r.verify.mismatches}`],
-  ];
-  return rows.map(([label, f]) => [label, a ? f(a) : '—', b ? f(b) : '—']);
 }

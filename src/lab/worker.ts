@@ -13,6 +13,8 @@ import { runLab, type LabSink } from './session.js';
 import { checkSettings, fromRunConfig, isPolicyModuleName } from './config.js';
 import { importPolicySource, type PolicySource } from './policy-module.js';
 import type { MigrationPolicy } from '../policy/types.js';
+import type { TraceRecord } from '../policy/trace.js';
+import { tracePagesOf as tracePages } from '../trace/pages.js';
 
 export interface AdapterInfo {
   name: string;
@@ -26,6 +28,9 @@ export interface AdapterInfo {
   /** The smoke kernel's verdict on this GPU. */
   smoke: { ok: boolean; elements: number; detail: string };
 }
+
+/** The largest trace the lab replays: 16 MiB, the lab's largest buffer. */
+export const MAX_TRACE_PAGES = 4096;
 
 export type LabCommand = 'pause' | 'resume' | 'step' | 'stop';
 
@@ -62,10 +67,13 @@ export const labWorker = {
    * the run holds after its first batch (Step from idle). A config whose policy names a
    * user's module comes with `source`, the file's text (imported here from a Blob URL).
    */
-  async run(config: RunConfig, sink: LabSink, first: 'run' | 'step' = 'run', source?: PolicySource): Promise<RunResult> {
+  async run(config: RunConfig, sink: LabSink, first: 'run' | 'step' = 'run', source?: PolicySource, trace?: TraceRecord[]): Promise<RunResult> {
     if (controller !== null) throw new Error('EBUSY: a run is already going in this worker');
-    // The page checks too; the worker never trusts what crosses the boundary.
-    const checked = checkSettings(fromRunConfig(config));
+    if (config.workload.startsWith('trace:') !== (trace !== undefined)) throw new Error('EINVAL: a trace workload comes with its records, and only it');
+    if (trace !== undefined && tracePages(trace) > MAX_TRACE_PAGES) throw new Error(`EINVAL: the trace spans ${tracePages(trace)} pages; the lab runs at most ${MAX_TRACE_PAGES} (replay it with npm run experiment)`);
+    // The page checks too; the worker never trusts what crosses the boundary. A trace's
+    // size is its span (checked above); the rest of its settings are checked as any run's.
+    const checked = checkSettings(fromRunConfig(trace !== undefined ? { ...config, workload: 'stream', sizeMiB: 1 } : config));
     if (checked.settings === null) throw new Error(`EINVAL: ${checked.errors.map((e) => e.message).join('; ')}`);
     let policy: MigrationPolicy | undefined;
     if (config.policy !== undefined && isPolicyModuleName(config.policy)) {
@@ -76,7 +84,7 @@ export const labWorker = {
     if (first === 'step') ctl.step();
     controller = ctl;
     try {
-      return await runLab(config, sink, ctl, policy !== undefined ? { policy } : {});
+      return await runLab(config, sink, ctl, { ...(policy !== undefined ? { policy } : {}), ...(trace !== undefined ? { trace } : {}) });
     } finally {
       controller = null;
     }

@@ -189,7 +189,7 @@ async function doSwapPage(mm: MmStruct, vma: Vma, t: PteTable, j: number, a: num
     // mapping is migrating, and try_to_migrate has not reached this mm yet). Calling
     // migrate_to_ram would collect nothing and the fault would spin; the kernel sleeps on the
     // folio lock instead (migration_entry_wait_on_locked) and retries once it is released.
-    if (underMigration(core, a, pfn)) {
+    if (underMigration(core, mm, a, pfn)) {
       await migrationEntryWait(mm, t, j, a);
       return 0;
     }
@@ -232,7 +232,7 @@ export async function migrationEntryWait(mm: MmStruct, t: PteTable, j: number, a
   const f = t.flags[j];
   const pfn = t.pfn[j];
   await core.migrationWq.wait(
-    () => mm.exited || t.flags[j] !== f || t.pfn[j] !== pfn || !underMigration(core, a, pfn),
+    () => mm.exited || t.flags[j] !== f || t.pfn[j] !== pfn || !underMigration(core, mm, a, pfn),
     'migration_entry_wait',
   );
 }

@@ -9,14 +9,28 @@
  * PROTECTION_PAGE, then each writable entry is write-protected in both mms and its page gains
  * the child's reference.
  */
+import { GUP_PIN_COUNTING_BIAS } from './gup.js';
 import { restoreExclusivePte } from './fault.js';
 import { invalidateEnd, invalidateStart, type MmStruct } from './mm.js';
 import {
-  isDeviceExclusive, isDevicePrivate, isMigration, isPresent, PTE_ACCESSED, PTE_WRITE, PMD_HUGE, swpKind, SWP_DEVICE_READ, SWP_DEVICE_WRITE, SWP_MASK, SWP_MIGRATION_READ,
+  isDeviceExclusive, isDevicePrivate, isMigration, isPresent, PTE_ACCESSED, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE, PMD_HUGE, swpKind, SWP_DEVICE_READ, SWP_DEVICE_WRITE, SWP_MASK, SWP_MIGRATION_READ,
   SWP_MIGRATION_WRITE, SWP_SWAP, type PteTable,
 } from './page-table.js';
 import { pagesIn, walkPageRangeVma, type MmWalk, type MmWalkOps } from './pagewalk.js';
 import { AnonVma, isCowMapping, isHugetlb, Vma, VM_MIXEDMAP, VM_PFNMAP } from './vma.js';
+
+/** The child's pfn when copyPte made a copy for it (copy_present_page), else -1. */
+let copiedPfn = -1;
+
+/**
+ * folio_needs_cow_for_dma(): an order-0 anonymous page that may be DMA-pinned
+ * (folio_maybe_dma_pinned: refcount >= GUP_PIN_COUNTING_BIAS) is copied at fork, so the
+ * parent's next write cannot COW it away from under the device's pin.
+ */
+function needsCowForDma(core: MmStruct['core'], pfn: number, f: number): boolean {
+  return (f & PTE_SPECIAL) === 0 && core.isAnonPage(pfn) && !core.ram.isHead(pfn) && !core.ram.isTail(pfn)
+    && core.refcount(pfn) >= GUP_PIN_COUNTING_BIAS;
+}
 
 /** copy_nonpresent_pte / copy_present_pte for one entry; returns the child's entry flags. */
 function copyPte(src: MmStruct, st: PteTable, j: number, cow: boolean): number {
@@ -29,6 +43,18 @@ function copyPte(src: MmStruct, st: PteTable, j: number, cow: boolean): number {
     f = st.flags[j];
   }
   if (isPresent(f)) {
+    if (cow && needsCowForDma(core, pfn, f)) {
+      // copy_present_page(): the parent keeps the pinned page, writable; the child gets a copy.
+      try {
+        const copy = core.allocAnon();
+        core.ram.data(copy).set(core.ram.data(pfn));
+        core.ram.markWritten(copy);
+        copiedPfn = copy;
+        return PTE_PRESENT | PTE_DIRTY | (f & PTE_WRITE);
+      } catch {
+        // Out of frames: share it as usual (the kernel fails the fork with ENOMEM instead).
+      }
+    }
     core.getPage(pfn); // no-op for the zero page (pte_special)
     if (cow && (f & PTE_WRITE) !== 0) {
       st.flags[j] = f & ~PTE_WRITE; // ptep_set_wrprotect
@@ -72,8 +98,9 @@ const COPY_OPS: MmWalkOps<CopyWalk> = {
     const dt = w.dst.pgtable.pteTable(addr, true)!;
     for (const to = j + pagesIn(addr, next); j < to; j++) {
       if (st.flags[j] === 0) continue;
+      copiedPfn = -1;
       const f = copyPte(w.mm, st, j, w.cow);
-      dt.set(j, st.pfn[j], f);
+      dt.set(j, copiedPfn >= 0 ? copiedPfn : st.pfn[j], f);
     }
     return 0;
   },

@@ -38,7 +38,7 @@ import {
 } from './page-table.js';
 import { pagesIn, walkPageRangeVma, type MmWalk, type MmWalkOps } from './pagewalk.js';
 import { PG_ANON, type MemCore, type RefHolder } from './pages.js';
-import { entryMaps, pteSlot, rmapAt, underMigration } from './rmap.js';
+import { entryMaps, pteSlot, rmapWalk, underMigration } from './rmap.js';
 import { isHugetlb, isPrivateAnon, VM_IO, VM_MIXEDMAP, VM_PFNMAP, VM_WRITE, type Vma } from './vma.js';
 
 export const MIGRATE_VMA_SELECT_SYSTEM = 1 << 0;
@@ -169,7 +169,7 @@ const COLLECT_OPS: MmWalkOps<CollectWalk> = {
         // Any anonymous page of a private mapping (PageAnon; in a private file mapping, the
         // COW copies). Not page-cache pages (see the header), not THP pieces, not a page
         // another migration has locked (folio_trylock fails).
-        if (!core.isAnonPage(pfn) || core.ram.isHead(pfn) || core.ram.isTail(pfn) || underMigration(core, a, pfn)) continue;
+        if (!core.isAnonPage(pfn) || core.ram.isHead(pfn) || core.ram.isTail(pfn) || underMigration(core, w.mm, a, pfn)) continue;
         const wr = (f & PTE_WRITE) !== 0;
         m.src[i] = migratePfn(pfn) + MIGRATE_PFN_MIGRATE + (wr ? MIGRATE_PFN_WRITE : 0);
         // get_page for the migration; the mapping's reference goes with the PTE.
@@ -180,7 +180,7 @@ const COLLECT_OPS: MmWalkOps<CollectWalk> = {
       if (isDevicePrivate(f)) {
         const pm = core.pagemaps.of(pfn);
         if ((sel & MIGRATE_VMA_SELECT_DEVICE_PRIVATE) === 0 || pm === null || pm.owner !== m.pgmapOwner) continue;
-        if (underMigration(core, a, pfn)) continue;
+        if (underMigration(core, w.mm, a, pfn)) continue;
         const wr = swpKind(f) === SWP_DEVICE_WRITE;
         m.src[i] = migratePfn(pfn) + MIGRATE_PFN_MIGRATE + (wr ? MIGRATE_PFN_WRITE : 0);
         t.set(j, pfn, wr ? SWP_MIGRATION_WRITE : SWP_MIGRATION_READ);
@@ -243,10 +243,10 @@ async function migrateVmaUnmap(m: MigrateVma): Promise<void> {
     if (!has(m.src[i], MIGRATE_PFN_VALID)) continue;
     const pfn = migratePfnToPfn(m.src[i]);
     const a = m.start + i * PAGE_SIZE;
-    for (const o of rmapAt(core, m.mm, a, (f, p) => entryMaps(f, p, pfn))) {
-      const range = await invalidateStart(o.mm, a, a + PAGE_SIZE, 'CLEAR');
+    for (const o of rmapWalk(core, m.mm, a, m.mm, (f, p) => entryMaps(f, p, pfn))) {
+      const range = await invalidateStart(o.mm, o.addr, o.addr + PAGE_SIZE, 'CLEAR');
       try {
-        const slot = o.mm.exited ? null : pteSlot(o.mm, a);
+        const slot = o.mm.exited ? null : pteSlot(o.mm, o.addr);
         if (slot === null) continue;
         const f = slot.t.flags[slot.j];
         if (!entryMaps(f, slot.t.pfn[slot.j], pfn)) continue; // changed meanwhile (COW, zap)
@@ -259,7 +259,7 @@ async function migrateVmaUnmap(m: MigrateVma): Promise<void> {
     }
     if (core.refcount(pfn) !== 1 + (core.faultPins.get(pfn) ?? 0)) {
       // Pinned (or mapped again meanwhile): remove_migration_ptes(folio, folio), folio_put.
-      removeMigrationPtes(core, a, pfn, pfn, false);
+      removeMigrationPtes(core, m.mm, a, pfn, pfn, false);
       core.putPage(pfn);
       m.src[i] = 0;
       m.cpages--;
@@ -269,20 +269,16 @@ async function migrateVmaUnmap(m: MigrateVma): Promise<void> {
 }
 
 /**
- * remove_migration_ptes(): every live mm's migration entry for `oldPfn` at `a` (the
- * migrating mm's and those try_to_migrate or a later fork made) becomes an entry for
+ * remove_migration_ptes(): every live mm's migration entry for `oldPfn` (the one origin
+ * has at `a`, those try_to_migrate or a later fork made, wherever mremap moved them: the
+ * rmap walk) becomes an entry for
  * `newPfn` — a present PTE for a system frame, a device-private entry for a device page —
  * writable as the migration entry was, with a reference of its own.
  */
-function removeMigrationPtes(core: MemCore, a: number, oldPfn: number, newPfn: number, moved: boolean): void {
+function removeMigrationPtes(core: MemCore, origin: MmStruct, a: number, oldPfn: number, newPfn: number, moved: boolean): void {
   const system = core.isSystemPfn(newPfn);
   if (moved && system) core.pageKind[newPfn] = PG_ANON;
-  for (const mm of core.mms) {
-    if (mm.exited) continue;
-    const slot = pteSlot(mm, a);
-    if (slot === null) continue;
-    const { t, j } = slot;
-    if (!isMigration(t.flags[j]) || t.pfn[j] !== oldPfn) continue;
+  for (const { t, j } of rmapWalk(core, origin, a, null, (f, p) => p === oldPfn && isMigration(f))) {
     const w = swpKind(t.flags[j]) === SWP_MIGRATION_WRITE;
     core.getPage(newPfn);
     if (system) t.set(j, newPfn, PTE_PRESENT | PTE_ACCESSED | (w ? PTE_WRITE | PTE_DIRTY : 0));
@@ -363,7 +359,7 @@ export async function migrateVmaFinalize(m: MigrateVma): Promise<void> {
         const oldPfn = migratePfnToPfn(s);
         const moved = has(s, MIGRATE_PFN_MIGRATE) && dValid;
         const newPfn = moved ? migratePfnToPfn(d) : oldPfn;
-        removeMigrationPtes(core, m.start + i * PAGE_SIZE, oldPfn, newPfn, moved);
+        removeMigrationPtes(core, m.mm, m.start + i * PAGE_SIZE, oldPfn, newPfn, moved);
         m.src[i] = 0;
         core.putPage(oldPfn);
       }

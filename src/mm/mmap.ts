@@ -46,7 +46,7 @@ export function getUnmappedArea(mm: MmStruct, hint: number, len: number, align: 
  * replacement): split straddling THPs (CLEAR) and VMAs, then one UNMAP invalidation around
  * zapping the PTEs, removing the VMAs and freeing empty page tables.
  */
-export async function unmapRange(mm: MmStruct, start: number, end: number): Promise<void> {
+export async function unmapRange(mm: MmStruct, start: number, end: number, opts: { keepHugetlbResv?: boolean } = {}): Promise<void> {
   if (mm.vmas.findIntersection(start, end) === undefined) return;
   await splitPartialHugePmds(mm, start, end);
   const doomed = isolateRange(mm, start, end);
@@ -54,7 +54,8 @@ export async function unmapRange(mm: MmStruct, start: number, end: number): Prom
   try {
     for (const v of doomed) zapRangeLocked(mm, v.start, v.end);
     for (const v of doomed) {
-      hugetlbVmOpClose(mm, v);
+      // mremap's move leaves the reservations to the copy (clear_vma_resv_huge_pages).
+      if (opts.keepHugetlbResv !== true) hugetlbVmOpClose(mm, v);
       removeVma(mm, v);
     }
     mm.pgtable.freeEmpty(start, end);

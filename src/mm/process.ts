@@ -7,10 +7,12 @@ import { cpuRead, cpuWrite } from './access.js';
 import { exitMmap } from './exit.js';
 import type { MemFile } from './file.js';
 import { dupMmap } from './fork.js';
+import { getUserPages, type GupOptions, type UserPages } from './gup.js';
 import { doMadvise } from './madvise.js';
 import { MmStruct } from './mm.js';
 import { doMmap, doMunmap } from './mmap.js';
 import { doMprotect } from './mprotect.js';
+import { doMremap } from './mremap.js';
 import type { MemCore } from './pages.js';
 
 /** What a Process needs from its machine. */
@@ -59,6 +61,33 @@ export class Process {
   async madvise(addr: number, length: number, advice: number): Promise<void> {
     this.#alive();
     return doMadvise(this.mm, addr, length, advice);
+  }
+
+  /**
+   * mremap(2): flags MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP (src/mm/mremap.ts);
+   * `newAddr` only with MREMAP_FIXED or MREMAP_DONTUNMAP. Returns the mapping's address.
+   */
+  async mremap(oldAddr: number, oldSize: number, newSize: number, flags: number, newAddr = 0): Promise<number> {
+    this.#alive();
+    return doMremap(this.mm, oldAddr, oldSize, newSize, flags, newAddr);
+  }
+
+  /**
+   * get_user_pages / get_user_pages_fast (FOLL_GET): a reference on each page of
+   * [addr, addr + n pages), faulting them in (device pages migrate home). See src/mm/gup.ts.
+   */
+  async getUserPages(addr: number, n: number, opts: Omit<GupOptions, 'longterm'> = {}): Promise<UserPages> {
+    this.#alive();
+    return getUserPages(this.mm, addr, n, false, opts);
+  }
+
+  /**
+   * pin_user_pages / pin_user_pages_fast (FOLL_PIN, GUP_PIN_COUNTING_BIAS each), with
+   * FOLL_LONGTERM's migration of pages that may not stay pinned. release() unpins.
+   */
+  async pinUserPages(addr: number, n: number, opts: GupOptions = {}): Promise<UserPages> {
+    this.#alive();
+    return getUserPages(this.mm, addr, n, true, opts);
   }
 
   async read(addr: number, length: number): Promise<Uint8Array> {

@@ -52,27 +52,38 @@ export interface AccessCounterOptions {
   threshold: number;
   /** IPDPS'20: threshold x (the region's round trips + 1). */
   scaleByRoundTrips: boolean;
+  /**
+   * What a notification migrates: the region's sub-regions of this many pages that saw accesses
+   * since its counter last cleared (NVIDIA: the notification's 32-bit sub-granularity mask, so
+   * 64 KiB of a 2 MiB region; uvm_gpu_access_counters.c services the accessed 64 KiB
+   * sub-regions). Equal to regionPages: the whole region.
+   */
+  subregionPages: number;
 }
 
 export const NVIDIA_ACCESS_COUNTERS: Readonly<AccessCounterOptions> = Object.freeze({
-  regionPages: 512, threshold: 256, scaleByRoundTrips: false,
+  regionPages: 512, threshold: 256, scaleByRoundTrips: false, subregionPages: 16,
 });
 export const IPDPS20_ACCESS_COUNTERS: Readonly<AccessCounterOptions> = Object.freeze({
-  regionPages: 16, threshold: 8, scaleByRoundTrips: true,
+  regionPages: 16, threshold: 8, scaleByRoundTrips: true, subregionPages: 16,
 });
 
 /**
  * Delayed migration by access counters: faults map remotely; each round's remote accesses add
- * to their region's counter; a region whose counter reaches the threshold migrates whole (its
- * pages not yet on the device) and its counter clears, as a serviced notification clears the
- * hardware counter.
+ * to their region's counter; a region whose counter reaches the threshold is notified and its
+ * accessed sub-regions migrate (their pages not yet on the device), and its counter and
+ * sub-region mask clear, as a serviced notification clears the hardware counter. The GPU counts
+ * per sub-region (accessCounterRegionPages), so the policy knows which were touched.
  */
 export function accessCounters(o: AccessCounterOptions = NVIDIA_ACCESS_COUNTERS, name?: string): MigrationPolicy {
+  const sub = Math.min(o.subregionPages, o.regionPages);
+  if (!Number.isInteger(sub) || sub < 1 || o.regionPages % sub !== 0) throw new RangeError(`subregionPages ${o.subregionPages} must divide regionPages ${o.regionPages}`);
   const counts = new Map<number, number>();
+  const touched = new Map<number, Set<number>>(); // region -> accessed sub-regions
   let notifications = 0;
   return {
     name: name ?? (o.regionPages === 512 && o.threshold === 256 ? 'access-counters' : 'access-counters-ipdps20'),
-    accessCounterRegionPages: o.regionPages,
+    accessCounterRegionPages: sub,
     decide(g, _v, out) {
       out.action.fill(DECIDE_REMOTE, 0, g.count);
     },
@@ -81,6 +92,9 @@ export function accessCounters(o: AccessCounterOptions = NVIDIA_ACCESS_COUNTERS,
         const p = b.pages[i];
         const r = Math.floor(p / o.regionPages);
         const c = (counts.get(r) ?? 0) + b.counts[i];
+        let subs = touched.get(r);
+        if (subs === undefined) touched.set(r, (subs = new Set()));
+        if (b.counts[i] > 0) subs.add(Math.floor(p / sub));
         const first = r * o.regionPages;
         const end = Math.min(first + o.regionPages, v.pageCount);
         let threshold = o.threshold;
@@ -94,12 +108,16 @@ export function accessCounters(o: AccessCounterOptions = NVIDIA_ACCESS_COUNTERS,
           continue;
         }
         counts.set(r, 0);
+        touched.delete(r);
         notifications++;
-        for (let q = first; q < end; q++) if (v.location(q) !== b.device && !v.pinned(q)) out.push(q);
+        for (const s of [...subs].sort((x, y) => x - y)) {
+          for (let q = s * sub; q < Math.min((s + 1) * sub, end); q++) if (v.location(q) !== b.device && !v.pinned(q)) out.push(q);
+        }
       }
     },
     reset() {
       counts.clear();
+      touched.clear();
       notifications = 0;
     },
     stats: () => ({ notifications }),

@@ -4,11 +4,20 @@
  * no floating accumulation (each charge is rounded up to whole ns before it is added).
  *
  * Defaults and their sources (../shared/reference/anchors.md):
- *   faultGroupNs   45 µs  GPGPU-Sim UVM_Smart's page-fault latency (far-fault service); the
- *                         GTX1080 preset uses ~12 µs a fault group, measured streaming 2 GB on a
- *                         GTX 1080 (parallelArchitect/pascal-um-benchmark)
- *   bandwidth      16 GB/s UVM_Smart's PCIe 3.0 x16 interconnect
+ *   transfer       'curve': GPGPU-Sim UVM_Smart's gmmu_t::calculate_transfer_time
+ *                  (src/gpgpu-sim/gpu-sim.cc, read through the search index): one transfer of
+ *                  S bytes runs at speed = 2a/π·atan(b·S/1024) GiB/s, a = 12 for 16 GB/s PCIe
+ *                  (curve_a), b = 0.07292 (curve_b), halved when S ≥ 2 MiB; each contiguous run
+ *                  of pages is one transfer (transferRunsNs). 'flat': bytes / bandwidth.
+ *   faultGroupNs   45 µs  UVM_Smart's page-fault latency (far-fault service), per batch
+ *   faultNs        0      UVM_Smart charges per batch only. The 'measured' model fits a per-batch
+ *                         plus per-fault line to nvprof's fault groups on a GTX 1080 (2 faults
+ *                         40 µs, 27 faults 69 µs: elalish/manifold#120): 37.68 µs + 1.16 µs a fault
+ *   bandwidth      16 GB/s UVM_Smart's PCIe 3.0 x16 interconnect (the flat model's rate)
  *   launchNs       150 µs  UVM_Smart's kernel launch overhead
+ *   gpuMemBytesPerSec 484 GB/s  the modelled GPU's DRAM bandwidth for the roofline kernel
+ *                         charge (computeNs): GTX 1080 Ti, UVM_Smart's configs/GeForceGTX1080Ti
+ *                         (352-bit GDDR5X at 11 Gbps, NVIDIA's specification)
  *   remoteAccessNs 1 µs    [memory] one PCIe read round trip for zero-copy accesses, charged
  *                         once a round (a round's accesses overlap); no anchor gives a figure,
  *                         so it is a knob, not a measurement
@@ -19,15 +28,22 @@
  */
 export const PAGE_SIZE = 4096;
 
+export type TransferModel = 'flat' | 'curve';
+
 export interface CostModel {
   readonly name: string;
+  /** How a transfer's time follows its size: UVM_Smart's curve or a flat rate. */
+  readonly transfer: TransferModel;
+  /** The curve's a (GiB/s asymptote x 2/π; 12 for 16 GB/s PCIe) and b (per KiB). */
+  readonly curveA: number;
+  readonly curveB: number;
   /** Fixed cost of servicing one device fault group (batch). */
   readonly faultGroupNs: number;
-  /** Extra cost per faulted page in a group (0 in both presets: UVM_Smart charges per batch). */
+  /** Extra cost per faulted page in a group. */
   readonly faultNs: number;
   /** CPU fault on a device page (migrate_to_ram), before the copy. */
   readonly cpuFaultNs: number;
-  /** Interconnect bandwidth, bytes per second, each way. */
+  /** Interconnect bandwidth, bytes per second, each way (the flat model's rate). */
   readonly bandwidthBytesPerSec: number;
   /** Latency of remote accesses, once per round that makes any (they overlap). */
   readonly remoteAccessNs: number;
@@ -35,13 +51,18 @@ export interface CostModel {
   readonly remoteAccessBytes: number;
   /** One kernel launch. */
   readonly launchNs: number;
+  /** The modelled GPU's memory bandwidth (roofline compute charge); 0 = no compute charge. */
+  readonly gpuMemBytesPerSec: number;
   /** Fixed cost per evicted chunk on top of its copy (0: UVM_Smart charges the copy only). */
   readonly evictChunkNs: number;
 }
 
-/** GPGPU-Sim UVM_Smart's knobs (Ganguly et al., ISCA'19 / IPDPS'20). */
+/** GPGPU-Sim UVM_Smart's knobs (Ganguly et al., ISCA'19 / IPDPS'20), with its transfer curve. */
 export const UVM_SMART: CostModel = Object.freeze({
   name: 'uvm-smart',
+  transfer: 'curve',
+  curveA: 12,
+  curveB: 0.07292,
   faultGroupNs: 45_000,
   faultNs: 0,
   cpuFaultNs: 45_000,
@@ -49,29 +70,87 @@ export const UVM_SMART: CostModel = Object.freeze({
   remoteAccessNs: 1_000,
   remoteAccessBytes: 128,
   launchNs: 150_000,
+  gpuMemBytesPerSec: 484_000_000_000,
   evictChunkNs: 0,
 });
+
+/** UVM_Smart's knobs with every transfer at a flat 16 GB/s (the model before the curve). */
+export const FLAT: CostModel = Object.freeze({ ...UVM_SMART, name: 'flat', transfer: 'flat' });
 
 /** UVM_Smart with the fault-group cost measured on a GTX 1080 (pascal-um-benchmark: ~12 µs). */
 export const GTX1080: CostModel = Object.freeze({ ...UVM_SMART, name: 'gtx1080', faultGroupNs: 12_000 });
 
+/** Per-batch + per-fault service fitted to nvprof's GTX 1080 fault groups (elalish/manifold#120). */
+export const MEASURED: CostModel = Object.freeze({ ...UVM_SMART, name: 'measured', faultGroupNs: 37_680, faultNs: 1_160 });
+
 export const DEFAULT_COST: CostModel = UVM_SMART;
 
-/** ns to move `bytes` over the interconnect, rounded up to a whole ns. */
+/** The named cost models (--cost NAME). */
+export const COST_MODELS: Readonly<Record<string, CostModel>> = Object.freeze({
+  'uvm-smart': UVM_SMART, flat: FLAT, gtx1080: GTX1080, measured: MEASURED,
+});
+
+export const COST_MODEL_NAMES: readonly string[] = Object.freeze(Object.keys(COST_MODELS));
+
+/**
+ * ns to move `bytes` as ONE transfer, rounded up to a whole ns. 'curve': UVM_Smart's
+ * calculate_transfer_time (speed in GiB/s = 2a/π·atan(b·KiB), halved at ≥ 2 MiB).
+ */
 export function transferNs(cost: CostModel, bytes: number): number {
   if (bytes <= 0) return 0;
+  if (cost.transfer === 'flat') return Math.ceil((bytes * 1_000_000_000) / cost.bandwidthBytesPerSec);
+  let gibPerSec = ((2 * cost.curveA) / Math.PI) * Math.atan(cost.curveB * (bytes / 1024));
+  if (bytes >= 2 * 1024 * 1024) gibPerSec /= 2;
+  return Math.ceil((bytes * 1_000_000_000) / (gibPerSec * 1024 * 1024 * 1024));
+}
+
+/**
+ * ns to move `count` pages of `pages`: one transfer per contiguous run (UVM_Smart charges each
+ * run of the migrated range as one transfer; a flat model gives the same total either way).
+ */
+export function transferRunsNs(cost: CostModel, pages: ArrayLike<number>, count: number): number {
+  if (count <= 0) return 0;
+  if (cost.transfer === 'flat') return transferNs(cost, count * PAGE_SIZE);
+  let sorted = true;
+  for (let i = 1; i < count; i++) if (pages[i] < pages[i - 1]) { sorted = false; break; }
+  let list: ArrayLike<number> = pages;
+  if (!sorted) list = Float64Array.from({ length: count }, (_, i) => pages[i]).sort();
+  let ns = 0;
+  let run = 1;
+  for (let i = 1; i <= count; i++) {
+    if (i < count && list[i] === list[i - 1] + 1) {
+      run++;
+      continue;
+    }
+    ns += transferNs(cost, run * PAGE_SIZE);
+    run = 1;
+  }
+  return ns;
+}
+
+/** ns for `bytes` of remote (zero-copy) accesses over the link: line-sized reads at the link's rate, not DMA transfers. */
+export function linkNs(cost: CostModel, bytes: number): number {
+  if (bytes <= 0) return 0;
   return Math.ceil((bytes * 1_000_000_000) / cost.bandwidthBytesPerSec);
+}
+
+/** The roofline charge of a kernel pass touching `bytes` of the GPU's memory (0 without a rate). */
+export function computeNs(cost: CostModel, bytes: number): number {
+  if (bytes <= 0 || cost.gpuMemBytesPerSec <= 0) return 0;
+  return Math.ceil((bytes * 1_000_000_000) / cost.gpuMemBytesPerSec);
 }
 
 /** A cost model with overrides; rejects what is not a non-negative integer (bandwidth > 0). */
 export function makeCost(base: CostModel, over: Partial<CostModel> = {}): CostModel {
   const c = { ...base, ...over };
-  for (const k of ['faultGroupNs', 'faultNs', 'cpuFaultNs', 'remoteAccessNs', 'remoteAccessBytes', 'launchNs', 'evictChunkNs'] as const) {
+  for (const k of ['faultGroupNs', 'faultNs', 'cpuFaultNs', 'remoteAccessNs', 'remoteAccessBytes', 'launchNs', 'evictChunkNs', 'gpuMemBytesPerSec'] as const) {
     if (!Number.isSafeInteger(c[k]) || c[k] < 0) throw new RangeError(`cost ${k} must be a non-negative integer ns`);
   }
   if (!Number.isSafeInteger(c.bandwidthBytesPerSec) || c.bandwidthBytesPerSec <= 0) {
     throw new RangeError('cost bandwidthBytesPerSec must be a positive integer');
   }
+  if (c.transfer !== 'flat' && c.transfer !== 'curve') throw new RangeError(`cost transfer '${String(c.transfer)}' is not flat or curve`);
+  if (!(c.curveA > 0) || !(c.curveB > 0)) throw new RangeError('cost curveA and curveB must be positive');
   return Object.freeze(c);
 }
 

@@ -30,6 +30,10 @@ export interface GroupResult {
   pinned: number;
   /** Largest `until` among throttled pages (0 if none): the requester refaults then. */
   throttleUntil: number;
+  /** Smallest `until` among throttled pages (0 if none): the first a replay can service. */
+  throttleFirst: number;
+  /** The policy's `until` per page of the group (THROTTLE: when it may be serviced). */
+  until: Float64Array;
   /** Final action per page of the group (index i = group page i); valid until the next call. */
   action: Uint8Array;
 }
@@ -79,9 +83,22 @@ export class PolicyEngine {
   readonly #acPages = new PageList(256);
   readonly #acCounts = { buf: new Uint32Array(256) };
   readonly #acOut = new PageList(256);
+  #regions: (readonly [number, number])[] = [];
 
-  constructor(policy: MigrationPolicy, opts: Omit<ResidencyOptions, 'eviction'>) {
+  /**
+   * Pages a CPU fault brings home around the faulted one (aligned block on the same device, not
+   * pinned): 16 = UVM's 64 KiB big page (uvm_va_block_cpu_fault services the fault through the
+   * same make_resident path as a GPU fault, with the prefetcher's big-page growth); 1 = HMM's
+   * migrate_to_ram of one page (test_hmm's dmirror_devmem_fault).
+   */
+  readonly cpuFaultPages: number;
+
+  constructor(policy: MigrationPolicy, opts: Omit<ResidencyOptions, 'eviction'> & { cpuFaultPages?: number }) {
     this.policy = policy;
+    this.cpuFaultPages = opts.cpuFaultPages ?? 16;
+    if (!Number.isInteger(this.cpuFaultPages) || this.cpuFaultPages < 1 || (this.cpuFaultPages & (this.cpuFaultPages - 1)) !== 0) {
+      throw err('EINVAL', `cpuFaultPages ${this.cpuFaultPages} must be a power of two`);
+    }
     this.residency = new Residency({ ...opts, ...(policy.eviction ? { eviction: policy.eviction } : {}) });
     const bp = this.residency.chunkPages;
     this.#tree = makeTreeScratch(bp);
@@ -126,7 +143,8 @@ export class PolicyEngine {
     this.stats.farFaults += faults;
     let ns = cost.faultGroupNs + cost.faultNs * count;
     const r: GroupResult = {
-      ns: 0, migrated: 0, prefetched: 0, remote: 0, throttled: 0, pinned: 0, throttleUntil: 0, action: dec.action,
+      ns: 0, migrated: 0, prefetched: 0, remote: 0, throttled: 0, pinned: 0, throttleUntil: 0, throttleFirst: 0,
+      action: dec.action, until: dec.until,
     };
     const migrate = this.#migrate;
     migrate.clear();
@@ -165,6 +183,7 @@ export class PolicyEngine {
             r.throttled++;
             this.stats.throttles++;
             if (dec.until[i] > r.throttleUntil) r.throttleUntil = dec.until[i];
+            if (r.throttleFirst === 0 || dec.until[i] < r.throttleFirst) r.throttleFirst = dec.until[i];
           }
           break;
         default:
@@ -195,32 +214,56 @@ export class PolicyEngine {
     return r;
   }
 
+  /**
+   * The VMAs over the managed range, as [first, outer) page indices in ascending order: the
+   * prefetcher's va_blocks are the 2 MiB blocks clipped to them (HMM's va_blocks,
+   * uvm_hmm_va_block_find_create). Without it the managed range is one VMA.
+   */
+  setRegions(regions: readonly (readonly [number, number])[]): void {
+    for (const [a, b] of regions) {
+      if (!Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b <= a) throw err('EINVAL', `region [${a}, ${b})`);
+    }
+    this.#regions = regions.map(([a, b]) => [a, b] as const).sort((x, y) => x[0] - y[0]);
+  }
+
+  #regionOf(p: number): readonly [number, number] {
+    for (const r of this.#regions) if (p >= r[0] && p < r[1]) return r;
+    return [0, this.residency.pageCount];
+  }
+
   #computePrefetch(device: number, now: number, pages: Float64Array, count: number, dec: Decisions, out: PageList): void {
     const res = this.residency;
     const bp = res.chunkPages;
-    const blocks = new Set<number>();
-    for (let i = 0; i < count; i++) if (dec.action[i] === DECIDE_MIGRATE) blocks.add(Math.floor(pages[i] / bp));
+    // One tree per va_block: the 2 MiB block clipped to the VMA and the managed range.
+    const blocks = new Map<string, { b: number; lo: number; hi: number }>();
+    for (let i = 0; i < count; i++) {
+      if (dec.action[i] !== DECIDE_MIGRATE) continue;
+      const b = Math.floor(pages[i] / bp);
+      const [ra, rb] = this.#regionOf(pages[i]);
+      const lo = Math.max(b * bp, ra) - b * bp;
+      const hi = Math.min((b + 1) * bp, rb, res.pageCount) - b * bp;
+      blocks.set(`${b}:${lo}`, { b, lo, hi });
+    }
     const hooks = this.policy.prefetch!;
-    for (const b of [...blocks].sort((x, y) => x - y)) {
+    for (const { b, lo, hi } of [...blocks.values()].sort((x, y) => x.b - y.b || x.lo - y.lo)) {
       const base = b * bp;
-      const valid = Math.min(bp, res.pageCount - base);
       this.#faulted.fill(0);
       this.#excluded.fill(0);
       for (let i = 0; i < count; i++) {
         const p = pages[i];
-        if (p < base || p >= base + bp) continue;
+        if (p < base + lo || p >= base + hi) continue;
         if (dec.action[i] === DECIDE_MIGRATE) this.#faulted[p - base] = 1;
         else if (dec.action[i] === DECIDE_THROTTLE || dec.action[i] === DECIDE_PIN) this.#excluded[p - base] = 1;
       }
-      for (let i = 0; i < valid; i++) {
+      this.#resident.fill(0);
+      for (let i = lo; i < hi; i++) {
         this.#resident[i] = res.location(base + i) === device ? 1 : 0;
         if (res.pinned(base + i)) this.#excluded[i] = 1;
       }
-      for (let i = valid; i < bp; i++) this.#resident[i] = 0;
-      const n = blockPrefetch(hooks, { device, now, block: b }, bp, valid, this.#faulted, this.#resident,
-        this.#excluded, this.#tree, this.#pfOut);
+      const n = blockPrefetch(hooks, { device, now, block: b }, bp, hi, this.#faulted, this.#resident,
+        this.#excluded, this.#tree, this.#pfOut, lo);
       if (n === 0) continue;
-      for (let i = 0; i < valid; i++) if (this.#pfOut[i]) out.push(base + i);
+      for (let i = lo; i < hi; i++) if (this.#pfOut[i]) out.push(base + i);
     }
   }
 
@@ -247,8 +290,13 @@ export class PolicyEngine {
       return { ns: 0, action: DECIDE_THROTTLE, until };
     }
     let ns = res.cost.cpuFaultNs;
-    this.#cpuPages[0] = p;
-    ns += res.migrateHome(this.#cpuPages, 1, 'cpuFault', now);
+    // The faulted page and the rest of its big page that live on the same device come home
+    // as one transfer (the thrashing hint above was asked for the faulted page, as UVM does).
+    const g = this.cpuFaultPages;
+    const lo = Math.floor(p / g) * g;
+    const home: number[] = [];
+    for (let q = lo; q < Math.min(lo + g, res.pageCount); q++) if (q === p || (res.location(q) === dev && !res.pinned(q))) home.push(q);
+    ns += res.migrateHome(home, home.length, 'cpuFault', now);
     if (a === DECIDE_PIN) {
       res.pin(p, until, dev);
       return { ns, action: DECIDE_PIN, until };

@@ -7,8 +7,11 @@
  *   mru   gpu_ext's MRU: used chunks move to the tail, the victim is the tail
  *   lfu   gpu_ext's LFU / UVM_Smart's "LFU-2MB": fewest uses first (ties: the older, nearer
  *         the head); a "use" is one round (fault group or access batch) that touched the chunk
+ *   random4k  UVM_Smart's random-4K: one random resident page
+ *   sl64k     UVM_Smart's SL-64K: the LRU chunk's lowest resident 64 KiB block
  */
 import type { ChunkList, EvictionHooks } from './types.js';
+import { mulberry32 } from '../sched/seeded.js';
 
 function firstFree(list: ChunkList, busy: ReadonlySet<number>, fromTail: boolean): number {
   for (let c = fromTail ? list.tail() : list.head(); c >= 0; c = fromTail ? list.prev(c) : list.next(c)) {
@@ -75,6 +78,61 @@ export function lfuEviction(): EvictionHooks {
   };
 }
 
+/**
+ * UVM_Smart's random-4K eviction (GPGPU-Sim UVM_Smart, eviction policy "random 4KB"): a page
+ * chosen at random among the device's resident pages (a random chunk, then a random resident
+ * page in it; seeded, so a run replays).
+ */
+export function random4kEviction(seed = 1): EvictionHooks {
+  const rnd = mulberry32(seed);
+  return {
+    name: 'random4k',
+    granularityPages: 1,
+    chunkActivate: (_d, c, _now, list) => list.moveTail(c),
+    chunkUsed: (_d, c, _now, list) => list.moveTail(c),
+    pickVictim: (_d, _now, list, busy) => {
+      const free: number[] = [];
+      for (let c = list.head(); c >= 0; c = list.next(c)) if (!busy.has(c)) free.push(c);
+      return free.length === 0 ? -1 : free[Math.floor(rnd() * free.length)];
+    },
+    pickInChunk: (_d, _c, resident) => resident[Math.floor(rnd() * resident.length)],
+  };
+}
+
+/**
+ * UVM_Smart's sequential-local 64K eviction ("SL-64K"): the LRU 2 MiB chunk gives up its 64 KiB
+ * blocks one at a time, lowest address first, instead of all 2 MiB at once.
+ */
+export function sl64kEviction(): EvictionHooks {
+  return {
+    name: 'sl64k',
+    granularityPages: 16,
+    chunkActivate: (_d, c, _now, list) => list.moveTail(c),
+    chunkUsed: (_d, c, _now, list) => list.moveTail(c),
+    pickVictim: (_d, _now, list, busy) => firstFree(list, busy, false),
+    pickInChunk: (_d, _c, resident) => resident[0],
+  };
+}
+
+/**
+ * A priority between tenants (gpu_ext's multi-tenant policy: the high-priority process keeps
+ * its memory): LRU over the device's chunks, never a chunk `protect` says belongs to the
+ * high-priority tenant. When only those are left a migration finds no room and the page is
+ * mapped remotely (Residency.migrateToDevice's allocation failure), so the high-priority
+ * tenant must fit the device on its own.
+ */
+export function priorityEviction(protect: (chunk: number) => boolean): EvictionHooks {
+  return {
+    name: 'priority',
+    chunkActivate: (_d, c, _now, list) => list.moveTail(c),
+    chunkUsed: (_d, c, _now, list) => list.moveTail(c),
+    pickVictim: (_d, _now, list, busy) => {
+      for (let c = list.head(); c >= 0; c = list.next(c)) if (!busy.has(c) && !protect(c)) return c;
+      return -1;
+    },
+  };
+}
+
 export const EVICTIONS: Readonly<Record<string, () => EvictionHooks>> = Object.freeze({
-  lru: lruEviction, fifo: fifoEviction, mru: mruEviction, lfu: lfuEviction,
+  lru: lruEviction, fifo: fifoEviction, mru: mruEviction, lfu: lfuEviction, random4k: () => random4kEviction(), sl64k: sl64kEviction,
 });

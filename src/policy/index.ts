@@ -11,3 +11,5 @@ export * from './loader.js';
 export * from './trace.js';
 export * from './sim.js';
 export * from './workloads.js';
+export * from './uvm-params.js';
+export * from './service-loop.js';

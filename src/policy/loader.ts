@@ -63,6 +63,10 @@ export function validatePolicy(obj: unknown, where: string): MigrationPolicy {
   if (rp !== undefined && (typeof rp !== 'number' || !Number.isSafeInteger(rp) || rp < 1 || rp > 2 ** 31)) {
     throw err('EINVAL', `${where}: accessCounterRegionPages must be a whole number of pages, 1 .. 2^31`);
   }
+  const rb = o.accessCounterRequestBytes;
+  if (rb !== undefined && (typeof rb !== 'number' || !Number.isSafeInteger(rb) || rb < 4 || rb > 4096 || rb % 4 !== 0)) {
+    throw err('EINVAL', `${where}: accessCounterRequestBytes must be a multiple of 4 bytes, 4 .. 4096`);
+  }
   if (o.prefetch !== undefined) {
     const pf = o.prefetch as Record<string, unknown>;
     if (typeof pf !== 'object' || pf === null) throw err('EINVAL', `${where}: prefetch is not an object of hooks`);

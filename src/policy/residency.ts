@@ -14,7 +14,7 @@ import {
   CPU, type ChunkList, type EvictionHooks, type Location, type MigrationBatch, type MigrationCause,
   type PageSink, type ResidencyView,
 } from './types.js';
-import { type CostModel, DEFAULT_COST, PAGE_SIZE, transferNs } from './cost.js';
+import { type CostModel, DEFAULT_COST, PAGE_SIZE, transferRunsNs } from './cost.js';
 import { err } from '../errors.js';
 
 /** A growable list of page numbers (typed storage; `pages` is valid up to `length`). */
@@ -401,12 +401,14 @@ export class Residency implements ResidencyView {
     }
     if (pending.length > 0) ns += this.migrateHome(pending, pending.length, 'explicit', now);
     let movedCount = 0;
+    let copyNs = 0; // each emitted batch's contiguous runs are one transfer each
     for (let i = 0; i < count; i++) {
       const p = pages[i];
       if (this.#loc[p] !== CPU || this.#pinnedUntil[p] !== NEVER) continue;
       if (this.#used[d] >= this.#capacity[d]) {
         // Moves so far must not be lost to the eviction's own notification batch.
         if (moved.length > 0) {
+          copyNs += transferRunsNs(this.cost, moved.pages, moved.length);
           this.#emit(d, cause, now, moved);
           moved.clear();
         }
@@ -440,7 +442,7 @@ export class Residency implements ResidencyView {
     }
     this.stats.migrationsToDevice += movedCount;
     this.stats.bytesToDevice += movedCount * PAGE_SIZE;
-    ns += transferNs(this.cost, movedCount * PAGE_SIZE);
+    ns += copyNs + transferRunsNs(this.cost, moved.pages, moved.length);
     this.#emit(d, cause, now, moved);
     moved.clear();
     return ns;
@@ -496,7 +498,7 @@ export class Residency implements ResidencyView {
     this.stats.migrationsToHost += list.length;
     this.stats.bytesToHost += list.length * PAGE_SIZE;
     this.#emit(CPU, cause, now, list);
-    return transferNs(this.cost, list.length * PAGE_SIZE);
+    return transferRunsNs(this.cost, list.pages, list.length);
   }
 
   /**
@@ -524,8 +526,16 @@ export class Residency implements ResidencyView {
     if (victim < 0) return -1;
     const first = victim * this.chunkPages;
     const end = Math.min(first + this.chunkPages, this.pageCount);
-    const pages: number[] = [];
+    let pages: number[] = [];
     for (let p = first; p < end; p++) if (this.#loc[p] === d) pages.push(p);
+    const g = this.#eviction.granularityPages ?? this.chunkPages;
+    if (g < this.chunkPages && pages.length > 0) {
+      // A sub-chunk eviction (UVM_Smart's random-4K, SL-64K): one aligned block of g pages.
+      const pick = this.#eviction.pickInChunk?.(d, victim, pages, now) ?? pages[0];
+      if (!pages.includes(pick)) throw err('EINVAL', `eviction policy ${this.#eviction.name} picked page ${pick}, not resident in chunk ${victim}`);
+      const lo = Math.floor(pick / g) * g;
+      pages = pages.filter((p) => p >= lo && p < lo + g);
+    }
     this.stats.evictions++;
     this.stats.evictedPages += pages.length;
     return this.migrateHome(pages, pages.length, 'eviction', now) + this.cost.evictChunkNs;

@@ -12,8 +12,11 @@
  *  - A device runs rounds: up to `batchSize` (256, uvm_perf_fault_batch_count) of its records
  *    already due when the round starts. Hits cost nothing, remote accesses cost the cost
  *    model's remote charge, faults are deduplicated (most intrusive access kept) into one
- *    group serviced at once; then the faulted accesses replay; throttled ones wait for their
- *    `until` and go first in the next round. After the round the access counters are read.
+ *    group serviced at once; then the faulted accesses replay. A throttled access is skipped
+ *    and replayed once its `until` has come, while the device goes on with its other accesses
+ *    (uvm_gpu_replayable_faults.c, service_fault_batch_block_locked: throttling continues "to
+ *    process faults on other pages on the GPU"); the device idles only when nothing else is
+ *    due. After the round the access counters are read.
  *  - One kernel launch is charged before a device's first round: a trace carries no kernel
  *    boundaries, so a device's stream is one (persistent) kernel, and its record times count
  *    from the kernel's start (they are shifted by the launch).
@@ -31,6 +34,12 @@ import { err } from '../errors.js';
 export interface SimOptions {
   policy: MigrationPolicy;
   devices?: number;
+  /**
+   * The device processors of the trace are tenants (processes) of ONE device (gpu_ext's
+   * multi-tenant evaluation): they share its memory (capacityPages in all) and its eviction
+   * list, and each keeps its own clock (SimResult.completionNs).
+   */
+  sharedDevice?: boolean;
   /** Device memory in pages (each device). Default: the working set divided by `oversubscription`. */
   capacityPages?: number;
   /** Working set / device memory (1 = everything fits; 1.5, 2, 3 oversubscribe). Default 1. */
@@ -44,6 +53,8 @@ export interface SimOptions {
 export interface SimResult extends ResidencyStats {
   policy: string;
   simTimeNs: number;
+  /** Each device processor's (tenant's) clock when its last step ended. */
+  completionNs: number[];
   pages: number;
   workingSetPages: number;
   capacityPages: number;
@@ -87,7 +98,7 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
 
   o.policy.reset?.();
   const engine = new PolicyEngine(o.policy, {
-    pages: pageCount, devices, capacityPages: capacity, cost,
+    pages: pageCount, devices: o.sharedDevice ? 1 : devices, capacityPages: capacity, cost,
     ...(o.chunkPages !== undefined ? { chunkPages: o.chunkPages } : {}),
     ...(o.thrashLapseNs !== undefined ? { thrashLapseNs: o.thrashLapseNs } : {}),
   });
@@ -99,6 +110,8 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
   trace.forEach((r, i) => queues[r.proc + 1].push(i));
   const ptr = new Array<number>(nproc).fill(0);
   const retry: number[][] = Array.from({ length: nproc }, () => []);
+  // Throttled accesses: record index and the time it may replay, per processor.
+  const held: { rec: number; at: number }[][] = Array.from({ length: nproc }, () => []);
   const clock = new Array<number>(nproc).fill(0);
   const launched = new Array<boolean>(nproc).fill(false);
   const shift = new Array<number>(nproc).fill(0);
@@ -113,10 +126,17 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
   const roundTouch: number[] = [];
   const hitChunks = new Set<number>();
 
+  const heldFirst = (q: number): number => {
+    let t = Infinity;
+    for (const h of held[q]) if (h.at < t) t = h.at;
+    return t;
+  };
   const nextIssue = (q: number): number => {
     if (retry[q].length > 0) return clock[q];
-    if (ptr[q] >= queues[q].length) return Infinity;
-    return Math.max(trace[queues[q][ptr[q]]].time + shift[q], clock[q]);
+    const h = heldFirst(q);
+    const rec = ptr[q] < queues[q].length ? trace[queues[q][ptr[q]]].time + shift[q] : Infinity;
+    const t = Math.min(h, rec);
+    return t === Infinity ? Infinity : Math.max(t, clock[q]);
   };
 
   for (;;) {
@@ -150,7 +170,7 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
     }
 
     // A device round.
-    const d = q - 1;
+    const d = o.sharedDevice ? 0 : q - 1; // tenants share device 0's memory
     const now = t;
     if (!launched[q]) {
       // The host launches the kernel: the device starts after it (then picks again, in order).
@@ -163,6 +183,11 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
     rounds++;
     roundRecs.length = 0;
     while (retry[q].length > 0 && roundRecs.length < batchSize) roundRecs.push(retry[q].shift()!);
+    // Throttled accesses whose nap is over replay first.
+    for (let i = 0; i < held[q].length && roundRecs.length < batchSize;) {
+      if (held[q][i].at <= t) roundRecs.push(held[q].splice(i, 1)[0].rec);
+      else i++;
+    }
     while (roundRecs.length < batchSize && ptr[q] < queues[q].length &&
       (roundRecs.length === 0 || trace[queues[q][ptr[q]]].time + shift[q] <= t)) {
       roundRecs.push(queues[q][ptr[q]++]);
@@ -194,11 +219,11 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
       }
     }
     let ns = 0;
-    let throttleUntil = 0;
     if (n > 0) {
       const g = engine.serviceGroup(d, gPages, gAccess, n, faults, now);
       ns += g.ns;
-      throttleUntil = g.throttleUntil;
+      const until = new Map<number, number>();
+      for (let i = 0; i < n; i++) if (g.action[i] === DECIDE_THROTTLE) until.set(gPages[i], Math.max(g.until[i], now + 1));
       // Replay the faulted accesses (effects of a step are stamped at its start, so every
       // processor's events reach the residency and the policy in time order).
       const replayAt = now;
@@ -206,6 +231,11 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
       for (let i = 0; i < roundRecs.length; i++) {
         if (roundTouch[i] !== TOUCH_FAULT) continue;
         const p = pageOf(trace[roundRecs[i]]);
+        const at = until.get(p);
+        if (at !== undefined) {
+          held[q].push({ rec: roundRecs[i], at }); // skipped, replayed after its nap
+          continue;
+        }
         const touch = res.touchDevice(d, p, replayAt);
         if (touch === TOUCH_REMOTE) remote++;
         else if (touch === TOUCH_FAULT) again.push(roundRecs[i]);
@@ -219,7 +249,7 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
     }
     ns += engine.serviceAccessCounters(d, now);
     clock[q] = now + ns;
-    if (retry[q].length > 0) clock[q] = Math.max(clock[q], throttleUntil, now + 1); // always progress
+    if (retry[q].length > 0) clock[q] = Math.max(clock[q], now + 1); // always progress
   }
 
   const s = res.stats;
@@ -227,6 +257,7 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
     ...s,
     policy: o.policy.name,
     simTimeNs: Math.max(...clock),
+    completionNs: clock.slice(1),
     pages: pageCount,
     workingSetPages: ws.size,
     capacityPages: capacity,

@@ -188,6 +188,13 @@ export interface EvictionHooks {
   evictionPrepare?(device: number, now: number, list: ChunkList): void;
   /** Default: list.head(). Must return a chunk in `list` that is not in `busy`. */
   pickVictim?(device: number, now: number, list: ChunkList, busy: ReadonlySet<number>): number;
+  /**
+   * Pages one eviction frees (aligned within the victim chunk): UVM_Smart's random-4K = 1,
+   * SL-64K = 16; default: the whole chunk (UVM's 2 MiB root chunk, UVM_Smart's LRU-2M).
+   */
+  readonly granularityPages?: number;
+  /** With granularityPages: the page whose aligned block goes, from the chunk's resident pages (default the first). */
+  pickInChunk?(device: number, chunk: number, resident: readonly number[], now: number): number;
 }
 
 /** A migration policy: `decide` is the only required hook. */
@@ -213,6 +220,13 @@ export interface MigrationPolicy {
    * first page with the region's count.
    */
   readonly accessCounterRegionPages?: number;
+  /**
+   * Bytes one counted access covers on the real path (the counting unit is a memory request,
+   * not a 4-byte word): the GPU counts words and each region's count reaches the policy as
+   * ceil(words * 4 / this). Default 128, one GPU L2 line (the cost model's remoteAccessBytes);
+   * 4 counts words.
+   */
+  readonly accessCounterRequestBytes?: number;
   readonly prefetch?: PrefetchHooks;
   readonly eviction?: EvictionHooks;
   /** Forget all state (a new run). */

@@ -1,6 +1,6 @@
 /**
  * The mirror engine on the GPU with synthetic mappings: reads through the page walk,
- * uTLB-filtered fault reporting, replay, protection faults, dirty tracking and write-back,
+ * the workgroup TLB and uTLB fault reporting, replay, protection faults, dirty tracking and write-back,
  * atomics gated on EXCLUSIVE, fault-buffer overflow, 2-D dispatch, fences and device loss.
  */
 import { describe, expect } from 'vitest';
@@ -120,7 +120,7 @@ describe('MirrorEngine', () => {
       expect(new Set(got).size, 'duplicate records from one uTLB').toBe(got.length);
       expect([...got].sort()).toEqual([...wantKeys].sort());
       expect(r.faults.every((f) => !f.protection)).toBe(true);
-      // 4 KiB page = 4 workgroups of 256, spread over 3 uTLBs: 3 records for most pages.
+      // A workgroup (8 pages) is one uTLB: one record per missed page.
       expect(got.length).toBe(wantKeys.size);
       expect(r).toMatchObject({ overflow: false, completed: 4 * 1024, missed: 6 * 1024, done: 4 * 1024, finished: false });
       expectAllEqual(await cmd.readOutput(), expectedRead(base, n, present), 'after the faulting round');
@@ -221,6 +221,35 @@ describe('MirrorEngine', () => {
       const dirty = await e.writebackDirty();
       expect(dirty.map((d) => d.slot)).toEqual([slot, e.pt.lookup(page + 1)!.slot].sort((a, b) => a - b));
       expectAllEqual(new Uint32Array(dirty.find((d) => d.slot === slot)!.data.slice().buffer), want.subarray(0, 1024).map((v) => (v + 2) >>> 0), 'memory');
+    });
+  });
+
+  test('workgroup TLB: one walk per page per round (hit rate reported); a uTLB sends one record per missed page', async ({ gpu }) => {
+    await withEngine(gpu, { faultSources: 4 }, async (e) => {
+      // 40 pages = 5 workgroups of 8 (uTLBs 0, 1, 2, 3, 0); every third page absent.
+      const base = 5000;
+      const n = 40;
+      const present = (p: number): boolean => (p - base) % 3 !== 0;
+      for (let p = base; p < base + n; p++) if (present(p)) backPage(e, p);
+      const cmd = e.createCommand({ op: 'read', page: base, npages: n, data: poisoned(n) });
+      const r = await e.runRound(cmd);
+      const missedPages = [...Array(n).keys()].map((k) => base + k).filter((p) => !present(p));
+      expect(r.tlb).toEqual({ lookups: n * 32, walks: n, hitRate: 31 / 32 });
+      // Exactly one record per missed page, from the uTLB (workgroup) that served it, not
+      // one per thread or per 256-word block.
+      expect(r.faults.map(key).sort()).toEqual(missedPages.map((p) => `${Math.floor((p - base) / 8) % 4}:${p}:read`).sort());
+      expect(r.faults.map((f) => f.source)).toEqual(r.faults.map((f) => faultSourceOf((f.page - base) * WORDS_PER_PAGE, 4)));
+      expect(r).toMatchObject({ overflow: false, missed: missedPages.length * WORDS_PER_PAGE, done: (n - missedPages.length) * WORDS_PER_PAGE });
+      expectAllEqual(await cmd.readOutput(), expectedRead(base, n, present), 'after the faulting round');
+      await toyService(e)(r.faults);
+      const r2 = await e.runRound(cmd);
+      // The replay walks every page of the range again (the TLB lives for one dispatch) and
+      // records nothing; the engine's totals add both rounds.
+      expect(r2).toMatchObject({ faults: [], finished: true, tlb: { lookups: n * 32, walks: n } });
+      expect(e.stats).toMatchObject({ tlbLookups: 2 * n * 32, tlbWalks: 2 * n, faultRecords: missedPages.length });
+      expectAllEqual(await cmd.readOutput(), expectedRead(base, n, () => true), 'after the replay');
+      // A round of a finished command does nothing, and says so.
+      expect((await e.runRound(cmd)).tlb).toEqual({ lookups: 0, walks: 0, hitRate: 0 });
     });
   });
 

@@ -30,6 +30,7 @@ import {
   checkFrameAccounting, createMachine, HmmError, MADV_DONTNEED, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE,
   PROT_NONE, PROT_READ, PROT_WRITE, type Machine, type Mirror, type Process,
 } from '../../src/index.js';
+import { HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, HMM_DMIRROR_PROT_READ } from '../../src/index.js';
 import type { Dmirror } from '../../src/driver/dmirror.js';
 import type { DmirrorDevice } from '../../src/driver/dmirror-device.js';
 import type { Scheduler } from '../../src/sched/scheduler.js';
@@ -504,8 +505,8 @@ describe('dmirror coherence both ways', () => {
    * and GPU completions (and the fault path's HMM_RANGE_DEFAULT_TIMEOUT, in virtual time) is
    * the seed's alone: no test here depends on how fast the machine is.
    */
-  async function setup(seed?: number): Promise<{ m: Machine; proc: Process; fd0: Mirror; fd1: Mirror }> {
-    const m = await createMachine(seed === undefined ? MACHINE : { ...MACHINE, scheduler: new SeededScheduler(seed) });
+  async function setup(seed?: number, extra: { ownReadOnlyWriteMigrates?: boolean } = {}): Promise<{ m: Machine; proc: Process; fd0: Mirror; fd1: Mirror }> {
+    const m = await createMachine({ ...MACHINE, ...extra, ...(seed === undefined ? {} : { scheduler: new SeededScheduler(seed) }) });
     machine = m;
     const proc = m.spawn();
     const fd0 = await m.devices[0].open(proc);
@@ -689,11 +690,33 @@ describe('dmirror coherence both ways', () => {
   }
 
   for (const who of ['parent', 'child'] as const) {
-    it(`a device write into its own device memory COW-shared after fork breaks COW (writer: the ${who})`, async () => {
+    it(`a device write into its own read-only device memory after fork is EFAULT, as Linux (writer: the ${who})`, async () => {
+      // hmm_range_fault reports the caller's own device-private pages without faulting, a
+      // read-only one (COW-shared after fork) without HMM_PFN_WRITE; test_hmm's
+      // dmirror_do_fault then fails the write with EFAULT. Nothing changes.
+      const { m, proc, fd0 } = await setup(7);
+      const n = 4;
+      const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
+      await proc.write(buf, pagesOf(n, (p) => tag(p, 1)));
+      expect((await fd0.migrateToDevice(buf, n)).cpages).toBe(n);
+      const child = await proc.fork();
+      const writer = who === 'parent' ? proc : child;
+      const wfd = who === 'parent' ? fd0 : await m.devices[0].open(child);
+      if (wfd !== fd0) opened.push(wfd);
+      await expect(wfd.write(buf, pagesOf(n, (p) => tag(p, 2)))).rejects.toBeErrno('EFAULT');
+      const snap = await wfd.snapshot(buf, n);
+      expect([...snap]).toEqual(Array(n).fill(HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_READ));
+      expectAll(await writer.read(buf, n * PAGE_SIZE), (p) => tag(p, 1), n, `${who}'s CPU read`);
+      checkFrameAccounting(m);
+      await child.exit();
+      checkFrameAccounting(m);
+    });
+
+    it(`with ownReadOnlyWriteMigrates the write migrates the page and breaks COW (writer: the ${who})`, async () => {
       // Pages in dev0's memory, then fork: parent and child map the same device pages
       // read-only. A dev0 write by one of them must get it its own copy (as a CPU store
       // would), not replay the read-only entry forever.
-      const { m, proc, fd0 } = await setup(7);
+      const { m, proc, fd0 } = await setup(7, { ownReadOnlyWriteMigrates: true });
       const n = 4;
       const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
       await proc.write(buf, pagesOf(n, (p) => tag(p, 1)));

@@ -52,7 +52,9 @@
  *  exclusive                   EXCLUSIVE, CPU ++ every int, CHECK_EXCLUSIVE == 0 → same
  *  exclusive_mprotect          EXCLUSIVE, mprotect(RO), WRITE → EPERM → same
  *  exclusive_cow               EXCLUSIVE, fork, parent and child ++ every int → same (concurrently)
- *  hmm_gup_test                gup_test pinning of device pages → SKIPPED (no gup_test)
+ *  hmm_gup_test                gup_test's GUP_BASIC / GUP_FAST / PIN_FAST(LONGTERM) / PIN_LONGTERM on
+ *                              migrated pages; SNAPSHOT WRITE, data intact → gupTestExec (helpers) on
+ *                              Process.getUserPages / pinUserPages
  *  hmm_cow_in_device           migrate, fork, parent writes (COW), child killed; SNAPSHOT WRITE → same
  *  migrate_anon_huge_empty     migrate an untouched THP-able block: zeros → same
  *  migrate_anon_huge_zero      read-faulted THP block, migrate, zeros both sides → same
@@ -61,7 +63,8 @@
  *                              CPU fault back → same; PMD bit per DEVICE_PRIVATE_THP (helpers);
  *                              pagemap read from the process's page table
  *  migrate_partial_unmap_fault {THP} × 3 offsets: migrate, munmap 1 MiB, CPU reads the rest → same
- *  migrate_remap_fault         mremap before/after migrate → SKIPPED (no mremap in the API)
+ *  migrate_remap_fault         {before, after} × {DONTUNMAP} × {THP} × 3 offsets: mremap MAYMOVE|FIXED of
+ *                              a 2 MiB buffer before or after migrating it, CPU reads it back → same
  *  migrate_anon_huge_err       HMM_DMIRROR_FLAGS fail-alloc → SKIPPED (no test hook in the API)
  *  migrate_anon_huge_zero_err  same → SKIPPED (no test hook in the API)
  *  benchmark_thp_migration     timings of TO_DEV/TO_SYS, THP vs not, ret == 0 → same, sizes ≤ 4 THPs
@@ -72,15 +75,16 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   createMachine, HmmError, MADV_DONTNEED, MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_HUGETLB, MAP_PRIVATE, MAP_SHARED,
-  PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE, type Machine, type Process,
+  MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE, type Machine, type Process,
 } from '../../src/index.js';
 import {
   align, asInts, cpuIncrementEveryInt, DEFAULT_HUGE_PAGE_SIZE, DEVICE_PRIVATE_THP, expectCpuInts, expectData,
-  expectInts, expectProt, HMM_BUFFER_SIZE, HMM_DMIRROR_FLAG_FAIL_ALLOC, HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL,
+  expectInts, expectProt, FOLL_LONGTERM, GUP_BASIC_TEST, GUP_FAST_BENCHMARK, gupTestExec, PIN_FAST_BENCHMARK,
+  PIN_LONGTERM_BENCHMARK, HMM_BUFFER_SIZE, HMM_DMIRROR_FLAG_FAIL_ALLOC, HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL,
   HMM_DMIRROR_PROT_ERROR, HMM_DMIRROR_PROT_NONE, HMM_DMIRROR_PROT_PMD, HMM_DMIRROR_PROT_PUD, HMM_DMIRROR_PROT_READ,
   HMM_DMIRROR_PROT_WRITE, HMM_DMIRROR_PROT_ZERO, HMM_NPAGES, hmmRandom, isPmdMapped, ints, joinAll, mirrorDevices,
-  MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, NTIMES, pagemapEntry, PMD_PAGESIZE, TWOMEG, yieldMicrotasks, yieldTicks,
-  type Mirror, type MirrorWithFlags, type ProcessWithMremap,
+  NTIMES, pagemapEntry, PMD_PAGESIZE, TWOMEG, yieldMicrotasks, yieldTicks,
+  type Mirror, type MirrorWithFlags, 
 } from './hmm-tests.helpers.js';
 
 const RW = PROT_READ | PROT_WRITE;
@@ -800,10 +804,37 @@ describe('hmm', () => {
    * PIN_FAST_BENCHMARK with FOLL_LONGTERM, PIN_LONGTERM_BENCHMARK) on migrated pages, then
    * SNAPSHOT all WRITE and the data intact.
    */
-  it.skip('hmm_gup_test', () => {
-    // SKIPPED: needs the kernel's gup_test module (/sys/kernel/debug/gup_test) to pin the
-    // device pages with get_user_pages/pin_user_pages; the API has no GUP or pinning. (The
-    // kernel also skips it when gup_test is absent.)
+  it('hmm_gup_test', async () => {
+    const npages = 4;
+    const size = npages * PAGE_SIZE;
+    const ptr = await proc.mmap(0, size, RW, PRIV_ANON);
+
+    // Initialize buffer in system memory.
+    await proc.write(ptr, ints(size, (i) => i));
+
+    // Migrate memory to device.
+    const r = await fd.migrateToDevice(ptr, npages);
+    expect(r.cpages).toBe(npages);
+    // Check what the device read.
+    expectData(r.data, size, (i) => i, 'mirror');
+
+    expect(await gupTestExec(proc, ptr, GUP_BASIC_TEST, 1, PAGE_SIZE, 0)).toBe(0);
+    expect(await gupTestExec(proc, ptr + 1 * PAGE_SIZE, GUP_FAST_BENCHMARK, 1, PAGE_SIZE, 0)).toBe(0);
+    expect(await gupTestExec(proc, ptr + 2 * PAGE_SIZE, PIN_FAST_BENCHMARK, 1, PAGE_SIZE, FOLL_LONGTERM)).toBe(0);
+    expect(await gupTestExec(proc, ptr + 3 * PAGE_SIZE, PIN_LONGTERM_BENCHMARK, 1, PAGE_SIZE, 0)).toBe(0);
+
+    // Take snapshot to CPU pagetables.
+    const m = await fd.snapshot(ptr, npages);
+    expect(m.length).toBe(npages);
+    // (device private variant)
+    expect(m[0]).toBe(HMM_DMIRROR_PROT_WRITE);
+    expect(m[1]).toBe(HMM_DMIRROR_PROT_WRITE);
+    expect(m[2]).toBe(HMM_DMIRROR_PROT_WRITE);
+    expect(m[3]).toBe(HMM_DMIRROR_PROT_WRITE);
+    // Check again the content on the pages. Make sure there's no corrupted data.
+    await expectCpuInts(proc, ptr, size, (i) => i, 'ptr');
+
+    await proc.munmap(ptr, size);
   });
 
   /*
@@ -1002,11 +1033,7 @@ describe('hmm', () => {
     }
   }, SLOW);
 
-  it.skip('migrate_remap_fault', async () => {
-    // SKIPPED: needs mremap(MREMAP_MAYMOVE | MREMAP_FIXED [| MREMAP_DONTUNMAP]) of migrated
-    // and not-yet-migrated memory; Process has no mremap in the API. The body is the port
-    // as it would run against one (ProcessWithMremap in the helpers).
-    const rproc = proc as ProcessWithMremap;
+  it('migrate_remap_fault', async () => {
     const size = PMD_PAGESIZE;
     const offsets = [0, size / 4, size / 2];
 
@@ -1032,7 +1059,7 @@ describe('hmm', () => {
             await proc.write(ptr, ints(size, (i) => i));
 
             if (before) {
-              newPtr = await rproc.mremap(map, size, size, flags, map + size + offsets[j]);
+              newPtr = await proc.mremap(map, size, size, flags, map + size + offsets[j]);
               ptr = newPtr;
             }
 
@@ -1044,7 +1071,7 @@ describe('hmm', () => {
             expectData(r.data, size, (i) => i, `${what}: mirror`);
 
             if (!before) {
-              newPtr = await rproc.mremap(map, size, size, flags, map + size + offsets[j]);
+              newPtr = await proc.mremap(map, size, size, flags, map + size + offsets[j]);
               ptr = newPtr;
             }
 
@@ -1057,7 +1084,7 @@ describe('hmm', () => {
         }
       }
     }
-  });
+  }, SLOW);
 
   /* Migrate private anonymous huge page with allocation errors. */
   it.skip('migrate_anon_huge_err', async () => {

@@ -33,14 +33,6 @@ export function mirrorDevices(m: Machine): readonly MirrorDevice[] {
 export const HMM_DMIRROR_FLAG_FAIL_ALLOC = 1;
 export type MirrorWithFlags = Mirror & { setFlags(flags: number): Promise<void> };
 
-/** mremap(2) (migrate_remap_fault). NOT in the API: Process has no mremap. */
-export const MREMAP_MAYMOVE = 1;
-export const MREMAP_FIXED = 2;
-export const MREMAP_DONTUNMAP = 4;
-export type ProcessWithMremap = Process & {
-  mremap(oldAddr: number, oldSize: number, newSize: number, flags: number, newAddr: number): Promise<number>;
-};
-
 /**
  * Whether the mm migrates a THP to device-private memory whole, mapped by one device-private
  * PMD entry (Linux since the device-private THP series that also added the
@@ -50,6 +42,42 @@ export type ProcessWithMremap = Process & {
  * PMD bit; set this to true when the mm keeps THPs whole.
  */
 export const DEVICE_PRIVATE_THP = false;
+
+// ---- gup_test (mm/gup_test.c) --------------------------------------------------------
+
+export const GUP_FAST_BENCHMARK = 1;
+export const PIN_FAST_BENCHMARK = 2;
+export const PIN_LONGTERM_BENCHMARK = 3;
+export const GUP_BASIC_TEST = 4;
+export const FOLL_WRITE = 0x01;
+export const FOLL_LONGTERM = 0x100;
+
+/**
+ * gup_test_exec(): the gup_test ioctl `cmd` over `size` bytes from addr, `npages` per call,
+ * gup_flags FOLL_WRITE | flags — get_user_pages(_fast) or pin_user_pages(_fast) through the
+ * Process API, then put/unpin (as gup_test's put_back_pages). 0, or the errno's name.
+ */
+export async function gupTestExec(proc: Process, addr: number, cmd: number, npages: number, size: number, flags: number): Promise<0 | string> {
+  const write = true;
+  const longterm = (flags & FOLL_LONGTERM) !== 0;
+  try {
+    for (let off = 0; off < size; off += npages * PAGE_SIZE) {
+      const n = Math.min(npages, (size - off) / PAGE_SIZE);
+      const a = addr + off;
+      const pages = cmd === GUP_BASIC_TEST ? await proc.getUserPages(a, n, { write })
+        : cmd === GUP_FAST_BENCHMARK ? await proc.getUserPages(a, n, { write, fast: true })
+          : cmd === PIN_FAST_BENCHMARK ? await proc.pinUserPages(a, n, { write, fast: true, longterm })
+            : cmd === PIN_LONGTERM_BENCHMARK ? await proc.pinUserPages(a, n, { write, longterm: true })
+              : null;
+      if (pages === null) return 'EINVAL';
+      pages.release();
+    }
+    return 0;
+  } catch (e) {
+    if (e instanceof Error && 'code' in e && typeof e.code === 'string') return e.code;
+    throw e;
+  }
+}
 
 // ---- The selftest's constants ----------------------------------------------------------
 

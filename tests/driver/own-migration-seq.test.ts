@@ -6,9 +6,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { totals } from '../../src/driver/records.js';
-import { createMachine, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
+import { createMachine, HmmError, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
 import { SeededScheduler } from '../../src/sched/seeded.js';
+import { mmuNotifierRange } from '../../src/mm/notifier.js';
 
 const PAGES = 64;
 
@@ -62,4 +63,24 @@ describe('own MIGRATE events and the interval sequence (a documented departure)'
     expect(kernelOrder).toBe(0);
     expect(withSeq).toBeGreaterThan(0);
   }, 120_000);
+
+  it('in test_hmm\'s order the owner check comes before the mutex: a non-blockable own MIGRATE passes a held lock', async () => {
+    for (const ownMigrationSetsSeq of [true, false]) {
+      const m = await createMachine({ devices: 1, systemPages: 4096, devicePages: 64, aperturePages: 512, ownMigrationSetsSeq });
+      try {
+        const p = m.spawn();
+        const fd = await m.devices[0].open(p);
+        await fd.lock.lock();
+        const r = mmuNotifierRange(0, PAGE_SIZE, 'MIGRATE', { blockable: false, owner: m.devices[0] });
+        const got = await p.mm.notifiers.invalidateRangeStart(r).then(() => 'ok', (e: unknown) => (e instanceof HmmError ? e.code : String(e)));
+        // dmirror_interval_invalidate: `if (range->owner == dmirror->mdevice) return true;` first.
+        expect(got, `ownMigrationSetsSeq ${ownMigrationSetsSeq}`).toBe(ownMigrationSetsSeq ? 'EAGAIN' : 'ok');
+        if (got === 'ok') await p.mm.notifiers.invalidateRangeEnd(r);
+        fd.lock.unlock();
+        await fd.close();
+      } finally {
+        await m.destroy();
+      }
+    }
+  });
 });

@@ -8,89 +8,30 @@
  * stopped before another batch starts). Screenshots go to docs/screenshots/.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import { extname, join, normalize } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { build } from 'vite';
+import { join } from 'node:path';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WORKER_SCENARIO } from '../../src/lab/scenario.js';
 import { importJson, runCounters } from '../../src/lab/view.js';
+import { batches, download, openPage, openSite, root, shots, state, waitEnded, type Site } from './site.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const dist = join(root, 'dist');
-const shots = join(root, 'docs/screenshots');
 const expected = JSON.parse(readFileSync(join(root, 'tests/lab/worker-scenario.expected.json'), 'utf8')) as Record<string, unknown>;
 
-/** As vitest.config.ts's: WebGPU headless on SwiftShader, as root, offline. */
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=swiftshader',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
-];
-
-const TYPES: Record<string, string> = {
-  '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json', '.svg': 'image/svg+xml',
-};
-
-/** Any static host: files from dist/, nothing else. */
-function serve(dir: string): Promise<{ server: Server; url: string }> {
-  const server = createServer((req, res) => {
-    const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '');
-    try {
-      const file = join(dir, path.endsWith('/') ? `${path}index.html` : path);
-      const body = readFileSync(file);
-      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
-      res.end(body);
-    } catch {
-      res.writeHead(404);
-      res.end();
-    }
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
-    const a = server.address();
-    resolve({ server, url: `http://127.0.0.1:${typeof a === 'object' && a ? a.port : 0}/` });
-  }));
-}
-
-let browser: Browser;
-let server: Server;
+let site: Site;
 let base: string;
 
 beforeAll(async () => {
-  await build({ configFile: join(root, 'vite.config.ts'), logLevel: 'error' });
-  ({ server, url: base } = await serve(dist));
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  site = await openSite();
+  base = site.base;
   mkdirSync(shots, { recursive: true });
 }, 120_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await new Promise((r) => server?.close(r));
+  await site?.close();
 });
 
-async function open(query = ''): Promise<{ page: Page; errors: string[] }> {
-  const page = await browser.newPage({ viewport: { width: 1200, height: 1400 } });
-  const errors: string[] = [];
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-  page.on('pageerror', (e) => errors.push(String(e)));
-  await page.goto(`${base}${query}`);
-  await page.waitForSelector('body[data-lab="ready"]', { timeout: 60_000 });
-  return { page, errors };
-}
-
-const batches = (page: Page): Promise<number> => page.$eval('#c-batches', (e) => Number(e.textContent?.replace(/,/g, '')));
-const state = (page: Page): Promise<string | undefined> => page.$eval('#status', (e) => (e as HTMLElement).dataset.state);
-
-async function waitEnded(page: Page, timeout = 60_000): Promise<string> {
-  await page.waitForFunction(() => ['done', 'failed', 'stopped'].includes(document.getElementById('status')?.dataset.state ?? ''), null, { timeout });
-  return (await state(page)) ?? '';
-}
-
-async function exportJson(page: Page): Promise<{ text: string; path: string }> {
-  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-json')]);
-  const path = await dl.path();
-  return { text: readFileSync(path, 'utf8'), path };
-}
+const open = (query = ''): ReturnType<typeof openPage> => openPage(site, query);
+const exportJson = (page: Page): ReturnType<typeof download> => download(page, '#export-json');
 
 describe('the live lab (built site, headless Chromium)', () => {
   it('loads clean; the worker scenario matches Node; export is JSON that re-imports; no overflow at 390 px', async () => {
@@ -100,7 +41,7 @@ describe('the live lab (built site, headless Chromium)', () => {
     expect(await page.textContent('#a-binding')).toMatch(/bytes/);
     // The scenario that tests/lab runs in-thread in Node, here across comlink, from the URL.
     const s = WORKER_SCENARIO;
-    await page.goto(`${base}?workload=${s.workload}&sizeMiB=${s.sizeMiB}&window=4k&batchSize=${s.batchSize}&seed=${s.seed}&writeFraction=${s.writeFraction}`);
+    await page.goto(`${base}?workload=${s.workload}&sizeMiB=${s.sizeMiB}&window=4k&batchSize=${s.batchSize}&seed=${s.seed}&writeFraction=${s.writeFraction}&stormRate=${s.stormRate}`);
     await page.waitForSelector('body[data-lab="ready"]', { timeout: 60_000 });
     expect(await page.inputValue('input[name=batchSize]')).toBe(String(s.batchSize));
     await page.click('#run');
@@ -191,8 +132,8 @@ describe('the live lab (built site, headless Chromium)', () => {
     expect(a.totals.mmapLockHoldMs).toBeGreaterThan(0);
     expect(b.totals.mmapLockHoldMs).toBe(0);
     await expect.poll(() => page.isVisible('#compare')).toBe(true);
-    expect(await page.textContent('#compare-a')).toContain('seq');
-    expect(await page.textContent('#compare-b')).toContain('valid-flag');
+    expect(await page.textContent('#compare-table thead th:nth-child(2)')).toContain('seq');
+    expect(await page.textContent('#compare-table thead th:nth-child(3)')).toContain('valid-flag');
     // The report's retries figure plots these runs (one line per protocol and panel).
     const fig = await page.evaluate(() => document.getElementById('report')!.shadowRoot!.querySelector('#fig-retries')!.outerHTML);
     expect(fig).not.toContain('class="empty"');
@@ -210,7 +151,7 @@ describe('the live lab (built site, headless Chromium)', () => {
     await page.dispatchEvent('#controls', 'change');
     expect(page.url()).toContain('policy=first-touch');
     expect(page.url()).toContain('oversub=1.5');
-    const deviceCells = (): number => Number(/: (\d+)/.exec(document.querySelector('#strip-legend li[data-state="4"]')?.textContent ?? '')?.[1] ?? 0);
+    const deviceCells = (): number => Number(document.querySelector('#strip-legend li[data-band="gpu"][data-state="3"]')?.getAttribute('data-count') ?? 0);
     await page.click('#run');
     await page.waitForFunction(deviceCells, null, { timeout: 60_000 });
     expect(await waitEnded(page)).toBe('done');
@@ -234,7 +175,7 @@ describe('the live lab (built site, headless Chromium)', () => {
   }, 90_000);
 
   it('without WebGPU: a page that says what to do in Chrome and Chromium', async () => {
-    const page = await browser.newPage();
+    const page = await site.browser.newPage();
     await page.addInitScript(() => {
       Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true });
     });

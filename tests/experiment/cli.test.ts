@@ -4,7 +4,7 @@ import {
   resolvePresets, USAGE, wantsMm, WINDOWS,
 } from '../../src/experiment/cli.js';
 import { APP_WORKLOADS, SYNTHETIC_WORKLOADS } from '../../src/workloads/names.js';
-import { APPS } from '../../src/workloads/apps/index.js';
+import { APPS, appProgram } from '../../src/workloads/apps/index.js';
 
 function err(argv: string[]): string {
   try {
@@ -60,7 +60,7 @@ describe('parseArgs', () => {
     [['--batch', '--quiet'], /--batch needs a value/],
     [['--out='], /--out needs a value/],
     [['--quiet=yes'], /--quiet takes no value/],
-    [['--preset', 'fast'], /--preset: 'fast' is not a preset \(one of quick, coalescing, windows, batches, protocols, mm, policies, all\)/],
+    [['--preset', 'fast'], /--preset: 'fast' is not a preset \(one of quick, coalescing, windows, batches, protocols, mm, policies, published, all\)/],
     [['--preset', 'windows,'], /--preset: empty value in 'windows,'/],
     [['--workload', 'streem'], /--workload: 'streem' is not a workload \(one of stream, strided, random, stencil, gather, pingpong, bfs, hotspot/],
     [['--window', '8k'], /--window: '8k' is not a window \(one of 4k, 64k, 2m, amd\)/],
@@ -181,7 +181,10 @@ describe('policy lab options (issue 9)', () => {
     const all = expandPresets(parseArgs(['--preset', 'policies']));
     // ... and each application workload at its default size: on-demand and prefetch when it
     // fits, prefetch + LRU oversubscribed where that leaves at least 4 chunks (8 MiB).
-    const appRuns = APP_WORKLOADS.flatMap((w) => APP_POLICY_RUNS.filter((r) => r.oversub === 1 || APPS[w].defaultMiB / r.oversub >= 8).map((r) => ({ w, ...r })));
+    const appRuns = APP_WORKLOADS.flatMap((w) => APP_POLICY_RUNS.filter((r) => r.oversub === 1 || appProgram(w, APPS[w].defaultMiB, 1).pages / r.oversub >= 8 * 256).map((r) => ({ w, ...r })));
+    // gemm (3 MiB) is never oversubscribed; pathfinder (38.5 MiB) is.
+    expect(appRuns.filter((r) => r.w === 'gemm').length).toBe(2);
+    expect(appRuns.filter((r) => r.w === 'pathfinder').length).toBe(3);
     expect(all.length).toBe(PRESET_POLICIES.length * POLICY_WORKLOADS.length * PRESET_OVERSUBS.length + appRuns.length);
     for (const r of appRuns) {
       expect(all.filter((c) => c.workload === r.w && c.policy === r.policy && c.oversub === r.oversub && c.sizeMiB === APPS[r.w].defaultMiB)).toHaveLength(1);

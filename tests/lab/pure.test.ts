@@ -106,7 +106,7 @@ describe('view model', () => {
     const cfg = toRunConfig(DEFAULT_SETTINGS);
     const live = new LiveRun(cfg);
     const recs = [0, 1].map((i) => ({ ...emptyRecord(i, i * 10, i + 1), fetched: 8, duplicates: 2, unique: 6, rangeFaults: 3, retries: i }));
-    live.apply([{ kind: 'begin', config: cfg, start: 0x40000000, pages: 256 }, ...recs.map((rec) => ({ kind: 'batch' as const, rec, wallMs: 1 }))]);
+    live.apply([{ kind: 'begin', config: cfg, start: 0x40000000, pages: 256 }, ...recs.map((rec) => ({ kind: 'batch' as const, rec, wallMs: 1, simMs: 0.1 }))]);
     expect(live.counters).toMatchObject({ batches: 2, fetched: 16, duplicates: 4, unique: 12, retries: 1 });
     expect(live.series.coalescing).toEqual([2, 2]);
     expect(live.series.retriesTotal).toEqual([0, 1]);

@@ -11,7 +11,7 @@ import { RunController } from '../../src/lab/controller.js';
 import { runLab, type LabEvent } from '../../src/lab/session.js';
 import { LiveRun, runCounters } from '../../src/lab/view.js';
 import { WORKER_SCENARIO } from '../../src/lab/scenario.js';
-import { PageState } from '../../src/lab/snapshot.js';
+import { GpuState } from '../../src/lab/snapshot.js';
 import { importPolicySource } from '../../src/lab/policy-module.js';
 import type { RunConfig } from '../../src/experiment/types.js';
 
@@ -39,7 +39,7 @@ describe('lab session in-thread', () => {
     const batches: number[] = [];
     let heldWaiters: (() => void)[] = [];
     const held = (): Promise<void> => new Promise((res) => { heldWaiters.push(res); });
-    const cfg = toRunConfig({ ...DEFAULT_SETTINGS, workload: 'random', sizeMiB: 0.25, window: 4096, batchSize: 8, writeFraction: 0 });
+    const cfg = toRunConfig({ ...DEFAULT_SETTINGS, workload: 'random', sizeMiB: 0.25, window: 4096, batchSize: 8, writeFraction: 0, stormRate: 0 });
     const done = runLab(cfg, (ev) => {
       for (const e of ev) {
         if (e.kind === 'batch') batches.push(e.rec.index);
@@ -69,7 +69,7 @@ describe('lab session in-thread', () => {
     const r = await runLab(cfg, (ev) => {
       live.apply(ev);
       for (const e of ev) {
-        if (e.kind === 'snapshot') device.push(e.snapshot.pages.filter((x) => x === PageState.device).length);
+        if (e.kind === 'snapshot') device.push(e.snapshot.gpu.filter((x) => x === GpuState.device).length);
         if (e.kind === 'batch') liveToDevice += e.policy?.migrationsToDevice ?? 0;
       }
     }, new RunController(), opts);
@@ -77,7 +77,7 @@ describe('lab session in-thread', () => {
   }
 
   it('a migration policy migrates: device-resident pages on the strip, moves each way counted live; none moves nothing', async () => {
-    const base = { ...DEFAULT_SETTINGS, workload: 'stream' as const, sizeMiB: 0.25, window: 4096 as const, batchSize: 4096 };
+    const base = { ...DEFAULT_SETTINGS, workload: 'stream' as const, sizeMiB: 0.25, window: 4096 as const, batchSize: 4096, stormRate: 0 };
     const ft = await policyRun(toRunConfig({ ...base, policy: 'first-touch', oversub: 1 }));
     expect(ft.r.ok).toBe(true);
     expect(ft.r.verify.mismatches).toBe(0);
@@ -99,7 +99,7 @@ describe('lab session in-thread', () => {
     const text = `export default { name: 'mine', decide() { /* prefilled MIGRATE: first touch */ } };`;
     const policy = await importPolicySource({ name: 'mine.mjs', text });
     expect(policy.name).toBe('mine');
-    const cfg = toRunConfig({ ...DEFAULT_SETTINGS, workload: 'stream', sizeMiB: 0.25, window: 4096, batchSize: 4096, policy: 'mine.mjs', oversub: 2 });
+    const cfg = toRunConfig({ ...DEFAULT_SETTINGS, workload: 'stream', sizeMiB: 0.25, window: 4096, batchSize: 4096, stormRate: 0, policy: 'mine.mjs', oversub: 2 });
     const run = await policyRun(cfg, { policy, snapshots: false });
     expect(run.r.ok).toBe(true);
     expect(run.r.policy?.policy).toBe('mine');

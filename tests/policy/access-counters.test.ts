@@ -30,7 +30,7 @@ function access(e: PolicyEngine, page: number, n: number, t0 = 0): void {
 
 describe('access counters: NVIDIA, 256 per 2 MiB', () => {
   it('parameters', () => {
-    expect(NVIDIA_ACCESS_COUNTERS).toEqual({ regionPages: 512, threshold: 256, scaleByRoundTrips: false });
+    expect(NVIDIA_ACCESS_COUNTERS).toEqual({ regionPages: 512, threshold: 256, scaleByRoundTrips: false, subregionPages: 16 });
   });
 
   it('migrates the region on the 256th access, not the 255th', () => {
@@ -40,9 +40,12 @@ describe('access counters: NVIDIA, 256 per 2 MiB', () => {
     expect(e.stats.accessCounterMigrations).toBe(0);
     access(e, 3, 1, 1_000_000);
     expect(e.residency.location(3)).toBe(0);
-    // The whole 2 MiB region came, nothing of the next one.
-    expect(e.stats.accessCounterMigrations).toBe(512);
-    expect(e.residency.location(511)).toBe(0);
+    // The notified region's accessed 64 KiB sub-region came (uvm_gpu_access_counters.c), not
+    // the whole 2 MiB, nor anything of the next region.
+    expect(e.stats.accessCounterMigrations).toBe(16);
+    expect(e.residency.location(15)).toBe(0);
+    expect(e.residency.location(16)).toBe(CPU);
+    expect(e.residency.location(511)).toBe(CPU);
     expect(e.residency.location(512)).toBe(CPU);
   });
 
@@ -54,11 +57,21 @@ describe('access counters: NVIDIA, 256 per 2 MiB', () => {
     access(e, 20, 1, 2_000_000);
     expect(e.residency.location(10)).toBe(0);
   });
+
+  it('a notification migrates each accessed 64 KiB sub-region of the 2 MiB region, and only those', () => {
+    const e = engineFor(accessCounters(NVIDIA_ACCESS_COUNTERS));
+    access(e, 5, 100); // sub-region 0
+    access(e, 300, 156, 1_000_000); // sub-region 18 (pages 288..303): the 256th access
+    const home = (p: number) => e.residency.location(p) === CPU;
+    expect(home(5) || home(0) || home(15) || home(288) || home(303)).toBe(false);
+    expect(home(16) && home(100) && home(287) && home(304) && home(511)).toBe(true);
+    expect(e.stats.accessCounterMigrations).toBe(32);
+  });
 });
 
 describe('access counters: IPDPS\'20, 8 per 64 KiB scaled by round trips', () => {
   it('parameters', () => {
-    expect(IPDPS20_ACCESS_COUNTERS).toEqual({ regionPages: 16, threshold: 8, scaleByRoundTrips: true });
+    expect(IPDPS20_ACCESS_COUNTERS).toEqual({ regionPages: 16, threshold: 8, scaleByRoundTrips: true, subregionPages: 16 });
   });
 
   it('migrates 64 KiB on the 8th access, then needs 16 after one round trip', () => {

@@ -58,3 +58,24 @@ describe('eviction orders', () => {
     expect(() => res.migrateToDevice(0, [CP], 1, 'fault', 1, NONE, null)).toThrow(/EINVAL.*bad.*chunk 7/);
   });
 });
+
+describe('sub-chunk evictions (UVM_Smart random-4K, SL-64K)', () => {
+  it('random-4K frees one page, SL-64K the LRU chunk\'s lowest 64 KiB block, LRU-2M the whole chunk', async () => {
+    const { Residency } = await import('../../src/policy/residency.js');
+    const { random4kEviction, sl64kEviction, lruEviction } = await import('../../src/policy/eviction.js');
+    const run = (eviction: ReturnType<typeof lruEviction>) => {
+      const r = new Residency({ pages: 1024, capacityPages: 512, eviction });
+      const all = Float64Array.from({ length: 512 }, (_, i) => i);
+      r.migrateToDevice(0, all, 512, 'fault', 0, new Set(), null);
+      r.migrateToDevice(0, [600], 1, 'fault', 1, new Set([1]), null);
+      const home: number[] = [];
+      for (let p = 0; p < 512; p++) if (r.location(p) !== 0) home.push(p);
+      return { home, stats: r.stats };
+    };
+    expect(run(lruEviction()).home.length).toBe(512);
+    expect(run(sl64kEviction()).home).toEqual(Array.from({ length: 16 }, (_, i) => i));
+    const rnd = run(random4kEviction(7));
+    expect(rnd.home.length).toBe(1);
+    expect(run(random4kEviction(7)).home).toEqual(rnd.home); // seeded: the same page again
+  });
+});

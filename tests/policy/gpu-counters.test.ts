@@ -9,13 +9,17 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createMachine, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine, type Process } from '../../src/index.js';
 import type { Dmirror } from '../../src/driver/dmirror.js';
 import { PolicyPath } from '../../src/driver/policy-path.js';
-import { accessCounters, NVIDIA_ACCESS_COUNTERS, validatePolicy, DECIDE_REMOTE, type AccessCounterBatch, type MigrationPolicy } from '../../src/policy/index.js';
+import {
+  accessCounters, computeNs, linkNs, NVIDIA_ACCESS_COUNTERS, remoteOnly, validatePolicy, DECIDE_REMOTE, type AccessCounterBatch, type MigrationPolicy,
+} from '../../src/policy/index.js';
 import { HmmError } from '../../src/errors.js';
 import { firstDiff, pagesOf } from '../driver/pages.js';
 
 const ADDR = 0x4000_0000; // 2 MiB aligned: the managed range is one NVIDIA region
 const NPAGES = 512;
 const WORDS = PAGE_SIZE / 4;
+/** 128-byte memory requests a page read makes (the default counting unit). */
+const REQUESTS = PAGE_SIZE / 128;
 const tag = (p: number): number => (0xac000000 | p) >>> 0;
 
 describe('GPU access counters on the policy path', () => {
@@ -43,8 +47,8 @@ describe('GPU access counters on the policy path', () => {
     expect(firstDiff(data, pagesOf(n, (k) => tag(first + k)))).toBeNull();
   }
 
-  it('a region migrates exactly when the GPU counted the threshold (3 pages of words), not one read before', async () => {
-    const { mirror, path } = await setup(accessCounters({ regionPages: NPAGES, threshold: 3 * WORDS, scaleByRoundTrips: false }, 'ac-3-pages'));
+  it('a region migrates exactly when the GPU counted the threshold (3 pages of 128-byte requests), not one read before', async () => {
+    const { mirror, path } = await setup(accessCounters({ regionPages: NPAGES, threshold: 3 * REQUESTS, scaleByRoundTrips: false, subregionPages: NPAGES }, 'ac-3-pages'));
     expect(path.gpuCounters).toEqual({ regionPages: NPAGES, origin: ADDR / PAGE_SIZE });
     expect(mirror.engine.accessCounters).toEqual(path.gpuCounters);
     await readPages(mirror, 0, 1);
@@ -52,22 +56,25 @@ describe('GPU access counters on the policy path', () => {
     expect(path.stats.migratedIn).toBe(0);
     await readPages(mirror, 7, 1);
     expect(path.stats.countedAccesses).toBe(2 * WORDS);
-    expect(path.stats.migratedIn).toBe(0); // 2048 < 3072
+    expect(path.stats.migratedIn).toBe(0); // 64 < 96 requests
     await readPages(mirror, 300, 1);
     expect(path.stats.countedAccesses).toBe(3 * WORDS);
-    expect(path.stats.migratedIn).toBe(NPAGES); // the 3072nd access: the whole region moves
+    expect(path.stats.migratedIn).toBe(NPAGES); // the 96th request: the whole region moves
     expect(path.engine.stats.accessCounterMigrations).toBe(NPAGES);
     // Now device-local: read again, nothing counted.
     await readPages(mirror, 0, 8);
     expect(path.stats.countedAccesses).toBe(3 * WORDS);
   });
 
-  it("NVIDIA's 256 per 2 MiB: one page read remotely (1024 words) already reaches it", async () => {
-    // The per-page estimate counted this read as 1 access and moved nothing.
+  it("NVIDIA's 256 per 2 MiB counts memory requests: 7 pages read remotely do not reach it, the 8th does; its 64 KiB sub-region moves", async () => {
+    // 1024 words a page = 32 requests of 128 bytes; 256 requests = 8 pages.
     const { mirror, path } = await setup(accessCounters(NVIDIA_ACCESS_COUNTERS));
-    await readPages(mirror, 5, 1);
-    expect(path.stats.countedAccesses).toBe(WORDS);
-    expect(path.stats.migratedIn).toBe(NPAGES);
+    await readPages(mirror, 5, 7);
+    expect(path.stats.countedAccesses).toBe(7 * WORDS);
+    expect(path.stats.migratedIn).toBe(0);
+    await readPages(mirror, 12, 1);
+    // Pages 5..12 lie in sub-regions 0 (0..15): those 16 pages move, not the 2 MiB.
+    expect(path.stats.migratedIn).toBe(16);
   });
 
   it('a user policy without a granularity gets a counter a page: each page read, with its count', async () => {
@@ -86,9 +93,42 @@ describe('GPU access counters on the policy path', () => {
     await readPages(mirror, 5, 3);
     await readPages(mirror, 6, 1);
     expect(seen).toEqual([
-      { pages: [5, 6, 7], counts: [WORDS, WORDS, WORDS] },
-      { pages: [6], counts: [WORDS] },
+      { pages: [5, 6, 7], counts: [REQUESTS, REQUESTS, REQUESTS] },
+      { pages: [6], counts: [REQUESTS] },
     ]);
+  });
+
+  it('remote traffic is charged from the GPU\'s own counts, for any policy: the bytes the kernel read remotely, at the link\'s rate', async () => {
+    const { mirror, path } = await setup(remoteOnly());
+    expect(path.gpuCounters).toEqual({ regionPages: 1, origin: ADDR / PAGE_SIZE });
+    await readPages(mirror, 0, 8); // faults, then mapped remotely
+    const cost = path.cost;
+    const step = async (n: number): Promise<number> => {
+      const t0 = path.now;
+      await readPages(mirror, 0, n);
+      return path.now - t0;
+    };
+    // No faults now: a launch, the roofline charge, and n pages of words (whole 128-byte requests) over the link.
+    for (const n of [1, 4]) {
+      expect(await step(n)).toBe(cost.launchNs + computeNs(cost, n * PAGE_SIZE) + cost.remoteAccessNs + linkNs(cost, n * PAGE_SIZE));
+    }
+  });
+
+  it('the counting unit is configurable: 4-byte requests count words', async () => {
+    const seen: number[] = [];
+    const policy: MigrationPolicy = {
+      name: 'word-counter', accessCounterRequestBytes: 4,
+      decide(g, _v, out) {
+        out.action.fill(DECIDE_REMOTE, 0, g.count);
+      },
+      accessCounters(b: AccessCounterBatch) {
+        seen.push(...Array.from(b.counts.subarray(0, b.count)));
+      },
+    };
+    const { mirror } = await setup(policy);
+    await readPages(mirror, 9, 1);
+    expect(seen).toEqual([WORDS]);
+    expect(() => validatePolicy({ name: 'x', decide: () => undefined, accessCounterRequestBytes: 6 }, 'test')).toThrow(HmmError);
   });
 
   it('a policy module with a bad granularity is EINVAL', () => {

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { fc, test as fcTest } from '@fast-check/vitest';
 import {
-  BUILTIN_POLICIES, DEFAULT_COST, GTX1080, PAGE_SIZE, TRACE_BASE, UVM_SMART, builtinPolicy, makeCost, pingPong,
+  BUILTIN_POLICIES, COST_MODELS, computeNs, DEFAULT_COST, FLAT, GTX1080, MEASURED, PAGE_SIZE, TRACE_BASE, transferRunsNs, UVM_SMART, builtinPolicy, makeCost, pingPong,
   randomTouch, simulate, streaming, transferNs, type SimResult, type TraceRecord,
 } from '../../src/policy/index.js';
 
@@ -15,19 +15,50 @@ function run(name: string, trace: TraceRecord[], oversubscription = 1): SimResul
 
 describe('cost model', () => {
   it('names its sources\' numbers: 45 µs fault, 16 GB/s, 150 µs launch; 12 µs a group on a GTX 1080', () => {
-    expect(UVM_SMART).toMatchObject({ faultGroupNs: 45_000, bandwidthBytesPerSec: 16_000_000_000, launchNs: 150_000 });
+    expect(UVM_SMART).toMatchObject({ faultGroupNs: 45_000, bandwidthBytesPerSec: 16_000_000_000, launchNs: 150_000, transfer: 'curve', curveA: 12, curveB: 0.07292 });
     expect(GTX1080.faultGroupNs).toBe(12_000);
     expect(DEFAULT_COST).toBe(UVM_SMART);
-    expect(transferNs(UVM_SMART, PAGE_SIZE)).toBe(256); // 4096 B at 16 B/ns
-    expect(transferNs(UVM_SMART, 2 * 1024 * 1024)).toBe(131_072);
+    // The flat model stays by name: 4096 B at 16 B/ns.
+    expect(COST_MODELS.flat).toBe(FLAT);
+    expect(transferNs(FLAT, PAGE_SIZE)).toBe(256);
+    expect(transferNs(FLAT, 2 * 1024 * 1024)).toBe(131_072);
+  });
+  it('charges UVM_Smart\'s size curve (calculate_transfer_time): 4 KB ≈ 2.2 GB/s, 64 KB ≈ 10.4, 256 KB ≈ 11.6, halved from 2 MB', () => {
+    const gibps = (bytes: number) => bytes / transferNs(UVM_SMART, bytes) / 1.073741824; // B/ns -> GiB/s
+    expect(gibps(4096)).toBeCloseTo(2.17, 1);
+    expect(gibps(64 * 1024)).toBeCloseTo(10.4, 1);
+    expect(gibps(256 * 1024)).toBeCloseTo(11.6, 1);
+    expect(gibps(2 * 1024 * 1024 - 4096)).toBeGreaterThan(11.9);
+    expect(gibps(2 * 1024 * 1024)).toBeCloseTo(gibps(2 * 1024 * 1024 - 4096) / 2, 1);
+    // (2a/π·atan(0.07292·4) GiB/s for 4096 B, by hand)
+    expect(transferNs(UVM_SMART, 4096)).toBe(Math.ceil(4096 / ((24 / Math.PI) * Math.atan(0.07292 * 4) * 1.073741824)));
+  });
+  it('charges one transfer per contiguous run: 16 scattered pages cost more than one 16-page run', () => {
+    const run16 = Float64Array.from({ length: 16 }, (_, i) => i);
+    const scattered = Float64Array.from({ length: 16 }, (_, i) => i * 2);
+    expect(transferRunsNs(UVM_SMART, run16, 16)).toBe(transferNs(UVM_SMART, 16 * PAGE_SIZE));
+    expect(transferRunsNs(UVM_SMART, scattered, 16)).toBe(16 * transferNs(UVM_SMART, PAGE_SIZE));
+    expect(transferRunsNs(UVM_SMART, scattered, 16)).toBeGreaterThan(4 * transferRunsNs(UVM_SMART, run16, 16));
+    // Order does not matter; the flat model charges bytes alone.
+    expect(transferRunsNs(UVM_SMART, run16.slice().reverse(), 16)).toBe(transferRunsNs(UVM_SMART, run16, 16));
+    expect(transferRunsNs(FLAT, scattered, 16)).toBe(transferRunsNs(FLAT, run16, 16));
+  });
+  it('the measured model is a per-batch plus per-fault line through nvprof\'s groups (2 faults 40 µs, 27 faults 69 µs)', () => {
+    const at = (n: number) => MEASURED.faultGroupNs + n * MEASURED.faultNs;
+    expect(at(2)).toBe(40_000);
+    expect(at(27)).toBe(69_000);
+  });
+  it('a roofline kernel charge at the GTX 1080 Ti\'s 484 GB/s', () => {
+    expect(computeNs(UVM_SMART, 484_000)).toBe(1_000);
+    expect(computeNs(makeCost(UVM_SMART, { gpuMemBytesPerSec: 0 }), 1 << 20)).toBe(0);
   });
   it('refuses non-integer ns', () => {
     expect(() => makeCost(UVM_SMART, { faultGroupNs: 1.5 })).toThrow(RangeError);
   });
   it('charges a far fault group, its copy and a launch to the virtual clock, exactly', () => {
-    // One device read of one page: launch 150 µs, fault group 45 µs, 4 KiB copy 256 ns.
+    // One device read of one page: launch 150 µs, fault group 45 µs, one 4 KiB transfer.
     const r = run('first-touch', [{ time: 0, addr: TRACE_BASE, access: 0, proc: 0 }]);
-    expect(r.simTimeNs).toBe(150_000 + 45_000 + 256);
+    expect(r.simTimeNs).toBe(150_000 + 45_000 + transferNs(UVM_SMART, PAGE_SIZE));
     expect(r.bytesToDevice).toBe(PAGE_SIZE);
   });
 });
@@ -46,8 +77,11 @@ describe('known result: CPU/device ping-pong', () => {
   it('does not under NVIDIA thrashing detection: throttles, pins after 10, then maps remotely', () => {
     expect(thrash.thrashingEvents).toBeLessThan(ft.thrashingEvents / 50);
     expect(thrash.policyStats.pins).toBe(1);
-    expect(thrash.policyStats.throttles).toBe(10);
-    expect(thrash.bytesToDevice).toBeLessThan(ft.bytesToDevice / 50);
+    // procfs num_throttle counts every throttled fault: the device's later accesses to the
+    // page fault again while it naps (they are not held behind it), so at least the 10 new
+    // throttles that lead to the pin.
+    expect(thrash.policyStats.throttles).toBeGreaterThanOrEqual(10);
+    expect(thrash.bytesToDevice).toBeLessThan(ft.bytesToDevice / 25);
   });
   it('does not under the minimum lifetime (nor the backoff)', () => {
     expect(minLife.thrashingEvents).toBe(0);

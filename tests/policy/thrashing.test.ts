@@ -143,3 +143,21 @@ describe('thrashing detection: epoch resets', () => {
     }
   });
 });
+
+describe('thrashing detection: pinned blocks never epoch-reset (uvm_perf_thrashing_get_hint: pinned_pages.count == 0)', () => {
+  it('a block with a page pinned keeps its state past the 1 s epoch; once unpinned it may reset', () => {
+    const det = new ThrashingDetector({ pinNs: 10_000_000_000 }); // pinned for 10 s
+    const { steps } = pingPong(det);
+    const pin = steps.find((s) => s.hint.type === HINT_PIN)!;
+    expect(det.pageState(P)!.pinned).toBe(true);
+    // 2 s of quiet: an unpinned block would reset here.
+    expect(det.getHint(P, CPU, pin.t + 2_000_000_000).type).toBe(HINT_PIN);
+    expect(det.stats.resets).toBe(0);
+    expect(det.pageState(P)!.pinned).toBe(true);
+    // The pin lapses at 10 s (the unpin resets the page); then the quiet block resets.
+    det.getHint(P, CPU, pin.t + 10_000_000_000);
+    expect(det.pageState(P)?.pinned ?? false).toBe(false);
+    det.getHint(P, CPU, pin.t + 10_000_000_001);
+    expect(det.stats.resets).toBe(1);
+  });
+});

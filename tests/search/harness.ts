@@ -28,8 +28,8 @@ import type { Dmirror } from '../../src/driver/dmirror.js';
 import type { DmirrorDevice } from '../../src/driver/dmirror-device.js';
 import type { RetryProtocol } from '../../src/driver/retry.js';
 import {
-  createMachine, HmmError, MADV_DONTNEED, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE,
-  PROT_READ, PROT_WRITE, SegmentationFault, type Machine, type Process,
+  createMachine, HmmError, MADV_DONTNEED, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MREMAP_DONTUNMAP,
+  MREMAP_FIXED, MREMAP_MAYMOVE, PAGE_SIZE, PROT_READ, PROT_WRITE, SegmentationFault, type Machine, type Process,
 } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
 import type { MmStruct } from '../../src/mm/mm.js';
@@ -61,6 +61,10 @@ export type Op =
   | { k: 'mprotect-ro'; p: Proc; page: number; n: number } // read-only, then read-write again
   | { k: 'remap'; p: Proc; page: number; n: number } // munmap, then mmap MAP_FIXED (zero)
   | { k: 'fork'; p: Proc; page: number } // fork; the child writes a page (COW) and exits
+  /** mremap(MAYMOVE|FIXED) of the pages elsewhere (DONTUNMAP or not), a while, then back. */
+  | { k: 'mremap'; p: Proc; page: number; n: number; dontUnmap: boolean }
+  /** pin_user_pages (FOLL_WRITE, maybe FOLL_LONGTERM): the pinned bytes read, held a while, unpinned. */
+  | { k: 'pin'; p: Proc; page: number; n: number; longterm: boolean }
   | { k: 'dev-read'; p: Proc; d: Dev; page: number; n: number }
   | { k: 'dev-write'; p: Proc; d: Dev; page: number }
   | { k: 'to-dev'; p: Proc; d: Dev; page: number; n: number }
@@ -98,6 +102,8 @@ export const opArb: fc.Arbitrary<Op> = fc.oneof(
   { arbitrary: fc.record({ k: fc.constant('mprotect-ro' as const), p: proc, page, n: span }), weight: 1 },
   { arbitrary: fc.record({ k: fc.constant('remap' as const), p: proc, page, n: span }), weight: 1 },
   { arbitrary: fc.record({ k: fc.constant('fork' as const), p: proc, page }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant('mremap' as const), p: proc, page, n: span, dontUnmap: fc.boolean() }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant('pin' as const), p: proc, page, n: span, longterm: fc.boolean() }), weight: 2 },
   { arbitrary: fc.record({ k: fc.constant('dev-read' as const), p: proc, d: dev, page, n: span }), weight: 3 },
   { arbitrary: fc.record({ k: fc.constant('dev-write' as const), p: proc, d: dev, page }), weight: 3 },
   { arbitrary: fc.record({ k: fc.constant('to-dev' as const), p: proc, d: dev, page, n: span }), weight: 4 },
@@ -139,6 +145,8 @@ export const raceCaseArb: fc.Arbitrary<Case> = fc.integer({ min: 0, max: 1 }).ch
     { arbitrary: on('mprotect-ro', n1), weight: 1 },
     { arbitrary: on('remap', n1), weight: 1 },
     { arbitrary: on('fork'), weight: 1 },
+    { arbitrary: on('mremap', { ...n1, dontUnmap: fc.boolean() }), weight: 1 },
+    { arbitrary: on('pin', { ...n1, longterm: fc.boolean() }), weight: 1 },
   );
   const background: fc.Arbitrary<Op> = fc.record({ k: fc.constant('dev-write' as const), p: fc.constant<Proc>(0), d: dev, page: fc.constant(x + 2) });
   const thread = (op: fc.Arbitrary<Op>): fc.Arbitrary<Op[]> => fc.tuple(fc.integer({ min: 0, max: 10 }), op)
@@ -184,7 +192,8 @@ type Value = number | 'gone';
 interface Change {
   t0: number;
   t1: number; // Infinity while running
-  value: Value;
+  /** The value the change stores; several when it restores one of several (mremap back). */
+  values: readonly Value[];
   ok: boolean;
 }
 
@@ -197,7 +206,7 @@ class History {
   tick = 0;
   readonly changes: Change[][];
   constructor(init: (page: number) => number) {
-    this.changes = Array.from({ length: NPAGES }, (_, p) => [{ t0: 0, t1: 0, value: init(p), ok: true }]);
+    this.changes = Array.from({ length: NPAGES }, (_, p) => [{ t0: 0, t1: 0, values: [init(p)], ok: true }]);
   }
 
   now(): number {
@@ -205,11 +214,12 @@ class History {
   }
 
   /** Runs `action`, which changes pages [first, first + n) to `next(page)`. */
-  async change(first: number, n: number, next: (page: number) => Value, action: () => Promise<unknown>): Promise<void> {
+  async change(first: number, n: number, next: (page: number) => Value | readonly Value[], action: () => Promise<unknown>): Promise<void> {
     const t0 = this.now();
     const mine: Change[] = [];
     for (let k = 0; k < n; k++) {
-      const c: Change = { t0, t1: Infinity, value: next(first + k), ok: true };
+      const v = next(first + k);
+      const c: Change = { t0, t1: Infinity, values: Array.isArray(v) ? v : [v as Value], ok: true };
       this.changes[first + k].push(c);
       mine.push(c);
     }
@@ -231,7 +241,7 @@ class History {
     for (const c of list) {
       if (c.t0 > t1) continue; // not begun yet
       const overwritten = list.some((d) => d !== c && d.ok && d.t0 > c.t1 && d.t1 < t0);
-      if (!overwritten) out.add(c.value);
+      if (!overwritten) for (const v of c.values) out.add(v);
     }
     return out;
   }
@@ -355,6 +365,8 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
   const devs = m.devices as unknown as DmirrorDevice[];
   const procs: Process[] = [m.spawn(), m.spawn()];
   let gen = 0;
+  /** mremap ops so far: each moves its pages to a scratch range no other one uses. */
+  let remaps = 0;
   /** A value no other write stores: generation, process and page. */
   const fresh = (p: Proc, pg: number): number => ((++gen << 8) | (p << 4) | pg) >>> 0;
   const hist: History[] = [];
@@ -469,6 +481,38 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
             if (!benign(e)) throw e;
           } finally {
             await child.exit();
+          }
+          return;
+        }
+        case 'mremap': {
+          // Out to a scratch range of its own, a while, then back over whatever is there by
+          // then: the pages hold again what they held when they left.
+          const n = clip(op.page, op.n);
+          const scratch = BASE + (64 + 8 * ++remaps) * PAGE_SIZE;
+          const flags = MREMAP_MAYMOVE | MREMAP_FIXED | (op.dontUnmap ? MREMAP_DONTUNMAP : 0);
+          let left: Value[][] = [];
+          const tOut = h.now();
+          await h.change(op.page, n, () => (op.dontUnmap ? 0 : 'gone'), () => P.mremap(addrOf(op.page), n * PAGE_SIZE, n * PAGE_SIZE, flags, scratch));
+          left = Array.from({ length: n }, (_, k) => [...h.during(op.page + k, tOut, h.now())].filter((v) => v !== 'gone'));
+          try {
+            await sched.yield('search: moved away a while');
+          } finally {
+            await h.change(op.page, n, (pg) => left[pg - op.page], () => P.mremap(scratch, n * PAGE_SIZE, n * PAGE_SIZE, MREMAP_MAYMOVE | MREMAP_FIXED, addrOf(op.page)));
+          }
+          return;
+        }
+        case 'pin': {
+          const n = clip(op.page, op.n);
+          const t0 = h.now();
+          const pins = await P.pinUserPages(addrOf(op.page), n, { write: true, longterm: op.longterm, fast: op.page % 2 === 0 });
+          try {
+            const t1 = h.now();
+            const bytes = new Uint8Array(pins.count * PAGE_SIZE);
+            for (let k = 0; k < pins.count; k++) bytes.set(pins.data(k), k * PAGE_SIZE);
+            checkData(op.p, op.page, bytes, t0, t1, `P${op.p} pin(${op.page}, ${n})`);
+            await sched.yield('search: pinned a while');
+          } finally {
+            pins.release();
           }
           return;
         }

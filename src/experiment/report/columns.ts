@@ -4,8 +4,8 @@
  */
 import type { BatchRecord } from '../../driver/records.js';
 import { formatNumber } from '../svg-plot.js';
+import { AXIS_ORDER, axisDef, axisRaw, axisText, type AxisKey } from '../schema.js';
 import type { RunConfig, RunResult } from '../types.js';
-import { batchLabel, windowLabel } from './labels.js';
 import { statusText, type RunSummary } from './summary.js';
 
 function fixed(v: number, digits: number): string {
@@ -24,17 +24,23 @@ export interface Column {
   numeric?: boolean;
 }
 
+/** A setting's table column, as the run schema describes it (none for a CSV-only axis). */
+function settingColumn(k: AxisKey): Column[] {
+  const d = axisDef(k);
+  const col = d.column;
+  if (col === undefined) return [];
+  const show = col.text;
+  return [{
+    head: col.head, csv: d.csv, numeric: col.numeric,
+    text: (s) => (show !== undefined && s.config[k] !== undefined ? show(s.config[k]) : axisText(k, s.config)), raw: (s) => axisRaw(k, s.config),
+  }];
+}
+
 /** The per-run columns, shared by the markdown table, the HTML table and runs.csv. */
 export const RUN_COLUMNS: readonly Column[] = [
   { head: '#', csv: 'run', text: (s) => String(s.run), raw: (s) => s.run, numeric: true },
-  { head: 'preset', csv: 'preset', text: (s) => s.preset, raw: (s) => s.preset },
-  { head: 'workload', csv: 'workload', text: (s) => s.workload, raw: (s) => s.workload },
-  { head: 'window', csv: 'window', text: (s) => s.window, raw: (s) => s.window },
-  { head: 'batch', csv: 'batch', text: (s) => s.batch, raw: (s) => s.batch, numeric: true },
-  { head: 'replay', csv: 'replay', text: (s) => s.replay, raw: (s) => s.replay },
-  { head: 'protocol', csv: 'protocol', text: (s) => s.protocol, raw: (s) => s.protocol },
-  { head: 'coalescing', csv: 'coalescing', text: (s) => (s.coalescing ? 'on' : 'off'), raw: (s) => (s.coalescing ? 'on' : 'off') },
-  { head: 'storm rate (/s)', csv: 'storm_rate', text: (s) => formatNumber(s.stormRate), raw: (s) => s.stormRate, numeric: true },
+  { head: 'preset', csv: 'preset', text: (s) => s.config.preset, raw: (s) => s.config.preset },
+  ...AXIS_ORDER.flatMap((k) => settingColumn(k)),
   { head: 'faults fetched', csv: 'faults_fetched', text: (s) => String(s.fetched), raw: (s) => s.fetched, numeric: true },
   { head: 'duplicate ratio', csv: 'duplicate_ratio', text: (s) => fixed(s.duplicateRatio, 3), raw: (s) => s.duplicateRatio, numeric: true },
   { head: 'unique faults', csv: 'unique_faults', text: (s) => String(s.unique), raw: (s) => s.unique, numeric: true },
@@ -68,9 +74,8 @@ export const RUN_COLUMNS: readonly Column[] = [
 /** Columns runs.csv adds after RUN_COLUMNS (everything else an analysis may want). */
 export const RUN_EXTRA: readonly { csv: string; raw(r: RunResult): string | number | boolean | null }[] = [
   { csv: 'error', raw: (r) => r.error },
-  { csv: 'size_mib', raw: (r) => r.config.sizeMiB },
-  { csv: 'write_fraction', raw: (r) => r.config.writeFraction },
-  { csv: 'seed', raw: (r) => r.config.seed },
+  // The settings without a table column (the run schema's CSV-only axes).
+  ...AXIS_ORDER.filter((k) => axisDef(k).column === undefined).map((k) => ({ csv: axisDef(k).csv, raw: (r: RunResult) => axisRaw(k, r.config) })),
   { csv: 'faults_per_sec_of_service', raw: (r) => r.faultsPerSec },
   { csv: 'rounds', raw: (r) => r.rounds },
   { csv: 'fault_rounds', raw: (r) => r.faultRounds },
@@ -84,8 +89,6 @@ export const RUN_EXTRA: readonly { csv: string; raw(r: RunResult): string | numb
   { csv: 'verify_checked', raw: (r) => r.verify.checked },
   { csv: 'verify_mismatches', raw: (r) => r.verify.mismatches },
   { csv: 'reused_from_run', raw: (r) => (r.reusedFrom === undefined ? null : r.reusedFrom + 1) },
-  { csv: 'policy', raw: (r) => r.config.policy ?? null },
-  { csv: 'oversub', raw: (r) => (r.config.policy === undefined ? null : r.config.oversub ?? 1) },
   { csv: 'sim_time_ns', raw: (r) => r.policy?.simTimeNs ?? null },
 ];
 
@@ -95,16 +98,8 @@ export const RECORD_FIELDS: readonly (keyof BatchRecord)[] = [
   'fallbacks', 'mirrorWrites', 'mmapLockWaitMs', 'mmapLockHoldMs', 'serviceMs',
 ];
 
+/** batches.csv's run key: the preset and every setting. */
 export const RUN_KEY: readonly { csv: string; raw(c: RunConfig): string | number }[] = [
   { csv: 'preset', raw: (c) => c.preset },
-  { csv: 'workload', raw: (c) => c.workload },
-  { csv: 'size_mib', raw: (c) => c.sizeMiB },
-  { csv: 'write_fraction', raw: (c) => c.writeFraction },
-  { csv: 'window', raw: (c) => windowLabel(c.window) },
-  { csv: 'batch', raw: (c) => batchLabel(c.batchSize) },
-  { csv: 'replay', raw: (c) => c.replay },
-  { csv: 'protocol', raw: (c) => c.protocol },
-  { csv: 'coalescing', raw: (c) => (c.coalesce ? 'on' : 'off') },
-  { csv: 'storm_rate', raw: (c) => c.stormRate },
-  { csv: 'seed', raw: (c) => c.seed },
+  ...AXIS_ORDER.map((k) => ({ csv: axisDef(k).csv, raw: (c: RunConfig) => axisRaw(k, c) })),
 ];

@@ -5,7 +5,8 @@
 import { histogram, type BatchRecord } from '../../driver/records.js';
 import { figure, formatNumber, PALETTE, type BarSeries, type LineSeries, type Panel } from '../svg-plot.js';
 import type { ExperimentReport } from '../types.js';
-import { batchLabel, configLabels, runLabels } from './labels.js';
+import { batchLabel } from '../schema.js';
+import { configLabels, runLabels } from './labels.js';
 import { summarizeRun } from './summary.js';
 
 export type FigureName = 'batches' | 'duplicates' | 'coalescing' | 'retries' | 'histogram';

@@ -2,6 +2,7 @@
  * One self-contained HTML page: the run table, the figures as inline SVG, the mm preset's
  * table and a glossary; inline CSS, no scripts, no external URLs.
  */
+import { htmlPublished } from '../published.js';
 import { escapeXml } from '../svg-plot.js';
 import type { ExperimentReport } from '../types.js';
 import { RUN_COLUMNS } from './columns.js';
@@ -94,6 +95,7 @@ export function toHtml(report: ExperimentReport, opts: ReportOptions = {}): stri
   ];
   if (report.runs.length > 0) {
     body.push(htmlPolicyTable(report));
+    body.push(htmlPublished(report.runs));
     body.push('<h2>Runs</h2>', htmlRunsTable(report));
     if (reused > 0) body.push(`<p class="note">${reused} run${reused === 1 ? '' : 's'} (grey) had the same configuration as an earlier run of another preset and show${reused === 1 ? 's' : ''} its result.</p>`);
     body.push('<h2>Plots</h2>');

@@ -2,37 +2,14 @@
  * Short names for run settings and runs, one definition each: the table's cells, the CSV
  * keys, the CLI's progress lines and the plots' legends all use these.
  */
-import type { WindowPolicy } from '../../driver/coalesce.js';
-import { formatNumber } from '../svg-plot.js';
+import { AXIS_ORDER, axisDef } from '../schema.js';
 import type { ExperimentReport, RunConfig } from '../types.js';
 
-export function windowLabel(w: WindowPolicy): string {
-  switch (w) {
-    case 4096: return '4k';
-    case 65536: return '64k';
-    case 2097152: return '2m';
-    case 'amd': return 'amd';
-    default: return String(w);
-  }
-}
-
-export function batchLabel(b: number): string {
-  return Number.isFinite(b) ? String(b) : 'all';
-}
-
 type Axis = { key: keyof RunConfig; label(c: RunConfig): string };
+/** The preset, then each axis of the run schema with its short label. */
 const AXES: readonly Axis[] = [
   { key: 'preset', label: (c) => c.preset },
-  { key: 'workload', label: (c) => c.workload },
-  { key: 'sizeMiB', label: (c) => `${c.sizeMiB}MiB` },
-  { key: 'writeFraction', label: (c) => `w${c.writeFraction}` },
-  { key: 'window', label: (c) => windowLabel(c.window) },
-  { key: 'batchSize', label: (c) => `b${batchLabel(c.batchSize)}` },
-  { key: 'replay', label: (c) => c.replay },
-  { key: 'protocol', label: (c) => c.protocol },
-  { key: 'coalesce', label: (c) => (c.coalesce ? 'coalesced' : 'per-fault') },
-  { key: 'stormRate', label: (c) => `${formatNumber(c.stormRate)}/s` },
-  { key: 'seed', label: (c) => `seed${c.seed}` },
+  ...AXIS_ORDER.map((k): Axis => ({ key: k, label: (c) => axisDef(k).short(c[k]) })),
 ];
 
 /**

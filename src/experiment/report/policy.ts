@@ -6,6 +6,7 @@
  * HTML table share these columns.
  */
 import { escapeXml } from '../svg-plot.js';
+import { configKey } from '../schema.js';
 import type { ExperimentReport, PolicyRunResult, RunConfig, RunResult } from '../types.js';
 
 export interface PolicyRow {
@@ -66,8 +67,9 @@ export function share(p: PolicyRunResult): number {
   return p.faultServiceMs > 0 ? Math.min(1, p.policyMs / p.faultServiceMs) : 0;
 }
 
+/** The run's identity with first touch as its policy: the baseline its ratios are to (every other setting equal). */
 function key(c: RunConfig): string {
-  return JSON.stringify([c.workload, c.sizeMiB, c.oversub ?? 1, c.seed, c.writeFraction, c.phases ?? null]);
+  return configKey({ ...c, policy: 'first-touch', oversub: c.oversub ?? 1 }, false);
 }
 
 /** The runs that had a policy, with their ratios to first touch. */

@@ -6,22 +6,15 @@
  *   service µs/fault    serviceMs * 1000 / unique       (service time per unique fault: lower is
  *                                                        faster; null when nothing was serviced)
  */
-import type { RunResult } from '../types.js';
-import { batchLabel, windowLabel } from './labels.js';
+import type { RunConfig, RunResult } from '../types.js';
 
 export type RunStatus = 'ok' | 'error' | 'mismatch';
 
 export interface RunSummary {
   /** 1-based run number, as in the table. */
   run: number;
-  preset: string;
-  workload: string;
-  window: string;
-  batch: string;
-  replay: string;
-  protocol: string;
-  coalescing: boolean;
-  stormRate: number;
+  /** The run's settings (the table's setting columns come from the run schema). */
+  config: RunConfig;
   fetched: number;
   duplicates: number;
   duplicateRatio: number;
@@ -53,14 +46,7 @@ export function summarizeRun(r: RunResult, index: number): RunSummary {
   const mismatch = r.verify.mismatches > 0;
   return {
     run: index + 1,
-    preset: c.preset,
-    workload: c.workload,
-    window: windowLabel(c.window),
-    batch: batchLabel(c.batchSize),
-    replay: c.replay,
-    protocol: c.protocol,
-    coalescing: c.coalesce,
-    stormRate: c.stormRate,
+    config: c,
     fetched: t.fetched,
     duplicates: t.duplicates,
     duplicateRatio: t.fetched > 0 ? t.duplicates / t.fetched : 0,

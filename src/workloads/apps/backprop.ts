@@ -110,7 +110,7 @@ export const BACKPROP: AppDef = {
   name: 'backprop',
   suite: 'Rodinia',
   pattern: 'two sweeps over the weight matrix in 16-row blocks: read (forward pass) then read-modify-write with its momentum copy (weight update); host reads the partial sums between',
-  defaultMiB: layout(arraysOf(DEFAULT_IN)).pages / 256,
+  defaultMiB: 17.5625,
   uvmSmartMB: 17.5625,
   kernels: ['bpnn_layerforward_CUDA', 'bpnn_adjust_weights_cuda'],
   wgsl: backpropWgsl,

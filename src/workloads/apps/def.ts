@@ -7,7 +7,13 @@ export interface AppDef {
   suite: 'Rodinia' | 'PolyBench/GPU' | 'microbenchmark';
   /** The access pattern in one line (README, --help, the lab). */
   pattern: string;
-  /** Default --size: the footprint of UVM_Smart's input (benchmark_workingset.txt), or ours where it has none. */
+  /**
+   * Default --size, MiB: UVM_Smart's working-set figure (benchmark_workingset.txt), at which
+   * the input is UVM_Smart's; other sizes scale the input in proportion (the buffer mirrored
+   * is the program's footprint, AppProgram.pages: its arrays at 64 KiB boundaries, which for
+   * srad includes the 5 arrays UVM_Smart leaves in cudaMalloc'd memory). Not in its set:
+   * the footprint of our default input.
+   */
   defaultMiB: number;
   /** UVM_Smart's working set for it, MB as benchmark_workingset.txt gives it (null: not in its set). */
   uvmSmartMB: number | null;

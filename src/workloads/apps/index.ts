@@ -69,7 +69,7 @@ export function checkAppRun(name: string, sizeMiB: number, seed: number, limits:
   const oversub = limits.oversub ?? 1;
   const devicePages = Math.ceil(p.pages / oversub);
   if (devicePages < p.pages && devicePages < MIN_OVERSUB_CHUNKS * CHUNK_PAGES) {
-    throw err('EINVAL', `${name} at ${sizeMiB} MiB oversubscribed ${oversub}x leaves ${(devicePages / 256).toFixed(2)} MiB of device memory; an application workload needs at least ${MIN_OVERSUB_CHUNKS} chunks (${MIN_OVERSUB_CHUNKS * 2} MiB) when oversubscribed (a larger --size)`);
+    throw err('EINVAL', `${name} at ${sizeMiB} MiB oversubscribed ${oversub}x leaves ${(devicePages / 256).toFixed(2)} MiB of device memory; an application workload needs at least ${MIN_OVERSUB_CHUNKS} chunks (${MIN_OVERSUB_CHUNKS * 2} MiB) when oversubscribed (run it at a larger size)`);
   }
   return p;
 }

@@ -78,7 +78,7 @@ export const NW: AppDef = {
   name: 'nw',
   suite: 'Rodinia',
   pattern: 'wavefront over 16×16 tiles: a launch per anti-diagonal, each touching a diagonal band of the score and reference matrices',
-  defaultMiB: layout(arraysOf(DEFAULT_N)).pages / 256,
+  defaultMiB: 8.125,
   uvmSmartMB: 8.125,
   kernels: ['needle_cuda_shared_1', 'needle_cuda_shared_2'],
   wgsl: nwWgsl,

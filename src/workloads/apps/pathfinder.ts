@@ -64,7 +64,7 @@ export const PATHFINDER: AppDef = {
   name: 'pathfinder',
   suite: 'Rodinia',
   pattern: 'row-by-row dynamic programming: each launch streams the next 10 rows of the wall once, ping-pong between two result rows',
-  defaultMiB: layout(arraysOf(DEFAULT_COLS)).pages / 256,
+  defaultMiB: 38.5,
   uvmSmartMB: 38.5,
   kernels: ['dynproc_kernel'],
   wgsl: pathfinderWgsl,

@@ -61,7 +61,7 @@ export const POINTER_CHASE: AppDef = {
   name: 'pointer-chase',
   suite: 'microbenchmark',
   pattern: 'dependent random loads: 1,024 chasers × 64 hops along one random cycle through the buffer, a fault per hop',
-  defaultMiB: layout(arraysOf(DEFAULT_WORDS)).pages / 256,
+  defaultMiB: 8,
   uvmSmartMB: null,
   kernels: ['chase'],
   wgsl: chaseWgsl,

@@ -121,7 +121,7 @@ function atax(sizeMiB: number, _seed: number): AppProgram {
 export const ATAX: AppDef = {
   name: 'atax', suite: 'PolyBench/GPU',
   pattern: 'y = Aᵀ(Ax): one launch reads A by rows, the next by columns (a page a step)',
-  defaultMiB: mib(ataxArrays(ATAX_N)), uvmSmartMB: 6.1875, kernels: ['atax_kernel1', 'atax_kernel2'], wgsl: ataxWgsl, program: atax,
+  defaultMiB: 6.1875, uvmSmartMB: 6.1875, kernels: ['atax_kernel1', 'atax_kernel2'], wgsl: ataxWgsl, program: atax,
 };
 
 // ---- FDTD-2D ---------------------------------------------------------------------------
@@ -184,7 +184,7 @@ function fdtd(sizeMiB: number, _seed: number): AppProgram {
 export const FDTD2D: AppDef = {
   name: 'fdtd-2d', suite: 'PolyBench/GPU',
   pattern: '2-D finite-difference time domain: 3 launches a time step, each sweeping one field in place from its neighbours in the other two',
-  defaultMiB: mib(fdtdArrays(FDTD_N)), uvmSmartMB: 18.0625, kernels: ['fdtd_step1_kernel', 'fdtd_step2_kernel', 'fdtd_step3_kernel'],
+  defaultMiB: 18.0625, uvmSmartMB: 18.0625, kernels: ['fdtd_step1_kernel', 'fdtd_step2_kernel', 'fdtd_step3_kernel'],
   wgsl: fdtdWgsl, program: fdtd,
 };
 

@@ -96,7 +96,7 @@ export const SRAD: AppDef = {
   name: 'srad',
   suite: 'Rodinia',
   pattern: '5-point stencil in two launches an iteration (derivatives out to 5 arrays, then the update of J in place); the host reads a 128×128 corner of J before each',
-  defaultMiB: layout(arraysOf(DEFAULT_N)).pages / 256,
+  defaultMiB: 4,
   uvmSmartMB: 4,
   kernels: ['srad_cuda_1', 'srad_cuda_2'],
   wgsl: sradWgsl,

@@ -1,0 +1,17 @@
+import { createMachine, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
+import type { Dmirror } from '../../src/driver/dmirror.js';
+import type { DmirrorDevice } from '../../src/driver/dmirror-device.js';
+const machine = await createMachine({ devices: 1 });
+const proc = machine.spawn();
+const m = (await (machine.devices[0] as unknown as DmirrorDevice).open(proc)) as Dmirror;
+const n = 16;
+const ptr = await proc.mmap(0, n * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+await proc.write(ptr, new Uint8Array(n * PAGE_SIZE).fill(7));
+await m.read(ptr, n);
+const cmd = m.engine.createCommand({ op: 'read', page: ptr / PAGE_SIZE, npages: n });
+const r = await m.engine.runRound(cmd);
+console.log(r.finished, r.tlb);
+const dw = cmd.doneWords;
+const all = new Uint32Array(await m.engine.readGpu(cmd.doneBits, 0, (2 * dw + n) * 4, 'dbg'));
+console.log('leaves', Array.from(all.subarray(2 * dw)).map((x) => x.toString(16)));
+process.exit(0);

@@ -1,0 +1,181 @@
+/**
+ * UVM_Smart's published table (issue 15): GPGPU-Sim UVM_Smart's raw result logs
+ * (DebashisGanguly/gpgpu-sim_UVMSmart, benchmarks/Results/Eviction_Prefetcher_Interplay/
+ * output_logs/*, as read into ../shared/reference/anchors.md): far faults =
+ * `Total_memory_access_page_fault`, simulated time = `Tot_kernel_exec_time_and_fault_time`,
+ * config GeForceGTX1080Ti; working sets from benchmarks/benchmark_workingset.txt.
+ *
+ * The `published` preset runs each cell's configuration here and the report prints our far
+ * faults and simulated time beside theirs, with the ratio.
+ */
+import type { WorkloadName } from '../workloads/names.js';
+import { WORKLOADS } from '../workloads/names.js';
+import type { RunConfig, RunResult } from './types.js';
+import { barChart, escapeXml } from './svg-plot.js';
+
+/** UVM_Smart's configurations (prefetcher + eviction at an oversubscription). */
+export interface PublishedConfig {
+  id: string;
+  label: string;
+  policy: string;
+  oversub: number;
+}
+
+export const PUBLISHED_CONFIGS: readonly PublishedConfig[] = [
+  { id: 'on-demand', label: 'on-demand, fits', policy: 'first-touch', oversub: 1 },
+  { id: 'tbn', label: 'TBN prefetch, fits', policy: 'first-touch+tree', oversub: 1 },
+  { id: 'tbn-lru2m-110', label: 'TBN + LRU-2M, 110 %', policy: 'first-touch+tree+lru', oversub: 1.1 },
+  { id: 'tbn-random4k-110', label: 'TBN + random-4K, 110 %', policy: 'first-touch+tree+random4k', oversub: 1.1 },
+  { id: 'tbn-sl64k-110', label: 'TBN + SL-64K, 110 %', policy: 'first-touch+tree+sl64k', oversub: 1.1 },
+  { id: 'tbn-lru2m-125', label: 'TBN + LRU-2M, 125 %', policy: 'first-touch+tree+lru', oversub: 1.25 },
+];
+
+export interface PublishedBenchmark {
+  name: string;
+  /** Working set, MiB (benchmark_workingset.txt). */
+  sizeMiB: number;
+  /** Our WGSL port's --workload name, and the stand-in used while the port is not in. */
+  workload: string;
+  standIn: WorkloadName;
+  /** Logged cells: config id -> [far faults, simulated ms]; null = no comparable log. */
+  cells: Readonly<Record<string, readonly [number, number] | null>>;
+}
+
+export const PUBLISHED: readonly PublishedBenchmark[] = [
+  {
+    name: 'backprop', sizeMiB: 17.5625, workload: 'backprop', standIn: 'stream',
+    cells: { 'on-demand': [6785, 317.3], tbn: [100, 7.3], 'tbn-lru2m-110': [347, 18.8], 'tbn-random4k-110': [347, 18.8], 'tbn-sl64k-110': [347, 18.8], 'tbn-lru2m-125': null },
+  },
+  {
+    name: 'bfs', sizeMiB: 9.75, workload: 'bfs', standIn: 'gather',
+    cells: { 'on-demand': [2491, 116.9], tbn: [53, 3.8], 'tbn-lru2m-110': [5419, 254.6], 'tbn-random4k-110': [2364, 111.7], 'tbn-sl64k-110': [4075, 191.5], 'tbn-lru2m-125': [10057, 471] },
+  },
+  {
+    name: 'fdtd', sizeMiB: 18.0625, workload: 'fdtd-2d', standIn: 'stencil',
+    cells: { 'on-demand': [4224, 198.2], tbn: [58, 4.9], 'tbn-lru2m-110': [5951, 280.0], 'tbn-random4k-110': [3784, 178.6], 'tbn-sl64k-110': [5849, 275.4], 'tbn-lru2m-125': null },
+  },
+  {
+    // Hotspot's 110 % LRU column is logged with TBN eviction (3,363 / 158.9 ms), not LRU-2M.
+    name: 'hotspot', sizeMiB: 12, workload: 'hotspot', standIn: 'stencil',
+    cells: { 'on-demand': [3072, 144.2], tbn: [36, 3.4], 'tbn-lru2m-110': null, 'tbn-random4k-110': [1908, 90.4], 'tbn-sl64k-110': [2083, 98.9], 'tbn-lru2m-125': null },
+  },
+];
+
+/** UVM_Smart's own speed, from the same logs: far faults per wall second (0.2-0.5). */
+export const UVM_SMART_FAULTS_PER_WALL_SEC = { low: 0.2, high: 0.5, example: { run: 'backprop on-demand', farFaults: 6785, wallSec: 21_207 } } as const;
+
+/** The workload a benchmark runs as: its port when one is registered, else the stand-in. */
+export function publishedWorkload(b: PublishedBenchmark, known: readonly string[] = WORKLOADS): { workload: string; standIn: boolean } {
+  return known.includes(b.workload) ? { workload: b.workload, standIn: false } : { workload: b.standIn, standIn: true };
+}
+
+/** The preset's runs: every benchmark × every configuration with a logged cell. */
+export function publishedRuns(base: Omit<RunConfig, 'preset'>, known: readonly string[] = WORKLOADS): RunConfig[] {
+  const out: RunConfig[] = [];
+  for (const b of PUBLISHED) {
+    const { workload } = publishedWorkload(b, known);
+    for (const c of PUBLISHED_CONFIGS) {
+      if (b.cells[c.id] === null || b.cells[c.id] === undefined) continue;
+      out.push({ ...base, preset: 'published', workload: workload as RunConfig['workload'], sizeMiB: b.sizeMiB, policy: c.policy, oversub: c.oversub });
+    }
+  }
+  return out;
+}
+
+export interface PublishedRow {
+  benchmark: string;
+  config: string;
+  workload: string;
+  standIn: boolean;
+  theirs: { farFaults: number; simMs: number };
+  ours: { farFaults: number; simMs: number } | null;
+  /** ours / theirs (null when our run failed). */
+  faultRatio: number | null;
+  timeRatio: number | null;
+}
+
+/** Match the report's published runs to the logged cells. */
+export function publishedRows(runs: readonly RunResult[], known: readonly string[] = WORKLOADS): PublishedRow[] {
+  const rows: PublishedRow[] = [];
+  for (const b of PUBLISHED) {
+    const { workload, standIn } = publishedWorkload(b, known);
+    for (const c of PUBLISHED_CONFIGS) {
+      const cell = b.cells[c.id];
+      if (cell === null || cell === undefined) continue;
+      const run = runs.find((r) => r.config.preset === 'published' && r.config.workload === workload && r.config.policy === c.policy &&
+        (r.config.oversub ?? 1) === c.oversub && r.config.sizeMiB > 0);
+      const p = run?.ok ? run.policy : undefined;
+      const ours = p ? { farFaults: p.farFaults, simMs: p.simTimeNs / 1e6 } : null;
+      rows.push({
+        benchmark: b.name, config: c.label, workload, standIn, theirs: { farFaults: cell[0], simMs: cell[1] }, ours,
+        faultRatio: ours ? ours.farFaults / cell[0] : null, timeRatio: ours ? ours.simMs / cell[1] : null,
+      });
+    }
+  }
+  return rows;
+}
+
+const fmt = (n: number, d = 0): string => n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
+const ratio = (r: number | null): string => (r === null ? '—' : `${r.toFixed(2)}x`);
+
+/** The README's "Published results" table (markdown). */
+export function publishedTable(rows: readonly PublishedRow[]): string {
+  const lines = [
+    '| benchmark | configuration | UVM_Smart far faults | ours | ratio | UVM_Smart sim. ms | ours | ratio |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of rows) {
+    const name = r.standIn ? `${r.benchmark} (stand-in: ${r.workload})` : r.benchmark;
+    lines.push(`| ${name} | ${r.config} | ${fmt(r.theirs.farFaults)} | ${r.ours ? fmt(r.ours.farFaults) : 'failed'} | ${ratio(r.faultRatio)} | ` +
+      `${fmt(r.theirs.simMs, 1)} | ${r.ours ? fmt(r.ours.simMs, 1) : 'failed'} | ${ratio(r.timeRatio)} |`);
+  }
+  return lines.join('\n');
+}
+
+/** Ours beside theirs as a bar chart (far faults, log-free: ratio bars against 1x), for report.html. */
+export function publishedFigure(rows: readonly PublishedRow[], standalone = false): string {
+  const categories = rows.map((r) => `${r.benchmark} ${r.config.replace(/,? fits$/, '')}`);
+  return barChart({
+    xLabel: 'benchmark, configuration', yLabel: 'ours / UVM_Smart',
+    categories,
+    series: [
+      { name: 'far faults ratio', values: rows.map((r) => r.faultRatio) },
+      { name: 'simulated time ratio', values: rows.map((r) => r.timeRatio) },
+    ],
+    format: (v) => `${v.toFixed(2)}x`,
+  }, {
+    title: 'UVM_Smart\'s published cells reproduced (1x = their logged figure)', standalone, id: 'figure-published',
+    caption: 'Bars: our far faults and simulated time divided by UVM_Smart\'s logged ones (GeForceGTX1080Ti config).',
+    width: Math.max(640, 70 * categories.length),
+  });
+}
+
+/** The published section of report.html ('' when the preset did not run). */
+export function htmlPublished(runs: readonly RunResult[]): string {
+  const rows = publishedRows(runs);
+  if (!rows.some((r) => r.ours !== null)) return '';
+  const cells = rows.map((r) => `<tr><td>${escapeXml(r.benchmark)}${r.standIn ? ` (stand-in: ${escapeXml(r.workload)})` : ''}</td><td>${escapeXml(r.config)}</td>` +
+    `<td>${fmt(r.theirs.farFaults)}</td><td>${r.ours ? fmt(r.ours.farFaults) : 'failed'}</td><td>${ratio(r.faultRatio)}</td>` +
+    `<td>${fmt(r.theirs.simMs, 1)}</td><td>${r.ours ? fmt(r.ours.simMs, 1) : 'failed'}</td><td>${ratio(r.timeRatio)}</td></tr>`);
+  return ['<h2>Published results (UVM_Smart)</h2>', '<table><thead><tr><th>benchmark</th><th>configuration</th><th>UVM_Smart far faults</th><th>ours</th><th>ratio</th>' +
+    '<th>UVM_Smart sim. ms</th><th>ours</th><th>ratio</th></tr></thead><tbody>', ...cells, '</tbody></table>',
+  `<figure>${publishedFigure(rows)}</figure>`].join('\n');
+}
+
+/**
+ * The benchmark row: our simulated far faults per wall second over the published runs, beside
+ * UVM_Smart's logged rate (far faults / wall seconds of its own runs).
+ */
+export function publishedSpeed(runs: readonly RunResult[]): { farFaults: number; wallSec: number; perWallSec: number; vsUvmSmart: number } | null {
+  let farFaults = 0;
+  let wallMs = 0;
+  for (const r of runs) {
+    if (r.config.preset !== 'published' || !r.ok || r.policy === undefined || r.reusedFrom !== undefined) continue;
+    farFaults += r.policy.farFaults;
+    wallMs += r.wallMs;
+  }
+  if (wallMs <= 0) return null;
+  const perWallSec = farFaults / (wallMs / 1000);
+  const theirs = UVM_SMART_FAULTS_PER_WALL_SEC.example.farFaults / UVM_SMART_FAULTS_PER_WALL_SEC.example.wallSec;
+  return { farFaults, wallSec: wallMs / 1000, perWallSec, vsUvmSmart: perWallSec / theirs };
+}

@@ -1,0 +1,45 @@
+/**
+ * HMM_DMIRROR_MIGRATE_TO_DEV / _TO_SYS migrate in PTRS_PER_PTE (512-page) steps, as test_hmm's
+ * dmirror_migrate_to_device/_to_system loops do since the device-private THP series: one
+ * migrate_vma_setup — one MIGRATE invalidation — per step, cut again at VMA ends.
+ */
+import { describe, expect, it } from 'vitest';
+import { createMachine, PAGE_SIZE } from '../../src/index.js';
+import { checkFrameAccounting } from '../../src/mm/accounting.js';
+import { ANON, RW, trackMachines } from './machines.js';
+import { firstDiff } from './pages.js';
+
+const machines = trackMachines();
+
+describe('migration steps', () => {
+  it('2,000 pages: 4 MIGRATE invalidations each way (512 + 512 + 512 + 464), data intact', async () => {
+    const m = await createMachine({ devices: 1, systemPages: 8192, devicePages: 4096 });
+    machines.push(m);
+    const p = m.spawn();
+    const fd = await m.devices[0].open(p);
+    const n = 2000;
+    const buf = await p.mmap(0, n * PAGE_SIZE, RW, ANON);
+    const data = new Uint8Array(n * PAGE_SIZE);
+    for (let i = 0; i < data.length; i += 4) data[i] = (i / 4) % 251;
+    await p.write(buf, data);
+    const starts: { start: number; end: number }[] = [];
+    p.mm.notifiers.register({
+      invalidateRangeStart(r) {
+        if (r.event === 'MIGRATE' && r.owner === m.devices[0]) starts.push({ start: r.start, end: r.end });
+        return true;
+      },
+      invalidateRangeEnd() {},
+    });
+    const r = await fd.migrateToDevice(buf, n);
+    expect(r.cpages).toBe(n);
+    expect(firstDiff(r.data, data)).toBeNull();
+    const want = [0, 512, 1024, 1536].map((k) => ({ start: buf + k * PAGE_SIZE, end: buf + Math.min(n, k + 512) * PAGE_SIZE }));
+    expect(starts).toEqual(want);
+    starts.length = 0;
+    expect((await fd.migrateToSystem(buf, n)).cpages).toBe(n);
+    expect(starts).toEqual(want);
+    expect(firstDiff(await p.read(buf, n * PAGE_SIZE), data)).toBeNull();
+    checkFrameAccounting(m);
+    await fd.close();
+  }, 120_000);
+});

@@ -1,0 +1,76 @@
+/** The published preset (UVM_Smart's cells), the --uvm / --cost axes and their bad input. */
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import { expandPresets, parseArgs, CliError } from '../../src/experiment/cli.js';
+import { main } from '../../src/experiment/main.js';
+import { PUBLISHED, publishedRows, publishedRuns, publishedTable, publishedWorkload } from '../../src/experiment/published.js';
+import { BASE_CONFIG } from '../../src/experiment/cli.js';
+import type { RunResult } from '../../src/experiment/types.js';
+import { totals } from '../../src/driver/records.js';
+
+describe('published preset', () => {
+  it('runs every logged cell at UVM_Smart\'s working sets (backprop 17.5625 MiB, bfs 9.75, fdtd 18.0625, hotspot 12)', () => {
+    const runs = expandPresets(parseArgs(['--preset', 'published']));
+    const logged = PUBLISHED.reduce((n, b) => n + Object.values(b.cells).filter((c) => c !== null).length, 0);
+    expect(runs.length).toBeLessThanOrEqual(logged); // stand-ins that coincide merge
+    expect(publishedRuns(BASE_CONFIG).length).toBe(logged);
+    expect(new Set(publishedRuns(BASE_CONFIG).map((r) => r.sizeMiB))).toEqual(new Set([17.5625, 9.75, 18.0625, 12]));
+    expect(runs.every((r) => r.preset === 'published' && r.policy?.startsWith('first-touch'))).toBe(true);
+    expect(new Set(runs.map((r) => r.oversub))).toEqual(new Set([1, 1.1, 1.25]));
+    expect(new Set(runs.map((r) => r.policy))).toEqual(new Set(['first-touch', 'first-touch+tree', 'first-touch+tree+lru', 'first-touch+tree+random4k', 'first-touch+tree+sl64k']));
+  });
+
+  it('uses the real port once its workload is registered, a named stand-in before', () => {
+    const bfs = PUBLISHED.find((b) => b.name === 'bfs')!;
+    expect(publishedWorkload(bfs, ['stream', 'gather'])).toEqual({ workload: 'gather', standIn: true });
+    expect(publishedWorkload(bfs, ['stream', 'bfs'])).toEqual({ workload: 'bfs', standIn: false });
+  });
+
+  it('puts their number, ours and the ratio side by side', () => {
+    const configs = publishedRuns(BASE_CONFIG, ['bfs']).filter((c) => String(c.workload) === 'bfs');
+    const runs: RunResult[] = configs.map((config, i) => ({
+      config, ok: true, error: null, wallMs: 1000, rounds: 1, faultRounds: 1, totals: totals([]), records: [],
+      storm: { ops: 0, byKind: {} }, verify: { checked: 1, mismatches: 0 }, faultsPerSec: 0,
+      policy: {
+        policy: config.policy!, devicePages: 1, simTimeNs: 2_491 * 45_000 * (i + 1), bytesToDevice: 0, bytesToHost: 0, farFaults: 2_491 * 2 * (i + 1),
+        faultGroups: 1, cpuFaults: 0, thrashingEvents: 0, throttles: 0, pins: 0, evictions: 0, evictedPages: 0, prefetchedPages: 0,
+        prefetchHits: 0, remotePages: 0, migratedIn: 0, evictedOut: 0, skipped: 0, mappedFrees: 0, faultServiceMs: 0, policyMs: 0,
+        moveMs: 0, serviceMs: 0, simFaultsPerWallSec: 0, policyStats: {},
+      },
+    }));
+    const rows = publishedRows(runs, ['bfs']).filter((r) => r.benchmark === 'bfs');
+    expect(rows[0]).toMatchObject({ config: 'on-demand, fits', theirs: { farFaults: 2491, simMs: 116.9 }, ours: { farFaults: 4982 }, faultRatio: 2 });
+    expect(rows[0].timeRatio).toBeCloseTo(112.095 / 116.9, 5);
+    const md = publishedTable(rows);
+    expect(md).toContain('| bfs | on-demand, fits | 2,491 | 4,982 | 2.00x | 116.9 | 112.1 | 0.96x |');
+    expect(md.split('\n').length).toBe(2 + 6);
+  });
+});
+
+describe('--uvm and --cost', () => {
+  it('take the known versions and models, as run axes', () => {
+    const o = parseArgs(['--uvm', '575,590', '--cost', 'flat']);
+    expect(o.overrides.uvm).toEqual(['575', '590']);
+    expect(o.overrides.cost).toEqual(['flat']);
+    expect(expandPresets({ ...o, presets: ['policies'] }).every((c) => c.cost === 'flat')).toBe(true);
+  });
+  it('an unknown --uvm version is a usage error naming it', () => {
+    expect(() => parseArgs(['--uvm', '560'])).toThrow(CliError);
+    expect(() => parseArgs(['--uvm', '560'])).toThrow(/--uvm: '560' is not a UVM version/);
+    expect(() => parseArgs(['--cost', 'free'])).toThrow(/--cost: 'free'/);
+  });
+  it('exits 2 with the message and writes nothing', async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), 'uvm-')), 'out');
+    const errors: string[] = [];
+    const spy = vi.spyOn(console, 'error').mockImplementation((m: unknown) => { errors.push(String(m)); });
+    try {
+      expect(await main(['--preset', 'published', '--uvm', '999', '--out', dir])).toBe(2);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(errors.join('\n')).toContain("'999'");
+    expect(existsSync(dir)).toBe(false);
+  });
+});
