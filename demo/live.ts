@@ -29,6 +29,7 @@ export function drawLive(r: LiveRun | null): void {
   el('c-bytes').textContent = `${fmt(c?.bytesToDevice ?? 0)} / ${fmt(c?.bytesToHost ?? 0)}`;
   el('c-sim').textContent = (c?.simMs ?? 0).toFixed(2);
   set('c-wall', c?.wallMs ?? 0);
+  el('c-tlb').textContent = c && c.tlbLookups > 0 ? `${(((c.tlbLookups - c.tlbWalks) / c.tlbLookups) * 100).toFixed(1)} %` : '—';
   const snap = r?.snapshot ?? null;
   const pages = r?.buffer.pages ?? 0;
   el<HTMLMeterElement>('m-pt').value = snap && pages > 0 ? snap.gpuMapped / pages : 0;

@@ -190,6 +190,9 @@ async function main(): Promise<void> {
     noGpu('this browser does not offer WebGPU (navigator.gpu is missing): it is off, blocklisted or not supported here.', navigator.userAgent);
     return;
   }
+  // The worker's first WebGPU work (adapter, smoke kernel, shader compiles) keeps the GPU
+  // process busy; start it after the page has painted, so first paint does not wait on it.
+  await new Promise<void>((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
   try {
     showAdapter(await runs.spawn().probe());
   } catch (e) {

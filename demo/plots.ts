@@ -50,8 +50,9 @@ export const PLOTS: readonly PlotSpec[] = [
     ],
   },
   {
-    id: 'ring', title: 'Fault ring fill of the replay', y: 'fill (0–1)', series: [
+    id: 'ring', title: 'Fault ring fill and workgroup TLB hit rate of the replay', y: '0–1', series: [
       { label: 'ring fill', key: 'ringFill', color: '#00838f', points: true },
+      { label: 'TLB hit rate', key: 'tlbHitRate', color: '#5d4037', dash: [8, 4] },
     ],
   },
 ];

@@ -1,7 +1,6 @@
 // Traces out (Perfetto trace-event JSON, uvm-eval's log) and in (Nsight Systems SQLite,
 // uvm-eval logs): an imported trace is checked whole before anything runs; a bad one gets a
 // message naming its line (or row) and field.
-import initSqlJs from 'sql.js';
 import wasmUrl from 'sql.js/dist/sql-wasm.wasm?url';
 import type { TraceRecord } from '../src/policy/trace.js';
 import { tracePagesOf } from '../src/trace/pages.js';
@@ -20,6 +19,8 @@ async function readTrace(file: File): Promise<{ records: TraceRecord[]; note: st
   const bytes = new Uint8Array(await file.arrayBuffer());
   const isSqlite = bytes.length >= 16 && new TextDecoder().decode(bytes.subarray(0, 15)) === 'SQLite format 3';
   if (isSqlite || /\.(sqlite|db)$/i.test(file.name)) {
+    // sql.js loads only when a trace is imported: it stays out of the first paint's bundle.
+    const { default: initSqlJs } = await import('sql.js');
     const SQL = await initSqlJs({ locateFile: () => wasmUrl });
     const n = readNsight(SQL, bytes);
     return { records: n.records, note: `${n.faultRows} fault row(s), ${n.pageFaults} page fault(s), UM memcpy ${n.umHtoD} to device / ${n.umDtoH} to host` };

@@ -7,12 +7,23 @@
  * Environment: SOAK_RUNS (cases per protocol, default 100 × 250), SOAK_SEED (default: random,
  * printed), SOAK_PROTOCOLS (comma-separated, default all three).
  */
-import fc from 'fast-check';
-import { caseArb, kindsOf, PROTOCOLS, runCase, showCase, type Case, type Protocol } from '../tests/search/harness.js';
+import { soakSettings, SOAK_USAGE } from './soak-args.js';
 
-const runs = Number(process.env.SOAK_RUNS ?? 100 * 250);
-const seed = Number(process.env.SOAK_SEED ?? Math.floor(Math.random() * 0x7fffffff));
-const protocols = (process.env.SOAK_PROTOCOLS?.split(',') ?? PROTOCOLS) as Protocol[];
+const settings = soakSettings(process.argv.slice(2), process.env);
+if (settings.kind === 'help') {
+  console.log(SOAK_USAGE);
+  process.exit(0);
+}
+if (settings.kind === 'error') {
+  console.error(`error: ${settings.message}\n${SOAK_USAGE}`);
+  process.exit(2);
+}
+const { runs, seed, protocols } = settings;
+// Loaded only once it is clear the soak runs (--help must not start it).
+const fc = (await import('fast-check')).default;
+const { caseArb, kindsOf, runCase, showCase } = await import('../tests/search/harness.js');
+type Case = import('../tests/search/harness.js').Case;
+type Protocol = import('../tests/search/harness.js').Protocol;
 
 interface Tally { cases: number; steps: number; violating: number; byKind: Record<string, number>; firstPath: number | null; ms: number }
 const tallies = new Map<Protocol, Tally>();

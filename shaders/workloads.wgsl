@@ -308,6 +308,16 @@ fn targetOf(c: ptr<function, Ctx>, kind: u32, i: u32) -> u32 {
     case KIND_GATHER: {
       return ioLoad(HDR_WORDS + i) % ws;
     }
+    case KIND_HOTSET: {
+      // Random with reuse (hotsetTarget in src/workloads/patterns.ts, bit for bit).
+      let h = hash32((i / 64u) ^ (*c).wkey ^ 0x68e31da4u);
+      let pages = max(1u, ws / 1024u);
+      let hot = max(1u, pages / 8u);
+      let r = hash32(h ^ 0x9e3779b9u);
+      var page = r % pages;
+      if ((h & 7u) != 0u) { page = (hash32((*c).wkey) % pages + r % hot) % pages; }
+      return (page * 1024u + ((h >> 3u) % 16u) * 64u + i % 64u) % ws;
+    }
     default: { // stream, stencil, pingpong
       return i % ws;
     }

@@ -23,6 +23,7 @@
  * shadow, pool allocations, a command's done count) is only updated after the GPU answered.
  */
 import { StagingCache } from './staging.js';
+import { lostRecord, tlbStats, type RoundResult } from './round-result.js';
 import { err, HmmError } from '../errors.js';
 import { GpuError, withErrorScopes } from './gpu.js';
 import { FaultQueue, type FaultRecord } from './fault-queue.js';
@@ -42,41 +43,8 @@ import { GpuPageTable, PT_MAX_PAGE } from './page-table.js';
 export {
   MIRROR_PAGES_PER_WORKGROUP, MIRROR_STORAGE_BUFFERS, MIRROR_TLB_BLOCK_WORDS, MIRROR_WORKGROUP_SIZE, WORDS_PER_PAGE,
 } from './abi.js';
+export { tlbStats, type RoundResult, type TlbStats } from './round-result.js';
 export { MirrorCommand, type AccessCounterConfig, type AccessCounts, type CommandDesc, type MirrorKernel, type MirrorOp } from './command.js';
-
-export interface RoundResult {
-  faults: FaultRecord[];
-  overflow: boolean;
-  /** Invocations that completed in this round. */
-  completed: number;
-  /** Invocations left not done by this round (each will be replayed). */
-  missed: number;
-  /** Invocations done so far, out of `total`. */
-  done: number;
-  total: number;
-  finished: boolean;
-  /** A counting command's (CommandDesc.counters) remote accesses this round, per region (MirrorCommand.accessCounts). */
-  counters?: Uint32Array;
-  /** The workgroup TLBs of this round (the engine's own kernels; zero for a kernel of createKernels). */
-  tlb: TlbStats;
-}
-
-/**
- * A round's translation statistics, counted on the GPU (like UVM's per-GPU TLB/fault
- * statistics): `lookups` = threads that needed a translation (one per 32 words not done),
- * `walks` = page walks done for them (one per page per workgroup). Every lookup that did not
- * walk was served from workgroup memory.
- */
-export interface TlbStats {
-  lookups: number;
-  walks: number;
-  /** (lookups - walks) / lookups; 0 when nothing was looked up. */
-  hitRate: number;
-}
-
-export function tlbStats(lookups: number, walks: number): TlbStats {
-  return { lookups, walks, hitRate: lookups === 0 ? 0 : (lookups - walks) / lookups };
-}
 
 export interface MirrorEngineOptions {
   label?: string;
@@ -129,24 +97,6 @@ export interface MirrorEngineStats {
  */
 export function faultSourceOf(word: number, faultSources: number): number {
   return Math.floor(word / (MIRROR_WORKGROUP_SIZE * 32)) % faultSources;
-}
-
-/**
- * device.lost, watched once per device: what every engine on the device reads. A callback
- * per engine would live as long as the device's lost promise — for ever on a healthy
- * device — and keep every engine ever created on it reachable, buffers' wrappers and all.
- */
-const lostRecords = new WeakMap<GPUDevice, { info: GPUDeviceLostInfo | null }>();
-
-function lostRecord(device: GPUDevice): { info: GPUDeviceLostInfo | null } {
-  let rec = lostRecords.get(device);
-  if (rec === undefined) {
-    const r: { info: GPUDeviceLostInfo | null } = { info: null };
-    void device.lost.then((info) => { r.info = info; });
-    lostRecords.set(device, r);
-    rec = r;
-  }
-  return rec;
 }
 
 export class MirrorEngine implements CommandHost {

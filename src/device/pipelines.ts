@@ -34,35 +34,60 @@ async function compiling<T>(device: GPUDevice, sched: Scheduler, what: string, f
   }
 }
 
+type EngineKernels = { layout: GPUBindGroupLayout; pipelines: EnginePipelines };
+
+/**
+ * The engine's kernels, compiled once per device and shared by every engine on it (a
+ * device's mirrors, and the machines of one realm, which share the GPU device): a new
+ * mirror compiles nothing, and on a JIT rasteriser (llvmpipe compiles a kernel at its
+ * first dispatch) its first command pays no compile either. Only a finished compilation is
+ * kept, so a failed one is retried by the next engine.
+ */
+const deviceKernels = new WeakMap<GPUDevice, EngineKernels>();
+
 /** The shared bind group layout and the engine's own kernels. */
-export function createEnginePipelines(device: GPUDevice, label: string, sched: Scheduler): Promise<{ layout: GPUBindGroupLayout; pipelines: EnginePipelines }> {
+export async function createEnginePipelines(device: GPUDevice, label: string, sched: Scheduler): Promise<EngineKernels> {
   if (device.limits.maxStorageBuffersPerShaderStage < MIRROR_STORAGE_BUFFERS) {
     throw err('ENODEV', `${label}: the kernels bind ${MIRROR_STORAGE_BUFFERS} storage buffers; this device allows ${device.limits.maxStorageBuffersPerShaderStage} per stage`);
   }
   return compiling(device, sched, `${label}: creating the mirror engine`, async () => {
-    const layout = device.createBindGroupLayout({
-      label: `${label} bind group layout`,
-      entries: [
-        { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
-        { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
-        ...[2, 3, 4, 5, 6, 7, 8].map((binding): GPUBindGroupLayoutEntry => (
-          { binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } })),
-      ],
-    });
-    const access = ['mirror_read', 'mirror_write', 'mirror_probe', 'report_read', 'report_write', 'record_read', 'record_write'];
-    const [[read, write, probe, reportRead, reportWrite, recordRead, recordWrite], [atomic, reportAtomic, recordAtomic]] = await Promise.all([
-      compile(device, layout, label, 'mirror-access.wgsl', accessWgsl, access.map((entryPoint) => ({ entryPoint })), sched),
-      compile(device, layout, label, 'mirror-atomic.wgsl', atomicWgsl, ['mirror_atomic_inc', 'report_atomic', 'record_atomic'].map((entryPoint) => ({ entryPoint })), sched),
-    ]);
-    return {
-      layout,
-      pipelines: {
-        read, write, probe, atomic,
-        report: { read: reportRead, write: reportWrite, atomic: reportAtomic },
-        record: { read: recordRead, write: recordWrite, atomic: recordAtomic },
-      },
-    };
+    const have = deviceKernels.get(device);
+    if (have !== undefined) {
+      // The same waits as a compilation (one per kernel file): under a SeededScheduler an
+      // engine's creation then takes the same steps whether the kernels were cached or not,
+      // so a seed replays the same interleaving in any test order.
+      await Promise.all(['mirror-access.wgsl', 'mirror-atomic.wgsl'].map(() => sched.wait(Promise.resolve(), `${label}: createComputePipelineAsync`)));
+      return have;
+    }
+    const made = await compileEngineKernels(device, 'mirror', sched);
+    deviceKernels.set(device, made);
+    return made;
   });
+}
+
+async function compileEngineKernels(device: GPUDevice, label: string, sched: Scheduler): Promise<EngineKernels> {
+  const layout = device.createBindGroupLayout({
+    label: `${label} bind group layout`,
+    entries: [
+      { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
+      { binding: 1, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'read-only-storage' } },
+      ...[2, 3, 4, 5, 6, 7, 8].map((binding): GPUBindGroupLayoutEntry => (
+        { binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } })),
+    ],
+  });
+  const access = ['mirror_read', 'mirror_write', 'mirror_probe', 'report_read', 'report_write', 'record_read', 'record_write'];
+  const [[read, write, probe, reportRead, reportWrite, recordRead, recordWrite], [atomic, reportAtomic, recordAtomic]] = await Promise.all([
+    compile(device, layout, label, 'mirror-access.wgsl', accessWgsl, access.map((entryPoint) => ({ entryPoint })), sched),
+    compile(device, layout, label, 'mirror-atomic.wgsl', atomicWgsl, ['mirror_atomic_inc', 'report_atomic', 'record_atomic'].map((entryPoint) => ({ entryPoint })), sched),
+  ]);
+  return {
+    layout,
+    pipelines: {
+      read, write, probe, atomic,
+      report: { read: reportRead, write: reportWrite, atomic: reportAtomic },
+      record: { read: recordRead, write: recordWrite, atomic: recordAtomic },
+    },
+  };
 }
 
 /** Compiles `wgsl` (after the ABI constants and mirror-common.wgsl), one pipeline per variant. */

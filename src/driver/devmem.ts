@@ -38,8 +38,12 @@ export class Devmem {
    * each one a bug (an entry installed outside read_begin/read_retry), zapped before reuse.
    */
   readonly stats = { mappedFrees: 0 };
-  /** A migration policy's cpuFault hook (src/driver/policy-path.ts), told before a page goes home. */
-  onCpuFault: ((mm: MmStruct, addr: number) => void) | null = null;
+  /**
+   * A migration policy's cpuFault hook (src/driver/policy-path.ts), told before a page goes
+   * home; it may name the byte range to bring home with it (UVM's 64 KiB big page), clipped
+   * here to the faulting VMA. Nothing: the one page, as test_hmm does.
+   */
+  onCpuFault: ((mm: MmStruct, addr: number) => { start: number; end: number } | undefined) | null = null;
 
   /**
    * `owner`: the pagemap owner (the device: hmm_range_fault's dev_private_owner and the
@@ -125,9 +129,17 @@ export class Devmem {
    */
   async #devmemFault(f: DevicePrivateFault): Promise<void> {
     this.cpuFaults++;
-    this.onCpuFault?.(f.mm, f.addr);
+    let start = f.addr - (f.addr % PAGE_SIZE);
+    let end = start + PAGE_SIZE;
+    const want = this.onCpuFault?.(f.mm, f.addr);
+    const vma = f.mm.vmas.lookup(f.addr);
+    if (want !== undefined && vma !== undefined && want.start <= start && want.end >= end) {
+      // migrate_vma_setup collects only our device-private pages in the range (SELECT_DEVICE_PRIVATE).
+      start = Math.max(want.start, vma.start);
+      end = Math.min(want.end, vma.end);
+    }
     const mig = await migrateVmaSetup(f.mm, {
-      start: f.addr, end: f.addr + PAGE_SIZE, flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmapOwner: this.pagemap.owner, faultPage: f.pfn,
+      start, end, flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmapOwner: this.pagemap.owner, faultPage: f.pfn,
     });
     try {
       const dst = await this.copyToRam(mig.src);

@@ -190,12 +190,15 @@ export class Dmirror implements Mirror {
   /**
    * mmu_notifier_release (exit_mmap): the mm is dead and every entry was just zapped. The
    * mirror's GPU buffers (page table, aperture, command buffers) go now rather than at
-   * close(); later commands fail as test_hmm's do once mmget_not_zero() fails (EINVAL), and
-   * close() still works. Caller holds `lock`.
+   * close(), and the device forgets it; later commands fail as test_hmm's do once
+   * mmget_not_zero() fails (EINVAL), and close() still works. Caller holds `lock`.
    */
   #mmRelease(): void {
     this.#mmReleased = true;
     this.engine.destroy();
+    // Nothing of a dead mm is left to mirror: the device lets go of it too (only the fd,
+    // until close(), still holds it), so exited processes' mirrors do not pile up on it.
+    this.device.mirrors.delete(this);
   }
 
   /** Does this mirror map the device page in VRAM slot `slot`? */

@@ -138,10 +138,9 @@ export class PolicyPath {
     this.cost = r.cost ?? DEFAULT_COST;
     policy.reset?.();
     this.engine = new PolicyEngine(policy, {
-      // One page a CPU fault: devmem's migrate_to_ram (dmirror_devmem_fault) moves one page, and
-      // the residency must say what the page tables hold. UVM's 64 KiB big page is the
-      // engine's default (the trace simulator's); on this path it is left undone.
-      pages: r.npages, devices: device + 1, capacityPages: r.capacityPages, cost: this.cost, cpuFaultPages: 1,
+      // A CPU fault brings the 64 KiB big page home (the engine's default, UVM's): cpuFault
+      // names that range to devmem's migrate_to_ram, which moves exactly those device pages.
+      pages: r.npages, devices: device + 1, capacityPages: r.capacityPages, cost: this.cost,
       ...(r.chunkPages !== undefined ? { chunkPages: r.chunkPages } : {}),
     });
     const res = this.engine.residency;
@@ -424,10 +423,18 @@ export class PolicyPath {
    * `mm`. A throttled CPU waits its nap (virtual time) and asks again; then the page goes home
    * (the caller's migrate_vma) — pinned if the policy said PIN.
    */
-  cpuFault(mm: MmStruct, addr: number, mine: MmStruct): void {
-    if (mm !== mine || this.#frozen) return;
-    const p = this.#rel(addr / PAGE_SIZE);
-    if (p < 0) return;
+  cpuFault(mm: MmStruct, addr: number, mine: MmStruct): { start: number; end: number } | undefined {
+    if (mm !== mine || this.#frozen) return undefined;
+    const p = this.#rel(Math.floor(addr / PAGE_SIZE));
+    if (p < 0) return undefined;
+    // The big page the engine brings home with it (aligned within the managed range).
+    const g = this.engine.cpuFaultPages;
+    const lo = this.basePage + Math.floor(p / g) * g;
+    // Already home by the residency: a neighbour's fault brought its big page home and this
+    // page's own migration is still on its way (another CPU thread raced into it). Not a new
+    // fault for the policy; devmem moves the one page if it is still ours.
+    if (this.engine.residency.location(p) === CPU) return undefined;
+    const range = { start: lo * PAGE_SIZE, end: Math.min(lo + g, this.basePage + this.npages) * PAGE_SIZE };
     this.stats.cpuFaults++;
     this.record?.push({ time: this.now, addr: addr - (addr % PAGE_SIZE), access: ACCESS_WRITE, proc: CPU });
     for (let tries = 0; tries < 1000; tries++) {
@@ -435,9 +442,10 @@ export class PolicyPath {
       this.#moves = []; // devmem performs this move itself
       if (f.action !== DECIDE_THROTTLE) {
         this.now += f.ns;
-        return;
+        return range;
       }
       this.now = Math.max(this.now + 1, f.until);
     }
+    return range;
   }
 }

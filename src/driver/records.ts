@@ -35,6 +35,12 @@ export interface BatchRecord {
   pass?: number;
   /** How the buffer was flushed after it (BATCH_FLUSH: re-read PUT above 50 % duplicates). */
   flush?: 'none' | 'cached-put' | 'update-put';
+  /**
+   * The GPU's workgroup-TLB statistics of the round whose faults this batch holds
+   * (RoundResult.tlb: lookups, page walks; hit rate = 1 - walks / lookups). Per round, not summed.
+   */
+  tlbLookups?: number;
+  tlbWalks?: number;
   /** Faults the policy throttled (skipped, replayed later). */
   throttled?: number;
 }

@@ -97,41 +97,50 @@ export class FaultServicer {
     let buffer: FaultRecord[] = [];
     let overflow = false;
     this.opts.policy?.commandStart();
+    const serviceRound = async (r: RoundResult, round: number): Promise<void> => {
+      if (this.opts.rangePages > 0 && cmd.op !== 'atomic') {
+        await this.#dmirrorFault(r.faults, r.overflow || buffer.length > 0, round, cmd);
+        buffer = [];
+        return;
+      }
+      buffer = buffer.concat(r.faults);
+      // UVM sorts each fetched batch by address (service_fault_batch's sort): with a policy,
+      // which faults a batch holds must not depend on the order the GPU recorded them in.
+      if (this.opts.policy) buffer.sort((a, b) => a.page - b.page);
+      overflow ||= r.overflow;
+      if (overflow && this.opts.restOfRangeOnOverflow) {
+        buffer = buffer.concat(restOfRange(buffer, cmd));
+        overflow = false;
+      }
+      // One service pass (the bottom half): batches until the replay policy says replay, at
+      // most maxBatchesPerService of them and until maxThrottlePerService had throttled
+      // faults; what is left waits in the buffer for the next pass (the next round).
+      const pass = new ServicePass({
+        maxBatchesPerService: this.opts.maxBatchesPerService, maxThrottlePerService: this.opts.maxThrottlePerService,
+        replayUpdatePutRatio: this.opts.replayUpdatePutRatio, replayPolicy: this.opts.replay,
+      });
+      this.#passes++;
+      do {
+        if (!pass.canFetch()) break;
+        const batch = buffer.splice(0, Math.min(buffer.length, this.opts.batchSize));
+        const { leftover, rec } = await this.#serviceBatch(batch, round, cmd);
+        if (leftover.length > 0) buffer = leftover.concat(buffer);
+        rec.pass = this.#passes;
+        rec.flush = pass.batchDone({ fetched: rec.fetched, duplicates: rec.duplicates, throttled: (rec.throttled ?? 0) > 0 }).flush;
+        if (this.opts.replay === 'batch-flush') buffer = [];
+      } while (buffer.length > 0 && this.opts.replay === 'once');
+      overflow = false;
+    };
     return {
       backlog: () => buffer.length,
       service: async (r: RoundResult, round: number) => {
-        if (this.opts.rangePages > 0 && cmd.op !== 'atomic') {
-          await this.#dmirrorFault(r.faults, r.overflow || buffer.length > 0, round, cmd);
-          buffer = [];
-          return;
+        const first = this.records.length;
+        try {
+          await serviceRound(r, round);
+        } finally {
+          // The translation statistics of the round whose faults these batches hold (data for the lab).
+          for (let k = first; k < this.records.length; k++) Object.assign(this.records[k], { tlbLookups: r.tlb.lookups, tlbWalks: r.tlb.walks });
         }
-        buffer = buffer.concat(r.faults);
-        // UVM sorts each fetched batch by address (service_fault_batch's sort): with a policy,
-        // which faults a batch holds must not depend on the order the GPU recorded them in.
-        if (this.opts.policy) buffer.sort((a, b) => a.page - b.page);
-        overflow ||= r.overflow;
-        if (overflow && this.opts.restOfRangeOnOverflow) {
-          buffer = buffer.concat(restOfRange(buffer, cmd));
-          overflow = false;
-        }
-        // One service pass (the bottom half): batches until the replay policy says replay, at
-        // most maxBatchesPerService of them and until maxThrottlePerService had throttled
-        // faults; what is left waits in the buffer for the next pass (the next round).
-        const pass = new ServicePass({
-          maxBatchesPerService: this.opts.maxBatchesPerService, maxThrottlePerService: this.opts.maxThrottlePerService,
-          replayUpdatePutRatio: this.opts.replayUpdatePutRatio, replayPolicy: this.opts.replay,
-        });
-        this.#passes++;
-        do {
-          if (!pass.canFetch()) break;
-          const batch = buffer.splice(0, Math.min(buffer.length, this.opts.batchSize));
-          const { leftover, rec } = await this.#serviceBatch(batch, round, cmd);
-          if (leftover.length > 0) buffer = leftover.concat(buffer);
-          rec.pass = this.#passes;
-          rec.flush = pass.batchDone({ fetched: rec.fetched, duplicates: rec.duplicates, throttled: (rec.throttled ?? 0) > 0 }).flush;
-          if (this.opts.replay === 'batch-flush') buffer = [];
-        } while (buffer.length > 0 && this.opts.replay === 'once');
-        overflow = false;
       },
     };
   }

@@ -5,6 +5,7 @@
  */
 import { HMM_PFN_ERROR, HMM_PFN_VALID, HMM_PFN_WRITE, hmmPfnToMapOrder } from '../hmm/pfn.js';
 import { hmmRange } from '../hmm/range-fault.js';
+import { err } from '../errors.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 import { HMM_RANGE_DEFAULT_TIMEOUT, hmmRangeLoop, type MirrorTarget } from './retry.js';
 import {
@@ -14,6 +15,12 @@ import {
 
 /** dmirror_snapshot's pfns[64]: pages per dmirror_range_snapshot. */
 const SNAPSHOT_PAGES = 64;
+/**
+ * Ranges between two reschedule points (4096 pages): a long walk gives the CPU up as the
+ * kernel's walks do (cond_resched()), so timers, other ioctls and a Stop run beside a
+ * snapshot of millions of pages instead of waiting out the whole of it.
+ */
+export const SNAPSHOT_RESCHED_RANGES = 64;
 
 type RangeHook = (start: number, end: number) => Promise<void>;
 
@@ -23,7 +30,13 @@ type RangeHook = (start: number, end: number) => Promise<void>;
  */
 export async function dmirrorSnapshot(t: MirrorTarget, start: number, end: number, afterRangeFault?: RangeHook): Promise<Uint8Array> {
   const out = new Uint8Array((end - start) / PAGE_SIZE);
+  let n = 0;
   for (let a = start; a < end; a += SNAPSHOT_PAGES * PAGE_SIZE) {
+    if (++n % SNAPSHOT_RESCHED_RANGES === 0) {
+      await t.mm.core.sched.yield('snapshot:cond_resched');
+      // fatal_signal_pending(): the process went away while the walk gave the CPU up.
+      if (t.mm.exited) throw err('EINTR', 'snapshot: the process exited during the walk');
+    }
     const range = await dmirrorRangeSnapshot(t, a, Math.min(a + SNAPSHOT_PAGES * PAGE_SIZE, end), afterRangeFault);
     dmirrorMkentries(t, range.hmmPfns.pfns, range.hmmPfns.flags, out, (a - start) / PAGE_SIZE);
   }

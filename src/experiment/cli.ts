@@ -16,6 +16,7 @@ import type { WindowPolicy } from '../driver/coalesce.js';
 import { RETRY_PROTOCOLS } from '../driver/retry.js';
 import { APPS, appProgram, MIN_OVERSUB_CHUNKS } from '../workloads/apps/index.js';
 import { APP_WORKLOADS, isAppWorkload, SYNTHETIC_WORKLOADS, type AppWorkload, type WorkloadName } from '../workloads/names.js';
+import { DEFAULT_WATCHDOG, parseWatchdog, type WatchdogBounds } from './watchdog.js';
 import { publishedRuns } from './published.js';
 import {
   AXES, AXIS_ORDER, axisDef, BASE_CONFIG, CliError, configKey, expandConfig, positiveInt, type AxisKey, type AxisValue, type Parser,
@@ -96,6 +97,8 @@ export interface CliOptions {
   jobs: number;
   /** --record-trace FILE: the (single) run's faults as a trace (.jsonl or .csv). */
   recordTrace: string | null;
+  /** --watchdog SIM_S,WALL_S: time without progress before a run is ended (null: the default). */
+  watchdog: WatchdogBounds | null;
   /** --perfetto FILE: the runs as Chrome trace-event JSON (ui.perfetto.dev opens it). */
   perfetto: string | null;
 }
@@ -147,6 +150,11 @@ ${axisHelp()}
 mm preset:
   --pages N              pages in the mirrored buffer   (default 256)
   --rounds N             device faults per retry protocol   (default 2000)
+
+Unattended runs:
+  --watchdog SIM_S,WALL_S   end a run that makes no progress (nothing mapped, no command finished)
+                         for SIM_S seconds of simulated time or WALL_S of wall time; 'off' for none;
+                         the sweep goes on with the next run   (default ${DEFAULT_WATCHDOG.simNs / 1e9},${DEFAULT_WATCHDOG.wallMs / 1000})
 
 Sweeps across processes and machines:
   --shard K/N            run only the K-th of N interleaved parts of the sweep (batch schedulers)
@@ -219,6 +227,7 @@ const TOKEN_OPTIONS = {
   shard: { type: 'string' },
   jobs: { type: 'string' },
   'record-trace': { type: 'string' },
+  watchdog: { type: 'string' },
   perfetto: { type: 'string' },
   ...Object.fromEntries(axisFlags(false).map((o) => [o.slice(2), { type: 'string' }] as const)),
   ...Object.fromEntries(axisFlags(true).map((o) => [o.slice(2), { type: 'boolean' }] as const)),
@@ -226,7 +235,7 @@ const TOKEN_OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } satisfies NonNullable<Parameters<typeof tokenize>[0]>['options'];
 
-const VALUE_OPTIONS = ['--preset', '--out', '--json', '--pages', '--rounds', '--shard', '--jobs', '--record-trace', '--perfetto', ...axisFlags(false)];
+const VALUE_OPTIONS = ['--preset', '--out', '--json', '--pages', '--rounds', '--shard', '--jobs', '--record-trace', '--perfetto', '--watchdog', ...axisFlags(false)];
 const FLAG_OPTIONS = [...axisFlags(true), '--quiet', '--help', '-h'];
 
 function setOverride(o: AxisOverrides, axis: AxisKey, values: unknown[]): void {
@@ -237,7 +246,7 @@ function setOverride(o: AxisOverrides, axis: AxisKey, values: unknown[]): void {
 export function parseArgs(argv: readonly string[]): CliOptions {
   const o: CliOptions = {
     presets: [...DEFAULT_PRESETS], presetGiven: false, overrides: {}, out: null, quiet: false, help: false,
-    mmPages: 256, mmRounds: 2000, json: null, shard: null, jobs: 1, recordTrace: null, perfetto: null,
+    mmPages: 256, mmRounds: 2000, json: null, shard: null, jobs: 1, recordTrace: null, perfetto: null, watchdog: null,
   };
   const { tokens } = tokenize({ args: [...argv], options: TOKEN_OPTIONS, strict: false, allowPositionals: true, tokens: true });
   for (const t of tokens) {
@@ -284,6 +293,12 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       case '--jobs':
         o.jobs = positiveInt(value, name);
         break;
+      case '--watchdog': {
+        const w = parseWatchdog(value);
+        if (typeof w === 'string') throw bad(name, value, w);
+        o.watchdog = w;
+        break;
+      }
       case '--record-trace':
         if (!/\.(jsonl|csv)$/i.test(value)) throw bad(name, value, 'a trace file name ending in .jsonl or .csv');
         o.recordTrace = value;
@@ -295,7 +310,11 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       default: {
         const axis = AXIS_OPTIONS.get(name)!;
         const d = axisDef(axis);
-        setOverride(o.overrides, axis, d.single ? [d.parse(value.trim(), name)] : list(d.parse)(value, name));
+        let values: unknown[] = d.single ? [d.parse(value.trim(), name)] : list(d.parse)(value, name);
+        const before = (o.overrides as Record<string, unknown[] | undefined>)[axis];
+        // --policy-opt repeats: each occurrence adds its options to every run's (a cross product of lists).
+        if (axis === 'policyOpt' && before !== undefined) values = before.flatMap((b) => values.map((v) => `${String(b)};${String(v)}`));
+        setOverride(o.overrides, axis, values);
       }
     }
   }

@@ -9,8 +9,8 @@
  * main() imports the real runner lazily (only when there are GPU runs).
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { totals } from '../driver/records.js';
 import {
@@ -20,22 +20,31 @@ import {
 import { loadPolicy } from '../policy/loader.js';
 import { checkAppRun } from '../workloads/apps/index.js';
 import { isAppWorkload } from '../workloads/names.js';
-import { publishedRows, publishedSpeed, publishedTable, UVM_SMART_FAULTS_PER_WALL_SEC } from './published.js';
 import { formatTrace, type TraceRecord } from '../policy/trace.js';
+import { EXIT_CODES_HELP, EXIT_GPU, EXIT_MERGE_REFUSED, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE } from './exit-codes.js';
+import { mergeCommand } from './merge.js';
 import { mmTour, type MmTourOptions, type SchemeResult } from './mm-tour.js';
+import { checkOutDir, defaultOutDir, publishedReport, showPath, writeFileAtomic, writeOutputs } from './outputs.js';
+import { policyOptions } from './schema.js';
+import { sweepIdentity } from './sweep-id.js';
+import { DEFAULT_WATCHDOG, type WatchdogBounds } from './watchdog.js';
+import { traceLayout, TRACE_PREFIX } from './trace-run.js';
 import {
   csvField, FIGURES, figureHasData, policyTable, summarizeRun, statusText, toBatchCsv, toCsv, toHtml, toJson, toPolicyCsv, toSvgFigure,
   toTable,
 } from './report.js';
-import { cellTables, toCellsCsv } from './report/cells.js';
+import { cellTables } from './report/cells.js';
 import { AXES } from './schema.js';
 import type { ExperimentReport, RunConfig, RunResult } from './types.js';
 import { toPerfetto } from '../trace/perfetto.js';
 
+export { defaultOutDir, publishedReport, writeOutputs } from './outputs.js';
+export { mergeCommand, mergeReports } from './merge.js';
+
 /** The runner's contract (runner.ts). */
 export interface Runner {
   openExperiment(): Promise<{ adapter: string; close(): Promise<void> }>;
-  runOne(config: RunConfig, ctx: { onProgress?: (msg: string) => void; recordTrace?: TraceRecord[] }): Promise<RunResult>;
+  runOne(config: RunConfig, ctx: { onProgress?: (msg: string) => void; recordTrace?: TraceRecord[]; watchdog?: WatchdogBounds | null }): Promise<RunResult>;
   /** The largest buffer one command binds (application workloads are checked against it before anything runs). */
   maxBufferBytes?(): Promise<number>;
 }
@@ -53,6 +62,8 @@ export interface ExperimentOptions {
   mmTour?: (o: MmTourOptions) => Promise<SchemeResult[]>;
   /** Record the (single) run's faults here. */
   recordTrace?: TraceRecord[];
+  /** The runs' no-progress watchdog (default: the runner's). */
+  watchdog?: WatchdogBounds;
   /** Wall clock in ms (default performance.now). */
   now?: () => number;
   generatedAt?: string;
@@ -145,7 +156,9 @@ export async function runExperiment(configs: readonly RunConfig[], runner: Runne
       const t0 = now();
       let result: RunResult;
       try {
-        result = await runner.runOne(config, { onProgress, ...(opts.recordTrace ? { recordTrace: opts.recordTrace } : {}) });
+        result = await runner.runOne(config, {
+          onProgress, ...(opts.recordTrace ? { recordTrace: opts.recordTrace } : {}), ...(opts.watchdog ? { watchdog: opts.watchdog } : {}),
+        });
       } catch (e) {
         result = failedResult(config, e, now() - t0);
       }
@@ -168,62 +181,6 @@ export async function runExperiment(configs: readonly RunConfig[], runner: Runne
   return report;
 }
 
-/**
- * The published preset's comparison (published.ts) as markdown: the table, the command, the
- * adapter and the seeds, and the speed row; '' when the preset did not run.
- */
-export function publishedReport(report: ExperimentReport, argv: readonly string[] | null): string {
-  const rows = publishedRows(report.runs);
-  if (!rows.some((r) => r.ours !== null)) return '';
-  const seeds = [...new Set(report.runs.filter((r) => r.config.preset === 'published').map((r) => r.config.seed))].join(', ');
-  const speed = publishedSpeed(report.runs);
-  const lines = [
-    'Published results: UVM_Smart (GPGPU-Sim, GeForceGTX1080Ti config, its logged output) beside ours',
-    '',
-    ...(argv !== null ? [`command: npm run experiment -- ${argv.join(' ')}`] : []),
-    `adapter: ${report.adapter}; seeds: ${seeds}; generated ${report.generatedAt}`,
-    '',
-    publishedTable(rows),
-  ];
-  if (speed !== null) {
-    lines.push('', `speed: ${Math.round(speed.perWallSec).toLocaleString('en-US')} simulated far faults per wall second ` +
-      `(${speed.farFaults} far faults in ${speed.wallSec.toFixed(1)} s of runs) vs UVM_Smart's ` +
-      `${(UVM_SMART_FAULTS_PER_WALL_SEC.example.farFaults / UVM_SMART_FAULTS_PER_WALL_SEC.example.wallSec).toFixed(2)} ` +
-      `(${UVM_SMART_FAULTS_PER_WALL_SEC.example.run}: ${UVM_SMART_FAULTS_PER_WALL_SEC.example.farFaults} far faults in ` +
-      `${UVM_SMART_FAULTS_PER_WALL_SEC.example.wallSec} s): ${Math.round(speed.vsUvmSmart).toLocaleString('en-US')}x`);
-  }
-  return lines.join('\n');
-}
-
-/** out/experiment-2025-01-31T12-00-00 */
-export function defaultOutDir(date = new Date()): string {
-  return join('out', `experiment-${date.toISOString().replace(/\.\d+Z$/, '').replace(/:/g, '-')}`);
-}
-
-/** Write every output file into `dir` (and the JSON to `json`); returns the file names written in dir. */
-export function writeOutputs(report: ExperimentReport, dir: string, json: string | null = null): string[] {
-  mkdirSync(dir, { recursive: true });
-  const files: [string, string][] = [
-    ['report.json', toJson(report)],
-    ['runs.csv', toCsv(report)],
-    ['batches.csv', toBatchCsv(report)],
-    ['report.html', toHtml(report)],
-  ];
-  const published = publishedReport(report, null);
-  if (published !== '') files.push(['published.md', `${published}\n`]);
-  const policies = toPolicyCsv(report, csvField);
-  if (policies !== '') files.push(['policies.csv', policies]);
-  const cells = toCellsCsv(report, csvField);
-  if (cells !== '') files.push(['cells.csv', cells]);
-  for (const f of FIGURES) if (figureHasData(report, f)) files.push([`figure-${f}.svg`, toSvgFigure(report, f)]);
-  for (const [name, text] of files) writeFileSync(join(dir, name), text);
-  if (json !== null) {
-    mkdirSync(dirname(resolve(json)), { recursive: true });
-    writeFileSync(json, files[0][1]);
-  }
-  return files.map(([name]) => name);
-}
-
 function plan(opts: CliOptions, configs: readonly RunConfig[], mm: boolean): string {
   const presets = resolvePresets(opts.presets).join(', ');
   const lines = [`mirrorlab experiment — presets: ${presets}${opts.presetGiven ? '' : ' (the default; see --help)'}`];
@@ -236,13 +193,61 @@ function plan(opts: CliOptions, configs: readonly RunConfig[], mm: boolean): str
   return lines.join('\n');
 }
 
-/** A path relative to the working directory when it is below it. */
-function showPath(p: string): string {
-  const r = relative(process.cwd(), resolve(p));
-  return r !== '' && !r.startsWith('..') ? r : resolve(p);
+/**
+ * What is refused before anything runs (exit EXIT_USAGE): a policy or trace that does not
+ * load, a policy under valid-flag (the policy path needs a protocol that rechecks the
+ * notifier sequence: under the v5.2 valid flag it would silently not run), --record-trace
+ * over more than one run, an application workload at a size it cannot run at.
+ */
+async function preflight(opts: CliOptions, all: readonly RunConfig[], runner: Runner | undefined): Promise<string | null> {
+  // A module whose top-level await never settles would leave node to exit 13 without a word.
+  const loadMs = Math.min(opts.watchdog?.wallMs ?? DEFAULT_WATCHDOG.wallMs, 2 ** 31 - 1);
+  const withOpts = new Map(all.filter((c) => c.policy !== undefined).map((c) => [`${c.policy}\n${c.policyOpt ?? ''}`, c] as const));
+  for (const c of withOpts.values()) {
+    const spec = c.policy!;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([loadPolicy(spec, policyOptions(c.policyOpt)), new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`did not finish loading in ${(loadMs / 1000).toFixed(1)} s (a top-level await that never settles?)`)), loadMs);
+      })]);
+    } catch (e) {
+      return `${AXES.policy.flag} ${spec}: ${e instanceof Error ? e.message : String(e)}`;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  const vf = all.find((c) => c.policy !== undefined && c.protocol === 'valid-flag');
+  if (vf !== undefined) {
+    return `${AXES.policy.flag} ${vf.policy} with ${AXES.protocol.flag} valid-flag: the policy path services faults under seq or lock-fallback only (valid-flag has no sequence to recheck a migration against); drop one of them`;
+  }
+  for (const t of new Set(all.map((c) => c.workload).filter((w) => w.startsWith(TRACE_PREFIX)))) {
+    try {
+      traceLayout(await (await import('../trace/load.js')).loadAnyTrace(t));
+    } catch (e) {
+      return `${AXES.workload.flag} ${t}: ${e instanceof Error ? e.message : String(e)}`;
+    }
+  }
+  if (opts.recordTrace !== null && (all.length !== 1 || all[0].policy === undefined)) {
+    return `--record-trace records one run with a policy; this sweep has ${all.length} run(s)${all.length === 1 ? ' without a policy' : ''}`;
+  }
+  // An application workload that cannot run at its size (too small, more than the device
+  // binds, too little device memory oversubscribed).
+  const apps = all.filter((c) => isAppWorkload(c.workload));
+  if (apps.length > 0) {
+    const limit = runner !== undefined ? runner.maxBufferBytes : (await import('./runner.js')).maxBufferBytes;
+    const maxBufferBytes = limit !== undefined ? await limit() : Infinity;
+    for (const c of apps) {
+      try {
+        checkAppRun(c.workload, c.sizeMiB, c.seed, { oversub: c.policy === undefined ? 1 : c.oversub, maxBufferBytes });
+      } catch (e) {
+        return `${AXES.workload.flag} ${c.workload} ${AXES.sizeMiB.flag} ${c.sizeMiB}: ${e instanceof Error ? e.message : String(e)}`;
+      }
+    }
+  }
+  return null;
 }
 
-/** The command: returns the exit status (0 ok, 1 a run went wrong or the GPU failed, 2 bad options). */
+/** The command: returns the exit status (exit-codes.ts). */
 export async function main(argv: readonly string[], runner?: Runner): Promise<number> {
   if (argv[0] === 'merge') return mergeCommand(argv.slice(1));
   let opts: CliOptions;
@@ -252,42 +257,26 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
     if (e instanceof CliError) {
       console.error(`error: ${e.message}`);
       console.error('usage: npm run experiment -- [--preset NAME[,NAME]] [options]   (--help for all)');
-      return 2;
+      return EXIT_USAGE;
     }
     throw e;
   }
   if (opts.help) {
-    console.log(USAGE.trimEnd());
-    return 0;
+    console.log(`${USAGE.trimEnd()}\n\n${EXIT_CODES_HELP}`);
+    return EXIT_OK;
   }
   const all = expandPresets(opts);
-  // A policy that does not load is a usage error, before anything runs.
-  for (const spec of new Set(all.map((c) => c.policy).filter((x): x is string => x !== undefined))) {
-    try {
-      await loadPolicy(spec);
-    } catch (e) {
-      console.error(`error: ${AXES.policy.flag} ${spec}: ${e instanceof Error ? e.message : String(e)}`);
-      return 2;
-    }
+  const refused = await preflight(opts, all, runner);
+  if (refused !== null) {
+    console.error(`error: ${refused}`);
+    return EXIT_USAGE;
   }
-  // An application workload that cannot run at its size (too small, more than the device
-  // binds, too little device memory oversubscribed) is a usage error, before anything runs.
-  const apps = all.filter((c) => isAppWorkload(c.workload));
-  if (apps.length > 0) {
-    const limit = runner !== undefined ? runner.maxBufferBytes : (await import('./runner.js')).maxBufferBytes;
-    const maxBufferBytes = limit !== undefined ? await limit() : Infinity;
-    for (const c of apps) {
-      try {
-        checkAppRun(c.workload, c.sizeMiB, c.seed, { oversub: c.policy === undefined ? 1 : c.oversub, maxBufferBytes });
-      } catch (e) {
-        console.error(`error: ${AXES.workload.flag} ${c.workload} ${AXES.sizeMiB.flag} ${c.sizeMiB}: ${e instanceof Error ? e.message : String(e)}`);
-        return 2;
-      }
-    }
-  }
-  if (opts.recordTrace !== null && (all.length !== 1 || all[0].policy === undefined)) {
-    console.error(`error: --record-trace records one run with a policy; this sweep has ${all.length} run(s)${all.length === 1 ? ' without a policy' : ''}`);
-    return 2;
+  if (all.some((c) => c.protocol === 'valid-flag')) console.error(VALID_FLAG_WARNING);
+  const outDir = opts.out ?? defaultOutDir();
+  const badOut = checkOutDir(outDir) ?? (opts.json !== null ? checkOutDir(dirname(resolve(opts.json)), '--json') : null);
+  if (badOut !== null) {
+    console.error(`error: ${badOut}`);
+    return EXIT_USAGE;
   }
   if (opts.jobs > 1 && opts.shard === null && runner === undefined) return runJobs(argv, opts, all.length);
   const picked = shardOf(all, opts.shard);
@@ -295,26 +284,27 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
   const mm = wantsMm(opts) && (opts.shard === null || opts.shard.k === 1);
   if (configs.length === 0 && !mm) {
     console.error('error: nothing to run');
-    return 2;
+    return EXIT_USAGE;
   }
   const seed = opts.overrides.seed?.[0] ?? 1;
+  const mmOptions = wantsMm(opts) ? { pages: opts.mmPages, rounds: opts.mmRounds, seed } : null;
   if (!opts.quiet) console.log(`${plan(opts, configs, mm)}\n`);
-  const outDir = opts.out ?? defaultOutDir();
   let report: ExperimentReport;
-  let failed = false;
+  let gpuFailed = false;
   const recorded: TraceRecord[] | null = opts.recordTrace !== null ? [] : null;
   try {
     const r: Runner = runner ?? (configs.length > 0 ? await import('./runner.js') : NO_RUNNER);
     report = await runExperiment(configs, r, {
       presets: resolvePresets(opts.presets), quiet: opts.quiet, ...(recorded ? { recordTrace: recorded } : {}),
-      mm: mm ? { pages: opts.mmPages, rounds: opts.mmRounds, seed } : null,
+      mm: mm ? mmOptions : null, ...(opts.watchdog !== null ? { watchdog: opts.watchdog } : {}),
     });
   } catch (e) {
     console.error(`error: ${e instanceof Error ? e.message : String(e)}`);
-    if (!(e instanceof ExperimentError)) return 1;
+    if (!(e instanceof ExperimentError)) return EXIT_RUN_FAILED;
     report = e.report;
-    failed = true;
+    gpuFailed = true;
   }
+  report.sweep = sweepIdentity(all, mmOptions, argv);
   if (opts.shard !== null) {
     report.shard = { ...opts.shard, total: all.length };
     report.runs.forEach((r, i) => { r.sweepIndex = picked[i].index; });
@@ -329,12 +319,12 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
   const written = writeOutputs(report, outDir, opts.json);
   if (recorded !== null && opts.recordTrace !== null) {
     mkdirSync(dirname(resolve(opts.recordTrace)), { recursive: true });
-    writeFileSync(opts.recordTrace, formatTrace(recorded, opts.recordTrace.toLowerCase().endsWith('.csv') ? 'csv' : 'jsonl'));
+    writeFileAtomic(opts.recordTrace, formatTrace(recorded, opts.recordTrace.toLowerCase().endsWith('.csv') ? 'csv' : 'jsonl'));
     console.log(`recorded ${recorded.length} faults to ${showPath(opts.recordTrace)}`);
   }
   if (opts.perfetto !== null) {
     mkdirSync(dirname(resolve(opts.perfetto)), { recursive: true });
-    writeFileSync(opts.perfetto, JSON.stringify(toPerfetto(report.runs.map((result) => ({ result })), 'wall')));
+    writeFileAtomic(opts.perfetto, JSON.stringify(toPerfetto(report.runs.map((result) => ({ result })), 'wall')));
     console.log(`wrote ${report.runs.length} run(s) for Perfetto to ${showPath(opts.perfetto)} (open it in ui.perfetto.dev)`);
   }
   console.log(`wrote to ${showPath(outDir)}/: ${written.join(', ')}`);
@@ -342,71 +332,15 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
   console.log(`open ${showPath(join(outDir, 'report.html'))} for the plots`);
   const sums = report.runs.map(summarizeRun);
   const wrong = sums.filter((s) => s.status === 'mismatch');
-  const crashed = sums.filter((s) => s.status === 'error' && s.error?.startsWith(RUNNER_THREW));
+  const failed = sums.filter((s) => s.status === 'error');
   if (wrong.length > 0) console.error(`error: ${wrong.length} run(s) read wrong data from the mirror: ${wrong.map((s) => `#${s.run}`).join(', ')}`);
-  if (crashed.length > 0) console.error(`error: the runner threw in ${crashed.length} run(s): ${crashed.map((s) => `#${s.run}`).join(', ')}`);
-  return failed || wrong.length > 0 || crashed.length > 0 ? 1 : 0;
+  if (failed.length > 0) console.error(`error: ${failed.length} run(s) failed: ${failed.map((s) => `#${s.run} (${s.error ?? 'failed'})`).join(', ')}`);
+  if (gpuFailed) return EXIT_GPU;
+  return wrong.length > 0 || failed.length > 0 ? EXIT_RUN_FAILED : EXIT_OK;
 }
 
-/**
- * `experiment merge DIR... [--out DIR]`: the shards' report.json joined into one report, runs
- * in sweep order (each shard's reusedFrom renumbered), then the usual outputs.
- */
-export async function mergeCommand(argv: readonly string[]): Promise<number> {
-  const dirs: string[] = [];
-  let out: string | null = null;
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--out') out = argv[++i] ?? null;
-    else dirs.push(argv[i]);
-  }
-  if (dirs.length === 0 || out === null && argv.includes('--out')) {
-    console.error('usage: npm run experiment -- merge DIR... [--out DIR]');
-    return 2;
-  }
-  let merged: ExperimentReport;
-  try {
-    merged = mergeReports(dirs.map((d) => JSON.parse(readFileSync(join(d, 'report.json'), 'utf8')) as ExperimentReport));
-  } catch (e) {
-    console.error(`error: merge: ${e instanceof Error ? e.message : String(e)}`);
-    return 2;
-  }
-  const dir = out ?? defaultOutDir();
-  if (merged.runs.length > 0) console.log(`\n${toTable(merged)}\n`);
-  const pt = policyTable(merged);
-  if (pt !== '') console.log(`${pt}\n`);
-  const ct = cellTables(merged);
-  if (ct !== '') console.log(`${ct}\n`);
-  const written = writeOutputs(merged, dir);
-  console.log(`merged ${dirs.length} part(s), ${merged.runs.length} run(s); wrote to ${showPath(dir)}/: ${written.join(', ')}`);
-  return merged.runs.some((r) => r.verify.mismatches > 0) ? 1 : 0;
-}
-
-/** Join shard reports: every run once, in sweep order. */
-export function mergeReports(parts: readonly ExperimentReport[]): ExperimentReport {
-  if (parts.length === 0) throw new Error('nothing to merge');
-  const runs: RunResult[] = [];
-  const seen = new Set<number>();
-  for (const p of parts) {
-    const base = runs.length;
-    p.runs.forEach((r, i) => {
-      const idx = r.sweepIndex ?? base + i;
-      if (seen.has(idx)) throw new Error(`run ${idx + 1} of the sweep appears in two parts`);
-      seen.add(idx);
-      runs.push({ ...r, sweepIndex: idx, ...(r.reusedFrom !== undefined ? { reusedFrom: p.runs[r.reusedFrom].sweepIndex ?? base + r.reusedFrom } : {}) });
-    });
-  }
-  const total = parts[0].shard?.total;
-  if (total !== undefined && seen.size !== total) throw new Error(`the parts hold ${seen.size} of the sweep's ${total} runs`);
-  runs.sort((a, b) => a.sweepIndex! - b.sweepIndex!);
-  const pos = new Map(runs.map((r, i) => [r.sweepIndex!, i]));
-  for (const r of runs) if (r.reusedFrom !== undefined) r.reusedFrom = pos.get(r.reusedFrom);
-  const mmPart = parts.find((p) => p.mm !== undefined);
-  return {
-    generatedAt: parts.map((p) => p.generatedAt).sort()[0], adapter: [...new Set(parts.map((p) => p.adapter))].join(' / '),
-    node: parts[0].node, presets: [...new Set(parts.flatMap((p) => p.presets))], runs,
-    ...(mmPart?.mm ? { mm: mmPart.mm, ...(mmPart.mmOptions ? { mmOptions: mmPart.mmOptions } : {}) } : {}),
-  };
-}
+/** Said on stderr whenever a run uses valid-flag (issue 19; the soak's 2 cases). */
+export const VALID_FLAG_WARNING = `warning: ${AXES.protocol.flag} valid-flag is the v5.2 API kept for comparison: its flag can go false and back to true around an invalidation (A-B-A), so a device may write into a frame the CPU has freed (the soak finds such cases); use seq for results you rely on`;
 
 /**
  * --jobs N on one machine: N child processes, each `--shard k/N` into OUT/shard-k (Dawn
@@ -420,6 +354,7 @@ async function runJobs(argv: readonly string[], opts: CliOptions, total: number)
     if (a === '--jobs' || a === '--out' || a === '--json') i++;
     else if (!a.startsWith('--jobs=') && !a.startsWith('--out=') && !a.startsWith('--json=') && a !== '--quiet') rest.push(a);
   }
+  // The children share this run's sweep identity: the command without the part options.
   const n = Math.min(opts.jobs, Math.max(1, total));
   let done = 0;
   const tty = process.stdout.isTTY === true;
@@ -449,8 +384,9 @@ async function runJobs(argv: readonly string[], opts: CliOptions, total: number)
     child.on('close', (code) => res(code ?? 1));
   })));
   if (tty) process.stdout.write('\n');
-  const merged = await mergeCommand([...dirs, '--out', outDir]);
-  return Math.max(merged, ...codes);
+  const merged = await mergeCommand([...dirs, '--out', outDir, ...(opts.json !== null ? ['--json', opts.json] : [])]);
+  // A child that could not open the GPU (3) or failed a run (1) decides unless merge refused.
+  return merged === EXIT_MERGE_REFUSED || merged === EXIT_USAGE ? merged : Math.max(merged, ...codes);
 }
 
 const NO_RUNNER: Runner = {

@@ -23,13 +23,14 @@ import type { Dmirror } from '../driver/dmirror.js';
 import type { CommandRange } from '../driver/servicer.js';
 import { totals, type BatchRecord } from '../driver/records.js';
 import { FaultServicer } from '../driver/servicer.js';
-import type { RoundResult } from '../device/mirror-engine.js';
+import type { RoundResult, TlbStats } from '../device/mirror-engine.js';
 import type { FaultRecord } from '../device/fault-queue.js';
 import type { FaultService } from '../device/replay.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import { HmmError } from '../errors.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PMD_SIZE, PROT_READ, PROT_WRITE } from '../mm/constants.js';
 import { PolicyPath } from '../driver/policy-path.js';
+import { guardPolicy } from '../policy/guard.js';
 import { loadPolicy } from '../policy/loader.js';
 import { COST_MODELS, DEFAULT_COST } from '../policy/cost.js';
 import { uvmParams } from '../policy/uvm-params.js';
@@ -40,6 +41,8 @@ import { createMachine } from '../system.js';
 import { isAppWorkload, type SyntheticWorkload } from '../workloads/names.js';
 import { appDef, checkAppRun, type AppProgram } from '../workloads/apps/index.js';
 import { runApp } from '../workloads/apps/run.js';
+import { policyOptions } from './schema.js';
+import { DEFAULT_WATCHDOG, Watchdog, type ProgressSample, type WatchdogBounds } from './watchdog.js';
 import { runWorkload, type WorkloadResult } from '../workloads/run.js';
 import { startStorm, type Storm, type StormKind } from '../workloads/storm.js';
 import type { PolicyRunResult, RunConfig, RunResult, StormStats } from './types.js';
@@ -103,6 +106,8 @@ export interface RunContext {
    * imported from a Blob URL, which loadPolicy's file paths cannot reach).
    */
   policy?: MigrationPolicy;
+  /** The no-progress watchdog's bounds (watchdog.ts); default DEFAULT_WATCHDOG, null: none. */
+  watchdog?: WatchdogBounds | null;
   /** config.workload's trace records, already read (the lab: an imported Nsight or uvm-eval file). */
   trace?: readonly TraceRecord[];
 }
@@ -122,43 +127,62 @@ export interface RunObserver {
   /** Each batch record once its batch is serviced, in order. */
   onBatch?(rec: BatchRecord): void;
   /** Each round that faulted (the fault ring's fill: faults recorded, overflow), before its service. */
-  onRound?(r: { faults: number; overflow: boolean; finished: boolean; records: readonly FaultRecord[]; done: number; total: number }): void;
+  onRound?(r: { faults: number; overflow: boolean; finished: boolean; records: readonly FaultRecord[]; done: number; total: number; tlb: TlbStats }): void;
   /** Awaited before every round of the workload's command (replays and the first round). */
   beforeRound?(): Promise<void>;
 }
 
+/** The watchdog and how to read the run's progress (runOne builds it). */
+interface WatchdogHook {
+  watchdog: Watchdog;
+  sample(): ProgressSample;
+}
+
 /**
- * The servicer the mirror was given, with the observer's hooks around each replay round:
- * records completed by then are reported first, then beforeRound is awaited.
+ * The servicer the mirror was given, with the observer's hooks and the watchdog around each
+ * replay round: records completed by then are reported first, the watchdog asked, then
+ * beforeRound is awaited.
  */
 class ObservedServicer extends FaultServicer {
   readonly #obs: RunObserver;
+  readonly #dog: WatchdogHook | null;
   #reported = 0;
+  /** Commands begun (each one's start means the one before finished: progress). */
+  commands = 0;
+  /** Rounds whose fault ring overflowed. */
+  ringOverflows = 0;
 
-  constructor(base: FaultServicer, obs: RunObserver) {
+  constructor(base: FaultServicer, obs: RunObserver, dog: WatchdogHook | null) {
     super(base.target, base.opts);
     this.#obs = obs;
+    this.#dog = dog;
   }
 
   #report(): void {
-    while (this.#reported < this.records.length) this.#obs.onBatch?.(this.records[this.#reported++]);
+    // (The index moves outside the optional call: `f?.(x++)` skips x++ when f is absent.)
+    for (; this.#reported < this.records.length; this.#reported++) this.#obs.onBatch?.(this.records[this.#reported]);
   }
 
   /**
    * The command's fault service with the observer around it: each round that faulted is
-   * reported before its service and the batch records after it; the observer's gate runs
-   * before every round (the first included), where the servicer holds no lock.
+   * reported before its service and the batch records after it; the watchdog and the
+   * observer's gate run before every round (the first included), where the servicer holds
+   * no lock.
    */
   override forCommand(cmd: CommandRange): FaultService {
     const base = super.forCommand(cmd);
+    this.commands++;
     return {
       backlog: () => base.backlog?.() ?? 0,
       gate: async () => {
         this.#report();
+        const stuck = this.#dog?.watchdog.check(this.#dog.sample()) ?? null;
+        if (stuck !== null) throw stuck;
         await this.#obs.beforeRound?.();
       },
       service: async (r: RoundResult, round: number) => {
-        this.#obs.onRound?.({ faults: r.faults.length, overflow: r.overflow, finished: r.finished, records: r.faults, done: r.done, total: r.total });
+        if (r.overflow) this.ringOverflows++;
+        this.#obs.onRound?.({ faults: r.faults.length, overflow: r.overflow, finished: r.finished, records: r.faults, done: r.done, total: r.total, tlb: r.tlb });
         try {
           await base.service(r, round);
         } finally {
@@ -169,8 +193,38 @@ class ObservedServicer extends FaultServicer {
   }
 }
 
+/** The run's progress as the watchdog reads it: sums kept as the records come. */
+function progressSampler(servicer: () => ObservedServicer, path: PolicyPath | null): () => ProgressSample {
+  let summed = 0;
+  let writes = 0;
+  let faults = 0;
+  let rounds = 0;
+  return () => {
+    const s = servicer();
+    const recs = s.records;
+    for (; summed < recs.length; summed++) {
+      writes += recs[summed].mirrorWrites;
+      faults += recs[summed].fetched;
+    }
+    rounds++;
+    const ps = path?.stats;
+    return {
+      progress: writes + s.commands + (ps?.migratedIn ?? 0) + (ps?.remotePages ?? 0),
+      simNs: path?.now ?? 0, wallMs: performance.now(), throttled: ps?.throttledFaults ?? 0,
+      migratedIn: ps?.migratedIn ?? 0, evictedOut: ps?.evictedOut ?? 0, faults, rounds,
+    };
+  };
+}
+
 export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunResult> {
   const result = emptyResult(config);
+  if (config.policy !== undefined && config.protocol === 'valid-flag') {
+    // Refused, not run without the policy: the policy path rechecks the notifier sequence
+    // (mmu_interval_read_retry) that the v5.2 valid flag does not have.
+    result.ok = false;
+    result.error = `EINVAL: policy ${config.policy} with protocol valid-flag: the policy path needs seq or lock-fallback`;
+    return result;
+  }
   // Nsight SQLite and uvm-eval logs need sql.js and Node's fs: loaded only for a trace file.
   const trace = ctx.trace ?? (config.workload.startsWith(TRACE_PREFIX) ? await (await import('../trace/load.js')).loadAnyTrace(config.workload) : null);
   const gpu = await defaultGpu();
@@ -180,7 +234,9 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     : null;
   const pages = trace !== null ? tracePages(trace) : app !== null ? app.pages : pagesOf(config);
   // A policy decides where pages live; device memory is the working set / oversub.
-  const policy = config.policy === undefined ? null : ctx.policy ?? await loadPolicy(config.policy);
+  // Behind the guard (src/policy/guard.ts): a hook that throws or answers nonsense fails the
+  // run with an error naming the policy and the hook, never the process or the machine.
+  const policy = config.policy === undefined ? null : guardPolicy(ctx.policy ?? await loadPolicy(config.policy, policyOptions(config.policyOpt)));
   const oversub = config.oversub ?? 1;
   if (!(oversub >= 1)) throw new Error(`oversub ${oversub} < 1`);
   const devicePages = policy === null ? 256 : Math.ceil(pages / oversub);
@@ -226,10 +282,15 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
       maxBatchesPerService: uvm.maxBatchesPerService, maxThrottlePerService: uvm.maxThrottlePerService,
       replayUpdatePutRatio: uvm.replayUpdatePutRatio,
     });
-    if (ctx.observer !== undefined) {
-      servicer = new ObservedServicer(servicer, ctx.observer);
+    const bounds = ctx.watchdog === undefined ? DEFAULT_WATCHDOG : ctx.watchdog;
+    if (ctx.observer !== undefined || bounds !== null) {
+      let observed: ObservedServicer | null = null;
+      const who = policy !== null ? `policy "${policy.name}"` : 'the servicer';
+      const dog = bounds !== null ? { watchdog: new Watchdog(bounds, who), sample: progressSampler(() => observed!, path) } : null;
+      observed = new ObservedServicer(servicer, ctx.observer ?? {}, dog);
+      servicer = observed;
       mirror.servicer = servicer;
-      await ctx.observer.onMirror?.(mirror, { start, pages }, path);
+      await ctx.observer?.onMirror?.(mirror, { start, pages }, path);
     }
     let w: WorkloadResult;
     if (trace !== null) {
@@ -278,29 +339,40 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     result.error = e.message; // already 'CODE: message' (HmmError)
     result.wallMs = performance.now() - t0; // until it failed, setup included
   } finally {
-    if (servicer !== null) {
-      result.records = servicer.records;
-      result.totals = totals(servicer.records);
-      result.faultsPerSec = result.totals.serviceMs > 0 ? (result.totals.unique / result.totals.serviceMs) * 1000 : 0;
-    }
-    if (stormStats !== null) result.storm = stormStats;
-    // Stale pfns: entries the mirror still holds that no longer reach the page the CPU maps
-    // (what valid-flag's window lets through), counted once the storm has stopped.
-    if (mirror !== null) {
-      try {
-        result.stalePfns = (await mirror.audit(start, pages)).stale.length;
-      } catch (e) {
-        if (!(e instanceof HmmError)) throw e;
+    // Every way out destroys the machine (its GPU buffers), whatever the figures do.
+    try {
+      if (servicer instanceof ObservedServicer) result.ringOverflows = servicer.ringOverflows;
+      if (servicer !== null) {
+        result.records = servicer.records;
+        result.totals = totals(servicer.records);
+        result.faultsPerSec = result.totals.serviceMs > 0 ? (result.totals.unique / result.totals.serviceMs) * 1000 : 0;
       }
+      if (stormStats !== null) result.storm = stormStats;
+      // Stale pfns: entries the mirror still holds that no longer reach the page the CPU maps
+      // (what valid-flag's window lets through), counted once the storm has stopped.
+      if (mirror !== null) {
+        try {
+          result.stalePfns = (await mirror.audit(start, pages)).stale.length;
+        } catch (e) {
+          if (!(e instanceof HmmError)) throw e;
+        }
+      }
+      if (path !== null) {
+        result.policy = {
+          ...policyResult(path, devicePages, result.wallMs), mappedFrees: machine.devices[0].stats.mappedFrees,
+          uvm: uvmParams(config.uvm).version, cost: path.cost.name,
+        };
+        result.policy.faultServiceMs = result.totals.serviceMs + path.stats.endMs;
+      }
+    } finally {
+      await machine.destroy();
     }
-    if (path !== null) {
-      result.policy = {
-        ...policyResult(path, devicePages, result.wallMs), mappedFrees: machine.devices[0].stats.mappedFrees,
-        uvm: uvmParams(config.uvm).version, cost: path.cost.name,
-      };
-      result.policy.faultServiceMs = result.totals.serviceMs + path.stats.endMs;
-    }
-    await machine.destroy();
+  }
+  // A hook failure the guard absorbed (a cpuFault that threw, a bad victim, stats()) still
+  // fails the run: its figures are not the policy's.
+  if (policy !== null && policy.failure !== null && result.ok) {
+    result.ok = false;
+    result.error = policy.failure.message;
   }
   return result;
 }

@@ -6,6 +6,7 @@
  *
  * Pure (no Node, no DOM): the CLI, the report and the browser lab share it.
  */
+import { MAX_STORM_RATE } from '../workloads/storm.js';
 import type { WindowPolicy } from '../driver/coalesce.js';
 import { RETRY_PROTOCOLS, type RetryProtocol } from '../driver/retry.js';
 import { REPLAY_POLICIES, type ReplayPolicy } from '../driver/servicer.js';
@@ -196,7 +197,7 @@ export const AXES = {
     flag: '--window', metavar: 'W', optional: false, base: 2097152, parse: windowParser, text: windowLabel,
     help: ['4k | 64k | 2m | amd'], describe: (v) => `window=${v === undefined ? '' : windowLabel(v)}`,
     short: (v) => (v === undefined ? '' : windowLabel(v)), csv: 'window', column: { head: 'window' },
-    // The lab's first run (issue 18): stream 1 MiB, 64 KiB window, batches of 8, storm 500/s:
+    // The lab's first run (issue 18): stream 1 MiB, 64 KiB window, batches of 8, storm 200/s:
     // 16 batches, 2 unique faults per hmm_range_fault call, invalidations and retries, in seconds.
     lab: { label: 'window', default: 65536, options: WINDOW_LABELS.map((w) => w.value) },
   }),
@@ -225,11 +226,11 @@ export const AXES = {
   }),
   stormRate: axis<number>()({
     flag: '--storm', metavar: 'RATE', optional: false, base: 0, text: str,
-    parse: numberIn('a rate (invalidations per second, ≥ 0)', (v) => Number.isFinite(v) && v >= 0),
+    parse: numberIn(`a rate (invalidations per second, 0 to ${MAX_STORM_RATE})`, (v) => Number.isFinite(v) && v >= 0 && v <= MAX_STORM_RATE),
     help: ['CPU invalidations per second, 0 = none'], describe: (v) => `storm=${v}/s`, short: (v) => `${formatNumber(v ?? 0)}/s`,
     csv: 'storm_rate', column: { head: 'storm rate (/s)', numeric: true, text: formatNumber },
     // Above a few thousand invalidations per second the storm is all the CPU does.
-    lab: { label: 'storm rate (/s)', default: 500, number: { min: 0, max: 5000, integer: true } },
+    lab: { label: 'storm rate (/s)', default: 200, number: { min: 0, max: MAX_STORM_RATE, integer: true } },
   }),
   seed: axis<number>()({
     flag: '--seed', metavar: 'N', optional: false, base: 1, text: str,
@@ -264,6 +265,17 @@ export const AXES = {
       label: 'oversubscription', default: 1, unset: 1, number: { min: 1, max: 3, step: 0.25, integer: false },
       refine: (v, form) => (form.policy === NO_POLICY && v !== 1 ? `oversubscription needs a migration policy (with none it must be 1; got ${v})` : null),
     },
+  }),
+  policyOpt: axis<string>()({
+    flag: '--policy-opt', metavar: 'K=V[;K=V]', optional: true, base: undefined, text: str,
+    parse: (raw, opt) => {
+      const v = raw.trim();
+      const bad1 = v.split(';').find((kv) => !/^[A-Za-z_$][\w$.]*=[^;=]*$/.test(kv.trim()));
+      if (bad1 !== undefined) throw bad(opt, raw, `options KEY=VALUE (';' between two of one run; '${bad1}' is not one)`);
+      return v.split(';').map((kv) => kv.trim()).join(';');
+    },
+    help: ['options for a policy module\'s factory, KEY=VALUE (a number, true/false or text);', 'repeat it or join with \';\' for one run, a comma list sweeps them'],
+    describe: (v) => `opts=${v ?? 'none'}`, short: (v) => v ?? 'no opts', csv: 'policy_opt',
   }),
   uvm: axis<string>()({
     flag: '--uvm', metavar: 'V', optional: true, base: undefined, text: str,
@@ -363,4 +375,17 @@ export function axisRaw(k: AxisKey, c: RunConfig): string | number {
   if (v === undefined) return '';
   const text = axisDef(k).text(v);
   return typeof v === 'number' && text === String(v) ? v : text;
+}
+
+/** `--policy-opt` text as the options a policy factory gets: numbers and booleans typed. */
+export function policyOptions(text: string | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (text === undefined || text === '') return out;
+  for (const kv of text.split(';')) {
+    const i = kv.indexOf('=');
+    const k = kv.slice(0, i).trim();
+    const raw = kv.slice(i + 1).trim();
+    out[k] = raw === 'true' ? true : raw === 'false' ? false : raw !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw;
+  }
+  return out;
 }

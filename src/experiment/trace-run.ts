@@ -6,8 +6,8 @@
  *    through the servicer and the policy like any kernel's;
  *  - a CPU record is one word read or written by the process (a device page faults home).
  * Every value is checked against a shadow copy as it is read, and the whole buffer at the
- * end: the data is verified word by word. Trace addresses map onto the buffer by page,
- * relative to the trace's first 2 MiB-aligned page (wrapping at the buffer's size).
+ * end: the data is verified word by word. Trace addresses map onto the buffer by page
+ * (traceLayout: the touched pages, holes wider than a 2 MiB block closed).
  */
 import { readFileSync } from 'node:fs';
 import type { Dmirror } from '../driver/dmirror.js';
@@ -31,16 +31,46 @@ export function loadTraceFile(spec: string): TraceRecord[] {
   return recs;
 }
 
-/** Pages the trace spans (from its first 2 MiB-aligned page). */
-export function tracePages(recs: readonly TraceRecord[]): number {
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (const r of recs) {
-    const p = Math.floor(r.addr / PAGE_SIZE);
-    lo = Math.min(lo, p);
-    hi = Math.max(hi, p);
+/** Pages of a 2 MiB block (UVM's va_block, the tree prefetcher's and eviction's unit). */
+const BLOCK_PAGES = 512;
+/** The most pages a trace's buffer may take (1 GiB): a trace touching more is refused. */
+export const MAX_TRACE_PAGES = 262144;
+
+/**
+ * Where a trace's pages go in the buffer. Its distinct pages keep their order and their
+ * offsets within a 2 MiB block (prefetch and eviction work per block); a hole between two
+ * touched pages wider than a block closes to less than one block. So the buffer, and with it
+ * the run's cost, follows the records (at most a block a distinct page), not the address span
+ * (two records 64 GiB apart are two pages a block apart, not 16 M pages).
+ */
+export interface TraceLayout {
+  pages: number;
+  /** Buffer page of a trace page. */
+  index: ReadonlyMap<number, number>;
+}
+
+export function traceLayout(recs: readonly TraceRecord[]): TraceLayout {
+  const distinct = [...new Set(recs.map((r) => Math.floor(r.addr / PAGE_SIZE)))].sort((a, b) => a - b);
+  const index = new Map<number, number>();
+  let prev = -1;
+  let at = -1;
+  for (const p of distinct) {
+    if (at < 0) at = p % BLOCK_PAGES;
+    else if (p - prev <= BLOCK_PAGES) at += p - prev;
+    else at += 1 + ((((p - at - 1) % BLOCK_PAGES) + BLOCK_PAGES) % BLOCK_PAGES); // next slot with p's block offset
+    index.set(p, at);
+    prev = p;
   }
-  return hi - Math.floor(lo / 512) * 512 + 1;
+  const pages = at + 1;
+  if (pages > MAX_TRACE_PAGES) {
+    throw err('EINVAL', `trace touches ${distinct.length} pages needing a ${pages}-page buffer once its holes are closed; at most ${MAX_TRACE_PAGES} (${MAX_TRACE_PAGES / 256} MiB)`);
+  }
+  return { pages, index };
+}
+
+/** Pages of the buffer a trace runs over (traceLayout). */
+export function tracePages(recs: readonly TraceRecord[]): number {
+  return traceLayout(recs).pages;
 }
 
 function value(page: number, word: number, seq: number): number {
@@ -66,10 +96,9 @@ export async function runTrace(mirror: Dmirror, start: number, npages: number, r
     const n = Math.min(262144, words - off);
     await proc.write(start + off * 4, new Uint8Array(shadow.buffer, off * 4, n * 4));
   }
-  let lo = Infinity;
-  for (const r of recs) lo = Math.min(lo, Math.floor(r.addr / PAGE_SIZE));
-  lo = Math.floor(lo / 512) * 512;
-  const pageOf = (r: TraceRecord): number => (Math.floor(r.addr / PAGE_SIZE) - lo) % npages;
+  const layout = traceLayout(recs);
+  if (layout.pages > npages) throw err('EINVAL', `trace needs ${layout.pages} pages, the buffer has ${npages}`);
+  const pageOf = (r: TraceRecord): number => layout.index.get(Math.floor(r.addr / PAGE_SIZE))!;
   const res: TraceRunResult = { checked: 0, mismatches: 0, firstMismatch: null, commands: 0, cpuAccesses: 0 };
   const check = (w: number, got: number, where: string): void => {
     res.checked++;

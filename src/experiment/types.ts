@@ -6,6 +6,7 @@
 import type { BatchRecord, Totals } from '../driver/records.js';
 import type { SchemeResult } from './mm-tour.js';
 import type { RunConfig } from './schema.js';
+import type { SweepIdentity } from './sweep-id.js';
 
 export type { RunConfig, TraceWorkload } from './schema.js';
 
@@ -83,6 +84,11 @@ export interface RunResult {
    * a second measurement.
    */
   reusedFrom?: number;
+  /**
+   * Rounds whose fault ring overflowed (faults the GPU could not record: the run's fault
+   * counts then depend on GPU thread timing, not only on the seed). 0: every fault recorded.
+   */
+  ringOverflows?: number;
   /** Position of this run's config in the whole sweep (set when the sweep was sharded). */
   sweepIndex?: number;
   /** The live lab's figures (src/lab/session.ts): its cost-model clock and the invalidations it saw. */
@@ -111,4 +117,6 @@ export interface ExperimentReport {
   shard?: { k: number; n: number; total: number };
   /** The mm preset's parameters, when it ran. */
   mmOptions?: { pages: number; rounds: number; seed: number };
+  /** The sweep this report is (a part of): plan hash, project version, command (merge checks them). */
+  sweep?: SweepIdentity;
 }

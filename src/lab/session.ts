@@ -23,7 +23,7 @@ export const MAX_INVALIDATIONS_LISTED = 8;
 export type LabEvent =
   | { kind: 'begin'; config: RunConfig; start: number; pages: number }
   | { kind: 'batch'; rec: BatchRecord; wallMs: number; simMs: number; policy?: PolicyBatch }
-  | { kind: 'round'; faults: number; overflow: boolean; finished: boolean; capacity: number; simMs: number; wallMs: number; history: RoundFaults; done: number; total: number }
+  | { kind: 'round'; faults: number; overflow: boolean; finished: boolean; capacity: number; simMs: number; wallMs: number; history: RoundFaults; done: number; total: number; tlbLookups: number; tlbWalks: number }
   | { kind: 'invalidations'; listed: (InvalidationNote & { simMs: number })[]; total: number; simMs: number[]; wallMs: number[] }
   | { kind: 'snapshot'; snapshot: MirrorSnapshot; simMs: number; wallMs: number }
   | { kind: 'state'; mode: RunMode; held: boolean }
@@ -208,7 +208,7 @@ export async function runLab(config: RunConfig, sink: LabSink, ctl: RunControlle
         },
         onRound(r) {
           queue.push({
-            kind: 'round', faults: r.faults, overflow: r.overflow, finished: r.finished, capacity, simMs: simMs(), wallMs: wallMs(), done: r.done, total: r.total,
+            kind: 'round', faults: r.faults, overflow: r.overflow, finished: r.finished, capacity, simMs: simMs(), wallMs: wallMs(), done: r.done, total: r.total, tlbLookups: r.tlb.lookups, tlbWalks: r.tlb.walks,
             history: roundFaults(r.records, buffer.start / PAGE_SIZE, buffer.pages),
           });
           if (r.finished) {

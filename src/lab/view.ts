@@ -98,6 +98,8 @@ export interface Series {
   wallMs: number[];
   /** Fault ring fill of the replay that produced the batch, 0..1. */
   ringFill: number[];
+  /** The workgroup TLBs' hit rate in the round that produced the batch, 0..1 (lookups served without a walk). */
+  tlbHitRate: number[];
   /** Migration policy: pages moved to the device / home, and thrashing events, per batch (0 without one). */
   toDevice: number[];
   toHost: number[];
@@ -117,6 +119,9 @@ export interface Counters {
   invalidations: number;
   simMs: number;
   wallMs: number;
+  /** The device's workgroup TLBs over the run: translations looked up and page walks done. */
+  tlbLookups: number;
+  tlbWalks: number;
   /** Migration policy (0 without one): pages and bytes moved each way, thrashing events. */
   migrationsToDevice: number;
   migrationsToHost: number;
@@ -132,12 +137,12 @@ export class LiveRun {
   status: RunStatus = 'running';
   held = false;
   readonly series: Series = {
-    batch: [], fetched: [], unique: [], duplicates: [], coalescing: [], retriesTotal: [], ebusyTotal: [], simMs: [], simStart: [], roundIdx: [], wallMs: [], ringFill: [],
+    batch: [], fetched: [], unique: [], duplicates: [], coalescing: [], retriesTotal: [], ebusyTotal: [], simMs: [], simStart: [], roundIdx: [], wallMs: [], ringFill: [], tlbHitRate: [],
     toDevice: [], toHost: [], thrashing: [],
   };
   readonly counters: Counters = {
     batches: 0, fetched: 0, duplicates: 0, unique: 0, rangeFaults: 0, retries: 0, ebusy: 0, fallbacks: 0, rounds: 0,
-    invalidations: 0, simMs: 0, wallMs: 0, migrationsToDevice: 0, migrationsToHost: 0, bytesToDevice: 0, bytesToHost: 0, thrashingEvents: 0,
+    invalidations: 0, simMs: 0, wallMs: 0, tlbLookups: 0, tlbWalks: 0, migrationsToDevice: 0, migrationsToHost: 0, bytesToDevice: 0, bytesToHost: 0, thrashingEvents: 0,
   };
   readonly records: BatchRecord[] = [];
   readonly log = new LogRing();
@@ -161,6 +166,7 @@ export class LiveRun {
   pausedMs = 0;
   buffer = { start: 0, pages: 0 };
   #lastRing = 0;
+  #lastTlb = 0;
   #lastRoundSim = 0;
 
   constructor(config: RunConfig) {
@@ -198,6 +204,9 @@ export class LiveRun {
         this.rounds.push({ simMs: e.simMs, wallMs: e.wallMs, history: e.history });
         this.progress = { done: e.done, total: e.total };
         this.#lastRoundSim = e.simMs;
+        c.tlbLookups += e.tlbLookups;
+        c.tlbWalks += e.tlbWalks;
+        this.#lastTlb = e.tlbLookups > 0 ? (e.tlbLookups - e.tlbWalks) / e.tlbLookups : 0;
         this.ring = { faults: e.faults, capacity: e.capacity, overflow: e.overflow };
         this.#lastRing = e.capacity > 0 ? Math.min(1, e.faults / e.capacity) : 0;
         break;
@@ -227,6 +236,7 @@ export class LiveRun {
         s.roundIdx.push(this.rounds.length - 1);
         s.wallMs.push(e.wallMs);
         s.ringFill.push(this.#lastRing);
+        s.tlbHitRate.push(this.#lastTlb);
         const p = e.policy;
         if (p) {
           c.migrationsToDevice += p.migrationsToDevice;

@@ -62,8 +62,13 @@ export function toPerfetto(runs: readonly PerfettoRun[], clock: 'simulated (cost
     }
     let toDev = 0;
     let toHost = 0;
+    let prevEnd = -Infinity;
     r.records.forEach((rec, i) => {
-      const [s, e] = run.batches?.[i] ?? [rec.t, rec.t + rec.serviceMs];
+      // One servicer services batches one after another: from the records alone, a batch
+      // starts when it was fetched or when the one before it ended, whichever is later.
+      const t0 = Math.max(rec.t, prevEnd);
+      const [s, e] = run.batches?.[i] ?? [t0, t0 + rec.serviceMs];
+      prevEnd = e;
       const ts = us(s);
       const dur = Math.max(0, us(e) - ts);
       ev.push({

@@ -7,8 +7,8 @@
  * the benchmarks UVM studies run (Rodinia, PolyBench/GPU) and a pointer chase, each checked
  * against its CPU reference (apps/).
  */
-export type SyntheticWorkload = 'stream' | 'strided' | 'random' | 'stencil' | 'gather' | 'pingpong';
-export const SYNTHETIC_WORKLOADS: readonly SyntheticWorkload[] = ['stream', 'strided', 'random', 'stencil', 'gather', 'pingpong'];
+export type SyntheticWorkload = 'stream' | 'strided' | 'random' | 'stencil' | 'gather' | 'pingpong' | 'hotset';
+export const SYNTHETIC_WORKLOADS: readonly SyntheticWorkload[] = ['stream', 'strided', 'random', 'stencil', 'gather', 'pingpong', 'hotset'];
 
 export type AppWorkload =
   | 'bfs' | 'hotspot' | 'backprop' | 'srad' | 'nw' | 'pathfinder'

@@ -50,6 +50,7 @@ export const WORKLOAD_KINDS: Readonly<Record<SyntheticWorkload, number>> = {
   stencil: 3,
   gather: 4,
   pingpong: 5,
+  hotset: 6,
 };
 
 /** lowbias32: hash32 in workloads.wgsl. */
@@ -223,9 +224,25 @@ export function targetOf(plan: WorkloadPlan, i: number, indices?: Uint32Array): 
       return hash32((i ^ plan.wkey ^ 0x2545f491) >>> 0) % ws;
     case 'gather':
       return indices![i] % ws;
+    case 'hotset':
+      return hotsetTarget(ws, plan.wkey, i);
     default:
       return i % ws;
   }
+}
+
+/**
+ * hotset (random with reuse): draws with replacement of 64-word runs, 7 of 8 from a hot set
+ * of an eighth of the pages (placed by the seed), the rest from any page; so which pages are
+ * touched, how often and in what order all follow the seed. u32 arithmetic as in the WGSL.
+ */
+export function hotsetTarget(ws: number, wkey: number, i: number): number {
+  const h = hash32((Math.floor(i / 64) ^ wkey ^ 0x68e31da4) >>> 0);
+  const pages = Math.max(1, Math.floor(ws / WORDS_PER_PAGE));
+  const hot = Math.max(1, Math.floor(pages / 8));
+  const r = hash32((h ^ 0x9e3779b9) >>> 0);
+  const page = (h & 7) !== 0 ? ((hash32(wkey) % pages) + (r % hot)) % pages : r % pages;
+  return (page * WORDS_PER_PAGE + ((h >>> 3) % 16) * 64 + (i % 64)) % ws;
 }
 
 /** The 4 neighbours of stencil cell w (the centre is w itself). */

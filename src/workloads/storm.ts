@@ -19,6 +19,12 @@ import { mulberry32 } from '../sched/seeded.js';
 
 export type StormKind = 'remap' | 'cow' | 'reclaim' | 'protect';
 
+/**
+ * The highest rate a run may ask for (the lab's bound too): above a few thousand a second
+ * the storm is all the CPU does and the workload never finishes.
+ */
+export const MAX_STORM_RATE = 5000;
+
 export interface StormOptions {
   /** Invalidating operations per second (scheduler time). */
   rate: number;

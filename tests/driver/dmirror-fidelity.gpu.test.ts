@@ -101,6 +101,8 @@ describe('A.5/A.2: dmirror_fault', () => {
     expect(r.faults).toBe(1);
     const t = totals(fd.servicer.records);
     expect({ rangeFaults: t.rangeFaults, retries: t.retries, groups: t.groups }).toEqual({ rangeFaults: 4, retries: 1, groups: 4 });
+    // Each batch carries its round's workgroup-TLB statistics: a walk per page, a lookup per 32 words.
+    for (const rec of fd.servicer.records) expect(rec).toMatchObject({ tlbLookups: n * 32, tlbWalks: n });
     const got = new Uint32Array(r.data.buffer);
     expect(got[100 * WORDS]).toBe(0); // dropped before the retry faulted it again
     expect(got[99 * WORDS]).toBe(99);

@@ -1,10 +1,11 @@
 /**
  * HMM_DMIRROR_MIGRATE_TO_DEV / _TO_SYS migrate in PTRS_PER_PTE (512-page) steps, as test_hmm's
  * dmirror_migrate_to_device/_to_system loops do since the device-private THP series: one
- * migrate_vma_setup — one MIGRATE invalidation — per step, cut again at VMA ends.
+ * migrate_vma_setup — one MIGRATE invalidation — per step, cut again at VMA ends. And what a
+ * GUP pin does to them: migrate_vma_check_page leaves a pinned page where it is.
  */
 import { describe, expect, it } from 'vitest';
-import { createMachine, PAGE_SIZE } from '../../src/index.js';
+import { createMachine, HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, HMM_DMIRROR_PROT_WRITE, PAGE_SIZE } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
 import { ANON, RW, trackMachines } from './machines.js';
 import { firstDiff } from './pages.js';
@@ -39,6 +40,35 @@ describe('migration steps', () => {
     expect((await fd.migrateToSystem(buf, n)).cpages).toBe(n);
     expect(starts).toEqual(want);
     expect(firstDiff(await p.read(buf, n * PAGE_SIZE), data)).toBeNull();
+    checkFrameAccounting(m);
+    await fd.close();
+  }, 120_000);
+
+  it('a long-term pin keeps its page out of MIGRATE_TO_DEV (ENOENT, as test_hmm reads it back); after unpin it moves', async () => {
+    const m = await createMachine({ devices: 1, systemPages: 4096, devicePages: 64 });
+    machines.push(m);
+    const p = m.spawn();
+    const fd = await m.devices[0].open(p);
+    const n = 4;
+    const buf = await p.mmap(0, n * PAGE_SIZE, RW, ANON);
+    const data = new Uint8Array(n * PAGE_SIZE).map((_, i) => (i * 7) & 0xff);
+    await p.write(buf, data);
+    const pin = await p.pinUserPages(buf + PAGE_SIZE, 1, { write: true, longterm: true });
+    await expect(fd.migrateToDevice(buf, n)).rejects.toBeErrno('ENOENT');
+    const snap = await fd.snapshot(buf, n);
+    expect([...snap]).toEqual([
+      HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE, HMM_DMIRROR_PROT_WRITE,
+      HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE, HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE,
+    ]);
+    // The pinned page is the one the process maps: a store through the pin reaches the CPU.
+    pin.data(0)[5] = 0xee;
+    const want = data.slice();
+    want[PAGE_SIZE + 5] = 0xee;
+    expect(firstDiff(await p.read(buf, n * PAGE_SIZE), want)).toBeNull();
+    pin.release();
+    const r = await fd.migrateToDevice(buf, n);
+    expect(r.cpages).toBe(n);
+    expect(firstDiff(r.data, want)).toBeNull();
     checkFrameAccounting(m);
     await fd.close();
   }, 120_000);

@@ -13,14 +13,17 @@ import {
   createMachine, HmmError, MADV_DONTNEED, MADV_PAGEOUT, PAGE_SIZE, type Machine,
 } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
+import type { Scheduler } from '../../src/sched/scheduler.js';
+import { SeededScheduler } from '../../src/sched/seeded.js';
 import { startStorm } from '../../src/workloads/storm.js';
 import { ANON, RW, trackMachines } from './machines.js';
 import { pagesOf } from './pages.js';
 
 const machines = trackMachines();
+const STORM_SEED = 3;
 
-async function setup(): Promise<{ m: Machine; mirror: Dmirror; proc: ReturnType<Machine['spawn']> }> {
-  const m = await createMachine({ devices: 1, systemPages: 1 << 14, aperturePages: 1024, devicePages: 512 });
+async function setup(scheduler?: Scheduler): Promise<{ m: Machine; mirror: Dmirror; proc: ReturnType<Machine['spawn']> }> {
+  const m = await createMachine({ devices: 1, systemPages: 1 << 14, aperturePages: 1024, devicePages: 512, ...(scheduler ? { scheduler } : {}) });
   machines.push(m);
   const proc = m.spawn();
   const mirror = (await m.devices[0].open(proc)) as unknown as Dmirror;
@@ -71,7 +74,9 @@ describe('retry protocols', () => {
 
   it('under a reclaim storm lock-fallback completes every fault; seq times out; valid-flag times out or commits stale pfns', async () => {
     const outcome = async (protocol: RetryProtocol): Promise<{ ok: number; wrong: number; ebusy: number; fallbacks: number }> => {
-      const { mirror, proc } = await setup();
+      // On the seeded scheduler: the storm's sleeps and the 40 ms range-fault timeout are
+      // virtual time, so who wins each race is the seed's choice, not the machine's speed.
+      const { mirror, proc } = await setup(new SeededScheduler(STORM_SEED));
       const n = 16;
       const buf = await proc.mmap(0, n * PAGE_SIZE, RW, ANON);
       await proc.write(buf, pagesOf(n, (p) => 0x3000 + p));

@@ -59,12 +59,18 @@ function crafted(): string {
 
 describe('issue 18: the lab tells the truth and shows time (built site, headless Chromium)', () => {
   it('first paint; the default run has tens of batches; the timeline, heat map, scatter and plots draw and zoom together; Perfetto and uvm-eval exports parse', async () => {
-    const { page, errors } = await openPage(site);
+    // The default settings, but the storm: on a loaded machine a storm can starve seq's retry
+    // loop into EBUSY (a true outcome, timing-dependent); the batch count does not depend on it.
+    const { page, errors } = await openPage(site, '?stormRate=0');
     const fcp = await page.evaluate(() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1);
     const nav = await page.evaluate(() => (performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming | undefined)?.domContentLoadedEventEnd ?? -1);
     console.log(`first contentful paint on the built site: ${fcp.toFixed(0)} ms (DOMContentLoaded ${nav.toFixed(0)} ms), headless Chromium, this machine`);
+    for (const [k, v] of [['workload', 'stream'], ['sizeMiB', '1'], ['window', '64k'], ['batchSize', '8']]) {
+      expect(await page.inputValue(`[name=${k}]`)).toBe(v);
+    }
     await page.click('#run');
-    expect(await waitEnded(page, 120_000)).toBe('done');
+    await waitEnded(page, 240_000);
+    expect(await page.textContent('#status')).toMatch(/^done: ok/);
     const n = await batches(page);
     expect(n).toBeGreaterThanOrEqual(10);
     expect(num(await page.textContent('#c-rangeFaults'))).toBeLessThan(num(await page.textContent('#c-unique'))); // coalesced
@@ -131,7 +137,7 @@ describe('issue 18: the lab tells the truth and shows time (built site, headless
     expect(log.flatMap((b) => b.faults).every((f) => f.va >= 0x4000_0000 && f.va < 0x4000_0000 + run.config.sizeMiB * 2 ** 20)).toBe(true);
     expect(errors).toEqual([]);
     await page.close();
-  }, 240_000);
+  }, 400_000);
 
   it('a run whose data is wrong is not "ok" anywhere; Import restores its settings, invalidations and wall time', async () => {
     const { page, errors } = await openPage(site);
@@ -166,9 +172,10 @@ describe('issue 18: the lab tells the truth and shows time (built site, headless
   }, 90_000);
 
   it('the log keeps the newest lines under a storm and shows the end once; a stopped run logs one end, no batch -1, no doubled errno', async () => {
-    const { page, errors } = await openPage(site, '?workload=stream&sizeMiB=0.5&window=4k&batchSize=2&writeFraction=0&stormRate=2000');
+    const { page, errors } = await openPage(site, '?workload=stream&sizeMiB=0.25&window=4k&batchSize=1&writeFraction=0&stormRate=2000');
     await page.click('#run');
-    expect(await waitEnded(page, 180_000)).toBe('done');
+    await waitEnded(page, 240_000);
+    expect(await page.textContent('#status')).toMatch(/^done: ok/);
     const total = Number(await page.getAttribute('#log', 'data-total'));
     expect(total).toBeGreaterThan(400); // the old view froze at 400
     expect(await page.textContent('#log-last')).toMatch(/^end: ok; /);
@@ -193,7 +200,7 @@ describe('issue 18: the lab tells the truth and shows time (built site, headless
     expect(await page.textContent('#status')).toMatch(/^stopped: stopped \(EINTR: stopped by the user\)/);
     expect(errors).toEqual([]);
     await page.close();
-  }, 240_000);
+  }, 400_000);
 
   it('the strip shows CPU and GPU state and agrees with the page-table meter under a storm; progress shows; Reset clears every meter; warnings for .ts policies and slow runs', async () => {
     const { page, errors } = await openPage(site, '?workload=random&sizeMiB=1&window=4k&batchSize=16&writeFraction=0&stormRate=2000');
@@ -220,7 +227,7 @@ describe('issue 18: the lab tells the truth and shows time (built site, headless
       requestAnimationFrame(tick);
     });
     await page.click('#run');
-    await waitEnded(page, 180_000);
+    await waitEnded(page, 240_000);
     const checks = (await page.evaluate(() => window.stripChecks))!;
     expect(checks.frames).toBeGreaterThan(0);
     expect(checks.bad).toEqual([]);
@@ -255,7 +262,7 @@ describe('issue 18: the lab tells the truth and shows time (built site, headless
     expect(await page.textContent('#estimate')).toMatch(/may take minutes.*block replays the kernel after every batch/);
     expect(errors).toEqual([]);
     await page.close();
-  }, 240_000);
+  }, 400_000);
 
   it('the gallery: coalescing on / off runs both and compares them', async () => {
     const { page, errors } = await openPage(site);
@@ -271,7 +278,7 @@ describe('issue 18: the lab tells the truth and shows time (built site, headless
     await page.screenshot({ path: join(shots, 'lab-scenario.png'), fullPage: false });
     expect(errors).toEqual([]);
     await page.close();
-  }, 240_000);
+  }, 400_000);
 
   it('traces in: an Nsight Systems export imports and runs; a malformed uvm-eval log names its line and field and nothing runs', async () => {
     const { page, errors } = await openPage(site, '?window=4k&stormRate=0');
@@ -279,7 +286,8 @@ describe('issue 18: the lab tells the truth and shows time (built site, headless
     await page.waitForFunction(() => document.getElementById('trace-status')?.dataset.state === 'loaded', null, { timeout: 30_000 });
     expect(await page.textContent('#trace-status')).toMatch(/3 fault row\(s\), 6 page fault\(s\), UM memcpy 1 to device \/ 2 to host/);
     await page.click('#run-trace');
-    expect(await waitEnded(page)).toBe('done');
+    await waitEnded(page, 120_000);
+    expect(await page.textContent('#status')).toMatch(/^done: ok/);
     expect(await batches(page)).toBeGreaterThan(0);
     const rep = importJson((await download(page, '#export-json')).text);
     expect(rep.runs[0].config.workload).toBe('trace:app.sqlite');

@@ -62,7 +62,7 @@ describe('parseArgs', () => {
     [['--quiet=yes'], /--quiet takes no value/],
     [['--preset', 'fast'], /--preset: 'fast' is not a preset \(one of quick, coalescing, windows, batches, protocols, mm, policies, published, all\)/],
     [['--preset', 'windows,'], /--preset: empty value in 'windows,'/],
-    [['--workload', 'streem'], /--workload: 'streem' is not a workload \(one of stream, strided, random, stencil, gather, pingpong, bfs, hotspot/],
+    [['--workload', 'streem'], /--workload: 'streem' is not a workload \(one of stream, strided, random, stencil, gather, pingpong, hotset, bfs, hotspot/],
     [['--window', '8k'], /--window: '8k' is not a window \(one of 4k, 64k, 2m, amd\)/],
     [['--batch', '0'], /--batch: '0' is not a positive integer/],
     [['--batch', '1.5'], /--batch: '1.5' is not a positive integer/],
@@ -86,16 +86,16 @@ describe('parseArgs', () => {
 describe('expandPresets', () => {
   const expand = (argv: string[]) => expandPresets(parseArgs(argv));
 
-  it('counts: coalescing 12, windows 8, batches 8, protocols 12, quick 13, mm 0, all 40', () => {
+  it('counts: coalescing 2 a workload, windows 8, batches 8, protocols 12, quick 13, mm 0, all 28 + coalescing', () => {
     expect(expand(['--preset', 'coalescing'])).toHaveLength(2 * SYNTHETIC_WORKLOADS.length);
     expect(expand(['--preset', 'windows'])).toHaveLength(8);
     expect(expand(['--preset', 'batches'])).toHaveLength(8);
     expect(expand(['--preset', 'protocols'])).toHaveLength(12);
     expect(expand(['--preset', 'quick'])).toHaveLength(13);
     expect(expand(['--preset', 'mm'])).toHaveLength(0);
-    expect(expand(['--preset', 'all'])).toHaveLength(40);
+    expect(expand(['--preset', 'all'])).toHaveLength(28 + 2 * SYNTHETIC_WORKLOADS.length);
     expect(expand([])).toHaveLength(13); // the default: quick (+ the mm preset, which has no GPU runs)
-    expect(expand(['--preset', 'windows,windows,all'])).toHaveLength(40);
+    expect(expand(['--preset', 'windows,windows,all'])).toHaveLength(28 + 2 * SYNTHETIC_WORKLOADS.length);
   });
 
   it('coalescing: on and off for each workload, everything else at the base values', () => {

@@ -46,6 +46,11 @@ describe('published preset', () => {
     const md = publishedTable(rows);
     expect(md).toContain('| bfs | on-demand, fits | 2,491 | 4,982 | 2.00x | 116.9 | 112.1 | 0.96x |');
     expect(md.split('\n').length).toBe(2 + 6);
+    // --seeds: a cell's runs are averaged; one failed run fails the cell.
+    const second = runs.map((r) => ({ ...r, config: { ...r.config, seed: 2 }, policy: { ...r.policy!, farFaults: r.policy!.farFaults + 2 } }));
+    const bfsRow = (rs: RunResult[]) => publishedRows(rs, ['bfs']).find((r) => r.benchmark === 'bfs')!;
+    expect(bfsRow([...runs, ...second]).ours!.farFaults).toBe(4983);
+    expect(bfsRow([...runs, { ...second[0], ok: false }]).ours).toBeNull();
   });
 });
 

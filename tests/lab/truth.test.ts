@@ -48,6 +48,11 @@ describe('the lab tells the truth', () => {
     expect(live.counters.simMs).toBe(r.lab!.simNs / 1e6);
     expect(live.series.simMs.at(-1)).toBeLessThanOrEqual(r.lab!.simNs / 1e6);
     expect(live.counters.wallMs).toBe(r.wallMs);
+    // The workgroup TLBs' figures ride each round up (the workload kernels of createKernels
+    // report none yet: RoundResult.tlb is zero for them, and the page shows '—').
+    expect(live.counters.tlbWalks).toBeLessThanOrEqual(live.counters.tlbLookups);
+    expect(live.series.tlbHitRate).toHaveLength(r.totals.batches);
+    expect(live.series.tlbHitRate.every((h) => h >= 0 && h <= 1)).toBe(true);
     // Our run in uvm-eval's format reads back: one s/b pair per batch.
     const log = parseUvmEval(labUvmEval(live));
     expect(log.length).toBe(r.totals.batches);

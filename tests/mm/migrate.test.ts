@@ -1,22 +1,18 @@
 import { describe, expect, it } from 'vitest';
-import { MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE, type Machine } from '../../src/index.js';
-import type { MmStruct } from '../../src/mm/mm.js';
+import { MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from '../../src/index.js';
 import {
-  makeDeviceExclusive, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
-  MIGRATE_VMA_SELECT_SYSTEM, migratePfn, migratePfnFlags, migratePfnToPfn, migrateVmaFinalize, migrateVmaPages,
+  makeDeviceExclusive, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_SYSTEM, migratePfnFlags, migrateVmaFinalize, migrateVmaPages,
   migrateVmaSetup,
 } from '../../src/mm/migrate.js';
-import type { DevPagemap } from '../../src/mm/pagemap.js';
 import {
   isDeviceExclusive, isDevicePrivate, isMigration, PTE_WRITE, swpKind, SWP_DEVICE_READ, SWP_DEVICE_WRITE,
 } from '../../src/mm/page-table.js';
+import { FakeDevice, withRead } from './fake-device.js';
 import { account, destroyAndCheckEmpty, entryAt, expectBytes, fill, HUGE, PG, pattern, recordEvents } from './helpers.js';
 import { machineTest } from '../support/machine.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
-
-import { FakeDevice, withRead } from './fake-device.js';
 
 describe('device-private migration', () => {
   machineTest('migrates anon pages to device memory (MIGRATE with owner) and back on CPU touch', async ({ machine: m }) => {

@@ -7,7 +7,7 @@
  */
 import { describe, expect } from 'vitest';
 import {
-  MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE,
+  MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_FIXED, MAP_HUGETLB, MAP_PRIVATE, MAP_SHARED, MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE,
   PROT_READ, PROT_WRITE, type Errno,
 } from '../../src/index.js';
 import { isDevicePrivate, isMigration, PMD_HUGE } from '../../src/mm/page-table.js';
@@ -112,6 +112,22 @@ describe('mremap: move_vma and move_page_tables', () => {
     expect(p.mm.vmas.lookup(b)!.end - b).toBe(12 * PG);
   });
 
+  machineTest('moving the middle of a VMA splits it; moving it back merges all three (vm_pgoff contiguous again)', async ({ machine: m }) => {
+    const p = m.spawn();
+    const a = await p.mmap(0, 4 * PG, RW, ANON);
+    await p.write(a, pattern(4 * PG, 13));
+    const dst = await p.mmap(0, 2 * PG, RW, ANON);
+    await p.munmap(dst, 2 * PG);
+    const n0 = vmaList(p).length;
+    await p.mremap(a + PG, 2 * PG, 2 * PG, MOVE, dst);
+    expect(vmaList(p).length).toBe(n0 + 2); // [a, a+1) and [a+3, a+4) and the moved piece
+    expect(p.mm.vmas.lookup(dst)!.pgoff).toBe((a + PG) / PG);
+    await p.mremap(dst, 2 * PG, 2 * PG, MOVE, a + PG);
+    expect(vmaList(p).length).toBe(n0);
+    expect(p.mm.vmas.lookup(a)).toMatchObject({ start: a, end: a + 4 * PG, pgoff: a / PG });
+    expectBytes(await p.read(a, 4 * PG), pattern(4 * PG, 13));
+  });
+
   machineTest('DONTUNMAP leaves the old anonymous VMA, empty: it reads zeros', async ({ machine: m }) => {
     const p = m.spawn();
     const a = await p.mmap(0, 4 * PG, RW, ANON);
@@ -156,6 +172,26 @@ describe('mremap: move_vma and move_page_tables', () => {
     expectBytes(await p.read(dup, 2 * PG), pattern(2 * PG, 6));
     await p.write(dup, pattern(PG, 7));
     expectBytes(await p.read(a, PG), pattern(PG, 7));
+  });
+});
+
+describe('mremap of hugetlb', () => {
+  machineTest('align_hugetlb: 2 MiB-aligned moves carry the PMD leaf; unaligned or growing is EINVAL', async ({ machine: m }) => {
+    const p = m.spawn();
+    const a = await p.mmap(0, HUGE, RW, ANON | MAP_HUGETLB);
+    await p.write(a, pattern(PG, 11));
+    const leaf = entryAt(p.mm, a)!;
+    const far = await p.mmap(0, 8 * HUGE, RW, ANON);
+    await p.munmap(far, 8 * HUGE);
+    const dst = Math.ceil(far / HUGE) * HUGE + HUGE;
+    await expect(p.mremap(a, HUGE, HUGE, MOVE, dst + PG)).rejects.toBeErrno('EINVAL');
+    await expect(p.mremap(a, HUGE, 2 * HUGE, MREMAP_MAYMOVE)).rejects.toBeErrno('EINVAL');
+    expect(await p.mremap(a, HUGE, HUGE, MOVE, dst)).toBe(dst);
+    expect(entryAt(p.mm, dst)).toMatchObject({ level: 'pmd', pfn: leaf.pfn });
+    expectBytes(await p.read(dst, PG), pattern(PG, 11));
+    // The reservation went with the copy: a second write fault there still has its page.
+    await p.write(dst + HUGE - PG, pattern(PG, 12));
+    expectBytes(await p.read(dst + HUGE - PG, PG), pattern(PG, 12));
   });
 });
 

@@ -139,3 +139,40 @@ describe('GPU access counters on the policy path', () => {
     expect(validatePolicy({ ...base, accessCounterRegionPages: 16 }, 'test').accessCounterRegionPages).toBe(16);
   });
 });
+
+describe('CPU faults on device pages on the real path (uvm_va_block_cpu_fault: the 64 KiB big page comes home)', () => {
+  let machine: Machine | null = null;
+  afterEach(async () => {
+    await machine?.destroy();
+    machine = null;
+  });
+
+  it('a CPU fault brings 16 pages home in one migrate_to_ram; the rest stay on the device; data intact', async () => {
+    const m = await createMachine({ systemPages: 4096, devicePages: 64, aperturePages: 1024 });
+    machine = m;
+    const proc = m.spawn();
+    const n = 32;
+    const buf = await proc.mmap(ADDR, n * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
+    await proc.write(buf, pagesOf(n, tag));
+    const mirror = (await m.devices[0].open(proc)) as Dmirror;
+    const { firstTouch } = await import('../../src/policy/builtins.js');
+    const path = new PolicyPath(firstTouch(), 0, { start: buf, npages: n, capacityPages: 64 });
+    mirror.setServicer({ policy: path });
+    await mirror.read(buf, n); // every page migrates into device memory
+    expect(path.stats.migratedIn).toBe(n);
+    const devmem = m.devices[0].devmem;
+    const before = devmem.cpuFaults;
+    const got = await proc.read(buf + 21 * PAGE_SIZE, 4); // page 21: big page 16..31
+    expect(new Uint32Array(got.buffer, got.byteOffset, 1)[0]).toBe(tag(21));
+    expect(devmem.cpuFaults - before).toBe(1);
+    const home = Array.from({ length: n }, (_, p) => path.engine.residency.location(p) === -1);
+    expect(home.slice(16)).toEqual(new Array(16).fill(true));
+    expect(home.slice(0, 16)).toEqual(new Array(16).fill(false));
+    // The CPU reads the rest of the big page without another fault; page 3 faults once more.
+    await proc.read(buf + 16 * PAGE_SIZE, 16 * PAGE_SIZE);
+    expect(devmem.cpuFaults - before).toBe(1);
+    expect(firstDiff(await proc.read(buf, n * PAGE_SIZE), pagesOf(n, tag))).toBeNull();
+    expect(devmem.cpuFaults - before).toBe(2);
+    expect(m.devices[0].stats.mappedFrees).toBe(0);
+  });
+});

@@ -90,6 +90,8 @@ export const RUN_EXTRA: readonly { csv: string; raw(r: RunResult): string | numb
   { csv: 'verify_mismatches', raw: (r) => r.verify.mismatches },
   { csv: 'reused_from_run', raw: (r) => (r.reusedFrom === undefined ? null : r.reusedFrom + 1) },
   { csv: 'sim_time_ns', raw: (r) => r.policy?.simTimeNs ?? null },
+  // Did the fault ring overflow? Its fault counts then follow GPU thread timing, not the seed.
+  { csv: 'ring_overflows', raw: (r) => r.ringOverflows ?? null },
 ];
 
 

@@ -17,6 +17,8 @@ export interface PolicyRow {
   oversub: number;
   seed: number;
   ok: boolean;
+  /** The run's error when it failed. */
+  error: string | null;
   p: PolicyRunResult;
   /** simTime / first touch's on the same workload, size, oversub and seed (null: none ran). */
   timeVsFirstTouch: number | null;
@@ -59,8 +61,15 @@ export const POLICY_COLUMNS: readonly PolicyColumn[] = [
   { head: 'wall ms', csv: 'wall_ms', text: (r) => r.wallMs.toFixed(0), raw: (r) => r.wallMs, numeric: true },
   { head: 'policy share', csv: 'policy_share', text: (r) => `${(100 * share(r.p)).toFixed(1)} %`, raw: (r) => share(r.p), numeric: true },
   { head: 'sim faults/wall s', csv: 'sim_faults_per_wall_sec', text: (r) => String(Math.round(r.p.simFaultsPerWallSec)), raw: (r) => r.p.simFaultsPerWallSec, numeric: true },
-  { head: 'verified', csv: 'verify_mismatches', text: (r) => (r.ok && r.mismatches === 0 ? 'ok' : `${r.mismatches} wrong`), raw: (r) => r.mismatches },
+  { head: 'verified', csv: 'verify_mismatches', text: verified, raw: (r) => r.mismatches },
+  { head: 'error', csv: 'error', text: (r) => r.error ?? '', raw: (r) => r.error ?? '' },
 ];
+
+/** A failed run is FAILED whatever it read before it stopped (its "0 wrong" checked nothing). */
+function verified(r: PolicyRow): string {
+  if (!r.ok) return 'FAILED';
+  return r.mismatches === 0 ? 'ok' : `${r.mismatches} wrong`;
+}
 
 /** The policy layer's share of fault-service wall time (the servicer's batches and the command-end work). */
 export function share(p: PolicyRunResult): number {
@@ -83,7 +92,7 @@ export function policyRows(report: ExperimentReport): PolicyRow[] {
     const bytes = (p: PolicyRunResult): number => p.bytesToDevice + p.bytesToHost;
     rows.push({
       run: i + 1, workload: r.config.workload, sizeMiB: r.config.sizeMiB, policy: r.config.policy ?? r.policy.policy,
-      oversub: r.config.oversub ?? 1, seed: r.config.seed, ok: r.ok, p: r.policy, wallMs: r.wallMs, mismatches: r.verify.mismatches,
+      oversub: r.config.oversub ?? 1, seed: r.config.seed, ok: r.ok, error: r.ok ? null : r.error ?? 'failed', p: r.policy, wallMs: r.wallMs, mismatches: r.verify.mismatches,
       timeVsFirstTouch: base && base.simTimeNs > 0 ? r.policy.simTimeNs / base.simTimeNs : null,
       bytesVsFirstTouch: base && bytes(base) > 0 ? bytes(r.policy) / bytes(base) : null,
     });

@@ -1,0 +1,48 @@
+/**
+ * HMM_DMIRROR_SNAPSHOT over a huge range gives the CPU up as the kernel's walks do
+ * (cond_resched): other tasks run while it walks, and a process that exits meanwhile ends
+ * the walk (fatal_signal_pending: EINTR) instead of being walked to the end.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMachine, HmmError, type Machine } from '../../src/index.js';
+import { SNAPSHOT_RESCHED_RANGES } from '../../src/driver/snapshot.js';
+
+const HOLE = 0x1000_0000;
+
+describe('SNAPSHOT over a huge range', () => {
+  let m: Machine | null = null;
+  afterEach(async () => {
+    await m?.destroy();
+    m = null;
+  });
+
+  it('yields to other tasks while it walks (one reschedule point every 64 ranges)', async () => {
+    m = await createMachine({ devices: 1 });
+    const fd = await m.devices[0].open(m.spawn());
+    const pages = 2 ** 16;
+    let ran = 0;
+    let on = true;
+    const tick = (): void => {
+      if (!on) return;
+      ran++;
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    const snap = await fd.snapshot(HOLE, pages);
+    on = false;
+    expect(snap.length).toBe(pages);
+    // The walk's reschedule points each let the other task run once at least.
+    expect(ran).toBeGreaterThanOrEqual(Math.floor(pages / 64 / SNAPSHOT_RESCHED_RANGES) - 1);
+  });
+
+  it('a process that exits during the walk ends it with EINTR', async () => {
+    m = await createMachine({ devices: 1 });
+    const proc = m.spawn();
+    const fd = await m.devices[0].open(proc);
+    const p = fd.snapshot(HOLE, 2 ** 20).then(() => null, (e: unknown) => e);
+    setImmediate(() => { void proc.exit(); });
+    const e = await p;
+    expect(e).toBeInstanceOf(HmmError);
+    expect((e as HmmError).code).toBe('EINTR');
+  });
+});
