@@ -389,7 +389,11 @@ export function expandPresets(opts: Pick<CliOptions, 'presets' | 'overrides'>): 
   for (const axis of AXIS_ORDER) {
     const values = opts.overrides[axis];
     if (values === undefined || values.length === 0) continue;
-    runs = runs.flatMap((c) => values.map((v) => ({ ...c, [axis]: v }) as RunConfig));
+    // A preset's run of an application workload is shaped for it (its size): another
+    // --workload replaces the preset's other runs, not that one.
+    runs = runs.flatMap((c) => values
+      .filter((v) => axis !== 'workload' || !isAppWorkload(c.workload) || v === c.workload)
+      .map((v) => ({ ...c, [axis]: v }) as RunConfig));
   }
   // --workload NAME of an application puts it in presets sized for the synthetic ones: it
   // runs at its own default size (UVM_Smart's input) unless --size says.
