@@ -6,7 +6,7 @@
  * wrong, the faults real, every launch run.
  */
 import { expect } from 'vitest';
-import { BASE_CONFIG } from '../../src/experiment/cli.js';
+import { BASE_CONFIG } from '../../src/experiment/schema.js';
 import { runOne } from '../../src/experiment/runner.js';
 import type { RunConfig, RunResult } from '../../src/experiment/types.js';
 import { appProgram } from '../../src/workloads/apps/index.js';
