@@ -48,7 +48,7 @@ async function main(): Promise<void> {
   const pages = bytes / PAGE_SIZE;
   const m = await createMachine({ devices: 1, gpuContext: Promise.resolve(gpu), systemPages: pages * 3 + (1 << 14), aperturePages: Math.min(32768, pages * 2) });
   const p = m.spawn();
-  const mirror = (await m.devices[0].open(p)) as unknown as Dmirror;
+  const mirror = await m.devices[0].open(p);
 
   // 1. Streaming device READ over one VMA, batches of 256, UVM's batch-flush replay.
   for (const window of [4096, 65536, 2097152] as WindowPolicy[]) {

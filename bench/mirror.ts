@@ -43,7 +43,7 @@ const DEVICE_PAGES = 16384;
 const t0All = performance.now();
 const machine = await createMachine({ devices: 1, aperturePages: APERTURE_PAGES, devicePages: DEVICE_PAGES, systemPages: 1 << 19 });
 const proc = machine.spawn();
-const dev = machine.devices[0] as unknown as DmirrorDevice;
+const dev = machine.devices[0];
 const mirror = (await dev.open(proc)) as Dmirror;
 const engine = mirror.engine;
 const device = engine.device;
@@ -353,7 +353,7 @@ async function shootdowns(reps: number): Promise<{ inside: number; around: numbe
         const p2 = m2.spawn();
         const ptr = await p2.mmap(0, npages * PAGE_SIZE, RW, ANON);
         await p2.write(ptr, data);
-        const mir = (await (m2.devices[0] as unknown as DmirrorDevice).open(p2)) as Dmirror;
+        const mir = (await m2.devices[0].open(p2)) as Dmirror;
         const t = performance.now();
         const r = await mir.read(ptr, npages);
         fresh.push(performance.now() - t);

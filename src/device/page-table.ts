@@ -39,7 +39,6 @@ export const PTE_INDEX_SHIFT = 8;
 /** Table indices and slots are 24-bit. */
 export const PTE_INDEX_LIMIT = 2 ** 24;
 
-export const PT_LEVELS = 4;
 export const PT_ENTRIES = 512;
 export const PT_TABLE_BYTES = PT_ENTRIES * 4;
 /** Page numbers are < 2^35 (VA < 2^47, 4 KiB pages). */

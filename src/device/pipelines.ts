@@ -59,7 +59,7 @@ export async function createEnginePipelines(device: GPUDevice, label: string, sc
       await Promise.all(['mirror-access.wgsl', 'mirror-atomic.wgsl'].map(() => sched.wait(Promise.resolve(), `${label}: createComputePipelineAsync`)));
       return have;
     }
-    const made = await compileEngineKernels(device, 'mirror', sched);
+    const made = await compileEngineKernels(device, label, sched);
     deviceKernels.set(device, made);
     return made;
   });

@@ -60,8 +60,8 @@ export class Aperture {
   #pending: { slot: number; pfn: number }[] = [];
   /** Slots mapped writable that have no merge base yet (see takeBases). */
   #needBase: SlotInfo[] = [];
-  /** Set when a kernel that can write ran since the last write-back. */
-  mayBeDirty = false;
+  /** A kernel that can write was readied (syncToGpu(true)) since the last write-back. */
+  #mayBeDirty = false;
   readonly stats: ApertureStats = { uploads: 0, uploadWrites: 0, refreshes: 0, writebacks: 0 };
 
   constructor(engine: MirrorEngine, ram: PhysMem) {
@@ -182,7 +182,10 @@ export class Aperture {
    */
   syncToGpu(writes = true): void {
     this.flushUploads();
-    if (writes) this.#takeBases();
+    if (writes) {
+      this.#takeBases();
+      this.#mayBeDirty = true; // the kernel about to run may write: the next write-back looks
+    }
     if (this.#epochSeen === this.#ram.epoch) return;
     const pool = this.#engine.aperture;
     for (const [pfn, s] of this.#byPfn) {
@@ -210,8 +213,8 @@ export class Aperture {
   /** GPU → CPU: copy back every slot the GPU wrote. */
   async writeback(): Promise<void> {
     this.flushUploads();
-    if (!this.mayBeDirty) return;
-    this.mayBeDirty = false;
+    if (!this.#mayBeDirty) return;
+    this.#mayBeDirty = false;
     const pages = await this.#engine.writebackDirty('aperture');
     for (const { slot, data } of pages) {
       const pfn = this.#pfnOfSlot.get(slot);

@@ -21,7 +21,6 @@ import type { Vma } from '../mm/vma.js';
 export type WindowPolicy = 4096 | 65536 | 2097152 | 'amd';
 
 export const ACCESS_RANK: Record<FaultAccess, number> = { read: 0, write: 1, atomic: 2 };
-export const RANK_ACCESS: readonly FaultAccess[] = ['read', 'write', 'atomic'];
 /** AMD: faults within this long of the range's last validation are dropped (svm_range_restore_pages). */
 export const AMD_RECENT_MS = 2;
 

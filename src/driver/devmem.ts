@@ -24,6 +24,12 @@ export interface DevmemMapper {
   mapsDevicePage(slot: number): boolean;
   /** Zap the mirror's entries for these slots (their pages are leaving). */
   dropDevicePages(slots: ReadonlySet<number>): Promise<void>;
+  /**
+   * The CPU faulted on our device page at addr of mm (dmirror_devmem_fault): told before the
+   * page moves home and after (a migration policy attached to the mirror decides and records).
+   */
+  beforeCpuFault(mm: MmStruct, addr: number): { start: number; end: number } | undefined;
+  afterCpuFault(mm: MmStruct, addr: number): void;
 }
 
 export class Devmem {
@@ -32,18 +38,15 @@ export class Devmem {
   readonly #vram: () => PagePool | null;
   readonly #mappers: ReadonlySet<DevmemMapper>;
   /** Device pages migrated back to RAM on a CPU fault (dmirror_devmem_fault). */
-  cpuFaults = 0;
+  #cpuFaults = 0;
+  get cpuFaults(): number {
+    return this.#cpuFaults;
+  }
   /**
    * mappedFrees: device pages whose last reference went while a mirror still mapped them —
    * each one a bug (an entry installed outside read_begin/read_retry), zapped before reuse.
    */
   readonly stats = { mappedFrees: 0 };
-  /**
-   * A migration policy's cpuFault hook (src/driver/policy-path.ts), told before a page goes
-   * home; it may name the byte range to bring home with it (UVM's 64 KiB big page), clipped
-   * here to the faulting VMA. Nothing: the one page, as test_hmm does.
-   */
-  onCpuFault: ((mm: MmStruct, addr: number) => { start: number; end: number } | undefined) | null = null;
 
   /**
    * `owner`: the pagemap owner (the device: hmm_range_fault's dev_private_owner and the
@@ -128,24 +131,31 @@ export class Devmem {
    * Migrate that page back to a fresh system frame; every mirror drops its entry for it.
    */
   async #devmemFault(f: DevicePrivateFault): Promise<void> {
-    this.cpuFaults++;
+    this.#cpuFaults++;
     let start = f.addr - (f.addr % PAGE_SIZE);
     let end = start + PAGE_SIZE;
-    const want = this.onCpuFault?.(f.mm, f.addr);
+    // The mirror whose policy owns the page may name the range to bring home with it (UVM's
+    // 64 KiB big page), clipped here to the faulting VMA. Nothing: the one page, as test_hmm does.
+    let want: { start: number; end: number } | undefined;
+    for (const m of this.#mappers) want ??= m.beforeCpuFault(f.mm, f.addr);
     const vma = f.mm.vmas.lookup(f.addr);
     if (want !== undefined && vma !== undefined && want.start <= start && want.end >= end) {
       // migrate_vma_setup collects only our device-private pages in the range (SELECT_DEVICE_PRIVATE).
       start = Math.max(want.start, vma.start);
       end = Math.min(want.end, vma.end);
     }
-    const mig = await migrateVmaSetup(f.mm, {
-      start, end, flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmapOwner: this.pagemap.owner, faultPage: f.pfn,
-    });
     try {
-      const dst = await this.copyToRam(mig.src);
-      await migrateVmaPages(mig, dst);
+      const mig = await migrateVmaSetup(f.mm, {
+        start, end, flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmapOwner: this.pagemap.owner, faultPage: f.pfn,
+      });
+      try {
+        const dst = await this.copyToRam(mig.src);
+        await migrateVmaPages(mig, dst);
+      } finally {
+        await migrateVmaFinalize(mig);
+      }
     } finally {
-      await migrateVmaFinalize(mig);
+      for (const m of this.#mappers) m.afterCpuFault(f.mm, f.addr);
     }
   }
 

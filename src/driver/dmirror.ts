@@ -29,6 +29,8 @@ import { bounceInit, checkBounce, checkRange, MAX_COMMAND_PAGES, MIGRATE_STEP_PA
 import type { DmirrorHost, DmirrorStats } from './dmirror-host.js';
 import { dmirrorMigrateIn } from './migrate.js';
 import { MirrorPt } from './mirror-pt.js';
+import { PolicyPath, type PolicyRange } from './policy-path.js';
+import type { MigrationPolicy } from '../policy/types.js';
 import { dmirrorSnapshot } from './snapshot.js';
 import { Mutex } from './mutex.js';
 import { WaitQueue } from '../sched/wait-queue.js';
@@ -65,7 +67,10 @@ export class Dmirror implements Mirror {
   /** The v5.2 hmm_mirror, registered when the valid-flag protocol first needs it. */
   readonly #v52: V52Mirror;
   /** How device faults are serviced (setServicer changes it); its records are the batch log. */
-  servicer!: FaultServicer;
+  #servicer!: FaultServicer;
+  get servicer(): FaultServicer { return this.#servicer; }
+  /** The migration policy attached to this mirror (setPolicy), or none. */
+  #policy: PolicyPath | null = null;
 
   private constructor(device: DmirrorHost, proc: Process, engine: MirrorEngine) {
     this.device = device;
@@ -130,9 +135,7 @@ export class Dmirror implements Mirror {
 
   /**
    * dmirror_interval_invalidate(): zap [start, end) from the GPU page table and return only
-   * when no GPU work submitted before can still use the old entries, with what the GPU
-   * wrote copied back. A migration this device started is not echoed back to it: the
-   * migration code updates our table itself.
+   * when no GPU work submitted before can still use the old entries, what the GPU wrote copied back.
    */
   async #invalidate(sub: MmuIntervalNotifier, range: MmuNotifierRange, seq: number): Promise<boolean> {
     const own = range.event === 'MIGRATE' && range.owner === this.device;
@@ -159,6 +162,7 @@ export class Dmirror implements Mirror {
         return true;
       }
       this.#stats.invalidations++;
+      this.#policy?.invalidated(first, last, true); // its record of where pages live follows
       await this.pt.invalidate(first, last);
       if (range.event === 'RELEASE') this.#mmRelease();
     } finally {
@@ -168,19 +172,15 @@ export class Dmirror implements Mirror {
   }
 
   /**
-   * A migration this device started is not echoed back as an invalidation: the mirror
-   * that migrates maps the new pages itself, and device-page entries are dropped by the
-   * migration (dropDevicePages). Two things still hold: the migrating mirror writes back
-   * what the GPU wrote, so the migration copies current bytes; any other mirror of this
-   * device on the same mm (a second open) loses its system-memory entries in the range,
-   * whose frames the migration frees. Which mirror migrates is this mirror's own record
-   * (#collecting: the ranges its migrations are collecting), not state shared with the
-   * device. Caller holds `lock`.
+   * A migration this device started is not echoed back: the migrating mirror maps the new
+   * pages itself and device-page entries go with the migration (dropDevicePages). It still
+   * writes back what the GPU wrote (the copy must be current); any other mirror of this device
+   * on the mm (a second open) loses its entries, whose frames the migration frees. Which
+   * mirror migrates is its own record (#collecting), not the device's. Caller holds `lock`.
    */
   async #ownMigration(first: number, last: number): Promise<void> {
-    const start = first * PAGE_SIZE;
-    const end = last * PAGE_SIZE;
-    if ([...this.#collecting].some((r) => r.start <= start && end <= r.end)) {
+    this.#policy?.invalidated(first, last, false);
+    if ([...this.#collecting].some((r) => r.start <= first * PAGE_SIZE && last * PAGE_SIZE <= r.end)) {
       await this.pt.writeback();
       return;
     }
@@ -206,6 +206,10 @@ export class Dmirror implements Mirror {
     return this.pt.mapsDevicePage(slot);
   }
 
+  /** The CPU faulted on a device page (Devmem): the policy attached for this mm decides, then records the move. */
+  beforeCpuFault(mm: MmStruct, addr: number): { start: number; end: number } | undefined { return mm === this.mm ? this.#policy?.beforeCpuFault(addr) : undefined; }
+  afterCpuFault(mm: MmStruct, addr: number): void { if (mm === this.mm) this.#policy?.afterCpuFault(addr); }
+
   /** Our entries for these VRAM slots go (a device page is leaving for system memory). */
   async dropDevicePages(slots: ReadonlySet<number>): Promise<void> {
     await this.lock.with(() => this.pt.zapDevicePages(slots));
@@ -223,18 +227,40 @@ export class Dmirror implements Mirror {
   }
 
   /**
-   * How this mirror services device faults from now on (batching, coalescing, replay
-   * policy, retry protocol); records start afresh. The default is dmirror's own behaviour.
+   * How this mirror services device faults from now on (batching, coalescing, replay policy,
+   * retry protocol); records start afresh. The default is dmirror's own behaviour; options
+   * that shape servicing (or an attached policy) select the batching/coalescing servicer.
    */
-  setServicer(opts: Partial<ServicerOptions>): FaultServicer {
-    // Options that shape the servicing (the experiment's) select the batching/coalescing
-    // servicer; only hooks and timeouts keep dmirror_fault's 64-page ranges.
-    const shaped = SERVICER_SHAPE.some((k) => opts[k] !== undefined);
-    this.servicer = new FaultServicer(this.#target(), { ...DMIRROR_SERVICER, ...(shaped ? { rangePages: 0 } : {}), ...opts });
-    opts.policy?.attach(this.#target(), this.device.devmem, this.#collecting); // issue 9: the policy's moves
-    this.engine.accessCounters = opts.policy?.gpuCounters ?? null; // issue 9: the GPU counts for the policy
-    this.device.devmem.onCpuFault = opts.policy ? (mm, addr) => opts.policy!.cpuFault(mm, addr, this.mm) : null;
-    return this.servicer;
+  setServicer(opts: Partial<Omit<ServicerOptions, 'policy'>>): FaultServicer {
+    const shaped = this.#policy !== null || SERVICER_SHAPE.some((k) => opts[k] !== undefined);
+    const policy = this.#policy !== null ? { policy: this.#policy } : {};
+    this.#servicer = new FaultServicer(this.#target(), { ...DMIRROR_SERVICER, ...(shaped ? { rangePages: 0 } : {}), ...opts, ...policy });
+    return this.#servicer;
+  }
+
+  /** The servicer replaced by one built on it (the experiment's watchdog and observer wrap it). */
+  wrapServicer(wrap: (s: FaultServicer) => FaultServicer): FaultServicer {
+    this.#servicer = wrap(this.#servicer);
+    return this.#servicer;
+  }
+
+  /**
+   * Attach a migration policy to this mirror for the range `r` (null: detach): it services
+   * this mirror's faults, its CPU faults in this mm, the GPU's access counts, and follows
+   * this mirror's invalidations; it borrows the mirror's migrations (PolicyMover).
+   */
+  setPolicy(policy: MigrationPolicy | null, r?: PolicyRange): PolicyPath | null {
+    const devmem = this.device.devmem;
+    if (policy !== null && r === undefined) throw err('EINVAL', 'a policy needs its managed range');
+    this.#policy = policy === null ? null : new PolicyPath(policy, 0, r!, this.#target(), {
+      migrateIn: (start, end, write) => dmirrorMigrateIn(this.#target(), devmem, this.#collecting, start, end, write),
+      evict: (start, end) => devmem.evict(this.mm, start, end),
+      isDevicePage: (pfn) => devmem.pagemap.contains(pfn),
+    });
+    this.engine.accessCounters = this.#policy?.gpuCounters ?? null; // the GPU counts for the policy
+    const { policy: _, ...opts } = this.servicer.opts;
+    this.setServicer(this.#policy !== null ? { ...opts, rangePages: 0 } : opts);
+    return this.#policy;
   }
 
   /** dmirror_exclusive's loop: make_device_exclusive each page and map it atomic. */
@@ -326,11 +352,10 @@ export class Dmirror implements Mirror {
       maxRounds: MAX_ROUNDS,
       beforeRound: async () => {
         await this.lock.with(() => this.aperture.syncToGpu(writes));
-        if (writes) this.aperture.mayBeDirty = true;
       },
     });
     if (writes) await this.lock.with(() => this.aperture.writeback());
-    if (faulting) await this.servicer.opts.policy?.commandEnd(cmd.page, cmd.npages, cmd.accessCounts);
+    if (faulting) await this.#policy?.commandEnd(cmd.page, cmd.npages, cmd.accessCounts);
     return out;
   }
 
@@ -367,41 +392,32 @@ export class Dmirror implements Mirror {
   read(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }> {
     return this.#ioctl(true, () => this.#read(addr, npages));
   }
-
   write(addr: number, data: Uint8Array): Promise<MirrorResult> {
     return this.#ioctl(true, () => this.#write(addr, data));
   }
-
   migrateToDevice(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }> {
     return this.#ioctl(true, () => this.#migrateToDevice(addr, npages));
   }
-
   migrateToSystem(addr: number, npages: number): Promise<MirrorResult> {
     return this.#ioctl(true, () => this.#migrateToSystem(addr, npages));
   }
-
   snapshot(addr: number, npages: number): Promise<Uint8Array> {
     return this.#ioctl(true, () => this.#snapshot(addr, npages));
   }
-
   exclusive(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }> {
     return this.#ioctl(true, () => this.#exclusive(addr, npages));
   }
-
   /** (dmirror_check_atomic only reads the mirror's own table: no mm needed.) */
   checkExclusive(addr: number, npages: number): Promise<void> {
     return this.#ioctl(false, () => this.#checkExclusive(addr, npages));
   }
-
   /** (dmirror_device_evict_chunk works on the device's memory, whatever the mm.) */
   release(): Promise<void> {
     return this.#ioctl(false, () => this.#releaseDevice());
   }
-
   mmap(length: number, prot: number, flags: number): Promise<number> {
     return this.#ioctl(false, () => this.#mmap(length, prot, flags));
   }
-
   audit(addr: number, npages: number): Promise<{ checked: number; stale: number[] }> {
     return this.#ioctl(false, () => this.#audit(addr, npages));
   }
@@ -511,17 +527,7 @@ export class Dmirror implements Mirror {
   async #audit(addr: number, npages: number): Promise<{ checked: number; stale: number[] }> {
     this.#checkOpen();
     const r = checkRange(addr, npages);
-    return this.lock.with(() => {
-      const stale: number[] = [];
-      let checked = 0;
-      for (let p = r.start / PAGE_SIZE; p < r.end / PAGE_SIZE; p++) {
-        const mirrored = this.pt.pfnAt(p);
-        if (mirrored === null) continue;
-        checked++;
-        if (mirrored !== mappedPfn(this.mm, p * PAGE_SIZE)) stale.push(p * PAGE_SIZE); // a frame, a device page, or -1
-      }
-      return { checked, stale };
-    });
+    return this.lock.with(() => this.pt.audit(r.start / PAGE_SIZE, r.end / PAGE_SIZE, (p) => mappedPfn(this.mm, p * PAGE_SIZE)));
   }
 
   /** HMM_DMIRROR_CHECK_EXCLUSIVE (dmirror_check_atomic): EPERM while any page is still atomic. */

@@ -33,7 +33,10 @@ export class MirrorPt {
   /** Page ranges [start, end) of the commands in flight: eviction leaves them alone. */
   readonly #pinned = new Set<{ start: number; end: number }>();
   /** Times a full aperture made the table zap the entries outside the commands in flight. */
-  evictions = 0;
+  #evictions = 0;
+  get evictions(): number {
+    return this.#evictions;
+  }
 
   constructor(engine: MirrorEngine, aperture: Aperture, devmem: DevPagemap) {
     this.#engine = engine;
@@ -64,6 +67,19 @@ export class MirrorPt {
   }
 
   /** The pfn the entry at `page` reaches (a frame through the aperture, or a device pfn), or null. */
+  /** The audit: entries in [first, last) and those not reaching the page `cpu(page)` names (a frame, a device page, or -1). */
+  audit(first: number, last: number, cpu: (page: number) => number): { checked: number; stale: number[] } {
+    const stale: number[] = [];
+    let checked = 0;
+    for (let p = first; p < last; p++) {
+      const mirrored = this.pfnAt(p);
+      if (mirrored === null) continue;
+      checked++;
+      if (mirrored !== cpu(p)) stale.push(p * PAGE_SIZE);
+    }
+    return { checked, stale };
+  }
+
   pfnAt(page: number): number | null {
     const e = this.#engine.pt.lookup(page);
     if (e === null) return null;
@@ -218,7 +234,7 @@ export class MirrorPt {
    * uploads go first. The fence is syncWalkers(): it waits only when a round of this engine
    * may still be running (between commands, and between a command's rounds, nothing on the
    * GPU holds a translation). The write-back happens only when a kernel that writes ran
-   * since the last one (Aperture.mayBeDirty). On a lost device what the GPU held is lost
+   * since the last one (the aperture knows whether a writing kernel ran). On a lost device what the GPU held is lost
    * with it and the CPU side goes on: the slots are released all the same.
    */
   async shootdown(leaves: readonly UnmappedLeaf[]): Promise<void> {
@@ -259,7 +275,7 @@ export class MirrorPt {
       from = Math.max(from, r.end);
     }
     if (from < LAST_PAGE) leaves.push(...this.#engine.pt.unmap(from, LAST_PAGE - from));
-    this.evictions++;
+    this.#evictions++;
     const before = this.#aperture.freeSlots;
     await this.shootdown(leaves);
     return this.#aperture.freeSlots - before;

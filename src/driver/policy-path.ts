@@ -11,15 +11,22 @@
  *   THROTTLE                             not serviced: the invocation faults again on a later
  *                                        replay, after the nap (the virtual clock moves on)
  *
- * The engine's residency makes every decision first (pure, synchronous); the moves it made
- * are captured in order (its onMigrate) and performed here in that order, so the evictions
- * that made room happen before the pages that needed it arrive. Afterwards each page the
- * residency put on the device is checked against the CPU page table (the truth: a
- * device-private entry of ours); a page migrate_vma skipped is taken back (undoToDevice) and
- * serviced remotely, so the residency never claims what the page tables do not hold.
+ * The engine plans (pure, synchronous: src/policy/plan.ts) and the plan is performed here in
+ * its order, so the evictions that make room happen before the pages that need it arrive.
+ * What really moved is read from the CPU page table (the truth: a device-private entry of
+ * ours or not) and committed to the residency; a page migrate_vma skipped is simply not
+ * recorded, and is serviced remotely like any page still in system memory.
  *
- * The CPU touching a device page (dmirror_devmem_fault) is reported to the policy's cpuFault
- * hook first: THROTTLE makes the CPU wait (virtual time), PIN brings it home pinned.
+ * The residency follows what others do to the range: every invalidation the mirror gets
+ * (MADV_DONTNEED, munmap, an explicit MIGRATE_TO_SYS, a fork's write-protect) marks its pages
+ * pending, and before the next decision (or a view) each pending page is checked against the
+ * CPU page table: a device page that is gone was dropped (no copy) or brought home, and
+ * remote mappings the invalidation zapped are forgotten.
+ *
+ * The CPU touching a device page (dmirror_devmem_fault) is reported by the device to each
+ * mirror (DevmemMapper), and the mirror that has this policy attached for that mm asks its
+ * cpuFault hook before the page moves (THROTTLE makes the CPU wait in virtual time, PIN brings
+ * it home pinned) and commits the move after it.
  *
  * Time: one virtual clock (integer ns, the cost model's charges): a kernel launch per
  * command, each fault group's service (decisions, copies, evictions), each CPU fault, the
@@ -35,19 +42,18 @@
  * not count (created before the policy was attached) falls back to the touch estimate.
  */
 import { PolicyEngine } from '../policy/engine.js';
+import type { Plan, PlanOutcome } from '../policy/plan.js';
 import type { TraceRecord } from '../policy/trace.js';
-import { TOUCH_LOCAL, TOUCH_REMOTE } from '../policy/residency.js';
+import { TOUCH_LOCAL, TOUCH_REMOTE, type Residency } from '../policy/residency.js';
 import { computeNs, type CostModel, DEFAULT_COST, linkNs, PAGE_SIZE as POLICY_PAGE } from '../policy/cost.js';
 import { ACCESS_READ, ACCESS_WRITE, CPU, DECIDE_REMOTE, DECIDE_THROTTLE, type MigrationCause, type MigrationPolicy } from '../policy/types.js';
 import { err } from '../errors.js';
 import { PAGE_SIZE } from '../mm/constants.js';
-import type { MmStruct } from '../mm/mm.js';
-import { mappedPfn } from '../mm/pagewalk.js';
+import { isDevicePrivate, isMigration } from '../mm/page-table.js';
+import { entryAt, mappedPfn } from '../mm/pagewalk.js';
 import { VM_WRITE } from '../mm/vma.js';
 import type { FaultGroup } from './coalesce.js';
 import type { AccessCounterConfig, AccessCounts } from '../device/command.js';
-import type { Devmem } from './devmem.js';
-import { dmirrorMigrateIn } from './migrate.js';
 import type { BatchRecord } from './records.js';
 import { serviceRange, type LockState, type MirrorTarget, type RetryOptions } from './retry.js';
 
@@ -62,6 +68,8 @@ export interface PolicyRange {
   capacityPages: number;
   cost?: CostModel;
   chunkPages?: number;
+  /** Record every fault the policy sees here (--record-trace). */
+  record?: TraceRecord[];
 }
 
 /** What really happened (pages moved by migrate_vma, not what the residency planned). */
@@ -86,11 +94,19 @@ export interface PolicyPathStats {
   countedAccesses: number;
 }
 
-interface Move {
-  dst: number;
-  cause: MigrationCause;
-  pages: number[];
+/**
+ * What a mirror lends the policy attached to it (Dmirror.setPolicy): its own migrations, as
+ * its ioctls make them, and which pfns are its device's memory. Nothing else of the mirror.
+ */
+export interface PolicyMover {
+  /** MIGRATE_TO_DEV's per-VMA work over [start, end) (dmirrorMigrateIn). Caller holds the mmap read lock. */
+  migrateIn(start: number, end: number, vmaWrite: boolean): Promise<void>;
+  /** Device pages of [start, end) home (Devmem.evict); returns pages moved. Caller holds the mmap read lock. */
+  evict(start: number, end: number): Promise<number>;
+  /** Is pfn a page of this device's memory? */
+  isDevicePage(pfn: number): boolean;
 }
+
 
 /** Contiguous runs of ascending pages: [first, outer). */
 function runs(pages: readonly number[]): [number, number][] {
@@ -109,25 +125,27 @@ export class PolicyPath {
   readonly basePage: number;
   readonly npages: number;
   readonly cost: CostModel;
-  /** The virtual clock, ns. */
-  now = 0;
-  /** When set: every device fault (as the policy saw it) and CPU fault, at virtual time. */
-  record: TraceRecord[] | null = null;
+  #now = 0;
+  /** When given (PolicyRange.record): every device fault (as the policy saw it) and CPU fault, at virtual time. */
+  readonly record: TraceRecord[] | null;
   readonly stats: PolicyPathStats = {
     groups: 0, farFaults: 0, migratedIn: 0, evictedOut: 0, cpuFaults: 0, throttledFaults: 0, skipped: 0, remotePages: 0,
     launches: 0, policyMs: 0, moveMs: 0, serviceMs: 0, endMs: 0, countedAccesses: 0,
   };
-  #moves: Move[] = [];
   #pages = new Float64Array(256);
   #access = new Uint8Array(256);
   #frozen = false;
-  #devmem: Devmem | null = null;
-  #target: MirrorTarget | null = null;
-  #collecting: Set<{ start: number; end: number }> | null = null;
+  readonly #target: MirrorTarget;
+  readonly #mover: PolicyMover;
+  /** Pages (relative) an invalidation touched since the residency was last checked against the CPU table. */
+  readonly #pending = new Set<number>();
+  /** CPU faults decided, waiting for their migration (beforeCpuFault → afterCpuFault). */
+  readonly #cpuFaults = new Map<number, Plan>();
   #acPages = new Float64Array(16);
   #acCounts = new Uint32Array(16);
 
-  constructor(policy: MigrationPolicy, device: number, r: PolicyRange) {
+  /** Made by Dmirror.setPolicy: the policy attached to one mirror, for one managed range. */
+  constructor(policy: MigrationPolicy, device: number, r: PolicyRange, target: MirrorTarget, mover: PolicyMover) {
     if (r.start % PAGE_SIZE !== 0 || !Number.isSafeInteger(r.npages) || r.npages < 1) {
       throw err('EINVAL', `policy range 0x${r.start.toString(16)} +${r.npages} pages`);
     }
@@ -136,6 +154,9 @@ export class PolicyPath {
     this.basePage = r.start / PAGE_SIZE;
     this.npages = r.npages;
     this.cost = r.cost ?? DEFAULT_COST;
+    this.#target = target;
+    this.#mover = mover;
+    this.record = r.record ?? null;
     policy.reset?.();
     this.engine = new PolicyEngine(policy, {
       // A CPU fault brings the 64 KiB big page home (the engine's default, UVM's): cpuFault
@@ -143,12 +164,11 @@ export class PolicyPath {
       pages: r.npages, devices: device + 1, capacityPages: r.capacityPages, cost: this.cost,
       ...(r.chunkPages !== undefined ? { chunkPages: r.chunkPages } : {}),
     });
-    const res = this.engine.residency;
-    const forward = res.onMigrate;
-    res.onMigrate = (b) => {
-      this.#moves.push({ dst: b.dst, cause: b.cause, pages: Array.from(b.pages.subarray(0, b.count)) });
-      forward?.(b);
-    };
+  }
+
+  /** The virtual clock, ns. */
+  get now(): number {
+    return this.#now;
   }
 
   /**
@@ -163,11 +183,57 @@ export class PolicyPath {
     return { regionPages: p.accessCounters !== undefined ? p.accessCounterRegionPages ?? 1 : 1, origin: this.basePage };
   }
 
-  /** The mirror's device memory and its record of the ranges it is collecting (Dmirror.setServicer). */
-  attach(target: MirrorTarget, devmem: Devmem, collecting: Set<{ start: number; end: number }>): void {
-    this.#target = target;
-    this.#devmem = devmem;
-    this.#collecting = collecting;
+  /**
+   * The mirror's invalidate callback saw [first, last) (pages): the residency will be checked
+   * against the CPU table there before the next decision. `zapped`: the mirror's entries in
+   * the range went (not one of its own migrations), so remote mappings there are gone too.
+   */
+  invalidated(first: number, last: number, zapped: boolean): void {
+    const res = this.engine.residency;
+    for (let q = Math.max(first, this.basePage); q < Math.min(last, this.basePage + this.npages); q++) {
+      const p = q - this.basePage;
+      this.#pending.add(p);
+      if (zapped) res.unmapRemote(p);
+    }
+  }
+
+  /**
+   * Make the residency what the CPU page table says for the pending pages: a device page of
+   * ours that is no longer there came home (a system page is mapped: copied) or was dropped
+   * (nothing is: MADV_DONTNEED, munmap); a page that became ours (an explicit MIGRATE_TO_DEV)
+   * is on the device.
+   */
+  #reconcile(): void {
+    if (this.#pending.size === 0) return;
+    const res = this.engine.residency;
+    const mm = this.#target.mm;
+    const home: number[] = [];
+    const arrived: number[] = [];
+    const later: number[] = [];
+    for (const p of [...this.#pending].sort((a, b) => a - b)) {
+      const e = mm.exited ? null : entryAt(mm, (this.basePage + p) * PAGE_SIZE);
+      if (e !== null && isMigration(e.flags)) {
+        later.push(p); // a migration in flight: its end decides (its own commit, or the next check)
+        continue;
+      }
+      const ours = e !== null && isDevicePrivate(e.flags) && this.#mover.isDevicePage(e.pfn);
+      if (res.location(p) === this.device && !ours) {
+        if (e !== null) home.push(p); // a system page (present or swapped): the data came home
+        else res.recordDropped(p);
+      } else if (res.location(p) === CPU && ours) {
+        arrived.push(p);
+      }
+    }
+    this.#pending.clear();
+    for (const p of later) this.#pending.add(p);
+    if (home.length > 0) res.recordHome(home, this.#now);
+    if (arrived.length > 0) res.recordToDevice(this.device, arrived, 'explicit', this.#now);
+  }
+
+  /** The residency as the page tables have it now (a view for snapshots and checks). */
+  view(): Residency {
+    this.#reconcile();
+    return this.engine.residency;
   }
 
   #rel(page: number): number {
@@ -187,7 +253,7 @@ export class PolicyPath {
   commandStart(): void {
     if (this.#frozen) return;
     this.stats.launches++;
-    this.now += this.cost.launchNs;
+    this.#now += this.cost.launchNs;
   }
 
   /**
@@ -209,17 +275,18 @@ export class PolicyPath {
   }
 
   async #commandEnd(page: number, npages: number, counted: AccessCounts | null): Promise<void> {
+    this.#reconcile();
     const res = this.engine.residency;
     let remote = 0;
     const hit = new Set<number>();
-    const t = this.#target!;
+    const t = this.#target;
     const t0 = performance.now();
     let lapsed: Uint8Array | null = null;
     for (let q = page; q < page + npages; q++) {
       const p = this.#rel(q);
       if (p < 0) continue;
       const wasRemote = res.location(p) === CPU && res.mappedRemote(this.device, p);
-      const touch = res.touchDevice(this.device, p, this.now);
+      const touch = res.touchDevice(this.device, p, this.#now);
       if (touch === TOUCH_REMOTE) remote++;
       else if (touch === TOUCH_LOCAL) hit.add(Math.floor(p / res.chunkPages));
       else if (wasRemote && t.pt.isMapped(q, 0)) (lapsed ??= new Uint8Array(npages))[q - page] = 1;
@@ -235,25 +302,22 @@ export class PolicyPath {
     const t2 = performance.now();
     // The kernel's own work: a roofline charge for the bytes the command ran over at the
     // modelled GPU's memory bandwidth (cost.gpuMemBytesPerSec: GTX 1080 Ti, UVM_Smart's config).
-    this.now += computeNs(this.cost, npages * PAGE_SIZE);
-    for (const c of hit) res.chunkUsed(this.device, c, this.now);
+    this.#now += computeNs(this.cost, npages * PAGE_SIZE);
+    for (const c of hit) res.chunkUsed(this.device, c, this.#now);
     // Remote traffic from the GPU's own counts: each counted region's words as whole requests
     // (accessCounterRequestBytes) over the link; without a readout (a command created before
     // the policy was attached), each remote page once (an estimate).
     if (remote > 0) this.stats.remotePages += remote;
     const remoteBytes = counted !== null ? this.#countedBytes(counted) : remote * PAGE_SIZE;
-    if (remoteBytes > 0) this.now += this.cost.remoteAccessNs + linkNs(this.cost, remoteBytes);
-    this.#moves = [];
-    const ns = this.engine.serviceAccessCounters(this.device, this.now, counted !== null ? this.#readout(counted) : undefined);
-    const moves = this.#moves;
-    this.#moves = [];
-    this.now += ns;
+    if (remoteBytes > 0) this.#now += this.cost.remoteAccessNs + linkNs(this.cost, remoteBytes);
+    const ac = this.engine.serviceAccessCounters(this.device, this.#now, counted !== null ? this.#readout(counted) : undefined);
+    this.#now += ac.ns;
     this.stats.policyMs += performance.now() - t2;
-    if (moves.length === 0) return;
+    if (ac.plan.steps.length === 0 && ac.plan.used.length === 0) return;
     const t3 = performance.now();
     await t.mm.lock.readLock(); // migrate_vma_setup's caller holds the mmap read lock
     try {
-      await this.#perform(t, moves);
+      this.engine.commit(ac.plan, await this.#perform(ac.plan));
     } finally {
       t.mm.lock.readUnlock();
       this.stats.moveMs += performance.now() - t3;
@@ -304,7 +368,7 @@ export class PolicyPath {
    */
   async serviceBatch(t: MirrorTarget, groups: readonly FaultGroup[], faults: number, opts: RetryOptions,
     lock: LockState, rec: BatchRecord): Promise<number> {
-    if (this.#devmem === null || this.#collecting === null) throw err('EINVAL', 'policy path not attached to a mirror');
+    this.#reconcile();
     const res = this.engine.residency;
     let n = 0;
     for (const g of groups) n += g.pages.length;
@@ -326,28 +390,26 @@ export class PolicyPath {
     const remoteish = new Set<number>(); // decided REMOTE for good
     if (count > 0 && this.record !== null) {
       for (let i = 0; i < count; i++) {
-        this.record.push({ time: this.now, addr: (this.basePage + this.#pages[i]) * PAGE_SIZE, access: this.#access[i] === ACCESS_WRITE ? ACCESS_WRITE : ACCESS_READ, proc: this.device });
+        this.record.push({ time: this.#now, addr: (this.basePage + this.#pages[i]) * PAGE_SIZE, access: this.#access[i] === ACCESS_WRITE ? ACCESS_WRITE : ACCESS_READ, proc: this.device });
       }
     }
     if (count > 0) {
       const t0 = performance.now();
-      this.#moves = [];
       // The prefetcher's va_blocks are clipped to the VMAs (HMM's uvm_hmm_va_block_find_create).
       const lo = this.basePage * PAGE_SIZE;
       const regions = t.mm.vmas.range(lo, lo + this.npages * PAGE_SIZE).map((v) => [
         Math.max(0, v.start / PAGE_SIZE - this.basePage), Math.min(this.npages, v.end / PAGE_SIZE - this.basePage),
       ] as [number, number]).filter(([a, b]) => b > a);
       this.engine.setRegions(regions);
-      const r = this.engine.serviceGroup(this.device, this.#pages, this.#access, count, faults, this.now);
-      const moves = this.#moves;
-      this.#moves = [];
+      const r = this.engine.serviceGroup(this.device, this.#pages, this.#access, count, faults, this.#now);
       for (let i = 0; i < count; i++) {
         const a = r.action[i];
         if (a === DECIDE_THROTTLE) throttled.add(this.basePage + this.#pages[i]);
         // Fault-around only for mappings without an end: a lease means the policy wants to
         // see the next touch, which neighbours mapped for good would hide.
-        else if (a === DECIDE_REMOTE && res.remoteUntil(this.#pages[i]) === 0) remoteish.add(this.basePage + this.#pages[i]);
+        else if (a === DECIDE_REMOTE && r.until[i] === 0) remoteish.add(this.basePage + this.#pages[i]);
       }
+      const plan = r.plan;
       this.stats.policyMs += performance.now() - t0;
       this.stats.groups++;
       this.stats.farFaults += faults;
@@ -357,10 +419,10 @@ export class PolicyPath {
       // "throttling is implemented ... by continuing to process faults on other pages on the
       // GPU"): only a batch in which every fault was throttled leaves the device nothing to
       // run until the first nap ends.
-      this.now += r.ns;
-      if (throttled.size > 0 && throttled.size === count) this.now = Math.max(this.now, r.throttleFirst);
+      this.#now += r.ns;
+      if (throttled.size > 0 && throttled.size === count) this.#now = Math.max(this.#now, r.throttleFirst);
       const t1 = performance.now();
-      await this.#perform(t, moves);
+      this.engine.commit(plan, await this.#perform(plan));
       this.stats.moveMs += performance.now() - t1;
     }
     // What is neither throttled nor mapped by now: hmm_range_fault and map (a device page of
@@ -393,59 +455,88 @@ export class PolicyPath {
     return throttled.size;
   }
 
-  /** The moves the residency made, in its order: evictions home, migrations in. */
-  async #perform(t: MirrorTarget, moves: readonly Move[]): Promise<void> {
-    const devmem = this.#devmem!;
-    const res = this.engine.residency;
-    for (const m of moves) {
-      const abs = m.pages.map((p) => this.basePage + p).sort((a, b) => a - b);
-      if (m.dst === CPU) {
-        for (const [s, e] of runs(abs)) this.stats.evictedOut += await devmem.evict(t.mm, s * PAGE_SIZE, e * PAGE_SIZE);
+  /**
+   * Perform a plan's moves in its order — evictions home through Devmem.evict, migrations in
+   * through migrate.ts (its read_begin/read_retry mapping) — and say what really moved: the
+   * CPU page table after each step (a device-private entry of ours, or not). Caller holds the
+   * mmap read lock.
+   */
+  async #perform(plan: Plan): Promise<PlanOutcome> {
+    const t = this.#target;
+    const moved: (Set<number> | null)[] = [];
+    for (const step of plan.steps) {
+      if (step.kind !== 'move') {
+        moved.push(null);
         continue;
       }
-      if (m.dst !== this.device) throw err('EINVAL', `policy moved pages to device ${m.dst}, not ${this.device}`);
-      for (const [s, e] of runs(abs)) {
-        const vma = t.mm.vmas.lookup(s * PAGE_SIZE);
-        const write = vma !== undefined && (vma.flags & VM_WRITE) !== 0;
-        await dmirrorMigrateIn(t, devmem, this.#collecting!, s * PAGE_SIZE, e * PAGE_SIZE, write);
+      const abs = step.pages.map((p) => this.basePage + p).sort((a, b) => a - b);
+      if (step.dst === CPU) {
+        for (const [s, e] of runs(abs)) this.stats.evictedOut += await this.#mover.evict(s * PAGE_SIZE, e * PAGE_SIZE);
+      } else {
+        if (step.dst !== this.device) throw err('EINVAL', `policy moved pages to device ${step.dst}, not ${this.device}`);
+        for (const [s, e] of runs(abs)) {
+          const vma = t.mm.vmas.lookup(s * PAGE_SIZE);
+          await this.#mover.migrateIn(s * PAGE_SIZE, e * PAGE_SIZE, vma !== undefined && (vma.flags & VM_WRITE) !== 0);
+        }
       }
-      // The CPU page table is the truth: a page not ours now was skipped by migrate_vma.
+      const done = new Set<number>();
       for (const page of abs) {
         const pfn = mappedPfn(t.mm, page * PAGE_SIZE);
-        if (pfn >= 0 && devmem.pagemap.contains(pfn)) this.stats.migratedIn++;
-        else if (res.undoToDevice(this.device, page - this.basePage)) this.stats.skipped++;
+        const ours = pfn >= 0 && this.#mover.isDevicePage(pfn);
+        if (ours === (step.dst !== CPU)) done.add(page - this.basePage);
       }
+      if (step.dst !== CPU) {
+        this.stats.migratedIn += done.size;
+        this.stats.skipped += abs.length - done.size;
+      }
+      moved.push(done);
     }
+    return { moved: (i, p) => moved[i]?.has(p) ?? true };
   }
 
   /**
-   * dmirror_devmem_fault reports here first: the policy's cpuFault hook for page `addr` of
-   * `mm`. A throttled CPU waits its nap (virtual time) and asks again; then the page goes home
-   * (the caller's migrate_vma) — pinned if the policy said PIN.
+   * dmirror_devmem_fault, before the page moves (Dmirror passes it on for its own mm): the
+   * policy's cpuFault hook for the page at `addr`. A throttled CPU waits its nap (virtual
+   * time) and asks again; the decision (home, or home pinned) is kept for afterCpuFault.
    */
-  cpuFault(mm: MmStruct, addr: number, mine: MmStruct): { start: number; end: number } | undefined {
-    if (mm !== mine || this.#frozen) return undefined;
+  beforeCpuFault(addr: number): { start: number; end: number } | undefined {
+    if (this.#frozen) return undefined;
     const p = this.#rel(Math.floor(addr / PAGE_SIZE));
     if (p < 0) return undefined;
-    // The big page the engine brings home with it (aligned within the managed range).
-    const g = this.engine.cpuFaultPages;
-    const lo = this.basePage + Math.floor(p / g) * g;
+    this.#reconcile();
     // Already home by the residency: a neighbour's fault brought its big page home and this
     // page's own migration is still on its way (another CPU thread raced into it). Not a new
     // fault for the policy; devmem moves the one page if it is still ours.
-    if (this.engine.residency.location(p) === CPU) return undefined;
+    if (this.engine.residency.location(p) === CPU || this.#cpuFaults.has(p)) return undefined;
+    // The big page the engine brings home with it (aligned within the managed range).
+    const g = this.engine.cpuFaultPages;
+    const lo = this.basePage + Math.floor(p / g) * g;
     const range = { start: lo * PAGE_SIZE, end: Math.min(lo + g, this.basePage + this.npages) * PAGE_SIZE };
     this.stats.cpuFaults++;
-    this.record?.push({ time: this.now, addr: addr - (addr % PAGE_SIZE), access: ACCESS_WRITE, proc: CPU });
+    this.record?.push({ time: this.#now, addr: addr - (addr % PAGE_SIZE), access: ACCESS_WRITE, proc: CPU });
     for (let tries = 0; tries < 1000; tries++) {
-      const f = this.engine.serviceCpuFault(p, ACCESS_WRITE, this.now);
-      this.#moves = []; // devmem performs this move itself
+      const f = this.engine.serviceCpuFault(p, ACCESS_WRITE, this.#now);
       if (f.action !== DECIDE_THROTTLE) {
-        this.now += f.ns;
+        this.#cpuFaults.set(p, f.plan);
+        this.#now += f.ns; // the CPU waits for the copy home
         return range;
       }
-      this.now = Math.max(this.now + 1, f.until);
+      this.#now = Math.max(this.#now + 1, f.until);
     }
     return range;
+  }
+
+  /** The CPU fault's migration is done: record what the CPU table shows (the page home, pinned if so decided). */
+  afterCpuFault(addr: number): void {
+    const p = this.#rel(addr / PAGE_SIZE);
+    const f = p < 0 ? undefined : this.#cpuFaults.get(p);
+    if (f === undefined) return;
+    this.#cpuFaults.delete(p);
+    // What came home is what the CPU table no longer holds in our device memory (the big page: each page).
+    const home = (q: number): boolean => {
+      const pfn = mappedPfn(this.#target.mm, (this.basePage + q) * PAGE_SIZE);
+      return !(pfn >= 0 && this.#mover.isDevicePage(pfn));
+    };
+    this.engine.commit(f, { moved: (_, q) => home(q) });
   }
 }

@@ -50,13 +50,27 @@ export interface ServicerOptions {
    */
   rangePages: number;
   afterRangeFault?: (start: number, end: number) => Promise<void>;
-  /** A migration policy deciding each batch (issue 9); its faults are sorted by page first. */
+  /** The mirror's migration policy (Dmirror.setPolicy attaches it), deciding each batch; its faults are sorted by page first. */
   policy?: PolicyPath;
   /** One pass's limits (uvm_perf_fault_max_batches_per_service 20, ..._max_throttle_per_service 5). */
   maxBatchesPerService: number;
   maxThrottlePerService: number;
   /** % duplicates above which BATCH_FLUSH re-reads PUT (uvm_perf_fault_replay_update_put_ratio). */
   replayUpdatePutRatio: number;
+  /** Who watches the servicing (ServiceEvents). */
+  events?: ServiceEvents;
+}
+
+/**
+ * What an observer (the lab, a test) sees of the servicing, one way each: each round that
+ * faulted before its service, each batch record once serviced, and a gate awaited before
+ * every round (the first included) — where the servicer holds no lock: pause, step, stop.
+ */
+export interface ServiceEvents {
+  /** The round's fault records, its done and total invocations. */
+  onRound?(r: { faults: number; overflow: boolean; finished: boolean; records: readonly FaultRecord[]; done: number; total: number }): void;
+  onBatch?(rec: BatchRecord): void;
+  beforeRound?(): Promise<void>;
 }
 
 export const DEFAULT_SERVICER: ServicerOptions = {
@@ -78,6 +92,8 @@ export class FaultServicer {
   readonly #t0: number;
   /** When each 'amd' window block was last validated (UVM's per-block service timestamp). */
   readonly #validatedAt = new Map<number, number>();
+  /** Batch records already reported to `events.onBatch`. */
+  #reported = 0;
   /** Service passes so far (each round that faulted starts one). */
   #passes = 0;
 
@@ -94,6 +110,30 @@ export class FaultServicer {
    * the next round's service.
    */
   forCommand(cmd: CommandRange): FaultService {
+    const events = this.opts.events;
+    const service = this.#forCommand(cmd);
+    if (events === undefined) return service;
+    const report = (): void => {
+      while (this.#reported < this.records.length) events.onBatch?.(this.records[this.#reported++]);
+    };
+    return {
+      backlog: service.backlog,
+      gate: async () => {
+        report();
+        await events.beforeRound?.();
+      },
+      service: async (r: RoundResult, round: number) => {
+        events.onRound?.({ faults: r.faults.length, overflow: r.overflow, finished: r.finished, records: r.faults, done: r.done, total: r.total });
+        try {
+          await service.service(r, round);
+        } finally {
+          report();
+        }
+      },
+    };
+  }
+
+  #forCommand(cmd: CommandRange): FaultService & { backlog(): number } {
     let buffer: FaultRecord[] = [];
     let overflow = false;
     this.opts.policy?.commandStart();
@@ -281,4 +321,4 @@ export const DMIRROR_SERVICER: Partial<ServicerOptions> = {
   timeoutMs: HMM_RANGE_DEFAULT_TIMEOUT, restOfRangeOnOverflow: true, rangePages: 64,
 };
 /** Options that shape the servicing: setting any selects the batching/coalescing servicer. */
-export const SERVICER_SHAPE: readonly (keyof ServicerOptions)[] = ['batchSize', 'replay', 'window', 'coalesce', 'protocol', 'fallbackAfter', 'policy'];
+export const SERVICER_SHAPE: readonly (keyof Omit<ServicerOptions, 'policy'>)[] = ['batchSize', 'replay', 'window', 'coalesce', 'protocol', 'fallbackAfter'];

@@ -52,7 +52,6 @@ export const POLICY_WORKLOADS: readonly WorkloadName[] = ['stream', 'random', 's
 export const PRESET_OVERSUBS: readonly number[] = [1, 1.5];
 export const POLICY_SIZE_MIB = 4;
 export const PINGPONG_SHAPE = { sizeMiB: 8 / 256, phases: 40 } as const;
-export const OVERSUBS: readonly number[] = [1, 1.5, 2, 3];
 /**
  * The policies preset's application workloads (each at its default size: UVM_Smart's input):
  * on-demand and tree prefetch when memory fits, tree + LRU at 125 % (UVM_Smart's

@@ -29,7 +29,7 @@ import type { FaultService } from '../device/replay.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import { HmmError } from '../errors.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PMD_SIZE, PROT_READ, PROT_WRITE } from '../mm/constants.js';
-import { PolicyPath } from '../driver/policy-path.js';
+import type { PolicyPath } from '../driver/policy-path.js';
 import { guardPolicy } from '../policy/guard.js';
 import { loadPolicy } from '../policy/loader.js';
 import { COST_MODELS, DEFAULT_COST } from '../policy/cost.js';
@@ -272,10 +272,8 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     const uvm = uvmParams(config.uvm);
     const cost = config.cost === undefined ? DEFAULT_COST : COST_MODELS[config.cost];
     if (cost === undefined) throw new Error(`cost model '${config.cost}' does not exist`);
-    if (policy !== null) path = new PolicyPath(policy, 0, { start, npages: pages, capacityPages: devicePages, cost });
-    if (path !== null && ctx.recordTrace) path.record = ctx.recordTrace;
+    if (policy !== null) path = mirror.setPolicy(policy, { start, npages: pages, capacityPages: devicePages, cost, ...(ctx.recordTrace ? { record: ctx.recordTrace } : {}) });
     servicer = mirror.setServicer({
-      ...(path !== null ? { policy: path } : {}),
       window: config.window, batchSize: config.batchSize, replay: config.replay, protocol: config.protocol,
       coalesce: config.coalesce, timeoutMs: SERVICER_TIMEOUT_MS, fallbackAfter: SERVICER_FALLBACK_AFTER,
       restOfRangeOnOverflow: false,
@@ -287,9 +285,7 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
       let observed: ObservedServicer | null = null;
       const who = policy !== null ? `policy "${policy.name}"` : 'the servicer';
       const dog = bounds !== null ? { watchdog: new Watchdog(bounds, who), sample: progressSampler(() => observed!, path) } : null;
-      observed = new ObservedServicer(servicer, ctx.observer ?? {}, dog);
-      servicer = observed;
-      mirror.servicer = servicer;
+      servicer = mirror.wrapServicer((base) => (observed = new ObservedServicer(base, ctx.observer ?? {}, dog)));
       await ctx.observer?.onMirror?.(mirror, { start, pages }, path);
     }
     let w: WorkloadResult;

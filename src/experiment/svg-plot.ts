@@ -74,7 +74,7 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
  * At most `max` points, keeping each bucket's first, min and max points (in x order) so that
  * spikes survive. Points must be sorted by x.
  */
-export function decimate(points: readonly [number, number][], max: number): [number, number][] {
+function decimate(points: readonly [number, number][], max: number): [number, number][] {
   if (points.length <= max) return points.slice();
   const buckets = Math.max(1, Math.floor(max / 3));
   const size = points.length / buckets;
@@ -429,11 +429,6 @@ export interface ChartOptions {
   height?: number;
   standalone?: boolean;
   id?: string;
-}
-
-/** One line chart: a line per series over a linear (or categorical) x axis. */
-export function lineChart(panel: Omit<LinePanel, 'kind'>, opts: ChartOptions): string {
-  return figure([{ kind: 'line', ...panel }], { ...opts, panelWidth: opts.width, panelHeight: opts.height });
 }
 
 /** One bar chart: a bar per category, grouped when there are several series. */

@@ -60,7 +60,6 @@ export const GpuState = {
   /** Device-exclusive (atomics granted). */
   exclusive: 4,
 } as const;
-export type GpuStateValue = (typeof GpuState)[keyof typeof GpuState];
 
 export const CPU_STATE_NAMES: readonly string[] = ['no PTE', 'present, read-only', 'present, writable', 'device-private entry', 'device-exclusive entry', 'swap / migration entry'];
 export const GPU_STATE_NAMES: readonly string[] = ['not mirrored', 'mirrored read', 'mirrored write', 'device page', 'exclusive'];

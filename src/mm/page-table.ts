@@ -42,16 +42,10 @@ export const SWP_MIGRATION_WRITE = 7 << SWP_SHIFT;
 
 export const PTRS_PER_TABLE = 512;
 
-export function isNone(flags: number): boolean {
-  return flags === 0;
-}
 export function isPresent(flags: number): boolean {
   return (flags & PTE_PRESENT) !== 0;
 }
 /** What the CPU's walker accepts for a load (present and not PROT_NONE). */
-export function pteAccessible(flags: number): boolean {
-  return (flags & (PTE_PRESENT | PTE_PROTNONE)) === PTE_PRESENT;
-}
 export function swpKind(flags: number): number {
   return flags & SWP_MASK;
 }

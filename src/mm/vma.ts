@@ -69,10 +69,6 @@ export function isShared(v: Vma): boolean {
 export function isHugetlb(v: Vma): boolean {
   return (v.flags & VM_HUGETLB) !== 0;
 }
-/** vma_is_anonymous(): private or shared anonymous memory with no file behind the mapping. */
-export function isAnonymous(v: Vma): boolean {
-  return v.file === null;
-}
 /** A private anonymous VMA (the only kind THP serves here). */
 export function isPrivateAnon(v: Vma): boolean {
   return v.file === null && (v.flags & VM_SHARED) === 0;

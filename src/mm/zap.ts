@@ -79,7 +79,3 @@ export async function zapRange(mm: MmStruct, start: number, end: number, event: 
     }
   }
 }
-
-export function pageAlignUp(n: number): number {
-  return Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
-}

@@ -154,23 +154,3 @@ export function makeCost(base: CostModel, over: Partial<CostModel> = {}): CostMo
   return Object.freeze(c);
 }
 
-/** A processor's virtual clock (ns, integer). */
-export class VirtualClock {
-  #now: number;
-  constructor(start = 0) {
-    this.#now = start;
-  }
-  get now(): number {
-    return this.#now;
-  }
-  advance(ns: number): number {
-    if (!Number.isSafeInteger(ns) || ns < 0) throw new RangeError(`advance by ${ns} ns`);
-    this.#now += ns;
-    return this.#now;
-  }
-  /** Wait until `t` (a stall): never moves back. */
-  until(t: number): number {
-    if (t > this.#now) this.#now = Math.ceil(t);
-    return this.#now;
-  }
-}

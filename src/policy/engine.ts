@@ -1,10 +1,12 @@
 /**
  * The policy engine: one call per serviced device fault group, per CPU fault, and per access
- * counter readout. It asks the policy, applies the answer to the residency state machine
- * (residency.ts), runs the prefetcher and eviction through the policy's hooks, and returns what
- * each page became plus the virtual-time cost. The real driver calls the same three methods and
- * then performs the moves the result names (migrate_vma to/from device-private memory, remote
- * aperture mappings); the simulator (sim.ts) only charges the cost.
+ * counter readout. It asks the policy, runs the prefetcher and picks eviction victims through
+ * the policy's hooks, and returns a plan (plan.ts: what each page becomes, in order) plus the
+ * virtual-time cost. The caller performs the plan — the driver with migrate_vma and its
+ * aperture (src/driver/policy-path.ts), the simulator (sim.ts) by taking it as done — and
+ * hands back what actually moved to commit(), which records it in the residency
+ * (residency.ts) and tells the policy's `migrated` hook. The residency never holds a move
+ * that did not happen.
  *
  * Order inside a group mirrors UVM's service_fault_batch -> service_va_block_locked: thrashing
  * hints (decide), then the prefetch hint for the pages that migrate
@@ -15,6 +17,7 @@ import {
   CPU, DECIDE_MIGRATE, DECIDE_PIN, DECIDE_REMOTE, DECIDE_THROTTLE, type Decisions, type FaultGroup,
   type MigrationPolicy,
 } from './types.js';
+import { ALL_MOVED, commitPlan, Planner, type Plan, type PlanOutcome } from './plan.js';
 import { PageList, Residency, type ResidencyOptions } from './residency.js';
 import { blockPrefetch, makeTreeScratch, type TreeScratch } from './prefetch-tree.js';
 import { err } from '../errors.js';
@@ -32,20 +35,28 @@ export interface GroupResult {
   throttleUntil: number;
   /** Smallest `until` among throttled pages (0 if none): the first a replay can service. */
   throttleFirst: number;
-  /** The policy's `until` per page of the group (THROTTLE: when it may be serviced). */
+  /** The policy's `until` per page of the group (THROTTLE: when it may be serviced; REMOTE: the mapping's end, 0 = none). */
   until: Float64Array;
   /** Final action per page of the group (index i = group page i); valid until the next call. */
   action: Uint8Array;
+  /** What to perform, then commit(). */
+  plan: Plan;
 }
 
 export interface CpuFaultResult {
   ns: number;
-  /** DECIDE_MIGRATE (came home), DECIDE_PIN (came home pinned) or DECIDE_THROTTLE. */
+  /** DECIDE_MIGRATE (comes home), DECIDE_PIN (comes home pinned) or DECIDE_THROTTLE. */
   action: number;
   until: number;
+  /** The page home (and pinned): perform (the CPU fault's migrate_to_ram), then commit(). */
+  plan: Plan;
 }
 
-/** Counters of the engine's own (beyond the residency's). */
+export interface AccessCounterResult {
+  ns: number;
+  plan: Plan;
+}
+
 /**
  * Access counts measured elsewhere (the GPU's counters, src/driver/policy-path.ts): count
  * entries, pages[i] a page of the counted region (its first), counts[i] its accesses.
@@ -83,6 +94,7 @@ export class PolicyEngine {
   readonly #acPages = new PageList(256);
   readonly #acCounts = { buf: new Uint32Array(256) };
   readonly #acOut = new PageList(256);
+  readonly #planner: Planner;
   #regions: (readonly [number, number])[] = [];
 
   /**
@@ -106,11 +118,19 @@ export class PolicyEngine {
     this.#resident = new Uint8Array(bp);
     this.#excluded = new Uint8Array(bp);
     this.#pfOut = new Uint8Array(bp);
-    if (policy.migrated) {
-      const view = this.residency;
-      const hook = policy.migrated.bind(policy);
-      this.residency.onMigrate = (batch) => hook(batch, view);
-    }
+    this.#planner = new Planner(this.residency);
+  }
+
+  /**
+   * Record what a plan really did (`outcome`: which pages of each move moved; default all),
+   * in the plan's order: moves, remote mappings, pins; then the chunks the round used. Each
+   * batch of recorded moves goes to the policy's `migrated` hook.
+   */
+  commit(plan: Plan, outcome: PlanOutcome = ALL_MOVED): void {
+    const hook = this.policy.migrated?.bind(this.policy);
+    const res = this.residency;
+    const toDevice = commitPlan(res, plan, outcome, hook ? (b) => hook(b, res) : undefined);
+    this.stats.accessCounterMigrations += toDevice.get('accessCounter') ?? 0;
   }
 
   #decisions(n: number): Decisions {
@@ -142,7 +162,9 @@ export class PolicyEngine {
     this.stats.faultGroups++;
     this.stats.farFaults += faults;
     let ns = cost.faultGroupNs + cost.faultNs * count;
-    const r: GroupResult = {
+    const plan = this.#planner;
+    plan.begin(device, now);
+    const r = {
       ns: 0, migrated: 0, prefetched: 0, remote: 0, throttled: 0, pinned: 0, throttleUntil: 0, throttleFirst: 0,
       action: dec.action, until: dec.until,
     };
@@ -158,26 +180,26 @@ export class PolicyEngine {
         busy.add(chunk); // (groups come sorted: one Set insert a chunk, not a page)
         lastChunk = chunk;
       }
-      if (res.location(p) === device) continue;
+      if (plan.location(p) === device) continue;
       const a = dec.action[i];
       switch (a) {
         case DECIDE_MIGRATE:
-          if (res.pinned(p)) res.unpin(p); // the policy chose to move it (UVM: the fault unpins)
+          if (plan.pinned(p)) plan.unpin(p); // the policy chose to move it (UVM: the fault unpins)
           migrate.push(p);
           break;
         case DECIDE_REMOTE:
         case DECIDE_PIN:
         case DECIDE_THROTTLE:
-          if (res.location(p) !== CPU) {
+          if (plan.location(p) !== CPU) {
             // On another device: it must come home before anyone maps it remotely.
             const q = [p];
-            ns += res.migrateHome(q, 1, 'explicit', now);
+            ns += plan.home(q, 1, 'explicit');
           }
           if (a === DECIDE_REMOTE) {
-            res.mapRemote(device, p, dec.until[i]);
+            plan.remote(p, dec.until[i]);
             r.remote++;
           } else if (a === DECIDE_PIN) {
-            res.pin(p, dec.until[i], device);
+            plan.pin(p, dec.until[i], device);
             r.pinned++;
           } else {
             r.throttled++;
@@ -196,22 +218,30 @@ export class PolicyEngine {
     if (this.policy.prefetch && migrate.length > 0) this.#computePrefetch(device, now, pages, count, dec, pf);
     const failed = this.#failed;
     failed.clear();
-    ns += res.migrateToDevice(device, migrate.pages, migrate.length, 'fault', now, busy, failed);
+    ns += plan.toDevice(device, migrate.pages, migrate.length, 'fault', busy, failed);
     r.migrated = migrate.length - failed.length;
     for (let i = 0; i < failed.length; i++) {
       const p = failed.pages[i];
-      res.mapRemote(device, p, 0);
-      for (let j = 0; j < count; j++) if (pages[j] === p) dec.action[j] = DECIDE_REMOTE;
+      plan.remote(p, 0);
+      for (let j = 0; j < count; j++) {
+        if (pages[j] !== p) continue;
+        dec.action[j] = DECIDE_REMOTE;
+        dec.until[j] = 0;
+      }
       r.remote++;
     }
     if (pf.length > 0) {
-      const before = res.stats.prefetchedPages;
-      ns += res.migrateToDevice(device, pf.pages, pf.length, 'prefetch', now, busy, null);
-      r.prefetched = res.stats.prefetchedPages - before;
+      let n = 0;
+      for (let i = 0; i < pf.length; i++) if (plan.location(pf.pages[i]) !== device && !plan.pinned(pf.pages[i])) n++;
+      const before = n;
+      ns += plan.toDevice(device, pf.pages, pf.length, 'prefetch', busy, null);
+      let after = 0;
+      for (let i = 0; i < pf.length; i++) if (plan.location(pf.pages[i]) !== device && !plan.pinned(pf.pages[i])) after++;
+      r.prefetched = before - after;
     }
-    for (const c of busy) res.chunkUsed(device, c, now);
+    plan.used(busy);
     r.ns = ns;
-    return r;
+    return { ...r, plan: plan.end() };
   }
 
   /**
@@ -233,6 +263,7 @@ export class PolicyEngine {
 
   #computePrefetch(device: number, now: number, pages: Float64Array, count: number, dec: Decisions, out: PageList): void {
     const res = this.residency;
+    const plan = this.#planner;
     const bp = res.chunkPages;
     // One tree per va_block: the 2 MiB block clipped to the VMA and the managed range.
     const blocks = new Map<string, { b: number; lo: number; hi: number }>();
@@ -257,8 +288,8 @@ export class PolicyEngine {
       }
       this.#resident.fill(0);
       for (let i = lo; i < hi; i++) {
-        this.#resident[i] = res.location(base + i) === device ? 1 : 0;
-        if (res.pinned(base + i)) this.#excluded[i] = 1;
+        this.#resident[i] = plan.location(base + i) === device ? 1 : 0;
+        if (plan.pinned(base + i)) this.#excluded[i] = 1;
       }
       const n = blockPrefetch(hooks, { device, now, block: b }, bp, hi, this.#faulted, this.#resident,
         this.#excluded, this.#tree, this.#pfOut, lo);
@@ -275,7 +306,9 @@ export class PolicyEngine {
     const res = this.residency;
     if (!Number.isInteger(p) || p < 0 || p >= res.pageCount) throw err('EINVAL', `cpu fault page ${p} out of range`);
     const dev = res.location(p);
-    if (dev === CPU) return { ns: 0, action: DECIDE_MIGRATE, until: 0 };
+    const plan = this.#planner;
+    plan.begin(dev, now);
+    if (dev === CPU) return { ns: 0, action: DECIDE_MIGRATE, until: 0, plan: plan.end() };
     this.stats.cpuFaults++;
     const dec = this.#decisions(1);
     if (this.policy.cpuFault) {
@@ -287,7 +320,7 @@ export class PolicyEngine {
     const until = dec.until[0];
     if (a === DECIDE_THROTTLE && until > now) {
       this.stats.throttles++;
-      return { ns: 0, action: DECIDE_THROTTLE, until };
+      return { ns: 0, action: DECIDE_THROTTLE, until, plan: plan.end() };
     }
     let ns = res.cost.cpuFaultNs;
     // The faulted page and the rest of its big page that live on the same device come home
@@ -295,13 +328,13 @@ export class PolicyEngine {
     const g = this.cpuFaultPages;
     const lo = Math.floor(p / g) * g;
     const home: number[] = [];
-    for (let q = lo; q < Math.min(lo + g, res.pageCount); q++) if (q === p || (res.location(q) === dev && !res.pinned(q))) home.push(q);
-    ns += res.migrateHome(home, home.length, 'cpuFault', now);
+    for (let q = lo; q < Math.min(lo + g, res.pageCount); q++) if (q === p || (plan.location(q) === dev && !plan.pinned(q))) home.push(q);
+    ns += plan.home(home, home.length, 'cpuFault');
     if (a === DECIDE_PIN) {
-      res.pin(p, until, dev);
-      return { ns, action: DECIDE_PIN, until };
+      plan.pin(p, until, dev);
+      return { ns, action: DECIDE_PIN, until, plan: plan.end() };
     }
-    return { ns, action: DECIDE_MIGRATE, until: 0 };
+    return { ns, action: DECIDE_MIGRATE, until: 0, plan: plan.end() };
   }
 
   /**
@@ -309,8 +342,10 @@ export class PolicyEngine {
    * the policy; migrate what it returns (cause accessCounter). Without the hook: a no-op.
    * `counted`: the GPU's readout (regions' counts), instead of the residency's touch counts.
    */
-  serviceAccessCounters(device: number, now: number, counted?: AccessCounterReadout): number {
+  serviceAccessCounters(device: number, now: number, counted?: AccessCounterReadout): AccessCounterResult {
     const res = this.residency;
+    const plan = this.#planner;
+    plan.begin(device, now);
     let n = res.takeRoundCounts(this.#acPages, this.#acCounts);
     let pages = this.#acPages.pages;
     let counts: Uint32Array = this.#acCounts.buf;
@@ -320,11 +355,11 @@ export class PolicyEngine {
       pages = counted.pages;
       counts = counted.counts;
     }
-    if (n === 0 || !this.policy.accessCounters) return 0;
+    if (n === 0 || !this.policy.accessCounters) return { ns: 0, plan: plan.end() };
     const out = this.#acOut;
     out.clear();
     this.policy.accessCounters({ device, now, count: n, pages, counts }, res, out);
-    if (out.length === 0) return 0;
+    if (out.length === 0) return { ns: 0, plan: plan.end() };
     const busy = this.#busy;
     busy.clear();
     for (let i = 0; i < out.length; i++) {
@@ -333,14 +368,12 @@ export class PolicyEngine {
         throw err('EINVAL', `policy ${this.policy.name} asked to migrate page ${p}, out of range`);
       }
       busy.add(Math.floor(p / res.chunkPages));
-      if (res.pinned(p)) res.unpin(p);
+      if (plan.pinned(p)) plan.unpin(p);
     }
-    const before = res.stats.migrationsToDevice;
     // Counter notifications are serviced like a fault batch (uvm_gpu_access_counters.c).
     let ns = res.cost.faultGroupNs;
-    ns += res.migrateToDevice(device, out.pages, out.length, 'accessCounter', now, busy, null);
-    this.stats.accessCounterMigrations += res.stats.migrationsToDevice - before;
-    for (const c of busy) res.chunkUsed(device, c, now);
-    return ns;
+    ns += plan.toDevice(device, out.pages, out.length, 'accessCounter', busy, null);
+    plan.used(busy);
+    return { ns, plan: plan.end() };
   }
 }

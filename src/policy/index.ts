@@ -2,6 +2,7 @@
 export * from './types.js';
 export * from './cost.js';
 export * from './residency.js';
+export * from './plan.js';
 export * from './engine.js';
 export * from './prefetch-tree.js';
 export * from './thrashing.js';

@@ -1,20 +1,20 @@
 /**
  * The residency state machine: where each page of a managed range lives (system memory or one
- * device's memory), which device maps a system page remotely, pins, per-page history, device
- * memory accounting in chunks, and eviction. No policy decisions are made here (engine.ts asks
- * the policy) and no GPU work is done: the driver applies the same transitions with
- * migrate_vma and its page tables, and the simulator (sim.ts) charges them to a virtual clock.
+ * device's memory), which device maps a system page remotely, pins, per-page history and
+ * device memory accounting in chunks. It is state only: it records moves that happened (the
+ * engine's commit of a plan, from the driver's result) and makes no decision — the policy
+ * decides, the engine plans (plan.ts: eviction victims included), the driver moves.
  *
  * Device memory is counted in pages; eviction frees whole chunks (chunkPages, 512 = 2 MiB,
  * UVM's root chunk / va_block): every device page of the victim chunk goes home, as
- * uvm_pmm_gpu.c's pick_root_chunk_to_evict + evict_root_chunk do. A partly filled chunk costs
- * only its pages (dmirror's device-private memory is per page; UVM would hold the whole 2 MiB).
+ * uvm_pmm_gpu.c's pick_root_chunk_to_evict + evict_root_chunk do (planned in plan.ts). A
+ * partly filled chunk costs only its pages (dmirror's device-private memory is per page;
+ * UVM would hold the whole 2 MiB).
  */
 import {
-  CPU, type ChunkList, type EvictionHooks, type Location, type MigrationBatch, type MigrationCause,
-  type PageSink, type ResidencyView,
+  CPU, type ChunkList, type EvictionHooks, type Location, type MigrationCause, type PageSink, type ResidencyView,
 } from './types.js';
-import { type CostModel, DEFAULT_COST, PAGE_SIZE, transferRunsNs } from './cost.js';
+import { type CostModel, DEFAULT_COST, PAGE_SIZE } from './cost.js';
 import { err } from '../errors.js';
 
 /** A growable list of page numbers (typed storage; `pages` is valid up to `length`). */
@@ -166,8 +166,6 @@ export class Residency implements ResidencyView {
     remoteAccesses: 0, evictions: 0, evictedPages: 0, prefetchedPages: 0, prefetchHits: 0, pins: 0,
     allocFailures: 0,
   };
-  /** Called after every batch of moves (the engine forwards it to the policy's `migrated`). */
-  onMigrate: ((batch: MigrationBatch) => void) | null = null;
 
   readonly #loc: Int16Array;
   readonly #remote: Uint8Array; // bit d: device d maps this system page remotely
@@ -183,11 +181,11 @@ export class Residency implements ResidencyView {
   readonly #used: Int32Array;
   readonly #chunkCount: Uint32Array; // [device * chunks + chunk]
   readonly #lists: LinkedChunkList[];
-  readonly #eviction: EvictionHooks;
+  /** The eviction order's hooks (the planner picks victims through them). */
+  readonly eviction: EvictionHooks;
   // Remote accesses of the current round (drained by takeRoundCounts).
   readonly #roundCount: Uint32Array;
   readonly #roundPages = new PageList();
-  readonly #moved = new PageList();
 
   constructor(o: ResidencyOptions) {
     const devices = o.devices ?? 1;
@@ -203,7 +201,7 @@ export class Residency implements ResidencyView {
     this.chunks = Math.ceil(o.pages / chunkPages);
     this.cost = o.cost ?? DEFAULT_COST;
     this.thrashLapseNs = o.thrashLapseNs ?? 500_000;
-    this.#eviction = o.eviction ?? LRU_DEFAULT;
+    this.eviction = o.eviction ?? LRU_DEFAULT;
     this.#capacity = new Int32Array(devices);
     for (let d = 0; d < devices; d++) {
       const c = typeof o.capacityPages === 'number' ? o.capacityPages : o.capacityPages[d];
@@ -314,7 +312,7 @@ export class Residency implements ResidencyView {
   chunkUsed(d: number, chunk: number, now: number): void {
     const list = this.#lists[d];
     if (!list.has(chunk)) return;
-    if (this.#eviction.chunkUsed) this.#eviction.chunkUsed(d, chunk, now, list);
+    if (this.eviction.chunkUsed) this.eviction.chunkUsed(d, chunk, now, list);
     else list.moveTail(chunk);
   }
 
@@ -347,6 +345,12 @@ export class Residency implements ResidencyView {
     this.#remoteUntil[p] = until;
   }
 
+  /** Forget every device's remote mapping of p (the mirrors' entries were zapped). */
+  unmapRemote(p: number): void {
+    this.#remote[p] = 0;
+    this.#remoteUntil[p] = 0;
+  }
+
   /** Pin p in system memory (it must be home), mapped remotely by `d` when d >= 0. */
   pin(p: number, until: number, d: number): void {
     if (this.#loc[p] !== CPU) throw err('EINVAL', `page ${p} must be home to pin`);
@@ -376,50 +380,14 @@ export class Residency implements ResidencyView {
     }
   }
 
-  #emit(dst: Location, cause: MigrationCause, now: number, list: PageList): void {
-    if (list.length > 0 && this.onMigrate) {
-      this.onMigrate({ now, dst, cause, count: list.length, pages: list.pages });
-    }
-  }
-
   /**
-   * Move `count` pages of `pages` into device d (pages already there are skipped). Makes room by
-   * evicting chunks not in `busy`; pages that still do not fit go to `failed` (the caller maps
-   * them remotely, as test_hmm's MIGRATE_TO_DEV skips pages it cannot allocate). Pinned pages
-   * are skipped (callers unpin first when a policy asks). Returns ns of copy and eviction.
+   * Pages that moved into device d (the driver's result of a plan's move): each page still in
+   * system memory is recorded there. Returns the pages recorded, in order.
    */
-  migrateToDevice(d: number, pages: ArrayLike<number>, count: number, cause: MigrationCause, now: number,
-    busy: ReadonlySet<number>, failed: PageSink | null): number {
-    let ns = 0;
-    const moved = this.#moved;
-    moved.clear();
-    const pending: number[] = [];
-    for (let i = 0; i < count; i++) {
-      const p = pages[i];
-      if (this.#loc[p] === d || this.#pinnedUntil[p] !== NEVER) continue;
-      if (this.#loc[p] !== CPU) pending.push(p); // on another device: home first
-    }
-    if (pending.length > 0) ns += this.migrateHome(pending, pending.length, 'explicit', now);
-    let movedCount = 0;
-    let copyNs = 0; // each emitted batch's contiguous runs are one transfer each
-    for (let i = 0; i < count; i++) {
-      const p = pages[i];
-      if (this.#loc[p] !== CPU || this.#pinnedUntil[p] !== NEVER) continue;
-      if (this.#used[d] >= this.#capacity[d]) {
-        // Moves so far must not be lost to the eviction's own notification batch.
-        if (moved.length > 0) {
-          copyNs += transferRunsNs(this.cost, moved.pages, moved.length);
-          this.#emit(d, cause, now, moved);
-          moved.clear();
-        }
-        const ev = this.evictOne(d, now, busy);
-        if (ev < 0) {
-          this.stats.allocFailures++;
-          failed?.push(p);
-          continue;
-        }
-        ns += ev;
-      }
+  recordToDevice(d: number, pages: readonly number[], cause: MigrationCause, now: number): number[] {
+    const moved: number[] = [];
+    for (const p of pages) {
+      if (this.#loc[p] !== CPU) continue;
       const chunk = this.#chunkOf(p);
       const key = d * this.chunks + chunk;
       this.#loc[p] = d;
@@ -427,7 +395,7 @@ export class Residency implements ResidencyView {
       this.#used[d]++;
       if (this.#chunkCount[key]++ === 0) {
         const list = this.#lists[d];
-        if (this.#eviction.chunkActivate) this.#eviction.chunkActivate(d, chunk, now, list);
+        if (this.eviction.chunkActivate) this.eviction.chunkActivate(d, chunk, now, list);
         else list.moveTail(chunk);
         if (!list.has(chunk)) list.moveTail(chunk); // a hook must not lose a chunk
       }
@@ -438,107 +406,57 @@ export class Residency implements ResidencyView {
         this.stats.prefetchedPages++;
       }
       moved.push(p);
-      movedCount++;
     }
-    this.stats.migrationsToDevice += movedCount;
-    this.stats.bytesToDevice += movedCount * PAGE_SIZE;
-    ns += copyNs + transferRunsNs(this.cost, moved.pages, moved.length);
-    this.#emit(d, cause, now, moved);
-    moved.clear();
-    return ns;
+    this.stats.migrationsToDevice += moved.length;
+    this.stats.bytesToDevice += moved.length * PAGE_SIZE;
+    return moved;
   }
 
-  /**
-   * The driver could not place page p on device d after all (migrate_vma skipped it: device
-   * memory taken by someone else, the page busy): undo the move without charging a trip, so
-   * the residency stays what the page tables say. Returns whether p was on d.
-   */
-  undoToDevice(d: number, p: number): boolean {
-    if (this.#loc[p] !== d) return false;
-    const chunk = this.#chunkOf(p);
-    const key = d * this.chunks + chunk;
+  #leave(p: number): Location {
+    const d = this.#loc[p];
+    const key = d * this.chunks + this.#chunkOf(p);
     this.#loc[p] = CPU;
+    this.#remote[p] = 0;
+    this.#remoteUntil[p] = 0;
     this.#used[d]--;
     if (--this.#chunkCount[key] === 0) {
-      this.#lists[d].remove(chunk);
-      this.#eviction.chunkFreed?.(d, chunk);
+      this.#lists[d].remove(this.#chunkOf(p));
+      this.eviction.chunkFreed?.(d, this.#chunkOf(p));
     }
-    if (this.#prefetched[p]) {
-      this.#prefetched[p] = 0;
-      this.stats.prefetchedPages--;
-    }
-    this.stats.migrationsToDevice--;
-    this.stats.bytesToDevice -= PAGE_SIZE;
-    return true;
+    this.#prefetched[p] = 0;
+    return d;
   }
 
-  /** Move device-resident pages home (CPU fault, eviction, explicit). Returns ns of the copy. */
-  migrateHome(pages: ArrayLike<number>, count: number, cause: MigrationCause, now: number): number {
-    const list = new PageList(count);
-    for (let i = 0; i < count; i++) {
-      const p = pages[i];
-      const d = this.#loc[p];
-      if (d === CPU) continue;
-      const chunk = this.#chunkOf(p);
-      const key = d * this.chunks + chunk;
-      this.#loc[p] = CPU;
-      this.#remote[p] = 0;
-      this.#remoteUntil[p] = 0;
-      this.#used[d]--;
-      if (--this.#chunkCount[key] === 0) {
-        this.#lists[d].remove(chunk);
-        this.#eviction.chunkFreed?.(d, chunk);
-      }
-      this.#prefetched[p] = 0;
+  /** Device-resident pages that came home (copied: a CPU fault, an eviction, an explicit move). Returns those recorded. */
+  recordHome(pages: readonly number[], now: number): number[] {
+    const moved: number[] = [];
+    for (const p of pages) {
+      if (this.#loc[p] === CPU) continue;
+      this.#leave(p);
       this.#thrashCheck(p, now);
       this.#toHost[p] = now;
       this.#trips[p]++;
-      list.push(p);
+      moved.push(p);
     }
-    this.stats.migrationsToHost += list.length;
-    this.stats.bytesToHost += list.length * PAGE_SIZE;
-    this.#emit(CPU, cause, now, list);
-    return transferRunsNs(this.cost, list.pages, list.length);
+    this.stats.migrationsToHost += moved.length;
+    this.stats.bytesToHost += moved.length * PAGE_SIZE;
+    return moved;
+  }
+
+  /** One victim chunk evicted: `pages` of it came home (counted with recordHome). */
+  recordEviction(pages: number): void {
+    this.stats.evictions++;
+    this.stats.evictedPages += pages;
   }
 
   /**
-   * Evict one chunk of device d (uvm_pmm_gpu.c: pick_root_chunk_to_evict, evict_root_chunk):
-   * evictionPrepare, then pickVictim (default: the first chunk from the head not in `busy`).
-   * Returns ns, or -1 when nothing can be evicted.
+   * A device page dropped without a copy (MADV_DONTNEED, munmap: the data is gone): it is no
+   * longer on the device; no bytes moved. Returns whether it was on one.
    */
-  evictOne(d: number, now: number, busy: ReadonlySet<number>): number {
-    const list = this.#lists[d];
-    this.#eviction.evictionPrepare?.(d, now, list);
-    let victim = -1;
-    if (this.#eviction.pickVictim) {
-      victim = this.#eviction.pickVictim(d, now, list, busy);
-      if (victim >= 0 && (!list.has(victim) || busy.has(victim))) {
-        throw err('EINVAL', `eviction policy ${this.#eviction.name} picked chunk ${victim}, not evictable`);
-      }
-    } else {
-      for (let c = list.head(); c >= 0; c = list.next(c)) {
-        if (!busy.has(c)) {
-          victim = c;
-          break;
-        }
-      }
-    }
-    if (victim < 0) return -1;
-    const first = victim * this.chunkPages;
-    const end = Math.min(first + this.chunkPages, this.pageCount);
-    let pages: number[] = [];
-    for (let p = first; p < end; p++) if (this.#loc[p] === d) pages.push(p);
-    const g = this.#eviction.granularityPages ?? this.chunkPages;
-    if (g < this.chunkPages && pages.length > 0) {
-      // A sub-chunk eviction (UVM_Smart's random-4K, SL-64K): one aligned block of g pages.
-      const pick = this.#eviction.pickInChunk?.(d, victim, pages, now) ?? pages[0];
-      if (!pages.includes(pick)) throw err('EINVAL', `eviction policy ${this.#eviction.name} picked page ${pick}, not resident in chunk ${victim}`);
-      const lo = Math.floor(pick / g) * g;
-      pages = pages.filter((p) => p >= lo && p < lo + g);
-    }
-    this.stats.evictions++;
-    this.stats.evictedPages += pages.length;
-    return this.migrateHome(pages, pages.length, 'eviction', now) + this.cost.evictChunkNs;
+  recordDropped(p: number): boolean {
+    if (this.#loc[p] === CPU) return false;
+    this.#leave(p);
+    return true;
   }
 }
 

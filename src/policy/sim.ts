@@ -2,7 +2,7 @@
  * A pure simulator of the policy layer, for tests and quick sweeps: a trace of CPU and device
  * accesses is run through the residency state machine and a policy (engine.ts), with the cost
  * model charging a virtual clock a processor. No GPU: this is the decision and residency logic
- * the driver calls, with the moves charged instead of performed.
+ * the driver calls, with each plan's moves charged and committed as done instead of performed.
  *
  * Timing model (deterministic: no wall clock, integer ns, ties broken by processor index):
  *  - Each processor issues its records in trace order, at max(record time, its clock).
@@ -162,6 +162,7 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
           clock[0] = f.until;
           continue;
         }
+        engine.commit(f.plan); // the simulator's moves always happen
         ns = f.ns;
       }
       ptr[0]++;
@@ -221,6 +222,7 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
     let ns = 0;
     if (n > 0) {
       const g = engine.serviceGroup(d, gPages, gAccess, n, faults, now);
+      engine.commit(g.plan);
       ns += g.ns;
       const until = new Map<number, number>();
       for (let i = 0; i < n; i++) if (g.action[i] === DECIDE_THROTTLE) until.set(gPages[i], Math.max(g.until[i], now + 1));
@@ -247,7 +249,9 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
       bytesRemote += remote * cost.remoteAccessBytes;
       ns += cost.remoteAccessNs + transferNs(cost, remote * cost.remoteAccessBytes);
     }
-    ns += engine.serviceAccessCounters(d, now);
+    const ac = engine.serviceAccessCounters(d, now);
+    engine.commit(ac.plan);
+    ns += ac.ns;
     clock[q] = now + ns;
     if (retry[q].length > 0) clock[q] = Math.max(clock[q], now + 1); // always progress
   }

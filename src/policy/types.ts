@@ -35,8 +35,6 @@ export const DECIDE_REMOTE = 0; // leave it in system memory, map it through the
 export const DECIDE_MIGRATE = 1; // move it into this device's memory, map it locally
 export const DECIDE_THROTTLE = 2; // do not service now: the requester refaults at `until`
 export const DECIDE_PIN = 3; // pin it in system memory and map it remotely until `until`
-export type Decision =
-  | typeof DECIDE_REMOTE | typeof DECIDE_MIGRATE | typeof DECIDE_THROTTLE | typeof DECIDE_PIN;
 
 /** Why a page moved (UVM's uvm_make_resident_cause_t, as far as HMM has them). */
 export type MigrationCause = 'fault' | 'prefetch' | 'accessCounter' | 'eviction' | 'cpuFault' | 'explicit';

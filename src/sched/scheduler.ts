@@ -48,11 +48,8 @@ const setImmediateish: (cb: () => void) => void = (() => {
   return (cb: () => void) => { setTimeout(cb, 0); };
 })();
 
-let current: Scheduler = new RealScheduler();
+const current: Scheduler = new RealScheduler();
 /** The scheduler in force; machines take one at creation and default to this. */
 export function defaultScheduler(): Scheduler {
   return current;
-}
-export function setDefaultScheduler(s: Scheduler): void {
-  current = s;
 }

@@ -42,7 +42,7 @@ function expectPages(got: Uint8Array, want: readonly number[], what: string): vo
 const T = (p: number, g: number): number => ((g << 20) | p) >>> 0;
 
 function devices(m: Machine): DmirrorDevice[] {
-  return m.devices as unknown as DmirrorDevice[];
+  return [...m.devices];
 }
 
 /** Device pages in use per device, by pagemap refcount and by VRAM pool. */
@@ -63,7 +63,7 @@ function devicePagesInUse(m: Machine): { refs: number[]; slots: number[] } {
 }
 
 /** Everything gone: the zero page is the only used frame, no device page, no aperture slot. */
-function expectAllFree(m: Machine, mirrors: readonly Mirror[], what: string): void {
+function expectAllFree(m: Machine, mirrors: readonly Dmirror[], what: string): void {
   const r = checkFrameAccounting(m);
   expect(r.usedFrames, `${what}: used frames`).toBe(1);
   expect(r.swapSlots, `${what}: swap slots`).toBe(0);
@@ -72,7 +72,7 @@ function expectAllFree(m: Machine, mirrors: readonly Mirror[], what: string): vo
   expect(d.refs, `${what}: device pages with references`).toEqual(d.refs.map(() => 0));
   expect(d.slots, `${what}: VRAM slots allocated`).toEqual(d.slots.map(() => 0));
   for (const fd of mirrors) {
-    const dm = fd as unknown as Dmirror;
+    const dm = fd;
     expect(dm.aperture.mapped, `${what}: aperture frames mapped by dmirror${dm.index}`).toBe(0);
   }
 }
@@ -102,7 +102,7 @@ describe('dmirror frame accounting', () => {
     const proc = m.spawn();
     const fd0 = await m.devices[0].open(proc);
     const fd1 = await m.devices[1].open(proc);
-    const mirrors: Mirror[] = [fd0, fd1];
+    const mirrors: Dmirror[] = [fd0, fd1];
     const n = 32;
     const size = n * PAGE_SIZE;
     let buf = 0;
@@ -169,7 +169,7 @@ describe('dmirror frame accounting', () => {
     });
 
     let child: Process | null = null;
-    let cfd: Mirror | null = null;
+    let cfd: Dmirror | null = null;
     await step('fork with device pages and exclusive entries', async () => {
       await fd1.migrateToDevice(buf + 8 * PAGE_SIZE, 8);
       child = await proc.fork();
@@ -215,7 +215,7 @@ describe('dmirror frame accounting', () => {
     });
     await step('child exits with its mirror open', async () => {
       await child!.exit();
-      expect((cfd as unknown as Dmirror).aperture.mapped, 'child mirror aperture after exit').toBe(0);
+      expect(cfd!.aperture.mapped, 'child mirror aperture after exit').toBe(0);
     });
     await step('close the child mirror', async () => {
       await cfd!.close();

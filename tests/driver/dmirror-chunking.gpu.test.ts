@@ -43,7 +43,7 @@ async function withMirror(fn: (m: Machine, mirror: Dmirror) => Promise<void>): P
   const m = await createMachine({ devices: 1, aperturePages: APERTURE });
   try {
     const proc = m.spawn();
-    const mirror = await (m.devices[0] as unknown as DmirrorDevice).open(proc);
+    const mirror = await m.devices[0].open(proc);
     await fn(m, mirror);
   } finally {
     await m.destroy();

@@ -372,7 +372,7 @@ async function stress(m: Machine, proc: Process, readers: Mirror[], seed: number
 
 describe('dmirror coherence: the GPU never reads through a stale entry', () => {
   let machine: Machine | null = null;
-  const opened: Mirror[] = [];
+  const opened: Dmirror[] = [];
 
   afterEach(async () => {
     try {
@@ -388,7 +388,7 @@ describe('dmirror coherence: the GPU never reads through a stale entry', () => {
    * and GPU completions (and the fault path's HMM_RANGE_DEFAULT_TIMEOUT, in virtual time) is
    * the seed's alone: no test here depends on how fast the machine is.
    */
-  async function setup(seed?: number): Promise<{ m: Machine; proc: Process; fd0: Mirror; fd1: Mirror }> {
+  async function setup(seed?: number): Promise<{ m: Machine; proc: Process; fd0: Dmirror; fd1: Dmirror }> {
     const m = await createMachine(seed === undefined ? MACHINE : { ...MACHINE, scheduler: new SeededScheduler(seed) });
     machine = m;
     const proc = m.spawn();
@@ -489,7 +489,7 @@ describe('dmirror coherence: the GPU never reads through a stale entry', () => {
 
 describe('dmirror coherence both ways', () => {
   let machine: Machine | null = null;
-  const opened: Mirror[] = [];
+  const opened: Dmirror[] = [];
 
   afterEach(async () => {
     try {
@@ -505,7 +505,7 @@ describe('dmirror coherence both ways', () => {
    * and GPU completions (and the fault path's HMM_RANGE_DEFAULT_TIMEOUT, in virtual time) is
    * the seed's alone: no test here depends on how fast the machine is.
    */
-  async function setup(seed?: number, extra: { ownReadOnlyWriteMigrates?: boolean } = {}): Promise<{ m: Machine; proc: Process; fd0: Mirror; fd1: Mirror }> {
+  async function setup(seed?: number, extra: { ownReadOnlyWriteMigrates?: boolean } = {}): Promise<{ m: Machine; proc: Process; fd0: Dmirror; fd1: Dmirror }> {
     const m = await createMachine({ ...MACHINE, ...extra, ...(seed === undefined ? {} : { scheduler: new SeededScheduler(seed) }) });
     machine = m;
     const proc = m.spawn();
@@ -726,9 +726,9 @@ describe('dmirror coherence both ways', () => {
       const other = who === 'parent' ? child : proc;
       const wfd = who === 'parent' ? fd0 : await m.devices[0].open(child);
       if (wfd !== fd0) opened.push(wfd);
-      const st = (wfd as unknown as Dmirror).stats;
+      const st = wfd.stats;
       const w = await within(wfd.write(buf, pagesOf(n, (p) => tag(p, 2))), 4000, `${who}'s dev0 write`,
-        () => `(${st.rounds} GPU rounds, ${totals((wfd as unknown as Dmirror).servicer.records).rangeFaults} range faults so far)`);
+        () => `(${st.rounds} GPU rounds, ${totals(wfd.servicer.records).rangeFaults} range faults so far)`);
       expect(w.cpages).toBe(n);
       expectAll((await wfd.read(buf, n)).data, (p) => tag(p, 2), n, `${who}'s device read`);
       expectAll(await writer.read(buf, n * PAGE_SIZE), (p) => tag(p, 2), n, `${who}'s CPU read`);
@@ -746,7 +746,7 @@ describe('dmirror coherence both ways', () => {
     // pages 0-2 read-only. The retry must still ask for read access only: the first walk's
     // HMM_PFN_WRITE output bits alias HMM_PFN_REQ_WRITE and must not be fed back as requests.
     const { m, proc, fd0, fd1 } = await setup(7);
-    const dev1 = m.devices[1] as unknown as DmirrorDevice;
+    const dev1 = m.devices[1];
     const n = 4;
     for (let round = 0; round < 3; round++) {
       const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
@@ -760,7 +760,7 @@ describe('dmirror coherence both ways', () => {
         return orig(f);
       };
       // hmm_range_fault retries are in the fault servicer's batch records.
-      const retries = (): number => totals((fd0 as unknown as Dmirror).servicer.records).retries;
+      const retries = (): number => totals(fd0.servicer.records).retries;
       const retriesBefore = retries();
       let r: Awaited<ReturnType<Mirror['read']>>;
       try {

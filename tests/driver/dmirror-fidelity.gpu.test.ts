@@ -28,7 +28,7 @@ async function setup(opts: Parameters<typeof createMachine>[0] = {}): Promise<{ 
   const m = await createMachine({ devices: 1, systemPages: 8192, aperturePages: 1024, devicePages: 512, ...opts });
   machines.push(m);
   const proc = m.spawn();
-  const fd = (await m.devices[0].open(proc)) as unknown as Dmirror;
+  const fd = await m.devices[0].open(proc);
   return { m, fd, proc };
 }
 

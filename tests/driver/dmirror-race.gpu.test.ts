@@ -50,9 +50,9 @@ async function b1(seed: number, gpu: GpuContext): Promise<Outcome> {
   const p = m.spawn();
   const a = await p.mmap(0, PAGE_SIZE, RW, ANON);
   await p.write(a, pagesOf(1, () => 0xa0a0a0a0));
-  const fd0 = (await m.devices[0].open(p)) as unknown as Dmirror;
-  const fd1 = (await m.devices[1].open(p)) as unknown as Dmirror;
-  const dev0 = m.devices[0] as unknown as DmirrorDevice;
+  const fd0 = await m.devices[0].open(p);
+  const fd1 = await m.devices[1].open(p);
+  const dev0 = m.devices[0];
 
   // fd1 is busy with a command: it holds its update lock across GPU waits (here: virtual
   // time, so that the seed alone decides the interleaving).
@@ -80,7 +80,7 @@ async function b1(seed: number, gpu: GpuContext): Promise<Outcome> {
     const q = m.spawn();
     const qa = await q.mmap(0, PAGE_SIZE, RW, ANON);
     await q.write(qa, pagesOf(1, () => 0x5ec2e7));
-    const fq = (await m.devices[0].open(q)) as unknown as Dmirror;
+    const fq = await m.devices[0].open(q);
     await fq.migrateToDevice(qa, 1);
     crossRead = new Uint32Array((await fd0.read(a, 1)).data.buffer)[0];
     await fd0.write(a, pagesOf(1, () => 0xbad));
@@ -105,8 +105,8 @@ describe('a device page is never freed while a mirror maps it', () => {
     const p = m.spawn();
     const a = await p.mmap(0, PAGE_SIZE, RW, ANON);
     await p.write(a, pagesOf(1, () => 0x1234));
-    const fd = (await m.devices[0].open(p)) as unknown as Dmirror;
-    const dev = m.devices[0] as unknown as DmirrorDevice;
+    const fd = await m.devices[0].open(p);
+    const dev = m.devices[0];
     await fd.migrateToDevice(a, 1);
     expect((await fd.audit(a, 1)).checked).toBe(1);
     const used = dev.vram.stats.used;

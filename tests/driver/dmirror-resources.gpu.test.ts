@@ -18,6 +18,7 @@
  *  - CHECK_EXCLUSIVE over the whole address space walks the mirror's entries, not every
  *    page number.
  */
+import { forge } from '../support/forge.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   checkFrameAccounting, createMachine, HmmError, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE,
@@ -35,8 +36,8 @@ const TASK_SIZE = 2 ** 47;
 const DEV_MASK = 0x30;
 const TAG = (p: number, g: number): number => ((0x5e000000 | (g << 16) | p) >>> 0);
 
-const dm = (fd: Mirror): Dmirror => fd as unknown as Dmirror;
-const dev = (m: Machine, i: number): DmirrorDevice => m.devices[i] as unknown as DmirrorDevice;
+const dm = (fd: Dmirror): Dmirror => fd;
+const dev = (m: Machine, i: number): DmirrorDevice => m.devices[i];
 
 function engineAlive(e: MirrorEngine): boolean {
   try {
@@ -50,7 +51,7 @@ function engineAlive(e: MirrorEngine): boolean {
 
 /** Device pages with references and VRAM slots allocated, per device. */
 function devicePagesInUse(m: Machine): { refs: number[]; slots: number[] } {
-  const devs = m.devices as unknown as DmirrorDevice[];
+  const devs = [...m.devices];
   return {
     refs: devs.map((d) => d.pagemap.refcount.reduce((a, c) => a + (c !== 0 ? 1 : 0), 0)),
     slots: devs.map((d) => {
@@ -102,8 +103,8 @@ describe('dmirror resources and clean errors', () => {
     try {
       for (const d of m1.devices) await expect(d.open(p2), `machine 1's dmirror${d.index}.open(process of machine 2)`).rejects.toBeErrno('EINVAL');
       for (const bad of [undefined, null, {}, 5, 'pid 1', m1, Object.create(null) as object]) {
-        await expect(m1.devices[0].open(bad as unknown as Process), `open(${typeof bad})`).rejects.toBeErrno('EBADF');
-        await expect(m2.devices[0].open(bad as unknown as Process), `open(${typeof bad}) on a started device`).rejects.toBeErrno('EBADF');
+        await expect(m1.devices[0].open(forge<Process>(bad)), `open(${typeof bad})`).rejects.toBeErrno('EBADF');
+        await expect(m2.devices[0].open(forge<Process>(bad)), `open(${typeof bad}) on a started device`).rejects.toBeErrno('EBADF');
       }
     } finally {
       restore();
@@ -173,12 +174,12 @@ describe('dmirror resources and clean errors', () => {
     const lost = device.lost;
     // Every callback attached to device.lost from now on (they live as long as the device).
     const held: unknown[] = [];
-    const counting = {
+    const counting = forge<Promise<GPUDeviceLostInfo>>({
       then(onOk?: (v: GPUDeviceLostInfo) => unknown, onErr?: (e: unknown) => unknown): Promise<unknown> {
         held.push(onOk, onErr);
         return lost.then(onOk, onErr);
       },
-    } as unknown as Promise<GPUDeviceLostInfo>;
+    });
     const own = Object.getOwnPropertyDescriptor(device, 'lost');
     Object.defineProperty(device, 'lost', { configurable: true, get: () => counting });
     try {
@@ -189,7 +190,7 @@ describe('dmirror resources and clean errors', () => {
       }
     } finally {
       if (own !== undefined) Object.defineProperty(device, 'lost', own);
-      else delete (device as unknown as Record<string, unknown>).lost;
+      else delete forge<Record<string, unknown>>(device).lost;
     }
     expect(held.filter((f) => f !== undefined).length, 'callbacks left on device.lost by 4 open/read/close').toBe(0);
   });

@@ -26,7 +26,7 @@ async function setup(scheduler?: Scheduler): Promise<{ m: Machine; mirror: Dmirr
   const m = await createMachine({ devices: 1, systemPages: 1 << 14, aperturePages: 1024, devicePages: 512, ...(scheduler ? { scheduler } : {}) });
   machines.push(m);
   const proc = m.spawn();
-  const mirror = (await m.devices[0].open(proc)) as unknown as Dmirror;
+  const mirror = await m.devices[0].open(proc);
   return { m, mirror, proc };
 }
 

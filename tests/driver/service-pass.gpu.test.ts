@@ -15,7 +15,7 @@ async function setup(): Promise<{ m: Machine; mirror: Dmirror; proc: ReturnType<
   const m = await createMachine({ devices: 1, systemPages: 8192, aperturePages: 1024, devicePages: 512 });
   machines.push(m);
   const proc = m.spawn();
-  const mirror = (await m.devices[0].open(proc)) as unknown as Dmirror;
+  const mirror = await m.devices[0].open(proc);
   return { m, mirror, proc };
 }
 

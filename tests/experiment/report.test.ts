@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   FIGURE_TITLES, FIGURES, summarizeRun, toBatchCsv, toCsv, toHtml, toJson, toSvgFigure, toTable,
 } from '../../src/experiment/report.js';
-import { barChart, lineChart, niceTicks } from '../../src/experiment/svg-plot.js';
+import { barChart, figure, niceTicks } from '../../src/experiment/svg-plot.js';
 import type { ExperimentReport } from '../../src/experiment/types.js';
 import { config, fakeResult, result, rec, syntheticReport } from './fixtures.js';
 import { xmlProblem } from './xml.js';
@@ -196,7 +196,7 @@ describe('report: HTML and SVG', () => {
 
   it('legends are never clipped: the figure is wide enough for the longest name', () => {
     const long = 'a run label that is much longer than the old 260-pixel legend allowed for';
-    const svg = lineChart({ xLabel: 'x', yLabel: 'y', series: [{ name: long, points: [[0, 1], [1, 2]] }, { name: 'b', points: [[0, 2]] }] }, { title: 't' });
+    const svg = figure([{ kind: 'line', xLabel: 'x', yLabel: 'y', series: [{ name: long, points: [[0, 1], [1, 2]] }, { name: 'b', points: [[0, 2]] }] }], { title: 't' });
     const width = Number(/<svg[^>]* width="(\d+)"/.exec(svg)?.[1]);
     const legendX = Number(/class="legend"[^>]*translate\(([\d.]+)/.exec(svg)?.[1]);
     const shown = /class="legend"[\s\S]*?<text[^>]*>([^<]*)<\/text>/.exec(svg)?.[1] ?? '';
@@ -245,12 +245,12 @@ describe('svg-plot', () => {
   });
 
   it('line and bar charts: one polyline per series, one rect per value, legend, well-formed', () => {
-    const line = lineChart({
-      xLabel: 'x', yLabel: 'y', series: [
+    const line = figure([{
+      kind: 'line', xLabel: 'x', yLabel: 'y', series: [
         { name: 'a', points: [[0, 1], [1, 3], [2, 2]] },
         { name: 'b & c', points: Array.from({ length: 5000 }, (_, i) => [i, i % 7] as [number, number]) },
       ],
-    }, { title: 'T', caption: 'what it shows', standalone: true });
+    }], { title: 'T', caption: 'what it shows', standalone: true });
     expect(count(line, /<polyline class="series"/g)).toBe(2);
     expect(xmlProblem(line)).toBeNull();
     expect(line).toContain('>b &amp; c</text>'); // legend entry

@@ -45,19 +45,20 @@ describe('lab settings', () => {
     expect(fromRunConfig(none)).toEqual(DEFAULT_SETTINGS);
     // A user's module is named by its file (plain JavaScript only).
     expect(settingsFromQuery('policy=my-policy.mjs&oversub=2').settings).toMatchObject({ policy: 'my-policy.mjs', oversub: 2 });
-    for (const [raw, field, msg] of [
-      [{ policy: 'first-touch', oversub: 4 }, 'oversub', 'oversubscription must be from 1 to 3'],
-      [{ policy: 'first-touch', oversub: 0.5 }, 'oversub', 'from 1 to 3'],
-      [{ policy: 'first-touch', oversub: 'x' }, 'oversub', 'from 1 to 3'],
-      [{ policy: 'none', oversub: 2 }, 'oversub', 'needs a migration policy'],
-      [{ policy: 'nope' }, 'policy', 'first-touch'],
-      [{ policy: 'my-policy.ts' }, 'policy', '.js, .mjs'],
-    ] as const) {
-      const r = checkSettings({ ...DEFAULT_SETTINGS, ...raw });
-      expect(r.settings).toBeNull();
-      expect(r.errors.find((e) => e.field === field)?.message).toMatch(msg);
-    }
     expect(settingsFromQuery('policy=first-touch&oversub=9').settings).toBeNull();
+  });
+
+  it.for([
+    [{ policy: 'first-touch', oversub: 4 }, 'oversub', 'oversubscription must be from 1 to 3'],
+    [{ policy: 'first-touch', oversub: 0.5 }, 'oversub', 'from 1 to 3'],
+    [{ policy: 'first-touch', oversub: 'x' }, 'oversub', 'from 1 to 3'],
+    [{ policy: 'none', oversub: 2 }, 'oversub', 'needs a migration policy'],
+    [{ policy: 'nope' }, 'policy', 'first-touch'],
+    [{ policy: 'my-policy.ts' }, 'policy', '.js, .mjs'],
+  ] as const)('refuses %j: the %s field says "%s"', ([raw, field, msg]) => {
+    const r = checkSettings({ ...DEFAULT_SETTINGS, ...raw });
+    expect(r.settings).toBeNull();
+    expect(r.errors.find((e) => e.field === field)?.message).toMatch(msg);
   });
 });
 

@@ -1,3 +1,4 @@
+import { forge } from '../support/forge.js';
 import { describe, expect, it } from 'vitest';
 import {
   MADV_DONTNEED, MAP_ANONYMOUS, MAP_FIXED, MAP_HUGETLB, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE,
@@ -51,7 +52,7 @@ const cases: [string, (c: Ctx) => Promise<unknown>, Errno][] = [
   ['madvise unaligned', (c) => c.p.madvise(c.a + 1, PG, MADV_DONTNEED), 'EINVAL'],
   ['madvise hugetlb unaligned start', (c) => c.p.madvise(c.h + PG, PG, MADV_DONTNEED), 'EINVAL'],
   ['madvise unmapped', (c) => c.p.madvise(0x10000, PG, MADV_DONTNEED), 'ENOMEM'],
-  ['write non-Uint8Array', (c) => c.p.write(c.a, [1, 2] as unknown as Uint8Array), 'EINVAL'],
+  ['write non-Uint8Array', (c) => c.p.write(c.a, forge<Uint8Array>([1, 2])), 'EINVAL'],
   ['read negative length', (c) => c.p.read(c.a, -1), 'EINVAL'],
   ['read longer than MAX_RW_COUNT', (c) => c.p.read(c.a, 2 ** 33), 'EINVAL'],
   ['mmap a file of another machine', async (c) => c.p.mmap(0, PG, RW, MAP_SHARED, (await smallMachine()).createFile(PG), 0), 'EBADF'],

@@ -21,10 +21,10 @@ function access(e: PolicyEngine, page: number, n: number, t0 = 0): void {
   for (let i = 0; i < n; i++, t += 1000) {
     const touch = e.residency.touchDevice(0, page, t);
     if (touch === 2) {
-      e.serviceGroup(0, pages, new Uint8Array([ACCESS_READ]), 1, 1, t);
+      e.commit(e.serviceGroup(0, pages, new Uint8Array([ACCESS_READ]), 1, 1, t).plan); // the moves done as planned
       expect(e.residency.touchDevice(0, page, t)).toBe(1); // replay: remote
     }
-    e.serviceAccessCounters(0, t);
+    e.commit(e.serviceAccessCounters(0, t).plan);
   }
 }
 
@@ -85,7 +85,7 @@ describe('access counters: IPDPS\'20, 8 per 64 KiB scaled by round trips', () =>
     expect(e.residency.location(48)).toBe(CPU);
     // Send the region home (one round trip), then it takes 8 x (1 + 1) = 16.
     const region = Array.from({ length: 16 }, (_, i) => 32 + i);
-    e.residency.migrateHome(region, 16, 'eviction', 200_000);
+    e.residency.recordHome(region, 200_000);
     access(e, 40, 15, 300_000);
     expect(e.residency.location(40)).toBe(CPU);
     access(e, 40, 1, 400_000);

@@ -3,10 +3,18 @@
  * MRU and LFU, each picking its own victim from one access history.
  */
 import { describe, expect, it } from 'vitest';
-import { CPU, EVICTIONS, Residency, type EvictionHooks } from '../../src/policy/index.js';
+import { commitPlan, CPU, EVICTIONS, Planner, Residency, type EvictionHooks } from '../../src/policy/index.js';
 
 const CP = 4; // pages a chunk
 const NONE = new Set<number>();
+
+/** Plan moving `pages` into device 0 (evicting as needed), then commit it as done. */
+function move(res: Residency, pages: number[], now: number, busy: ReadonlySet<number> = NONE, failed?: number[]): void {
+  const planner = new Planner(res);
+  planner.begin(0, now);
+  planner.toDevice(0, pages, pages.length, 'fault', busy, failed ? { push: (p) => failed.push(p) } : null);
+  commitPlan(res, planner.end());
+}
 
 /** Chunks A..D (0..3) fill the device; then uses A x3, D x2, B, A, C; then chunk 4 needs room. */
 function victimOf(eviction: EvictionHooks | undefined): number {
@@ -14,10 +22,10 @@ function victimOf(eviction: EvictionHooks | undefined): number {
   let t = 0;
   for (let c = 0; c < 4; c++) {
     const pages = [0, 1, 2, 3].map((i) => c * CP + i);
-    res.migrateToDevice(0, pages, CP, 'fault', t++, NONE, null);
+    move(res, pages, t++);
   }
   for (const c of [0, 0, 0, 3, 3, 1, 0, 2]) res.chunkUsed(0, c, t++);
-  res.migrateToDevice(0, [4 * CP], 1, 'fault', t++, NONE, null);
+  move(res, [4 * CP], t++);
   const home = [0, 1, 2, 3].filter((c) => res.location(c * CP) === CPU);
   expect(home.length).toBe(1);
   expect(res.stats.evictions).toBe(1);
@@ -43,9 +51,9 @@ describe('eviction orders', () => {
 
   it('never evicts a busy chunk; with nothing evictable the page fails over to the caller', () => {
     const res = new Residency({ pages: 2 * CP, capacityPages: CP, chunkPages: CP });
-    res.migrateToDevice(0, [0, 1, 2, 3], 4, 'fault', 0, NONE, null);
+    move(res, [0, 1, 2, 3], 0);
     const failed: number[] = [];
-    res.migrateToDevice(0, [CP], 1, 'fault', 1, new Set([0]), { push: (p) => failed.push(p) });
+    move(res, [CP], 1, new Set([0]), failed);
     expect(failed).toEqual([CP]);
     expect(res.stats.allocFailures).toBe(1);
     expect(res.usedPages(0)).toBe(CP);
@@ -54,8 +62,8 @@ describe('eviction orders', () => {
   it('refuses a victim the policy may not take (EINVAL naming the policy)', () => {
     const bad: EvictionHooks = { name: 'bad', pickVictim: () => 7 };
     const res = new Residency({ pages: 2 * CP, capacityPages: CP, chunkPages: CP, eviction: bad });
-    res.migrateToDevice(0, [0, 1, 2, 3], 4, 'fault', 0, NONE, null);
-    expect(() => res.migrateToDevice(0, [CP], 1, 'fault', 1, NONE, null)).toThrow(/EINVAL.*bad.*chunk 7/);
+    move(res, [0, 1, 2, 3], 0);
+    expect(() => move(res, [CP], 1)).toThrow(/EINVAL.*bad.*chunk 7/);
   });
 });
 
@@ -65,9 +73,8 @@ describe('sub-chunk evictions (UVM_Smart random-4K, SL-64K)', () => {
     const { random4kEviction, sl64kEviction, lruEviction } = await import('../../src/policy/eviction.js');
     const run = (eviction: ReturnType<typeof lruEviction>) => {
       const r = new Residency({ pages: 1024, capacityPages: 512, eviction });
-      const all = Float64Array.from({ length: 512 }, (_, i) => i);
-      r.migrateToDevice(0, all, 512, 'fault', 0, new Set(), null);
-      r.migrateToDevice(0, [600], 1, 'fault', 1, new Set([1]), null);
+      move(r, Array.from({ length: 512 }, (_, i) => i), 0);
+      move(r, [600], 1, new Set([1]));
       const home: number[] = [];
       for (let p = 0; p < 512; p++) if (r.location(p) !== 0) home.push(p);
       return { home, stats: r.stats };

@@ -8,7 +8,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMachine, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine, type Process } from '../../src/index.js';
 import type { Dmirror } from '../../src/driver/dmirror.js';
-import { PolicyPath } from '../../src/driver/policy-path.js';
+import type { PolicyPath } from '../../src/driver/policy-path.js';
 import {
   accessCounters, computeNs, linkNs, NVIDIA_ACCESS_COUNTERS, remoteOnly, validatePolicy, DECIDE_REMOTE, type AccessCounterBatch, type MigrationPolicy,
 } from '../../src/policy/index.js';
@@ -37,8 +37,7 @@ describe('GPU access counters on the policy path', () => {
     expect(buf).toBe(ADDR);
     await proc.write(buf, pagesOf(NPAGES, tag));
     const mirror = await m.devices[0].open(proc);
-    const path = new PolicyPath(policy, 0, { start: buf, npages: NPAGES, capacityPages: NPAGES });
-    mirror.setServicer({ policy: path });
+    const path = mirror.setPolicy(policy, { start: buf, npages: NPAGES, capacityPages: NPAGES })!;
     return { proc, mirror, path };
   }
 
@@ -156,8 +155,7 @@ describe('CPU faults on device pages on the real path (uvm_va_block_cpu_fault: t
     await proc.write(buf, pagesOf(n, tag));
     const mirror = (await m.devices[0].open(proc)) as Dmirror;
     const { firstTouch } = await import('../../src/policy/builtins.js');
-    const path = new PolicyPath(firstTouch(), 0, { start: buf, npages: n, capacityPages: 64 });
-    mirror.setServicer({ policy: path });
+    const path = mirror.setPolicy(firstTouch(), { start: buf, npages: n, capacityPages: 64 })!;
     await mirror.read(buf, n); // every page migrates into device memory
     expect(path.stats.migratedIn).toBe(n);
     const devmem = m.devices[0].devmem;

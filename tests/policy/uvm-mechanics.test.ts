@@ -46,16 +46,17 @@ describe('CPU faults on device pages (uvm_va_block_cpu_fault: the same make_resi
     const { transferNs, UVM_SMART } = await import('../../src/policy/cost.js');
     const e = new PolicyEngine(firstTouch(), { pages: 512, capacityPages: 512 });
     const all = Float64Array.from({ length: 64 }, (_, i) => i);
-    e.serviceGroup(0, all, new Uint8Array(64), 64, 64, 0);
+    e.commit(e.serviceGroup(0, all, new Uint8Array(64), 64, 64, 0).plan); // the plans done as planned
     const f = e.serviceCpuFault(21, 1, 1_000);
+    e.commit(f.plan);
     const home = [];
     for (let p = 0; p < 64; p++) if (e.residency.location(p) === -1) home.push(p);
     expect(home).toEqual(Array.from({ length: 16 }, (_, i) => 16 + i)); // pages 16..31, the fault's big page
     expect(f.ns).toBe(UVM_SMART.cpuFaultNs + transferNs(UVM_SMART, 16 * PAGE_SIZE));
     // HMM's one-page migrate_to_ram, by option.
     const one = new PolicyEngine(firstTouch(), { pages: 512, capacityPages: 512, cpuFaultPages: 1 });
-    one.serviceGroup(0, all, new Uint8Array(64), 64, 64, 0);
-    one.serviceCpuFault(21, 1, 1_000);
+    one.commit(one.serviceGroup(0, all, new Uint8Array(64), 64, 64, 0).plan);
+    one.commit(one.serviceCpuFault(21, 1, 1_000).plan);
     expect(one.residency.stats.migrationsToHost).toBe(1);
   });
 });
@@ -70,7 +71,9 @@ describe('prefetch tree clipped to the VMA (uvm_perf_prefetch.c: init_bitmap_tre
   };
   const fault = (e: Awaited<ReturnType<typeof setup>>, from: number, to: number) => {
     const pages = Float64Array.from({ length: to - from }, (_, i) => from + i);
-    return e.serviceGroup(0, pages, new Uint8Array(pages.length), pages.length, pages.length, 0);
+    const r = e.serviceGroup(0, pages, new Uint8Array(pages.length), pages.length, pages.length, 0);
+    e.commit(r.plan);
+    return r;
   };
 
   it('a 100-page VMA: 60 faulted pages are > 51 % of its 100-leaf tree, so the other 40 come too', async () => {

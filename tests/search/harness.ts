@@ -22,6 +22,7 @@
  * Used by tests/search/concurrency-search.test.ts (a fixed number of cases in `npm test`) and
  * scripts/soak.ts (`npm run soak`: a hundred times more).
  */
+import { forge } from '../support/forge.js';
 import fc from 'fast-check';
 import { PTE_DEVICE, PTE_EXCLUSIVE, PTE_WRITE } from '../../src/device/page-table.js';
 import type { Dmirror } from '../../src/driver/dmirror.js';
@@ -130,7 +131,7 @@ export const generalCaseArb: fc.Arbitrary<Case> = fc.record({
  */
 export const raceCaseArb: fc.Arbitrary<Case> = fc.integer({ min: 0, max: 1 }).chain((x) => {
   const on = (k: Op['k'], extra: object = {}): fc.Arbitrary<Op> =>
-    fc.record({ k: fc.constant(k), p: fc.constant<Proc>(0), page: fc.constant(x), ...extra }) as unknown as fc.Arbitrary<Op>;
+    forge<fc.Arbitrary<Op>>(fc.record({ k: fc.constant(k), p: fc.constant<Proc>(0), page: fc.constant(x), ...extra }));
   const n1 = { n: fc.constant(1) };
   const racer = fc.oneof(
     { arbitrary: on('to-dev', { d: dev, ...n1 }), weight: 4 },
@@ -362,7 +363,7 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
     if (violations.length < maxViolations) violations.push({ kind, detail });
   };
   const m: Machine = await createMachine({ devices: 2, systemPages: 2048, devicePages: 32, aperturePages: 512, scheduler: sched });
-  const devs = m.devices as unknown as DmirrorDevice[];
+  const devs = [...m.devices];
   const procs: Process[] = [m.spawn(), m.spawn()];
   let gen = 0;
   /** mremap ops so far: each moves its pages to a scratch range no other one uses. */

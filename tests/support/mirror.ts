@@ -7,7 +7,8 @@
  *   mirrorTest('…', async ({ proc, mirror }) => { … });
  *   describe('tight device memory', () => { mirrorTest.override('machineOptions', { devicePages: 8 }); … });
  */
-import type { Machine, Mirror, Process } from '../../src/index.js';
+import type { Machine, Process } from '../../src/index.js';
+import type { Dmirror } from '../../src/driver/dmirror.js';
 import { createMachine } from '../../src/index.js';
 import type { SystemOptions } from '../../src/system.js';
 import { gpuTest } from './gpu.js';
@@ -24,4 +25,4 @@ export const mirrorTest = gpuTest
     return m;
   })
   .extend('proc', async ({ machine }): Promise<Process> => machine.spawn())
-  .extend('mirror', async ({ machine, proc }): Promise<Mirror> => machine.devices[0].open(proc));
+  .extend('mirror', async ({ machine, proc }): Promise<Dmirror> => machine.devices[0].open(proc));

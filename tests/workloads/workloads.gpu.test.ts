@@ -31,7 +31,7 @@ async function withMirror(pages: number, fn: (mirror: Dmirror, addr: number) => 
   const m: Machine = await createMachine({ devices: 1, aperturePages: Math.max(512, 2 * pages), systemPages: 4 * pages + 4096 });
   try {
     const proc = m.spawn();
-    const mirror = await (m.devices[0] as unknown as DmirrorDevice).open(proc);
+    const mirror = await m.devices[0].open(proc);
     const addr = await proc.mmap(0, pages * PAGE_SIZE, RW, MAP_PRIVATE | MAP_ANONYMOUS);
     await fn(mirror, addr);
   } finally {
