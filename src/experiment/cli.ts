@@ -14,7 +14,8 @@
 import { parseArgs as tokenize } from 'node:util';
 import type { WindowPolicy } from '../driver/coalesce.js';
 import { RETRY_PROTOCOLS } from '../driver/retry.js';
-import { WORKLOADS, type WorkloadName } from '../workloads/names.js';
+import { APPS, appProgram, MIN_OVERSUB_CHUNKS } from '../workloads/apps/index.js';
+import { APP_WORKLOADS, isAppWorkload, SYNTHETIC_WORKLOADS, type AppWorkload, type WorkloadName } from '../workloads/names.js';
 import { DEFAULT_WATCHDOG, parseWatchdog, type WatchdogBounds } from './watchdog.js';
 import { publishedRuns } from './published.js';
 import {
@@ -51,6 +52,25 @@ export const POLICY_WORKLOADS: readonly WorkloadName[] = ['stream', 'random', 's
 export const PRESET_OVERSUBS: readonly number[] = [1, 1.5];
 export const POLICY_SIZE_MIB = 4;
 export const PINGPONG_SHAPE = { sizeMiB: 8 / 256, phases: 40 } as const;
+/**
+ * The policies preset's application workloads (each at its default size: UVM_Smart's input):
+ * on-demand and tree prefetch when memory fits, tree + LRU at 125 % (UVM_Smart's
+ * oversubscription) where that leaves at least MIN_OVERSUB_CHUNKS chunks of device memory.
+ */
+export const APP_POLICY_RUNS: readonly { policy: string; oversub: number }[] = [
+  { policy: 'first-touch', oversub: 1 }, { policy: 'first-touch+tree', oversub: 1 }, { policy: 'first-touch+tree+lru', oversub: 1.25 },
+];
+
+/** An application workload's default size, MiB. */
+export function appDefaultMiB(w: AppWorkload): number {
+  return APPS[w].defaultMiB;
+}
+
+/** The policies preset's runs of an application workload. */
+export function appPolicyRuns(w: AppWorkload): { policy: string; oversub: number }[] {
+  const pages = appProgram(w, appDefaultMiB(w), BASE_CONFIG.seed).pages;
+  return APP_POLICY_RUNS.filter((r) => r.oversub === 1 || pages / r.oversub >= MIN_OVERSUB_CHUNKS * 512);
+}
 
 /** The axes an option can fix (the run schema's, schema.ts). */
 export type AxisName = AxisKey;
@@ -105,13 +125,14 @@ Presets:
                          (default: quick,mm)
       quick        coalescing on/off for stream and random, and the three retry
                    protocols under 0, 1000, 5000 invalidations/s on stream
-      coalescing   coalescing on/off for each workload (${WORKLOADS.join(', ')})
+      coalescing   coalescing on/off for each synthetic workload (${SYNTHETIC_WORKLOADS.join(', ')})
       windows      each window (4k, 64k, 2m, amd) for stream and random
       batches      batch sizes ${PRESET_BATCH_SIZES.join(', ')} (replay ${BASE_CONFIG.replay}) for stream and random
       protocols    seq, valid-flag, lock-fallback under ${PRESET_STORM_RATES.join(', ')} invalidations/s on ${PROTOCOL_WORKLOAD}
       policies     migration policies: ${PRESET_POLICIES.length} built-ins × ${POLICY_WORKLOADS.join(', ')}
                    × oversubscription ${PRESET_OVERSUBS.join(', ')} at ${POLICY_SIZE_MIB} MiB (pingpong: 8 pages, 40
-                   hand-offs) — simulated time, bytes moved each way, faults, thrashing, evictions, ...
+                   hand-offs) — simulated time, bytes moved each way, faults, thrashing, evictions, ...;
+                   and each application workload at its default size: ${APP_POLICY_RUNS.map((r) => `${r.policy}${r.oversub > 1 ? ` at ${r.oversub}x` : ''}`).join(', ')}
       published    UVM_Smart's published table: on-demand, TBN prefetch, TBN + LRU-2M / random-4K / SL-64K
                    eviction at 110 % and 125 % on backprop, bfs, fdtd, hotspot at UVM_Smart's working sets;
                    prints their far faults and simulated time beside ours, and the ratio
@@ -319,7 +340,7 @@ function cfg(preset: string, c: Partial<Omit<RunConfig, 'preset'>>): RunConfig {
 export function presetRuns(p: PresetName): RunConfig[] {
   switch (p) {
     case 'coalescing':
-      return WORKLOADS.flatMap((workload) => [true, false].map((coalesce) => cfg(p, { workload, coalesce })));
+      return SYNTHETIC_WORKLOADS.flatMap((workload) => [true, false].map((coalesce) => cfg(p, { workload, coalesce })));
     case 'windows':
       return SWEEP_WORKLOADS.flatMap((workload) => WINDOWS.map((window) => cfg(p, { workload, window })));
     case 'batches':
@@ -335,9 +356,12 @@ export function presetRuns(p: PresetName): RunConfig[] {
     case 'policies':
       // pingpong hands 8 pages back and forth 40 times: each CPU phase (8 faults home) then
       // stays inside NVIDIA's 500 µs thrashing lapse, so the detector has something to see.
-      return POLICY_WORKLOADS.flatMap((workload) => PRESET_OVERSUBS.flatMap((oversub) => PRESET_POLICIES.map((policy) => cfg(p, {
-        workload, oversub, policy, ...(workload === 'pingpong' ? PINGPONG_SHAPE : { sizeMiB: POLICY_SIZE_MIB }),
-      }))));
+      return [
+        ...POLICY_WORKLOADS.flatMap((workload) => PRESET_OVERSUBS.flatMap((oversub) => PRESET_POLICIES.map((policy) => cfg(p, {
+          workload, oversub, policy, ...(workload === 'pingpong' ? PINGPONG_SHAPE : { sizeMiB: POLICY_SIZE_MIB }),
+        })))),
+        ...APP_WORKLOADS.flatMap((workload) => appPolicyRuns(workload).map((r) => cfg(p, { workload, sizeMiB: appDefaultMiB(workload), ...r }))),
+      ];
     case 'published':
       // UVM_Smart's configurations on its benchmarks at its working sets (published.ts).
       return publishedRuns(BASE_CONFIG);
@@ -364,7 +388,16 @@ export function expandPresets(opts: Pick<CliOptions, 'presets' | 'overrides'>): 
   for (const axis of AXIS_ORDER) {
     const values = opts.overrides[axis];
     if (values === undefined || values.length === 0) continue;
-    runs = runs.flatMap((c) => values.map((v) => ({ ...c, [axis]: v }) as RunConfig));
+    // A preset's run of an application workload is shaped for it (its size): another
+    // --workload replaces the preset's other runs, not that one.
+    runs = runs.flatMap((c) => values
+      .filter((v) => axis !== 'workload' || !isAppWorkload(c.workload) || v === c.workload)
+      .map((v) => ({ ...c, [axis]: v }) as RunConfig));
+  }
+  // --workload NAME of an application puts it in presets sized for the synthetic ones: it
+  // runs at its own default size (UVM_Smart's input) unless --size says.
+  if (opts.overrides.workload !== undefined && opts.overrides.sizeMiB === undefined) {
+    runs = runs.map((c) => (isAppWorkload(c.workload) ? { ...c, sizeMiB: appDefaultMiB(c.workload) } : c));
   }
   runs = runs.flatMap(expandConfig);
   const seen = new Set<string>();

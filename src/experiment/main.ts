@@ -18,6 +18,8 @@ import {
   type CliOptions,
 } from './cli.js';
 import { loadPolicy } from '../policy/loader.js';
+import { checkAppRun } from '../workloads/apps/index.js';
+import { isAppWorkload } from '../workloads/names.js';
 import { formatTrace, type TraceRecord } from '../policy/trace.js';
 import { EXIT_CODES_HELP, EXIT_GPU, EXIT_MERGE_REFUSED, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE } from './exit-codes.js';
 import { mergeCommand } from './merge.js';
@@ -43,6 +45,8 @@ export { mergeCommand, mergeReports } from './merge.js';
 export interface Runner {
   openExperiment(): Promise<{ adapter: string; close(): Promise<void> }>;
   runOne(config: RunConfig, ctx: { onProgress?: (msg: string) => void; recordTrace?: TraceRecord[]; watchdog?: WatchdogBounds | null }): Promise<RunResult>;
+  /** The largest buffer one command binds (application workloads are checked against it before anything runs). */
+  maxBufferBytes?(): Promise<number>;
 }
 
 export interface ExperimentOptions {
@@ -193,9 +197,9 @@ function plan(opts: CliOptions, configs: readonly RunConfig[], mm: boolean): str
  * What is refused before anything runs (exit EXIT_USAGE): a policy or trace that does not
  * load, a policy under valid-flag (the policy path needs a protocol that rechecks the
  * notifier sequence: under the v5.2 valid flag it would silently not run), --record-trace
- * over more than one run.
+ * over more than one run, an application workload at a size it cannot run at.
  */
-async function preflight(opts: CliOptions, all: readonly RunConfig[]): Promise<string | null> {
+async function preflight(opts: CliOptions, all: readonly RunConfig[], runner: Runner | undefined): Promise<string | null> {
   // A module whose top-level await never settles would leave node to exit 13 without a word.
   const loadMs = Math.min(opts.watchdog?.wallMs ?? DEFAULT_WATCHDOG.wallMs, 2 ** 31 - 1);
   const withOpts = new Map(all.filter((c) => c.policy !== undefined).map((c) => [`${c.policy}\n${c.policyOpt ?? ''}`, c] as const));
@@ -226,6 +230,20 @@ async function preflight(opts: CliOptions, all: readonly RunConfig[]): Promise<s
   if (opts.recordTrace !== null && (all.length !== 1 || all[0].policy === undefined)) {
     return `--record-trace records one run with a policy; this sweep has ${all.length} run(s)${all.length === 1 ? ' without a policy' : ''}`;
   }
+  // An application workload that cannot run at its size (too small, more than the device
+  // binds, too little device memory oversubscribed).
+  const apps = all.filter((c) => isAppWorkload(c.workload));
+  if (apps.length > 0) {
+    const limit = runner !== undefined ? runner.maxBufferBytes : (await import('./runner.js')).maxBufferBytes;
+    const maxBufferBytes = limit !== undefined ? await limit() : Infinity;
+    for (const c of apps) {
+      try {
+        checkAppRun(c.workload, c.sizeMiB, c.seed, { oversub: c.policy === undefined ? 1 : c.oversub, maxBufferBytes });
+      } catch (e) {
+        return `${AXES.workload.flag} ${c.workload} ${AXES.sizeMiB.flag} ${c.sizeMiB}: ${e instanceof Error ? e.message : String(e)}`;
+      }
+    }
+  }
   return null;
 }
 
@@ -248,7 +266,7 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
     return EXIT_OK;
   }
   const all = expandPresets(opts);
-  const refused = await preflight(opts, all);
+  const refused = await preflight(opts, all, runner);
   if (refused !== null) {
     console.error(`error: ${refused}`);
     return EXIT_USAGE;

@@ -38,9 +38,11 @@ import type { TraceRecord } from '../policy/trace.js';
 import type { MigrationPolicy } from '../policy/types.js';
 import { runTrace, tracePages, TRACE_PREFIX } from './trace-run.js';
 import { createMachine } from '../system.js';
+import { isAppWorkload, type SyntheticWorkload } from '../workloads/names.js';
+import { appDef, checkAppRun, type AppProgram } from '../workloads/apps/index.js';
+import { runApp } from '../workloads/apps/run.js';
 import { policyOptions } from './schema.js';
 import { DEFAULT_WATCHDOG, Watchdog, type ProgressSample, type WatchdogBounds } from './watchdog.js';
-import type { WorkloadName } from '../workloads/names.js';
 import { runWorkload, type WorkloadResult } from '../workloads/run.js';
 import { startStorm, type Storm, type StormKind } from '../workloads/storm.js';
 import type { PolicyRunResult, RunConfig, RunResult, StormStats } from './types.js';
@@ -50,6 +52,14 @@ export const BUFFER_ADDR = 0x4000_0000;
 /** Retry protocol bounds (HMM_RANGE_DEFAULT_TIMEOUT; lock-fallback's failed attempts). */
 export const SERVICER_TIMEOUT_MS = 1000;
 export const SERVICER_FALLBACK_AFTER = 3;
+
+/**
+ * The largest buffer one command binds on the default GPU (main.ts checks application
+ * workloads' footprints against it before anything runs or is written).
+ */
+export async function maxBufferBytes(): Promise<number> {
+  return (await defaultGpu()).limits.maxStorageBufferBindingSize;
+}
 
 export async function openExperiment(): Promise<{ adapter: string; close(): Promise<void> }> {
   const gpu = await defaultGpu();
@@ -66,7 +76,8 @@ export function stormKinds(config: RunConfig): StormKind[] {
   // Not 'remap': read + munmap + mmap + write back is a data race with the device by
   // construction (its accesses in between see a hole or zeros), so it can't keep the
   // workloads' results checkable. cow and reclaim preserve contents atomically.
-  return config.writeFraction === 0 ? ['cow', 'reclaim', 'protect'] : ['cow', 'reclaim'];
+  // Application workloads always write.
+  return config.writeFraction === 0 && !isAppWorkload(config.workload) ? ['cow', 'reclaim', 'protect'] : ['cow', 'reclaim'];
 }
 
 function pagesOf(config: RunConfig): number {
@@ -216,8 +227,12 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
   }
   // Nsight SQLite and uvm-eval logs need sql.js and Node's fs: loaded only for a trace file.
   const trace = ctx.trace ?? (config.workload.startsWith(TRACE_PREFIX) ? await (await import('../trace/load.js')).loadAnyTrace(config.workload) : null);
-  const pages = trace !== null ? tracePages(trace) : pagesOf(config);
   const gpu = await defaultGpu();
+  // An application workload's buffer is its footprint at config.sizeMiB (its arrays, laid out).
+  const app: AppProgram | null = isAppWorkload(config.workload)
+    ? checkAppRun(config.workload, config.sizeMiB, config.seed, { oversub: config.policy === undefined ? 1 : config.oversub, maxBufferBytes: gpu.limits.maxStorageBufferBindingSize })
+    : null;
+  const pages = trace !== null ? tracePages(trace) : app !== null ? app.pages : pagesOf(config);
   // A policy decides where pages live; device memory is the working set / oversub.
   // Behind the guard (src/policy/guard.ts): a hook that throws or answers nonsense fails the
   // run with an error naming the policy and the hook, never the process or the machine.
@@ -289,21 +304,22 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
         commands: tr.commands, ms: { init: 0, gpu: t2 - t1, cpu: 0, results: 0, verify: performance.now() - t2 },
       };
     } else {
+      const hooks = {
+        afterInit: async () => {
+          if (config.stormRate > 0) {
+            storm = startStorm(proc, { rate: config.stormRate, start, end: start + size, seed: config.seed ^ 0x5eed, kinds: ctx.stormKinds ?? stormKinds(config) });
+          }
+        },
+        beforeVerify: async () => {
+          await stopStorm();
+          path?.freeze(); // the read-back checks the data; it is not part of the workload
+        },
+      };
       try {
-        w = await runWorkload(mirror, {
-          name: config.workload as WorkloadName, start, sizeBytes: size, writeFraction: config.writeFraction, seed: config.seed,
+        w = app !== null ? await runApp(mirror, appDef(config.workload), app, start, hooks) : await runWorkload(mirror, {
+          name: config.workload as SyntheticWorkload, start, sizeBytes: size, writeFraction: config.writeFraction, seed: config.seed,
           ...(config.phases !== undefined ? { phases: config.phases } : {}),
-        }, {
-          afterInit: async () => {
-            if (config.stormRate > 0) {
-              storm = startStorm(proc, { rate: config.stormRate, start, end: start + size, seed: config.seed ^ 0x5eed, kinds: ctx.stormKinds ?? stormKinds(config) });
-            }
-          },
-          beforeVerify: async () => {
-            await stopStorm();
-            path?.freeze(); // the read-back checks the data; it is not part of the workload
-          },
-        });
+        }, hooks);
       } finally {
         await stopStorm();
       }

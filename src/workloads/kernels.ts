@@ -7,25 +7,25 @@
  */
 import workloadsWgsl from '../../shaders/workloads.wgsl?raw';
 import type { MirrorEngine, MirrorKernel } from '../device/mirror-engine.js';
-import { WORKLOADS, type WorkloadName } from './names.js';
+import { SYNTHETIC_WORKLOADS, type SyntheticWorkload } from './names.js';
 import { WORKLOAD_KINDS } from './patterns.js';
 
 /** The WGSL's KIND_* constants, from WORKLOAD_KINDS (TS is their single source). */
 function kindConstants(): string {
-  return WORKLOADS.map((w) => `const KIND_${w.toUpperCase()}: u32 = ${WORKLOAD_KINDS[w]}u;\n`).join('');
+  return SYNTHETIC_WORKLOADS.map((w) => `const KIND_${w.toUpperCase()}: u32 = ${WORKLOAD_KINDS[w]}u;\n`).join('');
 }
 
-export type WorkloadKernels = Readonly<Record<WorkloadName, MirrorKernel>>;
+export type WorkloadKernels = Readonly<Record<SyntheticWorkload, MirrorKernel>>;
 
 const compiled = new WeakMap<MirrorEngine, Promise<WorkloadKernels>>();
 
 export function workloadKernels(engine: MirrorEngine): Promise<WorkloadKernels> {
   let p = compiled.get(engine);
   if (p === undefined) {
-    const variants = WORKLOADS.map((w) => ({ entryPoint: 'workload', constants: { KIND: WORKLOAD_KINDS[w] } }));
+    const variants = SYNTHETIC_WORKLOADS.map((w) => ({ entryPoint: 'workload', constants: { KIND: WORKLOAD_KINDS[w] } }));
     p = engine.createKernels('workloads.wgsl', kindConstants() + workloadsWgsl, variants).then((ks) => {
-      const out = {} as Record<WorkloadName, MirrorKernel>;
-      WORKLOADS.forEach((w, k) => { out[w] = ks[k]; });
+      const out = {} as Record<SyntheticWorkload, MirrorKernel>;
+      SYNTHETIC_WORKLOADS.forEach((w, k) => { out[w] = ks[k]; });
       return out;
     });
     compiled.set(engine, p);

@@ -11,7 +11,7 @@
  * property of the word (isWriteWord), so several invocations hitting one word never race.
  */
 import { err } from '../errors.js';
-import type { WorkloadName } from './names.js';
+import type { SyntheticWorkload } from './names.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 
 export const WORDS_PER_PAGE = PAGE_SIZE / 4;
@@ -43,7 +43,7 @@ const GOLDEN = 0x9e3779b9;
  * KIND (one entry point, one pipeline per workload); kernels.ts generates the WGSL's
  * KIND_* constants from this table.
  */
-export const WORKLOAD_KINDS: Readonly<Record<WorkloadName, number>> = {
+export const WORKLOAD_KINDS: Readonly<Record<SyntheticWorkload, number>> = {
   stream: 0,
   strided: 1,
   random: 2,
@@ -88,7 +88,7 @@ export function writeThreshold(fraction: number): number {
 }
 
 export interface WorkloadSpec {
-  name: WorkloadName;
+  name: SyntheticWorkload;
   /** Buffer start, a page-aligned byte address in the process. */
   start: number;
   /** Buffer size in bytes, whole pages. */
@@ -110,7 +110,7 @@ export interface WorkloadSpec {
 
 /** A spec resolved into the numbers the kernel works with. */
 export interface WorkloadPlan {
-  name: WorkloadName;
+  name: SyntheticWorkload;
   startPage: number;
   npages: number;
   /** Words in the buffer = the command's invocations. */

@@ -3,7 +3,8 @@ import {
   BASE_CONFIG, CliError, configKey, describeConfig, expandPresets, parseArgs, PRESET_BATCH_SIZES, PRESET_STORM_RATES,
   resolvePresets, USAGE, wantsMm, WINDOWS,
 } from '../../src/experiment/cli.js';
-import { WORKLOADS } from '../../src/workloads/names.js';
+import { APP_WORKLOADS, SYNTHETIC_WORKLOADS } from '../../src/workloads/names.js';
+import { APPS, appProgram } from '../../src/workloads/apps/index.js';
 
 function err(argv: string[]): string {
   try {
@@ -63,7 +64,7 @@ describe('parseArgs', () => {
     [['--quiet=yes'], /--quiet takes no value/],
     [['--preset', 'fast'], /--preset: 'fast' is not a preset \(one of quick, coalescing, windows, batches, protocols, mm, policies, published, all\)/],
     [['--preset', 'windows,'], /--preset: empty value in 'windows,'/],
-    [['--workload', 'streem'], /--workload: 'streem' is not a workload \(one of stream, strided, random, stencil, gather, pingpong, hotset\)/],
+    [['--workload', 'streem'], /--workload: 'streem' is not a workload \(one of stream, strided, random, stencil, gather, pingpong, hotset, bfs, hotspot/],
     [['--window', '8k'], /--window: '8k' is not a window \(one of 4k, 64k, 2m, amd\)/],
     [['--batch', '0'], /--batch: '0' is not a positive integer/],
     [['--batch', '1.5'], /--batch: '1.5' is not a positive integer/],
@@ -88,20 +89,20 @@ describe('expandPresets', () => {
   const expand = (argv: string[]) => expandPresets(parseArgs(argv));
 
   it('counts: coalescing 2 a workload, windows 8, batches 8, protocols 12, quick 13, mm 0, all 28 + coalescing', () => {
-    expect(expand(['--preset', 'coalescing'])).toHaveLength(2 * WORKLOADS.length);
+    expect(expand(['--preset', 'coalescing'])).toHaveLength(2 * SYNTHETIC_WORKLOADS.length);
     expect(expand(['--preset', 'windows'])).toHaveLength(8);
     expect(expand(['--preset', 'batches'])).toHaveLength(8);
     expect(expand(['--preset', 'protocols'])).toHaveLength(12);
     expect(expand(['--preset', 'quick'])).toHaveLength(13);
     expect(expand(['--preset', 'mm'])).toHaveLength(0);
-    expect(expand(['--preset', 'all'])).toHaveLength(28 + 2 * WORKLOADS.length);
+    expect(expand(['--preset', 'all'])).toHaveLength(28 + 2 * SYNTHETIC_WORKLOADS.length);
     expect(expand([])).toHaveLength(13); // the default: quick (+ the mm preset, which has no GPU runs)
-    expect(expand(['--preset', 'windows,windows,all'])).toHaveLength(28 + 2 * WORKLOADS.length);
+    expect(expand(['--preset', 'windows,windows,all'])).toHaveLength(28 + 2 * SYNTHETIC_WORKLOADS.length);
   });
 
   it('coalescing: on and off for each workload, everything else at the base values', () => {
     const runs = expand(['--preset', 'coalescing']);
-    for (const w of WORKLOADS) {
+    for (const w of SYNTHETIC_WORKLOADS) {
       expect(runs.filter((r) => r.workload === w).map((r) => r.coalesce).sort()).toEqual([false, true]);
     }
     for (const r of runs) expect({ ...r, workload: BASE_CONFIG.workload, coalesce: true, preset: '' }).toEqual({ ...BASE_CONFIG, preset: '' });
@@ -175,12 +176,21 @@ describe('expandPresets', () => {
 
 describe('policy lab options (issue 9)', () => {
   it('--policy and --oversub are axes; the policies preset sweeps policy × workload × oversubscription', async () => {
-    const { PRESET_POLICIES, POLICY_WORKLOADS, PRESET_OVERSUBS } = await import('../../src/experiment/cli.js');
+    const { PRESET_POLICIES, POLICY_WORKLOADS, PRESET_OVERSUBS, APP_POLICY_RUNS } = await import('../../src/experiment/cli.js');
     const o = parseArgs(['--preset', 'policies', '--policy', 'first-touch,./x.ts', '--oversub', '1,3']);
     expect(o.overrides.policy).toEqual(['first-touch', './x.ts']);
     expect(o.overrides.oversub).toEqual([1, 3]);
     const all = expandPresets(parseArgs(['--preset', 'policies']));
-    expect(all.length).toBe(PRESET_POLICIES.length * POLICY_WORKLOADS.length * PRESET_OVERSUBS.length);
+    // ... and each application workload at its default size: on-demand and prefetch when it
+    // fits, prefetch + LRU oversubscribed where that leaves at least 4 chunks (8 MiB).
+    const appRuns = APP_WORKLOADS.flatMap((w) => APP_POLICY_RUNS.filter((r) => r.oversub === 1 || appProgram(w, APPS[w].defaultMiB, 1).pages / r.oversub >= 8 * 256).map((r) => ({ w, ...r })));
+    // gemm (3 MiB) is never oversubscribed; pathfinder (38.5 MiB) is.
+    expect(appRuns.filter((r) => r.w === 'gemm').length).toBe(2);
+    expect(appRuns.filter((r) => r.w === 'pathfinder').length).toBe(3);
+    expect(all.length).toBe(PRESET_POLICIES.length * POLICY_WORKLOADS.length * PRESET_OVERSUBS.length + appRuns.length);
+    for (const r of appRuns) {
+      expect(all.filter((c) => c.workload === r.w && c.policy === r.policy && c.oversub === r.oversub && c.sizeMiB === APPS[r.w].defaultMiB)).toHaveLength(1);
+    }
     expect(new Set(all.map((c) => configKey(c))).size).toBe(all.length);
     expect(() => parseArgs(['--oversub', '0.5'])).toThrow(/--oversub: '0.5' is not an oversubscription factor/);
     // pingpong's shape (8 pages, 40 hand-offs) does not make a second stream run of the same config.

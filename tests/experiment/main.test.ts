@@ -1,6 +1,6 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { expandPresets, parseArgs } from '../../src/experiment/cli.js';
 import { defaultOutDir, ExperimentError, main, RUNNER_THREW, runExperiment } from '../../src/experiment/main.js';
@@ -162,6 +162,23 @@ describe('main (fake runner)', () => {
     expect(runner.opened).toBe(0);
     expect(await main(['--help'], runner)).toBe(0);
     expect(c.log.join('\n')).toContain('Usage: npm run experiment');
+  });
+
+  it.for([
+    [['--workload', 'kmeans'], /^error: --workload: 'kmeans' is not a workload/],
+    [['--workload', 'pathfinder', '--size', '0.0078125'], /^error: --workload pathfinder --size 0.0078125: EINVAL: pathfinder: 0.0078125 MiB is too small/],
+    [['--workload', 'pathfinder'], /^error: --workload pathfinder --size 38.5: EINVAL: pathfinder at 38.5 MiB \(50000 columns .*\) needs 38.46 MiB; this device binds at most 32 MiB in one buffer/],
+    [['--workload', 'bfs', '--size', '40'], /^error: --workload bfs --size 40: EINVAL: bfs at 40 MiB \(graph of 1072591 nodes, 6435546 edges\) needs 40.03 MiB; this device binds at most 32 MiB/],
+    [['--preset', 'policies', '--workload', 'gemm', '--policy', 'first-touch+tree+lru', '--oversub', '1.5'], /gemm at 3 MiB oversubscribed 1.5x leaves 2.00 MiB of device memory; an application workload needs at least 4 chunks/],
+  ] as const)('application workloads: %j is refused with exit 2, naming it, nothing run or written', async ([args, message]) => {
+    const c = quietConsole();
+    const dir = join(mkdtempSync(join(tmpdir(), 'mirrorlab-exp-')), 'out');
+    dirs.push(dirname(dir));
+    const runner = Object.assign(fakeRunner(), { maxBufferBytes: async () => 32 * 2 ** 20 });
+    expect(await main([...args, '--out', dir], runner)).toBe(2);
+    expect(c.err[0]).toMatch(message);
+    expect(runner.opened).toBe(0);
+    expect(existsSync(dir)).toBe(false);
   });
 
   it('exit 1 when the runner threw, 3 when the GPU could not be opened (outputs still written)', async () => {

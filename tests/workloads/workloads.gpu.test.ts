@@ -16,7 +16,7 @@ import { describe, expect } from 'vitest';
 import { createMachine, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine } from '../../src/index.js';
 import type { Dmirror } from '../../src/driver/dmirror.js';
 import type { DmirrorDevice } from '../../src/driver/dmirror-device.js';
-import type { WorkloadName } from '../../src/workloads/names.js';
+import type { SyntheticWorkload } from '../../src/workloads/names.js';
 import {
   gatherIndices, hash32, initialWords, isWriteWord, phaseKey, resolveWorkload, stencilNeighbours, targetOf, valueOf,
 } from '../../src/workloads/patterns.js';
@@ -46,7 +46,7 @@ function expectClean(r: WorkloadResult, what: string): void {
   expect(r.cpu.checked, what).toBeGreaterThan(0);
 }
 
-interface Case { name: WorkloadName; pages: number; ws?: number; extra?: Partial<WorkloadSpec> }
+interface Case { name: SyntheticWorkload; pages: number; ws?: number; extra?: Partial<WorkloadSpec> }
 
 const CASES: Case[] = [
   { name: 'stream', pages: 256, ws: 128 },

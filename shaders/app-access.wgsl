@@ -1,0 +1,232 @@
+// app-access.wgsl — how the application workloads (Rodinia, PolyBench/GPU, the pointer
+// chase: shaders/app-*.wgsl) reach mirrored memory. Prepended to each of their kernel files
+// (after mirror-common.wgsl, same bind group layout), and followed by one of
+// app-mem-plain.wgsl / app-mem-atomic.wgsl, which declare the two pools and memLoad/memStore.
+//
+// A launch is one command over the workload's whole buffer (the Params range): its
+// invocations are the CUDA threads (or, where the original shares a tile in shared memory,
+// the thread blocks) of the original kernel, invocation i = done bit i. The kernel file
+// defines `fn invocation(c: ptr<function, Acc>, i: u32) -> bool`, which
+//   1. reaches every word it will touch (reach: translated through the mirror with the
+//      rights it needs; a miss notes a fault for that page and the invocation goes on
+//      reaching the rest, as a warp issues its independent loads before it stalls);
+//      loads whose address depends on a loaded value are reached, loaded, then the next
+//      level reached — so a pointer's target faults only once the pointer is resident;
+//   2. returns false if anything missed (no store done: it runs again next round, after
+//      the driver serviced its faults), or
+//   3. does its loads and stores and returns true (its done bit is set; it never runs again
+//      in this launch).
+// So every store of a launch happens exactly once, whatever the faults, and a launch's
+// result does not depend on how its rounds fell. A kernel that keeps state across rounds (the
+// pointer chase: how far along the chain it is) keeps it in io, like a stalled warp's
+// registers.
+//
+// Words are numbered from the buffer's start (range word w = range page w / 1024, word
+// w % 1024); each load and store through an aperture entry is one access for the access
+// counters (countRemote in mirror-common.wgsl, batched per thread as in workloads.wgsl).
+//
+// io (u32 words): [IO_ACTIVE] invocations that run (the rest are done at once); from
+// IO_PARAMS the launch's parameters (u32, or f32 bits); from IO_OUT words the kernel
+// writes for the host (a flag, a sum); from IO_STATE per-invocation state (the pointer chase).
+
+// mirrorThread (mirror-common.wgsl) calls the kernel file's doAccess; app kernels never call
+// mirrorThread, so this only has to compile.
+fn doAccess(access: u32, e: u32, j: u32, addr: u32, prev: u32) {}
+
+const IO_ACTIVE: u32 = 0u;
+const IO_PARAMS: u32 = 1u;
+const IO_OUT: u32 = 48u;
+const IO_STATE: u32 = 64u;
+
+fn ioLoad(k: u32) -> u32 {
+  return io[k / 4u][k % 4u];
+}
+
+fn ioStore(k: u32, v: u32) {
+  io[k / 4u][k % 4u] = v;
+}
+
+fn param(k: u32) -> u32 {
+  return ioLoad(IO_PARAMS + k);
+}
+
+fn paramf(k: u32) -> f32 {
+  return bitcast<f32>(ioLoad(IO_PARAMS + k));
+}
+
+// Per-thread access state: a small translation cache (the entries do not change during a
+// dispatch, so a page walked once is good for the rest of it), the fault not yet recorded
+// and the remote accesses not yet counted.
+struct Acc {
+  // 8 direct-mapped entries (slot = range page % 8: a stencil's rows, a row and a column of
+  // two arrays, stay cached together), pages in tp0 (slots 0-3) / tp1 (4-7), entries in te0 / te1.
+  tp0: vec4<u32>,
+  tp1: vec4<u32>,
+  te0: vec4<u32>,
+  te1: vec4<u32>,
+  // The fault this thread has yet to record: the page and the most intrusive access its
+  // invocations missed it with (bit 0 read, bit 1 write), recorded when the page changes
+  // and at the end (the pending filter keeps one record per (uTLB, page) and round, so the
+  // write is kept, as UVM keeps a fault's most intrusive access).
+  faultPage: u32,
+  faultKinds: u32,
+  faultEntry: u32,
+  cntRegion: u32,
+  cntWords: u32,
+  src: u32,
+  missed: bool,
+}
+
+fn accNew(src: u32) -> Acc {
+  let none = vec4<u32>(0xffffffffu);
+  return Acc(none, none, vec4<u32>(0u), vec4<u32>(0u), 0xffffffffu, 0u, 0u, 0xffffffffu, 0u, src, false);
+}
+
+// The mirror entry of the range page holding word w (through the thread's cache).
+fn entryOf(c: ptr<function, Acc>, w: u32) -> u32 {
+  let rp = w / WORDS_PER_PAGE;
+  let k = rp & 3u;
+  let hi = (rp & 4u) != 0u;
+  let cached = select((*c).tp0[k], (*c).tp1[k], hi);
+  if (cached == rp) { return select((*c).te0[k], (*c).te1[k], hi); }
+  let pageLo = params.vaLo + rp;
+  let pageHi = params.vaHi + select(0u, 1u, pageLo < params.vaLo);
+  let e = translate(pageLo, pageHi);
+  if (hi) {
+    (*c).tp1[k] = rp;
+    (*c).te1[k] = e;
+  } else {
+    (*c).tp0[k] = rp;
+    (*c).te0[k] = e;
+  }
+  return e;
+}
+
+fn flushFault(c: ptr<function, Acc>) {
+  if ((*c).faultKinds == 0u) { return; }
+  let rp = (*c).faultPage;
+  let pageLo = params.vaLo + rp;
+  let pageHi = params.vaHi + select(0u, 1u, pageLo < params.vaLo);
+  let write = ((*c).faultKinds & 2u) != 0u;
+  // A protection fault: the entry is valid but lacks the right (only a write can lack it).
+  let prot = select(0u, ACCESS_PROTECTION, ((*c).faultEntry & PTE_VALID) != 0u);
+  recordFault(rp, pageLo, pageHi, select(ACCESS_READ, ACCESS_WRITE, write) | prot, (*c).src);
+  (*c).faultKinds = 0u;
+}
+
+// Can word w be accessed (write: with write rights)? If not, note the fault, remember that
+// this invocation missed, and say no.
+fn reach(c: ptr<function, Acc>, w: u32, write: bool) -> bool {
+  let e = entryOf(c, w);
+  let need = select(PTE_VALID, PTE_VALID | PTE_WRITE, write);
+  if ((e & need) == need) { return true; }
+  let rp = w / WORDS_PER_PAGE;
+  if (rp != (*c).faultPage) {
+    flushFault(c);
+    (*c).faultPage = rp;
+    (*c).faultEntry = e;
+  }
+  (*c).faultKinds |= select(1u, 2u, write);
+  (*c).missed = true;
+  return false;
+}
+
+// Reaches words [w, w + n) (a row, a contiguous run): one translation per page.
+fn reachRun(c: ptr<function, Acc>, w: u32, n: u32, write: bool) -> bool {
+  if (n == 0u) { return true; }
+  var ok = true;
+  var p = w / WORDS_PER_PAGE;
+  let last = (w + n - 1u) / WORDS_PER_PAGE;
+  loop {
+    ok = reach(c, max(p * WORDS_PER_PAGE, w), write) && ok;
+    if (p == last) { break; }
+    p += 1u;
+  }
+  return ok;
+}
+
+// Starts an invocation: nothing missed yet. Its end: did everything it reached translate?
+fn begin(c: ptr<function, Acc>) {
+  (*c).missed = false;
+}
+
+fn reached(c: ptr<function, Acc>) -> bool {
+  return !(*c).missed;
+}
+
+fn flushCount(c: ptr<function, Acc>) {
+  if ((*c).cntWords == 0u) { return; }
+  atomicAdd(&state[params.cntOff + (*c).cntRegion], (*c).cntWords);
+  (*c).cntWords = 0u;
+}
+
+// One access to word w through entry e: counted when remote (an aperture entry) and counting.
+fn countAccess(c: ptr<function, Acc>, e: u32, w: u32) {
+  if (params.cntOff == 0u || (e & PTE_DEVICE) != 0u) { return; }
+  let r = (params.cntFirst + w / WORDS_PER_PAGE) / params.cntPages;
+  if (r != (*c).cntRegion) {
+    flushCount(c);
+    (*c).cntRegion = r;
+  }
+  (*c).cntWords += 1u;
+}
+
+// The pool word of range word w, through entry e (reached before).
+fn poolAddr(e: u32, w: u32) -> u32 {
+  return (e >> PTE_INDEX_SHIFT) * WORDS_PER_PAGE + w % WORDS_PER_PAGE;
+}
+
+fn ld(c: ptr<function, Acc>, w: u32) -> u32 {
+  let e = entryOf(c, w);
+  countAccess(c, e, w);
+  return memLoad((e & PTE_DEVICE) != 0u, poolAddr(e, w));
+}
+
+fn st(c: ptr<function, Acc>, w: u32, v: u32) {
+  let e = entryOf(c, w);
+  countAccess(c, e, w);
+  memStore((e & PTE_DEVICE) != 0u, poolAddr(e, w), v);
+  markDirty(e);
+}
+
+fn ldf(c: ptr<function, Acc>, w: u32) -> f32 {
+  return bitcast<f32>(ld(c, w));
+}
+
+fn stf(c: ptr<function, Acc>, w: u32, v: f32) {
+  st(c, w, bitcast<u32>(v));
+}
+
+// The kernel this pipeline runs (one pipeline per kernel of the file, KERNEL folded in).
+override KERNEL: u32 = 0u;
+
+// One thread: done word t, invocations 32t .. 32t + 31 (the engine's work layout, so its
+// dispatch grid, done bitmaps and missed count apply unchanged).
+@compute @workgroup_size(WG)
+fn app(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+       @builtin(local_invocation_index) lidx: u32) {
+  let t = linearWorkgroup(wg, nwg) * WG + lidx;
+  if (t >= params.doneWords) { return; }
+  let d = doneWord(t);
+  let prev = d.prev;
+  let nextW = d.nextIndex;
+  if (prev == 0xffffffffu) {
+    done[nextW] = prev;
+    return;
+  }
+  let nactive = ioLoad(IO_ACTIVE);
+  var c = accNew(sourceOf(t * 32u));
+  var bits = prev;
+  for (var b = 0u; b < 32u; b++) {
+    let bit = 1u << b;
+    if ((prev & bit) != 0u) { continue; }
+    let i = t * 32u + b;
+    if (i >= nactive) { bits |= bit; continue; }
+    begin(&c);
+    if (invocation(&c, i)) { bits |= bit; }
+  }
+  flushFault(&c);
+  flushCount(&c);
+  done[nextW] = bits;
+  if (bits != 0xffffffffu) { atomicAdd(&state[STATE_MISSED], countOneBits(~bits)); }
+}
