@@ -19,7 +19,7 @@ import { APP_WORKLOADS, isAppWorkload, SYNTHETIC_WORKLOADS, type AppWorkload, ty
 import { DEFAULT_WATCHDOG, parseWatchdog, type WatchdogBounds } from './watchdog.js';
 import { publishedRuns } from './published.js';
 import {
-  AXES, AXIS_ORDER, axisDef, BASE_CONFIG, CliError, configKey, expandConfig, positiveInt, type AxisKey, type AxisValue, type Parser,
+  AXES, AXIS_ORDER, axisDef, bad, BASE_CONFIG, CliError, configKey, expandConfig, oneOf, positiveInt, type AxisKey, type AxisValue, type Parser,
   type RunConfig,
 } from './schema.js';
 
@@ -172,19 +172,6 @@ Examples:
   npm run experiment -- --preset policies ${AXES.sizeMiB.flag} 1 ${AXES.seeds.flag} 5
   npm run experiment -- --preset windows,batches ${AXES.sizeMiB.flag} 32 --out out/windows
 `;
-
-function bad(opt: string, raw: string, what: string): CliError {
-  return new CliError(`${opt}: '${raw}' is not ${what}`);
-}
-
-function oneOf<T extends string>(values: readonly T[], what: string): Parser<T> {
-  return (raw, opt) => {
-    const v = raw.trim().toLowerCase();
-    const hit = values.find((x) => x === v);
-    if (hit === undefined) throw bad(opt, raw, `${what} (one of ${values.join(', ')})`);
-    return hit;
-  };
-}
 
 const shardParser = (raw: string, opt: string): { k: number; n: number } => {
   const m = /^(\d+)\/(\d+)$/.exec(raw.trim());

@@ -77,11 +77,11 @@ export interface AxisDef<T> {
 
 // ---- value parsers (messages name the option and what it must be) ----
 
-function bad(opt: string, raw: string, what: string): CliError {
+export function bad(opt: string, raw: string, what: string): CliError {
   return new CliError(`${opt}: '${raw}' is not ${what}`);
 }
 
-function oneOf<T extends string>(values: readonly T[], what: string): Parser<T> {
+export function oneOf<T extends string>(values: readonly T[], what: string): Parser<T> {
   return (raw, opt) => {
     const v = raw.trim().toLowerCase();
     const hit = values.find((x) => x === v);
