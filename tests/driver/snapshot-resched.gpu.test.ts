@@ -18,18 +18,23 @@ describe('SNAPSHOT over a huge range', () => {
 
   it('yields to other tasks while it walks (one reschedule point every 64 ranges)', async () => {
     m = await createMachine({ devices: 1 });
-    const fd = await m.devices[0].open(m.spawn());
+    const proc = m.spawn();
+    const fd = await m.devices[0].open(proc);
+    const sched = proc.mm.core.sched;
     const pages = 2 ** 16;
     let ran = 0;
     let on = true;
-    const tick = (): void => {
-      if (!on) return;
-      ran++;
-      setImmediate(tick);
-    };
-    setImmediate(tick);
+    // Another task on the machine's scheduler (FIFO macrotasks, in Node and the browser):
+    // it runs once for each point at which the walk gives the CPU up.
+    const other = (async () => {
+      while (on) {
+        ran++;
+        await sched.yield('test: other task');
+      }
+    })();
     const snap = await fd.snapshot(HOLE, pages);
     on = false;
+    await other;
     expect(snap.length).toBe(pages);
     // The walk's reschedule points each let the other task run once at least.
     expect(ran).toBeGreaterThanOrEqual(Math.floor(pages / 64 / SNAPSHOT_RESCHED_RANGES) - 1);
@@ -40,7 +45,8 @@ describe('SNAPSHOT over a huge range', () => {
     const proc = m.spawn();
     const fd = await m.devices[0].open(proc);
     const p = fd.snapshot(HOLE, 2 ** 20).then(() => null, (e: unknown) => e);
-    setImmediate(() => { void proc.exit(); });
+    // The exit runs at the walk's first reschedule point.
+    void proc.mm.core.sched.yield('test: exit').then(() => proc.exit());
     const e = await p;
     expect(e).toBeInstanceOf(HmmError);
     expect((e as HmmError).code).toBe('EINTR');
