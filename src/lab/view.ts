@@ -192,6 +192,9 @@ export class LiveRun {
   }
 
   #one(e: LabEvent): void {
+    // Once the run has ended its figures are the result's and its end line is the log's last:
+    // events the worker flushed after the end (a storm's last invalidations) change neither.
+    if (this.result !== null && e.kind !== 'end') return;
     const c = this.counters;
     switch (e.kind) {
       case 'begin':

@@ -105,7 +105,7 @@ describe('the live lab (built site, headless Chromium)', () => {
   }, 90_000);
 
   it('Step advances exactly one batch each time', async () => {
-    const { page } = await open('?workload=random&sizeMiB=0.5&window=4k&batchSize=4&writeFraction=0');
+    const { page } = await open('?workload=random&sizeMiB=0.5&window=4k&batchSize=4&writeFraction=0&stormRate=0');
     await page.click('#step');
     await page.waitForFunction(() => document.getElementById('status')?.dataset.state === 'paused', null, { timeout: 60_000 });
     expect(await batches(page)).toBe(1);
@@ -149,7 +149,7 @@ describe('the live lab (built site, headless Chromium)', () => {
   }, 120_000);
 
   it('a migration policy: migrations counted, device-resident cells on the strip; a user module from a file; export names it', async () => {
-    const { page, errors } = await open('?workload=stream&sizeMiB=0.25&window=4k&batchSize=16');
+    const { page, errors } = await open('?workload=stream&sizeMiB=0.25&window=4k&batchSize=16&stormRate=0');
     await page.selectOption('select[name=policy]', 'first-touch');
     await page.fill('input[name=oversub]', '1.5');
     await page.dispatchEvent('#controls', 'change');
