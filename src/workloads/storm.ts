@@ -12,6 +12,7 @@
  *   protect  mprotect(PROT_READ) then back to read-write (PROTECTION_VMA) — only for
  *            read-only workloads, since a device write in between would rightly get EPERM
  */
+import { err } from '../errors.js';
 import { MADV_PAGEOUT } from '../mm/validate.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../mm/constants.js';
 import type { Process } from '../mm/process.js';
@@ -39,7 +40,10 @@ export interface Storm {
   stop(): Promise<{ ops: number; byKind: Record<string, number> }>;
 }
 
+/** EINVAL, before anything starts, for a rate above MAX_STORM_RATE or a range of no page. */
 export function startStorm(p: Process, opts: StormOptions): Storm {
+  if (!(opts.rate >= 0 && opts.rate <= MAX_STORM_RATE)) throw err('EINVAL', `storm: rate ${opts.rate}/s is outside 0..${MAX_STORM_RATE}`);
+  if (!(opts.end - opts.start >= PAGE_SIZE)) throw err('EINVAL', `storm: [0x${opts.start.toString(16)}, 0x${opts.end.toString(16)}) holds no page`);
   const sched = p.mm.core.sched;
   const rnd = mulberry32(opts.seed);
   const pages = (opts.end - opts.start) / PAGE_SIZE;

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createMachine, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
 import { SeededScheduler } from '../../src/sched/seeded.js';
-import { startStorm, type StormKind } from '../../src/workloads/storm.js';
+import { MAX_STORM_RATE, startStorm, type StormKind } from '../../src/workloads/storm.js';
 
 describe('invalidation storm', () => {
   it('sends invalidations at about the set rate and never changes the contents', async () => {
@@ -33,4 +33,18 @@ describe('invalidation storm', () => {
     checkFrameAccounting(m);
     await m.destroy();
   });
+
+  it.for([
+    ['a rate above the bound', { rate: MAX_STORM_RATE + 1 }],
+    ['a negative rate', { rate: -1 }],
+    ['a rate that is not a number', { rate: Number.NaN }],
+    ['a range of no page', { end: 0x10000 }],
+  ] as const)('refuses %s with EINVAL before anything runs', async ([, bad]) => {
+    const m = await createMachine({ devices: 0, systemPages: 1 << 10, scheduler: new SeededScheduler(1) });
+    const p = m.spawn();
+    const ok = { rate: 100, start: 0x10000, end: 0x20000, seed: 1, kinds: ['reclaim'] as StormKind[] };
+    expect(() => startStorm(p, { ...ok, ...bad })).toThrowErrno('EINVAL');
+    await m.destroy();
+  });
 });
+
