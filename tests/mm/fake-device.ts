@@ -1,5 +1,5 @@
 /** A toy device-private memory for the mm tests: a pagemap whose pages live in host arrays. */
-import type { Machine } from '../../src/index.js';
+import type { Machine } from '../../src/mm/machine.js';
 import type { MmStruct } from '../../src/mm/mm.js';
 import {
   MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM, migratePfn,
