@@ -40,12 +40,15 @@ function render(scrolled: boolean): void {
   const log = current?.log;
   const n = log?.length ?? 0;
   const total = log?.total ?? 0;
-  if (!scrolled && total === shownTotal) return;
+  const grew = total !== shownTotal;
+  if (!scrolled && !grew) return;
   shownTotal = total;
   inner.style.height = `${n * ROW}px`;
   box.dataset.lines = String(n);
   box.dataset.total = String(total);
-  if (!scrolled && log) {
+  // Counted whenever the log changed, whichever render saw it first: a scroll event can
+  // render new lines before drawLog does, and drawLog then finds nothing new.
+  if (grew && log) {
     let ends = 0;
     for (let i = 0; i < n; i++) if (log.at(i).startsWith('end:')) ends++;
     box.dataset.endLines = String(ends);
