@@ -343,7 +343,7 @@ export function policyResult(path: PolicyPath, devicePages: number, wallMs: numb
   return {
     policy: e.policy.name, devicePages, simTimeNs: path.now,
     bytesToDevice: r.bytesToDevice, bytesToHost: r.bytesToHost, farFaults: e.stats.farFaults, faultGroups: e.stats.faultGroups,
-    cpuFaults: e.stats.cpuFaults, thrashingEvents: r.thrashingEvents, throttles: e.stats.throttles, pins: r.pins,
+    cpuFaults: e.stats.cpuFaults, thrashingEvents: e.thrashing.events, throttles: e.stats.throttles, pins: r.pins,
     evictions: r.evictions, evictedPages: r.evictedPages, prefetchedPages: r.prefetchedPages, prefetchHits: r.prefetchHits,
     remotePages: s.remotePages, migratedIn: s.migratedIn, evictedOut: s.evictedOut, skipped: s.skipped,
     faultServiceMs: s.endMs, policyMs: s.policyMs, moveMs: s.moveMs, serviceMs: s.serviceMs,
