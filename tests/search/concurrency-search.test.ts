@@ -93,22 +93,20 @@ describe('concurrency search', () => {
     }
   }, 120_000);
 
-  for (const protocol of PROTOCOLS) {
-    it(`${SEARCH_RUNS} random programs under ${protocol}: ${EXPECT_CLEAN[protocol] ? 'no violation' : 'the search finds the stale pfn'}`, async () => {
-      const found: Record<string, number> = {};
-      let cases = 0;
-      await fc.assert(fc.asyncProperty(caseArb, async (c) => {
-        cases++;
-        const r = await runCase(c, { protocol });
-        for (const k of kindsOf(r)) found[k] = (found[k] ?? 0) + 1;
-        if (EXPECT_CLEAN[protocol] && r.violations.length > 0) {
-          throw new Error(`${protocol}: ${r.violations.length} violation(s):\n  ${r.violations.map((v) => `${v.kind}: ${v.detail}`).join('\n  ')}`);
-        }
-        expect(r.graceExpirations).toBe(0);
-      }), { numRuns: SEARCH_RUNS, seed: replay.seed, path: replay.path, endOnFailure: replay.path !== undefined });
-      console.log(`[search] ${protocol}: ${cases} cases, cases with violations by kind: ${JSON.stringify(found)}`);
-      // The v5.2 flag's A-B-A: a pfn checked valid after a whole invalidation came and went.
-      if (!EXPECT_CLEAN[protocol] && replay.path === undefined) expect((found['stale-entry'] ?? 0) + (found['stale-read'] ?? 0)).toBeGreaterThan(0);
-    }, 600_000);
-  }
+  it.for(PROTOCOLS.map((p) => [SEARCH_RUNS, p, EXPECT_CLEAN[p] ? 'no violation' : 'the search finds the stale pfn'] as const))('%s random programs under %s: %s', { timeout: 600_000 }, async ([, protocol]) => {
+    const found: Record<string, number> = {};
+    let cases = 0;
+    await fc.assert(fc.asyncProperty(caseArb, async (c) => {
+      cases++;
+      const r = await runCase(c, { protocol });
+      for (const k of kindsOf(r)) found[k] = (found[k] ?? 0) + 1;
+      if (EXPECT_CLEAN[protocol] && r.violations.length > 0) {
+        throw new Error(`${protocol}: ${r.violations.length} violation(s):\n  ${r.violations.map((v) => `${v.kind}: ${v.detail}`).join('\n  ')}`);
+      }
+      expect(r.graceExpirations).toBe(0);
+    }), { numRuns: SEARCH_RUNS, seed: replay.seed, path: replay.path, endOnFailure: replay.path !== undefined });
+    console.log(`[search] ${protocol}: ${cases} cases, cases with violations by kind: ${JSON.stringify(found)}`);
+    // The v5.2 flag's A-B-A: a pfn checked valid after a whole invalidation came and went.
+    if (!EXPECT_CLEAN[protocol] && replay.path === undefined) expect((found['stale-entry'] ?? 0) + (found['stale-read'] ?? 0)).toBeGreaterThan(0);
+  });
 });
