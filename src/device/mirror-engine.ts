@@ -103,8 +103,11 @@ export class MirrorEngine implements CommandHost {
   readonly device: GPUDevice;
   readonly label: string;
   readonly pt: GpuPageTable;
-  /** The system-memory aperture: where the GPU reaches system frames. */
-  readonly aperture: PagePool;
+  /**
+   * The system-memory aperture's pages: where the GPU reaches system frames (UVM's sysmem
+   * mappings). Which frame each slot copies is the driver's Aperture (src/driver/aperture.ts).
+   */
+  readonly sysmem: PagePool;
   /** Device-private memory. */
   readonly vram: PagePool;
   readonly faults: FaultQueue;
@@ -157,7 +160,7 @@ export class MirrorEngine implements CommandHost {
     this.checkErrors = opts.checkErrors ?? true;
     this.maxWgPerDim = Math.min(opts.maxWorkgroupsPerDimension ?? Infinity, device.limits.maxComputeWorkgroupsPerDimension);
     const apertureSlots = opts.apertureSlots ?? 4096;
-    this.aperture = new PagePool(device, { slots: apertureSlots, label: `${label} aperture`, sched: this.sched });
+    this.sysmem = new PagePool(device, { slots: apertureSlots, label: `${label} aperture`, sched: this.sched });
     this.sharedVram = opts.vram !== undefined;
     this.vram = opts.vram ?? new PagePool(device, { slots: opts.deviceSlots ?? 4096, label: `${label} vram`, sched: this.sched });
     const deviceSlots = this.vram.slots;
@@ -384,13 +387,15 @@ export class MirrorEngine implements CommandHost {
    * dirty bits cleared. Bits are read and cleared in one submission, in queue order, so a
    * write by later work is never lost: it sets the bit again.
    */
-  writebackDirty(pool: 'aperture' | 'device' = 'aperture'): Promise<PageData[]> {
+  writebackDirty(pool: 'sysmem' | 'vram' = 'sysmem'): Promise<PageData[]> {
     return this.serial('writebackDirty', async () => {
-      const target = pool === 'aperture' ? this.aperture : this.vram;
-      const off = pool === 'aperture' ? 0 : this.devDirtyOff;
+      const target = pool === 'sysmem' ? this.sysmem : this.vram;
+      const off = pool === 'sysmem' ? 0 : this.devDirtyOff;
       const words = Math.ceil(target.slots / 32);
-      const staging = this.device.createBuffer({ label: `${this.label} dirty staging`, size: words * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      // The engine's staging cache (as every readback): the same bitmap size every call.
+      const staging = this.readbacks.take(words * 4, `${this.label} dirty staging`);
       let slots: number[];
+      let reuse = false;
       try {
         const enc = this.device.createCommandEncoder({ label: `${this.label} dirty drain` });
         enc.copyBufferToBuffer(this.dirty, off * 4, staging, 0, words * 4);
@@ -398,8 +403,10 @@ export class MirrorEngine implements CommandHost {
         this.device.queue.submit([enc.finish()]);
         await this.sched.wait(staging.mapAsync(GPUMapMode.READ), `${this.label}: dirty mapAsync`);
         slots = bitsToSlots(new Uint32Array(staging.getMappedRange()), target.slots);
+        staging.unmap();
+        reuse = !this.dead;
       } finally {
-        staging.destroy();
+        this.readbacks.give(staging, reuse);
       }
       const bytes = await target.readback(slots);
       return slots.map((slot, k) => ({ slot, data: bytes.subarray(k * PAGE_BYTES, (k + 1) * PAGE_BYTES) }));
@@ -458,7 +465,7 @@ export class MirrorEngine implements CommandHost {
     this.pool.destroy();
     this.readbacks.destroy();
     this.pt.destroy();
-    this.aperture.destroy();
+    this.sysmem.destroy();
     if (!this.sharedVram) this.vram.destroy();
     this.faults.destroy();
     this.dirty.destroy();
@@ -563,7 +570,7 @@ export class MirrorEngine implements CommandHost {
       entries: [
         { binding: 0, resource: { buffer: params } },
         { binding: 1, resource: { buffer: this.pt.buffer } },
-        { binding: 2, resource: { buffer: this.aperture.buffer } },
+        { binding: 2, resource: { buffer: this.sysmem.buffer } },
         { binding: 3, resource: { buffer: this.vram.buffer } },
         { binding: 4, resource: { buffer: io } },
         { binding: 5, resource: { buffer: state } },
