@@ -39,6 +39,15 @@ export interface CommandDesc {
    */
   ioWords?: number;
   /**
+   * A `kernel` with one GPU thread per invocation (the application kernels, whose
+   * invocations loop long): the command has this many invocations (1 .. npages * 1024,
+   * invocation i = done bit i) and a round dispatches a thread for each. Without it a
+   * command has npages * 1024 invocations, 32 to a thread (the engine's own layout). On
+   * llvmpipe a shader invocation's loops stop, all together, after 65,535 iterations
+   * (gallivm's LP_MAX_TGSI_LOOP_ITERATIONS): 32 long invocations to a thread would run into it.
+   */
+  invocations?: number;
+  /**
    * Count remote accesses per region on the GPU (access counters; MirrorEngine.accessCounters
    * when not given, null: not counting). Each round's counts come back on RoundResult.counters
    * and add up in MirrorCommand.accessCounts.
@@ -142,8 +151,10 @@ export class MirrorCommand {
   readonly kernel: MirrorKernel | null;
   readonly page: number;
   readonly npages: number;
-  /** Invocations: npages * 1024. */
+  /** Invocations: npages * 1024, or CommandDesc.invocations. */
   readonly words: number;
+  /** One thread per invocation (CommandDesc.invocations), not one per done word. */
+  readonly perInvocation: boolean;
   /** @internal */ readonly engine: CommandHost;
   /** @internal */ readonly params!: GPUBuffer;
   /** @internal */ readonly io!: GPUBuffer;
@@ -176,7 +187,8 @@ export class MirrorCommand {
     this.kernel = desc.kernel ?? null;
     this.page = desc.page;
     this.npages = desc.npages;
-    this.words = desc.npages * WORDS_PER_PAGE;
+    this.words = desc.invocations ?? desc.npages * WORDS_PER_PAGE;
+    this.perInvocation = desc.invocations !== undefined;
     const device = engine.device;
     this.pendWords = Math.ceil((faultSources * desc.npages) / 32);
     this.doneWords = Math.ceil(this.words / 32);
@@ -210,7 +222,7 @@ export class MirrorCommand {
       this.params = device.createBuffer({ label: `${name} params`, size: paramsBytes(), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
       this.io = device.createBuffer({
         label: `${name} io`,
-        size: (desc.ioWords ?? this.words) * 4,
+        size: (desc.ioWords ?? desc.npages * WORDS_PER_PAGE) * 4,
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
         mappedAtCreation: desc.data !== undefined,
       });
