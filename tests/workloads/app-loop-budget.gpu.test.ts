@@ -98,4 +98,25 @@ describe('application kernels: one GPU thread per invocation', () => {
       await m.destroy();
     }
   });
+
+  test('a fault buffer of 8 records: rounds that overflow it replay what it dropped, and every element is still right', async () => {
+    const program = ataxProgram(200, 96);
+    const m = await createMachine({ devices: 1, aperturePages: 512, systemPages: 4 * program.pages + 4096, faultRecords: 8 });
+    try {
+      const proc = m.spawn();
+      const mirror = await m.devices[0].open(proc);
+      const addr = await proc.mmap(0, program.pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+      const r = await runApp(mirror, ATAX, program, addr);
+      expect(mirror.engine.stats.overflows).toBeGreaterThan(0);
+      expect(r.firstMismatch).toBeNull();
+      expect(r.verify.mismatches).toBe(0);
+      expect(r.verify.checked).toBe(program.pages * 1024);
+    } finally {
+      await m.destroy();
+    }
+  });
+
+  test('faultRecords outside [1, 2^20]: EINVAL', async () => {
+    await expect(createMachine({ devices: 1, faultRecords: 0 })).rejects.toThrow(/EINVAL/);
+  });
 });
