@@ -15,7 +15,7 @@
  */
 import type { FaultRecord } from '../device/fault-queue.js';
 import type { MirrorOp, RoundResult } from '../device/mirror-engine.js';
-import type { FaultService } from '../device/replay.js';
+import type { FatalFault, FaultService } from '../device/replay.js';
 import { err } from '../errors.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 import { coalesce, perFault, windowBytes, type CoalesceResult, type FaultGroup, type WindowPolicy } from './coalesce.js';
@@ -125,7 +125,7 @@ export class FaultServicer {
       service: async (r: RoundResult, round: number) => {
         events.onRound?.({ faults: r.faults.length, overflow: r.overflow, finished: r.finished, records: r.faults, done: r.done, total: r.total });
         try {
-          await service.service(r, round);
+          return await service.service(r, round);
         } finally {
           report();
         }
@@ -137,11 +137,12 @@ export class FaultServicer {
     let buffer: FaultRecord[] = [];
     let overflow = false;
     this.opts.policy?.commandStart();
-    const serviceRound = async (r: RoundResult, round: number): Promise<void> => {
+    const serviceRound = async (r: RoundResult, round: number): Promise<FatalFault[]> => {
+      const fatal: FatalFault[] = [];
       if (this.opts.rangePages > 0 && cmd.op !== 'atomic') {
         await this.#dmirrorFault(r.faults, r.overflow || buffer.length > 0, round, cmd);
         buffer = [];
-        return;
+        return fatal;
       }
       buffer = buffer.concat(r.faults);
       // UVM sorts each fetched batch by address (service_fault_batch's sort): with a policy,
@@ -163,20 +164,21 @@ export class FaultServicer {
       do {
         if (!pass.canFetch()) break;
         const batch = buffer.splice(0, Math.min(buffer.length, this.opts.batchSize));
-        const { leftover, rec } = await this.#serviceBatch(batch, round, cmd);
+        const { leftover, rec } = await this.#serviceBatch(batch, round, cmd, fatal);
         if (leftover.length > 0) buffer = leftover.concat(buffer);
         rec.pass = this.#passes;
         rec.flush = pass.batchDone({ fetched: rec.fetched, duplicates: rec.duplicates, throttled: (rec.throttled ?? 0) > 0 }).flush;
         if (this.opts.replay === 'batch-flush') buffer = [];
       } while (buffer.length > 0 && this.opts.replay === 'once');
       overflow = false;
+      return fatal;
     };
     return {
       backlog: () => buffer.length,
       service: async (r: RoundResult, round: number) => {
         const first = this.records.length;
         try {
-          await serviceRound(r, round);
+          return { fatal: await serviceRound(r, round) };
         } finally {
           // The translation statistics of the round whose faults these batches hold (data for the lab).
           for (let k = first; k < this.records.length; k++) Object.assign(this.records[k], { tlbLookups: r.tlb.lookups, tlbWalks: r.tlb.walks });
@@ -212,8 +214,12 @@ export class FaultServicer {
     }
   }
 
-  /** One batch: coalesce, then service its groups under one mmap lock. Returns unserviced faults ('block'). */
-  async #serviceBatch(batch: FaultRecord[], round: number, cmd: CommandRange): Promise<{ leftover: FaultRecord[]; rec: BatchRecord }> {
+  /**
+   * One batch: coalesce, then service its groups under one mmap lock. Returns unserviced
+   * faults ('block'); adds the batch's fatal faults (no VMA) to `fatal`, its other faults
+   * serviced as usual (UVM services a batch's other faults and cancels the fatal ones' uTLBs).
+   */
+  async #serviceBatch(batch: FaultRecord[], round: number, cmd: CommandRange, fatal: FatalFault[]): Promise<{ leftover: FaultRecord[]; rec: BatchRecord }> {
     const t = this.target;
     const sched = t.mm.core.sched;
     const rec = emptyRecord(this.records.length, sched.now() - this.#t0, round);
@@ -244,7 +250,10 @@ export class FaultServicer {
       rec.recent = c.recent;
       rec.unique = c.unique;
       rec.groups = c.groups.length;
-      if (c.holes.length > 0) throw err('EFAULT', `device fault at 0x${(c.holes[0] * PAGE_SIZE).toString(16)}: no VMA`);
+      if (c.holes.length > 0) {
+        const holes = new Set(c.holes);
+        for (const f of batch) if (holes.has(f.page)) fatal.push({ page: f.page, access: f.access, source: f.source, reason: 'no VMA' });
+      }
       if (this.opts.policy && lock.mode !== 'none') {
         // The policy sees the batch as one fault group; atomic groups keep make_device_exclusive.
         const plain = c.groups.filter((g) => g.rank < 2);
