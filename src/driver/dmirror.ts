@@ -100,6 +100,7 @@ export class Dmirror implements Mirror {
     const engine = await MirrorEngine.create(device.gpu.device, {
       label: `dmirror${device.index}/pid${proc.pid}`,
       apertureSlots: device.options.aperturePages,
+      faultCapacity: device.options.faultRecords,
       vram: device.vram,
       sched: proc.mm.core.sched, // GPU completions land at the machine scheduler's points
     });
