@@ -15,7 +15,7 @@
  * invalidations come down (mmu notifier → zap → fence → write-back).
  */
 import { MirrorEngine, type MirrorCommand, type MirrorOp } from '../device/mirror-engine.js';
-import { replayCommand, type CommandOutcome, type RoundService } from '../device/replay.js';
+import { CancelledError, replayCommand, type CommandOutcome, type RoundService } from '../device/replay.js';
 import { err } from '../errors.js';
 import { PAGE_SIZE, TASK_SIZE } from '../mm/constants.js';
 import type { MmStruct } from '../mm/mm.js';
@@ -100,6 +100,7 @@ export class Dmirror implements Mirror {
     const engine = await MirrorEngine.create(device.gpu.device, {
       label: `dmirror${device.index}/pid${proc.pid}`,
       apertureSlots: device.options.aperturePages,
+      faultCapacity: device.options.faultRecords,
       vram: device.vram,
       sched: proc.mm.core.sched, // GPU completions land at the machine scheduler's points
     });
@@ -355,6 +356,8 @@ export class Dmirror implements Mirror {
     const out = await replayCommand(this.engine, cmd, service, { maxRounds: MAX_ROUNDS });
     if (writes) await this.lock.with(() => this.aperture.writeback());
     if (faulting) await this.#policy?.commandEnd(cmd.page, cmd.npages, cmd.accessCounts);
+    // The other uTLBs' work completed (and reached memory above); the command still fails.
+    if (out.cancelled.length > 0) throw new CancelledError(this.engine.label, out.cancelled);
     return out;
   }
 
