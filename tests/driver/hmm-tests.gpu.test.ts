@@ -60,13 +60,14 @@
  *  migrate_anon_huge_zero      read-faulted THP block, migrate, zeros both sides → same
  *  migrate_anon_huge_free      migrate a THP, MADV_FREE → same with MADV_DONTNEED
  *  migrate_anon_huge_fault     migrate a THP; SNAPSHOT LOCAL|WRITE|PMD; pagemap swap, !present;
- *                              CPU fault back → same; PMD bit per DEVICE_PRIVATE_THP (helpers);
- *                              pagemap read from the process's page table
+ *                              CPU fault back → same (a device-private PMD); pagemap read from the
+ *                              process's page table
  *  migrate_partial_unmap_fault {THP} × 3 offsets: migrate, munmap 1 MiB, CPU reads the rest → same
  *  migrate_remap_fault         {before, after} × {DONTUNMAP} × {THP} × 3 offsets: mremap MAYMOVE|FIXED of
  *                              a 2 MiB buffer before or after migrating it, CPU reads it back → same
- *  migrate_anon_huge_err       HMM_DMIRROR_FLAGS fail-alloc → SKIPPED (no test hook in the API)
- *  migrate_anon_huge_zero_err  same → SKIPPED (no test hook in the API)
+ *  migrate_anon_huge_err       HMM_DMIRROR_FLAGS(FAIL_ALLOC): THP falls back to 4 KiB device pages,
+ *                              then on the way home to 4 KiB frames → same (Mirror.setFlags)
+ *  migrate_anon_huge_zero_err  same over the huge zero page → same
  *  benchmark_thp_migration     timings of TO_DEV/TO_SYS, THP vs not, ret == 0 → same, the C sizes to 16 MiB;
  *                              256 MiB where the GPU binds that much device memory, else the largest fit
  *
@@ -1089,7 +1090,6 @@ describe('hmm', () => {
 
   /* Migrate private anonymous huge page with allocation errors. */
   it('migrate_anon_huge_err', async () => {
-    const ffd = fd;
     const size = PMD_PAGESIZE;
 
     let oldPtr = await proc.mmap(0, 2 * size, RW, PRIV_ANON);
@@ -1102,7 +1102,7 @@ describe('hmm', () => {
     await proc.write(ptr, ints(size, (i) => i));
 
     // Migrate memory to device but force a THP allocation error.
-    await ffd.setFlags(HMM_DMIRROR_FLAG_FAIL_ALLOC);
+    await fd.setFlags(HMM_DMIRROR_FLAG_FAIL_ALLOC);
     const r1 = await fd.migrateToDevice(ptr, npages);
     expect(r1.cpages).toBe(npages);
 
@@ -1127,7 +1127,7 @@ describe('hmm', () => {
     expect(r2.cpages).toBe(npages);
 
     // Force an allocation error when faulting back a THP resident in the device.
-    await ffd.setFlags(HMM_DMIRROR_FLAG_FAIL_ALLOC);
+    await fd.setFlags(HMM_DMIRROR_FLAG_FAIL_ALLOC);
 
     await fd.migrateToSystem(ptr, npages);
     expect(await loadInt(proc, ptr + 2048 * 4)).toBe(2048);
@@ -1137,7 +1137,6 @@ describe('hmm', () => {
 
   /* Migrate private anonymous huge zero page with allocation errors. */
   it('migrate_anon_huge_zero_err', async () => {
-    const ffd = fd;
     const size = PMD_PAGESIZE;
 
     let oldPtr = await proc.mmap(0, 2 * size, PROT_READ, PRIV_ANON);
@@ -1147,7 +1146,7 @@ describe('hmm', () => {
     let ptr = map;
 
     // Migrate memory to device but force a THP allocation error.
-    await ffd.setFlags(HMM_DMIRROR_FLAG_FAIL_ALLOC);
+    await fd.setFlags(HMM_DMIRROR_FLAG_FAIL_ALLOC);
     const r1 = await fd.migrateToDevice(ptr, npages);
     expect(r1.cpages).toBe(npages);
 
@@ -1169,7 +1168,7 @@ describe('hmm', () => {
     expect(await loadInt(proc, ptr)).toBe(0);
 
     // Migrate memory to device but force a THP allocation error.
-    await ffd.setFlags(HMM_DMIRROR_FLAG_FAIL_ALLOC);
+    await fd.setFlags(HMM_DMIRROR_FLAG_FAIL_ALLOC);
     const r2 = await fd.migrateToDevice(ptr, npages);
     expect(r2.cpages).toBe(npages);
 
