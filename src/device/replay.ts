@@ -2,14 +2,15 @@
  * The replay loop: run a command to completion a round at a time (UVM's replayable-fault
  * cycle). A round dispatches every invocation not done yet; one that faulted stays not
  * done, so the next round — the replay — runs it again once its fault was serviced. The
- * loop knows nothing of how faults are serviced: that is the FaultService passed in
- * (the driver's FaultServicer, or a test's toy), called after every round that faulted.
+ * loop knows nothing of how faults are serviced: that is the RoundService passed in
+ * (one of the driver's two fault services, src/driver/fault-service.ts, or a test's toy),
+ * called after every round that faulted, and its one pre-round hook before every round.
  * Data flows one way: fault records up to the service, never a call back from it.
  */
 import { err } from '../errors.js';
 import type { MirrorCommand, MirrorEngine, RoundResult } from './mirror-engine.js';
 
-export interface FaultService {
+export interface RoundService {
   /**
    * Make the faulting pages of round `round` (1-based) accessible, or throw to end the
    * command with that error (a fault the driver never resolves is the fatal,
@@ -18,15 +19,16 @@ export interface FaultService {
   service(r: RoundResult, round: number): Promise<void>;
   /** Fault records held over from earlier rounds, still to service (default 0). */
   backlog?(): number;
-  /** Awaited before every round, the first included (an observer's gate: pause, step, stop). */
-  gate?(): Promise<void>;
+  /**
+   * The one pre-round hook, awaited before every round, the first included (the driver's:
+   * its observers' gate — pause, step, stop — then the aperture brought up to date).
+   */
+  beforeRound?(): Promise<void>;
 }
 
 export interface ReplayOptions {
   /** A command still faulting after this many rounds ends in EFAULT (default 1000). */
   maxRounds?: number;
-  /** Runs before every round (the driver brings the system-memory aperture up to date). */
-  beforeRound?: () => Promise<void>;
 }
 
 export interface CommandOutcome {
@@ -40,14 +42,13 @@ export interface CommandOutcome {
  * and a replay. A round that faults with nothing recorded (and nothing held over) is EIO.
  */
 export async function replayCommand(
-  engine: MirrorEngine, cmd: MirrorCommand, fault: FaultService, opts: ReplayOptions = {},
+  engine: MirrorEngine, cmd: MirrorCommand, fault: RoundService, opts: ReplayOptions = {},
 ): Promise<CommandOutcome> {
   const maxRounds = opts.maxRounds ?? 1000;
   let rounds = 0;
   let faultRounds = 0;
   for (;;) {
-    await fault.gate?.();
-    await opts.beforeRound?.();
+    await fault.beforeRound?.();
     const r = await engine.runRound(cmd);
     rounds++;
     if (r.finished) return { rounds, faultRounds };

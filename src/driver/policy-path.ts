@@ -264,8 +264,7 @@ export class PolicyPath {
     }
     this.#pending.clear();
     for (const p of later) this.#pending.add(p);
-    if (home.length > 0) res.recordHome(home, this.#now);
-    if (arrived.length > 0) res.recordToDevice(this.device, arrived, 'explicit', this.#now);
+    this.engine.recordFound(home, arrived, this.device, this.#now);
   }
 
   /** The residency as the page tables have it now (a view for snapshots and checks). */

@@ -9,7 +9,7 @@
 import { MAX_STORM_RATE } from '../workloads/storm.js';
 import type { WindowPolicy } from '../driver/coalesce.js';
 import { RETRY_PROTOCOLS, type RetryProtocol } from '../driver/retry.js';
-import { REPLAY_POLICIES, type ReplayPolicy } from '../driver/servicer.js';
+import { REPLAY_POLICIES, type ReplayPolicy } from '../driver/service-options.js';
 import { WORKLOADS, type WorkloadName } from '../workloads/names.js';
 import { formatNumber } from './svg-plot.js';
 import { COST_KNOBS, COST_MODEL_NAMES, costWithKnobs, UVM_SMART } from '../policy/cost.js';

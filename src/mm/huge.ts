@@ -5,7 +5,7 @@
  */
 import { PAGE_SIZE, PMD_PAGES, PMD_SIZE } from './constants.js';
 import { invalidateEnd, invalidateStart, type MmStruct } from './mm.js';
-import { PTE_ACCESSED, PTE_DIRTY, PTE_PRESENT, PTE_WRITE, PMD_HUGE, pmdIndex } from './page-table.js';
+import { isDevicePrivate, isMigration, PTE_ACCESSED, PTE_DIRTY, PTE_PRESENT, PTE_WRITE, PMD_HUGE, pmdIndex } from './page-table.js';
 import { PG_ANON } from './pages.js';
 import { AnonVma, isHugetlb, isPrivateAnon, isShared, VM_HUGEPAGE, VM_WRITE, type Vma } from './vma.js';
 
@@ -66,10 +66,23 @@ export function splitHugePmdLocked(mm: MmStruct, haddr: number): void {
   if (pmd === null || !pmd.isHuge(i)) return;
   const head = pmd.pfn[i];
   const flags = pmd.flags[i] & ~PMD_HUGE;
+  // A migration PMD is split by its migration only (migrate_vma_split_unmapped_folio);
+  // splitHugePmd waits for it to end first.
+  if (isMigration(flags)) throw new Error(`split of a migration PMD at 0x${haddr.toString(16)}`);
   pmd.setHuge(i, 0, 0);
   const t = mm.pgtable.pteTable(haddr, true)!;
   for (let j = 0; j < PMD_PAGES; j++) t.set(j, head + j, flags);
   const core = mm.core;
+  if (isDevicePrivate(flags)) {
+    // __split_huge_pmd_locked on a device-private PMD: 512 device-private PTEs, and the
+    // folio split into order-0 device pages at once (split_device_private_folio): the PMD's
+    // reference becomes the head PTE's, each other PTE holds its page; a fault's pin on the
+    // head stays with the head.
+    const pm = core.pagemaps.of(head)!;
+    const headRefs = pm.refcountOf(head);
+    pm.splitHuge(head, (k) => (k === 0 ? headRefs : 1));
+    return;
+  }
   if (core.refcount(head) === 1 && core.isAnonPage(head)) {
     core.ram.splitHuge(head, () => 1); // split_huge_page(): every subpage mapped once
   } else {
@@ -82,12 +95,26 @@ export function splitHugePmdLocked(mm: MmStruct, haddr: number): void {
  * is still there once the invalidation returns).
  */
 export async function splitHugePmd(mm: MmStruct, haddr: number): Promise<void> {
+  await waitMigrationPmd(mm, haddr);
   const range = await invalidateStart(mm, haddr, haddr + PMD_SIZE, 'CLEAR');
   try {
     splitHugePmdLocked(mm, haddr);
   } finally {
     await invalidateEnd(mm, range);
   }
+}
+
+/**
+ * pmd_migration_entry_wait(): sleep while the PMD at haddr is a migration entry (a THP
+ * migrating whole); its migration's finalize wakes the queue.
+ */
+export async function waitMigrationPmd(mm: MmStruct, haddr: number): Promise<void> {
+  const i = pmdIndex(haddr);
+  const migrating = (): boolean => {
+    const pmd = mm.pgtable.pmd(haddr, false);
+    return !mm.exited && pmd !== null && pmd.isHuge(i) && isMigration(pmd.flags[i]);
+  };
+  if (migrating()) await mm.core.migrationWq.wait(() => !migrating(), 'pmd_migration_entry_wait');
 }
 
 /** Whether a THP leaf maps the 2 MiB block around addr while addr is not on its edge. */

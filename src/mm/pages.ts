@@ -84,7 +84,8 @@ export class MemCore {
 
   /** compound_head(): huge pages are 512-aligned blocks, so the head is the block start. */
   head(pfn: number): number {
-    return pfn < this.ram.npages && this.ram.isTail(pfn) ? pfn - (pfn % PMD_PAGES) : pfn;
+    if (pfn < this.ram.npages) return this.ram.isTail(pfn) ? pfn - (pfn % PMD_PAGES) : pfn;
+    return this.pagemaps.of(pfn)?.head(pfn) ?? pfn;
   }
 
   /** folio_ref_count(). */
@@ -92,7 +93,7 @@ export class MemCore {
     if (pfn < this.ram.npages) return this.ram.refcount[this.head(pfn)];
     const pm = this.pagemaps.of(pfn);
     if (pm === null) throw new Error(`refcount of unknown pfn ${pfn}`);
-    return pm.refcount[pfn - pm.basePfn];
+    return pm.refcountOf(pfn);
   }
 
   /** get_page() on any pfn (the zero page included: it is pinned and never freed). */

@@ -78,13 +78,13 @@ import {
   MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE, type Machine, type Process,
 } from '../../src/index.js';
 import {
-  align, asInts, cpuIncrementEveryInt, DEFAULT_HUGE_PAGE_SIZE, DEVICE_PRIVATE_THP, expectCpuInts, expectData,
+  align, asInts, cpuIncrementEveryInt, DEFAULT_HUGE_PAGE_SIZE, expectCpuInts, expectData,
   expectInts, expectProt, FOLL_LONGTERM, GUP_BASIC_TEST, GUP_FAST_BENCHMARK, gupTestExec, PIN_FAST_BENCHMARK,
   PIN_LONGTERM_BENCHMARK, HMM_BUFFER_SIZE, HMM_DMIRROR_FLAG_FAIL_ALLOC, HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL,
   HMM_DMIRROR_PROT_ERROR, HMM_DMIRROR_PROT_NONE, HMM_DMIRROR_PROT_PMD, HMM_DMIRROR_PROT_PUD, HMM_DMIRROR_PROT_READ,
   HMM_DMIRROR_PROT_WRITE, HMM_DMIRROR_PROT_ZERO, HMM_NPAGES, hmmRandom, isPmdMapped, ints, joinAll, mirrorDevices,
   NTIMES, pagemapEntry, PMD_PAGESIZE, TWOMEG, yieldMicrotasks, yieldTicks,
-  type Mirror, type MirrorWithFlags, 
+  type Mirror,
 } from './hmm-tests.helpers.js';
 
 const RW = PROT_READ | PROT_WRITE;
@@ -974,7 +974,7 @@ describe('hmm', () => {
     expect(mirror.length).toBe(npages);
     expectProt(
       mirror,
-      HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE | (DEVICE_PRIVATE_THP ? HMM_DMIRROR_PROT_PMD : 0),
+      HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE | HMM_DMIRROR_PROT_PMD,
       'snapshot',
     );
 
@@ -1087,11 +1087,8 @@ describe('hmm', () => {
   }, SLOW);
 
   /* Migrate private anonymous huge page with allocation errors. */
-  it.skip('migrate_anon_huge_err', async () => {
-    // SKIPPED: needs HMM_DMIRROR_FLAGS(HMM_DMIRROR_FLAG_FAIL_ALLOC) to make the driver's
-    // next huge device-page allocation fail; the API has no such test hook. The body is the
-    // port as it would run with one (MirrorWithFlags.setFlags in the helpers).
-    const ffd = fd as MirrorWithFlags;
+  it('migrate_anon_huge_err', async () => {
+    const ffd = fd;
     const size = PMD_PAGESIZE;
 
     let oldPtr = await proc.mmap(0, 2 * size, RW, PRIV_ANON);
@@ -1138,10 +1135,8 @@ describe('hmm', () => {
   });
 
   /* Migrate private anonymous huge zero page with allocation errors. */
-  it.skip('migrate_anon_huge_zero_err', async () => {
-    // SKIPPED: needs HMM_DMIRROR_FLAGS(HMM_DMIRROR_FLAG_FAIL_ALLOC); no such test hook in
-    // the API (see migrate_anon_huge_err).
-    const ffd = fd as MirrorWithFlags;
+  it('migrate_anon_huge_zero_err', async () => {
+    const ffd = fd;
     const size = PMD_PAGESIZE;
 
     let oldPtr = await proc.mmap(0, 2 * size, PROT_READ, PRIV_ANON);
