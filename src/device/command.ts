@@ -4,7 +4,9 @@
  * sets scratch commands recycle.
  */
 import { err } from '../errors.js';
-import { encodeParams, paramsBytes, parityOffset, STATE_HEADER_WORDS, WORDS_PER_PAGE } from './abi.js';
+import {
+  encodeParams, MIRROR_TLB_BLOCK_WORDS, MIRROR_WORKGROUP_SIZE, paramsBytes, parityOffset, STATE_HEADER_WORDS, WORDS_PER_PAGE,
+} from './abi.js';
 import { ensureAlive } from './health.js';
 
 export type MirrorOp = 'read' | 'write' | 'atomic';
@@ -38,6 +40,15 @@ export interface CommandDesc {
    * with its own inputs and outputs there; `data`, when given, has this many words.
    */
   ioWords?: number;
+  /**
+   * A `kernel` with one GPU thread per invocation (the application kernels, whose
+   * invocations loop long): the command has this many invocations (1 .. npages * 1024,
+   * invocation i = done bit i) and a round dispatches a thread for each. Without it a
+   * command has npages * 1024 invocations, 32 to a thread (the engine's own layout). On
+   * llvmpipe a shader invocation's loops stop, all together, after 65,535 iterations
+   * (gallivm's LP_MAX_TGSI_LOOP_ITERATIONS): 32 long invocations to a thread would run into it.
+   */
+  invocations?: number;
   /**
    * Count remote accesses per region on the GPU (access counters; MirrorEngine.accessCounters
    * when not given, null: not counting). Each round's counts come back on RoundResult.counters
@@ -142,8 +153,10 @@ export class MirrorCommand {
   readonly kernel: MirrorKernel | null;
   readonly page: number;
   readonly npages: number;
-  /** Invocations: npages * 1024. */
+  /** Invocations: npages * 1024, or CommandDesc.invocations. */
   readonly words: number;
+  /** One thread per invocation (CommandDesc.invocations), not one per done word. */
+  readonly perInvocation: boolean;
   /** @internal */ readonly engine: CommandHost;
   /** @internal */ readonly params!: GPUBuffer;
   /** @internal */ readonly io!: GPUBuffer;
@@ -176,7 +189,8 @@ export class MirrorCommand {
     this.kernel = desc.kernel ?? null;
     this.page = desc.page;
     this.npages = desc.npages;
-    this.words = desc.npages * WORDS_PER_PAGE;
+    this.words = desc.invocations ?? desc.npages * WORDS_PER_PAGE;
+    this.perInvocation = desc.invocations !== undefined;
     const device = engine.device;
     this.pendWords = Math.ceil((faultSources * desc.npages) / 32);
     this.doneWords = Math.ceil(this.words / 32);
@@ -210,7 +224,7 @@ export class MirrorCommand {
       this.params = device.createBuffer({ label: `${name} params`, size: paramsBytes(), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
       this.io = device.createBuffer({
         label: `${name} io`,
-        size: (desc.ioWords ?? this.words) * 4,
+        size: (desc.ioWords ?? desc.npages * WORDS_PER_PAGE) * 4,
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
         mappedAtCreation: desc.data !== undefined,
       });
@@ -277,6 +291,40 @@ export class MirrorCommand {
     return new Uint32Array(await this.engine.readGpu(this.doneBits, off * 4, this.doneWords * 4, 'readDone'));
   }
 
+  /** Invocations a uTLB's block holds: a workgroup's (8 pages) for the engine's kernels, TLB_BLOCK_WORDS for a kernel of its own. */
+  get sourceBlockWords(): number {
+    return this.kernel === null ? MIRROR_WORKGROUP_SIZE * 32 : MIRROR_TLB_BLOCK_WORDS;
+  }
+
+  /**
+   * Cancels the work of uTLBs `sources` (of `nsources`): their invocations not done yet are
+   * marked done, so no later round runs them (UVM's cancel of a uTLB's faulting accesses,
+   * uvm_gpu_replayable_faults.c cancel_faults_precise); the others run on. Queued like a
+   * round's writes: the next round sees it. Returns how many invocations it cancelled.
+   */
+  async cancelSources(sources: ReadonlySet<number>, nsources: number): Promise<number> {
+    if (this.dead) throw err('EINVAL', 'cancelSources: command destroyed');
+    const bits = await this.readDone();
+    const block = this.sourceBlockWords;
+    let cancelled = 0;
+    for (let w = 0; w < bits.length; w++) {
+      if (!sources.has(Math.floor((w * 32) / block) % nsources)) continue;
+      // Bits past the last invocation are never work (a kernel of its own marks them done).
+      const valid = Math.min(32, this.words - w * 32);
+      const mask = valid === 32 ? 0xffffffff : (2 ** valid - 1);
+      const open = ~bits[w] & mask;
+      if (open === 0) continue;
+      cancelled += popcount(open);
+      bits[w] = (bits[w] | mask) >>> 0;
+    }
+    if (cancelled > 0) {
+      ensureAlive(this.engine.device, 'MirrorCommand.cancelSources');
+      this.engine.device.queue.writeBuffer(this.doneBits, (this.parity ? this.doneWords : 0) * 4, new Uint32Array(bits));
+      this.doneCount += cancelled;
+    }
+    return cancelled;
+  }
+
   /**
    * Makes every invocation not-done again (run the same command once more). Queued: rounds
    * submitted after it see the cleared state. Not while one of its rounds is in flight.
@@ -306,4 +354,10 @@ export class MirrorCommand {
     if (spares !== null) spares.put(set);
     else destroySet(set);
   }
+}
+
+function popcount(v: number): number {
+  let n = 0;
+  for (let x = v >>> 0; x !== 0; x &= x - 1) n++;
+  return n;
 }

@@ -244,6 +244,13 @@ export class MirrorEngine implements CommandHost {
       }
       if (desc.scratch) throw err('EINVAL', 'createCommand: a sized io is never scratch');
     }
+    if (desc.invocations !== undefined) {
+      if (desc.kernel === undefined) throw err('EINVAL', 'createCommand: invocations need a kernel of their own');
+      if (!Number.isSafeInteger(desc.invocations) || desc.invocations < 1 || desc.invocations > desc.npages * WORDS_PER_PAGE) {
+        throw err('EINVAL', `createCommand: ${desc.invocations} invocations over ${desc.npages} pages`);
+      }
+      if (desc.scratch) throw err('EINVAL', 'createCommand: a command of its own invocation count is never scratch');
+    }
     const words = desc.ioWords ?? desc.npages * WORDS_PER_PAGE;
     if (desc.op === 'write' && desc.data === undefined) throw err('EINVAL', 'createCommand: write needs data');
     if (desc.data !== undefined && desc.data.length !== words) {
@@ -283,7 +290,8 @@ export class MirrorEngine implements CommandHost {
         const pass = enc.beginComputePass({ label: `${this.label} ${cmd.op}` });
         pass.setPipeline(cmd.kernel?.pipeline ?? this.pipelines[cmd.op]);
         pass.setBindGroup(0, bind);
-        const [x, y] = this.grid(Math.ceil(cmd.npages / MIRROR_PAGES_PER_WORKGROUP));
+        // A thread per done word (8 pages a workgroup), or per invocation (CommandDesc.invocations).
+        const [x, y] = this.grid(cmd.perInvocation ? Math.ceil(cmd.words / MIRROR_WORKGROUP_SIZE) : Math.ceil(cmd.npages / MIRROR_PAGES_PER_WORKGROUP));
         pass.dispatchWorkgroups(x, y);
         if (cmd.kernel === null) {
           // The engine's kernels leave the dirty bits, counts and faults to their report pass

@@ -15,7 +15,7 @@
  * invalidations come down (mmu notifier → zap → fence → write-back).
  */
 import { MirrorEngine, type MirrorCommand, type MirrorOp } from '../device/mirror-engine.js';
-import { replayCommand, type CommandOutcome, type RoundService } from '../device/replay.js';
+import { CancelledError, replayCommand, type CommandOutcome, type RoundService } from '../device/replay.js';
 import { err } from '../errors.js';
 import { PAGE_SIZE, TASK_SIZE } from '../mm/constants.js';
 import type { MmStruct } from '../mm/mm.js';
@@ -25,6 +25,7 @@ import type { MmuIntervalNotifier, MmuNotifierRange } from '../mm/notifier.js';
 import type { Process } from '../mm/process.js';
 import { Aperture } from './aperture.js';
 import type { Mirror, MirrorResult } from './uapi.js';
+import { DmirrorFlags } from './test-flags.js';
 import { bounceInit, checkBounce, checkRange, MAX_COMMAND_PAGES, MIGRATE_STEP_PAGES, vmaPieces } from './cmd.js';
 import type { DmirrorHost, DmirrorStats } from './dmirror-host.js';
 import { dmirrorMigrateIn } from './migrate.js';
@@ -73,6 +74,7 @@ export class Dmirror implements Mirror {
   get servicer(): FaultService { return this.#servicer; }
   /** The migration policy attached to this mirror (setPolicy), or none. */
   #policy: PolicyPath | null = null;
+  readonly #flags = new DmirrorFlags();
 
   private constructor(device: DmirrorHost, proc: Process, engine: MirrorEngine) {
     this.device = device;
@@ -98,6 +100,7 @@ export class Dmirror implements Mirror {
     const engine = await MirrorEngine.create(device.gpu.device, {
       label: `dmirror${device.index}/pid${proc.pid}`,
       apertureSlots: device.options.aperturePages,
+      faultCapacity: device.options.faultRecords,
       vram: device.vram,
       sched: proc.mm.core.sched, // GPU completions land at the machine scheduler's points
     });
@@ -211,6 +214,9 @@ export class Dmirror implements Mirror {
   /** The CPU faulted on a device page (Devmem): the policy attached for this mm decides, then records the move. */
   beforeCpuFault(mm: MmStruct, addr: number): { start: number; end: number } | undefined { return mm === this.mm ? this.#policy?.beforeCpuFault(addr) : undefined; }
   afterCpuFault(mm: MmStruct, addr: number): void { if (mm === this.mm) this.#policy?.afterCpuFault(addr); }
+
+  /** HMM_DMIRROR_FLAG_FAIL_ALLOC consumed: this allocation fails (dmirror_devmem_alloc_page). */
+  takeFailAlloc(): boolean { return this.#flags.takeFailAlloc(); }
 
   /** Our entries for these VRAM slots go (a device page is leaving for system memory). */
   async dropDevicePages(slots: ReadonlySet<number>): Promise<void> {
@@ -350,6 +356,8 @@ export class Dmirror implements Mirror {
     const out = await replayCommand(this.engine, cmd, service, { maxRounds: MAX_ROUNDS });
     if (writes) await this.lock.with(() => this.aperture.writeback());
     if (faulting) await this.#policy?.commandEnd(cmd.page, cmd.npages, cmd.accessCounts);
+    // The other uTLBs' work completed (and reached memory above); the command still fails.
+    if (out.cancelled.length > 0) throw new CancelledError(this.engine.label, out.cancelled);
     return out;
   }
 
@@ -409,6 +417,9 @@ export class Dmirror implements Mirror {
   release(): Promise<void> {
     return this.#ioctl(false, () => this.#releaseDevice());
   }
+  setFlags(flags: number): Promise<void> {
+    return this.#ioctl(false, async () => this.#flags.set(flags));
+  }
   mmap(length: number, prot: number, flags: number): Promise<number> {
     return this.#ioctl(false, () => this.#mmap(length, prot, flags));
   }
@@ -456,7 +467,7 @@ export class Dmirror implements Mirror {
       this.engine.checkAlive();
       // dmirror_migrate_to_device: one migrate_vma_setup per PTRS_PER_PTE pages at most.
       for (const piece of vmaPieces(this.mm, r.start, r.end, MIGRATE_STEP_PAGES)) {
-        await dmirrorMigrateIn(this.#target(), this.device.devmem, this.#collecting, piece.start, piece.end, piece.write);
+        await dmirrorMigrateIn(this.#target(), this.device.devmem, this.#collecting, piece.start, piece.end, piece.write, () => this.takeFailAlloc());
       }
     } finally {
       this.mm.lock.readUnlock();
@@ -483,7 +494,7 @@ export class Dmirror implements Mirror {
     await this.mm.lock.readLock();
     try {
       this.mm.checkAlive();
-      for (const piece of vmaPieces(this.mm, r.start, r.end, MIGRATE_STEP_PAGES)) cpages += await this.device.devmem.evict(this.mm, piece.start, piece.end);
+      for (const piece of vmaPieces(this.mm, r.start, r.end, MIGRATE_STEP_PAGES)) cpages += await this.device.devmem.evict(this.mm, piece.start, piece.end, () => this.takeFailAlloc());
     } finally {
       this.mm.lock.readUnlock();
     }

@@ -231,7 +231,7 @@ describe('MirrorEngine', () => {
 
       e.pt.map(page, slot, PTE_WRITE | PTE_EXCLUSIVE);
       const out = await runToCompletion(e, cmd, toyService(e));
-      expect(out).toEqual({ rounds: 2, faultRounds: 1 });
+      expect(out).toEqual({ rounds: 2, faultRounds: 1, cancelled: [] });
       const old = await cmd.readOutput();
       const want = expectedRead(page, 2, () => true);
       expectAllEqual(old, want, 'atomic returns the old values');
@@ -325,7 +325,7 @@ describe('MirrorEngine', () => {
       await expect(runToCompletion(e, cmd, async () => {}, 3)).rejects.toBeErrno('EFAULT');
       // The engine is still usable.
       const ok = await runToCompletion(e, cmd, toyService(e));
-      expect(ok).toEqual({ rounds: 2, faultRounds: 1 });
+      expect(ok).toEqual({ rounds: 2, faultRounds: 1, cancelled: [] });
     });
   });
 

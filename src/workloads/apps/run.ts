@@ -141,9 +141,11 @@ export async function runApp(mirror: Dmirror, def: AppDef, program: AppProgram, 
         throw err('EINVAL', `${def.name}: ${invocations} invocations in a ${nwords}-word command`);
       }
       const io = launchIo(params, invocations, state);
+      // No invocation: the launch leaves memory and its io as they were.
+      if (invocations === 0) return io;
       const cmd = mirror.engine.createCommand({
         op: program.kernelWrites[kernel] ? 'write' : 'read', page: startPage, npages: program.pages, kernel: kernels[kernel],
-        ioWords: io.length, data: io,
+        ioWords: io.length, data: io, invocations,
       });
       try {
         const s = now();
