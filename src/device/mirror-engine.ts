@@ -34,7 +34,7 @@ import {
   STATE_HEADER_WORDS, STATE_RECORD_ARGS, STATE_TLB_LOOKUPS, STATE_TLB_WALKS, WORDS_PER_PAGE,
 } from './abi.js';
 import {
-  CommandBufferPool, MirrorCommand, checkCounterConfig, type AccessCounterConfig, type CommandDesc, type CommandHost, type MirrorKernel,
+  CommandBufferPool, MirrorCommand, checkCommandDesc, checkCounterConfig, type AccessCounterConfig, type CommandDesc, type CommandHost, type MirrorKernel,
 } from './command.js';
 import { PAGE_BYTES, PagePool, type PageData } from './page-pool.js';
 import { compileKernels, createEnginePipelines, type EnginePipelines, type KernelVariant } from './pipelines.js';
@@ -227,35 +227,7 @@ export class MirrorEngine implements CommandHost {
 
   createCommand(desc: CommandDesc): MirrorCommand {
     this.alive('createCommand');
-    if (desc.op !== 'read' && desc.op !== 'write' && desc.op !== 'atomic') throw err('EINVAL', `unknown op ${String(desc.op)}`);
-    if (!Number.isSafeInteger(desc.page) || desc.page < 0 || !Number.isSafeInteger(desc.npages) || desc.npages < 1
-      || desc.page + desc.npages > PT_MAX_PAGE) {
-      throw err('EINVAL', `createCommand: bad range [${desc.page}, +${desc.npages})`);
-    }
-    const bytes = desc.npages * PAGE_BYTES;
-    if (bytes > this.device.limits.maxStorageBufferBindingSize) {
-      throw err('EINVAL', `createCommand: ${desc.npages} pages need a ${bytes}-byte io buffer; this device binds ${this.device.limits.maxStorageBufferBindingSize}`);
-    }
-    if (desc.kernel !== undefined && desc.kernel.engine !== this) throw err('EINVAL', 'createCommand: kernel of another engine');
-    if (desc.ioWords !== undefined) {
-      if (!Number.isSafeInteger(desc.ioWords) || desc.ioWords < 4 || desc.ioWords % 4 !== 0
-        || desc.ioWords * 4 > this.device.limits.maxStorageBufferBindingSize) {
-        throw err('EINVAL', `createCommand: ioWords ${desc.ioWords}`);
-      }
-      if (desc.scratch) throw err('EINVAL', 'createCommand: a sized io is never scratch');
-    }
-    if (desc.invocations !== undefined) {
-      if (desc.kernel === undefined) throw err('EINVAL', 'createCommand: invocations need a kernel of their own');
-      if (!Number.isSafeInteger(desc.invocations) || desc.invocations < 1 || desc.invocations > desc.npages * WORDS_PER_PAGE) {
-        throw err('EINVAL', `createCommand: ${desc.invocations} invocations over ${desc.npages} pages`);
-      }
-      if (desc.scratch) throw err('EINVAL', 'createCommand: a command of its own invocation count is never scratch');
-    }
-    const words = desc.ioWords ?? desc.npages * WORDS_PER_PAGE;
-    if (desc.op === 'write' && desc.data === undefined) throw err('EINVAL', 'createCommand: write needs data');
-    if (desc.data !== undefined && desc.data.length !== words) {
-      throw err('EINVAL', `createCommand: data has ${desc.data.length} words, the io has ${words}`);
-    }
+    checkCommandDesc(desc, this, this.device.limits.maxStorageBufferBindingSize);
     const counted = desc.counters === undefined ? { ...desc, counters: this.#accessCounters } : desc;
     const cmd = new MirrorCommand(this, counted, this.faultSources, this.devDirtyOff);
     this.commands.add(cmd);
