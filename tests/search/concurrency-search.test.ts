@@ -141,30 +141,28 @@ describe('concurrency search', () => {
     expect(r.reached.policyMigrations).toBeGreaterThan(0);
   }, 120_000);
 
-  for (const protocol of PROTOCOLS) {
-    it(`${SEARCH_RUNS} random programs under ${protocol}: ${EXPECT_CLEAN[protocol] ? 'no violation' : 'the search finds the stale pfn'}`, async () => {
-      const found: Record<string, number> = {};
-      /** Cases that reached each part of the policy path. */
-      const reached: Record<string, number> = {};
-      let cases = 0;
-      await fc.assert(fc.asyncProperty(caseArb, async (c) => {
-        cases++;
-        const r = await runCase(c, { protocol });
-        for (const k of kindsOf(r)) found[k] = (found[k] ?? 0) + 1;
-        for (const [k, v] of Object.entries(r.reached)) if (v > 0) reached[k] = (reached[k] ?? 0) + 1;
-        if (EXPECT_CLEAN[protocol] && r.violations.length > 0) {
-          throw new Error(`${protocol}: ${r.violations.length} violation(s):\n  ${r.violations.map((v) => `${v.kind}: ${v.detail}`).join('\n  ')}`);
-        }
-        expect(r.graceExpirations).toBe(0);
-      }), { numRuns: SEARCH_RUNS, seed: replay.seed, path: replay.path, endOnFailure: replay.path !== undefined });
-      console.log(`[search] ${protocol}: ${cases} cases, cases with violations by kind: ${JSON.stringify(found)}; cases reaching ${JSON.stringify(reached)}`);
-      // The search covers the policy path: some case reached each of its parts.
-      if (replay.path === undefined && protocol !== 'valid-flag') {
-        const parts: (keyof Reached)[] = ['policyMigrations', 'evictions', 'throttles', 'pins', 'counterMigrations', 'cpuFaults', 'exhausted', 'exits', 'plainFaults'];
-        expect(parts.filter((k) => (reached[k] ?? 0) === 0), 'parts of the policy path no case reached').toEqual([]);
+  it.for(PROTOCOLS.map((p) => [SEARCH_RUNS, p, EXPECT_CLEAN[p] ? 'no violation' : 'the search finds the stale pfn'] as const))('%s random programs under %s: %s', { timeout: 600_000 }, async ([, protocol]) => {
+    const found: Record<string, number> = {};
+    /** Cases that reached each part of the policy path. */
+    const reached: Record<string, number> = {};
+    let cases = 0;
+    await fc.assert(fc.asyncProperty(caseArb, async (c) => {
+      cases++;
+      const r = await runCase(c, { protocol });
+      for (const k of kindsOf(r)) found[k] = (found[k] ?? 0) + 1;
+      for (const [k, v] of Object.entries(r.reached)) if (v > 0) reached[k] = (reached[k] ?? 0) + 1;
+      if (EXPECT_CLEAN[protocol] && r.violations.length > 0) {
+        throw new Error(`${protocol}: ${r.violations.length} violation(s):\n  ${r.violations.map((v) => `${v.kind}: ${v.detail}`).join('\n  ')}`);
       }
-      // The v5.2 flag's A-B-A: a pfn checked valid after a whole invalidation came and went.
-      if (!EXPECT_CLEAN[protocol] && replay.path === undefined) expect((found['stale-entry'] ?? 0) + (found['stale-read'] ?? 0)).toBeGreaterThan(0);
-    }, 600_000);
-  }
+      expect(r.graceExpirations).toBe(0);
+    }), { numRuns: SEARCH_RUNS, seed: replay.seed, path: replay.path, endOnFailure: replay.path !== undefined });
+    console.log(`[search] ${protocol}: ${cases} cases, cases with violations by kind: ${JSON.stringify(found)}; cases reaching ${JSON.stringify(reached)}`);
+    // The search covers the policy path: some case reached each of its parts.
+    if (replay.path === undefined && protocol !== 'valid-flag') {
+      const parts: (keyof Reached)[] = ['policyMigrations', 'evictions', 'throttles', 'pins', 'counterMigrations', 'cpuFaults', 'exhausted', 'exits', 'plainFaults'];
+      expect(parts.filter((k) => (reached[k] ?? 0) === 0), 'parts of the policy path no case reached').toEqual([]);
+    }
+    // The v5.2 flag's A-B-A: a pfn checked valid after a whole invalidation came and went.
+    if (!EXPECT_CLEAN[protocol] && replay.path === undefined) expect((found['stale-entry'] ?? 0) + (found['stale-read'] ?? 0)).toBeGreaterThan(0);
+  });
 });
