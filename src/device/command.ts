@@ -8,6 +8,8 @@ import {
   encodeParams, MIRROR_TLB_BLOCK_WORDS, MIRROR_WORKGROUP_SIZE, paramsBytes, parityOffset, STATE_HEADER_WORDS, WORDS_PER_PAGE,
 } from './abi.js';
 import { ensureAlive } from './health.js';
+import { PAGE_BYTES } from './page-pool.js';
+import { PT_MAX_PAGE } from './page-table.js';
 
 export type MirrorOp = 'read' | 'write' | 'atomic';
 
@@ -80,6 +82,42 @@ export function checkCounterConfig(c: AccessCounterConfig): void {
   if (!Number.isSafeInteger(c.regionPages) || c.regionPages < 1 || c.regionPages > 2 ** 31
     || !Number.isSafeInteger(c.origin) || c.origin < 0) {
     throw err('EINVAL', `access counters: region of ${c.regionPages} pages from page ${c.origin}`);
+  }
+}
+
+/**
+ * Validates a command's descriptor against its engine and the device's binding limit
+ * (EINVAL otherwise, nothing created): the range, the io's size, the kernel's engine.
+ */
+export function checkCommandDesc(desc: CommandDesc, host: CommandHost, maxBinding: number): void {
+  if (desc.op !== 'read' && desc.op !== 'write' && desc.op !== 'atomic') throw err('EINVAL', `unknown op ${String(desc.op)}`);
+  if (!Number.isSafeInteger(desc.page) || desc.page < 0 || !Number.isSafeInteger(desc.npages) || desc.npages < 1
+    || desc.page + desc.npages > PT_MAX_PAGE) {
+    throw err('EINVAL', `createCommand: bad range [${desc.page}, +${desc.npages})`);
+  }
+  const bytes = desc.npages * PAGE_BYTES;
+  if (bytes > maxBinding) {
+    throw err('EINVAL', `createCommand: ${desc.npages} pages need a ${bytes}-byte io buffer; this device binds ${maxBinding}`);
+  }
+  if (desc.kernel !== undefined && desc.kernel.engine !== host) throw err('EINVAL', 'createCommand: kernel of another engine');
+  if (desc.ioWords !== undefined) {
+    if (!Number.isSafeInteger(desc.ioWords) || desc.ioWords < 4 || desc.ioWords % 4 !== 0
+      || desc.ioWords * 4 > maxBinding) {
+      throw err('EINVAL', `createCommand: ioWords ${desc.ioWords}`);
+    }
+    if (desc.scratch) throw err('EINVAL', 'createCommand: a sized io is never scratch');
+  }
+  if (desc.invocations !== undefined) {
+    if (desc.kernel === undefined) throw err('EINVAL', 'createCommand: invocations need a kernel of their own');
+    if (!Number.isSafeInteger(desc.invocations) || desc.invocations < 1 || desc.invocations > desc.npages * WORDS_PER_PAGE) {
+      throw err('EINVAL', `createCommand: ${desc.invocations} invocations over ${desc.npages} pages`);
+    }
+    if (desc.scratch) throw err('EINVAL', 'createCommand: a command of its own invocation count is never scratch');
+  }
+  const words = desc.ioWords ?? desc.npages * WORDS_PER_PAGE;
+  if (desc.op === 'write' && desc.data === undefined) throw err('EINVAL', 'createCommand: write needs data');
+  if (desc.data !== undefined && desc.data.length !== words) {
+    throw err('EINVAL', `createCommand: data has ${desc.data.length} words, the io has ${words}`);
   }
 }
 

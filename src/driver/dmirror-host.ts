@@ -16,8 +16,8 @@ export interface DmirrorStats {
   skippedOwnMigrations: number;
   /** GPU commands a mirror command was split into (one per chunk). */
   chunks: number;
-  /** Times a full aperture made the driver zap the entries outside the chunks in flight. */
-  evictions: number;
+  /** Times a full aperture made the driver zap the entries outside the chunks in flight (MirrorPt's aperture reclaim). */
+  apertureReclaims: number;
 }
 
 /**

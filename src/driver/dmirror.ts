@@ -91,7 +91,7 @@ export class Dmirror implements Mirror {
   /** Counters of this mirror (rounds and fault records are its engine's). */
   get stats(): DmirrorStats {
     const e = this.engine.stats;
-    return { ...this.#stats, rounds: e.rounds, faultRecords: e.faultRecords, evictions: this.pt.evictions };
+    return { ...this.#stats, rounds: e.rounds, faultRecords: e.faultRecords, apertureReclaims: this.pt.apertureReclaims };
   }
 
   /** dmirror_fops_open(): one notifier over the whole address space. */
@@ -287,7 +287,7 @@ export class Dmirror implements Mirror {
   get chunkPages(): number {
     const lim = this.engine.device.limits;
     const io = Math.floor(Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize) / PAGE_SIZE);
-    return Math.max(1, Math.min(MAX_COMMAND_PAGES, io, Math.floor(this.engine.aperture.slots / 2)));
+    return Math.max(1, Math.min(MAX_COMMAND_PAGES, io, Math.floor(this.engine.sysmem.slots / 2)));
   }
 
   /**
@@ -363,7 +363,7 @@ export class Dmirror implements Mirror {
 
   /**
    * Run a command the caller built on this mirror's engine (a workload kernel, say) to
-   * completion, its range pinned against aperture eviction while it runs.
+   * completion, its range pinned against an aperture reclaim while it runs.
    */
   runKernel(cmd: MirrorCommand): Promise<CommandOutcome> {
     return this.#ioctl(true, () => {

@@ -14,7 +14,8 @@ import type { Dmirror } from '../../src/driver/dmirror.js';
 import { CancelledError } from '../../src/device/replay.js';
 import { createMachine, PAGE_SIZE, type Machine } from '../../src/index.js';
 import { ANON, RW, trackMachines } from './machines.js';
-import { pagesOf, WORDS, words } from './pages.js';
+import { words } from '../../src/device/abi.js';
+import { pagesOf, WORDS } from './pages.js';
 
 const machines = trackMachines();
 const N = 128;

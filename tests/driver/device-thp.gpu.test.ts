@@ -96,6 +96,29 @@ describe('device-private THP', () => {
     expectNoLeak(machine);
   });
 
+  mirrorTest('the huge zero page is one compound hole (is_huge_zero_pmd): a zeroed device folio replaces it; with FAIL_ALLOC it splits into 512 holes', async ({ machine, proc, mirror }) => {
+    const b = await thpBuffer(proc, 2 * THP, false);
+    await proc.read(b.ptr, 4);
+    await proc.read(b.ptr + THP, 4);
+    expect(proc.mm.pgtable.pmd(b.ptr, false)!.pfn[pmdIndex(b.ptr)]).toBe(machine.ram.hugeZero);
+    const r = await mirror.migrateToDevice(b.ptr, NPAGES);
+    expect(r.cpages).toBe(NPAGES);
+    expectInts(r.data, () => 0, 'device copy');
+    expect(isDevicePmd(proc, b.ptr)).toBe(true);
+    expectProt(await mirror.snapshot(b.ptr, NPAGES), LOCAL_W_PMD, 'snapshot');
+
+    await mirror.setFlags(HMM_DMIRROR_FLAG_FAIL_ALLOC);
+    await mirror.migrateToDevice(b.ptr + THP, NPAGES);
+    expect(isDevicePmd(proc, b.ptr + THP)).toBe(false);
+    expectProt(await mirror.snapshot(b.ptr + THP, NPAGES), LOCAL_W, 'fallback: order-0 device pages');
+    expect(machine.ram.hugeZero, 'no mapping of the huge zero page is left').toBe(-1);
+    expect(vram(machine)).toEqual({ slots: 2 * NPAGES, refs: 2 * NPAGES, huge: 1 });
+    checkFrameAccounting(machine);
+    await expectCpuInts(proc, b.ptr, 2 * THP, () => 0, 'zeros');
+    await b.free();
+    expectNoLeak(machine);
+  });
+
   mirrorTest('FAIL_ALLOC half way: of two THPs the first falls back to 4 KiB device pages (source split), the second goes whole', async ({ machine, proc, mirror }) => {
     const b = await thpBuffer(proc, 2 * THP);
     await mirror.setFlags(HMM_DMIRROR_FLAG_FAIL_ALLOC);

@@ -13,7 +13,8 @@ import { PAGE_SIZE } from '../../mm/constants.js';
 import type { RunWorkloadOptions, VerifyCounts, WorkloadResult } from '../run.js';
 import type { AppDef } from './def.js';
 import { appKernels } from './kernels.js';
-import { arrayWords, IO_ACTIVE, IO_OUT, IO_PARAMS, IO_STATE, WORDS_PER_PAGE, type AppArray, type AppHost, type AppProgram } from './program.js';
+import { WORDS_PER_PAGE } from '../../device/abi.js';
+import { arrayWords, IO_ACTIVE, IO_OUT, IO_PARAMS, IO_STATE, type AppArray, type AppHost, type AppProgram } from './program.js';
 
 const now = (): number => performance.now();
 
