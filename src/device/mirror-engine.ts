@@ -23,6 +23,7 @@
  * shadow, pool allocations, a command's done count) is only updated after the GPU answered.
  */
 import { StagingCache } from './staging.js';
+import { DeviceBuffers } from './buffer-pool.js';
 import { lostRecord, tlbStats, type RoundResult } from './round-result.js';
 import { err, HmmError } from '../errors.js';
 import { GpuError, withErrorScopes } from './gpu.js';
@@ -124,8 +125,10 @@ export class MirrorEngine implements CommandHost {
   private readonly sharedVram: boolean;
   private readonly maxWgPerDim: number;
   private readonly commands = new Set<MirrorCommand>();
-  /** Buffers of finished scratch commands. */
-  private readonly pool = new CommandBufferPool();
+  /** Buffers of finished scratch commands (the device's: shared by its engines). */
+  private readonly pool: CommandBufferPool;
+  /** The device's buffer pool: every buffer the engine uses comes from it and goes back to it. */
+  private readonly buffers: DeviceBuffers;
   /** Staging buffers of readGpu (a big one is kept for the next readback of that size). */
   private readonly readbacks: StagingCache;
   private tail: Promise<unknown> = Promise.resolve();
@@ -156,6 +159,8 @@ export class MirrorEngine implements CommandHost {
     if (!Number.isInteger(this.faultSources) || this.faultSources < 1) throw err('EINVAL', `faultSources ${this.faultSources}`);
     this.checkErrors = opts.checkErrors ?? true;
     this.maxWgPerDim = Math.min(opts.maxWorkgroupsPerDimension ?? Infinity, device.limits.maxComputeWorkgroupsPerDimension);
+    this.buffers = DeviceBuffers.of(device);
+    this.pool = CommandBufferPool.of(device);
     const apertureSlots = opts.apertureSlots ?? 4096;
     this.aperture = new PagePool(device, { slots: apertureSlots, label: `${label} aperture`, sched: this.sched });
     this.sharedVram = opts.vram !== undefined;
@@ -167,14 +172,16 @@ export class MirrorEngine implements CommandHost {
     });
     this.faults = new FaultQueue(device, opts.faultCapacity ?? 4096, `${label} fault buffer`, this.sched);
     this.devDirtyOff = Math.ceil(apertureSlots / 32);
-    this.dirty = device.createBuffer({
+    this.dirty = this.buffers.acquire({
       label: `${label} dirty bitmap`,
       size: (this.devDirtyOff + Math.ceil(deviceSlots / 32)) * 4,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
-    this.stateStandIn = device.createBuffer({ label: `${label} record-pass state`, size: STATE_HEADER_WORDS * 4, usage: GPUBufferUsage.STORAGE });
-    this.readbacks = new StagingCache(device);
-    this.staging = device.createBuffer({
+    this.stateStandIn = this.buffers.acquire({
+      label: `${label} record-pass state`, size: STATE_HEADER_WORDS * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
+    this.readbacks = StagingCache.of(device);
+    this.staging = this.buffers.acquire({
       label: `${label} round staging`,
       size: STATE_HEADER_WORDS * 4 + this.faults.byteSize,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
@@ -268,9 +275,9 @@ export class MirrorEngine implements CommandHost {
       // A counting command's counters follow the fault ring in the same readback.
       const countersAt = STATE_HEADER_WORDS * 4 + this.faults.byteSize;
       if (countersAt + cmd.counterWords * 4 > this.staging.size) {
-        this.staging.destroy(); // between rounds: nothing maps it
+        this.buffers.release([{ buffer: this.staging }]); // between rounds: nothing maps it
         const size = countersAt + cmd.counterWords * 4;
-        this.staging = this.device.createBuffer({ label: `${this.label} round staging`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+        this.staging = this.buffers.acquire({ label: `${this.label} round staging`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
       }
       const round = async (): Promise<RoundResult> => {
         const enc = this.device.createCommandEncoder({ label: `${this.label} round` });
@@ -389,7 +396,7 @@ export class MirrorEngine implements CommandHost {
       const target = pool === 'aperture' ? this.aperture : this.vram;
       const off = pool === 'aperture' ? 0 : this.devDirtyOff;
       const words = Math.ceil(target.slots / 32);
-      const staging = this.device.createBuffer({ label: `${this.label} dirty staging`, size: words * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      const staging = this.buffers.acquire({ label: `${this.label} dirty staging`, size: words * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
       let slots: number[];
       try {
         const enc = this.device.createCommandEncoder({ label: `${this.label} dirty drain` });
@@ -398,8 +405,9 @@ export class MirrorEngine implements CommandHost {
         this.device.queue.submit([enc.finish()]);
         await this.sched.wait(staging.mapAsync(GPUMapMode.READ), `${this.label}: dirty mapAsync`);
         slots = bitsToSlots(new Uint32Array(staging.getMappedRange()), target.slots);
+        staging.unmap();
       } finally {
-        staging.destroy();
+        this.buffers.release([{ buffer: staging }]); // (destroyed there if still mapped)
       }
       const bytes = await target.readback(slots);
       return slots.map((slot, k) => ({ slot, data: bytes.subarray(k * PAGE_BYTES, (k + 1) * PAGE_BYTES) }));
@@ -419,10 +427,11 @@ export class MirrorEngine implements CommandHost {
       pages.forEach((p, k) => { io[2 * k] = p % 2 ** 32; io[2 * k + 1] = Math.floor(p / 2 ** 32); });
       const d = this.device;
       const run = async (): Promise<Uint32Array> => {
-        const params = d.createBuffer({ size: paramsBytes(), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-        const ioBuf = d.createBuffer({ size: io.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
-        const state = d.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
-        const done = d.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
+        const b = this.buffers;
+        const params = b.acquire({ label: `${this.label} probe params`, size: paramsBytes(), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+        const ioBuf = b.acquire({ label: `${this.label} probe io`, size: io.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+        const state = b.acquire({ label: `${this.label} probe state`, size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+        const done = b.acquire({ label: `${this.label} probe done`, size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
         try {
           d.queue.writeBuffer(params, 0, encodeParams({ nwords: n, nsources: 1 }));
           d.queue.writeBuffer(ioBuf, 0, io);
@@ -442,28 +451,29 @@ export class MirrorEngine implements CommandHost {
             this.walkers--;
           }
         } finally {
-          params.destroy(); ioBuf.destroy(); state.destroy(); done.destroy();
+          b.release([{ buffer: params }, { buffer: ioBuf }, { buffer: state }, { buffer: done }]);
         }
       };
       return this.checkErrors ? withErrorScopes(d, run, this.sched) : run();
     });
   }
 
-  /** Frees every GPU resource; later calls fail with ENODEV. */
+  /**
+   * Hands every GPU buffer back to the device's pool (zeroed there before anyone else gets
+   * it: the next mirror on this device reuses them); later calls fail with ENODEV. The
+   * device's spare command sets stay (other engines use them).
+   */
   destroy(): void {
     if (this.dead) return;
     this.dead = true;
     for (const c of [...this.commands]) c.destroy();
     this.commands.clear();
-    this.pool.destroy();
-    this.readbacks.destroy();
     this.pt.destroy();
     this.aperture.destroy();
     if (!this.sharedVram) this.vram.destroy();
     this.faults.destroy();
-    this.dirty.destroy();
-    this.stateStandIn.destroy();
-    this.staging.destroy();
+    // The round staging may still be mapping for a round in flight: the pool destroys it then.
+    this.buffers.release([{ buffer: this.dirty }, { buffer: this.stateStandIn }, { buffer: this.staging }]);
   }
 
   // -------------------------------------------------------------------------------------

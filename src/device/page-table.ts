@@ -27,6 +27,7 @@
 import { err } from '../errors.js';
 import { DirtyEntries } from './dirty-entries.js';
 import { ensureAlive } from './health.js';
+import { DeviceBuffers } from './buffer-pool.js';
 
 export const PTE_VALID = 0x1;
 export const PTE_WRITE = 0x2;
@@ -133,6 +134,7 @@ export class GpuPageTable {
   private readonly deviceSlots: number;
 
   private gpuBuffer: GPUBuffer;
+  private destroyed = false;
   private capacity: number;
   private gen = 0;
 
@@ -330,6 +332,11 @@ export class GpuPageTable {
    */
   flush(): number {
     ensureAlive(this.device, `${this.label}: flush`);
+    if (this.destroyed) {
+      // The buffer went back to the device's pool (another table's now): nothing to push.
+      this.dirty.drain();
+      return 0;
+    }
     const needed = this.shadow.length;
     if (needed > this.capacity) this.grow(needed);
     if (this.dirty.size === 0) return 0;
@@ -346,9 +353,11 @@ export class GpuPageTable {
     return writes;
   }
 
-  /** Destroys the GPU buffer; the shadow stays readable. */
+  /** Hands the GPU buffer back to the device's pool (zeroed there); the shadow stays readable. */
   destroy(): void {
-    this.gpuBuffer.destroy();
+    if (this.destroyed) return;
+    this.destroyed = true;
+    DeviceBuffers.of(this.device).release([{ buffer: this.gpuBuffer }]);
   }
 
   // -------------------------------------------------------------------------------------
@@ -498,8 +507,9 @@ export class GpuPageTable {
     return false;
   }
 
+  /** A zeroed buffer of `tables` tables from the device's pool (free tables must read as zero). */
   private createBuffer(tables: number): GPUBuffer {
-    return this.device.createBuffer({
+    return DeviceBuffers.of(this.device).acquire({
       label: `${this.label} (${tables} tables)`,
       size: tables * PT_TABLE_BYTES,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
@@ -514,7 +524,8 @@ export class GpuPageTable {
     const enc = this.device.createCommandEncoder({ label: `${this.label} grow` });
     enc.copyBufferToBuffer(this.gpuBuffer, 0, next, 0, this.capacity * PT_TABLE_BYTES);
     this.device.queue.submit([enc.finish()]);
-    this.gpuBuffer.destroy(); // submitted work that uses it still completes
+    // Submitted work that uses it still completes: the pool's zeroing is queued after it.
+    DeviceBuffers.of(this.device).release([{ buffer: this.gpuBuffer }]);
     this.gpuBuffer = next;
     this.capacity = cap;
     this.gen++;
