@@ -31,19 +31,15 @@ import { FaultQueue, type FaultRecord } from './fault-queue.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import { asDeviceError, ensureAlive, HOST_SCHEDULER } from './health.js';
 import {
-  encodeParams, MIRROR_PAGES_PER_WORKGROUP, MIRROR_WORKGROUP_SIZE, paramsBytes, parityOffset,
+  encodeParams, MIRROR_PAGES_PER_WORKGROUP, MIRROR_THREADS_PER_PAGE, MIRROR_WORKGROUP_SIZE, paramsBytes, parityOffset,
   STATE_HEADER_WORDS, STATE_RECORD_ARGS, STATE_TLB_LOOKUPS, STATE_TLB_WALKS, WORDS_PER_PAGE,
 } from './abi.js';
-import {
-  CommandBufferPool, MirrorCommand, checkCounterConfig, type AccessCounterConfig, type CommandDesc, type CommandHost, type MirrorKernel,
-} from './command.js';
-import { PAGE_BYTES, PagePool, type PageData } from './page-pool.js';
+import { CommandBufferPool, MirrorCommand, checkCounterConfig, type AccessCounterConfig, type CommandDesc, type CommandHost, type MirrorKernel } from './command.js';
+import { PAGE_BYTES, PagePool, slotsOfBitmap, type PageData } from './page-pool.js';
 import { compileKernels, createEnginePipelines, type EnginePipelines, type KernelVariant } from './pipelines.js';
-import { GpuPageTable, PT_MAX_PAGE } from './page-table.js';
+import { GpuPageTable, PT_MAX_PAGE, PTE_VALID } from './page-table.js';
 
-export {
-  MIRROR_PAGES_PER_WORKGROUP, MIRROR_STORAGE_BUFFERS, MIRROR_TLB_BLOCK_WORDS, MIRROR_WORKGROUP_SIZE, WORDS_PER_PAGE,
-} from './abi.js';
+export { MIRROR_PAGES_PER_WORKGROUP, MIRROR_STORAGE_BUFFERS, MIRROR_TLB_BLOCK_WORDS, MIRROR_WORKGROUP_SIZE, WORDS_PER_PAGE } from './abi.js';
 export { tlbStats, type RoundResult, type TlbStats } from './round-result.js';
 export { MirrorCommand, type AccessCounterConfig, type AccessCounts, type CommandDesc, type MirrorKernel, type MirrorOp } from './command.js';
 
@@ -90,6 +86,8 @@ export interface MirrorEngineStats {
   /** TLB lookups and page walks over every round (RoundResult.tlb). */
   tlbLookups: number;
   tlbWalks: number;
+  /** Rounds run quiet: a read over a fully mapped range, without report and record passes. */
+  quietRounds: number;
 }
 
 /**
@@ -134,7 +132,7 @@ export class MirrorEngine implements CommandHost {
   private tail: Promise<unknown> = Promise.resolve();
   private readonly lost: { info: GPUDeviceLostInfo | null };
   private dead = false;
-  private readonly counters = { rounds: 0, faultRecords: 0, overflows: 0, dispatches: 0, walkerSyncs: 0, walkerSyncsSkipped: 0, tlbLookups: 0, tlbWalks: 0 };
+  private readonly counters = { rounds: 0, faultRecords: 0, overflows: 0, dispatches: 0, walkerSyncs: 0, walkerSyncsSkipped: 0, tlbLookups: 0, tlbWalks: 0, quietRounds: 0 };
   /** Submitted kernels that walk the page table (rounds, probes) not known to be finished. */
   private walkers = 0;
   #accessCounters: AccessCounterConfig | null = null;
@@ -279,6 +277,10 @@ export class MirrorEngine implements CommandHost {
         const size = countersAt + cmd.counterWords * 4;
         this.staging = this.buffers.acquire({ label: `${this.label} round staging`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
       }
+      // A quiet round: a plain read (engine kernel, no counters) over a range the table maps
+      // everywhere misses nowhere and dirties nothing: no report / record pass, no ring drain,
+      // only the state header back (on llvmpipe those were a third of a steady 4 MiB round).
+      const quiet = cmd.kernel === null && cmd.op === 'read' && cmd.counterWords === 0 && this.pt.covers(cmd.page, cmd.npages, PTE_VALID);
       const round = async (): Promise<RoundResult> => {
         const enc = this.device.createCommandEncoder({ label: `${this.label} round` });
         // New round: forget last round's misses, the uTLBs' outstanding-fault bits and the
@@ -289,7 +291,7 @@ export class MirrorEngine implements CommandHost {
         pass.setBindGroup(0, bind);
         const [x, y] = this.grid(Math.ceil(cmd.npages / MIRROR_PAGES_PER_WORKGROUP));
         pass.dispatchWorkgroups(x, y);
-        if (cmd.kernel === null) {
+        if (cmd.kernel === null && !quiet) {
           // The engine's kernels leave the dirty bits, counts and faults to their report pass
           // (one thread per page) and, in a round with a miss, its record pass (dispatched
           // through the arguments the report pass leaves in state[]: none otherwise).
@@ -302,24 +304,33 @@ export class MirrorEngine implements CommandHost {
         }
         pass.end();
         enc.copyBufferToBuffer(cmd.state, 0, this.staging, 0, STATE_HEADER_WORDS * 4);
-        this.faults.encodeDrain(enc, this.staging, STATE_HEADER_WORDS * 4);
+        if (!quiet) this.faults.encodeDrain(enc, this.staging, STATE_HEADER_WORDS * 4);
         if (cmd.counterWords > 0) enc.copyBufferToBuffer(cmd.state, cmd.counterOff * 4, this.staging, countersAt, cmd.counterWords * 4);
         this.device.queue.submit([enc.finish()]);
         this.counters.dispatches++;
         this.walkers++;
         try {
           // the whole submission has finished
-          await this.sched.wait(this.staging.mapAsync(GPUMapMode.READ), `${this.label}: round mapAsync`);
+          const mapped = quiet ? this.staging.mapAsync(GPUMapMode.READ, 0, STATE_HEADER_WORDS * 4) : this.staging.mapAsync(GPUMapMode.READ);
+          await this.sched.wait(mapped, `${this.label}: round mapAsync`);
         } finally {
           this.walkers--;
         }
         try {
-          const bytes = this.staging.getMappedRange();
+          const bytes = quiet ? this.staging.getMappedRange(0, STATE_HEADER_WORDS * 4) : this.staging.getMappedRange();
           const head = new Uint32Array(bytes, 0, STATE_HEADER_WORDS);
           // Every word not done before the round was either done by it or counted missed.
           const missed = head[1];
           if (missed > cmd.words - cmd.done) throw err('EIO', `${this.label}: ${missed} words missed, ${cmd.words - cmd.done} were left`);
           const done = cmd.words - missed;
+          if (quiet) {
+            // The report pass's TLB figures are the range's shape (a lookup per thread, a walk
+            // per page), the same whether it runs or not.
+            return {
+              faults: [], overflow: false, completed: done - cmd.done, missed, done, total: cmd.words,
+              finished: done === cmd.words, tlb: tlbStats(cmd.npages * MIRROR_THREADS_PER_PAGE, cmd.npages),
+            };
+          }
           const batch = this.faults.parse(bytes, STATE_HEADER_WORDS * 4);
           const counters = cmd.counterWords > 0 ? new Uint32Array(bytes.slice(countersAt, countersAt + cmd.counterWords * 4)) : null;
           return {
@@ -336,6 +347,7 @@ export class MirrorEngine implements CommandHost {
       if (r.counters !== undefined) cmd.addCounts(r.counters);
       cmd.parity ^= 1; // this round's `next` bitmap is the next round's `prev`
       this.counters.rounds++;
+      if (quiet) this.counters.quietRounds++;
       this.counters.faultRecords += r.faults.length;
       this.counters.tlbLookups += r.tlb.lookups;
       this.counters.tlbWalks += r.tlb.walks;
@@ -404,7 +416,7 @@ export class MirrorEngine implements CommandHost {
         enc.clearBuffer(this.dirty, off * 4, words * 4);
         this.device.queue.submit([enc.finish()]);
         await this.sched.wait(staging.mapAsync(GPUMapMode.READ), `${this.label}: dirty mapAsync`);
-        slots = bitsToSlots(new Uint32Array(staging.getMappedRange()), target.slots);
+        slots = slotsOfBitmap(new Uint32Array(staging.getMappedRange()), target.slots);
         staging.unmap();
       } finally {
         this.buffers.release([{ buffer: staging }]); // (destroyed there if still mapped)
@@ -583,18 +595,4 @@ export class MirrorEngine implements CommandHost {
       ],
     });
   }
-}
-
-function bitsToSlots(bits: Uint32Array, limit: number): number[] {
-  const out: number[] = [];
-  for (let w = 0; w < bits.length; w++) {
-    let v = bits[w];
-    while (v !== 0) {
-      const b = 31 - Math.clz32(v & -v);
-      const slot = w * 32 + b;
-      if (slot < limit) out.push(slot);
-      v = (v & ~(1 << b)) >>> 0;
-    }
-  }
-  return out;
 }

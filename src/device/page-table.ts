@@ -302,6 +302,41 @@ export class GpuPageTable {
   }
 
   /**
+   * Whether every page of [page, page + npages) has a leaf (4 KiB or huge) with all of
+   * `flags`: a kernel over the range then translates everywhere (after flush()). A scan of
+   * the entries with no callback, stopping at the first hole.
+   */
+  covers(page: number, npages: number, flags: number): boolean {
+    checkPage(page, 'covers');
+    if (!Number.isSafeInteger(npages) || npages < 1 || page + npages > PT_MAX_PAGE) {
+      throw err('EINVAL', `covers: bad range [0x${page.toString(16)}, +${npages})`);
+    }
+    return this.coversIn(0, 3, 0, page, page + npages, flags | PTE_VALID);
+  }
+
+  private coversIn(t: number, level: number, base: number, start: number, end: number, flags: number): boolean {
+    const tab = this.table(t);
+    const span = 512 ** level;
+    const k0 = Math.floor((start - base) / span);
+    const k1 = Math.min(PT_ENTRIES - 1, Math.ceil((end - base) / span) - 1);
+    if (level === 0) {
+      for (let k = k0; k <= k1; k++) if ((tab[k] & flags) !== flags) return false;
+      return true;
+    }
+    for (let k = k0; k <= k1; k++) {
+      const e = tab[k];
+      if (!(e & PTE_VALID)) return false;
+      const eBase = base + k * span;
+      if (level === 1 && (e & PTE_HUGE)) {
+        if ((e & flags) !== flags) return false;
+        continue;
+      }
+      if (!this.coversIn(entryIndex(e), level - 1, eBase, Math.max(start, eBase), Math.min(end, eBase + span), flags)) return false;
+    }
+    return true;
+  }
+
+  /**
    * Drops every mapping at once (device reset / mm teardown): frees all tables but the
    * root without walking the leaves. Use unmap(0, PT_MAX_PAGE) to get the leaves back.
    */
