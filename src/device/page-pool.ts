@@ -150,6 +150,12 @@ export class PagePool {
     if (w < this.lowHint) this.lowHint = w;
   }
 
+  /** A huge allocation becomes 512 single-slot allocations (a device THP split). */
+  splitHuge(first: number): void {
+    this.checkSlot(first, HUGE_SLOTS, 'splitHuge');
+    if (!this.huge.delete(first)) throw err('EINVAL', `${this.label}: ${first} is not a huge allocation`);
+  }
+
   freeHuge(first: number): void {
     this.checkSlot(first, HUGE_SLOTS, 'freeHuge');
     if (!this.huge.delete(first)) throw err('EINVAL', `${this.label}: ${first} is not a huge allocation`);

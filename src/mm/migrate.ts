@@ -27,7 +27,7 @@
  * another owner, pages another migration holds.
  */
 import { err } from '../errors.js';
-import { PAGE_SIZE, PMD_SIZE } from './constants.js';
+import { PAGE_SIZE, PMD_PAGES, PMD_SIZE } from './constants.js';
 import { handleMmFault, VM_FAULT_ERROR } from './fault.js';
 import { anonVmaPrepare, splitHugePmd } from './huge.js';
 import { invalidateEnd, invalidateStart, type MmStruct } from './mm.js';
@@ -36,37 +36,23 @@ import {
   PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, swpKind, swpWritable, SWP_DEVICE_READ, SWP_DEVICE_WRITE,
   SWP_EXCLUSIVE_WRITE, SWP_MIGRATION_READ, SWP_MIGRATION_WRITE,
 } from './page-table.js';
+import {
+  clearMpfn, collectHugeHole, collectHugePmd, hasMpfn, hugeCollectable, insertHugePmd, MIGRATE_PFN_COMPOUND,
+  MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM,
+  migratePfn, migratePfnToPfn, removeMigrationPmd, splitCompoundSource,
+} from './migrate-huge.js';
 import { pagesIn, walkPageRangeVma, type MmWalk, type MmWalkOps } from './pagewalk.js';
 import { PG_ANON, type MemCore, type RefHolder } from './pages.js';
 import { entryMaps, pteSlot, rmapWalk, underMigration } from './rmap.js';
 import { isHugetlb, isPrivateAnon, VM_IO, VM_MIXEDMAP, VM_PFNMAP, VM_WRITE, type Vma } from './vma.js';
 
-export const MIGRATE_VMA_SELECT_SYSTEM = 1 << 0;
-export const MIGRATE_VMA_SELECT_DEVICE_PRIVATE = 1 << 1;
-
-export const MIGRATE_PFN_VALID = 1 << 0;
-export const MIGRATE_PFN_MIGRATE = 1 << 1;
-export const MIGRATE_PFN_WRITE = 1 << 3;
-export const MIGRATE_PFN_SHIFT = 6;
-const PFN_MUL = 2 ** MIGRATE_PFN_SHIFT;
-
-/** migrate_pfn(): (pfn << MIGRATE_PFN_SHIFT) | MIGRATE_PFN_VALID, without 32-bit ops. */
-export function migratePfn(pfn: number): number {
-  return pfn * PFN_MUL + MIGRATE_PFN_VALID;
-}
-/** migrate_pfn_to_page()'s pfn. */
-export function migratePfnToPfn(mpfn: number): number {
-  return Math.floor(mpfn / PFN_MUL);
-}
-export function migratePfnFlags(mpfn: number): number {
-  return mpfn % PFN_MUL;
-}
-function has(mpfn: number, flag: number): boolean {
-  return (migratePfnFlags(mpfn) & flag) !== 0;
-}
-function clear(mpfn: number, flag: number): number {
-  return has(mpfn, flag) ? mpfn - flag : mpfn;
-}
+export {
+  MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_COMPOUND, MIGRATE_PFN_VALID,
+  MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_PFN_COMPOUND, MIGRATE_PFN_SHIFT, migratePfn, migratePfnToPfn,
+  migratePfnFlags,
+} from './migrate-huge.js';
+const has = hasMpfn;
+const clear = clearMpfn;
 
 export interface MigrateVmaArgs {
   start: number;
@@ -153,7 +139,18 @@ function collectHole(w: CollectWalk, i: number): void {
  */
 const COLLECT_OPS: MmWalkOps<CollectWalk> = {
   pteHole(w, addr, next) {
-    for (let i = (addr - w.m.start) / PAGE_SIZE, to = i + pagesIn(addr, next); i < to; i++) collectHole(w, i);
+    for (let a = addr; a < next;) {
+      const blockEnd = Math.min(next, a - (a % PMD_SIZE) + PMD_SIZE);
+      if (!(w.anon && blockEnd - a === PMD_SIZE && collectHugeHole(w.m, a))) {
+        for (let i = (a - w.m.start) / PAGE_SIZE, to = i + pagesIn(a, blockEnd); i < to; i++) collectHole(w, i);
+      }
+      a = blockEnd;
+    }
+    return 0;
+  },
+  /** migrate_vma_collect_huge_pmd(): a THP collected whole, or skipped (src 0). */
+  pmdEntry(w, pmd, pi, addr) {
+    collectHugePmd(w.m, pmd, pi, addr);
     return 0;
   },
   /** migrate_vma_collect_pmd()'s PTE loop. */
@@ -189,6 +186,7 @@ const COLLECT_OPS: MmWalkOps<CollectWalk> = {
       if (isDevicePrivate(f)) {
         const pm = core.pagemaps.of(pfn);
         if ((sel & MIGRATE_VMA_SELECT_DEVICE_PRIVATE) === 0 || pm === null || pm.owner !== m.pgmapOwner) continue;
+        if (pm.isHead(pfn) || pm.isTail(pfn)) continue; // a piece of a device THP others still share
         if (underMigration(core, w.mm, a, pfn)) continue;
         const wr = swpKind(f) === SWP_DEVICE_WRITE;
         m.src[i] = migratePfn(pfn) + MIGRATE_PFN_MIGRATE + (wr ? MIGRATE_PFN_WRITE : 0);
@@ -220,15 +218,20 @@ export async function migrateVmaSetup(mm: MmStruct, args: MigrateVmaArgs): Promi
   }
   const sel = args.flags;
 
-  // migrate_vma_collect_pmd splits THPs first (split_huge_pmd).
-  if ((sel & MIGRATE_VMA_SELECT_SYSTEM) !== 0) {
-    for (let h = start - (start % PMD_SIZE); h < end; h += PMD_SIZE) {
-      const pmd = mm.pgtable.pmd(h, false);
-      if (pmd !== null && pmd.isHuge(pmdIndex(h))) await splitHugePmd(mm, h);
-    }
+  const m = new MigrateVma(mm, vma, args);
+  // migrate_vma_collect_pmd splits the THPs it will not collect whole (split_huge_pmd):
+  // system THPs (SELECT_SYSTEM) and our device-private THPs (SELECT_DEVICE_PRIVATE). A THP
+  // migrating whole (migration PMD) is left to its migration and skipped.
+  for (let h = start - (start % PMD_SIZE); h < end; h += PMD_SIZE) {
+    const pmd = mm.pgtable.pmd(h, false);
+    const pi = pmdIndex(h);
+    if (pmd === null || !pmd.isHuge(pi) || hugeCollectable(m, pmd, pi, h)) continue;
+    const f = pmd.flags[pi];
+    const mine = isPresent(f) ? (sel & MIGRATE_VMA_SELECT_SYSTEM) !== 0
+      : isDevicePrivate(f) && (sel & MIGRATE_VMA_SELECT_DEVICE_PRIVATE) !== 0 && core.pagemaps.of(pmd.pfn[pi])?.owner === args.pgmapOwner;
+    if (mine) await splitHugePmd(mm, h);
   }
 
-  const m = new MigrateVma(mm, vma, args);
   const range = await invalidateStart(mm, start, end, 'MIGRATE', args.pgmapOwner);
   try {
     walkPageRangeVma<CollectWalk>({ mm, vma, m, anon: isPrivateAnon(vma) }, COLLECT_OPS, vma, start, end);
@@ -249,7 +252,8 @@ export async function migrateVmaSetup(mm: MmStruct, args: MigrateVmaArgs): Promi
 async function migrateVmaUnmap(m: MigrateVma): Promise<void> {
   const core = m.mm.core;
   for (let i = 0; i < m.npages; i++) {
-    if (!has(m.src[i], MIGRATE_PFN_VALID)) continue;
+    // A compound source was only referenced by its PMD (hugeCollectable): nothing to unmap.
+    if (!has(m.src[i], MIGRATE_PFN_VALID) || has(m.src[i], MIGRATE_PFN_COMPOUND)) continue;
     const pfn = migratePfnToPfn(m.src[i]);
     const a = m.start + i * PAGE_SIZE;
     // Every mapping holds a reference: with only the migration's (and do_swap_page's pins),
@@ -324,6 +328,29 @@ export async function migrateVmaPages(m: MigrateVma, dst?: ArrayLike<number>): P
       const s = m.src[i];
       const d = m.dst[i];
       if (!has(s, MIGRATE_PFN_MIGRATE)) continue;
+      if (has(s, MIGRATE_PFN_COMPOUND)) {
+        if (has(d, MIGRATE_PFN_VALID) && has(d, MIGRATE_PFN_COMPOUND)) {
+          if (!has(s, MIGRATE_PFN_VALID)) {
+            if (range === null && m.mm.notifiers.hasSubscriptions) {
+              range = await invalidateStart(m.mm, m.start + i * PAGE_SIZE, m.end, 'MIGRATE', m.pgmapOwner);
+            }
+            if (!insertHugePmd(m, i, migratePfnToPfn(d))) m.src[i] = clear(s, MIGRATE_PFN_COMPOUND + MIGRATE_PFN_MIGRATE);
+          }
+          i += PMD_PAGES - 1;
+          continue;
+        }
+        let any = false;
+        for (let k = 0; k < PMD_PAGES && !any; k++) any = has(m.dst[i + k], MIGRATE_PFN_VALID);
+        if (!any) {
+          m.src[i] = clear(s, MIGRATE_PFN_MIGRATE);
+          i += PMD_PAGES - 1;
+          continue;
+        }
+        // Order-0 destinations: split the source, then move page by page (from i again).
+        splitCompoundSource(m, i);
+        i--;
+        continue;
+      }
       if (!has(d, MIGRATE_PFN_VALID)) {
         m.src[i] = clear(s, MIGRATE_PFN_MIGRATE);
         continue;
@@ -375,7 +402,13 @@ export async function migrateVmaFinalize(m: MigrateVma): Promise<void> {
       const s = m.src[i];
       const d = m.dst[i];
       const dValid = has(d, MIGRATE_PFN_VALID);
-      if (has(s, MIGRATE_PFN_VALID)) {
+      if (has(s, MIGRATE_PFN_VALID) && has(s, MIGRATE_PFN_COMPOUND)) {
+        const oldHead = migratePfnToPfn(s);
+        const moved = has(s, MIGRATE_PFN_MIGRATE) && dValid && has(d, MIGRATE_PFN_COMPOUND);
+        removeMigrationPmd(core, m.mm, m.start + i * PAGE_SIZE, oldHead, moved ? migratePfnToPfn(d) : oldHead, moved);
+        m.src[i] = 0;
+        core.putPage(oldHead);
+      } else if (has(s, MIGRATE_PFN_VALID)) {
         const oldPfn = migratePfnToPfn(s);
         const moved = has(s, MIGRATE_PFN_MIGRATE) && dValid;
         const newPfn = moved ? migratePfnToPfn(d) : oldPfn;

@@ -95,7 +95,7 @@ describe('per-device buffer pools', () => {
     expect(firstDiff((await mirA.read(addr, NPAGES)).data, d1)).toBe(-1);
     const engA = mirA.engine;
     const device = engA.device;
-    const oldAperture = engA.aperture.buffer;
+    const oldAperture = engA.sysmem.buffer;
     const oldTable = engA.pt.buffer;
     machines.splice(machines.indexOf(ma), 1);
     await ma.destroy();
@@ -112,10 +112,10 @@ describe('per-device buffer pools', () => {
     expect(atOpen).toEqual([]);
     const engB = mirB.engine;
     // Reused, not merely equal in size: the very buffers A's mirror had.
-    expect(engB.aperture.buffer).toBe(oldAperture);
+    expect(engB.sysmem.buffer).toBe(oldAperture);
     expect(engB.pt.buffer).toBe(oldTable);
     // Before B runs anything: the reused aperture and table hold zeros only.
-    for (const [what, buf] of [['aperture', engB.aperture.buffer], ['page table', engB.pt.buffer]] as const) {
+    for (const [what, buf] of [['aperture', engB.sysmem.buffer], ['page table', engB.pt.buffer]] as const) {
       const raw = new Uint8Array(await readBuffer(device, buf));
       expect(firstDiff(raw, new Uint8Array(raw.byteLength)), `${what} of the new mirror holds old bytes`).toBe(-1);
     }
