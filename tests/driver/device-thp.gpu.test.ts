@@ -246,3 +246,28 @@ describe('device-private THP with no free 2 MiB of VRAM', () => {
     expectNoLeak(machine);
   });
 });
+
+describe('device-private THP seen from another device', () => {
+  mirrorTest.override('machineOptions', { devices: 2, systemPages: 8192, devicePages: 2048 });
+
+  mirrorTest('a READ through another device faults the THP home whole (hmm_range_fault → do_huge_pmd_device_private), then that device maps it', async ({ machine, proc, mirror }) => {
+    const b = await thpBuffer(proc, THP);
+    await mirror.migrateToDevice(b.ptr, NPAGES);
+    expect(isDevicePmd(proc, b.ptr)).toBe(true);
+    const other = await machine.devices[1].open(proc);
+    try {
+      const f = cpuFaults(machine);
+      const r = await other.read(b.ptr + 9 * PAGE_SIZE, 2);
+      expectInts(r.data, (i) => i + 9 * 1024, 'other device read');
+      expect(cpuFaults(machine) - f, 'one migrate_to_ram for the folio').toBe(1);
+      expect(isPmdMapped(proc, b.ptr)).toBe(true);
+      expect(vram(machine)).toEqual({ slots: 0, refs: 0, huge: 0 });
+      const snap = await other.snapshot(b.ptr, NPAGES);
+      expectProt(snap, HMM_DMIRROR_PROT_WRITE | HMM_DMIRROR_PROT_PMD, 'system THP, PMD-mapped');
+    } finally {
+      await other.close();
+    }
+    await b.free();
+    expectNoLeak(machine);
+  });
+});
