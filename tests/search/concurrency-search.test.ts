@@ -16,7 +16,7 @@ import { caseArb, kindsOf, PROTOCOLS, runCase, showCase, thpCaseArb, type Case, 
 /** Cases per protocol in `npm test` (`npm run soak` runs a hundred times as many). */
 export const SEARCH_RUNS = Number(process.env.SEARCH_RUNS ?? 250);
 /** Cases with THP migration per protocol (each moves 2 MiB folios on a software GPU). */
-export const THP_SEARCH_RUNS = Number(process.env.THP_SEARCH_RUNS ?? 12);
+export const THP_SEARCH_RUNS = Number(process.env.THP_SEARCH_RUNS ?? 40);
 
 /**
  * Whether the search must find nothing under each protocol. seq and lock-fallback must be
