@@ -4,8 +4,12 @@
  * sets scratch commands recycle.
  */
 import { err } from '../errors.js';
-import { encodeParams, paramsBytes, parityOffset, STATE_HEADER_WORDS, WORDS_PER_PAGE } from './abi.js';
+import {
+  encodeParams, MIRROR_TLB_BLOCK_WORDS, MIRROR_WORKGROUP_SIZE, paramsBytes, parityOffset, STATE_HEADER_WORDS, WORDS_PER_PAGE,
+} from './abi.js';
 import { ensureAlive } from './health.js';
+import { PAGE_BYTES } from './page-pool.js';
+import { PT_MAX_PAGE } from './page-table.js';
 
 export type MirrorOp = 'read' | 'write' | 'atomic';
 
@@ -39,6 +43,15 @@ export interface CommandDesc {
    */
   ioWords?: number;
   /**
+   * A `kernel` with one GPU thread per invocation (the application kernels, whose
+   * invocations loop long): the command has this many invocations (1 .. npages * 1024,
+   * invocation i = done bit i) and a round dispatches a thread for each. Without it a
+   * command has npages * 1024 invocations, 32 to a thread (the engine's own layout). On
+   * llvmpipe a shader invocation's loops stop, all together, after 65,535 iterations
+   * (gallivm's LP_MAX_TGSI_LOOP_ITERATIONS): 32 long invocations to a thread would run into it.
+   */
+  invocations?: number;
+  /**
    * Count remote accesses per region on the GPU (access counters; MirrorEngine.accessCounters
    * when not given, null: not counting). Each round's counts come back on RoundResult.counters
    * and add up in MirrorCommand.accessCounts.
@@ -69,6 +82,42 @@ export function checkCounterConfig(c: AccessCounterConfig): void {
   if (!Number.isSafeInteger(c.regionPages) || c.regionPages < 1 || c.regionPages > 2 ** 31
     || !Number.isSafeInteger(c.origin) || c.origin < 0) {
     throw err('EINVAL', `access counters: region of ${c.regionPages} pages from page ${c.origin}`);
+  }
+}
+
+/**
+ * Validates a command's descriptor against its engine and the device's binding limit
+ * (EINVAL otherwise, nothing created): the range, the io's size, the kernel's engine.
+ */
+export function checkCommandDesc(desc: CommandDesc, host: CommandHost, maxBinding: number): void {
+  if (desc.op !== 'read' && desc.op !== 'write' && desc.op !== 'atomic') throw err('EINVAL', `unknown op ${String(desc.op)}`);
+  if (!Number.isSafeInteger(desc.page) || desc.page < 0 || !Number.isSafeInteger(desc.npages) || desc.npages < 1
+    || desc.page + desc.npages > PT_MAX_PAGE) {
+    throw err('EINVAL', `createCommand: bad range [${desc.page}, +${desc.npages})`);
+  }
+  const bytes = desc.npages * PAGE_BYTES;
+  if (bytes > maxBinding) {
+    throw err('EINVAL', `createCommand: ${desc.npages} pages need a ${bytes}-byte io buffer; this device binds ${maxBinding}`);
+  }
+  if (desc.kernel !== undefined && desc.kernel.engine !== host) throw err('EINVAL', 'createCommand: kernel of another engine');
+  if (desc.ioWords !== undefined) {
+    if (!Number.isSafeInteger(desc.ioWords) || desc.ioWords < 4 || desc.ioWords % 4 !== 0
+      || desc.ioWords * 4 > maxBinding) {
+      throw err('EINVAL', `createCommand: ioWords ${desc.ioWords}`);
+    }
+    if (desc.scratch) throw err('EINVAL', 'createCommand: a sized io is never scratch');
+  }
+  if (desc.invocations !== undefined) {
+    if (desc.kernel === undefined) throw err('EINVAL', 'createCommand: invocations need a kernel of their own');
+    if (!Number.isSafeInteger(desc.invocations) || desc.invocations < 1 || desc.invocations > desc.npages * WORDS_PER_PAGE) {
+      throw err('EINVAL', `createCommand: ${desc.invocations} invocations over ${desc.npages} pages`);
+    }
+    if (desc.scratch) throw err('EINVAL', 'createCommand: a command of its own invocation count is never scratch');
+  }
+  const words = desc.ioWords ?? desc.npages * WORDS_PER_PAGE;
+  if (desc.op === 'write' && desc.data === undefined) throw err('EINVAL', 'createCommand: write needs data');
+  if (desc.data !== undefined && desc.data.length !== words) {
+    throw err('EINVAL', `createCommand: data has ${desc.data.length} words, the io has ${words}`);
   }
 }
 
@@ -142,8 +191,10 @@ export class MirrorCommand {
   readonly kernel: MirrorKernel | null;
   readonly page: number;
   readonly npages: number;
-  /** Invocations: npages * 1024. */
+  /** Invocations: npages * 1024, or CommandDesc.invocations. */
   readonly words: number;
+  /** One thread per invocation (CommandDesc.invocations), not one per done word. */
+  readonly perInvocation: boolean;
   /** @internal */ readonly engine: CommandHost;
   /** @internal */ readonly params!: GPUBuffer;
   /** @internal */ readonly io!: GPUBuffer;
@@ -176,7 +227,8 @@ export class MirrorCommand {
     this.kernel = desc.kernel ?? null;
     this.page = desc.page;
     this.npages = desc.npages;
-    this.words = desc.npages * WORDS_PER_PAGE;
+    this.words = desc.invocations ?? desc.npages * WORDS_PER_PAGE;
+    this.perInvocation = desc.invocations !== undefined;
     const device = engine.device;
     this.pendWords = Math.ceil((faultSources * desc.npages) / 32);
     this.doneWords = Math.ceil(this.words / 32);
@@ -210,7 +262,7 @@ export class MirrorCommand {
       this.params = device.createBuffer({ label: `${name} params`, size: paramsBytes(), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
       this.io = device.createBuffer({
         label: `${name} io`,
-        size: (desc.ioWords ?? this.words) * 4,
+        size: (desc.ioWords ?? desc.npages * WORDS_PER_PAGE) * 4,
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
         mappedAtCreation: desc.data !== undefined,
       });
@@ -277,6 +329,40 @@ export class MirrorCommand {
     return new Uint32Array(await this.engine.readGpu(this.doneBits, off * 4, this.doneWords * 4, 'readDone'));
   }
 
+  /** Invocations a uTLB's block holds: a workgroup's (8 pages) for the engine's kernels, TLB_BLOCK_WORDS for a kernel of its own. */
+  get sourceBlockWords(): number {
+    return this.kernel === null ? MIRROR_WORKGROUP_SIZE * 32 : MIRROR_TLB_BLOCK_WORDS;
+  }
+
+  /**
+   * Cancels the work of uTLBs `sources` (of `nsources`): their invocations not done yet are
+   * marked done, so no later round runs them (UVM's cancel of a uTLB's faulting accesses,
+   * uvm_gpu_replayable_faults.c cancel_faults_precise); the others run on. Queued like a
+   * round's writes: the next round sees it. Returns how many invocations it cancelled.
+   */
+  async cancelSources(sources: ReadonlySet<number>, nsources: number): Promise<number> {
+    if (this.dead) throw err('EINVAL', 'cancelSources: command destroyed');
+    const bits = await this.readDone();
+    const block = this.sourceBlockWords;
+    let cancelled = 0;
+    for (let w = 0; w < bits.length; w++) {
+      if (!sources.has(Math.floor((w * 32) / block) % nsources)) continue;
+      // Bits past the last invocation are never work (a kernel of its own marks them done).
+      const valid = Math.min(32, this.words - w * 32);
+      const mask = valid === 32 ? 0xffffffff : (2 ** valid - 1);
+      const open = ~bits[w] & mask;
+      if (open === 0) continue;
+      cancelled += popcount(open);
+      bits[w] = (bits[w] | mask) >>> 0;
+    }
+    if (cancelled > 0) {
+      ensureAlive(this.engine.device, 'MirrorCommand.cancelSources');
+      this.engine.device.queue.writeBuffer(this.doneBits, (this.parity ? this.doneWords : 0) * 4, new Uint32Array(bits));
+      this.doneCount += cancelled;
+    }
+    return cancelled;
+  }
+
   /**
    * Makes every invocation not-done again (run the same command once more). Queued: rounds
    * submitted after it see the cleared state. Not while one of its rounds is in flight.
@@ -306,4 +392,10 @@ export class MirrorCommand {
     if (spares !== null) spares.put(set);
     else destroySet(set);
   }
+}
+
+function popcount(v: number): number {
+  let n = 0;
+  for (let x = v >>> 0; x !== 0; x &= x - 1) n++;
+  return n;
 }

@@ -34,7 +34,7 @@ import {
   STATE_HEADER_WORDS, STATE_RECORD_ARGS, STATE_TLB_LOOKUPS, STATE_TLB_WALKS, WORDS_PER_PAGE,
 } from './abi.js';
 import {
-  CommandBufferPool, MirrorCommand, checkCounterConfig, type AccessCounterConfig, type CommandDesc, type CommandHost, type MirrorKernel,
+  CommandBufferPool, MirrorCommand, checkCommandDesc, checkCounterConfig, type AccessCounterConfig, type CommandDesc, type CommandHost, type MirrorKernel,
 } from './command.js';
 import { PAGE_BYTES, PagePool, type PageData } from './page-pool.js';
 import { compileKernels, createEnginePipelines, type EnginePipelines, type KernelVariant } from './pipelines.js';
@@ -103,8 +103,11 @@ export class MirrorEngine implements CommandHost {
   readonly device: GPUDevice;
   readonly label: string;
   readonly pt: GpuPageTable;
-  /** The system-memory aperture: where the GPU reaches system frames. */
-  readonly aperture: PagePool;
+  /**
+   * The system-memory aperture's pages: where the GPU reaches system frames (UVM's sysmem
+   * mappings). Which frame each slot copies is the driver's Aperture (src/driver/aperture.ts).
+   */
+  readonly sysmem: PagePool;
   /** Device-private memory. */
   readonly vram: PagePool;
   readonly faults: FaultQueue;
@@ -157,7 +160,7 @@ export class MirrorEngine implements CommandHost {
     this.checkErrors = opts.checkErrors ?? true;
     this.maxWgPerDim = Math.min(opts.maxWorkgroupsPerDimension ?? Infinity, device.limits.maxComputeWorkgroupsPerDimension);
     const apertureSlots = opts.apertureSlots ?? 4096;
-    this.aperture = new PagePool(device, { slots: apertureSlots, label: `${label} aperture`, sched: this.sched });
+    this.sysmem = new PagePool(device, { slots: apertureSlots, label: `${label} aperture`, sched: this.sched });
     this.sharedVram = opts.vram !== undefined;
     this.vram = opts.vram ?? new PagePool(device, { slots: opts.deviceSlots ?? 4096, label: `${label} vram`, sched: this.sched });
     const deviceSlots = this.vram.slots;
@@ -224,28 +227,7 @@ export class MirrorEngine implements CommandHost {
 
   createCommand(desc: CommandDesc): MirrorCommand {
     this.alive('createCommand');
-    if (desc.op !== 'read' && desc.op !== 'write' && desc.op !== 'atomic') throw err('EINVAL', `unknown op ${String(desc.op)}`);
-    if (!Number.isSafeInteger(desc.page) || desc.page < 0 || !Number.isSafeInteger(desc.npages) || desc.npages < 1
-      || desc.page + desc.npages > PT_MAX_PAGE) {
-      throw err('EINVAL', `createCommand: bad range [${desc.page}, +${desc.npages})`);
-    }
-    const bytes = desc.npages * PAGE_BYTES;
-    if (bytes > this.device.limits.maxStorageBufferBindingSize) {
-      throw err('EINVAL', `createCommand: ${desc.npages} pages need a ${bytes}-byte io buffer; this device binds ${this.device.limits.maxStorageBufferBindingSize}`);
-    }
-    if (desc.kernel !== undefined && desc.kernel.engine !== this) throw err('EINVAL', 'createCommand: kernel of another engine');
-    if (desc.ioWords !== undefined) {
-      if (!Number.isSafeInteger(desc.ioWords) || desc.ioWords < 4 || desc.ioWords % 4 !== 0
-        || desc.ioWords * 4 > this.device.limits.maxStorageBufferBindingSize) {
-        throw err('EINVAL', `createCommand: ioWords ${desc.ioWords}`);
-      }
-      if (desc.scratch) throw err('EINVAL', 'createCommand: a sized io is never scratch');
-    }
-    const words = desc.ioWords ?? desc.npages * WORDS_PER_PAGE;
-    if (desc.op === 'write' && desc.data === undefined) throw err('EINVAL', 'createCommand: write needs data');
-    if (desc.data !== undefined && desc.data.length !== words) {
-      throw err('EINVAL', `createCommand: data has ${desc.data.length} words, the io has ${words}`);
-    }
+    checkCommandDesc(desc, this, this.device.limits.maxStorageBufferBindingSize);
     const counted = desc.counters === undefined ? { ...desc, counters: this.#accessCounters } : desc;
     const cmd = new MirrorCommand(this, counted, this.faultSources, this.devDirtyOff);
     this.commands.add(cmd);
@@ -280,7 +262,8 @@ export class MirrorEngine implements CommandHost {
         const pass = enc.beginComputePass({ label: `${this.label} ${cmd.op}` });
         pass.setPipeline(cmd.kernel?.pipeline ?? this.pipelines[cmd.op]);
         pass.setBindGroup(0, bind);
-        const [x, y] = this.grid(Math.ceil(cmd.npages / MIRROR_PAGES_PER_WORKGROUP));
+        // A thread per done word (8 pages a workgroup), or per invocation (CommandDesc.invocations).
+        const [x, y] = this.grid(cmd.perInvocation ? Math.ceil(cmd.words / MIRROR_WORKGROUP_SIZE) : Math.ceil(cmd.npages / MIRROR_PAGES_PER_WORKGROUP));
         pass.dispatchWorkgroups(x, y);
         if (cmd.kernel === null) {
           // The engine's kernels leave the dirty bits, counts and faults to their report pass
@@ -384,13 +367,15 @@ export class MirrorEngine implements CommandHost {
    * dirty bits cleared. Bits are read and cleared in one submission, in queue order, so a
    * write by later work is never lost: it sets the bit again.
    */
-  writebackDirty(pool: 'aperture' | 'device' = 'aperture'): Promise<PageData[]> {
+  writebackDirty(pool: 'sysmem' | 'vram' = 'sysmem'): Promise<PageData[]> {
     return this.serial('writebackDirty', async () => {
-      const target = pool === 'aperture' ? this.aperture : this.vram;
-      const off = pool === 'aperture' ? 0 : this.devDirtyOff;
+      const target = pool === 'sysmem' ? this.sysmem : this.vram;
+      const off = pool === 'sysmem' ? 0 : this.devDirtyOff;
       const words = Math.ceil(target.slots / 32);
-      const staging = this.device.createBuffer({ label: `${this.label} dirty staging`, size: words * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      // The engine's staging cache (as every readback): the same bitmap size every call.
+      const staging = this.readbacks.take(words * 4, `${this.label} dirty staging`);
       let slots: number[];
+      let reuse = false;
       try {
         const enc = this.device.createCommandEncoder({ label: `${this.label} dirty drain` });
         enc.copyBufferToBuffer(this.dirty, off * 4, staging, 0, words * 4);
@@ -398,8 +383,10 @@ export class MirrorEngine implements CommandHost {
         this.device.queue.submit([enc.finish()]);
         await this.sched.wait(staging.mapAsync(GPUMapMode.READ), `${this.label}: dirty mapAsync`);
         slots = bitsToSlots(new Uint32Array(staging.getMappedRange()), target.slots);
+        staging.unmap();
+        reuse = !this.dead;
       } finally {
-        staging.destroy();
+        this.readbacks.give(staging, reuse);
       }
       const bytes = await target.readback(slots);
       return slots.map((slot, k) => ({ slot, data: bytes.subarray(k * PAGE_BYTES, (k + 1) * PAGE_BYTES) }));
@@ -458,7 +445,7 @@ export class MirrorEngine implements CommandHost {
     this.pool.destroy();
     this.readbacks.destroy();
     this.pt.destroy();
-    this.aperture.destroy();
+    this.sysmem.destroy();
     if (!this.sharedVram) this.vram.destroy();
     this.faults.destroy();
     this.dirty.destroy();
@@ -563,7 +550,7 @@ export class MirrorEngine implements CommandHost {
       entries: [
         { binding: 0, resource: { buffer: params } },
         { binding: 1, resource: { buffer: this.pt.buffer } },
-        { binding: 2, resource: { buffer: this.aperture.buffer } },
+        { binding: 2, resource: { buffer: this.sysmem.buffer } },
         { binding: 3, resource: { buffer: this.vram.buffer } },
         { binding: 4, resource: { buffer: io } },
         { binding: 5, resource: { buffer: state } },

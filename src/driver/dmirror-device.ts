@@ -18,6 +18,8 @@ export interface DmirrorDeviceOptions {
   devicePages: number;
   /** System-memory aperture of each mirror, in pages. */
   aperturePages: number;
+  /** Records of each mirror's fault buffer (default 4096). */
+  faultRecords?: number;
   /** A GPU context to use instead of acquiring one. */
   gpu?: Promise<GpuContext>;
   /** false: own MIGRATE invalidations skip mmu_interval_set_seq, as test_hmm's do. */

@@ -28,7 +28,7 @@ import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PMD_SIZE, PROT_READ, 
 import type { PolicyPath } from '../driver/policy-path.js';
 import { guardPolicy } from '../policy/guard.js';
 import { loadPolicy } from '../policy/loader.js';
-import { COST_MODELS, DEFAULT_COST } from '../policy/cost.js';
+import { COST_MODELS, costWithKnobs, DEFAULT_COST } from '../policy/cost.js';
 import { uvmParams } from '../policy/uvm-params.js';
 import type { TraceRecord } from '../policy/trace.js';
 import type { MigrationPolicy } from '../policy/types.js';
@@ -37,7 +37,7 @@ import { createMachine } from '../system.js';
 import { isAppWorkload, type SyntheticWorkload } from '../workloads/names.js';
 import { appDef, checkAppRun, type AppProgram } from '../workloads/apps/index.js';
 import { runApp } from '../workloads/apps/run.js';
-import { policyOptions } from './schema.js';
+import { costKnobPairs, policyOptions } from './schema.js';
 import { DEFAULT_WATCHDOG, Watchdog, type ProgressSample, type WatchdogBounds } from './watchdog.js';
 import { runWorkload, type WorkloadResult } from '../workloads/run.js';
 import { startStorm, type Storm, type StormKind } from '../workloads/storm.js';
@@ -232,8 +232,9 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     if (start % PMD_SIZE !== 0) throw new Error(`buffer at 0x${start.toString(16)} is not 2 MiB aligned`);
     mirror = await machine.devices[0].open(proc);
     const uvm = uvmParams(config.uvm);
-    const cost = config.cost === undefined ? DEFAULT_COST : COST_MODELS[config.cost];
-    if (cost === undefined) throw new Error(`cost model '${config.cost}' does not exist`);
+    const preset = config.cost === undefined ? DEFAULT_COST : COST_MODELS[config.cost];
+    if (preset === undefined) throw new Error(`cost model '${config.cost}' does not exist`);
+    const cost = costWithKnobs(preset, costKnobPairs(config.costOpt)); // (its name says the knobs set)
     if (policy !== null) path = mirror.setPolicy(policy, { start, npages: pages, capacityPages: devicePages, cost, ...(ctx.recordTrace ? { record: ctx.recordTrace } : {}) });
     servicer = mirror.setServicer({
       window: config.window, batchSize: config.batchSize, replay: config.replay, protocol: config.protocol,

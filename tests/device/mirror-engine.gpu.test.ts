@@ -3,7 +3,7 @@
  * the workgroup TLB and uTLB fault reporting, replay, protection faults, dirty tracking and write-back,
  * atomics gated on EXCLUSIVE, fault-buffer overflow, 2-D dispatch, fences and device loss.
  */
-import { describe, expect } from 'vitest';
+import { describe, expect, vi } from 'vitest';
 import { requestGpuDevice } from '../../src/device/gpu.js';
 import { HmmError } from '../../src/errors.js';
 import type { FaultRecord } from '../../src/device/fault-queue.js';
@@ -29,8 +29,8 @@ function poisoned(npages: number): Uint32Array {
 
 /** Backs `page` with a fresh aperture slot holding patternPage(page). */
 function backPage(e: MirrorEngine, page: number, flags = 0, salt = 0): number {
-  const slot = e.aperture.alloc();
-  e.aperture.upload(slot, patternPage(page, salt));
+  const slot = e.sysmem.alloc();
+  e.sysmem.upload(slot, patternPage(page, salt));
   e.pt.map(page, slot, flags);
   return slot;
 }
@@ -90,7 +90,7 @@ describe('MirrorEngine', () => {
   test('read: the DEVICE bit selects the device pool, not the aperture slot of that number', async ({ gpu }) => {
     await withEngine(gpu, {}, async (e) => {
       const slot = 7;
-      e.aperture.upload(slot, patternPage(1, 111));
+      e.sysmem.upload(slot, patternPage(1, 111));
       e.vram.upload(slot, patternPage(1, 222));
       e.pt.map(100, slot, 0);
       e.pt.map(101, slot, PTE_DEVICE);
@@ -149,11 +149,11 @@ describe('MirrorEngine', () => {
       expect(r.faults.length).toBeGreaterThan(0);
       for (const f of r.faults) expect(f).toMatchObject({ page, access: 'write', protection: true });
       // Memory untouched, nothing dirty.
-      expectAllEqual(new Uint32Array((await e.aperture.readback([slot])).buffer), new Uint32Array(patternPage(page).buffer), 'untouched');
+      expectAllEqual(new Uint32Array((await e.sysmem.readback([slot])).buffer), new Uint32Array(patternPage(page).buffer), 'untouched');
       expect(await e.writebackDirty()).toEqual([]);
       e.pt.map(page, slot, PTE_WRITE);
       expect((await e.runRound(cmd)).finished).toBe(true);
-      expectAllEqual(new Uint32Array((await e.aperture.readback([slot])).buffer), data, 'written');
+      expectAllEqual(new Uint32Array((await e.sysmem.readback([slot])).buffer), data, 'written');
     });
   });
 
@@ -179,7 +179,7 @@ describe('MirrorEngine', () => {
       expectAllEqual(new Uint32Array(dirty[1].data.slice().buffer), d1.subarray(1024), 'page 3');
       expectAllEqual(new Uint32Array(dirty[2].data.slice().buffer), d2, 'page 6');
       expect(await e.writebackDirty()).toEqual([]); // bits were cleared
-      const dev = await e.writebackDirty('device');
+      const dev = await e.writebackDirty('vram');
       expect(dev.map((d) => d.slot)).toEqual([devSlot]);
       expectAllEqual(new Uint32Array(dev[0].data.slice().buffer), d2, 'device page');
       // A replay does not re-dirty what an earlier round wrote: page 0 is written in round 1,
@@ -192,7 +192,28 @@ describe('MirrorEngine', () => {
       expect((await e.runRound(w4)).finished).toBe(true);
       expect((await e.writebackDirty()).map((d) => d.slot)).toEqual([slots[1]]);
       // Clean pages were not touched.
-      expectAllEqual(new Uint32Array((await e.aperture.readback([slots[5]])).buffer), new Uint32Array(patternPage(base + 5).buffer), 'clean');
+      expectAllEqual(new Uint32Array((await e.sysmem.readback([slots[5]])).buffer), new Uint32Array(patternPage(base + 5).buffer), 'clean');
+    });
+  });
+
+  test('writeback drains the dirty bitmap through the staging cache: one staging buffer per pool, then none', async ({ gpu }) => {
+    await withEngine(gpu, {}, async (e) => {
+      const slot = backPage(e, 9000, PTE_WRITE);
+      const made: string[] = [];
+      const create = e.device.createBuffer.bind(e.device);
+      const spy = vi.spyOn(e.device, 'createBuffer').mockImplementation((d) => { made.push(d.label ?? ''); return create(d); });
+      try {
+        const staged = (): number => made.filter((l) => l.includes('dirty staging')).length;
+        for (let k = 0; k < 3; k++) {
+          expect((await e.runRound(e.createCommand({ op: 'write', page: 9000, npages: 1, data: new Uint32Array(1024).fill(k) }))).finished).toBe(true);
+          expect((await e.writebackDirty()).map((d) => d.slot)).toEqual([slot]);
+          await e.writebackDirty('vram');
+        }
+        // sysmem's and vram's bitmaps differ in size (2048 and 1024 slots): one buffer each, reused.
+        expect(staged()).toBe(2);
+      } finally {
+        spy.mockRestore();
+      }
     });
   });
 
@@ -210,7 +231,7 @@ describe('MirrorEngine', () => {
 
       e.pt.map(page, slot, PTE_WRITE | PTE_EXCLUSIVE);
       const out = await runToCompletion(e, cmd, toyService(e));
-      expect(out).toEqual({ rounds: 2, faultRounds: 1 });
+      expect(out).toEqual({ rounds: 2, faultRounds: 1, cancelled: [] });
       const old = await cmd.readOutput();
       const want = expectedRead(page, 2, () => true);
       expectAllEqual(old, want, 'atomic returns the old values');
@@ -304,7 +325,7 @@ describe('MirrorEngine', () => {
       await expect(runToCompletion(e, cmd, async () => {}, 3)).rejects.toBeErrno('EFAULT');
       // The engine is still usable.
       const ok = await runToCompletion(e, cmd, toyService(e));
-      expect(ok).toEqual({ rounds: 2, faultRounds: 1 });
+      expect(ok).toEqual({ rounds: 2, faultRounds: 1, cancelled: [] });
     });
   });
 
@@ -361,11 +382,11 @@ describe('MirrorEngine', () => {
     await expect(e.fence()).rejects.toBeErrno('ENODEV');
     await expect(e.writebackDirty()).rejects.toBeErrno('ENODEV');
     await expect(e.probe([42])).rejects.toBeErrno('ENODEV');
-    await expect(e.aperture.readback([slot])).rejects.toBeErrno('ENODEV');
+    await expect(e.sysmem.readback([slot])).rejects.toBeErrno('ENODEV');
     await expect(e.faults.fetch()).rejects.toBeErrno('ENODEV');
     expect(() => e.flush()).toThrow(HmmError);
     expect(() => e.createCommand({ op: 'read', page: 1, npages: 1 })).toThrowErrno('ENODEV');
-    expect(() => e.aperture.upload(slot, new Uint8Array(4096))).toThrowErrno('ENODEV');
+    expect(() => e.sysmem.upload(slot, new Uint8Array(4096))).toThrowErrno('ENODEV');
     // The shadow is intact and still holds the unflushed change.
     expect(e.pt.lookup(42)?.slot).toBe(slot);
     expect(e.pt.lookup(43)?.slot).toBe(5);

@@ -44,8 +44,8 @@ describe('mirror kernels, partly done words', () => {
         const flags = op === 'read' ? 0 : op === 'write' ? PTE_WRITE : PTE_WRITE | PTE_EXCLUSIVE;
         const slots: number[] = [];
         for (let p = 0; p < NPAGES; p++) {
-          const slot = e.aperture.alloc();
-          e.aperture.upload(slot, patternPage(base + p));
+          const slot = e.sysmem.alloc();
+          e.sysmem.upload(slot, patternPage(base + p));
           e.pt.map(base + p, slot, flags);
           slots.push(slot);
         }
@@ -56,7 +56,7 @@ describe('mirror kernels, partly done words', () => {
         presetDone(e, cmd, bits);
         const r = await e.runRound(cmd);
         expect(r).toMatchObject({ faults: [], finished: true, done: WORDS });
-        const mem = new Uint32Array((await e.aperture.readback(slots)).buffer);
+        const mem = new Uint32Array((await e.sysmem.readback(slots)).buffer);
         const out = await cmd.readOutput();
         const wantMem = new Uint32Array(WORDS);
         const wantOut = new Uint32Array(WORDS);

@@ -67,8 +67,8 @@ describe('dmirror chunking', () => {
       expect(mirror.stats.chunks).toBe(chunks);
       expect(r1.faults).toBe(1);
       expectWords(r1.data, 1, 'device read');
-      expect(mirror.stats.evictions).toBeGreaterThan(0);
-      expect(mirror.engine.aperture.stats.used).toBeLessThanOrEqual(APERTURE);
+      expect(mirror.stats.apertureReclaims).toBeGreaterThan(0);
+      expect(mirror.engine.sysmem.stats.used).toBeLessThanOrEqual(APERTURE);
 
       // Device writes, CPU reads: the chunks evicted mid-command were written back first.
       const w = await mirror.write(ptr, pattern(NPAGES, 2));

@@ -35,7 +35,9 @@ import type { Dmirror } from '../../src/driver/dmirror.js';
 import type { DmirrorDevice } from '../../src/driver/dmirror-device.js';
 import type { Scheduler } from '../../src/sched/scheduler.js';
 import { mulberry32, SeededScheduler } from '../../src/sched/seeded.js';
-import { WORDS, firstDiff, pagesOf, words } from './pages.js';
+import { words } from '../../src/device/abi.js';
+import { macrotask } from '../../src/sched/macrotask.js';
+import { WORDS, firstDiff, pagesOf } from './pages.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const PRIV_ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -148,15 +150,6 @@ async function yieldSome(sched: Scheduler, rand: () => number): Promise<void> {
   const n = rand() < 0.1 ? 0 : Math.floor(rand() * 8);
   for (let i = 0; i < n; i++) await sched.yield('test:stress');
 }
-
-/** A macrotask: setImmediate in Node, a MessageChannel message in a browser. */
-const macrotask: (cb: () => void) => void = (() => {
-  if (typeof globalThis.setImmediate === 'function') return (cb: () => void) => { globalThis.setImmediate(cb); };
-  const ch = new MessageChannel();
-  const q: (() => void)[] = [];
-  ch.port1.onmessage = () => { q.shift()?.(); };
-  return (cb: () => void) => { q.push(cb); ch.port2.postMessage(null); };
-})();
 
 /**
  * The real scheduler, except that yield() is always a macrotask. The machines here use it
