@@ -11,10 +11,12 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { caseArb, kindsOf, PROTOCOLS, runCase, showCase, type Case, type Protocol, type Reached } from './harness.js';
+import { caseArb, kindsOf, PROTOCOLS, runCase, showCase, thpCaseArb, type Case, type Protocol, type Reached } from './harness.js';
 
 /** Cases per protocol in `npm test` (`npm run soak` runs a hundred times as many). */
 export const SEARCH_RUNS = Number(process.env.SEARCH_RUNS ?? 250);
+/** Cases with THP migration per protocol (each moves 2 MiB folios on a software GPU). */
+export const THP_SEARCH_RUNS = Number(process.env.THP_SEARCH_RUNS ?? 40);
 
 /**
  * Whether the search must find nothing under each protocol. seq and lock-fallback must be
@@ -126,6 +128,34 @@ describe('concurrency search', () => {
       expect(r.outcomes.flat().filter((o) => o === 'ok').length).toBeGreaterThan(8);
     }
   }, 120_000);
+
+  it('THP migration racing device commands, CPU stores and a DONTNEED split runs clean (seq and lock-fallback)', async () => {
+    const c: Case = {
+      seed: 4242,
+      threads: [
+        [{ k: 'thp-to-dev', p: 0, d: 0 }, { k: 'thp-dev-read', p: 0, d: 1, page: 300 }, { k: 'thp-to-sys', p: 0, d: 0 }],
+        [{ k: 'pause', n: 3 }, { k: 'thp-cpu-write', p: 0, page: 1 }, { k: 'thp-to-dev', p: 0, d: 1 }],
+        [{ k: 'thp-dev-write', p: 0, d: 0, page: 511 }, { k: 'thp-dontneed', p: 0, page: 300 }, { k: 'thp-to-dev', p: 1, d: 0 }],
+      ],
+    };
+    for (const protocol of ['seq', 'lock-fallback'] as const) {
+      const r = await runCase(c, { protocol });
+      expect(r.violations, `${protocol}: ${showCase(c)}`).toEqual([]);
+      expect(r.outcomes.flat().filter((o) => o === 'ok').length).toBeGreaterThan(5);
+    }
+  }, 180_000);
+
+  for (const protocol of ['seq', 'lock-fallback'] as const) {
+    it(`${THP_SEARCH_RUNS} random programs with THP migration under ${protocol}: no violation`, async () => {
+      await fc.assert(fc.asyncProperty(thpCaseArb, async (c) => {
+        const r = await runCase(c, { protocol });
+        if (r.violations.length > 0) {
+          throw new Error(`${protocol}: ${r.violations.length} violation(s):\n  ${r.violations.map((v) => `${v.kind}: ${v.detail}`).join('\n  ')}`);
+        }
+        expect(r.graceExpirations).toBe(0);
+      }), { numRuns: THP_SEARCH_RUNS, seed: replay.seed, path: replay.path, endOnFailure: replay.path !== undefined });
+    }, 600_000);
+  }
 
   it('the recorded policy-path cases run clean (seq and lock-fallback): the residency agrees with the CPU table', async () => {
     for (const c of [POLICY_LATE_ATTACH_CASE, POLICY_MIGRATE_NOTICE_CASE]) {
