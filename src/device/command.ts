@@ -8,6 +8,7 @@ import {
   encodeParams, MIRROR_TLB_BLOCK_WORDS, MIRROR_WORKGROUP_SIZE, paramsBytes, parityOffset, STATE_HEADER_WORDS, WORDS_PER_PAGE,
 } from './abi.js';
 import { ensureAlive } from './health.js';
+import { DeviceBuffers } from './buffer-pool.js';
 import { PAGE_BYTES } from './page-pool.js';
 import { PT_MAX_PAGE } from './page-table.js';
 
@@ -27,8 +28,12 @@ export interface CommandDesc {
    * The command's buffers may be recycled ones (an earlier scratch command's, of the same
    * page count; done bits and state cleared) and its io buffer then holds old words instead
    * of zeros: for a command whose output is only read once it has finished, i.e. once every
-   * word was written. Saves allocating and zero-filling an io buffer of up to 128 MiB, and
-   * four buffer creations and destructions, per command. Given `data`, that is written in.
+   * word was written (readOutput() of an unfinished scratch command is EINVAL). Saves
+   * allocating and zero-filling an io buffer of up to 128 MiB, and four buffer creations and
+   * destructions, per command. Given `data`, that is written in. The spare sets are the
+   * device's (every engine on it shares them): a set that comes from another engine (another
+   * mirror) for a command with a kernel of its own has its io zeroed too — the engine's own
+   * kernels write every io word before the command finishes, so the old words never show.
    */
   scratch?: boolean;
   /**
@@ -128,8 +133,8 @@ export interface MirrorKernel {
   /** @internal */ readonly pipeline: GPUComputePipeline;
 }
 
-/** Spare buffer sets an engine keeps (a chunked command's full chunks and its last one). */
-const MAX_SPARE_SETS = 2;
+/** Spare buffer sets a device keeps (a chunked command's full chunks and its last one, two mirrors' worth). */
+const MAX_SPARE_SETS = 4;
 
 /** The GPU buffers of one command (recycled between scratch commands). */
 export interface CommandBuffers {
@@ -140,18 +145,35 @@ export interface CommandBuffers {
   doneBits: GPUBuffer;
   bindGroup: GPUBindGroup | null;
   bindGen: number;
+  /** The engine the set was last used on (whose buffers bindGroup binds); weak: a closed mirror's engine stays garbage. */
+  owner: WeakRef<CommandHost>;
 }
 
-function destroySet(b: CommandBuffers): void {
-  b.params.destroy();
-  b.io.destroy();
-  b.state.destroy();
-  b.doneBits.destroy();
+/** The set goes back to the device's buffer pool (zeroed there). */
+function releaseSet(device: GPUDevice, b: CommandBuffers): void {
+  DeviceBuffers.of(device).release([{ buffer: b.params }, { buffer: b.io }, { buffer: b.state }, { buffer: b.doneBits }]);
 }
 
-/** Buffers of finished scratch commands, one set per page count (newest last). */
+const devicePools = new WeakMap<GPUDevice, CommandBufferPool>();
+
+/** Buffers of finished scratch commands, one set per page count (newest last), one pool per device. */
 export class CommandBufferPool {
   readonly #spares: CommandBuffers[] = [];
+  readonly #device: GPUDevice;
+
+  private constructor(device: GPUDevice) {
+    this.#device = device;
+  }
+
+  /** The pool every engine on `device` shares. */
+  static of(device: GPUDevice): CommandBufferPool {
+    let p = devicePools.get(device);
+    if (p === undefined) {
+      p = new CommandBufferPool(device);
+      devicePools.set(device, p);
+    }
+    return p;
+  }
 
   /** A spare buffer set for `npages`, or null. */
   take(npages: number, stateBytes?: number): CommandBuffers | null {
@@ -162,13 +184,13 @@ export class CommandBufferPool {
   /** Keeps a finished scratch command's buffers (at most MAX_SPARE_SETS sets). */
   put(set: CommandBuffers): void {
     const same = this.#spares.findIndex((b) => b.npages === set.npages);
-    if (same >= 0) destroySet(this.#spares.splice(same, 1)[0]);
+    if (same >= 0) releaseSet(this.#device, this.#spares.splice(same, 1)[0]);
     this.#spares.push(set);
-    while (this.#spares.length > MAX_SPARE_SETS) destroySet(this.#spares.shift()!);
+    while (this.#spares.length > MAX_SPARE_SETS) releaseSet(this.#device, this.#spares.shift()!);
   }
 
   destroy(): void {
-    for (const b of this.#spares.splice(0)) destroySet(b);
+    for (const b of this.#spares.splice(0)) releaseSet(this.#device, b);
   }
 }
 
@@ -250,38 +272,38 @@ export class MirrorCommand {
     if (spare !== null) {
       // A finished scratch command's buffers, same size: clear what must start clear.
       ({ params: this.params, io: this.io, state: this.state, doneBits: this.doneBits } = spare);
-      this.bindGroup = spare.bindGroup;
-      this.bindGen = spare.bindGen;
+      if (spare.owner.deref() === engine) {
+        this.bindGroup = spare.bindGroup;
+        this.bindGen = spare.bindGen;
+      }
       const enc = device.createCommandEncoder({ label: `${label} recycle` });
       enc.clearBuffer(this.state);
       enc.clearBuffer(this.doneBits);
+      if (spare.owner.deref() !== engine && this.kernel !== null && !desc.data) enc.clearBuffer(this.io);
       device.queue.submit([enc.finish()]);
-      if (desc.data) device.queue.writeBuffer(this.io, 0, desc.data as Uint32Array<ArrayBuffer>);
     } else {
+      // From the device's buffer pool: zeroed, created only when none of the size waits.
+      const pool = DeviceBuffers.of(device);
       const name = this.scratch ? `${engine.label} scratch (${desc.npages} pages)` : label;
-      this.params = device.createBuffer({ label: `${name} params`, size: paramsBytes(), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-      this.io = device.createBuffer({
+      this.params = pool.acquire({ label: `${name} params`, size: paramsBytes(), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      this.io = pool.acquire({
         label: `${name} io`,
         size: (desc.ioWords ?? desc.npages * WORDS_PER_PAGE) * 4,
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-        mappedAtCreation: desc.data !== undefined,
       });
-      if (desc.data) {
-        new Uint32Array(this.io.getMappedRange()).set(desc.data);
-        this.io.unmap();
-      }
-      this.state = device.createBuffer({
+      this.state = pool.acquire({
         label: `${name} state`,
         size: stateWords * 4,
         // INDIRECT: the record pass is dispatched through state[STATE_RECORD_ARGS ..].
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | GPUBufferUsage.INDIRECT,
       });
-      this.doneBits = device.createBuffer({
+      this.doneBits = pool.acquire({
         label: `${name} done`,
         size: (2 * this.doneWords + desc.npages) * 4, // the two bitmaps, then a leaf per page (leafOff)
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
       });
     }
+    if (desc.data) device.queue.writeBuffer(this.io, 0, desc.data as Uint32Array<ArrayBuffer>);
     device.queue.writeBuffer(this.params, 0, encodeParams({
       vaLo: desc.page % 2 ** 32, vaHi: Math.floor(desc.page / 2 ** 32), npages: desc.npages, nwords: this.words,
       nsources: faultSources, pendOff: STATE_HEADER_WORDS, devDirtyOff, doneWords: this.doneWords, parity: 0,
@@ -315,6 +337,7 @@ export class MirrorCommand {
 
   /** The io buffer: read results / atomic old values (write: what was stored). */
   async readOutput(): Promise<Uint32Array> {
+    if (this.scratch && !this.finished) throw err('EINVAL', 'readOutput: a scratch command\'s output is only read once it has finished');
     return new Uint32Array(await this.engine.readGpu(this.io, 0, this.io.size, 'readOutput'));
   }
 
@@ -386,11 +409,11 @@ export class MirrorCommand {
     this.engine.forget(this);
     const set: CommandBuffers = {
       npages: this.npages, params: this.params, io: this.io, state: this.state, doneBits: this.doneBits,
-      bindGroup: this.bindGroup, bindGen: this.bindGen,
+      bindGroup: this.bindGroup, bindGen: this.bindGen, owner: new WeakRef(this.engine),
     };
     const spares = this.scratch ? this.engine.spares() : null;
     if (spares !== null) spares.put(set);
-    else destroySet(set);
+    else releaseSet(this.engine.device, set);
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import { requestGpuDevice, type GpuContext } from '../device/gpu.js';
 import { PagePool } from '../device/page-pool.js';
+import { DeviceBuffers } from '../device/buffer-pool.js';
 import { err } from '../errors.js';
 import type { Machine } from '../mm/machine.js';
 import type { DevPagemap } from '../mm/pagemap.js';
@@ -124,7 +125,9 @@ export class DmirrorDevice implements MirrorDevice, DmirrorHost {
 
   /**
    * Device removal (machine teardown): opens in flight fail with ENODEV, every mirror goes
-   * (commands in flight on it fail with an HmmError), then the GPU memory is freed.
+   * (commands in flight on it fail with an HmmError), then the GPU memory goes back to the
+   * GPU device's buffer pool, and the teardown waits for its zeroing (the next machine on
+   * this GPU reuses the buffers; the zeroing is this teardown's work, not its first command's).
    */
   async destroy(): Promise<void> {
     this.#destroyed = true;
@@ -132,5 +135,6 @@ export class DmirrorDevice implements MirrorDevice, DmirrorHost {
     for (const m of [...this.mirrors]) await m.destroy();
     this.#vram?.destroy();
     this.#vram = null;
+    if (this.#gpu !== null) await DeviceBuffers.of(this.#gpu.device).settle(this.machine.sched, `dmirror${this.index}: destroy`);
   }
 }

@@ -494,7 +494,8 @@ export class Dmirror implements Mirror {
     await this.mm.lock.readLock();
     try {
       this.mm.checkAlive();
-      for (const piece of vmaPieces(this.mm, r.start, r.end, MIGRATE_STEP_PAGES)) cpages += await this.device.devmem.evict(this.mm, piece.start, piece.end, () => this.takeFailAlloc());
+      // test_hmm's 512-page steps, their copies batched into one readback (Devmem.evictPieces).
+      cpages = await this.device.devmem.evictPieces(this.mm, vmaPieces(this.mm, r.start, r.end, MIGRATE_STEP_PAGES), () => this.takeFailAlloc());
     } finally {
       this.mm.lock.readUnlock();
     }

@@ -26,7 +26,7 @@ export const BUILTIN_POLICIES: Readonly<Record<string, () => MigrationPolicy>> =
 });
 
 /** A built-in by name, or null when `spec` is not built-in grammar. */
-export function builtinPolicy(spec: string): MigrationPolicy | null {
+export function builtinPolicy(spec: string, seed = 1): MigrationPolicy | null {
   const [base, ...mods] = spec.split('+');
   const make = Object.hasOwn(BUILTIN_POLICIES, base) ? BUILTIN_POLICIES[base] : undefined;
   if (!make) return null;
@@ -41,7 +41,7 @@ export function builtinPolicy(spec: string): MigrationPolicy | null {
   if (!tree && eviction === undefined) return p;
   return withHooks(p, {
     ...(tree ? { prefetch: treePrefetch() } : {}),
-    ...(eviction !== undefined ? { eviction: EVICTIONS[eviction]() } : {}),
+    ...(eviction !== undefined ? { eviction: EVICTIONS[eviction](seed) } : {}),
   });
 }
 
@@ -94,12 +94,14 @@ function looksLikePath(spec: string): boolean {
 
 /**
  * A policy from a built-in name or a module path (resolved against `cwd`). `options` go to a
- * factory export.
+ * factory export; the runner puts the run's seed in them (`seed`, unless --policy-opt sets
+ * one), so a module's random choices can follow the seed as the built-ins' do.
  */
 export async function loadPolicy(spec: string, options: Readonly<Record<string, unknown>> = {},
   cwd?: string): Promise<MigrationPolicy> {
   if (typeof spec !== 'string' || spec === '') throw err('EINVAL', 'policy: empty specifier');
-  const builtin = builtinPolicy(spec);
+  // The run's seed (options.seed: the runner passes it) seeds a built-in's random choices (random4k's victims).
+  const builtin = builtinPolicy(spec, typeof options.seed === 'number' ? options.seed : 1);
   if (builtin) return builtin;
   if (!looksLikePath(spec)) {
     throw err('EINVAL', `policy "${spec}": not a built-in (${Object.keys(BUILTIN_POLICIES).join(', ')}) nor a module path`);
