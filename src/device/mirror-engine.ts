@@ -392,23 +392,12 @@ export class MirrorEngine implements CommandHost {
     return this.serial('writebackDirty', async () => {
       const target = pool === 'sysmem' ? this.sysmem : this.vram;
       const off = pool === 'sysmem' ? 0 : this.devDirtyOff;
-      const words = Math.ceil(target.slots / 32);
-      // The device's staging cache (as every readback): the same bitmap size every call.
-      const staging = this.readbacks.take(words * 4, `${this.label} dirty staging`);
-      let slots: number[];
-      let reuse = false;
-      try {
-        const enc = this.device.createCommandEncoder({ label: `${this.label} dirty drain` });
-        enc.copyBufferToBuffer(this.dirty, off * 4, staging, 0, words * 4);
-        enc.clearBuffer(this.dirty, off * 4, words * 4);
-        this.device.queue.submit([enc.finish()]);
-        await this.sched.wait(staging.mapAsync(GPUMapMode.READ), `${this.label}: dirty mapAsync`);
-        slots = slotsOfBitmap(new Uint32Array(staging.getMappedRange()), target.slots);
-        staging.unmap();
-        reuse = !this.dead;
-      } finally {
-        this.readbacks.give(staging, reuse);
-      }
+      const bytesOf = Math.ceil(target.slots / 32) * 4;
+      const bits = await this.staged(bytesOf, 'dirty', (enc, staging) => {
+        enc.copyBufferToBuffer(this.dirty, off * 4, staging, 0, bytesOf);
+        enc.clearBuffer(this.dirty, off * 4, bytesOf);
+      });
+      const slots = slotsOfBitmap(new Uint32Array(bits), target.slots);
       const bytes = await target.readback(slots);
       return slots.map((slot, k) => ({ slot, data: bytes.subarray(k * PAGE_BYTES, (k + 1) * PAGE_BYTES) }));
     });
@@ -493,12 +482,17 @@ export class MirrorEngine implements CommandHost {
     return this.serial(what, () => this.readGpuUnlocked(buffer, offset, size, what));
   }
 
-  private async readGpuUnlocked(buffer: GPUBuffer, offset: number, size: number, what: string): Promise<ArrayBuffer> {
-    const staging = this.readbacks.take(size, `${this.label} ${what}`);
+  private readGpuUnlocked(buffer: GPUBuffer, offset: number, size: number, what: string): Promise<ArrayBuffer> {
+    return this.staged(size, what, (enc, staging) => enc.copyBufferToBuffer(buffer, offset, staging, 0, size));
+  }
+
+  /** `size` bytes through a staging buffer of the engine's cache: `encode` fills it, then it is mapped and copied out. */
+  private async staged(size: number, what: string, encode: (enc: GPUCommandEncoder, staging: GPUBuffer) => void): Promise<ArrayBuffer> {
+    const staging = this.readbacks.take(size, `${this.label} ${what} staging`);
     let reuse = false;
     try {
       const enc = this.device.createCommandEncoder({ label: `${this.label} ${what}` });
-      enc.copyBufferToBuffer(buffer, offset, staging, 0, size);
+      encode(enc, staging);
       this.device.queue.submit([enc.finish()]);
       await this.sched.wait(staging.mapAsync(GPUMapMode.READ), `${this.label}: ${what} mapAsync`);
       const out = staging.getMappedRange().slice(0);

@@ -120,9 +120,16 @@ export class BatchFaultService extends ServiceCore {
       rec.recent = c.recent;
       rec.unique = c.unique;
       rec.groups = c.groups.length;
-      if (c.holes.length > 0) {
+      if (c.holes.length > 0 || c.denied.length > 0) {
         const holes = new Set(c.holes);
-        for (const f of batch) if (holes.has(f.page)) fatal.push({ page: f.page, access: f.access, source: f.source, reason: 'no VMA' });
+        const denied = new Map(c.denied.map((d) => [d.page, d.readable]));
+        for (const f of batch) {
+          if (holes.has(f.page)) fatal.push({ page: f.page, access: f.access, source: f.source, reason: 'no VMA' });
+          // A read of a page denied for another uTLB's write is not fatal: it faults again and is serviced.
+          else if (denied.has(f.page) && (f.access !== 'read' || !denied.get(f.page))) {
+            fatal.push({ page: f.page, access: f.access, source: f.source, reason: `${f.access} the VMA does not allow` });
+          }
+        }
       }
       if (this.opts.policy && lock.mode !== 'none') {
         // The policy sees the batch as one fault group; atomic groups keep make_device_exclusive.

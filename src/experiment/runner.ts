@@ -197,7 +197,7 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
   // A policy decides where pages live; device memory is the working set / oversub.
   // Behind the guard (src/policy/guard.ts): a hook that throws or answers nonsense fails the
   // run with an error naming the policy and the hook, never the process or the machine.
-  const policy = config.policy === undefined ? null : guardPolicy(ctx.policy ?? await loadPolicy(config.policy, policyOptions(config.policyOpt)));
+  const policy = config.policy === undefined ? null : guardPolicy(ctx.policy ?? await loadPolicy(config.policy, { seed: config.seed, ...policyOptions(config.policyOpt) }));
   const oversub = config.oversub ?? 1;
   if (!(oversub >= 1)) throw new Error(`oversub ${oversub} < 1`);
   const devicePages = policy === null ? 256 : Math.ceil(pages / oversub);

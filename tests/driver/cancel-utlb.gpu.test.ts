@@ -12,7 +12,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Dmirror } from '../../src/driver/dmirror.js';
 import { CancelledError } from '../../src/device/replay.js';
-import { createMachine, PAGE_SIZE, type Machine } from '../../src/index.js';
+import { createMachine, PAGE_SIZE, PROT_READ, type Machine } from '../../src/index.js';
 import { ANON, RW, trackMachines } from './machines.js';
 import { words } from '../../src/device/abi.js';
 import { pagesOf, WORDS } from './pages.js';
@@ -64,6 +64,32 @@ describe('fatal faults cancel the faulting uTLB, not the command', () => {
     const first = async (p: number): Promise<number> => words(await proc.read(buf + p * PAGE_SIZE, PAGE_SIZE))[WORDS - 1];
     expect([await first(23), await first(24), await first(31), await first(32)]).toEqual([0x7000 + 23, 0x1000 + 24, 0x1000 + 31, 0x7000 + 32]);
     await expect(mirror.read(buf, N)).rejects.toThrow(/EFAULT.*uTLB 3 /);
+  });
+
+  it('a write to a read-only page (mprotect PROT_READ): only the writing uTLB is cancelled; a read of the same range completes', async () => {
+    const m = await createMachine({ devices: 1, systemPages: 8192, aperturePages: 1024, devicePages: 512 });
+    machines.push(m);
+    const proc = m.spawn();
+    const mirror = await m.devices[0].open(proc);
+    const buf = await proc.mmap(0, N * PAGE_SIZE, RW, ANON);
+    await proc.write(buf, pagesOf(N, (p) => 0x1000 + p));
+    await proc.mprotect(buf + 70 * PAGE_SIZE, PAGE_SIZE, PROT_READ); // workgroup 8: uTLB 0 (pages 0..7, 64..71)
+    mirror.setServicer({ batchSize: 256, replay: 'batch-flush', window: 4096 });
+    const e = await mirror.write(buf, pagesOf(N, (p) => 0x9000 + p)).then(() => null, (x: unknown) => x);
+    expect(e).toBeInstanceOf(CancelledError);
+    const c = e as CancelledError;
+    expect(c.cancelled.map((w) => w.source)).toEqual([0]);
+    expect(c.cancelled[0].faults.map((f) => [f.page - buf / PAGE_SIZE, f.access, f.reason])).toEqual([[70, 'write', 'write the VMA does not allow']]);
+    const uTlb0 = (p: number): boolean => p < 8 || (p >= 64 && p < 72);
+    for (let p = 0; p < N; p++) {
+      const got = words(await proc.read(buf + p * PAGE_SIZE, PAGE_SIZE));
+      const want = uTlb0(p) ? 0x1000 + p : 0x9000 + p;
+      expect(got.findIndex((v) => v !== want), `page ${p}`).toBe(-1);
+    }
+    // Reading is allowed everywhere: a read command over the same range completes.
+    const r = await mirror.read(buf, N);
+    expect(words(r.data)[70 * WORDS]).toBe(0x1000 + 70);
+    expect(words(r.data)[71 * WORDS]).toBe(0x1000 + 71);
   });
 
   it('test_hmm\'s servicer (the default): the whole command fails with EFAULT, as dmirror_fault does', async () => {

@@ -15,6 +15,7 @@ import type { Dmirror } from '../../src/driver/dmirror.js';
 import { DeviceBuffers } from '../../src/device/buffer-pool.js';
 import { readBuffer } from '../../src/device/gpu.js';
 import { ANON, RW, trackMachines } from './machines.js';
+import { firstDiff } from './pages.js';
 
 const machines = trackMachines();
 
@@ -29,15 +30,6 @@ function pattern(npages: number, salt: number): Uint8Array<ArrayBuffer> {
   const w = new Uint32Array(npages * (PAGE_SIZE / 4));
   for (let k = 0; k < w.length; k++) w[k] = ((salt << 24) | (k & 0xffffff)) >>> 0;
   return new Uint8Array(w.buffer);
-}
-
-/** Index of the first word that differs, or -1 (Buffer.compare decides, then a scan finds where). */
-function firstDiff(a: Uint8Array, b: Uint8Array): number {
-  if (a.byteLength === b.byteLength && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0) return -1;
-  const x = new Uint32Array(a.buffer, a.byteOffset, a.byteLength >> 2);
-  const y = new Uint32Array(b.buffer, b.byteOffset, b.byteLength >> 2);
-  for (let k = 0; k < Math.min(x.length, y.length); k++) if (x[k] !== y[k]) return k;
-  return Math.min(x.length, y.length);
 }
 
 /** Counts device.createBuffer calls while fn runs (the wrapper goes again afterwards). */
@@ -70,7 +62,7 @@ describe('per-device buffer pools', () => {
     await p2.write(a2, d2);
     const m1 = (await m.devices[0].open(p1)) as Dmirror;
     const r1 = await m1.read(a1, NPAGES);
-    expect(firstDiff(r1.data, d1)).toBe(-1);
+    expect(firstDiff(r1.data, d1)).toBeNull();
     const m2 = (await m.devices[0].open(p2)) as Dmirror;
     const device = m2.engine.device;
     const before = DeviceBuffers.of(device).stats.created;
@@ -78,9 +70,9 @@ describe('per-device buffer pools', () => {
     expect(r2.faults).toBeGreaterThan(0); // it was a fresh READ: it faulted
     expect(created).toEqual([]);
     expect(DeviceBuffers.of(device).stats.created).toBe(before);
-    expect(firstDiff(r2.data, d2)).toBe(-1);
+    expect(firstDiff(r2.data, d2)).toBeNull();
     // And the first mirror still reads its own.
-    expect(firstDiff((await m1.read(a1, NPAGES)).data, d1)).toBe(-1);
+    expect(firstDiff((await m1.read(a1, NPAGES)).data, d1)).toBeNull();
   });
 
   it('a new machine\'s mirror reuses a closed one\'s buffers: none created at open or READ, none of the old data visible', async () => {
@@ -92,7 +84,7 @@ describe('per-device buffer pools', () => {
     const d1 = pattern(NPAGES, 1);
     await pa.write(addr, d1);
     const mirA = (await ma.devices[0].open(pa)) as Dmirror;
-    expect(firstDiff((await mirA.read(addr, NPAGES)).data, d1)).toBe(-1);
+    expect(firstDiff((await mirA.read(addr, NPAGES)).data, d1)).toBeNull();
     const engA = mirA.engine;
     const device = engA.device;
     const oldAperture = engA.sysmem.buffer;
@@ -117,12 +109,12 @@ describe('per-device buffer pools', () => {
     // Before B runs anything: the reused aperture and table hold zeros only.
     for (const [what, buf] of [['aperture', engB.sysmem.buffer], ['page table', engB.pt.buffer]] as const) {
       const raw = new Uint8Array(await readBuffer(device, buf));
-      expect(firstDiff(raw, new Uint8Array(raw.byteLength)), `${what} of the new mirror holds old bytes`).toBe(-1);
+      expect(firstDiff(raw, new Uint8Array(raw.byteLength)), `${what} of the new mirror holds old bytes`).toBeNull();
     }
     const d2 = pattern(NPAGES, 2);
     const { value: r, created } = await countCreates(device, () => mirB.read(addr, NPAGES));
     expect(r.faults).toBeGreaterThan(0);
     expect(created).toEqual([]);
-    expect(firstDiff(r.data, d2)).toBe(-1);
+    expect(firstDiff(r.data, d2)).toBeNull();
   });
 });
