@@ -50,8 +50,11 @@ const timelineDraw: Draw = (g, r, x, w) => {
     const start = sim ? r.series.simStart[i] : ends[i] - rec.serviceMs;
     const x0 = x(start);
     const x1 = Math.max(x0 + 1, x(ends[i]));
-    g.fillStyle = rec.retries > 0 || rec.ebusy > 0 ? '#ef6c00' : '#1565c0';
-    g.fillRect(x0, 26, x1 - x0, 14);
+    // Two processes: P0 in the lane's upper half (blue), P1 in the lower (purple).
+    const proc = r.series.proc[i] ?? 0;
+    const two = r.processes > 1;
+    g.fillStyle = rec.retries > 0 || rec.ebusy > 0 ? '#ef6c00' : proc === 0 ? '#1565c0' : '#7b1fa2';
+    g.fillRect(x0, two ? 26 + proc * 7 : 26, x1 - x0, two ? 6 : 14);
     // The service's parts, nested, in proportion to the batch's span.
     const span = x1 - x0;
     const f = rec.serviceMs > 0 ? span / rec.serviceMs : 0;
@@ -130,6 +133,15 @@ const scatterDraw: Draw = (g, r, x, _w, h) => {
   g.canvas.dataset.points = String(n);
 };
 
+/** Two processes: a line between P0's pages and P1's, and their names. */
+function processRows(g: CanvasRenderingContext2D, r: LiveRun, w: number, h: number): void {
+  if (r.processes < 2) return;
+  const rowsH = h - 16;
+  g.fillStyle = '#000';
+  for (let p = 1; p < r.processes; p++) g.fillRect(LEFT, Math.floor((p * rowsH) / r.processes), w - LEFT, 1);
+  for (let p = 0; p < r.processes; p++) g.fillText(`P${p}`, 50, Math.floor((p * rowsH) / r.processes) + 24);
+}
+
 const VIEWS: { id: string; height: number; draw: Draw }[] = [
   { id: 'timeline', height: 124, draw: timelineDraw },
   { id: 'heatmap', height: 180, draw: heatDraw },
@@ -169,7 +181,12 @@ export function drawTimeline(r: LiveRun | null): void {
     g.restore();
     g.fillStyle = '#333';
     if (v.id === 'timeline') ['rounds', 'batches', 'lock wait/hold', 'invalidations', 'migrations'].forEach((name, i) => g.fillText(name, 2, 14 + i * 22));
-    else if (r.buffer.pages > 0) { g.fillText('page 0', 2, 12); g.fillText(`page ${r.buffer.pages - 1}`, 2, h - 18); }
+    else if (r.buffer.pages > 0) {
+      g.fillText('page 0', 2, 12);
+      g.fillText(`page ${r.buffer.pages / r.processes - 1}`, 2, h - 18);
+      processRows(g, r, w, h);
+    }
+    if (v.id === 'timeline') c.dataset.processes = String(new Set(r.series.proc).size);
     c.dataset.drawn = String(r.records.length);
   }
   rangeStats(r, lo, hi);

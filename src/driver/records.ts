@@ -43,6 +43,8 @@ export interface BatchRecord {
   tlbWalks?: number;
   /** Faults the policy throttled (skipped, replayed later). */
   throttled?: number;
+  /** The process whose mirror serviced it, when a run has several (its index in the run). */
+  proc?: number;
 }
 
 export function emptyRecord(index: number, t: number, round: number): BatchRecord {

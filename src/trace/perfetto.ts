@@ -60,19 +60,29 @@ export function toPerfetto(runs: readonly PerfettoRun[], clock: 'simulated (cost
     for (const [tid, name] of [[1, 'fault batches'], [2, 'rounds'], [3, 'invalidations']] as const) {
       ev.push({ name: 'thread_name', ph: 'M', ts: 0, pid, tid, args: { name } });
     }
+    // Several processes (config.processes): each one's mirror has its own servicer, so each
+    // one's batches get a thread of their own (P0's the first).
+    const procs = Math.max(1, ...r.records.map((x) => (x.proc ?? 0) + 1));
+    const batchTid = (proc: number): number => (proc === 0 ? 1 : 3 + proc);
+    for (let p = 1; p < procs; p++) ev.push({ name: 'thread_name', ph: 'M', ts: 0, pid, tid: batchTid(p), args: { name: `fault batches, process ${p}` } });
     let toDev = 0;
     let toHost = 0;
-    let prevEnd = -Infinity;
+    const prevEnd: number[] = [];
     r.records.forEach((rec, i) => {
       // One servicer services batches one after another: from the records alone, a batch
       // starts when it was fetched or when the one before it ended, whichever is later.
-      const t0 = Math.max(rec.t, prevEnd);
-      const [s, e] = run.batches?.[i] ?? [t0, t0 + rec.serviceMs];
-      prevEnd = e;
+      const proc = rec.proc ?? 0;
+      const tid = batchTid(proc);
+      const t0 = Math.max(rec.t, prevEnd[proc] ?? -Infinity);
+      // A process's batches never overlap on its thread (its servicer runs one at a time).
+      const given = run.batches?.[i];
+      const s = given === undefined ? t0 : Math.max(given[0], prevEnd[proc] ?? -Infinity);
+      const e = given === undefined ? t0 + rec.serviceMs : Math.max(given[1], s);
+      prevEnd[proc] = e;
       const ts = us(s);
       const dur = Math.max(0, us(e) - ts);
       ev.push({
-        name: `batch ${rec.index}`, cat: 'fault', ph: 'X', ts, dur, pid, tid: 1,
+        name: `batch ${rec.index}`, cat: 'fault', ph: 'X', ts, dur, pid, tid,
         args: {
           round: rec.round, fetched: rec.fetched, duplicates: rec.duplicates, unique: rec.unique, groups: rec.groups,
           rangeFaults: rec.rangeFaults, retries: rec.retries, ebusy: rec.ebusy, serviceMs: rec.serviceMs,
@@ -83,9 +93,9 @@ export function toPerfetto(runs: readonly PerfettoRun[], clock: 'simulated (cost
       const f = rec.serviceMs > 0 ? dur / us(rec.serviceMs) : 0;
       const wait = Math.min(dur, us(rec.mmapLockWaitMs) * f);
       const hold = Math.min(dur - wait, us(rec.mmapLockHoldMs) * f);
-      if (wait > 0) ev.push({ name: 'mmap lock wait', cat: 'service', ph: 'X', ts, dur: wait, pid, tid: 1 });
-      if (hold > 0) ev.push({ name: 'hmm_range_fault + mirror update (mmap lock held)', cat: 'service', ph: 'X', ts: ts + wait, dur: hold, pid, tid: 1 });
-      if (dur - wait - hold > 0) ev.push({ name: 'fetch, coalesce, policy, replay', cat: 'service', ph: 'X', ts: ts + wait + hold, dur: dur - wait - hold, pid, tid: 1 });
+      if (wait > 0) ev.push({ name: 'mmap lock wait', cat: 'service', ph: 'X', ts, dur: wait, pid, tid });
+      if (hold > 0) ev.push({ name: 'hmm_range_fault + mirror update (mmap lock held)', cat: 'service', ph: 'X', ts: ts + wait, dur: hold, pid, tid });
+      if (dur - wait - hold > 0) ev.push({ name: 'fetch, coalesce, policy, replay', cat: 'service', ph: 'X', ts: ts + wait + hold, dur: dur - wait - hold, pid, tid });
       ev.push({ name: 'faults', ph: 'C', ts, pid, tid: 0, args: { fetched: rec.fetched, unique: rec.unique } });
       if (run.ringFill) ev.push({ name: 'fault ring fill', ph: 'C', ts, pid, tid: 0, args: { fill: run.ringFill[i] ?? 0 } });
       toDev += run.toDevice?.[i] ?? 0;
@@ -125,7 +135,8 @@ export function checkTraceEvents(v: unknown): string[] {
   xs.sort((a, b) => a.key.localeCompare(b.key) || a.ts - b.ts || b.end - a.end);
   for (const x of xs) {
     const stack = open.get(x.key) ?? [];
-    while (stack.length && stack[stack.length - 1].end <= x.ts) stack.pop();
+    // (Times are µs to the ns: sums of them carry floating-point noise well below that.)
+    while (stack.length && stack[stack.length - 1].end <= x.ts + 1e-6) stack.pop();
     const parent = stack[stack.length - 1];
     if (parent && x.end > parent.end + 1e-6) out.push(`event ${x.i} (${x.name}) overlaps ${parent.name} on ${x.key} without nesting`);
     stack.push({ end: x.end, name: x.name });

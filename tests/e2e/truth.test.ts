@@ -280,6 +280,29 @@ describe('issue 18: the lab tells the truth and shows time (built site, headless
     await page.close();
   }, 400_000);
 
+  it('the gallery: two processes on one device run to done: ok, both make progress, the lab tells their batches apart', async () => {
+    const { page, errors } = await openPage(site);
+    await page.click('button[data-scenario="two-processes"]');
+    await page.waitForFunction(() => document.getElementById('gallery')?.dataset.done === 'two-processes', null, { timeout: 180_000 });
+    expect(await page.textContent('#status')).toMatch(/^done: ok/);
+    expect(await page.inputValue('[name=processes]')).toBe('2');
+    const procs = (await page.$eval('#c-procs', (e) => ({ ...(e as HTMLElement).dataset }))) as Record<string, string>;
+    expect(Number(procs.p0Batches)).toBeGreaterThan(0);
+    expect(Number(procs.p1Batches)).toBeGreaterThan(0);
+    expect(Number(procs.p0Batches) + Number(procs.p1Batches)).toBe(await batches(page));
+    expect(await page.isVisible('#c-procs-box')).toBe(true);
+    expect(await page.getAttribute('#timeline', 'data-processes')).toBe('2');
+    const rep = importJson((await download(page, '#export-json')).text);
+    const run = rep.runs[0];
+    expect(run.config.processes).toBe(2);
+    expect(run.processes?.map((p) => p.verify.mismatches)).toEqual([0, 0]);
+    expect(run.processes?.every((p) => p.unique > 0)).toBe(true);
+    expect(new Set(run.records.map((r) => r.proc))).toEqual(new Set([0, 1]));
+    expect(await page.textContent('#log-last')).toMatch(/P0: \d+ batches.*P1: \d+ batches/);
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 400_000);
+
   it('traces in: an Nsight Systems export imports and runs; a malformed uvm-eval log names its line and field and nothing runs', async () => {
     const { page, errors } = await openPage(site, '?window=4k&stormRate=0');
     await page.setInputFiles('#import-trace', { name: 'app.sqlite', mimeType: 'application/octet-stream', buffer: Buffer.from(await nsightSample()) });
