@@ -31,6 +31,7 @@ import type { MmStruct } from '../mm/mm.js';
 import type { MmuIntervalNotifier } from '../mm/notifier.js';
 import { isDeviceExclusive, pteIndex } from '../mm/page-table.js';
 import type { MirrorPt } from './mirror-pt.js';
+import { notePhase } from './phases.js';
 import type { Mutex } from './mutex.js';
 import type { BatchRecord } from './records.js';
 
@@ -157,6 +158,7 @@ async function seq(
       rec.ebusy++;
       throw err('EBUSY', `fault on [0x${start.toString(16)}, 0x${end.toString(16)}) kept colliding with invalidations`);
     }
+    const f0 = sched.now();
     range.notifierSeq = await t.notifier.readBegin();
     try {
       await hmmRangeFault(t.mm, range);
@@ -166,8 +168,11 @@ async function seq(
         continue;
       }
       throw e;
+    } finally {
+      notePhase(rec, 'hmm_range_fault', f0, sched.now());
     }
     await opts.afterRangeFault?.(start, end);
+    const u0 = sched.now();
     await t.lock.lock();
     try {
       if (t.notifier.readRetry(range.notifierSeq)) {
@@ -179,6 +184,7 @@ async function seq(
       return;
     } finally {
       t.lock.unlock();
+      notePhase(rec, 'mirror update', u0, sched.now());
     }
   }
 }
@@ -219,6 +225,7 @@ export async function hmmRangeLoop<T>(
     if (opts.mmapLock === 'take') await mm.lock.readLock();
     const held = sched.now();
     if (rec) rec.mmapLockWaitMs += held - t0;
+    if (opts.mmapLock === 'take') notePhase(rec, 'mmap lock wait', t0, held);
     try {
       mm.checkAlive();
       await hmmRangeFault(mm, range);
@@ -230,9 +237,12 @@ export async function hmmRangeLoop<T>(
       throw e;
     } finally {
       if (opts.mmapLock === 'take') mm.lock.readUnlock();
-      if (rec) rec.mmapLockHoldMs += sched.now() - held;
+      const done = sched.now();
+      if (rec) rec.mmapLockHoldMs += done - held;
+      notePhase(rec, 'hmm_range_fault', held, done);
     }
     await opts.afterRangeFault?.(range.start, range.end);
+    const u0 = sched.now();
     await lock.lock();
     try {
       if (notifier.readRetry(range.notifierSeq)) {
@@ -242,6 +252,7 @@ export async function hmmRangeLoop<T>(
       return await commit();
     } finally {
       lock.unlock();
+      notePhase(rec, 'mirror update', u0, sched.now());
     }
   }
 }
@@ -287,6 +298,7 @@ async function validFlag(
       await t.mm.lock.readLock();
       let held = true;
       try {
+        const f0 = sched.now();
         try {
           await hmmRangeFaultV52(t.mm, range);
         } catch (e) {
@@ -294,8 +306,11 @@ async function validFlag(
           if (e.code === 'EAGAIN') held = false; // v5.2 dropped mmap_sem for us
           rec.retries++;
           continue;
+        } finally {
+          notePhase(rec, 'hmm_range_fault', f0, sched.now());
         }
         await opts.afterRangeFault?.(start, end);
+        const u0 = sched.now();
         await t.lock.lock();
         try {
           if (!range.valid) {
@@ -303,10 +318,11 @@ async function validFlag(
             continue;
           }
           checkWriteGranted(range, start);
-      rec.mirrorWrites += await t.pt.doFault(start, range.hmmPfns.pfns, range.hmmPfns.flags);
+          rec.mirrorWrites += await t.pt.doFault(start, range.hmmPfns.pfns, range.hmmPfns.flags);
           return;
         } finally {
           t.lock.unlock();
+          notePhase(rec, 'mirror update', u0, sched.now());
         }
       } finally {
         if (held) t.mm.lock.readUnlock();

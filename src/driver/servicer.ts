@@ -21,6 +21,7 @@ import { PAGE_SIZE } from '../mm/constants.js';
 import { coalesce, perFault, windowBytes, type CoalesceResult, type FaultGroup, type WindowPolicy } from './coalesce.js';
 import type { PolicyPath } from './policy-path.js';
 import { emptyRecord, type BatchRecord } from './records.js';
+import { beginPhases, notePhase } from './phases.js';
 import { ServicePass } from '../policy/service-loop.js';
 import {
   dmirrorAtomicMap, dmirrorRangeFault, HMM_RANGE_DEFAULT_TIMEOUT, serviceRange, type LockState, type MirrorTarget,
@@ -162,8 +163,9 @@ export class FaultServicer {
       this.#passes++;
       do {
         if (!pass.canFetch()) break;
+        const fetched = this.target.mm.core.sched.now();
         const batch = buffer.splice(0, Math.min(buffer.length, this.opts.batchSize));
-        const { leftover, rec } = await this.#serviceBatch(batch, round, cmd);
+        const { leftover, rec } = await this.#serviceBatch(batch, round, cmd, fetched);
         if (leftover.length > 0) buffer = leftover.concat(buffer);
         rec.pass = this.#passes;
         rec.flush = pass.batchDone({ fetched: rec.fetched, duplicates: rec.duplicates, throttled: (rec.throttled ?? 0) > 0 }).flush;
@@ -196,6 +198,7 @@ export class FaultServicer {
     const rec = emptyRecord(this.records.length, sched.now() - this.#t0, round);
     this.records.push(rec);
     const t0 = sched.now();
+    beginPhases(rec, t0);
     const end = cmd.page + cmd.npages;
     let from = lost ? cmd.page : end;
     for (const f of faults) if (f.page < from) from = f.page;
@@ -213,12 +216,15 @@ export class FaultServicer {
   }
 
   /** One batch: coalesce, then service its groups under one mmap lock. Returns unserviced faults ('block'). */
-  async #serviceBatch(batch: FaultRecord[], round: number, cmd: CommandRange): Promise<{ leftover: FaultRecord[]; rec: BatchRecord }> {
+  async #serviceBatch(batch: FaultRecord[], round: number, cmd: CommandRange, fetched: number): Promise<{ leftover: FaultRecord[]; rec: BatchRecord }> {
     const t = this.target;
     const sched = t.mm.core.sched;
-    const rec = emptyRecord(this.records.length, sched.now() - this.#t0, round);
+    const rec = emptyRecord(this.records.length, fetched - this.#t0, round);
     this.records.push(rec);
+    // The service's parts go into the record as spans (phases.ts), from the fetch on.
+    beginPhases(rec, fetched);
     const t0 = sched.now();
+    notePhase(rec, 'fetch', fetched, t0);
     const lock: LockState = { mode: 'none' };
     const batchLock = this.opts.protocol !== 'valid-flag';
     let leftover: FaultRecord[] = [];
@@ -229,8 +235,10 @@ export class FaultServicer {
         lock.mode = 'read';
         held = sched.now();
         rec.mmapLockWaitMs += held - t0;
+        notePhase(rec, 'mmap lock wait', t0, held);
       }
       t.mm.checkAlive();
+      const c0 = sched.now();
       const c: CoalesceResult = this.opts.coalesce
         ? coalesce(t.mm, batch, {
           window: this.opts.window, isMapped: (p, rank) => t.pt.isMapped(p, rank),
@@ -238,6 +246,7 @@ export class FaultServicer {
           clip: { start: cmd.page * PAGE_SIZE, end: (cmd.page + cmd.npages) * PAGE_SIZE },
         })
         : perFault(t.mm, batch);
+      notePhase(rec, 'coalesce', c0, sched.now());
       rec.fetched = c.fetched;
       rec.duplicates = c.duplicates;
       rec.stale = c.stale;
@@ -262,11 +271,13 @@ export class FaultServicer {
       }
     } finally {
       if (lock.mode !== 'none') {
-        rec.mmapLockHoldMs += sched.now() - (held || t0);
+        const unlocked = sched.now();
+        rec.mmapLockHoldMs += unlocked - (held || t0);
+        notePhase(rec, 'mmap lock held', held || t0, unlocked);
         if (lock.mode === 'read') t.mm.lock.readUnlock();
         else t.mm.lock.writeUnlock();
       }
-      rec.serviceMs = sched.now() - t0;
+      rec.serviceMs = sched.now() - fetched;
     }
     return { leftover, rec };
   }

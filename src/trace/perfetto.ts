@@ -2,9 +2,10 @@
  * Runs as a Chrome trace-event JSON file (the "JSON Object Format" that ui.perfetto.dev and
  * chrome://tracing open): one process per run, and in it
  *   thread 1 "fault batches"   each batch a complete slice (ph X) with its figures as args,
- *                              and nested in it the service's parts that were measured:
- *                              mmap-lock wait, then the locked part (hmm_range_fault and
- *                              the mirror update under the lock), then the rest
+ *                              and nested in it the service's parts its record carries
+ *                              (src/driver/phases.ts): fetch, mmap lock wait, mmap lock
+ *                              held and in it coalesce, policy, migration, hmm_range_fault,
+ *                              mirror update
  *   thread 2 "rounds"          each round of the command (launch or replay) a slice up to
  *                              the next round
  *   thread 3 "invalidations"   each mmu notifier invalidation an instant (ph i)
@@ -88,14 +89,25 @@ export function toPerfetto(runs: readonly PerfettoRun[], clock: 'simulated (cost
           rangeFaults: rec.rangeFaults, retries: rec.retries, ebusy: rec.ebusy, serviceMs: rec.serviceMs,
         },
       });
-      // The measured parts, scaled into the slice (on simulated time the slice is the cost
-      // model's charge; the parts keep their wall-time proportions).
+      // The service's parts (the record's spans, phases.ts) nested in the slice, scaled into
+      // it: on wall time as measured, on simulated time the slice is the cost model's charge
+      // and the parts keep their wall-time proportions. Each is clipped to the slice.
       const f = rec.serviceMs > 0 ? dur / us(rec.serviceMs) : 0;
-      const wait = Math.min(dur, us(rec.mmapLockWaitMs) * f);
-      const hold = Math.min(dur - wait, us(rec.mmapLockHoldMs) * f);
-      if (wait > 0) ev.push({ name: 'mmap lock wait', cat: 'service', ph: 'X', ts, dur: wait, pid, tid });
-      if (hold > 0) ev.push({ name: 'hmm_range_fault + mirror update (mmap lock held)', cat: 'service', ph: 'X', ts: ts + wait, dur: hold, pid, tid });
-      if (dur - wait - hold > 0) ev.push({ name: 'fetch, coalesce, policy, replay', cat: 'service', ph: 'X', ts: ts + wait + hold, dur: dur - wait - hold, pid, tid });
+      const end = ts + dur;
+      const part = (name: string, from: number, to: number): void => {
+        const a = Math.min(end, ts + from * f);
+        const b = Math.min(end, ts + to * f);
+        // A part too short for the clock (0 ms) is still a slice: it happened, in this order.
+        if (b >= a) ev.push({ name, cat: 'service', ph: 'X', ts: a, dur: b - a, pid, tid });
+      };
+      if (rec.spans !== undefined) {
+        for (const sp of rec.spans) part(sp.phase, us(sp.start), us(sp.end));
+      } else {
+        // A record from before the spans (an older export): the lock's wait and hold only.
+        const wait = us(rec.mmapLockWaitMs);
+        part('mmap lock wait', 0, wait);
+        part('mmap lock held', wait, wait + us(rec.mmapLockHoldMs));
+      }
       ev.push({ name: 'faults', ph: 'C', ts, pid, tid: 0, args: { fetched: rec.fetched, unique: rec.unique } });
       if (run.ringFill) ev.push({ name: 'fault ring fill', ph: 'C', ts, pid, tid: 0, args: { fill: run.ringFill[i] ?? 0 } });
       toDev += run.toDevice?.[i] ?? 0;

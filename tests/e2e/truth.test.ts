@@ -131,6 +131,15 @@ describe('issue 18: the lab tells the truth and shows time (built site, headless
     const evs = (trace as { traceEvents: { ph: string; name: string }[] }).traceEvents;
     expect(evs.filter((e) => e.ph === 'X' && e.name.startsWith('batch ')).length).toBe(n);
     expect(evs.some((e) => e.ph === 'C')).toBe(true);
+    // The service's parts as nested slices: each inside a batch slice of its thread; the parts
+    // the default run (seq, no policy) goes through are all there.
+    type X = { ph: string; name: string; ts: number; dur: number; tid: number; cat?: string };
+    const xs = evs as X[];
+    const batchSlices = xs.filter((e) => e.ph === 'X' && e.cat === 'fault');
+    const parts = xs.filter((e) => e.ph === 'X' && e.cat === 'service');
+    expect(new Set(parts.map((e) => e.name))).toEqual(new Set(['fetch', 'mmap lock wait', 'mmap lock held', 'coalesce', 'hmm_range_fault', 'mirror update']));
+    for (const c of parts) expect(batchSlices.some((b) => b.tid === c.tid && c.ts >= b.ts - 1e-6 && c.ts + c.dur <= b.ts + b.dur + 1e-6)).toBe(true);
+    expect(Number(await page.getAttribute('#timeline', 'data-spans'))).toBeGreaterThanOrEqual(n * 4);
     // uvm-eval: one s/b pair per batch, faults at the buffer's addresses.
     const log = parseUvmEval((await download(page, '#export-uvm')).text);
     expect(log.length).toBe(n);
