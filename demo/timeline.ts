@@ -58,7 +58,7 @@ const timelineDraw: Draw = (g, r, x, w) => {
     const rec = r.records[i];
     const start = sim ? r.series.simStart[i] : ends[i] - rec.serviceMs;
     const x0 = x(start);
-    const x1 = Math.max(x0 + 1, x(ends[i]));
+    const x1 = Math.max(x0 + 1, x(sim ? r.series.simEnd[i] : ends[i]));
     // Two processes: P0 in the lane's upper half (blue), P1 in the lower (purple).
     const proc = r.series.proc[i] ?? 0;
     const two = r.processes > 1;
@@ -72,7 +72,8 @@ const timelineDraw: Draw = (g, r, x, w) => {
       { phase: 'mmap lock wait' as const, start: 0, end: rec.mmapLockWaitMs },
       { phase: 'mmap lock held' as const, start: rec.mmapLockWaitMs, end: rec.mmapLockWaitMs + rec.mmapLockHoldMs },
     ];
-    for (const sp of spans) {
+    // The hold first: the parts under the lock draw over its band.
+    for (const sp of [...spans].sort((a, b) => Number(b.phase === 'mmap lock held') - Number(a.phase === 'mmap lock held'))) {
       const held = sp.phase === 'mmap lock held';
       g.fillStyle = PHASE_COLORS[sp.phase];
       g.fillRect(x0 + sp.start * f, held ? 46 : 48, Math.max(held ? 0 : 0.5, (sp.end - sp.start) * f), held ? 18 : 14);

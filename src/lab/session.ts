@@ -22,8 +22,8 @@ export const MAX_INVALIDATIONS_LISTED = 8;
 
 export type LabEvent =
   | { kind: 'begin'; config: RunConfig; start: number; pages: number; processes?: number }
-  | { kind: 'batch'; rec: BatchRecord; wallMs: number; simMs: number; policy?: PolicyBatch }
-  | { kind: 'round'; proc: number; faults: number; overflow: boolean; finished: boolean; capacity: number; simMs: number; wallMs: number; history: RoundFaults; done: number; total: number; tlbLookups: number; tlbWalks: number }
+  | { kind: 'batch'; rec: BatchRecord; wallMs: number; simMs: number; procSimMs?: number; policy?: PolicyBatch }
+  | { kind: 'round'; proc: number; procSimMs?: number; faults: number; overflow: boolean; finished: boolean; capacity: number; simMs: number; wallMs: number; history: RoundFaults; done: number; total: number; tlbLookups: number; tlbWalks: number }
   | { kind: 'invalidations'; listed: (InvalidationNote & { simMs: number; proc?: number })[]; total: number; simMs: number[]; wallMs: number[] }
   | { kind: 'snapshot'; snapshot: MirrorSnapshot; simMs: number; wallMs: number }
   | { kind: 'state'; mode: RunMode; held: boolean }
@@ -212,13 +212,14 @@ export async function runLab(config: RunConfig, sink: LabSink, ctl: RunControlle
             };
             seen[proc] = now;
           }
-          queue.push({ kind: 'batch', rec: { ...rec, ...(nproc > 1 ? { proc } : {}) }, wallMs: wallMs(), simMs: simMs(), ...(policy ? { policy } : {}) });
+          // Two processes: the device's time is the later clock; each batch's span is on its own.
+          queue.push({ kind: 'batch', rec: { ...rec, ...(nproc > 1 ? { proc } : {}) }, wallMs: wallMs(), simMs: simMs(), ...(nproc > 1 ? { procSimMs: clock.ns / 1e6 } : {}), ...(policy ? { policy } : {}) });
         },
         onRound(r, proc) {
           const h = roundFaults(r.records, buffer.start / PAGE_SIZE, buffer.pages);
           if (proc > 0) for (let i = 0; i < h.pages.length; i++) h.pages[i] += proc * buffer.pages;
           queue.push({
-            kind: 'round', proc, faults: r.faults, overflow: r.overflow, finished: r.finished, capacity, simMs: simMs(), wallMs: wallMs(), done: r.done, total: r.total, tlbLookups: r.tlb.lookups, tlbWalks: r.tlb.walks,
+            kind: 'round', proc, ...(nproc > 1 ? { procSimMs: clocks[proc].ns / 1e6 } : {}), faults: r.faults, overflow: r.overflow, finished: r.finished, capacity, simMs: simMs(), wallMs: wallMs(), done: r.done, total: r.total, tlbLookups: r.tlb.lookups, tlbWalks: r.tlb.walks,
             history: h,
           });
           if (r.finished) {

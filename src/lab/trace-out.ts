@@ -16,7 +16,7 @@ export function perfettoRun(r: LiveRun, axis: 'sim' | 'wall'): PerfettoRun | nul
   const sim = axis === 'sim';
   return {
     result: res,
-    batches: s.batch.map((_, i) => (sim ? [s.simStart[i], s.simMs[i]] : [s.wallMs[i] - res.records[i].serviceMs, s.wallMs[i]])),
+    batches: s.batch.map((_, i) => (sim ? [s.simStart[i], s.simEnd[i]] : [s.wallMs[i] - res.records[i].serviceMs, s.wallMs[i]])),
     rounds: r.rounds.map((rd) => ({ ms: sim ? rd.simMs : rd.wallMs, faults: rd.history.total })),
     invalidations: sim ? r.invalidations.simMs : r.invalidations.wallMs,
     ringFill: s.ringFill, toDevice: s.toDevice, toHost: s.toHost,

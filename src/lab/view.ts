@@ -92,8 +92,13 @@ export interface Series {
   ebusyTotal: number[];
   /** Simulated ms (the cost model's clock, sim-clock.ts) at the batch's end. */
   simMs: number[];
-  /** Simulated ms when its service began: after the round that recorded it and the batch before. */
+  /**
+   * The batch's span on simulated time: from when its service began (after the round that
+   * recorded it and the batch before) to its end. One process: simStart..simMs. Several:
+   * each on its own process's clock (the device's time, simMs, is the later clock).
+   */
   simStart: number[];
+  simEnd: number[];
   /** Index in LiveRun.rounds of the round whose faults the batch holds (-1: none seen). */
   roundIdx: number[];
   /** Wall ms since the run's start. */
@@ -141,7 +146,7 @@ export class LiveRun {
   status: RunStatus = 'running';
   held = false;
   readonly series: Series = {
-    batch: [], fetched: [], unique: [], duplicates: [], coalescing: [], retriesTotal: [], ebusyTotal: [], simMs: [], simStart: [], roundIdx: [], wallMs: [], ringFill: [], tlbHitRate: [],
+    batch: [], fetched: [], unique: [], duplicates: [], coalescing: [], retriesTotal: [], ebusyTotal: [], simMs: [], simStart: [], simEnd: [], roundIdx: [], wallMs: [], ringFill: [], tlbHitRate: [],
     proc: [], toDevice: [], toHost: [], thrashing: [],
   };
   /** Processes of the run (config.processes), and each one's batches and faults so far. */
@@ -176,7 +181,9 @@ export class LiveRun {
   #lastRound: number[] = [];
   #lastRing = 0;
   #lastTlb = 0;
-  #lastRoundSim = 0;
+  /** Per process: simulated ms of its latest round and of its latest batch's end. */
+  #lastRoundSim: number[] = [];
+  #lastEndSim: number[] = [];
 
   constructor(config: RunConfig) {
     this.config = config;
@@ -225,7 +232,7 @@ export class LiveRun {
         this.#lastRound[e.proc ?? 0] = this.rounds.length;
         this.rounds.push({ proc: e.proc ?? 0, simMs: e.simMs, wallMs: e.wallMs, history: e.history });
         this.progress = { done: e.done, total: e.total };
-        this.#lastRoundSim = e.simMs;
+        this.#lastRoundSim[e.proc ?? 0] = e.procSimMs ?? e.simMs;
         c.tlbLookups += e.tlbLookups;
         c.tlbWalks += e.tlbWalks;
         this.#lastTlb = e.tlbLookups > 0 ? (e.tlbLookups - e.tlbWalks) / e.tlbLookups : 0;
@@ -253,7 +260,11 @@ export class LiveRun {
         s.coalescing.push(r.rangeFaults > 0 ? r.unique / r.rangeFaults : null);
         s.retriesTotal.push(c.retries);
         s.ebusyTotal.push(c.ebusy);
-        s.simStart.push(Math.min(e.simMs, Math.max(this.#lastRoundSim, s.simMs.at(-1) ?? 0)));
+        const proc0 = r.proc ?? 0;
+        const end = e.procSimMs ?? e.simMs;
+        s.simStart.push(Math.min(end, Math.max(this.#lastRoundSim[proc0] ?? 0, this.#lastEndSim[proc0] ?? 0)));
+        s.simEnd.push(end);
+        this.#lastEndSim[proc0] = end;
         s.simMs.push(c.simMs);
         s.roundIdx.push(this.#lastRound[r.proc ?? 0] ?? -1);
         s.wallMs.push(e.wallMs);
