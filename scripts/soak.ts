@@ -25,18 +25,19 @@ const { caseArb, kindsOf, runCase, showCase } = await import('../tests/search/ha
 type Case = import('../tests/search/harness.js').Case;
 type Protocol = import('../tests/search/harness.js').Protocol;
 
-interface Tally { cases: number; steps: number; violating: number; byKind: Record<string, number>; firstPath: number | null; ms: number }
+interface Tally { cases: number; steps: number; violating: number; byKind: Record<string, number>; firstPath: number | null; ms: number; reached: Record<string, number> }
 const tallies = new Map<Protocol, Tally>();
 const t00 = performance.now();
 console.log(`soak: ${runs} cases per protocol (${protocols.join(', ')}), fast-check seed ${seed}`);
 
 for (const protocol of protocols) {
-  const t: Tally = { cases: 0, steps: 0, violating: 0, byKind: {}, firstPath: null, ms: 0 };
+  const t: Tally = { cases: 0, steps: 0, violating: 0, byKind: {}, firstPath: null, ms: 0, reached: {} };
   tallies.set(protocol, t);
   const t0 = performance.now();
   await fc.check(fc.asyncProperty(caseArb, async (c: Case) => {
     const r = await runCase(c, { protocol });
     t.steps += r.steps;
+    for (const [k, v] of Object.entries(r.reached)) if (v > 0) t.reached[k] = (t.reached[k] ?? 0) + 1;
     if (r.violations.length > 0) {
       t.violating++;
       for (const k of kindsOf(r)) t.byKind[k] = (t.byKind[k] ?? 0) + 1;
@@ -58,6 +59,9 @@ for (const [p, t] of tallies) {
   console.log(`${p.padEnd(14)} ${String(t.cases).padStart(6)}   ${String(t.steps).padStart(14)}   ${String(t.violating).padStart(15)}   ${JSON.stringify(t.byKind).padEnd(32)} ${(t.ms / 1000).toFixed(0)} s`);
 }
 console.log(`total ${((performance.now() - t00) / 1000).toFixed(0)} s`);
+// The policy path (a third of the cases): how many cases reached each part of it.
+console.log('\ncases reaching the policy path\'s parts:');
+for (const [p, t] of tallies) console.log(`${p.padEnd(14)} ${JSON.stringify(t.reached)}`);
 
 // Shrink each protocol's first violating case (fast-check replays it from its path).
 for (const [protocol, t] of tallies) {

@@ -9,11 +9,12 @@
  */
 import type { PagePool } from '../device/page-pool.js';
 import { err, HmmError } from '../errors.js';
-import { PAGE_SIZE } from '../mm/constants.js';
+import { PAGE_SIZE, PMD_PAGES, PMD_SIZE } from '../mm/constants.js';
 import type { Machine } from '../mm/machine.js';
 import {
-  MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, migratePfn,
-  migratePfnFlags, migratePfnToPfn, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup,
+  MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_COMPOUND,
+  MIGRATE_VMA_SELECT_DEVICE_PRIVATE, migratePfn,
+  migratePfnFlags, migratePfnToPfn, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup, type MigrateVma,
 } from '../mm/migrate.js';
 import type { MmStruct } from '../mm/mm.js';
 import type { DevicePrivateFault, DevPagemap } from '../mm/pagemap.js';
@@ -30,7 +31,15 @@ export interface DevmemMapper {
    */
   beforeCpuFault(mm: MmStruct, addr: number): { start: number; end: number } | undefined;
   afterCpuFault(mm: MmStruct, addr: number): void;
+  /**
+   * HMM_DMIRROR_FLAG_FAIL_ALLOC for a CPU fault on a device page the mirror maps: true (and
+   * the flag cleared) when the mirror asked its next allocation to fail.
+   */
+  takeFailAlloc(): boolean;
 }
+
+/** A 4 KiB page of zeroes (the source of a hole's copy); never written. */
+const ZERO_PAGE = new Uint8Array(PAGE_SIZE);
 
 export class Devmem {
   readonly pagemap: DevPagemap;
@@ -61,7 +70,8 @@ export class Devmem {
       npages,
       owner,
       migrateToRam: (f) => this.#devmemFault(f),
-      pageFree: (pfn) => this.#pageFree(pfn),
+      pageFree: (pfn, n) => this.#pageFree(pfn, n),
+      splitFolio: (head) => this.#vram()?.splitHuge(this.slotOf(head)),
     });
   }
 
@@ -84,12 +94,33 @@ export class Devmem {
   }
 
   /**
+   * dmirror_devmem_alloc_page(is_large): a 2 MiB device folio (512 aligned VRAM slots) with
+   * one reference, or null when no free 2 MiB run is left (or `fail` says the mirror's
+   * HMM_DMIRROR_FLAG_FAIL_ALLOC is consumed by this allocation).
+   */
+  allocHugePage(fail?: () => boolean): number | null {
+    if (fail?.() === true) return null;
+    let slot: number;
+    try {
+      slot = this.#pool().allocHuge();
+    } catch (e) {
+      if (e instanceof HmmError && e.code === 'ENOMEM') return null;
+      throw e;
+    }
+    const head = this.pagemap.basePfn + slot;
+    this.pagemap.pageInitHuge(head);
+    return head;
+  }
+
+  /**
    * dmirror_migrate_alloc_and_copy (system → device): for each collected page, a device
    * page holding its bytes (a hole gets a zeroed page), dst entries for migrate_vma_pages.
-   * A page it cannot allocate (device memory full) is skipped, as test_hmm skips it, and
-   * the rest migrate. Pages already in device memory stay where they are.
+   * A compound source (a THP or a 2 MiB hole) gets one 2 MiB device folio; with none free
+   * (or FAIL_ALLOC, `failAlloc`) it falls back to 512 order-0 pages and migrate_vma_pages
+   * splits the source. A page it cannot allocate (device memory full) is skipped, as test_hmm
+   * skips it, and the rest migrate. Pages already in device memory stay where they are.
    */
-  allocAndCopy(src: ArrayLike<number>, vmaWrite: boolean): number[] {
+  allocAndCopy(src: ArrayLike<number>, vmaWrite: boolean, failAlloc?: () => boolean): number[] {
     const ram = this.#machine.ram;
     const dst = new Array<number>(src.length).fill(0);
     const uploads: { slot: number; data: Uint8Array }[] = [];
@@ -99,18 +130,29 @@ export class Devmem {
         if ((sf & MIGRATE_PFN_MIGRATE) === 0) continue;
         const spfn = (sf & MIGRATE_PFN_VALID) !== 0 ? migratePfnToPfn(src[i]) : null;
         if (spfn !== null && spfn >= ram.npages) continue; // already device memory
-        let dpfn: number;
-        try {
-          dpfn = this.allocPage();
-        } catch (e) {
-          if (e instanceof HmmError && e.code === 'ENOMEM') continue; // dmirror_devmem_alloc_page() == NULL
-          throw e;
+        const write = (sf & MIGRATE_PFN_WRITE) !== 0 || (spfn === null && vmaWrite) ? MIGRATE_PFN_WRITE : 0;
+        const n = (sf & MIGRATE_PFN_COMPOUND) !== 0 ? PMD_PAGES : 1;
+        const head = n === PMD_PAGES ? this.allocHugePage(failAlloc) : null;
+        if (head !== null) {
+          dst[i] = migratePfn(head) + MIGRATE_PFN_COMPOUND + write;
+          for (let k = 0; k < n; k++) uploads.push({ slot: this.slotOf(head) + k, data: spfn !== null ? ram.data(spfn + k) : ZERO_PAGE });
+          i += n - 1;
+          continue;
         }
-        dst[i] = migratePfn(dpfn);
-        // The mirror's own aperture may hold newer bytes than the frame: they were written
-        // back at the last command end or invalidation, so the frame is current here.
-        uploads.push({ slot: this.slotOf(dpfn), data: spfn !== null ? ram.data(spfn) : new Uint8Array(PAGE_SIZE) });
-        if ((sf & MIGRATE_PFN_WRITE) !== 0 || (spfn === null && vmaWrite)) dst[i] += MIGRATE_PFN_WRITE;
+        for (let k = 0; k < n; k++) {
+          let dpfn: number;
+          try {
+            dpfn = this.allocPage();
+          } catch (e) {
+            if (e instanceof HmmError && e.code === 'ENOMEM') continue; // dmirror_devmem_alloc_page() == NULL
+            throw e;
+          }
+          dst[i + k] = migratePfn(dpfn) + write;
+          // The mirror's own aperture may hold newer bytes than the frame: they were written
+          // back at the last command end or invalidation, so the frame is current here.
+          uploads.push({ slot: this.slotOf(dpfn), data: spfn !== null ? ram.data(spfn + k) : ZERO_PAGE });
+        }
+        i += n - 1;
       }
       this.#pool().uploadPages(uploads);
     } catch (e) {
@@ -139,17 +181,28 @@ export class Devmem {
     let want: { start: number; end: number } | undefined;
     for (const m of this.#mappers) want ??= m.beforeCpuFault(f.mm, f.addr);
     const vma = f.mm.vmas.lookup(f.addr);
-    if (want !== undefined && vma !== undefined && want.start <= start && want.end >= end) {
+    let flags = MIGRATE_VMA_SELECT_DEVICE_PRIVATE;
+    const haddr = f.addr - (f.addr % PMD_SIZE);
+    if (this.pagemap.isHead(this.pagemap.head(f.pfn)) && vma !== undefined && haddr >= vma.start && haddr + PMD_SIZE <= vma.end) {
+      // A device-private THP (dmirror_devmem_fault with folio_order 9): the folio comes home
+      // whole, MIGRATE_VMA_SELECT_COMPOUND over its 2 MiB.
+      start = haddr;
+      end = haddr + PMD_SIZE;
+      flags |= MIGRATE_VMA_SELECT_COMPOUND;
+    } else if (want !== undefined && vma !== undefined && want.start <= start && want.end >= end) {
       // migrate_vma_setup collects only our device-private pages in the range (SELECT_DEVICE_PRIVATE).
       start = Math.max(want.start, vma.start);
       end = Math.min(want.end, vma.end);
     }
+    const slot = this.slotOf(f.pfn);
+    const owners = [...this.#mappers].filter((m) => m.mapsDevicePage(slot));
+    const failAlloc = (): boolean => owners.some((m) => m.takeFailAlloc());
     try {
       const mig = await migrateVmaSetup(f.mm, {
-        start, end, flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmapOwner: this.pagemap.owner, faultPage: f.pfn,
+        start, end, flags, pgmapOwner: this.pagemap.owner, faultPage: f.pfn,
       });
       try {
-        const dst = await this.copyToRam(mig.src);
+        const dst = await this.copyToRam(mig.src, false, failAlloc);
         await migrateVmaPages(mig, dst);
       } finally {
         await migrateVmaFinalize(mig);
@@ -167,36 +220,60 @@ export class Devmem {
    * (dst 0: migrate_vma_finalize restores it). Otherwise (a CPU fault) ENOMEM, with every
    * frame allocated so far freed: a failed migration leaves no frame behind.
    */
-  async copyToRam(src: ArrayLike<number>, partial = false): Promise<number[]> {
+  async copyToRam(src: ArrayLike<number>, partial = false, failAlloc?: () => boolean): Promise<number[]> {
     const dst = new Array<number>(src.length).fill(0);
     const slots: number[] = [];
-    const idx: number[] = [];
+    /** Collected sources: index in src, first slot's offset in `slots`, pages (1 or 512). */
+    const units: { i: number; at: number; n: number }[] = [];
     for (let i = 0; i < src.length; i++) {
       const s = src[i];
       if ((migratePfnFlags(s) & (MIGRATE_PFN_MIGRATE | MIGRATE_PFN_VALID)) !== (MIGRATE_PFN_MIGRATE | MIGRATE_PFN_VALID)) continue;
       const pfn = migratePfnToPfn(s);
       if (!this.pagemap.contains(pfn)) continue;
-      slots.push(this.slotOf(pfn));
-      idx.push(i);
+      const n = (migratePfnFlags(s) & MIGRATE_PFN_COMPOUND) !== 0 ? PMD_PAGES : 1;
+      units.push({ i, at: slots.length, n });
+      for (let k = 0; k < n; k++) slots.push(this.slotOf(pfn) + k);
     }
     if (slots.length === 0) return dst;
     for (const m of this.#mappers) await m.dropDevicePages(new Set(slots));
     const ram = this.#machine.ram;
+    const freeAll = (): void => {
+      for (let k = 0; k < dst.length; k++) if (dst[k] !== 0) ram.put(migratePfnToPfn(dst[k]));
+      dst.fill(0);
+    };
     // The device pages go straight from the mapped staging buffer into the new frames (one
     // copy of the bytes, as the kernel's copy engine writes the destination pages).
     await this.#pool().readbackWith(slots, (bytes) => {
-      for (let k = 0; k < idx.length; k++) {
-        let frame: number;
-        try {
-          frame = ram.alloc();
-        } catch (e) {
-          if (partial && e instanceof HmmError && e.code === 'ENOMEM') continue;
-          for (const d of dst) if (d !== 0) ram.put(migratePfnToPfn(d));
-          throw e;
+      for (const u of units) {
+        const off = u.at * PAGE_SIZE;
+        if (u.n === PMD_PAGES && failAlloc?.() !== true) {
+          // vma_alloc_folio(order 9); none free: order-0 pages (the source gets split).
+          let head = -1;
+          try {
+            head = ram.allocHuge();
+          } catch (e) {
+            if (!(e instanceof HmmError && e.code === 'ENOMEM')) throw e;
+          }
+          if (head >= 0) {
+            ram.hugeData(head).set(bytes.subarray(off, off + PMD_SIZE));
+            ram.markWritten(head, PMD_PAGES);
+            dst[u.i] = migratePfn(head) + MIGRATE_PFN_COMPOUND;
+            continue;
+          }
         }
-        ram.data(frame).set(bytes.subarray(k * PAGE_SIZE, (k + 1) * PAGE_SIZE));
-        ram.markWritten(frame);
-        dst[idx[k]] = migratePfn(frame);
+        for (let k = 0; k < u.n; k++) {
+          let frame: number;
+          try {
+            frame = ram.alloc();
+          } catch (e) {
+            if (partial && e instanceof HmmError && e.code === 'ENOMEM') continue;
+            freeAll();
+            throw e;
+          }
+          ram.data(frame).set(bytes.subarray(off + k * PAGE_SIZE, off + (k + 1) * PAGE_SIZE));
+          ram.markWritten(frame);
+          dst[u.i + k] = migratePfn(frame);
+        }
       }
     });
     return dst;
@@ -206,15 +283,49 @@ export class Devmem {
    * dmirror_migrate_to_system for one VMA piece of `mm`: every page of ours in [start, end)
    * goes back to a new system frame. Caller holds the mmap read lock. Returns pages moved.
    */
-  async evict(mm: MmStruct, start: number, end: number): Promise<number> {
-    const mig = await migrateVmaSetup(mm, { start, end, flags: MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmapOwner: this.pagemap.owner });
+  evict(mm: MmStruct, start: number, end: number, failAlloc?: () => boolean): Promise<number> {
+    return this.evictPieces(mm, [{ start, end }], failAlloc);
+  }
+
+  /**
+   * evict() over several pieces (each inside one VMA) with one copy for all of them: every
+   * piece is collected (migrate_vma_setup), then all their device pages come back in one
+   * readback — one GPU command and one map, not one per piece — then each piece is paged
+   * and finalized. (The kernel's migrate_device_range / a driver's batched copy-engine
+   * push: the 512-page step is test_hmm's loop, not a limit of the copy.) Caller holds the
+   * mmap read lock. Returns pages moved.
+   */
+  async evictPieces(mm: MmStruct, pieces: readonly { start: number; end: number }[], failAlloc?: () => boolean): Promise<number> {
+    const flags = MIGRATE_VMA_SELECT_DEVICE_PRIVATE | MIGRATE_VMA_SELECT_COMPOUND;
+    const migs: MigrateVma[] = [];
+    let handed = 0; // migs[0 .. handed) got their destinations (migrate_vma_pages)
+    let dst: number[] = [];
     let moved = 0;
     try {
-      const dst = await this.copyToRam(mig.src, true);
-      for (const d of dst) if (d !== 0) moved++;
-      await migrateVmaPages(mig, dst);
+      for (const p of pieces) migs.push(await migrateVmaSetup(mm, { start: p.start, end: p.end, flags, pgmapOwner: this.pagemap.owner }));
+      const src = new Float64Array(migs.reduce((n, m) => n + m.npages, 0));
+      let off = 0;
+      for (const m of migs) {
+        src.set(m.src, off);
+        off += m.npages;
+      }
+      dst = await this.copyToRam(src, true, failAlloc);
+      for (const d of dst) if (d !== 0) moved += (migratePfnFlags(d) & MIGRATE_PFN_COMPOUND) !== 0 ? PMD_PAGES : 1;
+      off = 0;
+      for (const m of migs) {
+        const d = dst.slice(off, off + m.npages);
+        off += m.npages;
+        handed++;
+        await migrateVmaPages(m, d);
+      }
     } finally {
-      await migrateVmaFinalize(mig);
+      // Frames of pieces that never reached migrate_vma_pages go back (nothing maps them).
+      let off = 0;
+      for (let k = 0; k < migs.length; k++) {
+        if (k >= handed) for (let i = off; i < off + migs[k].npages && i < dst.length; i++) if (dst[i] !== 0) this.#machine.ram.put(migratePfnToPfn(dst[i]));
+        off += migs[k].npages;
+      }
+      for (const m of migs) await migrateVmaFinalize(m);
     }
     return moved;
   }
@@ -247,16 +358,22 @@ export class Devmem {
    * bug (counted in stats.mappedFrees, like a WARN); its entry is shot down first and the
    * slot is only reused once no kernel of that mirror can reach it.
    */
-  #pageFree(pfn: number): void {
+  #pageFree(pfn: number, npages: number): void {
     const slot = this.slotOf(pfn);
-    const holders = [...this.#mappers].filter((m) => m.mapsDevicePage(slot));
+    const slots = new Set<number>();
+    for (let k = 0; k < npages; k++) slots.add(slot + k);
+    const holders = [...this.#mappers].filter((m) => [...slots].some((s) => m.mapsDevicePage(s)));
     const vram = this.#vram();
+    const free = (): void => {
+      if (npages === 1) vram?.free(slot);
+      else vram?.freeHuge(slot);
+    };
     if (holders.length === 0) {
-      vram?.free(slot);
+      free();
       return;
     }
     this.stats.mappedFrees++;
-    void Promise.all(holders.map((m) => m.dropDevicePages(new Set([slot])).catch(() => undefined)))
-      .then(() => { if (this.#vram() === vram) vram?.free(slot); });
+    void Promise.all(holders.map((m) => m.dropDevicePages(slots).catch(() => undefined)))
+      .then(() => { if (this.#vram() === vram) free(); });
   }
 }

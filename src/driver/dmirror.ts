@@ -15,7 +15,7 @@
  * invalidations come down (mmu notifier → zap → fence → write-back).
  */
 import { MirrorEngine, type MirrorCommand, type MirrorOp } from '../device/mirror-engine.js';
-import { replayCommand, type CommandOutcome, type FaultService } from '../device/replay.js';
+import { CancelledError, replayCommand, type CommandOutcome, type RoundService } from '../device/replay.js';
 import { err } from '../errors.js';
 import { PAGE_SIZE, TASK_SIZE } from '../mm/constants.js';
 import type { MmStruct } from '../mm/mm.js';
@@ -25,6 +25,7 @@ import type { MmuIntervalNotifier, MmuNotifierRange } from '../mm/notifier.js';
 import type { Process } from '../mm/process.js';
 import { Aperture } from './aperture.js';
 import type { Mirror, MirrorResult } from './uapi.js';
+import { DmirrorFlags } from './test-flags.js';
 import { bounceInit, checkBounce, checkRange, MAX_COMMAND_PAGES, MIGRATE_STEP_PAGES, vmaPieces } from './cmd.js';
 import type { DmirrorHost, DmirrorStats } from './dmirror-host.js';
 import { dmirrorMigrateIn } from './migrate.js';
@@ -35,7 +36,9 @@ import { dmirrorSnapshot } from './snapshot.js';
 import { Mutex } from './mutex.js';
 import { WaitQueue } from '../sched/wait-queue.js';
 import { dmirrorAtomicMap, V52Mirror, type MirrorTarget } from './retry.js';
-import { DMIRROR_SERVICER, FaultServicer, SERVICER_SHAPE, type ServicerOptions } from './servicer.js';
+import type { FaultService } from './fault-service.js';
+import { createFaultService } from './servicer.js';
+import { DMIRROR_SERVICER, SERVICER_SHAPE, type ServicerOptions } from './service-options.js';
 
 /** A command still faulting after this many rounds is a livelock: EFAULT, not a hang. */
 const MAX_ROUNDS = 10_000;
@@ -66,11 +69,12 @@ export class Dmirror implements Mirror {
   readonly #collecting = new Set<{ start: number; end: number }>();
   /** The v5.2 hmm_mirror, registered when the valid-flag protocol first needs it. */
   readonly #v52: V52Mirror;
-  /** How device faults are serviced (setServicer changes it); its records are the batch log. */
-  #servicer!: FaultServicer;
-  get servicer(): FaultServicer { return this.#servicer; }
+  /** How device faults are serviced (setServicer changes it); its records are the batch log, its events what observers see. */
+  #servicer!: FaultService;
+  get servicer(): FaultService { return this.#servicer; }
   /** The migration policy attached to this mirror (setPolicy), or none. */
   #policy: PolicyPath | null = null;
+  readonly #flags = new DmirrorFlags();
 
   private constructor(device: DmirrorHost, proc: Process, engine: MirrorEngine) {
     this.device = device;
@@ -87,7 +91,7 @@ export class Dmirror implements Mirror {
   /** Counters of this mirror (rounds and fault records are its engine's). */
   get stats(): DmirrorStats {
     const e = this.engine.stats;
-    return { ...this.#stats, rounds: e.rounds, faultRecords: e.faultRecords, evictions: this.pt.evictions };
+    return { ...this.#stats, rounds: e.rounds, faultRecords: e.faultRecords, apertureReclaims: this.pt.apertureReclaims };
   }
 
   /** dmirror_fops_open(): one notifier over the whole address space. */
@@ -96,6 +100,7 @@ export class Dmirror implements Mirror {
     const engine = await MirrorEngine.create(device.gpu.device, {
       label: `dmirror${device.index}/pid${proc.pid}`,
       apertureSlots: device.options.aperturePages,
+      faultCapacity: device.options.faultRecords,
       vram: device.vram,
       sched: proc.mm.core.sched, // GPU completions land at the machine scheduler's points
     });
@@ -210,6 +215,9 @@ export class Dmirror implements Mirror {
   beforeCpuFault(mm: MmStruct, addr: number): { start: number; end: number } | undefined { return mm === this.mm ? this.#policy?.beforeCpuFault(addr) : undefined; }
   afterCpuFault(mm: MmStruct, addr: number): void { if (mm === this.mm) this.#policy?.afterCpuFault(addr); }
 
+  /** HMM_DMIRROR_FLAG_FAIL_ALLOC consumed: this allocation fails (dmirror_devmem_alloc_page). */
+  takeFailAlloc(): boolean { return this.#flags.takeFailAlloc(); }
+
   /** Our entries for these VRAM slots go (a device page is leaving for system memory). */
   async dropDevicePages(slots: ReadonlySet<number>): Promise<void> {
     await this.lock.with(() => this.pt.zapDevicePages(slots));
@@ -228,19 +236,14 @@ export class Dmirror implements Mirror {
 
   /**
    * How this mirror services device faults from now on (batching, coalescing, replay policy,
-   * retry protocol); records start afresh. The default is dmirror's own behaviour; options
-   * that shape servicing (or an attached policy) select the batching/coalescing servicer.
+   * retry protocol); records and listeners start afresh. The default is dmirror's own
+   * range service; options that shape servicing (or an attached policy) select UVM's
+   * batched service.
    */
-  setServicer(opts: Partial<Omit<ServicerOptions, 'policy'>>): FaultServicer {
+  setServicer(opts: Partial<Omit<ServicerOptions, 'policy'>>): FaultService {
     const shaped = this.#policy !== null || SERVICER_SHAPE.some((k) => opts[k] !== undefined);
     const policy = this.#policy !== null ? { policy: this.#policy } : {};
-    this.#servicer = new FaultServicer(this.#target(), { ...DMIRROR_SERVICER, ...(shaped ? { rangePages: 0 } : {}), ...opts, ...policy });
-    return this.#servicer;
-  }
-
-  /** The servicer replaced by one built on it (the experiment's watchdog and observer wrap it). */
-  wrapServicer(wrap: (s: FaultServicer) => FaultServicer): FaultServicer {
-    this.#servicer = wrap(this.#servicer);
+    this.#servicer = createFaultService(this.#target(), { ...DMIRROR_SERVICER, ...(shaped ? { rangePages: 0 } : {}), ...opts, ...policy });
     return this.#servicer;
   }
 
@@ -284,7 +287,7 @@ export class Dmirror implements Mirror {
   get chunkPages(): number {
     const lim = this.engine.device.limits;
     const io = Math.floor(Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize) / PAGE_SIZE);
-    return Math.max(1, Math.min(MAX_COMMAND_PAGES, io, Math.floor(this.engine.aperture.slots / 2)));
+    return Math.max(1, Math.min(MAX_COMMAND_PAGES, io, Math.floor(this.engine.sysmem.slots / 2)));
   }
 
   /**
@@ -345,23 +348,22 @@ export class Dmirror implements Mirror {
    */
   async #rounds(cmd: MirrorCommand, faulting: boolean): Promise<CommandOutcome> {
     const writes = cmd.op !== 'read';
-    const service: FaultService = faulting ? this.servicer.forCommand(cmd) : {
+    const sync = (): Promise<void> => this.lock.with(() => this.aperture.syncToGpu(writes));
+    const service: RoundService = faulting ? this.servicer.forCommand(cmd, sync) : {
+      beforeRound: sync,
       service: () => Promise.reject(err('ENOENT', `page not mirrored in [0x${(cmd.page * PAGE_SIZE).toString(16)}, +${cmd.npages} pages)`)),
     };
-    const out = await replayCommand(this.engine, cmd, service, {
-      maxRounds: MAX_ROUNDS,
-      beforeRound: async () => {
-        await this.lock.with(() => this.aperture.syncToGpu(writes));
-      },
-    });
+    const out = await replayCommand(this.engine, cmd, service, { maxRounds: MAX_ROUNDS });
     if (writes) await this.lock.with(() => this.aperture.writeback());
     if (faulting) await this.#policy?.commandEnd(cmd.page, cmd.npages, cmd.accessCounts);
+    // The other uTLBs' work completed (and reached memory above); the command still fails.
+    if (out.cancelled.length > 0) throw new CancelledError(this.engine.label, out.cancelled);
     return out;
   }
 
   /**
    * Run a command the caller built on this mirror's engine (a workload kernel, say) to
-   * completion, its range pinned against aperture eviction while it runs.
+   * completion, its range pinned against an aperture reclaim while it runs.
    */
   runKernel(cmd: MirrorCommand): Promise<CommandOutcome> {
     return this.#ioctl(true, () => {
@@ -415,6 +417,9 @@ export class Dmirror implements Mirror {
   release(): Promise<void> {
     return this.#ioctl(false, () => this.#releaseDevice());
   }
+  setFlags(flags: number): Promise<void> {
+    return this.#ioctl(false, async () => this.#flags.set(flags));
+  }
   mmap(length: number, prot: number, flags: number): Promise<number> {
     return this.#ioctl(false, () => this.#mmap(length, prot, flags));
   }
@@ -462,7 +467,7 @@ export class Dmirror implements Mirror {
       this.engine.checkAlive();
       // dmirror_migrate_to_device: one migrate_vma_setup per PTRS_PER_PTE pages at most.
       for (const piece of vmaPieces(this.mm, r.start, r.end, MIGRATE_STEP_PAGES)) {
-        await dmirrorMigrateIn(this.#target(), this.device.devmem, this.#collecting, piece.start, piece.end, piece.write);
+        await dmirrorMigrateIn(this.#target(), this.device.devmem, this.#collecting, piece.start, piece.end, piece.write, () => this.takeFailAlloc());
       }
     } finally {
       this.mm.lock.readUnlock();
@@ -489,7 +494,8 @@ export class Dmirror implements Mirror {
     await this.mm.lock.readLock();
     try {
       this.mm.checkAlive();
-      for (const piece of vmaPieces(this.mm, r.start, r.end, MIGRATE_STEP_PAGES)) cpages += await this.device.devmem.evict(this.mm, piece.start, piece.end);
+      // test_hmm's 512-page steps, their copies batched into one readback (Devmem.evictPieces).
+      cpages = await this.device.devmem.evictPieces(this.mm, vmaPieces(this.mm, r.start, r.end, MIGRATE_STEP_PAGES), () => this.takeFailAlloc());
     } finally {
       this.mm.lock.readUnlock();
     }

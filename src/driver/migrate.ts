@@ -7,8 +7,8 @@
  */
 import { HMM_PFN_VALID } from '../hmm/pfn.js';
 import { hmmRange } from '../hmm/range-fault.js';
-import { PAGE_SIZE } from '../mm/constants.js';
-import { MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_SYSTEM, migratePfnFlags, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup } from '../mm/migrate.js';
+import { PAGE_SIZE, PMD_PAGES } from '../mm/constants.js';
+import { MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_VMA_SELECT_COMPOUND, MIGRATE_VMA_SELECT_SYSTEM, migratePfnFlags, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup } from '../mm/migrate.js';
 import type { Devmem } from './devmem.js';
 import { HMM_RANGE_DEFAULT_TIMEOUT, hmmRangeLoop, type MirrorTarget } from './retry.js';
 
@@ -29,23 +29,27 @@ import { HMM_RANGE_DEFAULT_TIMEOUT, hmmRangeLoop, type MirrorTarget } from './re
  */
 export async function dmirrorMigrateIn(
   t: MirrorTarget, devmem: Devmem, collecting: Set<{ start: number; end: number }>, start: number, end: number, vmaWrite: boolean,
+  failAlloc?: () => boolean,
 ): Promise<void> {
   // Our own MIGRATE invalidation is not echoed back to us (see Dmirror's #ownMigration).
   const piece = { start, end };
   collecting.add(piece);
   let mig;
   try {
-    mig = await migrateVmaSetup(t.mm, { start, end, flags: MIGRATE_VMA_SELECT_SYSTEM, pgmapOwner: t.devPrivateOwner });
+    mig = await migrateVmaSetup(t.mm, { start, end, flags: MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_COMPOUND, pgmapOwner: t.devPrivateOwner });
   } finally {
     collecting.delete(piece);
   }
   const moved = new Uint8Array(mig.npages);
   try {
-    const dst = devmem.allocAndCopy(mig.src, vmaWrite);
+    const dst = devmem.allocAndCopy(mig.src, vmaWrite, failAlloc);
     await migrateVmaPages(mig, dst);
-    // The sources that move are freed by finalize: our entries for them go first.
+    // The sources that move are freed by finalize: our entries for them go first (a
+    // compound entry stands for its 512 pages).
     for (let i = 0; i < mig.npages; i++) {
-      if ((migratePfnFlags(mig.src[i]) & MIGRATE_PFN_MIGRATE) !== 0 && dst[i] !== 0) moved[i] = 1;
+      if ((migratePfnFlags(mig.src[i]) & MIGRATE_PFN_MIGRATE) === 0 || dst[i] === 0) continue;
+      const n = (migratePfnFlags(dst[i]) & MIGRATE_PFN_COMPOUND) !== 0 ? PMD_PAGES : 1;
+      moved.fill(1, i, i + n);
     }
     await t.lock.with(() => t.pt.zapPages(start / PAGE_SIZE, moved));
   } finally {

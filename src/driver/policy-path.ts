@@ -50,7 +50,7 @@ import { ACCESS_READ, ACCESS_WRITE, CPU, DECIDE_REMOTE, DECIDE_THROTTLE, type Mi
 import { err } from '../errors.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 import { isDevicePrivate, isMigration } from '../mm/page-table.js';
-import { entryAt, mappedPfn } from '../mm/pagewalk.js';
+import { entryAt, mappedPfn, pagesIn, walkPageRange, type MmWalk } from '../mm/pagewalk.js';
 import { VM_WRITE } from '../mm/vma.js';
 import type { FaultGroup } from './coalesce.js';
 import type { AccessCounterConfig, AccessCounts } from '../device/command.js';
@@ -167,6 +167,37 @@ export class PolicyPath {
       pages: r.npages, devices: device + 1, capacityPages: r.capacityPages, cost: this.cost,
       ...(r.chunkPages !== undefined ? { chunkPages: r.chunkPages } : {}),
     });
+    this.#adopt();
+  }
+
+  /**
+   * A policy attached to a mirror that already has pages in its device's memory (an explicit
+   * MIGRATE_TO_DEV, an earlier policy's migrations) starts from what the CPU page table holds,
+   * not from "all in system memory": each device-private entry of ours in the range is on
+   * the device, and a page under migration is checked once its migration ends (pending). One
+   * synchronous walk of the tables the range's VMAs have (walk_page_range: holes cost nothing).
+   */
+  #adopt(): void {
+    const mm = this.#target.mm;
+    if (mm.exited) return;
+    const arrived: number[] = [];
+    const base = this.basePage;
+    const isOurs = (pfn: number): boolean => this.#mover.isDevicePage(pfn);
+    const pending = this.#pending;
+    walkPageRange<MmWalk>({ mm, vma: null }, {
+      pteEntry(_w, t, j, addr, next) {
+        const n = pagesIn(addr, next);
+        for (let k = 0; k < n; k++) {
+          const f = t.flags[j + k];
+          if (f === 0) continue;
+          const p = addr / PAGE_SIZE + k - base;
+          if (isMigration(f)) pending.add(p);
+          else if (isDevicePrivate(f) && isOurs(t.pfn[j + k])) arrived.push(p);
+        }
+        return 0;
+      },
+    }, this.basePage * PAGE_SIZE, (this.basePage + this.npages) * PAGE_SIZE);
+    if (arrived.length > 0) this.engine.residency.recordToDevice(this.device, arrived, 'explicit', this.#now);
   }
 
   /** The virtual clock, ns. */
@@ -210,6 +241,11 @@ export class PolicyPath {
     if (this.#pending.size === 0) return;
     const res = this.engine.residency;
     const mm = this.#target.mm;
+    // An invalidation still running on the mm (between invalidate_range_start and _end: a
+    // migration that has not yet put its migration entries in, a zap half done) may be about
+    // to change the table: the pages stay pending until it is over (mmu_interval_check_retry's
+    // reasoning), or a migration's MIGRATE notice would be spent before the page moved.
+    if (!mm.exited && (mm.notifiers.activeInvalidateRanges > 0 || mm.notifiers.invalidateSeq % 2 === 1)) return;
     const home: number[] = [];
     const arrived: number[] = [];
     const later: number[] = [];
@@ -229,8 +265,7 @@ export class PolicyPath {
     }
     this.#pending.clear();
     for (const p of later) this.#pending.add(p);
-    if (home.length > 0) res.recordHome(home, this.#now);
-    if (arrived.length > 0) res.recordToDevice(this.device, arrived, 'explicit', this.#now);
+    this.engine.recordFound(home, arrived, this.device, this.#now);
   }
 
   /** The residency as the page tables have it now (a view for snapshots and checks). */

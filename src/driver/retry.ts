@@ -129,75 +129,55 @@ export interface LockState {
   mode: 'none' | 'read' | 'write';
 }
 
-/** Service [start, end) with the access `write`; stats go into `rec`. */
+/**
+ * Service [start, end) with the access `write`; stats go into `rec`. seq and lock-fallback
+ * are the one upstream loop (hmmRangeLoop) inside the batch's mmap read lock, lock-fallback
+ * with its write-lock escalation; valid-flag is the v5.2 protocol's own loop.
+ */
 export async function serviceRange(
   t: MirrorTarget, start: number, end: number, write: boolean, opts: RetryOptions, lock: LockState, rec: BatchRecord,
 ): Promise<void> {
   rec.rangeFaults++;
   if (opts.protocol === 'valid-flag') return validFlag(t, start, end, write, opts, rec);
-  return seq(t, start, end, write, opts, lock, rec);
+  const range = faultRange(t, start, end, write);
+  await hmmRangeLoop(t.mm, t.notifier, t.lock, range, {
+    timeoutMs: opts.timeoutMs, mmapLock: lock, afterRangeFault: opts.afterRangeFault, rec,
+    ...(opts.protocol === 'lock-fallback' ? { fallbackAfter: opts.fallbackAfter } : {}),
+  }, () => installRange(t, range, start, rec));
 }
 
-async function seq(
-  t: MirrorTarget, start: number, end: number, write: boolean, opts: RetryOptions, lock: LockState, rec: BatchRecord,
-): Promise<void> {
-  const sched = t.mm.core.sched;
-  const deadline = sched.now() + opts.timeoutMs;
-  const range = hmmRange({
+/** The hmm_range of a device fault on [start, end): fault every page, for write if `write`. */
+function faultRange(t: MirrorTarget, start: number, end: number, write: boolean): HmmRange {
+  return hmmRange({
     notifier: t.notifier, start, end, defaultFlags: HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0),
     devPrivateOwner: t.devPrivateOwner, faultOwnReadOnly: t.ownReadOnlyWriteMigrates,
   });
-  for (let attempt = 0; ; attempt++) {
-    if (opts.protocol === 'lock-fallback' && attempt >= opts.fallbackAfter && lock.mode !== 'write') {
-      // The seed thread's slow path: take mmap_lock for write to break the livelock.
-      if (lock.mode === 'read') t.mm.lock.readUnlock();
-      await t.mm.lock.writeLock();
-      lock.mode = 'write';
-      rec.fallbacks++;
-    } else if (lock.mode !== 'write' && sched.now() > deadline) {
-      rec.ebusy++;
-      throw err('EBUSY', `fault on [0x${start.toString(16)}, 0x${end.toString(16)}) kept colliding with invalidations`);
-    }
-    const f0 = sched.now();
-    range.notifierSeq = await t.notifier.readBegin();
-    try {
-      await hmmRangeFault(t.mm, range);
-    } catch (e) {
-      if (e instanceof HmmError && e.code === 'EBUSY') {
-        rec.retries++;
-        continue;
-      }
-      throw e;
-    } finally {
-      notePhase(rec, 'hmm_range_fault', f0, sched.now());
-    }
-    await opts.afterRangeFault?.(start, end);
-    const u0 = sched.now();
-    await t.lock.lock();
-    try {
-      if (t.notifier.readRetry(range.notifierSeq)) {
-        rec.retries++;
-        continue;
-      }
-      checkWriteGranted(range, start);
-      rec.mirrorWrites += await t.pt.doFault(start, range.hmmPfns.pfns, range.hmmPfns.flags);
-      return;
-    } finally {
-      t.lock.unlock();
-      notePhase(rec, 'mirror update', u0, sched.now());
-    }
-  }
+}
+
+/** dmirror_do_fault under the update lock: what hmm_range_fault returned goes into the mirror's page table. */
+async function installRange(t: MirrorTarget, range: HmmRange, start: number, rec: BatchRecord): Promise<void> {
+  checkWriteGranted(range, start);
+  rec.mirrorWrites += await t.pt.doFault(start, range.hmmPfns.pfns, range.hmmPfns.flags);
 }
 
 /** How hmmRangeLoop runs one range. */
 export interface RangeLoopOptions {
   /** Give up with EBUSY after this long (ms of scheduler time): HMM_RANGE_DEFAULT_TIMEOUT. */
   timeoutMs: number;
-  /** 'take': the mmap read lock around each hmm_range_fault; 'held': the caller holds it. */
-  mmapLock: 'take' | 'held';
+  /**
+   * 'take': the mmap read lock around each hmm_range_fault (its wait and hold times go to
+   * `rec`); 'held': the caller holds it; a LockState: the caller's batch holds it as it says
+   * (no timeout while that is the write lock: nothing can invalidate then).
+   */
+  mmapLock: 'take' | 'held' | LockState;
+  /**
+   * lock-fallback: after this many failed attempts take the mmap lock for write (the
+   * LockState given as mmapLock says so afterwards); the caller downgrades it.
+   */
+  fallbackAfter?: number;
   /** Test hook: runs between hmm_range_fault and the update-lock check (the race window). */
   afterRangeFault?: (start: number, end: number) => Promise<void>;
-  /** Retries, EBUSYs and mmap-lock times go here (a batch record), when given. */
+  /** Retries, EBUSYs, fallbacks and mmap-lock times go here (a batch record), when given. */
   rec?: BatchRecord;
 }
 
@@ -207,6 +187,9 @@ export interface RangeLoopOptions {
  * → hmm_range_fault, again on EBUSY; then under the update lock mmu_interval_read_retry,
  * again on a moved sequence, else `commit` — still under the lock, so no invalidation can
  * come between the check and what commit installs. EBUSY once `timeoutMs` has passed.
+ * With `fallbackAfter` (the lock-fallback protocol, Jason Gunthorpe's sketch in the 2019
+ * thread) the mmap lock is taken for write after that many failed attempts, which shuts out
+ * every invalidation that needs it, so the fault cannot be starved.
  * Every path that maps what hmm_range_fault returned goes through here.
  */
 export async function hmmRangeLoop<T>(
@@ -215,17 +198,26 @@ export async function hmmRangeLoop<T>(
   const sched = mm.core.sched;
   const deadline = sched.now() + opts.timeoutMs;
   const rec = opts.rec;
-  for (;;) {
-    if (sched.now() > deadline) {
+  const take = opts.mmapLock === 'take';
+  const held: LockState | null = typeof opts.mmapLock === 'object' ? opts.mmapLock : null;
+  for (let attempt = 0; ; attempt++) {
+    if (opts.fallbackAfter !== undefined && held !== null && attempt >= opts.fallbackAfter && held.mode !== 'write') {
+      // The seed thread's slow path: take mmap_lock for write to break the livelock.
+      if (held.mode === 'read') mm.lock.readUnlock();
+      await mm.lock.writeLock();
+      held.mode = 'write';
+      if (rec) rec.fallbacks++;
+    } else if (held?.mode !== 'write' && sched.now() > deadline) {
       if (rec) rec.ebusy++;
       throw err('EBUSY', `hmm_range_fault on [0x${range.start.toString(16)}, 0x${range.end.toString(16)}) kept colliding with invalidations`);
     }
+    const r0 = sched.now();
     range.notifierSeq = await notifier.readBegin();
     const t0 = sched.now();
-    if (opts.mmapLock === 'take') await mm.lock.readLock();
-    const held = sched.now();
-    if (rec) rec.mmapLockWaitMs += held - t0;
-    if (opts.mmapLock === 'take') notePhase(rec, 'mmap lock wait', t0, held);
+    if (take) await mm.lock.readLock();
+    const since = sched.now();
+    if (rec && take) rec.mmapLockWaitMs += since - t0;
+    if (take) notePhase(rec, 'mmap lock wait', t0, since);
     try {
       mm.checkAlive();
       await hmmRangeFault(mm, range);
@@ -236,10 +228,13 @@ export async function hmmRangeLoop<T>(
       }
       throw e;
     } finally {
-      if (opts.mmapLock === 'take') mm.lock.readUnlock();
       const done = sched.now();
-      if (rec) rec.mmapLockHoldMs += done - held;
-      notePhase(rec, 'hmm_range_fault', held, done);
+      if (take) {
+        mm.lock.readUnlock();
+        if (rec) rec.mmapLockHoldMs += done - since;
+      }
+      // mmu_interval_read_begin and hmm_range_fault (under the caller's lock: from the begin).
+      notePhase(rec, 'hmm_range_fault', take ? since : r0, done);
     }
     await opts.afterRangeFault?.(range.start, range.end);
     const u0 = sched.now();
@@ -265,15 +260,10 @@ export async function hmmRangeLoop<T>(
 export async function dmirrorRangeFault(
   t: MirrorTarget, start: number, end: number, write: boolean, opts: RetryOptions, rec: BatchRecord,
 ): Promise<void> {
-  const range = hmmRange({
-    notifier: t.notifier, start, end, defaultFlags: HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0),
-    devPrivateOwner: t.devPrivateOwner, faultOwnReadOnly: t.ownReadOnlyWriteMigrates,
-  });
+  const range = faultRange(t, start, end, write);
   rec.rangeFaults++;
-  await hmmRangeLoop(t.mm, t.notifier, t.lock, range, { timeoutMs: opts.timeoutMs, mmapLock: 'take', afterRangeFault: opts.afterRangeFault, rec }, async () => {
-    checkWriteGranted(range, start);
-      rec.mirrorWrites += await t.pt.doFault(start, range.hmmPfns.pfns, range.hmmPfns.flags);
-  });
+  await hmmRangeLoop(t.mm, t.notifier, t.lock, range, { timeoutMs: opts.timeoutMs, mmapLock: 'take', afterRangeFault: opts.afterRangeFault, rec },
+    () => installRange(t, range, start, rec));
 }
 
 async function validFlag(

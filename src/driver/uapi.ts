@@ -16,6 +16,11 @@ export const HMM_DMIRROR_PROT_ZERO = 0x10;
 export const HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL = 0x20;
 export const HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE = 0x30;
 
+/** HMM_DMIRROR_FLAGS' bit: the mirror's next device or system allocation of a huge page fails once. */
+export const HMM_DMIRROR_FLAG_FAIL_ALLOC = 1 << 0;
+/** Every HMM_DMIRROR_FLAGS bit the driver knows. */
+export const HMM_DMIRROR_FLAGS_MASK = HMM_DMIRROR_FLAG_FAIL_ALLOC;
+
 /** struct hmm_dmirror_cmd's results. */
 export interface MirrorResult {
   /** Pages the command completed. */
@@ -46,6 +51,12 @@ export interface Mirror {
   checkExclusive(addr: number, npages: number): Promise<void>;
   /** HMM_DMIRROR_RELEASE: evict every device page to system memory. */
   release(): Promise<void>;
+  /**
+   * HMM_DMIRROR_FLAGS: set the mirror's test flags (HMM_DMIRROR_FLAG_*; EINVAL for unknown
+   * bits). FAIL_ALLOC is consumed by the next huge allocation a migration of this mirror
+   * makes (a 2 MiB device folio, or the 2 MiB frame a device THP comes home into).
+   */
+  setFlags(flags: number): Promise<void>;
   /** mmap of the device file itself (VM_MIXEDMAP). */
   mmap(length: number, prot: number, flags: number): Promise<number>;
   close(): Promise<void>;

@@ -298,8 +298,9 @@ export function parseArgs(argv: readonly string[]): CliOptions {
         const d = axisDef(axis);
         let values: unknown[] = d.single ? [d.parse(value.trim(), name)] : list(d.parse)(value, name);
         const before = (o.overrides as Record<string, unknown[] | undefined>)[axis];
-        // --policy-opt repeats: each occurrence adds its options to every run's (a cross product of lists).
-        if (axis === 'policyOpt' && before !== undefined) values = before.flatMap((b) => values.map((v) => `${String(b)};${String(v)}`));
+        // --policy-opt, --cost-opt repeat: each occurrence adds its options to every run's (a cross product of lists).
+        const join = d.joinRepeats;
+        if (join !== undefined && before !== undefined) values = before.flatMap((b) => values.map((v) => `${String(b)}${join}${String(v)}`));
         setOverride(o.overrides, axis, values);
       }
     }

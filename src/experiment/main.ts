@@ -207,7 +207,7 @@ async function preflight(opts: CliOptions, all: readonly RunConfig[], runner: Ru
     const spec = c.policy!;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      await Promise.race([loadPolicy(spec, policyOptions(c.policyOpt)), new Promise<never>((_, reject) => {
+      await Promise.race([loadPolicy(spec, { seed: c.seed, ...policyOptions(c.policyOpt) }), new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`did not finish loading in ${(loadMs / 1000).toFixed(1)} s (a top-level await that never settles?)`)), loadMs);
       })]);
     } catch (e) {

@@ -5,7 +5,7 @@
  * either its old part or its new one, never half a report.json beside another task's.
  */
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import {
   csvField, FIGURES, figureHasData, toBatchCsv, toCsv, toHtml, toJson, toPolicyCsv, toSvgFigure,
 } from './report.js';
@@ -45,9 +45,13 @@ export function defaultOutDir(date = new Date()): string {
   return join('out', `experiment-${date.toISOString().replace(/\.\d+Z$/, '').replace(/:/g, '-')}`);
 }
 
+/** Temporary files this process made so far (with the pid: a name no other writer uses at once). */
+let tmpCount = 0;
+
 /** Write `text` to `file` by a temporary file renamed over it (atomic on one filesystem). */
 export function writeFileAtomic(file: string, text: string): void {
-  const tmp = join(dirname(file), `.${Date.now().toString(36)}-${process.pid}-${Math.random().toString(36).slice(2)}.tmp`);
+  // No randomness in src (the seed drives every random choice): the pid and a counter make it unique.
+  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}-${++tmpCount}.tmp`);
   try {
     writeFileSync(tmp, text);
     renameSync(tmp, file);

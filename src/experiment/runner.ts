@@ -4,8 +4,8 @@
  *   openExperiment()     the GPU every run shares (defaultGpu), its adapter name, and close()
  *                        which destroys the device so Node can exit;
  *   runOne(config, ctx)  a fresh machine with one dmirror device, a process with a 2 MiB-
- *                        aligned buffer of config.sizeMiB, a mirror of it and a FaultServicer
- *                        configured from the config; the workload (src/workloads/run.ts) runs
+ *                        aligned buffer of config.sizeMiB, a mirror of it and a fault service
+ *                        configured from the config (observed through its events); the workload (src/workloads/run.ts) runs
  *                        through that servicer while an invalidation storm (storm.ts) hits the
  *                        buffer at config.stormRate, from the end of the CPU's initialisation
  *                        to the start of its final read-back. The result is built from the
@@ -20,19 +20,15 @@
  */
 import { defaultGpu } from '../driver/dmirror-device.js';
 import type { Dmirror } from '../driver/dmirror.js';
-import type { CommandRange } from '../driver/servicer.js';
+import type { FaultService, RoundEvent, ServiceEvents, ServiceListener } from '../driver/fault-service.js';
 import { totals, type BatchRecord } from '../driver/records.js';
-import { FaultServicer } from '../driver/servicer.js';
-import type { RoundResult, TlbStats } from '../device/mirror-engine.js';
-import type { FaultRecord } from '../device/fault-queue.js';
-import type { FaultService } from '../device/replay.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import { HmmError } from '../errors.js';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PMD_SIZE, PROT_READ, PROT_WRITE } from '../mm/constants.js';
 import type { PolicyPath } from '../driver/policy-path.js';
 import { guardPolicy, type GuardedPolicy } from '../policy/guard.js';
 import { loadPolicy } from '../policy/loader.js';
-import { COST_MODELS, DEFAULT_COST } from '../policy/cost.js';
+import { COST_MODELS, costWithKnobs, DEFAULT_COST } from '../policy/cost.js';
 import { uvmParams } from '../policy/uvm-params.js';
 import type { TraceRecord } from '../policy/trace.js';
 import type { MigrationPolicy } from '../policy/types.js';
@@ -42,7 +38,7 @@ import type { Process } from '../mm/process.js';
 import { isAppWorkload, type SyntheticWorkload } from '../workloads/names.js';
 import { appDef, checkAppRun, type AppProgram } from '../workloads/apps/index.js';
 import { runApp } from '../workloads/apps/run.js';
-import { policyOptions } from './schema.js';
+import { costKnobPairs, policyOptions } from './schema.js';
 import { DEFAULT_WATCHDOG, Watchdog, type ProgressSample, type WatchdogBounds } from './watchdog.js';
 import { runWorkload, type WorkloadResult } from '../workloads/run.js';
 import { startStorm, type Storm, type StormKind } from '../workloads/storm.js';
@@ -132,83 +128,46 @@ export interface RunObserver {
   /** Each batch record once its batch is serviced, in order per process; `proc` as onMirror's. */
   onBatch?(rec: BatchRecord, proc: number): void;
   /** Each round that faulted (the fault ring's fill: faults recorded, overflow), before its service. */
-  onRound?(r: { faults: number; overflow: boolean; finished: boolean; records: readonly FaultRecord[]; done: number; total: number; tlb: TlbStats }, proc: number): void;
+  onRound?(r: RoundEvent, proc: number): void;
   /** Awaited before every round of a workload's command (replays and the first round). */
   beforeRound?(proc: number): Promise<void>;
 }
 
-/** The watchdog and how to read the run's progress (runOne builds it). */
-interface WatchdogHook {
-  watchdog: Watchdog;
-  sample(): ProgressSample;
+/**
+ * The run's observer and watchdog as one listener on the fault service's events: records
+ * completed by then are reported first (the service does), the watchdog asked, then the
+ * observer's beforeRound awaited — at every pre-round hook, where the service holds no lock.
+ */
+function runListener(obs: RunObserver, dog: Watchdog | null, sample: () => ProgressSample, proc: number): ServiceListener {
+  return {
+    onBatch: (rec) => obs.onBatch?.(rec, proc),
+    onRound: (r) => obs.onRound?.(r, proc),
+    beforeRound: async () => {
+      const stuck = dog?.check(sample()) ?? null;
+      if (stuck !== null) throw stuck;
+      await obs.beforeRound?.(proc);
+    },
+  };
 }
 
-/**
- * The servicer the mirror was given, with the observer's hooks and the watchdog around each
- * replay round: records completed by then are reported first, the watchdog asked, then
- * beforeRound is awaited.
- */
-class ObservedServicer extends FaultServicer {
-  readonly #obs: RunObserver;
-  readonly #dog: WatchdogHook | null;
-  readonly #proc: number;
-  #reported = 0;
-  /** Commands begun (each one's start means the one before finished: progress). */
-  commands = 0;
-  /** Rounds whose fault ring overflowed. */
-  ringOverflows = 0;
-
-  constructor(base: FaultServicer, obs: RunObserver, dog: WatchdogHook | null, proc: number) {
-    super(base.target, base.opts);
-    this.#obs = obs;
-    this.#dog = dog;
-    this.#proc = proc;
-  }
-
-  #report(): void {
-    // (The index moves outside the optional call: `f?.(x++)` skips x++ when f is absent.)
-    for (; this.#reported < this.records.length; this.#reported++) this.#obs.onBatch?.(this.records[this.#reported], this.#proc);
-  }
-
-  /**
-   * The command's fault service with the observer around it: each round that faulted is
-   * reported before its service and the batch records after it; the watchdog and the
-   * observer's gate run before every round (the first included), where the servicer holds
-   * no lock.
-   */
-  override forCommand(cmd: CommandRange): FaultService {
-    const base = super.forCommand(cmd);
-    this.commands++;
-    return {
-      backlog: () => base.backlog?.() ?? 0,
-      gate: async () => {
-        this.#report();
-        const stuck = this.#dog?.watchdog.check(this.#dog.sample()) ?? null;
-        if (stuck !== null) throw stuck;
-        await this.#obs.beforeRound?.(this.#proc);
-      },
-      service: async (r: RoundResult, round: number) => {
-        if (r.overflow) this.ringOverflows++;
-        this.#obs.onRound?.({ faults: r.faults.length, overflow: r.overflow, finished: r.finished, records: r.faults, done: r.done, total: r.total, tlb: r.tlb }, this.#proc);
-        try {
-          await base.service(r, round);
-        } finally {
-          this.#report();
-        }
-      },
-    };
-  }
+/** What the run counts from the service's events: commands begun (progress), rounds whose fault ring overflowed. */
+function eventCounts(events: ServiceEvents): { commands: number; ringOverflows: number } {
+  const c = { commands: 0, ringOverflows: 0 };
+  events.subscribe({
+    onCommand: () => { c.commands++; },
+    onRound: (r) => { if (r.overflow) c.ringOverflows++; },
+  });
+  return c;
 }
 
 /** The run's progress as the watchdog reads it: sums kept as the records come. */
-function progressSampler(servicer: () => ObservedServicer, path: PolicyPath | null): () => ProgressSample {
+function progressSampler(service: FaultService, counts: { commands: number }, path: PolicyPath | null): () => ProgressSample {
   let summed = 0;
   let writes = 0;
   let faults = 0;
   let rounds = 0;
   return () => {
-    const s = servicer();
-    const recs = s.records;
+    const recs = service.records;
     for (; summed < recs.length; summed++) {
       writes += recs[summed].mirrorWrites;
       faults += recs[summed].fetched;
@@ -216,7 +175,7 @@ function progressSampler(servicer: () => ObservedServicer, path: PolicyPath | nu
     rounds++;
     const ps = path?.stats;
     return {
-      progress: writes + s.commands + (ps?.migratedIn ?? 0) + (ps?.remotePages ?? 0),
+      progress: writes + counts.commands + (ps?.migratedIn ?? 0) + (ps?.remotePages ?? 0),
       simNs: path?.now ?? 0, wallMs: performance.now(), throttled: ps?.throttledFaults ?? 0,
       migratedIn: ps?.migratedIn ?? 0, evictedOut: ps?.evictedOut ?? 0, faults, rounds,
     };
@@ -229,7 +188,8 @@ interface Tenant {
   start: number;
   mirror: Dmirror | null;
   path: PolicyPath | null;
-  servicer: FaultServicer | null;
+  servicer: FaultService | null;
+  counts: { commands: number; ringOverflows: number } | null;
   storm: Storm | null;
   stormStats: StormStats | null;
   w: WorkloadResult | null;
@@ -267,7 +227,7 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
   // Behind the guard (src/policy/guard.ts): a hook that throws or answers nonsense fails the
   // run with an error naming the policy and the hook, never the process or the machine.
   const load = async (): Promise<GuardedPolicy | null> => config.policy === undefined ? null
-    : guardPolicy(ctx.policy ?? await loadPolicy(config.policy, policyOptions(config.policyOpt)));
+    : guardPolicy(ctx.policy ?? await loadPolicy(config.policy, { seed: config.seed, ...policyOptions(config.policyOpt) }));
   const policies: (GuardedPolicy | null)[] = [];
   for (let i = 0; i < nproc; i++) policies.push(await load());
   const policy = policies[0];
@@ -295,11 +255,12 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
   const size = pages * PAGE_SIZE;
   try {
     const uvm = uvmParams(config.uvm);
-    const cost = config.cost === undefined ? DEFAULT_COST : COST_MODELS[config.cost];
-    if (cost === undefined) throw new Error(`cost model '${config.cost}' does not exist`);
+    const preset = config.cost === undefined ? DEFAULT_COST : COST_MODELS[config.cost];
+    if (preset === undefined) throw new Error(`cost model '${config.cost}' does not exist`);
+    const cost = costWithKnobs(preset, costKnobPairs(config.costOpt)); // (its name says the knobs set)
     const bounds = ctx.watchdog === undefined ? DEFAULT_WATCHDOG : ctx.watchdog;
     for (let i = 0; i < nproc; i++) {
-      const t: Tenant = { proc: machine.spawn(), start: BUFFER_ADDR, mirror: null, path: null, servicer: null, storm: null, stormStats: null, w: null };
+      const t: Tenant = { proc: machine.spawn(), start: BUFFER_ADDR, mirror: null, path: null, servicer: null, counts: null, storm: null, stormStats: null, w: null };
       tenants.push(t);
       // Each process maps its buffer at the same address of its own address space.
       t.start = await t.proc.mmap(BUFFER_ADDR, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
@@ -314,11 +275,11 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
         maxBatchesPerService: uvm.maxBatchesPerService, maxThrottlePerService: uvm.maxThrottlePerService,
         replayUpdatePutRatio: uvm.replayUpdatePutRatio,
       });
+      const counts = t.counts = eventCounts(t.servicer.events);
       if (ctx.observer !== undefined || bounds !== null) {
-        let observed: ObservedServicer | null = null;
         const who = `${pol !== null ? `policy "${pol.name}"` : 'the servicer'}${nproc > 1 ? ` of process ${i}` : ''}`;
-        const dog = bounds !== null ? { watchdog: new Watchdog(bounds, who), sample: progressSampler(() => observed!, t.path) } : null;
-        t.servicer = mirror.wrapServicer((base) => (observed = new ObservedServicer(base, ctx.observer ?? {}, dog, i)));
+        const dog = bounds !== null ? new Watchdog(bounds, who) : null;
+        t.servicer.events.subscribe(runListener(ctx.observer ?? {}, dog, progressSampler(t.servicer, counts, t.path), i));
         await ctx.observer?.onMirror?.(mirror, { start: t.start, pages }, t.path, i);
       }
     }
@@ -398,14 +359,13 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
 /** The result's figures from every process once the run is over (or has failed). */
 async function finishResult(result: RunResult, tenants: readonly Tenant[], mappedFrees: number, devicePages: number, config: RunConfig): Promise<void> {
   const multi = tenants.length > 1;
-  const overflows = tenants.reduce((n, t) => n + (t.servicer instanceof ObservedServicer ? t.servicer.ringOverflows : 0), 0);
-  if (tenants.some((t) => t.servicer instanceof ObservedServicer)) result.ringOverflows = overflows;
+  if (tenants.some((t) => t.counts !== null)) result.ringOverflows = tenants.reduce((n, t) => n + (t.counts?.ringOverflows ?? 0), 0);
   const done = tenants.filter((t) => t.servicer !== null);
   if (done.length > 0) {
     // Two processes: each record names its process, in the order of their fetch times.
     result.records = multi
       ? done.flatMap((t, i) => t.servicer!.records.map((r) => ({ ...r, proc: i }))).sort((a, b) => a.t - b.t || (a.proc ?? 0) - (b.proc ?? 0))
-      : done[0].servicer!.records;
+      : [...done[0].servicer!.records];
     result.totals = totals(result.records);
     result.faultsPerSec = result.totals.serviceMs > 0 ? (result.totals.unique / result.totals.serviceMs) * 1000 : 0;
   }
@@ -471,7 +431,7 @@ export function policyResult(path: PolicyPath, devicePages: number, wallMs: numb
   return {
     policy: e.policy.name, devicePages, simTimeNs: path.now,
     bytesToDevice: r.bytesToDevice, bytesToHost: r.bytesToHost, farFaults: e.stats.farFaults, faultGroups: e.stats.faultGroups,
-    cpuFaults: e.stats.cpuFaults, thrashingEvents: r.thrashingEvents, throttles: e.stats.throttles, pins: r.pins,
+    cpuFaults: e.stats.cpuFaults, thrashingEvents: e.thrashing.events, throttles: e.stats.throttles, pins: r.pins,
     evictions: r.evictions, evictedPages: r.evictedPages, prefetchedPages: r.prefetchedPages, prefetchHits: r.prefetchHits,
     remotePages: s.remotePages, migratedIn: s.migratedIn, evictedOut: s.evictedOut, skipped: s.skipped,
     faultServiceMs: s.endMs, policyMs: s.policyMs, moveMs: s.moveMs, serviceMs: s.serviceMs,

@@ -9,10 +9,10 @@
 import { MAX_STORM_RATE } from '../workloads/storm.js';
 import type { WindowPolicy } from '../driver/coalesce.js';
 import { RETRY_PROTOCOLS, type RetryProtocol } from '../driver/retry.js';
-import { REPLAY_POLICIES, type ReplayPolicy } from '../driver/servicer.js';
+import { REPLAY_POLICIES, type ReplayPolicy } from '../driver/service-options.js';
 import { isAppWorkload, WORKLOADS, type WorkloadName } from '../workloads/names.js';
 import { formatNumber } from './svg-plot.js';
-import { COST_MODEL_NAMES } from '../policy/cost.js';
+import { COST_KNOBS, COST_MODEL_NAMES, costWithKnobs, UVM_SMART } from '../policy/cost.js';
 import { DEFAULT_UVM, UVM_VERSIONS } from '../policy/uvm-params.js';
 
 /** A recorded or published access trace run as the workload (trace-run.ts). */
@@ -51,6 +51,8 @@ export interface AxisDef<T> {
   flagSets?: T;
   /** One value, not a comma list of values each run. */
   single?: boolean;
+  /** The option repeats: each occurrence adds its value to every run's, joined with this (a cross product of lists). */
+  joinRepeats?: string;
   /** --help's lines (the base value is appended when there is one). */
   help: readonly string[];
   parse: Parser<T>;
@@ -279,7 +281,7 @@ export const AXES = {
     },
   }),
   policyOpt: axis<string>()({
-    flag: '--policy-opt', metavar: 'K=V[;K=V]', optional: true, base: undefined, text: str,
+    flag: '--policy-opt', metavar: 'K=V[;K=V]', optional: true, base: undefined, text: str, joinRepeats: ';',
     parse: (raw, opt) => {
       const v = raw.trim();
       const bad1 = v.split(';').find((kv) => !/^[A-Za-z_$][\w$.]*=[^;=]*$/.test(kv.trim()));
@@ -308,6 +310,27 @@ export const AXES = {
     },
     help: [`the simulated clock's cost model: ${COST_MODEL_NAMES.join(' | ')}   (base: uvm-smart:`, 'UVM_Smart\'s transfer size curve; flat = every transfer at 16 GB/s)'],
     describe: (v) => `cost=${v ?? 'uvm-smart'}`, short: (v) => v ?? 'uvm-smart', csv: 'cost',
+  }),
+  costOpt: axis<string>()({
+    flag: '--cost-opt', metavar: 'K=V[;K=V]', optional: true, base: undefined, text: str, joinRepeats: ';',
+    parse: (raw, opt) => {
+      const v = raw.trim();
+      const bad1 = v.split(';').find((kv) => !/^[A-Za-z]\w*=[^;=]+$/.test(kv.trim()));
+      if (bad1 !== undefined) throw bad(opt, raw, `cost knobs KEY=VALUE (';' between two of one run; '${bad1}' is not one)`);
+      const text = v.split(';').map((kv) => kv.trim()).join(';');
+      try {
+        costWithKnobs(UVM_SMART, costKnobPairs(text)); // every knob known and its value in range
+      } catch (e) {
+        if (e instanceof RangeError) throw bad(opt, raw, `cost knobs KEY=VALUE: ${e.message}`);
+        throw e;
+      }
+      return text;
+    },
+    help: [
+      `a knob of the cost model (--cost's preset), KEY=VALUE: ${COST_KNOBS.join(', ')}`,
+      '(times in integer ns, bandwidths in bytes/s); repeat it or join with \';\' for one run, a comma list sweeps them',
+    ],
+    describe: (v) => `costopt=${v ?? 'none'}`, short: (v) => v ?? 'preset knobs', csv: 'cost_opt',
   }),
   seeds: axis<number>()({
     flag: '--seeds', metavar: 'N', single: true, optional: true, base: undefined, parse: positiveInt, text: str,
@@ -387,6 +410,15 @@ export function axisRaw(k: AxisKey, c: RunConfig): string | number {
   if (v === undefined) return '';
   const text = axisDef(k).text(v);
   return typeof v === 'number' && text === String(v) ? v : text;
+}
+
+/** `--cost-opt` text as its (KEY, VALUE) pairs, in order (costWithKnobs applies them to the preset). */
+export function costKnobPairs(text: string | undefined): [string, string][] {
+  if (text === undefined || text === '') return [];
+  return text.split(';').map((kv) => {
+    const i = kv.indexOf('=');
+    return [kv.slice(0, i).trim(), kv.slice(i + 1).trim()];
+  });
 }
 
 /** `--policy-opt` text as the options a policy factory gets: numbers and booleans typed. */

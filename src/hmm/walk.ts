@@ -210,8 +210,13 @@ const HMM_WALK_OPS: MmWalkOps<WalkState> = {
     const i0 = (addr - s.start) / PAGE_SIZE;
     const n = pagesIn(addr, next);
     const pf = pmd.flags[pi];
-    const cpu = (pf & PTE_PRESENT) === 0 || (pf & PTE_PROTNONE) !== 0 ? 0 : HMM_PFN_VALID | ((pf & PTE_WRITE) !== 0 ? HMM_PFN_WRITE : 0) | PMD_ORDER;
-    const required = rangeNeedFault(s, i0, n, cpu);
+    // hmm_vma_handle_absent_pmd (the device-private THP series): the caller's own
+    // device-private THP is reported at order 9, not faulted (as its PTEs would be).
+    const own = isDevicePrivate(pf) && s.devPrivateOwner !== null && s.devPrivateOwner !== undefined
+      && s.mm.core.pagemaps.of(pmd.pfn[pi])?.owner === s.devPrivateOwner;
+    const cpu = own ? HMM_PFN_VALID | (swpWritable(pf) ? HMM_PFN_WRITE : 0) | PMD_ORDER
+      : (pf & PTE_PRESENT) === 0 || (pf & PTE_PROTNONE) !== 0 ? 0 : HMM_PFN_VALID | ((pf & PTE_WRITE) !== 0 ? HMM_PFN_WRITE : 0) | PMD_ORDER;
+    const required = own && !s.faultOwnReadOnly ? 0 : rangeNeedFault(s, i0, n, cpu);
     if (required !== 0) return vmaFault(s, addr, next, required);
     if (cpu === 0) {
       fill(s, addr, next, 0, 0);

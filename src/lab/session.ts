@@ -85,7 +85,7 @@ function policyTotals(path: PolicyPath): PolicyTotals {
   const r = path.engine.residency.stats;
   return {
     migrationsToDevice: r.migrationsToDevice, migrationsToHost: r.migrationsToHost, bytesToDevice: r.bytesToDevice,
-    bytesToHost: r.bytesToHost, thrashingEvents: r.thrashingEvents,
+    bytesToHost: r.bytesToHost, thrashingEvents: path.engine.thrashing.events,
   };
 }
 

@@ -97,12 +97,13 @@ export function snapshotMirror(m: Dmirror, start: number, npages: number, invali
   const marks = new Uint8Array(npages);
   const pt = m.engine.pt;
   const res = policy?.engine.residency ?? null;
+  const meter = policy?.engine.thrashing ?? null;
   const first = policy != null ? start / PAGE_SIZE - policy.basePage : 0;
   let gpuMapped = 0;
   for (let i = 0; i < npages; i++) {
     const addr = start + i * PAGE_SIZE;
     const p = first + i;
-    if (res !== null && p >= 0 && p < res.pageCount && (res.pinned(p) || res.thrashing(p))) marks[i] |= MARK_THRASHING;
+    if (res !== null && p >= 0 && p < res.pageCount && (res.pinned(p) || meter?.thrashing(p) === true)) marks[i] |= MARK_THRASHING;
     if (invalidated?.has(i)) marks[i] |= MARK_INVALIDATED;
     const t = m.mm.pgtable.pteTable(addr, false);
     // A huge PMD maps the page without a PTE table: mappedPfn's walk sees it.

@@ -54,7 +54,7 @@ export function checkFrameAccounting(machine: Machine, opts: AccountingOptions =
       fail(`${what}: pfn ${pfn} is neither RAM nor device memory`);
       return;
     }
-    devExp.get(pm)![pfn - pm.basePfn] += k;
+    devExp.get(pm)![pm.head(pfn) - pm.basePfn] += k;
   };
 
   for (const p of machine.processes.values()) {
@@ -65,9 +65,18 @@ export function checkFrameAccounting(machine: Machine, opts: AccountingOptions =
         const a = base + i * PMD_SPAN;
         if (pmd.isHuge(i)) {
           const pfn = pmd.pfn[i];
+          const f = pmd.flags[i];
           const where = `pid ${p.pid} PMD 0x${a.toString(16)}`;
           const v = mm.vmas.lookup(a);
           if (v === undefined || v.end < a + PMD_SPAN) fail(`${where}: leaf outside a VMA`);
+          if (isMigration(f)) continue; // the migration holds the folio (a ref holder)
+          if (isDevicePrivate(f)) {
+            // A device-private THP: one reference on the device folio's head.
+            if (pfn < n || core.pagemaps.of(pfn)?.isHead(pfn) !== true) fail(`${where}: device-private PMD names pfn ${pfn}, not a device folio head`);
+            else add(pfn, 1, where);
+            continue;
+          }
+          if (!isPresent(f)) fail(`${where}: unknown PMD entry flags 0x${f.toString(16)}`);
           if (!ram.isHead(pfn)) fail(`${where}: leaf maps pfn ${pfn}, not a compound head`);
           add(pfn, 1, where);
           continue;
@@ -154,6 +163,11 @@ export function checkFrameAccounting(machine: Machine, opts: AccountingOptions =
   for (const pm of core.pagemaps.all) {
     const e = devExp.get(pm)!;
     for (let i = 0; i < pm.npages; i++) {
+      if (pm.compound[i] === 2) {
+        if (pm.refcount[i] !== 1) fail(`device tail pfn ${pm.basePfn + i} has refcount ${pm.refcount[i]} (tails stay at 1)`);
+        if (e[i] !== 0) fail(`device tail pfn ${pm.basePfn + i} was counted directly`);
+        continue;
+      }
       if (pm.refcount[i] !== e[i]) fail(`device pfn ${pm.basePfn + i}: refcount ${pm.refcount[i]}, expected ${e[i]}`);
     }
   }

@@ -11,11 +11,11 @@
 import { PAGE_SIZE } from './constants.js';
 import {
   anonVmaPrepare, doHugePmdAnonymousPage, doHugePmdWpPage, hugetlbFault, thpSuitable,
-  VM_FAULT_FALLBACK, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV, pmdAlignDown,
+  VM_FAULT_FALLBACK, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV, pmdAlignDown, waitMigrationPmd,
 } from './huge.js';
 import { invalidateEnd, invalidateStart, type MmStruct } from './mm.js';
 import {
-  isDeviceExclusive, isDevicePrivate, isMigration, pmdIndex, pteIndex, PTE_ACCESSED, PTE_DIRTY, PTE_PRESENT,
+  isDeviceExclusive, isDevicePrivate, isMigration, isPresent, pmdIndex, pteIndex, PTE_ACCESSED, PTE_DIRTY, PTE_PRESENT,
   PTE_SPECIAL, PTE_WRITE, swpKind, SWP_EXCLUSIVE_WRITE, SWP_SWAP, type PteTable,
 } from './page-table.js';
 import { underMigration } from './rmap.js';
@@ -43,9 +43,10 @@ export async function handleMmFault(mm: MmStruct, vma: Vma, addr: number, flags:
   const i = pmdIndex(a);
   const haddr = pmdAlignDown(a);
   if (pmd.flags[i] === 0 && pmd.tables[i] === null && thpSuitable(vma, haddr)) {
-    const r = doHugePmdAnonymousPage(mm, vma, haddr);
+    const r = doHugePmdAnonymousPage(mm, vma, haddr, write);
     if (r !== VM_FAULT_FALLBACK) return r;
   }
+  if (pmd.isHuge(i) && !isPresent(pmd.flags[i])) return doHugePmdNonPresent(mm, vma, haddr, a);
   if (pmd.isHuge(i)) {
     if (write && (pmd.flags[i] & PTE_WRITE) === 0) {
       const r = await doHugePmdWpPage(mm, vma, haddr);
@@ -59,6 +60,34 @@ export async function handleMmFault(mm: MmStruct, vma: Vma, addr: number, flags:
   const t = mm.pgtable.pteTable(a, true);
   if (t === null) return 0; // a THP appeared meanwhile: retry
   return handlePteFault(mm, vma, t, pteIndex(a), a, write);
+}
+
+/**
+ * A non-present PMD leaf: a device-private THP (do_huge_pmd_device_private: the owner's
+ * migrate_to_ram with the folio pinned, which brings it home whole or, when no 2 MiB frame
+ * is free, splits it) or a THP migrating whole (pmd_migration_entry_wait). Then the caller
+ * retries the access.
+ */
+async function doHugePmdNonPresent(mm: MmStruct, vma: Vma, haddr: number, a: number): Promise<number> {
+  const core = mm.core;
+  const pmd = mm.pgtable.pmd(haddr, false)!;
+  const i = pmdIndex(haddr);
+  const f = pmd.flags[i];
+  if (isMigration(f)) {
+    await waitMigrationPmd(mm, haddr);
+    return 0;
+  }
+  if (!isDevicePrivate(f)) return VM_FAULT_SIGBUS;
+  const head = pmd.pfn[i];
+  const pm = core.pagemaps.of(head);
+  if (pm === null) return VM_FAULT_SIGBUS;
+  core.pinFaultPage(head);
+  try {
+    await pm.ops.migrateToRam({ mm, vma, addr: a, pfn: head + pteIndex(a) });
+  } finally {
+    core.unpinFaultPage(head);
+  }
+  return 0;
 }
 
 /**

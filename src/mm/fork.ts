@@ -11,6 +11,7 @@
  */
 import { GUP_PIN_COUNTING_BIAS } from './gup.js';
 import { restoreExclusivePte } from './fault.js';
+import { splitHugePmdLocked } from './huge.js';
 import { invalidateEnd, invalidateStart, type MmStruct } from './mm.js';
 import {
   isDeviceExclusive, isDevicePrivate, isMigration, isPresent, PTE_ACCESSED, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE, PMD_HUGE, swpKind, SWP_DEVICE_READ, SWP_DEVICE_WRITE, SWP_MASK, SWP_MIGRATION_READ,
@@ -104,7 +105,14 @@ const COPY_OPS: MmWalkOps<CopyWalk> = {
     }
     return 0;
   },
-  pmdEntry(w, spmd, i, addr) {
+  pmdEntry(w, spmd, i, addr, next) {
+    if (isDevicePrivate(spmd.flags[i])) {
+      // Departure: copy_huge_pmd shares a device-private THP read-only in both mms; here the
+      // parent's PMD is split (its folio into order-0 device pages, which the per-page
+      // reverse map and migration handle) and the PTEs are copied as copy_pte_range does.
+      splitHugePmdLocked(w.mm, addr);
+      return COPY_OPS.pteEntry!(w, w.mm.pgtable.pteTable(addr, false)!, 0, addr, next);
+    }
     // Share the page, write-protect if COW.
     const pfn = spmd.pfn[i];
     let f = spmd.flags[i] & ~PMD_HUGE;

@@ -27,46 +27,32 @@
  * another owner, pages another migration holds.
  */
 import { err } from '../errors.js';
-import { PAGE_SIZE, PMD_SIZE } from './constants.js';
+import { PAGE_SIZE, PMD_PAGES, PMD_SIZE } from './constants.js';
 import { handleMmFault, VM_FAULT_ERROR } from './fault.js';
 import { anonVmaPrepare, splitHugePmd } from './huge.js';
 import { invalidateEnd, invalidateStart, type MmStruct } from './mm.js';
 import {
-  isDevicePrivate, isMigration, isPresent, pmdIndex, pteIndex, PTE_ACCESSED, PTE_DIRTY,
+  isDevicePrivate, isMigration, isPresent, pmdIndex, pteIndex, PTE_ACCESSED, PTE_DIRTY, type PteTable,
   PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, swpKind, swpWritable, SWP_DEVICE_READ, SWP_DEVICE_WRITE,
   SWP_EXCLUSIVE_WRITE, SWP_MIGRATION_READ, SWP_MIGRATION_WRITE,
 } from './page-table.js';
+import {
+  clearMpfn, collectHugeHole, collectHugePmd, hasMpfn, hugeCollectable, insertHugePmd, MIGRATE_PFN_COMPOUND,
+  MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM,
+  migratePfn, migratePfnToPfn, removeMigrationPmd, splitCompoundSource,
+} from './migrate-huge.js';
 import { pagesIn, walkPageRangeVma, type MmWalk, type MmWalkOps } from './pagewalk.js';
 import { PG_ANON, type MemCore, type RefHolder } from './pages.js';
 import { entryMaps, pteSlot, rmapWalk, underMigration } from './rmap.js';
 import { isHugetlb, isPrivateAnon, VM_IO, VM_MIXEDMAP, VM_PFNMAP, VM_WRITE, type Vma } from './vma.js';
 
-export const MIGRATE_VMA_SELECT_SYSTEM = 1 << 0;
-export const MIGRATE_VMA_SELECT_DEVICE_PRIVATE = 1 << 1;
-
-export const MIGRATE_PFN_VALID = 1 << 0;
-export const MIGRATE_PFN_MIGRATE = 1 << 1;
-export const MIGRATE_PFN_WRITE = 1 << 3;
-export const MIGRATE_PFN_SHIFT = 6;
-const PFN_MUL = 2 ** MIGRATE_PFN_SHIFT;
-
-/** migrate_pfn(): (pfn << MIGRATE_PFN_SHIFT) | MIGRATE_PFN_VALID, without 32-bit ops. */
-export function migratePfn(pfn: number): number {
-  return pfn * PFN_MUL + MIGRATE_PFN_VALID;
-}
-/** migrate_pfn_to_page()'s pfn. */
-export function migratePfnToPfn(mpfn: number): number {
-  return Math.floor(mpfn / PFN_MUL);
-}
-export function migratePfnFlags(mpfn: number): number {
-  return mpfn % PFN_MUL;
-}
-function has(mpfn: number, flag: number): boolean {
-  return (migratePfnFlags(mpfn) & flag) !== 0;
-}
-function clear(mpfn: number, flag: number): number {
-  return has(mpfn, flag) ? mpfn - flag : mpfn;
-}
+export {
+  MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_COMPOUND, MIGRATE_PFN_VALID,
+  MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_PFN_COMPOUND, MIGRATE_PFN_SHIFT, migratePfn, migratePfnToPfn,
+  migratePfnFlags,
+} from './migrate-huge.js';
+const has = hasMpfn;
+const clear = clearMpfn;
 
 export interface MigrateVmaArgs {
   start: number;
@@ -93,6 +79,14 @@ export class MigrateVma implements RefHolder {
   readonly dst: Float64Array;
   /** Pages collected for migration (MIGRATE_PFN_MIGRATE set in src). */
   cpages = 0;
+  /**
+   * @internal: shared[i] = 1 when page i's source held references beyond the migration's at
+   * unmap (another mm mapped it, a pin): finalize then finds its entries by the rmap walk.
+   * 0: only this mm maps it, at its address — finalize rewrites that one entry straight
+   * off the pfn arrays (no other mm can map it meanwhile: one that did would hold a
+   * reference, and this mm cannot fork or mremap while its mmap lock is held).
+   */
+  readonly shared: Uint8Array;
   #state: 'collected' | 'paged' | 'finalized' = 'collected';
 
   constructor(mm: MmStruct, vma: Vma, args: MigrateVmaArgs) {
@@ -105,6 +99,7 @@ export class MigrateVma implements RefHolder {
     this.npages = (args.end - args.start) / PAGE_SIZE;
     this.src = new Float64Array(this.npages);
     this.dst = new Float64Array(this.npages);
+    this.shared = new Uint8Array(this.npages);
   }
 
   get state(): string {
@@ -144,7 +139,18 @@ function collectHole(w: CollectWalk, i: number): void {
  */
 const COLLECT_OPS: MmWalkOps<CollectWalk> = {
   pteHole(w, addr, next) {
-    for (let i = (addr - w.m.start) / PAGE_SIZE, to = i + pagesIn(addr, next); i < to; i++) collectHole(w, i);
+    for (let a = addr; a < next;) {
+      const blockEnd = Math.min(next, a - (a % PMD_SIZE) + PMD_SIZE);
+      if (!(w.anon && blockEnd - a === PMD_SIZE && collectHugeHole(w.m, a))) {
+        for (let i = (a - w.m.start) / PAGE_SIZE, to = i + pagesIn(a, blockEnd); i < to; i++) collectHole(w, i);
+      }
+      a = blockEnd;
+    }
+    return 0;
+  },
+  /** migrate_vma_collect_huge_pmd(): a THP collected whole, or skipped (src 0). */
+  pmdEntry(w, pmd, pi, addr) {
+    collectHugePmd(w.m, pmd, pi, addr);
     return 0;
   },
   /** migrate_vma_collect_pmd()'s PTE loop. */
@@ -180,6 +186,7 @@ const COLLECT_OPS: MmWalkOps<CollectWalk> = {
       if (isDevicePrivate(f)) {
         const pm = core.pagemaps.of(pfn);
         if ((sel & MIGRATE_VMA_SELECT_DEVICE_PRIVATE) === 0 || pm === null || pm.owner !== m.pgmapOwner) continue;
+        if (pm.isHead(pfn) || pm.isTail(pfn)) continue; // a piece of a device THP others still share
         if (underMigration(core, w.mm, a, pfn)) continue;
         const wr = swpKind(f) === SWP_DEVICE_WRITE;
         m.src[i] = migratePfn(pfn) + MIGRATE_PFN_MIGRATE + (wr ? MIGRATE_PFN_WRITE : 0);
@@ -211,15 +218,20 @@ export async function migrateVmaSetup(mm: MmStruct, args: MigrateVmaArgs): Promi
   }
   const sel = args.flags;
 
-  // migrate_vma_collect_pmd splits THPs first (split_huge_pmd).
-  if ((sel & MIGRATE_VMA_SELECT_SYSTEM) !== 0) {
-    for (let h = start - (start % PMD_SIZE); h < end; h += PMD_SIZE) {
-      const pmd = mm.pgtable.pmd(h, false);
-      if (pmd !== null && pmd.isHuge(pmdIndex(h))) await splitHugePmd(mm, h);
-    }
+  const m = new MigrateVma(mm, vma, args);
+  // migrate_vma_collect_pmd splits the THPs it will not collect whole (split_huge_pmd):
+  // system THPs (SELECT_SYSTEM) and our device-private THPs (SELECT_DEVICE_PRIVATE). A THP
+  // migrating whole (migration PMD) is left to its migration and skipped.
+  for (let h = start - (start % PMD_SIZE); h < end; h += PMD_SIZE) {
+    const pmd = mm.pgtable.pmd(h, false);
+    const pi = pmdIndex(h);
+    if (pmd === null || !pmd.isHuge(pi) || hugeCollectable(m, pmd, pi, h)) continue;
+    const f = pmd.flags[pi];
+    const mine = isPresent(f) ? (sel & MIGRATE_VMA_SELECT_SYSTEM) !== 0
+      : isDevicePrivate(f) && (sel & MIGRATE_VMA_SELECT_DEVICE_PRIVATE) !== 0 && core.pagemaps.of(pmd.pfn[pi])?.owner === args.pgmapOwner;
+    if (mine) await splitHugePmd(mm, h);
   }
 
-  const m = new MigrateVma(mm, vma, args);
   const range = await invalidateStart(mm, start, end, 'MIGRATE', args.pgmapOwner);
   try {
     walkPageRangeVma<CollectWalk>({ mm, vma, m, anon: isPrivateAnon(vma) }, COLLECT_OPS, vma, start, end);
@@ -240,9 +252,14 @@ export async function migrateVmaSetup(mm: MmStruct, args: MigrateVmaArgs): Promi
 async function migrateVmaUnmap(m: MigrateVma): Promise<void> {
   const core = m.mm.core;
   for (let i = 0; i < m.npages; i++) {
-    if (!has(m.src[i], MIGRATE_PFN_VALID)) continue;
+    // A compound source was only referenced by its PMD (hugeCollectable): nothing to unmap.
+    if (!has(m.src[i], MIGRATE_PFN_VALID) || has(m.src[i], MIGRATE_PFN_COMPOUND)) continue;
     const pfn = migratePfnToPfn(m.src[i]);
     const a = m.start + i * PAGE_SIZE;
+    // Every mapping holds a reference: with only the migration's (and do_swap_page's pins),
+    // no other mm maps the page and there is nothing to walk for (folio_mapcount() == 1).
+    if (core.refcount(pfn) === 1 + (core.faultPins.get(pfn) ?? 0)) continue;
+    m.shared[i] = 1;
     for (const o of rmapWalk(core, m.mm, a, m.mm, (f, p) => entryMaps(f, p, pfn))) {
       const range = await invalidateStart(o.mm, o.addr, o.addr + PAGE_SIZE, 'CLEAR');
       try {
@@ -278,12 +295,15 @@ async function migrateVmaUnmap(m: MigrateVma): Promise<void> {
 function removeMigrationPtes(core: MemCore, origin: MmStruct, a: number, oldPfn: number, newPfn: number, moved: boolean): void {
   const system = core.isSystemPfn(newPfn);
   if (moved && system) core.pageKind[newPfn] = PG_ANON;
-  for (const { t, j } of rmapWalk(core, origin, a, null, (f, p) => p === oldPfn && isMigration(f))) {
-    const w = swpKind(t.flags[j]) === SWP_MIGRATION_WRITE;
-    core.getPage(newPfn);
-    if (system) t.set(j, newPfn, PTE_PRESENT | PTE_ACCESSED | (w ? PTE_WRITE | PTE_DIRTY : 0));
-    else t.set(j, newPfn, w ? SWP_DEVICE_WRITE : SWP_DEVICE_READ);
-  }
+  for (const { t, j } of rmapWalk(core, origin, a, null, (f, p) => p === oldPfn && isMigration(f))) restoreEntry(core, t, j, newPfn, system);
+}
+
+/** remove_migration_pte() for one entry: the migration entry at t[j] becomes one for newPfn, with a reference. */
+function restoreEntry(core: MemCore, t: PteTable, j: number, newPfn: number, system: boolean): void {
+  const w = swpKind(t.flags[j]) === SWP_MIGRATION_WRITE;
+  core.getPage(newPfn);
+  if (system) t.set(j, newPfn, PTE_PRESENT | PTE_ACCESSED | (w ? PTE_WRITE | PTE_DIRTY : 0));
+  else t.set(j, newPfn, w ? SWP_DEVICE_WRITE : SWP_DEVICE_READ);
 }
 
 /**
@@ -308,6 +328,29 @@ export async function migrateVmaPages(m: MigrateVma, dst?: ArrayLike<number>): P
       const s = m.src[i];
       const d = m.dst[i];
       if (!has(s, MIGRATE_PFN_MIGRATE)) continue;
+      if (has(s, MIGRATE_PFN_COMPOUND)) {
+        if (has(d, MIGRATE_PFN_VALID) && has(d, MIGRATE_PFN_COMPOUND)) {
+          if (!has(s, MIGRATE_PFN_VALID)) {
+            if (range === null && m.mm.notifiers.hasSubscriptions) {
+              range = await invalidateStart(m.mm, m.start + i * PAGE_SIZE, m.end, 'MIGRATE', m.pgmapOwner);
+            }
+            if (!insertHugePmd(m, i, migratePfnToPfn(d))) m.src[i] = clear(s, MIGRATE_PFN_COMPOUND + MIGRATE_PFN_MIGRATE);
+          }
+          i += PMD_PAGES - 1;
+          continue;
+        }
+        let any = false;
+        for (let k = 0; k < PMD_PAGES && !any; k++) any = has(m.dst[i + k], MIGRATE_PFN_VALID);
+        if (!any) {
+          m.src[i] = clear(s, MIGRATE_PFN_MIGRATE);
+          i += PMD_PAGES - 1;
+          continue;
+        }
+        // Order-0 destinations: split the source, then move page by page (from i again).
+        splitCompoundSource(m, i);
+        i--;
+        continue;
+      }
       if (!has(d, MIGRATE_PFN_VALID)) {
         m.src[i] = clear(s, MIGRATE_PFN_MIGRATE);
         continue;
@@ -350,16 +393,40 @@ export async function migrateVmaFinalize(m: MigrateVma): Promise<void> {
   if (m.state === 'finalized') throw new Error('migrate_vma_finalize twice');
   m.mm.lock.assertHeld();
   const core = m.mm.core;
+  const mm = m.mm;
+  // This mm's PTE table of the 2 MiB region finalize is in: one descent per table, not per page.
+  let table: PteTable | null = null;
+  let tableBase = -1;
   try {
     for (let i = 0; i < m.npages; i++) {
       const s = m.src[i];
       const d = m.dst[i];
       const dValid = has(d, MIGRATE_PFN_VALID);
-      if (has(s, MIGRATE_PFN_VALID)) {
+      if (has(s, MIGRATE_PFN_VALID) && has(s, MIGRATE_PFN_COMPOUND)) {
+        const oldHead = migratePfnToPfn(s);
+        const moved = has(s, MIGRATE_PFN_MIGRATE) && dValid && has(d, MIGRATE_PFN_COMPOUND);
+        removeMigrationPmd(core, m.mm, m.start + i * PAGE_SIZE, oldHead, moved ? migratePfnToPfn(d) : oldHead, moved);
+        m.src[i] = 0;
+        core.putPage(oldHead);
+      } else if (has(s, MIGRATE_PFN_VALID)) {
         const oldPfn = migratePfnToPfn(s);
         const moved = has(s, MIGRATE_PFN_MIGRATE) && dValid;
         const newPfn = moved ? migratePfnToPfn(d) : oldPfn;
-        removeMigrationPtes(core, m.mm, m.start + i * PAGE_SIZE, oldPfn, newPfn, moved);
+        const a = m.start + i * PAGE_SIZE;
+        if (m.shared[i] === 0 && !mm.exited) {
+          // Only this mm maps it (see MigrateVma.shared): its entry at a, off the pfn arrays.
+          const system = core.isSystemPfn(newPfn);
+          if (moved && system) core.pageKind[newPfn] = PG_ANON;
+          const base = a - (a % PMD_SIZE);
+          if (base !== tableBase) {
+            table = mm.pgtable.pteTable(a, false);
+            tableBase = base;
+          }
+          const j = pteIndex(a);
+          if (table !== null && table.pfn[j] === oldPfn && isMigration(table.flags[j])) restoreEntry(core, table, j, newPfn, system);
+        } else {
+          removeMigrationPtes(core, mm, a, oldPfn, newPfn, moved);
+        }
         m.src[i] = 0;
         core.putPage(oldPfn);
       }

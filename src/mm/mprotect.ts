@@ -68,6 +68,11 @@ const PROT_OPS: MmWalkOps<ProtWalk> = {
   },
   pmdEntry(w, pmd, i) {
     const pf = pmd.flags[i] & ~PMD_HUGE;
+    if (!isPresent(pf)) {
+      // change_huge_pmd on a device-private or migration PMD: a writable entry turns readable.
+      if (!w.writable) pmd.flags[i] = readableSwp(pf) | PMD_HUGE;
+      return 0;
+    }
     pmd.flags[i] = newPresentFlags(w.core, w.vma!, pmd.pfn[i], pf, true) | PMD_HUGE;
     return 0;
   },

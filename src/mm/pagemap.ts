@@ -26,16 +26,26 @@ export interface PagemapOptions {
   owner: unknown;
   /** dev_pagemap_ops.migrate_to_ram: called with the mmap read lock held. */
   migrateToRam(fault: DevicePrivateFault): Promise<void>;
-  /** dev_pagemap_ops.page_free: the last reference to a device page went away. */
-  pageFree?(pfn: number): void;
+  /**
+   * dev_pagemap_ops.folio_free: the last reference to a device folio went away — `npages`
+   * pages from `pfn` (1, or PMD_PAGES for a device-private THP).
+   */
+  pageFree?(pfn: number, npages: number): void;
+  /** The folio at `head` is being split into order-0 pages (the driver splits its allocation). */
+  splitFolio?(head: number): void;
 }
 
 export class DevPagemap {
   readonly basePfn: number;
   readonly npages: number;
   readonly owner: unknown;
-  /** page_ref_count() of each device page; 0 = free (owned by the driver's allocator). */
+  /**
+   * page_ref_count() of each device page; 0 = free (owned by the driver's allocator). A
+   * device-private THP (a 512-page folio) keeps its count in the head, tails stay at 1.
+   */
   readonly refcount: Int32Array;
+  /** Per page: 1 = head of a 512-page folio, 2 = tail (as PhysMem.compound). */
+  readonly compound: Uint8Array;
   readonly ops: PagemapOptions;
 
   constructor(basePfn: number, opts: PagemapOptions) {
@@ -43,6 +53,7 @@ export class DevPagemap {
     this.npages = opts.npages;
     this.owner = opts.owner;
     this.refcount = new Int32Array(opts.npages);
+    this.compound = new Uint8Array(opts.npages);
     this.ops = opts;
   }
 
@@ -57,7 +68,57 @@ export class DevPagemap {
     this.refcount[i] = 1;
   }
 
+  /**
+   * zone_device_folio_init(folio, order 9): a free, 512-aligned run of device pages becomes
+   * one folio with one reference (held in the head).
+   */
+  pageInitHuge(head: number): void {
+    const i = this.#index(head);
+    if (i % PMD_PAGES !== 0 || i + PMD_PAGES > this.npages) throw new Error(`zone_device_folio_init: device pfn ${head} is not a 2 MiB head`);
+    for (let k = i; k < i + PMD_PAGES; k++) if (this.refcount[k] !== 0) throw new Error(`zone_device_folio_init: device pfn ${this.basePfn + k} is in use`);
+    this.compound[i] = 1;
+    this.compound.fill(2, i + 1, i + PMD_PAGES);
+    this.refcount.fill(1, i, i + PMD_PAGES);
+  }
+
+  isHead(pfn: number): boolean {
+    return this.compound[this.#index(pfn)] === 1;
+  }
+
+  isTail(pfn: number): boolean {
+    return this.compound[this.#index(pfn)] === 2;
+  }
+
+  /** compound_head() of a device page. */
+  head(pfn: number): number {
+    const i = this.#index(pfn);
+    return this.compound[i] === 2 ? pfn - (i % PMD_PAGES) : pfn;
+  }
+
+  /** folio_ref_count() of the folio holding pfn. */
+  refcountOf(pfn: number): number {
+    return this.refcount[this.#index(this.head(pfn))];
+  }
+
+  /**
+   * split_device_private_folio / __split_unmapped_folio: the folio at `head` becomes 512
+   * order-0 device pages, page i holding perPageRefs(i) references (those dropping to 0 are
+   * freed one by one through page_free).
+   */
+  splitHuge(head: number, perPageRefs: (i: number) => number): void {
+    const i0 = this.#index(head);
+    if (this.compound[i0] !== 1) throw new Error(`split of device pfn ${head}: not a folio head`);
+    this.compound.fill(0, i0, i0 + PMD_PAGES);
+    this.ops.splitFolio?.(head);
+    for (let k = 0; k < PMD_PAGES; k++) {
+      const refs = perPageRefs(k);
+      this.refcount[i0 + k] = refs;
+      if (refs === 0) this.ops.pageFree?.(head + k, 1);
+    }
+  }
+
   get(pfn: number): void {
+    pfn = this.head(pfn);
     const i = this.#index(pfn);
     if (this.refcount[i] <= 0) throw new Error(`get_page on free device pfn ${pfn}`);
     this.refcount[i]++;
@@ -65,10 +126,18 @@ export class DevPagemap {
 
   /** put_page(): the last reference calls page_free (free_zone_device_folio). */
   put(pfn: number): void {
+    pfn = this.head(pfn);
     const i = this.#index(pfn);
     const rc = --this.refcount[i];
     if (rc < 0) throw new Error(`put_page underflow on device pfn ${pfn}`);
-    if (rc === 0) this.ops.pageFree?.(pfn);
+    if (rc > 0) return;
+    if (this.compound[i] === 1) {
+      this.compound.fill(0, i, i + PMD_PAGES);
+      this.refcount.fill(0, i, i + PMD_PAGES);
+      this.ops.pageFree?.(pfn, PMD_PAGES);
+      return;
+    }
+    this.ops.pageFree?.(pfn, 1);
   }
 
   #index(pfn: number): number {

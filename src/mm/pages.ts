@@ -84,7 +84,8 @@ export class MemCore {
 
   /** compound_head(): huge pages are 512-aligned blocks, so the head is the block start. */
   head(pfn: number): number {
-    return pfn < this.ram.npages && this.ram.isTail(pfn) ? pfn - (pfn % PMD_PAGES) : pfn;
+    if (pfn < this.ram.npages) return this.ram.isTail(pfn) ? pfn - (pfn % PMD_PAGES) : pfn;
+    return this.pagemaps.of(pfn)?.head(pfn) ?? pfn;
   }
 
   /** folio_ref_count(). */
@@ -92,7 +93,7 @@ export class MemCore {
     if (pfn < this.ram.npages) return this.ram.refcount[this.head(pfn)];
     const pm = this.pagemaps.of(pfn);
     if (pm === null) throw new Error(`refcount of unknown pfn ${pfn}`);
-    return pm.refcount[pfn - pm.basePfn];
+    return pm.refcountOf(pfn);
   }
 
   /** get_page() on any pfn (the zero page included: it is pinned and never freed). */
@@ -115,6 +116,29 @@ export class MemCore {
     const pm = this.pagemaps.of(pfn);
     if (pm === null) throw new Error(`put_page of unknown pfn ${pfn}`);
     pm.put(pfn);
+  }
+
+  /**
+   * mm_get_huge_zero_folio(): the huge zero page (a zeroed 2 MiB folio, never written), with
+   * one more reference for the PMD that will map it; allocated on first use. Departure: in
+   * the kernel its PMD mappings hold no page reference (it is counted per mm and freed by a
+   * shrinker); here each mapping holds one and the last one frees it. Throws ENOMEM.
+   */
+  getHugeZero(): number {
+    const ram = this.ram;
+    if (ram.hugeZero >= 0) {
+      ram.get(ram.hugeZero);
+      return ram.hugeZero;
+    }
+    const head = ram.allocHuge();
+    this.pageKind.fill(PG_KERNEL, head, head + PMD_PAGES);
+    ram.hugeZero = head;
+    return head;
+  }
+
+  /** is_huge_zero_pfn(). */
+  isHugeZero(pfn: number): boolean {
+    return this.ram.hugeZero >= 0 && pfn === this.ram.hugeZero;
   }
 
   isAnonPage(pfn: number): boolean {

@@ -35,7 +35,7 @@ export async function pageoutRange(mm: MmStruct, vma: Vma, start: number, end: n
   // THP leaves: split those that only this mm maps (folio_maybe_mapped_shared skips others).
   for (let h = start - (start % PMD_SIZE); h < end; h += PMD_SIZE) {
     const pmd = mm.pgtable.pmd(h, false);
-    if (pmd !== null && pmd.isHuge(pmdIndex(h)) && core.refcount(pmd.pfn[pmdIndex(h)]) === 1) await splitHugePmd(mm, h);
+    if (pmd !== null && pmd.isHuge(pmdIndex(h)) && isPresent(pmd.flags[pmdIndex(h)]) && core.refcount(pmd.pfn[pmdIndex(h)]) === 1) await splitHugePmd(mm, h);
   }
   const candidates: number[] = [];
   for (let a = start; a < end; a += PAGE_SIZE) {

@@ -45,9 +45,12 @@ const ZAP_OPS: MmWalkOps<ZapWalk> = {
     if (addr % PMD_SIZE !== 0 || next - addr !== PMD_SIZE) {
       throw new Error(`zap of a partial PMD leaf at 0x${addr.toString(16)}`);
     }
+    // zap_huge_pmd: a present leaf or a device-private THP gives back its folio reference; a
+    // migration PMD holds none (its migration does).
     const pfn = pmd.pfn[i];
+    const f = pmd.flags[i];
     pmd.setHuge(i, 0, 0);
-    w.core.putPage(pfn);
+    if (isPresent(f) || isDevicePrivate(f)) w.core.putPage(pfn);
     return 0;
   },
 };

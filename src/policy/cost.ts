@@ -154,3 +154,33 @@ export function makeCost(base: CostModel, over: Partial<CostModel> = {}): CostMo
   return Object.freeze(c);
 }
 
+
+/** The knobs a preset's figures may be overridden by (--cost-opt KEY=VALUE): every field but the name. */
+export const COST_KNOBS: readonly (keyof Omit<CostModel, 'name'>)[] = Object.freeze([
+  'transfer', 'curveA', 'curveB', 'faultGroupNs', 'faultNs', 'cpuFaultNs', 'bandwidthBytesPerSec',
+  'remoteAccessNs', 'remoteAccessBytes', 'launchNs', 'gpuMemBytesPerSec', 'evictChunkNs',
+]);
+
+/**
+ * A preset with knobs set from text pairs (KEY, VALUE), in order (a later pair wins), checked
+ * as makeCost checks them; its name is the preset's with the pairs after it
+ * ("uvm-smart+faultGroupNs=20000"), so the results say what the clock was. A RangeError names
+ * an unknown knob or a bad value.
+ */
+export function costWithKnobs(base: CostModel, pairs: readonly (readonly [string, string])[]): CostModel {
+  if (pairs.length === 0) return base;
+  const over: Record<string, string | number> = {};
+  for (const [k, raw] of pairs) {
+    if (!(COST_KNOBS as readonly string[]).includes(k)) throw new RangeError(`'${k}' is not a cost knob (one of ${COST_KNOBS.join(', ')})`);
+    if (k === 'transfer') {
+      if (raw !== 'flat' && raw !== 'curve') throw new RangeError(`cost transfer '${raw}' is not flat or curve`);
+      over[k] = raw;
+      continue;
+    }
+    const v = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(v)) throw new RangeError(`cost ${k} '${raw}' is not a number`);
+    over[k] = v;
+  }
+  const name = `${base.name}+${pairs.map(([k, v]) => `${k}=${v}`).join('+')}`;
+  return makeCost(base, { ...over, name } as Partial<CostModel>);
+}

@@ -19,6 +19,7 @@ import {
 } from './types.js';
 import { ALL_MOVED, commitPlan, Planner, type Plan, type PlanOutcome } from './plan.js';
 import { PageList, Residency, type ResidencyOptions } from './residency.js';
+import { ThrashingMeter } from './thrashing.js';
 import { blockPrefetch, makeTreeScratch, type TreeScratch } from './prefetch-tree.js';
 import { err } from '../errors.js';
 
@@ -77,6 +78,8 @@ export interface EngineStats {
 
 export class PolicyEngine {
   readonly residency: Residency;
+  /** The run's thrashing count (thrashing.ts), fed every move the residency records. */
+  readonly thrashing: ThrashingMeter;
   readonly policy: MigrationPolicy;
   readonly stats: EngineStats = { faultGroups: 0, farFaults: 0, cpuFaults: 0, throttles: 0, accessCounterMigrations: 0 };
   #dec: Decisions = { action: new Uint8Array(256), until: new Float64Array(256) };
@@ -105,13 +108,15 @@ export class PolicyEngine {
    */
   readonly cpuFaultPages: number;
 
-  constructor(policy: MigrationPolicy, opts: Omit<ResidencyOptions, 'eviction'> & { cpuFaultPages?: number }) {
+  constructor(policy: MigrationPolicy, opts: Omit<ResidencyOptions, 'eviction'> & { cpuFaultPages?: number; thrashLapseNs?: number }) {
     this.policy = policy;
     this.cpuFaultPages = opts.cpuFaultPages ?? 16;
     if (!Number.isInteger(this.cpuFaultPages) || this.cpuFaultPages < 1 || (this.cpuFaultPages & (this.cpuFaultPages - 1)) !== 0) {
       throw err('EINVAL', `cpuFaultPages ${this.cpuFaultPages} must be a power of two`);
     }
-    this.residency = new Residency({ ...opts, ...(policy.eviction ? { eviction: policy.eviction } : {}) });
+    const { cpuFaultPages: _, thrashLapseNs, ...resOpts } = opts;
+    this.residency = new Residency({ ...resOpts, ...(policy.eviction ? { eviction: policy.eviction } : {}) });
+    this.thrashing = new ThrashingMeter(this.residency.pageCount, thrashLapseNs);
     const bp = this.residency.chunkPages;
     this.#tree = makeTreeScratch(bp);
     this.#faulted = new Uint8Array(bp);
@@ -129,8 +134,20 @@ export class PolicyEngine {
   commit(plan: Plan, outcome: PlanOutcome = ALL_MOVED): void {
     const hook = this.policy.migrated?.bind(this.policy);
     const res = this.residency;
-    const toDevice = commitPlan(res, plan, outcome, hook ? (b) => hook(b, res) : undefined);
+    const toDevice = commitPlan(res, plan, outcome, (b) => {
+      this.thrashing.moved(b.pages, b.now);
+      hook?.(b, res);
+    });
     this.stats.accessCounterMigrations += toDevice.get('accessCounter') ?? 0;
+  }
+
+  /**
+   * Moves the driver found already made (PolicyPath's reconcile with the CPU page table:
+   * pages that came home or arrived outside a plan), recorded at `now`.
+   */
+  recordFound(home: readonly number[], arrived: readonly number[], device: number, now: number): void {
+    if (home.length > 0) this.thrashing.moved(this.residency.recordHome(home, now), now);
+    if (arrived.length > 0) this.thrashing.moved(this.residency.recordToDevice(device, arrived, 'explicit', now), now);
   }
 
   #decisions(n: number): Decisions {

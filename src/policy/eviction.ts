@@ -133,6 +133,8 @@ export function priorityEviction(protect: (chunk: number) => boolean): EvictionH
   };
 }
 
-export const EVICTIONS: Readonly<Record<string, () => EvictionHooks>> = Object.freeze({
-  lru: lruEviction, fifo: fifoEviction, mru: mruEviction, lfu: lfuEviction, random4k: () => random4kEviction(), sl64k: sl64kEviction,
+/** The named eviction orders (policy "+NAME"); `seed` seeds the random ones (the run's seed). */
+export const EVICTIONS: Readonly<Record<string, (seed?: number) => EvictionHooks>> = Object.freeze({
+  lru: () => lruEviction(), fifo: () => fifoEviction(), mru: () => mruEviction(), lfu: () => lfuEviction(),
+  random4k: (seed?: number) => random4kEviction(seed ?? 1), sl64k: () => sl64kEviction(),
 });

@@ -7,9 +7,6 @@
  * Built-in grammar: BASE[+tree][+EVICTION], BASE one of BUILTIN_POLICIES, EVICTION one of
  * lru | fifo | mru | lfu.
  */
-import { isAbsolute, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { existsSync } from 'node:fs';
 import type { MigrationPolicy } from './types.js';
 import {
   IPDPS20_ACCESS_COUNTERS, NVIDIA_ACCESS_COUNTERS, accessCounters, cpuDeviceBackoff, firstTouch, minLifetime,
@@ -29,7 +26,7 @@ export const BUILTIN_POLICIES: Readonly<Record<string, () => MigrationPolicy>> =
 });
 
 /** A built-in by name, or null when `spec` is not built-in grammar. */
-export function builtinPolicy(spec: string): MigrationPolicy | null {
+export function builtinPolicy(spec: string, seed = 1): MigrationPolicy | null {
   const [base, ...mods] = spec.split('+');
   const make = Object.hasOwn(BUILTIN_POLICIES, base) ? BUILTIN_POLICIES[base] : undefined;
   if (!make) return null;
@@ -44,7 +41,7 @@ export function builtinPolicy(spec: string): MigrationPolicy | null {
   if (!tree && eviction === undefined) return p;
   return withHooks(p, {
     ...(tree ? { prefetch: treePrefetch() } : {}),
-    ...(eviction !== undefined ? { eviction: EVICTIONS[eviction]() } : {}),
+    ...(eviction !== undefined ? { eviction: EVICTIONS[eviction](seed) } : {}),
   });
 }
 
@@ -92,31 +89,27 @@ export function validatePolicy(obj: unknown, where: string): MigrationPolicy {
 }
 
 function looksLikePath(spec: string): boolean {
-  return spec.startsWith('.') || isAbsolute(spec) || /\.(m?[jt]s)$/.test(spec);
+  return spec.startsWith('.') || /^(?:\/|[A-Za-z]:[\\/])/.test(spec) || /\.(m?[jt]s)$/.test(spec);
 }
 
 /**
  * A policy from a built-in name or a module path (resolved against `cwd`). `options` go to a
- * factory export.
+ * factory export; the runner puts the run's seed in them (`seed`, unless --policy-opt sets
+ * one), so a module's random choices can follow the seed as the built-ins' do.
  */
 export async function loadPolicy(spec: string, options: Readonly<Record<string, unknown>> = {},
   cwd?: string): Promise<MigrationPolicy> {
   if (typeof spec !== 'string' || spec === '') throw err('EINVAL', 'policy: empty specifier');
-  const builtin = builtinPolicy(spec);
+  // The run's seed (options.seed: the runner passes it) seeds a built-in's random choices (random4k's victims).
+  const builtin = builtinPolicy(spec, typeof options.seed === 'number' ? options.seed : 1);
   if (builtin) return builtin;
   if (!looksLikePath(spec)) {
     throw err('EINVAL', `policy "${spec}": not a built-in (${Object.keys(BUILTIN_POLICIES).join(', ')}) nor a module path`);
   }
-  // process.cwd() only for a path: a built-in must load where there is no process (the lab's worker).
-  const file = resolve(cwd ?? process.cwd(), spec);
-  if (!existsSync(file)) throw err('ENOENT', `policy module ${spec}: no such file`);
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-  } catch (e) {
-    throw err('EINVAL', `policy module ${spec}: failed to load: ${(e as Error).message}`);
-  }
-  return policyFromModule(mod, spec, options);
+  // Node's path, url and fs only for a path (load-module.ts, imported here): a built-in must
+  // load where there is no process (the lab's worker, the browser's test runner).
+  const { importPolicyModule } = await import('./load-module.js');
+  return policyFromModule(await importPolicyModule(spec, cwd), spec, options);
 }
 
 /**

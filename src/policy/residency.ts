@@ -121,12 +121,6 @@ export interface ResidencyStats {
   bytesToHost: number;
   migrationsToDevice: number;
   migrationsToHost: number;
-  /**
-   * Moves of a page that is thrashing by NVIDIA's test, policy-independent: the move is at
-   * least the 3rd (uvm_perf_thrashing_threshold) in a run of moves each within thrashLapseNs
-   * of the page's previous move.
-   */
-  thrashingEvents: number;
   remoteAccesses: number;
   evictions: number;
   evictedPages: number;
@@ -146,13 +140,9 @@ export interface ResidencyOptions {
   chunkPages?: number;
   cost?: CostModel;
   eviction?: EvictionHooks;
-  /** Window for `thrashingEvents` (default 500 µs: NVIDIA's uvm_perf_thrashing_lapse_usec). */
-  thrashLapseNs?: number;
 }
 
 const NEVER = -1;
-/** uvm_perf_thrashing_threshold: events in a row that make a page thrashing. */
-const THRASH_RUN = 3;
 
 export class Residency implements ResidencyView {
   readonly pageCount: number;
@@ -160,9 +150,8 @@ export class Residency implements ResidencyView {
   readonly chunkPages: number;
   readonly chunks: number;
   readonly cost: CostModel;
-  readonly thrashLapseNs: number;
   readonly stats: ResidencyStats = {
-    bytesToDevice: 0, bytesToHost: 0, migrationsToDevice: 0, migrationsToHost: 0, thrashingEvents: 0,
+    bytesToDevice: 0, bytesToHost: 0, migrationsToDevice: 0, migrationsToHost: 0,
     remoteAccesses: 0, evictions: 0, evictedPages: 0, prefetchedPages: 0, prefetchHits: 0, pins: 0,
     allocFailures: 0,
   };
@@ -176,7 +165,6 @@ export class Residency implements ResidencyView {
   readonly #trips: Uint32Array;
   readonly #remoteCount: Uint32Array;
   readonly #prefetched: Uint8Array;
-  readonly #run: Uint8Array; // consecutive moves within the lapse
   readonly #capacity: Int32Array;
   readonly #used: Int32Array;
   readonly #chunkCount: Uint32Array; // [device * chunks + chunk]
@@ -200,7 +188,6 @@ export class Residency implements ResidencyView {
     this.chunkPages = chunkPages;
     this.chunks = Math.ceil(o.pages / chunkPages);
     this.cost = o.cost ?? DEFAULT_COST;
-    this.thrashLapseNs = o.thrashLapseNs ?? 500_000;
     this.eviction = o.eviction ?? LRU_DEFAULT;
     this.#capacity = new Int32Array(devices);
     for (let d = 0; d < devices; d++) {
@@ -219,7 +206,6 @@ export class Residency implements ResidencyView {
     this.#trips = new Uint32Array(n);
     this.#remoteCount = new Uint32Array(n);
     this.#prefetched = new Uint8Array(n);
-    this.#run = new Uint8Array(n);
     this.#roundCount = new Uint32Array(n);
     this.#chunkCount = new Uint32Array(devices * this.chunks);
     this.#lists = Array.from({ length: devices }, () => new LinkedChunkList(this.chunks));
@@ -266,10 +252,6 @@ export class Residency implements ResidencyView {
   }
   pinnedUntil(p: number): number {
     return this.#pinnedUntil[p];
-  }
-  /** Whether p's latest move was a thrashing one (the run #thrashCheck counts; read-only, for views). */
-  thrashing(p: number): boolean {
-    return this.#run[p] >= THRASH_RUN;
   }
 
   // ---- accesses ----
@@ -369,17 +351,6 @@ export class Residency implements ResidencyView {
     return Math.floor(p / this.chunkPages);
   }
 
-  /** Count a move of p at `now` into the run of quick moves (before the time stamps change). */
-  #thrashCheck(p: number, now: number): void {
-    const last = Math.max(this.#toDev[p], this.#toHost[p]);
-    if (last !== NEVER && now - last <= this.thrashLapseNs) {
-      if (this.#run[p] < 255) this.#run[p]++;
-      if (this.#run[p] >= THRASH_RUN) this.stats.thrashingEvents++;
-    } else {
-      this.#run[p] = 0;
-    }
-  }
-
   /**
    * Pages that moved into device d (the driver's result of a plan's move): each page still in
    * system memory is recorded there. Returns the pages recorded, in order.
@@ -399,7 +370,6 @@ export class Residency implements ResidencyView {
         else list.moveTail(chunk);
         if (!list.has(chunk)) list.moveTail(chunk); // a hook must not lose a chunk
       }
-      this.#thrashCheck(p, now);
       this.#toDev[p] = now;
       if (cause === 'prefetch') {
         this.#prefetched[p] = 1;
@@ -433,7 +403,6 @@ export class Residency implements ResidencyView {
     for (const p of pages) {
       if (this.#loc[p] === CPU) continue;
       this.#leave(p);
-      this.#thrashCheck(p, now);
       this.#toHost[p] = now;
       this.#trips[p]++;
       moved.push(p);

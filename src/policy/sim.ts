@@ -51,6 +51,8 @@ export interface SimOptions {
 }
 
 export interface SimResult extends ResidencyStats {
+  /** Thrashing events by NVIDIA's test (thrashing.ts's ThrashingMeter). */
+  thrashingEvents: number;
   policy: string;
   simTimeNs: number;
   /** Each device processor's (tenant's) clock when its last step ended. */
@@ -259,6 +261,7 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
   const s = res.stats;
   return {
     ...s,
+    thrashingEvents: engine.thrashing.events,
     policy: o.policy.name,
     simTimeNs: Math.max(...clock),
     completionNs: clock.slice(1),

@@ -55,6 +55,49 @@ export interface ThrashingHint {
   until: number;
 }
 
+/**
+ * The run's thrashing count, policy-independent, by NVIDIA's test (the same threshold and
+ * lapse as the detector below): a move of a page is a thrashing event when it is at least
+ * the `threshold`-th (uvm_perf_thrashing_threshold) move in a row that came within `lapseNs`
+ * (uvm_perf_thrashing_lapse_usec) of the page's move before it. The engine feeds it every move
+ * the residency records; the residency itself only holds state.
+ */
+export class ThrashingMeter {
+  readonly lapseNs: number;
+  readonly threshold: number;
+  /** Thrashing events so far (RunResult.policy.thrashingEvents). */
+  events = 0;
+  readonly #last: Float64Array; // the page's previous move, -1: never
+  readonly #run: Uint8Array; // consecutive moves within the lapse
+
+  constructor(pages: number, lapseNs: number = THRASHING_DEFAULTS.lapseNs, threshold: number = THRASHING_DEFAULTS.threshold) {
+    this.lapseNs = lapseNs;
+    this.threshold = threshold;
+    this.#last = new Float64Array(pages).fill(-1);
+    this.#run = new Uint8Array(pages);
+  }
+
+  /** Pages that moved (either way) at `now`. */
+  moved(pages: ArrayLike<number>, now: number): void {
+    for (let i = 0; i < pages.length; i++) {
+      const p = pages[i];
+      const last = this.#last[p];
+      if (last !== -1 && now - last <= this.lapseNs) {
+        if (this.#run[p] < 255) this.#run[p]++;
+        if (this.#run[p] >= this.threshold) this.events++;
+      } else {
+        this.#run[p] = 0;
+      }
+      this.#last[p] = now;
+    }
+  }
+
+  /** Whether p's latest move was a thrashing one (read-only, for views). */
+  thrashing(p: number): boolean {
+    return this.#run[p] >= this.threshold;
+  }
+}
+
 const INVALID = -2; // UVM_ID_INVALID
 const TIMER_GRANULARITY_NS = 20_000;
 const EVENTS_MAX = 7; // PAGE_THRASHING_NUM_EVENTS_BITS = 3, saturating

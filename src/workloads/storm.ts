@@ -11,6 +11,12 @@
  *   reclaim  MADV_PAGEOUT (CLEAR; the page goes to swap, the next touch swaps it in)
  *   protect  mprotect(PROT_READ) then back to read-write (PROTECTION_VMA) — only for
  *            read-only workloads, since a device write in between would rightly get EPERM
+ *
+ * The seed drives every choice: which operation, which page, and when — the operations
+ * arrive as a Poisson process at the rate (exponential gaps drawn from the seed, in the
+ * scheduler's time), so a seed is one storm: under the seeded scheduler (virtual time) the
+ * same seed replays it exactly; on the host's clock the same operations come at the same
+ * offsets from the storm's start.
  */
 import { err } from '../errors.js';
 import { MADV_PAGEOUT } from '../mm/validate.js';
@@ -82,17 +88,18 @@ export function startStorm(p: Process, opts: StormOptions): Storm {
 
   const loop = (async (): Promise<void> => {
     if (opts.rate <= 0 || opts.kinds.length === 0) return;
-    let last = sched.now();
-    let due = 0;
+    // One stream for the arrival times, another for the operations: the schedule does not
+    // shift when an operation draws more or less.
+    const gaps = mulberry32((opts.seed ^ 0x9e3779b9) >>> 0);
+    const gapMs = (): number => (-Math.log(1 - gaps()) * 1000) / opts.rate;
+    const t0 = sched.now();
+    let due = t0 + gapMs();
     while (!stopped) {
-      await sched.sleep(Math.max(1, 1000 / opts.rate), 'storm');
-      const now = sched.now();
-      // Timers are coarse: run every operation that fell due since the last tick.
-      due += ((now - last) * opts.rate) / 1000;
-      last = now;
-      while (due >= 1 && !stopped) {
-        due--;
+      await sched.sleep(Math.max(1, due - sched.now()), 'storm');
+      // Timers are coarse: run every operation that fell due by now, each at its turn.
+      while (due <= sched.now() && !stopped) {
         await one(opts.kinds[Math.floor(rnd() * opts.kinds.length)]);
+        due += gapMs();
       }
     }
   })();

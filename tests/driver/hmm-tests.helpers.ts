@@ -23,25 +23,8 @@ export function mirrorDevices(m: Machine): readonly MirrorDevice[] {
   return m.devices;
 }
 
-// ---- Things the API does not have (bodies of skipped cases are written against these) ----
-
-/**
- * HMM_DMIRROR_FLAGS with HMM_DMIRROR_FLAG_FAIL_ALLOC: the next device allocation of a huge
- * page fails once (migrate_anon_huge_err, migrate_anon_huge_zero_err). NOT in the API: the
- * cases using it are skipped until the driver grows such a test hook.
- */
-export const HMM_DMIRROR_FLAG_FAIL_ALLOC = 1;
-export type MirrorWithFlags = Mirror & { setFlags(flags: number): Promise<void> };
-
-/**
- * Whether the mm migrates a THP to device-private memory whole, mapped by one device-private
- * PMD entry (Linux since the device-private THP series that also added the
- * migrate_anon_huge_* selftests). Our mm's migrate_vma_setup splits THPs first
- * (src/mm/migrate.ts, as Linux did before), so the device pages are PTE-mapped and a
- * SNAPSHOT has no HMM_DMIRROR_PROT_PMD bit. Upstream's migrate_anon_huge_fault asserts the
- * PMD bit; set this to true when the mm keeps THPs whole.
- */
-export const DEVICE_PRIVATE_THP = false;
+/** HMM_DMIRROR_FLAGS' HMM_DMIRROR_FLAG_FAIL_ALLOC (Mirror.setFlags). */
+export { HMM_DMIRROR_FLAG_FAIL_ALLOC } from '../../src/index.js';
 
 // ---- gup_test (mm/gup_test.c) --------------------------------------------------------
 

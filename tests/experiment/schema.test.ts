@@ -13,7 +13,7 @@ import { LAB_FIELDS, LAB_KEYS } from '../../src/lab/config.js';
 import { config, result } from './fixtures.js';
 
 /** A valid text for axes whose values are names, not numbers. */
-const SAMPLE: Partial<Record<string, string>> = { policy: 'first-touch', uvm: '590', cost: 'flat', policyOpt: 'k=1' };
+const SAMPLE: Partial<Record<string, string>> = { policy: 'first-touch', uvm: '590', cost: 'flat', policyOpt: 'k=1', costOpt: 'faultNs=1' };
 
 describe('run schema', () => {
   it.for(AXIS_ORDER)('%s: one entry gives the CLI option, --help line, progress text, CSV key and (when it has one) the lab field', (k) => {

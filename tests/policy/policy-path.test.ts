@@ -90,3 +90,18 @@ describe('a policy is attached to its mirror', () => {
     expect(path.stats.cpuFaults).toBe(0);
   });
 });
+
+describe('a policy attached late starts from the page table', () => {
+  mirrorTest('pages an explicit MIGRATE_TO_DEV put on the device before setPolicy are on the device in its record (the search found it claiming system memory)', async ({ proc, mirror }) => {
+    await proc.mmap(ADDR, N * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
+    await proc.write(ADDR, pagesOf(N, tag));
+    expect((await mirror.migrateToDevice(ADDR + 2 * PAGE_SIZE, 3)).cpages).toBe(3); // pages 2, 3, 4
+    const path = mirror.setPolicy(firstTouch(), { start: ADDR, npages: N, capacityPages: N })!;
+    expect(onDevice(path, mirror)).toEqual({ claimed: [2, 3, 4], real: [2, 3, 4] });
+    expect(path.view().usedPages(0)).toBe(3);
+    // A GPU read of all: first touch moves the other five; the three were not moved again.
+    expect(firstDiff((await mirror.read(ADDR, N)).data, pagesOf(N, tag))).toBeNull();
+    expect(path.stats.migratedIn).toBe(5);
+    expect(onDevice(path, mirror)).toEqual({ claimed: [0, 1, 2, 3, 4, 5, 6, 7], real: [0, 1, 2, 3, 4, 5, 6, 7] });
+  });
+});

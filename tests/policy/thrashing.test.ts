@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  CPU, HINT_NONE, HINT_PIN, HINT_THROTTLE, THRASHING_DEFAULTS, ThrashingDetector, type ThrashingHint,
+  CPU, firstTouch, HINT_NONE, HINT_PIN, HINT_THROTTLE, PolicyEngine, Residency, THRASHING_DEFAULTS, ThrashingDetector, ThrashingMeter,
+  type ThrashingHint,
 } from '../../src/policy/index.js';
 
 const GPU = 0;
@@ -159,5 +160,37 @@ describe('thrashing detection: pinned blocks never epoch-reset (uvm_perf_thrashi
     expect(det.pageState(P)?.pinned ?? false).toBe(false);
     det.getHint(P, CPU, pin.t + 10_000_000_001);
     expect(det.stats.resets).toBe(1);
+  });
+});
+
+describe('the run\'s thrashing count (ThrashingMeter): one detector, beside no other', () => {
+  it.for([
+    // moves of one page at these times → events counted, and whether its last move thrashed
+    { name: 'two quick moves after the first: under the threshold', times: [0, 100_000, 200_000], events: 0, last: false },
+    { name: 'the 3rd quick move is the first event', times: [0, 100_000, 200_000, 300_000], events: 1, last: true },
+    { name: 'each quick move after it is one more', times: [0, 100_000, 200_000, 300_000, 400_000], events: 2, last: true },
+    { name: 'exactly the lapse apart still counts', times: [0, 500_000, 1_000_000, 1_500_000], events: 1, last: true },
+    { name: 'a slow move ends the run', times: [0, 100_000, 200_000, 300_000, 800_001, 900_000], events: 1, last: false },
+  ])('$name', ({ times, events, last }) => {
+    const m = new ThrashingMeter(8);
+    expect([m.lapseNs, m.threshold]).toEqual([THRASHING_DEFAULTS.lapseNs, THRASHING_DEFAULTS.threshold]);
+    for (const t of times) m.moved([P], t);
+    expect(m.events).toBe(events);
+    expect(m.thrashing(P)).toBe(last);
+    expect(m.thrashing(P + 1)).toBe(false);
+  });
+
+  it('the engine feeds it every committed move, either way; the residency counts no thrashing', () => {
+    const e = new PolicyEngine(firstTouch(), { pages: 16, capacityPages: 16 });
+    const pages = Float64Array.of(P);
+    const access = new Uint8Array(1);
+    for (let k = 0; k < 3; k++) {
+      e.commit(e.serviceGroup(0, pages, access, 1, 1, k * 200_000).plan); // to the device
+      e.commit(e.serviceCpuFault(P, 1, k * 200_000 + 100_000).plan); // and home
+    }
+    expect(e.residency.stats.migrationsToDevice + e.residency.stats.migrationsToHost).toBeGreaterThanOrEqual(6);
+    expect(e.thrashing.events).toBeGreaterThan(0);
+    expect('thrashingEvents' in e.residency.stats).toBe(false);
+    expect('thrashing' in Residency.prototype).toBe(false);
   });
 });

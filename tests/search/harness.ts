@@ -14,6 +14,14 @@
  *      a page only another process maps);
  *  (d) frames and device pages are accounted for (checkFrameAccounting: refcounts, and free
  *      frames zeroed), and at quiescence every allocated device page is mapped by a CPU entry.
+ *  (e) at quiescence, each attached migration policy's residency (its record of where pages
+ *      live) agrees with the CPU page table (policy-ops.ts: residencyDisagreements).
+ *
+ * A third of the cases run the policy path (policyCaseArb): seeded chaos policies attached to
+ * some mirrors (migrations, remote maps, throttles, pins, access-counter migrations, CPU
+ * faults home, random eviction past a small capacity), device memory that runs out, mirrors
+ * as a plain open() user gets them (test_hmm's dmirror_fault servicer), and the exit of a
+ * mirrored process; `reached` says which of these a case got to.
  *
  * Everything goes through the public API (createMachine, devices[i].open(proc), Process and
  * Mirror methods); the read-only inspection of a mirror's table (inspectMirror) reads the
@@ -29,7 +37,7 @@ import type { Dmirror } from '../../src/driver/dmirror.js';
 import type { DmirrorDevice } from '../../src/driver/dmirror-device.js';
 import type { RetryProtocol } from '../../src/driver/retry.js';
 import {
-  createMachine, HmmError, MADV_DONTNEED, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MREMAP_DONTUNMAP,
+  createMachine, HmmError, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MREMAP_DONTUNMAP,
   MREMAP_FIXED, MREMAP_MAYMOVE, PAGE_SIZE, PROT_READ, PROT_WRITE, SegmentationFault, type Machine, type Process,
 } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
@@ -40,6 +48,8 @@ import {
 } from '../../src/mm/page-table.js';
 import { SeededScheduler } from '../../src/sched/seeded.js';
 import { takeUncapturedErrors } from '../../src/device/gpu.js';
+import type { PolicyPath } from '../../src/driver/policy-path.js';
+import { chaosPolicy, policyCfgArb, residencyDisagreements, type PolicyCfg } from './policy-ops.js';
 
 export type Protocol = Extract<RetryProtocol, 'seq' | 'lock-fallback' | 'valid-flag'>;
 export const PROTOCOLS: readonly Protocol[] = ['seq', 'lock-fallback', 'valid-flag'];
@@ -47,6 +57,9 @@ export const PROTOCOLS: readonly Protocol[] = ['seq', 'lock-fallback', 'valid-fl
 /** Pages of each process's buffer (small: the GPU is llvmpipe on two shared cores). */
 export const NPAGES = 4;
 const BASE = 0x1000_0000;
+/** The THP region of a case with THP operations: one 2 MiB-aligned, THP-enabled block. */
+export const THP_PAGES = 512;
+const THP_BASE = 0x2000_0000;
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 
@@ -73,7 +86,25 @@ export type Op =
   | { k: 'exclusive'; p: Proc; d: Dev; page: number; n: number }
   | { k: 'snapshot'; p: Proc; d: Dev; page: number; n: number }
   | { k: 'close'; p: Proc; d: Dev }
-  | { k: 'open'; p: Proc; d: Dev }
+  /**
+   * The THP region (THP_PAGES pages at THP_BASE, MADV_HUGEPAGE, one 2 MiB folio at the
+   * start): migrate it whole to a device or back, a device read or write of one page, a CPU
+   * store (brings a device THP home whole), a DONTNEED of one page (splits the PMD).
+   */
+  | { k: 'thp-to-dev'; p: Proc; d: Dev }
+  | { k: 'thp-to-sys'; p: Proc; d: Dev }
+  | { k: 'thp-dev-read'; p: Proc; d: Dev; page: number }
+  | { k: 'thp-dev-write'; p: Proc; d: Dev; page: number }
+  | { k: 'thp-cpu-write'; p: Proc; page: number }
+  | { k: 'thp-dontneed'; p: Proc; page: number }
+  /** plain: as a plain open() user gets it (test_hmm's dmirror_fault servicer, no setServicer). */
+  | { k: 'open'; p: Proc; d: Dev; plain?: boolean }
+  /** A CPU read (a device page comes home through the policy's cpuFault), its data checked. */
+  | { k: 'cpu-read'; p: Proc; page: number }
+  /** Attach a fresh chaos policy (the case's PolicyCfg) to the mirror, or detach its policy. */
+  | { k: 'policy'; p: Proc; d: Dev; on: boolean }
+  /** The process exits with its mirrors open (mmu_notifier_release reaches them). */
+  | { k: 'exit'; p: Proc }
   /**
    * Think time measured in GPU completions: n fences, each landing at a seeded point among
    * the other GPU work. (A CPU yield would not do: GPU completions are collected only when the
@@ -86,6 +117,12 @@ export interface Case {
   seed: number;
   /** Threads run concurrently; each runs its operations in order. */
   threads: Op[][];
+  /** The chaos policies' settings (policy-ops.ts) and the mirrors they start attached to ([process, device]). */
+  policy?: PolicyCfg & { attach: readonly (readonly [Proc, Dev])[] };
+  /** Device memory of each device, in pages (default 32: small values exhaust it). */
+  vram?: number;
+  /** The mirrors on device 1 open as a plain open() user's (the default servicer). */
+  plain?: boolean;
 }
 
 /** P0 is the focus (two mirrors racing each other); P1 mostly competes for device memory. */
@@ -165,11 +202,78 @@ export const raceCaseArb: fc.Arbitrary<Case> = fc.integer({ min: 0, max: 1 }).ch
 });
 
 /**
- * What the search draws: half general programs, half same-page races, each printed (in a
- * failure report) as its readable program.
+ * A program on the policy path: chaos policies (policy-ops.ts) attached to some mirrors, device
+ * memory sometimes smaller than what the processes migrate (exhaustion: migrate_vma skips what
+ * it cannot allocate), the mirrors on device 1 sometimes a plain open() user's, and operations
+ * weighted to what a policy acts on: device reads and writes over the range (policy
+ * migrations, remote maps, throttles, pins, evictions past the policy's capacity, the access
+ * counters' migrations at each command's end), CPU reads and writes (CPU faults home through
+ * the policy's cpuFault), policies attached and detached while commands run, and P1's exit
+ * with its mirrors open.
  */
-export const caseArb: fc.Arbitrary<Case> = fc.oneof(generalCaseArb, raceCaseArb)
+const anyPage = fc.integer({ min: 0, max: NPAGES - 1 });
+const wide = fc.integer({ min: 1, max: NPAGES });
+export const policyOpArb: fc.Arbitrary<Op> = fc.oneof(
+  { arbitrary: fc.record({ k: fc.constant('dev-read' as const), p: proc, d: dev, page: fc.constant(0), n: wide }), weight: 6 },
+  { arbitrary: fc.record({ k: fc.constant('dev-write' as const), p: proc, d: dev, page: anyPage }), weight: 5 },
+  { arbitrary: fc.record({ k: fc.constant('cpu-read' as const), p: proc, page: anyPage }), weight: 4 },
+  { arbitrary: fc.record({ k: fc.constant('cpu-write' as const), p: proc, page: anyPage }), weight: 3 },
+  { arbitrary: fc.record({ k: fc.constant('to-dev' as const), p: proc, d: dev, page, n: span }), weight: 2 },
+  { arbitrary: fc.record({ k: fc.constant('to-sys' as const), p: proc, d: dev, page, n: span }), weight: 2 },
+  { arbitrary: fc.record({ k: fc.constant('dontneed' as const), p: proc, page, n: span }), weight: 2 },
+  { arbitrary: fc.record({ k: fc.constant('policy' as const), p: proc, d: dev, on: fc.boolean() }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant('exit' as const), p: fc.constant<Proc>(1) }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant('open' as const), p: proc, d: dev, plain: fc.boolean() }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant('close' as const), p: proc, d: dev }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant('fork' as const), p: proc, page }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant('pin' as const), p: proc, page, n: span, longterm: fc.boolean() }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant('mprotect-ro' as const), p: proc, page, n: span }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant('remap' as const), p: proc, page, n: span }), weight: 1 },
+  { arbitrary: fc.record({ k: fc.constant('pause' as const), n: fc.integer({ min: 1, max: 10 }) }), weight: 3 },
+);
+const mirrorArb = fc.constantFrom<readonly [Proc, Dev]>([0, 0], [0, 1], [1, 0], [1, 1]);
+export const policyCaseArb: fc.Arbitrary<Case> = fc.record({
+  seed: fc.integer({ min: 1, max: 0x7fffffff }),
+  threads: fc.array(fc.array(policyOpArb, { minLength: 1, maxLength: 4 }), { minLength: 2, maxLength: 4 }),
+  policy: fc.tuple(policyCfgArb, fc.uniqueArray(mirrorArb, { minLength: 1, maxLength: 3, selector: ([p, d]) => p * 2 + d }))
+    .map(([cfg, attach]) => ({ ...cfg, attach })),
+  vram: fc.constantFrom(3, 5, 32),
+  plain: fc.boolean(),
+});
+
+/**
+ * What the search draws: a third general programs, a third same-page races, a third policy
+ * programs, each printed (in a failure report) as its readable program.
+ */
+export const caseArb: fc.Arbitrary<Case> = fc.oneof(generalCaseArb, raceCaseArb, policyCaseArb)
   .map((c) => Object.defineProperty({ ...c }, fc.toStringMethod, { value: () => showCase(c), enumerable: false }));
+
+/** Pages of the THP region the THP operations touch: its first, one inside, its last. */
+const thpPage = fc.constantFrom(0, 1, 300, THP_PAGES - 1);
+
+/**
+ * Programs with THP migration among the operations: two or three threads mixing the THP
+ * region's operations with the small buffer's migrations, stores and DONTNEEDs (P0 mostly).
+ */
+export const thpCaseArb: fc.Arbitrary<Case> = fc.record({
+  seed: fc.integer({ min: 1, max: 0x7fffffff }),
+  threads: fc.array(fc.array(fc.oneof(
+    { arbitrary: fc.record({ k: fc.constant('thp-to-dev' as const), p: proc, d: dev }), weight: 4 },
+    { arbitrary: fc.record({ k: fc.constant('thp-to-sys' as const), p: proc, d: dev }), weight: 2 },
+    { arbitrary: fc.record({ k: fc.constant('thp-dev-read' as const), p: proc, d: dev, page: thpPage }), weight: 2 },
+    { arbitrary: fc.record({ k: fc.constant('thp-dev-write' as const), p: proc, d: dev, page: thpPage }), weight: 2 },
+    { arbitrary: fc.record({ k: fc.constant('thp-cpu-write' as const), p: proc, page: thpPage }), weight: 2 },
+    { arbitrary: fc.record({ k: fc.constant('thp-dontneed' as const), p: proc, page: thpPage }), weight: 1 },
+    { arbitrary: fc.record({ k: fc.constant('to-dev' as const), p: proc, d: dev, page, n: span }), weight: 1 },
+    { arbitrary: fc.record({ k: fc.constant('cpu-write' as const), p: proc, page }), weight: 1 },
+    { arbitrary: fc.record({ k: fc.constant('pause' as const), n: fc.integer({ min: 1, max: 10 }) }), weight: 3 },
+  ), { minLength: 1, maxLength: 3 }), { minLength: 2, maxLength: 3 }),
+}).map((c) => Object.defineProperty({ ...c }, fc.toStringMethod, { value: () => showCase(c), enumerable: false }));
+
+/** Whether a case touches the THP region (its machine then has one and room for device THPs). */
+function hasThp(c: Case): boolean {
+  return c.threads.some((t) => t.some((o) => o.k.startsWith('thp-')));
+}
 
 /** Violation kinds of a result, each once. */
 export function kindsOf(r: CaseResult): ViolationKind[] {
@@ -182,7 +286,10 @@ export function showCase(c: Case): string {
     const args = Object.entries(o).filter(([k]) => k !== 'k').map(([k, v]) => `${k}${v}`).join(' ');
     return `${o.k}(${args})`;
   };
-  return `seed ${c.seed}: ${c.threads.map((t, i) => `T${i}[${t.map(op).join(', ')}]`).join(' || ')}`;
+  const extra = [
+    c.policy !== undefined ? `policy ${JSON.stringify(c.policy)}` : '', c.vram !== undefined ? `vram ${c.vram}` : '', c.plain === true ? 'plain dev1' : '',
+  ].filter((x) => x !== '').join(', ');
+  return `seed ${c.seed}${extra !== '' ? ` (${extra})` : ''}: ${c.threads.map((t, i) => `T${i}[${t.map(op).join(', ')}]`).join(' || ')}`;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -206,8 +313,8 @@ interface Change {
 class History {
   tick = 0;
   readonly changes: Change[][];
-  constructor(init: (page: number) => number) {
-    this.changes = Array.from({ length: NPAGES }, (_, p) => [{ t0: 0, t1: 0, values: [init(p)], ok: true }]);
+  constructor(init: (page: number) => number, pages = NPAGES) {
+    this.changes = Array.from({ length: pages }, (_, p) => [{ t0: 0, t1: 0, values: [init(p)], ok: true }]);
   }
 
   now(): number {
@@ -270,7 +377,10 @@ function cpuEntry(mm: MmStruct, addr: number): CpuEntry | null {
   const i = pmdIndex(addr);
   if (pmd.isHuge(i)) {
     const f = pmd.flags[i];
-    return { pfn: pmd.pfn[i] + pteIndex(addr), write: (f & CPU_PTE_WRITE) !== 0 && (f & PTE_PROTNONE) === 0, migration: false };
+    const pfn = pmd.pfn[i] + pteIndex(addr);
+    if (isDevicePrivate(f)) return { pfn, write: swpWritable(f), migration: false };
+    if (isMigration(f)) return { pfn, write: swpWritable(f), migration: true };
+    return { pfn, write: (f & CPU_PTE_WRITE) !== 0 && (f & PTE_PROTNONE) === 0, migration: false };
   }
   const t = pmd.tables[i];
   if (t === null) return null;
@@ -317,7 +427,28 @@ export function inspectMirror(m: Dmirror, addr: number, npages: number): MirrorE
 // ---------------------------------------------------------------------------------------
 // Running a case.
 
-export type ViolationKind = 'stale-read' | 'stale-entry' | 'cross-process' | 'accounting' | 'device-leak' | 'crash' | 'gpu-error' | 'deadlock';
+export type ViolationKind = 'stale-read' | 'stale-entry' | 'cross-process' | 'accounting' | 'device-leak' | 'residency' | 'crash' | 'gpu-error' | 'deadlock';
+
+/**
+ * What a case reached on the policy path (so the search can show it covers it): pages the
+ * policies migrated in, evicted, throttled faults, pins, access-counter migrations, CPU faults
+ * they decided, device memory found exhausted, exits of a mirrored process, and faults
+ * serviced by the default (plain open()) servicer.
+ */
+export interface Reached {
+  policyMigrations: number;
+  evictions: number;
+  throttles: number;
+  pins: number;
+  counterMigrations: number;
+  cpuFaults: number;
+  exhausted: number;
+  exits: number;
+  plainFaults: number;
+}
+const noneReached = (): Reached => ({
+  policyMigrations: 0, evictions: 0, throttles: 0, pins: 0, counterMigrations: 0, cpuFaults: 0, exhausted: 0, exits: 0, plainFaults: 0,
+});
 export interface Violation {
   kind: ViolationKind;
   detail: string;
@@ -333,6 +464,7 @@ export interface CaseResult {
   outcomes: string[][];
   /** Nondeterministic points (an outstanding GPU wait given up on): 0 in a deterministic run. */
   graceExpirations: number;
+  reached: Reached;
 }
 
 export interface RunOptions {
@@ -362,7 +494,12 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
   const violate = (kind: ViolationKind, detail: string): void => {
     if (violations.length < maxViolations) violations.push({ kind, detail });
   };
-  const m: Machine = await createMachine({ devices: 2, systemPages: 2048, devicePages: 32, aperturePages: 512, scheduler: sched });
+  const thp = hasThp(c);
+  // With THP operations: room for the THP regions and for one 2 MiB run of VRAM per device
+  // beside the small buffers' pages (a second THP falls back to 4 KiB pages, or ENOMEM).
+  const m: Machine = await createMachine({
+    devices: 2, systemPages: thp ? 8192 : 2048, devicePages: thp ? (c.vram ?? 32) + 2 * THP_PAGES : c.vram ?? 32, aperturePages: 512, scheduler: sched,
+  });
   const devs = [...m.devices];
   const procs: Process[] = [m.spawn(), m.spawn()];
   let gen = 0;
@@ -371,16 +508,44 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
   /** A value no other write stores: generation, process and page. */
   const fresh = (p: Proc, pg: number): number => ((++gen << 8) | (p << 4) | pg) >>> 0;
   const hist: History[] = [];
+  /** The THP regions' histories (cases with THP operations). */
+  const thist: History[] = [];
   const mirrors: (Dmirror | null)[][] = [[null, null], [null, null]];
   const allMirrors: Dmirror[] = [];
   const outcomes: string[][] = c.threads.map(() => []);
   let deadlocked = false;
+  const reached = noneReached();
+  /** Every policy attached (its stats are summed at the end), and the one each mirror has now. */
+  const paths: PolicyPath[] = [];
+  const policyOf = new Map<Dmirror, PolicyPath>();
+  let policies = 0;
 
-  const open = async (p: Proc, d: Dev): Promise<Dmirror> => {
+  const open = async (p: Proc, d: Dev, plain = false): Promise<Dmirror> => {
     const fd = await devs[d].open(procs[p]);
-    fd.setServicer({ protocol: opts.protocol });
+    if (!plain) fd.setServicer({ protocol: opts.protocol });
     allMirrors.push(fd);
     return fd;
+  };
+  const attach = (fd: Dmirror, on: boolean): void => {
+    const cfg = c.policy;
+    if (cfg === undefined) return;
+    const path = fd.setPolicy(on ? chaosPolicy(cfg, policies++) : null,
+      { start: BASE, npages: NPAGES, capacityPages: cfg.capacity, chunkPages: cfg.chunkPages });
+    if (path === null) policyOf.delete(fd);
+    else {
+      paths.push(path);
+      policyOf.set(fd, path);
+    }
+  };
+  /** A device command: faults the default servicer took count as reached. */
+  const plainCount = async <T>(fd: Dmirror, run: () => Promise<T>): Promise<T> => {
+    const s = fd.servicer;
+    const before = s.records.length;
+    try {
+      return await run();
+    } finally {
+      if (s.opts.rangePages > 0) reached.plainFaults += s.records.length - before;
+    }
   };
 
   try {
@@ -392,15 +557,26 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
       init.forEach((v, pg) => buf.set(wordsOf(v), pg * PAGE_SIZE));
       await procs[p].write(BASE, buf);
       hist.push(new History((pg) => init[pg]));
-      for (const d of [0, 1] as const) mirrors[p][d] = await open(p, d);
+      if (thp) {
+        const t = await procs[p].mmap(THP_BASE, THP_PAGES * PAGE_SIZE, RW, ANON | MAP_FIXED);
+        if (t !== THP_BASE) throw new Error(`mmap gave 0x${t.toString(16)}`);
+        await procs[p].madvise(THP_BASE, THP_PAGES * PAGE_SIZE, MADV_HUGEPAGE);
+        const tinit = Array.from({ length: THP_PAGES }, (_, pg) => fresh(p, pg & 0xf));
+        const tbuf = new Uint8Array(THP_PAGES * PAGE_SIZE);
+        tinit.forEach((v, pg) => tbuf.set(wordsOf(v), pg * PAGE_SIZE));
+        await procs[p].write(THP_BASE, tbuf);
+        thist.push(new History((pg) => tinit[pg], THP_PAGES));
+      }
+      for (const d of [0, 1] as const) mirrors[p][d] = await open(p, d, d === 1 && c.plain === true);
     }
+    for (const [p, d] of c.policy?.attach ?? []) attach(mirrors[p][d]!, true);
 
     /** (a): every word of every page of a device read is a value the page held meanwhile. */
-    const checkData = (p: Proc, first: number, data: Uint8Array, t0: number, t1: number, what: string): void => {
+    const checkData = (p: Proc, first: number, data: Uint8Array, t0: number, t1: number, what: string, hs: History[] = hist): void => {
       const words = new Uint32Array(data.buffer, data.byteOffset, data.byteLength / 4);
       const n = data.byteLength / PAGE_SIZE;
       for (let k = 0; k < n; k++) {
-        const ok = hist[p].during(first + k, t0, t1);
+        const ok = hs[p].during(first + k, t0, t1);
         for (let w = 0; w < PAGE_SIZE / 4; w++) {
           const v = words[k * (PAGE_SIZE / 4) + w];
           if (!ok.has(v)) {
@@ -413,12 +589,14 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
 
     /** (b), (c): every open mirror's entries against the CPU page tables. */
     const checkMirrors = (when: string): void => {
+      for (const d of devs) if (d.vram.freeSlots === 0) reached.exhausted++;
       for (const p of [0, 1] as const) {
         for (const d of [0, 1] as const) {
           const fd = mirrors[p][d];
           if (fd === null) continue;
           const entries = inspectMirror(fd, BASE, NPAGES);
           if (entries === null) continue; // busy: checked after a later step
+          if (thp) entries.push(...(inspectMirror(fd, THP_BASE, THP_PAGES) ?? []));
           for (const e of entries) {
             const addr = e.page * PAGE_SIZE;
             const cpu = procs[p].mm.exited ? null : cpuEntry(procs[p].mm, addr);
@@ -446,9 +624,33 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
       const P = procs[op.p];
       const h = hist[op.p];
       switch (op.k) {
+        case 'thp-to-dev':
+        case 'thp-to-sys':
+        case 'thp-dev-read':
+        case 'thp-dev-write':
+        case 'thp-cpu-write':
+        case 'thp-dontneed':
+          return execThp(op);
         case 'cpu-write': {
           const v = fresh(op.p, op.page);
           await h.change(op.page, 1, () => v, () => P.write(addrOf(op.page), wordsOf(v)));
+          return;
+        }
+        case 'cpu-read': {
+          const t0 = h.now();
+          const data = await P.read(addrOf(op.page), PAGE_SIZE);
+          checkData(op.p, op.page, data, t0, h.now(), `P${op.p} cpu-read(${op.page})`);
+          return;
+        }
+        case 'exit': {
+          await h.change(0, NPAGES, () => 'gone', () => P.exit());
+          reached.exits++;
+          return;
+        }
+        case 'policy': {
+          const fd = mirrors[op.p][op.d];
+          if (fd === null) throw new HmmError('EBADF', 'mirror closed');
+          attach(fd, op.on);
           return;
         }
         case 'dontneed': {
@@ -521,12 +723,13 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
           const fd = mirrors[op.p][op.d];
           if (fd === null) throw new HmmError('EBADF', 'not open');
           mirrors[op.p][op.d] = null;
+          policyOf.delete(fd);
           await fd.close();
           return;
         }
         case 'open': {
           if (mirrors[op.p][op.d] !== null) return;
-          const fd = await open(op.p, op.d);
+          const fd = await open(op.p, op.d, op.plain === true);
           if (mirrors[op.p][op.d] === null) mirrors[op.p][op.d] = fd;
           else await fd.close();
           return;
@@ -543,15 +746,15 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
         case 'exclusive': {
           const n = clip(op.page, op.n);
           const t0 = h.now();
-          const r = op.k === 'dev-read' ? await fd.read(addrOf(op.page), n)
-            : op.k === 'to-dev' ? await fd.migrateToDevice(addrOf(op.page), n)
-              : await fd.exclusive(addrOf(op.page), n);
+          const r = await plainCount(fd, () => (op.k === 'dev-read' ? fd.read(addrOf(op.page), n)
+            : op.k === 'to-dev' ? fd.migrateToDevice(addrOf(op.page), n)
+              : fd.exclusive(addrOf(op.page), n)));
           checkData(op.p, op.page, r.data, t0, h.now(), tag);
           return;
         }
         case 'dev-write': {
           const v = fresh(op.p, op.page) | 0x40;
-          await h.change(op.page, 1, () => v, () => fd.write(addrOf(op.page), wordsOf(v)));
+          await h.change(op.page, 1, () => v, () => plainCount(fd, () => fd.write(addrOf(op.page), wordsOf(v))));
           return;
         }
         case 'to-sys':
@@ -560,6 +763,50 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
         case 'snapshot':
           await fd.snapshot(addrOf(op.page), clip(op.page, op.n));
           return;
+      }
+    };
+
+    const thpAddr = (pg: number): number => THP_BASE + pg * PAGE_SIZE;
+    /** The THP region's operations (see Op). */
+    const execThp = async (op: Op): Promise<void> => {
+      if (!('p' in op)) return;
+      const P = procs[op.p];
+      const h = thist[op.p];
+      if (op.k === 'thp-cpu-write') {
+        const v = fresh(op.p, op.page & 0xf);
+        await h.change(op.page, 1, () => v, () => P.write(thpAddr(op.page), wordsOf(v)));
+        return;
+      }
+      if (op.k === 'thp-dontneed') {
+        await h.change(op.page, 1, () => 0, () => P.madvise(thpAddr(op.page), PAGE_SIZE, MADV_DONTNEED));
+        return;
+      }
+      if (!('d' in op)) return;
+      const fd = mirrors[op.p][op.d];
+      if (fd === null) throw new HmmError('EBADF', 'mirror closed');
+      const tag = `P${op.p} dev${op.d} ${op.k}`;
+      switch (op.k) {
+        case 'thp-to-dev': {
+          const t0 = h.now();
+          const r = await fd.migrateToDevice(THP_BASE, THP_PAGES);
+          checkData(op.p, 0, r.data, t0, h.now(), tag, thist);
+          return;
+        }
+        case 'thp-to-sys':
+          await fd.migrateToSystem(THP_BASE, THP_PAGES);
+          return;
+        case 'thp-dev-read': {
+          const t0 = h.now();
+          const r = await fd.read(thpAddr(op.page), 1);
+          checkData(op.p, op.page, r.data, t0, h.now(), `${tag}(${op.page})`, thist);
+          return;
+        }
+        case 'thp-dev-write': {
+          const v = fresh(op.p, op.page & 0xf) | 0x40;
+          await h.change(op.page, 1, () => v, () => fd.write(thpAddr(op.page), wordsOf(v)));
+          return;
+        }
+        default:
       }
     };
 
@@ -590,13 +837,26 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
       if (sched.stats.steps === steps && sched.parked === 0) {
         violate('deadlock', `threads still running with the scheduler idle: ${outcomes.map((o, i) => `T${i} done ${o.length}/${c.threads[i].length}`).join(', ')}`);
         deadlocked = true; // (teardown would wait on the same locks: the machine is abandoned)
-        return { violations, steps: sched.stats.steps, trace: sched.trace, outcomes, graceExpirations: sched.stats.graceExpirations };
+        return { violations, steps: sched.stats.steps, trace: sched.trace, outcomes, graceExpirations: sched.stats.graceExpirations, reached };
       }
     }
     await all;
 
+    /** The policies' residency against the CPU table (the residency invariant). */
+    const checkResidency = (when: string): void => {
+      for (const p of [0, 1] as const) {
+        for (const d of [0, 1] as const) {
+          const fd = mirrors[p][d];
+          const path = fd === null ? undefined : policyOf.get(fd);
+          if (fd === null || path === undefined) continue;
+          for (const line of residencyDisagreements(path, fd, procs[p], BASE, NPAGES)) violate('residency', `${when}: P${p}'s policy on dev${d}: ${line}`);
+        }
+      }
+    };
+
     // Quiescence.
     checkMirrors('at quiescence');
+    checkResidency('at quiescence');
     for (const p of [0, 1] as const) {
       const live = Array.from({ length: NPAGES }, (_, pg) => !hist[p].current(pg).has('gone'));
       for (let pg = 0; pg < NPAGES; pg++) {
@@ -613,7 +873,25 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
         }
       }
     }
+    if (thp) {
+      for (const p of [0, 1] as const) {
+        if (procs[p].mm.exited) continue;
+        for (const pg of [0, 1, 300, THP_PAGES - 1]) {
+          const t0 = thist[p].now();
+          const cpu = await procs[p].read(thpAddr(pg), PAGE_SIZE);
+          checkData(p, pg, cpu, t0, thist[p].now(), `P${p} CPU read of THP page ${pg} at quiescence`, thist);
+          for (const d of [0, 1] as const) {
+            const fd = mirrors[p][d];
+            if (fd === null) continue;
+            const t1 = thist[p].now();
+            const r = await fd.read(thpAddr(pg), 1);
+            checkData(p, pg, r.data, t1, thist[p].now(), `P${p} dev${d} read of THP page ${pg} at quiescence`, thist);
+          }
+        }
+      }
+    }
     checkMirrors('after the quiescent reads');
+    checkResidency('after the quiescent reads');
     // A GPU validation error (a buffer used after it was destroyed, say) is a driver bug even
     // when no value came out wrong.
     await sched.wait(gpu.queue.onSubmittedWorkDone(), 'search: drain');
@@ -633,16 +911,28 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
           const e = cpuEntry(p.mm, addrOf(pg));
           if (e !== null && pm.contains(e.pfn)) mapped++;
         }
+        for (let pg = 0; thp && pg < THP_PAGES; pg++) {
+          const e = cpuEntry(p.mm, thpAddr(pg));
+          if (e !== null && pm.contains(e.pfn)) mapped++;
+        }
       }
       const used = devs[d].vram.stats.used;
       if (used !== mapped) violate('device-leak', `dev${d}: ${used} device pages allocated, ${mapped} mapped by the CPU`);
+    }
+    for (const path of paths) {
+      reached.policyMigrations += path.stats.migratedIn;
+      reached.evictions += path.stats.evictedOut;
+      reached.throttles += path.stats.throttledFaults;
+      reached.cpuFaults += path.stats.cpuFaults;
+      reached.pins += path.engine.residency.stats.pins;
+      reached.counterMigrations += path.engine.stats.accessCounterMigrations;
     }
   } catch (e) {
     violate('crash', `harness: ${errName(e)}${e instanceof Error && e.stack ? `\n${e.stack}` : ''}`);
   } finally {
     if (!deadlocked) await teardown(m, allMirrors);
   }
-  return { violations, steps: sched.stats.steps, trace: sched.trace, outcomes, graceExpirations: sched.stats.graceExpirations };
+  return { violations, steps: sched.stats.steps, trace: sched.trace, outcomes, graceExpirations: sched.stats.graceExpirations, reached };
 }
 
 async function teardown(m: Machine, allMirrors: Dmirror[]): Promise<void> {

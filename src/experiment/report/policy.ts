@@ -63,6 +63,8 @@ export const POLICY_COLUMNS: readonly PolicyColumn[] = [
   { head: 'sim faults/wall s', csv: 'sim_faults_per_wall_sec', text: (r) => String(Math.round(r.p.simFaultsPerWallSec)), raw: (r) => r.p.simFaultsPerWallSec, numeric: true },
   { head: 'verified', csv: 'verify_mismatches', text: verified, raw: (r) => r.mismatches },
   { head: 'error', csv: 'error', text: (r) => r.error ?? '', raw: (r) => r.error ?? '' },
+  // The clock the sim times are on: the --cost preset with any --cost-opt knobs ("uvm-smart+faultGroupNs=20000").
+  { head: 'cost model', csv: 'cost_model', text: (r) => r.p.cost ?? '', raw: (r) => r.p.cost ?? '' },
 ];
 
 /** A failed run is FAILED whatever it read before it stopped (its "0 wrong" checked nothing). */
