@@ -49,9 +49,6 @@ export default defineConfig({
         test: {
           name: 'browser',
           include: ['tests/**/*.gpu.test.ts'],
-          // The application workloads run through the experiment's runner, which loads policies
-          // with node:path (user modules by path): Node only.
-          exclude: ['tests/workloads/{hotspot,bfs,backprop,srad,rodinia,polybench,pointer-chase}.gpu.test.ts'],
           sequence: { groupOrder: 1 },
           browser: {
             enabled: true,

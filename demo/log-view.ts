@@ -9,6 +9,8 @@ const ROW = 17;
 let shownRun: LiveRun | null = null;
 let shownTotal = -1;
 let follow = true;
+/** Where render last scrolled the box itself: its own scroll event is not the reader's. */
+let ownTop = -1;
 
 function cls(line: string): string {
   return line.startsWith('invalidate') || line.startsWith('…') ? 'inval' : line.startsWith('end') ? 'end' : '';
@@ -17,7 +19,9 @@ function cls(line: string): string {
 export function setupLog(): void {
   const box = el('log');
   box.addEventListener('scroll', () => {
-    follow = box.scrollTop + box.clientHeight >= box.scrollHeight - ROW;
+    // The event of render's own scroll arrives later, maybe after more lines came (the end
+    // is then further down): only a scroll by the reader decides whether to follow.
+    if (box.scrollTop !== ownTop) follow = box.scrollTop + box.clientHeight >= box.scrollHeight - ROW;
     render(true);
   });
 }
@@ -53,7 +57,10 @@ function render(scrolled: boolean): void {
     for (let i = 0; i < n; i++) if (log.at(i).startsWith('end:')) ends++;
     box.dataset.endLines = String(ends);
   }
-  if (follow && !scrolled) box.scrollTop = Math.max(0, n * ROW - box.clientHeight);
+  if (follow && !scrolled) {
+    box.scrollTop = Math.max(0, n * ROW - box.clientHeight);
+    ownTop = box.scrollTop;
+  }
   const first = Math.max(0, Math.floor(box.scrollTop / ROW) - 5);
   const last = Math.min(n, first + Math.ceil((box.clientHeight || 260) / ROW) + 10);
   inner.textContent = '';

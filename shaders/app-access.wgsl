@@ -25,7 +25,8 @@
 // w % 1024); each load and store through an aperture entry is one access for the access
 // counters (countRemote in mirror-common.wgsl, batched per thread as in workloads.wgsl).
 //
-// io (u32 words): [IO_ACTIVE] invocations that run (the rest are done at once); from
+// io (u32 words): [IO_ACTIVE] invocations that run (also the command's invocation count,
+// params.nwords, which is what the entry point goes by); from
 // IO_PARAMS the launch's parameters (u32, or f32 bits); from IO_OUT words the kernel
 // writes for the host (a flag, a sum); from IO_STATE per-invocation state (the pointer chase).
 
@@ -200,33 +201,35 @@ fn stf(c: ptr<function, Acc>, w: u32, v: f32) {
 // The kernel this pipeline runs (one pipeline per kernel of the file, KERNEL folded in).
 override KERNEL: u32 = 0u;
 
-// One thread: done word t, invocations 32t .. 32t + 31 (the engine's work layout, so its
-// dispatch grid, done bitmaps and missed count apply unchanged).
+// One thread: invocation i (the command's CommandDesc.invocations: one thread each, never 32
+// to a thread — llvmpipe ends a shader invocation's loops after 65,535 iterations in all, so
+// 32 long invocations in one thread would cut the last ones short). A workgroup serves
+// PAGES_PER_WG done words; its threads set their bits in workgroup memory, and the first
+// thread of each done word stores it and counts the word's misses (the engine's missed count).
+var<workgroup> wgDone: array<atomic<u32>, PAGES_PER_WG>;
+
 @compute @workgroup_size(WG)
 fn app(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
        @builtin(local_invocation_index) lidx: u32) {
-  let t = linearWorkgroup(wg, nwg) * WG + lidx;
-  if (t >= params.doneWords) { return; }
-  let d = doneWord(t);
-  let prev = d.prev;
-  let nextW = d.nextIndex;
-  if (prev == 0xffffffffu) {
-    done[nextW] = prev;
-    return;
+  let i = linearWorkgroup(wg, nwg) * WG + lidx;
+  let t = i / 32u;
+  let bit = 1u << (i % 32u);
+  if (t < params.doneWords) {
+    var ok = true;
+    // Past the last invocation (the last done word's tail): done from the start.
+    if (i < params.nwords && (done[prevDoneIndex(t)] & bit) == 0u) {
+      var c = accNew(sourceOf(i));
+      begin(&c);
+      ok = invocation(&c, i);
+      flushFault(&c);
+      flushCount(&c);
+    }
+    if (ok) { atomicOr(&wgDone[lidx / 32u], bit); }
   }
-  let nactive = ioLoad(IO_ACTIVE);
-  var c = accNew(sourceOf(t * 32u));
-  var bits = prev;
-  for (var b = 0u; b < 32u; b++) {
-    let bit = 1u << b;
-    if ((prev & bit) != 0u) { continue; }
-    let i = t * 32u + b;
-    if (i >= nactive) { bits |= bit; continue; }
-    begin(&c);
-    if (invocation(&c, i)) { bits |= bit; }
+  workgroupBarrier();
+  if (lidx % 32u == 0u && t < params.doneWords) {
+    let bits = atomicLoad(&wgDone[lidx / 32u]);
+    done[nextDoneIndex(t)] = bits;
+    if (bits != 0xffffffffu) { atomicAdd(&state[STATE_MISSED], countOneBits(~bits)); }
   }
-  flushFault(&c);
-  flushCount(&c);
-  done[nextW] = bits;
-  if (bits != 0xffffffffu) { atomicAdd(&state[STATE_MISSED], countOneBits(~bits)); }
 }

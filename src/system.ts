@@ -15,6 +15,8 @@ export interface SystemOptions extends MachineOptions {
   devicePages?: number;
   /** Each mirror's system-memory aperture in GPU memory, in pages (default 8192 = 32 MiB). */
   aperturePages?: number;
+  /** Records of each mirror's replayable fault buffer (default 4096, as UVM's); a small one makes rounds overflow it. */
+  faultRecords?: number;
   /**
    * false: test_hmm's order, where a device's own MIGRATE invalidation returns before
    * mmu_interval_set_seq. Default true: the sequence is set first, closing the window in
@@ -66,8 +68,9 @@ export async function createMachine(opts: SystemOptions = {}): Promise<System> {
   const devices = count('devices', opts.devices, DEFAULT_DEVICES, 0, MAX_DEVICES);
   const devicePages = count('devicePages', opts.devicePages, 8192, 1, 1 << 20);
   const aperturePages = count('aperturePages', opts.aperturePages, 8192, 512, 1 << 20);
+  const faultRecords = count('faultRecords', opts.faultRecords, 4096, 1, 1 << 20);
   const gpu = opts.gpuContext ?? (opts.gpu !== undefined ? gpuFrom(opts.gpu) : undefined);
-  return new System(opts, (m) => Array.from({ length: devices }, (_, i) => new DmirrorDevice(m, i, { devicePages, aperturePages, gpu, ownMigrationSetsSeq: opts.ownMigrationSetsSeq ?? true, ownReadOnlyWriteMigrates: opts.ownReadOnlyWriteMigrates === true })));
+  return new System(opts, (m) => Array.from({ length: devices }, (_, i) => new DmirrorDevice(m, i, { devicePages, aperturePages, faultRecords, gpu, ownMigrationSetsSeq: opts.ownMigrationSetsSeq ?? true, ownReadOnlyWriteMigrates: opts.ownReadOnlyWriteMigrates === true })));
 }
 
 /** A device from a caller's GPU object (navigator.gpu or a Dawn instance). */

@@ -28,6 +28,12 @@ export const MIRROR_PAGES_PER_WORKGROUP = MIRROR_WORKGROUP_SIZE / MIRROR_THREADS
  */
 export const MIRROR_TLB_BLOCK_WORDS = 256;
 export const WORDS_PER_PAGE = PAGE_BYTES / 4;
+
+/** Bytes as u32 words: a view when 4-byte aligned (a page's, always), else a copy. */
+export function words(b: Uint8Array): Uint32Array {
+  if (b.byteOffset % 4 === 0) return new Uint32Array(b.buffer, b.byteOffset, b.byteLength >> 2);
+  return new Uint32Array(b.slice().buffer);
+}
 /** Storage buffers the kernels bind (tables, aperture, vram, io, state, faults, dirty, done). */
 export const MIRROR_STORAGE_BUFFERS = 8;
 /** Fault record access codes (FaultQueue decodes them). */

@@ -4,8 +4,13 @@
  * sets scratch commands recycle.
  */
 import { err } from '../errors.js';
-import { encodeParams, paramsBytes, parityOffset, STATE_HEADER_WORDS, WORDS_PER_PAGE } from './abi.js';
+import {
+  encodeParams, MIRROR_TLB_BLOCK_WORDS, MIRROR_WORKGROUP_SIZE, paramsBytes, parityOffset, STATE_HEADER_WORDS, WORDS_PER_PAGE,
+} from './abi.js';
 import { ensureAlive } from './health.js';
+import { DeviceBuffers } from './buffer-pool.js';
+import { PAGE_BYTES } from './page-pool.js';
+import { PT_MAX_PAGE } from './page-table.js';
 
 export type MirrorOp = 'read' | 'write' | 'atomic';
 
@@ -23,8 +28,12 @@ export interface CommandDesc {
    * The command's buffers may be recycled ones (an earlier scratch command's, of the same
    * page count; done bits and state cleared) and its io buffer then holds old words instead
    * of zeros: for a command whose output is only read once it has finished, i.e. once every
-   * word was written. Saves allocating and zero-filling an io buffer of up to 128 MiB, and
-   * four buffer creations and destructions, per command. Given `data`, that is written in.
+   * word was written (readOutput() of an unfinished scratch command is EINVAL). Saves
+   * allocating and zero-filling an io buffer of up to 128 MiB, and four buffer creations and
+   * destructions, per command. Given `data`, that is written in. The spare sets are the
+   * device's (every engine on it shares them): a set that comes from another engine (another
+   * mirror) for a command with a kernel of its own has its io zeroed too — the engine's own
+   * kernels write every io word before the command finishes, so the old words never show.
    */
   scratch?: boolean;
   /**
@@ -38,6 +47,15 @@ export interface CommandDesc {
    * with its own inputs and outputs there; `data`, when given, has this many words.
    */
   ioWords?: number;
+  /**
+   * A `kernel` with one GPU thread per invocation (the application kernels, whose
+   * invocations loop long): the command has this many invocations (1 .. npages * 1024,
+   * invocation i = done bit i) and a round dispatches a thread for each. Without it a
+   * command has npages * 1024 invocations, 32 to a thread (the engine's own layout). On
+   * llvmpipe a shader invocation's loops stop, all together, after 65,535 iterations
+   * (gallivm's LP_MAX_TGSI_LOOP_ITERATIONS): 32 long invocations to a thread would run into it.
+   */
+  invocations?: number;
   /**
    * Count remote accesses per region on the GPU (access counters; MirrorEngine.accessCounters
    * when not given, null: not counting). Each round's counts come back on RoundResult.counters
@@ -72,6 +90,42 @@ export function checkCounterConfig(c: AccessCounterConfig): void {
   }
 }
 
+/**
+ * Validates a command's descriptor against its engine and the device's binding limit
+ * (EINVAL otherwise, nothing created): the range, the io's size, the kernel's engine.
+ */
+export function checkCommandDesc(desc: CommandDesc, host: CommandHost, maxBinding: number): void {
+  if (desc.op !== 'read' && desc.op !== 'write' && desc.op !== 'atomic') throw err('EINVAL', `unknown op ${String(desc.op)}`);
+  if (!Number.isSafeInteger(desc.page) || desc.page < 0 || !Number.isSafeInteger(desc.npages) || desc.npages < 1
+    || desc.page + desc.npages > PT_MAX_PAGE) {
+    throw err('EINVAL', `createCommand: bad range [${desc.page}, +${desc.npages})`);
+  }
+  const bytes = desc.npages * PAGE_BYTES;
+  if (bytes > maxBinding) {
+    throw err('EINVAL', `createCommand: ${desc.npages} pages need a ${bytes}-byte io buffer; this device binds ${maxBinding}`);
+  }
+  if (desc.kernel !== undefined && desc.kernel.engine !== host) throw err('EINVAL', 'createCommand: kernel of another engine');
+  if (desc.ioWords !== undefined) {
+    if (!Number.isSafeInteger(desc.ioWords) || desc.ioWords < 4 || desc.ioWords % 4 !== 0
+      || desc.ioWords * 4 > maxBinding) {
+      throw err('EINVAL', `createCommand: ioWords ${desc.ioWords}`);
+    }
+    if (desc.scratch) throw err('EINVAL', 'createCommand: a sized io is never scratch');
+  }
+  if (desc.invocations !== undefined) {
+    if (desc.kernel === undefined) throw err('EINVAL', 'createCommand: invocations need a kernel of their own');
+    if (!Number.isSafeInteger(desc.invocations) || desc.invocations < 1 || desc.invocations > desc.npages * WORDS_PER_PAGE) {
+      throw err('EINVAL', `createCommand: ${desc.invocations} invocations over ${desc.npages} pages`);
+    }
+    if (desc.scratch) throw err('EINVAL', 'createCommand: a command of its own invocation count is never scratch');
+  }
+  const words = desc.ioWords ?? desc.npages * WORDS_PER_PAGE;
+  if (desc.op === 'write' && desc.data === undefined) throw err('EINVAL', 'createCommand: write needs data');
+  if (desc.data !== undefined && desc.data.length !== words) {
+    throw err('EINVAL', `createCommand: data has ${desc.data.length} words, the io has ${words}`);
+  }
+}
+
 /** A kernel compiled against one engine's bind group layout (see MirrorEngine.createKernels). */
 export interface MirrorKernel {
   readonly entryPoint: string;
@@ -79,8 +133,8 @@ export interface MirrorKernel {
   /** @internal */ readonly pipeline: GPUComputePipeline;
 }
 
-/** Spare buffer sets an engine keeps (a chunked command's full chunks and its last one). */
-const MAX_SPARE_SETS = 2;
+/** Spare buffer sets a device keeps (a chunked command's full chunks and its last one, two mirrors' worth). */
+const MAX_SPARE_SETS = 4;
 
 /** The GPU buffers of one command (recycled between scratch commands). */
 export interface CommandBuffers {
@@ -91,18 +145,35 @@ export interface CommandBuffers {
   doneBits: GPUBuffer;
   bindGroup: GPUBindGroup | null;
   bindGen: number;
+  /** The engine the set was last used on (whose buffers bindGroup binds); weak: a closed mirror's engine stays garbage. */
+  owner: WeakRef<CommandHost>;
 }
 
-function destroySet(b: CommandBuffers): void {
-  b.params.destroy();
-  b.io.destroy();
-  b.state.destroy();
-  b.doneBits.destroy();
+/** The set goes back to the device's buffer pool (zeroed there). */
+function releaseSet(device: GPUDevice, b: CommandBuffers): void {
+  DeviceBuffers.of(device).release([{ buffer: b.params }, { buffer: b.io }, { buffer: b.state }, { buffer: b.doneBits }]);
 }
 
-/** Buffers of finished scratch commands, one set per page count (newest last). */
+const devicePools = new WeakMap<GPUDevice, CommandBufferPool>();
+
+/** Buffers of finished scratch commands, one set per page count (newest last), one pool per device. */
 export class CommandBufferPool {
   readonly #spares: CommandBuffers[] = [];
+  readonly #device: GPUDevice;
+
+  private constructor(device: GPUDevice) {
+    this.#device = device;
+  }
+
+  /** The pool every engine on `device` shares. */
+  static of(device: GPUDevice): CommandBufferPool {
+    let p = devicePools.get(device);
+    if (p === undefined) {
+      p = new CommandBufferPool(device);
+      devicePools.set(device, p);
+    }
+    return p;
+  }
 
   /** A spare buffer set for `npages`, or null. */
   take(npages: number, stateBytes?: number): CommandBuffers | null {
@@ -113,13 +184,13 @@ export class CommandBufferPool {
   /** Keeps a finished scratch command's buffers (at most MAX_SPARE_SETS sets). */
   put(set: CommandBuffers): void {
     const same = this.#spares.findIndex((b) => b.npages === set.npages);
-    if (same >= 0) destroySet(this.#spares.splice(same, 1)[0]);
+    if (same >= 0) releaseSet(this.#device, this.#spares.splice(same, 1)[0]);
     this.#spares.push(set);
-    while (this.#spares.length > MAX_SPARE_SETS) destroySet(this.#spares.shift()!);
+    while (this.#spares.length > MAX_SPARE_SETS) releaseSet(this.#device, this.#spares.shift()!);
   }
 
   destroy(): void {
-    for (const b of this.#spares.splice(0)) destroySet(b);
+    for (const b of this.#spares.splice(0)) releaseSet(this.#device, b);
   }
 }
 
@@ -142,8 +213,10 @@ export class MirrorCommand {
   readonly kernel: MirrorKernel | null;
   readonly page: number;
   readonly npages: number;
-  /** Invocations: npages * 1024. */
+  /** Invocations: npages * 1024, or CommandDesc.invocations. */
   readonly words: number;
+  /** One thread per invocation (CommandDesc.invocations), not one per done word. */
+  readonly perInvocation: boolean;
   /** @internal */ readonly engine: CommandHost;
   /** @internal */ readonly params!: GPUBuffer;
   /** @internal */ readonly io!: GPUBuffer;
@@ -176,7 +249,8 @@ export class MirrorCommand {
     this.kernel = desc.kernel ?? null;
     this.page = desc.page;
     this.npages = desc.npages;
-    this.words = desc.npages * WORDS_PER_PAGE;
+    this.words = desc.invocations ?? desc.npages * WORDS_PER_PAGE;
+    this.perInvocation = desc.invocations !== undefined;
     const device = engine.device;
     this.pendWords = Math.ceil((faultSources * desc.npages) / 32);
     this.doneWords = Math.ceil(this.words / 32);
@@ -198,38 +272,38 @@ export class MirrorCommand {
     if (spare !== null) {
       // A finished scratch command's buffers, same size: clear what must start clear.
       ({ params: this.params, io: this.io, state: this.state, doneBits: this.doneBits } = spare);
-      this.bindGroup = spare.bindGroup;
-      this.bindGen = spare.bindGen;
+      if (spare.owner.deref() === engine) {
+        this.bindGroup = spare.bindGroup;
+        this.bindGen = spare.bindGen;
+      }
       const enc = device.createCommandEncoder({ label: `${label} recycle` });
       enc.clearBuffer(this.state);
       enc.clearBuffer(this.doneBits);
+      if (spare.owner.deref() !== engine && this.kernel !== null && !desc.data) enc.clearBuffer(this.io);
       device.queue.submit([enc.finish()]);
-      if (desc.data) device.queue.writeBuffer(this.io, 0, desc.data as Uint32Array<ArrayBuffer>);
     } else {
+      // From the device's buffer pool: zeroed, created only when none of the size waits.
+      const pool = DeviceBuffers.of(device);
       const name = this.scratch ? `${engine.label} scratch (${desc.npages} pages)` : label;
-      this.params = device.createBuffer({ label: `${name} params`, size: paramsBytes(), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-      this.io = device.createBuffer({
+      this.params = pool.acquire({ label: `${name} params`, size: paramsBytes(), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      this.io = pool.acquire({
         label: `${name} io`,
-        size: (desc.ioWords ?? this.words) * 4,
+        size: (desc.ioWords ?? desc.npages * WORDS_PER_PAGE) * 4,
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
-        mappedAtCreation: desc.data !== undefined,
       });
-      if (desc.data) {
-        new Uint32Array(this.io.getMappedRange()).set(desc.data);
-        this.io.unmap();
-      }
-      this.state = device.createBuffer({
+      this.state = pool.acquire({
         label: `${name} state`,
         size: stateWords * 4,
         // INDIRECT: the record pass is dispatched through state[STATE_RECORD_ARGS ..].
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | GPUBufferUsage.INDIRECT,
       });
-      this.doneBits = device.createBuffer({
+      this.doneBits = pool.acquire({
         label: `${name} done`,
         size: (2 * this.doneWords + desc.npages) * 4, // the two bitmaps, then a leaf per page (leafOff)
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
       });
     }
+    if (desc.data) device.queue.writeBuffer(this.io, 0, desc.data as Uint32Array<ArrayBuffer>);
     device.queue.writeBuffer(this.params, 0, encodeParams({
       vaLo: desc.page % 2 ** 32, vaHi: Math.floor(desc.page / 2 ** 32), npages: desc.npages, nwords: this.words,
       nsources: faultSources, pendOff: STATE_HEADER_WORDS, devDirtyOff, doneWords: this.doneWords, parity: 0,
@@ -263,6 +337,7 @@ export class MirrorCommand {
 
   /** The io buffer: read results / atomic old values (write: what was stored). */
   async readOutput(): Promise<Uint32Array> {
+    if (this.scratch && !this.finished) throw err('EINVAL', 'readOutput: a scratch command\'s output is only read once it has finished');
     return new Uint32Array(await this.engine.readGpu(this.io, 0, this.io.size, 'readOutput'));
   }
 
@@ -275,6 +350,40 @@ export class MirrorCommand {
   async readDone(): Promise<Uint32Array> {
     const off = this.parity ? this.doneWords : 0;
     return new Uint32Array(await this.engine.readGpu(this.doneBits, off * 4, this.doneWords * 4, 'readDone'));
+  }
+
+  /** Invocations a uTLB's block holds: a workgroup's (8 pages) for the engine's kernels, TLB_BLOCK_WORDS for a kernel of its own. */
+  get sourceBlockWords(): number {
+    return this.kernel === null ? MIRROR_WORKGROUP_SIZE * 32 : MIRROR_TLB_BLOCK_WORDS;
+  }
+
+  /**
+   * Cancels the work of uTLBs `sources` (of `nsources`): their invocations not done yet are
+   * marked done, so no later round runs them (UVM's cancel of a uTLB's faulting accesses,
+   * uvm_gpu_replayable_faults.c cancel_faults_precise); the others run on. Queued like a
+   * round's writes: the next round sees it. Returns how many invocations it cancelled.
+   */
+  async cancelSources(sources: ReadonlySet<number>, nsources: number): Promise<number> {
+    if (this.dead) throw err('EINVAL', 'cancelSources: command destroyed');
+    const bits = await this.readDone();
+    const block = this.sourceBlockWords;
+    let cancelled = 0;
+    for (let w = 0; w < bits.length; w++) {
+      if (!sources.has(Math.floor((w * 32) / block) % nsources)) continue;
+      // Bits past the last invocation are never work (a kernel of its own marks them done).
+      const valid = Math.min(32, this.words - w * 32);
+      const mask = valid === 32 ? 0xffffffff : (2 ** valid - 1);
+      const open = ~bits[w] & mask;
+      if (open === 0) continue;
+      cancelled += popcount(open);
+      bits[w] = (bits[w] | mask) >>> 0;
+    }
+    if (cancelled > 0) {
+      ensureAlive(this.engine.device, 'MirrorCommand.cancelSources');
+      this.engine.device.queue.writeBuffer(this.doneBits, (this.parity ? this.doneWords : 0) * 4, new Uint32Array(bits));
+      this.doneCount += cancelled;
+    }
+    return cancelled;
   }
 
   /**
@@ -300,10 +409,16 @@ export class MirrorCommand {
     this.engine.forget(this);
     const set: CommandBuffers = {
       npages: this.npages, params: this.params, io: this.io, state: this.state, doneBits: this.doneBits,
-      bindGroup: this.bindGroup, bindGen: this.bindGen,
+      bindGroup: this.bindGroup, bindGen: this.bindGen, owner: new WeakRef(this.engine),
     };
     const spares = this.scratch ? this.engine.spares() : null;
     if (spares !== null) spares.put(set);
-    else destroySet(set);
+    else releaseSet(this.engine.device, set);
   }
+}
+
+function popcount(v: number): number {
+  let n = 0;
+  for (let x = v >>> 0; x !== 0; x &= x - 1) n++;
+  return n;
 }

@@ -16,6 +16,7 @@
 import { err } from '../errors.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import { asDeviceError, ensureAlive, HOST_SCHEDULER } from './health.js';
+import { DeviceBuffers } from './buffer-pool.js';
 
 export type FaultAccess = 'read' | 'write' | 'atomic';
 
@@ -57,6 +58,7 @@ export class FaultQueue {
   readonly byteSize: number;
   readonly sched: Scheduler;
   private readonly counters = { drains: 0, records: 0, overflows: 0 };
+  private destroyed = false;
 
   constructor(device: GPUDevice, capacity = 4096, label = 'fault buffer', sched: Scheduler = HOST_SCHEDULER) {
     this.sched = sched;
@@ -68,7 +70,7 @@ export class FaultQueue {
     ensureAlive(device, label);
     this.device = device;
     this.capacity = capacity;
-    this.buffer = device.createBuffer({
+    this.buffer = DeviceBuffers.of(device).acquire({
       label,
       size: this.byteSize,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
@@ -115,7 +117,9 @@ export class FaultQueue {
   /** Drains the ring on its own: one copy + one mapAsync, then put/overflow reset. */
   async fetch(): Promise<FaultBatch> {
     ensureAlive(this.device, 'fault buffer: fetch');
-    const staging = this.device.createBuffer({
+    if (this.destroyed) throw err('ENODEV', 'fault buffer: fetch: destroyed');
+    const pool = DeviceBuffers.of(this.device);
+    const staging = pool.acquire({
       label: 'fault buffer staging',
       size: this.byteSize,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
@@ -129,11 +133,15 @@ export class FaultQueue {
     } catch (e) {
       throw await asDeviceError(this.device, e, 'fault buffer: fetch', this.sched);
     } finally {
-      staging.destroy();
+      if (staging.mapState === 'mapped') staging.unmap();
+      pool.release([{ buffer: staging }]);
     }
   }
 
+  /** Hands the ring back to the device's buffer pool (zeroed there). */
   destroy(): void {
-    this.buffer.destroy();
+    if (this.destroyed) return;
+    this.destroyed = true;
+    DeviceBuffers.of(this.device).release([{ buffer: this.buffer }]);
   }
 }

@@ -23,6 +23,7 @@
  * shadow, pool allocations, a command's done count) is only updated after the GPU answered.
  */
 import { StagingCache } from './staging.js';
+import { DeviceBuffers } from './buffer-pool.js';
 import { lostRecord, tlbStats, type RoundResult } from './round-result.js';
 import { err, HmmError } from '../errors.js';
 import { GpuError, withErrorScopes } from './gpu.js';
@@ -30,19 +31,17 @@ import { FaultQueue, type FaultRecord } from './fault-queue.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import { asDeviceError, ensureAlive, HOST_SCHEDULER } from './health.js';
 import {
-  encodeParams, MIRROR_PAGES_PER_WORKGROUP, MIRROR_WORKGROUP_SIZE, paramsBytes, parityOffset,
+  encodeParams, MIRROR_PAGES_PER_WORKGROUP, MIRROR_THREADS_PER_PAGE, MIRROR_WORKGROUP_SIZE, paramsBytes, parityOffset,
   STATE_HEADER_WORDS, STATE_RECORD_ARGS, STATE_TLB_LOOKUPS, STATE_TLB_WALKS, WORDS_PER_PAGE,
 } from './abi.js';
 import {
-  CommandBufferPool, MirrorCommand, checkCounterConfig, type AccessCounterConfig, type CommandDesc, type CommandHost, type MirrorKernel,
+  CommandBufferPool, MirrorCommand, checkCommandDesc, checkCounterConfig, type AccessCounterConfig, type CommandDesc, type CommandHost, type MirrorKernel,
 } from './command.js';
-import { PAGE_BYTES, PagePool, type PageData } from './page-pool.js';
+import { PAGE_BYTES, PagePool, slotsOfBitmap, type PageData } from './page-pool.js';
 import { compileKernels, createEnginePipelines, type EnginePipelines, type KernelVariant } from './pipelines.js';
-import { GpuPageTable, PT_MAX_PAGE } from './page-table.js';
+import { GpuPageTable, PT_MAX_PAGE, PTE_VALID } from './page-table.js';
 
-export {
-  MIRROR_PAGES_PER_WORKGROUP, MIRROR_STORAGE_BUFFERS, MIRROR_TLB_BLOCK_WORDS, MIRROR_WORKGROUP_SIZE, WORDS_PER_PAGE,
-} from './abi.js';
+export { MIRROR_PAGES_PER_WORKGROUP, MIRROR_STORAGE_BUFFERS, MIRROR_TLB_BLOCK_WORDS, MIRROR_WORKGROUP_SIZE, WORDS_PER_PAGE } from './abi.js';
 export { tlbStats, type RoundResult, type TlbStats } from './round-result.js';
 export { MirrorCommand, type AccessCounterConfig, type AccessCounts, type CommandDesc, type MirrorKernel, type MirrorOp } from './command.js';
 
@@ -89,6 +88,8 @@ export interface MirrorEngineStats {
   /** TLB lookups and page walks over every round (RoundResult.tlb). */
   tlbLookups: number;
   tlbWalks: number;
+  /** Rounds run quiet: a read over a fully mapped range, without report and record passes. */
+  quietRounds: number;
 }
 
 /**
@@ -103,8 +104,11 @@ export class MirrorEngine implements CommandHost {
   readonly device: GPUDevice;
   readonly label: string;
   readonly pt: GpuPageTable;
-  /** The system-memory aperture: where the GPU reaches system frames. */
-  readonly aperture: PagePool;
+  /**
+   * The system-memory aperture's pages: where the GPU reaches system frames (UVM's sysmem
+   * mappings). Which frame each slot copies is the driver's Aperture (src/driver/aperture.ts).
+   */
+  readonly sysmem: PagePool;
   /** Device-private memory. */
   readonly vram: PagePool;
   readonly faults: FaultQueue;
@@ -124,14 +128,16 @@ export class MirrorEngine implements CommandHost {
   private readonly sharedVram: boolean;
   private readonly maxWgPerDim: number;
   private readonly commands = new Set<MirrorCommand>();
-  /** Buffers of finished scratch commands. */
-  private readonly pool = new CommandBufferPool();
+  /** Buffers of finished scratch commands (the device's: shared by its engines). */
+  private readonly pool: CommandBufferPool;
+  /** The device's buffer pool: every buffer the engine uses comes from it and goes back to it. */
+  private readonly buffers: DeviceBuffers;
   /** Staging buffers of readGpu (a big one is kept for the next readback of that size). */
   private readonly readbacks: StagingCache;
   private tail: Promise<unknown> = Promise.resolve();
   private readonly lost: { info: GPUDeviceLostInfo | null };
   private dead = false;
-  private readonly counters = { rounds: 0, faultRecords: 0, overflows: 0, dispatches: 0, walkerSyncs: 0, walkerSyncsSkipped: 0, tlbLookups: 0, tlbWalks: 0 };
+  private readonly counters = { rounds: 0, faultRecords: 0, overflows: 0, dispatches: 0, walkerSyncs: 0, walkerSyncsSkipped: 0, tlbLookups: 0, tlbWalks: 0, quietRounds: 0 };
   /** Submitted kernels that walk the page table (rounds, probes) not known to be finished. */
   private walkers = 0;
   #accessCounters: AccessCounterConfig | null = null;
@@ -156,8 +162,10 @@ export class MirrorEngine implements CommandHost {
     if (!Number.isInteger(this.faultSources) || this.faultSources < 1) throw err('EINVAL', `faultSources ${this.faultSources}`);
     this.checkErrors = opts.checkErrors ?? true;
     this.maxWgPerDim = Math.min(opts.maxWorkgroupsPerDimension ?? Infinity, device.limits.maxComputeWorkgroupsPerDimension);
+    this.buffers = DeviceBuffers.of(device);
+    this.pool = CommandBufferPool.of(device);
     const apertureSlots = opts.apertureSlots ?? 4096;
-    this.aperture = new PagePool(device, { slots: apertureSlots, label: `${label} aperture`, sched: this.sched });
+    this.sysmem = new PagePool(device, { slots: apertureSlots, label: `${label} aperture`, sched: this.sched });
     this.sharedVram = opts.vram !== undefined;
     this.vram = opts.vram ?? new PagePool(device, { slots: opts.deviceSlots ?? 4096, label: `${label} vram`, sched: this.sched });
     const deviceSlots = this.vram.slots;
@@ -167,14 +175,16 @@ export class MirrorEngine implements CommandHost {
     });
     this.faults = new FaultQueue(device, opts.faultCapacity ?? 4096, `${label} fault buffer`, this.sched);
     this.devDirtyOff = Math.ceil(apertureSlots / 32);
-    this.dirty = device.createBuffer({
+    this.dirty = this.buffers.acquire({
       label: `${label} dirty bitmap`,
       size: (this.devDirtyOff + Math.ceil(deviceSlots / 32)) * 4,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
-    this.stateStandIn = device.createBuffer({ label: `${label} record-pass state`, size: STATE_HEADER_WORDS * 4, usage: GPUBufferUsage.STORAGE });
-    this.readbacks = new StagingCache(device);
-    this.staging = device.createBuffer({
+    this.stateStandIn = this.buffers.acquire({
+      label: `${label} record-pass state`, size: STATE_HEADER_WORDS * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
+    this.readbacks = StagingCache.of(device);
+    this.staging = this.buffers.acquire({
       label: `${label} round staging`,
       size: STATE_HEADER_WORDS * 4 + this.faults.byteSize,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
@@ -224,28 +234,7 @@ export class MirrorEngine implements CommandHost {
 
   createCommand(desc: CommandDesc): MirrorCommand {
     this.alive('createCommand');
-    if (desc.op !== 'read' && desc.op !== 'write' && desc.op !== 'atomic') throw err('EINVAL', `unknown op ${String(desc.op)}`);
-    if (!Number.isSafeInteger(desc.page) || desc.page < 0 || !Number.isSafeInteger(desc.npages) || desc.npages < 1
-      || desc.page + desc.npages > PT_MAX_PAGE) {
-      throw err('EINVAL', `createCommand: bad range [${desc.page}, +${desc.npages})`);
-    }
-    const bytes = desc.npages * PAGE_BYTES;
-    if (bytes > this.device.limits.maxStorageBufferBindingSize) {
-      throw err('EINVAL', `createCommand: ${desc.npages} pages need a ${bytes}-byte io buffer; this device binds ${this.device.limits.maxStorageBufferBindingSize}`);
-    }
-    if (desc.kernel !== undefined && desc.kernel.engine !== this) throw err('EINVAL', 'createCommand: kernel of another engine');
-    if (desc.ioWords !== undefined) {
-      if (!Number.isSafeInteger(desc.ioWords) || desc.ioWords < 4 || desc.ioWords % 4 !== 0
-        || desc.ioWords * 4 > this.device.limits.maxStorageBufferBindingSize) {
-        throw err('EINVAL', `createCommand: ioWords ${desc.ioWords}`);
-      }
-      if (desc.scratch) throw err('EINVAL', 'createCommand: a sized io is never scratch');
-    }
-    const words = desc.ioWords ?? desc.npages * WORDS_PER_PAGE;
-    if (desc.op === 'write' && desc.data === undefined) throw err('EINVAL', 'createCommand: write needs data');
-    if (desc.data !== undefined && desc.data.length !== words) {
-      throw err('EINVAL', `createCommand: data has ${desc.data.length} words, the io has ${words}`);
-    }
+    checkCommandDesc(desc, this, this.device.limits.maxStorageBufferBindingSize);
     const counted = desc.counters === undefined ? { ...desc, counters: this.#accessCounters } : desc;
     const cmd = new MirrorCommand(this, counted, this.faultSources, this.devDirtyOff);
     this.commands.add(cmd);
@@ -268,10 +257,14 @@ export class MirrorEngine implements CommandHost {
       // A counting command's counters follow the fault ring in the same readback.
       const countersAt = STATE_HEADER_WORDS * 4 + this.faults.byteSize;
       if (countersAt + cmd.counterWords * 4 > this.staging.size) {
-        this.staging.destroy(); // between rounds: nothing maps it
+        this.buffers.release([{ buffer: this.staging }]); // between rounds: nothing maps it
         const size = countersAt + cmd.counterWords * 4;
-        this.staging = this.device.createBuffer({ label: `${this.label} round staging`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+        this.staging = this.buffers.acquire({ label: `${this.label} round staging`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
       }
+      // A quiet round: a plain read (engine kernel, no counters) over a range the table maps
+      // everywhere misses nowhere and dirties nothing: no report / record pass, no ring drain,
+      // only the state header back (on llvmpipe those were a third of a steady 4 MiB round).
+      const quiet = cmd.kernel === null && cmd.op === 'read' && cmd.counterWords === 0 && this.pt.covers(cmd.page, cmd.npages, PTE_VALID);
       const round = async (): Promise<RoundResult> => {
         const enc = this.device.createCommandEncoder({ label: `${this.label} round` });
         // New round: forget last round's misses, the uTLBs' outstanding-fault bits and the
@@ -280,9 +273,10 @@ export class MirrorEngine implements CommandHost {
         const pass = enc.beginComputePass({ label: `${this.label} ${cmd.op}` });
         pass.setPipeline(cmd.kernel?.pipeline ?? this.pipelines[cmd.op]);
         pass.setBindGroup(0, bind);
-        const [x, y] = this.grid(Math.ceil(cmd.npages / MIRROR_PAGES_PER_WORKGROUP));
+        // A thread per done word (8 pages a workgroup), or per invocation (CommandDesc.invocations).
+        const [x, y] = this.grid(cmd.perInvocation ? Math.ceil(cmd.words / MIRROR_WORKGROUP_SIZE) : Math.ceil(cmd.npages / MIRROR_PAGES_PER_WORKGROUP));
         pass.dispatchWorkgroups(x, y);
-        if (cmd.kernel === null) {
+        if (cmd.kernel === null && !quiet) {
           // The engine's kernels leave the dirty bits, counts and faults to their report pass
           // (one thread per page) and, in a round with a miss, its record pass (dispatched
           // through the arguments the report pass leaves in state[]: none otherwise).
@@ -295,24 +289,33 @@ export class MirrorEngine implements CommandHost {
         }
         pass.end();
         enc.copyBufferToBuffer(cmd.state, 0, this.staging, 0, STATE_HEADER_WORDS * 4);
-        this.faults.encodeDrain(enc, this.staging, STATE_HEADER_WORDS * 4);
+        if (!quiet) this.faults.encodeDrain(enc, this.staging, STATE_HEADER_WORDS * 4);
         if (cmd.counterWords > 0) enc.copyBufferToBuffer(cmd.state, cmd.counterOff * 4, this.staging, countersAt, cmd.counterWords * 4);
         this.device.queue.submit([enc.finish()]);
         this.counters.dispatches++;
         this.walkers++;
         try {
           // the whole submission has finished
-          await this.sched.wait(this.staging.mapAsync(GPUMapMode.READ), `${this.label}: round mapAsync`);
+          const mapped = quiet ? this.staging.mapAsync(GPUMapMode.READ, 0, STATE_HEADER_WORDS * 4) : this.staging.mapAsync(GPUMapMode.READ);
+          await this.sched.wait(mapped, `${this.label}: round mapAsync`);
         } finally {
           this.walkers--;
         }
         try {
-          const bytes = this.staging.getMappedRange();
+          const bytes = quiet ? this.staging.getMappedRange(0, STATE_HEADER_WORDS * 4) : this.staging.getMappedRange();
           const head = new Uint32Array(bytes, 0, STATE_HEADER_WORDS);
           // Every word not done before the round was either done by it or counted missed.
           const missed = head[1];
           if (missed > cmd.words - cmd.done) throw err('EIO', `${this.label}: ${missed} words missed, ${cmd.words - cmd.done} were left`);
           const done = cmd.words - missed;
+          if (quiet) {
+            // The report pass's TLB figures are the range's shape (a lookup per thread, a walk
+            // per page), the same whether it runs or not.
+            return {
+              faults: [], overflow: false, completed: done - cmd.done, missed, done, total: cmd.words,
+              finished: done === cmd.words, tlb: tlbStats(cmd.npages * MIRROR_THREADS_PER_PAGE, cmd.npages),
+            };
+          }
           const batch = this.faults.parse(bytes, STATE_HEADER_WORDS * 4);
           const counters = cmd.counterWords > 0 ? new Uint32Array(bytes.slice(countersAt, countersAt + cmd.counterWords * 4)) : null;
           return {
@@ -329,6 +332,7 @@ export class MirrorEngine implements CommandHost {
       if (r.counters !== undefined) cmd.addCounts(r.counters);
       cmd.parity ^= 1; // this round's `next` bitmap is the next round's `prev`
       this.counters.rounds++;
+      if (quiet) this.counters.quietRounds++;
       this.counters.faultRecords += r.faults.length;
       this.counters.tlbLookups += r.tlb.lookups;
       this.counters.tlbWalks += r.tlb.walks;
@@ -384,23 +388,16 @@ export class MirrorEngine implements CommandHost {
    * dirty bits cleared. Bits are read and cleared in one submission, in queue order, so a
    * write by later work is never lost: it sets the bit again.
    */
-  writebackDirty(pool: 'aperture' | 'device' = 'aperture'): Promise<PageData[]> {
+  writebackDirty(pool: 'sysmem' | 'vram' = 'sysmem'): Promise<PageData[]> {
     return this.serial('writebackDirty', async () => {
-      const target = pool === 'aperture' ? this.aperture : this.vram;
-      const off = pool === 'aperture' ? 0 : this.devDirtyOff;
-      const words = Math.ceil(target.slots / 32);
-      const staging = this.device.createBuffer({ label: `${this.label} dirty staging`, size: words * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-      let slots: number[];
-      try {
-        const enc = this.device.createCommandEncoder({ label: `${this.label} dirty drain` });
-        enc.copyBufferToBuffer(this.dirty, off * 4, staging, 0, words * 4);
-        enc.clearBuffer(this.dirty, off * 4, words * 4);
-        this.device.queue.submit([enc.finish()]);
-        await this.sched.wait(staging.mapAsync(GPUMapMode.READ), `${this.label}: dirty mapAsync`);
-        slots = bitsToSlots(new Uint32Array(staging.getMappedRange()), target.slots);
-      } finally {
-        staging.destroy();
-      }
+      const target = pool === 'sysmem' ? this.sysmem : this.vram;
+      const off = pool === 'sysmem' ? 0 : this.devDirtyOff;
+      const bytesOf = Math.ceil(target.slots / 32) * 4;
+      const bits = await this.staged(bytesOf, 'dirty', (enc, staging) => {
+        enc.copyBufferToBuffer(this.dirty, off * 4, staging, 0, bytesOf);
+        enc.clearBuffer(this.dirty, off * 4, bytesOf);
+      });
+      const slots = slotsOfBitmap(new Uint32Array(bits), target.slots);
       const bytes = await target.readback(slots);
       return slots.map((slot, k) => ({ slot, data: bytes.subarray(k * PAGE_BYTES, (k + 1) * PAGE_BYTES) }));
     });
@@ -419,10 +416,11 @@ export class MirrorEngine implements CommandHost {
       pages.forEach((p, k) => { io[2 * k] = p % 2 ** 32; io[2 * k + 1] = Math.floor(p / 2 ** 32); });
       const d = this.device;
       const run = async (): Promise<Uint32Array> => {
-        const params = d.createBuffer({ size: paramsBytes(), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-        const ioBuf = d.createBuffer({ size: io.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
-        const state = d.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
-        const done = d.createBuffer({ size: 16, usage: GPUBufferUsage.STORAGE });
+        const b = this.buffers;
+        const params = b.acquire({ label: `${this.label} probe params`, size: paramsBytes(), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+        const ioBuf = b.acquire({ label: `${this.label} probe io`, size: io.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+        const state = b.acquire({ label: `${this.label} probe state`, size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+        const done = b.acquire({ label: `${this.label} probe done`, size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
         try {
           d.queue.writeBuffer(params, 0, encodeParams({ nwords: n, nsources: 1 }));
           d.queue.writeBuffer(ioBuf, 0, io);
@@ -442,28 +440,29 @@ export class MirrorEngine implements CommandHost {
             this.walkers--;
           }
         } finally {
-          params.destroy(); ioBuf.destroy(); state.destroy(); done.destroy();
+          b.release([{ buffer: params }, { buffer: ioBuf }, { buffer: state }, { buffer: done }]);
         }
       };
       return this.checkErrors ? withErrorScopes(d, run, this.sched) : run();
     });
   }
 
-  /** Frees every GPU resource; later calls fail with ENODEV. */
+  /**
+   * Hands every GPU buffer back to the device's pool (zeroed there before anyone else gets
+   * it: the next mirror on this device reuses them); later calls fail with ENODEV. The
+   * device's spare command sets stay (other engines use them).
+   */
   destroy(): void {
     if (this.dead) return;
     this.dead = true;
     for (const c of [...this.commands]) c.destroy();
     this.commands.clear();
-    this.pool.destroy();
-    this.readbacks.destroy();
     this.pt.destroy();
-    this.aperture.destroy();
+    this.sysmem.destroy();
     if (!this.sharedVram) this.vram.destroy();
     this.faults.destroy();
-    this.dirty.destroy();
-    this.stateStandIn.destroy();
-    this.staging.destroy();
+    // The round staging may still be mapping for a round in flight: the pool destroys it then.
+    this.buffers.release([{ buffer: this.dirty }, { buffer: this.stateStandIn }, { buffer: this.staging }]);
   }
 
   // -------------------------------------------------------------------------------------
@@ -483,12 +482,17 @@ export class MirrorEngine implements CommandHost {
     return this.serial(what, () => this.readGpuUnlocked(buffer, offset, size, what));
   }
 
-  private async readGpuUnlocked(buffer: GPUBuffer, offset: number, size: number, what: string): Promise<ArrayBuffer> {
-    const staging = this.readbacks.take(size, `${this.label} ${what}`);
+  private readGpuUnlocked(buffer: GPUBuffer, offset: number, size: number, what: string): Promise<ArrayBuffer> {
+    return this.staged(size, what, (enc, staging) => enc.copyBufferToBuffer(buffer, offset, staging, 0, size));
+  }
+
+  /** `size` bytes through a staging buffer of the engine's cache: `encode` fills it, then it is mapped and copied out. */
+  private async staged(size: number, what: string, encode: (enc: GPUCommandEncoder, staging: GPUBuffer) => void): Promise<ArrayBuffer> {
+    const staging = this.readbacks.take(size, `${this.label} ${what} staging`);
     let reuse = false;
     try {
       const enc = this.device.createCommandEncoder({ label: `${this.label} ${what}` });
-      enc.copyBufferToBuffer(buffer, offset, staging, 0, size);
+      encode(enc, staging);
       this.device.queue.submit([enc.finish()]);
       await this.sched.wait(staging.mapAsync(GPUMapMode.READ), `${this.label}: ${what} mapAsync`);
       const out = staging.getMappedRange().slice(0);
@@ -563,7 +567,7 @@ export class MirrorEngine implements CommandHost {
       entries: [
         { binding: 0, resource: { buffer: params } },
         { binding: 1, resource: { buffer: this.pt.buffer } },
-        { binding: 2, resource: { buffer: this.aperture.buffer } },
+        { binding: 2, resource: { buffer: this.sysmem.buffer } },
         { binding: 3, resource: { buffer: this.vram.buffer } },
         { binding: 4, resource: { buffer: io } },
         { binding: 5, resource: { buffer: state } },
@@ -573,18 +577,4 @@ export class MirrorEngine implements CommandHost {
       ],
     });
   }
-}
-
-function bitsToSlots(bits: Uint32Array, limit: number): number[] {
-  const out: number[] = [];
-  for (let w = 0; w < bits.length; w++) {
-    let v = bits[w];
-    while (v !== 0) {
-      const b = 31 - Math.clz32(v & -v);
-      const slot = w * 32 + b;
-      if (slot < limit) out.push(slot);
-      v = (v & ~(1 << b)) >>> 0;
-    }
-  }
-  return out;
 }

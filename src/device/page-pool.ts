@@ -11,6 +11,7 @@
  * and the driver evicts, as UVM does when VRAM is full.
  */
 import { StagingCache } from './staging.js';
+import { DeviceBuffers, type ByteRange } from './buffer-pool.js';
 import { err } from '../errors.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import { asDeviceError, ensureAlive, HOST_SCHEDULER } from './health.js';
@@ -52,18 +53,24 @@ export class PagePool {
   readonly buffer: GPUBuffer;
   readonly sched: Scheduler;
   private readonly used: Uint32Array;
+  /**
+   * Slots ever allocated, a bit per 32 (one word of `used`): what destroy() has the device
+   * pool zero before another owner gets the buffer (allocation is first-fit from the bottom
+   * and 2 MiB blocks from the top, so this is two short runs, not the whole pool).
+   */
+  private readonly touched: Uint8Array;
   private readonly huge = new Set<number>(); // first slots of huge allocations
   private usedCount = 0;
   private lowHint = 0; // no free bit in used[0 .. lowHint)
   private readonly counters = { uploadWrites: 0, bytesUploaded: 0, readbacks: 0, copies: 0 };
-  /** readback()'s staging buffers (a big one is kept for the next readback of that size). */
+  /** readback()'s staging buffers (the device's: a big one is kept for the next readback of that size). */
   private readonly readbacks: StagingCache;
   private destroyed = false;
 
   constructor(device: GPUDevice, opts: PagePoolOptions) {
     this.device = device;
     this.sched = opts.sched ?? HOST_SCHEDULER;
-    this.readbacks = new StagingCache(device);
+    this.readbacks = StagingCache.of(device);
     this.label = opts.label ?? 'page pool';
     const max = Math.floor(Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize) / PAGE_BYTES);
     if (!Number.isInteger(opts.slots) || opts.slots < 1 || opts.slots > max) {
@@ -72,7 +79,10 @@ export class PagePool {
     ensureAlive(device, this.label);
     this.slots = opts.slots;
     this.used = new Uint32Array(Math.ceil(opts.slots / 32));
-    this.buffer = device.createBuffer({
+    this.touched = new Uint8Array(this.used.length);
+    // From the device's pool: a pool of this size freed before (a closed mirror's aperture,
+    // a torn-down machine's device memory) is reused, zeroed, rather than created.
+    this.buffer = DeviceBuffers.of(device).acquire({
       label: `${this.label} (${opts.slots} × 4 KiB)`,
       size: opts.slots * PAGE_BYTES,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
@@ -101,6 +111,7 @@ export class PagePool {
       const slot = w * 32 + b;
       if (slot >= this.slots) break;
       this.used[w] = bits | (1 << b);
+      this.touched[w] = 1;
       this.usedCount++;
       this.lowHint = w;
       return slot;
@@ -118,6 +129,7 @@ export class PagePool {
       for (let w = w0; w < w0 + words && free; w++) free = this.used[w] === 0;
       if (!free) continue;
       this.used.fill(0xffffffff, w0, w0 + words);
+      this.touched.fill(1, w0, w0 + words);
       this.usedCount += HUGE_SLOTS;
       this.huge.add(first);
       return first;
@@ -159,7 +171,7 @@ export class PagePool {
     if (offset % 4 !== 0 || bytes.byteLength % 4 !== 0 || offset < 0 || offset + bytes.byteLength > this.slots * PAGE_BYTES) {
       throw err('EINVAL', `${this.label}: upload of ${bytes.byteLength} bytes at ${offset}`);
     }
-    ensureAlive(this.device, `${this.label}: upload`);
+    this.live('upload');
     this.device.queue.writeBuffer(this.buffer, offset, bytes as Uint8Array<ArrayBuffer>);
     this.counters.uploadWrites++;
   }
@@ -169,7 +181,7 @@ export class PagePool {
       throw err('EINVAL', `${this.label}: upload of ${data.byteLength} bytes, not a multiple of 4096`);
     }
     this.checkSlot(slot, data.byteLength / PAGE_BYTES, 'upload');
-    ensureAlive(this.device, `${this.label}: upload`);
+    this.live('upload');
     this.device.queue.writeBuffer(this.buffer, slot * PAGE_BYTES, data as Uint8Array<ArrayBuffer>);
     this.counters.uploadWrites++;
     this.counters.bytesUploaded += data.byteLength;
@@ -181,7 +193,7 @@ export class PagePool {
       this.checkSlot(p.slot, 1, 'uploadPages');
       if (p.data.byteLength !== PAGE_BYTES) throw err('EINVAL', `${this.label}: page for slot ${p.slot} is ${p.data.byteLength} bytes`);
     }
-    ensureAlive(this.device, `${this.label}: upload`);
+    this.live('upload');
     for (const [start, len] of runs(pages.map((p) => p.slot))) {
       // Pages that already lie back to back in one ArrayBuffer (consecutive frames of one
       // RAM chunk, say) go up as one view, without a copy; the rest are gathered first.
@@ -209,9 +221,15 @@ export class PagePool {
         if (m === 1) {
           this.upload(pages[start + k].slot, first);
         } else {
-          const buf = new Uint8Array(m * PAGE_BYTES);
-          for (let j = 0; j < m; j++) buf.set(pages[start + k + j].data, j * PAGE_BYTES);
-          this.upload(pages[start + k].slot, buf);
+          // Through one reused gather buffer, a window at a time: writeBuffer copies the
+          // bytes before it returns, and a fresh multi-MiB array per upload (zero-filled,
+          // faulted in, collected) cost ten times the copy itself.
+          const buf = gatherBuffer();
+          for (let w = 0; w < m; w += GATHER_PAGES) {
+            const n = Math.min(GATHER_PAGES, m - w);
+            for (let j = 0; j < n; j++) buf.set(pages[start + k + w + j].data, j * PAGE_BYTES);
+            this.upload(pages[start + k + w].slot, buf.subarray(0, n * PAGE_BYTES));
+          }
         }
         k += m;
       }
@@ -234,7 +252,7 @@ export class PagePool {
    */
   async readbackWith<T>(slotList: readonly number[], consume: (bytes: Uint8Array) => T): Promise<T> {
     for (const s of slotList) this.checkSlot(s, 1, 'readback');
-    ensureAlive(this.device, `${this.label}: readback`);
+    this.live('readback');
     if (slotList.length === 0) return consume(new Uint8Array(0));
     const size = slotList.length * PAGE_BYTES;
     const staging = this.readbacks.take(size, `${this.label} readback`);
@@ -271,16 +289,18 @@ export class PagePool {
     this.checkSlot(srcSlot, n, 'copy (source)');
     dst.checkSlot(dstSlot, n, 'copy (destination)');
     if (dst.device !== this.device) throw err('EINVAL', `${this.label}: copy to a pool on another device`);
-    ensureAlive(this.device, `${this.label}: copy`);
+    this.live('copy');
+    dst.live('copy');
     const enc = this.device.createCommandEncoder({ label: `${this.label} → ${dst.label}` });
     const bytes = n * PAGE_BYTES;
     if (dst === this) {
       // copyBufferToBuffer cannot use one buffer as both source and destination.
-      const tmp = this.device.createBuffer({ label: `${this.label} bounce`, size: bytes, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+      const pool = DeviceBuffers.of(this.device);
+      const tmp = pool.acquire({ label: `${this.label} bounce`, size: bytes, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
       enc.copyBufferToBuffer(this.buffer, srcSlot * PAGE_BYTES, tmp, 0, bytes);
       enc.copyBufferToBuffer(tmp, 0, this.buffer, dstSlot * PAGE_BYTES, bytes);
       this.device.queue.submit([enc.finish()]);
-      tmp.destroy();
+      pool.release([{ buffer: tmp }]);
       this.counters.copies += 2;
       return;
     }
@@ -292,16 +312,43 @@ export class PagePool {
   /** Zero-fills n slots (a fresh device page must not leak old contents). Queued. */
   zero(slot: number, n = 1): void {
     this.checkSlot(slot, n, 'zero');
-    ensureAlive(this.device, `${this.label}: zero`);
+    this.live('zero');
     const enc = this.device.createCommandEncoder({ label: `${this.label} zero` });
     enc.clearBuffer(this.buffer, slot * PAGE_BYTES, n * PAGE_BYTES);
     this.device.queue.submit([enc.finish()]);
   }
 
+  /**
+   * Hands the buffer back to the device's pool, every slot ever allocated zeroed first (the
+   * next owner — another mirror, another machine — never sees these pages). Later calls
+   * fail with ENODEV.
+   */
   destroy(): void {
+    if (this.destroyed) return;
     this.destroyed = true;
-    this.buffer.destroy();
-    this.readbacks.destroy();
+    DeviceBuffers.of(this.device).release([{ buffer: this.buffer, ranges: this.touchedRanges() }]);
+  }
+
+  /** Byte ranges of the runs of 32-slot words ever allocated. */
+  private touchedRanges(): ByteRange[] {
+    const out: ByteRange[] = [];
+    const wordBytes = 32 * PAGE_BYTES;
+    const end = this.slots * PAGE_BYTES;
+    for (let w = 0; w < this.touched.length;) {
+      if (!this.touched[w]) { w++; continue; }
+      let v = w;
+      while (v < this.touched.length && this.touched[v]) v++;
+      const off = w * wordBytes;
+      out.push([off, Math.min(v * wordBytes, end) - off]);
+      w = v;
+    }
+    return out;
+  }
+
+  /** ENODEV once destroyed (the buffer may be another owner's now), or the device is lost. */
+  private live(what: string): void {
+    if (this.destroyed) throw err('ENODEV', `${this.label}: ${what}: pool destroyed`);
+    ensureAlive(this.device, `${this.label}: ${what}`);
   }
 
   private checkSlot(slot: number, n: number, what: string): void {
@@ -309,6 +356,16 @@ export class PagePool {
       throw err('EINVAL', `${this.label}: ${what}: slots [${slot}, +${n}) outside [0, ${this.slots})`);
     }
   }
+}
+
+/** Pages gathered per writeBuffer when an upload's pages are not back to back (4 MiB). */
+const GATHER_PAGES = 1024;
+let gather: Uint8Array | null = null;
+
+/** The one gather buffer (JS is single-threaded and writeBuffer copies synchronously: never shared at once). */
+function gatherBuffer(): Uint8Array {
+  gather ??= new Uint8Array(GATHER_PAGES * PAGE_BYTES);
+  return gather;
 }
 
 /** [start index, length] of each run of consecutive values in list. */
@@ -319,4 +376,19 @@ export function* runs(list: readonly number[]): Generator<[number, number]> {
     if (k > start) yield [start, k - start];
     start = k;
   }
+}
+
+/** The slots whose bits are set in a bitmap (bit b of word w: slot 32w + b), below `limit`. */
+export function slotsOfBitmap(bits: Uint32Array, limit: number): number[] {
+  const out: number[] = [];
+  for (let w = 0; w < bits.length; w++) {
+    let v = bits[w];
+    while (v !== 0) {
+      const b = 31 - Math.clz32(v & -v);
+      const slot = w * 32 + b;
+      if (slot < limit) out.push(slot);
+      v = (v & ~(1 << b)) >>> 0;
+    }
+  }
+  return out;
 }

@@ -27,6 +27,7 @@
 import { err } from '../errors.js';
 import { DirtyEntries } from './dirty-entries.js';
 import { ensureAlive } from './health.js';
+import { DeviceBuffers } from './buffer-pool.js';
 
 export const PTE_VALID = 0x1;
 export const PTE_WRITE = 0x2;
@@ -133,6 +134,7 @@ export class GpuPageTable {
   private readonly deviceSlots: number;
 
   private gpuBuffer: GPUBuffer;
+  private destroyed = false;
   private capacity: number;
   private gen = 0;
 
@@ -300,6 +302,41 @@ export class GpuPageTable {
   }
 
   /**
+   * Whether every page of [page, page + npages) has a leaf (4 KiB or huge) with all of
+   * `flags`: a kernel over the range then translates everywhere (after flush()). A scan of
+   * the entries with no callback, stopping at the first hole.
+   */
+  covers(page: number, npages: number, flags: number): boolean {
+    checkPage(page, 'covers');
+    if (!Number.isSafeInteger(npages) || npages < 1 || page + npages > PT_MAX_PAGE) {
+      throw err('EINVAL', `covers: bad range [0x${page.toString(16)}, +${npages})`);
+    }
+    return this.coversIn(0, 3, 0, page, page + npages, flags | PTE_VALID);
+  }
+
+  private coversIn(t: number, level: number, base: number, start: number, end: number, flags: number): boolean {
+    const tab = this.table(t);
+    const span = 512 ** level;
+    const k0 = Math.floor((start - base) / span);
+    const k1 = Math.min(PT_ENTRIES - 1, Math.ceil((end - base) / span) - 1);
+    if (level === 0) {
+      for (let k = k0; k <= k1; k++) if ((tab[k] & flags) !== flags) return false;
+      return true;
+    }
+    for (let k = k0; k <= k1; k++) {
+      const e = tab[k];
+      if (!(e & PTE_VALID)) return false;
+      const eBase = base + k * span;
+      if (level === 1 && (e & PTE_HUGE)) {
+        if ((e & flags) !== flags) return false;
+        continue;
+      }
+      if (!this.coversIn(entryIndex(e), level - 1, eBase, Math.max(start, eBase), Math.min(end, eBase + span), flags)) return false;
+    }
+    return true;
+  }
+
+  /**
    * Drops every mapping at once (device reset / mm teardown): frees all tables but the
    * root without walking the leaves. Use unmap(0, PT_MAX_PAGE) to get the leaves back.
    */
@@ -330,6 +367,11 @@ export class GpuPageTable {
    */
   flush(): number {
     ensureAlive(this.device, `${this.label}: flush`);
+    if (this.destroyed) {
+      // The buffer went back to the device's pool (another table's now): nothing to push.
+      this.dirty.drain();
+      return 0;
+    }
     const needed = this.shadow.length;
     if (needed > this.capacity) this.grow(needed);
     if (this.dirty.size === 0) return 0;
@@ -346,9 +388,11 @@ export class GpuPageTable {
     return writes;
   }
 
-  /** Destroys the GPU buffer; the shadow stays readable. */
+  /** Hands the GPU buffer back to the device's pool (zeroed there); the shadow stays readable. */
   destroy(): void {
-    this.gpuBuffer.destroy();
+    if (this.destroyed) return;
+    this.destroyed = true;
+    DeviceBuffers.of(this.device).release([{ buffer: this.gpuBuffer }]);
   }
 
   // -------------------------------------------------------------------------------------
@@ -498,8 +542,9 @@ export class GpuPageTable {
     return false;
   }
 
+  /** A zeroed buffer of `tables` tables from the device's pool (free tables must read as zero). */
   private createBuffer(tables: number): GPUBuffer {
-    return this.device.createBuffer({
+    return DeviceBuffers.of(this.device).acquire({
       label: `${this.label} (${tables} tables)`,
       size: tables * PT_TABLE_BYTES,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
@@ -514,7 +559,8 @@ export class GpuPageTable {
     const enc = this.device.createCommandEncoder({ label: `${this.label} grow` });
     enc.copyBufferToBuffer(this.gpuBuffer, 0, next, 0, this.capacity * PT_TABLE_BYTES);
     this.device.queue.submit([enc.finish()]);
-    this.gpuBuffer.destroy(); // submitted work that uses it still completes
+    // Submitted work that uses it still completes: the pool's zeroing is queued after it.
+    DeviceBuffers.of(this.device).release([{ buffer: this.gpuBuffer }]);
     this.gpuBuffer = next;
     this.capacity = cap;
     this.gen++;

@@ -15,6 +15,7 @@
  * queue first, so no kernel runs with an entry whose bytes are not uploaded yet; a shootdown
  * and write-back flush it too.
  */
+import { words } from '../device/abi.js';
 import type { MirrorEngine } from '../device/mirror-engine.js';
 import type { PhysMem } from '../mm/frames.js';
 
@@ -74,7 +75,7 @@ export class Aperture {
   }
 
   get freeSlots(): number {
-    return this.#engine.aperture.freeSlots;
+    return this.#engine.sysmem.freeSlots;
   }
 
   /**
@@ -84,7 +85,7 @@ export class Aperture {
   acquire(pfn: number): number {
     let s = this.#byPfn.get(pfn);
     if (s === undefined) {
-      const slot = this.#engine.aperture.alloc();
+      const slot = this.#engine.sysmem.alloc();
       this.#pending.push({ slot, pfn });
       this.stats.uploads++;
       s = { slot, gen: this.#ram.gen[pfn], refs: 0, base: null, wantBase: false };
@@ -111,9 +112,9 @@ export class Aperture {
       this.#byPfn.get(pfn)!.gen = this.#ram.gen[pfn];
       pages.push({ slot, data: this.#ram.data(pfn) });
     }
-    const before = this.#engine.aperture.stats.uploadWrites;
-    this.#engine.aperture.uploadPages(pages);
-    this.stats.uploadWrites += this.#engine.aperture.stats.uploadWrites - before;
+    const before = this.#engine.sysmem.stats.uploadWrites;
+    this.#engine.sysmem.uploadPages(pages);
+    this.stats.uploadWrites += this.#engine.sysmem.stats.uploadWrites - before;
   }
 
   /**
@@ -142,7 +143,7 @@ export class Aperture {
     if (list.length === 0) return;
     this.#needBase = [];
     const slab = new Uint32Array(list.length * 1024);
-    const pool = this.#engine.aperture;
+    const pool = this.#engine.sysmem;
     let used = 0;
     for (const s of list) {
       const pfn = this.#pfnOfSlot.get(s.slot);
@@ -173,7 +174,7 @@ export class Aperture {
     if (--s.refs > 0) return;
     this.#byPfn.delete(pfn);
     this.#pfnOfSlot.delete(slot);
-    this.#engine.aperture.free(slot);
+    this.#engine.sysmem.free(slot);
   }
 
   /**
@@ -187,7 +188,7 @@ export class Aperture {
       this.#mayBeDirty = true; // the kernel about to run may write: the next write-back looks
     }
     if (this.#epochSeen === this.#ram.epoch) return;
-    const pool = this.#engine.aperture;
+    const pool = this.#engine.sysmem;
     for (const [pfn, s] of this.#byPfn) {
       const gen = this.#ram.gen[pfn];
       if (gen === s.gen) continue;
@@ -215,7 +216,7 @@ export class Aperture {
     this.flushUploads();
     if (!this.#mayBeDirty) return;
     this.#mayBeDirty = false;
-    const pages = await this.#engine.writebackDirty('aperture');
+    const pages = await this.#engine.writebackDirty('sysmem');
     for (const { slot, data } of pages) {
       const pfn = this.#pfnOfSlot.get(slot);
       if (pfn === undefined) continue; // freed since: nothing maps it any more
@@ -239,9 +240,4 @@ export class Aperture {
       this.stats.writebacks++;
     }
   }
-}
-
-/** A page's bytes as 1024 words (a view, no copy). */
-function words(page: Uint8Array): Uint32Array {
-  return new Uint32Array(page.buffer, page.byteOffset, page.byteLength / 4);
 }

@@ -18,6 +18,7 @@
  */
 import type { FaultRecord } from '../device/fault-queue.js';
 import type { RoundResult } from '../device/mirror-engine.js';
+import type { FatalFault } from '../device/replay.js';
 import { err } from '../errors.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 import { ServicePass } from '../policy/service-loop.js';
@@ -49,7 +50,8 @@ export class BatchFaultService extends ServiceCore {
     let buffer: FaultRecord[] = [];
     let overflow = false;
     this.opts.policy?.commandStart();
-    const service = async (r: RoundResult, round: number): Promise<void> => {
+    const service = async (r: RoundResult, round: number): Promise<FatalFault[]> => {
+      const fatal: FatalFault[] = [];
       buffer = buffer.concat(r.faults);
       // UVM sorts each fetched batch by address (service_fault_batch's sort): with a policy,
       // which faults a batch holds must not depend on the order the GPU recorded them in.
@@ -70,19 +72,24 @@ export class BatchFaultService extends ServiceCore {
       do {
         if (!pass.canFetch()) break;
         const batch = buffer.splice(0, Math.min(buffer.length, this.opts.batchSize));
-        const { leftover, rec } = await this.#serviceBatch(batch, round, cmd);
+        const { leftover, rec } = await this.#serviceBatch(batch, round, cmd, fatal);
         if (leftover.length > 0) buffer = leftover.concat(buffer);
         rec.pass = this.#passes;
         rec.flush = pass.batchDone({ fetched: rec.fetched, duplicates: rec.duplicates, throttled: (rec.throttled ?? 0) > 0 }).flush;
         if (this.opts.replay === 'batch-flush') buffer = [];
       } while (buffer.length > 0 && this.opts.replay === 'once');
       overflow = false;
+      return fatal;
     };
     return { backlog: () => buffer.length, service };
   }
 
-  /** One batch: coalesce, then service its groups under one mmap lock. Returns unserviced faults ('block'). */
-  async #serviceBatch(batch: FaultRecord[], round: number, cmd: CommandRange): Promise<{ leftover: FaultRecord[]; rec: BatchRecord }> {
+  /**
+   * One batch: coalesce, then service its groups under one mmap lock. Returns unserviced
+   * faults ('block'); adds the batch's fatal faults (no VMA) to `fatal`, its other faults
+   * serviced as usual (UVM services a batch's other faults and cancels the fatal ones' uTLBs).
+   */
+  async #serviceBatch(batch: FaultRecord[], round: number, cmd: CommandRange, fatal: FatalFault[]): Promise<{ leftover: FaultRecord[]; rec: BatchRecord }> {
     const t = this.target;
     const sched = t.mm.core.sched;
     const rec = emptyRecord(this.records.length, sched.now() - this.t0, round);
@@ -113,7 +120,17 @@ export class BatchFaultService extends ServiceCore {
       rec.recent = c.recent;
       rec.unique = c.unique;
       rec.groups = c.groups.length;
-      if (c.holes.length > 0) throw err('EFAULT', `device fault at 0x${(c.holes[0] * PAGE_SIZE).toString(16)}: no VMA`);
+      if (c.holes.length > 0 || c.denied.length > 0) {
+        const holes = new Set(c.holes);
+        const denied = new Map(c.denied.map((d) => [d.page, d.readable]));
+        for (const f of batch) {
+          if (holes.has(f.page)) fatal.push({ page: f.page, access: f.access, source: f.source, reason: 'no VMA' });
+          // A read of a page denied for another uTLB's write is not fatal: it faults again and is serviced.
+          else if (denied.has(f.page) && (f.access !== 'read' || !denied.get(f.page))) {
+            fatal.push({ page: f.page, access: f.access, source: f.source, reason: `${f.access} the VMA does not allow` });
+          }
+        }
+      }
       if (this.opts.policy && lock.mode !== 'none') {
         // The policy sees the batch as one fault group; atomic groups keep make_device_exclusive.
         const plain = c.groups.filter((g) => g.rank < 2);

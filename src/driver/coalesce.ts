@@ -15,7 +15,7 @@
 import type { FaultAccess, FaultRecord } from '../device/fault-queue.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 import type { MmStruct } from '../mm/mm.js';
-import type { Vma } from '../mm/vma.js';
+import { VM_ACCESS_FLAGS, VM_WRITE, type Vma } from '../mm/vma.js';
 
 /** The coalescing window. 'amd' = 2 MiB granularity plus AMD's drop of faults on ranges validated in the last 2 ms. */
 export type WindowPolicy = 4096 | 65536 | 2097152 | 'amd';
@@ -50,6 +50,17 @@ export interface CoalesceResult {
   groups: FaultGroup[];
   /** Faulted pages with no VMA: the faulting accesses fail (EFAULT). */
   holes: number[];
+  /**
+   * Faulted pages whose VMA forbids the access (a write or atomic to a VMA without VM_WRITE,
+   * anything to PROT_NONE): fatal as UVM's uvm_va_block_check_logical_permissions makes them;
+   * `readable`: a read of the page would be allowed (its read faults are not fatal).
+   */
+  denied: { page: number; readable: boolean }[];
+}
+
+/** Does `vma` allow an access of `rank` (0 read, 1 write, 2 atomic)? */
+function allows(vma: Vma, rank: number): boolean {
+  return (vma.flags & VM_ACCESS_FLAGS) !== 0 && (rank === 0 || (vma.flags & VM_WRITE) !== 0);
 }
 
 export interface CoalesceOptions {
@@ -78,7 +89,7 @@ export function coalesce(mm: MmStruct, records: readonly FaultRecord[], opts: Co
   const want = dedupe(records);
   const W = windowBytes(opts.window);
   const res: CoalesceResult = {
-    fetched: records.length, duplicates: records.length - want.size, stale: 0, recent: 0, unique: 0, groups: [], holes: [],
+    fetched: records.length, duplicates: records.length - want.size, stale: 0, recent: 0, unique: 0, groups: [], holes: [], denied: [],
   };
   const pages = [...want.keys()].sort((a, b) => a - b);
   let vma: Vma | undefined;
@@ -94,6 +105,10 @@ export function coalesce(mm: MmStruct, records: readonly FaultRecord[], opts: Co
     if (vma === undefined || vma.start > addr) {
       res.holes.push(page);
       vma = undefined;
+      continue;
+    }
+    if (!allows(vma, rank)) {
+      res.denied.push({ page, readable: allows(vma, 0) });
       continue;
     }
     const block = Math.floor(addr / W) * W;
@@ -121,13 +136,17 @@ export function coalesce(mm: MmStruct, records: readonly FaultRecord[], opts: Co
 /** The per-fault baseline: every record on its own, duplicates included, no window. */
 export function perFault(mm: MmStruct, records: readonly FaultRecord[]): CoalesceResult {
   const res: CoalesceResult = {
-    fetched: records.length, duplicates: 0, stale: 0, recent: 0, unique: 0, groups: [], holes: [],
+    fetched: records.length, duplicates: 0, stale: 0, recent: 0, unique: 0, groups: [], holes: [], denied: [],
   };
   for (const r of records) {
     const addr = r.page * PAGE_SIZE;
     const vma = mm.vmas.find(addr);
     if (vma === undefined || vma.start > addr) {
       res.holes.push(r.page);
+      continue;
+    }
+    if (!allows(vma, ACCESS_RANK[r.access])) {
+      res.denied.push({ page: r.page, readable: allows(vma, 0) });
       continue;
     }
     res.unique++;

@@ -14,7 +14,7 @@ import type { Machine } from '../mm/machine.js';
 import {
   MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_COMPOUND,
   MIGRATE_VMA_SELECT_DEVICE_PRIVATE, migratePfn,
-  migratePfnFlags, migratePfnToPfn, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup,
+  migratePfnFlags, migratePfnToPfn, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup, type MigrateVma,
 } from '../mm/migrate.js';
 import type { MmStruct } from '../mm/mm.js';
 import type { DevicePrivateFault, DevPagemap } from '../mm/pagemap.js';
@@ -283,16 +283,49 @@ export class Devmem {
    * dmirror_migrate_to_system for one VMA piece of `mm`: every page of ours in [start, end)
    * goes back to a new system frame. Caller holds the mmap read lock. Returns pages moved.
    */
-  async evict(mm: MmStruct, start: number, end: number, failAlloc?: () => boolean): Promise<number> {
+  evict(mm: MmStruct, start: number, end: number, failAlloc?: () => boolean): Promise<number> {
+    return this.evictPieces(mm, [{ start, end }], failAlloc);
+  }
+
+  /**
+   * evict() over several pieces (each inside one VMA) with one copy for all of them: every
+   * piece is collected (migrate_vma_setup), then all their device pages come back in one
+   * readback — one GPU command and one map, not one per piece — then each piece is paged
+   * and finalized. (The kernel's migrate_device_range / a driver's batched copy-engine
+   * push: the 512-page step is test_hmm's loop, not a limit of the copy.) Caller holds the
+   * mmap read lock. Returns pages moved.
+   */
+  async evictPieces(mm: MmStruct, pieces: readonly { start: number; end: number }[], failAlloc?: () => boolean): Promise<number> {
     const flags = MIGRATE_VMA_SELECT_DEVICE_PRIVATE | MIGRATE_VMA_SELECT_COMPOUND;
-    const mig = await migrateVmaSetup(mm, { start, end, flags, pgmapOwner: this.pagemap.owner });
+    const migs: MigrateVma[] = [];
+    let handed = 0; // migs[0 .. handed) got their destinations (migrate_vma_pages)
+    let dst: number[] = [];
     let moved = 0;
     try {
-      const dst = await this.copyToRam(mig.src, true, failAlloc);
+      for (const p of pieces) migs.push(await migrateVmaSetup(mm, { start: p.start, end: p.end, flags, pgmapOwner: this.pagemap.owner }));
+      const src = new Float64Array(migs.reduce((n, m) => n + m.npages, 0));
+      let off = 0;
+      for (const m of migs) {
+        src.set(m.src, off);
+        off += m.npages;
+      }
+      dst = await this.copyToRam(src, true, failAlloc);
       for (const d of dst) if (d !== 0) moved += (migratePfnFlags(d) & MIGRATE_PFN_COMPOUND) !== 0 ? PMD_PAGES : 1;
-      await migrateVmaPages(mig, dst);
+      off = 0;
+      for (const m of migs) {
+        const d = dst.slice(off, off + m.npages);
+        off += m.npages;
+        handed++;
+        await migrateVmaPages(m, d);
+      }
     } finally {
-      await migrateVmaFinalize(mig);
+      // Frames of pieces that never reached migrate_vma_pages go back (nothing maps them).
+      let off = 0;
+      for (let k = 0; k < migs.length; k++) {
+        if (k >= handed) for (let i = off; i < off + migs[k].npages && i < dst.length; i++) if (dst[i] !== 0) this.#machine.ram.put(migratePfnToPfn(dst[i]));
+        off += migs[k].npages;
+      }
+      for (const m of migs) await migrateVmaFinalize(m);
     }
     return moved;
   }

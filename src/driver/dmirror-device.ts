@@ -5,6 +5,7 @@
  */
 import { requestGpuDevice, type GpuContext } from '../device/gpu.js';
 import { PagePool } from '../device/page-pool.js';
+import { DeviceBuffers } from '../device/buffer-pool.js';
 import { err } from '../errors.js';
 import type { Machine } from '../mm/machine.js';
 import type { DevPagemap } from '../mm/pagemap.js';
@@ -18,6 +19,8 @@ export interface DmirrorDeviceOptions {
   devicePages: number;
   /** System-memory aperture of each mirror, in pages. */
   aperturePages: number;
+  /** Records of each mirror's fault buffer (default 4096). */
+  faultRecords?: number;
   /** A GPU context to use instead of acquiring one. */
   gpu?: Promise<GpuContext>;
   /** false: own MIGRATE invalidations skip mmu_interval_set_seq, as test_hmm's do. */
@@ -122,7 +125,9 @@ export class DmirrorDevice implements MirrorDevice, DmirrorHost {
 
   /**
    * Device removal (machine teardown): opens in flight fail with ENODEV, every mirror goes
-   * (commands in flight on it fail with an HmmError), then the GPU memory is freed.
+   * (commands in flight on it fail with an HmmError), then the GPU memory goes back to the
+   * GPU device's buffer pool, and the teardown waits for its zeroing (the next machine on
+   * this GPU reuses the buffers; the zeroing is this teardown's work, not its first command's).
    */
   async destroy(): Promise<void> {
     this.#destroyed = true;
@@ -130,5 +135,6 @@ export class DmirrorDevice implements MirrorDevice, DmirrorHost {
     for (const m of [...this.mirrors]) await m.destroy();
     this.#vram?.destroy();
     this.#vram = null;
+    if (this.#gpu !== null) await DeviceBuffers.of(this.#gpu.device).settle(this.machine.sched, `dmirror${this.index}: destroy`);
   }
 }

@@ -16,8 +16,8 @@ export interface DmirrorStats {
   skippedOwnMigrations: number;
   /** GPU commands a mirror command was split into (one per chunk). */
   chunks: number;
-  /** Times a full aperture made the driver zap the entries outside the chunks in flight. */
-  evictions: number;
+  /** Times a full aperture made the driver zap the entries outside the chunks in flight (MirrorPt's aperture reclaim). */
+  apertureReclaims: number;
 }
 
 /**
@@ -31,7 +31,7 @@ export interface DmirrorHost {
   readonly gpu: GpuContext;
   readonly vram: PagePool;
   readonly devmem: Devmem;
-  readonly options: { readonly aperturePages: number; readonly ownMigrationSetsSeq?: boolean; readonly ownReadOnlyWriteMigrates?: boolean };
+  readonly options: { readonly aperturePages: number; readonly faultRecords?: number; readonly ownMigrationSetsSeq?: boolean; readonly ownReadOnlyWriteMigrates?: boolean };
   /** The mirrors open on the device (each Dmirror leaves it at close). */
   readonly mirrors: Set<object>;
 }

@@ -15,7 +15,7 @@
  * invalidations come down (mmu notifier → zap → fence → write-back).
  */
 import { MirrorEngine, type MirrorCommand, type MirrorOp } from '../device/mirror-engine.js';
-import { replayCommand, type CommandOutcome, type RoundService } from '../device/replay.js';
+import { CancelledError, replayCommand, type CommandOutcome, type RoundService } from '../device/replay.js';
 import { err } from '../errors.js';
 import { PAGE_SIZE, TASK_SIZE } from '../mm/constants.js';
 import type { MmStruct } from '../mm/mm.js';
@@ -91,7 +91,7 @@ export class Dmirror implements Mirror {
   /** Counters of this mirror (rounds and fault records are its engine's). */
   get stats(): DmirrorStats {
     const e = this.engine.stats;
-    return { ...this.#stats, rounds: e.rounds, faultRecords: e.faultRecords, evictions: this.pt.evictions };
+    return { ...this.#stats, rounds: e.rounds, faultRecords: e.faultRecords, apertureReclaims: this.pt.apertureReclaims };
   }
 
   /** dmirror_fops_open(): one notifier over the whole address space. */
@@ -100,6 +100,7 @@ export class Dmirror implements Mirror {
     const engine = await MirrorEngine.create(device.gpu.device, {
       label: `dmirror${device.index}/pid${proc.pid}`,
       apertureSlots: device.options.aperturePages,
+      faultCapacity: device.options.faultRecords,
       vram: device.vram,
       sched: proc.mm.core.sched, // GPU completions land at the machine scheduler's points
     });
@@ -286,7 +287,7 @@ export class Dmirror implements Mirror {
   get chunkPages(): number {
     const lim = this.engine.device.limits;
     const io = Math.floor(Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize) / PAGE_SIZE);
-    return Math.max(1, Math.min(MAX_COMMAND_PAGES, io, Math.floor(this.engine.aperture.slots / 2)));
+    return Math.max(1, Math.min(MAX_COMMAND_PAGES, io, Math.floor(this.engine.sysmem.slots / 2)));
   }
 
   /**
@@ -355,12 +356,14 @@ export class Dmirror implements Mirror {
     const out = await replayCommand(this.engine, cmd, service, { maxRounds: MAX_ROUNDS });
     if (writes) await this.lock.with(() => this.aperture.writeback());
     if (faulting) await this.#policy?.commandEnd(cmd.page, cmd.npages, cmd.accessCounts);
+    // The other uTLBs' work completed (and reached memory above); the command still fails.
+    if (out.cancelled.length > 0) throw new CancelledError(this.engine.label, out.cancelled);
     return out;
   }
 
   /**
    * Run a command the caller built on this mirror's engine (a workload kernel, say) to
-   * completion, its range pinned against aperture eviction while it runs.
+   * completion, its range pinned against an aperture reclaim while it runs.
    */
   runKernel(cmd: MirrorCommand): Promise<CommandOutcome> {
     return this.#ioctl(true, () => {
@@ -491,7 +494,8 @@ export class Dmirror implements Mirror {
     await this.mm.lock.readLock();
     try {
       this.mm.checkAlive();
-      for (const piece of vmaPieces(this.mm, r.start, r.end, MIGRATE_STEP_PAGES)) cpages += await this.device.devmem.evict(this.mm, piece.start, piece.end, () => this.takeFailAlloc());
+      // test_hmm's 512-page steps, their copies batched into one readback (Devmem.evictPieces).
+      cpages = await this.device.devmem.evictPieces(this.mm, vmaPieces(this.mm, r.start, r.end, MIGRATE_STEP_PAGES), () => this.takeFailAlloc());
     } finally {
       this.mm.lock.readUnlock();
     }

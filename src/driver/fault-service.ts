@@ -12,7 +12,7 @@
  */
 import type { FaultRecord } from '../device/fault-queue.js';
 import type { MirrorOp, RoundResult, TlbStats } from '../device/mirror-engine.js';
-import type { RoundService } from '../device/replay.js';
+import type { FatalFault, RoundService } from '../device/replay.js';
 import type { BatchRecord } from './records.js';
 import type { MirrorTarget } from './retry.js';
 import type { ServicerOptions } from './service-options.js';
@@ -95,7 +95,8 @@ export interface FaultService {
 
 /** What a service does after a round that faulted: `services` the round, `backlog` what it holds over. */
 export interface CommandServicing {
-  service(r: RoundResult, round: number): Promise<void>;
+  /** Services the round; returns its fatal faults (none: an empty list). */
+  service(r: RoundResult, round: number): Promise<FatalFault[]>;
   backlog(): number;
 }
 
@@ -138,7 +139,7 @@ export abstract class ServiceCore implements FaultService {
         this.events.round({ faults: r.faults.length, overflow: r.overflow, finished: r.finished, records: r.faults, done: r.done, total: r.total, tlb: r.tlb });
         const first = this.records.length;
         try {
-          await s.service(r, round);
+          return { fatal: await s.service(r, round) };
         } finally {
           // The translation statistics of the round whose faults these batches hold (data for the lab).
           for (let k = first; k < this.records.length; k++) Object.assign(this.records[k], { tlbLookups: r.tlb.lookups, tlbWalks: r.tlb.walks });

@@ -3,7 +3,7 @@
  * GPU page table of the mirror's engine, what each entry holds (an aperture slot with a
  * coherent copy of a system frame, or a VRAM slot of the device's own memory), fault
  * installation (dmirror_do_fault) and the ONE shootdown (dmirror_do_update) every zap goes
- * through: the invalidate callback, a migration, aperture eviction and close.
+ * through: the invalidate callback, a migration, an aperture reclaim and close.
  *
  * A shootdown on a GPU is more than xa_erase: the entries go from the shadow table (zap),
  * the table is pushed (flush), kernels that may still hold old translations are waited
@@ -30,12 +30,15 @@ export class MirrorPt {
   readonly #devmem: DevPagemap;
   /** VRAM slot → mirror page, for the device pages this table maps. */
   readonly #devPage = new Map<number, number>();
-  /** Page ranges [start, end) of the commands in flight: eviction leaves them alone. */
+  /** Page ranges [start, end) of the commands in flight: an aperture reclaim leaves them alone. */
   readonly #pinned = new Set<{ start: number; end: number }>();
-  /** Times a full aperture made the table zap the entries outside the commands in flight. */
-  #evictions = 0;
-  get evictions(): number {
-    return this.#evictions;
+  /**
+   * Times a full aperture made the table zap the entries outside the commands in flight (an
+   * aperture reclaim: not an eviction, which moves device memory home: Devmem.evict).
+   */
+  #apertureReclaims = 0;
+  get apertureReclaims(): number {
+    return this.#apertureReclaims;
   }
 
   constructor(engine: MirrorEngine, aperture: Aperture, devmem: DevPagemap) {
@@ -146,7 +149,7 @@ export class MirrorPt {
         slot = this.#aperture.acquire(pfn);
       } catch (e) {
         if (!(e instanceof HmmError && e.code === 'ENOMEM')) throw e;
-        slot = await this.#acquireEvicting(pfn);
+        slot = await this.#acquireReclaiming(pfn);
       }
       if ((prot & (PTE_WRITE | PTE_EXCLUSIVE)) !== 0) this.#aperture.mapWritable(slot);
       pt.map(page, slot, prot);
@@ -266,7 +269,7 @@ export class MirrorPt {
    * flight, an exclusive grant) so their slots can be reused; those pages simply fault
    * again when a later command touches them. Returns the slots it freed.
    */
-  async #evict(): Promise<number> {
+  async #reclaimAperture(): Promise<number> {
     const keep = [...this.#pinned].sort((a, b) => a.start - b.start);
     const leaves: UnmappedLeaf[] = [];
     let from = 0;
@@ -275,16 +278,16 @@ export class MirrorPt {
       from = Math.max(from, r.end);
     }
     if (from < LAST_PAGE) leaves.push(...this.#engine.pt.unmap(from, LAST_PAGE - from));
-    this.#evictions++;
+    this.#apertureReclaims++;
     const before = this.#aperture.freeSlots;
     await this.shootdown(leaves);
     return this.#aperture.freeSlots - before;
   }
 
-  /** An aperture slot holding `pfn` after evicting (only this path of doFault awaits). */
-  async #acquireEvicting(pfn: number): Promise<number> {
-    if (await this.#evict() === 0) {
-      throw err('ENOMEM', `aperture full: all ${this.#engine.aperture.slots} slots hold pages of commands in flight`);
+  /** An aperture slot holding `pfn` after a reclaim (only this path of doFault awaits). */
+  async #acquireReclaiming(pfn: number): Promise<number> {
+    if (await this.#reclaimAperture() === 0) {
+      throw err('ENOMEM', `aperture full: all ${this.#engine.sysmem.slots} slots hold pages of commands in flight`);
     }
     return this.#aperture.acquire(pfn);
   }

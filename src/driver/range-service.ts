@@ -31,7 +31,11 @@ export class RangeFaultService extends ServiceCore {
     if (cmd.op === 'atomic') return this.#atomic.commandServicing(cmd);
     return {
       backlog: () => 0,
-      service: (r: RoundResult, round: number) => this.#dmirrorFault(r.faults, r.overflow, round, cmd),
+      // dmirror_fault fails the whole command on a bad page (it throws): nothing is fatal per uTLB.
+      service: async (r: RoundResult, round: number) => {
+        await this.#dmirrorFault(r.faults, r.overflow, round, cmd);
+        return [];
+      },
     };
   }
 

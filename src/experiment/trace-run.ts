@@ -9,27 +9,13 @@
  * end: the data is verified word by word. Trace addresses map onto the buffer by page
  * (traceLayout: the touched pages, holes wider than a 2 MiB block closed).
  */
-import { readFileSync } from 'node:fs';
 import type { Dmirror } from '../driver/dmirror.js';
 import { err } from '../errors.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 import { ACCESS_READ, CPU } from '../policy/types.js';
-import { parseTrace, type TraceRecord } from '../policy/trace.js';
+import type { TraceRecord } from '../policy/trace.js';
 
 export const TRACE_PREFIX = 'trace:';
-
-export function loadTraceFile(spec: string): TraceRecord[] {
-  const file = spec.startsWith(TRACE_PREFIX) ? spec.slice(TRACE_PREFIX.length) : spec;
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw err('ENOENT', `trace ${file}: ${(e as Error).message}`);
-  }
-  const recs = parseTrace(text, file.endsWith('.csv') ? 'csv' : file.endsWith('.jsonl') ? 'jsonl' : undefined);
-  if (recs.length === 0) throw err('EINVAL', `trace ${file}: no records`);
-  return recs;
-}
 
 /** Pages of a 2 MiB block (UVM's va_block, the tree prefetcher's and eviction's unit). */
 const BLOCK_PAGES = 512;

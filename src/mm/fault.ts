@@ -43,7 +43,7 @@ export async function handleMmFault(mm: MmStruct, vma: Vma, addr: number, flags:
   const i = pmdIndex(a);
   const haddr = pmdAlignDown(a);
   if (pmd.flags[i] === 0 && pmd.tables[i] === null && thpSuitable(vma, haddr)) {
-    const r = doHugePmdAnonymousPage(mm, vma, haddr);
+    const r = doHugePmdAnonymousPage(mm, vma, haddr, write);
     if (r !== VM_FAULT_FALLBACK) return r;
   }
   if (pmd.isHuge(i) && !isPresent(pmd.flags[i])) return doHugePmdNonPresent(mm, vma, haddr, a);

@@ -28,6 +28,8 @@ export class PhysMem {
   readonly gen: Uint32Array;
   /** Bumped with every markWritten(): when unchanged, no frame changed since a reader looked. */
   epoch = 0;
+  /** The huge zero page's head while it exists (MemCore.getHugeZero), else -1. */
+  hugeZero = -1;
   readonly #chunks: (Uint8Array | null)[];
   /** Free single frames (LIFO) and free aligned 512-frame blocks, like two buddy orders. */
   readonly #free: number[] = [];
@@ -181,6 +183,7 @@ export class PhysMem {
     if (rc > 0) return;
     if (rc < 0) throw new Error(`put_page underflow on frame ${pfn}`);
     if (this.compound[pfn] === 1) {
+      if (pfn === this.hugeZero) this.hugeZero = -1;
       this.hugeData(pfn).fill(0);
       this.markWritten(pfn, PMD_PAGES);
       this.compound.fill(0, pfn, pfn + PMD_PAGES);

@@ -5,7 +5,7 @@
  */
 import { PAGE_SIZE, PMD_PAGES, PMD_SIZE } from './constants.js';
 import { invalidateEnd, invalidateStart, type MmStruct } from './mm.js';
-import { isDevicePrivate, isMigration, PTE_ACCESSED, PTE_DIRTY, PTE_PRESENT, PTE_WRITE, PMD_HUGE, pmdIndex } from './page-table.js';
+import { isDevicePrivate, isMigration, PTE_ACCESSED, PTE_DIRTY, PTE_PRESENT, PTE_SPECIAL, PTE_WRITE, PMD_HUGE, pmdIndex } from './page-table.js';
 import { PG_ANON } from './pages.js';
 import { AnonVma, isHugetlb, isPrivateAnon, isShared, VM_HUGEPAGE, VM_WRITE, type Vma } from './vma.js';
 
@@ -33,14 +33,23 @@ export function thpSuitable(vma: Vma, haddr: number): boolean {
 }
 
 /**
- * do_huge_pmd_anonymous_page(): a zeroed THP mapped by one PMD leaf. Without a huge zero page
- * a read fault allocates too (as with use_zero_page=0); writable when the VMA is.
+ * do_huge_pmd_anonymous_page(): a read maps the huge zero page; a write, a zeroed THP mapped
+ * by one PMD leaf, writable.
  * Returns VM_FAULT_FALLBACK when no 2 MiB block is free (count_vm_event(THP_FAULT_FALLBACK)).
  */
-export function doHugePmdAnonymousPage(mm: MmStruct, vma: Vma, haddr: number): number {
+export function doHugePmdAnonymousPage(mm: MmStruct, vma: Vma, haddr: number, write: boolean): number {
   const pmd = mm.pgtable.pmd(haddr, true)!;
   const i = pmdIndex(haddr);
   if (pmd.flags[i] !== 0 || pmd.tables[i] !== null) return VM_FAULT_FALLBACK;
+  if (!write) {
+    // A read maps the huge zero page (set_huge_zero_folio): special, read-only.
+    try {
+      pmd.setHuge(i, mm.core.getHugeZero(), PTE_PRESENT | PTE_SPECIAL | PTE_ACCESSED);
+      return 0;
+    } catch {
+      return VM_FAULT_FALLBACK;
+    }
+  }
   let head: number;
   try {
     head = mm.core.allocAnonHuge();
@@ -71,8 +80,14 @@ export function splitHugePmdLocked(mm: MmStruct, haddr: number): void {
   if (isMigration(flags)) throw new Error(`split of a migration PMD at 0x${haddr.toString(16)}`);
   pmd.setHuge(i, 0, 0);
   const t = mm.pgtable.pteTable(haddr, true)!;
-  for (let j = 0; j < PMD_PAGES; j++) t.set(j, head + j, flags);
   const core = mm.core;
+  if (core.isHugeZero(head)) {
+    // __split_huge_zero_page_pmd(): 512 PTEs of the small zero page; the PMD's reference goes.
+    for (let j = 0; j < PMD_PAGES; j++) t.set(j, core.ram.zeroPfn, PTE_PRESENT | PTE_SPECIAL | PTE_ACCESSED);
+    core.putPage(head);
+    return;
+  }
+  for (let j = 0; j < PMD_PAGES; j++) t.set(j, head + j, flags);
   if (isDevicePrivate(flags)) {
     // __split_huge_pmd_locked on a device-private PMD: 512 device-private PTEs, and the
     // folio split into order-0 device pages at once (split_device_private_folio): the PMD's
@@ -148,11 +163,28 @@ export async function doHugePmdWpPage(mm: MmStruct, vma: Vma, haddr: number): Pr
   const i = pmdIndex(haddr);
   if (pmd === null || !pmd.isHuge(i)) return VM_FAULT_FALLBACK;
   const head = pmd.pfn[i];
+  if (mm.core.isHugeZero(head)) {
+    // do_huge_zero_wp_pmd(): a fresh zeroed THP replaces the huge zero page, or split.
+    const range = await invalidateStart(mm, haddr, haddr + PMD_SIZE, 'CLEAR');
+    try {
+      if (pmd.pfn[i] !== head || !pmd.isHuge(i)) return 0; // changed meanwhile: retry
+      const thp = mm.core.allocAnonHuge();
+      anonVmaPrepare(vma);
+      pmd.setHuge(i, 0, 0);
+      pmd.setHuge(i, thp, PTE_PRESENT | PTE_ACCESSED | PTE_WRITE | PTE_DIRTY);
+      mm.core.putPage(head);
+      return 0;
+    } catch {
+      splitHugePmdLocked(mm, haddr); // no 2 MiB free: the PTE path copies the one page
+      return VM_FAULT_FALLBACK;
+    } finally {
+      await invalidateEnd(mm, range);
+    }
+  }
   if (mm.core.isAnonPage(head) && mm.core.refcount(head) === 1) {
     pmd.setHuge(i, head, (pmd.flags[i] & ~PMD_HUGE) | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED);
     return 0;
   }
-  void vma;
   await splitHugePmd(mm, haddr);
   return VM_FAULT_FALLBACK;
 }

@@ -11,7 +11,7 @@
  * first and the pages move one by one.
  */
 import { PAGE_SIZE, PMD_PAGES, PMD_SIZE } from './constants.js';
-import { anonVmaPrepare, thpSuitable } from './huge.js';
+import { anonVmaPrepare, splitHugePmdLocked, thpSuitable } from './huge.js';
 import type { MmStruct } from './mm.js';
 import {
   isDevicePrivate, isMigration, isPresent, pmdIndex, PTE_ACCESSED, PTE_DIRTY, PTE_PRESENT, PTE_PROTNONE, PTE_WRITE,
@@ -80,6 +80,8 @@ export function hugeCollectable(m: HugeCollector, pmd: PmdTable, pi: number, had
   const f = pmd.flags[pi];
   const head = pmd.pfn[pi];
   if (isPresent(f)) {
+    // The huge zero page is collected as a compound hole (is_huge_zero_pmd).
+    if (core.isHugeZero(head)) return (m.flags & MIGRATE_VMA_SELECT_SYSTEM) !== 0 && isPrivateAnon(m.vma);
     return (m.flags & MIGRATE_VMA_SELECT_SYSTEM) !== 0 && (f & PTE_PROTNONE) === 0 && core.ram.isHead(head)
       && core.isAnonPage(head) && core.refcount(head) === 1;
   }
@@ -96,8 +98,13 @@ export function collectHugePmd(m: HugeCollector, pmd: PmdTable, pi: number, hadd
   if (!hugeCollectable(m, pmd, pi, haddr)) return false;
   const f = pmd.flags[pi];
   const head = pmd.pfn[pi];
-  const w = isPresent(f) ? (f & PTE_WRITE) !== 0 : swpWritable(f);
   const i = (haddr - m.start) / PAGE_SIZE;
+  if (m.mm.core.isHugeZero(head)) {
+    m.src[i] = MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND;
+    m.cpages += PMD_PAGES;
+    return true;
+  }
+  const w = isPresent(f) ? (f & PTE_WRITE) !== 0 : swpWritable(f);
   m.src[i] = migratePfn(head) + MIGRATE_PFN_MIGRATE + MIGRATE_PFN_COMPOUND + (w ? MIGRATE_PFN_WRITE : 0);
   pmd.setHuge(pi, head, w ? SWP_MIGRATION_WRITE : SWP_MIGRATION_READ);
   m.cpages += PMD_PAGES;
@@ -125,15 +132,17 @@ export function collectHugeHole(m: HugeCollector, haddr: number): boolean {
 export function splitCompoundSource(m: HugeCollector, i: number): void {
   const s = m.src[i];
   const w = hasMpfn(s, MIGRATE_PFN_WRITE) ? MIGRATE_PFN_WRITE : 0;
-  if (!hasMpfn(s, MIGRATE_PFN_VALID)) {
-    for (let k = 0; k < PMD_PAGES; k++) m.src[i + k] = MIGRATE_PFN_MIGRATE;
-    return;
-  }
   const core = m.mm.core;
-  const head = migratePfnToPfn(s);
   const haddr = m.start + i * PAGE_SIZE;
   const pmd = m.mm.pgtable.pmd(haddr, false);
   const pi = pmdIndex(haddr);
+  if (!hasMpfn(s, MIGRATE_PFN_VALID)) {
+    // A huge zero page there becomes 512 small zero pages, each a hole to fill.
+    if (pmd !== null && pmd.isHuge(pi) && core.isHugeZero(pmd.pfn[pi])) splitHugePmdLocked(m.mm, haddr);
+    for (let k = 0; k < PMD_PAGES; k++) m.src[i + k] = MIGRATE_PFN_MIGRATE;
+    return;
+  }
+  const head = migratePfnToPfn(s);
   if (pmd !== null && pmd.isHuge(pi) && isMigration(pmd.flags[pi]) && pmd.pfn[pi] === head) {
     const kind = swpKind(pmd.flags[pi]);
     pmd.setHuge(pi, 0, 0);
@@ -153,7 +162,7 @@ export function splitCompoundSource(m: HugeCollector, i: number): void {
 /**
  * migrate_vma_insert_huge_pmd_page(): a compound hole gets its 2 MiB destination mapped by
  * one PMD (present for a system THP, device-private for a device folio), if the block is
- * still pmd_none. Returns whether it inserted.
+ * still pmd_none or the huge zero page. Returns whether it inserted.
  */
 export function insertHugePmd(m: HugeCollector, i: number, newHead: number): boolean {
   const core = m.mm.core;
@@ -161,7 +170,12 @@ export function insertHugePmd(m: HugeCollector, i: number, newHead: number): boo
   if (!isPrivateAnon(m.vma)) return false;
   const pmd = m.mm.pgtable.pmd(haddr, true)!;
   const pi = pmdIndex(haddr);
-  if (pmd.flags[pi] !== 0 || pmd.tables[pi] !== null) return false;
+  const zero = pmd.isHuge(pi) && isPresent(pmd.flags[pi]) && core.isHugeZero(pmd.pfn[pi]) ? pmd.pfn[pi] : -1;
+  if ((pmd.flags[pi] !== 0 && zero < 0) || pmd.tables[pi] !== null) return false;
+  if (zero >= 0) {
+    pmd.setHuge(pi, 0, 0); // the huge zero page goes (the MIGRATE invalidation covers it)
+    core.putPage(zero);
+  }
   const writable = (m.vma.flags & VM_WRITE) !== 0;
   core.getPage(newHead);
   anonVmaPrepare(m.vma);

@@ -32,7 +32,7 @@ import { handleMmFault, VM_FAULT_ERROR } from './fault.js';
 import { anonVmaPrepare, splitHugePmd } from './huge.js';
 import { invalidateEnd, invalidateStart, type MmStruct } from './mm.js';
 import {
-  isDevicePrivate, isMigration, isPresent, pmdIndex, pteIndex, PTE_ACCESSED, PTE_DIRTY,
+  isDevicePrivate, isMigration, isPresent, pmdIndex, pteIndex, PTE_ACCESSED, PTE_DIRTY, type PteTable,
   PTE_PRESENT, PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, swpKind, swpWritable, SWP_DEVICE_READ, SWP_DEVICE_WRITE,
   SWP_EXCLUSIVE_WRITE, SWP_MIGRATION_READ, SWP_MIGRATION_WRITE,
 } from './page-table.js';
@@ -79,6 +79,14 @@ export class MigrateVma implements RefHolder {
   readonly dst: Float64Array;
   /** Pages collected for migration (MIGRATE_PFN_MIGRATE set in src). */
   cpages = 0;
+  /**
+   * @internal: shared[i] = 1 when page i's source held references beyond the migration's at
+   * unmap (another mm mapped it, a pin): finalize then finds its entries by the rmap walk.
+   * 0: only this mm maps it, at its address — finalize rewrites that one entry straight
+   * off the pfn arrays (no other mm can map it meanwhile: one that did would hold a
+   * reference, and this mm cannot fork or mremap while its mmap lock is held).
+   */
+  readonly shared: Uint8Array;
   #state: 'collected' | 'paged' | 'finalized' = 'collected';
 
   constructor(mm: MmStruct, vma: Vma, args: MigrateVmaArgs) {
@@ -91,6 +99,7 @@ export class MigrateVma implements RefHolder {
     this.npages = (args.end - args.start) / PAGE_SIZE;
     this.src = new Float64Array(this.npages);
     this.dst = new Float64Array(this.npages);
+    this.shared = new Uint8Array(this.npages);
   }
 
   get state(): string {
@@ -247,6 +256,10 @@ async function migrateVmaUnmap(m: MigrateVma): Promise<void> {
     if (!has(m.src[i], MIGRATE_PFN_VALID) || has(m.src[i], MIGRATE_PFN_COMPOUND)) continue;
     const pfn = migratePfnToPfn(m.src[i]);
     const a = m.start + i * PAGE_SIZE;
+    // Every mapping holds a reference: with only the migration's (and do_swap_page's pins),
+    // no other mm maps the page and there is nothing to walk for (folio_mapcount() == 1).
+    if (core.refcount(pfn) === 1 + (core.faultPins.get(pfn) ?? 0)) continue;
+    m.shared[i] = 1;
     for (const o of rmapWalk(core, m.mm, a, m.mm, (f, p) => entryMaps(f, p, pfn))) {
       const range = await invalidateStart(o.mm, o.addr, o.addr + PAGE_SIZE, 'CLEAR');
       try {
@@ -282,12 +295,15 @@ async function migrateVmaUnmap(m: MigrateVma): Promise<void> {
 function removeMigrationPtes(core: MemCore, origin: MmStruct, a: number, oldPfn: number, newPfn: number, moved: boolean): void {
   const system = core.isSystemPfn(newPfn);
   if (moved && system) core.pageKind[newPfn] = PG_ANON;
-  for (const { t, j } of rmapWalk(core, origin, a, null, (f, p) => p === oldPfn && isMigration(f))) {
-    const w = swpKind(t.flags[j]) === SWP_MIGRATION_WRITE;
-    core.getPage(newPfn);
-    if (system) t.set(j, newPfn, PTE_PRESENT | PTE_ACCESSED | (w ? PTE_WRITE | PTE_DIRTY : 0));
-    else t.set(j, newPfn, w ? SWP_DEVICE_WRITE : SWP_DEVICE_READ);
-  }
+  for (const { t, j } of rmapWalk(core, origin, a, null, (f, p) => p === oldPfn && isMigration(f))) restoreEntry(core, t, j, newPfn, system);
+}
+
+/** remove_migration_pte() for one entry: the migration entry at t[j] becomes one for newPfn, with a reference. */
+function restoreEntry(core: MemCore, t: PteTable, j: number, newPfn: number, system: boolean): void {
+  const w = swpKind(t.flags[j]) === SWP_MIGRATION_WRITE;
+  core.getPage(newPfn);
+  if (system) t.set(j, newPfn, PTE_PRESENT | PTE_ACCESSED | (w ? PTE_WRITE | PTE_DIRTY : 0));
+  else t.set(j, newPfn, w ? SWP_DEVICE_WRITE : SWP_DEVICE_READ);
 }
 
 /**
@@ -377,6 +393,10 @@ export async function migrateVmaFinalize(m: MigrateVma): Promise<void> {
   if (m.state === 'finalized') throw new Error('migrate_vma_finalize twice');
   m.mm.lock.assertHeld();
   const core = m.mm.core;
+  const mm = m.mm;
+  // This mm's PTE table of the 2 MiB region finalize is in: one descent per table, not per page.
+  let table: PteTable | null = null;
+  let tableBase = -1;
   try {
     for (let i = 0; i < m.npages; i++) {
       const s = m.src[i];
@@ -392,7 +412,21 @@ export async function migrateVmaFinalize(m: MigrateVma): Promise<void> {
         const oldPfn = migratePfnToPfn(s);
         const moved = has(s, MIGRATE_PFN_MIGRATE) && dValid;
         const newPfn = moved ? migratePfnToPfn(d) : oldPfn;
-        removeMigrationPtes(core, m.mm, m.start + i * PAGE_SIZE, oldPfn, newPfn, moved);
+        const a = m.start + i * PAGE_SIZE;
+        if (m.shared[i] === 0 && !mm.exited) {
+          // Only this mm maps it (see MigrateVma.shared): its entry at a, off the pfn arrays.
+          const system = core.isSystemPfn(newPfn);
+          if (moved && system) core.pageKind[newPfn] = PG_ANON;
+          const base = a - (a % PMD_SIZE);
+          if (base !== tableBase) {
+            table = mm.pgtable.pteTable(a, false);
+            tableBase = base;
+          }
+          const j = pteIndex(a);
+          if (table !== null && table.pfn[j] === oldPfn && isMigration(table.flags[j])) restoreEntry(core, table, j, newPfn, system);
+        } else {
+          removeMigrationPtes(core, mm, a, oldPfn, newPfn, moved);
+        }
         m.src[i] = 0;
         core.putPage(oldPfn);
       }

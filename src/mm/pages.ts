@@ -118,6 +118,29 @@ export class MemCore {
     pm.put(pfn);
   }
 
+  /**
+   * mm_get_huge_zero_folio(): the huge zero page (a zeroed 2 MiB folio, never written), with
+   * one more reference for the PMD that will map it; allocated on first use. Departure: in
+   * the kernel its PMD mappings hold no page reference (it is counted per mm and freed by a
+   * shrinker); here each mapping holds one and the last one frees it. Throws ENOMEM.
+   */
+  getHugeZero(): number {
+    const ram = this.ram;
+    if (ram.hugeZero >= 0) {
+      ram.get(ram.hugeZero);
+      return ram.hugeZero;
+    }
+    const head = ram.allocHuge();
+    this.pageKind.fill(PG_KERNEL, head, head + PMD_PAGES);
+    ram.hugeZero = head;
+    return head;
+  }
+
+  /** is_huge_zero_pfn(). */
+  isHugeZero(pfn: number): boolean {
+    return this.ram.hugeZero >= 0 && pfn === this.ram.hugeZero;
+  }
+
   isAnonPage(pfn: number): boolean {
     return pfn < this.ram.npages && pfn !== this.ram.zeroPfn && this.pageKind[this.head(pfn)] === PG_ANON;
   }

@@ -7,9 +7,6 @@
  * Built-in grammar: BASE[+tree][+EVICTION], BASE one of BUILTIN_POLICIES, EVICTION one of
  * lru | fifo | mru | lfu.
  */
-import { isAbsolute, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { existsSync } from 'node:fs';
 import type { MigrationPolicy } from './types.js';
 import {
   IPDPS20_ACCESS_COUNTERS, NVIDIA_ACCESS_COUNTERS, accessCounters, cpuDeviceBackoff, firstTouch, minLifetime,
@@ -92,7 +89,7 @@ export function validatePolicy(obj: unknown, where: string): MigrationPolicy {
 }
 
 function looksLikePath(spec: string): boolean {
-  return spec.startsWith('.') || isAbsolute(spec) || /\.(m?[jt]s)$/.test(spec);
+  return spec.startsWith('.') || /^(?:\/|[A-Za-z]:[\\/])/.test(spec) || /\.(m?[jt]s)$/.test(spec);
 }
 
 /**
@@ -109,16 +106,10 @@ export async function loadPolicy(spec: string, options: Readonly<Record<string, 
   if (!looksLikePath(spec)) {
     throw err('EINVAL', `policy "${spec}": not a built-in (${Object.keys(BUILTIN_POLICIES).join(', ')}) nor a module path`);
   }
-  // process.cwd() only for a path: a built-in must load where there is no process (the lab's worker).
-  const file = resolve(cwd ?? process.cwd(), spec);
-  if (!existsSync(file)) throw err('ENOENT', `policy module ${spec}: no such file`);
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
-  } catch (e) {
-    throw err('EINVAL', `policy module ${spec}: failed to load: ${(e as Error).message}`);
-  }
-  return policyFromModule(mod, spec, options);
+  // Node's path, url and fs only for a path (load-module.ts, imported here): a built-in must
+  // load where there is no process (the lab's worker, the browser's test runner).
+  const { importPolicyModule } = await import('./load-module.js');
+  return policyFromModule(await importPolicyModule(spec, cwd), spec, options);
 }
 
 /**

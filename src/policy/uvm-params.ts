@@ -20,9 +20,15 @@
  *                                (uvm_va_block_cpu_fault -> the same prefetch/thrashing path)
  *
  * 575 is the version gpu_ext patches (575.57). 590: the stored sources show the same defaults
- * for every parameter above; the adaptive thrashing lapse newer drivers add (anchors.md:
- * adjust_thrashing_lapse) was not found in a stored file, so it is NOT modelled — 590 runs with
- * 575's fixed lapse, and says so in its `notes`.
+ * for every parameter above. The adaptive thrashing lapse anchors.md attributes to 590+
+ * (adjust_thrashing_lapse) is in no stored source: uvm_perf_thrashing.c of 535.86.05
+ * (NVIDIA/open-gpu-kernel-modules 10d538d), 570.123.07 (4d941c0) and a fork past 570
+ * (m-santh/open-gpu-kernel-modules 009d73d, with managed_range) all compare every event with
+ * the fixed va_space params.lapse_ns (thrashing_event_cb: block and page checks), set once
+ * from uvm_perf_thrashing_lapse_usec; no function changes it, and the only adaptive state is
+ * the per-block reset count (thrashing_reset_count vs uvm_perf_thrashing_max_resets, 4),
+ * which both versions model (thrashing.ts). No 590 source is stored, so 590 is NOT given a
+ * lapse rule nobody can check: it runs 575's fixed 500 µs lapse and says so in its `notes`.
  */
 import { THRASHING_DEFAULTS, type ThrashingParams } from './thrashing.js';
 
@@ -75,7 +81,7 @@ const UVM_575: UvmParams = Object.freeze({
 const UVM_590: UvmParams = Object.freeze({
   ...UVM_575,
   version: '590',
-  notes: Object.freeze(['adaptive thrashing lapse not modelled (no stored source): 575\'s fixed 500 µs lapse']),
+  notes: Object.freeze(['adaptive thrashing lapse not modelled: no stored UVM source has one (535, 570 checked: fixed lapse_ns); 575\'s fixed 500 µs lapse']),
 });
 
 const SETS: Readonly<Record<UvmVersion, UvmParams>> = Object.freeze({ 575: UVM_575, 590: UVM_590 });

@@ -5,6 +5,7 @@
  * seeded one (see seeded.ts) picks which ready task resumes next from a PRNG and records
  * the labels in order, which is the trace that a replay reproduces.
  */
+import { macrotask } from './macrotask.js';
 export interface Scheduler {
   /** A point at which another task may run. `label` names the await point (for traces). */
   yield(label: string): Promise<void>;
@@ -19,7 +20,7 @@ export interface Scheduler {
 /** FIFO scheduler on the host event loop: the default. */
 export class RealScheduler implements Scheduler {
   yield(_label: string): Promise<void> {
-    return new Promise((resolve) => setImmediateish(resolve));
+    return new Promise((resolve) => macrotask(resolve)); // a macrotask: see macrotask.ts
   }
   sleep(ms: number, _label: string): Promise<void> {
     return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
@@ -31,22 +32,6 @@ export class RealScheduler implements Scheduler {
     return performance.now();
   }
 }
-
-/**
- * A macrotask, never a microtask: a yield must let timers, I/O and GPU completions (mapAsync
- * callbacks) run, or a task spinning on yield would starve what it waits for. Node has
- * setImmediate; a browser gets a MessageChannel post (setTimeout(0) is clamped to 4 ms).
- */
-const setImmediateish: (cb: () => void) => void = (() => {
-  if (typeof globalThis.setImmediate === 'function') return (cb: () => void) => { globalThis.setImmediate(cb); };
-  if (typeof MessageChannel === 'function') {
-    const ch = new MessageChannel();
-    const queue: (() => void)[] = [];
-    ch.port1.onmessage = () => { queue.shift()?.(); };
-    return (cb: () => void) => { queue.push(cb); ch.port2.postMessage(0); };
-  }
-  return (cb: () => void) => { setTimeout(cb, 0); };
-})();
 
 const current: Scheduler = new RealScheduler();
 /** The scheduler in force; machines take one at creation and default to this. */

@@ -18,6 +18,7 @@
  * hang the run. `stats.graceExpirations` counts those nondeterministic points; a
  * deterministic run has none.
  */
+import { macrotask } from './macrotask.js';
 import type { Scheduler } from './scheduler.js';
 
 /** mulberry32: a small, fast 32-bit PRNG; returns floats in [0, 1). */
@@ -66,17 +67,6 @@ interface External {
 
 /** Collect settled waits at least this often even if the ready set never drains. */
 const COLLECT_EVERY = 256;
-
-const macrotask: (cb: () => void) => void = (() => {
-  if (typeof globalThis.setImmediate === 'function') return (cb: () => void) => { globalThis.setImmediate(cb); };
-  if (typeof globalThis.MessageChannel === 'function') {
-    const ch = new MessageChannel();
-    const q: (() => void)[] = [];
-    ch.port1.onmessage = () => { q.shift()?.(); };
-    return (cb: () => void) => { q.push(cb); ch.port2.postMessage(null); };
-  }
-  return (cb: () => void) => { setTimeout(cb, 0); };
-})();
 
 export class SeededScheduler implements Scheduler {
   readonly seed: number;

@@ -9,8 +9,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import initSqlJs from 'sql.js';
 import { err } from '../errors.js';
-import type { TraceRecord } from '../policy/trace.js';
-import { loadTraceFile, TRACE_PREFIX } from '../experiment/trace-run.js';
+import { parseTrace, type TraceRecord } from '../policy/trace.js';
+import { TRACE_PREFIX } from '../experiment/trace-run.js';
 import { readNsight } from './nsight.js';
 import { parseUvmEval, uvmEvalToTrace } from './uvm-eval.js';
 
@@ -32,4 +32,18 @@ export async function loadAnyTrace(spec: string): Promise<TraceRecord[]> {
   }
   if (/\.log$/i.test(file)) return uvmEvalToTrace(parseUvmEval(bytes.toString('utf8')));
   return loadTraceFile(spec);
+}
+
+/** Our own trace format (src/policy/trace.ts), JSONL or CSV by the file's extension. */
+function loadTraceFile(spec: string): TraceRecord[] {
+  const file = spec.startsWith(TRACE_PREFIX) ? spec.slice(TRACE_PREFIX.length) : spec;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw err('ENOENT', `trace ${file}: ${(e as Error).message}`);
+  }
+  const recs = parseTrace(text, file.endsWith('.csv') ? 'csv' : file.endsWith('.jsonl') ? 'jsonl' : undefined);
+  if (recs.length === 0) throw err('EINVAL', `trace ${file}: no records`);
+  return recs;
 }

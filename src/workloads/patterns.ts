@@ -12,9 +12,9 @@
  */
 import { err } from '../errors.js';
 import type { SyntheticWorkload } from './names.js';
+import { WORDS_PER_PAGE } from '../device/abi.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 
-export const WORDS_PER_PAGE = PAGE_SIZE / 4;
 /** Words of the workload header at the start of io (HDR_WORDS in workloads.wgsl). */
 export const HDR_WORDS = 16;
 export const HDR_WS = 0;

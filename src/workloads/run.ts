@@ -8,13 +8,14 @@
  * The rounds run through the driver (Dmirror.runKernel) and its fault servicer
  * (Dmirror.servicer: set it with setServicer before the run).
  */
+import { words, WORDS_PER_PAGE } from '../device/abi.js';
 import type { Dmirror } from '../driver/dmirror.js';
 import { err } from '../errors.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 import { workloadKernels } from './kernels.js';
 import {
   commandIo, FLAG_NO_WRITE, gatherIndices, HDR_WORDS, initialWords, isWriteWord, oneShotEffect, phaseKey, resolveWorkload,
-  resultOf, valueOf, WORDS_PER_PAGE, writes, type WorkloadPlan, type WorkloadSpec,
+  resultOf, valueOf, writes, type WorkloadPlan, type WorkloadSpec,
 } from './patterns.js';
 
 export type { WorkloadSpec } from './patterns.js';
@@ -67,10 +68,6 @@ class Tally {
   note(what: string): void {
     this.first ??= what;
   }
-}
-
-function words(b: Uint8Array): Uint32Array {
-  return b.byteOffset % 4 === 0 ? new Uint32Array(b.buffer, b.byteOffset, b.byteLength >> 2) : new Uint32Array(b.slice().buffer);
 }
 
 /** Writes f over the whole buffer through the CPU, in chunks. */

@@ -26,8 +26,8 @@ async function withEngine<T>(gpu: Gpu, opts: MirrorEngineOptions, fn: (e: Mirror
 }
 
 function backAperture(e: MirrorEngine, page: number, flags = 0): void {
-  const slot = e.aperture.alloc();
-  e.aperture.upload(slot, patternPage(page));
+  const slot = e.sysmem.alloc();
+  e.sysmem.upload(slot, patternPage(page));
   e.pt.map(page, slot, flags);
 }
 

@@ -3,7 +3,7 @@
  * the workgroup TLB and uTLB fault reporting, replay, protection faults, dirty tracking and write-back,
  * atomics gated on EXCLUSIVE, fault-buffer overflow, 2-D dispatch, fences and device loss.
  */
-import { describe, expect } from 'vitest';
+import { describe, expect, vi } from 'vitest';
 import { requestGpuDevice } from '../../src/device/gpu.js';
 import { HmmError } from '../../src/errors.js';
 import type { FaultRecord } from '../../src/device/fault-queue.js';
@@ -29,8 +29,8 @@ function poisoned(npages: number): Uint32Array {
 
 /** Backs `page` with a fresh aperture slot holding patternPage(page). */
 function backPage(e: MirrorEngine, page: number, flags = 0, salt = 0): number {
-  const slot = e.aperture.alloc();
-  e.aperture.upload(slot, patternPage(page, salt));
+  const slot = e.sysmem.alloc();
+  e.sysmem.upload(slot, patternPage(page, salt));
   e.pt.map(page, slot, flags);
   return slot;
 }
@@ -90,7 +90,7 @@ describe('MirrorEngine', () => {
   test('read: the DEVICE bit selects the device pool, not the aperture slot of that number', async ({ gpu }) => {
     await withEngine(gpu, {}, async (e) => {
       const slot = 7;
-      e.aperture.upload(slot, patternPage(1, 111));
+      e.sysmem.upload(slot, patternPage(1, 111));
       e.vram.upload(slot, patternPage(1, 222));
       e.pt.map(100, slot, 0);
       e.pt.map(101, slot, PTE_DEVICE);
@@ -149,11 +149,11 @@ describe('MirrorEngine', () => {
       expect(r.faults.length).toBeGreaterThan(0);
       for (const f of r.faults) expect(f).toMatchObject({ page, access: 'write', protection: true });
       // Memory untouched, nothing dirty.
-      expectAllEqual(new Uint32Array((await e.aperture.readback([slot])).buffer), new Uint32Array(patternPage(page).buffer), 'untouched');
+      expectAllEqual(new Uint32Array((await e.sysmem.readback([slot])).buffer), new Uint32Array(patternPage(page).buffer), 'untouched');
       expect(await e.writebackDirty()).toEqual([]);
       e.pt.map(page, slot, PTE_WRITE);
       expect((await e.runRound(cmd)).finished).toBe(true);
-      expectAllEqual(new Uint32Array((await e.aperture.readback([slot])).buffer), data, 'written');
+      expectAllEqual(new Uint32Array((await e.sysmem.readback([slot])).buffer), data, 'written');
     });
   });
 
@@ -179,7 +179,7 @@ describe('MirrorEngine', () => {
       expectAllEqual(new Uint32Array(dirty[1].data.slice().buffer), d1.subarray(1024), 'page 3');
       expectAllEqual(new Uint32Array(dirty[2].data.slice().buffer), d2, 'page 6');
       expect(await e.writebackDirty()).toEqual([]); // bits were cleared
-      const dev = await e.writebackDirty('device');
+      const dev = await e.writebackDirty('vram');
       expect(dev.map((d) => d.slot)).toEqual([devSlot]);
       expectAllEqual(new Uint32Array(dev[0].data.slice().buffer), d2, 'device page');
       // A replay does not re-dirty what an earlier round wrote: page 0 is written in round 1,
@@ -192,7 +192,33 @@ describe('MirrorEngine', () => {
       expect((await e.runRound(w4)).finished).toBe(true);
       expect((await e.writebackDirty()).map((d) => d.slot)).toEqual([slots[1]]);
       // Clean pages were not touched.
-      expectAllEqual(new Uint32Array((await e.aperture.readback([slots[5]])).buffer), new Uint32Array(patternPage(base + 5).buffer), 'clean');
+      expectAllEqual(new Uint32Array((await e.sysmem.readback([slots[5]])).buffer), new Uint32Array(patternPage(base + 5).buffer), 'clean');
+    });
+  });
+
+  test('writeback drains the dirty bitmap through the staging cache: one staging buffer per pool, then none', async ({ gpu }) => {
+    await withEngine(gpu, {}, async (e) => {
+      const slot = backPage(e, 9000, PTE_WRITE);
+      const made: string[] = [];
+      const create = e.device.createBuffer.bind(e.device);
+      const spy = vi.spyOn(e.device, 'createBuffer').mockImplementation((d) => { made.push(d.label ?? ''); return create(d); });
+      try {
+        const staged = (): number => made.filter((l) => l.includes('dirty staging')).length;
+        let first = -1;
+        for (let k = 0; k < 3; k++) {
+          expect((await e.runRound(e.createCommand({ op: 'write', page: 9000, npages: 1, data: new Uint32Array(1024).fill(k) }))).finished).toBe(true);
+          expect((await e.writebackDirty()).map((d) => d.slot)).toEqual([slot]);
+          await e.writebackDirty('vram');
+          if (k === 0) first = staged();
+        }
+        // sysmem's and vram's bitmaps differ in size (2048 and 1024 slots): at most one buffer
+        // each (none when an earlier engine on this device left them in the device's staging
+        // cache), reused by every later write-back.
+        expect(first).toBeLessThanOrEqual(2);
+        expect(staged()).toBe(first);
+      } finally {
+        spy.mockRestore();
+      }
     });
   });
 
@@ -210,7 +236,7 @@ describe('MirrorEngine', () => {
 
       e.pt.map(page, slot, PTE_WRITE | PTE_EXCLUSIVE);
       const out = await runToCompletion(e, cmd, toyService(e));
-      expect(out).toEqual({ rounds: 2, faultRounds: 1 });
+      expect(out).toEqual({ rounds: 2, faultRounds: 1, cancelled: [] });
       const old = await cmd.readOutput();
       const want = expectedRead(page, 2, () => true);
       expectAllEqual(old, want, 'atomic returns the old values');
@@ -250,6 +276,41 @@ describe('MirrorEngine', () => {
       expectAllEqual(await cmd.readOutput(), expectedRead(base, n, () => true), 'after the replay');
       // A round of a finished command does nothing, and says so.
       expect((await e.runRound(cmd)).tlb).toEqual({ lookups: 0, walks: 0, hitRate: 0 });
+    });
+  });
+
+  test('quiet rounds: a read over a fully mapped range skips the report and record passes, and only then', async ({ gpu }) => {
+    await withEngine(gpu, { faultSources: 4 }, async (e) => {
+      const base = 7000;
+      const n = 24;
+      for (let p = base; p < base + n; p++) backPage(e, p);
+      // Fully mapped: quiet, every word read, the same TLB figures as a full round.
+      const q0 = e.stats.quietRounds;
+      const cmd = e.createCommand({ op: 'read', page: base, npages: n, data: poisoned(n) });
+      expect(await e.runRound(cmd)).toMatchObject({ faults: [], overflow: false, missed: 0, finished: true, tlb: { lookups: n * 32, walks: n } });
+      expect(e.stats.quietRounds).toBe(q0 + 1);
+      expectAllEqual(await cmd.readOutput(), expectedRead(base, n, () => true), 'quiet read');
+      cmd.destroy();
+      // One page unmapped in the middle: not quiet; that page misses, its words stay poisoned.
+      const hole = base + 13;
+      e.pt.unmap(hole, 1);
+      const c2 = e.createCommand({ op: 'read', page: base, npages: n, data: poisoned(n) });
+      const r = await e.runRound(c2);
+      expect(e.stats.quietRounds).toBe(q0 + 1);
+      expect(r.faults.map((f) => f.page)).toEqual([hole]);
+      expect(r).toMatchObject({ missed: WORDS_PER_PAGE, finished: false });
+      expectAllEqual(await c2.readOutput(), expectedRead(base, n, (p) => p !== hole), 'read with a hole');
+      // Mapped again: the replay is quiet and completes the command.
+      backPage(e, hole);
+      expect(await e.runRound(c2)).toMatchObject({ faults: [], finished: true });
+      expect(e.stats.quietRounds).toBe(q0 + 2);
+      expectAllEqual(await c2.readOutput(), expectedRead(base, n, () => true), 'replay');
+      // A write over the same mapped range is never quiet (its report pass marks pages dirty).
+      const w = e.createCommand({ op: 'write', page: base, npages: 1, data: poisoned(1) });
+      e.pt.map(base, e.pt.lookup(base)!.slot, PTE_WRITE);
+      expect(await e.runRound(w)).toMatchObject({ finished: true });
+      expect(e.stats.quietRounds).toBe(q0 + 2);
+      expect((await e.writebackDirty()).length).toBe(1);
     });
   });
 
@@ -304,7 +365,7 @@ describe('MirrorEngine', () => {
       await expect(runToCompletion(e, cmd, async () => {}, 3)).rejects.toBeErrno('EFAULT');
       // The engine is still usable.
       const ok = await runToCompletion(e, cmd, toyService(e));
-      expect(ok).toEqual({ rounds: 2, faultRounds: 1 });
+      expect(ok).toEqual({ rounds: 2, faultRounds: 1, cancelled: [] });
     });
   });
 
@@ -361,11 +422,11 @@ describe('MirrorEngine', () => {
     await expect(e.fence()).rejects.toBeErrno('ENODEV');
     await expect(e.writebackDirty()).rejects.toBeErrno('ENODEV');
     await expect(e.probe([42])).rejects.toBeErrno('ENODEV');
-    await expect(e.aperture.readback([slot])).rejects.toBeErrno('ENODEV');
+    await expect(e.sysmem.readback([slot])).rejects.toBeErrno('ENODEV');
     await expect(e.faults.fetch()).rejects.toBeErrno('ENODEV');
     expect(() => e.flush()).toThrow(HmmError);
     expect(() => e.createCommand({ op: 'read', page: 1, npages: 1 })).toThrowErrno('ENODEV');
-    expect(() => e.aperture.upload(slot, new Uint8Array(4096))).toThrowErrno('ENODEV');
+    expect(() => e.sysmem.upload(slot, new Uint8Array(4096))).toThrowErrno('ENODEV');
     // The shadow is intact and still holds the unflushed change.
     expect(e.pt.lookup(42)?.slot).toBe(slot);
     expect(e.pt.lookup(43)?.slot).toBe(5);

@@ -59,8 +59,8 @@ export function toyService(engine: MirrorEngine, log: FaultRecord[][] = []) {
         if ((cur.flags & need) !== need) engine.pt.map(f.page, cur.slot, (cur.flags & 0xe) | need);
         continue;
       }
-      const slot = engine.aperture.alloc();
-      engine.aperture.upload(slot, patternPage(f.page));
+      const slot = engine.sysmem.alloc();
+      engine.sysmem.upload(slot, patternPage(f.page));
       engine.pt.map(f.page, slot, need);
     }
   };

@@ -36,44 +36,42 @@ function presetDone(e: MirrorEngine, cmd: MirrorCommand, bits: Uint32Array<Array
 }
 
 describe('mirror kernels, partly done words', () => {
-  for (const op of ['read', 'write', 'atomic'] as MirrorOp[]) {
-    test(`${op}: only the words not yet done run`, async ({ gpu }) => {
-      const e = await MirrorEngine.create(gpu.device, { apertureSlots: 64, deviceSlots: 64 });
-      try {
-        const base = 2 ** 32 - 1; // crosses into the high word
-        const flags = op === 'read' ? 0 : op === 'write' ? PTE_WRITE : PTE_WRITE | PTE_EXCLUSIVE;
-        const slots: number[] = [];
-        for (let p = 0; p < NPAGES; p++) {
-          const slot = e.aperture.alloc();
-          e.aperture.upload(slot, patternPage(base + p));
-          e.pt.map(base + p, slot, flags);
-          slots.push(slot);
-        }
-        const data = new Uint32Array(WORDS).map((_, i) => (i * 7 + 0x51000000) >>> 0);
-        const init = op === 'write' ? data : new Uint32Array(WORDS).fill(POISON);
-        const cmd = e.createCommand({ op, page: base, npages: NPAGES, data: init });
-        const bits = donePattern();
-        presetDone(e, cmd, bits);
-        const r = await e.runRound(cmd);
-        expect(r).toMatchObject({ faults: [], finished: true, done: WORDS });
-        const mem = new Uint32Array((await e.aperture.readback(slots)).buffer);
-        const out = await cmd.readOutput();
-        const wantMem = new Uint32Array(WORDS);
-        const wantOut = new Uint32Array(WORDS);
-        for (let i = 0; i < WORDS; i++) {
-          const orig = patternWord(base + Math.floor(i / WORDS_PER_PAGE), i % WORDS_PER_PAGE);
-          const ran = !bit(bits, i);
-          wantMem[i] = op === 'write' ? (ran ? data[i] : orig) : op === 'atomic' ? (ran ? (orig + 1) >>> 0 : orig) : orig;
-          wantOut[i] = op === 'write' ? data[i] : ran ? orig : POISON;
-        }
-        expectAllEqual(mem, wantMem, `${op}: memory`);
-        expectAllEqual(out, wantOut, `${op}: io`);
-        expect((await cmd.readDone()).every((w) => w === 0xffffffff)).toBe(true);
-        const dirty = (await e.writebackDirty()).map((d) => d.slot);
-        expect(dirty).toEqual(op === 'read' ? [] : slots);
-      } finally {
-        e.destroy();
+  test.for(['read', 'write', 'atomic'] as MirrorOp[])('%s: only the words not yet done run', async (op, { gpu }) => {
+    const e = await MirrorEngine.create(gpu.device, { apertureSlots: 64, deviceSlots: 64 });
+    try {
+      const base = 2 ** 32 - 1; // crosses into the high word
+      const flags = op === 'read' ? 0 : op === 'write' ? PTE_WRITE : PTE_WRITE | PTE_EXCLUSIVE;
+      const slots: number[] = [];
+      for (let p = 0; p < NPAGES; p++) {
+        const slot = e.sysmem.alloc();
+        e.sysmem.upload(slot, patternPage(base + p));
+        e.pt.map(base + p, slot, flags);
+        slots.push(slot);
       }
-    });
-  }
+      const data = new Uint32Array(WORDS).map((_, i) => (i * 7 + 0x51000000) >>> 0);
+      const init = op === 'write' ? data : new Uint32Array(WORDS).fill(POISON);
+      const cmd = e.createCommand({ op, page: base, npages: NPAGES, data: init });
+      const bits = donePattern();
+      presetDone(e, cmd, bits);
+      const r = await e.runRound(cmd);
+      expect(r).toMatchObject({ faults: [], finished: true, done: WORDS });
+      const mem = new Uint32Array((await e.sysmem.readback(slots)).buffer);
+      const out = await cmd.readOutput();
+      const wantMem = new Uint32Array(WORDS);
+      const wantOut = new Uint32Array(WORDS);
+      for (let i = 0; i < WORDS; i++) {
+        const orig = patternWord(base + Math.floor(i / WORDS_PER_PAGE), i % WORDS_PER_PAGE);
+        const ran = !bit(bits, i);
+        wantMem[i] = op === 'write' ? (ran ? data[i] : orig) : op === 'atomic' ? (ran ? (orig + 1) >>> 0 : orig) : orig;
+        wantOut[i] = op === 'write' ? data[i] : ran ? orig : POISON;
+      }
+      expectAllEqual(mem, wantMem, `${op}: memory`);
+      expectAllEqual(out, wantOut, `${op}: io`);
+      expect((await cmd.readDone()).every((w) => w === 0xffffffff)).toBe(true);
+      const dirty = (await e.writebackDirty()).map((d) => d.slot);
+      expect(dirty).toEqual(op === 'read' ? [] : slots);
+    } finally {
+      e.destroy();
+    }
+  });
 });

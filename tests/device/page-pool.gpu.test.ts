@@ -2,14 +2,12 @@
  * Page pools (aperture / device memory) and the fault buffer on their own.
  */
 import { describe, expect } from 'vitest';
+import { words } from '../../src/device/abi.js';
 import { FaultQueue } from '../../src/device/fault-queue.js';
 import { PagePool, runs } from '../../src/device/page-pool.js';
 import { gpuTest as test } from '../support/gpu.js';
 import { expectAllEqual, patternPage } from './mirror-helpers.js';
 
-function words(b: Uint8Array): Uint32Array {
-  return new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4);
-}
 
 describe('PagePool', () => {
   test('alloc / free / ENOMEM / double free', ({ gpu }) => {

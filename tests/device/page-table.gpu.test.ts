@@ -147,6 +147,28 @@ describe('GpuPageTable', () => {
     }
   });
 
+  test('covers: every page of a range has a leaf with the flags (4 KiB and huge, across tables)', ({ gpu }) => {
+    const pt = new GpuPageTable(gpu.device, { apertureSlots: 4096 });
+    try {
+      const base = 512 * 3 - 2; // crosses a level-0 table boundary
+      for (let k = 0; k < 6; k++) pt.map(base + k, k, k === 4 ? 0 : PTE_WRITE);
+      expect(pt.covers(base, 6, 0)).toBe(true);
+      expect(pt.covers(base, 6, PTE_WRITE)).toBe(false); // page base + 4 is read-only
+      expect(pt.covers(base, 4, PTE_WRITE)).toBe(true);
+      expect(pt.covers(base - 1, 2, 0)).toBe(false); // base - 1 has no leaf
+      pt.unmap(base + 3, 1);
+      expect(pt.covers(base, 6, 0)).toBe(false);
+      expect(pt.covers(base + 4, 2, 0)).toBe(true);
+      // A huge leaf covers its 512 pages; the range may run past it into nothing.
+      pt.mapHuge(2 ** 20, 1024);
+      expect(pt.covers(2 ** 20 + 7, 505, 0)).toBe(true);
+      expect(pt.covers(2 ** 20 + 7, 506, 0)).toBe(false);
+      expect(pt.covers(2 ** 20, 512, PTE_WRITE)).toBe(false);
+    } finally {
+      pt.destroy();
+    }
+  });
+
   test('flush: one writeBuffer per contiguous run of dirty entries', ({ gpu }) => {
     const pt = new GpuPageTable(gpu.device, { apertureSlots: 4096 });
     try {

@@ -10,7 +10,7 @@ import { describe, expect } from 'vitest';
 import {
   checkFrameAccounting, HMM_DMIRROR_FLAG_FAIL_ALLOC, HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, HMM_DMIRROR_PROT_PMD,
   HMM_DMIRROR_PROT_READ, HMM_DMIRROR_PROT_WRITE, HmmError, MADV_DONTNEED, MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_PRIVATE,
-  PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine, type Process,
+  MREMAP_FIXED, MREMAP_MAYMOVE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine, type Process,
 } from '../../src/index.js';
 import { isDevicePrivate, pmdIndex } from '../../src/mm/page-table.js';
 import { mirrorTest } from '../support/mirror.js';
@@ -92,6 +92,29 @@ describe('device-private THP', () => {
     await mirror.migrateToSystem(b.ptr, NPAGES);
     expect(isPmdMapped(proc, b.ptr), 'MIGRATE_TO_SYS brings the folio home whole').toBe(true);
     await expectCpuInts(proc, b.ptr, THP, () => 0, 'zeros');
+    await b.free();
+    expectNoLeak(machine);
+  });
+
+  mirrorTest('the huge zero page is one compound hole (is_huge_zero_pmd): a zeroed device folio replaces it; with FAIL_ALLOC it splits into 512 holes', async ({ machine, proc, mirror }) => {
+    const b = await thpBuffer(proc, 2 * THP, false);
+    await proc.read(b.ptr, 4);
+    await proc.read(b.ptr + THP, 4);
+    expect(proc.mm.pgtable.pmd(b.ptr, false)!.pfn[pmdIndex(b.ptr)]).toBe(machine.ram.hugeZero);
+    const r = await mirror.migrateToDevice(b.ptr, NPAGES);
+    expect(r.cpages).toBe(NPAGES);
+    expectInts(r.data, () => 0, 'device copy');
+    expect(isDevicePmd(proc, b.ptr)).toBe(true);
+    expectProt(await mirror.snapshot(b.ptr, NPAGES), LOCAL_W_PMD, 'snapshot');
+
+    await mirror.setFlags(HMM_DMIRROR_FLAG_FAIL_ALLOC);
+    await mirror.migrateToDevice(b.ptr + THP, NPAGES);
+    expect(isDevicePmd(proc, b.ptr + THP)).toBe(false);
+    expectProt(await mirror.snapshot(b.ptr + THP, NPAGES), LOCAL_W, 'fallback: order-0 device pages');
+    expect(machine.ram.hugeZero, 'no mapping of the huge zero page is left').toBe(-1);
+    expect(vram(machine)).toEqual({ slots: 2 * NPAGES, refs: 2 * NPAGES, huge: 1 });
+    checkFrameAccounting(machine);
+    await expectCpuInts(proc, b.ptr, 2 * THP, () => 0, 'zeros');
     await b.free();
     expectNoLeak(machine);
   });
@@ -191,6 +214,46 @@ describe('device-private THP', () => {
     expectNoLeak(machine);
   });
 
+  mirrorTest('mremap moves a device-private PMD whole to an aligned address (move_huge_pmd) and splits it for an unaligned one', async ({ machine, proc, mirror }) => {
+    const b = await thpBuffer(proc, 2 * THP);
+    await mirror.migrateToDevice(b.ptr, 2 * NPAGES);
+    const dst = await proc.mmap(0, 5 * THP, PROT_READ, PRIV_ANON);
+    const to = Math.ceil(dst / THP) * THP;
+    await proc.mremap(b.ptr, THP, THP, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+    expect(isDevicePmd(proc, to), 'moved whole').toBe(true);
+    expectProt(await mirror.snapshot(to, NPAGES), LOCAL_W_PMD, 'at the new address');
+    await proc.mremap(b.ptr + THP, THP, THP, MREMAP_MAYMOVE | MREMAP_FIXED, to + 2 * THP + 16 * PAGE_SIZE);
+    expect(isDevicePmd(proc, to + 2 * THP), 'unaligned: split').toBe(false);
+    expectProt(await mirror.snapshot(to + 2 * THP + 16 * PAGE_SIZE, NPAGES), LOCAL_W, 'split, still on the device');
+    expect(vram(machine).slots).toBe(2 * NPAGES);
+    checkFrameAccounting(machine);
+    await expectCpuInts(proc, to, THP, (i) => i, 'first, moved');
+    await expectCpuInts(proc, to + 2 * THP + 16 * PAGE_SIZE, THP, (i) => i, 'second, moved', NPAGES * 1024);
+    await proc.munmap(to, THP);
+    await proc.munmap(to + 2 * THP + 16 * PAGE_SIZE, THP);
+    await proc.munmap(dst, 5 * THP);
+    await b.free();
+    expectNoLeak(machine);
+  });
+
+  mirrorTest('a long-term pin of one page of a device THP brings the folio home and keeps it there: the next MIGRATE_TO_DEV moves none of it', async ({ machine, proc, mirror }) => {
+    const b = await thpBuffer(proc, THP);
+    await mirror.migrateToDevice(b.ptr, NPAGES);
+    const pins = await proc.pinUserPages(b.ptr + 3 * PAGE_SIZE, 1, { write: true, longterm: true });
+    try {
+      expect(isDevicePmd(proc, b.ptr)).toBe(false);
+      expect(vram(machine)).toEqual({ slots: 0, refs: 0, huge: 0 });
+      await expect(mirror.migrateToDevice(b.ptr, NPAGES)).rejects.toSatisfy((e) => e instanceof HmmError && e.code === 'ENOENT');
+      expect(vram(machine).slots, 'the pinned folio stayed in system memory').toBe(0);
+      checkFrameAccounting(machine);
+    } finally {
+      pins.release();
+    }
+    await expectCpuInts(proc, b.ptr, THP, (i) => i, 'data');
+    await b.free();
+    expectNoLeak(machine);
+  });
+
   mirrorTest('HMM_DMIRROR_FLAGS with an unknown bit: EINVAL, and the next migration is not affected', async ({ machine, proc, mirror }) => {
     await expect(mirror.setFlags(2)).rejects.toSatisfy((e) => e instanceof HmmError && e.code === 'EINVAL');
     await expect(mirror.setFlags(-1)).rejects.toSatisfy((e) => e instanceof HmmError && e.code === 'EINVAL');
@@ -219,6 +282,31 @@ describe('device-private THP with no free 2 MiB of VRAM', () => {
     checkFrameAccounting(machine);
     await expectCpuInts(proc, b.ptr, 2 * THP, (i) => i, 'everything');
     expect(vram(machine)).toEqual({ slots: 0, refs: 0, huge: 0 });
+    await b.free();
+    expectNoLeak(machine);
+  });
+});
+
+describe('device-private THP seen from another device', () => {
+  mirrorTest.override('machineOptions', { devices: 2, systemPages: 8192, devicePages: 2048 });
+
+  mirrorTest('a READ through another device faults the THP home whole (hmm_range_fault → do_huge_pmd_device_private), then that device maps it', async ({ machine, proc, mirror }) => {
+    const b = await thpBuffer(proc, THP);
+    await mirror.migrateToDevice(b.ptr, NPAGES);
+    expect(isDevicePmd(proc, b.ptr)).toBe(true);
+    const other = await machine.devices[1].open(proc);
+    try {
+      const f = cpuFaults(machine);
+      const r = await other.read(b.ptr + 9 * PAGE_SIZE, 2);
+      expectInts(r.data, (i) => i + 9 * 1024, 'other device read');
+      expect(cpuFaults(machine) - f, 'one migrate_to_ram for the folio').toBe(1);
+      expect(isPmdMapped(proc, b.ptr)).toBe(true);
+      expect(vram(machine)).toEqual({ slots: 0, refs: 0, huge: 0 });
+      const snap = await other.snapshot(b.ptr, NPAGES);
+      expectProt(snap, HMM_DMIRROR_PROT_WRITE | HMM_DMIRROR_PROT_PMD, 'system THP, PMD-mapped');
+    } finally {
+      await other.close();
+    }
     await b.free();
     expectNoLeak(machine);
   });

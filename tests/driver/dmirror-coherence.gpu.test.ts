@@ -35,7 +35,9 @@ import type { Dmirror } from '../../src/driver/dmirror.js';
 import type { DmirrorDevice } from '../../src/driver/dmirror-device.js';
 import type { Scheduler } from '../../src/sched/scheduler.js';
 import { mulberry32, SeededScheduler } from '../../src/sched/seeded.js';
-import { WORDS, firstDiff, pagesOf, words } from './pages.js';
+import { words } from '../../src/device/abi.js';
+import { macrotask } from '../../src/sched/macrotask.js';
+import { WORDS, firstDiff, pagesOf } from './pages.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const PRIV_ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -148,15 +150,6 @@ async function yieldSome(sched: Scheduler, rand: () => number): Promise<void> {
   const n = rand() < 0.1 ? 0 : Math.floor(rand() * 8);
   for (let i = 0; i < n; i++) await sched.yield('test:stress');
 }
-
-/** A macrotask: setImmediate in Node, a MessageChannel message in a browser. */
-const macrotask: (cb: () => void) => void = (() => {
-  if (typeof globalThis.setImmediate === 'function') return (cb: () => void) => { globalThis.setImmediate(cb); };
-  const ch = new MessageChannel();
-  const q: (() => void)[] = [];
-  ch.port1.onmessage = () => { q.shift()?.(); };
-  return (cb: () => void) => { q.push(cb); ch.port2.postMessage(null); };
-})();
 
 /**
  * The real scheduler, except that yield() is always a macrotask. The machines here use it
@@ -416,43 +409,35 @@ describe('dmirror coherence: the GPU never reads through a stale entry', () => {
     expect(fired, `a setTimeout(0) still had not run after ${spins} yields`).toBe(true);
   });
 
-  for (const seed of [1, 2, 3, 4]) {
-    it(`one device reading while the CPU remaps (seed ${seed})`, async () => {
-      const { m, proc, fd0 } = await setup(seed);
-      const r = await stress(m, proc, [fd0], seed, 60);
-      // The schedule must really have overlapped reads with changes (the count of reads is
-      // the progress gates', floor(59 / OPS_PER_READ) = 11, not a function of speed).
-      expect(r.reads[0]).toBeGreaterThan(10);
-      expect(r.overlapped).toBeGreaterThan(5);
-    });
-  }
+  it.for([1, 2, 3, 4])('one device reading while the CPU remaps (seed %s)', async (seed) => {
+    const { m, proc, fd0 } = await setup(seed);
+    const r = await stress(m, proc, [fd0], seed, 60);
+    // The schedule must really have overlapped reads with changes (the count of reads is
+    // the progress gates', floor(59 / OPS_PER_READ) = 11, not a function of speed).
+    expect(r.reads[0]).toBeGreaterThan(10);
+    expect(r.overlapped).toBeGreaterThan(5);
+  });
 
-  for (const seed of [11, 12]) {
-    it(`two devices reading while the CPU remaps (seed ${seed})`, async () => {
-      const { m, proc, fd0, fd1 } = await setup(seed);
-      const r = await stress(m, proc, [fd0, fd1], seed, 60);
-      expect(Math.min(...r.reads)).toBeGreaterThan(5);
-      expect(r.overlapped).toBeGreaterThan(5);
-    });
-  }
+  it.for([11, 12])('two devices reading while the CPU remaps (seed %s)', async (seed) => {
+    const { m, proc, fd0, fd1 } = await setup(seed);
+    const r = await stress(m, proc, [fd0, fd1], seed, 60);
+    expect(Math.min(...r.reads)).toBeGreaterThan(5);
+    expect(r.overlapped).toBeGreaterThan(5);
+  });
 
-  for (const seed of [21, 22]) {
-    it(`device 0 reading while the CPU remaps and device 1 migrates pages in and out (seed ${seed})`, async () => {
-      const { m, proc, fd0, fd1 } = await setup(seed);
-      const r = await stress(m, proc, [fd0], seed, 60, { migrators: [fd1] });
-      expect(r.reads[0]).toBeGreaterThan(10);
-      expect(r.overlapped).toBeGreaterThan(5);
-    });
-  }
+  it.for([21, 22])('device 0 reading while the CPU remaps and device 1 migrates pages in and out (seed %s)', async (seed) => {
+    const { m, proc, fd0, fd1 } = await setup(seed);
+    const r = await stress(m, proc, [fd0], seed, 60, { migrators: [fd1] });
+    expect(r.reads[0]).toBeGreaterThan(10);
+    expect(r.overlapped).toBeGreaterThan(5);
+  });
 
-  for (const seed of [31, 32]) {
-    it(`both devices reading while the CPU remaps and either migrates pages in and out (seed ${seed})`, async () => {
-      const { m, proc, fd0, fd1 } = await setup(seed);
-      const r = await stress(m, proc, [fd0, fd1], seed, 60, { migrators: [fd0, fd1] });
-      expect(Math.min(...r.reads)).toBeGreaterThan(5);
-      expect(r.overlapped).toBeGreaterThan(5);
-    });
-  }
+  it.for([31, 32])('both devices reading while the CPU remaps and either migrates pages in and out (seed %s)', async (seed) => {
+    const { m, proc, fd0, fd1 } = await setup(seed);
+    const r = await stress(m, proc, [fd0, fd1], seed, 60, { migrators: [fd0, fd1] });
+    expect(Math.min(...r.reads)).toBeGreaterThan(5);
+    expect(r.overlapped).toBeGreaterThan(5);
+  });
 
   it('a second mirror of the same device is not left mapping a frame that device 0 migrated away', async () => {
     // Two opens of /dev/hmm_dmirror0 by one process: A migrates, B only reads. The
@@ -689,55 +674,53 @@ describe('dmirror coherence both ways', () => {
     }
   }
 
-  for (const who of ['parent', 'child'] as const) {
-    it(`a device write into its own read-only device memory after fork is EFAULT, as Linux (writer: the ${who})`, async () => {
-      // hmm_range_fault reports the caller's own device-private pages without faulting, a
-      // read-only one (COW-shared after fork) without HMM_PFN_WRITE; test_hmm's
-      // dmirror_do_fault then fails the write with EFAULT. Nothing changes.
-      const { m, proc, fd0 } = await setup(7);
-      const n = 4;
-      const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
-      await proc.write(buf, pagesOf(n, (p) => tag(p, 1)));
-      expect((await fd0.migrateToDevice(buf, n)).cpages).toBe(n);
-      const child = await proc.fork();
-      const writer = who === 'parent' ? proc : child;
-      const wfd = who === 'parent' ? fd0 : await m.devices[0].open(child);
-      if (wfd !== fd0) opened.push(wfd);
-      await expect(wfd.write(buf, pagesOf(n, (p) => tag(p, 2)))).rejects.toBeErrno('EFAULT');
-      const snap = await wfd.snapshot(buf, n);
-      expect([...snap]).toEqual(Array(n).fill(HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_READ));
-      expectAll(await writer.read(buf, n * PAGE_SIZE), (p) => tag(p, 1), n, `${who}'s CPU read`);
-      checkFrameAccounting(m);
-      await child.exit();
-      checkFrameAccounting(m);
-    });
+  it.for(['parent', 'child'] as const)('a device write into its own read-only device memory after fork is EFAULT, as Linux (writer: the %s)', async (who) => {
+    // hmm_range_fault reports the caller's own device-private pages without faulting, a
+    // read-only one (COW-shared after fork) without HMM_PFN_WRITE; test_hmm's
+    // dmirror_do_fault then fails the write with EFAULT. Nothing changes.
+    const { m, proc, fd0 } = await setup(7);
+    const n = 4;
+    const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
+    await proc.write(buf, pagesOf(n, (p) => tag(p, 1)));
+    expect((await fd0.migrateToDevice(buf, n)).cpages).toBe(n);
+    const child = await proc.fork();
+    const writer = who === 'parent' ? proc : child;
+    const wfd = who === 'parent' ? fd0 : await m.devices[0].open(child);
+    if (wfd !== fd0) opened.push(wfd);
+    await expect(wfd.write(buf, pagesOf(n, (p) => tag(p, 2)))).rejects.toBeErrno('EFAULT');
+    const snap = await wfd.snapshot(buf, n);
+    expect([...snap]).toEqual(Array(n).fill(HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_READ));
+    expectAll(await writer.read(buf, n * PAGE_SIZE), (p) => tag(p, 1), n, `${who}'s CPU read`);
+    checkFrameAccounting(m);
+    await child.exit();
+    checkFrameAccounting(m);
+  });
 
-    it(`with ownReadOnlyWriteMigrates the write migrates the page and breaks COW (writer: the ${who})`, async () => {
-      // Pages in dev0's memory, then fork: parent and child map the same device pages
-      // read-only. A dev0 write by one of them must get it its own copy (as a CPU store
-      // would), not replay the read-only entry forever.
-      const { m, proc, fd0 } = await setup(7, { ownReadOnlyWriteMigrates: true });
-      const n = 4;
-      const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
-      await proc.write(buf, pagesOf(n, (p) => tag(p, 1)));
-      expect((await fd0.migrateToDevice(buf, n)).cpages).toBe(n);
-      const child = await proc.fork();
-      const writer = who === 'parent' ? proc : child;
-      const other = who === 'parent' ? child : proc;
-      const wfd = who === 'parent' ? fd0 : await m.devices[0].open(child);
-      if (wfd !== fd0) opened.push(wfd);
-      const st = wfd.stats;
-      const w = await within(wfd.write(buf, pagesOf(n, (p) => tag(p, 2))), 4000, `${who}'s dev0 write`,
-        () => `(${st.rounds} GPU rounds, ${totals(wfd.servicer.records).rangeFaults} range faults so far)`);
-      expect(w.cpages).toBe(n);
-      expectAll((await wfd.read(buf, n)).data, (p) => tag(p, 2), n, `${who}'s device read`);
-      expectAll(await writer.read(buf, n * PAGE_SIZE), (p) => tag(p, 2), n, `${who}'s CPU read`);
-      expectAll(await other.read(buf, n * PAGE_SIZE), (p) => tag(p, 1), n, 'the other process keeps its data');
-      checkFrameAccounting(m);
-      await child.exit();
-      checkFrameAccounting(m);
-    });
-  }
+  it.for(['parent', 'child'] as const)('with ownReadOnlyWriteMigrates the write migrates the page and breaks COW (writer: the %s)', async (who) => {
+    // Pages in dev0's memory, then fork: parent and child map the same device pages
+    // read-only. A dev0 write by one of them must get it its own copy (as a CPU store
+    // would), not replay the read-only entry forever.
+    const { m, proc, fd0 } = await setup(7, { ownReadOnlyWriteMigrates: true });
+    const n = 4;
+    const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
+    await proc.write(buf, pagesOf(n, (p) => tag(p, 1)));
+    expect((await fd0.migrateToDevice(buf, n)).cpages).toBe(n);
+    const child = await proc.fork();
+    const writer = who === 'parent' ? proc : child;
+    const other = who === 'parent' ? child : proc;
+    const wfd = who === 'parent' ? fd0 : await m.devices[0].open(child);
+    if (wfd !== fd0) opened.push(wfd);
+    const st = wfd.stats;
+    const w = await within(wfd.write(buf, pagesOf(n, (p) => tag(p, 2))), 4000, `${who}'s dev0 write`,
+      () => `(${st.rounds} GPU rounds, ${totals(wfd.servicer.records).rangeFaults} range faults so far)`);
+    expect(w.cpages).toBe(n);
+    expectAll((await wfd.read(buf, n)).data, (p) => tag(p, 2), n, `${who}'s device read`);
+    expectAll(await writer.read(buf, n * PAGE_SIZE), (p) => tag(p, 2), n, `${who}'s CPU read`);
+    expectAll(await other.read(buf, n * PAGE_SIZE), (p) => tag(p, 1), n, 'the other process keeps its data');
+    checkFrameAccounting(m);
+    await child.exit();
+    checkFrameAccounting(m);
+  });
 
   it('a device read retried after a collision stays a read (no EPERM for a page made read-only meanwhile)', async () => {
     // fd0 reads 4 pages; page 3 lives in dev1's memory, so hmm_range_fault migrates it back

@@ -10,31 +10,21 @@
  *  - dmirror_fault services in 64-page hmm_range_fault ranges;
  *  - SNAPSHOT gives up with EBUSY after HMM_RANGE_DEFAULT_TIMEOUT (dmirror_range_snapshot).
  */
-import { describe, expect, it } from 'vitest';
-import type { Dmirror } from '../../src/driver/dmirror.js';
+import { describe, expect } from 'vitest';
 import { HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL } from '../../src/driver/uapi.js';
 import { totals } from '../../src/driver/records.js';
-import {
-  createMachine, MADV_DONTNEED, PAGE_SIZE, type Machine,
-} from '../../src/index.js';
+import { MADV_DONTNEED, PAGE_SIZE } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
 import { SeededScheduler } from '../../src/sched/seeded.js';
-import { ANON, RW, trackMachines } from './machines.js';
+import { mirrorTest } from '../support/mirror.js';
+import { ANON, RW } from './machines.js';
 import { pagesOf, WORDS } from './pages.js';
 
-const machines = trackMachines();
-
-async function setup(opts: Parameters<typeof createMachine>[0] = {}): Promise<{ m: Machine; fd: Dmirror; proc: ReturnType<Machine['spawn']> }> {
-  const m = await createMachine({ devices: 1, systemPages: 8192, aperturePages: 1024, devicePages: 512, ...opts });
-  machines.push(m);
-  const proc = m.spawn();
-  const fd = await m.devices[0].open(proc);
-  return { m, fd, proc };
-}
+const MACHINE = { systemPages: 8192, aperturePages: 1024, devicePages: 512 };
+mirrorTest.override('machineOptions', MACHINE);
 
 describe('A.3: a device WRITE revokes exclusive access', () => {
-  it('EXCLUSIVE, WRITE: the write faults, the CPU PTE is restored, CHECK_EXCLUSIVE returns 0', async () => {
-    const { m, fd, proc } = await setup();
+  mirrorTest('EXCLUSIVE, WRITE: the write faults, the CPU PTE is restored, CHECK_EXCLUSIVE returns 0', async ({ machine: m, mirror: fd, proc }) => {
     const n = 4;
     const buf = await proc.mmap(0, n * PAGE_SIZE, RW, ANON);
     await proc.write(buf, pagesOf(n, (p) => 0x100 + p));
@@ -53,8 +43,9 @@ describe('A.3: a device WRITE revokes exclusive access', () => {
 });
 
 describe('A.4: MIGRATE_TO_DEV with device memory short', () => {
-  it('a fresh buffer: the pages that fit move, the rest stay; the read-back finds them unmirrored (ENOENT)', async () => {
-    const { m, fd, proc } = await setup({ devicePages: 8 });
+  mirrorTest.override('machineOptions', { ...MACHINE, devicePages: 8 });
+
+  mirrorTest('a fresh buffer: the pages that fit move, the rest stay; the read-back finds them unmirrored (ENOENT)', async ({ machine: m, mirror: fd, proc }) => {
     const n = 16;
     const buf = await proc.mmap(0, n * PAGE_SIZE, RW, ANON);
     await proc.write(buf, pagesOf(n, (p) => 0x300 + p));
@@ -66,8 +57,7 @@ describe('A.4: MIGRATE_TO_DEV with device memory short', () => {
     checkFrameAccounting(m);
   });
 
-  it('a buffer the device mirrors already: the pages that fit move, the read-back succeeds', async () => {
-    const { m, fd, proc } = await setup({ devicePages: 8 });
+  mirrorTest('a buffer the device mirrors already: the pages that fit move, the read-back succeeds', async ({ machine: m, mirror: fd, proc }) => {
     const n = 16;
     const buf = await proc.mmap(0, n * PAGE_SIZE, RW, ANON);
     await proc.write(buf, pagesOf(n, (p) => 0x400 + p));
@@ -84,8 +74,7 @@ describe('A.4: MIGRATE_TO_DEV with device memory short', () => {
 });
 
 describe('A.5/A.2: dmirror_fault', () => {
-  it('services a fresh 200-page read in 64-page ranges, each with its own retry loop', async () => {
-    const { fd, proc } = await setup();
+  mirrorTest('services a fresh 200-page read in 64-page ranges, each with its own retry loop', async ({ mirror: fd, proc }) => {
     const n = 200;
     const buf = await proc.mmap(0, n * PAGE_SIZE, RW, ANON);
     await proc.write(buf, pagesOf(n, (p) => p));
@@ -111,9 +100,10 @@ describe('A.5/A.2: dmirror_fault', () => {
 });
 
 describe('A.6: SNAPSHOT under invalidations', () => {
-  it('gives up with EBUSY after HMM_RANGE_DEFAULT_TIMEOUT of scheduler time', async () => {
-    const sched = new SeededScheduler(1);
-    const { fd, proc } = await setup({ scheduler: sched });
+  mirrorTest.override('machineOptions', { ...MACHINE, scheduler: new SeededScheduler(1) });
+
+  mirrorTest('gives up with EBUSY after HMM_RANGE_DEFAULT_TIMEOUT of scheduler time', async ({ machine, mirror: fd, proc }) => {
+    const sched = machine.sched;
     const buf = await proc.mmap(0, 4 * PAGE_SIZE, RW, ANON);
     await proc.write(buf, pagesOf(4, (p) => p + 1));
     // Every attempt is spoiled by a DONTNEED + write of page 1, 100 ms apart; the old code

@@ -159,23 +159,21 @@ describe('dmirror device loss', () => {
     for (const pm of m.core.pagemaps.all) expect(pm.refcount.every((c) => c === 0)).toBe(true);
   });
 
-  for (const alone of [false, true]) {
-    it(`migrateToDevice on a lost device fails without taking the pages away from the CPU${alone ? ' (the only mirror of the process)' : ''}`, async () => {
-      const { m, proc, fd0, fd1, buf, n } = await setup();
-      const want = pagesOf(n, (p) => TAG(p, p < 8 ? 1 : 2));
-      // With dev1's mirror closed nothing else listens to the migration's invalidation.
-      if (alone) await fd1.close();
-      await lose();
-      await expectLost(fd0.migrateToDevice(buf, n), 'migrateToDevice');
-      // Whatever it did, no page may now live only in the lost device's memory.
-      const got = await settle(proc.read(buf, n * PAGE_SIZE), 'CPU read after the failed migration');
-      expect(got.ok, `CPU read after the failed migration: ${got.ok ? '' : String((got as { e: unknown }).e)}`).toBe(true);
-      expect(firstDiff((got as { v: Uint8Array }).v, want)).toBeNull();
-      // And no device page is left allocated for the failed migration.
-      checkFrameAccounting(m);
-      for (const pm of m.core.pagemaps.all) expect(pm.refcount.filter((c) => c !== 0).length, 'device pages in use').toBe(0);
-    });
-  }
+  it.for([['', false], [' (the only mirror of the process)', true]] as const)('migrateToDevice on a lost device fails without taking the pages away from the CPU%s', async ([, alone]) => {
+    const { m, proc, fd0, fd1, buf, n } = await setup();
+    const want = pagesOf(n, (p) => TAG(p, p < 8 ? 1 : 2));
+    // With dev1's mirror closed nothing else listens to the migration's invalidation.
+    if (alone) await fd1.close();
+    await lose();
+    await expectLost(fd0.migrateToDevice(buf, n), 'migrateToDevice');
+    // Whatever it did, no page may now live only in the lost device's memory.
+    const got = await settle(proc.read(buf, n * PAGE_SIZE), 'CPU read after the failed migration');
+    expect(got.ok, `CPU read after the failed migration: ${got.ok ? '' : String((got as { e: unknown }).e)}`).toBe(true);
+    expect(firstDiff((got as { v: Uint8Array }).v, want)).toBeNull();
+    // And no device page is left allocated for the failed migration.
+    checkFrameAccounting(m);
+    for (const pm of m.core.pagemaps.all) expect(pm.refcount.filter((c) => c !== 0).length, 'device pages in use').toBe(0);
+  });
 
   it('a command in flight when the device is lost rejects (it does not hang)', async () => {
     const { m, proc, fd0, fd1 } = await setup();

@@ -60,14 +60,16 @@
  *  migrate_anon_huge_zero      read-faulted THP block, migrate, zeros both sides → same
  *  migrate_anon_huge_free      migrate a THP, MADV_FREE → same with MADV_DONTNEED
  *  migrate_anon_huge_fault     migrate a THP; SNAPSHOT LOCAL|WRITE|PMD; pagemap swap, !present;
- *                              CPU fault back → same; PMD bit per DEVICE_PRIVATE_THP (helpers);
- *                              pagemap read from the process's page table
+ *                              CPU fault back → same (a device-private PMD); pagemap read from the
+ *                              process's page table
  *  migrate_partial_unmap_fault {THP} × 3 offsets: migrate, munmap 1 MiB, CPU reads the rest → same
  *  migrate_remap_fault         {before, after} × {DONTUNMAP} × {THP} × 3 offsets: mremap MAYMOVE|FIXED of
  *                              a 2 MiB buffer before or after migrating it, CPU reads it back → same
- *  migrate_anon_huge_err       HMM_DMIRROR_FLAGS fail-alloc → SKIPPED (no test hook in the API)
- *  migrate_anon_huge_zero_err  same → SKIPPED (no test hook in the API)
- *  benchmark_thp_migration     timings of TO_DEV/TO_SYS, THP vs not, ret == 0 → same, sizes ≤ 4 THPs
+ *  migrate_anon_huge_err       HMM_DMIRROR_FLAGS(FAIL_ALLOC): THP falls back to 4 KiB device pages,
+ *                              then on the way home to 4 KiB frames → same (Mirror.setFlags)
+ *  migrate_anon_huge_zero_err  same over the huge zero page → same
+ *  benchmark_thp_migration     timings of TO_DEV/TO_SYS, THP vs not, ret == 0 → same, the C sizes to 16 MiB;
+ *                              256 MiB where the GPU binds that much device memory, else the largest fit
  *
  * Not ported: userfaultfd_read (HMM_DMIRROR_READ_UNLOCKED), from a patch series posted to
  * linux-mm that is not in mainline; the API has no userfaultfd.
@@ -1088,7 +1090,6 @@ describe('hmm', () => {
 
   /* Migrate private anonymous huge page with allocation errors. */
   it('migrate_anon_huge_err', async () => {
-    const ffd = fd;
     const size = PMD_PAGESIZE;
 
     let oldPtr = await proc.mmap(0, 2 * size, RW, PRIV_ANON);
@@ -1101,7 +1102,7 @@ describe('hmm', () => {
     await proc.write(ptr, ints(size, (i) => i));
 
     // Migrate memory to device but force a THP allocation error.
-    await ffd.setFlags(HMM_DMIRROR_FLAG_FAIL_ALLOC);
+    await fd.setFlags(HMM_DMIRROR_FLAG_FAIL_ALLOC);
     const r1 = await fd.migrateToDevice(ptr, npages);
     expect(r1.cpages).toBe(npages);
 
@@ -1126,7 +1127,7 @@ describe('hmm', () => {
     expect(r2.cpages).toBe(npages);
 
     // Force an allocation error when faulting back a THP resident in the device.
-    await ffd.setFlags(HMM_DMIRROR_FLAG_FAIL_ALLOC);
+    await fd.setFlags(HMM_DMIRROR_FLAG_FAIL_ALLOC);
 
     await fd.migrateToSystem(ptr, npages);
     expect(await loadInt(proc, ptr + 2048 * 4)).toBe(2048);
@@ -1136,7 +1137,6 @@ describe('hmm', () => {
 
   /* Migrate private anonymous huge zero page with allocation errors. */
   it('migrate_anon_huge_zero_err', async () => {
-    const ffd = fd;
     const size = PMD_PAGESIZE;
 
     let oldPtr = await proc.mmap(0, 2 * size, PROT_READ, PRIV_ANON);
@@ -1146,7 +1146,7 @@ describe('hmm', () => {
     let ptr = map;
 
     // Migrate memory to device but force a THP allocation error.
-    await ffd.setFlags(HMM_DMIRROR_FLAG_FAIL_ALLOC);
+    await fd.setFlags(HMM_DMIRROR_FLAG_FAIL_ALLOC);
     const r1 = await fd.migrateToDevice(ptr, npages);
     expect(r1.cpages).toBe(npages);
 
@@ -1168,7 +1168,7 @@ describe('hmm', () => {
     expect(await loadInt(proc, ptr)).toBe(0);
 
     // Migrate memory to device but force a THP allocation error.
-    await ffd.setFlags(HMM_DMIRROR_FLAG_FAIL_ALLOC);
+    await fd.setFlags(HMM_DMIRROR_FLAG_FAIL_ALLOC);
     const r2 = await fd.migrateToDevice(ptr, npages);
     expect(r2.cpages).toBe(npages);
 
@@ -1179,19 +1179,22 @@ describe('hmm', () => {
   });
 
   /*
-   * Benchmark THP migration with different buffer sizes. Scaled down: the C test goes up to
-   * 8 and 128 THPs (16 and 256 MiB); 16 MiB would fill a default device pool and 256 MiB
-   * is far beyond it and the software GPUs these tests run on, so we stop at 4 THPs.
+   * Benchmark THP migration with different buffer sizes, the C test's: 512 KiB to 16 MiB on
+   * the fixture's device, then 128 THPs (256 MiB). A mirror device's memory is one storage
+   * buffer here, at most maxStorageBufferBindingSize (128 MiB on llvmpipe and SwiftShader),
+   * so the last size runs on a device of its own as large as the GPU binds: 256 MiB when it
+   * can, else the largest THP multiple that fits (printed as such).
    */
   it('benchmark_thp_migration', async () => {
     const thpSize = PMD_PAGESIZE;
     const iterations = 5;
     const tests: [number, string][] = [
-      [thpSize / 4, 'Small Buffer'], // quarter THP
-      [thpSize / 2, 'Half THP Size'],
-      [thpSize, 'Single THP Size'],
-      [thpSize * 2, 'Two THP Size'],
-      [thpSize * 4, 'Four THP Size'],
+      [thpSize / 4, 'Small Buffer (512KB)'],
+      [thpSize / 2, 'Half THP Size (1MB)'],
+      [thpSize, 'Single THP Size (2MB)'],
+      [thpSize * 2, 'Two THP Size (4MB)'],
+      [thpSize * 4, 'Four THP Size (8MB)'],
+      [thpSize * 8, 'Eight THP Size (16MB)'],
     ];
 
     console.log(`\nHMM THP Migration Benchmark\n---------------------------\nSystem page size: ${PAGE_SIZE} bytes`);
@@ -1200,6 +1203,23 @@ describe('hmm', () => {
       const thp = await runMigrationBenchmark(proc, fd, true, bufferSize, iterations);
       const regular = await runMigrationBenchmark(proc, fd, false, bufferSize, iterations);
       printBenchmarkResults(name, bufferSize, thp, regular);
+    }
+
+    const limits = m().devices[0].gpu.device.limits;
+    const maxPages = Math.floor(Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize) / PAGE_SIZE);
+    const bigSize = Math.min(thpSize * 128, Math.floor((maxPages * PAGE_SIZE) / thpSize) * thpSize);
+    const big = await createMachine({ devices: 1, devicePages: bigSize / PAGE_SIZE });
+    try {
+      const bproc = big.spawn();
+      const bfd = await big.devices[0].open(bproc);
+      const name = bigSize === thpSize * 128 ? 'One twenty eight THP Size (256MB)'
+        : `${bigSize / thpSize} THP Size (${bigSize >> 20}MB: the largest device memory this GPU binds; the C test's 256MB does not fit)`;
+      const thp = await runMigrationBenchmark(bproc, bfd, true, bigSize, iterations);
+      const regular = await runMigrationBenchmark(bproc, bfd, false, bigSize, iterations);
+      printBenchmarkResults(name, bigSize, thp, regular);
+      await bfd.close();
+    } finally {
+      await big.destroy();
     }
   }, SLOW);
 });

@@ -1,4 +1,5 @@
 /** Page-pattern buffers and comparisons shared by the mirror tests (browser-safe: no Buffer). */
+import { words } from '../../src/device/abi.js';
 import { PAGE_SIZE } from '../../src/index.js';
 
 export const WORDS = PAGE_SIZE / 4;
@@ -10,11 +11,6 @@ export function pagesOf(n: number, value: (p: number) => number): Uint8Array<Arr
   return new Uint8Array(w.buffer);
 }
 
-/** A byte buffer as u32 words (a view when aligned). */
-export function words(b: Uint8Array): Uint32Array {
-  if (b.byteOffset % 4 === 0) return new Uint32Array(b.buffer, b.byteOffset, b.byteLength / 4);
-  return new Uint32Array(b.slice().buffer);
-}
 
 const hex = (v: number): string => `0x${v.toString(16)}`;
 

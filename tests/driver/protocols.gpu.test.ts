@@ -31,46 +31,44 @@ async function setup(scheduler?: Scheduler): Promise<{ m: Machine; mirror: Dmirr
 }
 
 describe('retry protocols', () => {
-  for (const protocol of RETRY_PROTOCOLS) {
-    it(`${protocol}: an invalidation between hmm_range_fault and the check ${protocol === 'valid-flag' ? 'leaves a stale pfn (A-B-A)' : 'is caught'}`, async () => {
-      const { m, mirror, proc } = await setup();
-      const n = 8;
-      const buf = await proc.mmap(0, n * PAGE_SIZE, RW, ANON);
-      const scratch = await proc.mmap(0, 4 * PAGE_SIZE, RW, ANON);
-      await proc.write(buf, pagesOf(n, (p) => 0x1000 + p));
-      const victim = buf + 2 * PAGE_SIZE;
-      let raced = false;
-      mirror.setServicer({
-        protocol,
-        // Once: in the window after hmm_range_fault, the CPU zaps the victim page (its frame
-        // is freed and reused by the scratch page) and writes it again in a new frame.
-        afterRangeFault: async () => {
-          if (raced) return;
-          raced = true;
-          await proc.madvise(victim, PAGE_SIZE, MADV_DONTNEED);
-          await proc.write(scratch, new Uint8Array(4).fill(0xee));
-          await proc.write(victim, pagesOf(1, () => 0x2222));
-        },
-      });
-      const r = await mirror.read(buf, n);
-      expect(raced).toBe(true);
-      const audit = await mirror.audit(buf, n);
-      expect(audit.checked).toBe(n);
-      const again = new Uint32Array((await mirror.read(buf, n)).data.buffer);
-      if (protocol === 'valid-flag') {
-        // The driver's `range->valid` check passed: the mirror maps the old frame.
-        expect(audit.stale).toEqual([victim]);
-        expect(again[2 * 1024]).not.toBe(0x2222);
-      } else {
-        expect(audit.stale).toEqual([]);
-        expect(totals(mirror.servicer.records).retries).toBeGreaterThan(0);
-        expect(again[2 * 1024]).toBe(0x2222);
-        expect(new Uint32Array(r.data.buffer)[2 * 1024]).toBe(0x2222);
-      }
-      for (let p = 0; p < n; p++) if (p !== 2) expect(again[p * 1024]).toBe(0x1000 + p);
-      checkFrameAccounting(m);
+  it.for(RETRY_PROTOCOLS.map((p) => [p, p === 'valid-flag' ? 'leaves a stale pfn (A-B-A)' : 'is caught'] as const))('%s: an invalidation between hmm_range_fault and the check %s', async ([protocol]) => {
+    const { m, mirror, proc } = await setup();
+    const n = 8;
+    const buf = await proc.mmap(0, n * PAGE_SIZE, RW, ANON);
+    const scratch = await proc.mmap(0, 4 * PAGE_SIZE, RW, ANON);
+    await proc.write(buf, pagesOf(n, (p) => 0x1000 + p));
+    const victim = buf + 2 * PAGE_SIZE;
+    let raced = false;
+    mirror.setServicer({
+      protocol,
+      // Once: in the window after hmm_range_fault, the CPU zaps the victim page (its frame
+      // is freed and reused by the scratch page) and writes it again in a new frame.
+      afterRangeFault: async () => {
+        if (raced) return;
+        raced = true;
+        await proc.madvise(victim, PAGE_SIZE, MADV_DONTNEED);
+        await proc.write(scratch, new Uint8Array(4).fill(0xee));
+        await proc.write(victim, pagesOf(1, () => 0x2222));
+      },
     });
-  }
+    const r = await mirror.read(buf, n);
+    expect(raced).toBe(true);
+    const audit = await mirror.audit(buf, n);
+    expect(audit.checked).toBe(n);
+    const again = new Uint32Array((await mirror.read(buf, n)).data.buffer);
+    if (protocol === 'valid-flag') {
+      // The driver's `range->valid` check passed: the mirror maps the old frame.
+      expect(audit.stale).toEqual([victim]);
+      expect(again[2 * 1024]).not.toBe(0x2222);
+    } else {
+      expect(audit.stale).toEqual([]);
+      expect(totals(mirror.servicer.records).retries).toBeGreaterThan(0);
+      expect(again[2 * 1024]).toBe(0x2222);
+      expect(new Uint32Array(r.data.buffer)[2 * 1024]).toBe(0x2222);
+    }
+    for (let p = 0; p < n; p++) if (p !== 2) expect(again[p * 1024]).toBe(0x1000 + p);
+    checkFrameAccounting(m);
+  });
 
   it('under a reclaim storm lock-fallback completes every fault; seq times out; valid-flag times out or commits stale pfns', async () => {
     const outcome = async (protocol: RetryProtocol): Promise<{ ok: number; wrong: number; ebusy: number; fallbacks: number }> => {

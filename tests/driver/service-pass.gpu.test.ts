@@ -3,25 +3,16 @@
  * uvm_parent_gpu_service_replayable_faults): a pass services at most 20 batches (and stops
  * after 5 with throttled faults); what is left waits in the fault buffer for the next pass.
  */
-import { describe, expect, it } from 'vitest';
-import type { Dmirror } from '../../src/driver/dmirror.js';
-import { createMachine, PAGE_SIZE, type Machine } from '../../src/index.js';
-import { ANON, RW, trackMachines } from './machines.js';
+import { describe, expect } from 'vitest';
+import { PAGE_SIZE } from '../../src/index.js';
+import { mirrorTest } from '../support/mirror.js';
+import { ANON, RW } from './machines.js';
 import { pagesOf, WORDS } from './pages.js';
 
-const machines = trackMachines();
-
-async function setup(): Promise<{ m: Machine; mirror: Dmirror; proc: ReturnType<Machine['spawn']> }> {
-  const m = await createMachine({ devices: 1, systemPages: 8192, aperturePages: 1024, devicePages: 512 });
-  machines.push(m);
-  const proc = m.spawn();
-  const mirror = await m.devices[0].open(proc);
-  return { m, mirror, proc };
-}
-
 describe('service pass limits (replay once: one replay a pass)', () => {
-  it('the 21st batch waits for the next pass; every word still reads right', async () => {
-    const { mirror, proc } = await setup();
+  mirrorTest.override('machineOptions', { systemPages: 8192, aperturePages: 1024, devicePages: 512 });
+
+  mirrorTest('the 21st batch waits for the next pass; every word still reads right', async ({ mirror, proc }) => {
     const n = 64;
     const buf = await proc.mmap(0, n * PAGE_SIZE, RW, ANON);
     await proc.write(buf, pagesOf(n, (p) => 0x100 + p));
@@ -43,8 +34,7 @@ describe('service pass limits (replay once: one replay a pass)', () => {
     for (const c of byPass.values()) expect(c).toBeLessThanOrEqual(20);
   });
 
-  it('a limit of 21 batches services the 21st in the same pass', async () => {
-    const { mirror, proc } = await setup();
+  mirrorTest('a limit of 21 batches services the 21st in the same pass', async ({ mirror, proc }) => {
     const n = 64;
     const buf = await proc.mmap(0, n * PAGE_SIZE, RW, ANON);
     await proc.write(buf, pagesOf(n, (p) => p));

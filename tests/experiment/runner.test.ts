@@ -1,6 +1,6 @@
 /**
  * The real runner on the GPU (Node only: it owns the process's default GPU): small runs of
- * the experiment's configs, measured through the FaultServicer, verified word by word.
+ * the experiment's configs, measured through the fault service, verified word by word.
  */
 import { describe, expect, it } from 'vitest';
 import { BASE_CONFIG } from '../../src/experiment/cli.js';

@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { BASE_CONFIG } from '../../src/experiment/cli.js';
 import { runOne } from '../../src/experiment/runner.js';
 import type { RunConfig } from '../../src/experiment/types.js';
-import { hotsetTarget, WORDS_PER_PAGE } from '../../src/workloads/patterns.js';
+import { WORDS_PER_PAGE } from '../../src/device/abi.js';
+import { hotsetTarget } from '../../src/workloads/patterns.js';
 import { writeKey } from '../../src/workloads/patterns.js';
 
 function config(c: Partial<RunConfig>): RunConfig {

@@ -5,7 +5,7 @@ import {
 } from '../../src/hmm/pfn.js';
 import { hmmRange, hmmRangeFault, hmmRangeFaultRetry, type HmmRange, type RangeFaultStats } from '../../src/hmm/range-fault.js';
 import {
-  createMachine, MADV_DONTNEED, MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE,
+  MADV_DONTNEED, MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE,
   PROT_NONE, PROT_READ, PROT_WRITE,
 } from '../../src/index.js';
 import type { Machine } from '../../src/mm/machine.js';
@@ -13,6 +13,9 @@ import type { MmuIntervalNotifier } from '../../src/mm/notifier.js';
 import { pmdIndex, PTE_PRESENT } from '../../src/mm/page-table.js';
 import { entryAt } from '../../src/mm/pagewalk.js';
 import type { Process } from '../../src/mm/process.js';
+import { machineTest } from '../support/machine.js';
+
+machineTest.override('systemPages', 1 << 14);
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -46,8 +49,7 @@ function cpuPte(p: Process, addr: number): [number, number] | null {
   return e === null ? null : [e.pfn, e.flags];
 }
 
-async function setup(pages = 16): Promise<{ m: Machine; p: Process; addr: number; sub: MmuIntervalNotifier; events: string[] }> {
-  const m = await createMachine({ systemPages: 1 << 14 });
+async function setup(m: Machine, pages = 16): Promise<{ m: Machine; p: Process; addr: number; sub: MmuIntervalNotifier; events: string[] }> {
   const p = m.spawn();
   const addr = await p.mmap(0, pages * PAGE_SIZE, RW, ANON);
   const { sub, events } = await subscribe(p);
@@ -55,8 +57,8 @@ async function setup(pages = 16): Promise<{ m: Machine; p: Process; addr: number
 }
 
 describe('hmm_range_fault (upstream)', () => {
-  it('snapshots present pages without faulting: pfn and WRITE as the CPU maps them', async () => {
-    const { m, p, addr, sub } = await setup(8);
+  machineTest('snapshots present pages without faulting: pfn and WRITE as the CPU maps them', async ({ machine }) => {
+    const { m, p, addr, sub } = await setup(machine, 8);
     for (let i = 0; i < 8; i += 2) await p.write(addr + i * PAGE_SIZE, new Uint8Array([0xa0 + i]));
     await p.read(addr + 3 * PAGE_SIZE, 1); // maps the zero page read-only
     const r = hmmRange({ notifier: sub, start: addr, end: addr + 8 * PAGE_SIZE });
@@ -82,8 +84,8 @@ describe('hmm_range_fault (upstream)', () => {
     }
   });
 
-  it('faults a fresh range: read faults map the zero page, write faults allocate frames', async () => {
-    const { p, addr, sub, m } = await setup(8);
+  machineTest('faults a fresh range: read faults map the zero page, write faults allocate frames', async ({ machine }) => {
+    const { p, addr, sub, m } = await setup(machine, 8);
     const r = hmmRange({ notifier: sub, start: addr, end: addr + 4 * PAGE_SIZE, defaultFlags: HMM_PFN_REQ_FAULT });
     const stats: RangeFaultStats = { walks: 0, faulted: 0 };
     await fault(p, r, stats);
@@ -107,8 +109,8 @@ describe('hmm_range_fault (upstream)', () => {
     expect(seen.size).toBe(8);
   });
 
-  it('faults a whole pmd_none hole when any page in it asks (hmm_vma_walk_hole)', async () => {
-    const { p, addr, sub } = await setup(8);
+  machineTest('faults a whole pmd_none hole when any page in it asks (hmm_vma_walk_hole)', async ({ machine }) => {
+    const { p, addr, sub } = await setup(machine, 8);
     const r = hmmRange({ notifier: sub, start: addr, end: addr + 8 * PAGE_SIZE, pfnFlagsMask: HMM_PFN_REQ_FAULT });
     r.hmmPfns.flags[6] = HMM_PFN_REQ_FAULT;
     const stats: RangeFaultStats = { walks: 0, faulted: 0 };
@@ -117,8 +119,8 @@ describe('hmm_range_fault (upstream)', () => {
     for (let i = 0; i < 8; i++) expect(r.hmmPfns.flags[i]).toBe(HMM_PFN_VALID);
   });
 
-  it('honours per-page requests under pfn_flags_mask; a fault takes the rest of the chunk', async () => {
-    const { p, addr, sub, m } = await setup(8);
+  machineTest('honours per-page requests under pfn_flags_mask; a fault takes the rest of the chunk', async ({ machine }) => {
+    const { p, addr, sub, m } = await setup(machine, 8);
     await p.write(addr + 7 * PAGE_SIZE, new Uint8Array([1])); // the PTE table exists: no pmd hole
     const r = hmmRange({ notifier: sub, start: addr, end: addr + 8 * PAGE_SIZE, pfnFlagsMask: HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE });
     r.hmmPfns.flags[2] = HMM_PFN_REQ_FAULT;
@@ -138,10 +140,9 @@ describe('hmm_range_fault (upstream)', () => {
     }
   });
 
-  it('COW-shared pages written through one range: one EBUSY per 2 MiB chunk, not one per page', async () => {
+  machineTest('COW-shared pages written through one range: one EBUSY per 2 MiB chunk, not one per page', async ({ machine: m }) => {
     // 512 pages, 2 MiB aligned: one PMD chunk. After fork every page is COW-shared, and a
     // write fault on each breaks COW with an MMU_NOTIFY_CLEAR over the range being faulted.
-    const m = await createMachine({ systemPages: 1 << 14 });
     const p = m.spawn();
     const raw = await p.mmap(0, 4 * MiB, RW, ANON);
     const addr = Math.ceil(raw / (2 * MiB)) * 2 * MiB;
@@ -177,8 +178,7 @@ describe('hmm_range_fault (upstream)', () => {
     await child2.exit();
   });
 
-  it('a fault does not cross the PMD boundary: the next chunk is walked after the restart', async () => {
-    const m = await createMachine({ systemPages: 1 << 14 });
+  machineTest('a fault does not cross the PMD boundary: the next chunk is walked after the restart', async ({ machine: m }) => {
     const p = m.spawn();
     const raw = await p.mmap(0, 6 * MiB, RW, ANON);
     const addr = Math.ceil(raw / (2 * MiB)) * 2 * MiB;
@@ -197,8 +197,8 @@ describe('hmm_range_fault (upstream)', () => {
     for (let i = 0; i < 8; i++) expect(r.hmmPfns.flags[i] & HMM_PFN_VALID).toBe(HMM_PFN_VALID);
   });
 
-  it('holes and unreadable VMAs: EFAULT when a fault is asked, ERROR entries otherwise', async () => {
-    const { p, addr, sub } = await setup(8);
+  machineTest('holes and unreadable VMAs: EFAULT when a fault is asked, ERROR entries otherwise', async ({ machine }) => {
+    const { p, addr, sub } = await setup(machine, 8);
     await p.munmap(addr + 2 * PAGE_SIZE, PAGE_SIZE);
     await p.mprotect(addr + 5 * PAGE_SIZE, PAGE_SIZE, PROT_NONE);
     const snap = hmmRange({ notifier: sub, start: addr, end: addr + 8 * PAGE_SIZE });
@@ -215,8 +215,8 @@ describe('hmm_range_fault (upstream)', () => {
     await expect(fault(p, beyond)).rejects.toBeErrno('EFAULT');
   });
 
-  it('EPERM for a write fault on a read-only VMA, nothing mapped writable', async () => {
-    const { p, addr, sub } = await setup(4);
+  machineTest('EPERM for a write fault on a read-only VMA, nothing mapped writable', async ({ machine }) => {
+    const { p, addr, sub } = await setup(machine, 4);
     await p.mprotect(addr, 4 * PAGE_SIZE, PROT_READ);
     const r = hmmRange({ notifier: sub, start: addr, end: addr + 4 * PAGE_SIZE, defaultFlags: HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE });
     await expect(fault(p, r)).rejects.toBeErrno('EPERM');
@@ -226,8 +226,8 @@ describe('hmm_range_fault (upstream)', () => {
     }
   });
 
-  it('EBUSY when an invalidation moved the sequence after read_begin', async () => {
-    const { p, addr, sub } = await setup(4);
+  machineTest('EBUSY when an invalidation moved the sequence after read_begin', async ({ machine }) => {
+    const { p, addr, sub } = await setup(machine, 4);
     const r = hmmRange({ notifier: sub, start: addr, end: addr + 4 * PAGE_SIZE, defaultFlags: HMM_PFN_REQ_FAULT });
     r.notifierSeq = await sub.readBegin();
     await p.madvise(addr, PAGE_SIZE, MADV_DONTNEED);
@@ -242,8 +242,8 @@ describe('hmm_range_fault (upstream)', () => {
     expect(sub.readRetry(r.notifierSeq)).toBe(false);
   });
 
-  it('an invalidation between hmm_range_fault and read_retry is caught by read_retry', async () => {
-    const { p, addr, sub, events } = await setup(4);
+  machineTest('an invalidation between hmm_range_fault and read_retry is caught by read_retry', async ({ machine }) => {
+    const { p, addr, sub, events } = await setup(machine, 4);
     const r = hmmRange({ notifier: sub, start: addr, end: addr + 4 * PAGE_SIZE, defaultFlags: HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE });
     await fault(p, r);
     await p.write(addr + PAGE_SIZE, new Uint8Array([0x77]));
@@ -254,21 +254,20 @@ describe('hmm_range_fault (upstream)', () => {
     expect((await p.read(addr + PAGE_SIZE, 1))[0]).toBe(0); // the old contents are gone
   });
 
-  it('requires the mmap lock', async () => {
-    const { p, addr, sub } = await setup(2);
+  machineTest('requires the mmap lock', async ({ machine }) => {
+    const { p, addr, sub } = await setup(machine, 2);
     const r = hmmRange({ notifier: sub, start: addr, end: addr + PAGE_SIZE });
     await expect(hmmRangeFault(p.mm, r)).rejects.toThrow(/not held|lock/);
   });
 
-  it('rejects malformed ranges with EINVAL', async () => {
-    const { addr, sub } = await setup(2);
+  machineTest('rejects malformed ranges with EINVAL', async ({ machine }) => {
+    const { addr, sub } = await setup(machine, 2);
     for (const [s, e] of [[addr + 1, addr + PAGE_SIZE], [addr, addr], [addr + PAGE_SIZE, addr], [-PAGE_SIZE, 0], [addr, 2 ** 48]]) {
       expect(() => hmmRange({ notifier: sub, start: s, end: e })).toThrowErrno('EINVAL');
     }
   });
 
-  it('reports a THP as order 9 with the right pfn per page', async () => {
-    const m = await createMachine({ systemPages: 1 << 14 });
+  machineTest('reports a THP as order 9 with the right pfn per page', async ({ machine: m }) => {
     const p = m.spawn();
     const raw = await p.mmap(0, 4 * MiB, RW, ANON);
     const addr = Math.ceil(raw / (2 * MiB)) * 2 * MiB;
@@ -287,8 +286,8 @@ describe('hmm_range_fault (upstream)', () => {
     expect(m.ram.data(r.hmmPfns.pfns[7])[0]).toBe(0x5a);
   });
 
-  it('faults swapped-out pages back in', async () => {
-    const { p, addr, sub } = await setup(4);
+  machineTest('faults swapped-out pages back in', async ({ machine }) => {
+    const { p, addr, sub } = await setup(machine, 4);
     await p.write(addr, new Uint8Array([9, 8, 7]));
     await p.madvise(addr, 4 * PAGE_SIZE, 21 /* MADV_PAGEOUT */);
     expect((cpuPte(p, addr)![1] & PTE_PRESENT)).toBe(0);

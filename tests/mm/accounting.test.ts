@@ -152,9 +152,7 @@ async function runSeed(seed: number, steps: number): Promise<void> {
 }
 
 describe('frame accounting under random operations', () => {
-  for (const seed of [1, 2, 3, 4, 5, 6]) {
-    it(`seed ${seed}: refcounts match mappings and caches after every step; all free at the end`, async () => {
-      await runSeed(seed, 400);
-    });
-  }
+  it.for([1, 2, 3, 4, 5, 6])('seed %s: refcounts match mappings and caches after every step; all free at the end', async (seed) => {
+    await runSeed(seed, 400);
+  });
 });

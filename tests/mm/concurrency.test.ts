@@ -105,9 +105,7 @@ async function run(seed: number): Promise<void> {
 }
 
 describe('concurrent faults, syscalls and a mirroring device (seeded)', () => {
-  for (const seed of [11, 12, 13, 14, 15, 16, 17, 18]) {
-    it(`seed ${seed}`, async () => {
-      await run(seed);
-    });
-  }
+  it.for([11, 12, 13, 14, 15, 16, 17, 18])('seed %s', async (seed) => {
+    await run(seed);
+  });
 });

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
   BusError, MADV_DONTNEED, MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_FIXED, MAP_HUGETLB, MAP_PRIVATE, MAP_SHARED, PROT_READ,
-  PROT_WRITE,
+  PROT_WRITE, type Machine,
 } from '../../src/index.js';
-import { PMD_HUGE, PTE_WRITE } from '../../src/mm/page-table.js';
+import { PMD_HUGE, PTE_SPECIAL, PTE_WRITE } from '../../src/mm/page-table.js';
 import { VM_HUGEPAGE } from '../../src/mm/vma.js';
 import { account, entryAt, fill, HUGE, PG, pattern, recordEvents, smallMachine, vmaList } from './helpers.js';
 import { machineTest } from '../support/machine.js';
@@ -192,5 +192,85 @@ describe('transparent huge pages (MADV_HUGEPAGE)', () => {
     await p.madvise(a, HUGE, MADV_HUGEPAGE);
     await p.write(a, fill(1, 1));
     expect(entryAt(p.mm, a)!.level).toBe('pte');
+  });
+});
+
+describe('huge zero page', () => {
+  /** A 2 MiB-aligned THP-enabled private anonymous block of `prot`. */
+  async function thpBlock(p: ReturnType<Machine['spawn']>, prot = RW): Promise<number> {
+    const raw = await p.mmap(0, 2 * HUGE, prot, ANON);
+    const a = Math.ceil(raw / HUGE) * HUGE;
+    await p.madvise(a, HUGE, MADV_HUGEPAGE);
+    return a;
+  }
+
+  machineTest('a read fault maps the huge zero page (special, read-only PMD), one folio shared by every mapping; the last unmap frees it', async ({ machine: m }) => {
+    const p = m.spawn();
+    const a = await thpBlock(p);
+    const b = await thpBlock(p);
+    expect(m.ram.hugeZero).toBe(-1);
+    expectBytes(await p.read(a + 5 * PG, 8), new Uint8Array(8));
+    expectBytes(await p.read(b, 8), new Uint8Array(8));
+    const e = entryAt(p.mm, a)!;
+    expect(e.level).toBe('pmd');
+    expect(e.pfn).toBe(m.ram.hugeZero);
+    expect(entryAt(p.mm, b)!.pfn).toBe(m.ram.hugeZero);
+    expect(e.flags & (PTE_SPECIAL | PTE_WRITE)).toBe(PTE_SPECIAL);
+    const c = await p.fork();
+    // No anon_vma yet: fork copies nothing (copy_page_range's skip); the child's read maps it too.
+    expect(entryAt(c.mm, a)).toBeNull();
+    await c.read(a, 1);
+    expect(entryAt(c.mm, a)!.pfn).toBe(m.ram.hugeZero);
+    account(m);
+    await c.exit();
+    await p.munmap(a, HUGE);
+    await p.munmap(b, HUGE);
+    expect(m.ram.hugeZero, 'freed with its last mapping').toBe(-1);
+    account(m);
+  });
+
+  machineTest('a write to it gets a fresh THP (do_huge_zero_wp_pmd); with no 2 MiB free it splits into small zero pages and copies one', async ({ machine: m }) => {
+    const p = m.spawn();
+    const a = await thpBlock(p);
+    await p.read(a, 1);
+    const rec = recordEvents(p.mm);
+    await p.write(a + PG, fill(4, 3));
+    const e = entryAt(p.mm, a)!;
+    expect(e.level).toBe('pmd');
+    expect(m.ram.isHead(e.pfn) && e.pfn !== m.ram.hugeZero).toBe(true);
+    expect(e.flags & PTE_WRITE).toBe(PTE_WRITE);
+    expect(rec.events.some((x) => x.event === 'CLEAR' && x.start === a && x.end === a + HUGE)).toBe(true);
+    expectBytes(await p.read(a + PG, 4), fill(4, 3));
+
+    const b = await thpBlock(p);
+    await p.read(b, 1);
+    const held: number[] = [];
+    for (;;) {
+      try {
+        held.push(m.ram.allocHuge());
+      } catch {
+        break;
+      }
+    }
+    await p.write(b + 7 * PG, fill(4, 9));
+    expect(entryAt(p.mm, b + 7 * PG)!.level).toBe('pte');
+    expect(entryAt(p.mm, b)!.pfn, 'the rest: the small zero page').toBe(m.ram.zeroPfn);
+    expect(entryAt(p.mm, b)!.flags & PTE_SPECIAL).toBe(PTE_SPECIAL);
+    expectBytes(await p.read(b + 7 * PG, 4), fill(4, 9));
+    expect(m.ram.hugeZero, 'its only mapping split away').toBe(-1);
+    for (const h of held) m.ram.put(h);
+    account(m);
+  });
+
+  machineTest('partial DONTNEED of it splits into small zero pages', async ({ machine: m }) => {
+    const p = m.spawn();
+    const a = await thpBlock(p, PROT_READ);
+    await p.read(a, 1);
+    await p.madvise(a + PG, PG, MADV_DONTNEED);
+    expect(entryAt(p.mm, a)!.level).toBe('pte');
+    expect(entryAt(p.mm, a + PG)).toBeNull();
+    expect(entryAt(p.mm, a + 2 * PG)!.pfn).toBe(m.ram.zeroPfn);
+    expectBytes(await p.read(a, 3 * PG), new Uint8Array(3 * PG));
+    account(m);
   });
 });

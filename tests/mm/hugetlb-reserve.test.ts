@@ -28,25 +28,23 @@ async function rejected(call: Promise<unknown>): Promise<unknown> {
 describe('hugetlb reservations', () => {
   machineTest.override('systemPages', 2048);
 
-  for (const flags of [HUGE_ANON, HUGE_SHARED]) {
-    machineTest(`a MAP_HUGETLB mapping larger than the pool is ENOMEM at mmap and changes nothing (${flags === HUGE_ANON ? 'private' : 'shared'})`, async ({ machine: m }) => {
-      const p = m.spawn();
-      const s = state(m, p);
-      await expect(p.mmap(0, 4 * HUGE, RW, flags)).rejects.toBeErrno('ENOMEM');
-      expect(state(m, p)).toEqual(s);
-      account(m);
-      // The whole pool can be mapped; after that not one more huge page.
-      const a = await p.mmap(0, 3 * HUGE, RW, flags);
-      const s2 = state(m, p);
-      await expect(p.mmap(0, HUGE, RW, HUGE_ANON)).rejects.toBeErrno('ENOMEM');
-      await expect(p.mmap(0, HUGE, RW, HUGE_SHARED)).rejects.toBeErrno('ENOMEM');
-      expect(state(m, p)).toEqual(s2);
-      // Every page of the mapping can then be faulted: the reservation guarantees it.
-      for (let i = 0; i < 3; i++) await p.write(a + i * HUGE + 8, pattern(8, i + 1));
-      for (let i = 0; i < 3; i++) expectBytes(await p.read(a + i * HUGE + 8, 8), pattern(8, i + 1));
-      account(m);
-    });
-  }
+  machineTest.for([['private', HUGE_ANON], ['shared', HUGE_SHARED]] as const)('a MAP_HUGETLB mapping larger than the pool is ENOMEM at mmap and changes nothing (%s)', async ([, flags], { machine: m }) => {
+    const p = m.spawn();
+    const s = state(m, p);
+    await expect(p.mmap(0, 4 * HUGE, RW, flags)).rejects.toBeErrno('ENOMEM');
+    expect(state(m, p)).toEqual(s);
+    account(m);
+    // The whole pool can be mapped; after that not one more huge page.
+    const a = await p.mmap(0, 3 * HUGE, RW, flags);
+    const s2 = state(m, p);
+    await expect(p.mmap(0, HUGE, RW, HUGE_ANON)).rejects.toBeErrno('ENOMEM');
+    await expect(p.mmap(0, HUGE, RW, HUGE_SHARED)).rejects.toBeErrno('ENOMEM');
+    expect(state(m, p)).toEqual(s2);
+    // Every page of the mapping can then be faulted: the reservation guarantees it.
+    for (let i = 0; i < 3; i++) await p.write(a + i * HUGE + 8, pattern(8, i + 1));
+    for (let i = 0; i < 3; i++) expectBytes(await p.read(a + i * HUGE + 8, 8), pattern(8, i + 1));
+    account(m);
+  });
 
   machineTest('reserved huge pages are not handed to 4 KiB or THP allocations', async ({ machine: m }) => {
     const p = m.spawn();

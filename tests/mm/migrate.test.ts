@@ -111,49 +111,47 @@ describe('device-private migration', () => {
     expect(dev.free).toHaveLength(16);
   });
 
-  for (const passFaultPage of [false, true]) {
-    machineTest(`a CPU touch of a device page shared after fork moves both mappings (faultPage ${passFaultPage ? 'passed' : 'omitted'})`, async ({ machine: m }) => {
-      const dev = new FakeDevice(m, 16, passFaultPage);
-      const p = m.spawn();
-      const a = await p.mmap(0, 4 * PG, RW, ANON);
-      const d = pattern(4 * PG, 41);
-      await p.write(a, d);
-      expect(await withRead(p.mm, () => dev.toDevice(p.mm, a, a + 4 * PG))).toBe(4);
-      const c = await p.fork();
-      const dpfn = entryAt(p.mm, a)!.pfn;
-      expect(dev.pm.refcount[dpfn - dev.pm.basePfn]).toBe(2);
-      const parentEv = recordEvents(p.mm);
-      // The child reads page 0: do_swap_page → migrate_to_ram in the child's mm.
-      expectBytes(await c.read(a, PG), d.subarray(0, PG));
-      expect(dev.migrationsToRam).toBe(1);
-      expect(parentEv.starts()).toMatchObject([{ event: 'CLEAR', start: a, end: a + PG }]);
-      const e = entryAt(c.mm, a)!;
-      expect(e.pfn).toBeLessThan(m.ram.npages);
-      expect(e.flags & (1 | PTE_WRITE)).toBe(1);
-      expect(entryAt(p.mm, a)).toEqual(e);
-      expect(m.ram.refcount[e.pfn]).toBe(2);
-      expect(dev.pm.refcount[dpfn - dev.pm.basePfn]).toBe(0);
-      account(m);
-      // The parent writes page 0 (COW copy), the child writes page 1 (migrate back, then COW).
-      await p.write(a, fill(8, 0x77));
-      await c.write(a + PG, fill(8, 0x66));
-      expect(dev.migrationsToRam).toBe(2);
-      expect(m.ram.refcount[e.pfn]).toBe(1);
-      expect(entryAt(c.mm, a)!.pfn).toBe(e.pfn);
-      account(m);
-      expectBytes(await c.read(a, 4 * PG), new Uint8Array([...d.subarray(0, PG), ...fill(8, 0x66), ...d.subarray(PG + 8)]));
-      expectBytes(await p.read(a, 4 * PG), new Uint8Array([...fill(8, 0x77), ...d.subarray(8)]));
-      account(m);
-      await c.exit();
-      // The parent's page 1 now has one mapping: a write reuses it (do_wp_page, no copy).
-      const p1 = entryAt(p.mm, a + PG)!.pfn;
-      await p.write(a + PG, fill(1, 0x55));
-      expect(entryAt(p.mm, a + PG)!.pfn).toBe(p1);
-      account(m);
-      await destroyAndCheckEmpty(m);
-      expect(dev.free).toHaveLength(16);
-    });
-  }
+  machineTest.for([['omitted', false], ['passed', true]] as const)('a CPU touch of a device page shared after fork moves both mappings (faultPage %s)', async ([, passFaultPage], { machine: m }) => {
+    const dev = new FakeDevice(m, 16, passFaultPage);
+    const p = m.spawn();
+    const a = await p.mmap(0, 4 * PG, RW, ANON);
+    const d = pattern(4 * PG, 41);
+    await p.write(a, d);
+    expect(await withRead(p.mm, () => dev.toDevice(p.mm, a, a + 4 * PG))).toBe(4);
+    const c = await p.fork();
+    const dpfn = entryAt(p.mm, a)!.pfn;
+    expect(dev.pm.refcount[dpfn - dev.pm.basePfn]).toBe(2);
+    const parentEv = recordEvents(p.mm);
+    // The child reads page 0: do_swap_page → migrate_to_ram in the child's mm.
+    expectBytes(await c.read(a, PG), d.subarray(0, PG));
+    expect(dev.migrationsToRam).toBe(1);
+    expect(parentEv.starts()).toMatchObject([{ event: 'CLEAR', start: a, end: a + PG }]);
+    const e = entryAt(c.mm, a)!;
+    expect(e.pfn).toBeLessThan(m.ram.npages);
+    expect(e.flags & (1 | PTE_WRITE)).toBe(1);
+    expect(entryAt(p.mm, a)).toEqual(e);
+    expect(m.ram.refcount[e.pfn]).toBe(2);
+    expect(dev.pm.refcount[dpfn - dev.pm.basePfn]).toBe(0);
+    account(m);
+    // The parent writes page 0 (COW copy), the child writes page 1 (migrate back, then COW).
+    await p.write(a, fill(8, 0x77));
+    await c.write(a + PG, fill(8, 0x66));
+    expect(dev.migrationsToRam).toBe(2);
+    expect(m.ram.refcount[e.pfn]).toBe(1);
+    expect(entryAt(c.mm, a)!.pfn).toBe(e.pfn);
+    account(m);
+    expectBytes(await c.read(a, 4 * PG), new Uint8Array([...d.subarray(0, PG), ...fill(8, 0x66), ...d.subarray(PG + 8)]));
+    expectBytes(await p.read(a, 4 * PG), new Uint8Array([...fill(8, 0x77), ...d.subarray(8)]));
+    account(m);
+    await c.exit();
+    // The parent's page 1 now has one mapping: a write reuses it (do_wp_page, no copy).
+    const p1 = entryAt(p.mm, a + PG)!.pfn;
+    await p.write(a + PG, fill(1, 0x55));
+    expect(entryAt(p.mm, a + PG)!.pfn).toBe(p1);
+    account(m);
+    await destroyAndCheckEmpty(m);
+    expect(dev.free).toHaveLength(16);
+  });
 
   machineTest('hmm_cow_in_device: a CPU write to a device page shared after fork ends writable in the writer', async ({ machine: m }) => {
     const dev = new FakeDevice(m, 16);

@@ -137,9 +137,7 @@ async function run(seed: number, steps: number): Promise<void> {
 }
 
 describe('random workloads keep data and frame accounting exact', () => {
-  for (const seed of [1, 2, 3, 4, 5, 6]) {
-    it(`seed ${seed}`, async () => {
-      await run(seed, 250);
-    });
-  }
+  it.for([1, 2, 3, 4, 5, 6])('seed %s', async (seed) => {
+    await run(seed, 250);
+  });
 });

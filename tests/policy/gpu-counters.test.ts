@@ -5,8 +5,8 @@
  * (uvm_gpu_access_counters.c) — not the per-page touch estimate. A region migrates exactly when
  * the GPU's count reaches the threshold; device-local accesses are not counted.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { createMachine, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine, type Process } from '../../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Process } from '../../src/index.js';
 import type { Dmirror } from '../../src/driver/dmirror.js';
 import type { PolicyPath } from '../../src/driver/policy-path.js';
 import {
@@ -14,6 +14,7 @@ import {
 } from '../../src/policy/index.js';
 import { HmmError } from '../../src/errors.js';
 import { firstDiff, pagesOf } from '../driver/pages.js';
+import { mirrorTest } from '../support/mirror.js';
 
 const ADDR = 0x4000_0000; // 2 MiB aligned: the managed range is one NVIDIA region
 const NPAGES = 512;
@@ -23,20 +24,12 @@ const REQUESTS = PAGE_SIZE / 128;
 const tag = (p: number): number => (0xac000000 | p) >>> 0;
 
 describe('GPU access counters on the policy path', () => {
-  let machine: Machine | null = null;
-  afterEach(async () => {
-    await machine?.destroy();
-    machine = null;
-  });
+  mirrorTest.override('machineOptions', { systemPages: 4096, devicePages: NPAGES, aperturePages: 1024 });
 
-  async function setup(policy: MigrationPolicy): Promise<{ proc: Process; mirror: Dmirror; path: PolicyPath }> {
-    const m = await createMachine({ systemPages: 4096, devicePages: NPAGES, aperturePages: 1024 });
-    machine = m;
-    const proc = m.spawn();
+  async function setup({ proc, mirror }: { proc: Process; mirror: Dmirror }, policy: MigrationPolicy): Promise<{ proc: Process; mirror: Dmirror; path: PolicyPath }> {
     const buf = await proc.mmap(ADDR, NPAGES * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
     expect(buf).toBe(ADDR);
     await proc.write(buf, pagesOf(NPAGES, tag));
-    const mirror = await m.devices[0].open(proc);
     const path = mirror.setPolicy(policy, { start: buf, npages: NPAGES, capacityPages: NPAGES })!;
     return { proc, mirror, path };
   }
@@ -46,8 +39,8 @@ describe('GPU access counters on the policy path', () => {
     expect(firstDiff(data, pagesOf(n, (k) => tag(first + k)))).toBeNull();
   }
 
-  it('a region migrates exactly when the GPU counted the threshold (3 pages of 128-byte requests), not one read before', async () => {
-    const { mirror, path } = await setup(accessCounters({ regionPages: NPAGES, threshold: 3 * REQUESTS, scaleByRoundTrips: false, subregionPages: NPAGES }, 'ac-3-pages'));
+  mirrorTest('a region migrates exactly when the GPU counted the threshold (3 pages of 128-byte requests), not one read before', async ({ proc, mirror: m0 }) => {
+    const { mirror, path } = await setup({ proc, mirror: m0 }, accessCounters({ regionPages: NPAGES, threshold: 3 * REQUESTS, scaleByRoundTrips: false, subregionPages: NPAGES }, 'ac-3-pages'));
     expect(path.gpuCounters).toEqual({ regionPages: NPAGES, origin: ADDR / PAGE_SIZE });
     expect(mirror.engine.accessCounters).toEqual(path.gpuCounters);
     await readPages(mirror, 0, 1);
@@ -65,9 +58,9 @@ describe('GPU access counters on the policy path', () => {
     expect(path.stats.countedAccesses).toBe(3 * WORDS);
   });
 
-  it("NVIDIA's 256 per 2 MiB counts memory requests: 7 pages read remotely do not reach it, the 8th does; its 64 KiB sub-region moves", async () => {
+  mirrorTest("NVIDIA's 256 per 2 MiB counts memory requests: 7 pages read remotely do not reach it, the 8th does; its 64 KiB sub-region moves", async ({ proc, mirror: m0 }) => {
     // 1024 words a page = 32 requests of 128 bytes; 256 requests = 8 pages.
-    const { mirror, path } = await setup(accessCounters(NVIDIA_ACCESS_COUNTERS));
+    const { mirror, path } = await setup({ proc, mirror: m0 }, accessCounters(NVIDIA_ACCESS_COUNTERS));
     await readPages(mirror, 5, 7);
     expect(path.stats.countedAccesses).toBe(7 * WORDS);
     expect(path.stats.migratedIn).toBe(0);
@@ -76,7 +69,7 @@ describe('GPU access counters on the policy path', () => {
     expect(path.stats.migratedIn).toBe(16);
   });
 
-  it('a user policy without a granularity gets a counter a page: each page read, with its count', async () => {
+  mirrorTest('a user policy without a granularity gets a counter a page: each page read, with its count', async ({ proc, mirror: m0 }) => {
     const seen: { pages: number[]; counts: number[] }[] = [];
     const policy: MigrationPolicy = {
       name: 'counter-log',
@@ -87,7 +80,7 @@ describe('GPU access counters on the policy path', () => {
         seen.push({ pages: Array.from(b.pages.subarray(0, b.count)), counts: Array.from(b.counts.subarray(0, b.count)) });
       },
     };
-    const { mirror, path } = await setup(policy);
+    const { mirror, path } = await setup({ proc, mirror: m0 }, policy);
     expect(path.gpuCounters).toEqual({ regionPages: 1, origin: ADDR / PAGE_SIZE });
     await readPages(mirror, 5, 3);
     await readPages(mirror, 6, 1);
@@ -97,8 +90,8 @@ describe('GPU access counters on the policy path', () => {
     ]);
   });
 
-  it('remote traffic is charged from the GPU\'s own counts, for any policy: the bytes the kernel read remotely, at the link\'s rate', async () => {
-    const { mirror, path } = await setup(remoteOnly());
+  mirrorTest('remote traffic is charged from the GPU\'s own counts, for any policy: the bytes the kernel read remotely, at the link\'s rate', async ({ proc, mirror: m0 }) => {
+    const { mirror, path } = await setup({ proc, mirror: m0 }, remoteOnly());
     expect(path.gpuCounters).toEqual({ regionPages: 1, origin: ADDR / PAGE_SIZE });
     await readPages(mirror, 0, 8); // faults, then mapped remotely
     const cost = path.cost;
@@ -113,7 +106,7 @@ describe('GPU access counters on the policy path', () => {
     }
   });
 
-  it('the counting unit is configurable: 4-byte requests count words', async () => {
+  mirrorTest('the counting unit is configurable: 4-byte requests count words', async ({ proc, mirror: m0 }) => {
     const seen: number[] = [];
     const policy: MigrationPolicy = {
       name: 'word-counter', accessCounterRequestBytes: 4,
@@ -124,7 +117,7 @@ describe('GPU access counters on the policy path', () => {
         seen.push(...Array.from(b.counts.subarray(0, b.count)));
       },
     };
-    const { mirror } = await setup(policy);
+    const { mirror } = await setup({ proc, mirror: m0 }, policy);
     await readPages(mirror, 9, 1);
     expect(seen).toEqual([WORDS]);
     expect(() => validatePolicy({ name: 'x', decide: () => undefined, accessCounterRequestBytes: 6 }, 'test')).toThrow(HmmError);
@@ -140,20 +133,12 @@ describe('GPU access counters on the policy path', () => {
 });
 
 describe('CPU faults on device pages on the real path (uvm_va_block_cpu_fault: the 64 KiB big page comes home)', () => {
-  let machine: Machine | null = null;
-  afterEach(async () => {
-    await machine?.destroy();
-    machine = null;
-  });
+  mirrorTest.override('machineOptions', { systemPages: 4096, devicePages: 64, aperturePages: 1024 });
 
-  it('a CPU fault brings 16 pages home in one migrate_to_ram; the rest stay on the device; data intact', async () => {
-    const m = await createMachine({ systemPages: 4096, devicePages: 64, aperturePages: 1024 });
-    machine = m;
-    const proc = m.spawn();
+  mirrorTest('a CPU fault brings 16 pages home in one migrate_to_ram; the rest stay on the device; data intact', async ({ machine: m, proc, mirror }) => {
     const n = 32;
     const buf = await proc.mmap(ADDR, n * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
     await proc.write(buf, pagesOf(n, tag));
-    const mirror = (await m.devices[0].open(proc)) as Dmirror;
     const { firstTouch } = await import('../../src/policy/builtins.js');
     const path = mirror.setPolicy(firstTouch(), { start: buf, npages: n, capacityPages: 64 })!;
     await mirror.read(buf, n); // every page migrates into device memory

@@ -91,16 +91,14 @@ describe('known result: CPU/device ping-pong', () => {
 });
 
 describe('known result: tree prefetch on streaming', () => {
-  for (const gapNs of [100, 1_000]) {
-    it(`cuts far faults by at least half against first touch (a page every ${gapNs} ns)`, () => {
-      const trace = streaming(8192, { gapNs });
-      const ft = run('first-touch', trace);
-      const tree = run('first-touch+tree', trace);
-      expect(tree.farFaults * 2).toBeLessThanOrEqual(ft.farFaults);
-      expect(tree.bytesToDevice).toBe(ft.bytesToDevice); // nothing wasted on a pure stream
-      expect(tree.prefetchHits).toBe(tree.prefetchedPages);
-    });
-  }
+  it.for([100, 1_000])('cuts far faults by at least half against first touch (a page every %s ns)', (gapNs) => {
+    const trace = streaming(8192, { gapNs });
+    const ft = run('first-touch', trace);
+    const tree = run('first-touch+tree', trace);
+    expect(tree.farFaults * 2).toBeLessThanOrEqual(ft.farFaults);
+    expect(tree.bytesToDevice).toBe(ft.bytesToDevice); // nothing wasted on a pure stream
+    expect(tree.prefetchHits).toBe(tree.prefetchedPages);
+  });
 });
 
 describe('finding: a burst of block-aligned 256-fault batches', () => {

@@ -11,10 +11,12 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { caseArb, kindsOf, PROTOCOLS, runCase, showCase, type Case, type Protocol, type Reached } from './harness.js';
+import { caseArb, kindsOf, PROTOCOLS, runCase, showCase, thpCaseArb, type Case, type Protocol, type Reached } from './harness.js';
 
 /** Cases per protocol in `npm test` (`npm run soak` runs a hundred times as many). */
 export const SEARCH_RUNS = Number(process.env.SEARCH_RUNS ?? 250);
+/** Cases with THP migration per protocol (each moves 2 MiB folios on a software GPU). */
+export const THP_SEARCH_RUNS = Number(process.env.THP_SEARCH_RUNS ?? 40);
 
 /**
  * Whether the search must find nothing under each protocol. seq and lock-fallback must be
@@ -127,6 +129,34 @@ describe('concurrency search', () => {
     }
   }, 120_000);
 
+  it('THP migration racing device commands, CPU stores and a DONTNEED split runs clean (seq and lock-fallback)', async () => {
+    const c: Case = {
+      seed: 4242,
+      threads: [
+        [{ k: 'thp-to-dev', p: 0, d: 0 }, { k: 'thp-dev-read', p: 0, d: 1, page: 300 }, { k: 'thp-to-sys', p: 0, d: 0 }],
+        [{ k: 'pause', n: 3 }, { k: 'thp-cpu-write', p: 0, page: 1 }, { k: 'thp-to-dev', p: 0, d: 1 }],
+        [{ k: 'thp-dev-write', p: 0, d: 0, page: 511 }, { k: 'thp-dontneed', p: 0, page: 300 }, { k: 'thp-to-dev', p: 1, d: 0 }],
+      ],
+    };
+    for (const protocol of ['seq', 'lock-fallback'] as const) {
+      const r = await runCase(c, { protocol });
+      expect(r.violations, `${protocol}: ${showCase(c)}`).toEqual([]);
+      expect(r.outcomes.flat().filter((o) => o === 'ok').length).toBeGreaterThan(5);
+    }
+  }, 180_000);
+
+  for (const protocol of ['seq', 'lock-fallback'] as const) {
+    it(`${THP_SEARCH_RUNS} random programs with THP migration under ${protocol}: no violation`, async () => {
+      await fc.assert(fc.asyncProperty(thpCaseArb, async (c) => {
+        const r = await runCase(c, { protocol });
+        if (r.violations.length > 0) {
+          throw new Error(`${protocol}: ${r.violations.length} violation(s):\n  ${r.violations.map((v) => `${v.kind}: ${v.detail}`).join('\n  ')}`);
+        }
+        expect(r.graceExpirations).toBe(0);
+      }), { numRuns: THP_SEARCH_RUNS, seed: replay.seed, path: replay.path, endOnFailure: replay.path !== undefined });
+    }, 600_000);
+  }
+
   it('the recorded policy-path cases run clean (seq and lock-fallback): the residency agrees with the CPU table', async () => {
     for (const c of [POLICY_LATE_ATTACH_CASE, POLICY_MIGRATE_NOTICE_CASE]) {
       for (const protocol of ['seq', 'lock-fallback'] as const) {
@@ -141,30 +171,28 @@ describe('concurrency search', () => {
     expect(r.reached.policyMigrations).toBeGreaterThan(0);
   }, 120_000);
 
-  for (const protocol of PROTOCOLS) {
-    it(`${SEARCH_RUNS} random programs under ${protocol}: ${EXPECT_CLEAN[protocol] ? 'no violation' : 'the search finds the stale pfn'}`, async () => {
-      const found: Record<string, number> = {};
-      /** Cases that reached each part of the policy path. */
-      const reached: Record<string, number> = {};
-      let cases = 0;
-      await fc.assert(fc.asyncProperty(caseArb, async (c) => {
-        cases++;
-        const r = await runCase(c, { protocol });
-        for (const k of kindsOf(r)) found[k] = (found[k] ?? 0) + 1;
-        for (const [k, v] of Object.entries(r.reached)) if (v > 0) reached[k] = (reached[k] ?? 0) + 1;
-        if (EXPECT_CLEAN[protocol] && r.violations.length > 0) {
-          throw new Error(`${protocol}: ${r.violations.length} violation(s):\n  ${r.violations.map((v) => `${v.kind}: ${v.detail}`).join('\n  ')}`);
-        }
-        expect(r.graceExpirations).toBe(0);
-      }), { numRuns: SEARCH_RUNS, seed: replay.seed, path: replay.path, endOnFailure: replay.path !== undefined });
-      console.log(`[search] ${protocol}: ${cases} cases, cases with violations by kind: ${JSON.stringify(found)}; cases reaching ${JSON.stringify(reached)}`);
-      // The search covers the policy path: some case reached each of its parts.
-      if (replay.path === undefined && protocol !== 'valid-flag') {
-        const parts: (keyof Reached)[] = ['policyMigrations', 'evictions', 'throttles', 'pins', 'counterMigrations', 'cpuFaults', 'exhausted', 'exits', 'plainFaults'];
-        expect(parts.filter((k) => (reached[k] ?? 0) === 0), 'parts of the policy path no case reached').toEqual([]);
+  it.for(PROTOCOLS.map((p) => [SEARCH_RUNS, p, EXPECT_CLEAN[p] ? 'no violation' : 'the search finds the stale pfn'] as const))('%s random programs under %s: %s', { timeout: 600_000 }, async ([, protocol]) => {
+    const found: Record<string, number> = {};
+    /** Cases that reached each part of the policy path. */
+    const reached: Record<string, number> = {};
+    let cases = 0;
+    await fc.assert(fc.asyncProperty(caseArb, async (c) => {
+      cases++;
+      const r = await runCase(c, { protocol });
+      for (const k of kindsOf(r)) found[k] = (found[k] ?? 0) + 1;
+      for (const [k, v] of Object.entries(r.reached)) if (v > 0) reached[k] = (reached[k] ?? 0) + 1;
+      if (EXPECT_CLEAN[protocol] && r.violations.length > 0) {
+        throw new Error(`${protocol}: ${r.violations.length} violation(s):\n  ${r.violations.map((v) => `${v.kind}: ${v.detail}`).join('\n  ')}`);
       }
-      // The v5.2 flag's A-B-A: a pfn checked valid after a whole invalidation came and went.
-      if (!EXPECT_CLEAN[protocol] && replay.path === undefined) expect((found['stale-entry'] ?? 0) + (found['stale-read'] ?? 0)).toBeGreaterThan(0);
-    }, 600_000);
-  }
+      expect(r.graceExpirations).toBe(0);
+    }), { numRuns: SEARCH_RUNS, seed: replay.seed, path: replay.path, endOnFailure: replay.path !== undefined });
+    console.log(`[search] ${protocol}: ${cases} cases, cases with violations by kind: ${JSON.stringify(found)}; cases reaching ${JSON.stringify(reached)}`);
+    // The search covers the policy path: some case reached each of its parts.
+    if (replay.path === undefined && protocol !== 'valid-flag') {
+      const parts: (keyof Reached)[] = ['policyMigrations', 'evictions', 'throttles', 'pins', 'counterMigrations', 'cpuFaults', 'exhausted', 'exits', 'plainFaults'];
+      expect(parts.filter((k) => (reached[k] ?? 0) === 0), 'parts of the policy path no case reached').toEqual([]);
+    }
+    // The v5.2 flag's A-B-A: a pfn checked valid after a whole invalidation came and went.
+    if (!EXPECT_CLEAN[protocol] && replay.path === undefined) expect((found['stale-entry'] ?? 0) + (found['stale-read'] ?? 0)).toBeGreaterThan(0);
+  });
 });

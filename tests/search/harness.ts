@@ -37,7 +37,7 @@ import type { Dmirror } from '../../src/driver/dmirror.js';
 import type { DmirrorDevice } from '../../src/driver/dmirror-device.js';
 import type { RetryProtocol } from '../../src/driver/retry.js';
 import {
-  createMachine, HmmError, MADV_DONTNEED, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MREMAP_DONTUNMAP,
+  createMachine, HmmError, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MREMAP_DONTUNMAP,
   MREMAP_FIXED, MREMAP_MAYMOVE, PAGE_SIZE, PROT_READ, PROT_WRITE, SegmentationFault, type Machine, type Process,
 } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
@@ -57,6 +57,9 @@ export const PROTOCOLS: readonly Protocol[] = ['seq', 'lock-fallback', 'valid-fl
 /** Pages of each process's buffer (small: the GPU is llvmpipe on two shared cores). */
 export const NPAGES = 4;
 const BASE = 0x1000_0000;
+/** The THP region of a case with THP operations: one 2 MiB-aligned, THP-enabled block. */
+export const THP_PAGES = 512;
+const THP_BASE = 0x2000_0000;
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 
@@ -83,6 +86,17 @@ export type Op =
   | { k: 'exclusive'; p: Proc; d: Dev; page: number; n: number }
   | { k: 'snapshot'; p: Proc; d: Dev; page: number; n: number }
   | { k: 'close'; p: Proc; d: Dev }
+  /**
+   * The THP region (THP_PAGES pages at THP_BASE, MADV_HUGEPAGE, one 2 MiB folio at the
+   * start): migrate it whole to a device or back, a device read or write of one page, a CPU
+   * store (brings a device THP home whole), a DONTNEED of one page (splits the PMD).
+   */
+  | { k: 'thp-to-dev'; p: Proc; d: Dev }
+  | { k: 'thp-to-sys'; p: Proc; d: Dev }
+  | { k: 'thp-dev-read'; p: Proc; d: Dev; page: number }
+  | { k: 'thp-dev-write'; p: Proc; d: Dev; page: number }
+  | { k: 'thp-cpu-write'; p: Proc; page: number }
+  | { k: 'thp-dontneed'; p: Proc; page: number }
   /** plain: as a plain open() user gets it (test_hmm's dmirror_fault servicer, no setServicer). */
   | { k: 'open'; p: Proc; d: Dev; plain?: boolean }
   /** A CPU read (a device page comes home through the policy's cpuFault), its data checked. */
@@ -234,6 +248,33 @@ export const policyCaseArb: fc.Arbitrary<Case> = fc.record({
 export const caseArb: fc.Arbitrary<Case> = fc.oneof(generalCaseArb, raceCaseArb, policyCaseArb)
   .map((c) => Object.defineProperty({ ...c }, fc.toStringMethod, { value: () => showCase(c), enumerable: false }));
 
+/** Pages of the THP region the THP operations touch: its first, one inside, its last. */
+const thpPage = fc.constantFrom(0, 1, 300, THP_PAGES - 1);
+
+/**
+ * Programs with THP migration among the operations: two or three threads mixing the THP
+ * region's operations with the small buffer's migrations, stores and DONTNEEDs (P0 mostly).
+ */
+export const thpCaseArb: fc.Arbitrary<Case> = fc.record({
+  seed: fc.integer({ min: 1, max: 0x7fffffff }),
+  threads: fc.array(fc.array(fc.oneof(
+    { arbitrary: fc.record({ k: fc.constant('thp-to-dev' as const), p: proc, d: dev }), weight: 4 },
+    { arbitrary: fc.record({ k: fc.constant('thp-to-sys' as const), p: proc, d: dev }), weight: 2 },
+    { arbitrary: fc.record({ k: fc.constant('thp-dev-read' as const), p: proc, d: dev, page: thpPage }), weight: 2 },
+    { arbitrary: fc.record({ k: fc.constant('thp-dev-write' as const), p: proc, d: dev, page: thpPage }), weight: 2 },
+    { arbitrary: fc.record({ k: fc.constant('thp-cpu-write' as const), p: proc, page: thpPage }), weight: 2 },
+    { arbitrary: fc.record({ k: fc.constant('thp-dontneed' as const), p: proc, page: thpPage }), weight: 1 },
+    { arbitrary: fc.record({ k: fc.constant('to-dev' as const), p: proc, d: dev, page, n: span }), weight: 1 },
+    { arbitrary: fc.record({ k: fc.constant('cpu-write' as const), p: proc, page }), weight: 1 },
+    { arbitrary: fc.record({ k: fc.constant('pause' as const), n: fc.integer({ min: 1, max: 10 }) }), weight: 3 },
+  ), { minLength: 1, maxLength: 3 }), { minLength: 2, maxLength: 3 }),
+}).map((c) => Object.defineProperty({ ...c }, fc.toStringMethod, { value: () => showCase(c), enumerable: false }));
+
+/** Whether a case touches the THP region (its machine then has one and room for device THPs). */
+function hasThp(c: Case): boolean {
+  return c.threads.some((t) => t.some((o) => o.k.startsWith('thp-')));
+}
+
 /** Violation kinds of a result, each once. */
 export function kindsOf(r: CaseResult): ViolationKind[] {
   return [...new Set(r.violations.map((v) => v.kind))];
@@ -272,8 +313,8 @@ interface Change {
 class History {
   tick = 0;
   readonly changes: Change[][];
-  constructor(init: (page: number) => number) {
-    this.changes = Array.from({ length: NPAGES }, (_, p) => [{ t0: 0, t1: 0, values: [init(p)], ok: true }]);
+  constructor(init: (page: number) => number, pages = NPAGES) {
+    this.changes = Array.from({ length: pages }, (_, p) => [{ t0: 0, t1: 0, values: [init(p)], ok: true }]);
   }
 
   now(): number {
@@ -336,7 +377,10 @@ function cpuEntry(mm: MmStruct, addr: number): CpuEntry | null {
   const i = pmdIndex(addr);
   if (pmd.isHuge(i)) {
     const f = pmd.flags[i];
-    return { pfn: pmd.pfn[i] + pteIndex(addr), write: (f & CPU_PTE_WRITE) !== 0 && (f & PTE_PROTNONE) === 0, migration: false };
+    const pfn = pmd.pfn[i] + pteIndex(addr);
+    if (isDevicePrivate(f)) return { pfn, write: swpWritable(f), migration: false };
+    if (isMigration(f)) return { pfn, write: swpWritable(f), migration: true };
+    return { pfn, write: (f & CPU_PTE_WRITE) !== 0 && (f & PTE_PROTNONE) === 0, migration: false };
   }
   const t = pmd.tables[i];
   if (t === null) return null;
@@ -450,7 +494,12 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
   const violate = (kind: ViolationKind, detail: string): void => {
     if (violations.length < maxViolations) violations.push({ kind, detail });
   };
-  const m: Machine = await createMachine({ devices: 2, systemPages: 2048, devicePages: c.vram ?? 32, aperturePages: 512, scheduler: sched });
+  const thp = hasThp(c);
+  // With THP operations: room for the THP regions and for one 2 MiB run of VRAM per device
+  // beside the small buffers' pages (a second THP falls back to 4 KiB pages, or ENOMEM).
+  const m: Machine = await createMachine({
+    devices: 2, systemPages: thp ? 8192 : 2048, devicePages: thp ? (c.vram ?? 32) + 2 * THP_PAGES : c.vram ?? 32, aperturePages: 512, scheduler: sched,
+  });
   const devs = [...m.devices];
   const procs: Process[] = [m.spawn(), m.spawn()];
   let gen = 0;
@@ -459,6 +508,8 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
   /** A value no other write stores: generation, process and page. */
   const fresh = (p: Proc, pg: number): number => ((++gen << 8) | (p << 4) | pg) >>> 0;
   const hist: History[] = [];
+  /** The THP regions' histories (cases with THP operations). */
+  const thist: History[] = [];
   const mirrors: (Dmirror | null)[][] = [[null, null], [null, null]];
   const allMirrors: Dmirror[] = [];
   const outcomes: string[][] = c.threads.map(() => []);
@@ -506,16 +557,26 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
       init.forEach((v, pg) => buf.set(wordsOf(v), pg * PAGE_SIZE));
       await procs[p].write(BASE, buf);
       hist.push(new History((pg) => init[pg]));
+      if (thp) {
+        const t = await procs[p].mmap(THP_BASE, THP_PAGES * PAGE_SIZE, RW, ANON | MAP_FIXED);
+        if (t !== THP_BASE) throw new Error(`mmap gave 0x${t.toString(16)}`);
+        await procs[p].madvise(THP_BASE, THP_PAGES * PAGE_SIZE, MADV_HUGEPAGE);
+        const tinit = Array.from({ length: THP_PAGES }, (_, pg) => fresh(p, pg & 0xf));
+        const tbuf = new Uint8Array(THP_PAGES * PAGE_SIZE);
+        tinit.forEach((v, pg) => tbuf.set(wordsOf(v), pg * PAGE_SIZE));
+        await procs[p].write(THP_BASE, tbuf);
+        thist.push(new History((pg) => tinit[pg], THP_PAGES));
+      }
       for (const d of [0, 1] as const) mirrors[p][d] = await open(p, d, d === 1 && c.plain === true);
     }
     for (const [p, d] of c.policy?.attach ?? []) attach(mirrors[p][d]!, true);
 
     /** (a): every word of every page of a device read is a value the page held meanwhile. */
-    const checkData = (p: Proc, first: number, data: Uint8Array, t0: number, t1: number, what: string): void => {
+    const checkData = (p: Proc, first: number, data: Uint8Array, t0: number, t1: number, what: string, hs: History[] = hist): void => {
       const words = new Uint32Array(data.buffer, data.byteOffset, data.byteLength / 4);
       const n = data.byteLength / PAGE_SIZE;
       for (let k = 0; k < n; k++) {
-        const ok = hist[p].during(first + k, t0, t1);
+        const ok = hs[p].during(first + k, t0, t1);
         for (let w = 0; w < PAGE_SIZE / 4; w++) {
           const v = words[k * (PAGE_SIZE / 4) + w];
           if (!ok.has(v)) {
@@ -535,6 +596,7 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
           if (fd === null) continue;
           const entries = inspectMirror(fd, BASE, NPAGES);
           if (entries === null) continue; // busy: checked after a later step
+          if (thp) entries.push(...(inspectMirror(fd, THP_BASE, THP_PAGES) ?? []));
           for (const e of entries) {
             const addr = e.page * PAGE_SIZE;
             const cpu = procs[p].mm.exited ? null : cpuEntry(procs[p].mm, addr);
@@ -562,6 +624,13 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
       const P = procs[op.p];
       const h = hist[op.p];
       switch (op.k) {
+        case 'thp-to-dev':
+        case 'thp-to-sys':
+        case 'thp-dev-read':
+        case 'thp-dev-write':
+        case 'thp-cpu-write':
+        case 'thp-dontneed':
+          return execThp(op);
         case 'cpu-write': {
           const v = fresh(op.p, op.page);
           await h.change(op.page, 1, () => v, () => P.write(addrOf(op.page), wordsOf(v)));
@@ -697,6 +766,50 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
       }
     };
 
+    const thpAddr = (pg: number): number => THP_BASE + pg * PAGE_SIZE;
+    /** The THP region's operations (see Op). */
+    const execThp = async (op: Op): Promise<void> => {
+      if (!('p' in op)) return;
+      const P = procs[op.p];
+      const h = thist[op.p];
+      if (op.k === 'thp-cpu-write') {
+        const v = fresh(op.p, op.page & 0xf);
+        await h.change(op.page, 1, () => v, () => P.write(thpAddr(op.page), wordsOf(v)));
+        return;
+      }
+      if (op.k === 'thp-dontneed') {
+        await h.change(op.page, 1, () => 0, () => P.madvise(thpAddr(op.page), PAGE_SIZE, MADV_DONTNEED));
+        return;
+      }
+      if (!('d' in op)) return;
+      const fd = mirrors[op.p][op.d];
+      if (fd === null) throw new HmmError('EBADF', 'mirror closed');
+      const tag = `P${op.p} dev${op.d} ${op.k}`;
+      switch (op.k) {
+        case 'thp-to-dev': {
+          const t0 = h.now();
+          const r = await fd.migrateToDevice(THP_BASE, THP_PAGES);
+          checkData(op.p, 0, r.data, t0, h.now(), tag, thist);
+          return;
+        }
+        case 'thp-to-sys':
+          await fd.migrateToSystem(THP_BASE, THP_PAGES);
+          return;
+        case 'thp-dev-read': {
+          const t0 = h.now();
+          const r = await fd.read(thpAddr(op.page), 1);
+          checkData(op.p, op.page, r.data, t0, h.now(), `${tag}(${op.page})`, thist);
+          return;
+        }
+        case 'thp-dev-write': {
+          const v = fresh(op.p, op.page & 0xf) | 0x40;
+          await h.change(op.page, 1, () => v, () => fd.write(thpAddr(op.page), wordsOf(v)));
+          return;
+        }
+        default:
+      }
+    };
+
     const thread = async (i: number, ops: Op[]): Promise<void> => {
       for (const op of ops) {
         try {
@@ -760,6 +873,23 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
         }
       }
     }
+    if (thp) {
+      for (const p of [0, 1] as const) {
+        if (procs[p].mm.exited) continue;
+        for (const pg of [0, 1, 300, THP_PAGES - 1]) {
+          const t0 = thist[p].now();
+          const cpu = await procs[p].read(thpAddr(pg), PAGE_SIZE);
+          checkData(p, pg, cpu, t0, thist[p].now(), `P${p} CPU read of THP page ${pg} at quiescence`, thist);
+          for (const d of [0, 1] as const) {
+            const fd = mirrors[p][d];
+            if (fd === null) continue;
+            const t1 = thist[p].now();
+            const r = await fd.read(thpAddr(pg), 1);
+            checkData(p, pg, r.data, t1, thist[p].now(), `P${p} dev${d} read of THP page ${pg} at quiescence`, thist);
+          }
+        }
+      }
+    }
     checkMirrors('after the quiescent reads');
     checkResidency('after the quiescent reads');
     // A GPU validation error (a buffer used after it was destroyed, say) is a driver bug even
@@ -779,6 +909,10 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
         if (p.mm.exited) continue;
         for (let pg = 0; pg < NPAGES; pg++) {
           const e = cpuEntry(p.mm, addrOf(pg));
+          if (e !== null && pm.contains(e.pfn)) mapped++;
+        }
+        for (let pg = 0; thp && pg < THP_PAGES; pg++) {
+          const e = cpuEntry(p.mm, thpAddr(pg));
           if (e !== null && pm.contains(e.pfn)) mapped++;
         }
       }

@@ -1,6 +1,6 @@
 /**
  * Application workloads in tests: one run through the experiment's runner — a fresh machine,
- * the buffer mirrored, a FaultServicer with a migration policy (default first-touch + tree
+ * the buffer mirrored, a fault service with a migration policy (default first-touch + tree
  * prefetch + LRU eviction) — and the
  * checks every such test makes: every element compared with the CPU reference and none
  * wrong, the faults real, every launch run.

@@ -20,16 +20,14 @@ const CASES: { name: AppWorkload; size: number; shape: string; poisoned: string[
 ];
 
 describe('PolyBench/GPU', () => {
-  for (const c of CASES) {
-    test(`${c.name} ${c.shape}: every element matches the CPU`, async () => {
-      const p = appProgram(c.name, c.size, 5);
-      expect(p.shape).toBe(c.shape);
-      const init = p.initial();
-      for (const name of c.poisoned) {
-        const a = p.arrays.find((x) => x.name === name)!;
-        expect(init.subarray(a.offset, a.offset + a.length).every((v) => v === POISON_F32)).toBe(true);
-      }
-      await runAppChecked(c.name, c.size);
-    });
-  }
+  test.for(CASES.map((c) => [c.name, c.shape, c] as const))('%s %s: every element matches the CPU', async ([, , c]) => {
+    const p = appProgram(c.name, c.size, 5);
+    expect(p.shape).toBe(c.shape);
+    const init = p.initial();
+    for (const name of c.poisoned) {
+      const a = p.arrays.find((x) => x.name === name)!;
+      expect(init.subarray(a.offset, a.offset + a.length).every((v) => v === POISON_F32)).toBe(true);
+    }
+    await runAppChecked(c.name, c.size);
+  });
 });

@@ -58,22 +58,18 @@ const CASES: Case[] = [
 ];
 
 describe('workloads', () => {
-  for (const c of CASES) {
-    for (const wf of [0, 0.5]) {
-      test(`${c.name}, writes ${wf}: every read checked on the GPU, every word read back by the CPU`, async () => {
-        await withMirror(c.pages, async (mirror, addr) => {
-          const spec: WorkloadSpec = {
-            name: c.name, start: addr, sizeBytes: c.pages * PAGE_SIZE, workingSetBytes: (c.ws ?? c.pages) * PAGE_SIZE,
-            writeFraction: wf, seed: 7, ...c.extra,
-          };
-          const r = await runWorkload(mirror, spec);
-          expectClean(r, `${c.name} ${wf}`);
-          expect(r.faultRounds).toBeGreaterThan(0);
-          expect(r.gpu.checked).toBeGreaterThan(0);
-        });
-      });
-    }
-  }
+  test.for(CASES.flatMap((c) => [0, 0.5].map((wf) => [c.name, wf, c] as const)))('%s, writes %s: every read checked on the GPU, every word read back by the CPU', async ([, wf, c]) => {
+    await withMirror(c.pages, async (mirror, addr) => {
+      const spec: WorkloadSpec = {
+        name: c.name, start: addr, sizeBytes: c.pages * PAGE_SIZE, workingSetBytes: (c.ws ?? c.pages) * PAGE_SIZE,
+        writeFraction: wf, seed: 7, ...c.extra,
+      };
+      const r = await runWorkload(mirror, spec);
+      expectClean(r, `${c.name} ${wf}`);
+      expect(r.faultRounds).toBeGreaterThan(0);
+      expect(r.gpu.checked).toBeGreaterThan(0);
+    });
+  });
 
   test('a word corrupted after init is caught: by the kernel (a read word) and by the CPU read-back', async () => {
     await withMirror(64, async (mirror, addr) => {

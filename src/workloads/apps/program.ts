@@ -9,9 +9,8 @@
  * are then computed from what each side's kernels produced, as the originals' host code does).
  */
 import { err } from '../../errors.js';
-import { PAGE_SIZE } from '../../mm/constants.js';
+import { WORDS_PER_PAGE } from '../../device/abi.js';
 
-export const WORDS_PER_PAGE = PAGE_SIZE / 4;
 /** io words (app-access.wgsl): invocations that run, the parameters, the outputs, per-invocation state. */
 export const IO_ACTIVE = 0;
 export const IO_PARAMS = 1;

@@ -13,7 +13,8 @@ import { PAGE_SIZE } from '../../mm/constants.js';
 import type { RunWorkloadOptions, VerifyCounts, WorkloadResult } from '../run.js';
 import type { AppDef } from './def.js';
 import { appKernels } from './kernels.js';
-import { arrayWords, IO_ACTIVE, IO_OUT, IO_PARAMS, IO_STATE, WORDS_PER_PAGE, type AppArray, type AppHost, type AppProgram } from './program.js';
+import { WORDS_PER_PAGE } from '../../device/abi.js';
+import { arrayWords, IO_ACTIVE, IO_OUT, IO_PARAMS, IO_STATE, type AppArray, type AppHost, type AppProgram } from './program.js';
 
 const now = (): number => performance.now();
 
@@ -140,9 +141,11 @@ export async function runApp(mirror: Dmirror, def: AppDef, program: AppProgram, 
         throw err('EINVAL', `${def.name}: ${invocations} invocations in a ${nwords}-word command`);
       }
       const io = launchIo(params, invocations, state);
+      // No invocation: the launch leaves memory and its io as they were.
+      if (invocations === 0) return io;
       const cmd = mirror.engine.createCommand({
         op: program.kernelWrites[kernel] ? 'write' : 'read', page: startPage, npages: program.pages, kernel: kernels[kernel],
-        ioWords: io.length, data: io,
+        ioWords: io.length, data: io, invocations,
       });
       try {
         const s = now();
