@@ -7,6 +7,7 @@
  *   mirrorTest('…', async ({ proc, mirror }) => { … });
  *   describe('tight device memory', () => { mirrorTest.override('machineOptions', { devicePages: 8 }); … });
  *   describe('seeded', () => { mirrorTest.override('seed', 3); … });   // a fresh SeededScheduler(3) each test: machine.sched
+ *   mirrorTest('…', async ({ machines }) => { const m = await machines({ devices: 2 }); … });   // exactly these options, on the shared GPU
  */
 import type { Machine, Process } from '../../src/index.js';
 import type { Dmirror } from '../../src/driver/dmirror.js';
@@ -14,7 +15,7 @@ import { createMachine } from '../../src/index.js';
 import { SeededScheduler } from '../../src/sched/seeded.js';
 import type { SystemOptions } from '../../src/system.js';
 import { gpuTest } from './gpu.js';
-import { checkMachineTeardown } from './machine.js';
+import { checkMachineTeardown, machineFactory, seeded, type MachineFactory } from './machine.js';
 
 /** The defaults: small, so the teardown's full recount stays cheap. */
 export const MIRROR_MACHINE: SystemOptions = { devices: 1, systemPages: 4096, devicePages: 256, aperturePages: 512 };
@@ -29,5 +30,12 @@ export const mirrorTest = gpuTest
     onCleanup(() => checkMachineTeardown(m));
     return m;
   })
+  /**
+   * More machines, or one with other options: `await machines(opts)` is createMachine(opts) on
+   * the shared GPU (unless opts names a gpu) with the fixture's seed (unless opts names a
+   * scheduler); no MIRROR_MACHINE defaults. Each torn down as `machine` is.
+   */
+  .extend('machines', async ({ gpu, seed }, { onCleanup }): Promise<MachineFactory> =>
+    machineFactory((o) => ({ ...seeded(seed), ...(o.gpu === undefined ? { gpuContext: Promise.resolve(gpu) } : {}) }), onCleanup))
   .extend('proc', async ({ machine }): Promise<Process> => machine.spawn())
   .extend('mirror', async ({ machine, proc }): Promise<Dmirror> => machine.devices[0].open(proc));
