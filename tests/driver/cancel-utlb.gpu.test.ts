@@ -9,23 +9,23 @@
  * The engine's write kernel: workgroup k (8 pages of the range) reports as uTLB k % 8, so
  * with a hole at page 28 uTLB 3 is workgroups 3 and 11 (pages 24..31 and 88..95).
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import type { Dmirror } from '../../src/driver/dmirror.js';
 import { CancelledError } from '../../src/device/replay.js';
-import { createMachine, PAGE_SIZE, PROT_READ, type Machine } from '../../src/index.js';
-import { ANON, RW, trackMachines } from './machines.js';
+import { PAGE_SIZE, PROT_READ, type Machine } from '../../src/index.js';
+import { ANON, RW } from './machines.js';
+import type { MachineFactory } from '../support/machine.js';
+import { mirrorTest } from '../support/mirror.js';
 import { words } from '../../src/device/abi.js';
 import { pagesOf, WORDS } from './pages.js';
 
-const machines = trackMachines();
 const N = 128;
 const HOLE = 28;
 /** uTLB 3's pages: workgroups 3 and 11. */
 const CANCELLED = (p: number): boolean => (p >= 24 && p < 32) || (p >= 88 && p < 96);
 
-async function setup(): Promise<{ mirror: Dmirror; proc: ReturnType<Machine['spawn']>; buf: number }> {
-  const m = await createMachine({ devices: 1, systemPages: 8192, aperturePages: 1024, devicePages: 512 });
-  machines.push(m);
+async function setup(machines: MachineFactory): Promise<{ mirror: Dmirror; proc: ReturnType<Machine['spawn']>; buf: number }> {
+  const m = await machines({ devices: 1, systemPages: 8192, aperturePages: 1024, devicePages: 512 });
   const proc = m.spawn();
   const mirror = await m.devices[0].open(proc);
   const buf = await proc.mmap(0, N * PAGE_SIZE, RW, ANON);
@@ -35,8 +35,8 @@ async function setup(): Promise<{ mirror: Dmirror; proc: ReturnType<Machine['spa
 }
 
 describe('fatal faults cancel the faulting uTLB, not the command', () => {
-  it('a write over a hole: uTLB 3 cancelled (EFAULT), every other page written, uTLB 3\'s pages as they were', async () => {
-    const { mirror, proc, buf } = await setup();
+  mirrorTest('a write over a hole: uTLB 3 cancelled (EFAULT), every other page written, uTLB 3\'s pages as they were', async ({ machines }) => {
+    const { mirror, proc, buf } = await setup(machines);
     mirror.setServicer({ batchSize: 256, replay: 'batch-flush', window: 4096 });
     const e = await mirror.write(buf, pagesOf(N, (p) => 0x5000 + p)).then(() => null, (x: unknown) => x);
     expect(e).toBeInstanceOf(CancelledError);
@@ -57,8 +57,8 @@ describe('fatal faults cancel the faulting uTLB, not the command', () => {
     }
   });
 
-  it('the boundary: pages 23 and 32 (uTLBs 2 and 4) written, 24 and 31 (uTLB 3) not; a read of them all fails the same way', async () => {
-    const { mirror, proc, buf } = await setup();
+  mirrorTest('the boundary: pages 23 and 32 (uTLBs 2 and 4) written, 24 and 31 (uTLB 3) not; a read of them all fails the same way', async ({ machines }) => {
+    const { mirror, proc, buf } = await setup(machines);
     mirror.setServicer({ batchSize: 256, replay: 'batch-flush', window: 4096 });
     await expect(mirror.write(buf, pagesOf(N, (p) => 0x7000 + p))).rejects.toThrow(/EFAULT.*uTLB 3 /);
     const first = async (p: number): Promise<number> => words(await proc.read(buf + p * PAGE_SIZE, PAGE_SIZE))[WORDS - 1];
@@ -66,9 +66,8 @@ describe('fatal faults cancel the faulting uTLB, not the command', () => {
     await expect(mirror.read(buf, N)).rejects.toThrow(/EFAULT.*uTLB 3 /);
   });
 
-  it('a write to a read-only page (mprotect PROT_READ): only the writing uTLB is cancelled; a read of the same range completes', async () => {
-    const m = await createMachine({ devices: 1, systemPages: 8192, aperturePages: 1024, devicePages: 512 });
-    machines.push(m);
+  mirrorTest('a write to a read-only page (mprotect PROT_READ): only the writing uTLB is cancelled; a read of the same range completes', async ({ machines }) => {
+    const m = await machines({ devices: 1, systemPages: 8192, aperturePages: 1024, devicePages: 512 });
     const proc = m.spawn();
     const mirror = await m.devices[0].open(proc);
     const buf = await proc.mmap(0, N * PAGE_SIZE, RW, ANON);
@@ -92,8 +91,8 @@ describe('fatal faults cancel the faulting uTLB, not the command', () => {
     expect(words(r.data)[71 * WORDS]).toBe(0x1000 + 71);
   });
 
-  it('test_hmm\'s servicer (the default): the whole command fails with EFAULT, as dmirror_fault does', async () => {
-    const { mirror, buf } = await setup();
+  mirrorTest('test_hmm\'s servicer (the default): the whole command fails with EFAULT, as dmirror_fault does', async ({ machines }) => {
+    const { mirror, buf } = await setup(machines);
     await expect(mirror.write(buf, pagesOf(N, (p) => 0x5000 + p))).rejects.toThrow(/EFAULT/);
     await expect(mirror.write(buf, pagesOf(N, (p) => 0x5000 + p))).rejects.not.toBeInstanceOf(CancelledError);
   });

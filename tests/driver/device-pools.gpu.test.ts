@@ -9,20 +9,18 @@
  *    (read raw off the GPU before it runs anything), and its READ of the very addresses the
  *    first mirror had mapped returns its own data, word by word, never the first's.
  */
-import { describe, expect, it } from 'vitest';
-import { createMachine, PAGE_SIZE, type Machine } from '../../src/index.js';
+import { describe, expect } from 'vitest';
+import { PAGE_SIZE, type Machine } from '../../src/index.js';
+import type { MachineFactory } from '../support/machine.js';
+import { mirrorTest } from '../support/mirror.js';
 import type { Dmirror } from '../../src/driver/dmirror.js';
 import { DeviceBuffers } from '../../src/device/buffer-pool.js';
 import { readBuffer } from '../../src/device/gpu.js';
-import { ANON, RW, trackMachines } from './machines.js';
+import { ANON, RW } from './machines.js';
 import { firstDiff } from './pages.js';
 
-const machines = trackMachines();
-
-async function machine(): Promise<Machine> {
-  const m = await createMachine({ devices: 1, aperturePages: 2048, devicePages: 1024, systemPages: 1 << 14 });
-  machines.push(m);
-  return m;
+async function machine(machines: MachineFactory): Promise<Machine> {
+  return machines({ devices: 1, aperturePages: 2048, devicePages: 1024, systemPages: 1 << 14 });
 }
 
 /** npages of distinct words, salted: no two salts share a word. */
@@ -50,8 +48,8 @@ async function countCreates<T>(device: GPUDevice, fn: () => Promise<T>): Promise
 const NPAGES = 256; // 1 MiB
 
 describe('per-device buffer pools', () => {
-  it('a fresh READ on a second, newly opened mirror creates no GPU buffer', async () => {
-    const m = await machine();
+  mirrorTest('a fresh READ on a second, newly opened mirror creates no GPU buffer', async ({ machines }) => {
+    const m = await machine(machines);
     const p1 = m.spawn();
     const p2 = m.spawn();
     const a1 = await p1.mmap(0, NPAGES * PAGE_SIZE, RW, ANON);
@@ -75,10 +73,10 @@ describe('per-device buffer pools', () => {
     expect(firstDiff((await m1.read(a1, NPAGES)).data, d1)).toBeNull();
   });
 
-  it('a new machine\'s mirror reuses a closed one\'s buffers: none created at open or READ, none of the old data visible', async () => {
+  mirrorTest('a new machine\'s mirror reuses a closed one\'s buffers: none created at open or READ, none of the old data visible', async ({ machines }) => {
     // Machine A: a mirror reads pattern 1 (its aperture, page table, fault ring, command
     // buffers fill with it), then A goes away.
-    const ma = await machine();
+    const ma = await machine(machines);
     const pa = ma.spawn();
     const addr = await pa.mmap(0, NPAGES * PAGE_SIZE, RW, ANON);
     const d1 = pattern(NPAGES, 1);
@@ -89,12 +87,11 @@ describe('per-device buffer pools', () => {
     const device = engA.device;
     const oldAperture = engA.sysmem.buffer;
     const oldTable = engA.pt.buffer;
-    machines.splice(machines.indexOf(ma), 1);
-    await ma.destroy();
+    await ma.destroy(); // (its teardown, at the test's end, finds every frame free)
 
     // Machine B, same options: its process maps the same addresses with other data.
     const { value: mirB, created: atOpen } = await countCreates(device, async () => {
-      const mb = await machine();
+      const mb = await machine(machines);
       const pb = mb.spawn();
       const b = await pb.mmap(0, NPAGES * PAGE_SIZE, RW, ANON);
       expect(b).toBe(addr);

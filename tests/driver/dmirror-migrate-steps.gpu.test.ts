@@ -4,18 +4,17 @@
  * migrate_vma_setup — one MIGRATE invalidation — per step, cut again at VMA ends. And what a
  * GUP pin does to them: migrate_vma_check_page leaves a pinned page where it is.
  */
-import { describe, expect, it } from 'vitest';
-import { createMachine, HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, HMM_DMIRROR_PROT_WRITE, PAGE_SIZE } from '../../src/index.js';
+import { describe, expect } from 'vitest';
+import { HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, HMM_DMIRROR_PROT_WRITE, PAGE_SIZE } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
-import { ANON, RW, trackMachines } from './machines.js';
+import { ANON, RW } from './machines.js';
+import { mirrorTest } from '../support/mirror.js';
 import { firstDiff } from './pages.js';
 
-const machines = trackMachines();
 
 describe('migration steps', () => {
-  it('2,000 pages: 4 MIGRATE invalidations each way (512 + 512 + 512 + 464), data intact', async () => {
-    const m = await createMachine({ devices: 1, systemPages: 8192, devicePages: 4096 });
-    machines.push(m);
+  mirrorTest('2,000 pages: 4 MIGRATE invalidations each way (512 + 512 + 512 + 464), data intact', async ({ machines }) => {
+    const m = await machines({ devices: 1, systemPages: 8192, devicePages: 4096 });
     const p = m.spawn();
     const fd = await m.devices[0].open(p);
     const n = 2000;
@@ -44,9 +43,8 @@ describe('migration steps', () => {
     await fd.close();
   }, 120_000);
 
-  it('a long-term pin keeps its page out of MIGRATE_TO_DEV (ENOENT, as test_hmm reads it back); after unpin it moves', async () => {
-    const m = await createMachine({ devices: 1, systemPages: 4096, devicePages: 64 });
-    machines.push(m);
+  mirrorTest('a long-term pin keeps its page out of MIGRATE_TO_DEV (ENOENT, as test_hmm reads it back); after unpin it moves', async ({ machines }) => {
+    const m = await machines({ devices: 1, systemPages: 4096, devicePages: 64 });
     const p = m.spawn();
     const fd = await m.devices[0].open(p);
     const n = 4;

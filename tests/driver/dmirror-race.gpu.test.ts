@@ -11,20 +11,18 @@
  * counted violation (DmirrorDevice.stats.mappedFrees) that the free path zaps.
  */
 import { describe, expect, it } from 'vitest';
-import type { GpuContext } from '../../src/device/gpu.js';
 import type { Dmirror } from '../../src/driver/dmirror.js';
 import type { DmirrorDevice } from '../../src/driver/dmirror-device.js';
 import {
-  createMachine, MADV_DONTNEED, PAGE_SIZE, type Machine,
+  MADV_DONTNEED, PAGE_SIZE, type Machine,
 } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
 import { zapRangeLocked } from '../../src/mm/zap.js';
 import { SeededScheduler } from '../../src/sched/seeded.js';
-import { gpuTest } from '../support/gpu.js';
-import { ANON, RW, trackMachines } from './machines.js';
+import type { MachineFactory } from '../support/machine.js';
+import { mirrorTest } from '../support/mirror.js';
+import { ANON, RW } from './machines.js';
 import { pagesOf, WORDS } from './pages.js';
-
-const machines = trackMachines();
 
 /** The seed (found by looping over seeds on the unfixed code) whose interleaving raced. */
 export const B1_SEED = 7;
@@ -40,13 +38,9 @@ interface Outcome {
   m: Machine;
 }
 
-async function b1(seed: number, gpu: GpuContext): Promise<Outcome> {
+async function b1(seed: number, machines: MachineFactory): Promise<Outcome> {
   const sched = new SeededScheduler(seed);
-  const m = await createMachine({
-    devices: 2, systemPages: 4096, devicePages: 64, aperturePages: 512, scheduler: sched,
-    gpuContext: Promise.resolve(gpu),
-  });
-  machines.push(m);
+  const m = await machines({ devices: 2, systemPages: 4096, devicePages: 64, aperturePages: 512, scheduler: sched });
   const p = m.spawn();
   const a = await p.mmap(0, PAGE_SIZE, RW, ANON);
   await p.write(a, pagesOf(1, () => 0xa0a0a0a0));
@@ -90,8 +84,8 @@ async function b1(seed: number, gpu: GpuContext): Promise<Outcome> {
 }
 
 describe('B.1: migration racing MADV_DONTNEED while another mirror is busy', () => {
-  gpuTest(`seed ${B1_SEED}: fd0 keeps no entry for the freed device page, and reads no other process's data`, async ({ gpu }) => {
-    const o = await b1(B1_SEED, gpu);
+  mirrorTest(`seed ${B1_SEED}: fd0 keeps no entry for the freed device page, and reads no other process's data`, async ({ machines }) => {
+    const o = await b1(B1_SEED, machines);
     expect({ stale: o.stale, crossRead: o.crossRead, crossWrite: o.crossWrite, mappedFrees: o.mappedFrees })
       .toEqual({ stale: false, crossRead: null, crossWrite: null, mappedFrees: 0 });
     checkFrameAccounting(o.m);
@@ -99,9 +93,8 @@ describe('B.1: migration racing MADV_DONTNEED while another mirror is busy', () 
 });
 
 describe('a device page is never freed while a mirror maps it', () => {
-  gpuTest('an mm path that drops a device page without notifying: the free path zaps the mirror and counts it', async ({ gpu }) => {
-    const m = await createMachine({ devices: 1, systemPages: 4096, devicePages: 8, aperturePages: 512, gpuContext: Promise.resolve(gpu) });
-    machines.push(m);
+  mirrorTest('an mm path that drops a device page without notifying: the free path zaps the mirror and counts it', async ({ machines }) => {
+    const m = await machines({ devices: 1, systemPages: 4096, devicePages: 8, aperturePages: 512 });
     const p = m.spawn();
     const a = await p.mmap(0, PAGE_SIZE, RW, ANON);
     await p.write(a, pagesOf(1, () => 0x1234));
@@ -124,13 +117,13 @@ describe('a device page is never freed while a mirror maps it', () => {
 /** Seed search (run by hand: SEARCH_B1=40 npx vitest run ... -t search). */
 const SEARCH = typeof process === 'undefined' ? undefined : process.env.SEARCH_B1;
 describe.runIf(SEARCH !== undefined)('B.1 seed search', () => {
-  gpuTest('search', async ({ gpu }) => {
+  mirrorTest('search', async ({ machines }) => {
     const n = Number(SEARCH);
     const hits: string[] = [];
     for (let seed = 1; seed <= n; seed++) {
-      const o = await b1(seed, gpu);
+      const o = await b1(seed, machines);
       if (o.stale || o.mappedFrees > 0) hits.push(`${seed}:${o.stale ? 'stale' : ''}:${o.crossRead?.toString(16)}:${o.crossWrite?.toString(16)}:${o.mappedFrees}`);
-      for (const mm of machines.splice(0)) await mm.destroy();
+      await o.m.destroy(); // (each checked again at the test's end)
     }
     console.log(`B.1 hits: ${hits.join(' ')}`);
   }, 600_000);

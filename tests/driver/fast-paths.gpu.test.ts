@@ -6,9 +6,9 @@
  *    writable by a read, whose frame the CPU then rewrote, is uploaded whole at that point,
  *    so neither that kernel nor a later read sees the old bytes.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { checkFrameAccounting, createMachine, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine } from '../../src/index.js';
-import type { Dmirror } from '../../src/driver/dmirror.js';
+import { describe, expect } from 'vitest';
+import { checkFrameAccounting, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
+import { mirrorTest } from '../support/mirror.js';
 import { firstDiff, pagesOf } from './pages.js';
 
 const RW = PROT_READ | PROT_WRITE;
@@ -16,15 +16,8 @@ const PRIV_ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 const tag = (p: number, g: number): number => ((g << 20) | p) >>> 0;
 
 describe('issue 11 fast paths', () => {
-  let machine: Machine | null = null;
-  afterEach(async () => {
-    await machine?.destroy();
-    machine = null;
-  });
-
-  it('MIGRATE_TO_DEV returns every word of the moved pages without a kernel round', async () => {
-    const m = await createMachine({ systemPages: 4096, devicePages: 1024, aperturePages: 1024 });
-    machine = m;
+  mirrorTest('MIGRATE_TO_DEV returns every word of the moved pages without a kernel round', async ({ machines }) => {
+    const m = await machines({ systemPages: 4096, devicePages: 1024, aperturePages: 1024 });
     const proc = m.spawn();
     const fd = await m.devices[0].open(proc);
     const n = 64;
@@ -43,9 +36,8 @@ describe('issue 11 fast paths', () => {
     await fd.close();
   });
 
-  it('a slot mapped writable by a read, its frame rewritten by the CPU, is current for the next write kernel and read', async () => {
-    const m = await createMachine({ systemPages: 4096, devicePages: 1024, aperturePages: 1024 });
-    machine = m;
+  mirrorTest('a slot mapped writable by a read, its frame rewritten by the CPU, is current for the next write kernel and read', async ({ machines }) => {
+    const m = await machines({ systemPages: 4096, devicePages: 1024, aperturePages: 1024 });
     const proc = m.spawn();
     const fd = await m.devices[0].open(proc);
     const n = 8;

@@ -3,23 +3,15 @@
  * (cond_resched): other tasks run while it walks, and a process that exits meanwhile ends
  * the walk (fatal_signal_pending: EINTR) instead of being walked to the end.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { createMachine, HmmError, type Machine } from '../../src/index.js';
+import { describe, expect } from 'vitest';
+import { HmmError } from '../../src/index.js';
+import { mirrorTest } from '../support/mirror.js';
 import { SNAPSHOT_RESCHED_RANGES } from '../../src/driver/snapshot.js';
 
 const HOLE = 0x1000_0000;
 
 describe('SNAPSHOT over a huge range', () => {
-  let m: Machine | null = null;
-  afterEach(async () => {
-    await m?.destroy();
-    m = null;
-  });
-
-  it('yields to other tasks while it walks (one reschedule point every 64 ranges)', async () => {
-    m = await createMachine({ devices: 1 });
-    const proc = m.spawn();
-    const fd = await m.devices[0].open(proc);
+  mirrorTest('yields to other tasks while it walks (one reschedule point every 64 ranges)', async ({ proc, mirror: fd }) => {
     const sched = proc.mm.core.sched;
     const pages = 2 ** 16;
     let ran = 0;
@@ -40,10 +32,7 @@ describe('SNAPSHOT over a huge range', () => {
     expect(ran).toBeGreaterThanOrEqual(Math.floor(pages / 64 / SNAPSHOT_RESCHED_RANGES) - 1);
   });
 
-  it('a process that exits during the walk ends it with EINTR', async () => {
-    m = await createMachine({ devices: 1 });
-    const proc = m.spawn();
-    const fd = await m.devices[0].open(proc);
+  mirrorTest('a process that exits during the walk ends it with EINTR', async ({ proc, mirror: fd }) => {
     const p = fd.snapshot(HOLE, 2 ** 20).then(() => null, (e: unknown) => e);
     // The exit runs at the walk's first reschedule point.
     void proc.mm.core.sched.yield('test: exit').then(() => proc.exit());
