@@ -4,18 +4,20 @@
  * interleavings, a read racing the mirror's own migrations retries only with the sequence
  * set, and reads the right words either way. (Node only: the GPU through Dawn.)
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { totals } from '../../src/driver/records.js';
-import { createMachine, HmmError, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
+import { HmmError, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
 import { SeededScheduler } from '../../src/sched/seeded.js';
 import { mmuNotifierRange } from '../../src/mm/notifier.js';
+import { machineTest, type MachineFactory } from '../support/machine.js';
 
 const PAGES = 64;
 
-async function race(seed: number, ownMigrationSetsSeq: boolean): Promise<{ retries: number; bad: number; stale: number }> {
+async function race(machines: MachineFactory, seed: number, ownMigrationSetsSeq: boolean): Promise<{ retries: number; bad: number; stale: number }> {
   const sched = new SeededScheduler(seed);
-  const m = await createMachine({ devices: 1, systemPages: 4096, devicePages: 256, aperturePages: 512, scheduler: sched, ownMigrationSetsSeq });
+  // Each machine is destroyed here (its frames back before the next seed's) and checked again at the test's end.
+  const m = await machines({ devices: 1, systemPages: 4096, devicePages: 256, aperturePages: 512, scheduler: sched, ownMigrationSetsSeq });
   try {
     const p = m.spawn();
     const fd = await m.devices[0].open(p);
@@ -50,12 +52,12 @@ async function race(seed: number, ownMigrationSetsSeq: boolean): Promise<{ retri
 }
 
 describe('own MIGRATE events and the interval sequence (a documented departure)', () => {
-  it('set first, racing faults retry; in test_hmm\'s order they do not; data right either way', async () => {
+  machineTest('set first, racing faults retry; in test_hmm\'s order they do not; data right either way', async ({ machines }) => {
     let withSeq = 0;
     let kernelOrder = 0;
     for (const seed of [1, 2, 3, 4, 5, 6]) {
-      const a = await race(seed, true);
-      const b = await race(seed, false);
+      const a = await race(machines, seed, true);
+      const b = await race(machines, seed, false);
       expect(a.bad + a.stale + b.bad + b.stale, `seed ${seed}`).toBe(0);
       withSeq += a.retries;
       kernelOrder += b.retries;
@@ -64,9 +66,9 @@ describe('own MIGRATE events and the interval sequence (a documented departure)'
     expect(withSeq).toBeGreaterThan(0);
   }, 120_000);
 
-  it('in test_hmm\'s order the owner check comes before the mutex: a non-blockable own MIGRATE passes a held lock', async () => {
+  machineTest('in test_hmm\'s order the owner check comes before the mutex: a non-blockable own MIGRATE passes a held lock', async ({ machines }) => {
     for (const ownMigrationSetsSeq of [true, false]) {
-      const m = await createMachine({ devices: 1, systemPages: 4096, devicePages: 64, aperturePages: 512, ownMigrationSetsSeq });
+      const m = await machines({ devices: 1, systemPages: 4096, devicePages: 64, aperturePages: 512, ownMigrationSetsSeq });
       try {
         const p = m.spawn();
         const fd = await m.devices[0].open(p);

@@ -4,13 +4,14 @@
  * finds (checkFrameAccounting), and every byte a process reads must be what a model of its
  * memory says. When all processes exit and files close, all RAM but the zero page is free.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import {
-  createMachine, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED,
-  PROT_READ, PROT_WRITE, SegmentationFault, type MemFile, type Process,
+  MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED,
+  PROT_READ, PROT_WRITE, SegmentationFault, type Machine, type MemFile, type Process,
 } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
 import { mulberry32 } from '../../src/sched/seeded.js';
+import { machineTest } from '../support/machine.js';
 
 const PG = 4096;
 const RW = PROT_READ | PROT_WRITE;
@@ -39,10 +40,9 @@ function expected(r: Region, i: number): number {
   return r.shared!.get(r.pgoff + i) ?? 0;
 }
 
-async function runSeed(seed: number, steps: number): Promise<void> {
+async function runSeed(m: Machine, seed: number, steps: number): Promise<void> {
   const rnd = mulberry32(seed);
   const pick = <T>(a: readonly T[]): T => a[Math.floor(rnd() * a.length)];
-  const m = await createMachine({ systemPages: 8192 });
   const fileModel = new Map<MemFile, Map<number, number>>();
   const files: MemFile[] = [];
   for (let f = 0; f < 2; f++) {
@@ -152,7 +152,8 @@ async function runSeed(seed: number, steps: number): Promise<void> {
 }
 
 describe('frame accounting under random operations', () => {
-  it.for([1, 2, 3, 4, 5, 6])('seed %s: refcounts match mappings and caches after every step; all free at the end', async (seed) => {
-    await runSeed(seed, 400);
+  machineTest.override('systemPages', 8192);
+  machineTest.for([1, 2, 3, 4, 5, 6])('seed %s: refcounts match mappings and caches after every step; all free at the end', async (seed, { machine }) => {
+    await runSeed(machine, seed, 400);
   });
 });

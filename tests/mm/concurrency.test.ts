@@ -5,9 +5,9 @@
  * CPU page table (same pfn; no lost write permission) — i.e. no PTE changes without an
  * invalidation covering it having started first.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import {
-  createMachine, HmmError, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE,
+  HmmError, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE,
   MAP_SHARED, PROT_READ, PROT_WRITE, SegmentationFault,
 } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
@@ -15,6 +15,7 @@ import type { MmStruct } from '../../src/mm/mm.js';
 import { isPresent, PTE_WRITE } from '../../src/mm/page-table.js';
 import { mulberry32, SeededScheduler } from '../../src/sched/seeded.js';
 import { entryAt, HUGE, PG } from './helpers.js';
+import { machineTest, type MachineFactory } from '../support/machine.js';
 
 function translation(mm: MmStruct, a: number): { pfn: number; write: boolean } | null {
   const e = entryAt(mm, a);
@@ -22,9 +23,9 @@ function translation(mm: MmStruct, a: number): { pfn: number; write: boolean } |
   return { pfn: e.level === 'pmd' ? e.pfn + Math.floor((a % HUGE) / PG) : e.pfn, write: (e.flags & PTE_WRITE) !== 0 };
 }
 
-async function run(seed: number): Promise<void> {
+async function run(machines: MachineFactory, seed: number): Promise<void> {
   const sched = new SeededScheduler(seed);
-  const m = await createMachine({ systemPages: 4096, scheduler: sched });
+  const m = await machines({ systemPages: 4096, scheduler: sched });
   const p = m.spawn();
   const rand = mulberry32(seed ^ 0x5bd1e995);
   const base = await p.mmap(0, 4 * HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
@@ -105,7 +106,7 @@ async function run(seed: number): Promise<void> {
 }
 
 describe('concurrent faults, syscalls and a mirroring device (seeded)', () => {
-  it.for([11, 12, 13, 14, 15, 16, 17, 18])('seed %s', async (seed) => {
-    await run(seed);
+  machineTest.for([11, 12, 13, 14, 15, 16, 17, 18])('seed %s', async (seed, { machines }) => {
+    await run(machines, seed);
   });
 });

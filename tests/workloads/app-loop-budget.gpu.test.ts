@@ -12,12 +12,12 @@
  * 1100 short ones. y and tmp start poisoned; every element is checked against the CPU.
  */
 import { describe, expect } from 'vitest';
-import { createMachine, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
+import { MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
 import { appKernels } from '../../src/workloads/apps/kernels.js';
 import { ATAX } from '../../src/workloads/apps/polybench.js';
 import { f32, fr, layout, POISON_F32, type AppProgram } from '../../src/workloads/apps/program.js';
 import { runApp } from '../../src/workloads/apps/run.js';
-import { gpuTest as test } from '../support/gpu.js';
+import { mirrorTest as test } from '../support/mirror.js';
 
 /** PolyBench's atax (tmp = A·x, y = Aᵀ·tmp) on an nx × ny matrix. */
 function ataxProgram(nx: number, ny: number): AppProgram {
@@ -64,59 +64,47 @@ function ataxProgram(nx: number, ny: number): AppProgram {
 }
 
 describe('application kernels: one GPU thread per invocation', () => {
-  test('ATAX 1100×32: 32 column invocations of 2,200 loop iterations each all complete, every element right', async () => {
+  test('ATAX 1100×32: 32 column invocations of 2,200 loop iterations each all complete, every element right', async ({ machines }) => {
     const program = ataxProgram(1100, 32);
-    const m = await createMachine({ devices: 1, aperturePages: 512, systemPages: 4 * program.pages + 4096 });
-    try {
-      const proc = m.spawn();
-      const mirror = await m.devices[0].open(proc);
-      const addr = await proc.mmap(0, program.pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
-      const r = await runApp(mirror, ATAX, program, addr);
-      expect(r.firstMismatch).toBeNull();
-      expect(r.verify.mismatches).toBe(0);
-      expect(r.verify.checked).toBe(program.pages * 1024);
-      expect(r.commands).toBe(2);
-      expect(r.faultRounds).toBeGreaterThan(0);
-    } finally {
-      await m.destroy();
-    }
+    const m = await machines({ devices: 1, aperturePages: 512, systemPages: 4 * program.pages + 4096 });
+    const proc = m.spawn();
+    const mirror = await m.devices[0].open(proc);
+    const addr = await proc.mmap(0, program.pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    const r = await runApp(mirror, ATAX, program, addr);
+    expect(r.firstMismatch).toBeNull();
+    expect(r.verify.mismatches).toBe(0);
+    expect(r.verify.checked).toBe(program.pages * 1024);
+    expect(r.commands).toBe(2);
+    expect(r.faultRounds).toBeGreaterThan(0);
   });
 
-  test('a command of its own invocation count: EINVAL without a kernel of its own, past npages × 1024 or below 1', async () => {
-    const m = await createMachine({ devices: 1, aperturePages: 512, systemPages: 4096 });
-    try {
-      const mirror = await m.devices[0].open(m.spawn());
-      const engine = mirror.engine;
-      const [kernel] = await appKernels(engine, ATAX);
-      expect(() => engine.createCommand({ op: 'read', page: 16, npages: 2, invocations: 10 })).toThrow(/EINVAL/);
-      expect(() => engine.createCommand({ op: 'read', page: 16, npages: 2, kernel, ioWords: 64, invocations: 2049 })).toThrow(/EINVAL/);
-      expect(() => engine.createCommand({ op: 'read', page: 16, npages: 2, kernel, ioWords: 64, invocations: 0 })).toThrow(/EINVAL/);
-      const cmd = engine.createCommand({ op: 'read', page: 16, npages: 2, kernel, ioWords: 64, invocations: 2048 });
-      expect(cmd.words).toBe(2048);
-      cmd.destroy();
-    } finally {
-      await m.destroy();
-    }
+  test('a command of its own invocation count: EINVAL without a kernel of its own, past npages × 1024 or below 1', async ({ machines }) => {
+    const m = await machines({ devices: 1, aperturePages: 512, systemPages: 4096 });
+    const mirror = await m.devices[0].open(m.spawn());
+    const engine = mirror.engine;
+    const [kernel] = await appKernels(engine, ATAX);
+    expect(() => engine.createCommand({ op: 'read', page: 16, npages: 2, invocations: 10 })).toThrow(/EINVAL/);
+    expect(() => engine.createCommand({ op: 'read', page: 16, npages: 2, kernel, ioWords: 64, invocations: 2049 })).toThrow(/EINVAL/);
+    expect(() => engine.createCommand({ op: 'read', page: 16, npages: 2, kernel, ioWords: 64, invocations: 0 })).toThrow(/EINVAL/);
+    const cmd = engine.createCommand({ op: 'read', page: 16, npages: 2, kernel, ioWords: 64, invocations: 2048 });
+    expect(cmd.words).toBe(2048);
+    cmd.destroy();
   });
 
-  test('a fault buffer of 8 records: rounds that overflow it replay what it dropped, and every element is still right', async () => {
+  test('a fault buffer of 8 records: rounds that overflow it replay what it dropped, and every element is still right', async ({ machines }) => {
     const program = ataxProgram(200, 96);
-    const m = await createMachine({ devices: 1, aperturePages: 512, systemPages: 4 * program.pages + 4096, faultRecords: 8 });
-    try {
-      const proc = m.spawn();
-      const mirror = await m.devices[0].open(proc);
-      const addr = await proc.mmap(0, program.pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
-      const r = await runApp(mirror, ATAX, program, addr);
-      expect(mirror.engine.stats.overflows).toBeGreaterThan(0);
-      expect(r.firstMismatch).toBeNull();
-      expect(r.verify.mismatches).toBe(0);
-      expect(r.verify.checked).toBe(program.pages * 1024);
-    } finally {
-      await m.destroy();
-    }
+    const m = await machines({ devices: 1, aperturePages: 512, systemPages: 4 * program.pages + 4096, faultRecords: 8 });
+    const proc = m.spawn();
+    const mirror = await m.devices[0].open(proc);
+    const addr = await proc.mmap(0, program.pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    const r = await runApp(mirror, ATAX, program, addr);
+    expect(mirror.engine.stats.overflows).toBeGreaterThan(0);
+    expect(r.firstMismatch).toBeNull();
+    expect(r.verify.mismatches).toBe(0);
+    expect(r.verify.checked).toBe(program.pages * 1024);
   });
 
-  test('faultRecords outside [1, 2^20]: EINVAL', async () => {
-    await expect(createMachine({ devices: 1, faultRecords: 0 })).rejects.toThrow(/EINVAL/);
+  test('faultRecords outside [1, 2^20]: EINVAL', async ({ machines }) => {
+    await expect(machines({ devices: 1, faultRecords: 0 })).rejects.toThrow(/EINVAL/);
   });
 });

@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
-import { createMachine, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
+import { describe, expect } from 'vitest';
+import { MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
 import { SeededScheduler } from '../../src/sched/seeded.js';
 import { machineTest } from '../support/machine.js';
@@ -37,11 +37,11 @@ describe('invalidation storm', () => {
     checkFrameAccounting(m);
   });
 
-  it('the seed is the storm: the same seed sends the same invalidations at the same times; another seed, others', async () => {
+  machineTest('the seed is the storm: the same seed sends the same invalidations at the same times; another seed, others', async ({ machines }) => {
     /** (virtual ms, page, event) of each invalidation a storm of `seed` sends in 100 virtual ms. */
     const storm = async (seed: number): Promise<string[]> => {
       const sched = new SeededScheduler(9); // the same interleaving each time: only the storm's seed varies
-      const m = await createMachine({ devices: 0, systemPages: 1 << 12, scheduler: sched });
+      const m = await machines({ devices: 0, systemPages: 1 << 12, scheduler: sched });
       const p = m.spawn();
       const pages = 16;
       const addr = await p.mmap(0, pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);

@@ -13,7 +13,7 @@
  *  - the CPU-side hash, values and targets match the WGSL bit for bit (a probe run).
  */
 import { describe, expect } from 'vitest';
-import { createMachine, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine } from '../../src/index.js';
+import { MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
 import type { Dmirror } from '../../src/driver/dmirror.js';
 import type { DmirrorDevice } from '../../src/driver/dmirror-device.js';
 import type { SyntheticWorkload } from '../../src/workloads/names.js';
@@ -23,20 +23,18 @@ import {
 import { runWorkload, type WorkloadResult, type WorkloadSpec } from '../../src/workloads/run.js';
 import { MirrorEngine } from '../../src/device/mirror-engine.js';
 import { workloadKernels } from '../../src/workloads/kernels.js';
-import { gpuTest as test } from '../support/gpu.js';
+import type { MachineFactory } from '../support/machine.js';
+import { mirrorTest as test } from '../support/mirror.js';
 
 const RW = PROT_READ | PROT_WRITE;
 
-async function withMirror(pages: number, fn: (mirror: Dmirror, addr: number) => Promise<void>): Promise<void> {
-  const m: Machine = await createMachine({ devices: 1, aperturePages: Math.max(512, 2 * pages), systemPages: 4 * pages + 4096 });
-  try {
-    const proc = m.spawn();
-    const mirror = await m.devices[0].open(proc);
-    const addr = await proc.mmap(0, pages * PAGE_SIZE, RW, MAP_PRIVATE | MAP_ANONYMOUS);
-    await fn(mirror, addr);
-  } finally {
-    await m.destroy();
-  }
+/** A machine sized for `pages` (the fixture tears it down), a process, its mirror and `pages` mapped. */
+async function withMirror(machines: MachineFactory, pages: number, fn: (mirror: Dmirror, addr: number) => Promise<void>): Promise<void> {
+  const m = await machines({ devices: 1, aperturePages: Math.max(512, 2 * pages), systemPages: 4 * pages + 4096 });
+  const proc = m.spawn();
+  const mirror = await m.devices[0].open(proc);
+  const addr = await proc.mmap(0, pages * PAGE_SIZE, RW, MAP_PRIVATE | MAP_ANONYMOUS);
+  await fn(mirror, addr);
 }
 
 function expectClean(r: WorkloadResult, what: string): void {
@@ -58,8 +56,8 @@ const CASES: Case[] = [
 ];
 
 describe('workloads', () => {
-  test.for(CASES.flatMap((c) => [0, 0.5].map((wf) => [c.name, wf, c] as const)))('%s, writes %s: every read checked on the GPU, every word read back by the CPU', async ([, wf, c]) => {
-    await withMirror(c.pages, async (mirror, addr) => {
+  test.for(CASES.flatMap((c) => [0, 0.5].map((wf) => [c.name, wf, c] as const)))('%s, writes %s: every read checked on the GPU, every word read back by the CPU', async ([, wf, c], { machines }) => {
+    await withMirror(machines, c.pages, async (mirror, addr) => {
       const spec: WorkloadSpec = {
         name: c.name, start: addr, sizeBytes: c.pages * PAGE_SIZE, workingSetBytes: (c.ws ?? c.pages) * PAGE_SIZE,
         writeFraction: wf, seed: 7, ...c.extra,
@@ -71,8 +69,8 @@ describe('workloads', () => {
     });
   });
 
-  test('a word corrupted after init is caught: by the kernel (a read word) and by the CPU read-back', async () => {
-    await withMirror(64, async (mirror, addr) => {
+  test('a word corrupted after init is caught: by the kernel (a read word) and by the CPU read-back', async ({ machines }) => {
+    await withMirror(machines, 64, async (mirror, addr) => {
       const spec: WorkloadSpec = { name: 'stream', start: addr, sizeBytes: 64 * PAGE_SIZE, workingSetBytes: 32 * PAGE_SIZE, writeFraction: 0, seed: 3 };
       const bad = 5 * 1024 + 17; // in the working set
       const outside = 40 * 1024 + 3; // past it: nothing reads it, only the CPU's verification sees it
@@ -91,8 +89,8 @@ describe('workloads', () => {
     });
   });
 
-  test('a corrupted write word is overwritten by the GPU, and the CPU sees the GPU\'s value', async () => {
-    await withMirror(64, async (mirror, addr) => {
+  test('a corrupted write word is overwritten by the GPU, and the CPU sees the GPU\'s value', async ({ machines }) => {
+    await withMirror(machines, 64, async (mirror, addr) => {
       const spec: WorkloadSpec = { name: 'stream', start: addr, sizeBytes: 64 * PAGE_SIZE, writeFraction: 0.5, seed: 11 };
       const plan = resolveWorkload(spec);
       const ws: number[] = [];
@@ -106,8 +104,8 @@ describe('workloads', () => {
     });
   });
 
-  test('pages in device memory: the kernels reach them through the VRAM pool', async () => {
-    await withMirror(64, async (mirror, addr) => {
+  test('pages in device memory: the kernels reach them through the VRAM pool', async ({ machines }) => {
+    await withMirror(machines, 64, async (mirror, addr) => {
       const spec: WorkloadSpec = { name: 'random', start: addr, sizeBytes: 64 * PAGE_SIZE, writeFraction: 0.5, seed: 5 };
       const r = await runWorkload(mirror, spec, {
         afterInit: async () => {
@@ -119,8 +117,8 @@ describe('workloads', () => {
     });
   });
 
-  test('pingpong: 4 hand-offs between the GPU and 2 concurrent CPU threads', async () => {
-    await withMirror(64, async (mirror, addr) => {
+  test('pingpong: 4 hand-offs between the GPU and 2 concurrent CPU threads', async ({ machines }) => {
+    await withMirror(machines, 64, async (mirror, addr) => {
       const spec: WorkloadSpec = {
         name: 'pingpong', start: addr, sizeBytes: 64 * PAGE_SIZE, workingSetBytes: 60 * PAGE_SIZE, writeFraction: 0.75, seed: 9,
         phases: 4, cpuThreads: 2,
@@ -138,8 +136,8 @@ describe('workloads', () => {
     });
   });
 
-  test('pingpong: a corrupted word is caught in the GPU phase that reads it', async () => {
-    await withMirror(32, async (mirror, addr) => {
+  test('pingpong: a corrupted word is caught in the GPU phase that reads it', async ({ machines }) => {
+    await withMirror(machines, 32, async (mirror, addr) => {
       const spec: WorkloadSpec = { name: 'pingpong', start: addr, sizeBytes: 32 * PAGE_SIZE, writeFraction: 1, seed: 2, phases: 3, cpuThreads: 3 };
       const r = await runWorkload(mirror, spec, {
         afterInit: () => mirror.proc.write(addr + 4096 + 8, new Uint8Array(Uint32Array.of(1).buffer)),
@@ -150,8 +148,8 @@ describe('workloads', () => {
     });
   });
 
-  test('engine: a kernel runs only on its own engine; io sizes are checked', async () => {
-    await withMirror(8, async (mirror) => {
+  test('engine: a kernel runs only on its own engine; io sizes are checked', async ({ machines }) => {
+    await withMirror(machines, 8, async (mirror) => {
       const ks = await workloadKernels(mirror.engine);
       expect(await workloadKernels(mirror.engine)).toBe(ks); // compiled once per engine
       const other = await MirrorEngine.create(mirror.engine.device, { apertureSlots: 512, deviceSlots: 64 });
