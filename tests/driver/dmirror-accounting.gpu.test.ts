@@ -8,9 +8,10 @@
  * exits, every frame but the zero page is free, every device page is free (pagemap refcount
  * 0 and its VRAM slot back in the pool), and no mirror holds an aperture slot.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
+import { mirrorTest } from '../support/mirror.js';
 import {
-  checkFrameAccounting, createMachine, HmmError, MADV_DONTNEED, MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE,
+  checkFrameAccounting, HmmError, MADV_DONTNEED, MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE,
   PROT_READ, PROT_WRITE, type Machine, type Mirror, type Process,
 } from '../../src/index.js';
 import type { Dmirror } from '../../src/driver/dmirror.js';
@@ -78,16 +79,8 @@ function expectAllFree(m: Machine, mirrors: readonly Dmirror[], what: string): v
 }
 
 describe('dmirror frame accounting', () => {
-  let machine: Machine | null = null;
-
-  afterEach(async () => {
-    await machine?.destroy();
-    machine = null;
-  });
-
-  it('a mixed sequence of mirror commands: accounting after every step, all free at the end', async () => {
-    const m = await createMachine({ systemPages: 8192, devicePages: 1024, aperturePages: 1024 });
-    machine = m;
+  mirrorTest('a mixed sequence of mirror commands: accounting after every step, all free at the end', async ({ machines }) => {
+    const m = await machines({ systemPages: 8192, devicePages: 1024, aperturePages: 1024 });
     const steps: string[] = [];
     const step = async (name: string, fn: () => Promise<void>): Promise<void> => {
       steps.push(name);
@@ -245,13 +238,11 @@ describe('dmirror frame accounting', () => {
     expectAllFree(m, mirrors, 'after every process exited');
     for (const fd of mirrors) await fd.close();
     await m.destroy();
-    machine = null;
     expectAllFree(m, [], 'after machine.destroy()');
   });
 
-  it('migrateToDevice of more pages than the device has: ENOMEM or a partial move, nothing leaks', async () => {
-    const m = await createMachine({ systemPages: 4096, devicePages: 8, aperturePages: 512 });
-    machine = m;
+  mirrorTest('migrateToDevice of more pages than the device has: ENOMEM or a partial move, nothing leaks', async ({ machines }) => {
+    const m = await machines({ systemPages: 4096, devicePages: 8, aperturePages: 512 });
     const proc = m.spawn();
     const fd = await m.devices[0].open(proc);
     const n = 16;
@@ -284,9 +275,8 @@ describe('dmirror frame accounting', () => {
     await fd.close();
   });
 
-  it('many short-lived processes with mirrors: nothing accumulates', async () => {
-    const m = await createMachine({ systemPages: 4096, devicePages: 64, aperturePages: 512 });
-    machine = m;
+  mirrorTest('many short-lived processes with mirrors: nothing accumulates', async ({ machines }) => {
+    const m = await machines({ systemPages: 4096, devicePages: 64, aperturePages: 512 });
     const parent = m.spawn();
     const pfd = [await m.devices[0].open(parent), await m.devices[1].open(parent)];
     const n = 8;
