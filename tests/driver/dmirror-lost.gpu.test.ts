@@ -6,13 +6,14 @@
  * stores, munmap, mprotect, fork and exit work, the frame accounting holds, and
  * machine.destroy() completes.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect } from 'vitest';
 import {
-  checkFrameAccounting, createMachine, HmmError, MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ,
+  checkFrameAccounting, HmmError, MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ,
   PROT_WRITE, type Machine, type Mirror, type Process,
 } from '../../src/index.js';
 import { requestGpuDevice, type GpuContext } from '../../src/device/gpu.js';
 import { WORDS, firstDiff, pagesOf } from './pages.js';
+import { machineTest, type MachineFactory } from '../support/machine.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const PRIV_ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -42,25 +43,17 @@ async function expectLost(p: Promise<unknown>, what: string): Promise<void> {
 const TAG = (p: number, g: number): number => ((0x4c000000 | (p << 8) | g) >>> 0);
 
 describe('dmirror device loss', () => {
-  let machine: Machine | null = null;
   let ctx: GpuContext | null = null;
 
-  afterEach(async () => {
-    try {
-      // machine.destroy() must not throw, lost device or not: the tests check that too,
-      // this is only for a test that failed half way.
-      await machine?.destroy().catch(() => undefined);
-    } finally {
-      machine = null;
-      ctx?.device.destroy();
-      ctx = null;
-    }
+  // Each test's own GPU device (it loses it); its machine is the fixture's, torn down after this.
+  afterEach(() => {
+    ctx?.device.destroy();
+    ctx = null;
   });
 
-  async function setup(): Promise<{ m: Machine; proc: Process; fd0: Mirror; fd1: Mirror; buf: number; n: number }> {
+  async function setup(machines: MachineFactory): Promise<{ m: Machine; proc: Process; fd0: Mirror; fd1: Mirror; buf: number; n: number }> {
     ctx = await requestGpuDevice({ label: 'dmirror-lost test device' });
-    const m = await createMachine({ systemPages: 4096, devicePages: 256, aperturePages: 512, gpuContext: Promise.resolve(ctx) });
-    machine = m;
+    const m = await machines({ systemPages: 4096, devicePages: 256, aperturePages: 512, gpuContext: Promise.resolve(ctx) });
     const proc = m.spawn();
     const fd0 = await m.devices[0].open(proc);
     const fd1 = await m.devices[1].open(proc);
@@ -82,8 +75,8 @@ describe('dmirror device loss', () => {
     expect(info.reason).toBe('destroyed');
   }
 
-  it('later commands reject with ENODEV/EIO saying the device was lost; the CPU side is intact', async () => {
-    const { m, proc, fd0, fd1, buf, n } = await setup();
+  machineTest('later commands reject with ENODEV/EIO saying the device was lost; the CPU side is intact', async ({ machines }) => {
+    const { m, proc, fd0, fd1, buf, n } = await setup(machines);
     const want = pagesOf(n, (p) => TAG(p, p < 8 ? 1 : 2));
     await lose();
 
@@ -131,12 +124,11 @@ describe('dmirror device loss', () => {
     const r = checkFrameAccounting(m);
     expect(r.usedFrames).toBe(1);
     await m.destroy();
-    machine = null;
     expect(checkFrameAccounting(m).usedFrames).toBe(1);
   });
 
-  it('exit and machine.destroy() with the mirrors still open after the loss', async () => {
-    const { m, proc, buf, n } = await setup();
+  machineTest('exit and machine.destroy() with the mirrors still open after the loss', async ({ machines }) => {
+    const { m, proc, buf, n } = await setup(machines);
     await lose();
     expect(firstDiff(await proc.read(buf, n * PAGE_SIZE), pagesOf(n, (p) => TAG(p, p < 8 ? 1 : 2)))).toBeNull();
     const child = await proc.fork();
@@ -145,22 +137,20 @@ describe('dmirror device loss', () => {
     await proc.exit(); // the mirrors' notifiers are released with the GPU gone
     expect(checkFrameAccounting(m).usedFrames).toBe(1);
     await m.destroy();
-    machine = null;
     expect(checkFrameAccounting(m).usedFrames).toBe(1);
   });
 
-  it('machine.destroy() straight after the loss, with mapped pages and open mirrors', async () => {
-    const { m } = await setup();
+  machineTest('machine.destroy() straight after the loss, with mapped pages and open mirrors', async ({ machines }) => {
+    const { m } = await setup(machines);
     await lose();
     await m.destroy();
-    machine = null;
     const r = checkFrameAccounting(m);
     expect(r.usedFrames).toBe(1);
     for (const pm of m.core.pagemaps.all) expect(pm.refcount.every((c) => c === 0)).toBe(true);
   });
 
-  it.for([['', false], [' (the only mirror of the process)', true]] as const)('migrateToDevice on a lost device fails without taking the pages away from the CPU%s', async ([, alone]) => {
-    const { m, proc, fd0, fd1, buf, n } = await setup();
+  machineTest.for([['', false], [' (the only mirror of the process)', true]] as const)('migrateToDevice on a lost device fails without taking the pages away from the CPU%s', async ([, alone], { machines }) => {
+    const { m, proc, fd0, fd1, buf, n } = await setup(machines);
     const want = pagesOf(n, (p) => TAG(p, p < 8 ? 1 : 2));
     // With dev1's mirror closed nothing else listens to the migration's invalidation.
     if (alone) await fd1.close();
@@ -175,8 +165,8 @@ describe('dmirror device loss', () => {
     for (const pm of m.core.pagemaps.all) expect(pm.refcount.filter((c) => c !== 0).length, 'device pages in use').toBe(0);
   });
 
-  it('a command in flight when the device is lost rejects (it does not hang)', async () => {
-    const { m, proc, fd0, fd1 } = await setup();
+  machineTest('a command in flight when the device is lost rejects (it does not hang)', async ({ machines }) => {
+    const { m, proc, fd0, fd1 } = await setup(machines);
     const n = 256;
     const big = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
     await proc.write(big, pagesOf(n, (p) => TAG(p & 0xff, 5)));
@@ -207,12 +197,11 @@ describe('dmirror device loss', () => {
     await proc.munmap(big, n * PAGE_SIZE);
     checkFrameAccounting(m);
     await m.destroy();
-    machine = null;
     expect(checkFrameAccounting(m).usedFrames).toBe(1);
   });
 
-  it('pages in the lost device\'s memory: CPU access fails (no hang, no made-up data); munmap and exit free them', async () => {
-    const { m, proc, fd0, buf, n } = await setup();
+  machineTest('pages in the lost device\'s memory: CPU access fails (no hang, no made-up data); munmap and exit free them', async ({ machines }) => {
+    const { m, proc, fd0, buf, n } = await setup(machines);
     expect((await fd0.migrateToDevice(buf, 4)).cpages).toBe(4);
     await lose();
     const r = await settle(proc.read(buf, PAGE_SIZE), 'CPU read of a lost device page');
@@ -231,6 +220,5 @@ describe('dmirror device loss', () => {
     expect(checkFrameAccounting(m).usedFrames).toBe(1);
     for (const pm of m.core.pagemaps.all) expect(pm.refcount.every((c) => c === 0), 'device pages freed').toBe(true);
     await m.destroy();
-    machine = null;
   });
 });
