@@ -201,7 +201,6 @@ describe('structure', () => {
      *    by many tests; hmm-tests emulates test_hmm's FIXTURE in those hooks).
      */
     const EXCEPT = [
-      'tests/driver/dmirror-coherence.gpu.test.ts',
       'tests/driver/dmirror-errors.gpu.test.ts',
       'tests/driver/dmirror-resources.gpu.test.ts',
       'tests/driver/hmm-tests.gpu.test.ts',

@@ -25,9 +25,9 @@
  *     completes); a range fault retried after a collision keeps asking for read access.
  */
 import { totals } from '../../src/driver/records.js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect } from 'vitest';
 import {
-  checkFrameAccounting, createMachine, HmmError, MADV_DONTNEED, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE,
+  checkFrameAccounting, HmmError, MADV_DONTNEED, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE,
   PROT_NONE, PROT_READ, PROT_WRITE, type Machine, type Mirror, type Process,
 } from '../../src/index.js';
 import { HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, HMM_DMIRROR_PROT_READ } from '../../src/index.js';
@@ -38,6 +38,8 @@ import { mulberry32, SeededScheduler } from '../../src/sched/seeded.js';
 import { words } from '../../src/device/abi.js';
 import { macrotask } from '../../src/sched/macrotask.js';
 import { WORDS, firstDiff, pagesOf } from './pages.js';
+import type { MachineFactory } from '../support/machine.js';
+import { mirrorTest } from '../support/mirror.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const PRIV_ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -364,16 +366,11 @@ async function stress(m: Machine, proc: Process, readers: Mirror[], seed: number
 }
 
 describe('dmirror coherence: the GPU never reads through a stale entry', () => {
-  let machine: Machine | null = null;
   const opened: Dmirror[] = [];
 
+  // The mirrors close first; the machine is the fixture's, torn down (and recounted) after.
   afterEach(async () => {
-    try {
-      for (const fd of opened.splice(0)) await fd.close();
-    } finally {
-      await machine?.destroy();
-      machine = null;
-    }
+    for (const fd of opened.splice(0)) await fd.close();
   });
 
   /**
@@ -381,9 +378,8 @@ describe('dmirror coherence: the GPU never reads through a stale entry', () => {
    * and GPU completions (and the fault path's HMM_RANGE_DEFAULT_TIMEOUT, in virtual time) is
    * the seed's alone: no test here depends on how fast the machine is.
    */
-  async function setup(seed?: number): Promise<{ m: Machine; proc: Process; fd0: Dmirror; fd1: Dmirror }> {
-    const m = await createMachine(seed === undefined ? MACHINE : { ...MACHINE, scheduler: new SeededScheduler(seed) });
-    machine = m;
+  async function setup(machines: MachineFactory, seed?: number): Promise<{ m: Machine; proc: Process; fd0: Dmirror; fd1: Dmirror }> {
+    const m = await machines(seed === undefined ? MACHINE : { ...MACHINE, scheduler: new SeededScheduler(seed) });
     const proc = m.spawn();
     const fd0 = await m.devices[0].open(proc);
     opened.push(fd0);
@@ -392,13 +388,12 @@ describe('dmirror coherence: the GPU never reads through a stale entry', () => {
     return { m, proc, fd0, fd1 };
   }
 
-  it('the default scheduler yields to the event loop (so a GPU completion can land while the mm waits)', async () => {
+  mirrorTest('the default scheduler yields to the event loop (so a GPU completion can land while the mm waits)', async ({ machines }) => {
     // hmm_range_fault meeting a migration entry yields and walks again, holding the mmap
     // read lock, until the migration ends; a migration back from device memory ends after
     // a GPU readback (a mapAsync: an event-loop task). If yield() is a microtask the loop
     // never lets that task run: the process (here: the browser page) hangs for good.
-    const m = await createMachine({ systemPages: 4096 });
-    machine = m;
+    const m = await machines({ systemPages: 4096 });
     let fired = false;
     setTimeout(() => { fired = true; }, 0);
     let spins = 0;
@@ -409,8 +404,8 @@ describe('dmirror coherence: the GPU never reads through a stale entry', () => {
     expect(fired, `a setTimeout(0) still had not run after ${spins} yields`).toBe(true);
   });
 
-  it.for([1, 2, 3, 4])('one device reading while the CPU remaps (seed %s)', async (seed) => {
-    const { m, proc, fd0 } = await setup(seed);
+  mirrorTest.for([1, 2, 3, 4])('one device reading while the CPU remaps (seed %s)', async (seed, { machines }) => {
+    const { m, proc, fd0 } = await setup(machines, seed);
     const r = await stress(m, proc, [fd0], seed, 60);
     // The schedule must really have overlapped reads with changes (the count of reads is
     // the progress gates', floor(59 / OPS_PER_READ) = 11, not a function of speed).
@@ -418,33 +413,32 @@ describe('dmirror coherence: the GPU never reads through a stale entry', () => {
     expect(r.overlapped).toBeGreaterThan(5);
   });
 
-  it.for([11, 12])('two devices reading while the CPU remaps (seed %s)', async (seed) => {
-    const { m, proc, fd0, fd1 } = await setup(seed);
+  mirrorTest.for([11, 12])('two devices reading while the CPU remaps (seed %s)', async (seed, { machines }) => {
+    const { m, proc, fd0, fd1 } = await setup(machines, seed);
     const r = await stress(m, proc, [fd0, fd1], seed, 60);
     expect(Math.min(...r.reads)).toBeGreaterThan(5);
     expect(r.overlapped).toBeGreaterThan(5);
   });
 
-  it.for([21, 22])('device 0 reading while the CPU remaps and device 1 migrates pages in and out (seed %s)', async (seed) => {
-    const { m, proc, fd0, fd1 } = await setup(seed);
+  mirrorTest.for([21, 22])('device 0 reading while the CPU remaps and device 1 migrates pages in and out (seed %s)', async (seed, { machines }) => {
+    const { m, proc, fd0, fd1 } = await setup(machines, seed);
     const r = await stress(m, proc, [fd0], seed, 60, { migrators: [fd1] });
     expect(r.reads[0]).toBeGreaterThan(10);
     expect(r.overlapped).toBeGreaterThan(5);
   });
 
-  it.for([31, 32])('both devices reading while the CPU remaps and either migrates pages in and out (seed %s)', async (seed) => {
-    const { m, proc, fd0, fd1 } = await setup(seed);
+  mirrorTest.for([31, 32])('both devices reading while the CPU remaps and either migrates pages in and out (seed %s)', async (seed, { machines }) => {
+    const { m, proc, fd0, fd1 } = await setup(machines, seed);
     const r = await stress(m, proc, [fd0, fd1], seed, 60, { migrators: [fd0, fd1] });
     expect(Math.min(...r.reads)).toBeGreaterThan(5);
     expect(r.overlapped).toBeGreaterThan(5);
   });
 
-  it('a second mirror of the same device is not left mapping a frame that device 0 migrated away', async () => {
+  mirrorTest('a second mirror of the same device is not left mapping a frame that device 0 migrated away', async ({ machines }) => {
     // Two opens of /dev/hmm_dmirror0 by one process: A migrates, B only reads. The
     // migration's invalidation carries owner = device 0; B must still drop its entries for
     // the old frames, which are freed and reused once the pages live in device memory.
-    const m = await createMachine(MACHINE);
-    machine = m;
+    const m = await machines(MACHINE);
     const proc = m.spawn();
     const a = await m.devices[0].open(proc);
     opened.push(a);
@@ -473,16 +467,11 @@ describe('dmirror coherence: the GPU never reads through a stale entry', () => {
 });
 
 describe('dmirror coherence both ways', () => {
-  let machine: Machine | null = null;
   const opened: Dmirror[] = [];
 
+  // The mirrors close first; the machine is the fixture's, torn down (and recounted) after.
   afterEach(async () => {
-    try {
-      for (const fd of opened.splice(0)) await fd.close();
-    } finally {
-      await machine?.destroy();
-      machine = null;
-    }
+    for (const fd of opened.splice(0)) await fd.close();
   });
 
   /**
@@ -490,9 +479,8 @@ describe('dmirror coherence both ways', () => {
    * and GPU completions (and the fault path's HMM_RANGE_DEFAULT_TIMEOUT, in virtual time) is
    * the seed's alone: no test here depends on how fast the machine is.
    */
-  async function setup(seed?: number, extra: { ownReadOnlyWriteMigrates?: boolean } = {}): Promise<{ m: Machine; proc: Process; fd0: Dmirror; fd1: Dmirror }> {
-    const m = await createMachine({ ...MACHINE, ...extra, ...(seed === undefined ? {} : { scheduler: new SeededScheduler(seed) }) });
-    machine = m;
+  async function setup(machines: MachineFactory, seed?: number, extra: { ownReadOnlyWriteMigrates?: boolean } = {}): Promise<{ m: Machine; proc: Process; fd0: Dmirror; fd1: Dmirror }> {
+    const m = await machines({ ...MACHINE, ...extra, ...(seed === undefined ? {} : { scheduler: new SeededScheduler(seed) }) });
     const proc = m.spawn();
     const fd0 = await m.devices[0].open(proc);
     opened.push(fd0);
@@ -516,8 +504,8 @@ describe('dmirror coherence both ways', () => {
     expect(bad, what).toEqual([]);
   }
 
-  it('a device write is what the CPU reads after the command, and a CPU write is what the next device read sees', async () => {
-    const { m, proc, fd0 } = await setup(7);
+  mirrorTest('a device write is what the CPU reads after the command, and a CPU write is what the next device read sees', async ({ machines }) => {
+    const { m, proc, fd0 } = await setup(machines, 7);
     const n = 32;
     const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
     // Half the pages have CPU contents (and a GPU copy), half are untouched.
@@ -534,8 +522,8 @@ describe('dmirror coherence both ways', () => {
     checkFrameAccounting(m);
   });
 
-  it('a device write of part of what it mirrors leaves the rest as the CPU last wrote it', async () => {
-    const { m, proc, fd0 } = await setup(7);
+  mirrorTest('a device write of part of what it mirrors leaves the rest as the CPU last wrote it', async ({ machines }) => {
+    const { m, proc, fd0 } = await setup(machines, 7);
     const n = 16;
     const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
     await proc.write(buf, pagesOf(n, (p) => tag(p, 1)));
@@ -548,8 +536,8 @@ describe('dmirror coherence both ways', () => {
     checkFrameAccounting(m);
   });
 
-  it('dev0 writes, dev1 reads the same pages, and back, with the pages in either device memory or RAM', async () => {
-    const { m, proc, fd0, fd1 } = await setup(7);
+  mirrorTest('dev0 writes, dev1 reads the same pages, and back, with the pages in either device memory or RAM', async ({ machines }) => {
+    const { m, proc, fd0, fd1 } = await setup(machines, 7);
     const n = 24;
     const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
     const rand = mulberry32(77);
@@ -588,8 +576,8 @@ describe('dmirror coherence both ways', () => {
     checkFrameAccounting(m);
   });
 
-  it('dev0 writes while dev1 reads other pages concurrently; then each sees the other\'s data', async () => {
-    const { m, proc, fd0, fd1 } = await setup(7);
+  mirrorTest('dev0 writes while dev1 reads other pages concurrently; then each sees the other\'s data', async ({ machines }) => {
+    const { m, proc, fd0, fd1 } = await setup(machines, 7);
     const n = 32;
     const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
     await proc.write(buf, pagesOf(n, (p) => tag(p, 1)));
@@ -626,8 +614,8 @@ describe('dmirror coherence both ways', () => {
    * device memory. Both complete and only the write changes values, so whatever the order,
    * afterwards the pages hold what dev0 wrote: in device memory, in RAM, everywhere.
    */
-  async function writeRacingMigration(own: boolean): Promise<void> {
-    const { m, proc, fd0, fd1 } = await setup(7);
+  async function writeRacingMigration(machines: MachineFactory, own: boolean): Promise<void> {
+    const { m, proc, fd0, fd1 } = await setup(machines, 7);
     const migrator = own ? fd0 : fd1;
     const n = 16;
     const rand = mulberry32(own ? 5 : 6);
@@ -656,12 +644,12 @@ describe('dmirror coherence both ways', () => {
     }
   }
 
-  it('a device write racing a migration of the same pages to the other device is not lost', async () => {
-    await writeRacingMigration(false);
+  mirrorTest('a device write racing a migration of the same pages to the other device is not lost', async ({ machines }) => {
+    await writeRacingMigration(machines, false);
   });
 
-  it('a device write racing a migration of the same pages to its own device is not lost', async () => {
-    await writeRacingMigration(true);
+  mirrorTest('a device write racing a migration of the same pages to its own device is not lost', async ({ machines }) => {
+    await writeRacingMigration(machines, true);
   });
 
   /** Settles p, or fails after `ms` (a command that never completes is a bug too). */
@@ -674,11 +662,11 @@ describe('dmirror coherence both ways', () => {
     }
   }
 
-  it.for(['parent', 'child'] as const)('a device write into its own read-only device memory after fork is EFAULT, as Linux (writer: the %s)', async (who) => {
+  mirrorTest.for(['parent', 'child'] as const)('a device write into its own read-only device memory after fork is EFAULT, as Linux (writer: the %s)', async (who, { machines }) => {
     // hmm_range_fault reports the caller's own device-private pages without faulting, a
     // read-only one (COW-shared after fork) without HMM_PFN_WRITE; test_hmm's
     // dmirror_do_fault then fails the write with EFAULT. Nothing changes.
-    const { m, proc, fd0 } = await setup(7);
+    const { m, proc, fd0 } = await setup(machines, 7);
     const n = 4;
     const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
     await proc.write(buf, pagesOf(n, (p) => tag(p, 1)));
@@ -696,11 +684,11 @@ describe('dmirror coherence both ways', () => {
     checkFrameAccounting(m);
   });
 
-  it.for(['parent', 'child'] as const)('with ownReadOnlyWriteMigrates the write migrates the page and breaks COW (writer: the %s)', async (who) => {
+  mirrorTest.for(['parent', 'child'] as const)('with ownReadOnlyWriteMigrates the write migrates the page and breaks COW (writer: the %s)', async (who, { machines }) => {
     // Pages in dev0's memory, then fork: parent and child map the same device pages
     // read-only. A dev0 write by one of them must get it its own copy (as a CPU store
     // would), not replay the read-only entry forever.
-    const { m, proc, fd0 } = await setup(7, { ownReadOnlyWriteMigrates: true });
+    const { m, proc, fd0 } = await setup(machines, 7, { ownReadOnlyWriteMigrates: true });
     const n = 4;
     const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
     await proc.write(buf, pagesOf(n, (p) => tag(p, 1)));
@@ -722,13 +710,13 @@ describe('dmirror coherence both ways', () => {
     checkFrameAccounting(m);
   });
 
-  it('a device read retried after a collision stays a read (no EPERM for a page made read-only meanwhile)', async () => {
+  mirrorTest('a device read retried after a collision stays a read (no EPERM for a page made read-only meanwhile)', async ({ machines }) => {
     // fd0 reads 4 pages; page 3 lives in dev1's memory, so hmm_range_fault migrates it back
     // (dev1's migrate_to_ram), whose MIGRATE invalidation makes this fault EBUSY and the
     // driver retries. Meanwhile (queued on the mmap lock behind the fault) mprotect makes
     // pages 0-2 read-only. The retry must still ask for read access only: the first walk's
     // HMM_PFN_WRITE output bits alias HMM_PFN_REQ_WRITE and must not be fed back as requests.
-    const { m, proc, fd0, fd1 } = await setup(7);
+    const { m, proc, fd0, fd1 } = await setup(machines, 7);
     const dev1 = m.devices[1];
     const n = 4;
     for (let round = 0; round < 3; round++) {
@@ -760,8 +748,8 @@ describe('dmirror coherence both ways', () => {
     }
   });
 
-  it('a device write into pages COW-shared with a child breaks COW: the child keeps its data', async () => {
-    const { m, proc, fd0, fd1 } = await setup(7);
+  mirrorTest('a device write into pages COW-shared with a child breaks COW: the child keeps its data', async ({ machines }) => {
+    const { m, proc, fd0, fd1 } = await setup(machines, 7);
     const n = 8;
     const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
     await proc.write(buf, pagesOf(n, (p) => tag(p, 1)));
