@@ -82,6 +82,24 @@ export class MemCore {
     return pfn < this.ram.npages;
   }
 
+  /** is_device_coherent_page(): a device page the CPU maps with a present PTE. */
+  isDeviceCoherent(pfn: number): boolean {
+    return pfn >= this.ram.npages && this.pagemaps.of(pfn)?.coherent === true;
+  }
+
+  /** A pfn a present PTE may map: system RAM or device-coherent memory. */
+  isCpuAddressable(pfn: number): boolean {
+    return pfn < this.ram.npages || this.isDeviceCoherent(pfn);
+  }
+
+  /** The bytes the CPU loads and stores for a present PTE's pfn (a frame or a coherent device page). */
+  pageData(pfn: number): Uint8Array {
+    if (pfn < this.ram.npages) return this.ram.data(pfn);
+    const pm = this.pagemaps.of(pfn);
+    if (pm === null) throw new Error(`page data of unknown pfn ${pfn}`);
+    return pm.data(pfn);
+  }
+
   /** compound_head(): huge pages are 512-aligned blocks, so the head is the block start. */
   head(pfn: number): number {
     if (pfn < this.ram.npages) return this.ram.isTail(pfn) ? pfn - (pfn % PMD_PAGES) : pfn;
