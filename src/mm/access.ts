@@ -32,7 +32,10 @@ export function cpuWalk(mm: MmStruct, a: number, write: boolean): Uint8Array | n
   table.flags[i] = f | PTE_ACCESSED | (write ? PTE_DIRTY : 0);
   const pfn = table.pfn[i] + slot.sub;
   const core = mm.core;
-  if (pfn >= core.ram.npages) return core.pageData(pfn); // a device-coherent page, in place
+  if (pfn >= core.ram.npages) { // a device-coherent page, loaded and stored in place
+    if (write) core.markWritten(pfn);
+    return core.pageData(pfn);
+  }
   if (write) core.ram.markWritten(pfn);
   return core.ram.data(pfn);
 }

@@ -63,6 +63,8 @@ export class DevPagemap {
   readonly ops: PagemapOptions;
   /** is_device_coherent_page() for every page of this pagemap. */
   readonly coherent: boolean;
+  /** Per coherent page: bumped by every CPU-side write (as PhysMem.gen): coherence with device copies. */
+  readonly gen: Uint32Array;
   /** The CPU's view of each coherent page, allocated on first use, dropped when the page is freed. */
   readonly #data = new Map<number, Uint8Array>();
 
@@ -71,6 +73,7 @@ export class DevPagemap {
     this.npages = opts.npages;
     this.owner = opts.owner;
     this.coherent = opts.type === 'coherent';
+    this.gen = new Uint32Array(this.coherent ? opts.npages : 0);
     this.refcount = new Int32Array(opts.npages);
     this.compound = new Uint8Array(opts.npages);
     this.ops = opts;

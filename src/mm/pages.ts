@@ -92,6 +92,28 @@ export class MemCore {
     return pfn < this.ram.npages || this.isDeviceCoherent(pfn);
   }
 
+  /**
+   * The write generation of a CPU-addressable page (PhysMem.gen, or the coherent pagemap's).
+   * Both kinds share PhysMem.epoch, so a reader that saw no epoch change skips every page.
+   */
+  genOf(pfn: number): number {
+    if (pfn < this.ram.npages) return this.ram.gen[pfn];
+    const pm = this.pagemaps.of(pfn);
+    return pm === null || !pm.coherent ? 0 : pm.gen[pfn - pm.basePfn];
+  }
+
+  /** The CPU side wrote this frame or coherent device page (PhysMem.markWritten). */
+  markWritten(pfn: number): void {
+    if (pfn < this.ram.npages) {
+      this.ram.markWritten(pfn);
+      return;
+    }
+    const pm = this.pagemaps.of(pfn);
+    if (pm === null || !pm.coherent) throw new Error(`markWritten of pfn ${pfn}: not CPU-addressable`);
+    pm.gen[pfn - pm.basePfn]++;
+    this.ram.epoch++;
+  }
+
   /** The bytes the CPU loads and stores for a present PTE's pfn (a frame or a coherent device page). */
   pageData(pfn: number): Uint8Array {
     if (pfn < this.ram.npages) return this.ram.data(pfn);
