@@ -30,6 +30,11 @@ export function drawLive(r: LiveRun | null): void {
   el('c-sim').textContent = (c?.simMs ?? 0).toFixed(2);
   set('c-wall', c?.wallMs ?? 0);
   el('c-tlb').textContent = c && c.tlbLookups > 0 ? `${(((c.tlbLookups - c.tlbWalks) / c.tlbLookups) * 100).toFixed(1)} %` : '—';
+  const procs = r?.processes ?? 1;
+  el('c-procs-box').hidden = procs < 2;
+  const pp = el('c-procs');
+  pp.textContent = r && procs > 1 ? r.perProcess.map((q, i) => `P${i}: ${fmt(q.batches)} batches, ${fmt(q.unique)} unique`).join(' · ') : '—';
+  r?.perProcess.forEach((q, i) => { pp.dataset[`p${i}Batches`] = String(q.batches); pp.dataset[`p${i}Unique`] = String(q.unique); });
   const snap = r?.snapshot ?? null;
   const pages = r?.buffer.pages ?? 0;
   el<HTMLMeterElement>('m-pt').value = snap && pages > 0 ? snap.gpuMapped / pages : 0;
@@ -37,8 +42,9 @@ export function drawLive(r: LiveRun | null): void {
   el('m-pt-text').dataset.mapped = String(snap?.gpuMapped ?? 0);
   el<HTMLMeterElement>('m-ap').value = snap && snap.aperture.slots > 0 ? snap.aperture.used / snap.aperture.slots : 0;
   el('m-ap-text').textContent = snap ? `${snap.aperture.used} of ${snap.aperture.slots}` : '—';
+  const each = pages / procs;
   el('strip-vma').textContent = r && pages > 0
-    ? `VMA [0x${r.buffer.start.toString(16)}, 0x${(r.buffer.start + pages * 4096).toString(16)}) rw-p anonymous, ${pages} pages` : '—';
+    ? `${procs > 1 ? `${procs} processes, each its own ` : ''}VMA [0x${r.buffer.start.toString(16)}, 0x${(r.buffer.start + each * 4096).toString(16)}) rw-p anonymous, ${each} pages${procs > 1 ? ' (P0 first, then P1)' : ''}` : '—';
   el<HTMLMeterElement>('m-ring').value = r && r.ring.capacity > 0 ? r.ring.faults / r.ring.capacity : 0;
   el('m-ring-text').textContent = r && r.ring.capacity > 0 ? `${r.ring.faults} of ${r.ring.capacity}${r.ring.overflow ? ' (overflowed)' : ''}` : '—';
   const prog = el<HTMLProgressElement>('progress');

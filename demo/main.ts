@@ -4,7 +4,8 @@
 // event stream folds into a LiveRun (src/lab/view.ts) and the page redraws once a frame.
 // Modules: form.ts (settings), run.ts (the run's life), live.ts (counters, meters, strip),
 // log-view.ts, plots.ts + timeline.ts (one time axis), compare-view.ts, report-view.ts,
-// gallery-view.ts, traces-view.ts (Perfetto / uvm-eval out, Nsight / uvm-eval in).
+// gallery-view.ts, traces-view.ts (Perfetto / uvm-eval out, Nsight / uvm-eval in). The
+// views first paint does not need load after it, each its own chunk (loadViews).
 // Hooks for headless checks: body[data-lab] ('ready' | 'nogpu'), #status[data-state],
 // #smoke[data-status], #c-batches, figure[data-points], #status[data-stop-ms].
 import { fromRunConfig, isPolicyModuleName, toRunConfig } from '../src/lab/config.js';
@@ -12,18 +13,60 @@ import { controls } from '../src/lab/lifecycle.js';
 import { verdictOf } from '../src/lab/verdict.js';
 import { exportCsv, exportJson, importJson, labReport } from '../src/lab/view.js';
 import type { AdapterInfo } from '../src/lab/worker.js';
-import { toHtml } from '../src/experiment/report/html.js';
-import { drawCompare } from './compare-view.js';
 import { announce, download, el, fmt, setStatus } from './dom.js';
 import { chosenPolicyFile, readForm, setupForm, showErrors, writeForm } from './form.js';
 import { setupGallery } from './gallery-view.js';
 import { drawLive } from './live.js';
 import { drawLog, setupLog } from './log-view.js';
-import { Plots } from './plots.js';
-import { drawReport } from './report-view.js';
 import { runs } from './run.js';
-import { drawTimeline, setupTimeline } from './timeline.js';
-import { setupTraces } from './traces-view.js';
+
+/**
+ * The views first paint does not need, loaded (dynamic import: their own chunks) once the
+ * page has painted: the uPlot plots, the timeline canvases, the comparison, the embedded
+ * report (the experiment's HTML and SVG plots), the traces in and out (sql.js loads later
+ * still, on an import).
+ */
+async function loadViews(): Promise<Views> {
+  const [{ Plots }, timeline, compare, report, traces] = await Promise.all([
+    import('./plots.js'), import('./timeline.js'), import('./compare-view.js'), import('./report-view.js'), import('./traces-view.js'),
+  ]);
+  timeline.setupTimeline();
+  traces.setupTraces(scheduleDraw);
+  return { plots: new Plots(el('plots')), drawTimeline: timeline.drawTimeline, drawCompare: compare.drawCompare, drawReport: report.drawReport };
+}
+
+interface Views {
+  plots: import('./plots.js').Plots;
+  drawTimeline: typeof import('./timeline.js').drawTimeline;
+  drawCompare: typeof import('./compare-view.js').drawCompare;
+  drawReport: typeof import('./report-view.js').drawReport;
+}
+
+/**
+ * Resolves once the page's first contentful paint has happened (Paint Timing), or after
+ * `timeoutMs` where the browser does not report it: what waits here never delays that paint.
+ */
+function afterFirstPaint(timeoutMs = 1000): Promise<void> {
+  return new Promise((resolve) => {
+    if (performance.getEntriesByName('first-contentful-paint').length > 0) {
+      resolve();
+      return;
+    }
+    let obs: PerformanceObserver | null = null;
+    const done = (): void => {
+      obs?.disconnect();
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    try {
+      obs = new PerformanceObserver((list) => { if (list.getEntriesByName('first-contentful-paint').length > 0) done(); });
+      obs.observe({ type: 'paint', buffered: true });
+    } catch {
+      // No paint timing here: the timeout decides.
+    }
+  });
+}
 
 const buttons = {
   run: el<HTMLButtonElement>('run'), pause: el<HTMLButtonElement>('pause'), step: el<HTMLButtonElement>('step'),
@@ -32,7 +75,7 @@ const buttons = {
   perfetto: el<HTMLButtonElement>('export-perfetto'), uvm: el<HTMLButtonElement>('export-uvm'),
 };
 
-let plots: Plots;
+let views: Views | null = null;
 let frame = 0;
 let reportShown = -1;
 
@@ -47,13 +90,15 @@ function scheduleDraw(): void {
 function draw(): void {
   const r = runs.current;
   drawLive(r);
-  plots.draw(r, runs.pinned);
-  drawTimeline(r);
   drawLog(r);
-  drawCompare(r, runs.pinned, runs.finished);
-  if (reportShown !== runs.finished.length) {
-    reportShown = runs.finished.length;
-    drawReport(runs.finished, runs.adapter);
+  if (views !== null) {
+    views.plots.draw(r, runs.pinned);
+    views.drawTimeline(r);
+    views.drawCompare(r, runs.pinned, runs.finished);
+    if (reportShown !== runs.finished.length) {
+      reportShown = runs.finished.length;
+      views.drawReport(runs.finished, runs.adapter);
+    }
   }
   showControls();
 }
@@ -107,7 +152,7 @@ function setupButtons(): void {
   buttons.stop.addEventListener('click', () => runs.stop());
   buttons.reset.addEventListener('click', () => {
     runs.reset();
-    plots.build(0);
+    views?.plots.build(0);
   });
   buttons.pin.addEventListener('click', () => runs.pin());
   const report = (): ReturnType<typeof labReport> => labReport(runs.finished, runs.adapter, navigator.userAgent);
@@ -117,7 +162,10 @@ function setupButtons(): void {
     download('mirrorlab-runs.csv', 'text/csv', c.runs);
     download('mirrorlab-batches.csv', 'text/csv', c.batches);
   });
-  buttons.html.addEventListener('click', () => download('mirrorlab-report.html', 'text/html', toHtml(report())));
+  buttons.html.addEventListener('click', async () => {
+    const { toHtml } = await import('../src/experiment/report/html.js');
+    download('mirrorlab-report.html', 'text/html', toHtml(report()));
+  });
   el<HTMLInputElement>('import').addEventListener('change', async (ev) => {
     ev.stopPropagation();
     const input = ev.target as HTMLInputElement;
@@ -173,13 +221,12 @@ function showAdapter(a: AdapterInfo): void {
 }
 
 async function main(): Promise<void> {
+  // Before first paint only what the page shows at once: the form's fields and values, the
+  // buttons, the gallery, the counters and the log. Everything else waits for the paint.
   setupForm();
-  plots = new Plots(el('plots'));
   setupLog();
-  setupTimeline();
   setupButtons();
   setupGallery(runFromForm);
-  setupTraces(scheduleDraw);
   runs.listen(scheduleDraw);
   draw();
   if (!window.isSecureContext) {
@@ -191,10 +238,14 @@ async function main(): Promise<void> {
     return;
   }
   // The worker's first WebGPU work (adapter, smoke kernel, shader compiles) keeps the GPU
-  // process busy; start it after the page has painted, so first paint does not wait on it.
-  await new Promise<void>((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+  // process busy and the views' chunks take the main thread: both start once the page has
+  // painted, so first paint waits on neither.
+  await afterFirstPaint();
+  const probe = runs.spawn().probe();
+  views = await loadViews();
+  draw();
   try {
-    showAdapter(await runs.spawn().probe());
+    showAdapter(await probe);
   } catch (e) {
     noGpu('the browser offers WebGPU but gave no usable adapter.', e instanceof Error ? e.message : String(e));
     return;

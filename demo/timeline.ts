@@ -1,12 +1,14 @@
 // The timeline, the heat map and the fault scatter: canvases on the shared time axis
 // (timebase.ts). Drag to zoom, double-click for the whole run, Shift+drag (or the arrow
 // keys) to pan; every uPlot chart follows. The selected range's statistics show below.
-//   timeline   rounds (ticks), batches as spans with the service's mmap-lock wait and hold
-//              nested, invalidations as instants, migrations each way as marks
+//   timeline   rounds (ticks), batches as spans with the service's parts nested (fetch,
+//              mmap-lock wait and hold, coalesce, policy, migration, hmm_range_fault,
+//              mirror update), invalidations as instants, migrations each way as marks
 //   heat map   page × time: each column an address-space snapshot, GPU state colours
 //              (the CPU's state, paler, where the mirror maps nothing)
 //   scatter    each round's fault addresses at the round's time (uvm-eval's Fault.py view):
 //              reads blue, writes red, protection faults hollow
+import type { ServicePhase } from '../src/driver/records.js';
 import type { LiveRun } from '../src/lab/view.js';
 import { CPU_COLORS, GPU_COLORS } from './live.js';
 import { el, fmt } from './dom.js';
@@ -40,8 +42,15 @@ function axis(g: CanvasRenderingContext2D, lo: number, hi: number, w: number, h:
   }
 }
 
+/** The service parts' colours (the timeline's legend lists them). */
+export const PHASE_COLORS: Record<ServicePhase, string> = {
+  fetch: '#9e9e9e', 'mmap lock wait': '#f9a825', 'mmap lock held': '#c8e6c9', coalesce: '#8e24aa', policy: '#6d4c41',
+  migration: '#2e7d32', hmm_range_fault: '#00695c', 'mirror update': '#0277bd',
+};
+
 const timelineDraw: Draw = (g, r, x, w) => {
   const sim = timebase.axis === 'sim';
+  let parts = 0;
   g.fillStyle = '#555';
   for (const rd of r.rounds) g.fillRect(x(sim ? rd.simMs : rd.wallMs), 4, 1, 14);
   const ends = batchTimes(r);
@@ -49,21 +58,33 @@ const timelineDraw: Draw = (g, r, x, w) => {
     const rec = r.records[i];
     const start = sim ? r.series.simStart[i] : ends[i] - rec.serviceMs;
     const x0 = x(start);
-    const x1 = Math.max(x0 + 1, x(ends[i]));
-    g.fillStyle = rec.retries > 0 || rec.ebusy > 0 ? '#ef6c00' : '#1565c0';
-    g.fillRect(x0, 26, x1 - x0, 14);
-    // The service's parts, nested, in proportion to the batch's span.
+    const x1 = Math.max(x0 + 1, x(sim ? r.series.simEnd[i] : ends[i]));
+    // Two processes: P0 in the lane's upper half (blue), P1 in the lower (purple).
+    const proc = r.series.proc[i] ?? 0;
+    const two = r.processes > 1;
+    g.fillStyle = rec.retries > 0 || rec.ebusy > 0 ? '#ef6c00' : proc === 0 ? '#1565c0' : '#7b1fa2';
+    g.fillRect(x0, two ? 26 + proc * 7 : 26, x1 - x0, two ? 6 : 14);
+    // The service's parts (the record's spans: src/driver/phases.ts), nested in the batch's
+    // span in proportion: the lock's hold as a band, the parts under it on top.
     const span = x1 - x0;
     const f = rec.serviceMs > 0 ? span / rec.serviceMs : 0;
-    g.fillStyle = '#f9a825';
-    g.fillRect(x0, 48, rec.mmapLockWaitMs * f, 14);
-    g.fillStyle = '#00695c';
-    g.fillRect(x0 + rec.mmapLockWaitMs * f, 48, rec.mmapLockHoldMs * f, 14);
+    const spans = rec.spans ?? [
+      { phase: 'mmap lock wait' as const, start: 0, end: rec.mmapLockWaitMs },
+      { phase: 'mmap lock held' as const, start: rec.mmapLockWaitMs, end: rec.mmapLockWaitMs + rec.mmapLockHoldMs },
+    ];
+    // The hold first: the parts under the lock draw over its band.
+    for (const sp of [...spans].sort((a, b) => Number(b.phase === 'mmap lock held') - Number(a.phase === 'mmap lock held'))) {
+      const held = sp.phase === 'mmap lock held';
+      g.fillStyle = PHASE_COLORS[sp.phase];
+      g.fillRect(x0 + sp.start * f, held ? 46 : 48, Math.max(held ? 0 : 0.5, (sp.end - sp.start) * f), held ? 18 : 14);
+      parts++;
+    }
     if (r.series.toDevice[i] > 0) { g.fillStyle = '#2e7d32'; g.fillRect(x(ends[i]) - 1, 92, 3, 7); }
     if (r.series.toHost[i] > 0) { g.fillStyle = '#1565c0'; g.fillRect(x(ends[i]) - 1, 100, 3, 7); }
   }
   g.fillStyle = '#d32f2f';
   for (const t of sim ? r.invalidations.simMs : r.invalidations.wallMs) g.fillRect(x(t), 70, 1, 14);
+  g.canvas.dataset.spans = String(parts);
   void w;
 };
 
@@ -130,6 +151,15 @@ const scatterDraw: Draw = (g, r, x, _w, h) => {
   g.canvas.dataset.points = String(n);
 };
 
+/** Two processes: a line between P0's pages and P1's, and their names. */
+function processRows(g: CanvasRenderingContext2D, r: LiveRun, w: number, h: number): void {
+  if (r.processes < 2) return;
+  const rowsH = h - 16;
+  g.fillStyle = '#000';
+  for (let p = 1; p < r.processes; p++) g.fillRect(LEFT, Math.floor((p * rowsH) / r.processes), w - LEFT, 1);
+  for (let p = 0; p < r.processes; p++) g.fillText(`P${p}`, 50, Math.floor((p * rowsH) / r.processes) + 24);
+}
+
 const VIEWS: { id: string; height: number; draw: Draw }[] = [
   { id: 'timeline', height: 124, draw: timelineDraw },
   { id: 'heatmap', height: 180, draw: heatDraw },
@@ -168,8 +198,13 @@ export function drawTimeline(r: LiveRun | null): void {
     v.draw(g, r, x, w, h);
     g.restore();
     g.fillStyle = '#333';
-    if (v.id === 'timeline') ['rounds', 'batches', 'lock wait/hold', 'invalidations', 'migrations'].forEach((name, i) => g.fillText(name, 2, 14 + i * 22));
-    else if (r.buffer.pages > 0) { g.fillText('page 0', 2, 12); g.fillText(`page ${r.buffer.pages - 1}`, 2, h - 18); }
+    if (v.id === 'timeline') ['rounds', 'batches', 'service parts', 'invalidations', 'migrations'].forEach((name, i) => g.fillText(name, 2, 14 + i * 22));
+    else if (r.buffer.pages > 0) {
+      g.fillText('page 0', 2, 12);
+      g.fillText(`page ${r.buffer.pages / r.processes - 1}`, 2, h - 18);
+      processRows(g, r, w, h);
+    }
+    if (v.id === 'timeline') c.dataset.processes = String(new Set(r.series.proc).size);
     c.dataset.drawn = String(r.records.length);
   }
   rangeStats(r, lo, hi);
@@ -202,6 +237,16 @@ function rangeStats(r: LiveRun | null, lo: number, hi: number): void {
 
 /** Drag to zoom, Shift+drag to pan, double-click for the whole run, arrows pan by a quarter. */
 export function setupTimeline(): void {
+  const legend = el('phase-legend');
+  for (const [phase, color] of Object.entries(PHASE_COLORS)) {
+    const li = document.createElement('li');
+    const sw = document.createElement('span');
+    sw.className = 'sw';
+    sw.style.background = color;
+    sw.setAttribute('aria-hidden', 'true');
+    li.append(sw, phase === 'mmap lock held' ? 'mmap lock held (band under the parts)' : phase);
+    legend.append(li);
+  }
   for (const v of VIEWS) {
     const c = el<HTMLCanvasElement>(v.id);
     let down: { x: number; range: [number, number]; pan: boolean } | null = null;

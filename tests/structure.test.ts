@@ -160,6 +160,44 @@ describe('structure', () => {
     expect(dead).toEqual([]);
   });
 
+  test('one retry loop: in src/driver only hmmRangeLoop calls hmm_range_fault (valid-flag\'s v5.2 call aside)', () => {
+    const calls = all.filter((f) => rel(f).startsWith('src/driver/'))
+      .flatMap((f) => [...code(f).matchAll(/\bhmmRangeFault\(/g)].map(() => rel(f)));
+    expect(calls).toEqual(['src/driver/retry.ts']);
+    const retry = code(join(SRC, 'driver/retry.ts'));
+    const loop = retry.slice(retry.indexOf('export async function hmmRangeLoop'));
+    expect(loop.indexOf('hmmRangeFault(')).toBeGreaterThan(0);
+    expect(loop.slice(0, loop.indexOf('\n}\n')).includes('hmmRangeFault(')).toBe(true);
+  });
+
+  test('two fault services behind FaultService, observed through events: nothing subclasses, wraps or replaces a service', () => {
+    const driver = all.filter((f) => rel(f).startsWith('src/driver/'));
+    const services = driver.filter((f) => /class \w+ extends ServiceCore\b/.test(code(f))).map(rel).sort();
+    expect(services).toEqual(['src/driver/batch-service.ts', 'src/driver/range-service.ts']);
+    const outside = [...all, ...files(join(ROOT, 'tests'))].filter((f) => !services.includes(rel(f)) && rel(f) !== 'tests/structure.test.ts')
+      .filter((f) => /extends (?:ServiceCore|BatchFaultService|RangeFaultService)\b|\.servicer\s*=[^=]|wrapServicer|ObservedServicer/.test(code(f))).map(rel);
+    expect(outside).toEqual([]);
+  });
+
+  test('one thrashing detector: the residency counts no thrashing (thrashing.ts does)', () => {
+    expect(code(join(SRC, 'policy/residency.ts'))).not.toMatch(/thrash/i);
+    expect(code(join(SRC, 'policy/thrashing.ts'))).toMatch(/export class ThrashingMeter\b/);
+  });
+
+  test('words(), WORDS_PER_PAGE and the macrotask shim are written once (src, tests, bench)', () => {
+    const more = [...all, ...files(join(ROOT, 'tests')), ...files(join(ROOT, 'bench')).filter((f) => !rel(f).startsWith('bench/.tmp/'))];
+    const where = (re: RegExp): string[] => more.filter((f) => re.test(code(f))).map(rel);
+    expect(where(/function words\(/)).toEqual(['src/device/abi.ts']);
+    expect(where(/\bWORDS_PER_PAGE\s*=/)).toEqual(['src/device/abi.ts']);
+    expect(where(/MessageChannel\(\)/)).toEqual(['src/sched/macrotask.ts']);
+  });
+
+  test('one thing is called aperture (the driver\'s Aperture) and evict means device memory going home', () => {
+    const apertures = all.filter((f) => /^\s*(?:readonly\s+)?aperture\s*:/m.test(code(f))).map(rel);
+    expect(apertures.filter((f) => f !== 'src/driver/dmirror.ts' && f !== 'src/lab/snapshot.ts')).toEqual([]);
+    expect(all.filter((f) => rel(f).startsWith('src/device/') || rel(f) === 'src/driver/mirror-pt.ts').filter((f) => /\bevict\w*\s*\(/.test(code(f))).map(rel)).toEqual([]);
+  });
+
   test('the import scan sees imports (a sanity check of the scanner)', () => {
     const dm = imports(join(SRC, 'driver/dmirror.ts')).map(rel);
     expect(dm).toContain('src/driver/mirror-pt.ts');

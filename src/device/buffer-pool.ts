@@ -87,7 +87,16 @@ export class DeviceBuffers {
       return b;
     }
     this.#counters.created++;
-    return this.device.createBuffer({ label: desc.label, size: desc.size, usage: desc.usage });
+    const fresh = this.device.createBuffer({ label: desc.label, size: desc.size, usage: desc.usage });
+    if ((desc.usage & GPUBufferUsage.COPY_DST) !== 0 && (desc.usage & GPUBufferUsage.MAP_READ) === 0) {
+      // Zero it now, at creation (open, device start): the implementation would otherwise
+      // zero a fresh buffer lazily at its first use — inside the first command, for a
+      // 128 MiB aperture hundreds of milliseconds of a first READ on llvmpipe.
+      const enc = this.device.createCommandEncoder({ label: 'buffer pool: zero at creation' });
+      enc.clearBuffer(fresh);
+      this.device.queue.submit([enc.finish()]);
+    }
+    return fresh;
   }
 
   /**

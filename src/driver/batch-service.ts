@@ -25,6 +25,7 @@ import { ServicePass } from '../policy/service-loop.js';
 import { coalesce, perFault, windowBytes, type CoalesceResult, type FaultGroup } from './coalesce.js';
 import { ServiceCore, type CommandRange, type CommandServicing } from './fault-service.js';
 import { emptyRecord, type BatchRecord } from './records.js';
+import { beginPhases, notePhase } from './phases.js';
 import { dmirrorAtomicMap, serviceRange, type LockState, type MirrorTarget } from './retry.js';
 import type { ServicerOptions } from './service-options.js';
 
@@ -71,8 +72,9 @@ export class BatchFaultService extends ServiceCore {
       this.#passes++;
       do {
         if (!pass.canFetch()) break;
+        const fetched = this.target.mm.core.sched.now();
         const batch = buffer.splice(0, Math.min(buffer.length, this.opts.batchSize));
-        const { leftover, rec } = await this.#serviceBatch(batch, round, cmd, fatal);
+        const { leftover, rec } = await this.#serviceBatch(batch, round, cmd, fatal, fetched);
         if (leftover.length > 0) buffer = leftover.concat(buffer);
         rec.pass = this.#passes;
         rec.flush = pass.batchDone({ fetched: rec.fetched, duplicates: rec.duplicates, throttled: (rec.throttled ?? 0) > 0 }).flush;
@@ -89,12 +91,15 @@ export class BatchFaultService extends ServiceCore {
    * faults ('block'); adds the batch's fatal faults (no VMA) to `fatal`, its other faults
    * serviced as usual (UVM services a batch's other faults and cancels the fatal ones' uTLBs).
    */
-  async #serviceBatch(batch: FaultRecord[], round: number, cmd: CommandRange, fatal: FatalFault[]): Promise<{ leftover: FaultRecord[]; rec: BatchRecord }> {
+  async #serviceBatch(batch: FaultRecord[], round: number, cmd: CommandRange, fatal: FatalFault[], fetched: number): Promise<{ leftover: FaultRecord[]; rec: BatchRecord }> {
     const t = this.target;
     const sched = t.mm.core.sched;
-    const rec = emptyRecord(this.records.length, sched.now() - this.t0, round);
+    const rec = emptyRecord(this.records.length, fetched - this.t0, round);
     this.records.push(rec);
+    // The service's parts go into the record as spans (phases.ts), from the fetch on.
+    beginPhases(rec, fetched);
     const t0 = sched.now();
+    notePhase(rec, 'fetch', fetched, t0);
     const lock: LockState = { mode: 'none' };
     const batchLock = this.opts.protocol !== 'valid-flag';
     let leftover: FaultRecord[] = [];
@@ -105,8 +110,10 @@ export class BatchFaultService extends ServiceCore {
         lock.mode = 'read';
         held = sched.now();
         rec.mmapLockWaitMs += held - t0;
+        notePhase(rec, 'mmap lock wait', t0, held);
       }
       t.mm.checkAlive();
+      const c0 = sched.now();
       const c: CoalesceResult = this.opts.coalesce
         ? coalesce(t.mm, batch, {
           window: this.opts.window, isMapped: (p, rank) => t.pt.isMapped(p, rank),
@@ -114,6 +121,7 @@ export class BatchFaultService extends ServiceCore {
           clip: { start: cmd.page * PAGE_SIZE, end: (cmd.page + cmd.npages) * PAGE_SIZE },
         })
         : perFault(t.mm, batch);
+      notePhase(rec, 'coalesce', c0, sched.now());
       rec.fetched = c.fetched;
       rec.duplicates = c.duplicates;
       rec.stale = c.stale;
@@ -148,11 +156,13 @@ export class BatchFaultService extends ServiceCore {
       }
     } finally {
       if (lock.mode !== 'none') {
-        rec.mmapLockHoldMs += sched.now() - (held || t0);
+        const unlocked = sched.now();
+        rec.mmapLockHoldMs += unlocked - (held || t0);
+        notePhase(rec, 'mmap lock held', held || t0, unlocked);
         if (lock.mode === 'read') t.mm.lock.readUnlock();
         else t.mm.lock.writeUnlock();
       }
-      rec.serviceMs = sched.now() - t0;
+      rec.serviceMs = sched.now() - fetched;
     }
     return { leftover, rec };
   }

@@ -55,6 +55,7 @@ import { VM_WRITE } from '../mm/vma.js';
 import type { FaultGroup } from './coalesce.js';
 import type { AccessCounterConfig, AccessCounts } from '../device/command.js';
 import type { BatchRecord } from './records.js';
+import { notePhase } from './phases.js';
 import { serviceRange, type LockState, type MirrorTarget, type RetryOptions } from './retry.js';
 
 /** Default bytes of one counted access: a GPU L2 line (the cost model's remoteAccessBytes). */
@@ -430,8 +431,10 @@ export class PolicyPath {
         this.record.push({ time: this.#now, addr: (this.basePage + this.#pages[i]) * PAGE_SIZE, access: this.#access[i] === ACCESS_WRITE ? ACCESS_WRITE : ACCESS_READ, proc: this.device });
       }
     }
+    const now = (): number => t.mm.core.sched.now();
     if (count > 0) {
       const t0 = performance.now();
+      const s0 = now();
       // The prefetcher's va_blocks are clipped to the VMAs (HMM's uvm_hmm_va_block_find_create).
       const lo = this.basePage * PAGE_SIZE;
       const regions = t.mm.vmas.range(lo, lo + this.npages * PAGE_SIZE).map((v) => [
@@ -448,6 +451,7 @@ export class PolicyPath {
       }
       const plan = r.plan;
       this.stats.policyMs += performance.now() - t0;
+      notePhase(rec, 'policy', s0, now());
       this.stats.groups++;
       this.stats.farFaults += faults;
       this.stats.throttledFaults += throttled.size;
@@ -459,8 +463,10 @@ export class PolicyPath {
       this.#now += r.ns;
       if (throttled.size > 0 && throttled.size === count) this.#now = Math.max(this.#now, r.throttleFirst);
       const t1 = performance.now();
+      const s1 = now();
       this.engine.commit(plan, await this.#perform(plan));
       this.stats.moveMs += performance.now() - t1;
+      notePhase(rec, 'migration', s1, now());
     }
     // What is neither throttled nor mapped by now: hmm_range_fault and map (a device page of
     // ours maps locally, a system page through the aperture). A group with a page the policy

@@ -13,6 +13,7 @@ import { PAGE_SIZE } from '../mm/constants.js';
 import { BatchFaultService } from './batch-service.js';
 import { ServiceCore, type CommandRange, type CommandServicing } from './fault-service.js';
 import { emptyRecord } from './records.js';
+import { beginPhases } from './phases.js';
 import { dmirrorRangeFault, type MirrorTarget } from './retry.js';
 import type { ServicerOptions } from './service-options.js';
 
@@ -50,6 +51,7 @@ export class RangeFaultService extends ServiceCore {
     const rec = emptyRecord(this.records.length, sched.now() - this.t0, round);
     this.records.push(rec);
     const t0 = sched.now();
+    beginPhases(rec, t0);
     const end = cmd.page + cmd.npages;
     let from = lost ? cmd.page : end;
     for (const f of faults) if (f.page < from) from = f.page;

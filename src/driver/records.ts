@@ -4,6 +4,17 @@
  * are derived from the list, never kept twice.
  */
 
+/** The parts of a batch's service, in order (recorded by phases.ts; what each is: there). */
+export const SERVICE_PHASES = ['fetch', 'mmap lock wait', 'mmap lock held', 'coalesce', 'policy', 'migration', 'hmm_range_fault', 'mirror update'] as const;
+export type ServicePhase = (typeof SERVICE_PHASES)[number];
+
+export interface PhaseSpan {
+  phase: ServicePhase;
+  /** ms from the start of the batch's service. */
+  start: number;
+  end: number;
+}
+
 export interface BatchRecord {
   /** Batch number within the run, from 0. */
   index: number;
@@ -43,6 +54,12 @@ export interface BatchRecord {
   tlbWalks?: number;
   /** Faults the policy throttled (skipped, replayed later). */
   throttled?: number;
+  /** The process whose mirror serviced it, when a run has several (its index in the run). */
+  proc?: number;
+  /** The service's parts as spans from the batch's start (phases.ts): fetch, lock, coalesce, hmm_range_fault, ... */
+  spans?: PhaseSpan[];
+  /** ms per part over the whole batch (every span, kept or not). */
+  phaseMs?: Partial<Record<ServicePhase, number>>;
 }
 
 export function emptyRecord(index: number, t: number, round: number): BatchRecord {

@@ -31,6 +31,7 @@ import type { MmStruct } from '../mm/mm.js';
 import type { MmuIntervalNotifier } from '../mm/notifier.js';
 import { isDeviceExclusive, pteIndex } from '../mm/page-table.js';
 import type { MirrorPt } from './mirror-pt.js';
+import { notePhase } from './phases.js';
 import type { Mutex } from './mutex.js';
 import type { BatchRecord } from './records.js';
 
@@ -210,11 +211,13 @@ export async function hmmRangeLoop<T>(
       if (rec) rec.ebusy++;
       throw err('EBUSY', `hmm_range_fault on [0x${range.start.toString(16)}, 0x${range.end.toString(16)}) kept colliding with invalidations`);
     }
+    const r0 = sched.now();
     range.notifierSeq = await notifier.readBegin();
     const t0 = sched.now();
     if (take) await mm.lock.readLock();
     const since = sched.now();
     if (rec && take) rec.mmapLockWaitMs += since - t0;
+    if (take) notePhase(rec, 'mmap lock wait', t0, since);
     try {
       mm.checkAlive();
       await hmmRangeFault(mm, range);
@@ -225,12 +228,16 @@ export async function hmmRangeLoop<T>(
       }
       throw e;
     } finally {
+      const done = sched.now();
       if (take) {
         mm.lock.readUnlock();
-        if (rec) rec.mmapLockHoldMs += sched.now() - since;
+        if (rec) rec.mmapLockHoldMs += done - since;
       }
+      // mmu_interval_read_begin and hmm_range_fault (under the caller's lock: from the begin).
+      notePhase(rec, 'hmm_range_fault', take ? since : r0, done);
     }
     await opts.afterRangeFault?.(range.start, range.end);
+    const u0 = sched.now();
     await lock.lock();
     try {
       if (notifier.readRetry(range.notifierSeq)) {
@@ -240,6 +247,7 @@ export async function hmmRangeLoop<T>(
       return await commit();
     } finally {
       lock.unlock();
+      notePhase(rec, 'mirror update', u0, sched.now());
     }
   }
 }
@@ -280,6 +288,7 @@ async function validFlag(
       await t.mm.lock.readLock();
       let held = true;
       try {
+        const f0 = sched.now();
         try {
           await hmmRangeFaultV52(t.mm, range);
         } catch (e) {
@@ -287,8 +296,11 @@ async function validFlag(
           if (e.code === 'EAGAIN') held = false; // v5.2 dropped mmap_sem for us
           rec.retries++;
           continue;
+        } finally {
+          notePhase(rec, 'hmm_range_fault', f0, sched.now());
         }
         await opts.afterRangeFault?.(start, end);
+        const u0 = sched.now();
         await t.lock.lock();
         try {
           if (!range.valid) {
@@ -300,6 +312,7 @@ async function validFlag(
           return;
         } finally {
           t.lock.unlock();
+          notePhase(rec, 'mirror update', u0, sched.now());
         }
       } finally {
         if (held) t.mm.lock.readUnlock();

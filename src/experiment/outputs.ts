@@ -9,6 +9,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import {
   csvField, FIGURES, figureHasData, toBatchCsv, toCsv, toHtml, toJson, toPolicyCsv, toSvgFigure,
 } from './report.js';
+import { MIN_OVERSUB_CHUNKS } from '../workloads/apps/index.js';
 import { publishedRows, publishedSpeed, publishedTable, UVM_SMART_FAULTS_PER_WALL_SEC } from './published.js';
 import { toCellsCsv } from './report/cells.js';
 import type { ExperimentReport } from './types.js';
@@ -30,6 +31,11 @@ export function publishedReport(report: ExperimentReport, argv: readonly string[
     '',
     publishedTable(rows),
   ];
+  const notRun = rows.filter((r) => r.tooLittleMemory);
+  if (notRun.length > 0) {
+    lines.push('', `not run: ${notRun.map((r) => `${r.benchmark} ${r.config}`).join('; ')} (at this size the oversubscribed device ` +
+      `memory would be under ${MIN_OVERSUB_CHUNKS} chunks of 2 MiB, the least an application run needs: src/workloads/apps/index.ts)`);
+  }
   if (speed !== null) {
     lines.push('', `speed: ${Math.round(speed.perWallSec).toLocaleString('en-US')} simulated far faults per wall second ` +
       `(${speed.farFaults} far faults in ${speed.wallSec.toFixed(1)} s of runs) vs UVM_Smart's ` +

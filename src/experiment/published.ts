@@ -9,7 +9,8 @@
  * faults and simulated time beside theirs, with the ratio.
  */
 import type { WorkloadName } from '../workloads/names.js';
-import { WORKLOADS } from '../workloads/names.js';
+import { isAppWorkload, WORKLOADS } from '../workloads/names.js';
+import { appProgram, oversubLeavesEnough } from '../workloads/apps/index.js';
 import type { RunConfig, RunResult } from './types.js';
 import { barChart, escapeXml } from './svg-plot.js';
 
@@ -89,9 +90,22 @@ export interface PublishedRow {
   standIn: boolean;
   theirs: { farFaults: number; simMs: number };
   ours: { farFaults: number; simMs: number } | null;
+  /** The cell's runs in the report (0: not run: another shard's, or refused below). */
+  runs: number;
+  /** Not run because at the size the benchmark ran at its oversubscribed device memory is too small (oversubLeavesEnough). */
+  tooLittleMemory: boolean;
   /** ours / theirs (null when our run failed). */
   faultRatio: number | null;
   timeRatio: number | null;
+}
+
+/** A benchmark's pages at a size (0 when it cannot be that size: nothing to refuse for memory). */
+function pagesOf(workload: string, sizeMiB: number): number {
+  try {
+    return appProgram(workload, sizeMiB, 1).pages;
+  } catch {
+    return 0;
+  }
 }
 
 /** Match the report's published runs to the logged cells. */
@@ -107,9 +121,12 @@ export function publishedRows(runs: readonly RunResult[], known: readonly string
         (r.config.oversub ?? 1) === c.oversub);
       const ok = cellRuns.length > 0 && cellRuns.every((r) => r.ok && r.policy !== undefined);
       const mean = (f: (r: RunResult) => number): number => cellRuns.reduce((a, r) => a + f(r), 0) / cellRuns.length;
+      // The size the benchmark's other cells ran at (--size), else the preset's.
+      const size = runs.find((r) => r.config.preset === 'published' && r.config.workload === workload)?.config.sizeMiB ?? b.sizeMiB;
+      const tooLittleMemory = cellRuns.length === 0 && isAppWorkload(workload) && !oversubLeavesEnough(pagesOf(workload, size), c.oversub);
       const ours = ok ? { farFaults: mean((r) => r.policy!.farFaults), simMs: mean((r) => r.policy!.simTimeNs / 1e6) } : null;
       rows.push({
-        benchmark: b.name, config: c.label, workload, standIn, theirs: { farFaults: cell[0], simMs: cell[1] }, ours,
+        benchmark: b.name, config: c.label, workload, standIn, theirs: { farFaults: cell[0], simMs: cell[1] }, ours, runs: cellRuns.length, tooLittleMemory,
         faultRatio: ours ? ours.farFaults / cell[0] : null, timeRatio: ours ? ours.simMs / cell[1] : null,
       });
     }
@@ -119,6 +136,7 @@ export function publishedRows(runs: readonly RunResult[], known: readonly string
 
 const fmt = (n: number, d = 0): string => n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
 const ratio = (r: number | null): string => (r === null ? '—' : `${r.toFixed(2)}x`);
+const missing = (r: PublishedRow): string => (r.runs === 0 ? 'not run' : 'failed');
 
 /** The README's "Published results" table (markdown). */
 export function publishedTable(rows: readonly PublishedRow[]): string {
@@ -128,8 +146,8 @@ export function publishedTable(rows: readonly PublishedRow[]): string {
   ];
   for (const r of rows) {
     const name = r.standIn ? `${r.benchmark} (stand-in: ${r.workload})` : r.benchmark;
-    lines.push(`| ${name} | ${r.config} | ${fmt(r.theirs.farFaults)} | ${r.ours ? fmt(r.ours.farFaults) : 'failed'} | ${ratio(r.faultRatio)} | ` +
-      `${fmt(r.theirs.simMs, 1)} | ${r.ours ? fmt(r.ours.simMs, 1) : 'failed'} | ${ratio(r.timeRatio)} |`);
+    lines.push(`| ${name} | ${r.config} | ${fmt(r.theirs.farFaults)} | ${r.ours ? fmt(r.ours.farFaults) : missing(r)} | ${ratio(r.faultRatio)} | ` +
+      `${fmt(r.theirs.simMs, 1)} | ${r.ours ? fmt(r.ours.simMs, 1) : missing(r)} | ${ratio(r.timeRatio)} |`);
   }
   return lines.join('\n');
 }
@@ -157,8 +175,8 @@ export function htmlPublished(runs: readonly RunResult[]): string {
   const rows = publishedRows(runs);
   if (!rows.some((r) => r.ours !== null)) return '';
   const cells = rows.map((r) => `<tr><td>${escapeXml(r.benchmark)}${r.standIn ? ` (stand-in: ${escapeXml(r.workload)})` : ''}</td><td>${escapeXml(r.config)}</td>` +
-    `<td>${fmt(r.theirs.farFaults)}</td><td>${r.ours ? fmt(r.ours.farFaults) : 'failed'}</td><td>${ratio(r.faultRatio)}</td>` +
-    `<td>${fmt(r.theirs.simMs, 1)}</td><td>${r.ours ? fmt(r.ours.simMs, 1) : 'failed'}</td><td>${ratio(r.timeRatio)}</td></tr>`);
+    `<td>${fmt(r.theirs.farFaults)}</td><td>${r.ours ? fmt(r.ours.farFaults) : missing(r)}</td><td>${ratio(r.faultRatio)}</td>` +
+    `<td>${fmt(r.theirs.simMs, 1)}</td><td>${r.ours ? fmt(r.ours.simMs, 1) : missing(r)}</td><td>${ratio(r.timeRatio)}</td></tr>`);
   return ['<h2>Published results (UVM_Smart)</h2>', '<table><thead><tr><th>benchmark</th><th>configuration</th><th>UVM_Smart far faults</th><th>ours</th><th>ratio</th>' +
     '<th>UVM_Smart sim. ms</th><th>ours</th><th>ratio</th></tr></thead><tbody>', ...cells, '</tbody></table>',
   `<figure>${publishedFigure(rows)}</figure>`].join('\n');

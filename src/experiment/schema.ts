@@ -10,7 +10,7 @@ import { MAX_STORM_RATE } from '../workloads/storm.js';
 import type { WindowPolicy } from '../driver/coalesce.js';
 import { RETRY_PROTOCOLS, type RetryProtocol } from '../driver/retry.js';
 import { REPLAY_POLICIES, type ReplayPolicy } from '../driver/service-options.js';
-import { WORKLOADS, type WorkloadName } from '../workloads/names.js';
+import { isAppWorkload, WORKLOADS, type WorkloadName } from '../workloads/names.js';
 import { formatNumber } from './svg-plot.js';
 import { COST_KNOBS, COST_MODEL_NAMES, costWithKnobs, UVM_SMART } from '../policy/cost.js';
 import { DEFAULT_UVM, UVM_VERSIONS } from '../policy/uvm-params.js';
@@ -266,6 +266,18 @@ export const AXES = {
       // 3 is the policy lab's widest sweep (README, --oversub).
       label: 'oversubscription', default: 1, unset: 1, number: { min: 1, max: 3, step: 0.25, integer: false },
       refine: (v, form) => (form.policy === NO_POLICY && v !== 1 ? `oversubscription needs a migration policy (with none it must be 1; got ${v})` : null),
+    },
+  }),
+  processes: axis<number>()({
+    flag: '--processes', metavar: 'N', optional: true, base: undefined, text: str,
+    parse: numberIn('a process count (1 or 2)', (v) => v === 1 || v === 2),
+    help: ['processes on the one device, each with its own buffer and mirror, sharing', 'its memory (1 or 2; a synthetic workload each)   (base: 1)'],
+    describe: (v) => `processes=${v ?? 1}`, short: (v) => `${v ?? 1}proc`, csv: 'processes',
+    lab: {
+      label: 'processes', default: 1, unset: 1, number: { min: 1, max: 2, integer: true },
+      refine: (v, form) => (v === 1 ? null
+        : typeof form.workload === 'string' && isAppWorkload(form.workload) ? `processes: two processes run a synthetic workload each, not ${form.workload}`
+          : typeof form.policy === 'string' && isPolicyModuleName(form.policy) ? 'processes: two processes need a built-in policy (each mirror gets its own instance)' : null),
     },
   }),
   policyOpt: axis<string>()({

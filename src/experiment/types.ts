@@ -93,6 +93,21 @@ export interface RunResult {
   sweepIndex?: number;
   /** The live lab's figures (src/lab/session.ts): its cost-model clock and the invalidations it saw. */
   lab?: LabRunFigures;
+  /** config.processes > 1: each process's own figures (records name theirs: BatchRecord.proc). */
+  processes?: ProcessResult[];
+}
+
+/** One process of a several-process run: its batches and faults, its check, its policy's moves. */
+export interface ProcessResult {
+  batches: number;
+  fetched: number;
+  unique: number;
+  verify: { checked: number; mismatches: number };
+  /** With a policy: its clock and what migrate_vma really did for this process's mirror. */
+  simTimeNs?: number;
+  migratedIn?: number;
+  skipped?: number;
+  remotePages?: number;
 }
 
 export interface LabRunFigures {

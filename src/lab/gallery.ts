@@ -55,6 +55,12 @@ export const SCENARIOS: readonly Scenario[] = [
     ],
   },
   {
+    id: 'two-processes',
+    title: 'Two processes on one device',
+    says: 'Two processes stream their own buffers at once, each through its own mirror of the one device, sharing its memory 1.5× oversubscribed: their batches interleave in one driver and the pages one process migrates in are pages the other cannot get (skipped, mapped remotely).',
+    runs: [{ ...base, workload: 'stream', sizeMiB: 0.5, window: 65536, batchSize: 16, stormRate: 0, policy: 'first-touch', oversub: 1.5, processes: 2 }],
+  },
+  {
     id: 'seeds',
     title: 'Three seeds of the default',
     says: 'The default run with three seeds: the run set shows each measure’s mean and spread, so a difference can be told from noise.',

@@ -15,16 +15,16 @@ import { PAGE_SIZE } from '../mm/constants.js';
 import { runOne } from '../experiment/runner.js';
 import type { RunConfig, RunResult } from '../experiment/types.js';
 import { RunController, type RunMode } from './controller.js';
-import { snapshotMirror, watchInvalidations, type InvalidationNote, type MirrorSnapshot } from './snapshot.js';
+import { joinSnapshots, snapshotMirror, watchInvalidations, type InvalidationNote, type MirrorSnapshot } from './snapshot.js';
 
 /** Invalidations listed per flush; the rest are counted. */
 export const MAX_INVALIDATIONS_LISTED = 8;
 
 export type LabEvent =
-  | { kind: 'begin'; config: RunConfig; start: number; pages: number }
-  | { kind: 'batch'; rec: BatchRecord; wallMs: number; simMs: number; policy?: PolicyBatch }
-  | { kind: 'round'; faults: number; overflow: boolean; finished: boolean; capacity: number; simMs: number; wallMs: number; history: RoundFaults; done: number; total: number; tlbLookups: number; tlbWalks: number }
-  | { kind: 'invalidations'; listed: (InvalidationNote & { simMs: number })[]; total: number; simMs: number[]; wallMs: number[] }
+  | { kind: 'begin'; config: RunConfig; start: number; pages: number; processes?: number }
+  | { kind: 'batch'; rec: BatchRecord; wallMs: number; simMs: number; procSimMs?: number; policy?: PolicyBatch }
+  | { kind: 'round'; proc: number; procSimMs?: number; faults: number; overflow: boolean; finished: boolean; capacity: number; simMs: number; wallMs: number; history: RoundFaults; done: number; total: number; tlbLookups: number; tlbWalks: number }
+  | { kind: 'invalidations'; listed: (InvalidationNote & { simMs: number; proc?: number })[]; total: number; simMs: number[]; wallMs: number[] }
   | { kind: 'snapshot'; snapshot: MirrorSnapshot; simMs: number; wallMs: number }
   | { kind: 'state'; mode: RunMode; held: boolean }
   | { kind: 'end'; result: RunResult; pausedMs: number };
@@ -115,19 +115,25 @@ export async function runLab(config: RunConfig, sink: LabSink, ctl: RunControlle
     sink(out);
   };
   const t0 = performance.now();
-  let mirror: Dmirror | null = null;
-  let path: PolicyPath | null = null;
-  let seen: PolicyTotals | null = null;
+  // Several processes (config.processes): a mirror, a policy path and a clock each; the lab
+  // shows their buffers side by side (process i's pages from i * pages) and the device's
+  // simulated time as the later of their clocks (they run at once).
+  const nproc = config.processes ?? 1;
+  const mirrors: Dmirror[] = [];
+  const paths: (PolicyPath | null)[] = [];
+  const seen: (PolicyTotals | null)[] = [];
+  const clocks: SimClock[] = [];
   let buffer = { start: 0, pages: 0 };
   let invalidated = new Set<number>();
-  let listed: (InvalidationNote & { simMs: number })[] = [];
+  let listed: (InvalidationNote & { simMs: number; proc?: number })[] = [];
   let invalTotal = 0;
   let invalAll = 0;
   let invalSim: number[] = [];
   let invalWall: number[] = [];
-  let clock = new SimClock(null);
-  const batchSimNs: number[] = [];
-  const simMs = (): number => clock.ns / 1e6;
+  /** Simulated ns at each batch's end, by process and batch index (the result's records are in fetch order). */
+  const batchSimNs = new Map<string, number>();
+  const simNs = (): number => clocks.reduce((t, c) => Math.max(t, c.ns), 0);
+  const simMs = (): number => simNs() / 1e6;
   const wallMs = (): number => performance.now() - t0;
   let capacity = 0;
   let pausedFrom: number | null = null;
@@ -153,11 +159,9 @@ export async function runLab(config: RunConfig, sink: LabSink, ctl: RunControlle
   };
   const snap = (): void => {
     takeInvalidations();
-    if (!snapshots || mirror === null) return;
-    queue.push({
-      kind: 'snapshot', snapshot: snapshotMirror(mirror, buffer.start, buffer.pages, invalidated, path),
-      simMs: simMs(), wallMs: wallMs(),
-    });
+    if (!snapshots || mirrors.length < nproc) return;
+    const each = mirrors.map((m, i) => snapshotMirror(m, buffer.start, buffer.pages, new Set([...invalidated].filter((p) => Math.floor(p / buffer.pages) === i).map((p) => p % buffer.pages)), paths[i]));
+    queue.push({ kind: 'snapshot', snapshot: joinSnapshots(each), simMs: simMs(), wallMs: wallMs() });
     invalidated = new Set();
   };
 
@@ -168,56 +172,63 @@ export async function runLab(config: RunConfig, sink: LabSink, ctl: RunControlle
       ...(opts.trace !== undefined ? { trace: opts.trace } : {}),
       observer: {
         scheduler: ctl.sched,
-        async onMirror(m, b, p) {
-          mirror = m;
-          path = p;
-          seen = p === null ? null : policyTotals(p);
+        async onMirror(m, b, p, proc) {
+          mirrors[proc] = m;
+          paths[proc] = p;
+          seen[proc] = p === null ? null : policyTotals(p);
+          clocks[proc] = new SimClock(p);
           buffer = b;
           capacity = m.engine.faults.capacity;
-          clock = new SimClock(p);
-          queue.push({ kind: 'begin', config, start: b.start, pages: b.pages });
+          const base = proc * b.pages;
           await watchInvalidations(m, b.start, b.start + b.pages * PAGE_SIZE, (n) => {
             invalTotal++;
             invalAll++;
-            if (listed.length < MAX_INVALIDATIONS_LISTED) listed.push({ ...n, simMs: simMs() });
+            if (listed.length < MAX_INVALIDATIONS_LISTED) listed.push({ ...n, simMs: simMs(), ...(nproc > 1 ? { proc } : {}) });
             if (invalSim.length < MAX_INVALIDATION_TIMES) {
               invalSim.push(simMs());
               invalWall.push(wallMs());
             }
-            for (let a = n.start; a < n.end; a += PAGE_SIZE) invalidated.add((a - b.start) / PAGE_SIZE);
+            for (let a = n.start; a < n.end; a += PAGE_SIZE) invalidated.add(base + (a - b.start) / PAGE_SIZE);
           });
+          if (proc < nproc - 1) return;
+          queue.push({ kind: 'begin', config, start: b.start, pages: nproc * b.pages, processes: nproc });
           snap();
           flush();
         },
-        onBatch(rec) {
+        onBatch(rec, proc) {
           ctl.noteBatch();
+          const clock = clocks[proc];
           clock.batch(rec.unique);
-          batchSimNs.push(clock.ns);
+          batchSimNs.set(`${proc}:${rec.index}`, clock.ns);
           let policy: PolicyBatch | undefined;
-          if (path !== null && seen !== null) {
+          const path = paths[proc];
+          const was = seen[proc];
+          if (path !== null && was !== null) {
             const now = policyTotals(path);
-            const was = seen;
             policy = {
               migrationsToDevice: now.migrationsToDevice - was.migrationsToDevice, migrationsToHost: now.migrationsToHost - was.migrationsToHost,
               bytesToDevice: now.bytesToDevice - was.bytesToDevice, bytesToHost: now.bytesToHost - was.bytesToHost,
               thrashingEvents: now.thrashingEvents - was.thrashingEvents,
             };
-            seen = now;
+            seen[proc] = now;
           }
-          queue.push({ kind: 'batch', rec: { ...rec }, wallMs: wallMs(), simMs: simMs(), ...(policy ? { policy } : {}) });
+          // Two processes: the device's time is the later clock; each batch's span is on its own.
+          queue.push({ kind: 'batch', rec: { ...rec, ...(nproc > 1 ? { proc } : {}) }, wallMs: wallMs(), simMs: simMs(), ...(nproc > 1 ? { procSimMs: clock.ns / 1e6 } : {}), ...(policy ? { policy } : {}) });
         },
-        onRound(r) {
+        onRound(r, proc) {
+          const h = roundFaults(r.records, buffer.start / PAGE_SIZE, buffer.pages);
+          if (proc > 0) for (let i = 0; i < h.pages.length; i++) h.pages[i] += proc * buffer.pages;
           queue.push({
-            kind: 'round', faults: r.faults, overflow: r.overflow, finished: r.finished, capacity, simMs: simMs(), wallMs: wallMs(), done: r.done, total: r.total, tlbLookups: r.tlb.lookups, tlbWalks: r.tlb.walks,
-            history: roundFaults(r.records, buffer.start / PAGE_SIZE, buffer.pages),
+            kind: 'round', proc, ...(nproc > 1 ? { procSimMs: clocks[proc].ns / 1e6 } : {}), faults: r.faults, overflow: r.overflow, finished: r.finished, capacity, simMs: simMs(), wallMs: wallMs(), done: r.done, total: r.total, tlbLookups: r.tlb.lookups, tlbWalks: r.tlb.walks,
+            history: h,
           });
           if (r.finished) {
             snap();
             flush();
           }
         },
-        async beforeRound() {
-          clock.round(); // before every round of the command: a launch or a replay
+        async beforeRound(proc) {
+          clocks[proc].round(); // before every round of the command: a launch or a replay
           snap();
           flush();
           await ctl.gate();
@@ -229,7 +240,10 @@ export async function runLab(config: RunConfig, sink: LabSink, ctl: RunControlle
   }
   if (pausedFrom !== null) pausedMs += performance.now() - pausedFrom;
   takeInvalidations();
-  result.lab = { simNs: clock.ns, cost: clock.cost.name, invalidations: invalAll, batchSimNs };
+  result.lab = {
+    simNs: simNs(), cost: (clocks[0] ?? new SimClock(null)).cost.name, invalidations: invalAll,
+    batchSimNs: result.records.map((r) => batchSimNs.get(`${r.proc ?? 0}:${r.index}`) ?? 0),
+  };
   queue.push({ kind: 'end', result, pausedMs });
   flush();
   return result;

@@ -153,3 +153,29 @@ export async function watchInvalidations(m: Dmirror, start: number, end: number,
     m.mm.lock.readUnlock();
   }
 }
+
+/**
+ * Several processes' snapshots as one address strip: their buffers side by side (process 0's
+ * pages first), the meters' counts summed (each mirror has its own page table and aperture).
+ */
+export function joinSnapshots(list: readonly MirrorSnapshot[]): MirrorSnapshot {
+  if (list.length === 1) return list[0];
+  const cat = (k: 'cpu' | 'gpu' | 'marks'): Uint8Array => {
+    const out = new Uint8Array(list.reduce((n, s) => n + s[k].length, 0));
+    let o = 0;
+    for (const s of list) {
+      out.set(s[k], o);
+      o += s[k].length;
+    }
+    return out;
+  };
+  const sum = <T extends object>(f: (s: MirrorSnapshot) => T): T => {
+    const out = { ...f(list[0]) } as Record<string, number>;
+    for (const s of list.slice(1)) for (const [k, v] of Object.entries(f(s))) out[k] += v as number;
+    return out as T;
+  };
+  return {
+    cpu: cat('cpu'), gpu: cat('gpu'), marks: cat('marks'), gpuMapped: list.reduce((n, s) => n + s.gpuMapped, 0),
+    pageTable: sum((s) => s.pageTable), aperture: sum((s) => s.aperture), faultRing: list[0].faultRing,
+  };
+}

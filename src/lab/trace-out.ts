@@ -16,7 +16,7 @@ export function perfettoRun(r: LiveRun, axis: 'sim' | 'wall'): PerfettoRun | nul
   const sim = axis === 'sim';
   return {
     result: res,
-    batches: s.batch.map((_, i) => (sim ? [s.simStart[i], s.simMs[i]] : [s.wallMs[i] - res.records[i].serviceMs, s.wallMs[i]])),
+    batches: s.batch.map((_, i) => (sim ? [s.simStart[i], s.simEnd[i]] : [s.wallMs[i] - res.records[i].serviceMs, s.wallMs[i]])),
     rounds: r.rounds.map((rd) => ({ ms: sim ? rd.simMs : rd.wallMs, faults: rd.history.total })),
     invalidations: sim ? r.invalidations.simMs : r.invalidations.wallMs,
     ringFill: s.ringFill, toDevice: s.toDevice, toHost: s.toHost,
@@ -30,6 +30,7 @@ export function labPerfetto(runs: readonly LiveRun[], axis: 'sim' | 'wall'): Tra
 export function labUvmEval(r: LiveRun): string {
   const out: BatchOut[] = [];
   const taken = new Map<number, number>();
+  const each = Math.max(1, r.buffer.pages / r.processes);
   r.records.forEach((rec, i) => {
     const ri = r.series.roundIdx[i] ?? -1;
     const rd = r.rounds[ri];
@@ -38,7 +39,8 @@ export function labUvmEval(r: LiveRun): string {
     const access = rd ? rd.history.access.slice(from, from + rec.fetched) : new Uint8Array(0);
     taken.set(ri, from + pages.length);
     out.push({
-      faults: Array.from(pages, (p, k) => ({ va: r.buffer.start + p * PAGE_SIZE, access: access[k], utlb: 0 })),
+      // Two processes: each one's pages at its own buffer's addresses (the same in each mm).
+      faults: Array.from(pages, (p, k) => ({ va: r.buffer.start + (p % each) * PAGE_SIZE, access: access[k], utlb: 0 })),
       tsNs: Math.round(r.series.simStart[i] * 1e6), dtNs: Math.round(rec.serviceMs * 1e6), status: rec.ebusy > 0 ? 16 : 0,
     });
   });

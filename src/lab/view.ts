@@ -62,6 +62,8 @@ export class LogRing {
 
 /** A round of the command: when it ran and the faults it recorded (the per-page history). */
 export interface RoundPoint {
+  /** The process whose command ran it (0 in a one-process run). */
+  proc: number;
   simMs: number;
   wallMs: number;
   history: RoundFaults;
@@ -90,8 +92,13 @@ export interface Series {
   ebusyTotal: number[];
   /** Simulated ms (the cost model's clock, sim-clock.ts) at the batch's end. */
   simMs: number[];
-  /** Simulated ms when its service began: after the round that recorded it and the batch before. */
+  /**
+   * The batch's span on simulated time: from when its service began (after the round that
+   * recorded it and the batch before) to its end. One process: simStart..simMs. Several:
+   * each on its own process's clock (the device's time, simMs, is the later clock).
+   */
   simStart: number[];
+  simEnd: number[];
   /** Index in LiveRun.rounds of the round whose faults the batch holds (-1: none seen). */
   roundIdx: number[];
   /** Wall ms since the run's start. */
@@ -100,6 +107,8 @@ export interface Series {
   ringFill: number[];
   /** The workgroup TLBs' hit rate in the round that produced the batch, 0..1 (lookups served without a walk). */
   tlbHitRate: number[];
+  /** The process whose mirror serviced the batch (0 in a one-process run). */
+  proc: number[];
   /** Migration policy: pages moved to the device / home, and thrashing events, per batch (0 without one). */
   toDevice: number[];
   toHost: number[];
@@ -137,9 +146,12 @@ export class LiveRun {
   status: RunStatus = 'running';
   held = false;
   readonly series: Series = {
-    batch: [], fetched: [], unique: [], duplicates: [], coalescing: [], retriesTotal: [], ebusyTotal: [], simMs: [], simStart: [], roundIdx: [], wallMs: [], ringFill: [], tlbHitRate: [],
-    toDevice: [], toHost: [], thrashing: [],
+    batch: [], fetched: [], unique: [], duplicates: [], coalescing: [], retriesTotal: [], ebusyTotal: [], simMs: [], simStart: [], simEnd: [], roundIdx: [], wallMs: [], ringFill: [], tlbHitRate: [],
+    proc: [], toDevice: [], toHost: [], thrashing: [],
   };
+  /** Processes of the run (config.processes), and each one's batches and faults so far. */
+  processes = 1;
+  readonly perProcess: { batches: number; fetched: number; unique: number; rangeFaults: number }[] = [{ batches: 0, fetched: 0, unique: 0, rangeFaults: 0 }];
   readonly counters: Counters = {
     batches: 0, fetched: 0, duplicates: 0, unique: 0, rangeFaults: 0, retries: 0, ebusy: 0, fallbacks: 0, rounds: 0,
     invalidations: 0, simMs: 0, wallMs: 0, tlbLookups: 0, tlbWalks: 0, migrationsToDevice: 0, migrationsToHost: 0, bytesToDevice: 0, bytesToHost: 0, thrashingEvents: 0,
@@ -165,12 +177,22 @@ export class LiveRun {
   result: RunResult | null = null;
   pausedMs = 0;
   buffer = { start: 0, pages: 0 };
+  /** Per process, the index in `rounds` of its latest round. */
+  #lastRound: number[] = [];
   #lastRing = 0;
   #lastTlb = 0;
-  #lastRoundSim = 0;
+  /** Per process: simulated ms of its latest round and of its latest batch's end. */
+  #lastRoundSim: number[] = [];
+  #lastEndSim: number[] = [];
 
   constructor(config: RunConfig) {
     this.config = config;
+    this.#processes(config.processes ?? 1);
+  }
+
+  #processes(n: number): void {
+    this.processes = n;
+    while (this.perProcess.length < n) this.perProcess.push({ batches: 0, fetched: 0, unique: 0, rangeFaults: 0 });
   }
 
   /** A finished run read back from an export: its batches folded in, its result kept. */
@@ -199,14 +221,18 @@ export class LiveRun {
     switch (e.kind) {
       case 'begin':
         this.buffer = { start: e.start, pages: e.pages };
+        this.#processes(e.processes ?? 1);
         this.invalidatedAt = new Int32Array(e.pages).fill(-1_000_000);
-        this.#line(`start: ${describeConfig(e.config)}; buffer 0x${e.start.toString(16)}, ${e.pages} pages`);
+        this.#line(`start: ${describeConfig(e.config)}; ` + (this.processes > 1
+          ? `${this.processes} processes, each a buffer at 0x${e.start.toString(16)} of its own, ${e.pages / this.processes} pages each (P0's pages first in the strip)`
+          : `buffer 0x${e.start.toString(16)}, ${e.pages} pages`));
         break;
       case 'round':
         c.rounds++;
-        this.rounds.push({ simMs: e.simMs, wallMs: e.wallMs, history: e.history });
+        this.#lastRound[e.proc ?? 0] = this.rounds.length;
+        this.rounds.push({ proc: e.proc ?? 0, simMs: e.simMs, wallMs: e.wallMs, history: e.history });
         this.progress = { done: e.done, total: e.total };
-        this.#lastRoundSim = e.simMs;
+        this.#lastRoundSim[e.proc ?? 0] = e.procSimMs ?? e.simMs;
         c.tlbLookups += e.tlbLookups;
         c.tlbWalks += e.tlbWalks;
         this.#lastTlb = e.tlbLookups > 0 ? (e.tlbLookups - e.tlbWalks) / e.tlbLookups : 0;
@@ -234,12 +260,24 @@ export class LiveRun {
         s.coalescing.push(r.rangeFaults > 0 ? r.unique / r.rangeFaults : null);
         s.retriesTotal.push(c.retries);
         s.ebusyTotal.push(c.ebusy);
-        s.simStart.push(Math.min(e.simMs, Math.max(this.#lastRoundSim, s.simMs.at(-1) ?? 0)));
+        const proc0 = r.proc ?? 0;
+        const end = e.procSimMs ?? e.simMs;
+        s.simStart.push(Math.min(end, Math.max(this.#lastRoundSim[proc0] ?? 0, this.#lastEndSim[proc0] ?? 0)));
+        s.simEnd.push(end);
+        this.#lastEndSim[proc0] = end;
         s.simMs.push(c.simMs);
-        s.roundIdx.push(this.rounds.length - 1);
+        s.roundIdx.push(this.#lastRound[r.proc ?? 0] ?? -1);
         s.wallMs.push(e.wallMs);
         s.ringFill.push(this.#lastRing);
         s.tlbHitRate.push(this.#lastTlb);
+        const proc = r.proc ?? 0;
+        s.proc.push(proc);
+        this.#processes(Math.max(this.processes, proc + 1));
+        const pp = this.perProcess[proc];
+        pp.batches++;
+        pp.fetched += r.fetched;
+        pp.unique += r.unique;
+        pp.rangeFaults += r.rangeFaults;
         const p = e.policy;
         if (p) {
           c.migrationsToDevice += p.migrationsToDevice;
@@ -251,7 +289,7 @@ export class LiveRun {
         s.toDevice.push(p?.migrationsToDevice ?? 0);
         s.toHost.push(p?.migrationsToHost ?? 0);
         s.thrashing.push(p?.thrashingEvents ?? 0);
-        this.#line(`batch ${r.index} (replay ${r.round}): ${r.fetched} fetched, ${r.duplicates} dup, ${r.unique} unique in ${r.groups} group(s), ` +
+        this.#line(`${this.processes > 1 ? `P${proc} ` : ''}batch ${r.index} (replay ${r.round}): ${r.fetched} fetched, ${r.duplicates} dup, ${r.unique} unique in ${r.groups} group(s), ` +
           `${r.rangeFaults} range fault(s), ${r.retries} retr${r.retries === 1 ? 'y' : 'ies'}${r.ebusy ? `, ${r.ebusy} EBUSY` : ''}, ${r.serviceMs.toFixed(1)} ms` +
           (p && (p.migrationsToDevice || p.migrationsToHost) ? `; migrated ${p.migrationsToDevice} in, ${p.migrationsToHost} home${p.thrashingEvents ? `, ${p.thrashingEvents} thrashing` : ''}` : ''));
         break;
@@ -261,7 +299,7 @@ export class LiveRun {
         this.invalidations.simMs.push(...e.simMs);
         this.invalidations.wallMs.push(...e.wallMs);
         for (const n of e.listed) {
-          this.#line(`invalidate ${n.event} [0x${n.start.toString(16)}, 0x${n.end.toString(16)}) at ${n.simMs.toFixed(1)} ms`);
+          this.#line(`${n.proc !== undefined ? `P${n.proc} ` : ''}invalidate ${n.event} [0x${n.start.toString(16)}, 0x${n.end.toString(16)}) at ${n.simMs.toFixed(1)} ms`);
         }
         if (e.total > e.listed.length) this.#line(`… and ${e.total - e.listed.length} more invalidation(s)`);
         break;
@@ -329,7 +367,9 @@ export class LiveRun {
     const v = result.verify;
     this.#line(`end: ${verdict.text}; ${result.totals.batches} batches, verified ${v.checked} words, ${v.mismatches} wrong` +
       `${result.storm.ops ? `; ${result.storm.ops} storm ops` : ''}${result.stalePfns !== undefined ? `; ${result.stalePfns} stale pfns` : ''}` +
-      `${p ? `; ${p.policy}: ${p.bytesToDevice / PAGE_SIZE} page(s) migrated in, ${p.bytesToHost / PAGE_SIZE} home, ${p.thrashingEvents} thrashing, ${p.pins} pinned` : ''}`);
+      `${p ? `; ${p.policy}: ${p.bytesToDevice / PAGE_SIZE} page(s) migrated in, ${p.bytesToHost / PAGE_SIZE} home, ${p.thrashingEvents} thrashing, ${p.pins} pinned` : ''}` +
+      (result.processes ?? []).map((q, i) => `; P${i}: ${q.batches} batches, ${q.unique} unique faults, ${q.verify.mismatches} wrong of ${q.verify.checked}` +
+        `${q.migratedIn !== undefined ? `, ${q.migratedIn} migrated in, ${q.skipped ?? 0} skipped (device full)` : ''}`).join(''));
   }
 }
 
@@ -337,7 +377,7 @@ export function describeConfig(c: RunConfig): string {
   const w = c.window === 'amd' ? 'amd' : c.window >= 1 << 20 ? `${c.window >> 20}m` : `${c.window >> 10}k`;
   return `${c.workload} ${c.sizeMiB} MiB, writes ${c.writeFraction}, window ${w}, batch ${c.batchSize}, ${c.replay}, ${c.protocol}, ` +
     `coalescing ${c.coalesce ? 'on' : 'off'}, storm ${c.stormRate}/s, seed ${c.seed}` +
-    (c.policy !== undefined ? `, policy ${c.policy}, oversub ${c.oversub ?? 1}` : '');
+    (c.policy !== undefined ? `, policy ${c.policy}, oversub ${c.oversub ?? 1}` : '') + ((c.processes ?? 1) > 1 ? `, ${c.processes} processes` : '');
 }
 
 /**

@@ -2,9 +2,10 @@
  * Runs as a Chrome trace-event JSON file (the "JSON Object Format" that ui.perfetto.dev and
  * chrome://tracing open): one process per run, and in it
  *   thread 1 "fault batches"   each batch a complete slice (ph X) with its figures as args,
- *                              and nested in it the service's parts that were measured:
- *                              mmap-lock wait, then the locked part (hmm_range_fault and
- *                              the mirror update under the lock), then the rest
+ *                              and nested in it the service's parts its record carries
+ *                              (src/driver/phases.ts): fetch, mmap lock wait, mmap lock
+ *                              held and in it coalesce, policy, migration, hmm_range_fault,
+ *                              mirror update
  *   thread 2 "rounds"          each round of the command (launch or replay) a slice up to
  *                              the next round
  *   thread 3 "invalidations"   each mmu notifier invalidation an instant (ph i)
@@ -60,32 +61,53 @@ export function toPerfetto(runs: readonly PerfettoRun[], clock: 'simulated (cost
     for (const [tid, name] of [[1, 'fault batches'], [2, 'rounds'], [3, 'invalidations']] as const) {
       ev.push({ name: 'thread_name', ph: 'M', ts: 0, pid, tid, args: { name } });
     }
+    // Several processes (config.processes): each one's mirror has its own servicer, so each
+    // one's batches get a thread of their own (P0's the first).
+    const procs = Math.max(1, ...r.records.map((x) => (x.proc ?? 0) + 1));
+    const batchTid = (proc: number): number => (proc === 0 ? 1 : 3 + proc);
+    for (let p = 1; p < procs; p++) ev.push({ name: 'thread_name', ph: 'M', ts: 0, pid, tid: batchTid(p), args: { name: `fault batches, process ${p}` } });
     let toDev = 0;
     let toHost = 0;
-    let prevEnd = -Infinity;
+    const prevEnd: number[] = [];
     r.records.forEach((rec, i) => {
       // One servicer services batches one after another: from the records alone, a batch
       // starts when it was fetched or when the one before it ended, whichever is later.
-      const t0 = Math.max(rec.t, prevEnd);
-      const [s, e] = run.batches?.[i] ?? [t0, t0 + rec.serviceMs];
-      prevEnd = e;
+      const proc = rec.proc ?? 0;
+      const tid = batchTid(proc);
+      const t0 = Math.max(rec.t, prevEnd[proc] ?? -Infinity);
+      // A process's batches never overlap on its thread (its servicer runs one at a time).
+      const given = run.batches?.[i];
+      const s = given === undefined ? t0 : Math.max(given[0], prevEnd[proc] ?? -Infinity);
+      const e = given === undefined ? t0 + rec.serviceMs : Math.max(given[1], s);
+      prevEnd[proc] = e;
       const ts = us(s);
       const dur = Math.max(0, us(e) - ts);
       ev.push({
-        name: `batch ${rec.index}`, cat: 'fault', ph: 'X', ts, dur, pid, tid: 1,
+        name: `batch ${rec.index}`, cat: 'fault', ph: 'X', ts, dur, pid, tid,
         args: {
           round: rec.round, fetched: rec.fetched, duplicates: rec.duplicates, unique: rec.unique, groups: rec.groups,
           rangeFaults: rec.rangeFaults, retries: rec.retries, ebusy: rec.ebusy, serviceMs: rec.serviceMs,
         },
       });
-      // The measured parts, scaled into the slice (on simulated time the slice is the cost
-      // model's charge; the parts keep their wall-time proportions).
+      // The service's parts (the record's spans, phases.ts) nested in the slice, scaled into
+      // it: on wall time as measured, on simulated time the slice is the cost model's charge
+      // and the parts keep their wall-time proportions. Each is clipped to the slice.
       const f = rec.serviceMs > 0 ? dur / us(rec.serviceMs) : 0;
-      const wait = Math.min(dur, us(rec.mmapLockWaitMs) * f);
-      const hold = Math.min(dur - wait, us(rec.mmapLockHoldMs) * f);
-      if (wait > 0) ev.push({ name: 'mmap lock wait', cat: 'service', ph: 'X', ts, dur: wait, pid, tid: 1 });
-      if (hold > 0) ev.push({ name: 'hmm_range_fault + mirror update (mmap lock held)', cat: 'service', ph: 'X', ts: ts + wait, dur: hold, pid, tid: 1 });
-      if (dur - wait - hold > 0) ev.push({ name: 'fetch, coalesce, policy, replay', cat: 'service', ph: 'X', ts: ts + wait + hold, dur: dur - wait - hold, pid, tid: 1 });
+      const end = ts + dur;
+      const part = (name: string, from: number, to: number): void => {
+        const a = Math.min(end, ts + from * f);
+        const b = Math.min(end, ts + to * f);
+        // A part too short for the clock (0 ms) is still a slice: it happened, in this order.
+        if (b >= a) ev.push({ name, cat: 'service', ph: 'X', ts: a, dur: b - a, pid, tid });
+      };
+      if (rec.spans !== undefined) {
+        for (const sp of rec.spans) part(sp.phase, us(sp.start), us(sp.end));
+      } else {
+        // A record from before the spans (an older export): the lock's wait and hold only.
+        const wait = us(rec.mmapLockWaitMs);
+        part('mmap lock wait', 0, wait);
+        part('mmap lock held', wait, wait + us(rec.mmapLockHoldMs));
+      }
       ev.push({ name: 'faults', ph: 'C', ts, pid, tid: 0, args: { fetched: rec.fetched, unique: rec.unique } });
       if (run.ringFill) ev.push({ name: 'fault ring fill', ph: 'C', ts, pid, tid: 0, args: { fill: run.ringFill[i] ?? 0 } });
       toDev += run.toDevice?.[i] ?? 0;
@@ -125,7 +147,8 @@ export function checkTraceEvents(v: unknown): string[] {
   xs.sort((a, b) => a.key.localeCompare(b.key) || a.ts - b.ts || b.end - a.end);
   for (const x of xs) {
     const stack = open.get(x.key) ?? [];
-    while (stack.length && stack[stack.length - 1].end <= x.ts) stack.pop();
+    // (Times are µs to the ns: sums of them carry floating-point noise well below that.)
+    while (stack.length && stack[stack.length - 1].end <= x.ts + 1e-6) stack.pop();
     const parent = stack[stack.length - 1];
     if (parent && x.end > parent.end + 1e-6) out.push(`event ${x.i} (${x.name}) overlaps ${parent.name} on ${x.key} without nesting`);
     stack.push({ end: x.end, name: x.name });

@@ -15,7 +15,6 @@ import { HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL } from '../../src/driver/uapi.js';
 import { totals } from '../../src/driver/records.js';
 import { MADV_DONTNEED, PAGE_SIZE } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
-import { SeededScheduler } from '../../src/sched/seeded.js';
 import { mirrorTest } from '../support/mirror.js';
 import { ANON, RW } from './machines.js';
 import { pagesOf, WORDS } from './pages.js';
@@ -100,7 +99,7 @@ describe('A.5/A.2: dmirror_fault', () => {
 });
 
 describe('A.6: SNAPSHOT under invalidations', () => {
-  mirrorTest.override('machineOptions', { ...MACHINE, scheduler: new SeededScheduler(1) });
+  mirrorTest.override('seed', 1);
 
   mirrorTest('gives up with EBUSY after HMM_RANGE_DEFAULT_TIMEOUT of scheduler time', async ({ machine, mirror: fd, proc }) => {
     const sched = machine.sched;

@@ -3,18 +3,13 @@
  * buffers already are: its device no longer holds it (100 exited mirrors kept +50 MiB
  * until close()); close() still works, commands still fail with EINVAL.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { createMachine, HmmError, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine } from '../../src/index.js';
+import { describe, expect } from 'vitest';
+import { HmmError, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
+import { mirrorTest } from '../support/mirror.js';
 
 describe('mirror release at RELEASE', () => {
-  let m: Machine | null = null;
-  afterEach(async () => {
-    await m?.destroy();
-    m = null;
-  });
-
-  it('exit unregisters the mirror from its device; close() afterwards still resolves', async () => {
-    m = await createMachine({ devices: 1 });
+  // The machine only (fixtures are lazy: no `mirror` asked for, none opened): four processes, a mirror each.
+  mirrorTest('exit unregisters the mirror from its device; close() afterwards still resolves', async ({ machine: m }) => {
     const dev = m.devices[0];
     const fds = [];
     for (let i = 0; i < 4; i++) {

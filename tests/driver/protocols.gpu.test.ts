@@ -5,34 +5,23 @@
  *    audit that finds nothing under seq and lock-fallback;
  *  - lock-fallback completes every fault under a storm in which valid-flag times out.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import type { Dmirror } from '../../src/driver/dmirror.js';
 import { totals } from '../../src/driver/records.js';
 import { RETRY_PROTOCOLS, type RetryProtocol } from '../../src/driver/retry.js';
-import {
-  createMachine, HmmError, MADV_DONTNEED, MADV_PAGEOUT, PAGE_SIZE, type Machine,
-} from '../../src/index.js';
+import { HmmError, MADV_DONTNEED, MADV_PAGEOUT, PAGE_SIZE, type Process } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
-import type { Scheduler } from '../../src/sched/scheduler.js';
-import { SeededScheduler } from '../../src/sched/seeded.js';
 import { startStorm } from '../../src/workloads/storm.js';
-import { ANON, RW, trackMachines } from './machines.js';
+import { mirrorTest } from '../support/mirror.js';
+import { ANON, RW } from './machines.js';
 import { pagesOf } from './pages.js';
 
-const machines = trackMachines();
 const STORM_SEED = 3;
 
-async function setup(scheduler?: Scheduler): Promise<{ m: Machine; mirror: Dmirror; proc: ReturnType<Machine['spawn']> }> {
-  const m = await createMachine({ devices: 1, systemPages: 1 << 14, aperturePages: 1024, devicePages: 512, ...(scheduler ? { scheduler } : {}) });
-  machines.push(m);
-  const proc = m.spawn();
-  const mirror = await m.devices[0].open(proc);
-  return { m, mirror, proc };
-}
-
 describe('retry protocols', () => {
-  it.for(RETRY_PROTOCOLS.map((p) => [p, p === 'valid-flag' ? 'leaves a stale pfn (A-B-A)' : 'is caught'] as const))('%s: an invalidation between hmm_range_fault and the check %s', async ([protocol]) => {
-    const { m, mirror, proc } = await setup();
+  mirrorTest.override('machineOptions', { systemPages: 1 << 14, aperturePages: 1024, devicePages: 512 });
+
+  mirrorTest.for(RETRY_PROTOCOLS.map((p) => [p, p === 'valid-flag' ? 'leaves a stale pfn (A-B-A)' : 'is caught'] as const))('%s: an invalidation between hmm_range_fault and the check %s', async ([protocol], { machine: m, mirror, proc }) => {
     const n = 8;
     const buf = await proc.mmap(0, n * PAGE_SIZE, RW, ANON);
     const scratch = await proc.mmap(0, 4 * PAGE_SIZE, RW, ANON);
@@ -70,11 +59,13 @@ describe('retry protocols', () => {
     checkFrameAccounting(m);
   });
 
-  it('under a reclaim storm lock-fallback completes every fault; seq times out; valid-flag times out or commits stale pfns', async () => {
-    const outcome = async (protocol: RetryProtocol): Promise<{ ok: number; wrong: number; ebusy: number; fallbacks: number }> => {
+  describe('under a reclaim storm lock-fallback completes every fault; seq times out; valid-flag times out or commits stale pfns', () => {
+    mirrorTest.override('seed', STORM_SEED);
+
+    /** Five reads of a buffer under the storm: how many read right, wrong, and the records' EBUSYs and fallbacks. */
+    async function outcome(protocol: RetryProtocol, { mirror, proc }: { mirror: Dmirror; proc: Process }): Promise<{ ok: number; wrong: number; ebusy: number; fallbacks: number }> {
       // On the seeded scheduler: the storm's sleeps and the 40 ms range-fault timeout are
       // virtual time, so who wins each race is the seed's choice, not the machine's speed.
-      const { mirror, proc } = await setup(new SeededScheduler(STORM_SEED));
       const n = 16;
       const buf = await proc.mmap(0, n * PAGE_SIZE, RW, ANON);
       await proc.write(buf, pagesOf(n, (p) => 0x3000 + p));
@@ -114,15 +105,24 @@ describe('retry protocols', () => {
       }
       const t = totals(mirror.servicer.records);
       return { ok, wrong, ebusy: t.ebusy, fallbacks: t.fallbacks };
-    };
-    const fallback = await outcome('lock-fallback');
-    expect(fallback).toMatchObject({ ok: 5, wrong: 0, ebusy: 0 });
-    expect(fallback.fallbacks).toBeGreaterThan(0);
-    const seq = await outcome('seq');
-    expect(seq.wrong).toBe(0); // seq never commits a stale pfn ...
-    expect(seq.ebusy).toBeGreaterThan(0); // ... but it can be starved: the livelock of the seed thread
-    const valid = await outcome('valid-flag');
-    expect(valid.ok).toBeLessThan(5); // timed out (EBUSY) or read data the page no longer holds
-    expect(valid.ebusy + valid.wrong).toBeGreaterThan(0);
+    }
+
+    mirrorTest('lock-fallback completes every fault', async ({ mirror, proc }) => {
+      const fallback = await outcome('lock-fallback', { mirror, proc });
+      expect(fallback).toMatchObject({ ok: 5, wrong: 0, ebusy: 0 });
+      expect(fallback.fallbacks).toBeGreaterThan(0);
+    });
+
+    mirrorTest('seq never commits a stale pfn, but it can be starved (EBUSY)', async ({ mirror, proc }) => {
+      const seq = await outcome('seq', { mirror, proc });
+      expect(seq.wrong).toBe(0); // seq never commits a stale pfn ...
+      expect(seq.ebusy).toBeGreaterThan(0); // ... but it can be starved: the livelock of the seed thread
+    });
+
+    mirrorTest('valid-flag times out or reads data the page no longer holds', async ({ mirror, proc }) => {
+      const valid = await outcome('valid-flag', { mirror, proc });
+      expect(valid.ok).toBeLessThan(5); // timed out (EBUSY) or read data the page no longer holds
+      expect(valid.ebusy + valid.wrong).toBeGreaterThan(0);
+    });
   });
 });

@@ -7,7 +7,7 @@
  * Nothing asserts on speed.
  */
 import { writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -64,7 +64,15 @@ describe('issue 18: the lab tells the truth and shows time (built site, headless
     const { page, errors } = await openPage(site, '?stormRate=0');
     const fcp = await page.evaluate(() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1);
     const nav = await page.evaluate(() => (performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming | undefined)?.domContentLoadedEventEnd ?? -1);
-    console.log(`first contentful paint on the built site: ${fcp.toFixed(0)} ms (DOMContentLoaded ${nav.toFixed(0)} ms), headless Chromium, this machine`);
+    // The first page of a freshly launched browser pays for Chromium's GPU process start
+    // (SwiftShader, Vulkan) before any paint; a second page in the same browser does not.
+    // Both are printed, with the machine's load: figures, not asserted.
+    const warm = await openPage(site, '?stormRate=0');
+    const [wFcp, wNav] = await warm.page.evaluate(() => [performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1,
+      (performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming | undefined)?.domContentLoadedEventEnd ?? -1]);
+    await warm.page.close();
+    console.log(`first contentful paint on the built site: ${fcp.toFixed(0)} ms (DOMContentLoaded ${nav.toFixed(0)} ms) on the browser's first page; ` +
+      `${wFcp.toFixed(0)} ms (DOMContentLoaded ${wNav.toFixed(0)} ms) on a second page; headless Chromium, this machine, load average ${loadavg()[0].toFixed(1)}`);
     for (const [k, v] of [['workload', 'stream'], ['sizeMiB', '1'], ['window', '64k'], ['batchSize', '8']]) {
       expect(await page.inputValue(`[name=${k}]`)).toBe(v);
     }
@@ -102,6 +110,9 @@ describe('issue 18: the lab tells the truth and shows time (built site, headless
     }
     expect(await page.textContent('#range-stats')).toMatch(/^Selected/);
     await page.screenshot({ path: join(shots, 'lab-timeline.png'), clip: { x: 0, y: bb.y - 80, width: 1200, height: 620 } });
+    await page.$eval('#heat-title', (e) => e.scrollIntoView());
+    const hb = (await (await page.$('#heat-title'))!.boundingBox())!;
+    await page.screenshot({ path: join(shots, 'lab-heatmap.png'), clip: { x: 0, y: hb.y - 8, width: 1200, height: 440 } });
     // Zoom in a uPlot chart: the canvases follow it.
     const over = (await page.$('#plot-faults .u-over'))!;
     await over.scrollIntoViewIfNeeded();
@@ -131,6 +142,15 @@ describe('issue 18: the lab tells the truth and shows time (built site, headless
     const evs = (trace as { traceEvents: { ph: string; name: string }[] }).traceEvents;
     expect(evs.filter((e) => e.ph === 'X' && e.name.startsWith('batch ')).length).toBe(n);
     expect(evs.some((e) => e.ph === 'C')).toBe(true);
+    // The service's parts as nested slices: each inside a batch slice of its thread; the parts
+    // the default run (seq, no policy) goes through are all there.
+    type X = { ph: string; name: string; ts: number; dur: number; tid: number; cat?: string };
+    const xs = evs as X[];
+    const batchSlices = xs.filter((e) => e.ph === 'X' && e.cat === 'fault');
+    const parts = xs.filter((e) => e.ph === 'X' && e.cat === 'service');
+    expect(new Set(parts.map((e) => e.name))).toEqual(new Set(['fetch', 'mmap lock wait', 'mmap lock held', 'coalesce', 'hmm_range_fault', 'mirror update']));
+    for (const c of parts) expect(batchSlices.some((b) => b.tid === c.tid && c.ts >= b.ts - 1e-6 && c.ts + c.dur <= b.ts + b.dur + 1e-6)).toBe(true);
+    expect(Number(await page.getAttribute('#timeline', 'data-spans'))).toBeGreaterThanOrEqual(n * 4);
     // uvm-eval: one s/b pair per batch, faults at the buffer's addresses.
     const log = parseUvmEval((await download(page, '#export-uvm')).text);
     expect(log.length).toBe(n);
@@ -276,6 +296,31 @@ describe('issue 18: the lab tells the truth and shows time (built site, headless
     expect(onCalls).toBeLessThan(offCalls);
     await page.evaluate(() => document.getElementById('compare-title')!.scrollIntoView());
     await page.screenshot({ path: join(shots, 'lab-scenario.png'), fullPage: false });
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 400_000);
+
+  it('the gallery: two processes on one device run to done: ok, both make progress, the lab tells their batches apart', async () => {
+    const { page, errors } = await openPage(site);
+    await page.click('button[data-scenario="two-processes"]');
+    await page.waitForFunction(() => document.getElementById('gallery')?.dataset.done === 'two-processes', null, { timeout: 180_000 });
+    expect(await page.textContent('#status')).toMatch(/^done: ok/);
+    expect(await page.inputValue('[name=processes]')).toBe('2');
+    const procs = (await page.$eval('#c-procs', (e) => ({ ...(e as HTMLElement).dataset }))) as Record<string, string>;
+    expect(Number(procs.p0Batches)).toBeGreaterThan(0);
+    expect(Number(procs.p1Batches)).toBeGreaterThan(0);
+    expect(Number(procs.p0Batches) + Number(procs.p1Batches)).toBe(await batches(page));
+    expect(await page.isVisible('#c-procs-box')).toBe(true);
+    expect(await page.getAttribute('#timeline', 'data-processes')).toBe('2');
+    const rep = importJson((await download(page, '#export-json')).text);
+    const run = rep.runs[0];
+    expect(run.config.processes).toBe(2);
+    expect(run.processes?.map((p) => p.verify.mismatches)).toEqual([0, 0]);
+    expect(run.processes?.every((p) => p.unique > 0)).toBe(true);
+    expect(new Set(run.records.map((r) => r.proc))).toEqual(new Set([0, 1]));
+    expect(await page.textContent('#log-last')).toMatch(/P0: \d+ batches.*P1: \d+ batches/);
+    await page.evaluate(() => document.getElementById('time-title')!.scrollIntoView());
+    await page.screenshot({ path: join(shots, 'lab-two-processes.png'), fullPage: false });
     expect(errors).toEqual([]);
     await page.close();
   }, 400_000);

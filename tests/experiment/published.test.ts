@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { expandPresets, parseArgs, CliError } from '../../src/experiment/cli.js';
-import { main } from '../../src/experiment/main.js';
+import { main, publishedReport } from '../../src/experiment/main.js';
 import { PUBLISHED, publishedRows, publishedRuns, publishedTable, publishedWorkload } from '../../src/experiment/published.js';
 import { BASE_CONFIG } from '../../src/experiment/cli.js';
 import type { RunResult } from '../../src/experiment/types.js';
@@ -14,12 +14,48 @@ describe('published preset', () => {
   it('runs every logged cell at UVM_Smart\'s working sets (backprop 17.5625 MiB, bfs 9.75, fdtd 18.0625, hotspot 12)', () => {
     const runs = expandPresets(parseArgs(['--preset', 'published']));
     const logged = PUBLISHED.reduce((n, b) => n + Object.values(b.cells).filter((c) => c !== null).length, 0);
-    expect(runs.length).toBeLessThanOrEqual(logged); // stand-ins that coincide merge
+    expect(runs.length).toBe(logged - 1); // bfs at 125 % left out (below)
     expect(publishedRuns(BASE_CONFIG).length).toBe(logged);
     expect(new Set(publishedRuns(BASE_CONFIG).map((r) => r.sizeMiB))).toEqual(new Set([17.5625, 9.75, 18.0625, 12]));
     expect(runs.every((r) => r.preset === 'published' && r.policy?.startsWith('first-touch'))).toBe(true);
-    expect(new Set(runs.map((r) => r.oversub))).toEqual(new Set([1, 1.1, 1.25]));
+    expect(new Set(publishedRuns(BASE_CONFIG).map((r) => r.oversub))).toEqual(new Set([1, 1.1, 1.25]));
+    expect(new Set(runs.map((r) => r.oversub))).toEqual(new Set([1, 1.1])); // bfs at 125 %: left out (below)
     expect(new Set(runs.map((r) => r.policy))).toEqual(new Set(['first-touch', 'first-touch+tree', 'first-touch+tree+lru', 'first-touch+tree+random4k', 'first-touch+tree+sl64k']));
+  });
+
+  it('runs the Rodinia/PolyBench ports under their own names, not the stand-ins', () => {
+    const runs = expandPresets(parseArgs(['--preset', 'published']));
+    expect(new Set(runs.map((r) => r.workload))).toEqual(new Set(['backprop', 'bfs', 'fdtd-2d', 'hotspot']));
+    expect(PUBLISHED.every((b) => !publishedWorkload(b).standIn)).toBe(true);
+  });
+
+  it('leaves out a cell whose oversubscribed device memory is under 4 chunks at its size (bfs 9.75 MiB at 125 %: 7.8 MiB), and says so', () => {
+    const runs = expandPresets(parseArgs(['--preset', 'published']));
+    expect(runs.length).toBe(publishedRuns(BASE_CONFIG).length - 1);
+    expect(runs.some((r) => r.workload === 'bfs' && r.oversub === 1.25)).toBe(false);
+    expect(runs.some((r) => r.workload === 'bfs' && r.oversub === 1.1)).toBe(true); // 8.87 MiB: 4 chunks and more
+    // --size 12: bfs at 125 % leaves 9.6 MiB and runs; --size 4: no oversubscribed cell runs, every fitting one does.
+    expect(expandPresets(parseArgs(['--preset', 'published', '--size', '12'])).some((r) => r.workload === 'bfs' && r.oversub === 1.25)).toBe(true);
+    const small = expandPresets(parseArgs(['--preset', 'published', '--size', '4']));
+    expect(small.length).toBe(8);
+    expect(small.every((r) => r.oversub === 1)).toBe(true);
+    // The table: "not run" for it, and the note names it; a cell merely absent (another shard's) is not named.
+    const bfsOnDemand = runs.find((r) => r.workload === 'bfs' && r.policy === 'first-touch')!;
+    const done: RunResult = {
+      config: bfsOnDemand, ok: true, error: null, wallMs: 1000, rounds: 1, faultRounds: 1, totals: totals([]), records: [],
+      storm: { ops: 0, byKind: {} }, verify: { checked: 1, mismatches: 0 }, faultsPerSec: 0,
+      policy: {
+        policy: 'first-touch', devicePages: 1, simTimeNs: 1e6, bytesToDevice: 0, bytesToHost: 0, farFaults: 10,
+        faultGroups: 1, cpuFaults: 0, thrashingEvents: 0, throttles: 0, pins: 0, evictions: 0, evictedPages: 0, prefetchedPages: 0,
+        prefetchHits: 0, remotePages: 0, migratedIn: 0, evictedOut: 0, skipped: 0, mappedFrees: 0, faultServiceMs: 0, policyMs: 0,
+        moveMs: 0, serviceMs: 0, simFaultsPerWallSec: 0, policyStats: {},
+      },
+    };
+    const rows = publishedRows([done]);
+    expect(rows.filter((r) => r.tooLittleMemory).map((r) => `${r.benchmark} ${r.config}`)).toEqual(['bfs TBN + LRU-2M, 125 %']);
+    expect(publishedTable(rows)).toContain('| bfs | TBN + LRU-2M, 125 % | 10,057 | not run | — | 471.0 | not run | — |');
+    const md = publishedReport({ runs: [done], adapter: 'test', generatedAt: 'now', node: 'v20', presets: ['published'] }, null);
+    expect(md).toContain('not run: bfs TBN + LRU-2M, 125 % (');
   });
 
   it('uses the real port once its workload is registered, a named stand-in before', () => {

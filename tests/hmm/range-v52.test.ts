@@ -1,15 +1,18 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE } from '../../src/hmm/pfn.js';
 import { hmmRange, hmmRangeFault } from '../../src/hmm/range-fault.js';
 import {
   Hmm, hmmMirrorRegister, hmmMirrorUnregister, hmmRangeFaultV52, hmmRangeRegister, hmmRangeUnregister, hmmRangeV52,
   hmmRangeWaitUntilValid, type HmmUpdate,
 } from '../../src/hmm/range-v52.js';
-import { createMachine, MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE } from '../../src/index.js';
+import { MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE } from '../../src/index.js';
 import { mmuNotifierRange } from '../../src/mm/notifier.js';
 import { mappedPfn } from '../../src/mm/pagewalk.js';
 import type { Process } from '../../src/mm/process.js';
-import { SeededScheduler } from '../../src/sched/seeded.js';
+import type { Machine } from '../../src/mm/machine.js';
+import { machineTest } from '../support/machine.js';
+
+machineTest.override('systemPages', 1 << 13);
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -18,8 +21,7 @@ function cpuPfn(p: Process, addr: number): number {
   return mappedPfn(p.mm, addr);
 }
 
-async function setup(pages = 8, scheduler?: SeededScheduler): Promise<{ p: Process; addr: number; hmm: Hmm; updates: HmmUpdate[] }> {
-  const m = await createMachine({ systemPages: 1 << 13, scheduler });
+async function setup(m: Machine, pages = 8): Promise<{ p: Process; addr: number; hmm: Hmm; updates: HmmUpdate[] }> {
   const p = m.spawn();
   const addr = await p.mmap(0, pages * PAGE_SIZE, RW, ANON);
   const updates: HmmUpdate[] = [];
@@ -30,8 +32,8 @@ async function setup(pages = 8, scheduler?: SeededScheduler): Promise<{ p: Proce
 }
 
 describe('HMM v5.2 mirror API', () => {
-  it('hmm_range_register: valid at once when idle, invalid while an invalidation runs', async () => {
-    const { p, addr, hmm } = await setup();
+  machineTest('hmm_range_register: valid at once when idle, invalid while an invalidation runs', async ({ machine }) => {
+    const { p, addr, hmm } = await setup(machine);
     const idle = hmmRangeV52(addr, addr + PAGE_SIZE);
     hmmRangeRegister(idle, hmm);
     expect(idle.valid).toBe(true);
@@ -48,28 +50,32 @@ describe('HMM v5.2 mirror API', () => {
     expect(late.valid).toBe(false);
   });
 
-  it('hmm_range_wait_until_valid times out while invalidated and wakes at the last end', async () => {
-    // Virtual time (a seeded scheduler), not the wall clock: the timeout is scheduler time.
-    const sched = new SeededScheduler(7);
-    const { p, addr, hmm } = await setup(8, sched);
-    const r = hmmRangeV52(addr, addr + 4 * PAGE_SIZE);
-    hmmRangeRegister(r, hmm);
-    const a = mmuNotifierRange(addr, addr + PAGE_SIZE, 'CLEAR');
-    const b = mmuNotifierRange(addr + PAGE_SIZE, addr + 2 * PAGE_SIZE, 'UNMAP');
-    await p.mm.notifiers.invalidateRangeStart(a);
-    await p.mm.notifiers.invalidateRangeStart(b);
-    const t0 = sched.now();
-    expect(await hmmRangeWaitUntilValid(r, 30)).toBe(false);
-    expect(sched.now() - t0).toBe(30);
-    const waiter = hmmRangeWaitUntilValid(r, 10_000);
-    await p.mm.notifiers.invalidateRangeEnd(a);
-    expect(r.valid).toBe(false); // not the last end yet
-    await p.mm.notifiers.invalidateRangeEnd(b);
-    expect(await waiter).toBe(true);
+  describe('on a seeded scheduler (virtual time)', () => {
+    machineTest.override('seed', 7);
+
+    machineTest('hmm_range_wait_until_valid times out while invalidated and wakes at the last end', async ({ machine }) => {
+      // Virtual time (a seeded scheduler), not the wall clock: the timeout is scheduler time.
+      const sched = machine.sched;
+      const { p, addr, hmm } = await setup(machine, 8);
+      const r = hmmRangeV52(addr, addr + 4 * PAGE_SIZE);
+      hmmRangeRegister(r, hmm);
+      const a = mmuNotifierRange(addr, addr + PAGE_SIZE, 'CLEAR');
+      const b = mmuNotifierRange(addr + PAGE_SIZE, addr + 2 * PAGE_SIZE, 'UNMAP');
+      await p.mm.notifiers.invalidateRangeStart(a);
+      await p.mm.notifiers.invalidateRangeStart(b);
+      const t0 = sched.now();
+      expect(await hmmRangeWaitUntilValid(r, 30)).toBe(false);
+      expect(sched.now() - t0).toBe(30);
+      const waiter = hmmRangeWaitUntilValid(r, 10_000);
+      await p.mm.notifiers.invalidateRangeEnd(a);
+      expect(r.valid).toBe(false); // not the last end yet
+      await p.mm.notifiers.invalidateRangeEnd(b);
+      expect(await waiter).toBe(true);
+    });
   });
 
-  it('the v5.2 off-by-one: an update ending exactly at range start invalidates it', async () => {
-    const { p, addr, hmm } = await setup();
+  machineTest('the v5.2 off-by-one: an update ending exactly at range start invalidates it', async ({ machine }) => {
+    const { p, addr, hmm } = await setup(machine);
     const r = hmmRangeV52(addr + PAGE_SIZE, addr + 2 * PAGE_SIZE);
     hmmRangeRegister(r, hmm);
     const touching = mmuNotifierRange(addr, addr + PAGE_SIZE, 'CLEAR');
@@ -78,8 +84,8 @@ describe('HMM v5.2 mirror API', () => {
     await p.mm.notifiers.invalidateRangeEnd(touching);
   });
 
-  it('hmm_range_fault (v5.2) faults and returns the number of valid pages; mirrors see updates', async () => {
-    const { p, addr, hmm, updates } = await setup();
+  machineTest('hmm_range_fault (v5.2) faults and returns the number of valid pages; mirrors see updates', async ({ machine }) => {
+    const { p, addr, hmm, updates } = await setup(machine);
     const r = hmmRangeV52(addr, addr + 8 * PAGE_SIZE, { defaultFlags: HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE });
     hmmRangeRegister(r, hmm);
     await p.mm.lock.readLock();
@@ -93,8 +99,8 @@ describe('HMM v5.2 mirror API', () => {
     expect(updates.at(-1)).toMatchObject({ start: addr, end: addr + PAGE_SIZE, event: 'CLEAR', blockable: true });
   });
 
-  it('EAGAIN when the range is invalid, with the mmap lock dropped as v5.2 did', async () => {
-    const { p, addr, hmm } = await setup();
+  machineTest('EAGAIN when the range is invalid, with the mmap lock dropped as v5.2 did', async ({ machine }) => {
+    const { p, addr, hmm } = await setup(machine);
     const r = hmmRangeV52(addr, addr + PAGE_SIZE, { defaultFlags: HMM_PFN_REQ_FAULT });
     hmmRangeRegister(r, hmm);
     const inflight = mmuNotifierRange(addr, addr + PAGE_SIZE, 'CLEAR');
@@ -105,8 +111,8 @@ describe('HMM v5.2 mirror API', () => {
     await p.mm.notifiers.invalidateRangeEnd(inflight);
   });
 
-  it('EFAULT without a VMA, EPERM for a VMA without read permission', async () => {
-    const { p, addr, hmm } = await setup();
+  machineTest('EFAULT without a VMA, EPERM for a VMA without read permission', async ({ machine }) => {
+    const { p, addr, hmm } = await setup(machine);
     await p.mprotect(addr, PAGE_SIZE, PROT_NONE);
     const noread = hmmRangeV52(addr, addr + PAGE_SIZE, { defaultFlags: HMM_PFN_REQ_FAULT });
     hmmRangeRegister(noread, hmm);
@@ -119,8 +125,8 @@ describe('HMM v5.2 mirror API', () => {
     p.mm.lock.readUnlock();
   });
 
-  it('the A-B-A window: a full invalidation after the fault leaves valid=true and the pfns stale, where read_retry catches it', async () => {
-    const { p, addr, hmm } = await setup();
+  machineTest('the A-B-A window: a full invalidation after the fault leaves valid=true and the pfns stale, where read_retry catches it', async ({ machine }) => {
+    const { p, addr, hmm } = await setup(machine);
     const target = addr + 2 * PAGE_SIZE;
     // The same interleaving, watched by both schemes at once.
     const sub = await p.mm.notifiers.insertInterval(addr, 8 * PAGE_SIZE, {
@@ -152,9 +158,8 @@ describe('HMM v5.2 mirror API', () => {
     expect(sub.readRetry(up.notifierSeq)).toBe(true);
   });
 
-  it('exit marks the hmm dead, invalidates ranges, wakes waiters and releases mirrors', async () => {
-    const m = await createMachine({ systemPages: 1 << 13 });
-    const p = m.spawn();
+  machineTest('exit marks the hmm dead, invalidates ranges, wakes waiters and releases mirrors', async ({ machine }) => {
+    const p = machine.spawn();
     const addr = await p.mmap(0, PAGE_SIZE, RW, ANON);
     let released = 0;
     await p.mm.lock.writeLock();
@@ -171,37 +176,39 @@ describe('HMM v5.2 mirror API', () => {
     await hmmMirrorUnregister(hmm, ops);
   });
 
-  it('hmm_range_wait_until_valid on a dead mm: false at once, and a sleeper wakes at exit (v5.2)', async () => {
-    const sched = new SeededScheduler(7);
-    const m = await createMachine({ systemPages: 1 << 13, scheduler: sched });
-    const p = m.spawn();
-    const addr = await p.mmap(0, 2 * PAGE_SIZE, RW, ANON);
-    await p.mm.lock.writeLock();
-    const ops = { syncCpuDevicePagetables: () => true };
-    const hmm = hmmMirrorRegister(p.mm, ops);
-    p.mm.lock.writeUnlock();
-    const r = hmmRangeV52(addr, addr + PAGE_SIZE);
-    hmmRangeRegister(r, hmm);
-    // A sleeper on an invalidated range, then the mm dies: it must not sleep out its
-    // timeout (virtual time: the seeded clock only moves when a timer fires).
-    const inflight = mmuNotifierRange(addr, addr + PAGE_SIZE, 'CLEAR');
-    await p.mm.notifiers.invalidateRangeStart(inflight);
-    const t0 = sched.now();
-    const sleeper = hmmRangeWaitUntilValid(r, 5000);
-    await p.exit();
-    expect(await sleeper).toBe(false);
-    expect(sched.now() - t0).toBeLessThan(5000);
-    // After death: false at once, valid cleared, no sleep at all.
-    const t1 = sched.now();
-    expect(await hmmRangeWaitUntilValid(r, 5000)).toBe(false);
-    expect(r.valid).toBe(false);
-    expect(sched.now()).toBe(t1);
-    await hmmMirrorUnregister(hmm, ops);
+  describe('on a seeded scheduler (virtual time)', () => {
+    machineTest.override('seed', 7);
+
+    machineTest('hmm_range_wait_until_valid on a dead mm: false at once, and a sleeper wakes at exit (v5.2)', async ({ machine }) => {
+      const sched = machine.sched;
+      const p = machine.spawn();
+      const addr = await p.mmap(0, 2 * PAGE_SIZE, RW, ANON);
+      await p.mm.lock.writeLock();
+      const ops = { syncCpuDevicePagetables: () => true };
+      const hmm = hmmMirrorRegister(p.mm, ops);
+      p.mm.lock.writeUnlock();
+      const r = hmmRangeV52(addr, addr + PAGE_SIZE);
+      hmmRangeRegister(r, hmm);
+      // A sleeper on an invalidated range, then the mm dies: it must not sleep out its
+      // timeout (virtual time: the seeded clock only moves when a timer fires).
+      const inflight = mmuNotifierRange(addr, addr + PAGE_SIZE, 'CLEAR');
+      await p.mm.notifiers.invalidateRangeStart(inflight);
+      const t0 = sched.now();
+      const sleeper = hmmRangeWaitUntilValid(r, 5000);
+      await p.exit();
+      expect(await sleeper).toBe(false);
+      expect(sched.now() - t0).toBeLessThan(5000);
+      // After death: false at once, valid cleared, no sleep at all.
+      const t1 = sched.now();
+      expect(await hmmRangeWaitUntilValid(r, 5000)).toBe(false);
+      expect(r.valid).toBe(false);
+      expect(sched.now()).toBe(t1);
+      await hmmMirrorUnregister(hmm, ops);
+    });
   });
 
-  it('hmm_mirror_register demands the mmap lock held for write', async () => {
-    const m = await createMachine({ systemPages: 1 << 13 });
-    const p = m.spawn();
+  machineTest('hmm_mirror_register demands the mmap lock held for write', async ({ machine }) => {
+    const p = machine.spawn();
     expect(() => hmmMirrorRegister(p.mm, { syncCpuDevicePagetables: () => true })).toThrow();
   });
 });

@@ -7,12 +7,14 @@
  *
  *   machineTest('…', async ({ machine }) => { const p = machine.spawn(); … });
  *   describe('a small pool', () => { machineTest.override('systemPages', 2048); … });
+ *   describe('seeded', () => { machineTest.override('seed', 5); … });   // a fresh SeededScheduler(5) each test: machine.sched
  *
  * No GPU: the machine's devices are never opened unless a test opens them.
  */
 import { test } from 'vitest';
 import { createMachine, type Machine } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
+import { SeededScheduler } from '../../src/sched/seeded.js';
 
 /** Teardown of a machine fixture: consistent now, and empty once destroyed. */
 export async function checkMachineTeardown(m: Machine): Promise<void> {
@@ -30,8 +32,10 @@ export async function checkMachineTeardown(m: Machine): Promise<void> {
 export const machineTest = test
   /** RAM of the machine, in 4 KiB pages: 4096 = 16 MiB (8 huge blocks), small enough to check fully. */
   .extend('systemPages', 4096 as number)
-  .extend('machine', async ({ systemPages }, { onCleanup }): Promise<Machine> => {
-    const m = await createMachine({ systemPages });
+  /** Non-null: the machine runs on a fresh SeededScheduler(seed), its own each test. */
+  .extend('seed', null as number | null)
+  .extend('machine', async ({ systemPages, seed }, { onCleanup }): Promise<Machine> => {
+    const m = await createMachine({ systemPages, ...(seed === null ? {} : { scheduler: new SeededScheduler(seed) }) });
     onCleanup(() => checkMachineTeardown(m));
     return m;
   });

@@ -6,10 +6,12 @@
  *
  *   mirrorTest('…', async ({ proc, mirror }) => { … });
  *   describe('tight device memory', () => { mirrorTest.override('machineOptions', { devicePages: 8 }); … });
+ *   describe('seeded', () => { mirrorTest.override('seed', 3); … });   // a fresh SeededScheduler(3) each test: machine.sched
  */
 import type { Machine, Process } from '../../src/index.js';
 import type { Dmirror } from '../../src/driver/dmirror.js';
 import { createMachine } from '../../src/index.js';
+import { SeededScheduler } from '../../src/sched/seeded.js';
 import type { SystemOptions } from '../../src/system.js';
 import { gpuTest } from './gpu.js';
 import { checkMachineTeardown } from './machine.js';
@@ -19,8 +21,11 @@ export const MIRROR_MACHINE: SystemOptions = { devices: 1, systemPages: 4096, de
 
 export const mirrorTest = gpuTest
   .extend('machineOptions', {} as SystemOptions)
-  .extend('machine', async ({ gpu, machineOptions }, { onCleanup }): Promise<Machine> => {
-    const m = await createMachine({ ...MIRROR_MACHINE, ...machineOptions, gpuContext: Promise.resolve(gpu) });
+  /** Non-null: the machine runs on a fresh SeededScheduler(seed), its own each test. */
+  .extend('seed', null as number | null)
+  .extend('machine', async ({ gpu, machineOptions, seed }, { onCleanup }): Promise<Machine> => {
+    const sched = seed === null ? {} : { scheduler: new SeededScheduler(seed) };
+    const m = await createMachine({ ...MIRROR_MACHINE, ...sched, ...machineOptions, gpuContext: Promise.resolve(gpu) });
     onCleanup(() => checkMachineTeardown(m));
     return m;
   })

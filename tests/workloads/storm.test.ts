@@ -2,14 +2,17 @@ import { describe, expect, it } from 'vitest';
 import { createMachine, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
 import { SeededScheduler } from '../../src/sched/seeded.js';
+import { machineTest } from '../support/machine.js';
 import { MAX_STORM_RATE, startStorm, type StormKind } from '../../src/workloads/storm.js';
 
 describe('invalidation storm', () => {
-  it('sends invalidations at about the set rate and never changes the contents', async () => {
-    // Scheduler time, not the wall clock: under a seeded scheduler 200 ms is 200 virtual ms
-    // whatever the machine's speed, so the count of operations is the rate's.
-    const sched = new SeededScheduler(5);
-    const m = await createMachine({ devices: 0, systemPages: 1 << 13, scheduler: sched });
+  machineTest.override('systemPages', 1 << 13);
+  // Scheduler time, not the wall clock: under a seeded scheduler 200 ms is 200 virtual ms
+  // whatever the machine's speed, so the count of operations is the rate's.
+  machineTest.override('seed', 5);
+
+  machineTest('sends invalidations at about the set rate and never changes the contents', async ({ machine: m }) => {
+    const sched = m.sched;
     const p = m.spawn();
     const pages = 32;
     const addr = await p.mmap(0, pages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
@@ -32,7 +35,6 @@ describe('invalidation storm', () => {
     for (const e of ['UNMAP', 'CLEAR', 'PROTECTION_VMA']) expect(events).toContain(e);
     expect(await p.read(addr, data.length)).toEqual(data);
     checkFrameAccounting(m);
-    await m.destroy();
   });
 
   it('the seed is the storm: the same seed sends the same invalidations at the same times; another seed, others', async () => {
@@ -65,17 +67,15 @@ describe('invalidation storm', () => {
     expect(times(b)).not.toEqual(times(a));
   });
 
-  it.for([
+  machineTest.for([
     ['a rate above the bound', { rate: MAX_STORM_RATE + 1 }],
     ['a negative rate', { rate: -1 }],
     ['a rate that is not a number', { rate: Number.NaN }],
     ['a range of no page', { end: 0x10000 }],
-  ] as const)('refuses %s with EINVAL before anything runs', async ([, bad]) => {
-    const m = await createMachine({ devices: 0, systemPages: 1 << 10, scheduler: new SeededScheduler(1) });
+  ] as const)('refuses %s with EINVAL before anything runs', async ([, bad], { machine: m }) => {
     const p = m.spawn();
     const ok = { rate: 100, start: 0x10000, end: 0x20000, seed: 1, kinds: ['reclaim'] as StormKind[] };
     expect(() => startStorm(p, { ...ok, ...bad })).toThrowErrno('EINVAL');
-    await m.destroy();
   });
 });
 

@@ -95,7 +95,7 @@ export const RUN_EXTRA: readonly { csv: string; raw(r: RunResult): string | numb
 ];
 
 
-export const RECORD_FIELDS: readonly (keyof BatchRecord)[] = [
+export const RECORD_FIELDS: readonly Exclude<keyof BatchRecord, 'spans' | 'phaseMs'>[] = [
   'index', 't', 'round', 'fetched', 'duplicates', 'stale', 'recent', 'unique', 'groups', 'rangeFaults', 'retries', 'ebusy',
   'fallbacks', 'mirrorWrites', 'mmapLockWaitMs', 'mmapLockHoldMs', 'serviceMs',
 ];

@@ -48,6 +48,12 @@ export function appDef(name: string): AppDef {
 export const MIN_OVERSUB_CHUNKS = 4;
 const CHUNK_PAGES = 512;
 
+/** Does `pages` of working set at `oversub` leave the device memory an application run needs? */
+export function oversubLeavesEnough(pages: number, oversub: number): boolean {
+  const devicePages = Math.ceil(pages / oversub);
+  return devicePages >= pages || devicePages >= MIN_OVERSUB_CHUNKS * CHUNK_PAGES;
+}
+
 export interface AppRunLimits {
   /** Working set / device memory (absent or 1: fits). */
   oversub?: number;
@@ -68,7 +74,7 @@ export function checkAppRun(name: string, sizeMiB: number, seed: number, limits:
   }
   const oversub = limits.oversub ?? 1;
   const devicePages = Math.ceil(p.pages / oversub);
-  if (devicePages < p.pages && devicePages < MIN_OVERSUB_CHUNKS * CHUNK_PAGES) {
+  if (!oversubLeavesEnough(p.pages, oversub)) {
     throw err('EINVAL', `${name} at ${sizeMiB} MiB oversubscribed ${oversub}x leaves ${(devicePages / 256).toFixed(2)} MiB of device memory; an application workload needs at least ${MIN_OVERSUB_CHUNKS} chunks (${MIN_OVERSUB_CHUNKS * 2} MiB) when oversubscribed (run it at a larger size)`);
   }
   return p;
