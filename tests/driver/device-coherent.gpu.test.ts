@@ -14,7 +14,10 @@ import {
 } from '../../src/index.js';
 import { isPresent } from '../../src/mm/page-table.js';
 import { mirrorTest } from '../support/mirror.js';
-import { expectCpuInts, expectInts, ints } from './hmm-tests.helpers.js';
+import {
+  expectCpuInts, expectInts, FOLL_LONGTERM, GUP_BASIC_TEST, GUP_FAST_BENCHMARK, gupTestExec, ints, PIN_FAST_BENCHMARK,
+  PIN_LONGTERM_BENCHMARK,
+} from './hmm-tests.helpers.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const PRIV_ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -106,6 +109,35 @@ describe('device-coherent memory (dmirror)', () => {
     expect(devRefs(machine)).toBe(2);
     expectInts((await mirror.read(ptr, n)).data, (i) => 3 * i, 'device read after the pin');
     pins.release();
+    await proc.munmap(ptr, size);
+    expectNoLeak(machine);
+  });
+});
+
+describe('hmm-tests.c hmm_gup_test, variant hmm_device_coherent', () => {
+  mirrorTest.override('machineOptions', { systemPages: 4096, devicePages: 256, deviceMemory: 'coherent' });
+
+  // GUP_BASIC and GUP_FAST leave the coherent pages where they are (SNAPSHOT
+  // DEV_COHERENT_LOCAL|WRITE); the two FOLL_LONGTERM pins move theirs to system memory (WRITE).
+  mirrorTest('hmm_gup_test', async ({ machine, proc, mirror }) => {
+    const npages = 4;
+    const size = npages * PAGE_SIZE;
+    const ptr = await proc.mmap(0, size, RW, PRIV_ANON);
+    await proc.write(ptr, ints(size, (i) => i));
+    const r = await mirror.migrateToDevice(ptr, npages);
+    expect(r.cpages).toBe(npages);
+    expectInts(r.data, (i) => i, 'mirror');
+    expect(await gupTestExec(proc, ptr, GUP_BASIC_TEST, 1, PAGE_SIZE, 0)).toBe(0);
+    expect(await gupTestExec(proc, ptr + 1 * PAGE_SIZE, GUP_FAST_BENCHMARK, 1, PAGE_SIZE, 0)).toBe(0);
+    expect(await gupTestExec(proc, ptr + 2 * PAGE_SIZE, PIN_FAST_BENCHMARK, 1, PAGE_SIZE, FOLL_LONGTERM)).toBe(0);
+    expect(await gupTestExec(proc, ptr + 3 * PAGE_SIZE, PIN_LONGTERM_BENCHMARK, 1, PAGE_SIZE, 0)).toBe(0);
+    const m = await mirror.snapshot(ptr, npages);
+    expect(m.length).toBe(npages);
+    expect(m[0]).toBe(HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL | HMM_DMIRROR_PROT_WRITE);
+    expect(m[1]).toBe(HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL | HMM_DMIRROR_PROT_WRITE);
+    expect(m[2]).toBe(HMM_DMIRROR_PROT_WRITE);
+    expect(m[3]).toBe(HMM_DMIRROR_PROT_WRITE);
+    await expectCpuInts(proc, ptr, size, (i) => i, 'ptr');
     await proc.munmap(ptr, size);
     expectNoLeak(machine);
   });
