@@ -214,8 +214,18 @@ export class Aperture {
       const gen = this.#ram.gen(pfn);
       if (gen === s.gen) continue;
       const data = this.#ram.data(pfn);
+      if (s.base === null) {
+        // No merge base (a slot never mapped writable): the GPU copy cannot have diverged, so
+        // the whole page goes up. (A sentinel base would miss words the CPU set to it: a
+        // store of -1 was lost this way.)
+        pool.upload(s.slot, data);
+        this.stats.uploadWrites++;
+        s.gen = gen;
+        this.stats.refreshes++;
+        continue;
+      }
       const now = words(data);
-      const base = s.base ?? new Uint32Array(1024).fill(~0); // unknown: every word differs
+      const base = s.base;
       // Upload each run of words the CPU changed since the GPU copy was made.
       for (let w = 0; w < 1024;) {
         if (now[w] === base[w]) { w++; continue; }

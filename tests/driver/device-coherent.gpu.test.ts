@@ -90,7 +90,7 @@ describe('device-coherent memory (dmirror)', () => {
     expectInts(r.data, (i) => (i >= 1024 && i < 2048 ? -1 - (i - 1024) : i), 'device read 2 sees the CPU store');
     // ... and the device writes page 2: the CPU reads it in place.
     await mirror.write(ptr + 2 * PAGE_SIZE, ints(PAGE_SIZE, (i) => 5000 + i));
-    await expectCpuInts(proc, ptr + 2 * PAGE_SIZE, PAGE_SIZE, (i) => 5000 + i, 'CPU sees the device store', 2 * 1024);
+    await expectCpuInts(proc, ptr + 2 * PAGE_SIZE, PAGE_SIZE, (i) => 5000 + i - 2 * 1024, 'CPU sees the device store', 2 * 1024);
     expect(coherentPfn(machine, proc, ptr + PAGE_SIZE), 'still the same coherent page').toBe(pfn1);
     expect(machine.devices[0].devmem.cpuFaults).toBe(0);
     await proc.munmap(ptr, size);
@@ -144,7 +144,7 @@ describe('hmm-tests.c hmm_gup_test, variant hmm_device_coherent', () => {
 });
 
 describe('device-coherent memory, two devices', () => {
-  mirrorTest.override('machineOptions', { systemPages: 4096, devicePages: 256, deviceMemory: 'coherent' });
+  mirrorTest.override('machineOptions', { devices: 2, systemPages: 4096, devicePages: 256, deviceMemory: 'coherent' });
 
   mirrorTest('SNAPSHOT: DEV_COHERENT_LOCAL on the mirror\'s device, DEV_COHERENT_REMOTE on the other; the other device cannot collect ours', async ({ machine, proc, mirror }) => {
     const fd1 = await machine.devices[1].open(proc);
