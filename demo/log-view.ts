@@ -57,7 +57,9 @@ function render(scrolled: boolean): void {
     for (let i = 0; i < n; i++) if (log.at(i).startsWith('end:')) ends++;
     box.dataset.endLines = String(ends);
   }
-  if (follow && !scrolled) {
+  // Also on a scroll render: one may take lines drawLog has not seen, and drawLog then
+  // finds nothing new and returns before it scrolls.
+  if (follow) {
     box.scrollTop = Math.max(0, n * ROW - box.clientHeight);
     ownTop = box.scrollTop;
   }

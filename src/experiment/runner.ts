@@ -188,7 +188,7 @@ interface Tenant {
   start: number;
   mirror: Dmirror | null;
   path: PolicyPath | null;
-  servicer: FaultService | null;
+  service: FaultService | null;
   counts: { commands: number; ringOverflows: number } | null;
   storm: Storm | null;
   stormStats: StormStats | null;
@@ -260,7 +260,7 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     const cost = costWithKnobs(preset, costKnobPairs(config.costOpt)); // (its name says the knobs set)
     const bounds = ctx.watchdog === undefined ? DEFAULT_WATCHDOG : ctx.watchdog;
     for (let i = 0; i < nproc; i++) {
-      const t: Tenant = { proc: machine.spawn(), start: BUFFER_ADDR, mirror: null, path: null, servicer: null, counts: null, storm: null, stormStats: null, w: null };
+      const t: Tenant = { proc: machine.spawn(), start: BUFFER_ADDR, mirror: null, path: null, service: null, counts: null, storm: null, stormStats: null, w: null };
       tenants.push(t);
       // Each process maps its buffer at the same address of its own address space.
       t.start = await t.proc.mmap(BUFFER_ADDR, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED);
@@ -268,18 +268,18 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
       const mirror = t.mirror = await machine.devices[0].open(t.proc);
       const pol = policies[i];
       if (pol !== null) t.path = mirror.setPolicy(pol, { start: t.start, npages: pages, capacityPages: devicePages, cost, ...(ctx.recordTrace ? { record: ctx.recordTrace } : {}) });
-      t.servicer = mirror.setServicer({
+      t.service = mirror.setServicer({
         window: config.window, batchSize: config.batchSize, replay: config.replay, protocol: config.protocol,
         coalesce: config.coalesce, timeoutMs: SERVICER_TIMEOUT_MS, fallbackAfter: SERVICER_FALLBACK_AFTER,
         restOfRangeOnOverflow: false,
         maxBatchesPerService: uvm.maxBatchesPerService, maxThrottlePerService: uvm.maxThrottlePerService,
         replayUpdatePutRatio: uvm.replayUpdatePutRatio,
       });
-      const counts = t.counts = eventCounts(t.servicer.events);
+      const counts = t.counts = eventCounts(t.service.events);
       if (ctx.observer !== undefined || bounds !== null) {
         const who = `${pol !== null ? `policy "${pol.name}"` : 'the servicer'}${nproc > 1 ? ` of process ${i}` : ''}`;
         const dog = bounds !== null ? new Watchdog(bounds, who) : null;
-        t.servicer.events.subscribe(runListener(ctx.observer ?? {}, dog, progressSampler(t.servicer, counts, t.path), i));
+        t.service.events.subscribe(runListener(ctx.observer ?? {}, dog, progressSampler(t.service, counts, t.path), i));
         await ctx.observer?.onMirror?.(mirror, { start: t.start, pages }, t.path, i);
       }
     }
@@ -292,7 +292,7 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
         t2 = performance.now();
         t.path?.freeze();
       });
-      const s = t.servicer!.records.length;
+      const s = t.service!.records.length;
       t.w = {
         rounds: s, faultRounds: s, verify: { checked: tr.checked, mismatches: tr.mismatches }, gpu: { checked: 0, mismatches: 0 },
         results: { checked: 0, mismatches: 0 }, cpu: { checked: tr.checked, mismatches: tr.mismatches }, firstMismatch: tr.firstMismatch,
@@ -360,12 +360,12 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
 async function finishResult(result: RunResult, tenants: readonly Tenant[], mappedFrees: number, devicePages: number, config: RunConfig): Promise<void> {
   const multi = tenants.length > 1;
   if (tenants.some((t) => t.counts !== null)) result.ringOverflows = tenants.reduce((n, t) => n + (t.counts?.ringOverflows ?? 0), 0);
-  const done = tenants.filter((t) => t.servicer !== null);
+  const done = tenants.filter((t) => t.service !== null);
   if (done.length > 0) {
     // Two processes: each record names its process, in the order of their fetch times.
     result.records = multi
-      ? done.flatMap((t, i) => t.servicer!.records.map((r) => ({ ...r, proc: i }))).sort((a, b) => a.t - b.t || (a.proc ?? 0) - (b.proc ?? 0))
-      : [...done[0].servicer!.records];
+      ? done.flatMap((t, i) => t.service!.records.map((r) => ({ ...r, proc: i }))).sort((a, b) => a.t - b.t || (a.proc ?? 0) - (b.proc ?? 0))
+      : [...done[0].service!.records];
     result.totals = totals(result.records);
     result.faultsPerSec = result.totals.serviceMs > 0 ? (result.totals.unique / result.totals.serviceMs) * 1000 : 0;
   }
