@@ -114,6 +114,21 @@ describe('device-coherent memory (dmirror)', () => {
   });
 });
 
+describe('aperture refresh (system memory)', () => {
+  // The refresh of a slot with no merge base once compared against a ~0 sentinel: a CPU
+  // store of -1 (0xffffffff) looked unchanged and the device kept reading the old word.
+  mirrorTest('a CPU store of -1 to a page the device has mapped is what the device reads next', async ({ proc, mirror }) => {
+    const ptr = await proc.mmap(0, PAGE_SIZE, RW, PRIV_ANON);
+    await proc.write(ptr, ints(PAGE_SIZE, (i) => i));
+    expectInts((await mirror.read(ptr, 1)).data, (i) => i, 'read 1');
+    await proc.write(ptr, ints(PAGE_SIZE, (i) => (i % 2 === 0 ? -1 : i)));
+    const r = await mirror.read(ptr, 1);
+    expect(r.faults).toBe(0);
+    expectInts(r.data, (i) => (i % 2 === 0 ? -1 : i), 'read 2');
+    await proc.munmap(ptr, PAGE_SIZE);
+  });
+});
+
 describe('hmm-tests.c hmm_gup_test, variant hmm_device_coherent', () => {
   mirrorTest.override('machineOptions', { systemPages: 4096, devicePages: 256, deviceMemory: 'coherent' });
 
