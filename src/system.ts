@@ -13,6 +13,12 @@ export interface SystemOptions extends MachineOptions {
   devices?: number;
   /** Device-private memory per device, in pages (default 8192 = 32 MiB). */
   devicePages?: number;
+  /**
+   * Each device's memory type (test_hmm's zones): 'private' (MEMORY_DEVICE_PRIVATE, the
+   * default) or 'coherent' (MEMORY_DEVICE_COHERENT, test_hmm's spm_addr_dev* devices: the
+   * CPU maps the device pages directly).
+   */
+  deviceMemory?: 'private' | 'coherent';
   /** Each mirror's system-memory aperture in GPU memory, in pages (default 8192 = 32 MiB). */
   aperturePages?: number;
   /** Records of each mirror's replayable fault buffer (default 4096, as UVM's); a small one makes rounds overflow it. */
@@ -69,8 +75,10 @@ export async function createMachine(opts: SystemOptions = {}): Promise<System> {
   const devicePages = count('devicePages', opts.devicePages, 8192, 1, 1 << 20);
   const aperturePages = count('aperturePages', opts.aperturePages, 8192, 512, 1 << 20);
   const faultRecords = count('faultRecords', opts.faultRecords, 4096, 1, 1 << 20);
+  const memory = opts.deviceMemory ?? 'private';
+  if (memory !== 'private' && memory !== 'coherent') throw err('EINVAL', `deviceMemory must be 'private' or 'coherent', got ${String(opts.deviceMemory)}`);
   const gpu = opts.gpuContext ?? (opts.gpu !== undefined ? gpuFrom(opts.gpu) : undefined);
-  return new System(opts, (m) => Array.from({ length: devices }, (_, i) => new DmirrorDevice(m, i, { devicePages, aperturePages, faultRecords, gpu, ownMigrationSetsSeq: opts.ownMigrationSetsSeq ?? true, ownReadOnlyWriteMigrates: opts.ownReadOnlyWriteMigrates === true })));
+  return new System(opts, (m) => Array.from({ length: devices }, (_, i) => new DmirrorDevice(m, i, { devicePages, memory, aperturePages, faultRecords, gpu, ownMigrationSetsSeq: opts.ownMigrationSetsSeq ?? true, ownReadOnlyWriteMigrates: opts.ownReadOnlyWriteMigrates === true })));
 }
 
 /** A device from a caller's GPU object (navigator.gpu or a Dawn instance). */

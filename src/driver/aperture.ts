@@ -17,7 +17,28 @@
  */
 import { words } from '../device/abi.js';
 import type { MirrorEngine } from '../device/mirror-engine.js';
-import type { PhysMem } from '../mm/frames.js';
+import type { MemCore } from '../mm/pages.js';
+
+/**
+ * The CPU side the aperture keeps coherent with: system frames and device-coherent pages
+ * (MemCore.pageData / genOf / markWritten, PhysMem.epoch shared by both).
+ */
+export interface CpuMemory {
+  readonly epoch: number;
+  gen(pfn: number): number;
+  data(pfn: number): Uint8Array;
+  markWritten(pfn: number): void;
+}
+
+/** The CPU side of a machine: its frames and every device-coherent page (of any device). */
+export function cpuMemoryOf(core: MemCore): CpuMemory {
+  return {
+    get epoch() { return core.ram.epoch; },
+    gen: (pfn) => core.genOf(pfn),
+    data: (pfn) => core.pageData(pfn),
+    markWritten: (pfn) => core.markWritten(pfn),
+  };
+}
 
 interface SlotInfo {
   slot: number;
@@ -53,7 +74,7 @@ export interface ApertureStats {
 
 export class Aperture {
   readonly #engine: MirrorEngine;
-  readonly #ram: PhysMem;
+  readonly #ram: CpuMemory;
   readonly #byPfn = new Map<number, SlotInfo>();
   readonly #pfnOfSlot = new Map<number, number>();
   #epochSeen = -1;
@@ -65,7 +86,7 @@ export class Aperture {
   #mayBeDirty = false;
   readonly stats: ApertureStats = { uploads: 0, uploadWrites: 0, refreshes: 0, writebacks: 0 };
 
-  constructor(engine: MirrorEngine, ram: PhysMem) {
+  constructor(engine: MirrorEngine, ram: CpuMemory) {
     this.#engine = engine;
     this.#ram = ram;
   }
@@ -88,7 +109,7 @@ export class Aperture {
       const slot = this.#engine.sysmem.alloc();
       this.#pending.push({ slot, pfn });
       this.stats.uploads++;
-      s = { slot, gen: this.#ram.gen[pfn], refs: 0, base: null, wantBase: false };
+      s = { slot, gen: this.#ram.gen(pfn), refs: 0, base: null, wantBase: false };
       this.#byPfn.set(pfn, s);
       this.#pfnOfSlot.set(slot, pfn);
     }
@@ -109,7 +130,7 @@ export class Aperture {
     for (let k = 0; k < q.length; k++) {
       const { slot, pfn } = q[k];
       if (this.#pfnOfSlot.get(slot) !== pfn) continue; // released (and maybe reused: queued again)
-      this.#byPfn.get(pfn)!.gen = this.#ram.gen[pfn];
+      this.#byPfn.get(pfn)!.gen = this.#ram.gen(pfn);
       pages.push({ slot, data: this.#ram.data(pfn) });
     }
     const before = this.#engine.sysmem.stats.uploadWrites;
@@ -149,7 +170,7 @@ export class Aperture {
       const pfn = this.#pfnOfSlot.get(s.slot);
       if (pfn === undefined || this.#byPfn.get(pfn) !== s || s.base !== null) continue; // released, or refreshed since
       const data = this.#ram.data(pfn);
-      const gen = this.#ram.gen[pfn];
+      const gen = this.#ram.gen(pfn);
       if (gen !== s.gen) {
         pool.upload(s.slot, data);
         this.stats.uploadWrites++;
@@ -190,11 +211,21 @@ export class Aperture {
     if (this.#epochSeen === this.#ram.epoch) return;
     const pool = this.#engine.sysmem;
     for (const [pfn, s] of this.#byPfn) {
-      const gen = this.#ram.gen[pfn];
+      const gen = this.#ram.gen(pfn);
       if (gen === s.gen) continue;
       const data = this.#ram.data(pfn);
+      if (s.base === null) {
+        // No merge base (a slot never mapped writable): the GPU copy cannot have diverged, so
+        // the whole page goes up. (A sentinel base would miss words the CPU set to it: a
+        // store of -1 was lost this way.)
+        pool.upload(s.slot, data);
+        this.stats.uploadWrites++;
+        s.gen = gen;
+        this.stats.refreshes++;
+        continue;
+      }
       const now = words(data);
-      const base = s.base ?? new Uint32Array(1024).fill(~0); // unknown: every word differs
+      const base = s.base;
       // Upload each run of words the CPU changed since the GPU copy was made.
       for (let w = 0; w < 1024;) {
         if (now[w] === base[w]) { w++; continue; }
@@ -221,7 +252,7 @@ export class Aperture {
       const pfn = this.#pfnOfSlot.get(slot);
       if (pfn === undefined) continue; // freed since: nothing maps it any more
       const s = this.#byPfn.get(pfn)!;
-      const cpuAhead = this.#ram.gen[pfn] !== s.gen; // CPU writes not yet in the GPU copy
+      const cpuAhead = this.#ram.gen(pfn) !== s.gen; // CPU writes not yet in the GPU copy
       const frame = words(this.#ram.data(pfn));
       const gpu = words(data);
       const base = s.base ?? frame.slice();
@@ -236,7 +267,7 @@ export class Aperture {
       if (changed > 0) this.#ram.markWritten(pfn);
       // The GPU copy now equals the frame unless the CPU wrote other words meanwhile: then
       // leave the generation behind so the next refresh uploads just those words.
-      if (!cpuAhead) s.gen = this.#ram.gen[pfn];
+      if (!cpuAhead) s.gen = this.#ram.gen(pfn);
       this.stats.writebacks++;
     }
   }

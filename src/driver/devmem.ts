@@ -13,7 +13,7 @@ import { PAGE_SIZE, PMD_PAGES, PMD_SIZE } from '../mm/constants.js';
 import type { Machine } from '../mm/machine.js';
 import {
   MIGRATE_PFN_COMPOUND, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_COMPOUND,
-  MIGRATE_VMA_SELECT_DEVICE_PRIVATE, migratePfn,
+  MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, migratePfn,
   migratePfnFlags, migratePfnToPfn, migrateVmaFinalize, migrateVmaPages, migrateVmaSetup, type MigrateVma,
 } from '../mm/migrate.js';
 import type { MmStruct } from '../mm/mm.js';
@@ -62,17 +62,24 @@ export class Devmem {
    * MIGRATE invalidations' owner); `vram`: the device's memory once the GPU is up;
    * `mappers`: the mirrors open on the device.
    */
-  constructor(machine: Machine, owner: object, npages: number, vram: () => PagePool | null, mappers: ReadonlySet<DevmemMapper>) {
+  constructor(machine: Machine, owner: object, npages: number, vram: () => PagePool | null, mappers: ReadonlySet<DevmemMapper>, coherent = false) {
     this.#machine = machine;
     this.#vram = vram;
     this.#mappers = mappers;
+    // A coherent device (test_hmm's MEMORY_DEVICE_COHERENT zone): no migrate_to_ram, the CPU
+    // maps its pages; the VRAM pool is only the allocator of its pfns, the bytes are the
+    // pagemap's CPU view, which mirrors reach through their apertures (see coherentCopy).
     this.pagemap = machine.registerPagemap({
       npages,
       owner,
-      migrateToRam: (f) => this.#devmemFault(f),
+      ...(coherent ? { type: 'coherent' as const } : { migrateToRam: (f: DevicePrivateFault) => this.#devmemFault(f) }),
       pageFree: (pfn, n) => this.#pageFree(pfn, n),
       splitFolio: (head) => this.#vram()?.splitHuge(this.slotOf(head)),
     });
+  }
+
+  get coherent(): boolean {
+    return this.pagemap.coherent;
   }
 
   #pool(): PagePool {
@@ -99,6 +106,7 @@ export class Devmem {
    * HMM_DMIRROR_FLAG_FAIL_ALLOC is consumed by this allocation).
    */
   allocHugePage(fail?: () => boolean): number | null {
+    if (this.coherent) return null; // coherent memory: order-0 pages only (the port's)
     if (fail?.() === true) return null;
     let slot: number;
     try {
@@ -154,12 +162,27 @@ export class Devmem {
         }
         i += n - 1;
       }
-      this.#pool().uploadPages(uploads);
+      if (this.coherent) this.#coherentStore(uploads);
+      else this.#pool().uploadPages(uploads);
     } catch (e) {
       this.putAll(dst); // the device lost, say: nothing was handed to migrate_vma_pages
       throw e;
     }
     return dst;
+  }
+
+  /**
+   * The copy into coherent device pages: the CPU view of each page gets the bytes (the
+   * kernel's copy engine writing device memory the CPU can see; a write generation for the
+   * apertures that will map it).
+   */
+  #coherentStore(pages: readonly { slot: number; data: Uint8Array }[]): void {
+    const core = this.#machine.core;
+    for (const { slot, data } of pages) {
+      const pfn = this.pagemap.basePfn + slot;
+      this.pagemap.data(pfn).set(data);
+      core.markWritten(pfn);
+    }
   }
 
   /** Drops the device pages of `dst` (a migration that never reached migrate_vma_pages). */
@@ -235,6 +258,7 @@ export class Devmem {
       for (let k = 0; k < n; k++) slots.push(this.slotOf(pfn) + k);
     }
     if (slots.length === 0) return dst;
+    if (this.coherent) return this.#coherentToRam(src, units, dst, partial);
     for (const m of this.#mappers) await m.dropDevicePages(new Set(slots));
     const ram = this.#machine.ram;
     const freeAll = (): void => {
@@ -280,6 +304,29 @@ export class Devmem {
   }
 
   /**
+   * copyToRam of coherent pages: the CPU reads each one in place (the mirrors mapped it
+   * through their apertures; the MIGRATE invalidation already wrote back and zapped them).
+   */
+  #coherentToRam(src: ArrayLike<number>, units: readonly { i: number }[], dst: number[], partial: boolean): number[] {
+    const ram = this.#machine.ram;
+    for (const u of units) {
+      let frame: number;
+      try {
+        frame = ram.alloc();
+      } catch (e) {
+        if (partial && e instanceof HmmError && e.code === 'ENOMEM') continue; // stays on the device
+        for (let k = 0; k < dst.length; k++) if (dst[k] !== 0) ram.put(migratePfnToPfn(dst[k]));
+        dst.fill(0);
+        throw e;
+      }
+      ram.data(frame).set(this.pagemap.data(migratePfnToPfn(src[u.i])));
+      ram.markWritten(frame);
+      dst[u.i] = migratePfn(frame);
+    }
+    return dst;
+  }
+
+  /**
    * dmirror_migrate_to_system for one VMA piece of `mm`: every page of ours in [start, end)
    * goes back to a new system frame. Caller holds the mmap read lock. Returns pages moved.
    */
@@ -296,7 +343,8 @@ export class Devmem {
    * mmap read lock. Returns pages moved.
    */
   async evictPieces(mm: MmStruct, pieces: readonly { start: number; end: number }[], failAlloc?: () => boolean): Promise<number> {
-    const flags = MIGRATE_VMA_SELECT_DEVICE_PRIVATE | MIGRATE_VMA_SELECT_COMPOUND;
+    // test_hmm's dmirror_migrate_to_system selects both kinds of device memory.
+    const flags = MIGRATE_VMA_SELECT_DEVICE_PRIVATE | MIGRATE_VMA_SELECT_DEVICE_COHERENT | MIGRATE_VMA_SELECT_COMPOUND;
     const migs: MigrateVma[] = [];
     let handed = 0; // migs[0 .. handed) got their destinations (migrate_vma_pages)
     let dst: number[] = [];

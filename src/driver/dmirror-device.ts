@@ -17,6 +17,8 @@ import type { MirrorDevice } from './uapi.js';
 export interface DmirrorDeviceOptions {
   /** Device-private memory in pages. */
   devicePages: number;
+  /** The device memory's type: MEMORY_DEVICE_PRIVATE (default) or MEMORY_DEVICE_COHERENT. */
+  memory?: 'private' | 'coherent';
   /** System-memory aperture of each mirror, in pages. */
   aperturePages: number;
   /** Records of each mirror's fault buffer (default 4096). */
@@ -55,7 +57,7 @@ export class DmirrorDevice implements MirrorDevice, DmirrorHost {
     this.machine = machine;
     this.index = index;
     this.options = options;
-    this.devmem = new Devmem(machine, this, options.devicePages, () => this.#vram, this.mirrors);
+    this.devmem = new Devmem(machine, this, options.devicePages, () => this.#vram, this.mirrors, options.memory === 'coherent');
   }
 
   get pagemap(): DevPagemap {

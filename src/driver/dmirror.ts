@@ -23,7 +23,7 @@ import { mmapDevicePages } from '../mm/mixedmap.js';
 import { mappedPfn } from '../mm/pagewalk.js';
 import type { MmuIntervalNotifier, MmuNotifierRange } from '../mm/notifier.js';
 import type { Process } from '../mm/process.js';
-import { Aperture } from './aperture.js';
+import { Aperture, cpuMemoryOf } from './aperture.js';
 import type { Mirror, MirrorResult } from './uapi.js';
 import { DmirrorFlags } from './test-flags.js';
 import { bounceInit, checkBounce, checkRange, MAX_COMMAND_PAGES, MIGRATE_STEP_PAGES, vmaPieces } from './cmd.js';
@@ -81,7 +81,7 @@ export class Dmirror implements Mirror {
     this.proc = proc;
     this.mm = proc.mm;
     this.engine = engine;
-    this.aperture = new Aperture(engine, device.machine.ram);
+    this.aperture = new Aperture(engine, cpuMemoryOf(device.machine.core));
     this.pt = new MirrorPt(engine, this.aperture, device.devmem.pagemap);
     this.lock = new Mutex(this.mm.core.sched, `dmirror${device.index}.mutex`);
     this.#idle = new WaitQueue(this.mm.core.sched);

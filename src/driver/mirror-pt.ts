@@ -131,7 +131,9 @@ export class MirrorPt {
       const pfn = pfns[i];
       const prot = ((f & HMM_PFN_WRITE) !== 0 ? PTE_WRITE : 0) | extra;
       const old = pt.lookup(page);
-      if (this.#devmem.contains(pfn)) {
+      // Our device-private pages map their VRAM slot; a coherent page, like a system frame,
+      // is reached through the aperture (the port's coherent link).
+      if (this.#devmem.contains(pfn) && !this.#devmem.coherent) {
         const slot = pfn - this.#devmem.basePfn;
         if (old !== null && !((old.flags & PTE_DEVICE) !== 0 && old.slot === slot)) this.#release(pt.unmap(page, 1));
         pt.map(page, slot, prot | PTE_DEVICE);

@@ -9,7 +9,8 @@ import { err } from '../errors.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 import { HMM_RANGE_DEFAULT_TIMEOUT, hmmRangeLoop, type MirrorTarget } from './retry.js';
 import {
-  HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE, HMM_DMIRROR_PROT_ERROR, HMM_DMIRROR_PROT_NONE,
+  HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL, HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE, HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL,
+  HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE, HMM_DMIRROR_PROT_ERROR, HMM_DMIRROR_PROT_NONE,
   HMM_DMIRROR_PROT_PMD, HMM_DMIRROR_PROT_PUD, HMM_DMIRROR_PROT_READ, HMM_DMIRROR_PROT_WRITE, HMM_DMIRROR_PROT_ZERO,
 } from './uapi.js';
 
@@ -79,7 +80,8 @@ function dmirrorMkentries(t: MirrorTarget, pfns: Uint32Array, fl: Uint8Array, ou
     if ((f & HMM_PFN_VALID) === 0) { out[at + i] = HMM_DMIRROR_PROT_NONE; continue; }
     let prot = 0;
     const pm = t.mm.core.pagemaps.of(pfn);
-    if (pm !== null) prot = pm.owner === t.devPrivateOwner ? HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL : HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE;
+    if (pm !== null && pm.coherent) prot = pm.owner === t.devPrivateOwner ? HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL : HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE;
+    else if (pm !== null) prot = pm.owner === t.devPrivateOwner ? HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL : HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE;
     else if (pfn === ram.zeroPfn) prot = HMM_DMIRROR_PROT_ZERO;
     prot |= (f & HMM_PFN_WRITE) !== 0 ? HMM_DMIRROR_PROT_WRITE : HMM_DMIRROR_PROT_READ;
     const order = hmmPfnToMapOrder(f);

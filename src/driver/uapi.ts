@@ -15,6 +15,8 @@ export const HMM_DMIRROR_PROT_PUD = 0x08;
 export const HMM_DMIRROR_PROT_ZERO = 0x10;
 export const HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL = 0x20;
 export const HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE = 0x30;
+export const HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL = 0x40;
+export const HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE = 0x50;
 
 /** HMM_DMIRROR_FLAGS' bit: the mirror's next device or system allocation of a huge page fails once. */
 export const HMM_DMIRROR_FLAG_FAIL_ALLOC = 1 << 0;

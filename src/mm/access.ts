@@ -31,8 +31,13 @@ export function cpuWalk(mm: MmStruct, a: number, write: boolean): Uint8Array | n
   if ((f & (need | PTE_PROTNONE)) !== need) return null;
   table.flags[i] = f | PTE_ACCESSED | (write ? PTE_DIRTY : 0);
   const pfn = table.pfn[i] + slot.sub;
-  if (write) mm.core.ram.markWritten(pfn);
-  return mm.core.ram.data(pfn);
+  const core = mm.core;
+  if (pfn >= core.ram.npages) { // a device-coherent page, loaded and stored in place
+    if (write) core.markWritten(pfn);
+    return core.pageData(pfn);
+  }
+  if (write) core.ram.markWritten(pfn);
+  return core.ram.data(pfn);
 }
 
 /** do_user_addr_fault() for the byte at `addr`. Throws the signal a fatal fault raises. */

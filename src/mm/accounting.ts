@@ -96,7 +96,7 @@ export function checkFrameAccounting(machine: Machine, opts: AccountingOptions =
             if ((f & PTE_SPECIAL) !== 0) {
               if (pfn !== ram.zeroPfn) fail(`${where}: special PTE maps pfn ${pfn}, not the zero page`);
             } else {
-              if (pfn >= n) fail(`${where}: present PTE maps non-RAM pfn ${pfn}`);
+              if (pfn >= n && !core.isDeviceCoherent(pfn)) fail(`${where}: present PTE maps pfn ${pfn}, neither RAM nor device-coherent`);
               add(pfn, 1, where);
             }
           } else if (swpKind(f) === SWP_SWAP) {

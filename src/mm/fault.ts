@@ -80,7 +80,7 @@ async function doHugePmdNonPresent(mm: MmStruct, vma: Vma, haddr: number, a: num
   if (!isDevicePrivate(f)) return VM_FAULT_SIGBUS;
   const head = pmd.pfn[i];
   const pm = core.pagemaps.of(head);
-  if (pm === null) return VM_FAULT_SIGBUS;
+  if (pm === null || pm.ops.migrateToRam === undefined) return VM_FAULT_SIGBUS;
   core.pinFaultPage(head);
   try {
     await pm.ops.migrateToRam({ mm, vma, addr: a, pfn: head + pteIndex(a) });
@@ -178,7 +178,7 @@ function doFault(mm: MmStruct, vma: Vma, t: PteTable, j: number, a: number, writ
   } catch {
     return VM_FAULT_OOM;
   }
-  core.ram.data(copy).set(core.ram.data(pfn));
+  core.ram.data(copy).set(core.pageData(pfn));
   core.ram.markWritten(copy);
   anonVmaPrepare(vma);
   t.set(j, copy, PTE_PRESENT | PTE_ACCESSED | PTE_DIRTY | PTE_WRITE);
@@ -213,7 +213,7 @@ async function doSwapPage(mm: MmStruct, vma: Vma, t: PteTable, j: number, a: num
   }
   if (isDevicePrivate(f)) {
     const pm = core.pagemaps.of(pfn);
-    if (pm === null) return VM_FAULT_SIGBUS;
+    if (pm === null || pm.ops.migrateToRam === undefined) return VM_FAULT_SIGBUS;
     // folio_trylock(): another migration holds the page (a fork-shared page whose other
     // mapping is migrating, and try_to_migrate has not reached this mm yet). Calling
     // migrate_to_ram would collect nothing and the fault would spin; the kernel sleeps on the
@@ -304,7 +304,7 @@ async function wpPageCopy(mm: MmStruct, vma: Vma, a: number, pfn: number, f: num
     } catch {
       return VM_FAULT_OOM;
     }
-    if (pfn !== core.ram.zeroPfn) core.ram.data(copy).set(core.ram.data(pfn));
+    if (pfn !== core.ram.zeroPfn) core.ram.data(copy).set(core.pageData(pfn)); // a coherent device page too
     core.ram.markWritten(copy);
     anonVmaPrepare(vma);
     t.set(j, copy, PTE_PRESENT | PTE_ACCESSED | PTE_DIRTY | PTE_WRITE);

@@ -48,7 +48,7 @@ function copyPte(src: MmStruct, st: PteTable, j: number, cow: boolean): number {
       // copy_present_page(): the parent keeps the pinned page, writable; the child gets a copy.
       try {
         const copy = core.allocAnon();
-        core.ram.data(copy).set(core.ram.data(pfn));
+        core.ram.data(copy).set(core.pageData(pfn));
         core.ram.markWritten(copy);
         copiedPfn = copy;
         return PTE_PRESENT | PTE_DIRTY | (f & PTE_WRITE);

@@ -21,14 +21,15 @@
  *   mapped writable where the kernel maps it read-only.
  * - FOLL_LONGTERM (check_and_migrate_movable_pages): a pinned page that may not stay pinned
  *   for long (folio_is_longterm_pinnable: device memory the CPU maps, MEMORY_DEVICE_COHERENT)
- *   is unpinned, migrated to system memory (the pagemap's migrateToRam, as
- *   migrate_device_coherent_folio), and the range pinned again.
+ *   is unpinned, migrated to system memory (migrate_device_coherent_folio, the core mm's own
+ *   copy: src/mm/migrate-coherent.ts), and the range pinned again.
  *
  * Like the kernel, a range that runs into a hole after some pages returns the pages done
  * (fewer than asked); only when the first page fails is it an error.
  */
 import { err } from '../errors.js';
 import { PAGE_SIZE } from './constants.js';
+import { migrateDeviceCoherentPage } from './migrate-coherent.js';
 import { handleMmFault, VM_FAULT_OOM, VM_FAULT_SIGBUS, VM_FAULT_SIGSEGV } from './fault.js';
 import type { MmStruct } from './mm.js';
 import { PTE_PROTNONE, PTE_SPECIAL, PTE_WRITE, isPresent } from './page-table.js';
@@ -81,7 +82,7 @@ export class UserPages implements RefHolder {
   data(i: number): Uint8Array {
     if (this.#released) throw err('EINVAL', 'user pages already released');
     if (!Number.isSafeInteger(i) || i < 0 || i >= this.pfns.length) throw err('EINVAL', `page ${i} of ${this.pfns.length}`);
-    return this.#core.ram.data(this.pfns[i]);
+    return this.#core.pageData(this.pfns[i]);
   }
 
   reportRefs(add: (pfn: number, n: number) => void): void {
@@ -225,7 +226,7 @@ export async function getUserPages(mm: MmStruct, addr: unknown, npages: unknown,
     if (pfns.length === 0 && n > 0) throw err(stop ?? 'EFAULT', `gup: no page at 0x${start.toString(16)}`);
     // check_and_migrate_movable_pages(): device pages cannot stay pinned for long.
     if (opts.longterm === true) {
-      const movable = pfns.filter((p) => !mm.core.isSystemPfn(p));
+      const movable = pfns.filter((p) => mm.core.isDeviceCoherent(p)); // !folio_is_longterm_pinnable
       if (movable.length > 0) {
         dropRefs(mm.core, pfns, counts);
         await migrateLongtermUnpinnable(mm, start, pfns);
@@ -237,8 +238,9 @@ export async function getUserPages(mm: MmStruct, addr: unknown, npages: unknown,
 }
 
 /**
- * migrate_longterm_unpinnable_folios(): each device page the range maps goes to system
- * memory through its pagemap (migrate_device_coherent_folio), under the mmap read lock.
+ * migrate_longterm_unpinnable_folios(): each device-coherent page the range maps goes to
+ * system memory (migrate_device_coherent_folio), under the mmap read lock. One that cannot
+ * move (pinned meanwhile, no frame free) fails the pin with EBUSY, as the kernel's does.
  */
 async function migrateLongtermUnpinnable(mm: MmStruct, start: number, pfns: readonly number[]): Promise<void> {
   await mm.lock.readLock();
@@ -246,16 +248,9 @@ async function migrateLongtermUnpinnable(mm: MmStruct, start: number, pfns: read
     mm.checkAlive();
     for (let k = 0; k < pfns.length; k++) {
       const pfn = pfns[k];
-      const pm = mm.core.pagemaps.of(pfn);
-      if (pm === null) continue;
-      const a = start + k * PAGE_SIZE;
-      const vma = mm.vmas.lookup(a);
-      if (vma === undefined) continue;
-      mm.core.pinFaultPage(pfn);
-      try {
-        await pm.ops.migrateToRam({ mm, vma, addr: a, pfn });
-      } finally {
-        mm.core.unpinFaultPage(pfn);
+      if (!mm.core.isDeviceCoherent(pfn)) continue;
+      if (!(await migrateDeviceCoherentPage(mm, start + k * PAGE_SIZE, pfn))) {
+        throw err('EBUSY', `FOLL_LONGTERM: device-coherent pfn ${pfn} could not be migrated to system memory`);
       }
     }
   } finally {

@@ -22,6 +22,8 @@ import { isPrivateAnon, VM_WRITE, type Vma } from './vma.js';
 
 export const MIGRATE_VMA_SELECT_SYSTEM = 1 << 0;
 export const MIGRATE_VMA_SELECT_DEVICE_PRIVATE = 1 << 1;
+/** Collect the owner's device-coherent pages (present PTEs of a MEMORY_DEVICE_COHERENT pagemap). */
+export const MIGRATE_VMA_SELECT_DEVICE_COHERENT = 1 << 2;
 /** Collect 2 MiB folios (and 2 MiB holes) whole. */
 export const MIGRATE_VMA_SELECT_COMPOUND = 1 << 3;
 

@@ -38,8 +38,8 @@ import {
 } from './page-table.js';
 import {
   clearMpfn, collectHugeHole, collectHugePmd, hasMpfn, hugeCollectable, insertHugePmd, MIGRATE_PFN_COMPOUND,
-  MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_SYSTEM,
-  migratePfn, migratePfnToPfn, removeMigrationPmd, splitCompoundSource,
+  MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE, MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+  MIGRATE_VMA_SELECT_SYSTEM, migratePfn, migratePfnToPfn, removeMigrationPmd, splitCompoundSource,
 } from './migrate-huge.js';
 import { pagesIn, walkPageRangeVma, type MmWalk, type MmWalkOps } from './pagewalk.js';
 import { PG_ANON, type MemCore, type RefHolder } from './pages.js';
@@ -47,7 +47,7 @@ import { entryMaps, pteSlot, rmapWalk, underMigration } from './rmap.js';
 import { isHugetlb, isPrivateAnon, VM_IO, VM_MIXEDMAP, VM_PFNMAP, VM_WRITE, type Vma } from './vma.js';
 
 export {
-  MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_COMPOUND, MIGRATE_PFN_VALID,
+  MIGRATE_VMA_SELECT_SYSTEM, MIGRATE_VMA_SELECT_DEVICE_PRIVATE, MIGRATE_VMA_SELECT_DEVICE_COHERENT, MIGRATE_VMA_SELECT_COMPOUND, MIGRATE_PFN_VALID,
   MIGRATE_PFN_MIGRATE, MIGRATE_PFN_WRITE, MIGRATE_PFN_COMPOUND, MIGRATE_PFN_SHIFT, migratePfn, migratePfnToPfn,
   migratePfnFlags,
 } from './migrate-huge.js';
@@ -166,6 +166,18 @@ const COLLECT_OPS: MmWalkOps<CollectWalk> = {
         continue;
       }
       const pfn = t.pfn[j];
+      if (isPresent(f) && pfn >= core.ram.npages) {
+        // A device page the CPU maps (is_device_coherent_page): only SELECT_DEVICE_COHERENT of
+        // its owner collects it; SELECT_SYSTEM never does (vm_normal_page is not system memory).
+        const pm = core.pagemaps.of(pfn);
+        if ((sel & MIGRATE_VMA_SELECT_DEVICE_COHERENT) === 0 || (f & PTE_PROTNONE) !== 0) continue;
+        if (pm === null || !pm.coherent || pm.owner !== m.pgmapOwner || underMigration(core, w.mm, a, pfn)) continue;
+        const wr = (f & PTE_WRITE) !== 0;
+        m.src[i] = migratePfn(pfn) + MIGRATE_PFN_MIGRATE + (wr ? MIGRATE_PFN_WRITE : 0);
+        t.set(j, pfn, wr ? SWP_MIGRATION_WRITE : SWP_MIGRATION_READ);
+        m.cpages++;
+        continue;
+      }
       if (isPresent(f)) {
         if ((sel & MIGRATE_VMA_SELECT_SYSTEM) === 0 || (f & PTE_PROTNONE) !== 0) continue;
         if ((f & PTE_SPECIAL) !== 0) {
@@ -213,7 +225,7 @@ export async function migrateVmaSetup(mm: MmStruct, args: MigrateVmaArgs): Promi
   // VM_SPECIAL (VM_IO | VM_PFNMAP | VM_MIXEDMAP ...): a driver's own mapping.
   if ((vma.flags & (VM_IO | VM_PFNMAP | VM_MIXEDMAP)) !== 0) throw err('EINVAL', 'migrate_vma_setup: special (VM_IO/PFNMAP/MIXEDMAP) VMA');
   const core = mm.core;
-  if (args.faultPage !== undefined && core.pagemaps.of(args.faultPage) === null) {
+  if (args.faultPage !== undefined && (core.pagemaps.of(args.faultPage) === null || core.isDeviceCoherent(args.faultPage))) {
     throw err('EINVAL', `migrate_vma_setup: fault_page ${args.faultPage} is not a device-private page`);
   }
   const sel = args.flags;
@@ -293,12 +305,16 @@ async function migrateVmaUnmap(m: MigrateVma): Promise<void> {
  * writable as the migration entry was, with a reference of its own.
  */
 function removeMigrationPtes(core: MemCore, origin: MmStruct, a: number, oldPfn: number, newPfn: number, moved: boolean): void {
-  const system = core.isSystemPfn(newPfn);
-  if (moved && system) core.pageKind[newPfn] = PG_ANON;
+  const system = core.isCpuAddressable(newPfn);
+  if (moved && core.isSystemPfn(newPfn)) core.pageKind[newPfn] = PG_ANON;
   for (const { t, j } of rmapWalk(core, origin, a, null, (f, p) => p === oldPfn && isMigration(f))) restoreEntry(core, t, j, newPfn, system);
 }
 
-/** remove_migration_pte() for one entry: the migration entry at t[j] becomes one for newPfn, with a reference. */
+/**
+ * remove_migration_pte() for one entry: the migration entry at t[j] becomes one for newPfn,
+ * with a reference. `system`: newPfn is CPU-addressable (system RAM or a device-coherent
+ * page: a present PTE); otherwise a device-private entry.
+ */
 function restoreEntry(core: MemCore, t: PteTable, j: number, newPfn: number, system: boolean): void {
   const w = swpKind(t.flags[j]) === SWP_MIGRATION_WRITE;
   core.getPage(newPfn);
@@ -371,8 +387,8 @@ export async function migrateVmaPages(m: MigrateVma, dst?: ArrayLike<number>): P
       const writable = (vma.flags & VM_WRITE) !== 0;
       core.getPage(newPfn);
       anonVmaPrepare(vma);
-      if (core.isSystemPfn(newPfn)) {
-        core.pageKind[newPfn] = PG_ANON;
+      if (core.isCpuAddressable(newPfn)) {
+        if (core.isSystemPfn(newPfn)) core.pageKind[newPfn] = PG_ANON;
         t.set(j, newPfn, PTE_PRESENT | PTE_ACCESSED | (writable ? PTE_WRITE | PTE_DIRTY : 0));
       } else {
         t.set(j, newPfn, writable ? SWP_DEVICE_WRITE : SWP_DEVICE_READ);
@@ -415,8 +431,8 @@ export async function migrateVmaFinalize(m: MigrateVma): Promise<void> {
         const a = m.start + i * PAGE_SIZE;
         if (m.shared[i] === 0 && !mm.exited) {
           // Only this mm maps it (see MigrateVma.shared): its entry at a, off the pfn arrays.
-          const system = core.isSystemPfn(newPfn);
-          if (moved && system) core.pageKind[newPfn] = PG_ANON;
+          const system = core.isCpuAddressable(newPfn);
+          if (moved && core.isSystemPfn(newPfn)) core.pageKind[newPfn] = PG_ANON;
           const base = a - (a % PMD_SIZE);
           if (base !== tableBase) {
             table = mm.pgtable.pteTable(a, false);

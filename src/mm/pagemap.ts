@@ -1,12 +1,18 @@
 /**
- * Device-private memory (mm/memremap.c: memremap_pages / struct dev_pagemap). A device
- * registers a range of pfns above system RAM; those "struct pages" have their own refcounts
- * here and no CPU-addressable data. The CPU page table can only hold them as device-private
- * swap entries (SWP_DEVICE_*); a CPU touch calls the owner's migrateToRam
- * (dev_pagemap_ops.migrate_to_ram) from do_swap_page.
+ * Device memory (mm/memremap.c: memremap_pages / struct dev_pagemap). A device registers a
+ * range of pfns above system RAM; those "struct pages" have their own refcounts here.
+ *
+ * - MEMORY_DEVICE_PRIVATE (type 'private', the default): no CPU-addressable data. The CPU
+ *   page table can only hold them as device-private swap entries (SWP_DEVICE_*); a CPU touch
+ *   calls the owner's migrateToRam (dev_pagemap_ops.migrate_to_ram) from do_swap_page.
+ * - MEMORY_DEVICE_COHERENT (type 'coherent'): device memory the CPU reaches over a coherent
+ *   link. The CPU page table maps its pages with ordinary present PTEs and the CPU loads and
+ *   stores them in place (is_device_coherent_page: no migrate_to_ram). data(pfn) is that
+ *   CPU view of the page. They are not long-term pinnable (folio_is_longterm_pinnable) and
+ *   are collected only by MIGRATE_VMA_SELECT_DEVICE_COHERENT of their owner. Order-0 only.
  */
 import { err } from '../errors.js';
-import { PMD_PAGES } from './constants.js';
+import { PAGE_SIZE, PMD_PAGES } from './constants.js';
 import type { MmStruct } from './mm.js';
 import type { Vma } from './vma.js';
 
@@ -20,12 +26,20 @@ export interface DevicePrivateFault {
   readonly pfn: number;
 }
 
+/** enum memory_type: MEMORY_DEVICE_PRIVATE or MEMORY_DEVICE_COHERENT. */
+export type PagemapType = 'private' | 'coherent';
+
 export interface PagemapOptions {
   npages: number;
+  /** pgmap->type; 'private' when absent. */
+  type?: PagemapType;
   /** pgmap->owner: matched against migrate_vma's pgmap_owner and notifier ranges' owner. */
   owner: unknown;
-  /** dev_pagemap_ops.migrate_to_ram: called with the mmap read lock held. */
-  migrateToRam(fault: DevicePrivateFault): Promise<void>;
+  /**
+   * dev_pagemap_ops.migrate_to_ram: called with the mmap read lock held. Required for
+   * device-private memory; a coherent pagemap has none (the CPU maps its pages directly).
+   */
+  migrateToRam?(fault: DevicePrivateFault): Promise<void>;
   /**
    * dev_pagemap_ops.folio_free: the last reference to a device folio went away — `npages`
    * pages from `pfn` (1, or PMD_PAGES for a device-private THP).
@@ -47,14 +61,38 @@ export class DevPagemap {
   /** Per page: 1 = head of a 512-page folio, 2 = tail (as PhysMem.compound). */
   readonly compound: Uint8Array;
   readonly ops: PagemapOptions;
+  /** is_device_coherent_page() for every page of this pagemap. */
+  readonly coherent: boolean;
+  /** Per coherent page: bumped by every CPU-side write (as PhysMem.gen): coherence with device copies. */
+  readonly gen: Uint32Array;
+  /** The CPU's view of each coherent page, allocated on first use, dropped when the page is freed. */
+  readonly #data = new Map<number, Uint8Array>();
 
   constructor(basePfn: number, opts: PagemapOptions) {
     this.basePfn = basePfn;
     this.npages = opts.npages;
     this.owner = opts.owner;
+    this.coherent = opts.type === 'coherent';
+    this.gen = new Uint32Array(this.coherent ? opts.npages : 0);
     this.refcount = new Int32Array(opts.npages);
     this.compound = new Uint8Array(opts.npages);
     this.ops = opts;
+  }
+
+  /**
+   * The bytes of a coherent device page in use, as the CPU loads and stores them (page_address
+   * of a MEMORY_DEVICE_COHERENT page). Not for device-private pages: the CPU cannot address them.
+   */
+  data(pfn: number): Uint8Array {
+    const i = this.#index(pfn);
+    if (!this.coherent) throw new Error(`device pfn ${pfn} is device-private: no CPU-addressable data`);
+    if (this.refcount[i] <= 0) throw new Error(`data of free device pfn ${pfn}`);
+    let d = this.#data.get(i);
+    if (d === undefined) {
+      d = new Uint8Array(PAGE_SIZE);
+      this.#data.set(i, d);
+    }
+    return d;
   }
 
   contains(pfn: number): boolean {
@@ -131,6 +169,7 @@ export class DevPagemap {
     const rc = --this.refcount[i];
     if (rc < 0) throw new Error(`put_page underflow on device pfn ${pfn}`);
     if (rc > 0) return;
+    this.#data.delete(i); // a coherent page comes back zeroed on its next use
     if (this.compound[i] === 1) {
       this.compound.fill(0, i, i + PMD_PAGES);
       this.refcount.fill(0, i, i + PMD_PAGES);
@@ -159,7 +198,13 @@ export class PagemapTable {
   /** memremap_pages(). Pfns are stored in 32-bit table fields, so the range must fit. */
   register(opts: PagemapOptions): DevPagemap {
     if (!Number.isSafeInteger(opts.npages) || opts.npages <= 0) throw err('EINVAL', `pagemap npages ${opts.npages}`);
-    if (typeof opts.migrateToRam !== 'function') throw err('EINVAL', 'pagemap needs migrateToRam');
+    // memremap_pages(): a device-private pagemap needs migrate_to_ram; a coherent one, as
+    // the kernel requires, page_free and an owner (it has no migrate_to_ram to call).
+    if (opts.type !== undefined && opts.type !== 'private' && opts.type !== 'coherent') throw err('EINVAL', `pagemap type ${String(opts.type)}`);
+    if (opts.type === 'coherent') {
+      if (typeof opts.pageFree !== 'function') throw err('EINVAL', 'coherent pagemap needs page_free');
+      if (opts.owner === undefined || opts.owner === null) throw err('EINVAL', 'coherent pagemap needs an owner');
+    } else if (typeof opts.migrateToRam !== 'function') throw err('EINVAL', 'pagemap needs migrateToRam');
     if (this.#next + opts.npages > 0xffffffff) throw err('ENOMEM', 'no pfn space left for the pagemap');
     const pm = new DevPagemap(this.#next, opts);
     this.#next += Math.ceil(opts.npages / PMD_PAGES) * PMD_PAGES;

@@ -82,6 +82,46 @@ export class MemCore {
     return pfn < this.ram.npages;
   }
 
+  /** is_device_coherent_page(): a device page the CPU maps with a present PTE. */
+  isDeviceCoherent(pfn: number): boolean {
+    return pfn >= this.ram.npages && this.pagemaps.of(pfn)?.coherent === true;
+  }
+
+  /** A pfn a present PTE may map: system RAM or device-coherent memory. */
+  isCpuAddressable(pfn: number): boolean {
+    return pfn < this.ram.npages || this.isDeviceCoherent(pfn);
+  }
+
+  /**
+   * The write generation of a CPU-addressable page (PhysMem.gen, or the coherent pagemap's).
+   * Both kinds share PhysMem.epoch, so a reader that saw no epoch change skips every page.
+   */
+  genOf(pfn: number): number {
+    if (pfn < this.ram.npages) return this.ram.gen[pfn];
+    const pm = this.pagemaps.of(pfn);
+    return pm === null || !pm.coherent ? 0 : pm.gen[pfn - pm.basePfn];
+  }
+
+  /** The CPU side wrote this frame or coherent device page (PhysMem.markWritten). */
+  markWritten(pfn: number): void {
+    if (pfn < this.ram.npages) {
+      this.ram.markWritten(pfn);
+      return;
+    }
+    const pm = this.pagemaps.of(pfn);
+    if (pm === null || !pm.coherent) throw new Error(`markWritten of pfn ${pfn}: not CPU-addressable`);
+    pm.gen[pfn - pm.basePfn]++;
+    this.ram.epoch++;
+  }
+
+  /** The bytes the CPU loads and stores for a present PTE's pfn (a frame or a coherent device page). */
+  pageData(pfn: number): Uint8Array {
+    if (pfn < this.ram.npages) return this.ram.data(pfn);
+    const pm = this.pagemaps.of(pfn);
+    if (pm === null) throw new Error(`page data of unknown pfn ${pfn}`);
+    return pm.data(pfn);
+  }
+
   /** compound_head(): huge pages are 512-aligned blocks, so the head is the block start. */
   head(pfn: number): number {
     if (pfn < this.ram.npages) return this.ram.isTail(pfn) ? pfn - (pfn % PMD_PAGES) : pfn;

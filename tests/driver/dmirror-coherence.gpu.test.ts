@@ -724,7 +724,8 @@ describe('dmirror coherence both ways', () => {
       await proc.write(buf, pagesOf(n, (p) => tag(p, round + 1)));
       expect((await fd1.migrateToDevice(buf + 3 * PAGE_SIZE, 1)).cpages).toBe(1);
       const ops = dev1.pagemap.ops;
-      const orig = ops.migrateToRam.bind(ops);
+      const orig = ops.migrateToRam?.bind(ops);
+      if (orig === undefined) throw new Error('a device-private pagemap has migrate_to_ram');
       let mprotect: Promise<void> | null = null;
       ops.migrateToRam = (f) => {
         mprotect ??= proc.mprotect(buf, 3 * PAGE_SIZE, PROT_READ);

@@ -5,8 +5,10 @@
  *
  * Conventions of the port:
  *  - FIXTURE(hmm) = one machine with two mirror devices, a process, device 0 opened on it
- *    (variant hmm_device_private; the hmm_device_coherent variants need DEVICE_COHERENT
- *    memory, which the API does not have, and the kernel skips them too when absent).
+ *    (variant hmm_device_private). The hmm_device_coherent / hmm2_device_coherent variants
+ *    (createMachine({ deviceMemory: 'coherent' })) are not run over this whole suite yet:
+ *    tests/driver/device-coherent.gpu.test.ts runs hmm_gup_test and the snapshot's
+ *    COHERENT_LOCAL/REMOTE as the C file does for them.
  *    FIXTURE(hmm2) = devices 0 and 1 both opened on the process. Teardown closes the
  *    mirrors (ASSERT_EQ(close(fd), 0)) and destroys the machine.
  *  - buffer->ptr accesses are Process.read/write (CPU loads/stores that fault like the
