@@ -10,7 +10,7 @@
 import { describe, expect } from 'vitest';
 import {
   checkFrameAccounting, HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL, HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE, HMM_DMIRROR_PROT_WRITE,
-  MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, createMachine, type Machine, type Process,
+  MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine, type Process,
 } from '../../src/index.js';
 import { isPresent } from '../../src/mm/page-table.js';
 import { mirrorTest } from '../support/mirror.js';
@@ -182,7 +182,7 @@ describe('device-coherent memory, two devices', () => {
     }
   });
 
-  mirrorTest('bad input: deviceMemory other than private/coherent is EINVAL', async () => {
-    await expect(createMachine({ deviceMemory: 'shared' as never })).rejects.toBeErrno('EINVAL');
+  mirrorTest('bad input: deviceMemory other than private/coherent is EINVAL', async ({ machines }) => {
+    await expect(machines({ deviceMemory: 'shared' as never })).rejects.toBeErrno('EINVAL');
   });
 });
