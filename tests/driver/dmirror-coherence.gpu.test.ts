@@ -652,13 +652,25 @@ describe('dmirror coherence both ways', () => {
     await writeRacingMigration(machines, true);
   });
 
-  /** Settles p, or fails after `ms` (a command that never completes is a bug too). */
-  async function within<T>(p: Promise<T>, ms: number, what: string, detail: () => string = () => ''): Promise<T> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * Settles p, or fails once the mirror has run more than `rounds` GPU rounds on it (a
+   * command replaying forever is a bug too). Gated on progress, not on time: a slow machine
+   * only takes longer to reach the bound.
+   */
+  async function withinRounds<T>(p: Promise<T>, roundsNow: () => number, rounds: number, what: string, detail: () => string): Promise<T> {
+    const start = roundsNow();
+    let settled = false;
+    const watch = (async (): Promise<never> => {
+      while (!settled) {
+        if (roundsNow() - start > rounds) throw new Error(`${what}: not done after ${rounds} GPU rounds ${detail()}`);
+        await new Promise<void>((r) => setTimeout(r, 5));
+      }
+      return new Promise<never>(() => {});
+    })();
     try {
-      return await Promise.race([p, new Promise<never>((_, rej) => { timer = setTimeout(() => rej(new Error(`${what}: not done after ${ms} ms ${detail()}`)), ms); })]);
+      return await Promise.race([p, watch]);
     } finally {
-      clearTimeout(timer);
+      settled = true;
     }
   }
 
@@ -698,9 +710,8 @@ describe('dmirror coherence both ways', () => {
     const other = who === 'parent' ? child : proc;
     const wfd = who === 'parent' ? fd0 : await m.devices[0].open(child);
     if (wfd !== fd0) opened.push(wfd);
-    const st = wfd.stats;
-    const w = await within(wfd.write(buf, pagesOf(n, (p) => tag(p, 2))), 4000, `${who}'s dev0 write`,
-      () => `(${st.rounds} GPU rounds, ${totals(wfd.servicer.records).rangeFaults} range faults so far)`);
+    const w = await withinRounds(wfd.write(buf, pagesOf(n, (p) => tag(p, 2))), () => wfd.stats.rounds, 200, `${who}'s dev0 write`,
+      () => `(${totals(wfd.servicer.records).rangeFaults} range faults so far)`);
     expect(w.cpages).toBe(n);
     expectAll((await wfd.read(buf, n)).data, (p) => tag(p, 2), n, `${who}'s device read`);
     expectAll(await writer.read(buf, n * PAGE_SIZE), (p) => tag(p, 2), n, `${who}'s CPU read`);

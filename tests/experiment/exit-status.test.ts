@@ -11,6 +11,7 @@ import { EXIT_GPU, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE } from '../../src/experi
 import { main, type Runner } from '../../src/experiment/main.js';
 import type { PolicyRunResult, RunConfig, RunResult } from '../../src/experiment/types.js';
 import { fakeResult, fakeRunner, type FakeRunner } from './fixtures.js';
+import { captureConsole } from '../support/console.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -22,15 +23,6 @@ function tmp(): string {
   const d = mkdtempSync(join(tmpdir(), 'mirrorlab-exit-'));
   dirs.push(d);
   return d;
-}
-
-function console2(): { log: string[]; err: string[] } {
-  const log: string[] = [];
-  const err: string[] = [];
-  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => { log.push(a.join(' ')); });
-  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => { err.push(a.join(' ')); });
-  vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  return { log, err };
 }
 
 function policyFigures(name: string): PolicyRunResult {
@@ -58,7 +50,7 @@ function failingPolicyRunner(error: string): FakeRunner {
 
 describe('exit status', () => {
   it('--help lists the exit codes', async () => {
-    const c = console2();
+    const c = captureConsole();
     expect(await main(['--help'], fakeRunner())).toBe(EXIT_OK);
     const help = c.log.join('\n');
     expect(help).toMatch(/Exit status:\n {2}0 {2}every run ok/);
@@ -66,7 +58,7 @@ describe('exit status', () => {
   });
 
   it('a run failed by its policy at run time: exit 1, and the policy table says FAILED, not "0 wrong"', async () => {
-    const c = console2();
+    const c = captureConsole();
     const out = tmp();
     const error = 'EINVAL: policy "first-touch": hook decide returned action 7 for entry 0';
     const code = await main(['--preset', 'policies', '--workload', 'stream', '--policy', 'first-touch', '--oversub', '1', '--out', out, '--quiet'],
@@ -82,7 +74,7 @@ describe('exit status', () => {
   });
 
   it('a run failing with a kernel error (EFAULT) exits 1 even though no word was wrong', async () => {
-    console2();
+    captureConsole();
     const runner: Runner = {
       openExperiment: async () => ({ adapter: 'fake', close: async () => {} }),
       runOne: async (cfg) => ({ ...fakeResult(cfg), ok: false, error: 'EFAULT: bad address' }),
@@ -91,12 +83,12 @@ describe('exit status', () => {
   });
 
   it('no GPU: exit 3', async () => {
-    console2();
+    captureConsole();
     expect(await main(['--preset', 'windows', '--out', tmp(), '--quiet'], fakeRunner({ failOpen: true }))).toBe(EXIT_GPU);
   });
 
   it('--policy with --protocol valid-flag is refused before anything runs (exit 2)', async () => {
-    const c = console2();
+    const c = captureConsole();
     const runner = fakeRunner();
     const code = await main(['--preset', 'policies', '--policy', 'first-touch', '--protocol', 'valid-flag', '--out', tmp()], runner);
     expect(code).toBe(EXIT_USAGE);
@@ -105,16 +97,16 @@ describe('exit status', () => {
   });
 
   it('choosing valid-flag says on stderr that it can let a device write into a freed frame', async () => {
-    const c = console2();
+    const c = captureConsole();
     await main(['--preset', 'protocols', '--protocol', 'valid-flag', '--storm', '0', '--out', tmp(), '--quiet'], fakeRunner());
     expect(c.err.some((l) => l.startsWith('warning: --protocol valid-flag') && l.includes('freed'))).toBe(true);
-    const c2 = console2();
+    const c2 = captureConsole();
     await main(['--preset', 'protocols', '--protocol', 'seq', '--storm', '0', '--out', tmp(), '--quiet'], fakeRunner());
     expect(c2.err.some((l) => l.startsWith('warning'))).toBe(false);
   });
 
   it('a trace that does not load is exit 2 before anything runs', async () => {
-    const c = console2();
+    const c = captureConsole();
     const d = tmp();
     writeFileSync(join(d, 'bad.csv'), 'time,address,access,processor\n0,zzz,read,0\n');
     const runner = fakeRunner();
@@ -125,7 +117,7 @@ describe('exit status', () => {
   });
 
   it('--out is checked before the sweep: a file in the way is exit 2, nothing runs', async () => {
-    const c = console2();
+    const c = captureConsole();
     const d = tmp();
     writeFileSync(join(d, 'file'), 'x');
     const runner = fakeRunner();
@@ -135,7 +127,7 @@ describe('exit status', () => {
   });
 
   it('a policy module that never settles is exit 2 with a message, within the watchdog\'s wall bound', async () => {
-    const c = console2();
+    const c = captureConsole();
     const runner = fakeRunner();
     const code = await main(['--preset', 'policies', '--policy', './tests/policy/fixtures/never-settles.ts', '--watchdog', 'off,0.2', '--out', tmp()], runner);
     expect(code).toBe(EXIT_USAGE);
@@ -144,13 +136,13 @@ describe('exit status', () => {
   });
 
   it('--watchdog takes SIM_S,WALL_S (or off) and reaches every run', async () => {
-    console2();
+    captureConsole();
     const seen: unknown[] = [];
     const base = fakeRunner();
     const runner: Runner = { openExperiment: base.openExperiment, runOne: async (cfg, ctx) => { seen.push(ctx.watchdog); return base.runOne(cfg, ctx); } };
     await main(['--preset', 'batches', '--workload', 'stream', '--batch', '32', '--watchdog', '2,off', '--out', tmp(), '--quiet'], runner);
     expect(seen).toEqual([{ simNs: 2e9, wallMs: Infinity }]);
-    const c = console2();
+    const c = captureConsole();
     expect(await main(['--watchdog', '5'], fakeRunner())).toBe(EXIT_USAGE);
     expect(c.err[0]).toMatch(/--watchdog: '5' is not SIM_S,WALL_S/);
   });

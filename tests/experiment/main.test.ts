@@ -8,6 +8,7 @@ import type { SchemeResult } from '../../src/experiment/mm-tour.js';
 import type { ExperimentReport } from '../../src/experiment/types.js';
 import { fakeRunner } from './fixtures.js';
 import { xmlProblem } from './xml.js';
+import { captureConsole } from '../support/console.js';
 
 function capture(): { lines: () => string[]; write: (s: string) => void } {
   let buf = '';
@@ -107,19 +108,8 @@ describe('main (fake runner)', () => {
     for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   });
 
-  /** console.log/error and process.stdout.write (progress, the mm table), captured. */
-  function quietConsole(): { log: string[]; err: string[]; out: string[] } {
-    const log: string[] = [];
-    const err: string[] = [];
-    const out: string[] = [];
-    vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => { log.push(a.join(' ')); });
-    vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => { err.push(a.join(' ')); });
-    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => { out.push(String(chunk)); return true; });
-    return { log, err, out };
-  }
-
   it('writes report.json, runs.csv, batches.csv, report.html and the figures; prints the table and the paths', async () => {
-    const c = quietConsole();
+    const c = captureConsole();
     const dir = mkdtempSync(join(tmpdir(), 'mirrorlab-exp-'));
     dirs.push(dir);
     const json = join(dir, 'extra', 'r.json');
@@ -142,7 +132,7 @@ describe('main (fake runner)', () => {
   });
 
   it('the default: the quick set plus the mm preset (real mm tour, small)', async () => {
-    const c = quietConsole();
+    const c = captureConsole();
     const dir = mkdtempSync(join(tmpdir(), 'mirrorlab-exp-'));
     dirs.push(dir);
     const code = await main(['--out', dir, '--pages', '16', '--rounds', '20', '--quiet'], fakeRunner());
@@ -155,7 +145,7 @@ describe('main (fake runner)', () => {
   });
 
   it('bad options: exit 2 with the message, nothing run', async () => {
-    const c = quietConsole();
+    const c = captureConsole();
     const runner = fakeRunner();
     expect(await main(['--window', '3m'], runner)).toBe(2);
     expect(c.err[0]).toBe("error: --window: '3m' is not a window (one of 4k, 64k, 2m, amd)");
@@ -171,7 +161,7 @@ describe('main (fake runner)', () => {
     [['--workload', 'bfs', '--size', '40'], /^error: --workload bfs --size 40: EINVAL: bfs at 40 MiB \(graph of 1072591 nodes, 6435546 edges\) needs 40.03 MiB; this device binds at most 32 MiB/],
     [['--preset', 'policies', '--workload', 'gemm', '--policy', 'first-touch+tree+lru', '--oversub', '1.5'], /gemm at 3 MiB oversubscribed 1.5x leaves 2.00 MiB of device memory; an application workload needs at least 4 chunks/],
   ] as const)('application workloads: %j is refused with exit 2, naming it, nothing run or written', async ([args, message]) => {
-    const c = quietConsole();
+    const c = captureConsole();
     const dir = join(mkdtempSync(join(tmpdir(), 'mirrorlab-exp-')), 'out');
     dirs.push(dirname(dir));
     const runner = Object.assign(fakeRunner(), { maxBufferBytes: async () => 32 * 2 ** 20 });
@@ -182,7 +172,7 @@ describe('main (fake runner)', () => {
   });
 
   it('exit 1 when the runner threw, 3 when the GPU could not be opened (outputs still written)', async () => {
-    quietConsole();
+    captureConsole();
     const dir = mkdtempSync(join(tmpdir(), 'mirrorlab-exp-'));
     dirs.push(dir);
     expect(await main(['--preset', 'windows', '--out', dir, '--quiet'], fakeRunner({ throwOn: (c) => c.window === 'amd' }))).toBe(1);

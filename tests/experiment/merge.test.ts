@@ -14,21 +14,13 @@ import { mergeCommand } from '../../src/experiment/merge.js';
 import { sweepCommand } from '../../src/experiment/sweep-id.js';
 import type { ExperimentReport } from '../../src/experiment/types.js';
 import { fakeRunner } from './fixtures.js';
+import { captureConsole } from '../support/console.js';
 
 const dirs: string[] = [];
 afterEach(() => {
   vi.restoreAllMocks();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
-
-function quiet(): { log: string[]; err: string[] } {
-  const log: string[] = [];
-  const err: string[] = [];
-  vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => { log.push(a.join(' ')); });
-  vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => { err.push(a.join(' ')); });
-  vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  return { log, err };
-}
 
 function root(): string {
   const d = mkdtempSync(join(tmpdir(), 'mirrorlab-merge-'));
@@ -55,7 +47,7 @@ function edit(dir: string, f: (r: ExperimentReport) => void): void {
 
 describe('experiment merge', () => {
   it('joins the shards of one sweep in sweep order (exit 0); each shard names its sweep', async () => {
-    quiet();
+    captureConsole();
     const d = root();
     const parts = [await shard(d, 1, 3), await shard(d, 2, 3), await shard(d, 3, 3)];
     const r1 = JSON.parse(readFileSync(join(parts[0], 'report.json'), 'utf8')) as ExperimentReport;
@@ -70,7 +62,7 @@ describe('experiment merge', () => {
   });
 
   it('refuses shards of another sweep (a different seed), naming both sides: exit 4', async () => {
-    const c = quiet();
+    const c = captureConsole();
     const d = root();
     const a = await shard(d, 1, 2, ['--seed', '1']);
     const b = await shard(d, 2, 2, ['--seed', '2']);
@@ -80,7 +72,7 @@ describe('experiment merge', () => {
   });
 
   it('refuses another adapter unless --allow-mixed-adapters; refuses another version or command', async () => {
-    const c = quiet();
+    const c = captureConsole();
     const d = root();
     const a = await shard(d, 1, 2);
     const b = await shard(d, 2, 2, [], 'another GPU');
@@ -96,7 +88,7 @@ describe('experiment merge', () => {
   });
 
   it('refuses bogus run indices, a shard twice, and missing shards', async () => {
-    const c = quiet();
+    const c = captureConsole();
     const d = root();
     const a = await shard(d, 1, 2);
     const b = await shard(d, 2, 2);
@@ -112,7 +104,7 @@ describe('experiment merge', () => {
   });
 
   it('--out may not be an input (nothing overwritten: exit 2); a malformed part is a message, not a stack trace', async () => {
-    const c = quiet();
+    const c = captureConsole();
     const d = root();
     const a = await shard(d, 1, 2);
     const b = await shard(d, 2, 2);
@@ -134,14 +126,14 @@ describe('experiment merge', () => {
   });
 
   it('merge --help prints its usage (not read as a directory)', async () => {
-    const c = quiet();
+    const c = captureConsole();
     expect(await main(['merge', '--help'])).toBe(EXIT_OK);
     expect(c.log.join('\n')).toMatch(/^Usage: npm run experiment -- merge DIR\.\.\./);
     expect(await mergeCommand(['--bogus'])).toBe(EXIT_USAGE);
   });
 
   it('a shard writes atomically: no temporary file left, a retried task replaces only its own files', async () => {
-    quiet();
+    captureConsole();
     const d = root();
     const a = await shard(d, 1, 2);
     const first = readFileSync(join(a, 'report.json'), 'utf8');
