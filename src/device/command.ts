@@ -62,6 +62,14 @@ export interface CommandDesc {
    * and add up in MirrorCommand.accessCounts.
    */
   counters?: AccessCounterConfig | null;
+  /**
+   * The caller will read the output (readOutput) once the command has finished: a round
+   * known to finish it (a quiet read round: MirrorEngine.runRound) copies the io out in its
+   * own submission, and readOutput answers from that copy — one GPU submission and one map
+   * fewer (dmirror's read: the device's result is copied out as the command completes).
+   * Otherwise readOutput reads the io as it would without it.
+   */
+  readback?: boolean;
 }
 
 /**
@@ -232,6 +240,8 @@ export class MirrorCommand {
   /** @internal: the buffers go back to the engine's spares on destroy. */
   readonly scratch: boolean;
   /** @internal */ readonly doneWords: number;
+  /** CommandDesc.readback. */
+  readonly readback: boolean;
   /** @internal: which of the two done bitmaps is current (see mirrorThread). */
   parity = 0;
   /** @internal */ bindGroup: GPUBindGroup | null = null;
@@ -241,6 +251,16 @@ export class MirrorCommand {
   /** @internal */ recordBindGen = -1;
   private doneCount = 0;
   private dead = false;
+  /** Finished by a round that wrote no done bit (mirror_read_fresh): readDone answers all-done. */
+  #doneOnHost = false;
+  /**
+   * state[] or the done bitmaps may hold something other than zeros: set by every round but
+   * mirror_read_fresh (which writes neither: its TLB leaves past the bitmaps are only read
+   * within a round) and by cancelSources. While clear, reset() has nothing to clear.
+   */
+  #written = false;
+  /** The io as the finishing round copied it out (CommandDesc.readback), for readOutput. */
+  #output: Uint32Array | null = null;
 
   /** @internal: use MirrorEngine.createCommand. */
   constructor(engine: CommandHost, desc: CommandDesc, faultSources: number, devDirtyOff: number) {
@@ -251,6 +271,7 @@ export class MirrorCommand {
     this.npages = desc.npages;
     this.words = desc.invocations ?? desc.npages * WORDS_PER_PAGE;
     this.perInvocation = desc.invocations !== undefined;
+    this.readback = desc.readback === true;
     const device = engine.device;
     this.pendWords = Math.ceil((faultSources * desc.npages) / 32);
     this.doneWords = Math.ceil(this.words / 32);
@@ -329,6 +350,25 @@ export class MirrorCommand {
     this.doneCount = n;
   }
 
+  /** @internal: a round that may write state[] and the done bitmaps is about to be submitted. */
+  markWritten(): void {
+    this.#written = true;
+  }
+
+  /**
+   * @internal: a round that wrote no done bit finished the command (mirror_read_fresh: it
+   * ran first, nothing done before it, and could not miss): every invocation is done.
+   */
+  setDoneOnHost(): void {
+    this.doneCount = this.words;
+    this.#doneOnHost = true;
+  }
+
+  /** @internal: the finishing round's copy of the io (CommandDesc.readback). */
+  keepOutput(words: Uint32Array): void {
+    this.#output = words;
+  }
+
   /** @internal: a round's counter readout adds to the command's sums. */
   addCounts(round: Uint32Array): void {
     const sum = this.accessCounts!.counts;
@@ -338,6 +378,11 @@ export class MirrorCommand {
   /** The io buffer: read results / atomic old values (write: what was stored). */
   async readOutput(): Promise<Uint32Array> {
     if (this.scratch && !this.finished) throw err('EINVAL', 'readOutput: a scratch command\'s output is only read once it has finished');
+    const kept = this.#output;
+    if (kept !== null) {
+      this.#output = null; // handed over: a second call reads the io again
+      return kept;
+    }
     return new Uint32Array(await this.engine.readGpu(this.io, 0, this.io.size, 'readOutput'));
   }
 
@@ -348,6 +393,8 @@ export class MirrorCommand {
 
   /** The done bitmap: bit i of word i/32 is invocation i. */
   async readDone(): Promise<Uint32Array> {
+    // (The engine's own layout: words is npages * 1024, every bit of every done word is work.)
+    if (this.#doneOnHost) return new Uint32Array(this.doneWords).fill(0xffffffff);
     const off = this.parity ? this.doneWords : 0;
     return new Uint32Array(await this.engine.readGpu(this.doneBits, off * 4, this.doneWords * 4, 'readDone'));
   }
@@ -380,6 +427,7 @@ export class MirrorCommand {
     }
     if (cancelled > 0) {
       ensureAlive(this.engine.device, 'MirrorCommand.cancelSources');
+      this.#written = true;
       this.engine.device.queue.writeBuffer(this.doneBits, (this.parity ? this.doneWords : 0) * 4, new Uint32Array(bits));
       this.doneCount += cancelled;
     }
@@ -393,13 +441,20 @@ export class MirrorCommand {
   reset(): void {
     if (this.dead) throw err('EINVAL', 'reset: command destroyed');
     ensureAlive(this.engine.device, 'MirrorCommand.reset');
-    const enc = this.engine.device.createCommandEncoder({ label: 'mirror command reset' });
-    enc.clearBuffer(this.state);
-    enc.clearBuffer(this.doneBits);
-    this.engine.device.queue.submit([enc.finish()]);
-    this.engine.device.queue.writeBuffer(this.params, parityOffset(), new Uint32Array([0]));
+    // Nothing to clear while only fresh rounds ran since creation or the last reset (state[]
+    // and the bitmaps still zero, the parity 0).
+    if (this.#written) {
+      const enc = this.engine.device.createCommandEncoder({ label: 'mirror command reset' });
+      enc.clearBuffer(this.state);
+      enc.clearBuffer(this.doneBits);
+      this.engine.device.queue.submit([enc.finish()]);
+      this.engine.device.queue.writeBuffer(this.params, parityOffset(), new Uint32Array([0]));
+      this.#written = false;
+    }
     this.parity = 0;
     this.doneCount = 0;
+    this.#doneOnHost = false;
+    this.#output = null;
     this.accessCounts?.counts.fill(0);
   }
 

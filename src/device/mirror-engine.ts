@@ -253,7 +253,21 @@ export class MirrorEngine implements CommandHost {
       }
       this.pt.flush();
       const bind = this.bindGroupFor(cmd);
-      this.device.queue.writeBuffer(cmd.params, parityOffset(), new Uint32Array([cmd.parity]));
+      // A quiet round: a plain read (engine kernel, no counters) over a range the table maps
+      // everywhere misses nowhere and dirties nothing: no report / record pass, no ring drain
+      // (on llvmpipe those were a third of a steady 4 MiB round). Its copy kernel touches no
+      // state word either, so nothing of state[] is cleared or read back: the missed count is
+      // 0 by construction. A fresh one (no word done yet: a command's first round, or the
+      // replay after a round that missed everywhere) runs mirror_read_fresh, which reads and
+      // writes no done bitmap (the finish is recorded on the host). A command that asked for
+      // its output (CommandDesc.readback) gets it copied out in the same submission: the
+      // quiet round is known to finish it.
+      const quiet = cmd.kernel === null && cmd.op === 'read' && cmd.counterWords === 0 && this.pt.covers(cmd.page, cmd.npages, PTE_VALID);
+      const fresh = quiet && cmd.done === 0;
+      if (!fresh) {
+        cmd.markWritten();
+        this.device.queue.writeBuffer(cmd.params, parityOffset(), new Uint32Array([cmd.parity]));
+      }
       // A counting command's counters follow the fault ring in the same readback.
       const countersAt = STATE_HEADER_WORDS * 4 + this.faults.byteSize;
       if (countersAt + cmd.counterWords * 4 > this.staging.size) {
@@ -261,17 +275,13 @@ export class MirrorEngine implements CommandHost {
         const size = countersAt + cmd.counterWords * 4;
         this.staging = this.buffers.acquire({ label: `${this.label} round staging`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
       }
-      // A quiet round: a plain read (engine kernel, no counters) over a range the table maps
-      // everywhere misses nowhere and dirties nothing: no report / record pass, no ring drain,
-      // only the state header back (on llvmpipe those were a third of a steady 4 MiB round).
-      const quiet = cmd.kernel === null && cmd.op === 'read' && cmd.counterWords === 0 && this.pt.covers(cmd.page, cmd.npages, PTE_VALID);
       const round = async (): Promise<RoundResult> => {
         const enc = this.device.createCommandEncoder({ label: `${this.label} round` });
         // New round: forget last round's misses, the uTLBs' outstanding-fault bits and the
         // access counters (read out by the last round: a notification clears the counter).
-        enc.clearBuffer(cmd.state, 4, (STATE_HEADER_WORDS - 1 + cmd.pendWords + cmd.counterWords) * 4);
+        if (!quiet) enc.clearBuffer(cmd.state, 4, (STATE_HEADER_WORDS - 1 + cmd.pendWords + cmd.counterWords) * 4);
         const pass = enc.beginComputePass({ label: `${this.label} ${cmd.op}` });
-        pass.setPipeline(cmd.kernel?.pipeline ?? this.pipelines[cmd.op]);
+        pass.setPipeline(fresh ? this.pipelines.readFresh : cmd.kernel?.pipeline ?? this.pipelines[cmd.op]);
         pass.setBindGroup(0, bind);
         // A thread per done word (8 pages a workgroup), or per invocation (CommandDesc.invocations).
         const [x, y] = this.grid(cmd.perInvocation ? Math.ceil(cmd.words / MIRROR_WORKGROUP_SIZE) : Math.ceil(cmd.npages / MIRROR_PAGES_PER_WORKGROUP));
@@ -288,34 +298,26 @@ export class MirrorEngine implements CommandHost {
           pass.dispatchWorkgroupsIndirect(cmd.state, STATE_RECORD_ARGS * 4);
         }
         pass.end();
+        if (quiet) return this.quietRound(cmd, enc);
         enc.copyBufferToBuffer(cmd.state, 0, this.staging, 0, STATE_HEADER_WORDS * 4);
-        if (!quiet) this.faults.encodeDrain(enc, this.staging, STATE_HEADER_WORDS * 4);
+        this.faults.encodeDrain(enc, this.staging, STATE_HEADER_WORDS * 4);
         if (cmd.counterWords > 0) enc.copyBufferToBuffer(cmd.state, cmd.counterOff * 4, this.staging, countersAt, cmd.counterWords * 4);
         this.device.queue.submit([enc.finish()]);
         this.counters.dispatches++;
         this.walkers++;
         try {
           // the whole submission has finished
-          const mapped = quiet ? this.staging.mapAsync(GPUMapMode.READ, 0, STATE_HEADER_WORDS * 4) : this.staging.mapAsync(GPUMapMode.READ);
-          await this.sched.wait(mapped, `${this.label}: round mapAsync`);
+          await this.sched.wait(this.staging.mapAsync(GPUMapMode.READ), `${this.label}: round mapAsync`);
         } finally {
           this.walkers--;
         }
         try {
-          const bytes = quiet ? this.staging.getMappedRange(0, STATE_HEADER_WORDS * 4) : this.staging.getMappedRange();
+          const bytes = this.staging.getMappedRange();
           const head = new Uint32Array(bytes, 0, STATE_HEADER_WORDS);
           // Every word not done before the round was either done by it or counted missed.
           const missed = head[1];
           if (missed > cmd.words - cmd.done) throw err('EIO', `${this.label}: ${missed} words missed, ${cmd.words - cmd.done} were left`);
           const done = cmd.words - missed;
-          if (quiet) {
-            // The report pass's TLB figures are the range's shape (a lookup per thread, a walk
-            // per page), the same whether it runs or not.
-            return {
-              faults: [], overflow: false, completed: done - cmd.done, missed, done, total: cmd.words,
-              finished: done === cmd.words, tlb: tlbStats(cmd.npages * MIRROR_THREADS_PER_PAGE, cmd.npages),
-            };
-          }
           const batch = this.faults.parse(bytes, STATE_HEADER_WORDS * 4);
           const counters = cmd.counterWords > 0 ? new Uint32Array(bytes.slice(countersAt, countersAt + cmd.counterWords * 4)) : null;
           return {
@@ -328,9 +330,13 @@ export class MirrorEngine implements CommandHost {
         }
       };
       const r = this.checkErrors ? await withErrorScopes(this.device, round, this.sched) : await round();
-      cmd.setDone(r.done);
+      if (fresh) {
+        cmd.setDoneOnHost(); // mirror_read_fresh wrote no done bit (and read no parity)
+      } else {
+        cmd.setDone(r.done);
+        cmd.parity ^= 1; // this round's `next` bitmap is the next round's `prev`
+      }
       if (r.counters !== undefined) cmd.addCounts(r.counters);
-      cmd.parity ^= 1; // this round's `next` bitmap is the next round's `prev`
       this.counters.rounds++;
       if (quiet) this.counters.quietRounds++;
       this.counters.faultRecords += r.faults.length;
@@ -339,6 +345,45 @@ export class MirrorEngine implements CommandHost {
       if (r.overflow) this.counters.overflows++;
       return r;
     });
+  }
+
+  /**
+   * The end of a quiet round (runRound): submit, wait, and answer without reading state[]
+   * (the copy kernel cannot miss and writes none of it). The wait maps what must come back
+   * anyway: the command's output when it asked for it (CommandDesc.readback: its io copied
+   * into a staging buffer in this submission, kept on the command for readOutput), else the
+   * 32-byte state header. The TLB figures are the range's shape (a lookup per thread, a walk
+   * per page), as the report pass would have counted them.
+   */
+  private async quietRound(cmd: MirrorCommand, enc: GPUCommandEncoder): Promise<RoundResult> {
+    const out = cmd.readback ? this.readbacks.take(cmd.io.size, `${this.label} output staging`) : null;
+    let reuse = false;
+    try {
+      if (out !== null) enc.copyBufferToBuffer(cmd.io, 0, out, 0, cmd.io.size);
+      else enc.copyBufferToBuffer(cmd.state, 0, this.staging, 0, STATE_HEADER_WORDS * 4);
+      this.device.queue.submit([enc.finish()]);
+      this.counters.dispatches++;
+      this.walkers++;
+      try {
+        const mapped = out !== null ? out.mapAsync(GPUMapMode.READ) : this.staging.mapAsync(GPUMapMode.READ, 0, STATE_HEADER_WORDS * 4);
+        await this.sched.wait(mapped, `${this.label}: round mapAsync`);
+      } finally {
+        this.walkers--;
+      }
+      if (out !== null) {
+        cmd.keepOutput(new Uint32Array(out.getMappedRange().slice(0)));
+        out.unmap();
+        reuse = !this.dead;
+      } else {
+        this.staging.unmap();
+      }
+    } finally {
+      if (out !== null) this.readbacks.give(out, reuse);
+    }
+    return {
+      faults: [], overflow: false, completed: cmd.words - cmd.done, missed: 0, done: cmd.words, total: cmd.words,
+      finished: true, tlb: tlbStats(cmd.npages * MIRROR_THREADS_PER_PAGE, cmd.npages),
+    };
   }
 
   // -------------------------------------------------------------------------------------
