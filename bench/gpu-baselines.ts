@@ -50,12 +50,10 @@ export class Baselines {
    * A bare round over `pages` pages: one submission of the copy kernel (src → dst, as
    * above) and a copyBufferToBuffer of `readbackBytes` of dst into a MAP_READ buffer, then
    * mapAsync + unmap — a mirror round's dispatch, copy and readback (its readback is the
-   * state header and the fault ring: MirrorEngine.roundReadbackBytes). `copyOut`: the mapped
-   * bytes are also copied out (a round that brings a read's output back: readbackBytes = the
-   * output's).
+   * state header and the fault ring: MirrorEngine.roundReadbackBytes).
    */
-  round(pages: number, readbackBytes: number, copyOut = false): () => Promise<void> {
-    const key = `${pages}/${readbackBytes}/${copyOut}`;
+  round(pages: number, readbackBytes: number): () => Promise<void> {
+    const key = `${pages}/${readbackBytes}`;
     const have = this.#rounds.get(key);
     if (have) return have;
     const d = this.device;
@@ -81,7 +79,6 @@ export class Baselines {
       enc.copyBufferToBuffer(dst, 0, staging, 0, readbackBytes);
       d.queue.submit([enc.finish()]);
       await staging.mapAsync(GPUMapMode.READ);
-      if (copyOut) new Uint8Array(staging.getMappedRange()).slice(0);
       staging.unmap();
     };
     this.#rounds.set(key, fn);

@@ -109,12 +109,8 @@ for (const [mib, reps] of [[4, quick ? 5 : 30], [64, quick ? 2 : 8], [256, quick
   const chunk = Math.min(npages, mirror.chunkPages);
   const data = pattern(npages, mib);
   const bareRound = bare.round(chunk, engine.roundReadbackBytes);
-  // The replay that finishes a read chunk brings the chunk's output back in its submission
-  // (CommandDesc.readback): its bare round reads back and copies out the same bytes.
-  const bareOutRound = bare.round(chunk, chunk * PAGE_SIZE, true);
   const bareTrip = bare.trip(npages, mirror.chunkPages);
   await bareRound();
-  await bareOutRound();
   await bareTrip();
   const readMs: number[] = [];
   const tripMs: number[] = [];
@@ -129,7 +125,7 @@ for (const [mib, reps] of [[4, quick ? 5 : 30], [64, quick ? 2 : 8], [256, quick
     // Bare rounds before and after each read (drift in the machine's speed hits both sides).
     for (let k = 0; k < Math.ceil(npages / chunk); k++) {
       const t0 = performance.now();
-      await bareOutRound();
+      await bareRound();
       bareRoundMs.push(performance.now() - t0);
     }
     let t = performance.now();
@@ -142,7 +138,7 @@ for (const [mib, reps] of [[4, quick ? 5 : 30], [64, quick ? 2 : 8], [256, quick
     tripMs.push(performance.now() - t);
     for (let k = 0; k < Math.ceil(npages / chunk); k++) {
       t = performance.now();
-      await bareOutRound();
+      await bareRound();
       bareRoundMs.push(performance.now() - t);
     }
   }
@@ -182,19 +178,19 @@ for (const [mib, reps] of [[4, quick ? 5 : 30], [64, quick ? 2 : 8], [256, quick
     target: mib === 256 ? '' : '≤ 1.1x',
   });
   rows.push({
-    name: `replay round inside the fresh reads (after the fault service, queue idle), ${sz}, bringing the chunk's output back; n = ${replays.length}`,
+    name: `replay round inside the fresh reads (after the fault service, queue idle), ${sz}; n = ${replays.length}`,
     result: fmtMs(rr),
-    baseline: `${fmtMs(br)} (bare dispatch + copy of the output + mapAsync + copy out, once per chunk before and after each read)`,
+    baseline: `${fmtMs(br)} (same bare round, once per chunk before and after each read)`,
     ratio: rr / br,
     target: '≤ 1.3x',
   });
   // Where a fresh read's time goes: its rounds (timed from an idle queue) and the rest (the
-  // fault service, the aperture uploads, JavaScript), per read.
+  // fault service, the aperture uploads, the output's read-back, JavaScript), per read.
   const reads = readMs.length;
   const faultMs = faultRounds.reduce((a, b) => a + b, 0) / reads;
   const replayMs = replays.reduce((a, b) => a + b, 0) / reads;
   rows.push({
-    name: `fresh ${mib} MiB READ, piece by piece (means per read): fault rounds (kernel + report + record + ring drain) / replay rounds with the output / the rest (service, uploads, JS)`,
+    name: `fresh ${mib} MiB READ, piece by piece (means per read): fault rounds (kernel + report + record + ring drain) / replay rounds / the rest (service, uploads, output read-back, JS)`,
     result: `${fmtMs(faultMs)} / ${fmtMs(replayMs)} / ${fmtMs(readMs.reduce((a, b) => a + b, 0) / reads - faultMs - replayMs)}`,
     baseline: `${fmtMs(tripMs.reduce((a, b) => a + b, 0) / reads)} (bare trip, mean)`,
     ratio: null,

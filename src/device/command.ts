@@ -62,14 +62,6 @@ export interface CommandDesc {
    * and add up in MirrorCommand.accessCounts.
    */
   counters?: AccessCounterConfig | null;
-  /**
-   * The caller will read the output (readOutput) once the command has finished: a round
-   * known to finish it (a quiet read round: MirrorEngine.runRound) copies the io out in its
-   * own submission, and readOutput answers from that copy — one GPU submission and one map
-   * fewer (dmirror's read: the device's result is copied out as the command completes).
-   * Otherwise readOutput reads the io as it would without it.
-   */
-  readback?: boolean;
 }
 
 /**
@@ -240,8 +232,6 @@ export class MirrorCommand {
   /** @internal: the buffers go back to the engine's spares on destroy. */
   readonly scratch: boolean;
   /** @internal */ readonly doneWords: number;
-  /** CommandDesc.readback. */
-  readonly readback: boolean;
   /** @internal: which of the two done bitmaps is current (see mirrorThread). */
   parity = 0;
   /** @internal */ bindGroup: GPUBindGroup | null = null;
@@ -259,8 +249,6 @@ export class MirrorCommand {
    * within a round) and by cancelSources. While clear, reset() has nothing to clear.
    */
   #written = false;
-  /** The io as the finishing round copied it out (CommandDesc.readback), for readOutput. */
-  #output: Uint32Array | null = null;
 
   /** @internal: use MirrorEngine.createCommand. */
   constructor(engine: CommandHost, desc: CommandDesc, faultSources: number, devDirtyOff: number) {
@@ -271,7 +259,6 @@ export class MirrorCommand {
     this.npages = desc.npages;
     this.words = desc.invocations ?? desc.npages * WORDS_PER_PAGE;
     this.perInvocation = desc.invocations !== undefined;
-    this.readback = desc.readback === true;
     const device = engine.device;
     this.pendWords = Math.ceil((faultSources * desc.npages) / 32);
     this.doneWords = Math.ceil(this.words / 32);
@@ -364,11 +351,6 @@ export class MirrorCommand {
     this.#doneOnHost = true;
   }
 
-  /** @internal: the finishing round's copy of the io (CommandDesc.readback). */
-  keepOutput(words: Uint32Array): void {
-    this.#output = words;
-  }
-
   /** @internal: a round's counter readout adds to the command's sums. */
   addCounts(round: Uint32Array): void {
     const sum = this.accessCounts!.counts;
@@ -378,11 +360,6 @@ export class MirrorCommand {
   /** The io buffer: read results / atomic old values (write: what was stored). */
   async readOutput(): Promise<Uint32Array> {
     if (this.scratch && !this.finished) throw err('EINVAL', 'readOutput: a scratch command\'s output is only read once it has finished');
-    const kept = this.#output;
-    if (kept !== null) {
-      this.#output = null; // handed over: a second call reads the io again
-      return kept;
-    }
     return new Uint32Array(await this.engine.readGpu(this.io, 0, this.io.size, 'readOutput'));
   }
 
@@ -454,7 +431,6 @@ export class MirrorCommand {
     this.parity = 0;
     this.doneCount = 0;
     this.#doneOnHost = false;
-    this.#output = null;
     this.accessCounts?.counts.fill(0);
   }
 

@@ -259,9 +259,7 @@ export class MirrorEngine implements CommandHost {
       // state word either, so nothing of state[] is cleared or read back: the missed count is
       // 0 by construction. A fresh one (no word done yet: a command's first round, or the
       // replay after a round that missed everywhere) runs mirror_read_fresh, which reads and
-      // writes no done bitmap (the finish is recorded on the host). A command that asked for
-      // its output (CommandDesc.readback) gets it copied out in the same submission: the
-      // quiet round is known to finish it.
+      // writes no done bitmap (the finish is recorded on the host).
       const quiet = cmd.kernel === null && cmd.op === 'read' && cmd.counterWords === 0 && this.pt.covers(cmd.page, cmd.npages, PTE_VALID);
       const fresh = quiet && cmd.done === 0;
       if (!fresh) {
@@ -349,37 +347,21 @@ export class MirrorEngine implements CommandHost {
 
   /**
    * The end of a quiet round (runRound): submit, wait, and answer without reading state[]
-   * (the copy kernel cannot miss and writes none of it). The wait maps what must come back
-   * anyway: the command's output when it asked for it (CommandDesc.readback: its io copied
-   * into a staging buffer in this submission, kept on the command for readOutput), else the
-   * 32-byte state header. The TLB figures are the range's shape (a lookup per thread, a walk
-   * per page), as the report pass would have counted them.
+   * (the copy kernel cannot miss and writes none of it). The wait maps the 32-byte state
+   * header (its bytes are not looked at). The TLB figures are the range's shape (a lookup
+   * per thread, a walk per page), as the report pass would have counted them.
    */
   private async quietRound(cmd: MirrorCommand, enc: GPUCommandEncoder): Promise<RoundResult> {
-    const out = cmd.readback ? this.readbacks.take(cmd.io.size, `${this.label} output staging`) : null;
-    let reuse = false;
+    enc.copyBufferToBuffer(cmd.state, 0, this.staging, 0, STATE_HEADER_WORDS * 4);
+    this.device.queue.submit([enc.finish()]);
+    this.counters.dispatches++;
+    this.walkers++;
     try {
-      if (out !== null) enc.copyBufferToBuffer(cmd.io, 0, out, 0, cmd.io.size);
-      else enc.copyBufferToBuffer(cmd.state, 0, this.staging, 0, STATE_HEADER_WORDS * 4);
-      this.device.queue.submit([enc.finish()]);
-      this.counters.dispatches++;
-      this.walkers++;
-      try {
-        const mapped = out !== null ? out.mapAsync(GPUMapMode.READ) : this.staging.mapAsync(GPUMapMode.READ, 0, STATE_HEADER_WORDS * 4);
-        await this.sched.wait(mapped, `${this.label}: round mapAsync`);
-      } finally {
-        this.walkers--;
-      }
-      if (out !== null) {
-        cmd.keepOutput(new Uint32Array(out.getMappedRange().slice(0)));
-        out.unmap();
-        reuse = !this.dead;
-      } else {
-        this.staging.unmap();
-      }
+      await this.sched.wait(this.staging.mapAsync(GPUMapMode.READ, 0, STATE_HEADER_WORDS * 4), `${this.label}: round mapAsync`);
     } finally {
-      if (out !== null) this.readbacks.give(out, reuse);
+      this.walkers--;
     }
+    this.staging.unmap();
     return {
       faults: [], overflow: false, completed: cmd.words - cmd.done, missed: 0, done: cmd.words, total: cmd.words,
       finished: true, tlb: tlbStats(cmd.npages * MIRROR_THREADS_PER_PAGE, cmd.npages),

@@ -328,9 +328,8 @@ export class Dmirror implements Mirror {
   async #runChunk(op: MirrorOp, page: number, npages: number, words: Uint32Array | undefined, faulting: boolean): Promise<{ out: Uint8Array | null; faults: number }> {
     this.#checkOpen();
     this.#stats.chunks++;
-    // Scratch io: the output is only read once every word has been written. A read's output
-    // comes back with the round that finishes it where that round is known to (readback).
-    const cmd: MirrorCommand = this.engine.createCommand({ op, page, npages, data: words, scratch: true, readback: op === 'read' });
+    // Scratch io: the output is only read once every word has been written.
+    const cmd: MirrorCommand = this.engine.createCommand({ op, page, npages, data: words, scratch: true });
     try {
       const { faultRounds: faults } = await this.#rounds(cmd, faulting);
       if (op === 'write') return { out: null, faults };
