@@ -254,12 +254,9 @@ export class MirrorEngine implements CommandHost {
       this.pt.flush();
       const bind = this.bindGroupFor(cmd);
       // A quiet round: a plain read (engine kernel, no counters) over a range the table maps
-      // everywhere misses nowhere and dirties nothing: no report / record pass, no ring drain
-      // (on llvmpipe those were a third of a steady 4 MiB round). Its copy kernel touches no
-      // state word either, so nothing of state[] is cleared or read back: the missed count is
-      // 0 by construction. A fresh one (no word done yet: a command's first round, or the
-      // replay after a round that missed everywhere) runs mirror_read_fresh, which reads and
-      // writes no done bitmap (the finish is recorded on the host).
+      // everywhere misses nowhere and dirties nothing: no report / record pass, no ring drain,
+      // no state[] cleared or read (quietRound). A fresh one (no word done yet) runs
+      // mirror_read_fresh: no done bitmap read or written (the finish is kept on the host).
       const quiet = cmd.kernel === null && cmd.op === 'read' && cmd.counterWords === 0 && this.pt.covers(cmd.page, cmd.npages, PTE_VALID);
       const fresh = quiet && cmd.done === 0;
       if (!fresh) {
@@ -275,8 +272,7 @@ export class MirrorEngine implements CommandHost {
       }
       const round = async (): Promise<RoundResult> => {
         const enc = this.device.createCommandEncoder({ label: `${this.label} round` });
-        // New round: forget last round's misses, the uTLBs' outstanding-fault bits and the
-        // access counters (read out by the last round: a notification clears the counter).
+        // Forget last round's misses, the uTLBs' pending bits and the access counters.
         if (!quiet) enc.clearBuffer(cmd.state, 4, (STATE_HEADER_WORDS - 1 + cmd.pendWords + cmd.counterWords) * 4);
         const pass = enc.beginComputePass({ label: `${this.label} ${cmd.op}` });
         pass.setPipeline(fresh ? this.pipelines.readFresh : cmd.kernel?.pipeline ?? this.pipelines[cmd.op]);
@@ -328,12 +324,10 @@ export class MirrorEngine implements CommandHost {
         }
       };
       const r = this.checkErrors ? await withErrorScopes(this.device, round, this.sched) : await round();
-      if (fresh) {
-        cmd.setDoneOnHost(); // mirror_read_fresh wrote no done bit (and read no parity)
-      } else {
-        cmd.setDone(r.done);
-        cmd.parity ^= 1; // this round's `next` bitmap is the next round's `prev`
-      }
+      // mirror_read_fresh wrote no done bit and read no parity; otherwise this round's
+      // `next` bitmap is the next round's `prev`.
+      if (fresh) cmd.setDoneOnHost();
+      else { cmd.setDone(r.done); cmd.parity ^= 1; }
       if (r.counters !== undefined) cmd.addCounts(r.counters);
       this.counters.rounds++;
       if (quiet) this.counters.quietRounds++;
@@ -346,10 +340,9 @@ export class MirrorEngine implements CommandHost {
   }
 
   /**
-   * The end of a quiet round (runRound): submit, wait, and answer without reading state[]
-   * (the copy kernel cannot miss and writes none of it). The wait maps the 32-byte state
-   * header (its bytes are not looked at). The TLB figures are the range's shape (a lookup
-   * per thread, a walk per page), as the report pass would have counted them.
+   * The end of a quiet round: submit, wait (mapping the state header, not looked at: the
+   * copy kernel cannot miss and writes no state word), answer. The TLB figures are the
+   * range's shape (a lookup per thread, a walk per page), as the report pass counts them.
    */
   private async quietRound(cmd: MirrorCommand, enc: GPUCommandEncoder): Promise<RoundResult> {
     enc.copyBufferToBuffer(cmd.state, 0, this.staging, 0, STATE_HEADER_WORDS * 4);
