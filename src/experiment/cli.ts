@@ -400,7 +400,7 @@ export function expandPresets(opts: Pick<CliOptions, 'presets' | 'overrides'>): 
 
 /**
  * A published cell whose oversubscribed device memory would be under MIN_OVERSUB_CHUNKS
- * chunks at its size (bfs's 9.75 MiB at 125 % leaves 7.8 MiB) is left out of the preset (its
+ * chunks at its size (bfs at 7 MiB and 125 % would leave 5.6 MiB) is left out of the preset (its
  * table row says "not run"), not a usage error that stops the other cells. A size the
  * workload cannot be at all stays in, for the usage check to name.
  */
