@@ -19,7 +19,8 @@
  *      round trip of the same bytes;
  *  (e) the workgroup TLB's hit rate and the fault ring's records per fault round at 4 and
  *      64 MiB (RoundResult.tlb, RoundResult.faults), as data.
- * Every row carries issue 16's target. Medians. Options: --quick (fewer repetitions), --json FILE.
+ * Every row carries issue 16's target. Medians. Options: --quick (fewer repetitions), --json FILE,
+ * --only SECTIONS (comma-separated: read, shootdown, migrate, fresh).
  */
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -31,6 +32,10 @@ import type { MmuIntervalNotifierOps } from '../src/mm/notifier.js';
 import { Baselines, fmtMs, interleaved, median, printTable, type Row } from './gpu-baselines.js';
 
 const quick = process.argv.includes('--quick');
+/** --only read,shootdown,migrate,fresh: run those sections alone (a profile or an A/B of one row). */
+const onlyAt = process.argv.indexOf('--only');
+const only = onlyAt > 0 ? new Set(process.argv[onlyAt + 1].split(',')) : null;
+const want = (section: 'read' | 'shootdown' | 'migrate' | 'fresh'): boolean => only === null || only.has(section);
 const jsonAt = process.argv.indexOf('--json');
 const MiB = 1 << 20;
 const GiB = 1 << 30;
@@ -104,7 +109,7 @@ function tlbRow(mib: number, log: readonly RoundLog[]): Row {
 }
 
 // ---- (a) device READ of fresh buffers ----------------------------------------------------
-for (const [mib, reps] of [[4, quick ? 5 : 30], [64, quick ? 2 : 8], [256, quick ? 1 : 3]] as const) {
+for (const [mib, reps] of want('read') ? [[4, quick ? 5 : 30], [64, quick ? 2 : 8], [256, quick ? 1 : 3]] as const : []) {
   const npages = (mib * MiB) / PAGE_SIZE;
   const chunk = Math.min(npages, mirror.chunkPages);
   const data = pattern(npages, mib);
@@ -253,7 +258,7 @@ async function shootdowns(reps: number): Promise<{ inside: number; around: numbe
   await proc.munmap(ptr, npages * PAGE_SIZE);
   return { inside: median(inside), around: median(around), fence: median(fence) };
 }
-{
+if (want('shootdown')) {
   const reps = quick ? 60 : 400;
   const before = engine.stats;
   const idle = await shootdowns(reps);
@@ -280,7 +285,7 @@ async function shootdowns(reps: number): Promise<{ inside: number; around: numbe
 }
 
 // ---- (c) migration ----------------------------------------------------------------------
-{
+if (want('migrate')) {
   const mib = 64;
   const npages = (mib * MiB) / PAGE_SIZE;
   const bytes = npages * PAGE_SIZE;
@@ -293,7 +298,11 @@ async function shootdowns(reps: number): Promise<{ inside: number; around: numbe
   await copy();
   await upDown();
   await down();
+  // The caller's buffer for migrateToDevice's read-back (hmm-tests' buffer->mirror, the
+  // ioctl's cmd.ptr), touched once, as the bare baseline's host array is.
+  const into = new Uint8Array(bytes).fill(1);
   const toDev: number[] = [];
+  const toDevFresh: number[] = [];
   const toSys: number[] = [];
   const copies: number[] = [];
   const upDowns: number[] = [];
@@ -301,9 +310,9 @@ async function shootdowns(reps: number): Promise<{ inside: number; around: numbe
   const reps = quick ? 2 : 6;
   for (let i = 0; i < reps; i++) {
     let t = performance.now();
-    const r = await mirror.migrateToDevice(ptr, npages);
+    const r = await mirror.migrateToDevice(ptr, npages, into);
     toDev.push(performance.now() - t);
-    if (r.cpages !== npages || !same(r.data, data)) throw new Error('bench: migrateToDevice moved the wrong data');
+    if (r.cpages !== npages || r.data.buffer !== into.buffer || !same(r.data, data)) throw new Error('bench: migrateToDevice moved the wrong data');
     t = performance.now();
     await copy();
     copies.push(performance.now() - t);
@@ -320,16 +329,23 @@ async function shootdowns(reps: number): Promise<{ inside: number; around: numbe
     t = performance.now();
     await down();
     downs.push(performance.now() - t);
+    // Without a destination: the driver returns a new 64 MiB array (its first-touch page
+    // faults included), then home again untimed.
+    t = performance.now();
+    const f = await mirror.migrateToDevice(ptr, npages);
+    toDevFresh.push(performance.now() - t);
+    if (!same(f.data, data)) throw new Error('bench: migrateToDevice (new array) moved the wrong data');
+    await mirror.migrateToSystem(ptr, npages);
   }
   if (!same(await proc.read(ptr, bytes), data)) throw new Error('bench: data changed by the migrations');
   const gibs = (ms: number): number => bytes / GiB / (ms / 1000);
   const c = median(copies);
   for (const [what, ms, floor, floorWhat] of [
-    ['migrateToDevice', median(toDev), median(upDowns), 'bare writeBuffer + copy + readback to host'],
-    ['migrateToSystem', median(toSys), median(downs), 'bare copy + readback to host'],
+    ['migrateToDevice', median(toDev), median(upDowns), 'bare writeBuffer + copy + readback into a host array'],
+    ['migrateToSystem', median(toSys), median(downs), 'bare copy + readback into a host array'],
   ] as const) {
     rows.push({
-      name: `${what}, ${mib} MiB (${npages} pages)${what === 'migrateToDevice' ? ', incl. the device read-back' : ''}`,
+      name: `${what}, ${mib} MiB (${npages} pages)${what === 'migrateToDevice' ? ', incl. the device read-back into the caller\'s buffer' : ''}`,
       result: `${gibs(ms).toFixed(3)} GiB/s (${fmtMs(ms)})`,
       baseline: `${gibs(c).toFixed(2)} GiB/s (${fmtMs(c)}: bare copyBufferToBuffer)`,
       ratio: ms / c,
@@ -345,11 +361,18 @@ async function shootdowns(reps: number): Promise<{ inside: number; around: numbe
       target: '≤ 1.5x',
     });
   }
+  rows.push({
+    name: `migrateToDevice, same, returning a new array (no destination buffer: the array's first-touch page faults included)`,
+    result: fmtMs(median(toDevFresh)),
+    baseline: `${fmtMs(median(upDowns))} (bare writeBuffer + copy + readback to host)`,
+    ratio: median(toDevFresh) / median(upDowns),
+    target: '',
+  });
   await proc.munmap(ptr, bytes);
 }
 
 // ---- (d) fresh READ on a newly opened mirror of a new machine; warm READ -----------------
-{
+if (want('fresh')) {
   const reps = quick ? 2 : 5;
   for (const mib of [4, 16]) {
     const npages = (mib * MiB) / PAGE_SIZE;

@@ -242,6 +242,11 @@ export class Aperture {
     this.#epochSeen = this.#ram.epoch;
   }
 
+  /** Has a kernel that may write run since the last write-back (writeback() has work)? */
+  get mayBeDirty(): boolean {
+    return this.#mayBeDirty;
+  }
+
   /** GPU → CPU: copy back every slot the GPU wrote. */
   async writeback(): Promise<void> {
     this.flushUploads();

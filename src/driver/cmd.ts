@@ -44,6 +44,17 @@ export function checkBounce(npages: number): void {
 }
 
 /**
+ * The caller's buffer a command copies its result into (struct hmm_dmirror_cmd's ptr):
+ * a view of its first npages pages; EFAULT where copy_to_user() would fault (too short),
+ * EINVAL for anything but a byte array. Checked before the command changes anything.
+ */
+export function userBuffer(into: unknown, npages: number): Uint8Array {
+  if (!(into instanceof Uint8Array)) throw err('EINVAL', 'the destination must be a Uint8Array');
+  if (into.length < npages * PAGE_SIZE) throw err('EFAULT', `destination of ${into.length} bytes for ${npages} pages`);
+  return into.subarray(0, npages * PAGE_SIZE);
+}
+
+/**
  * Every VMA piece of [start, end), EINVAL for a hole or a VMA without read permission. With
  * `maxPages`, pieces are at most that long, counted from each piece's start (the migration
  * loops' `next = min(end, addr + (PTRS_PER_PTE << PAGE_SHIFT))`, then the VMA's end).

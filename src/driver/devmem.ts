@@ -407,19 +407,23 @@ export class Devmem {
    * slot is only reused once no kernel of that mirror can reach it.
    */
   #pageFree(pfn: number, npages: number): void {
+    // (Called once per page a migration home frees: no closure or array on the common path.)
     const slot = this.slotOf(pfn);
+    const vram = this.#vram();
+    let held = false;
+    for (const m of this.#mappers) for (let k = 0; k < npages && !held; k++) held = m.mapsDevicePage(slot + k);
+    if (!held) {
+      if (npages === 1) vram?.free(slot);
+      else vram?.freeHuge(slot);
+      return;
+    }
     const slots = new Set<number>();
     for (let k = 0; k < npages; k++) slots.add(slot + k);
     const holders = [...this.#mappers].filter((m) => [...slots].some((s) => m.mapsDevicePage(s)));
-    const vram = this.#vram();
     const free = (): void => {
       if (npages === 1) vram?.free(slot);
       else vram?.freeHuge(slot);
     };
-    if (holders.length === 0) {
-      free();
-      return;
-    }
     this.stats.mappedFrees++;
     void Promise.all(holders.map((m) => m.dropDevicePages(slots).catch(() => undefined)))
       .then(() => { if (this.#vram() === vram) free(); });

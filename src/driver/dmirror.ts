@@ -26,7 +26,7 @@ import type { Process } from '../mm/process.js';
 import { Aperture, cpuMemoryOf } from './aperture.js';
 import type { Mirror, MirrorResult } from './uapi.js';
 import { DmirrorFlags } from './test-flags.js';
-import { bounceInit, checkBounce, checkRange, MAX_COMMAND_PAGES, MIGRATE_STEP_PAGES, vmaPieces } from './cmd.js';
+import { bounceInit, checkBounce, checkRange, MAX_COMMAND_PAGES, MIGRATE_STEP_PAGES, userBuffer, vmaPieces } from './cmd.js';
 import type { DmirrorHost, DmirrorStats } from './dmirror-host.js';
 import { dmirrorMigrateIn } from './migrate.js';
 import { MirrorPt } from './mirror-pt.js';
@@ -397,8 +397,8 @@ export class Dmirror implements Mirror {
   write(addr: number, data: Uint8Array): Promise<MirrorResult> {
     return this.#ioctl(true, () => this.#write(addr, data));
   }
-  migrateToDevice(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }> {
-    return this.#ioctl(true, () => this.#migrateToDevice(addr, npages));
+  migrateToDevice(addr: number, npages: number, into?: Uint8Array): Promise<MirrorResult & { data: Uint8Array }> {
+    return this.#ioctl(true, () => this.#migrateToDevice(addr, npages, into));
   }
   migrateToSystem(addr: number, npages: number): Promise<MirrorResult> {
     return this.#ioctl(true, () => this.#migrateToSystem(addr, npages));
@@ -457,10 +457,11 @@ export class Dmirror implements Mirror {
    * mirror without faulting — cpages counts the pages the device holds; ENOENT if some
    * page could not be moved (shared memory, say).
    */
-  async #migrateToDevice(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }> {
+  async #migrateToDevice(addr: number, npages: number, into?: Uint8Array): Promise<MirrorResult & { data: Uint8Array }> {
     this.#checkOpen();
     const r = checkRange(addr, npages);
     checkBounce(r.npages);
+    const dest = into === undefined ? null : userBuffer(into, r.npages);
     await this.mm.lock.readLock();
     try {
       this.mm.checkAlive();
@@ -478,12 +479,13 @@ export class Dmirror implements Mirror {
     if (r.npages <= this.chunkPages) {
       const direct = await this.lock.with(async () => {
         const slots = this.pt.deviceSlots(r.start / PAGE_SIZE, r.npages);
-        return slots === null ? null : this.engine.vram.readback(slots);
+        if (slots === null) return null; // (into `dest` straight from the mapped staging buffer)
+        return dest === null ? this.engine.vram.readback(slots) : this.engine.vram.readbackWith(slots, (b) => (dest.set(b), dest));
       });
       if (direct !== null) return { cpages: r.npages, faults: 0, data: direct };
     }
     const { out } = await this.#run('read', r.start, r.npages, undefined, false);
-    return { cpages: r.npages, faults: 0, data: out! };
+    return { cpages: r.npages, faults: 0, data: dest === null ? out! : (dest.set(out!), dest) };
   }
 
   /** HMM_DMIRROR_MIGRATE_TO_SYS (dmirror_migrate_to_system): cpages = pages moved back. */

@@ -244,13 +244,17 @@ export class MirrorPt {
    */
   async shootdown(leaves: readonly UnmappedLeaf[]): Promise<void> {
     if (leaves.length === 0) return;
-    await gpuSafe(async () => {
+    // (One async frame, no closure: this is the latency of every invalidation.)
+    try {
       this.#engine.checkAlive('shootdown'); // a destroyed engine holds nothing to write back
       this.#aperture.flushUploads();
       this.#engine.flush();
       await this.#engine.syncWalkers();
-      await this.#aperture.writeback();
-    });
+      if (this.#aperture.mayBeDirty) await this.#aperture.writeback();
+      else this.#aperture.flushUploads(); // (what writeback() does first)
+    } catch (e) {
+      if (!(e instanceof HmmError && e.code === 'ENODEV')) throw e;
+    }
     this.#release(leaves);
   }
 

@@ -41,8 +41,13 @@ export interface Mirror {
   read(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }>;
   /** HMM_DMIRROR_WRITE. */
   write(addr: number, data: Uint8Array): Promise<MirrorResult>;
-  /** HMM_DMIRROR_MIGRATE_TO_DEV. */
-  migrateToDevice(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }>;
+  /**
+   * HMM_DMIRROR_MIGRATE_TO_DEV. `into`: the caller's buffer for the read-back (struct
+   * hmm_dmirror_cmd's ptr, which dmirror copy_to_user()s into): `data` is then a view of its
+   * first npages * 4096 bytes (EFAULT if it is shorter, nothing migrated); without it, a new
+   * array.
+   */
+  migrateToDevice(addr: number, npages: number, into?: Uint8Array): Promise<MirrorResult & { data: Uint8Array }>;
   /** HMM_DMIRROR_MIGRATE_TO_SYS. */
   migrateToSystem(addr: number, npages: number): Promise<MirrorResult>;
   /** HMM_DMIRROR_SNAPSHOT: one HMM_DMIRROR_PROT_* byte per page. */

@@ -248,6 +248,27 @@ describe('dmirror errors', () => {
     checkFrameAccounting(m);
   });
 
+  mirrorTest('migrateToDevice into the caller\'s buffer: too short → EFAULT, not a Uint8Array → EINVAL, nothing migrated; else exactly its first pages written', async () => {
+    await rejects(() => fd.migrateToDevice(rw, 4, new Uint8Array(4 * PAGE_SIZE - 1)), 'EFAULT', 'migrate(into: 4 pages - 1 byte)');
+    const untyped = fd.migrateToDevice as (addr: number, npages: number, into: unknown) => Promise<unknown>;
+    await rejects(() => untyped.call(fd, rw, 4, new Uint32Array(4 * PAGE_SIZE)), 'EINVAL', 'migrate(into: a Uint32Array)');
+    expect([...(await fd.snapshot(rw, 4))].some((b) => (b & 0x30) !== 0), 'no page went to a device').toBe(false);
+    // A poisoned buffer one page longer than the range, at an offset in its ArrayBuffer.
+    const backing = new Uint8Array(6 * PAGE_SIZE).fill(0xee);
+    const into = backing.subarray(PAGE_SIZE);
+    const r = await fd.migrateToDevice(rw, 4, into);
+    expect(r.cpages).toBe(4);
+    expect(r.data.buffer).toBe(backing.buffer);
+    expect(r.data.byteOffset).toBe(PAGE_SIZE);
+    expect(r.data.length).toBe(4 * PAGE_SIZE);
+    expect(firstDiff(r.data, pagesOf(4, RW_TAG)), 'the range, every word').toBeNull();
+    const poison = new Uint8Array(PAGE_SIZE).fill(0xee);
+    expect(firstDiff(backing.subarray(0, PAGE_SIZE), poison), 'before the view').toBeNull();
+    expect(firstDiff(backing.subarray(5 * PAGE_SIZE), poison), 'past the range').toBeNull();
+    expect([...(await fd.snapshot(rw, 4))].every((b) => (b & 0x30) === HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL)).toBe(true);
+    checkFrameAccounting(m);
+  });
+
   mirrorTest('migrateToDevice of MAP_SHARED anonymous memory → ENOENT, nothing moved', async () => {
     const sh = await proc.mmap(0, 4 * PAGE_SIZE, RW, MAP_SHARED | MAP_ANONYMOUS);
     await proc.write(sh, pagesOf(4, (p) => 0x5a000000 | p));
