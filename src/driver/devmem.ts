@@ -18,6 +18,8 @@ import {
 } from '../mm/migrate.js';
 import type { MmStruct } from '../mm/mm.js';
 import type { DevicePrivateFault, DevPagemap } from '../mm/pagemap.js';
+import { isPresent } from '../mm/page-table.js';
+import { entryAt } from '../mm/pagewalk.js';
 
 /** What device memory needs of a mirror that may map its pages. */
 export interface DevmemMapper {
@@ -324,6 +326,26 @@ export class Devmem {
       dst[u.i] = migratePfn(frame);
     }
     return dst;
+  }
+
+  /**
+   * dmirror_do_read after a migration to coherent memory: test_hmm's mirror entry for a
+   * coherent page is the device page itself (BACKING_PAGE), so the device reads it in place.
+   * The bytes of [start, start + npages) when every page is a present PTE of one of our
+   * coherent pages, else null (a page the migration skipped: the read command decides). Not
+   * through the mirror's aperture, which may hold fewer pages than one migration moves: its
+   * reclaim would leave pages "not mirrored" (ENOENT) that the kernel's xarray still holds.
+   * Synchronous: nothing moves while it copies. Caller holds the mmap lock.
+   */
+  coherentRead(mm: MmStruct, start: number, npages: number): Uint8Array | null {
+    if (!this.coherent) return null;
+    const out = new Uint8Array(npages * PAGE_SIZE);
+    for (let i = 0; i < npages; i++) {
+      const e = entryAt(mm, start + i * PAGE_SIZE);
+      if (e === null || !isPresent(e.flags) || !this.pagemap.contains(e.pfn)) return null;
+      out.set(this.pagemap.data(e.pfn), i * PAGE_SIZE);
+    }
+    return out;
   }
 
   /**
