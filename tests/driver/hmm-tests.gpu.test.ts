@@ -12,8 +12,9 @@
  *    hmm2_device_private (devices 0, 1) and hmm2_device_coherent (devices 2, 3). Every case
  *    runs under each variant of its fixture; where the C test branches on
  *    hmm_is_coherent_type() the port does too (migrate_multiple, snapshot, hmm_gup_test,
- *    migrate_anon_huge_fault). Teardown closes the mirrors (ASSERT_EQ(close(fd), 0)) and
- *    destroys the machine.
+ *    migrate_anon_huge_fault). Teardown closes the mirrors (ASSERT_EQ(close(fd), 0)); the
+ *    machine is mirrorTest's (its `machines` factory), destroyed after with the frames
+ *    recounted: a leak fails.
  *  - buffer->ptr accesses are Process.read/write (CPU loads/stores that fault like the
  *    kernel's); buffer->mirror is the `data` a command returns, or the `data` given to
  *    write(); hmm_buffer_free is munmap. `ret == -EFOO` is a rejection with HmmError code
@@ -81,9 +82,9 @@
  * Not ported: userfaultfd_read (HMM_DMIRROR_READ_UNLOCKED), from a patch series posted to
  * linux-mm that is not in mainline; the API has no userfaultfd.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import {
-  createMachine, HmmError, MADV_DONTNEED, MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_HUGETLB, MAP_PRIVATE, MAP_SHARED,
+  HmmError, MADV_DONTNEED, MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_HUGETLB, MAP_PRIVATE, MAP_SHARED,
   MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE, type Machine, type Process,
 } from '../../src/index.js';
 import {
@@ -97,6 +98,7 @@ import {
   hmmIsCoherentType, TEST_HMM_DEVICES,
   type Mirror,
 } from './hmm-tests.helpers.js';
+import { mirrorTest } from '../support/mirror.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const PRIV_ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -120,21 +122,18 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   let fd: Mirror;
   let opened: Mirror | null = null;
 
-  beforeEach(async () => {
-    machine = await createMachine(TEST_HMM_DEVICES);
+  mirrorTest.beforeEach(async ({ machines }) => {
+    machine = await machines(TEST_HMM_DEVICES);
     proc = machine.spawn();
     opened = await mirrorDevices(machine)[variant.deviceNumber].open(proc);
     fd = opened;
   });
 
-  afterEach(async () => {
-    try {
-      if (opened !== null) await opened.close();
-    } finally {
-      opened = null;
-      await machine?.destroy();
-      machine = null;
-    }
+  mirrorTest.afterEach(async () => {
+    const f = opened;
+    opened = null;
+    machine = null;
+    await f?.close();
   });
 
   function m(): Machine {
@@ -143,10 +142,10 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   }
 
   /* Simple NULL test of device open/close. */
-  it('open_close', () => {});
+  mirrorTest('open_close', () => {});
 
   /* Read private anonymous memory. */
-  it('anon_read', async () => {
+  mirrorTest('anon_read', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -177,7 +176,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   });
 
   /* Read private anonymous memory which has been protected with mprotect() PROT_NONE. */
-  it('anon_read_prot', async () => {
+  mirrorTest('anon_read_prot', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -203,7 +202,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   });
 
   /* Write private anonymous memory. */
-  it('anon_write', async () => {
+  mirrorTest('anon_write', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -224,7 +223,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   });
 
   /* Write private anonymous memory which has been protected with mprotect() PROT_READ. */
-  it('anon_write_prot', async () => {
+  mirrorTest('anon_write_prot', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -263,7 +262,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
    * process inherits the mapping. Also verifies after fork() memory the device can be read
    * by child.
    */
-  it('anon_write_child', async () => {
+  mirrorTest('anon_write_child', async () => {
     for (let migrate = 0; migrate < 2; ++migrate) {
       for (let useThp = 0; useThp < 2; ++useThp) {
         const what = `migrate=${migrate} use_thp=${useThp}`;
@@ -325,7 +324,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
    * Check that a device writing an anonymous shared mapping will not copy-on-write if a
    * child process inherits the mapping.
    */
-  it('anon_write_child_shared', async () => {
+  mirrorTest('anon_write_child_shared', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -366,7 +365,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   });
 
   /* Write private anonymous huge page. */
-  it('anon_write_huge', async () => {
+  mirrorTest('anon_write_huge', async () => {
     let size = 2 * PMD_PAGESIZE;
     const oldPtr = await proc.mmap(0, size, RW, PRIV_ANON);
 
@@ -391,7 +390,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   });
 
   /* Write huge TLBFS page. */
-  it('anon_write_hugetlbfs', async () => {
+  mirrorTest('anon_write_hugetlbfs', async () => {
     // The C test skips when the hugetlb pool has no free page; our pool is system RAM, so
     // the mapping must work.
     const size = align(TWOMEG, DEFAULT_HUGE_PAGE_SIZE);
@@ -413,7 +412,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   });
 
   /* Read mmap'ed file memory. */
-  it('file_read', async () => {
+  mirrorTest('file_read', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -437,7 +436,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   });
 
   /* Write mmap'ed file memory. */
-  it('file_write', async () => {
+  mirrorTest('file_write', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -464,7 +463,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   });
 
   /* Migrate anonymous memory to device private memory. */
-  it('migrate', async () => {
+  mirrorTest('migrate', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -484,7 +483,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   });
 
   /* Migrate private file memory to device private memory. */
-  it('migrate_file_private', async () => {
+  mirrorTest('migrate_file_private', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -509,7 +508,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
    * memory, then try migrating the resulting mix of system and device private memory to
    * the device.
    */
-  it('migrate_fault', async () => {
+  mirrorTest('migrate_fault', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -538,7 +537,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
     await proc.munmap(ptr, size);
   });
 
-  it('migrate_release', async () => {
+  mirrorTest('migrate_release', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -564,7 +563,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   });
 
   /* Migrate anonymous shared memory to device private memory. */
-  it('migrate_shared', async () => {
+  mirrorTest('migrate_shared', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -582,7 +581,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
    * CPU. In case of coherent zone configuration, the pages from the device should be
    * explicitly migrated back to system memory: the CPU's accesses do not fault.
    */
-  it('migrate_multiple', async () => {
+  mirrorTest('migrate_multiple', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -612,7 +611,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   }, SLOW);
 
   /* Read anonymous memory multiple times. */
-  it('anon_read_multiple', async () => {
+  mirrorTest('anon_read_multiple', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -636,7 +635,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   }, SLOW);
 
   /* Try reading anonymous memory while it is being unmapped. */
-  it('anon_teardown', async () => {
+  mirrorTest('anon_teardown', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -684,7 +683,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   }, SLOW);
 
   /* Test memory snapshot without faulting in pages accessed by the device. */
-  it('mixedmap', async () => {
+  mirrorTest('mixedmap', async () => {
     const npages = 1;
     const size = npages * PAGE_SIZE;
 
@@ -705,7 +704,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
    * Test the hmm_range_fault() handling of large pages (PMD or PUD) that should be mapped by
    * a large page table entry.
    */
-  it('compound', async () => {
+  mirrorTest('compound', async () => {
     // The C test skips when the hugetlb pool has no free page (or the mmap fails); our pool
     // is system RAM, so the mapping must work.
     const size = align(TWOMEG, DEFAULT_HUGE_PAGE_SIZE);
@@ -738,7 +737,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   });
 
   /* Basic check of exclusive faulting. */
-  it('exclusive', async () => {
+  mirrorTest('exclusive', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -763,7 +762,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
     await proc.munmap(ptr, size);
   });
 
-  it('exclusive_mprotect', async () => {
+  mirrorTest('exclusive_mprotect', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -788,7 +787,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   });
 
   /* Check copy-on-write works. */
-  it('exclusive_cow', async () => {
+  mirrorTest('exclusive_cow', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -820,7 +819,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
    * PIN_FAST_BENCHMARK with FOLL_LONGTERM, PIN_LONGTERM_BENCHMARK) on migrated pages, then
    * SNAPSHOT all WRITE and the data intact.
    */
-  it('hmm_gup_test', async () => {
+  mirrorTest('hmm_gup_test', async () => {
     const npages = 4;
     const size = npages * PAGE_SIZE;
     const ptr = await proc.mmap(0, size, RW, PRIV_ANON);
@@ -862,7 +861,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
    * fault will migrate pages back to system memory first. Then, these pages will be
    * duplicated.
    */
-  it('hmm_cow_in_device', async () => {
+  mirrorTest('hmm_cow_in_device', async () => {
     const npages = 4;
     const size = npages * PAGE_SIZE;
     const ptr = await proc.mmap(0, size, RW, PRIV_ANON);
@@ -893,7 +892,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   });
 
   /* Migrate private anonymous huge empty page. */
-  it('migrate_anon_huge_empty', async () => {
+  mirrorTest('migrate_anon_huge_empty', async () => {
     const size = PMD_PAGESIZE;
     const oldPtr = await proc.mmap(0, 2 * size, PROT_READ, PRIV_ANON);
 
@@ -913,7 +912,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   });
 
   /* Migrate private anonymous huge zero page. */
-  it('migrate_anon_huge_zero', async () => {
+  mirrorTest('migrate_anon_huge_zero', async () => {
     const size = PMD_PAGESIZE;
     const oldPtr = await proc.mmap(0, 2 * size, PROT_READ, PRIV_ANON);
 
@@ -939,7 +938,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   });
 
   /* Migrate private anonymous huge page and free. */
-  it('migrate_anon_huge_free', async () => {
+  mirrorTest('migrate_anon_huge_free', async () => {
     const size = PMD_PAGESIZE;
     const oldPtr = await proc.mmap(0, 2 * size, RW, PRIV_ANON);
 
@@ -966,7 +965,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   });
 
   /* Migrate private anonymous huge page and fault back to sysmem. */
-  it('migrate_anon_huge_fault', async () => {
+  mirrorTest('migrate_anon_huge_fault', async () => {
     const size = PMD_PAGESIZE;
     const oldPtr = await proc.mmap(0, 2 * size, RW, PRIV_ANON);
 
@@ -1014,7 +1013,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   });
 
   /* Migrate memory and fault back to sysmem after partially unmapping. */
-  it('migrate_partial_unmap_fault', async () => {
+  mirrorTest('migrate_partial_unmap_fault', async () => {
     const size = PMD_PAGESIZE;
     const unmapSize = size / 2;
     const offsets = [0, size / 4, size / 2];
@@ -1054,7 +1053,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
     }
   }, SLOW);
 
-  it('migrate_remap_fault', async () => {
+  mirrorTest('migrate_remap_fault', async () => {
     const size = PMD_PAGESIZE;
     const offsets = [0, size / 4, size / 2];
 
@@ -1108,7 +1107,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   }, SLOW);
 
   /* Migrate private anonymous huge page with allocation errors. */
-  it('migrate_anon_huge_err', async () => {
+  mirrorTest('migrate_anon_huge_err', async () => {
     const size = PMD_PAGESIZE;
 
     let oldPtr = await proc.mmap(0, 2 * size, RW, PRIV_ANON);
@@ -1155,7 +1154,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
   });
 
   /* Migrate private anonymous huge zero page with allocation errors. */
-  it('migrate_anon_huge_zero_err', async () => {
+  mirrorTest('migrate_anon_huge_zero_err', async () => {
     const size = PMD_PAGESIZE;
 
     let oldPtr = await proc.mmap(0, 2 * size, PROT_READ, PRIV_ANON);
@@ -1204,7 +1203,7 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
    * so the last size runs on a device of its own as large as the GPU binds: 256 MiB when it
    * can, else the largest THP multiple that fits (printed as such).
    */
-  it('benchmark_thp_migration', async () => {
+  mirrorTest('benchmark_thp_migration', async ({ machines }) => {
     const thpSize = PMD_PAGESIZE;
     const iterations = 5;
     const tests: [number, string][] = [
@@ -1228,21 +1227,17 @@ describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, v
     const maxPages = Math.floor(Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize) / PAGE_SIZE);
     const bigSize = Math.min(thpSize * 128, Math.floor((maxPages * PAGE_SIZE) / thpSize) * thpSize);
     // (a device of the variant's memory type)
-    const big = await createMachine({
+    const big = await machines({
       devices: 1, devicePages: bigSize / PAGE_SIZE, deviceMemory: hmmIsCoherentType(variant.deviceNumber) ? 'coherent' : 'private',
     });
-    try {
-      const bproc = big.spawn();
-      const bfd = await big.devices[0].open(bproc);
-      const name = bigSize === thpSize * 128 ? 'One twenty eight THP Size (256MB)'
-        : `${bigSize / thpSize} THP Size (${bigSize >> 20}MB: the largest device memory this GPU binds; the C test's 256MB does not fit)`;
-      const thp = await runMigrationBenchmark(bproc, bfd, true, bigSize, iterations);
-      const regular = await runMigrationBenchmark(bproc, bfd, false, bigSize, iterations);
-      printBenchmarkResults(name, bigSize, thp, regular);
-      await bfd.close();
-    } finally {
-      await big.destroy();
-    }
+    const bproc = big.spawn();
+    const bfd = await big.devices[0].open(bproc);
+    const name = bigSize === thpSize * 128 ? 'One twenty eight THP Size (256MB)'
+      : `${bigSize / thpSize} THP Size (${bigSize >> 20}MB: the largest device memory this GPU binds; the C test's 256MB does not fit)`;
+    const thp = await runMigrationBenchmark(bproc, bfd, true, bigSize, iterations);
+    const regular = await runMigrationBenchmark(bproc, bfd, false, bigSize, iterations);
+    printBenchmarkResults(name, bigSize, thp, regular);
+    await bfd.close();
   }, SLOW);
 });
 
@@ -1308,15 +1303,14 @@ function printBenchmarkResults(name: string, bufferSize: number, thp: BenchmarkR
 }
 
 describe.each(HMM2_VARIANTS.map((v) => [v.name, v] as const))('hmm2.%s', (_name, variant) => {
-  let machine: Machine | null = null;
   let proc: Process;
   /** self->fd0, self->fd1: /dev/hmm_dmirror<device_number0>, <device_number1> opened on proc. */
   let fd0: Mirror;
   let fd1: Mirror;
   let opened: Mirror[] = [];
 
-  beforeEach(async () => {
-    machine = await createMachine(TEST_HMM_DEVICES);
+  mirrorTest.beforeEach(async ({ machines }) => {
+    const machine = await machines(TEST_HMM_DEVICES);
     proc = machine.spawn();
     const devs = mirrorDevices(machine);
     fd0 = await devs[variant.deviceNumber0].open(proc);
@@ -1325,18 +1319,14 @@ describe.each(HMM2_VARIANTS.map((v) => [v.name, v] as const))('hmm2.%s', (_name,
     opened.push(fd1);
   });
 
-  afterEach(async () => {
-    try {
-      for (const f of opened) await f.close();
-    } finally {
-      opened = [];
-      await machine?.destroy();
-      machine = null;
-    }
+  mirrorTest.afterEach(async () => {
+    const fds = opened;
+    opened = [];
+    for (const f of fds) await f.close();
   });
 
   /* Try to migrate various memory types to device private memory. */
-  it('migrate_mixed', async () => {
+  mirrorTest('migrate_mixed', async () => {
     const npages = 6;
     const size = npages * PAGE_SIZE;
 
@@ -1378,7 +1368,7 @@ describe.each(HMM2_VARIANTS.map((v) => [v.name, v] as const))('hmm2.%s', (_name,
   });
 
   /* Test memory snapshot without faulting in pages accessed by the device. */
-  it('snapshot', async () => {
+  mirrorTest('snapshot', async () => {
     const npages = 7;
     const size = npages * PAGE_SIZE;
 
@@ -1432,7 +1422,7 @@ describe.each(HMM2_VARIANTS.map((v) => [v.name, v] as const))('hmm2.%s', (_name,
   });
 
   /* Test two devices reading the same memory (double mapped). */
-  it('double_map', async () => {
+  mirrorTest('double_map', async () => {
     const npages = 6;
     const size = npages * PAGE_SIZE;
 
