@@ -83,15 +83,20 @@ function legendList(host: HTMLElement, title: string, names: readonly string[], 
 export function drawStrip(canvas: HTMLCanvasElement, r: LiveRun | null, legend: HTMLElement): void {
   const snap: MirrorSnapshot | null = r?.snapshot ?? null;
   const n = snap?.gpu.length ?? 0;
-  const width = Math.max(200, canvas.clientWidth || 300);
-  const cell = n <= 512 ? 10 : n <= 2048 ? 6 : 4;
-  const cols = Math.max(1, Math.floor(width / cell));
-  const rows = Math.max(1, Math.ceil(n / cols));
-  canvas.width = cols * cell;
-  canvas.height = rows * cell;
-  const g = canvas.getContext('2d');
   const fading = new Array<number>(FADE_SNAPSHOTS + 1).fill(0);
   let marked = 0;
+  const cell = n <= 512 ? 10 : n <= 2048 ? 6 : 4;
+  let cols = 1;
+  let g: CanvasRenderingContext2D | null = null;
+  if (snap) {
+    // Only with pages to draw: a 2D context is the page's first GPU work (Chromium creates
+    // its GPU context synchronously, waiting for a GPU process that may still be starting),
+    // and clientWidth forces a layout; the empty strip at first paint needs neither.
+    cols = Math.max(1, Math.floor(Math.max(200, canvas.clientWidth || 300) / cell));
+    canvas.width = cols * cell;
+    canvas.height = Math.max(1, Math.ceil(n / cols)) * cell;
+    g = canvas.getContext('2d');
+  }
   if (g && snap && r) {
     g.fillStyle = '#fff';
     g.fillRect(0, 0, canvas.width, canvas.height);
@@ -117,9 +122,10 @@ export function drawStrip(canvas: HTMLCanvasElement, r: LiveRun | null, legend: 
         g.fillRect(x + cell / 2 - 1, y + half - 1, 2, 2);
       }
     }
-  } else if (g) {
-    g.clearRect(0, 0, canvas.width, canvas.height);
+  } else if (canvas.dataset.drawn === '1') {
+    canvas.height = 10; // a new, clear bitmap one row high (Reset), no context needed
   }
+  canvas.dataset.drawn = snap ? '1' : '';
   const cpuCounts = snap ? bandCounts(snap.cpu, CPU_STATE_NAMES.length) : new Array<number>(CPU_STATE_NAMES.length).fill(0);
   const gpuCounts = snap ? bandCounts(snap.gpu, GPU_STATE_NAMES.length) : new Array<number>(GPU_STATE_NAMES.length).fill(0);
   legend.textContent = '';

@@ -43,28 +43,33 @@ interface Views {
 }
 
 /**
- * Resolves once the page's first contentful paint has happened (Paint Timing), or after
- * `timeoutMs` where the browser does not report it: what waits here never delays that paint.
+ * Resolves once the page's first contentful paint has been presented (Paint Timing), so what
+ * waits here never competes with it. On a freshly started browser that paint waits for
+ * Chromium's GPU process (SwiftShader compiling its first pipelines) and can come seconds
+ * after DOMContentLoaded: no short timeout, which would start the worker's WebGPU work and
+ * the views' chunks in the middle of it. Where the browser has no paint timing: two frames.
+ * A hidden page paints only once shown: nothing to wait for. `safetyMs` only guards against
+ * a browser that reports paint timing yet never reports this paint.
  */
-function afterFirstPaint(timeoutMs = 1000): Promise<void> {
+function afterFirstPaint(safetyMs = 10_000): Promise<void> {
   return new Promise((resolve) => {
-    if (performance.getEntriesByName('first-contentful-paint').length > 0) {
+    const painted = (): boolean => performance.getEntriesByName('first-contentful-paint').length > 0;
+    if (painted() || document.visibilityState === 'hidden') {
       resolve();
       return;
     }
-    let obs: PerformanceObserver | null = null;
-    const done = (): void => {
-      obs?.disconnect();
+    if (!(PerformanceObserver.supportedEntryTypes ?? []).includes('paint')) {
+      requestAnimationFrame(() => requestAnimationFrame(() => resolve()));
+      return;
+    }
+    const obs = new PerformanceObserver(() => { if (painted()) done(); });
+    const timer = setTimeout(() => done(), safetyMs);
+    function done(): void {
+      obs.disconnect();
       clearTimeout(timer);
       resolve();
-    };
-    const timer = setTimeout(done, timeoutMs);
-    try {
-      obs = new PerformanceObserver((list) => { if (list.getEntriesByName('first-contentful-paint').length > 0) done(); });
-      obs.observe({ type: 'paint', buffered: true });
-    } catch {
-      // No paint timing here: the timeout decides.
     }
+    obs.observe({ type: 'paint', buffered: true });
   });
 }
 

@@ -61,8 +61,10 @@ export async function openSite(): Promise<Site> {
   };
 }
 
-export async function openPage(site: Site, query = ''): Promise<{ page: Page; errors: string[] }> {
+/** `init` runs in the page before its own scripts (playwright's addInitScript). */
+export async function openPage(site: Site, query = '', init?: () => void): Promise<{ page: Page; errors: string[] }> {
   const page = await site.browser.newPage({ viewport: { width: 1200, height: 1400 } });
+  if (init) await page.addInitScript(init);
   const errors: string[] = [];
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
   page.on('pageerror', (e) => errors.push(String(e)));

@@ -24,6 +24,37 @@ declare global {
   interface Window {
     /** What the strip test's in-page watcher saw, frame by frame. */
     stripChecks?: { frames: number; bad: string[]; overlay: number; progress: number };
+    /** What watchGpuStarts saw: the page's first GPU work, with when (performance.now()). */
+    gpuStarts?: { what: string; at: number }[];
+  }
+}
+
+/**
+ * Records (in the page, before its scripts) when it first creates a canvas context, a
+ * Worker, or asks navigator.gpu for an adapter: the GPU work first paint must not wait on.
+ */
+function watchGpuStarts(): void {
+  const starts: { what: string; at: number }[] = [];
+  window.gpuStarts = starts;
+  const getContext = HTMLCanvasElement.prototype.getContext;
+  HTMLCanvasElement.prototype.getContext = function (this: HTMLCanvasElement, ...a: Parameters<typeof getContext>) {
+    starts.push({ what: `getContext(${String(a[0])}) #${this.id}`, at: performance.now() });
+    return getContext.apply(this, a);
+  } as typeof getContext;
+  const W = window.Worker;
+  window.Worker = class extends W {
+    constructor(url: string | URL, opts?: WorkerOptions) {
+      starts.push({ what: 'Worker', at: performance.now() });
+      super(url, opts);
+    }
+  };
+  const gpu = navigator.gpu as GPU | undefined;
+  if (gpu) {
+    const req = gpu.requestAdapter.bind(gpu);
+    gpu.requestAdapter = (o?: GPURequestAdapterOptions) => {
+      starts.push({ what: 'requestAdapter', at: performance.now() });
+      return req(o);
+    };
   }
 }
 
@@ -61,8 +92,14 @@ describe('issue 18: the lab tells the truth and shows time (built site, headless
   it('first paint; the default run has tens of batches; the timeline, heat map, scatter and plots draw and zoom together; Perfetto and uvm-eval exports parse', async () => {
     // The default settings, but the storm: on a loaded machine a storm can starve seq's retry
     // loop into EBUSY (a true outcome, timing-dependent); the batch count does not depend on it.
-    const { page, errors } = await openPage(site, '?stormRate=0');
+    const { page, errors } = await openPage(site, '?stormRate=0', watchGpuStarts);
     const fcp = await page.evaluate(() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1);
+    // Nothing GPU before the first paint: on a fresh browser the GPU process is still
+    // starting (SwiftShader), and a canvas context, the worker (its WebGPU adapter) or an
+    // adapter request made before the paint waits for it or competes with it.
+    const starts = (await page.evaluate(() => window.gpuStarts))!;
+    expect(starts.filter((s) => s.at <= fcp).map((s) => s.what)).toEqual([]);
+    expect(starts.some((s) => s.what === 'Worker')).toBe(true);
     const nav = await page.evaluate(() => (performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming | undefined)?.domContentLoadedEventEnd ?? -1);
     // The first page of a freshly launched browser pays for Chromium's GPU process start
     // (SwiftShader, Vulkan) before any paint; a second page in the same browser does not.
