@@ -16,9 +16,11 @@ export interface SystemOptions extends MachineOptions {
   /**
    * Each device's memory type (test_hmm's zones): 'private' (MEMORY_DEVICE_PRIVATE, the
    * default) or 'coherent' (MEMORY_DEVICE_COHERENT, test_hmm's spm_addr_dev* devices: the
-   * CPU maps the device pages directly).
+   * CPU maps the device pages directly); or one type per device, as test_hmm lays out its
+   * four devices (['private', 'private', 'coherent', 'coherent']: HMM_PRIVATE_DEVICE_ONE/TWO,
+   * HMM_COHERENCE_DEVICE_ONE/TWO). An array's length must equal `devices`.
    */
-  deviceMemory?: 'private' | 'coherent';
+  deviceMemory?: DeviceMemory | readonly DeviceMemory[];
   /** Each mirror's system-memory aperture in GPU memory, in pages (default 8192 = 32 MiB). */
   aperturePages?: number;
   /** Records of each mirror's replayable fault buffer (default 4096, as UVM's); a small one makes rounds overflow it. */
@@ -42,6 +44,9 @@ export interface SystemOptions extends MachineOptions {
   /** A GPU to use instead of the default one (e.g. a shared test device). */
   gpuContext?: Promise<GpuContext>;
 }
+
+/** A device's memory type: MEMORY_DEVICE_PRIVATE or MEMORY_DEVICE_COHERENT. */
+export type DeviceMemory = 'private' | 'coherent';
 
 export const DEFAULT_DEVICES = 2;
 export const MAX_DEVICES = 8;
@@ -75,10 +80,23 @@ export async function createMachine(opts: SystemOptions = {}): Promise<System> {
   const devicePages = count('devicePages', opts.devicePages, 8192, 1, 1 << 20);
   const aperturePages = count('aperturePages', opts.aperturePages, 8192, 512, 1 << 20);
   const faultRecords = count('faultRecords', opts.faultRecords, 4096, 1, 1 << 20);
-  const memory = opts.deviceMemory ?? 'private';
-  if (memory !== 'private' && memory !== 'coherent') throw err('EINVAL', `deviceMemory must be 'private' or 'coherent', got ${String(opts.deviceMemory)}`);
+  const memory = deviceMemories(opts.deviceMemory, devices);
   const gpu = opts.gpuContext ?? (opts.gpu !== undefined ? gpuFrom(opts.gpu) : undefined);
-  return new System(opts, (m) => Array.from({ length: devices }, (_, i) => new DmirrorDevice(m, i, { devicePages, memory, aperturePages, faultRecords, gpu, ownMigrationSetsSeq: opts.ownMigrationSetsSeq ?? true, ownReadOnlyWriteMigrates: opts.ownReadOnlyWriteMigrates === true })));
+  return new System(opts, (m) => Array.from({ length: devices }, (_, i) => new DmirrorDevice(m, i, { devicePages, memory: memory[i], aperturePages, faultRecords, gpu, ownMigrationSetsSeq: opts.ownMigrationSetsSeq ?? true, ownReadOnlyWriteMigrates: opts.ownReadOnlyWriteMigrates === true })));
+}
+
+/** Each device's memory type from SystemOptions.deviceMemory (EINVAL for anything else). */
+function deviceMemories(v: SystemOptions['deviceMemory'], devices: number): DeviceMemory[] {
+  const ok = (t: unknown): t is DeviceMemory => t === 'private' || t === 'coherent';
+  if (v === undefined) return Array.from({ length: devices }, () => 'private');
+  if (typeof v === 'string' || !Array.isArray(v)) {
+    if (!ok(v)) throw err('EINVAL', `deviceMemory must be 'private' or 'coherent', got ${String(v)}`);
+    return Array.from({ length: devices }, () => v);
+  }
+  if (v.length !== devices) throw err('EINVAL', `deviceMemory names ${v.length} types for ${devices} devices`);
+  const bad = v.find((t) => !ok(t));
+  if (bad !== undefined) throw err('EINVAL', `deviceMemory must be 'private' or 'coherent', got ${String(bad)}`);
+  return [...v];
 }
 
 /** A device from a caller's GPU object (navigator.gpu or a Dawn instance). */

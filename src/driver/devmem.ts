@@ -18,6 +18,8 @@ import {
 } from '../mm/migrate.js';
 import type { MmStruct } from '../mm/mm.js';
 import type { DevicePrivateFault, DevPagemap } from '../mm/pagemap.js';
+import { isPresent } from '../mm/page-table.js';
+import { entryAt } from '../mm/pagewalk.js';
 
 /** What device memory needs of a mirror that may map its pages. */
 export interface DevmemMapper {
@@ -106,7 +108,12 @@ export class Devmem {
    * HMM_DMIRROR_FLAG_FAIL_ALLOC is consumed by this allocation).
    */
   allocHugePage(fail?: () => boolean): number | null {
-    if (this.coherent) return null; // coherent memory: order-0 pages only (the port's)
+    // Coherent memory: order-0 pages only (the port's). Mainline installs a coherent folio
+    // at PMD level (migrate_vma_insert_huge_pmd_page, remove_migration_pmd: a present PMD),
+    // but migrate_vma_collect_huge_pmd skips a present PMD without SELECT_SYSTEM (so
+    // MIGRATE_TO_SYS could not collect it whole) and migrate_device_coherent_folio WARNs on
+    // a large folio (a FOLL_LONGTERM pin could not move it out): not modelled until it can.
+    if (this.coherent) return null;
     if (fail?.() === true) return null;
     let slot: number;
     try {
@@ -324,6 +331,26 @@ export class Devmem {
       dst[u.i] = migratePfn(frame);
     }
     return dst;
+  }
+
+  /**
+   * dmirror_do_read after a migration to coherent memory: test_hmm's mirror entry for a
+   * coherent page is the device page itself (BACKING_PAGE), so the device reads it in place.
+   * The bytes of [start, start + npages) when every page is a present PTE of one of our
+   * coherent pages, else null (a page the migration skipped: the read command decides). Not
+   * through the mirror's aperture, which may hold fewer pages than one migration moves: its
+   * reclaim would leave pages "not mirrored" (ENOENT) that the kernel's xarray still holds.
+   * Synchronous: nothing moves while it copies. Caller holds the mmap lock.
+   */
+  coherentRead(mm: MmStruct, start: number, npages: number): Uint8Array | null {
+    if (!this.coherent) return null;
+    const out = new Uint8Array(npages * PAGE_SIZE);
+    for (let i = 0; i < npages; i++) {
+      const e = entryAt(mm, start + i * PAGE_SIZE);
+      if (e === null || !isPresent(e.flags) || !this.pagemap.contains(e.pfn)) return null;
+      out.set(this.pagemap.data(e.pfn), i * PAGE_SIZE);
+    }
+    return out;
   }
 
   /**

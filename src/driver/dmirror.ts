@@ -462,6 +462,7 @@ export class Dmirror implements Mirror {
     const r = checkRange(addr, npages);
     checkBounce(r.npages);
     const dest = into === undefined ? null : userBuffer(into, r.npages);
+    let coherent: Uint8Array | null = null;
     await this.mm.lock.readLock();
     try {
       this.mm.checkAlive();
@@ -470,12 +471,13 @@ export class Dmirror implements Mirror {
       for (const piece of vmaPieces(this.mm, r.start, r.end, MIGRATE_STEP_PAGES)) {
         await dmirrorMigrateIn(this.#target(), this.device.devmem, this.#collecting, piece.start, piece.end, piece.write, () => this.takeFailAlloc());
       }
+      coherent = this.device.devmem.coherentRead(this.mm, r.start, r.npages);
     } finally {
       this.mm.lock.readUnlock();
     }
-    // dmirror_do_read under dmirror->mutex: the device reads its own memory. When every page
-    // now maps a page of this device (the migration moved them all), that is one copy of
-    // those VRAM slots, no kernel round; otherwise (a page it skipped) a read command.
+    // dmirror_do_read: the device reads its own memory, coherent pages in place (above), VRAM
+    // slots in one copy when the migration moved every page; else (a page skipped) a command.
+    if (coherent !== null) return { cpages: r.npages, faults: 0, data: dest === null ? coherent : (dest.set(coherent), dest) };
     if (r.npages <= this.chunkPages) {
       const direct = await this.lock.with(async () => {
         const slots = this.pt.deviceSlots(r.start / PAGE_SIZE, r.npages);

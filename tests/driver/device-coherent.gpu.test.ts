@@ -114,6 +114,31 @@ describe('device-coherent memory (dmirror)', () => {
   });
 });
 
+describe('device-coherent memory larger than the mirror\'s aperture', () => {
+  // 1024 coherent pages through a 512-slot aperture: MIGRATE_TO_DEV's copy-back
+  // (dmirror_do_read) once went through the aperture, whose reclaim had dropped the first
+  // pages mapped by then: ENOENT "page not mirrored" for pages test_hmm's xarray still holds
+  // (hmm-tests.c's benchmark_thp_migration at 128 THPs on the coherent variant).
+  mirrorTest.override('machineOptions', { systemPages: 4096, devicePages: 2048, aperturePages: 512, deviceMemory: 'coherent' });
+
+  mirrorTest('MIGRATE_TO_DEV of more pages than the aperture holds hands back every page\'s bytes; the device and the CPU then read them all', async ({ machine, proc, mirror }) => {
+    const n = 1024;
+    const size = n * PAGE_SIZE;
+    const ptr = await proc.mmap(0, size, RW, PRIV_ANON);
+    await proc.write(ptr, ints(size, (i) => i ^ 0x5a5a));
+    const r = await mirror.migrateToDevice(ptr, n);
+    expect(r.cpages).toBe(n);
+    expectInts(r.data, (i) => i ^ 0x5a5a, 'MIGRATE_TO_DEV copy-back');
+    for (const k of [0, 511, 512, 1023]) expect(coherentPfn(machine, proc, ptr + k * PAGE_SIZE), `page ${k} coherent`).not.toBeNull();
+    // The device reads them (faulting back what its aperture dropped), the CPU in place.
+    expectInts((await mirror.read(ptr, n)).data, (i) => i ^ 0x5a5a, 'device READ');
+    await expectCpuInts(proc, ptr, size, (i) => i ^ 0x5a5a, 'CPU');
+    expect((await mirror.migrateToSystem(ptr, n)).cpages).toBe(n);
+    await proc.munmap(ptr, size);
+    expectNoLeak(machine);
+  });
+});
+
 describe('aperture refresh (system memory)', () => {
   // The refresh of a slot with no merge base once compared against a ~0 sentinel: a CPU
   // store of -1 (0xffffffff) looked unchanged and the device kept reading the old word.
@@ -184,5 +209,16 @@ describe('device-coherent memory, two devices', () => {
 
   mirrorTest('bad input: deviceMemory other than private/coherent is EINVAL', async ({ machines }) => {
     await expect(machines({ deviceMemory: 'shared' as never })).rejects.toBeErrno('EINVAL');
+    // One type per device: as many as there are devices, each private or coherent.
+    await expect(machines({ devices: 2, deviceMemory: ['private'] })).rejects.toBeErrno('EINVAL');
+    await expect(machines({ devices: 2, deviceMemory: ['private', 'shared' as never] })).rejects.toBeErrno('EINVAL');
+  });
+
+  mirrorTest('test_hmm\'s layout: deviceMemory per device gives /dev/hmm_dmirror0-1 device-private, 2-3 device-coherent', async ({ machines }) => {
+    const m = await machines({ devices: 4, deviceMemory: ['private', 'private', 'coherent', 'coherent'], devicePages: 16 });
+    expect(m.devices.map((d) => d.pagemap.coherent)).toEqual([false, false, true, true]);
+    // Each device's own pagemap: a pfn of device 2 is coherent, one of device 0 is not.
+    expect(m.core.isDeviceCoherent(m.devices[2].pagemap.basePfn)).toBe(true);
+    expect(m.core.isDeviceCoherent(m.devices[0].pagemap.basePfn)).toBe(false);
   });
 });

@@ -4,14 +4,17 @@
  * driver: same names, same buffers, same assertions.
  *
  * Conventions of the port:
- *  - FIXTURE(hmm) = one machine with two mirror devices, a process, device 0 opened on it
- *    (variant hmm_device_private). The hmm_device_coherent / hmm2_device_coherent variants
- *    (createMachine({ deviceMemory: 'coherent' })) are not run over this whole suite yet:
- *    tests/driver/device-coherent.gpu.test.ts runs hmm_gup_test and the snapshot's
- *    COHERENT_LOCAL/REMOTE as the C file does for them.
- *    FIXTURE(hmm2) = devices 0 and 1 both opened on the process. Teardown closes the
- *    mirrors (ASSERT_EQ(close(fd), 0)); the machine is mirrorTest's (its `machines` factory,
- *    with createMachine's defaults), destroyed after with the frames recounted: a leak fails.
+ *  - The machine has test_hmm's four devices (TEST_HMM_DEVICES): /dev/hmm_dmirror0-1
+ *    device-private, 2-3 device-coherent, so hmm_open(n) is machine.devices[n].
+ *    FIXTURE(hmm) = a process with self->fd opened on it, once per FIXTURE_VARIANT:
+ *    hmm_device_private (HMM_PRIVATE_DEVICE_ONE) and hmm_device_coherent
+ *    (HMM_COHERENCE_DEVICE_ONE). FIXTURE(hmm2) = fd0 and fd1 opened on it, variants
+ *    hmm2_device_private (devices 0, 1) and hmm2_device_coherent (devices 2, 3). Every case
+ *    runs under each variant of its fixture; where the C test branches on
+ *    hmm_is_coherent_type() the port does too (migrate_multiple, snapshot, hmm_gup_test,
+ *    migrate_anon_huge_fault). Teardown closes the mirrors (ASSERT_EQ(close(fd), 0)); the
+ *    machine is mirrorTest's (its `machines` factory), destroyed after with the frames
+ *    recounted: a leak fails.
  *  - buffer->ptr accesses are Process.read/write (CPU loads/stores that fault like the
  *    kernel's); buffer->mirror is the `data` a command returns, or the `data` given to
  *    write(); hmm_buffer_free is munmap. `ret == -EFOO` is a rejection with HmmError code
@@ -45,24 +48,26 @@
  *  migrate_release             migrate, RELEASE, CPU reads → same
  *  migrate_shared              MAP_SHARED anon → ENOENT → same
  *  migrate_mixed (hmm2)        PROT_NONE/hole → EINVAL; zero/RO/RW → cpages 4; dev1 page → ENOENT → same
- *  migrate_multiple            10 × (migrate, CPU fault back) → same (private variant: no TO_SYS)
+ *  migrate_multiple            10 × (migrate, back: CPU fault, or MIGRATE_TO_SYS for coherent) → same
  *  anon_read_multiple          10 × READ with new data, faults 1 → same
  *  anon_teardown               10 × READ racing a munmap of the second half → concurrent promises
  *  mixedmap                    mmap of the device file; SNAPSHOT → READ → Mirror.mmap
- *  snapshot (hmm2)             ERROR, ERROR, ZERO|READ, READ, WRITE, LOCAL|WRITE, NONE → same
+ *  snapshot (hmm2)             ERROR, ERROR, ZERO|READ, READ, WRITE, then PRIVATE_LOCAL|WRITE, NONE
+ *                              (coherent: COHERENT_LOCAL|WRITE, COHERENT_REMOTE|WRITE) → same
  *  compound                    hugetlb: WRITE|PMD, then READ|PMD → same
  *  double_map (hmm2)           both devices READ; migrate to dev1; dev0 READ faults it back → same
  *  exclusive                   EXCLUSIVE, CPU ++ every int, CHECK_EXCLUSIVE == 0 → same
  *  exclusive_mprotect          EXCLUSIVE, mprotect(RO), WRITE → EPERM → same
  *  exclusive_cow               EXCLUSIVE, fork, parent and child ++ every int → same (concurrently)
  *  hmm_gup_test                gup_test's GUP_BASIC / GUP_FAST / PIN_FAST(LONGTERM) / PIN_LONGTERM on
- *                              migrated pages; SNAPSHOT WRITE, data intact → gupTestExec (helpers) on
+ *                              migrated pages; SNAPSHOT WRITE (coherent: pages 0-1 stay, COHERENT_LOCAL|WRITE),
+ *                              data intact → gupTestExec (helpers) on
  *                              Process.getUserPages / pinUserPages
  *  hmm_cow_in_device           migrate, fork, parent writes (COW), child killed; SNAPSHOT WRITE → same
  *  migrate_anon_huge_empty     migrate an untouched THP-able block: zeros → same
  *  migrate_anon_huge_zero      read-faulted THP block, migrate, zeros both sides → same
  *  migrate_anon_huge_free      migrate a THP, MADV_FREE → same with MADV_DONTNEED
- *  migrate_anon_huge_fault     migrate a THP; SNAPSHOT LOCAL|WRITE|PMD; pagemap swap, !present;
+ *  migrate_anon_huge_fault     migrate a THP; private only: SNAPSHOT LOCAL|WRITE|PMD, pagemap swap, !present;
  *                              CPU fault back → same (a device-private PMD); pagemap read from the
  *                              process's page table
  *  migrate_partial_unmap_fault {THP} × 3 offsets: migrate, munmap 1 MiB, CPU reads the rest → same
@@ -89,6 +94,8 @@ import {
   HMM_DMIRROR_PROT_ERROR, HMM_DMIRROR_PROT_NONE, HMM_DMIRROR_PROT_PMD, HMM_DMIRROR_PROT_PUD, HMM_DMIRROR_PROT_READ,
   HMM_DMIRROR_PROT_WRITE, HMM_DMIRROR_PROT_ZERO, HMM_NPAGES, hmmRandom, isPmdMapped, ints, joinAll, mirrorDevices,
   NTIMES, pagemapEntry, PMD_PAGESIZE, TWOMEG, yieldMicrotasks, yieldTicks,
+  HMM2_VARIANTS, HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL, HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE, HMM_VARIANTS,
+  hmmIsCoherentType, TEST_HMM_DEVICES,
   type Mirror,
 } from './hmm-tests.helpers.js';
 import { mirrorTest } from '../support/mirror.js';
@@ -108,17 +115,17 @@ async function storeInt(proc: Process, addr: number, val: number): Promise<void>
   await proc.write(addr, ints(4, () => val));
 }
 
-describe('hmm', () => {
+describe.each(HMM_VARIANTS.map((v) => [v.name, v] as const))('hmm.%s', (_name, variant) => {
   let machine: Machine | null = null;
   let proc: Process;
-  /** self->fd: /dev/hmm_dmirror0 (HMM_PRIVATE_DEVICE_ONE) opened on proc. */
+  /** self->fd: /dev/hmm_dmirror<variant->device_number> opened on proc. */
   let fd: Mirror;
   let opened: Mirror | null = null;
 
   mirrorTest.beforeEach(async ({ machines }) => {
-    machine = await machines({ devices: 2 });
+    machine = await machines(TEST_HMM_DEVICES);
     proc = machine.spawn();
-    opened = await mirrorDevices(machine)[0].open(proc);
+    opened = await mirrorDevices(machine)[variant.deviceNumber].open(proc);
     fd = opened;
   });
 
@@ -571,7 +578,8 @@ describe('hmm', () => {
   /*
    * Migrate anonymous memory to device memory and back to system memory multiple times.
    * In case of private zone configuration, this is done through fault pages accessed by
-   * CPU. (The coherent variant's explicit MIGRATE_TO_SYS is not ported.)
+   * CPU. In case of coherent zone configuration, the pages from the device should be
+   * explicitly migrated back to system memory: the CPU's accesses do not fault.
    */
   mirrorTest('migrate_multiple', async () => {
     const npages = HMM_NPAGES;
@@ -592,6 +600,10 @@ describe('hmm', () => {
       expectData(r.data, size, (i) => i, `round ${c}: mirror`);
 
       // Migrate back to system memory and check them.
+      if (hmmIsCoherentType(variant.deviceNumber)) {
+        const back = await fd.migrateToSystem(ptr, npages);
+        expect(back.cpages, `round ${c}: MIGRATE_TO_SYS`).toBe(npages);
+      }
       await expectCpuInts(proc, ptr, size, (i) => i, `round ${c}: ptr`);
 
       await proc.munmap(ptr, size);
@@ -829,9 +841,13 @@ describe('hmm', () => {
     // Take snapshot to CPU pagetables.
     const m = await fd.snapshot(ptr, npages);
     expect(m.length).toBe(npages);
-    // (device private variant)
-    expect(m[0]).toBe(HMM_DMIRROR_PROT_WRITE);
-    expect(m[1]).toBe(HMM_DMIRROR_PROT_WRITE);
+    if (hmmIsCoherentType(variant.deviceNumber)) {
+      expect(m[0]).toBe(HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL | HMM_DMIRROR_PROT_WRITE);
+      expect(m[1]).toBe(HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL | HMM_DMIRROR_PROT_WRITE);
+    } else {
+      expect(m[0]).toBe(HMM_DMIRROR_PROT_WRITE);
+      expect(m[1]).toBe(HMM_DMIRROR_PROT_WRITE);
+    }
     expect(m[2]).toBe(HMM_DMIRROR_PROT_WRITE);
     expect(m[3]).toBe(HMM_DMIRROR_PROT_WRITE);
     // Check again the content on the pages. Make sure there's no corrupted data.
@@ -972,22 +988,23 @@ describe('hmm', () => {
     // Check what the device read.
     expectData(r.data, size, (i) => i, 'mirror');
 
-    // (device private variant)
-    const mirror = await fd.snapshot(ptr, npages);
-    expect(mirror.length).toBe(npages);
-    expectProt(
-      mirror,
-      HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE | HMM_DMIRROR_PROT_PMD,
-      'snapshot',
-    );
+    if (!hmmIsCoherentType(variant.deviceNumber)) {
+      const mirror = await fd.snapshot(ptr, npages);
+      expect(mirror.length).toBe(npages);
+      expectProt(
+        mirror,
+        HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE | HMM_DMIRROR_PROT_PMD,
+        'snapshot',
+      );
 
-    // /proc/self/pagemap: every page is a swap-type (device-private) entry, not present.
-    const bad: string[] = [];
-    for (let i = 0; i < npages; ++i) {
-      const e = pagemapEntry(proc, ptr + i * PAGE_SIZE);
-      if ((!e.swap || e.present) && bad.length < 8) bad.push(`page ${i}: swap=${e.swap} present=${e.present}`);
+      // /proc/self/pagemap: every page is a swap-type (device-private) entry, not present.
+      const bad: string[] = [];
+      for (let i = 0; i < npages; ++i) {
+        const e = pagemapEntry(proc, ptr + i * PAGE_SIZE);
+        if ((!e.swap || e.present) && bad.length < 8) bad.push(`page ${i}: swap=${e.swap} present=${e.present}`);
+      }
+      expect(bad, 'pagemap: PM_SWAP set, PM_PRESENT clear').toEqual([]);
     }
-    expect(bad, 'pagemap: PM_SWAP set, PM_PRESENT clear').toEqual([]);
 
     // Fault pages back to system memory and check them.
     await expectCpuInts(proc, ptr, size, (i) => i, 'ptr');
@@ -1206,10 +1223,13 @@ describe('hmm', () => {
       printBenchmarkResults(name, bufferSize, thp, regular);
     }
 
-    const limits = m().devices[0].gpu.device.limits;
+    const limits = m().devices[variant.deviceNumber].gpu.device.limits;
     const maxPages = Math.floor(Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize) / PAGE_SIZE);
     const bigSize = Math.min(thpSize * 128, Math.floor((maxPages * PAGE_SIZE) / thpSize) * thpSize);
-    const big = await machines({ devices: 1, devicePages: bigSize / PAGE_SIZE });
+    // (a device of the variant's memory type)
+    const big = await machines({
+      devices: 1, devicePages: bigSize / PAGE_SIZE, deviceMemory: hmmIsCoherentType(variant.deviceNumber) ? 'coherent' : 'private',
+    });
     const bproc = big.spawn();
     const bfd = await big.devices[0].open(bproc);
     const name = bigSize === thpSize * 128 ? 'One twenty eight THP Size (256MB)'
@@ -1282,20 +1302,20 @@ function printBenchmarkResults(name: string, bufferSize: number, thp: BenchmarkR
   );
 }
 
-describe('hmm2', () => {
+describe.each(HMM2_VARIANTS.map((v) => [v.name, v] as const))('hmm2.%s', (_name, variant) => {
   let proc: Process;
-  /** self->fd0, self->fd1: /dev/hmm_dmirror0 and /dev/hmm_dmirror1 opened on proc. */
+  /** self->fd0, self->fd1: /dev/hmm_dmirror<device_number0>, <device_number1> opened on proc. */
   let fd0: Mirror;
   let fd1: Mirror;
   let opened: Mirror[] = [];
 
   mirrorTest.beforeEach(async ({ machines }) => {
-    const machine = await machines({ devices: 2 });
+    const machine = await machines(TEST_HMM_DEVICES);
     proc = machine.spawn();
     const devs = mirrorDevices(machine);
-    fd0 = await devs[0].open(proc);
+    fd0 = await devs[variant.deviceNumber0].open(proc);
     opened.push(fd0);
-    fd1 = await devs[1].open(proc);
+    fd1 = await devs[variant.deviceNumber1].open(proc);
     opened.push(fd1);
   });
 
@@ -1390,8 +1410,13 @@ describe('hmm2', () => {
     expect(m[2]).toBe(HMM_DMIRROR_PROT_ZERO | HMM_DMIRROR_PROT_READ);
     expect(m[3]).toBe(HMM_DMIRROR_PROT_READ);
     expect(m[4]).toBe(HMM_DMIRROR_PROT_WRITE);
-    expect(m[5]).toBe(HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE);
-    expect(m[6]).toBe(HMM_DMIRROR_PROT_NONE);
+    if (!hmmIsCoherentType(variant.deviceNumber0)) {
+      expect(m[5]).toBe(HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE);
+      expect(m[6]).toBe(HMM_DMIRROR_PROT_NONE);
+    } else {
+      expect(m[5]).toBe(HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL | HMM_DMIRROR_PROT_WRITE);
+      expect(m[6]).toBe(HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE | HMM_DMIRROR_PROT_WRITE);
+    }
 
     await proc.munmap(p, size);
   });

@@ -14,8 +14,37 @@ export {
   HMM_DMIRROR_PROT_ERROR, HMM_DMIRROR_PROT_NONE, HMM_DMIRROR_PROT_READ, HMM_DMIRROR_PROT_WRITE,
   HMM_DMIRROR_PROT_PMD, HMM_DMIRROR_PROT_PUD, HMM_DMIRROR_PROT_ZERO,
   HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE,
+  HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL, HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE,
 } from '../../src/index.js';
 export type { Mirror, MirrorDevice, MirrorResult } from '../../src/index.js';
+
+// ---- The fixtures' variants (FIXTURE_VARIANT_ADD) -----------------------------------
+
+/** hmm-tests.c's device numbers: test_hmm's /dev/hmm_dmirror0..3. */
+export const HMM_PRIVATE_DEVICE_ONE = 0;
+export const HMM_PRIVATE_DEVICE_TWO = 1;
+export const HMM_COHERENCE_DEVICE_ONE = 2;
+export const HMM_COHERENCE_DEVICE_TWO = 3;
+
+/** test_hmm's devices, as createMachine options: two device-private, then two device-coherent. */
+export const TEST_HMM_DEVICES = { devices: 4, deviceMemory: ['private', 'private', 'coherent', 'coherent'] } as const;
+
+/** hmm_is_coherent_type(). */
+export function hmmIsCoherentType(deviceNumber: number): boolean {
+  return deviceNumber >= HMM_COHERENCE_DEVICE_ONE;
+}
+
+/** FIXTURE_VARIANT(hmm): hmm_device_private, hmm_device_coherent. */
+export const HMM_VARIANTS = [
+  { name: 'hmm_device_private', deviceNumber: HMM_PRIVATE_DEVICE_ONE },
+  { name: 'hmm_device_coherent', deviceNumber: HMM_COHERENCE_DEVICE_ONE },
+] as const;
+
+/** FIXTURE_VARIANT(hmm2): hmm2_device_private, hmm2_device_coherent. */
+export const HMM2_VARIANTS = [
+  { name: 'hmm2_device_private', deviceNumber0: HMM_PRIVATE_DEVICE_ONE, deviceNumber1: HMM_PRIVATE_DEVICE_TWO },
+  { name: 'hmm2_device_coherent', deviceNumber0: HMM_COHERENCE_DEVICE_ONE, deviceNumber1: HMM_COHERENCE_DEVICE_TWO },
+] as const;
 
 /** The machine's devices; the selftests' hmm2 fixture needs two. */
 export function mirrorDevices(m: Machine): readonly MirrorDevice[] {

@@ -17,6 +17,8 @@ import { caseArb, kindsOf, PROTOCOLS, runCase, showCase, thpCaseArb, type Case, 
 export const SEARCH_RUNS = Number(process.env.SEARCH_RUNS ?? 250);
 /** Cases with THP migration per protocol (each moves 2 MiB folios on a software GPU). */
 export const THP_SEARCH_RUNS = Number(process.env.THP_SEARCH_RUNS ?? 40);
+/** Random programs per protocol on device-coherent memory. */
+export const COHERENT_SEARCH_RUNS = Number(process.env.COHERENT_SEARCH_RUNS ?? 40);
 
 /**
  * Whether the search must find nothing under each protocol. seq and lock-fallback must be
@@ -153,6 +155,24 @@ describe('concurrency search', () => {
       }
       expect(r.graceExpirations).toBe(0);
     }), { numRuns: THP_SEARCH_RUNS, seed: replay.seed, path: replay.path, endOnFailure: replay.path !== undefined });
+  });
+
+  // The same programs on MEMORY_DEVICE_COHERENT devices: their to-dev / to-sys / snapshot /
+  // pin operations migrate coherent pages (present PTEs of device pfns the CPU reads in
+  // place), and the quiescence checks (mirror entries against the CPU table, every read
+  // against the model, frames and device pages accounted) hold for them too.
+  it.for(['seq', 'lock-fallback'] as const)(`${COHERENT_SEARCH_RUNS} random programs on device-coherent memory under %s: no violation`, { timeout: 600_000 }, async (protocol) => {
+    let coherentMapped = 0;
+    await fc.assert(fc.asyncProperty(caseArb.map((c): Case => ({ ...c, memory: 'coherent' })), async (c) => {
+      const r = await runCase(c, { protocol });
+      coherentMapped += r.reached.coherentMapped;
+      if (r.violations.length > 0) {
+        throw new Error(`${protocol}: ${r.violations.length} violation(s):\n  ${r.violations.map((v) => `${v.kind}: ${v.detail}`).join('\n  ')}`);
+      }
+      expect(r.graceExpirations).toBe(0);
+    }), { numRuns: COHERENT_SEARCH_RUNS, seed: replay.seed, path: replay.path, endOnFailure: replay.path !== undefined });
+    // The programs really ran on coherent memory: migrations left CPU-mapped device pages.
+    if (replay.path === undefined) expect(coherentMapped).toBeGreaterThan(0);
   });
 
   it('the recorded policy-path cases run clean (seq and lock-fallback): the residency agrees with the CPU table', async () => {

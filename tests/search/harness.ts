@@ -52,6 +52,7 @@ import { takeUncapturedErrors } from '../../src/device/gpu.js';
 import type { PolicyPath } from '../../src/driver/policy-path.js';
 import { chaosPolicy, policyCfgArb, residencyDisagreements, type PolicyCfg } from './policy-ops.js';
 import { standaloneMachine } from '../support/teardown.js';
+import { entryAt } from '../../src/mm/pagewalk.js';
 
 export type Protocol = Extract<RetryProtocol, 'seq' | 'lock-fallback' | 'valid-flag'>;
 export const PROTOCOLS: readonly Protocol[] = ['seq', 'lock-fallback', 'valid-flag'];
@@ -125,6 +126,8 @@ export interface Case {
   vram?: number;
   /** The mirrors on device 1 open as a plain open() user's (the default servicer). */
   plain?: boolean;
+  /** Both devices' memory: MEMORY_DEVICE_PRIVATE (default) or MEMORY_DEVICE_COHERENT. */
+  memory?: 'private' | 'coherent';
 }
 
 /** P0 is the focus (two mirrors racing each other); P1 mostly competes for device memory. */
@@ -447,9 +450,11 @@ export interface Reached {
   exhausted: number;
   exits: number;
   plainFaults: number;
+  /** Pages a to-dev left as present CPU PTEs of device-coherent pfns (cases with `memory: 'coherent'`). */
+  coherentMapped: number;
 }
 const noneReached = (): Reached => ({
-  policyMigrations: 0, evictions: 0, throttles: 0, pins: 0, counterMigrations: 0, cpuFaults: 0, exhausted: 0, exits: 0, plainFaults: 0,
+  policyMigrations: 0, evictions: 0, throttles: 0, pins: 0, counterMigrations: 0, cpuFaults: 0, exhausted: 0, exits: 0, plainFaults: 0, coherentMapped: 0,
 });
 export interface Violation {
   kind: ViolationKind;
@@ -502,6 +507,7 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
   // (Outside vitest too, under scripts/soak.ts: no fixture; teardown() is the fixtures' leak check.)
   const { machine: m, teardown: endMachine } = await standaloneMachine({
     devices: 2, systemPages: thp ? 8192 : 2048, devicePages: thp ? (c.vram ?? 32) + 2 * THP_PAGES : c.vram ?? 32, aperturePages: 512, scheduler: sched,
+    deviceMemory: c.memory ?? 'private',
   });
   const devs = [...m.devices];
   const procs: Process[] = [m.spawn(), m.spawn()];
@@ -753,6 +759,12 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
             : op.k === 'to-dev' ? fd.migrateToDevice(addrOf(op.page), n)
               : fd.exclusive(addrOf(op.page), n)));
           checkData(op.p, op.page, r.data, t0, h.now(), tag);
+          if (op.k === 'to-dev') {
+            for (let k = 0; k < n; k++) {
+              const e = entryAt(procs[op.p].mm, addrOf(op.page + k));
+              if (e !== null && m.core.isDeviceCoherent(e.pfn) && isPresent(e.flags)) reached.coherentMapped++;
+            }
+          }
           return;
         }
         case 'dev-write': {
