@@ -242,6 +242,6 @@ export function withHooks(base: MigrationPolicy, extra: { prefetch?: PrefetchHoo
 }
 
 /** NVIDIA's tree prefetcher as is (threshold 51 %, 64 KiB big pages). */
-export function treePrefetch(threshold = 51): PrefetchHooks {
-  return { threshold };
+export function treePrefetch(threshold = 51, offOnceOversubscribed = false): PrefetchHooks {
+  return offOnceOversubscribed ? { threshold, offOnceOversubscribed } : { threshold };
 }

@@ -221,9 +221,9 @@ function guardEviction(h: EvictionHooks, call: Call, fail: Fail): EvictionHooks 
   };
   // pickVictim is always guarded when the policy has one: a bad pick falls back to the head.
   if (h.pickVictim) {
-    out.pickVictim = (device: number, now: number, list: ChunkList, busy: ReadonlySet<number>): number => {
+    out.pickVictim = (device: number, now: number, list: ChunkList, busy: ReadonlySet<number>, full: (chunk: number) => boolean): number => {
       let threw = false;
-      let v = call('eviction.pickVictim', () => h.pickVictim!(device, now, list, busy), () => { threw = true; return -1; }, false);
+      let v = call('eviction.pickVictim', () => h.pickVictim!(device, now, list, busy, full), () => { threw = true; return -1; }, false);
       if (threw) return headVictim(list, busy);
       // -1: the policy declines to evict (the page is then mapped remotely).
       if (v !== -1 && (!Number.isInteger(v) || !list.has(v) || busy.has(v))) {
