@@ -20,7 +20,7 @@ describe('published preset', () => {
     expect(runs.every((r) => r.preset === 'published' && r.policy?.startsWith('first-touch'))).toBe(true);
     expect(new Set(publishedRuns(BASE_CONFIG).map((r) => r.oversub))).toEqual(new Set([1, 1.1, 1.25]));
     expect(new Set(runs.map((r) => r.oversub))).toEqual(new Set([1, 1.1])); // bfs at 125 %: left out (below)
-    expect(new Set(runs.map((r) => r.policy))).toEqual(new Set(['first-touch', 'first-touch+tree', 'first-touch+tree+lru', 'first-touch+tree+random4k', 'first-touch+tree+sl64k']));
+    expect(new Set(runs.map((r) => r.policy))).toEqual(new Set(['first-touch', 'first-touch+tree', 'first-touch+tree+lru', 'first-touch+tree-fits+random4k', 'first-touch+tree-fits+sl64k']));
   });
 
   it('runs the Rodinia/PolyBench ports under their own names, not the stand-ins', () => {
