@@ -28,6 +28,7 @@ import { emptyRecord, type BatchRecord } from './records.js';
 import { beginPhases, notePhase } from './phases.js';
 import { dmirrorAtomicMap, serviceRange, type LockState, type MirrorTarget } from './retry.js';
 import type { ServicerOptions } from './service-options.js';
+import { issueLimit } from './utlb-issue.js';
 
 export class BatchFaultService extends ServiceCore {
   readonly kind = 'batch';
@@ -53,7 +54,8 @@ export class BatchFaultService extends ServiceCore {
     this.opts.policy?.commandStart();
     const service = async (r: RoundResult, round: number): Promise<FatalFault[]> => {
       const fatal: FatalFault[] = [];
-      buffer = buffer.concat(r.faults);
+      // A uTLB stalled on its outstanding faults issued no more (utlbFaults; default: no limit).
+      buffer = buffer.concat(issueLimit(r.faults, this.opts.utlbFaults));
       // UVM sorts each fetched batch by address (service_fault_batch's sort): with a policy,
       // which faults a batch holds must not depend on the order the GPU recorded them in.
       if (this.opts.policy) buffer.sort((a, b) => a.page - b.page);

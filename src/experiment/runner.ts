@@ -274,6 +274,7 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
         restOfRangeOnOverflow: false,
         maxBatchesPerService: uvm.maxBatchesPerService, maxThrottlePerService: uvm.maxThrottlePerService,
         replayUpdatePutRatio: uvm.replayUpdatePutRatio,
+        ...(config.utlbFaults !== undefined ? { utlbFaults: config.utlbFaults } : {}),
       });
       const counts = t.counts = eventCounts(t.service.events);
       if (ctx.observer !== undefined || bounds !== null) {

@@ -9,6 +9,8 @@ import { commitPlan, CPU, Planner, PolicyEngine, Residency } from '../../src/pol
 import { builtinPolicy } from '../../src/policy/loader.js';
 import { random4kEviction } from '../../src/policy/eviction.js';
 import { ACCESS_READ } from '../../src/policy/types.js';
+import { issueLimit } from '../../src/driver/utlb-issue.js';
+import type { FaultRecord } from '../../src/device/fault-queue.js';
 
 /** One fault group on device 0 of `pages` (distinct, ascending), folding `records` fault records; committed. */
 function fault(e: PolicyEngine, pages: number[], records: number, now = 0): { prefetched: number } {
@@ -78,5 +80,17 @@ describe('random-4K as UVM_Smart evicts (eviction_policy::RANDOM)', () => {
   });
   it('with no full chunk it takes a random chunk\'s lowest resident page', () => {
     for (let seed = 1; seed <= 10; seed++) expect(['1', '5']).toContain(evicted([1, 2, 5, 6], seed).join());
+  });
+});
+
+describe('a uTLB stalled on its outstanding faults (utlbFaults)', () => {
+  const rec = (source: number, page: number): FaultRecord => ({ page, access: 'read', source, protection: false });
+  const round = [rec(0, 9), rec(0, 3), rec(1, 7), rec(0, 5), rec(1, 2), rec(2, 4)];
+  it('keeps each uTLB\'s lowest N pages of the round, drops the rest; no limit keeps all', () => {
+    const pages = (rs: readonly FaultRecord[]): string[] => rs.map((r) => `${r.source}:${r.page}`).sort();
+    expect(pages(issueLimit(round, 1))).toEqual(['0:3', '1:2', '2:4']);
+    expect(pages(issueLimit(round, 2))).toEqual(['0:3', '0:5', '1:2', '1:7', '2:4']);
+    expect(issueLimit(round, undefined)).toBe(round);
+    expect(issueLimit(round, 3).length).toBe(round.length);
   });
 });
