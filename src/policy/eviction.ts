@@ -93,7 +93,11 @@ export function lfuEviction(): EvictionHooks {
  */
 export function random4kEviction(seed = 1): EvictionHooks {
   const rnd = mulberry32(seed);
+  // Victims found as UVM_Smart finds them (a fully resident chunk), and by the fallback.
+  let fullPicks = 0;
+  let fallbackPicks = 0;
   return {
+    stats: () => ({ random4kFullChunk: fullPicks, random4kFallback: fallbackPicks }),
     name: 'random4k',
     granularityPages: 1,
     chunkActivate: (_d, c, _now, list) => list.moveTail(c),
@@ -103,11 +107,13 @@ export function random4kEviction(seed = 1): EvictionHooks {
       for (let c = list.head(); c >= 0; c = list.next(c)) order.push(c);
       const ok = order.map((c) => !busy.has(c) && full(c));
       if (ok.some((x) => x)) {
+        fullPicks++;
         for (;;) {
           for (let i = Math.floor(rnd() * order.length); i < order.length; i++) if (ok[i]) return order[i];
         }
       }
       const free = order.filter((c) => !busy.has(c));
+      if (free.length > 0) fallbackPicks++;
       return free.length === 0 ? -1 : free[Math.floor(rnd() * free.length)];
     },
     // The entry's address: the chunk's first page (resident when the chunk is full), else its lowest resident one.

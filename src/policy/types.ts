@@ -202,6 +202,8 @@ export interface EvictionHooks {
   readonly granularityPages?: number;
   /** With granularityPages: the page whose aligned block goes, from the chunk's resident pages (default the first). */
   pickInChunk?(device: number, chunk: number, resident: readonly number[], now: number): number;
+  /** The order's own counters (in the run's policy stats). */
+  stats?(): Record<string, number>;
 }
 
 /** A migration policy: `decide` is the only required hook. */
