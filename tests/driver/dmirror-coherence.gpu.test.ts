@@ -365,28 +365,30 @@ async function stress(m: Machine, proc: Process, readers: Mirror[], seed: number
   return report;
 }
 
+/** The mirrors a test opened: closed after each test, before the fixture tears the machine down (and recounts it). */
+const opened: Dmirror[] = [];
+
+afterEach(async () => {
+  for (const fd of opened.splice(0)) await fd.close();
+});
+
+/**
+ * A machine from the fixture's factory, a process, and dmirror0 and dmirror1 opened on it.
+ * `seed`: the machine runs on a SeededScheduler, so the interleaving of CPU changes, reads
+ * and GPU completions (and the fault path's HMM_RANGE_DEFAULT_TIMEOUT, in virtual time) is
+ * the seed's alone: no test here depends on how fast the machine is.
+ */
+async function setup(machines: MachineFactory, seed?: number, extra: { ownReadOnlyWriteMigrates?: boolean } = {}): Promise<{ m: Machine; proc: Process; fd0: Dmirror; fd1: Dmirror }> {
+  const m = await machines({ ...MACHINE, ...extra, ...(seed === undefined ? {} : { scheduler: new SeededScheduler(seed) }) });
+  const proc = m.spawn();
+  const fd0 = await m.devices[0].open(proc);
+  opened.push(fd0);
+  const fd1 = await m.devices[1].open(proc);
+  opened.push(fd1);
+  return { m, proc, fd0, fd1 };
+}
+
 describe('dmirror coherence: the GPU never reads through a stale entry', () => {
-  const opened: Dmirror[] = [];
-
-  // The mirrors close first; the machine is the fixture's, torn down (and recounted) after.
-  afterEach(async () => {
-    for (const fd of opened.splice(0)) await fd.close();
-  });
-
-  /**
-   * `seed`: the machine runs on a SeededScheduler, so the interleaving of CPU changes, reads
-   * and GPU completions (and the fault path's HMM_RANGE_DEFAULT_TIMEOUT, in virtual time) is
-   * the seed's alone: no test here depends on how fast the machine is.
-   */
-  async function setup(machines: MachineFactory, seed?: number): Promise<{ m: Machine; proc: Process; fd0: Dmirror; fd1: Dmirror }> {
-    const m = await machines(seed === undefined ? MACHINE : { ...MACHINE, scheduler: new SeededScheduler(seed) });
-    const proc = m.spawn();
-    const fd0 = await m.devices[0].open(proc);
-    opened.push(fd0);
-    const fd1 = await m.devices[1].open(proc);
-    opened.push(fd1);
-    return { m, proc, fd0, fd1 };
-  }
 
   mirrorTest('the default scheduler yields to the event loop (so a GPU completion can land while the mm waits)', async ({ machines }) => {
     // hmm_range_fault meeting a migration entry yields and walks again, holding the mmap
@@ -467,27 +469,6 @@ describe('dmirror coherence: the GPU never reads through a stale entry', () => {
 });
 
 describe('dmirror coherence both ways', () => {
-  const opened: Dmirror[] = [];
-
-  // The mirrors close first; the machine is the fixture's, torn down (and recounted) after.
-  afterEach(async () => {
-    for (const fd of opened.splice(0)) await fd.close();
-  });
-
-  /**
-   * `seed`: the machine runs on a SeededScheduler, so the interleaving of CPU changes, reads
-   * and GPU completions (and the fault path's HMM_RANGE_DEFAULT_TIMEOUT, in virtual time) is
-   * the seed's alone: no test here depends on how fast the machine is.
-   */
-  async function setup(machines: MachineFactory, seed?: number, extra: { ownReadOnlyWriteMigrates?: boolean } = {}): Promise<{ m: Machine; proc: Process; fd0: Dmirror; fd1: Dmirror }> {
-    const m = await machines({ ...MACHINE, ...extra, ...(seed === undefined ? {} : { scheduler: new SeededScheduler(seed) }) });
-    const proc = m.spawn();
-    const fd0 = await m.devices[0].open(proc);
-    opened.push(fd0);
-    const fd1 = await m.devices[1].open(proc);
-    opened.push(fd1);
-    return { m, proc, fd0, fd1 };
-  }
 
   function expectAll(got: Uint8Array, want: (p: number) => number, n: number, what: string): void {
     const w = words(got);
@@ -674,19 +655,30 @@ describe('dmirror coherence both ways', () => {
     }
   }
 
-  mirrorTest.for(['parent', 'child'] as const)('a device write into its own read-only device memory after fork is EFAULT, as Linux (writer: the %s)', async (who, { machines }) => {
-    // hmm_range_fault reports the caller's own device-private pages without faulting, a
-    // read-only one (COW-shared after fork) without HMM_PFN_WRITE; test_hmm's
-    // dmirror_do_fault then fails the write with EFAULT. Nothing changes.
-    const { m, proc, fd0 } = await setup(machines, 7);
+  /**
+   * n pages (tag 1) in dev0's memory, then fork: parent and child map the same device pages
+   * read-only. `writer` is `who`'s process, `other` the other one, and `wfd` the writer's
+   * dev0 mirror (the parent's fd0, or one opened on the child).
+   */
+  async function forkOnDevice(machines: MachineFactory, who: 'parent' | 'child', extra: { ownReadOnlyWriteMigrates?: boolean } = {}): Promise<{
+    m: Machine; child: Process; writer: Process; other: Process; wfd: Dmirror; buf: number; n: number;
+  }> {
+    const { m, proc, fd0 } = await setup(machines, 7, extra);
     const n = 4;
     const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
     await proc.write(buf, pagesOf(n, (p) => tag(p, 1)));
     expect((await fd0.migrateToDevice(buf, n)).cpages).toBe(n);
     const child = await proc.fork();
-    const writer = who === 'parent' ? proc : child;
     const wfd = who === 'parent' ? fd0 : await m.devices[0].open(child);
     if (wfd !== fd0) opened.push(wfd);
+    return { m, child, writer: who === 'parent' ? proc : child, other: who === 'parent' ? child : proc, wfd, buf, n };
+  }
+
+  mirrorTest.for(['parent', 'child'] as const)('a device write into its own read-only device memory after fork is EFAULT, as Linux (writer: the %s)', async (who, { machines }) => {
+    // hmm_range_fault reports the caller's own device-private pages without faulting, a
+    // read-only one (COW-shared after fork) without HMM_PFN_WRITE; test_hmm's
+    // dmirror_do_fault then fails the write with EFAULT. Nothing changes.
+    const { m, child, writer, wfd, buf, n } = await forkOnDevice(machines, who);
     await expect(wfd.write(buf, pagesOf(n, (p) => tag(p, 2)))).rejects.toBeErrno('EFAULT');
     const snap = await wfd.snapshot(buf, n);
     expect([...snap]).toEqual(Array(n).fill(HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_READ));
@@ -697,19 +689,9 @@ describe('dmirror coherence both ways', () => {
   });
 
   mirrorTest.for(['parent', 'child'] as const)('with ownReadOnlyWriteMigrates the write migrates the page and breaks COW (writer: the %s)', async (who, { machines }) => {
-    // Pages in dev0's memory, then fork: parent and child map the same device pages
-    // read-only. A dev0 write by one of them must get it its own copy (as a CPU store
-    // would), not replay the read-only entry forever.
-    const { m, proc, fd0 } = await setup(machines, 7, { ownReadOnlyWriteMigrates: true });
-    const n = 4;
-    const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
-    await proc.write(buf, pagesOf(n, (p) => tag(p, 1)));
-    expect((await fd0.migrateToDevice(buf, n)).cpages).toBe(n);
-    const child = await proc.fork();
-    const writer = who === 'parent' ? proc : child;
-    const other = who === 'parent' ? child : proc;
-    const wfd = who === 'parent' ? fd0 : await m.devices[0].open(child);
-    if (wfd !== fd0) opened.push(wfd);
+    // A dev0 write by parent or child into the device pages both map read-only must get it
+    // its own copy (as a CPU store would), not replay the read-only entry forever.
+    const { m, child, writer, other, wfd, buf, n } = await forkOnDevice(machines, who, { ownReadOnlyWriteMigrates: true });
     const w = await withinRounds(wfd.write(buf, pagesOf(n, (p) => tag(p, 2))), () => wfd.stats.rounds, 200, `${who}'s dev0 write`,
       () => `(${totals(wfd.servicer.records).rangeFaults} range faults so far)`);
     expect(w.cpages).toBe(n);

@@ -12,21 +12,24 @@
  *  - any command on a closed mirror → EBADF; open() on an exited process → ESRCH; a command
  *    on a mirror whose process exited → EINVAL (test_hmm: mmget_not_zero() fails).
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import {
-  checkFrameAccounting, createMachine, HmmError, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_NONE,
+  checkFrameAccounting, HmmError, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_NONE,
   PROT_READ, PROT_WRITE, type Errno, type Machine, type Mirror, type Process,
 } from '../../src/index.js';
 import { HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL } from '../../src/driver/uapi.js';
 import { pageTableSnapshot, vmaList } from '../mm/helpers.js';
 import { WORDS, firstDiff, pagesOf } from './pages.js';
+import { mirrorTest } from '../support/mirror.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const PRIV_ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 const TASK_SIZE = 2 ** 47;
 
 describe('dmirror errors', () => {
-  let machine: Machine | null = null;
+  // Both devices (test_hmm's two private devices); the machine is the fixture's, torn down
+  // with the leak check after the mirrors close.
+  mirrorTest.override('machineOptions', { devices: 2 });
   let m: Machine;
   let proc: Process;
   let fd: Mirror;
@@ -43,11 +46,10 @@ describe('dmirror errors', () => {
   const RO_TAG = (p: number): number => (0xb0000000 | p) >>> 0;
   const NONE_TAG = (p: number): number => (0xc0000000 | p) >>> 0;
 
-  beforeEach(async () => {
-    m = await createMachine({ systemPages: 4096, devicePages: 256, aperturePages: 512 });
-    machine = m;
-    proc = m.spawn();
-    fd = await m.devices[0].open(proc);
+  mirrorTest.beforeEach(async ({ machine, proc: p, mirror }) => {
+    m = machine;
+    proc = p;
+    fd = mirror;
     fd1 = await m.devices[1].open(proc);
     opened = [fd, fd1];
     rw = await proc.mmap(0, 4 * PAGE_SIZE, RW, PRIV_ANON);
@@ -68,14 +70,10 @@ describe('dmirror errors', () => {
     checkFrameAccounting(m);
   });
 
-  afterEach(async () => {
-    try {
-      for (const f of opened) await f.close();
-    } finally {
-      opened = [];
-      await machine?.destroy();
-      machine = null;
-    }
+  mirrorTest.afterEach(async () => {
+    const fds = opened;
+    opened = [];
+    for (const f of fds) await f.close();
   });
 
   interface State {
@@ -118,7 +116,7 @@ describe('dmirror errors', () => {
     expect(firstDiff(r.data, pagesOf(4, RW_TAG)), `${what}: a read afterwards`).toBeNull();
   }
 
-  it('the initial state is what the tests assume', async () => {
+  mirrorTest('the initial state is what the tests assume', async () => {
     const s = await state();
     expect(firstDiff(s.cpu[0], pagesOf(4, RW_TAG))).toBeNull();
     expect(firstDiff(s.cpu[1], pagesOf(4, RO_TAG))).toBeNull();
@@ -144,7 +142,7 @@ describe('dmirror errors', () => {
     return (f[cmd] as (a: unknown, n: unknown) => Promise<unknown>).call(f, addr, npages);
   }
 
-  it('a bad address → EINVAL, for every command, and nothing changed', async () => {
+  mirrorTest('a bad address → EINVAL, for every command, and nothing changed', async () => {
     const before = await state();
     for (const cmd of CMDS) {
       for (const [name, addr] of BAD_ADDR) await expect(call(fd, cmd, addr(rw), 1), `${cmd}(${name}, 1)`).rejects.toBeErrno('EINVAL');
@@ -153,7 +151,7 @@ describe('dmirror errors', () => {
     await expectSame(before, 'after bad addresses');
   });
 
-  it('a zero, negative, NaN, non-integer or too large page count → EINVAL, for every command, and nothing changed', async () => {
+  mirrorTest('a zero, negative, NaN, non-integer or too large page count → EINVAL, for every command, and nothing changed', async () => {
     const before = await state();
     for (const cmd of CMDS) {
       for (const [name, n] of BAD_NPAGES) await expect(call(fd, cmd, rw, n), `${cmd}(rw, ${name})`).rejects.toBeErrno('EINVAL');
@@ -164,7 +162,7 @@ describe('dmirror errors', () => {
     await expectSame(before, 'after bad page counts');
   });
 
-  it('write data that is not whole pages → EINVAL, and nothing changed', async () => {
+  mirrorTest('write data that is not whole pages → EINVAL, and nothing changed', async () => {
     const before = await state();
     const bad: [string, unknown][] = [
       ['0 bytes', new Uint8Array(0)], ['1 byte', new Uint8Array(1).fill(0xee)], ['4095 bytes', new Uint8Array(4095).fill(0xee)],
@@ -179,7 +177,7 @@ describe('dmirror errors', () => {
     await expectSame(before, 'after bad write data');
   });
 
-  it('write data at an odd byte offset is fine: exactly those bytes land', async () => {
+  mirrorTest('write data at an odd byte offset is fine: exactly those bytes land', async () => {
     const backing = new Uint8Array(2 * PAGE_SIZE + 1);
     const want = pagesOf(2, (p) => 0x12345600 | p);
     backing.set(want, 1);
@@ -189,7 +187,7 @@ describe('dmirror errors', () => {
     checkFrameAccounting(m);
   });
 
-  it('read of PROT_NONE → EFAULT, nothing changed', async () => {
+  mirrorTest('read of PROT_NONE → EFAULT, nothing changed', async () => {
     await rejects(() => fd.read(none, 4), 'EFAULT', 'read(PROT_NONE)');
     await rejects(() => fd.read(none + 3 * PAGE_SIZE, 1), 'EFAULT', 'read(last PROT_NONE page)');
     // A range whose head is readable and tail is not.
@@ -203,7 +201,7 @@ describe('dmirror errors', () => {
     expect(firstDiff((await fd.read(none, 4)).data, pagesOf(4, NONE_TAG))).toBeNull();
   });
 
-  it('write to PROT_READ → EPERM, nothing changed (also when the range starts writable)', async () => {
+  mirrorTest('write to PROT_READ → EPERM, nothing changed (also when the range starts writable)', async () => {
     await rejects(() => fd.write(ro, pagesOf(4, () => 0xeeeeeeee)), 'EPERM', 'write(PROT_READ)');
     // Mapped for reading first: the device holds read-only entries; still EPERM.
     expect(firstDiff((await fd.read(ro, 4)).data, pagesOf(4, RO_TAG))).toBeNull();
@@ -220,7 +218,7 @@ describe('dmirror errors', () => {
     expect(firstDiff(await proc.read(ro, 4 * PAGE_SIZE), pagesOf(4, () => 0x11111111))).toBeNull();
   });
 
-  it('read of a hole → EFAULT, nothing changed', async () => {
+  mirrorTest('read of a hole → EFAULT, nothing changed', async () => {
     await rejects(() => fd.read(hole, 1), 'EFAULT', 'read(hole)');
     await rejects(() => fd.read(hole, 2), 'EFAULT', 'read(the whole hole)');
     await rejects(() => fd.read(hole - PAGE_SIZE, 4), 'EFAULT', 'read(page, hole, page)');
@@ -232,7 +230,7 @@ describe('dmirror errors', () => {
     await rejects(() => fd.write(hole, pagesOf(1, () => 0xeeeeeeee)), 'EFAULT', 'write(hole)');
   });
 
-  it('migrateToDevice over a hole or PROT_NONE → EINVAL, nothing migrated', async () => {
+  mirrorTest('migrateToDevice over a hole or PROT_NONE → EINVAL, nothing migrated', async () => {
     await rejects(() => fd.migrateToDevice(hole, 1), 'EINVAL', 'migrate(hole)');
     await rejects(() => fd.migrateToDevice(hole - PAGE_SIZE, 4), 'EINVAL', 'migrate(page, hole, page)');
     await rejects(() => fd.migrateToDevice(none, 4), 'EINVAL', 'migrate(PROT_NONE)');
@@ -250,7 +248,7 @@ describe('dmirror errors', () => {
     checkFrameAccounting(m);
   });
 
-  it('migrateToDevice of MAP_SHARED anonymous memory → ENOENT, nothing moved', async () => {
+  mirrorTest('migrateToDevice of MAP_SHARED anonymous memory → ENOENT, nothing moved', async () => {
     const sh = await proc.mmap(0, 4 * PAGE_SIZE, RW, MAP_SHARED | MAP_ANONYMOUS);
     await proc.write(sh, pagesOf(4, (p) => 0x5a000000 | p));
     const snap = [...(await fd.snapshot(sh, 4))];
@@ -260,7 +258,7 @@ describe('dmirror errors', () => {
     expect(firstDiff((await fd1.read(sh, 4)).data, pagesOf(4, (p) => 0x5a000000 | p))).toBeNull();
   });
 
-  it('every command on a closed mirror → EBADF, and the memory is untouched', async () => {
+  mirrorTest('every command on a closed mirror → EBADF, and the memory is untouched', async () => {
     await fd.migrateToDevice(rw, 2); // device pages of this device live on after the close
     const before = await state();
     await fd.close();
@@ -282,7 +280,7 @@ describe('dmirror errors', () => {
     checkFrameAccounting(m);
   });
 
-  it('a closed mirror says EBADF before it looks at the arguments (the fd is checked first)', async () => {
+  mirrorTest('a closed mirror says EBADF before it looks at the arguments (the fd is checked first)', async () => {
     // ioctl(2) on a closed fd fails in fdget() before the driver sees the arguments.
     await fd.close();
     opened = [fd1];
@@ -302,7 +300,7 @@ describe('dmirror errors', () => {
     expect(got).toEqual(want);
   });
 
-  it('open() on an exited process → ESRCH, and on a live one after it works', async () => {
+  mirrorTest('open() on an exited process → ESRCH, and on a live one after it works', async () => {
     const child = await proc.fork();
     await child.exit();
     for (const dev of m.devices) await expect(dev.open(child), `dmirror${dev.index}.open(exited child)`).rejects.toBeErrno('ESRCH');
@@ -319,7 +317,7 @@ describe('dmirror errors', () => {
     expect(firstDiff((await f2.read(a, 1)).data, pagesOf(1, () => 0x77777777))).toBeNull();
   });
 
-  it('a command on a mirror whose process exited → EINVAL (mmget_not_zero fails), nothing leaks', async () => {
+  mirrorTest('a command on a mirror whose process exited → EINVAL (mmget_not_zero fails), nothing leaks', async () => {
     const child = await proc.fork();
     const cfd = await m.devices[1].open(child);
     opened.push(cfd);

@@ -19,9 +19,9 @@
  *    page number.
  */
 import { forge } from '../support/forge.js';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, vi } from 'vitest';
 import {
-  checkFrameAccounting, createMachine, HmmError, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE,
+  checkFrameAccounting, HmmError, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE,
   type Machine, type Mirror, type Process,
 } from '../../src/index.js';
 import type { Dmirror } from '../../src/driver/dmirror.js';
@@ -29,6 +29,7 @@ import { HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL } from '../../src/driver/uapi.js';
 import type { DmirrorDevice } from '../../src/driver/dmirror-device.js';
 import { MirrorEngine } from '../../src/device/mirror-engine.js';
 import { firstDiff, pagesOf } from './pages.js';
+import { mirrorTest } from '../support/mirror.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const PRIV_ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -77,22 +78,18 @@ function trackEngines(): { engines: MirrorEngine[]; restore: () => void } {
   return { engines, restore: () => spy.mockRestore() };
 }
 
+/**
+ * Machines from mirrorTest's factory, on the worker's GPU: each is torn down with the leak
+ * check, also those a test destroys itself (the check then finds them empty, or fails).
+ */
 describe('dmirror resources and clean errors', () => {
-  const machines: Machine[] = [];
-  const newMachine = async (opts: Parameters<typeof createMachine>[0]): Promise<Machine> => {
-    const m = await createMachine(opts);
-    machines.push(m);
-    return m;
-  };
-
-  afterEach(async () => {
+  afterEach(() => {
     vi.restoreAllMocks();
-    for (const m of machines.splice(0)) await m.destroy();
   });
 
-  it('open(): a process of another machine → EINVAL, not a process → EBADF; nothing changes', async () => {
-    const m1 = await newMachine({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
-    const m2 = await newMachine({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
+  mirrorTest('open(): a process of another machine → EINVAL, not a process → EBADF; nothing changes', async ({ machines }) => {
+    const m1 = await machines({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
+    const m2 = await machines({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
     const p2 = m2.spawn();
     const buf = await p2.mmap(0, 4 * PAGE_SIZE, RW, PRIV_ANON);
     await p2.write(buf, pagesOf(4, (p) => TAG(p, 1)));
@@ -119,8 +116,8 @@ describe('dmirror resources and clean errors', () => {
     expect(firstDiff((await own.read(buf, 4)).data, pagesOf(4, (p) => TAG(p, 1)))).toBeNull();
   });
 
-  it('MIGRATE_TO_SYS out of system memory moves what fits; no frame or device page left behind', async () => {
-    const m = await newMachine({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
+  mirrorTest('MIGRATE_TO_SYS out of system memory moves what fits; no frame or device page left behind', async ({ machines }) => {
+    const m = await machines({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
     const proc = m.spawn();
     const fd = await m.devices[0].open(proc);
     const n = 16;
@@ -163,8 +160,8 @@ describe('dmirror resources and clean errors', () => {
     expect(devicePagesInUse(m)).toEqual({ refs: [0, 0], slots: [0, 0] });
   });
 
-  it('a closed mirror\'s engine is not held by the GPU device\'s lost promise', async () => {
-    const m = await newMachine({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
+  mirrorTest('a closed mirror\'s engine is not held by the GPU device\'s lost promise', async ({ machines }) => {
+    const m = await machines({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
     const proc = m.spawn();
     const buf = await proc.mmap(0, 4 * PAGE_SIZE, RW, PRIV_ANON);
     await proc.write(buf, pagesOf(4, (p) => TAG(p, 3)));
@@ -197,12 +194,12 @@ describe('dmirror resources and clean errors', () => {
 
   // Node only: a forced full GC (v8's --expose-gc, set at run time) shows it directly.
   const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
-  it.skipIf(!isNode)('a closed mirror and its engine are garbage (node: forced GC)', async () => {
+  mirrorTest.skipIf(!isNode)('a closed mirror and its engine are garbage (node: forced GC)', async ({ machines }) => {
     const v8 = await import(/* @vite-ignore */ 'node:v8' as string) as typeof import('node:v8');
     const vm = await import(/* @vite-ignore */ 'node:vm' as string) as typeof import('node:vm');
     v8.setFlagsFromString('--expose-gc');
     const gc = vm.runInNewContext('gc') as () => void;
-    const m = await newMachine({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
+    const m = await machines({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
     const proc = m.spawn();
     const buf = await proc.mmap(0, 4 * PAGE_SIZE, RW, PRIV_ANON);
     await proc.write(buf, pagesOf(4, (p) => TAG(p, 3)));
@@ -225,8 +222,8 @@ describe('dmirror resources and clean errors', () => {
     expect(refs.filter((r) => r.ref.deref() !== undefined).map((r) => r.what), 'still reachable after close').toEqual([]);
   });
 
-  it('a mirror of an exited process gives its GPU memory back at release; commands then EINVAL; close works', async () => {
-    const m = await newMachine({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
+  mirrorTest('a mirror of an exited process gives its GPU memory back at release; commands then EINVAL; close works', async ({ machines }) => {
+    const m = await machines({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
     const parent = m.spawn();
     const n = 8;
     const buf = await parent.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
@@ -266,9 +263,9 @@ describe('dmirror resources and clean errors', () => {
     checkFrameAccounting(m);
   });
 
-  it('open() racing machine.destroy(): ENODEV, no engine left alive', async () => {
+  mirrorTest('open() racing machine.destroy(): ENODEV, no engine left alive', async ({ machines }) => {
     for (const started of [false, true]) {
-      const m = await newMachine({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
+      const m = await machines({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
       const proc = m.spawn();
       if (started) await (await m.devices[0].open(proc)).close();
       const { engines, restore } = trackEngines();
@@ -290,8 +287,8 @@ describe('dmirror resources and clean errors', () => {
     }
   });
 
-  it('open() racing the process\'s exit: ESRCH, or a mirror already released; no engine left alive', async () => {
-    const m = await newMachine({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
+  mirrorTest('open() racing the process\'s exit: ESRCH, or a mirror already released; no engine left alive', async ({ machines }) => {
+    const m = await machines({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
     for (const started of [false, true]) {
       const proc = m.spawn();
       if (started) await (await m.devices[0].open(proc)).close();
@@ -316,8 +313,8 @@ describe('dmirror resources and clean errors', () => {
     }
   });
 
-  it('close() with a command in flight: the command completes, then the mirror goes; nothing left', async () => {
-    const m = await newMachine({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
+  mirrorTest('close() with a command in flight: the command completes, then the mirror goes; nothing left', async ({ machines }) => {
+    const m = await machines({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
     const proc = m.spawn();
     const n = 16;
     const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
@@ -348,9 +345,9 @@ describe('dmirror resources and clean errors', () => {
     }
   });
 
-  it('machine.destroy() with a command in flight: an HmmError, nothing left', async () => {
+  mirrorTest('machine.destroy() with a command in flight: an HmmError, nothing left', async ({ machines }) => {
     for (const op of ['read', 'write', 'migrateToDevice', 'migrateToSystem', 'exclusive'] as const) {
-      const m = await newMachine({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
+      const m = await machines({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
       const proc = m.spawn();
       const n = 16;
       const buf = await proc.mmap(0, n * PAGE_SIZE, RW, PRIV_ANON);
@@ -373,8 +370,8 @@ describe('dmirror resources and clean errors', () => {
     }
   });
 
-  it('WRITE of a Buffer at an odd byte offset and of a SharedArrayBuffer view', async () => {
-    const m = await newMachine({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
+  mirrorTest('WRITE of a Buffer at an odd byte offset and of a SharedArrayBuffer view', async ({ machines }) => {
+    const m = await machines({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
     const proc = m.spawn();
     const fd = await m.devices[0].open(proc);
     const n = 2;
@@ -417,8 +414,8 @@ describe('dmirror resources and clean errors', () => {
     checkFrameAccounting(m);
   });
 
-  it('READ, MIGRATE_TO_DEV and EXCLUSIVE of 2^25 pages: ENOMEM (no bounce buffer), nothing changes', async () => {
-    const m = await newMachine({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
+  mirrorTest('READ, MIGRATE_TO_DEV and EXCLUSIVE of 2^25 pages: ENOMEM (no bounce buffer), nothing changes', async ({ machines }) => {
+    const m = await machines({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
     const proc = m.spawn();
     const fd = await m.devices[0].open(proc);
     const buf = await proc.mmap(0, 4 * PAGE_SIZE, RW, PRIV_ANON);
@@ -437,8 +434,8 @@ describe('dmirror resources and clean errors', () => {
     expect(firstDiff((await fd.read(buf, 4)).data, pagesOf(4, (p) => TAG(p, 12)))).toBeNull();
   });
 
-  it('CHECK_EXCLUSIVE over the whole address space walks the mirror\'s entries, not every page number', async () => {
-    const m = await newMachine({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
+  mirrorTest('CHECK_EXCLUSIVE over the whole address space walks the mirror\'s entries, not every page number', async ({ machines }) => {
+    const m = await machines({ systemPages: 1024, devicePages: 64, aperturePages: 512 });
     const proc = m.spawn();
     const fd = await m.devices[0].open(proc);
     const n = 8;

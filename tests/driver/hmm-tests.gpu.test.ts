@@ -10,7 +10,8 @@
  *    tests/driver/device-coherent.gpu.test.ts runs hmm_gup_test and the snapshot's
  *    COHERENT_LOCAL/REMOTE as the C file does for them.
  *    FIXTURE(hmm2) = devices 0 and 1 both opened on the process. Teardown closes the
- *    mirrors (ASSERT_EQ(close(fd), 0)) and destroys the machine.
+ *    mirrors (ASSERT_EQ(close(fd), 0)); the machine is mirrorTest's (its `machines` factory,
+ *    with createMachine's defaults), destroyed after with the frames recounted: a leak fails.
  *  - buffer->ptr accesses are Process.read/write (CPU loads/stores that fault like the
  *    kernel's); buffer->mirror is the `data` a command returns, or the `data` given to
  *    write(); hmm_buffer_free is munmap. `ret == -EFOO` is a rejection with HmmError code
@@ -76,9 +77,9 @@
  * Not ported: userfaultfd_read (HMM_DMIRROR_READ_UNLOCKED), from a patch series posted to
  * linux-mm that is not in mainline; the API has no userfaultfd.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import {
-  createMachine, HmmError, MADV_DONTNEED, MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_HUGETLB, MAP_PRIVATE, MAP_SHARED,
+  HmmError, MADV_DONTNEED, MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_HUGETLB, MAP_PRIVATE, MAP_SHARED,
   MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, PAGE_SIZE, PROT_NONE, PROT_READ, PROT_WRITE, type Machine, type Process,
 } from '../../src/index.js';
 import {
@@ -90,6 +91,7 @@ import {
   NTIMES, pagemapEntry, PMD_PAGESIZE, TWOMEG, yieldMicrotasks, yieldTicks,
   type Mirror,
 } from './hmm-tests.helpers.js';
+import { mirrorTest } from '../support/mirror.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const PRIV_ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -113,21 +115,18 @@ describe('hmm', () => {
   let fd: Mirror;
   let opened: Mirror | null = null;
 
-  beforeEach(async () => {
-    machine = await createMachine({ devices: 2 });
+  mirrorTest.beforeEach(async ({ machines }) => {
+    machine = await machines({ devices: 2 });
     proc = machine.spawn();
     opened = await mirrorDevices(machine)[0].open(proc);
     fd = opened;
   });
 
-  afterEach(async () => {
-    try {
-      if (opened !== null) await opened.close();
-    } finally {
-      opened = null;
-      await machine?.destroy();
-      machine = null;
-    }
+  mirrorTest.afterEach(async () => {
+    const f = opened;
+    opened = null;
+    machine = null;
+    await f?.close();
   });
 
   function m(): Machine {
@@ -136,10 +135,10 @@ describe('hmm', () => {
   }
 
   /* Simple NULL test of device open/close. */
-  it('open_close', () => {});
+  mirrorTest('open_close', () => {});
 
   /* Read private anonymous memory. */
-  it('anon_read', async () => {
+  mirrorTest('anon_read', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -170,7 +169,7 @@ describe('hmm', () => {
   });
 
   /* Read private anonymous memory which has been protected with mprotect() PROT_NONE. */
-  it('anon_read_prot', async () => {
+  mirrorTest('anon_read_prot', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -196,7 +195,7 @@ describe('hmm', () => {
   });
 
   /* Write private anonymous memory. */
-  it('anon_write', async () => {
+  mirrorTest('anon_write', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -217,7 +216,7 @@ describe('hmm', () => {
   });
 
   /* Write private anonymous memory which has been protected with mprotect() PROT_READ. */
-  it('anon_write_prot', async () => {
+  mirrorTest('anon_write_prot', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -256,7 +255,7 @@ describe('hmm', () => {
    * process inherits the mapping. Also verifies after fork() memory the device can be read
    * by child.
    */
-  it('anon_write_child', async () => {
+  mirrorTest('anon_write_child', async () => {
     for (let migrate = 0; migrate < 2; ++migrate) {
       for (let useThp = 0; useThp < 2; ++useThp) {
         const what = `migrate=${migrate} use_thp=${useThp}`;
@@ -318,7 +317,7 @@ describe('hmm', () => {
    * Check that a device writing an anonymous shared mapping will not copy-on-write if a
    * child process inherits the mapping.
    */
-  it('anon_write_child_shared', async () => {
+  mirrorTest('anon_write_child_shared', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -359,7 +358,7 @@ describe('hmm', () => {
   });
 
   /* Write private anonymous huge page. */
-  it('anon_write_huge', async () => {
+  mirrorTest('anon_write_huge', async () => {
     let size = 2 * PMD_PAGESIZE;
     const oldPtr = await proc.mmap(0, size, RW, PRIV_ANON);
 
@@ -384,7 +383,7 @@ describe('hmm', () => {
   });
 
   /* Write huge TLBFS page. */
-  it('anon_write_hugetlbfs', async () => {
+  mirrorTest('anon_write_hugetlbfs', async () => {
     // The C test skips when the hugetlb pool has no free page; our pool is system RAM, so
     // the mapping must work.
     const size = align(TWOMEG, DEFAULT_HUGE_PAGE_SIZE);
@@ -406,7 +405,7 @@ describe('hmm', () => {
   });
 
   /* Read mmap'ed file memory. */
-  it('file_read', async () => {
+  mirrorTest('file_read', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -430,7 +429,7 @@ describe('hmm', () => {
   });
 
   /* Write mmap'ed file memory. */
-  it('file_write', async () => {
+  mirrorTest('file_write', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -457,7 +456,7 @@ describe('hmm', () => {
   });
 
   /* Migrate anonymous memory to device private memory. */
-  it('migrate', async () => {
+  mirrorTest('migrate', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -477,7 +476,7 @@ describe('hmm', () => {
   });
 
   /* Migrate private file memory to device private memory. */
-  it('migrate_file_private', async () => {
+  mirrorTest('migrate_file_private', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -502,7 +501,7 @@ describe('hmm', () => {
    * memory, then try migrating the resulting mix of system and device private memory to
    * the device.
    */
-  it('migrate_fault', async () => {
+  mirrorTest('migrate_fault', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -531,7 +530,7 @@ describe('hmm', () => {
     await proc.munmap(ptr, size);
   });
 
-  it('migrate_release', async () => {
+  mirrorTest('migrate_release', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -557,7 +556,7 @@ describe('hmm', () => {
   });
 
   /* Migrate anonymous shared memory to device private memory. */
-  it('migrate_shared', async () => {
+  mirrorTest('migrate_shared', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -574,7 +573,7 @@ describe('hmm', () => {
    * In case of private zone configuration, this is done through fault pages accessed by
    * CPU. (The coherent variant's explicit MIGRATE_TO_SYS is not ported.)
    */
-  it('migrate_multiple', async () => {
+  mirrorTest('migrate_multiple', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -600,7 +599,7 @@ describe('hmm', () => {
   }, SLOW);
 
   /* Read anonymous memory multiple times. */
-  it('anon_read_multiple', async () => {
+  mirrorTest('anon_read_multiple', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -624,7 +623,7 @@ describe('hmm', () => {
   }, SLOW);
 
   /* Try reading anonymous memory while it is being unmapped. */
-  it('anon_teardown', async () => {
+  mirrorTest('anon_teardown', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -672,7 +671,7 @@ describe('hmm', () => {
   }, SLOW);
 
   /* Test memory snapshot without faulting in pages accessed by the device. */
-  it('mixedmap', async () => {
+  mirrorTest('mixedmap', async () => {
     const npages = 1;
     const size = npages * PAGE_SIZE;
 
@@ -693,7 +692,7 @@ describe('hmm', () => {
    * Test the hmm_range_fault() handling of large pages (PMD or PUD) that should be mapped by
    * a large page table entry.
    */
-  it('compound', async () => {
+  mirrorTest('compound', async () => {
     // The C test skips when the hugetlb pool has no free page (or the mmap fails); our pool
     // is system RAM, so the mapping must work.
     const size = align(TWOMEG, DEFAULT_HUGE_PAGE_SIZE);
@@ -726,7 +725,7 @@ describe('hmm', () => {
   });
 
   /* Basic check of exclusive faulting. */
-  it('exclusive', async () => {
+  mirrorTest('exclusive', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -751,7 +750,7 @@ describe('hmm', () => {
     await proc.munmap(ptr, size);
   });
 
-  it('exclusive_mprotect', async () => {
+  mirrorTest('exclusive_mprotect', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -776,7 +775,7 @@ describe('hmm', () => {
   });
 
   /* Check copy-on-write works. */
-  it('exclusive_cow', async () => {
+  mirrorTest('exclusive_cow', async () => {
     const npages = HMM_NPAGES;
     expect(npages).not.toBe(0);
     const size = npages * PAGE_SIZE;
@@ -808,7 +807,7 @@ describe('hmm', () => {
    * PIN_FAST_BENCHMARK with FOLL_LONGTERM, PIN_LONGTERM_BENCHMARK) on migrated pages, then
    * SNAPSHOT all WRITE and the data intact.
    */
-  it('hmm_gup_test', async () => {
+  mirrorTest('hmm_gup_test', async () => {
     const npages = 4;
     const size = npages * PAGE_SIZE;
     const ptr = await proc.mmap(0, size, RW, PRIV_ANON);
@@ -846,7 +845,7 @@ describe('hmm', () => {
    * fault will migrate pages back to system memory first. Then, these pages will be
    * duplicated.
    */
-  it('hmm_cow_in_device', async () => {
+  mirrorTest('hmm_cow_in_device', async () => {
     const npages = 4;
     const size = npages * PAGE_SIZE;
     const ptr = await proc.mmap(0, size, RW, PRIV_ANON);
@@ -877,7 +876,7 @@ describe('hmm', () => {
   });
 
   /* Migrate private anonymous huge empty page. */
-  it('migrate_anon_huge_empty', async () => {
+  mirrorTest('migrate_anon_huge_empty', async () => {
     const size = PMD_PAGESIZE;
     const oldPtr = await proc.mmap(0, 2 * size, PROT_READ, PRIV_ANON);
 
@@ -897,7 +896,7 @@ describe('hmm', () => {
   });
 
   /* Migrate private anonymous huge zero page. */
-  it('migrate_anon_huge_zero', async () => {
+  mirrorTest('migrate_anon_huge_zero', async () => {
     const size = PMD_PAGESIZE;
     const oldPtr = await proc.mmap(0, 2 * size, PROT_READ, PRIV_ANON);
 
@@ -923,7 +922,7 @@ describe('hmm', () => {
   });
 
   /* Migrate private anonymous huge page and free. */
-  it('migrate_anon_huge_free', async () => {
+  mirrorTest('migrate_anon_huge_free', async () => {
     const size = PMD_PAGESIZE;
     const oldPtr = await proc.mmap(0, 2 * size, RW, PRIV_ANON);
 
@@ -950,7 +949,7 @@ describe('hmm', () => {
   });
 
   /* Migrate private anonymous huge page and fault back to sysmem. */
-  it('migrate_anon_huge_fault', async () => {
+  mirrorTest('migrate_anon_huge_fault', async () => {
     const size = PMD_PAGESIZE;
     const oldPtr = await proc.mmap(0, 2 * size, RW, PRIV_ANON);
 
@@ -997,7 +996,7 @@ describe('hmm', () => {
   });
 
   /* Migrate memory and fault back to sysmem after partially unmapping. */
-  it('migrate_partial_unmap_fault', async () => {
+  mirrorTest('migrate_partial_unmap_fault', async () => {
     const size = PMD_PAGESIZE;
     const unmapSize = size / 2;
     const offsets = [0, size / 4, size / 2];
@@ -1037,7 +1036,7 @@ describe('hmm', () => {
     }
   }, SLOW);
 
-  it('migrate_remap_fault', async () => {
+  mirrorTest('migrate_remap_fault', async () => {
     const size = PMD_PAGESIZE;
     const offsets = [0, size / 4, size / 2];
 
@@ -1091,7 +1090,7 @@ describe('hmm', () => {
   }, SLOW);
 
   /* Migrate private anonymous huge page with allocation errors. */
-  it('migrate_anon_huge_err', async () => {
+  mirrorTest('migrate_anon_huge_err', async () => {
     const size = PMD_PAGESIZE;
 
     let oldPtr = await proc.mmap(0, 2 * size, RW, PRIV_ANON);
@@ -1138,7 +1137,7 @@ describe('hmm', () => {
   });
 
   /* Migrate private anonymous huge zero page with allocation errors. */
-  it('migrate_anon_huge_zero_err', async () => {
+  mirrorTest('migrate_anon_huge_zero_err', async () => {
     const size = PMD_PAGESIZE;
 
     let oldPtr = await proc.mmap(0, 2 * size, PROT_READ, PRIV_ANON);
@@ -1187,7 +1186,7 @@ describe('hmm', () => {
    * so the last size runs on a device of its own as large as the GPU binds: 256 MiB when it
    * can, else the largest THP multiple that fits (printed as such).
    */
-  it('benchmark_thp_migration', async () => {
+  mirrorTest('benchmark_thp_migration', async ({ machines }) => {
     const thpSize = PMD_PAGESIZE;
     const iterations = 5;
     const tests: [number, string][] = [
@@ -1210,19 +1209,15 @@ describe('hmm', () => {
     const limits = m().devices[0].gpu.device.limits;
     const maxPages = Math.floor(Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize) / PAGE_SIZE);
     const bigSize = Math.min(thpSize * 128, Math.floor((maxPages * PAGE_SIZE) / thpSize) * thpSize);
-    const big = await createMachine({ devices: 1, devicePages: bigSize / PAGE_SIZE });
-    try {
-      const bproc = big.spawn();
-      const bfd = await big.devices[0].open(bproc);
-      const name = bigSize === thpSize * 128 ? 'One twenty eight THP Size (256MB)'
-        : `${bigSize / thpSize} THP Size (${bigSize >> 20}MB: the largest device memory this GPU binds; the C test's 256MB does not fit)`;
-      const thp = await runMigrationBenchmark(bproc, bfd, true, bigSize, iterations);
-      const regular = await runMigrationBenchmark(bproc, bfd, false, bigSize, iterations);
-      printBenchmarkResults(name, bigSize, thp, regular);
-      await bfd.close();
-    } finally {
-      await big.destroy();
-    }
+    const big = await machines({ devices: 1, devicePages: bigSize / PAGE_SIZE });
+    const bproc = big.spawn();
+    const bfd = await big.devices[0].open(bproc);
+    const name = bigSize === thpSize * 128 ? 'One twenty eight THP Size (256MB)'
+      : `${bigSize / thpSize} THP Size (${bigSize >> 20}MB: the largest device memory this GPU binds; the C test's 256MB does not fit)`;
+    const thp = await runMigrationBenchmark(bproc, bfd, true, bigSize, iterations);
+    const regular = await runMigrationBenchmark(bproc, bfd, false, bigSize, iterations);
+    printBenchmarkResults(name, bigSize, thp, regular);
+    await bfd.close();
   }, SLOW);
 });
 
@@ -1288,15 +1283,14 @@ function printBenchmarkResults(name: string, bufferSize: number, thp: BenchmarkR
 }
 
 describe('hmm2', () => {
-  let machine: Machine | null = null;
   let proc: Process;
   /** self->fd0, self->fd1: /dev/hmm_dmirror0 and /dev/hmm_dmirror1 opened on proc. */
   let fd0: Mirror;
   let fd1: Mirror;
   let opened: Mirror[] = [];
 
-  beforeEach(async () => {
-    machine = await createMachine({ devices: 2 });
+  mirrorTest.beforeEach(async ({ machines }) => {
+    const machine = await machines({ devices: 2 });
     proc = machine.spawn();
     const devs = mirrorDevices(machine);
     fd0 = await devs[0].open(proc);
@@ -1305,18 +1299,14 @@ describe('hmm2', () => {
     opened.push(fd1);
   });
 
-  afterEach(async () => {
-    try {
-      for (const f of opened) await f.close();
-    } finally {
-      opened = [];
-      await machine?.destroy();
-      machine = null;
-    }
+  mirrorTest.afterEach(async () => {
+    const fds = opened;
+    opened = [];
+    for (const f of fds) await f.close();
   });
 
   /* Try to migrate various memory types to device private memory. */
-  it('migrate_mixed', async () => {
+  mirrorTest('migrate_mixed', async () => {
     const npages = 6;
     const size = npages * PAGE_SIZE;
 
@@ -1358,7 +1348,7 @@ describe('hmm2', () => {
   });
 
   /* Test memory snapshot without faulting in pages accessed by the device. */
-  it('snapshot', async () => {
+  mirrorTest('snapshot', async () => {
     const npages = 7;
     const size = npages * PAGE_SIZE;
 
@@ -1407,7 +1397,7 @@ describe('hmm2', () => {
   });
 
   /* Test two devices reading the same memory (double mapped). */
-  it('double_map', async () => {
+  mirrorTest('double_map', async () => {
     const npages = 6;
     const size = npages * PAGE_SIZE;
 

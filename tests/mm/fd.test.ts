@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE, type Machine, type Process } from '../../src/index.js';
 import { MAX_RW_COUNT } from '../../src/mm/constants.js';
 import { MAX_FILE_SIZE } from '../../src/mm/file.js';
-import { account, destroyAndCheckEmpty, expectBytes, PG, pageTableSnapshot, pattern, smallMachine, vmaList } from './helpers.js';
+import { account, expectBytes, PG, pageTableSnapshot, pattern, vmaList } from './helpers.js';
 import { machineTest } from '../support/machine.js';
 
 const RW = PROT_READ | PROT_WRITE;
@@ -20,9 +20,8 @@ function state(m: Machine, p: Process): unknown {
 }
 
 describe('file handles', () => {
-  it('mmap of a file of another machine is EBADF and changes nothing on either machine', async () => {
-    const m1 = await smallMachine();
-    const m2 = await smallMachine();
+  machineTest('mmap of a file of another machine is EBADF and changes nothing on either machine', async ({ machine: m1, machines }) => {
+    const m2 = await machines({ systemPages: 4096 });
     const p = m1.spawn();
     const q = m2.spawn();
     const a = await p.mmap(0, PG, RW, ANON);
@@ -39,8 +38,7 @@ describe('file handles', () => {
     account(m2);
     expectBytes(await q.read(qa, PG), pattern(PG, 2));
     f.close();
-    await destroyAndCheckEmpty(m1);
-    await destroyAndCheckEmpty(m2);
+    // (Both are the fixture's: destroyed at teardown, every frame free.)
   });
 
   machineTest('a closed handle is EBADF for mmap, pread and pwrite, even while a mapping keeps the file', async ({ machine: m }) => {

@@ -1,6 +1,6 @@
-/** Shared helpers for the mm tests: machines, patterns, snapshots, notifier recorders. */
+/** Shared helpers for the mm tests: patterns, snapshots, notifier recorders (machines: tests/support/machine.ts). */
 import { expect } from 'vitest';
-import { createMachine, type Machine, type Process } from '../../src/index.js';
+import type { Process } from '../../src/index.js';
 import type { Machine as MmMachine } from '../../src/mm/machine.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
 import type { MmStruct } from '../../src/mm/mm.js';
@@ -10,11 +10,6 @@ import { bytePattern } from '../support/prng.js';
 
 export const PG = 4096;
 export const HUGE = 2 * 1024 * 1024;
-
-/** A small machine: 16 MiB of RAM (8 huge blocks), fully checkable. */
-export async function smallMachine(systemPages = 4096): Promise<Machine> {
-  return createMachine({ systemPages });
-}
 
 /** A distinctive, position-dependent byte pattern (never a zero byte), from the tests' one PRNG. */
 export function pattern(len: number, seed: number): Uint8Array {

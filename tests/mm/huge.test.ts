@@ -5,7 +5,7 @@ import {
 } from '../../src/index.js';
 import { PMD_HUGE, PTE_SPECIAL, PTE_WRITE } from '../../src/mm/page-table.js';
 import { VM_HUGEPAGE } from '../../src/mm/vma.js';
-import { account, entryAt, fill, HUGE, PG, pattern, recordEvents, smallMachine, vmaList } from './helpers.js';
+import { account, entryAt, fill, HUGE, PG, pattern, recordEvents, vmaList } from './helpers.js';
 import { machineTest } from '../support/machine.js';
 import { expectBytes } from './helpers.js';
 
@@ -83,8 +83,8 @@ describe('hugetlb', () => {
     account(m);
   });
 
-  it('a mapping larger than the pool is ENOMEM at mmap (hugetlb_reserve_pages), not SIGBUS at a fault', async () => {
-    const m = await smallMachine(2048); // 4 blocks: the first holds the zero page
+  machineTest('a mapping larger than the pool is ENOMEM at mmap (hugetlb_reserve_pages), not SIGBUS at a fault', async ({ machines }) => {
+    const m = await machines({ systemPages: 2048 }); // 4 blocks: the first holds the zero page
     const p = m.spawn();
     await expect(p.mmap(0, 4 * HUGE, RW, ANON | MAP_HUGETLB)).rejects.toBeErrno('ENOMEM');
     const a = await p.mmap(0, 3 * HUGE, RW, ANON | MAP_HUGETLB);

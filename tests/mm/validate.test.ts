@@ -1,16 +1,18 @@
 import { forge } from '../support/forge.js';
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import {
   MADV_DONTNEED, MAP_ANONYMOUS, MAP_FIXED, MAP_HUGETLB, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE,
   type Errno, type Machine, type MemFile, type Process,
 } from '../../src/index.js';
 import { TASK_SIZE } from '../../src/mm/constants.js';
-import { fill, HUGE, PG, pageTableSnapshot, smallMachine, vmaList } from './helpers.js';
+import { fill, HUGE, PG, pageTableSnapshot, vmaList } from './helpers.js';
+import { machineTest, type MachineFactory } from '../support/machine.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 
-interface Ctx { p: Process; m: Machine; a: number; f: MemFile; h: number }
+/** `machines` makes another machine (torn down with the test, as `m` is). */
+interface Ctx { p: Process; m: Machine; a: number; f: MemFile; h: number; machines: MachineFactory }
 
 /** [name, call, errno]. `a` is a 4-page RW anon mapping with data; `h` a 2 MiB hugetlb one. */
 const cases: [string, (c: Ctx) => Promise<unknown>, Errno][] = [
@@ -55,24 +57,23 @@ const cases: [string, (c: Ctx) => Promise<unknown>, Errno][] = [
   ['write non-Uint8Array', (c) => c.p.write(c.a, forge<Uint8Array>([1, 2])), 'EINVAL'],
   ['read negative length', (c) => c.p.read(c.a, -1), 'EINVAL'],
   ['read longer than MAX_RW_COUNT', (c) => c.p.read(c.a, 2 ** 33), 'EINVAL'],
-  ['mmap a file of another machine', async (c) => c.p.mmap(0, PG, RW, MAP_SHARED, (await smallMachine()).createFile(PG), 0), 'EBADF'],
+  ['mmap a file of another machine', async (c) => c.p.mmap(0, PG, RW, MAP_SHARED, (await c.machines()).createFile(PG), 0), 'EBADF'],
   ['mmap hugetlb larger than the pool', (c) => c.p.mmap(0, 64 * HUGE, RW, ANON | MAP_HUGETLB), 'ENOMEM'],
 ];
 
-async function setup(): Promise<Ctx> {
-  const m = await smallMachine();
+async function setup(m: Machine, machines: MachineFactory): Promise<Ctx> {
   const p = m.spawn();
   const f = m.createFile(4 * PG);
   const a = await p.mmap(0, 4 * PG, RW, ANON);
   await p.write(a, fill(4 * PG, 0x5e));
   const h = await p.mmap(0, HUGE, RW, ANON | MAP_HUGETLB);
   await p.write(h, fill(8, 1));
-  return { m, p, a, f, h };
+  return { m, p, a, f, h, machines };
 }
 
 describe('bad input is rejected with the kernel errno and changes nothing', () => {
-  it.each(cases)('%s', async (_name, call, code) => {
-    const c = await setup();
+  machineTest.for(cases)('%s', async ([, call, code], { machine, machines }) => {
+    const c = await setup(machine, machines);
     const vmas = vmaList(c.p);
     const pt = pageTableSnapshot(c.p.mm);
     const free = c.m.ram.freePages;
@@ -82,16 +83,16 @@ describe('bad input is rejected with the kernel errno and changes nothing', () =
     expect(c.m.ram.freePages).toBe(free);
   });
 
-  it('zero-length mprotect/madvise succeed; munmap of nothing succeeds', async () => {
-    const c = await setup();
+  machineTest('zero-length mprotect/madvise succeed; munmap of nothing succeeds', async ({ machine, machines }) => {
+    const c = await setup(machine, machines);
     await c.p.mprotect(c.a, 0, PROT_READ);
     await c.p.madvise(c.a, 0, MADV_DONTNEED);
     await c.p.munmap(0x10000, PG);
     expect(vmaList(c.p)).toHaveLength(2);
   });
 
-  it('calls after exit are ESRCH', async () => {
-    const c = await setup();
+  machineTest('calls after exit are ESRCH', async ({ machine, machines }) => {
+    const c = await setup(machine, machines);
     await c.p.exit();
     for (const call of [
       () => c.p.mmap(0, PG, RW, ANON), () => c.p.munmap(c.a, PG), () => c.p.mprotect(c.a, PG, PROT_READ),
@@ -100,8 +101,8 @@ describe('bad input is rejected with the kernel errno and changes nothing', () =
     ]) await expect(call()).rejects.toBeErrno('ESRCH');
   });
 
-  it('a closed file cannot be mapped or read (EBADF: fdget fails)', async () => {
-    const c = await setup();
+  machineTest('a closed file cannot be mapped or read (EBADF: fdget fails)', async ({ machine, machines }) => {
+    const c = await setup(machine, machines);
     c.f.close();
     await expect(c.p.mmap(0, PG, RW, MAP_SHARED, c.f, 0)).rejects.toBeErrno('EBADF');
     await expect(c.f.pread(1, 0)).rejects.toBeErrno('EBADF');

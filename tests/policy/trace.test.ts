@@ -50,17 +50,15 @@ describe('trace errors: EINVAL naming the line', () => {
     ['bad processor', '0,0x1000,r,gpu8', /line 1: processor "gpu8"/],
     ['field count', '\n\n0,0x1000,r', /line 3: 3 fields, want 4/],
   ];
-  for (const [what, text, re] of cases) {
-    it(what, () => {
-      let e: unknown;
-      try {
-        parseTrace(text);
-      } catch (x) {
-        e = x;
-      }
-      expect(e).toBeInstanceOf(HmmError);
-      expect((e as HmmError).code).toBe('EINVAL');
-      expect((e as HmmError).message).toMatch(re);
-    });
-  }
+  it.for(cases)('%s', ([, text, re]) => {
+    let e: unknown;
+    try {
+      parseTrace(text);
+    } catch (x) {
+      e = x;
+    }
+    expect(e).toBeInstanceOf(HmmError);
+    expect((e as HmmError).code).toBe('EINVAL');
+    expect((e as HmmError).message).toMatch(re);
+  });
 });

@@ -145,17 +145,15 @@ describe('concurrency search', () => {
     }
   }, 180_000);
 
-  for (const protocol of ['seq', 'lock-fallback'] as const) {
-    it(`${THP_SEARCH_RUNS} random programs with THP migration under ${protocol}: no violation`, async () => {
-      await fc.assert(fc.asyncProperty(thpCaseArb, async (c) => {
-        const r = await runCase(c, { protocol });
-        if (r.violations.length > 0) {
-          throw new Error(`${protocol}: ${r.violations.length} violation(s):\n  ${r.violations.map((v) => `${v.kind}: ${v.detail}`).join('\n  ')}`);
-        }
-        expect(r.graceExpirations).toBe(0);
-      }), { numRuns: THP_SEARCH_RUNS, seed: replay.seed, path: replay.path, endOnFailure: replay.path !== undefined });
-    }, 600_000);
-  }
+  it.for(['seq', 'lock-fallback'] as const)(`${THP_SEARCH_RUNS} random programs with THP migration under %s: no violation`, { timeout: 600_000 }, async (protocol) => {
+    await fc.assert(fc.asyncProperty(thpCaseArb, async (c) => {
+      const r = await runCase(c, { protocol });
+      if (r.violations.length > 0) {
+        throw new Error(`${protocol}: ${r.violations.length} violation(s):\n  ${r.violations.map((v) => `${v.kind}: ${v.detail}`).join('\n  ')}`);
+      }
+      expect(r.graceExpirations).toBe(0);
+    }), { numRuns: THP_SEARCH_RUNS, seed: replay.seed, path: replay.path, endOnFailure: replay.path !== undefined });
+  });
 
   it('the recorded policy-path cases run clean (seq and lock-fallback): the residency agrees with the CPU table', async () => {
     for (const c of [POLICY_LATE_ATTACH_CASE, POLICY_MIGRATE_NOTICE_CASE]) {

@@ -23,8 +23,9 @@
  * as a plain open() user gets them (test_hmm's dmirror_fault servicer), and the exit of a
  * mirrored process; `reached` says which of these a case got to.
  *
- * Everything goes through the public API (createMachine, devices[i].open(proc), Process and
- * Mirror methods); the read-only inspection of a mirror's table (inspectMirror) reads the
+ * Everything goes through the public API (a machine from tests/support/teardown.ts's
+ * standaloneMachine: createMachine, ended with the test fixtures' leak check;
+ * devices[i].open(proc), Process and Mirror methods); the read-only inspection of a mirror's table (inspectMirror) reads the
  * driver's engine state under the mirror's update lock, as Dmirror.audit does.
  *
  * Used by tests/search/concurrency-search.test.ts (a fixed number of cases in `npm test`) and
@@ -37,8 +38,8 @@ import type { Dmirror } from '../../src/driver/dmirror.js';
 import type { DmirrorDevice } from '../../src/driver/dmirror-device.js';
 import type { RetryProtocol } from '../../src/driver/retry.js';
 import {
-  createMachine, HmmError, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MREMAP_DONTUNMAP,
-  MREMAP_FIXED, MREMAP_MAYMOVE, PAGE_SIZE, PROT_READ, PROT_WRITE, SegmentationFault, type Machine, type Process,
+  HmmError, MADV_DONTNEED, MADV_HUGEPAGE, MADV_PAGEOUT, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MREMAP_DONTUNMAP,
+  MREMAP_FIXED, MREMAP_MAYMOVE, PAGE_SIZE, PROT_READ, PROT_WRITE, SegmentationFault, type Process,
 } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
 import type { MmStruct } from '../../src/mm/mm.js';
@@ -50,6 +51,7 @@ import { SeededScheduler } from '../../src/sched/seeded.js';
 import { takeUncapturedErrors } from '../../src/device/gpu.js';
 import type { PolicyPath } from '../../src/driver/policy-path.js';
 import { chaosPolicy, policyCfgArb, residencyDisagreements, type PolicyCfg } from './policy-ops.js';
+import { standaloneMachine } from '../support/teardown.js';
 
 export type Protocol = Extract<RetryProtocol, 'seq' | 'lock-fallback' | 'valid-flag'>;
 export const PROTOCOLS: readonly Protocol[] = ['seq', 'lock-fallback', 'valid-flag'];
@@ -497,7 +499,8 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
   const thp = hasThp(c);
   // With THP operations: room for the THP regions and for one 2 MiB run of VRAM per device
   // beside the small buffers' pages (a second THP falls back to 4 KiB pages, or ENOMEM).
-  const m: Machine = await createMachine({
+  // (Outside vitest too, under scripts/soak.ts: no fixture; teardown() is the fixtures' leak check.)
+  const { machine: m, teardown: endMachine } = await standaloneMachine({
     devices: 2, systemPages: thp ? 8192 : 2048, devicePages: thp ? (c.vram ?? 32) + 2 * THP_PAGES : c.vram ?? 32, aperturePages: 512, scheduler: sched,
   });
   const devs = [...m.devices];
@@ -930,21 +933,22 @@ export async function runCase(c: Case, opts: RunOptions): Promise<CaseResult> {
   } catch (e) {
     violate('crash', `harness: ${errName(e)}${e instanceof Error && e.stack ? `\n${e.stack}` : ''}`);
   } finally {
-    if (!deadlocked) await teardown(m, allMirrors);
+    if (!deadlocked) {
+      await closeAll(allMirrors);
+      // (d) once more: destroyed, the machine holds no frame and no swap slot.
+      await endMachine().catch((e: unknown) => violate('accounting', `teardown: ${errName(e)}`));
+    }
   }
   return { violations, steps: sched.stats.steps, trace: sched.trace, outcomes, graceExpirations: sched.stats.graceExpirations, reached };
 }
 
-async function teardown(m: Machine, allMirrors: Dmirror[]): Promise<void> {
-  {
-    for (const fd of allMirrors) {
-      try {
-        await fd.close();
-      } catch {
-        // a broken mirror must not hide the case's violations
-      }
+async function closeAll(allMirrors: Dmirror[]): Promise<void> {
+  for (const fd of allMirrors) {
+    try {
+      await fd.close();
+    } catch {
+      // a broken mirror must not hide the case's violations
     }
-    await m.destroy().catch(() => undefined);
   }
 }
 

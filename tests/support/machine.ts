@@ -14,9 +14,9 @@
  */
 import { test } from 'vitest';
 import { createMachine, type Machine } from '../../src/index.js';
-import { checkFrameAccounting } from '../../src/mm/accounting.js';
 import { SeededScheduler } from '../../src/sched/seeded.js';
 import type { SystemOptions } from '../../src/system.js';
+import { checkMachineTeardown } from './teardown.js';
 
 /** Makes a machine with these options (the fixture's seed, if any, unless they name a scheduler); torn down with the test. */
 export type MachineFactory = (opts?: SystemOptions) => Promise<Machine>;
@@ -41,19 +41,6 @@ export function machineFactory(base: (opts: SystemOptions) => SystemOptions, onC
 
 /** The scheduler options of a fixture's seed: a fresh SeededScheduler(seed) each call. */
 export const seeded = (seed: number | null): SystemOptions => (seed === null ? {} : { scheduler: new SeededScheduler(seed) });
-
-/** Teardown of a machine fixture: consistent now, and empty once destroyed. */
-export async function checkMachineTeardown(m: Machine): Promise<void> {
-  checkFrameAccounting(m);
-  await m.destroy();
-  const r = checkFrameAccounting(m);
-  const problems = [
-    r.usedFrames !== 1 ? `${r.usedFrames} frames in use (only the zero page should be)` : '',
-    r.swapSlots !== 0 ? `${r.swapSlots} swap slots in use` : '',
-    m.ram.freePages !== m.ram.npages - 1 ? `${m.ram.npages - 1 - m.ram.freePages} frames not free` : '',
-  ].filter((x) => x !== '');
-  if (problems.length > 0) throw new Error(`after destroy: ${problems.join('; ')}`);
-}
 
 export const machineTest = test
   /** RAM of the machine, in 4 KiB pages: 4096 = 16 MiB (8 huge blocks), small enough to check fully. */

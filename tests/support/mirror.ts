@@ -15,7 +15,8 @@ import { createMachine } from '../../src/index.js';
 import { SeededScheduler } from '../../src/sched/seeded.js';
 import type { SystemOptions } from '../../src/system.js';
 import { gpuTest } from './gpu.js';
-import { checkMachineTeardown, machineFactory, seeded, type MachineFactory } from './machine.js';
+import { machineFactory, seeded, type MachineFactory } from './machine.js';
+import { checkMachineTeardown } from './teardown.js';
 
 /** The defaults: small, so the teardown's full recount stays cheap. */
 export const MIRROR_MACHINE: SystemOptions = { devices: 1, systemPages: 4096, devicePages: 256, aperturePages: 512 };
