@@ -47,6 +47,13 @@ fn mirror_read(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
   mirrorThread(wg, nwg, lidx, PTE_VALID, ACCESS_READ);
 }
 
+// mirror_read's first round over a range mapped everywhere (mirrorThreadFresh).
+@compute @workgroup_size(WG)
+fn mirror_read_fresh(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lidx: u32) {
+  mirrorThreadFresh(wg, nwg, lidx, PTE_VALID, ACCESS_READ);
+}
+
 // Needs VALID|WRITE (a read-only PTE is a protection fault); its report marks the slot dirty.
 @compute @workgroup_size(WG)
 fn mirror_write(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

@@ -237,6 +237,27 @@ fn mirrorThread(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32
   }
 }
 
+// A first round that cannot miss (mirrorThread's fresh variant): the host knows no word of
+// the command is done yet (its done count is 0) and that the table maps the whole range
+// with the access's rights (the engine's quiet rounds: GpuPageTable.covers after the
+// flush), so every thread moves its 32 words and neither done bitmap is read or written:
+// the engine records the finish on the host (MirrorCommand.setDone; readDone answers
+// all-done for it). The same TLB fill and broadcast as mirrorThread; the leaf is still
+// checked, so no word is ever moved through an entry without the rights (were the host
+// wrong, the words of that page would stay as the io held them: covers() is what it trusts).
+fn mirrorThreadFresh(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32) {
+  let wgi = linearWorkgroup(wg, nwg);
+  if (lidx < PAGES_PER_WG) { tlbFill(lidx, wgi); }
+  workgroupBarrier();
+  let w = wgi * WG + lidx;
+  if (w / THREADS_PER_PAGE >= params.npages) { return; }
+  let e = tlbLeaf[lidx / THREADS_PER_PAGE];
+  if ((e & need) == need) {
+    let addr = (e >> PTE_INDEX_SHIFT) * VECS_PER_PAGE + (w % THREADS_PER_PAGE) * VECS_PER_THREAD;
+    doAccess(access, e, w * VECS_PER_THREAD, addr, 0u);
+  }
+}
+
 // The report pass, after mirrorThread's dispatch in the same pass: one thread per range
 // page, reading what the round did from the leaf tlbFill left and, where it matters, the
 // page's 32 done words before (prev) or after (next) the round. A page whose words were done

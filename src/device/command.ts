@@ -241,6 +241,14 @@ export class MirrorCommand {
   /** @internal */ recordBindGen = -1;
   private doneCount = 0;
   private dead = false;
+  /** Finished by a round that wrote no done bit (mirror_read_fresh): readDone answers all-done. */
+  #doneOnHost = false;
+  /**
+   * state[] or the done bitmaps may hold something other than zeros: set by every round but
+   * mirror_read_fresh (which writes neither: its TLB leaves past the bitmaps are only read
+   * within a round) and by cancelSources. While clear, reset() has nothing to clear.
+   */
+  #written = false;
 
   /** @internal: use MirrorEngine.createCommand. */
   constructor(engine: CommandHost, desc: CommandDesc, faultSources: number, devDirtyOff: number) {
@@ -329,6 +337,20 @@ export class MirrorCommand {
     this.doneCount = n;
   }
 
+  /** @internal: a round that may write state[] and the done bitmaps is about to be submitted. */
+  markWritten(): void {
+    this.#written = true;
+  }
+
+  /**
+   * @internal: a round that wrote no done bit finished the command (mirror_read_fresh: it
+   * ran first, nothing done before it, and could not miss): every invocation is done.
+   */
+  setDoneOnHost(): void {
+    this.doneCount = this.words;
+    this.#doneOnHost = true;
+  }
+
   /** @internal: a round's counter readout adds to the command's sums. */
   addCounts(round: Uint32Array): void {
     const sum = this.accessCounts!.counts;
@@ -348,6 +370,8 @@ export class MirrorCommand {
 
   /** The done bitmap: bit i of word i/32 is invocation i. */
   async readDone(): Promise<Uint32Array> {
+    // (The engine's own layout: words is npages * 1024, every bit of every done word is work.)
+    if (this.#doneOnHost) return new Uint32Array(this.doneWords).fill(0xffffffff);
     const off = this.parity ? this.doneWords : 0;
     return new Uint32Array(await this.engine.readGpu(this.doneBits, off * 4, this.doneWords * 4, 'readDone'));
   }
@@ -380,6 +404,7 @@ export class MirrorCommand {
     }
     if (cancelled > 0) {
       ensureAlive(this.engine.device, 'MirrorCommand.cancelSources');
+      this.#written = true;
       this.engine.device.queue.writeBuffer(this.doneBits, (this.parity ? this.doneWords : 0) * 4, new Uint32Array(bits));
       this.doneCount += cancelled;
     }
@@ -393,13 +418,19 @@ export class MirrorCommand {
   reset(): void {
     if (this.dead) throw err('EINVAL', 'reset: command destroyed');
     ensureAlive(this.engine.device, 'MirrorCommand.reset');
-    const enc = this.engine.device.createCommandEncoder({ label: 'mirror command reset' });
-    enc.clearBuffer(this.state);
-    enc.clearBuffer(this.doneBits);
-    this.engine.device.queue.submit([enc.finish()]);
-    this.engine.device.queue.writeBuffer(this.params, parityOffset(), new Uint32Array([0]));
+    // Nothing to clear while only fresh rounds ran since creation or the last reset (state[]
+    // and the bitmaps still zero, the parity 0).
+    if (this.#written) {
+      const enc = this.engine.device.createCommandEncoder({ label: 'mirror command reset' });
+      enc.clearBuffer(this.state);
+      enc.clearBuffer(this.doneBits);
+      this.engine.device.queue.submit([enc.finish()]);
+      this.engine.device.queue.writeBuffer(this.params, parityOffset(), new Uint32Array([0]));
+      this.#written = false;
+    }
     this.parity = 0;
     this.doneCount = 0;
+    this.#doneOnHost = false;
     this.accessCounts?.counts.fill(0);
   }
 

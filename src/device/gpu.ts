@@ -308,13 +308,21 @@ export async function withErrorScopes<T>(device: GPUDevice, fn: () => T | Promis
   } catch (e) {
     thrown = { e };
   }
-  // Always pop, even when fn threw, so the device's scope stack stays balanced.
-  const errors: string[] = [];
-  for (const s of [...SCOPES].reverse()) {
+  // Always pop, even when fn threw, so the device's scope stack stays balanced. All three
+  // pops are issued at once and awaited together (one wait on the device, not three in a row).
+  const scopes = [...SCOPES].reverse();
+  const pops = scopes.map((s) => {
     const pop = device.popErrorScope();
-    const err = await (sched ? sched.wait(pop, `gpu: popErrorScope ${s}`) : pop);
-    if (err) errors.push(`${s}: ${err.message}`);
-  }
+    return sched ? sched.wait(pop, `gpu: popErrorScope ${s}`) : pop;
+  });
+  const errors: string[] = [];
+  const settled = await Promise.allSettled(pops);
+  let popFailed: { e: unknown } | undefined;
+  settled.forEach((r, k) => {
+    if (r.status === 'rejected') popFailed ??= { e: r.reason };
+    else if (r.value) errors.push(`${scopes[k]}: ${r.value.message}`);
+  });
+  if (popFailed) throw popFailed.e;
   if (errors.length > 0) {
     // The GPU error is usually the root cause of whatever fn threw after it.
     throw new GpuError(`GPU error(s):\n${errors.join('\n')}`, thrown ? { cause: thrown.e } : undefined);

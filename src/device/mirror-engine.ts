@@ -253,7 +253,16 @@ export class MirrorEngine implements CommandHost {
       }
       this.pt.flush();
       const bind = this.bindGroupFor(cmd);
-      this.device.queue.writeBuffer(cmd.params, parityOffset(), new Uint32Array([cmd.parity]));
+      // A quiet round: a plain read (engine kernel, no counters) over a range the table maps
+      // everywhere misses nowhere and dirties nothing: no report / record pass, no ring drain,
+      // no state[] cleared or read (quietRound). A fresh one (no word done yet) runs
+      // mirror_read_fresh: no done bitmap read or written (the finish is kept on the host).
+      const quiet = cmd.kernel === null && cmd.op === 'read' && cmd.counterWords === 0 && this.pt.covers(cmd.page, cmd.npages, PTE_VALID);
+      const fresh = quiet && cmd.done === 0;
+      if (!fresh) {
+        cmd.markWritten();
+        this.device.queue.writeBuffer(cmd.params, parityOffset(), new Uint32Array([cmd.parity]));
+      }
       // A counting command's counters follow the fault ring in the same readback.
       const countersAt = STATE_HEADER_WORDS * 4 + this.faults.byteSize;
       if (countersAt + cmd.counterWords * 4 > this.staging.size) {
@@ -261,17 +270,12 @@ export class MirrorEngine implements CommandHost {
         const size = countersAt + cmd.counterWords * 4;
         this.staging = this.buffers.acquire({ label: `${this.label} round staging`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
       }
-      // A quiet round: a plain read (engine kernel, no counters) over a range the table maps
-      // everywhere misses nowhere and dirties nothing: no report / record pass, no ring drain,
-      // only the state header back (on llvmpipe those were a third of a steady 4 MiB round).
-      const quiet = cmd.kernel === null && cmd.op === 'read' && cmd.counterWords === 0 && this.pt.covers(cmd.page, cmd.npages, PTE_VALID);
       const round = async (): Promise<RoundResult> => {
         const enc = this.device.createCommandEncoder({ label: `${this.label} round` });
-        // New round: forget last round's misses, the uTLBs' outstanding-fault bits and the
-        // access counters (read out by the last round: a notification clears the counter).
-        enc.clearBuffer(cmd.state, 4, (STATE_HEADER_WORDS - 1 + cmd.pendWords + cmd.counterWords) * 4);
+        // Forget last round's misses, the uTLBs' pending bits and the access counters.
+        if (!quiet) enc.clearBuffer(cmd.state, 4, (STATE_HEADER_WORDS - 1 + cmd.pendWords + cmd.counterWords) * 4);
         const pass = enc.beginComputePass({ label: `${this.label} ${cmd.op}` });
-        pass.setPipeline(cmd.kernel?.pipeline ?? this.pipelines[cmd.op]);
+        pass.setPipeline(fresh ? this.pipelines.readFresh : cmd.kernel?.pipeline ?? this.pipelines[cmd.op]);
         pass.setBindGroup(0, bind);
         // A thread per done word (8 pages a workgroup), or per invocation (CommandDesc.invocations).
         const [x, y] = this.grid(cmd.perInvocation ? Math.ceil(cmd.words / MIRROR_WORKGROUP_SIZE) : Math.ceil(cmd.npages / MIRROR_PAGES_PER_WORKGROUP));
@@ -288,34 +292,26 @@ export class MirrorEngine implements CommandHost {
           pass.dispatchWorkgroupsIndirect(cmd.state, STATE_RECORD_ARGS * 4);
         }
         pass.end();
+        if (quiet) return this.quietRound(cmd, enc);
         enc.copyBufferToBuffer(cmd.state, 0, this.staging, 0, STATE_HEADER_WORDS * 4);
-        if (!quiet) this.faults.encodeDrain(enc, this.staging, STATE_HEADER_WORDS * 4);
+        this.faults.encodeDrain(enc, this.staging, STATE_HEADER_WORDS * 4);
         if (cmd.counterWords > 0) enc.copyBufferToBuffer(cmd.state, cmd.counterOff * 4, this.staging, countersAt, cmd.counterWords * 4);
         this.device.queue.submit([enc.finish()]);
         this.counters.dispatches++;
         this.walkers++;
         try {
           // the whole submission has finished
-          const mapped = quiet ? this.staging.mapAsync(GPUMapMode.READ, 0, STATE_HEADER_WORDS * 4) : this.staging.mapAsync(GPUMapMode.READ);
-          await this.sched.wait(mapped, `${this.label}: round mapAsync`);
+          await this.sched.wait(this.staging.mapAsync(GPUMapMode.READ), `${this.label}: round mapAsync`);
         } finally {
           this.walkers--;
         }
         try {
-          const bytes = quiet ? this.staging.getMappedRange(0, STATE_HEADER_WORDS * 4) : this.staging.getMappedRange();
+          const bytes = this.staging.getMappedRange();
           const head = new Uint32Array(bytes, 0, STATE_HEADER_WORDS);
           // Every word not done before the round was either done by it or counted missed.
           const missed = head[1];
           if (missed > cmd.words - cmd.done) throw err('EIO', `${this.label}: ${missed} words missed, ${cmd.words - cmd.done} were left`);
           const done = cmd.words - missed;
-          if (quiet) {
-            // The report pass's TLB figures are the range's shape (a lookup per thread, a walk
-            // per page), the same whether it runs or not.
-            return {
-              faults: [], overflow: false, completed: done - cmd.done, missed, done, total: cmd.words,
-              finished: done === cmd.words, tlb: tlbStats(cmd.npages * MIRROR_THREADS_PER_PAGE, cmd.npages),
-            };
-          }
           const batch = this.faults.parse(bytes, STATE_HEADER_WORDS * 4);
           const counters = cmd.counterWords > 0 ? new Uint32Array(bytes.slice(countersAt, countersAt + cmd.counterWords * 4)) : null;
           return {
@@ -328,9 +324,11 @@ export class MirrorEngine implements CommandHost {
         }
       };
       const r = this.checkErrors ? await withErrorScopes(this.device, round, this.sched) : await round();
-      cmd.setDone(r.done);
+      // mirror_read_fresh wrote no done bit and read no parity; otherwise this round's
+      // `next` bitmap is the next round's `prev`.
+      if (fresh) cmd.setDoneOnHost();
+      else { cmd.setDone(r.done); cmd.parity ^= 1; }
       if (r.counters !== undefined) cmd.addCounts(r.counters);
-      cmd.parity ^= 1; // this round's `next` bitmap is the next round's `prev`
       this.counters.rounds++;
       if (quiet) this.counters.quietRounds++;
       this.counters.faultRecords += r.faults.length;
@@ -339,6 +337,28 @@ export class MirrorEngine implements CommandHost {
       if (r.overflow) this.counters.overflows++;
       return r;
     });
+  }
+
+  /**
+   * The end of a quiet round: submit, wait (mapping the state header, not looked at: the
+   * copy kernel cannot miss and writes no state word), answer. The TLB figures are the
+   * range's shape (a lookup per thread, a walk per page), as the report pass counts them.
+   */
+  private async quietRound(cmd: MirrorCommand, enc: GPUCommandEncoder): Promise<RoundResult> {
+    enc.copyBufferToBuffer(cmd.state, 0, this.staging, 0, STATE_HEADER_WORDS * 4);
+    this.device.queue.submit([enc.finish()]);
+    this.counters.dispatches++;
+    this.walkers++;
+    try {
+      await this.sched.wait(this.staging.mapAsync(GPUMapMode.READ, 0, STATE_HEADER_WORDS * 4), `${this.label}: round mapAsync`);
+    } finally {
+      this.walkers--;
+    }
+    this.staging.unmap();
+    return {
+      faults: [], overflow: false, completed: cmd.words - cmd.done, missed: 0, done: cmd.words, total: cmd.words,
+      finished: true, tlb: tlbStats(cmd.npages * MIRROR_THREADS_PER_PAGE, cmd.npages),
+    };
   }
 
   // -------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import { PAGE_SIZE } from '../mm/constants.js';
 import { ServicePass } from '../policy/service-loop.js';
 import { coalesce, perFault, windowBytes, type CoalesceResult, type FaultGroup } from './coalesce.js';
 import { ServiceCore, type CommandRange, type CommandServicing } from './fault-service.js';
+import { byAddress, FaultAges } from './fetch-order.js';
 import { emptyRecord, type BatchRecord } from './records.js';
 import { beginPhases, notePhase } from './phases.js';
 import { dmirrorAtomicMap, serviceRange, type LockState, type MirrorTarget } from './retry.js';
@@ -51,14 +52,17 @@ export class BatchFaultService extends ServiceCore {
   commandServicing(cmd: CommandRange): CommandServicing {
     let buffer: FaultRecord[] = [];
     let overflow = false;
+    // With a policy: which faults a batch fetches is decided by age, not by the GPU's race (fetch-order.ts).
+    const ages = this.opts.policy ? new FaultAges() : null;
     this.opts.policy?.commandStart();
     const service = async (r: RoundResult, round: number): Promise<FatalFault[]> => {
       const fatal: FatalFault[] = [];
       // A uTLB stalled on its outstanding faults issued no more (utlbFaults; default: no limit).
       buffer = buffer.concat(issueLimit(r.faults, this.opts.utlbFaults));
-      // UVM sorts each fetched batch by address (service_fault_batch's sort): with a policy,
-      // which faults a batch holds must not depend on the order the GPU recorded them in.
-      if (this.opts.policy) buffer.sort((a, b) => a.page - b.page);
+      // UVM fetches the oldest faults and sorts each fetched batch by address: with a policy,
+      // which faults a batch holds must not depend on the order the GPU recorded them in, so
+      // the buffer is ordered by how long each page has waited (fetch-order.ts), not by address.
+      if (ages !== null) ages.order(buffer, round);
       overflow ||= r.overflow;
       if (overflow && this.opts.restOfRangeOnOverflow) {
         buffer = buffer.concat(restOfRange(buffer, cmd));
@@ -76,6 +80,10 @@ export class BatchFaultService extends ServiceCore {
         if (!pass.canFetch()) break;
         const fetched = this.target.mm.core.sched.now();
         const batch = buffer.splice(0, Math.min(buffer.length, this.opts.batchSize));
+        if (ages !== null) {
+          ages.fetched(batch);
+          batch.sort(byAddress); // preprocess_fault_batch's sort
+        }
         const { leftover, rec } = await this.#serviceBatch(batch, round, cmd, fatal, fetched);
         if (leftover.length > 0) buffer = leftover.concat(buffer);
         rec.pass = this.#passes;

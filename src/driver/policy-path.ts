@@ -111,7 +111,7 @@ export interface PolicyMover {
 
 
 /** Contiguous runs of ascending pages: [first, outer). */
-function runs(pages: readonly number[]): [number, number][] {
+function runs(pages: ArrayLike<number> & Iterable<number>): [number, number][] {
   const out: [number, number][] = [];
   for (const p of pages) {
     const last = out[out.length - 1];

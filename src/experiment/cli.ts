@@ -96,7 +96,7 @@ export interface CliOptions {
   jobs: number;
   /** --record-trace FILE: the (single) run's faults as a trace (.jsonl or .csv). */
   recordTrace: string | null;
-  /** --watchdog SIM_S,WALL_S: time without progress before a run is ended (null: the default). */
+  /** --watchdog SIM_S,WALL_S[,ROUNDS]: time without progress (rounds without an invocation completing) before a run is ended (null: the default). */
   watchdog: WatchdogBounds | null;
   /** --perfetto FILE: the runs as Chrome trace-event JSON (ui.perfetto.dev opens it). */
   perfetto: string | null;
@@ -151,9 +151,10 @@ mm preset:
   --rounds N             device faults per retry protocol   (default 2000)
 
 Unattended runs:
-  --watchdog SIM_S,WALL_S   end a run that makes no progress (nothing mapped, no command finished)
-                         for SIM_S seconds of simulated time or WALL_S of wall time; 'off' for none;
-                         the sweep goes on with the next run   (default ${DEFAULT_WATCHDOG.simNs / 1e9},${DEFAULT_WATCHDOG.wallMs / 1000})
+  --watchdog SIM_S,WALL_S[,ROUNDS]   end a run that makes no progress (nothing mapped, no command finished)
+                         for SIM_S seconds of simulated time or WALL_S of wall time, or in which no
+                         invocation completes for ROUNDS replay rounds (a thrashing livelock); 'off' for
+                         none; the sweep goes on with the next run   (default ${DEFAULT_WATCHDOG.simNs / 1e9},${DEFAULT_WATCHDOG.wallMs / 1000},${DEFAULT_WATCHDOG.rounds})
 
 Sweeps across processes and machines:
   --shard K/N            run only the K-th of N interleaved parts of the sweep (batch schedulers)
@@ -399,7 +400,7 @@ export function expandPresets(opts: Pick<CliOptions, 'presets' | 'overrides'>): 
 
 /**
  * A published cell whose oversubscribed device memory would be under MIN_OVERSUB_CHUNKS
- * chunks at its size (bfs's 9.75 MiB at 125 % leaves 7.8 MiB) is left out of the preset (its
+ * chunks at its size (bfs at 7 MiB and 125 % would leave 5.6 MiB) is left out of the preset (its
  * table row says "not run"), not a usage error that stops the other cells. A size the
  * workload cannot be at all stays in, for the usage check to name.
  */

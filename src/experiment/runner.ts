@@ -150,18 +150,27 @@ function runListener(obs: RunObserver, dog: Watchdog | null, sample: () => Progr
   };
 }
 
-/** What the run counts from the service's events: commands begun (progress), rounds whose fault ring overflowed. */
-function eventCounts(events: ServiceEvents): { commands: number; ringOverflows: number } {
-  const c = { commands: 0, ringOverflows: 0 };
+/** What the run counts from the service's events (progress: commands begun, invocations done), rounds whose fault ring overflowed. */
+interface EventCounts { commands: number; ringOverflows: number; done: number }
+
+function eventCounts(events: ServiceEvents): EventCounts {
+  const c = { commands: 0, ringOverflows: 0, done: 0 };
+  let launchDone = 0; // the command in flight's done count so far
   events.subscribe({
-    onCommand: () => { c.commands++; },
-    onRound: (r) => { if (r.overflow) c.ringOverflows++; },
+    onCommand: () => { c.commands++; launchDone = 0; },
+    onRound: (r) => {
+      if (r.overflow) c.ringOverflows++;
+      if (r.done > launchDone) {
+        c.done += r.done - launchDone;
+        launchDone = r.done;
+      }
+    },
   });
   return c;
 }
 
 /** The run's progress as the watchdog reads it: sums kept as the records come. */
-function progressSampler(service: FaultService, counts: { commands: number }, path: PolicyPath | null): () => ProgressSample {
+function progressSampler(service: FaultService, counts: EventCounts, path: PolicyPath | null): () => ProgressSample {
   let summed = 0;
   let writes = 0;
   let faults = 0;
@@ -177,7 +186,7 @@ function progressSampler(service: FaultService, counts: { commands: number }, pa
     return {
       progress: writes + counts.commands + (ps?.migratedIn ?? 0) + (ps?.remotePages ?? 0),
       simNs: path?.now ?? 0, wallMs: performance.now(), throttled: ps?.throttledFaults ?? 0,
-      migratedIn: ps?.migratedIn ?? 0, evictedOut: ps?.evictedOut ?? 0, faults, rounds,
+      migratedIn: ps?.migratedIn ?? 0, evictedOut: ps?.evictedOut ?? 0, faults, rounds, completed: counts.done + counts.commands,
     };
   };
 }
@@ -189,7 +198,7 @@ interface Tenant {
   mirror: Dmirror | null;
   path: PolicyPath | null;
   service: FaultService | null;
-  counts: { commands: number; ringOverflows: number } | null;
+  counts: EventCounts | null;
   storm: Storm | null;
   stormStats: StormStats | null;
   w: WorkloadResult | null;

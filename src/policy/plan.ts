@@ -18,8 +18,8 @@ import type { Residency } from './residency.js';
 import { CPU, type Location, type MigrationBatch, type MigrationCause, type PageSink } from './types.js';
 
 export type PlanStep =
-  /** Pages to move to `dst` (CPU: home). An eviction is one step per victim chunk. */
-  | { readonly kind: 'move'; readonly dst: Location; readonly cause: MigrationCause; readonly pages: readonly number[] }
+  /** Pages to move to `dst` (CPU: home), in the order planned. An eviction is one step per victim chunk. */
+  | { readonly kind: 'move'; readonly dst: Location; readonly cause: MigrationCause; readonly pages: Float64Array }
   /** Map a system page remotely into the plan's device until `until` (0: no end). */
   | { readonly kind: 'remote'; readonly page: number; readonly until: number }
   /** Pin a system page (mapped remotely by `device` when it is ≥ 0) until `until`. */
@@ -106,7 +106,7 @@ export class Planner {
 
   #close(): void {
     if (this.#open !== null && this.#open.length > 0) {
-      this.#p.steps.push({ kind: 'move', dst: this.#openDst, cause: this.#openCause, pages: this.#open });
+      this.#p.steps.push({ kind: 'move', dst: this.#openDst, cause: this.#openCause, pages: Float64Array.from(this.#open) });
     }
     this.#open = null;
   }

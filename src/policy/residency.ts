@@ -355,7 +355,7 @@ export class Residency implements ResidencyView {
    * Pages that moved into device d (the driver's result of a plan's move): each page still in
    * system memory is recorded there. Returns the pages recorded, in order.
    */
-  recordToDevice(d: number, pages: readonly number[], cause: MigrationCause, now: number): number[] {
+  recordToDevice(d: number, pages: Iterable<number>, cause: MigrationCause, now: number): number[] {
     const moved: number[] = [];
     for (const p of pages) {
       if (this.#loc[p] !== CPU) continue;
@@ -398,7 +398,7 @@ export class Residency implements ResidencyView {
   }
 
   /** Device-resident pages that came home (copied: a CPU fault, an eviction, an explicit move). Returns those recorded. */
-  recordHome(pages: readonly number[], now: number): number[] {
+  recordHome(pages: Iterable<number>, now: number): number[] {
     const moved: number[] = [];
     for (const p of pages) {
       if (this.#loc[p] === CPU) continue;

@@ -314,6 +314,43 @@ describe('MirrorEngine', () => {
     });
   });
 
+  test('fresh quiet rounds: no done bit written, readDone says all done; reset clears only what was written', async ({ gpu }) => {
+    await withEngine(gpu, {}, async (e) => {
+      const base = 9000;
+      const n = 20;
+      for (let p = base; p < base + n; p++) backPage(e, p);
+      const cmd = e.createCommand({ op: 'read', page: base, npages: n, data: poisoned(n) });
+      expect(await e.runRound(cmd)).toMatchObject({ missed: 0, done: n * 1024, completed: n * 1024, finished: true });
+      // The done bitmaps on the GPU were never written; readDone answers from the host.
+      const onGpu = new Uint32Array(await e.readGpu(cmd.doneBits, 0, 2 * cmd.doneWords * 4, 'test'));
+      expect(onGpu.every((w) => w === 0)).toBe(true);
+      expect((await cmd.readDone()).every((w) => w === 0xffffffff)).toBe(true);
+      expectAllEqual(await cmd.readOutput(), expectedRead(base, n, () => true), 'fresh quiet read');
+      // New bytes in the pages, reset (nothing to clear), the fresh round again: the new bytes.
+      for (let p = base; p < base + n; p++) e.sysmem.upload(e.pt.lookup(p)!.slot, patternPage(p, 5));
+      cmd.reset();
+      expect((await cmd.readDone()).every((w) => w === 0)).toBe(true);
+      expect(await e.runRound(cmd)).toMatchObject({ finished: true, completed: n * 1024 });
+      expectAllEqual(await cmd.readOutput(), expectedRead(base, n, () => true, 5), 'after reset');
+      cmd.destroy();
+      // A command whose first round missed: its replay is quiet but not fresh (done bits were
+      // written by the first round), and a reset clears them before the command runs again.
+      const hole = base + 3;
+      const slot = e.pt.lookup(hole)!.slot;
+      e.pt.unmap(hole, 1);
+      const c2 = e.createCommand({ op: 'read', page: base, npages: n, data: poisoned(n) });
+      expect(await e.runRound(c2)).toMatchObject({ missed: WORDS_PER_PAGE, finished: false });
+      e.pt.map(hole, slot, 0);
+      expect(await e.runRound(c2)).toMatchObject({ completed: WORDS_PER_PAGE, finished: true });
+      expectAllEqual(await c2.readOutput(), expectedRead(base, n, () => true, 5), 'quiet replay (not fresh)');
+      expect((await c2.readDone()).every((w) => w === 0xffffffff)).toBe(true);
+      c2.reset();
+      expect((await c2.readDone()).every((w) => w === 0)).toBe(true);
+      expect(await e.runRound(c2)).toMatchObject({ completed: n * 1024, finished: true });
+      expectAllEqual(await c2.readOutput(), expectedRead(base, n, () => true, 5), 'fresh round after a reset that cleared');
+    });
+  });
+
   test('fault buffer overflow: records dropped, flag set, the replay loop still completes every word', async ({ gpu }) => {
     await withEngine(gpu, { faultCapacity: 8, faultSources: 8 }, async (e) => {
       const base = 2 ** 32 + 40;

@@ -135,15 +135,20 @@ describe('exit status', () => {
     expect(c.err[0]).toBe('error: --policy ./tests/policy/fixtures/never-settles.ts: did not finish loading in 0.2 s (a top-level await that never settles?)');
   });
 
-  it('--watchdog takes SIM_S,WALL_S (or off) and reaches every run', async () => {
+  it('--watchdog takes SIM_S,WALL_S[,ROUNDS] (or off) and reaches every run', async () => {
     captureConsole();
     const seen: unknown[] = [];
     const base = fakeRunner();
     const runner: Runner = { openExperiment: base.openExperiment, runOne: async (cfg, ctx) => { seen.push(ctx.watchdog); return base.runOne(cfg, ctx); } };
     await main(['--preset', 'batches', '--workload', 'stream', '--batch', '32', '--watchdog', '2,off', '--out', tmp(), '--quiet'], runner);
-    expect(seen).toEqual([{ simNs: 2e9, wallMs: Infinity }]);
+    expect(seen).toEqual([{ simNs: 2e9, wallMs: Infinity, rounds: 500 }]);
+    seen.length = 0;
+    await main(['--preset', 'batches', '--workload', 'stream', '--batch', '32', '--watchdog', 'off,off,40', '--out', tmp(), '--quiet'], runner);
+    expect(seen).toEqual([{ simNs: Infinity, wallMs: Infinity, rounds: 40 }]);
     const c = captureConsole();
     expect(await main(['--watchdog', '5'], fakeRunner())).toBe(EXIT_USAGE);
-    expect(c.err[0]).toMatch(/--watchdog: '5' is not SIM_S,WALL_S/);
+    expect(c.err[0]).toMatch(/--watchdog: '5' is not SIM_S,WALL_S\[,ROUNDS\]/);
+    expect(await main(['--watchdog', '1,1,0.5'], fakeRunner())).toBe(EXIT_USAGE);
+    expect(c.err.find((l) => l.includes("'1,1,0.5'"))).toMatch(/--watchdog: '1,1,0.5' is not .*ROUNDS a positive whole number/);
   });
 });

@@ -159,7 +159,7 @@ describe('main (fake runner)', () => {
     [['--workload', 'pathfinder', '--size', '0.0078125'], /^error: --workload pathfinder --size 0.0078125: EINVAL: pathfinder: 0.0078125 MiB is too small/],
     [['--workload', 'pathfinder'], /^error: --workload pathfinder --size 38.5: EINVAL: pathfinder at 38.5 MiB \(50000 columns .*\) needs 38.46 MiB; this device binds at most 32 MiB in one buffer/],
     [['--workload', 'bfs', '--size', '40'], /^error: --workload bfs --size 40: EINVAL: bfs at 40 MiB \(graph of 1072591 nodes, 6435546 edges\) needs 40.03 MiB; this device binds at most 32 MiB/],
-    [['--preset', 'policies', '--workload', 'gemm', '--policy', 'first-touch+tree+lru', '--oversub', '1.5'], /gemm at 3 MiB oversubscribed 1.5x leaves 2.00 MiB of device memory; an application workload needs at least 4 chunks/],
+    [['--preset', 'policies', '--workload', 'gemm', '--policy', 'first-touch+tree+lru', '--oversub', '1.5'], /gemm at 3 MiB oversubscribed 1.5x leaves 2.00 MiB of device memory; an application workload needs at least 3 chunks/],
   ] as const)('application workloads: %j is refused with exit 2, naming it, nothing run or written', async ([args, message]) => {
     const c = captureConsole();
     const dir = join(mkdtempSync(join(tmpdir(), 'mirrorlab-exp-')), 'out');

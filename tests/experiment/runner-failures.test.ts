@@ -71,6 +71,20 @@ describe('runner: failed runs and machines', () => {
     expect(r.error).toMatch(/^ETIMEDOUT: watchdog: no progress for [\d.]+ s of wall time .*policy "nap-0" kept throttling/);
   });
 
+  it('the rounds bound ends a run in which no invocation completes, counted in replay rounds (no clock involved)', async () => {
+    const policy: MigrationPolicy = {
+      name: 'nap-0', decide: (g, _v, out) => { out.action.fill(DECIDE_THROTTLE, 0, g.count); out.until.fill(g.now, 0, g.count); },
+    };
+    let rounds = 0;
+    const r = await runOne(config({ workload: 'stream' }), {
+      policy, watchdog: { simNs: Infinity, wallMs: Infinity, rounds: 12 }, observer: { beforeRound: async () => { rounds++; } },
+    });
+    expect(r.ok).toBe(false);
+    expect(r.error).toMatch(/^ETIMEDOUT: watchdog: no invocation completed for 13 rounds \(bound 12\): policy "nap-0" kept throttling \(\d+ faults throttled, nothing mapped\): a livelock/);
+    // Ended at the 14th round's gate (the command's first round is the 1st): the observer's gate runs after the watchdog's.
+    expect(rounds).toBe(13);
+  });
+
   it('a run that progresses is never stopped by the watchdog, however tight', async () => {
     const r = await runOne(config({ workload: 'stream', policy: 'first-touch' }), { watchdog: { simNs: 0, wallMs: Infinity } });
     expect(r.error).toBeNull();
