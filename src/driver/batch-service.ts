@@ -29,6 +29,7 @@ import { emptyRecord, type BatchRecord } from './records.js';
 import { beginPhases, notePhase } from './phases.js';
 import { dmirrorAtomicMap, serviceRange, type LockState, type MirrorTarget } from './retry.js';
 import type { ServicerOptions } from './service-options.js';
+import { issueLimit } from './utlb-issue.js';
 
 export class BatchFaultService extends ServiceCore {
   readonly kind = 'batch';
@@ -56,7 +57,8 @@ export class BatchFaultService extends ServiceCore {
     this.opts.policy?.commandStart();
     const service = async (r: RoundResult, round: number): Promise<FatalFault[]> => {
       const fatal: FatalFault[] = [];
-      buffer = buffer.concat(r.faults);
+      // A uTLB stalled on its outstanding faults issued no more (utlbFaults; default: no limit).
+      buffer = buffer.concat(issueLimit(r.faults, this.opts.utlbFaults));
       // UVM fetches the oldest faults and sorts each fetched batch by address: with a policy,
       // which faults a batch holds must not depend on the order the GPU recorded them in, so
       // the buffer is ordered by how long each page has waited (fetch-order.ts), not by address.

@@ -76,7 +76,8 @@ export interface PolicyRange {
 /** What really happened (pages moved by migrate_vma, not what the residency planned). */
 export interface PolicyPathStats {
   groups: number;
-  farFaults: number;
+  /** Fault records the batches held (UVM_Smart's far-fault count is the engine's: PolicyEngine.stats.farFaults). */
+  faultRecords: number;
   migratedIn: number;
   evictedOut: number;
   cpuFaults: number;
@@ -130,7 +131,7 @@ export class PolicyPath {
   /** When given (PolicyRange.record): every device fault (as the policy saw it) and CPU fault, at virtual time. */
   readonly record: TraceRecord[] | null;
   readonly stats: PolicyPathStats = {
-    groups: 0, farFaults: 0, migratedIn: 0, evictedOut: 0, cpuFaults: 0, throttledFaults: 0, skipped: 0, remotePages: 0,
+    groups: 0, faultRecords: 0, migratedIn: 0, evictedOut: 0, cpuFaults: 0, throttledFaults: 0, skipped: 0, remotePages: 0,
     launches: 0, policyMs: 0, moveMs: 0, serviceMs: 0, endMs: 0, countedAccesses: 0,
   };
   #pages = new Float64Array(256);
@@ -453,7 +454,7 @@ export class PolicyPath {
       this.stats.policyMs += performance.now() - t0;
       notePhase(rec, 'policy', s0, now());
       this.stats.groups++;
-      this.stats.farFaults += faults;
+      this.stats.faultRecords += faults;
       this.stats.throttledFaults += throttled.size;
       // The device waits for the service. Throttled faults are skipped and replayed later while
       // the GPU keeps running (uvm_gpu_replayable_faults.c, service_fault_batch_block_locked:

@@ -37,6 +37,8 @@ export interface ServicerOptions {
   maxThrottlePerService: number;
   /** % duplicates above which BATCH_FLUSH re-reads PUT (uvm_perf_fault_replay_update_put_ratio). */
   replayUpdatePutRatio: number;
+  /** A uTLB's outstanding faults a round (utlb-issue.ts); absent or 0: no limit. */
+  utlbFaults?: number;
 }
 
 export const DEFAULT_SERVICER: ServicerOptions = {

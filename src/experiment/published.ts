@@ -22,12 +22,18 @@ export interface PublishedConfig {
   oversub: number;
 }
 
+/**
+ * Each as UVM_Smart's logs ran it (their option dumps): the random-4K and SL-64K runs
+ * (EvictionPolicies/Random, /SL) have `-hardware_prefetch 1 -hwprefetch_oversub 0`, TBN until the
+ * device is first oversubscribed and none after (tree-fits); the LRU-2MB runs (LPEviction/2MB_110,
+ * 2MB_125) `-hwprefetch_oversub 1`, TBN throughout (tree).
+ */
 export const PUBLISHED_CONFIGS: readonly PublishedConfig[] = [
   { id: 'on-demand', label: 'on-demand, fits', policy: 'first-touch', oversub: 1 },
   { id: 'tbn', label: 'TBN prefetch, fits', policy: 'first-touch+tree', oversub: 1 },
   { id: 'tbn-lru2m-110', label: 'TBN + LRU-2M, 110 %', policy: 'first-touch+tree+lru', oversub: 1.1 },
-  { id: 'tbn-random4k-110', label: 'TBN + random-4K, 110 %', policy: 'first-touch+tree+random4k', oversub: 1.1 },
-  { id: 'tbn-sl64k-110', label: 'TBN + SL-64K, 110 %', policy: 'first-touch+tree+sl64k', oversub: 1.1 },
+  { id: 'tbn-random4k-110', label: 'TBN + random-4K, 110 %', policy: 'first-touch+tree-fits+random4k', oversub: 1.1 },
+  { id: 'tbn-sl64k-110', label: 'TBN + SL-64K, 110 %', policy: 'first-touch+tree-fits+sl64k', oversub: 1.1 },
   { id: 'tbn-lru2m-125', label: 'TBN + LRU-2M, 125 %', policy: 'first-touch+tree+lru', oversub: 1.25 },
 ];
 

@@ -283,6 +283,7 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
         restOfRangeOnOverflow: false,
         maxBatchesPerService: uvm.maxBatchesPerService, maxThrottlePerService: uvm.maxThrottlePerService,
         replayUpdatePutRatio: uvm.replayUpdatePutRatio,
+        ...(config.utlbFaults !== undefined ? { utlbFaults: config.utlbFaults } : {}),
       });
       const counts = t.counts = eventCounts(t.service.events);
       if (ctx.observer !== undefined || bounds !== null) {
@@ -439,7 +440,7 @@ export function policyResult(path: PolicyPath, devicePages: number, wallMs: numb
   const s = path.stats;
   return {
     policy: e.policy.name, devicePages, simTimeNs: path.now,
-    bytesToDevice: r.bytesToDevice, bytesToHost: r.bytesToHost, farFaults: e.stats.farFaults, faultGroups: e.stats.faultGroups,
+    bytesToDevice: r.bytesToDevice, bytesToHost: r.bytesToHost, farFaults: e.stats.farFaults, faultRecords: e.stats.faultRecords, faultGroups: e.stats.faultGroups,
     cpuFaults: e.stats.cpuFaults, thrashingEvents: e.thrashing.events, throttles: e.stats.throttles, pins: r.pins,
     evictions: r.evictions, evictedPages: r.evictedPages, prefetchedPages: r.prefetchedPages, prefetchHits: r.prefetchHits,
     remotePages: s.remotePages, migratedIn: s.migratedIn, evictedOut: s.evictedOut, skipped: s.skipped,

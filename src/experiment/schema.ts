@@ -291,6 +291,11 @@ export const AXES = {
     help: ['options for a policy module\'s factory, KEY=VALUE (a number, true/false or text);', 'repeat it or join with \';\' for one run, a comma list sweeps them'],
     describe: (v) => `opts=${v ?? 'none'}`, short: (v) => v ?? 'no opts', csv: 'policy_opt',
   }),
+  utlbFaults: axis<number>()({
+    flag: '--utlb-faults', metavar: 'N', optional: true, base: undefined, parse: positiveInt, text: str,
+    help: ['a uTLB stalls once it has N faults outstanding in a round (src/driver/utlb-issue.ts);', 'absent: no limit, every miss of the round is recorded'],
+    describe: (v) => `utlbFaults=${v ?? 'unlimited'}`, short: (v) => (v === undefined ? 'uTLB unlimited' : `uTLB ${v}`), csv: 'utlb_faults',
+  }),
   uvm: axis<string>()({
     flag: '--uvm', metavar: 'V', optional: true, base: undefined, text: str,
     parse: (raw, opt) => {

@@ -21,7 +21,10 @@ export interface PolicyRunResult {
   simTimeNs: number;
   bytesToDevice: number;
   bytesToHost: number;
+  /** UVM_Smart's far faults: distinct pages not on the device in each serviced batch (PolicyEngine.stats). */
   farFaults: number;
+  /** The fault buffer records those batches held ((uTLB, page) pairs, duplicates included). */
+  faultRecords: number;
   faultGroups: number;
   cpuFaults: number;
   thrashingEvents: number;

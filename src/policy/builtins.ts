@@ -231,17 +231,19 @@ export function cpuDeviceBackoff(baseNs = 500_000, maxNs = 150_000_000): Migrati
 /** A policy with a prefetcher and/or an eviction order added (name gains "+tree", "+lfu"). */
 export function withHooks(base: MigrationPolicy, extra: { prefetch?: PrefetchHooks; eviction?: EvictionHooks }): MigrationPolicy {
   let name = base.name;
-  if (extra.prefetch) name += '+tree';
+  if (extra.prefetch) name += extra.prefetch.offOnceOversubscribed === true ? '+tree-fits' : '+tree';
   if (extra.eviction) name += `+${extra.eviction.name}`;
   const p: MigrationPolicy = Object.create(base) as MigrationPolicy;
+  const ev = extra.eviction;
   return Object.defineProperties(p, {
     name: { value: name, enumerable: true },
     prefetch: { value: extra.prefetch ?? base.prefetch, enumerable: true },
-    eviction: { value: extra.eviction ?? base.eviction, enumerable: true },
+    eviction: { value: ev ?? base.eviction, enumerable: true },
+    ...(ev?.stats !== undefined ? { stats: { value: () => ({ ...(base.stats?.() ?? {}), ...ev.stats!() }), enumerable: true } } : {}),
   });
 }
 
 /** NVIDIA's tree prefetcher as is (threshold 51 %, 64 KiB big pages). */
-export function treePrefetch(threshold = 51): PrefetchHooks {
-  return { threshold };
+export function treePrefetch(threshold = 51, offOnceOversubscribed = false): PrefetchHooks {
+  return offOnceOversubscribed ? { threshold, offOnceOversubscribed } : { threshold };
 }

@@ -70,7 +70,18 @@ export interface AccessCounterReadout {
 
 export interface EngineStats {
   faultGroups: number;
+  /**
+   * Far faults as UVM_Smart counts them (GPGPU-Sim UVM_Smart, gpu-sim.cc gmmu_t::cycle and
+   * do_hardware_prefetch: one `mf_page_fault_outstanding` per page in the GMMU turn's
+   * page_fault_this_turn, i.e. a faulting page that is neither valid nor already in req_info,
+   * the MSHR of pages being migrated, prefetched ones included; later accesses to such a page
+   * merge into its entry as `mf_page_fault_pending`): the distinct pages of each serviced group
+   * not already on the device when it is serviced. This is the log's
+   * `Total_memory_access_page_fault`.
+   */
   farFaults: number;
+  /** The raw fault records the groups folded (one per (uTLB, page) a round: the fault buffer's entries). */
+  faultRecords: number;
   cpuFaults: number;
   throttles: number;
   accessCounterMigrations: number;
@@ -81,7 +92,7 @@ export class PolicyEngine {
   /** The run's thrashing count (thrashing.ts), fed every move the residency records. */
   readonly thrashing: ThrashingMeter;
   readonly policy: MigrationPolicy;
-  readonly stats: EngineStats = { faultGroups: 0, farFaults: 0, cpuFaults: 0, throttles: 0, accessCounterMigrations: 0 };
+  readonly stats: EngineStats = { faultGroups: 0, farFaults: 0, faultRecords: 0, cpuFaults: 0, throttles: 0, accessCounterMigrations: 0 };
   #dec: Decisions = { action: new Uint8Array(256), until: new Float64Array(256) };
   readonly #migrate = new PageList(256);
   readonly #prefetch = new PageList(256);
@@ -99,6 +110,8 @@ export class PolicyEngine {
   readonly #acOut = new PageList(256);
   readonly #planner: Planner;
   #regions: (readonly [number, number])[] = [];
+  /** The device had to evict (or filled up) for a fault group: UVM_Smart's over_sub. */
+  #oversubscribed = false;
 
   /**
    * Pages a CPU fault brings home around the faulted one (aligned block on the same device, not
@@ -177,7 +190,7 @@ export class PolicyEngine {
     const dec = this.#decisions(count);
     this.policy.decide(group, res, dec);
     this.stats.faultGroups++;
-    this.stats.farFaults += faults;
+    this.stats.faultRecords += faults;
     let ns = cost.faultGroupNs + cost.faultNs * count;
     const plan = this.#planner;
     plan.begin(device, now);
@@ -198,6 +211,8 @@ export class PolicyEngine {
         lastChunk = chunk;
       }
       if (plan.location(p) === device) continue;
+      // A far fault (UVM_Smart's count): a page not on the device, once a group.
+      if (i === 0 || pages[i - 1] !== p) this.stats.farFaults++;
       const a = dec.action[i];
       switch (a) {
         case DECIDE_MIGRATE:
@@ -232,7 +247,8 @@ export class PolicyEngine {
     // Prefetch per block of the migrating faults (one tree walk a block, not a callback a fault).
     const pf = this.#prefetch;
     pf.clear();
-    if (this.policy.prefetch && migrate.length > 0) this.#computePrefetch(device, now, pages, count, dec, pf);
+    const prefetchOn = this.policy.prefetch !== undefined && !(this.policy.prefetch.offOnceOversubscribed === true && this.#oversubscribed);
+    if (prefetchOn && migrate.length > 0) this.#computePrefetch(device, now, pages, count, dec, pf);
     const failed = this.#failed;
     failed.clear();
     ns += plan.toDevice(device, migrate.pages, migrate.length, 'fault', busy, failed);
@@ -258,7 +274,23 @@ export class PolicyEngine {
     }
     plan.used(busy);
     r.ns = ns;
-    return { ...r, plan: plan.end() };
+    const done = plan.end();
+    // UVM_Smart's do_hardware_prefetch ends by checking should_evict_page over the pages in
+    // flight: the first time the device cannot hold them (it must evict) the run is over
+    // subscribed for good (over_sub) and update_hardware_prefetcher_oversubscribed switches
+    // to the oversubscribed prefetcher (-hwprefetch_oversub; 0 = none). A group whose plan
+    // evicted, or that leaves the device without a free page, is that moment here.
+    if (!this.#oversubscribed) {
+      let inPages = 0;
+      let evicted = false;
+      for (const s of done.steps) {
+        if (s.kind !== 'move') continue;
+        if (s.cause === 'eviction') evicted = true;
+        else if (s.dst === device) inPages += s.pages.length;
+      }
+      if (evicted || res.freePages(device) - inPages <= 0) this.#oversubscribed = true;
+    }
+    return { ...r, plan: done };
   }
 
   /**

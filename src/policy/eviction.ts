@@ -7,7 +7,7 @@
  *   mru   gpu_ext's MRU: used chunks move to the tail, the victim is the tail
  *   lfu   gpu_ext's LFU / UVM_Smart's "LFU-2MB": fewest uses first (ties: the older, nearer
  *         the head); a "use" is one round (fault group or access batch) that touched the chunk
- *   random4k  UVM_Smart's random-4K: one random resident page
+ *   random4k  UVM_Smart's random-4K: the first page of a random fully resident 2 MiB chunk
  *   sl64k     UVM_Smart's SL-64K: the LRU chunk's lowest resident 64 KiB block
  */
 import type { ChunkList, EvictionHooks } from './types.js';
@@ -79,23 +79,45 @@ export function lfuEviction(): EvictionHooks {
 }
 
 /**
- * UVM_Smart's random-4K eviction (GPGPU-Sim UVM_Smart, eviction policy "random 4KB"): a page
- * chosen at random among the device's resident pages (a random chunk, then a random resident
- * page in it; seeded, so a run replays).
+ * UVM_Smart's random-4K eviction, as its gmmu_t::page_eviction_procedure does it (GPGPU-Sim
+ * UVM_Smart, src/gpgpu-sim/gpu-sim.cc, eviction_policy::RANDOM, `-eviction_policy 3` in its
+ * logged random runs): its valid-pages list holds one entry per 2 MiB large page
+ * (get_eviction_base_addr / get_eviction_granularity: the lp-tree root for RANDOM), in LRU
+ * order (sort_valid_pages); it starts at a random position (rand() % size), walks forward to
+ * the first entry is_block_evictable allows (every page of the 2 MiB valid, none being written
+ * back) and evicts one 4 KiB page there: the entry's address, the large page's first page.
+ * With none at or after the random start it evicts nothing that cycle and draws again the
+ * next; here it draws again at once (bounded), and where no chunk is fully resident at all
+ * (UVM_Smart would wait for one to fill) it takes a random chunk's lowest resident page.
+ * Seeded, so a run replays.
  */
 export function random4kEviction(seed = 1): EvictionHooks {
   const rnd = mulberry32(seed);
+  // Victims found as UVM_Smart finds them (a fully resident chunk), and by the fallback.
+  let fullPicks = 0;
+  let fallbackPicks = 0;
   return {
+    stats: () => ({ random4kFullChunk: fullPicks, random4kFallback: fallbackPicks }),
     name: 'random4k',
     granularityPages: 1,
     chunkActivate: (_d, c, _now, list) => list.moveTail(c),
     chunkUsed: (_d, c, _now, list) => list.moveTail(c),
-    pickVictim: (_d, _now, list, busy) => {
-      const free: number[] = [];
-      for (let c = list.head(); c >= 0; c = list.next(c)) if (!busy.has(c)) free.push(c);
+    pickVictim: (_d, _now, list, busy, full) => {
+      const order: number[] = [];
+      for (let c = list.head(); c >= 0; c = list.next(c)) order.push(c);
+      const ok = order.map((c) => !busy.has(c) && full(c));
+      if (ok.some((x) => x)) {
+        fullPicks++;
+        for (;;) {
+          for (let i = Math.floor(rnd() * order.length); i < order.length; i++) if (ok[i]) return order[i];
+        }
+      }
+      const free = order.filter((c) => !busy.has(c));
+      if (free.length > 0) fallbackPicks++;
       return free.length === 0 ? -1 : free[Math.floor(rnd() * free.length)];
     },
-    pickInChunk: (_d, _c, resident) => resident[Math.floor(rnd() * resident.length)],
+    // The entry's address: the chunk's first page (resident when the chunk is full), else its lowest resident one.
+    pickInChunk: (_d, _c, resident) => resident[0],
   };
 }
 

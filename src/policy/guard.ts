@@ -179,6 +179,7 @@ function guardPrefetch(h: PrefetchHooks, call: Call, fail: Fail): PrefetchHooks 
   const out: { -readonly [K in keyof PrefetchHooks]: PrefetchHooks[K] } = {
     ...(h.threshold !== undefined ? { threshold: h.threshold } : {}),
     ...(h.bigPagePages !== undefined ? { bigPagePages: h.bigPagePages } : {}),
+    ...(h.offOnceOversubscribed !== undefined ? { offOnceOversubscribed: h.offOnceOversubscribed } : {}),
   };
   if (h.beforeCompute) {
     out.beforeCompute = (ctx: PrefetchContext, result: Region): PrefetchAction => {
@@ -221,9 +222,9 @@ function guardEviction(h: EvictionHooks, call: Call, fail: Fail): EvictionHooks 
   };
   // pickVictim is always guarded when the policy has one: a bad pick falls back to the head.
   if (h.pickVictim) {
-    out.pickVictim = (device: number, now: number, list: ChunkList, busy: ReadonlySet<number>): number => {
+    out.pickVictim = (device: number, now: number, list: ChunkList, busy: ReadonlySet<number>, full: (chunk: number) => boolean): number => {
       let threw = false;
-      let v = call('eviction.pickVictim', () => h.pickVictim!(device, now, list, busy), () => { threw = true; return -1; }, false);
+      let v = call('eviction.pickVictim', () => h.pickVictim!(device, now, list, busy, full), () => { threw = true; return -1; }, false);
       if (threw) return headVictim(list, busy);
       // -1: the policy declines to evict (the page is then mapped remotely).
       if (v !== -1 && (!Number.isInteger(v) || !list.has(v) || busy.has(v))) {
@@ -231,6 +232,21 @@ function guardEviction(h: EvictionHooks, call: Call, fail: Fail): EvictionHooks 
         v = headVictim(list, busy);
       }
       return v;
+    };
+  }
+  // The sub-chunk granularity (UVM_Smart's random-4K, SL-64K) and its page pick: a pick that
+  // throws or names a page not resident in the chunk falls back to the chunk's first resident page.
+  if (h.granularityPages !== undefined) out.granularityPages = h.granularityPages;
+  if (h.pickInChunk) {
+    out.pickInChunk = (device: number, chunk: number, resident: readonly number[], now: number): number => {
+      let threw = false;
+      const p = call('eviction.pickInChunk', () => h.pickInChunk!(device, chunk, resident, now), () => { threw = true; return resident[0]; }, false);
+      if (threw) return resident[0];
+      if (!resident.includes(p)) {
+        fail('eviction.pickInChunk', `picked page ${p}, not resident in chunk ${chunk}`);
+        return resident[0];
+      }
+      return p;
     };
   }
   return out;

@@ -4,8 +4,9 @@
  * `default`, `policy` or `createPolicy`. What is wrong with it is refused with EINVAL naming the
  * module and the missing or malformed hook, before anything runs.
  *
- * Built-in grammar: BASE[+tree][+EVICTION], BASE one of BUILTIN_POLICIES, EVICTION one of
- * lru | fifo | mru | lfu.
+ * Built-in grammar: BASE[+tree|+tree-fits][+EVICTION], BASE one of BUILTIN_POLICIES, EVICTION
+ * one of EVICTIONS (lru | fifo | mru | lfu | random4k | sl64k). `tree-fits` is tree prefetch
+ * until the device first has to evict, then none (UVM_Smart's -hwprefetch_oversub 0).
  */
 import type { MigrationPolicy } from './types.js';
 import {
@@ -31,16 +32,19 @@ export function builtinPolicy(spec: string, seed = 1): MigrationPolicy | null {
   const make = Object.hasOwn(BUILTIN_POLICIES, base) ? BUILTIN_POLICIES[base] : undefined;
   if (!make) return null;
   let tree = false;
+  let fits = false;
   let eviction: string | undefined;
   for (const m of mods) {
-    if (m === 'tree' && !tree) tree = true;
-    else if (Object.hasOwn(EVICTIONS, m) && eviction === undefined) eviction = m;
-    else throw err('EINVAL', `policy "${spec}": unknown modifier "${m}" (tree, ${Object.keys(EVICTIONS).join(', ')})`);
+    if ((m === 'tree' || m === 'tree-fits') && !tree) {
+      tree = true;
+      fits = m === 'tree-fits';
+    } else if (Object.hasOwn(EVICTIONS, m) && eviction === undefined) eviction = m;
+    else throw err('EINVAL', `policy "${spec}": unknown modifier "${m}" (tree, tree-fits, ${Object.keys(EVICTIONS).join(', ')})`);
   }
   const p = make();
   if (!tree && eviction === undefined) return p;
   return withHooks(p, {
-    ...(tree ? { prefetch: treePrefetch() } : {}),
+    ...(tree ? { prefetch: treePrefetch(51, fits) } : {}),
     ...(eviction !== undefined ? { eviction: EVICTIONS[eviction](seed) } : {}),
   });
 }
@@ -75,6 +79,9 @@ export function validatePolicy(obj: unknown, where: string): MigrationPolicy {
     }
     if (pf.bigPagePages !== undefined && !(Number.isInteger(pf.bigPagePages) && (pf.bigPagePages as number) >= 1)) {
       throw err('EINVAL', `${where}: prefetch.bigPagePages must be a positive integer`);
+    }
+    if (pf.offOnceOversubscribed !== undefined && typeof pf.offOnceOversubscribed !== 'boolean') {
+      throw err('EINVAL', `${where}: prefetch.offOnceOversubscribed must be a boolean`);
     }
   }
   if (o.eviction !== undefined) {

@@ -212,7 +212,13 @@ export class Planner {
     hooks.evictionPrepare?.(d, now, list);
     let victim = -1;
     if (hooks.pickVictim) {
-      victim = hooks.pickVictim(d, now, list, skip);
+      const full = (c: number): boolean => {
+        const lo = c * res.chunkPages;
+        const hi = Math.min(lo + res.chunkPages, res.pageCount);
+        for (let p = lo; p < hi; p++) if (this.location(p) !== d) return false;
+        return hi > lo;
+      };
+      victim = hooks.pickVictim(d, now, list, skip, full);
       if (victim >= 0 && (!list.has(victim) || skip.has(victim))) {
         throw err('EINVAL', `eviction policy ${hooks.name} picked chunk ${victim}, not evictable`);
       }

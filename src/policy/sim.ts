@@ -60,8 +60,9 @@ export interface SimResult extends ResidencyStats {
   pages: number;
   workingSetPages: number;
   capacityPages: number;
-  /** Device faults (raw, duplicates included) and the groups they were serviced in. */
+  /** Far faults (UVM_Smart's count: distinct pages not on the device a group, engine.ts), the raw fault records, and the groups. */
   farFaults: number;
+  faultRecords: number;
   faultGroups: number;
   cpuFaults: number;
   throttles: number;
@@ -269,6 +270,7 @@ export function simulate(trace: readonly TraceRecord[], o: SimOptions): SimResul
     workingSetPages: ws.size,
     capacityPages: capacity,
     farFaults: engine.stats.farFaults,
+    faultRecords: engine.stats.faultRecords,
     faultGroups: engine.stats.faultGroups,
     cpuFaults: engine.stats.cpuFaults,
     throttles: engine.stats.throttles,

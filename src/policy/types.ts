@@ -157,6 +157,12 @@ export interface PrefetchHooks {
   readonly threshold?: number;
   /** Pages a fault grows to before the walk (UVM: 64 KiB big pages = 16); 1 turns it off. */
   readonly bigPagePages?: number;
+  /**
+   * Off for the rest of the run once the device is oversubscribed (its first eviction): UVM_Smart's
+   * `-hwprefetch_oversub 0` (gpu-sim.cc, update_hardware_prefetcher_oversubscribed), the setting
+   * of its logged random-4K and SL-64K runs; its LRU-2MB runs keep TBN (`-hwprefetch_oversub 1`).
+   */
+  readonly offOnceOversubscribed?: boolean;
   beforeCompute?(ctx: PrefetchContext, result: Region): PrefetchAction;
   /** true: take this node as the prefetch region (the walk keeps the largest taken). */
   onTreeIter?(ctx: PrefetchContext, node: TreeNode): boolean;
@@ -184,8 +190,11 @@ export interface EvictionHooks {
   /** A chunk left the device (evicted or emptied). */
   chunkFreed?(device: number, chunk: number): void;
   evictionPrepare?(device: number, now: number, list: ChunkList): void;
-  /** Default: list.head(). Must return a chunk in `list` that is not in `busy`. */
-  pickVictim?(device: number, now: number, list: ChunkList, busy: ReadonlySet<number>): number;
+  /**
+   * Default: list.head(). Must return a chunk in `list` that is not in `busy`. `full(c)`: is
+   * every page of chunk c on this device (UVM_Smart's is_block_evictable over a 2 MiB entry)?
+   */
+  pickVictim?(device: number, now: number, list: ChunkList, busy: ReadonlySet<number>, full: (chunk: number) => boolean): number;
   /**
    * Pages one eviction frees (aligned within the victim chunk): UVM_Smart's random-4K = 1,
    * SL-64K = 16; default: the whole chunk (UVM's 2 MiB root chunk, UVM_Smart's LRU-2M).
@@ -193,6 +202,8 @@ export interface EvictionHooks {
   readonly granularityPages?: number;
   /** With granularityPages: the page whose aligned block goes, from the chunk's resident pages (default the first). */
   pickInChunk?(device: number, chunk: number, resident: readonly number[], now: number): number;
+  /** The order's own counters (in the run's policy stats). */
+  stats?(): Record<string, number>;
 }
 
 /** A migration policy: `decide` is the only required hook. */

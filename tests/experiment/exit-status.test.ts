@@ -27,7 +27,7 @@ function tmp(): string {
 
 function policyFigures(name: string): PolicyRunResult {
   return {
-    policy: name, devicePages: 8, simTimeNs: 1000, bytesToDevice: 0, bytesToHost: 0, farFaults: 3, faultGroups: 1, cpuFaults: 0,
+    policy: name, devicePages: 8, simTimeNs: 1000, bytesToDevice: 0, bytesToHost: 0, farFaults: 3, faultRecords: 3, faultGroups: 1, cpuFaults: 0,
     thrashingEvents: 0, throttles: 0, pins: 0, evictions: 0, evictedPages: 0, prefetchedPages: 0, prefetchHits: 0, remotePages: 0,
     migratedIn: 0, evictedOut: 0, skipped: 0, mappedFrees: 0, faultServiceMs: 1, policyMs: 0, moveMs: 0, serviceMs: 0,
     simFaultsPerWallSec: 0, policyStats: {},

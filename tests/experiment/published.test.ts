@@ -20,7 +20,7 @@ describe('published preset', () => {
     expect(runs.every((r) => r.preset === 'published' && r.policy?.startsWith('first-touch'))).toBe(true);
     expect(new Set(publishedRuns(BASE_CONFIG).map((r) => r.oversub))).toEqual(new Set([1, 1.1, 1.25]));
     expect(new Set(runs.map((r) => r.oversub))).toEqual(new Set([1, 1.1, 1.25]));
-    expect(new Set(runs.map((r) => r.policy))).toEqual(new Set(['first-touch', 'first-touch+tree', 'first-touch+tree+lru', 'first-touch+tree+random4k', 'first-touch+tree+sl64k']));
+    expect(new Set(runs.map((r) => r.policy))).toEqual(new Set(['first-touch', 'first-touch+tree', 'first-touch+tree+lru', 'first-touch+tree-fits+random4k', 'first-touch+tree-fits+sl64k']));
   });
 
   it('runs the Rodinia/PolyBench ports under their own names, not the stand-ins', () => {
@@ -45,7 +45,7 @@ describe('published preset', () => {
       config: bfsOnDemand, ok: true, error: null, wallMs: 1000, rounds: 1, faultRounds: 1, totals: totals([]), records: [],
       storm: { ops: 0, byKind: {} }, verify: { checked: 1, mismatches: 0 }, faultsPerSec: 0,
       policy: {
-        policy: 'first-touch', devicePages: 1, simTimeNs: 1e6, bytesToDevice: 0, bytesToHost: 0, farFaults: 10,
+        policy: 'first-touch', devicePages: 1, simTimeNs: 1e6, bytesToDevice: 0, bytesToHost: 0, farFaults: 10, faultRecords: 10,
         faultGroups: 1, cpuFaults: 0, thrashingEvents: 0, throttles: 0, pins: 0, evictions: 0, evictedPages: 0, prefetchedPages: 0,
         prefetchHits: 0, remotePages: 0, migratedIn: 0, evictedOut: 0, skipped: 0, mappedFrees: 0, faultServiceMs: 0, policyMs: 0,
         moveMs: 0, serviceMs: 0, simFaultsPerWallSec: 0, policyStats: {},
@@ -70,7 +70,7 @@ describe('published preset', () => {
       config, ok: true, error: null, wallMs: 1000, rounds: 1, faultRounds: 1, totals: totals([]), records: [],
       storm: { ops: 0, byKind: {} }, verify: { checked: 1, mismatches: 0 }, faultsPerSec: 0,
       policy: {
-        policy: config.policy!, devicePages: 1, simTimeNs: 2_491 * 45_000 * (i + 1), bytesToDevice: 0, bytesToHost: 0, farFaults: 2_491 * 2 * (i + 1),
+        policy: config.policy!, devicePages: 1, simTimeNs: 2_491 * 45_000 * (i + 1), bytesToDevice: 0, bytesToHost: 0, farFaults: 2_491 * 2 * (i + 1), faultRecords: 2_491 * 2 * (i + 1),
         faultGroups: 1, cpuFaults: 0, thrashingEvents: 0, throttles: 0, pins: 0, evictions: 0, evictedPages: 0, prefetchedPages: 0,
         prefetchHits: 0, remotePages: 0, migratedIn: 0, evictedOut: 0, skipped: 0, mappedFrees: 0, faultServiceMs: 0, policyMs: 0,
         moveMs: 0, serviceMs: 0, simFaultsPerWallSec: 0, policyStats: {},
@@ -103,7 +103,7 @@ describe('report.html\'s published section', () => {
         config, ok: k !== null, error: k === null ? 'ETIMEDOUT: watchdog' : null, wallMs: 1000, rounds: 1, faultRounds: 1, totals: totals([]), records: [],
         storm: { ops: 0, byKind: {} }, verify: { checked: 1, mismatches: 0 }, faultsPerSec: 0,
         policy: {
-          policy: config.policy!, devicePages: 1, simTimeNs: ms * 1e6 * (k ?? 1), bytesToDevice: 0, bytesToHost: 0, farFaults: ff * (k ?? 1),
+          policy: config.policy!, devicePages: 1, simTimeNs: ms * 1e6 * (k ?? 1), bytesToDevice: 0, bytesToHost: 0, farFaults: ff * (k ?? 1), faultRecords: ff * (k ?? 1),
           faultGroups: 1, cpuFaults: 0, thrashingEvents: 0, throttles: 0, pins: 0, evictions: 0, evictedPages: 0, prefetchedPages: 0,
           prefetchHits: 0, remotePages: 0, migratedIn: 0, evictedOut: 0, skipped: 0, mappedFrees: 0, faultServiceMs: 0, policyMs: 0,
           moveMs: 0, serviceMs: 0, simFaultsPerWallSec: 0, policyStats: {},

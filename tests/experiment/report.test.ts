@@ -283,7 +283,7 @@ describe('the policy table (issue 9)', () => {
   it('rows for runs with a policy, ratios to first touch on the same workload and oversubscription; CSV and HTML', async () => {
     const { csvField, htmlPolicyTable, policyRows, policyTable, toPolicyCsv } = await import('../../src/experiment/report.js');
     const p = (simTimeNs: number, bytes: number) => ({
-      policy: 'x', devicePages: 10, simTimeNs, bytesToDevice: bytes, bytesToHost: 0, farFaults: 4, faultGroups: 1, cpuFaults: 0,
+      policy: 'x', devicePages: 10, simTimeNs, bytesToDevice: bytes, bytesToHost: 0, farFaults: 4, faultRecords: 4, faultGroups: 1, cpuFaults: 0,
       thrashingEvents: 0, throttles: 0, pins: 0, evictions: 0, evictedPages: 0, prefetchedPages: 0, prefetchHits: 0, remotePages: 0,
       migratedIn: 0, evictedOut: 0, skipped: 0, mappedFrees: 0, faultServiceMs: 10, policyMs: 1, moveMs: 2, serviceMs: 3,
       simFaultsPerWallSec: 40, policyStats: {},

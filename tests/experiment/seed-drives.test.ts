@@ -13,7 +13,7 @@ import { BASE_CONFIG } from '../../src/experiment/cli.js';
 import { runOne } from '../../src/experiment/runner.js';
 import type { RunConfig, RunResult } from '../../src/experiment/types.js';
 import { builtinPolicy, loadPolicy } from '../../src/policy/loader.js';
-import type { MigrationPolicy } from '../../src/policy/types.js';
+import type { ChunkList, MigrationPolicy } from '../../src/policy/types.js';
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '../..');
 function files(dir: string): string[] {
@@ -23,10 +23,15 @@ function files(dir: string): string[] {
   });
 }
 
-/** Ten victims random4k picks among 64 resident pages. */
+/** Ten victims random4k picks among 64 fully resident chunks (its draw is the chunk: UVM_Smart's random start). */
 function victims(p: MigrationPolicy): number[] {
-  const resident = Array.from({ length: 64 }, (_, i) => i);
-  return Array.from({ length: 10 }, () => p.eviction!.pickInChunk!(0, 0, resident, 0));
+  const order = Array.from({ length: 64 }, (_, i) => i);
+  const list: ChunkList = {
+    length: order.length, head: () => 0, tail: () => order.length - 1,
+    next: (c) => (c + 1 < order.length ? c + 1 : -1), prev: (c) => c - 1, has: (c) => c >= 0 && c < order.length,
+    moveHead: () => {}, moveTail: () => {},
+  };
+  return Array.from({ length: 10 }, () => p.eviction!.pickVictim!(0, 0, list, new Set(), () => true));
 }
 
 describe('the seed drives every random choice', () => {

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { guardPolicy, isGuarded, MAX_UNTIL_AHEAD_NS, PolicyError } from '../../src/policy/guard.js';
+import { builtinPolicy } from '../../src/policy/loader.js';
 import {
   ACCESS_READ, CPU, DECIDE_MIGRATE, DECIDE_THROTTLE, PolicyEngine, type MigrationPolicy,
 } from '../../src/policy/index.js';
@@ -83,6 +84,19 @@ describe('guardPolicy', () => {
     expect(r.action).toBe(DECIDE_MIGRATE);
     expect(Number.isFinite(r.until)).toBe(true);
     expect(e.residency.location(0)).toBe(CPU);
+  });
+
+  it('keeps a sub-chunk eviction (random-4K frees one page, not the chunk) and tree-fits\' switch through the guard', () => {
+    // The guard once dropped granularityPages and pickInChunk: random-4K and SL-64K then evicted whole chunks on the real path.
+    const g = guardPolicy(builtinPolicy('first-touch+tree-fits+random4k')!);
+    expect(g.eviction!.granularityPages).toBe(1);
+    expect(g.prefetch!.offOnceOversubscribed).toBe(true);
+    const e = engine(builtinPolicy('first-touch+random4k')!, 4 * CP, 2 * CP);
+    group(e, [0, 1, 2, 3, CP, CP + 1, CP + 2, CP + 3]);
+    group(e, [2 * CP]); // needs one page of room
+    let home = 0;
+    for (let p = 0; p < 2 * CP; p++) if (e.residency.location(p) === CPU) home++;
+    expect(home).toBe(1);
   });
 
   it('a NaN victim falls back to the list head: device memory is never over-committed', () => {

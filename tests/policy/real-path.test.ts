@@ -75,6 +75,17 @@ describe('policies on the real fault path', () => {
     expect(tree.farFaults * 2).toBeLessThanOrEqual(ft.farFaults);
   });
 
+  it('--utlb-faults 1: each round\'s batches hold at most one page a uTLB (8 uTLBs), every page still arrives and the data is right', async () => {
+    const free = await run({ workload: 'stream', policy: 'first-touch' });
+    const held = await run({ workload: 'stream', policy: 'first-touch', utlbFaults: 1 });
+    expect(Math.max(...free.records.map((b) => b.unique))).toBeGreaterThan(8);
+    expect(Math.max(...held.records.map((b) => b.unique))).toBeLessThanOrEqual(8);
+    expect(held.policy.migratedIn).toBe(256); // nothing lost: the stalled uTLBs' misses fault in later rounds
+    expect(held.policy.farFaults).toBe(256); // each page once, as without the limit
+    expect(free.policy.farFaults).toBe(256);
+    expect(held.faultRounds).toBeGreaterThan(free.faultRounds);
+  });
+
   it('1.5x oversubscription completes with evictions moved home through migrate_vma', async () => {
     const { policy: p } = await run({ workload: 'stream', sizeMiB: 4, policy: 'first-touch+tree+lru', oversub: 1.5 });
     expect(p.devicePages).toBe(Math.ceil(1024 / 1.5));

@@ -51,6 +51,7 @@ export const POLICY_COLUMNS: readonly PolicyColumn[] = [
   { head: 'MiB to host', csv: 'bytes_to_host', text: (r) => mib(r.p.bytesToHost), raw: (r) => r.p.bytesToHost, numeric: true },
   { head: 'bytes vs first touch', csv: 'bytes_vs_first_touch', text: (r) => ratio(r.bytesVsFirstTouch), raw: (r) => r.bytesVsFirstTouch ?? '', numeric: true },
   { head: 'far faults', csv: 'far_faults', text: (r) => String(r.p.farFaults), raw: (r) => r.p.farFaults, numeric: true },
+  { head: 'fault records', csv: 'fault_records', text: (r) => String(r.p.faultRecords ?? ''), raw: (r) => r.p.faultRecords ?? '', numeric: true },
   { head: 'CPU faults', csv: 'cpu_faults', text: (r) => String(r.p.cpuFaults), raw: (r) => r.p.cpuFaults, numeric: true },
   { head: 'thrashing', csv: 'thrashing_events', text: (r) => String(r.p.thrashingEvents), raw: (r) => r.p.thrashingEvents, numeric: true },
   { head: 'throttles', csv: 'throttles', text: (r) => String(r.p.throttles), raw: (r) => r.p.throttles, numeric: true },

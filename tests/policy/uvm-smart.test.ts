@@ -1,0 +1,96 @@
+/**
+ * UVM_Smart's own mechanics where its published table depends on them (GPGPU-Sim UVM_Smart,
+ * src/gpgpu-sim/gpu-sim.cc): what it counts as a far fault (gmmu_t::cycle,
+ * do_hardware_prefetch), its oversubscribed prefetcher switch
+ * (update_hardware_prefetcher_oversubscribed) and its random eviction (page_eviction_procedure).
+ */
+import { describe, expect, it } from 'vitest';
+import { commitPlan, CPU, Planner, PolicyEngine, Residency } from '../../src/policy/index.js';
+import { builtinPolicy } from '../../src/policy/loader.js';
+import { random4kEviction } from '../../src/policy/eviction.js';
+import { ACCESS_READ } from '../../src/policy/types.js';
+import { issueLimit } from '../../src/driver/utlb-issue.js';
+import type { FaultRecord } from '../../src/device/fault-queue.js';
+
+/** One fault group on device 0 of `pages` (distinct, ascending), folding `records` fault records; committed. */
+function fault(e: PolicyEngine, pages: number[], records: number, now = 0): { prefetched: number } {
+  const r = e.serviceGroup(0, Float64Array.from(pages), new Uint8Array(pages.length).fill(ACCESS_READ), pages.length, records, now);
+  e.commit(r.plan);
+  return { prefetched: r.prefetched };
+}
+
+describe('far faults as UVM_Smart counts them (Total_memory_access_page_fault)', () => {
+  it('a page not on the device counts once a group however many records fold it; a page already there (prefetched) does not', () => {
+    const e = new PolicyEngine(builtinPolicy('first-touch+tree')!, { pages: 1024, capacityPages: 1024 });
+    // 3 distinct pages from 20 records (several uTLBs each): 3 far faults, 20 records.
+    fault(e, [0, 1, 2], 20);
+    expect(e.stats.farFaults).toBe(3);
+    expect(e.stats.faultRecords).toBe(20);
+    // Their 64 KiB basic block came with them (pages 3..15): faults on 5 and 15 find them there
+    // (UVM_Smart merges them into the in-flight entry: mf_page_fault_pending), page 16 is new.
+    expect(e.residency.location(15)).toBe(0);
+    fault(e, [5, 15, 16], 9);
+    expect(e.stats.farFaults).toBe(4);
+    expect(e.stats.faultRecords).toBe(29);
+  });
+});
+
+describe('tree-fits: TBN until the device is oversubscribed (UVM_Smart -hwprefetch_oversub 0)', () => {
+  const run = (spec: string): number[] => {
+    // 64 pages of device memory for 256 (64-page chunks): four 16-page basic blocks fill it (far enough apart
+    // that no tree node above a block passes the threshold: each fault brings its block only).
+    const e = new PolicyEngine(builtinPolicy(spec)!, { pages: 256, capacityPages: 64, chunkPages: 64 });
+    const prefetched: number[] = [];
+    for (const p of [0, 64, 128, 192, 32, 96]) prefetched.push(fault(e, [p], 1).prefetched);
+    return prefetched;
+  };
+  it('prefetches the basic block while memory fits, nothing once a fault had to evict; +tree keeps prefetching', () => {
+    // Faults 0, 64, 128, 192 fill the device (each brings its 15 neighbours): the 4th leaves no page free.
+    expect(run('first-touch+tree-fits')).toEqual([15, 15, 15, 15, 0, 0]);
+    const tree = run('first-touch+tree');
+    expect(tree.slice(0, 4)).toEqual([15, 15, 15, 15]);
+    expect(tree[4]).toBeGreaterThan(0);
+    expect(tree[5]).toBeGreaterThan(0);
+  });
+});
+
+describe('random-4K as UVM_Smart evicts (eviction_policy::RANDOM)', () => {
+  const CP = 4;
+  /** Chunks of 4 pages; `resident` pages on device 0 (capacity = their count); then page 40 needs room. */
+  const evicted = (resident: number[], seed: number): number[] => {
+    const res = new Residency({ pages: 64, capacityPages: resident.length, chunkPages: CP, eviction: random4kEviction(seed) });
+    const place = (pages: number[]): void => {
+      const pl = new Planner(res);
+      pl.begin(0, 0);
+      pl.toDevice(0, pages, pages.length, 'fault', new Set(), null);
+      commitPlan(res, pl.end());
+    };
+    place(resident);
+    place([40]);
+    return resident.filter((p) => res.location(p) === CPU);
+  };
+  it('the victim is the first page of a fully resident chunk, whatever the draw', () => {
+    // Chunk 1 (pages 4..7) is the only one with every page resident.
+    for (let seed = 1; seed <= 20; seed++) expect(evicted([0, 1, 4, 5, 6, 7, 9, 10], seed)).toEqual([4]);
+  });
+  it('among several full chunks the draw decides, each evicting its first page', () => {
+    const seen = new Set<string>();
+    for (let seed = 1; seed <= 30; seed++) seen.add(evicted([0, 1, 2, 3, 8, 9, 10, 11], seed).join());
+    expect([...seen].sort()).toEqual(['0', '8']);
+  });
+  it('with no full chunk it takes a random chunk\'s lowest resident page', () => {
+    for (let seed = 1; seed <= 10; seed++) expect(['1', '5']).toContain(evicted([1, 2, 5, 6], seed).join());
+  });
+});
+
+describe('a uTLB stalled on its outstanding faults (utlbFaults)', () => {
+  const rec = (source: number, page: number): FaultRecord => ({ page, access: 'read', source, protection: false });
+  const round = [rec(0, 9), rec(0, 3), rec(1, 7), rec(0, 5), rec(1, 2), rec(2, 4)];
+  it('keeps each uTLB\'s lowest N pages of the round, drops the rest; no limit keeps all', () => {
+    const pages = (rs: readonly FaultRecord[]): string[] => rs.map((r) => `${r.source}:${r.page}`).sort();
+    expect(pages(issueLimit(round, 1))).toEqual(['0:3', '1:2', '2:4']);
+    expect(pages(issueLimit(round, 2))).toEqual(['0:3', '0:5', '1:2', '1:7', '2:4']);
+    expect(issueLimit(round, undefined)).toBe(round);
+    expect(issueLimit(round, 3).length).toBe(round.length);
+  });
+});
