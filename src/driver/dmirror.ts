@@ -451,12 +451,9 @@ export class Dmirror implements Mirror {
     return { cpages: r.npages, faults };
   }
 
-  /**
-   * HMM_DMIRROR_MIGRATE_TO_DEV (dmirror_migrate_to_device): move the range's anonymous
-   * pages into this device's memory and map them, then read the range back through the
-   * mirror without faulting — cpages counts the pages the device holds; ENOENT if some
-   * page could not be moved (shared memory, say).
-   */
+  /** HMM_DMIRROR_MIGRATE_TO_DEV (dmirror_migrate_to_device): move the range's anonymous pages
+   * into device memory, map them, read the range back without faulting (into `into`, the
+   * command's ptr, when given); ENOENT if some page could not be moved (shared memory, say). */
   async #migrateToDevice(addr: number, npages: number, into?: Uint8Array): Promise<MirrorResult & { data: Uint8Array }> {
     this.#checkOpen();
     const r = checkRange(addr, npages);
