@@ -108,12 +108,8 @@ export class Devmem {
    * HMM_DMIRROR_FLAG_FAIL_ALLOC is consumed by this allocation).
    */
   allocHugePage(fail?: () => boolean): number | null {
-    // Coherent memory: order-0 pages only (the port's). Mainline installs a coherent folio
-    // at PMD level (migrate_vma_insert_huge_pmd_page, remove_migration_pmd: a present PMD),
-    // but migrate_vma_collect_huge_pmd skips a present PMD without SELECT_SYSTEM (so
-    // MIGRATE_TO_SYS could not collect it whole) and migrate_device_coherent_folio WARNs on
-    // a large folio (a FOLL_LONGTERM pin could not move it out): not modelled until it can.
-    if (this.coherent) return null;
+    // A coherent folio is mapped by a present PMD (migrate_vma_insert_huge_pmd_page,
+    // remove_migration_pmd); the CPU reaches it in place (see migrate-huge.ts).
     if (fail?.() === true) return null;
     let slot: number;
     try {

@@ -70,9 +70,10 @@ export function checkFrameAccounting(machine: Machine, opts: AccountingOptions =
           const v = mm.vmas.lookup(a);
           if (v === undefined || v.end < a + PMD_SPAN) fail(`${where}: leaf outside a VMA`);
           if (isMigration(f)) continue; // the migration holds the folio (a ref holder)
-          if (isDevicePrivate(f)) {
-            // A device-private THP: one reference on the device folio's head.
-            if (pfn < n || core.pagemaps.of(pfn)?.isHead(pfn) !== true) fail(`${where}: device-private PMD names pfn ${pfn}, not a device folio head`);
+          if (isDevicePrivate(f) || (isPresent(f) && core.isDeviceCoherent(pfn))) {
+            // A device-private THP, or a coherent one (present PMD): one reference on the
+            // device folio's head.
+            if (pfn < n || core.pagemaps.of(pfn)?.isHead(pfn) !== true) fail(`${where}: device PMD names pfn ${pfn}, not a device folio head`);
             else add(pfn, 1, where);
             continue;
           }

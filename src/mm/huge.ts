@@ -88,11 +88,12 @@ export function splitHugePmdLocked(mm: MmStruct, haddr: number): void {
     return;
   }
   for (let j = 0; j < PMD_PAGES; j++) t.set(j, head + j, flags);
-  if (isDevicePrivate(flags)) {
+  if (isDevicePrivate(flags) || core.isDeviceCoherent(head)) {
     // __split_huge_pmd_locked on a device-private PMD: 512 device-private PTEs, and the
     // folio split into order-0 device pages at once (split_device_private_folio): the PMD's
     // reference becomes the head PTE's, each other PTE holds its page; a fault's pin on the
-    // head stays with the head.
+    // head stays with the head. A device-coherent folio (present PMD) splits the same way:
+    // the port keeps no partly mapped device folio (deferred split).
     const pm = core.pagemaps.of(head)!;
     const headRefs = pm.refcountOf(head);
     pm.splitHuge(head, (k) => (k === 0 ? headRefs : 1));

@@ -181,8 +181,9 @@ export function insertHugePmd(m: HugeCollector, i: number, newHead: number): boo
   const writable = (m.vma.flags & VM_WRITE) !== 0;
   core.getPage(newHead);
   anonVmaPrepare(m.vma);
-  if (core.isSystemPfn(newHead)) {
-    core.pageKind.fill(PG_ANON, newHead, newHead + PMD_PAGES);
+  if (core.isSystemPfn(newHead) || core.isDeviceCoherent(newHead)) {
+    // A system THP, or a device-coherent folio: a present PMD the CPU accesses directly.
+    if (core.isSystemPfn(newHead)) core.pageKind.fill(PG_ANON, newHead, newHead + PMD_PAGES);
     pmd.setHuge(pi, newHead, PTE_PRESENT | PTE_ACCESSED | (writable ? PTE_WRITE | PTE_DIRTY : 0));
   } else {
     pmd.setHuge(pi, newHead, writable ? SWP_DEVICE_WRITE : SWP_DEVICE_READ);
@@ -201,8 +202,9 @@ export function removeMigrationPmd(core: MemCore, mm: MmStruct, haddr: number, o
   if (pmd === null || !pmd.isHuge(pi) || !isMigration(pmd.flags[pi]) || pmd.pfn[pi] !== oldHead) return;
   const w = swpKind(pmd.flags[pi] & ~PMD_HUGE) === SWP_MIGRATION_WRITE;
   core.getPage(newHead);
-  if (core.isSystemPfn(newHead)) {
-    if (moved) core.pageKind.fill(PG_ANON, newHead, newHead + PMD_PAGES);
+  if (core.isSystemPfn(newHead) || core.isDeviceCoherent(newHead)) {
+    // remove_migration_pmd(): a coherent folio gets a present PMD like a system THP.
+    if (moved && core.isSystemPfn(newHead)) core.pageKind.fill(PG_ANON, newHead, newHead + PMD_PAGES);
     pmd.setHuge(pi, newHead, PTE_PRESENT | PTE_ACCESSED | (w ? PTE_WRITE | PTE_DIRTY : 0));
   } else {
     pmd.setHuge(pi, newHead, w ? SWP_DEVICE_WRITE : SWP_DEVICE_READ);

@@ -239,7 +239,11 @@ export async function migrateVmaSetup(mm: MmStruct, args: MigrateVmaArgs): Promi
     const pi = pmdIndex(h);
     if (pmd === null || !pmd.isHuge(pi) || hugeCollectable(m, pmd, pi, h)) continue;
     const f = pmd.flags[pi];
-    const mine = isPresent(f) ? (sel & MIGRATE_VMA_SELECT_SYSTEM) !== 0
+    // A present PMD of our coherent folio is never collected whole without SELECT_SYSTEM
+    // (migrate_vma_collect_huge_pmd): SELECT_DEVICE_COHERENT splits it and takes the pages.
+    const coh = isPresent(f) && core.isDeviceCoherent(pmd.pfn[pi]);
+    const mine = coh ? (sel & (MIGRATE_VMA_SELECT_SYSTEM | MIGRATE_VMA_SELECT_DEVICE_COHERENT)) !== 0 && core.pagemaps.of(pmd.pfn[pi])?.owner === args.pgmapOwner
+      : isPresent(f) ? (sel & MIGRATE_VMA_SELECT_SYSTEM) !== 0
       : isDevicePrivate(f) && (sel & MIGRATE_VMA_SELECT_DEVICE_PRIVATE) !== 0 && core.pagemaps.of(pmd.pfn[pi])?.owner === args.pgmapOwner;
     if (mine) await splitHugePmd(mm, h);
   }
