@@ -283,7 +283,7 @@ async function doWpPage(mm: MmStruct, vma: Vma, t: PteTable, j: number, a: numbe
   const core = mm.core;
   const f = t.flags[j];
   const pfn = t.pfn[j];
-  if ((f & PTE_SPECIAL) === 0 && (isShared(vma) || (core.isAnonPage(pfn) && core.refcount(pfn) === 1))) {
+  if ((f & PTE_SPECIAL) === 0 && (isShared(vma) || ((core.isAnonPage(pfn) || core.isDeviceCoherent(pfn)) && core.refcount(pfn) === 1))) {
     t.flags[j] = f | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED;
     return 0;
   }

@@ -106,10 +106,11 @@ const COPY_OPS: MmWalkOps<CopyWalk> = {
     return 0;
   },
   pmdEntry(w, spmd, i, addr, next) {
-    if (isDevicePrivate(spmd.flags[i])) {
-      // Departure: copy_huge_pmd shares a device-private THP read-only in both mms; here the
-      // parent's PMD is split (its folio into order-0 device pages, which the per-page
-      // reverse map and migration handle) and the PTEs are copied as copy_pte_range does.
+    if (isDevicePrivate(spmd.flags[i]) || (isPresent(spmd.flags[i]) && w.mm.core.isDeviceCoherent(spmd.pfn[i]))) {
+      // Departure: copy_huge_pmd shares a device-private (or device-coherent) THP read-only
+      // in both mms; here the parent's PMD is split (its folio into order-0 device pages,
+      // which the per-page reverse map and migration handle) and the PTEs are copied as
+      // copy_pte_range does.
       splitHugePmdLocked(w.mm, addr);
       return COPY_OPS.pteEntry!(w, w.mm.pgtable.pteTable(addr, false)!, 0, addr, next);
     }

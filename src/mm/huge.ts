@@ -182,7 +182,9 @@ export async function doHugePmdWpPage(mm: MmStruct, vma: Vma, haddr: number): Pr
       await invalidateEnd(mm, range);
     }
   }
-  if (mm.core.isAnonPage(head) && mm.core.refcount(head) === 1) {
+  // An exclusive anonymous folio is reused; a device-coherent folio is anonymous memory too
+  // (only migrate_vma of an anonymous VMA puts one there).
+  if ((mm.core.isAnonPage(head) || mm.core.isDeviceCoherent(head)) && mm.core.refcount(head) === 1) {
     pmd.setHuge(i, head, (pmd.flags[i] & ~PMD_HUGE) | PTE_WRITE | PTE_DIRTY | PTE_ACCESSED);
     return 0;
   }

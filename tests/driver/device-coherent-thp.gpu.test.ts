@@ -119,4 +119,40 @@ describe('device-coherent THP', () => {
     await b.free();
     expectNoLeak(machine);
   }, SLOW);
+  mirrorTest('fork splits the coherent PMD; parent and child each keep their own data after writes', async ({ machine, proc, mirror }) => {
+    const b = await thpBuffer(proc);
+    expect((await mirror.migrateToDevice(b.ptr, NPAGES)).cpages).toBe(NPAGES);
+    const child = await proc.fork();
+    expect(isCoherentPmd(machine, proc, b.ptr), 'split in the parent').toBe(false);
+    await child.write(b.ptr, ints(PAGE_SIZE, (i) => -i));
+    await proc.write(b.ptr + PAGE_SIZE, ints(PAGE_SIZE, (i) => 3 * i));
+    await expectCpuInts(child, b.ptr, PAGE_SIZE, (i) => -i, 'child page 0');
+    await expectCpuInts(child, b.ptr + PAGE_SIZE, THP - PAGE_SIZE, (i) => i, 'child rest', PAGE_SIZE / 4);
+    await expectCpuInts(proc, b.ptr, PAGE_SIZE, (i) => i, 'parent page 0');
+    await expectCpuInts(proc, b.ptr + PAGE_SIZE, PAGE_SIZE, (i) => 3 * (i - PAGE_SIZE / 4), 'parent page 1', PAGE_SIZE / 4);
+    await child.exit();
+    checkFrameAccounting(machine);
+    await b.free();
+    expectNoLeak(machine);
+  }, SLOW);
+
+  mirrorTest('mprotect of half the block splits the PMD; a write-protected whole PMD made writable again takes CPU writes', async ({ machine, proc, mirror }) => {
+    const b = await thpBuffer(proc);
+    expect((await mirror.migrateToDevice(b.ptr, NPAGES)).cpages).toBe(NPAGES);
+    await proc.mprotect(b.ptr, THP, PROT_READ);
+    await proc.mprotect(b.ptr, THP, RW);
+    await proc.write(b.ptr + 9 * PAGE_SIZE, ints(PAGE_SIZE, (i) => 5 * i));
+    await expectCpuInts(proc, b.ptr + 9 * PAGE_SIZE, PAGE_SIZE, (i) => 5 * (i - 9 * PAGE_SIZE / 4), 'written page', 9 * PAGE_SIZE / 4);
+    await expectCpuInts(proc, b.ptr, 9 * PAGE_SIZE, (i) => i, 'below');
+    // do_huge_pmd_wp_page(): an exclusive anonymous folio is reused, not copied.
+    expect(isCoherentPmd(machine, proc, b.ptr), 'still the coherent PMD after the write fault').toBe(true);
+    expect(vram(machine)).toEqual({ slots: NPAGES, refs: NPAGES, huge: 1 });
+    checkFrameAccounting(machine);
+    await proc.mprotect(b.ptr, THP / 2, PROT_READ);
+    expect(isCoherentPmd(machine, proc, b.ptr), 'split').toBe(false);
+    await expectCpuInts(proc, b.ptr + THP / 2, THP / 2, (i) => i, 'upper half', THP / 2 / 4);
+    checkFrameAccounting(machine);
+    await b.free();
+    expectNoLeak(machine);
+  }, SLOW);
 });
