@@ -97,6 +97,24 @@ describe('device-coherent memory (dmirror)', () => {
     expectNoLeak(machine);
   });
 
+  mirrorTest('a write fault on a write-protected exclusive coherent page reuses it in place (do_wp_page: coherent memory is anonymous)', async ({ machine, proc, mirror }) => {
+    const n = 4;
+    const size = n * PAGE_SIZE;
+    const ptr = await proc.mmap(0, size, RW, PRIV_ANON);
+    await proc.write(ptr, ints(size, (i) => i));
+    expect((await mirror.migrateToDevice(ptr, n)).cpages).toBe(n);
+    const pfn = coherentPfn(machine, proc, ptr + PAGE_SIZE);
+    expect(pfn).not.toBeNull();
+    await proc.mprotect(ptr, size, PROT_READ);
+    await proc.mprotect(ptr, size, RW);
+    await proc.write(ptr + PAGE_SIZE, ints(PAGE_SIZE, (i) => 9 * i));
+    expect(coherentPfn(machine, proc, ptr + PAGE_SIZE), 'the same coherent page, not a RAM copy').toBe(pfn);
+    expectInts((await mirror.read(ptr + PAGE_SIZE, 1)).data, (i) => 9 * i, 'device sees the store');
+    checkFrameAccounting(machine);
+    await proc.munmap(ptr, size);
+    expectNoLeak(machine);
+  });
+
   mirrorTest('a FOLL_LONGTERM pin migrates coherent pages to system memory first; the device reads the data on', async ({ machine, proc, mirror }) => {
     const n = 4;
     const size = n * PAGE_SIZE;
