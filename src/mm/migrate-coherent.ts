@@ -4,7 +4,9 @@
  * read the device page in place. Used where such a page may not stay (a FOLL_LONGTERM pin:
  * check_and_migrate_movable_pages). The kernel walks the pfn (migrate_device_range); the
  * port migrates the page at the address that maps it (migrate_vma over one page), which
- * moves every mapping of it through the rmap as migrate_vma does.
+ * moves every mapping of it through the rmap as migrate_vma does. A coherent THP is split
+ * first (migrate_device_coherent_folio takes small folios only): migrateVmaSetup's
+ * SELECT_DEVICE_COHERENT splits a present PMD of the owner's folio it will not take whole.
  */
 import { err, HmmError } from '../errors.js';
 import { PAGE_SIZE } from './constants.js';
