@@ -16,7 +16,7 @@ import {
 } from '../../src/index.js';
 import { isPresent, pmdIndex } from '../../src/mm/page-table.js';
 import { mirrorTest } from '../support/mirror.js';
-import { expectCpuInts, expectInts, expectProt, ints, isPmdMapped } from './hmm-tests.helpers.js';
+import { expectCpuInts, expectInts, expectNoLeak, expectProt, ints, isPmdMapped, vram } from './hmm-tests.helpers.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const PRIV_ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -40,17 +40,6 @@ function isCoherentPmd(m: Machine, proc: Process, addr: number): boolean {
   if (pmd === null || !pmd.isHuge(i) || !isPresent(pmd.flags[i])) return false;
   const pfn = pmd.pfn[i];
   return m.devices[0].pagemap.contains(pfn) && m.core.isDeviceCoherent(pfn);
-}
-
-function vram(m: Machine): { slots: number; refs: number; huge: number } {
-  const d = m.devices[0];
-  const s = d.vram.stats;
-  return { slots: s.used, refs: d.pagemap.refcount.reduce((a, c) => a + (c !== 0 ? 1 : 0), 0), huge: s.hugeBlocks };
-}
-
-function expectNoLeak(m: Machine): void {
-  expect(vram(m), 'device memory after the buffers are gone').toEqual({ slots: 0, refs: 0, huge: 0 });
-  checkFrameAccounting(m);
 }
 
 describe('device-coherent THP', () => {

@@ -14,7 +14,7 @@ import {
 } from '../../src/index.js';
 import { isDevicePrivate, pmdIndex } from '../../src/mm/page-table.js';
 import { mirrorTest } from '../support/mirror.js';
-import { expectCpuInts, expectInts, expectProt, ints, isPmdMapped } from './hmm-tests.helpers.js';
+import { expectCpuInts, expectInts, expectNoLeak, expectProt, ints, isPmdMapped, vram } from './hmm-tests.helpers.js';
 
 const RW = PROT_READ | PROT_WRITE;
 const PRIV_ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -41,19 +41,6 @@ function isDevicePmd(proc: Process, addr: number): boolean {
   const pmd = proc.mm.pgtable.pmd(addr, false);
   const i = pmdIndex(addr);
   return pmd !== null && pmd.isHuge(i) && isDevicePrivate(pmd.flags[i]);
-}
-
-/** VRAM in use on device 0: slots allocated, device pages referenced, 2 MiB runs held. */
-function vram(m: Machine): { slots: number; refs: number; huge: number } {
-  const d = m.devices[0];
-  const s = d.vram.stats;
-  return { slots: s.used, refs: d.pagemap.refcount.reduce((a, c) => a + (c !== 0 ? 1 : 0), 0), huge: s.hugeBlocks };
-}
-
-/** Nothing left on the device and every frame accounted for (after the buffers are gone). */
-function expectNoLeak(m: Machine): void {
-  expect(vram(m), 'device memory after the buffers are gone').toEqual({ slots: 0, refs: 0, huge: 0 });
-  checkFrameAccounting(m);
 }
 
 const cpuFaults = (m: Machine): number => m.devices[0].devmem.cpuFaults;

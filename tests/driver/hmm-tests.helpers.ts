@@ -4,7 +4,7 @@
  * buffers and element-by-element checks.
  */
 import { expect } from 'vitest';
-import { PAGE_SIZE, type Machine, type Mirror, type MirrorDevice, type Process } from '../../src/index.js';
+import { checkFrameAccounting, PAGE_SIZE, type Machine, type Mirror, type MirrorDevice, type Process } from '../../src/index.js';
 import { isPresent, pmdIndex, pteIndex } from '../../src/mm/page-table.js';
 import { randomU32 } from '../support/prng.js';
 
@@ -249,4 +249,17 @@ export async function yieldMicrotasks(n: number): Promise<void> {
 export async function yieldTicks(n: number): Promise<void> {
   if (n === 0) await Promise.resolve();
   for (let t = 0; t < n; t++) await new Promise<void>((r) => setTimeout(r, 0));
+}
+
+/** VRAM in use on device 0: slots allocated, device pages referenced, 2 MiB runs held. */
+export function vram(m: Machine): { slots: number; refs: number; huge: number } {
+  const d = m.devices[0];
+  const s = d.vram.stats;
+  return { slots: s.used, refs: d.pagemap.refcount.reduce((a, c) => a + (c !== 0 ? 1 : 0), 0), huge: s.hugeBlocks };
+}
+
+/** Nothing left on the device and every frame accounted for (after the buffers are gone). */
+export function expectNoLeak(m: Machine): void {
+  expect(vram(m), 'device memory after the buffers are gone').toEqual({ slots: 0, refs: 0, huge: 0 });
+  checkFrameAccounting(m);
 }
