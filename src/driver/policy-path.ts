@@ -347,9 +347,10 @@ export class PolicyPath {
     // (accessCounterRequestBytes) over the link; without a readout (a command created before
     // the policy was attached), each remote page once (an estimate).
     if (remote > 0) this.stats.remotePages += remote;
-    const remoteBytes = counted !== null ? this.#countedBytes(counted) : remote * PAGE_SIZE;
+    const readout = counted !== null ? this.#readout(counted) : undefined;
+    const remoteBytes = readout !== undefined ? this.#readoutBytes(readout) : remote * PAGE_SIZE;
     if (remoteBytes > 0) this.#now += this.cost.remoteAccessNs + linkNs(this.cost, remoteBytes);
-    const ac = this.engine.serviceAccessCounters(this.device, this.#now, counted !== null ? this.#readout(counted) : undefined);
+    const ac = this.engine.serviceAccessCounters(this.device, this.#now, readout);
     this.#now += ac.ns;
     this.stats.policyMs += performance.now() - t2;
     if (ac.plan.steps.length === 0 && ac.plan.used.length === 0) return;
@@ -363,16 +364,12 @@ export class PolicyPath {
     }
   }
 
-  /** Bytes the counted remote accesses in the managed range moved: whole requests a region. */
-  #countedBytes(c: AccessCounts): number {
+  /** Bytes the counted remote accesses in the managed range moved: whole requests a region (the readout's counts). */
+  #readoutBytes(r: { count: number; counts: Uint32Array }): number {
     const unit = this.engine.policy.accessCounterRequestBytes ?? ACCESS_REQUEST_BYTES;
-    let bytes = 0;
-    for (let i = 0; i < c.counts.length; i++) {
-      const p = c.firstPage + i * c.regionPages - this.basePage;
-      if (c.counts[i] === 0 || p < 0 || p >= this.npages) continue;
-      bytes += Math.ceil((c.counts[i] * 4) / unit) * unit;
-    }
-    return bytes;
+    let requests = 0;
+    for (let i = 0; i < r.count; i++) requests += r.counts[i];
+    return requests * unit;
   }
 
   /**
@@ -432,15 +429,18 @@ export class PolicyPath {
         this.record.push({ time: this.#now, addr: (this.basePage + this.#pages[i]) * PAGE_SIZE, access: this.#access[i] === ACCESS_WRITE ? ACCESS_WRITE : ACCESS_READ, proc: this.device });
       }
     }
-    const now = (): number => t.mm.core.sched.now();
+    const sched = t.mm.core.sched;
     if (count > 0) {
       const t0 = performance.now();
-      const s0 = now();
+      const s0 = sched.now();
       // The prefetcher's va_blocks are clipped to the VMAs (HMM's uvm_hmm_va_block_find_create).
       const lo = this.basePage * PAGE_SIZE;
-      const regions = t.mm.vmas.range(lo, lo + this.npages * PAGE_SIZE).map((v) => [
-        Math.max(0, v.start / PAGE_SIZE - this.basePage), Math.min(this.npages, v.end / PAGE_SIZE - this.basePage),
-      ] as [number, number]).filter(([a, b]) => b > a);
+      const regions: [number, number][] = [];
+      for (const v of t.mm.vmas.range(lo, lo + this.npages * PAGE_SIZE)) {
+        const a = Math.max(0, v.start / PAGE_SIZE - this.basePage);
+        const b = Math.min(this.npages, v.end / PAGE_SIZE - this.basePage);
+        if (b > a) regions.push([a, b]);
+      }
       this.engine.setRegions(regions);
       const r = this.engine.serviceGroup(this.device, this.#pages, this.#access, count, faults, this.#now);
       for (let i = 0; i < count; i++) {
@@ -452,7 +452,7 @@ export class PolicyPath {
       }
       const plan = r.plan;
       this.stats.policyMs += performance.now() - t0;
-      notePhase(rec, 'policy', s0, now());
+      notePhase(rec, 'policy', s0, sched.now());
       this.stats.groups++;
       this.stats.faultRecords += faults;
       this.stats.throttledFaults += throttled.size;
@@ -464,10 +464,10 @@ export class PolicyPath {
       this.#now += r.ns;
       if (throttled.size > 0 && throttled.size === count) this.#now = Math.max(this.#now, r.throttleFirst);
       const t1 = performance.now();
-      const s1 = now();
+      const s1 = sched.now();
       this.engine.commit(plan, await this.#perform(plan));
       this.stats.moveMs += performance.now() - t1;
-      notePhase(rec, 'migration', s1, now());
+      notePhase(rec, 'migration', s1, sched.now());
     }
     // What is neither throttled nor mapped by now: hmm_range_fault and map (a device page of
     // ours maps locally, a system page through the aperture). A group with a page the policy

@@ -17,7 +17,7 @@ import {
   CPU, DECIDE_MIGRATE, DECIDE_PIN, DECIDE_REMOTE, DECIDE_THROTTLE, type Decisions, type FaultGroup,
   type MigrationPolicy,
 } from './types.js';
-import { ALL_MOVED, commitPlan, Planner, type Plan, type PlanOutcome } from './plan.js';
+import { ALL_MOVED, commitPlan, emptyPlan, Planner, type Plan, type PlanOutcome } from './plan.js';
 import { PageList, Residency, type ResidencyOptions } from './residency.js';
 import { ThrashingMeter } from './thrashing.js';
 import { blockPrefetch, makeTreeScratch, type TreeScratch } from './prefetch-tree.js';
@@ -299,6 +299,9 @@ export class PolicyEngine {
    * uvm_hmm_va_block_find_create). Without it the managed range is one VMA.
    */
   setRegions(regions: readonly (readonly [number, number])[]): void {
+    const cur = this.#regions;
+    // The same VMAs as last batch (the common case): nothing to check or sort again.
+    if (regions.length === cur.length && regions.every(([a, b], i) => cur[i][0] === a && cur[i][1] === b)) return;
     for (const [a, b] of regions) {
       if (!Number.isInteger(a) || !Number.isInteger(b) || a < 0 || b <= a) throw err('EINVAL', `region [${a}, ${b})`);
     }
@@ -394,7 +397,6 @@ export class PolicyEngine {
   serviceAccessCounters(device: number, now: number, counted?: AccessCounterReadout): AccessCounterResult {
     const res = this.residency;
     const plan = this.#planner;
-    plan.begin(device, now);
     let n = res.takeRoundCounts(this.#acPages, this.#acCounts);
     let pages = this.#acPages.pages;
     let counts: Uint32Array = this.#acCounts.buf;
@@ -404,7 +406,9 @@ export class PolicyEngine {
       pages = counted.pages;
       counts = counted.counts;
     }
-    if (n === 0 || !this.policy.accessCounters) return { ns: 0, plan: plan.end() };
+    // Nothing to hand over, or nothing asked: an empty plan, without the planner's begin/end.
+    if (n === 0 || !this.policy.accessCounters) return { ns: 0, plan: emptyPlan(device, now) };
+    plan.begin(device, now);
     const out = this.#acOut;
     out.clear();
     this.policy.accessCounters({ device, now, count: n, pages, counts }, res, out);

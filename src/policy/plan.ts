@@ -42,29 +42,59 @@ export interface PlanOutcome {
   moved(step: number, page: number): boolean;
 }
 
+/** A plan with nothing in it (what begin() then end() would give). */
+export function emptyPlan(device: number, now: number): Plan {
+  return { device, now, steps: [], used: [], allocFailures: 0 };
+}
+
 export const ALL_MOVED: PlanOutcome = Object.freeze({ moved: () => true });
+
+/** An overlay entry the plan has not set (locations are CPU = -1 or a device 0..7). */
+const UNSET = -128;
 
 export class Planner {
   readonly #res: Residency;
-  readonly #loc = new Map<number, Location>();
-  readonly #pinned = new Map<number, boolean>();
+  /**
+   * The overlay, one entry a page (UNSET: as the residency has it), and the pages it set, so
+   * begin() resets only those: typed arrays, not Maps, on the per-page path.
+   */
+  readonly #loc: Int8Array;
+  /** UNSET, 0 (unpinned by the plan) or 1 (pinned by it). */
+  readonly #pinned: Int8Array;
+  #touched = new Int32Array(64);
+  #ntouched = 0;
   readonly #used: Int32Array;
   readonly #victims: Set<number>[];
   #plan: Plan | null = null;
+  /** pickVictim's `full` (is every page of chunk c on #fullDevice, as planned?): made once, not a closure an eviction. */
+  #fullDevice = 0;
+  readonly #full = (c: number): boolean => {
+    const res = this.#res;
+    const lo = c * res.chunkPages;
+    const hi = Math.min(lo + res.chunkPages, res.pageCount);
+    for (let p = lo; p < hi; p++) if (this.location(p) !== this.#fullDevice) return false;
+    return hi > lo;
+  };
   #open: number[] | null = null;
   #openDst: Location = CPU;
   #openCause: MigrationCause = 'fault';
 
   constructor(res: Residency) {
     this.#res = res;
+    this.#loc = new Int8Array(res.pageCount).fill(UNSET);
+    this.#pinned = new Int8Array(res.pageCount).fill(UNSET);
     this.#used = new Int32Array(res.devices);
     this.#victims = Array.from({ length: res.devices }, () => new Set<number>());
   }
 
   /** Start a plan (the overlay starts from the residency as it is). */
   begin(device: number, now: number): Plan {
-    this.#loc.clear();
-    this.#pinned.clear();
+    for (let i = 0; i < this.#ntouched; i++) {
+      const p = this.#touched[i];
+      this.#loc[p] = UNSET;
+      this.#pinned[p] = UNSET;
+    }
+    this.#ntouched = 0;
     this.#used.fill(0);
     for (const v of this.#victims) v.clear();
     this.#open = null;
@@ -78,11 +108,36 @@ export class Planner {
   }
 
   location(p: number): Location {
-    return this.#loc.get(p) ?? this.#res.location(p);
+    const v = this.#loc[p];
+    return v === undefined || v === UNSET ? this.#res.location(p) : v;
   }
 
   pinned(p: number): boolean {
-    return this.#pinned.get(p) ?? this.#res.pinned(p);
+    const v = this.#pinned[p];
+    return v === undefined || v === UNSET ? this.#res.pinned(p) : v === 1;
+  }
+
+  /** Note that the overlay set page p (once a plan: begin() resets it). */
+  #touch(p: number): void {
+    if (this.#loc[p] !== UNSET || this.#pinned[p] !== UNSET) return;
+    if (this.#ntouched === this.#touched.length) {
+      const t = new Int32Array(this.#touched.length * 2);
+      t.set(this.#touched);
+      this.#touched = t;
+    }
+    this.#touched[this.#ntouched++] = p;
+  }
+
+  #setLoc(p: number, dst: Location): void {
+    if (!(p >= 0 && p < this.#loc.length)) throw err('EINVAL', `plan: page ${p} out of range`);
+    this.#touch(p);
+    this.#loc[p] = dst;
+  }
+
+  #setPinned(p: number, pinned: boolean): void {
+    if (!(p >= 0 && p < this.#pinned.length)) throw err('EINVAL', `plan: page ${p} out of range`);
+    this.#touch(p);
+    this.#pinned[p] = pinned ? 1 : 0;
   }
 
   #usedPages(d: number): number {
@@ -101,12 +156,12 @@ export class Planner {
     const from = this.location(p);
     if (from !== CPU) this.#used[from]--;
     if (dst !== CPU) this.#used[dst]++;
-    this.#loc.set(p, dst);
+    this.#setLoc(p, dst);
   }
 
   #close(): void {
     if (this.#open !== null && this.#open.length > 0) {
-      this.#p.steps.push({ kind: 'move', dst: this.#openDst, cause: this.#openCause, pages: Float64Array.from(this.#open) });
+      this.#p.steps.push({ kind: 'move', dst: this.#openDst, cause: this.#openCause, pages: new Float64Array(this.#open) });
     }
     this.#open = null;
   }
@@ -128,13 +183,13 @@ export class Planner {
   pin(p: number, until: number, device: number): void {
     if (this.location(p) !== CPU) throw err('EINVAL', `page ${p} must be home to pin`);
     this.#close();
-    this.#pinned.set(p, true);
+    this.#setPinned(p, true);
     this.#p.steps.push({ kind: 'pin', page: p, until, device });
   }
 
   unpin(p: number): void {
     this.#close();
-    this.#pinned.set(p, false);
+    this.#setPinned(p, false);
     this.#p.steps.push({ kind: 'unpin', page: p });
   }
 
@@ -212,13 +267,8 @@ export class Planner {
     hooks.evictionPrepare?.(d, now, list);
     let victim = -1;
     if (hooks.pickVictim) {
-      const full = (c: number): boolean => {
-        const lo = c * res.chunkPages;
-        const hi = Math.min(lo + res.chunkPages, res.pageCount);
-        for (let p = lo; p < hi; p++) if (this.location(p) !== d) return false;
-        return hi > lo;
-      };
-      victim = hooks.pickVictim(d, now, list, skip, full);
+      this.#fullDevice = d;
+      victim = hooks.pickVictim(d, now, list, skip, this.#full);
       if (victim >= 0 && (!list.has(victim) || skip.has(victim))) {
         throw err('EINVAL', `eviction policy ${hooks.name} picked chunk ${victim}, not evictable`);
       }
