@@ -9,7 +9,8 @@
  *     against a bare dispatch + copy + mapAsync over the same pages (target ≤ 1.2x);
  *  4. scale: the cost per serviced fault of the same pages in a 1 MiB and a 64 GiB sparse
  *     VMA (target ≤ 1.2x apart).
- * Options: --size MiB (default 64), --json FILE.
+ * Options: --size MiB (default 64), --json FILE, --adapter auto|opengles|vulkan (bench/gpu-baselines.ts:
+ * 'vulkan' has timestamp queries, and the timed rows then split GPU time from host time).
  */
 import { loadavg } from 'node:os';
 import { writeFileSync } from 'node:fs';
@@ -22,7 +23,7 @@ import { runOne } from '../src/experiment/runner.js';
 import type { RunConfig } from '../src/experiment/types.js';
 import { createMachine, MADV_DONTNEED, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../src/index.js';
 import type { Process } from '../src/mm/process.js';
-import { Baselines, fmtMs, interleaved, median, printTable, type Row } from './gpu-baselines.js';
+import { adapterOption, Baselines, fmtMs, GpuSplit, interleaved, median, printTable, type Row } from './gpu-baselines.js';
 
 const MiB = 1024 * 1024;
 const argSize = process.argv.indexOf('--size');
@@ -41,8 +42,10 @@ async function buffer(p: Process, bytes: number): Promise<number> {
 }
 
 async function main(): Promise<void> {
+  adapterOption();
   const gpu: GpuContext = await defaultGpu();
-  console.log(`mirrorlab bench:faults — adapter: ${gpu.adapterName}; node ${process.version}; load average at start ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  const split = new GpuSplit(gpu.device);
+  console.log(`mirrorlab bench:faults — adapter: ${gpu.adapterName} (timestamp-query: ${gpu.timestamps}); node ${process.version}; load average at start ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   const rows: Row[] = [];
   const bytes = SIZE_MIB * MiB;
   const pages = bytes / PAGE_SIZE;
@@ -71,8 +74,11 @@ async function main(): Promise<void> {
       preset: 'bench', workload, sizeMiB: SIZE_MIB, writeFraction: 0, window: 2097152, batchSize: 256, replay: 'batch-flush',
       protocol: 'seq', coalesce: true, stormRate: 0, seed: 1,
     };
+    await split.take();
     const co = await runOne(base, {});
+    const coGpu = await split.take();
     const pf = await runOne({ ...base, coalesce: false }, {});
+    const pfGpu = await split.take();
     for (const r of [co, pf]) if (!r.ok || r.verify.mismatches !== 0) throw new Error(`${workload} run failed: ${r.error ?? 'wrong data'}`);
     const a = co.totals;
     const b = pf.totals;
@@ -80,7 +86,7 @@ async function main(): Promise<void> {
     rows.push({ name: `${workload} ${SIZE_MIB} MiB: mirror writes, coalesced`, result: `${a.mirrorWrites}`, baseline: `${b.mirrorWrites} (per fault)`, ratio: b.mirrorWrites / a.mirrorWrites, target: '≥ 10x fewer' });
     rows.push({ name: `${workload} ${SIZE_MIB} MiB: service time, coalesced`, result: fmtMs(a.serviceMs), baseline: `${fmtMs(b.serviceMs)} (per fault)`, ratio: b.serviceMs / a.serviceMs, target: '≥ 5x less' });
     rows.push({ name: `${workload} ${SIZE_MIB} MiB: faults serviced per second (fault records fetched / service time), coalesced`, result: `${(a.fetched / (a.serviceMs / 1000) / 1000).toFixed(1)} k/s`, baseline: `${(b.fetched / (b.serviceMs / 1000) / 1000).toFixed(1)} k/s (per fault)`, ratio: null, target: '' });
-    rows.push({ name: `${workload} ${SIZE_MIB} MiB: end to end (buffer pages / GPU wall time), coalesced`, result: `${(pages / (co.wallMs / 1000) / 1000).toFixed(1)} k pages/s over ${co.rounds} rounds`, baseline: `${(pages / (pf.wallMs / 1000) / 1000).toFixed(1)} k pages/s over ${pf.rounds} rounds (per fault)`, ratio: null, target: '' });
+    rows.push({ name: `${workload} ${SIZE_MIB} MiB: end to end (buffer pages / GPU wall time), coalesced`, result: `${(pages / (co.wallMs / 1000) / 1000).toFixed(1)} k pages/s over ${co.rounds} rounds`, baseline: `${(pages / (pf.wallMs / 1000) / 1000).toFixed(1)} k pages/s over ${pf.rounds} rounds (per fault)`, ratio: null, target: '', split: GpuSplit.column([co.wallMs, coGpu], [pf.wallMs, pfGpu]) });
   }
 
   // 3. The replay round at 256-fault batches against a bare round over the same pages.
@@ -102,17 +108,21 @@ async function main(): Promise<void> {
       return r;
     };
     const before = mirror.stats.rounds;
+    await split.take();
     await mirror.read(addr, pages);
     engine.runRound = runRound;
+    const passes = await split.takePasses(); // one a round, in order
     const t = totals(s.records);
     const rounds = mirror.stats.rounds - before;
     const chunk = Math.min(pages, mirror.chunkPages);
     const bl = new Baselines(gpu.device);
-    const med = await interleaved({ bare: bl.round(chunk, mirror.engine.roundReadbackBytes) }, 5);
+    const med = await interleaved({ bare: bl.round(chunk, mirror.engine.roundReadbackBytes) }, 5, 2, split);
     const round = median(roundMs);
+    const roundGpu = passes !== null && passes.length === roundMs.length ? median(passes) : NaN;
     rows.push({
       name: `replay round at 256-fault batches (${chunk} pages a dispatch, ${rounds} rounds, ${t.batches} batches; median round)`,
       result: fmtMs(round), baseline: `${fmtMs(med.bare)} (bare dispatch + copy + mapAsync)`, ratio: round / med.bare, target: '≤ 1.2x',
+      split: GpuSplit.column([round, roundGpu], [med.bare, med['bare.gpu'] ?? NaN]),
     });
     bl.destroy();
     await p.munmap(addr, bytes);
@@ -131,23 +141,33 @@ async function main(): Promise<void> {
     const addrs = new Map<string, number>();
     for (const [name, len] of spaces) addrs.set(name, await p.mmap(0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS));
     const samples = new Map<string, number[]>(spaces.map(([n]) => [n, []]));
+    const gpuSamples = new Map<string, number[]>(spaces.map(([n]) => [n, []]));
     const one = async (name: string): Promise<void> => {
       const a = addrs.get(name)!;
       await p.madvise(a, touched * PAGE_SIZE, MADV_DONTNEED);
       await p.write(a, data);
+      await split.take();
       const t0 = performance.now();
       const r = await mirror.read(a, touched);
       samples.get(name)!.push((performance.now() - t0) / touched);
+      gpuSamples.get(name)!.push((await split.take()) / touched);
       if (r.data[0] !== 7 || r.data[r.data.length - 1] !== 7) throw new Error('scale: wrong data');
     };
     for (let i = 0; i < 3; i++) for (const [n] of spaces) await one(n);
-    for (const [n] of spaces) samples.get(n)!.length = 0;
+    for (const [n] of spaces) { samples.get(n)!.length = 0; gpuSamples.get(n)!.length = 0; }
     for (let i = 0; i < 30; i++) for (const [n] of (i % 2 ? [...spaces].reverse() : spaces)) await one(n);
     for (const [n] of spaces) perFault[n] = median(samples.get(n)!);
     rows.push({
       name: `scale: cost per serviced fault, ${touched} pages read fresh in a 64 GiB sparse VMA vs the same pages in a 1 MiB VMA`,
       result: `${(perFault['64 GiB'] * 1000).toFixed(1)} µs/fault`, baseline: `${(perFault['1 MiB'] * 1000).toFixed(1)} µs/fault (1 MiB VMA)`,
       ratio: perFault['64 GiB'] / perFault['1 MiB'], target: '≤ 1.2x',
+      split: ((): string => {
+        const us = (n: string): string => {
+          const g = median(gpuSamples.get(n)!) * 1000;
+          return Number.isNaN(g) ? 'n/a' : `GPU ${g.toFixed(1)} + host ${(perFault[n] * 1000 - g).toFixed(1)} µs/fault`;
+        };
+        return us('64 GiB') === 'n/a' ? 'n/a (no timestamp-query)' : `${us('64 GiB')}; 1 MiB VMA ${us('1 MiB')}`;
+      })(),
     });
     for (const [n, len] of spaces) await p.munmap(addrs.get(n)!, len);
   }

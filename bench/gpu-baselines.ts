@@ -4,6 +4,8 @@
  * same device, to be measured in the same run as the figure they stand beside.
  */
 import { MIRROR_PAGES_PER_WORKGROUP, MIRROR_WORKGROUP_SIZE } from '../src/device/mirror-engine.js';
+import { GpuTimer, timedPass } from '../src/device/gpu-timer.js';
+import { ADAPTER_CHOICES, ADAPTER_ENV, GpuError, type AdapterChoice } from '../src/device/gpu.js';
 
 const PAGE = 4096;
 
@@ -71,7 +73,7 @@ export class Baselines {
     const y = Math.ceil(groups / x);
     const fn = async (): Promise<void> => {
       const enc = d.createCommandEncoder({ label: 'bare round' });
-      const pass = enc.beginComputePass();
+      const pass = enc.beginComputePass(timedPass(d, 'bare copy'));
       pass.setPipeline(this.#pipe);
       pass.setBindGroup(0, bind);
       pass.dispatchWorkgroups(x, y);
@@ -160,7 +162,7 @@ export class Baselines {
         d.queue.writeBuffer(n, 0, Uint32Array.of(k, 0, 0, 0));
         d.queue.writeBuffer(src, 0, host, off * PAGE, k * PAGE);
         const enc = d.createCommandEncoder({ label: 'bare trip' });
-        const pass = enc.beginComputePass();
+        const pass = enc.beginComputePass(timedPass(d, 'bare copy'));
         pass.setPipeline(this.#pipe);
         pass.setBindGroup(0, bind);
         const groups = Math.ceil(k / MIRROR_PAGES_PER_WORKGROUP);
@@ -189,21 +191,86 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-/** Runs each function `reps` times, interleaved (a, b, c, a, b, c, ...), after `warm` runs each; median ms of each. */
-export async function interleaved(fns: Record<string, () => Promise<void>>, reps: number, warm = 2): Promise<Record<string, number>> {
+/**
+ * `--adapter auto|opengles|vulkan` on a benchmark's command line: the Node adapter for the
+ * whole run (src/device/gpu.ts's MIRRORLAB_ADAPTER, which it sets; call before any GPU is
+ * requested). 'vulkan' is SwiftShader, with timestamp queries; 'opengles' llvmpipe, without.
+ */
+export function adapterOption(argv: readonly string[] = process.argv): AdapterChoice | null {
+  const at = argv.indexOf('--adapter');
+  if (at < 0) return null;
+  const v = argv[at + 1] ?? '';
+  if (!(ADAPTER_CHOICES as readonly string[]).includes(v)) throw new GpuError(`--adapter ${v}: one of ${ADAPTER_CHOICES.join(', ')}`);
+  process.env[ADAPTER_ENV] = v;
+  return v as AdapterChoice;
+}
+
+/**
+ * The GPU / host split of a timed sample: the compute passes' GPU time from timestamp queries
+ * (GpuTimer) where the device has 'timestamp-query', the rest of the wall time the host's
+ * (JavaScript, Dawn, copies, maps). take() after each sample, outside the time measured.
+ */
+export class GpuSplit {
+  readonly timer: GpuTimer | null;
+  constructor(device: GPUDevice) {
+    this.timer = GpuTimer.start(device, 2048);
+  }
+
+  /** GPU ms of the passes since the last take (NaN without timestamps). */
+  async take(): Promise<number> {
+    if (this.timer === null) return NaN;
+    if (this.timer.dropped > 0) throw new Error(`bench: ${this.timer.dropped} passes not timed (take() more often)`);
+    return this.timer.takeMs();
+  }
+
+  /** GPU ms of each pass since the last take, in order (null without timestamps). */
+  async takePasses(): Promise<number[] | null> {
+    if (this.timer === null) return null;
+    return (await this.timer.collect()).map((p) => p.ns / 1e6);
+  }
+
+  /** "GPU a + host b" of a sample's wall ms, or n/a. */
+  static fmt(wallMs: number, gpuMs: number): string {
+    return Number.isNaN(gpuMs) ? 'n/a' : `GPU ${fmtMs(gpuMs)} + host ${fmtMs(Math.max(0, wallMs - gpuMs))}`;
+  }
+
+  /** The split column: the result's and the baseline's. */
+  static column(result: [number, number], baseline?: [number, number]): string {
+    const r = GpuSplit.fmt(...result);
+    if (r === 'n/a') return 'n/a (no timestamp-query)';
+    return baseline === undefined ? r : `${r}; baseline ${GpuSplit.fmt(...baseline)}`;
+  }
+
+  stop(): void {
+    this.timer?.stop();
+  }
+}
+
+/**
+ * Runs each function `reps` times, interleaved (a, b, c, a, b, c, ...), after `warm` runs each;
+ * median ms of each, and with a GpuSplit the median GPU ms of each as `${name}.gpu`.
+ */
+export async function interleaved(fns: Record<string, () => Promise<void>>, reps: number, warm = 2, split?: GpuSplit): Promise<Record<string, number>> {
   const t: Record<string, number[]> = {};
+  const g: Record<string, number[]> = {};
   for (const [k, f] of Object.entries(fns)) {
     t[k] = [];
+    g[k] = [];
     for (let i = 0; i < warm; i++) await f();
   }
+  await split?.take();
   for (let i = 0; i < reps; i++) {
     for (const [k, f] of Object.entries(fns)) {
       const t0 = performance.now();
       await f();
       t[k].push(performance.now() - t0);
+      if (split) g[k].push(await split.take());
     }
   }
-  return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v)]));
+  return Object.fromEntries([
+    ...Object.entries(t).map(([k, v]) => [k, median(v)]),
+    ...(split ? Object.entries(g).map(([k, v]) => [`${k}.gpu`, median(v)]) : []),
+  ]);
 }
 
 export interface Row {
@@ -213,13 +280,15 @@ export interface Row {
   /** result cost / baseline cost (times: result / baseline; rates: baseline / result). */
   ratio: number | null;
   target: string;
+  /** GPU time (timestamp queries) and host time of the result and its baseline (GpuSplit.column); '' where none. */
+  split?: string;
 }
 
 export function printTable(rows: readonly Row[]): void {
-  console.log('| measurement | result | baseline (same run) | ratio | target |');
-  console.log('|---|---|---|---|---|');
+  console.log('| measurement | result | baseline (same run) | ratio | target | GPU + host (medians) |');
+  console.log('|---|---|---|---|---|---|');
   for (const r of rows) {
-    console.log(`| ${r.name} | ${r.result} | ${r.baseline} | ${r.ratio === null ? '' : `${r.ratio.toFixed(2)}x`} | ${r.target} |`);
+    console.log(`| ${r.name} | ${r.result} | ${r.baseline} | ${r.ratio === null ? '' : `${r.ratio.toFixed(2)}x`} | ${r.target} | ${r.split ?? ''} |`);
   }
 }
 

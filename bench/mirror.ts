@@ -20,7 +20,11 @@
  *  (e) the workgroup TLB's hit rate and the fault ring's records per fault round at 4 and
  *      64 MiB (RoundResult.tlb, RoundResult.faults), as data.
  * Every row carries issue 16's target. Medians. Options: --quick (fewer repetitions), --json FILE,
- * --only SECTIONS (comma-separated: read, shootdown, migrate, fresh).
+ * --only SECTIONS (comma-separated: read, shootdown, migrate, fresh), --adapter auto|opengles|vulkan
+ * (the Node adapter: 'vulkan' is SwiftShader, which has timestamp queries). Where the device
+ * has 'timestamp-query' each timed row also splits its median into GPU time (the compute
+ * passes, from timestamps) and host time (the rest of the wall time), its baseline's too
+ * (GpuSplit); elsewhere that column says n/a.
  */
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -29,7 +33,7 @@ import type { DmirrorDevice } from '../src/driver/dmirror-device.js';
 import type { RoundResult, MirrorCommand } from '../src/device/mirror-engine.js';
 import { createMachine, MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../src/index.js';
 import type { MmuIntervalNotifierOps } from '../src/mm/notifier.js';
-import { Baselines, fmtMs, interleaved, median, printTable, type Row } from './gpu-baselines.js';
+import { adapterOption, Baselines, fmtMs, GpuSplit, interleaved, median, printTable, type Row } from './gpu-baselines.js';
 
 const quick = process.argv.includes('--quick');
 /** --only read,shootdown,migrate,fresh: run those sections alone (a profile or an A/B of one row). */
@@ -45,6 +49,7 @@ const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 const APERTURE_PAGES = 32768;
 const DEVICE_PAGES = 16384;
 
+adapterOption();
 const t0All = performance.now();
 const machine = await createMachine({ devices: 1, aperturePages: APERTURE_PAGES, devicePages: DEVICE_PAGES, systemPages: 1 << 19 });
 const proc = machine.spawn();
@@ -53,10 +58,12 @@ const mirror = (await dev.open(proc)) as Dmirror;
 const engine = mirror.engine;
 const device = engine.device;
 const bare = new Baselines(device);
+const split = new GpuSplit(device);
 const rows: Row[] = [];
+const sum = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0);
 
 console.log(`mirrorlab bench:mirror — node ${process.version}, ${process.arch}, load average at start ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
-console.log(`adapter: ${dev.gpu.adapterName} (software: ${dev.gpu.isSoftware})`);
+console.log(`adapter: ${dev.gpu.adapterName} (software: ${dev.gpu.isSoftware}; timestamp-query: ${dev.gpu.timestamps})`);
 console.log(`aperture ${APERTURE_PAGES} pages (${APERTURE_PAGES * PAGE_SIZE / MiB} MiB), device memory ${DEVICE_PAGES} pages, `
   + `chunk ${mirror.chunkPages} pages (${mirror.chunkPages * PAGE_SIZE / MiB} MiB), fault ring ${engine.faults.capacity} records, `
   + `round readback ${engine.roundReadbackBytes} B\n`);
@@ -66,7 +73,7 @@ console.log(`aperture ${APERTURE_PAGES} pages (${APERTURE_PAGES * PAGE_SIZE / Mi
 // uploads (queued writeBuffers) are waited for, untimed, first — they are the upload half
 // of the end-to-end figure, not part of a round. A replay round is one that found nothing
 // done and finished everything.
-interface RoundLog { pages: number; ms: number; replay: boolean; records: number; overflow: boolean; missed: number; tlb: RoundResult['tlb'] }
+interface RoundLog { pages: number; ms: number; replay: boolean; records: number; overflow: boolean; missed: number; tlb: RoundResult['tlb']; gpu: number }
 const roundLog: RoundLog[] = [];
 const runRound = engine.runRound.bind(engine);
 engine.runRound = async (cmd: MirrorCommand): Promise<RoundResult> => {
@@ -76,7 +83,7 @@ engine.runRound = async (cmd: MirrorCommand): Promise<RoundResult> => {
   const r = await runRound(cmd);
   roundLog.push({
     pages: cmd.npages, ms: performance.now() - t, replay: before === 0 && r.finished && r.completed === r.total,
-    records: r.faults.length, overflow: r.overflow, missed: r.missed, tlb: r.tlb,
+    records: r.faults.length, overflow: r.overflow, missed: r.missed, tlb: r.tlb, gpu: NaN,
   });
   return r;
 };
@@ -120,6 +127,9 @@ for (const [mib, reps] of want('read') ? [[4, quick ? 5 : 30], [64, quick ? 2 : 
   const readMs: number[] = [];
   const tripMs: number[] = [];
   const bareRoundMs: number[] = [];
+  const readGpu: number[] = [];
+  const tripGpu: number[] = [];
+  const bareRoundGpu: number[] = [];
   let faults = -1;
   let ptr = 0;
   roundLog.length = 0;
@@ -128,27 +138,38 @@ for (const [mib, reps] of want('read') ? [[4, quick ? 5 : 30], [64, quick ? 2 : 
     ptr = await proc.mmap(0, npages * PAGE_SIZE, RW, ANON);
     await proc.write(ptr, data);
     // Bare rounds before and after each read (drift in the machine's speed hits both sides).
+    await split.take();
     for (let k = 0; k < Math.ceil(npages / chunk); k++) {
       const t0 = performance.now();
       await bareRound();
       bareRoundMs.push(performance.now() - t0);
+      bareRoundGpu.push(await split.take());
     }
+    const logged = roundLog.length;
     let t = performance.now();
     const r = await mirror.read(ptr, npages);
     readMs.push(performance.now() - t);
+    // The read's passes, one a round, in order: each round's GPU time, and the read's.
+    const passes = await split.takePasses();
+    if (passes !== null && passes.length === roundLog.length - logged) passes.forEach((ms, k) => { roundLog[logged + k].gpu = ms; });
+    readGpu.push(passes === null ? NaN : sum(passes));
     if (!same(r.data, data)) throw new Error(`bench: ${mib} MiB read returned wrong data`);
     faults = r.faults;
     t = performance.now();
     await bareTrip();
     tripMs.push(performance.now() - t);
+    tripGpu.push(await split.take());
     for (let k = 0; k < Math.ceil(npages / chunk); k++) {
       t = performance.now();
       await bareRound();
       bareRoundMs.push(performance.now() - t);
+      bareRoundGpu.push(await split.take());
     }
   }
-  const replays = roundLog.filter((x) => x.replay && x.pages === chunk).map((x) => x.ms);
-  const faultRounds = roundLog.filter((x) => x.missed > 0).map((x) => x.ms);
+  const replayLog = roundLog.filter((x) => x.replay && x.pages === chunk);
+  const replays = replayLog.map((x) => x.ms);
+  const faultLog = roundLog.filter((x) => x.missed > 0);
+  const faultRounds = faultLog.map((x) => x.ms);
   if (mib !== 256) tlbRows.push(tlbRow(mib, roundLog));
   // Steady state: the last read's last chunk is still mirrored; replay a command over it
   // (reset + runRound: every word runs again, nothing faults) back to back with bare rounds.
@@ -160,7 +181,7 @@ for (const [mib, reps] of want('read') ? [[4, quick ? 5 : 30], [64, quick ? 2 : 
       if (!r.finished || r.completed !== r.total) throw new Error('bench: steady-state round faulted');
     },
     bare: bareRound,
-  }, mib === 4 ? (quick ? 10 : 40) : (quick ? 3 : 12), 2);
+  }, mib === 4 ? (quick ? 10 : 40) : (quick ? 3 : 12), 2, split);
   steadyCmd.destroy();
   await proc.munmap(ptr, npages * PAGE_SIZE);
   const e2e = median(readMs);
@@ -173,6 +194,7 @@ for (const [mib, reps] of want('read') ? [[4, quick ? 5 : 30], [64, quick ? 2 : 
     baseline: `${((npages / trip) * 1000 / 1e6).toFixed(3)} M pages/s (${fmtMs(trip)}: bare upload + copy kernel + readback)`,
     ratio: e2e / trip,
     target: '≤ 1.5x',
+    split: GpuSplit.column([e2e, median(readGpu)], [trip, median(tripGpu)]),
   });
   const sz = `${chunk} pages (${(chunk * PAGE_SIZE) / MiB} MiB)`;
   rows.push({
@@ -181,6 +203,7 @@ for (const [mib, reps] of want('read') ? [[4, quick ? 5 : 30], [64, quick ? 2 : 
     baseline: `${fmtMs(steady.bare)} (bare dispatch + copy + mapAsync)`,
     ratio: steady.mirror / steady.bare,
     target: mib === 256 ? '' : '≤ 1.1x',
+    split: GpuSplit.column([steady.mirror, steady['mirror.gpu'] ?? NaN], [steady.bare, steady['bare.gpu'] ?? NaN]),
   });
   rows.push({
     name: `replay round inside the fresh reads (after the fault service, queue idle), ${sz}; n = ${replays.length}`,
@@ -188,6 +211,7 @@ for (const [mib, reps] of want('read') ? [[4, quick ? 5 : 30], [64, quick ? 2 : 
     baseline: `${fmtMs(br)} (same bare round, once per chunk before and after each read)`,
     ratio: rr / br,
     target: '≤ 1.3x',
+    split: GpuSplit.column([rr, median(replayLog.map((x) => x.gpu))], [br, median(bareRoundGpu)]),
   });
   // Where a fresh read's time goes: its rounds (timed from an idle queue) and the rest (the
   // fault service, the aperture uploads, the output's read-back, JavaScript), per read.
@@ -200,6 +224,8 @@ for (const [mib, reps] of want('read') ? [[4, quick ? 5 : 30], [64, quick ? 2 : 
     baseline: `${fmtMs(tripMs.reduce((a, b) => a + b, 0) / reads)} (bare trip, mean)`,
     ratio: null,
     target: '',
+    split: Number.isNaN(median(readGpu)) ? 'n/a (no timestamp-query)'
+      : `GPU of the fault rounds ${fmtMs(sum(faultLog.map((x) => x.gpu)) / reads)}, of the replay rounds ${fmtMs(sum(replayLog.map((x) => x.gpu)) / reads)}, of the read ${fmtMs(sum(readGpu) / reads)}; bare trip GPU ${fmtMs(sum(tripGpu) / reads)}`,
   });
 }
 
@@ -302,6 +328,7 @@ if (want('migrate')) {
   // ioctl's cmd.ptr), touched once, as the bare baseline's host array is.
   const into = new Uint8Array(bytes).fill(1);
   const toDev: number[] = [];
+  const gpuOf = { toDev: [] as number[], toSys: [] as number[], copy: [] as number[], upDown: [] as number[], down: [] as number[] };
   const toDevFresh: number[] = [];
   const toSys: number[] = [];
   const copies: number[] = [];
@@ -309,26 +336,33 @@ if (want('migrate')) {
   const downs: number[] = [];
   const reps = quick ? 2 : 6;
   for (let i = 0; i < reps; i++) {
+    await split.take();
     let t = performance.now();
     const r = await mirror.migrateToDevice(ptr, npages, into);
     toDev.push(performance.now() - t);
+    gpuOf.toDev.push(await split.take());
     if (r.cpages !== npages || r.data.buffer !== into.buffer || !same(r.data, data)) throw new Error('bench: migrateToDevice moved the wrong data');
     t = performance.now();
     await copy();
     copies.push(performance.now() - t);
+    gpuOf.copy.push(await split.take());
     t = performance.now();
     const s = await mirror.migrateToSystem(ptr, npages);
     toSys.push(performance.now() - t);
+    gpuOf.toSys.push(await split.take());
     if (s.cpages !== npages) throw new Error(`bench: migrateToSystem moved ${s.cpages} of ${npages} pages`);
     t = performance.now();
     await copy();
     copies.push(performance.now() - t);
+    gpuOf.copy.push(await split.take());
     t = performance.now();
     await upDown();
     upDowns.push(performance.now() - t);
+    gpuOf.upDown.push(await split.take());
     t = performance.now();
     await down();
     downs.push(performance.now() - t);
+    gpuOf.down.push(await split.take());
     // Without a destination: the driver returns a new 64 MiB array (its first-touch page
     // faults included), then home again untimed.
     t = performance.now();
@@ -340,9 +374,9 @@ if (want('migrate')) {
   if (!same(await proc.read(ptr, bytes), data)) throw new Error('bench: data changed by the migrations');
   const gibs = (ms: number): number => bytes / GiB / (ms / 1000);
   const c = median(copies);
-  for (const [what, ms, floor, floorWhat] of [
-    ['migrateToDevice', median(toDev), median(upDowns), 'bare writeBuffer + copy + readback into a host array'],
-    ['migrateToSystem', median(toSys), median(downs), 'bare copy + readback into a host array'],
+  for (const [what, ms, floor, floorWhat, g, gf] of [
+    ['migrateToDevice', median(toDev), median(upDowns), 'bare writeBuffer + copy + readback into a host array', median(gpuOf.toDev), median(gpuOf.upDown)],
+    ['migrateToSystem', median(toSys), median(downs), 'bare copy + readback into a host array', median(gpuOf.toSys), median(gpuOf.down)],
   ] as const) {
     rows.push({
       name: `${what}, ${mib} MiB (${npages} pages)${what === 'migrateToDevice' ? ', incl. the device read-back into the caller\'s buffer' : ''}`,
@@ -350,6 +384,7 @@ if (want('migrate')) {
       baseline: `${gibs(c).toFixed(2)} GiB/s (${fmtMs(c)}: bare copyBufferToBuffer)`,
       ratio: ms / c,
       target: '≤ 3x',
+      split: GpuSplit.column([ms, g], [c, median(gpuOf.copy)]),
     });
     // What the ioctl must move across the host link in any case (the data comes from and
     // goes to host memory; the copyBufferToBuffer baseline moves it GPU-internally only).
@@ -359,6 +394,7 @@ if (want('migrate')) {
       baseline: `${fmtMs(floor)} (${floorWhat})`,
       ratio: ms / floor,
       target: '≤ 1.5x',
+      split: GpuSplit.column([ms, g], [floor, gf]),
     });
   }
   rows.push({
@@ -381,6 +417,8 @@ if (want('fresh')) {
     await trip();
     const fresh: number[] = [];
     const trips: number[] = [];
+    const freshGpu: number[] = [];
+    const tripsGpu: number[] = [];
     for (let i = 0; i < reps; i++) {
       // A new machine (same options), a new process, a new mirror: the first READ pays every
       // fixed cost the driver has left for it.
@@ -390,16 +428,20 @@ if (want('fresh')) {
         const ptr = await p2.mmap(0, npages * PAGE_SIZE, RW, ANON);
         await p2.write(ptr, data);
         const mir = (await m2.devices[0].open(p2)) as Dmirror;
+        await split.take();
         const t = performance.now();
         const r = await mir.read(ptr, npages);
         fresh.push(performance.now() - t);
+        freshGpu.push(await split.take());
         if (!same(r.data, data)) throw new Error(`bench: ${mib} MiB fresh read on a new mirror returned wrong data`);
       } finally {
         await m2.destroy();
       }
+      await split.take();
       const t = performance.now();
       await trip();
       trips.push(performance.now() - t);
+      tripsGpu.push(await split.take());
     }
     rows.push({
       name: `device READ, fresh ${mib} MiB on a newly opened mirror of a new machine, fixed costs included; n = ${reps}`,
@@ -407,6 +449,7 @@ if (want('fresh')) {
       baseline: `${fmtMs(median(trips))} (bare upload + copy kernel + readback)`,
       ratio: median(fresh) / median(trips),
       target: mib === 16 ? '≤ 2.0x' : '',
+      split: GpuSplit.column([median(fresh), median(freshGpu)], [median(trips), median(tripsGpu)]),
     });
   }
   // Warm READ: the same 16 MiB read again on the mirror that just read it (nothing faults).
@@ -423,7 +466,7 @@ if (want('fresh')) {
       if (r.faults !== 0) throw new Error('bench: the warm read faulted');
     },
     bare: trip,
-  }, quick ? 4 : 12, 2);
+  }, quick ? 4 : 12, 2, split);
   if (!same((await mirror.read(ptr, npages)).data, data)) throw new Error('bench: warm read returned wrong data');
   await proc.munmap(ptr, npages * PAGE_SIZE);
   rows.push({
@@ -432,6 +475,7 @@ if (want('fresh')) {
     baseline: `${fmtMs(warm.bare)} (bare upload + copy kernel + readback)`,
     ratio: warm.mirror / warm.bare,
     target: '≤ 1.05x',
+    split: GpuSplit.column([warm.mirror, warm['mirror.gpu'] ?? NaN], [warm.bare, warm['bare.gpu'] ?? NaN]),
   });
 }
 rows.push(...tlbRows);
@@ -439,7 +483,8 @@ rows.push(...tlbRows);
 console.log('ratio = cost of the result / cost of the baseline (times, or inverse rates): 1.00x = as fast as the bare GPU work.\n');
 printTable(rows);
 console.log(`\n(${((performance.now() - t0All) / 1000).toFixed(0)} s; load average at the end ${loadavg().map((x) => x.toFixed(1)).join(' ')})`);
-if (jsonAt > 0) writeFileSync(process.argv[jsonAt + 1], JSON.stringify({ adapter: dev.gpu.adapterName, rows }, null, 2));
+if (jsonAt > 0) writeFileSync(process.argv[jsonAt + 1], JSON.stringify({ adapter: dev.gpu.adapterName, timestamps: dev.gpu.timestamps, rows }, null, 2));
+split.stop();
 bare.destroy();
 await machine.destroy();
 process.exit(0);

@@ -8,7 +8,7 @@
  *     remote-only baseline and the servicer without any policy, in the same run.
  * Each configuration runs once to warm up (JIT, pipelines), then --reps times (default 3);
  * the figures are sums over the reps. Every run's data is verified word by word.
- * Options: --size MiB (default 8), --reps N, --json FILE.
+ * Options: --size MiB (default 8), --reps N, --json FILE, --adapter auto|opengles|vulkan (bench/gpu-baselines.ts).
  */
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -17,6 +17,7 @@ import { BASE_CONFIG } from '../src/experiment/cli.js';
 import { runOne } from '../src/experiment/runner.js';
 import type { RunConfig, RunResult } from '../src/experiment/types.js';
 import type { WorkloadName } from '../src/workloads/names.js';
+import { adapterOption } from './gpu-baselines.js';
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(name);
@@ -74,6 +75,7 @@ async function measure(workload: WorkloadName, policy: string | null): Promise<R
 }
 
 async function main(): Promise<void> {
+  adapterOption();
   const gpu = await defaultGpu();
   console.log(`bench:policy — load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}, adapter ${gpu.adapterName}, ${SIZE_MIB} MiB (pingpong ${Math.min(2, SIZE_MIB)} MiB), ${REPS} reps after a warm-up\n`);
   const rows: Row[] = [];

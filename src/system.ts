@@ -107,11 +107,11 @@ async function gpuFrom(gpu: GPU): Promise<GpuContext> {
   for (const k of ['maxStorageBuffersPerShaderStage', 'maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupsPerDimension'] as const) {
     limits[k] = adapter.limits[k];
   }
-  const device = await adapter.requestDevice({ requiredLimits: limits });
+  const device = await adapter.requestDevice({ requiredLimits: limits, requiredFeatures: adapter.features.has('timestamp-query') ? ['timestamp-query'] : [] });
   const info = adapter.info;
   return {
     device, adapter, gpu, adapterName: `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.trim(),
     isFallback: (info as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? false, isSoftware: false,
-    backend: 'caller', limits: device.limits,
+    backend: 'caller', timestamps: device.features.has('timestamp-query'), limits: device.limits,
   };
 }

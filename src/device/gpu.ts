@@ -7,7 +7,13 @@
  * Browser: `navigator.gpu`. Node: the `webgpu` package (Dawn), tried in this order unless
  * `prefer: 'software'`: the default backends for a hardware adapter, then OpenGL ES on
  * Mesa's surfaceless EGL (llvmpipe, compatibility mode), then Vulkan on Chromium's
- * SwiftShader ICD.
+ * SwiftShader ICD. `adapter` (or the environment variable MIRRORLAB_ADAPTER, the one place a
+ * run picks its Node adapter: the benchmarks' --adapter sets it) takes one backend only:
+ * 'opengles' (llvmpipe: no timestamp queries) or 'vulkan' (SwiftShader: 'timestamp-query').
+ *
+ * Every device gets 'timestamp-query' when its adapter has it (GpuTimer, gpu-timer.ts, uses
+ * it; nothing else does), and every Dawn instance is made with the `timestamp_quantization`
+ * toggle disabled, so timestamps are not rounded to Dawn's 65.5 µs.
  */
 import type { Scheduler } from '../sched/scheduler.js';
 
@@ -17,7 +23,26 @@ export interface RequestGpuOptions {
   requiredFeatures?: GPUFeatureName[];
   /** 'hardware' (default): a real GPU if there is one. 'software': skip straight to CPU rasterisers. */
   prefer?: 'hardware' | 'software';
+  /** One Node backend only (default: MIRRORLAB_ADAPTER, else 'auto': the order above). Ignored in a browser. */
+  adapter?: AdapterChoice;
   label?: string;
+}
+
+/** Node adapters: 'auto' (hardware, then OpenGL ES, then Vulkan), or one backend. */
+export const ADAPTER_CHOICES = ['auto', 'opengles', 'vulkan'] as const;
+export type AdapterChoice = (typeof ADAPTER_CHOICES)[number];
+/** The environment variable that picks the Node adapter for a whole run (defaultGpu included). */
+export const ADAPTER_ENV = 'MIRRORLAB_ADAPTER';
+
+function isAdapterChoice(s: string): s is AdapterChoice {
+  return (ADAPTER_CHOICES as readonly string[]).includes(s);
+}
+
+/** The adapter choice a run asked for (opts, else MIRRORLAB_ADAPTER, else 'auto'); GpuError when unknown. */
+export function adapterChoice(opts: RequestGpuOptions = {}): AdapterChoice {
+  const raw = opts.adapter ?? (isNode() ? process.env[ADAPTER_ENV] : undefined) ?? 'auto';
+  if (!isAdapterChoice(raw)) throw new GpuError(`EINVAL: adapter '${raw}' (${ADAPTER_ENV} / --adapter): one of ${ADAPTER_CHOICES.join(', ')}`);
+  return raw;
 }
 
 export interface GpuContext {
@@ -31,6 +56,8 @@ export interface GpuContext {
   isSoftware: boolean;
   /** 'browser <name/version>' | 'dawn-default' | 'dawn-opengles' | 'dawn-vulkan' (SwiftShader ICD). */
   backend: string;
+  /** The device has 'timestamp-query' (GpuTimer can time its compute passes). */
+  timestamps: boolean;
   /** The device's limits (what was granted, not what the adapter could do). */
   limits: GPUSupportedLimits;
   /** The GPU instance; kept here so the native instance lives as long as the device. */
@@ -153,7 +180,9 @@ async function loadDawn(): Promise<DawnModule> {
 }
 
 /** One Dawn instance per flag set, kept for the process: creating one loads drivers. */
-function dawnInstance(mod: DawnModule, flags: string[]): GPU {
+function dawnInstance(mod: DawnModule, backendFlags: string[]): GPU {
+  // Timestamps unrounded (Dawn's timestamp_quantization is a browser's timing-attack guard).
+  const flags = [...backendFlags, 'disable-dawn-features=timestamp_quantization'];
   const key = flags.join(' ');
   let gpu = dawnInstances.get(key);
   if (!gpu) {
@@ -179,12 +208,14 @@ function hasGpuDeviceNode(fs: typeof import('node:fs')): boolean {
   }
 }
 
-async function nodeCandidate(prefer: 'hardware' | 'software', tried: string[]): Promise<Candidate> {
+async function nodeCandidate(prefer: 'hardware' | 'software', choice: AdapterChoice, tried: string[]): Promise<Candidate> {
   const mod = await loadDawn();
   const env = process.env;
 
   const fs = await import('node:fs');
-  if (prefer === 'hardware' && !hasGpuDeviceNode(fs)) {
+  if (choice !== 'auto') {
+    tried.push(`${ADAPTER_ENV} / adapter = ${choice}: that backend only`);
+  } else if (prefer === 'hardware' && !hasGpuDeviceNode(fs)) {
     tried.push('dawn default backends: skipped (no /dev/dri/renderD*, /dev/nvidia*, /dev/dxg)');
   } else if (prefer === 'hardware') {
     const gpu = dawnInstance(mod, []);
@@ -198,7 +229,7 @@ async function nodeCandidate(prefer: 'hardware' | 'software', tried: string[]): 
 
   // Mesa's EGL reads EGL_PLATFORM when the display is opened, so set it before create().
   env.EGL_PLATFORM ??= 'surfaceless';
-  {
+  if (choice !== 'vulkan') {
     const gpu = dawnInstance(mod, ['backend=opengles']);
     const adapter = await gpu.requestAdapter({ featureLevel: 'compatibility' });
     tried.push(`dawn backend=opengles (EGL_PLATFORM=${env.EGL_PLATFORM}), compatibility -> ${
@@ -206,7 +237,7 @@ async function nodeCandidate(prefer: 'hardware' | 'software', tried: string[]): 
     if (adapter) return { adapter, gpu, backend: 'dawn-opengles', compat: true };
   }
 
-  {
+  if (choice !== 'opengles') {
     // The Vulkan loader reads VK_ICD_FILENAMES per instance; only point it at SwiftShader
     // here, after the hardware attempt had the chance to see real ICDs.
     if (env.VK_ICD_FILENAMES === undefined && fs.existsSync(SWIFTSHADER_ICD)) env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
@@ -249,7 +280,7 @@ export async function requestGpuDevice(opts: RequestGpuOptions = {}): Promise<Gp
   if (!useBrowser && !isNode()) throw new GpuError('WebGPU unavailable: no navigator.gpu and not Node');
   const { adapter, gpu, backend, compat } = useBrowser
     ? await browserCandidate(prefer, tried)
-    : await nodeCandidate(prefer, tried);
+    : await nodeCandidate(prefer, adapterChoice(opts), tried);
 
   const requiredLimits: Record<string, number> = {};
   for (const name of MAXED_LIMITS) {
@@ -267,6 +298,8 @@ export async function requestGpuDevice(opts: RequestGpuOptions = {}): Promise<Gp
   for (const f of opts.requiredFeatures ?? []) {
     if (!adapter.features.has(f)) throw new GpuError(`adapter lacks feature ${f}`);
   }
+  const features = new Set<GPUFeatureName>(opts.requiredFeatures ?? []);
+  if (adapter.features.has('timestamp-query')) features.add('timestamp-query');
 
   const adapterName = describeAdapter(adapter.info, backend, compat);
   let device: GPUDevice;
@@ -274,7 +307,7 @@ export async function requestGpuDevice(opts: RequestGpuOptions = {}): Promise<Gp
     device = await adapter.requestDevice({
       label: opts.label ?? 'mirrorlab',
       requiredLimits,
-      requiredFeatures: opts.requiredFeatures ?? [],
+      requiredFeatures: [...features],
     });
   } catch (e) {
     throw new GpuError(`requestDevice failed on ${adapterName}: ${String(e)}`, { cause: e });
@@ -284,6 +317,7 @@ export async function requestGpuDevice(opts: RequestGpuOptions = {}): Promise<Gp
     device, adapter, adapterName, backend, gpu,
     isFallback: adapter.info.isFallbackAdapter,
     isSoftware: isSoftwareAdapter(adapter.info),
+    timestamps: device.features.has('timestamp-query'),
     limits: device.limits,
   };
 }

@@ -27,6 +27,7 @@ import { DeviceBuffers } from './buffer-pool.js';
 import { lostRecord, tlbStats, type RoundResult } from './round-result.js';
 import { err, HmmError } from '../errors.js';
 import { GpuError, withErrorScopes } from './gpu.js';
+import { timedPass } from './gpu-timer.js';
 import { FaultQueue, type FaultRecord } from './fault-queue.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import { asDeviceError, ensureAlive, HOST_SCHEDULER } from './health.js';
@@ -109,8 +110,7 @@ export class MirrorEngine implements CommandHost {
    * mappings). Which frame each slot copies is the driver's Aperture (src/driver/aperture.ts).
    */
   readonly sysmem: PagePool;
-  /** Device-private memory. */
-  readonly vram: PagePool;
+  readonly vram: PagePool; // device-private memory
   readonly faults: FaultQueue;
   readonly faultSources: number;
   readonly sched: Scheduler;
@@ -274,7 +274,7 @@ export class MirrorEngine implements CommandHost {
         const enc = this.device.createCommandEncoder({ label: `${this.label} round` });
         // Forget last round's misses, the uTLBs' pending bits and the access counters.
         if (!quiet) enc.clearBuffer(cmd.state, 4, (STATE_HEADER_WORDS - 1 + cmd.pendWords + cmd.counterWords) * 4);
-        const pass = enc.beginComputePass({ label: `${this.label} ${cmd.op}` });
+        const pass = enc.beginComputePass(timedPass(this.device, `${this.label} ${cmd.op}`)); // timestamps when a GpuTimer is on
         pass.setPipeline(fresh ? this.pipelines.readFresh : cmd.kernel?.pipeline ?? this.pipelines[cmd.op]);
         pass.setBindGroup(0, bind);
         // A thread per done word (8 pages a workgroup), or per invocation (CommandDesc.invocations).
