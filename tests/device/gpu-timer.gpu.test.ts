@@ -9,7 +9,8 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { GpuTimer, timedPass } from '../../src/device/gpu-timer.js';
 import { requestGpuDevice, type GpuContext } from '../../src/device/gpu.js';
 import { expectAllEqual } from './mirror-helpers.js';
-import { createMachine, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
+import { standaloneMachine } from '../support/teardown.js';
+import { MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
 
 let ctx: GpuContext | null = null;
 let why = '';
@@ -90,7 +91,7 @@ describe.skipIf(why !== '')('GpuTimer on a timestamp-query adapter', () => {
   });
 
   test('the mirror engine\'s rounds are timed: a fresh READ\'s passes, in order, each with GPU time', async () => {
-    const m = await createMachine({ devices: 1, gpuContext: Promise.resolve(ctx!), aperturePages: 512, devicePages: 256, systemPages: 4096 });
+    const { machine: m, teardown } = await standaloneMachine({ devices: 1, gpuContext: Promise.resolve(ctx!), aperturePages: 512, devicePages: 256, systemPages: 4096 });
     const timer = GpuTimer.start(ctx!.device)!;
     try {
       const p = m.spawn();
@@ -118,7 +119,7 @@ describe.skipIf(why !== '')('GpuTimer on a timestamp-query adapter', () => {
       expect(timer.dropped).toBe(0);
     } finally {
       timer.stop();
-      await m.destroy();
+      await teardown();
     }
   });
 });
