@@ -231,7 +231,10 @@ export class GpuSplit {
 
   /** "GPU a + host b" of a sample's wall ms, or n/a. */
   static fmt(wallMs: number, gpuMs: number): string {
-    return Number.isNaN(gpuMs) ? 'n/a' : `GPU ${fmtMs(gpuMs)} + host ${fmtMs(Math.max(0, wallMs - gpuMs))}`;
+    if (Number.isNaN(gpuMs)) return 'n/a';
+    // Copies and writeBuffers are outside every pass: work with no compute pass is all "host" here.
+    if (gpuMs === 0) return `no compute pass (copies, maps, JS: ${fmtMs(wallMs)})`;
+    return `GPU ${fmtMs(gpuMs)} + host ${fmtMs(Math.max(0, wallMs - gpuMs))}`;
   }
 
   /** The split column: the result's and the baseline's. */
