@@ -110,6 +110,7 @@ export class PolicyEngine {
   readonly #acOut = new PageList(256);
   readonly #planner: Planner;
   #regions: (readonly [number, number])[] = [];
+  #wholeRange: readonly [number, number] | null = null;
   /** The device had to evict (or filled up) for a fault group: UVM_Smart's over_sub. */
   #oversubscribed = false;
 
@@ -310,7 +311,7 @@ export class PolicyEngine {
 
   #regionOf(p: number): readonly [number, number] {
     for (const r of this.#regions) if (p >= r[0] && p < r[1]) return r;
-    return [0, this.residency.pageCount];
+    return (this.#wholeRange ??= [0, this.residency.pageCount]);
   }
 
   #computePrefetch(device: number, now: number, pages: Float64Array, count: number, dec: Decisions, out: PageList): void {
@@ -318,14 +319,19 @@ export class PolicyEngine {
     const plan = this.#planner;
     const bp = res.chunkPages;
     // One tree per va_block: the 2 MiB block clipped to the VMA and the managed range.
-    const blocks = new Map<string, { b: number; lo: number; hi: number }>();
+    // Keyed by (block, lo) as one number (lo < bp), the last page's hi kept (as a Map.set
+    // of each page's entry would): no string and no object a page.
+    const blocks = new Map<number, { b: number; lo: number; hi: number }>();
     for (let i = 0; i < count; i++) {
       if (dec.action[i] !== DECIDE_MIGRATE) continue;
       const b = Math.floor(pages[i] / bp);
       const [ra, rb] = this.#regionOf(pages[i]);
       const lo = Math.max(b * bp, ra) - b * bp;
       const hi = Math.min((b + 1) * bp, rb, res.pageCount) - b * bp;
-      blocks.set(`${b}:${lo}`, { b, lo, hi });
+      const key = b * bp + lo;
+      const e = blocks.get(key);
+      if (e !== undefined) e.hi = hi;
+      else blocks.set(key, { b, lo, hi });
     }
     const hooks = this.policy.prefetch!;
     for (const { b, lo, hi } of [...blocks.values()].sort((x, y) => x.b - y.b || x.lo - y.lo)) {
