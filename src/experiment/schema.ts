@@ -294,7 +294,7 @@ export const AXES = {
   }),
   utlbFaults: axis<number>()({
     flag: '--utlb-faults', metavar: 'N', optional: true, base: undefined, parse: limitOrZero, text: str,
-    help: ['a uTLB stalls once it has N faults outstanding in a round (src/driver/utlb-issue.ts);', '0 or absent: no limit, every miss of the round is recorded (the published preset\'s TBN cells: 1)'],
+    help: ['a uTLB stalls once it has N faults outstanding in a round (src/driver/utlb-issue.ts);', '0 or absent: no limit, every miss of the round is recorded (the published preset\'s TBN-fits cells: 1)'],
     describe: (v) => `utlbFaults=${v === undefined || v === 0 ? 'unlimited' : v}`,
     short: (v) => (v === undefined || v === 0 ? 'uTLB unlimited' : `uTLB ${v}`), csv: 'utlb_faults',
   }),

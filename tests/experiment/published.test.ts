@@ -143,16 +143,16 @@ describe('report.html\'s published section', () => {
 });
 
 describe('the published preset runs on UVM_Smart\'s terms (PUBLISHED_SETTINGS, PUBLISHED_STALLING_ISSUE)', () => {
-  it('every cell has UVM_Smart\'s clock (uvm-smart-serial); the TBN-throughout cells its stalling issue order (utlbFaults 1); other presets keep the defaults', () => {
+  it('every cell has UVM_Smart\'s clock (uvm-smart-serial); the TBN cells that fit its stalling issue order (utlbFaults 1); other presets keep the defaults', () => {
     expect(PUBLISHED_SETTINGS).toEqual({ cost: 'uvm-smart-serial' });
     const runs = expandPresets(parseArgs(['--preset', 'published']));
     expect(runs.length).toBeGreaterThan(0);
     expect(runs.every((r) => r.cost === 'uvm-smart-serial')).toBe(true);
     const stalled = (r: RunConfig): boolean => r.utlbFaults === PUBLISHED_STALLING_ISSUE;
     expect(PUBLISHED_STALLING_ISSUE).toBe(1);
-    expect(runs.filter(stalled).every((r) => r.policy === 'first-touch+tree' || r.policy === 'first-touch+tree+lru')).toBe(true);
-    expect(runs.filter((r) => !stalled(r)).every((r) => r.utlbFaults === undefined && (r.policy === 'first-touch' || r.policy!.includes('tree-fits')))).toBe(true);
-    expect(runs.filter(stalled).length).toBe(8); // 4 TBN-fits cells, 4 LRU-2M cells
+    expect(runs.filter(stalled).every((r) => r.policy === 'first-touch+tree' && r.oversub === 1)).toBe(true);
+    expect(runs.filter((r) => !stalled(r)).every((r) => r.utlbFaults === undefined && !(r.policy === 'first-touch+tree' && r.oversub === 1))).toBe(true);
+    expect(runs.filter(stalled).length).toBe(4); // backprop, bfs, fdtd, hotspot: TBN, fits
     const policies = expandPresets(parseArgs(['--preset', 'policies']));
     expect(policies.every((r) => r.cost === undefined && r.utlbFaults === undefined)).toBe(true);
   });
