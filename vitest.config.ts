@@ -7,20 +7,8 @@
  */
 import { defineConfig } from 'vitest/config';
 import { playwright } from '@vitest/browser-playwright';
+import { CHROMIUM_ARGS, SOFTWARE_COMPOSITING } from './tests/support/chromium.js';
 
-/** Chromium flags that give navigator.gpu an adapter headless, as root, offline. */
-export const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--enable-unsafe-webgpu', // the one WebGPU needs on Linux
-  '--enable-features=Vulkan',
-  '--use-angle=swiftshader',
-  // The sandbox's network is closed: stop Chromium trying Google's hosts at every start.
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
 
 export default defineConfig({
   test: {
@@ -54,7 +42,7 @@ export default defineConfig({
             enabled: true,
             headless: true,
             provider: playwright({
-              launchOptions: { executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS },
+              launchOptions: { executablePath: '/usr/bin/chromium', args: [...CHROMIUM_ARGS, SOFTWARE_COMPOSITING] },
             }),
             instances: [{ browser: 'chromium' }],
             // A screenshot of the test iframe says nothing about a GPU failure.

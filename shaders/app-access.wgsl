@@ -57,7 +57,7 @@ fn paramf(k: u32) -> f32 {
 
 // Per-thread access state: a small translation cache (the entries do not change during a
 // dispatch, so a page walked once is good for the rest of it), the fault not yet recorded
-// and the remote accesses not yet counted.
+// and the remote accesses not yet counted (mirror-common.wgsl's Pending).
 struct Acc {
   // 8 direct-mapped entries (slot = range page % 8: a stencil's rows, a row and a column of
   // two arrays, stay cached together), pages in tp0 (slots 0-3) / tp1 (4-7), entries in te0 / te1.
@@ -65,22 +65,14 @@ struct Acc {
   tp1: vec4<u32>,
   te0: vec4<u32>,
   te1: vec4<u32>,
-  // The fault this thread has yet to record: the page and the most intrusive access its
-  // invocations missed it with (bit 0 read, bit 1 write), recorded when the page changes
-  // and at the end (the pending filter keeps one record per (uTLB, page) and round, so the
-  // write is kept, as UVM keeps a fault's most intrusive access).
-  faultPage: u32,
-  faultKinds: u32,
-  faultEntry: u32,
-  cntRegion: u32,
-  cntWords: u32,
+  pend: Pending,
   src: u32,
   missed: bool,
 }
 
 fn accNew(src: u32) -> Acc {
   let none = vec4<u32>(0xffffffffu);
-  return Acc(none, none, vec4<u32>(0u), vec4<u32>(0u), 0xffffffffu, 0u, 0u, 0xffffffffu, 0u, src, false);
+  return Acc(none, none, vec4<u32>(0u), vec4<u32>(0u), pendingNew(), src, false);
 }
 
 // The mirror entry of the range page holding word w (through the thread's cache).
@@ -103,31 +95,13 @@ fn entryOf(c: ptr<function, Acc>, w: u32) -> u32 {
   return e;
 }
 
-fn flushFault(c: ptr<function, Acc>) {
-  if ((*c).faultKinds == 0u) { return; }
-  let rp = (*c).faultPage;
-  let pageLo = params.vaLo + rp;
-  let pageHi = params.vaHi + select(0u, 1u, pageLo < params.vaLo);
-  let write = ((*c).faultKinds & 2u) != 0u;
-  // A protection fault: the entry is valid but lacks the right (only a write can lack it).
-  let prot = select(0u, ACCESS_PROTECTION, ((*c).faultEntry & PTE_VALID) != 0u);
-  recordFault(rp, pageLo, pageHi, select(ACCESS_READ, ACCESS_WRITE, write) | prot, (*c).src);
-  (*c).faultKinds = 0u;
-}
-
 // Can word w be accessed (write: with write rights)? If not, note the fault, remember that
 // this invocation missed, and say no.
 fn reach(c: ptr<function, Acc>, w: u32, write: bool) -> bool {
   let e = entryOf(c, w);
   let need = select(PTE_VALID, PTE_VALID | PTE_WRITE, write);
   if ((e & need) == need) { return true; }
-  let rp = w / WORDS_PER_PAGE;
-  if (rp != (*c).faultPage) {
-    flushFault(c);
-    (*c).faultPage = rp;
-    (*c).faultEntry = e;
-  }
-  (*c).faultKinds |= select(1u, 2u, write);
+  pendFault(&(*c).pend, e, w, write, (*c).src);
   (*c).missed = true;
   return false;
 }
@@ -155,37 +129,15 @@ fn reached(c: ptr<function, Acc>) -> bool {
   return !(*c).missed;
 }
 
-fn flushCount(c: ptr<function, Acc>) {
-  if ((*c).cntWords == 0u) { return; }
-  atomicAdd(&state[params.cntOff + (*c).cntRegion], (*c).cntWords);
-  (*c).cntWords = 0u;
-}
-
-// One access to word w through entry e: counted when remote (an aperture entry) and counting.
-fn countAccess(c: ptr<function, Acc>, e: u32, w: u32) {
-  if (params.cntOff == 0u || (e & PTE_DEVICE) != 0u) { return; }
-  let r = (params.cntFirst + w / WORDS_PER_PAGE) / params.cntPages;
-  if (r != (*c).cntRegion) {
-    flushCount(c);
-    (*c).cntRegion = r;
-  }
-  (*c).cntWords += 1u;
-}
-
-// The pool word of range word w, through entry e (reached before).
-fn poolAddr(e: u32, w: u32) -> u32 {
-  return (e >> PTE_INDEX_SHIFT) * WORDS_PER_PAGE + w % WORDS_PER_PAGE;
-}
-
 fn ld(c: ptr<function, Acc>, w: u32) -> u32 {
   let e = entryOf(c, w);
-  countAccess(c, e, w);
+  countAccess(&(*c).pend, e, w);
   return memLoad((e & PTE_DEVICE) != 0u, poolAddr(e, w));
 }
 
 fn st(c: ptr<function, Acc>, w: u32, v: u32) {
   let e = entryOf(c, w);
-  countAccess(c, e, w);
+  countAccess(&(*c).pend, e, w);
   memStore((e & PTE_DEVICE) != 0u, poolAddr(e, w), v);
   markDirty(e);
 }
@@ -221,8 +173,8 @@ fn app(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
       var c = accNew(sourceOf(i));
       begin(&c);
       ok = invocation(&c, i);
-      flushFault(&c);
-      flushCount(&c);
+      flushFault(&c.pend, c.src);
+      flushCount(&c.pend);
     }
     if (ok) { atomicOr(&wgDone[lidx / 32u], bit); }
   }

@@ -23,7 +23,7 @@ fn getByte(c: ptr<function, Acc>, arr: u32, node: u32) -> u32 {
 fn putByte(c: ptr<function, Acc>, arr: u32, node: u32, v: u32) {
   let w = byteWord(arr, node);
   let e = entryOf(c, w);
-  countAccess(c, e, w);
+  countAccess(&(*c).pend, e, w);
   let sh = 8u * (node % 4u);
   let dev = (e & PTE_DEVICE) != 0u;
   if (v != 0u) {

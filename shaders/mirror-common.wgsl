@@ -165,6 +165,73 @@ fn countRemote(e: u32, rangePage: u32, words: u32) {
   atomicAdd(&state[params.cntOff + (params.cntFirst + rangePage) / params.cntPages], words);
 }
 
+// What a thread of a kernel with its own translation cache (workloads.wgsl's Ctx,
+// app-access.wgsl's Acc) holds back to write once: the fault it has yet to record, the page
+// and the most intrusive access its invocations missed it with (bit 0 read, bit 1 write),
+// recorded when the page changes and at the end (the pending filter keeps one record per
+// (uTLB, page) and round, so the write is kept, as UVM keeps a fault's most intrusive
+// access); and its remote accesses not yet added to their access counter, the region (see
+// countRemote) and the words, added when the region changes and at the end, so a run of
+// accesses to one region costs one atomicAdd.
+struct Pending {
+  faultPage: u32,
+  faultKinds: u32,
+  faultEntry: u32,
+  cntRegion: u32,
+  cntWords: u32,
+}
+
+fn pendingNew() -> Pending {
+  return Pending(0xffffffffu, 0u, 0u, 0xffffffffu, 0u);
+}
+
+// Records the pending fault, if any, from uTLB `src`.
+fn flushFault(p: ptr<function, Pending>, src: u32) {
+  if ((*p).faultKinds == 0u) { return; }
+  let rp = (*p).faultPage;
+  let pageLo = params.vaLo + rp;
+  let pageHi = params.vaHi + select(0u, 1u, pageLo < params.vaLo);
+  let wr = ((*p).faultKinds & 2u) != 0u;
+  // A protection fault: the entry is valid but lacks the right (only a write can lack it).
+  let prot = select(0u, ACCESS_PROTECTION, ((*p).faultEntry & PTE_VALID) != 0u);
+  recordFault(rp, pageLo, pageHi, select(ACCESS_READ, ACCESS_WRITE, wr) | prot, src);
+  (*p).faultKinds = 0u;
+}
+
+// Word w missed through entry e: the fault pends (the previous page's is recorded first).
+fn pendFault(p: ptr<function, Pending>, e: u32, w: u32, wr: bool, src: u32) {
+  let rp = w / WORDS_PER_PAGE;
+  if (rp != (*p).faultPage) {
+    flushFault(p, src);
+    (*p).faultPage = rp;
+    (*p).faultEntry = e;
+  }
+  (*p).faultKinds |= select(1u, 2u, wr);
+}
+
+// Adds the pending remote accesses to their region's counter (countRemote, batched).
+fn flushCount(p: ptr<function, Pending>) {
+  if ((*p).cntWords == 0u) { return; }
+  atomicAdd(&state[params.cntOff + (*p).cntRegion], (*p).cntWords);
+  (*p).cntWords = 0u;
+}
+
+// One access to word w through entry e: counted when remote (an aperture entry) and counting.
+fn countAccess(p: ptr<function, Pending>, e: u32, w: u32) {
+  if (params.cntOff == 0u || (e & PTE_DEVICE) != 0u) { return; }
+  let r = (params.cntFirst + w / WORDS_PER_PAGE) / params.cntPages;
+  if (r != (*p).cntRegion) {
+    flushCount(p);
+    (*p).cntRegion = r;
+  }
+  (*p).cntWords += 1u;
+}
+
+// The pool word of range word w, through entry e (reached before).
+fn poolAddr(e: u32, w: u32) -> u32 {
+  return (e >> PTE_INDEX_SHIFT) * WORDS_PER_PAGE + w % WORDS_PER_PAGE;
+}
+
 // The workgroup's TLB (a GPU's L1 TLB, here in workgroup memory): one entry per page the
 // workgroup serves, filled at the start of the dispatch by one walk per page (tlbFill; the
 // entries do not change during a dispatch, so a walk is good for the whole round) and

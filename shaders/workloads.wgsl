@@ -111,21 +111,11 @@ struct Ctx {
   wkey: u32,    // writeKey(seed): random's targets
   lastPage: u32,
   lastEntry: u32,
-  // The fault this thread has yet to record: the page and the most intrusive access its
-  // invocations missed it with (bit 0 read, bit 1 write), recorded when the page changes
-  // and at the end. A thread's 32 invocations report through one uTLB (a 32-word run lies
-  // in one 256-word block) and the pending filter keeps only the first record of each
-  // (uTLB, page), whatever its access — so the thread records a page once, as a write if
-  // any invocation wanted to write it (UVM keeps the most intrusive access too).
-  faultPage: u32,
-  faultKinds: u32,
-  faultEntry: u32,
   mismatches: u32,
-  // Remote accesses not yet added to their access counter: the region (range page / its
-  // first page's region, see countRemote) and the words; added when the region changes and at
-  // the end, so a thread's run of accesses to one region costs one atomicAdd.
-  cntRegion: u32,
-  cntWords: u32,
+  // The fault and remote accesses held back (mirror-common.wgsl's Pending). A thread's 32
+  // invocations report through one uTLB (a 32-word run lies in one 256-word block), so the
+  // pending filter's one record per (uTLB, page) is the thread's one record per page.
+  pend: Pending,
 }
 
 fn loadCtx() -> Ctx {
@@ -133,7 +123,7 @@ fn loadCtx() -> Ctx {
     ioLoad(HDR_WS), ioLoad(HDR_STRIDE), ioLoad(HDR_WTHR), ioLoad(HDR_WIDTH), ioLoad(HDR_PHASE),
     ioLoad(HDR_ACTIVE), ioLoad(HDR_FLAGS),
     ioLoad(HDR_KEY0), ioLoad(HDR_KEYW), ioLoad(HDR_KEYR), ioLoad(HDR_WKEY),
-    0xffffffffu, 0u, 0xffffffffu, 0u, 0u, 0u, 0xffffffffu, 0u);
+    0xffffffffu, 0u, 0u, pendingNew());
 }
 
 // The mirror entry of the buffer page holding word w (range page w / 1024).
@@ -148,63 +138,20 @@ fn entryOf(c: ptr<function, Ctx>, w: u32) -> u32 {
   return (*c).lastEntry;
 }
 
-// Records the thread's pending fault, if any (see Ctx.faultPage).
-fn flushFault(c: ptr<function, Ctx>, src: u32) {
-  if ((*c).faultKinds == 0u) { return; }
-  let rp = (*c).faultPage;
-  let pageLo = params.vaLo + rp;
-  let pageHi = params.vaHi + select(0u, 1u, pageLo < params.vaLo);
-  let write = ((*c).faultKinds & 2u) != 0u;
-  // A protection fault: the entry is valid but lacks the right (only a write can lack it).
-  let prot = select(0u, ACCESS_PROTECTION, ((*c).faultEntry & PTE_VALID) != 0u);
-  recordFault(rp, pageLo, pageHi, select(ACCESS_READ, ACCESS_WRITE, write) | prot, src);
-  (*c).faultKinds = 0u;
-}
-
 // Can word w be accessed (write: with write rights)? If not, note the fault (recorded by
 // flushFault, filtered per (uTLB, page) like the engine's kernels) and say no.
 fn reach(c: ptr<function, Ctx>, w: u32, write: bool, src: u32) -> bool {
   let e = entryOf(c, w);
   let need = select(PTE_VALID, PTE_VALID | PTE_WRITE, write);
   if ((e & need) == need) { return true; }
-  let rp = w / WORDS_PER_PAGE;
-  if (rp != (*c).faultPage) {
-    flushFault(c, src);
-    (*c).faultPage = rp;
-    (*c).faultEntry = e;
-  }
-  (*c).faultKinds |= select(1u, 2u, write);
+  pendFault(&(*c).pend, e, w, write, src);
   return false;
-}
-
-// The pool word of buffer word w (its entry was reached just before).
-fn poolAddr(e: u32, w: u32) -> u32 {
-  return (e >> PTE_INDEX_SHIFT) * WORDS_PER_PAGE + w % WORDS_PER_PAGE;
-}
-
-// Adds the thread's pending remote accesses to their region's counter (mirror-common.wgsl's
-// countRemote, batched: the region index is computed the same way).
-fn flushCount(c: ptr<function, Ctx>) {
-  if ((*c).cntWords == 0u) { return; }
-  atomicAdd(&state[params.cntOff + (*c).cntRegion], (*c).cntWords);
-  (*c).cntWords = 0u;
-}
-
-// One access to word w through entry e: counted when remote (an aperture entry) and counting.
-fn countAccess(c: ptr<function, Ctx>, e: u32, w: u32) {
-  if (params.cntOff == 0u || (e & PTE_DEVICE) != 0u) { return; }
-  let r = (params.cntFirst + w / WORDS_PER_PAGE) / params.cntPages;
-  if (r != (*c).cntRegion) {
-    flushCount(c);
-    (*c).cntRegion = r;
-  }
-  (*c).cntWords += 1u;
 }
 
 fn loadWord(c: ptr<function, Ctx>, w: u32) -> u32 {
   let e = entryOf(c, w);
   let a = poolAddr(e, w);
-  countAccess(c, e, w);
+  countAccess(&(*c).pend, e, w);
   if ((e & PTE_DEVICE) != 0u) { return vram[a]; }
   return aperture[a];
 }
@@ -212,7 +159,7 @@ fn loadWord(c: ptr<function, Ctx>, w: u32) -> u32 {
 fn storeWord(c: ptr<function, Ctx>, w: u32, v: u32) {
   let e = entryOf(c, w);
   let a = poolAddr(e, w);
-  countAccess(c, e, w);
+  countAccess(&(*c).pend, e, w);
   if ((e & PTE_DEVICE) != 0u) { vram[a] = v; } else { aperture[a] = v; }
   markDirty(e);
 }
@@ -356,8 +303,8 @@ fn workloadThread(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, kind: u32) {
       ioStore(HDR_WORDS + i, ~w);
     }
   }
-  flushFault(&c, sourceOf(t * 32u));
-  flushCount(&c);
+  flushFault(&c.pend, sourceOf(t * 32u));
+  flushCount(&c.pend);
   done[nextW] = bits;
   if (bits != 0xffffffffu) { atomicAdd(&state[STATE_MISSED], countOneBits(~bits)); }
   if (c.mismatches != 0u) { atomicAdd(&state[STATE_CHECK], c.mismatches); }

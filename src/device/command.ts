@@ -204,6 +204,8 @@ export interface CommandHost {
   forget(cmd: MirrorCommand): void;
   /** Reads a buffer region, in turn with rounds. */
   readGpu(buffer: GPUBuffer, offset: number, size: number, what: string): Promise<ArrayBuffer>;
+  /** The same, into `dest` (its first `size` bytes). */
+  readGpuInto(buffer: GPUBuffer, offset: number, size: number, what: string, dest: Uint8Array): Promise<Uint8Array>;
 }
 
 /** One command (a "push buffer" of one kernel over one range) and its GPU state. */
@@ -361,6 +363,13 @@ export class MirrorCommand {
   async readOutput(): Promise<Uint32Array> {
     if (this.scratch && !this.finished) throw err('EINVAL', 'readOutput: a scratch command\'s output is only read once it has finished');
     return new Uint32Array(await this.engine.readGpu(this.io, 0, this.io.size, 'readOutput'));
+  }
+
+  /** readOutput into `dest` (at least the io buffer's size), copied from the mapped staging buffer. */
+  async readOutputInto(dest: Uint8Array): Promise<Uint8Array> {
+    if (this.scratch && !this.finished) throw err('EINVAL', 'readOutput: a scratch command\'s output is only read once it has finished');
+    if (dest.length < this.io.size) throw err('EFAULT', `readOutput: destination of ${dest.length} bytes for ${this.io.size}`);
+    return this.engine.readGpuInto(this.io, 0, this.io.size, 'readOutput', dest);
   }
 
   /** state[0]: a kernel's own counter (createKernels), zeroed with the command and by reset(). */

@@ -23,6 +23,7 @@
  * shadow, pool allocations, a command's done count) is only updated after the GPU answered.
  */
 import { StagingCache } from './staging.js';
+import type { MirrorEngineOptions, MirrorEngineStats } from './engine-options.js';
 import { DeviceBuffers } from './buffer-pool.js';
 import { lostRecord, tlbStats, type RoundResult } from './round-result.js';
 import { err, HmmError } from '../errors.js';
@@ -44,54 +45,11 @@ import { GpuPageTable, PT_MAX_PAGE, PTE_VALID } from './page-table.js';
 
 export { MIRROR_PAGES_PER_WORKGROUP, MIRROR_STORAGE_BUFFERS, MIRROR_TLB_BLOCK_WORDS, MIRROR_WORKGROUP_SIZE, WORDS_PER_PAGE } from './abi.js';
 export { tlbStats, type RoundResult, type TlbStats } from './round-result.js';
+export type { MirrorEngineOptions, MirrorEngineStats } from './engine-options.js';
 export { MirrorCommand, type AccessCounterConfig, type AccessCounts, type CommandDesc, type MirrorKernel, type MirrorOp } from './command.js';
 
-export interface MirrorEngineOptions {
-  label?: string;
-  /** System-memory aperture slots (default 4096 = 16 MiB). */
-  apertureSlots?: number;
-  /** Device-private memory slots (default 4096 = 16 MiB); ignored when `vram` is given. */
-  deviceSlots?: number;
-  /**
-   * Device-private memory shared with other engines of the same device (one per mirrored
-   * process, as dmirror has one page table per open file but one memory per device). The
-   * engine does not destroy a shared pool.
-   */
-  vram?: PagePool;
-  /** Fault buffer records (default 4096). */
-  faultCapacity?: number;
-  /** uTLBs that filter faults independently (default 8). */
-  faultSources?: number;
-  /** Page-table options (initial size, cap, flush run merging). */
-  initialTables?: number;
-  maxTables?: number;
-  mergeGap?: number;
-  /** Run each round inside validation/OOM/internal error scopes (default true). */
-  checkErrors?: boolean;
-  /** Test hook: pretend maxComputeWorkgroupsPerDimension is this small (forces 2-D dispatch). */
-  maxWorkgroupsPerDimension?: number;
-  /**
-   * The machine's scheduler (MemCore.sched): every wait for the GPU (mapAsync,
-   * onSubmittedWorkDone, popErrorScope) is a Scheduler.wait, so under a SeededScheduler a
-   * GPU completion lands at a seed-determined point. Default: plain awaits.
-   */
-  sched?: Scheduler;
-}
-
-export interface MirrorEngineStats {
-  rounds: number;
-  faultRecords: number;
-  overflows: number;
-  dispatches: number;
-  /** syncWalkers() calls, and those that returned at once (no kernel in flight). */
-  walkerSyncs: number;
-  walkerSyncsSkipped: number;
-  /** TLB lookups and page walks over every round (RoundResult.tlb). */
-  tlbLookups: number;
-  tlbWalks: number;
-  /** Rounds run quiet: a read over a fully mapped range, without report and record passes. */
-  quietRounds: number;
-}
+/** A mapped staging buffer's bytes, copied out before its unmap. */
+const copyOut = (mapped: ArrayBuffer): ArrayBuffer => mapped.slice(0);
 
 /**
  * The uTLB id the engine's kernels give invocation `word` of a command (for tests and
@@ -413,11 +371,10 @@ export class MirrorEngine implements CommandHost {
       const target = pool === 'sysmem' ? this.sysmem : this.vram;
       const off = pool === 'sysmem' ? 0 : this.devDirtyOff;
       const bytesOf = Math.ceil(target.slots / 32) * 4;
-      const bits = await this.staged(bytesOf, 'dirty', (enc, staging) => {
+      const slots = await this.staged(bytesOf, 'dirty', (enc, staging) => {
         enc.copyBufferToBuffer(this.dirty, off * 4, staging, 0, bytesOf);
         enc.clearBuffer(this.dirty, off * 4, bytesOf);
-      });
-      const slots = slotsOfBitmap(new Uint32Array(bits), target.slots);
+      }, (m) => slotsOfBitmap(new Uint32Array(m, 0, bytesOf / 4), target.slots));
       const bytes = await target.readback(slots);
       return slots.map((slot, k) => ({ slot, data: bytes.subarray(k * PAGE_BYTES, (k + 1) * PAGE_BYTES) }));
     });
@@ -502,12 +459,18 @@ export class MirrorEngine implements CommandHost {
     return this.serial(what, () => this.readGpuUnlocked(buffer, offset, size, what));
   }
 
-  private readGpuUnlocked(buffer: GPUBuffer, offset: number, size: number, what: string): Promise<ArrayBuffer> {
-    return this.staged(size, what, (enc, staging) => enc.copyBufferToBuffer(buffer, offset, staging, 0, size));
+  /** @internal: readGpu into `dest` straight from the mapped staging buffer (no copy of its own). */
+  readGpuInto(buffer: GPUBuffer, offset: number, size: number, what: string, dest: Uint8Array): Promise<Uint8Array> {
+    const into = (m: ArrayBuffer): Uint8Array => (dest.set(new Uint8Array(m, 0, size)), dest);
+    return this.serial(what, () => this.staged(size, what, (enc, staging) => enc.copyBufferToBuffer(buffer, offset, staging, 0, size), into));
   }
 
-  /** `size` bytes through a staging buffer of the engine's cache: `encode` fills it, then it is mapped and copied out. */
-  private async staged(size: number, what: string, encode: (enc: GPUCommandEncoder, staging: GPUBuffer) => void): Promise<ArrayBuffer> {
+  private readGpuUnlocked(buffer: GPUBuffer, offset: number, size: number, what: string): Promise<ArrayBuffer> {
+    return this.staged(size, what, (enc, staging) => enc.copyBufferToBuffer(buffer, offset, staging, 0, size), copyOut);
+  }
+
+  /** `size` bytes through a staging buffer of the engine's cache: `encode` fills it, then it is mapped and handed to `consume`. */
+  private async staged<T>(size: number, what: string, encode: (enc: GPUCommandEncoder, staging: GPUBuffer) => void, consume: (mapped: ArrayBuffer) => T): Promise<T> {
     const staging = this.readbacks.take(size, `${this.label} ${what} staging`);
     let reuse = false;
     try {
@@ -515,7 +478,7 @@ export class MirrorEngine implements CommandHost {
       encode(enc, staging);
       this.device.queue.submit([enc.finish()]);
       await this.sched.wait(staging.mapAsync(GPUMapMode.READ), `${this.label}: ${what} mapAsync`);
-      const out = staging.getMappedRange().slice(0);
+      const out = consume(staging.getMappedRange());
       staging.unmap();
       reuse = !this.dead;
       return out;

@@ -297,35 +297,34 @@ export class Dmirror implements Mirror {
    * dmirror_read/write count dmirror_fault calls: the first fault round of every chunk after
    * the first to fault continues the command's one fault, so a fresh buffer gives 1 however
    * many chunks it takes. `faulting` false = dmirror_do_read without faulting (ENOENT
-   * when a page isn't mirrored).
-   */
-  async #run(op: MirrorOp, start: number, npages: number, data: Uint8Array | undefined, faulting: boolean): Promise<{ out: Uint8Array | null; faults: number }> {
+   * when a page isn't mirrored). A read's chunks land in `into` (or a new array) in place. */
+  async #run(op: MirrorOp, start: number, npages: number, data: Uint8Array | undefined, faulting: boolean, into?: Uint8Array): Promise<{ out: Uint8Array | null; faults: number }> {
     this.#checkOpen();
     this.#stats.commands++;
     const chunk = this.chunkPages;
     const first = start / PAGE_SIZE;
     if (npages <= chunk) {
       const words = data === undefined ? undefined : new Uint32Array(data.buffer, data.byteOffset, data.byteLength / 4);
-      return this.pt.withPinned(first, npages, () => this.#runChunk(op, first, npages, words, faulting));
+      return this.pt.withPinned(first, npages, () => this.#runChunk(op, first, npages, words, faulting, into));
     }
-    const out = op === 'write' ? null : bounceInit(npages);
+    const out = op === 'write' ? null : into ?? bounceInit(npages);
     let faults = 0;
     let faulted = false;
     for (let off = 0; off < npages; off += chunk) {
       const n = Math.min(chunk, npages - off);
       const words = data === undefined ? undefined : new Uint32Array(data.buffer, data.byteOffset + off * PAGE_SIZE, n * (PAGE_SIZE / 4));
-      const r = await this.pt.withPinned(first + off, n, () => this.#runChunk(op, first + off, n, words, faulting));
+      const dest = out?.subarray(off * PAGE_SIZE, (off + n) * PAGE_SIZE);
+      const r = await this.pt.withPinned(first + off, n, () => this.#runChunk(op, first + off, n, words, faulting, dest));
       // dmirror_fault covers the rest of the command: a later chunk's first fault round is
       // that same fault, split only because the aperture cannot hold the whole command.
       faults += faulted && r.faults > 0 ? r.faults - 1 : r.faults;
       faulted ||= r.faults > 0;
-      if (out !== null && r.out !== null) out.set(r.out, off * PAGE_SIZE);
     }
     return { out, faults };
   }
 
   /** One GPU command over [page, page + npages) (at most chunkPages), run to completion. */
-  async #runChunk(op: MirrorOp, page: number, npages: number, words: Uint32Array | undefined, faulting: boolean): Promise<{ out: Uint8Array | null; faults: number }> {
+  async #runChunk(op: MirrorOp, page: number, npages: number, words: Uint32Array | undefined, faulting: boolean, into?: Uint8Array): Promise<{ out: Uint8Array | null; faults: number }> {
     this.#checkOpen();
     this.#stats.chunks++;
     // Scratch io: the output is only read once every word has been written.
@@ -333,6 +332,7 @@ export class Dmirror implements Mirror {
     try {
       const { faultRounds: faults } = await this.#rounds(cmd, faulting);
       if (op === 'write') return { out: null, faults };
+      if (into !== undefined) return { out: await cmd.readOutputInto(into), faults };
       const o = await cmd.readOutput();
       return { out: new Uint8Array(o.buffer, o.byteOffset, o.byteLength), faults };
     } finally {
@@ -391,8 +391,8 @@ export class Dmirror implements Mirror {
 
   // The ioctls as the file sees them.
 
-  read(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }> {
-    return this.#ioctl(true, () => this.#read(addr, npages));
+  read(addr: number, npages: number, into?: Uint8Array): Promise<MirrorResult & { data: Uint8Array }> {
+    return this.#ioctl(true, () => this.#read(addr, npages, into));
   }
   write(addr: number, data: Uint8Array): Promise<MirrorResult> {
     return this.#ioctl(true, () => this.#write(addr, data));
@@ -427,12 +427,13 @@ export class Dmirror implements Mirror {
     return this.#ioctl(false, () => this.#audit(addr, npages));
   }
 
-  /** HMM_DMIRROR_READ: the device reads npages at addr. */
-  async #read(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }> {
+  /** HMM_DMIRROR_READ: the device reads npages at addr (into `into`, the command's ptr, when given). */
+  async #read(addr: number, npages: number, into?: Uint8Array): Promise<MirrorResult & { data: Uint8Array }> {
     this.#checkOpen();
     const r = checkRange(addr, npages);
     checkBounce(r.npages);
-    const { out, faults } = await this.#run('read', r.start, r.npages, undefined, true);
+    const dest = into === undefined ? undefined : userBuffer(into, r.npages);
+    const { out, faults } = await this.#run('read', r.start, r.npages, undefined, true, dest);
     return { cpages: r.npages, faults, data: out! };
   }
 

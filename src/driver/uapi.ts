@@ -37,8 +37,13 @@ export interface MirrorResult {
 
 /** An open /dev/hmm_dmirrorN. */
 export interface Mirror {
-  /** HMM_DMIRROR_READ. */
-  read(addr: number, npages: number): Promise<MirrorResult & { data: Uint8Array }>;
+  /**
+   * HMM_DMIRROR_READ. `into`: the caller's buffer (the command's ptr, as for migrateToDevice):
+   * `data` is then a view of its first npages * 4096 bytes (EFAULT if shorter, nothing read).
+   * A read of several GPU chunks fills it chunk by chunk, so an error in a later chunk leaves
+   * the earlier ones there (dmirror_read copies out only at the end: a departure).
+   */
+  read(addr: number, npages: number, into?: Uint8Array): Promise<MirrorResult & { data: Uint8Array }>;
   /** HMM_DMIRROR_WRITE. */
   write(addr: number, data: Uint8Array): Promise<MirrorResult>;
   /**

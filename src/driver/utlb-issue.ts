@@ -1,6 +1,6 @@
 /**
  * A uTLB that stalls on its outstanding faults (the run setting `utlbFaults`, `--utlb-faults N`
- * in src/experiment/schema.ts; absent = no limit, today's behaviour and the default).
+ * in src/experiment/schema.ts; absent or 0 = no limit, the default but for the published preset's TBN-fits cells).
  *
  * Without it a round records a fault for every page any invocation misses (one record per
  * (uTLB, page): mirror-common.wgsl's pending filter), all before any service: the whole
@@ -16,7 +16,12 @@
  * runs again next round and faults then if its page is still missing.
  *
  * The limit is a model setting, not a measured hardware figure: no source read here gives
- * NVIDIA's per-uTLB outstanding-fault limit, so it is off unless a run names it.
+ * NVIDIA's per-uTLB outstanding-fault limit, so it is off by default. UVM_Smart's GPU model does
+ * give one, and the `published` preset's TBN cells that fit run with 1 (src/experiment/published.ts
+ * PUBLISHED_STALLING_ISSUE): its shader.cc ldst_unit::access_cycle sends a TLB miss to the GMMU, marks
+ * the access stall_far_fetch and returns false until the GMMU hands that warp's fetch back, and
+ * ldst_unit::cycle returns on that false before any other access: one far fetch outstanding per
+ * SM's memory pipeline.
  */
 import type { FaultRecord } from '../device/fault-queue.js';
 

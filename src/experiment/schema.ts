@@ -101,6 +101,7 @@ function numberIn(what: string, ok: (v: number) => boolean): Parser<number> {
 }
 
 export const positiveInt: Parser<number> = numberIn('a positive integer', (v) => Number.isSafeInteger(v) && v > 0);
+const limitOrZero: Parser<number> = numberIn('a non-negative integer (0: no limit)', (v) => Number.isSafeInteger(v) && v >= 0);
 
 const sizeParser: Parser<number> = (raw, opt) => {
   const v = numberIn('a size in MiB (a positive number)', (x) => Number.isFinite(x) && x > 0)(raw, opt);
@@ -292,9 +293,10 @@ export const AXES = {
     describe: (v) => `opts=${v ?? 'none'}`, short: (v) => v ?? 'no opts', csv: 'policy_opt',
   }),
   utlbFaults: axis<number>()({
-    flag: '--utlb-faults', metavar: 'N', optional: true, base: undefined, parse: positiveInt, text: str,
-    help: ['a uTLB stalls once it has N faults outstanding in a round (src/driver/utlb-issue.ts);', 'absent: no limit, every miss of the round is recorded'],
-    describe: (v) => `utlbFaults=${v ?? 'unlimited'}`, short: (v) => (v === undefined ? 'uTLB unlimited' : `uTLB ${v}`), csv: 'utlb_faults',
+    flag: '--utlb-faults', metavar: 'N', optional: true, base: undefined, parse: limitOrZero, text: str,
+    help: ['a uTLB stalls once it has N faults outstanding in a round (src/driver/utlb-issue.ts);', '0 or absent: no limit, every miss of the round is recorded (the published preset\'s TBN-fits cells: 1)'],
+    describe: (v) => `utlbFaults=${v === undefined || v === 0 ? 'unlimited' : v}`,
+    short: (v) => (v === undefined || v === 0 ? 'uTLB unlimited' : `uTLB ${v}`), csv: 'utlb_faults',
   }),
   uvm: axis<string>()({
     flag: '--uvm', metavar: 'V', optional: true, base: undefined, text: str,
@@ -313,7 +315,11 @@ export const AXES = {
       if (!COST_MODEL_NAMES.includes(v)) throw bad(opt, raw, `a cost model (one of ${COST_MODEL_NAMES.join(', ')})`);
       return v;
     },
-    help: [`the simulated clock's cost model: ${COST_MODEL_NAMES.join(' | ')}   (base: uvm-smart:`, 'UVM_Smart\'s transfer size curve; flat = every transfer at 16 GB/s)'],
+    help: [
+      `the simulated clock's cost model: ${COST_MODEL_NAMES.join(' | ')}   (base: uvm-smart:`,
+      'UVM_Smart\'s transfer size curve; flat = every transfer at 16 GB/s; uvm-smart-serial =',
+      'UVM_Smart\'s own accounting, 45 µs per far fault serially, the published preset\'s clock)',
+    ],
     describe: (v) => `cost=${v ?? 'uvm-smart'}`, short: (v) => v ?? 'uvm-smart', csv: 'cost',
   }),
   costOpt: axis<string>()({

@@ -3,7 +3,8 @@
  * clock. With a migration policy it is the policy path's own virtual clock (PolicyPath.now,
  * the one the policy runs report as sim_time_ns). Without one, the same model charges what
  * the run did: a kernel launch per round of the command (replays included) and a fault
- * group's service per batch (UVM_Smart charges per batch; faultNs per unique fault).
+ * group's service per batch (faultGroupNs; faultNs and, for uvm-smart-serial, farFaultNs per
+ * unique fault: without a policy each unique fault is a page not on the device).
  * Integer ns, so a run's simulated time is a function of what it did, not of the machine.
  */
 import { DEFAULT_COST, type CostModel } from '../policy/cost.js';
@@ -25,7 +26,7 @@ export class SimClock {
 
   /** A batch of `unique` faults was serviced. */
   batch(unique: number): void {
-    if (this.#policy === null) this.#ns += this.cost.faultGroupNs + this.cost.faultNs * unique;
+    if (this.#policy === null) this.#ns += this.cost.faultGroupNs + (this.cost.faultNs + this.cost.farFaultNs) * unique;
   }
 
   get ns(): number {

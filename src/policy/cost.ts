@@ -25,10 +25,24 @@
  *   cpuFaultNs     45 µs   the far-fault latency again for migrate_to_ram: no anchor measures
  *                         the CPU side separately (Xe SVM's per-fault migration, 130-165 µs, is
  *                         an upper reference)
+ *   farFaultNs     0       (uvm-smart-serial: 45 µs) charged once per far fault, serially: UVM_Smart's
+ *                         own accounting of its logged time. gpu-sim.cc calculate_sim_prof, with
+ *                         -enable_accurate_simulation 0 (its logs' setting), prints
+ *                         Tot_kernel_exec_time_and_fault_time = kernel_time +
+ *                         mf_page_fault_outstanding × page_fault_latency (66,645 core cycles at
+ *                         1,481 MHz = 45.0 µs; do_hardware_prefetch adds one
+ *                         mf_page_fault_outstanding per page of page_fault_this_turn, a far fault)
+ *   faultTransfer  'run'   (uvm-smart-serial: 'page') how a fault's own page is copied: 'run' with
+ *                         the contiguous run it lies in; 'page' as a transfer of its own, as
+ *                         UVM_Smart's do_hardware_prefetch ends a PCIE_READ at each faulted page
+ *                         (on-demand: every page one 4 KiB transfer, ~1.76 µs on the curve)
  */
 export const PAGE_SIZE = 4096;
 
 export type TransferModel = 'flat' | 'curve';
+
+/** How a faulted page's own copy is charged: with its contiguous run, or as a transfer of its own. */
+export type FaultTransfer = 'run' | 'page';
 
 export interface CostModel {
   readonly name: string;
@@ -55,6 +69,10 @@ export interface CostModel {
   readonly gpuMemBytesPerSec: number;
   /** Fixed cost per evicted chunk on top of its copy (0: UVM_Smart charges the copy only). */
   readonly evictChunkNs: number;
+  /** Charged per far fault (a page not on the device when its batch is serviced), added serially. */
+  readonly farFaultNs: number;
+  /** A faulted page's copy: with its contiguous run ('run') or one transfer a page ('page'). */
+  readonly faultTransfer: FaultTransfer;
 }
 
 /** GPGPU-Sim UVM_Smart's knobs (Ganguly et al., ISCA'19 / IPDPS'20), with its transfer curve. */
@@ -72,6 +90,8 @@ export const UVM_SMART: CostModel = Object.freeze({
   launchNs: 150_000,
   gpuMemBytesPerSec: 484_000_000_000,
   evictChunkNs: 0,
+  farFaultNs: 0,
+  faultTransfer: 'run',
 });
 
 /** UVM_Smart's knobs with every transfer at a flat 16 GB/s (the model before the curve). */
@@ -83,11 +103,26 @@ export const GTX1080: CostModel = Object.freeze({ ...UVM_SMART, name: 'gtx1080',
 /** Per-batch + per-fault service fitted to nvprof's GTX 1080 fault groups (elalish/manifold#120). */
 export const MEASURED: CostModel = Object.freeze({ ...UVM_SMART, name: 'measured', faultGroupNs: 37_680, faultNs: 1_160 });
 
+/**
+ * UVM_Smart's accounting of its own logged time (`Tot_kernel_exec_time_and_fault_time`,
+ * gpu-sim.cc calculate_sim_prof with -enable_accurate_simulation 0): no per-batch service
+ * charge; each far fault adds its page_fault_latency (45 µs) serially, whatever batch it came
+ * in; each faulted page is its own transfer (do_hardware_prefetch splits a PCIE_READ at every
+ * faulted page), prefetched runs on the same size curve; the roofline compute as the default
+ * model (the cycle-level kernel_time is not reproduced); no launch charge: kernel_time sums the
+ * kernels' simulated cycles (kernel_stats::calculate), and its logs leave no room for 150 µs a
+ * launch (bfs, TBN: 3.8 ms with 53 far faults is 1.4 ms for all of its ~20 launches and their
+ * transfers). The `published` preset's clock.
+ */
+export const UVM_SMART_SERIAL: CostModel = Object.freeze({
+  ...UVM_SMART, name: 'uvm-smart-serial', faultGroupNs: 0, faultNs: 0, farFaultNs: 45_000, faultTransfer: 'page', launchNs: 0,
+});
+
 export const DEFAULT_COST: CostModel = UVM_SMART;
 
 /** The named cost models (--cost NAME). */
 export const COST_MODELS: Readonly<Record<string, CostModel>> = Object.freeze({
-  'uvm-smart': UVM_SMART, flat: FLAT, gtx1080: GTX1080, measured: MEASURED,
+  'uvm-smart': UVM_SMART, flat: FLAT, gtx1080: GTX1080, measured: MEASURED, 'uvm-smart-serial': UVM_SMART_SERIAL,
 });
 
 export const COST_MODEL_NAMES: readonly string[] = Object.freeze(Object.keys(COST_MODELS));
@@ -143,13 +178,14 @@ export function computeNs(cost: CostModel, bytes: number): number {
 /** A cost model with overrides; rejects what is not a non-negative integer (bandwidth > 0). */
 export function makeCost(base: CostModel, over: Partial<CostModel> = {}): CostModel {
   const c = { ...base, ...over };
-  for (const k of ['faultGroupNs', 'faultNs', 'cpuFaultNs', 'remoteAccessNs', 'remoteAccessBytes', 'launchNs', 'evictChunkNs', 'gpuMemBytesPerSec'] as const) {
+  for (const k of ['faultGroupNs', 'faultNs', 'cpuFaultNs', 'remoteAccessNs', 'remoteAccessBytes', 'launchNs', 'evictChunkNs', 'gpuMemBytesPerSec', 'farFaultNs'] as const) {
     if (!Number.isSafeInteger(c[k]) || c[k] < 0) throw new RangeError(`cost ${k} must be a non-negative integer ns`);
   }
   if (!Number.isSafeInteger(c.bandwidthBytesPerSec) || c.bandwidthBytesPerSec <= 0) {
     throw new RangeError('cost bandwidthBytesPerSec must be a positive integer');
   }
   if (c.transfer !== 'flat' && c.transfer !== 'curve') throw new RangeError(`cost transfer '${String(c.transfer)}' is not flat or curve`);
+  if (c.faultTransfer !== 'run' && c.faultTransfer !== 'page') throw new RangeError(`cost faultTransfer '${String(c.faultTransfer)}' is not run or page`);
   if (!(c.curveA > 0) || !(c.curveB > 0)) throw new RangeError('cost curveA and curveB must be positive');
   return Object.freeze(c);
 }
@@ -158,7 +194,7 @@ export function makeCost(base: CostModel, over: Partial<CostModel> = {}): CostMo
 /** The knobs a preset's figures may be overridden by (--cost-opt KEY=VALUE): every field but the name. */
 export const COST_KNOBS: readonly (keyof Omit<CostModel, 'name'>)[] = Object.freeze([
   'transfer', 'curveA', 'curveB', 'faultGroupNs', 'faultNs', 'cpuFaultNs', 'bandwidthBytesPerSec',
-  'remoteAccessNs', 'remoteAccessBytes', 'launchNs', 'gpuMemBytesPerSec', 'evictChunkNs',
+  'remoteAccessNs', 'remoteAccessBytes', 'launchNs', 'gpuMemBytesPerSec', 'evictChunkNs', 'farFaultNs', 'faultTransfer',
 ]);
 
 /**
@@ -174,6 +210,11 @@ export function costWithKnobs(base: CostModel, pairs: readonly (readonly [string
     if (!(COST_KNOBS as readonly string[]).includes(k)) throw new RangeError(`'${k}' is not a cost knob (one of ${COST_KNOBS.join(', ')})`);
     if (k === 'transfer') {
       if (raw !== 'flat' && raw !== 'curve') throw new RangeError(`cost transfer '${raw}' is not flat or curve`);
+      over[k] = raw;
+      continue;
+    }
+    if (k === 'faultTransfer') {
+      if (raw !== 'run' && raw !== 'page') throw new RangeError(`cost faultTransfer '${raw}' is not run or page`);
       over[k] = raw;
       continue;
     }

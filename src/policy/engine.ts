@@ -212,8 +212,13 @@ export class PolicyEngine {
         lastChunk = chunk;
       }
       if (plan.location(p) === device) continue;
-      // A far fault (UVM_Smart's count): a page not on the device, once a group.
-      if (i === 0 || pages[i - 1] !== p) this.stats.farFaults++;
+      // A far fault (UVM_Smart's count): a page not on the device, once a group. A model that
+      // charges per far fault (uvm-smart-serial: calculate_sim_prof's
+      // mf_page_fault_outstanding × page_fault_latency) adds it here, serially.
+      if (i === 0 || pages[i - 1] !== p) {
+        this.stats.farFaults++;
+        ns += cost.farFaultNs;
+      }
       const a = dec.action[i];
       switch (a) {
         case DECIDE_MIGRATE:

@@ -13,7 +13,7 @@
  * moves under its lock before it copies anything.
  */
 import { err } from '../errors.js';
-import { transferRunsNs } from './cost.js';
+import { PAGE_SIZE, transferNs, transferRunsNs } from './cost.js';
 import type { Residency } from './residency.js';
 import { CPU, type Location, type MigrationBatch, type MigrationCause, type PageSink } from './types.js';
 
@@ -233,7 +233,7 @@ export class Planner {
       if (this.location(p) !== CPU || this.pinned(p)) continue;
       if (this.#usedPages(d) >= this.#res.capacityPages(d)) {
         if (batch.length > 0) {
-          ns += transferRunsNs(this.#res.cost, batch, batch.length);
+          ns += this.#copyNs(batch, cause);
           batch = [];
         }
         const ev = this.evictOne(d, busy);
@@ -248,7 +248,18 @@ export class Planner {
       batch.push(p);
     }
     this.#close();
-    return ns + transferRunsNs(this.#res.cost, batch, batch.length);
+    return ns + this.#copyNs(batch, cause);
+  }
+
+  /**
+   * ns to copy `pages` to the device: each contiguous run one transfer, or with the cost
+   * model's faultTransfer 'page' each faulted page one transfer of its own (UVM_Smart's
+   * do_hardware_prefetch ends a PCIE_READ at every faulted page).
+   */
+  #copyNs(pages: readonly number[], cause: MigrationCause): number {
+    const cost = this.#res.cost;
+    if (cause === 'fault' && cost.faultTransfer === 'page') return pages.length * transferNs(cost, PAGE_SIZE);
+    return transferRunsNs(cost, pages, pages.length);
   }
 
   /**

@@ -15,8 +15,8 @@ import {
 import { isPresent } from '../../src/mm/page-table.js';
 import { mirrorTest } from '../support/mirror.js';
 import {
-  expectCpuInts, expectInts, FOLL_LONGTERM, GUP_BASIC_TEST, GUP_FAST_BENCHMARK, gupTestExec, ints, PIN_FAST_BENCHMARK,
-  PIN_LONGTERM_BENCHMARK,
+  expectCpuInts, expectInts, expectNoLeak, FOLL_LONGTERM, GUP_BASIC_TEST, GUP_FAST_BENCHMARK, gupTestExec, ints, PIN_FAST_BENCHMARK,
+  PIN_LONGTERM_BENCHMARK, vram,
 } from './hmm-tests.helpers.js';
 
 const RW = PROT_READ | PROT_WRITE;
@@ -29,19 +29,6 @@ function coherentPfn(m: Machine, proc: Process, addr: number, d = 0): number | n
   if (t === null || !isPresent(t.flags[j])) return null;
   const pfn = t.pfn[j];
   return m.devices[d].pagemap.contains(pfn) && m.core.isDeviceCoherent(pfn) ? pfn : null;
-}
-
-/** Device pages referenced on device d. */
-function devRefs(m: Machine, d = 0): number {
-  return m.devices[d].pagemap.refcount.reduce((a, c) => a + (c !== 0 ? 1 : 0), 0);
-}
-
-function expectNoLeak(m: Machine): void {
-  for (let d = 0; d < m.devices.length; d++) {
-    expect(devRefs(m, d), `device ${d} pages referenced`).toBe(0);
-    expect(m.devices[d].vram.stats.used, `device ${d} VRAM slots`).toBe(0);
-  }
-  checkFrameAccounting(m);
 }
 
 describe('device-coherent memory (dmirror)', () => {
@@ -57,7 +44,7 @@ describe('device-coherent memory (dmirror)', () => {
     expectInts(r.data, (i) => i, 'device copy');
     const pfns = Array.from({ length: n }, (_, k) => coherentPfn(machine, proc, ptr + k * PAGE_SIZE));
     expect(pfns.every((p) => p !== null), 'every page a present coherent PTE').toBe(true);
-    expect(devRefs(machine)).toBe(n);
+    expect(vram(machine).refs).toBe(n);
     await expectCpuInts(proc, ptr, size, (i) => i, 'CPU reads in place');
     await proc.write(ptr, ints(size, (i) => i + 7));
     expect(machine.devices[0].devmem.cpuFaults, 'no migrate_to_ram').toBe(0);
@@ -68,7 +55,7 @@ describe('device-coherent memory (dmirror)', () => {
     const back = await mirror.migrateToSystem(ptr, n);
     expect(back.cpages).toBe(n);
     for (let k = 0; k < n; k++) expect(coherentPfn(machine, proc, ptr + k * PAGE_SIZE)).toBeNull();
-    expect(devRefs(machine)).toBe(0);
+    expect(vram(machine).refs).toBe(0);
     await expectCpuInts(proc, ptr, size, (i) => i + 7, 'home');
     await proc.munmap(ptr, size);
     expectNoLeak(machine);
@@ -124,7 +111,7 @@ describe('device-coherent memory (dmirror)', () => {
     const pins = await proc.pinUserPages(ptr + PAGE_SIZE, 2, { write: true, longterm: true });
     for (let k = 0; k < 2; k++) expect(machine.core.isSystemPfn(pins.pfns[k])).toBe(true);
     expect(coherentPfn(machine, proc, ptr), 'outside the pin: stays').not.toBeNull();
-    expect(devRefs(machine)).toBe(2);
+    expect(vram(machine).refs).toBe(2);
     expectInts((await mirror.read(ptr, n)).data, (i) => 3 * i, 'device read after the pin');
     pins.release();
     await proc.munmap(ptr, size);

@@ -71,9 +71,14 @@ describe('dmirror chunking', () => {
     const r2 = await mirror.read(ptr, NPAGES);
     expectWords(r2.data, 3, 'device read after CPU write');
 
-    // Device write then device read, nothing from the CPU in between.
+    // Device write then device read, nothing from the CPU in between; the read into the
+    // caller's poisoned buffer (every chunk lands in its place, nothing past the range).
     await mirror.write(ptr, pattern(NPAGES, 4));
-    expectWords((await mirror.read(ptr, NPAGES)).data, 4, 'device read after device write');
+    const into = new Uint8Array(size + PAGE_SIZE).fill(0xee);
+    const r3 = await mirror.read(ptr, NPAGES, into);
+    expect(r3.data.buffer).toBe(into.buffer);
+    expectWords(r3.data, 4, 'device read after device write, into the caller\'s buffer');
+    expect(into.subarray(size).every((b) => b === 0xee), 'past the range').toBe(true);
     expectWords(await proc.read(ptr, size), 4, 'CPU read at the end');
     await proc.munmap(ptr, size);
   });

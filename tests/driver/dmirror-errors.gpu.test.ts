@@ -269,6 +269,28 @@ describe('dmirror errors', () => {
     checkFrameAccounting(m);
   });
 
+  mirrorTest('read into the caller\'s buffer: too short → EFAULT, not a Uint8Array → EINVAL, nothing faulted; else exactly its first pages written', async () => {
+    await rejects(() => fd.read(fresh, 4, new Uint8Array(4 * PAGE_SIZE - 1)), 'EFAULT', 'read(into: 4 pages - 1 byte)');
+    const untyped = fd.read as (addr: number, npages: number, into: unknown) => Promise<unknown>;
+    await rejects(() => untyped.call(fd, fresh, 4, new Uint32Array(4 * PAGE_SIZE)), 'EINVAL', 'read(into: a Uint32Array)');
+    // Nothing faulted above: the first read that runs still takes the fault round.
+    const zeros = await fd.read(fresh, 4, new Uint8Array(4 * PAGE_SIZE).fill(0xee));
+    expect(zeros.faults).toBe(1);
+    expect(firstDiff(zeros.data, new Uint8Array(4 * PAGE_SIZE)), 'fresh pages read as zero').toBeNull();
+    // A poisoned buffer one page longer than the range, at an offset in its ArrayBuffer.
+    const backing = new Uint8Array(6 * PAGE_SIZE).fill(0xee);
+    const r = await fd.read(rw, 4, backing.subarray(PAGE_SIZE));
+    expect(r.cpages).toBe(4);
+    expect(r.data.buffer).toBe(backing.buffer);
+    expect(r.data.byteOffset).toBe(PAGE_SIZE);
+    expect(r.data.length).toBe(4 * PAGE_SIZE);
+    expect(firstDiff(r.data, pagesOf(4, RW_TAG)), 'the range, every word').toBeNull();
+    const poison = new Uint8Array(PAGE_SIZE).fill(0xee);
+    expect(firstDiff(backing.subarray(0, PAGE_SIZE), poison), 'before the view').toBeNull();
+    expect(firstDiff(backing.subarray(5 * PAGE_SIZE), poison), 'past the range').toBeNull();
+    checkFrameAccounting(m);
+  });
+
   mirrorTest('migrateToDevice of MAP_SHARED anonymous memory → ENOENT, nothing moved', async () => {
     const sh = await proc.mmap(0, 4 * PAGE_SIZE, RW, MAP_SHARED | MAP_ANONYMOUS);
     await proc.write(sh, pagesOf(4, (p) => 0x5a000000 | p));

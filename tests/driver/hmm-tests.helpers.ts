@@ -251,15 +251,15 @@ export async function yieldTicks(n: number): Promise<void> {
   for (let t = 0; t < n; t++) await new Promise<void>((r) => setTimeout(r, 0));
 }
 
-/** VRAM in use on device 0: slots allocated, device pages referenced, 2 MiB runs held. */
-export function vram(m: Machine): { slots: number; refs: number; huge: number } {
-  const d = m.devices[0];
-  const s = d.vram.stats;
-  return { slots: s.used, refs: d.pagemap.refcount.reduce((a, c) => a + (c !== 0 ? 1 : 0), 0), huge: s.hugeBlocks };
+/** VRAM in use on device `d`: slots allocated, device pages referenced, 2 MiB runs held. */
+export function vram(m: Machine, d = 0): { slots: number; refs: number; huge: number } {
+  const dev = m.devices[d];
+  const s = dev.vram.stats;
+  return { slots: s.used, refs: dev.pagemap.refcount.reduce((a, c) => a + (c !== 0 ? 1 : 0), 0), huge: s.hugeBlocks };
 }
 
-/** Nothing left on the device and every frame accounted for (after the buffers are gone). */
+/** Nothing left on any device and every frame accounted for (after the buffers are gone). */
 export function expectNoLeak(m: Machine): void {
-  expect(vram(m), 'device memory after the buffers are gone').toEqual({ slots: 0, refs: 0, huge: 0 });
+  m.devices.forEach((_, d) => expect(vram(m, d), `device ${d} memory after the buffers are gone`).toEqual({ slots: 0, refs: 0, huge: 0 }));
   checkFrameAccounting(m);
 }

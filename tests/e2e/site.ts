@@ -9,15 +9,11 @@ import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { build } from 'vite';
+import { CHROMIUM_ARGS, SOFTWARE_COMPOSITING } from '../support/chromium.js';
 
 export const root = fileURLToPath(new URL('../../', import.meta.url));
 export const shots = join(root, 'docs/screenshots');
 
-/** As vitest.config.ts's: WebGPU headless on SwiftShader, as root, offline. */
-const CHROMIUM_ARGS = [
-  '--no-sandbox', '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-angle=swiftshader',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
-];
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json', '.svg': 'image/svg+xml', '.wasm': 'application/wasm',
@@ -51,7 +47,7 @@ export interface Site {
 export async function openSite(): Promise<Site> {
   await build({ configFile: join(root, 'vite.config.ts'), logLevel: 'error' });
   const { server, url } = await serve(join(root, 'dist'));
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  const browser = await launch(true);
   return {
     browser, base: url,
     async close() {
@@ -59,6 +55,27 @@ export async function openSite(): Promise<Site> {
       await new Promise((r) => server.close(r));
     },
   };
+}
+
+/** Headless Debian Chromium; `software`: software compositing (see SOFTWARE_COMPOSITING). */
+function launch(software: boolean): Promise<Browser> {
+  return chromium.launch({ executablePath: '/usr/bin/chromium', args: software ? [...CHROMIUM_ARGS, SOFTWARE_COMPOSITING] : [...CHROMIUM_ARGS] });
+}
+
+/**
+ * First contentful paint (ms) of the site's first page in a browser launched for it alone,
+ * every frame composited through SwiftShader's GL: the figure before SOFTWARE_COMPOSITING.
+ */
+export async function firstPaintGpuCompositing(site: Site): Promise<number> {
+  const browser = await launch(false);
+  try {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 1400 } });
+    await page.goto(`${site.base}?stormRate=0`);
+    await page.waitForFunction(() => performance.getEntriesByName('first-contentful-paint').length > 0, null, { timeout: 60_000 });
+    return await page.evaluate(() => performance.getEntriesByName('first-contentful-paint')[0].startTime);
+  } finally {
+    await browser.close();
+  }
 }
 
 /** `init` runs in the page before its own scripts (playwright's addInitScript). */

@@ -5,9 +5,14 @@ import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { expandPresets, parseArgs, CliError } from '../../src/experiment/cli.js';
 import { main, publishedReport } from '../../src/experiment/main.js';
-import { htmlPublished, PUBLISHED, PUBLISHED_CONFIGS, publishedRows, publishedRuns, publishedTable, publishedWorkload } from '../../src/experiment/published.js';
+import {
+  htmlPublished, PUBLISHED, PUBLISHED_CONFIGS, PUBLISHED_SETTINGS, PUBLISHED_STALLING_ISSUE, publishedRows, publishedRuns, publishedTable, publishedWorkload,
+} from '../../src/experiment/published.js';
+import { runOne } from '../../src/experiment/runner.js';
+import type { RunConfig } from '../../src/experiment/types.js';
 import { BASE_CONFIG } from '../../src/experiment/cli.js';
 import type { RunResult } from '../../src/experiment/types.js';
+import { PAGE_SIZE, transferNs, UVM_SMART_SERIAL } from '../../src/policy/cost.js';
 import { totals } from '../../src/driver/records.js';
 
 describe('published preset', () => {
@@ -134,6 +139,59 @@ describe('report.html\'s published section', () => {
     expect(html).toContain('<td>backprop</td><td>TBN + random-4K, 110 %</td><td>347</td><td>failed</td>');
     expect(html).toContain('<td>bfs</td><td>TBN + LRU-2M, 125 %</td><td>10,057</td><td>not run</td>');
     expect(html.match(/class="na"/g)!.length).toBe(2 * (rows.length - ran));
+  });
+});
+
+describe('the published preset runs on UVM_Smart\'s terms (PUBLISHED_SETTINGS, PUBLISHED_STALLING_ISSUE)', () => {
+  it('every cell has UVM_Smart\'s clock (uvm-smart-serial); the TBN cells that fit its stalling issue order (utlbFaults 1); other presets keep the defaults', () => {
+    expect(PUBLISHED_SETTINGS).toEqual({ cost: 'uvm-smart-serial' });
+    const runs = expandPresets(parseArgs(['--preset', 'published']));
+    expect(runs.length).toBeGreaterThan(0);
+    expect(runs.every((r) => r.cost === 'uvm-smart-serial')).toBe(true);
+    const stalled = (r: RunConfig): boolean => r.utlbFaults === PUBLISHED_STALLING_ISSUE;
+    expect(PUBLISHED_STALLING_ISSUE).toBe(1);
+    expect(runs.filter(stalled).every((r) => r.policy === 'first-touch+tree' && r.oversub === 1)).toBe(true);
+    expect(runs.filter((r) => !stalled(r)).every((r) => r.utlbFaults === undefined && !(r.policy === 'first-touch+tree' && r.oversub === 1))).toBe(true);
+    expect(runs.filter(stalled).length).toBe(4); // backprop, bfs, fdtd, hotspot: TBN, fits
+    const policies = expandPresets(parseArgs(['--preset', 'policies']));
+    expect(policies.every((r) => r.cost === undefined && r.utlbFaults === undefined)).toBe(true);
+  });
+  it('the command line replaces them: --cost uvm-smart, --utlb-faults 0 (no limit)', () => {
+    const runs = expandPresets(parseArgs(['--preset', 'published', '--cost', 'uvm-smart', '--utlb-faults', '0']));
+    expect(runs.every((r) => r.cost === 'uvm-smart' && r.utlbFaults === 0)).toBe(true);
+    expect(() => parseArgs(['--utlb-faults', '-1'])).toThrow(/--utlb-faults: '-1'/);
+  });
+  it('on the GPU: a cell\'s results name the clock, and each far fault added 45 µs to its simulated time', async () => {
+    const config = (c: Partial<RunConfig>): RunConfig => ({
+      ...BASE_CONFIG, ...PUBLISHED_SETTINGS, preset: 'published', workload: 'stream', sizeMiB: 0.25, policy: 'first-touch', oversub: 1, ...c,
+    } as RunConfig);
+    const a = await runOne(config({}), {});
+    const b = await runOne(config({ costOpt: 'farFaultNs=1000000' }), {}); // 1 ms a far fault
+    for (const r of [a, b]) {
+      expect(r.error).toBeNull();
+      expect(r.verify.mismatches).toBe(0);
+    }
+    expect(a.policy!.cost).toBe('uvm-smart-serial');
+    const far = a.policy!.farFaults;
+    expect(far).toBe(64); // 0.25 MiB, every page faulted once
+    expect(b.policy!.farFaults).toBe(far);
+    // The clock is serial in far faults: the knob's difference, times the far faults, exactly.
+    expect(b.policy!.simTimeNs - a.policy!.simTimeNs).toBe(far * (1_000_000 - UVM_SMART_SERIAL.farFaultNs));
+    expect(a.policy!.simTimeNs).toBeGreaterThan(far * (UVM_SMART_SERIAL.farFaultNs + transferNs(UVM_SMART_SERIAL, PAGE_SIZE)));
+  });
+  it('on the GPU: an on-demand cell\'s far faults and serial time do not depend on the issue order (why those cells run without the stall)', async () => {
+    const config = (utlbFaults: number): RunConfig => ({
+      ...BASE_CONFIG, ...PUBLISHED_SETTINGS, preset: 'published', workload: 'hotspot', sizeMiB: 0.1875, policy: 'first-touch', oversub: 1, utlbFaults,
+    } as RunConfig);
+    const free = await runOne(config(0), {});
+    const stalled = await runOne(config(1), {});
+    for (const r of [free, stalled]) {
+      expect(r.error).toBeNull();
+      expect(r.verify.mismatches).toBe(0);
+    }
+    expect(stalled.policy!.faultGroups).toBeGreaterThan(free.policy!.faultGroups); // the order did change
+    expect(stalled.policy!.farFaults).toBe(free.policy!.farFaults);
+    expect(stalled.policy!.simTimeNs).toBe(free.policy!.simTimeNs);
   });
 });
 

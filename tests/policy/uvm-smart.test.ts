@@ -5,7 +5,9 @@
  * (update_hardware_prefetcher_oversubscribed) and its random eviction (page_eviction_procedure).
  */
 import { describe, expect, it } from 'vitest';
-import { commitPlan, CPU, Planner, PolicyEngine, Residency } from '../../src/policy/index.js';
+import {
+  commitPlan, CPU, PAGE_SIZE, Planner, PolicyEngine, Residency, transferNs, UVM_SMART, UVM_SMART_SERIAL, type CostModel,
+} from '../../src/policy/index.js';
 import { builtinPolicy } from '../../src/policy/loader.js';
 import { random4kEviction } from '../../src/policy/eviction.js';
 import { ACCESS_READ } from '../../src/policy/types.js';
@@ -92,5 +94,55 @@ describe('a uTLB stalled on its outstanding faults (utlbFaults)', () => {
     expect(pages(issueLimit(round, 2))).toEqual(['0:3', '0:5', '1:2', '1:7', '2:4']);
     expect(issueLimit(round, undefined)).toBe(round);
     expect(issueLimit(round, 3).length).toBe(round.length);
+  });
+});
+
+describe('uvm-smart-serial: UVM_Smart\'s own time (calculate_sim_prof: kernel_time + mf_page_fault_outstanding × page_fault_latency)', () => {
+  /** The service ns of one fault group of `pages` on a fresh engine under `cost` (`policy` default first-touch: no prefetch). */
+  const groupNs = (cost: CostModel, pages: number[], policy = 'first-touch', preload: number[] = []): { ns: number; far: number } => {
+    const e = new PolicyEngine(builtinPolicy(policy)!, { pages: 4096, capacityPages: 4096, cost });
+    if (preload.length > 0) fault(e, preload, preload.length);
+    const before = e.stats.farFaults;
+    const r = e.serviceGroup(0, Float64Array.from(pages), new Uint8Array(pages.length).fill(ACCESS_READ), pages.length, pages.length, 0);
+    e.commit(r.plan);
+    return { ns: r.ns, far: e.stats.farFaults - before };
+  };
+  const PAGE = transferNs(UVM_SMART, PAGE_SIZE); // one 4 KiB transfer on the curve (~1.76 µs)
+
+  it('is 45 µs a far fault (66,645 cycles at 1,481 MHz), no per-batch or launch charge, each faulted page its own transfer', () => {
+    expect(UVM_SMART_SERIAL).toMatchObject({ farFaultNs: 45_000, faultGroupNs: 0, faultNs: 0, faultTransfer: 'page', transfer: 'curve', launchNs: 0 });
+    expect(Math.round(66_645 / 1.481)).toBe(45_000);
+    expect(UVM_SMART).toMatchObject({ farFaultNs: 0, faultTransfer: 'run' }); // the default clock is unchanged
+  });
+
+  it('N far faults add exactly N × 45 µs (+ N one-page copies); a page already on the device adds nothing', () => {
+    for (const n of [1, 2, 7, 100]) {
+      const pages = Array.from({ length: n }, (_, i) => i * 3);
+      const { ns, far } = groupNs(UVM_SMART_SERIAL, pages);
+      expect(far).toBe(n);
+      expect(ns).toBe(n * (45_000 + PAGE));
+    }
+    // Pages 0 and 3 are resident already: of the 4 faulted pages only 6 and 9 are far faults.
+    const { ns, far } = groupNs(UVM_SMART_SERIAL, [0, 3, 6, 9], 'first-touch', [0, 3]);
+    expect(far).toBe(2);
+    expect(ns).toBe(2 * (45_000 + PAGE));
+  });
+
+  it('a batch of 256 contiguous pages costs 256 × one page under it, and not under the per-batch uvm-smart clock', () => {
+    const batch = Array.from({ length: 256 }, (_, i) => i);
+    const one = groupNs(UVM_SMART_SERIAL, [0]).ns;
+    expect(groupNs(UVM_SMART_SERIAL, batch).ns).toBe(256 * one);
+    expect(one).toBe(45_000 + PAGE);
+    // NVIDIA's per-batch service: one 45 µs for the batch and its pages copied as one 1 MiB run.
+    const perBatch = groupNs(UVM_SMART, batch).ns;
+    expect(perBatch).toBe(45_000 + transferNs(UVM_SMART, 256 * PAGE_SIZE));
+    expect(perBatch).toBeLessThan(256 * groupNs(UVM_SMART, [0]).ns / 50);
+  });
+
+  it('prefetched pages are no far faults: TBN\'s basic block adds its copy, not 45 µs a page', () => {
+    // A fault on page 0 under the tree prefetcher brings its 64 KiB block (pages 1..15) as one run.
+    const { ns, far } = groupNs(UVM_SMART_SERIAL, [0], 'first-touch+tree');
+    expect(far).toBe(1);
+    expect(ns).toBe(45_000 + PAGE + transferNs(UVM_SMART, 15 * PAGE_SIZE));
   });
 });
