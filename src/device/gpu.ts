@@ -16,6 +16,7 @@
  * toggle disabled, so timestamps are not rounded to Dawn's 65.5 µs.
  */
 import type { Scheduler } from '../sched/scheduler.js';
+import { err } from '../errors.js';
 
 export interface RequestGpuOptions {
   /** Limits the caller needs; each must be within what the adapter supports. */
@@ -38,10 +39,10 @@ function isAdapterChoice(s: string): s is AdapterChoice {
   return (ADAPTER_CHOICES as readonly string[]).includes(s);
 }
 
-/** The adapter choice a run asked for (opts, else MIRRORLAB_ADAPTER, else 'auto'); GpuError when unknown. */
+/** The adapter choice a run asked for (opts, else MIRRORLAB_ADAPTER, else 'auto'); EINVAL when unknown. */
 export function adapterChoice(opts: RequestGpuOptions = {}): AdapterChoice {
-  const raw = opts.adapter ?? (isNode() ? process.env[ADAPTER_ENV] : undefined) ?? 'auto';
-  if (!isAdapterChoice(raw)) throw new GpuError(`EINVAL: adapter '${raw}' (${ADAPTER_ENV} / --adapter): one of ${ADAPTER_CHOICES.join(', ')}`);
+  const raw: string = opts.adapter ?? (isNode() ? process.env[ADAPTER_ENV] : undefined) ?? 'auto';
+  if (!isAdapterChoice(raw)) throw err('EINVAL', `adapter '${raw}' (${ADAPTER_ENV} / --adapter): one of ${ADAPTER_CHOICES.join(', ')}`);
   return raw;
 }
 
@@ -276,11 +277,12 @@ function adapterLimit(adapter: GPUAdapter, name: string): number | undefined {
 export async function requestGpuDevice(opts: RequestGpuOptions = {}): Promise<GpuContext> {
   const prefer = opts.prefer ?? 'hardware';
   const tried: string[] = [];
+  const choice = adapterChoice(opts); // checked everywhere, used in Node
   const useBrowser = typeof navigator !== 'undefined' && navigator.gpu !== undefined;
   if (!useBrowser && !isNode()) throw new GpuError('WebGPU unavailable: no navigator.gpu and not Node');
   const { adapter, gpu, backend, compat } = useBrowser
     ? await browserCandidate(prefer, tried)
-    : await nodeCandidate(prefer, adapterChoice(opts), tried);
+    : await nodeCandidate(prefer, choice, tried);
 
   const requiredLimits: Record<string, number> = {};
   for (const name of MAXED_LIMITS) {

@@ -7,7 +7,7 @@
  */
 import { afterAll, describe, expect, test } from 'vitest';
 import { GpuTimer, timedPass } from '../../src/device/gpu-timer.js';
-import { requestGpuDevice, type GpuContext } from '../../src/device/gpu.js';
+import { adapterChoice, requestGpuDevice, type AdapterChoice, type GpuContext } from '../../src/device/gpu.js';
 import { expectAllEqual } from './mirror-helpers.js';
 import { standaloneMachine } from '../support/teardown.js';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
@@ -132,4 +132,11 @@ test('GpuTimer.start answers null on a device without timestamp-query, and timed
   t?.stop();
   expect(timedPass(c.device, 'y')).toEqual({ label: 'y' });
   if (c !== ctx) c.device.destroy();
+});
+
+test('an adapter choice other than auto, opengles or vulkan is EINVAL, before any GPU is touched', async () => {
+  const bogus = 'metal' as AdapterChoice; // what a typo on --adapter / MIRRORLAB_ADAPTER gives
+  expect(() => adapterChoice({ adapter: bogus })).toThrowErrno('EINVAL');
+  await expect(requestGpuDevice({ adapter: bogus })).rejects.toBeErrno('EINVAL');
+  expect(adapterChoice({ adapter: 'vulkan' })).toBe('vulkan');
 });
