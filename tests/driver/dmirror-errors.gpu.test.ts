@@ -17,7 +17,7 @@ import {
   checkFrameAccounting, HmmError, MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_NONE,
   PROT_READ, PROT_WRITE, type Errno, type Machine, type Mirror, type Process,
 } from '../../src/index.js';
-import { HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL } from '../../src/driver/uapi.js';
+import { HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, type MirrorResult } from '../../src/driver/uapi.js';
 import { pageTableSnapshot, vmaList } from '../mm/helpers.js';
 import { WORDS, firstDiff, pagesOf } from './pages.js';
 import { mirrorTest } from '../support/mirror.js';
@@ -45,6 +45,30 @@ describe('dmirror errors', () => {
   const RW_TAG = (p: number): number => (0xa0000000 | p) >>> 0;
   const RO_TAG = (p: number): number => (0xb0000000 | p) >>> 0;
   const NONE_TAG = (p: number): number => (0xc0000000 | p) >>> 0;
+
+  /** A destination of 4 pages less a byte → EFAULT; a Uint32Array → EINVAL (`call` gets it untyped). */
+  async function rejectsBadInto(call: (into: unknown) => Promise<unknown>, what: string): Promise<void> {
+    await rejects(() => call(new Uint8Array(4 * PAGE_SIZE - 1)), 'EFAULT', `${what}(into: 4 pages - 1 byte)`);
+    await rejects(() => call(new Uint32Array(4 * PAGE_SIZE)), 'EINVAL', `${what}(into: a Uint32Array)`);
+  }
+
+  /**
+   * `call` over rw's 4 pages into a poisoned buffer one page longer than the range, at an
+   * offset in its ArrayBuffer: `data` is exactly the view of the range's pages, every word
+   * right, nothing around it written.
+   */
+  async function expectIntoPoisoned(call: (into: Uint8Array) => Promise<MirrorResult & { data: Uint8Array }>): Promise<void> {
+    const backing = new Uint8Array(6 * PAGE_SIZE).fill(0xee);
+    const r = await call(backing.subarray(PAGE_SIZE));
+    expect(r.cpages).toBe(4);
+    expect(r.data.buffer).toBe(backing.buffer);
+    expect(r.data.byteOffset).toBe(PAGE_SIZE);
+    expect(r.data.length).toBe(4 * PAGE_SIZE);
+    expect(firstDiff(r.data, pagesOf(4, RW_TAG)), 'the range, every word').toBeNull();
+    const poison = new Uint8Array(PAGE_SIZE).fill(0xee);
+    expect(firstDiff(backing.subarray(0, PAGE_SIZE), poison), 'before the view').toBeNull();
+    expect(firstDiff(backing.subarray(5 * PAGE_SIZE), poison), 'past the range').toBeNull();
+  }
 
   mirrorTest.beforeEach(async ({ machine, proc: p, mirror }) => {
     m = machine;
@@ -249,45 +273,22 @@ describe('dmirror errors', () => {
   });
 
   mirrorTest('migrateToDevice into the caller\'s buffer: too short → EFAULT, not a Uint8Array → EINVAL, nothing migrated; else exactly its first pages written', async () => {
-    await rejects(() => fd.migrateToDevice(rw, 4, new Uint8Array(4 * PAGE_SIZE - 1)), 'EFAULT', 'migrate(into: 4 pages - 1 byte)');
     const untyped = fd.migrateToDevice as (addr: number, npages: number, into: unknown) => Promise<unknown>;
-    await rejects(() => untyped.call(fd, rw, 4, new Uint32Array(4 * PAGE_SIZE)), 'EINVAL', 'migrate(into: a Uint32Array)');
+    await rejectsBadInto((into) => untyped.call(fd, rw, 4, into), 'migrate');
     expect([...(await fd.snapshot(rw, 4))].some((b) => (b & 0x30) !== 0), 'no page went to a device').toBe(false);
-    // A poisoned buffer one page longer than the range, at an offset in its ArrayBuffer.
-    const backing = new Uint8Array(6 * PAGE_SIZE).fill(0xee);
-    const into = backing.subarray(PAGE_SIZE);
-    const r = await fd.migrateToDevice(rw, 4, into);
-    expect(r.cpages).toBe(4);
-    expect(r.data.buffer).toBe(backing.buffer);
-    expect(r.data.byteOffset).toBe(PAGE_SIZE);
-    expect(r.data.length).toBe(4 * PAGE_SIZE);
-    expect(firstDiff(r.data, pagesOf(4, RW_TAG)), 'the range, every word').toBeNull();
-    const poison = new Uint8Array(PAGE_SIZE).fill(0xee);
-    expect(firstDiff(backing.subarray(0, PAGE_SIZE), poison), 'before the view').toBeNull();
-    expect(firstDiff(backing.subarray(5 * PAGE_SIZE), poison), 'past the range').toBeNull();
+    await expectIntoPoisoned((into) => fd.migrateToDevice(rw, 4, into));
     expect([...(await fd.snapshot(rw, 4))].every((b) => (b & 0x30) === HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL)).toBe(true);
     checkFrameAccounting(m);
   });
 
   mirrorTest('read into the caller\'s buffer: too short → EFAULT, not a Uint8Array → EINVAL, nothing faulted; else exactly its first pages written', async () => {
-    await rejects(() => fd.read(fresh, 4, new Uint8Array(4 * PAGE_SIZE - 1)), 'EFAULT', 'read(into: 4 pages - 1 byte)');
     const untyped = fd.read as (addr: number, npages: number, into: unknown) => Promise<unknown>;
-    await rejects(() => untyped.call(fd, fresh, 4, new Uint32Array(4 * PAGE_SIZE)), 'EINVAL', 'read(into: a Uint32Array)');
+    await rejectsBadInto((into) => untyped.call(fd, fresh, 4, into), 'read');
     // Nothing faulted above: the first read that runs still takes the fault round.
     const zeros = await fd.read(fresh, 4, new Uint8Array(4 * PAGE_SIZE).fill(0xee));
     expect(zeros.faults).toBe(1);
     expect(firstDiff(zeros.data, new Uint8Array(4 * PAGE_SIZE)), 'fresh pages read as zero').toBeNull();
-    // A poisoned buffer one page longer than the range, at an offset in its ArrayBuffer.
-    const backing = new Uint8Array(6 * PAGE_SIZE).fill(0xee);
-    const r = await fd.read(rw, 4, backing.subarray(PAGE_SIZE));
-    expect(r.cpages).toBe(4);
-    expect(r.data.buffer).toBe(backing.buffer);
-    expect(r.data.byteOffset).toBe(PAGE_SIZE);
-    expect(r.data.length).toBe(4 * PAGE_SIZE);
-    expect(firstDiff(r.data, pagesOf(4, RW_TAG)), 'the range, every word').toBeNull();
-    const poison = new Uint8Array(PAGE_SIZE).fill(0xee);
-    expect(firstDiff(backing.subarray(0, PAGE_SIZE), poison), 'before the view').toBeNull();
-    expect(firstDiff(backing.subarray(5 * PAGE_SIZE), poison), 'past the range').toBeNull();
+    await expectIntoPoisoned((into) => fd.read(rw, 4, into));
     checkFrameAccounting(m);
   });
 
