@@ -435,20 +435,18 @@ export class Devmem {
     const vram = this.#vram();
     let held = false;
     for (const m of this.#mappers) for (let k = 0; k < npages && !held; k++) held = m.mapsDevicePage(slot + k);
-    if (!held) {
-      if (npages === 1) vram?.free(slot);
-      else vram?.freeHuge(slot);
-      return;
-    }
+    if (!held) return freeSlots(vram, slot, npages);
     const slots = new Set<number>();
     for (let k = 0; k < npages; k++) slots.add(slot + k);
     const holders = [...this.#mappers].filter((m) => [...slots].some((s) => m.mapsDevicePage(s)));
-    const free = (): void => {
-      if (npages === 1) vram?.free(slot);
-      else vram?.freeHuge(slot);
-    };
     this.stats.mappedFrees++;
     void Promise.all(holders.map((m) => m.dropDevicePages(slots).catch(() => undefined)))
-      .then(() => { if (this.#vram() === vram) free(); });
+      .then(() => { if (this.#vram() === vram) freeSlots(vram, slot, npages); });
   }
+}
+
+/** Frees a page's VRAM slot (npages 1) or a 2 MiB folio's run of slots. */
+function freeSlots(vram: PagePool | null, slot: number, npages: number): void {
+  if (npages === 1) vram?.free(slot);
+  else vram?.freeHuge(slot);
 }

@@ -44,7 +44,7 @@ export interface ProgressSample {
   evictedOut: number;
   faults: number;
   rounds: number;
-  /** Work completed so far: invocations done (a launch's done count) plus commands finished. */
+  /** Work completed so far: invocations done (a launch's done count) plus commands begun (each after the last one finished). */
   completed: number;
 }
 

@@ -87,7 +87,7 @@ export function lfuEviction(): EvictionHooks {
  * the first entry is_block_evictable allows (every page of the 2 MiB valid, none being written
  * back) and evicts one 4 KiB page there: the entry's address, the large page's first page.
  * With none at or after the random start it evicts nothing that cycle and draws again the
- * next; here it draws again at once (bounded), and where no chunk is fully resident at all
+ * next; here it draws again at once (each draw succeeds with probability at least 1 / size), and where no chunk is fully resident at all
  * (UVM_Smart would wait for one to fill) it takes a random chunk's lowest resident page.
  * Seeded, so a run replays.
  */

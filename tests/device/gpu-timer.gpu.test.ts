@@ -21,6 +21,8 @@ try {
   why = `no Vulkan adapter here: ${String(e).split('\n')[0]}`;
 }
 if (why !== '') console.warn(`gpu-timer tests skipped: ${why}`);
+/** Dawn in Node runs unquantised (gpu.ts); a browser may round a short pass to 0. */
+const unquantised = ctx !== null && !ctx.backend.startsWith('browser');
 afterAll(() => ctx?.device.destroy());
 
 /** Each invocation runs ITER steps of an LCG from its index: a kernel of known size. */
@@ -77,7 +79,7 @@ describe.skipIf(why !== '')('GpuTimer on a timestamp-query adapter', () => {
       expect(passes.map((p) => p.label)).toEqual(['first', 'second']);
       for (const p of passes) {
         expect(p.endNs).toBeGreaterThanOrEqual(p.beginNs);
-        expect(p.ns).toBeGreaterThan(0);
+        if (unquantised) expect(p.ns).toBeGreaterThan(0);
       }
       expect(passes[1].beginNs).toBeGreaterThanOrEqual(passes[0].endNs);
       expect(await timer.collect()).toEqual([]); // collected: the slots are free again
@@ -108,8 +110,6 @@ describe.skipIf(why !== '')('GpuTimer on a timestamp-query adapter', () => {
       // One pass a round (the fault round, then the replay).
       expect(passes.length).toBe(mirror.stats.rounds - before);
       expect(passes.length).toBeGreaterThanOrEqual(2);
-      // Dawn in Node runs unquantised (gpu.ts); a browser may round a short pass to 0.
-      const unquantised = !ctx!.backend.startsWith('browser');
       for (const [k, q] of passes.entries()) {
         expect(q.label).toMatch(/ read$/);
         expect(q.endNs).toBeGreaterThanOrEqual(q.beginNs);
