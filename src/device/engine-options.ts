@@ -47,4 +47,9 @@ export interface MirrorEngineStats {
   tlbWalks: number;
   /** Rounds run quiet: a read over a fully mapped range, without report and record passes. */
   quietRounds: number;
+  /**
+   * Rounds run cold: an engine kernel over a range the table maps nowhere (every word
+   * misses), one thread per page instead of 32 (mirror_cold); report and record as usual.
+   */
+  coldRounds: number;
 }

@@ -314,6 +314,19 @@ export class GpuPageTable {
     return this.coversIn(0, 3, 0, page, page + npages, flags | PTE_VALID);
   }
 
+  /**
+   * Whether no page of [page, page + npages) has a leaf (4 KiB or huge, whatever its flags):
+   * a kernel over the range then translates nowhere (after flush()), every access faults.
+   * findLeaf's walk, through the tables that exist only, stopping at the first leaf.
+   */
+  mapsNone(page: number, npages: number): boolean {
+    checkPage(page, 'mapsNone');
+    if (!Number.isSafeInteger(npages) || npages < 1 || page + npages > PT_MAX_PAGE) {
+      throw err('EINVAL', `mapsNone: bad range [0x${page.toString(16)}, +${npages})`);
+    }
+    return this.find(0, 3, 0, page, page + npages, () => true) === null;
+  }
+
   private coversIn(t: number, level: number, base: number, start: number, end: number, flags: number): boolean {
     const tab = this.table(t);
     const span = 512 ** level;
