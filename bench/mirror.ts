@@ -425,33 +425,39 @@ if (want('fresh')) {
     const trips: number[] = [];
     const freshGpu: number[] = [];
     const tripsGpu: number[] = [];
-    // Piece by piece (sums over the reads): the new machine and its mirror (createMachine +
-    // spawn, devices[0].open: before the timed read, so outside its ratio), and inside the
-    // read its fault rounds, its replay rounds (each timed from an idle queue, as in (a)) and
-    // the rest.
-    const fixed = { machine: 0, open: 0, coldRounds: 0 };
-    const freshLog: RoundLog[] = [];
+    // Piece by piece, per read: the new machine and its mirror (createMachine + spawn,
+    // devices[0].open: before the timed read, so outside its ratio), and inside the read its
+    // fault rounds (how many ran cold: MirrorEngineStats.coldRounds), its replay rounds (each
+    // timed from an idle queue, as in (a)) and the rest.
+    const pieces: { machine: number; open: number; fault: number; replay: number; read: number; faultRounds: number; cold: number }[] = [];
     for (let i = 0; i < reps; i++) {
       // A new machine (same options), a new process, a new mirror: the first READ pays every
       // fixed cost the driver has left for it.
       let t = performance.now();
+      let machineMs = 0;
+      let openMs = 0;
       const m2 = await createMachine({ devices: 1, aperturePages: APERTURE_PAGES, devicePages: DEVICE_PAGES, systemPages: 1 << 19 });
       try {
         const p2 = m2.spawn();
-        fixed.machine += performance.now() - t;
+        machineMs = performance.now() - t;
         const ptr = await p2.mmap(0, npages * PAGE_SIZE, RW, ANON);
         await p2.write(ptr, data);
         t = performance.now();
         const mir = (await m2.devices[0].open(p2)) as Dmirror;
-        fixed.open += performance.now() - t;
-        logRounds(mir.engine, freshLog);
+        openMs = performance.now() - t;
+        const log: RoundLog[] = [];
+        logRounds(mir.engine, log);
         await split.take();
         t = performance.now();
         const r = await mir.read(ptr, npages);
         fresh.push(performance.now() - t);
         freshGpu.push(await split.take());
         if (!same(r.data, data)) throw new Error(`bench: ${mib} MiB fresh read on a new mirror returned wrong data`);
-        fixed.coldRounds += mir.engine.stats.coldRounds;
+        const faulting = log.filter((x) => x.missed > 0);
+        pieces.push({
+          machine: machineMs, open: openMs, fault: sum(faulting.map((x) => x.ms)), replay: sum(log.filter((x) => x.replay).map((x) => x.ms)),
+          read: fresh[fresh.length - 1], faultRounds: faulting.length, cold: mir.engine.stats.coldRounds,
+        });
       } finally {
         await m2.destroy();
       }
@@ -469,14 +475,16 @@ if (want('fresh')) {
       target: mib === 16 ? '≤ 2.0x' : '',
       split: GpuSplit.column([median(fresh), median(freshGpu)], [median(trips), median(tripsGpu)]),
     });
-    const faultMs = sum(freshLog.filter((x) => x.missed > 0).map((x) => x.ms)) / reps;
-    const replayMs = sum(freshLog.filter((x) => x.replay).map((x) => x.ms)) / reps;
+    // Means over the reads after the first: the first read on the device (and the first
+    // open) also create the buffers the later ones reuse; it is given apart.
+    const later = pieces.length > 1 ? pieces.slice(1) : pieces;
+    const mean = (f: (x: (typeof pieces)[number]) => number): number => sum(later.map(f)) / later.length;
+    const [first] = pieces;
     rows.push({
-      name: `fresh ${mib} MiB READ on a new machine's mirror, piece by piece (means per read): machine + open (before the read, not in its ratio) / fault rounds (${fixed.coldRounds} of ${freshLog.filter((x) => x.missed > 0).length} cold) / replay rounds / the rest (service, uploads, output read-back, JS)`,
-      // (Means: the first read on the device also creates the buffers later reads reuse.)
-      result: `${fmtMs((fixed.machine + fixed.open) / reps)} (${fmtMs(fixed.machine / reps)} + ${fmtMs(fixed.open / reps)}) / ${fmtMs(faultMs)} / ${fmtMs(replayMs)} / ${fmtMs(sum(fresh) / reps - faultMs - replayMs)}; `
-        + `mean read ${fmtMs(sum(fresh) / reps)}, the first ${fmtMs(fresh[0])}`,
-      baseline: `${fmtMs(sum(trips) / reps)} (bare trip, mean)`,
+      name: `fresh ${mib} MiB READ on a new machine's mirror, piece by piece (means of the ${later.length} reads after the first): machine + open (before the read, not in its ratio) / fault rounds (${sum(pieces.map((x) => x.cold))} of ${sum(pieces.map((x) => x.faultRounds))} cold) / replay rounds / the rest (service, uploads, output read-back, JS); the read`,
+      result: `${fmtMs(mean((x) => x.machine + x.open))} (${fmtMs(mean((x) => x.machine))} + ${fmtMs(mean((x) => x.open))}) / ${fmtMs(mean((x) => x.fault))} / ${fmtMs(mean((x) => x.replay))} / `
+        + `${fmtMs(mean((x) => x.read - x.fault - x.replay))}; ${fmtMs(mean((x) => x.read))} (the first: machine + open ${fmtMs(first.machine + first.open)}, read ${fmtMs(first.read)})`,
+      baseline: `${fmtMs(sum(trips.slice(trips.length - later.length)) / later.length)} (bare trip, mean of the same ${later.length})`,
       ratio: null,
       target: '',
     });

@@ -315,16 +315,11 @@ export class GpuPageTable {
   }
 
   /**
-   * Whether no page of [page, page + npages) has a leaf (4 KiB or huge, whatever its flags):
-   * a kernel over the range then translates nowhere (after flush()), every access faults.
-   * findLeaf's walk, through the tables that exist only, stopping at the first leaf.
+   * Whether no page of [page, page + npages) has a leaf (4 KiB or huge, any flags): a kernel
+   * over the range then translates nowhere (after flush()). findLeaf's walk, to the first leaf.
    */
   mapsNone(page: number, npages: number): boolean {
-    checkPage(page, 'mapsNone');
-    if (!Number.isSafeInteger(npages) || npages < 1 || page + npages > PT_MAX_PAGE) {
-      throw err('EINVAL', `mapsNone: bad range [0x${page.toString(16)}, +${npages})`);
-    }
-    return this.find(0, 3, 0, page, page + npages, () => true) === null;
+    return this.findLeaf(page, npages, () => true) === null;
   }
 
   private coversIn(t: number, level: number, base: number, start: number, end: number, flags: number): boolean {

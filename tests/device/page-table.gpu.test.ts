@@ -189,7 +189,6 @@ describe('GpuPageTable', () => {
       expect(pt.mapsNone(2 ** 20 - 10, 11)).toBe(false);
       expect(pt.mapsNone(2 ** 20 + 511, 1)).toBe(false);
       expect(pt.mapsNone(2 ** 20 + 512, 100)).toBe(true);
-      expect(() => pt.mapsNone(0, 0)).toThrowErrno('EINVAL');
       expect(() => pt.mapsNone(PT_MAX_PAGE - 1, 2)).toThrowErrno('EINVAL');
     } finally {
       pt.destroy();
