@@ -334,7 +334,8 @@ fn mirrorThreadFresh(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access
 // mirrorThread's 32 threads store for a page they cannot access). No workgroup TLB, no
 // barrier, no 32-word copies; op-independent (it never touches a pool), so one pipeline
 // serves read, write and atomic. The report and record passes then run as in any round:
-// the same missed count, fault records and done bitmaps as a normal round gives.
+// the same missed count, fault records and done bitmaps as a normal round gives (and the
+// same TLB figures: the report pass counts the range's shape, as for a quiet round).
 fn mirrorCold(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32) {
   let rp = linearWorkgroup(wg, nwg) * WG + lidx;
   if (rp >= params.npages) { return; }
