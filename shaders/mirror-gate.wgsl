@@ -1,11 +1,11 @@
 // mirror-gate.wgsl — the stall gate of the application kernels (appended to mirror-common.wgsl;
 // the engine's, compiled once per device). A workgroup of an application kernel
 // (app-access.wgsl) is a warp group that faulted: on a GPU it stays stalled until the driver
-// replays, and a replay that brought none of its missing pages in finds it faulting again on
-// exactly the same pages (uvm_gpu_replayable_faults.c: the replay re-issues the stalled
-// accesses; the uTLB reports them again). Re-executing such a workgroup from scratch — what a
-// round without the gate does — computes nothing new: its invocations reach the same pages
-// and miss the same ones. So before the kernel, one thread per workgroup of the command
+// replays (uvm_gpu_replayable_faults.c push_replay_on_gpu: host_hal->replay_faults makes the
+// uTLBs retry their stalled accesses), and the retry of an access whose page is still not in
+// faults again, on the same page: the warp is not re-executed. Re-executing such a workgroup
+// from scratch — what a round without the gate does — computes nothing new: its invocations
+// reach the same pages and miss the same ones. So before the kernel, one thread per workgroup of the command
 // decides, from the list of pages the workgroup missed in its last run (its miss list, left
 // by the kernel, see app-access.wgsl) and the entries now in the table:
 //   * done: every invocation done — nothing to run;
