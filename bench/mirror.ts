@@ -15,8 +15,9 @@
  *  (c) migrateToDevice / migrateToSystem of 64 MiB in GiB/s against a bare
  *      copyBufferToBuffer of the same bytes;
  *  (d) a fresh READ of 4 and 16 MiB on a newly opened mirror of a new machine (every fixed
- *      cost of the first command included), and a warm READ of 16 MiB, against the bare
- *      round trip of the same bytes;
+ *      cost of the first command included; piece by piece: the machine and the open before
+ *      it, its fault rounds, its replay rounds, the rest), and a warm READ of 16 MiB, against
+ *      the bare round trip of the same bytes;
  *  (e) the workgroup TLB's hit rate and the fault ring's records per fault round at 4 and
  *      64 MiB (RoundResult.tlb, RoundResult.faults), as data.
  * Every row carries issue 16's target. Medians. Options: --quick (fewer repetitions), --json FILE,
@@ -30,7 +31,7 @@ import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import type { Dmirror } from '../src/driver/dmirror.js';
 import type { DmirrorDevice } from '../src/driver/dmirror-device.js';
-import type { RoundResult, MirrorCommand } from '../src/device/mirror-engine.js';
+import type { RoundResult, MirrorCommand, MirrorEngine } from '../src/device/mirror-engine.js';
 import { createMachine, MADV_DONTNEED, MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../src/index.js';
 import type { MmuIntervalNotifierOps } from '../src/mm/notifier.js';
 import { adapterOption, Baselines, fmtMs, GpuSplit, interleaved, median, printTable, type Row } from './gpu-baselines.js';
@@ -74,19 +75,24 @@ console.log(`aperture ${APERTURE_PAGES} pages (${APERTURE_PAGES * PAGE_SIZE / Mi
 // of the end-to-end figure, not part of a round. A replay round is one that found nothing
 // done and finished everything.
 interface RoundLog { pages: number; ms: number; replay: boolean; records: number; overflow: boolean; missed: number; tlb: RoundResult['tlb']; gpu: number }
+/** Logs every round of engine `e` into `log` (timed from an idle queue, as above); returns the unlogged runRound. */
+function logRounds(e: MirrorEngine, log: RoundLog[]): (cmd: MirrorCommand) => Promise<RoundResult> {
+  const run = e.runRound.bind(e);
+  e.runRound = async (cmd: MirrorCommand): Promise<RoundResult> => {
+    const before = cmd.done;
+    await e.device.queue.onSubmittedWorkDone();
+    const t = performance.now();
+    const r = await run(cmd);
+    log.push({
+      pages: cmd.npages, ms: performance.now() - t, replay: before === 0 && r.finished && r.completed === r.total,
+      records: r.faults.length, overflow: r.overflow, missed: r.missed, tlb: r.tlb, gpu: NaN,
+    });
+    return r;
+  };
+  return run;
+}
 const roundLog: RoundLog[] = [];
-const runRound = engine.runRound.bind(engine);
-engine.runRound = async (cmd: MirrorCommand): Promise<RoundResult> => {
-  const before = cmd.done;
-  await device.queue.onSubmittedWorkDone();
-  const t = performance.now();
-  const r = await runRound(cmd);
-  roundLog.push({
-    pages: cmd.npages, ms: performance.now() - t, replay: before === 0 && r.finished && r.completed === r.total,
-    records: r.faults.length, overflow: r.overflow, missed: r.missed, tlb: r.tlb, gpu: NaN,
-  });
-  return r;
-};
+const runRound = logRounds(engine, roundLog);
 
 function pattern(npages: number, salt: number): Uint8Array<ArrayBuffer> {
   const w = new Uint32Array(npages * (PAGE_SIZE / 4));
@@ -419,26 +425,44 @@ if (want('fresh')) {
     const trips: number[] = [];
     const freshGpu: number[] = [];
     const tripsGpu: number[] = [];
+    // Piece by piece, per read: the new machine and its mirror (createMachine + spawn,
+    // devices[0].open: before the timed read, so outside its ratio), and inside the read its
+    // fault rounds (how many ran cold: MirrorEngineStats.coldRounds), its replay rounds (each
+    // timed from an idle queue, as in (a)) and the rest.
+    const pieces: { machine: number; open: number; fault: number; replay: number; read: number; faultRounds: number; cold: number }[] = [];
     for (let i = 0; i < reps; i++) {
       // A new machine (same options), a new process, a new mirror: the first READ pays every
       // fixed cost the driver has left for it.
+      let t = performance.now();
+      let machineMs = 0;
+      let openMs = 0;
       const m2 = await createMachine({ devices: 1, aperturePages: APERTURE_PAGES, devicePages: DEVICE_PAGES, systemPages: 1 << 19 });
       try {
         const p2 = m2.spawn();
+        machineMs = performance.now() - t;
         const ptr = await p2.mmap(0, npages * PAGE_SIZE, RW, ANON);
         await p2.write(ptr, data);
+        t = performance.now();
         const mir = (await m2.devices[0].open(p2)) as Dmirror;
+        openMs = performance.now() - t;
+        const log: RoundLog[] = [];
+        logRounds(mir.engine, log);
         await split.take();
-        const t = performance.now();
+        t = performance.now();
         const r = await mir.read(ptr, npages);
         fresh.push(performance.now() - t);
         freshGpu.push(await split.take());
         if (!same(r.data, data)) throw new Error(`bench: ${mib} MiB fresh read on a new mirror returned wrong data`);
+        const faulting = log.filter((x) => x.missed > 0);
+        pieces.push({
+          machine: machineMs, open: openMs, fault: sum(faulting.map((x) => x.ms)), replay: sum(log.filter((x) => x.replay).map((x) => x.ms)),
+          read: fresh[fresh.length - 1], faultRounds: faulting.length, cold: mir.engine.stats.coldRounds,
+        });
       } finally {
         await m2.destroy();
       }
       await split.take();
-      const t = performance.now();
+      t = performance.now();
       await trip();
       trips.push(performance.now() - t);
       tripsGpu.push(await split.take());
@@ -450,6 +474,19 @@ if (want('fresh')) {
       ratio: median(fresh) / median(trips),
       target: mib === 16 ? '≤ 2.0x' : '',
       split: GpuSplit.column([median(fresh), median(freshGpu)], [median(trips), median(tripsGpu)]),
+    });
+    // Means over the reads after the first: the first read on the device (and the first
+    // open) also create the buffers the later ones reuse; it is given apart.
+    const later = pieces.length > 1 ? pieces.slice(1) : pieces;
+    const mean = (f: (x: (typeof pieces)[number]) => number): number => sum(later.map(f)) / later.length;
+    const [first] = pieces;
+    rows.push({
+      name: `fresh ${mib} MiB READ on a new machine's mirror, piece by piece (means of the ${later.length} reads after the first): machine + open (before the read, not in its ratio) / fault rounds (${sum(pieces.map((x) => x.cold))} of ${sum(pieces.map((x) => x.faultRounds))} cold) / replay rounds / the rest (service, uploads, output read-back, JS); the read`,
+      result: `${fmtMs(mean((x) => x.machine + x.open))} (${fmtMs(mean((x) => x.machine))} + ${fmtMs(mean((x) => x.open))}) / ${fmtMs(mean((x) => x.fault))} / ${fmtMs(mean((x) => x.replay))} / `
+        + `${fmtMs(mean((x) => x.read - x.fault - x.replay))}; ${fmtMs(mean((x) => x.read))} (the first: machine + open ${fmtMs(first.machine + first.open)}, read ${fmtMs(first.read)})`,
+      baseline: `${fmtMs(sum(trips.slice(trips.length - later.length)) / later.length)} (bare trip, mean of the same ${later.length})`,
+      ratio: null,
+      target: '',
     });
   }
   // Warm READ: the same 16 MiB read again on the mirror that just read it (nothing faults).

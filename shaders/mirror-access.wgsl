@@ -54,6 +54,15 @@ fn mirror_read_fresh(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
   mirrorThreadFresh(wg, nwg, lidx, PTE_VALID, ACCESS_READ);
 }
 
+// A round of any engine op over a range the table maps nowhere (mirrorCold; in practice a
+// command's first, over memory the device never touched): one thread per page, no pool
+// touched, so this one pipeline serves mirror-atomic.wgsl's op too.
+@compute @workgroup_size(WG)
+fn mirror_cold(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lidx: u32) {
+  mirrorCold(wg, nwg, lidx);
+}
+
 // Needs VALID|WRITE (a read-only PTE is a protection fault); its report marks the slot dirty.
 @compute @workgroup_size(WG)
 fn mirror_write(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

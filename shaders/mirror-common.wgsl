@@ -328,6 +328,27 @@ fn mirrorThreadFresh(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access
   }
 }
 
+// A cold round: the engine's kernel over a range where the table maps no page at all (the
+// host knows it: GpuPageTable.mapsNone after the round's flush), so no word can move — a
+// GPU's first touch of a range nobody mapped for it yet, where every access faults in the
+// MMU's walk before any data moves. One thread per range page instead of 32: the page's
+// one walk (the leaf left at leafOff, for the report and record passes, exactly as tlbFill
+// leaves it), and its 32 done words carried from `prev` to `next` unchanged (what
+// mirrorThread's 32 threads store for a page they cannot access). No workgroup TLB, no
+// barrier, no 32-word copies; op-independent (it never touches a pool), so one pipeline
+// serves read, write and atomic. The report and record passes then run as in any round:
+// the same missed count, fault records and done bitmaps as a normal round gives.
+fn mirrorCold(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32) {
+  let rp = linearWorkgroup(wg, nwg) * WG + lidx;
+  if (rp >= params.npages) { return; }
+  let pageLo = params.vaLo + rp;
+  done[params.leafOff + rp] = translate(pageLo, params.vaHi + select(0u, 1u, pageLo < params.vaLo));
+  let w0 = rp * THREADS_PER_PAGE;
+  let p0 = prevDoneIndex(w0);
+  let n0 = nextDoneIndex(w0);
+  for (var k = 0u; k < THREADS_PER_PAGE; k++) { done[n0 + k] = done[p0 + k]; }
+}
+
 // The report pass, after mirrorThread's dispatch in the same pass: one thread per range
 // page, reading what the round did from the leaf tlbFill left and, where it matters, the
 // page's 32 done words before (prev) or after (next) the round. A page whose words were done

@@ -56,4 +56,9 @@ export interface MirrorEngineStats {
   quietRounds: number;
   /** Workgroups the stall gate did not run (RoundResult.stalled), over every round. */
   stalledWorkgroups: number;
+  /**
+   * Rounds run cold: an engine kernel over a range the table maps nowhere (every word
+   * misses), one thread per page instead of 32 (mirror_cold); report and record as usual.
+   */
+  coldRounds: number;
 }

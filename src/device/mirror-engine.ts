@@ -14,7 +14,8 @@
  *
  * An "invocation" is one u32 word of the command: each has a done bit and is replayed until
  * done. On the GPU a thread serves the 32 words of one done word (8 vec4s, one page walk for
- * all of them), 32 threads a page, a 256-thread workgroup 8 pages (see mirror-common.wgsl).
+ * all of them), 32 threads a page, a 256-thread workgroup 8 pages (see mirror-common.wgsl);
+ * a cold round (nothing in the range mapped, so nothing can move) runs a thread per page.
  * Words [256k, 256k + 256) go through uTLB `k % faultSources`, which reports each
  * (uTLB, page) miss once per round; the host-side coalescing of duplicates across uTLBs is
  * the driver's job.
@@ -98,7 +99,7 @@ export class MirrorEngine implements CommandHost {
   private tail: Promise<unknown> = Promise.resolve();
   private readonly lost: { info: GPUDeviceLostInfo | null };
   private dead = false;
-  private readonly counters = { rounds: 0, faultRecords: 0, overflows: 0, dispatches: 0, walkerSyncs: 0, walkerSyncsSkipped: 0, tlbLookups: 0, tlbWalks: 0, quietRounds: 0, stalledWorkgroups: 0 };
+  private readonly counters = { rounds: 0, faultRecords: 0, overflows: 0, dispatches: 0, walkerSyncs: 0, walkerSyncsSkipped: 0, tlbLookups: 0, tlbWalks: 0, quietRounds: 0, coldRounds: 0, stalledWorkgroups: 0 };
   /** Submitted kernels that walk the page table (rounds, probes) not known to be finished. */
   private walkers = 0;
   #accessCounters: AccessCounterConfig | null = null;
@@ -224,6 +225,14 @@ export class MirrorEngine implements CommandHost {
       // mirror_read_fresh: no done bitmap read or written (the finish is kept on the host).
       const quiet = cmd.kernel === null && cmd.op === 'read' && cmd.counterWords === 0 && this.pt.covers(cmd.page, cmd.npages, PTE_VALID);
       const fresh = quiet && cmd.done === 0;
+      // A cold round: an engine kernel (any op) over a range the table maps nowhere, as a
+      // command's first round over memory the device never touched is (a GPU's first touch
+      // of an unmapped range: every access faults in the MMU's walk before any data moves).
+      // No word can be done, so the kernel runs one thread per page (mirror_cold: the walk,
+      // the leaf left for the report pass, the page's done words carried over) instead of 32
+      // with the workgroup TLB and its barrier; the report and record passes run as in any
+      // round, so its records, missed count and done bitmaps are a normal round's.
+      const cold = !quiet && cmd.kernel === null && this.pt.mapsNone(cmd.page, cmd.npages);
       if (!fresh) {
         cmd.markWritten();
         this.device.queue.writeBuffer(cmd.params, parityOffset(), new Uint32Array([cmd.parity]));
@@ -248,7 +257,7 @@ export class MirrorEngine implements CommandHost {
         // Forget last round's misses, the uTLBs' pending bits and the access counters.
         if (!quiet) enc.clearBuffer(cmd.state, 4, (STATE_HEADER_WORDS - 1 + cmd.pendWords + cmd.counterWords) * 4);
         const pass = enc.beginComputePass(timedPass(this.device, `${this.label} ${cmd.op}`)); // timestamps when a GpuTimer is on
-        pass.setPipeline(fresh ? this.pipelines.readFresh : cmd.kernel?.pipeline ?? this.pipelines[cmd.op]);
+        pass.setPipeline(fresh ? this.pipelines.readFresh : cold ? this.pipelines.cold : cmd.kernel?.pipeline ?? this.pipelines[cmd.op]);
         pass.setBindGroup(0, bind);
         if (gated) {
           // The stall gate (mirror-gate.wgsl): a thread per workgroup of the command picks the
@@ -264,8 +273,10 @@ export class MirrorEngine implements CommandHost {
           pass.setBindGroup(0, bind);
           pass.dispatchWorkgroupsIndirect(this.gateArgs, 0);
         } else {
-          // A thread per done word (8 pages a workgroup), or per invocation (CommandDesc.invocations).
-          const [x, y] = this.grid(cmd.perInvocation ? Math.ceil(cmd.words / MIRROR_WORKGROUP_SIZE) : Math.ceil(cmd.npages / MIRROR_PAGES_PER_WORKGROUP));
+          // A thread per done word (8 pages a workgroup), per invocation (CommandDesc.invocations)
+          // or, cold, per page (256 pages a workgroup).
+          const [x, y] = this.grid(cmd.perInvocation ? Math.ceil(cmd.words / MIRROR_WORKGROUP_SIZE)
+            : Math.ceil(cmd.npages / (cold ? MIRROR_WORKGROUP_SIZE : MIRROR_PAGES_PER_WORKGROUP)));
           pass.dispatchWorkgroups(x, y);
         }
         if (cmd.kernel === null && !quiet) {
@@ -320,6 +331,7 @@ export class MirrorEngine implements CommandHost {
       if (r.counters !== undefined) cmd.addCounts(r.counters);
       this.counters.rounds++;
       if (quiet) this.counters.quietRounds++;
+      if (cold) this.counters.coldRounds++;
       this.counters.faultRecords += r.faults.length;
       this.counters.tlbLookups += r.tlb.lookups;
       this.counters.tlbWalks += r.tlb.walks;

@@ -324,6 +324,14 @@ export class GpuPageTable {
     return this.coversIn(0, 3, 0, page, page + npages, flags | PTE_VALID);
   }
 
+  /**
+   * Whether no page of [page, page + npages) has a leaf (4 KiB or huge, any flags): a kernel
+   * over the range then translates nowhere (after flush()). findLeaf's walk, to the first leaf.
+   */
+  mapsNone(page: number, npages: number): boolean {
+    return this.findLeaf(page, npages, () => true) === null;
+  }
+
   private coversIn(t: number, level: number, base: number, start: number, end: number, flags: number): boolean {
     const tab = this.table(t);
     const span = 512 ** level;

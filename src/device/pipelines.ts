@@ -13,10 +13,12 @@ import { MIRROR_STORAGE_BUFFERS, withAbi } from './abi.js';
 import type { MirrorOp } from './command.js';
 import { withErrorScopes } from './gpu.js';
 
-/** The engine's kernels: one per op, each op's report and record passes (mirrorReport, mirrorRecord), and the probe. */
+/** The engine's kernels: one per op, each op's report and record passes (mirrorReport, mirrorRecord), the probe, the fresh and cold variants. */
 export type EnginePipelines = Record<MirrorOp | 'probe', GPUComputePipeline> & {
   /** mirror_read's first round over a range mapped everywhere: no done bitmap read or written (mirrorThreadFresh). */
   readFresh: GPUComputePipeline;
+  /** Any op's round over a range the table maps nowhere: a thread per page, no word moved (mirrorCold). */
+  cold: GPUComputePipeline;
   report: Record<MirrorOp, GPUComputePipeline>;
   record: Record<MirrorOp, GPUComputePipeline>;
   /** The stall gate of the application kernels and its indirect arguments (mirror-gate.wgsl). */
@@ -81,8 +83,8 @@ async function compileEngineKernels(device: GPUDevice, label: string, sched: Sch
         { binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } })),
     ],
   });
-  const access = ['mirror_read', 'mirror_write', 'mirror_probe', 'report_read', 'report_write', 'record_read', 'record_write', 'mirror_read_fresh'];
-  const [[read, write, probe, reportRead, reportWrite, recordRead, recordWrite, readFresh], [atomic, reportAtomic, recordAtomic], [gate, gateArgs]] = await Promise.all([
+  const access = ['mirror_read', 'mirror_write', 'mirror_probe', 'report_read', 'report_write', 'record_read', 'record_write', 'mirror_read_fresh', 'mirror_cold'];
+  const [[read, write, probe, reportRead, reportWrite, recordRead, recordWrite, readFresh, cold], [atomic, reportAtomic, recordAtomic], [gate, gateArgs]] = await Promise.all([
     compile(device, layout, label, 'mirror-access.wgsl', accessWgsl, access.map((entryPoint) => ({ entryPoint })), sched),
     compile(device, layout, label, 'mirror-atomic.wgsl', atomicWgsl, ['mirror_atomic_inc', 'report_atomic', 'record_atomic'].map((entryPoint) => ({ entryPoint })), sched),
     compile(device, layout, label, 'mirror-gate.wgsl', gateWgsl, ['gate', 'gate_args'].map((entryPoint) => ({ entryPoint })), sched),
@@ -90,7 +92,7 @@ async function compileEngineKernels(device: GPUDevice, label: string, sched: Sch
   return {
     layout,
     pipelines: {
-      read, write, probe, atomic, readFresh, gate, gateArgs,
+      read, write, probe, atomic, readFresh, cold, gate, gateArgs,
       report: { read: reportRead, write: reportWrite, atomic: reportAtomic },
       record: { read: recordRead, write: recordWrite, atomic: recordAtomic },
     },

@@ -351,6 +351,100 @@ describe('MirrorEngine', () => {
     });
   });
 
+  // A cold round (nothing in the range mapped) runs mirror_cold, a thread per page; its twin
+  // here is the same range plus one mapped page past its end, which takes the normal path:
+  // the first n pages of both must give the same records, missed words and done bits.
+  test('cold rounds: read, write and atomic over a range mapped nowhere: a normal round\'s records, missed count and done state; the replay completes every word', async ({ gpu }) => {
+    await withEngine(gpu, { faultSources: 3 }, async (e) => {
+      const n = 40; // 5 workgroups of 8 pages: uTLBs 0, 1, 2, 0, 1
+      const sorted = (fs: readonly FaultRecord[]): string[] => fs.map((f) => `${key(f)}:${f.protection}`).sort();
+      for (const [k, op] of (['read', 'write', 'atomic'] as const).entries()) {
+        const base = 2 ** 32 - 20 + k * 4096; // crosses into the high word
+        const data = new Uint32Array(n * WORDS_PER_PAGE).map((_, i) => (Math.imul(i, 0x9e3779b1) + k) >>> 0);
+        const cmd = e.createCommand({ op, page: base, npages: n, data: op === 'write' ? data : poisoned(n) });
+        const twin = e.createCommand({ op, page: base, npages: n + 1, data: op === 'write' ? new Uint32Array([...data, ...poisoned(1)]) : poisoned(n + 1) });
+        const s0 = e.stats;
+        const r = await e.runRound(cmd);
+        expect(e.stats.coldRounds, `${op}: cold`).toBe(s0.coldRounds + 1);
+        // The twin: one page mapped (with the op's rights) past the cold range: not cold.
+        backPage(e, base + n, op === 'read' ? 0 : op === 'write' ? PTE_WRITE : PTE_WRITE | PTE_EXCLUSIVE, 9);
+        const rt = await e.runRound(twin);
+        expect(e.stats.coldRounds, `${op}: the twin is not cold`).toBe(s0.coldRounds + 1);
+        expect(e.stats.rounds).toBe(s0.rounds + 2);
+        // Records: one per page from its workgroup's uTLB, as the twin's first n pages have them.
+        const want: string[] = [];
+        for (let p = 0; p < n; p++) want.push(`${Math.floor(p / 8) % 3}:${base + p}:${op}:false`);
+        expect(sorted(r.faults), `${op}: cold records`).toEqual(want.sort());
+        expect(sorted(rt.faults), `${op}: twin records`).toEqual(want);
+        expect(r).toMatchObject({ overflow: false, missed: n * WORDS_PER_PAGE, completed: 0, done: 0, finished: false });
+        expect(rt).toMatchObject({ overflow: false, missed: n * WORDS_PER_PAGE, completed: WORDS_PER_PAGE, done: WORDS_PER_PAGE, finished: false });
+        expect(r.tlb).toMatchObject({ lookups: n * 32, walks: n }); // the report pass's figures, as in any round
+        // Done state: none in the cold range, in both; the twin's mapped page all done.
+        const done = await cmd.readDone();
+        const twinDone = await twin.readDone();
+        expectAllEqual(done, new Uint32Array(n * 32), `${op}: cold done bits`);
+        expectAllEqual(twinDone, new Uint32Array((n + 1) * 32).fill(0xffffffff, n * 32), `${op}: twin done bits`);
+        // Nothing moved: the outputs (or, for a write, the pool) as they were; only the
+        // twin's mapped page is dirty.
+        if (op !== 'write') expectAllEqual(await cmd.readOutput(), poisoned(n), `${op}: cold output untouched`);
+        expect((await e.writebackDirty()).map((d) => d.slot)).toEqual(op === 'read' ? [] : [e.pt.lookup(base + n)!.slot]);
+        twin.destroy();
+        // Service the cold round's records; the replay (not cold: every page mapped) completes.
+        await toyService(e)(r.faults);
+        expect(await e.runRound(cmd)).toMatchObject({ faults: [], completed: n * WORDS_PER_PAGE, finished: true });
+        expect(e.stats.coldRounds).toBe(s0.coldRounds + 1);
+        expectAllEqual(await cmd.readDone(), new Uint32Array(n * 32).fill(0xffffffff), `${op}: done after the replay`);
+        const pages = new Map((await e.writebackDirty()).map((d) => [d.slot, new Uint32Array(d.data.buffer, d.data.byteOffset, WORDS_PER_PAGE)]));
+        expect(pages.size).toBe(op === 'read' ? 0 : n);
+        if (op === 'read') expectAllEqual(await cmd.readOutput(), expectedRead(base, n, () => true), 'read: replayed');
+        if (op === 'atomic') expectAllEqual(await cmd.readOutput(), expectedRead(base, n, () => true), 'atomic: old values');
+        if (op !== 'read') {
+          const want2 = new Uint32Array(n * WORDS_PER_PAGE);
+          const got2 = new Uint32Array(n * WORDS_PER_PAGE);
+          for (let p = 0; p < n; p++) {
+            got2.set(pages.get(e.pt.lookup(base + p)!.slot) ?? poisoned(1), p * WORDS_PER_PAGE);
+            for (let w = 0; w < WORDS_PER_PAGE; w++) {
+              want2[p * WORDS_PER_PAGE + w] = op === 'write' ? data[p * WORDS_PER_PAGE + w] : (patternWord(base + p, w) + 1) >>> 0;
+            }
+          }
+          expectAllEqual(got2, want2, `${op}: memory after the replay`);
+        }
+        cmd.destroy();
+      }
+    });
+  });
+
+  test('cold rounds: a replay over a range unmapped again keeps the words done before; a partly mapped range is not cold', async ({ gpu }) => {
+    await withEngine(gpu, { faultSources: 2 }, async (e) => {
+      const base = 5000;
+      const n = 20;
+      const early = (p: number): boolean => (p - base) % 3 === 0;
+      for (let p = base; p < base + n; p++) if (early(p)) backPage(e, p);
+      const cmd = e.createCommand({ op: 'read', page: base, npages: n, data: poisoned(n) });
+      const c0 = e.stats.coldRounds;
+      const r1 = await e.runRound(cmd);
+      expect(e.stats.coldRounds, 'partly mapped: not cold').toBe(c0);
+      const done1 = await cmd.readDone();
+      // The range unmapped whole (a shootdown): the next round is cold, and carries the done bits.
+      e.pt.unmap(base, n);
+      const r2 = await e.runRound(cmd);
+      expect(e.stats.coldRounds).toBe(c0 + 1);
+      expect(r2).toMatchObject({ missed: r1.missed, completed: 0, done: r1.done, finished: false });
+      expect(r2.faults.map((f) => `${f.source}:${f.page}`).sort()).toEqual(r1.faults.map((f) => `${f.source}:${f.page}`).sort());
+      expectAllEqual(await cmd.readDone(), done1, 'done bits carried through the cold round');
+      expectAllEqual(await cmd.readOutput(), expectedRead(base, n, early), 'nothing moved by the cold round');
+      // Every page mapped with new bytes: the replay reads only the words not done before.
+      for (let p = base; p < base + n; p++) backPage(e, p, 0, 5);
+      expect(await e.runRound(cmd)).toMatchObject({ faults: [], finished: true });
+      expect(e.stats.coldRounds).toBe(c0 + 1);
+      const want = poisoned(n).map((_, i) => {
+        const p = base + Math.floor(i / WORDS_PER_PAGE);
+        return patternWord(p, i % WORDS_PER_PAGE, early(p) ? 0 : 5);
+      });
+      expectAllEqual(await cmd.readOutput(), want, 'after the replay');
+    });
+  });
+
   test('fault buffer overflow: records dropped, flag set, the replay loop still completes every word', async ({ gpu }) => {
     await withEngine(gpu, { faultCapacity: 8, faultSources: 8 }, async (e) => {
       const base = 2 ** 32 + 40;

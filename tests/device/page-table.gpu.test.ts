@@ -169,6 +169,32 @@ describe('GpuPageTable', () => {
     }
   });
 
+  test('mapsNone: no page of a range has a leaf (4 KiB or huge, any flags), across tables', ({ gpu }) => {
+    const pt = new GpuPageTable(gpu.device, { apertureSlots: 4096 });
+    try {
+      expect(pt.mapsNone(0, 1)).toBe(true); // an empty table
+      expect(pt.mapsNone(PT_MAX_PAGE - 4096, 4096)).toBe(true);
+      const base = 512 * 3 - 2; // crosses a level-0 table boundary
+      pt.map(base + 3, 9, 0); // read-only: still a leaf
+      expect(pt.mapsNone(base, 3)).toBe(true);
+      expect(pt.mapsNone(base + 4, 600)).toBe(true); // its table exists, nothing mapped past it
+      expect(pt.mapsNone(base, 4)).toBe(false);
+      expect(pt.mapsNone(base + 3, 1)).toBe(false);
+      expect(pt.mapsNone(0, 2 ** 20)).toBe(false);
+      pt.unmap(base + 3, 1);
+      expect(pt.mapsNone(0, 2 ** 20)).toBe(true);
+      // A huge leaf: any page of it in the range counts.
+      pt.mapHuge(2 ** 20, 1024);
+      expect(pt.mapsNone(2 ** 20 - 10, 10)).toBe(true);
+      expect(pt.mapsNone(2 ** 20 - 10, 11)).toBe(false);
+      expect(pt.mapsNone(2 ** 20 + 511, 1)).toBe(false);
+      expect(pt.mapsNone(2 ** 20 + 512, 100)).toBe(true);
+      expect(() => pt.mapsNone(PT_MAX_PAGE - 1, 2)).toThrowErrno('EINVAL');
+    } finally {
+      pt.destroy();
+    }
+  });
+
   test('flush: one writeBuffer per contiguous run of dirty entries', ({ gpu }) => {
     const pt = new GpuPageTable(gpu.device, { apertureSlots: 4096 });
     try {
