@@ -102,6 +102,7 @@ fn reach(c: ptr<function, Acc>, w: u32, write: bool) -> bool {
   let need = select(PTE_VALID, PTE_VALID | PTE_WRITE, write);
   if ((e & need) == need) { return true; }
   pendFault(&(*c).pend, e, w, write, (*c).src);
+  listMiss(w / WORDS_PER_PAGE, select(1u, 2u, write));
   (*c).missed = true;
   return false;
 }
@@ -153,6 +154,41 @@ fn stf(c: ptr<function, Acc>, w: u32, v: f32) {
 // The kernel this pipeline runs (one pipeline per kernel of the file, KERNEL folded in).
 override KERNEL: u32 = 0u;
 
+// The workgroup's miss list (the stall gate's, mirror-gate.wgsl): the distinct pages its
+// invocations missed this run and the kinds they missed them with (bit 0 read, bit 1 write),
+// an open-addressed set in workgroup memory (key: range page + 1; 0 empty), written to
+// state[] at the end of the run. More pages than MISS_LIST: the list is marked invalid and
+// the gate runs the workgroup every round.
+var<workgroup> wgMissPage: array<atomic<u32>, MISS_LIST>;
+var<workgroup> wgMissKind: array<atomic<u32>, MISS_LIST>;
+var<workgroup> wgMissFull: atomic<u32>;
+
+fn listMiss(rp: u32, kind: u32) {
+  if (params.gateOff == 0u) { return; }
+  var k = (rp * 0x9e3779b9u) >> (32u - MISS_LIST_BITS);
+  // Bounded: a full set (or a run of spurious compare-exchange failures) marks the list full.
+  for (var n = 0u; n < 2u * MISS_LIST; n++) {
+    let r = atomicCompareExchangeWeak(&wgMissPage[k], 0u, rp + 1u);
+    if (r.exchanged || r.old_value == rp + 1u) {
+      atomicOr(&wgMissKind[k], kind);
+      return;
+    }
+    if (r.old_value != 0u) { k = (k + 1u) % MISS_LIST; }
+  }
+  atomicStore(&wgMissFull, 1u);
+}
+
+// The workgroup a run-list entry names (the stall gate's run list when the command is gated,
+// else the dispatch's own), or NO_GROUP past the list's end (a 2-D indirect grid's tail).
+var<workgroup> wgGroup: u32;
+const NO_GROUP: u32 = 0xffffffffu;
+
+fn groupOf(lw: u32) -> u32 {
+  if (params.gateOff == 0u) { return lw; }
+  if (lw >= atomicLoad(&state[STATE_GATE_RUN])) { return NO_GROUP; }
+  return atomicLoad(&state[params.gateOff + lw]);
+}
+
 // One thread: invocation i (the command's CommandDesc.invocations: one thread each, never 32
 // to a thread — llvmpipe ends a shader invocation's loops after 65,535 iterations in all, so
 // 32 long invocations in one thread would cut the last ones short). A workgroup serves
@@ -163,7 +199,10 @@ var<workgroup> wgDone: array<atomic<u32>, PAGES_PER_WG>;
 @compute @workgroup_size(WG)
 fn app(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
        @builtin(local_invocation_index) lidx: u32) {
-  let i = linearWorkgroup(wg, nwg) * WG + lidx;
+  if (lidx == 0u) { wgGroup = groupOf(linearWorkgroup(wg, nwg)); }
+  let g = workgroupUniformLoad(&wgGroup);
+  if (g == NO_GROUP) { return; }
+  let i = g * WG + lidx;
   let t = i / 32u;
   let bit = 1u << (i % 32u);
   if (t < params.doneWords) {
@@ -183,5 +222,14 @@ fn app(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
     let bits = atomicLoad(&wgDone[lidx / 32u]);
     done[nextDoneIndex(t)] = bits;
     if (bits != 0xffffffffu) { atomicAdd(&state[STATE_MISSED], countOneBits(~bits)); }
+  }
+  if (params.gateOff != 0u) {
+    // The miss list for the gate's next round (after the barrier: every miss is in the set).
+    let list = params.gateOff + (params.doneWords + PAGES_PER_WG - 1u) / PAGES_PER_WG + g * (1u + MISS_LIST);
+    if (lidx < MISS_LIST) {
+      let p = atomicLoad(&wgMissPage[lidx]);
+      atomicStore(&state[list + 1u + lidx], select(0u, p | (atomicLoad(&wgMissKind[lidx]) << 30u), p != 0u));
+    }
+    if (lidx == 0u) { atomicStore(&state[list], select(1u, 0u, atomicLoad(&wgMissFull) != 0u)); }
   }
 }

@@ -35,7 +35,8 @@
 // workloads' mismatch count; zeroed with the command, never by a round), 1 words left not
 // done by this round (reset each round), 2 the TLB's lookups and 3 its walks this round (mirror
 // kernels; reset each round), 4..6 the record pass's indirect dispatch (x, y, z; reset each
-// round), 7 reserved, then the pending bitmap at pendOff (cleared every round), then (only
+// round), 7 and 8 the stall gate's runnable and stalled workgroups (mirror-gate.wgsl; reset each round),
+// 9..11 reserved, then the pending bitmap at pendOff (cleared every round), then (only
 // when counting: cntOff != 0) the access counters at cntOff (cleared every round). The done
 // bitmaps are in done[] (see mirrorThread). There is no done counter: every word not done
 // before a round is either done by it or counted missed, so the host knows the done count
@@ -56,6 +57,8 @@ struct Params {
   cntFirst: u32,    // the range's first page's offset in its counter region (< cntPages)
   cntPages: u32,    // pages per counter region (the policy's granularity: 512 = 2 MiB)
   leafOff: u32,     // word offset in done[] of the leaves tlbFill leaves for the report pass
+  gateOff: u32,     // word offset in state[] of the stall gate's run list and miss lists; 0: not gated
+  replayAll: u32,   // 1: the gate runs every workgroup with work this round (an entry was revoked)
 }
 
 struct FaultRecord {

@@ -39,6 +39,12 @@ export interface SystemOptions extends MachineOptions {
    * dmirror_do_fault fails the fault with EFAULT.
    */
   ownReadOnlyWriteMigrates?: boolean;
+  /**
+   * Default true: a workgroup of an application kernel whose missed pages all still miss is
+   * not re-run by the next round, its faults re-issued instead (MirrorEngineOptions.skipStalled).
+   * false: every round re-runs every workgroup not done (the results are the same; for A/B).
+   */
+  skipStalled?: boolean;
   /** The GPU to use (navigator.gpu or a Dawn instance) instead of the default one. */
   gpu?: GPU;
   /** A GPU to use instead of the default one (e.g. a shared test device). */
@@ -82,7 +88,7 @@ export async function createMachine(opts: SystemOptions = {}): Promise<System> {
   const faultRecords = count('faultRecords', opts.faultRecords, 4096, 1, 1 << 20);
   const memory = deviceMemories(opts.deviceMemory, devices);
   const gpu = opts.gpuContext ?? (opts.gpu !== undefined ? gpuFrom(opts.gpu) : undefined);
-  return new System(opts, (m) => Array.from({ length: devices }, (_, i) => new DmirrorDevice(m, i, { devicePages, memory: memory[i], aperturePages, faultRecords, gpu, ownMigrationSetsSeq: opts.ownMigrationSetsSeq ?? true, ownReadOnlyWriteMigrates: opts.ownReadOnlyWriteMigrates === true })));
+  return new System(opts, (m) => Array.from({ length: devices }, (_, i) => new DmirrorDevice(m, i, { devicePages, memory: memory[i], aperturePages, faultRecords, gpu, ownMigrationSetsSeq: opts.ownMigrationSetsSeq ?? true, ownReadOnlyWriteMigrates: opts.ownReadOnlyWriteMigrates === true, skipStalled: opts.skipStalled !== false })));
 }
 
 /** Each device's memory type from SystemOptions.deviceMemory (EINVAL for anything else). */

@@ -47,7 +47,20 @@ export const STATE_TLB_LOOKUPS = 2;
 export const STATE_TLB_WALKS = 3;
 /** state[] words 4..6: the record pass's indirect dispatch arguments (x, y, z), set by the report pass when a page missed. */
 export const STATE_RECORD_ARGS = 4;
-export const STATE_HEADER_WORDS = 8;
+/** state[] words: the stall gate's runnable workgroups this round (its run list's length) and its stalled ones (mirror-gate.wgsl). */
+export const STATE_GATE_RUN = 7;
+export const STATE_GATE_STALLED = 8;
+export const STATE_HEADER_WORDS = 12;
+/**
+ * Distinct pages a workgroup's miss list holds (mirror-gate.wgsl; a power of two): a
+ * hotspot block of 16 rows misses up to ~56 (a row a page, two arrays, the halo); a
+ * workgroup that misses more is run every round.
+ */
+export const MISS_LIST = 64;
+/** state[] words per workgroup of a gated command: the run-list word, the list's header and its entries. */
+export const GATE_WORDS_PER_GROUP = 2 + MISS_LIST;
+/** Workgroups a dispatch may have in one dimension on every WebGPU device (the limit's default). */
+export const MAX_WORKGROUPS_X = 65535;
 
 /** The constants every kernel sees, as WGSL: TypeScript is their single source. */
 export function wgslConstants(): string {
@@ -55,7 +68,8 @@ export function wgslConstants(): string {
     PTE_VALID, PTE_WRITE, PTE_EXCLUSIVE, PTE_DEVICE, PTE_HUGE, PTE_INDEX_SHIFT, PT_ENTRIES,
     WORDS_PER_PAGE, VECS_PER_PAGE: WORDS_PER_PAGE / 4,
     ACCESS_READ, ACCESS_WRITE, ACCESS_ATOMIC, ACCESS_PROTECTION: FAULT_ACCESS_PROTECTION,
-    STATE_MISSED, STATE_TLB_LOOKUPS, STATE_TLB_WALKS, STATE_RECORD_ARGS, WG: MIRROR_WORKGROUP_SIZE, THREADS_PER_PAGE: MIRROR_THREADS_PER_PAGE,
+    STATE_MISSED, STATE_TLB_LOOKUPS, STATE_TLB_WALKS, STATE_RECORD_ARGS, STATE_GATE_RUN, STATE_GATE_STALLED,
+    MISS_LIST, MISS_LIST_BITS: Math.log2(MISS_LIST), MISS_PAGE_MASK: 2 ** 30 - 1, MAX_WG_X: MAX_WORKGROUPS_X, WG: MIRROR_WORKGROUP_SIZE, THREADS_PER_PAGE: MIRROR_THREADS_PER_PAGE,
     PAGES_PER_WG: MIRROR_PAGES_PER_WORKGROUP,
     VECS_PER_THREAD: WORDS_PER_PAGE / 4 / MIRROR_THREADS_PER_PAGE, TLB_BLOCK_WORDS: MIRROR_TLB_BLOCK_WORDS,
   };
@@ -68,17 +82,19 @@ export function withAbi(kernelWgsl: string): string {
   return wgslConstants() + commonWgsl + kernelWgsl;
 }
 
-let layout: { def: VariableDefinition; bytes: number; parityOffset: number } | null = null;
+type ParamsLayout = { def: VariableDefinition; bytes: number; parityOffset: number; replayAllOffset: number };
+let layout: ParamsLayout | null = null;
 
 /**
  * struct Params as the WGSL lays it out, read on first use (webgpu-utils' reflection names
  * GPUShaderStage, which Node only has once a GPU was acquired: src/device/gpu.ts).
  */
-function paramsLayout(): { def: VariableDefinition; bytes: number; parityOffset: number } {
+function paramsLayout(): ParamsLayout {
   if (layout === null) {
     const defs = makeShaderDataDefinitions(withAbi(''));
     const def = defs.uniforms.params;
-    layout = { def, bytes: def.size, parityOffset: defs.structs.Params.fields.parity.offset };
+    const fields = defs.structs.Params.fields;
+    layout = { def, bytes: def.size, parityOffset: fields.parity.offset, replayAllOffset: fields.replayAll.offset };
   }
   return layout;
 }
@@ -91,6 +107,11 @@ export function paramsBytes(): number {
 /** offsetof(struct Params, parity): the one field a round rewrites. */
 export function parityOffset(): number {
   return paramsLayout().parityOffset;
+}
+
+/** offsetof(struct Params, replayAll): a gated command's round rewrites it too. */
+export function replayAllOffset(): number {
+  return paramsLayout().replayAllOffset;
 }
 
 /** The fields of struct Params (mirror-common.wgsl), all u32. */
@@ -110,6 +131,9 @@ export interface Params {
   cntPages: number;
   /** Word offset in the done buffer of the leaves the TLB fill leaves for the report pass (2 * doneWords). */
   leafOff: number;
+  /** The stall gate (mirror-gate.wgsl): its words' offset in state[] (0: not gated), and 1 when every workgroup must run this round (an entry was revoked). */
+  gateOff: number;
+  replayAll: number;
 }
 
 /** Params as the uniform buffer holds them. */

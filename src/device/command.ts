@@ -5,7 +5,7 @@
  */
 import { err } from '../errors.js';
 import {
-  encodeParams, MIRROR_TLB_BLOCK_WORDS, MIRROR_WORKGROUP_SIZE, paramsBytes, parityOffset, STATE_HEADER_WORDS, WORDS_PER_PAGE,
+  encodeParams, GATE_WORDS_PER_GROUP, MIRROR_TLB_BLOCK_WORDS, MIRROR_WORKGROUP_SIZE, paramsBytes, parityOffset, STATE_HEADER_WORDS, WORDS_PER_PAGE,
 } from './abi.js';
 import { ensureAlive } from './health.js';
 import { DeviceBuffers } from './buffer-pool.js';
@@ -131,6 +131,12 @@ export interface MirrorKernel {
   readonly entryPoint: string;
   /** @internal: the engine it was compiled for. */ readonly engine: CommandHost;
   /** @internal */ readonly pipeline: GPUComputePipeline;
+  /**
+   * The kernel leaves a miss list per workgroup and runs the workgroups of the gate's run
+   * list (app-access.wgsl, mirror-gate.wgsl): its commands of their own invocation count are
+   * gated when the engine skips stalled workgroups.
+   */
+  readonly stallGate: boolean;
 }
 
 /** Spare buffer sets a device keeps (a chunked command's full chunks and its last one, two mirrors' worth). */
@@ -198,6 +204,8 @@ export class CommandBufferPool {
 export interface CommandHost {
   readonly device: GPUDevice;
   readonly label: string;
+  /** Gate the commands of stall-gated kernels (MirrorEngineOptions.skipStalled). */
+  readonly skipStalled: boolean;
   /** The host's spare buffers; null once it is dead (the buffers then just go). */
   spares(): CommandBufferPool | null;
   /** A destroyed command leaves the host's list. */
@@ -229,6 +237,14 @@ export class MirrorCommand {
   /** @internal: access counters in state[] after the pending bitmap (0: not counting). */
   readonly counterWords: number;
   /** @internal */ readonly counterOff: number;
+  /** @internal: the stall gate's words in state[] (mirror-gate.wgsl; 0: not gated) and the workgroups it gates. */
+  readonly gateOff: number;
+  readonly gateGroups: number;
+  /** @internal: the gate pass's bind group (MirrorEngine.gateBindGroupFor). */
+  gateBindGroup: GPUBindGroup | null = null;
+  /** @internal */ gateBindGen = -1;
+  /** @internal: the page table's revocation count at this command's last round (-1: none yet). */
+  revocationsSeen = -1;
   /** Remote word accesses counted per region over the rounds so far (null: not counting). */
   readonly accessCounts: AccessCounts | null;
   /** @internal: the buffers go back to the engine's spares on destroy. */
@@ -274,7 +290,10 @@ export class MirrorCommand {
     this.counterOff = cfg === null ? 0 : STATE_HEADER_WORDS + this.pendWords;
     this.accessCounts = cfg === null ? null
       : { regionPages: cfg.regionPages, firstPage: desc.page - cntFirst, counts: new Uint32Array(this.counterWords) };
-    const stateWords = STATE_HEADER_WORDS + this.pendWords + this.counterWords;
+    const gated = this.perInvocation && engine.skipStalled && desc.kernel?.stallGate === true;
+    this.gateGroups = gated ? Math.ceil(this.words / MIRROR_WORKGROUP_SIZE) : 0;
+    this.gateOff = gated ? STATE_HEADER_WORDS + this.pendWords + this.counterWords : 0;
+    const stateWords = STATE_HEADER_WORDS + this.pendWords + this.counterWords + this.gateGroups * GATE_WORDS_PER_GROUP;
 
     const label = `${engine.label} ${desc.op} [0x${desc.page.toString(16)}, +${desc.npages})`;
     this.scratch = desc.scratch === true;
@@ -318,6 +337,7 @@ export class MirrorCommand {
       vaLo: desc.page % 2 ** 32, vaHi: Math.floor(desc.page / 2 ** 32), npages: desc.npages, nwords: this.words,
       nsources: faultSources, pendOff: STATE_HEADER_WORDS, devDirtyOff, doneWords: this.doneWords, parity: 0,
       cntOff: this.counterOff, cntFirst, cntPages: cfg?.regionPages ?? 1, leafOff: 2 * this.doneWords,
+      gateOff: this.gateOff, replayAll: 1,
     }));
   }
 
@@ -438,6 +458,7 @@ export class MirrorCommand {
       this.#written = false;
     }
     this.parity = 0;
+    this.revocationsSeen = -1; // the miss lists were cleared with state[]
     this.doneCount = 0;
     this.#doneOnHost = false;
     this.accessCounts?.counts.fill(0);

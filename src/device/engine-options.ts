@@ -32,6 +32,13 @@ export interface MirrorEngineOptions {
    * GPU completion lands at a seed-determined point. Default: plain awaits.
    */
   sched?: Scheduler;
+  /**
+   * Gate the commands of stall-gated kernels (the application workloads'): a workgroup whose
+   * missed pages all still miss, with no entry revoked, is not re-run; its faults are
+   * re-issued (mirror-gate.wgsl). Same results, records and counts; default true (false: every
+   * round re-runs every workgroup not done, for comparison).
+   */
+  skipStalled?: boolean;
 }
 
 export interface MirrorEngineStats {
@@ -47,6 +54,8 @@ export interface MirrorEngineStats {
   tlbWalks: number;
   /** Rounds run quiet: a read over a fully mapped range, without report and record passes. */
   quietRounds: number;
+  /** Workgroups the stall gate did not run (RoundResult.stalled), over every round. */
+  stalledWorkgroups: number;
   /**
    * Rounds run cold: an engine kernel over a range the table maps nowhere (every word
    * misses), one thread per page instead of 32 (mirror_cold); report and record as usual.

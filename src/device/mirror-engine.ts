@@ -34,8 +34,8 @@ import { FaultQueue, type FaultRecord } from './fault-queue.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import { asDeviceError, ensureAlive, HOST_SCHEDULER } from './health.js';
 import {
-  encodeParams, MIRROR_PAGES_PER_WORKGROUP, MIRROR_THREADS_PER_PAGE, MIRROR_WORKGROUP_SIZE, paramsBytes, parityOffset,
-  STATE_HEADER_WORDS, STATE_RECORD_ARGS, STATE_TLB_LOOKUPS, STATE_TLB_WALKS, WORDS_PER_PAGE,
+  encodeParams, MIRROR_PAGES_PER_WORKGROUP, MIRROR_THREADS_PER_PAGE, MIRROR_WORKGROUP_SIZE, paramsBytes, parityOffset, replayAllOffset,
+  STATE_GATE_STALLED, STATE_HEADER_WORDS, STATE_RECORD_ARGS, STATE_TLB_LOOKUPS, STATE_TLB_WALKS, WORDS_PER_PAGE,
 } from './abi.js';
 import {
   CommandBufferPool, MirrorCommand, checkCommandDesc, checkCounterConfig, type AccessCounterConfig, type CommandDesc, type CommandHost, type MirrorKernel,
@@ -73,11 +73,14 @@ export class MirrorEngine implements CommandHost {
   readonly faults: FaultQueue;
   readonly faultSources: number;
   readonly sched: Scheduler;
+  readonly skipStalled: boolean;
 
   private readonly layout: GPUBindGroupLayout;
   private readonly pipelines: EnginePipelines;
   /** Bound as state[] in the record pass (which must not bind the command's: its indirect arguments). */
   private readonly stateStandIn: GPUBuffer;
+  /** The stall gate's indirect dispatch arguments (gate_args writes them, bound as io[] in the gate pass). */
+  private readonly gateArgs: GPUBuffer;
   /** Dirty bits: aperture slots first, then device slots at devDirtyOff. */
   private readonly dirty: GPUBuffer;
   private readonly devDirtyOff: number;
@@ -96,7 +99,7 @@ export class MirrorEngine implements CommandHost {
   private tail: Promise<unknown> = Promise.resolve();
   private readonly lost: { info: GPUDeviceLostInfo | null };
   private dead = false;
-  private readonly counters = { rounds: 0, faultRecords: 0, overflows: 0, dispatches: 0, walkerSyncs: 0, walkerSyncsSkipped: 0, tlbLookups: 0, tlbWalks: 0, quietRounds: 0, coldRounds: 0 };
+  private readonly counters = { rounds: 0, faultRecords: 0, overflows: 0, dispatches: 0, walkerSyncs: 0, walkerSyncsSkipped: 0, tlbLookups: 0, tlbWalks: 0, quietRounds: 0, coldRounds: 0, stalledWorkgroups: 0 };
   /** Submitted kernels that walk the page table (rounds, probes) not known to be finished. */
   private walkers = 0;
   #accessCounters: AccessCounterConfig | null = null;
@@ -120,6 +123,7 @@ export class MirrorEngine implements CommandHost {
     this.faultSources = opts.faultSources ?? 8;
     if (!Number.isInteger(this.faultSources) || this.faultSources < 1) throw err('EINVAL', `faultSources ${this.faultSources}`);
     this.checkErrors = opts.checkErrors ?? true;
+    this.skipStalled = opts.skipStalled ?? true;
     this.maxWgPerDim = Math.min(opts.maxWorkgroupsPerDimension ?? Infinity, device.limits.maxComputeWorkgroupsPerDimension);
     this.buffers = DeviceBuffers.of(device);
     this.pool = CommandBufferPool.of(device);
@@ -141,6 +145,9 @@ export class MirrorEngine implements CommandHost {
     });
     this.stateStandIn = this.buffers.acquire({
       label: `${label} record-pass state`, size: STATE_HEADER_WORDS * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
+    this.gateArgs = this.buffers.acquire({
+      label: `${label} gate arguments`, size: 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.INDIRECT | GPUBufferUsage.COPY_DST,
     });
     this.readbacks = StagingCache.of(device);
     this.staging = this.buffers.acquire({
@@ -185,10 +192,10 @@ export class MirrorEngine implements CommandHost {
    * not done in state[STATE_MISSED]; state[0] is the kernel's (zeroed with the command, kept
    * across rounds: see readCounter).
    */
-  async createKernels(label: string, wgsl: string, variants: readonly KernelVariant[]): Promise<MirrorKernel[]> {
+  async createKernels(label: string, wgsl: string, variants: readonly KernelVariant[], opts: { stallGate?: boolean } = {}): Promise<MirrorKernel[]> {
     this.alive('createKernels');
     const pipelines = await compileKernels(this.device, this.layout, this.label, label, wgsl, variants, this.sched);
-    return pipelines.map((pipeline, k) => ({ entryPoint: variants[k].entryPoint, engine: this, pipeline }));
+    return pipelines.map((pipeline, k) => ({ entryPoint: variants[k].entryPoint, engine: this, pipeline, stallGate: opts.stallGate === true }));
   }
 
   createCommand(desc: CommandDesc): MirrorCommand {
@@ -208,7 +215,7 @@ export class MirrorEngine implements CommandHost {
     return this.serial('runRound', async () => {
       if (cmd.engine !== this || cmd.destroyed) throw err('EINVAL', 'runRound: command is destroyed or not this engine\'s');
       if (cmd.finished) {
-        return { faults: [], overflow: false, completed: 0, missed: 0, done: cmd.done, total: cmd.words, finished: true, tlb: tlbStats(0, 0) };
+        return { faults: [], overflow: false, completed: 0, missed: 0, done: cmd.done, total: cmd.words, finished: true, tlb: tlbStats(0, 0), stalled: 0 };
       }
       this.pt.flush();
       const bind = this.bindGroupFor(cmd);
@@ -230,6 +237,14 @@ export class MirrorEngine implements CommandHost {
         cmd.markWritten();
         this.device.queue.writeBuffer(cmd.params, parityOffset(), new Uint32Array([cmd.parity]));
       }
+      const gated = cmd.gateOff !== 0;
+      if (gated) {
+        // A right taken away since the last round: a stalled workgroup's reachable pages may
+        // not be any more, so its miss list says nothing of what it would do — run them all.
+        const revoked = cmd.revocationsSeen !== this.pt.revocations;
+        this.device.queue.writeBuffer(cmd.params, replayAllOffset(), new Uint32Array([revoked ? 1 : 0]));
+        cmd.revocationsSeen = this.pt.revocations;
+      }
       // A counting command's counters follow the fault ring in the same readback.
       const countersAt = STATE_HEADER_WORDS * 4 + this.faults.byteSize;
       if (countersAt + cmd.counterWords * 4 > this.staging.size) {
@@ -244,11 +259,26 @@ export class MirrorEngine implements CommandHost {
         const pass = enc.beginComputePass(timedPass(this.device, `${this.label} ${cmd.op}`)); // timestamps when a GpuTimer is on
         pass.setPipeline(fresh ? this.pipelines.readFresh : cold ? this.pipelines.cold : cmd.kernel?.pipeline ?? this.pipelines[cmd.op]);
         pass.setBindGroup(0, bind);
-        // A thread per done word (8 pages a workgroup), per invocation (CommandDesc.invocations)
-        // or, cold, per page (256 pages a workgroup).
-        const [x, y] = this.grid(cmd.perInvocation ? Math.ceil(cmd.words / MIRROR_WORKGROUP_SIZE)
-          : Math.ceil(cmd.npages / (cold ? MIRROR_WORKGROUP_SIZE : MIRROR_PAGES_PER_WORKGROUP)));
-        pass.dispatchWorkgroups(x, y);
+        if (gated) {
+          // The stall gate (mirror-gate.wgsl): a thread per workgroup of the command picks the
+          // ones to run (the rest are done, or stalled: their faults re-issued), then the
+          // kernel runs over that list only, dispatched through the arguments gate_args leaves.
+          pass.setPipeline(this.pipelines.gate);
+          pass.setBindGroup(0, this.gateBindGroupFor(cmd));
+          const [gx, gy] = this.grid(Math.ceil(cmd.gateGroups / MIRROR_WORKGROUP_SIZE));
+          pass.dispatchWorkgroups(gx, gy);
+          pass.setPipeline(this.pipelines.gateArgs);
+          pass.dispatchWorkgroups(1);
+          pass.setPipeline(cmd.kernel!.pipeline);
+          pass.setBindGroup(0, bind);
+          pass.dispatchWorkgroupsIndirect(this.gateArgs, 0);
+        } else {
+          // A thread per done word (8 pages a workgroup), per invocation (CommandDesc.invocations)
+          // or, cold, per page (256 pages a workgroup).
+          const [x, y] = this.grid(cmd.perInvocation ? Math.ceil(cmd.words / MIRROR_WORKGROUP_SIZE)
+            : Math.ceil(cmd.npages / (cold ? MIRROR_WORKGROUP_SIZE : MIRROR_PAGES_PER_WORKGROUP)));
+          pass.dispatchWorkgroups(x, y);
+        }
         if (cmd.kernel === null && !quiet) {
           // The engine's kernels leave the dirty bits, counts and faults to their report pass
           // (one thread per page) and, in a round with a miss, its record pass (dispatched
@@ -286,6 +316,7 @@ export class MirrorEngine implements CommandHost {
           return {
             faults: batch.records, overflow: batch.overflow, completed: done - cmd.done, missed,
             done, total: cmd.words, finished: done === cmd.words, tlb: tlbStats(head[STATE_TLB_LOOKUPS], head[STATE_TLB_WALKS]),
+            stalled: head[STATE_GATE_STALLED],
             ...(counters !== null ? { counters } : {}),
           };
         } finally {
@@ -304,6 +335,7 @@ export class MirrorEngine implements CommandHost {
       this.counters.faultRecords += r.faults.length;
       this.counters.tlbLookups += r.tlb.lookups;
       this.counters.tlbWalks += r.tlb.walks;
+      this.counters.stalledWorkgroups += r.stalled;
       if (r.overflow) this.counters.overflows++;
       return r;
     });
@@ -327,7 +359,7 @@ export class MirrorEngine implements CommandHost {
     this.staging.unmap();
     return {
       faults: [], overflow: false, completed: cmd.words - cmd.done, missed: 0, done: cmd.words, total: cmd.words,
-      finished: true, tlb: tlbStats(cmd.npages * MIRROR_THREADS_PER_PAGE, cmd.npages),
+      finished: true, tlb: tlbStats(cmd.npages * MIRROR_THREADS_PER_PAGE, cmd.npages), stalled: 0,
     };
   }
 
@@ -451,7 +483,7 @@ export class MirrorEngine implements CommandHost {
     if (!this.sharedVram) this.vram.destroy();
     this.faults.destroy();
     // The round staging may still be mapping for a round in flight: the pool destroys it then.
-    this.buffers.release([{ buffer: this.dirty }, { buffer: this.stateStandIn }, { buffer: this.staging }]);
+    this.buffers.release([{ buffer: this.dirty }, { buffer: this.stateStandIn }, { buffer: this.gateArgs }, { buffer: this.staging }]);
   }
 
   // -------------------------------------------------------------------------------------
@@ -553,6 +585,15 @@ export class MirrorEngine implements CommandHost {
       cmd.recordBindGen = this.pt.generation;
     }
     return cmd.recordBindGroup;
+  }
+
+  /** The gate pass's: the command's, with io[] replaced by the engine's gate arguments (the kernel's indirect arguments). */
+  private gateBindGroupFor(cmd: MirrorCommand): GPUBindGroup {
+    if (!cmd.gateBindGroup || cmd.gateBindGen !== this.pt.generation) {
+      cmd.gateBindGroup = this.makeBindGroup(cmd.params, this.gateArgs, cmd.state, cmd.doneBits);
+      cmd.gateBindGen = this.pt.generation;
+    }
+    return cmd.gateBindGroup;
   }
 
   private makeBindGroup(params: GPUBuffer, io: GPUBuffer, state: GPUBuffer, done: GPUBuffer): GPUBindGroup {

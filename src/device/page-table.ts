@@ -153,6 +153,11 @@ export class GpuPageTable {
   private readonly dirty = new DirtyEntries(PT_ENTRIES);
   private liveTables = 0;
   private leafCount = 0;
+  /**
+   * Entries that lost a right (valid, write, exclusive) so far: a kernel that found a page
+   * reachable before may not now. What the stall gate compares between rounds.
+   */
+  #revocations = 0;
   private hugeCount = 0;
   private readonly counters = { flushes: 0, writes: 0, bytesWritten: 0, grows: 0 };
 
@@ -276,6 +281,11 @@ export class GpuPageTable {
     return [{ page, npages: 1, slot: entryIndex(e0), flags: entryFlags(e0), huge: false }];
   }
 
+  /** Entries that lost a right so far (see #revocations). */
+  get revocations(): number {
+    return this.#revocations;
+  }
+
   /** The shadow's translation of `page`, or null (what the GPU sees after the next flush). */
   lookup(page: number): PteLookup | null {
     checkPage(page, 'lookup');
@@ -363,6 +373,7 @@ export class GpuPageTable {
       }
     }
     this.live[0] = 0;
+    if (this.leafCount > 0) this.#revocations++;
     this.leafCount = 0;
     this.hugeCount = 0;
   }
@@ -457,6 +468,9 @@ export class GpuPageTable {
   private setEntry(t: number, k: number, value: number): void {
     const tab = this.table(t);
     const old = tab[k];
+    // A right taken away (a leaf unmapped or made read-only, a directory entry dropped):
+    // the stall gate (mirror-gate.wgsl) then runs every workgroup in the next round.
+    if ((old & PTE_VALID) && (old & ~value & (PTE_VALID | PTE_WRITE | PTE_EXCLUSIVE)) !== 0) this.#revocations++;
     if (!(old & PTE_VALID) && (value & PTE_VALID)) this.live[t]++;
     else if ((old & PTE_VALID) && !(value & PTE_VALID)) this.live[t]--;
     tab[k] = value;

@@ -6,6 +6,7 @@
  */
 import accessWgsl from '../../shaders/mirror-access.wgsl?raw';
 import atomicWgsl from '../../shaders/mirror-atomic.wgsl?raw';
+import gateWgsl from '../../shaders/mirror-gate.wgsl?raw';
 import { err, HmmError } from '../errors.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import { MIRROR_STORAGE_BUFFERS, withAbi } from './abi.js';
@@ -20,6 +21,9 @@ export type EnginePipelines = Record<MirrorOp | 'probe', GPUComputePipeline> & {
   cold: GPUComputePipeline;
   report: Record<MirrorOp, GPUComputePipeline>;
   record: Record<MirrorOp, GPUComputePipeline>;
+  /** The stall gate of the application kernels and its indirect arguments (mirror-gate.wgsl). */
+  gate: GPUComputePipeline;
+  gateArgs: GPUComputePipeline;
 };
 
 /** One pipeline of a kernel file: its entry point and pipeline-overridable constants. */
@@ -60,7 +64,7 @@ export async function createEnginePipelines(device: GPUDevice, label: string, sc
       // The same waits as a compilation (one per kernel file): under a SeededScheduler an
       // engine's creation then takes the same steps whether the kernels were cached or not,
       // so a seed replays the same interleaving in any test order.
-      await Promise.all(['mirror-access.wgsl', 'mirror-atomic.wgsl'].map(() => sched.wait(Promise.resolve(), `${label}: createComputePipelineAsync`)));
+      await Promise.all(['mirror-access.wgsl', 'mirror-atomic.wgsl', 'mirror-gate.wgsl'].map(() => sched.wait(Promise.resolve(), `${label}: createComputePipelineAsync`)));
       return have;
     }
     const made = await compileEngineKernels(device, label, sched);
@@ -80,14 +84,15 @@ async function compileEngineKernels(device: GPUDevice, label: string, sched: Sch
     ],
   });
   const access = ['mirror_read', 'mirror_write', 'mirror_probe', 'report_read', 'report_write', 'record_read', 'record_write', 'mirror_read_fresh', 'mirror_cold'];
-  const [[read, write, probe, reportRead, reportWrite, recordRead, recordWrite, readFresh, cold], [atomic, reportAtomic, recordAtomic]] = await Promise.all([
+  const [[read, write, probe, reportRead, reportWrite, recordRead, recordWrite, readFresh, cold], [atomic, reportAtomic, recordAtomic], [gate, gateArgs]] = await Promise.all([
     compile(device, layout, label, 'mirror-access.wgsl', accessWgsl, access.map((entryPoint) => ({ entryPoint })), sched),
     compile(device, layout, label, 'mirror-atomic.wgsl', atomicWgsl, ['mirror_atomic_inc', 'report_atomic', 'record_atomic'].map((entryPoint) => ({ entryPoint })), sched),
+    compile(device, layout, label, 'mirror-gate.wgsl', gateWgsl, ['gate', 'gate_args'].map((entryPoint) => ({ entryPoint })), sched),
   ]);
   return {
     layout,
     pipelines: {
-      read, write, probe, atomic, readFresh, cold,
+      read, write, probe, atomic, readFresh, cold, gate, gateArgs,
       report: { read: reportRead, write: reportWrite, atomic: reportAtomic },
       record: { read: recordRead, write: recordWrite, atomic: recordAtomic },
     },

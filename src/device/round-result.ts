@@ -19,6 +19,12 @@ export interface RoundResult {
   counters?: Uint32Array;
   /** The workgroup TLBs of this round (the engine's own kernels; zero for a kernel of createKernels). */
   tlb: TlbStats;
+  /**
+   * Workgroups of a gated command (an application kernel's) the stall gate did not run this
+   * round: none of the pages they missed became reachable, so they would only have missed
+   * again; their faults were re-issued as a replay finds them (mirror-gate.wgsl). 0 otherwise.
+   */
+  stalled: number;
 }
 
 /**

@@ -29,6 +29,8 @@ export interface DmirrorDeviceOptions {
   ownMigrationSetsSeq?: boolean;
   /** true: a device write to its own read-only device-private page migrates it (a departure). */
   ownReadOnlyWriteMigrates?: boolean;
+  /** false: the engines re-run stalled workgroups (MirrorEngineOptions.skipStalled). */
+  skipStalled?: boolean;
 }
 
 let sharedGpu: Promise<GpuContext> | null = null;

@@ -31,7 +31,7 @@ export interface DmirrorHost {
   readonly gpu: GpuContext;
   readonly vram: PagePool;
   readonly devmem: Devmem;
-  readonly options: { readonly aperturePages: number; readonly faultRecords?: number; readonly ownMigrationSetsSeq?: boolean; readonly ownReadOnlyWriteMigrates?: boolean };
+  readonly options: { readonly aperturePages: number; readonly faultRecords?: number; readonly ownMigrationSetsSeq?: boolean; readonly ownReadOnlyWriteMigrates?: boolean; readonly skipStalled?: boolean };
   /** The mirrors open on the device (each Dmirror leaves it at close). */
   readonly mirrors: Set<object>;
 }

@@ -102,6 +102,7 @@ export class Dmirror implements Mirror {
       apertureSlots: device.options.aperturePages,
       faultCapacity: device.options.faultRecords,
       vram: device.vram,
+      skipStalled: device.options.skipStalled,
       sched: proc.mm.core.sched, // GPU completions land at the machine scheduler's points
     });
     const m = new Dmirror(device, proc, engine);

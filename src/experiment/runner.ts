@@ -107,6 +107,8 @@ export interface RunContext {
   watchdog?: WatchdogBounds | null;
   /** config.workload's trace records, already read (the lab: an imported Nsight or uvm-eval file). */
   trace?: readonly TraceRecord[];
+  /** false: the engines re-run stalled workgroups every round (SystemOptions.skipStalled; for A/B). */
+  skipStalled?: boolean;
 }
 
 /**
@@ -253,6 +255,7 @@ export async function runOne(config: RunConfig, ctx: RunContext): Promise<RunRes
     devicePages,
     gpuContext: defaultGpu(),
     scheduler: ctx.observer?.scheduler,
+    skipStalled: ctx.skipStalled,
   });
   const tenants: Tenant[] = [];
   const stopStorm = async (t: Tenant): Promise<void> => {

@@ -22,7 +22,7 @@ export function appKernels(engine: MirrorEngine, def: AppDef): Promise<MirrorKer
   if (p === undefined) {
     const src = accessWgsl + (def.atomicMemory ? atomicWgsl : plainWgsl) + def.wgsl;
     const variants = def.kernels.map((_, k) => ({ entryPoint: 'app', constants: { KERNEL: k } }));
-    const q = engine.createKernels(`app-${def.name}.wgsl`, src, variants);
+    const q = engine.createKernels(`app-${def.name}.wgsl`, src, variants, { stallGate: true });
     perEngine.set(def.name, q);
     q.catch(() => perEngine.delete(def.name));
     p = q;

@@ -1,0 +1,99 @@
+// mirror-gate.wgsl — the stall gate of the application kernels (appended to mirror-common.wgsl;
+// the engine's, compiled once per device). A workgroup of an application kernel
+// (app-access.wgsl) is a warp group that faulted: on a GPU it stays stalled until the driver
+// replays (uvm_gpu_replayable_faults.c push_replay_on_gpu: host_hal->replay_faults makes the
+// uTLBs retry their stalled accesses), and the retry of an access whose page is still not in
+// faults again, on the same page: the warp is not re-executed. Re-executing such a workgroup
+// from scratch — what a round without the gate does — computes nothing new: its invocations
+// reach the same pages and miss the same ones. So before the kernel, one thread per workgroup of the command
+// decides, from the list of pages the workgroup missed in its last run (its miss list, left
+// by the kernel, see app-access.wgsl) and the entries now in the table:
+//   * done: every invocation done — nothing to run;
+//   * stalled: a listed miss list, none of whose pages is now reachable with an access it
+//     missed with, and no entry revoked since that run (params.replayAll == 0): not run;
+//     its done words carried over, its misses counted, and its faults re-issued through the
+//     same per-(uTLB, page) pending filter the kernel uses — the records a re-execution
+//     would have sent;
+//   * runnable: anything else (never run, list overflowed, a page now reachable, an entry
+//     revoked): appended to the run list the kernel is dispatched over (indirectly, through
+//     the arguments gate_args leaves in the engine's args buffer, bound here as io[0]).
+// Why it is exact: an invocation that missed did no store (app-access.wgsl: it returns false
+// before any) and keeps its progress in io only when it made some (the pointer chase); what
+// it does when re-run is a function of io and the entries it reaches. With no entry revoked
+// every page it reached is still reachable, and with none of its missed pages reachable it
+// stops at the same misses. Its loads before a miss (the pointer chase's earlier hops) were
+// counted when it made them and are not made again: a re-run starts from the saved hop.
+//
+// state[] (params.gateOff, words): the run list (one word per workgroup of the command),
+// then per workgroup a list of 1 + MISS_LIST words: a header (1: the list is valid; 0: never
+// written, or more pages missed than fit) and MISS_LIST entries (0: empty, else
+// (range page + 1) | (the kinds it missed with: bit 30 read, bit 31 write)).
+
+fn doAccess(access: u32, e: u32, j: u32, addr: u32, prev: u32) {}
+
+fn gateGroups() -> u32 {
+  return (params.doneWords + PAGES_PER_WG - 1u) / PAGES_PER_WG;
+}
+
+// Could an access with `kinds` (bit 0 read, bit 1 write) go through entry e now?
+fn reachableNow(e: u32, kinds: u32) -> bool {
+  let rd = (kinds & 1u) != 0u && (e & PTE_VALID) != 0u;
+  let wr = (kinds & 2u) != 0u && (e & (PTE_VALID | PTE_WRITE)) == (PTE_VALID | PTE_WRITE);
+  return rd || wr;
+}
+
+@compute @workgroup_size(WG)
+fn gate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lidx: u32) {
+  let g = linearWorkgroup(wg, nwg) * WG + lidx;
+  if (g >= gateGroups()) { return; }
+  let t0 = g * PAGES_PER_WG;
+  let t1 = min(t0 + PAGES_PER_WG, params.doneWords);
+  var undone = 0u;
+  for (var t = t0; t < t1; t++) { undone += countOneBits(~done[prevDoneIndex(t)]); }
+  let list = params.gateOff + gateGroups() + g * (1u + MISS_LIST);
+  var run = undone != 0u && (params.replayAll != 0u || atomicLoad(&state[list]) == 0u);
+  if (undone != 0u && !run) {
+    for (var k = 0u; k < MISS_LIST; k++) {
+      let m = atomicLoad(&state[list + 1u + k]);
+      if (m == 0u) { continue; }
+      let rp = (m & MISS_PAGE_MASK) - 1u;
+      let pageLo = params.vaLo + rp;
+      if (reachableNow(translate(pageLo, params.vaHi + select(0u, 1u, pageLo < params.vaLo)), m >> 30u)) {
+        run = true;
+        break;
+      }
+    }
+  }
+  if (run) {
+    atomicStore(&state[params.gateOff + atomicAdd(&state[STATE_GATE_RUN], 1u)], g);
+    return;
+  }
+  // Done or stalled: the done words as they were (the kernel, not run, writes no `next`).
+  for (var t = t0; t < t1; t++) { done[nextDoneIndex(t)] = done[prevDoneIndex(t)]; }
+  if (undone == 0u) { return; }
+  atomicAdd(&state[STATE_MISSED], undone);
+  atomicAdd(&state[STATE_GATE_STALLED], 1u);
+  let src = sourceOf(g * WG);
+  for (var k = 0u; k < MISS_LIST; k++) {
+    let m = atomicLoad(&state[list + 1u + k]);
+    if (m == 0u) { continue; }
+    let rp = (m & MISS_PAGE_MASK) - 1u;
+    let pageLo = params.vaLo + rp;
+    let pageHi = params.vaHi + select(0u, 1u, pageLo < params.vaLo);
+    // As flushFault words it: a write if it missed with one, a protection fault if the
+    // entry is valid (only a write can then lack its right).
+    let e = translate(pageLo, pageHi);
+    let prot = select(0u, ACCESS_PROTECTION, (e & PTE_VALID) != 0u);
+    recordFault(rp, pageLo, pageHi, select(ACCESS_READ, ACCESS_WRITE, (m >> 31u) != 0u) | prot, src);
+  }
+}
+
+// The run list's dispatch arguments (one thread, after gate): x, y for dispatchWorkgroupsIndirect,
+// 2-D past the 65,535 workgroups every WebGPU device allows in one dimension.
+@compute @workgroup_size(1)
+fn gate_args() {
+  let n = atomicLoad(&state[STATE_GATE_RUN]);
+  let x = min(n, MAX_WG_X);
+  io[0] = vec4<u32>(x, select(0u, (n + MAX_WG_X - 1u) / MAX_WG_X, n != 0u), 1u, 0u);
+}
