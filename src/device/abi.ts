@@ -29,6 +29,14 @@ export const MIRROR_PAGES_PER_WORKGROUP = MIRROR_WORKGROUP_SIZE / MIRROR_THREADS
 export const MIRROR_TLB_BLOCK_WORDS = 256;
 export const WORDS_PER_PAGE = PAGE_BYTES / 4;
 
+/**
+ * The uTLB id the engine's kernels give invocation `word` of a command (for tests and
+ * tracing): a workgroup is a uTLB, workgroup k reporting as uTLB k % faultSources.
+ */
+export function faultSourceOf(word: number, faultSources: number): number {
+  return Math.floor(word / (MIRROR_WORKGROUP_SIZE * 32)) % faultSources;
+}
+
 /** Bytes as u32 words: a view when 4-byte aligned (a page's, always), else a copy. */
 export function words(b: Uint8Array): Uint32Array {
   if (b.byteOffset % 4 === 0) return new Uint32Array(b.buffer, b.byteOffset, b.byteLength >> 2);

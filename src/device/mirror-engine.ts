@@ -44,21 +44,13 @@ import { PAGE_BYTES, PagePool, slotsOfBitmap, type PageData } from './page-pool.
 import { compileKernels, createEnginePipelines, type EnginePipelines, type KernelVariant } from './pipelines.js';
 import { GpuPageTable, PT_MAX_PAGE, PTE_VALID } from './page-table.js';
 
-export { MIRROR_PAGES_PER_WORKGROUP, MIRROR_STORAGE_BUFFERS, MIRROR_TLB_BLOCK_WORDS, MIRROR_WORKGROUP_SIZE, WORDS_PER_PAGE } from './abi.js';
+export { faultSourceOf, MIRROR_PAGES_PER_WORKGROUP, MIRROR_STORAGE_BUFFERS, MIRROR_TLB_BLOCK_WORDS, MIRROR_WORKGROUP_SIZE, WORDS_PER_PAGE } from './abi.js';
 export { tlbStats, type RoundResult, type TlbStats } from './round-result.js';
 export type { MirrorEngineOptions, MirrorEngineStats } from './engine-options.js';
 export { MirrorCommand, type AccessCounterConfig, type AccessCounts, type CommandDesc, type MirrorKernel, type MirrorOp } from './command.js';
 
 /** A mapped staging buffer's bytes, copied out before its unmap. */
 const copyOut = (mapped: ArrayBuffer): ArrayBuffer => mapped.slice(0);
-
-/**
- * The uTLB id the engine's kernels give invocation `word` of a command (for tests and
- * tracing): a workgroup is a uTLB, workgroup k reporting as uTLB k % faultSources.
- */
-export function faultSourceOf(word: number, faultSources: number): number {
-  return Math.floor(word / (MIRROR_WORKGROUP_SIZE * 32)) % faultSources;
-}
 
 export class MirrorEngine implements CommandHost {
   readonly device: GPUDevice;
@@ -158,10 +150,6 @@ export class MirrorEngine implements CommandHost {
     this.lost = lostRecord(device);
   }
 
-  private get lostInfo(): GPUDeviceLostInfo | null {
-    return this.lost.info;
-  }
-
   /** Access counters of commands created from now on that do not say (CommandDesc.counters); null: none. */
   get accessCounters(): AccessCounterConfig | null {
     return this.#accessCounters;
@@ -225,13 +213,9 @@ export class MirrorEngine implements CommandHost {
       // mirror_read_fresh: no done bitmap read or written (the finish is kept on the host).
       const quiet = cmd.kernel === null && cmd.op === 'read' && cmd.counterWords === 0 && this.pt.covers(cmd.page, cmd.npages, PTE_VALID);
       const fresh = quiet && cmd.done === 0;
-      // A cold round: an engine kernel (any op) over a range the table maps nowhere, as a
-      // command's first round over memory the device never touched is (a GPU's first touch
-      // of an unmapped range: every access faults in the MMU's walk before any data moves).
-      // No word can be done, so the kernel runs one thread per page (mirror_cold: the walk,
-      // the leaf left for the report pass, the page's done words carried over) instead of 32
-      // with the workgroup TLB and its barrier; the report and record passes run as in any
-      // round, so its records, missed count and done bitmaps are a normal round's.
+      // A cold round: an engine kernel over a range the table maps nowhere (a GPU's first
+      // touch of unmapped memory: every access faults before any data moves) runs mirror_cold,
+      // a thread per page; report and record as usual, so a normal round's results.
       const cold = !quiet && cmd.kernel === null && this.pt.mapsNone(cmd.page, cmd.npages);
       if (!fresh) {
         cmd.markWritten();
@@ -490,7 +474,7 @@ export class MirrorEngine implements CommandHost {
 
   /** @internal: the spare buffer sets, or null once the engine is dead or its device lost. */
   spares(): CommandBufferPool | null {
-    return this.dead || this.lostInfo ? null : this.pool;
+    return this.dead || this.lost.info ? null : this.pool;
   }
 
   /** @internal: a destroyed command leaves the engine's list. */
@@ -538,7 +522,7 @@ export class MirrorEngine implements CommandHost {
 
   private alive(what: string): void {
     if (this.dead) throw err('ENODEV', `${this.label}: ${what}: engine destroyed`);
-    if (this.lostInfo) throw err('ENODEV', `${this.label}: ${what}: GPU device lost (${this.lostInfo.reason}): ${this.lostInfo.message}`);
+    if (this.lost.info) throw err('ENODEV', `${this.label}: ${what}: GPU device lost (${this.lost.info.reason}): ${this.lost.info.message}`);
     ensureAlive(this.device, `${this.label}: ${what}`);
   }
 
@@ -554,7 +538,7 @@ export class MirrorEngine implements CommandHost {
         return await fn();
       } catch (e) {
         if (e instanceof HmmError) throw e;
-        if (this.lostInfo || this.dead) throw err('ENODEV', `${this.label}: ${what}: ${e instanceof Error ? e.message : String(e)}`);
+        if (this.lost.info || this.dead) throw err('ENODEV', `${this.label}: ${what}: ${e instanceof Error ? e.message : String(e)}`);
         if (e instanceof GpuError && /device is lost/.test(e.message)) throw err('ENODEV', `${this.label}: ${what}: ${e.message}`);
         throw await asDeviceError(this.device, e, `${this.label}: ${what}`, this.sched);
       }

@@ -51,21 +51,13 @@ export const HUGE_PAGES = 512;
 export function makeEntry(index: number, flags: number): number {
   return index * 256 + (flags & 0xff);
 }
-export function entryIndex(entry: number): number {
-  return Math.floor(entry / 256);
-}
-export function entryFlags(entry: number): number {
-  return entry % 256;
-}
+export const entryIndex = (entry: number): number => Math.floor(entry / 256);
+export const entryFlags = (entry: number): number => entry % 256;
 
 /** [root, level 2, level 1, level 0] indices of a page number. */
 export function levelIndices(page: number): [number, number, number, number] {
-  return [
-    Math.floor(page / 2 ** 27) % 512,
-    Math.floor(page / 2 ** 18) % 512,
-    Math.floor(page / 2 ** 9) % 512,
-    page % 512,
-  ];
+  const at = (span: number): number => Math.floor(page / span) % 512;
+  return [at(2 ** 27), at(2 ** 18), at(2 ** 9), page % 512];
 }
 
 /** What unmap() removed: the caller frees the slot(s) and writes back if dirty. */
@@ -324,10 +316,7 @@ export class GpuPageTable {
     return this.coversIn(0, 3, 0, page, page + npages, flags | PTE_VALID);
   }
 
-  /**
-   * Whether no page of [page, page + npages) has a leaf (4 KiB or huge, any flags): a kernel
-   * over the range then translates nowhere (after flush()). findLeaf's walk, to the first leaf.
-   */
+  /** No page of [page, page + npages) has a leaf (any flags): a kernel there translates nowhere. */
   mapsNone(page: number, npages: number): boolean {
     return this.findLeaf(page, npages, () => true) === null;
   }

@@ -444,9 +444,8 @@ export class Dmirror implements Mirror {
     if (!(data instanceof Uint8Array) || data.length === 0 || data.length % PAGE_SIZE !== 0) {
       throw err('EINVAL', 'write: data must be whole pages');
     }
-    // The kernels take u32 words: a view at an odd byte offset (a Node Buffer's subarray,
-    // whose slice() is no copy) or over shared memory is copied, as copy_from_user() into
-    // dmirror's bounce buffer would.
+    // The kernels take u32 words: a view at an odd byte offset (a Node Buffer's subarray, whose
+    // slice() is no copy) or over shared memory is copied, as copy_from_user() into dmirror's bounce buffer would.
     if (data.byteOffset % 4 !== 0 || !(data.buffer instanceof ArrayBuffer)) data = new Uint8Array(data);
     const r = checkRange(addr, data.length / PAGE_SIZE);
     const { faults } = await this.#run('write', r.start, r.npages, data, true);
