@@ -56,8 +56,7 @@ export const entryFlags = (entry: number): number => entry % 256;
 
 /** [root, level 2, level 1, level 0] indices of a page number. */
 export function levelIndices(page: number): [number, number, number, number] {
-  const at = (span: number): number => Math.floor(page / span) % 512;
-  return [at(2 ** 27), at(2 ** 18), at(2 ** 9), page % 512];
+  return [Math.floor(page / 2 ** 27) % 512, Math.floor(page / 2 ** 18) % 512, Math.floor(page / 2 ** 9) % 512, page % 512];
 }
 
 /** What unmap() removed: the caller frees the slot(s) and writes back if dirty. */
