@@ -68,11 +68,15 @@ struct Acc {
   pend: Pending,
   src: u32,
   missed: bool,
+  // The workgroup miss-list entries this invocation missed (bit k: entry k; the stall gate's,
+  // see listMiss), low and high 32.
+  missLo: u32,
+  missHi: u32,
 }
 
 fn accNew(src: u32) -> Acc {
   let none = vec4<u32>(0xffffffffu);
-  return Acc(none, none, vec4<u32>(0u), vec4<u32>(0u), pendingNew(), src, false);
+  return Acc(none, none, vec4<u32>(0u), vec4<u32>(0u), pendingNew(), src, false, 0u, 0u);
 }
 
 // The mirror entry of the range page holding word w (through the thread's cache).
@@ -102,7 +106,8 @@ fn reach(c: ptr<function, Acc>, w: u32, write: bool) -> bool {
   let need = select(PTE_VALID, PTE_VALID | PTE_WRITE, write);
   if ((e & need) == need) { return true; }
   pendFault(&(*c).pend, e, w, write, (*c).src);
-  listMiss(w / WORDS_PER_PAGE, select(1u, 2u, write));
+  let k = listMiss(w / WORDS_PER_PAGE, select(1u, 2u, write));
+  if (k < 32u) { (*c).missLo |= 1u << k; } else if (k < MISS_LIST) { (*c).missHi |= 1u << (k - 32u); }
   (*c).missed = true;
   return false;
 }
@@ -157,25 +162,33 @@ override KERNEL: u32 = 0u;
 // The workgroup's miss list (the stall gate's, mirror-gate.wgsl): the distinct pages its
 // invocations missed this run and the kinds they missed them with (bit 0 read, bit 1 write),
 // an open-addressed set in workgroup memory (key: range page + 1; 0 empty), written to
-// state[] at the end of the run. More pages than MISS_LIST: the list is marked invalid and
-// the gate runs the workgroup every round.
+// state[] at the end of the run with each invocation's mask of the entries it missed. More
+// pages than MISS_LIST: the list is marked invalid and the gate runs the workgroup every round.
+//
+// The contract the gate relies on, which every kernel here keeps: an invocation loads only
+// from pages it reached, and what it reaches next depends only on such loads, made before any
+// reach of it has missed (the kernels check reached(c) before loading: the pointer chase and
+// bfs reach level by level). So once an invocation has missed the pages M, it misses at least
+// the pages of M still missing whatever came in meanwhile, and reaches nothing new until all of
+// M is in: the gate wakes a workgroup only when some invocation's whole M is reachable.
 var<workgroup> wgMissPage: array<atomic<u32>, MISS_LIST>;
 var<workgroup> wgMissKind: array<atomic<u32>, MISS_LIST>;
 var<workgroup> wgMissFull: atomic<u32>;
 
-fn listMiss(rp: u32, kind: u32) {
-  if (params.gateOff == 0u) { return; }
+fn listMiss(rp: u32, kind: u32) -> u32 {
+  if (params.gateOff == 0u) { return MISS_LIST; }
   var k = (rp * 0x9e3779b9u) >> (32u - MISS_LIST_BITS);
   // Bounded: a full set (or a run of spurious compare-exchange failures) marks the list full.
   for (var n = 0u; n < 2u * MISS_LIST; n++) {
     let r = atomicCompareExchangeWeak(&wgMissPage[k], 0u, rp + 1u);
     if (r.exchanged || r.old_value == rp + 1u) {
       atomicOr(&wgMissKind[k], kind);
-      return;
+      return k;
     }
     if (r.old_value != 0u) { k = (k + 1u) % MISS_LIST; }
   }
   atomicStore(&wgMissFull, 1u);
+  return MISS_LIST;
 }
 
 // The workgroup a run-list entry names (the stall gate's run list when the command is gated,
@@ -205,6 +218,8 @@ fn app(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
   let i = g * WG + lidx;
   let t = i / 32u;
   let bit = 1u << (i % 32u);
+  var missLo = 0u;
+  var missHi = 0u;
   if (t < params.doneWords) {
     var ok = true;
     // Past the last invocation (the last done word's tail): done from the start.
@@ -214,6 +229,10 @@ fn app(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
       ok = invocation(&c, i);
       flushFault(&c.pend, c.src);
       flushCount(&c.pend);
+      if (!ok) {
+        missLo = c.missLo;
+        missHi = c.missHi;
+      }
     }
     if (ok) { atomicOr(&wgDone[lidx / 32u], bit); }
   }
@@ -225,11 +244,14 @@ fn app(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
   }
   if (params.gateOff != 0u) {
     // The miss list for the gate's next round (after the barrier: every miss is in the set).
-    let list = params.gateOff + (params.doneWords + PAGES_PER_WG - 1u) / PAGES_PER_WG + g * (1u + MISS_LIST);
+    let list = params.gateOff + (params.doneWords + PAGES_PER_WG - 1u) / PAGES_PER_WG + g * (1u + MISS_LIST + 2u * WG);
     if (lidx < MISS_LIST) {
       let p = atomicLoad(&wgMissPage[lidx]);
       atomicStore(&state[list + 1u + lidx], select(0u, p | (atomicLoad(&wgMissKind[lidx]) << 30u), p != 0u));
     }
     if (lidx == 0u) { atomicStore(&state[list], select(1u, 0u, atomicLoad(&wgMissFull) != 0u)); }
+    let masks = list + 1u + MISS_LIST + 2u * lidx;
+    atomicStore(&state[masks], missLo);
+    atomicStore(&state[masks + 1u], missHi);
   }
 }

@@ -9,25 +9,27 @@
 // decides, from the list of pages the workgroup missed in its last run (its miss list, left
 // by the kernel, see app-access.wgsl) and the entries now in the table:
 //   * done: every invocation done — nothing to run;
-//   * stalled: a listed miss list, none of whose pages is now reachable with an access it
-//     missed with, and no entry revoked since that run (params.replayAll == 0): not run;
-//     its done words carried over, its misses counted, and its faults re-issued through the
-//     same per-(uTLB, page) pending filter the kernel uses — the records a re-execution
-//     would have sent;
-//   * runnable: anything else (never run, list overflowed, a page now reachable, an entry
-//     revoked): appended to the run list the kernel is dispatched over (indirectly, through
-//     the arguments gate_args leaves in the engine's args buffer, bound here as io[0]).
+//   * stalled: a valid miss list, no invocation all of whose missed pages are now reachable
+//     with the accesses it missed them with, and no entry revoked since that run
+//     (params.replayAll == 0): not run; its done words carried over, its misses counted, and
+//     the faults of its pages still missing re-issued through the same per-(uTLB, page)
+//     pending filter the kernel uses — the records a re-execution would have sent;
+//   * runnable: anything else (never run, list overflowed, an invocation's missed pages all
+//     in, an entry revoked): appended to the run list the kernel is dispatched over
+//     (indirectly, through the arguments gate_args leaves in the engine's args buffer, bound
+//     here as io[0]).
 // Why it is exact: an invocation that missed did no store (app-access.wgsl: it returns false
 // before any) and keeps its progress in io only when it made some (the pointer chase); what
 // it does when re-run is a function of io and the entries it reaches. With no entry revoked
-// every page it reached is still reachable, and with none of its missed pages reachable it
-// stops at the same misses. Its loads before a miss (the pointer chase's earlier hops) were
+// every page it reached is still reachable, and while some of its missed pages are still
+// missing it reaches nothing new (the contract in app-access.wgsl) and misses those again. Its loads before a miss (the pointer chase's earlier hops) were
 // counted when it made them and are not made again: a re-run starts from the saved hop.
 //
 // state[] (params.gateOff, words): the run list (one word per workgroup of the command),
-// then per workgroup a list of 1 + MISS_LIST words: a header (1: the list is valid; 0: never
-// written, or more pages missed than fit) and MISS_LIST entries (0: empty, else
-// (range page + 1) | (the kinds it missed with: bit 30 read, bit 31 write)).
+// then per workgroup 1 + MISS_LIST + 2 WG words: a header (1: the list is valid; 0: never
+// written, or more pages missed than fit), MISS_LIST entries (0: empty, else
+// (range page + 1) | (the kinds it missed with: bit 30 read, bit 31 write)) and each
+// invocation's mask of the entries it missed (two words; 0: it did not miss).
 
 fn doAccess(access: u32, e: u32, j: u32, addr: u32, prev: u32) {}
 
@@ -51,8 +53,11 @@ fn gate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let t1 = min(t0 + PAGES_PER_WG, params.doneWords);
   var undone = 0u;
   for (var t = t0; t < t1; t++) { undone += countOneBits(~done[prevDoneIndex(t)]); }
-  let list = params.gateOff + gateGroups() + g * (1u + MISS_LIST);
+  let list = params.gateOff + gateGroups() + g * (1u + MISS_LIST + 2u * WG);
   var run = undone != 0u && (params.replayAll != 0u || atomicLoad(&state[list]) == 0u);
+  // The entries reachable now (bit k: entry k).
+  var inLo = 0u;
+  var inHi = 0u;
   if (undone != 0u && !run) {
     for (var k = 0u; k < MISS_LIST; k++) {
       let m = atomicLoad(&state[list + 1u + k]);
@@ -60,8 +65,19 @@ fn gate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
       let rp = (m & MISS_PAGE_MASK) - 1u;
       let pageLo = params.vaLo + rp;
       if (reachableNow(translate(pageLo, params.vaHi + select(0u, 1u, pageLo < params.vaLo)), m >> 30u)) {
-        run = true;
-        break;
+        if (k < 32u) { inLo |= 1u << k; } else { inHi |= 1u << (k - 32u); }
+      }
+    }
+    // Wake it when an invocation's missed entries are all in.
+    if ((inLo | inHi) != 0u) {
+      let masks = list + 1u + MISS_LIST;
+      for (var j = 0u; j < WG; j++) {
+        let lo = atomicLoad(&state[masks + 2u * j]);
+        let hi = atomicLoad(&state[masks + 2u * j + 1u]);
+        if ((lo | hi) != 0u && (lo & ~inLo) == 0u && (hi & ~inHi) == 0u) {
+          run = true;
+          break;
+        }
       }
     }
   }
@@ -77,7 +93,8 @@ fn gate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let src = sourceOf(g * WG);
   for (var k = 0u; k < MISS_LIST; k++) {
     let m = atomicLoad(&state[list + 1u + k]);
-    if (m == 0u) { continue; }
+    let reachable = select(inHi >> (k - 32u), inLo >> k, k < 32u) & 1u;
+    if (m == 0u || reachable != 0u) { continue; }
     let rp = (m & MISS_PAGE_MASK) - 1u;
     let pageLo = params.vaLo + rp;
     let pageHi = params.vaHi + select(0u, 1u, pageLo < params.vaLo);

@@ -65,8 +65,8 @@ export const STATE_HEADER_WORDS = 12;
  * workgroup that misses more is run every round.
  */
 export const MISS_LIST = 64;
-/** state[] words per workgroup of a gated command: the run-list word, the list's header and its entries. */
-export const GATE_WORDS_PER_GROUP = 2 + MISS_LIST;
+/** state[] words per workgroup of a gated command: the run-list word, the list's header, its entries and each invocation's mask of them (two words). */
+export const GATE_WORDS_PER_GROUP = 2 + MISS_LIST + 2 * MIRROR_WORKGROUP_SIZE;
 /** Workgroups a dispatch may have in one dimension on every WebGPU device (the limit's default). */
 export const MAX_WORKGROUPS_X = 65535;
 

@@ -290,8 +290,12 @@ export class MirrorCommand {
     this.counterOff = cfg === null ? 0 : STATE_HEADER_WORDS + this.pendWords;
     this.accessCounts = cfg === null ? null
       : { regionPages: cfg.regionPages, firstPage: desc.page - cntFirst, counts: new Uint32Array(this.counterWords) };
-    const gated = this.perInvocation && engine.skipStalled && desc.kernel?.stallGate === true;
-    this.gateGroups = gated ? Math.ceil(this.words / MIRROR_WORKGROUP_SIZE) : 0;
+    // Gated when the kernel keeps the gate's lists and they fit in one binding with the rest
+    // of state[] (2.3 KiB a workgroup: 76 MiB at the 128 MiB io a command may have).
+    const groups = Math.ceil(this.words / MIRROR_WORKGROUP_SIZE);
+    const gated = this.perInvocation && engine.skipStalled && desc.kernel?.stallGate === true
+      && (STATE_HEADER_WORDS + this.pendWords + this.counterWords + groups * GATE_WORDS_PER_GROUP) * 4 <= device.limits.maxStorageBufferBindingSize;
+    this.gateGroups = gated ? groups : 0;
     this.gateOff = gated ? STATE_HEADER_WORDS + this.pendWords + this.counterWords : 0;
     const stateWords = STATE_HEADER_WORDS + this.pendWords + this.counterWords + this.gateGroups * GATE_WORDS_PER_GROUP;
 
