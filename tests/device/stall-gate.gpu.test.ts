@@ -24,13 +24,20 @@ const NPAGES = 16;
 const INVOCATIONS = 2000;
 const OUT = 12 * WORDS_PER_PAGE;
 
-// Invocation i (workgroup g = i / 256) reads a word of page g and one of the shared pages
-// 8..11, then stores their mix to page 12 or 13 (13 starts mapped read-only: a protection
-// fault). Every reach before any store, as app-access.wgsl requires.
-const KERNEL = /* wgsl */ `
+const word = (w: number): number => patternWord(BASE + Math.floor(w / WORDS_PER_PAGE), w % WORDS_PER_PAGE);
+
+/**
+ * Two kernels. Invocation i (workgroup g = i / 256) reads a word a of page g and a word b of
+ * the shared pages 8..11, then stores their mix to page 12 or 13 (13 starts mapped read-only:
+ * a protection fault). independent: b = f(i), reached beside a; dependent: b's address is
+ * a's value (reached only once a is in and loaded, as bfs and the pointer chase reach). Every
+ * reach before any store, as app-access.wgsl requires.
+ */
+const KERNELS = {
+  independent: {
+    wgsl: /* wgsl */ `
 fn invocation(c: ptr<function, Acc>, i: u32) -> bool {
-  let g = i / 256u;
-  let a = g * WORDS_PER_PAGE + i % 256u;
+  let a = (i / 256u) * WORDS_PER_PAGE + i % 256u;
   let b = 8u * WORDS_PER_PAGE + (i * 3u) % (4u * WORDS_PER_PAGE);
   reach(c, a, false);
   reach(c, b, false);
@@ -39,15 +46,32 @@ fn invocation(c: ptr<function, Acc>, i: u32) -> bool {
   st(c, ${OUT}u + i, ld(c, a) ^ (ld(c, b) * 3u));
   return true;
 }
-`;
+`,
+    b: (i: number): number => 8 * WORDS_PER_PAGE + ((i * 3) % (4 * WORDS_PER_PAGE)),
+  },
+  dependent: {
+    wgsl: /* wgsl */ `
+fn invocation(c: ptr<function, Acc>, i: u32) -> bool {
+  let a = (i / 256u) * WORDS_PER_PAGE + i % 256u;
+  reach(c, ${OUT}u + i, true);
+  if (!reach(c, a, false)) { return false; }
+  let b = 8u * WORDS_PER_PAGE + ld(c, a) % (4u * WORDS_PER_PAGE);
+  reach(c, b, false);
+  if (!reached(c)) { return false; }
+  st(c, ${OUT}u + i, ld(c, a) ^ (ld(c, b) * 3u));
+  return true;
+}
+`,
+    b: (i: number): number => 8 * WORDS_PER_PAGE + (word(Math.floor(i / 256) * WORDS_PER_PAGE + (i % 256)) % (4 * WORDS_PER_PAGE)),
+  },
+} as const;
+type KernelName = keyof typeof KERNELS;
 
-function reference(): Uint32Array {
+function reference(kernel: KernelName): Uint32Array {
   const out = new Uint32Array(INVOCATIONS);
   for (let i = 0; i < INVOCATIONS; i++) {
     const a = Math.floor(i / 256) * WORDS_PER_PAGE + (i % 256);
-    const b = 8 * WORDS_PER_PAGE + ((i * 3) % (4 * WORDS_PER_PAGE));
-    const word = (w: number): number => patternWord(BASE + Math.floor(w / WORDS_PER_PAGE), w % WORDS_PER_PAGE);
-    out[i] = (word(a) ^ Math.imul(word(b), 3)) >>> 0;
+    out[i] = (word(a) ^ Math.imul(word(KERNELS[kernel].b(i)), 3)) >>> 0;
   }
   return out;
 }
@@ -68,8 +92,8 @@ function mapPage(e: MirrorEngine, p: number, flags: number): void {
   e.pt.map(BASE + p, slot, flags);
 }
 
-async function run(e: MirrorEngine, poisonOut: boolean): Promise<Run> {
-  const [kernel] = await e.createKernels('stall-gate test', accessWgsl + plainWgsl + KERNEL, [{ entryPoint: 'app' }], { stallGate: true });
+async function run(e: MirrorEngine, name: KernelName, poisonOut: boolean): Promise<Run> {
+  const [kernel] = await e.createKernels(`stall-gate test (${name})`, accessWgsl + plainWgsl + KERNELS[name].wgsl, [{ entryPoint: 'app' }], { stallGate: true });
   // Page 13 (the upper outputs) is there read-only, poisoned: a write faults with protection.
   mapPage(e, 13, 0);
   if (poisonOut) {
@@ -107,12 +131,12 @@ async function run(e: MirrorEngine, poisonOut: boolean): Promise<Run> {
 }
 
 describe('the stall gate', () => {
-  test('round by round the records, misses and done counts of re-running every workgroup; the same outputs and access counts', async ({ gpu }) => {
+  test.for(['independent', 'dependent'] as const)('%s reaches: round by round the records, misses and done counts of re-running every workgroup; the same outputs and access counts', async (name, { gpu }) => {
     const plain = await MirrorEngine.create(gpu.device, { apertureSlots: 64, deviceSlots: 16, skipStalled: false });
     const gated = await MirrorEngine.create(gpu.device, { apertureSlots: 64, deviceSlots: 16 });
     try {
-      const want = await run(plain, true);
-      const got = await run(gated, true);
+      const want = await run(plain, name, true);
+      const got = await run(gated, name, true);
       expect(got.rounds.length).toBe(want.rounds.length);
       for (let k = 0; k < want.rounds.length; k++) {
         const { stalled: _s, ...w } = want.rounds[k];
@@ -124,10 +148,12 @@ describe('the stall gate', () => {
       expect(got.stalled).toBeGreaterThan(20);
       // The page unmapped after round 8 is faulted again after it.
       expect(got.rounds.slice(8).some((r) => r.records.some((k) => k.startsWith('9:')))).toBe(true);
-      expectAllEqual(got.out, reference(), 'gated outputs');
-      expectAllEqual(want.out, reference(), 'ungated outputs');
+      expectAllEqual(got.out, reference(name), 'gated outputs');
+      expectAllEqual(want.out, reference(name), 'ungated outputs');
       expect([...got.counts]).toEqual([...want.counts]);
-      expect(got.counts.reduce((a, b) => a + b, 0)).toBe(INVOCATIONS * 3);
+      // independent: each invocation's two loads and its store, once. (A dependent invocation
+      // also loads a in each run that then misses b: the same in both, checked above.)
+      if (name === 'independent') expect(got.counts.reduce((a, b) => a + b, 0)).toBe(INVOCATIONS * 3);
     } finally {
       plain.destroy();
       gated.destroy();
