@@ -5,9 +5,9 @@
 // uTLBs retry their stalled accesses), and the retry of an access whose page is still not in
 // faults again, on the same page: the warp is not re-executed. Re-executing such a workgroup
 // from scratch — what a round without the gate does — computes nothing new: its invocations
-// reach the same pages and miss the same ones. So before the kernel, one thread per workgroup of the command
-// decides, from the list of pages the workgroup missed in its last run (its miss list, left
-// by the kernel, see app-access.wgsl) and the entries now in the table:
+// reach the same pages and miss the same ones. So before the kernel, one thread per workgroup
+// of the command decides, from the list of pages the workgroup missed in its last run (its miss
+// list, left by the kernel, see app-access.wgsl) and the entries now in the table:
 //   * done: every invocation done — nothing to run;
 //   * stalled: a valid miss list, no invocation all of whose missed pages are now reachable
 //     with the accesses it missed them with, and no entry revoked since that run
@@ -22,8 +22,10 @@
 // before any) and keeps its progress in io only when it made some (the pointer chase); what
 // it does when re-run is a function of io and the entries it reaches. With no entry revoked
 // every page it reached is still reachable, and while some of its missed pages are still
-// missing it reaches nothing new (the contract in app-access.wgsl) and misses those again. Its loads before a miss (the pointer chase's earlier hops) were
-// counted when it made them and are not made again: a re-run starts from the saved hop.
+// missing it reaches nothing new (the contract in app-access.wgsl) and misses those again.
+// One thing does differ: the loads a re-execution makes before its miss (bfs's mask byte; the
+// pointer chase saves its hops and makes none) are not made again, as a stalled warp does not
+// re-issue the loads it completed, so the access counters count them once.
 //
 // state[] (params.gateOff, words): the run list (one word per workgroup of the command),
 // then per workgroup 1 + MISS_LIST + 2 WG words: a header (1: the list is valid; 0: never
