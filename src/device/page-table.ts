@@ -145,8 +145,9 @@ export class GpuPageTable {
   private liveTables = 0;
   private leafCount = 0;
   /**
-   * Entries that lost a right (valid, write, exclusive) so far: a kernel that found a page
-   * reachable before may not now. What the stall gate compares between rounds.
+   * Entries that lost a right (valid, write, exclusive) so far, directory entries a zap
+   * frees included: a kernel that found a page reachable before may not now. The stall gate
+   * reads only whether it moved between rounds.
    */
   #revocations = 0;
   private hugeCount = 0;

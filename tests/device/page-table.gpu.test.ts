@@ -195,6 +195,36 @@ describe('GpuPageTable', () => {
     }
   });
 
+  test('revocations: moves when an entry loses a right (valid, write, exclusive), never otherwise', ({ gpu }) => {
+    const pt = new GpuPageTable(gpu.device, { apertureSlots: 4096, deviceSlots: 4096 });
+    try {
+      // What the stall gate reads: whether the count moved since the last round (the
+      // directory entries a zap frees count too; only the change matters).
+      const moved: boolean[] = [];
+      const step = (f: () => void): void => {
+        const before = pt.revocations;
+        f();
+        moved.push(pt.revocations !== before);
+      };
+      step(() => pt.map(10, 1, PTE_WRITE)); // a new leaf
+      step(() => pt.map(10, 2, PTE_WRITE)); // moved, same rights (a migration)
+      step(() => pt.map(10, 2, PTE_WRITE | PTE_DEVICE)); // to device memory, same rights
+      step(() => pt.map(10, 2, PTE_WRITE | PTE_EXCLUSIVE)); // a right added
+      step(() => pt.map(11, 4, 0)); // another leaf
+      step(() => pt.map(10, 2, PTE_WRITE)); // exclusive taken away: moves
+      step(() => pt.map(10, 2, 0)); // made read-only: moves
+      step(() => pt.unmap(10, 1)); // unmapped: moves
+      step(() => pt.unmap(10, 1)); // nothing there
+      step(() => pt.mapHuge(512, 512));
+      step(() => pt.unmap(600, 1)); // the huge leaf goes whole: moves
+      step(() => pt.clear()); // page 11 still mapped: moves
+      step(() => pt.clear()); // nothing mapped
+      expect(moved).toEqual([false, false, false, false, false, true, true, true, false, false, true, true, false]);
+    } finally {
+      pt.destroy();
+    }
+  });
+
   test('flush: one writeBuffer per contiguous run of dirty entries', ({ gpu }) => {
     const pt = new GpuPageTable(gpu.device, { apertureSlots: 4096 });
     try {
