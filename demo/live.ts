@@ -26,6 +26,7 @@ export function drawLive(r: LiveRun | null): void {
   set('c-toDevice', c?.migrationsToDevice ?? 0);
   set('c-toHost', c?.migrationsToHost ?? 0);
   set('c-thrashing', c?.thrashingEvents ?? 0);
+  set('c-stalled', c?.stalledWorkgroups ?? 0);
   el('c-bytes').textContent = `${fmt(c?.bytesToDevice ?? 0)} / ${fmt(c?.bytesToHost ?? 0)}`;
   el('c-sim').textContent = (c?.simMs ?? 0).toFixed(2);
   set('c-wall', c?.wallMs ?? 0);

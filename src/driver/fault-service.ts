@@ -32,6 +32,8 @@ export interface RoundEvent {
   done: number;
   total: number;
   tlb: TlbStats;
+  /** Workgroups the stall gate did not re-run this round (RoundResult.stalled). */
+  stalled: number;
 }
 
 /** One observer of a service: each hook optional. */
@@ -136,7 +138,7 @@ export abstract class ServiceCore implements FaultService {
         await sync();
       },
       service: async (r: RoundResult, round: number) => {
-        this.events.round({ faults: r.faults.length, overflow: r.overflow, finished: r.finished, records: r.faults, done: r.done, total: r.total, tlb: r.tlb });
+        this.events.round({ faults: r.faults.length, overflow: r.overflow, finished: r.finished, records: r.faults, done: r.done, total: r.total, tlb: r.tlb, stalled: r.stalled });
         const first = this.records.length;
         try {
           return { fatal: await s.service(r, round) };

@@ -23,7 +23,7 @@ export const MAX_INVALIDATIONS_LISTED = 8;
 export type LabEvent =
   | { kind: 'begin'; config: RunConfig; start: number; pages: number; processes?: number }
   | { kind: 'batch'; rec: BatchRecord; wallMs: number; simMs: number; procSimMs?: number; policy?: PolicyBatch }
-  | { kind: 'round'; proc: number; procSimMs?: number; faults: number; overflow: boolean; finished: boolean; capacity: number; simMs: number; wallMs: number; history: RoundFaults; done: number; total: number; tlbLookups: number; tlbWalks: number }
+  | { kind: 'round'; proc: number; procSimMs?: number; faults: number; overflow: boolean; finished: boolean; capacity: number; simMs: number; wallMs: number; history: RoundFaults; done: number; total: number; tlbLookups: number; tlbWalks: number; stalled: number }
   | { kind: 'invalidations'; listed: (InvalidationNote & { simMs: number; proc?: number })[]; total: number; simMs: number[]; wallMs: number[] }
   | { kind: 'snapshot'; snapshot: MirrorSnapshot; simMs: number; wallMs: number }
   | { kind: 'state'; mode: RunMode; held: boolean }
@@ -219,7 +219,7 @@ export async function runLab(config: RunConfig, sink: LabSink, ctl: RunControlle
           const h = roundFaults(r.records, buffer.start / PAGE_SIZE, buffer.pages);
           if (proc > 0) for (let i = 0; i < h.pages.length; i++) h.pages[i] += proc * buffer.pages;
           queue.push({
-            kind: 'round', proc, ...(nproc > 1 ? { procSimMs: clocks[proc].ns / 1e6 } : {}), faults: r.faults, overflow: r.overflow, finished: r.finished, capacity, simMs: simMs(), wallMs: wallMs(), done: r.done, total: r.total, tlbLookups: r.tlb.lookups, tlbWalks: r.tlb.walks,
+            kind: 'round', proc, ...(nproc > 1 ? { procSimMs: clocks[proc].ns / 1e6 } : {}), faults: r.faults, overflow: r.overflow, finished: r.finished, capacity, simMs: simMs(), wallMs: wallMs(), done: r.done, total: r.total, tlbLookups: r.tlb.lookups, tlbWalks: r.tlb.walks, stalled: r.stalled,
             history: h,
           });
           if (r.finished) {

@@ -131,6 +131,8 @@ export interface Counters {
   /** The device's workgroup TLBs over the run: translations looked up and page walks done. */
   tlbLookups: number;
   tlbWalks: number;
+  /** Workgroups the stall gate did not re-run (RoundResult.stalled), over the run. */
+  stalledWorkgroups: number;
   /** Migration policy (0 without one): pages and bytes moved each way, thrashing events. */
   migrationsToDevice: number;
   migrationsToHost: number;
@@ -154,7 +156,7 @@ export class LiveRun {
   readonly perProcess: { batches: number; fetched: number; unique: number; rangeFaults: number }[] = [{ batches: 0, fetched: 0, unique: 0, rangeFaults: 0 }];
   readonly counters: Counters = {
     batches: 0, fetched: 0, duplicates: 0, unique: 0, rangeFaults: 0, retries: 0, ebusy: 0, fallbacks: 0, rounds: 0,
-    invalidations: 0, simMs: 0, wallMs: 0, tlbLookups: 0, tlbWalks: 0, migrationsToDevice: 0, migrationsToHost: 0, bytesToDevice: 0, bytesToHost: 0, thrashingEvents: 0,
+    invalidations: 0, simMs: 0, wallMs: 0, tlbLookups: 0, tlbWalks: 0, stalledWorkgroups: 0, migrationsToDevice: 0, migrationsToHost: 0, bytesToDevice: 0, bytesToHost: 0, thrashingEvents: 0,
   };
   readonly records: BatchRecord[] = [];
   readonly log = new LogRing();
@@ -235,6 +237,7 @@ export class LiveRun {
         this.#lastRoundSim[e.proc ?? 0] = e.procSimMs ?? e.simMs;
         c.tlbLookups += e.tlbLookups;
         c.tlbWalks += e.tlbWalks;
+        c.stalledWorkgroups += e.stalled;
         this.#lastTlb = e.tlbLookups > 0 ? (e.tlbLookups - e.tlbWalks) / e.tlbLookups : 0;
         this.ring = { faults: e.faults, capacity: e.capacity, overflow: e.overflow };
         this.#lastRing = e.capacity > 0 ? Math.min(1, e.faults / e.capacity) : 0;
