@@ -42,7 +42,7 @@ export interface SystemOptions extends MachineOptions {
   /**
    * Default true: a workgroup of an application kernel whose missed pages all still miss is
    * not re-run by the next round, its faults re-issued instead (MirrorEngineOptions.skipStalled).
-   * false: every round re-runs every workgroup not done (the results are the same; for A/B).
+   * false: every round re-runs every workgroup not done (the same outputs; for A/B).
    */
   skipStalled?: boolean;
   /** The GPU to use (navigator.gpu or a Dawn instance) instead of the default one. */

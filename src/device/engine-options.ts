@@ -35,8 +35,9 @@ export interface MirrorEngineOptions {
   /**
    * Gate the commands of stall-gated kernels (the application workloads'): a workgroup whose
    * missed pages all still miss, with no entry revoked, is not re-run; its faults are
-   * re-issued (mirror-gate.wgsl). Same results, records and counts; default true (false: every
-   * round re-runs every workgroup not done, for comparison).
+   * re-issued (mirror-gate.wgsl). The same outputs, and round by round the same records (but
+   * which ones an overflowing ring keeps) and access counts (but the loads a re-run makes
+   * before its miss); default true (false: every round re-runs every workgroup not done).
    */
   skipStalled?: boolean;
 }
