@@ -174,6 +174,9 @@ override KERNEL: u32 = 0u;
 var<workgroup> wgMissPage: array<atomic<u32>, MISS_LIST>;
 var<workgroup> wgMissKind: array<atomic<u32>, MISS_LIST>;
 var<workgroup> wgMissFull: atomic<u32>;
+// The fewest entries an invocation of the workgroup missed (the gate's quick test: fewer pages
+// in than that, and no invocation can be complete).
+var<workgroup> wgMinMissed: atomic<u32>;
 
 fn listMiss(rp: u32, kind: u32) -> u32 {
   if (params.gateOff == 0u) { return MISS_LIST; }
@@ -212,7 +215,10 @@ var<workgroup> wgDone: array<atomic<u32>, PAGES_PER_WG>;
 @compute @workgroup_size(WG)
 fn app(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
        @builtin(local_invocation_index) lidx: u32) {
-  if (lidx == 0u) { wgGroup = groupOf(linearWorkgroup(wg, nwg)); }
+  if (lidx == 0u) {
+    wgGroup = groupOf(linearWorkgroup(wg, nwg));
+    atomicStore(&wgMinMissed, MISS_LIST);
+  }
   let g = workgroupUniformLoad(&wgGroup);
   if (g == NO_GROUP) { return; }
   let i = g * WG + lidx;
@@ -232,6 +238,7 @@ fn app(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
       if (!ok) {
         missLo = c.missLo;
         missHi = c.missHi;
+        if ((missLo | missHi) != 0u) { atomicMin(&wgMinMissed, countOneBits(missLo) + countOneBits(missHi)); }
       }
     }
     if (ok) { atomicOr(&wgDone[lidx / 32u], bit); }
@@ -249,7 +256,8 @@ fn app(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
       let p = atomicLoad(&wgMissPage[lidx]);
       atomicStore(&state[list + 1u + lidx], select(0u, p | (atomicLoad(&wgMissKind[lidx]) << 30u), p != 0u));
     }
-    if (lidx == 0u) { atomicStore(&state[list], select(1u, 0u, atomicLoad(&wgMissFull) != 0u)); }
+    // The header: 0 no valid list; else 1 | the fewest entries an invocation missed << 8.
+    if (lidx == 0u) { atomicStore(&state[list], select(1u | (atomicLoad(&wgMinMissed) << 8u), 0u, atomicLoad(&wgMissFull) != 0u)); }
     let masks = list + 1u + MISS_LIST + 2u * lidx;
     atomicStore(&state[masks], missLo);
     atomicStore(&state[masks + 1u], missHi);

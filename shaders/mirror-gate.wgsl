@@ -28,8 +28,8 @@
 // re-issue the loads it completed, so the access counters count them once.
 //
 // state[] (params.gateOff, words): the run list (one word per workgroup of the command),
-// then per workgroup 1 + MISS_LIST + 2 WG words: a header (1: the list is valid; 0: never
-// written, or more pages missed than fit), MISS_LIST entries (0: empty, else
+// then per workgroup 1 + MISS_LIST + 2 WG words: a header (0: never written, or more pages
+// missed than fit; else 1 | (the fewest entries an invocation missed) << 8), MISS_LIST entries (0: empty, else
 // (range page + 1) | (the kinds it missed with: bit 30 read, bit 31 write)) and each
 // invocation's mask of the entries it missed (two words; 0: it did not miss).
 
@@ -71,7 +71,8 @@ fn gate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
       }
     }
     // Wake it when an invocation's missed entries are all in.
-    if ((inLo | inHi) != 0u) {
+    // (Fewer entries in than the fewest an invocation missed: none can be complete.)
+    if (countOneBits(inLo) + countOneBits(inHi) >= atomicLoad(&state[list]) >> 8u) {
       let masks = list + 1u + MISS_LIST;
       for (var j = 0u; j < WG; j++) {
         let lo = atomicLoad(&state[masks + 2u * j]);
