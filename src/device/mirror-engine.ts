@@ -177,8 +177,8 @@ export class MirrorEngine implements CommandHost {
    * declares bindings 2 and 3) against this engine's bind group layout, one kernel per
    * variant (an entry point and its override constants), for CommandDesc.kernel. Each must
    * follow the engine's work layout: thread t owns done word t and counts the words it leaves
-   * not done in state[STATE_MISSED]; state[0] is the kernel's (zeroed with the command, kept
-   * across rounds: see readCounter).
+   * not done in state[STATE_MISSED]; state[0] is the kernel's (kept across rounds: readCounter).
+   * opts.stallGate: it keeps app-access.wgsl's miss lists and runs the gate's run list.
    */
   async createKernels(label: string, wgsl: string, variants: readonly KernelVariant[], opts: { stallGate?: boolean } = {}): Promise<MirrorKernel[]> {
     this.alive('createKernels');
