@@ -1,20 +1,24 @@
 /**
  * npm run bench:stall-gate — the stall gate (shaders/mirror-gate.wgsl) A/B on the published
- * preset's cells: each cell run twice in one process, on the same adapter, once with every
- * round re-running every workgroup not done (skipStalled false: the code before the gate) and
- * once gated, in alternating order. Prints wall time, rounds, far faults and simulated time of
- * each, the workgroups the gate did not run, and the wall-time ratio. The far faults and the
- * simulated time must not depend on the gate beyond the ring-order race the published table
- * already shows (the README's random-4K note); every run checks every output word.
+ * preset's cells: each cell run four times in one process, on the same adapter, alternating
+ * every round re-running every workgroup not done (skipStalled false: the code before the
+ * gate) and gated. Prints for each run its wall time, rounds, far faults, simulated time and
+ * check; where its rounds went (the first, those that faulted, those after the last fault,
+ * each timed from an idle queue, and the rest of the run: the fault service and the host);
+ * the workgroups the gate did not run; and the wall-time ratio. Far faults and simulated
+ * time do not depend on the gate where the fault ring never overflows (README: which records
+ * an overflowing ring keeps is the threads' race). Exits 1 if a run failed or a word was wrong.
  *
- *   --workload NAME[,NAME]   (default hotspot)   --config ID[,ID] (default on-demand)
+ *   --workload NAME[,NAME]   (default hotspot)
+ *   --config ID[,ID]         PUBLISHED_CONFIGS ids (default on-demand)
  *   --size MiB               (default the published working set)
  */
 import { parseArgs } from 'node:util';
 import { BASE_CONFIG } from '../src/experiment/cli.js';
-import { publishedRuns } from '../src/experiment/published.js';
-import { openExperiment, runOne } from '../src/experiment/runner.js';
+import { PUBLISHED_CONFIGS, publishedRuns } from '../src/experiment/published.js';
+import { openExperiment, runOne, type RunObserver } from '../src/experiment/runner.js';
 import type { RunConfig, RunResult } from '../src/experiment/types.js';
+import type { MirrorEngine } from '../src/device/mirror-engine.js';
 
 const { values } = parseArgs({
   options: {
@@ -24,31 +28,73 @@ const { values } = parseArgs({
   },
 });
 const workloads = values.workload.split(',');
-const configs = values.config.split(',');
-const policyOf: Record<string, string> = {
-  'on-demand': 'first-touch|1', tbn: 'first-touch+tree|1', 'tbn-lru2m-110': 'first-touch+tree+lru|1.1',
-  'tbn-random4k-110': 'first-touch+tree-fits+random4k|1.1', 'tbn-sl64k-110': 'first-touch+tree-fits+sl64k|1.1',
-  'tbn-lru2m-125': 'first-touch+tree+lru|1.25',
-};
-const cells: RunConfig[] = publishedRuns(BASE_CONFIG).filter((c) => workloads.includes(c.workload)
-  && configs.some((id) => policyOf[id] === `${c.policy}|${c.oversub}`))
+const configs = values.config.split(',').map((id) => {
+  const c = PUBLISHED_CONFIGS.find((x) => x.id === id);
+  if (c === undefined) {
+    console.error(`bench:stall-gate: unknown --config ${id} (${PUBLISHED_CONFIGS.map((x) => x.id).join(', ')})`);
+    process.exit(2);
+  }
+  return c;
+});
+const cells: RunConfig[] = publishedRuns(BASE_CONFIG)
+  .filter((c) => workloads.includes(c.workload) && configs.some((p) => p.policy === c.policy && p.oversub === c.oversub))
   .map((c) => (values.size !== undefined ? { ...c, sizeMiB: Number(values.size) } : c));
+
+/** Each round of the run's engine, timed from an idle queue: ms and whether it missed. */
+interface Round { ms: number; missed: boolean }
+function timedRounds(engines: MirrorEngine[], rounds: Round[]): RunObserver {
+  return {
+    onMirror(mirror) {
+      const e = mirror.engine;
+      engines.push(e);
+      const run = e.runRound.bind(e);
+      e.runRound = async (cmd) => {
+        await e.device.queue.onSubmittedWorkDone();
+        const t = performance.now();
+        const r = await run(cmd);
+        rounds.push({ ms: performance.now() - t, missed: r.missed > 0 });
+        return r;
+      };
+    },
+  };
+}
+
+const ms = (x: number): string => (x >= 100 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(1)} ms`);
+function where(r: RunResult, rounds: readonly Round[], engines: readonly MirrorEngine[]): string {
+  let lastMiss = rounds.length - 1;
+  while (lastMiss >= 0 && !rounds[lastMiss].missed) lastMiss--;
+  const faulting = rounds.slice(1, lastMiss + 1);
+  const after = rounds.slice(lastMiss + 1);
+  const sum = (xs: readonly Round[]): number => xs.reduce((a, x) => a + x.ms, 0);
+  const stalled = engines.reduce((a, e) => a + e.stats.stalledWorkgroups, 0);
+  return `rounds ${ms(sum(rounds))}: first ${ms(rounds[0]?.ms ?? 0)}, ${faulting.length} more that faulted ${ms(sum(faulting))} `
+    + `(mean ${ms(sum(faulting) / Math.max(1, faulting.length))}), ${after.length} after the last fault ${ms(sum(after))}; `
+    + `the rest ${ms(r.wallMs - sum(rounds))}; workgroups not re-run ${stalled}`;
+}
 
 const exp = await openExperiment();
 console.log(`adapter: ${exp.adapter}`);
-const farFaults = (r: RunResult): number => r.policy?.farFaults ?? r.totals.unique;
-const line = (r: RunResult, gated: boolean): string => `${gated ? 'gated  ' : 'ungated'} ${(r.wallMs / 1000).toFixed(2)} s, ${r.rounds} rounds, far faults ${farFaults(r)}, sim ${((r.policy?.simTimeNs ?? 0) / 1e6).toFixed(2)} ms, verify ${r.verify.mismatches}/${r.verify.checked}${r.ok ? '' : `, FAILED ${r.error}`}`;
+let bad = 0;
 try {
   for (const c of cells) {
     console.log(`\n${c.workload} ${c.sizeMiB} MiB, ${c.policy} at ${c.oversub}`);
-    const wall: Record<string, number> = {};
+    const wall = { gated: 0, ungated: 0 };
     for (const gated of [false, true, true, false]) {
-      const r = await runOne(c, { skipStalled: gated, watchdog: null });
-      console.log(`  ${line(r, gated)}`);
-      wall[String(gated)] = (wall[String(gated)] ?? 0) + r.wallMs;
+      const rounds: Round[] = [];
+      const engines: MirrorEngine[] = [];
+      const r = await runOne(c, { skipStalled: gated, watchdog: null, observer: timedRounds(engines, rounds) });
+      if (!r.ok || r.verify.mismatches > 0) bad++;
+      console.log(`  ${gated ? 'gated  ' : 'ungated'} ${(r.wallMs / 1000).toFixed(2)} s, ${r.rounds} rounds, far faults ${r.policy?.farFaults ?? r.totals.unique}, `
+        + `sim ${((r.policy?.simTimeNs ?? 0) / 1e6).toFixed(2)} ms, verify ${r.verify.mismatches}/${r.verify.checked}${r.ok ? '' : `, FAILED ${r.error}`}`);
+      console.log(`          ${where(r, rounds, engines)}`);
+      wall[gated ? 'gated' : 'ungated'] += r.wallMs;
     }
-    console.log(`  wall, gated / ungated (sum of two each): ${(wall.true / wall.false).toFixed(3)}x`);
+    console.log(`  wall, gated / ungated (sum of two each): ${(wall.gated / wall.ungated).toFixed(3)}x`);
   }
 } finally {
   await exp.close();
+}
+if (bad > 0) {
+  console.error(`bench:stall-gate: ${bad} run(s) failed or read a wrong word`);
+  process.exitCode = 1;
 }

@@ -251,7 +251,7 @@ fn app(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
   }
   if (params.gateOff != 0u) {
     // The miss list for the gate's next round (after the barrier: every miss is in the set).
-    let list = params.gateOff + (params.doneWords + PAGES_PER_WG - 1u) / PAGES_PER_WG + g * (1u + MISS_LIST + 2u * WG);
+    let list = gateListOf(g);
     if (lidx < MISS_LIST) {
       let p = atomicLoad(&wgMissPage[lidx]);
       atomicStore(&state[list + 1u + lidx], select(0u, p | (atomicLoad(&wgMissKind[lidx]) << 30u), p != 0u));

@@ -116,6 +116,17 @@ fn translate(pageLo: u32, pageHi: u32) -> u32 {
   return select(0u, select(e0, hugeLeaf, huge), v1);
 }
 
+// The stall gate's words in state[] (mirror-gate.wgsl writes the run list, app-access.wgsl
+// the lists): the workgroups of a gated command, and workgroup g's miss list — after the run
+// list (a word per workgroup), GATE_LIST_WORDS each.
+fn gateGroups() -> u32 {
+  return (params.doneWords + PAGES_PER_WG - 1u) / PAGES_PER_WG;
+}
+
+fn gateListOf(g: u32) -> u32 {
+  return params.gateOff + gateGroups() + g * GATE_LIST_WORDS;
+}
+
 // Linear workgroup index over a 1-D or 2-D dispatch (2-D past 65535 workgroups).
 fn linearWorkgroup(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return wg.x + wg.y * nwg.x;

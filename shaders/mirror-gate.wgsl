@@ -35,9 +35,6 @@
 
 fn doAccess(access: u32, e: u32, j: u32, addr: u32, prev: u32) {}
 
-fn gateGroups() -> u32 {
-  return (params.doneWords + PAGES_PER_WG - 1u) / PAGES_PER_WG;
-}
 
 // Could an access with `kinds` (bit 0 read, bit 1 write) go through entry e now?
 fn reachableNow(e: u32, kinds: u32) -> bool {
@@ -55,7 +52,7 @@ fn gate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   let t1 = min(t0 + PAGES_PER_WG, params.doneWords);
   var undone = 0u;
   for (var t = t0; t < t1; t++) { undone += countOneBits(~done[prevDoneIndex(t)]); }
-  let list = params.gateOff + gateGroups() + g * (1u + MISS_LIST + 2u * WG);
+  let list = gateListOf(g);
   var run = undone != 0u && (params.replayAll != 0u || atomicLoad(&state[list]) == 0u);
   // The entries reachable now (bit k: entry k).
   var inLo = 0u;

@@ -292,12 +292,13 @@ export class MirrorCommand {
       : { regionPages: cfg.regionPages, firstPage: desc.page - cntFirst, counts: new Uint32Array(this.counterWords) };
     // Gated when the kernel keeps the gate's lists and they fit in one binding with the rest
     // of state[] (2.3 KiB a workgroup: 76 MiB at the 128 MiB io a command may have).
+    const ungated = STATE_HEADER_WORDS + this.pendWords + this.counterWords;
     const groups = Math.ceil(this.words / MIRROR_WORKGROUP_SIZE);
     const gated = this.perInvocation && engine.skipStalled && desc.kernel?.stallGate === true
-      && (STATE_HEADER_WORDS + this.pendWords + this.counterWords + groups * GATE_WORDS_PER_GROUP) * 4 <= device.limits.maxStorageBufferBindingSize;
+      && (ungated + groups * GATE_WORDS_PER_GROUP) * 4 <= device.limits.maxStorageBufferBindingSize;
     this.gateGroups = gated ? groups : 0;
-    this.gateOff = gated ? STATE_HEADER_WORDS + this.pendWords + this.counterWords : 0;
-    const stateWords = STATE_HEADER_WORDS + this.pendWords + this.counterWords + this.gateGroups * GATE_WORDS_PER_GROUP;
+    this.gateOff = gated ? ungated : 0;
+    const stateWords = ungated + this.gateGroups * GATE_WORDS_PER_GROUP;
 
     const label = `${engine.label} ${desc.op} [0x${desc.page.toString(16)}, +${desc.npages})`;
     this.scratch = desc.scratch === true;

@@ -241,8 +241,6 @@ export class MirrorEngine implements CommandHost {
         // Forget last round's misses, the uTLBs' pending bits and the access counters.
         if (!quiet) enc.clearBuffer(cmd.state, 4, (STATE_HEADER_WORDS - 1 + cmd.pendWords + cmd.counterWords) * 4);
         const pass = enc.beginComputePass(timedPass(this.device, `${this.label} ${cmd.op}`)); // timestamps when a GpuTimer is on
-        pass.setPipeline(fresh ? this.pipelines.readFresh : cold ? this.pipelines.cold : cmd.kernel?.pipeline ?? this.pipelines[cmd.op]);
-        pass.setBindGroup(0, bind);
         if (gated) {
           // The stall gate (mirror-gate.wgsl): a thread per workgroup of the command picks the
           // ones to run (the rest are done, or stalled: their faults re-issued), then the
@@ -253,10 +251,11 @@ export class MirrorEngine implements CommandHost {
           pass.dispatchWorkgroups(gx, gy);
           pass.setPipeline(this.pipelines.gateArgs);
           pass.dispatchWorkgroups(1);
-          pass.setPipeline(cmd.kernel!.pipeline);
-          pass.setBindGroup(0, bind);
-          pass.dispatchWorkgroupsIndirect(this.gateArgs, 0);
-        } else {
+        }
+        pass.setPipeline(fresh ? this.pipelines.readFresh : cold ? this.pipelines.cold : cmd.kernel?.pipeline ?? this.pipelines[cmd.op]);
+        pass.setBindGroup(0, bind);
+        if (gated) pass.dispatchWorkgroupsIndirect(this.gateArgs, 0);
+        else {
           // A thread per done word (8 pages a workgroup), per invocation (CommandDesc.invocations)
           // or, cold, per page (256 pages a workgroup).
           const [x, y] = this.grid(cmd.perInvocation ? Math.ceil(cmd.words / MIRROR_WORKGROUP_SIZE)
