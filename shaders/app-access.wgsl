@@ -162,7 +162,7 @@ override KERNEL: u32 = 0u;
 // The workgroup's miss list (the stall gate's, mirror-gate.wgsl): the distinct pages its
 // invocations missed this run and the kinds they missed them with (bit 0 read, bit 1 write),
 // an open-addressed set in workgroup memory (key: range page + 1; 0 empty), written to
-// state[] at the end of the run with each invocation's mask of the entries it missed. More
+// done[] (gateListOf) at the end of the run with each invocation's mask of the entries it missed. More
 // pages than MISS_LIST: the list is marked invalid and the gate runs the workgroup every round.
 //
 // The contract the gate relies on, which every kernel here keeps: an invocation loads only
@@ -174,6 +174,8 @@ override KERNEL: u32 = 0u;
 var<workgroup> wgMissPage: array<atomic<u32>, MISS_LIST>;
 var<workgroup> wgMissKind: array<atomic<u32>, MISS_LIST>;
 var<workgroup> wgMissFull: atomic<u32>;
+// The entries in use (bit k: entry k), low and high 32: what the gate starts waiting on.
+var<workgroup> wgMissUsed: array<atomic<u32>, 2>;
 // The fewest entries an invocation of the workgroup missed (the gate's quick test: fewer pages
 // in than that, and no invocation can be complete).
 var<workgroup> wgMinMissed: atomic<u32>;
@@ -186,6 +188,7 @@ fn listMiss(rp: u32, kind: u32) -> u32 {
     let r = atomicCompareExchangeWeak(&wgMissPage[k], 0u, rp + 1u);
     if (r.exchanged || r.old_value == rp + 1u) {
       atomicOr(&wgMissKind[k], kind);
+      if (r.exchanged) { atomicOr(&wgMissUsed[k / 32u], 1u << (k % 32u)); }
       return k;
     }
     if (r.old_value != 0u) { k = (k + 1u) % MISS_LIST; }
@@ -202,7 +205,7 @@ const NO_GROUP: u32 = 0xffffffffu;
 fn groupOf(lw: u32) -> u32 {
   if (params.gateOff == 0u) { return lw; }
   if (lw >= atomicLoad(&state[STATE_GATE_RUN])) { return NO_GROUP; }
-  return atomicLoad(&state[params.gateOff + lw]);
+  return done[params.gateOff + lw];
 }
 
 // One thread: invocation i (the command's CommandDesc.invocations: one thread each, never 32
@@ -254,12 +257,20 @@ fn app(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
     let list = gateListOf(g);
     if (lidx < MISS_LIST) {
       let p = atomicLoad(&wgMissPage[lidx]);
-      atomicStore(&state[list + 1u + lidx], select(0u, p | (atomicLoad(&wgMissKind[lidx]) << 30u), p != 0u));
+      done[gateEntryOf(list, lidx)] = select(0u, p | (atomicLoad(&wgMissKind[lidx]) << 30u), p != 0u);
     }
-    // The header: 0 no valid list; else 1 | the fewest entries an invocation missed << 8.
-    if (lidx == 0u) { atomicStore(&state[list], select(1u | (atomicLoad(&wgMinMissed) << 8u), 0u, atomicLoad(&wgMissFull) != 0u)); }
-    let masks = list + 1u + MISS_LIST + 2u * lidx;
-    atomicStore(&state[masks], missLo);
-    atomicStore(&state[masks + 1u], missHi);
+    // The head: 0 no valid list; else 1 | the fewest entries an invocation missed << 8 | the
+    // entries << 16; and every entry still missing (the table does not change during a round).
+    if (lidx == 0u) {
+      let lo = atomicLoad(&wgMissUsed[0]);
+      let hi = atomicLoad(&wgMissUsed[1]);
+      let head = 1u | (atomicLoad(&wgMinMissed) << 8u) | ((countOneBits(lo) + countOneBits(hi)) << 16u);
+      done[list] = select(head, 0u, atomicLoad(&wgMissFull) != 0u);
+      done[list + 1u] = lo;
+      done[list + 2u] = hi;
+    }
+    let masks = gateMaskOf(list, lidx);
+    done[masks] = missLo;
+    done[masks + 1u] = missHi;
   }
 }

@@ -57,7 +57,7 @@ struct Params {
   cntFirst: u32,    // the range's first page's offset in its counter region (< cntPages)
   cntPages: u32,    // pages per counter region (the policy's granularity: 512 = 2 MiB)
   leafOff: u32,     // word offset in done[] of the leaves tlbFill leaves for the report pass
-  gateOff: u32,     // word offset in state[] of the stall gate's run list and miss lists; 0: not gated
+  gateOff: u32,     // word offset in done[] of the stall gate's run list and miss lists; 0: not gated
   replayAll: u32,   // 1: the gate runs every workgroup with work this round (an entry was revoked)
 }
 
@@ -125,6 +125,16 @@ fn gateGroups() -> u32 {
 
 fn gateListOf(g: u32) -> u32 {
   return params.gateOff + gateGroups() + g * GATE_LIST_WORDS;
+}
+
+// A list's words (abi.ts GATE_HEAD_WORDS): list + 0 the header; list + 1, + 2 the mask of
+// entries still missing; then entry k; then invocation j's mask of the entries it missed.
+fn gateEntryOf(list: u32, k: u32) -> u32 {
+  return list + GATE_HEAD_WORDS + k;
+}
+
+fn gateMaskOf(list: u32, j: u32) -> u32 {
+  return list + GATE_HEAD_WORDS + MISS_LIST + 2u * j;
 }
 
 // Linear workgroup index over a 1-D or 2-D dispatch (2-D past 65535 workgroups).

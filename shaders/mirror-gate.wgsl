@@ -27,14 +27,31 @@
 // pointer chase saves its hops and makes none) are not made again, as a stalled warp does not
 // re-issue the loads it completed, so the access counters count them once.
 //
-// state[] (params.gateOff, words): the run list (one word per workgroup of the command),
-// then per workgroup 1 + MISS_LIST + 2 WG words: a header (0: never written, or more pages
-// missed than fit; else 1 | (the fewest entries an invocation missed) << 8), MISS_LIST entries (0: empty, else
-// (range page + 1) | (the kinds it missed with: bit 30 read, bit 31 write)) and each
-// invocation's mask of the entries it missed (two words; 0: it did not miss).
+// done[] (params.gateOff, words; plain words, as every load from state[] is an atomic, which
+// llvmpipe runs lane by lane): the run list (one word per workgroup of the command), then per
+// workgroup GATE_HEAD_WORDS + MISS_LIST + 2 WG words: a header (0: never written, or more
+// pages missed than fit; else 1 | (the fewest entries an invocation missed) << 8 | (the
+// entries) << 16), the entries still missing (a 64-bit mask: the kernel's run leaves all of
+// them, the gate clears each as its page comes in: with no right revoked, reachability only
+// grows, so each round it looks at those alone), MISS_LIST entries (0: empty, else (range
+// page + 1) | (the kinds it missed with: bit 30 read, bit 31 write)) and each invocation's
+// mask of the entries it missed (two words; 0: it did not miss).
 
 fn doAccess(access: u32, e: u32, j: u32, addr: u32, prev: u32) {}
 
+// Before the gate: a thread per page of the command's range walks it once and leaves its leaf
+// at leafOff in done[] (where tlbFill leaves it for an engine kernel's report pass; an
+// application kernel has none), so the gate tests a page of a list with one plain load, not a
+// walk: a round's lists name the same pages many times over (a hotspot workgroup's ~50 rows,
+// shared with its neighbours).
+@compute @workgroup_size(WG)
+fn gate_reach(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lidx: u32) {
+  let rp = linearWorkgroup(wg, nwg) * WG + lidx;
+  if (rp >= params.npages) { return; }
+  let pageLo = params.vaLo + rp;
+  done[params.leafOff + rp] = translate(pageLo, params.vaHi + select(0u, 1u, pageLo < params.vaLo));
+}
 
 // Could an access with `kinds` (bit 0 read, bit 1 write) go through entry e now?
 fn reachableNow(e: u32, kinds: u32) -> bool {
@@ -53,28 +70,41 @@ fn gate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   var undone = 0u;
   for (var t = t0; t < t1; t++) { undone += countOneBits(~done[prevDoneIndex(t)]); }
   let list = gateListOf(g);
-  var run = undone != 0u && (params.replayAll != 0u || atomicLoad(&state[list]) == 0u);
-  // The entries reachable now (bit k: entry k).
-  var inLo = 0u;
-  var inHi = 0u;
+  let head = done[list];
+  var run = undone != 0u && (params.replayAll != 0u || head == 0u);
+  // The entries still missing (bit k: entry k; the kernel's run left them all, this gate
+  // clears each as its page comes in: with no right revoked, reachability only grows), and
+  // which of those are valid entries (a write's protection fault).
+  var wait = vec2<u32>(0u);
+  var prot = vec2<u32>(0u);
   if (undone != 0u && !run) {
-    for (var k = 0u; k < MISS_LIST; k++) {
-      let m = atomicLoad(&state[list + 1u + k]);
-      if (m == 0u) { continue; }
-      let rp = (m & MISS_PAGE_MASK) - 1u;
-      let pageLo = params.vaLo + rp;
-      if (reachableNow(translate(pageLo, params.vaHi + select(0u, 1u, pageLo < params.vaLo)), m >> 30u)) {
-        if (k < 32u) { inLo |= 1u << k; } else { inHi |= 1u << (k - 32u); }
+    let was = vec2<u32>(done[list + 1u], done[list + 2u]);
+    for (var h = 0u; h < 2u; h++) {
+      var bits = was[h];
+      while (bits != 0u) {
+        let b = firstTrailingBit(bits);
+        bits &= bits - 1u;
+        let m = done[gateEntryOf(list, h * 32u + b)];
+        if (m == 0u) { continue; }
+        let e = done[params.leafOff + (m & MISS_PAGE_MASK) - 1u];
+        if (reachableNow(e, m >> 30u)) { continue; }
+        wait[h] |= 1u << b;
+        if ((e & PTE_VALID) != 0u) { prot[h] |= 1u << b; }
       }
+    }
+    if (any(wait != was)) {
+      done[list + 1u] = wait.x;
+      done[list + 2u] = wait.y;
     }
     // Wake it when an invocation's missed entries are all in.
     // (Fewer entries in than the fewest an invocation missed: none can be complete.)
-    if (countOneBits(inLo) + countOneBits(inHi) >= atomicLoad(&state[list]) >> 8u) {
-      let masks = list + 1u + MISS_LIST;
+    let entries = head >> 16u;
+    if (entries - countOneBits(wait.x) - countOneBits(wait.y) >= ((head >> 8u) & 0xffu)) {
       for (var j = 0u; j < WG; j++) {
-        let lo = atomicLoad(&state[masks + 2u * j]);
-        let hi = atomicLoad(&state[masks + 2u * j + 1u]);
-        if ((lo | hi) != 0u && (lo & ~inLo) == 0u && (hi & ~inHi) == 0u) {
+        let masks = gateMaskOf(list, j);
+        let lo = done[masks];
+        let hi = done[masks + 1u];
+        if ((lo | hi) != 0u && (lo & wait.x) == 0u && (hi & wait.y) == 0u) {
           run = true;
           break;
         }
@@ -82,7 +112,7 @@ fn gate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     }
   }
   if (run) {
-    atomicStore(&state[params.gateOff + atomicAdd(&state[STATE_GATE_RUN], 1u)], g);
+    done[params.gateOff + atomicAdd(&state[STATE_GATE_RUN], 1u)] = g;
     return;
   }
   // Done or stalled: the done words as they were (the kernel, not run, writes no `next`).
@@ -90,19 +120,28 @@ fn gate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   if (undone == 0u) { return; }
   atomicAdd(&state[STATE_MISSED], undone);
   atomicAdd(&state[STATE_GATE_STALLED], 1u);
+  // The faults of the pages still missing, as flushFault words them: a write if it missed
+  // with one, a protection fault if the entry is valid (only a write can then lack its right).
+  // A full ring keeps none of them (recordFault would drop each and flag the overflow), and
+  // it stays full for the rest of the round: flag it once and skip the pending filter's
+  // atomics, which would only guard records that cannot be appended either.
+  if (atomicLoad(&ring.put) >= arrayLength(&ring.records)) {
+    atomicStore(&ring.overflow, 1u);
+    return;
+  }
   let src = sourceOf(g * WG);
-  for (var k = 0u; k < MISS_LIST; k++) {
-    let m = atomicLoad(&state[list + 1u + k]);
-    let reachable = select(inHi >> (k - 32u), inLo >> k, k < 32u) & 1u;
-    if (m == 0u || reachable != 0u) { continue; }
-    let rp = (m & MISS_PAGE_MASK) - 1u;
-    let pageLo = params.vaLo + rp;
-    let pageHi = params.vaHi + select(0u, 1u, pageLo < params.vaLo);
-    // As flushFault words it: a write if it missed with one, a protection fault if the
-    // entry is valid (only a write can then lack its right).
-    let e = translate(pageLo, pageHi);
-    let prot = select(0u, ACCESS_PROTECTION, (e & PTE_VALID) != 0u);
-    recordFault(rp, pageLo, pageHi, select(ACCESS_READ, ACCESS_WRITE, (m >> 31u) != 0u) | prot, src);
+  for (var h = 0u; h < 2u; h++) {
+    var bits = wait[h];
+    while (bits != 0u) {
+      let b = firstTrailingBit(bits);
+      bits &= bits - 1u;
+      let m = done[gateEntryOf(list, h * 32u + b)];
+      let rp = (m & MISS_PAGE_MASK) - 1u;
+      let pageLo = params.vaLo + rp;
+      let pageHi = params.vaHi + select(0u, 1u, pageLo < params.vaLo);
+      let kind = select(ACCESS_READ, ACCESS_WRITE, (m >> 31u) != 0u) | select(0u, ACCESS_PROTECTION, ((prot[h] >> b) & 1u) != 0u);
+      recordFault(rp, pageLo, pageHi, kind, src);
+    }
   }
 }
 

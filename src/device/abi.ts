@@ -65,8 +65,14 @@ export const STATE_HEADER_WORDS = 12;
  * workgroup that misses more is run every round.
  */
 export const MISS_LIST = 64;
-/** state[] words of a workgroup's miss list: its header, its entries and each invocation's mask of them (two words). */
-export const GATE_LIST_WORDS = 1 + MISS_LIST + 2 * MIRROR_WORKGROUP_SIZE;
+/**
+ * A miss list's head: the header word, then the entries still missing (a 64-bit mask, two
+ * words: the gate clears an entry's bit once its page is reachable, so each round it walks
+ * only those).
+ */
+export const GATE_HEAD_WORDS = 3;
+/** state[] words of a workgroup's miss list: its head, its entries and each invocation's mask of them (two words). */
+export const GATE_LIST_WORDS = GATE_HEAD_WORDS + MISS_LIST + 2 * MIRROR_WORKGROUP_SIZE;
 /** state[] words per workgroup of a gated command: its run-list word and its miss list. */
 export const GATE_WORDS_PER_GROUP = 1 + GATE_LIST_WORDS;
 /** Workgroups a dispatch may have in one dimension on every WebGPU device (the limit's default). */
@@ -79,7 +85,7 @@ export function wgslConstants(): string {
     WORDS_PER_PAGE, VECS_PER_PAGE: WORDS_PER_PAGE / 4,
     ACCESS_READ, ACCESS_WRITE, ACCESS_ATOMIC, ACCESS_PROTECTION: FAULT_ACCESS_PROTECTION,
     STATE_MISSED, STATE_TLB_LOOKUPS, STATE_TLB_WALKS, STATE_RECORD_ARGS, STATE_GATE_RUN, STATE_GATE_STALLED,
-    MISS_LIST, MISS_LIST_BITS: Math.log2(MISS_LIST), GATE_LIST_WORDS, MISS_PAGE_MASK: 2 ** 30 - 1, MAX_WG_X: MAX_WORKGROUPS_X, WG: MIRROR_WORKGROUP_SIZE, THREADS_PER_PAGE: MIRROR_THREADS_PER_PAGE,
+    MISS_LIST, MISS_LIST_BITS: Math.log2(MISS_LIST), GATE_HEAD_WORDS, GATE_LIST_WORDS, MISS_PAGE_MASK: 2 ** 30 - 1, MAX_WG_X: MAX_WORKGROUPS_X, WG: MIRROR_WORKGROUP_SIZE, THREADS_PER_PAGE: MIRROR_THREADS_PER_PAGE,
     PAGES_PER_WG: MIRROR_PAGES_PER_WORKGROUP,
     VECS_PER_THREAD: WORDS_PER_PAGE / 4 / MIRROR_THREADS_PER_PAGE, TLB_BLOCK_WORDS: MIRROR_TLB_BLOCK_WORDS,
   };

@@ -181,9 +181,9 @@ export class CommandBufferPool {
     return p;
   }
 
-  /** A spare buffer set for `npages`, or null. */
-  take(npages: number, stateBytes?: number): CommandBuffers | null {
-    const k = this.#spares.findIndex((b) => b.npages === npages && (stateBytes === undefined || b.state.size === stateBytes));
+  /** A spare buffer set for `npages` with state[] and done[] of these sizes, or null. */
+  take(npages: number, stateBytes: number, doneBytes: number): CommandBuffers | null {
+    const k = this.#spares.findIndex((b) => b.npages === npages && b.state.size === stateBytes && b.doneBits.size === doneBytes);
     return k < 0 ? null : this.#spares.splice(k, 1)[0];
   }
 
@@ -290,19 +290,21 @@ export class MirrorCommand {
     this.counterOff = cfg === null ? 0 : STATE_HEADER_WORDS + this.pendWords;
     this.accessCounts = cfg === null ? null
       : { regionPages: cfg.regionPages, firstPage: desc.page - cntFirst, counts: new Uint32Array(this.counterWords) };
-    // Gated when the kernel keeps the gate's lists and they fit in one binding with the rest
-    // of state[] (2.3 KiB a workgroup: 76 MiB at the 128 MiB io a command may have).
-    const ungated = STATE_HEADER_WORDS + this.pendWords + this.counterWords;
+    const stateWords = STATE_HEADER_WORDS + this.pendWords + this.counterWords;
+    // Gated when the kernel keeps the gate's lists and they fit in one binding after the done
+    // bitmaps and the leaves (2.3 KiB a workgroup: 76 MiB at the 128 MiB io a command may
+    // have). They live in done[], plain words: in state[] every load is an atomic.
+    const ungatedDone = 2 * this.doneWords + desc.npages;
     const groups = Math.ceil(this.words / MIRROR_WORKGROUP_SIZE);
     const gated = this.perInvocation && engine.skipStalled && desc.kernel?.stallGate === true
-      && (ungated + groups * GATE_WORDS_PER_GROUP) * 4 <= device.limits.maxStorageBufferBindingSize;
+      && (ungatedDone + groups * GATE_WORDS_PER_GROUP) * 4 <= device.limits.maxStorageBufferBindingSize;
     this.gateGroups = gated ? groups : 0;
-    this.gateOff = gated ? ungated : 0;
-    const stateWords = ungated + this.gateGroups * GATE_WORDS_PER_GROUP;
+    this.gateOff = gated ? ungatedDone : 0;
+    const doneBytes = (ungatedDone + this.gateGroups * GATE_WORDS_PER_GROUP) * 4;
 
     const label = `${engine.label} ${desc.op} [0x${desc.page.toString(16)}, +${desc.npages})`;
     this.scratch = desc.scratch === true;
-    const spare = this.scratch ? engine.spares()?.take(desc.npages, stateWords * 4) ?? null : null;
+    const spare = this.scratch ? engine.spares()?.take(desc.npages, stateWords * 4, doneBytes) ?? null : null;
     if (spare !== null) {
       // A finished scratch command's buffers, same size: clear what must start clear.
       ({ params: this.params, io: this.io, state: this.state, doneBits: this.doneBits } = spare);
@@ -333,7 +335,7 @@ export class MirrorCommand {
       });
       this.doneBits = pool.acquire({
         label: `${name} done`,
-        size: (2 * this.doneWords + desc.npages) * 4, // the two bitmaps, then a leaf per page (leafOff)
+        size: doneBytes, // the two bitmaps, a leaf per page (leafOff), the gate's words (gateOff)
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
       });
     }

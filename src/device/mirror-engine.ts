@@ -242,13 +242,14 @@ export class MirrorEngine implements CommandHost {
         if (!quiet) enc.clearBuffer(cmd.state, 4, (STATE_HEADER_WORDS - 1 + cmd.pendWords + cmd.counterWords) * 4);
         const pass = enc.beginComputePass(timedPass(this.device, `${this.label} ${cmd.op}`)); // timestamps when a GpuTimer is on
         if (gated) {
-          // The stall gate (mirror-gate.wgsl): a thread per workgroup of the command picks the
-          // ones to run (the rest are done, or stalled: their faults re-issued), then the
-          // kernel runs over that list only, dispatched through the arguments gate_args leaves.
-          pass.setPipeline(this.pipelines.gate);
+          // The stall gate (mirror-gate.wgsl): each page of the range walked once (its leaf),
+          // then a thread per workgroup picks the ones to run (the rest are done, or stalled:
+          // their faults re-issued); the kernel runs over that list only, indirectly.
           pass.setBindGroup(0, this.gateBindGroupFor(cmd));
-          const [gx, gy] = this.grid(Math.ceil(cmd.gateGroups / MIRROR_WORKGROUP_SIZE));
-          pass.dispatchWorkgroups(gx, gy);
+          pass.setPipeline(this.pipelines.gateReach);
+          pass.dispatchWorkgroups(...this.grid(Math.ceil(cmd.npages / MIRROR_WORKGROUP_SIZE)));
+          pass.setPipeline(this.pipelines.gate);
+          pass.dispatchWorkgroups(...this.grid(Math.ceil(cmd.gateGroups / MIRROR_WORKGROUP_SIZE)));
           pass.setPipeline(this.pipelines.gateArgs);
           pass.dispatchWorkgroups(1);
         }

@@ -24,6 +24,8 @@ export type EnginePipelines = Record<MirrorOp | 'probe', GPUComputePipeline> & {
   /** The stall gate of the application kernels and its indirect arguments (mirror-gate.wgsl). */
   gate: GPUComputePipeline;
   gateArgs: GPUComputePipeline;
+  /** The gate's first pass: what each page of the command's range can be reached with. */
+  gateReach: GPUComputePipeline;
 };
 
 /** One pipeline of a kernel file: its entry point and pipeline-overridable constants. */
@@ -84,15 +86,15 @@ async function compileEngineKernels(device: GPUDevice, label: string, sched: Sch
     ],
   });
   const access = ['mirror_read', 'mirror_write', 'mirror_probe', 'report_read', 'report_write', 'record_read', 'record_write', 'mirror_read_fresh', 'mirror_cold'];
-  const [[read, write, probe, reportRead, reportWrite, recordRead, recordWrite, readFresh, cold], [atomic, reportAtomic, recordAtomic], [gate, gateArgs]] = await Promise.all([
+  const [[read, write, probe, reportRead, reportWrite, recordRead, recordWrite, readFresh, cold], [atomic, reportAtomic, recordAtomic], [gate, gateArgs, gateReach]] = await Promise.all([
     compile(device, layout, label, 'mirror-access.wgsl', accessWgsl, access.map((entryPoint) => ({ entryPoint })), sched),
     compile(device, layout, label, 'mirror-atomic.wgsl', atomicWgsl, ['mirror_atomic_inc', 'report_atomic', 'record_atomic'].map((entryPoint) => ({ entryPoint })), sched),
-    compile(device, layout, label, 'mirror-gate.wgsl', gateWgsl, ['gate', 'gate_args'].map((entryPoint) => ({ entryPoint })), sched),
+    compile(device, layout, label, 'mirror-gate.wgsl', gateWgsl, ['gate', 'gate_args', 'gate_reach'].map((entryPoint) => ({ entryPoint })), sched),
   ]);
   return {
     layout,
     pipelines: {
-      read, write, probe, atomic, readFresh, cold, gate, gateArgs,
+      read, write, probe, atomic, readFresh, cold, gate, gateArgs, gateReach,
       report: { read: reportRead, write: reportWrite, atomic: reportAtomic },
       record: { read: recordRead, write: recordWrite, atomic: recordAtomic },
     },
