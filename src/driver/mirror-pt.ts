@@ -237,14 +237,14 @@ export class MirrorPt {
    * The shootdown once `leaves` are off the shadow table: fence, flush, write back, release.
    * The fence is syncWalkers(): it waits only when a round of this engine may still be
    * running (between commands, and between a command's rounds, nothing on the GPU holds a
-   * translation). It is issued first and the flush done while it is pending, as the
-   * kernel's invalidate_range_start path (dmirror_interval_invalidate → dmirror_do_update;
-   * nouveau_svmm_invalidate's TLB flush) only needs the device's old translations gone
-   * before it returns: onSubmittedWorkDone() covers the work submitted before the call —
-   * exactly the kernels that may hold the old entries — and the table's writeBuffer, made in
-   * the same synchronous stretch (no submission can come between), is queue-ordered before
-   * every later submission, so later kernels see the zap. Only what may not happen while an
-   * old kernel runs waits for it: the write-back (only when a writing kernel ran) and the
+   * translation). It is taken first and the zap pushed while it is pending: the callback
+   * (dmirror_interval_invalidate → dmirror_do_update; nouveau_svm_range_invalidate →
+   * nouveau_svmm_invalidate's PTE clear + TLB flush) must only return with no device access
+   * left through the old entries. onSubmittedWorkDone() covers the work submitted before the
+   * call — exactly the kernels that may hold them — and the table's writeBuffer, made in the
+   * same synchronous stretch (no submission can come between), is queue-ordered before every
+   * later submission, so later kernels see the zap. What may not happen while an old kernel
+   * runs waits for the fence: the write-back (only when a writing kernel ran) and the
    * slots' release for reuse. The table flush exposes entries installed since the last
    * dispatch, so their queued uploads go first. On a lost device what the GPU held is lost
    * with it and the CPU side goes on: the slots are released all the same.
