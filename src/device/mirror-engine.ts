@@ -368,12 +368,12 @@ export class MirrorEngine implements CommandHost {
   }
 
   /**
-   * The TLB-invalidate + membar half of a shootdown, after a flush: resolves once no kernel
-   * that walks the page table (a round, a probe) submitted before the call can still be
-   * running — a fence when one may be, and nothing at all when none is: kernels read the
-   * entries from the table buffer on every access (no translation outlives a dispatch),
-   * and every later dispatch is queued behind the flushed entries. Other GPU work (uploads,
-   * copies, write-back readbacks) never translates, so it need not be waited for.
+   * The TLB-invalidate + membar half of a shootdown, taken with the flush in one synchronous
+   * stretch (MirrorPt.shootdown): resolves once no kernel that walks the page table (a round,
+   * a probe) submitted before the call can still be running — a fence when one may be, and
+   * nothing at all when none is: kernels read the entries from the table buffer on every
+   * access (no translation outlives a dispatch), and every later dispatch is queued behind
+   * the flushed entries. Other GPU work (uploads, copies, readbacks) never translates.
    */
   syncWalkers(): Promise<void> {
     try {

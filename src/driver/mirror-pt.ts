@@ -234,25 +234,35 @@ export class MirrorPt {
   }
 
   /**
-   * The shootdown once `leaves` are off the shadow table: flush, fence, write back, release.
-   * The table flush exposes entries installed since the last dispatch, so their queued
-   * uploads go first. The fence is syncWalkers(): it waits only when a round of this engine
-   * may still be running (between commands, and between a command's rounds, nothing on the
-   * GPU holds a translation). The write-back happens only when a kernel that writes ran
-   * since the last one (the aperture knows whether a writing kernel ran). On a lost device what the GPU held is lost
+   * The shootdown once `leaves` are off the shadow table: fence, flush, write back, release.
+   * The fence is syncWalkers(): it waits only when a round of this engine may still be
+   * running (between commands, and between a command's rounds, nothing on the GPU holds a
+   * translation). It is taken first and the zap pushed while it is pending: the callback
+   * (dmirror_interval_invalidate → dmirror_do_update; nouveau_svm_range_invalidate →
+   * nouveau_svmm_invalidate's PTE clear + TLB flush) must only return with no device access
+   * left through the old entries. onSubmittedWorkDone() covers the work submitted before the
+   * call — exactly the kernels that may hold them — and the table's writeBuffer, made in the
+   * same synchronous stretch (no submission can come between), is queue-ordered before every
+   * later submission, so later kernels see the zap. What may not happen while an old kernel
+   * runs waits for the fence: the write-back (only when a writing kernel ran) and the
+   * slots' release for reuse. The table flush exposes entries installed since the last
+   * dispatch, so their queued uploads go first. On a lost device what the GPU held is lost
    * with it and the CPU side goes on: the slots are released all the same.
    */
   async shootdown(leaves: readonly UnmappedLeaf[]): Promise<void> {
     if (leaves.length === 0) return;
     // (One async frame, no closure: this is the latency of every invalidation.)
+    let fence: Promise<void> | null = null;
     try {
       this.#engine.checkAlive('shootdown'); // a destroyed engine holds nothing to write back
+      fence = this.#engine.syncWalkers();
       this.#aperture.flushUploads();
       this.#engine.flush();
-      await this.#engine.syncWalkers();
+      await fence;
       if (this.#aperture.mayBeDirty) await this.#aperture.writeback();
       else this.#aperture.flushUploads(); // (what writeback() does first)
     } catch (e) {
+      fence?.catch(() => undefined); // a flush that threw left it unawaited
       if (!(e instanceof HmmError && e.code === 'ENODEV')) throw e;
     }
     this.#release(leaves);
