@@ -53,6 +53,19 @@ fn gate_reach(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
   done[params.leafOff + rp] = translate(pageLo, params.vaHi + select(0u, 1u, pageLo < params.vaLo));
 }
 
+// The lowest entry of a 64-bit entry mask (bit k: entry k), taken out of it; MISS_LIST once
+// it is empty.
+fn takeLowest(bits: ptr<function, vec2<u32>>) -> u32 {
+  for (var h = 0u; h < 2u; h++) {
+    let x = (*bits)[h];
+    if (x != 0u) {
+      (*bits)[h] = x & (x - 1u);
+      return h * 32u + firstTrailingBit(x);
+    }
+  }
+  return MISS_LIST;
+}
+
 // Could an access with `kinds` (bit 0 read, bit 1 write) go through entry e now?
 fn reachableNow(e: u32, kinds: u32) -> bool {
   let rd = (kinds & 1u) != 0u && (e & PTE_VALID) != 0u;
@@ -79,18 +92,16 @@ fn gate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   var prot = vec2<u32>(0u);
   if (undone != 0u && !run) {
     let was = vec2<u32>(done[list + 1u], done[list + 2u]);
-    for (var h = 0u; h < 2u; h++) {
-      var bits = was[h];
-      while (bits != 0u) {
-        let b = firstTrailingBit(bits);
-        bits &= bits - 1u;
-        let m = done[gateEntryOf(list, h * 32u + b)];
-        if (m == 0u) { continue; }
-        let e = done[params.leafOff + (m & MISS_PAGE_MASK) - 1u];
-        if (reachableNow(e, m >> 30u)) { continue; }
-        wait[h] |= 1u << b;
-        if ((e & PTE_VALID) != 0u) { prot[h] |= 1u << b; }
-      }
+    var left = was;
+    loop {
+      let k = takeLowest(&left);
+      if (k == MISS_LIST) { break; }
+      let m = done[gateEntryOf(list, k)];
+      if (m == 0u) { continue; }
+      let e = done[params.leafOff + (m & MISS_PAGE_MASK) - 1u];
+      if (reachableNow(e, m >> 30u)) { continue; }
+      wait[k / 32u] |= 1u << (k % 32u);
+      if ((e & PTE_VALID) != 0u) { prot[k / 32u] |= 1u << (k % 32u); }
     }
     if (any(wait != was)) {
       done[list + 1u] = wait.x;
@@ -130,18 +141,16 @@ fn gate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     return;
   }
   let src = sourceOf(g * WG);
-  for (var h = 0u; h < 2u; h++) {
-    var bits = wait[h];
-    while (bits != 0u) {
-      let b = firstTrailingBit(bits);
-      bits &= bits - 1u;
-      let m = done[gateEntryOf(list, h * 32u + b)];
-      let rp = (m & MISS_PAGE_MASK) - 1u;
-      let pageLo = params.vaLo + rp;
-      let pageHi = params.vaHi + select(0u, 1u, pageLo < params.vaLo);
-      let kind = select(ACCESS_READ, ACCESS_WRITE, (m >> 31u) != 0u) | select(0u, ACCESS_PROTECTION, ((prot[h] >> b) & 1u) != 0u);
-      recordFault(rp, pageLo, pageHi, kind, src);
-    }
+  var left = wait;
+  loop {
+    let k = takeLowest(&left);
+    if (k == MISS_LIST) { break; }
+    let m = done[gateEntryOf(list, k)];
+    let rp = (m & MISS_PAGE_MASK) - 1u;
+    let pageLo = params.vaLo + rp;
+    let pageHi = params.vaHi + select(0u, 1u, pageLo < params.vaLo);
+    let protection = ((prot[k / 32u] >> (k % 32u)) & 1u) != 0u;
+    recordFault(rp, pageLo, pageHi, select(ACCESS_READ, ACCESS_WRITE, (m >> 31u) != 0u) | select(0u, ACCESS_PROTECTION, protection), src);
   }
 }
 
