@@ -59,56 +59,8 @@ export function levelIndices(page: number): [number, number, number, number] {
   return [Math.floor(page / 2 ** 27) % 512, Math.floor(page / 2 ** 18) % 512, Math.floor(page / 2 ** 9) % 512, page % 512];
 }
 
-/** What unmap() removed: the caller frees the slot(s) and writes back if dirty. */
-export interface UnmappedLeaf {
-  /** First page the leaf mapped (2 MiB aligned for a huge leaf). */
-  page: number;
-  npages: 1 | 512;
-  /** The leaf's slot (a huge leaf's first slot). */
-  slot: number;
-  /** Entry flags (PTE_*), VALID included. */
-  flags: number;
-  huge: boolean;
-}
-
-export interface PteLookup {
-  /** The entry as the GPU's translate() returns it (huge: slot advanced to the subpage). */
-  entry: number;
-  slot: number;
-  flags: number;
-  huge: boolean;
-}
-
-export interface PageTableStats {
-  /** Live tables, root included. */
-  tables: number;
-  /** Tables the GPU buffer holds now. */
-  tableCapacity: number;
-  maxTables: number;
-  leaves: number;
-  hugeLeaves: number;
-  /** Entries changed on the host and not yet flushed. */
-  dirtyEntries: number;
-  flushes: number;
-  /** queue.writeBuffer calls made by flush(). */
-  writes: number;
-  bytesWritten: number;
-  /** Times the GPU buffer was reallocated bigger. */
-  grows: number;
-}
-
-export interface GpuPageTableOptions {
-  label?: string;
-  /** Tables the first GPU buffer holds (default 16). */
-  initialTables?: number;
-  /** Cap on tables (default and ceiling: what maxStorageBufferBindingSize allows, ≤ 2^24). */
-  maxTables?: number;
-  /** flush() merges runs separated by ≤ this many clean entries into one write (default 0). */
-  mergeGap?: number;
-  /** Slots beyond these are rejected by map() (the sizes of the two page pools). */
-  apertureSlots?: number;
-  deviceSlots?: number;
-}
+export type { GpuPageTableOptions, PageTableStats, PteLookup, UnmappedLeaf } from './page-table-types.js';
+import type { GpuPageTableOptions, PageTableStats, PteLookup, UnmappedLeaf } from './page-table-types.js';
 
 function checkPage(page: number, what: string): void {
   if (!Number.isSafeInteger(page) || page < 0 || page >= PT_MAX_PAGE) {
@@ -212,6 +164,33 @@ export class GpuPageTable {
     const l0 = this.child(l1, i1);
     if (!(this.table(l0)[i0] & PTE_VALID)) this.leafCount++;
     this.setEntry(l0, i0, makeEntry(slot, flags | PTE_VALID));
+  }
+
+  /**
+   * map(page + k, slot(k), flags(k)) for k in [0, n): the same entries and checks, one
+   * descent per leaf table instead of one per page (a migration maps runs of new pages).
+   * Each page's arguments are checked before that page changes, as n map() calls would.
+   */
+  mapRun(page: number, n: number, slot: (k: number) => number, flags: (k: number) => number): void {
+    checkPage(page, 'map');
+    if (n > 0) checkPage(page + n - 1, 'map');
+    for (let k = 0; k < n;) {
+      const w = this.descend(page + k);
+      const [i3, i2, i1, i0] = w.idx;
+      if (w.e1 & PTE_HUGE) throw err('EEXIST', `map: page 0x${(page + k).toString(16)} lies in a huge leaf at 0x${(page + k - i0).toString(16)}; unmap it first`);
+      this.reserve(w.t2 === null ? 3 : w.t1 === null ? 2 : w.t0 === null ? 1 : 0, 'map');
+      const to = Math.min(n, k + PT_ENTRIES - i0);
+      let l0 = -1;
+      for (let j = i0; k < to; k++, j++) {
+        const s = slot(k);
+        const f = flags(k);
+        this.checkLeaf(s, f, 1, 'map');
+        if (l0 < 0) l0 = this.child(this.child(this.child(0, i3), i2), i1);
+        const tab = this.table(l0);
+        if (!(tab[j] & PTE_VALID)) this.leafCount++;
+        this.setEntry(l0, j, makeEntry(s, f | PTE_VALID));
+      }
+    }
   }
 
   /**

@@ -26,7 +26,7 @@ export interface DevmemMapper {
   /** Does the mirror map the device page in VRAM slot `slot`? */
   mapsDevicePage(slot: number): boolean;
   /** Zap the mirror's entries for these slots (their pages are leaving). */
-  dropDevicePages(slots: ReadonlySet<number>): Promise<void>;
+  dropDevicePages(slots: Iterable<number>): Promise<void>;
   /**
    * The CPU faulted on our device page at addr of mm (dmirror_devmem_fault): told before the
    * page moves home and after (a migration policy attached to the mirror decides and records).
@@ -135,6 +135,19 @@ export class Devmem {
     const ram = this.#machine.ram;
     const dst = new Array<number>(src.length).fill(0);
     const uploads: { slot: number; data: Uint8Array }[] = [];
+    // Frames that lie back to back in RAM going to consecutive slots are copied as one run
+    // (slot, first frame, pages), without a view or a record per page; the rest go through
+    // `uploads` (PagePool.uploadPages gathers them). A coherent device takes every page there.
+    const runs: number[] = [];
+    const copy = (slot: number, spfn: number | null): void => {
+      const r = runs.length - 3;
+      if (spfn !== null && !this.coherent) {
+        if (r >= 0 && runs[r] + runs[r + 2] === slot && runs[r + 1] + runs[r + 2] === spfn && spfn % PMD_PAGES !== 0) runs[r + 2]++;
+        else runs.push(slot, spfn, 1);
+        return;
+      }
+      uploads.push({ slot, data: spfn !== null ? ram.data(spfn) : ZERO_PAGE });
+    };
     try {
       for (let i = 0; i < src.length; i++) {
         const sf = migratePfnFlags(src[i]);
@@ -146,7 +159,7 @@ export class Devmem {
         const head = n === PMD_PAGES ? this.allocHugePage(failAlloc) : null;
         if (head !== null) {
           dst[i] = migratePfn(head) + MIGRATE_PFN_COMPOUND + write;
-          for (let k = 0; k < n; k++) uploads.push({ slot: this.slotOf(head) + k, data: spfn !== null ? ram.data(spfn + k) : ZERO_PAGE });
+          for (let k = 0; k < n; k++) copy(this.slotOf(head) + k, spfn !== null ? spfn + k : null);
           i += n - 1;
           continue;
         }
@@ -161,12 +174,19 @@ export class Devmem {
           dst[i + k] = migratePfn(dpfn) + write;
           // The mirror's own aperture may hold newer bytes than the frame: they were written
           // back at the last command end or invalidation, so the frame is current here.
-          uploads.push({ slot: this.slotOf(dpfn), data: spfn !== null ? ram.data(spfn + k) : ZERO_PAGE });
+          copy(this.slotOf(dpfn), spfn !== null ? spfn + k : null);
         }
         i += n - 1;
       }
       if (this.coherent) this.#coherentStore(uploads);
-      else this.#pool().uploadPages(uploads);
+      else {
+        const pool = this.#pool();
+        for (let r = 0; r < runs.length; r += 3) {
+          if (runs[r + 2] === 1) uploads.push({ slot: runs[r], data: ram.data(runs[r + 1]) });
+          else pool.upload(runs[r], ram.frames(runs[r + 1], runs[r + 2]));
+        }
+        pool.uploadPages(uploads);
+      }
     } catch (e) {
       this.putAll(dst); // the device lost, say: nothing was handed to migrate_vma_pages
       throw e;
@@ -262,7 +282,7 @@ export class Devmem {
     }
     if (slots.length === 0) return dst;
     if (this.coherent) return this.#coherentToRam(src, units, dst, partial);
-    for (const m of this.#mappers) await m.dropDevicePages(new Set(slots));
+    for (const m of this.#mappers) await m.dropDevicePages(slots);
     const ram = this.#machine.ram;
     const freeAll = (): void => {
       for (let k = 0; k < dst.length; k++) if (dst[k] !== 0) ram.put(migratePfnToPfn(dst[k]));
@@ -297,7 +317,7 @@ export class Devmem {
             freeAll();
             throw e;
           }
-          ram.data(frame).set(bytes.subarray(off + k * PAGE_SIZE, off + (k + 1) * PAGE_SIZE));
+          ram.copyIn(frame, bytes, off + k * PAGE_SIZE);
           ram.markWritten(frame);
           dst[u.i + k] = migratePfn(frame);
         }
