@@ -269,19 +269,21 @@ export class Devmem {
   async copyToRam(src: ArrayLike<number>, partial = false, failAlloc?: () => boolean): Promise<number[]> {
     const dst = new Array<number>(src.length).fill(0);
     const slots: number[] = [];
-    /** Collected sources: index in src, first slot's offset in `slots`, pages (1 or 512). */
-    const units: { i: number; at: number; n: number }[] = [];
+    /** Collected sources: index in src and pages (1 or 512); a unit's slots follow the previous unit's in `slots`. */
+    const unitI: number[] = [];
+    const unitN: number[] = [];
     for (let i = 0; i < src.length; i++) {
       const s = src[i];
       if ((migratePfnFlags(s) & (MIGRATE_PFN_MIGRATE | MIGRATE_PFN_VALID)) !== (MIGRATE_PFN_MIGRATE | MIGRATE_PFN_VALID)) continue;
       const pfn = migratePfnToPfn(s);
       if (!this.pagemap.contains(pfn)) continue;
       const n = (migratePfnFlags(s) & MIGRATE_PFN_COMPOUND) !== 0 ? PMD_PAGES : 1;
-      units.push({ i, at: slots.length, n });
+      unitI.push(i);
+      unitN.push(n);
       for (let k = 0; k < n; k++) slots.push(this.slotOf(pfn) + k);
     }
     if (slots.length === 0) return dst;
-    if (this.coherent) return this.#coherentToRam(src, units, dst, partial);
+    if (this.coherent) return this.#coherentToRam(src, unitI, dst, partial);
     for (const m of this.#mappers) await m.dropDevicePages(slots);
     const ram = this.#machine.ram;
     const freeAll = (): void => {
@@ -291,9 +293,28 @@ export class Devmem {
     // The device pages go straight from the mapped staging buffer into the new frames (one
     // copy of the bytes, as the kernel's copy engine writes the destination pages).
     await this.#pool().readbackWith(slots, (bytes) => {
-      for (const u of units) {
-        const off = u.at * PAGE_SIZE;
-        if (u.n === PMD_PAGES && failAlloc?.() !== true) {
+      // Back-to-back frames taking back-to-back bytes are copied as one run (first frame,
+      // byte offset, pages), not a page at a time.
+      let runFrame = -1;
+      let runOff = 0;
+      let runN = 0;
+      const flush = (): void => {
+        if (runN > 0) ram.frames(runFrame, runN).set(bytes.subarray(runOff, runOff + runN * PAGE_SIZE));
+        runN = 0;
+      };
+      const copy = (frame: number, off: number): void => {
+        if (runN > 0 && frame === runFrame + runN && off === runOff + runN * PAGE_SIZE && frame % PMD_PAGES !== 0) {
+          runN++;
+          return;
+        }
+        flush();
+        runFrame = frame;
+        runOff = off;
+        runN = 1;
+      };
+      for (let u = 0, off = 0; u < unitI.length; off += unitN[u] * PAGE_SIZE, u++) {
+        const i = unitI[u];
+        if (unitN[u] === PMD_PAGES && failAlloc?.() !== true) {
           // vma_alloc_folio(order 9); none free: order-0 pages (the source gets split).
           let head = -1;
           try {
@@ -304,11 +325,11 @@ export class Devmem {
           if (head >= 0) {
             ram.hugeData(head).set(bytes.subarray(off, off + PMD_SIZE));
             ram.markWritten(head, PMD_PAGES);
-            dst[u.i] = migratePfn(head) + MIGRATE_PFN_COMPOUND;
+            dst[i] = migratePfn(head) + MIGRATE_PFN_COMPOUND;
             continue;
           }
         }
-        for (let k = 0; k < u.n; k++) {
+        for (let k = 0; k < unitN[u]; k++) {
           let frame: number;
           try {
             frame = ram.alloc();
@@ -317,11 +338,12 @@ export class Devmem {
             freeAll();
             throw e;
           }
-          ram.copyIn(frame, bytes, off + k * PAGE_SIZE);
+          copy(frame, off + k * PAGE_SIZE);
           ram.markWritten(frame);
-          dst[u.i + k] = migratePfn(frame);
+          dst[i + k] = migratePfn(frame);
         }
       }
+      flush();
     });
     return dst;
   }
@@ -330,9 +352,9 @@ export class Devmem {
    * copyToRam of coherent pages: the CPU reads each one in place (the mirrors mapped it
    * through their apertures; the MIGRATE invalidation already wrote back and zapped them).
    */
-  #coherentToRam(src: ArrayLike<number>, units: readonly { i: number }[], dst: number[], partial: boolean): number[] {
+  #coherentToRam(src: ArrayLike<number>, unitI: readonly number[], dst: number[], partial: boolean): number[] {
     const ram = this.#machine.ram;
-    for (const u of units) {
+    for (const i of unitI) {
       let frame: number;
       try {
         frame = ram.alloc();
@@ -342,9 +364,9 @@ export class Devmem {
         dst.fill(0);
         throw e;
       }
-      ram.data(frame).set(this.pagemap.data(migratePfnToPfn(src[u.i])));
+      ram.data(frame).set(this.pagemap.data(migratePfnToPfn(src[i])));
       ram.markWritten(frame);
-      dst[u.i] = migratePfn(frame);
+      dst[i] = migratePfn(frame);
     }
     return dst;
   }

@@ -100,16 +100,9 @@ export class MirrorPt {
    */
   deviceSlots(page: number, npages: number): number[] | null {
     const slots = new Array<number>(npages);
-    const end = page + npages;
-    let next = page; // the first page not yet filled
-    // One walk over the leaves in order (not a root descent per page): it stops at a gap
-    // or at a leaf that maps a system frame.
-    const stop = this.#engine.pt.findLeaf(page, npages, (l) => {
-      if ((l.flags & PTE_DEVICE) === 0 || l.page > next) return true;
-      for (const to = Math.min(end, l.page + l.npages); next < to; next++) slots[next - page] = l.slot + (next - l.page);
-      return false;
-    });
-    return stop !== null || next < end ? null : slots;
+    // One scan of the tables (not a root descent per page), stopping at a page that has no
+    // device leaf.
+    return this.#engine.pt.leafSlots(page, npages, PTE_DEVICE, slots) ? slots : null;
   }
 
   // ---------------------------------------------------------------------------------
@@ -209,6 +202,7 @@ export class MirrorPt {
   async invalidate(first: number, last: number, keepDevice = false): Promise<void> {
     const pt = this.#engine.pt;
     if (!keepDevice) return this.shootdown(pt.unmap(first, last - first));
+    if (last > first && pt.covers(first, last - first, PTE_DEVICE)) return; // device entries only: nothing goes
     // Only the system-memory entries go: find their runs (a read-only walk) and zap those,
     // rather than zapping everything and mapping every device entry back a page at a time.
     const runs: [number, number][] = [];

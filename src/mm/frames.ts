@@ -119,11 +119,6 @@ export class PhysMem {
     return this.#chunk(pfn).subarray(off, off + n * PAGE_SIZE);
   }
 
-  /** Copies a page's bytes from src at byte srcOff into frame pfn (no view of the frame made). */
-  copyIn(pfn: number, src: Uint8Array, srcOff: number): void {
-    this.#chunk(pfn).set(src.subarray(srcOff, srcOff + PAGE_SIZE), (pfn % PMD_PAGES) * PAGE_SIZE);
-  }
-
   /** Whether host memory backs pfn's chunk yet (checkers read untouched RAM as zero). */
   isBacked(pfn: number): boolean {
     return this.#chunks[Math.floor(pfn / PMD_PAGES)] !== null;

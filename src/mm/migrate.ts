@@ -430,7 +430,10 @@ export async function migrateVmaFinalize(m: MigrateVma): Promise<void> {
   let table: PteTable | null = null;
   let tableBase = -1;
   try {
-    for (let i = 0; i < m.npages; i++) {
+    // Last page first: the sources' frames reach the LIFO free list in reverse, so the next
+    // allocations get them back in ascending order (back-to-back frames: the next migration
+    // copies them in runs). Each page's work is its own; the order is not observable otherwise.
+    for (let i = m.npages - 1; i >= 0; i--) {
       const s = m.src[i];
       const d = m.dst[i];
       const dValid = has(d, MIGRATE_PFN_VALID);

@@ -1,4 +1,34 @@
-/** The mirrored page table's (page-table.ts) result, statistics and option types. */
+/** The mirrored page table's (page-table.ts) entry format, result, statistics and option types. */
+
+export const PTE_VALID = 0x1;
+export const PTE_WRITE = 0x2;
+export const PTE_EXCLUSIVE = 0x4;
+export const PTE_DEVICE = 0x8;
+export const PTE_HUGE = 0x10;
+/** Flags a caller may pass to map()/mapHuge() (VALID is implied, HUGE is mapHuge's). */
+export const PTE_LEAF_FLAGS = PTE_WRITE | PTE_EXCLUSIVE | PTE_DEVICE;
+export const PTE_INDEX_SHIFT = 8;
+/** Table indices and slots are 24-bit. */
+export const PTE_INDEX_LIMIT = 2 ** 24;
+
+export const PT_ENTRIES = 512;
+export const PT_TABLE_BYTES = PT_ENTRIES * 4;
+/** Page numbers are < 2^35 (VA < 2^47, 4 KiB pages). */
+export const PT_MAX_PAGE = 2 ** 35;
+/** Pages per huge (level-1) leaf. */
+export const HUGE_PAGES = 512;
+
+/** Builds an entry; index < 2^24 so index * 256 + flags stays below 2^32. */
+export function makeEntry(index: number, flags: number): number {
+  return index * 256 + (flags & 0xff);
+}
+export const entryIndex = (entry: number): number => Math.floor(entry / 256);
+export const entryFlags = (entry: number): number => entry % 256;
+
+/** [root, level 2, level 1, level 0] indices of a page number. */
+export function levelIndices(page: number): [number, number, number, number] {
+  return [Math.floor(page / 2 ** 27) % 512, Math.floor(page / 2 ** 18) % 512, Math.floor(page / 2 ** 9) % 512, page % 512];
+}
 
 /** What unmap() removed: the caller frees the slot(s) and writes back if dirty. */
 export interface UnmappedLeaf {
