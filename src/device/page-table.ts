@@ -29,86 +29,16 @@ import { DirtyEntries } from './dirty-entries.js';
 import { ensureAlive } from './health.js';
 import { DeviceBuffers } from './buffer-pool.js';
 
-export const PTE_VALID = 0x1;
-export const PTE_WRITE = 0x2;
-export const PTE_EXCLUSIVE = 0x4;
-export const PTE_DEVICE = 0x8;
-export const PTE_HUGE = 0x10;
-/** Flags a caller may pass to map()/mapHuge() (VALID is implied, HUGE is mapHuge's). */
-export const PTE_LEAF_FLAGS = PTE_WRITE | PTE_EXCLUSIVE | PTE_DEVICE;
-export const PTE_INDEX_SHIFT = 8;
-/** Table indices and slots are 24-bit. */
-export const PTE_INDEX_LIMIT = 2 ** 24;
-
-export const PT_ENTRIES = 512;
-export const PT_TABLE_BYTES = PT_ENTRIES * 4;
-/** Page numbers are < 2^35 (VA < 2^47, 4 KiB pages). */
-export const PT_MAX_PAGE = 2 ** 35;
-/** Pages per huge (level-1) leaf. */
-export const HUGE_PAGES = 512;
-
-/** Builds an entry; index < 2^24 so index * 256 + flags stays below 2^32. */
-export function makeEntry(index: number, flags: number): number {
-  return index * 256 + (flags & 0xff);
-}
-export const entryIndex = (entry: number): number => Math.floor(entry / 256);
-export const entryFlags = (entry: number): number => entry % 256;
-
-/** [root, level 2, level 1, level 0] indices of a page number. */
-export function levelIndices(page: number): [number, number, number, number] {
-  return [Math.floor(page / 2 ** 27) % 512, Math.floor(page / 2 ** 18) % 512, Math.floor(page / 2 ** 9) % 512, page % 512];
-}
-
-/** What unmap() removed: the caller frees the slot(s) and writes back if dirty. */
-export interface UnmappedLeaf {
-  /** First page the leaf mapped (2 MiB aligned for a huge leaf). */
-  page: number;
-  npages: 1 | 512;
-  /** The leaf's slot (a huge leaf's first slot). */
-  slot: number;
-  /** Entry flags (PTE_*), VALID included. */
-  flags: number;
-  huge: boolean;
-}
-
-export interface PteLookup {
-  /** The entry as the GPU's translate() returns it (huge: slot advanced to the subpage). */
-  entry: number;
-  slot: number;
-  flags: number;
-  huge: boolean;
-}
-
-export interface PageTableStats {
-  /** Live tables, root included. */
-  tables: number;
-  /** Tables the GPU buffer holds now. */
-  tableCapacity: number;
-  maxTables: number;
-  leaves: number;
-  hugeLeaves: number;
-  /** Entries changed on the host and not yet flushed. */
-  dirtyEntries: number;
-  flushes: number;
-  /** queue.writeBuffer calls made by flush(). */
-  writes: number;
-  bytesWritten: number;
-  /** Times the GPU buffer was reallocated bigger. */
-  grows: number;
-}
-
-export interface GpuPageTableOptions {
-  label?: string;
-  /** Tables the first GPU buffer holds (default 16). */
-  initialTables?: number;
-  /** Cap on tables (default and ceiling: what maxStorageBufferBindingSize allows, ≤ 2^24). */
-  maxTables?: number;
-  /** flush() merges runs separated by ≤ this many clean entries into one write (default 0). */
-  mergeGap?: number;
-  /** Slots beyond these are rejected by map() (the sizes of the two page pools). */
-  apertureSlots?: number;
-  deviceSlots?: number;
-}
+export {
+  entryFlags, entryIndex, HUGE_PAGES, levelIndices, makeEntry, PT_ENTRIES, PT_MAX_PAGE, PT_TABLE_BYTES, PTE_DEVICE, PTE_EXCLUSIVE, PTE_HUGE,
+  PTE_INDEX_LIMIT, PTE_INDEX_SHIFT, PTE_LEAF_FLAGS, PTE_VALID, PTE_WRITE,
+} from './page-table-defs.js';
+import {
+  entryFlags, entryIndex, HUGE_PAGES, levelIndices, makeEntry, PT_ENTRIES, PT_MAX_PAGE, PT_TABLE_BYTES, PTE_DEVICE, PTE_EXCLUSIVE, PTE_HUGE,
+  PTE_INDEX_LIMIT, PTE_LEAF_FLAGS, PTE_VALID, PTE_WRITE,
+} from './page-table-defs.js';
+export type { GpuPageTableOptions, PageTableStats, PteLookup, UnmappedLeaf } from './page-table-defs.js';
+import type { GpuPageTableOptions, PageTableStats, PteLookup, UnmappedLeaf } from './page-table-defs.js';
 
 function checkPage(page: number, what: string): void {
   if (!Number.isSafeInteger(page) || page < 0 || page >= PT_MAX_PAGE) {
@@ -215,6 +145,33 @@ export class GpuPageTable {
   }
 
   /**
+   * map(page + k, slot(k), flags(k)) for k in [0, n): the same entries and checks, one
+   * descent per leaf table instead of one per page (a migration maps runs of new pages).
+   * Each page's arguments are checked before that page changes, as n map() calls would.
+   */
+  mapRun(page: number, n: number, slot: (k: number) => number, flags: (k: number) => number): void {
+    checkPage(page, 'map');
+    if (n > 0) checkPage(page + n - 1, 'map');
+    for (let k = 0; k < n;) {
+      const w = this.descend(page + k);
+      const [i3, i2, i1, i0] = w.idx;
+      if (w.e1 & PTE_HUGE) throw err('EEXIST', `map: page 0x${(page + k).toString(16)} lies in a huge leaf at 0x${(page + k - i0).toString(16)}; unmap it first`);
+      this.reserve(w.t2 === null ? 3 : w.t1 === null ? 2 : w.t0 === null ? 1 : 0, 'map');
+      const to = Math.min(n, k + PT_ENTRIES - i0);
+      let l0 = -1;
+      for (let j = i0; k < to; k++, j++) {
+        const s = slot(k);
+        const f = flags(k);
+        this.checkLeaf(s, f, 1, 'map');
+        if (l0 < 0) l0 = this.child(this.child(this.child(0, i3), i2), i1);
+        const tab = this.table(l0);
+        if (!(tab[j] & PTE_VALID)) this.leafCount++;
+        this.setEntry(l0, j, makeEntry(s, f | PTE_VALID));
+      }
+    }
+  }
+
+  /**
    * Maps the 2 MiB at `page` (512-aligned) to slots [firstSlot, firstSlot + 512) with one
    * level-1 leaf (a PDE-level big page). firstSlot must be 512-aligned, as hardware wants
    * physically aligned big pages. Replaces a huge leaf; EEXIST over 4 KiB mappings.
@@ -314,6 +271,30 @@ export class GpuPageTable {
       throw err('EINVAL', `covers: bad range [0x${page.toString(16)}, +${npages})`);
     }
     return this.coversIn(0, 3, 0, page, page + npages, flags | PTE_VALID);
+  }
+
+  /**
+   * covers(page, npages, flags), writing each page's slot (lookup(p).slot) into out[p - page]
+   * on the way: false (out partly written) at the first page without such a leaf.
+   */
+  leafSlots(page: number, npages: number, flags: number, out: number[]): boolean {
+    checkPage(page, 'leafSlots');
+    if (!Number.isSafeInteger(npages) || npages < 1 || page + npages > PT_MAX_PAGE) {
+      throw err('EINVAL', `leafSlots: bad range [0x${page.toString(16)}, +${npages})`);
+    }
+    const want = flags | PTE_VALID;
+    for (let p = page; p < page + npages;) {
+      const w = this.descend(p);
+      const huge = (w.e1 & PTE_HUGE) !== 0;
+      if (huge ? (w.e1 & want) !== want : w.t0 === null) return false;
+      const tab = huge ? null : this.table(w.t0 as number);
+      for (let k = w.idx[3]; k < PT_ENTRIES && p < page + npages; k++, p++) {
+        const e = tab === null ? w.e1 : tab[k];
+        if ((e & want) !== want) return false;
+        out[p - page] = entryIndex(e) + (tab === null ? k : 0);
+      }
+    }
+    return true;
   }
 
   /** No page of [page, page + npages) has a leaf (any flags): a kernel there translates nowhere. */

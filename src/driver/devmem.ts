@@ -26,7 +26,7 @@ export interface DevmemMapper {
   /** Does the mirror map the device page in VRAM slot `slot`? */
   mapsDevicePage(slot: number): boolean;
   /** Zap the mirror's entries for these slots (their pages are leaving). */
-  dropDevicePages(slots: ReadonlySet<number>): Promise<void>;
+  dropDevicePages(slots: Iterable<number>): Promise<void>;
   /**
    * The CPU faulted on our device page at addr of mm (dmirror_devmem_fault): told before the
    * page moves home and after (a migration policy attached to the mirror decides and records).
@@ -135,6 +135,19 @@ export class Devmem {
     const ram = this.#machine.ram;
     const dst = new Array<number>(src.length).fill(0);
     const uploads: { slot: number; data: Uint8Array }[] = [];
+    // Frames that lie back to back in RAM going to consecutive slots are copied as one run
+    // (slot, first frame, pages), without a view or a record per page; the rest go through
+    // `uploads` (PagePool.uploadPages gathers them). A coherent device takes every page there.
+    const runs: number[] = [];
+    const copy = (slot: number, spfn: number | null): void => {
+      const r = runs.length - 3;
+      if (spfn !== null && !this.coherent) {
+        if (r >= 0 && runs[r] + runs[r + 2] === slot && runs[r + 1] + runs[r + 2] === spfn && spfn % PMD_PAGES !== 0) runs[r + 2]++;
+        else runs.push(slot, spfn, 1);
+        return;
+      }
+      uploads.push({ slot, data: spfn !== null ? ram.data(spfn) : ZERO_PAGE });
+    };
     try {
       for (let i = 0; i < src.length; i++) {
         const sf = migratePfnFlags(src[i]);
@@ -146,7 +159,7 @@ export class Devmem {
         const head = n === PMD_PAGES ? this.allocHugePage(failAlloc) : null;
         if (head !== null) {
           dst[i] = migratePfn(head) + MIGRATE_PFN_COMPOUND + write;
-          for (let k = 0; k < n; k++) uploads.push({ slot: this.slotOf(head) + k, data: spfn !== null ? ram.data(spfn + k) : ZERO_PAGE });
+          for (let k = 0; k < n; k++) copy(this.slotOf(head) + k, spfn !== null ? spfn + k : null);
           i += n - 1;
           continue;
         }
@@ -161,12 +174,19 @@ export class Devmem {
           dst[i + k] = migratePfn(dpfn) + write;
           // The mirror's own aperture may hold newer bytes than the frame: they were written
           // back at the last command end or invalidation, so the frame is current here.
-          uploads.push({ slot: this.slotOf(dpfn), data: spfn !== null ? ram.data(spfn + k) : ZERO_PAGE });
+          copy(this.slotOf(dpfn), spfn !== null ? spfn + k : null);
         }
         i += n - 1;
       }
       if (this.coherent) this.#coherentStore(uploads);
-      else this.#pool().uploadPages(uploads);
+      else {
+        const pool = this.#pool();
+        for (let r = 0; r < runs.length; r += 3) {
+          if (runs[r + 2] === 1) uploads.push({ slot: runs[r], data: ram.data(runs[r + 1]) });
+          else pool.upload(runs[r], ram.frames(runs[r + 1], runs[r + 2]));
+        }
+        pool.uploadPages(uploads);
+      }
     } catch (e) {
       this.putAll(dst); // the device lost, say: nothing was handed to migrate_vma_pages
       throw e;
@@ -249,20 +269,22 @@ export class Devmem {
   async copyToRam(src: ArrayLike<number>, partial = false, failAlloc?: () => boolean): Promise<number[]> {
     const dst = new Array<number>(src.length).fill(0);
     const slots: number[] = [];
-    /** Collected sources: index in src, first slot's offset in `slots`, pages (1 or 512). */
-    const units: { i: number; at: number; n: number }[] = [];
+    /** Collected sources: index in src and pages (1 or 512); a unit's slots follow the previous unit's in `slots`. */
+    const unitI: number[] = [];
+    const unitN: number[] = [];
     for (let i = 0; i < src.length; i++) {
       const s = src[i];
       if ((migratePfnFlags(s) & (MIGRATE_PFN_MIGRATE | MIGRATE_PFN_VALID)) !== (MIGRATE_PFN_MIGRATE | MIGRATE_PFN_VALID)) continue;
       const pfn = migratePfnToPfn(s);
       if (!this.pagemap.contains(pfn)) continue;
       const n = (migratePfnFlags(s) & MIGRATE_PFN_COMPOUND) !== 0 ? PMD_PAGES : 1;
-      units.push({ i, at: slots.length, n });
+      unitI.push(i);
+      unitN.push(n);
       for (let k = 0; k < n; k++) slots.push(this.slotOf(pfn) + k);
     }
     if (slots.length === 0) return dst;
-    if (this.coherent) return this.#coherentToRam(src, units, dst, partial);
-    for (const m of this.#mappers) await m.dropDevicePages(new Set(slots));
+    if (this.coherent) return this.#coherentToRam(src, unitI, dst, partial);
+    for (const m of this.#mappers) await m.dropDevicePages(slots);
     const ram = this.#machine.ram;
     const freeAll = (): void => {
       for (let k = 0; k < dst.length; k++) if (dst[k] !== 0) ram.put(migratePfnToPfn(dst[k]));
@@ -271,9 +293,28 @@ export class Devmem {
     // The device pages go straight from the mapped staging buffer into the new frames (one
     // copy of the bytes, as the kernel's copy engine writes the destination pages).
     await this.#pool().readbackWith(slots, (bytes) => {
-      for (const u of units) {
-        const off = u.at * PAGE_SIZE;
-        if (u.n === PMD_PAGES && failAlloc?.() !== true) {
+      // Back-to-back frames taking back-to-back bytes are copied as one run (first frame,
+      // byte offset, pages), not a page at a time.
+      let runFrame = -1;
+      let runOff = 0;
+      let runN = 0;
+      const flush = (): void => {
+        if (runN > 0) ram.frames(runFrame, runN).set(bytes.subarray(runOff, runOff + runN * PAGE_SIZE));
+        runN = 0;
+      };
+      const copy = (frame: number, off: number): void => {
+        if (runN > 0 && frame === runFrame + runN && off === runOff + runN * PAGE_SIZE && frame % PMD_PAGES !== 0) {
+          runN++;
+          return;
+        }
+        flush();
+        runFrame = frame;
+        runOff = off;
+        runN = 1;
+      };
+      for (let u = 0, off = 0; u < unitI.length; off += unitN[u] * PAGE_SIZE, u++) {
+        const i = unitI[u];
+        if (unitN[u] === PMD_PAGES && failAlloc?.() !== true) {
           // vma_alloc_folio(order 9); none free: order-0 pages (the source gets split).
           let head = -1;
           try {
@@ -284,11 +325,11 @@ export class Devmem {
           if (head >= 0) {
             ram.hugeData(head).set(bytes.subarray(off, off + PMD_SIZE));
             ram.markWritten(head, PMD_PAGES);
-            dst[u.i] = migratePfn(head) + MIGRATE_PFN_COMPOUND;
+            dst[i] = migratePfn(head) + MIGRATE_PFN_COMPOUND;
             continue;
           }
         }
-        for (let k = 0; k < u.n; k++) {
+        for (let k = 0; k < unitN[u]; k++) {
           let frame: number;
           try {
             frame = ram.alloc();
@@ -297,11 +338,12 @@ export class Devmem {
             freeAll();
             throw e;
           }
-          ram.data(frame).set(bytes.subarray(off + k * PAGE_SIZE, off + (k + 1) * PAGE_SIZE));
+          copy(frame, off + k * PAGE_SIZE);
           ram.markWritten(frame);
-          dst[u.i + k] = migratePfn(frame);
+          dst[i + k] = migratePfn(frame);
         }
       }
+      flush();
     });
     return dst;
   }
@@ -310,9 +352,9 @@ export class Devmem {
    * copyToRam of coherent pages: the CPU reads each one in place (the mirrors mapped it
    * through their apertures; the MIGRATE invalidation already wrote back and zapped them).
    */
-  #coherentToRam(src: ArrayLike<number>, units: readonly { i: number }[], dst: number[], partial: boolean): number[] {
+  #coherentToRam(src: ArrayLike<number>, unitI: readonly number[], dst: number[], partial: boolean): number[] {
     const ram = this.#machine.ram;
-    for (const u of units) {
+    for (const i of unitI) {
       let frame: number;
       try {
         frame = ram.alloc();
@@ -322,9 +364,9 @@ export class Devmem {
         dst.fill(0);
         throw e;
       }
-      ram.data(frame).set(this.pagemap.data(migratePfnToPfn(src[u.i])));
+      ram.data(frame).set(this.pagemap.data(migratePfnToPfn(src[i])));
       ram.markWritten(frame);
-      dst[u.i] = migratePfn(frame);
+      dst[i] = migratePfn(frame);
     }
     return dst;
   }

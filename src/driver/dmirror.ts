@@ -220,7 +220,7 @@ export class Dmirror implements Mirror {
   takeFailAlloc(): boolean { return this.#flags.takeFailAlloc(); }
 
   /** Our entries for these VRAM slots go (a device page is leaving for system memory). */
-  async dropDevicePages(slots: ReadonlySet<number>): Promise<void> {
+  async dropDevicePages(slots: Iterable<number>): Promise<void> {
     await this.lock.with(() => this.pt.zapDevicePages(slots));
   }
 

@@ -28,8 +28,11 @@ export class MirrorPt {
   readonly #aperture: Aperture;
   /** The device's memory: its pfns map to VRAM slots (pfn - basePfn). */
   readonly #devmem: DevPagemap;
-  /** VRAM slot → mirror page, for the device pages this table maps. */
-  readonly #devPage = new Map<number, number>();
+  /**
+   * VRAM slot → mirror page + 1 (0: none), for the device pages this table maps (a typed
+   * array over the device's slots: a migration sets and clears one entry per page).
+   */
+  readonly #devPage: Float64Array;
   /** Page ranges [start, end) of the commands in flight: an aperture reclaim leaves them alone. */
   readonly #pinned = new Set<{ start: number; end: number }>();
   /**
@@ -45,6 +48,7 @@ export class MirrorPt {
     this.#engine = engine;
     this.#aperture = aperture;
     this.#devmem = devmem;
+    this.#devPage = new Float64Array(devmem.npages);
   }
 
   lookup(page: number): PteLookup | null {
@@ -60,7 +64,7 @@ export class MirrorPt {
 
   /** Does the table map the device page in VRAM slot `slot`? */
   mapsDevicePage(slot: number): boolean {
-    return this.#devPage.has(slot);
+    return this.#devPage[slot] > 0;
   }
 
   /** The first page in [page, page + npages) mapped exclusive, or null (dmirror_check_atomic). */
@@ -95,14 +99,10 @@ export class MirrorPt {
    * all be this device's).
    */
   deviceSlots(page: number, npages: number): number[] | null {
-    const pt = this.#engine.pt;
     const slots = new Array<number>(npages);
-    for (let i = 0; i < npages; i++) {
-      const e = pt.lookup(page + i);
-      if (e === null || (e.flags & PTE_DEVICE) === 0) return null;
-      slots[i] = e.slot;
-    }
-    return slots;
+    // One scan of the tables (not a root descent per page), stopping at a page that has no
+    // device leaf.
+    return this.#engine.pt.leafSlots(page, npages, PTE_DEVICE, slots) ? slots : null;
   }
 
   // ---------------------------------------------------------------------------------
@@ -123,6 +123,7 @@ export class MirrorPt {
     const pt = this.#engine.pt;
     const base = start / PAGE_SIZE;
     let runs = 0;
+    let scanned = 0;
     for (let i = 0; i < pfns.length; i++) {
       const f = flags[i];
       if ((f & HMM_PFN_VALID) === 0) continue;
@@ -130,6 +131,18 @@ export class MirrorPt {
       const page = base + i;
       const pfn = pfns[i];
       const prot = ((f & HMM_PFN_WRITE) !== 0 ? PTE_WRITE : 0) | extra;
+      // (A run that cannot go in one piece is not scanned again page by page.)
+      const n = i < scanned ? 0 : this.#deviceRun(pfns, flags, i);
+      if (i >= scanned) scanned = i + Math.max(n, 1);
+      if (n > 1 && pt.mapsNone(page, n)) {
+        // A run of our device pages over nothing mapped (a migration's new pages): what the
+        // per-page path below does for each, one table descent per 512 pages.
+        const slotOf = (k: number): number => pfns[i + k] - this.#devmem.basePfn;
+        pt.mapRun(page, n, slotOf, (k) => ((flags[i + k] & HMM_PFN_WRITE) !== 0 ? PTE_WRITE : 0) | extra | PTE_DEVICE);
+        for (let k = 0; k < n; k++) this.#devPage[slotOf(k)] = page + k + 1;
+        i += n - 1;
+        continue;
+      }
       const old = pt.lookup(page);
       // Our device-private pages map their VRAM slot; a coherent page, like a system frame,
       // is reached through the aperture (the port's coherent link).
@@ -137,7 +150,7 @@ export class MirrorPt {
         const slot = pfn - this.#devmem.basePfn;
         if (old !== null && !((old.flags & PTE_DEVICE) !== 0 && old.slot === slot)) this.#release(pt.unmap(page, 1));
         pt.map(page, slot, prot | PTE_DEVICE);
-        this.#devPage.set(slot, page);
+        this.#devPage[slot] = page + 1;
         continue;
       }
       if (old !== null && (old.flags & PTE_DEVICE) === 0 && this.#aperture.pfnOf(old.slot) === pfn) {
@@ -157,6 +170,14 @@ export class MirrorPt {
       pt.map(page, slot, prot);
     }
     return runs;
+  }
+
+  /** Pages from i on that are valid and our own device-private pages (doFault maps their VRAM slots). */
+  #deviceRun(pfns: Uint32Array, flags: Uint8Array, i: number): number {
+    if (this.#devmem.coherent) return 0;
+    let n = 0;
+    while (i + n < pfns.length && (flags[i + n] & HMM_PFN_VALID) !== 0 && this.#devmem.contains(pfns[i + n])) n++;
+    return n;
   }
 
   /** Runs fn with pages [page, page + npages) safe from eviction (a command in flight). */
@@ -181,6 +202,7 @@ export class MirrorPt {
   async invalidate(first: number, last: number, keepDevice = false): Promise<void> {
     const pt = this.#engine.pt;
     if (!keepDevice) return this.shootdown(pt.unmap(first, last - first));
+    if (last > first && pt.covers(first, last - first, PTE_DEVICE)) return; // device entries only: nothing goes
     // Only the system-memory entries go: find their runs (a read-only walk) and zap those,
     // rather than zapping everything and mapping every device entry back a page at a time.
     const runs: [number, number][] = [];
@@ -200,10 +222,13 @@ export class MirrorPt {
   async zapDevicePages(slots: Iterable<number>): Promise<void> {
     const pages: number[] = [];
     for (const slot of slots) {
-      const page = this.#devPage.get(slot);
-      if (page !== undefined) pages.push(page);
+      const page = this.#devPage[slot] - 1;
+      if (page >= 0) pages.push(page);
     }
-    pages.sort((a, b) => a - b);
+    // (A migration's slots come in page order: sorted already, no sort.)
+    let sorted = true;
+    for (let k = 1; k < pages.length && sorted; k++) sorted = pages[k - 1] < pages[k];
+    if (!sorted) pages.sort((a, b) => a - b);
     const leaves: UnmappedLeaf[] = [];
     // One table walk per run of consecutive pages (a migration's are mostly one run).
     for (let k = 0; k < pages.length;) {
@@ -275,7 +300,7 @@ export class MirrorPt {
 
   #release(leaves: readonly UnmappedLeaf[]): void {
     for (const l of leaves) {
-      if ((l.flags & PTE_DEVICE) !== 0) this.#devPage.delete(l.slot);
+      if ((l.flags & PTE_DEVICE) !== 0) this.#devPage[l.slot] = 0;
       else this.#aperture.release(l.slot);
     }
   }

@@ -97,14 +97,26 @@ export class PhysMem {
 
   /** The 4096 bytes of a frame (a view: writes go to RAM). */
   data(pfn: number): Uint8Array {
+    const off = (pfn % PMD_PAGES) * PAGE_SIZE;
+    return this.#chunk(pfn).subarray(off, off + PAGE_SIZE);
+  }
+
+  /** The 2 MiB chunk holding pfn's bytes, backed on first use. */
+  #chunk(pfn: number): Uint8Array {
     const c = Math.floor(pfn / PMD_PAGES);
     let chunk = this.#chunks[c];
     if (chunk === null) {
       chunk = new Uint8Array(PMD_PAGES * PAGE_SIZE);
       this.#chunks[c] = chunk;
     }
+    return chunk;
+  }
+
+  /** The bytes of frames [pfn, pfn + n), which lie in one 2 MiB chunk (a view: writes go to RAM). */
+  frames(pfn: number, n: number): Uint8Array {
     const off = (pfn % PMD_PAGES) * PAGE_SIZE;
-    return chunk.subarray(off, off + PAGE_SIZE);
+    if (n < 1 || off + n * PAGE_SIZE > PMD_PAGES * PAGE_SIZE) throw new Error(`frames ${pfn} +${n} cross a 2 MiB chunk`);
+    return this.#chunk(pfn).subarray(off, off + n * PAGE_SIZE);
   }
 
   /** Whether host memory backs pfn's chunk yet (checkers read untouched RAM as zero). */
@@ -120,8 +132,7 @@ export class PhysMem {
 
   /** The 2 MiB of a compound page starting at head pfn `head`. */
   hugeData(head: number): Uint8Array {
-    this.data(head);
-    return this.#chunks[Math.floor(head / PMD_PAGES)] as Uint8Array;
+    return this.#chunk(head);
   }
 
   /** alloc_page(GFP_HIGHUSER | __GFP_ZERO): refcount 1, contents zero. ENOMEM when full. */
@@ -193,7 +204,8 @@ export class PhysMem {
       return;
     }
     if (this.compound[pfn] === 2) throw new Error(`put_page on tail frame ${pfn}`);
-    this.data(pfn).fill(0);
+    const off = (pfn % PMD_PAGES) * PAGE_SIZE; // (zeroed in its chunk: no view per freed frame)
+    this.#chunk(pfn).fill(0, off, off + PAGE_SIZE);
     this.markWritten(pfn);
     this.#free.push(pfn);
     this.#freeCount++;

@@ -126,6 +126,18 @@ interface CollectWalk extends MmWalk {
   readonly anon: boolean;
 }
 
+/**
+ * migrate_vma_collect_pmd's folio_trylock for a page this mm maps at a with an entry that
+ * holds a reference (a present PTE, a device-private entry): does another migration hold
+ * it? A migration holds a reference for as long as its migration entries exist (finalize
+ * and the unmap's restore remove them before the put), and migration entries hold none; so
+ * a page whose only reference is this entry's (refcount 1) is under no migration, and the
+ * rmap walk (a VMA lookup and a root descent in every mm) is skipped.
+ */
+function heldByMigration(core: MemCore, mm: MmStruct, a: number, pfn: number): boolean {
+  return core.refcount(pfn) !== 1 && underMigration(core, mm, a, pfn);
+}
+
 /** migrate_vma_collect_hole() for page i: only anonymous memory can be populated. */
 function collectHole(w: CollectWalk, i: number): void {
   if (!w.anon) return;
@@ -171,7 +183,7 @@ const COLLECT_OPS: MmWalkOps<CollectWalk> = {
         // its owner collects it; SELECT_SYSTEM never does (vm_normal_page is not system memory).
         const pm = core.pagemaps.of(pfn);
         if ((sel & MIGRATE_VMA_SELECT_DEVICE_COHERENT) === 0 || (f & PTE_PROTNONE) !== 0) continue;
-        if (pm === null || !pm.coherent || pm.owner !== m.pgmapOwner || underMigration(core, w.mm, a, pfn)) continue;
+        if (pm === null || !pm.coherent || pm.owner !== m.pgmapOwner || heldByMigration(core, w.mm, a, pfn)) continue;
         const wr = (f & PTE_WRITE) !== 0;
         m.src[i] = migratePfn(pfn) + MIGRATE_PFN_MIGRATE + (wr ? MIGRATE_PFN_WRITE : 0);
         t.set(j, pfn, wr ? SWP_MIGRATION_WRITE : SWP_MIGRATION_READ);
@@ -187,7 +199,7 @@ const COLLECT_OPS: MmWalkOps<CollectWalk> = {
         // Any anonymous page of a private mapping (PageAnon; in a private file mapping, the
         // COW copies). Not page-cache pages (see the header), not THP pieces, not a page
         // another migration has locked (folio_trylock fails).
-        if (!core.isAnonPage(pfn) || core.ram.isHead(pfn) || core.ram.isTail(pfn) || underMigration(core, w.mm, a, pfn)) continue;
+        if (!core.isAnonPage(pfn) || core.ram.isHead(pfn) || core.ram.isTail(pfn) || heldByMigration(core, w.mm, a, pfn)) continue;
         const wr = (f & PTE_WRITE) !== 0;
         m.src[i] = migratePfn(pfn) + MIGRATE_PFN_MIGRATE + (wr ? MIGRATE_PFN_WRITE : 0);
         // get_page for the migration; the mapping's reference goes with the PTE.
@@ -199,7 +211,7 @@ const COLLECT_OPS: MmWalkOps<CollectWalk> = {
         const pm = core.pagemaps.of(pfn);
         if ((sel & MIGRATE_VMA_SELECT_DEVICE_PRIVATE) === 0 || pm === null || pm.owner !== m.pgmapOwner) continue;
         if (pm.isHead(pfn) || pm.isTail(pfn)) continue; // a piece of a device THP others still share
-        if (underMigration(core, w.mm, a, pfn)) continue;
+        if (heldByMigration(core, w.mm, a, pfn)) continue;
         const wr = swpKind(f) === SWP_DEVICE_WRITE;
         m.src[i] = migratePfn(pfn) + MIGRATE_PFN_MIGRATE + (wr ? MIGRATE_PFN_WRITE : 0);
         t.set(j, pfn, wr ? SWP_MIGRATION_WRITE : SWP_MIGRATION_READ);
@@ -418,7 +430,10 @@ export async function migrateVmaFinalize(m: MigrateVma): Promise<void> {
   let table: PteTable | null = null;
   let tableBase = -1;
   try {
-    for (let i = 0; i < m.npages; i++) {
+    // Last page first: the sources' frames reach the LIFO free list in reverse, so the next
+    // allocations get them back in ascending order (back-to-back frames: the next migration
+    // copies them in runs). Each page's work is its own; the order is not observable otherwise.
+    for (let i = m.npages - 1; i >= 0; i--) {
       const s = m.src[i];
       const d = m.dst[i];
       const dValid = has(d, MIGRATE_PFN_VALID);

@@ -98,6 +98,31 @@ describe('GpuPageTable', () => {
     }
   });
 
+  test('mapRun writes what a map() per page writes, across tables, and refuses a huge leaf in the way', async ({ gpu }) => {
+    const a = new GpuPageTable(gpu.device, { apertureSlots: 4096, deviceSlots: 4096 });
+    const b = new GpuPageTable(gpu.device, { apertureSlots: 4096, deviceSlots: 4096 });
+    try {
+      const base = 512 * 5 - 300; // three level-0 tables, one of them whole
+      const n = 1100;
+      const slot = (k: number): number => (k * 7) % 4096;
+      const flags = (k: number): number => (k % 3 === 0 ? PTE_WRITE : 0) | (k % 5 === 0 ? 0 : PTE_DEVICE);
+      a.map(base + 10, 99, 0); // an entry the run replaces
+      b.map(base + 10, 99, 0);
+      for (let k = 0; k < n; k++) a.map(base + k, slot(k), flags(k));
+      b.mapRun(base, n, slot, flags);
+      for (let k = -2; k < n + 2; k++) expect(b.lookup(base + k), `page ${k}`).toEqual(a.lookup(base + k));
+      expect(b.stats.leaves).toBe(a.stats.leaves);
+      expect(b.stats.tables).toBe(a.stats.tables);
+      b.mapHuge(2 ** 20, 1024);
+      expect(() => b.mapRun(2 ** 20 - 2, 4, slot, flags)).toThrow(/EEXIST/);
+      expect(b.lookup(2 ** 20 - 1)?.slot, 'pages before the huge leaf are mapped as map() would').toBe(slot(1));
+      expect(() => b.mapRun(0, 2, () => 5000, () => 0)).toThrow(/EINVAL/);
+    } finally {
+      a.destroy();
+      b.destroy();
+    }
+  });
+
   test('unmap reports leaves in order and frees empty tables down to the root', async ({ gpu }) => {
     const e = await MirrorEngine.create(gpu.device, { apertureSlots: 4096, deviceSlots: 1024 });
     try {
