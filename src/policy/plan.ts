@@ -14,7 +14,7 @@
  */
 import { err } from '../errors.js';
 import { PAGE_SIZE, transferNs, transferRunsNs } from './cost.js';
-import type { Residency } from './residency.js';
+import { PageList, type Residency } from './residency.js';
 import { CPU, type Location, type MigrationBatch, type MigrationCause, type PageSink } from './types.js';
 
 export type PlanStep =
@@ -75,9 +75,14 @@ export class Planner {
     for (let p = lo; p < hi; p++) if (this.location(p) !== this.#fullDevice) return false;
     return hi > lo;
   };
-  #open: number[] | null = null;
+  /** The move step being built (#open: whether one is; its pages in #openPages up to #openLen, reused: a step gets a copy). */
+  #open = false;
+  #openPages = new Float64Array(64);
+  #openLen = 0;
   #openDst: Location = CPU;
   #openCause: MigrationCause = 'fault';
+  /** toDevice's pages moved since the last eviction (their copy is charged as one batch), reused. */
+  readonly #batch = new PageList(64);
 
   constructor(res: Residency) {
     this.#res = res;
@@ -97,7 +102,7 @@ export class Planner {
     this.#ntouched = 0;
     this.#used.fill(0);
     for (const v of this.#victims) v.clear();
-    this.#open = null;
+    this.#open = false;
     this.#plan = { device, now, steps: [], used: [], allocFailures: 0 };
     return this.#plan;
   }
@@ -146,13 +151,19 @@ export class Planner {
 
   /** Moves accumulate into one step until an eviction (or another kind of step) comes between. */
   #move(p: number, dst: Location, cause: MigrationCause): void {
-    if (this.#open === null || this.#openDst !== dst || this.#openCause !== cause) {
+    if (!this.#open || this.#openDst !== dst || this.#openCause !== cause) {
       this.#close();
-      this.#open = [];
+      this.#open = true;
+      this.#openLen = 0;
       this.#openDst = dst;
       this.#openCause = cause;
     }
-    this.#open.push(p);
+    if (this.#openLen === this.#openPages.length) {
+      const grown = new Float64Array(this.#openPages.length * 2);
+      grown.set(this.#openPages);
+      this.#openPages = grown;
+    }
+    this.#openPages[this.#openLen++] = p;
     const from = this.location(p);
     if (from !== CPU) this.#used[from]--;
     if (dst !== CPU) this.#used[dst]++;
@@ -160,10 +171,10 @@ export class Planner {
   }
 
   #close(): void {
-    if (this.#open !== null && this.#open.length > 0) {
-      this.#p.steps.push({ kind: 'move', dst: this.#openDst, cause: this.#openCause, pages: new Float64Array(this.#open) });
+    if (this.#open && this.#openLen > 0) {
+      this.#p.steps.push({ kind: 'move', dst: this.#openDst, cause: this.#openCause, pages: this.#openPages.slice(0, this.#openLen) });
     }
-    this.#open = null;
+    this.#open = false;
   }
 
   /** The plan, its last moves closed. */
@@ -227,14 +238,15 @@ export class Planner {
     }
     if (pending.length > 0) ns += this.home(pending, pending.length, 'explicit');
     // Each batch of moves between evictions is charged as its contiguous runs, one transfer each.
-    let batch: number[] = [];
+    const batch = this.#batch;
+    batch.clear();
     for (let i = 0; i < count; i++) {
       const p = pages[i];
       if (this.location(p) !== CPU || this.pinned(p)) continue;
       if (this.#usedPages(d) >= this.#res.capacityPages(d)) {
         if (batch.length > 0) {
           ns += this.#copyNs(batch, cause);
-          batch = [];
+          batch.clear();
         }
         const ev = this.evictOne(d, busy);
         if (ev < 0) {
@@ -256,10 +268,10 @@ export class Planner {
    * model's faultTransfer 'page' each faulted page one transfer of its own (UVM_Smart's
    * do_hardware_prefetch ends a PCIE_READ at every faulted page).
    */
-  #copyNs(pages: readonly number[], cause: MigrationCause): number {
+  #copyNs(batch: PageList, cause: MigrationCause): number {
     const cost = this.#res.cost;
-    if (cause === 'fault' && cost.faultTransfer === 'page') return pages.length * transferNs(cost, PAGE_SIZE);
-    return transferRunsNs(cost, pages, pages.length);
+    if (cause === 'fault' && cost.faultTransfer === 'page') return batch.length * transferNs(cost, PAGE_SIZE);
+    return transferRunsNs(cost, batch.pages, batch.length);
   }
 
   /**
