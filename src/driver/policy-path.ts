@@ -332,7 +332,8 @@ export class PolicyPath {
     const gone = this.#lapsedPages;
     hit.clear();
     gone.clear();
-    const remote = end > first ? res.touchDeviceRange(this.device, first - this.basePage, end - this.basePage, this.#now, hit, gone) : 0;
+    // With the GPU's readout the touch counts would be dropped (serviceAccessCounters): not kept.
+    const remote = end > first ? res.touchDeviceRange(this.device, first - this.basePage, end - this.basePage, this.#now, hit, gone, counted === null) : 0;
     let lapsed: Uint8Array | null = null;
     for (let i = 0; i < gone.length; i++) {
       const q = this.basePage + gone.pages[i];

@@ -20,8 +20,12 @@ import { CPU, type Location, type MigrationBatch, type MigrationCause, type Page
 export type PlanStep =
   /** Pages to move to `dst` (CPU: home), in the order planned. An eviction is one step per victim chunk. */
   | { readonly kind: 'move'; readonly dst: Location; readonly cause: MigrationCause; readonly pages: Float64Array }
-  /** Map a system page remotely into the plan's device until `until` (0: no end). */
-  | { readonly kind: 'remote'; readonly page: number; readonly until: number }
+  /**
+   * Map system pages remotely into the plan's device, page i until until[i] (0: no end). One
+   * step for a run of remote() calls with nothing between (UVM maps a batch's remote pages
+   * together: service_va_block_locked's uvm_va_block_map per processor), not a step a page.
+   */
+  | { readonly kind: 'remote'; readonly pages: Float64Array; readonly until: Float64Array }
   /** Pin a system page (mapped remotely by `device` when it is ≥ 0) until `until`. */
   | { readonly kind: 'pin'; readonly page: number; readonly until: number; readonly device: number }
   | { readonly kind: 'unpin'; readonly page: number };
@@ -81,6 +85,11 @@ export class Planner {
   #openLen = 0;
   #openDst: Location = CPU;
   #openCause: MigrationCause = 'fault';
+  /** The remote step being built (its pages and untils up to #remoteLen, reused: a step gets copies). */
+  #remoteOpen = false;
+  #remotePages = new Float64Array(64);
+  #remoteUntil = new Float64Array(64);
+  #remoteLen = 0;
   /** toDevice's pages moved since the last eviction (their copy is charged as one batch), reused. */
   readonly #batch = new PageList(64);
 
@@ -103,6 +112,7 @@ export class Planner {
     this.#used.fill(0);
     for (const v of this.#victims) v.clear();
     this.#open = false;
+    this.#remoteOpen = false;
     this.#plan = { device, now, steps: [], used: [], allocFailures: 0 };
     return this.#plan;
   }
@@ -175,6 +185,10 @@ export class Planner {
       this.#p.steps.push({ kind: 'move', dst: this.#openDst, cause: this.#openCause, pages: this.#openPages.slice(0, this.#openLen) });
     }
     this.#open = false;
+    if (this.#remoteOpen && this.#remoteLen > 0) {
+      this.#p.steps.push({ kind: 'remote', pages: this.#remotePages.slice(0, this.#remoteLen), until: this.#remoteUntil.slice(0, this.#remoteLen) });
+    }
+    this.#remoteOpen = false;
   }
 
   /** The plan, its last moves closed. */
@@ -187,8 +201,21 @@ export class Planner {
 
   remote(p: number, until: number): void {
     if (this.location(p) !== CPU) throw err('EINVAL', `page ${p} is not in system memory`);
-    this.#close();
-    this.#p.steps.push({ kind: 'remote', page: p, until });
+    if (!this.#remoteOpen) {
+      this.#close();
+      this.#remoteOpen = true;
+      this.#remoteLen = 0;
+    }
+    if (this.#remoteLen === this.#remotePages.length) {
+      const pages = new Float64Array(this.#remoteLen * 2);
+      const until = new Float64Array(this.#remoteLen * 2);
+      pages.set(this.#remotePages);
+      until.set(this.#remoteUntil);
+      this.#remotePages = pages;
+      this.#remoteUntil = until;
+    }
+    this.#remotePages[this.#remoteLen] = p;
+    this.#remoteUntil[this.#remoteLen++] = until;
   }
 
   pin(p: number, until: number, device: number): void {
@@ -230,13 +257,16 @@ export class Planner {
   toDevice(d: number, pages: ArrayLike<number>, count: number, cause: MigrationCause, busy: ReadonlySet<number>,
     failed: PageSink | null): number {
     let ns = 0;
-    const pending: number[] = [];
-    for (let i = 0; i < count; i++) {
-      const p = pages[i];
-      if (this.location(p) === d || this.pinned(p)) continue;
-      if (this.location(p) !== CPU) pending.push(p); // on another device: home first
+    if (this.#res.devices > 1) {
+      // (With one device a page not on d is home: nothing to look for.)
+      const pending: number[] = [];
+      for (let i = 0; i < count; i++) {
+        const p = pages[i];
+        if (this.location(p) === d || this.pinned(p)) continue;
+        if (this.location(p) !== CPU) pending.push(p); // on another device: home first
+      }
+      if (pending.length > 0) ns += this.home(pending, pending.length, 'explicit');
     }
-    if (pending.length > 0) ns += this.home(pending, pending.length, 'explicit');
     // Each batch of moves between evictions is charged as its contiguous runs, one transfer each.
     const batch = this.#batch;
     batch.clear();
@@ -347,7 +377,10 @@ export function commitPlan(res: Residency, plan: Plan, outcome: PlanOutcome = AL
         break;
       }
       case 'remote':
-        if (res.location(step.page) === CPU) res.mapRemote(plan.device, step.page, step.until);
+        for (let j = 0; j < step.pages.length; j++) {
+          const p = step.pages[j];
+          if (res.location(p) === CPU) res.mapRemote(plan.device, p, step.until[j]);
+        }
         break;
       case 'pin':
         if (res.location(step.page) === CPU) res.pin(step.page, step.until, step.device);

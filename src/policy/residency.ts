@@ -295,9 +295,11 @@ export class Residency implements ResidencyView {
    * over, touched once), in one loop over the typed arrays instead of a call a page. Returns
    * the remote touches; `hits` gets each chunk with a local hit, once, ascending (the pages
    * ascend, so a chunk's hits are adjacent); `lapsed` each page whose remote mapping by d
-   * lapsed at `now` (it faults now: the mirror's entry must go).
+   * lapsed at `now` (it faults now: the mirror's entry must go). `roundCounts` false: the
+   * remote touches are not added to the round's counts (takeRoundCounts), for a caller whose
+   * counts come from elsewhere and who would drop them (PolicyPath with the GPU's readout).
    */
-  touchDeviceRange(d: number, first: number, end: number, now: number, hits: PageList, lapsed: PageList): number {
+  touchDeviceRange(d: number, first: number, end: number, now: number, hits: PageList, lapsed: PageList, roundCounts = true): number {
     const loc = this.#loc;
     const remote = this.#remote;
     const bit = 1 << d;
@@ -320,7 +322,7 @@ export class Residency implements ResidencyView {
       } else if (l === CPU && (remote[p] & bit) !== 0) {
         this.stats.remoteAccesses++;
         this.#remoteCount[p]++;
-        if (this.#roundCount[p]++ === 0) this.#roundPages.push(p);
+        if (roundCounts && this.#roundCount[p]++ === 0) this.#roundPages.push(p);
         remotes++;
       } else if (l === CPU && mapped) {
         lapsed.push(p);
