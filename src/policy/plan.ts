@@ -22,8 +22,8 @@ export type PlanStep =
   | { readonly kind: 'move'; readonly dst: Location; readonly cause: MigrationCause; readonly pages: Float64Array }
   /**
    * Map system pages remotely into the plan's device, page i until until[i] (0: no end). One
-   * step for a run of remote() calls with nothing between (UVM maps a batch's remote pages
-   * together: service_va_block_locked's uvm_va_block_map per processor), not a step a page.
+   * step for a run of remote() calls with nothing between, not a step a page (UVM maps a
+   * block's serviced pages with one page mask: uvm_va_block_service_finish's uvm_va_block_map).
    */
   | { readonly kind: 'remote'; readonly pages: Float64Array; readonly until: Float64Array }
   /** Pin a system page (mapped remotely by `device` when it is ≥ 0) until `until`. */
@@ -257,8 +257,8 @@ export class Planner {
   toDevice(d: number, pages: ArrayLike<number>, count: number, cause: MigrationCause, busy: ReadonlySet<number>,
     failed: PageSink | null): number {
     let ns = 0;
-    if (this.#res.devices > 1) {
-      // (With one device a page not on d is home: nothing to look for.)
+    if (this.#res.devices > 1 || d !== 0) {
+      // (With one device, d = 0, a page not on d is home: nothing to look for.)
       const pending: number[] = [];
       for (let i = 0; i < count; i++) {
         const p = pages[i];
