@@ -44,14 +44,15 @@
 import { PolicyEngine } from '../policy/engine.js';
 import type { Plan, PlanOutcome } from '../policy/plan.js';
 import type { TraceRecord } from '../policy/trace.js';
-import { TOUCH_LOCAL, TOUCH_REMOTE, type Residency } from '../policy/residency.js';
+import { PageList, type Residency } from '../policy/residency.js';
 import { computeNs, type CostModel, DEFAULT_COST, linkNs, PAGE_SIZE as POLICY_PAGE } from '../policy/cost.js';
 import { ACCESS_READ, ACCESS_WRITE, CPU, DECIDE_REMOTE, DECIDE_THROTTLE, type MigrationCause, type MigrationPolicy } from '../policy/types.js';
 import { err } from '../errors.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 import { isDevicePrivate, isMigration } from '../mm/page-table.js';
 import { entryAt, mappedPfn, pagesIn, walkPageRange, type MmWalk } from '../mm/pagewalk.js';
-import { VM_WRITE } from '../mm/vma.js';
+import { VM_WRITE, type Vma } from '../mm/vma.js';
+import type { VmaTree } from '../mm/vma-tree.js';
 import type { FaultGroup } from './coalesce.js';
 import type { AccessCounterConfig, AccessCounts } from '../device/command.js';
 import type { BatchRecord } from './records.js';
@@ -145,6 +146,12 @@ export class PolicyPath {
   readonly #cpuFaults = new Map<number, Plan>();
   /** Pages those decided CPU faults are bringing home (their big pages). */
   readonly #homing = new Set<number>();
+  /** The VMA tree (and its seq) the engine's regions were last taken from (serviceBatch). */
+  #regionsOf: VmaTree<Vma> | null = null;
+  #regionsSeq = -1;
+  /** commandEnd's scratch: chunks with a local hit, pages whose remote mapping lapsed. */
+  readonly #hitChunks = new PageList(16);
+  readonly #lapsedPages = new PageList(16);
   #acPages = new Float64Array(16);
   #acCounts = new Uint32Array(16);
 
@@ -316,19 +323,21 @@ export class PolicyPath {
   async #commandEnd(page: number, npages: number, counted: AccessCounts | null): Promise<void> {
     this.#reconcile();
     const res = this.engine.residency;
-    let remote = 0;
-    const hit = new Set<number>();
     const t = this.#target;
     const t0 = performance.now();
+    // The command's pages inside the managed range, touched in one residency loop.
+    const first = Math.max(page, this.basePage);
+    const end = Math.min(page + npages, this.basePage + this.npages);
+    const hit = this.#hitChunks;
+    const gone = this.#lapsedPages;
+    hit.clear();
+    gone.clear();
+    // With the GPU's readout the touch counts would be dropped (serviceAccessCounters): not kept.
+    const remote = end > first ? res.touchDeviceRange(this.device, first - this.basePage, end - this.basePage, this.#now, hit, gone, counted === null) : 0;
     let lapsed: Uint8Array | null = null;
-    for (let q = page; q < page + npages; q++) {
-      const p = this.#rel(q);
-      if (p < 0) continue;
-      const wasRemote = res.location(p) === CPU && res.mappedRemote(this.device, p);
-      const touch = res.touchDevice(this.device, p, this.#now);
-      if (touch === TOUCH_REMOTE) remote++;
-      else if (touch === TOUCH_LOCAL) hit.add(Math.floor(p / res.chunkPages));
-      else if (wasRemote && t.pt.isMapped(q, 0)) (lapsed ??= new Uint8Array(npages))[q - page] = 1;
+    for (let i = 0; i < gone.length; i++) {
+      const q = this.basePage + gone.pages[i];
+      if (t.pt.isMapped(q, 0)) (lapsed ??= new Uint8Array(npages))[q - page] = 1;
     }
     // A remote mapping the policy gave an end (REMOTE's until) lapsed: the entry goes (the one
     // shootdown), so the next access faults and the policy decides again.
@@ -342,13 +351,13 @@ export class PolicyPath {
     // The kernel's own work: a roofline charge for the bytes the command ran over at the
     // modelled GPU's memory bandwidth (cost.gpuMemBytesPerSec: GTX 1080 Ti, UVM_Smart's config).
     this.#now += computeNs(this.cost, npages * PAGE_SIZE);
-    for (const c of hit) res.chunkUsed(this.device, c, this.#now);
+    for (let i = 0; i < hit.length; i++) res.chunkUsed(this.device, hit.pages[i], this.#now);
     // Remote traffic from the GPU's own counts: each counted region's words as whole requests
     // (accessCounterRequestBytes) over the link; without a readout (a command created before
     // the policy was attached), each remote page once (an estimate).
     if (remote > 0) this.stats.remotePages += remote;
     const readout = counted !== null ? this.#readout(counted) : undefined;
-    const remoteBytes = readout !== undefined ? this.#readoutBytes(readout) : remote * PAGE_SIZE;
+    const remoteBytes = readout !== undefined ? readout.requests * (this.engine.policy.accessCounterRequestBytes ?? ACCESS_REQUEST_BYTES) : remote * PAGE_SIZE;
     if (remoteBytes > 0) this.#now += this.cost.remoteAccessNs + linkNs(this.cost, remoteBytes);
     const ac = this.engine.serviceAccessCounters(this.device, this.#now, readout);
     this.#now += ac.ns;
@@ -364,25 +373,19 @@ export class PolicyPath {
     }
   }
 
-  /** Bytes the counted remote accesses in the managed range moved: whole requests a region (the readout's counts). */
-  #readoutBytes(r: { count: number; counts: Uint32Array }): number {
-    const unit = this.engine.policy.accessCounterRequestBytes ?? ACCESS_REQUEST_BYTES;
-    let requests = 0;
-    for (let i = 0; i < r.count; i++) requests += r.counts[i];
-    return requests * unit;
-  }
-
   /**
    * The GPU's counts as the policy's batch: each counted region inside the managed range, as
-   * its first page (relative) and its count. Regions come aligned to the range (gpuCounters),
-   * so one outside it lies wholly outside and is dropped.
+   * its first page (relative) and its count, and the requests they sum to (the remote bytes'
+   * measure). Regions come aligned to the range (gpuCounters), so one outside it lies wholly
+   * outside and is dropped.
    */
-  #readout(c: AccessCounts): { count: number; pages: Float64Array; counts: Uint32Array } {
+  #readout(c: AccessCounts): { count: number; pages: Float64Array; counts: Uint32Array; requests: number } {
     if (this.#acPages.length < c.counts.length) {
       this.#acPages = new Float64Array(c.counts.length);
       this.#acCounts = new Uint32Array(c.counts.length);
     }
     let n = 0;
+    let total = 0;
     // The counting unit is a memory request (accessCounterRequestBytes), not the word the
     // kernels count: a region's words become whole requests.
     const unit = this.engine.policy.accessCounterRequestBytes ?? ACCESS_REQUEST_BYTES;
@@ -390,11 +393,13 @@ export class PolicyPath {
       const p = c.firstPage + i * c.regionPages - this.basePage;
       if (c.counts[i] === 0 || p < 0 || p >= this.npages) continue;
       this.#acPages[n] = p;
-      this.#acCounts[n] = Math.ceil((c.counts[i] * 4) / unit);
+      const requests = Math.ceil((c.counts[i] * 4) / unit);
+      this.#acCounts[n] = requests;
+      total += requests;
       this.stats.countedAccesses += c.counts[i];
       n++;
     }
-    return { count: n, pages: this.#acPages, counts: this.#acCounts };
+    return { count: n, pages: this.#acPages, counts: this.#acCounts, requests: total };
   }
 
   /**
@@ -433,15 +438,21 @@ export class PolicyPath {
     if (count > 0) {
       const t0 = performance.now();
       const s0 = sched.now();
-      // The prefetcher's va_blocks are clipped to the VMAs (HMM's uvm_hmm_va_block_find_create).
-      const lo = this.basePage * PAGE_SIZE;
-      const regions: [number, number][] = [];
-      for (const v of t.mm.vmas.range(lo, lo + this.npages * PAGE_SIZE)) {
-        const a = Math.max(0, v.start / PAGE_SIZE - this.basePage);
-        const b = Math.min(this.npages, v.end / PAGE_SIZE - this.basePage);
-        if (b > a) regions.push([a, b]);
+      // The prefetcher's va_blocks are clipped to the VMAs (HMM's uvm_hmm_va_block_find_create):
+      // walked again only when the VMA tree changed since the last batch.
+      const vmas = t.mm.vmas;
+      if (vmas !== this.#regionsOf || vmas.seq !== this.#regionsSeq) {
+        const lo = this.basePage * PAGE_SIZE;
+        const regions: [number, number][] = [];
+        for (const v of vmas.range(lo, lo + this.npages * PAGE_SIZE)) {
+          const a = Math.max(0, v.start / PAGE_SIZE - this.basePage);
+          const b = Math.min(this.npages, v.end / PAGE_SIZE - this.basePage);
+          if (b > a) regions.push([a, b]);
+        }
+        this.engine.setRegions(regions);
+        this.#regionsOf = vmas;
+        this.#regionsSeq = vmas.seq;
       }
-      this.engine.setRegions(regions);
       const r = this.engine.serviceGroup(this.device, this.#pages, this.#access, count, faults, this.#now);
       for (let i = 0; i < count; i++) {
         const a = r.action[i];

@@ -63,6 +63,7 @@ export class VmaTree<T extends Span> {
   private gHigh = 0;
   private gAlign = PAGE_SIZE;
   private gPmd = false;
+  private changes = 0;
 
   constructor() {
     const buf = new ArrayBuffer(32 * 16);
@@ -73,6 +74,14 @@ export class VmaTree<T extends Span> {
 
   get size(): number {
     return this.count;
+  }
+
+  /**
+   * Bumped by every insert, remove and adjust: a reader that saw the spans at one value knows
+   * they are the same while it holds (the policy's va_block regions, PolicyPath.serviceBatch).
+   */
+  get seq(): number {
+    return this.changes;
   }
 
   private alloc(v: T): number {
@@ -209,6 +218,7 @@ export class VmaTree<T extends Span> {
     }
     this.root = this.ins(this.root, v);
     this.count++;
+    this.changes++;
   }
 
   private ins(i: number, v: T): number {
@@ -229,6 +239,7 @@ export class VmaTree<T extends Span> {
     this.locate(v);
     this.root = this.del(this.root, v.start);
     this.count--;
+    this.changes++;
   }
 
   private del(i: number, key: number): number {
@@ -315,6 +326,7 @@ export class VmaTree<T extends Span> {
     if (end > nextStart) throw err('EEXIST', `adjust to ${hexr(start, end)} overlaps the next span`);
     f[4 * i + F_START] = v.start = start;
     f[4 * i + F_END] = v.end = end;
+    this.changes++;
     for (let k = this.pathLen - 1; k >= 0; k--) this.update(path[k]);
   }
 

@@ -408,14 +408,19 @@ export class PolicyEngine {
   serviceAccessCounters(device: number, now: number, counted?: AccessCounterReadout): AccessCounterResult {
     const res = this.residency;
     const plan = this.#planner;
-    let n = res.takeRoundCounts(this.#acPages, this.#acCounts);
-    let pages = this.#acPages.pages;
-    let counts: Uint32Array = this.#acCounts.buf;
+    let n: number;
+    let pages: Float64Array;
+    let counts: Uint32Array;
     if (counted !== undefined) {
-      // The GPU's own counts replace the residency's touch estimate (taken and dropped above).
+      // The GPU's own counts replace the residency's touch estimate (dropped, not copied).
+      res.dropRoundCounts();
       n = counted.count;
       pages = counted.pages;
       counts = counted.counts;
+    } else {
+      n = res.takeRoundCounts(this.#acPages, this.#acCounts);
+      pages = this.#acPages.pages;
+      counts = this.#acCounts.buf;
     }
     // Nothing to hand over, or nothing asked: an empty plan, without the planner's begin/end.
     if (n === 0 || !this.policy.accessCounters) return { ns: 0, plan: emptyPlan(device, now) };

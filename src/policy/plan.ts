@@ -14,14 +14,18 @@
  */
 import { err } from '../errors.js';
 import { PAGE_SIZE, transferNs, transferRunsNs } from './cost.js';
-import type { Residency } from './residency.js';
+import { PageList, type Residency } from './residency.js';
 import { CPU, type Location, type MigrationBatch, type MigrationCause, type PageSink } from './types.js';
 
 export type PlanStep =
   /** Pages to move to `dst` (CPU: home), in the order planned. An eviction is one step per victim chunk. */
   | { readonly kind: 'move'; readonly dst: Location; readonly cause: MigrationCause; readonly pages: Float64Array }
-  /** Map a system page remotely into the plan's device until `until` (0: no end). */
-  | { readonly kind: 'remote'; readonly page: number; readonly until: number }
+  /**
+   * Map system pages remotely into the plan's device, page i until until[i] (0: no end). One
+   * step for a run of remote() calls with nothing between, not a step a page (UVM maps a
+   * block's serviced pages with one page mask: uvm_va_block_service_finish's uvm_va_block_map).
+   */
+  | { readonly kind: 'remote'; readonly pages: Float64Array; readonly until: Float64Array }
   /** Pin a system page (mapped remotely by `device` when it is ≥ 0) until `until`. */
   | { readonly kind: 'pin'; readonly page: number; readonly until: number; readonly device: number }
   | { readonly kind: 'unpin'; readonly page: number };
@@ -75,9 +79,19 @@ export class Planner {
     for (let p = lo; p < hi; p++) if (this.location(p) !== this.#fullDevice) return false;
     return hi > lo;
   };
-  #open: number[] | null = null;
+  /** The move step being built (#open: whether one is; its pages in #openPages up to #openLen, reused: a step gets a copy). */
+  #open = false;
+  #openPages = new Float64Array(64);
+  #openLen = 0;
   #openDst: Location = CPU;
   #openCause: MigrationCause = 'fault';
+  /** The remote step being built (its pages and untils up to #remoteLen, reused: a step gets copies). */
+  #remoteOpen = false;
+  #remotePages = new Float64Array(64);
+  #remoteUntil = new Float64Array(64);
+  #remoteLen = 0;
+  /** toDevice's pages moved since the last eviction (their copy is charged as one batch), reused. */
+  readonly #batch = new PageList(64);
 
   constructor(res: Residency) {
     this.#res = res;
@@ -97,7 +111,8 @@ export class Planner {
     this.#ntouched = 0;
     this.#used.fill(0);
     for (const v of this.#victims) v.clear();
-    this.#open = null;
+    this.#open = false;
+    this.#remoteOpen = false;
     this.#plan = { device, now, steps: [], used: [], allocFailures: 0 };
     return this.#plan;
   }
@@ -146,13 +161,19 @@ export class Planner {
 
   /** Moves accumulate into one step until an eviction (or another kind of step) comes between. */
   #move(p: number, dst: Location, cause: MigrationCause): void {
-    if (this.#open === null || this.#openDst !== dst || this.#openCause !== cause) {
+    if (!this.#open || this.#openDst !== dst || this.#openCause !== cause) {
       this.#close();
-      this.#open = [];
+      this.#open = true;
+      this.#openLen = 0;
       this.#openDst = dst;
       this.#openCause = cause;
     }
-    this.#open.push(p);
+    if (this.#openLen === this.#openPages.length) {
+      const grown = new Float64Array(this.#openPages.length * 2);
+      grown.set(this.#openPages);
+      this.#openPages = grown;
+    }
+    this.#openPages[this.#openLen++] = p;
     const from = this.location(p);
     if (from !== CPU) this.#used[from]--;
     if (dst !== CPU) this.#used[dst]++;
@@ -160,10 +181,14 @@ export class Planner {
   }
 
   #close(): void {
-    if (this.#open !== null && this.#open.length > 0) {
-      this.#p.steps.push({ kind: 'move', dst: this.#openDst, cause: this.#openCause, pages: new Float64Array(this.#open) });
+    if (this.#open && this.#openLen > 0) {
+      this.#p.steps.push({ kind: 'move', dst: this.#openDst, cause: this.#openCause, pages: this.#openPages.slice(0, this.#openLen) });
     }
-    this.#open = null;
+    this.#open = false;
+    if (this.#remoteOpen && this.#remoteLen > 0) {
+      this.#p.steps.push({ kind: 'remote', pages: this.#remotePages.slice(0, this.#remoteLen), until: this.#remoteUntil.slice(0, this.#remoteLen) });
+    }
+    this.#remoteOpen = false;
   }
 
   /** The plan, its last moves closed. */
@@ -176,8 +201,21 @@ export class Planner {
 
   remote(p: number, until: number): void {
     if (this.location(p) !== CPU) throw err('EINVAL', `page ${p} is not in system memory`);
-    this.#close();
-    this.#p.steps.push({ kind: 'remote', page: p, until });
+    if (!this.#remoteOpen) {
+      this.#close();
+      this.#remoteOpen = true;
+      this.#remoteLen = 0;
+    }
+    if (this.#remoteLen === this.#remotePages.length) {
+      const pages = new Float64Array(this.#remoteLen * 2);
+      const until = new Float64Array(this.#remoteLen * 2);
+      pages.set(this.#remotePages);
+      until.set(this.#remoteUntil);
+      this.#remotePages = pages;
+      this.#remoteUntil = until;
+    }
+    this.#remotePages[this.#remoteLen] = p;
+    this.#remoteUntil[this.#remoteLen++] = until;
   }
 
   pin(p: number, until: number, device: number): void {
@@ -219,22 +257,26 @@ export class Planner {
   toDevice(d: number, pages: ArrayLike<number>, count: number, cause: MigrationCause, busy: ReadonlySet<number>,
     failed: PageSink | null): number {
     let ns = 0;
-    const pending: number[] = [];
-    for (let i = 0; i < count; i++) {
-      const p = pages[i];
-      if (this.location(p) === d || this.pinned(p)) continue;
-      if (this.location(p) !== CPU) pending.push(p); // on another device: home first
+    if (this.#res.devices > 1 || d !== 0) {
+      // (With one device, d = 0, a page not on d is home: nothing to look for.)
+      const pending: number[] = [];
+      for (let i = 0; i < count; i++) {
+        const p = pages[i];
+        if (this.location(p) === d || this.pinned(p)) continue;
+        if (this.location(p) !== CPU) pending.push(p); // on another device: home first
+      }
+      if (pending.length > 0) ns += this.home(pending, pending.length, 'explicit');
     }
-    if (pending.length > 0) ns += this.home(pending, pending.length, 'explicit');
     // Each batch of moves between evictions is charged as its contiguous runs, one transfer each.
-    let batch: number[] = [];
+    const batch = this.#batch;
+    batch.clear();
     for (let i = 0; i < count; i++) {
       const p = pages[i];
       if (this.location(p) !== CPU || this.pinned(p)) continue;
       if (this.#usedPages(d) >= this.#res.capacityPages(d)) {
         if (batch.length > 0) {
           ns += this.#copyNs(batch, cause);
-          batch = [];
+          batch.clear();
         }
         const ev = this.evictOne(d, busy);
         if (ev < 0) {
@@ -256,10 +298,10 @@ export class Planner {
    * model's faultTransfer 'page' each faulted page one transfer of its own (UVM_Smart's
    * do_hardware_prefetch ends a PCIE_READ at every faulted page).
    */
-  #copyNs(pages: readonly number[], cause: MigrationCause): number {
+  #copyNs(batch: PageList, cause: MigrationCause): number {
     const cost = this.#res.cost;
-    if (cause === 'fault' && cost.faultTransfer === 'page') return pages.length * transferNs(cost, PAGE_SIZE);
-    return transferRunsNs(cost, pages, pages.length);
+    if (cause === 'fault' && cost.faultTransfer === 'page') return batch.length * transferNs(cost, PAGE_SIZE);
+    return transferRunsNs(cost, batch.pages, batch.length);
   }
 
   /**
@@ -335,7 +377,10 @@ export function commitPlan(res: Residency, plan: Plan, outcome: PlanOutcome = AL
         break;
       }
       case 'remote':
-        if (res.location(step.page) === CPU) res.mapRemote(plan.device, step.page, step.until);
+        for (let j = 0; j < step.pages.length; j++) {
+          const p = step.pages[j];
+          if (res.location(p) === CPU) res.mapRemote(plan.device, p, step.until[j]);
+        }
         break;
       case 'pin':
         if (res.location(step.page) === CPU) res.pin(step.page, step.until, step.device);

@@ -290,6 +290,47 @@ export class Residency implements ResidencyView {
     return TOUCH_FAULT;
   }
 
+  /**
+   * touchDevice for each page of [first, end), in order (a command's end: every page it ran
+   * over, touched once), in one loop over the typed arrays instead of a call a page. Returns
+   * the remote touches; `hits` gets each chunk with a local hit, once, ascending (the pages
+   * ascend, so a chunk's hits are adjacent); `lapsed` each page whose remote mapping by d
+   * lapsed at `now` (it faults now: the mirror's entry must go). `roundCounts` false: the
+   * remote touches are not added to the round's counts (takeRoundCounts), for a caller whose
+   * counts come from elsewhere and who would drop them (PolicyPath with the GPU's readout).
+   */
+  touchDeviceRange(d: number, first: number, end: number, now: number, hits: PageList, lapsed: PageList, roundCounts = true): number {
+    const loc = this.#loc;
+    const remote = this.#remote;
+    const bit = 1 << d;
+    let remotes = 0;
+    let lastHit = -1;
+    for (let p = first; p < end; p++) {
+      const mapped = (remote[p] & bit) !== 0;
+      if (this.#pinnedUntil[p] > 0 || this.#remoteUntil[p] > 0) this.#expire(p, now);
+      const l = loc[p];
+      if (l === d) {
+        if (this.#prefetched[p]) {
+          this.#prefetched[p] = 0;
+          this.stats.prefetchHits++;
+        }
+        const c = Math.floor(p / this.chunkPages);
+        if (c !== lastHit) {
+          hits.push(c);
+          lastHit = c;
+        }
+      } else if (l === CPU && (remote[p] & bit) !== 0) {
+        this.stats.remoteAccesses++;
+        this.#remoteCount[p]++;
+        if (roundCounts && this.#roundCount[p]++ === 0) this.#roundPages.push(p);
+        remotes++;
+      } else if (l === CPU && mapped) {
+        lapsed.push(p);
+      }
+    }
+    return remotes;
+  }
+
   /** Chunks touched by a device round: tell the eviction policy (uvm_pmm_chunk_used). */
   chunkUsed(d: number, chunk: number, now: number): void {
     const list = this.#lists[d];
@@ -317,6 +358,13 @@ export class Residency implements ResidencyView {
     }
     this.#roundPages.clear();
     return n;
+  }
+
+  /** Forget the remote accesses since the last readout (takeRoundCounts without the copy: a readout measured elsewhere replaces them). */
+  dropRoundCounts(): void {
+    const n = this.#roundPages.length;
+    for (let i = 0; i < n; i++) this.#roundCount[this.#roundPages.pages[i]] = 0;
+    this.#roundPages.clear();
   }
 
   // ---- mappings and pins ----
