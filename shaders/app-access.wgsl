@@ -105,8 +105,10 @@ fn reach(c: ptr<function, Acc>, w: u32, write: bool) -> bool {
   let e = entryOf(c, w);
   let need = select(PTE_VALID, PTE_VALID | PTE_WRITE, write);
   if ((e & need) == need) { return true; }
-  pendFault(&(*c).pend, e, w, write, (*c).src);
-  let k = listMiss(w / WORDS_PER_PAGE, select(1u, 2u, write));
+  // The workgroup (a uTLB) records each page it missed once, at its end (app()), with every
+  // access it missed it with; a page past its miss list is recorded here, by the invocation.
+  let k = listMiss(w / WORDS_PER_PAGE, select(1u, 2u, write) | select(0u, MISS_VALID, (e & PTE_VALID) != 0u));
+  if (k == MISS_LIST) { pendFault(&(*c).pend, e, w, write, (*c).src); }
   if (k < 32u) { (*c).missLo |= 1u << k; } else if (k < MISS_LIST) { (*c).missHi |= 1u << (k - 32u); }
   (*c).missed = true;
   return false;
@@ -159,11 +161,13 @@ fn stf(c: ptr<function, Acc>, w: u32, v: f32) {
 // The kernel this pipeline runs (one pipeline per kernel of the file, KERNEL folded in).
 override KERNEL: u32 = 0u;
 
-// The workgroup's miss list (the stall gate's, mirror-gate.wgsl): the distinct pages its
-// invocations missed this run and the kinds they missed them with (bit 0 read, bit 1 write),
-// an open-addressed set in workgroup memory (key: range page + 1; 0 empty), written to
-// done[] (gateListOf) at the end of the run with each invocation's mask of the entries it missed. More
-// pages than MISS_LIST: the list is marked invalid and the gate runs the workgroup every round.
+// The workgroup's miss list: the distinct pages its invocations missed this run and the kinds
+// they missed them with (bit 0 read, bit 1 write; MISS_VALID), an open-addressed set in
+// workgroup memory (key: range page + 1; 0 empty). The workgroup's fault records are made from
+// it at the end of the run (the uTLB's coalescing), and for the stall gate (mirror-gate.wgsl)
+// it is written to done[] (gateListOf) with each invocation's mask of the entries it missed.
+// More pages than MISS_LIST: the rest are recorded by each invocation that misses them, the
+// list is marked invalid and the gate runs the workgroup every round.
 //
 // The contract the gate relies on, which every kernel here keeps: an invocation loads only
 // from pages it reached, and what it reaches next depends only on such loads, made before any
@@ -180,8 +184,11 @@ var<workgroup> wgMissUsed: array<atomic<u32>, 2>;
 // in than that, and no invocation can be complete).
 var<workgroup> wgMinMissed: atomic<u32>;
 
+// Bit 2 of a kind: the page's entry is valid (its miss is a protection fault: only a write can
+// lack its right). Not in the gate's list entries, which keep bits 0-1.
+const MISS_VALID: u32 = 4u;
+
 fn listMiss(rp: u32, kind: u32) -> u32 {
-  if (params.gateOff == 0u) { return MISS_LIST; }
   var k = (rp * 0x9e3779b9u) >> (32u - MISS_LIST_BITS);
   // Bounded: a full set (or a run of spurious compare-exchange failures) marks the list full.
   for (var n = 0u; n < 2u * MISS_LIST; n++) {
@@ -247,6 +254,21 @@ fn app(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
     if (ok) { atomicOr(&wgDone[lidx / 32u], bit); }
   }
   workgroupBarrier();
+  // The uTLB's fault records (uTLB fault coalescing: one per page missed, after the
+  // workgroup's reduction in its miss set, not one per invocation): a write if any invocation
+  // missed the page with one, a protection fault if its entry is valid, through the same
+  // per-(uTLB, page) pending filter (a workgroup is in one uTLB: sourceOf is constant over
+  // its TLB_BLOCK_WORDS invocations).
+  if (lidx < MISS_LIST) {
+    let p = atomicLoad(&wgMissPage[lidx]);
+    if (p != 0u) {
+      let kinds = atomicLoad(&wgMissKind[lidx]);
+      let rp = p - 1u;
+      let pageLo = params.vaLo + rp;
+      let access = select(ACCESS_READ, ACCESS_WRITE, (kinds & 2u) != 0u) | select(0u, ACCESS_PROTECTION, (kinds & MISS_VALID) != 0u);
+      recordFault(rp, pageLo, params.vaHi + select(0u, 1u, pageLo < params.vaLo), access, sourceOf(g * WG));
+    }
+  }
   if (lidx % 32u == 0u && t < params.doneWords) {
     let bits = atomicLoad(&wgDone[lidx / 32u]);
     done[nextDoneIndex(t)] = bits;
@@ -257,7 +279,7 @@ fn app(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
     let list = gateListOf(g);
     if (lidx < MISS_LIST) {
       let p = atomicLoad(&wgMissPage[lidx]);
-      done[gateEntryOf(list, lidx)] = select(0u, p | (atomicLoad(&wgMissKind[lidx]) << 30u), p != 0u);
+      done[gateEntryOf(list, lidx)] = select(0u, p | ((atomicLoad(&wgMissKind[lidx]) & 3u) << 30u), p != 0u);
     }
     // The head: 0 no valid list; else 1 | the fewest entries an invocation missed << 8 | the
     // entries << 16; and every entry still missing (the table does not change during a round).
