@@ -4,10 +4,12 @@
  * every round re-running every workgroup not done (skipStalled false: the code before the
  * gate) and gated. Prints for each run its wall time, rounds, far faults, simulated time and
  * check; where its rounds went (the first, those that faulted, those after the last fault,
- * each timed from an idle queue, and the rest of the run: the fault service and the host);
- * the workgroups the gate did not run; and the wall-time ratio. Far faults and simulated
- * time do not depend on the gate where the fault ring never overflows (README: which records
- * an overflowing ring keeps is the threads' race). Exits 1 if a run failed or a word was wrong.
+ * each timed from an idle queue, with the fault rounds' process CPU time and the mean of those
+ * that completed nothing; and the rest of the run: the fault service and the host); the
+ * workgroups the gate did not run; and the wall-time ratio. Far faults and simulated time do
+ * not depend on the gate where the fault ring never overflows (README: which records an
+ * overflowing ring keeps is the threads' race). Exits 1 if a run failed or a word was wrong,
+ * 2 on a --config, --workload or --size it cannot run.
  *
  *   --workload NAME[,NAME]   (default hotspot)
  *   --config ID[,ID]         PUBLISHED_CONFIGS ids (default on-demand)
@@ -39,9 +41,25 @@ const configs = values.config.split(',').map((id) => {
 const cells: RunConfig[] = publishedRuns(BASE_CONFIG)
   .filter((c) => workloads.includes(c.workload) && configs.some((p) => p.policy === c.policy && p.oversub === c.oversub))
   .map((c) => (values.size !== undefined ? { ...c, sizeMiB: Number(values.size) } : c));
+// A workload with no published cell, or a size that is not a positive number, runs nothing:
+// refused like an unknown --config, not a run that did nothing and exits 0.
+for (const w of workloads) {
+  if (!cells.some((c) => c.workload === w)) {
+    console.error(`bench:stall-gate: no published cell for --workload ${w} (${[...new Set(publishedRuns(BASE_CONFIG).map((c) => c.workload))].join(', ')})`);
+    process.exit(2);
+  }
+}
+if (values.size !== undefined && !(Number(values.size) > 0)) {
+  console.error(`bench:stall-gate: --size ${values.size} is not a positive number of MiB`);
+  process.exit(2);
+}
 
-/** Each round of the run's engine, timed from an idle queue: ms and whether it missed. */
-interface Round { ms: number; missed: boolean }
+/**
+ * Each round of the run's engine, timed from an idle queue: ms, the process CPU time (the GL
+ * backend runs the kernels on llvmpipe's threads: CPU time is the work, whatever the load),
+ * whether it missed and whether it completed any invocation.
+ */
+interface Round { ms: number; cpuMs: number; missed: boolean; completed: boolean }
 function timedRounds(engines: MirrorEngine[], rounds: Round[]): RunObserver {
   return {
     onMirror(mirror) {
@@ -51,8 +69,10 @@ function timedRounds(engines: MirrorEngine[], rounds: Round[]): RunObserver {
       e.runRound = async (cmd) => {
         await e.device.queue.onSubmittedWorkDone();
         const t = performance.now();
+        const c0 = process.cpuUsage();
         const r = await run(cmd);
-        rounds.push({ ms: performance.now() - t, missed: r.missed > 0 });
+        const c = process.cpuUsage(c0);
+        rounds.push({ ms: performance.now() - t, cpuMs: (c.user + c.system) / 1000, missed: r.missed > 0, completed: r.completed > 0 });
         return r;
       };
     },
@@ -65,11 +85,15 @@ function where(r: RunResult, rounds: readonly Round[], engines: readonly MirrorE
   while (lastMiss >= 0 && !rounds[lastMiss].missed) lastMiss--;
   const faulting = rounds.slice(1, lastMiss + 1);
   const after = rounds.slice(lastMiss + 1);
-  const sum = (xs: readonly Round[]): number => xs.reduce((a, x) => a + x.ms, 0);
+  const sum = (xs: readonly Round[], of: (x: Round) => number = (x) => x.ms): number => xs.reduce((a, x) => a + of(x), 0);
+  const mean = (xs: readonly Round[]): string => ms(sum(xs) / Math.max(1, xs.length));
+  // Fault rounds that completed nothing: with the gate, the rounds where it woke nobody (or
+  // only workgroups that missed again): what the gate and the round itself cost.
+  const idle = faulting.filter((x) => !x.completed);
   const stalled = engines.reduce((a, e) => a + e.stats.stalledWorkgroups, 0);
   return `rounds ${ms(sum(rounds))}: first ${ms(rounds[0]?.ms ?? 0)}, ${faulting.length} more that faulted ${ms(sum(faulting))} `
-    + `(mean ${ms(sum(faulting) / Math.max(1, faulting.length))}), ${after.length} after the last fault ${ms(sum(after))}; `
-    + `the rest ${ms(r.wallMs - sum(rounds))}; workgroups not re-run ${stalled}`;
+    + `(mean ${mean(faulting)}; process CPU ${ms(sum(faulting, (x) => x.cpuMs))}; ${idle.length} that completed nothing, mean ${mean(idle)}), `
+    + `${after.length} after the last fault ${ms(sum(after))}; the rest ${ms(r.wallMs - sum(rounds))}; workgroups not re-run ${stalled}`;
 }
 
 const exp = await openExperiment();

@@ -96,8 +96,7 @@ fn gate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     loop {
       let k = takeLowest(&left);
       if (k == MISS_LIST) { break; }
-      let m = done[gateEntryOf(list, k)];
-      if (m == 0u) { continue; }
+      let m = done[gateEntryOf(list, k)]; // (in use: the kernel wrote every entry it set a bit for)
       let e = done[params.leafOff + (m & MISS_PAGE_MASK) - 1u];
       if (reachableNow(e, m >> 30u)) { continue; }
       wait[k / 32u] |= 1u << (k % 32u);
