@@ -55,16 +55,9 @@ fn paramf(k: u32) -> f32 {
   return bitcast<f32>(ioLoad(IO_PARAMS + k));
 }
 
-// Per-thread access state: a small translation cache (the entries do not change during a
-// dispatch, so a page walked once is good for the rest of it), the fault not yet recorded
-// and the remote accesses not yet counted (mirror-common.wgsl's Pending).
+// Per-thread access state: the fault not yet recorded and the remote accesses not yet
+// counted (mirror-common.wgsl's Pending).
 struct Acc {
-  // 8 direct-mapped entries (slot = range page % 8: a stencil's rows, a row and a column of
-  // two arrays, stay cached together), pages in tp0 (slots 0-3) / tp1 (4-7), entries in te0 / te1.
-  tp0: vec4<u32>,
-  tp1: vec4<u32>,
-  te0: vec4<u32>,
-  te1: vec4<u32>,
   pend: Pending,
   src: u32,
   missed: bool,
@@ -75,28 +68,16 @@ struct Acc {
 }
 
 fn accNew(src: u32) -> Acc {
-  let none = vec4<u32>(0xffffffffu);
-  return Acc(none, none, vec4<u32>(0u), vec4<u32>(0u), pendingNew(), src, false, 0u, 0u);
+  return Acc(pendingNew(), src, false, 0u, 0u);
 }
 
-// The mirror entry of the range page holding word w (through the thread's cache).
+// The mirror entry of the range page holding word w: the leaf gate_reach (mirror-gate.wgsl)
+// left at leafOff before the kernel, one walk per page of the range a round (the entries do
+// not change during a dispatch). So a translation is one load — where a per-thread cache of
+// walked entries was a 4-level walk per miss of it, and on llvmpipe, which runs both sides
+// of every branch for each 8-lane batch, a walk on every access, hit or not.
 fn entryOf(c: ptr<function, Acc>, w: u32) -> u32 {
-  let rp = w / WORDS_PER_PAGE;
-  let k = rp & 3u;
-  let hi = (rp & 4u) != 0u;
-  let cached = select((*c).tp0[k], (*c).tp1[k], hi);
-  if (cached == rp) { return select((*c).te0[k], (*c).te1[k], hi); }
-  let pageLo = params.vaLo + rp;
-  let pageHi = params.vaHi + select(0u, 1u, pageLo < params.vaLo);
-  let e = translate(pageLo, pageHi);
-  if (hi) {
-    (*c).tp1[k] = rp;
-    (*c).te1[k] = e;
-  } else {
-    (*c).tp0[k] = rp;
-    (*c).te0[k] = e;
-  }
-  return e;
+  return done[params.leafOff + w / WORDS_PER_PAGE];
 }
 
 // Can word w be accessed (write: with write rights)? If not, note the fault, remember that

@@ -49,8 +49,7 @@ export { tlbStats, type RoundResult, type TlbStats } from './round-result.js';
 export type { MirrorEngineOptions, MirrorEngineStats } from './engine-options.js';
 export { MirrorCommand, type AccessCounterConfig, type AccessCounts, type CommandDesc, type MirrorKernel, type MirrorOp } from './command.js';
 
-/** A mapped staging buffer's bytes, copied out before its unmap. */
-const copyOut = (mapped: ArrayBuffer): ArrayBuffer => mapped.slice(0);
+const copyOut = (mapped: ArrayBuffer): ArrayBuffer => mapped.slice(0); // a mapped staging buffer's bytes, before its unmap
 
 export class MirrorEngine implements CommandHost {
   readonly device: GPUDevice;
@@ -178,7 +177,8 @@ export class MirrorEngine implements CommandHost {
    * variant (an entry point and its override constants), for CommandDesc.kernel. Each must
    * follow the engine's work layout: thread t owns done word t and counts the words it leaves
    * not done in state[STATE_MISSED]; state[0] is the kernel's (kept across rounds: readCounter).
-   * opts.stallGate: it keeps app-access.wgsl's miss lists and runs the gate's run list.
+   * opts.stallGate: an app-access.wgsl kernel: it keeps the miss lists, runs the gate's run
+   * list and translates through the leaves gate_reach leaves at leafOff before it every round.
    */
   async createKernels(label: string, wgsl: string, variants: readonly KernelVariant[], opts: { stallGate?: boolean } = {}): Promise<MirrorKernel[]> {
     this.alive('createKernels');
@@ -207,15 +207,13 @@ export class MirrorEngine implements CommandHost {
       }
       this.pt.flush();
       const bind = this.bindGroupFor(cmd);
-      // A quiet round: a plain read (engine kernel, no counters) over a range the table maps
-      // everywhere misses nowhere and dirties nothing: no report / record pass, no ring drain,
-      // no state[] cleared or read (quietRound). A fresh one (no word done yet) runs
-      // mirror_read_fresh: no done bitmap read or written (the finish is kept on the host).
+      // A quiet round: a plain read (engine kernel, no counters) over a range mapped everywhere
+      // cannot miss or dirty: no report / record pass, ring drain or state[] (quietRound). A
+      // fresh one (no word done yet) runs mirror_read_fresh: no done bitmap (kept on the host).
       const quiet = cmd.kernel === null && cmd.op === 'read' && cmd.counterWords === 0 && this.pt.covers(cmd.page, cmd.npages, PTE_VALID);
       const fresh = quiet && cmd.done === 0;
-      // A cold round: an engine kernel over a range the table maps nowhere (a GPU's first
-      // touch of unmapped memory: every access faults before any data moves) runs mirror_cold,
-      // a thread per page; report and record as usual, so a normal round's results.
+      // A cold round: an engine kernel over a range mapped nowhere (a first touch: every access
+      // faults before any data moves) runs mirror_cold, a thread per page; a normal round's results.
       const cold = !quiet && cmd.kernel === null && this.pt.mapsNone(cmd.page, cmd.npages);
       if (!fresh) {
         cmd.markWritten();
@@ -223,8 +221,7 @@ export class MirrorEngine implements CommandHost {
       }
       const gated = cmd.gateOff !== 0;
       if (gated) {
-        // A right taken away since the last round: a stalled workgroup's reachable pages may
-        // not be any more, so its miss list says nothing of what it would do — run them all.
+        // A right revoked since the last round: a stalled workgroup's miss list no longer says what it would do.
         const revoked = cmd.revocationsSeen !== this.pt.revocations;
         this.device.queue.writeBuffer(cmd.params, replayAllOffset(), new Uint32Array([revoked ? 1 : 0]));
         cmd.revocationsSeen = this.pt.revocations;
@@ -241,13 +238,16 @@ export class MirrorEngine implements CommandHost {
         // Forget last round's misses, the uTLBs' pending bits and the access counters.
         if (!quiet) enc.clearBuffer(cmd.state, 4, (STATE_HEADER_WORDS - 1 + cmd.pendWords + cmd.counterWords) * 4);
         const pass = enc.beginComputePass(timedPass(this.device, `${this.label} ${cmd.op}`)); // timestamps when a GpuTimer is on
-        if (gated) {
-          // The stall gate (mirror-gate.wgsl): each page of the range walked once (its leaf),
-          // then a thread per workgroup picks the ones to run (the rest are done, or stalled:
-          // their faults re-issued); the kernel runs over that list only, indirectly.
-          pass.setBindGroup(0, this.gateBindGroupFor(cmd));
+        if (cmd.kernel?.stallGate === true) {
+          // Each page of the range walked once, its leaf left at leafOff (what an app-access
+          // kernel translates through); gated, a thread per workgroup then picks the ones to
+          // run (the rest are done, or stalled: their faults re-issued), and the kernel runs
+          // over that list only, indirectly (mirror-gate.wgsl).
+          pass.setBindGroup(0, gated ? this.gateBindGroupFor(cmd) : bind);
           pass.setPipeline(this.pipelines.gateReach);
           pass.dispatchWorkgroups(...this.grid(Math.ceil(cmd.npages / MIRROR_WORKGROUP_SIZE)));
+        }
+        if (gated) {
           pass.setPipeline(this.pipelines.gate);
           pass.dispatchWorkgroups(...this.grid(Math.ceil(cmd.gateGroups / MIRROR_WORKGROUP_SIZE)));
           pass.setPipeline(this.pipelines.gateArgs);
