@@ -22,7 +22,8 @@
 // and one fault record per missed page per uTLB (a workgroup of the first dispatch). The
 // split is measured: on llvmpipe the mere presence of the fault path (atomics, record
 // stores) in the copy kernel cost 0.4-1.0x of a bare copy's time, even untaken. The
-// workload kernels (workloads.wgsl) keep a per-thread translation cache and record through
+// workload kernels (workloads.wgsl) keep a per-thread translation cache, the application
+// kernels (app-access.wgsl) translate through the range's leaves, and both record through
 // the per-(uTLB, page) pending filter.
 
 // Constants (PTE_* entry bits of src/device/page-table.ts, ACCESS_* fault codes, sizes,
@@ -189,8 +190,8 @@ fn countRemote(e: u32, rangePage: u32, words: u32) {
   atomicAdd(&state[params.cntOff + (params.cntFirst + rangePage) / params.cntPages], words);
 }
 
-// What a thread of a kernel with its own translation cache (workloads.wgsl's Ctx,
-// app-access.wgsl's Acc) holds back to write once: the fault it has yet to record, the page
+// What a thread of a kernel with its own translation (workloads.wgsl's Ctx, app-access.wgsl's
+// Acc) holds back to write once: the fault it has yet to record, the page
 // and the most intrusive access its invocations missed it with (bit 0 read, bit 1 write),
 // recorded when the page changes and at the end (the pending filter keeps one record per
 // (uTLB, page) and round, so the write is kept, as UVM keeps a fault's most intrusive
