@@ -11,7 +11,7 @@
 // word that is not is moved alone: a whole-vec4 store would rewrite the done ones.
 // (Marking the page dirty is the report pass's: mirrorReport.)
 fn doAccess(access: u32, e: u32, j: u32, addr: u32, prev: u32) {
-  let dev = (e & PTE_DEVICE) != 0u;
+  let dev = inDevice(e);
   if (prev == 0u) {
     if (access == ACCESS_READ) {
       if (dev) {

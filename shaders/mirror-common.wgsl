@@ -337,6 +337,19 @@ fn mirrorThread(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32
 // all-done for it). The same TLB fill and broadcast as mirrorThread; the leaf is still
 // checked, so no word is ever moved through an entry without the rights (were the host
 // wrong, the words of that page would stay as the io held them: covers() is what it trusts).
+//
+// POOL (a pipeline override; RANGE_POOLS in abi.ts): 0, each entry says where its page is
+// (PTE_DEVICE); POOL_SYSTEM / POOL_DEVICE, every leaf of the range is in the aperture / in
+// VRAM, as the host checked after the flush (GpuPageTable.poolOf). llvmpipe runs both sides of
+// a branch for every 8-lane batch, so a copy loop per pool costs both pools' loads; a known
+// pool compiles the other loop out. The leaf's PTE_DEVICE is still checked against it, so an
+// entry in the other pool moves nothing, like one without the rights.
+override POOL: u32 = 0u;
+
+fn inDevice(e: u32) -> bool {
+  return select((e & PTE_DEVICE) != 0u, POOL == POOL_DEVICE, POOL != 0u);
+}
+
 fn mirrorThreadFresh(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32) {
   let wgi = linearWorkgroup(wg, nwg);
   if (lidx < PAGES_PER_WG) { tlbFill(lidx, wgi); }
@@ -344,7 +357,8 @@ fn mirrorThreadFresh(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access
   let w = wgi * WG + lidx;
   if (w / THREADS_PER_PAGE >= params.npages) { return; }
   let e = tlbLeaf[lidx / THREADS_PER_PAGE];
-  if ((e & need) == need) {
+  let mask = need | select(0u, PTE_DEVICE, POOL != 0u);
+  if ((e & mask) == (need | select(0u, PTE_DEVICE, POOL == POOL_DEVICE))) {
     let addr = (e >> PTE_INDEX_SHIFT) * VECS_PER_PAGE + (w % THREADS_PER_PAGE) * VECS_PER_THREAD;
     doAccess(access, e, w * VECS_PER_THREAD, addr, 0u);
   }

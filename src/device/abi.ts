@@ -78,6 +78,14 @@ export const GATE_WORDS_PER_GROUP = 1 + GATE_LIST_WORDS;
 /** Workgroups a dispatch may have in one dimension on every WebGPU device (the limit's default). */
 export const MAX_WORKGROUPS_X = 65535;
 
+/**
+ * Which pool the leaves of a range are in, as the host knows it (GpuPageTable.poolOf): the
+ * value of mirror_read_fresh's POOL override, index in this list. 'mixed': each entry says
+ * (PTE_DEVICE); 'system' / 'device': every leaf is in the aperture / in VRAM.
+ */
+export const RANGE_POOLS = ['mixed', 'system', 'device'] as const;
+export type RangePool = (typeof RANGE_POOLS)[number];
+
 /** The constants every kernel sees, as WGSL: TypeScript is their single source. */
 export function wgslConstants(): string {
   const u32: Record<string, number> = {
@@ -88,6 +96,7 @@ export function wgslConstants(): string {
     MISS_LIST, MISS_LIST_BITS: Math.log2(MISS_LIST), GATE_HEAD_WORDS, GATE_LIST_WORDS, MISS_PAGE_MASK: 2 ** 30 - 1, MAX_WG_X: MAX_WORKGROUPS_X, WG: MIRROR_WORKGROUP_SIZE, THREADS_PER_PAGE: MIRROR_THREADS_PER_PAGE,
     PAGES_PER_WG: MIRROR_PAGES_PER_WORKGROUP,
     VECS_PER_THREAD: WORDS_PER_PAGE / 4 / MIRROR_THREADS_PER_PAGE, TLB_BLOCK_WORDS: MIRROR_TLB_BLOCK_WORDS,
+    POOL_SYSTEM: RANGE_POOLS.indexOf('system'), POOL_DEVICE: RANGE_POOLS.indexOf('device'),
   };
   const lines = Object.entries(u32).map(([k, v]) => `const ${k}: u32 = ${v}u;`);
   return `// Generated from src/device/abi.ts (wgslConstants): do not edit here.\n${lines.join('\n')}\n`;

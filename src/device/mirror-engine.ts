@@ -208,10 +208,10 @@ export class MirrorEngine implements CommandHost {
       this.pt.flush();
       const bind = this.bindGroupFor(cmd);
       // A quiet round: a plain read (engine kernel, no counters) over a range mapped everywhere
-      // cannot miss or dirty: no report / record pass, ring drain or state[] (quietRound). A
-      // fresh one (no word done yet) runs mirror_read_fresh: no done bitmap (kept on the host).
-      const quiet = cmd.kernel === null && cmd.op === 'read' && cmd.counterWords === 0 && this.pt.covers(cmd.page, cmd.npages, PTE_VALID);
-      const fresh = quiet && cmd.done === 0;
+      // cannot miss or dirty: no report / record pass, ring drain or state[] (quietRound). A fresh
+      // one (no word done yet) runs mirror_read_fresh, no done bitmap, compiled for its leaves' pool.
+      const pool = cmd.kernel === null && cmd.op === 'read' && cmd.counterWords === 0 ? this.pt.poolOf(cmd.page, cmd.npages, PTE_VALID) : null;
+      const quiet = pool !== null, fresh = quiet && cmd.done === 0;
       // A cold round: an engine kernel over a range mapped nowhere (a first touch: every access
       // faults before any data moves) runs mirror_cold, a thread per page; a normal round's results.
       const cold = !quiet && cmd.kernel === null && this.pt.mapsNone(cmd.page, cmd.npages);
@@ -253,7 +253,7 @@ export class MirrorEngine implements CommandHost {
           pass.setPipeline(this.pipelines.gateArgs);
           pass.dispatchWorkgroups(1);
         }
-        pass.setPipeline(fresh ? this.pipelines.readFresh : cold ? this.pipelines.cold : cmd.kernel?.pipeline ?? this.pipelines[cmd.op]);
+        pass.setPipeline(fresh ? this.pipelines.readFresh[pool] : cold ? this.pipelines.cold : cmd.kernel?.pipeline ?? this.pipelines[cmd.op]);
         pass.setBindGroup(0, bind);
         if (gated) pass.dispatchWorkgroupsIndirect(this.gateArgs, 0);
         else {

@@ -28,6 +28,7 @@ import { err } from '../errors.js';
 import { DirtyEntries } from './dirty-entries.js';
 import { ensureAlive } from './health.js';
 import { DeviceBuffers } from './buffer-pool.js';
+import type { RangePool } from './abi.js';
 
 export {
   entryFlags, entryIndex, HUGE_PAGES, levelIndices, makeEntry, PT_ENTRIES, PT_MAX_PAGE, PT_TABLE_BYTES, PTE_DEVICE, PTE_EXCLUSIVE, PTE_HUGE,
@@ -270,7 +271,18 @@ export class GpuPageTable {
     if (!Number.isSafeInteger(npages) || npages < 1 || page + npages > PT_MAX_PAGE) {
       throw err('EINVAL', `covers: bad range [0x${page.toString(16)}, +${npages})`);
     }
-    return this.coversIn(0, 3, 0, page, page + npages, flags | PTE_VALID);
+    return this.coversIn(0, 3, 0, page, page + npages, flags | PTE_VALID, flags | PTE_VALID);
+  }
+
+  /**
+   * covers(page, npages, flags), and which pool the leaves are in: 'system' (every one in the
+   * aperture), 'device' (every one in VRAM), 'mixed'; null where covers() is false.
+   */
+  poolOf(page: number, npages: number, flags: number): RangePool | null {
+    if (!this.covers(page, npages, flags)) return null;
+    const want = flags | PTE_VALID;
+    if (this.coversIn(0, 3, 0, page, page + npages, want | PTE_DEVICE, want & ~PTE_DEVICE)) return 'system';
+    return this.coversIn(0, 3, 0, page, page + npages, want | PTE_DEVICE, want | PTE_DEVICE) ? 'device' : 'mixed';
   }
 
   /**
@@ -302,13 +314,13 @@ export class GpuPageTable {
     return this.findLeaf(page, npages, () => true) === null;
   }
 
-  private coversIn(t: number, level: number, base: number, start: number, end: number, flags: number): boolean {
+  private coversIn(t: number, level: number, base: number, start: number, end: number, mask: number, want: number): boolean {
     const tab = this.table(t);
     const span = 512 ** level;
     const k0 = Math.floor((start - base) / span);
     const k1 = Math.min(PT_ENTRIES - 1, Math.ceil((end - base) / span) - 1);
     if (level === 0) {
-      for (let k = k0; k <= k1; k++) if ((tab[k] & flags) !== flags) return false;
+      for (let k = k0; k <= k1; k++) if ((tab[k] & mask) !== want) return false;
       return true;
     }
     for (let k = k0; k <= k1; k++) {
@@ -316,10 +328,10 @@ export class GpuPageTable {
       if (!(e & PTE_VALID)) return false;
       const eBase = base + k * span;
       if (level === 1 && (e & PTE_HUGE)) {
-        if ((e & flags) !== flags) return false;
+        if ((e & mask) !== want) return false;
         continue;
       }
-      if (!this.coversIn(entryIndex(e), level - 1, eBase, Math.max(start, eBase), Math.min(end, eBase + span), flags)) return false;
+      if (!this.coversIn(entryIndex(e), level - 1, eBase, Math.max(start, eBase), Math.min(end, eBase + span), mask, want)) return false;
     }
     return true;
   }

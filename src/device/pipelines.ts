@@ -9,14 +9,14 @@ import atomicWgsl from '../../shaders/mirror-atomic.wgsl?raw';
 import gateWgsl from '../../shaders/mirror-gate.wgsl?raw';
 import { err, HmmError } from '../errors.js';
 import type { Scheduler } from '../sched/scheduler.js';
-import { MIRROR_STORAGE_BUFFERS, withAbi } from './abi.js';
+import { MIRROR_STORAGE_BUFFERS, RANGE_POOLS, withAbi, type RangePool } from './abi.js';
 import type { MirrorOp } from './command.js';
 import { withErrorScopes } from './gpu.js';
 
 /** The engine's kernels: one per op, each op's report and record passes (mirrorReport, mirrorRecord), the probe, the fresh and cold variants. */
 export type EnginePipelines = Record<MirrorOp | 'probe', GPUComputePipeline> & {
-  /** mirror_read's first round over a range mapped everywhere: no done bitmap read or written (mirrorThreadFresh). */
-  readFresh: GPUComputePipeline;
+  /** mirror_read's first round over a range mapped everywhere: no done bitmap read or written (mirrorThreadFresh), per pool of the range's leaves (POOL). */
+  readFresh: Record<RangePool, GPUComputePipeline>;
   /** Any op's round over a range the table maps nowhere: a thread per page, no word moved (mirrorCold). */
   cold: GPUComputePipeline;
   report: Record<MirrorOp, GPUComputePipeline>;
@@ -85,16 +85,18 @@ async function compileEngineKernels(device: GPUDevice, label: string, sched: Sch
         { binding, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } })),
     ],
   });
-  const access = ['mirror_read', 'mirror_write', 'mirror_probe', 'report_read', 'report_write', 'record_read', 'record_write', 'mirror_read_fresh', 'mirror_cold'];
-  const [[read, write, probe, reportRead, reportWrite, recordRead, recordWrite, readFresh, cold], [atomic, reportAtomic, recordAtomic], [gate, gateArgs, gateReach]] = await Promise.all([
-    compile(device, layout, label, 'mirror-access.wgsl', accessWgsl, access.map((entryPoint) => ({ entryPoint })), sched),
+  const access = ['mirror_read', 'mirror_write', 'mirror_probe', 'report_read', 'report_write', 'record_read', 'record_write', 'mirror_cold'];
+  const fresh = RANGE_POOLS.map((_, POOL) => ({ entryPoint: 'mirror_read_fresh', constants: { POOL } }));
+  const [[read, write, probe, reportRead, reportWrite, recordRead, recordWrite, cold, ...freshByPool], [atomic, reportAtomic, recordAtomic], [gate, gateArgs, gateReach]] = await Promise.all([
+    compile(device, layout, label, 'mirror-access.wgsl', accessWgsl, [...access.map((entryPoint) => ({ entryPoint })), ...fresh], sched),
     compile(device, layout, label, 'mirror-atomic.wgsl', atomicWgsl, ['mirror_atomic_inc', 'report_atomic', 'record_atomic'].map((entryPoint) => ({ entryPoint })), sched),
     compile(device, layout, label, 'mirror-gate.wgsl', gateWgsl, ['gate', 'gate_args', 'gate_reach'].map((entryPoint) => ({ entryPoint })), sched),
   ]);
   return {
     layout,
     pipelines: {
-      read, write, probe, atomic, readFresh, cold, gate, gateArgs, gateReach,
+      read, write, probe, atomic, cold, gate, gateArgs, gateReach,
+      readFresh: { mixed: freshByPool[0], system: freshByPool[1], device: freshByPool[2] },
       report: { read: reportRead, write: reportWrite, atomic: reportAtomic },
       record: { read: recordRead, write: recordWrite, atomic: recordAtomic },
     },

@@ -103,6 +103,28 @@ describe('MirrorEngine', () => {
     });
   });
 
+  test('fresh quiet reads are compiled for their leaves\' pool: all in the aperture, all in VRAM, mixed (slots of the same numbers in both pools hold different data)', async ({ gpu }) => {
+    await withEngine(gpu, {}, async (e) => {
+      const base = 3 * 512 - 4; // crosses a level-0 table
+      const n = 12;
+      const inVram = (p: number): boolean => p - base >= 8; // [base, base + 8) aperture, then 4 VRAM pages
+      // Aperture pages in slots 20-27, VRAM pages in VRAM slots 20-23; VRAM slots 24-27 hold other data.
+      for (let p = base; p < base + n; p++) {
+        const slot = 20 + (p - base) % 8;
+        (inVram(p) ? e.vram : e.sysmem).upload(slot, patternPage(p));
+        if (!inVram(p) && slot >= 24) e.vram.upload(slot, patternPage(p, 9));
+        e.pt.map(p, slot, inVram(p) ? PTE_DEVICE : 0);
+      }
+      for (const [first, npages, pool] of [[base, 8, 'system'], [base + 8, 4, 'device'], [base + 6, 4, 'mixed'], [base, n, 'mixed']] as const) {
+        expect(e.pt.poolOf(first, npages, 0)).toBe(pool);
+        const cmd = e.createCommand({ op: 'read', page: first, npages, data: poisoned(npages) });
+        expect(await e.runRound(cmd)).toMatchObject({ faults: [], missed: 0, finished: true });
+        expectAllEqual(await cmd.readOutput(), expectedRead(first, npages, () => true), `${pool} [${first - base}, +${npages})`);
+        cmd.destroy();
+      }
+    });
+  });
+
   test('miss: one record per (uTLB, page), nothing written, not done; map + replay completes', async ({ gpu }) => {
     await withEngine(gpu, { faultSources: 3 }, async (e) => {
       const base = 2 ** 35 - 64; // top of the VA space

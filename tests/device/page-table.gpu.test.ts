@@ -194,6 +194,26 @@ describe('GpuPageTable', () => {
     }
   });
 
+  test('poolOf: covers(), and whether the leaves are all in the aperture, all in VRAM or both (4 KiB and huge)', ({ gpu }) => {
+    const pt = new GpuPageTable(gpu.device, { apertureSlots: 4096 });
+    try {
+      const base = 512 * 3 - 2;
+      for (let k = 0; k < 6; k++) pt.map(base + k, k, (k >= 3 ? PTE_DEVICE : 0) | (k === 5 ? 0 : PTE_WRITE));
+      expect(pt.poolOf(base, 3, 0)).toBe('system');
+      expect(pt.poolOf(base + 3, 3, 0)).toBe('device');
+      expect(pt.poolOf(base + 2, 2, 0)).toBe('mixed');
+      expect(pt.poolOf(base + 3, 3, PTE_WRITE)).toBe(null); // base + 5 is read-only
+      expect(pt.poolOf(base - 1, 2, 0)).toBe(null); // base - 1 has no leaf
+      pt.mapHuge(2 ** 20, 1024, PTE_DEVICE);
+      pt.mapHuge(2 ** 20 + 512, 2048);
+      expect(pt.poolOf(2 ** 20 + 7, 505, 0)).toBe('device');
+      expect(pt.poolOf(2 ** 20 + 500, 20, 0)).toBe('mixed');
+      expect(pt.poolOf(2 ** 20 + 512, 512, 0)).toBe('system');
+    } finally {
+      pt.destroy();
+    }
+  });
+
   test('mapsNone: no page of a range has a leaf (4 KiB or huge, any flags), across tables', ({ gpu }) => {
     const pt = new GpuPageTable(gpu.device, { apertureSlots: 4096 });
     try {
