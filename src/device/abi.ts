@@ -13,7 +13,7 @@ import { makeShaderDataDefinitions, makeStructuredView, type StructuredView, typ
 import commonWgsl from '../../shaders/mirror-common.wgsl?raw';
 import { FAULT_ACCESS_PROTECTION } from './fault-queue.js';
 import { PAGE_BYTES } from './page-pool.js';
-import { PT_ENTRIES, PTE_DEVICE, PTE_EXCLUSIVE, PTE_HUGE, PTE_INDEX_SHIFT, PTE_VALID, PTE_WRITE } from './page-table.js';
+import { PT_ENTRIES, PTE_DEVICE, PTE_EXCLUSIVE, PTE_HUGE, PTE_INDEX_SHIFT, PTE_VALID, PTE_WRITE, RANGE_POOLS } from './page-table.js';
 
 /** Threads per workgroup. */
 export const MIRROR_WORKGROUP_SIZE = 256;
@@ -77,14 +77,6 @@ export const GATE_LIST_WORDS = GATE_HEAD_WORDS + MISS_LIST + 2 * MIRROR_WORKGROU
 export const GATE_WORDS_PER_GROUP = 1 + GATE_LIST_WORDS;
 /** Workgroups a dispatch may have in one dimension on every WebGPU device (the limit's default). */
 export const MAX_WORKGROUPS_X = 65535;
-
-/**
- * Which pool the leaves of a range are in, as the host knows it (GpuPageTable.poolOf): the
- * value of mirror_read_fresh's POOL override, index in this list. 'mixed': each entry says
- * (PTE_DEVICE); 'system' / 'device': every leaf is in the aperture / in VRAM.
- */
-export const RANGE_POOLS = ['mixed', 'system', 'device'] as const;
-export type RangePool = (typeof RANGE_POOLS)[number];
 
 /** The constants every kernel sees, as WGSL: TypeScript is their single source. */
 export function wgslConstants(): string {

@@ -80,3 +80,11 @@ export interface GpuPageTableOptions {
   apertureSlots?: number;
   deviceSlots?: number;
 }
+
+/**
+ * Which pool the leaves of a range are in, as the host knows it (GpuPageTable.poolOf): the
+ * value of mirror_read_fresh's POOL override, index in this list. 'mixed': each entry says
+ * (PTE_DEVICE); 'system' / 'device': every leaf is in the aperture / in VRAM.
+ */
+export const RANGE_POOLS = ['mixed', 'system', 'device'] as const;
+export type RangePool = (typeof RANGE_POOLS)[number];

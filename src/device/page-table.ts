@@ -28,18 +28,17 @@ import { err } from '../errors.js';
 import { DirtyEntries } from './dirty-entries.js';
 import { ensureAlive } from './health.js';
 import { DeviceBuffers } from './buffer-pool.js';
-import type { RangePool } from './abi.js';
 
 export {
   entryFlags, entryIndex, HUGE_PAGES, levelIndices, makeEntry, PT_ENTRIES, PT_MAX_PAGE, PT_TABLE_BYTES, PTE_DEVICE, PTE_EXCLUSIVE, PTE_HUGE,
-  PTE_INDEX_LIMIT, PTE_INDEX_SHIFT, PTE_LEAF_FLAGS, PTE_VALID, PTE_WRITE,
+  PTE_INDEX_LIMIT, PTE_INDEX_SHIFT, PTE_LEAF_FLAGS, PTE_VALID, PTE_WRITE, RANGE_POOLS,
 } from './page-table-defs.js';
 import {
   entryFlags, entryIndex, HUGE_PAGES, levelIndices, makeEntry, PT_ENTRIES, PT_MAX_PAGE, PT_TABLE_BYTES, PTE_DEVICE, PTE_EXCLUSIVE, PTE_HUGE,
   PTE_INDEX_LIMIT, PTE_LEAF_FLAGS, PTE_VALID, PTE_WRITE,
 } from './page-table-defs.js';
-export type { GpuPageTableOptions, PageTableStats, PteLookup, UnmappedLeaf } from './page-table-defs.js';
-import type { GpuPageTableOptions, PageTableStats, PteLookup, UnmappedLeaf } from './page-table-defs.js';
+export type { GpuPageTableOptions, PageTableStats, PteLookup, RangePool, UnmappedLeaf } from './page-table-defs.js';
+import type { GpuPageTableOptions, PageTableStats, PteLookup, RangePool, UnmappedLeaf } from './page-table-defs.js';
 
 function checkPage(page: number, what: string): void {
   if (!Number.isSafeInteger(page) || page < 0 || page >= PT_MAX_PAGE) {

@@ -9,7 +9,8 @@ import atomicWgsl from '../../shaders/mirror-atomic.wgsl?raw';
 import gateWgsl from '../../shaders/mirror-gate.wgsl?raw';
 import { err, HmmError } from '../errors.js';
 import type { Scheduler } from '../sched/scheduler.js';
-import { MIRROR_STORAGE_BUFFERS, RANGE_POOLS, withAbi, type RangePool } from './abi.js';
+import { MIRROR_STORAGE_BUFFERS, withAbi } from './abi.js';
+import { RANGE_POOLS, type RangePool } from './page-table.js';
 import type { MirrorOp } from './command.js';
 import { withErrorScopes } from './gpu.js';
 
