@@ -109,8 +109,6 @@ struct Ctx {
   keyW: u32,    // phaseKey(seed, phase): what writes store
   keyR: u32,    // phaseKey(seed, phase - 1): what pingpong reads of write words expect
   wkey: u32,    // writeKey(seed): random's targets
-  lastPage: u32,
-  lastEntry: u32,
   mismatches: u32,
   // The fault and remote accesses held back (mirror-common.wgsl's Pending). A thread's 32
   // invocations report through one uTLB (a 32-word run lies in one 256-word block), so the
@@ -123,19 +121,15 @@ fn loadCtx() -> Ctx {
     ioLoad(HDR_WS), ioLoad(HDR_STRIDE), ioLoad(HDR_WTHR), ioLoad(HDR_WIDTH), ioLoad(HDR_PHASE),
     ioLoad(HDR_ACTIVE), ioLoad(HDR_FLAGS),
     ioLoad(HDR_KEY0), ioLoad(HDR_KEYW), ioLoad(HDR_KEYR), ioLoad(HDR_WKEY),
-    0xffffffffu, 0u, 0u, pendingNew());
+    0u, pendingNew());
 }
 
-// The mirror entry of the buffer page holding word w (range page w / 1024).
+// The mirror entry of the buffer page holding word w (range page w / 1024): the leaf
+// gate_reach left at leafOff before the kernel, one walk per page of the range a round (the
+// entries do not change during a dispatch). A one-entry cache of walks did the walk on every
+// access on llvmpipe, which runs both sides of every branch for each 8-lane batch.
 fn entryOf(c: ptr<function, Ctx>, w: u32) -> u32 {
-  let rp = w / WORDS_PER_PAGE;
-  if (rp != (*c).lastPage) {
-    let pageLo = params.vaLo + rp;
-    let pageHi = params.vaHi + select(0u, 1u, pageLo < params.vaLo);
-    (*c).lastEntry = translate(pageLo, pageHi);
-    (*c).lastPage = rp;
-  }
-  return (*c).lastEntry;
+  return done[params.leafOff + w / WORDS_PER_PAGE];
 }
 
 // Can word w be accessed (write: with write rights)? If not, note the fault (recorded by

@@ -137,6 +137,8 @@ export interface MirrorKernel {
    * gated when the engine skips stalled workgroups.
    */
   readonly stallGate: boolean;
+  /** It translates through the range's leaves at leafOff, which the engine's gate_reach leaves before it every round. */
+  readonly rangeLeaves: boolean;
 }
 
 /** Spare buffer sets a device keeps (a chunked command's full chunks and its last one, two mirrors' worth). */

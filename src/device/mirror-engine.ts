@@ -159,9 +159,7 @@ export class MirrorEngine implements CommandHost {
     this.#accessCounters = c === null ? null : { regionPages: c.regionPages, origin: c.origin };
   }
 
-  get stats(): MirrorEngineStats {
-    return { ...this.counters };
-  }
+  get stats(): MirrorEngineStats { return { ...this.counters }; }
 
   /** Bytes a round copies back and maps: the state header and the whole fault ring. */
   get roundReadbackBytes(): number {
@@ -177,13 +175,14 @@ export class MirrorEngine implements CommandHost {
    * variant (an entry point and its override constants), for CommandDesc.kernel. Each must
    * follow the engine's work layout: thread t owns done word t and counts the words it leaves
    * not done in state[STATE_MISSED]; state[0] is the kernel's (kept across rounds: readCounter).
-   * opts.stallGate: an app-access.wgsl kernel: it keeps the miss lists, runs the gate's run
-   * list and translates through the leaves gate_reach leaves at leafOff before it every round.
+   * opts.stallGate: an app-access.wgsl kernel (miss lists, the gate's run list); rangeLeaves
+   * (always with stallGate): it translates through the leaves gate_reach leaves at leafOff.
    */
-  async createKernels(label: string, wgsl: string, variants: readonly KernelVariant[], opts: { stallGate?: boolean } = {}): Promise<MirrorKernel[]> {
+  async createKernels(label: string, wgsl: string, variants: readonly KernelVariant[], opts: { stallGate?: boolean; rangeLeaves?: boolean } = {}): Promise<MirrorKernel[]> {
     this.alive('createKernels');
     const pipelines = await compileKernels(this.device, this.layout, this.label, label, wgsl, variants, this.sched);
-    return pipelines.map((pipeline, k) => ({ entryPoint: variants[k].entryPoint, engine: this, pipeline, stallGate: opts.stallGate === true }));
+    const stallGate = opts.stallGate === true, rangeLeaves = stallGate || opts.rangeLeaves === true;
+    return pipelines.map((pipeline, k) => ({ entryPoint: variants[k].entryPoint, engine: this, pipeline, stallGate, rangeLeaves }));
   }
 
   createCommand(desc: CommandDesc): MirrorCommand {
@@ -238,9 +237,9 @@ export class MirrorEngine implements CommandHost {
         // Forget last round's misses, the uTLBs' pending bits and the access counters.
         if (!quiet) enc.clearBuffer(cmd.state, 4, (STATE_HEADER_WORDS - 1 + cmd.pendWords + cmd.counterWords) * 4);
         const pass = enc.beginComputePass(timedPass(this.device, `${this.label} ${cmd.op}`)); // timestamps when a GpuTimer is on
-        if (cmd.kernel?.stallGate === true) {
-          // Each page of the range walked once, its leaf left at leafOff (what an app-access
-          // kernel translates through); gated, a thread per workgroup then picks the ones to
+        if (cmd.kernel?.rangeLeaves === true) {
+          // Each page of the range walked once, its leaf left at leafOff (what the kernel
+          // translates through); gated, a thread per workgroup then picks the ones to
           // run (the rest are done, or stalled: their faults re-issued), and the kernel runs
           // over that list only, indirectly (mirror-gate.wgsl).
           pass.setBindGroup(0, gated ? this.gateBindGroupFor(cmd) : bind);

@@ -23,7 +23,7 @@ export function workloadKernels(engine: MirrorEngine): Promise<WorkloadKernels> 
   let p = compiled.get(engine);
   if (p === undefined) {
     const variants = SYNTHETIC_WORKLOADS.map((w) => ({ entryPoint: 'workload', constants: { KIND: WORKLOAD_KINDS[w] } }));
-    p = engine.createKernels('workloads.wgsl', kindConstants() + workloadsWgsl, variants).then((ks) => {
+    p = engine.createKernels('workloads.wgsl', kindConstants() + workloadsWgsl, variants, { rangeLeaves: true }).then((ks) => {
       const out = {} as Record<SyntheticWorkload, MirrorKernel>;
       SYNTHETIC_WORKLOADS.forEach((w, k) => { out[w] = ks[k]; });
       return out;
