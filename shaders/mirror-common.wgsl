@@ -22,9 +22,9 @@
 // and one fault record per missed page per uTLB (a workgroup of the first dispatch). The
 // split is measured: on llvmpipe the mere presence of the fault path (atomics, record
 // stores) in the copy kernel cost 0.4-1.0x of a bare copy's time, even untaken. The
-// workload kernels (workloads.wgsl) keep a per-thread translation cache, the application
-// kernels (app-access.wgsl) translate through the range's leaves, and both record through
-// the per-(uTLB, page) pending filter.
+// workload kernels (workloads.wgsl) and the application kernels (app-access.wgsl) translate
+// through the range's leaves (gate_reach, mirror-gate.wgsl) and record through the
+// per-(uTLB, page) pending filter.
 
 // Constants (PTE_* entry bits of src/device/page-table.ts, ACCESS_* fault codes, sizes,
 // STATE_MISSED) are not written here: src/device/abi.ts generates them from the TS and
