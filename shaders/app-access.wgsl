@@ -121,13 +121,13 @@ fn reached(c: ptr<function, Acc>) -> bool {
 fn ld(c: ptr<function, Acc>, w: u32) -> u32 {
   let e = entryOf(c, w);
   countAccess(&(*c).pend, e, w);
-  return memLoad((e & PTE_DEVICE) != 0u, poolAddr(e, w));
+  return memLoad(inDevice(e), poolAddr(e, w));
 }
 
 fn st(c: ptr<function, Acc>, w: u32, v: u32) {
   let e = entryOf(c, w);
   countAccess(&(*c).pend, e, w);
-  memStore((e & PTE_DEVICE) != 0u, poolAddr(e, w), v);
+  memStore(inDevice(e), poolAddr(e, w), v);
   markDirty(e);
 }
 

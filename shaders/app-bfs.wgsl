@@ -25,7 +25,7 @@ fn putByte(c: ptr<function, Acc>, arr: u32, node: u32, v: u32) {
   let e = entryOf(c, w);
   countAccess(&(*c).pend, e, w);
   let sh = 8u * (node % 4u);
-  let dev = (e & PTE_DEVICE) != 0u;
+  let dev = inDevice(e);
   if (v != 0u) {
     memOr(dev, poolAddr(e, w), v << sh);
   } else {

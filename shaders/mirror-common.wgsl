@@ -148,10 +148,23 @@ fn sourceOf(i: u32) -> u32 {
   return (i / TLB_BLOCK_WORDS) % params.nsources;
 }
 
+// POOL (a pipeline override; RANGE_POOLS in abi.ts): 0, each entry says where its page is
+// (PTE_DEVICE); POOL_SYSTEM / POOL_DEVICE, every leaf of the range is in the aperture / in
+// VRAM, as the host checked after the flush (GpuPageTable.poolOf for mirror_read_fresh,
+// leafPool for a kernel that translates through the range's leaves). llvmpipe runs both sides
+// of a branch for every 8-lane batch, so a load or store per pool behind the entry's bit costs
+// both pools' accesses, and a remote-access count is made for every access; a known pool
+// compiles the other side out.
+override POOL: u32 = 0u;
+
+fn inDevice(e: u32) -> bool {
+  return select((e & PTE_DEVICE) != 0u, POOL == POOL_DEVICE, POOL != 0u);
+}
+
 // Marks the slot's page dirty (the GPU wrote it): the host writes back exactly these.
 fn markDirty(entry: u32) {
   let slot = entry >> PTE_INDEX_SHIFT;
-  let w = select(0u, params.devDirtyOff, (entry & PTE_DEVICE) != 0u) + slot / 32u;
+  let w = select(0u, params.devDirtyOff, inDevice(entry)) + slot / 32u;
   let bit = 1u << (slot % 32u);
   if ((atomicLoad(&dirty[w]) & bit) == 0u) {
     atomicOr(&dirty[w], bit);
@@ -186,7 +199,7 @@ fn recordFault(rangePage: u32, pageLo: u32, pageHi: u32, access: u32, source: u3
 // (per region run, workloads.wgsl), never per word; a command not counting (cntOff == 0)
 // skips it on a uniform branch.
 fn countRemote(e: u32, rangePage: u32, words: u32) {
-  if (params.cntOff == 0u || (e & PTE_DEVICE) != 0u || words == 0u) { return; }
+  if (params.cntOff == 0u || inDevice(e) || words == 0u) { return; }
   atomicAdd(&state[params.cntOff + (params.cntFirst + rangePage) / params.cntPages], words);
 }
 
@@ -243,7 +256,7 @@ fn flushCount(p: ptr<function, Pending>) {
 
 // One access to word w through entry e: counted when remote (an aperture entry) and counting.
 fn countAccess(p: ptr<function, Pending>, e: u32, w: u32) {
-  if (params.cntOff == 0u || (e & PTE_DEVICE) != 0u) { return; }
+  if (params.cntOff == 0u || inDevice(e)) { return; }
   let r = (params.cntFirst + w / WORDS_PER_PAGE) / params.cntPages;
   if (r != (*p).cntRegion) {
     flushCount(p);
@@ -338,18 +351,8 @@ fn mirrorThread(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32
 // checked, so no word is ever moved through an entry without the rights (were the host
 // wrong, the words of that page would stay as the io held them: covers() is what it trusts).
 //
-// POOL (a pipeline override; RANGE_POOLS in abi.ts): 0, each entry says where its page is
-// (PTE_DEVICE); POOL_SYSTEM / POOL_DEVICE, every leaf of the range is in the aperture / in
-// VRAM, as the host checked after the flush (GpuPageTable.poolOf). llvmpipe runs both sides of
-// a branch for every 8-lane batch, so a copy loop per pool costs both pools' loads; a known
-// pool compiles the other loop out. The leaf's PTE_DEVICE is still checked against it, so an
+// Under a known pool (POOL, above) the leaf's PTE_DEVICE is still checked against it, so an
 // entry in the other pool moves nothing, like one without the rights.
-override POOL: u32 = 0u;
-
-fn inDevice(e: u32) -> bool {
-  return select((e & PTE_DEVICE) != 0u, POOL == POOL_DEVICE, POOL != 0u);
-}
-
 fn mirrorThreadFresh(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32) {
   let wgi = linearWorkgroup(wg, nwg);
   if (lidx < PAGES_PER_WG) { tlbFill(lidx, wgi); }

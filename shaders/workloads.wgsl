@@ -146,7 +146,7 @@ fn loadWord(c: ptr<function, Ctx>, w: u32) -> u32 {
   let e = entryOf(c, w);
   let a = poolAddr(e, w);
   countAccess(&(*c).pend, e, w);
-  if ((e & PTE_DEVICE) != 0u) { return vram[a]; }
+  if (inDevice(e)) { return vram[a]; }
   return aperture[a];
 }
 
@@ -154,7 +154,7 @@ fn storeWord(c: ptr<function, Ctx>, w: u32, v: u32) {
   let e = entryOf(c, w);
   let a = poolAddr(e, w);
   countAccess(&(*c).pend, e, w);
-  if ((e & PTE_DEVICE) != 0u) { vram[a] = v; } else { aperture[a] = v; }
+  if (inDevice(e)) { vram[a] = v; } else { aperture[a] = v; }
   markDirty(e);
 }
 

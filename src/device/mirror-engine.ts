@@ -175,14 +175,14 @@ export class MirrorEngine implements CommandHost {
    * variant (an entry point and its override constants), for CommandDesc.kernel. Each must
    * follow the engine's work layout: thread t owns done word t and counts the words it leaves
    * not done in state[STATE_MISSED]; state[0] is the kernel's (kept across rounds: readCounter).
-   * opts.stallGate: an app-access.wgsl kernel (miss lists, the gate's run list); rangeLeaves
-   * (always with stallGate): it translates through the leaves gate_reach leaves at leafOff.
+   * opts.stallGate: an app-access.wgsl kernel (miss lists, the gate's run list); rangeLeaves (so
+   * stallGate): it translates through the leaves at leafOff, compiled per pool of them (POOL).
    */
   async createKernels(label: string, wgsl: string, variants: readonly KernelVariant[], opts: { stallGate?: boolean; rangeLeaves?: boolean } = {}): Promise<MirrorKernel[]> {
     this.alive('createKernels');
-    const pipelines = await compileKernels(this.device, this.layout, this.label, label, wgsl, variants, this.sched);
     const stallGate = opts.stallGate === true, rangeLeaves = stallGate || opts.rangeLeaves === true;
-    return pipelines.map((pipeline, k) => ({ entryPoint: variants[k].entryPoint, engine: this, pipeline, stallGate, rangeLeaves }));
+    const made = await compileKernels(this.device, this.layout, this.label, label, wgsl, variants, this.sched, rangeLeaves);
+    return made.map(({ pipeline, byPool }, k) => ({ entryPoint: variants[k].entryPoint, engine: this, pipeline, byPool, stallGate, rangeLeaves }));
   }
 
   createCommand(desc: CommandDesc): MirrorCommand {
@@ -211,6 +211,7 @@ export class MirrorEngine implements CommandHost {
       // one (no word done yet) runs mirror_read_fresh, no done bitmap, compiled for its leaves' pool.
       const pool = cmd.kernel === null && cmd.op === 'read' && cmd.counterWords === 0 ? this.pt.poolOf(cmd.page, cmd.npages, PTE_VALID) : null;
       const quiet = pool !== null, fresh = quiet && cmd.done === 0;
+      const kernelPipeline = cmd.kernel === null ? null : cmd.kernel.byPool?.[this.pt.leafPool(cmd.page, cmd.npages)] ?? cmd.kernel.pipeline;
       // A cold round: an engine kernel over a range mapped nowhere (a first touch: every access
       // faults before any data moves) runs mirror_cold, a thread per page; a normal round's results.
       const cold = !quiet && cmd.kernel === null && this.pt.mapsNone(cmd.page, cmd.npages);
@@ -252,7 +253,7 @@ export class MirrorEngine implements CommandHost {
           pass.setPipeline(this.pipelines.gateArgs);
           pass.dispatchWorkgroups(1);
         }
-        pass.setPipeline(fresh ? this.pipelines.readFresh[pool] : cold ? this.pipelines.cold : cmd.kernel?.pipeline ?? this.pipelines[cmd.op]);
+        pass.setPipeline(fresh ? this.pipelines.readFresh[pool] : cold ? this.pipelines.cold : kernelPipeline ?? this.pipelines[cmd.op]);
         pass.setBindGroup(0, bind);
         if (gated) pass.dispatchWorkgroupsIndirect(this.gateArgs, 0);
         else {

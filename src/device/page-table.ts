@@ -46,6 +46,17 @@ function checkPage(page: number, what: string): void {
   }
 }
 
+/** [page, page + npages) within the table's reach, with at least `min` pages (EINVAL otherwise). */
+function checkRange(page: number, npages: number, min: 0 | 1, what: string): void {
+  checkPage(page, what);
+  if (!Number.isSafeInteger(npages) || npages < min || page + npages > PT_MAX_PAGE) {
+    throw err('EINVAL', `${what}: bad range [0x${page.toString(16)}, +${npages})`);
+  }
+}
+
+const HOLE = 1, IN_SYSTEM = 2, IN_DEVICE = 4; // rangeBits: a page without a leaf with the flags asked; a leaf in the aperture; in VRAM
+const poolOfBits = (bits: number): RangePool => (bits & IN_SYSTEM ? (bits & IN_DEVICE ? 'mixed' : 'system') : 'device');
+
 export class GpuPageTable {
   readonly device: GPUDevice;
   readonly label: string;
@@ -203,10 +214,7 @@ export class GpuPageTable {
    * Returns the removed leaves in address order.
    */
   unmap(page: number, npages: number): UnmappedLeaf[] {
-    checkPage(page, 'unmap');
-    if (!Number.isSafeInteger(npages) || npages < 0 || page + npages > PT_MAX_PAGE) {
-      throw err('EINVAL', `unmap: bad range [0x${page.toString(16)}, +${npages})`);
-    }
+    checkRange(page, npages, 0, 'unmap');
     if (npages === 1) {
       const one = this.unmapOne(page);
       if (one !== null) return one;
@@ -253,10 +261,7 @@ export class GpuPageTable {
    * tables that exist, so its cost follows what is mapped, not the range's size.
    */
   findLeaf(page: number, npages: number, pred: (leaf: UnmappedLeaf) => boolean): UnmappedLeaf | null {
-    checkPage(page, 'findLeaf');
-    if (!Number.isSafeInteger(npages) || npages < 0 || page + npages > PT_MAX_PAGE) {
-      throw err('EINVAL', `findLeaf: bad range [0x${page.toString(16)}, +${npages})`);
-    }
+    checkRange(page, npages, 0, 'findLeaf');
     return npages === 0 ? null : this.find(0, 3, 0, page, page + npages, pred);
   }
 
@@ -266,11 +271,7 @@ export class GpuPageTable {
    * the entries with no callback, stopping at the first hole.
    */
   covers(page: number, npages: number, flags: number): boolean {
-    checkPage(page, 'covers');
-    if (!Number.isSafeInteger(npages) || npages < 1 || page + npages > PT_MAX_PAGE) {
-      throw err('EINVAL', `covers: bad range [0x${page.toString(16)}, +${npages})`);
-    }
-    return this.coversIn(0, 3, 0, page, page + npages, flags | PTE_VALID, flags | PTE_VALID);
+    return (this.rangeBits(page, npages, flags, HOLE, 'covers') & HOLE) === 0;
   }
 
   /**
@@ -278,10 +279,8 @@ export class GpuPageTable {
    * aperture), 'device' (every one in VRAM), 'mixed'; null where covers() is false.
    */
   poolOf(page: number, npages: number, flags: number): RangePool | null {
-    if (!this.covers(page, npages, flags)) return null;
-    const want = flags | PTE_VALID;
-    if (this.coversIn(0, 3, 0, page, page + npages, want | PTE_DEVICE, want & ~PTE_DEVICE)) return 'system';
-    return this.coversIn(0, 3, 0, page, page + npages, want | PTE_DEVICE, want | PTE_DEVICE) ? 'device' : 'mixed';
+    const bits = this.rangeBits(page, npages, flags, HOLE, 'poolOf');
+    return bits & HOLE ? null : poolOfBits(bits);
   }
 
   /**
@@ -289,10 +288,7 @@ export class GpuPageTable {
    * on the way: false (out partly written) at the first page without such a leaf.
    */
   leafSlots(page: number, npages: number, flags: number, out: number[]): boolean {
-    checkPage(page, 'leafSlots');
-    if (!Number.isSafeInteger(npages) || npages < 1 || page + npages > PT_MAX_PAGE) {
-      throw err('EINVAL', `leafSlots: bad range [0x${page.toString(16)}, +${npages})`);
-    }
+    checkRange(page, npages, 1, 'leafSlots');
     const want = flags | PTE_VALID;
     for (let p = page; p < page + npages;) {
       const w = this.descend(p);
@@ -308,31 +304,44 @@ export class GpuPageTable {
     return true;
   }
 
+  /**
+   * Which pool the leaves of [page, page + npages) are in, holes allowed (a kernel misses
+   * there, whatever its pool): 'device' when none is in the aperture (no leaf at all
+   * included), 'system' when none is in VRAM, else 'mixed'.
+   */
+  leafPool(page: number, npages: number): RangePool {
+    return poolOfBits(this.rangeBits(page, npages, 0, IN_SYSTEM | IN_DEVICE, 'leafPool'));
+  }
+
   /** No page of [page, page + npages) has a leaf (any flags): a kernel there translates nowhere. */
   mapsNone(page: number, npages: number): boolean {
     return this.findLeaf(page, npages, () => true) === null;
   }
 
-  private coversIn(t: number, level: number, base: number, start: number, end: number, mask: number, want: number): boolean {
+  /**
+   * What [page, page + npages) holds, as HOLE | IN_SYSTEM | IN_DEVICE bits (a page with no
+   * leaf that has all of `flags`; a leaf in the aperture; one in VRAM), a scan of the entries
+   * that stops once it has seen every bit of `stop`.
+   */
+  private rangeBits(page: number, npages: number, flags: number, stop: number, what: string): number {
+    checkRange(page, npages, 1, what);
+    return this.bitsIn(0, 3, 0, page, page + npages, flags | PTE_VALID, stop);
+  }
+
+  private bitsIn(t: number, level: number, base: number, start: number, end: number, flags: number, stop: number): number {
     const tab = this.table(t);
     const span = 512 ** level;
     const k0 = Math.floor((start - base) / span);
     const k1 = Math.min(PT_ENTRIES - 1, Math.ceil((end - base) / span) - 1);
-    if (level === 0) {
-      for (let k = k0; k <= k1; k++) if ((tab[k] & mask) !== want) return false;
-      return true;
-    }
-    for (let k = k0; k <= k1; k++) {
+    let bits = 0;
+    for (let k = k0; k <= k1 && (bits & stop) !== stop; k++) {
       const e = tab[k];
-      if (!(e & PTE_VALID)) return false;
       const eBase = base + k * span;
-      if (level === 1 && (e & PTE_HUGE)) {
-        if ((e & mask) !== want) return false;
-        continue;
-      }
-      if (!this.coversIn(entryIndex(e), level - 1, eBase, Math.max(start, eBase), Math.min(end, eBase + span), mask, want)) return false;
+      if (!(e & PTE_VALID)) bits |= HOLE;
+      else if (level === 0 || (level === 1 && (e & PTE_HUGE))) bits |= ((e & flags) !== flags ? HOLE : 0) | (e & PTE_DEVICE ? IN_DEVICE : IN_SYSTEM);
+      else bits |= this.bitsIn(entryIndex(e), level - 1, eBase, Math.max(start, eBase), Math.min(end, eBase + span), flags, stop);
     }
-    return true;
+    return bits;
   }
 
   /**

@@ -104,12 +104,28 @@ async function compileEngineKernels(device: GPUDevice, label: string, sched: Sch
   };
 }
 
-/** Compiles `wgsl` (after the ABI constants and mirror-common.wgsl), one pipeline per variant. */
-export function compileKernels(
+/** A kernel's pipeline and, compiled per pool of the range's leaves, one per RANGE_POOLS (the POOL override). */
+export interface KernelPipelines {
+  pipeline: GPUComputePipeline;
+  byPool: Readonly<Record<RangePool, GPUComputePipeline>> | null;
+}
+
+/**
+ * Compiles `wgsl` (after the ABI constants and mirror-common.wgsl), one pipeline per variant;
+ * `pooled`: also once per pool (POOL = 1, 2), for a kernel whose host knows the pool of the
+ * range's leaves each round (GpuPageTable.leafPool).
+ */
+export async function compileKernels(
   device: GPUDevice, layout: GPUBindGroupLayout, engineLabel: string, label: string, wgsl: string,
-  variants: readonly KernelVariant[], sched: Scheduler,
-): Promise<GPUComputePipeline[]> {
-  return compiling(device, sched, `${engineLabel}: compiling ${label}`, () => compile(device, layout, engineLabel, label, wgsl, variants, sched));
+  variants: readonly KernelVariant[], sched: Scheduler, pooled = false,
+): Promise<KernelPipelines[]> {
+  const all = pooled ? variants.flatMap((v) => RANGE_POOLS.map((_, POOL) => ({ entryPoint: v.entryPoint, constants: { ...v.constants, POOL } }))) : variants;
+  const made = await compiling(device, sched, `${engineLabel}: compiling ${label}`, () => compile(device, layout, engineLabel, label, wgsl, all, sched));
+  if (!pooled) return made.map((pipeline) => ({ pipeline, byPool: null }));
+  return variants.map((_, k) => {
+    const [mixed, system, dev] = made.slice(RANGE_POOLS.length * k, RANGE_POOLS.length * (k + 1));
+    return { pipeline: mixed, byPool: { mixed, system, device: dev } };
+  });
 }
 
 function compile(

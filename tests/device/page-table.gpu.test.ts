@@ -194,7 +194,7 @@ describe('GpuPageTable', () => {
     }
   });
 
-  test('poolOf: covers(), and whether the leaves are all in the aperture, all in VRAM or both (4 KiB and huge)', ({ gpu }) => {
+  test('poolOf / leafPool: covers(), and whether the leaves are all in the aperture, all in VRAM or both (4 KiB and huge)', ({ gpu }) => {
     const pt = new GpuPageTable(gpu.device, { apertureSlots: 4096 });
     try {
       const base = 512 * 3 - 2;
@@ -209,6 +209,14 @@ describe('GpuPageTable', () => {
       expect(pt.poolOf(2 ** 20 + 7, 505, 0)).toBe('device');
       expect(pt.poolOf(2 ** 20 + 500, 20, 0)).toBe('mixed');
       expect(pt.poolOf(2 ** 20 + 512, 512, 0)).toBe('system');
+      // leafPool: the same, holes allowed (no leaf at all: 'device').
+      expect(pt.leafPool(base - 1, 4)).toBe('system');
+      expect(pt.leafPool(base + 3, 600)).toBe('device');
+      expect(pt.leafPool(base - 100, 200)).toBe('mixed');
+      expect(pt.leafPool(2 ** 19, 100)).toBe('device');
+      expect(pt.leafPool(2 ** 20 + 500, 20)).toBe('mixed');
+      expect(pt.leafPool(2 ** 20 + 600, 5000)).toBe('system');
+      expect(() => pt.leafPool(base, 0)).toThrowErrno('EINVAL');
     } finally {
       pt.destroy();
     }
