@@ -148,8 +148,8 @@ fn sourceOf(i: u32) -> u32 {
   return (i / TLB_BLOCK_WORDS) % params.nsources;
 }
 
-// POOL (a pipeline override; RANGE_POOLS in abi.ts): 0, each entry says where its page is
-// (PTE_DEVICE); POOL_SYSTEM / POOL_DEVICE, every leaf of the range is in the aperture / in
+// POOL (a pipeline override; RANGE_POOLS in page-table-defs.ts): 0, each entry says where its
+// page is (PTE_DEVICE); POOL_SYSTEM / POOL_DEVICE, every leaf of the range is in the aperture / in
 // VRAM, as the host checked after the flush (GpuPageTable.poolOf for mirror_read_fresh,
 // leafPool for a kernel that translates through the range's leaves). llvmpipe runs both sides
 // of a branch for every 8-lane batch, so a load or store per pool behind the entry's bit costs

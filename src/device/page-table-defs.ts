@@ -82,9 +82,10 @@ export interface GpuPageTableOptions {
 }
 
 /**
- * Which pool the leaves of a range are in, as the host knows it (GpuPageTable.poolOf): the
- * value of mirror_read_fresh's POOL override, index in this list. 'mixed': each entry says
- * (PTE_DEVICE); 'system' / 'device': every leaf is in the aperture / in VRAM.
+ * Which pool the leaves of a range are in, as the host knows it (GpuPageTable.poolOf,
+ * leafPool): the value of a kernel's POOL override (mirror-common.wgsl), index in this list.
+ * 'mixed': each entry says (PTE_DEVICE); 'system' / 'device': every leaf is in the aperture /
+ * in VRAM.
  */
 export const RANGE_POOLS = ['mixed', 'system', 'device'] as const;
 export type RangePool = (typeof RANGE_POOLS)[number];
