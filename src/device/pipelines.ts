@@ -87,9 +87,8 @@ async function compileEngineKernels(device: GPUDevice, label: string, sched: Sch
     ],
   });
   const access = ['mirror_read', 'mirror_write', 'mirror_probe', 'report_read', 'report_write', 'record_read', 'record_write', 'mirror_cold'];
-  const fresh = RANGE_POOLS.map((_, POOL) => ({ entryPoint: 'mirror_read_fresh', constants: { POOL } }));
-  const [[read, write, probe, reportRead, reportWrite, recordRead, recordWrite, cold, ...freshByPool], [atomic, reportAtomic, recordAtomic], [gate, gateArgs, gateReach]] = await Promise.all([
-    compile(device, layout, label, 'mirror-access.wgsl', accessWgsl, [...access.map((entryPoint) => ({ entryPoint })), ...fresh], sched),
+  const [[read, write, probe, reportRead, reportWrite, recordRead, recordWrite, cold, ...fresh], [atomic, reportAtomic, recordAtomic], [gate, gateArgs, gateReach]] = await Promise.all([
+    compile(device, layout, label, 'mirror-access.wgsl', accessWgsl, [...access.map((entryPoint) => ({ entryPoint })), ...perPool({ entryPoint: 'mirror_read_fresh' })], sched),
     compile(device, layout, label, 'mirror-atomic.wgsl', atomicWgsl, ['mirror_atomic_inc', 'report_atomic', 'record_atomic'].map((entryPoint) => ({ entryPoint })), sched),
     compile(device, layout, label, 'mirror-gate.wgsl', gateWgsl, ['gate', 'gate_args', 'gate_reach'].map((entryPoint) => ({ entryPoint })), sched),
   ]);
@@ -97,11 +96,22 @@ async function compileEngineKernels(device: GPUDevice, label: string, sched: Sch
     layout,
     pipelines: {
       read, write, probe, atomic, cold, gate, gateArgs, gateReach,
-      readFresh: { mixed: freshByPool[0], system: freshByPool[1], device: freshByPool[2] },
+      readFresh: byPool(fresh, 0),
       report: { read: reportRead, write: reportWrite, atomic: reportAtomic },
       record: { read: recordRead, write: recordWrite, atomic: recordAtomic },
     },
   };
+}
+
+/** A variant once per pool of the range's leaves, in RANGE_POOLS order (the POOL override). */
+function perPool(v: KernelVariant): KernelVariant[] {
+  return RANGE_POOLS.map((_, POOL) => ({ entryPoint: v.entryPoint, constants: { ...v.constants, POOL } }));
+}
+
+/** The pipelines perPool's variants compiled to, from `at` in `made`. */
+function byPool(made: readonly GPUComputePipeline[], at: number): Record<RangePool, GPUComputePipeline> {
+  const [mixed, system, device] = RANGE_POOLS.map((_, k) => made[at + k]);
+  return { mixed, system, device };
 }
 
 /** A kernel's pipeline and, compiled per pool of the range's leaves, one per RANGE_POOLS (the POOL override). */
@@ -119,12 +129,12 @@ export async function compileKernels(
   device: GPUDevice, layout: GPUBindGroupLayout, engineLabel: string, label: string, wgsl: string,
   variants: readonly KernelVariant[], sched: Scheduler, pooled = false,
 ): Promise<KernelPipelines[]> {
-  const all = pooled ? variants.flatMap((v) => RANGE_POOLS.map((_, POOL) => ({ entryPoint: v.entryPoint, constants: { ...v.constants, POOL } }))) : variants;
+  const all = pooled ? variants.flatMap(perPool) : variants;
   const made = await compiling(device, sched, `${engineLabel}: compiling ${label}`, () => compile(device, layout, engineLabel, label, wgsl, all, sched));
   if (!pooled) return made.map((pipeline) => ({ pipeline, byPool: null }));
   return variants.map((_, k) => {
-    const [mixed, system, dev] = made.slice(RANGE_POOLS.length * k, RANGE_POOLS.length * (k + 1));
-    return { pipeline: mixed, byPool: { mixed, system, device: dev } };
+    const pools = byPool(made, RANGE_POOLS.length * k);
+    return { pipeline: pools.mixed, byPool: pools };
   });
 }
 

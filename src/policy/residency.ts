@@ -275,19 +275,29 @@ export class Residency implements ResidencyView {
     this.#expire(p, now);
     const loc = this.#loc[p];
     if (loc === d) {
-      if (this.#prefetched[p]) {
-        this.#prefetched[p] = 0;
-        this.stats.prefetchHits++;
-      }
+      this.#localHit(p);
       return TOUCH_LOCAL;
     }
     if (loc === CPU && (this.#remote[p] & (1 << d)) !== 0) {
-      this.stats.remoteAccesses++;
-      this.#remoteCount[p]++;
-      if (this.#roundCount[p]++ === 0) this.#roundPages.push(p);
+      this.#remoteTouch(p, true);
       return TOUCH_REMOTE;
     }
     return TOUCH_FAULT;
+  }
+
+  /** A device access found p in its own memory: a prefetched page's first use is a prefetch hit. */
+  #localHit(p: number): void {
+    if (this.#prefetched[p]) {
+      this.#prefetched[p] = 0;
+      this.stats.prefetchHits++;
+    }
+  }
+
+  /** A device access went to system page p through its remote mapping: counted (and for the round's counts unless `roundCounts` is false). */
+  #remoteTouch(p: number, roundCounts: boolean): void {
+    this.stats.remoteAccesses++;
+    this.#remoteCount[p]++;
+    if (roundCounts && this.#roundCount[p]++ === 0) this.#roundPages.push(p);
   }
 
   /**
@@ -310,19 +320,14 @@ export class Residency implements ResidencyView {
       if (this.#pinnedUntil[p] > 0 || this.#remoteUntil[p] > 0) this.#expire(p, now);
       const l = loc[p];
       if (l === d) {
-        if (this.#prefetched[p]) {
-          this.#prefetched[p] = 0;
-          this.stats.prefetchHits++;
-        }
+        this.#localHit(p);
         const c = Math.floor(p / this.chunkPages);
         if (c !== lastHit) {
           hits.push(c);
           lastHit = c;
         }
       } else if (l === CPU && (remote[p] & bit) !== 0) {
-        this.stats.remoteAccesses++;
-        this.#remoteCount[p]++;
-        if (roundCounts && this.#roundCount[p]++ === 0) this.#roundPages.push(p);
+        this.#remoteTouch(p, roundCounts);
         remotes++;
       } else if (l === CPU && mapped) {
         lapsed.push(p);

@@ -23,7 +23,8 @@ describe('migration batched per run', () => {
     const fd1 = await m.devices[1].open(proc);
     const n = 1280; // two and a half of test_hmm's 512-page steps
     const buf = await proc.mmap(0, n * PAGE_SIZE, RW, ANON);
-    await proc.write(buf, pagesOf(n, (p) => tag(p, 1)));
+    const first = pagesOf(n, (p) => tag(p, 1));
+    await proc.write(buf, first);
     expect((await fd1.migrateToDevice(buf + 100 * PAGE_SIZE, 50)).cpages).toBe(50); // another owner's pages
     const child = await proc.fork(); // every page shared (refcount 2): collected through the rmap
     await child.write(buf + 600 * PAGE_SIZE, pagesOf(10, (k) => tag(600 + k, 2))); // COW: the parent's 10 are its own again
@@ -31,14 +32,14 @@ describe('migration batched per run', () => {
     await expect(fd0.migrateToDevice(buf, n)).rejects.toBeErrno('ENOENT');
     expect((await fd0.audit(buf, n)).stale).toEqual([]);
     checkFrameAccounting(m);
-    expect(firstDiff((await fd0.read(buf, n)).data, pagesOf(n, (p) => tag(p, 1))), 'device read').toBeNull();
+    expect(firstDiff((await fd0.read(buf, n)).data, first), 'device read').toBeNull();
     // What comes home is what the snapshot shows in our memory: most of the range (not the
     // other device's 50, which that read's faults brought home).
     const snap = await fd0.snapshot(buf, n);
     const local = snap.filter((v) => (v & 0x70) === HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL).length;
     expect(local).toBeGreaterThan(n - 100);
     expect((await fd0.migrateToSystem(buf, n)).cpages).toBe(local);
-    expect(firstDiff(await proc.read(buf, n * PAGE_SIZE), pagesOf(n, (p) => tag(p, 1))), 'parent').toBeNull();
+    expect(firstDiff(await proc.read(buf, n * PAGE_SIZE), first), 'parent').toBeNull();
     const want = pagesOf(n, (p) => tag(p, p >= 600 && p < 610 ? 2 : 1));
     expect(firstDiff(await child.read(buf, n * PAGE_SIZE), want), 'child').toBeNull();
     checkFrameAccounting(m);
@@ -52,11 +53,12 @@ describe('migration batched per run', () => {
     const fd = await m.devices[0].open(proc);
     const n = 1024;
     const buf = await proc.mmap(0, n * PAGE_SIZE, RW, ANON);
-    await proc.write(buf, pagesOf(n, (p) => tag(p, 1)));
-    expect(firstDiff((await fd.read(buf, n)).data, pagesOf(n, (p) => tag(p, 1)))).toBeNull(); // mapped through the aperture
-    expect(firstDiff((await fd.migrateToDevice(buf, n)).data, pagesOf(n, (p) => tag(p, 1)))).toBeNull();
+    const first = pagesOf(n, (p) => tag(p, 1));
+    await proc.write(buf, first);
+    expect(firstDiff((await fd.read(buf, n)).data, first)).toBeNull(); // mapped through the aperture
+    expect(firstDiff((await fd.migrateToDevice(buf, n)).data, first)).toBeNull();
     // Again: nothing moves, the mirror's device entries stay.
-    expect(firstDiff((await fd.migrateToDevice(buf, n)).data, pagesOf(n, (p) => tag(p, 1)))).toBeNull();
+    expect(firstDiff((await fd.migrateToDevice(buf, n)).data, first)).toBeNull();
     // The CPU takes pages 5 and 700 home and rewrites them; the device's next read faults them
     // back in around device pages it maps already.
     await proc.write(buf + 5 * PAGE_SIZE, pagesOf(1, () => tag(5, 3)));
