@@ -148,17 +148,19 @@ fn sourceOf(i: u32) -> u32 {
   return (i / TLB_BLOCK_WORDS) % params.nsources;
 }
 
-// POOL (a pipeline override; RANGE_POOLS in page-table-defs.ts): 0, each entry says where its
-// page is (PTE_DEVICE); POOL_SYSTEM / POOL_DEVICE, every leaf of the range is in the aperture / in
-// VRAM, as the host checked after the flush (GpuPageTable.poolOf for mirror_read_fresh,
-// leafPool for a kernel that translates through the range's leaves). llvmpipe runs both sides
+// POOL (a pipeline override; RANGE_POOLS and LEAF_POOLS in page-table-defs.ts): 0, each entry says
+// where its page is (PTE_DEVICE); POOL_SYSTEM / POOL_DEVICE, every leaf of the range is in the
+// aperture / in VRAM, as the host checked after the flush (GpuPageTable.poolOf for
+// mirror_read_fresh, leafPool for a kernel that translates through the range's leaves);
+// POOL_RESIDENT (leafPool's kernels only), every page has a VRAM leaf with write rights, so
+// nothing can miss either (reach compiles to true). llvmpipe runs both sides
 // of a branch for every 8-lane batch, so a load or store per pool behind the entry's bit costs
 // both pools' accesses, and a remote-access count is made for every access; a known pool
 // compiles the other side out.
 override POOL: u32 = 0u;
 
 fn inDevice(e: u32) -> bool {
-  return select((e & PTE_DEVICE) != 0u, POOL == POOL_DEVICE, POOL != 0u);
+  return select((e & PTE_DEVICE) != 0u, POOL == POOL_DEVICE || POOL == POOL_RESIDENT, POOL != 0u);
 }
 
 // Marks the slot's page dirty (the GPU wrote it): the host writes back exactly these.

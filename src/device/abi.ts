@@ -13,7 +13,7 @@ import { makeShaderDataDefinitions, makeStructuredView, type StructuredView, typ
 import commonWgsl from '../../shaders/mirror-common.wgsl?raw';
 import { FAULT_ACCESS_PROTECTION } from './fault-queue.js';
 import { PAGE_BYTES } from './page-pool.js';
-import { PT_ENTRIES, PTE_DEVICE, PTE_EXCLUSIVE, PTE_HUGE, PTE_INDEX_SHIFT, PTE_VALID, PTE_WRITE, RANGE_POOLS } from './page-table.js';
+import { PT_ENTRIES, PTE_DEVICE, PTE_EXCLUSIVE, PTE_HUGE, PTE_INDEX_SHIFT, PTE_VALID, PTE_WRITE, RANGE_POOLS, LEAF_POOLS } from './page-table.js';
 
 /** Threads per workgroup. */
 export const MIRROR_WORKGROUP_SIZE = 256;
@@ -88,7 +88,7 @@ export function wgslConstants(): string {
     MISS_LIST, MISS_LIST_BITS: Math.log2(MISS_LIST), GATE_HEAD_WORDS, GATE_LIST_WORDS, MISS_PAGE_MASK: 2 ** 30 - 1, MAX_WG_X: MAX_WORKGROUPS_X, WG: MIRROR_WORKGROUP_SIZE, THREADS_PER_PAGE: MIRROR_THREADS_PER_PAGE,
     PAGES_PER_WG: MIRROR_PAGES_PER_WORKGROUP,
     VECS_PER_THREAD: WORDS_PER_PAGE / 4 / MIRROR_THREADS_PER_PAGE, TLB_BLOCK_WORDS: MIRROR_TLB_BLOCK_WORDS,
-    POOL_SYSTEM: RANGE_POOLS.indexOf('system'), POOL_DEVICE: RANGE_POOLS.indexOf('device'),
+    POOL_SYSTEM: RANGE_POOLS.indexOf('system'), POOL_DEVICE: RANGE_POOLS.indexOf('device'), POOL_RESIDENT: LEAF_POOLS.indexOf('resident'),
   };
   const lines = Object.entries(u32).map(([k, v]) => `const ${k}: u32 = ${v}u;`);
   return `// Generated from src/device/abi.ts (wgslConstants): do not edit here.\n${lines.join('\n')}\n`;

@@ -10,7 +10,7 @@ import {
 import { ensureAlive } from './health.js';
 import { DeviceBuffers } from './buffer-pool.js';
 import { PAGE_BYTES } from './page-pool.js';
-import { PT_MAX_PAGE, type RangePool } from './page-table.js';
+import { PT_MAX_PAGE, type LeafPool } from './page-table.js';
 
 export type MirrorOp = 'read' | 'write' | 'atomic';
 
@@ -132,7 +132,7 @@ export interface MirrorKernel {
   /** @internal: the engine it was compiled for. */ readonly engine: CommandHost;
   /** @internal */ readonly pipeline: GPUComputePipeline;
   /** @internal: the same kernel compiled for each pool of the range's leaves (rangeLeaves kernels). */
-  readonly byPool: Readonly<Record<RangePool, GPUComputePipeline>> | null;
+  readonly byPool: Readonly<Record<LeafPool, GPUComputePipeline>> | null;
   /**
    * The kernel leaves a miss list per workgroup and runs the workgroups of the gate's run
    * list (app-access.wgsl, mirror-gate.wgsl): its commands of their own invocation count are

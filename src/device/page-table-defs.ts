@@ -89,3 +89,13 @@ export interface GpuPageTableOptions {
  */
 export const RANGE_POOLS = ['mixed', 'system', 'device'] as const;
 export type RangePool = (typeof RANGE_POOLS)[number];
+
+/**
+ * What a kernel that translates through the range's leaves is compiled for (GpuPageTable.leafPool,
+ * the POOL override): a pool of RANGE_POOLS, or 'resident': every page of the range has a leaf
+ * in VRAM with read and write rights, so no access can miss and the kernel's miss path compiles
+ * out (reach in app-access.wgsl and workloads.wgsl). llvmpipe runs both sides of every branch,
+ * so that path cost a whole-grid hotspot round half its time though no access took it.
+ */
+export const LEAF_POOLS = [...RANGE_POOLS, 'resident'] as const;
+export type LeafPool = (typeof LEAF_POOLS)[number];

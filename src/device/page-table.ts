@@ -31,14 +31,14 @@ import { DeviceBuffers } from './buffer-pool.js';
 
 export {
   entryFlags, entryIndex, HUGE_PAGES, levelIndices, makeEntry, PT_ENTRIES, PT_MAX_PAGE, PT_TABLE_BYTES, PTE_DEVICE, PTE_EXCLUSIVE, PTE_HUGE,
-  PTE_INDEX_LIMIT, PTE_INDEX_SHIFT, PTE_LEAF_FLAGS, PTE_VALID, PTE_WRITE, RANGE_POOLS,
+  PTE_INDEX_LIMIT, PTE_INDEX_SHIFT, PTE_LEAF_FLAGS, PTE_VALID, PTE_WRITE, RANGE_POOLS, LEAF_POOLS,
 } from './page-table-defs.js';
 import {
   entryFlags, entryIndex, HUGE_PAGES, levelIndices, makeEntry, PT_ENTRIES, PT_MAX_PAGE, PT_TABLE_BYTES, PTE_DEVICE, PTE_EXCLUSIVE, PTE_HUGE,
   PTE_INDEX_LIMIT, PTE_LEAF_FLAGS, PTE_VALID, PTE_WRITE,
 } from './page-table-defs.js';
-export type { GpuPageTableOptions, PageTableStats, PteLookup, RangePool, UnmappedLeaf } from './page-table-defs.js';
-import type { GpuPageTableOptions, PageTableStats, PteLookup, RangePool, UnmappedLeaf } from './page-table-defs.js';
+export type { GpuPageTableOptions, LeafPool, PageTableStats, PteLookup, RangePool, UnmappedLeaf } from './page-table-defs.js';
+import type { GpuPageTableOptions, LeafPool, PageTableStats, PteLookup, RangePool, UnmappedLeaf } from './page-table-defs.js';
 
 function checkPage(page: number, what: string): void {
   if (!Number.isSafeInteger(page) || page < 0 || page >= PT_MAX_PAGE) {
@@ -305,12 +305,13 @@ export class GpuPageTable {
   }
 
   /**
-   * Which pool the leaves of [page, page + npages) are in, holes allowed (a kernel misses
-   * there, whatever its pool): 'device' when none is in the aperture (no leaf at all
-   * included), 'system' when none is in VRAM, else 'mixed'.
+   * Which pool the leaves of [page, page + npages) are in, holes allowed (a kernel misses there
+   * whatever its pool): 'resident' if every page has a VRAM leaf with write rights (nothing can miss),
+   * else 'device' if none is in the aperture (no leaf at all included), 'system' if none is in VRAM, else 'mixed'.
    */
-  leafPool(page: number, npages: number): RangePool {
-    return poolOfBits(this.rangeBits(page, npages, 0, IN_SYSTEM | IN_DEVICE, 'leafPool'));
+  leafPool(page: number, npages: number): LeafPool {
+    const bits = this.rangeBits(page, npages, PTE_WRITE | PTE_DEVICE, IN_SYSTEM | IN_DEVICE, 'leafPool');
+    return bits === IN_DEVICE ? 'resident' : poolOfBits(bits);
   }
 
   /** No page of [page, page + npages) has a leaf (any flags): a kernel there translates nowhere. */
@@ -319,9 +320,8 @@ export class GpuPageTable {
   }
 
   /**
-   * What [page, page + npages) holds, as HOLE | IN_SYSTEM | IN_DEVICE bits (a page with no
-   * leaf that has all of `flags`; a leaf in the aperture; one in VRAM), a scan of the entries
-   * that stops once it has seen every bit of `stop`.
+   * What [page, page + npages) holds, as HOLE | IN_SYSTEM | IN_DEVICE bits (a page with no leaf that
+   * has all of `flags`; a leaf in the aperture; one in VRAM), a scan stopping once it saw all of `stop`.
    */
   private rangeBits(page: number, npages: number, flags: number, stop: number, what: string): number {
     checkRange(page, npages, 1, what);

@@ -10,7 +10,7 @@ import gateWgsl from '../../shaders/mirror-gate.wgsl?raw';
 import { err, HmmError } from '../errors.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import { MIRROR_STORAGE_BUFFERS, withAbi } from './abi.js';
-import { RANGE_POOLS, type RangePool } from './page-table.js';
+import { LEAF_POOLS, RANGE_POOLS, type LeafPool, type RangePool } from './page-table.js';
 import type { MirrorOp } from './command.js';
 import { withErrorScopes } from './gpu.js';
 
@@ -96,44 +96,43 @@ async function compileEngineKernels(device: GPUDevice, label: string, sched: Sch
     layout,
     pipelines: {
       read, write, probe, atomic, cold, gate, gateArgs, gateReach,
-      readFresh: byPool(fresh, 0),
+      readFresh: byPool(RANGE_POOLS, fresh, 0),
       report: { read: reportRead, write: reportWrite, atomic: reportAtomic },
       record: { read: recordRead, write: recordWrite, atomic: recordAtomic },
     },
   };
 }
 
-/** A variant once per pool of the range's leaves, in RANGE_POOLS order (the POOL override). */
-function perPool(v: KernelVariant): KernelVariant[] {
-  return RANGE_POOLS.map((_, POOL) => ({ entryPoint: v.entryPoint, constants: { ...v.constants, POOL } }));
+/** A variant once per pool of `pools` (RANGE_POOLS, or LEAF_POOLS for a kernel through the range's leaves), in its order: the POOL override. */
+function perPool(v: KernelVariant, pools: readonly string[] = RANGE_POOLS): KernelVariant[] {
+  return pools.map((_, POOL) => ({ entryPoint: v.entryPoint, constants: { ...v.constants, POOL } }));
 }
 
-/** The pipelines perPool's variants compiled to, from `at` in `made`. */
-function byPool(made: readonly GPUComputePipeline[], at: number): Record<RangePool, GPUComputePipeline> {
-  const [mixed, system, device] = RANGE_POOLS.map((_, k) => made[at + k]);
-  return { mixed, system, device };
+/** The pipelines perPool's variants compiled to, from `at` in `made`, by pool. */
+function byPool<P extends string>(pools: readonly P[], made: readonly GPUComputePipeline[], at: number): Record<P, GPUComputePipeline> {
+  return Object.fromEntries(pools.map((pool, k) => [pool, made[at + k]])) as Record<P, GPUComputePipeline>;
 }
 
-/** A kernel's pipeline and, compiled per pool of the range's leaves, one per RANGE_POOLS (the POOL override). */
+/** A kernel's pipeline and, compiled per pool of the range's leaves, one per LEAF_POOLS (the POOL override). */
 export interface KernelPipelines {
   pipeline: GPUComputePipeline;
-  byPool: Readonly<Record<RangePool, GPUComputePipeline>> | null;
+  byPool: Readonly<Record<LeafPool, GPUComputePipeline>> | null;
 }
 
 /**
  * Compiles `wgsl` (after the ABI constants and mirror-common.wgsl), one pipeline per variant;
- * `pooled`: also once per pool (POOL = 1, 2), for a kernel whose host knows the pool of the
- * range's leaves each round (GpuPageTable.leafPool).
+ * `pooled`: once per LEAF_POOLS instead (the POOL override), for a kernel whose host knows the
+ * pool of the range's leaves each round (GpuPageTable.leafPool).
  */
 export async function compileKernels(
   device: GPUDevice, layout: GPUBindGroupLayout, engineLabel: string, label: string, wgsl: string,
   variants: readonly KernelVariant[], sched: Scheduler, pooled = false,
 ): Promise<KernelPipelines[]> {
-  const all = pooled ? variants.flatMap(perPool) : variants;
+  const all = pooled ? variants.flatMap((v) => perPool(v, LEAF_POOLS)) : variants;
   const made = await compiling(device, sched, `${engineLabel}: compiling ${label}`, () => compile(device, layout, engineLabel, label, wgsl, all, sched));
   if (!pooled) return made.map((pipeline) => ({ pipeline, byPool: null }));
   return variants.map((_, k) => {
-    const pools = byPool(made, RANGE_POOLS.length * k);
+    const pools = byPool(LEAF_POOLS, made, LEAF_POOLS.length * k);
     return { pipeline: pools.mixed, byPool: pools };
   });
 }

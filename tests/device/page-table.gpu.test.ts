@@ -216,6 +216,16 @@ describe('GpuPageTable', () => {
       expect(pt.leafPool(2 ** 19, 100)).toBe('device');
       expect(pt.leafPool(2 ** 20 + 500, 20)).toBe('mixed');
       expect(pt.leafPool(2 ** 20 + 600, 5000)).toBe('system');
+      // 'resident': every page has a VRAM leaf with write rights (no access can miss), 4 KiB or huge.
+      expect(pt.leafPool(base + 3, 2)).toBe('resident');
+      expect(pt.leafPool(base + 3, 3)).toBe('device'); // base + 5 is read-only
+      expect(pt.leafPool(base + 2, 2)).toBe('mixed');
+      expect(pt.leafPool(2 ** 20 + 7, 505)).toBe('device'); // a huge VRAM leaf without write rights
+      pt.mapHuge(2 ** 21, 2048, PTE_DEVICE | PTE_WRITE);
+      pt.map(2 ** 21 + 512, 9, PTE_DEVICE | PTE_WRITE);
+      expect(pt.leafPool(2 ** 21 + 3, 510)).toBe('resident');
+      expect(pt.leafPool(2 ** 21 + 500, 13)).toBe('resident'); // the huge leaf's tail and a 4 KiB one
+      expect(pt.leafPool(2 ** 21 + 500, 14)).toBe('device'); // and a hole after them
       expect(() => pt.leafPool(base, 0)).toThrowErrno('EINVAL');
     } finally {
       pt.destroy();
