@@ -12,6 +12,7 @@ import plainWgsl from '../../shaders/app-mem-plain.wgsl?raw';
 import { MirrorEngine, WORDS_PER_PAGE } from '../../src/device/mirror-engine.js';
 import { PTE_DEVICE, PTE_WRITE } from '../../src/device/page-table.js';
 import { gpuTest as test } from '../support/gpu.js';
+import { expectAllEqual } from './mirror-helpers.js';
 
 const BASE = 0x9_0000;
 const NPAGES = 4;
@@ -56,7 +57,7 @@ describe('kernels compiled for a resident range', () => {
       for (let p = 0; p < NPAGES; p++) {
         const old = before(p);
         const want = p === odd ? old : old.map((v, k) => 3 * v + p * WORDS_PER_PAGE + k);
-        expect(Buffer.compare(bytes(got.subarray(p * WORDS_PER_PAGE, (p + 1) * WORDS_PER_PAGE)), bytes(want))).toBe(0);
+        expectAllEqual(got.subarray(p * WORDS_PER_PAGE, (p + 1) * WORDS_PER_PAGE), want, `page ${p}`);
       }
       cmd.destroy();
     } finally {
