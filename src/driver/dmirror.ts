@@ -258,7 +258,7 @@ export class Dmirror implements Mirror {
     if (policy !== null && r === undefined) throw err('EINVAL', 'a policy needs its managed range');
     this.#policy = policy === null ? null : new PolicyPath(policy, 0, r!, this.#target(), {
       migrateIn: (start, end, write) => dmirrorMigrateIn(this.#target(), devmem, this.#collecting, start, end, write),
-      evict: (start, end) => devmem.evict(this.mm, start, end),
+      evict: (pieces) => devmem.evictPieces(this.mm, pieces),
       isDevicePage: (pfn) => devmem.pagemap.contains(pfn),
     });
     this.engine.accessCounters = this.#policy?.gpuCounters ?? null; // the GPU counts for the policy

@@ -51,13 +51,14 @@ import { err } from '../errors.js';
 import { PAGE_SIZE } from '../mm/constants.js';
 import { isDevicePrivate, isMigration } from '../mm/page-table.js';
 import { entryAt, mappedPfn, pagesIn, walkPageRange, type MmWalk } from '../mm/pagewalk.js';
-import { VM_WRITE, type Vma } from '../mm/vma.js';
+import type { Vma } from '../mm/vma.js';
 import type { VmaTree } from '../mm/vma-tree.js';
 import type { FaultGroup } from './coalesce.js';
 import type { AccessCounterConfig, AccessCounts } from '../device/command.js';
 import type { BatchRecord } from './records.js';
 import { notePhase } from './phases.js';
 import { serviceRange, type LockState, type MirrorTarget, type RetryOptions } from './retry.js';
+import { performPlan, runs, type PolicyMover } from './plan-moves.js';
 
 /** Default bytes of one counted access: a GPU L2 line (the cost model's remoteAccessBytes). */
 export const ACCESS_REQUEST_BYTES = 128;
@@ -97,30 +98,7 @@ export interface PolicyPathStats {
   countedAccesses: number;
 }
 
-/**
- * What a mirror lends the policy attached to it (Dmirror.setPolicy): its own migrations, as
- * its ioctls make them, and which pfns are its device's memory. Nothing else of the mirror.
- */
-export interface PolicyMover {
-  /** MIGRATE_TO_DEV's per-VMA work over [start, end) (dmirrorMigrateIn). Caller holds the mmap read lock. */
-  migrateIn(start: number, end: number, vmaWrite: boolean): Promise<void>;
-  /** Device pages of [start, end) home (Devmem.evict); returns pages moved. Caller holds the mmap read lock. */
-  evict(start: number, end: number): Promise<number>;
-  /** Is pfn a page of this device's memory? */
-  isDevicePage(pfn: number): boolean;
-}
 
-
-/** Contiguous runs of ascending pages: [first, outer). */
-function runs(pages: ArrayLike<number> & Iterable<number>): [number, number][] {
-  const out: [number, number][] = [];
-  for (const p of pages) {
-    const last = out[out.length - 1];
-    if (last !== undefined && last[1] === p) last[1]++;
-    else out.push([p, p + 1]);
-  }
-  return out;
-}
 
 export class PolicyPath {
   readonly engine: PolicyEngine;
@@ -510,43 +488,9 @@ export class PolicyPath {
     return throttled.size;
   }
 
-  /**
-   * Perform a plan's moves in its order — evictions home through Devmem.evict, migrations in
-   * through migrate.ts (its read_begin/read_retry mapping) — and say what really moved: the
-   * CPU page table after each step (a device-private entry of ours, or not). Caller holds the
-   * mmap read lock.
-   */
-  async #perform(plan: Plan): Promise<PlanOutcome> {
-    const t = this.#target;
-    const moved: (Set<number> | null)[] = [];
-    for (const step of plan.steps) {
-      if (step.kind !== 'move') {
-        moved.push(null);
-        continue;
-      }
-      const abs = step.pages.map((p) => this.basePage + p).sort((a, b) => a - b);
-      if (step.dst === CPU) {
-        for (const [s, e] of runs(abs)) this.stats.evictedOut += await this.#mover.evict(s * PAGE_SIZE, e * PAGE_SIZE);
-      } else {
-        if (step.dst !== this.device) throw err('EINVAL', `policy moved pages to device ${step.dst}, not ${this.device}`);
-        for (const [s, e] of runs(abs)) {
-          const vma = t.mm.vmas.lookup(s * PAGE_SIZE);
-          await this.#mover.migrateIn(s * PAGE_SIZE, e * PAGE_SIZE, vma !== undefined && (vma.flags & VM_WRITE) !== 0);
-        }
-      }
-      const done = new Set<number>();
-      for (const page of abs) {
-        const pfn = mappedPfn(t.mm, page * PAGE_SIZE);
-        const ours = pfn >= 0 && this.#mover.isDevicePage(pfn);
-        if (ours === (step.dst !== CPU)) done.add(page - this.basePage);
-      }
-      if (step.dst !== CPU) {
-        this.stats.migratedIn += done.size;
-        this.stats.skipped += abs.length - done.size;
-      }
-      moved.push(done);
-    }
-    return { moved: (i, p) => moved[i]?.has(p) ?? true };
+  /** A plan's moves performed, and what really moved (plan-moves.ts). Caller holds the mmap read lock. */
+  #perform(plan: Plan): Promise<PlanOutcome> {
+    return performPlan(plan, this.#mover, this.#target.mm, this.basePage, this.device, this.stats);
   }
 
   /**
