@@ -98,8 +98,6 @@ export interface PolicyPathStats {
   countedAccesses: number;
 }
 
-
-
 export class PolicyPath {
   readonly engine: PolicyEngine;
   readonly device: number;

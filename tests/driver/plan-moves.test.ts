@@ -7,7 +7,7 @@
  */
 import { describe, expect } from 'vitest';
 import { performPlan, type MoveCounts, type PolicyMover } from '../../src/driver/plan-moves.js';
-import { MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE } from '../../src/index.js';
+import { MAP_ANONYMOUS, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Machine } from '../../src/index.js';
 import type { MmStruct } from '../../src/mm/mm.js';
 import { mappedPfn } from '../../src/mm/pagewalk.js';
 import type { Plan, PlanStep } from '../../src/policy/plan.js';
@@ -41,49 +41,43 @@ function fakeMover(mm: MmStruct): { mover: PolicyMover; calls: string[] } {
   return { mover, calls };
 }
 
+/** A process with `npages` written pages, a fake mover over its mm, zero counts. */
+async function setup(machine: Machine, npages: number): Promise<{ mm: MmStruct; base: number; mover: PolicyMover; calls: string[]; counts: MoveCounts }> {
+  const p = machine.spawn();
+  const start = await p.mmap(0, npages * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  await p.write(start, new Uint8Array(npages * PAGE_SIZE).fill(1));
+  return { mm: p.mm, base: start / PAGE_SIZE, ...fakeMover(p.mm), counts: { evictedOut: 0, migratedIn: 0, skipped: 0 } };
+}
+
 const move = (dst: number, ...pages: number[]): PlanStep => ({ kind: 'move', dst, cause: dst === CPU ? 'eviction' : 'fault', pages: Float64Array.from(pages) });
 const plan = (...steps: PlanStep[]): Plan => ({ device: DEVICE, now: 0, steps, used: [], allocFailures: 0 });
 
 describe('performPlan', () => {
   test('disjoint evictions go first, in one copy; the migrations follow in order', async ({ machine }) => {
-    const p = machine.spawn();
-    const start = await p.mmap(0, 16 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
-    await p.write(start, new Uint8Array(16 * PAGE_SIZE).fill(1));
-    const base = start / PAGE_SIZE;
-    const { mover, calls } = fakeMover(p.mm);
-    const counts: MoveCounts = { evictedOut: 0, migratedIn: 0, skipped: 0 };
-    await performPlan(plan(move(DEVICE, 0, 1, 2, 3)), mover, p.mm, base, DEVICE, counts);
+    const { mm, base, mover, calls, counts } = await setup(machine, 16);
+    await performPlan(plan(move(DEVICE, 0, 1, 2, 3)), mover, mm, base, DEVICE, counts);
     calls.length = 0;
     // A random-4K plan: evict one page, bring one in, twice.
-    const out = await performPlan(plan(move(CPU, 0), move(DEVICE, 8), move(CPU, 2), move(DEVICE, 9, 10)), mover, p.mm, base, DEVICE, counts);
+    const out = await performPlan(plan(move(CPU, 0), move(DEVICE, 8), move(CPU, 2), move(DEVICE, 9, 10)), mover, mm, base, DEVICE, counts);
     expect(calls).toEqual([`evict ${base}-${base + 1},${base + 2}-${base + 3}`, `in ${base + 8}-${base + 9}`, `in ${base + 9}-${base + 11}`]);
     expect([out.moved(0, 0), out.moved(1, 8), out.moved(2, 2), out.moved(3, 9), out.moved(3, 10)]).toEqual([true, true, true, true, true]);
     expect(counts).toEqual({ evictedOut: 2, migratedIn: 7, skipped: 0 });
   });
 
   test('an eviction of a page the plan also moves in keeps the order, step by step', async ({ machine }) => {
-    const p = machine.spawn();
-    const start = await p.mmap(0, 16 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
-    await p.write(start, new Uint8Array(16 * PAGE_SIZE).fill(1));
-    const base = start / PAGE_SIZE;
-    const { mover, calls } = fakeMover(p.mm);
-    const counts: MoveCounts = { evictedOut: 0, migratedIn: 0, skipped: 0 };
-    await performPlan(plan(move(DEVICE, 0)), mover, p.mm, base, DEVICE, counts);
+    const { mm, base, mover, calls, counts } = await setup(machine, 16);
+    await performPlan(plan(move(DEVICE, 0)), mover, mm, base, DEVICE, counts);
     calls.length = 0;
     // Evict 0, bring 5 in, evict 5 again: evicting first would find 5 not there yet.
-    const out = await performPlan(plan(move(CPU, 0), move(DEVICE, 5), move(CPU, 5)), mover, p.mm, base, DEVICE, counts);
+    const out = await performPlan(plan(move(CPU, 0), move(DEVICE, 5), move(CPU, 5)), mover, mm, base, DEVICE, counts);
     expect(calls).toEqual([`evict ${base}-${base + 1}`, `in ${base + 5}-${base + 6}`, `evict ${base + 5}-${base + 6}`]);
     expect([out.moved(0, 0), out.moved(1, 5), out.moved(2, 5)]).toEqual([true, true, true]);
     expect(counts.evictedOut).toBe(2);
   });
 
   test('a move to another device is EINVAL before anything moves', async ({ machine }) => {
-    const p = machine.spawn();
-    const start = await p.mmap(0, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
-    await p.write(start, new Uint8Array(4 * PAGE_SIZE).fill(1));
-    const { mover, calls } = fakeMover(p.mm);
-    const counts: MoveCounts = { evictedOut: 0, migratedIn: 0, skipped: 0 };
-    await expect(performPlan(plan(move(CPU, 0), move(DEVICE, 1), move(CPU, 2), move(3, 3)), mover, p.mm, start / PAGE_SIZE, DEVICE, counts)).rejects.toBeErrno('EINVAL');
+    const { mm, base, mover, calls, counts } = await setup(machine, 4);
+    await expect(performPlan(plan(move(CPU, 0), move(DEVICE, 1), move(CPU, 2), move(3, 3)), mover, mm, base, DEVICE, counts)).rejects.toBeErrno('EINVAL');
     expect(calls).toEqual([]);
     expect(counts).toEqual({ evictedOut: 0, migratedIn: 0, skipped: 0 });
   });
