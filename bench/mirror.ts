@@ -490,7 +490,7 @@ if (want('fresh')) {
     const mean = (f: (x: (typeof pieces)[number]) => number): number => sum(later.map(f)) / later.length;
     const [first] = pieces;
     rows.push({
-      name: `fresh ${mib} MiB READ on a new machine's mirror, piece by piece (means of the ${later.length} timed reads): machine + open (before the read, not in its ratio) / fault rounds (${sum(pieces.map((x) => x.cold))} of ${sum(pieces.map((x) => x.faultRounds))} cold) / replay rounds / the rest (service, uploads, output read-back, JS); the read`,
+      name: `fresh ${mib} MiB READ on a new machine's mirror, piece by piece (means of the ${later.length} timed reads): machine + open (before the read, not in its ratio) / fault rounds (${sum(later.map((x) => x.cold))} of ${sum(later.map((x) => x.faultRounds))} cold) / replay rounds / the rest (service, uploads, output read-back, JS); the read`,
       result: `${fmtMs(mean((x) => x.machine + x.open))} (${fmtMs(mean((x) => x.machine))} + ${fmtMs(mean((x) => x.open))}) / ${fmtMs(mean((x) => x.fault))} / ${fmtMs(mean((x) => x.replay))} / `
         + `${fmtMs(mean((x) => x.read - x.fault - x.replay))}; ${fmtMs(mean((x) => x.read))} (the first: machine + open ${fmtMs(first.machine + first.open)}, read ${fmtMs(first.read)})`,
       baseline: `${fmtMs(sum(trips) / trips.length)} (bare trip, mean of the same ${trips.length})`,
