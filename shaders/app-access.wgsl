@@ -71,13 +71,9 @@ fn accNew(src: u32) -> Acc {
   return Acc(pendingNew(), src, false, 0u, 0u);
 }
 
-// The mirror entry of the range page holding word w: the leaf gate_reach (mirror-gate.wgsl)
-// left at leafOff before the kernel, one walk per page of the range a round (the entries do
-// not change during a dispatch). So a translation is one load — where a per-thread cache of
-// walked entries was a 4-level walk per miss of it, and on llvmpipe, which runs both sides
-// of every branch for each 8-lane batch, a walk on every access, hit or not.
+// The mirror entry of the range page holding word w (rangeLeaf, mirror-common.wgsl).
 fn entryOf(c: ptr<function, Acc>, w: u32) -> u32 {
-  return done[params.leafOff + w / WORDS_PER_PAGE];
+  return rangeLeaf(w);
 }
 
 // Can word w be accessed (write: with write rights)? If not, note the fault, remember that

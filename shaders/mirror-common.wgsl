@@ -163,6 +163,16 @@ fn inDevice(e: u32) -> bool {
   return select((e & PTE_DEVICE) != 0u, POOL == POOL_DEVICE || POOL == POOL_RESIDENT, POOL != 0u);
 }
 
+// The mirror entry of the range page holding word w, for a kernel that translates through
+// the range's leaves (app-access.wgsl, workloads.wgsl): the leaf gate_reach (mirror-gate.wgsl)
+// left at leafOff before the kernel, one walk per page of the range a round (the entries do not
+// change during a dispatch). So a translation is one load — where a per-thread cache of walked
+// entries walked the 4-level table on llvmpipe, which runs both sides of every branch for each
+// 8-lane batch, on every access, hit or not.
+fn rangeLeaf(w: u32) -> u32 {
+  return done[params.leafOff + w / WORDS_PER_PAGE];
+}
+
 // Marks the slot's page dirty (the GPU wrote it): the host writes back exactly these.
 fn markDirty(entry: u32) {
   let slot = entry >> PTE_INDEX_SHIFT;

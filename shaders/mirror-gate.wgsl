@@ -39,10 +39,11 @@
 
 fn doAccess(access: u32, e: u32, j: u32, addr: u32, prev: u32) {}
 
-// Before every round of an application kernel, gated or not: a thread per page of the
-// command's range walks it once and leaves its leaf at leafOff in done[] (where tlbFill leaves
-// it for an engine kernel's report pass). The kernel translates through these leaves
-// (app-access.wgsl's entryOf: one load, no walk), and the gate tests a page of a list with one
+// Before every round of a kernel that translates through the range's leaves (the application
+// kernels and the synthetic workloads; gated or not): a thread per page of the command's range
+// walks it once and leaves its leaf at leafOff in done[] (where tlbFill leaves it for an engine
+// kernel's report pass). The kernel translates through these leaves (rangeLeaf in
+// mirror-common.wgsl: one load, no walk), and the gate tests a page of a list with one
 // plain load: a round's lists name the same pages many times over (a hotspot workgroup's ~50
 // rows, shared with its neighbours).
 @compute @workgroup_size(WG)

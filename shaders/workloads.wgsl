@@ -124,12 +124,9 @@ fn loadCtx() -> Ctx {
     0u, pendingNew());
 }
 
-// The mirror entry of the buffer page holding word w (range page w / 1024): the leaf
-// gate_reach left at leafOff before the kernel, one walk per page of the range a round (the
-// entries do not change during a dispatch). A one-entry cache of walks did the walk on every
-// access on llvmpipe, which runs both sides of every branch for each 8-lane batch.
+// The mirror entry of the buffer page holding word w (rangeLeaf, mirror-common.wgsl).
 fn entryOf(c: ptr<function, Ctx>, w: u32) -> u32 {
-  return done[params.leafOff + w / WORDS_PER_PAGE];
+  return rangeLeaf(w);
 }
 
 // Can word w be accessed (write: with write rights)? If not, note the fault (recorded by
