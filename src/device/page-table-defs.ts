@@ -1,4 +1,5 @@
-/** The mirrored page table's (page-table.ts) entry format, result, statistics and option types. */
+/** The mirrored page table's (page-table.ts) entry format, result, statistics and option types, and its argument checks. */
+import { err } from '../errors.js';
 
 export const PTE_VALID = 0x1;
 export const PTE_WRITE = 0x2;
@@ -30,16 +31,24 @@ export function levelIndices(page: number): [number, number, number, number] {
   return [Math.floor(page / 2 ** 27) % 512, Math.floor(page / 2 ** 18) % 512, Math.floor(page / 2 ** 9) % 512, page % 512];
 }
 
-/** What unmap() removed: the caller frees the slot(s) and writes back if dirty. */
-export interface UnmappedLeaf {
-  /** First page the leaf mapped (2 MiB aligned for a huge leaf). */
+/**
+ * What unmapRuns() removed: one huge leaf, or `npages` 4 KiB leaves of consecutive pages on
+ * consecutive slots with the same flags. The caller frees the slot(s) and writes back if dirty.
+ */
+export interface LeafRun {
+  /** First page the leaves mapped (2 MiB aligned for a huge leaf). */
   page: number;
-  npages: 1 | 512;
-  /** The leaf's slot (a huge leaf's first slot). */
+  npages: number;
+  /** The first leaf's slot (a huge leaf's first slot). */
   slot: number;
   /** Entry flags (PTE_*), VALID included. */
   flags: number;
   huge: boolean;
+}
+
+/** What unmap() removed: one leaf (4 KiB or huge). */
+export interface UnmappedLeaf extends LeafRun {
+  npages: 1 | 512;
 }
 
 export interface PteLookup {
@@ -99,3 +108,20 @@ export type RangePool = (typeof RANGE_POOLS)[number];
  */
 export const LEAF_POOLS = [...RANGE_POOLS, 'resident'] as const;
 export type LeafPool = (typeof LEAF_POOLS)[number];
+
+export function checkPage(page: number, what: string): void {
+  if (!Number.isSafeInteger(page) || page < 0 || page >= PT_MAX_PAGE) {
+    throw err('EINVAL', `${what}: page ${page} outside [0, 2^35)`);
+  }
+}
+
+/** [page, page + npages) within the table's reach, with at least `min` pages (EINVAL otherwise). */
+export function checkRange(page: number, npages: number, min: 0 | 1, what: string): void {
+  checkPage(page, what);
+  if (!Number.isSafeInteger(npages) || npages < min || page + npages > PT_MAX_PAGE) {
+    throw err('EINVAL', `${what}: bad range [0x${page.toString(16)}, +${npages})`);
+  }
+}
+
+export const HOLE = 1, IN_SYSTEM = 2, IN_DEVICE = 4; // rangeBits: a page without a leaf with the flags asked; a leaf in the aperture; in VRAM
+export const poolOfBits = (bits: number): RangePool => (bits & IN_SYSTEM ? (bits & IN_DEVICE ? 'mixed' : 'system') : 'device');

@@ -34,28 +34,11 @@ export {
   PTE_INDEX_LIMIT, PTE_INDEX_SHIFT, PTE_LEAF_FLAGS, PTE_VALID, PTE_WRITE, RANGE_POOLS, LEAF_POOLS,
 } from './page-table-defs.js';
 import {
-  entryFlags, entryIndex, HUGE_PAGES, levelIndices, makeEntry, PT_ENTRIES, PT_MAX_PAGE, PT_TABLE_BYTES, PTE_DEVICE, PTE_EXCLUSIVE, PTE_HUGE,
-  PTE_INDEX_LIMIT, PTE_LEAF_FLAGS, PTE_VALID, PTE_WRITE,
+  checkPage, checkRange, entryFlags, entryIndex, HOLE, HUGE_PAGES, IN_DEVICE, IN_SYSTEM, levelIndices, makeEntry, poolOfBits, PT_ENTRIES,
+  PT_TABLE_BYTES, PTE_DEVICE, PTE_EXCLUSIVE, PTE_HUGE, PTE_INDEX_LIMIT, PTE_LEAF_FLAGS, PTE_VALID, PTE_WRITE,
 } from './page-table-defs.js';
-export type { GpuPageTableOptions, LeafPool, PageTableStats, PteLookup, RangePool, UnmappedLeaf } from './page-table-defs.js';
-import type { GpuPageTableOptions, LeafPool, PageTableStats, PteLookup, RangePool, UnmappedLeaf } from './page-table-defs.js';
-
-function checkPage(page: number, what: string): void {
-  if (!Number.isSafeInteger(page) || page < 0 || page >= PT_MAX_PAGE) {
-    throw err('EINVAL', `${what}: page ${page} outside [0, 2^35)`);
-  }
-}
-
-/** [page, page + npages) within the table's reach, with at least `min` pages (EINVAL otherwise). */
-function checkRange(page: number, npages: number, min: 0 | 1, what: string): void {
-  checkPage(page, what);
-  if (!Number.isSafeInteger(npages) || npages < min || page + npages > PT_MAX_PAGE) {
-    throw err('EINVAL', `${what}: bad range [0x${page.toString(16)}, +${npages})`);
-  }
-}
-
-const HOLE = 1, IN_SYSTEM = 2, IN_DEVICE = 4; // rangeBits: a page without a leaf with the flags asked; a leaf in the aperture; in VRAM
-const poolOfBits = (bits: number): RangePool => (bits & IN_SYSTEM ? (bits & IN_DEVICE ? 'mixed' : 'system') : 'device');
+export type { GpuPageTableOptions, LeafPool, LeafRun, PageTableStats, PteLookup, RangePool, UnmappedLeaf } from './page-table-defs.js';
+import type { GpuPageTableOptions, LeafPool, LeafRun, PageTableStats, PteLookup, RangePool, UnmappedLeaf } from './page-table-defs.js';
 
 export class GpuPageTable {
   readonly device: GPUDevice;
@@ -214,13 +197,25 @@ export class GpuPageTable {
    * Returns the removed leaves in address order.
    */
   unmap(page: number, npages: number): UnmappedLeaf[] {
+    return this.unmapAs<UnmappedLeaf>(page, npages, false);
+  }
+
+  /**
+   * unmap(), its 4 KiB leaves reported as runs (consecutive pages on consecutive slots with
+   * the same flags: a migration's 16,384 pages are one record, not an object each).
+   */
+  unmapRuns(page: number, npages: number): LeafRun[] {
+    return this.unmapAs<LeafRun>(page, npages, true);
+  }
+
+  private unmapAs<L extends LeafRun>(page: number, npages: number, merge: boolean): L[] {
     checkRange(page, npages, 0, 'unmap');
     if (npages === 1) {
       const one = this.unmapOne(page);
-      if (one !== null) return one;
+      if (one !== null) return one as L[];
     }
-    const out: UnmappedLeaf[] = [];
-    if (npages > 0) this.zap(0, 3, 0, page, page + npages, out);
+    const out: L[] = [];
+    if (npages > 0) this.zap(0, 3, 0, page, page + npages, out, merge);
     return out;
   }
 
@@ -499,11 +494,15 @@ export class GpuPageTable {
   }
 
   /** Zaps pages [start, end) under table t at `level` whose first page is `base`. */
-  private zap(t: number, level: number, base: number, start: number, end: number, out: UnmappedLeaf[]): void {
-    this.walkRange(t, level, base, start, end, true, (tab, k, leaf) => {
-      out.push(leaf);
+  private zap(t: number, level: number, base: number, start: number, end: number, out: LeafRun[], merge: boolean): void {
+    this.walkRange(t, level, base, start, end, true, (tab, k, page, e, huge) => {
+      const slot = entryIndex(e);
+      const flags = entryFlags(e);
+      const last = merge && !huge && out.length > 0 ? out[out.length - 1] : null;
+      if (last !== null && !last.huge && last.flags === flags && last.page + last.npages === page && last.slot + last.npages === slot) last.npages++;
+      else out.push({ page, npages: huge ? HUGE_PAGES : 1, slot, flags, huge });
       this.leafCount--;
-      if (leaf.huge) this.hugeCount--;
+      if (huge) this.hugeCount--;
       this.setEntry(tab, k, 0);
       return false;
     });
@@ -512,7 +511,8 @@ export class GpuPageTable {
   /** findLeaf's walk of pages [start, end) under table t at `level` (zap's, read-only). */
   private find(t: number, level: number, base: number, start: number, end: number, pred: (leaf: UnmappedLeaf) => boolean): UnmappedLeaf | null {
     let hit: UnmappedLeaf | null = null;
-    this.walkRange(t, level, base, start, end, false, (_tab, _k, leaf) => {
+    this.walkRange(t, level, base, start, end, false, (_tab, _k, page, e, huge) => {
+      const leaf: UnmappedLeaf = { page, npages: huge ? HUGE_PAGES : 1, slot: entryIndex(e), flags: entryFlags(e), huge };
       if (!pred(leaf)) return false;
       hit = leaf;
       return true;
@@ -523,12 +523,12 @@ export class GpuPageTable {
   /**
    * The one range walk: every leaf in pages [start, end) under table t at `level` (first
    * page `base`), in address order, through the tables that exist; a huge leaf partly
-   * inside counts whole. `onLeaf` may clear the entry (tab, k) and returns true to stop.
+   * inside counts whole. `onLeaf` (the entry, its first page) may clear it and returns true to stop.
    * `prune`: free the tables the walk leaves empty, and unlink them.
    */
   private walkRange(
     t: number, level: number, base: number, start: number, end: number, prune: boolean,
-    onLeaf: (tab: number, k: number, leaf: UnmappedLeaf) => boolean,
+    onLeaf: (tab: number, k: number, page: number, entry: number, huge: boolean) => boolean,
   ): boolean {
     const tab = this.table(t);
     const span = 512 ** level;
@@ -539,8 +539,7 @@ export class GpuPageTable {
       if (!(e & PTE_VALID)) continue;
       const eBase = base + k * span;
       if (level === 0 || (level === 1 && (e & PTE_HUGE))) {
-        const huge = level === 1;
-        if (onLeaf(t, k, { page: eBase, npages: huge ? 512 : 1, slot: entryIndex(e), flags: entryFlags(e), huge })) return true;
+        if (onLeaf(t, k, eBase, e, level === 1)) return true; // (no object a leaf: a zap's are merged)
         continue;
       }
       const c = entryIndex(e);

@@ -14,7 +14,7 @@
  * (dmirror->mutex) and, for doFault, to have checked mmu_interval_read_retry.
  */
 import type { MirrorEngine } from '../device/mirror-engine.js';
-import { PTE_DEVICE, PTE_EXCLUSIVE, PTE_WRITE, type PteLookup, type UnmappedLeaf } from '../device/page-table.js';
+import { PTE_DEVICE, PTE_EXCLUSIVE, PTE_WRITE, type LeafRun, type PteLookup } from '../device/page-table.js';
 import { err, HmmError } from '../errors.js';
 import { HMM_PFN_VALID, HMM_PFN_WRITE } from '../hmm/pfn.js';
 import { PAGE_SIZE, TASK_SIZE } from '../mm/constants.js';
@@ -201,7 +201,7 @@ export class MirrorPt {
    */
   async invalidate(first: number, last: number, keepDevice = false): Promise<void> {
     const pt = this.#engine.pt;
-    if (!keepDevice) return this.shootdown(pt.unmap(first, last - first));
+    if (!keepDevice) return this.shootdown(pt.unmapRuns(first, last - first));
     if (last > first && pt.covers(first, last - first, PTE_DEVICE)) return; // device entries only: nothing goes
     // Only the system-memory entries go: find their runs (a read-only walk) and zap those,
     // rather than zapping everything and mapping every device entry back a page at a time.
@@ -213,8 +213,8 @@ export class MirrorPt {
       else runs.push([l.page, l.npages]);
       return false; // visit every leaf
     });
-    const system: UnmappedLeaf[] = [];
-    for (const [page, n] of runs) for (const l of pt.unmap(page, n)) system.push(l);
+    const system: LeafRun[] = [];
+    for (const [page, n] of runs) for (const l of pt.unmapRuns(page, n)) system.push(l);
     return this.shootdown(system);
   }
 
@@ -229,12 +229,12 @@ export class MirrorPt {
     let sorted = true;
     for (let k = 1; k < pages.length && sorted; k++) sorted = pages[k - 1] < pages[k];
     if (!sorted) pages.sort((a, b) => a - b);
-    const leaves: UnmappedLeaf[] = [];
+    const leaves: LeafRun[] = [];
     // One table walk per run of consecutive pages (a migration's are mostly one run).
     for (let k = 0; k < pages.length;) {
       let n = 1;
       while (k + n < pages.length && pages[k + n] === pages[k] + n) n++;
-      for (const l of this.#engine.pt.unmap(pages[k], n)) leaves.push(l);
+      for (const l of this.#engine.pt.unmapRuns(pages[k], n)) leaves.push(l);
       k += n;
     }
     return this.shootdown(leaves); // one flush and fence for all of them
@@ -242,12 +242,12 @@ export class MirrorPt {
 
   /** Zap the pages where `which[i]` is set, from page `first` (a migration's sources): a walk per run. */
   async zapPages(first: number, which: Uint8Array): Promise<void> {
-    const leaves: UnmappedLeaf[] = [];
+    const leaves: LeafRun[] = [];
     for (let i = 0; i < which.length;) {
       if (which[i] === 0) { i++; continue; }
       let n = 1;
       while (i + n < which.length && which[i + n] !== 0) n++;
-      for (const l of this.#engine.pt.unmap(first + i, n)) leaves.push(l);
+      for (const l of this.#engine.pt.unmapRuns(first + i, n)) leaves.push(l);
       i += n;
     }
     return this.shootdown(leaves);
@@ -274,7 +274,7 @@ export class MirrorPt {
    * dispatch, so their queued uploads go first. On a lost device what the GPU held is lost
    * with it and the CPU side goes on: the slots are released all the same.
    */
-  async shootdown(leaves: readonly UnmappedLeaf[]): Promise<void> {
+  async shootdown(leaves: readonly LeafRun[]): Promise<void> {
     if (leaves.length === 0) return;
     // (One async frame, no closure: this is the latency of every invalidation.)
     let fence: Promise<void> | null = null;
@@ -298,10 +298,11 @@ export class MirrorPt {
     return gpuSafe(() => this.#aperture.writeback());
   }
 
-  #release(leaves: readonly UnmappedLeaf[]): void {
+  #release(leaves: readonly LeafRun[]): void {
     for (const l of leaves) {
-      if ((l.flags & PTE_DEVICE) !== 0) this.#devPage[l.slot] = 0;
-      else this.#aperture.release(l.slot);
+      if ((l.flags & PTE_DEVICE) !== 0) this.#devPage.fill(0, l.slot, l.slot + l.npages);
+      else if (l.huge) this.#aperture.release(l.slot);
+      else for (let k = 0; k < l.npages; k++) this.#aperture.release(l.slot + k);
     }
   }
 
@@ -312,13 +313,13 @@ export class MirrorPt {
    */
   async #reclaimAperture(): Promise<number> {
     const keep = [...this.#pinned].sort((a, b) => a.start - b.start);
-    const leaves: UnmappedLeaf[] = [];
+    const leaves: LeafRun[] = [];
     let from = 0;
     for (const r of keep) {
-      if (r.start > from) leaves.push(...this.#engine.pt.unmap(from, r.start - from));
+      if (r.start > from) leaves.push(...this.#engine.pt.unmapRuns(from, r.start - from));
       from = Math.max(from, r.end);
     }
-    if (from < LAST_PAGE) leaves.push(...this.#engine.pt.unmap(from, LAST_PAGE - from));
+    if (from < LAST_PAGE) leaves.push(...this.#engine.pt.unmapRuns(from, LAST_PAGE - from));
     this.#apertureReclaims++;
     const before = this.#aperture.freeSlots;
     await this.shootdown(leaves);

@@ -146,6 +146,40 @@ describe('GpuPageTable', () => {
     }
   });
 
+  test('unmapRuns merges back-to-back leaves into runs and clears what unmap clears', async ({ gpu }) => {
+    const e = await MirrorEngine.create(gpu.device, { apertureSlots: 4096, deviceSlots: 1024 });
+    try {
+      const base = 2 ** 33 + 500; // the run crosses a level-0 table at 2^33 + 512
+      // Pages base..base+29 on slots 10..39 (one run across the table boundary), then a slot
+      // gap, a flag change, a page gap, and a huge leaf.
+      e.pt.mapRun(base, 30, (k) => 10 + k, () => PTE_WRITE);
+      e.pt.map(base + 30, 100, PTE_WRITE); // next page, slot not next: a new run
+      e.pt.map(base + 31, 101, 0); // next slot, other flags: a new run
+      e.pt.map(base + 33, 102, 0); // page gap
+      e.pt.map(base + 34, 103, PTE_DEVICE); // same next slot number, other pool: a new run
+      e.pt.mapHuge(2 ** 34, 512, PTE_DEVICE);
+      e.flush();
+      const end = 2 ** 34 + 512;
+      const runs = e.pt.unmapRuns(base, end - base);
+      expect(runs.map((r) => [r.page - base, r.npages, r.slot, r.flags & ~PTE_VALID, r.huge])).toEqual([
+        [0, 30, 10, PTE_WRITE, false], [30, 1, 100, PTE_WRITE, false], [31, 1, 101, 0, false],
+        [33, 1, 102, 0, false], [34, 1, 103, PTE_DEVICE, false],
+        [2 ** 34 - base, 512, 512, PTE_DEVICE | PTE_HUGE, true],
+      ]);
+      expect(e.pt.stats).toMatchObject({ tables: 1, leaves: 0, hugeLeaves: 0 });
+      const probe = [...Array.from({ length: 35 }, (_, k) => base + k), 2 ** 34, 2 ** 34 + 511];
+      expectAllEqual(await e.probe(probe), new Uint32Array(probe.length), 'all unmapped');
+      // A single page takes the same path as unmap(page, 1).
+      e.pt.map(base, 7, PTE_WRITE);
+      e.pt.map(base + 1, 8, PTE_WRITE);
+      expect(e.pt.unmapRuns(base, 1)).toEqual([{ page: base, npages: 1, slot: 7, flags: PTE_VALID | PTE_WRITE, huge: false }]);
+      expect(e.pt.lookup(base)).toBeNull();
+      expect(e.pt.lookup(base + 1)?.slot).toBe(8);
+    } finally {
+      e.destroy();
+    }
+  });
+
   test('a reused table never shows its previous life on the GPU', async ({ gpu }) => {
     const e = await MirrorEngine.create(gpu.device, { apertureSlots: 1024, deviceSlots: 64 });
     try {
