@@ -154,11 +154,12 @@ async function yieldSome(sched: Scheduler, rand: () => number): Promise<void> {
 }
 
 /**
- * The real scheduler, except that yield() is always a macrotask. The machines here use it
- * because the default one yields with queueMicrotask where there is no setImmediate (a
- * browser), and an mm loop that yields while it waits (hmm_range_fault on a migration
- * entry) then never lets the GPU completion it waits for in: the page freezes, and with it
- * the whole browser run. That bug has its own test below ('the default scheduler…').
+ * The real scheduler, except that yield() is always a macrotask. The machines built from
+ * MACHINE without a seed use it (the stress tests run seeded: see setup()) because the
+ * default one yields with queueMicrotask where there is no setImmediate (a browser), and an
+ * mm loop that yields while it waits (hmm_range_fault on a migration entry) then never lets
+ * the GPU completion it waits for in: the page freezes, and with it the whole browser run.
+ * That bug has its own test below ('the default scheduler…').
  */
 class MacrotaskScheduler implements Scheduler {
   yield(): Promise<void> {
@@ -207,6 +208,9 @@ async function stress(m: Machine, proc: Process, readers: Mirror[], seed: number
   // changes interleave at the same ratio however fast the GPU is relative to the CPU.
   let cpuOp = 0;
   const sched = m.sched;
+  // The report is asserted on (overlapped > 5), so it must be the seed's alone, not the
+  // event loop's: see setup().
+  if (!(sched instanceof SeededScheduler)) throw new Error('stress() needs a machine on a SeededScheduler');
   const idle = (): Promise<void> => sched.yield('test:gate');
 
   const reader = async (fd: Mirror, idx: number): Promise<void> => {
@@ -347,6 +351,9 @@ async function stress(m: Machine, proc: Process, readers: Mirror[], seed: number
 
   await Promise.all([cpu(), ...readers.map((fd, i) => reader(fd, i))]);
   expect(failures, `seed ${seed}: reads that saw a value the page did not hold (ops ${JSON.stringify(report.ops)})`).toEqual([]);
+  // A GPU completion the pump stopped waiting for (real time ran out) lands where the host
+  // put it: the run would no longer replay from its seed.
+  expect(sched.stats.graceExpirations, `seed ${seed}: scheduling points decided by real time`).toBe(0);
   for (const c of children) await c.child.exit();
 
   // Quiescent: every mirror and the CPU see exactly the final state.
@@ -434,6 +441,25 @@ describe('dmirror coherence: the GPU never reads through a stale entry', () => {
     const r = await stress(m, proc, [fd0, fd1], seed, 60, { migrators: [fd0, fd1] });
     expect(Math.min(...r.reads)).toBeGreaterThan(5);
     expect(r.overlapped).toBeGreaterThan(5);
+  });
+
+  mirrorTest('a seed replays its run: the same interleaving and the same report twice', async ({ machines }) => {
+    // What the stress tests assert (overlapped > 5, reads > N) holds on every run only if
+    // the schedule is the seed's alone: two fresh machines, one seed, the same scheduler
+    // trace (every resumption, GPU completions included) and the same report.
+    const seed = 31;
+    const once = async (): Promise<{ report: StressReport; trace: string[] }> => {
+      const { m, proc, fd0, fd1 } = await setup(machines, seed);
+      const report = await stress(m, proc, [fd0, fd1], seed, 60, { migrators: [fd0, fd1] });
+      if (!(m.sched instanceof SeededScheduler)) throw new Error('setup(machines, seed) gives a SeededScheduler');
+      return { report, trace: [...m.sched.trace] };
+    };
+    const first = await once();
+    const second = await once();
+    expect(second.trace.length, 'scheduler steps').toBe(first.trace.length);
+    expect(second.trace).toEqual(first.trace);
+    expect(second.report).toEqual(first.report);
+    expect(first.report.overlapped).toBeGreaterThan(5);
   });
 
   mirrorTest('a second mirror of the same device is not left mapping a frame that device 0 migrated away', async ({ machines }) => {
