@@ -5,7 +5,7 @@
  * GUP pin does to them: migrate_vma_check_page leaves a pinned page where it is.
  */
 import { describe, expect } from 'vitest';
-import { HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, HMM_DMIRROR_PROT_WRITE, PAGE_SIZE } from '../../src/index.js';
+import { HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, HMM_DMIRROR_PROT_WRITE, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE } from '../../src/index.js';
 import { checkFrameAccounting } from '../../src/mm/accounting.js';
 import { ANON, RW } from './machines.js';
 import { mirrorTest } from '../support/mirror.js';
@@ -38,6 +38,27 @@ describe('migration steps', () => {
     starts.length = 0;
     expect((await fd.migrateToSystem(buf, n)).cpages).toBe(n);
     expect(starts).toEqual(want);
+    expect(firstDiff(await p.read(buf, n * PAGE_SIZE), data)).toBeNull();
+    checkFrameAccounting(m);
+    await fd.close();
+  }, 120_000);
+
+  mirrorTest('a step whose migrate_vma_setup fails (a VM_MIXEDMAP VMA) ends MIGRATE_TO_DEV with EINVAL after the steps before it moved', async ({ machines }) => {
+    // test_hmm's dmirror_migrate_to_device returns migrate_vma_setup's error from the step
+    // that failed; the steps before it have migrated and are mapped.
+    const m = await machines({ devices: 1, systemPages: 8192, devicePages: 2048 });
+    const p = m.spawn();
+    const fd = await m.devices[0].open(p);
+    const special = await fd.mmap(4 * PAGE_SIZE, RW, MAP_PRIVATE); // VM_MIXEDMAP
+    const n = 600; // two steps of anonymous memory (512 + 88) right below it
+    const buf = await p.mmap(special - n * PAGE_SIZE, n * PAGE_SIZE, RW, ANON | MAP_FIXED);
+    expect(buf).toBe(special - n * PAGE_SIZE);
+    const data = new Uint8Array(n * PAGE_SIZE).map((_, i) => (i * 13) & 0xff);
+    await p.write(buf, data);
+    await expect(fd.migrateToDevice(buf, n + 4)).rejects.toBeErrno('EINVAL');
+    const snap = await fd.snapshot(buf, n);
+    expect(snap.every((s) => s === (HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE))).toBe(true);
+    expect(firstDiff((await fd.read(buf, n)).data, data)).toBeNull();
     expect(firstDiff(await p.read(buf, n * PAGE_SIZE), data)).toBeNull();
     checkFrameAccounting(m);
     await fd.close();
