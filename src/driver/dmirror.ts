@@ -257,7 +257,7 @@ export class Dmirror implements Mirror {
     const devmem = this.device.devmem;
     if (policy !== null && r === undefined) throw err('EINVAL', 'a policy needs its managed range');
     this.#policy = policy === null ? null : new PolicyPath(policy, 0, r!, this.#target(), {
-      migrateIn: (start, end, write) => dmirrorMigrateIn(this.#target(), devmem, this.#collecting, [{ start, end, write }]),
+      migrateIn: (start, end, write) => dmirrorMigrateIn(this.#target(), devmem, this.#collecting, start, end, write),
       evict: (pieces) => devmem.evictPieces(this.mm, pieces),
       isDevicePage: (pfn) => devmem.pagemap.contains(pfn),
     });
@@ -466,7 +466,9 @@ export class Dmirror implements Mirror {
       this.mm.checkAlive();
       this.engine.checkAlive();
       // dmirror_migrate_to_device: one migrate_vma_setup per PTRS_PER_PTE pages at most.
-      await dmirrorMigrateIn(this.#target(), this.device.devmem, this.#collecting, vmaPieces(this.mm, r.start, r.end, MIGRATE_STEP_PAGES), () => this.takeFailAlloc());
+      for (const piece of vmaPieces(this.mm, r.start, r.end, MIGRATE_STEP_PAGES)) {
+        await dmirrorMigrateIn(this.#target(), this.device.devmem, this.#collecting, piece.start, piece.end, piece.write, () => this.takeFailAlloc());
+      }
       coherent = this.device.devmem.coherentRead(this.mm, r.start, r.npages);
     } finally {
       this.mm.lock.readUnlock();
