@@ -109,6 +109,7 @@ export type RangePool = (typeof RANGE_POOLS)[number];
 export const LEAF_POOLS = [...RANGE_POOLS, 'resident'] as const;
 export type LeafPool = (typeof LEAF_POOLS)[number];
 
+/** A page number the table can hold, [0, 2^35) (EINVAL otherwise). */
 export function checkPage(page: number, what: string): void {
   if (!Number.isSafeInteger(page) || page < 0 || page >= PT_MAX_PAGE) {
     throw err('EINVAL', `${what}: page ${page} outside [0, 2^35)`);

@@ -298,6 +298,7 @@ export class MirrorPt {
     return gpuSafe(() => this.#aperture.writeback());
   }
 
+  /** Frees what the leaves held: a run's slots (npages of them), a huge leaf's as the pool holds it. */
   #release(leaves: readonly LeafRun[]): void {
     for (const l of leaves) {
       if ((l.flags & PTE_DEVICE) !== 0) this.#devPage.fill(0, l.slot, l.slot + l.npages);
