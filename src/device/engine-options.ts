@@ -16,6 +16,12 @@ export interface MirrorEngineOptions {
   vram?: PagePool;
   /** Fault buffer records (default 4096). */
   faultCapacity?: number;
+  /**
+   * The buffer holds faultSpill × faultCapacity records, so that a round that overflows the
+   * ring keeps a deterministic faultCapacity of them, not the GPU threads' race (FaultQueue;
+   * default FAULT_SPILL, 8; 1: the first written, as the hardware's ring keeps).
+   */
+  faultSpill?: number;
   /** uTLBs that filter faults independently (default 8). */
   faultSources?: number;
   /** Page-table options (initial size, cap, flush run merging). */

@@ -12,6 +12,13 @@
  * Unlike the real buffer, the host only reads the ring after the kernel that wrote it has
  * finished (same queue, copy after dispatch), so records need no per-entry valid bit and
  * the host's GET is implicit: draining resets put/overflow to 0.
+ *
+ * Which records a full ring keeps: in the hardware, the first that reach it; here that would
+ * be the race of the GPU's threads (llvmpipe's, run to run), and a run would not repeat from
+ * its seed. With `spill` > 1 the buffer holds spill × capacity records; a round that wrote
+ * more than `capacity` keeps a deterministic `capacity` of them — the lowest by (uTLB, page,
+ * access) — and reports the overflow, as if the ring had kept those. Past spill × capacity
+ * the kernels drop records as before (counted in stats.spills: the race is back).
  */
 import { err } from '../errors.js';
 import type { Scheduler } from '../sched/scheduler.js';
@@ -42,9 +49,13 @@ export interface FaultQueueStats {
   drains: number;
   records: number;
   overflows: number;
+  /** Overflowing drains that wrote past spill × capacity (which records were kept was the GPU's race). */
+  spills: number;
 }
 
 export const FAULT_HEADER_BYTES = 16;
+/** MirrorEngine's default spill (MirrorEngineOptions.faultSpill): records the buffer holds per record a drain delivers. */
+export const FAULT_SPILL = 8;
 export const FAULT_RECORD_BYTES = 16;
 /** Matches ACCESS_PROTECTION in mirror-common.wgsl. */
 export const FAULT_ACCESS_PROTECTION = 0x100;
@@ -52,20 +63,25 @@ const ACCESS_NAMES: Record<number, FaultAccess> = { 1: 'read', 2: 'write', 3: 'a
 
 export class FaultQueue {
   readonly device: GPUDevice;
+  /** Records a drain delivers at most (the ring's size as the driver sees it). */
   readonly capacity: number;
+  /** Records the buffer holds (capacity × spill). */
+  readonly slots: number;
   readonly buffer: GPUBuffer;
   /** header + records. */
   readonly byteSize: number;
   readonly sched: Scheduler;
-  private readonly counters = { drains: 0, records: 0, overflows: 0 };
+  private readonly counters = { drains: 0, records: 0, overflows: 0, spills: 0 };
   private destroyed = false;
 
-  constructor(device: GPUDevice, capacity = 4096, label = 'fault buffer', sched: Scheduler = HOST_SCHEDULER) {
+  constructor(device: GPUDevice, capacity = 4096, label = 'fault buffer', sched: Scheduler = HOST_SCHEDULER, spill = 1) {
     this.sched = sched;
     if (!Number.isInteger(capacity) || capacity < 1) throw err('EINVAL', `fault queue capacity ${capacity}`);
-    this.byteSize = FAULT_HEADER_BYTES + capacity * FAULT_RECORD_BYTES;
+    if (!Number.isInteger(spill) || spill < 1) throw err('EINVAL', `fault queue spill ${spill}`);
+    this.slots = capacity * spill;
+    this.byteSize = FAULT_HEADER_BYTES + this.slots * FAULT_RECORD_BYTES;
     if (this.byteSize > device.limits.maxStorageBufferBindingSize) {
-      throw err('EINVAL', `fault queue of ${capacity} records exceeds maxStorageBufferBindingSize`);
+      throw err('EINVAL', `fault queue of ${this.slots} records exceeds maxStorageBufferBindingSize`);
     }
     ensureAlive(device, label);
     this.device = device;
@@ -94,14 +110,17 @@ export class FaultQueue {
   parse(bytes: ArrayBuffer, offset = 0): FaultBatch {
     const head = new Uint32Array(bytes, offset, 4);
     const put = head[0];
-    const n = Math.min(put, this.capacity);
+    const written = Math.min(put, this.slots);
     const overflow = head[1] !== 0 || put > this.capacity;
-    const rec = new Uint32Array(bytes, offset + FAULT_HEADER_BYTES, n * 4);
+    const rec = new Uint32Array(bytes, offset + FAULT_HEADER_BYTES, written * 4);
+    const order = written > this.capacity ? keptRecords(rec, written, this.capacity) : null;
+    const n = Math.min(written, this.capacity);
     const records: FaultRecord[] = new Array(n);
-    for (let k = 0; k < n; k++) {
+    for (let i = 0; i < n; i++) {
+      const k = order === null ? i : order[i];
       const access = ACCESS_NAMES[rec[4 * k + 2] & 0xff];
       if (!access) throw err('EIO', `fault buffer: record ${k} has access code ${rec[4 * k + 2]}`);
-      records[k] = {
+      records[i] = {
         page: rec[4 * k + 1] * 2 ** 32 + rec[4 * k],
         access,
         source: rec[4 * k + 3],
@@ -111,6 +130,7 @@ export class FaultQueue {
     this.counters.drains++;
     this.counters.records += n;
     if (overflow) this.counters.overflows++;
+    if (put > this.slots && this.slots > this.capacity) this.counters.spills++;
     return { records, overflow };
   }
 
@@ -144,4 +164,56 @@ export class FaultQueue {
     this.destroyed = true;
     DeviceBuffers.of(this.device).release([{ buffer: this.buffer }]);
   }
+}
+
+/**
+ * The `keep` records of the `written` in `rec` that a full ring keeps (FaultQueue's header):
+ * the lowest by (uTLB, page, access), as indices in that order, whatever order the GPU's
+ * threads wrote them in. Each record as one number — source · 2^38 + page · 8 + access code
+ * and protection bit, exact below 2^53 for sources below 2^15 — sorted natively (a
+ * comparator over 32,768 records took 15-30 ms a round); a record's first index breaks a tie.
+ */
+function keptRecords(rec: Uint32Array, written: number, keep: number): Uint32Array {
+  const keys = new Float64Array(written);
+  for (let k = 0; k < written; k++) {
+    const source = rec[4 * k + 3];
+    if (source >= 2 ** 15) return keptByCompare(rec, written, keep);
+    const a = rec[4 * k + 2];
+    keys[k] = source * 2 ** 38 + (rec[4 * k + 1] * 2 ** 32 + rec[4 * k]) * 8 + ((a & 3) | ((a & FAULT_ACCESS_PROTECTION) !== 0 ? 4 : 0));
+  }
+  const sorted = keys.slice().sort();
+  const last = sorted[keep - 1];
+  let below = 0; // kept with a key under `last`; the rest of `keep` are records equal to it
+  while (below < keep && sorted[below] < last) below++;
+  const first = new Map<number, number>(); // key → the next index in `order` for it
+  for (let i = 0; i < keep; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) first.set(sorted[i], i);
+  const order = new Uint32Array(keep);
+  let ties = keep - below;
+  for (let k = 0; k < written; k++) {
+    const key = keys[k];
+    if (key > last) continue;
+    if (key === last) {
+      if (ties === 0) continue;
+      ties--;
+    }
+    const at = first.get(key)!;
+    order[at] = k;
+    first.set(key, at + 1);
+  }
+  return order;
+}
+
+/** keptRecords for sources of 2^15 and over: a comparator sort, field by field. */
+function keptByCompare(rec: Uint32Array, written: number, keep: number): Uint32Array {
+  const order = new Uint32Array(written);
+  for (let k = 0; k < written; k++) order[k] = k;
+  const field = [3, 1, 0, 2]; // source, page high, page low, access word
+  order.sort((a, b) => {
+    for (const f of field) {
+      const d = rec[4 * a + f] - rec[4 * b + f];
+      if (d !== 0) return d;
+    }
+    return a - b;
+  });
+  return order.subarray(0, keep);
 }

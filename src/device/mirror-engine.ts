@@ -30,7 +30,7 @@ import { lostRecord, tlbStats, type RoundResult } from './round-result.js';
 import { err, HmmError } from '../errors.js';
 import { GpuError, withErrorScopes } from './gpu.js';
 import { timedPass } from './gpu-timer.js';
-import { FaultQueue, type FaultRecord } from './fault-queue.js';
+import { FAULT_SPILL, FaultQueue, type FaultRecord } from './fault-queue.js';
 import type { Scheduler } from '../sched/scheduler.js';
 import { asDeviceError, ensureAlive, HOST_SCHEDULER } from './health.js';
 import {
@@ -127,7 +127,7 @@ export class MirrorEngine implements CommandHost {
       label: `${label} page table`, apertureSlots, deviceSlots,
       initialTables: opts.initialTables, maxTables: opts.maxTables, mergeGap: opts.mergeGap,
     });
-    this.faults = new FaultQueue(device, opts.faultCapacity ?? 4096, `${label} fault buffer`, this.sched);
+    this.faults = new FaultQueue(device, opts.faultCapacity ?? 4096, `${label} fault buffer`, this.sched, opts.faultSpill ?? FAULT_SPILL);
     this.devDirtyOff = Math.ceil(apertureSlots / 32);
     this.dirty = this.buffers.acquire({
       label: `${label} dirty bitmap`,
