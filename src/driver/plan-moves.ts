@@ -75,23 +75,25 @@ export async function performPlan(plan: Plan, mover: PolicyMover, mm: MmStruct, 
     }
     moved[k] = done;
   };
+  /** Step k's pages as byte ranges, a run each (what Devmem.evictPieces takes). */
+  const pieces = (k: number): { start: number; end: number }[] => runs(abs[k]!).map(([s, e]) => ({ start: s * PAGE_SIZE, end: e * PAGE_SIZE }));
   const evictions = steps.flatMap((s, k) => (isEviction(s) ? [k] : []));
   const incoming = new Set<number>();
   steps.forEach((s, k) => { if (s.kind === 'move' && !isEviction(s)) for (const p of abs[k]!) incoming.add(p); });
   const upFront = evictions.length > 1 && evictions.every((k) => abs[k]!.every((p) => !incoming.has(p)));
   if (upFront) {
-    counts.evictedOut += await mover.evict(evictions.flatMap((k) => runs(abs[k]!).map(([s, e]) => ({ start: s * PAGE_SIZE, end: e * PAGE_SIZE }))));
+    counts.evictedOut += await mover.evict(evictions.flatMap(pieces));
     evictions.forEach(landed);
   }
   for (let k = 0; k < steps.length; k++) {
     const step = steps[k];
     if (step.kind !== 'move' || (upFront && isEviction(step))) continue;
     if (step.dst === CPU) {
-      counts.evictedOut += await mover.evict(runs(abs[k]!).map(([s, e]) => ({ start: s * PAGE_SIZE, end: e * PAGE_SIZE })));
+      counts.evictedOut += await mover.evict(pieces(k));
     } else {
-      for (const [s, e] of runs(abs[k]!)) {
-        const vma = mm.vmas.lookup(s * PAGE_SIZE);
-        await mover.migrateIn(s * PAGE_SIZE, e * PAGE_SIZE, vma !== undefined && (vma.flags & VM_WRITE) !== 0);
+      for (const { start, end } of pieces(k)) {
+        const vma = mm.vmas.lookup(start);
+        await mover.migrateIn(start, end, vma !== undefined && (vma.flags & VM_WRITE) !== 0);
       }
     }
     landed(k);
