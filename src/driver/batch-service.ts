@@ -29,7 +29,7 @@ import { emptyRecord, type BatchRecord } from './records.js';
 import { beginPhases, notePhase } from './phases.js';
 import { dmirrorAtomicMap, serviceRange, type LockState, type MirrorTarget } from './retry.js';
 import type { ServicerOptions } from './service-options.js';
-import { issueLimit } from './utlb-issue.js';
+import { StallingIssue } from './utlb-issue.js';
 
 export class BatchFaultService extends ServiceCore {
   readonly kind = 'batch';
@@ -54,11 +54,12 @@ export class BatchFaultService extends ServiceCore {
     let overflow = false;
     // With a policy: which faults a batch fetches is decided by age, not by the GPU's race (fetch-order.ts).
     const ages = this.opts.policy ? new FaultAges() : null;
+    const stall = new StallingIssue(this.opts.utlbFaults);
     this.opts.policy?.commandStart();
     const service = async (r: RoundResult, round: number): Promise<FatalFault[]> => {
       const fatal: FatalFault[] = [];
       // A uTLB stalled on its outstanding faults issued no more (utlbFaults; default: no limit).
-      buffer = buffer.concat(issueLimit(r.faults, this.opts.utlbFaults));
+      buffer = buffer.concat(stall.issue(r.faults, round));
       // UVM fetches the oldest faults and sorts each fetched batch by address: with a policy,
       // which faults a batch holds must not depend on the order the GPU recorded them in, so
       // the buffer is ordered by how long each page has waited (fetch-order.ts), not by address.

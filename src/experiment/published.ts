@@ -30,12 +30,14 @@ export const PUBLISHED_SETTINGS = { cost: 'uvm-smart-serial' } as const satisfie
  * there the order decides how many pages a fault event counts. The others do not:
  * - on-demand: a page faults once whatever the order and the serial clock charges per far
  *   fault, so neither figure moves (tests/experiment/published.test.ts shows it);
- * - oversubscribed: our uTLBs keep their lowest page, not their oldest invocation's, so an
- *   invocation that touches several arrays completes only once the lowest array is in; under
- *   eviction that can never happen (backprop TBN + LRU-2M at 110 %: 40,496 pages in, 39,040 out,
- *   no invocation completed in 501 rounds, the watchdog), and without a prefetcher (tree-fits
- *   once full) rounds bring 1-2 pages (hotspot on-demand, 12 MiB: 638 of 3,072 pages in 501
- *   rounds). A per-invocation issue order needs the invocation in the fault record.
+ * - oversubscribed: since each uTLB's queue is FIFO (utlb-issue.ts) the stall no longer
+ *   livelocks there, but it models UVM_Smart's cells worse, measured at the preset's sizes (one
+ *   run a cell, 7 December 2026, far faults with the stall / without / UVM_Smart's): TBN + LRU-2M
+ *   stops thrashing (bfs 272 / 2,293 / 5,419 at 110 %, 622 / 4,529 / 10,057 at 125 %; fdtd
+ *   189 / 3,312 / 5,951), only backprop comes nearer (117 / 2,311 / 347); four faults a uTLB
+ *   (28 SMs over 8 uTLBs) still does not thrash (bfs 674, fdtd 726, backprop 466). The random-4K
+ *   and SL-64K cells prefetch nothing once full (tree-fits), so a stalled round brings a few
+ *   pages (hotspot random-4K: 7,809 rounds, 237 s of wall time, against 158 rounds and 5.7 s).
  */
 export const PUBLISHED_STALLING_ISSUE = 1;
 

@@ -9,6 +9,7 @@ import {
   htmlPublished, PUBLISHED, PUBLISHED_CONFIGS, PUBLISHED_SETTINGS, PUBLISHED_STALLING_ISSUE, publishedRows, publishedRuns, publishedTable, publishedWorkload,
 } from '../../src/experiment/published.js';
 import { runOne } from '../../src/experiment/runner.js';
+import { DEFAULT_WATCHDOG } from '../../src/experiment/watchdog.js';
 import type { RunConfig } from '../../src/experiment/types.js';
 import { BASE_CONFIG } from '../../src/experiment/cli.js';
 import type { RunResult } from '../../src/experiment/types.js';
@@ -192,6 +193,17 @@ describe('the published preset runs on UVM_Smart\'s terms (PUBLISHED_SETTINGS, P
     expect(stalled.policy!.faultGroups).toBeGreaterThan(free.policy!.faultGroups); // the order did change
     expect(stalled.policy!.farFaults).toBe(free.policy!.farFaults);
     expect(stalled.policy!.simTimeNs).toBe(free.policy!.simTimeNs);
+  });
+  it('on the GPU: the stalling issue order under eviction completes (backprop TBN + LRU-2M at 110 %, 8 MiB): the uTLB queue is FIFO, so evicted low pages re-fault behind the high ones the invocations wait on', async () => {
+    // With each uTLB's lowest page first this run livelocked: no invocation completed in 60
+    // rounds, 5,136 pages in and 4,608 out (the watchdog's message; before utlb-issue.ts's queue).
+    const r = await runOne({
+      ...BASE_CONFIG, ...PUBLISHED_SETTINGS, preset: 'published', workload: 'backprop', sizeMiB: 8, policy: 'first-touch+tree+lru', oversub: 1.1, utlbFaults: 1,
+    } as RunConfig, { watchdog: { ...DEFAULT_WATCHDOG, wallMs: Number.POSITIVE_INFINITY, rounds: 60 } });
+    expect(r.error).toBeNull();
+    expect(r.verify.checked).toBeGreaterThan(0);
+    expect(r.verify.mismatches).toBe(0);
+    expect(r.policy!.evictedOut).toBeGreaterThan(0); // oversubscribed: it did evict
   });
 });
 

@@ -11,7 +11,7 @@ import {
 import { builtinPolicy } from '../../src/policy/loader.js';
 import { random4kEviction } from '../../src/policy/eviction.js';
 import { ACCESS_READ } from '../../src/policy/types.js';
-import { issueLimit } from '../../src/driver/utlb-issue.js';
+import { issueLimit, StallingIssue } from '../../src/driver/utlb-issue.js';
 import type { FaultRecord } from '../../src/device/fault-queue.js';
 
 /** One fault group on device 0 of `pages` (distinct, ascending), folding `records` fault records; committed. */
@@ -94,6 +94,22 @@ describe('a uTLB stalled on its outstanding faults (utlbFaults)', () => {
     expect(pages(issueLimit(round, 2))).toEqual(['0:3', '0:5', '1:2', '1:7', '2:4']);
     expect(issueLimit(round, undefined)).toBe(round);
     expect(issueLimit(round, 3).length).toBe(round.length);
+  });
+  it('queues FIFO across rounds: a miss left waiting goes before a page that faults again after it was issued', () => {
+    // uTLB 0 misses pages 10 and 500 (an invocation over two arrays); 10 goes first. Evicted
+    // before the invocation finished, 10 faults again: the lowest-page order would issue it
+    // again ahead of 500 every round (the starvation the FIFO ends); the queue issues 500.
+    const stall = new StallingIssue(1);
+    const pages = (rs: readonly FaultRecord[]): number[] => rs.map((r) => r.page);
+    expect(pages(stall.issue([rec(0, 500), rec(0, 10)], 0))).toEqual([10]);
+    expect(pages(stall.issue([rec(0, 10), rec(0, 500), rec(1, 3)], 1))).toEqual([500, 3]);
+    expect(pages(issueLimit([rec(0, 10), rec(0, 500)], 1))).toEqual([10]);
+    // 10 has waited since round 1, 7 only since round 2: 10 first, then 7.
+    expect(pages(stall.issue([rec(0, 7), rec(0, 10)], 2))).toEqual([10]);
+    expect(pages(stall.issue([rec(0, 7)], 3))).toEqual([7]);
+    // A page that stopped faulting leaves the queue: 900 waits from round 4, not from earlier.
+    expect(pages(stall.issue([rec(0, 900), rec(0, 20)], 4))).toEqual([20]);
+    expect(pages(stall.issue([rec(0, 30), rec(0, 900)], 5))).toEqual([900]);
   });
 });
 
