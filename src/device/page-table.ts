@@ -6,8 +6,9 @@
  * The host keeps a shadow (one Uint32Array per table) and every call is synchronous on it;
  * `flush()` pushes the dirty entries to the GPU with one queue.writeBuffer per contiguous
  * run. Nothing changes on the GPU before flush(), and work already submitted may still use
- * the old entries until it finishes: unmap → flush → fence is the shootdown (TLB invalidate
- * + membar in UVM terms). See MirrorPt.shootdown (src/driver/mirror-pt.ts).
+ * the old entries until it finishes: unmap → fence is the shootdown (TLB invalidate + membar
+ * in UVM terms), the flush left to the next dispatch, which makes it in the same synchronous
+ * stretch as its submit. See MirrorPt.shootdown (src/driver/mirror-pt.ts).
  *
  * Entry (u32):
  *   bit 0 VALID, bit 1 WRITE, bit 2 EXCLUSIVE (atomics granted: make_device_exclusive),

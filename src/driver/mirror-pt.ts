@@ -6,9 +6,10 @@
  * through: the invalidate callback, a migration, an aperture reclaim and close.
  *
  * A shootdown on a GPU is more than xa_erase: the entries go from the shadow table (zap),
- * the table is pushed (flush), kernels that may still hold old translations are waited
- * for (fence: engine.syncWalkers), what they wrote reaches the CPU (write-back), and only
- * then are the slots released for reuse.
+ * kernels that may still hold old translations are waited for (fence: engine.syncWalkers),
+ * what they wrote reaches the CPU (write-back), and only then are the slots released for
+ * reuse. The zapped entries reach the GPU's table with the next dispatch's flush (every
+ * dispatch that walks the table flushes first, in the same synchronous stretch as its submit).
  *
  * Every method that changes entries expects the caller to hold the mirror's update lock
  * (dmirror->mutex) and, for doFault, to have checked mmu_interval_read_retry.
@@ -259,20 +260,20 @@ export class MirrorPt {
   }
 
   /**
-   * The shootdown once `leaves` are off the shadow table: fence, flush, write back, release.
+   * The shootdown once `leaves` are off the shadow table: fence, write back, release.
    * The fence is syncWalkers(): it waits only when a round of this engine may still be
    * running (between commands, and between a command's rounds, nothing on the GPU holds a
-   * translation). It is taken first and the zap pushed while it is pending: the callback
-   * (dmirror_interval_invalidate → dmirror_do_update; nouveau_svm_range_invalidate →
-   * nouveau_svmm_invalidate's PTE clear + TLB flush) must only return with no device access
-   * left through the old entries. onSubmittedWorkDone() covers the work submitted before the
-   * call — exactly the kernels that may hold them — and the table's writeBuffer, made in the
-   * same synchronous stretch (no submission can come between), is queue-ordered before every
-   * later submission, so later kernels see the zap. What may not happen while an old kernel
-   * runs waits for the fence: the write-back (only when a writing kernel ran) and the
-   * slots' release for reuse. The table flush exposes entries installed since the last
-   * dispatch, so their queued uploads go first. On a lost device what the GPU held is lost
-   * with it and the CPU side goes on: the slots are released all the same.
+   * translation). The callback (dmirror_interval_invalidate → dmirror_do_update;
+   * nouveau_svm_range_invalidate → nouveau_svmm_invalidate's PTE clear + TLB flush) must only
+   * return with no device access left through the old entries. onSubmittedWorkDone() covers the
+   * work submitted before the call — exactly the kernels that may hold them. The zap itself
+   * is not pushed here: the GPU's table is read only by dispatches (a round, a probe), each of
+   * which flushes the shadow's changes with writeBuffer in the same synchronous stretch as its
+   * submit (MirrorEngine.runRound, probe), so no kernel submitted after this call can see an
+   * old entry, and the zaps of many shootdowns go in one write (as mmu_gather batches TLB
+   * work). What may not happen while an old kernel runs waits for the fence: the write-back
+   * (only when a writing kernel ran) and the slots' release for reuse. On a lost device what
+   * the GPU held is lost with it and the CPU side goes on: the slots are released all the same.
    */
   async shootdown(leaves: readonly LeafRun[]): Promise<void> {
     if (leaves.length === 0) return;
@@ -282,7 +283,6 @@ export class MirrorPt {
       this.#engine.checkAlive('shootdown'); // a destroyed engine holds nothing to write back
       fence = this.#engine.syncWalkers();
       this.#aperture.flushUploads();
-      this.#engine.flush();
       await fence;
       if (this.#aperture.mayBeDirty) await this.#aperture.writeback();
       else this.#aperture.flushUploads(); // (what writeback() does first)

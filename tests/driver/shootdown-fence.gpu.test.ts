@@ -13,7 +13,7 @@ import { mirrorTest } from '../support/mirror.js';
 import { pagesOf, WORDS } from './pages.js';
 
 describe('shootdown: fence, zap and release', () => {
-  mirrorTest('a kernel submitted while the fence is pending sees the zap; the slot is released only after the fence', async ({ proc, mirror }) => {
+  mirrorTest('a kernel submitted while the fence is pending sees the zap (its own flush pushes it); the slot is released only after the fence', async ({ proc, mirror }) => {
     const a = await proc.mmap(0, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
     await proc.write(a, pagesOf(2, (p) => 0x5100 + p));
     await mirror.read(a, 2); // both pages mapped through aperture slots
@@ -43,20 +43,23 @@ describe('shootdown: fence, zap and release', () => {
       expect(mirror.aperture.freeSlots, 'slot released before the fence resolved').toBe(free);
       expect(mirror.aperture.pfnOf(old!.slot)).toBeDefined();
 
-      // A kernel submitted now, with nothing more pushed to the GPU table than the
-      // shootdown pushed: the zapped page faults, its neighbour still reads.
-      const flush = e.pt.flush.bind(e.pt);
-      e.pt.flush = () => 0;
+      // The zap is not on the GPU yet (the shootdown pushes no table write: the next
+      // dispatch's flush does, MirrorPt.shootdown)...
+      const pushed = e.pt.stats.flushes;
+      expect(e.pt.stats.dirtyEntries).toBeGreaterThan(0);
+      // ...and a kernel submitted now, while the fence is pending, pushes it with its own
+      // submission: the zapped page faults, its neighbour still reads.
       const cmd = e.createCommand({ op: 'read', page, npages: 2, data: new Uint32Array(2 * WORDS).fill(0xdead) });
       try {
         const r = await e.runRound(cmd);
+        expect(e.pt.stats.flushes).toBe(pushed + 1);
+        expect(e.pt.stats.dirtyEntries).toBe(0);
         expect(r.faults.map((f) => f.page)).toContain(page);
         expect(r.faults.every((f) => f.page === page), 'only the zapped page faults').toBe(true);
         const out = await cmd.readOutput();
         expect(out.subarray(0, WORDS).every((w) => w === 0xdead), 'read through the zapped entry').toBe(true);
         expect(out.subarray(WORDS).every((w) => w === 0x5101)).toBe(true);
       } finally {
-        e.pt.flush = flush;
         cmd.destroy();
       }
       expect(settled, 'the invalidation returned before its fence').toBe(false);
