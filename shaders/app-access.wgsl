@@ -235,7 +235,7 @@ fn app(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
   // The uTLB's fault records (uTLB fault coalescing: one per page missed, after the
   // workgroup's reduction in its miss set, not one per invocation): a write if any invocation
   // missed the page with one, a protection fault if its entry is valid, through the same
-  // per-(uTLB, page) pending filter (a workgroup is in one uTLB: sourceOf is constant over
+  // per-(uTLB, page, access kind) pending filter (a workgroup is in one uTLB: sourceOf is constant over
   // its TLB_BLOCK_WORDS invocations).
   if (lidx < MISS_LIST) {
     let p = atomicLoad(&wgMissPage[lidx]);

@@ -5,7 +5,7 @@
 //   * `ring` is the replayable fault buffer a miss is reported through (UVM's
 //     GMMU fault buffer: PUT advanced by the GPU, drained by the driver);
 //   * `done` holds the per-command done bitmaps (replay: a faulted word simply runs again
-//     next round), `state` the counters and the per-(uTLB, page) pending bitmap that
+//     next round), `state` the counters and the per-(uTLB, page, access kind) pending bitmap that
 //     filters duplicate fault records;
 //   * `dirty` is a per-slot bitmap the driver writes back from (the PTE dirty bit, per slot).
 // Bindings 2 (aperture) and 3 (vram) are declared by each kernel file: array<vec4<u32>>
@@ -24,7 +24,7 @@
 // stores) in the copy kernel cost 0.4-1.0x of a bare copy's time, even untaken. The
 // workload kernels (workloads.wgsl) and the application kernels (app-access.wgsl) translate
 // through the range's leaves (gate_reach, mirror-gate.wgsl) and record through the
-// per-(uTLB, page) pending filter.
+// per-(uTLB, page, access kind) pending filter.
 
 // Constants (PTE_* entry bits of src/device/page-table.ts, ACCESS_* fault codes, sizes,
 // STATE_MISSED) are not written here: src/device/abi.ts generates them from the TS and
@@ -184,10 +184,12 @@ fn markDirty(entry: u32) {
 }
 
 // A miss of a workload kernel's thread. The words stay not-done (they are replayed next round); the first miss of this
-// source on this page appends a record to the fault buffer — the uTLB's filtering of
-// outstanding faults. Other sources may append duplicates: the host coalesces them.
+// source on this page with this access kind appends a record to the fault buffer — the uTLB's
+// filtering of outstanding faults, per kind (PEND_BITS_PER_PAGE), so which of a uTLB's
+// workgroups gets there first cannot hide a write behind a read. Other sources, and other
+// kinds, may append duplicates: the host coalesces them.
 fn recordFault(rangePage: u32, pageLo: u32, pageHi: u32, access: u32, source: u32) {
-  let b = source * params.npages + rangePage;
+  let b = (source * params.npages + rangePage) * PEND_BITS_PER_PAGE + (access & 3u);
   let bit = 1u << (b % 32u);
   let w = params.pendOff + b / 32u;
   if ((atomicLoad(&state[w]) & bit) != 0u) { return; }

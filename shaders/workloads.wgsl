@@ -6,7 +6,7 @@
 // the buffer word(s) it touches from i and the workload header, translates each through the
 // mirror, and — only when every one of them translates with the rights it needs — does its
 // accesses and sets its done bit. Otherwise it records a fault for each page that missed
-// (through the per-(uTLB, page) pending filter, uTLB = sourceOf(i)) and stays not-done, to
+// (through the per-(uTLB, page, access kind) pending filter, uTLB = sourceOf(i)) and stays not-done, to
 // be replayed next round. So an invocation's accesses happen exactly once, in one round.
 //
 // Values (must match src/workloads/patterns.ts):

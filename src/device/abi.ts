@@ -48,6 +48,13 @@ export const MIRROR_STORAGE_BUFFERS = 8;
 export const ACCESS_READ = 1;
 export const ACCESS_WRITE = 2;
 export const ACCESS_ATOMIC = 3;
+/**
+ * Pending-filter bits per (uTLB, page) in state[] (recordFault): one per access kind, bit
+ * `access & 3`, so a uTLB's outstanding read does not swallow its write or atomic on the same
+ * page (each reaches the fault buffer once; the service keeps the most intrusive, as UVM's
+ * merge of duplicate entries into one access_type_mask does, uvm_gpu_replayable_faults.c).
+ */
+export const PEND_BITS_PER_PAGE = 4;
 /** state[] words: 0 is a kernel's own counter, 1 the words a round left not done. */
 export const STATE_MISSED = 1;
 /** state[] words: the workgroup TLB's lookups and page walks this round (mirror kernels). */
@@ -83,7 +90,7 @@ export function wgslConstants(): string {
   const u32: Record<string, number> = {
     PTE_VALID, PTE_WRITE, PTE_EXCLUSIVE, PTE_DEVICE, PTE_HUGE, PTE_INDEX_SHIFT, PT_ENTRIES,
     WORDS_PER_PAGE, VECS_PER_PAGE: WORDS_PER_PAGE / 4,
-    ACCESS_READ, ACCESS_WRITE, ACCESS_ATOMIC, ACCESS_PROTECTION: FAULT_ACCESS_PROTECTION,
+    ACCESS_READ, ACCESS_WRITE, ACCESS_ATOMIC, ACCESS_PROTECTION: FAULT_ACCESS_PROTECTION, PEND_BITS_PER_PAGE,
     STATE_MISSED, STATE_TLB_LOOKUPS, STATE_TLB_WALKS, STATE_RECORD_ARGS, STATE_GATE_RUN, STATE_GATE_STALLED,
     MISS_LIST, MISS_LIST_BITS: Math.log2(MISS_LIST), GATE_HEAD_WORDS, GATE_LIST_WORDS, MISS_PAGE_MASK: 2 ** 30 - 1, MAX_WG_X: MAX_WORKGROUPS_X, WG: MIRROR_WORKGROUP_SIZE, THREADS_PER_PAGE: MIRROR_THREADS_PER_PAGE,
     PAGES_PER_WG: MIRROR_PAGES_PER_WORKGROUP,

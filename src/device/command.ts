@@ -5,7 +5,7 @@
  */
 import { err } from '../errors.js';
 import {
-  encodeParams, GATE_WORDS_PER_GROUP, MIRROR_TLB_BLOCK_WORDS, MIRROR_WORKGROUP_SIZE, paramsBytes, parityOffset, STATE_HEADER_WORDS, WORDS_PER_PAGE,
+  encodeParams, GATE_WORDS_PER_GROUP, MIRROR_TLB_BLOCK_WORDS, MIRROR_WORKGROUP_SIZE, paramsBytes, parityOffset, PEND_BITS_PER_PAGE, STATE_HEADER_WORDS, WORDS_PER_PAGE,
 } from './abi.js';
 import { ensureAlive } from './health.js';
 import { DeviceBuffers } from './buffer-pool.js';
@@ -282,7 +282,7 @@ export class MirrorCommand {
     this.words = desc.invocations ?? desc.npages * WORDS_PER_PAGE;
     this.perInvocation = desc.invocations !== undefined;
     const device = engine.device;
-    this.pendWords = Math.ceil((faultSources * desc.npages) / 32);
+    this.pendWords = Math.ceil((faultSources * desc.npages * PEND_BITS_PER_PAGE) / 32);
     this.doneWords = Math.ceil(this.words / 32);
     const cfg = desc.counters ?? null;
     let cntFirst = 0;

@@ -3,7 +3,7 @@
  * in src/experiment/schema.ts; absent or 0 = no limit, the default but for the published preset's TBN-fits cells).
  *
  * Without it a round records a fault for every page any invocation misses (one record per
- * (uTLB, page): mirror-common.wgsl's pending filter), all before any service: the whole
+ * (uTLB, page, access kind): mirror-common.wgsl's pending filter), all before any service: the whole
  * launch's misses reach the fault buffer at once. In a cycle-level GPU model the misses reach
  * the fault handler spread over time instead: in GPGPU-Sim UVM_Smart a warp's load that misses
  * waits in the GMMU (gmmu_t::cycle's page_table_walk_queue, then req_info) and the warp stalls

@@ -58,4 +58,38 @@ describe('application kernels record faults as a uTLB', () => {
       e.destroy();
     }
   });
+  test('a uTLB\'s outstanding read does not hide its write on the same page: one record per (uTLB, page, access kind), whichever workgroup records first', async ({ gpu }) => {
+    // 16 workgroups of 256 invocations over 8 uTLBs (sourceOf: workgroups g and g + 8 share
+    // one). Workgroup 0 reads page 0 and workgroup 8 writes it; every other workgroup reads
+    // page 1. With one pending bit per (uTLB, page) the first to record wins and the other's
+    // kind is lost for the round (workgroup 0's read, as llvmpipe runs them).
+    const kernel2 = /* wgsl */ `
+fn invocation(c: ptr<function, Acc>, i: u32) -> bool {
+  let g = i / 256u;
+  if (g == 0u) { reach(c, i % 256u, false); }
+  else if (g == 8u) { reach(c, i % 256u, true); }
+  else { reach(c, ${WORDS_PER_PAGE}u + i % 256u, false); }
+  return reached(c);
+}
+`;
+    const e = await MirrorEngine.create(gpu.device, { apertureSlots: 8, deviceSlots: 4 });
+    try {
+      const [kernel] = await e.createKernels('app-fault-records kinds', accessWgsl + plainWgsl + kernel2, [{ entryPoint: 'app' }], { stallGate: true });
+      for (let run = 0; run < 3; run++) {
+        const cmd = e.createCommand({ op: 'write', page: BASE, npages: 4, kernel, invocations: 16 * 256, ioWords: 64, data: new Uint32Array(64) });
+        const r = await e.runRound(cmd);
+        cmd.destroy();
+        expect(r.overflow).toBe(false);
+        const page0 = r.faults.filter((f) => f.page === BASE).map((f) => `${f.source}:${f.access}`).sort();
+        const s = r.faults.find((f) => f.page === BASE)!.source;
+        expect(page0, `run ${run}`).toEqual([`${s}:read`, `${s}:write`]);
+        // Page 1: one read record for each other uTLB (workgroups 1-7 and 9-15 read it).
+        expect(s).toBe(0);
+        expect(r.faults.filter((f) => f.page === BASE + 1).map((f) => `${f.source}:${f.access}`).sort()).toEqual([1, 2, 3, 4, 5, 6, 7].map((x) => `${x}:read`));
+      }
+    } finally {
+      e.destroy();
+    }
+  });
 });
+
