@@ -33,7 +33,7 @@ export const PUBLISHED_SETTINGS = { cost: 'uvm-smart-serial' } as const satisfie
  * - oversubscribed: since each uTLB's queue is FIFO (utlb-issue.ts) the stall no longer
  *   livelocks there, but it models UVM_Smart's cells worse, measured at the preset's sizes (one
  *   run a cell, 7 December 2026, far faults with the stall / without / UVM_Smart's): TBN + LRU-2M
- *   stops thrashing (bfs 272 / 2,293 / 5,419 at 110 %, 622 / 4,529 / 10,057 at 125 %; fdtd
+ *   stops thrashing (bfs 272 / 2,293 / 5,419 at 110 %, 622 / 4,495 / 10,057 at 125 %; fdtd
  *   189 / 3,312 / 5,951), only backprop comes nearer (117 / 2,311 / 347); four faults a uTLB
  *   (28 SMs over 8 uTLBs) still does not thrash (bfs 674, fdtd 726, backprop 466). The random-4K
  *   and SL-64K cells prefetch nothing once full (tree-fits), so a stalled round brings a few
