@@ -3,17 +3,17 @@
  * in src/experiment/schema.ts; absent or 0 = no limit, the default but for the published preset's TBN-fits cells).
  *
  * Without it a round records a fault for every page any invocation misses (one record per
- * (uTLB, page, access kind): mirror-common.wgsl's pending filter), all before any service: the whole
- * launch's misses reach the fault buffer at once. In a cycle-level GPU model the misses reach
+ * (uTLB, page, access kind): mirror-common.wgsl's pending filter), all before any service:
+ * the whole launch's misses reach the fault buffer at once. In a cycle-level GPU model the misses reach
  * the fault handler spread over time instead: in GPGPU-Sim UVM_Smart a warp's load that misses
  * waits in the GMMU (gmmu_t::cycle's page_table_walk_queue, then req_info) and the warp stalls
  * on it, while the accesses that come later and land in a page already being migrated, its
  * prefetched neighbours included, merge into that page's entry (mf_page_fault_pending) and
  * are never far faults. This setting models that order on the round model: of a round's
  * records, each uTLB keeps `limit` pages, the first of its queue (below) — the others count
- * as never issued: the uTLB stalled on its
- * outstanding faults first. Nothing is lost: an invocation with a miss is not done, so it
- * runs again next round and faults then if its page is still missing.
+ * as never issued: the uTLB stalled on its outstanding faults first. Nothing is lost: an
+ * invocation with a miss is not done, so it runs again next round and faults then if its page
+ * is still missing.
  *
  * Which pages go first is the uTLB's queue of waiting misses, FIFO (UVM_Smart's
  * gmmu_t::page_table_walk_queue takes misses in arrival order): a miss not issued keeps its
@@ -52,7 +52,7 @@ export class StallingIssue {
    */
   issue(records: readonly FaultRecord[], round: number): readonly FaultRecord[] {
     const limit = this.limit;
-    if (limit === undefined || limit <= 0 || records.length === 0) return records;
+    if (limit === undefined || limit <= 0) return records;
     const bySource = new Map<number, FaultRecord[]>();
     for (const r of records) {
       const list = bySource.get(r.source);

@@ -110,6 +110,10 @@ describe('a uTLB stalled on its outstanding faults (utlbFaults)', () => {
     // A page that stopped faulting leaves the queue: 900 waits from round 4, not from earlier.
     expect(pages(stall.issue([rec(0, 900), rec(0, 20)], 4))).toEqual([20]);
     expect(pages(stall.issue([rec(0, 30), rec(0, 900)], 5))).toEqual([900]);
+    // A round that faulted nowhere empties every queue: 30 (waiting since round 5) starts over.
+    expect(stall.issue([], 6)).toEqual([]);
+    expect(pages(stall.issue([rec(0, 30), rec(0, 25)], 7))).toEqual([25]);
+    expect(pages(stall.issue([rec(0, 25), rec(0, 30), rec(0, 20)], 8))).toEqual([30]);
   });
 });
 
