@@ -105,7 +105,9 @@ function same(a: Uint8Array, b: Uint8Array): boolean {
   return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
 }
 
-// The workgroup TLB and the fault ring over one fresh read's rounds (RoundResult.tlb, .faults).
+// The translation cache and the fault ring over one fresh read's rounds (RoundResult.tlb, .faults):
+// lookups served by a leaf one walk of the round left (the workgroup TLB's, or the range's
+// leaves mirror_read_fresh reads), against the walks.
 const tlbRows: Row[] = [];
 function tlbRow(mib: number, log: readonly RoundLog[]): Row {
   const faulting = log.filter((x) => x.missed > 0);
@@ -114,7 +116,7 @@ function tlbRow(mib: number, log: readonly RoundLog[]): Row {
   const records = faulting.map((x) => x.records);
   const pagesMissed = faulting.map((x) => x.missed / (PAGE_SIZE / 4));
   return {
-    name: `${mib} MiB fresh READ: workgroup TLB hit rate over its rounds; fault ring records per fault round (n = ${faulting.length})`,
+    name: `${mib} MiB fresh READ: TLB hit rate over its rounds (lookups without a walk of their own: workgroup TLB, range leaves); fault ring records per fault round (n = ${faulting.length})`,
     result: `${(100 * (lookups - walks) / Math.max(lookups, 1)).toFixed(1)} % (${walks} walks for ${lookups} lookups); ${median(records)} records${faulting.some((x) => x.overflow) ? ' (ring full: overflow, replayed)' : ''}`,
     baseline: `${median(pagesMissed)} pages missed per fault round (issue 16 before: 0 % hits, a walk per 32-word thread; 4 records per page, 4096 = the ring at 4 and 64 MiB)`,
     ratio: null,

@@ -17,7 +17,8 @@
 // workgroup serves PAGES_PER_WG consecutive pages of the range (WG is the engine's, up to
 // src/device/abi.ts). The mirror kernels translate through a TLB in workgroup memory
 // (tlbFill): one walk per page per workgroup, the leaf broadcast to the page's threads, and
-// their threads touch no atomic; a second dispatch in the same pass, the report pass
+// their threads touch no atomic (mirror_read_fresh, the commonest round, through the range's
+// leaves instead: one walk per page per round, no barrier; see mirrorThreadFresh); a second dispatch in the same pass, the report pass
 // (mirrorReport, one thread per page), turns what the round did into per-page bookkeeping
 // and one fault record per missed page per uTLB (a workgroup of the first dispatch). The
 // split is measured: on llvmpipe the mere presence of the fault path (atomics, record
@@ -361,7 +362,11 @@ fn mirrorThread(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32
 // with the access's rights (the engine's quiet rounds: GpuPageTable.covers after the
 // flush), so every thread moves its 32 words and neither done bitmap is read or written:
 // the engine records the finish on the host (MirrorCommand.setDone; readDone answers
-// all-done for it). The same TLB fill and broadcast as mirrorThread; the leaf is still
+// all-done for it). Its translation is the range's leaves, walked once per page by gate_reach
+// earlier in the same pass (mirror-gate.wgsl; the application kernels' path): one load per
+// thread, no workgroup TLB. Measured on llvmpipe, the TLB's fill and workgroup barrier made
+// this kernel 1.18x / 1.27x a bare copy's GPU time at 4 / 64 MiB; through the leaves 1.03x /
+// 1.01x (queue.submit timed, which runs the work on Dawn's GL backend). The leaf is still
 // checked, so no word is ever moved through an entry without the rights (were the host
 // wrong, the words of that page would stay as the io held them: covers() is what it trusts).
 //
@@ -369,11 +374,9 @@ fn mirrorThread(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32
 // entry in the other pool moves nothing, like one without the rights.
 fn mirrorThreadFresh(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32) {
   let wgi = linearWorkgroup(wg, nwg);
-  if (lidx < PAGES_PER_WG) { tlbFill(lidx, wgi); }
-  workgroupBarrier();
   let w = wgi * WG + lidx;
   if (w / THREADS_PER_PAGE >= params.npages) { return; }
-  let e = tlbLeaf[lidx / THREADS_PER_PAGE];
+  let e = done[params.leafOff + w / THREADS_PER_PAGE];
   let mask = need | select(0u, PTE_DEVICE, POOL != 0u);
   if ((e & mask) == (need | select(0u, PTE_DEVICE, POOL == POOL_DEVICE))) {
     let addr = (e >> PTE_INDEX_SHIFT) * VECS_PER_PAGE + (w % THREADS_PER_PAGE) * VECS_PER_THREAD;

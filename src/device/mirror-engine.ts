@@ -238,11 +238,11 @@ export class MirrorEngine implements CommandHost {
         // Forget last round's misses, the uTLBs' pending bits and the access counters.
         if (!quiet) enc.clearBuffer(cmd.state, 4, (STATE_HEADER_WORDS - 1 + cmd.pendWords + cmd.counterWords) * 4);
         const pass = enc.beginComputePass(timedPass(this.device, `${this.label} ${cmd.op}`)); // timestamps when a GpuTimer is on
-        if (cmd.kernel?.rangeLeaves === true) {
-          // Each page of the range walked once, its leaf left at leafOff (what the kernel
-          // translates through); gated, a thread per workgroup then picks the ones to
-          // run (the rest are done, or stalled: their faults re-issued), and the kernel runs
-          // over that list only, indirectly (mirror-gate.wgsl).
+        if (fresh || cmd.kernel?.rangeLeaves === true) {
+          // Each page of the range walked once, its leaf left at leafOff (what the kernel, or
+          // mirror_read_fresh, translates through); gated, a thread per workgroup then picks the
+          // ones to run (the rest are done, or stalled: their faults re-issued), and the kernel
+          // runs over that list only, indirectly (mirror-gate.wgsl).
           pass.setBindGroup(0, gated ? this.gateBindGroupFor(cmd) : bind);
           pass.setPipeline(this.pipelines.gateReach);
           pass.dispatchWorkgroups(...this.grid(Math.ceil(cmd.npages / MIRROR_WORKGROUP_SIZE)));
