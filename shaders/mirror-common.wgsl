@@ -366,9 +366,10 @@ fn mirrorThread(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access: u32
 // earlier in the same pass (mirror-gate.wgsl; the application kernels' path): one load per
 // thread, no workgroup TLB. Measured on llvmpipe, the TLB's fill and workgroup barrier made
 // this kernel 1.18x / 1.27x a bare copy's GPU time at 4 / 64 MiB; through the leaves 1.03x /
-// 1.01x (queue.submit timed, which runs the work on Dawn's GL backend). The leaf is still
-// checked, so no word is ever moved through an entry without the rights (were the host
-// wrong, the words of that page would stay as the io held them: covers() is what it trusts).
+// 1.01x (a throwaway timing of queue.submit, which runs the work on Dawn's GL backend). The
+// leaf is still checked, so no word is ever moved through an entry without the rights (were
+// the host wrong, the words of that page would stay as the io held them: covers() is what it
+// trusts).
 //
 // Under a known pool (POOL, above) the leaf's PTE_DEVICE is still checked against it, so an
 // entry in the other pool moves nothing, like one without the rights.
@@ -376,7 +377,7 @@ fn mirrorThreadFresh(wg: vec3<u32>, nwg: vec3<u32>, lidx: u32, need: u32, access
   let wgi = linearWorkgroup(wg, nwg);
   let w = wgi * WG + lidx;
   if (w / THREADS_PER_PAGE >= params.npages) { return; }
-  let e = done[params.leafOff + w / THREADS_PER_PAGE];
+  let e = rangeLeaf(w * (WORDS_PER_PAGE / THREADS_PER_PAGE)); // its first word's page
   let mask = need | select(0u, PTE_DEVICE, POOL != 0u);
   if ((e & mask) == (need | select(0u, PTE_DEVICE, POOL == POOL_DEVICE))) {
     let addr = (e >> PTE_INDEX_SHIFT) * VECS_PER_PAGE + (w % THREADS_PER_PAGE) * VECS_PER_THREAD;

@@ -238,7 +238,7 @@ export class MirrorPt {
       for (const l of this.#engine.pt.unmapRuns(pages[k], n)) leaves.push(l);
       k += n;
     }
-    return this.shootdown(leaves); // one flush and fence for all of them
+    return this.shootdown(leaves); // one fence for all of them
   }
 
   /** Zap the pages where `which[i]` is set, from page `first` (a migration's sources): a walk per run. */
@@ -282,8 +282,9 @@ export class MirrorPt {
     try {
       this.#engine.checkAlive('shootdown'); // a destroyed engine holds nothing to write back
       fence = this.#engine.syncWalkers();
-      this.#aperture.flushUploads();
       await fence;
+      // Queued uploads go out with either (no kernel in flight reads a slot not yet uploaded:
+      // every dispatch is preceded by syncToGpu).
       if (this.#aperture.mayBeDirty) await this.#aperture.writeback();
       else this.#aperture.flushUploads(); // (what writeback() does first)
     } catch (e) {

@@ -33,11 +33,6 @@
  */
 import type { FaultRecord } from '../device/fault-queue.js';
 
-/** Stateless form: each uTLB's `limit` lowest pages of one round (every miss of the round the same age). */
-export function issueLimit(records: readonly FaultRecord[], limit: number | undefined): readonly FaultRecord[] {
-  return new StallingIssue(limit).issue(records, 0);
-}
-
 /** A command's uTLBs stalled on their outstanding faults, across its rounds: the queue of each. */
 export class StallingIssue {
   /** uTLB -> page -> the round since which its miss has waited, not issued. */

@@ -11,7 +11,7 @@ import {
 import { builtinPolicy } from '../../src/policy/loader.js';
 import { random4kEviction } from '../../src/policy/eviction.js';
 import { ACCESS_READ } from '../../src/policy/types.js';
-import { issueLimit, StallingIssue } from '../../src/driver/utlb-issue.js';
+import { StallingIssue } from '../../src/driver/utlb-issue.js';
 import type { FaultRecord } from '../../src/device/fault-queue.js';
 
 /** One fault group on device 0 of `pages` (distinct, ascending), folding `records` fault records; committed. */
@@ -88,6 +88,8 @@ describe('random-4K as UVM_Smart evicts (eviction_policy::RANDOM)', () => {
 describe('a uTLB stalled on its outstanding faults (utlbFaults)', () => {
   const rec = (source: number, page: number): FaultRecord => ({ page, access: 'read', source, protection: false });
   const round = [rec(0, 9), rec(0, 3), rec(1, 7), rec(0, 5), rec(1, 2), rec(2, 4)];
+  /** One round on fresh queues: every miss the same age, so each uTLB's lowest pages go. */
+  const issueLimit = (rs: readonly FaultRecord[], limit: number | undefined): readonly FaultRecord[] => new StallingIssue(limit).issue(rs, 0);
   it('keeps each uTLB\'s lowest N pages of the round, drops the rest; no limit keeps all', () => {
     const pages = (rs: readonly FaultRecord[]): string[] => rs.map((r) => `${r.source}:${r.page}`).sort();
     expect(pages(issueLimit(round, 1))).toEqual(['0:3', '1:2', '2:4']);
