@@ -35,7 +35,8 @@ export type AdapterChoice = (typeof ADAPTER_CHOICES)[number];
 /** The environment variable that picks the Node adapter for a whole run (defaultGpu included). */
 export const ADAPTER_ENV = 'MIRRORLAB_ADAPTER';
 
-function isAdapterChoice(s: string): s is AdapterChoice {
+/** Is `s` one of ADAPTER_CHOICES (the --adapter values)? */
+export function isAdapterChoice(s: string): s is AdapterChoice {
   return (ADAPTER_CHOICES as readonly string[]).includes(s);
 }
 

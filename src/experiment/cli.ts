@@ -17,6 +17,7 @@ import { RETRY_PROTOCOLS } from '../driver/retry.js';
 import { APPS, appProgram, MIN_OVERSUB_CHUNKS, oversubLeavesEnough } from '../workloads/apps/index.js';
 import { APP_WORKLOADS, isAppWorkload, SYNTHETIC_WORKLOADS, type AppWorkload, type WorkloadName } from '../workloads/names.js';
 import { DEFAULT_WATCHDOG, parseWatchdog, type WatchdogBounds } from './watchdog.js';
+import { ADAPTER_CHOICES, ADAPTER_ENV, isAdapterChoice, type AdapterChoice } from '../device/gpu.js';
 import { publishedRuns } from './published.js';
 import {
   AXES, AXIS_ORDER, axisDef, bad, BASE_CONFIG, CliError, configKey, expandConfig, oneOf, positiveInt, type AxisKey, type AxisValue, type Parser,
@@ -100,6 +101,8 @@ export interface CliOptions {
   watchdog: WatchdogBounds | null;
   /** --perfetto FILE: the runs as Chrome trace-event JSON (ui.perfetto.dev opens it). */
   perfetto: string | null;
+  /** --adapter auto|opengles|vulkan: the Node adapter every run shares (null: MIRRORLAB_ADAPTER, or auto). */
+  adapter: AdapterChoice | null;
 }
 
 /** --help's lines for the run settings, from the run schema. */
@@ -161,6 +164,11 @@ Sweeps across processes and machines:
   --jobs N               run the sweep as N shards in child processes here, then merge them
   npm run experiment -- merge DIR... [--out DIR]   join shard outputs into one report
 
+GPU:
+  --adapter NAME         auto | opengles | vulkan: the Node adapter every run shares (sets ${ADAPTER_ENV};
+                         auto, the default, takes a hardware GPU, then llvmpipe through OpenGL ES, then
+                         SwiftShader through Vulkan); the table and report.json name the one that ran
+
 Output:
   --out DIR              output directory (default out/experiment-<timestamp>/)
   --json FILE            also write the JSON report to FILE
@@ -216,13 +224,14 @@ const TOKEN_OPTIONS = {
   'record-trace': { type: 'string' },
   watchdog: { type: 'string' },
   perfetto: { type: 'string' },
+  adapter: { type: 'string' },
   ...Object.fromEntries(axisFlags(false).map((o) => [o.slice(2), { type: 'string' }] as const)),
   ...Object.fromEntries(axisFlags(true).map((o) => [o.slice(2), { type: 'boolean' }] as const)),
   quiet: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } satisfies NonNullable<Parameters<typeof tokenize>[0]>['options'];
 
-const VALUE_OPTIONS = ['--preset', '--out', '--json', '--pages', '--rounds', '--shard', '--jobs', '--record-trace', '--perfetto', '--watchdog', ...axisFlags(false)];
+const VALUE_OPTIONS = ['--preset', '--out', '--json', '--pages', '--rounds', '--shard', '--jobs', '--record-trace', '--perfetto', '--watchdog', '--adapter', ...axisFlags(false)];
 const FLAG_OPTIONS = [...axisFlags(true), '--quiet', '--help', '-h'];
 
 function setOverride(o: AxisOverrides, axis: AxisKey, values: unknown[]): void {
@@ -233,7 +242,7 @@ function setOverride(o: AxisOverrides, axis: AxisKey, values: unknown[]): void {
 export function parseArgs(argv: readonly string[]): CliOptions {
   const o: CliOptions = {
     presets: [...DEFAULT_PRESETS], presetGiven: false, overrides: {}, out: null, quiet: false, help: false,
-    mmPages: 256, mmRounds: 2000, json: null, shard: null, jobs: 1, recordTrace: null, perfetto: null, watchdog: null,
+    mmPages: 256, mmRounds: 2000, json: null, shard: null, jobs: 1, recordTrace: null, perfetto: null, watchdog: null, adapter: null,
   };
   const { tokens } = tokenize({ args: [...argv], options: TOKEN_OPTIONS, strict: false, allowPositionals: true, tokens: true });
   for (const t of tokens) {
@@ -289,6 +298,10 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       case '--record-trace':
         if (!/\.(jsonl|csv)$/i.test(value)) throw bad(name, value, 'a trace file name ending in .jsonl or .csv');
         o.recordTrace = value;
+        break;
+      case '--adapter':
+        if (!isAdapterChoice(value)) throw bad(name, value, `an adapter (one of ${ADAPTER_CHOICES.join(', ')})`);
+        o.adapter = value;
         break;
       case '--perfetto':
         if (!/\.json$/i.test(value)) throw bad(name, value, 'a file name ending in .json (Chrome trace-event JSON)');

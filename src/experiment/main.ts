@@ -21,6 +21,7 @@ import { loadPolicy } from '../policy/loader.js';
 import { checkAppRun } from '../workloads/apps/index.js';
 import { isAppWorkload } from '../workloads/names.js';
 import { formatTrace, type TraceRecord } from '../policy/trace.js';
+import { ADAPTER_ENV } from '../device/gpu.js';
 import { EXIT_CODES_HELP, EXIT_GPU, EXIT_MERGE_REFUSED, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE } from './exit-codes.js';
 import { mergeCommand } from './merge.js';
 import { mmTour, type MmTourOptions, type SchemeResult } from './mm-tour.js';
@@ -265,6 +266,9 @@ export async function main(argv: readonly string[], runner?: Runner): Promise<nu
     console.log(`${USAGE.trimEnd()}\n\n${EXIT_CODES_HELP}`);
     return EXIT_OK;
   }
+  // Before anything opens the GPU (the preflight asks it for its binding limit): the one
+  // place a Node run picks its adapter (requestGpuDevice reads it), as the benchmarks' --adapter.
+  if (opts.adapter !== null) process.env[ADAPTER_ENV] = opts.adapter;
   const all = expandPresets(opts);
   const refused = await preflight(opts, all, runner);
   if (refused !== null) {

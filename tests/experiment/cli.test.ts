@@ -44,12 +44,20 @@ describe('parseArgs', () => {
     expect(parseArgs(['--window', '4096,65536,2097152,4k']).overrides.window).toEqual([4096, 65536, 2097152]);
   });
 
+  it('--adapter: auto, opengles or vulkan (default null: MIRRORLAB_ADAPTER decides)', () => {
+    expect(parseArgs([]).adapter).toBeNull();
+    expect(parseArgs(['--adapter', 'vulkan']).adapter).toBe('vulkan');
+    expect(parseArgs(['--adapter=opengles']).adapter).toBe('opengles');
+    expect(err(['--adapter', 'metal'])).toBe("--adapter: 'metal' is not an adapter (one of auto, opengles, vulkan)");
+    expect(err(['--adapter'])).toBe('--adapter needs a value');
+  });
+
   it('-h and --help ask for the usage text', () => {
     expect(parseArgs(['-h']).help).toBe(true);
     expect(parseArgs(['--help']).help).toBe(true);
   });
 
-  it.for(['--preset', '--workload', '--size', '--window', '--batch', '--replay', '--protocol', '--no-coalesce', '--storm', '--seed', '--seeds', '--out', '--quiet'])(
+  it.for(['--preset', '--workload', '--size', '--window', '--batch', '--replay', '--protocol', '--no-coalesce', '--storm', '--seed', '--seeds', '--out', '--quiet', '--adapter'])(
     'the usage text lists %s', (opt) => {
       expect(USAGE).toContain(opt);
     });

@@ -154,6 +154,30 @@ describe('main (fake runner)', () => {
     expect(c.log.join('\n')).toContain('Usage: npm run experiment');
   });
 
+  it('--adapter reaches MIRRORLAB_ADAPTER before anything opens the GPU; a bad one exits 2 and leaves it', async () => {
+    const c = captureConsole();
+    const before = process.env.MIRRORLAB_ADAPTER;
+    try {
+      process.env.MIRRORLAB_ADAPTER = 'auto';
+      const dir = join(mkdtempSync(join(tmpdir(), 'mirrorlab-exp-')), 'out');
+      dirs.push(dirname(dir));
+      let seen: string | undefined;
+      const runner = Object.assign(fakeRunner(), {
+        maxBufferBytes: async () => { seen = process.env.MIRRORLAB_ADAPTER; return 2 ** 30; },
+      });
+      expect(await main(['--adapter', 'metal', '--workload', 'bfs', '--out', dir], runner)).toBe(2);
+      expect(c.err[0]).toBe("error: --adapter: 'metal' is not an adapter (one of auto, opengles, vulkan)");
+      expect(process.env.MIRRORLAB_ADAPTER).toBe('auto');
+      expect(runner.opened).toBe(0);
+      expect(await main(['--adapter', 'vulkan', '--preset', 'policies', '--workload', 'bfs', '--policy', 'first-touch', '--oversub', '1', '--out', dir, '--quiet'], runner)).toBe(0);
+      expect(seen).toBe('vulkan'); // the preflight's limit query came after it was set
+      expect(process.env.MIRRORLAB_ADAPTER).toBe('vulkan');
+    } finally {
+      if (before === undefined) delete process.env.MIRRORLAB_ADAPTER;
+      else process.env.MIRRORLAB_ADAPTER = before;
+    }
+  });
+
   it.for([
     [['--workload', 'kmeans'], /^error: --workload: 'kmeans' is not a workload/],
     [['--workload', 'pathfinder', '--size', '0.0078125'], /^error: --workload pathfinder --size 0.0078125: EINVAL: pathfinder: 0.0078125 MiB is too small/],
