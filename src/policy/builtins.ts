@@ -124,6 +124,22 @@ export function accessCounters(o: AccessCounterOptions = NVIDIA_ACCESS_COUNTERS,
   };
 }
 
+/**
+ * Each page's thrashing hint as its decision (uvm_perf_thrashing_get_hint's THROTTLE and PIN,
+ * with their end); no hint leaves the caller's default.
+ */
+function applyHints(det: ThrashingDetector, pages: ArrayLike<number>, count: number, processor: number, now: number,
+  out: { action: Uint8Array; until: Float64Array }): void {
+  for (let i = 0; i < count; i++) {
+    const h = det.getHint(pages[i], processor, now);
+    if (h.type === HINT_THROTTLE) out.action[i] = DECIDE_THROTTLE;
+    else if (h.type === HINT_PIN) out.action[i] = DECIDE_PIN;
+    else if (h.type === HINT_NONE) continue;
+    else throw new Error(`thrashing hint ${String(h.type)}: unknown`);
+    out.until[i] = h.until;
+  }
+}
+
 /** NVIDIA's thrashing detection as a policy (decisions from uvm_perf_thrashing_get_hint). */
 export function thrashingDetection(params: Partial<ThrashingParams> = {}): MigrationPolicy & { detector: ThrashingDetector } {
   const det = new ThrashingDetector(params);
@@ -131,30 +147,10 @@ export function thrashingDetection(params: Partial<ThrashingParams> = {}): Migra
     name: 'thrashing',
     detector: det,
     decide(g, _v, out) {
-      for (let i = 0; i < g.count; i++) {
-        const h = det.getHint(g.pages[i], g.device, g.now);
-        if (h.type === HINT_THROTTLE) {
-          out.action[i] = DECIDE_THROTTLE;
-          out.until[i] = h.until;
-        } else if (h.type === HINT_PIN) {
-          out.action[i] = DECIDE_PIN;
-          out.until[i] = h.until;
-        }
-      }
+      applyHints(det, g.pages, g.count, g.device, g.now, out);
     },
     cpuFault(b, _v, out) {
-      for (let i = 0; i < b.count; i++) {
-        const h = det.getHint(b.pages[i], CPU, b.now);
-        if (h.type === HINT_THROTTLE) {
-          out.action[i] = DECIDE_THROTTLE;
-          out.until[i] = h.until;
-        } else if (h.type === HINT_PIN) {
-          out.action[i] = DECIDE_PIN;
-          out.until[i] = h.until;
-        } else if (h.type !== HINT_NONE) {
-          throw new Error('unreachable');
-        }
-      }
+      applyHints(det, b.pages, b.count, CPU, b.now, out);
     },
     migrated(b) {
       det.onMigration(b.pages, b.count, b.dst, b.cause, b.now);
