@@ -92,6 +92,9 @@ export class BatchFaultService extends ServiceCore {
         if (this.opts.replay === 'batch-flush') buffer = [];
       } while (buffer.length > 0 && this.opts.replay === 'once');
       overflow = false;
+      // The counters' notifications so far, before the replay: UVM services them while the
+      // kernel runs (uvm_gpu_access_counters.c), not once it has ended.
+      await this.opts.policy?.serviceCounters(cmd.accessCounts ?? null);
       return fatal;
     };
     return { backlog: () => buffer.length, service };

@@ -10,6 +10,7 @@
  * lab's pause, step and stop, the experiment's watchdog. Nobody wraps or replaces a service
  * to watch it.
  */
+import type { AccessCounts } from '../device/command.js';
 import type { FaultRecord } from '../device/fault-queue.js';
 import type { MirrorOp, RoundResult, TlbStats } from '../device/mirror-engine.js';
 import type { FatalFault, RoundService } from '../device/replay.js';
@@ -21,6 +22,8 @@ export interface CommandRange {
   page: number;
   npages: number;
   op: MirrorOp;
+  /** What the GPU's access counters counted over the command's rounds so far (a counting command's). */
+  readonly accessCounts?: AccessCounts | null;
 }
 
 /** A round that faulted, as the service saw it before servicing it. */

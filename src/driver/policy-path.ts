@@ -130,6 +130,9 @@ export class PolicyPath {
   readonly #lapsedPages = new PageList(16);
   #acPages = new Float64Array(16);
   #acCounts = new Uint32Array(16);
+  /** The command's counts #readout last saw, and the requests of each region handed over for them. */
+  #acOf: AccessCounts | null = null;
+  #acDelivered = new Uint32Array(16);
 
   /** Made by Dmirror.setPolicy: the policy attached to one mirror, for one managed range. */
   constructor(policy: MigrationPolicy, device: number, r: PolicyRange, target: MirrorTarget, mover: PolicyMover) {
@@ -332,17 +335,43 @@ export class PolicyPath {
     // (accessCounterRequestBytes) over the link; without a readout (a command created before
     // the policy was attached), each remote page once (an estimate).
     if (remote > 0) this.stats.remotePages += remote;
-    const readout = counted !== null ? this.#readout(counted) : undefined;
+    const readout = counted !== null ? this.#readout(counted, true) : undefined;
     const remoteBytes = readout !== undefined ? readout.requests * (this.engine.policy.accessCounterRequestBytes ?? ACCESS_REQUEST_BYTES) : remote * PAGE_SIZE;
     if (remoteBytes > 0) this.#now += this.cost.remoteAccessNs + linkNs(this.cost, remoteBytes);
     const ac = this.engine.serviceAccessCounters(this.device, this.#now, readout);
     this.#now += ac.ns;
     this.stats.policyMs += performance.now() - t2;
-    if (ac.plan.steps.length === 0 && ac.plan.used.length === 0) return;
+    await this.#performCounters(ac.plan);
+  }
+
+  /**
+   * Between two rounds of a command: the notifications of what the GPU's counters counted
+   * since the last service (the command's counts less those already handed over), serviced
+   * while the kernel still runs, as UVM's access-counter service does. Its migrations are in
+   * place for the next round, whose remote accesses to those pages stop counting.
+   */
+  async serviceCounters(counted: AccessCounts | null): Promise<void> {
+    if (this.#frozen || counted === null || this.engine.policy.accessCounters === undefined) return;
+    const t0 = performance.now();
+    const readout = this.#readout(counted, false);
+    if (readout.count === 0) {
+      this.stats.policyMs += performance.now() - t0;
+      return;
+    }
+    const ac = this.engine.serviceAccessCounters(this.device, this.#now, readout);
+    this.#now += ac.ns;
+    this.stats.policyMs += performance.now() - t0;
+    await this.#performCounters(ac.plan);
+  }
+
+  /** An access-counter service's plan performed (nothing to do: no lock taken). */
+  async #performCounters(plan: Plan): Promise<void> {
+    if (plan.steps.length === 0 && plan.used.length === 0) return;
+    const t = this.#target;
     const t3 = performance.now();
     await t.mm.lock.readLock(); // migrate_vma_setup's caller holds the mmap read lock
     try {
-      this.engine.commit(ac.plan, await this.#perform(ac.plan));
+      this.engine.commit(plan, await this.#perform(plan));
     } finally {
       t.mm.lock.readUnlock();
       this.stats.moveMs += performance.now() - t3;
@@ -351,15 +380,23 @@ export class PolicyPath {
 
   /**
    * The GPU's counts as the policy's batch: each counted region inside the managed range, as
-   * its first page (relative) and its count, and the requests they sum to (the remote bytes'
+   * its first page (relative) and the requests not handed over yet (serviceCounters hands them
+   * over between rounds), and the requests the command's counts sum to (the remote bytes'
    * measure). Regions come aligned to the range (gpuCounters), so one outside it lies wholly
-   * outside and is dropped.
+   * outside and is dropped. `end`: the command's last readout (its words go into the stats).
    */
-  #readout(c: AccessCounts): { count: number; pages: Float64Array; counts: Uint32Array; requests: number } {
+  #readout(c: AccessCounts, end: boolean): { count: number; pages: Float64Array; counts: Uint32Array; requests: number } {
     if (this.#acPages.length < c.counts.length) {
       this.#acPages = new Float64Array(c.counts.length);
       this.#acCounts = new Uint32Array(c.counts.length);
     }
+    // Requests handed over for this command's counts so far (a new command starts at none).
+    if (this.#acOf !== c) {
+      this.#acOf = c;
+      if (this.#acDelivered.length < c.counts.length) this.#acDelivered = new Uint32Array(c.counts.length);
+      else this.#acDelivered.fill(0);
+    }
+    const delivered = this.#acDelivered;
     let n = 0;
     let total = 0;
     // The counting unit is a memory request (accessCounterRequestBytes), not the word the
@@ -368,13 +405,17 @@ export class PolicyPath {
     for (let i = 0; i < c.counts.length; i++) {
       const p = c.firstPage + i * c.regionPages - this.basePage;
       if (c.counts[i] === 0 || p < 0 || p >= this.npages) continue;
-      this.#acPages[n] = p;
       const requests = Math.ceil((c.counts[i] * 4) / unit);
-      this.#acCounts[n] = requests;
       total += requests;
-      this.stats.countedAccesses += c.counts[i];
+      if (end) this.stats.countedAccesses += c.counts[i];
+      if (requests === delivered[i]) continue;
+      this.#acPages[n] = p;
+      // (Fewer than handed over: the command was reset and counts afresh.)
+      this.#acCounts[n] = requests > delivered[i] ? requests - delivered[i] : requests;
+      delivered[i] = requests;
       n++;
     }
+    if (end) this.#acOf = null;
     return { count: n, pages: this.#acPages, counts: this.#acCounts, requests: total };
   }
 

@@ -90,6 +90,43 @@ describe('GPU access counters on the policy path', () => {
     ]);
   });
 
+  mirrorTest('between rounds: what a round counted is handed over before the replay, as UVM services notifications while the kernel runs', async ({ proc, mirror: m0 }) => {
+    const seen: { pages: number[]; counts: number[] }[] = [];
+    const policy: MigrationPolicy = {
+      name: 'counter-log',
+      decide(g, _v, out) {
+        out.action.fill(DECIDE_REMOTE, 0, g.count);
+      },
+      accessCounters(b: AccessCounterBatch) {
+        seen.push({ pages: Array.from(b.pages.subarray(0, b.count)), counts: Array.from(b.counts.subarray(0, b.count)) });
+      },
+    };
+    const { mirror } = await setup({ proc, mirror: m0 }, policy);
+    await readPages(mirror, 5, 1); // page 5 mapped remotely
+    seen.length = 0;
+    // Round 1 reads page 5 (counted) and faults on 6, 7; round 2 reads them. Each count once.
+    await readPages(mirror, 5, 3);
+    expect(seen).toEqual([
+      { pages: [5], counts: [REQUESTS] },
+      { pages: [6, 7], counts: [REQUESTS, REQUESTS] },
+    ]);
+  });
+
+  mirrorTest('a region notified in a round migrates before the next: that round\'s accesses are local, not counted', async ({ proc, mirror: m0 }) => {
+    const { mirror, path } = await setup({ proc, mirror: m0 }, accessCounters({ regionPages: NPAGES, threshold: 2 * REQUESTS, scaleByRoundTrips: false, subregionPages: NPAGES }, 'ac-2-pages'));
+    await readPages(mirror, 0, 1);
+    expect(path.stats.countedAccesses).toBe(WORDS);
+    expect(path.stats.migratedIn).toBe(0);
+    // Round 1: page 0 again (the 64th request: notified) and faults on 1, 2; the region moves
+    // before round 2, which reads 1 and 2 in device memory. At the command's end they would
+    // have been read remotely first (4 pages counted).
+    await readPages(mirror, 0, 3);
+    expect(path.stats.migratedIn).toBe(NPAGES);
+    expect(path.stats.countedAccesses).toBe(2 * WORDS);
+    await readPages(mirror, 0, 8);
+    expect(path.stats.countedAccesses).toBe(2 * WORDS);
+  });
+
   mirrorTest('remote traffic is charged from the GPU\'s own counts, for any policy: the bytes the kernel read remotely, at the link\'s rate', async ({ proc, mirror: m0 }) => {
     const { mirror, path } = await setup({ proc, mirror: m0 }, remoteOnly());
     expect(path.gpuCounters).toEqual({ regionPages: 1, origin: ADDR / PAGE_SIZE });
