@@ -37,9 +37,11 @@
  * Access counters: for a policy with the accessCounters hook the mirror's kernels count remote
  * accesses on the GPU (WGSL atomics, one counter per accessCounterRegionPages-page region of
  * the managed range: gpuCounters), read back with each round's fault ring and summed over the
- * command (MirrorCommand.accessCounts); at the command's end those counts go to the hook, as
- * UVM services access-counter notifications (uvm_gpu_access_counters.c). A command that did
- * not count (created before the policy was attached) falls back to the touch estimate.
+ * command (MirrorCommand.accessCounts); after each round's fault service what they counted
+ * since the last service goes to the hook (serviceCounters), the rest at the command's end, as
+ * UVM services access-counter notifications while the kernel runs (uvm_gpu_access_counters.c).
+ * A command that did not count (created before the policy was attached) falls back to the
+ * touch estimate, at its end.
  */
 import { PolicyEngine } from '../policy/engine.js';
 import type { Plan, PlanOutcome } from '../policy/plan.js';

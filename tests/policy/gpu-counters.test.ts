@@ -1,9 +1,10 @@
 /**
  * Access counters on the real fault path (issue 9; node only: Dawn on the GPU): the mirror's
  * kernels count remote word accesses per region of the policy's granularity, the driver reads
- * them after each round and hands the command's counts to the policy's accessCounters hook
- * (uvm_gpu_access_counters.c) — not the per-page touch estimate. A region migrates exactly when
- * the GPU's count reaches the threshold; device-local accesses are not counted.
+ * them after each round and hands what they counted to the policy's accessCounters hook between
+ * rounds and at the command's end (uvm_gpu_access_counters.c) — not the per-page touch estimate.
+ * A region migrates exactly when the GPU's count reaches the threshold, before the next round;
+ * device-local accesses are not counted.
  */
 import { describe, expect, it } from 'vitest';
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, PAGE_SIZE, PROT_READ, PROT_WRITE, type Process } from '../../src/index.js';
