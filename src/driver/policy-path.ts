@@ -278,6 +278,7 @@ export class PolicyPath {
 
   /** A command starts: one kernel launch (the cost model's launchNs). */
   commandStart(): void {
+    this.#acOf = null; // its counts start at none handed over (a command run again was reset)
     if (this.#frozen) return;
     this.stats.launches++;
     this.#now += this.cost.launchNs;
