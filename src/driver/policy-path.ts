@@ -411,10 +411,9 @@ export class PolicyPath {
       const requests = Math.ceil((c.counts[i] * 4) / unit);
       total += requests;
       if (end) this.stats.countedAccesses += c.counts[i];
-      if (requests === delivered[i]) continue;
+      if (requests <= delivered[i]) continue; // nothing new since the last hand-over
       this.#acPages[n] = p;
-      // (Fewer than handed over: the command was reset and counts afresh.)
-      this.#acCounts[n] = requests > delivered[i] ? requests - delivered[i] : requests;
+      this.#acCounts[n] = requests - delivered[i];
       delivered[i] = requests;
       n++;
     }

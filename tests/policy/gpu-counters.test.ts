@@ -35,6 +35,21 @@ describe('GPU access counters on the policy path', () => {
     return { proc, mirror, path };
   }
 
+  /** A policy that maps every fault remotely and logs each access-counter batch it gets (pages, counts). */
+  function counterLog(): { policy: MigrationPolicy; seen: { pages: number[]; counts: number[] }[] } {
+    const seen: { pages: number[]; counts: number[] }[] = [];
+    const policy: MigrationPolicy = {
+      name: 'counter-log',
+      decide(g, _v, out) {
+        out.action.fill(DECIDE_REMOTE, 0, g.count);
+      },
+      accessCounters(b: AccessCounterBatch) {
+        seen.push({ pages: Array.from(b.pages.subarray(0, b.count)), counts: Array.from(b.counts.subarray(0, b.count)) });
+      },
+    };
+    return { policy, seen };
+  }
+
   async function readPages(mirror: Dmirror, first: number, n: number): Promise<void> {
     const { data } = await mirror.read(ADDR + first * PAGE_SIZE, n);
     expect(firstDiff(data, pagesOf(n, (k) => tag(first + k)))).toBeNull();
@@ -71,16 +86,7 @@ describe('GPU access counters on the policy path', () => {
   });
 
   mirrorTest('a user policy without a granularity gets a counter a page: each page read, with its count', async ({ proc, mirror: m0 }) => {
-    const seen: { pages: number[]; counts: number[] }[] = [];
-    const policy: MigrationPolicy = {
-      name: 'counter-log',
-      decide(g, _v, out) {
-        out.action.fill(DECIDE_REMOTE, 0, g.count);
-      },
-      accessCounters(b: AccessCounterBatch) {
-        seen.push({ pages: Array.from(b.pages.subarray(0, b.count)), counts: Array.from(b.counts.subarray(0, b.count)) });
-      },
-    };
+    const { policy, seen } = counterLog();
     const { mirror, path } = await setup({ proc, mirror: m0 }, policy);
     expect(path.gpuCounters).toEqual({ regionPages: 1, origin: ADDR / PAGE_SIZE });
     await readPages(mirror, 5, 3);
@@ -92,16 +98,7 @@ describe('GPU access counters on the policy path', () => {
   });
 
   mirrorTest('between rounds: what a round counted is handed over before the replay, as UVM services notifications while the kernel runs', async ({ proc, mirror: m0 }) => {
-    const seen: { pages: number[]; counts: number[] }[] = [];
-    const policy: MigrationPolicy = {
-      name: 'counter-log',
-      decide(g, _v, out) {
-        out.action.fill(DECIDE_REMOTE, 0, g.count);
-      },
-      accessCounters(b: AccessCounterBatch) {
-        seen.push({ pages: Array.from(b.pages.subarray(0, b.count)), counts: Array.from(b.counts.subarray(0, b.count)) });
-      },
-    };
+    const { policy, seen } = counterLog();
     const { mirror } = await setup({ proc, mirror: m0 }, policy);
     await readPages(mirror, 5, 1); // page 5 mapped remotely
     seen.length = 0;
